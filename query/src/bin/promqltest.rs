@@ -1,0 +1,2 @@
+//! Runs Prometheus's promqltest files. OWNER: query helper.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Kubernetes service discovery (kube-rs list+watch). OWNER: kubernetes helper.

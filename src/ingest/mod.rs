@@ -1,0 +1,1 @@
+//! Remote-write receiver. OWNER: server helper.

@@ -1,0 +1,2 @@
+//! `argus` binary entry point. OWNER: server helper.
+fn main() {}

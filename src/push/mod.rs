@@ -1,0 +1,1 @@
+//! Pushgateway-compatible push ingest and federation. OWNER: push helper.

@@ -1,0 +1,1 @@
+//! Pull scraper: exposition parsers, scrape loops, relabeling. OWNER: scrape helper.

@@ -1,0 +1,195 @@
+//! The traits the rest of Argus programs against: appending samples and querying series.
+//!
+//! Data flows one way: ingest → [`Appender`] → head + WAL → blocks → [`Querier`] → PromQL.
+//! `argus-query` sees only [`Queryable`], [`Querier`], [`SeriesSet`] and [`SampleIterator`].
+
+use crate::error::{Error, Result};
+use crate::matcher::Matcher;
+use crate::model::{Labels, SeriesRef, Timestamp};
+
+/// A cursor over one series' samples in ascending timestamp order.
+///
+/// Call order: `next()` or `seek()` first; `at()` only after one of them returned `true`;
+/// `err()` once at the end to tell exhaustion from failure.
+pub trait SampleIterator {
+    /// Advances to the next sample. Returns `false` at the end or on error.
+    fn next(&mut self) -> bool;
+    /// Advances to the first sample with timestamp `>= t`. If the current sample already
+    /// satisfies that, stays put. Returns `false` when there is none (or on error).
+    fn seek(&mut self, t: Timestamp) -> bool;
+    /// The current sample `(t ms, value)`.
+    fn at(&self) -> (Timestamp, f64);
+    /// The error that ended iteration, if any (sticky).
+    fn err(&self) -> Option<&Error>;
+}
+
+/// A cursor over series sorted by label set, each restricted to the querier's `[mint, maxt]`.
+///
+/// Call order: `next()`; while it returns `true`, `labels()` and `samples()` describe the
+/// current series; `err()` at the end. A failed select is a set whose `next()` is `false` and
+/// whose `err()` is `Some`.
+pub trait SeriesSet {
+    /// Advances to the next series.
+    fn next(&mut self) -> bool;
+    /// Labels of the current series.
+    fn labels(&self) -> &Labels;
+    /// A fresh sample cursor over the current series, only samples within `[mint, maxt]`.
+    /// Samples deleted by tombstones are not returned.
+    fn samples(&self) -> Box<dyn SampleIterator + '_>;
+    /// The error that ended iteration, if any.
+    fn err(&self) -> Option<&Error>;
+}
+
+/// Reads series over a fixed closed time range `[mint, maxt]` (ms).
+///
+/// Not shared between threads; create one per query.
+pub trait Querier {
+    /// Series whose labels satisfy every matcher, sorted by labels, merged and deduplicated
+    /// across head and blocks. Series with no samples in range are omitted.
+    fn select(&self, matchers: &[Matcher]) -> Box<dyn SeriesSet + '_>;
+    /// Sorted label names of series that match all `matchers` (all series when empty) and have
+    /// data in range.
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;
+    /// Sorted distinct values of label `name` among series matching `matchers` (all series when
+    /// empty) that have data in range.
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+}
+
+/// Something that can open queriers: the `Db`, or the in-memory test storage.
+///
+/// May be called concurrently from many threads.
+pub trait Queryable: Send + Sync {
+    /// A querier over the closed range `[mint, maxt]` in ms.
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>>;
+}
+
+/// A batch of appends, made visible and durable together by [`Appender::commit`].
+///
+/// One appender per task (it is `Send`, not `Sync`). Per-sample rejections (`OutOfOrder`,
+/// `OutOfBounds`, `TooOld`, `DuplicateSample`) are returned by `append` immediately and leave the
+/// rest of the batch intact; the caller decides whether to go on.
+pub trait Appender: Send {
+    /// Adds a sample. `series` is a ref returned earlier by this storage for the same `labels`
+    /// (a cache hint; `None` or a stale ref falls back to `labels`). `labels` must be sorted,
+    /// unique and non-empty. Returns the series' ref for caching.
+    fn append(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef>;
+    /// Writes the batch to the WAL (fsynced per the configured policy), then makes it visible to
+    /// queries. After an `Ok`, the samples survive a crash. The appender may be reused.
+    fn commit(&mut self) -> Result<()>;
+    /// Discards the batch. The appender may be reused.
+    fn rollback(&mut self);
+}
+
+/// Something that hands out appenders: the `Db`, or the in-memory test storage.
+pub trait Appendable: Send + Sync {
+    /// A new, empty appender.
+    fn appender(&self) -> Box<dyn Appender>;
+}
+
+/// A sample iterator over nothing.
+pub struct EmptySampleIterator;
+
+impl SampleIterator for EmptySampleIterator {
+    fn next(&mut self) -> bool {
+        false
+    }
+    fn seek(&mut self, _t: Timestamp) -> bool {
+        false
+    }
+    fn at(&self) -> (Timestamp, f64) {
+        unreachable!("BUG: at() called on an empty iterator")
+    }
+    fn err(&self) -> Option<&Error> {
+        None
+    }
+}
+
+/// A series set that yields nothing, optionally ending with an error.
+pub struct ErrSeriesSet {
+    err: Option<Error>,
+    empty: Labels,
+}
+
+impl ErrSeriesSet {
+    /// An empty set (no error).
+    pub fn empty() -> Self {
+        Self {
+            err: None,
+            empty: Labels::empty(),
+        }
+    }
+    /// A failed set carrying `err`.
+    pub fn new(err: Error) -> Self {
+        Self {
+            err: Some(err),
+            empty: Labels::empty(),
+        }
+    }
+}
+
+impl SeriesSet for ErrSeriesSet {
+    fn next(&mut self) -> bool {
+        false
+    }
+    fn labels(&self) -> &Labels {
+        &self.empty
+    }
+    fn samples(&self) -> Box<dyn SampleIterator + '_> {
+        Box::new(EmptySampleIterator)
+    }
+    fn err(&self) -> Option<&Error> {
+        self.err.as_ref()
+    }
+}
+
+/// A sample iterator over a slice of `(t, v)` pairs sorted by time.
+pub struct SliceSampleIterator<'a> {
+    samples: &'a [(Timestamp, f64)],
+    pos: usize,
+    started: bool,
+}
+
+impl<'a> SliceSampleIterator<'a> {
+    /// Iterates over `samples` (must be sorted by timestamp, no duplicates).
+    pub fn new(samples: &'a [(Timestamp, f64)]) -> Self {
+        Self {
+            samples,
+            pos: 0,
+            started: false,
+        }
+    }
+}
+
+impl SampleIterator for SliceSampleIterator<'_> {
+    fn next(&mut self) -> bool {
+        if self.started {
+            self.pos += 1;
+        } else {
+            self.started = true;
+        }
+        self.pos < self.samples.len()
+    }
+    fn seek(&mut self, t: Timestamp) -> bool {
+        if !self.started {
+            self.started = true;
+        }
+        if self.pos < self.samples.len() && self.samples[self.pos].0 >= t {
+            return true;
+        }
+        let rest = &self.samples[self.pos.min(self.samples.len())..];
+        self.pos += rest.partition_point(|s| s.0 < t);
+        self.pos < self.samples.len()
+    }
+    fn at(&self) -> (Timestamp, f64) {
+        self.samples[self.pos]
+    }
+    fn err(&self) -> Option<&Error> {
+        None
+    }
+}

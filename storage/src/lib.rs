@@ -1,0 +1,51 @@
+//! Argus's time-series database.
+//!
+//! [`Db`] opens a directory and owns an in-memory head (Gorilla-compressed chunks, roaring
+//! postings), a write-ahead log, immutable memory-mapped blocks and their compaction. Ingest goes
+//! through [`Appender`]; reads go through [`Queryable`] → [`Querier`] → [`SeriesSet`] →
+//! [`SampleIterator`]. All timestamps are `i64` milliseconds; intervals are closed.
+//!
+//! ```no_run
+//! use argus_storage::{Db, Labels, Options, Queryable, Appendable, Matcher};
+//! let db = Db::open("/tmp/argus-doc", Options::default())?;
+//! let mut app = db.appender();
+//! app.append(None, &Labels::from_pairs(&[("__name__", "up"), ("job", "a")]), 1000, 1.0)?;
+//! app.commit()?;
+//! let q = db.querier(0, 2000)?;
+//! let mut set = q.select(&[Matcher::equal("__name__", "up")]);
+//! while set.next() {
+//!     let mut it = set.samples();
+//!     while it.next() {
+//!         let (t, v) = it.at();
+//!         println!("{} {t} {v}", set.labels());
+//!     }
+//! }
+//! # Ok::<(), argus_storage::Error>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod chunk;
+mod db;
+mod error;
+mod index;
+mod interface;
+mod matcher;
+mod model;
+mod wal;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{Db, DbMetrics, Options, TsdbStats};
+pub use error::{Error, ErrorKind, Result};
+pub use interface::{
+    Appendable, Appender, EmptySampleIterator, ErrSeriesSet, Querier, Queryable, SampleIterator,
+    SeriesSet, SliceSampleIterator,
+};
+pub use matcher::{MatchType, Matcher, validate_selector};
+pub use model::{
+    Label, Labels, METRIC_NAME, STALE_NAN_BITS, Sample, SeriesRef, Timestamp, is_stale_nan,
+    stale_nan,
+};
+pub use wal::SyncMode;

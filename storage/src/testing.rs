@@ -1,0 +1,224 @@
+//! In-memory [`Queryable`] + [`Appendable`] for other crates' tests (feature `testing`).
+//!
+//! Semantics follow the real `Db` where tests can see them: sorted series, samples in
+//! `[mint, maxt]`, out-of-order appends rejected, duplicate timestamps with another value
+//! rejected, empty-matching matchers selecting series without the label.
+
+use crate::error::{Error, Result};
+use crate::interface::{
+    Appendable, Appender, Querier, Queryable, SampleIterator, SeriesSet, SliceSampleIterator,
+};
+use crate::matcher::Matcher;
+use crate::model::{Labels, SeriesRef, Timestamp};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Data = BTreeMap<Labels, Vec<(Timestamp, f64)>>;
+
+/// Shared in-memory storage. Clones share the same data.
+#[derive(Clone, Default)]
+pub struct MemStorage {
+    data: Arc<RwLock<Data>>,
+}
+
+impl MemStorage {
+    /// An empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts a sample directly (sorted by time; replaces an equal timestamp). For fixtures.
+    pub fn insert(&self, labels: Labels, t: Timestamp, v: f64) {
+        let mut data = self.data.write();
+        let s = data.entry(labels).or_default();
+        match s.binary_search_by_key(&t, |p| p.0) {
+            Ok(i) => s[i].1 = v,
+            Err(i) => s.insert(i, (t, v)),
+        }
+    }
+
+    /// Every series and its samples, for assertions.
+    pub fn dump(&self) -> Vec<(Labels, Vec<(Timestamp, f64)>)> {
+        self.data
+            .read()
+            .iter()
+            .map(|(l, s)| (l.clone(), s.clone()))
+            .collect()
+    }
+
+    /// Drops all data.
+    pub fn clear(&self) {
+        self.data.write().clear();
+    }
+}
+
+fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
+    matchers
+        .iter()
+        .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+}
+
+struct MemQuerier {
+    series: Vec<(Labels, Vec<(Timestamp, f64)>)>,
+}
+
+impl Queryable for MemStorage {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>> {
+        let data = self.data.read();
+        let series = data
+            .iter()
+            .filter_map(|(l, s)| {
+                let lo = s.partition_point(|p| p.0 < mint);
+                let hi = s.partition_point(|p| p.0 <= maxt);
+                (lo < hi).then(|| (l.clone(), s[lo..hi].to_vec()))
+            })
+            .collect();
+        Ok(Box::new(MemQuerier { series }))
+    }
+}
+
+impl Querier for MemQuerier {
+    fn select(&self, matchers: &[Matcher]) -> Box<dyn SeriesSet + '_> {
+        let picked = self
+            .series
+            .iter()
+            .filter(|(l, _)| matches_all(l, matchers))
+            .collect();
+        Box::new(MemSeriesSet { picked, pos: None })
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(l, _)| matches_all(l, matchers))
+            .flat_map(|(l, _)| l.iter().map(|p| p.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let mut values: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(l, _)| matches_all(l, matchers))
+            .filter_map(|(l, _)| l.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+}
+
+struct MemSeriesSet<'a> {
+    picked: Vec<&'a (Labels, Vec<(Timestamp, f64)>)>,
+    pos: Option<usize>,
+}
+
+impl SeriesSet for MemSeriesSet<'_> {
+    fn next(&mut self) -> bool {
+        let next = self.pos.map_or(0, |p| p + 1);
+        self.pos = Some(next);
+        next < self.picked.len()
+    }
+    fn labels(&self) -> &Labels {
+        &self.picked[self.pos.expect("BUG: labels() before next()")].0
+    }
+    fn samples(&self) -> Box<dyn SampleIterator + '_> {
+        Box::new(SliceSampleIterator::new(
+            &self.picked[self.pos.expect("BUG: samples() before next()")].1,
+        ))
+    }
+    fn err(&self) -> Option<&Error> {
+        None
+    }
+}
+
+struct MemAppender {
+    storage: MemStorage,
+    pending: Vec<(Labels, Timestamp, f64)>,
+}
+
+impl Appendable for MemStorage {
+    fn appender(&self) -> Box<dyn Appender> {
+        Box::new(MemAppender {
+            storage: self.clone(),
+            pending: Vec::new(),
+        })
+    }
+}
+
+impl Appender for MemAppender {
+    fn append(
+        &mut self,
+        _series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef> {
+        if labels.is_empty() {
+            return Err(Error::InvalidLabels("empty label set".into()));
+        }
+        let data = self.storage.data.read();
+        if let Some(&(last_t, last_v)) = data.get(labels).and_then(|s| s.last()) {
+            if t < last_t {
+                return Err(Error::OutOfOrder);
+            }
+            if t == last_t && last_v.to_bits() != v.to_bits() {
+                return Err(Error::DuplicateSample);
+            }
+        }
+        drop(data);
+        self.pending.push((labels.clone(), t, v));
+        Ok(SeriesRef(labels.stable_hash()))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        for (l, t, v) in self.pending.drain(..) {
+            self.storage.insert(l, t, v);
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::MatchType;
+
+    #[test]
+    fn append_commit_select() {
+        let s = MemStorage::new();
+        let mut app = s.appender();
+        let a = Labels::from_pairs(&[("__name__", "up"), ("job", "a")]);
+        let b = Labels::from_pairs(&[("__name__", "up"), ("job", "b")]);
+        app.append(None, &b, 10, 1.0).unwrap();
+        app.append(None, &a, 10, 2.0).unwrap();
+        app.append(None, &a, 20, 3.0).unwrap();
+        assert!(s.dump().is_empty(), "nothing visible before commit");
+        app.commit().unwrap();
+        assert!(matches!(
+            app.append(None, &a, 5, 0.0),
+            Err(Error::OutOfOrder)
+        ));
+
+        let q = s.querier(15, 30).unwrap();
+        let m = Matcher::new(MatchType::Regex, "job", "a|b").unwrap();
+        let mut set = q.select(&[m]);
+        assert!(set.next());
+        assert_eq!(set.labels(), &a);
+        let mut it = set.samples();
+        assert!(it.next());
+        assert_eq!(it.at(), (20, 3.0));
+        assert!(!it.next());
+        drop(it);
+        assert!(!set.next(), "b has no samples in range");
+    }
+}
