@@ -1,1 +1,6 @@
-//! Integration tests for the argus binary.
+//! Integration tests for the argus binary, one module per theme.
+
+mod kubernetes;
+mod push;
+mod scrape;
+mod server;

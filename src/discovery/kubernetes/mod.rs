@@ -1,1 +1,5 @@
 //! Kubernetes service discovery (kube-rs list+watch). OWNER: kubernetes helper.
+
+mod config;
+
+pub use config::KubernetesSdConfig;

@@ -1,0 +1,1 @@
+//! kubernetes integration tests (owner: kubernetes helper).

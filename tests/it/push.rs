@@ -1,0 +1,1 @@
+//! push integration tests (owner: push helper).

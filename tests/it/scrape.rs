@@ -1,0 +1,1 @@
+//! scrape integration tests (owner: scrape helper).

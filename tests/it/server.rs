@@ -1,0 +1,1 @@
+//! server integration tests (owner: server helper).
