@@ -25,13 +25,19 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod block;
 mod chunk;
+mod compact;
 mod db;
 mod error;
+mod fs;
+mod head;
 mod index;
 mod interface;
 mod matcher;
 mod model;
+mod postings;
+mod querier;
 mod wal;
 
 #[cfg(feature = "testing")]
