@@ -27,6 +27,7 @@
 
 mod chunk;
 mod db;
+mod encoding;
 mod error;
 mod index;
 mod interface;

@@ -1,6 +1,11 @@
 //! Write-ahead log. OWNER: codec helper. (API stub: signatures are the contract.)
 //!
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
+)]
 
 pub(crate) mod record;
 
