@@ -29,6 +29,7 @@ mod block;
 mod chunk;
 mod compact;
 mod db;
+mod encoding;
 mod error;
 mod fs;
 mod head;
