@@ -171,7 +171,9 @@ impl Db {
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let dir = dir.as_ref().to_path_buf();
         if opts.block_range_ms <= 0 {
-            return Err(Error::InvalidArgument("block_range_ms must be positive".into()));
+            return Err(Error::InvalidArgument(
+                "block_range_ms must be positive".into(),
+            ));
         }
         if opts.out_of_order_window_ms < 0 {
             return Err(Error::InvalidArgument(

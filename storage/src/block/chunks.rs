@@ -79,7 +79,10 @@ impl ChunkWriter {
                     .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?,
             );
             let mut header = [0u8; HEADER_LEN];
-            for (dst, src) in header.iter_mut().zip(MAGIC.to_le_bytes().into_iter().chain([VERSION])) {
+            for (dst, src) in header
+                .iter_mut()
+                .zip(MAGIC.to_le_bytes().into_iter().chain([VERSION]))
+            {
                 *dst = src;
             }
             f.write_all(&header)
@@ -137,7 +140,11 @@ impl ChunkReader {
         let mut segments = Vec::with_capacity(names.len());
         for (i, (n, path)) in names.iter().enumerate() {
             if *n as usize != i + 1 {
-                return Err(Error::corruption(dir, 0, format!("missing chunk segment {}", i + 1)));
+                return Err(Error::corruption(
+                    dir,
+                    0,
+                    format!("missing chunk segment {}", i + 1),
+                ));
             }
             let m = Mmap::open(path)?;
             let b = m.bytes();
@@ -145,7 +152,11 @@ impl ChunkReader {
                 return Err(Error::corruption(path, 0, "bad chunk segment magic"));
             }
             if b.get(4) != Some(&VERSION) {
-                return Err(Error::corruption(path, 4, "unsupported chunk segment version"));
+                return Err(Error::corruption(
+                    path,
+                    4,
+                    "unsupported chunk segment version",
+                ));
             }
             segments.push(m);
         }
@@ -169,11 +180,11 @@ impl ChunkReader {
         if off < HEADER_LEN {
             return Err(bad("chunk ref inside the segment header"));
         }
-        let len = b
-            .get(off..off + 4)
-            .and_then(|s| s.try_into().ok())
-            .map(u32::from_le_bytes)
-            .ok_or_else(|| bad("chunk ref past the end of the segment"))? as usize;
+        let len =
+            b.get(off..off + 4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_le_bytes)
+                .ok_or_else(|| bad("chunk ref past the end of the segment"))? as usize;
         let body = b
             .get(off + 4..off + 5 + len)
             .ok_or_else(|| bad("chunk length past the end of the segment"))?;
@@ -207,7 +218,10 @@ mod tests {
         let cdir = dir.path().join("chunks");
         let mut w = ChunkWriter::create(&cdir).unwrap();
         let datas: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; i as usize + 1]).collect();
-        let refs: Vec<u64> = datas.iter().map(|d| w.write(Encoding::Xor, d).unwrap()).collect();
+        let refs: Vec<u64> = datas
+            .iter()
+            .map(|d| w.write(Encoding::Xor, d).unwrap())
+            .collect();
         w.finish().unwrap();
         let r = ChunkReader::open(&cdir).unwrap();
         for (d, &rf) in datas.iter().zip(&refs) {

@@ -106,7 +106,13 @@ mod tests {
         };
         m.write(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(META_FILE)).unwrap();
-        for key in ["\"ulid\"", "\"minTime\"", "\"maxTime\"", "\"numSamples\"", "\"level\""] {
+        for key in [
+            "\"ulid\"",
+            "\"minTime\"",
+            "\"maxTime\"",
+            "\"numSamples\"",
+            "\"level\"",
+        ] {
             assert!(text.contains(key), "missing {key} in {text}");
         }
         assert_eq!(BlockMeta::read(dir.path()).unwrap(), m);

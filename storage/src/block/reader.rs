@@ -73,7 +73,12 @@ impl Block {
     }
 
     /// Adds `[mint, maxt]` deletions for `ids` and rewrites the tombstones file atomically.
-    pub(crate) fn delete(&self, ids: &RoaringBitmap, mint: Timestamp, maxt: Timestamp) -> Result<()> {
+    pub(crate) fn delete(
+        &self,
+        ids: &RoaringBitmap,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -163,7 +168,10 @@ impl BlockReader for Block {
                 continue;
             }
             let (_enc, data) = self.chunks.chunk(m.chunk_ref)?;
-            if !deleted.iter().any(|&(a, b)| overlaps(a, b, m.min_time, m.max_time)) {
+            if !deleted
+                .iter()
+                .any(|&(a, b)| overlaps(a, b, m.min_time, m.max_time))
+            {
                 out.push(m.min_time, m.max_time, data);
                 continue;
             }

@@ -97,7 +97,8 @@ pub(crate) fn decode(b: &[u8], path: &Path) -> Result<Tombstones> {
     let mut ts = Tombstones::new();
     for i in 0..count {
         let off = HEADER_LEN + i * ENTRY_LEN;
-        let (Some(id), Some(a), Some(bb)) = (u32_at(b, off), i64_at(b, off + 4), i64_at(b, off + 12))
+        let (Some(id), Some(a), Some(bb)) =
+            (u32_at(b, off), i64_at(b, off + 4), i64_at(b, off + 12))
         else {
             return Err(bad(off, "truncated entry"));
         };
@@ -119,6 +120,7 @@ pub(crate) fn read(path: &Path) -> Result<Tombstones> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

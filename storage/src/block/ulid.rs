@@ -18,7 +18,9 @@ pub(crate) fn new_ulid() -> String {
     // ids created in the same millisecond by one process never collide.
     let mut x = (now.as_nanos() as u64)
         ^ (u64::from(std::process::id()) << 32)
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut next = || {
         x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = x;

@@ -96,7 +96,11 @@ fn write_into(
             }
         }
         if let Some(e) = it.err() {
-            return Err(Error::corruption(tmp, 0, format!("cannot read source chunk: {e}")));
+            return Err(Error::corruption(
+                tmp,
+                0,
+                format!("cannot read source chunk: {e}"),
+            ));
         }
         if n > 0 {
             flush(&mut c, cmin, cmax)?;
@@ -129,8 +133,17 @@ fn write_into(
     };
     let meta = BlockMeta {
         ulid: id.to_string(),
-        min_time: if spec.mint == i64::MIN { dmin } else { spec.mint },
-        max_time: if spec.maxt == i64::MAX { dmax } else { spec.maxt }.saturating_add(1),
+        min_time: if spec.mint == i64::MIN {
+            dmin
+        } else {
+            spec.mint
+        },
+        max_time: if spec.maxt == i64::MAX {
+            dmax
+        } else {
+            spec.maxt
+        }
+        .saturating_add(1),
         stats,
         compaction: BlockCompaction {
             level: spec.level,

@@ -30,7 +30,11 @@ pub(crate) fn merge_blocks(dir: &Path, blocks: &[Arc<Block>]) -> Result<Option<B
     let spec = BlockSpec {
         mint,
         maxt,
-        level: if blocks.len() > 1 { level + 1 } else { level.max(1) },
+        level: if blocks.len() > 1 {
+            level + 1
+        } else {
+            level.max(1)
+        },
         sources: sources.into_iter().collect(),
         parents: blocks.iter().map(|b| b.id().to_string()).collect(),
     };

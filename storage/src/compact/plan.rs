@@ -144,21 +144,49 @@ mod tests {
             assert_eq!(got, want, "blocks {blocks:?}");
         };
         // Three adjacent 2h blocks fill a 6h window.
-        check(vec![blk("a", 0, 2 * H), blk("b", 2 * H, 4 * H), blk("c", 4 * H, 6 * H)], Some(vec!["a", "b", "c"]));
+        check(
+            vec![
+                blk("a", 0, 2 * H),
+                blk("b", 2 * H, 4 * H),
+                blk("c", 4 * H, 6 * H),
+            ],
+            Some(vec!["a", "b", "c"]),
+        );
         // Incomplete newest window: wait.
         check(vec![blk("a", 0, 2 * H), blk("b", 2 * H, 4 * H)], None);
         // A later block proves the window complete.
-        check(vec![blk("a", 0, 2 * H), blk("b", 2 * H, 4 * H), blk("d", 6 * H, 8 * H)], Some(vec!["a", "b"]));
+        check(
+            vec![
+                blk("a", 0, 2 * H),
+                blk("b", 2 * H, 4 * H),
+                blk("d", 6 * H, 8 * H),
+            ],
+            Some(vec!["a", "b"]),
+        );
         // Overlaps win.
-        check(vec![blk("a", 0, 2 * H), blk("o", H, 2 * H), blk("b", 2 * H, 4 * H)], Some(vec!["a", "o"]));
+        check(
+            vec![
+                blk("a", 0, 2 * H),
+                blk("o", H, 2 * H),
+                blk("b", 2 * H, 4 * H),
+            ],
+            Some(vec!["a", "o"]),
+        );
         check(vec![], None);
     }
 
     #[test]
     fn retention_by_time_and_size() {
-        let blocks = vec![blk("a", 0, 2 * H), blk("b", 2 * H, 4 * H), blk("c", 4 * H, 6 * H)];
+        let blocks = vec![
+            blk("a", 0, 2 * H),
+            blk("b", 2 * H, 4 * H),
+            blk("c", 4 * H, 6 * H),
+        ];
         assert_eq!(retention(&blocks, Some(3 * H), None), vec!["a"]);
         assert_eq!(retention(&blocks, None, Some(150)), vec!["a", "b"]);
-        assert_eq!(retention(&blocks, Some(100 * H), Some(1000)), Vec::<String>::new());
+        assert_eq!(
+            retention(&blocks, Some(100 * H), Some(1000)),
+            Vec::<String>::new()
+        );
     }
 }

@@ -82,11 +82,17 @@ pub(crate) fn validate_labels(labels: &Labels) -> Result<()> {
     let s = labels.as_slice();
     for l in s {
         if l.name.is_empty() || l.value.is_empty() {
-            return Err(Error::InvalidLabels(format!("empty name or value in {labels}")));
+            return Err(Error::InvalidLabels(format!(
+                "empty name or value in {labels}"
+            )));
         }
     }
-    if s.windows(2).any(|w| matches!(w, [a, b] if a.name >= b.name)) {
-        return Err(Error::InvalidLabels(format!("unsorted or duplicate names in {labels}")));
+    if s.windows(2)
+        .any(|w| matches!(w, [a, b] if a.name >= b.name))
+    {
+        return Err(Error::InvalidLabels(format!(
+            "unsorted or duplicate names in {labels}"
+        )));
     }
     Ok(())
 }
@@ -113,7 +119,10 @@ impl Appender for HeadAppender {
                 (idx, None)
             }
         };
-        let verdict = s.data.lock().check(pending, t, v, self.head.opts.ooo_window);
+        let verdict = s
+            .data
+            .lock()
+            .check(pending, t, v, self.head.opts.ooo_window);
         match verdict {
             Applied::InOrder => {
                 if t < self.head.appendable_min_valid_time() {
@@ -236,6 +245,8 @@ impl HeadAppender {
         head.metrics
             .samples_appended
             .fetch_add(n_in + n_ooo, Ordering::Relaxed);
-        head.metrics.ooo_appended.fetch_add(n_ooo, Ordering::Relaxed);
+        head.metrics
+            .ooo_appended
+            .fetch_add(n_ooo, Ordering::Relaxed);
     }
 }

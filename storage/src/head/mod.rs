@@ -147,7 +147,11 @@ impl Head {
 
     /// The series with `labels`, created when missing. `id` forces the ref (WAL replay).
     /// Returns the series and whether it was created.
-    pub(crate) fn get_or_create(&self, labels: &Labels, id: Option<u64>) -> Result<(Arc<Series>, bool)> {
+    pub(crate) fn get_or_create(
+        &self,
+        labels: &Labels,
+        id: Option<u64>,
+    ) -> Result<(Arc<Series>, bool)> {
         let hash = labels.stable_hash();
         if let Some(s) = self.series.get_by_labels(hash, labels) {
             return Ok((s, false));
@@ -173,7 +177,12 @@ impl Head {
             let mut sym = self.symbols.lock();
             labels
                 .iter()
-                .map(|l| (self.intern(&mut sym, &l.name), self.intern(&mut sym, &l.value)))
+                .map(|l| {
+                    (
+                        self.intern(&mut sym, &l.name),
+                        self.intern(&mut sym, &l.value),
+                    )
+                })
                 .collect()
         };
         let s = Arc::new(Series {
@@ -248,7 +257,13 @@ impl Head {
 
     /// Deletes samples in `[mint, maxt]` of series `ids` (physically: chunks are re-encoded).
     /// Logs tombstone records to the WAL first when `log` is set.
-    pub(crate) fn delete(&self, ids: &[u64], mint: Timestamp, maxt: Timestamp, log: bool) -> Result<()> {
+    pub(crate) fn delete(
+        &self,
+        ids: &[u64],
+        mint: Timestamp,
+        maxt: Timestamp,
+        log: bool,
+    ) -> Result<()> {
         if log && !ids.is_empty() {
             let ts: Vec<RefTombstone> = ids
                 .iter()

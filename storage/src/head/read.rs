@@ -87,9 +87,11 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         }
         let lo = d.ooo.partition_point(|x| x.0 < mint);
         let hi = d.ooo.partition_point(|x| x.0 <= maxt);
-        if let (Some(ooo), Some(first), Some(last)) =
-            (d.ooo.get(lo..hi), d.ooo.get(lo), hi.checked_sub(1).and_then(|i| d.ooo.get(i)))
-        {
+        if let (Some(ooo), Some(first), Some(last)) = (
+            d.ooo.get(lo..hi),
+            d.ooo.get(lo),
+            hi.checked_sub(1).and_then(|i| d.ooo.get(i)),
+        ) {
             let mut c = XorChunk::new();
             for &(t, v) in ooo {
                 c.append(t, v);

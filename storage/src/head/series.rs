@@ -300,9 +300,12 @@ impl Stripe {
     }
 }
 
+/// Series by ref.
+pub(crate) type RefMap = HashMap<u64, Arc<Series>>;
+
 /// Series maps striped by ref (for `by_ref`) and by label hash (for lookups by labels).
 pub(crate) struct StripeSeries {
-    pub(crate) ref_stripes: Box<[RwLock<HashMap<u64, Arc<Series>>>]>,
+    pub(crate) ref_stripes: Box<[RwLock<RefMap>]>,
     pub(crate) hash_stripes: Box<[RwLock<Stripe>]>,
 }
 
@@ -316,14 +319,18 @@ impl Default for StripeSeries {
 }
 
 impl StripeSeries {
-    pub(crate) fn ref_stripe(&self, id: u64) -> &RwLock<HashMap<u64, Arc<Series>>> {
+    pub(crate) fn ref_stripe(&self, id: u64) -> &RwLock<RefMap> {
         let i = (id as usize) & (STRIPES - 1);
-        self.ref_stripes.get(i).unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
+        self.ref_stripes
+            .get(i)
+            .unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
     }
 
     pub(crate) fn hash_stripe(&self, hash: u64) -> &RwLock<Stripe> {
         let i = (hash as usize) & (STRIPES - 1);
-        self.hash_stripes.get(i).unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
+        self.hash_stripes
+            .get(i)
+            .unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
     }
 
     /// The series with ref `id`.
@@ -333,7 +340,10 @@ impl StripeSeries {
 
     /// The series with `labels`.
     pub(crate) fn get_by_labels(&self, hash: u64, labels: &Labels) -> Option<Arc<Series>> {
-        self.hash_stripe(hash).read().get_by_labels(hash, labels).cloned()
+        self.hash_stripe(hash)
+            .read()
+            .get_by_labels(hash, labels)
+            .cloned()
     }
 
     /// Adds `s` to the ref map (the caller has added it to its hash stripe).

@@ -166,7 +166,11 @@ pub(crate) struct ChunksIterator<'a> {
 
 impl<'a> ChunksIterator<'a> {
     /// Iterates `chunks` (sorted by `min_t`) within `[mint, maxt]`.
-    pub(crate) fn new(chunks: Vec<(&'a [u8], ChunkSpan)>, mint: Timestamp, maxt: Timestamp) -> Self {
+    pub(crate) fn new(
+        chunks: Vec<(&'a [u8], ChunkSpan)>,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Self {
         let overlapping = chunks
             .windows(2)
             .any(|w| matches!(w, [a, b] if a.1.max_t >= b.1.min_t));

@@ -23,7 +23,11 @@ pub(crate) struct DbQuerier {
 
 impl DbQuerier {
     /// A querier over the readers that overlap `[mint, maxt]`.
-    pub(crate) fn new(readers: Vec<Arc<dyn BlockReader>>, mint: Timestamp, maxt: Timestamp) -> Self {
+    pub(crate) fn new(
+        readers: Vec<Arc<dyn BlockReader>>,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Self {
         let readers = readers
             .into_iter()
             .filter(|r| overlaps(r.min_time(), r.max_time(), mint, maxt))
