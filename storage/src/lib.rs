@@ -31,6 +31,7 @@ mod encoding;
 mod error;
 mod index;
 mod interface;
+pub mod internals;
 mod matcher;
 mod model;
 mod wal;
