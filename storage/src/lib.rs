@@ -35,6 +35,7 @@ mod fs;
 mod head;
 mod index;
 mod interface;
+pub mod internals;
 mod matcher;
 mod model;
 mod postings;
