@@ -360,3 +360,56 @@ impl StripeSeries {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cut_at_target_size_and_range_boundaries() {
+        let mut d = SeriesData::default();
+        for t in 0..300 {
+            assert_eq!(d.apply(t, t as f64, 1000, 0), Applied::InOrder);
+        }
+        assert_eq!(
+            d.chunks
+                .iter()
+                .map(|c| c.chunk.num_samples())
+                .collect::<Vec<_>>(),
+            vec![120, 120, 60]
+        );
+        // Crossing t=1000 cuts even though the open chunk is small.
+        let mut d = SeriesData::default();
+        for t in [990, 995, 1000, 1005] {
+            d.apply(t, 0.0, 1000, 0);
+        }
+        assert_eq!(d.chunks.len(), 2);
+        assert_eq!((d.chunks[1].min_t, d.chunks[1].max_t), (1000, 1005));
+    }
+
+    #[test]
+    fn out_of_order_and_rejections() {
+        let mut d = SeriesData::default();
+        let check = |d: &mut SeriesData, t: i64, v: f64, window: i64, want: Applied| {
+            assert_eq!(d.check(None, t, v, window), want, "check t={t}");
+            assert_eq!(d.apply(t, v, 10_000, window), want, "apply t={t}");
+        };
+        check(&mut d, 100, 1.0, 0, Applied::InOrder);
+        check(&mut d, 100, 1.0, 0, Applied::Duplicate);
+        check(&mut d, 100, 2.0, 0, Applied::RejectDuplicate);
+        check(&mut d, 99, 1.0, 0, Applied::RejectOutOfOrder);
+        check(&mut d, 200, 1.0, 50, Applied::InOrder);
+        check(&mut d, 149, 1.0, 50, Applied::RejectTooOld);
+        check(&mut d, 150, 1.5, 50, Applied::OutOfOrder);
+        check(&mut d, 150, 1.5, 50, Applied::Duplicate);
+        check(&mut d, 150, 2.5, 50, Applied::RejectDuplicate);
+        check(&mut d, 160, 1.6, 50, Applied::OutOfOrder);
+        assert_eq!(d.ooo, vec![(150, 1.5), (160, 1.6)]);
+        assert_eq!((d.min_time(), d.max_time()), (100, 200));
+        // Pending samples of the caller's batch count as the newest.
+        assert_eq!(
+            d.check(Some((300, 0)), 250, 0.0, 0),
+            Applied::RejectOutOfOrder
+        );
+    }
+}
