@@ -1,6 +1,6 @@
 //! One in-memory series (`Series`) and the striped maps that find it by ref or by labels.
 
-use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk};
+use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::interface::SampleIterator;
 use crate::model::{Label, Labels, Timestamp};
 use parking_lot::{Mutex, RwLock};
@@ -53,9 +53,56 @@ impl Series {
 
 /// One head chunk with its time range.
 pub(crate) struct HeadChunk {
-    pub(crate) chunk: XorChunk,
+    pub(crate) chunk: ChunkBuf,
     pub(crate) min_t: Timestamp,
     pub(crate) max_t: Timestamp,
+}
+
+/// A head chunk's bytes: the open chunk keeps its encoder state, closed ones only their bytes
+/// (no appender state, no spare capacity).
+pub(crate) enum ChunkBuf {
+    /// The chunk being appended to.
+    Open(XorChunk),
+    /// A completed chunk.
+    Closed(Box<[u8]>),
+}
+
+impl ChunkBuf {
+    /// The encoded bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            ChunkBuf::Open(c) => c.bytes(),
+            ChunkBuf::Closed(b) => b,
+        }
+    }
+
+    /// A cursor over the samples.
+    pub(crate) fn iter(&self) -> XorIterator<'_> {
+        XorIterator::new(self.bytes())
+    }
+
+    /// Samples in an open chunk; closed chunks report "full" so appends cut a new one.
+    pub(crate) fn num_samples(&self) -> usize {
+        match self {
+            ChunkBuf::Open(c) => c.num_samples(),
+            ChunkBuf::Closed(_) => usize::MAX,
+        }
+    }
+
+    /// Approximate heap bytes (the open chunk's buffer starts at 128 bytes).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ChunkBuf::Open(c) => c.bytes().len().max(128),
+            ChunkBuf::Closed(b) => b.len(),
+        }
+    }
+
+    /// Turns an open chunk into a closed one.
+    pub(crate) fn close(&mut self) {
+        if let ChunkBuf::Open(c) = self {
+            *self = ChunkBuf::Closed(c.bytes().into());
+        }
+    }
 }
 
 /// What happened to one applied sample.
@@ -218,14 +265,21 @@ impl SeriesData {
                     }
                 };
                 if cut {
+                    if let Some(prev) = self.chunks.last_mut() {
+                        prev.chunk.close();
+                    }
+                    // Grow one at a time: most series hold few chunks.
+                    self.chunks.reserve_exact(1);
                     self.chunks.push(HeadChunk {
-                        chunk: XorChunk::new(),
+                        chunk: ChunkBuf::Open(XorChunk::new()),
                         min_t: t,
                         max_t: t,
                     });
                 }
-                if let Some(c) = self.chunks.last_mut() {
-                    c.chunk.append(t, v);
+                if let Some(c) = self.chunks.last_mut()
+                    && let ChunkBuf::Open(open) = &mut c.chunk
+                {
+                    open.append(t, v);
                     c.max_t = t;
                 }
                 self.last = Some((t, v.to_bits()));
@@ -240,7 +294,7 @@ impl SeriesData {
             + self
                 .chunks
                 .iter()
-                .map(|c| c.chunk.bytes().len())
+                .map(|c| c.chunk.heap_bytes())
                 .sum::<usize>()
             + self.ooo.capacity() * 16
     }
@@ -376,7 +430,7 @@ mod tests {
                 .iter()
                 .map(|c| c.chunk.num_samples())
                 .collect::<Vec<_>>(),
-            vec![120, 120, 60]
+            vec![usize::MAX, usize::MAX, 60]
         );
         // Crossing t=1000 cuts even though the open chunk is small.
         let mut d = SeriesData::default();
@@ -384,6 +438,7 @@ mod tests {
             d.apply(t, 0.0, 1000, 0);
         }
         assert_eq!(d.chunks.len(), 2);
+        assert!(matches!(d.chunks[0].chunk, ChunkBuf::Closed(_)));
         assert_eq!((d.chunks[1].min_t, d.chunks[1].max_t), (1000, 1005));
     }
 

@@ -132,7 +132,7 @@ proptest! {
                     model.rollback();
                     db.close().unwrap();
                     drop(db);
-                    db = Db::open(dir.path(), opts()).unwrap();
+                    db = Db::open(dir.path(), opts()).unwrap_or_else(|e| panic!("reopen: {e}"));
                     app = db.appender();
                 }
                 Op::Check => check(&db, &model)?,
