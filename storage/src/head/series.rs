@@ -300,14 +300,40 @@ impl SeriesData {
     }
 }
 
+/// Hasher for `u64` keys (series refs, label hashes): one multiply-xorshift round instead of
+/// SipHash, as the keys are not attacker-chosen in a way that matters (refs are sequential,
+/// label hashes only pick buckets and collisions are compared by labels).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// A `HashMap` keyed by `u64` with [`U64Hasher`].
+pub(crate) type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
+
 /// Number of lock stripes of the series maps (a power of two).
 pub(crate) const STRIPES: usize = 128;
 
 /// One stripe: series by label hash (collisions kept aside, as they are rare).
 #[derive(Default)]
 pub(crate) struct Stripe {
-    pub(crate) by_hash: HashMap<u64, Arc<Series>>,
-    pub(crate) collisions: HashMap<u64, Vec<Arc<Series>>>,
+    pub(crate) by_hash: U64Map<Arc<Series>>,
+    pub(crate) collisions: U64Map<Vec<Arc<Series>>>,
 }
 
 impl Stripe {
@@ -355,7 +381,7 @@ impl Stripe {
 }
 
 /// Series by ref.
-pub(crate) type RefMap = HashMap<u64, Arc<Series>>;
+pub(crate) type RefMap = U64Map<Arc<Series>>;
 
 /// Series maps striped by ref (for `by_ref`) and by label hash (for lookups by labels).
 pub(crate) struct StripeSeries {
