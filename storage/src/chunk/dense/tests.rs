@@ -163,6 +163,7 @@ fn iterator_seek_and_reset_across_encodings() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn round_trip(
         start in any::<i64>(),
