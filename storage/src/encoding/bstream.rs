@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(r.read_bit(), None);
 
         let mut w = BitWriter::default();
-        w.write_bits(0b110_1111_0, 8);
+        w.write_bits(0b1101_1110, 8);
         w.write_bits(0b11, 2);
         let mut r = BitReader::new(w.bytes());
         assert_eq!(r.read_ones(4), Some(2));
