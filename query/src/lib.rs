@@ -168,6 +168,7 @@ impl Engine {
             lookback,
             query_start: c.start,
             query_end: c.end,
+            query_step: if c.start == c.end { 0 } else { c.step },
             limits: Limits::new(self.opts.timeout, self.opts.max_samples),
         };
         ev.limits.check_now()?;

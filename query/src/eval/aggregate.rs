@@ -139,7 +139,8 @@ impl Evaluator<'_> {
                         incremental: false,
                     };
                     if op == "stddev" || op == "stdvar" {
-                        a.value = 0.0;
+                        // Welford's first step: NaN/Inf inputs yield NaN.
+                        a.value = f * (f - f);
                     }
                     continue;
                 }

@@ -307,7 +307,10 @@ impl Evaluator<'_> {
                 let sig = osig[j];
                 if one_at[sig].0 == i {
                     let side = if one_to_many { "left" } else { "right" };
-                    let (a, b) = (&one[j].labels, &one[one_at[sig].1].labels);
+                    let (mut a, mut b) = (&one[j].labels, &one[one_at[sig].1].labels);
+                    if a > b {
+                        std::mem::swap(&mut a, &mut b);
+                    }
                     return Err(Error::execution(format!(
                         "found duplicate series for the match group {} on the {side} hand-side \
                          of the operation: [{a}, {b}];many-to-many matching not allowed: \
@@ -326,6 +329,15 @@ impl Evaluator<'_> {
                 }
                 let oj = one_at[sig].1;
                 let ov = one_val[oj];
+                if one_to_one {
+                    if matched[sig] == i {
+                        return Err(Error::execution(
+                            "multiple matches for labels: many-to-one matching must be explicit \
+                             (group_left/group_right)",
+                        ));
+                    }
+                    matched[sig] = i;
+                }
                 let (fl, fr) = if one_to_many { (ov, mv) } else { (mv, ov) };
                 let (mut val, keep) = elem_op(op, fl, fr)?;
                 if return_bool {
@@ -352,15 +364,7 @@ impl Evaluator<'_> {
                         o
                     }
                 };
-                if one_to_one {
-                    if matched[sig] == i {
-                        return Err(Error::execution(
-                            "multiple matches for labels: many-to-one matching must be explicit \
-                             (group_left/group_right)",
-                        ));
-                    }
-                    matched[sig] = i;
-                } else {
+                if !one_to_one {
                     let seen = inserted.entry(sig).or_default();
                     if seen.contains(&oi) {
                         return Err(Error::execution(

@@ -53,6 +53,8 @@ pub(crate) struct Evaluator<'a> {
     /// The query's own start and end, for `@ start()` / `@ end()`.
     pub(crate) query_start: i64,
     pub(crate) query_end: i64,
+    /// The query's step, ms (0 for instant queries), for `step()`.
+    pub(crate) query_step: i64,
     pub(crate) limits: Limits,
 }
 

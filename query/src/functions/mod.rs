@@ -49,6 +49,32 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
         }
         "absent_over_time" => absent_over_time(ev, arg(0)?, c),
         "time" => Ok(Val::Scalar((0..c.n()).map(|i| c.t(i) as f64 / 1e3).collect())),
+        "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1e3; c.n()])),
+        "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1e3; c.n()])),
+        "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1e3; c.n()])),
+        "range" => Ok(Val::Scalar(vec![
+            (ev.query_end - ev.query_start) as f64 / 1e3;
+            c.n()
+        ])),
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(arg(0)?, c)?;
+            let b = ev.eval_scalar(arg(1)?, c)?;
+            let max = name == "max_of";
+            Ok(Val::Scalar(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| {
+                        if x.is_nan() || y.is_nan() {
+                            f64::NAN
+                        } else if max {
+                            x.max(*y)
+                        } else {
+                            x.min(*y)
+                        }
+                    })
+                    .collect(),
+            ))
+        }
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; c.n()])),
         "vector" => {
             let s = ev.eval_scalar(arg(0)?, c)?;
@@ -118,8 +144,10 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             sort::sort(ev, name, &args, c)
         }
         "histogram_quantile" => histogram::histogram_quantile(ev, &args, c),
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
-        | "histogram_stddev" | "histogram_stdvar" | "histogram_quantiles" => {
+        "histogram_fraction" => histogram::histogram_fraction(ev, &args, c),
+        "histogram_quantiles" => histogram::histogram_quantiles(ev, &args, c),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => {
             // Native histograms only: float samples are ignored.
             for a in &args {
                 ev.eval(a, c)?;
