@@ -10,7 +10,14 @@ fn main() -> ExitCode {
     let mut show_skips = false;
     let mut opts = RunOptions::default();
     let mut files = Vec::new();
-    for a in std::env::args().skip(1) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--ast") {
+        for q in &args[1..] {
+            println!("{:#?}", promql_parser::parser::parse(q));
+        }
+        return ExitCode::SUCCESS;
+    }
+    for a in args {
         match a.as_str() {
             "-v" | "--verbose" => verbose = true,
             "-s" | "--skips" => show_skips = true,

@@ -295,12 +295,19 @@ impl Evaluator<'_> {
         let (mut mc, mut oc) = (StepCursor::new(many.len()), StepCursor::new(one.len()));
         let (mut mnow, mut onow) = (Vec::new(), Vec::new());
         let mut one_val: Vec<f64> = vec![0.0; one.len()];
+        // fill_left applies to the "many" (kept) side, fill_right to the "one" side.
+        let fills = modifier.map(|m| m.fill_values.clone()).unwrap_or_default();
+        let (fill_many, fill_one) = (fills.lhs, fills.rhs);
+        let mut many_seen: Vec<usize> = vec![usize::MAX; nsig];
+        let mut fill_one_out: HashMap<usize, usize> = HashMap::new();
+        let mut fill_many_out: HashMap<usize, usize> = HashMap::new();
+        let empty = Labels::empty();
         for i in 0..c.n() {
             self.limits.check()?;
             let t = c.t(i);
             mc.collect(&many, t, &mut mnow);
             oc.collect(&one, t, &mut onow);
-            if mnow.is_empty() || onow.is_empty() {
+            if (mnow.is_empty() && fill_many.is_none()) || (onow.is_empty() && fill_one.is_none()) {
                 continue;
             }
             for &(j, v) in &onow {
@@ -324,7 +331,21 @@ impl Evaluator<'_> {
             inserted.clear();
             for &(j, mv) in &mnow {
                 let sig = msig[j];
+                many_seen[sig] = i;
                 if one_at[sig].0 != i {
+                    let Some(fv) = fill_one else {
+                        continue;
+                    };
+                    let (fl, fr) = if one_to_many { (fv, mv) } else { (mv, fv) };
+                    let Some(val) = apply(op, fl, fr, return_bool)? else {
+                        continue;
+                    };
+                    let oi = *fill_one_out.entry(j).or_insert_with(|| {
+                        let labels = result_labels(&many[j].labels, &empty, matching, one_to_one, &include);
+                        let drop = !cmp || return_bool || many[j].drop_name;
+                        intern_out(&mut out, &mut out_idx, labels, drop)
+                    });
+                    push_point(&mut out[oi], t, val)?;
                     continue;
                 }
                 let oj = one_at[sig].1;
@@ -382,6 +403,24 @@ impl Evaluator<'_> {
                 }
                 s.points.push((t, val));
             }
+            if let Some(fv) = fill_many {
+                for &(j, ov) in &onow {
+                    let sig = osig[j];
+                    if many_seen[sig] == i {
+                        continue;
+                    }
+                    let (fl, fr) = if one_to_many { (ov, fv) } else { (fv, ov) };
+                    let Some(val) = apply(op, fl, fr, return_bool)? else {
+                        continue;
+                    };
+                    let oi = *fill_many_out.entry(sig).or_insert_with(|| {
+                        let labels = sigs.labels[sig].clone();
+                        let drop = !cmp || return_bool;
+                        intern_out(&mut out, &mut out_idx, labels, drop)
+                    });
+                    push_point(&mut out[oi], t, val)?;
+                }
+            }
         }
         Ok(out)
     }
@@ -422,4 +461,35 @@ fn result_labels(
         }
     }
     l
+}
+
+/// Applies `op` with `bool` handling; `None` when a comparison filters the sample out.
+fn apply(op: &str, l: f64, r: f64, return_bool: bool) -> Result<Option<f64>> {
+    let (val, keep) = elem_op(op, l, r)?;
+    if return_bool {
+        return Ok(Some(if keep { 1.0 } else { 0.0 }));
+    }
+    Ok(keep.then_some(val))
+}
+
+fn intern_out(
+    out: &mut Vec<Series>,
+    idx: &mut HashMap<Labels, usize>,
+    labels: Labels,
+    drop: bool,
+) -> usize {
+    *idx.entry(labels.clone()).or_insert_with(|| {
+        out.push(Series::new(labels, drop));
+        out.len() - 1
+    })
+}
+
+fn push_point(s: &mut Series, t: i64, v: f64) -> Result<()> {
+    if s.points.last().is_some_and(|p| p.0 == t) {
+        return Err(Error::execution(
+            "vector cannot contain metrics with the same labelset",
+        ));
+    }
+    s.points.push((t, v));
+    Ok(())
 }

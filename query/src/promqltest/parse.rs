@@ -256,8 +256,12 @@ fn split_series(line: &str) -> Result<(&str, &str, bool), String> {
             i += 1;
         }
     }
-    let series = &line[..i.min(line.len())];
+    let mut series = &line[..i.min(line.len())];
     let mut rest = &line[i.min(line.len())..];
+    if let Some(name) = series.strip_suffix("@st") {
+        series = name;
+        rest = &line[i - 3..];
+    }
     let st = rest.starts_with("@st");
     if st {
         rest = &rest[3..];
