@@ -55,6 +55,7 @@ impl Evaluator<'_> {
             }
             "quantile" => {
                 let params = param_scalar.unwrap_or_default();
+                self.limits.fits(group_labels.len().saturating_mul(n))?;
                 let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
                 for (s, &g) in input.iter().zip(&group_of) {
                     for &(t, v) in &s.points {
@@ -86,6 +87,9 @@ impl Evaluator<'_> {
                     for &(t, v) in &s.points {
                         let mut l = group_labels[g].clone();
                         l.set(&label, &format_float(v));
+                        if !idx.contains_key(&l) {
+                            self.limits.fits(out.len().saturating_add(1).saturating_mul(n))?;
+                        }
                         let k = *idx.entry(l.clone()).or_insert_with(|| {
                             out.push(Series::new(l, false));
                             counts.push(vec![0.0; n]);
@@ -122,7 +126,10 @@ impl Evaluator<'_> {
         c: Ctx,
     ) -> Result<Vec<Series>> {
         let n = c.n();
-        let mut accs = vec![Acc::default(); group_labels.len() * n];
+        // Dense per-group, per-step accumulators: account for them before allocating.
+        let cells = group_labels.len().saturating_mul(n);
+        self.limits.add(cells)?;
+        let mut accs = vec![Acc::default(); cells];
         let mut drop = vec![false; group_labels.len()];
         for (s, &g) in input.iter().zip(group_of) {
             self.limits.check()?;
@@ -213,6 +220,7 @@ impl Evaluator<'_> {
             }
             out.push(s);
         }
+        self.limits.release(cells);
         Ok(out)
     }
 

@@ -62,6 +62,8 @@ impl Evaluator<'_> {
     /// Evaluates `e` at every step of `c`.
     pub(crate) fn eval(&self, e: &Expr, c: Ctx) -> Result<Val> {
         self.limits.check()?;
+        // Every value over `c` holds up to one sample per step; refuse before allocating.
+        self.limits.fits(c.n())?;
         if c.n() > 1 && !is_literal(e) && analyze::step_invariant(e) {
             let once = Ctx {
                 start: c.start,

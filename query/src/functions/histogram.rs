@@ -37,6 +37,9 @@ fn classic_groups(
                 .cloned()
                 .collect::<Vec<Label>>(),
         );
+        if !groups.contains_key(&key) {
+            ev.limits.fits(keys.len().saturating_add(1).saturating_mul(n))?;
+        }
         let g = *groups.entry(key.clone()).or_insert_with(|| {
             keys.push(Series::new(key, true));
             buckets.push(vec![Vec::new(); n]);
