@@ -45,8 +45,8 @@ pub(crate) fn parse(q: &str) -> Result<Expr> {
             _ => {}
         }
     }
-    let e =
-        promql_parser::parser::parse(q).map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
+    let e = promql_parser::parser::parse(q)
+        .map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
     if depth_exceeds(&e, MAX_DEPTH) {
         return Err(Error::bad_data("query is nested too deeply"));
     }

@@ -88,7 +88,8 @@ impl Evaluator<'_> {
                         let mut l = group_labels[g].clone();
                         l.set(&label, &format_float(v));
                         if !idx.contains_key(&l) {
-                            self.limits.fits(out.len().saturating_add(1).saturating_mul(n))?;
+                            self.limits
+                                .fits(out.len().saturating_add(1).saturating_mul(n))?;
                         }
                         let k = *idx.entry(l.clone()).or_insert_with(|| {
                             out.push(Series::new(l, false));
@@ -119,12 +120,13 @@ impl Evaluator<'_> {
     /// sum, avg, count, group, min, max, stddev, stdvar.
     fn fold(
         &self,
-        op: &str,
+        op_name: &str,
         input: &[Series],
         group_of: &[usize],
         group_labels: &[Labels],
         c: Ctx,
     ) -> Result<Vec<Series>> {
+        let op = FoldOp::parse(op_name)?;
         let n = c.n();
         // Dense per-group, per-step accumulators: account for them before allocating.
         let cells = group_labels.len().saturating_mul(n);
@@ -145,7 +147,7 @@ impl Evaluator<'_> {
                         mean: f,
                         incremental: false,
                     };
-                    if op == "stddev" || op == "stdvar" {
+                    if matches!(op, FoldOp::Stddev | FoldOp::Stdvar) {
                         // Welford's first step: NaN/Inf inputs yield NaN.
                         a.value = f * (f - f);
                     }
@@ -153,8 +155,8 @@ impl Evaluator<'_> {
                 }
                 a.count += 1.0;
                 match op {
-                    "sum" => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
-                    "avg" => {
+                    FoldOp::Sum => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
+                    FoldOp::Avg => {
                         if !a.incremental {
                             let (nv, nc) = kahan_inc(f, a.value, a.comp);
                             if !nv.is_infinite() {
@@ -168,22 +170,22 @@ impl Evaluator<'_> {
                         let q = (a.count - 1.0) / a.count;
                         (a.mean, a.comp) = kahan_inc(f / a.count, q * a.mean, q * a.comp);
                     }
-                    "min" => {
+                    FoldOp::Min => {
                         if a.value > f || a.value.is_nan() {
                             a.value = f;
                         }
                     }
-                    "max" => {
+                    FoldOp::Max => {
                         if a.value < f || a.value.is_nan() {
                             a.value = f;
                         }
                     }
-                    "stddev" | "stdvar" => {
+                    FoldOp::Stddev | FoldOp::Stdvar => {
                         let delta = f - a.mean;
                         a.mean += delta / a.count;
                         a.value += delta * (f - a.mean);
                     }
-                    _ => {}
+                    FoldOp::Count | FoldOp::Group => {}
                 }
             }
         }
@@ -197,24 +199,19 @@ impl Evaluator<'_> {
                     continue;
                 }
                 let v = match op {
-                    "sum" => a.value + a.comp,
-                    "avg" => {
+                    FoldOp::Sum => a.value + a.comp,
+                    FoldOp::Avg => {
                         if a.incremental {
                             a.mean + a.comp
                         } else {
                             a.value / a.count + a.comp / a.count
                         }
                     }
-                    "count" => a.count,
-                    "group" => 1.0,
-                    "min" | "max" => a.value,
-                    "stdvar" => a.value / a.count,
-                    "stddev" => (a.value / a.count).sqrt(),
-                    other => {
-                        return Err(Error::bad_data(format!(
-                            "unsupported aggregation operator {other:?}"
-                        )));
-                    }
+                    FoldOp::Count => a.count,
+                    FoldOp::Group => 1.0,
+                    FoldOp::Min | FoldOp::Max => a.value,
+                    FoldOp::Stdvar => a.value / a.count,
+                    FoldOp::Stddev => (a.value / a.count).sqrt(),
                 };
                 s.points.push((c.t(i), v));
             }
@@ -320,6 +317,39 @@ impl Evaluator<'_> {
             }
         }
         Ok(order.into_iter().filter_map(|i| out[i].take()).collect())
+    }
+}
+
+/// A folding aggregation, resolved once per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FoldOp {
+    Sum,
+    Avg,
+    Count,
+    Group,
+    Min,
+    Max,
+    Stddev,
+    Stdvar,
+}
+
+impl FoldOp {
+    fn parse(op: &str) -> Result<Self> {
+        Ok(match op {
+            "sum" => Self::Sum,
+            "avg" => Self::Avg,
+            "count" => Self::Count,
+            "group" => Self::Group,
+            "min" => Self::Min,
+            "max" => Self::Max,
+            "stddev" => Self::Stddev,
+            "stdvar" => Self::Stdvar,
+            other => {
+                return Err(Error::bad_data(format!(
+                    "unsupported aggregation operator {other:?}"
+                )));
+            }
+        })
     }
 }
 

@@ -9,29 +9,75 @@ use argus_storage::{Label, Labels, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use std::collections::HashMap;
 
-/// Applies an arithmetic or comparison operator. Returns the value and whether to keep it
-/// (comparisons return the left value and the comparison's outcome).
-pub(crate) fn elem_op(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
-    Ok(match op {
-        "+" => (l + r, true),
-        "-" => (l - r, true),
-        "*" => (l * r, true),
-        "/" => (l / r, true),
-        "%" => (l % r, true),
-        "^" => (l.powf(r), true),
-        "atan2" => (l.atan2(r), true),
-        "==" => (l, l == r),
-        "!=" => (l, l != r),
-        ">" => (l, l > r),
-        "<" => (l, l < r),
-        ">=" => (l, l >= r),
-        "<=" => (l, l <= r),
-        other => return Err(Error::bad_data(format!("operator {other:?} not allowed here"))),
-    })
+/// An arithmetic or comparison operator, resolved once per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
 }
 
-fn is_comparison(op: &str) -> bool {
-    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+impl ArithOp {
+    pub(crate) fn parse(op: &str) -> Result<Self> {
+        Ok(match op {
+            "+" => Self::Add,
+            "-" => Self::Sub,
+            "*" => Self::Mul,
+            "/" => Self::Div,
+            "%" => Self::Mod,
+            "^" => Self::Pow,
+            "atan2" => Self::Atan2,
+            "==" => Self::Eq,
+            "!=" => Self::Ne,
+            ">" => Self::Gt,
+            "<" => Self::Lt,
+            ">=" => Self::Ge,
+            "<=" => Self::Le,
+            other => {
+                return Err(Error::bad_data(format!(
+                    "operator {other:?} not allowed here"
+                )));
+            }
+        })
+    }
+
+    fn is_cmp(self) -> bool {
+        matches!(
+            self,
+            Self::Eq | Self::Ne | Self::Gt | Self::Lt | Self::Ge | Self::Le
+        )
+    }
+}
+
+/// Applies an arithmetic or comparison operator. Returns the value and whether to keep it
+/// (comparisons return the left value and the comparison's outcome).
+#[inline]
+pub(crate) fn elem_op(op: ArithOp, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        ArithOp::Add => (l + r, true),
+        ArithOp::Sub => (l - r, true),
+        ArithOp::Mul => (l * r, true),
+        ArithOp::Div => (l / r, true),
+        ArithOp::Mod => (l % r, true),
+        ArithOp::Pow => (l.powf(r), true),
+        ArithOp::Atan2 => (l.atan2(r), true),
+        ArithOp::Eq => (l, l == r),
+        ArithOp::Ne => (l, l != r),
+        ArithOp::Gt => (l, l > r),
+        ArithOp::Lt => (l, l < r),
+        ArithOp::Ge => (l, l >= r),
+        ArithOp::Le => (l, l <= r),
+    }
 }
 
 fn is_set_op(op: &str) -> bool {
@@ -116,9 +162,10 @@ impl Evaluator<'_> {
         let out = match (lhs, rhs) {
             (Val::Scalar(l), Val::Scalar(r)) => {
                 let mut out = Vec::with_capacity(l.len());
+                let aop = ArithOp::parse(&op)?;
                 for (a, b) in l.iter().zip(&r) {
-                    let (v, keep) = elem_op(&op, *a, *b)?;
-                    out.push(if is_comparison(&op) {
+                    let (v, keep) = elem_op(aop, *a, *b);
+                    out.push(if aop.is_cmp() {
                         if keep { 1.0 } else { 0.0 }
                     } else {
                         v
@@ -126,17 +173,34 @@ impl Evaluator<'_> {
                 }
                 Val::Scalar(out)
             }
-            (Val::Vector(v), Val::Scalar(s)) => {
-                Val::Vector(self.vector_scalar(&op, v, &s, false, return_bool, c)?)
-            }
-            (Val::Scalar(s), Val::Vector(v)) => {
-                Val::Vector(self.vector_scalar(&op, v, &s, true, return_bool, c)?)
-            }
+            (Val::Vector(v), Val::Scalar(s)) => Val::Vector(self.vector_scalar(
+                ArithOp::parse(&op)?,
+                v,
+                &s,
+                false,
+                return_bool,
+                c,
+            )?),
+            (Val::Scalar(s), Val::Vector(v)) => Val::Vector(self.vector_scalar(
+                ArithOp::parse(&op)?,
+                v,
+                &s,
+                true,
+                return_bool,
+                c,
+            )?),
             (Val::Vector(l), Val::Vector(r)) => {
                 if is_set_op(&op) {
                     Val::Vector(self.set_op(&op, b, l, r, c)?)
                 } else {
-                    Val::Vector(self.vector_vector(&op, b, l, r, return_bool, c)?)
+                    Val::Vector(self.vector_vector(
+                        ArithOp::parse(&op)?,
+                        b,
+                        l,
+                        r,
+                        return_bool,
+                        c,
+                    )?)
                 }
             }
             _ => {
@@ -152,21 +216,21 @@ impl Evaluator<'_> {
 
     fn vector_scalar(
         &self,
-        op: &str,
+        op: ArithOp,
         mut v: Vec<Series>,
         s: &[f64],
         swap: bool,
         return_bool: bool,
         c: Ctx,
     ) -> Result<Vec<Series>> {
-        let cmp = is_comparison(op);
+        let cmp = op.is_cmp();
         for series in &mut v {
             self.limits.check()?;
             let mut pts = Vec::with_capacity(series.points.len());
             for &(t, x) in &series.points {
                 let sv = s[c.index(t)];
                 let (l, r) = if swap { (sv, x) } else { (x, sv) };
-                let (mut val, mut keep) = elem_op(op, l, r)?;
+                let (mut val, mut keep) = elem_op(op, l, r);
                 if cmp && swap {
                     val = r;
                 }
@@ -253,7 +317,7 @@ impl Evaluator<'_> {
 
     fn vector_vector(
         &self,
-        op: &str,
+        op: ArithOp,
         b: &BinaryExpr,
         lhs: Vec<Series>,
         rhs: Vec<Series>,
@@ -273,7 +337,7 @@ impl Evaluator<'_> {
             _ => Vec::new(),
         };
         let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-        let cmp = is_comparison(op);
+        let cmp = op.is_cmp();
         // `many` is the side whose series are kept; `one` must be unique per signature.
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
         let mut sigs = Sigs::new();
@@ -290,6 +354,8 @@ impl Evaluator<'_> {
         let mut matched: Vec<usize> = vec![usize::MAX; nsig];
         let mut inserted: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+        // The last (one-side series, output series) of each many-side series: usually stable.
+        let mut last_pair: Vec<(usize, usize)> = vec![(usize::MAX, 0); many.len()];
         let mut out_idx: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         let (mut mc, mut oc) = (StepCursor::new(many.len()), StepCursor::new(one.len()));
@@ -328,7 +394,9 @@ impl Evaluator<'_> {
                 one_at[sig] = (i, j);
                 one_val[j] = v;
             }
-            inserted.clear();
+            if !inserted.is_empty() {
+                inserted.clear();
+            }
             for &(j, mv) in &mnow {
                 let sig = msig[j];
                 many_seen[sig] = i;
@@ -341,7 +409,8 @@ impl Evaluator<'_> {
                         continue;
                     };
                     let oi = *fill_one_out.entry(j).or_insert_with(|| {
-                        let labels = result_labels(&many[j].labels, &empty, matching, one_to_one, &include);
+                        let labels =
+                            result_labels(&many[j].labels, &empty, matching, one_to_one, &include);
                         let drop = !cmp || return_bool || many[j].drop_name;
                         intern_out(&mut out, &mut out_idx, labels, drop)
                     });
@@ -360,31 +429,37 @@ impl Evaluator<'_> {
                     matched[sig] = i;
                 }
                 let (fl, fr) = if one_to_many { (ov, mv) } else { (mv, ov) };
-                let (mut val, keep) = elem_op(op, fl, fr)?;
+                let (mut val, keep) = elem_op(op, fl, fr);
                 if return_bool {
                     val = if keep { 1.0 } else { 0.0 };
                 } else if !keep {
                     continue;
                 }
-                let oi = match pair_out.get(&(j, oj)) {
-                    Some(&o) => o,
-                    None => {
-                        let labels = result_labels(
-                            &many[j].labels,
-                            &one[oj].labels,
-                            matching,
-                            one_to_one,
-                            &include,
-                        );
-                        let drop = !cmp || return_bool || many[j].drop_name;
-                        let o = *out_idx.entry(labels.clone()).or_insert_with(|| {
-                            out.push(Series::new(labels, drop));
-                            out.len() - 1
-                        });
-                        pair_out.insert((j, oj), o);
-                        o
+                let cached = last_pair[j];
+                let oi = if cached.0 == oj {
+                    cached.1
+                } else {
+                    match pair_out.get(&(j, oj)) {
+                        Some(&o) => o,
+                        None => {
+                            let labels = result_labels(
+                                &many[j].labels,
+                                &one[oj].labels,
+                                matching,
+                                one_to_one,
+                                &include,
+                            );
+                            let drop = !cmp || return_bool || many[j].drop_name;
+                            let o = *out_idx.entry(labels.clone()).or_insert_with(|| {
+                                out.push(Series::new(labels, drop));
+                                out.len() - 1
+                            });
+                            pair_out.insert((j, oj), o);
+                            o
+                        }
                     }
                 };
+                last_pair[j] = (oj, oi);
                 if !one_to_one {
                     let seen = inserted.entry(sig).or_default();
                     if seen.contains(&oi) {
@@ -464,8 +539,8 @@ fn result_labels(
 }
 
 /// Applies `op` with `bool` handling; `None` when a comparison filters the sample out.
-fn apply(op: &str, l: f64, r: f64, return_bool: bool) -> Result<Option<f64>> {
-    let (val, keep) = elem_op(op, l, r)?;
+fn apply(op: ArithOp, l: f64, r: f64, return_bool: bool) -> Result<Option<f64>> {
+    let (val, keep) = elem_op(op, l, r);
     if return_bool {
         return Ok(Some(if keep { 1.0 } else { 0.0 }));
     }

@@ -38,7 +38,8 @@ fn classic_groups(
                 .collect::<Vec<Label>>(),
         );
         if !groups.contains_key(&key) {
-            ev.limits.fits(keys.len().saturating_add(1).saturating_mul(n))?;
+            ev.limits
+                .fits(keys.len().saturating_add(1).saturating_mul(n))?;
         }
         let g = *groups.entry(key.clone()).or_insert_with(|| {
             keys.push(Series::new(key, true));
@@ -72,7 +73,9 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
 /// `histogram_quantiles(v, "label", q1, q2, …)`: one output series per quantile, labelled.
 pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
     let (Some(ve), Some(le)) = (args.first(), args.get(1)) else {
-        return Err(Error::bad_data("histogram_quantiles needs at least three arguments"));
+        return Err(Error::bad_data(
+            "histogram_quantiles needs at least three arguments",
+        ));
     };
     let label = ev.eval_string(le, c)?;
     let mut qs = Vec::new();
@@ -118,7 +121,9 @@ pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
             if !b.is_empty() {
-                out[g].points.push((c.t(i), bucket_fraction(lower[i], upper[i], b)));
+                out[g]
+                    .points
+                    .push((c.t(i), bucket_fraction(lower[i], upper[i], b)));
             }
         }
     }

@@ -51,7 +51,10 @@ fn instant_query_shapes() {
     let Value::Matrix(m) = e.instant_query(&db, "x{i=\"0\"}[1m]", 60_000).unwrap() else {
         panic!("expected a matrix");
     };
-    assert_eq!(m[0].points, vec![(15_000, 1.0), (30_000, 2.0), (45_000, 3.0), (60_000, 4.0)]);
+    assert_eq!(
+        m[0].points,
+        vec![(15_000, 1.0), (30_000, 2.0), (45_000, 3.0), (60_000, 4.0)]
+    );
 }
 
 #[test]

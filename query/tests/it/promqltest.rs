@@ -30,7 +30,10 @@ fn run_all(files: &[PathBuf]) -> Vec<FileReport> {
             r.passed,
             r.failed,
             r.skipped,
-            r.error.as_deref().map(|e| format!("  ERROR {e}")).unwrap_or_default()
+            r.error
+                .as_deref()
+                .map(|e| format!("  ERROR {e}"))
+                .unwrap_or_default()
         );
         p += r.passed;
         f += r.failed;
