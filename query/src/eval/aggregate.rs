@@ -149,7 +149,7 @@ impl Evaluator<'_> {
                     };
                     if matches!(op, FoldOp::Stddev | FoldOp::Stdvar) {
                         // Welford's first step: NaN/Inf inputs yield NaN.
-                        a.value = f * (f - f);
+                        a.value = if f.is_finite() { 0.0 } else { f64::NAN };
                     }
                     continue;
                 }
@@ -251,7 +251,7 @@ impl Evaluator<'_> {
                 if p.is_nan() {
                     return Err(Error::execution("Parameter value is NaN"));
                 }
-                if p >= 9.223_372_036_854_776e18 || p < -9.223_372_036_854_776e18 {
+                if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&p) {
                     return Err(Error::execution(format!(
                         "Scalar value {} overflows int64",
                         format_float(p)
@@ -359,13 +359,13 @@ fn group_key(l: &Labels, m: Option<&LabelModifier>) -> Labels {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => Labels::from_sorted(
             l.iter()
-                .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                .filter(|p| names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),
         Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
             l.iter()
-                .filter(|p| p.name != METRIC_NAME && !names.labels.iter().any(|n| *n == p.name))
+                .filter(|p| p.name != METRIC_NAME && !names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),

@@ -191,13 +191,13 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
             if !x.fail {
                 return Outcome::Fail(format!("  unexpected error: {err}"));
             }
-            if let Some(m) = &x.fail_msg {
-                if err.message != *m {
-                    return Outcome::Fail(format!(
-                        "  expected error: {m}\n  got error:      {}",
-                        err.message
-                    ));
-                }
+            if let Some(m) = &x.fail_msg
+                && err.message != *m
+            {
+                return Outcome::Fail(format!(
+                    "  expected error: {m}\n  got error:      {}",
+                    err.message
+                ));
             }
             if let Some(r) = &x.fail_regex {
                 match regex::Regex::new(r) {
