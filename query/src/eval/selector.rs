@@ -83,6 +83,23 @@ impl Evaluator<'_> {
         c: Ctx,
         want_ts: bool,
     ) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.vector_selector_each(vs, c, want_ts, &mut |s| {
+            self.limits.add(s.points.len())?;
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Self::vector_selector`], handing each series to `sink` as soon as it is built.
+    pub(crate) fn vector_selector_each(
+        &self,
+        vs: &VectorSelector,
+        c: Ctx,
+        want_ts: bool,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
         let ref_of = |t: i64| at.unwrap_or(t) - offset;
@@ -90,7 +107,6 @@ impl Evaluator<'_> {
         let maxt = ref_of(c.end);
         let loaded = self.select(vs, mint, maxt, true)?;
         let n = c.n();
-        let mut out = Vec::with_capacity(loaded.len());
         for (labels, samples) in loaded {
             self.limits.check()?;
             let mut s = Series::new(labels, false);
@@ -112,11 +128,10 @@ impl Evaluator<'_> {
             }
             self.limits.release(samples.len());
             if !s.points.is_empty() {
-                self.limits.add(s.points.len())?;
-                out.push(s);
+                sink(s)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Loads a range-vector argument (matrix selector or subquery) for all steps of `c`.

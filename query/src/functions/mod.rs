@@ -181,10 +181,57 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
 
 /// Runs a range-vector function over the windows of every series at every step.
 fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ctx) -> Result<Val> {
+    let mut out = Vec::new();
+    range_fn_each(ev, name, m, params, c, &mut |s| {
+        ev.limits.add(s.points.len())?;
+        out.push(s);
+        Ok(())
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// Streams the output series of a range-vector function call to `sink`, one at a time, when
+/// `e` is such a call. Returns false (having done nothing) for any other expression.
+pub(crate) fn stream_range_call(
+    ev: &Evaluator<'_>,
+    e: &Expr,
+    c: Ctx,
+    sink: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<bool> {
+    let Expr::Call(call) = e else {
+        return Ok(false);
+    };
+    let name = call.func.name;
+    if RangeFn::parse(name).is_err() {
+        return Ok(false);
+    }
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let (m, params) = match (name, args.as_slice()) {
+        ("quantile_over_time", [q, m]) => (*m, vec![ev.eval_scalar(q, c)?]),
+        ("predict_linear", [m, d]) => (*m, vec![ev.eval_scalar(d, c)?]),
+        ("double_exponential_smoothing" | "holt_winters", [m, sf, tf]) => {
+            (*m, vec![ev.eval_scalar(sf, c)?, ev.eval_scalar(tf, c)?])
+        }
+        (_, [m]) => (*m, Vec::new()),
+        _ => return Ok(false),
+    };
+    range_fn_each(ev, name, m, &params, c, sink)?;
+    Ok(true)
+}
+
+/// Runs a range-vector function over the windows of every series at every step, handing each
+/// output series to `sink` as soon as it is complete.
+fn range_fn_each(
+    ev: &Evaluator<'_>,
+    name: &str,
+    m: &Expr,
+    params: &[Vec<f64>],
+    c: Ctx,
+    sink: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<()> {
     let kind = RangeFn::parse(name)?;
     let ri = ev.range_input(m, c)?;
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
-    let mut out = Vec::new();
     let mut buf = Vec::new();
     let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
     for s in &ri.series {
@@ -239,12 +286,11 @@ fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ct
             }
         }
         if !o.points.is_empty() {
-            ev.limits.add(o.points.len())?;
-            out.push(o);
+            sink(o)?;
         }
     }
     ev.limits.release(loaded);
-    Ok(Val::Vector(out))
+    Ok(())
 }
 
 /// A range-vector function, resolved once per call.
