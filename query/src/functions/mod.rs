@@ -3,6 +3,7 @@
 
 mod date;
 mod histogram;
+mod info;
 mod label;
 mod math;
 mod over_time;
@@ -163,6 +164,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             sort::sort(ev, name, &args, c)
         }
         "histogram_quantile" => histogram::histogram_quantile(ev, &args, c),
+        "info" => info::info(ev, &args, c),
         "histogram_fraction" => histogram::histogram_fraction(ev, &args, c),
         "histogram_quantiles" => histogram::histogram_quantiles(ev, &args, c),
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
