@@ -6,8 +6,8 @@ use crate::eval::{Ctx, Evaluator, offset_ms, unparen};
 use crate::value::{Series, Val};
 use argus_storage::{Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
 use promql_parser::label::{MatchOp, Matchers};
-use promql_parser::parser::{Expr, VectorSelector};
 use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{Expr, VectorSelector};
 use std::collections::HashMap;
 
 const IDENTIFYING: [&str; 2] = ["instance", "job"];
@@ -71,14 +71,22 @@ pub(crate) fn info(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
     };
     let sel = match args.get(1).map(|a| unparen(a)) {
         Some(Expr::VectorSelector(vs)) => Some(vs),
-        Some(_) => return Err(Error::bad_data("info(): second argument must be a selector")),
+        Some(_) => {
+            return Err(Error::bad_data(
+                "info(): second argument must be a selector",
+            ));
+        }
         None => None,
     };
     let mut name_matchers: Vec<promql_parser::label::Matcher> = Vec::new();
     let mut data_matchers: Vec<Matcher> = Vec::new();
     if let Some(vs) = sel {
         if let Some(n) = &vs.name {
-            name_matchers.push(promql_parser::label::Matcher::new(MatchOp::Equal, METRIC_NAME, n));
+            name_matchers.push(promql_parser::label::Matcher::new(
+                MatchOp::Equal,
+                METRIC_NAME,
+                n,
+            ));
         }
         for m in &vs.matchers.matchers {
             if m.name == METRIC_NAME {
@@ -106,12 +114,17 @@ pub(crate) fn info(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
             ".+_info",
         ));
     }
-    let name_storage: Vec<Matcher> = name_matchers.iter().map(to_matcher).collect::<Result<_>>()?;
+    let name_storage: Vec<Matcher> = name_matchers
+        .iter()
+        .map(to_matcher)
+        .collect::<Result<_>>()?;
     let has_positive = any_positive;
     let drop_when_unmatched = data_matchers.iter().any(|m| !m.matches_empty());
 
     let base = ev.eval_vector(base_expr, c)?;
-    let refs: Vec<i64> = (0..c.n()).map(|i| ref_time(ev, base_expr, c.t(i))).collect();
+    let refs: Vec<i64> = (0..c.n())
+        .map(|i| ref_time(ev, base_expr, c.t(i)))
+        .collect();
     let (Some(&rmin), Some(&rmax)) = (refs.iter().min(), refs.iter().max()) else {
         return Ok(Val::Vector(base));
     };
@@ -177,7 +190,8 @@ pub(crate) fn info(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
                         if l.name == METRIC_NAME || IDENTIFYING.contains(&l.name.as_str()) {
                             continue;
                         }
-                        if !data_matchers.is_empty() && !data_matchers.iter().any(|m| m.name == l.name)
+                        if !data_matchers.is_empty()
+                            && !data_matchers.iter().any(|m| m.name == l.name)
                         {
                             continue;
                         }
