@@ -160,6 +160,97 @@ mod prop {
         out
     }
 
+    /// Token soup in the spirit of the `promql_eval` fuzz target: must never panic.
+    fn soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "x",
+                "y",
+                "{",
+                "}",
+                "(",
+                ")",
+                "[",
+                "]",
+                "1m",
+                "5s",
+                ":",
+                ",",
+                "\"a\"",
+                "i",
+                "=",
+                "=~",
+                "!=",
+                "+",
+                "-",
+                "*",
+                "/",
+                "^",
+                "%",
+                "==",
+                ">",
+                "bool",
+                "and",
+                "or",
+                "unless",
+                "on",
+                "ignoring",
+                "group_left",
+                "group_right",
+                "by",
+                "without",
+                "sum",
+                "topk",
+                "quantile",
+                "count_values",
+                "rate",
+                "offset",
+                "@",
+                "start()",
+                "end()",
+                "label_replace",
+                "histogram_quantile",
+                "absent",
+                "scalar",
+                "vector",
+                "time()",
+                "0",
+                "-1",
+                "NaN",
+                "Inf",
+                "1e9",
+                "0.5",
+                "\".*\"",
+                "le",
+                "sort",
+                "holt_winters",
+                "info",
+                "limitk",
+                "limit_ratio",
+                "fill(0)",
+                "1y",
+                "1ms",
+            ]),
+            1..24,
+        )
+        .prop_map(|toks| toks.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn token_soup_never_panics(q in soup()) {
+            let db = storage();
+            let e = Engine::new(EngineOptions {
+                max_samples: 100_000,
+                timeout: std::time::Duration::from_secs(2),
+                ..EngineOptions::default()
+            });
+            let _ = e.instant_query(&db, &q, 600_000);
+            let _ = e.range_query(&db, &q, 0, 900_000, 15_000);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
