@@ -232,13 +232,58 @@ fn range_fn_each(
     sink: &mut dyn FnMut(Series) -> Result<()>,
 ) -> Result<()> {
     let kind = RangeFn::parse(name)?;
-    let ri = ev.range_input(m, c)?;
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut buf = Vec::new();
+    // Matrix selectors stream series by series from storage; subqueries are evaluated first.
+    if let Expr::MatrixSelector(ms) = unparen(m) {
+        let spec = RangeInput {
+            series: Vec::new(),
+            range: crate::eval::duration_ms(ms.range),
+            offset: crate::eval::offset_ms(&ms.vs.offset),
+            at: ev.at_ms(&ms.vs.at),
+            selector: None,
+        };
+        let mint = spec.window_end(c.start) - spec.range + 1;
+        let maxt = spec.window_end(c.end);
+        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points| {
+            let s = Series {
+                labels: labels.clone(),
+                drop_name: false,
+                points: Vec::new(),
+            };
+            windows_of(
+                ev, kind, keep_name, &s, points, &spec, params, c, &mut buf, sink,
+            )
+        });
+    }
+    let ri = ev.range_input(m, c)?;
     let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
     for s in &ri.series {
+        windows_of(
+            ev, kind, keep_name, s, &s.points, &ri, params, c, &mut buf, sink,
+        )?;
+    }
+    ev.limits.release(loaded);
+    Ok(())
+}
+
+/// Evaluates one series' windows at every step and hands the result to `sink`.
+#[allow(clippy::too_many_arguments)]
+fn windows_of(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    keep_name: bool,
+    s: &Series,
+    points: &[(i64, f64)],
+    ri: &RangeInput,
+    params: &[Vec<f64>],
+    c: Ctx,
+    buf: &mut Vec<f64>,
+    sink: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<()> {
+    {
         ev.limits.check()?;
-        let mut w = crate::eval::Windows::new(&s.points);
+        let mut w = crate::eval::Windows::new(points);
         let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
         for i in 0..c.n() {
             let t = c.t(i);
@@ -276,8 +321,8 @@ fn range_fn_each(
                 RangeFn::Present => Some(1.0),
                 RangeFn::Stdvar => Some(over_time::stdvar(win)),
                 RangeFn::Stddev => Some(over_time::stdvar(win).sqrt()),
-                RangeFn::Quantile => Some(over_time::quantile_of(p(0), win, &mut buf)),
-                RangeFn::Mad => Some(over_time::mad(win, &mut buf)),
+                RangeFn::Quantile => Some(over_time::quantile_of(p(0), win, buf)),
+                RangeFn::Mad => Some(over_time::mad(win, buf)),
                 RangeFn::TsLast => Some(win[win.len() - 1].0 as f64 / 1e3),
                 RangeFn::TsFirst => Some(win[0].0 as f64 / 1e3),
                 RangeFn::TsMax => Some(over_time::ts_of_extreme(win, true)),
@@ -291,7 +336,6 @@ fn range_fn_each(
             sink(o)?;
         }
     }
-    ev.limits.release(loaded);
     Ok(())
 }
 
