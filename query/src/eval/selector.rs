@@ -1,0 +1,312 @@
+//! Vector and matrix selectors: one `select` per selector over the whole query range, each
+//! series' samples loaded once, then walked forward step by step (lookback, staleness, offset, @).
+
+use super::{Ctx, Evaluator, offset_ms, unparen};
+use crate::error::{Error, Result};
+use crate::value::Series;
+use argus_storage::{Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{Expr, VectorSelector};
+
+/// Receives one selected series: its labels and its samples in the selected range.
+pub(crate) type SeriesSamplesFn<'a> = dyn FnMut(&Labels, &[(i64, f64)]) -> Result<()> + 'a;
+
+/// A range-vector argument: raw samples (stale markers removed) plus how to place the window
+/// `(ref - range, ref]` for a step, where `ref = (at or t) - offset`.
+pub(crate) struct RangeInput {
+    pub series: Vec<Series>,
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+    /// The selector's label matchers (for `absent_over_time`); empty for subqueries.
+    pub selector: Option<VectorSelector>,
+}
+
+impl RangeInput {
+    /// Window end for evaluation time `t`.
+    pub(crate) fn window_end(&self, t: i64) -> i64 {
+        self.at.unwrap_or(t) - self.offset
+    }
+
+    /// The samples in the window for time `t`, per series (empty series dropped).
+    pub(crate) fn window_at(&self, t: i64) -> Vec<Series> {
+        let we = self.window_end(t);
+        let ws = we - self.range;
+        self.series
+            .iter()
+            .filter_map(|s| {
+                let lo = s.points.partition_point(|p| p.0 <= ws);
+                let hi = s.points.partition_point(|p| p.0 <= we);
+                (lo < hi).then(|| Series {
+                    labels: s.labels.clone(),
+                    drop_name: s.drop_name,
+                    points: s.points[lo..hi].to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Walks the windows of one series over the steps of `c`; windows move forward only.
+pub(crate) struct Windows<'a> {
+    points: &'a [(i64, f64)],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'a> Windows<'a> {
+    pub(crate) fn new(points: &'a [(i64, f64)]) -> Self {
+        Self {
+            points,
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    /// Samples in `(we - range, we]`. `we` must not decrease between calls.
+    pub(crate) fn get(&mut self, we: i64, range: i64) -> &'a [(i64, f64)] {
+        let ws = we - range;
+        let p = self.points;
+        while self.hi < p.len() && p[self.hi].0 <= we {
+            self.hi += 1;
+        }
+        while self.lo < self.hi && p[self.lo].0 <= ws {
+            self.lo += 1;
+        }
+        &p[self.lo..self.hi]
+    }
+}
+
+impl Evaluator<'_> {
+    /// Evaluates a vector selector at every step. With `want_ts`, values are the sample
+    /// timestamps in seconds (for `timestamp()`).
+    pub(crate) fn vector_selector(
+        &self,
+        vs: &VectorSelector,
+        c: Ctx,
+        want_ts: bool,
+    ) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.vector_selector_each(vs, c, want_ts, &mut |s| {
+            self.limits.add(s.points.len())?;
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Self::vector_selector`], handing each series to `sink` as soon as it is built.
+    pub(crate) fn vector_selector_each(
+        &self,
+        vs: &VectorSelector,
+        c: Ctx,
+        want_ts: bool,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
+        let offset = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let ref_of = |t: i64| at.unwrap_or(t) - offset;
+        let mint = ref_of(c.start) - self.lookback + 1;
+        let maxt = ref_of(c.end);
+        let n = c.n();
+        self.select_each(vs, mint, maxt, true, &mut |labels, samples| {
+            self.limits.check()?;
+            let mut s = Series::new(labels.clone(), false);
+            let mut j = 0usize;
+            for i in 0..n {
+                let t = c.t(i);
+                let r = ref_of(t);
+                while j + 1 < samples.len() && samples[j + 1].0 <= r {
+                    j += 1;
+                }
+                let Some(&(st, sv)) = samples.get(j) else {
+                    break;
+                };
+                if st > r || st <= r - self.lookback || is_stale_nan(sv) {
+                    continue;
+                }
+                s.points
+                    .push((t, if want_ts { st as f64 / 1000.0 } else { sv }));
+            }
+            if !s.points.is_empty() {
+                sink(s)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads a range-vector argument (matrix selector or subquery) for all steps of `c`.
+    pub(crate) fn range_input(&self, e: &Expr, c: Ctx) -> Result<RangeInput> {
+        match unparen(e) {
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.vs;
+                let range = super::duration_ms(ms.range);
+                let offset = offset_ms(&vs.offset);
+                let at = self.at_ms(&vs.at);
+                let ref_of = |t: i64| at.unwrap_or(t) - offset;
+                let mint = ref_of(c.start) - range + 1;
+                let maxt = ref_of(c.end);
+                let loaded = self.select(vs, mint, maxt, false)?;
+                let series = loaded
+                    .into_iter()
+                    .map(|(labels, points)| Series {
+                        labels,
+                        drop_name: false,
+                        points,
+                    })
+                    .collect();
+                Ok(RangeInput {
+                    series,
+                    range,
+                    offset,
+                    at,
+                    selector: Some(vs.clone()),
+                })
+            }
+            Expr::Subquery(sq) => self.subquery(sq, c),
+            _ => Err(Error::bad_data(
+                "ranges only allowed for vector selectors and subqueries",
+            )),
+        }
+    }
+
+    /// Selects the series of `vs` and loads their samples in `[mint, maxt]`, accounting them
+    /// against the sample limit. Without `keep_stale`, stale markers are dropped.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn select(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        keep_stale: bool,
+    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+        let mut out = Vec::new();
+        self.select_each(vs, mint, maxt, keep_stale, &mut |l, samples| {
+            self.limits.add(samples.len())?;
+            out.push((l.clone(), samples.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Selects the series of `vs` (sorted by labels) and hands each one's samples in
+    /// `[mint, maxt]` to `f`, loading them into one reused buffer that is accounted against
+    /// the sample limit while `f` runs. Series without samples are skipped unless `keep_stale`.
+    pub(crate) fn select_each(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        keep_stale: bool,
+        f: &mut SeriesSamplesFn<'_>,
+    ) -> Result<()> {
+        let Some(q) = &self.querier else {
+            return Ok(());
+        };
+        if mint > maxt {
+            return Ok(());
+        }
+        let groups = matcher_groups(vs)?;
+        if groups.len() > 1 {
+            // `or`-alternatives: merge the sets by labels, dropping duplicates.
+            let mut all: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
+            for matchers in &groups {
+                let mut set = q.select(matchers);
+                while set.next() {
+                    self.limits.check()?;
+                    if all.contains_key(set.labels()) {
+                        continue;
+                    }
+                    let mut buf = Vec::new();
+                    read_samples(&mut *set.samples(), mint, maxt, keep_stale, &mut buf)?;
+                    self.limits.add(buf.len())?;
+                    all.insert(set.labels().clone(), buf);
+                }
+                if let Some(e) = set.err() {
+                    return Err(Error::internal(e.to_string()));
+                }
+            }
+            for (l, buf) in all {
+                if !buf.is_empty() || keep_stale {
+                    f(&l, &buf)?;
+                }
+                self.limits.release(buf.len());
+            }
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for matchers in &groups {
+            let mut set = q.select(matchers);
+            while set.next() {
+                self.limits.check()?;
+                read_samples(&mut *set.samples(), mint, maxt, keep_stale, &mut buf)?;
+                self.limits.add(buf.len())?;
+                if !buf.is_empty() || keep_stale {
+                    f(set.labels(), &buf)?;
+                }
+                self.limits.release(buf.len());
+            }
+            if let Some(e) = set.err() {
+                return Err(Error::internal(e.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the samples of one series in `[mint, maxt]` into `buf` (cleared first).
+fn read_samples(
+    it: &mut dyn argus_storage::SampleIterator,
+    mint: i64,
+    maxt: i64,
+    keep_stale: bool,
+    buf: &mut Vec<(i64, f64)>,
+) -> Result<()> {
+    buf.clear();
+    let mut ok = it.seek(mint);
+    while ok {
+        let (t, v) = it.at();
+        if t > maxt {
+            break;
+        }
+        if keep_stale || !is_stale_nan(v) {
+            buf.push((t, v));
+        }
+        ok = it.next();
+    }
+    if let Some(e) = it.err() {
+        return Err(Error::internal(e.to_string()));
+    }
+    Ok(())
+}
+
+/// The storage matchers of a selector: one group, or one per `or` alternative.
+fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
+        let mut out = Vec::with_capacity(ms.len() + 1);
+        if let Some(name) = &vs.name {
+            out.push(Matcher::equal(METRIC_NAME, name.clone()));
+        }
+        for m in ms {
+            let kind = match m.op {
+                MatchOp::Equal => MatchType::Equal,
+                MatchOp::NotEqual => MatchType::NotEqual,
+                MatchOp::Re(_) => MatchType::Regex,
+                MatchOp::NotRe(_) => MatchType::NotRegex,
+            };
+            out.push(
+                Matcher::new(kind, m.name.clone(), m.value.clone())
+                    .map_err(|e| Error::bad_data(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    };
+    let mut groups = vec![convert(&vs.matchers.matchers)?];
+    if !vs.matchers.or_matchers.is_empty() {
+        groups.clear();
+        for g in &vs.matchers.or_matchers {
+            groups.push(convert(g)?);
+        }
+    }
+    Ok(groups)
+}
