@@ -1,13 +1,34 @@
 //! `Db`: opens a directory and owns the head, WAL, blocks and background compaction.
-//! OWNER: engine helper. (API stub: signatures are the contract other crates build against.)
+//! OWNER: engine helper.
+//!
+//! Only this module knows both the head and the blocks: it cuts the head's oldest range into a
+//! block, checkpoints the WAL, plans and runs compactions and retention, and hands queriers a
+//! snapshot of `Arc<Block>`s plus a head range (all through [`BlockReader`]).
 
-use crate::error::Result;
+use crate::block::reader::Block;
+use crate::block::writer::{BlockSpec, write_block};
+use crate::block::{BlockReader, overlaps, ulid};
+use crate::compact::{self, plan};
+use crate::error::{Error, Result};
+use crate::fs::layout::{DELETE_SUFFIX, LOCK_FILE, TMP_SUFFIX, WAL_DIR};
+use crate::head::append::HeadAppender;
+use crate::head::read::HeadRange;
+use crate::head::{Head, HeadOptions, replay};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
-use crate::model::Timestamp;
-use crate::wal::SyncMode;
-use std::path::Path;
-use std::sync::Arc;
+use crate::model::{METRIC_NAME, Timestamp};
+use crate::querier::{DbQuerier, select};
+use crate::wal::{SyncMode, Wal, WalOptions};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak, mpsc};
+use std::time::Duration;
+
+/// How often the background thread cuts the head, compacts and applies retention.
+const BACKGROUND_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Database settings. Durations are milliseconds.
 #[derive(Clone, Debug)]
@@ -100,65 +121,507 @@ pub struct TsdbStats {
 /// An open database. Cheap to clone (shared); all methods may be called concurrently.
 #[derive(Clone)]
 pub struct Db {
-    _inner: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+struct Background {
+    stop: mpsc::Sender<()>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+struct Inner {
+    // Immutable after open.
+    dir: PathBuf,
+    opts: Options,
+    head: Arc<Head>,
+    /// Held (locked) for the lifetime of the Db.
+    _lock_file: File,
+    wal_corruptions: u64,
+    /// Blocks sorted by min time; replaced as a whole under the write lock.
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Serialises head cuts, compactions, retention, deletions and snapshots.
+    compact_lock: Mutex<()>,
+    /// The background thread, if running.
+    bg: Mutex<Option<Background>>,
+    closed: AtomicBool,
+    compactions: AtomicU64,
+    compactions_failed: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.head.closed.store(true, Ordering::Release);
+            if let Some(wal) = self.head.wal.lock().as_mut()
+                && let Err(e) = wal.sync()
+            {
+                tracing::warn!("cannot sync WAL on drop: {e}");
+            }
+        }
+    }
+}
+
+fn io(ctx: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let ctx = ctx.into();
+    move |e| Error::io(ctx, e)
 }
 
 impl Db {
     /// Opens (creating) the database in `dir`: takes a lock file, loads blocks, replays the WAL.
-    pub fn open(_dir: impl AsRef<Path>, _opts: Options) -> Result<Db> {
-        todo!()
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let dir = dir.as_ref().to_path_buf();
+        if opts.block_range_ms <= 0 {
+            return Err(Error::InvalidArgument(
+                "block_range_ms must be positive".into(),
+            ));
+        }
+        if opts.out_of_order_window_ms < 0 {
+            return Err(Error::InvalidArgument(
+                "out_of_order_window_ms must not be negative".into(),
+            ));
+        }
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = File::create(&lock_path)
+            .map_err(io(format!("cannot create {}", lock_path.display())))?;
+        lock_file.try_lock().map_err(|e| {
+            Error::InvalidArgument(format!(
+                "cannot lock {}: {e} (is another process using this directory?)",
+                lock_path.display()
+            ))
+        })?;
+        let blocks = load_blocks(&dir)?;
+        let min_valid = blocks
+            .iter()
+            .map(|b| b.meta.max_time)
+            .max()
+            .unwrap_or(i64::MIN);
+        let wal = Wal::open(
+            &dir.join(WAL_DIR),
+            WalOptions {
+                segment_size: opts.wal_segment_size,
+                sync: opts.sync,
+            },
+        )?;
+        let head = Arc::new(Head::new(
+            HeadOptions {
+                block_range: opts.block_range_ms,
+                ooo_window: opts.out_of_order_window_ms,
+            },
+            None,
+            min_valid,
+        ));
+        let outcome = replay::replay(&head, &wal)?;
+        if outcome.unknown_refs > 0 {
+            tracing::warn!(
+                "WAL replay skipped {} samples of unknown series",
+                outcome.unknown_refs
+            );
+        }
+        *head.wal.lock() = Some(wal);
+        let inner = Arc::new(Inner {
+            dir,
+            opts,
+            head,
+            _lock_file: lock_file,
+            wal_corruptions: u64::from(outcome.truncated_bytes > 0),
+            blocks: RwLock::new(blocks),
+            compact_lock: Mutex::new(()),
+            bg: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            compactions: AtomicU64::new(0),
+            compactions_failed: AtomicU64::new(0),
+        });
+        if inner.opts.background {
+            start_background(&inner);
+        }
+        Ok(Db { inner })
     }
 
     /// Flushes and syncs the WAL, stops background work. Later appends fail with `Closed`.
     pub fn close(&self) -> Result<()> {
-        todo!()
+        let bg = self.inner.bg.lock().take();
+        if let Some(bg) = bg {
+            drop(bg.stop);
+            if bg.handle.join().is_err() {
+                tracing::warn!("background compaction thread panicked");
+            }
+        }
+        let _g = self.inner.compact_lock.lock();
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.head.closed.store(true, Ordering::Release);
+        match self.inner.head.wal.lock().as_mut() {
+            Some(wal) => wal.sync(),
+            None => Ok(()),
+        }
     }
 
     /// Cuts the head's old range into blocks, compacts and applies retention now.
     pub fn compact(&self) -> Result<()> {
-        todo!()
+        self.inner.compact()
     }
 
     /// Deletes samples of series matching `matchers` within `[mint, maxt]` (tombstones).
     pub fn delete_series(
         &self,
-        _matchers: &[Matcher],
-        _mint: Timestamp,
-        _maxt: Timestamp,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
     ) -> Result<()> {
-        todo!()
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if mint > maxt {
+            return Err(Error::InvalidArgument(format!(
+                "delete range start {mint} is after its end {maxt}"
+            )));
+        }
+        let _g = inner.compact_lock.lock();
+        let ids = inner.head.select_ids(matchers)?;
+        inner.head.delete(&ids, mint, maxt, true)?;
+        for b in inner.blocks.read().iter() {
+            if !overlaps(b.min_time(), b.max_time(), mint, maxt) {
+                continue;
+            }
+            let ids = select::postings_for_matchers(b.as_ref(), matchers)?;
+            b.delete(&ids, mint, maxt)?;
+        }
+        Ok(())
     }
 
     /// Rewrites blocks that have tombstones so the deleted data is gone from disk.
     pub fn clean_tombstones(&self) -> Result<()> {
-        todo!()
+        let inner = &*self.inner;
+        let _g = inner.compact_lock.lock();
+        let dirty: Vec<Arc<Block>> = inner
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.has_tombstones())
+            .cloned()
+            .collect();
+        for b in dirty {
+            let meta = compact::merge_blocks(&inner.dir, std::slice::from_ref(&b))?;
+            inner.swap_blocks(&[b.id().to_string()], meta.map(|m| m.ulid))?;
+        }
+        Ok(())
     }
 
     /// Writes a consistent copy of all blocks (and, with `with_head`, the head cut into a block)
     /// into `dir`, which must not exist yet.
-    pub fn snapshot(&self, _dir: &Path, _with_head: bool) -> Result<()> {
-        todo!()
+    pub fn snapshot(&self, dir: &Path, with_head: bool) -> Result<()> {
+        let inner = &*self.inner;
+        if dir.exists() {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot directory {} already exists",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let _g = inner.compact_lock.lock();
+        let blocks = inner.blocks.read().clone();
+        for b in &blocks {
+            link_tree(&b.dir, &dir.join(b.id()))?;
+        }
+        if with_head {
+            let r: Arc<dyn BlockReader> =
+                Arc::new(HeadRange::new(inner.head.clone(), i64::MIN, i64::MAX));
+            let ids = r.sorted_ids(&r.all_postings()?)?;
+            let spec = BlockSpec {
+                mint: i64::MIN,
+                maxt: i64::MAX,
+                level: 1,
+                sources: Vec::new(),
+                parents: Vec::new(),
+            };
+            write_block(dir, vec![(r, ids)], spec)?;
+        }
+        crate::fs::fsync_dir(dir)
     }
 
     /// Head statistics with the top `limit` entries per list.
-    pub fn stats(&self, _limit: usize) -> TsdbStats {
-        todo!()
+    pub fn stats(&self, limit: usize) -> TsdbStats {
+        let head = &self.inner.head;
+        let mut by_metric = Vec::new();
+        let mut values_by_name: HashMap<String, u64> = HashMap::new();
+        let mut bytes_by_name: HashMap<String, u64> = HashMap::new();
+        let mut by_pair = Vec::new();
+        head.postings.read().for_each(|n, v, ids| {
+            if n == METRIC_NAME {
+                by_metric.push((v.to_string(), ids.len()));
+            }
+            *values_by_name.entry(n.to_string()).or_default() += 1;
+            *bytes_by_name.entry(n.to_string()).or_default() += v.len() as u64;
+            by_pair.push((format!("{n}={v}"), ids.len()));
+        });
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        let (min, max) = (head.min_time(), head.max_time());
+        TsdbStats {
+            num_series: head.num_series(),
+            min_time: min,
+            max_time: max,
+            num_chunks: head.num_chunks(),
+            series_count_by_metric_name: top(by_metric),
+            label_value_count_by_label_name: top(values_by_name.into_iter().collect()),
+            memory_in_bytes_by_label_name: top(bytes_by_name.into_iter().collect()),
+            series_count_by_label_value_pair: top(by_pair),
+        }
     }
 
     /// Current counters and gauges.
     pub fn metrics(&self) -> DbMetrics {
-        todo!()
+        let inner = &*self.inner;
+        let head = &inner.head;
+        let m = &head.metrics;
+        let blocks = inner.blocks.read();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DbMetrics {
+            head_series: head.num_series(),
+            head_chunks: head.num_chunks(),
+            head_bytes: head.heap_bytes(),
+            samples_appended: load(&m.samples_appended),
+            samples_rejected: vec![
+                ("out_of_order".into(), load(&m.rejected_out_of_order)),
+                ("out_of_bounds".into(), load(&m.rejected_out_of_bounds)),
+                ("too_old".into(), load(&m.rejected_too_old)),
+                ("duplicate".into(), load(&m.rejected_duplicate)),
+            ],
+            wal_fsyncs: 0,
+            wal_fsync_seconds: 0.0,
+            wal_corruptions: inner.wal_corruptions,
+            compactions: load(&inner.compactions),
+            compactions_failed: load(&inner.compactions_failed),
+            blocks: blocks.len() as u64,
+            blocks_bytes: blocks.iter().map(|b| b.size).sum(),
+            head_min_time: head.min_time(),
+            head_max_time: head.max_time(),
+        }
+    }
+}
+
+/// Loads every block directory in `dir`; removes leftovers of interrupted writes/deletions and
+/// blocks already merged into another (their id is in some block's `parents`).
+fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
+    let mut blocks = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(io(format!("cannot read {}", dir.display())))?;
+    for e in rd {
+        let e = e.map_err(io(format!("cannot read {}", dir.display())))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETE_SUFFIX) {
+            std::fs::remove_dir_all(&path)
+                .map_err(io(format!("cannot remove {}", path.display())))?;
+            continue;
+        }
+        if ulid::is_ulid(&name) {
+            blocks.push(Arc::new(Block::open(&path)?));
+        }
+    }
+    let parents: BTreeSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.compaction.parents.iter().cloned())
+        .collect();
+    blocks.retain(|b| {
+        let merged = parents.contains(b.id());
+        if merged {
+            b.mark_deleted();
+        }
+        !merged
+    });
+    blocks.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
+    Ok(blocks)
+}
+
+/// Hard-links (or copies, across file systems) every file under `src` into `dst`.
+fn link_tree(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(io(format!("cannot create {}", dst.display())))?;
+    let rd = std::fs::read_dir(src).map_err(io(format!("cannot read {}", src.display())))?;
+    for e in rd {
+        let e = e.map_err(io(format!("cannot read {}", src.display())))?;
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        if from.is_dir() {
+            link_tree(&from, &to)?;
+        } else if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(io(format!("cannot copy {}", from.display())))?;
+        }
+    }
+    crate::fs::fsync_dir(dst)
+}
+
+fn start_background(inner: &Arc<Inner>) {
+    let (stop, rx) = mpsc::channel::<()>();
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let handle = std::thread::Builder::new()
+        .name("argus-tsdb-compact".into())
+        .spawn(move || {
+            // Any message or a disconnected sender stops the loop.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(BACKGROUND_INTERVAL) {
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = inner.compact() {
+                    tracing::warn!("background compaction failed: {e}");
+                }
+            }
+        });
+    match handle {
+        Ok(handle) => *inner.bg.lock() = Some(Background { stop, handle }),
+        Err(e) => tracing::warn!("cannot start background compaction thread: {e}"),
+    }
+}
+
+impl Inner {
+    fn compact(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let _g = self.compact_lock.lock();
+        let res = self.cut_head().and_then(|()| self.compact_blocks());
+        if res.is_err() {
+            self.compactions_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        res?;
+        self.apply_retention()
+    }
+
+    /// Cuts whole block ranges off the head while it spans more than 1.5 ranges, then
+    /// checkpoints the WAL below the cut.
+    fn cut_head(&self) -> Result<()> {
+        let head = &self.head;
+        let r = self.opts.block_range_ms;
+        let mut cut_to = None;
+        loop {
+            let (hmin, hmax) = (head.min_time(), head.max_time());
+            if hmin == i64::MAX || hmin > hmax {
+                break;
+            }
+            let a = hmin.div_euclid(r) * r;
+            let b = a + r;
+            if hmax.saturating_sub(a) < r / 2 * 3 {
+                break;
+            }
+            // No sample below `b` is accepted from now on, so the block and the truncation see
+            // the same data.
+            head.set_min_valid_time(b);
+            let reader: Arc<dyn BlockReader> = Arc::new(HeadRange::new(head.clone(), a, b - 1));
+            let ids = reader.sorted_ids(&reader.all_postings()?)?;
+            let spec = BlockSpec {
+                mint: a,
+                maxt: b - 1,
+                level: 1,
+                sources: Vec::new(),
+                parents: Vec::new(),
+            };
+            if let Some(meta) = write_block(&self.dir, vec![(reader, ids)], spec)? {
+                self.swap_blocks(&[], Some(meta.ulid))?;
+            }
+            head.truncate(b);
+            cut_to = Some(b);
+        }
+        if let Some(b) = cut_to
+            && let Some(wal) = head.wal.lock().as_mut()
+        {
+            let keep = |id: u64| head.has_series(id);
+            wal.checkpoint(&keep, b)?;
+        }
+        Ok(())
+    }
+
+    fn infos(&self) -> Vec<plan::BlockInfo> {
+        self.blocks
+            .read()
+            .iter()
+            .map(|b| plan::BlockInfo {
+                id: b.id().to_string(),
+                min_time: b.meta.min_time,
+                max_time: b.meta.max_time,
+                size: b.size,
+            })
+            .collect()
+    }
+
+    fn compact_blocks(&self) -> Result<()> {
+        let ranges = plan::ranges(self.opts.block_range_ms, self.opts.retention_ms);
+        // Each round merges at least two blocks into one, so this terminates.
+        while let Some(ids) = plan::plan(&self.infos(), &ranges) {
+            let blocks: Vec<Arc<Block>> = self
+                .blocks
+                .read()
+                .iter()
+                .filter(|b| ids.iter().any(|id| id == b.id()))
+                .cloned()
+                .collect();
+            let meta = compact::merge_blocks(&self.dir, &blocks)?;
+            self.swap_blocks(&ids, meta.map(|m| m.ulid))?;
+            self.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let drop = plan::retention(
+            &self.infos(),
+            self.opts.retention_ms,
+            self.opts.retention_bytes,
+        );
+        if !drop.is_empty() {
+            self.swap_blocks(&drop, None)?;
+        }
+        Ok(())
+    }
+
+    /// Opens block `add` (if any), then replaces the blocks `remove` with it in one step. The
+    /// removed blocks' directories go when their last reader drops them.
+    fn swap_blocks(&self, remove: &[String], add: Option<String>) -> Result<()> {
+        let added = match add {
+            Some(id) => Some(Arc::new(Block::open(&self.dir.join(id))?)),
+            None => None,
+        };
+        let mut blocks = self.blocks.write();
+        blocks.retain(|b| {
+            let gone = remove.iter().any(|id| id == b.id());
+            if gone {
+                b.mark_deleted();
+            }
+            !gone
+        });
+        blocks.extend(added);
+        blocks.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
+        Ok(())
     }
 }
 
 impl Queryable for Db {
-    fn querier(&self, _mint: Timestamp, _maxt: Timestamp) -> Result<Box<dyn Querier + '_>> {
-        todo!()
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut readers: Vec<Arc<dyn BlockReader>> = self
+            .inner
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.clone() as Arc<dyn BlockReader>)
+            .collect();
+        readers.push(Arc::new(HeadRange::new(
+            self.inner.head.clone(),
+            i64::MIN,
+            i64::MAX,
+        )));
+        Ok(Box::new(DbQuerier::new(readers, mint, maxt)))
     }
 }
 
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender> {
-        todo!()
+        Box::new(HeadAppender::new(self.inner.head.clone()))
     }
 }

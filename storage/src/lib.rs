@@ -25,13 +25,21 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod block;
 mod chunk;
+mod compact;
 mod db;
+mod encoding;
 mod error;
+mod fs;
+mod head;
 mod index;
 mod interface;
+pub mod internals;
 mod matcher;
 mod model;
+mod postings;
+mod querier;
 mod wal;
 
 #[cfg(feature = "testing")]

@@ -1,5 +1,10 @@
 //! Chunk encodings. OWNER: codec helper. Head chunks are Gorilla XOR ([`xor`]); a compacted block
 //! may use a denser encoding, told apart by the encoding byte stored beside each chunk.
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
+)]
 
 pub(crate) mod xor;
 

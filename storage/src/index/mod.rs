@@ -1,10 +1,81 @@
 //! Block index: symbols, series with chunk refs, postings, label-value lists, CRC-checked
-//! sections. OWNER: codec helper. (API stub: signatures are the contract.)
+//! sections. OWNER: codec helper.
+//!
+//! File layout (model: Prometheus `tsdb/docs/format/index.md`; integers little-endian, varints
+//! zig-zag, uvarints LEB128; `sym` is a symbol id, the index of a string in the symbol table):
+//!
+//! ```text
+//! ┌──────────────────────────────────────────────────────────────────────────┐
+//! │ magic "AIDX" │ version u8 │ reserved 3 B                                 │ header, 8 B
+//! ├──────────────────────────────────────────────────────────────────────────┤
+//! │ series entry 0 │ series entry 1 │ ...                                    │ series
+//! ├──────────────────────────────────────────────────────────────────────────┤
+//! │ file offset of series entry i, u64 × num_series │ crc32                  │ series offsets
+//! ├──────────────────────────────────────────────────────────────────────────┤
+//! │ count uvarint │ count × (len uvarint │ UTF-8 bytes) │ crc32              │ symbols
+//! ├──────────────────────────────────────────────────────────────────────────┤
+//! │ names uvarint │ per name (sorted): name sym │ values uvarint │           │ label index
+//! │   per value (sorted): value sym │ postings entry offset uvarint │ crc32  │
+//! ├──────────────────────────────────────────────────────────────────────────┤
+//! │ postings entry │ postings entry │ ...                                    │ postings
+//! ├──────────────────────────────────────────────────────────────────────────┤
+//! │ 5 × (section offset u64 │ section length u64) │ crc32                    │ TOC, 84 B
+//! └──────────────────────────────────────────────────────────────────────────┘
+//! series entry:   len uvarint │ payload │ crc32(payload)
+//!   payload:      labels uvarint │ labels × (name sym, value sym) uvarints
+//!                 chunks uvarint │ chunk 0: min_time varint │ max_time - min_time varint │
+//!                                           chunk_ref uvarint
+//!                                  chunk i: min_time - prev max_time varint │
+//!                                           max_time - min_time varint │
+//!                                           chunk_ref - prev chunk_ref varint
+//! postings entry: len uvarint │ roaring bitmap (portable serialization) │ crc32
+//! ```
+//! Section lengths in the TOC exclude the trailing section CRC. Symbols are stored in the order
+//! they were first seen; series ids are insertion order (0, 1, …) and series are added sorted by
+//! labels. Small sections (symbols, series offsets, label index, TOC) are CRC-checked when the
+//! reader opens; series and postings entries carry their own CRC, checked on each read.
 
-use crate::error::Result;
-use crate::model::Labels;
-use roaring::RoaringBitmap;
-use std::path::Path;
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
+)]
+
+pub(crate) mod reader;
+pub(crate) mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use reader::IndexReader;
+pub(crate) use writer::IndexWriter;
+
+/// First four bytes of an index file.
+pub(crate) const INDEX_MAGIC: [u8; 4] = *b"AIDX";
+/// Current index format version.
+pub(crate) const INDEX_VERSION: u8 = 1;
+/// Offset of the version byte.
+pub(crate) const VERSION_OFFSET: usize = INDEX_MAGIC.len();
+/// Bytes before the first section.
+pub(crate) const HEADER_LEN: usize = VERSION_OFFSET + 1 + 3;
+/// Sections named in the TOC, in TOC order.
+pub(crate) const TOC_SECTIONS: usize = 5;
+/// TOC index of each section.
+pub(crate) const SEC_SERIES: usize = 0;
+/// TOC index of the series-offsets section.
+pub(crate) const SEC_SERIES_OFFSETS: usize = 1;
+/// TOC index of the symbols section.
+pub(crate) const SEC_SYMBOLS: usize = 2;
+/// TOC index of the label-index section.
+pub(crate) const SEC_LABEL_INDEX: usize = 3;
+/// TOC index of the postings section.
+pub(crate) const SEC_POSTINGS: usize = 4;
+/// Bytes of the CRC that follows a section, entry or the TOC.
+pub(crate) const CRC_LEN: usize = 4;
+/// Bytes of the TOC at the end of the file.
+pub(crate) const TOC_LEN: usize = TOC_SECTIONS * 16 + CRC_LEN;
+/// Smallest valid index file.
+pub(crate) const MIN_INDEX_LEN: usize = HEADER_LEN + TOC_LEN;
 
 /// Where a chunk lives and what time it covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -15,74 +86,4 @@ pub(crate) struct ChunkMeta {
     pub(crate) max_time: i64,
     /// Opaque reference into the block's chunk segment files (segment << 32 | offset).
     pub(crate) chunk_ref: u64,
-}
-
-/// Writes an index file. Series must be added in ascending label order; the i-th series added
-/// gets id `i` (so postings in id order are also in label order).
-pub(crate) struct IndexWriter {}
-
-impl IndexWriter {
-    /// Creates the index file at `path`.
-    pub(crate) fn create(_path: &Path) -> Result<Self> {
-        todo!()
-    }
-
-    /// Adds the next series (labels strictly greater than the previous series').
-    pub(crate) fn add_series(&mut self, _labels: &Labels, _chunks: &[ChunkMeta]) -> Result<()> {
-        todo!()
-    }
-
-    /// Writes symbols, postings, label-value lists and the table of contents; fsyncs. Returns
-    /// the file size in bytes.
-    pub(crate) fn finish(self) -> Result<u64> {
-        todo!()
-    }
-}
-
-/// Reads an index from bytes (usually an mmap). Every section is CRC-checked on open or on
-/// first use; corrupt bytes give `Error::Corruption`, never a panic.
-pub(crate) struct IndexReader<B: AsRef<[u8]>> {
-    _data: B,
-}
-
-impl<B: AsRef<[u8]>> IndexReader<B> {
-    /// Parses the table of contents and checks the format version.
-    pub(crate) fn new(_data: B) -> Result<Self> {
-        todo!()
-    }
-
-    /// Number of series (ids are `0..num_series`).
-    pub(crate) fn num_series(&self) -> u32 {
-        todo!()
-    }
-
-    /// Sorted label names in the block.
-    pub(crate) fn label_names(&self) -> Result<Vec<String>> {
-        todo!()
-    }
-
-    /// Sorted values of label `name` (empty when absent).
-    pub(crate) fn label_values(&self, _name: &str) -> Result<Vec<String>> {
-        todo!()
-    }
-
-    /// Ids of series with `name="value"` (empty when none).
-    pub(crate) fn postings(&self, _name: &str, _value: &str) -> Result<RoaringBitmap> {
-        todo!()
-    }
-
-    /// Ids of all series.
-    pub(crate) fn all_postings(&self) -> RoaringBitmap {
-        todo!()
-    }
-
-    /// Labels and chunk metas of series `id`, written into the caller's buffers (cleared first).
-    pub(crate) fn series(
-        &self,
-        _id: u32,
-        _labels: &mut Labels,
-        _chunks: &mut Vec<ChunkMeta>,
-    ) -> Result<()> {
-        todo!()
-    }
 }

@@ -1,10 +1,18 @@
 //! Write-ahead log. OWNER: codec helper. (API stub: signatures are the contract.)
 //!
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
+)]
 
+pub(crate) mod checkpoint;
 pub(crate) mod record;
+pub(crate) mod segment;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use segment::{SEGMENT_HEADER_LEN, SegmentFile, SegmentOpener, SegmentReader};
 use std::path::{Path, PathBuf};
 
 pub(crate) use record::{Record, RefSample, RefSeries, RefTombstone};
@@ -17,7 +25,8 @@ pub enum SyncMode {
     /// `fdatasync` after every batch: survives a power cut.
     #[default]
     Data,
-    /// `fsync` (data and metadata) after every batch, and of the directory on segment creation.
+    /// `fsync` (data and metadata) after every batch. (`Data` and `All` both fsync the directory
+    /// when a segment is created, so a new segment's name survives a power cut too.)
     All,
 }
 
@@ -50,41 +59,311 @@ pub(crate) struct ReplayStats {
 
 /// An open WAL directory. Not thread-safe; the head keeps it behind a mutex.
 pub(crate) struct Wal {
-    _dir: PathBuf,
+    dir: PathBuf,
+    opts: WalOptions,
+    opener: Box<SegmentOpener>,
+    /// Index of the segment being written.
+    cur_index: u32,
+    /// The segment being written.
+    cur_file: Box<dyn SegmentFile>,
+    /// Bytes in the current segment (header included).
+    cur_size: u64,
+    /// Set by a failed write or sync; every later write fails with [`Error::Poisoned`].
+    poisoned: bool,
+    /// What open's repair truncated.
+    truncated_bytes: u64,
+    /// Frame buffer reused across batches.
+    scratch: Vec<u8>,
 }
 
 impl Wal {
     /// Opens (creating) the WAL in `dir`, repairing a torn or corrupt tail by truncating at the
     /// last valid record (logged as a warning, never an error).
-    pub(crate) fn open(_dir: &Path, _opts: WalOptions) -> Result<Wal> {
-        todo!()
+    pub(crate) fn open(dir: &Path, opts: WalOptions) -> Result<Wal> {
+        Self::open_with(dir, opts, Box::new(segment::create_segment_file))
+    }
+
+    /// [`Wal::open`] with a custom segment-file opener (the I/O seam for crash tests).
+    pub(crate) fn open_with(
+        dir: &Path,
+        opts: WalOptions,
+        opener: Box<SegmentOpener>,
+    ) -> Result<Wal> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create WAL dir {}", dir.display()), e))?;
+        checkpoint::remove_tmp(dir)?;
+        let cp = checkpoint::list_checkpoints(dir)?.pop().map(|(i, _)| i);
+        let mut segs = segment::list_segments(dir)?;
+        // Segments a checkpoint covers are leftovers of an interrupted cleanup.
+        if let Some(cp) = cp {
+            for (_, p) in segs.iter().filter(|(i, _)| *i <= cp) {
+                remove_file(p)?;
+            }
+            segs.retain(|(i, _)| *i > cp);
+        }
+        if let Some(w) = segs
+            .windows(2)
+            .find(|w| matches!(w, [a, b] if a.0 + 1 != b.0))
+            && let [_, b] = w
+        {
+            return Err(Error::corruption(&b.1, 0, "gap in WAL segment sequence"));
+        }
+        let truncated_bytes = repair(&segs)?;
+        let next = segment::list_segments(dir)?
+            .last()
+            .map(|(i, _)| i + 1)
+            .or(cp.map(|c| c + 1))
+            .unwrap_or(0);
+        let (file, size) = create_segment(&*opener, dir, next, opts.sync)?;
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            opts,
+            opener,
+            cur_index: next,
+            cur_file: file,
+            cur_size: size,
+            poisoned: false,
+            truncated_bytes,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Index of the segment being written.
+    pub(crate) fn current_segment(&self) -> u32 {
+        self.cur_index
     }
 
     /// Reads the latest checkpoint and then every segment in order, calling `f` per record.
-    pub(crate) fn replay(&self, _f: &mut dyn FnMut(Record) -> Result<()>) -> Result<ReplayStats> {
-        todo!()
+    pub(crate) fn replay(&self, f: &mut dyn FnMut(Record) -> Result<()>) -> Result<ReplayStats> {
+        let mut stats = ReplayStats {
+            records: 0,
+            truncated_bytes: self.truncated_bytes,
+        };
+        let mut paths = Vec::new();
+        let cp = checkpoint::list_checkpoints(&self.dir)?.pop();
+        if let Some((_, cp_dir)) = &cp {
+            paths.extend(segment::list_segments(cp_dir)?.into_iter().map(|(_, p)| p));
+        }
+        let first = cp.map_or(0, |(i, _)| i + 1);
+        paths.extend(
+            segment::list_segments(&self.dir)?
+                .into_iter()
+                .filter(|(i, _)| *i >= first)
+                .map(|(_, p)| p),
+        );
+        let mut buf = Vec::new();
+        for p in &paths {
+            checkpoint::read_segment(p, &mut buf, &mut |payload, off| {
+                stats.records += 1;
+                f(checkpoint::decode_at(payload, p, off)?)
+            })?;
+        }
+        Ok(stats)
     }
 
     /// Appends already-encoded records (from `record::encode_*`) as one batch and syncs per the
     /// policy. When this returns `Ok`, the batch is durable per [`SyncMode`]. After a failed
     /// write or sync the WAL is poisoned and every later call fails.
-    pub(crate) fn log(&mut self, _records: &[&[u8]]) -> Result<()> {
-        todo!()
+    ///
+    /// Each record must be 1..=[`segment::MAX_RECORD_LEN`] bytes (`InvalidArgument` otherwise,
+    /// without poisoning). A batch is written with one `write(2)` and never split across
+    /// segments.
+    pub(crate) fn log(&mut self, records: &[&[u8]]) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "WAL record of {} bytes not in 1..={}",
+                r.len(),
+                segment::MAX_RECORD_LEN
+            )));
+        }
+        self.scratch.clear();
+        for r in records {
+            segment::put_frame(&mut self.scratch, r);
+        }
+        if self.scratch.is_empty() {
+            return Ok(());
+        }
+        let len = self.scratch.len() as u64;
+        if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
+        {
+            self.next_segment()?;
+        }
+        if let Err(e) = self.cur_file.write_all(&self.scratch) {
+            self.poisoned = true;
+            return Err(Error::io(
+                format!("cannot write WAL segment {}", self.segment_path().display()),
+                e,
+            ));
+        }
+        self.cur_size += len;
+        self.sync_policy()
+    }
+
+    fn segment_path(&self) -> PathBuf {
+        self.dir.join(segment::segment_name(self.cur_index))
+    }
+
+    fn sync_policy(&mut self) -> Result<()> {
+        let r = match self.opts.sync {
+            SyncMode::Buffer => Ok(()),
+            SyncMode::Data => self.cur_file.sync_data(),
+            SyncMode::All => self.cur_file.sync_all(),
+        };
+        r.map_err(|e| {
+            self.poisoned = true;
+            Error::io(
+                format!("cannot fsync WAL segment {}", self.segment_path().display()),
+                e,
+            )
+        })
+    }
+
+    /// Closes the current segment and starts the next one.
+    fn next_segment(&mut self) -> Result<()> {
+        match create_segment(&*self.opener, &self.dir, self.cur_index + 1, self.opts.sync) {
+            Ok((file, size)) => {
+                self.cur_file = file;
+                self.cur_size = size;
+                self.cur_index += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
     }
 
     /// Writes a checkpoint of all closed segments: series records for which `keep_series(ref)` is
     /// true, samples with `t >= mint` of kept series, tombstones of kept series; then deletes
     /// the segments and older checkpoints it covers. Starts a new segment first.
+    ///
+    /// Tombstones whose `maxt < mint` are dropped too. Blocks appends for its duration (it holds
+    /// `&mut self`).
     pub(crate) fn checkpoint(
         &mut self,
-        _keep_series: &dyn Fn(u64) -> bool,
-        _mint: i64,
+        keep_series: &dyn Fn(u64) -> bool,
+        mint: i64,
     ) -> Result<()> {
-        todo!()
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let last = self.cur_index;
+        self.next_segment()?;
+        let cps = checkpoint::list_checkpoints(&self.dir)?;
+        let prev = cps.last().map(|(_, p)| p.as_path());
+        let first = cps.last().map_or(0, |(i, _)| i + 1);
+        let segs: Vec<(u32, PathBuf)> = segment::list_segments(&self.dir)?
+            .into_iter()
+            .filter(|(i, _)| (first..=last).contains(i))
+            .collect();
+        checkpoint::write(&self.dir, prev, &segs, last, keep_series, mint)?;
+        for (_, p) in &segs {
+            remove_file(p)?;
+        }
+        for (_, p) in &cps {
+            std::fs::remove_dir_all(p)
+                .map_err(|e| Error::io(format!("cannot remove {}", p.display()), e))?;
+        }
+        Ok(())
     }
 
     /// Flushes and syncs the current segment.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        todo!()
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let r = match self.opts.sync {
+            SyncMode::All => self.cur_file.sync_all(),
+            SyncMode::Buffer | SyncMode::Data => self.cur_file.sync_data(),
+        };
+        r.map_err(|e| {
+            self.poisoned = true;
+            Error::io(
+                format!("cannot fsync WAL segment {}", self.segment_path().display()),
+                e,
+            )
+        })
     }
 }
+
+fn remove_file(p: &Path) -> Result<()> {
+    std::fs::remove_file(p).map_err(|e| Error::io(format!("cannot remove {}", p.display()), e))
+}
+
+/// Creates segment `index` in `dir` with its header; fsyncs the directory unless `Buffer`.
+fn create_segment(
+    opener: &SegmentOpener,
+    dir: &Path,
+    index: u32,
+    sync: SyncMode,
+) -> Result<(Box<dyn SegmentFile>, u64)> {
+    let path = dir.join(segment::segment_name(index));
+    let ctx = |what: &str| format!("cannot {what} WAL segment {}", path.display());
+    let mut f = opener(&path).map_err(|e| Error::io(ctx("create"), e))?;
+    let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
+    segment::put_segment_header(&mut header);
+    f.write_all(&header)
+        .map_err(|e| Error::io(ctx("write"), e))?;
+    if sync != SyncMode::Buffer {
+        f.sync_all().map_err(|e| Error::io(ctx("fsync"), e))?;
+        segment::fsync_dir(dir)?;
+    }
+    Ok((f, header.len() as u64))
+}
+
+/// Validates `segs` in order; at the first torn or corrupt frame truncates that segment there
+/// and deletes every later segment. Returns the bytes dropped.
+fn repair(segs: &[(u32, PathBuf)]) -> Result<u64> {
+    let mut buf = Vec::new();
+    for (n, (_, path)) in segs.iter().enumerate() {
+        buf.clear();
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
+        std::io::Read::read_to_end(&mut f, &mut buf)
+            .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?;
+        let mut r = SegmentReader::new(&buf, path);
+        while r.next() {}
+        let Some(err) = r.take_err() else { continue };
+        if let Error::Corruption { reason, .. } = &err
+            && reason.starts_with("unsupported segment version")
+        {
+            return Err(err);
+        }
+        let valid = r.valid_len() as u64;
+        let mut dropped = buf.len() as u64 - valid;
+        let later = segs.get(n + 1..).unwrap_or(&[]);
+        tracing::warn!(
+            segment = %path.display(),
+            offset = valid,
+            later_segments = later.len(),
+            error = %err,
+            "WAL corruption: truncating at the last valid record"
+        );
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
+        f.set_len(valid)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(format!("cannot truncate WAL segment {}", path.display()), e))?;
+        for (_, p) in later {
+            dropped += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            remove_file(p)?;
+        }
+        if let Some(dir) = path.parent() {
+            segment::fsync_dir(dir)?;
+        }
+        return Ok(dropped);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Writes a block from merged series: `<id>.tmp/` with chunk segments, index, tombstones and
+//! meta.json, each fsynced, then renamed to `<id>/` and the parent fsynced.
+
+use super::BlockReader;
+use super::chunks::ChunkWriter;
+use super::meta::{BlockCompaction, BlockMeta, BlockStats, META_VERSION};
+use super::tombstones;
+use crate::chunk::{Encoding, TARGET_SAMPLES_PER_CHUNK, XorChunk};
+use crate::error::{Error, Result};
+use crate::fs::layout::{CHUNKS_DIR, INDEX_FILE, TMP_SUFFIX, TOMBSTONES_FILE};
+use crate::index::{ChunkMeta, IndexWriter};
+use crate::interface::SampleIterator;
+use crate::model::Timestamp;
+use crate::querier::merge::MergedSeries;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What to write: the time range (closed, ms) and the compaction lineage.
+pub(crate) struct BlockSpec {
+    pub(crate) mint: Timestamp,
+    pub(crate) maxt: Timestamp,
+    pub(crate) level: u32,
+    /// Level-1 ancestors (empty for a head block: the new id is used).
+    pub(crate) sources: Vec<String>,
+    pub(crate) parents: Vec<String>,
+}
+
+/// Writes the samples of `parts` (readers with their ids in label order) within the spec's range
+/// into a new block under `parent`. Returns `None` (and leaves nothing behind) when there is no
+/// sample to write.
+pub(crate) fn write_block(
+    parent: &Path,
+    parts: Vec<(Arc<dyn BlockReader>, Vec<u32>)>,
+    spec: BlockSpec,
+) -> Result<Option<BlockMeta>> {
+    let id = super::ulid::new_ulid();
+    let tmp = parent.join(format!("{id}{TMP_SUFFIX}"));
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Error::io(format!("cannot create block {}", tmp.display()), e))?;
+    let res = write_into(&tmp, &id, parts, spec);
+    match res {
+        Ok(Some(meta)) => {
+            let dst = parent.join(&id);
+            std::fs::rename(&tmp, &dst)
+                .map_err(|e| Error::io(format!("cannot rename block {}", tmp.display()), e))?;
+            crate::fs::fsync_dir(parent)?;
+            Ok(Some(meta))
+        }
+        other => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            other
+        }
+    }
+}
+
+fn write_into(
+    tmp: &Path,
+    id: &str,
+    parts: Vec<(Arc<dyn BlockReader>, Vec<u32>)>,
+    spec: BlockSpec,
+) -> Result<Option<BlockMeta>> {
+    let mut chunks = ChunkWriter::create(&tmp.join(CHUNKS_DIR))?;
+    let mut index = IndexWriter::create(&tmp.join(INDEX_FILE))?;
+    let mut merged = MergedSeries::new(parts, spec.mint, spec.maxt);
+    let mut stats = BlockStats::default();
+    let (mut dmin, mut dmax) = (i64::MAX, i64::MIN);
+    let mut metas: Vec<ChunkMeta> = Vec::new();
+    while merged.next() {
+        metas.clear();
+        let mut it = merged.samples();
+        let mut c = XorChunk::new();
+        let (mut cmin, mut cmax) = (0, 0);
+        let mut flush = |c: &mut XorChunk, cmin: i64, cmax: i64| -> Result<()> {
+            let r = chunks.write(Encoding::Xor, c.bytes())?;
+            metas.push(ChunkMeta {
+                min_time: cmin,
+                max_time: cmax,
+                chunk_ref: r,
+            });
+            *c = XorChunk::new();
+            Ok(())
+        };
+        let mut n = 0usize;
+        while it.next() {
+            let (t, v) = it.at();
+            if n == 0 {
+                cmin = t;
+            }
+            c.append(t, v);
+            cmax = t;
+            n += 1;
+            stats.num_samples += 1;
+            if n == TARGET_SAMPLES_PER_CHUNK {
+                flush(&mut c, cmin, cmax)?;
+                n = 0;
+            }
+        }
+        if let Some(e) = it.err() {
+            return Err(Error::corruption(
+                tmp,
+                0,
+                format!("cannot read source chunk: {e}"),
+            ));
+        }
+        if n > 0 {
+            flush(&mut c, cmin, cmax)?;
+        }
+        drop(it);
+        if let (Some(first), Some(last)) = (metas.first(), metas.last()) {
+            dmin = dmin.min(first.min_time);
+            dmax = dmax.max(last.max_time);
+            stats.num_series += 1;
+            stats.num_chunks += metas.len() as u64;
+            index.add_series(merged.labels(), &metas)?;
+        }
+    }
+    if let Some(e) = merged.take_err() {
+        return Err(e);
+    }
+    if stats.num_series == 0 {
+        return Ok(None);
+    }
+    index.finish()?;
+    chunks.finish()?;
+    crate::fs::write_file_synced(
+        &tmp.join(TOMBSTONES_FILE),
+        &tombstones::encode(&tombstones::Tombstones::new()),
+    )?;
+    let sources = if spec.sources.is_empty() {
+        vec![id.to_string()]
+    } else {
+        spec.sources
+    };
+    let meta = BlockMeta {
+        ulid: id.to_string(),
+        min_time: if spec.mint == i64::MIN {
+            dmin
+        } else {
+            spec.mint
+        },
+        max_time: if spec.maxt == i64::MAX {
+            dmax
+        } else {
+            spec.maxt
+        }
+        .saturating_add(1),
+        stats,
+        compaction: BlockCompaction {
+            level: spec.level,
+            sources,
+            parents: spec.parents,
+        },
+        version: META_VERSION,
+    };
+    meta.write(tmp)?;
+    crate::fs::fsync_dir(tmp)?;
+    Ok(Some(meta))
+}

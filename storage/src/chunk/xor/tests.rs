@@ -1,0 +1,269 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+use super::*;
+use crate::model::STALE_NAN_BITS;
+use proptest::prelude::*;
+
+fn encode(samples: &[(i64, f64)]) -> XorChunk {
+    let mut c = XorChunk::new();
+    for &(t, v) in samples {
+        c.append(t, v);
+    }
+    c
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<(i64, u64)>> {
+    let mut out = Vec::new();
+    decode_into(&mut out, bytes)?;
+    Ok(out.into_iter().map(|(t, v)| (t, v.to_bits())).collect())
+}
+
+fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    samples.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+}
+
+fn special_values() -> Vec<f64> {
+    vec![
+        0.0,
+        -0.0,
+        1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        f64::from_bits(STALE_NAN_BITS),
+        f64::from_bits(0x7ff8_dead_beef_0001), // NaN with payload
+        f64::from_bits(0xfff0_0000_0000_0001), // negative signalling NaN
+        f64::from_bits(1),                     // smallest subnormal
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::MIN,
+        f64::EPSILON,
+        1e-300,
+        123_456.789,
+        0.0,
+    ]
+}
+
+#[test]
+fn special_values_round_trip_bit_exact() {
+    let vals = special_values();
+    let samples: Vec<(i64, f64)> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (1_700_000_000_000 + 15_000 * i as i64, v))
+        .collect();
+    let c = encode(&samples);
+    assert_eq!(c.num_samples(), samples.len());
+    assert_eq!(decode(c.bytes()).unwrap(), bits(&samples));
+}
+
+#[test]
+fn empty_chunk_is_decodable() {
+    let c = XorChunk::new();
+    assert_eq!(c.bytes(), &[0, 0]);
+    let mut it = c.iter();
+    assert!(!it.next());
+    assert!(it.err().is_none());
+    assert_eq!(decode(XorChunk::default().bytes()).unwrap(), vec![]);
+}
+
+#[test]
+fn short_header_is_corruption() {
+    for b in [&[][..], &[1][..]] {
+        let mut it = XorIterator::new(b);
+        assert!(!it.next());
+        assert!(matches!(it.err(), Some(Error::Corruption { .. })));
+    }
+}
+
+#[test]
+fn timestamp_buckets_and_extremes() {
+    // Deltas chosen to hit every dod bucket boundary, both signs, and the 64-bit fallback.
+    let mut ts = vec![i64::MIN, i64::MIN + 1, i64::MIN + 2];
+    let mut t = 0i64;
+    for d in [
+        15_000,
+        15_000,
+        15_001,
+        14_999,
+        8192,
+        16_384,
+        8193,
+        65_536,
+        1,
+        65_537,
+        524_288,
+        1,
+        524_289,
+        1 << 40,
+        1,
+        1 << 62,
+        1,
+    ] {
+        t += d;
+        ts.push(t);
+    }
+    ts.push(i64::MAX - 1);
+    ts.push(i64::MAX);
+    let samples: Vec<(i64, f64)> = ts.iter().map(|&t| (t, t as f64)).collect();
+    let c = encode(&samples);
+    assert_eq!(decode(c.bytes()).unwrap(), bits(&samples));
+}
+
+#[test]
+fn every_prefix_is_decodable() {
+    let mut c = XorChunk::new();
+    let mut want = Vec::new();
+    for i in 0..300i64 {
+        let v = if i % 7 == 0 {
+            f64::NAN
+        } else {
+            (i * i) as f64 / 3.0
+        };
+        c.append(i * 1000 + (i % 3), v);
+        want.push((i * 1000 + (i % 3), v.to_bits()));
+        assert_eq!(decode(c.bytes()).unwrap(), want);
+    }
+}
+
+#[test]
+fn from_bytes_resumes_appending() {
+    let samples: Vec<(i64, f64)> = (0..50)
+        .map(|i| (i * 15_000, (i % 5) as f64 * 0.1))
+        .collect();
+    for split in [0, 1, 2, 3, 17, 50] {
+        let head = encode(&samples[..split]);
+        let mut resumed = XorChunk::from_bytes(head.bytes()).unwrap();
+        for &(t, v) in &samples[split..] {
+            resumed.append(t, v);
+        }
+        assert_eq!(
+            resumed.bytes(),
+            encode(&samples).bytes(),
+            "split at {split}"
+        );
+    }
+    assert!(XorChunk::from_bytes(&[5, 0, 1]).is_err());
+}
+
+#[test]
+fn seek_and_reset() {
+    let samples: Vec<(i64, f64)> = (0..100).map(|i| (i * 10, i as f64)).collect();
+    let c = encode(&samples);
+    let mut it = c.iter();
+    assert!(it.seek(55));
+    assert_eq!(it.at(), (60, 6.0));
+    assert!(it.seek(60), "seek to the current time stays put");
+    assert_eq!(it.at(), (60, 6.0));
+    assert!(it.seek(10), "seek backwards stays put");
+    assert_eq!(it.at(), (60, 6.0));
+    assert!(it.next());
+    assert_eq!(it.at(), (70, 7.0));
+    assert!(!it.seek(991));
+    assert!(it.err().is_none());
+
+    let other = encode(&[(5, 1.5)]);
+    it.reset(other.bytes());
+    assert!(it.next());
+    assert_eq!(it.at(), (5, 1.5));
+    assert!(!it.next());
+}
+
+#[test]
+fn truncation_is_always_detected() {
+    let samples: Vec<(i64, f64)> = (0..120)
+        .map(|i| (i * 15_000 + i % 2, i as f64 * 1.5))
+        .collect();
+    let c = encode(&samples);
+    for len in 0..c.bytes().len() {
+        let mut out = Vec::new();
+        let r = decode_into(&mut out, &c.bytes()[..len]);
+        assert!(
+            matches!(r, Err(Error::Corruption { .. })),
+            "truncated to {len} bytes gave {r:?}"
+        );
+        assert!(out.len() < samples.len());
+        assert_eq!(
+            bits(&out),
+            bits(&samples[..out.len()]),
+            "prefix before corruption"
+        );
+    }
+}
+
+#[test]
+fn bit_flips_never_panic() {
+    let samples: Vec<(i64, f64)> = (0..60).map(|i| (i * 15_000, (i as f64).sin())).collect();
+    let c = encode(&samples);
+    let mut buf = c.bytes().to_vec();
+    for i in 0..buf.len() * 8 {
+        buf[i / 8] ^= 1 << (i % 8);
+        let mut out = Vec::new();
+        let _ = decode_into(&mut out, &buf);
+        assert!(out.len() <= u16::MAX as usize);
+        buf[i / 8] ^= 1 << (i % 8);
+    }
+}
+
+#[test]
+#[should_panic(expected = "BUG: XOR chunk append")]
+fn non_increasing_append_is_a_bug() {
+    let mut c = XorChunk::new();
+    c.append(10, 1.0);
+    c.append(10, 2.0);
+}
+
+fn timestamps() -> impl Strategy<Value = Vec<i64>> {
+    let delta = prop_oneof![
+        4 => Just(15_000i64),
+        4 => 14_000i64..16_000,
+        2 => 1i64..1_000_000,
+        1 => 1i64..i64::MAX / 4,
+    ];
+    (any::<i64>(), proptest::collection::vec(delta, 0..300)).prop_map(|(start, deltas)| {
+        let mut t = start / 2;
+        let mut out = vec![t];
+        for d in deltas {
+            match t.checked_add(d) {
+                Some(n) => {
+                    t = n;
+                    out.push(t);
+                }
+                None => break,
+            }
+        }
+        out
+    })
+}
+
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => (0u32..1000).prop_map(|i| i as f64),
+        2 => -1e6f64..1e6,
+        2 => any::<u64>().prop_map(f64::from_bits),
+        1 => proptest::sample::select(special_values()),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn round_trip(ts in timestamps(), vals in proptest::collection::vec(value(), 301)) {
+        let samples: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(&t, &v)| (t, v)).collect();
+        let c = encode(&samples);
+        prop_assert_eq!(decode(c.bytes()).unwrap(), bits(&samples));
+        let mut it = c.iter();
+        if let Some(&(t, _)) = samples.get(samples.len() / 2) {
+            prop_assert!(it.seek(t));
+            prop_assert_eq!(it.at().0, t);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut out = Vec::new();
+        let _ = decode_into(&mut out, &bytes);
+        let mut it = XorIterator::new(&bytes);
+        while it.next() {}
+        let _ = it.seek(i64::MAX);
+    }
+}

@@ -1,0 +1,267 @@
+//! MSB-first bit streams: the first bit written is the high bit of the first byte.
+//!
+//! [`BitWriter`] appends to a `Vec<u8>` it owns (callers may put a byte-aligned header in front
+//! with [`BitWriter::push_byte`]); [`BitReader`] reads untrusted bytes and returns `None` when
+//! they run out.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+/// Appends bits to a byte vector. Unused low bits of the last byte are zero.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BitWriter {
+    bytes: Vec<u8>,
+    /// Free (not yet written) low bits in the last byte, `0..=7`; 0 = byte-aligned.
+    free: u32,
+}
+
+impl BitWriter {
+    /// An empty writer with room for `cap` bytes.
+    pub(crate) fn with_capacity(cap: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(cap),
+            free: 0,
+        }
+    }
+
+    /// Resumes writing after `bytes`, whose last byte has `free` unused low bits.
+    pub(crate) fn from_parts(bytes: Vec<u8>, free: u32) -> Self {
+        assert!(free < 8, "BUG: free bits {free} not in 0..8");
+        Self { bytes, free }
+    }
+
+    /// Everything written so far.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Mutable access to the written bytes (for in-place header updates).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Free low bits in the last byte.
+    pub(crate) fn free_bits(&self) -> u32 {
+        self.free
+    }
+
+    /// Appends one bit.
+    #[inline]
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        if self.free == 0 {
+            self.bytes.push(0);
+            self.free = 8;
+        }
+        self.free -= 1;
+        if bit && let Some(last) = self.bytes.last_mut() {
+            *last |= 1 << self.free;
+        }
+    }
+
+    /// Appends a whole byte (8 bits), aligned or not.
+    #[inline]
+    pub(crate) fn push_byte(&mut self, b: u8) {
+        if self.free == 0 {
+            self.bytes.push(b);
+            return;
+        }
+        if let Some(last) = self.bytes.last_mut() {
+            *last |= b >> (8 - self.free);
+        }
+        self.bytes.push(b << self.free);
+    }
+
+    /// Appends the low `n` bits of `v`, high bit first. `n <= 64`.
+    #[inline]
+    pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
+        debug_assert!(n <= 64, "BUG: write_bits of {n} bits");
+        if n == 0 {
+            return;
+        }
+        let mut v = v << (64 - n);
+        let mut n = n;
+        // Fill the partial last byte first.
+        if self.free > 0 {
+            let take = self.free.min(n);
+            let top = (v >> (64 - take)) as u8;
+            self.free -= take;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= top << self.free;
+            }
+            v = if take == 64 { 0 } else { v << take };
+            n -= take;
+        }
+        while n >= 8 {
+            self.bytes.push((v >> 56) as u8);
+            v <<= 8;
+            n -= 8;
+        }
+        if n > 0 {
+            self.bytes.push((v >> 56) as u8);
+            self.free = 8 - n;
+        }
+    }
+
+    /// Appends `v` as an unsigned varint (8-bit groups, possibly unaligned).
+    pub(crate) fn write_uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.push_byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.push_byte(v as u8);
+    }
+
+    /// Appends `v` as a zig-zag varint.
+    pub(crate) fn write_varint(&mut self, v: i64) {
+        self.write_uvarint(super::varint::zigzag(v));
+    }
+}
+
+/// Reads bits from untrusted bytes, high bit first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BitReader<'a> {
+    buf: &'a [u8],
+    /// Next byte of `buf` to load into `acc`.
+    pos: usize,
+    /// Buffered bits, left-aligned (the next bit is bit 63).
+    acc: u64,
+    /// Valid bits in `acc`.
+    nbits: u32,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader over `buf`.
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            acc: 0,
+            nbits: 0,
+        }
+    }
+
+    /// Byte offset of the next unread bit (for error messages).
+    pub(crate) fn byte_offset(&self) -> usize {
+        self.pos - (self.nbits as usize).div_ceil(8)
+    }
+
+    #[inline]
+    fn refill(&mut self) {
+        while self.nbits <= 56 {
+            match self.buf.get(self.pos) {
+                Some(&b) => {
+                    self.acc |= u64::from(b) << (56 - self.nbits);
+                    self.nbits += 8;
+                    self.pos += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The next bit, `None` at the end.
+    #[inline]
+    pub(crate) fn read_bit(&mut self) -> Option<bool> {
+        if self.nbits == 0 {
+            self.refill();
+            if self.nbits == 0 {
+                return None;
+            }
+        }
+        let bit = self.acc >> 63 == 1;
+        self.acc <<= 1;
+        self.nbits -= 1;
+        Some(bit)
+    }
+
+    /// The next `n` bits (`n <= 64`) as the low bits of the result.
+    #[inline]
+    pub(crate) fn read_bits(&mut self, n: u32) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
+        }
+        if n > 56 {
+            let hi = self.read_bits(n - 32)?;
+            let lo = self.read_bits(32)?;
+            return Some((hi << 32) | lo);
+        }
+        if self.nbits < n {
+            self.refill();
+            if self.nbits < n {
+                return None;
+            }
+        }
+        let v = self.acc >> (64 - n);
+        self.acc <<= n;
+        self.nbits -= n;
+        Some(v)
+    }
+
+    /// The next 8 bits.
+    #[inline]
+    pub(crate) fn read_byte(&mut self) -> Option<u8> {
+        self.read_bits(8).map(|b| b as u8)
+    }
+
+    /// An unsigned varint written by [`BitWriter::write_uvarint`].
+    pub(crate) fn read_uvarint(&mut self) -> Option<u64> {
+        let mut v: u64 = 0;
+        for i in 0..super::varint::MAX_VARINT_LEN {
+            let b = self.read_byte()?;
+            if i == super::varint::MAX_VARINT_LEN - 1 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// A zig-zag varint written by [`BitWriter::write_varint`].
+    pub(crate) fn read_varint(&mut self) -> Option<i64> {
+        self.read_uvarint().map(super::varint::unzigzag)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn msb_first_layout() {
+        let mut w = BitWriter::default();
+        w.write_bit(true);
+        w.write_bits(0b01, 2);
+        w.push_byte(0xff);
+        assert_eq!(w.bytes(), &[0b1011_1111, 0b1110_0000]);
+        assert_eq!(w.free_bits(), 5);
+        let mut r = BitReader::new(w.bytes());
+        assert_eq!(r.read_bit(), Some(true));
+        assert_eq!(r.read_bits(2), Some(1));
+        assert_eq!(r.read_byte(), Some(0xff));
+        assert_eq!(r.read_bits(5), Some(0));
+        assert_eq!(r.read_bit(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(items in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..100)) {
+            let mut w = BitWriter::with_capacity(0);
+            for &(v, n) in &items {
+                let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+                w.write_bits(v, n);
+                w.write_uvarint(v);
+            }
+            let mut r = BitReader::new(w.bytes());
+            for &(v, n) in &items {
+                let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+                prop_assert_eq!(r.read_bits(n), Some(v));
+                prop_assert_eq!(r.read_uvarint(), Some(v));
+            }
+            // Only padding (fewer than 8 bits) remains.
+            prop_assert!(r.read_bits(8).is_none());
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! File and directory names inside a database directory, in one place.
+//!
+//! ```text
+//! <dir>/
+//!   lock                      advisory lock held while a Db is open
+//!   wal/                      write-ahead log (codec helper's format)
+//!   <ULID>/                   one immutable block
+//!     meta.json               ulid, minTime, maxTime (exclusive), stats, compaction, version
+//!     index                   symbols, series, postings (codec helper's format)
+//!     chunks/000001 …         chunk segment files
+//!     tombstones              deletion intervals per series
+//!   <ULID>.tmp/               a block being written; removed at open
+//! ```
+
+/// Lock file held while the database is open.
+pub(crate) const LOCK_FILE: &str = "lock";
+/// WAL directory.
+pub(crate) const WAL_DIR: &str = "wal";
+/// Block metadata file.
+pub(crate) const META_FILE: &str = "meta.json";
+/// Block index file.
+pub(crate) const INDEX_FILE: &str = "index";
+/// Directory of chunk segment files inside a block.
+pub(crate) const CHUNKS_DIR: &str = "chunks";
+/// Block tombstones file.
+pub(crate) const TOMBSTONES_FILE: &str = "tombstones";
+/// Suffix of a block directory being written.
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+/// Suffix of a block directory being deleted.
+pub(crate) const DELETE_SUFFIX: &str = ".deleted";
+
+/// Name of chunk segment `n` (1-based): six zero-padded digits.
+pub(crate) fn chunk_segment_name(n: u32) -> String {
+    format!("{n:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_padded() {
+        assert_eq!(chunk_segment_name(1), "000001");
+        assert_eq!(chunk_segment_name(123456), "123456");
+    }
+}

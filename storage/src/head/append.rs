@@ -1,0 +1,252 @@
+//! The head appender: validate on `append`, then on `commit` log WAL records and apply to memory.
+
+use super::Head;
+use super::series::{Applied, Series};
+use crate::error::{Error, Result};
+use crate::interface::Appender;
+use crate::model::{Labels, SeriesRef, Timestamp};
+use crate::wal::{RefSample, RefSeries, record};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A batch of samples for the head. One per task; reusable after commit/rollback.
+pub(crate) struct HeadAppender {
+    head: Arc<Head>,
+    /// Distinct series of the batch (held so truncation cannot drop them meanwhile).
+    series: Vec<Arc<Series>>,
+    /// Series ref → (index in `series`, newest pending sample `(t, bits)` if in order).
+    pending: HashMap<u64, (u32, Option<(Timestamp, u64)>)>,
+    /// `(index in series, t, v)` in append order.
+    samples: Vec<(u32, Timestamp, f64)>,
+    // Scratch buffers reused across commits.
+    ref_samples: Vec<RefSample>,
+    ref_series: Vec<RefSeries>,
+    buf_series: Vec<u8>,
+    buf_samples: Vec<u8>,
+}
+
+impl HeadAppender {
+    /// A new appender on `head`.
+    pub(crate) fn new(head: Arc<Head>) -> Self {
+        Self {
+            head,
+            series: Vec::new(),
+            pending: HashMap::new(),
+            samples: Vec::new(),
+            ref_samples: Vec::new(),
+            ref_series: Vec::new(),
+            buf_series: Vec::new(),
+            buf_samples: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.series.clear();
+        self.pending.clear();
+        self.samples.clear();
+    }
+
+    fn reject(&self, a: Applied) -> Error {
+        let m = &self.head.metrics;
+        let (c, e) = match a {
+            Applied::RejectDuplicate => (&m.rejected_duplicate, Error::DuplicateSample),
+            Applied::RejectOutOfOrder => (&m.rejected_out_of_order, Error::OutOfOrder),
+            Applied::RejectTooOld => (&m.rejected_too_old, Error::TooOld),
+            Applied::RejectOutOfBounds => (&m.rejected_out_of_bounds, Error::OutOfBounds),
+            Applied::InOrder | Applied::OutOfOrder | Applied::Duplicate => {
+                unreachable!("BUG: reject() called for an accepted sample ({a:?})")
+            }
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        e
+    }
+
+    fn lookup(&self, hint: Option<SeriesRef>, labels: &Labels) -> Result<Arc<Series>> {
+        if let Some(r) = hint
+            && let Some(s) = self.head.series.get(r.0)
+            && s.labels_eq(labels)
+        {
+            return Ok(s);
+        }
+        validate_labels(labels)?;
+        Ok(self.head.get_or_create(labels, None)?.0)
+    }
+}
+
+/// Checks that labels are non-empty, sorted, unique, with non-empty names and values.
+pub(crate) fn validate_labels(labels: &Labels) -> Result<()> {
+    if labels.is_empty() {
+        return Err(Error::InvalidLabels("empty label set".into()));
+    }
+    let s = labels.as_slice();
+    for l in s {
+        if l.name.is_empty() || l.value.is_empty() {
+            return Err(Error::InvalidLabels(format!(
+                "empty name or value in {labels}"
+            )));
+        }
+    }
+    if s.windows(2)
+        .any(|w| matches!(w, [a, b] if a.name >= b.name))
+    {
+        return Err(Error::InvalidLabels(format!(
+            "unsorted or duplicate names in {labels}"
+        )));
+    }
+    Ok(())
+}
+
+impl Appender for HeadAppender {
+    fn append(
+        &mut self,
+        hint: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef> {
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let s = self.lookup(hint, labels)?;
+        let id = s.id;
+        let (idx, pending) = match self.pending.get(&id) {
+            Some(&p) => p,
+            None => {
+                let idx = self.series.len() as u32;
+                self.series.push(s.clone());
+                self.pending.insert(id, (idx, None));
+                (idx, None)
+            }
+        };
+        let verdict = s
+            .data
+            .lock()
+            .check(pending, t, v, self.head.opts.ooo_window);
+        match verdict {
+            Applied::InOrder => {
+                if t < self.head.appendable_min_valid_time() {
+                    return Err(self.reject(Applied::RejectOutOfBounds));
+                }
+                self.pending.insert(id, (idx, Some((t, v.to_bits()))));
+            }
+            Applied::OutOfOrder => {
+                if t < self.head.min_valid_time() {
+                    return Err(self.reject(Applied::RejectOutOfBounds));
+                }
+            }
+            Applied::Duplicate => return Ok(SeriesRef(id)),
+            rejected => return Err(self.reject(rejected)),
+        }
+        self.samples.push((idx, t, v));
+        Ok(SeriesRef(id))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.samples.is_empty() {
+            self.clear();
+            return Ok(());
+        }
+        if self.head.closed.load(Ordering::Acquire) {
+            self.clear();
+            return Err(Error::Closed);
+        }
+        self.ref_samples.clear();
+        for &(idx, t, v) in &self.samples {
+            let series = self.series.get(idx as usize).map_or(0, |s| s.id);
+            self.ref_samples.push(RefSample { series, t, v });
+        }
+        self.buf_samples.clear();
+        record::encode_samples(&self.ref_samples, &mut self.buf_samples);
+        let head = self.head.clone();
+        {
+            let mut wal = head.wal.lock();
+            if let Some(wal) = wal.as_mut() {
+                self.ref_series.clear();
+                for s in &self.series {
+                    if !s.logged.load(Ordering::Acquire) {
+                        let mut labels = Labels::empty();
+                        s.labels_into(&mut labels);
+                        self.ref_series.push(RefSeries {
+                            series: s.id,
+                            labels,
+                        });
+                    }
+                }
+                self.buf_series.clear();
+                let res = if self.ref_series.is_empty() {
+                    wal.log(&[&self.buf_samples])
+                } else {
+                    record::encode_series(&self.ref_series, &mut self.buf_series);
+                    wal.log(&[&self.buf_series, &self.buf_samples])
+                };
+                if let Err(e) = res {
+                    self.clear();
+                    return Err(e);
+                }
+                for s in &self.series {
+                    s.logged.store(true, Ordering::Release);
+                }
+            }
+        }
+        self.apply();
+        self.clear();
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        self.clear();
+    }
+}
+
+impl HeadAppender {
+    /// Applies the logged batch to memory. Samples that became invalid since `append` (another
+    /// batch committed newer data, or the head was truncated) are dropped and counted.
+    fn apply(&mut self) {
+        let head = &*self.head;
+        let _gate = head.apply_gate.read();
+        let min_valid = head.min_valid_time();
+        let (range, window) = (head.opts.block_range, head.opts.ooo_window);
+        let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
+        let (mut n_in, mut n_ooo) = (0u64, 0u64);
+        let mut cur: Option<(u32, parking_lot::MutexGuard<'_, super::series::SeriesData>)> = None;
+        for &(idx, t, v) in &self.samples {
+            if t < min_valid {
+                head.metrics
+                    .rejected_out_of_bounds
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // Keep the series lock across consecutive samples of the same series.
+            if cur.as_ref().is_none_or(|(i, _)| *i != idx) {
+                cur = None;
+                let Some(s) = self.series.get(idx as usize) else {
+                    continue;
+                };
+                cur = Some((idx, s.data.lock()));
+            }
+            let Some((_, d)) = cur.as_mut() else {
+                continue;
+            };
+            match d.apply(t, v, range, window) {
+                Applied::InOrder => n_in += 1,
+                Applied::OutOfOrder => n_ooo += 1,
+                Applied::Duplicate => continue,
+                other => {
+                    drop(self.reject(other));
+                    continue;
+                }
+            }
+            mint = mint.min(t);
+            maxt = maxt.max(t);
+        }
+        drop(cur);
+        head.update_time_range(mint, maxt);
+        head.metrics
+            .samples_appended
+            .fetch_add(n_in + n_ooo, Ordering::Relaxed);
+        head.metrics
+            .ooo_appended
+            .fetch_add(n_ooo, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,348 @@
+//! The head: recent data in memory. Series live in lock-striped maps ([`series`]), postings in
+//! one roaring [`MemPostings`], samples in Gorilla chunks cut at 120 samples or block-range
+//! boundaries, out-of-order samples in a small sorted buffer per series. Appends go through
+//! [`append::HeadAppender`] (validate → WAL → memory); [`read::HeadRange`] exposes a time range
+//! of the head as a [`crate::block::BlockReader`]; [`replay`] rebuilds the head from the WAL.
+
+pub(crate) mod append;
+pub(crate) mod read;
+pub(crate) mod replay;
+pub(crate) mod series;
+
+use crate::chunk::XorChunk;
+use crate::error::{Error, Result};
+use crate::interface::SampleIterator;
+use crate::matcher::Matcher;
+use crate::model::{Labels, Timestamp};
+use crate::postings::MemPostings;
+use crate::wal::{RefTombstone, Wal, record};
+use parking_lot::{Mutex, RwLock};
+use series::{HeadChunk, Series, SeriesData, StripeSeries};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Head settings.
+#[derive(Clone, Debug)]
+pub(crate) struct HeadOptions {
+    /// Block range, ms: chunks never span two ranges.
+    pub(crate) block_range: i64,
+    /// Out-of-order window, ms (0 = off).
+    pub(crate) ooo_window: i64,
+}
+
+/// Rejection and append counters of the head.
+#[derive(Default)]
+pub(crate) struct HeadMetrics {
+    pub(crate) samples_appended: AtomicU64,
+    pub(crate) ooo_appended: AtomicU64,
+    pub(crate) rejected_out_of_order: AtomicU64,
+    pub(crate) rejected_out_of_bounds: AtomicU64,
+    pub(crate) rejected_too_old: AtomicU64,
+    pub(crate) rejected_duplicate: AtomicU64,
+    pub(crate) series_created: AtomicU64,
+    pub(crate) series_removed: AtomicU64,
+}
+
+/// The in-memory head.
+pub(crate) struct Head {
+    // Immutable after construction.
+    pub(crate) opts: HeadOptions,
+    pub(crate) metrics: HeadMetrics,
+    // Each map stripe has its own lock (see `StripeSeries`).
+    pub(crate) series: StripeSeries,
+    /// Postings of all series; written only on series creation and removal.
+    pub(crate) postings: RwLock<MemPostings>,
+    /// Interned label strings; locked only when series are created or removed.
+    symbols: Mutex<HashSet<Arc<str>>>,
+    /// The WAL (None for a head without one). Commits hold it while logging only.
+    pub(crate) wal: Mutex<Option<Wal>>,
+    /// Commits hold it shared while applying a batch to memory; `set_min_valid_time` takes it
+    /// exclusively so no batch validated against the old bound is applied after the change.
+    pub(crate) apply_gate: RwLock<()>,
+    /// Next series ref to hand out.
+    next_ref: AtomicU64,
+    /// Smallest/largest sample timestamp (may be stale-wide after truncation until recomputed).
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    /// Samples older than this are rejected (`OutOfBounds`); the head's data below it is in
+    /// blocks.
+    min_valid_time: AtomicI64,
+    /// Set by `close`; later commits fail with `Closed`.
+    pub(crate) closed: AtomicBool,
+}
+
+impl Head {
+    /// An empty head.
+    pub(crate) fn new(opts: HeadOptions, wal: Option<Wal>, min_valid_time: Timestamp) -> Head {
+        Head {
+            opts,
+            metrics: HeadMetrics::default(),
+            series: StripeSeries::default(),
+            postings: RwLock::default(),
+            symbols: Mutex::default(),
+            wal: Mutex::new(wal),
+            apply_gate: RwLock::new(()),
+            next_ref: AtomicU64::new(1),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(min_valid_time),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Smallest sample timestamp, `i64::MAX` when empty.
+    pub(crate) fn min_time(&self) -> Timestamp {
+        self.min_time.load(Ordering::Acquire)
+    }
+
+    /// Largest sample timestamp, `i64::MIN` when empty.
+    pub(crate) fn max_time(&self) -> Timestamp {
+        self.max_time.load(Ordering::Acquire)
+    }
+
+    /// Lower bound for new samples.
+    pub(crate) fn min_valid_time(&self) -> Timestamp {
+        self.min_valid_time.load(Ordering::Acquire)
+    }
+
+    /// Lower bound for in-order samples: the min valid time, or half a block range behind the
+    /// newest sample (Prometheus's `appendableMinValidTime`).
+    pub(crate) fn appendable_min_valid_time(&self) -> Timestamp {
+        let mv = self.min_valid_time();
+        let max = self.max_time();
+        if max == i64::MIN {
+            return mv;
+        }
+        mv.max(max.saturating_sub(self.opts.block_range / 2))
+    }
+
+    /// Raises the min valid time; waits for batches being applied.
+    pub(crate) fn set_min_valid_time(&self, t: Timestamp) {
+        let _gate = self.apply_gate.write();
+        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Widens the head's time range to include `[mint, maxt]`.
+    pub(crate) fn update_time_range(&self, mint: Timestamp, maxt: Timestamp) {
+        if mint <= maxt {
+            self.min_time.fetch_min(mint, Ordering::AcqRel);
+            self.max_time.fetch_max(maxt, Ordering::AcqRel);
+        }
+    }
+
+    /// Number of series.
+    pub(crate) fn num_series(&self) -> u64 {
+        self.postings.read().all().len()
+    }
+
+    fn intern(&self, symbols: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
+        if let Some(a) = symbols.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        symbols.insert(a.clone());
+        a
+    }
+
+    /// The series with `labels`, created when missing. `id` forces the ref (WAL replay).
+    /// Returns the series and whether it was created.
+    pub(crate) fn get_or_create(
+        &self,
+        labels: &Labels,
+        id: Option<u64>,
+    ) -> Result<(Arc<Series>, bool)> {
+        let hash = labels.stable_hash();
+        if let Some(s) = self.series.get_by_labels(hash, labels) {
+            return Ok((s, false));
+        }
+        let stripe = self.series.hash_stripe(hash);
+        let mut st = stripe.write();
+        if let Some(s) = st.get_by_labels(hash, labels) {
+            return Ok((s.clone(), false));
+        }
+        let id = match id {
+            Some(id) => {
+                self.next_ref.fetch_max(id + 1, Ordering::AcqRel);
+                id
+            }
+            None => self.next_ref.fetch_add(1, Ordering::AcqRel),
+        };
+        if id > u64::from(u32::MAX) {
+            return Err(Error::InvalidArgument(
+                "head series refs exhausted (2^32 series created since the WAL started)".into(),
+            ));
+        }
+        let interned: series::InternedLabels = {
+            let mut sym = self.symbols.lock();
+            labels
+                .iter()
+                .map(|l| {
+                    (
+                        self.intern(&mut sym, &l.name),
+                        self.intern(&mut sym, &l.value),
+                    )
+                })
+                .collect()
+        };
+        let s = Arc::new(Series {
+            id,
+            hash,
+            labels: interned,
+            logged: AtomicBool::new(false),
+            data: Mutex::new(SeriesData::default()),
+        });
+        self.postings.write().add(id as u32, &s.labels);
+        self.series.insert_ref(s.clone());
+        st.insert_hash(s.clone());
+        self.metrics.series_created.fetch_add(1, Ordering::Relaxed);
+        Ok((s, true))
+    }
+
+    /// Drops all samples older than `before` and the series left empty (unless an appender
+    /// still holds them), then recomputes the time range. `before` must be a block-range
+    /// boundary so no chunk straddles it.
+    pub(crate) fn truncate(&self, before: Timestamp) {
+        let mut mint = i64::MAX;
+        let mut maxt = i64::MIN;
+        let mut removed = Vec::new();
+        for s in self.series.all() {
+            let mut d = s.data.lock();
+            d.chunks.retain(|c| c.max_t >= before);
+            d.ooo.retain(|x| x.0 >= before);
+            if d.is_empty() {
+                removed.push(s.clone());
+            } else {
+                mint = mint.min(d.min_time());
+                maxt = maxt.max(d.max_time());
+            }
+        }
+        for s in removed {
+            // Lock order: hash stripe, then ref stripe (as in `get_or_create`). With both held
+            // no appender can pick the series up.
+            let mut st = self.series.hash_stripe(s.hash).write();
+            let mut refs = self.series.ref_stripe(s.id).write();
+            // Held by: `removed`, the ref map, the hash map. More means an appender holds it.
+            if Arc::strong_count(&s) > 3 || !s.data.lock().is_empty() {
+                continue;
+            }
+            st.remove_hash(&s);
+            refs.remove(&s.id);
+            self.postings.write().remove(s.id as u32, &s.labels);
+            self.metrics.series_removed.fetch_add(1, Ordering::Relaxed);
+        }
+        {
+            // Free interned strings no series uses any more.
+            let mut sym = self.symbols.lock();
+            sym.retain(|a| Arc::strong_count(a) > 1);
+        }
+        self.min_time.store(mint, Ordering::Release);
+        self.max_time.fetch_max(maxt, Ordering::AcqRel);
+        if mint == i64::MAX {
+            // Empty head: keep max_time as the newest seen (bounds appendable time).
+        }
+    }
+
+    /// True when series `id` is in the head.
+    pub(crate) fn has_series(&self, id: u64) -> bool {
+        self.series.get(id).is_some()
+    }
+
+    /// Ids of series matching all `matchers`.
+    pub(crate) fn select_ids(&self, matchers: &[Matcher]) -> Result<Vec<u64>> {
+        let r = read::HeadRange::new(self, i64::MIN, i64::MAX);
+        let ids = crate::querier::select::postings_for_matchers(&r, matchers)?;
+        Ok(ids.iter().map(u64::from).collect())
+    }
+
+    /// Deletes samples in `[mint, maxt]` of series `ids` (physically: chunks are re-encoded).
+    /// Logs tombstone records to the WAL first when `log` is set.
+    pub(crate) fn delete(
+        &self,
+        ids: &[u64],
+        mint: Timestamp,
+        maxt: Timestamp,
+        log: bool,
+    ) -> Result<()> {
+        if log && !ids.is_empty() {
+            let ts: Vec<RefTombstone> = ids
+                .iter()
+                .map(|&series| RefTombstone { series, mint, maxt })
+                .collect();
+            let mut buf = Vec::new();
+            record::encode_tombstones(&ts, &mut buf);
+            if let Some(wal) = self.wal.lock().as_mut() {
+                wal.log(&[&buf])?;
+            }
+        }
+        let mut samples = Vec::new();
+        for &id in ids {
+            let Some(s) = self.series.get(id) else {
+                continue;
+            };
+            let mut d = s.data.lock();
+            d.ooo.retain(|x| x.0 < mint || x.0 > maxt);
+            let mut touched = false;
+            let mut chunks = Vec::with_capacity(d.chunks.len());
+            for c in std::mem::take(&mut d.chunks) {
+                if c.max_t < mint || c.min_t > maxt {
+                    chunks.push(c);
+                    continue;
+                }
+                touched = true;
+                samples.clear();
+                let mut it = c.chunk.iter();
+                while it.next() {
+                    let (t, v) = it.at();
+                    if t < mint || t > maxt {
+                        samples.push((t, v));
+                    }
+                }
+                if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+                    let mut nc = XorChunk::new();
+                    for &(t, v) in &samples {
+                        nc.append(t, v);
+                    }
+                    chunks.push(HeadChunk {
+                        chunk: nc,
+                        min_t: first.0,
+                        max_t: last.0,
+                    });
+                }
+            }
+            d.chunks = chunks;
+            if touched {
+                d.recompute_last();
+            }
+        }
+        Ok(())
+    }
+
+    /// Approximate heap bytes of the head: series structs, labels, chunks, postings, symbols.
+    pub(crate) fn heap_bytes(&self) -> u64 {
+        let mut total = 0usize;
+        for s in self.series.all() {
+            total += std::mem::size_of::<Series>() + 16; // Arc header
+            total += s.labels.len() * std::mem::size_of::<(Arc<str>, Arc<str>)>();
+            total += 2 * (std::mem::size_of::<(u64, Arc<Series>)>() + 1) * 8 / 7; // map slots
+            total += s.data.lock().heap_bytes();
+        }
+        total += self.postings.read().heap_bytes();
+        total += self
+            .symbols
+            .lock()
+            .iter()
+            .map(|a| a.len() + 16 + 24)
+            .sum::<usize>();
+        total as u64
+    }
+
+    /// Number of chunks (in-order) in the head.
+    pub(crate) fn num_chunks(&self) -> u64 {
+        self.series
+            .all()
+            .iter()
+            .map(|s| s.data.lock().chunks.len() as u64)
+            .sum()
+    }
+}

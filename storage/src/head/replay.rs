@@ -1,0 +1,75 @@
+//! Rebuilds the head from the WAL: series records create series under their logged refs,
+//! samples are applied as commits apply them, tombstones delete.
+
+use super::Head;
+use super::series::{Applied, Series};
+use crate::error::Result;
+use crate::wal::{Record, Wal};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// What a replay found.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ReplayOutcome {
+    pub(crate) records: u64,
+    pub(crate) samples: u64,
+    pub(crate) unknown_refs: u64,
+    pub(crate) truncated_bytes: u64,
+}
+
+/// Replays `wal` into `head`. Samples older than the head's min valid time (already in blocks)
+/// are skipped.
+pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
+    let mut refs: HashMap<u64, Arc<Series>> = HashMap::new();
+    let mut out = ReplayOutcome::default();
+    let min_valid = head.min_valid_time();
+    let (range, window) = (head.opts.block_range, head.opts.ooo_window);
+    let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
+    let stats = wal.replay(&mut |rec| {
+        match rec {
+            Record::Series(series) => {
+                for rs in series {
+                    let (s, _) = head.get_or_create(&rs.labels, Some(rs.series))?;
+                    s.logged.store(true, Ordering::Release);
+                    refs.insert(rs.series, s);
+                }
+            }
+            Record::Samples(samples) => {
+                for rs in samples {
+                    if rs.t < min_valid {
+                        continue;
+                    }
+                    let Some(s) = refs.get(&rs.series) else {
+                        out.unknown_refs += 1;
+                        continue;
+                    };
+                    // Replay accepts what the live head accepted: the OOO window applies, but
+                    // a sample rejected at commit time is rejected the same way here.
+                    let window = window.max(0);
+                    match s.data.lock().apply(rs.t, rs.v, range, window) {
+                        Applied::InOrder | Applied::OutOfOrder => {
+                            out.samples += 1;
+                            mint = mint.min(rs.t);
+                            maxt = maxt.max(rs.t);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Record::Tombstones(ts) => {
+                for t in ts {
+                    let id = refs.get(&t.series).map(|s| s.id);
+                    if let Some(id) = id {
+                        head.delete(&[id], t.mint, t.maxt, false)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    out.records = stats.records;
+    out.truncated_bytes = stats.truncated_bytes;
+    head.update_time_range(mint, maxt);
+    Ok(out)
+}

@@ -1,0 +1,362 @@
+//! One in-memory series (`Series`) and the striped maps that find it by ref or by labels.
+
+use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk};
+use crate::interface::SampleIterator;
+use crate::model::{Label, Labels, Timestamp};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Interned label pairs of a series, sorted by name.
+pub(crate) type InternedLabels = Box<[(Arc<str>, Arc<str>)]>;
+
+/// A series in the head.
+pub(crate) struct Series {
+    // Immutable after construction.
+    /// Head series ref (also its postings id, below 2^32).
+    pub(crate) id: u64,
+    /// `Labels::stable_hash` of the labels.
+    pub(crate) hash: u64,
+    /// Interned, sorted label pairs.
+    pub(crate) labels: InternedLabels,
+    /// Set once a WAL series record for `id` has been logged. Guarded by the head's WAL mutex
+    /// for check-and-set; read lock-free.
+    pub(crate) logged: AtomicBool,
+    /// Samples; guarded by its own mutex.
+    pub(crate) data: Mutex<SeriesData>,
+}
+
+impl Series {
+    /// True when `labels` equals this series' labels.
+    pub(crate) fn labels_eq(&self, labels: &Labels) -> bool {
+        self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels.iter())
+                .all(|((n, v), l)| **n == *l.name && **v == *l.value)
+    }
+
+    /// The labels as an owned [`Labels`], written into `out`.
+    pub(crate) fn labels_into(&self, out: &mut Labels) {
+        let mut v = std::mem::take(out).into_vec();
+        v.clear();
+        v.extend(
+            self.labels
+                .iter()
+                .map(|(n, val)| Label::new(n.as_ref(), val.as_ref())),
+        );
+        *out = Labels::from_sorted(v);
+    }
+}
+
+/// One head chunk with its time range.
+pub(crate) struct HeadChunk {
+    pub(crate) chunk: XorChunk,
+    pub(crate) min_t: Timestamp,
+    pub(crate) max_t: Timestamp,
+}
+
+/// What happened to one applied sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Appended in order.
+    InOrder,
+    /// Inserted into the out-of-order buffer.
+    OutOfOrder,
+    /// Same timestamp and value bits as an existing sample: nothing to do.
+    Duplicate,
+    /// Rejected: same timestamp, other value.
+    RejectDuplicate,
+    /// Rejected: older than the newest sample and out-of-order is off.
+    RejectOutOfOrder,
+    /// Rejected: older than the out-of-order window.
+    RejectTooOld,
+    /// Rejected: older than the head's min valid time.
+    RejectOutOfBounds,
+}
+
+/// The mutable part of a series.
+#[derive(Default)]
+pub(crate) struct SeriesData {
+    /// In-order chunks, sorted, non-overlapping; the last one is open for appends. A chunk never
+    /// spans two block ranges.
+    pub(crate) chunks: Vec<HeadChunk>,
+    /// Out-of-order samples, sorted by time, unique timestamps.
+    pub(crate) ooo: Vec<(Timestamp, f64)>,
+    /// Newest in-order sample `(t, value bits)`; kept when its chunk is truncated away.
+    pub(crate) last: Option<(Timestamp, u64)>,
+}
+
+impl SeriesData {
+    /// Recomputes `last` from the chunks (after samples were deleted).
+    pub(crate) fn recompute_last(&mut self) {
+        self.last = self.chunks.last().and_then(|c| {
+            let mut it = c.chunk.iter();
+            let mut last = None;
+            while it.next() {
+                last = Some(it.at());
+            }
+            last.map(|(t, v)| (t, v.to_bits()))
+        });
+    }
+
+    /// Newest timestamp of any sample, `i64::MIN` when empty.
+    pub(crate) fn max_time(&self) -> Timestamp {
+        let a = self.chunks.last().map_or(i64::MIN, |c| c.max_t);
+        let b = self.ooo.last().map_or(i64::MIN, |s| s.0);
+        a.max(b)
+    }
+
+    /// Oldest timestamp of any sample, `i64::MAX` when empty.
+    pub(crate) fn min_time(&self) -> Timestamp {
+        let a = self.chunks.first().map_or(i64::MAX, |c| c.min_t);
+        let b = self.ooo.first().map_or(i64::MAX, |s| s.0);
+        a.min(b)
+    }
+
+    /// True when there are no samples.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.ooo.is_empty()
+    }
+
+    /// Value bits at `t` if a sample exists there (in-order chunks or OOO buffer).
+    pub(crate) fn value_at(&self, t: Timestamp) -> Option<u64> {
+        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.0) {
+            return self.ooo.get(i).map(|s| s.1.to_bits());
+        }
+        let c = self.chunks.iter().find(|c| c.min_t <= t && t <= c.max_t)?;
+        let mut it = c.chunk.iter();
+        if it.seek(t) && it.at().0 == t {
+            return Some(it.at().1.to_bits());
+        }
+        None
+    }
+
+    /// Checks a sample against the committed data without changing anything: the `Applied`
+    /// that [`SeriesData::apply`] would return now, given `pending`, the newest sample appended
+    /// but not yet committed by the caller's batch.
+    pub(crate) fn check(
+        &self,
+        pending: Option<(Timestamp, u64)>,
+        t: Timestamp,
+        v: f64,
+        window: i64,
+    ) -> Applied {
+        let last = match (self.last, pending) {
+            (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        match last {
+            Some((lt, lb)) if t == lt => {
+                if lb == v.to_bits() {
+                    Applied::Duplicate
+                } else {
+                    Applied::RejectDuplicate
+                }
+            }
+            Some((lt, _)) if t < lt => {
+                if window <= 0 {
+                    Applied::RejectOutOfOrder
+                } else if t < lt.saturating_sub(window) {
+                    Applied::RejectTooOld
+                } else {
+                    match self.value_at(t) {
+                        Some(b) if b == v.to_bits() => Applied::Duplicate,
+                        Some(_) => Applied::RejectDuplicate,
+                        None => Applied::OutOfOrder,
+                    }
+                }
+            }
+            _ => Applied::InOrder,
+        }
+    }
+
+    /// Applies one sample. `range` is the block range used to cut chunks at block boundaries;
+    /// `window` the out-of-order window.
+    pub(crate) fn apply(&mut self, t: Timestamp, v: f64, range: i64, window: i64) -> Applied {
+        match self.last {
+            Some((lt, lb)) if t == lt => {
+                if lb == v.to_bits() {
+                    Applied::Duplicate
+                } else {
+                    Applied::RejectDuplicate
+                }
+            }
+            Some((lt, _)) if t < lt => {
+                if window <= 0 {
+                    return Applied::RejectOutOfOrder;
+                }
+                if t < lt.saturating_sub(window) {
+                    return Applied::RejectTooOld;
+                }
+                match self.ooo.binary_search_by_key(&t, |s| s.0) {
+                    Ok(i) => match self.ooo.get(i) {
+                        Some(s) if s.1.to_bits() == v.to_bits() => Applied::Duplicate,
+                        _ => Applied::RejectDuplicate,
+                    },
+                    Err(i) => {
+                        if let Some(b) = self.value_at(t) {
+                            return if b == v.to_bits() {
+                                Applied::Duplicate
+                            } else {
+                                Applied::RejectDuplicate
+                            };
+                        }
+                        self.ooo.insert(i, (t, v));
+                        Applied::OutOfOrder
+                    }
+                }
+            }
+            _ => {
+                let cut = match self.chunks.last() {
+                    None => true,
+                    Some(c) => {
+                        c.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
+                            || c.min_t.div_euclid(range) != t.div_euclid(range)
+                    }
+                };
+                if cut {
+                    self.chunks.push(HeadChunk {
+                        chunk: XorChunk::new(),
+                        min_t: t,
+                        max_t: t,
+                    });
+                }
+                if let Some(c) = self.chunks.last_mut() {
+                    c.chunk.append(t, v);
+                    c.max_t = t;
+                }
+                self.last = Some((t, v.to_bits()));
+                Applied::InOrder
+            }
+        }
+    }
+
+    /// Approximate heap bytes of the samples.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<HeadChunk>()
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.chunk.bytes().len())
+                .sum::<usize>()
+            + self.ooo.capacity() * 16
+    }
+}
+
+/// Number of lock stripes of the series maps (a power of two).
+pub(crate) const STRIPES: usize = 128;
+
+/// One stripe: series by label hash (collisions kept aside, as they are rare).
+#[derive(Default)]
+pub(crate) struct Stripe {
+    pub(crate) by_hash: HashMap<u64, Arc<Series>>,
+    pub(crate) collisions: HashMap<u64, Vec<Arc<Series>>>,
+}
+
+impl Stripe {
+    /// The series with `labels` (whose hash is `hash`).
+    pub(crate) fn get_by_labels(&self, hash: u64, labels: &Labels) -> Option<&Arc<Series>> {
+        match self.by_hash.get(&hash) {
+            Some(s) if s.labels_eq(labels) => Some(s),
+            Some(_) => self
+                .collisions
+                .get(&hash)
+                .and_then(|v| v.iter().find(|s| s.labels_eq(labels))),
+            None => None,
+        }
+    }
+
+    /// Inserts into the hash map (or its collision list).
+    pub(crate) fn insert_hash(&mut self, s: Arc<Series>) {
+        match self.by_hash.get(&s.hash) {
+            Some(_) => self.collisions.entry(s.hash).or_default().push(s),
+            None => {
+                self.by_hash.insert(s.hash, s);
+            }
+        }
+    }
+
+    /// Removes `s` from the hash map (or its collision list).
+    pub(crate) fn remove_hash(&mut self, s: &Series) {
+        if self.by_hash.get(&s.hash).is_some_and(|x| x.id == s.id) {
+            self.by_hash.remove(&s.hash);
+            if let Some(list) = self.collisions.get_mut(&s.hash) {
+                if let Some(first) = list.pop() {
+                    self.by_hash.insert(s.hash, first);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&s.hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&s.hash) {
+            list.retain(|x| x.id != s.id);
+            if list.is_empty() {
+                self.collisions.remove(&s.hash);
+            }
+        }
+    }
+}
+
+/// Series by ref.
+pub(crate) type RefMap = HashMap<u64, Arc<Series>>;
+
+/// Series maps striped by ref (for `by_ref`) and by label hash (for lookups by labels).
+pub(crate) struct StripeSeries {
+    pub(crate) ref_stripes: Box<[RwLock<RefMap>]>,
+    pub(crate) hash_stripes: Box<[RwLock<Stripe>]>,
+}
+
+impl Default for StripeSeries {
+    fn default() -> Self {
+        Self {
+            ref_stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            hash_stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
+        }
+    }
+}
+
+impl StripeSeries {
+    pub(crate) fn ref_stripe(&self, id: u64) -> &RwLock<RefMap> {
+        let i = (id as usize) & (STRIPES - 1);
+        self.ref_stripes
+            .get(i)
+            .unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
+    }
+
+    pub(crate) fn hash_stripe(&self, hash: u64) -> &RwLock<Stripe> {
+        let i = (hash as usize) & (STRIPES - 1);
+        self.hash_stripes
+            .get(i)
+            .unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
+    }
+
+    /// The series with ref `id`.
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<Series>> {
+        self.ref_stripe(id).read().get(&id).cloned()
+    }
+
+    /// The series with `labels`.
+    pub(crate) fn get_by_labels(&self, hash: u64, labels: &Labels) -> Option<Arc<Series>> {
+        self.hash_stripe(hash)
+            .read()
+            .get_by_labels(hash, labels)
+            .cloned()
+    }
+
+    /// Adds `s` to the ref map (the caller has added it to its hash stripe).
+    pub(crate) fn insert_ref(&self, s: Arc<Series>) {
+        self.ref_stripe(s.id).write().insert(s.id, s);
+    }
+
+    /// Every series (a snapshot).
+    pub(crate) fn all(&self) -> Vec<Arc<Series>> {
+        let mut out = Vec::new();
+        for s in self.ref_stripes.iter() {
+            out.extend(s.read().values().cloned());
+        }
+        out
+    }
+}

@@ -1,0 +1,274 @@
+//! Internal codecs exposed to the cargo-fuzz targets in `fuzz/` and the root crate's benches.
+//! OWNER: codec helper. Compiled only with the `fuzzing` feature; not a stable API.
+//!
+//! Thin wrappers over `pub(crate)` types: the XOR chunk codec, the WAL record codec, the WAL
+//! segment reader and writer, and the index reader/writer.
+#![cfg(feature = "fuzzing")]
+#![doc(hidden)]
+
+use crate::chunk;
+use crate::error::Result;
+use crate::index;
+use crate::interface::SampleIterator;
+use crate::model::{Labels, Timestamp};
+use crate::wal::{self, record};
+use std::path::Path;
+
+/// An appendable Gorilla XOR chunk.
+#[derive(Clone, Debug, Default)]
+pub struct XorChunk(chunk::XorChunk);
+
+impl XorChunk {
+    /// An empty chunk.
+    pub fn new() -> Self {
+        Self(chunk::XorChunk::new())
+    }
+    /// Appends a sample (`t` strictly increasing; panics otherwise).
+    pub fn append(&mut self, t: Timestamp, v: f64) {
+        self.0.append(t, v);
+    }
+    /// Samples in the chunk.
+    pub fn num_samples(&self) -> usize {
+        self.0.num_samples()
+    }
+    /// Encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+    /// Re-opens encoded bytes for appending.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        chunk::XorChunk::from_bytes(bytes).map(Self)
+    }
+}
+
+/// Cursor over XOR chunk bytes.
+pub struct XorIterator<'a>(chunk::XorIterator<'a>);
+
+impl<'a> XorIterator<'a> {
+    /// A cursor over `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self(chunk::XorIterator::new(bytes))
+    }
+    /// Restarts over other bytes.
+    pub fn reset(&mut self, bytes: &'a [u8]) {
+        self.0.reset(bytes);
+    }
+}
+
+impl SampleIterator for XorIterator<'_> {
+    fn next(&mut self) -> bool {
+        self.0.next()
+    }
+    fn seek(&mut self, t: Timestamp) -> bool {
+        self.0.seek(t)
+    }
+    fn at(&self) -> (Timestamp, f64) {
+        self.0.at()
+    }
+    fn err(&self) -> Option<&crate::Error> {
+        self.0.err()
+    }
+}
+
+/// Decodes all samples of XOR chunk bytes into `dst` (appending).
+pub fn xor_decode_into(dst: &mut Vec<(Timestamp, f64)>, bytes: &[u8]) -> Result<()> {
+    chunk::xor::decode_into(dst, bytes)
+}
+
+/// A WAL record with plain fields (sample values as bit patterns so records compare exactly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalRecord {
+    /// (series ref, labels).
+    Series(Vec<(u64, Labels)>),
+    /// (series ref, t, value bits).
+    Samples(Vec<(u64, i64, u64)>),
+    /// (series ref, mint, maxt).
+    Tombstones(Vec<(u64, i64, i64)>),
+}
+
+impl WalRecord {
+    fn to_internal(&self) -> record::Record {
+        match self {
+            WalRecord::Series(s) => record::Record::Series(
+                s.iter()
+                    .map(|(series, labels)| record::RefSeries {
+                        series: *series,
+                        labels: labels.clone(),
+                    })
+                    .collect(),
+            ),
+            WalRecord::Samples(s) => record::Record::Samples(
+                s.iter()
+                    .map(|&(series, t, v)| record::RefSample {
+                        series,
+                        t,
+                        v: f64::from_bits(v),
+                    })
+                    .collect(),
+            ),
+            WalRecord::Tombstones(t) => record::Record::Tombstones(
+                t.iter()
+                    .map(|&(series, mint, maxt)| record::RefTombstone { series, mint, maxt })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn from_internal(r: record::Record) -> Self {
+        match r {
+            record::Record::Series(s) => {
+                WalRecord::Series(s.into_iter().map(|s| (s.series, s.labels)).collect())
+            }
+            record::Record::Samples(s) => WalRecord::Samples(
+                s.into_iter()
+                    .map(|s| (s.series, s.t, s.v.to_bits()))
+                    .collect(),
+            ),
+            record::Record::Tombstones(t) => {
+                WalRecord::Tombstones(t.into_iter().map(|t| (t.series, t.mint, t.maxt)).collect())
+            }
+        }
+    }
+
+    /// Encodes the record into `dst` (appends).
+    pub fn encode(&self, dst: &mut Vec<u8>) {
+        self.to_internal().encode(dst);
+    }
+
+    /// Decodes one record from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        record::decode(bytes).map(Self::from_internal)
+    }
+}
+
+/// Encodes samples records from `(series ref, t, v)` triples (the WAL's hot path), reusing a
+/// scratch buffer.
+#[derive(Default)]
+pub struct SampleEncoder {
+    scratch: Vec<record::RefSample>,
+}
+
+impl SampleEncoder {
+    /// Encodes a samples record into `dst` (appends).
+    pub fn encode(&mut self, samples: &[(u64, i64, f64)], dst: &mut Vec<u8>) {
+        self.scratch.clear();
+        self.scratch
+            .extend(
+                samples
+                    .iter()
+                    .map(|&(series, t, v)| record::RefSample { series, t, v }),
+            );
+        record::encode_samples(&self.scratch, dst);
+    }
+}
+
+/// Outcome of reading a segment file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// Valid records, in order.
+    pub records: Vec<Vec<u8>>,
+    /// Bytes of header and whole valid frames.
+    pub valid_len: usize,
+    /// Whether a torn or corrupt tail ended reading.
+    pub corrupt: bool,
+}
+
+/// Reads untrusted bytes as a WAL segment file.
+pub fn wal_scan_segment(bytes: &[u8]) -> SegmentScan {
+    let p = Path::new("<fuzz>");
+    let mut r = wal::segment::SegmentReader::new(bytes, p);
+    let mut records = Vec::new();
+    while r.next() {
+        records.push(r.record().to_vec());
+    }
+    SegmentScan {
+        records,
+        valid_len: r.valid_len(),
+        corrupt: r.err().is_some(),
+    }
+}
+
+/// Frames `records` as a complete segment file (header + frames).
+pub fn wal_build_segment(records: &[&[u8]]) -> Vec<u8> {
+    let mut b = Vec::new();
+    wal::segment::put_segment_header(&mut b);
+    for r in records {
+        wal::segment::put_frame(&mut b, r);
+    }
+    b
+}
+
+/// An open WAL directory.
+pub struct Wal(wal::Wal);
+
+impl Wal {
+    /// Opens (creating) a WAL in `dir`.
+    pub fn open(dir: &Path, segment_size: u64, sync: crate::SyncMode) -> Result<Self> {
+        wal::Wal::open(dir, wal::WalOptions { segment_size, sync }).map(Self)
+    }
+    /// Logs already-encoded records as one batch.
+    pub fn log(&mut self, records: &[&[u8]]) -> Result<()> {
+        self.0.log(records)
+    }
+    /// Checkpoints closed segments keeping series for which `keep` is true and samples at or
+    /// after `mint`.
+    pub fn checkpoint(&mut self, keep: &dyn Fn(u64) -> bool, mint: i64) -> Result<()> {
+        self.0.checkpoint(keep, mint)
+    }
+    /// Replays every record.
+    pub fn replay(&self, f: &mut dyn FnMut(WalRecord)) -> Result<u64> {
+        self.0
+            .replay(&mut |r| {
+                f(WalRecord::from_internal(r));
+                Ok(())
+            })
+            .map(|s| s.records)
+    }
+}
+
+/// Chunk metadata in an index: (min_time, max_time, chunk_ref).
+pub type ChunkMetaTuple = (i64, i64, u64);
+
+/// Writes an index file with `series` (sorted by labels).
+pub fn index_write(path: &Path, series: &[(Labels, Vec<ChunkMetaTuple>)]) -> Result<u64> {
+    let mut w = index::IndexWriter::create(path)?;
+    let mut metas = Vec::new();
+    for (l, chunks) in series {
+        metas.clear();
+        metas.extend(
+            chunks
+                .iter()
+                .map(|&(min_time, max_time, chunk_ref)| index::ChunkMeta {
+                    min_time,
+                    max_time,
+                    chunk_ref,
+                }),
+        );
+        w.add_series(l, &metas)?;
+    }
+    w.finish()
+}
+
+/// Opens untrusted index bytes and reads everything through the reader: names, values,
+/// postings of every pair, and every series. Returns the series read back.
+pub fn index_read_all(bytes: &[u8]) -> Result<Vec<(Labels, Vec<ChunkMetaTuple>)>> {
+    let r = index::IndexReader::new(bytes)?;
+    for name in r.label_names()? {
+        for value in r.label_values(&name)? {
+            r.postings(&name, &value)?;
+        }
+    }
+    let mut out = Vec::new();
+    let (mut labels, mut chunks) = (Labels::empty(), Vec::new());
+    for id in 0..r.num_series() {
+        r.series(id, &mut labels, &mut chunks)?;
+        out.push((
+            labels.clone(),
+            chunks
+                .iter()
+                .map(|c| (c.min_time, c.max_time, c.chunk_ref))
+                .collect(),
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,334 @@
+//! Series merged across readers: a k-way merge by labels over each reader's sorted series, and
+//! a sample cursor over the chunks of all parts, deduplicated by timestamp, within `[mint, maxt]`.
+//! Both the querier and the compactor read through [`MergedSeries`].
+
+use crate::block::{BlockReader, ChunkSpan, SeriesChunks};
+use crate::chunk::XorIterator;
+use crate::error::{Error, Result};
+use crate::interface::SampleIterator;
+use crate::model::{Labels, Timestamp};
+use std::sync::Arc;
+
+/// One reader's series in label order, with the current one loaded.
+struct Cursor {
+    reader: Arc<dyn BlockReader>,
+    ids: Vec<u32>,
+    pos: usize,
+    cur: SeriesChunks,
+    valid: bool,
+}
+
+impl Cursor {
+    /// Loads the next series that has chunks in `[mint, maxt]`.
+    fn advance(&mut self, mint: Timestamp, maxt: Timestamp) -> Result<()> {
+        self.valid = false;
+        while let Some(&id) = self.ids.get(self.pos) {
+            self.pos += 1;
+            if self.reader.series(id, mint, maxt, &mut self.cur)? && !self.cur.spans.is_empty() {
+                self.valid = true;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cursor over series merged by labels across readers.
+pub(crate) struct MergedSeries {
+    cursors: Vec<Cursor>,
+    /// Indexes of cursors whose current series is the merged current series.
+    current: Vec<usize>,
+    mint: Timestamp,
+    maxt: Timestamp,
+    err: Option<Error>,
+}
+
+impl MergedSeries {
+    /// Merges `parts`: each a reader and its selected ids, already in label order.
+    pub(crate) fn new(
+        parts: Vec<(Arc<dyn BlockReader>, Vec<u32>)>,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Self {
+        let mut cursors = Vec::with_capacity(parts.len());
+        let mut err = None;
+        for (reader, ids) in parts {
+            let mut c = Cursor {
+                reader,
+                ids,
+                pos: 0,
+                cur: SeriesChunks::default(),
+                valid: false,
+            };
+            if let Err(e) = c.advance(mint, maxt) {
+                err = Some(e);
+            }
+            cursors.push(c);
+        }
+        Self {
+            cursors,
+            current: Vec::new(),
+            mint,
+            maxt,
+            err,
+        }
+    }
+
+    /// Moves to the next merged series; `false` at the end or on error.
+    pub(crate) fn next(&mut self) -> bool {
+        if self.err.is_some() {
+            return false;
+        }
+        for &i in &self.current {
+            if let Some(c) = self.cursors.get_mut(i)
+                && let Err(e) = c.advance(self.mint, self.maxt)
+            {
+                self.err = Some(e);
+                return false;
+            }
+        }
+        self.current.clear();
+        let mut min: Option<&Labels> = None;
+        for c in &self.cursors {
+            if c.valid && min.is_none_or(|m| c.cur.labels < *m) {
+                min = Some(&c.cur.labels);
+            }
+        }
+        let Some(min) = min else {
+            return false;
+        };
+        let min = min.clone();
+        for (i, c) in self.cursors.iter().enumerate() {
+            if c.valid && c.cur.labels == min {
+                self.current.push(i);
+            }
+        }
+        true
+    }
+
+    /// Labels of the current series.
+    pub(crate) fn labels(&self) -> &Labels {
+        match self.current.first().and_then(|&i| self.cursors.get(i)) {
+            Some(c) => &c.cur.labels,
+            None => unreachable!("BUG: labels() called without a current series"),
+        }
+    }
+
+    /// The chunks of the current series from every part, sorted by `min_t`.
+    pub(crate) fn chunks(&self) -> Vec<(&[u8], ChunkSpan)> {
+        let mut out = Vec::new();
+        for c in self.current.iter().filter_map(|&i| self.cursors.get(i)) {
+            for s in &c.cur.spans {
+                out.push((c.cur.chunk(s), *s));
+            }
+        }
+        out.sort_by_key(|(_, s)| s.min_t);
+        out
+    }
+
+    /// A sample cursor over the current series within `[mint, maxt]`.
+    pub(crate) fn samples(&self) -> ChunksIterator<'_> {
+        ChunksIterator::new(self.chunks(), self.mint, self.maxt)
+    }
+
+    /// The error that ended iteration.
+    pub(crate) fn err(&self) -> Option<&Error> {
+        self.err.as_ref()
+    }
+
+    /// Takes the error out.
+    pub(crate) fn take_err(&mut self) -> Option<Error> {
+        self.err.take()
+    }
+}
+
+fn chunk_error(e: &Error) -> Error {
+    Error::corruption("chunk", 0, e.to_string())
+}
+
+/// Samples of a series' chunks within `[mint, maxt]`, deduplicated by timestamp (the earliest
+/// chunk wins). Non-overlapping chunks are streamed; overlapping ones are decoded and merged.
+pub(crate) struct ChunksIterator<'a> {
+    chunks: Vec<(&'a [u8], ChunkSpan)>,
+    mint: Timestamp,
+    maxt: Timestamp,
+    // Streaming mode.
+    idx: usize,
+    it: Option<XorIterator<'a>>,
+    // Merge mode: all samples decoded, sorted, deduplicated and trimmed.
+    merged: Option<Vec<(Timestamp, f64)>>,
+    pos: usize,
+    cur: (Timestamp, f64),
+    started: bool,
+    done: bool,
+    err: Option<Error>,
+}
+
+impl<'a> ChunksIterator<'a> {
+    /// Iterates `chunks` (sorted by `min_t`) within `[mint, maxt]`.
+    pub(crate) fn new(
+        chunks: Vec<(&'a [u8], ChunkSpan)>,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Self {
+        let overlapping = chunks
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a.1.max_t >= b.1.min_t));
+        let mut s = Self {
+            chunks,
+            mint,
+            maxt,
+            idx: 0,
+            it: None,
+            merged: None,
+            pos: 0,
+            cur: (0, 0.0),
+            started: false,
+            done: false,
+            err: None,
+        };
+        if overlapping {
+            s.merge_all();
+        }
+        s
+    }
+
+    fn merge_all(&mut self) {
+        let mut all: Vec<(Timestamp, f64)> = Vec::new();
+        for (bytes, span) in &self.chunks {
+            if span.max_t < self.mint || span.min_t > self.maxt {
+                continue;
+            }
+            let mut it = XorIterator::new(bytes);
+            while it.next() {
+                let (t, v) = it.at();
+                if t >= self.mint && t <= self.maxt {
+                    all.push((t, v));
+                }
+            }
+            if let Some(e) = it.err() {
+                self.err = Some(chunk_error(e));
+            }
+        }
+        // Stable sort keeps the earlier chunk's sample first among equal timestamps.
+        all.sort_by_key(|s| s.0);
+        all.dedup_by_key(|s| s.0);
+        self.merged = Some(all);
+    }
+
+    /// Opens chunks until one yields a sample `>= t` (streaming mode).
+    fn stream_seek(&mut self, t: Timestamp) -> bool {
+        loop {
+            if let Some(it) = self.it.as_mut() {
+                if it.seek(t) {
+                    self.cur = it.at();
+                    return true;
+                }
+                if let Some(e) = it.err() {
+                    self.err = Some(chunk_error(e));
+                    return false;
+                }
+                self.it = None;
+            }
+            let Some((bytes, span)) = self.chunks.get(self.idx) else {
+                return false;
+            };
+            self.idx += 1;
+            if span.max_t < t {
+                continue;
+            }
+            self.it = Some(XorIterator::new(bytes));
+        }
+    }
+
+    fn stream_next(&mut self) -> bool {
+        if let Some(it) = self.it.as_mut() {
+            if it.next() {
+                self.cur = it.at();
+                return true;
+            }
+            if let Some(e) = it.err() {
+                self.err = Some(chunk_error(e));
+                return false;
+            }
+            self.it = None;
+        }
+        // Next chunk: its first sample (chunks are sorted and disjoint).
+        self.stream_seek(i64::MIN)
+    }
+
+    fn finish(&mut self, ok: bool) -> bool {
+        if !ok || self.cur.0 > self.maxt {
+            self.done = true;
+            return false;
+        }
+        true
+    }
+}
+
+impl SampleIterator for ChunksIterator<'_> {
+    fn next(&mut self) -> bool {
+        if self.done || self.err.is_some() {
+            return false;
+        }
+        if let Some(m) = &self.merged {
+            if self.started {
+                self.pos += 1;
+            }
+            self.started = true;
+            return match m.get(self.pos) {
+                Some(&s) => {
+                    self.cur = s;
+                    true
+                }
+                None => {
+                    self.done = true;
+                    false
+                }
+            };
+        }
+        let ok = if self.started {
+            self.stream_next()
+        } else {
+            self.started = true;
+            self.stream_seek(self.mint)
+        };
+        self.finish(ok)
+    }
+
+    fn seek(&mut self, t: Timestamp) -> bool {
+        if self.done || self.err.is_some() {
+            return false;
+        }
+        let t = t.max(self.mint);
+        if self.started && self.cur.0 >= t {
+            return true;
+        }
+        if let Some(m) = &self.merged {
+            self.started = true;
+            let rest = m.get(self.pos..).unwrap_or(&[]);
+            self.pos += rest.partition_point(|s| s.0 < t);
+            return match m.get(self.pos) {
+                Some(&s) => {
+                    self.cur = s;
+                    true
+                }
+                None => {
+                    self.done = true;
+                    false
+                }
+            };
+        }
+        self.started = true;
+        let ok = self.stream_seek(t);
+        self.finish(ok)
+    }
+
+    fn at(&self) -> (Timestamp, f64) {
+        self.cur
+    }
+
+    fn err(&self) -> Option<&Error> {
+        self.err.as_ref()
+    }
+}

@@ -1,0 +1,169 @@
+//! WAL checkpoints: the live subset of closed segments, rewritten so those segments can go.
+//! OWNER: codec helper.
+//!
+//! `checkpoint.NNNNNNNN/` covers every segment up to and including `NNNNNNNN`. It holds segment
+//! files in the ordinary framing (`segment.rs`) with the records that survive the filter:
+//! series records of kept series, samples of kept series with `t >= mint`, and tombstones of kept
+//! series with `maxt >= mint`. It is written to `checkpoint.NNNNNNNN.tmp/`, fsynced and renamed
+//! into place, so a crash leaves either the old or the new checkpoint. Replay reads the latest
+//! checkpoint, then the segments after it.
+
+use super::record::{self, Record};
+use super::segment::{self, SegmentReader};
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Prefix of checkpoint directory names.
+pub(crate) const CHECKPOINT_PREFIX: &str = "checkpoint.";
+/// Suffix of a checkpoint being written.
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// Name of the checkpoint covering segments up to `last`.
+pub(crate) fn checkpoint_name(last: u32) -> String {
+    format!("{CHECKPOINT_PREFIX}{last:08}")
+}
+
+/// Complete checkpoints in `dir`, sorted by index.
+pub(crate) fn list_checkpoints(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry =
+            entry.map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let Some(idx) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(CHECKPOINT_PREFIX))
+            .and_then(segment::parse_segment_name)
+        else {
+            continue;
+        };
+        out.push((idx, entry.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes leftovers of interrupted checkpoints (`checkpoint.*.tmp`).
+pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(CHECKPOINT_PREFIX) && name.ends_with(TMP_SUFFIX) {
+            std::fs::remove_dir_all(entry.path())
+                .map_err(|e| Error::io(format!("cannot remove {}", entry.path().display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads every frame of the segment at `path` into `f(payload, offset)`, reusing `buf`. Any
+/// torn or corrupt frame is an error (closed segments and checkpoints were repaired at open).
+pub(crate) fn read_segment(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    f: &mut dyn FnMut(&[u8], usize) -> Result<()>,
+) -> Result<()> {
+    buf.clear();
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
+    std::io::Read::read_to_end(&mut file, buf)
+        .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?;
+    let mut r = SegmentReader::new(buf, path);
+    while r.next() {
+        f(r.record(), r.record_offset())?;
+    }
+    match r.take_err() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Decodes a framed record, attributing failures to `path` at `offset`.
+pub(crate) fn decode_at(payload: &[u8], path: &Path, offset: usize) -> Result<Record> {
+    record::decode(payload).map_err(|e| match e {
+        Error::Corruption { reason, .. } => Error::corruption(path, offset as u64, reason),
+        other => other,
+    })
+}
+
+/// Writes `checkpoint.{last}` from the previous checkpoint (if any) and `segments`, keeping what
+/// the filter allows. Returns its path. Does not delete anything.
+pub(crate) fn write(
+    dir: &Path,
+    prev: Option<&Path>,
+    segments: &[(u32, PathBuf)],
+    last: u32,
+    keep_series: &dyn Fn(u64) -> bool,
+    mint: i64,
+) -> Result<PathBuf> {
+    let final_path = dir.join(checkpoint_name(last));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", checkpoint_name(last)));
+    let io = |what: &str, p: &Path, e| Error::io(format!("cannot {what} {}", p.display()), e);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| io("remove", &tmp, e))?;
+    }
+    std::fs::create_dir(&tmp).map_err(|e| io("create", &tmp, e))?;
+    let seg_path = tmp.join(segment::segment_name(0));
+    let file = std::fs::File::create(&seg_path).map_err(|e| io("create", &seg_path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut frame = Vec::new();
+    segment::put_segment_header(&mut frame);
+
+    let mut sources: Vec<PathBuf> = Vec::new();
+    if let Some(p) = prev {
+        sources.extend(segment::list_segments(p)?.into_iter().map(|(_, p)| p));
+    }
+    sources.extend(segments.iter().map(|(_, p)| p.clone()));
+
+    let mut buf = Vec::new();
+    let mut enc = Vec::new();
+    for src in &sources {
+        read_segment(src, &mut buf, &mut |payload, off| {
+            let rec = match decode_at(payload, src, off)? {
+                Record::Series(mut s) => {
+                    s.retain(|s| keep_series(s.series));
+                    Record::Series(s)
+                }
+                Record::Samples(mut s) => {
+                    s.retain(|s| s.t >= mint && keep_series(s.series));
+                    Record::Samples(s)
+                }
+                Record::Tombstones(mut t) => {
+                    t.retain(|t| t.maxt >= mint && keep_series(t.series));
+                    Record::Tombstones(t)
+                }
+            };
+            let empty = match &rec {
+                Record::Series(s) => s.is_empty(),
+                Record::Samples(s) => s.is_empty(),
+                Record::Tombstones(t) => t.is_empty(),
+            };
+            if !empty {
+                enc.clear();
+                rec.encode(&mut enc);
+                segment::put_frame(&mut frame, &enc);
+                w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
+                frame.clear();
+            }
+            Ok(())
+        })?;
+    }
+    w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| io("write", &seg_path, e.into_error()))?;
+    file.sync_all().map_err(|e| io("fsync", &seg_path, e))?;
+    drop(file);
+    segment::fsync_dir(&tmp)?;
+    if final_path.exists() {
+        std::fs::remove_dir_all(&final_path).map_err(|e| io("remove", &final_path, e))?;
+    }
+    std::fs::rename(&tmp, &final_path).map_err(|e| io("rename", &tmp, e))?;
+    segment::fsync_dir(dir)?;
+    Ok(final_path)
+}

@@ -1,0 +1,353 @@
+//! WAL segment framing: segment files, record frames, CRC32, torn-tail detection.
+//! OWNER: codec helper.
+//!
+//! A WAL directory holds segment files named by an 8-digit decimal index (`00000000`,
+//! `00000001`, …) and checkpoint directories `checkpoint.NNNNNNNN` (see `checkpoint.rs`).
+//!
+//! ```text
+//! segment file:
+//! ┌──────────────┬────────────┬───────────────┬─────────┬─────────┬─────┐
+//! │ magic "AWAL" │ version u8 │ reserved 3 B  │ frame 0 │ frame 1 │ ... │
+//! └──────────────┴────────────┴───────────────┴─────────┴─────────┴─────┘
+//! frame:
+//! ┌────────────┬──────────────────────────────────┬─────────────────────┐
+//! │ len u32 LE │ crc32(len bytes ‖ payload) u32 LE │ payload (len bytes) │
+//! └────────────┴──────────────────────────────────┴─────────────────────┘
+//! ```
+//! A frame holds exactly one record (records never span frames or segments) and
+//! `1 <= len <= MAX_RECORD_LEN`. An empty file is a valid empty segment. The first frame that is
+//! short, has a bad length, or fails its CRC ends the valid part of a segment: everything from
+//! its offset on is a torn or corrupt tail.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use crate::encoding::crc::crc32_parts;
+use crate::error::{Error, Result};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// First four bytes of every segment.
+pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"AWAL";
+/// Current segment format version.
+pub(crate) const SEGMENT_VERSION: u8 = 1;
+/// Offset of the version byte.
+const VERSION_OFFSET: usize = SEGMENT_MAGIC.len();
+/// Bytes before the first frame: magic, version, 3 reserved zero bytes.
+pub(crate) const SEGMENT_HEADER_LEN: usize = VERSION_OFFSET + 1 + 3;
+/// Bytes of a frame header: length and CRC.
+pub(crate) const FRAME_HEADER_LEN: usize = 4 + 4;
+/// Largest record payload (a bigger batch must be split by the caller).
+pub(crate) const MAX_RECORD_LEN: usize = 64 << 20;
+
+/// Name of segment `index`.
+pub(crate) fn segment_name(index: u32) -> String {
+    format!("{index:08}")
+}
+
+/// The index of a segment file name, if `name` is one (all ASCII digits).
+pub(crate) fn parse_segment_name(name: &str) -> Option<u32> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+/// Segment files in `dir`, sorted by index.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry =
+            entry.map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
+        if let Some(i) = entry.file_name().to_str().and_then(parse_segment_name) {
+            out.push((i, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Appends a segment header to `dst`.
+pub(crate) fn put_segment_header(dst: &mut Vec<u8>) {
+    dst.extend_from_slice(&SEGMENT_MAGIC);
+    dst.push(SEGMENT_VERSION);
+    dst.extend_from_slice(&[0; 3]);
+}
+
+/// Appends one frame holding `payload` to `dst`. BUG if the payload is empty or too large
+/// (callers check [`MAX_RECORD_LEN`]).
+pub(crate) fn put_frame(dst: &mut Vec<u8>, payload: &[u8]) {
+    assert!(
+        !payload.is_empty() && payload.len() <= MAX_RECORD_LEN,
+        "BUG: WAL record of {} bytes not in 1..={MAX_RECORD_LEN}",
+        payload.len()
+    );
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32_parts(&[&len, payload]);
+    dst.extend_from_slice(&len);
+    dst.extend_from_slice(&crc.to_le_bytes());
+    dst.extend_from_slice(payload);
+}
+
+/// Cursor over the frames of one segment's bytes (untrusted).
+///
+/// Call `next()` until it returns `false`; `record()` is the current payload. Afterwards
+/// `err()` tells a clean end from a torn/corrupt tail, which starts at `valid_len()`.
+pub(crate) struct SegmentReader<'a> {
+    buf: &'a [u8],
+    path: &'a Path,
+    /// Offset just past the last valid frame (or the header).
+    pos: usize,
+    /// Payload of the current frame.
+    cur: &'a [u8],
+    /// Offset of the current frame.
+    cur_off: usize,
+    err: Option<Error>,
+}
+
+impl<'a> SegmentReader<'a> {
+    /// A reader over the bytes of the segment at `path` (used in errors only).
+    pub(crate) fn new(buf: &'a [u8], path: &'a Path) -> Self {
+        let mut r = Self {
+            buf,
+            path,
+            pos: 0,
+            cur: &[],
+            cur_off: 0,
+            err: None,
+        };
+        if buf.is_empty() {
+            return r;
+        }
+        match buf.get(..SEGMENT_HEADER_LEN) {
+            None => {
+                r.err = Some(Error::corruption(
+                    path,
+                    0,
+                    "segment shorter than its header",
+                ))
+            }
+            Some(h) if h.get(..VERSION_OFFSET) != Some(&SEGMENT_MAGIC[..]) => {
+                r.err = Some(Error::corruption(path, 0, "bad segment magic"));
+            }
+            Some(h) if h.get(VERSION_OFFSET) != Some(&SEGMENT_VERSION) => {
+                r.err = Some(Error::corruption(
+                    path,
+                    VERSION_OFFSET as u64,
+                    format!("unsupported segment version {:?}", h.get(VERSION_OFFSET)),
+                ));
+            }
+            Some(_) => r.pos = SEGMENT_HEADER_LEN,
+        }
+        r
+    }
+
+    /// Advances to the next frame. `false` at the end or at the first invalid frame.
+    pub(crate) fn next(&mut self) -> bool {
+        if self.err.is_some() || self.pos >= self.buf.len() {
+            return false;
+        }
+        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+        let fail = |reason: String| Some(Error::corruption(self.path, self.pos as u64, reason));
+        let (len_b, len, want_crc) =
+            match (rest.get(0..4), le32(rest.get(0..4)), le32(rest.get(4..8))) {
+                (Some(b), Some(l), Some(c)) => (b, l as usize, c),
+                _ => {
+                    self.err = fail(format!("torn frame header ({} bytes)", rest.len()));
+                    return false;
+                }
+            };
+        if len == 0 || len > MAX_RECORD_LEN {
+            self.err = fail(format!("invalid record length {len}"));
+            return false;
+        }
+        let Some(payload) = rest.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else {
+            self.err = fail(format!(
+                "torn record: {len} bytes announced, {} present",
+                rest.len() - FRAME_HEADER_LEN
+            ));
+            return false;
+        };
+        if crc32_parts(&[len_b, payload]) != want_crc {
+            self.err = fail("record checksum mismatch".to_string());
+            return false;
+        }
+        self.cur = payload;
+        self.cur_off = self.pos;
+        self.pos += FRAME_HEADER_LEN + len;
+        true
+    }
+
+    /// Payload of the current frame.
+    pub(crate) fn record(&self) -> &'a [u8] {
+        self.cur
+    }
+
+    /// Offset of the current frame in the segment.
+    pub(crate) fn record_offset(&self) -> usize {
+        self.cur_off
+    }
+
+    /// Bytes of the segment that are valid so far (header and whole frames).
+    pub(crate) fn valid_len(&self) -> usize {
+        self.pos
+    }
+
+    /// The torn or corrupt tail that ended reading, if any.
+    pub(crate) fn err(&self) -> Option<&Error> {
+        self.err.as_ref()
+    }
+
+    /// Takes the error out.
+    pub(crate) fn take_err(&mut self) -> Option<Error> {
+        self.err.take()
+    }
+}
+
+fn le32(b: Option<&[u8]>) -> Option<u32> {
+    b?.try_into().ok().map(u32::from_le_bytes)
+}
+
+/// The I/O seam under the WAL: what the WAL does to its current segment file. Tests implement it
+/// to model torn writes and failed or lost fsyncs.
+pub(crate) trait SegmentFile: Send {
+    /// Writes all of `buf` at the end of the file (one `write(2)` loop, no user-space buffer).
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// `fdatasync`.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// `fsync`.
+    fn sync_all(&mut self) -> io::Result<()>;
+}
+
+impl SegmentFile for std::fs::File {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(self, buf)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        std::fs::File::sync_data(self)
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        std::fs::File::sync_all(self)
+    }
+}
+
+/// Creates a new, empty segment file at a path; the WAL writes the header itself.
+pub(crate) type SegmentOpener = dyn Fn(&Path) -> io::Result<Box<dyn SegmentFile>> + Send + Sync;
+
+/// The default opener: a new regular file (fails if it exists).
+pub(crate) fn create_segment_file(path: &Path) -> io::Result<Box<dyn SegmentFile>> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    Ok(Box::new(f))
+}
+
+/// Fsyncs a directory so that entries created or renamed in it survive a power cut.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    let f = std::fs::File::open(dir)
+        .map_err(|e| Error::io(format!("cannot open dir {} for fsync", dir.display()), e))?;
+    f.sync_all()
+        .map_err(|e| Error::io(format!("cannot fsync dir {}", dir.display()), e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment(records: &[&[u8]]) -> Vec<u8> {
+        let mut b = Vec::new();
+        put_segment_header(&mut b);
+        for r in records {
+            put_frame(&mut b, r);
+        }
+        b
+    }
+
+    fn read_all(buf: &[u8]) -> (Vec<Vec<u8>>, usize, Option<String>) {
+        let p = Path::new("seg");
+        let mut r = SegmentReader::new(buf, p);
+        let mut out = Vec::new();
+        while r.next() {
+            out.push(r.record().to_vec());
+        }
+        (out, r.valid_len(), r.err().map(|e| e.to_string()))
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(segment_name(7), "00000007");
+        assert_eq!(parse_segment_name("00000007"), Some(7));
+        assert_eq!(parse_segment_name("checkpoint.00000007"), None);
+        assert_eq!(parse_segment_name(""), None);
+    }
+
+    #[test]
+    fn torn_tail_at_every_offset() {
+        let recs: Vec<Vec<u8>> = (1..6u8).map(|i| vec![i; i as usize * 7]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+        let full = segment(&refs);
+        let last_start = segment(&refs[..4]).len();
+        let (all, valid, err) = read_all(&full);
+        assert_eq!((all.len(), valid, err), (5, full.len(), None));
+        for cut in last_start..full.len() {
+            let (got, valid, err) = read_all(&full[..cut]);
+            assert_eq!(got, recs[..4], "cut at {cut}");
+            assert_eq!(valid, last_start);
+            assert!(err.is_some() == (cut > last_start), "cut at {cut}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn flipped_bits_detected() {
+        let full = segment(&[b"hello", b"world", b"!"]);
+        for bit in (SEGMENT_HEADER_LEN * 8)..full.len() * 8 {
+            let mut b = full.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            let (got, _, err) = read_all(&b);
+            assert!(err.is_some(), "flip of bit {bit} undetected");
+            assert!(got.len() < 3);
+        }
+    }
+
+    #[test]
+    fn bad_headers() {
+        assert_eq!(read_all(&[]).2, None, "empty file is an empty segment");
+        assert!(
+            read_all(b"AWA")
+                .2
+                .unwrap()
+                .contains("shorter than its header")
+        );
+        assert!(read_all(b"XWAL\x01\0\0\0").2.unwrap().contains("magic"));
+        assert!(read_all(b"AWAL\x09\0\0\0").2.unwrap().contains("version"));
+        let mut zeros = segment(&[]);
+        zeros.extend_from_slice(&[0; 100]);
+        assert!(
+            read_all(&zeros)
+                .2
+                .unwrap()
+                .contains("invalid record length 0")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = read_all(&bytes);
+            let mut seg = segment(&[]);
+            seg.append(&mut bytes);
+            let _ = read_all(&seg);
+        }
+
+        #[test]
+        fn frames_round_trip(recs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..50), 0..20)) {
+            let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+            let (got, _, err) = read_all(&segment(&refs));
+            prop_assert_eq!(got, recs);
+            prop_assert!(err.is_none());
+        }
+    }
+}

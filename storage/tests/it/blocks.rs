@@ -1,0 +1,1 @@
+//! Blocks: head cuts, compaction, retention, tombstones and snapshots.

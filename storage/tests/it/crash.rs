@@ -1,0 +1,1 @@
+//! Crash safety: a child process SIGKILLed while appending.

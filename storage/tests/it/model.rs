@@ -1,0 +1,1 @@
+//! Head + WAL against a BTreeMap model.
