@@ -1,11 +1,41 @@
 //! Argus's PromQL evaluator. Parses with `promql-parser`; evaluates over the
-//! `argus_storage::Queryable` trait. OWNER: query helper. (API stub: the signatures of `Engine`,
-//! `EngineOptions`, `Value` and `Error` are the contract the HTTP API builds against.)
+//! `argus_storage::Queryable` trait with the semantics of Prometheus 3.x.
+//!
+//! [`Engine`] runs instant and range queries and returns [`Value`]s in the shapes of the
+//! Prometheus HTTP API. Each query opens one `Querier` over the whole time range it needs,
+//! selects each selector's series once, and walks the steps forward with moving windows.
+//!
+//! ```
+//! use argus_query::{Engine, EngineOptions, Value};
+//! use argus_storage::{Labels, testing::MemStorage};
+//! let db = MemStorage::new();
+//! let up = Labels::from_pairs(&[("__name__", "up"), ("job", "a")]);
+//! db.insert(up.clone(), 0, 1.0);
+//! let engine = Engine::new(EngineOptions::default());
+//! let v = engine.instant_query(&db, "up * 2", 10_000).unwrap();
+//! let Value::Vector(v) = v else { panic!() };
+//! assert_eq!(v[0].v, 2.0);
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-use argus_storage::{Labels, Queryable};
+mod analyze;
+mod error;
+mod eval;
+mod functions;
+mod limits;
+mod parse;
+pub mod promqltest;
+mod value;
+
+pub use error::{Error, ErrorKind};
+pub use value::{MatrixSeries, Value, VectorSample};
+
+use argus_storage::Queryable;
+use eval::{Ctx, Evaluator};
+use limits::Limits;
 use std::time::Duration;
+use value::{Series, Val};
 
 /// Engine limits and defaults.
 #[derive(Clone, Debug)]
@@ -28,94 +58,165 @@ impl Default for EngineOptions {
     }
 }
 
-/// One series in an instant vector.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VectorSample {
-    /// Labels (metric name included unless dropped by the expression).
-    pub labels: Labels,
-    /// Timestamp, ms.
-    pub t: i64,
-    /// Value.
-    pub v: f64,
-}
-
-/// One series in a range vector / range query result.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MatrixSeries {
-    /// Labels.
-    pub labels: Labels,
-    /// `(t ms, value)` in time order.
-    pub points: Vec<(i64, f64)>,
-}
-
-/// A query result, in the shapes of Prometheus's HTTP API (`resultType`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    /// `scalar`: `(t ms, value)`.
-    Scalar(i64, f64),
-    /// `string`: `(t ms, value)`.
-    String(i64, String),
-    /// `vector`.
-    Vector(Vec<VectorSample>),
-    /// `matrix`, series sorted by labels.
-    Matrix(Vec<MatrixSeries>),
-}
-
-/// Class of a query error, mapped to Prometheus's `errorType`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// `bad_data` (HTTP 400): parse errors, bad arguments.
-    BadData,
-    /// `execution` (HTTP 422): runtime failures such as many-to-many matching.
-    Execution,
-    /// `timeout` (HTTP 503).
-    Timeout,
-    /// `canceled` (HTTP 503).
-    Canceled,
-    /// `internal` (HTTP 500): storage failures.
-    Internal,
-}
-
-/// A query error with a Prometheus-style message.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Error {
-    /// Class.
-    pub kind: ErrorKind,
-    /// Message, as Prometheus words it where possible.
-    pub message: String,
-}
-
 /// The PromQL engine. Cheap to share; queries may run concurrently.
 pub struct Engine {
-    _opts: EngineOptions,
+    opts: EngineOptions,
 }
+
+/// Maximum number of steps of a range query (Prometheus's limit).
+const MAX_STEPS: i64 = 11_000;
 
 impl Engine {
     /// Builds an engine.
     pub fn new(opts: EngineOptions) -> Self {
-        Self { _opts: opts }
+        Self { opts }
     }
 
     /// Evaluates `query` at time `t` (ms).
-    pub fn instant_query(
-        &self,
-        _storage: &dyn Queryable,
-        _query: &str,
-        _t: i64,
-    ) -> Result<Value, Error> {
-        todo!()
+    pub fn instant_query(&self, storage: &dyn Queryable, query: &str, t: i64) -> Result<Value, Error> {
+        let expr = parse::parse(query)?;
+        let c = Ctx {
+            start: t,
+            end: t,
+            step: 1,
+        };
+        let v = self.run(storage, &expr, c)?;
+        Ok(match v {
+            Val::Scalar(s) => Value::Scalar(t, s.first().copied().unwrap_or(f64::NAN)),
+            Val::String(s) => Value::String(t, s),
+            Val::Vector(ss) => Value::Vector(
+                ss.into_iter()
+                    .filter_map(|s| {
+                        s.points.first().map(|p| VectorSample {
+                            labels: s.labels,
+                            t,
+                            v: p.1,
+                        })
+                    })
+                    .collect(),
+            ),
+            Val::Matrix(ss) => Value::Matrix(to_matrix(ss)),
+        })
     }
 
     /// Evaluates `query` at `start, start+step, …, end` (ms); returns a `Matrix` (or an error).
     pub fn range_query(
         &self,
-        _storage: &dyn Queryable,
-        _query: &str,
-        _start: i64,
-        _end: i64,
-        _step: i64,
+        storage: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
     ) -> Result<Value, Error> {
-        todo!()
+        if step <= 0 {
+            return Err(Error::bad_data(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if end < start {
+            return Err(Error::bad_data("end timestamp must not be before start time"));
+        }
+        if (end - start) / step >= MAX_STEPS {
+            return Err(Error::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        let expr = parse::parse(query)?;
+        if matches!(
+            expr.value_type(),
+            promql_parser::parser::value::ValueType::Matrix
+        ) {
+            return Err(Error::bad_data(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector",
+            ));
+        }
+        if matches!(
+            expr.value_type(),
+            promql_parser::parser::value::ValueType::String
+        ) {
+            return Err(Error::bad_data(
+                "invalid expression type \"string\" for range query, must be Scalar or instant Vector",
+            ));
+        }
+        let c = Ctx { start, end, step };
+        let v = self.run(storage, &expr, c)?;
+        Ok(match v {
+            Val::Scalar(s) => Value::Matrix(vec![MatrixSeries {
+                labels: argus_storage::Labels::empty(),
+                points: s.iter().enumerate().map(|(i, v)| (c.t(i), *v)).collect(),
+            }]),
+            Val::String(_) => {
+                return Err(Error::bad_data("string is not a valid range query result"));
+            }
+            Val::Vector(ss) | Val::Matrix(ss) => Value::Matrix(to_matrix(ss)),
+        })
     }
+
+    /// Opens the querier, evaluates, and applies the delayed `__name__` removal.
+    fn run(&self, storage: &dyn Queryable, expr: &promql_parser::parser::Expr, c: Ctx) -> Result<Val, Error> {
+        let lookback = self.opts.lookback_delta_ms;
+        let querier = match analyze::time_bounds(expr, c.start, c.end, lookback) {
+            Some((mint, maxt)) => Some(
+                storage
+                    .querier(mint, maxt)
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let ev = Evaluator {
+            querier,
+            lookback,
+            query_start: c.start,
+            query_end: c.end,
+            limits: Limits::new(self.opts.timeout, self.opts.max_samples),
+        };
+        ev.limits.check_now()?;
+        let v = ev.eval(expr, c)?;
+        Ok(match v {
+            Val::Vector(ss) => Val::Vector(finish(ss, c.n() == 1)?),
+            Val::Matrix(ss) => Val::Matrix(finish(ss, true)?),
+            other => other,
+        })
+    }
+}
+
+/// Drops names marked for delayed removal; fails when two series end with the same labels
+/// (for range results, series with the same labels and disjoint points are merged).
+fn finish(ss: Vec<Series>, instant: bool) -> Result<Vec<Series>, Error> {
+    let mut out: Vec<Series> = Vec::with_capacity(ss.len());
+    let mut any_drop = false;
+    for mut s in ss {
+        if s.drop_name {
+            s.labels = s.final_labels();
+            s.drop_name = false;
+            any_drop = true;
+        }
+        out.push(s);
+    }
+    if !any_drop {
+        return Ok(out);
+    }
+    if instant {
+        let mut seen = std::collections::HashSet::new();
+        for s in &out {
+            if !seen.insert(&s.labels) {
+                return Err(Error::execution(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+        }
+        return Ok(out);
+    }
+    functions::merge_same_labels(out)
+}
+
+fn to_matrix(mut ss: Vec<Series>) -> Vec<MatrixSeries> {
+    ss.retain(|s| !s.points.is_empty());
+    ss.sort_by(|a, b| a.labels.cmp(&b.labels));
+    ss.into_iter()
+        .map(|s| MatrixSeries {
+            labels: s.labels,
+            points: s.points,
+        })
+        .collect()
 }

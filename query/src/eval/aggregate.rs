@@ -1,0 +1,339 @@
+//! Aggregations: series are grouped once (by/without), then folded step by step into per-group
+//! accumulators; no intermediate matrix is built.
+
+use super::{Ctx, Evaluator};
+use crate::error::{Error, Result};
+use crate::functions::stats::{kahan_inc, quantile};
+use crate::value::{Series, Val, format_float};
+use argus_storage::{Label, Labels, METRIC_NAME};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    seen: bool,
+    count: f64,
+    value: f64,
+    comp: f64,
+    mean: f64,
+    incremental: bool,
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn aggregate(&self, a: &AggregateExpr, c: Ctx) -> Result<Val> {
+        let op = a.op.to_string().to_lowercase();
+        // Parameters first, as Prometheus does.
+        let mut param_scalar: Option<Vec<f64>> = None;
+        let mut param_string: Option<String> = None;
+        if let Some(p) = &a.param {
+            if op == "count_values" {
+                param_string = Some(self.eval_string(p, c)?);
+            } else {
+                param_scalar = Some(self.eval_scalar(p, c)?);
+            }
+        }
+        let input = self.eval_vector(&a.expr, c)?;
+        let in_samples: usize = input.iter().map(|s| s.points.len()).sum();
+        // Group keys, computed once per series.
+        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut group_labels: Vec<Labels> = Vec::new();
+        let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
+        for s in &input {
+            let key = group_key(&s.labels, a.modifier.as_ref());
+            let next = group_labels.len();
+            let g = *keys.entry(key.clone()).or_insert_with(|| {
+                group_labels.push(key);
+                next
+            });
+            group_of.push(g);
+        }
+        let n = c.n();
+        let out = match op.as_str() {
+            "topk" | "bottomk" | "limitk" | "limit_ratio" => {
+                let params = param_scalar.unwrap_or_default();
+                self.select_k(&op, &input, &group_of, group_labels.len(), &params, c)?
+            }
+            "quantile" => {
+                let params = param_scalar.unwrap_or_default();
+                let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
+                for (s, &g) in input.iter().zip(&group_of) {
+                    for &(t, v) in &s.points {
+                        vals[g][c.index(t)].push(v);
+                    }
+                }
+                let mut out = Vec::new();
+                for (g, steps) in vals.iter_mut().enumerate() {
+                    let mut s = Series::new(group_labels[g].clone(), false);
+                    for (i, vs) in steps.iter_mut().enumerate() {
+                        if !vs.is_empty() {
+                            let q = params.get(i).copied().unwrap_or(f64::NAN);
+                            s.points.push((c.t(i), quantile(q, vs)));
+                        }
+                    }
+                    out.push(s);
+                }
+                out
+            }
+            "count_values" => {
+                let label = param_string.unwrap_or_default();
+                if label.is_empty() || label.contains('\u{fffd}') {
+                    return Err(Error::execution(format!("invalid label name {label:?}")));
+                }
+                let mut idx: HashMap<Labels, usize> = HashMap::new();
+                let mut out: Vec<Series> = Vec::new();
+                let mut counts: Vec<Vec<f64>> = Vec::new();
+                for (s, &g) in input.iter().zip(&group_of) {
+                    for &(t, v) in &s.points {
+                        let mut l = group_labels[g].clone();
+                        l.set(&label, &format_float(v));
+                        let k = *idx.entry(l.clone()).or_insert_with(|| {
+                            out.push(Series::new(l, false));
+                            counts.push(vec![0.0; n]);
+                            out.len() - 1
+                        });
+                        counts[k][c.index(t)] += 1.0;
+                    }
+                }
+                for (s, cs) in out.iter_mut().zip(counts) {
+                    s.points = cs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| **v > 0.0)
+                        .map(|(i, v)| (c.t(i), *v))
+                        .collect();
+                }
+                out
+            }
+            _ => self.fold(&op, &input, &group_of, &group_labels, c)?,
+        };
+        self.limits.release(in_samples);
+        let out_samples: usize = out.iter().map(|s| s.points.len()).sum();
+        self.limits.add(out_samples)?;
+        Ok(Val::Vector(out))
+    }
+
+    /// sum, avg, count, group, min, max, stddev, stdvar.
+    fn fold(
+        &self,
+        op: &str,
+        input: &[Series],
+        group_of: &[usize],
+        group_labels: &[Labels],
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        let n = c.n();
+        let mut accs = vec![Acc::default(); group_labels.len() * n];
+        let mut drop = vec![false; group_labels.len()];
+        for (s, &g) in input.iter().zip(group_of) {
+            self.limits.check()?;
+            drop[g] |= s.drop_name;
+            for &(t, f) in &s.points {
+                let a = &mut accs[g * n + c.index(t)];
+                if !a.seen {
+                    *a = Acc {
+                        seen: true,
+                        count: 1.0,
+                        value: f,
+                        comp: 0.0,
+                        mean: f,
+                        incremental: false,
+                    };
+                    if op == "stddev" || op == "stdvar" {
+                        a.value = 0.0;
+                    }
+                    continue;
+                }
+                a.count += 1.0;
+                match op {
+                    "sum" => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
+                    "avg" => {
+                        if !a.incremental {
+                            let (nv, nc) = kahan_inc(f, a.value, a.comp);
+                            if !nv.is_infinite() {
+                                (a.value, a.comp) = (nv, nc);
+                                continue;
+                            }
+                            a.incremental = true;
+                            a.mean = a.value / (a.count - 1.0);
+                            a.comp /= a.count - 1.0;
+                        }
+                        let q = (a.count - 1.0) / a.count;
+                        (a.mean, a.comp) = kahan_inc(f / a.count, q * a.mean, q * a.comp);
+                    }
+                    "min" => {
+                        if a.value > f || a.value.is_nan() {
+                            a.value = f;
+                        }
+                    }
+                    "max" => {
+                        if a.value < f || a.value.is_nan() {
+                            a.value = f;
+                        }
+                    }
+                    "stddev" | "stdvar" => {
+                        let delta = f - a.mean;
+                        a.mean += delta / a.count;
+                        a.value += delta * (f - a.mean);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(group_labels.len());
+        for (g, labels) in group_labels.iter().enumerate() {
+            let keep_drop = drop[g] && labels.get(METRIC_NAME).is_some();
+            let mut s = Series::new(labels.clone(), keep_drop);
+            for i in 0..n {
+                let a = &accs[g * n + i];
+                if !a.seen {
+                    continue;
+                }
+                let v = match op {
+                    "sum" => a.value + a.comp,
+                    "avg" => {
+                        if a.incremental {
+                            a.mean + a.comp
+                        } else {
+                            a.value / a.count + a.comp / a.count
+                        }
+                    }
+                    "count" => a.count,
+                    "group" => 1.0,
+                    "min" | "max" => a.value,
+                    "stdvar" => a.value / a.count,
+                    "stddev" => (a.value / a.count).sqrt(),
+                    other => {
+                        return Err(Error::bad_data(format!(
+                            "unsupported aggregation operator {other:?}"
+                        )));
+                    }
+                };
+                s.points.push((c.t(i), v));
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// topk, bottomk, limitk, limit_ratio: output series are input series.
+    fn select_k(
+        &self,
+        op: &str,
+        input: &[Series],
+        group_of: &[usize],
+        ngroups: usize,
+        params: &[f64],
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        let n = c.n();
+        let mut out: Vec<Option<Series>> = vec![None; input.len()];
+        let mut order: Vec<usize> = Vec::new();
+        let mut cursors = vec![0usize; input.len()];
+        let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+        for i in 0..n {
+            self.limits.check()?;
+            let t = c.t(i);
+            let p = params.get(i).copied().unwrap_or(f64::NAN);
+            let mut k = 0usize;
+            let mut ratio = 0.0;
+            if op == "limit_ratio" {
+                if p.is_nan() {
+                    return Err(Error::execution("Ratio value is NaN"));
+                }
+                ratio = p.clamp(-1.0, 1.0);
+            } else {
+                if p.is_nan() {
+                    return Err(Error::execution("Parameter value is NaN"));
+                }
+                if p >= 9.223_372_036_854_776e18 || p < -9.223_372_036_854_776e18 {
+                    return Err(Error::execution(format!(
+                        "Scalar value {} overflows int64",
+                        format_float(p)
+                    )));
+                }
+                let kk = p as i64;
+                if kk >= 1 {
+                    k = usize::try_from(kk).unwrap_or(usize::MAX);
+                }
+            }
+            members.iter_mut().for_each(Vec::clear);
+            for (si, s) in input.iter().enumerate() {
+                let cur = &mut cursors[si];
+                if *cur < s.points.len() && s.points[*cur].0 == t {
+                    members[group_of[si]].push((si, s.points[*cur].1));
+                    *cur += 1;
+                }
+            }
+            for m in members.iter_mut() {
+                let picked: Vec<(usize, f64)> = match op {
+                    "topk" | "bottomk" => {
+                        if k == 0 {
+                            continue;
+                        }
+                        let top = op == "topk";
+                        // NaN always sorts last (away from the top/bottom).
+                        m.sort_by(|a, b| {
+                            let (x, y) = (a.1, b.1);
+                            match (x.is_nan(), y.is_nan()) {
+                                (true, true) => std::cmp::Ordering::Equal,
+                                (true, false) => std::cmp::Ordering::Greater,
+                                (false, true) => std::cmp::Ordering::Less,
+                                _ if top => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+                                _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                            }
+                        });
+                        m.iter().take(k).copied().collect()
+                    }
+                    "limitk" => m.iter().take(k).copied().collect(),
+                    _ => m
+                        .iter()
+                        .filter(|(si, _)| {
+                            let off = ratio_offset(&input[*si].labels);
+                            if ratio >= 0.0 {
+                                off < ratio
+                            } else {
+                                off >= 1.0 + ratio
+                            }
+                        })
+                        .copied()
+                        .collect(),
+                };
+                for (si, v) in picked {
+                    let slot = &mut out[si];
+                    if slot.is_none() {
+                        order.push(si);
+                        *slot = Some(Series::new(input[si].labels.clone(), input[si].drop_name));
+                    }
+                    if let Some(s) = slot {
+                        s.points.push((t, v));
+                    }
+                }
+            }
+        }
+        Ok(order.into_iter().filter_map(|i| out[i].take()).collect())
+    }
+}
+
+/// The grouping labels of one series.
+fn group_key(l: &Labels, m: Option<&LabelModifier>) -> Labels {
+    match m {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(names)) => Labels::from_sorted(
+            l.iter()
+                .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                .cloned()
+                .collect::<Vec<Label>>(),
+        ),
+        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
+            l.iter()
+                .filter(|p| p.name != METRIC_NAME && !names.labels.iter().any(|n| *n == p.name))
+                .cloned()
+                .collect::<Vec<Label>>(),
+        ),
+    }
+}
+
+/// Where a series falls in `[0, 1)` for `limit_ratio`: its label hash scaled down.
+fn ratio_offset(l: &Labels) -> f64 {
+    crate::functions::xxhash::labels_hash(l) as f64 / u64::MAX as f64
+}

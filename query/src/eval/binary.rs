@@ -1,0 +1,421 @@
+//! Binary operators: scalar/scalar, vector/scalar, and vector/vector with one-to-one,
+//! many-to-one (group_left), one-to-many (group_right) and set (and/or/unless) matching.
+//! Signatures and result labels are computed once per series (pair), not per step.
+
+use super::{Ctx, Evaluator};
+use crate::error::{Error, Result};
+use crate::value::{Series, Val};
+use argus_storage::{Label, Labels, METRIC_NAME};
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+use std::collections::HashMap;
+
+/// Applies an arithmetic or comparison operator. Returns the value and whether to keep it
+/// (comparisons return the left value and the comparison's outcome).
+pub(crate) fn elem_op(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
+    Ok(match op {
+        "+" => (l + r, true),
+        "-" => (l - r, true),
+        "*" => (l * r, true),
+        "/" => (l / r, true),
+        "%" => (l % r, true),
+        "^" => (l.powf(r), true),
+        "atan2" => (l.atan2(r), true),
+        "==" => (l, l == r),
+        "!=" => (l, l != r),
+        ">" => (l, l > r),
+        "<" => (l, l < r),
+        ">=" => (l, l >= r),
+        "<=" => (l, l <= r),
+        other => return Err(Error::bad_data(format!("operator {other:?} not allowed here"))),
+    })
+}
+
+fn is_comparison(op: &str) -> bool {
+    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+}
+
+fn is_set_op(op: &str) -> bool {
+    matches!(op, "and" | "or" | "unless")
+}
+
+/// Per-step cursors over a vector's series: yields the series present at each step.
+struct StepCursor {
+    pos: Vec<usize>,
+}
+
+impl StepCursor {
+    fn new(n: usize) -> Self {
+        Self { pos: vec![0; n] }
+    }
+    fn collect(&mut self, ss: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
+        out.clear();
+        for (i, s) in ss.iter().enumerate() {
+            let p = &mut self.pos[i];
+            if *p < s.points.len() && s.points[*p].0 == t {
+                out.push((i, s.points[*p].1));
+                *p += 1;
+            }
+        }
+    }
+}
+
+/// Interns matching signatures (label subsets) to small integers.
+struct Sigs {
+    ids: HashMap<Labels, usize>,
+    labels: Vec<Labels>,
+}
+
+impl Sigs {
+    fn new() -> Self {
+        Self {
+            ids: HashMap::new(),
+            labels: Vec::new(),
+        }
+    }
+    fn id(&mut self, l: Labels) -> usize {
+        let next = self.labels.len();
+        *self.ids.entry(l.clone()).or_insert_with(|| {
+            self.labels.push(l);
+            next
+        })
+    }
+}
+
+/// The labels a series is matched on: `on(...)` keeps the listed labels; otherwise all labels
+/// except the `ignoring(...)` ones and the metric name.
+fn match_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
+    match m {
+        Some(LabelModifier::Include(names)) => Labels::from_sorted(
+            l.iter()
+                .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                .cloned()
+                .collect::<Vec<Label>>(),
+        ),
+        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
+            l.iter()
+                .filter(|p| p.name != METRIC_NAME && !names.labels.iter().any(|n| *n == p.name))
+                .cloned()
+                .collect::<Vec<Label>>(),
+        ),
+        None => Labels::from_sorted(
+            l.iter()
+                .filter(|p| p.name != METRIC_NAME)
+                .cloned()
+                .collect::<Vec<Label>>(),
+        ),
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn binary(&self, b: &BinaryExpr, c: Ctx) -> Result<Val> {
+        let op = b.op.to_string().to_lowercase();
+        let return_bool = b.return_bool();
+        let lhs = self.eval(&b.lhs, c)?;
+        let rhs = self.eval(&b.rhs, c)?;
+        let in_samples = lhs.samples() + rhs.samples();
+        let out = match (lhs, rhs) {
+            (Val::Scalar(l), Val::Scalar(r)) => {
+                let mut out = Vec::with_capacity(l.len());
+                for (a, b) in l.iter().zip(&r) {
+                    let (v, keep) = elem_op(&op, *a, *b)?;
+                    out.push(if is_comparison(&op) {
+                        if keep { 1.0 } else { 0.0 }
+                    } else {
+                        v
+                    });
+                }
+                Val::Scalar(out)
+            }
+            (Val::Vector(v), Val::Scalar(s)) => {
+                Val::Vector(self.vector_scalar(&op, v, &s, false, return_bool, c)?)
+            }
+            (Val::Scalar(s), Val::Vector(v)) => {
+                Val::Vector(self.vector_scalar(&op, v, &s, true, return_bool, c)?)
+            }
+            (Val::Vector(l), Val::Vector(r)) => {
+                if is_set_op(&op) {
+                    Val::Vector(self.set_op(&op, b, l, r, c)?)
+                } else {
+                    Val::Vector(self.vector_vector(&op, b, l, r, return_bool, c)?)
+                }
+            }
+            _ => {
+                return Err(Error::bad_data(format!(
+                    "binary operator {op:?} not allowed between these operand types"
+                )));
+            }
+        };
+        self.limits.release(in_samples);
+        self.limits.add(out.samples())?;
+        Ok(out)
+    }
+
+    fn vector_scalar(
+        &self,
+        op: &str,
+        mut v: Vec<Series>,
+        s: &[f64],
+        swap: bool,
+        return_bool: bool,
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        let cmp = is_comparison(op);
+        for series in &mut v {
+            self.limits.check()?;
+            let mut pts = Vec::with_capacity(series.points.len());
+            for &(t, x) in &series.points {
+                let sv = s[c.index(t)];
+                let (l, r) = if swap { (sv, x) } else { (x, sv) };
+                let (mut val, mut keep) = elem_op(op, l, r)?;
+                if cmp && swap {
+                    val = r;
+                }
+                if return_bool {
+                    val = if keep { 1.0 } else { 0.0 };
+                    keep = true;
+                }
+                if keep {
+                    pts.push((t, val));
+                }
+            }
+            series.points = pts;
+            if !cmp || return_bool {
+                series.drop_name = true;
+            }
+        }
+        v.retain(|s| !s.points.is_empty());
+        Ok(v)
+    }
+
+    fn set_op(
+        &self,
+        op: &str,
+        b: &BinaryExpr,
+        lhs: Vec<Series>,
+        rhs: Vec<Series>,
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
+        let mut sigs = Sigs::new();
+        let lsig: Vec<usize> = lhs
+            .iter()
+            .map(|s| sigs.id(match_labels(&s.labels, matching)))
+            .collect();
+        let rsig: Vec<usize> = rhs
+            .iter()
+            .map(|s| sigs.id(match_labels(&s.labels, matching)))
+            .collect();
+        let mut mark = vec![usize::MAX; sigs.labels.len()];
+        let mut lout: Vec<Series> = lhs
+            .iter()
+            .map(|s| Series::new(s.labels.clone(), s.drop_name))
+            .collect();
+        let mut rout: Vec<Series> = rhs
+            .iter()
+            .map(|s| Series::new(s.labels.clone(), s.drop_name))
+            .collect();
+        let (mut lc, mut rc) = (StepCursor::new(lhs.len()), StepCursor::new(rhs.len()));
+        let (mut lnow, mut rnow) = (Vec::new(), Vec::new());
+        for i in 0..c.n() {
+            self.limits.check()?;
+            let t = c.t(i);
+            lc.collect(&lhs, t, &mut lnow);
+            rc.collect(&rhs, t, &mut rnow);
+            match op {
+                "and" | "unless" => {
+                    for &(j, _) in &rnow {
+                        mark[rsig[j]] = i;
+                    }
+                    for &(j, v) in &lnow {
+                        let hit = mark[lsig[j]] == i;
+                        if hit == (op == "and") {
+                            lout[j].points.push((t, v));
+                        }
+                    }
+                }
+                _ => {
+                    for &(j, v) in &lnow {
+                        mark[lsig[j]] = i;
+                        lout[j].points.push((t, v));
+                    }
+                    for &(j, v) in &rnow {
+                        if mark[rsig[j]] != i {
+                            rout[j].points.push((t, v));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Series> = lout.into_iter().filter(|s| !s.points.is_empty()).collect();
+        out.extend(rout.into_iter().filter(|s| !s.points.is_empty()));
+        Ok(out)
+    }
+
+    fn vector_vector(
+        &self,
+        op: &str,
+        b: &BinaryExpr,
+        lhs: Vec<Series>,
+        rhs: Vec<Series>,
+        return_bool: bool,
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        let modifier = b.modifier.as_ref();
+        let matching = modifier.and_then(|m| m.matching.as_ref());
+        let card = modifier
+            .map(|m| m.card.clone())
+            .unwrap_or(VectorMatchCardinality::OneToOne);
+        let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
+        let include: Vec<String> = match &card {
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+                l.labels.clone()
+            }
+            _ => Vec::new(),
+        };
+        let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+        let cmp = is_comparison(op);
+        // `many` is the side whose series are kept; `one` must be unique per signature.
+        let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+        let mut sigs = Sigs::new();
+        let msig: Vec<usize> = many
+            .iter()
+            .map(|s| sigs.id(match_labels(&s.labels, matching)))
+            .collect();
+        let osig: Vec<usize> = one
+            .iter()
+            .map(|s| sigs.id(match_labels(&s.labels, matching)))
+            .collect();
+        let nsig = sigs.labels.len();
+        let mut one_at: Vec<(usize, usize)> = vec![(usize::MAX, 0); nsig]; // (step, series)
+        let mut matched: Vec<usize> = vec![usize::MAX; nsig];
+        let mut inserted: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut out_idx: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        let (mut mc, mut oc) = (StepCursor::new(many.len()), StepCursor::new(one.len()));
+        let (mut mnow, mut onow) = (Vec::new(), Vec::new());
+        let mut one_val: Vec<f64> = vec![0.0; one.len()];
+        for i in 0..c.n() {
+            self.limits.check()?;
+            let t = c.t(i);
+            mc.collect(&many, t, &mut mnow);
+            oc.collect(&one, t, &mut onow);
+            if mnow.is_empty() || onow.is_empty() {
+                continue;
+            }
+            for &(j, v) in &onow {
+                let sig = osig[j];
+                if one_at[sig].0 == i {
+                    let side = if one_to_many { "left" } else { "right" };
+                    let (a, b) = (&one[j].labels, &one[one_at[sig].1].labels);
+                    return Err(Error::execution(format!(
+                        "found duplicate series for the match group {} on the {side} hand-side \
+                         of the operation: [{a}, {b}];many-to-many matching not allowed: \
+                         matching labels must be unique on one side",
+                        sigs.labels[sig]
+                    )));
+                }
+                one_at[sig] = (i, j);
+                one_val[j] = v;
+            }
+            inserted.clear();
+            for &(j, mv) in &mnow {
+                let sig = msig[j];
+                if one_at[sig].0 != i {
+                    continue;
+                }
+                let oj = one_at[sig].1;
+                let ov = one_val[oj];
+                let (fl, fr) = if one_to_many { (ov, mv) } else { (mv, ov) };
+                let (mut val, keep) = elem_op(op, fl, fr)?;
+                if return_bool {
+                    val = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
+                }
+                let oi = match pair_out.get(&(j, oj)) {
+                    Some(&o) => o,
+                    None => {
+                        let labels = result_labels(
+                            &many[j].labels,
+                            &one[oj].labels,
+                            matching,
+                            one_to_one,
+                            &include,
+                        );
+                        let drop = !cmp || return_bool || many[j].drop_name;
+                        let o = *out_idx.entry(labels.clone()).or_insert_with(|| {
+                            out.push(Series::new(labels, drop));
+                            out.len() - 1
+                        });
+                        pair_out.insert((j, oj), o);
+                        o
+                    }
+                };
+                if one_to_one {
+                    if matched[sig] == i {
+                        return Err(Error::execution(
+                            "multiple matches for labels: many-to-one matching must be explicit \
+                             (group_left/group_right)",
+                        ));
+                    }
+                    matched[sig] = i;
+                } else {
+                    let seen = inserted.entry(sig).or_default();
+                    if seen.contains(&oi) {
+                        return Err(Error::execution(
+                            "multiple matches for labels: grouping labels must ensure unique \
+                             matches",
+                        ));
+                    }
+                    seen.push(oi);
+                }
+                let s = &mut out[oi];
+                if s.points.last().is_some_and(|p| p.0 == t) {
+                    return Err(Error::execution(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                s.points.push((t, val));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Labels of a vector/vector result: the "many" side's labels, reduced to the matching labels
+/// for one-to-one matching, plus `group_x(...)` labels copied from the "one" side.
+fn result_labels(
+    many: &Labels,
+    one: &Labels,
+    matching: Option<&LabelModifier>,
+    one_to_one: bool,
+    include: &[String],
+) -> Labels {
+    let mut l = many.clone();
+    if one_to_one {
+        match matching {
+            Some(LabelModifier::Include(names)) => {
+                l = Labels::from_sorted(
+                    l.iter()
+                        .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                        .cloned()
+                        .collect::<Vec<Label>>(),
+                );
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                for n in &names.labels {
+                    l.remove(n);
+                }
+            }
+            None => {}
+        }
+    }
+    for n in include {
+        match one.get(n) {
+            Some(v) => l.set(n, v),
+            None => l.remove(n),
+        }
+    }
+    l
+}

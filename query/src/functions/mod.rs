@@ -1,0 +1,288 @@
+//! PromQL functions: dispatch by name, argument evaluation, and the per-step drivers for
+//! range-vector functions (moving windows) and instant-vector functions (point-wise).
+
+mod date;
+mod histogram;
+mod label;
+mod math;
+mod over_time;
+mod rate;
+mod sort;
+pub(crate) mod stats;
+pub(crate) mod xxhash;
+
+use crate::error::{Error, Result};
+use crate::eval::{Ctx, Evaluator, RangeInput, unparen};
+use crate::value::{Series, Val};
+use argus_storage::{Labels, METRIC_NAME};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{Call, Expr, VectorSelector};
+
+pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
+    let name = call.func.name;
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let arg = |i: usize| -> Result<&Expr> {
+        args.get(i)
+            .copied()
+            .ok_or_else(|| Error::bad_data(format!("missing argument {i} in call to {name}")))
+    };
+    match name {
+        "rate" | "increase" | "delta" | "irate" | "idelta" | "deriv" | "changes" | "resets"
+        | "avg_over_time" | "sum_over_time" | "min_over_time" | "max_over_time"
+        | "count_over_time" | "last_over_time" | "first_over_time" | "present_over_time"
+        | "stddev_over_time" | "stdvar_over_time" | "mad_over_time" | "ts_of_last_over_time"
+        | "ts_of_first_over_time" | "ts_of_max_over_time" | "ts_of_min_over_time" => {
+            range_fn(ev, name, arg(0)?, &[], c)
+        }
+        "quantile_over_time" => {
+            let q = ev.eval_scalar(arg(0)?, c)?;
+            range_fn(ev, name, arg(1)?, &[q], c)
+        }
+        "predict_linear" => {
+            let d = ev.eval_scalar(arg(1)?, c)?;
+            range_fn(ev, name, arg(0)?, &[d], c)
+        }
+        "double_exponential_smoothing" | "holt_winters" => {
+            let sf = ev.eval_scalar(arg(1)?, c)?;
+            let tf = ev.eval_scalar(arg(2)?, c)?;
+            range_fn(ev, name, arg(0)?, &[sf, tf], c)
+        }
+        "absent_over_time" => absent_over_time(ev, arg(0)?, c),
+        "time" => Ok(Val::Scalar((0..c.n()).map(|i| c.t(i) as f64 / 1e3).collect())),
+        "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; c.n()])),
+        "vector" => {
+            let s = ev.eval_scalar(arg(0)?, c)?;
+            let mut out = Series::new(Labels::empty(), false);
+            out.points = s.iter().enumerate().map(|(i, v)| (c.t(i), *v)).collect();
+            Ok(Val::Vector(vec![out]))
+        }
+        "scalar" => {
+            let v = ev.eval_vector(arg(0)?, c)?;
+            let mut count = vec![0u32; c.n()];
+            let mut val = vec![f64::NAN; c.n()];
+            for s in &v {
+                for &(t, x) in &s.points {
+                    let i = c.index(t);
+                    count[i] += 1;
+                    val[i] = x;
+                }
+            }
+            for (i, n) in count.iter().enumerate() {
+                if *n != 1 {
+                    val[i] = f64::NAN;
+                }
+            }
+            Ok(Val::Scalar(val))
+        }
+        "timestamp" => {
+            let mut v = match unparen(arg(0)?) {
+                Expr::VectorSelector(vs) => ev.vector_selector(vs, c, true)?,
+                other => {
+                    let mut v = ev.eval_vector(other, c)?;
+                    for s in &mut v {
+                        s.points.iter_mut().for_each(|p| p.1 = p.0 as f64 / 1e3);
+                    }
+                    v
+                }
+            };
+            v.iter_mut().for_each(|s| s.drop_name = true);
+            Ok(Val::Vector(v))
+        }
+        "absent" => {
+            let v = ev.eval_vector(arg(0)?, c)?;
+            let mut present = vec![false; c.n()];
+            for s in &v {
+                for &(t, _) in &s.points {
+                    present[c.index(t)] = true;
+                }
+            }
+            let labels = match unparen(arg(0)?) {
+                Expr::VectorSelector(vs) => absent_labels(vs),
+                _ => Labels::empty(),
+            };
+            let mut out = Series::new(labels, false);
+            for (i, p) in present.iter().enumerate() {
+                if !p {
+                    out.points.push((c.t(i), 1.0));
+                }
+            }
+            Ok(Val::Vector(if out.points.is_empty() {
+                Vec::new()
+            } else {
+                vec![out]
+            }))
+        }
+        "label_replace" => label::label_replace(ev, &args, c),
+        "label_join" => label::label_join(ev, &args, c),
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+            sort::sort(ev, name, &args, c)
+        }
+        "histogram_quantile" => histogram::histogram_quantile(ev, &args, c),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
+        | "histogram_stddev" | "histogram_stdvar" | "histogram_quantiles" => {
+            // Native histograms only: float samples are ignored.
+            for a in &args {
+                ev.eval(a, c)?;
+            }
+            Ok(Val::Vector(Vec::new()))
+        }
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
+        | "month" | "year" => date::date_fn(ev, name, args.first().copied(), c),
+        _ => math::math_fn(ev, name, &args, c),
+    }
+}
+
+/// Runs a range-vector function over the windows of every series at every step.
+fn range_fn(
+    ev: &Evaluator<'_>,
+    name: &str,
+    m: &Expr,
+    params: &[Vec<f64>],
+    c: Ctx,
+) -> Result<Val> {
+    let ri = ev.range_input(m, c)?;
+    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
+    for s in &ri.series {
+        ev.limits.check()?;
+        let mut w = crate::eval::Windows::new(&s.points);
+        let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
+        for i in 0..c.n() {
+            let t = c.t(i);
+            let we = ri.window_end(t);
+            let win = w.get(we, ri.range);
+            if win.is_empty() {
+                continue;
+            }
+            let p = |k: usize| params.get(k).and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN);
+            let ws = we - ri.range;
+            let v = match name {
+                "rate" => rate::extrapolated_rate(win, ws, we, true, true),
+                "increase" => rate::extrapolated_rate(win, ws, we, true, false),
+                "delta" => rate::extrapolated_rate(win, ws, we, false, false),
+                "irate" => rate::instant_value(win, true),
+                "idelta" => rate::instant_value(win, false),
+                "deriv" => rate::deriv(win),
+                "predict_linear" => rate::predict_linear(win, t, p(0)),
+                "changes" => Some(rate::changes(win)),
+                "resets" => Some(rate::resets(win)),
+                "double_exponential_smoothing" | "holt_winters" => {
+                    rate::double_exponential_smoothing(win, p(0), p(1))?
+                }
+                "avg_over_time" => Some(over_time::avg(win)),
+                "sum_over_time" => Some(over_time::sum(win)),
+                "min_over_time" => Some(over_time::min(win)),
+                "max_over_time" => Some(over_time::max(win)),
+                "count_over_time" => Some(win.len() as f64),
+                "last_over_time" => Some(win[win.len() - 1].1),
+                "first_over_time" => Some(win[0].1),
+                "present_over_time" => Some(1.0),
+                "stdvar_over_time" => Some(over_time::stdvar(win)),
+                "stddev_over_time" => Some(over_time::stdvar(win).sqrt()),
+                "quantile_over_time" => Some(over_time::quantile_of(p(0), win, &mut buf)),
+                "mad_over_time" => Some(over_time::mad(win, &mut buf)),
+                "ts_of_last_over_time" => Some(win[win.len() - 1].0 as f64 / 1e3),
+                "ts_of_first_over_time" => Some(win[0].0 as f64 / 1e3),
+                "ts_of_max_over_time" => Some(over_time::ts_of_extreme(win, true)),
+                "ts_of_min_over_time" => Some(over_time::ts_of_extreme(win, false)),
+                other => {
+                    return Err(Error::bad_data(format!("unknown function {other:?}")));
+                }
+            };
+            if let Some(v) = v {
+                o.points.push((t, v));
+            }
+        }
+        if !o.points.is_empty() {
+            ev.limits.add(o.points.len())?;
+            out.push(o);
+        }
+    }
+    ev.limits.release(loaded);
+    Ok(Val::Vector(out))
+}
+
+fn absent_over_time(ev: &Evaluator<'_>, m: &Expr, c: Ctx) -> Result<Val> {
+    let ri: RangeInput = ev.range_input(m, c)?;
+    let mut present = vec![false; c.n()];
+    for s in &ri.series {
+        let mut w = crate::eval::Windows::new(&s.points);
+        for (i, p) in present.iter_mut().enumerate() {
+            if !w.get(ri.window_end(c.t(i)), ri.range).is_empty() {
+                *p = true;
+            }
+        }
+    }
+    let labels = ri.selector.as_ref().map(absent_labels).unwrap_or_default();
+    let mut out = Series::new(labels, false);
+    for (i, p) in present.iter().enumerate() {
+        if !p {
+            out.points.push((c.t(i), 1.0));
+        }
+    }
+    Ok(Val::Vector(if out.points.is_empty() {
+        Vec::new()
+    } else {
+        vec![out]
+    }))
+}
+
+/// Labels `absent()` reports: the selector's equality matchers, except names matched twice.
+fn absent_labels(vs: &VectorSelector) -> Labels {
+    let mut l = Labels::empty();
+    let mut has: Vec<&str> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, MatchOp::Equal) && !has.contains(&m.name.as_str()) {
+            l.set(&m.name, &m.value);
+            has.push(&m.name);
+        } else {
+            l.remove(&m.name);
+        }
+    }
+    l
+}
+
+/// Merges series that ended up with the same labels (e.g. after relabelling); fails when two
+/// of them have a point at the same step.
+pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
+    let mut idx: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Series> = Vec::with_capacity(v.len());
+    for s in v {
+        match idx.get(&s.labels) {
+            None => {
+                idx.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let o = &mut out[i];
+                let mut merged = Vec::with_capacity(o.points.len() + s.points.len());
+                let (mut a, mut b) = (0, 0);
+                while a < o.points.len() || b < s.points.len() {
+                    let take_a = b >= s.points.len()
+                        || (a < o.points.len() && o.points[a].0 < s.points[b].0);
+                    if a < o.points.len() && b < s.points.len() && o.points[a].0 == s.points[b].0
+                    {
+                        return Err(Error::execution(
+                            "vector cannot contain metrics with the same labelset",
+                        ));
+                    }
+                    if take_a {
+                        merged.push(o.points[a]);
+                        a += 1;
+                    } else {
+                        merged.push(s.points[b]);
+                        b += 1;
+                    }
+                }
+                o.points = merged;
+                o.drop_name |= s.drop_name;
+            }
+        }
+    }
+    Ok(out)
+}

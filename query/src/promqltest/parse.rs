@@ -1,0 +1,521 @@
+//! Parsing of the `.test` script format (see the shared FORMAT.md).
+
+use argus_storage::Labels;
+use promql_parser::parser::Expr;
+use std::sync::LazyLock;
+
+/// One item of a value sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Item {
+    /// A float (may be NaN).
+    Value(f64),
+    /// No sample / no point at this position.
+    Omitted,
+    /// A staleness marker.
+    Stale,
+    /// A native histogram (unsupported; kept only to skip what depends on it).
+    Histogram,
+}
+
+/// A `load` block.
+#[derive(Debug)]
+pub(crate) struct Load {
+    pub interval: i64,
+    pub series: Vec<(Labels, Vec<Item>)>,
+    /// Series whose samples carry start timestamps (`@st` lines).
+    pub st_series: Vec<Labels>,
+    pub nhcb: bool,
+}
+
+/// What an eval expects.
+#[derive(Debug, Default)]
+pub(crate) struct Expect {
+    pub fail: bool,
+    pub fail_msg: Option<String>,
+    pub fail_regex: Option<String>,
+    pub ordered: bool,
+    pub scalar: Option<f64>,
+    pub string: Option<String>,
+    /// `expect range vector from a to b step s`.
+    pub range_vector: Option<(i64, i64, i64)>,
+    pub series: Vec<(Labels, Vec<Item>)>,
+    /// The body mentions a native histogram literal.
+    pub histogram: bool,
+}
+
+/// An `eval` statement.
+#[derive(Debug)]
+pub(crate) struct Eval {
+    pub line: usize,
+    pub query: String,
+    /// `None` for instant queries.
+    pub range: Option<(i64, i64, i64)>,
+    pub at: i64,
+    pub expect: Expect,
+}
+
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    Clear,
+    Load(Load),
+    Eval(Box<Eval>),
+    /// Argus extension for our own files: `set max_samples N` / `set timeout_ms N` /
+    /// `set lookback_ms N`.
+    Set(String, i64),
+}
+
+static EVAL_INSTANT: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"^eval(?:_(fail|warn|ordered|info))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$")
+        .expect("BUG: static regex")
+});
+static EVAL_RANGE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"^eval(?:_(fail|warn|info))?\s+range\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+?)\s+(.+)$",
+    )
+    .expect("BUG: static regex")
+});
+static SEQ_ITEM: LazyLock<regex::Regex> = LazyLock::new(|| {
+    let num = r"[+-]?(?:[iI][nN][fF]|[nN][aA][nN]|[0-9_]*\.?[0-9_]+(?:[eE][+-]?[0-9]+)?)";
+    regex::Regex::new(&format!(r"^({num})(?:([+-])({num}))?x([0-9]+)$")).expect("BUG: static regex")
+});
+
+/// Parses a Prometheus duration (`1h30m`, `100ms`, `0`), optionally negative, to ms.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    if body == "0" {
+        return Ok(0);
+    }
+    let mut total: i64 = 0;
+    let mut rest = body;
+    if rest.is_empty() {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(format!("invalid duration {s:?}"));
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+        let mult = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            u => return Err(format!("invalid duration unit {u:?} in {s:?}")),
+        };
+        rest = &rest[unit_len..];
+        total = total
+            .checked_add(n.checked_mul(mult).ok_or("duration overflow")?)
+            .ok_or("duration overflow")?;
+    }
+    Ok(if neg { -total } else { total })
+}
+
+/// Parses a number as the format allows (decimal, `Inf`, `NaN`, underscores).
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
+    let t = s.replace('_', "");
+    let (sign, body) = match t.strip_prefix('-') {
+        Some(b) => (-1.0, b.to_string()),
+        None => (1.0, t.strip_prefix('+').unwrap_or(&t).to_string()),
+    };
+    let lower = body.to_ascii_lowercase();
+    let v = if lower == "inf" {
+        f64::INFINITY
+    } else if lower == "nan" {
+        f64::NAN
+    } else if let Some(hex) = lower.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok()? as f64
+    } else {
+        if lower.contains("inf") || lower.contains("nan") {
+            return None;
+        }
+        body.parse::<f64>().ok()?
+    };
+    Some(sign * v)
+}
+
+/// Splits a value sequence into items, keeping `{{…}}` histograms (which contain spaces) whole.
+fn split_items(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            if b[i] == b'{' && b.get(i + 1) == Some(&b'{') {
+                match s[i..].find("}}") {
+                    Some(e) => i += e + 2,
+                    None => i = b.len(),
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out.push(&s[start..i]);
+    }
+    out
+}
+
+/// Expands a value sequence (`1+2x3 _ stale 5 _x2 {{…}}`).
+pub(crate) fn parse_sequence(s: &str) -> Result<Vec<Item>, String> {
+    let mut out = Vec::new();
+    for item in split_items(s) {
+        if item.contains("{{") {
+            // A histogram, possibly with `xN` / `+{{…}}xN`.
+            let n = item
+                .rsplit_once("}}x")
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+                .map_or(1, |n| n + 1);
+            out.extend(std::iter::repeat_n(Item::Histogram, n));
+            continue;
+        }
+        if item == "_" {
+            out.push(Item::Omitted);
+            continue;
+        }
+        if let Some(n) = item.strip_prefix("_x") {
+            let n: usize = n.parse().map_err(|_| format!("bad item {item:?}"))?;
+            out.extend(std::iter::repeat_n(Item::Omitted, n));
+            continue;
+        }
+        if item == "stale" {
+            out.push(Item::Stale);
+            continue;
+        }
+        if let Some(caps) = SEQ_ITEM.captures(item) {
+            let start = parse_number(&caps[1]).ok_or_else(|| format!("bad number in {item:?}"))?;
+            let times: usize = caps[4].parse().map_err(|_| format!("bad count in {item:?}"))?;
+            let delta = match (caps.get(2), caps.get(3)) {
+                (Some(sign), Some(d)) => {
+                    let d = parse_number(d.as_str()).ok_or_else(|| format!("bad delta {item:?}"))?;
+                    if sign.as_str() == "-" { -d } else { d }
+                }
+                _ => 0.0,
+            };
+            if times > 1_000_000 {
+                return Err(format!("sequence too long: {item:?}"));
+            }
+            let mut v = start;
+            for _ in 0..=times {
+                out.push(Item::Value(v));
+                v += delta;
+            }
+            continue;
+        }
+        let v = parse_number(item).ok_or_else(|| format!("bad value {item:?}"))?;
+        out.push(Item::Value(v));
+    }
+    Ok(out)
+}
+
+/// Splits `series values…` at the end of the series notation. Returns (series, rest, has @st).
+fn split_series(line: &str) -> Result<(&str, &str, bool), String> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    // Metric name (optional).
+    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'{' {
+        i += 1;
+    }
+    if i < b.len() && b[i] == b'{' {
+        let mut quote: Option<u8> = None;
+        while i < b.len() {
+            let ch = b[i];
+            match quote {
+                Some(q) => {
+                    if ch == b'\\' && q != b'`' {
+                        i += 1;
+                    } else if ch == q {
+                        quote = None;
+                    }
+                }
+                None => {
+                    if ch == b'"' || ch == b'\'' || ch == b'`' {
+                        quote = Some(ch);
+                    } else if ch == b'}' {
+                        i += 1;
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    let series = &line[..i.min(line.len())];
+    let mut rest = &line[i.min(line.len())..];
+    let st = rest.starts_with("@st");
+    if st {
+        rest = &rest[3..];
+    }
+    Ok((series, rest, st))
+}
+
+/// Parses series notation into labels using the PromQL parser.
+pub(crate) fn parse_series(s: &str) -> Result<Labels, String> {
+    let t = s.trim();
+    if t == "{}" {
+        return Ok(Labels::empty());
+    }
+    let expr = promql_parser::parser::parse(t).map_err(|e| format!("bad series {t:?}: {e}"))?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(format!("bad series {t:?}"));
+    };
+    let mut pairs = Vec::new();
+    if let Some(n) = &vs.name {
+        pairs.push(argus_storage::Label::new("__name__", n.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        pairs.push(argus_storage::Label::new(m.name.clone(), m.value.clone()));
+    }
+    Ok(Labels::new(pairs))
+}
+
+fn unquote(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() >= 2 && t.starts_with('`') && t.ends_with('`') {
+        return Ok(t[1..t.len() - 1].to_string());
+    }
+    if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+        let mut out = String::new();
+        let mut it = t[1..t.len() - 1].chars();
+        while let Some(c) = it.next() {
+            if c == '\\' {
+                match it.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some('\\') => out.push('\\'),
+                    Some('"') => out.push('"'),
+                    Some(o) => {
+                        out.push('\\');
+                        out.push(o);
+                    }
+                    None => out.push('\\'),
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        return Ok(out);
+    }
+    Err(format!("bad string literal {t:?}"))
+}
+
+/// Parses a whole file into commands. A malformed file is an error (the reference rejects it).
+pub(crate) fn parse_file(src: &str) -> Result<Vec<Cmd>, String> {
+    let lines: Vec<String> = src
+        .split('\n')
+        .map(|l| {
+            let t = l.trim();
+            if t.starts_with('#') { String::new() } else { t.to_string() }
+        })
+        .collect();
+    let mut cmds = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = &lines[i];
+        if l.is_empty() {
+            i += 1;
+            continue;
+        }
+        let lineno = i + 1;
+        let word = l.split_whitespace().next().unwrap_or("").to_lowercase();
+        if word == "clear" {
+            cmds.push(Cmd::Clear);
+            i += 1;
+        } else if word == "set" {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            let (Some(k), Some(v)) = (parts.get(1), parts.get(2)) else {
+                return Err(format!("line {lineno}: bad set"));
+            };
+            let v: i64 = v.parse().map_err(|_| format!("line {lineno}: bad set value"))?;
+            cmds.push(Cmd::Set(k.to_string(), v));
+            i += 1;
+        } else if word.starts_with("load") {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            let interval = parse_duration(parts.get(1).copied().unwrap_or(""))
+                .map_err(|e| format!("line {lineno}: {e}"))?;
+            let mut load = Load {
+                interval,
+                series: Vec::new(),
+                st_series: Vec::new(),
+                nhcb: word == "load_with_nhcb",
+            };
+            i += 1;
+            while i < lines.len() && !lines[i].is_empty() {
+                let (series, rest, st) =
+                    split_series(&lines[i]).map_err(|e| format!("line {}: {e}", i + 1))?;
+                let labels = parse_series(series).map_err(|e| format!("line {}: {e}", i + 1))?;
+                if st {
+                    load.st_series.push(labels);
+                } else {
+                    let items =
+                        parse_sequence(rest).map_err(|e| format!("line {}: {e}", i + 1))?;
+                    load.series.retain(|(l, _)| *l != labels);
+                    load.series.push((labels, items));
+                }
+                i += 1;
+            }
+            cmds.push(Cmd::Load(load));
+        } else if word.starts_with("eval") {
+            let mut ev = parse_eval_header(l).map_err(|e| format!("line {lineno}: {e}"))?;
+            ev.line = lineno;
+            i += 1;
+            while i < lines.len() && !lines[i].is_empty() {
+                let body = &lines[i];
+                let stop = parse_body_line(body, &mut ev.expect)
+                    .map_err(|e| format!("line {}: {e}", i + 1))?;
+                i += 1;
+                if stop {
+                    break;
+                }
+            }
+            cmds.push(Cmd::Eval(Box::new(ev)));
+        } else {
+            return Err(format!("line {lineno}: invalid command {l:?}"));
+        }
+    }
+    Ok(cmds)
+}
+
+fn parse_eval_header(l: &str) -> Result<Eval, String> {
+    let mut expect = Expect::default();
+    if let Some(c) = EVAL_INSTANT.captures(l) {
+        match c.get(1).map(|m| m.as_str()) {
+            Some("fail") => expect.fail = true,
+            Some("ordered") => expect.ordered = true,
+            _ => {}
+        }
+        let at = parse_duration(c.get(2).map_or("", |m| m.as_str()))?;
+        return Ok(Eval {
+            line: 0,
+            query: c[3].to_string(),
+            range: None,
+            at,
+            expect,
+        });
+    }
+    if let Some(c) = EVAL_RANGE.captures(l) {
+        if c.get(1).map(|m| m.as_str()) == Some("fail") {
+            expect.fail = true;
+        }
+        let start = parse_duration(&c[2])?;
+        let end = parse_duration(&c[3])?;
+        let step = parse_duration(&c[4])?;
+        if end < start {
+            return Err("end before start".into());
+        }
+        return Ok(Eval {
+            line: 0,
+            query: c[5].to_string(),
+            range: Some((start, end, step)),
+            at: 0,
+            expect,
+        });
+    }
+    Err(format!("invalid eval header {l:?}"))
+}
+
+/// Parses one body line into `e`; returns true when the line ends the body.
+fn parse_body_line(l: &str, e: &mut Expect) -> Result<bool, String> {
+    let first = l.split_whitespace().next().unwrap_or("");
+    if first == "expect" {
+        let rest = l["expect".len()..].trim();
+        let (kind, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let tail = tail.trim();
+        match kind {
+            "fail" => {
+                e.fail = true;
+                if let Some(m) = tail.strip_prefix("msg:") {
+                    e.fail_msg = Some(m.trim().to_string());
+                } else if let Some(r) = tail.strip_prefix("regex:") {
+                    e.fail_regex = Some(r.trim().to_string());
+                }
+            }
+            "ordered" => e.ordered = true,
+            "string" => e.string = Some(unquote(tail)?),
+            "range" => {
+                // `range vector from <a> to <b> step <s>`
+                let p: Vec<&str> = tail.split_whitespace().collect();
+                if p.len() != 7 || p[0] != "vector" || p[1] != "from" || p[3] != "to" || p[5] != "step" {
+                    return Err(format!("bad expect range line {l:?}"));
+                }
+                e.range_vector = Some((
+                    parse_duration(p[2])?,
+                    parse_duration(p[4])?,
+                    parse_duration(p[6])?,
+                ));
+            }
+            // Annotations are not produced by Argus; their expectations are not checked.
+            "warn" | "info" | "no_warn" | "no_info" => {}
+            other => return Err(format!("unknown expectation {other:?}")),
+        }
+        return Ok(false);
+    }
+    if first == "expected_fail_message" {
+        e.fail_msg = Some(l[first.len()..].trim().to_string());
+        return Ok(true);
+    }
+    if first == "expected_fail_regexp" {
+        e.fail_regex = Some(l[first.len()..].trim().to_string());
+        return Ok(true);
+    }
+    if l.contains("{{") {
+        e.histogram = true;
+    }
+    if let Some(v) = parse_number(l.trim()) {
+        e.scalar = Some(v);
+        return Ok(true);
+    }
+    let (series, rest, _) = split_series(l)?;
+    let labels = parse_series(series)?;
+    let items = parse_sequence(rest)?;
+    e.series.push((labels, items));
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_expand() {
+        let check = |s: &str, want: Vec<Item>| assert_eq!(parse_sequence(s).unwrap(), want, "{s}");
+        use Item::*;
+        check("1+1x2", vec![Value(1.0), Value(2.0), Value(3.0)]);
+        check("10-1x1 _ stale", vec![Value(10.0), Value(9.0), Omitted, Stale]);
+        check("_x2 3x1", vec![Omitted, Omitted, Value(3.0), Value(3.0)]);
+        check("-Inf 1e3 +2", vec![Value(f64::NEG_INFINITY), Value(1000.0), Value(2.0)]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
+        assert_eq!(parse_duration("0").unwrap(), 0);
+        assert_eq!(parse_duration("100ms").unwrap(), 100);
+        assert!(parse_duration("1x").is_err());
+    }
+
+    #[test]
+    fn series_notation() {
+        let l = parse_series(r#"foo{a="x y}", b='2'}"#).unwrap();
+        assert_eq!(l.to_string(), r#"{__name__="foo", a="x y}", b="2"}"#);
+        let (s, rest, st) = split_series(r#"foo{a="x y}"} 1 2"#).unwrap();
+        assert_eq!((s, rest.trim(), st), (r#"foo{a="x y}"}"#, "1 2", false));
+        assert_eq!(parse_series("{}").unwrap(), Labels::empty());
+    }
+}

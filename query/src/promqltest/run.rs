@@ -1,0 +1,457 @@
+//! Executes parsed test scripts against [`MemStorage`] and compares results.
+
+use super::parse::{Cmd, Eval, Item, Load, parse_file};
+use crate::{Engine, EngineOptions, Value};
+use argus_storage::testing::MemStorage;
+use argus_storage::{Labels, MatchType, Matcher, stale_nan};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::Expr;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// Runner options.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Also run every plain instant eval as a range query `t-1m … t+1m` (step 1m) and compare
+    /// the point at `t`, as the reference harness does.
+    pub cross_check: bool,
+}
+
+/// Outcome of one file.
+#[derive(Clone, Debug, Default)]
+pub struct FileReport {
+    /// File name.
+    pub name: String,
+    /// Eval statements that passed.
+    pub passed: usize,
+    /// Eval statements that failed.
+    pub failed: usize,
+    /// Eval statements skipped (see `skips`).
+    pub skipped: usize,
+    /// One entry per failure: location, query, expected and got.
+    pub failures: Vec<String>,
+    /// One entry per skip: location and reason.
+    pub skips: Vec<String>,
+    /// Set when the file itself could not be parsed (then nothing ran).
+    pub error: Option<String>,
+    /// Every eval query of the file, for round-trip checks.
+    pub queries: Vec<String>,
+}
+
+/// Runs one file from disk.
+pub fn run_file(path: &Path, opts: &RunOptions) -> FileReport {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match std::fs::read_to_string(path) {
+        Ok(src) => run_source(&name, &src, opts),
+        Err(e) => FileReport {
+            name,
+            error: Some(format!("cannot read {}: {e}", path.display())),
+            ..FileReport::default()
+        },
+    }
+}
+
+struct State {
+    storage: MemStorage,
+    /// Label sets of series holding native histograms (unsupported) or start timestamps.
+    unsupported: Vec<(Labels, &'static str)>,
+    opts: EngineOptions,
+}
+
+/// Runs a script given as text.
+pub fn run_source(name: &str, src: &str, opts: &RunOptions) -> FileReport {
+    let mut rep = FileReport {
+        name: name.to_string(),
+        ..FileReport::default()
+    };
+    let cmds = match parse_file(src) {
+        Ok(c) => c,
+        Err(e) => {
+            rep.error = Some(e);
+            return rep;
+        }
+    };
+    let mut st = State {
+        storage: MemStorage::new(),
+        unsupported: Vec::new(),
+        opts: EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            timeout: Duration::from_secs(100),
+            max_samples: 50_000_000,
+        },
+    };
+    for cmd in cmds {
+        match cmd {
+            Cmd::Clear => {
+                st.storage.clear();
+                st.unsupported.clear();
+            }
+            Cmd::Set(k, v) => match k.as_str() {
+                "max_samples" => st.opts.max_samples = usize::try_from(v).unwrap_or(0),
+                "timeout_ms" => st.opts.timeout = Duration::from_millis(v.max(0) as u64),
+                "lookback_ms" => st.opts.lookback_delta_ms = v,
+                _ => {
+                    rep.error = Some(format!("unknown setting {k:?}"));
+                    return rep;
+                }
+            },
+            Cmd::Load(l) => load(&mut st, l),
+            Cmd::Eval(e) => {
+                rep.queries.push(e.query.clone());
+                match run_eval(&st, &e, opts) {
+                    Outcome::Pass => rep.passed += 1,
+                    Outcome::Skip(why) => {
+                        rep.skipped += 1;
+                        rep.skips.push(format!("{name}:{}: {why}: {}", e.line, e.query));
+                    }
+                    Outcome::Fail(why) => {
+                        rep.failed += 1;
+                        rep.failures
+                            .push(format!("{name}:{}: {}\n{why}", e.line, e.query));
+                    }
+                }
+            }
+        }
+    }
+    rep
+}
+
+fn load(st: &mut State, l: Load) {
+    for (labels, items) in &l.series {
+        for (k, it) in items.iter().enumerate() {
+            let t = k as i64 * l.interval;
+            match it {
+                Item::Value(v) => st.storage.insert(labels.clone(), t, *v),
+                Item::Stale => st.storage.insert(labels.clone(), t, stale_nan()),
+                Item::Omitted => {}
+                Item::Histogram => {
+                    if !st.unsupported.iter().any(|(u, _)| u == labels) {
+                        st.unsupported.push((labels.clone(), "native histogram data"));
+                    }
+                }
+            }
+        }
+        if l.nhcb {
+            // The converted NHCB series: base name, without `le`.
+            if let Some(name) = labels.metric_name() {
+                for suffix in ["_bucket", "_count", "_sum"] {
+                    if let Some(base) = name.strip_suffix(suffix) {
+                        if suffix == "_bucket" && labels.get("le").is_none() {
+                            continue;
+                        }
+                        let mut b = labels.clone();
+                        b.remove("le");
+                        b.set("__name__", base);
+                        st.unsupported.push((b, "native histogram data (load_with_nhcb)"));
+                    }
+                }
+            }
+        }
+    }
+    for s in l.st_series {
+        st.unsupported.push((s, "start timestamps"));
+    }
+}
+
+enum Outcome {
+    Pass,
+    Skip(String),
+    Fail(String),
+}
+
+fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
+    let expr = match promql_parser::parser::parse(&e.query) {
+        Ok(x) => x,
+        Err(err) => return Outcome::Skip(format!("promql-parser cannot parse it ({err})")),
+    };
+    if e.expect.histogram {
+        return Outcome::Skip("native histogram in the expected result".into());
+    }
+    if let Some(why) = touches_unsupported(&expr, &st.unsupported) {
+        return Outcome::Skip(why.to_string());
+    }
+    let engine = Engine::new(st.opts.clone());
+    let res = match e.range {
+        Some((s, en, step)) => engine.range_query(&st.storage, &e.query, s, en, step),
+        None => {
+            let t = e.expect.range_vector.map_or(e.at, |r| r.1);
+            engine.instant_query(&st.storage, &e.query, t)
+        }
+    };
+    let x = &e.expect;
+    let got = match res {
+        Err(err) => {
+            if !x.fail {
+                return Outcome::Fail(format!("  unexpected error: {err}"));
+            }
+            if let Some(m) = &x.fail_msg {
+                if err.message != *m {
+                    return Outcome::Fail(format!(
+                        "  expected error: {m}\n  got error:      {}",
+                        err.message
+                    ));
+                }
+            }
+            if let Some(r) = &x.fail_regex {
+                match regex::Regex::new(r) {
+                    Ok(re) if re.is_match(&err.message) => {}
+                    _ => {
+                        return Outcome::Fail(format!(
+                            "  expected error matching: {r}\n  got error: {}",
+                            err.message
+                        ));
+                    }
+                }
+            }
+            return Outcome::Pass;
+        }
+        Ok(v) => v,
+    };
+    if x.fail {
+        return Outcome::Fail(format!("  expected an error, got: {}", show(&got)));
+    }
+    if let Err(why) = compare(e, &got) {
+        return Outcome::Fail(why);
+    }
+    if opts.cross_check
+        && e.range.is_none()
+        && !x.ordered
+        && x.range_vector.is_none()
+        && x.string.is_none()
+        && !["start()", "end()", "range()", "step()"]
+            .iter()
+            .any(|f| e.query.contains(f))
+    {
+        let t = e.at;
+        match engine.range_query(&st.storage, &e.query, t - 60_000, t + 60_000, 60_000) {
+            Err(err) => return Outcome::Fail(format!("  range-mode cross-check error: {err}")),
+            Ok(Value::Matrix(m)) => {
+                let mut v = Vec::new();
+                for s in m {
+                    if let Some(p) = s.points.iter().find(|p| p.0 == t) {
+                        v.push(crate::VectorSample {
+                            labels: s.labels,
+                            t,
+                            v: p.1,
+                        });
+                    }
+                }
+                let as_instant = match (&got, v.len()) {
+                    (Value::Scalar(..), 1) if v[0].labels.is_empty() => Value::Scalar(t, v[0].v),
+                    _ => Value::Vector(v),
+                };
+                if let Err(why) = compare(e, &as_instant) {
+                    return Outcome::Fail(format!("  range-mode cross-check:\n{why}"));
+                }
+            }
+            Ok(other) => {
+                return Outcome::Fail(format!("  range-mode cross-check got {}", show(&other)));
+            }
+        }
+    }
+    Outcome::Pass
+}
+
+/// Whether any selector of `e` matches a series the engine cannot represent.
+fn touches_unsupported(e: &Expr, unsupported: &[(Labels, &'static str)]) -> Option<&'static str> {
+    if unsupported.is_empty() {
+        return None;
+    }
+    let mut found = None;
+    visit_selectors(e, &mut |vs| {
+        let mut groups: Vec<Vec<&promql_parser::label::Matcher>> =
+            vec![vs.matchers.matchers.iter().collect()];
+        if !vs.matchers.or_matchers.is_empty() {
+            groups = vs.matchers.or_matchers.iter().map(|g| g.iter().collect()).collect();
+        }
+        for (labels, why) in unsupported {
+            for g in &groups {
+                let name_ok = vs.name.as_ref().is_none_or(|n| labels.metric_name() == Some(n));
+                let all = g.iter().all(|m| {
+                    let kind = match m.op {
+                        MatchOp::Equal => MatchType::Equal,
+                        MatchOp::NotEqual => MatchType::NotEqual,
+                        MatchOp::Re(_) => MatchType::Regex,
+                        MatchOp::NotRe(_) => MatchType::NotRegex,
+                    };
+                    Matcher::new(kind, m.name.clone(), m.value.clone())
+                        .map(|mm| mm.matches(labels.get(&m.name).unwrap_or("")))
+                        .unwrap_or(false)
+                });
+                if name_ok && all {
+                    found = Some(*why);
+                }
+            }
+        }
+    });
+    found
+}
+
+fn visit_selectors(e: &Expr, f: &mut dyn FnMut(&promql_parser::parser::VectorSelector)) {
+    match e {
+        Expr::VectorSelector(vs) => f(vs),
+        Expr::MatrixSelector(ms) => f(&ms.vs),
+        Expr::Subquery(s) => visit_selectors(&s.expr, f),
+        Expr::Paren(p) => visit_selectors(&p.expr, f),
+        Expr::Unary(u) => visit_selectors(&u.expr, f),
+        Expr::Aggregate(a) => {
+            visit_selectors(&a.expr, f);
+            if let Some(p) = &a.param {
+                visit_selectors(p, f);
+            }
+        }
+        Expr::Binary(b) => {
+            visit_selectors(&b.lhs, f);
+            visit_selectors(&b.rhs, f);
+        }
+        Expr::Call(c) => c.args.args.iter().for_each(|a| visit_selectors(a, f)),
+        _ => {}
+    }
+}
+
+/// Float equality of the reference harness.
+pub(crate) fn float_eq(a: f64, b: f64) -> bool {
+    if a.is_nan() && b.is_nan() {
+        return argus_storage::is_stale_nan(a) == argus_storage::is_stale_nan(b);
+    }
+    if a == b {
+        return true;
+    }
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
+        return diff < 1e-6 * MIN_NORMAL;
+    }
+    diff / abs_sum.min(f64::MAX) < 1e-6
+}
+
+fn show(v: &Value) -> String {
+    let mut s = String::new();
+    match v {
+        Value::Scalar(_, x) => {
+            let _ = write!(s, "scalar {x}");
+        }
+        Value::String(_, x) => {
+            let _ = write!(s, "string {x:?}");
+        }
+        Value::Vector(vs) => {
+            s.push_str("vector:");
+            for x in vs {
+                let _ = write!(s, "\n    {} {}", x.labels, x.v);
+            }
+        }
+        Value::Matrix(m) => {
+            s.push_str("matrix:");
+            for x in m {
+                let _ = write!(s, "\n    {} {:?}", x.labels, x.points);
+            }
+        }
+    }
+    s
+}
+
+fn show_expected(e: &Eval) -> String {
+    let x = &e.expect;
+    if let Some(v) = x.scalar {
+        return format!("scalar {v}");
+    }
+    if let Some(v) = &x.string {
+        return format!("string {v:?}");
+    }
+    let mut s = String::new();
+    for (l, items) in &x.series {
+        let _ = write!(s, "\n    {l} {items:?}");
+    }
+    if s.is_empty() { " (empty)".into() } else { s }
+}
+
+fn compare(e: &Eval, got: &Value) -> Result<(), String> {
+    let mismatch = |why: &str| {
+        format!(
+            "  {why}\n  expected:{}\n  got: {}",
+            show_expected(e),
+            show(got)
+        )
+    };
+    let x = &e.expect;
+    match got {
+        Value::Scalar(_, v) => match x.scalar {
+            Some(want) if float_eq(want, *v) => Ok(()),
+            _ => Err(mismatch("scalar mismatch")),
+        },
+        Value::String(_, s) => match &x.string {
+            Some(want) if want == s => Ok(()),
+            _ => Err(mismatch("string mismatch")),
+        },
+        Value::Vector(vs) => {
+            if x.scalar.is_some() || x.string.is_some() {
+                return Err(mismatch("expected a scalar/string, got a vector"));
+            }
+            if vs.len() != x.series.len() {
+                return Err(mismatch("series count differs"));
+            }
+            for (i, s) in vs.iter().enumerate() {
+                let Some(pos) = x.series.iter().position(|(l, _)| *l == s.labels) else {
+                    return Err(mismatch(&format!("unexpected series {}", s.labels)));
+                };
+                if x.ordered && pos != i {
+                    return Err(mismatch(&format!("series {} at position {i}, want {pos}", s.labels)));
+                }
+                let want = match x.series[pos].1.first() {
+                    Some(Item::Value(v)) => *v,
+                    _ => return Err(mismatch("expected line has no value")),
+                };
+                if !float_eq(want, s.v) {
+                    return Err(mismatch(&format!("value of {} differs", s.labels)));
+                }
+            }
+            Ok(())
+        }
+        Value::Matrix(m) => {
+            let (start, step) = match (e.range, x.range_vector) {
+                (Some((s, _, st)), _) => (s, st),
+                (None, Some((a, _, st))) => (a, st),
+                _ => return Err(mismatch("unexpected range vector")),
+            };
+            if m.windows(2).any(|w| w[0].labels >= w[1].labels) {
+                return Err(mismatch("result not sorted by labels"));
+            }
+            let mut expected_nonempty = 0;
+            for (l, items) in &x.series {
+                let want: Vec<(i64, f64)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, it)| match it {
+                        Item::Value(v) => Some((start + k as i64 * step, *v)),
+                        _ => None,
+                    })
+                    .collect();
+                if want.is_empty() {
+                    continue;
+                }
+                expected_nonempty += 1;
+                let Some(s) = m.iter().find(|s| s.labels == *l) else {
+                    return Err(mismatch(&format!("missing series {l}")));
+                };
+                let same = s.points.len() == want.len()
+                    && s
+                        .points
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.0 == b.0 && float_eq(a.1, b.1));
+                if !same {
+                    return Err(mismatch(&format!("points of {l} differ")));
+                }
+            }
+            if m.len() != expected_nonempty {
+                return Err(mismatch("series count differs"));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Result values: the public shapes ([`Value`]) and the evaluator's internal ones ([`Val`]).
+
+use argus_storage::{Labels, METRIC_NAME};
+
+/// One series in an instant vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorSample {
+    /// Labels (metric name included unless dropped by the expression).
+    pub labels: Labels,
+    /// Timestamp, ms.
+    pub t: i64,
+    /// Value.
+    pub v: f64,
+}
+
+/// One series in a range vector / range query result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatrixSeries {
+    /// Labels.
+    pub labels: Labels,
+    /// `(t ms, value)` in time order.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// A query result, in the shapes of Prometheus's HTTP API (`resultType`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `scalar`: `(t ms, value)`.
+    Scalar(i64, f64),
+    /// `string`: `(t ms, value)`.
+    String(i64, String),
+    /// `vector`.
+    Vector(Vec<VectorSample>),
+    /// `matrix`, series sorted by labels.
+    Matrix(Vec<MatrixSeries>),
+}
+
+/// A series inside the evaluator. For instant-vector values the points sit on the evaluation
+/// steps; for range-vector values (top-level selectors and subqueries) they are raw samples.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Series {
+    pub labels: Labels,
+    /// Delayed `__name__` removal: the name is dropped when the query finishes.
+    pub drop_name: bool,
+    pub points: Vec<(i64, f64)>,
+}
+
+impl Series {
+    pub(crate) fn new(labels: Labels, drop_name: bool) -> Self {
+        Self {
+            labels,
+            drop_name,
+            points: Vec::new(),
+        }
+    }
+
+    /// Labels as they will look once the query finishes.
+    pub(crate) fn final_labels(&self) -> Labels {
+        if self.drop_name {
+            let mut l = self.labels.clone();
+            l.remove(METRIC_NAME);
+            l
+        } else {
+            self.labels.clone()
+        }
+    }
+}
+
+/// An evaluated expression over all steps of the current evaluation range.
+#[derive(Debug)]
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    /// A string literal.
+    String(String),
+    /// An instant vector over the steps.
+    Vector(Vec<Series>),
+    /// A range vector (only as a top-level instant-query result).
+    Matrix(Vec<Series>),
+}
+
+impl Val {
+    /// Number of samples held, for max-samples accounting.
+    pub(crate) fn samples(&self) -> usize {
+        match self {
+            Val::Scalar(v) => v.len(),
+            Val::String(_) => 1,
+            Val::Vector(s) | Val::Matrix(s) => s.iter().map(|s| s.points.len()).sum(),
+        }
+    }
+}
+
+/// Formats a float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.
+pub(crate) fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_float_format() {
+        let check = |v: f64, want: &str| assert_eq!(format_float(v), want);
+        check(1.0, "1");
+        check(0.5, "0.5");
+        check(-2.25, "-2.25");
+        check(f64::INFINITY, "+Inf");
+        check(f64::NAN, "NaN");
+        check(1e21, "1000000000000000000000");
+    }
+}
