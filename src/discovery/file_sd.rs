@@ -250,7 +250,9 @@ mod tests {
 
     #[test]
     fn wildcard_matches() {
-        let check = |p: &str, s: &str, want: bool| assert_eq!(wildcard(p.as_bytes(), s.as_bytes()), want, "{p} {s}");
+        let check = |p: &str, s: &str, want: bool| {
+            assert_eq!(wildcard(p.as_bytes(), s.as_bytes()), want, "{p} {s}")
+        };
         check("*.json", "a.json", true);
         check("*.json", "a.yml", false);
         check("t?.yml", "t1.yml", true);
@@ -263,10 +265,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("a.json");
         let y = dir.path().join("b.yml");
-        std::fs::write(&j, r#"[{"targets": ["h1:1", "h2:2"], "labels": {"env": "p"}}]"#).unwrap();
+        std::fs::write(
+            &j,
+            r#"[{"targets": ["h1:1", "h2:2"], "labels": {"env": "p"}}]"#,
+        )
+        .unwrap();
         std::fs::write(&y, "- targets: [h3:3]\n").unwrap();
         let cfg = FileSdConfig {
-            files: vec![format!("{}/*.json", dir.path().display()), y.display().to_string()],
+            files: vec![
+                format!("{}/*.json", dir.path().display()),
+                y.display().to_string(),
+            ],
             ..Default::default()
         };
         let mut d = FileDiscovery::new(cfg);

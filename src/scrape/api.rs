@@ -300,7 +300,10 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
                     i += 2;
                 }
                 Some(_) => {
-                    let ch = inner.get(i..).and_then(|r| r.chars().next()).ok_or_else(bad)?;
+                    let ch = inner
+                        .get(i..)
+                        .and_then(|r| r.chars().next())
+                        .ok_or_else(bad)?;
                     val.push(ch);
                     i += ch.len_utf8();
                 }
@@ -361,7 +364,10 @@ mod tests {
         assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_000_000);
         assert_eq!(rfc3339(Some(t)), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(Some(UNIX_EPOCH + Duration::from_secs(951_782_400))), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(Some(UNIX_EPOCH + Duration::from_secs(951_782_400))),
+            "2000-02-29T00:00:00Z"
+        );
     }
 
     #[test]
@@ -377,7 +383,13 @@ mod tests {
 
     #[test]
     fn global_url_replaces_loopback() {
-        assert_eq!(global_url("http://127.0.0.1:9100/metrics", "box"), "http://box:9100/metrics");
-        assert_eq!(global_url("http://10.0.0.1:9100/metrics", "box"), "http://10.0.0.1:9100/metrics");
+        assert_eq!(
+            global_url("http://127.0.0.1:9100/metrics", "box"),
+            "http://box:9100/metrics"
+        );
+        assert_eq!(
+            global_url("http://10.0.0.1:9100/metrics", "box"),
+            "http://10.0.0.1:9100/metrics"
+        );
     }
 }

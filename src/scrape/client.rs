@@ -237,9 +237,7 @@ fn apply_tls(
         let mut pem =
             std::fs::read(cert).map_err(|e| tls_err(url, &format!("cannot read {cert}"), e))?;
         pem.push(b'\n');
-        pem.extend(
-            std::fs::read(key).map_err(|e| tls_err(url, &format!("cannot read {key}"), e))?,
-        );
+        pem.extend(std::fs::read(key).map_err(|e| tls_err(url, &format!("cannot read {key}"), e))?);
         let id = reqwest::Identity::from_pem(&pem)
             .map_err(|e| tls_err(url, "cannot load client certificate", e))?;
         b = b.identity(id);

@@ -323,8 +323,7 @@ impl PoolShared {
     /// Active targets sorted by URL, dropped targets, and the total dropped count.
     pub(crate) fn snapshot(&self) -> (Vec<Arc<Target>>, Vec<DroppedTarget>, usize) {
         let inner = self.inner.lock();
-        let mut active: Vec<Arc<Target>> =
-            inner.active.values().map(|(t, _)| t.clone()).collect();
+        let mut active: Vec<Arc<Target>> = inner.active.values().map(|(t, _)| t.clone()).collect();
         active.sort_by(|a, b| a.url.cmp(&b.url));
         (active, inner.dropped.clone(), inner.dropped_total)
     }

@@ -1,11 +1,11 @@
 //! One tokio task per target: scrape every interval from an offset spread by the target's hash,
 //! append, report, and write staleness markers when the target goes away.
 
+use super::Error;
 use super::cache::{AppendOptions, AppendStats, SeriesCache};
 use super::client::TargetClient;
 use super::report::Report;
 use super::target::{Health, Target};
-use super::Error;
 use crate::config::scrape::ScrapeConfig;
 use argus_storage::{Appendable, Timestamp};
 use std::sync::Arc;
@@ -78,7 +78,9 @@ fn now_ms() -> Timestamp {
 
 /// Delay until the first scrape: the target's slot `hash % interval` within the interval grid.
 fn start_delay(hash: u64, interval: Duration) -> Duration {
-    let iv = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let iv = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     let now = u64::try_from(now_ms()).unwrap_or(0) % iv;
     let offset = hash % iv;
     Duration::from_millis((offset + iv - now) % iv)
@@ -93,7 +95,9 @@ struct State {
 
 async fn run(p: LoopParams, mut stop: watch::Receiver<Option<StopMode>>) {
     let t = p.target.clone();
-    let client = TargetClient::new(&p.cfg, &t).await.map_err(|e| e.to_string());
+    let client = TargetClient::new(&p.cfg, &t)
+        .await
+        .map_err(|e| e.to_string());
     let mut st = State {
         cache: SeriesCache::new(),
         report: Report::new(&p.opts.target_labels),

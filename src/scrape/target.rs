@@ -251,8 +251,7 @@ mod tests {
 
     #[test]
     fn defaults_relabel_and_meta_removal() {
-        let cfg = job(
-            r#"
+        let cfg = job(r#"
 job_name: node
 scrape_interval: 30s
 scrape_timeout: 5s
@@ -261,8 +260,7 @@ relabel_configs:
   - {source_labels: [__meta_dc], target_label: dc}
   - {source_labels: [__address__], regex: "(.*):9100", target_label: __address__, replacement: "${1}:9101"}
   - {target_label: __tmp_x, replacement: y}
-"#,
-        );
+"#);
         let g = GlobalConfig::default();
         let group = BTreeMap::from([("__meta_dc".to_string(), "eu".to_string())]);
         let t = active(populate(
@@ -278,9 +276,16 @@ relabel_configs:
             .public_labels()
             .map(|l| (l.name.as_str(), l.value.as_str()))
             .collect();
-        assert_eq!(public, vec![("dc", "eu"), ("instance", "h:9101"), ("job", "node")]);
+        assert_eq!(
+            public,
+            vec![("dc", "eu"), ("instance", "h:9101"), ("job", "node")]
+        );
         assert!(t.labels.get("__meta_dc").is_none(), "__meta_ dropped");
-        assert_eq!(t.labels.get("__tmp_x"), Some("y"), "__tmp_ kept internally, never public");
+        assert_eq!(
+            t.labels.get("__tmp_x"),
+            Some("y"),
+            "__tmp_ kept internally, never public"
+        );
         assert_eq!(t.discovered.get("__meta_dc"), Some("eu"));
         assert_eq!(t.discovered.get("__address__"), Some("h:9100"));
         assert_eq!(t.discovered.get("__param_module"), Some("if_mib"));
@@ -288,8 +293,7 @@ relabel_configs:
 
     #[test]
     fn relabel_can_change_scheme_path_interval() {
-        let cfg = job(
-            r#"
+        let cfg = job(r#"
 job_name: j
 relabel_configs:
   - {target_label: __scheme__, replacement: https}
@@ -297,8 +301,7 @@ relabel_configs:
   - {target_label: __scrape_interval__, replacement: 10s}
   - {target_label: __scrape_timeout__, replacement: 2s}
   - {target_label: instance, replacement: custom}
-"#,
-        );
+"#);
         let t = active(populate(
             &BTreeMap::new(),
             &BTreeMap::from([("__address__".to_string(), "h:1".to_string())]),
@@ -315,14 +318,26 @@ relabel_configs:
     fn drops_and_errors() {
         let g = GlobalConfig::default();
         let addr = BTreeMap::from([("__address__".to_string(), "h:1".to_string())]);
-        let cfg = job("job_name: j\nrelabel_configs: [{source_labels: [__address__], regex: 'h:.*', action: drop}]");
-        assert!(matches!(populate(&BTreeMap::new(), &addr, &cfg, &g), Ok(Populated::Dropped(_))));
+        let cfg = job(
+            "job_name: j\nrelabel_configs: [{source_labels: [__address__], regex: 'h:.*', action: drop}]",
+        );
+        assert!(matches!(
+            populate(&BTreeMap::new(), &addr, &cfg, &g),
+            Ok(Populated::Dropped(_))
+        ));
         let cfg = job("job_name: j\nrelabel_configs: [{regex: __address__, action: labeldrop}]");
-        assert_eq!(populate(&BTreeMap::new(), &addr, &cfg, &g).unwrap_err(), "no address");
-        let cfg = job("job_name: j\nrelabel_configs: [{target_label: __scrape_timeout__, replacement: 2m}]");
+        assert_eq!(
+            populate(&BTreeMap::new(), &addr, &cfg, &g).unwrap_err(),
+            "no address"
+        );
+        let cfg = job(
+            "job_name: j\nrelabel_configs: [{target_label: __scrape_timeout__, replacement: 2m}]",
+        );
         let e = populate(&BTreeMap::new(), &addr, &cfg, &g).unwrap_err();
         assert!(e.contains("greater than scrape interval"), "{e}");
-        let cfg = job("job_name: j\nrelabel_configs: [{target_label: __scrape_interval__, replacement: soon}]");
+        let cfg = job(
+            "job_name: j\nrelabel_configs: [{target_label: __scrape_interval__, replacement: soon}]",
+        );
         let e = populate(&BTreeMap::new(), &addr, &cfg, &g).unwrap_err();
         assert!(e.contains("__scrape_interval__"), "{e}");
     }
