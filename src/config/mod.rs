@@ -5,6 +5,7 @@
 //! field and its line) and then [`Config::validate`], run once per load.
 
 pub mod duration;
+pub mod relabel;
 pub mod scrape;
 
 pub use duration::{PromDuration, parse_duration};
