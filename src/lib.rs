@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod discovery;
+pub mod federate;
 pub mod flags;
 pub mod ingest;
 pub mod metrics;
