@@ -5,7 +5,8 @@
 //! requests (remote-write commits included) → stop scraping → `Db::close` (flushes the WAL).
 //! Reload (SIGHUP or `/-/reload`): one at a time; an invalid config keeps the old one.
 //!
-//! Integration points for the lead: [`build_router`] is the one place routers are combined.
+//! Integration points for the lead: [`build_router`] is the one place routers are combined;
+//! [`run`] builds the parts (Db, engine, scrape manager, push service, federation) in order.
 
 use crate::api::{self, AppState, ReloadRequest, SharedState};
 use crate::config::{Config, ConfigState, default_config_yaml};
@@ -14,14 +15,16 @@ use crate::ingest::metadata::MetadataStore;
 use crate::metrics::{
     HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
 };
+use crate::push::{PushOptions, PushService};
+use crate::scrape::ScrapeManager;
 use anyhow::Context as _;
 use argus_query::{Engine, EngineOptions};
-use argus_storage::{Db, Options};
+use argus_storage::{Appendable, Db, Labels, Options, Queryable};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 /// How long shutdown waits for in-flight requests before closing the database anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,6 +114,7 @@ async fn reload_loop(
     flags: Arc<Flags>,
     listen: SocketAddr,
     config: Arc<ConfigState>,
+    scrape: Arc<ScrapeManager>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -127,8 +131,16 @@ async fn reload_loop(
         let loaded = tokio::task::spawn_blocking(move || load_config(&f, listen))
             .await
             .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
-        // TODO(scrape): `scrape.apply_config(&cfg).await` before installing it; on error keep
-        // the old config (mark_failed) and report the error.
+        // The scrape manager changes nothing when it refuses the config, so a failure at either
+        // step leaves the old config in force everywhere.
+        let loaded = match loaded {
+            Ok(cfg) => scrape
+                .apply_config(&cfg)
+                .await
+                .map(|()| cfg)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         let outcome = match loaded {
             Ok(cfg) => {
                 for s in cfg.ignored_sections() {
@@ -221,23 +233,70 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         quit: quit.clone(),
     });
 
-    // TODO(scrape): `let scrape = ScrapeManager::new(Arc::new(db.clone()));`
-    //   `scrape.apply_config(&config.get()).await?;` and pass `Some(scrape.router())` below;
-    //   register its metrics struct in `registry`; stop it after the HTTP server drained.
-    // TODO(push): `PushService` with `flags.push_listen` / `flags.push_group_ttl`, its router
-    //   and `federate::router(...)` go into `extra`; an own listener when `push_listen` is set.
-    let app = build_router(state, None, Vec::new());
-    tokio::spawn(reload_loop(flags.clone(), listen, config, reload_rx));
+    // Scrape manager: appends to the Db; its router serves targets and metadata.
+    let appendable: Arc<dyn Appendable> = Arc::new(db.clone());
+    let scrape = ScrapeManager::new(appendable.clone());
+    scrape
+        .apply_config(&config.get())
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid scrape configuration: {e}"))?;
+
+    // Push service (Pushgateway API) on the main port, and on `--push.listen-address` if set.
+    let push_opts = PushOptions {
+        group_ttl: flags.push_group_ttl,
+        interval: config.get().global.scrape_interval.0,
+        enable_admin: flags.enable_admin_api,
+        ..PushOptions::default()
+    };
+    let push_dir = flags.data_dir.join("push");
+    let push = PushService::open(&push_dir, push_opts, appendable)
+        .with_context(|| format!("cannot open the push store in {}", push_dir.display()))?;
+    let (push_stop_tx, push_stop_rx) = watch::channel(false);
+    let push_task = tokio::spawn(push.clone().run(push_stop_rx));
+
+    // Federation: external labels are read at startup (a reload does not change them).
+    let queryable: Arc<dyn Queryable> = Arc::new(db.clone());
+    let external = Labels::from_pairs(
+        &config
+            .get()
+            .global
+            .external_labels
+            .iter()
+            .collect::<Vec<_>>(),
+    );
+    let federate =
+        crate::federate::router(queryable, external, state.engine_opts.lookback_delta_ms);
+
+    let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
+    tokio::spawn(reload_loop(
+        flags.clone(),
+        listen,
+        config,
+        scrape.clone(),
+        reload_rx,
+    ));
+
+    let drain = Arc::new(Notify::new());
+    let mut push_server = None;
+    if let Some(addr) = flags.push_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
+        tracing::info!(address = %addr, "push listener ready");
+        let drain = drain.clone();
+        let serve = axum::serve(l, push.standalone_router())
+            .with_graceful_shutdown(async move { drain.notified().await });
+        push_server = Some(tokio::spawn(async move { serve.await }));
+    }
 
     tracing::info!(address = %listen, "Server is ready to receive web requests.");
-    let drained = Arc::new(Notify::new());
-    let started_drain = drained.clone();
+    let started_drain = drain.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal(quit).await;
-        started_drain.notify_one();
+        started_drain.notify_waiters();
     });
-    let serve = tokio::spawn(async move { serve.await });
-    let mut serve = serve;
+    let mut serve = tokio::spawn(async move { serve.await });
+    let drained = drain.clone();
     tokio::select! {
         r = &mut serve => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
         _ = drained.notified() => {
@@ -247,6 +306,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(p) = push_server {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, p).await;
+    }
+
+    tracing::info!("stopping scrapes and the push pool");
+    scrape.stop().await;
+    let _ = push_stop_tx.send(true);
+    let _ = push_task.await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

@@ -309,7 +309,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the scrape helper's static_configs in ScrapeConfig (merge `scrape`)"]
     fn default_config_parses() {
         let cfg = Config::parse(&default_config_yaml("localhost:9090")).unwrap();
         assert_eq!(cfg.scrape_configs.len(), 1);
