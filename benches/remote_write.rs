@@ -13,7 +13,10 @@ const SERIES: usize = 400;
 const SAMPLES: usize = 5;
 
 fn batch() -> WriteRequest {
-    let label = |n: &str, v: String| Label { name: n.into(), value: v };
+    let label = |n: &str, v: String| Label {
+        name: n.into(),
+        value: v,
+    };
     let timeseries = (0..SERIES)
         .map(|i| TimeSeries {
             labels: vec![
@@ -21,7 +24,10 @@ fn batch() -> WriteRequest {
                 label("cpu", (i % 8).to_string()),
                 label("instance", format!("10.0.{}.{}:9100", i / 100, i % 100)),
                 label("job", "node".into()),
-                label("mode", ["idle", "user", "system", "iowait", "irq"][i % 5].into()),
+                label(
+                    "mode",
+                    ["idle", "user", "system", "iowait", "irq"][i % 5].into(),
+                ),
             ],
             samples: (0..SAMPLES)
                 .map(|j| Sample {
@@ -33,7 +39,10 @@ fn batch() -> WriteRequest {
             histograms: vec![],
         })
         .collect();
-    WriteRequest { timeseries, metadata: vec![] }
+    WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -44,14 +53,18 @@ fn bench(c: &mut Criterion) {
     let mut dec = Decoder::new();
     let mut req = WriteRequest::default();
     g.bench_function("decode", |b| {
-        b.iter(|| dec.decode_into(black_box(&body), MAX_DECOMPRESSED_BYTES, &mut req).unwrap())
+        b.iter(|| {
+            dec.decode_into(black_box(&body), MAX_DECOMPRESSED_BYTES, &mut req)
+                .unwrap()
+        })
     });
     g.throughput(Throughput::Elements((SERIES * SAMPLES) as u64));
     g.bench_function("decode_append_commit", |b| {
         b.iter_batched(
             MemStorage::new,
             |storage| {
-                dec.decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut req).unwrap();
+                dec.decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut req)
+                    .unwrap();
                 let mut app = storage.appender();
                 let out = append_request(app.as_mut(), &mut req, 1_700_000_000_000).unwrap();
                 app.commit().unwrap();

@@ -309,6 +309,15 @@ mod tests {
     }
 
     #[test]
+    fn example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/config/example.yml");
+        let cfg = Config::load(Path::new(path)).unwrap();
+        assert_eq!(cfg.scrape_configs.len(), 3);
+        assert_eq!(cfg.out_of_order_window_ms(), Some(30 * 60 * 1000));
+        assert_eq!(cfg.global.external_labels["cluster"], "demo");
+    }
+
+    #[test]
     fn default_config_parses() {
         let cfg = Config::parse(&default_config_yaml("localhost:9090")).unwrap();
         assert_eq!(cfg.scrape_configs.len(), 1);

@@ -26,15 +26,24 @@ fn acknowledged_batches_survive_sigkill() {
                 let mut batch = w;
                 while !stop.load(Ordering::Relaxed) {
                     let id = batch.to_string();
-                    let samples: Vec<(i64, f64)> =
-                        (0..SAMPLES_PER_BATCH).map(|i| (base + i * 1000, f64::from(batch) + i as f64)).collect();
+                    let samples: Vec<(i64, f64)> = (0..SAMPLES_PER_BATCH)
+                        .map(|i| (base + i * 1000, f64::from(batch) + i as f64))
+                        .collect();
                     let body = encode(&WriteRequest {
-                        timeseries: vec![series(&[("__name__", "durable"), ("batch", &id)], &samples)],
+                        timeseries: vec![series(
+                            &[("__name__", "durable"), ("batch", &id)],
+                            &samples,
+                        )],
                         metadata: vec![],
                     });
-                    let headers = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")];
+                    let headers = [
+                        ("Content-Type", "application/x-protobuf"),
+                        ("Content-Encoding", "snappy"),
+                    ];
                     match try_request(addr, "POST", "/api/v1/write", &headers, &body) {
-                        Ok(r) if (200..300).contains(&r.status) => acked.lock().unwrap().push(batch),
+                        Ok(r) if (200..300).contains(&r.status) => {
+                            acked.lock().unwrap().push(batch)
+                        }
                         Ok(r) => panic!("batch {batch}: status {} {}", r.status, r.text()),
                         Err(_) => return, // the server died mid-request: not acknowledged
                     }
@@ -57,13 +66,24 @@ fn acknowledged_batches_survive_sigkill() {
     let b = Argus::start(dir.path(), &[]);
     let t = base + SAMPLES_PER_BATCH * 1000;
     let q = enc("count_over_time(durable[1m])");
-    let r = b.get(&format!("/api/v1/query?query={q}&time={}.{:03}", t / 1000, t % 1000));
+    let r = b.get(&format!(
+        "/api/v1/query?query={q}&time={}.{:03}",
+        t / 1000,
+        t % 1000
+    ));
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     let mut found = std::collections::BTreeMap::new();
     for s in v["data"]["result"].as_array().cloned().unwrap_or_default() {
-        let batch: u32 = s["metric"]["batch"].as_str().unwrap_or("x").parse().unwrap();
-        found.insert(batch, s["value"][1].as_str().unwrap_or_default().to_string());
+        let batch: u32 = s["metric"]["batch"]
+            .as_str()
+            .unwrap_or("x")
+            .parse()
+            .unwrap();
+        found.insert(
+            batch,
+            s["value"][1].as_str().unwrap_or_default().to_string(),
+        );
     }
     let missing: Vec<_> = acked
         .iter()

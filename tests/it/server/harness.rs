@@ -36,12 +36,20 @@ impl Resp {
     }
     /// Body as JSON (panics with the body when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} body {}", self.status, self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): status {} body {}",
+                self.status,
+                self.text()
+            )
+        })
     }
     /// A header value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -83,7 +91,12 @@ impl Argus {
                 panic!("argus did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        Argus { child, addr, data: data.to_path_buf(), log }
+        Argus {
+            child,
+            addr,
+            data: data.to_path_buf(),
+            log,
+        }
     }
 
     /// Everything argus logged so far.
@@ -179,12 +192,19 @@ pub fn try_request(
     s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    parse_response(&raw)
-        .ok_or_else(|| std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&raw))))
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&raw)))
+    })
 }
 
 /// [`try_request`] that panics on I/O errors.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     try_request(addr, method, path, headers, body)
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
@@ -199,12 +219,16 @@ fn parse_response(raw: &[u8]) -> Option<Resp> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         let mut out = Vec::new();
         let mut rest = &body[..];
         loop {
             let nl = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
             rest = &rest[nl + 2..];
             if size == 0 {
                 break;
@@ -214,12 +238,20 @@ fn parse_response(raw: &[u8]) -> Option<Resp> {
         }
         body = out;
     }
-    Some(Resp { status, headers, body })
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A free loopback port (bound then released: fine for a peer we start right away).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Percent-encodes a query parameter value.
@@ -237,5 +269,8 @@ pub fn enc(s: &str) -> String {
 
 /// Current time in ms.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

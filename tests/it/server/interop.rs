@@ -73,7 +73,10 @@ fn start_prometheus(dir: &Path, port: u16, target: SocketAddr, argus: SocketAddr
     .unwrap();
     let child = Command::new(PROMETHEUS)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--log.level=warn")
         .stdout(Stdio::null())
@@ -85,7 +88,12 @@ fn start_prometheus(dir: &Path, port: u16, target: SocketAddr, argus: SocketAddr
 
 /// `query` at `t` (ms) as `(sorted series labels, value)` pairs.
 fn instant(addr: SocketAddr, query: &str, t: i64) -> Vec<(String, String)> {
-    let path = format!("/api/v1/query?query={}&time={}.{:03}", enc(query), t / 1000, t % 1000);
+    let path = format!(
+        "/api/v1/query?query={}&time={}.{:03}",
+        enc(query),
+        t / 1000,
+        t % 1000
+    );
     let r = request(addr, "GET", &path, &[], b"");
     assert_eq!(r.status, 200, "{addr} {query}: {}", r.text());
     let v = r.json();
@@ -94,7 +102,12 @@ fn instant(addr: SocketAddr, query: &str, t: i64) -> Vec<(String, String)> {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["metric"].to_string(), s["value"][1].as_str().unwrap().to_string()))
+            .map(|s| {
+                (
+                    s["metric"].to_string(),
+                    s["value"][1].as_str().unwrap().to_string(),
+                )
+            })
             .collect(),
         _ => vec![(String::new(), v["data"]["result"][1].to_string())],
     };
@@ -113,8 +126,12 @@ fn range(addr: SocketAddr, query: &str, start: i64, end: i64) -> String {
     );
     let r = request(addr, "GET", &path, &[], b"");
     assert_eq!(r.status, 200, "{addr} {query}: {}", r.text());
-    let mut series: Vec<String> =
-        r.json()["data"]["result"].as_array().unwrap().iter().map(|s| s.to_string()).collect();
+    let mut series: Vec<String> = r.json()["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     series.sort();
     series.join("\n")
 }
@@ -135,7 +152,9 @@ const QUERIES: &[&str] = &[
 #[test]
 fn prometheus_remote_write_then_same_answers() {
     if !Path::new(PROMETHEUS).exists() {
-        println!("SKIP prometheus interop: {PROMETHEUS} is not installed (apt-get install prometheus)");
+        println!(
+            "SKIP prometheus interop: {PROMETHEUS} is not installed (apt-get install prometheus)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -158,13 +177,20 @@ fn prometheus_remote_write_then_same_answers() {
             if want.is_empty() {
                 diff.push_str(&format!("{q}: Prometheus returned nothing yet\n"));
             } else if want != got {
-                diff.push_str(&format!("{q} @ {t}\n  prometheus: {want:?}\n  argus:      {got:?}\n"));
+                diff.push_str(&format!(
+                    "{q} @ {t}\n  prometheus: {want:?}\n  argus:      {got:?}\n"
+                ));
             }
         }
         for q in ["demo_requests_total", "rate(demo_requests_total[3s])"] {
-            let (want, got) = (range(prom, q, t - 4_000, t), range(argus.addr, q, t - 4_000, t));
+            let (want, got) = (
+                range(prom, q, t - 4_000, t),
+                range(argus.addr, q, t - 4_000, t),
+            );
             if want != got {
-                diff.push_str(&format!("range {q}\n  prometheus: {want}\n  argus:      {got}\n"));
+                diff.push_str(&format!(
+                    "range {q}\n  prometheus: {want}\n  argus:      {got}\n"
+                ));
             }
         }
         if diff.is_empty() {
@@ -176,5 +202,8 @@ fn prometheus_remote_write_then_same_answers() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    panic!("argus and Prometheus disagree:\n{last_diff}\nargus log:\n{}", argus.log());
+    panic!(
+        "argus and Prometheus disagree:\n{last_diff}\nargus log:\n{}",
+        argus.log()
+    );
 }
