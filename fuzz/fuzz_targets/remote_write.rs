@@ -15,11 +15,20 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut again = WriteRequest::default();
-    dec.decode_into(&encode(&req), 1 << 22, &mut again).expect("re-encoded request decodes");
+    dec.decode_into(&encode(&req), 1 << 22, &mut again)
+        .expect("re-encoded request decodes");
     let bits = |r: &WriteRequest| {
         r.timeseries
             .iter()
-            .map(|t| (t.labels.clone(), t.samples.iter().map(|s| (s.timestamp, s.value.to_bits())).collect::<Vec<_>>()))
+            .map(|t| {
+                (
+                    t.labels.clone(),
+                    t.samples
+                        .iter()
+                        .map(|s| (s.timestamp, s.value.to_bits()))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(bits(&req), bits(&again));

@@ -167,9 +167,7 @@ fn query_endpoints_answer_like_prometheus() {
         r.json(),
         json!({"status": "success", "data": ["other_metric", "test_metric"]})
     );
-    let r = a.get(&format!(
-        "/api/v1/label/job/values?match[]=test_metric&limit=1"
-    ));
+    let r = a.get("/api/v1/label/job/values?match[]=test_metric&limit=1");
     assert_eq!(
         r.json(),
         json!({"status": "success", "data": ["a"], "warnings": ["results truncated due to limit"]})

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,8 +13,6 @@ pub struct Argus {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// `--storage.tsdb.path`.
-    pub data: PathBuf,
     log: Arc<Mutex<String>>,
 }
 
@@ -91,22 +89,12 @@ impl Argus {
                 panic!("argus did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        Argus {
-            child,
-            addr,
-            data: data.to_path_buf(),
-            log,
-        }
+        Argus { child, addr, log }
     }
 
     /// Everything argus logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Sends `signal` (e.g. "TERM", "HUP") with kill(1).
