@@ -5,7 +5,7 @@
 //! Run: `cargo bench -p argus --bench chunk -- --quick`.
 
 use argus_storage::SampleIterator;
-use argus_storage::internals::{XorChunk, XorIterator};
+use argus_storage::internals::{XorChunk, XorIterator, chunk_decode_into, chunk_encode_best};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -78,11 +78,21 @@ fn bench(c: &mut Criterion) {
         let data = data_set(kind, 0x9e37_79b9 + i as u64);
         let chunks: Vec<XorChunk> = data.iter().map(|s| encode(s)).collect();
         let bytes: usize = chunks.iter().map(|c| c.bytes().len()).sum();
+        let mut best: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut dense_chunks = 0;
+        for s in &data {
+            let mut b = Vec::new();
+            let enc = chunk_encode_best(s, &mut b);
+            dense_chunks += usize::from(enc == 2);
+            best.push((enc, b));
+        }
+        let best_bytes: usize = best.iter().map(|b| b.1.len()).sum();
         eprintln!(
-            "chunk/{kind}: XOR {:.3} bytes/sample ({} samples in {} bytes)",
+            "chunk/{kind}: XOR {:.3} bytes/sample; dense-or-XOR {:.3} bytes/sample \
+             ({dense_chunks}/{SERIES} chunks dense; {} samples)",
             bytes as f64 / (SERIES * SAMPLES) as f64,
+            best_bytes as f64 / (SERIES * SAMPLES) as f64,
             SERIES * SAMPLES,
-            bytes
         );
         let mut g = c.benchmark_group(format!("chunk/{kind}"));
         g.throughput(Throughput::Elements(SAMPLES as u64));
@@ -103,6 +113,25 @@ fn bench(c: &mut Criterion) {
                     sum += it.at().1;
                 }
                 black_box(sum)
+            })
+        });
+        let mut out = Vec::with_capacity(SAMPLES);
+        g.bench_function("best_encode", |b| {
+            b.iter(|| {
+                n = (n + 1) % SERIES;
+                out.clear();
+                let mut buf = Vec::with_capacity(256);
+                black_box(chunk_encode_best(black_box(&data[n]), &mut buf));
+                black_box(buf.len())
+            })
+        });
+        g.bench_function("best_decode", |b| {
+            b.iter(|| {
+                n = (n + 1) % SERIES;
+                out.clear();
+                let (enc, bytes) = &best[n];
+                chunk_decode_into(*enc, &mut out, black_box(bytes)).expect("decodes");
+                black_box(out.len())
             })
         });
         let mut dst = vec![0u8; 4096];

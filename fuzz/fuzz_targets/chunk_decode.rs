@@ -4,7 +4,9 @@
 
 use arbitrary::Arbitrary;
 use argus_storage::SampleIterator;
-use argus_storage::internals::{XorChunk, XorIterator, xor_decode_into};
+use argus_storage::internals::{
+    XorChunk, XorIterator, chunk_decode_into, chunk_encode_best, xor_decode_into,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -13,6 +15,8 @@ enum Input {
     Bytes(Vec<u8>, i64),
     /// Samples to round-trip: a start time, positive deltas and value bit patterns.
     Samples(i64, Vec<(u64, u64)>),
+    /// Samples whose values are small decimals (exercises the dense codec).
+    Decimals(i64, Vec<(u16, i32, u8)>),
 }
 
 fuzz_target!(|input: Input| match input {
@@ -31,6 +35,28 @@ fuzz_target!(|input: Input| match input {
         if it.seek(seek) {
             assert!(it.at().0 >= seek);
         }
+        // The dense codec must reject or decode the same bytes without panicking.
+        let mut dense = Vec::new();
+        let _ = chunk_decode_into(2, &mut dense, &bytes);
+        assert!(dense.len() <= usize::from(u16::MAX));
+    }
+    Input::Decimals(start, items) => {
+        let mut t = start / 2;
+        let mut samples = Vec::new();
+        for (d, m, k) in items.into_iter().take(usize::from(u16::MAX)) {
+            let v = f64::from(m) / 10f64.powi(i32::from(k % 4));
+            samples.push((t, v));
+            match t.checked_add(i64::from(d) + 1) {
+                Some(n) => t = n,
+                None => break,
+            }
+        }
+        let mut b = Vec::new();
+        let enc = chunk_encode_best(&samples, &mut b);
+        let mut out = Vec::new();
+        chunk_decode_into(enc, &mut out, &b).expect("own encoding decodes");
+        let bits = |s: &[(i64, f64)]| s.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&out), bits(&samples));
     }
     Input::Samples(start, deltas) => {
         let mut samples = Vec::new();
@@ -60,5 +86,17 @@ fuzz_target!(|input: Input| match input {
         assert_eq!(got, samples);
         let resumed = XorChunk::from_bytes(c.bytes()).expect("own encoding re-opens");
         assert_eq!(resumed.bytes(), c.bytes());
+        // Same samples through the best encoding (dense when values are exact decimals).
+        let with_f64: Vec<(i64, f64)> = samples
+            .iter()
+            .map(|&(t, v)| (t, f64::from_bits(v)))
+            .collect();
+        let mut b = Vec::new();
+        let enc = chunk_encode_best(&with_f64, &mut b);
+        assert!(b.len() <= c.bytes().len());
+        out.clear();
+        chunk_decode_into(enc, &mut out, &b).expect("own encoding decodes");
+        let got: Vec<(i64, u64)> = out.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        assert_eq!(got, samples);
     }
 });

@@ -75,6 +75,20 @@ pub fn xor_decode_into(dst: &mut Vec<(Timestamp, f64)>, bytes: &[u8]) -> Result<
     chunk::xor::decode_into(dst, bytes)
 }
 
+/// Encodes `samples` (strictly increasing timestamps) with whichever of XOR and the dense
+/// codec is smaller, appending to `dst`; returns the encoding byte.
+pub fn chunk_encode_best(samples: &[(Timestamp, f64)], dst: &mut Vec<u8>) -> u8 {
+    chunk::encode_best(samples, dst) as u8
+}
+
+/// Decodes a chunk with encoding byte `enc` into `dst` (appending).
+pub fn chunk_decode_into(enc: u8, dst: &mut Vec<(Timestamp, f64)>, bytes: &[u8]) -> Result<()> {
+    let enc = chunk::Encoding::from_u8(enc).ok_or_else(|| {
+        crate::Error::corruption("<chunk>", 0, format!("unknown chunk encoding {enc}"))
+    })?;
+    chunk::decode_into(enc, dst, bytes)
+}
+
 /// A WAL record with plain fields (sample values as bit patterns so records compare exactly).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalRecord {

@@ -32,7 +32,7 @@ pub(crate) struct IndexReader<B: AsRef<[u8]>> {
     /// Byte range of each symbol's UTF-8 (validated at open), by symbol id.
     symbols: Vec<Range<usize>>,
     /// Byte range of the series-offsets table.
-    series_offsets: Range<usize>,
+    pub(super) series_offsets: Range<usize>,
     /// Byte range of the series section.
     series: Range<usize>,
     /// Byte range of the postings section.

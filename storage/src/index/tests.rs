@@ -147,12 +147,12 @@ fn out_of_order_series_rejected() {
 
 #[test]
 fn every_corrupted_byte_is_detected_or_harmless() {
-    let series = workload(40);
+    let series = workload(25);
     let data = write_index(&series);
     let mut buf = data.clone();
     let mut detected = 0;
     for i in 0..data.len() {
-        for flip in [0x01u8, 0x80, 0xff] {
+        for flip in [0x01u8, 0xff] {
             buf[i] ^= flip;
             match IndexReader::new(buf.as_slice()) {
                 Err(e) => {
@@ -218,4 +218,34 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn v1_fixtures_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/index");
+    let series = workload(20);
+    if std::env::var_os("ARGUS_REGEN_FIXTURES").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = write_index(&series);
+        std::fs::write(dir.join("v1.index"), &data).unwrap();
+        // Corrupt a byte inside series entry 3 (its CRC catches it).
+        let r = IndexReader::new(data.as_slice()).unwrap();
+        let at = r.series_offsets.start + 3 * 8;
+        let off = u64::from_le_bytes(data[at..at + 8].try_into().unwrap()) as usize;
+        let mut bad = data.clone();
+        bad[off + 2] ^= 0x01;
+        std::fs::write(dir.join("v1-corrupt-series.index"), &bad).unwrap();
+    }
+    let data = std::fs::read(dir.join("v1.index")).unwrap();
+    let r = IndexReader::new(data.as_slice()).unwrap();
+    check_all(&r, &series).unwrap();
+    let bad = std::fs::read(dir.join("v1-corrupt-series.index")).unwrap();
+    let r = IndexReader::new(bad.as_slice()).unwrap();
+    let (mut l, mut c) = (Labels::empty(), Vec::new());
+    assert!(matches!(
+        r.series(3, &mut l, &mut c),
+        Err(Error::Corruption { .. })
+    ));
+    r.series(4, &mut l, &mut c).unwrap();
+    assert_eq!(l, series[4].0);
 }

@@ -246,6 +246,7 @@ fn value() -> impl Strategy<Value = f64> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn round_trip(ts in timestamps(), vals in proptest::collection::vec(value(), 301)) {
         let samples: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(&t, &v)| (t, v)).collect();
