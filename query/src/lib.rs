@@ -73,7 +73,12 @@ impl Engine {
     }
 
     /// Evaluates `query` at time `t` (ms).
-    pub fn instant_query(&self, storage: &dyn Queryable, query: &str, t: i64) -> Result<Value, Error> {
+    pub fn instant_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        t: i64,
+    ) -> Result<Value, Error> {
         let expr = parse::parse(query)?;
         let c = Ctx {
             start: t,
@@ -114,7 +119,9 @@ impl Engine {
             ));
         }
         if end < start {
-            return Err(Error::bad_data("end timestamp must not be before start time"));
+            return Err(Error::bad_data(
+                "end timestamp must not be before start time",
+            ));
         }
         if (end - start) / step >= MAX_STEPS {
             return Err(Error::bad_data(
@@ -153,7 +160,12 @@ impl Engine {
     }
 
     /// Opens the querier, evaluates, and applies the delayed `__name__` removal.
-    fn run(&self, storage: &dyn Queryable, expr: &promql_parser::parser::Expr, c: Ctx) -> Result<Val, Error> {
+    fn run(
+        &self,
+        storage: &dyn Queryable,
+        expr: &promql_parser::parser::Expr,
+        c: Ctx,
+    ) -> Result<Val, Error> {
         let lookback = self.opts.lookback_delta_ms;
         let querier = match analyze::time_bounds(expr, c.start, c.end, lookback) {
             Some((mint, maxt)) => Some(
@@ -168,6 +180,7 @@ impl Engine {
             lookback,
             query_start: c.start,
             query_end: c.end,
+            query_step: if c.start == c.end { 0 } else { c.step },
             limits: Limits::new(self.opts.timeout, self.opts.max_samples),
         };
         ev.limits.check_now()?;

@@ -41,6 +41,14 @@ impl Limits {
         Ok(())
     }
 
+    /// Fails when `n` more samples would exceed the limit, without accounting them.
+    pub(crate) fn fits(&self, n: usize) -> Result<()> {
+        if self.current.get().saturating_add(n) > self.max_samples {
+            return Err(Error::execution(TOO_MANY_SAMPLES));
+        }
+        Ok(())
+    }
+
     /// Releases `n` samples accounted for earlier.
     pub(crate) fn release(&self, n: usize) {
         self.current.set(self.current.get().saturating_sub(n));

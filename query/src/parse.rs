@@ -11,5 +11,98 @@ pub(crate) fn parse(q: &str) -> Result<Expr> {
     if q.len() > MAX_QUERY_LEN {
         return Err(Error::bad_data("query too long"));
     }
-    promql_parser::parser::parse(q).map_err(|e| Error::bad_data(format!("parse error: {e}")))
+    // Deep nesting (brackets or long operator chains) would exhaust the stack in the parser and
+    // the evaluator: count both outside string literals before parsing.
+    let (mut depth, mut ops) = (0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for b in q.bytes() {
+        if let Some(qc) = quote {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' && qc != b'`' {
+                escaped = true;
+            } else if b == qc {
+                quote = None;
+            }
+            continue;
+        }
+        match b {
+            b'"' | b'\'' | b'`' => quote = Some(b),
+            b'(' | b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Error::bad_data("query is nested too deeply"));
+                }
+            }
+            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'<' | b'>' | b'=' | b'!' => {
+                ops += 1;
+                if ops > MAX_OPERATORS {
+                    return Err(Error::bad_data("query has too many operators"));
+                }
+            }
+            _ => {}
+        }
+    }
+    let e = promql_parser::parser::parse(q)
+        .map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
+    if depth_exceeds(&e, MAX_DEPTH) {
+        return Err(Error::bad_data("query is nested too deeply"));
+    }
+    Ok(e)
 }
+
+/// Deepest expression tree evaluated (operator chains nest without brackets).
+const MAX_DEPTH: usize = 512;
+
+/// Iterative depth check, so that a hostile query cannot exhaust the stack here.
+fn depth_exceeds(root: &Expr, max: usize) -> bool {
+    let mut stack: Vec<(&Expr, usize)> = vec![(root, 1)];
+    while let Some((e, d)) = stack.pop() {
+        if d > max {
+            return true;
+        }
+        match e {
+            Expr::Aggregate(a) => {
+                stack.push((&a.expr, d + 1));
+                if let Some(p) = &a.param {
+                    stack.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => stack.push((&u.expr, d + 1)),
+            Expr::Binary(b) => {
+                stack.push((&b.lhs, d + 1));
+                stack.push((&b.rhs, d + 1));
+            }
+            Expr::Paren(p) => stack.push((&p.expr, d + 1)),
+            Expr::Subquery(s) => stack.push((&s.expr, d + 1)),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_deep_queries_without_overflowing() {
+        let long = vec!["1"; 20_000].join("+");
+        assert!(parse(&long).is_err());
+        let parens = format!("{}1{}", "(".repeat(500), ")".repeat(500));
+        assert!(parse(&parens).is_err());
+        assert!(parse("sum(rate(x[5m])) by (job)").is_ok());
+        let chain = vec!["1"; 600].join("-");
+        assert!(matches!(parse(&chain), Err(e) if e.message.contains("nested too deeply")));
+        assert!(parse(r#"x{a=~"((((((((((.*))))))))))+++---"}"#).is_ok());
+    }
+}
+
+/// Deepest bracket nesting accepted.
+const MAX_NESTING: usize = 128;
+
+/// Most operator characters accepted outside string literals.
+const MAX_OPERATORS: usize = 2048;

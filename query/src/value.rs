@@ -54,11 +54,14 @@ impl Series {
         }
     }
 
-    /// Labels as they will look once the query finishes.
+    /// Labels as they will look once the query finishes: dropping the name also drops the
+    /// `__type__` and `__unit__` metadata labels that describe it.
     pub(crate) fn final_labels(&self) -> Labels {
         if self.drop_name {
             let mut l = self.labels.clone();
             l.remove(METRIC_NAME);
+            l.remove("__type__");
+            l.remove("__unit__");
             l
         } else {
             self.labels.clone()

@@ -1,4 +1,4 @@
-//! Runs Prometheus's promqltest files: `promqltest [-v] [--cross-check] FILE...`.
+//! Runs Prometheus's promqltest files: `promqltest [-v] [--no-cross-check] FILE...`.
 //! Prints one line per file and the totals `N passed, M failed, K skipped`.
 
 use argus_query::promqltest::{RunOptions, run_file};
@@ -8,18 +8,25 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut verbose = false;
     let mut show_skips = false;
-    let mut opts = RunOptions::default();
+    let mut opts = RunOptions { cross_check: true };
     let mut files = Vec::new();
-    for a in std::env::args().skip(1) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--ast") {
+        for q in &args[1..] {
+            println!("{:#?}", promql_parser::parser::parse(q));
+        }
+        return ExitCode::SUCCESS;
+    }
+    for a in args {
         match a.as_str() {
             "-v" | "--verbose" => verbose = true,
             "-s" | "--skips" => show_skips = true,
-            "--cross-check" => opts.cross_check = true,
+            "--no-cross-check" => opts.cross_check = false,
             _ => files.push(a),
         }
     }
     if files.is_empty() {
-        eprintln!("usage: promqltest [-v] [-s] [--cross-check] FILE.test...");
+        eprintln!("usage: promqltest [-v] [-s] [--no-cross-check] FILE.test...");
         return ExitCode::from(2);
     }
     let (mut p, mut f, mut s) = (0, 0, 0);

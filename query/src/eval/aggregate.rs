@@ -55,6 +55,7 @@ impl Evaluator<'_> {
             }
             "quantile" => {
                 let params = param_scalar.unwrap_or_default();
+                self.limits.fits(group_labels.len().saturating_mul(n))?;
                 let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
                 for (s, &g) in input.iter().zip(&group_of) {
                     for &(t, v) in &s.points {
@@ -86,6 +87,10 @@ impl Evaluator<'_> {
                     for &(t, v) in &s.points {
                         let mut l = group_labels[g].clone();
                         l.set(&label, &format_float(v));
+                        if !idx.contains_key(&l) {
+                            self.limits
+                                .fits(out.len().saturating_add(1).saturating_mul(n))?;
+                        }
                         let k = *idx.entry(l.clone()).or_insert_with(|| {
                             out.push(Series::new(l, false));
                             counts.push(vec![0.0; n]);
@@ -115,14 +120,18 @@ impl Evaluator<'_> {
     /// sum, avg, count, group, min, max, stddev, stdvar.
     fn fold(
         &self,
-        op: &str,
+        op_name: &str,
         input: &[Series],
         group_of: &[usize],
         group_labels: &[Labels],
         c: Ctx,
     ) -> Result<Vec<Series>> {
+        let op = FoldOp::parse(op_name)?;
         let n = c.n();
-        let mut accs = vec![Acc::default(); group_labels.len() * n];
+        // Dense per-group, per-step accumulators: account for them before allocating.
+        let cells = group_labels.len().saturating_mul(n);
+        self.limits.add(cells)?;
+        let mut accs = vec![Acc::default(); cells];
         let mut drop = vec![false; group_labels.len()];
         for (s, &g) in input.iter().zip(group_of) {
             self.limits.check()?;
@@ -138,15 +147,16 @@ impl Evaluator<'_> {
                         mean: f,
                         incremental: false,
                     };
-                    if op == "stddev" || op == "stdvar" {
-                        a.value = 0.0;
+                    if matches!(op, FoldOp::Stddev | FoldOp::Stdvar) {
+                        // Welford's first step: NaN/Inf inputs yield NaN.
+                        a.value = f * (f - f);
                     }
                     continue;
                 }
                 a.count += 1.0;
                 match op {
-                    "sum" => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
-                    "avg" => {
+                    FoldOp::Sum => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
+                    FoldOp::Avg => {
                         if !a.incremental {
                             let (nv, nc) = kahan_inc(f, a.value, a.comp);
                             if !nv.is_infinite() {
@@ -160,22 +170,22 @@ impl Evaluator<'_> {
                         let q = (a.count - 1.0) / a.count;
                         (a.mean, a.comp) = kahan_inc(f / a.count, q * a.mean, q * a.comp);
                     }
-                    "min" => {
+                    FoldOp::Min => {
                         if a.value > f || a.value.is_nan() {
                             a.value = f;
                         }
                     }
-                    "max" => {
+                    FoldOp::Max => {
                         if a.value < f || a.value.is_nan() {
                             a.value = f;
                         }
                     }
-                    "stddev" | "stdvar" => {
+                    FoldOp::Stddev | FoldOp::Stdvar => {
                         let delta = f - a.mean;
                         a.mean += delta / a.count;
                         a.value += delta * (f - a.mean);
                     }
-                    _ => {}
+                    FoldOp::Count | FoldOp::Group => {}
                 }
             }
         }
@@ -189,29 +199,25 @@ impl Evaluator<'_> {
                     continue;
                 }
                 let v = match op {
-                    "sum" => a.value + a.comp,
-                    "avg" => {
+                    FoldOp::Sum => a.value + a.comp,
+                    FoldOp::Avg => {
                         if a.incremental {
                             a.mean + a.comp
                         } else {
                             a.value / a.count + a.comp / a.count
                         }
                     }
-                    "count" => a.count,
-                    "group" => 1.0,
-                    "min" | "max" => a.value,
-                    "stdvar" => a.value / a.count,
-                    "stddev" => (a.value / a.count).sqrt(),
-                    other => {
-                        return Err(Error::bad_data(format!(
-                            "unsupported aggregation operator {other:?}"
-                        )));
-                    }
+                    FoldOp::Count => a.count,
+                    FoldOp::Group => 1.0,
+                    FoldOp::Min | FoldOp::Max => a.value,
+                    FoldOp::Stdvar => a.value / a.count,
+                    FoldOp::Stddev => (a.value / a.count).sqrt(),
                 };
                 s.points.push((c.t(i), v));
             }
             out.push(s);
         }
+        self.limits.release(cells);
         Ok(out)
     }
 
@@ -311,6 +317,39 @@ impl Evaluator<'_> {
             }
         }
         Ok(order.into_iter().filter_map(|i| out[i].take()).collect())
+    }
+}
+
+/// A folding aggregation, resolved once per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FoldOp {
+    Sum,
+    Avg,
+    Count,
+    Group,
+    Min,
+    Max,
+    Stddev,
+    Stdvar,
+}
+
+impl FoldOp {
+    fn parse(op: &str) -> Result<Self> {
+        Ok(match op {
+            "sum" => Self::Sum,
+            "avg" => Self::Avg,
+            "count" => Self::Count,
+            "group" => Self::Group,
+            "min" => Self::Min,
+            "max" => Self::Max,
+            "stddev" => Self::Stddev,
+            "stdvar" => Self::Stdvar,
+            other => {
+                return Err(Error::bad_data(format!(
+                    "unsupported aggregation operator {other:?}"
+                )));
+            }
+        })
     }
 }
 

@@ -9,29 +9,75 @@ use argus_storage::{Label, Labels, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use std::collections::HashMap;
 
-/// Applies an arithmetic or comparison operator. Returns the value and whether to keep it
-/// (comparisons return the left value and the comparison's outcome).
-pub(crate) fn elem_op(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
-    Ok(match op {
-        "+" => (l + r, true),
-        "-" => (l - r, true),
-        "*" => (l * r, true),
-        "/" => (l / r, true),
-        "%" => (l % r, true),
-        "^" => (l.powf(r), true),
-        "atan2" => (l.atan2(r), true),
-        "==" => (l, l == r),
-        "!=" => (l, l != r),
-        ">" => (l, l > r),
-        "<" => (l, l < r),
-        ">=" => (l, l >= r),
-        "<=" => (l, l <= r),
-        other => return Err(Error::bad_data(format!("operator {other:?} not allowed here"))),
-    })
+/// An arithmetic or comparison operator, resolved once per node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
 }
 
-fn is_comparison(op: &str) -> bool {
-    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+impl ArithOp {
+    pub(crate) fn parse(op: &str) -> Result<Self> {
+        Ok(match op {
+            "+" => Self::Add,
+            "-" => Self::Sub,
+            "*" => Self::Mul,
+            "/" => Self::Div,
+            "%" => Self::Mod,
+            "^" => Self::Pow,
+            "atan2" => Self::Atan2,
+            "==" => Self::Eq,
+            "!=" => Self::Ne,
+            ">" => Self::Gt,
+            "<" => Self::Lt,
+            ">=" => Self::Ge,
+            "<=" => Self::Le,
+            other => {
+                return Err(Error::bad_data(format!(
+                    "operator {other:?} not allowed here"
+                )));
+            }
+        })
+    }
+
+    fn is_cmp(self) -> bool {
+        matches!(
+            self,
+            Self::Eq | Self::Ne | Self::Gt | Self::Lt | Self::Ge | Self::Le
+        )
+    }
+}
+
+/// Applies an arithmetic or comparison operator. Returns the value and whether to keep it
+/// (comparisons return the left value and the comparison's outcome).
+#[inline]
+pub(crate) fn elem_op(op: ArithOp, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        ArithOp::Add => (l + r, true),
+        ArithOp::Sub => (l - r, true),
+        ArithOp::Mul => (l * r, true),
+        ArithOp::Div => (l / r, true),
+        ArithOp::Mod => (l % r, true),
+        ArithOp::Pow => (l.powf(r), true),
+        ArithOp::Atan2 => (l.atan2(r), true),
+        ArithOp::Eq => (l, l == r),
+        ArithOp::Ne => (l, l != r),
+        ArithOp::Gt => (l, l > r),
+        ArithOp::Lt => (l, l < r),
+        ArithOp::Ge => (l, l >= r),
+        ArithOp::Le => (l, l <= r),
+    }
 }
 
 fn is_set_op(op: &str) -> bool {
@@ -116,9 +162,10 @@ impl Evaluator<'_> {
         let out = match (lhs, rhs) {
             (Val::Scalar(l), Val::Scalar(r)) => {
                 let mut out = Vec::with_capacity(l.len());
+                let aop = ArithOp::parse(&op)?;
                 for (a, b) in l.iter().zip(&r) {
-                    let (v, keep) = elem_op(&op, *a, *b)?;
-                    out.push(if is_comparison(&op) {
+                    let (v, keep) = elem_op(aop, *a, *b);
+                    out.push(if aop.is_cmp() {
                         if keep { 1.0 } else { 0.0 }
                     } else {
                         v
@@ -126,17 +173,34 @@ impl Evaluator<'_> {
                 }
                 Val::Scalar(out)
             }
-            (Val::Vector(v), Val::Scalar(s)) => {
-                Val::Vector(self.vector_scalar(&op, v, &s, false, return_bool, c)?)
-            }
-            (Val::Scalar(s), Val::Vector(v)) => {
-                Val::Vector(self.vector_scalar(&op, v, &s, true, return_bool, c)?)
-            }
+            (Val::Vector(v), Val::Scalar(s)) => Val::Vector(self.vector_scalar(
+                ArithOp::parse(&op)?,
+                v,
+                &s,
+                false,
+                return_bool,
+                c,
+            )?),
+            (Val::Scalar(s), Val::Vector(v)) => Val::Vector(self.vector_scalar(
+                ArithOp::parse(&op)?,
+                v,
+                &s,
+                true,
+                return_bool,
+                c,
+            )?),
             (Val::Vector(l), Val::Vector(r)) => {
                 if is_set_op(&op) {
                     Val::Vector(self.set_op(&op, b, l, r, c)?)
                 } else {
-                    Val::Vector(self.vector_vector(&op, b, l, r, return_bool, c)?)
+                    Val::Vector(self.vector_vector(
+                        ArithOp::parse(&op)?,
+                        b,
+                        l,
+                        r,
+                        return_bool,
+                        c,
+                    )?)
                 }
             }
             _ => {
@@ -152,21 +216,21 @@ impl Evaluator<'_> {
 
     fn vector_scalar(
         &self,
-        op: &str,
+        op: ArithOp,
         mut v: Vec<Series>,
         s: &[f64],
         swap: bool,
         return_bool: bool,
         c: Ctx,
     ) -> Result<Vec<Series>> {
-        let cmp = is_comparison(op);
+        let cmp = op.is_cmp();
         for series in &mut v {
             self.limits.check()?;
             let mut pts = Vec::with_capacity(series.points.len());
             for &(t, x) in &series.points {
                 let sv = s[c.index(t)];
                 let (l, r) = if swap { (sv, x) } else { (x, sv) };
-                let (mut val, mut keep) = elem_op(op, l, r)?;
+                let (mut val, mut keep) = elem_op(op, l, r);
                 if cmp && swap {
                     val = r;
                 }
@@ -253,7 +317,7 @@ impl Evaluator<'_> {
 
     fn vector_vector(
         &self,
-        op: &str,
+        op: ArithOp,
         b: &BinaryExpr,
         lhs: Vec<Series>,
         rhs: Vec<Series>,
@@ -273,7 +337,7 @@ impl Evaluator<'_> {
             _ => Vec::new(),
         };
         let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-        let cmp = is_comparison(op);
+        let cmp = op.is_cmp();
         // `many` is the side whose series are kept; `one` must be unique per signature.
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
         let mut sigs = Sigs::new();
@@ -290,24 +354,36 @@ impl Evaluator<'_> {
         let mut matched: Vec<usize> = vec![usize::MAX; nsig];
         let mut inserted: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+        // The last (one-side series, output series) of each many-side series: usually stable.
+        let mut last_pair: Vec<(usize, usize)> = vec![(usize::MAX, 0); many.len()];
         let mut out_idx: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         let (mut mc, mut oc) = (StepCursor::new(many.len()), StepCursor::new(one.len()));
         let (mut mnow, mut onow) = (Vec::new(), Vec::new());
         let mut one_val: Vec<f64> = vec![0.0; one.len()];
+        // fill_left applies to the "many" (kept) side, fill_right to the "one" side.
+        let fills = modifier.map(|m| m.fill_values.clone()).unwrap_or_default();
+        let (fill_many, fill_one) = (fills.lhs, fills.rhs);
+        let mut many_seen: Vec<usize> = vec![usize::MAX; nsig];
+        let mut fill_one_out: HashMap<usize, usize> = HashMap::new();
+        let mut fill_many_out: HashMap<usize, usize> = HashMap::new();
+        let empty = Labels::empty();
         for i in 0..c.n() {
             self.limits.check()?;
             let t = c.t(i);
             mc.collect(&many, t, &mut mnow);
             oc.collect(&one, t, &mut onow);
-            if mnow.is_empty() || onow.is_empty() {
+            if (mnow.is_empty() && fill_many.is_none()) || (onow.is_empty() && fill_one.is_none()) {
                 continue;
             }
             for &(j, v) in &onow {
                 let sig = osig[j];
                 if one_at[sig].0 == i {
                     let side = if one_to_many { "left" } else { "right" };
-                    let (a, b) = (&one[j].labels, &one[one_at[sig].1].labels);
+                    let (mut a, mut b) = (&one[j].labels, &one[one_at[sig].1].labels);
+                    if a > b {
+                        std::mem::swap(&mut a, &mut b);
+                    }
                     return Err(Error::execution(format!(
                         "found duplicate series for the match group {} on the {side} hand-side \
                          of the operation: [{a}, {b}];many-to-many matching not allowed: \
@@ -318,40 +394,31 @@ impl Evaluator<'_> {
                 one_at[sig] = (i, j);
                 one_val[j] = v;
             }
-            inserted.clear();
+            if !inserted.is_empty() {
+                inserted.clear();
+            }
             for &(j, mv) in &mnow {
                 let sig = msig[j];
+                many_seen[sig] = i;
                 if one_at[sig].0 != i {
+                    let Some(fv) = fill_one else {
+                        continue;
+                    };
+                    let (fl, fr) = if one_to_many { (fv, mv) } else { (mv, fv) };
+                    let Some(val) = apply(op, fl, fr, return_bool)? else {
+                        continue;
+                    };
+                    let oi = *fill_one_out.entry(j).or_insert_with(|| {
+                        let labels =
+                            result_labels(&many[j].labels, &empty, matching, one_to_one, &include);
+                        let drop = !cmp || return_bool || many[j].drop_name;
+                        intern_out(&mut out, &mut out_idx, labels, drop)
+                    });
+                    push_point(&mut out[oi], t, val)?;
                     continue;
                 }
                 let oj = one_at[sig].1;
                 let ov = one_val[oj];
-                let (fl, fr) = if one_to_many { (ov, mv) } else { (mv, ov) };
-                let (mut val, keep) = elem_op(op, fl, fr)?;
-                if return_bool {
-                    val = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
-                    continue;
-                }
-                let oi = match pair_out.get(&(j, oj)) {
-                    Some(&o) => o,
-                    None => {
-                        let labels = result_labels(
-                            &many[j].labels,
-                            &one[oj].labels,
-                            matching,
-                            one_to_one,
-                            &include,
-                        );
-                        let drop = !cmp || return_bool || many[j].drop_name;
-                        let o = *out_idx.entry(labels.clone()).or_insert_with(|| {
-                            out.push(Series::new(labels, drop));
-                            out.len() - 1
-                        });
-                        pair_out.insert((j, oj), o);
-                        o
-                    }
-                };
                 if one_to_one {
                     if matched[sig] == i {
                         return Err(Error::execution(
@@ -360,7 +427,40 @@ impl Evaluator<'_> {
                         ));
                     }
                     matched[sig] = i;
+                }
+                let (fl, fr) = if one_to_many { (ov, mv) } else { (mv, ov) };
+                let (mut val, keep) = elem_op(op, fl, fr);
+                if return_bool {
+                    val = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
+                }
+                let cached = last_pair[j];
+                let oi = if cached.0 == oj {
+                    cached.1
                 } else {
+                    match pair_out.get(&(j, oj)) {
+                        Some(&o) => o,
+                        None => {
+                            let labels = result_labels(
+                                &many[j].labels,
+                                &one[oj].labels,
+                                matching,
+                                one_to_one,
+                                &include,
+                            );
+                            let drop = !cmp || return_bool || many[j].drop_name;
+                            let o = *out_idx.entry(labels.clone()).or_insert_with(|| {
+                                out.push(Series::new(labels, drop));
+                                out.len() - 1
+                            });
+                            pair_out.insert((j, oj), o);
+                            o
+                        }
+                    }
+                };
+                last_pair[j] = (oj, oi);
+                if !one_to_one {
                     let seen = inserted.entry(sig).or_default();
                     if seen.contains(&oi) {
                         return Err(Error::execution(
@@ -377,6 +477,24 @@ impl Evaluator<'_> {
                     ));
                 }
                 s.points.push((t, val));
+            }
+            if let Some(fv) = fill_many {
+                for &(j, ov) in &onow {
+                    let sig = osig[j];
+                    if many_seen[sig] == i {
+                        continue;
+                    }
+                    let (fl, fr) = if one_to_many { (ov, fv) } else { (fv, ov) };
+                    let Some(val) = apply(op, fl, fr, return_bool)? else {
+                        continue;
+                    };
+                    let oi = *fill_many_out.entry(sig).or_insert_with(|| {
+                        let labels = sigs.labels[sig].clone();
+                        let drop = !cmp || return_bool;
+                        intern_out(&mut out, &mut out_idx, labels, drop)
+                    });
+                    push_point(&mut out[oi], t, val)?;
+                }
             }
         }
         Ok(out)
@@ -418,4 +536,35 @@ fn result_labels(
         }
     }
     l
+}
+
+/// Applies `op` with `bool` handling; `None` when a comparison filters the sample out.
+fn apply(op: ArithOp, l: f64, r: f64, return_bool: bool) -> Result<Option<f64>> {
+    let (val, keep) = elem_op(op, l, r);
+    if return_bool {
+        return Ok(Some(if keep { 1.0 } else { 0.0 }));
+    }
+    Ok(keep.then_some(val))
+}
+
+fn intern_out(
+    out: &mut Vec<Series>,
+    idx: &mut HashMap<Labels, usize>,
+    labels: Labels,
+    drop: bool,
+) -> usize {
+    *idx.entry(labels.clone()).or_insert_with(|| {
+        out.push(Series::new(labels, drop));
+        out.len() - 1
+    })
+}
+
+fn push_point(s: &mut Series, t: i64, v: f64) -> Result<()> {
+    if s.points.last().is_some_and(|p| p.0 == t) {
+        return Err(Error::execution(
+            "vector cannot contain metrics with the same labelset",
+        ));
+    }
+    s.points.push((t, v));
+    Ok(())
 }

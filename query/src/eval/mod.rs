@@ -53,6 +53,8 @@ pub(crate) struct Evaluator<'a> {
     /// The query's own start and end, for `@ start()` / `@ end()`.
     pub(crate) query_start: i64,
     pub(crate) query_end: i64,
+    /// The query's step, ms (0 for instant queries), for `step()`.
+    pub(crate) query_step: i64,
     pub(crate) limits: Limits,
 }
 
@@ -60,6 +62,8 @@ impl Evaluator<'_> {
     /// Evaluates `e` at every step of `c`.
     pub(crate) fn eval(&self, e: &Expr, c: Ctx) -> Result<Val> {
         self.limits.check()?;
+        // Every value over `c` holds up to one sample per step; refuse before allocating.
+        self.limits.fits(c.n())?;
         if c.n() > 1 && !is_literal(e) && analyze::step_invariant(e) {
             let once = Ctx {
                 start: c.start,

@@ -4,7 +4,7 @@
 use super::{Ctx, Evaluator, offset_ms, unparen};
 use crate::error::{Error, Result};
 use crate::value::Series;
-use argus_storage::{Labels, MatchType, Matcher, METRIC_NAME, is_stale_nan};
+use argus_storage::{Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
@@ -53,7 +53,11 @@ pub(crate) struct Windows<'a> {
 
 impl<'a> Windows<'a> {
     pub(crate) fn new(points: &'a [(i64, f64)]) -> Self {
-        Self { points, lo: 0, hi: 0 }
+        Self {
+            points,
+            lo: 0,
+            hi: 0,
+        }
     }
 
     /// Samples in `(we - range, we]`. `we` must not decrease between calls.
@@ -103,7 +107,8 @@ impl Evaluator<'_> {
                 if st > r || st <= r - self.lookback || is_stale_nan(sv) {
                     continue;
                 }
-                s.points.push((t, if want_ts { st as f64 / 1000.0 } else { sv }));
+                s.points
+                    .push((t, if want_ts { st as f64 / 1000.0 } else { sv }));
             }
             self.limits.release(samples.len());
             if !s.points.is_empty() {

@@ -79,7 +79,11 @@ pub(crate) fn date_fn(ev: &Evaluator<'_>, name: &str, arg: Option<&Expr>, c: Ctx
             for s in &mut v {
                 s.drop_name = true;
                 for p in &mut s.points {
-                    p.1 = if p.1.is_finite() { apply(name, p.1) } else { p.1 };
+                    p.1 = if p.1.is_finite() {
+                        apply(name, p.1)
+                    } else {
+                        p.1
+                    };
                 }
             }
             Ok(Val::Vector(v))

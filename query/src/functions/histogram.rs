@@ -2,24 +2,26 @@
 
 use crate::error::{Error, Result};
 use crate::eval::{Ctx, Evaluator};
-use crate::value::{Series, Val};
-use argus_storage::{Label, Labels, METRIC_NAME};
+use crate::value::{Series, Val, format_float};
+use argus_storage::{Label, Labels};
 use promql_parser::parser::Expr;
 use std::collections::HashMap;
 
 /// Tolerance below which neighbouring cumulative counts are treated as equal.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
-pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
-    let (Some(qe), Some(ve)) = (args.first(), args.get(1)) else {
-        return Err(Error::bad_data("histogram_quantile needs two arguments"));
-    };
-    let q = ev.eval_scalar(qe, c)?;
-    let v = ev.eval_vector(ve, c)?;
+/// Classic-histogram bucket series grouped by their labels without `le`: one output series
+/// (labels only) per group and, per group and step, the `(upper bound, count)` pairs.
+#[allow(clippy::type_complexity)]
+fn classic_groups(
+    ev: &Evaluator<'_>,
+    e: &Expr,
+    c: Ctx,
+) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>)> {
+    let v = ev.eval_vector(e, c)?;
     let n = c.n();
     let mut groups: HashMap<Labels, usize> = HashMap::new();
-    let mut out: Vec<Series> = Vec::new();
-    // buckets[group][step] = (upper bound, cumulative count)
+    let mut keys: Vec<Series> = Vec::new();
     let mut buckets: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     for s in &v {
         let Some(le) = s.labels.get("le") else {
@@ -31,29 +33,167 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         let key = Labels::from_sorted(
             s.labels
                 .iter()
-                .filter(|l| l.name != "le" && l.name != METRIC_NAME)
+                .filter(|l| l.name != "le")
                 .cloned()
                 .collect::<Vec<Label>>(),
         );
+        if !groups.contains_key(&key) {
+            ev.limits
+                .fits(keys.len().saturating_add(1).saturating_mul(n))?;
+        }
         let g = *groups.entry(key.clone()).or_insert_with(|| {
-            out.push(Series::new(key, false));
+            keys.push(Series::new(key, true));
             buckets.push(vec![Vec::new(); n]);
-            out.len() - 1
+            keys.len() - 1
         });
         for &(t, x) in &s.points {
             buckets[g][c.index(t)].push((ub, x));
         }
     }
+    Ok((keys, buckets))
+}
+
+pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
+    let (Some(qe), Some(ve)) = (args.first(), args.get(1)) else {
+        return Err(Error::bad_data("histogram_quantile needs two arguments"));
+    };
+    let q = ev.eval_scalar(qe, c)?;
+    let (mut out, mut buckets) = classic_groups(ev, ve, c)?;
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
-            if b.is_empty() {
-                continue;
+            if !b.is_empty() {
+                out[g].points.push((c.t(i), bucket_quantile(q[i], b)));
             }
-            out[g].points.push((c.t(i), bucket_quantile(q[i], b)));
         }
     }
     out.retain(|s| !s.points.is_empty());
     Ok(Val::Vector(out))
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, …)`: one output series per quantile, labelled.
+pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
+    let (Some(ve), Some(le)) = (args.first(), args.get(1)) else {
+        return Err(Error::bad_data(
+            "histogram_quantiles needs at least three arguments",
+        ));
+    };
+    let label = ev.eval_string(le, c)?;
+    let mut qs = Vec::new();
+    for a in &args[2..] {
+        qs.push(ev.eval_scalar(a, c)?);
+    }
+    let (keys, mut buckets) = classic_groups(ev, ve, c)?;
+    let mut out = Vec::new();
+    for q in &qs {
+        for (g, steps) in buckets.iter_mut().enumerate() {
+            let mut s = Series::new(keys[g].labels.clone(), true);
+            for (i, b) in steps.iter_mut().enumerate() {
+                if !b.is_empty() {
+                    s.points.push((c.t(i), bucket_quantile(q[i], b)));
+                }
+            }
+            if let Some(&(_, _)) = s.points.first() {
+                let qv = q[c.index(s.points[0].0)];
+                s.labels.set(&label, &format_quantile_label(qv));
+                out.push(s);
+            }
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Quantile label values keep a decimal point: `0.0`, `0.25`, `1.0`.
+fn format_quantile_label(q: f64) -> String {
+    if q.is_finite() && q.fract() == 0.0 && q.abs() < 1e15 {
+        format!("{q:.1}")
+    } else {
+        format_float(q)
+    }
+}
+
+pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
+    let (Some(lo), Some(hi), Some(ve)) = (args.first(), args.get(1), args.get(2)) else {
+        return Err(Error::bad_data("histogram_fraction needs three arguments"));
+    };
+    let lower = ev.eval_scalar(lo, c)?;
+    let upper = ev.eval_scalar(hi, c)?;
+    let (mut out, mut buckets) = classic_groups(ev, ve, c)?;
+    for (g, steps) in buckets.iter_mut().enumerate() {
+        for (i, b) in steps.iter_mut().enumerate() {
+            if !b.is_empty() {
+                out[g]
+                    .points
+                    .push((c.t(i), bucket_fraction(lower[i], upper[i], b)));
+            }
+        }
+    }
+    out.retain(|s| !s.points.is_empty());
+    Ok(Val::Vector(out))
+}
+
+/// Sorts, coalesces equal bounds and forces monotonic counts. Returns false when the buckets
+/// are unusable (no `+Inf` bucket).
+fn normalize(b: &mut Vec<(f64, f64)>) -> bool {
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if b.last().is_none_or(|l| l.0 != f64::INFINITY) {
+        return false;
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for &(ub, cnt) in b.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += cnt,
+            _ => merged.push((ub, cnt)),
+        }
+    }
+    *b = merged;
+    let mut prev = b[0].1;
+    for x in b.iter_mut().skip(1) {
+        let curr = x.1;
+        if curr == prev {
+            continue;
+        }
+        if almost_equal(prev, curr, SMALL_DELTA_TOLERANCE) || curr < prev {
+            x.1 = prev;
+            continue;
+        }
+        prev = curr;
+    }
+    true
+}
+
+/// Fraction of observations in `[lower, upper]`, interpolating linearly within finite buckets;
+/// buckets of infinite width count only when fully inside the range.
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
+    if !normalize(b) {
+        return f64::NAN;
+    }
+    let total = b[b.len() - 1].1;
+    if lower.is_nan() || upper.is_nan() || total == 0.0 {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let mut sum = 0.0;
+    let mut prev_count = 0.0;
+    for (i, &(ub, cum)) in b.iter().enumerate() {
+        let lb = if i == 0 {
+            if ub > 0.0 { 0.0 } else { f64::NEG_INFINITY }
+        } else {
+            b[i - 1].0
+        };
+        let count = cum - prev_count;
+        prev_count = cum;
+        if lower <= lb && ub <= upper {
+            sum += count;
+        } else if lb.is_finite() && ub.is_finite() {
+            let overlap = ub.min(upper) - lb.max(lower);
+            if overlap > 0.0 {
+                sum += count * overlap / (ub - lb);
+            }
+        }
+    }
+    sum / total
 }
 
 /// Parses a float as Go's `strconv.ParseFloat` accepts it for `le` values.
@@ -91,31 +231,8 @@ pub(crate) fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
-    if b.last().is_none_or(|l| l.0 != f64::INFINITY) {
+    if !normalize(b) {
         return f64::NAN;
-    }
-    // Coalesce equal upper bounds.
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(b.len());
-    for &(ub, cnt) in b.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == ub => last.1 += cnt,
-            _ => merged.push((ub, cnt)),
-        }
-    }
-    *b = merged;
-    // Monotonicity and small-delta fixes.
-    let mut prev = b[0].1;
-    for x in b.iter_mut().skip(1) {
-        let curr = x.1;
-        if curr == prev {
-            continue;
-        }
-        if almost_equal(prev, curr, SMALL_DELTA_TOLERANCE) || curr < prev {
-            x.1 = prev;
-            continue;
-        }
-        prev = curr;
     }
     if b.len() < 2 {
         return f64::NAN;

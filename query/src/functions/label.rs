@@ -25,7 +25,9 @@ pub(crate) fn label_replace(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Resul
     let src = ev.eval_string(arg(args, 3, "label_replace")?, c)?;
     let re_src = ev.eval_string(arg(args, 4, "label_replace")?, c)?;
     let re = regex::Regex::new(&format!("^(?s:{re_src})$")).map_err(|e| {
-        Error::bad_data(format!("invalid regular expression in label_replace(): {e}"))
+        Error::bad_data(format!(
+            "invalid regular expression in label_replace(): {e}"
+        ))
     })?;
     if !valid_label_name(&dst) {
         return Err(Error::bad_data(format!(

@@ -44,7 +44,9 @@ fn unary(name: &str) -> Option<fn(f64) -> f64> {
 
 pub(crate) fn math_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) -> Result<Val> {
     let Some(first) = args.first() else {
-        return Err(Error::bad_data(format!("function {name:?} is not supported")));
+        return Err(Error::bad_data(format!(
+            "function {name:?} is not supported"
+        )));
     };
     let mut params: Vec<Vec<f64>> = Vec::new();
     for a in &args[1..] {
@@ -52,7 +54,9 @@ pub(crate) fn math_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) ->
     }
     let f = unary(name);
     if f.is_none() && !matches!(name, "round" | "clamp" | "clamp_min" | "clamp_max") {
-        return Err(Error::bad_data(format!("function {name:?} is not supported")));
+        return Err(Error::bad_data(format!(
+            "function {name:?} is not supported"
+        )));
     }
     let mut v = ev.eval_vector(first, c)?;
     for s in &mut v {
@@ -89,10 +93,18 @@ pub(crate) fn math_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) ->
 
 /// Go's `math.Max`: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
 /// Go's `math.Min`: NaN wins.
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }

@@ -27,13 +27,29 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             .ok_or_else(|| Error::bad_data(format!("missing argument {i} in call to {name}")))
     };
     match name {
-        "rate" | "increase" | "delta" | "irate" | "idelta" | "deriv" | "changes" | "resets"
-        | "avg_over_time" | "sum_over_time" | "min_over_time" | "max_over_time"
-        | "count_over_time" | "last_over_time" | "first_over_time" | "present_over_time"
-        | "stddev_over_time" | "stdvar_over_time" | "mad_over_time" | "ts_of_last_over_time"
-        | "ts_of_first_over_time" | "ts_of_max_over_time" | "ts_of_min_over_time" => {
-            range_fn(ev, name, arg(0)?, &[], c)
-        }
+        "rate"
+        | "increase"
+        | "delta"
+        | "irate"
+        | "idelta"
+        | "deriv"
+        | "changes"
+        | "resets"
+        | "avg_over_time"
+        | "sum_over_time"
+        | "min_over_time"
+        | "max_over_time"
+        | "count_over_time"
+        | "last_over_time"
+        | "first_over_time"
+        | "present_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "mad_over_time"
+        | "ts_of_last_over_time"
+        | "ts_of_first_over_time"
+        | "ts_of_max_over_time"
+        | "ts_of_min_over_time" => range_fn(ev, name, arg(0)?, &[], c),
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?, c)?;
             range_fn(ev, name, arg(1)?, &[q], c)
@@ -48,7 +64,36 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             range_fn(ev, name, arg(0)?, &[sf, tf], c)
         }
         "absent_over_time" => absent_over_time(ev, arg(0)?, c),
-        "time" => Ok(Val::Scalar((0..c.n()).map(|i| c.t(i) as f64 / 1e3).collect())),
+        "time" => Ok(Val::Scalar(
+            (0..c.n()).map(|i| c.t(i) as f64 / 1e3).collect(),
+        )),
+        "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1e3; c.n()])),
+        "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1e3; c.n()])),
+        "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1e3; c.n()])),
+        "range" => Ok(Val::Scalar(vec![
+            (ev.query_end - ev.query_start) as f64
+                / 1e3;
+            c.n()
+        ])),
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(arg(0)?, c)?;
+            let b = ev.eval_scalar(arg(1)?, c)?;
+            let max = name == "max_of";
+            Ok(Val::Scalar(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| {
+                        if x.is_nan() || y.is_nan() {
+                            f64::NAN
+                        } else if max {
+                            x.max(*y)
+                        } else {
+                            x.min(*y)
+                        }
+                    })
+                    .collect(),
+            ))
+        }
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; c.n()])),
         "vector" => {
             let s = ev.eval_scalar(arg(0)?, c)?;
@@ -118,8 +163,10 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             sort::sort(ev, name, &args, c)
         }
         "histogram_quantile" => histogram::histogram_quantile(ev, &args, c),
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
-        | "histogram_stddev" | "histogram_stdvar" | "histogram_quantiles" => {
+        "histogram_fraction" => histogram::histogram_fraction(ev, &args, c),
+        "histogram_quantiles" => histogram::histogram_quantiles(ev, &args, c),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => {
             // Native histograms only: float samples are ignored.
             for a in &args {
                 ev.eval(a, c)?;
@@ -133,15 +180,10 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
 }
 
 /// Runs a range-vector function over the windows of every series at every step.
-fn range_fn(
-    ev: &Evaluator<'_>,
-    name: &str,
-    m: &Expr,
-    params: &[Vec<f64>],
-    c: Ctx,
-) -> Result<Val> {
+fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ctx) -> Result<Val> {
+    let kind = RangeFn::parse(name)?;
     let ri = ev.range_input(m, c)?;
-    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut out = Vec::new();
     let mut buf = Vec::new();
     let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
@@ -156,40 +198,41 @@ fn range_fn(
             if win.is_empty() {
                 continue;
             }
-            let p = |k: usize| params.get(k).and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN);
+            let p = |k: usize| {
+                params
+                    .get(k)
+                    .and_then(|v| v.get(i))
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            };
             let ws = we - ri.range;
-            let v = match name {
-                "rate" => rate::extrapolated_rate(win, ws, we, true, true),
-                "increase" => rate::extrapolated_rate(win, ws, we, true, false),
-                "delta" => rate::extrapolated_rate(win, ws, we, false, false),
-                "irate" => rate::instant_value(win, true),
-                "idelta" => rate::instant_value(win, false),
-                "deriv" => rate::deriv(win),
-                "predict_linear" => rate::predict_linear(win, t, p(0)),
-                "changes" => Some(rate::changes(win)),
-                "resets" => Some(rate::resets(win)),
-                "double_exponential_smoothing" | "holt_winters" => {
-                    rate::double_exponential_smoothing(win, p(0), p(1))?
-                }
-                "avg_over_time" => Some(over_time::avg(win)),
-                "sum_over_time" => Some(over_time::sum(win)),
-                "min_over_time" => Some(over_time::min(win)),
-                "max_over_time" => Some(over_time::max(win)),
-                "count_over_time" => Some(win.len() as f64),
-                "last_over_time" => Some(win[win.len() - 1].1),
-                "first_over_time" => Some(win[0].1),
-                "present_over_time" => Some(1.0),
-                "stdvar_over_time" => Some(over_time::stdvar(win)),
-                "stddev_over_time" => Some(over_time::stdvar(win).sqrt()),
-                "quantile_over_time" => Some(over_time::quantile_of(p(0), win, &mut buf)),
-                "mad_over_time" => Some(over_time::mad(win, &mut buf)),
-                "ts_of_last_over_time" => Some(win[win.len() - 1].0 as f64 / 1e3),
-                "ts_of_first_over_time" => Some(win[0].0 as f64 / 1e3),
-                "ts_of_max_over_time" => Some(over_time::ts_of_extreme(win, true)),
-                "ts_of_min_over_time" => Some(over_time::ts_of_extreme(win, false)),
-                other => {
-                    return Err(Error::bad_data(format!("unknown function {other:?}")));
-                }
+            let v = match kind {
+                RangeFn::Rate => rate::extrapolated_rate(win, ws, we, true, true),
+                RangeFn::Increase => rate::extrapolated_rate(win, ws, we, true, false),
+                RangeFn::Delta => rate::extrapolated_rate(win, ws, we, false, false),
+                RangeFn::Irate => rate::instant_value(win, true),
+                RangeFn::Idelta => rate::instant_value(win, false),
+                RangeFn::Deriv => rate::deriv(win),
+                RangeFn::PredictLinear => rate::predict_linear(win, t, p(0)),
+                RangeFn::Changes => Some(rate::changes(win)),
+                RangeFn::Resets => Some(rate::resets(win)),
+                RangeFn::Smoothing => rate::double_exponential_smoothing(win, p(0), p(1))?,
+                RangeFn::Avg => Some(over_time::avg(win)),
+                RangeFn::Sum => Some(over_time::sum(win)),
+                RangeFn::Min => Some(over_time::min(win)),
+                RangeFn::Max => Some(over_time::max(win)),
+                RangeFn::Count => Some(win.len() as f64),
+                RangeFn::Last => Some(win[win.len() - 1].1),
+                RangeFn::First => Some(win[0].1),
+                RangeFn::Present => Some(1.0),
+                RangeFn::Stdvar => Some(over_time::stdvar(win)),
+                RangeFn::Stddev => Some(over_time::stdvar(win).sqrt()),
+                RangeFn::Quantile => Some(over_time::quantile_of(p(0), win, &mut buf)),
+                RangeFn::Mad => Some(over_time::mad(win, &mut buf)),
+                RangeFn::TsLast => Some(win[win.len() - 1].0 as f64 / 1e3),
+                RangeFn::TsFirst => Some(win[0].0 as f64 / 1e3),
+                RangeFn::TsMax => Some(over_time::ts_of_extreme(win, true)),
+                RangeFn::TsMin => Some(over_time::ts_of_extreme(win, false)),
             };
             if let Some(v) = v {
                 o.points.push((t, v));
@@ -202,6 +245,71 @@ fn range_fn(
     }
     ev.limits.release(loaded);
     Ok(Val::Vector(out))
+}
+
+/// A range-vector function, resolved once per call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    Changes,
+    Resets,
+    Smoothing,
+    Avg,
+    Sum,
+    Min,
+    Max,
+    Count,
+    Last,
+    First,
+    Present,
+    Stdvar,
+    Stddev,
+    Quantile,
+    Mad,
+    TsLast,
+    TsFirst,
+    TsMax,
+    TsMin,
+}
+
+impl RangeFn {
+    fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "rate" => Self::Rate,
+            "increase" => Self::Increase,
+            "delta" => Self::Delta,
+            "irate" => Self::Irate,
+            "idelta" => Self::Idelta,
+            "deriv" => Self::Deriv,
+            "predict_linear" => Self::PredictLinear,
+            "changes" => Self::Changes,
+            "resets" => Self::Resets,
+            "double_exponential_smoothing" | "holt_winters" => Self::Smoothing,
+            "avg_over_time" => Self::Avg,
+            "sum_over_time" => Self::Sum,
+            "min_over_time" => Self::Min,
+            "max_over_time" => Self::Max,
+            "count_over_time" => Self::Count,
+            "last_over_time" => Self::Last,
+            "first_over_time" => Self::First,
+            "present_over_time" => Self::Present,
+            "stdvar_over_time" => Self::Stdvar,
+            "stddev_over_time" => Self::Stddev,
+            "quantile_over_time" => Self::Quantile,
+            "mad_over_time" => Self::Mad,
+            "ts_of_last_over_time" => Self::TsLast,
+            "ts_of_first_over_time" => Self::TsFirst,
+            "ts_of_max_over_time" => Self::TsMax,
+            "ts_of_min_over_time" => Self::TsMin,
+            other => return Err(Error::bad_data(format!("unknown function {other:?}"))),
+        })
+    }
 }
 
 fn absent_over_time(ev: &Evaluator<'_>, m: &Expr, c: Ctx) -> Result<Val> {
@@ -265,8 +373,7 @@ pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
                 while a < o.points.len() || b < s.points.len() {
                     let take_a = b >= s.points.len()
                         || (a < o.points.len() && o.points[a].0 < s.points[b].0);
-                    if a < o.points.len() && b < s.points.len() && o.points[a].0 == s.points[b].0
-                    {
+                    if a < o.points.len() && b < s.points.len() && o.points[a].0 == s.points[b].0 {
                         return Err(Error::execution(
                             "vector cannot contain metrics with the same labelset",
                         ));

@@ -76,6 +76,9 @@ pub(crate) fn quantile_of(q: f64, s: &[(i64, f64)], buf: &mut Vec<f64>) -> f64 {
 
 /// Median absolute deviation.
 pub(crate) fn mad(s: &[(i64, f64)], buf: &mut Vec<f64>) -> f64 {
+    if s.iter().any(|p| p.1.is_nan()) {
+        return f64::NAN;
+    }
     let median = quantile_of(0.5, s, buf);
     buf.clear();
     buf.extend(s.iter().map(|p| (p.1 - median).abs()));

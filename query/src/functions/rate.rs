@@ -139,8 +139,10 @@ mod tests {
 
     #[test]
     fn rate_extrapolates_to_window() {
-        // 0..=50 every 10s in a 60s window ending at 50s: 5 per 10s.
-        let s: Vec<(i64, f64)> = (0..=5).map(|i| (i * 10_000, i as f64 * 5.0)).collect();
+        // 100..=125 every 10s in a 60s window ending at 50s: 5 per 10s.
+        let s: Vec<(i64, f64)> = (0..=5)
+            .map(|i| (i * 10_000, 100.0 + i as f64 * 5.0))
+            .collect();
         let r = extrapolated_rate(&s, -10_000, 50_000, true, true).unwrap();
         assert!((r - 0.5).abs() < 1e-9, "{r}");
         assert_eq!(changes(&[(0, 1.0), (1, 2.0), (2, 2.0)]), 1.0);

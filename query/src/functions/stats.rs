@@ -78,7 +78,10 @@ mod tests {
         let check = |q: f64, vals: &[f64], want: f64| {
             let mut v = vals.to_vec();
             let got = quantile(q, &mut v);
-            assert!((got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()), "{got}");
+            assert!(
+                got == want || (got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()),
+                "{got}"
+            );
         };
         check(0.5, &[0.0, 1.0, 4.0], 1.0);
         check(0.75, &[0.0, 1.0], 0.75);

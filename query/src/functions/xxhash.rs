@@ -35,7 +35,8 @@ pub(crate) fn xxh64(b: &[u8]) -> u64 {
     let n = b.len();
     let mut i = 0;
     let mut h = if n >= 32 {
-        let (mut v1, mut v2, mut v3, mut v4) = (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
+        let (mut v1, mut v2, mut v3, mut v4) =
+            (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
         while i + 32 <= n {
             v1 = round(v1, u64_at(b, i));
             v2 = round(v2, u64_at(b, i + 8));

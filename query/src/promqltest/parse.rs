@@ -200,10 +200,13 @@ pub(crate) fn parse_sequence(s: &str) -> Result<Vec<Item>, String> {
         }
         if let Some(caps) = SEQ_ITEM.captures(item) {
             let start = parse_number(&caps[1]).ok_or_else(|| format!("bad number in {item:?}"))?;
-            let times: usize = caps[4].parse().map_err(|_| format!("bad count in {item:?}"))?;
+            let times: usize = caps[4]
+                .parse()
+                .map_err(|_| format!("bad count in {item:?}"))?;
             let delta = match (caps.get(2), caps.get(3)) {
                 (Some(sign), Some(d)) => {
-                    let d = parse_number(d.as_str()).ok_or_else(|| format!("bad delta {item:?}"))?;
+                    let d =
+                        parse_number(d.as_str()).ok_or_else(|| format!("bad delta {item:?}"))?;
                     if sign.as_str() == "-" { -d } else { d }
                 }
                 _ => 0.0,
@@ -256,8 +259,12 @@ fn split_series(line: &str) -> Result<(&str, &str, bool), String> {
             i += 1;
         }
     }
-    let series = &line[..i.min(line.len())];
+    let mut series = &line[..i.min(line.len())];
     let mut rest = &line[i.min(line.len())..];
+    if let Some(name) = series.strip_suffix("@st") {
+        series = name;
+        rest = &line[i - 3..];
+    }
     let st = rest.starts_with("@st");
     if st {
         rest = &rest[3..];
@@ -321,7 +328,11 @@ pub(crate) fn parse_file(src: &str) -> Result<Vec<Cmd>, String> {
         .split('\n')
         .map(|l| {
             let t = l.trim();
-            if t.starts_with('#') { String::new() } else { t.to_string() }
+            if t.starts_with('#') {
+                String::new()
+            } else {
+                t.to_string()
+            }
         })
         .collect();
     let mut cmds = Vec::new();
@@ -342,7 +353,9 @@ pub(crate) fn parse_file(src: &str) -> Result<Vec<Cmd>, String> {
             let (Some(k), Some(v)) = (parts.get(1), parts.get(2)) else {
                 return Err(format!("line {lineno}: bad set"));
             };
-            let v: i64 = v.parse().map_err(|_| format!("line {lineno}: bad set value"))?;
+            let v: i64 = v
+                .parse()
+                .map_err(|_| format!("line {lineno}: bad set value"))?;
             cmds.push(Cmd::Set(k.to_string(), v));
             i += 1;
         } else if word.starts_with("load") {
@@ -363,8 +376,7 @@ pub(crate) fn parse_file(src: &str) -> Result<Vec<Cmd>, String> {
                 if st {
                     load.st_series.push(labels);
                 } else {
-                    let items =
-                        parse_sequence(rest).map_err(|e| format!("line {}: {e}", i + 1))?;
+                    let items = parse_sequence(rest).map_err(|e| format!("line {}: {e}", i + 1))?;
                     load.series.retain(|(l, _)| *l != labels);
                     load.series.push((labels, items));
                 }
@@ -451,7 +463,12 @@ fn parse_body_line(l: &str, e: &mut Expect) -> Result<bool, String> {
             "range" => {
                 // `range vector from <a> to <b> step <s>`
                 let p: Vec<&str> = tail.split_whitespace().collect();
-                if p.len() != 7 || p[0] != "vector" || p[1] != "from" || p[3] != "to" || p[5] != "step" {
+                if p.len() != 7
+                    || p[0] != "vector"
+                    || p[1] != "from"
+                    || p[3] != "to"
+                    || p[5] != "step"
+                {
                     return Err(format!("bad expect range line {l:?}"));
                 }
                 e.range_vector = Some((
@@ -497,9 +514,15 @@ mod tests {
         let check = |s: &str, want: Vec<Item>| assert_eq!(parse_sequence(s).unwrap(), want, "{s}");
         use Item::*;
         check("1+1x2", vec![Value(1.0), Value(2.0), Value(3.0)]);
-        check("10-1x1 _ stale", vec![Value(10.0), Value(9.0), Omitted, Stale]);
+        check(
+            "10-1x1 _ stale",
+            vec![Value(10.0), Value(9.0), Omitted, Stale],
+        );
         check("_x2 3x1", vec![Omitted, Omitted, Value(3.0), Value(3.0)]);
-        check("-Inf 1e3 +2", vec![Value(f64::NEG_INFINITY), Value(1000.0), Value(2.0)]);
+        check(
+            "-Inf 1e3 +2",
+            vec![Value(f64::NEG_INFINITY), Value(1000.0), Value(2.0)],
+        );
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub fn run_source(name: &str, src: &str, opts: &RunOptions) -> FileReport {
                     Outcome::Pass => rep.passed += 1,
                     Outcome::Skip(why) => {
                         rep.skipped += 1;
-                        rep.skips.push(format!("{name}:{}: {why}: {}", e.line, e.query));
+                        rep.skips
+                            .push(format!("{name}:{}: {why}: {}", e.line, e.query));
                     }
                     Outcome::Fail(why) => {
                         rep.failed += 1;
@@ -130,7 +131,8 @@ fn load(st: &mut State, l: Load) {
                 Item::Omitted => {}
                 Item::Histogram => {
                     if !st.unsupported.iter().any(|(u, _)| u == labels) {
-                        st.unsupported.push((labels.clone(), "native histogram data"));
+                        st.unsupported
+                            .push((labels.clone(), "native histogram data"));
                     }
                 }
             }
@@ -146,7 +148,8 @@ fn load(st: &mut State, l: Load) {
                         let mut b = labels.clone();
                         b.remove("le");
                         b.set("__name__", base);
-                        st.unsupported.push((b, "native histogram data (load_with_nhcb)"));
+                        st.unsupported
+                            .push((b, "native histogram data (load_with_nhcb)"));
                     }
                 }
             }
@@ -266,11 +269,19 @@ fn touches_unsupported(e: &Expr, unsupported: &[(Labels, &'static str)]) -> Opti
         let mut groups: Vec<Vec<&promql_parser::label::Matcher>> =
             vec![vs.matchers.matchers.iter().collect()];
         if !vs.matchers.or_matchers.is_empty() {
-            groups = vs.matchers.or_matchers.iter().map(|g| g.iter().collect()).collect();
+            groups = vs
+                .matchers
+                .or_matchers
+                .iter()
+                .map(|g| g.iter().collect())
+                .collect();
         }
         for (labels, why) in unsupported {
             for g in &groups {
-                let name_ok = vs.name.as_ref().is_none_or(|n| labels.metric_name() == Some(n));
+                let name_ok = vs
+                    .name
+                    .as_ref()
+                    .is_none_or(|n| labels.metric_name() == Some(n));
                 let all = g.iter().all(|m| {
                     let kind = match m.op {
                         MatchOp::Equal => MatchType::Equal,
@@ -400,7 +411,10 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                     return Err(mismatch(&format!("unexpected series {}", s.labels)));
                 };
                 if x.ordered && pos != i {
-                    return Err(mismatch(&format!("series {} at position {i}, want {pos}", s.labels)));
+                    return Err(mismatch(&format!(
+                        "series {} at position {i}, want {pos}",
+                        s.labels
+                    )));
                 }
                 let want = match x.series[pos].1.first() {
                     Some(Item::Value(v)) => *v,
@@ -439,8 +453,7 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                     return Err(mismatch(&format!("missing series {l}")));
                 };
                 let same = s.points.len() == want.len()
-                    && s
-                        .points
+                    && s.points
                         .iter()
                         .zip(&want)
                         .all(|(a, b)| a.0 == b.0 && float_eq(a.1, b.1));

@@ -1,1 +1,4 @@
-//! Integration tests for argus-query.
+//! Integration tests for argus-query, one module per theme.
+
+mod engine;
+mod promqltest;
