@@ -273,7 +273,8 @@ impl SeriesCache {
         if let Some(prev) = self.last_ok.take() {
             let iter = self.iter;
             for e in self.map.values_mut() {
-                let was = if e.last_iter == iter {
+                // `iter == prev` when the failure happened before parsing (fetch error).
+                let was = if e.last_iter == iter && iter != prev {
                     e.prev_iter
                 } else {
                     e.last_iter
