@@ -176,14 +176,14 @@ async fn scrapes_node_exporter_and_fixtures() {
     let ne = start_node_exporter();
     let node_job = ne.as_ref().map_or(String::new(), |ne| {
         format!(
-            "  - job_name: node\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    \
+            "  - job_name: node\n    scrape_interval: 2s\n    scrape_timeout: 1900ms\n    \
              static_configs: [{{targets: ['{}']}}]\n",
             ne.addr
         )
     });
     let yaml = format!(
         r#"
-global: {{scrape_interval: 300ms, scrape_timeout: 250ms}}
+global: {{scrape_interval: 500ms, scrape_timeout: 450ms}}
 scrape_configs:
 {node_job}  - job_name: om
     metrics_path: /om
@@ -279,8 +279,8 @@ scrape_configs:
     assert_eq!(om["scrapePool"], "om");
     assert_eq!(om["scrapeUrl"], format!("http://{fx}/om"));
     assert_eq!(om["lastError"], "");
-    assert_eq!(om["scrapeInterval"], "300ms");
-    assert_eq!(om["scrapeTimeout"], "250ms");
+    assert_eq!(om["scrapeInterval"], "500ms");
+    assert_eq!(om["scrapeTimeout"], "450ms");
     assert_eq!(om["discoveredLabels"]["__address__"], fx.to_string());
     assert_eq!(om["discoveredLabels"]["__metrics_path__"], "/om");
     assert!(om["labels"].get("__address__").is_none());
