@@ -360,7 +360,7 @@ impl fmt::Display for ByteSize {
             ("MB", 20),
             ("KB", 10),
         ] {
-            if self.0 != 0 && self.0 % (1u64 << shift) == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(1u64 << shift) {
                 return write!(f, "{}{unit}", self.0 >> shift);
             }
         }

@@ -142,15 +142,15 @@ impl SeriesCache {
             }
         }
         // Staleness: series of the previous successful scrape that this one lacked.
-        if let Some(prev) = self.last_ok {
-            if reseen < self.last_ok_count {
-                for e in self.map.values_mut() {
-                    if e.last_iter == prev
-                        && !e.dropped
-                        && (!e.explicit_ts || opts.track_timestamps_staleness)
-                    {
-                        stale_append(app, e, ts, &mut st)?;
-                    }
+        if let Some(prev) = self.last_ok
+            && reseen < self.last_ok_count
+        {
+            for e in self.map.values_mut() {
+                if e.last_iter == prev
+                    && !e.dropped
+                    && (!e.explicit_ts || opts.track_timestamps_staleness)
+                {
+                    stale_append(app, e, ts, &mut st)?;
                 }
             }
         }
@@ -273,7 +273,8 @@ impl SeriesCache {
         if let Some(prev) = self.last_ok.take() {
             let iter = self.iter;
             for e in self.map.values_mut() {
-                let was = if e.last_iter == iter {
+                // `iter == prev` when the failure happened before parsing (fetch error).
+                let was = if e.last_iter == iter && iter != prev {
                     e.prev_iter
                 } else {
                     e.last_iter
@@ -366,10 +367,10 @@ pub fn mutate_sample_labels(lset: &mut Labels, target: &[Label], honor: bool) {
     }
     let mut conflicts: Vec<(String, String)> = Vec::new();
     for l in target {
-        if let Some(v) = lset.get(&l.name) {
-            if v != l.value {
-                conflicts.push((l.name.clone(), v.to_string()));
-            }
+        if let Some(v) = lset.get(&l.name)
+            && v != l.value
+        {
+            conflicts.push((l.name.clone(), v.to_string()));
         }
         lset.set(&l.name, &l.value);
     }

@@ -257,7 +257,7 @@ impl PoolShared {
         for g in inner.groups.values() {
             for t in &g.targets {
                 match target::populate(&g.labels, t, &self.cfg, &self.global) {
-                    Ok(Populated::Active(t)) => active.push(t),
+                    Ok(Populated::Active(t)) => active.push(*t),
                     Ok(Populated::Dropped(d)) => {
                         dropped_total += 1;
                         let keep = self.cfg.keep_dropped_targets;

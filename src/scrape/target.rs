@@ -105,7 +105,7 @@ pub struct DroppedTarget {
 #[derive(Debug)]
 pub enum Populated {
     /// A target to scrape.
-    Active(Target),
+    Active(Box<Target>),
     /// Dropped by relabeling.
     Dropped(DroppedTarget),
 }
@@ -186,7 +186,7 @@ pub fn populate(
         lset.set("instance", &addr);
     }
     let url = scrape_url(&lset);
-    Ok(Populated::Active(Target {
+    Ok(Populated::Active(Box::new(Target {
         pool: cfg.job_name.clone(),
         labels: lset,
         discovered,
@@ -195,7 +195,7 @@ pub fn populate(
         timeout,
         status: Mutex::new(TargetStatus::default()),
         metadata: Mutex::new(BTreeMap::new()),
-    }))
+    })))
 }
 
 /// `__scheme__://__address____metrics_path__?__param_*`.
@@ -244,7 +244,7 @@ mod tests {
 
     fn active(p: Result<Populated, String>) -> Target {
         match p {
-            Ok(Populated::Active(t)) => t,
+            Ok(Populated::Active(t)) => *t,
             other => panic!("expected an active target, got {other:?}"),
         }
     }

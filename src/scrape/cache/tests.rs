@@ -261,3 +261,22 @@ fn metadata_tracked_only_on_change() {
     scrape(&mut c, &s, "# HELP a New.\na 1\n", 3000, &opts()).unwrap();
     assert_eq!(c.take_metadata_update().unwrap()["a"].help, "New.");
 }
+
+#[test]
+fn fetch_failure_marks_everything_stale() {
+    let s = MemStorage::new();
+    let mut c = SeriesCache::new();
+    let o = opts();
+    scrape(&mut c, &s, "a 1\nb 2\n", 1000, &o).unwrap();
+    // A failed fetch never reaches append_body.
+    let mut app = s.appender();
+    assert_eq!(c.mark_all_stale(2000, app.as_mut(), &o).unwrap(), 2);
+    app.commit().unwrap();
+    for n in ["a", "b"] {
+        let pts = &series(&s, n)[0].1;
+        assert!(
+            pts.len() == 2 && is_stale_nan(pts[1].1) && pts[1].0 == 2000,
+            "{n}: {pts:?}"
+        );
+    }
+}

@@ -275,10 +275,10 @@ impl<'a> Parser<'a> {
                     return;
                 }
             };
-            if self.norm == Some(n.as_ref()) {
-                if let Some(f) = lex::parse_float(val.as_bytes()) {
-                    val = format_openmetrics_float(f);
-                }
+            if self.norm == Some(n.as_ref())
+                && let Some(f) = lex::parse_float(val.as_bytes())
+            {
+                val = format_openmetrics_float(f);
             }
             dst.push(Label::new(n.into_owned(), val));
         })
@@ -288,13 +288,13 @@ impl<'a> Parser<'a> {
         }
         dst.sort_by(|a, b| a.name.cmp(&b.name));
         for w in dst.windows(2) {
-            if let [a, b] = w {
-                if a.name == b.name {
-                    return Err(err(format!(
-                        "label name {:?} is not unique: invalid sample",
-                        a.name
-                    )));
-                }
+            if let [a, b] = w
+                && a.name == b.name
+            {
+                return Err(err(format!(
+                    "label name {:?} is not unique: invalid sample",
+                    a.name
+                )));
             }
         }
         dst.retain(|l| !l.value.is_empty());

@@ -125,11 +125,10 @@ impl Parser<'_> {
                     return Err(format!("invalid unit {:?}", String::from_utf8_lossy(raw)));
                 }
                 let n = span(b, name);
-                if !raw.is_empty()
-                    && !(n.len() > raw.len() + 1
-                        && n.ends_with(raw)
-                        && n.get(n.len() - raw.len() - 1) == Some(&b'_'))
-                {
+                let is_suffix = n.len() > raw.len() + 1
+                    && n.ends_with(raw)
+                    && n.get(n.len() - raw.len() - 1) == Some(&b'_');
+                if !raw.is_empty() && !is_suffix {
                     return Err(format!(
                         "unit {:?} not a suffix of metric {:?}",
                         String::from_utf8_lossy(raw),

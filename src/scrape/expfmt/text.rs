@@ -70,13 +70,11 @@ impl Parser<'_> {
         self.meta_name = name;
         match kind {
             Entry::Help => {
-                if !matches!(lx.peek(), None | Some(b'\n')) {
-                    if lx.blanks() == 0 {
-                        return Err(format!(
-                            "expected text in HELP, got {}",
-                            describe(b, lx.pos)
-                        ));
-                    }
+                if !matches!(lx.peek(), None | Some(b'\n')) && lx.blanks() == 0 {
+                    return Err(format!(
+                        "expected text in HELP, got {}",
+                        describe(b, lx.pos)
+                    ));
                 }
                 self.meta_text = lx.rest_of_line();
             }
