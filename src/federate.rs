@@ -19,6 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 const PROTO_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores";
 
+/// Newest sample per series, keyed by (metric name, labels).
+type Latest = BTreeMap<(String, Labels), (i64, f64)>;
+
 struct Fed {
     queryable: Arc<dyn Queryable>,
     external: Labels,
@@ -217,7 +220,7 @@ fn collect(
     fed: &Fed,
     selectors: &[Vec<Matcher>],
     now: i64,
-) -> Result<BTreeMap<(String, Labels), (i64, f64)>, argus_storage::Error> {
+) -> Result<Latest, argus_storage::Error> {
     let mut out = BTreeMap::new();
     if selectors.is_empty() {
         return Ok(out);
@@ -258,10 +261,7 @@ fn collect(
     Ok(out)
 }
 
-fn to_families(
-    latest: &BTreeMap<(String, Labels), (i64, f64)>,
-    external: &Labels,
-) -> Vec<MetricFamily> {
+fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
     let mut families: Vec<MetricFamily> = Vec::new();
     for ((name, labels), (t, v)) in latest {
         if families.last().is_none_or(|f| f.name() != name) {
