@@ -186,6 +186,15 @@ fn proto_body() -> Vec<u8> {
     buf
 }
 
+/// [`proto_body`] with one change applied.
+fn proto_variant(f: impl FnOnce(&mut argus::push::proto::MetricFamily)) -> Vec<u8> {
+    let mut fams = argus::push::body::decode_delimited(&proto_body()).expect("own body");
+    f(&mut fams[0]);
+    let mut buf = Vec::new();
+    argus::push::body::encode_delimited(&fams, &mut buf);
+    buf
+}
+
 fn gzip(b: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(b).expect("gzip");
@@ -208,7 +217,8 @@ fn step(method: &'static str, path: &'static str, body: &str) -> Step {
     }
 }
 
-/// The push sequence both servers receive.
+/// The push sequence both servers receive. (Non-integer histogram counts are left out: 1.5.1
+/// truncates them to integers, current Pushgateway keeps them as floats, as Argus does.)
 fn sequence() -> Vec<Step> {
     let mut v = vec![
         step(
@@ -278,12 +288,101 @@ fn sequence() -> Vec<Step> {
             "/metrics/job/j10",
             "# HELP only_help x\n# TYPE only_type gauge\n",
         ),
+        step(
+            "PUT",
+            "/metrics/job/j11",
+            "# TYPE UPPER COUNTER\nUPPER 1\n# TYPE hh histogram\nhh_bucket{le=\"1\"} 1\nhh_count 2\nhh_sum 3\n",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/j12",
+            "# TYPE hh_count gauge\nhh_count 1\n",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/j12",
+            "# TYPE s2 summary\ns2_count 1\ns2_sum 1\ns2{quantile=\"0.5\",q=\"a\"} 1\n",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/j13",
+            "# TYPE push_time_seconds counter\npush_time_seconds 5\n",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/j14",
+            "# TYPE push_failure_time_seconds gauge\npush_failure_time_seconds 5\n",
+        ),
+        step(
+            "POST",
+            "/metrics/job/j14",
+            "# TYPE push_failure_time_seconds gauge\npush_failure_time_seconds 5\n",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/j15",
+            "nanval NaN\nposinf +Inf\nneginf -inf\nexpval 1.5E3\nsmall 0.000012345\n",
+        ),
+        step("PUT", "/metrics/job/j16", "x{le=\"1\"} 1\n"),
+        step(
+            "PUT",
+            "/metrics/job/j17",
+            "# TYPE hh histogram\nhh_bucket{le=\"0.5\"} 1\n",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/j1",
+            "# TYPE temp gauge\ntemp{instance=\"\"} 23\n",
+        ),
+        step("PUT", "/metrics/job/j18", "# HELP esc a\\\\b\\nc\nesc 1\n"),
+        step("PUT", "/metrics/job/j19", "bad_ts 1 1.5\n"),
+        step("PUT", "/metrics/job/j19", "x 1 2 3\n"),
+        step("PUT", "/metrics/job/j19", "0x 1\n"),
+        step("PUT", "/metrics/job/j19", "x{0a=\"1\"} 1\n"),
+        step("PUT", "/metrics/job/j19", "x{a=1} 1\n"),
+        step("PUT", "/metrics/job/j19", "x{a=\"1\"\n"),
+        step("PUT", "/metrics/job/j19", "x{__name__=\"y\"} 1\n"),
+        step("PUT", "/metrics/job/j19", "x{__a=\"y\"} 1\n"),
+        step("PUT", "/metrics/job/j19", "# TYPE x gauge extra\nx 1\n"),
+        step("PUT", "/metrics/job/j19", "x\t{a=\"b\"}\t1\n"),
     ];
     v.push(Step {
         method: "PUT",
         path: "/metrics/job/jp",
         headers: vec![("Content-Type", PROTO_CT)],
         body: proto_body(),
+    });
+    v.push(Step {
+        method: "PUT",
+        path: "/metrics/job/jpts",
+        headers: vec![("Content-Type", PROTO_CT)],
+        body: proto_variant(|f| f.metric[0].timestamp_ms = Some(0)),
+    });
+    v.push(Step {
+        method: "PUT",
+        path: "/metrics/job/jptype",
+        headers: vec![("Content-Type", PROTO_CT)],
+        body: proto_variant(|f| {
+            f.r#type = Some(0);
+            f.name = Some("mistyped".into())
+        }),
+    });
+    // (A family typed COUNTER holding a gauge metric under a name another group has as a gauge
+    // is accepted or refused by Pushgateway depending on Go's map order; Argus refuses it.)
+    v.push(Step {
+        method: "PUT",
+        path: "/metrics/job/jpsame",
+        headers: vec![("Content-Type", PROTO_CT)],
+        body: proto_variant(|f| f.name = Some("temp".into())),
+    });
+    v.push(Step {
+        method: "PUT",
+        path: "/metrics/job/jpnohelp",
+        headers: vec![("Content-Type", PROTO_CT)],
+        body: proto_variant(|f| {
+            f.help = None;
+            f.name = Some("nohelp".into())
+        }),
     });
     v.push(Step {
         method: "PUT",
@@ -438,7 +537,7 @@ fn differential_against_real_pushgateway() {
     let b = http(&ours, "GET", "/metrics", &[], b"");
     assert_eq!((a.status, b.status), (200, 200));
     for want in [
-        "req_total{code=\"200\",instance=\"\",job=\"j1\"} 10",
+        "req_total{a=\"b\",code=\"200\",instance=\"\",job=\"j3\"} 3",
         "proto_gauge",
         "zipped",
         "b64_metric",
