@@ -410,8 +410,8 @@ fn sequence() -> Vec<Step> {
 
 const OWN_PREFIXES: &[&str] = &["go_", "process_", "pushgateway_", "promhttp_"];
 
-/// The pushed part of a `/metrics` exposition with push times masked and HELP of `req_total`
-/// (pushed with conflicting help) removed.
+/// The pushed part of a `/metrics` exposition with push times masked and the HELP of families
+/// pushed with conflicting help removed.
 fn normalise_exposition(text: &str) -> String {
     let mut out = Vec::new();
     for line in text.lines() {
@@ -422,7 +422,8 @@ fn normalise_exposition(text: &str) -> String {
         if OWN_PREFIXES.iter().any(|p| name.starts_with(p)) {
             continue;
         }
-        if line.starts_with("# HELP req_total ") {
+        // Families pushed with differing help: Pushgateway picks one at random (Go map order).
+        if line.starts_with("# HELP req_total ") || line.starts_with("# HELP temp ") {
             continue;
         }
         if line.starts_with("push_time_seconds") || line.starts_with("push_failure_time_seconds") {
