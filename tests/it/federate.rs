@@ -366,4 +366,9 @@ fn real_prometheus_scrapes_argus_federation() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(got, want, "series Prometheus stored from Argus's /federate");
+    // The oracle on an empty request: Prometheus answers 200 with an empty body, as Argus does.
+    let theirs = http(&prom_addr, "GET", "/federate", &[], b"");
+    let ours = http(&addr, "GET", "/federate", &[], b"");
+    assert_eq!((theirs.status, theirs.body.len()), (200, 0));
+    assert_eq!((ours.status, ours.body.len()), (200, 0));
 }

@@ -280,6 +280,7 @@ fn sequence() -> Vec<Step> {
             "/metrics/job/j9",
             "   \n# some comment\n\nspaced{a=\"1\" , b=\"2\",}   3  \n",
         ),
+        step("PUT", "/metrics/job/j9", ""),
         step("DELETE", "/metrics/job/j2/instance/i1", ""),
         step("DELETE", "/metrics/job/never", ""),
         step("POST", "/metrics/job/j3/a/b", ""),
