@@ -19,6 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 const PROTO_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores";
 
+/// Newest sample per series, keyed by (metric name, labels).
+type Latest = BTreeMap<(String, Labels), (i64, f64)>;
+
 struct Fed {
     queryable: Arc<dyn Queryable>,
     external: Labels,
@@ -110,6 +113,11 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
             "1:1: parse error: expected a series selector, got {s:?}"
         ));
     };
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err(format!(
+            "1:1: parse error: unexpected offset or @ modifier in series selector {s:?}"
+        ));
+    }
     let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
         let mut out = Vec::with_capacity(ms.len() + 1);
         if let Some(name) = &vs.name {
@@ -129,11 +137,19 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
         argus_storage::validate_selector(&out).map_err(|e| e.to_string())?;
         Ok(out)
     };
-    let mut sets = vec![convert(&vs.matchers.matchers)?];
-    for or in &vs.matchers.or_matchers {
-        sets.push(convert(or)?);
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![convert(&vs.matchers.matchers)?]);
     }
-    Ok(sets)
+    // `{a="1" or b="2"}`: one matcher set per branch (shared matchers, if any, go into each).
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|or| {
+            let mut all = vs.matchers.matchers.clone();
+            all.extend(or.iter().cloned());
+            convert(&all)
+        })
+        .collect()
 }
 
 fn wants_protobuf(headers: &HeaderMap) -> bool {
@@ -217,7 +233,7 @@ fn collect(
     fed: &Fed,
     selectors: &[Vec<Matcher>],
     now: i64,
-) -> Result<BTreeMap<(String, Labels), (i64, f64)>, argus_storage::Error> {
+) -> Result<Latest, argus_storage::Error> {
     let mut out = BTreeMap::new();
     if selectors.is_empty() {
         return Ok(out);
@@ -258,10 +274,7 @@ fn collect(
     Ok(out)
 }
 
-fn to_families(
-    latest: &BTreeMap<(String, Labels), (i64, f64)>,
-    external: &Labels,
-) -> Vec<MetricFamily> {
+fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
     let mut families: Vec<MetricFamily> = Vec::new();
     for ((name, labels), (t, v)) in latest {
         if families.last().is_none_or(|f| f.name() != name) {
@@ -326,5 +339,7 @@ mod tests {
         assert!(parse_selector("-up").is_err());
         assert!(parse_selector("rate(up[5m])").is_err());
         assert!(parse_selector("{a=~\".*\"}").is_err());
+        assert!(parse_selector("up offset 5m").is_err());
+        assert_eq!(parse_selector("{a=\"1\" or b=\"2\"}").expect("or").len(), 2);
     }
 }

@@ -11,7 +11,7 @@ use super::text::valid_label_name;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use serde_json::{Map, Value, json};
@@ -115,7 +115,7 @@ pub(crate) fn grouping_key_from_path(raw_path: &str) -> Result<GroupingKey, Push
     let mut key = GroupingKey::new();
     if labels.len() > 1 {
         let comps: Vec<&str> = labels.get(1..).unwrap_or("").split('/').collect();
-        if comps.len() % 2 != 0 {
+        if !comps.len().is_multiple_of(2) {
             return Err(bad(format!(
                 "odd number of components in label string {labels:?}"
             )));
@@ -150,13 +150,11 @@ pub(crate) fn grouping_key_from_path(raw_path: &str) -> Result<GroupingKey, Push
 
 async fn push_handler(State(svc): Svc, req: Request) -> Response {
     let replace = req.method() == Method::PUT;
-    let key = match grouping_key_from_path(req.uri().path()) {
-        Ok(k) => k,
-        Err(e) => return error_response(&e),
-    };
-    let headers = req.headers().clone();
+    let (parts, body) = req.into_parts();
+    // Read the body first (bounded), so that early errors do not reset the connection under a
+    // client that is still sending.
     let limit = svc.opts.max_body_bytes;
-    let raw = match axum::body::to_bytes(req.into_body(), limit).await {
+    let raw = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return error_response(&PushError::TooLarge(
@@ -164,15 +162,20 @@ async fn push_handler(State(svc): Svc, req: Request) -> Response {
             ));
         }
     };
-    let header = |h: &HeaderMap, n: header::HeaderName| {
-        h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string)
+    let key = match grouping_key_from_path(parts.uri.path()) {
+        Ok(k) => k,
+        Err(e) => return error_response(&e),
     };
-    let families = decode_content_encoding(
-        header(&headers, header::CONTENT_ENCODING).as_deref(),
-        &raw,
-        limit,
-    )
-    .and_then(|body| decode_body(header(&headers, header::CONTENT_TYPE).as_deref(), &body));
+    let header = |n: header::HeaderName| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let families =
+        decode_content_encoding(header(header::CONTENT_ENCODING).as_deref(), &raw, limit)
+            .and_then(|body| decode_body(header(header::CONTENT_TYPE).as_deref(), &body));
     let families = match families {
         Ok(f) => f,
         Err(BodyError::TooLarge { limit }) => {
@@ -189,7 +192,10 @@ async fn push_handler(State(svc): Svc, req: Request) -> Response {
 }
 
 async fn delete_handler(State(svc): Svc, req: Request) -> Response {
-    let key = match grouping_key_from_path(req.uri().path()) {
+    let (parts, body) = req.into_parts();
+    // The body is ignored, but drained (bounded) like Go's server does.
+    let _ = axum::body::to_bytes(body, svc.opts.max_body_bytes).await;
+    let key = match grouping_key_from_path(parts.uri.path()) {
         Ok(k) => k,
         Err(e) => return error_response(&e),
     };

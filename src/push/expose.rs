@@ -190,13 +190,12 @@ fn write_metric(name: &str, kind: MetricType, m: &Metric, dst: &mut String) {
     }
 }
 
+/// One float sample of a metric: name suffix, extra label (`le`/`quantile`), value.
+pub type FloatSample = (&'static str, Option<(&'static str, f64)>, f64);
+
 /// The float series a metric contributes when scraped from the text exposition: `(suffix, extra
 /// label, value)` triples, in exposition order.
-pub fn float_samples(
-    kind: MetricType,
-    m: &Metric,
-    out: &mut Vec<(&'static str, Option<(&'static str, f64)>, f64)>,
-) {
+pub fn float_samples(kind: MetricType, m: &Metric, out: &mut Vec<FloatSample>) {
     match kind {
         MetricType::Counter => out.push((
             "",

@@ -32,6 +32,15 @@ pub mod text;
 
 pub use service::PushService;
 
+/// Renders families in text format 0.0.4 as Pushgateway's `/metrics` does (for tests and fuzzing).
+pub fn text_exposition(families: &[proto::MetricFamily]) -> String {
+    let mut s = String::new();
+    for f in families {
+        expose::write_family(f, &mut s);
+    }
+    s
+}
+
 use std::time::Duration;
 
 /// Settings of the push subsystem.

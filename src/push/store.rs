@@ -228,6 +228,7 @@ pub fn load(dir: &Path) -> Result<Vec<Group>, StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::push::text::parse_text;

@@ -775,3 +775,188 @@ pub(crate) fn normalize_histograms(families: &mut [MetricFamily]) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::push::body::{decode_delimited, encode_delimited};
+    use crate::push::expose::write_family;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_and_rejects_like_expfmt() {
+        let check = |src: &str, want: Result<usize, &str>| match (parse_text(src.as_bytes()), want)
+        {
+            (Ok(f), Ok(n)) => assert_eq!(f.len(), n, "{src:?}"),
+            (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{src:?}: {e}"),
+            (got, want) => panic!("{src:?}: got {got:?}, want {want:?}"),
+        };
+        check("", Ok(0));
+        check("\n  \n# just a comment\n", Ok(0));
+        check("a 1\nb{x=\"y\"} 2 123\n", Ok(2));
+        check("# TYPE a counter\n", Ok(0)); // families without samples are dropped
+        check("a 1", Err("unexpected end of input stream"));
+        check("# HELP a x\n# HELP a y\na 1\n", Err("second HELP line"));
+        check("a 1\n# TYPE a gauge\n", Err("second TYPE line"));
+        check("# TYPE a nonsense\n", Err("unknown metric type"));
+        check("# TYPE a GAUGE\na 1\n", Ok(1));
+        check("a{b=\"\\x\"} 1\n", Err("invalid escape sequence"));
+        check("a{b=\"1\",b=\"2\"} 1\n", Err("duplicate label names"));
+        check("a{__name__=\"b\"} 1\n", Err("reserved"));
+        check("a x\n", Err("expected float as value"));
+        check("a 1 1.5\n", Err("expected integer as timestamp"));
+        check("a 1 2 3\n", Err("spurious string after timestamp"));
+        check("a{b=1} 1\n", Err("expected '\"' at start of label value"));
+        check(
+            "# TYPE s summary\ns{quantile=\"x\"} 1\n",
+            Err("'quantile' label"),
+        );
+        check(
+            "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n",
+            Err("'le' label"),
+        );
+        check("# TYPE h histogram\nh_count -1.5\n", Err("negative count"));
+        check("a 0x1p3\n", Err("expected float"));
+        check("a 1_0\n", Err("expected float"));
+        check("a +nan\n", Err("expected float"));
+    }
+
+    #[test]
+    fn folds_summaries_and_histograms() {
+        let src = "# TYPE s summary\ns{a=\"1\",quantile=\"0.5\"} 2\ns_sum{a=\"1\"} 10\ns_count{a=\"1\"} 4\ns{a=\"2\",quantile=\"0.5\"} 3\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2.5\nh_sum 3\nh_count 2\n";
+        let mut f = parse_text(src.as_bytes()).unwrap();
+        normalize_histograms(&mut f);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].metric.len(), 2);
+        let s = f[0].metric[0].summary.as_ref().unwrap();
+        assert_eq!(
+            (s.sample_count, s.sample_sum, s.quantile.len()),
+            (Some(4), Some(10.0), 1)
+        );
+        assert_eq!(f[0].metric[0].label, vec![LabelPair::new("a", "1")]);
+        let h = f[1].metric[0].histogram.as_ref().unwrap();
+        // One float bucket turns every count into a float (Go's normalizeHistogram).
+        assert_eq!(h.sample_count, None);
+        assert_eq!(h.sample_count_float, Some(2.0));
+        assert_eq!(h.bucket[1].cumulative_count_float, Some(2.5));
+        assert_eq!(h.bucket[0].cumulative_count_float, Some(1.0));
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,12}"
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>().prop_filter("finite", |v| v.is_finite()),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(f64::NAN),
+            (-1000i64..1000).prop_map(|v| v as f64),
+        ]
+    }
+
+    fn family() -> impl Strategy<Value = MetricFamily> {
+        let metric = (
+            proptest::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_]{0,8}", "(?s).{0,10}", 0..4),
+            value(),
+            proptest::option::of(any::<i64>()),
+        );
+        (
+            name(),
+            // A HELP text that is empty or starts with a blank does not survive the format
+            // (the blanks after the name are skipped), in Go as here.
+            proptest::option::of("[^ \t\n](?s).{0,20}"),
+            prop_oneof![
+                Just(MetricType::Counter),
+                Just(MetricType::Gauge),
+                Just(MetricType::Untyped)
+            ],
+            proptest::collection::vec(metric, 1..4),
+        )
+            .prop_map(|(name, help, kind, metrics)| MetricFamily {
+                name: Some(name),
+                help,
+                r#type: Some(kind as i32),
+                metric: metrics
+                    .into_iter()
+                    .map(|(labels, v, ts)| {
+                        let mut m = Metric {
+                            label: labels
+                                .into_iter()
+                                .filter(|(k, _)| k != "__name__")
+                                .map(|(k, v)| LabelPair::new(&k, &v))
+                                .collect(),
+                            timestamp_ms: ts,
+                            ..Default::default()
+                        };
+                        match kind {
+                            MetricType::Counter => {
+                                m.counter = Some(Counter {
+                                    value: Some(v),
+                                    ..Default::default()
+                                })
+                            }
+                            MetricType::Gauge => m.gauge = Some(Gauge { value: Some(v) }),
+                            _ => m.untyped = Some(Untyped { value: Some(v) }),
+                        }
+                        m
+                    })
+                    .collect(),
+                unit: None,
+            })
+    }
+
+    /// Values compared bit-for-bit except that every NaN equals every NaN.
+    fn canon(mut f: MetricFamily) -> MetricFamily {
+        for m in &mut f.metric {
+            for v in [
+                m.counter.as_mut().and_then(|c| c.value.as_mut()),
+                m.gauge.as_mut().and_then(|c| c.value.as_mut()),
+                m.untyped.as_mut().and_then(|c| c.value.as_mut()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if v.is_nan() {
+                    *v = 0.123_456;
+                }
+            }
+        }
+        f
+    }
+
+    proptest! {
+        #[test]
+        fn text_roundtrip(f in family()) {
+            let mut text = String::new();
+            write_family(&f, &mut text);
+            let back = parse_text(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            prop_assert_eq!(back.len(), 1);
+            prop_assert_eq!(canon(back[0].clone()), canon(f));
+        }
+
+        #[test]
+        fn protobuf_roundtrip(fs in proptest::collection::vec(family(), 0..4)) {
+            // Later families with the same name replace earlier ones.
+            let mut want: Vec<MetricFamily> = Vec::new();
+            for f in &fs {
+                match want.iter_mut().find(|w| w.name == f.name) {
+                    Some(w) => *w = f.clone(),
+                    None => want.push(f.clone()),
+                }
+            }
+            let mut buf = Vec::new();
+            encode_delimited(&fs, &mut buf);
+            let back = decode_delimited(&buf).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back.into_iter().map(canon).collect::<Vec<_>>(), want.into_iter().map(canon).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_text(&b);
+            let _ = decode_delimited(&b);
+        }
+    }
+}
