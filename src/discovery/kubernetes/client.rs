@@ -17,6 +17,28 @@ fn read_trimmed(path: &Path) -> Result<String, Error> {
         })
 }
 
+/// Uses `path` as the bearer token. kube re-reads a token file every minute but sends its
+/// bytes untrimmed, and a trailing newline makes an invalid header; such a file is read once
+/// here, trimmed (as Prometheus does) and used as a fixed token.
+fn insert_token_file(
+    auth: &mut serde_json::Map<String, serde_json::Value>,
+    path: &Path,
+) -> Result<(), Error> {
+    let raw = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let trimmed = raw.trim();
+    if trimmed == raw {
+        auth.insert("tokenFile".into(), path.display().to_string().into());
+    } else {
+        tracing::warn!(path = %path.display(),
+            "token file has surrounding whitespace; using it trimmed, without reloading");
+        auth.insert("token".into(), trimmed.to_string().into());
+    }
+    Ok(())
+}
+
 /// The kube client config and, for in-cluster with `own_namespace`, the pod's namespace.
 pub(crate) async fn kube_config(
     cfg: &KubernetesSdConfig,
@@ -62,14 +84,14 @@ pub(crate) async fn kube_config(
         auth.insert("token".into(), t.clone().into());
     }
     if let Some(p) = &cfg.bearer_token_file {
-        auth.insert("tokenFile".into(), path_str(p));
+        insert_token_file(&mut auth, p)?;
     }
     if let Some(a) = &cfg.authorization {
         if let Some(t) = &a.credentials {
             auth.insert("token".into(), t.clone().into());
         }
         if let Some(p) = &a.credentials_file {
-            auth.insert("tokenFile".into(), path_str(p));
+            insert_token_file(&mut auth, p)?;
         }
     }
     if let Some(b) = &cfg.basic_auth {
@@ -122,12 +144,19 @@ mod tests {
         assert!(c.accept_invalid_certs);
         assert_eq!(own, None);
 
-        let (c, _) = kube_config(&cfg(
-            "role: pod\napi_server: https://k8s:6443\nbearer_token_file: /run/tok\n",
-        ))
-        .await
-        .expect("config");
-        assert_eq!(c.auth_info.token_file.as_deref(), Some("/run/tok"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tok = dir.path().join("tok");
+        std::fs::write(&tok, "abc").expect("write");
+        let yaml = format!(
+            "role: pod\napi_server: https://k8s:6443\nbearer_token_file: {}\n",
+            tok.display()
+        );
+        let (c, _) = kube_config(&cfg(&yaml)).await.expect("config");
+        assert_eq!(c.auth_info.token_file.as_deref(), tok.to_str());
+        std::fs::write(&tok, "abc\n").expect("write");
+        let (c, _) = kube_config(&cfg(&yaml)).await.expect("config");
+        assert_eq!(c.auth_info.token_file, None);
+        assert!(c.auth_info.token.is_some(), "trimmed inline token");
     }
 
     #[tokio::test]
