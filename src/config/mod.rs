@@ -2,6 +2,7 @@
 //! `scrape.rs` and `relabel.rs`: scrape helper; `duration.rs`: shared (server helper).
 
 pub mod duration;
+pub mod relabel;
 pub mod scrape;
 
 pub use duration::{PromDuration, parse_duration};

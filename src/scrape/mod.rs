@@ -1,1 +1,3 @@
 //! Pull scraper: exposition parsers, scrape loops, relabeling. OWNER: scrape helper.
+
+pub mod expfmt;

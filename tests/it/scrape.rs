@@ -1,1 +1,3 @@
 //! scrape integration tests (owner: scrape helper).
+
+mod conformance;
