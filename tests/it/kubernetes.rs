@@ -5,6 +5,7 @@
 //! groups live in `testdata/k8s/expected/<role>.json` (set `ARGUS_BLESS=1` to rewrite them
 //! after a reviewed change).
 
+mod annotations;
 mod fake;
 
 use argus::discovery::TargetGroup;
@@ -180,7 +181,7 @@ fn target_label<'a>(g: &'a TargetGroup, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn annotate_reannotate_delete_pod_within_2s() {
     let bare = annotated(fixture("pod-web.json"), json!({}));
-    let fake = FakeApi::start(&[bare.clone()]).await;
+    let fake = FakeApi::start(std::slice::from_ref(&bare)).await;
     let mut sd = Sd::start(&fake, "role: pod");
     let first = sd.next(FIRST).await;
     assert_eq!(first.len(), 1);

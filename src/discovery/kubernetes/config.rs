@@ -407,12 +407,12 @@ fn check_selector(sel: &str, label: bool) -> Result<(), Error> {
         if p.is_empty() {
             return err("empty requirement");
         }
-        let key_end = p
-            .find(|c: char| matches!(c, '=' | '!' | ' ' | '('))
-            .unwrap_or(p.len());
-        let key = if label { p.trim_start_matches('!') } else { p };
-        let key = &key[..key_end.min(key.len())];
-        let key = key.split(['=', '!', ' ']).next().unwrap_or("");
+        let body = if label {
+            p.trim_start_matches('!').trim_start()
+        } else {
+            p
+        };
+        let key = body.split(['=', '!', ' ', '(']).next().unwrap_or_default();
         if key.is_empty() {
             return err("missing key");
         }

@@ -298,11 +298,11 @@ pub async fn run(cfg: KubernetesSdConfig, tx: mpsc::Sender<Vec<TargetGroup>>) {
 
 fn apply(stores: &mut Stores, u: Update) -> bool {
     match u {
-        Update::Pod(w, ev) => stores.pods.apply(w, ev),
-        Update::Service(w, ev) => stores.services.apply(w, ev),
-        Update::Endpoints(w, ev) => stores.endpoints.apply(w, ev),
-        Update::EndpointSlice(w, ev) => stores.endpoint_slices.apply(w, ev),
-        Update::Node(w, ev) => stores.nodes.apply(w, ev),
+        Update::Pod(w, ev) => stores.pods.apply(w, *ev),
+        Update::Service(w, ev) => stores.services.apply(w, *ev),
+        Update::Endpoints(w, ev) => stores.endpoints.apply(w, *ev),
+        Update::EndpointSlice(w, ev) => stores.endpoint_slices.apply(w, *ev),
+        Update::Node(w, ev) => stores.nodes.apply(w, *ev),
     }
 }
 

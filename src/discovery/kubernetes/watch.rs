@@ -19,12 +19,13 @@ use tokio::sync::mpsc;
 use super::config::ResourceSelector;
 
 /// One watcher event, tagged with the kind and the id of the watcher within its store.
+/// Boxed: the objects are kilobytes and the channel holds up to 1024 of them.
 pub(crate) enum Update {
-    Pod(usize, Event<Pod>),
-    Service(usize, Event<Service>),
-    Endpoints(usize, Event<Endpoints>),
-    EndpointSlice(usize, Event<EndpointSlice>),
-    Node(usize, Event<Node>),
+    Pod(usize, Box<Event<Pod>>),
+    Service(usize, Box<Event<Service>>),
+    Endpoints(usize, Box<Event<Endpoints>>),
+    EndpointSlice(usize, Box<Event<EndpointSlice>>),
+    Node(usize, Box<Event<Node>>),
 }
 
 /// Runs list+watch of `api` until `tx` is closed; never returns early on API errors.
@@ -32,14 +33,16 @@ pub(crate) async fn watch<K>(
     api: Api<K>,
     sel: ResourceSelector,
     id: usize,
-    wrap: fn(usize, Event<K>) -> Update,
+    wrap: fn(usize, Box<Event<K>>) -> Update,
     tx: mpsc::Sender<Update>,
 ) where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
 {
-    let mut wc = watcher::Config::default();
-    wc.label_selector = sel.label;
-    wc.field_selector = sel.field;
+    let wc = watcher::Config {
+        label_selector: sel.label,
+        field_selector: sel.field,
+        ..Default::default()
+    };
     let kind = std::any::type_name::<K>()
         .rsplit("::")
         .next()
@@ -51,7 +54,7 @@ pub(crate) async fn watch<K>(
         while let Some(item) = stream.next().await {
             match item {
                 Ok(ev) => {
-                    if tx.send(wrap(id, ev)).await.is_err() {
+                    if tx.send(wrap(id, Box::new(ev))).await.is_err() {
                         return;
                     }
                 }
