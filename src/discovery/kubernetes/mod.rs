@@ -31,6 +31,7 @@ mod client;
 mod config;
 mod endpoints;
 mod endpointslice;
+mod groups;
 mod labels;
 mod node;
 mod pod;
@@ -161,42 +162,40 @@ impl Discoverer {
         drop(utx);
         let opts = self.options();
         let mut sent: BTreeMap<String, TargetGroup> = BTreeMap::new();
+        let mut dirty = groups::Dirty::default();
         let mut initial_done = false;
         let grace = tokio::time::sleep(SYNC_GRACE);
         tokio::pin!(grace);
         loop {
-            let mut changed = false;
             let mut first = false;
             tokio::select! {
                 _ = tx.closed() => break,
                 () = &mut grace, if !initial_done => {
                     tracing::warn!(role = %self.cfg.role,
                         "kubernetes caches not synced after {SYNC_GRACE:?}; sending partial targets");
-                    changed = true;
                     first = true;
-                    initial_done = true;
                 }
                 u = urx.recv() => {
                     let Some(u) = u else { break };
-                    changed |= apply(&mut stores, u);
+                    groups::apply(&mut stores, &mut dirty, self.role, u);
+                    // Take what is already queued too, so a burst becomes one update.
                     while let Ok(u) = urx.try_recv() {
-                        changed |= apply(&mut stores, u);
+                        groups::apply(&mut stores, &mut dirty, self.role, u);
                     }
                 }
             }
             if !initial_done {
-                if !stores.synced() {
+                if !first && !stores.synced() {
                     continue;
                 }
                 initial_done = true;
-                changed = true;
                 first = true;
+                dirty.mark_all();
             }
-            if !changed {
+            if dirty.is_empty() {
                 continue;
             }
-            let now = build_groups(self.role, &stores, &opts);
-            let diff = diff_groups(&mut sent, now);
+            let diff = groups::rebuild(self.role, &stores, &opts, &mut dirty, &mut sent);
             // The first message is sent even when empty: it tells the consumer the initial
             // list is complete.
             if (!diff.is_empty() || first) && tx.send(diff).await.is_err() {
@@ -294,71 +293,4 @@ pub async fn run(cfg: KubernetesSdConfig, tx: mpsc::Sender<Vec<TargetGroup>>) {
         Ok(d) => d.run(tx).await,
         Err(e) => tracing::error!(error = %e, "kubernetes discovery cannot start"),
     }
-}
-
-fn apply(stores: &mut Stores, u: Update) -> bool {
-    match u {
-        Update::Pod(w, ev) => stores.pods.apply(w, *ev),
-        Update::Service(w, ev) => stores.services.apply(w, *ev),
-        Update::Endpoints(w, ev) => stores.endpoints.apply(w, *ev),
-        Update::EndpointSlice(w, ev) => stores.endpoint_slices.apply(w, *ev),
-        Update::Node(w, ev) => stores.nodes.apply(w, *ev),
-    }
-}
-
-/// Every non-empty group of `role` from the stores, keyed by source.
-pub(crate) fn build_groups(
-    role: Role,
-    stores: &Stores,
-    opts: &Options,
-) -> BTreeMap<String, TargetGroup> {
-    let groups: Vec<TargetGroup> = match role {
-        Role::Pod => stores
-            .pods
-            .iter()
-            .map(|p| pod::build(p, stores, opts))
-            .collect(),
-        Role::Service => stores.services.iter().map(service::build).collect(),
-        Role::Endpoints => stores
-            .endpoints
-            .iter()
-            .map(|e| endpoints::build(e, stores, opts))
-            .collect(),
-        Role::EndpointSlice => stores
-            .endpoint_slices
-            .iter()
-            .map(|e| endpointslice::build(e, stores, opts))
-            .collect(),
-        Role::Node => stores.nodes.iter().map(node::build).collect(),
-    };
-    groups
-        .into_iter()
-        .filter(|g| !g.targets.is_empty())
-        .map(|g| (g.source.clone(), g))
-        .collect()
-}
-
-/// Updates `sent` to `now` and returns the groups that changed, with an empty group (no
-/// targets, no labels) for each source that disappeared. Ordered by source.
-pub(crate) fn diff_groups(
-    sent: &mut BTreeMap<String, TargetGroup>,
-    now: BTreeMap<String, TargetGroup>,
-) -> Vec<TargetGroup> {
-    let mut out = Vec::new();
-    for (src, old) in sent.iter() {
-        if !now.contains_key(src) {
-            out.push(TargetGroup {
-                source: old.source.clone(),
-                ..Default::default()
-            });
-        }
-    }
-    for (src, g) in &now {
-        if sent.get(src) != Some(g) {
-            out.push(g.clone());
-        }
-    }
-    out.sort_by(|a, b| a.source.cmp(&b.source));
-    *sent = now;
-    out
 }

@@ -13,6 +13,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// `(namespace, name)`; cluster-scoped objects have an empty namespace.
 pub(crate) type Key = (String, String);
 
+/// What an event changed in a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Nothing visible (a list in progress, deletion of an unknown object).
+    None,
+    /// One object was added, modified or deleted.
+    Object(Key),
+    /// A list completed: any object may have changed.
+    All,
+}
+
 /// Objects of one kind, keyed by namespace and name.
 pub(crate) struct Store<K> {
     objs: BTreeMap<Key, (usize, K)>,
@@ -55,24 +66,31 @@ impl<K: Resource> Store<K> {
         self.synced.len() == self.watchers
     }
 
-    /// Applies one watcher event; returns whether the visible contents may have changed.
-    pub(crate) fn apply(&mut self, watcher: usize, ev: Event<K>) -> bool {
+    /// Applies one watcher event and says what changed.
+    pub(crate) fn apply(&mut self, watcher: usize, ev: Event<K>) -> Change {
         match ev {
             Event::Apply(obj) => {
-                self.objs.insert(key_of(&obj), (watcher, obj));
-                true
+                let key = key_of(&obj);
+                self.objs.insert(key.clone(), (watcher, obj));
+                Change::Object(key)
             }
-            Event::Delete(obj) => self.objs.remove(&key_of(&obj)).is_some(),
+            Event::Delete(obj) => {
+                let key = key_of(&obj);
+                match self.objs.remove(&key) {
+                    Some(_) => Change::Object(key),
+                    None => Change::None,
+                }
+            }
             Event::Init => {
                 self.pending.insert(watcher, BTreeMap::new());
-                false
+                Change::None
             }
             Event::InitApply(obj) => {
                 self.pending
                     .entry(watcher)
                     .or_default()
                     .insert(key_of(&obj), obj);
-                false
+                Change::None
             }
             Event::InitDone => {
                 let fresh = self.pending.remove(&watcher).unwrap_or_default();
@@ -81,7 +99,7 @@ impl<K: Resource> Store<K> {
                     self.objs.insert(k, (watcher, obj));
                 }
                 self.synced.insert(watcher);
-                true
+                Change::All
             }
         }
     }
@@ -97,6 +115,20 @@ impl<K: Resource> Store<K> {
     /// All objects, ordered by namespace and name.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &K> {
         self.objs.values().map(|(_, o)| o)
+    }
+
+    /// Keys of all objects, ordered.
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        self.objs.keys().cloned().collect()
+    }
+
+    /// Keys of the objects in `namespace`, ordered by name.
+    pub(crate) fn keys_in(&self, namespace: &str) -> Vec<Key> {
+        self.objs
+            .range((namespace.to_string(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Number of objects.
