@@ -160,6 +160,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_client_builds_with_the_crate_crypto_provider() {
+        // Building the TLS connector must not panic for want of a rustls CryptoProvider.
+        let (c, _) = kube_config(&cfg(
+            "role: pod\napi_server: https://127.0.0.1:1\ntls_config:\n  insecure_skip_verify: true\n",
+        ))
+        .await
+        .expect("config");
+        assert!(kube::Client::try_from(c).is_ok());
+    }
+
+    #[tokio::test]
     async fn missing_kubeconfig_is_a_clear_error() {
         let err = kube_config(&cfg("role: pod\nkubeconfig_file: /nonexistent/kc.yml\n"))
             .await

@@ -335,6 +335,14 @@ impl FakeApi {
         self.state.inner.lock().expect("lock").requests.clone()
     }
 
+    /// Number of requests answered 503 so far.
+    pub fn unavailable_answers(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.ends_with(" => 503"))
+            .count()
+    }
+
     /// Number of LIST requests for `resource` so far.
     pub fn list_count(&self, resource: &str) -> usize {
         let prefix = format!("LIST {resource} ");
@@ -374,6 +382,9 @@ async fn handle(state: Arc<State>, uri: Uri, headers: HeaderMap) -> Response<Bod
         q.field
     ));
     if inner.unavailable_until.is_some_and(|t| Instant::now() < t) {
+        if let Some(last) = inner.requests.last_mut() {
+            last.push_str(" => 503");
+        }
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &status(503, "ServiceUnavailable", "apiserver is restarting"),
