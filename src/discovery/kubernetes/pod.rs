@@ -158,3 +158,69 @@ pub(crate) fn build(pod: &Pod, stores: &Stores, opts: &Options) -> TargetGroup {
     }
     tg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(text: &str) -> Pod {
+        serde_json::from_str(text).expect("pod fixture")
+    }
+
+    #[test]
+    fn job_metadata_and_unknown_readiness() {
+        let mut pod = fixture(include_str!("../../../testdata/k8s/pod-batch.json"));
+        let plain = pod_labels(&pod, &Options::default());
+        assert_eq!(
+            plain.get("__meta_kubernetes_pod_ready").map(String::as_str),
+            Some("unknown")
+        );
+        assert_eq!(
+            plain
+                .get("__meta_kubernetes_pod_controller_kind")
+                .map(String::as_str),
+            Some("Job")
+        );
+        assert_eq!(plain.get("__meta_kubernetes_pod_job_name"), None);
+        let opts = Options {
+            attach_job: true,
+            ..Options::default()
+        };
+        let with_job = pod_labels(&pod, &opts);
+        assert_eq!(
+            with_job
+                .get("__meta_kubernetes_pod_job_name")
+                .map(String::as_str),
+            Some("report-29123456")
+        );
+
+        // No IP yet: a group without targets.
+        let stores = Stores::default();
+        assert!(build(&pod, &stores, &opts).targets.is_empty());
+        if let Some(s) = pod.status.as_mut() {
+            s.pod_ip = Some("fd00::9".into());
+        }
+        let g = build(&pod, &stores, &opts);
+        assert_eq!(g.source, "pod/jobs/report-29123456-abcde");
+        assert_eq!(g.targets.len(), 1);
+        assert_eq!(
+            g.targets[0].get("__address__").map(String::as_str),
+            Some("fd00::9")
+        );
+    }
+
+    #[test]
+    fn attach_node_drops_pods_on_unknown_nodes() {
+        let pod = fixture(include_str!("../../../testdata/k8s/pod-web.json"));
+        let opts = Options {
+            attach_node: true,
+            ..Options::default()
+        };
+        let stores = Stores::default();
+        assert!(
+            build(&pod, &stores, &opts).targets.is_empty(),
+            "node-1 is not in the (selector-filtered) node store"
+        );
+        assert_eq!(build(&pod, &stores, &Options::default()).targets.len(), 4);
+    }
+}
