@@ -1,0 +1,542 @@
+//! From store changes to target-group updates: which groups an event can affect, rebuilding
+//! just those (or all after a re-list), and diffing against what was sent.
+
+use super::config::Role;
+use super::store::{Change, Key, Stores};
+use super::watch::Update;
+use super::{Options, endpoints, endpointslice, node, pod, service};
+use crate::discovery::TargetGroup;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Groups to rebuild after a batch of events.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    /// Rebuild everything (a store was re-listed, or node metadata of endpoints changed).
+    all: bool,
+    /// Primary objects of the role (`(namespace, name)`; nodes: `("", name)`).
+    keys: BTreeSet<Key>,
+    /// Every primary object in these namespaces.
+    namespaces: BTreeSet<String>,
+    /// Pods on these nodes (pod role with `attach_metadata.node`).
+    nodes: BTreeSet<String>,
+}
+
+impl Dirty {
+    /// Whether nothing needs rebuilding.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.all && self.keys.is_empty() && self.namespaces.is_empty() && self.nodes.is_empty()
+    }
+
+    /// Marks everything dirty.
+    pub(crate) fn mark_all(&mut self) {
+        self.all = true;
+    }
+
+    fn mark(&mut self, role: Role, kind: Role, change: Change) {
+        let key = match change {
+            Change::None => return,
+            Change::All => {
+                self.all = true;
+                return;
+            }
+            Change::Object(key) => key,
+        };
+        match (role, kind) {
+            (r, k) if r == k => {
+                self.keys.insert(key);
+            }
+            // Endpoints carry the labels of the service with the same name.
+            (Role::Endpoints, Role::Service) => {
+                self.keys.insert(key);
+            }
+            // Slices name their service in a label; pods are referenced from slices and
+            // endpoints of their namespace.
+            (Role::EndpointSlice, Role::Service)
+            | (Role::Endpoints | Role::EndpointSlice, Role::Pod) => {
+                self.namespaces.insert(key.0);
+            }
+            (Role::Pod, Role::Node) => {
+                self.nodes.insert(key.1);
+            }
+            _ => self.all = true,
+        }
+    }
+}
+
+/// Applies one watcher update to the stores and records what it may have changed.
+pub(crate) fn apply(stores: &mut Stores, dirty: &mut Dirty, role: Role, u: Update) {
+    let (kind, change) = match u {
+        Update::Pod(w, ev) => (Role::Pod, stores.pods.apply(w, *ev)),
+        Update::Service(w, ev) => (Role::Service, stores.services.apply(w, *ev)),
+        Update::Endpoints(w, ev) => (Role::Endpoints, stores.endpoints.apply(w, *ev)),
+        Update::EndpointSlice(w, ev) => (Role::EndpointSlice, stores.endpoint_slices.apply(w, *ev)),
+        Update::Node(w, ev) => (Role::Node, stores.nodes.apply(w, *ev)),
+    };
+    dirty.mark(role, kind, change);
+}
+
+/// Source and group (`None` when the object is gone or has no targets) of one primary object.
+fn build_one(
+    role: Role,
+    stores: &Stores,
+    opts: &Options,
+    key: &Key,
+) -> (String, Option<TargetGroup>) {
+    let (ns, name) = (key.0.as_str(), key.1.as_str());
+    let (source, group) = match role {
+        Role::Pod => (
+            pod::source(ns, name),
+            stores
+                .pods
+                .get(ns, name)
+                .map(|p| pod::build(p, stores, opts)),
+        ),
+        Role::Service => (
+            service::source(ns, name),
+            stores.services.get(ns, name).map(service::build),
+        ),
+        Role::Endpoints => (
+            endpoints::source(ns, name),
+            stores
+                .endpoints
+                .get(ns, name)
+                .map(|e| endpoints::build(e, stores, opts)),
+        ),
+        Role::EndpointSlice => (
+            endpointslice::source(ns, name),
+            stores
+                .endpoint_slices
+                .get(ns, name)
+                .map(|e| endpointslice::build(e, stores, opts)),
+        ),
+        Role::Node => (
+            node::source(name),
+            stores.nodes.get("", name).map(node::build),
+        ),
+    };
+    (source, group.filter(|g| !g.targets.is_empty()))
+}
+
+fn primary_keys_in(role: Role, stores: &Stores, ns: &str) -> Vec<Key> {
+    match role {
+        Role::Pod => stores.pods.keys_in(ns),
+        Role::Service => stores.services.keys_in(ns),
+        Role::Endpoints => stores.endpoints.keys_in(ns),
+        Role::EndpointSlice => stores.endpoint_slices.keys_in(ns),
+        Role::Node => stores.nodes.keys_in(ns),
+    }
+}
+
+/// Every non-empty group of `role` from the stores, keyed by source.
+pub(crate) fn build_all(
+    role: Role,
+    stores: &Stores,
+    opts: &Options,
+) -> BTreeMap<String, TargetGroup> {
+    let keys: Vec<Key> = match role {
+        Role::Pod => stores.pods.keys(),
+        Role::Service => stores.services.keys(),
+        Role::Endpoints => stores.endpoints.keys(),
+        Role::EndpointSlice => stores.endpoint_slices.keys(),
+        Role::Node => stores.nodes.keys(),
+    };
+    keys.iter()
+        .filter_map(|k| {
+            let (src, g) = build_one(role, stores, opts, k);
+            g.map(|g| (src, g))
+        })
+        .collect()
+}
+
+/// Rebuilds the dirty groups, updates `sent` and returns the groups that changed (an empty
+/// group for each one that disappeared), ordered by source. Clears `dirty`.
+pub(crate) fn rebuild(
+    role: Role,
+    stores: &Stores,
+    opts: &Options,
+    dirty: &mut Dirty,
+    sent: &mut BTreeMap<String, TargetGroup>,
+) -> Vec<TargetGroup> {
+    let d = std::mem::take(dirty);
+    if d.all {
+        return diff_all(sent, build_all(role, stores, opts));
+    }
+    let mut keys = d.keys;
+    for ns in &d.namespaces {
+        keys.extend(primary_keys_in(role, stores, ns));
+    }
+    if !d.nodes.is_empty() {
+        for p in stores.pods.iter() {
+            let on = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            if on.is_some_and(|n| d.nodes.contains(n)) {
+                keys.insert((
+                    p.metadata.namespace.clone().unwrap_or_default(),
+                    p.metadata.name.clone().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for k in &keys {
+        let (src, g) = build_one(role, stores, opts, k);
+        match g {
+            Some(g) => {
+                if sent.get(&src) != Some(&g) {
+                    sent.insert(src, g.clone());
+                    out.push(g);
+                }
+            }
+            None => {
+                if sent.remove(&src).is_some() {
+                    out.push(TargetGroup {
+                        source: src,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.source.cmp(&b.source));
+    out
+}
+
+/// Updates `sent` to `now` and returns the groups that changed, with an empty group (no
+/// targets, no labels) for each source that disappeared. Ordered by source.
+pub(crate) fn diff_all(
+    sent: &mut BTreeMap<String, TargetGroup>,
+    now: BTreeMap<String, TargetGroup>,
+) -> Vec<TargetGroup> {
+    let mut out = Vec::new();
+    for src in sent.keys() {
+        if !now.contains_key(src) {
+            out.push(TargetGroup {
+                source: src.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    for (src, g) in &now {
+        if sent.get(src) != Some(g) {
+            out.push(g.clone());
+        }
+    }
+    out.sort_by(|a, b| a.source.cmp(&b.source));
+    *sent = now;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    //! Incremental rebuilds checked against a full rebuild after every batch of random events.
+    use super::*;
+    use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::runtime::watcher::Event;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[derive(Clone, Debug)]
+    enum Obj {
+        Pod {
+            ns: u8,
+            name: u8,
+            node: Option<u8>,
+            ip: bool,
+            label: u8,
+        },
+        Service {
+            ns: u8,
+            name: u8,
+            label: u8,
+        },
+        Endpoints {
+            ns: u8,
+            name: u8,
+            pods: Vec<u8>,
+            port: u16,
+        },
+        Slice {
+            ns: u8,
+            name: u8,
+            svc: u8,
+            pods: Vec<u8>,
+        },
+        Node {
+            name: u8,
+            label: u8,
+            addr: bool,
+        },
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Apply(Obj),
+        Delete(Obj),
+        /// Re-list of one kind keeping objects whose name index is in the mask.
+        Relist(u8, u8),
+        /// Rebuild now (ends a batch).
+        Flush,
+    }
+
+    fn ns(i: u8) -> String {
+        format!("ns{}", i % 2)
+    }
+
+    fn to_update(obj: &Obj, delete: bool) -> Update {
+        macro_rules! ev {
+            ($v:expr) => {
+                Box::new(if delete {
+                    Event::Delete($v)
+                } else {
+                    Event::Apply($v)
+                })
+            };
+        }
+        let parse = |v: serde_json::Value| v;
+        match obj {
+            Obj::Pod {
+                ns: n,
+                name,
+                node,
+                ip,
+                label,
+            } => {
+                let mut v = parse(json!({
+                    "metadata": {"namespace": ns(*n), "name": format!("p{}", name % 4),
+                                 "labels": {"app": format!("v{label}")}},
+                    "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 8080}, {"containerPort": 9090}]}]},
+                    "status": {}
+                }));
+                if let Some(node) = node {
+                    v["spec"]["nodeName"] = json!(format!("n{}", node % 2));
+                }
+                if *ip {
+                    v["status"]["podIP"] = json!(format!("10.0.{n}.{name}"));
+                }
+                let p: Pod = serde_json::from_value(v).expect("pod");
+                Update::Pod(0, ev!(p))
+            }
+            Obj::Service { ns: n, name, label } => {
+                let s: Service = serde_json::from_value(json!({
+                    "metadata": {"namespace": ns(*n), "name": format!("s{}", name % 2),
+                                 "labels": {"tier": format!("t{label}")}},
+                    "spec": {"ports": [{"port": 80}]}
+                }))
+                .expect("service");
+                Update::Service(0, ev!(s))
+            }
+            Obj::Endpoints {
+                ns: n,
+                name,
+                pods,
+                port,
+            } => {
+                let addrs: Vec<serde_json::Value> = pods
+                    .iter()
+                    .map(|p| {
+                        json!({"ip": format!("10.0.{n}.{p}"), "targetRef":
+                        {"kind": "Pod", "namespace": ns(*n), "name": format!("p{}", p % 4)}})
+                    })
+                    .collect();
+                let e: Endpoints = serde_json::from_value(json!({
+                    "metadata": {"namespace": ns(*n), "name": format!("s{}", name % 2)},
+                    "subsets": [{"addresses": addrs, "ports": [{"port": port % 3 + 8080}]}]
+                }))
+                .expect("endpoints");
+                Update::Endpoints(0, ev!(e))
+            }
+            Obj::Slice {
+                ns: n,
+                name,
+                svc,
+                pods,
+            } => {
+                let eps: Vec<serde_json::Value> = pods
+                    .iter()
+                    .map(|p| json!({"addresses": [format!("10.0.{n}.{p}")], "nodeName": format!("n{}", p % 2),
+                        "targetRef": {"kind": "Pod", "namespace": ns(*n), "name": format!("p{}", p % 4)}}))
+                    .collect();
+                let e: EndpointSlice = serde_json::from_value(json!({
+                    "metadata": {"namespace": ns(*n), "name": format!("sl{}", name % 2),
+                                 "labels": {"kubernetes.io/service-name": format!("s{}", svc % 2)}},
+                    "addressType": "IPv4", "endpoints": eps, "ports": [{"port": 8080}]
+                }))
+                .expect("slice");
+                Update::EndpointSlice(0, ev!(e))
+            }
+            Obj::Node { name, label, addr } => {
+                let mut v = json!({"metadata": {"name": format!("n{}", name % 2),
+                                   "labels": {"zone": format!("z{label}")}}, "status": {}});
+                if *addr {
+                    v["status"]["addresses"] =
+                        json!([{"type": "InternalIP", "address": format!("192.168.0.{name}")}]);
+                }
+                let n: Node = serde_json::from_value(v).expect("node");
+                Update::Node(0, ev!(n))
+            }
+        }
+    }
+
+    fn obj() -> impl Strategy<Value = Obj> {
+        prop_oneof![
+            (
+                0..2u8,
+                0..4u8,
+                proptest::option::of(0..2u8),
+                any::<bool>(),
+                0..2u8
+            )
+                .prop_map(|(ns, name, node, ip, label)| Obj::Pod {
+                    ns,
+                    name,
+                    node,
+                    ip,
+                    label
+                }),
+            (0..2u8, 0..2u8, 0..2u8).prop_map(|(ns, name, label)| Obj::Service { ns, name, label }),
+            (
+                0..2u8,
+                0..2u8,
+                proptest::collection::vec(0..4u8, 0..3),
+                0..3u16
+            )
+                .prop_map(|(ns, name, pods, port)| Obj::Endpoints {
+                    ns,
+                    name,
+                    pods,
+                    port
+                }),
+            (
+                0..2u8,
+                0..2u8,
+                0..2u8,
+                proptest::collection::vec(0..4u8, 0..3)
+            )
+                .prop_map(|(ns, name, svc, pods)| Obj::Slice {
+                    ns,
+                    name,
+                    svc,
+                    pods
+                }),
+            (0..2u8, 0..2u8, any::<bool>()).prop_map(|(name, label, addr)| Obj::Node {
+                name,
+                label,
+                addr
+            }),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => obj().prop_map(Op::Apply),
+            2 => obj().prop_map(Op::Delete),
+            1 => (0..5u8, any::<u8>()).prop_map(|(k, m)| Op::Relist(k, m)),
+            2 => Just(Op::Flush),
+        ]
+    }
+
+    /// Re-lists kind `k`: Init, the current objects whose name matches the mask, InitDone.
+    fn relist(stores: &mut Stores, dirty: &mut Dirty, role: Role, k: u8, mask: u8) {
+        fn keep(name: &Option<String>, mask: u8) -> bool {
+            let last = name
+                .as_deref()
+                .and_then(|n| n.bytes().last())
+                .unwrap_or(b'0');
+            mask & (1 << (last.wrapping_sub(b'0') % 8)) != 0
+        }
+        macro_rules! run {
+            ($store:ident, $variant:ident) => {{
+                let objs: Vec<_> = stores
+                    .$store
+                    .iter()
+                    .filter(|o| keep(&o.metadata.name, mask))
+                    .cloned()
+                    .collect();
+                apply(
+                    stores,
+                    dirty,
+                    role,
+                    Update::$variant(0, Box::new(Event::Init)),
+                );
+                for o in objs {
+                    apply(
+                        stores,
+                        dirty,
+                        role,
+                        Update::$variant(0, Box::new(Event::InitApply(o))),
+                    );
+                }
+                apply(
+                    stores,
+                    dirty,
+                    role,
+                    Update::$variant(0, Box::new(Event::InitDone)),
+                );
+            }};
+        }
+        match k {
+            0 => run!(pods, Pod),
+            1 => run!(services, Service),
+            2 => run!(endpoints, Endpoints),
+            3 => run!(endpoint_slices, EndpointSlice),
+            _ => run!(nodes, Node),
+        }
+    }
+
+    fn check(role: Role, attach_node: bool, ops: &[Op]) -> Result<(), TestCaseError> {
+        let opts = Options {
+            attach_node,
+            attach_job: false,
+        };
+        let mut stores = Stores::default();
+        for s in [
+            stores.pods.add_watcher(),
+            stores.services.add_watcher(),
+            stores.endpoints.add_watcher(),
+            stores.endpoint_slices.add_watcher(),
+            stores.nodes.add_watcher(),
+        ] {
+            prop_assert_eq!(s, 0);
+        }
+        let mut dirty = Dirty::default();
+        let mut sent = BTreeMap::new();
+        let mut consumer: BTreeMap<String, TargetGroup> = BTreeMap::new();
+        for op in ops.iter().chain([&Op::Flush]) {
+            match op {
+                Op::Apply(o) => apply(&mut stores, &mut dirty, role, to_update(o, false)),
+                Op::Delete(o) => apply(&mut stores, &mut dirty, role, to_update(o, true)),
+                Op::Relist(k, m) => relist(&mut stores, &mut dirty, role, *k, *m),
+                Op::Flush => {
+                    for g in rebuild(role, &stores, &opts, &mut dirty, &mut sent) {
+                        if g.targets.is_empty() {
+                            prop_assert!(
+                                consumer.remove(&g.source).is_some(),
+                                "removal of unknown {}",
+                                g.source
+                            );
+                        } else {
+                            consumer.insert(g.source.clone(), g);
+                        }
+                    }
+                    let full = build_all(role, &stores, &opts);
+                    prop_assert_eq!(&sent, &full);
+                    prop_assert_eq!(&consumer, &full);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn incremental_matches_full_rebuild(ops in proptest::collection::vec(op(), 1..40)) {
+            check(Role::Pod, false, &ops)?;
+            check(Role::Pod, true, &ops)?;
+            check(Role::Endpoints, true, &ops)?;
+            check(Role::EndpointSlice, false, &ops)?;
+            check(Role::Service, false, &ops)?;
+            check(Role::Node, false, &ops)?;
+        }
+    }
+}
