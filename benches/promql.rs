@@ -13,7 +13,9 @@ const STEP_MS: i64 = 15_000;
 const RANGE_MS: i64 = 3_600_000;
 /// Data starts 10 minutes before the query so that 5 m windows are full at the first step.
 const WARMUP_MS: i64 = 600_000;
-const BUCKETS: [&str; 10] = ["0.005", "0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+const BUCKETS: [&str; 10] = [
+    "0.005", "0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf",
+];
 
 /// `x` and `y` with `n` series each, plus `h_bucket` with `n / 10` instances × 10 buckets.
 fn storage(n: usize) -> MemStorage {
@@ -26,8 +28,14 @@ fn storage(n: usize) -> MemStorage {
     };
     for i in 0..n {
         let inst = format!("i{i}");
-        add(Labels::from_pairs(&[("__name__", "x"), ("instance", &inst)]), (i % 7 + 1) as f64);
-        add(Labels::from_pairs(&[("__name__", "y"), ("instance", &inst)]), (i % 5 + 1) as f64);
+        add(
+            Labels::from_pairs(&[("__name__", "x"), ("instance", &inst)]),
+            (i % 7 + 1) as f64,
+        );
+        add(
+            Labels::from_pairs(&[("__name__", "y"), ("instance", &inst)]),
+            (i % 5 + 1) as f64,
+        );
     }
     for i in 0..n / 10 {
         let inst = format!("i{i}");
@@ -44,7 +52,10 @@ fn storage(n: usize) -> MemStorage {
 const QUERIES: [(&str, &str); 5] = [
     ("rate", "rate(x[1m])"),
     ("sum_rate", "sum(rate(x[5m]))"),
-    ("histogram_quantile", "histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))"),
+    (
+        "histogram_quantile",
+        "histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))",
+    ),
     ("topk", "topk(5, rate(x[5m]))"),
     ("binary", "x + y"),
 ];

@@ -125,15 +125,15 @@ fn query_endpoints_answer_like_prometheus() {
     assert_eq!(r.status, 200, "{}", r.text());
     let want = json!({"status": "success", "data": {"resultType": "matrix", "result": [
         {"metric": {}, "values": [
-            [(base + 30_000) as f64 / 1000.0, "6"], [(base + 45_000) as f64 / 1000.0, "9"],
-            [(base + 60_000) as f64 / 1000.0, "12"], [(base + 75_000) as f64 / 1000.0, "15"],
+            [(base + 30_000) / 1000, "6"], [(base + 45_000) / 1000, "9"],
+            [(base + 60_000) / 1000, "12"], [(base + 75_000) / 1000, "15"],
         ]},
     ]}});
     assert_eq!(r.json(), want);
     let r = a.post_form("/api/v1/query_range", &format!("{q}&timeout=30s"));
     assert_eq!(r.json(), want);
     let r = a.get(&format!(
-        "/api/v1/query_range?query=test_metric&start={s}&end={e}&step=0.5s"
+        "/api/v1/query_range?query=test_metric&start={s}&end={e}&step=500ms"
     ));
     assert_eq!(r.status, 200, "duration steps accepted: {}", r.text());
 

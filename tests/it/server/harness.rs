@@ -71,6 +71,7 @@ impl Argus {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let line = strip_ansi(&line);
                 if line.contains("Server is ready")
                     && let Some(a) = line.split("address=").nth(1)
                     && let Some(tx) = tx.take()
@@ -231,6 +232,24 @@ fn parse_response(raw: &[u8]) -> Option<Resp> {
         headers,
         body,
     })
+}
+
+/// Removes ANSI colour sequences (`ESC [ … m`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A free loopback port (bound then released: fine for a peer we start right away).
