@@ -158,7 +158,13 @@ fn prometheus_remote_write_then_same_answers() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let argus = Argus::start(&dir.path().join("argus"), &[]);
+    // No scrape jobs of its own: everything argus holds comes from Prometheus.
+    let argus_cfg = dir.path().join("argus.yml");
+    std::fs::write(&argus_cfg, "scrape_configs: []\n").unwrap();
+    let argus = Argus::start(
+        &dir.path().join("argus"),
+        &[&format!("--config.file={}", argus_cfg.display())],
+    );
     let target = start_target();
     let port = free_port();
     let _prom = start_prometheus(dir.path(), port, target, argus.addr);
