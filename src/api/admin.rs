@@ -1,4 +1,5 @@
-//! `/api/v1/admin/tsdb/*`, behind `--web.enable-admin-api` (503 `unavailable` otherwise).
+//! `/api/v1/admin/tsdb/*`, behind `--web.enable-admin-api` (otherwise `unavailable` with
+//! status 500, as Prometheus answers).
 
 use super::error::{ApiError, ErrorType};
 use super::format::compact_utc;

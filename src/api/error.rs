@@ -18,7 +18,7 @@ pub enum ErrorType {
     Canceled,
     /// 500.
     Internal,
-    /// 503 (e.g. admin APIs disabled).
+    /// 500, as Prometheus answers it (e.g. admin APIs disabled).
     Unavailable,
     /// 404.
     NotFound,
@@ -41,10 +41,9 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorType::Timeout | ErrorType::Canceled | ErrorType::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::Timeout | ErrorType::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+            // Prometheus's respondError has no case for `unavailable`: its default is 500.
+            ErrorType::Internal | ErrorType::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
         }
     }

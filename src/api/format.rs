@@ -1,14 +1,16 @@
 //! Number, time and result formatting exactly as Prometheus's JSON API writes them.
 //!
-//! Values: Go's `strconv.FormatFloat(v, 'f', -1, 64)`, switching to `'e'` below 1e-6 and from
-//! 1e21 (`jsonutil.MarshalFloat`), with `NaN`, `+Inf`, `-Inf`. Timestamps: seconds with the
+//! Values: Go's `strconv.FormatFloat(v, 'f', -1, 64)` with `NaN`, `+Inf`, `-Inf`. Timestamps: seconds with the
 //! millisecond fraction written as three digits when non-zero (`jsonutil.MarshalTimestamp`).
 
 use argus_query::Value;
 use argus_storage::Labels;
 use std::fmt::Write as _;
 
-/// Appends `v` formatted as Prometheus writes sample values (without quotes).
+/// Appends `v` formatted as Prometheus writes sample values (without quotes): Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)`, i.e. the shortest round-trip digits and never an
+/// exponent (checked against Prometheus 2.42: `1e-7` → `0.0000001`, `1e21` →
+/// `1000000000000000000000`), plus `NaN`, `+Inf`, `-Inf`.
 pub fn push_float(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
@@ -17,22 +19,9 @@ pub fn push_float(out: &mut String, v: f64) {
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
     } else {
-        let abs = v.abs();
-        if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-            // Rust's `{:e}` is the shortest round-trip mantissa, like Go's 'e' with precision -1;
-            // Go writes the exponent with a sign and at least two digits.
-            let s = format!("{v:e}");
-            let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            let _ = write!(out, "{mant}e{sign}{digits:0>2}");
-        } else {
-            // Rust's `Display` for f64 is the shortest round-trip decimal without exponent,
-            // the same digits as Go's 'f' with precision -1 ("-0" for negative zero).
-            let _ = write!(out, "{v}");
-        }
+        // Rust's `Display` for f64 is the shortest round-trip decimal without exponent, the
+        // same digits as Go's 'f' with precision -1 ("-0" for negative zero).
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -224,16 +213,18 @@ mod tests {
         check(0.1 + 0.2, "0.30000000000000004");
         check(123456789.0, "123456789");
         check(1e20, "100000000000000000000");
-        check(1e21, "1e+21");
-        check(1.5e300, "1.5e+300");
+        check(1e21, "1000000000000000000000");
+        check(1.5e22, "15000000000000000000000");
         check(0.000001, "0.000001");
-        check(0.0000001, "1e-07");
-        check(-2.5e-10, "-2.5e-10");
-        check(5e-324, "5e-324");
+        check(0.0000001, "0.0000001");
+        check(-2.5e-10, "-0.00000000025");
         check(f64::NAN, "NaN");
         check(f64::INFINITY, "+Inf");
         check(f64::NEG_INFINITY, "-Inf");
-        check(f64::MAX, "1.7976931348623157e+308");
+        assert_eq!(float_string(f64::MAX).len(), 309);
+        assert!(
+            float_string(5e-324).starts_with("0.0000") && float_string(5e-324).ends_with("0005")
+        );
     }
 
     #[test]

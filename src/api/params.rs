@@ -55,11 +55,14 @@ impl Params {
             .collect()
     }
 
-    /// `time`-like parameter: parsed, or `default` when absent.
+    /// An optional time parameter (Prometheus's `parseTimeParam`): parsed, or `default` when
+    /// absent; errors read `Invalid time value for 'name': …`.
     pub fn time_or(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             None => Ok(default),
-            Some(s) => parse_time(s).map_err(|e| ApiError::invalid_param(name, e)),
+            Some(s) => parse_time(s).map_err(|e| {
+                ApiError::invalid_param(name, format!("Invalid time value for '{name}': {e}"))
+            }),
         }
     }
 
@@ -91,7 +94,13 @@ impl Params {
     pub fn selectors(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
         let mut out = Vec::new();
         for s in self.all("match[]") {
-            out.extend(parse_selector(s).map_err(|e| ApiError::invalid_param("match[]", e))?);
+            out.extend(parse_selector(s).map_err(|e| {
+                if e.contains("at least one non-empty matcher") {
+                    ApiError::bad_data("match[] must contain at least one non-empty matcher")
+                } else {
+                    ApiError::invalid_param("match[]", e)
+                }
+            })?);
         }
         Ok(out)
     }

