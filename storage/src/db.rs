@@ -184,12 +184,19 @@ impl Db {
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = File::create(&lock_path)
             .map_err(io(format!("cannot create {}", lock_path.display())))?;
-        lock_file.try_lock().map_err(|e| {
-            Error::InvalidArgument(format!(
-                "cannot lock {}: {e} (is another process using this directory?)",
-                lock_path.display()
-            ))
-        })?;
+        // A child process forked by this one between our close and reopen briefly holds a
+        // copy of the old descriptor (until its exec), so retry for a moment before failing.
+        let mut tries = 0;
+        while let Err(e) = lock_file.try_lock() {
+            tries += 1;
+            if tries >= 50 {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot lock {}: {e} (is another process using this directory?)",
+                    lock_path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let blocks = load_blocks(&dir)?;
         let min_valid = blocks
             .iter()

@@ -56,4 +56,7 @@ pub use model::{
     Label, Labels, METRIC_NAME, STALE_NAN_BITS, Sample, SeriesRef, Timestamp, is_stale_nan,
     stale_nan,
 };
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use postings::bench as postings_bench;
 pub use wal::SyncMode;

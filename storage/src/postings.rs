@@ -128,6 +128,40 @@ pub(crate) fn union_all(sets: impl IntoIterator<Item = RoaringBitmap>) -> Roarin
     acc
 }
 
+/// Postings set operations for the root crate's criterion bench (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod bench {
+    use roaring::RoaringBitmap;
+
+    /// Postings lists as the querier holds them.
+    pub struct Sets(Vec<RoaringBitmap>);
+
+    impl Sets {
+        /// Builds one bitmap per sorted id list.
+        pub fn new(lists: &[Vec<u32>]) -> Self {
+            Self(lists.iter().map(|l| l.iter().copied().collect()).collect())
+        }
+
+        /// Intersects copies of all sets (the querier owns the bitmaps it gets), returning the
+        /// result's cardinality.
+        pub fn intersect(&self) -> u64 {
+            super::intersect_all(self.0.clone()).map_or(0, |b| b.len())
+        }
+
+        /// Subtracts every other set from the first, returning the cardinality.
+        pub fn subtract(&self) -> u64 {
+            let mut it = self.0.iter();
+            let Some(first) = it.next() else { return 0 };
+            let mut acc = first.clone();
+            for s in it {
+                acc -= s;
+            }
+            acc.len()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,6 +211,28 @@ impl ChunkReader {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Arbitrary segment bytes behind a valid header and arbitrary refs: errors, no panic.
+        #[test]
+        fn random_segments_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            refs in proptest::collection::vec((0u64..3, 0u64..400), 1..20),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut bytes = MAGIC.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&[VERSION, 0, 0, 0]);
+            bytes.extend_from_slice(&body);
+            std::fs::write(dir.path().join(chunk_segment_name(1)), &bytes).unwrap();
+            let r = ChunkReader::open(dir.path()).unwrap();
+            for (seg, off) in refs {
+                let _ = r.chunk(seg << 32 | off);
+            }
+        }
+    }
 
     #[test]
     fn write_read_and_detect_corruption() {

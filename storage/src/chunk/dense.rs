@@ -87,7 +87,12 @@ fn pack(bw: &mut BitWriter, xs: &[u64]) {
                 .sum(),
         )
     };
-    let w = (0..=64u32)
+    let max_w = xs
+        .iter()
+        .map(|&x| 64 - x.leading_zeros())
+        .max()
+        .unwrap_or(0);
+    let w = (0..=max_w)
         .filter_map(|w| cost(w).map(|c| (c, w)))
         .min()
         .map_or(64, |(_, w)| w);

@@ -144,9 +144,10 @@ impl XorChunk {
                 } else if let Some(&(prefix, plen, nbits)) =
                     DOD_BUCKETS.iter().find(|b| fits_bits(dod, b.2))
                 {
-                    self.bw.write_bits(prefix, plen);
+                    // Prefix and payload in one write (at most 4 + 20 bits).
+                    let payload = dod as u64 & ((1u64 << nbits) - 1);
                     self.bw
-                        .write_bits(dod as u64 & ((1u64 << nbits) - 1), nbits);
+                        .write_bits((prefix << nbits) | payload, plen + nbits);
                 } else {
                     self.bw.write_bits(0b1111, 4);
                     self.bw.write_bits(dod as u64, 64);
@@ -175,17 +176,23 @@ impl XorChunk {
         let leading = (x.leading_zeros() as u8).min(31);
         let trailing = x.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            self.bw.write_bits(0b10, 2);
             let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            self.bw.write_bits(x >> self.trailing, sig);
+            // '10' and the meaningful bits in one write when they fit.
+            if sig <= 54 {
+                self.bw
+                    .write_bits((0b10 << sig) | (x >> self.trailing), sig + 2);
+            } else {
+                self.bw.write_bits(0b10, 2);
+                self.bw.write_bits(x >> self.trailing, sig);
+            }
             return;
         }
         self.leading = leading;
         self.trailing = trailing;
         let sig = 64 - u32::from(leading) - u32::from(trailing);
-        self.bw.write_bits(0b11, 2);
-        self.bw.write_bits(u64::from(leading), 5);
-        self.bw.write_bits(u64::from(sig & 63), 6); // 64 is stored as 0
+        // '11', leading (5 bits), significant bits (6 bits; 64 is stored as 0) in one write.
+        let head = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(sig & 63);
+        self.bw.write_bits(head, 13);
         self.bw.write_bits(x >> trailing, sig);
     }
 
@@ -214,8 +221,6 @@ impl XorChunk {
 #[derive(Debug)]
 pub(crate) struct XorIterator<'a> {
     br: BitReader<'a>,
-    /// Bits of the stream consumed (for [`XorChunk::from_bytes`]).
-    bits: usize,
     total: u16,
     read: u16,
     t: i64,
@@ -231,7 +236,6 @@ impl<'a> XorIterator<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         let mut it = Self {
             br: BitReader::default(),
-            bits: 0,
             total: 0,
             read: 0,
             t: 0,
@@ -247,7 +251,6 @@ impl<'a> XorIterator<'a> {
 
     /// Restarts the cursor over other bytes, reusing its state.
     pub(crate) fn reset(&mut self, bytes: &'a [u8]) {
-        self.bits = 0;
         self.read = 0;
         self.t = 0;
         self.t_delta = 0;
@@ -278,7 +281,7 @@ impl<'a> XorIterator<'a> {
     }
 
     fn bits_read(&self) -> usize {
-        self.bits
+        self.br.bits_consumed()
     }
 
     fn fail(&mut self, what: &str) -> bool {
@@ -293,16 +296,12 @@ impl<'a> XorIterator<'a> {
 
     #[inline]
     fn bits(&mut self, n: u32) -> Option<u64> {
-        let v = self.br.read_bits(n)?;
-        self.bits += n as usize;
-        Some(v)
+        self.br.read_bits(n)
     }
 
     #[inline]
     fn bit(&mut self) -> Option<bool> {
-        let b = self.br.read_bit()?;
-        self.bits += 1;
-        Some(b)
+        self.br.read_bit()
     }
 
     fn uvarint(&mut self) -> Option<u64> {
@@ -321,10 +320,11 @@ impl<'a> XorIterator<'a> {
     }
 
     fn read_xor(&mut self) -> Option<()> {
-        if !self.bit()? {
+        let ctrl = self.br.read_ones(2)?;
+        if ctrl == 0 {
             return Some(());
         }
-        if self.bit()? {
+        if ctrl == 2 {
             let leading = self.bits(5)? as u32;
             let mut sig = self.bits(6)? as u32;
             if sig == 0 {
@@ -345,14 +345,7 @@ impl<'a> XorIterator<'a> {
     }
 
     fn read_dod(&mut self) -> Option<i64> {
-        let mut ones = 0;
-        while ones < 4 {
-            if !self.bit()? {
-                break;
-            }
-            ones += 1;
-        }
-        let nbits = match ones {
+        let nbits = match self.br.read_ones(4)? {
             0 => return Some(0),
             1 => 14,
             2 => 17,

@@ -145,6 +145,24 @@ impl<'a> BitReader<'a> {
 
     #[inline]
     fn refill(&mut self) {
+        // Fast path: load 8 bytes and keep the whole bytes that fit.
+        if let Some(b) = self
+            .buf
+            .get(self.pos..self.pos + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        {
+            let w = b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+            let take = (64 - self.nbits) / 8; // 1..=8 since nbits <= 56 here
+            let w = if take == 8 {
+                w
+            } else {
+                w & !(u64::MAX >> (take * 8))
+            };
+            self.acc |= w >> self.nbits;
+            self.nbits += take * 8;
+            self.pos += take as usize;
+            return;
+        }
         while self.nbits <= 56 {
             match self.buf.get(self.pos) {
                 Some(&b) => {
@@ -155,6 +173,11 @@ impl<'a> BitReader<'a> {
                 None => break,
             }
         }
+    }
+
+    /// Bits consumed from the start of the buffer.
+    pub(crate) fn bits_consumed(&self) -> usize {
+        self.pos * 8 - self.nbits as usize
     }
 
     /// The next bit, `None` at the end.
@@ -173,15 +196,13 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next `n` bits (`n <= 64`) as the low bits of the result.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_bits(&mut self, n: u32) -> Option<u64> {
         if n == 0 {
             return Some(0);
         }
         if n > 56 {
-            let hi = self.read_bits(n - 32)?;
-            let lo = self.read_bits(32)?;
-            return Some((hi << 32) | lo);
+            return self.read_bits_wide(n);
         }
         if self.nbits < n {
             self.refill();
@@ -193,6 +214,39 @@ impl<'a> BitReader<'a> {
         self.acc <<= n;
         self.nbits -= n;
         Some(v)
+    }
+
+    /// Counts 1 bits up to the first 0 (consumed) or up to `max` ones (`max <= 56`): the
+    /// unary prefixes of the Gorilla codec.
+    #[inline(always)]
+    pub(crate) fn read_ones(&mut self, max: u32) -> Option<u32> {
+        if self.nbits < max {
+            self.refill();
+        }
+        if self.nbits >= max {
+            let ones = (!self.acc).leading_zeros().min(max);
+            let consume = if ones < max { ones + 1 } else { max };
+            self.acc <<= consume;
+            self.nbits -= consume;
+            return Some(ones);
+        }
+        let mut ones = 0;
+        while ones < max {
+            if !self.read_bit()? {
+                break;
+            }
+            ones += 1;
+        }
+        Some(ones)
+    }
+
+    /// `read_bits` for 57..=64 bits, in two reads (kept out of line so `read_bits` inlines).
+    #[cold]
+    #[inline(never)]
+    fn read_bits_wide(&mut self, n: u32) -> Option<u64> {
+        let hi = self.read_bits(n - 32)?;
+        let lo = self.read_bits(32)?;
+        Some((hi << 32) | lo)
     }
 
     /// The next 8 bits.
@@ -243,6 +297,16 @@ mod tests {
         assert_eq!(r.read_byte(), Some(0xff));
         assert_eq!(r.read_bits(5), Some(0));
         assert_eq!(r.read_bit(), None);
+
+        let mut w = BitWriter::default();
+        w.write_bits(0b1101_1110, 8);
+        w.write_bits(0b11, 2);
+        let mut r = BitReader::new(w.bytes());
+        assert_eq!(r.read_ones(4), Some(2));
+        assert_eq!(r.read_ones(4), Some(4));
+        assert_eq!(r.read_ones(4), Some(0));
+        assert_eq!(r.read_ones(2), Some(2), "near the end: slow path");
+        assert_eq!(r.read_ones(2), Some(0), "padding zeros");
     }
 
     proptest! {

@@ -1,12 +1,11 @@
 //! The head appender: validate on `append`, then on `commit` log WAL records and apply to memory.
 
 use super::Head;
-use super::series::{Applied, Series};
+use super::series::{Applied, Series, U64Map};
 use crate::error::{Error, Result};
 use crate::interface::Appender;
 use crate::model::{Labels, SeriesRef, Timestamp};
 use crate::wal::{RefSample, RefSeries, record};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -16,7 +15,7 @@ pub(crate) struct HeadAppender {
     /// Distinct series of the batch (held so truncation cannot drop them meanwhile).
     series: Vec<Arc<Series>>,
     /// Series ref → (index in `series`, newest pending sample `(t, bits)` if in order).
-    pending: HashMap<u64, (u32, Option<(Timestamp, u64)>)>,
+    pending: U64Map<(u32, Option<(Timestamp, u64)>)>,
     /// `(index in series, t, v)` in append order.
     samples: Vec<(u32, Timestamp, f64)>,
     // Scratch buffers reused across commits.
@@ -32,7 +31,7 @@ impl HeadAppender {
         Self {
             head,
             series: Vec::new(),
-            pending: HashMap::new(),
+            pending: U64Map::default(),
             samples: Vec::new(),
             ref_samples: Vec::new(),
             ref_series: Vec::new(),

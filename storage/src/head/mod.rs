@@ -304,7 +304,7 @@ impl Head {
                         nc.append(t, v);
                     }
                     chunks.push(HeadChunk {
-                        chunk: nc,
+                        chunk: series::ChunkBuf::Closed(nc.bytes().into()),
                         min_t: first.0,
                         max_t: last.0,
                     });

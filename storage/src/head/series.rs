@@ -1,6 +1,6 @@
 //! One in-memory series (`Series`) and the striped maps that find it by ref or by labels.
 
-use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk};
+use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::interface::SampleIterator;
 use crate::model::{Label, Labels, Timestamp};
 use parking_lot::{Mutex, RwLock};
@@ -53,9 +53,56 @@ impl Series {
 
 /// One head chunk with its time range.
 pub(crate) struct HeadChunk {
-    pub(crate) chunk: XorChunk,
+    pub(crate) chunk: ChunkBuf,
     pub(crate) min_t: Timestamp,
     pub(crate) max_t: Timestamp,
+}
+
+/// A head chunk's bytes: the open chunk keeps its encoder state, closed ones only their bytes
+/// (no appender state, no spare capacity).
+pub(crate) enum ChunkBuf {
+    /// The chunk being appended to.
+    Open(XorChunk),
+    /// A completed chunk.
+    Closed(Box<[u8]>),
+}
+
+impl ChunkBuf {
+    /// The encoded bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            ChunkBuf::Open(c) => c.bytes(),
+            ChunkBuf::Closed(b) => b,
+        }
+    }
+
+    /// A cursor over the samples.
+    pub(crate) fn iter(&self) -> XorIterator<'_> {
+        XorIterator::new(self.bytes())
+    }
+
+    /// Samples in an open chunk; closed chunks report "full" so appends cut a new one.
+    pub(crate) fn num_samples(&self) -> usize {
+        match self {
+            ChunkBuf::Open(c) => c.num_samples(),
+            ChunkBuf::Closed(_) => usize::MAX,
+        }
+    }
+
+    /// Approximate heap bytes (the open chunk's buffer starts at 128 bytes).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ChunkBuf::Open(c) => c.bytes().len().max(128),
+            ChunkBuf::Closed(b) => b.len(),
+        }
+    }
+
+    /// Turns an open chunk into a closed one.
+    pub(crate) fn close(&mut self) {
+        if let ChunkBuf::Open(c) = self {
+            *self = ChunkBuf::Closed(c.bytes().into());
+        }
+    }
 }
 
 /// What happened to one applied sample.
@@ -218,14 +265,21 @@ impl SeriesData {
                     }
                 };
                 if cut {
+                    if let Some(prev) = self.chunks.last_mut() {
+                        prev.chunk.close();
+                    }
+                    // Grow one at a time: most series hold few chunks.
+                    self.chunks.reserve_exact(1);
                     self.chunks.push(HeadChunk {
-                        chunk: XorChunk::new(),
+                        chunk: ChunkBuf::Open(XorChunk::new()),
                         min_t: t,
                         max_t: t,
                     });
                 }
-                if let Some(c) = self.chunks.last_mut() {
-                    c.chunk.append(t, v);
+                if let Some(c) = self.chunks.last_mut()
+                    && let ChunkBuf::Open(open) = &mut c.chunk
+                {
+                    open.append(t, v);
                     c.max_t = t;
                 }
                 self.last = Some((t, v.to_bits()));
@@ -240,11 +294,37 @@ impl SeriesData {
             + self
                 .chunks
                 .iter()
-                .map(|c| c.chunk.bytes().len())
+                .map(|c| c.chunk.heap_bytes())
                 .sum::<usize>()
             + self.ooo.capacity() * 16
     }
 }
+
+/// Hasher for `u64` keys (series refs, label hashes): one multiply-xorshift round instead of
+/// SipHash, as the keys are not attacker-chosen in a way that matters (refs are sequential,
+/// label hashes only pick buckets and collisions are compared by labels).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// A `HashMap` keyed by `u64` with [`U64Hasher`].
+pub(crate) type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
 
 /// Number of lock stripes of the series maps (a power of two).
 pub(crate) const STRIPES: usize = 128;
@@ -252,8 +332,8 @@ pub(crate) const STRIPES: usize = 128;
 /// One stripe: series by label hash (collisions kept aside, as they are rare).
 #[derive(Default)]
 pub(crate) struct Stripe {
-    pub(crate) by_hash: HashMap<u64, Arc<Series>>,
-    pub(crate) collisions: HashMap<u64, Vec<Arc<Series>>>,
+    pub(crate) by_hash: U64Map<Arc<Series>>,
+    pub(crate) collisions: U64Map<Vec<Arc<Series>>>,
 }
 
 impl Stripe {
@@ -301,7 +381,7 @@ impl Stripe {
 }
 
 /// Series by ref.
-pub(crate) type RefMap = HashMap<u64, Arc<Series>>;
+pub(crate) type RefMap = U64Map<Arc<Series>>;
 
 /// Series maps striped by ref (for `by_ref`) and by label hash (for lookups by labels).
 pub(crate) struct StripeSeries {
@@ -358,5 +438,59 @@ impl StripeSeries {
             out.extend(s.read().values().cloned());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cut_at_target_size_and_range_boundaries() {
+        let mut d = SeriesData::default();
+        for t in 0..300 {
+            assert_eq!(d.apply(t, t as f64, 1000, 0), Applied::InOrder);
+        }
+        assert_eq!(
+            d.chunks
+                .iter()
+                .map(|c| c.chunk.num_samples())
+                .collect::<Vec<_>>(),
+            vec![usize::MAX, usize::MAX, 60]
+        );
+        // Crossing t=1000 cuts even though the open chunk is small.
+        let mut d = SeriesData::default();
+        for t in [990, 995, 1000, 1005] {
+            d.apply(t, 0.0, 1000, 0);
+        }
+        assert_eq!(d.chunks.len(), 2);
+        assert!(matches!(d.chunks[0].chunk, ChunkBuf::Closed(_)));
+        assert_eq!((d.chunks[1].min_t, d.chunks[1].max_t), (1000, 1005));
+    }
+
+    #[test]
+    fn out_of_order_and_rejections() {
+        let mut d = SeriesData::default();
+        let check = |d: &mut SeriesData, t: i64, v: f64, window: i64, want: Applied| {
+            assert_eq!(d.check(None, t, v, window), want, "check t={t}");
+            assert_eq!(d.apply(t, v, 10_000, window), want, "apply t={t}");
+        };
+        check(&mut d, 100, 1.0, 0, Applied::InOrder);
+        check(&mut d, 100, 1.0, 0, Applied::Duplicate);
+        check(&mut d, 100, 2.0, 0, Applied::RejectDuplicate);
+        check(&mut d, 99, 1.0, 0, Applied::RejectOutOfOrder);
+        check(&mut d, 200, 1.0, 50, Applied::InOrder);
+        check(&mut d, 149, 1.0, 50, Applied::RejectTooOld);
+        check(&mut d, 150, 1.5, 50, Applied::OutOfOrder);
+        check(&mut d, 150, 1.5, 50, Applied::Duplicate);
+        check(&mut d, 150, 2.5, 50, Applied::RejectDuplicate);
+        check(&mut d, 160, 1.6, 50, Applied::OutOfOrder);
+        assert_eq!(d.ooo, vec![(150, 1.5), (160, 1.6)]);
+        assert_eq!((d.min_time(), d.max_time()), (100, 200));
+        // Pending samples of the caller's batch count as the newest.
+        assert_eq!(
+            d.check(Some((300, 0)), 250, 0.0, 0),
+            Applied::RejectOutOfOrder
+        );
     }
 }

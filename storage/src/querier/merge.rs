@@ -332,3 +332,74 @@ impl SampleIterator for ChunksIterator<'_> {
         self.err.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::XorChunk;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn encode(samples: &[(i64, f64)]) -> (Vec<u8>, i64, i64) {
+        let mut c = XorChunk::new();
+        for &(t, v) in samples {
+            c.append(t, v);
+        }
+        (
+            c.bytes().to_vec(),
+            samples[0].0,
+            samples[samples.len() - 1].0,
+        )
+    }
+
+    fn collect(it: &mut ChunksIterator<'_>) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        while it.next() {
+            out.push(it.at());
+        }
+        assert!(it.err().is_none());
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn merged_chunks_match_model(
+            chunks in proptest::collection::vec(
+                proptest::collection::btree_set(0i64..300, 1..40), 1..5),
+            mint in -10i64..200, len in 0i64..300, seek in 0i64..300,
+        ) {
+            let maxt = mint + len;
+            let mut encoded = Vec::new();
+            for (i, ts) in chunks.iter().enumerate() {
+                let samples: Vec<(i64, f64)> = ts.iter().map(|&t| (t, (t * 10 + i as i64) as f64)).collect();
+                encoded.push(encode(&samples));
+            }
+            // The iterator sorts nothing itself: give chunks sorted by min_t, as readers do.
+            let mut order: Vec<usize> = (0..encoded.len()).collect();
+            order.sort_by_key(|&i| encoded[i].1);
+            // Among equal timestamps the earliest chunk (by min_t, then position) wins.
+            let mut model = BTreeMap::new();
+            for &i in &order {
+                for &t in &chunks[i] {
+                    model.entry(t).or_insert((t * 10 + i as i64) as f64);
+                }
+            }
+            let spans: Vec<(&[u8], ChunkSpan)> = order.iter().map(|&i| {
+                let (b, lo, hi) = &encoded[i];
+                (&b[..], ChunkSpan { min_t: *lo, max_t: *hi, start: 0, end: b.len() })
+            }).collect();
+            let want: Vec<(i64, f64)> = model.range(mint..=maxt).map(|(&t, &v)| (t, v)).collect();
+            let mut it = ChunksIterator::new(spans.clone(), mint, maxt);
+            prop_assert_eq!(collect(&mut it), want.clone());
+            let mut it = ChunksIterator::new(spans, mint, maxt);
+            let after: Vec<(i64, f64)> = want.iter().copied().filter(|s| s.0 >= seek).collect();
+            prop_assert_eq!(it.seek(seek), !after.is_empty());
+            if let Some(first) = after.first() {
+                prop_assert_eq!(it.at(), *first);
+                let mut rest = vec![it.at()];
+                rest.extend(collect(&mut it));
+                prop_assert_eq!(rest, after);
+            }
+        }
+    }
+}

@@ -54,7 +54,11 @@ fn writer_child() {
     let acks = std::env::var("ARGUS_CRASH_ACKS").expect("ARGUS_CRASH_ACKS");
     let start: i64 = std::env::var("ARGUS_CRASH_START").unwrap().parse().unwrap();
     let db = Db::open(&dir, opts()).unwrap();
-    let mut ack = std::fs::OpenOptions::new().append(true).create(true).open(acks).unwrap();
+    let mut ack = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(acks)
+        .unwrap();
     for i in start.. {
         match write_batch(&db, i) {
             Ok(()) => {}
@@ -78,9 +82,17 @@ fn sigkill_during_ingest_loses_no_acknowledged_batch() {
     let exe = std::env::current_exe().unwrap();
     let mut start = 0;
     for round in 0..6 {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash::writer_child", "--include-ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "crash::writer_child",
+                "--include-ignored",
+                "--nocapture",
+            ])
             .env("ARGUS_CRASH_DIR", &dir)
             .env("ARGUS_CRASH_ACKS", &acks)
             .env("ARGUS_CRASH_START", start.to_string())
@@ -90,7 +102,9 @@ fn sigkill_during_ingest_loses_no_acknowledged_batch() {
             .unwrap();
         // Let it get going (open + replay can take a moment), then kill at a random point.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while acked(&acks).last().copied().unwrap_or(-1) < start && std::time::Instant::now() < deadline {
+        while acked(&acks).last().copied().unwrap_or(-1) < start
+            && std::time::Instant::now() < deadline
+        {
             if child.try_wait().unwrap().is_some() {
                 let err = std::fs::read_to_string(work.path().join("stderr")).unwrap_or_default();
                 panic!("writer exited early in round {round}: {err}");
@@ -128,5 +142,8 @@ fn sigkill_during_ingest_loses_no_acknowledged_batch() {
         start = acked.last().unwrap() + 1;
     }
     eprintln!("crash test: {start} batches acknowledged over 6 kills");
-    assert!(start > 4, "too few batches written to mean anything: {start}");
+    assert!(
+        start > 4,
+        "too few batches written to mean anything: {start}"
+    );
 }
