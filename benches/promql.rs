@@ -21,7 +21,7 @@ const BUCKETS: [&str; 10] = [
 fn storage(n: usize) -> MemStorage {
     let db = MemStorage::new();
     let points = (WARMUP_MS + RANGE_MS) / STEP_MS + 1;
-    let mut add = |labels: Labels, per_step: f64| {
+    let add = |labels: Labels, per_step: f64| {
         for k in 0..points {
             db.insert(labels.clone(), k * STEP_MS, k as f64 * per_step);
         }

@@ -20,7 +20,11 @@ fn storage() -> &'static MemStorage {
                     continue;
                 }
                 for k in 0..40i64 {
-                    let v = if k == 30 { stale_nan() } else { (k * (k % 7)) as f64 };
+                    let v = if k == 30 {
+                        stale_nan()
+                    } else {
+                        (k * (k % 7)) as f64
+                    };
                     db.insert(l.clone(), k * 15_000, v);
                 }
             }

@@ -17,7 +17,7 @@
 //! assert_eq!(v[0].v, 2.0);
 //! ```
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod analyze;
 mod error;

@@ -64,7 +64,7 @@ impl Limits {
     pub(crate) fn check(&self) -> Result<()> {
         let t = self.ticks.get().wrapping_add(1);
         self.ticks.set(t);
-        if t % 64 == 0 {
+        if t.is_multiple_of(64) {
             self.check_now()?;
         }
         Ok(())

@@ -6,6 +6,12 @@ use promql_parser::parser::Expr;
 /// Longest query text accepted.
 const MAX_QUERY_LEN: usize = 64 * 1024;
 
+/// Deepest bracket nesting accepted.
+const MAX_NESTING: usize = 128;
+
+/// Most operator characters accepted outside string literals.
+const MAX_OPERATORS: usize = 2048;
+
 /// Parses a PromQL expression.
 pub(crate) fn parse(q: &str) -> Result<Expr> {
     if q.len() > MAX_QUERY_LEN {
@@ -100,9 +106,3 @@ mod tests {
         assert!(parse(r#"x{a=~"((((((((((.*))))))))))+++---"}"#).is_ok());
     }
 }
-
-/// Deepest bracket nesting accepted.
-const MAX_NESTING: usize = 128;
-
-/// Most operator characters accepted outside string literals.
-const MAX_OPERATORS: usize = 2048;

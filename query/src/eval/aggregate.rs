@@ -32,6 +32,9 @@ impl Evaluator<'_> {
                 param_scalar = Some(self.eval_scalar(p, c)?);
             }
         }
+        if let Ok(fold) = FoldOp::parse(&op) {
+            return self.fold_stream(fold, a, c);
+        }
         let input = self.eval_vector(&a.expr, c)?;
         let in_samples: usize = input.iter().map(|s| s.points.len()).sum();
         // Group keys, computed once per series.
@@ -109,7 +112,11 @@ impl Evaluator<'_> {
                 }
                 out
             }
-            _ => self.fold(&op, &input, &group_of, &group_labels, c)?,
+            other => {
+                return Err(Error::bad_data(format!(
+                    "unsupported aggregation operator {other:?}"
+                )));
+            }
         };
         self.limits.release(in_samples);
         let out_samples: usize = out.iter().map(|s| s.points.len()).sum();
@@ -117,108 +124,52 @@ impl Evaluator<'_> {
         Ok(Val::Vector(out))
     }
 
-    /// sum, avg, count, group, min, max, stddev, stdvar.
-    fn fold(
-        &self,
-        op_name: &str,
-        input: &[Series],
-        group_of: &[usize],
-        group_labels: &[Labels],
-        c: Ctx,
-    ) -> Result<Vec<Series>> {
-        let op = FoldOp::parse(op_name)?;
+    /// sum, avg, count, group, min, max, stddev, stdvar: input series are folded into dense
+    /// per-group, per-step accumulators as they arrive and then dropped.
+    fn fold_stream(&self, op: FoldOp, a: &AggregateExpr, c: Ctx) -> Result<Val> {
         let n = c.n();
-        // Dense per-group, per-step accumulators: account for them before allocating.
-        let cells = group_labels.len().saturating_mul(n);
-        self.limits.add(cells)?;
-        let mut accs = vec![Acc::default(); cells];
-        let mut drop = vec![false; group_labels.len()];
-        for (s, &g) in input.iter().zip(group_of) {
+        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut group_labels: Vec<Labels> = Vec::new();
+        let mut accs: Vec<Vec<Acc>> = Vec::new();
+        let mut drop: Vec<bool> = Vec::new();
+        self.stream_vector(&a.expr, c, &mut |s: Series| {
             self.limits.check()?;
+            let key = group_key(&s.labels, a.modifier.as_ref());
+            let g = match keys.get(&key) {
+                Some(&g) => g,
+                None => {
+                    // One accumulator per step for the new group.
+                    self.limits.add(n)?;
+                    keys.insert(key.clone(), group_labels.len());
+                    group_labels.push(key);
+                    accs.push(vec![Acc::default(); n]);
+                    drop.push(false);
+                    group_labels.len() - 1
+                }
+            };
             drop[g] |= s.drop_name;
+            let row = &mut accs[g];
             for &(t, f) in &s.points {
-                let a = &mut accs[g * n + c.index(t)];
-                if !a.seen {
-                    *a = Acc {
-                        seen: true,
-                        count: 1.0,
-                        value: f,
-                        comp: 0.0,
-                        mean: f,
-                        incremental: false,
-                    };
-                    if matches!(op, FoldOp::Stddev | FoldOp::Stdvar) {
-                        // Welford's first step: NaN/Inf inputs yield NaN.
-                        a.value = f * (f - f);
-                    }
-                    continue;
-                }
-                a.count += 1.0;
-                match op {
-                    FoldOp::Sum => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
-                    FoldOp::Avg => {
-                        if !a.incremental {
-                            let (nv, nc) = kahan_inc(f, a.value, a.comp);
-                            if !nv.is_infinite() {
-                                (a.value, a.comp) = (nv, nc);
-                                continue;
-                            }
-                            a.incremental = true;
-                            a.mean = a.value / (a.count - 1.0);
-                            a.comp /= a.count - 1.0;
-                        }
-                        let q = (a.count - 1.0) / a.count;
-                        (a.mean, a.comp) = kahan_inc(f / a.count, q * a.mean, q * a.comp);
-                    }
-                    FoldOp::Min => {
-                        if a.value > f || a.value.is_nan() {
-                            a.value = f;
-                        }
-                    }
-                    FoldOp::Max => {
-                        if a.value < f || a.value.is_nan() {
-                            a.value = f;
-                        }
-                    }
-                    FoldOp::Stddev | FoldOp::Stdvar => {
-                        let delta = f - a.mean;
-                        a.mean += delta / a.count;
-                        a.value += delta * (f - a.mean);
-                    }
-                    FoldOp::Count | FoldOp::Group => {}
-                }
+                fold_one(op, &mut row[c.index(t)], f);
             }
-        }
+            self.limits.release(s.points.len());
+            Ok(())
+        })?;
         let mut out = Vec::with_capacity(group_labels.len());
-        for (g, labels) in group_labels.iter().enumerate() {
+        for (g, labels) in group_labels.into_iter().enumerate() {
             let keep_drop = drop[g] && labels.get(METRIC_NAME).is_some();
-            let mut s = Series::new(labels.clone(), keep_drop);
-            for i in 0..n {
-                let a = &accs[g * n + i];
-                if !a.seen {
-                    continue;
+            let mut s = Series::new(labels, keep_drop);
+            for (i, a) in accs[g].iter().enumerate() {
+                if a.seen {
+                    s.points.push((c.t(i), fold_result(op, a)));
                 }
-                let v = match op {
-                    FoldOp::Sum => a.value + a.comp,
-                    FoldOp::Avg => {
-                        if a.incremental {
-                            a.mean + a.comp
-                        } else {
-                            a.value / a.count + a.comp / a.count
-                        }
-                    }
-                    FoldOp::Count => a.count,
-                    FoldOp::Group => 1.0,
-                    FoldOp::Min | FoldOp::Max => a.value,
-                    FoldOp::Stdvar => a.value / a.count,
-                    FoldOp::Stddev => (a.value / a.count).sqrt(),
-                };
-                s.points.push((c.t(i), v));
             }
             out.push(s);
         }
-        self.limits.release(cells);
-        Ok(out)
+        self.limits.release(accs.len().saturating_mul(n));
+        let out_samples: usize = out.iter().map(|s| s.points.len()).sum();
+        self.limits.add(out_samples)?;
+        Ok(Val::Vector(out))
     }
 
     /// topk, bottomk, limitk, limit_ratio: output series are input series.
@@ -251,7 +202,7 @@ impl Evaluator<'_> {
                 if p.is_nan() {
                     return Err(Error::execution("Parameter value is NaN"));
                 }
-                if p >= 9.223_372_036_854_776e18 || p < -9.223_372_036_854_776e18 {
+                if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&p) {
                     return Err(Error::execution(format!(
                         "Scalar value {} overflows int64",
                         format_float(p)
@@ -320,6 +271,78 @@ impl Evaluator<'_> {
     }
 }
 
+/// Adds one sample to an accumulator.
+fn fold_one(op: FoldOp, a: &mut Acc, f: f64) {
+    if !a.seen {
+        *a = Acc {
+            seen: true,
+            count: 1.0,
+            value: f,
+            comp: 0.0,
+            mean: f,
+            incremental: false,
+        };
+        if matches!(op, FoldOp::Stddev | FoldOp::Stdvar) {
+            // Welford's first step: NaN/Inf inputs yield NaN.
+            a.value = if f.is_finite() { 0.0 } else { f64::NAN };
+        }
+        return;
+    }
+    a.count += 1.0;
+    match op {
+        FoldOp::Sum => (a.value, a.comp) = kahan_inc(f, a.value, a.comp),
+        FoldOp::Avg => {
+            if !a.incremental {
+                let (nv, nc) = kahan_inc(f, a.value, a.comp);
+                if !nv.is_infinite() {
+                    (a.value, a.comp) = (nv, nc);
+                    return;
+                }
+                a.incremental = true;
+                a.mean = a.value / (a.count - 1.0);
+                a.comp /= a.count - 1.0;
+            }
+            let q = (a.count - 1.0) / a.count;
+            (a.mean, a.comp) = kahan_inc(f / a.count, q * a.mean, q * a.comp);
+        }
+        FoldOp::Min => {
+            if a.value > f || a.value.is_nan() {
+                a.value = f;
+            }
+        }
+        FoldOp::Max => {
+            if a.value < f || a.value.is_nan() {
+                a.value = f;
+            }
+        }
+        FoldOp::Stddev | FoldOp::Stdvar => {
+            let delta = f - a.mean;
+            a.mean += delta / a.count;
+            a.value += delta * (f - a.mean);
+        }
+        FoldOp::Count | FoldOp::Group => {}
+    }
+}
+
+/// The aggregated value of a non-empty accumulator.
+fn fold_result(op: FoldOp, a: &Acc) -> f64 {
+    match op {
+        FoldOp::Sum => a.value + a.comp,
+        FoldOp::Avg => {
+            if a.incremental {
+                a.mean + a.comp
+            } else {
+                a.value / a.count + a.comp / a.count
+            }
+        }
+        FoldOp::Count => a.count,
+        FoldOp::Group => 1.0,
+        FoldOp::Min | FoldOp::Max => a.value,
+        FoldOp::Stdvar => a.value / a.count,
+        FoldOp::Stddev => (a.value / a.count).sqrt(),
+    }
+}
+
 /// A folding aggregation, resolved once per node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FoldOp {
@@ -359,13 +382,13 @@ fn group_key(l: &Labels, m: Option<&LabelModifier>) -> Labels {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => Labels::from_sorted(
             l.iter()
-                .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                .filter(|p| names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),
         Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
             l.iter()
-                .filter(|p| p.name != METRIC_NAME && !names.labels.iter().any(|n| *n == p.name))
+                .filter(|p| p.name != METRIC_NAME && !names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),

@@ -133,13 +133,13 @@ fn match_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
     match m {
         Some(LabelModifier::Include(names)) => Labels::from_sorted(
             l.iter()
-                .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                .filter(|p| names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),
         Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
             l.iter()
-                .filter(|p| p.name != METRIC_NAME && !names.labels.iter().any(|n| *n == p.name))
+                .filter(|p| p.name != METRIC_NAME && !names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),
@@ -516,7 +516,7 @@ fn result_labels(
             Some(LabelModifier::Include(names)) => {
                 l = Labels::from_sorted(
                     l.iter()
-                        .filter(|p| names.labels.iter().any(|n| *n == p.name))
+                        .filter(|p| names.labels.contains(&p.name))
                         .cloned()
                         .collect::<Vec<Label>>(),
                 );

@@ -120,6 +120,42 @@ impl Evaluator<'_> {
         }
     }
 
+    /// Evaluates `e` (an instant vector) and hands its series to `sink` one at a time. Selectors
+    /// and range-vector functions stream without building the whole vector; other expressions
+    /// are evaluated first. Each series handed over is already accounted against the limit.
+    pub(crate) fn stream_vector(
+        &self,
+        e: &Expr,
+        c: Ctx,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
+        let inner = unparen(e);
+        if c.n() == 1 || !analyze::step_invariant(inner) {
+            match inner {
+                Expr::VectorSelector(vs) => {
+                    return self.vector_selector_each(vs, c, false, &mut |s| {
+                        self.limits.add(s.points.len())?;
+                        sink(s)
+                    });
+                }
+                Expr::Call(_) => {
+                    let streamed = functions::stream_range_call(self, inner, c, &mut |s| {
+                        self.limits.add(s.points.len())?;
+                        sink(s)
+                    })?;
+                    if streamed {
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+        }
+        for s in self.eval_vector(e, c)? {
+            sink(s)?;
+        }
+        Ok(())
+    }
+
     /// Evaluates `e`, which must produce a scalar.
     pub(crate) fn eval_scalar(&self, e: &Expr, c: Ctx) -> Result<Vec<f64>> {
         match self.eval(e, c)? {

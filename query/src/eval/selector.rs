@@ -8,6 +8,9 @@ use argus_storage::{Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
+/// Receives one selected series: its labels and its samples in the selected range.
+pub(crate) type SeriesSamplesFn<'a> = dyn FnMut(&Labels, &[(i64, f64)]) -> Result<()> + 'a;
+
 /// A range-vector argument: raw samples (stale markers removed) plus how to place the window
 /// `(ref - range, ref]` for a step, where `ref = (at or t) - offset`.
 pub(crate) struct RangeInput {
@@ -83,17 +86,32 @@ impl Evaluator<'_> {
         c: Ctx,
         want_ts: bool,
     ) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.vector_selector_each(vs, c, want_ts, &mut |s| {
+            self.limits.add(s.points.len())?;
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Self::vector_selector`], handing each series to `sink` as soon as it is built.
+    pub(crate) fn vector_selector_each(
+        &self,
+        vs: &VectorSelector,
+        c: Ctx,
+        want_ts: bool,
+        sink: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
         let ref_of = |t: i64| at.unwrap_or(t) - offset;
         let mint = ref_of(c.start) - self.lookback + 1;
         let maxt = ref_of(c.end);
-        let loaded = self.select(vs, mint, maxt, true)?;
         let n = c.n();
-        let mut out = Vec::with_capacity(loaded.len());
-        for (labels, samples) in loaded {
+        self.select_each(vs, mint, maxt, true, &mut |labels, samples| {
             self.limits.check()?;
-            let mut s = Series::new(labels, false);
+            let mut s = Series::new(labels.clone(), false);
             let mut j = 0usize;
             for i in 0..n {
                 let t = c.t(i);
@@ -110,13 +128,11 @@ impl Evaluator<'_> {
                 s.points
                     .push((t, if want_ts { st as f64 / 1000.0 } else { sv }));
             }
-            self.limits.release(samples.len());
             if !s.points.is_empty() {
-                self.limits.add(s.points.len())?;
-                out.push(s);
+                sink(s)?;
             }
-        }
-        Ok(out)
+            Ok(())
+        })
     }
 
     /// Loads a range-vector argument (matrix selector or subquery) for all steps of `c`.
@@ -164,53 +180,104 @@ impl Evaluator<'_> {
         maxt: i64,
         keep_stale: bool,
     ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+        let mut out = Vec::new();
+        self.select_each(vs, mint, maxt, keep_stale, &mut |l, samples| {
+            self.limits.add(samples.len())?;
+            out.push((l.clone(), samples.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Selects the series of `vs` (sorted by labels) and hands each one's samples in
+    /// `[mint, maxt]` to `f`, loading them into one reused buffer that is accounted against
+    /// the sample limit while `f` runs. Series without samples are skipped unless `keep_stale`.
+    pub(crate) fn select_each(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        keep_stale: bool,
+        f: &mut SeriesSamplesFn<'_>,
+    ) -> Result<()> {
         let Some(q) = &self.querier else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         if mint > maxt {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let groups = matcher_groups(vs)?;
-        let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+        if groups.len() > 1 {
+            // `or`-alternatives: merge the sets by labels, dropping duplicates.
+            let mut all: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
+            for matchers in &groups {
+                let mut set = q.select(matchers);
+                while set.next() {
+                    self.limits.check()?;
+                    if all.contains_key(set.labels()) {
+                        continue;
+                    }
+                    let mut buf = Vec::new();
+                    read_samples(&mut *set.samples(), mint, maxt, keep_stale, &mut buf)?;
+                    self.limits.add(buf.len())?;
+                    all.insert(set.labels().clone(), buf);
+                }
+                if let Some(e) = set.err() {
+                    return Err(Error::internal(e.to_string()));
+                }
+            }
+            for (l, buf) in all {
+                if !buf.is_empty() || keep_stale {
+                    f(&l, &buf)?;
+                }
+                self.limits.release(buf.len());
+            }
+            return Ok(());
+        }
+        let mut buf = Vec::new();
         for matchers in &groups {
             let mut set = q.select(matchers);
             while set.next() {
                 self.limits.check()?;
-                let labels = set.labels();
-                if groups.len() > 1 && out.iter().any(|(l, _)| l == labels) {
-                    continue;
-                }
-                let mut it = set.samples();
-                let mut buf = Vec::new();
-                let mut ok = it.seek(mint);
-                while ok {
-                    let (t, v) = it.at();
-                    if t > maxt {
-                        break;
-                    }
-                    if keep_stale || !is_stale_nan(v) {
-                        buf.push((t, v));
-                    }
-                    ok = it.next();
-                }
-                if let Some(e) = it.err() {
-                    return Err(Error::internal(e.to_string()));
-                }
-                drop(it);
+                read_samples(&mut *set.samples(), mint, maxt, keep_stale, &mut buf)?;
                 self.limits.add(buf.len())?;
                 if !buf.is_empty() || keep_stale {
-                    out.push((labels.clone(), buf));
+                    f(set.labels(), &buf)?;
                 }
+                self.limits.release(buf.len());
             }
             if let Some(e) = set.err() {
                 return Err(Error::internal(e.to_string()));
             }
         }
-        if groups.len() > 1 {
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Reads the samples of one series in `[mint, maxt]` into `buf` (cleared first).
+fn read_samples(
+    it: &mut dyn argus_storage::SampleIterator,
+    mint: i64,
+    maxt: i64,
+    keep_stale: bool,
+    buf: &mut Vec<(i64, f64)>,
+) -> Result<()> {
+    buf.clear();
+    let mut ok = it.seek(mint);
+    while ok {
+        let (t, v) = it.at();
+        if t > maxt {
+            break;
+        }
+        if keep_stale || !is_stale_nan(v) {
+            buf.push((t, v));
+        }
+        ok = it.next();
+    }
+    if let Some(e) = it.err() {
+        return Err(Error::internal(e.to_string()));
+    }
+    Ok(())
 }
 
 /// The storage matchers of a selector: one group, or one per `or` alternative.

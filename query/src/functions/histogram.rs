@@ -162,7 +162,7 @@ fn normalize(b: &mut Vec<(f64, f64)>) -> bool {
 }
 
 /// Fraction of observations in `[lower, upper]`, interpolating linearly within finite buckets;
-/// buckets of infinite width count only when fully inside the range.
+/// buckets of infinite width count in full when the range reaches their infinite end.
 pub(crate) fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -> f64 {
     if !normalize(b) {
         return f64::NAN;
@@ -186,7 +186,15 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -
         prev_count = cum;
         if lower <= lb && ub <= upper {
             sum += count;
-        } else if lb.is_finite() && ub.is_finite() {
+        } else if ub == f64::INFINITY || lb == f64::NEG_INFINITY {
+            // No interpolation in a bucket of infinite width: it counts in full when the range
+            // extends to the same infinity, otherwise not at all.
+            let covers_top = ub == f64::INFINITY && upper == f64::INFINITY && lower < ub;
+            let covers_bottom = lb == f64::NEG_INFINITY && lower == f64::NEG_INFINITY && upper > lb;
+            if covers_top || covers_bottom {
+                sum += count;
+            }
+        } else {
             let overlap = ub.min(upper) - lb.max(lower);
             if overlap > 0.0 {
                 sum += count * overlap / (ub - lb);

@@ -3,6 +3,7 @@
 
 mod date;
 mod histogram;
+mod info;
 mod label;
 mod math;
 mod over_time;
@@ -163,6 +164,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             sort::sort(ev, name, &args, c)
         }
         "histogram_quantile" => histogram::histogram_quantile(ev, &args, c),
+        "info" => info::info(ev, &args, c),
         "histogram_fraction" => histogram::histogram_fraction(ev, &args, c),
         "histogram_quantiles" => histogram::histogram_quantiles(ev, &args, c),
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
@@ -181,15 +183,107 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
 
 /// Runs a range-vector function over the windows of every series at every step.
 fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ctx) -> Result<Val> {
-    let kind = RangeFn::parse(name)?;
-    let ri = ev.range_input(m, c)?;
-    let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut out = Vec::new();
+    range_fn_each(ev, name, m, params, c, &mut |s| {
+        ev.limits.add(s.points.len())?;
+        out.push(s);
+        Ok(())
+    })?;
+    Ok(Val::Vector(out))
+}
+
+/// Streams the output series of a range-vector function call to `sink`, one at a time, when
+/// `e` is such a call. Returns false (having done nothing) for any other expression.
+pub(crate) fn stream_range_call(
+    ev: &Evaluator<'_>,
+    e: &Expr,
+    c: Ctx,
+    sink: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<bool> {
+    let Expr::Call(call) = e else {
+        return Ok(false);
+    };
+    let name = call.func.name;
+    if RangeFn::parse(name).is_err() {
+        return Ok(false);
+    }
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let (m, params) = match (name, args.as_slice()) {
+        ("quantile_over_time", [q, m]) => (*m, vec![ev.eval_scalar(q, c)?]),
+        ("predict_linear", [m, d]) => (*m, vec![ev.eval_scalar(d, c)?]),
+        ("double_exponential_smoothing" | "holt_winters", [m, sf, tf]) => {
+            (*m, vec![ev.eval_scalar(sf, c)?, ev.eval_scalar(tf, c)?])
+        }
+        (_, [m]) => (*m, Vec::new()),
+        _ => return Ok(false),
+    };
+    range_fn_each(ev, name, m, &params, c, sink)?;
+    Ok(true)
+}
+
+/// Runs a range-vector function over the windows of every series at every step, handing each
+/// output series to `sink` as soon as it is complete.
+fn range_fn_each(
+    ev: &Evaluator<'_>,
+    name: &str,
+    m: &Expr,
+    params: &[Vec<f64>],
+    c: Ctx,
+    sink: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<()> {
+    let kind = RangeFn::parse(name)?;
+    let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut buf = Vec::new();
+    // Matrix selectors stream series by series from storage; subqueries are evaluated first.
+    if let Expr::MatrixSelector(ms) = unparen(m) {
+        let spec = RangeInput {
+            series: Vec::new(),
+            range: crate::eval::duration_ms(ms.range),
+            offset: crate::eval::offset_ms(&ms.vs.offset),
+            at: ev.at_ms(&ms.vs.at),
+            selector: None,
+        };
+        let mint = spec.window_end(c.start) - spec.range + 1;
+        let maxt = spec.window_end(c.end);
+        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points| {
+            let s = Series {
+                labels: labels.clone(),
+                drop_name: false,
+                points: Vec::new(),
+            };
+            windows_of(
+                ev, kind, keep_name, &s, points, &spec, params, c, &mut buf, sink,
+            )
+        });
+    }
+    let ri = ev.range_input(m, c)?;
     let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
     for s in &ri.series {
+        windows_of(
+            ev, kind, keep_name, s, &s.points, &ri, params, c, &mut buf, sink,
+        )?;
+    }
+    ev.limits.release(loaded);
+    Ok(())
+}
+
+/// Evaluates one series' windows at every step and hands the result to `sink`.
+#[allow(clippy::too_many_arguments)]
+fn windows_of(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    keep_name: bool,
+    s: &Series,
+    points: &[(i64, f64)],
+    ri: &RangeInput,
+    params: &[Vec<f64>],
+    c: Ctx,
+    buf: &mut Vec<f64>,
+    sink: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<()> {
+    {
         ev.limits.check()?;
-        let mut w = crate::eval::Windows::new(&s.points);
+        let mut w = crate::eval::Windows::new(points);
         let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
         for i in 0..c.n() {
             let t = c.t(i);
@@ -227,8 +321,8 @@ fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ct
                 RangeFn::Present => Some(1.0),
                 RangeFn::Stdvar => Some(over_time::stdvar(win)),
                 RangeFn::Stddev => Some(over_time::stdvar(win).sqrt()),
-                RangeFn::Quantile => Some(over_time::quantile_of(p(0), win, &mut buf)),
-                RangeFn::Mad => Some(over_time::mad(win, &mut buf)),
+                RangeFn::Quantile => Some(over_time::quantile_of(p(0), win, buf)),
+                RangeFn::Mad => Some(over_time::mad(win, buf)),
                 RangeFn::TsLast => Some(win[win.len() - 1].0 as f64 / 1e3),
                 RangeFn::TsFirst => Some(win[0].0 as f64 / 1e3),
                 RangeFn::TsMax => Some(over_time::ts_of_extreme(win, true)),
@@ -239,12 +333,10 @@ fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ct
             }
         }
         if !o.points.is_empty() {
-            ev.limits.add(o.points.len())?;
-            out.push(o);
+            sink(o)?;
         }
     }
-    ev.limits.release(loaded);
-    Ok(Val::Vector(out))
+    Ok(())
 }
 
 /// A range-vector function, resolved once per call.

@@ -14,8 +14,87 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Also run every plain instant eval as a range query `t-1m … t+1m` (step 1m) and compare
-    /// the point at `t`, as the reference harness does.
+    /// the point at `t`, and re-run it with `@ t` pinned on every selector at other evaluation
+    /// times (step invariance), as the reference harness does.
     pub cross_check: bool,
+}
+
+/// Functions whose value depends on the evaluation time even with `@`.
+const AT_UNSAFE: [&str; 15] = [
+    "time(",
+    "timestamp(",
+    "start(",
+    "end(",
+    "range(",
+    "step(",
+    "day_of_month(",
+    "day_of_week(",
+    "day_of_year(",
+    "days_in_month(",
+    "hour(",
+    "minute(",
+    "month(",
+    "year(",
+    "predict_linear(",
+];
+
+/// Attaches `@ t` to every selector and subquery lacking one (not inside subqueries).
+fn pin_at(e: &mut Expr, t: std::time::SystemTime) {
+    use promql_parser::parser::AtModifier;
+    match e {
+        Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = Some(AtModifier::At(t)),
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = Some(AtModifier::At(t)),
+        // The subquery is pinned as a whole; what it evaluates inside is left alone.
+        Expr::Subquery(sq) if sq.at.is_none() => sq.at = Some(AtModifier::At(t)),
+        Expr::Paren(p) => pin_at(&mut p.expr, t),
+        Expr::Unary(u) => pin_at(&mut u.expr, t),
+        Expr::Aggregate(a) => {
+            pin_at(&mut a.expr, t);
+            if let Some(p) = &mut a.param {
+                pin_at(p, t);
+            }
+        }
+        Expr::Binary(b) => {
+            pin_at(&mut b.lhs, t);
+            pin_at(&mut b.rhs, t);
+        }
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| pin_at(a, t)),
+        _ => {}
+    }
+}
+
+/// The step-invariance check: the query with `@ t` pinned, evaluated at other times.
+fn check_pinned(engine: &Engine, st: &State, e: &Eval, expr: &Expr) -> Result<(), String> {
+    let t = e.at;
+    let when = std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_millis(t.max(0) as u64))
+        .ok_or("bad time")?;
+    if t < 0 {
+        return Ok(());
+    }
+    let mut pinned = expr.clone();
+    pin_at(&mut pinned, when);
+    let q = pinned.to_string();
+    let times = if t == 0 {
+        vec![-1000, 0, 1000]
+    } else {
+        vec![-10 * t, 0, t / 5, t, 10 * t]
+    };
+    for at in times {
+        match engine.instant_query(&st.storage, &q, at) {
+            Err(err) => return Err(format!("  pinned variant {q} at {at}ms failed: {err}")),
+            Ok(got) => {
+                let got = match got {
+                    // Scalars and vectors carry the evaluation time; only values matter here.
+                    Value::Scalar(_, v) => Value::Scalar(t, v),
+                    other => other,
+                };
+                compare(e, &got)
+                    .map_err(|why| format!("  pinned variant {q} at {at}ms:\n{why}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Outcome of one file.
@@ -191,13 +270,13 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
             if !x.fail {
                 return Outcome::Fail(format!("  unexpected error: {err}"));
             }
-            if let Some(m) = &x.fail_msg {
-                if err.message != *m {
-                    return Outcome::Fail(format!(
-                        "  expected error: {m}\n  got error:      {}",
-                        err.message
-                    ));
-                }
+            if let Some(m) = &x.fail_msg
+                && err.message != *m
+            {
+                return Outcome::Fail(format!(
+                    "  expected error: {m}\n  got error:      {}",
+                    err.message
+                ));
             }
             if let Some(r) = &x.fail_regex {
                 match regex::Regex::new(r) {
@@ -255,6 +334,15 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
                 return Outcome::Fail(format!("  range-mode cross-check got {}", show(&other)));
             }
         }
+    }
+    if opts.cross_check
+        && e.range.is_none()
+        && x.range_vector.is_none()
+        && x.string.is_none()
+        && !AT_UNSAFE.iter().any(|f| e.query.contains(f))
+        && let Err(why) = check_pinned(&engine, st, e, &expr)
+    {
+        return Outcome::Fail(why);
     }
     Outcome::Pass
 }

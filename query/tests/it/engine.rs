@@ -100,3 +100,191 @@ fn limits_apply() {
         ErrorKind::Timeout
     );
 }
+
+mod prop {
+    //! Property: evaluating a query as a range query gives, at every step, what the instant
+    //! query gives at that time; and nothing panics on generated queries.
+
+    use super::storage;
+    use argus_query::{Engine, EngineOptions, Value};
+    use proptest::prelude::*;
+
+    fn expr() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("x".to_string()),
+            Just("x{i=\"1\"}".to_string()),
+            Just("x offset 1m".to_string()),
+            Just("x @ 300".to_string()),
+            (
+                prop::sample::select(vec![
+                    "rate",
+                    "increase",
+                    "delta",
+                    "irate",
+                    "deriv",
+                    "changes",
+                    "resets",
+                    "avg_over_time",
+                    "max_over_time",
+                    "stddev_over_time",
+                    "last_over_time",
+                    "count_over_time",
+                ]),
+                prop::sample::select(vec!["30s", "1m", "2m"]),
+            )
+                .prop_map(|(f, r)| format!("{f}(x[{r}])")),
+            Just("max_over_time(x[2m:30s])".to_string()),
+        ];
+        leaf.prop_recursive(3, 16, 2, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| format!("sum by (i) ({e})")),
+                inner.clone().prop_map(|e| format!("avg({e})")),
+                inner.clone().prop_map(|e| format!("topk(2, {e})")),
+                inner.clone().prop_map(|e| format!("abs(-{e})")),
+                inner.clone().prop_map(|e| format!("({e}) * 2")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) + ({b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) > bool ({b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+                (inner.clone(), inner).prop_map(|(a, b)| format!("({a}) unless ({b})")),
+            ]
+        })
+    }
+
+    fn vector_at(v: Value) -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = match v {
+            Value::Vector(v) => v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect(),
+            Value::Scalar(_, v) => vec![("{}".to_string(), v)],
+            other => panic!("unexpected {other:?}"),
+        };
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Token soup in the spirit of the `promql_eval` fuzz target: must never panic.
+    fn soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "x",
+                "y",
+                "{",
+                "}",
+                "(",
+                ")",
+                "[",
+                "]",
+                "1m",
+                "5s",
+                ":",
+                ",",
+                "\"a\"",
+                "i",
+                "=",
+                "=~",
+                "!=",
+                "+",
+                "-",
+                "*",
+                "/",
+                "^",
+                "%",
+                "==",
+                ">",
+                "bool",
+                "and",
+                "or",
+                "unless",
+                "on",
+                "ignoring",
+                "group_left",
+                "group_right",
+                "by",
+                "without",
+                "sum",
+                "topk",
+                "quantile",
+                "count_values",
+                "rate",
+                "offset",
+                "@",
+                "start()",
+                "end()",
+                "label_replace",
+                "histogram_quantile",
+                "absent",
+                "scalar",
+                "vector",
+                "time()",
+                "0",
+                "-1",
+                "NaN",
+                "Inf",
+                "1e9",
+                "0.5",
+                "\".*\"",
+                "le",
+                "sort",
+                "holt_winters",
+                "info",
+                "limitk",
+                "limit_ratio",
+                "fill(0)",
+                "1y",
+                "1ms",
+            ]),
+            1..24,
+        )
+        .prop_map(|toks| toks.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn token_soup_never_panics(q in soup()) {
+            let db = storage();
+            let e = Engine::new(EngineOptions {
+                max_samples: 100_000,
+                timeout: std::time::Duration::from_secs(2),
+                ..EngineOptions::default()
+            });
+            let _ = e.instant_query(&db, &q, 600_000);
+            let _ = e.range_query(&db, &q, 0, 900_000, 15_000);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn range_steps_match_instant_queries(q in expr()) {
+            let db = storage();
+            let e = Engine::new(EngineOptions::default());
+            let (start, end, step) = (120_000, 900_000, 60_000);
+            let Ok(Value::Matrix(m)) = e.range_query(&db, &q, start, end, step) else {
+                return Ok(());
+            };
+            let mut t = start;
+            while t <= end {
+                let Ok(inst) = e.instant_query(&db, &q, t) else {
+                    t += step;
+                    continue;
+                };
+                let want = vector_at(inst);
+                let mut got: Vec<(String, f64)> = m
+                    .iter()
+                    .filter_map(|s| {
+                        s.points.iter().find(|p| p.0 == t).map(|p| (s.labels.to_string(), p.1))
+                    })
+                    .collect();
+                got.sort_by(|a, b| a.0.cmp(&b.0));
+                prop_assert_eq!(got.len(), want.len(), "{} at {}", q, t);
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert_eq!(&g.0, &w.0);
+                    prop_assert!(
+                        g.1 == w.1 || (g.1.is_nan() && w.1.is_nan()) || (g.1 - w.1).abs() < 1e-9,
+                        "{} at {}: {} vs {}", q, t, g.1, w.1
+                    );
+                }
+                t += step;
+            }
+        }
+    }
+}
