@@ -69,7 +69,7 @@ struct CacheEntry {
 /// Series cache of one target. Owned by its scrape loop; not shared.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    map: HashMap<Box<[u8]>, CacheEntry>,
+    map: HashMap<Box<[u8]>, CacheEntry, SeriesHashBuilder>,
     /// Current iteration (one per scrape attempt).
     iter: u64,
     /// Iteration of the last successful scrape whose series were not yet stale-marked.
@@ -289,6 +289,63 @@ impl SeriesCache {
         }
         self.last_ok_count = 0;
         Ok(st.stale)
+    }
+}
+
+/// Word-at-a-time hashing of series text (SipHash was a visible share of a warm scrape),
+/// seeded per cache from std's random state so a target cannot precompute collisions across
+/// processes.
+#[derive(Clone, Debug)]
+struct SeriesHashBuilder(u64);
+
+impl Default for SeriesHashBuilder {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl std::hash::BuildHasher for SeriesHashBuilder {
+    type Hasher = SeriesHasher;
+    fn build_hasher(&self) -> SeriesHasher {
+        SeriesHasher(self.0)
+    }
+}
+
+struct SeriesHasher(u64);
+
+const HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl std::hash::Hasher for SeriesHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(HASH_K);
+        }
+        let mut tail = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            tail |= u64::from(b) << (8 * i);
+        }
+        h = (h.rotate_left(5) ^ tail ^ bytes.len() as u64).wrapping_mul(HASH_K);
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(HASH_K);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(HASH_K);
+    }
+    fn finish(&self) -> u64 {
+        // Murmur3 finaliser: hashbrown uses the top bits.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
