@@ -27,6 +27,7 @@ const ALL_FIXTURES: &[&str] = &[
     "service-lb.json",
     "endpoints-web.json",
     "endpointslice-web.json",
+    "namespace-default.json",
 ];
 
 fn fixtures() -> Vec<Value> {
@@ -449,4 +450,51 @@ async fn stops_when_the_channel_closes() {
         .await
         .expect("run returns after the receiver is dropped")
         .expect("no panic");
+}
+
+#[tokio::test]
+async fn namespace_metadata_follows_namespace_changes() {
+    let fake = FakeApi::start(&fixtures()).await;
+    let mut sd = Sd::start(&fake, "role: service\nattach_metadata:\n  namespace: true");
+    let first = sd.next(FIRST).await;
+    assert_eq!(first.len(), 3);
+    let web = &sd.groups["svc/default/web"];
+    assert_eq!(
+        target_label(web, "__meta_kubernetes_namespace_label_team"),
+        Some("platform")
+    );
+    assert_eq!(
+        target_label(
+            web,
+            "__meta_kubernetes_namespace_labelpresent_kubernetes_io_metadata_name"
+        ),
+        Some("true")
+    );
+    assert_eq!(
+        target_label(
+            web,
+            "__meta_kubernetes_namespace_annotation_owner_example_com_contact"
+        ),
+        Some("platform@example.com")
+    );
+    let edge = &sd.groups["svc/edge/ingress"];
+    assert!(
+        !edge
+            .labels
+            .keys()
+            .any(|k| k.starts_with("__meta_kubernetes_namespace_label")),
+        "namespace edge is unknown: no namespace metadata"
+    );
+
+    let mut ns = fixture("namespace-default.json");
+    ns["metadata"]["labels"]["team"] = json!("storage");
+    fake.apply(ns);
+    let up = sd.next(FAST).await;
+    let sources: Vec<&str> = up.iter().map(|g| g.source.as_str()).collect();
+    assert_eq!(sources, ["svc/default/upstream", "svc/default/web"]);
+    assert!(
+        up.iter().all(|g| {
+            target_label(g, "__meta_kubernetes_namespace_label_team") == Some("storage")
+        })
+    );
 }

@@ -73,7 +73,7 @@ pub struct AttachMetadata {
     /// Attach `__meta_kubernetes_node_*` of the node a target runs on (pod, endpoints,
     /// endpointslice roles).
     pub node: bool,
-    /// Attach `__meta_kubernetes_namespace_label_*`/`_annotation_*` (not supported: rejected).
+    /// Attach `__meta_kubernetes_namespace_label_*`/`_annotation_*` of the target's namespace.
     pub namespace: bool,
     /// Attach `__meta_kubernetes_pod_deployment_name` (not supported: rejected).
     pub deployment: bool,
@@ -291,11 +291,10 @@ impl KubernetesSdConfig {
                     .into(),
             );
         }
-        if self.attach_metadata.namespace
-            || self.attach_metadata.deployment
-            || self.attach_metadata.cronjob
-        {
-            return bad("attach_metadata: only 'node' and 'job' are supported by Argus".into());
+        if self.attach_metadata.deployment || self.attach_metadata.cronjob {
+            return bad(
+                "attach_metadata: 'deployment' and 'cronjob' are not supported by Argus".into(),
+            );
         }
         let mut seen: Vec<&str> = Vec::new();
         for s in &self.selectors {

@@ -2,7 +2,9 @@
 //! the service's and the backing pod's labels, plus one target per pod container port not
 //! covered by the endpoints (Prometheus `discovery/kubernetes/endpoints.go`).
 
-use super::labels::{ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, join_host_port};
+use super::labels::{
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, join_host_port,
+};
 use super::node::add_node_labels;
 use super::pod::{containers, pod_labels};
 use super::service::service_labels;
@@ -151,6 +153,9 @@ pub(crate) fn build(eps: &Endpoints, stores: &Stores, opts: &Options) -> TargetG
         tg.labels.extend(service_labels(svc));
     }
     add_object_meta(&mut tg.labels, &eps.metadata, "endpoints");
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns);
+    }
 
     let mut seen = SeenPods::default();
     let mut add = |addr: &EndpointAddress, port: &EndpointPort, ready: &str| {

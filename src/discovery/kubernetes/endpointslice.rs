@@ -4,7 +4,8 @@
 
 use super::endpoints::{SeenPods, add_pod_target_labels, resolve_pod};
 use super::labels::{
-    ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, join_host_port, sanitize,
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, join_host_port,
+    sanitize,
 };
 use super::node::add_node_labels;
 use super::service::service_labels;
@@ -112,6 +113,9 @@ pub(crate) fn build(eps: &EndpointSlice, stores: &Stores, opts: &Options) -> Tar
         .and_then(|svc_name| stores.services.get(&ns, svc_name));
     if let Some(svc) = svc {
         tg.labels.extend(service_labels(svc));
+    }
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns);
     }
     if non_primary_ip_family(svc, eps) {
         return tg;

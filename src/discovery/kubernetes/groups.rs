@@ -71,6 +71,17 @@ pub(crate) fn apply(stores: &mut Stores, dirty: &mut Dirty, role: Role, u: Updat
         Update::Endpoints(w, ev) => (Role::Endpoints, stores.endpoints.apply(w, *ev)),
         Update::EndpointSlice(w, ev) => (Role::EndpointSlice, stores.endpoint_slices.apply(w, *ev)),
         Update::Node(w, ev) => (Role::Node, stores.nodes.apply(w, *ev)),
+        Update::Namespace(w, ev) => {
+            match stores.namespaces.apply(w, *ev) {
+                Change::None => {}
+                Change::All => dirty.all = true,
+                // Namespace metadata goes on every group of the namespace.
+                Change::Object((_, name)) => {
+                    dirty.namespaces.insert(name);
+                }
+            }
+            return;
+        }
     };
     dirty.mark(role, kind, change);
 }
@@ -93,7 +104,10 @@ fn build_one(
         ),
         Role::Service => (
             service::source(ns, name),
-            stores.services.get(ns, name).map(service::build),
+            stores
+                .services
+                .get(ns, name)
+                .map(|s| service::build(s, stores, opts)),
         ),
         Role::Endpoints => (
             endpoints::source(ns, name),
@@ -229,7 +243,7 @@ pub(crate) fn diff_all(
 mod tests {
     //! Incremental rebuilds checked against a full rebuild after every batch of random events.
     use super::*;
-    use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+    use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::runtime::watcher::Event;
     use proptest::prelude::*;
@@ -265,6 +279,10 @@ mod tests {
             name: u8,
             label: u8,
             addr: bool,
+        },
+        Namespace {
+            name: u8,
+            label: u8,
         },
     }
 
@@ -374,6 +392,13 @@ mod tests {
                 let n: Node = serde_json::from_value(v).expect("node");
                 Update::Node(0, ev!(n))
             }
+            Obj::Namespace { name, label } => {
+                let n: Namespace = serde_json::from_value(json!({
+                    "metadata": {"name": ns(*name), "labels": {"team": format!("t{label}")}}
+                }))
+                .expect("namespace");
+                Update::Namespace(0, ev!(n))
+            }
         }
     }
 
@@ -423,6 +448,7 @@ mod tests {
                 label,
                 addr
             }),
+            (0..2u8, 0..2u8).prop_map(|(name, label)| Obj::Namespace { name, label }),
         ]
     }
 
@@ -430,7 +456,7 @@ mod tests {
         prop_oneof![
             6 => obj().prop_map(Op::Apply),
             2 => obj().prop_map(Op::Delete),
-            1 => (0..5u8, any::<u8>()).prop_map(|(k, m)| Op::Relist(k, m)),
+            1 => (0..6u8, any::<u8>()).prop_map(|(k, m)| Op::Relist(k, m)),
             2 => Just(Op::Flush),
         ]
     }
@@ -479,13 +505,15 @@ mod tests {
             1 => run!(services, Service),
             2 => run!(endpoints, Endpoints),
             3 => run!(endpoint_slices, EndpointSlice),
-            _ => run!(nodes, Node),
+            4 => run!(nodes, Node),
+            _ => run!(namespaces, Namespace),
         }
     }
 
     fn check(role: Role, attach_node: bool, ops: &[Op]) -> Result<(), TestCaseError> {
         let opts = Options {
             attach_node,
+            attach_namespace: attach_node,
             attach_job: false,
         };
         let mut stores = Stores::default();
@@ -495,6 +523,7 @@ mod tests {
             stores.endpoints.add_watcher(),
             stores.endpoint_slices.add_watcher(),
             stores.nodes.add_watcher(),
+            stores.namespaces.add_watcher(),
         ] {
             prop_assert_eq!(s, 0);
         }

@@ -46,7 +46,7 @@ pub use config::{
 
 use crate::discovery::TargetGroup;
 use config::Role;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, Client};
 use std::collections::BTreeMap;
@@ -85,6 +85,8 @@ pub enum Error {
 pub(crate) struct Options {
     /// `attach_metadata.node`.
     pub(crate) attach_node: bool,
+    /// `attach_metadata.namespace`.
+    pub(crate) attach_namespace: bool,
     /// `attach_metadata.job`.
     pub(crate) attach_job: bool,
 }
@@ -149,6 +151,7 @@ impl Discoverer {
         Options {
             attach_node: self.cfg.attach_metadata.node
                 && matches!(self.role, Role::Pod | Role::Endpoints | Role::EndpointSlice),
+            attach_namespace: self.cfg.attach_metadata.namespace && self.role != Role::Node,
             attach_job: self.cfg.attach_metadata.job,
         }
     }
@@ -260,6 +263,16 @@ impl Discoverer {
                     tx.clone(),
                 )));
             }
+        }
+        if self.options().attach_namespace {
+            let id = stores.namespaces.add_watcher();
+            tasks.push(tokio::spawn(watch::watch(
+                Api::<Namespace>::all(c.clone()),
+                config::ResourceSelector::default(),
+                id,
+                Update::Namespace,
+                tx.clone(),
+            )));
         }
         if want_nodes {
             let id = stores.nodes.add_watcher();

@@ -2,12 +2,17 @@
 //! `__address__` = pod IP (Prometheus `discovery/kubernetes/pod.go`).
 
 use super::labels::{
-    ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, controller_of, join_host_port,
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, controller_of,
+    join_host_port,
 };
 use super::node::add_node_labels;
 use super::{Options, Stores};
 use crate::discovery::TargetGroup;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+
+fn ns_of(pod: &Pod) -> String {
+    pod.metadata.namespace.clone().unwrap_or_default()
+}
 
 /// Group source of a pod.
 pub(crate) fn source(namespace: &str, name: &str) -> String {
@@ -112,6 +117,9 @@ pub(crate) fn build(pod: &Pod, stores: &Stores, opts: &Options) -> TargetGroup {
     tg.labels.insert(NAMESPACE.into(), ns);
     if opts.attach_node {
         add_node_labels(&mut tg.labels, stores, node_name.as_deref());
+    }
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns_of(pod));
     }
     let status = pod.status.as_ref();
     for (c, is_init) in containers(pod) {

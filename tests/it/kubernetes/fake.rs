@@ -65,6 +65,7 @@ fn resource_of(kind: &str) -> (&'static str, &'static str, &'static str) {
         "Service" => ("services", "ServiceList", "v1"),
         "Endpoints" => ("endpoints", "EndpointsList", "v1"),
         "Node" => ("nodes", "NodeList", "v1"),
+        "Namespace" => ("namespaces", "NamespaceList", "v1"),
         "EndpointSlice" => ("endpointslices", "EndpointSliceList", "discovery.k8s.io/v1"),
         other => panic!("fake api: unknown kind {other}"),
     }
@@ -76,6 +77,7 @@ fn list_kind(resource: &str) -> (&'static str, &'static str, &'static str) {
         "services" => ("ServiceList", "v1", "Service"),
         "endpoints" => ("EndpointsList", "v1", "Endpoints"),
         "nodes" => ("NodeList", "v1", "Node"),
+        "namespaces" => ("NamespaceList", "v1", "Namespace"),
         "endpointslices" => ("EndpointSliceList", "discovery.k8s.io/v1", "EndpointSlice"),
         _ => ("", "", ""),
     }
