@@ -28,6 +28,8 @@ const ALL_FIXTURES: &[&str] = &[
     "endpoints-web.json",
     "endpointslice-web.json",
     "namespace-default.json",
+    "replicaset-web.json",
+    "job-report.json",
 ];
 
 fn fixtures() -> Vec<Value> {
@@ -497,4 +499,43 @@ async fn namespace_metadata_follows_namespace_changes() {
             target_label(g, "__meta_kubernetes_namespace_label_team") == Some("storage")
         })
     );
+}
+
+#[tokio::test]
+async fn deployment_and_cronjob_names_from_owners() {
+    let fake = FakeApi::start(&fixtures()).await;
+    let mut sd = Sd::start(
+        &fake,
+        "role: pod\nattach_metadata:\n  deployment: true\n  job: true\n  cronjob: true",
+    );
+    sd.next(FIRST).await;
+    let web = &sd.groups["pod/default/web-7d9c6b5f4-x2k8p"];
+    assert_eq!(
+        target_label(web, "__meta_kubernetes_pod_deployment_name"),
+        Some("web")
+    );
+    // The batch pod gets its IP: its Job is owned by CronJob `report`.
+    let mut batch = fixture("pod-batch.json");
+    batch["status"]["podIP"] = json!("10.244.2.9");
+    fake.apply(batch);
+    let up = sd.next(FAST).await;
+    assert_eq!(up.len(), 1);
+    assert_eq!(
+        target_label(&up[0], "__meta_kubernetes_pod_job_name"),
+        Some("report-29123456")
+    );
+    assert_eq!(
+        target_label(&up[0], "__meta_kubernetes_pod_cronjob_name"),
+        Some("report")
+    );
+    // Losing the ReplicaSet's Deployment owner removes the label within 2 s.
+    let mut rs = fixture("replicaset-web.json");
+    rs["metadata"]["ownerReferences"] = json!([]);
+    fake.apply(rs);
+    let up = sd.next(FAST).await;
+    assert!(
+        up.iter()
+            .all(|g| target_label(g, "__meta_kubernetes_pod_deployment_name").is_none())
+    );
+    assert_eq!(up.len(), 2, "both web pods are relabeled");
 }

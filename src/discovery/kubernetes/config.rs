@@ -75,11 +75,11 @@ pub struct AttachMetadata {
     pub node: bool,
     /// Attach `__meta_kubernetes_namespace_label_*`/`_annotation_*` of the target's namespace.
     pub namespace: bool,
-    /// Attach `__meta_kubernetes_pod_deployment_name` (not supported: rejected).
+    /// Attach `__meta_kubernetes_pod_deployment_name` (watches ReplicaSets).
     pub deployment: bool,
     /// Attach `__meta_kubernetes_pod_job_name` for pods owned by a Job.
     pub job: bool,
-    /// Attach `__meta_kubernetes_pod_cronjob_name` (not supported: rejected).
+    /// Attach `__meta_kubernetes_pod_cronjob_name` (watches Jobs).
     pub cronjob: bool,
 }
 
@@ -289,11 +289,6 @@ impl KubernetesSdConfig {
                 "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' \
                  simultaneously"
                     .into(),
-            );
-        }
-        if self.attach_metadata.deployment || self.attach_metadata.cronjob {
-            return bad(
-                "attach_metadata: 'deployment' and 'cronjob' are not supported by Argus".into(),
             );
         }
         let mut seen: Vec<&str> = Vec::new();

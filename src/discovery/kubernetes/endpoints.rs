@@ -40,7 +40,7 @@ impl<'a> SeenPods<'a> {
     }
 
     /// Targets for every container port of a seen pod that no endpoint port covered.
-    pub(crate) fn uncovered_targets(&self, opts: &Options) -> Vec<LabelSet> {
+    pub(crate) fn uncovered_targets(&self, stores: &Stores, opts: &Options) -> Vec<LabelSet> {
         let mut out = Vec::new();
         for (pod, seen) in &self.pods {
             let ip = pod
@@ -56,7 +56,7 @@ impl<'a> SeenPods<'a> {
                     if seen.contains(&cp.container_port) {
                         continue;
                     }
-                    let mut t = pod_labels(pod, opts);
+                    let mut t = pod_labels(pod, stores, opts);
                     t.insert(ADDRESS.into(), join_host_port(ip, cp.container_port));
                     t.insert(format!("{META}pod_container_name"), c.name.clone());
                     t.insert(
@@ -107,9 +107,10 @@ pub(crate) fn add_pod_target_labels(
     pod: &Pod,
     port: Option<i32>,
     protocol: Option<&str>,
+    stores: &Stores,
     opts: &Options,
 ) {
-    t.extend(pod_labels(pod, opts));
+    t.extend(pod_labels(pod, stores, opts));
     let Some(port) = port else { return };
     for (c, is_init) in containers(pod) {
         if let Some(cp) = c
@@ -196,7 +197,14 @@ pub(crate) fn build(eps: &Endpoints, stores: &Stores, opts: &Options) -> TargetG
             add_node_labels(&mut t, stores, node);
         }
         if let Some(pod) = resolve_pod(stores, addr.target_ref.as_ref()) {
-            add_pod_target_labels(&mut t, pod, Some(port.port), port.protocol.as_deref(), opts);
+            add_pod_target_labels(
+                &mut t,
+                pod,
+                Some(port.port),
+                port.protocol.as_deref(),
+                stores,
+                opts,
+            );
             seen.mark(pod, Some(port.port));
         }
         tg.targets.push(t);
@@ -211,7 +219,7 @@ pub(crate) fn build(eps: &Endpoints, stores: &Stores, opts: &Options) -> TargetG
             }
         }
     }
-    let extra = seen.uncovered_targets(opts);
+    let extra = seen.uncovered_targets(stores, opts);
     tg.targets.extend(extra);
     tg
 }

@@ -133,13 +133,13 @@ pub(crate) fn build(eps: &EndpointSlice, stores: &Stores, opts: &Options) -> Tar
                     add_node_labels(&mut t, stores, node);
                 }
                 if let Some(pod) = resolve_pod(stores, ep.target_ref.as_ref()) {
-                    add_pod_target_labels(&mut t, pod, port.port, None, opts);
+                    add_pod_target_labels(&mut t, pod, port.port, None, stores, opts);
                     seen.mark(pod, port.port);
                 }
                 tg.targets.push(t);
             }
         }
     }
-    tg.targets.extend(seen.uncovered_targets(opts));
+    tg.targets.extend(seen.uncovered_targets(stores, opts));
     tg
 }

@@ -63,6 +63,19 @@ impl Dirty {
     }
 }
 
+/// A ReplicaSet or Job changed: pod labels of its namespace may change.
+fn owner_changed(dirty: &mut Dirty, role: Role, change: Change) {
+    match change {
+        Change::None => {}
+        Change::All => dirty.all = true,
+        Change::Object((ns, _)) => {
+            if matches!(role, Role::Pod | Role::Endpoints | Role::EndpointSlice) {
+                dirty.namespaces.insert(ns);
+            }
+        }
+    }
+}
+
 /// Applies one watcher update to the stores and records what it may have changed.
 pub(crate) fn apply(stores: &mut Stores, dirty: &mut Dirty, role: Role, u: Update) {
     let (kind, change) = match u {
@@ -80,6 +93,14 @@ pub(crate) fn apply(stores: &mut Stores, dirty: &mut Dirty, role: Role, u: Updat
                     dirty.namespaces.insert(name);
                 }
             }
+            return;
+        }
+        Update::ReplicaSet(w, ev) => {
+            owner_changed(dirty, role, stores.replica_sets.apply(w, *ev));
+            return;
+        }
+        Update::Job(w, ev) => {
+            owner_changed(dirty, role, stores.jobs.apply(w, *ev));
             return;
         }
     };
@@ -243,6 +264,8 @@ pub(crate) fn diff_all(
 mod tests {
     //! Incremental rebuilds checked against a full rebuild after every batch of random events.
     use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::runtime::watcher::Event;
@@ -283,6 +306,14 @@ mod tests {
         Namespace {
             name: u8,
             label: u8,
+        },
+        /// A ReplicaSet (`job: false`) or Job named `o<name>`, owned by a Deployment or
+        /// CronJob `top<top>` when `top` is set.
+        Owner {
+            ns: u8,
+            name: u8,
+            job: bool,
+            top: Option<u8>,
         },
     }
 
@@ -331,6 +362,10 @@ mod tests {
                 if *ip {
                     v["status"]["podIP"] = json!(format!("10.0.{n}.{name}"));
                 }
+                // The label picks the controller kind: ReplicaSet or Job `o<name % 2>`.
+                let kind = if label % 2 == 0 { "ReplicaSet" } else { "Job" };
+                v["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": kind,
+                    "name": format!("o{}", name % 2), "uid": "u", "controller": true}]);
                 let p: Pod = serde_json::from_value(v).expect("pod");
                 Update::Pod(0, ev!(p))
             }
@@ -392,6 +427,27 @@ mod tests {
                 let n: Node = serde_json::from_value(v).expect("node");
                 Update::Node(0, ev!(n))
             }
+            Obj::Owner {
+                ns: n,
+                name,
+                job,
+                top,
+            } => {
+                let mut v =
+                    json!({"metadata": {"namespace": ns(*n), "name": format!("o{}", name % 2)}});
+                if let Some(t) = top {
+                    let kind = if *job { "CronJob" } else { "Deployment" };
+                    v["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": kind,
+                        "name": format!("top{t}"), "uid": "u", "controller": true}]);
+                }
+                if *job {
+                    let j: Job = serde_json::from_value(v).expect("job");
+                    Update::Job(0, ev!(j))
+                } else {
+                    let r: ReplicaSet = serde_json::from_value(v).expect("replicaset");
+                    Update::ReplicaSet(0, ev!(r))
+                }
+            }
             Obj::Namespace { name, label } => {
                 let n: Namespace = serde_json::from_value(json!({
                     "metadata": {"name": ns(*name), "labels": {"team": format!("t{label}")}}
@@ -449,6 +505,8 @@ mod tests {
                 addr
             }),
             (0..2u8, 0..2u8).prop_map(|(name, label)| Obj::Namespace { name, label }),
+            (0..2u8, 0..2u8, any::<bool>(), proptest::option::of(0..2u8))
+                .prop_map(|(ns, name, job, top)| Obj::Owner { ns, name, job, top }),
         ]
     }
 
@@ -456,7 +514,7 @@ mod tests {
         prop_oneof![
             6 => obj().prop_map(Op::Apply),
             2 => obj().prop_map(Op::Delete),
-            1 => (0..6u8, any::<u8>()).prop_map(|(k, m)| Op::Relist(k, m)),
+            1 => (0..8u8, any::<u8>()).prop_map(|(k, m)| Op::Relist(k, m)),
             2 => Just(Op::Flush),
         ]
     }
@@ -506,16 +564,24 @@ mod tests {
             2 => run!(endpoints, Endpoints),
             3 => run!(endpoint_slices, EndpointSlice),
             4 => run!(nodes, Node),
-            _ => run!(namespaces, Namespace),
+            5 => run!(namespaces, Namespace),
+            6 => run!(replica_sets, ReplicaSet),
+            _ => run!(jobs, Job),
         }
     }
 
-    fn check(role: Role, attach_node: bool, ops: &[Op]) -> Result<(), TestCaseError> {
-        let opts = Options {
+    /// Options with all metadata attached; node metadata as given.
+    fn meta(attach_node: bool) -> Options {
+        Options {
             attach_node,
-            attach_namespace: attach_node,
-            attach_job: false,
-        };
+            attach_namespace: true,
+            attach_job: true,
+            attach_deployment: true,
+            attach_cronjob: true,
+        }
+    }
+
+    fn check(role: Role, opts: Options, ops: &[Op]) -> Result<(), TestCaseError> {
         let mut stores = Stores::default();
         for s in [
             stores.pods.add_watcher(),
@@ -524,6 +590,8 @@ mod tests {
             stores.endpoint_slices.add_watcher(),
             stores.nodes.add_watcher(),
             stores.namespaces.add_watcher(),
+            stores.replica_sets.add_watcher(),
+            stores.jobs.add_watcher(),
         ] {
             prop_assert_eq!(s, 0);
         }
@@ -560,12 +628,14 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
         fn incremental_matches_full_rebuild(ops in proptest::collection::vec(op(), 1..40)) {
-            check(Role::Pod, false, &ops)?;
-            check(Role::Pod, true, &ops)?;
-            check(Role::Endpoints, true, &ops)?;
-            check(Role::EndpointSlice, false, &ops)?;
-            check(Role::Service, false, &ops)?;
-            check(Role::Node, false, &ops)?;
+            check(Role::Pod, Options::default(), &ops)?;
+            check(Role::Pod, meta(false), &ops)?;
+            check(Role::Pod, meta(true), &ops)?;
+            check(Role::Endpoints, meta(true), &ops)?;
+            check(Role::Endpoints, meta(false), &ops)?;
+            check(Role::EndpointSlice, meta(false), &ops)?;
+            check(Role::Service, meta(false), &ops)?;
+            check(Role::Node, Options::default(), &ops)?;
         }
     }
 }

@@ -46,6 +46,8 @@ pub use config::{
 
 use crate::discovery::TargetGroup;
 use config::Role;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, Client};
@@ -87,6 +89,10 @@ pub(crate) struct Options {
     pub(crate) attach_node: bool,
     /// `attach_metadata.namespace`.
     pub(crate) attach_namespace: bool,
+    /// `attach_metadata.deployment`.
+    pub(crate) attach_deployment: bool,
+    /// `attach_metadata.cronjob`.
+    pub(crate) attach_cronjob: bool,
     /// `attach_metadata.job`.
     pub(crate) attach_job: bool,
 }
@@ -148,11 +154,14 @@ impl Discoverer {
     }
 
     fn options(&self) -> Options {
+        let with_pods = matches!(self.role, Role::Pod | Role::Endpoints | Role::EndpointSlice);
         Options {
             attach_node: self.cfg.attach_metadata.node
                 && matches!(self.role, Role::Pod | Role::Endpoints | Role::EndpointSlice),
             attach_namespace: self.cfg.attach_metadata.namespace && self.role != Role::Node,
-            attach_job: self.cfg.attach_metadata.job,
+            attach_job: self.cfg.attach_metadata.job && with_pods,
+            attach_deployment: self.cfg.attach_metadata.deployment && with_pods,
+            attach_cronjob: self.cfg.attach_metadata.cronjob && with_pods,
         }
     }
 
@@ -240,6 +249,26 @@ impl Discoverer {
                     self.cfg.selector("service"),
                     id,
                     Update::Service,
+                    tx.clone(),
+                )));
+            }
+            if self.options().attach_deployment {
+                let id = stores.replica_sets.add_watcher();
+                tasks.push(tokio::spawn(watch::watch(
+                    api::<ReplicaSet>(c, ns.as_deref()),
+                    config::ResourceSelector::default(),
+                    id,
+                    Update::ReplicaSet,
+                    tx.clone(),
+                )));
+            }
+            if self.options().attach_cronjob {
+                let id = stores.jobs.add_watcher();
+                tasks.push(tokio::spawn(watch::watch(
+                    api::<Job>(c, ns.as_deref()),
+                    config::ResourceSelector::default(),
+                    id,
+                    Update::Job,
                     tx.clone(),
                 )));
             }

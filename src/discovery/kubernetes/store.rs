@@ -4,6 +4,8 @@
 //! remembers which watcher owns it, so a re-list by one watcher replaces exactly that
 //! watcher's objects: objects missing from the new list are dropped, the rest survive.
 
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
@@ -154,6 +156,8 @@ pub(crate) struct Stores {
     pub(crate) endpoint_slices: Store<EndpointSlice>,
     pub(crate) nodes: Store<Node>,
     pub(crate) namespaces: Store<Namespace>,
+    pub(crate) replica_sets: Store<ReplicaSet>,
+    pub(crate) jobs: Store<Job>,
 }
 
 impl Stores {
@@ -165,6 +169,8 @@ impl Stores {
             && self.endpoint_slices.synced()
             && self.nodes.synced()
             && self.namespaces.synced()
+            && self.replica_sets.synced()
+            && self.jobs.synced()
     }
 }
 

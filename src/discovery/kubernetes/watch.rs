@@ -7,6 +7,8 @@
 //! *request* answered with HTTP 410; this task then restarts the watcher, which re-lists.
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::WatchStreamExt;
@@ -27,6 +29,8 @@ pub(crate) enum Update {
     EndpointSlice(usize, Box<Event<EndpointSlice>>),
     Node(usize, Box<Event<Node>>),
     Namespace(usize, Box<Event<Namespace>>),
+    ReplicaSet(usize, Box<Event<ReplicaSet>>),
+    Job(usize, Box<Event<Job>>),
 }
 
 /// Runs list+watch of `api` until `tx` is closed; never returns early on API errors.

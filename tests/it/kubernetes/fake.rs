@@ -66,6 +66,8 @@ fn resource_of(kind: &str) -> (&'static str, &'static str, &'static str) {
         "Endpoints" => ("endpoints", "EndpointsList", "v1"),
         "Node" => ("nodes", "NodeList", "v1"),
         "Namespace" => ("namespaces", "NamespaceList", "v1"),
+        "ReplicaSet" => ("replicasets", "ReplicaSetList", "apps/v1"),
+        "Job" => ("jobs", "JobList", "batch/v1"),
         "EndpointSlice" => ("endpointslices", "EndpointSliceList", "discovery.k8s.io/v1"),
         other => panic!("fake api: unknown kind {other}"),
     }
@@ -78,6 +80,8 @@ fn list_kind(resource: &str) -> (&'static str, &'static str, &'static str) {
         "endpoints" => ("EndpointsList", "v1", "Endpoints"),
         "nodes" => ("NodeList", "v1", "Node"),
         "namespaces" => ("NamespaceList", "v1", "Namespace"),
+        "replicasets" => ("ReplicaSetList", "apps/v1", "ReplicaSet"),
+        "jobs" => ("JobList", "batch/v1", "Job"),
         "endpointslices" => ("EndpointSliceList", "discovery.k8s.io/v1", "EndpointSlice"),
         _ => ("", "", ""),
     }
@@ -158,9 +162,11 @@ fn parse_query(q: Option<&str>) -> Query {
 
 /// `(namespace or "", resource)` from an API path.
 fn parse_path(path: &str) -> Option<(String, String)> {
-    let rest = path
-        .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/apis/discovery.k8s.io/v1/"))?;
+    let rest = match path.strip_prefix("/api/v1/") {
+        Some(rest) => rest,
+        // `/apis/<group>/<version>/…`
+        None => path.strip_prefix("/apis/")?.splitn(3, '/').nth(2)?,
+    };
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         [res] => Some((String::new(), (*res).to_string())),
