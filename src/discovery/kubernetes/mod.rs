@@ -1,10 +1,11 @@
 //! Kubernetes service discovery (kube-rs list+watch). OWNER: kubernetes helper.
 //!
 //! [`Discoverer`] watches the objects a role needs (pods, services, endpoints, endpoint
-//! slices, nodes; per namespace when `namespaces` is set), keeps them in local stores and,
-//! after every batch of watch events, rebuilds the role's target groups and sends those that
-//! changed. A group that disappeared is sent once with no targets. Source names and
-//! `__meta_kubernetes_*` labels are Prometheus's.
+//! slices, nodes, and namespaces/ReplicaSets/Jobs for `attach_metadata`; per namespace when
+//! `namespaces` is set), keeps them in local stores and, after every batch of watch events,
+//! rebuilds the groups those events can affect (all of them after a re-list) and sends the
+//! ones that changed. A group that disappeared is sent once with no targets. Source names
+//! and `__meta_kubernetes_*` labels are Prometheus's.
 //!
 //! Nothing is sent until every watcher has completed its first list (as Prometheus waits for
 //! its informers' caches), so endpoints never appear without their pods' and services'
