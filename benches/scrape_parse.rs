@@ -136,6 +136,26 @@ fn bench_append(c: &mut Criterion) {
         cache
             .append_body(&body, format, ts, &mut app, &opts)
             .expect("warm-up scrape");
+        ts += 1;
+        let st = cache
+            .append_body(&body, format, ts, &mut app, &opts)
+            .expect("second scrape");
+        assert_eq!(
+            (st.added, st.stale),
+            (0, 0),
+            "BUG: a warm scrape must be all cache hits"
+        );
+        let t0 = std::time::Instant::now();
+        for _ in 0..20 {
+            ts += 1;
+            cache
+                .append_body(&body, format, ts, &mut app, &opts)
+                .expect("scrape");
+        }
+        eprintln!(
+            "{name}: warm scrape {:?} per scrape (plain loop)",
+            t0.elapsed() / 20
+        );
         g.bench_function("warm_cache", |b| {
             b.iter(|| {
                 ts += 1;

@@ -231,6 +231,9 @@ impl ScrapeConfig {
                 }
             }
         }
+        for k in &self.kubernetes_sd_configs {
+            k.validate().map_err(|e| format!("job {job:?}: {e}"))?;
+        }
         for f in &self.file_sd_configs {
             for p in &f.files {
                 let base = p.rsplit('/').next().unwrap_or(p);

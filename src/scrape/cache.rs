@@ -53,6 +53,8 @@ pub struct AppendStats {
 
 #[derive(Debug)]
 struct CacheEntry {
+    /// The series text this entry was built from.
+    key: Box<[u8]>,
     sref: Option<SeriesRef>,
     /// Final labels; empty when dropped by relabeling.
     labels: Labels,
@@ -67,17 +69,28 @@ struct CacheEntry {
 }
 
 /// Series cache of one target. Owned by its scrape loop; not shared.
+///
+/// Entries live in a dense vector. Targets expose their series in the same order scrape after
+/// scrape, so the cache first compares the series text with the entry that held the same
+/// position last time (a sequential walk, no hashing); only on a mismatch does it look the
+/// text up in the hash index.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    map: HashMap<Box<[u8]>, CacheEntry>,
+    entries: Vec<CacheEntry>,
+    /// Series text → position in `entries`.
+    index: HashMap<Box<[u8]>, usize, SeriesHashBuilder>,
+    /// `entries` positions in the order the last successful scrape exposed them.
+    order: Vec<usize>,
+    /// The same, being built by the current scrape.
+    next_order: Vec<usize>,
     /// Current iteration (one per scrape attempt).
     iter: u64,
     /// Iteration of the last successful scrape whose series were not yet stale-marked.
     last_ok: Option<u64>,
     /// Non-dropped series the last successful scrape saw.
     last_ok_count: u64,
-    /// Metadata by family name.
-    meta: BTreeMap<String, Metadata>,
+    /// Metadata by family name (hashed: a B-tree's string compares showed in profiles).
+    meta: HashMap<String, Metadata, SeriesHashBuilder>,
     meta_changed: bool,
     /// Entries seen by the current iteration.
     touched: u64,
@@ -92,12 +105,12 @@ impl SeriesCache {
 
     /// Number of cached series (dropped ones included).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
     /// Metadata seen so far, when it changed since the last call.
@@ -106,7 +119,12 @@ impl SeriesCache {
             return None;
         }
         self.meta_changed = false;
-        Some(self.meta.clone())
+        Some(
+            self.meta
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
     }
 
     /// Parses `body` and appends its samples at `ts` (ms) to `app`, then staleness markers for
@@ -122,6 +140,7 @@ impl SeriesCache {
     ) -> Result<AppendStats, Error> {
         self.iter += 1;
         self.touched = 0;
+        self.next_order.clear();
         let iter = self.iter;
         let mut st = AppendStats::default();
         let mut reseen = 0u64;
@@ -145,7 +164,7 @@ impl SeriesCache {
         if let Some(prev) = self.last_ok
             && reseen < self.last_ok_count
         {
-            for e in self.map.values_mut() {
+            for e in &mut self.entries {
                 if e.last_iter == prev
                     && !e.dropped
                     && (!e.explicit_ts || opts.track_timestamps_staleness)
@@ -154,9 +173,10 @@ impl SeriesCache {
                 }
             }
         }
-        // Forget series this scrape lacked (already stale-marked); a scan only when some are.
-        if (self.touched as usize) < self.map.len() {
-            self.map.retain(|_, e| e.last_iter == iter);
+        std::mem::swap(&mut self.order, &mut self.next_order);
+        // Forget series this scrape lacked (already stale-marked); only when some are.
+        if (self.touched as usize) < self.entries.len() {
+            self.compact(iter);
         }
         self.last_ok = Some(iter);
         self.last_ok_count = st.post_relabel;
@@ -175,7 +195,15 @@ impl SeriesCache {
         reseen: &mut u64,
     ) -> Result<(), Error> {
         let key = p.series();
-        if let Some(e) = self.map.get_mut(key) {
+        let pos = self.next_order.len();
+        let hit = match self.order.get(pos) {
+            Some(&i) if self.entries.get(i).is_some_and(|e| *e.key == *key) => Some(i),
+            _ => self.index.get(key).copied(),
+        };
+        if let Some(i) = hit
+            && let Some(e) = self.entries.get_mut(i)
+        {
+            self.next_order.push(i);
             if e.last_iter == iter {
                 // Same series twice in one body: Prometheus keeps the first sample.
                 if !e.dropped {
@@ -196,7 +224,9 @@ impl SeriesCache {
             st.added += 1;
         }
         self.touched += 1;
-        let e = self.map.entry(Box::from(key)).or_insert(CacheEntry {
+        let i = self.entries.len();
+        self.entries.push(CacheEntry {
+            key: Box::from(key),
             sref: None,
             labels,
             dropped,
@@ -204,7 +234,35 @@ impl SeriesCache {
             last_iter: iter,
             prev_iter: 0,
         });
-        append_entry(e, p, ts, app, opts, st)
+        self.index.insert(Box::from(key), i);
+        self.next_order.push(i);
+        match self.entries.last_mut() {
+            Some(e) => append_entry(e, p, ts, app, opts, st),
+            None => unreachable!("BUG: entry pushed just above"),
+        }
+    }
+
+    /// Drops entries not seen by iteration `iter`, renumbering the index and the order.
+    fn compact(&mut self, iter: u64) {
+        let mut remap = vec![usize::MAX; self.entries.len()];
+        let mut next = 0;
+        for (old, e) in self.entries.iter().enumerate() {
+            if e.last_iter == iter {
+                if let Some(r) = remap.get_mut(old) {
+                    *r = next;
+                }
+                next += 1;
+            }
+        }
+        self.entries.retain(|e| e.last_iter == iter);
+        self.index
+            .retain(|_, i| remap.get(*i).is_some_and(|&r| r != usize::MAX));
+        for i in self.index.values_mut() {
+            *i = remap.get(*i).copied().unwrap_or(usize::MAX);
+        }
+        for i in &mut self.order {
+            *i = remap.get(*i).copied().unwrap_or(usize::MAX);
+        }
     }
 
     /// Cache miss: decode, add target labels, relabel, check limits. `(labels, dropped)`.
@@ -237,18 +295,17 @@ impl SeriesCache {
             }
             _ => p.unit(),
         };
-        if !self.meta.contains_key(name.as_ref()) {
-            self.meta.insert(
-                name.to_string(),
-                Metadata {
-                    kind: "unknown".into(),
-                    ..Default::default()
-                },
-            );
-            self.meta_changed = true;
-        }
-        let Some(m) = self.meta.get_mut(name.as_ref()) else {
-            return;
+        let m = match self.meta.get_mut(name.as_ref()) {
+            Some(m) => m,
+            None => {
+                self.meta_changed = true;
+                self.meta
+                    .entry(name.into_owned())
+                    .or_insert_with(|| Metadata {
+                        kind: "unknown".into(),
+                        ..Default::default()
+                    })
+            }
         };
         let field = match e {
             Entry::Help => &mut m.help,
@@ -272,7 +329,7 @@ impl SeriesCache {
         let mut st = AppendStats::default();
         if let Some(prev) = self.last_ok.take() {
             let iter = self.iter;
-            for e in self.map.values_mut() {
+            for e in &mut self.entries {
                 // `iter == prev` when the failure happened before parsing (fetch error).
                 let was = if e.last_iter == iter && iter != prev {
                     e.prev_iter
@@ -289,6 +346,63 @@ impl SeriesCache {
         }
         self.last_ok_count = 0;
         Ok(st.stale)
+    }
+}
+
+/// Word-at-a-time hashing of series text (SipHash was a visible share of a warm scrape),
+/// seeded per cache from std's random state so a target cannot precompute collisions across
+/// processes.
+#[derive(Clone, Debug)]
+struct SeriesHashBuilder(u64);
+
+impl Default for SeriesHashBuilder {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl std::hash::BuildHasher for SeriesHashBuilder {
+    type Hasher = SeriesHasher;
+    fn build_hasher(&self) -> SeriesHasher {
+        SeriesHasher(self.0)
+    }
+}
+
+struct SeriesHasher(u64);
+
+const HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl std::hash::Hasher for SeriesHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(HASH_K);
+        }
+        let mut tail = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            tail |= u64::from(b) << (8 * i);
+        }
+        h = (h.rotate_left(5) ^ tail ^ bytes.len() as u64).wrapping_mul(HASH_K);
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(HASH_K);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(HASH_K);
+    }
+    fn finish(&self) -> u64 {
+        // Murmur3 finaliser: hashbrown uses the top bits.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

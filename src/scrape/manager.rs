@@ -183,9 +183,10 @@ impl ScrapeManager {
         }
         for kc in &cfg.kubernetes_sd_configs {
             let (ptx, prx) = mpsc::channel(4);
-            if let Some(t) = spawn_kubernetes(kc, ptx) {
-                tasks.push(t);
-            }
+            tasks.push(tokio::spawn(crate::discovery::kubernetes::run(
+                kc.clone(),
+                ptx,
+            )));
             tasks.push(tokio::spawn(forward(provider, prx, tx.clone())));
             provider += 1;
         }
@@ -198,19 +199,6 @@ impl ScrapeManager {
             shared,
         }
     }
-}
-
-/// HOOK(k8s): Kubernetes service discovery. The kubernetes helper's module provides a function
-/// that sends `Vec<TargetGroup>` updates on a tokio mpsc channel; once its branch is merged, call
-/// it here (e.g. `tokio::spawn(crate::discovery::kubernetes::run(cfg.clone(), tx))`). Until then
-/// the groups of `kubernetes_sd_configs` stay empty and a warning is logged.
-fn spawn_kubernetes(
-    cfg: &crate::discovery::kubernetes::KubernetesSdConfig,
-    tx: mpsc::Sender<Vec<TargetGroup>>,
-) -> Option<JoinHandle<()>> {
-    tracing::warn!(role = %cfg.role, "kubernetes_sd_configs: Kubernetes discovery is not wired into the scrape manager yet");
-    drop(tx);
-    None
 }
 
 async fn forward(

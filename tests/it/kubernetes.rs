@@ -27,6 +27,9 @@ const ALL_FIXTURES: &[&str] = &[
     "service-lb.json",
     "endpoints-web.json",
     "endpointslice-web.json",
+    "namespace-default.json",
+    "replicaset-web.json",
+    "job-report.json",
 ];
 
 fn fixtures() -> Vec<Value> {
@@ -449,4 +452,90 @@ async fn stops_when_the_channel_closes() {
         .await
         .expect("run returns after the receiver is dropped")
         .expect("no panic");
+}
+
+#[tokio::test]
+async fn namespace_metadata_follows_namespace_changes() {
+    let fake = FakeApi::start(&fixtures()).await;
+    let mut sd = Sd::start(&fake, "role: service\nattach_metadata:\n  namespace: true");
+    let first = sd.next(FIRST).await;
+    assert_eq!(first.len(), 3);
+    let web = &sd.groups["svc/default/web"];
+    assert_eq!(
+        target_label(web, "__meta_kubernetes_namespace_label_team"),
+        Some("platform")
+    );
+    assert_eq!(
+        target_label(
+            web,
+            "__meta_kubernetes_namespace_labelpresent_kubernetes_io_metadata_name"
+        ),
+        Some("true")
+    );
+    assert_eq!(
+        target_label(
+            web,
+            "__meta_kubernetes_namespace_annotation_owner_example_com_contact"
+        ),
+        Some("platform@example.com")
+    );
+    let edge = &sd.groups["svc/edge/ingress"];
+    assert!(
+        !edge
+            .labels
+            .keys()
+            .any(|k| k.starts_with("__meta_kubernetes_namespace_label")),
+        "namespace edge is unknown: no namespace metadata"
+    );
+
+    let mut ns = fixture("namespace-default.json");
+    ns["metadata"]["labels"]["team"] = json!("storage");
+    fake.apply(ns);
+    let up = sd.next(FAST).await;
+    let sources: Vec<&str> = up.iter().map(|g| g.source.as_str()).collect();
+    assert_eq!(sources, ["svc/default/upstream", "svc/default/web"]);
+    assert!(
+        up.iter().all(|g| {
+            target_label(g, "__meta_kubernetes_namespace_label_team") == Some("storage")
+        })
+    );
+}
+
+#[tokio::test]
+async fn deployment_and_cronjob_names_from_owners() {
+    let fake = FakeApi::start(&fixtures()).await;
+    let mut sd = Sd::start(
+        &fake,
+        "role: pod\nattach_metadata:\n  deployment: true\n  job: true\n  cronjob: true",
+    );
+    sd.next(FIRST).await;
+    let web = &sd.groups["pod/default/web-7d9c6b5f4-x2k8p"];
+    assert_eq!(
+        target_label(web, "__meta_kubernetes_pod_deployment_name"),
+        Some("web")
+    );
+    // The batch pod gets its IP: its Job is owned by CronJob `report`.
+    let mut batch = fixture("pod-batch.json");
+    batch["status"]["podIP"] = json!("10.244.2.9");
+    fake.apply(batch);
+    let up = sd.next(FAST).await;
+    assert_eq!(up.len(), 1);
+    assert_eq!(
+        target_label(&up[0], "__meta_kubernetes_pod_job_name"),
+        Some("report-29123456")
+    );
+    assert_eq!(
+        target_label(&up[0], "__meta_kubernetes_pod_cronjob_name"),
+        Some("report")
+    );
+    // Losing the ReplicaSet's Deployment owner removes the label within 2 s.
+    let mut rs = fixture("replicaset-web.json");
+    rs["metadata"]["ownerReferences"] = json!([]);
+    fake.apply(rs);
+    let up = sd.next(FAST).await;
+    assert!(
+        up.iter()
+            .all(|g| target_label(g, "__meta_kubernetes_pod_deployment_name").is_none())
+    );
+    assert_eq!(up.len(), 2, "both web pods are relabeled");
 }

@@ -171,6 +171,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_cluster_without_service_account_is_a_clear_error() {
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+            return; // Really in a cluster: nothing to check here.
+        }
+        let err = kube_config(&cfg("role: pod\n"))
+            .await
+            .expect_err("no in-cluster environment");
+        assert!(err.to_string().contains("in-cluster"), "{err}");
+    }
+
+    #[tokio::test]
     async fn missing_kubeconfig_is_a_clear_error() {
         let err = kube_config(&cfg("role: pod\nkubeconfig_file: /nonexistent/kc.yml\n"))
             .await

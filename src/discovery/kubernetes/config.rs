@@ -73,13 +73,13 @@ pub struct AttachMetadata {
     /// Attach `__meta_kubernetes_node_*` of the node a target runs on (pod, endpoints,
     /// endpointslice roles).
     pub node: bool,
-    /// Attach `__meta_kubernetes_namespace_label_*`/`_annotation_*` (not supported: rejected).
+    /// Attach `__meta_kubernetes_namespace_label_*`/`_annotation_*` of the target's namespace.
     pub namespace: bool,
-    /// Attach `__meta_kubernetes_pod_deployment_name` (not supported: rejected).
+    /// Attach `__meta_kubernetes_pod_deployment_name` (watches ReplicaSets).
     pub deployment: bool,
     /// Attach `__meta_kubernetes_pod_job_name` for pods owned by a Job.
     pub job: bool,
-    /// Attach `__meta_kubernetes_pod_cronjob_name` (not supported: rejected).
+    /// Attach `__meta_kubernetes_pod_cronjob_name` (watches Jobs).
     pub cronjob: bool,
 }
 
@@ -290,12 +290,6 @@ impl KubernetesSdConfig {
                  simultaneously"
                     .into(),
             );
-        }
-        if self.attach_metadata.namespace
-            || self.attach_metadata.deployment
-            || self.attach_metadata.cronjob
-        {
-            return bad("attach_metadata: only 'node' and 'job' are supported by Argus".into());
         }
         let mut seen: Vec<&str> = Vec::new();
         for s in &self.selectors {

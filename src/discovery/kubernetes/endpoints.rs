@@ -2,7 +2,9 @@
 //! the service's and the backing pod's labels, plus one target per pod container port not
 //! covered by the endpoints (Prometheus `discovery/kubernetes/endpoints.go`).
 
-use super::labels::{ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, join_host_port};
+use super::labels::{
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, join_host_port,
+};
 use super::node::add_node_labels;
 use super::pod::{containers, pod_labels};
 use super::service::service_labels;
@@ -38,7 +40,7 @@ impl<'a> SeenPods<'a> {
     }
 
     /// Targets for every container port of a seen pod that no endpoint port covered.
-    pub(crate) fn uncovered_targets(&self, opts: &Options) -> Vec<LabelSet> {
+    pub(crate) fn uncovered_targets(&self, stores: &Stores, opts: &Options) -> Vec<LabelSet> {
         let mut out = Vec::new();
         for (pod, seen) in &self.pods {
             let ip = pod
@@ -54,7 +56,7 @@ impl<'a> SeenPods<'a> {
                     if seen.contains(&cp.container_port) {
                         continue;
                     }
-                    let mut t = pod_labels(pod, opts);
+                    let mut t = pod_labels(pod, stores, opts);
                     t.insert(ADDRESS.into(), join_host_port(ip, cp.container_port));
                     t.insert(format!("{META}pod_container_name"), c.name.clone());
                     t.insert(
@@ -105,9 +107,10 @@ pub(crate) fn add_pod_target_labels(
     pod: &Pod,
     port: Option<i32>,
     protocol: Option<&str>,
+    stores: &Stores,
     opts: &Options,
 ) {
-    t.extend(pod_labels(pod, opts));
+    t.extend(pod_labels(pod, stores, opts));
     let Some(port) = port else { return };
     for (c, is_init) in containers(pod) {
         if let Some(cp) = c
@@ -151,6 +154,9 @@ pub(crate) fn build(eps: &Endpoints, stores: &Stores, opts: &Options) -> TargetG
         tg.labels.extend(service_labels(svc));
     }
     add_object_meta(&mut tg.labels, &eps.metadata, "endpoints");
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns);
+    }
 
     let mut seen = SeenPods::default();
     let mut add = |addr: &EndpointAddress, port: &EndpointPort, ready: &str| {
@@ -191,7 +197,14 @@ pub(crate) fn build(eps: &Endpoints, stores: &Stores, opts: &Options) -> TargetG
             add_node_labels(&mut t, stores, node);
         }
         if let Some(pod) = resolve_pod(stores, addr.target_ref.as_ref()) {
-            add_pod_target_labels(&mut t, pod, Some(port.port), port.protocol.as_deref(), opts);
+            add_pod_target_labels(
+                &mut t,
+                pod,
+                Some(port.port),
+                port.protocol.as_deref(),
+                stores,
+                opts,
+            );
             seen.mark(pod, Some(port.port));
         }
         tg.targets.push(t);
@@ -206,7 +219,7 @@ pub(crate) fn build(eps: &Endpoints, stores: &Stores, opts: &Options) -> TargetG
             }
         }
     }
-    let extra = seen.uncovered_targets(opts);
+    let extra = seen.uncovered_targets(stores, opts);
     tg.targets.extend(extra);
     tg
 }

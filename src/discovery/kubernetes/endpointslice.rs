@@ -4,7 +4,8 @@
 
 use super::endpoints::{SeenPods, add_pod_target_labels, resolve_pod};
 use super::labels::{
-    ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, join_host_port, sanitize,
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, join_host_port,
+    sanitize,
 };
 use super::node::add_node_labels;
 use super::service::service_labels;
@@ -113,6 +114,9 @@ pub(crate) fn build(eps: &EndpointSlice, stores: &Stores, opts: &Options) -> Tar
     if let Some(svc) = svc {
         tg.labels.extend(service_labels(svc));
     }
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns);
+    }
     if non_primary_ip_family(svc, eps) {
         return tg;
     }
@@ -129,13 +133,13 @@ pub(crate) fn build(eps: &EndpointSlice, stores: &Stores, opts: &Options) -> Tar
                     add_node_labels(&mut t, stores, node);
                 }
                 if let Some(pod) = resolve_pod(stores, ep.target_ref.as_ref()) {
-                    add_pod_target_labels(&mut t, pod, port.port, None, opts);
+                    add_pod_target_labels(&mut t, pod, port.port, None, stores, opts);
                     seen.mark(pod, port.port);
                 }
                 tg.targets.push(t);
             }
         }
     }
-    tg.targets.extend(seen.uncovered_targets(opts));
+    tg.targets.extend(seen.uncovered_targets(stores, opts));
     tg
 }

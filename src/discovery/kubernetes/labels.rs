@@ -51,6 +51,14 @@ pub(crate) fn add_labels_and_annotations(ls: &mut LabelSet, meta: &ObjectMeta, r
     }
 }
 
+/// Adds `__meta_kubernetes_namespace_label_*`/`_annotation_*` (and `present` forms) of
+/// namespace `ns` when it is known (Prometheus `addNamespaceLabels`).
+pub(crate) fn add_namespace_labels(ls: &mut LabelSet, stores: &super::Stores, ns: &str) {
+    if let Some(n) = stores.namespaces.get("", ns) {
+        add_labels_and_annotations(ls, &n.metadata, "namespace");
+    }
+}
+
 /// The owner reference with `controller: true`, as `metav1.GetControllerOf`.
 pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references

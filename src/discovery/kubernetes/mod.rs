@@ -1,10 +1,11 @@
 //! Kubernetes service discovery (kube-rs list+watch). OWNER: kubernetes helper.
 //!
 //! [`Discoverer`] watches the objects a role needs (pods, services, endpoints, endpoint
-//! slices, nodes; per namespace when `namespaces` is set), keeps them in local stores and,
-//! after every batch of watch events, rebuilds the role's target groups and sends those that
-//! changed. A group that disappeared is sent once with no targets. Source names and
-//! `__meta_kubernetes_*` labels are Prometheus's.
+//! slices, nodes, and namespaces/ReplicaSets/Jobs for `attach_metadata`; per namespace when
+//! `namespaces` is set), keeps them in local stores and, after every batch of watch events,
+//! rebuilds the groups those events can affect (all of them after a re-list) and sends the
+//! ones that changed. A group that disappeared is sent once with no targets. Source names
+//! and `__meta_kubernetes_*` labels are Prometheus's.
 //!
 //! Nothing is sent until every watcher has completed its first list (as Prometheus waits for
 //! its informers' caches), so endpoints never appear without their pods' and services'
@@ -46,7 +47,9 @@ pub use config::{
 
 use crate::discovery::TargetGroup;
 use config::Role;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, Client};
 use std::collections::BTreeMap;
@@ -85,6 +88,12 @@ pub enum Error {
 pub(crate) struct Options {
     /// `attach_metadata.node`.
     pub(crate) attach_node: bool,
+    /// `attach_metadata.namespace`.
+    pub(crate) attach_namespace: bool,
+    /// `attach_metadata.deployment`.
+    pub(crate) attach_deployment: bool,
+    /// `attach_metadata.cronjob`.
+    pub(crate) attach_cronjob: bool,
     /// `attach_metadata.job`.
     pub(crate) attach_job: bool,
 }
@@ -146,10 +155,14 @@ impl Discoverer {
     }
 
     fn options(&self) -> Options {
+        let with_pods = matches!(self.role, Role::Pod | Role::Endpoints | Role::EndpointSlice);
         Options {
             attach_node: self.cfg.attach_metadata.node
                 && matches!(self.role, Role::Pod | Role::Endpoints | Role::EndpointSlice),
-            attach_job: self.cfg.attach_metadata.job,
+            attach_namespace: self.cfg.attach_metadata.namespace && self.role != Role::Node,
+            attach_job: self.cfg.attach_metadata.job && with_pods,
+            attach_deployment: self.cfg.attach_metadata.deployment && with_pods,
+            attach_cronjob: self.cfg.attach_metadata.cronjob && with_pods,
         }
     }
 
@@ -240,6 +253,26 @@ impl Discoverer {
                     tx.clone(),
                 )));
             }
+            if self.options().attach_deployment {
+                let id = stores.replica_sets.add_watcher();
+                tasks.push(tokio::spawn(watch::watch(
+                    api::<ReplicaSet>(c, ns.as_deref()),
+                    config::ResourceSelector::default(),
+                    id,
+                    Update::ReplicaSet,
+                    tx.clone(),
+                )));
+            }
+            if self.options().attach_cronjob {
+                let id = stores.jobs.add_watcher();
+                tasks.push(tokio::spawn(watch::watch(
+                    api::<Job>(c, ns.as_deref()),
+                    config::ResourceSelector::default(),
+                    id,
+                    Update::Job,
+                    tx.clone(),
+                )));
+            }
             if self.role == Role::Endpoints {
                 let id = stores.endpoints.add_watcher();
                 tasks.push(tokio::spawn(watch::watch(
@@ -260,6 +293,16 @@ impl Discoverer {
                     tx.clone(),
                 )));
             }
+        }
+        if self.options().attach_namespace {
+            let id = stores.namespaces.add_watcher();
+            tasks.push(tokio::spawn(watch::watch(
+                Api::<Namespace>::all(c.clone()),
+                config::ResourceSelector::default(),
+                id,
+                Update::Namespace,
+                tx.clone(),
+            )));
         }
         if want_nodes {
             let id = stores.nodes.add_watcher();

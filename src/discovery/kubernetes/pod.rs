@@ -2,12 +2,17 @@
 //! `__address__` = pod IP (Prometheus `discovery/kubernetes/pod.go`).
 
 use super::labels::{
-    ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, controller_of, join_host_port,
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, controller_of,
+    join_host_port,
 };
 use super::node::add_node_labels;
 use super::{Options, Stores};
 use crate::discovery::TargetGroup;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+
+fn ns_of(pod: &Pod) -> String {
+    pod.metadata.namespace.clone().unwrap_or_default()
+}
 
 /// Group source of a pod.
 pub(crate) fn source(namespace: &str, name: &str) -> String {
@@ -15,7 +20,7 @@ pub(crate) fn source(namespace: &str, name: &str) -> String {
 }
 
 /// Pod-level labels shared by the pod role and pod-backed endpoints (Prometheus `podLabels`).
-pub(crate) fn pod_labels(pod: &Pod, opts: &Options) -> LabelSet {
+pub(crate) fn pod_labels(pod: &Pod, stores: &Stores, opts: &Options) -> LabelSet {
     let status = pod.status.as_ref();
     let spec = pod.spec.as_ref();
     let s = |v: Option<&String>| v.cloned().unwrap_or_default();
@@ -46,8 +51,34 @@ pub(crate) fn pod_labels(pod: &Pod, opts: &Options) -> LabelSet {
         if !owner.name.is_empty() {
             ls.insert(format!("{META}pod_controller_name"), owner.name.clone());
         }
-        if owner.kind == "Job" && opts.attach_job {
-            ls.insert(format!("{META}pod_job_name"), owner.name.clone());
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        match owner.kind.as_str() {
+            "ReplicaSet" if opts.attach_deployment => {
+                let deploy = stores
+                    .replica_sets
+                    .get(ns, &owner.name)
+                    .and_then(|rs| controller_of(&rs.metadata))
+                    .filter(|o| o.kind == "Deployment");
+                if let Some(d) = deploy {
+                    ls.insert(format!("{META}pod_deployment_name"), d.name.clone());
+                }
+            }
+            "Job" => {
+                if opts.attach_job {
+                    ls.insert(format!("{META}pod_job_name"), owner.name.clone());
+                }
+                if opts.attach_cronjob {
+                    let cron = stores
+                        .jobs
+                        .get(ns, &owner.name)
+                        .and_then(|j| controller_of(&j.metadata))
+                        .filter(|o| o.kind == "CronJob");
+                    if let Some(c) = cron {
+                        ls.insert(format!("{META}pod_cronjob_name"), c.name.clone());
+                    }
+                }
+            }
+            _ => {}
         }
     }
     ls
@@ -108,10 +139,13 @@ pub(crate) fn build(pod: &Pod, stores: &Stores, opts: &Options) -> TargetGroup {
             None => return tg,
         }
     }
-    tg.labels = pod_labels(pod, opts);
+    tg.labels = pod_labels(pod, stores, opts);
     tg.labels.insert(NAMESPACE.into(), ns);
     if opts.attach_node {
         add_node_labels(&mut tg.labels, stores, node_name.as_deref());
+    }
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns_of(pod));
     }
     let status = pod.status.as_ref();
     for (c, is_init) in containers(pod) {
@@ -170,7 +204,7 @@ mod tests {
     #[test]
     fn job_metadata_and_unknown_readiness() {
         let mut pod = fixture(include_str!("../../../testdata/k8s/pod-batch.json"));
-        let plain = pod_labels(&pod, &Options::default());
+        let plain = pod_labels(&pod, &Stores::default(), &Options::default());
         assert_eq!(
             plain.get("__meta_kubernetes_pod_ready").map(String::as_str),
             Some("unknown")
@@ -186,7 +220,7 @@ mod tests {
             attach_job: true,
             ..Options::default()
         };
-        let with_job = pod_labels(&pod, &opts);
+        let with_job = pod_labels(&pod, &Stores::default(), &opts);
         assert_eq!(
             with_job
                 .get("__meta_kubernetes_pod_job_name")

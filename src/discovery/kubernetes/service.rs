@@ -1,7 +1,10 @@
 //! `role: service`: one target per service port at `<svc>.<ns>.svc:<port>`
 //! (Prometheus `discovery/kubernetes/service.go`), and service labels for endpoints roles.
 
-use super::labels::{ADDRESS, LabelSet, META, NAMESPACE, add_object_meta, join_host_port};
+use super::labels::{
+    ADDRESS, LabelSet, META, NAMESPACE, add_namespace_labels, add_object_meta, join_host_port,
+};
+use super::{Options, Stores};
 use crate::discovery::TargetGroup;
 use k8s_openapi::api::core::v1::Service;
 
@@ -43,7 +46,7 @@ fn load_balancer_ips(svc: &Service) -> String {
 }
 
 /// The target group of one service.
-pub(crate) fn build(svc: &Service) -> TargetGroup {
+pub(crate) fn build(svc: &Service, stores: &Stores, opts: &Options) -> TargetGroup {
     let ns = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
     let mut tg = TargetGroup {
@@ -51,6 +54,9 @@ pub(crate) fn build(svc: &Service) -> TargetGroup {
         labels: service_labels(svc),
         ..Default::default()
     };
+    if opts.attach_namespace {
+        add_namespace_labels(&mut tg.labels, stores, &ns);
+    }
     let Some(spec) = svc.spec.as_ref() else {
         return tg;
     };

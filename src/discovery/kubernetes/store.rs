@@ -4,7 +4,9 @@
 //! remembers which watcher owns it, so a re-list by one watcher replaces exactly that
 //! watcher's objects: objects missing from the new list are dropped, the rest survive.
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
 use kube::runtime::watcher::Event;
@@ -54,6 +56,11 @@ fn key_of<K: Resource>(obj: &K) -> Key {
     )
 }
 
+/// Drops `metadata.managedFields`: often the bulk of an object, never used for targets.
+fn strip<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 impl<K: Resource> Store<K> {
     /// Registers one more watcher feeding this store and returns its id.
     pub(crate) fn add_watcher(&mut self) -> usize {
@@ -69,7 +76,8 @@ impl<K: Resource> Store<K> {
     /// Applies one watcher event and says what changed.
     pub(crate) fn apply(&mut self, watcher: usize, ev: Event<K>) -> Change {
         match ev {
-            Event::Apply(obj) => {
+            Event::Apply(mut obj) => {
+                strip(&mut obj);
                 let key = key_of(&obj);
                 self.objs.insert(key.clone(), (watcher, obj));
                 Change::Object(key)
@@ -85,7 +93,8 @@ impl<K: Resource> Store<K> {
                 self.pending.insert(watcher, BTreeMap::new());
                 Change::None
             }
-            Event::InitApply(obj) => {
+            Event::InitApply(mut obj) => {
+                strip(&mut obj);
                 self.pending
                     .entry(watcher)
                     .or_default()
@@ -146,6 +155,9 @@ pub(crate) struct Stores {
     pub(crate) endpoints: Store<Endpoints>,
     pub(crate) endpoint_slices: Store<EndpointSlice>,
     pub(crate) nodes: Store<Node>,
+    pub(crate) namespaces: Store<Namespace>,
+    pub(crate) replica_sets: Store<ReplicaSet>,
+    pub(crate) jobs: Store<Job>,
 }
 
 impl Stores {
@@ -156,6 +168,9 @@ impl Stores {
             && self.endpoints.synced()
             && self.endpoint_slices.synced()
             && self.nodes.synced()
+            && self.namespaces.synced()
+            && self.replica_sets.synced()
+            && self.jobs.synced()
     }
 }
 

@@ -7,7 +7,9 @@
 //! *request* answered with HTTP 410; this task then restarts the watcher, which re-lists.
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -26,6 +28,9 @@ pub(crate) enum Update {
     Endpoints(usize, Box<Event<Endpoints>>),
     EndpointSlice(usize, Box<Event<EndpointSlice>>),
     Node(usize, Box<Event<Node>>),
+    Namespace(usize, Box<Event<Namespace>>),
+    ReplicaSet(usize, Box<Event<ReplicaSet>>),
+    Job(usize, Box<Event<Job>>),
 }
 
 /// Runs list+watch of `api` until `tx` is closed; never returns early on API errors.

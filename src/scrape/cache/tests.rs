@@ -280,3 +280,24 @@ fn fetch_failure_marks_everything_stale() {
         );
     }
 }
+
+#[test]
+fn reordered_and_churning_bodies_keep_series_straight() {
+    let s = MemStorage::new();
+    let mut c = SeriesCache::new();
+    let o = opts();
+    scrape(&mut c, &s, "a 1\nb 1\nc 1\nd 1\n", 1000, &o).unwrap();
+    // Reversed order: every lookup misses the positional fast path, all still hits.
+    let st = scrape(&mut c, &s, "d 2\nc 2\nb 2\na 2\n", 2000, &o).unwrap();
+    assert_eq!((st.added, st.stale), (0, 0));
+    // b leaves (compaction), e arrives in the middle.
+    let st = scrape(&mut c, &s, "d 3\ne 3\nc 3\na 3\n", 3000, &o).unwrap();
+    assert_eq!((st.added, st.stale), (1, 1));
+    assert_eq!(c.len(), 4);
+    let st = scrape(&mut c, &s, "d 4\ne 4\nc 4\na 4\n", 4000, &o).unwrap();
+    assert_eq!((st.added, st.stale), (0, 0));
+    for (n, want) in [("a", 4.0), ("c", 4.0), ("d", 4.0), ("e", 4.0)] {
+        assert_eq!(series(&s, n)[0].1.last(), Some(&(4000, want)), "{n}");
+    }
+    assert!(is_stale_nan(series(&s, "b")[0].1.last().unwrap().1));
+}

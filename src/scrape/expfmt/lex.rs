@@ -161,16 +161,17 @@ pub(crate) fn describe(b: &[u8], pos: usize) -> String {
     }
 }
 
-/// Scans a label set starting at `start` (at the metric name or `{`), calling `sink(name,
-/// value)` for each label (spans include quotes for quoted tokens). Returns the position after
-/// the closing `}` (or after the name when there are no braces). The text format tolerates
-/// blanks around tokens, a trailing comma and raw newlines in values; OpenMetrics does not.
+/// Scans a series starting at `start` (at the metric name or `{`), calling `sink(name, value)`
+/// for each label (spans include quotes for quoted tokens). Returns the position after the
+/// closing `}` (or after the name when there are no braces) and the metric-name token (plain,
+/// or quoted inside the braces; empty when there is none). The text format tolerates blanks
+/// around tokens, a trailing comma and raw newlines in values; OpenMetrics does not.
 pub(crate) fn scan_labels(
     b: &[u8],
     start: usize,
     format: Format,
-    sink: &mut dyn FnMut(Span, Span),
-) -> Result<usize, String> {
+    mut sink: impl FnMut(Span, Span),
+) -> Result<(usize, Span), String> {
     let lenient = format == Format::Text;
     let mut lx = Lexer::new(b, start);
     let n = lx.metric_name();
@@ -179,16 +180,21 @@ pub(crate) fn scan_labels(
         lx.blanks();
     }
     if !lx.eat(b'{') {
-        return Ok(if named { n.1 } else { start });
+        return Ok(if named {
+            (n.1, n)
+        } else {
+            (start, (start, start))
+        });
     }
     let mut first = true;
     let mut has_name = named;
+    let mut name = if named { n } else { (start, start) };
     loop {
         if lenient {
             lx.blanks();
         }
         if lx.eat(b'}') {
-            return Ok(lx.pos);
+            return Ok((lx.pos, name));
         }
         let tok = match lx.peek() {
             Some(b'"') => lx.quoted(false)?,
@@ -212,6 +218,7 @@ pub(crate) fn scan_labels(
         } else if b.get(tok.0) == Some(&b'"') && first && !has_name {
             // `{"metric.name", ...}`: a quoted metric name.
             has_name = true;
+            name = tok;
         } else {
             return Err(format!("expected equal, got {}", describe(b, lx.pos)));
         }
@@ -233,35 +240,6 @@ pub(crate) fn scan_labels(
             describe(b, lx.pos)
         ));
     }
-}
-
-/// The metric-name token of a series starting at `start`: the plain name, or the quoted name
-/// inside the braces. Returns the span (quotes included when quoted), empty when none.
-pub(crate) fn series_name(b: &[u8], start: usize, format: Format) -> Span {
-    let mut lx = Lexer::new(b, start);
-    let n = lx.metric_name();
-    if n.0 != n.1 {
-        return n;
-    }
-    if !lx.eat(b'{') {
-        return (start, start);
-    }
-    if format == Format::Text {
-        lx.blanks();
-    }
-    if lx.peek() != Some(b'"') {
-        return (start, start);
-    }
-    let Ok(q) = lx.quoted(false) else {
-        return (start, start);
-    };
-    if format == Format::Text {
-        lx.blanks();
-    }
-    if lx.peek() == Some(b'=') {
-        return (start, start);
-    }
-    q
 }
 
 /// A name token decoded: plain names borrow, quoted names are unescaped.

@@ -263,7 +263,7 @@ impl<'a> Parser<'a> {
         };
         dst.push(Label::new(argus_storage::METRIC_NAME, name));
         let mut bad: Option<String> = None;
-        lex::scan_labels(self.buf, self.series.0, self.format, &mut |n, v| {
+        lex::scan_labels(self.buf, self.series.0, self.format, |n, v| {
             if bad.is_some() {
                 return;
             }
@@ -308,7 +308,7 @@ impl<'a> Parser<'a> {
         labels.clear();
         let mut lx = lex::Lexer::new(self.buf, sp.0);
         let mut ok = true;
-        let r = lex::scan_labels(self.buf, sp.0, Format::OpenMetrics, &mut |n, v| {
+        let r = lex::scan_labels(self.buf, sp.0, Format::OpenMetrics, |n, v| {
             let name = lex::decode_name(self.buf, n).into_owned();
             let raw = span(self.buf, (v.0 + 1, v.1.saturating_sub(1)));
             match std::str::from_utf8(raw) {
@@ -316,7 +316,7 @@ impl<'a> Parser<'a> {
                 Err(_) => ok = false,
             }
         });
-        let end = r.ok()?;
+        let end = r.ok()?.0;
         lx.pos = end;
         if !ok || !lx.eat(b' ') {
             return None;

@@ -144,8 +144,7 @@ impl Parser<'_> {
     fn om_series(&mut self, lx: &mut Lexer<'_>) -> Result<(), String> {
         let b = self.buf;
         let start = lx.pos;
-        let end = lex::scan_labels(b, start, Format::OpenMetrics, &mut |_, _| {})?;
-        let name = lex::series_name(b, start, Format::OpenMetrics);
+        let (end, name) = lex::scan_labels(b, start, Format::OpenMetrics, |_, _| {})?;
         if name.0 == name.1 {
             return Err(format!(
                 "metric name not set while parsing: {:?}",
@@ -220,7 +219,7 @@ impl Parser<'_> {
         }
         let ex_start = lx.pos - 1;
         let mut runes = 0usize;
-        let end = lex::scan_labels(b, ex_start, Format::OpenMetrics, &mut |n, v| {
+        let (end, _) = lex::scan_labels(b, ex_start, Format::OpenMetrics, |n, v| {
             runes += String::from_utf8_lossy(span(b, n)).chars().count()
                 + String::from_utf8_lossy(span(b, (v.0 + 1, v.1.saturating_sub(1))))
                     .chars()

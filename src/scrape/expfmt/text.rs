@@ -127,8 +127,7 @@ impl Parser<'_> {
                 ));
             }
         }
-        let end = lex::scan_labels(b, start, Format::Text, &mut |_, _| {})?;
-        let name = lex::series_name(b, start, Format::Text);
+        let (end, name) = lex::scan_labels(b, start, Format::Text, |_, _| {})?;
         if name.0 == name.1 {
             return Err(format!(
                 "metric name not set while parsing: {:?}",

@@ -65,6 +65,9 @@ fn resource_of(kind: &str) -> (&'static str, &'static str, &'static str) {
         "Service" => ("services", "ServiceList", "v1"),
         "Endpoints" => ("endpoints", "EndpointsList", "v1"),
         "Node" => ("nodes", "NodeList", "v1"),
+        "Namespace" => ("namespaces", "NamespaceList", "v1"),
+        "ReplicaSet" => ("replicasets", "ReplicaSetList", "apps/v1"),
+        "Job" => ("jobs", "JobList", "batch/v1"),
         "EndpointSlice" => ("endpointslices", "EndpointSliceList", "discovery.k8s.io/v1"),
         other => panic!("fake api: unknown kind {other}"),
     }
@@ -76,6 +79,9 @@ fn list_kind(resource: &str) -> (&'static str, &'static str, &'static str) {
         "services" => ("ServiceList", "v1", "Service"),
         "endpoints" => ("EndpointsList", "v1", "Endpoints"),
         "nodes" => ("NodeList", "v1", "Node"),
+        "namespaces" => ("NamespaceList", "v1", "Namespace"),
+        "replicasets" => ("ReplicaSetList", "apps/v1", "ReplicaSet"),
+        "jobs" => ("JobList", "batch/v1", "Job"),
         "endpointslices" => ("EndpointSliceList", "discovery.k8s.io/v1", "EndpointSlice"),
         _ => ("", "", ""),
     }
@@ -156,9 +162,11 @@ fn parse_query(q: Option<&str>) -> Query {
 
 /// `(namespace or "", resource)` from an API path.
 fn parse_path(path: &str) -> Option<(String, String)> {
-    let rest = path
-        .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/apis/discovery.k8s.io/v1/"))?;
+    let rest = match path.strip_prefix("/api/v1/") {
+        Some(rest) => rest,
+        // `/apis/<group>/<version>/…`
+        None => path.strip_prefix("/apis/")?.splitn(3, '/').nth(2)?,
+    };
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         [res] => Some((String::new(), (*res).to_string())),
