@@ -51,6 +51,8 @@ pub fn router_at(
     Router::new()
         .route("/federate", get(federate))
         .with_state(fed)
+        // gzip when the client accepts it, as Prometheus does (scrapers ask for it).
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 fn bad(msg: String) -> Response {

@@ -371,4 +371,16 @@ fn real_prometheus_scrapes_argus_federation() {
     let ours = http(&addr, "GET", "/federate", &[], b"");
     assert_eq!((theirs.status, theirs.body.len()), (200, 0));
     assert_eq!((ours.status, ours.body.len()), (200, 0));
+    let gz = http(
+        &addr,
+        "GET",
+        "/federate?match[]=fed_b",
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut plain)
+        .expect("gunzip");
+    assert!(plain.starts_with("# TYPE fed_b untyped\n"), "{plain}");
 }

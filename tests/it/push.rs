@@ -817,3 +817,115 @@ fn bounds_are_enforced_without_losing_data() {
         "admin API off by default"
     );
 }
+
+fn conformance_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("ARGUS_CONFORMANCE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain([
+            std::path::PathBuf::from("/work/shared/conformance"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"),
+        ])
+        .find(|p| p.join("exposition").exists())
+}
+
+/// The push text decoder accepts exactly what the strict `expfmt` parser (Pushgateway's)
+/// accepts, on the conformance corpus and the hand-written cases.
+#[test]
+fn text_decoder_matches_strict_expfmt_on_conformance_corpus() {
+    use argus::push::text::parse_text;
+    let Some(dir) = conformance_dir() else {
+        eprintln!("SKIP: conformance/exposition not found");
+        return;
+    };
+    let dir = dir.join("exposition");
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let index: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expfmt-corpus/INDEX.json")).expect("index"),
+    )
+    .expect("json");
+    for f in index["files"].as_array().expect("files") {
+        let name = f["file"].as_str().expect("file");
+        let want = f["strict_valid"].as_bool().expect("strict_valid");
+        let input = std::fs::read(dir.join("expfmt-corpus").join(name)).expect("read");
+        let got = parse_text(&input);
+        checked += 1;
+        if got.is_ok() != want {
+            wrong.push(format!("{name}: want valid={want}, got {got:?}"));
+        }
+    }
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).expect("cases"))
+            .expect("json");
+    for c in cases["cases"].as_array().expect("cases") {
+        if c["format"] != "text" {
+            continue;
+        }
+        let want = c["strict_valid"]
+            .as_bool()
+            .or(c["valid"].as_bool())
+            .expect("valid");
+        let got = parse_text(c["input"].as_str().expect("input").as_bytes());
+        checked += 1;
+        if got.is_ok() != want {
+            wrong.push(format!("{}: want valid={want}, got {got:?}", c["id"]));
+        }
+    }
+    // Real expfmt output in both encodings: the same families.
+    let text = parse_text(&std::fs::read(dir.join("expfmt-testdata/text")).expect("text"));
+    let proto = argus::push::body::decode_delimited(
+        &std::fs::read(dir.join("expfmt-testdata/protobuf")).expect("protobuf"),
+    );
+    match (text, proto) {
+        (Ok(t), Ok(p)) => {
+            let names = |v: &[argus::push::proto::MetricFamily]| {
+                let mut n: Vec<(String, usize)> = v
+                    .iter()
+                    .map(|f| (f.name().to_string(), f.metric.len()))
+                    .collect();
+                n.sort();
+                n
+            };
+            assert!(!t.is_empty());
+            assert_eq!(names(&t), names(&p), "text vs protobuf testdata");
+        }
+        (t, p) => wrong.push(format!(
+            "expfmt-testdata: text {:?}, protobuf {:?}",
+            t.err(),
+            p.err()
+        )),
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} disagree:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(checked > 40, "only {checked} inputs checked");
+}
+
+/// `testdata/push/*.txt` bodies: accepted, and rendered back exactly (they are written in the
+/// canonical exposition form) or at least re-parsable.
+#[test]
+fn testdata_bodies_roundtrip() {
+    use argus::push::text::parse_text;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/push");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("testdata/push") {
+        let path = e.expect("entry").path();
+        if path.extension().and_then(|x| x.to_str()) != Some("txt") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).expect("read");
+        let fams = parse_text(src.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let out = argus::push::text_exposition(&fams);
+        let again = parse_text(out.as_bytes()).expect("exposition re-parses");
+        assert_eq!(again.len(), fams.len(), "{}", path.display());
+        if !path.ends_with("escapes.txt") {
+            assert_eq!(out, src, "{} is canonical", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 3);
+}
