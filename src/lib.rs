@@ -4,6 +4,10 @@
 pub mod api;
 pub mod config;
 pub mod discovery;
+pub mod federate;
+pub mod flags;
 pub mod ingest;
+pub mod metrics;
 pub mod push;
 pub mod scrape;
+pub mod server;

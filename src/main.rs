@@ -1,2 +1,43 @@
-//! `argus` binary entry point. OWNER: server helper.
-fn main() {}
+//! `argus` binary entry point: maps [`argus::server::run`] to an exit code. OWNER: server helper.
+//! Exit codes: 0 after a clean shutdown or `--help`, 1 on a runtime error, 2 on bad flags.
+
+use argus::flags::{self, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let flags = match flags::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(f)) => f,
+        Ok(Command::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&flags.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("argus: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(argus::server::run(*flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("argus: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,11 +1,537 @@
 //! One `scrape_configs:` entry. OWNER: scrape helper (expand freely; keep `job_name`).
+//!
+//! Field names, defaults and validation messages follow Prometheus's `scrape_config`. Durations
+//! left unset inherit from `global:` (see [`ScrapeConfig::interval`]).
 
-use serde::{Deserialize, Serialize};
+use super::relabel::RelabelConfig;
+use super::{GlobalConfig, PromDuration};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
 
 /// A scrape job.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScrapeConfig {
     /// `job_name`, required and unique.
     pub job_name: String,
+    /// How often to scrape; `global.scrape_interval` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_interval: Option<PromDuration>,
+    /// Per-scrape timeout; `global.scrape_timeout` (capped at the interval) when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_timeout: Option<PromDuration>,
+    /// Formats offered in `Accept`, most preferred first (`OpenMetricsText1.0.0`,
+    /// `OpenMetricsText0.0.1`, `PrometheusText1.0.0`, `PrometheusText0.0.4`).
+    pub scrape_protocols: Vec<String>,
+    /// Format used when a target answers without a usable `Content-Type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_scrape_protocol: Option<String>,
+    /// Keep the target's own labels on conflict instead of renaming them to `exported_*`.
+    pub honor_labels: bool,
+    /// Use timestamps from the exposition (default true).
+    pub honor_timestamps: bool,
+    /// Write staleness markers for series with explicit timestamps too.
+    pub track_timestamps_staleness: bool,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Path of the metrics endpoint (`/metrics`).
+    pub metrics_path: String,
+    /// URL query parameters.
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Ask for gzip (default true).
+    pub enable_compression: bool,
+    /// HTTP basic auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// Deprecated Prometheus spelling of a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+    /// Deprecated Prometheus spelling of a bearer token file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    /// TLS options.
+    pub tls_config: TlsConfig,
+    /// Follow HTTP redirects (default true).
+    pub follow_redirects: bool,
+    /// Maximum uncompressed body size (`0` = none), e.g. `10MB`.
+    pub body_size_limit: ByteSize,
+    /// Maximum samples per scrape after metric relabeling (`0` = none).
+    pub sample_limit: u64,
+    /// Maximum targets after relabeling (`0` = none).
+    pub target_limit: u64,
+    /// Maximum labels per sample (`0` = none).
+    pub label_limit: u64,
+    /// Maximum label name length (`0` = none).
+    pub label_name_length_limit: u64,
+    /// Maximum label value length (`0` = none).
+    pub label_value_length_limit: u64,
+    /// Dropped targets kept for the API (`0` = all).
+    pub keep_dropped_targets: u64,
+    /// Target relabeling.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Sample relabeling.
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Static target groups.
+    pub static_configs: Vec<StaticConfig>,
+    /// File-based discovery.
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Kubernetes discovery (run by `crate::discovery::kubernetes`).
+    pub kubernetes_sd_configs: Vec<crate::discovery::kubernetes::KubernetesSdConfig>,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        Self {
+            job_name: String::new(),
+            scrape_interval: None,
+            scrape_timeout: None,
+            scrape_protocols: Vec::new(),
+            fallback_scrape_protocol: None,
+            honor_labels: false,
+            honor_timestamps: true,
+            track_timestamps_staleness: false,
+            scheme: "http".into(),
+            metrics_path: "/metrics".into(),
+            params: BTreeMap::new(),
+            enable_compression: true,
+            basic_auth: None,
+            authorization: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            tls_config: TlsConfig::default(),
+            follow_redirects: true,
+            body_size_limit: ByteSize(0),
+            sample_limit: 0,
+            target_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            keep_dropped_targets: 0,
+            relabel_configs: Vec::new(),
+            metric_relabel_configs: Vec::new(),
+            static_configs: Vec::new(),
+            file_sd_configs: Vec::new(),
+            kubernetes_sd_configs: Vec::new(),
+        }
+    }
+}
+
+/// The scrape protocols Argus can parse, with their `Accept` media types.
+pub const SCRAPE_PROTOCOLS: &[(&str, &str)] = &[
+    (
+        "OpenMetricsText1.0.0",
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+    ),
+    (
+        "OpenMetricsText0.0.1",
+        "application/openmetrics-text;version=0.0.1",
+    ),
+    (
+        "PrometheusText1.0.0",
+        "text/plain;version=1.0.0;escaping=allow-utf-8",
+    ),
+    ("PrometheusText0.0.4", "text/plain;version=0.0.4"),
+];
+
+/// Number of protocols Prometheus knows (the four above plus `PrometheusProto`), which fixes
+/// the `q=` weights of its `Accept` header.
+const PROMETHEUS_PROTOCOL_COUNT: usize = 5;
+
+impl ScrapeConfig {
+    /// Effective scrape interval.
+    pub fn interval(&self, g: &GlobalConfig) -> std::time::Duration {
+        self.scrape_interval.unwrap_or(g.scrape_interval).0
+    }
+
+    /// Effective scrape timeout: explicit, else the global one capped at the interval.
+    pub fn timeout(&self, g: &GlobalConfig) -> std::time::Duration {
+        match self.scrape_timeout {
+            Some(t) => t.0,
+            None => g.scrape_timeout.0.min(self.interval(g)),
+        }
+    }
+
+    /// The `Accept` header, built as Prometheus's `acceptHeader`: weights from `q=0.6` down,
+    /// then `*/*`.
+    pub fn accept_header(&self) -> String {
+        let default: Vec<String> = SCRAPE_PROTOCOLS.iter().map(|p| p.0.to_string()).collect();
+        let protos = if self.scrape_protocols.is_empty() {
+            &default
+        } else {
+            &self.scrape_protocols
+        };
+        let mut weight = PROMETHEUS_PROTOCOL_COUNT + 1;
+        let mut out = String::new();
+        for p in protos {
+            if let Some((_, media)) = SCRAPE_PROTOCOLS.iter().find(|(n, _)| n == p) {
+                out.push_str(&format!("{media};q=0.{weight},"));
+                weight = weight.saturating_sub(1);
+            }
+        }
+        out.push_str(&format!("*/*;q=0.{weight}"));
+        out
+    }
+
+    /// Checks the job as Prometheus's config loader does (messages included).
+    pub fn validate(&self, g: &GlobalConfig) -> Result<(), String> {
+        let job = &self.job_name;
+        if job.is_empty() {
+            return Err("job_name is empty".into());
+        }
+        if self.interval(g).is_zero() {
+            return Err(format!("scrape interval must be positive for job {job:?}"));
+        }
+        if self.timeout(g) > self.interval(g) {
+            return Err(format!(
+                "scrape timeout greater than scrape interval for scrape config with job name {job:?}"
+            ));
+        }
+        if self.scheme != "http" && self.scheme != "https" {
+            return Err(format!("invalid scheme {:?} for job {job:?}", self.scheme));
+        }
+        for p in self
+            .scrape_protocols
+            .iter()
+            .chain(self.fallback_scrape_protocol.iter())
+        {
+            if !SCRAPE_PROTOCOLS.iter().any(|(n, _)| n == p) {
+                return Err(format!(
+                    "unknown or unsupported scrape protocol {p:?} for job {job:?} (supported: {})",
+                    SCRAPE_PROTOCOLS
+                        .iter()
+                        .map(|p| p.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        let auths = usize::from(self.basic_auth.is_some())
+            + usize::from(self.authorization.is_some())
+            + usize::from(self.bearer_token.is_some() || self.bearer_token_file.is_some());
+        if auths > 1 {
+            return Err(format!(
+                "at most one of basic_auth, authorization and bearer_token may be configured for job {job:?}"
+            ));
+        }
+        if self.tls_config.cert_file.is_some() != self.tls_config.key_file.is_some() {
+            return Err(format!(
+                "tls_config needs both cert_file and key_file for job {job:?}"
+            ));
+        }
+        for sc in &self.static_configs {
+            for t in &sc.targets {
+                if t.contains('/') {
+                    return Err(format!(
+                        "{t:?} is not a valid hostname (a target is host:port, without scheme or path)"
+                    ));
+                }
+            }
+        }
+        for k in &self.kubernetes_sd_configs {
+            k.validate().map_err(|e| format!("job {job:?}: {e}"))?;
+        }
+        for f in &self.file_sd_configs {
+            for p in &f.files {
+                let base = p.rsplit('/').next().unwrap_or(p);
+                if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
+                    return Err(format!(
+                        "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `basic_auth:`
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password (inline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Password read from a file at each scrape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+}
+
+/// `authorization:`
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Authorization {
+    /// Scheme (`Bearer` when unset).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Credentials (inline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// Credentials read from a file at each scrape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
+}
+
+/// `tls_config:`
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// CA bundle (PEM) that verifies the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Client certificate (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// Client key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Server name for SNI and verification.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Skip certificate verification.
+    pub insecure_skip_verify: bool,
+}
+
+/// `static_configs:` entry.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticConfig {
+    /// `host:port` addresses.
+    pub targets: Vec<String>,
+    /// Labels for every target of the group.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `file_sd_configs:` entry.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSdConfig {
+    /// Files or globs (last path element only) of JSON/YAML target groups.
+    pub files: Vec<String>,
+    /// Full re-read period (5m); changes are also picked up by polling mtimes every few seconds.
+    pub refresh_interval: PromDuration,
+}
+
+impl Default for FileSdConfig {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            refresh_interval: PromDuration(std::time::Duration::from_secs(300)),
+        }
+    }
+}
+
+/// A byte count written as Prometheus's `units.Base2Bytes` (`512`, `10KB`, `64MiB`, `1GB`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `<int>[unit]` with base-2 units `B KB KiB MB MiB GB GiB TB TiB PB PiB EB EiB`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, unit) = s.split_at(digits);
+        let n: u64 = n.parse().map_err(|_| format!("invalid byte size {s:?}"))?;
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "KB" | "KiB" | "K" => 10,
+            "MB" | "MiB" | "M" => 20,
+            "GB" | "GiB" | "G" => 30,
+            "TB" | "TiB" | "T" => 40,
+            "PB" | "PiB" | "P" => 50,
+            "EB" | "EiB" | "E" => 60,
+            _ => return Err(format!("invalid byte size {s:?}")),
+        };
+        n.checked_mul(1u64 << shift)
+            .map(ByteSize)
+            .ok_or_else(|| format!("byte size {s:?} overflows"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (unit, shift) in [
+            ("EB", 60),
+            ("PB", 50),
+            ("TB", 40),
+            ("GB", 30),
+            ("MB", 20),
+            ("KB", 10),
+        ] {
+            if self.0 != 0 && self.0.is_multiple_of(1u64 << shift) {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn parses_full_job_with_defaults() {
+        let cfg: Config = serde_yaml_ng::from_str(
+            r#"
+global: {scrape_interval: 15s}
+scrape_configs:
+  - job_name: node
+    scrape_timeout: 5s
+    params: {module: [if_mib]}
+    body_size_limit: 10MB
+    sample_limit: 1000
+    basic_auth: {username: u, password: p}
+    tls_config: {insecure_skip_verify: true, server_name: example}
+    static_configs: [{targets: ["127.0.0.1:9100"], labels: {env: prod}}]
+    file_sd_configs: [{files: ["/etc/targets/*.json"]}]
+    relabel_configs: [{source_labels: [__address__], target_label: instance}]
+    metric_relabel_configs: [{regex: "go_.*", source_labels: [__name__], action: drop}]
+"#,
+        )
+        .unwrap();
+        let j = &cfg.scrape_configs[0];
+        assert_eq!(j.job_name, "node");
+        assert_eq!(j.interval(&cfg.global).as_secs(), 15);
+        assert_eq!(j.timeout(&cfg.global).as_secs(), 5);
+        assert!(j.honor_timestamps, "honor_timestamps defaults to true");
+        assert_eq!(j.scheme, "http");
+        assert_eq!(j.metrics_path, "/metrics");
+        assert_eq!(j.body_size_limit, ByteSize(10 << 20));
+        assert_eq!(j.file_sd_configs[0].refresh_interval.0.as_secs(), 300);
+        assert_eq!(j.static_configs[0].labels["env"], "prod");
+        assert!(j.validate(&cfg.global).is_ok());
+        // Round trip through YAML.
+        let back: Config =
+            serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn timeout_defaults_capped_at_interval() {
+        let g = GlobalConfig::default(); // 1m interval, 10s timeout
+        let j = ScrapeConfig {
+            job_name: "a".into(),
+            scrape_interval: Some(PromDuration(std::time::Duration::from_secs(5))),
+            ..Default::default()
+        };
+        assert_eq!(j.timeout(&g).as_secs(), 5);
+        let bad = ScrapeConfig {
+            scrape_timeout: Some(PromDuration(std::time::Duration::from_secs(6))),
+            ..j
+        };
+        let e = bad.validate(&g).unwrap_err();
+        assert!(
+            e.contains("scrape timeout greater than scrape interval"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn accept_header_matches_prometheus() {
+        let j = ScrapeConfig::default();
+        assert_eq!(
+            j.accept_header(),
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+             application/openmetrics-text;version=0.0.1;q=0.5,\
+             text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
+             text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        );
+        let j = ScrapeConfig {
+            scrape_protocols: vec!["PrometheusText0.0.4".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            j.accept_header(),
+            "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
+        );
+    }
+
+    #[test]
+    fn byte_sizes() {
+        let check = |s: &str, n: u64| assert_eq!(ByteSize::parse(s), Ok(ByteSize(n)), "{s}");
+        check("0", 0);
+        check("512", 512);
+        check("1KB", 1024);
+        check("10MB", 10 << 20);
+        check("2GiB", 2 << 30);
+        assert!(ByteSize::parse("1.5MB").is_err());
+        assert!(ByteSize::parse("10XB").is_err());
+        assert_eq!(ByteSize(10 << 20).to_string(), "10MB");
+    }
+
+    #[test]
+    fn rejects_bad_jobs() {
+        let g = GlobalConfig::default();
+        let check = |j: ScrapeConfig, want: &str| {
+            let e = j.validate(&g).unwrap_err();
+            assert!(e.contains(want), "want {want:?}, got {e}");
+        };
+        let base = ScrapeConfig {
+            job_name: "j".into(),
+            ..Default::default()
+        };
+        check(
+            ScrapeConfig {
+                job_name: String::new(),
+                ..base.clone()
+            },
+            "job_name is empty",
+        );
+        check(
+            ScrapeConfig {
+                scheme: "ftp".into(),
+                ..base.clone()
+            },
+            "invalid scheme",
+        );
+        check(
+            ScrapeConfig {
+                scrape_protocols: vec!["PrometheusProto".into()],
+                ..base.clone()
+            },
+            "unsupported scrape protocol",
+        );
+        check(
+            ScrapeConfig {
+                file_sd_configs: vec![FileSdConfig {
+                    files: vec!["/x/targets.txt".into()],
+                    ..Default::default()
+                }],
+                ..base.clone()
+            },
+            "not valid for file discovery",
+        );
+        assert!(
+            serde_yaml_ng::from_str::<ScrapeConfig>("job_name: a\nbogus: 1").is_err(),
+            "unknown fields are rejected"
+        );
+    }
 }

@@ -18,3 +18,6 @@ pub struct TargetGroup {
     /// Labels common to every target of the group (`__meta_*` included).
     pub labels: BTreeMap<String, String>,
 }
+
+pub mod file_sd;
+pub mod static_sd;

@@ -1,1 +1,4 @@
 //! scrape integration tests (owner: scrape helper).
+
+mod conformance;
+mod e2e;

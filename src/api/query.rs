@@ -1,0 +1,187 @@
+//! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/query_exemplars`.
+//!
+//! Parameters are checked here with Prometheus's messages; the expression is parsed once here
+//! (so a syntax error is `invalid parameter "query": …`), then evaluated by the engine on
+//! `spawn_blocking`.
+
+use super::error::ApiError;
+use super::format::push_query_data;
+use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params, parse_duration_ns};
+use super::{SharedState, read_params, success_json};
+use argus_query::{Engine, Value};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use promql_parser::parser::value::ValueType;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prometheus's limit on points per series of a range query.
+pub const MAX_POINTS_PER_SERIES: i128 = 11_000;
+
+/// Current time in ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn parse_query(p: &Params) -> Result<(String, promql_parser::parser::Expr), ApiError> {
+    let q = p.get("query").unwrap_or("").to_string();
+    let expr = promql_parser::parser::parse(&q).map_err(|e| ApiError::invalid_param("query", e))?;
+    Ok((q, expr))
+}
+
+/// The engine for this request: the shared one, or one with the request's lower `timeout`.
+fn engine_for(state: &SharedState, p: &Params) -> Result<Arc<Engine>, ApiError> {
+    let Some(t) = p.get("timeout") else {
+        return Ok(state.engine.clone());
+    };
+    let ns = parse_duration_ns(t).map_err(|e| ApiError::invalid_param("timeout", e))?;
+    let requested = Duration::from_nanos(u64::try_from(ns.max(0)).unwrap_or(u64::MAX));
+    if requested.is_zero() || requested >= state.engine_opts.timeout {
+        return Ok(state.engine.clone());
+    }
+    let mut opts = state.engine_opts.clone();
+    opts.timeout = requested;
+    Ok(Arc::new(Engine::new(opts)))
+}
+
+async fn evaluate(
+    state: &SharedState,
+    engine: Arc<Engine>,
+    range: bool,
+    run: impl FnOnce(&Engine, &dyn argus_storage::Queryable) -> Result<Value, argus_query::Error>
+    + Send
+    + 'static,
+) -> Response {
+    let db = state.db.clone();
+    let started = Instant::now();
+    let joined = tokio::task::spawn_blocking(move || run(&engine, &*db)).await;
+    let result = match joined {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::query(&e)),
+        Err(e) => Err(ApiError::internal(format!("query evaluation failed: {e}"))),
+    };
+    state
+        .query_metrics
+        .observe(range, started.elapsed().as_secs_f64(), result.is_ok());
+    match result {
+        Ok(v) => {
+            let mut data = String::with_capacity(256);
+            push_query_data(&mut data, &v);
+            success_json(&data, &[])
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET|POST /api/v1/query`.
+pub async fn instant(State(state): State<SharedState>, req: Request) -> Response {
+    let p = match read_params(req).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let checked = (|| {
+        let t = p.time_or("time", now_ms())?;
+        let engine = engine_for(&state, &p)?;
+        let (q, _) = parse_query(&p)?;
+        Ok::<_, ApiError>((t, engine, q))
+    })();
+    match checked {
+        Ok((t, engine, q)) => {
+            evaluate(&state, engine, false, move |e, db| {
+                e.instant_query(db, &q, t)
+            })
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks range parameters as Prometheus does; returns `(start, end, step)` in ms.
+pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
+    let start = p.time("start")?;
+    let end = p.time("end")?;
+    if end < start {
+        return Err(ApiError::invalid_param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step_ns = parse_duration_ns(p.get("step").unwrap_or(""))
+        .map_err(|e| ApiError::invalid_param("step", e))?;
+    if step_ns <= 0 {
+        return Err(ApiError::invalid_param(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let span_ns = i128::from(end - start) * 1_000_000;
+    if span_ns / step_ns > MAX_POINTS_PER_SERIES {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let step_ms = i64::try_from(step_ns / 1_000_000)
+        .unwrap_or(i64::MAX)
+        .max(1);
+    Ok((start, end, step_ms))
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub async fn range(State(state): State<SharedState>, req: Request) -> Response {
+    let p = match read_params(req).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let checked = (|| {
+        let (start, end, step) = range_params(&p)?;
+        let engine = engine_for(&state, &p)?;
+        let (q, expr) = parse_query(&p)?;
+        let kind = match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => None,
+            ValueType::Matrix => Some("range vector"),
+            ValueType::String => Some("string"),
+        };
+        if let Some(kind) = kind {
+            return Err(ApiError::bad_data(format!(
+                "invalid expression type {kind:?} for range query, must be Scalar or instant Vector"
+            )));
+        }
+        Ok::<_, ApiError>((start, end, step, engine, q))
+    })();
+    match checked {
+        Ok((start, end, step, engine, q)) => {
+            evaluate(&state, engine, true, move |e, db| {
+                e.range_query(db, &q, start, end, step)
+            })
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET|POST /api/v1/query_exemplars`: Argus stores no exemplars, so valid requests get `[]`.
+pub async fn exemplars(req: Request) -> Response {
+    let p = match read_params(req).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let checked = (|| {
+        let start = p.time_or("start", MIN_TIME_MS)?;
+        let end = p.time_or("end", MAX_TIME_MS)?;
+        if end < start {
+            return Err(ApiError::invalid_param(
+                "end",
+                "end timestamp must not be before start time",
+            ));
+        }
+        parse_query(&p)?;
+        Ok(())
+    })();
+    match checked {
+        Ok(()) => success_json("[]", &[]),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,347 @@
+//! `GET /federate`: the newest sample of every series matching any `match[]` selector within
+//! the lookback window, as text format 0.0.4 (or delimited protobuf when asked), with external
+//! labels added, as Prometheus's federation endpoint does. OWNER: push helper.
+
+use crate::push::body::encode_delimited;
+use crate::push::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
+use argus_storage::{Labels, MatchType, Matcher, Queryable, is_stale_nan};
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{self, Expr};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
+const PROTO_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores";
+
+/// Newest sample per series, keyed by (metric name, labels).
+type Latest = BTreeMap<(String, Labels), (i64, f64)>;
+
+struct Fed {
+    queryable: Arc<dyn Queryable>,
+    external: Labels,
+    lookback_ms: i64,
+    /// Test seam: a fixed "now" in ms instead of the wall clock.
+    now_ms: Option<i64>,
+}
+
+/// The federation router (`GET /federate`).
+pub fn router(queryable: Arc<dyn Queryable>, external_labels: Labels, lookback_ms: i64) -> Router {
+    router_at(queryable, external_labels, lookback_ms, None)
+}
+
+/// [`router`] with a fixed evaluation time (`Some(ms)`) for tests.
+pub fn router_at(
+    queryable: Arc<dyn Queryable>,
+    external_labels: Labels,
+    lookback_ms: i64,
+    now_ms: Option<i64>,
+) -> Router {
+    let fed = Arc::new(Fed {
+        queryable,
+        external: external_labels,
+        lookback_ms,
+        now_ms,
+    });
+    Router::new()
+        .route("/federate", get(federate))
+        .with_state(fed)
+        // gzip when the client accepts it, as Prometheus does (scrapers ask for it).
+        .layer(tower_http::compression::CompressionLayer::new())
+}
+
+fn bad(msg: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+fn decode_component(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => match b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(x) => {
+                    out.push(x);
+                    i += 3;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            },
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `match[]` values of a query string, decoded.
+pub fn match_params(query: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .filter(|(k, _)| decode_component(k) == "match[]")
+        .map(|(_, v)| decode_component(v))
+        .collect()
+}
+
+/// Parses one series selector into matcher sets (one per `or` branch).
+pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
+    let expr = parser::parse(s)?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(format!(
+            "1:1: parse error: expected a series selector, got {s:?}"
+        ));
+    };
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err(format!(
+            "1:1: parse error: unexpected offset or @ modifier in series selector {s:?}"
+        ));
+    }
+    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
+        let mut out = Vec::with_capacity(ms.len() + 1);
+        if let Some(name) = &vs.name {
+            out.push(Matcher::equal("__name__", name.clone()));
+        }
+        for m in ms {
+            let kind = match m.op {
+                MatchOp::Equal => MatchType::Equal,
+                MatchOp::NotEqual => MatchType::NotEqual,
+                MatchOp::Re(_) => MatchType::Regex,
+                MatchOp::NotRe(_) => MatchType::NotRegex,
+            };
+            out.push(
+                Matcher::new(kind, m.name.clone(), m.value.clone()).map_err(|e| e.to_string())?,
+            );
+        }
+        argus_storage::validate_selector(&out).map_err(|e| e.to_string())?;
+        Ok(out)
+    };
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![convert(&vs.matchers.matchers)?]);
+    }
+    // `{a="1" or b="2"}`: one matcher set per branch (shared matchers, if any, go into each).
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|or| {
+            let mut all = vs.matchers.matchers.clone();
+            all.extend(or.iter().cloned());
+            convert(&all)
+        })
+        .collect()
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // Highest q first; the first acceptable entry wins.
+    let mut entries: Vec<(f32, usize, &str)> = accept
+        .split(',')
+        .enumerate()
+        .map(|(i, e)| {
+            let q = e
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q, i, e)
+        })
+        .collect();
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, _, e) in entries {
+        let lower = e.to_ascii_lowercase();
+        let media = lower.split(';').next().unwrap_or("").trim();
+        if media == "application/vnd.google.protobuf"
+            && lower.contains("proto=io.prometheus.client.metricfamily")
+            && lower.contains("encoding=delimited")
+        {
+            return true;
+        }
+        if media == "text/plain" || media == "*/*" {
+            return false;
+        }
+    }
+    false
+}
+
+async fn federate(
+    State(fed): State<Arc<Fed>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let mut selectors = Vec::new();
+    for m in match_params(q.as_deref().unwrap_or("")) {
+        match parse_selector(&m) {
+            Ok(sets) => selectors.extend(sets),
+            Err(e) => return bad(e),
+        }
+    }
+    let now = fed.now_ms.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    });
+    let fed2 = fed.clone();
+    let res = tokio::task::spawn_blocking(move || collect(&fed2, &selectors, now)).await;
+    let latest = match res {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        }
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        }
+    };
+    let families = to_families(&latest, &fed.external);
+    if wants_protobuf(&headers) {
+        let mut buf = Vec::new();
+        encode_delimited(&families, &mut buf);
+        return ([(header::CONTENT_TYPE, PROTO_CONTENT_TYPE)], buf).into_response();
+    }
+    let mut body = String::new();
+    for f in &families {
+        crate::push::expose::write_family(f, &mut body);
+    }
+    ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], body).into_response()
+}
+
+/// Newest non-stale sample in `[now - lookback, now]` per matching series, keyed by
+/// `(metric name, labels)` so output is grouped by name and sorted by labels within a name.
+fn collect(
+    fed: &Fed,
+    selectors: &[Vec<Matcher>],
+    now: i64,
+) -> Result<Latest, argus_storage::Error> {
+    let mut out = BTreeMap::new();
+    if selectors.is_empty() {
+        return Ok(out);
+    }
+    let q = fed
+        .queryable
+        .querier(now.saturating_sub(fed.lookback_ms), now)?;
+    for sel in selectors {
+        let mut set = q.select(sel);
+        while set.next() {
+            let labels = set.labels();
+            let Some(name) = labels.metric_name() else {
+                continue;
+            };
+            let key = (name.to_string(), labels.clone());
+            if out.contains_key(&key) {
+                continue;
+            }
+            let mut it = set.samples();
+            let mut last = None;
+            while it.next() {
+                last = Some(it.at());
+            }
+            if let Some(e) = it.err() {
+                return Err(argus_storage::Error::InvalidArgument(e.to_string()));
+            }
+            drop(it);
+            if let Some((t, v)) = last
+                && !is_stale_nan(v)
+            {
+                out.insert(key, (t, v));
+            }
+        }
+        if let Some(e) = set.err() {
+            return Err(argus_storage::Error::InvalidArgument(e.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
+    let mut families: Vec<MetricFamily> = Vec::new();
+    for ((name, labels), (t, v)) in latest {
+        if families.last().is_none_or(|f| f.name() != name) {
+            families.push(MetricFamily {
+                name: Some(name.clone()),
+                help: None,
+                r#type: Some(MetricType::Untyped as i32),
+                metric: Vec::new(),
+                unit: None,
+            });
+        }
+        let mut pairs: Vec<LabelPair> = labels
+            .iter()
+            .filter(|l| l.name != "__name__")
+            .map(|l| LabelPair::new(&l.name, &l.value))
+            .collect();
+        let mut ext: Vec<(&str, &str)> = external
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        if external.get("instance").is_none() {
+            ext.push(("instance", ""));
+            ext.sort();
+        }
+        for (n, val) in ext {
+            if labels.get(n).is_none() {
+                pairs.push(LabelPair::new(n, val));
+            }
+        }
+        if let Some(f) = families.last_mut() {
+            f.metric.push(Metric {
+                label: pairs,
+                untyped: Some(Untyped { value: Some(*v) }),
+                timestamp_ms: Some(*t),
+                ..Default::default()
+            });
+        }
+    }
+    families
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(
+            match_params("match[]=up&x=1&match%5B%5D=%7Bjob%3D%22a+b%22%7D"),
+            vec!["up".to_string(), "{job=\"a b\"}".to_string()]
+        );
+        assert!(match_params("").is_empty());
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(parse_selector("up").expect("ok")[0].len(), 1);
+        assert_eq!(
+            parse_selector("up{a=\"b\",c=~\"d.*\"}").expect("ok")[0].len(),
+            3
+        );
+        assert!(parse_selector("-up").is_err());
+        assert!(parse_selector("rate(up[5m])").is_err());
+        assert!(parse_selector("{a=~\".*\"}").is_err());
+        assert!(parse_selector("up offset 5m").is_err());
+        assert_eq!(parse_selector("{a=\"1\" or b=\"2\"}").expect("or").len(), 2);
+    }
+}

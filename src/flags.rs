@@ -1,0 +1,504 @@
+//! Prometheus-style command-line flags: `--name=value`, `--name value`, boolean `--name`,
+//! `--name=false` and `--no-name`. Two stages: [`parse`] collects raw strings, then
+//! [`Flags::from_raw`] validates them once into typed options.
+
+use crate::config::parse_duration;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the server.
+    Run(Box<Flags>),
+    /// Print this text to stdout and exit 0 (`--help`, `--version`).
+    Print(String),
+}
+
+/// A usage error; `main` prints it and exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("argus: error: {0}, try --help")]
+pub struct UsageError(pub String);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Value,
+}
+
+/// `(name, kind, default, help)`. Flags after the first block are accepted for Prometheus
+/// compatibility and have no effect.
+const FLAGS: &[(&str, Kind, &str, &str)] = &[
+    (
+        "config.file",
+        Kind::Value,
+        "",
+        "Configuration file (default: scrape Argus itself every 15s).",
+    ),
+    (
+        "storage.tsdb.path",
+        Kind::Value,
+        "./data",
+        "Base path for metrics storage.",
+    ),
+    (
+        "storage.tsdb.retention.time",
+        Kind::Value,
+        "",
+        "How long to retain samples (default 15d).",
+    ),
+    (
+        "storage.tsdb.retention.size",
+        Kind::Value,
+        "",
+        "Maximum bytes of blocks kept (e.g. 512MB).",
+    ),
+    (
+        "storage.tsdb.out-of-order-time-window",
+        Kind::Value,
+        "",
+        "Accept out-of-order samples this old.",
+    ),
+    (
+        "web.listen-address",
+        Kind::Value,
+        ":9090",
+        "Address to listen on for the UI, API and telemetry.",
+    ),
+    (
+        "query.lookback-delta",
+        Kind::Value,
+        "5m",
+        "Lookback for instant vector selectors.",
+    ),
+    (
+        "query.timeout",
+        Kind::Value,
+        "2m",
+        "Maximum time a query may take.",
+    ),
+    (
+        "query.max-samples",
+        Kind::Value,
+        "50000000",
+        "Maximum samples one query may load.",
+    ),
+    (
+        "web.enable-admin-api",
+        Kind::Bool,
+        "false",
+        "Enable the admin endpoints.",
+    ),
+    (
+        "web.enable-lifecycle",
+        Kind::Bool,
+        "false",
+        "Enable reload and shutdown via HTTP.",
+    ),
+    (
+        "push.listen-address",
+        Kind::Value,
+        "",
+        "Extra listener for the Pushgateway API (default: main listener).",
+    ),
+    (
+        "push.group-ttl",
+        Kind::Value,
+        "",
+        "Drop pushed groups not updated for this long (default: never).",
+    ),
+    (
+        "log.level",
+        Kind::Value,
+        "info",
+        "Only log messages with this severity or above.",
+    ),
+    // Accepted, no effect.
+    (
+        "web.enable-remote-write-receiver",
+        Kind::Bool,
+        "false",
+        "Accepted; the receiver is always on.",
+    ),
+    (
+        "web.enable-otlp-receiver",
+        Kind::Bool,
+        "false",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.tsdb.wal-compression",
+        Kind::Bool,
+        "true",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.tsdb.no-lockfile",
+        Kind::Bool,
+        "false",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.tsdb.allow-overlapping-blocks",
+        Kind::Bool,
+        "false",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.tsdb.min-block-duration",
+        Kind::Value,
+        "2h",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.tsdb.max-block-duration",
+        Kind::Value,
+        "",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.remote.flush-deadline",
+        Kind::Value,
+        "1m",
+        "Accepted; no effect.",
+    ),
+    (
+        "storage.remote.read-sample-limit",
+        Kind::Value,
+        "50000000",
+        "Accepted; no effect.",
+    ),
+    ("log.format", Kind::Value, "logfmt", "Accepted; no effect."),
+    ("web.external-url", Kind::Value, "", "Accepted; no effect."),
+    ("web.route-prefix", Kind::Value, "", "Accepted; no effect."),
+    ("web.page-title", Kind::Value, "", "Accepted; no effect."),
+    ("web.cors.origin", Kind::Value, ".*", "Accepted; no effect."),
+    (
+        "web.console.templates",
+        Kind::Value,
+        "consoles",
+        "Accepted; no effect.",
+    ),
+    (
+        "web.console.libraries",
+        Kind::Value,
+        "console_libraries",
+        "Accepted; no effect.",
+    ),
+    (
+        "web.max-connections",
+        Kind::Value,
+        "512",
+        "Accepted; no effect.",
+    ),
+    (
+        "web.read-timeout",
+        Kind::Value,
+        "5m",
+        "Accepted; no effect.",
+    ),
+    ("web.config.file", Kind::Value, "", "Accepted; no effect."),
+    (
+        "query.max-concurrency",
+        Kind::Value,
+        "20",
+        "Accepted; no effect.",
+    ),
+    ("enable-feature", Kind::Value, "", "Accepted; no effect."),
+];
+
+/// Validated flags.
+#[derive(Clone, Debug)]
+pub struct Flags {
+    /// `--config.file`, None = embedded default config.
+    pub config_file: Option<PathBuf>,
+    /// `--storage.tsdb.path`.
+    pub data_dir: PathBuf,
+    /// `--storage.tsdb.retention.time`; None with no size limit means 15 d.
+    pub retention: Option<Duration>,
+    /// `--storage.tsdb.retention.size` in bytes.
+    pub retention_bytes: Option<u64>,
+    /// `--storage.tsdb.out-of-order-time-window`; overrides the config file's value.
+    pub out_of_order_window: Option<Duration>,
+    /// `--web.listen-address`.
+    pub listen: SocketAddr,
+    /// `--query.lookback-delta`.
+    pub lookback_delta: Duration,
+    /// `--query.timeout`.
+    pub query_timeout: Duration,
+    /// `--query.max-samples`.
+    pub max_samples: usize,
+    /// `--web.enable-admin-api`.
+    pub enable_admin_api: bool,
+    /// `--web.enable-lifecycle`.
+    pub enable_lifecycle: bool,
+    /// `--push.listen-address` (for the push service).
+    pub push_listen: Option<SocketAddr>,
+    /// `--push.group-ttl` (for the push service).
+    pub push_group_ttl: Option<Duration>,
+    /// `--log.level`: debug, info, warn or error.
+    pub log_level: String,
+    /// Every flag and its effective value as text, for `/api/v1/status/flags`.
+    pub all: BTreeMap<String, String>,
+}
+
+/// Parses `args` (without the program name).
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
+    let mut raw: BTreeMap<&'static str, String> = BTreeMap::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "--help-long" => return Ok(Command::Print(usage())),
+            "--version" => {
+                return Ok(Command::Print(format!(
+                    "argus, version {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
+            _ => {}
+        }
+        let Some(body) = arg.strip_prefix("--") else {
+            return Err(UsageError(format!("unexpected argument {arg:?}")));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let (spec, negated) = match lookup(name) {
+            Some(s) => (s, false),
+            None => match name.strip_prefix("no-").and_then(lookup) {
+                Some(s) if s.1 == Kind::Bool && inline.is_none() => (s, true),
+                _ => return Err(UsageError(format!("unknown long flag '--{name}'"))),
+            },
+        };
+        let value = match (spec.1, inline) {
+            (Kind::Bool, None) => (!negated).to_string(),
+            (Kind::Bool, Some(v)) => match v.as_str() {
+                "true" | "false" => v,
+                _ => {
+                    return Err(UsageError(format!(
+                        "invalid boolean value {v:?} for --{name}"
+                    )));
+                }
+            },
+            (Kind::Value, Some(v)) => v,
+            (Kind::Value, None) => args
+                .next()
+                .ok_or_else(|| UsageError(format!("expected argument for flag '--{name}'")))?,
+        };
+        raw.insert(spec.0, value);
+    }
+    Flags::from_raw(&raw).map(|f| Command::Run(Box::new(f)))
+}
+
+fn lookup(name: &str) -> Option<&'static (&'static str, Kind, &'static str, &'static str)> {
+    FLAGS.iter().find(|f| f.0 == name)
+}
+
+fn usage() -> String {
+    let mut s = String::from("usage: argus [<flags>]\n\nThe Argus monitoring server.\n\nFlags:\n");
+    for (name, kind, default, help) in FLAGS {
+        let arg = if *kind == Kind::Bool {
+            String::new()
+        } else {
+            "=<value>".into()
+        };
+        let def = if default.is_empty() {
+            String::new()
+        } else {
+            format!(" [{default}]")
+        };
+        s.push_str(&format!("  --{name}{arg}\n      {help}{def}\n"));
+    }
+    s
+}
+
+impl Flags {
+    /// Validates raw flag strings (missing ones take their defaults).
+    fn from_raw(raw: &BTreeMap<&'static str, String>) -> Result<Flags, UsageError> {
+        let get = |name: &str| -> &str {
+            raw.get(name)
+                .map(String::as_str)
+                .or_else(|| lookup(name).map(|f| f.2))
+                .unwrap_or("")
+        };
+        let opt = |name: &str| Some(get(name)).filter(|s| !s.is_empty());
+        let dur = |name: &str| -> Result<Option<Duration>, UsageError> {
+            opt(name)
+                .map(|s| parse_duration(s).map_err(|e| UsageError(format!("--{name}: {e}"))))
+                .transpose()
+        };
+        let listen = parse_listen(get("web.listen-address"))
+            .map_err(|e| UsageError(format!("--web.listen-address: {e}")))?;
+        let push_listen = opt("push.listen-address")
+            .map(|s| parse_listen(s).map_err(|e| UsageError(format!("--push.listen-address: {e}"))))
+            .transpose()?;
+        let retention_bytes = opt("storage.tsdb.retention.size")
+            .map(|s| {
+                parse_bytes(s).ok_or_else(|| {
+                    UsageError(format!("--storage.tsdb.retention.size: invalid size {s:?}"))
+                })
+            })
+            .transpose()?;
+        let max_samples = get("query.max-samples").parse::<usize>().map_err(|_| {
+            UsageError(format!(
+                "--query.max-samples: invalid number {:?}",
+                get("query.max-samples")
+            ))
+        })?;
+        let log_level = get("log.level").to_string();
+        if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
+            return Err(UsageError(format!(
+                "--log.level: unknown level {log_level:?}"
+            )));
+        }
+        let all = FLAGS
+            .iter()
+            .map(|f| (f.0.to_string(), get(f.0).to_string()))
+            .collect();
+        Ok(Flags {
+            config_file: opt("config.file").map(PathBuf::from),
+            data_dir: PathBuf::from(get("storage.tsdb.path")),
+            retention: dur("storage.tsdb.retention.time")?,
+            retention_bytes,
+            out_of_order_window: dur("storage.tsdb.out-of-order-time-window")?,
+            listen,
+            lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),
+            query_timeout: dur("query.timeout")?.unwrap_or(Duration::from_secs(120)),
+            max_samples,
+            enable_admin_api: get("web.enable-admin-api") == "true",
+            enable_lifecycle: get("web.enable-lifecycle") == "true",
+            push_listen,
+            push_group_ttl: dur("push.group-ttl")?,
+            log_level,
+            all,
+        })
+    }
+
+    /// Retention in ms as the Db wants it: the flag, else 15 d unless a size limit is set.
+    pub fn retention_ms(&self) -> Option<i64> {
+        match (self.retention, self.retention_bytes) {
+            (Some(d), _) if d.is_zero() => None,
+            (Some(d), _) => Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            (None, Some(_)) => None,
+            (None, None) => Some(15 * 24 * 3600 * 1000),
+        }
+    }
+}
+
+/// `:9090` → `0.0.0.0:9090`; `localhost:9090` → `127.0.0.1:9090`.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    let full = match full.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => full,
+    };
+    full.parse()
+        .map_err(|_| format!("invalid address {s:?} (want host:port)"))
+}
+
+/// Prometheus byte sizes: `512MB`, `1GB`, `100KB`, `10B` (units are powers of 1024).
+fn parse_bytes(s: &str) -> Option<u64> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = s.split_at(digits);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit {
+        "B" => 0,
+        "KB" => 10,
+        "MB" => 20,
+        "GB" => 30,
+        "TB" => 40,
+        "PB" => 50,
+        "EB" => 60,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Flags, UsageError> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run(f) => Ok(*f),
+            Command::Print(p) => panic!("unexpected print: {p}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let f = run(&[]).unwrap();
+        assert_eq!(f.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(f.data_dir, PathBuf::from("./data"));
+        assert_eq!(f.retention_ms(), Some(15 * 24 * 3600 * 1000));
+        assert_eq!(f.lookback_delta, Duration::from_secs(300));
+        assert!(!f.enable_admin_api && !f.enable_lifecycle);
+        assert_eq!(f.all["web.listen-address"], ":9090");
+    }
+
+    #[test]
+    fn both_value_forms_and_booleans() {
+        let f = run(&[
+            "--config.file=a.yml",
+            "--storage.tsdb.path",
+            "/tmp/d",
+            "--web.enable-admin-api",
+            "--web.enable-lifecycle=false",
+            "--storage.tsdb.retention.size=512MB",
+            "--query.timeout",
+            "30s",
+            "--web.listen-address=127.0.0.1:0",
+            "--web.enable-remote-write-receiver",
+            "--no-storage.tsdb.wal-compression",
+            "--push.group-ttl=1h",
+        ])
+        .unwrap();
+        assert_eq!(f.config_file, Some(PathBuf::from("a.yml")));
+        assert_eq!(f.data_dir, PathBuf::from("/tmp/d"));
+        assert!(f.enable_admin_api);
+        assert!(!f.enable_lifecycle);
+        assert_eq!(f.retention_bytes, Some(512 << 20));
+        assert_eq!(
+            f.retention_ms(),
+            None,
+            "size limit alone disables the time default"
+        );
+        assert_eq!(f.query_timeout, Duration::from_secs(30));
+        assert_eq!(f.push_group_ttl, Some(Duration::from_secs(3600)));
+        assert_eq!(f.all["storage.tsdb.wal-compression"], "false");
+    }
+
+    #[test]
+    fn errors_are_readable() {
+        let check = |args: &[&str], want: &str| {
+            let err = run(args).unwrap_err().to_string();
+            assert!(err.contains(want), "expected {want:?} in {err:?}");
+        };
+        check(&["--nope"], "unknown long flag '--nope'");
+        check(
+            &["--config.file"],
+            "expected argument for flag '--config.file'",
+        );
+        check(&["--query.timeout=5x"], "--query.timeout");
+        check(&["--web.listen-address=nope"], "invalid address");
+        check(&["--storage.tsdb.retention.size=5XB"], "invalid size");
+        check(&["--web.enable-admin-api=yes"], "invalid boolean");
+        check(&["positional"], "unexpected argument");
+        check(&["--no-config.file"], "unknown long flag");
+    }
+
+    #[test]
+    fn help_and_version_print() {
+        let help = parse(["--help".to_string()]).unwrap();
+        assert!(matches!(help, Command::Print(ref s) if s.contains("--storage.tsdb.path")));
+        let v = parse(["--version".to_string()]).unwrap();
+        assert!(matches!(v, Command::Print(ref s) if s.starts_with("argus, version")));
+    }
+}

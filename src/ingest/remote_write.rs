@@ -1,0 +1,482 @@
+//! Remote Write 1.0 receiver logic: snappy block decompression and protobuf decoding under size
+//! bounds ([`Decoder`]), then validation and appending ([`append_request`]).
+//!
+//! Semantics (see README "Compatibility"): series with missing metric name, empty or duplicate
+//! label names, or unsorted labels are rejected; samples the storage refuses (out of order,
+//! duplicate, too old, out of bounds, more than 10 minutes in the future) and native histograms
+//! are rejected one by one. Everything else in the request is kept and committed; the HTTP layer
+//! answers 400 naming the rejections, 204 when there were none.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::prompb::{TimeSeries, WriteRequest};
+use argus_storage::{Appender, Error as StorageError, Label, Labels};
+use prost::Message;
+
+/// Largest accepted request body (compressed), as Prometheus: 32 MiB.
+pub const MAX_COMPRESSED_BYTES: usize = 32 << 20;
+/// Largest accepted decompressed body: 32 MiB.
+pub const MAX_DECOMPRESSED_BYTES: usize = 32 << 20;
+/// Samples further than this in the future are rejected (Prometheus's `timeLimitAppender`).
+pub const MAX_FUTURE_MS: i64 = 10 * 60 * 1000;
+/// How many rejection messages are spelled out in the response.
+const MAX_REPORTED: usize = 5;
+
+/// Why a body could not be decoded. Every variant is the client's fault (HTTP 400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The snappy header announces more than the limit.
+    #[error("decompressed body of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Announced size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not valid snappy block format.
+    #[error("cannot decompress snappy body: {0}")]
+    Snappy(String),
+    /// Not a valid `WriteRequest`.
+    #[error("cannot decode protobuf WriteRequest: {0}")]
+    Protobuf(String),
+}
+
+/// Reusable decoding state: the decompression buffer survives between requests.
+#[derive(Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    snappy: snap::raw::Decoder,
+}
+
+impl Decoder {
+    /// A decoder with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decompresses `body` (snappy block format) and decodes it into `req` (cleared first).
+    /// Allocates at most `limit` bytes for the decompressed body.
+    pub fn decode_into(
+        &mut self,
+        body: &[u8],
+        limit: usize,
+        req: &mut WriteRequest,
+    ) -> Result<(), DecodeError> {
+        let size =
+            snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
+        if size > limit {
+            return Err(DecodeError::TooLarge { size, limit });
+        }
+        self.buf.clear();
+        self.buf.resize(size, 0);
+        let n = self
+            .snappy
+            .decompress(body, &mut self.buf)
+            .map_err(|e| DecodeError::Snappy(e.to_string()))?;
+        req.clear();
+        let bytes = self.buf.get(..n).unwrap_or_default();
+        req.merge(bytes)
+            .map_err(|e| DecodeError::Protobuf(e.to_string()))
+    }
+}
+
+/// Encodes a request the way senders do (protobuf, then snappy block format). For tests,
+/// benchmarks and the fuzz target's round trip.
+pub fn encode(req: &WriteRequest) -> Vec<u8> {
+    let raw = req.encode_to_vec();
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_else(|e| unreachable!("BUG: snappy refused {} bytes: {e}", raw.len()))
+}
+
+/// Why one series or sample was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Missing metric name, empty/duplicate/unsorted label names.
+    InvalidLabels,
+    /// Older than the series' newest sample.
+    OutOfOrder,
+    /// Outside the range the head accepts, or too far in the future.
+    OutOfBounds,
+    /// Older than the out-of-order window.
+    TooOld,
+    /// Same timestamp, different value.
+    Duplicate,
+    /// Native histogram samples (not supported by Argus's storage).
+    NativeHistogram,
+}
+
+impl Reason {
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidLabels => "invalid_labels",
+            Reason::OutOfOrder => "out_of_order",
+            Reason::OutOfBounds => "out_of_bounds",
+            Reason::TooOld => "too_old",
+            Reason::Duplicate => "duplicate",
+            Reason::NativeHistogram => "native_histogram",
+        }
+    }
+
+    /// All reasons, for zero-valued metric series.
+    pub const ALL: [Reason; 6] = [
+        Reason::InvalidLabels,
+        Reason::OutOfOrder,
+        Reason::OutOfBounds,
+        Reason::TooOld,
+        Reason::Duplicate,
+        Reason::NativeHistogram,
+    ];
+}
+
+/// What happened to one request.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Samples appended (visible once committed).
+    pub samples_written: u64,
+    /// Samples received, including rejected ones.
+    pub samples_received: u64,
+    /// Rejected samples per reason (a rejected series counts all its samples).
+    pub rejected: Vec<(Reason, u64)>,
+    /// Total rejections.
+    pub rejected_total: u64,
+    /// The first few rejection messages.
+    pub messages: Vec<String>,
+}
+
+impl Outcome {
+    fn reject(&mut self, reason: Reason, count: u64, message: impl FnOnce() -> String) {
+        if count == 0 {
+            return;
+        }
+        self.rejected_total += count;
+        match self.rejected.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += count,
+            None => self.rejected.push((reason, count)),
+        }
+        if self.messages.len() < MAX_REPORTED {
+            self.messages.push(message());
+        }
+    }
+
+    /// The 400 body text, or None when nothing was rejected.
+    pub fn error_text(&self) -> Option<String> {
+        if self.rejected_total == 0 {
+            return None;
+        }
+        let mut s = format!(
+            "{} of {} samples rejected ({} written): {}",
+            self.rejected_total,
+            self.samples_received,
+            self.samples_written,
+            self.messages.join("; ")
+        );
+        if self.rejected_total > self.messages.len() as u64 {
+            s.push_str("; …");
+        }
+        Some(s)
+    }
+}
+
+/// Validates a series' labels and moves them out of `ts` into a [`Labels`]. Empty values are
+/// dropped (an empty value means "no label").
+fn take_labels(ts: &mut TimeSeries) -> Result<Labels, String> {
+    let mut pairs: Vec<Label> = Vec::with_capacity(ts.labels.len());
+    let mut has_name = false;
+    for l in ts.labels.drain(..) {
+        if l.name.is_empty() {
+            return Err("empty label name".into());
+        }
+        if let Some(prev) = pairs.last() {
+            match prev.name.as_str().cmp(l.name.as_str()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(format!("duplicate label name {:?}", l.name));
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(format!(
+                        "labels not sorted: {:?} after {:?}",
+                        l.name, prev.name
+                    ));
+                }
+            }
+        }
+        if l.name == argus_storage::METRIC_NAME {
+            has_name = !l.value.is_empty();
+        }
+        if !l.value.is_empty() {
+            pairs.push(Label::new(l.name, l.value));
+        }
+    }
+    if !has_name {
+        return Err("missing metric name (__name__ label)".into());
+    }
+    Ok(Labels::from_sorted(pairs))
+}
+
+fn reason_of(e: &StorageError) -> Option<Reason> {
+    match e {
+        StorageError::OutOfOrder => Some(Reason::OutOfOrder),
+        StorageError::OutOfBounds => Some(Reason::OutOfBounds),
+        StorageError::TooOld => Some(Reason::TooOld),
+        StorageError::DuplicateSample => Some(Reason::Duplicate),
+        StorageError::InvalidLabels(_) => Some(Reason::InvalidLabels),
+        _ => None,
+    }
+}
+
+/// Appends every valid sample of `req` (consumed: label strings are moved, not copied) to `app`
+/// without committing. Returns the outcome, or the first storage failure that is not a
+/// per-sample rejection (the caller must roll back and answer 500).
+pub fn append_request(
+    app: &mut dyn Appender,
+    req: &mut WriteRequest,
+    now_ms: i64,
+) -> Result<Outcome, StorageError> {
+    let mut out = Outcome::default();
+    let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
+    for ts in &mut req.timeseries {
+        let n = ts.samples.len() as u64;
+        let hist = ts.histograms.len() as u64;
+        out.samples_received += n + hist;
+        let labels = match take_labels(ts) {
+            Ok(l) => l,
+            Err(msg) => {
+                out.reject(Reason::InvalidLabels, n + hist, || {
+                    format!("invalid series: {msg}")
+                });
+                continue;
+            }
+        };
+        if let Some(h) = ts.histograms.first() {
+            let t = h.timestamp;
+            out.reject(Reason::NativeHistogram, hist, || {
+                format!("native histograms are not supported: series {labels} at {t}")
+            });
+        }
+        let mut series = None;
+        for s in &ts.samples {
+            if s.timestamp > max_t {
+                out.reject(Reason::OutOfBounds, 1, || {
+                    format!(
+                        "out of bounds: sample too far in the future for series {labels} at {}",
+                        s.timestamp
+                    )
+                });
+                continue;
+            }
+            match app.append(series, &labels, s.timestamp, s.value) {
+                Ok(r) => {
+                    series = Some(r);
+                    out.samples_written += 1;
+                }
+                Err(e) => match reason_of(&e) {
+                    Some(reason) => out.reject(reason, 1, || {
+                        format!("{e} for series {labels} at {}", s.timestamp)
+                    }),
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::ingest::prompb::{Histogram, Label as PLabel, Sample};
+    use argus_storage::testing::MemStorage;
+    use argus_storage::{Appendable, STALE_NAN_BITS};
+    use proptest::prelude::*;
+
+    fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| PLabel {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+            exemplars: vec![],
+            histograms: vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_valid_rest_and_reports_rejections() {
+        let storage = MemStorage::new();
+        storage.insert(Labels::from_pairs(&[("__name__", "d")]), 4000, 0.0);
+        let mut app = storage.appender();
+        let mut req = WriteRequest {
+            timeseries: vec![
+                series(
+                    &[("__name__", "a"), ("job", "x")],
+                    &[(1000, 1.0), (2000, 2.0)],
+                ),
+                series(&[("job", "x"), ("__name__", "b")], &[(1000, 1.0)]),
+                series(&[("__name__", "c"), ("a", "1"), ("a", "2")], &[(1000, 1.0)]),
+                series(&[("job", "x")], &[(1000, 1.0)]),
+                series(
+                    &[("__name__", "d"), ("empty", "")],
+                    &[(3000, 3.0), (5000, 1.0)],
+                ),
+                series(&[("__name__", "e")], &[(10_000_000, 1.0)]),
+            ],
+            metadata: vec![],
+        };
+        req.timeseries[0]
+            .histograms
+            .push(Histogram { timestamp: 5 });
+        let out = append_request(app.as_mut(), &mut req, 0).unwrap();
+        app.commit().unwrap();
+        assert_eq!(out.samples_received, 9);
+        assert_eq!(out.samples_written, 3);
+        assert_eq!(out.rejected_total, 6);
+        let mut rejected = out.rejected.clone();
+        rejected.sort();
+        assert_eq!(
+            rejected,
+            vec![
+                (Reason::InvalidLabels, 3),
+                (Reason::OutOfOrder, 1),
+                (Reason::OutOfBounds, 1),
+                (Reason::NativeHistogram, 1),
+            ]
+        );
+        let text = out.error_text().unwrap();
+        assert!(text.contains("labels not sorted"), "{text}");
+        assert!(text.contains("duplicate label name \"a\""), "{text}");
+        assert!(text.contains("missing metric name"), "{text}");
+        let dump = storage.dump();
+        let names: Vec<_> = dump.iter().map(|(l, s)| (l.to_string(), s.len())).collect();
+        assert_eq!(
+            names,
+            vec![
+                (r#"{__name__="a", job="x"}"#.to_string(), 2),
+                (r#"{__name__="d"}"#.to_string(), 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        let mut d = Decoder::new();
+        let mut req = WriteRequest::default();
+        assert!(matches!(
+            d.decode_into(b"\x05garbage", 1 << 20, &mut req),
+            Err(DecodeError::Snappy(_))
+        ));
+        // Valid snappy, truncated protobuf (a length-delimited field running past the end).
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&[0x0a, 0x10, 0x0a])
+            .unwrap();
+        assert!(matches!(
+            d.decode_into(&body, 1 << 20, &mut req),
+            Err(DecodeError::Protobuf(_))
+        ));
+        // Size bound enforced before allocating.
+        let big = encode(&WriteRequest {
+            timeseries: vec![series(&[("__name__", &"x".repeat(2000))], &[(1, 1.0)])],
+            metadata: vec![],
+        });
+        assert!(matches!(
+            d.decode_into(&big, 100, &mut req),
+            Err(DecodeError::TooLarge { limit: 100, .. })
+        ));
+        assert!(d.decode_into(&big, 1 << 20, &mut req).is_ok());
+    }
+
+    fn arb_request() -> impl Strategy<Value = WriteRequest> {
+        let label = ("[a-z_]{1,8}", "\\PC{0,12}").prop_map(|(name, value)| PLabel { name, value });
+        let sample = (any::<i64>(), any::<u64>()).prop_map(|(timestamp, bits)| Sample {
+            value: f64::from_bits(bits),
+            timestamp,
+        });
+        let ts = (
+            proptest::collection::vec(label, 0..6),
+            proptest::collection::vec(sample, 0..8),
+            proptest::collection::vec(any::<i64>(), 0..2),
+        )
+            .prop_map(|(labels, samples, hist)| TimeSeries {
+                labels,
+                samples,
+                exemplars: vec![],
+                histograms: hist
+                    .into_iter()
+                    .map(|timestamp| Histogram { timestamp })
+                    .collect(),
+            });
+        let meta = ("\\PC{0,10}", 0i32..8, "\\PC{0,10}").prop_map(|(name, t, help)| {
+            crate::ingest::prompb::MetricMetadata {
+                r#type: t,
+                metric_family_name: name,
+                help,
+                unit: String::new(),
+            }
+        });
+        (
+            proptest::collection::vec(ts, 0..5),
+            proptest::collection::vec(meta, 0..3),
+        )
+            .prop_map(|(timeseries, metadata)| WriteRequest {
+                timeseries,
+                metadata,
+            })
+    }
+
+    /// Compares float values bit for bit so NaN payloads (staleness markers) count.
+    fn bits(req: &WriteRequest) -> Vec<Vec<(i64, u64)>> {
+        req.timeseries
+            .iter()
+            .map(|t| {
+                t.samples
+                    .iter()
+                    .map(|s| (s.timestamp, s.value.to_bits()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn decode_round_trips(req in arb_request()) {
+            let body = encode(&req);
+            let mut got = WriteRequest::default();
+            Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut got).unwrap();
+            prop_assert_eq!(bits(&got), bits(&req));
+            let labels = |r: &WriteRequest| r.timeseries.iter().map(|t| t.labels.clone()).collect::<Vec<_>>();
+            prop_assert_eq!(labels(&got), labels(&req));
+            prop_assert_eq!(&got.metadata, &req.metadata);
+        }
+
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut got = WriteRequest::default();
+            let _ = Decoder::new().decode_into(&bytes, 1 << 16, &mut got);
+        }
+    }
+
+    #[test]
+    fn stale_marker_survives() {
+        let req = WriteRequest {
+            timeseries: vec![series(
+                &[("__name__", "a")],
+                &[(1, f64::from_bits(STALE_NAN_BITS))],
+            )],
+            metadata: vec![],
+        };
+        let mut got = WriteRequest::default();
+        Decoder::new()
+            .decode_into(&encode(&req), 1 << 20, &mut got)
+            .unwrap();
+        assert_eq!(got.timeseries[0].samples[0].value.to_bits(), STALE_NAN_BITS);
+    }
+}

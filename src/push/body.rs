@@ -1,0 +1,187 @@
+//! Push request bodies: `Content-Encoding` (gzip, snappy framed), then either delimited protobuf
+//! `MetricFamily` messages or text format 0.0.4, chosen by `Content-Type` as Pushgateway does.
+//! Every size is bounded by the caller's limit.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::proto::MetricFamily;
+use super::text::{TextError, normalize_histograms, parse_text};
+use prost::Message;
+use std::io::Read;
+
+/// Why a body was refused. `Display` is the text sent back to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Body (or its decompressed form) exceeds the limit.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Broken gzip or snappy stream.
+    #[error("{0}")]
+    Encoding(String),
+    /// Text format error.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// Protobuf framing or message error.
+    #[error("{0}")]
+    Proto(String),
+}
+
+/// The media type Pushgateway recognises for delimited protobuf.
+pub fn is_delimited_protobuf(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        return false;
+    }
+    let (mut proto, mut encoding) = (false, false);
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            return false; // mime.ParseMediaType fails on a parameter without '='.
+        };
+        let v = v.trim().trim_matches('"');
+        match k.trim().to_ascii_lowercase().as_str() {
+            "proto" => proto = v == "io.prometheus.client.MetricFamily",
+            "encoding" => encoding = v == "delimited",
+            _ => {}
+        }
+    }
+    proto && encoding
+}
+
+/// Undoes `Content-Encoding` (gzip or snappy framed; anything else passes through), bounding the
+/// decoded size by `limit`.
+pub fn decode_content_encoding(
+    encoding: Option<&str>,
+    body: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let enc = encoding.unwrap_or("").trim().to_ascii_lowercase();
+    let reader: Box<dyn Read + '_> = match enc.as_str() {
+        "gzip" => Box::new(flate2::read::GzDecoder::new(body)),
+        "snappy" => Box::new(snap::read::FrameDecoder::new(body)),
+        _ => {
+            if body.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            return Ok(body.to_vec());
+        }
+    };
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Encoding(e.to_string()))?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// Decodes a sequence of varint-length-delimited `MetricFamily` messages. A later family with
+/// the same name replaces an earlier one (Pushgateway keys them by name).
+pub fn decode_delimited(mut src: &[u8]) -> Result<Vec<MetricFamily>, BodyError> {
+    let mut out: Vec<MetricFamily> = Vec::new();
+    while !src.is_empty() {
+        let len = prost::encoding::decode_varint(&mut src)
+            .map_err(|e| BodyError::Proto(format!("invalid length prefix: {e}")))?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= src.len())
+            .ok_or_else(|| BodyError::Proto("unexpected EOF".into()))?;
+        let (msg, rest) = src.split_at(len);
+        src = rest;
+        let mf = MetricFamily::decode(msg).map_err(|e| BodyError::Proto(e.to_string()))?;
+        match out.iter_mut().find(|f| f.name == mf.name) {
+            Some(slot) => *slot = mf,
+            None => out.push(mf),
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes families as delimited protobuf (for tests, fuzzing and the exposition).
+pub fn encode_delimited(families: &[MetricFamily], dst: &mut Vec<u8>) {
+    for f in families {
+        // Encoding into a Vec cannot fail.
+        let _ = f.encode_length_delimited(dst);
+    }
+}
+
+/// Decodes a push body (after content decoding) into families.
+pub fn decode_body(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<MetricFamily>, BodyError> {
+    if content_type.is_some_and(is_delimited_protobuf) {
+        decode_delimited(body)
+    } else {
+        let mut fams = parse_text(body)?;
+        normalize_histograms(&mut fams);
+        Ok(fams)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_detection() {
+        let check = |ct: &str, want: bool| assert_eq!(is_delimited_protobuf(ct), want, "{ct}");
+        check(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            true,
+        );
+        check(
+            "application/vnd.google.protobuf;encoding=delimited;proto=io.prometheus.client.MetricFamily",
+            true,
+        );
+        check(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily",
+            false,
+        );
+        check("text/plain; version=0.0.4", false);
+    }
+
+    #[test]
+    fn gzip_bounded() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&[b'#'; 10_000]).expect("write");
+        let gz = enc.finish().expect("finish");
+        assert!(matches!(
+            decode_content_encoding(Some("gzip"), &gz, 100),
+            Err(BodyError::TooLarge { limit: 100 })
+        ));
+        assert_eq!(
+            decode_content_encoding(Some("GZIP"), &gz, 10_000)
+                .expect("fits")
+                .len(),
+            10_000
+        );
+        assert!(matches!(
+            decode_content_encoding(Some("gzip"), b"not gzip", 100),
+            Err(BodyError::Encoding(_))
+        ));
+    }
+
+    #[test]
+    fn delimited_truncated_is_error() {
+        let fam = MetricFamily {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        encode_delimited(&[fam.clone(), fam], &mut buf);
+        assert_eq!(
+            decode_delimited(&buf).expect("ok").len(),
+            1,
+            "same name replaces"
+        );
+        let cut = buf.get(..buf.len() - 1).expect("non-empty");
+        assert!(decode_delimited(cut).is_err());
+    }
+}

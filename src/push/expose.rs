@@ -1,0 +1,319 @@
+//! Rendering pushed families the way Pushgateway does: text format 0.0.4 (Go's `expfmt`
+//! encoder, Go float formatting) and the `/api/v1/metrics` JSON values.
+
+use super::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use std::fmt::Write as _;
+
+/// Appends `v` formatted as Go's `strconv.FormatFloat(v, 'g', -1, 64)` (also `fmt.Sprint`), with
+/// `+Inf`/`-Inf`/`NaN` as the text format writes them.
+pub fn go_float(v: f64, dst: &mut String) {
+    if v.is_nan() {
+        dst.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        dst.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if v == 0.0 {
+        dst.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    // Shortest round-trip digits from Rust, laid out with Go's %g rules.
+    let sci = format!("{v:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mant) = match mant.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mant),
+    };
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    if neg {
+        dst.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        // %e: d[.ddd]e±XX
+        let (first, rest) = digits.split_at(1);
+        dst.push_str(first);
+        if !rest.is_empty() {
+            dst.push('.');
+            dst.push_str(rest);
+        }
+        let _ = write!(dst, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        return;
+    }
+    let nd = digits.len() as i32;
+    let dp = exp + 1;
+    if dp <= 0 {
+        dst.push_str("0.");
+        for _ in 0..-dp {
+            dst.push('0');
+        }
+        dst.push_str(&digits);
+    } else if dp >= nd {
+        dst.push_str(&digits);
+        for _ in 0..dp - nd {
+            dst.push('0');
+        }
+    } else {
+        let (a, b) = digits.split_at(dp as usize);
+        dst.push_str(a);
+        dst.push('.');
+        dst.push_str(b);
+    }
+}
+
+/// `go_float` into a new string.
+pub fn go_float_string(v: f64) -> String {
+    let mut s = String::new();
+    go_float(v, &mut s);
+    s
+}
+
+fn escape(s: &str, quote: bool, dst: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => dst.push_str("\\\\"),
+            '\n' => dst.push_str("\\n"),
+            '"' if quote => dst.push_str("\\\""),
+            c => dst.push(c),
+        }
+    }
+}
+
+/// Writes one sample line: `name{labels[,extra="x"]} value[ ts]\n`. Labels are written as
+/// given, including empty values (as `expfmt` does).
+pub fn write_sample(
+    dst: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[LabelPair],
+    extra: Option<(&str, f64)>,
+    value: f64,
+    ts: Option<i64>,
+) {
+    dst.push_str(name);
+    dst.push_str(suffix);
+    if !labels.is_empty() || extra.is_some() {
+        let mut sep = '{';
+        for l in labels {
+            dst.push(sep);
+            sep = ',';
+            dst.push_str(l.name.as_deref().unwrap_or(""));
+            dst.push_str("=\"");
+            escape(l.value.as_deref().unwrap_or(""), true, dst);
+            dst.push('"');
+        }
+        if let Some((n, v)) = extra {
+            dst.push(sep);
+            dst.push_str(n);
+            dst.push_str("=\"");
+            go_float(v, dst);
+            dst.push('"');
+        }
+        dst.push('}');
+    }
+    dst.push(' ');
+    go_float(value, dst);
+    if let Some(ts) = ts {
+        let _ = write!(dst, " {ts}");
+    }
+    dst.push('\n');
+}
+
+/// Appends one family in text format 0.0.4. Families without metrics are skipped.
+pub fn write_family(f: &MetricFamily, dst: &mut String) {
+    if f.metric.is_empty() {
+        return;
+    }
+    let name = f.name();
+    if let Some(help) = &f.help {
+        let _ = write!(dst, "# HELP {name} ");
+        escape(help, false, dst);
+        dst.push('\n');
+    }
+    let kind = f.kind();
+    let t = match kind {
+        MetricType::Counter => "counter",
+        MetricType::Gauge => "gauge",
+        MetricType::Summary => "summary",
+        MetricType::Untyped => "untyped",
+        MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
+    };
+    let _ = writeln!(dst, "# TYPE {name} {t}");
+    for m in &f.metric {
+        write_metric(name, kind, m, dst);
+    }
+}
+
+fn write_metric(name: &str, kind: MetricType, m: &Metric, dst: &mut String) {
+    let ts = m.timestamp_ms;
+    let l = &m.label;
+    match kind {
+        MetricType::Counter => {
+            let v = m.counter.as_ref().and_then(|c| c.value).unwrap_or(0.0);
+            write_sample(dst, name, "", l, None, v, ts);
+        }
+        MetricType::Gauge => {
+            let v = m.gauge.as_ref().and_then(|c| c.value).unwrap_or(0.0);
+            write_sample(dst, name, "", l, None, v, ts);
+        }
+        MetricType::Untyped => {
+            let v = m.untyped.as_ref().and_then(|c| c.value).unwrap_or(0.0);
+            write_sample(dst, name, "", l, None, v, ts);
+        }
+        MetricType::Summary => {
+            let s = m.summary.clone().unwrap_or_default();
+            for q in &s.quantile {
+                let extra = Some(("quantile", q.quantile.unwrap_or(0.0)));
+                write_sample(dst, name, "", l, extra, q.value.unwrap_or(0.0), ts);
+            }
+            write_sample(dst, name, "_sum", l, None, s.sample_sum.unwrap_or(0.0), ts);
+            let count = s.sample_count.unwrap_or(0) as f64;
+            write_sample(dst, name, "_count", l, None, count, ts);
+        }
+        MetricType::Histogram | MetricType::GaugeHistogram => {
+            let h = m.histogram.clone().unwrap_or_default();
+            let mut inf_seen = false;
+            for b in &h.bucket {
+                let ub = b.upper_bound.unwrap_or(0.0);
+                write_sample(dst, name, "_bucket", l, Some(("le", ub)), b.count(), ts);
+                inf_seen |= ub == f64::INFINITY;
+            }
+            if !inf_seen {
+                let extra = Some(("le", f64::INFINITY));
+                write_sample(dst, name, "_bucket", l, extra, h.count(), ts);
+            }
+            write_sample(dst, name, "_sum", l, None, h.sample_sum.unwrap_or(0.0), ts);
+            write_sample(dst, name, "_count", l, None, h.count(), ts);
+        }
+    }
+}
+
+/// One float sample of a metric: name suffix, extra label (`le`/`quantile`), value.
+pub type FloatSample = (&'static str, Option<(&'static str, f64)>, f64);
+
+/// The float series a metric contributes when scraped from the text exposition: `(suffix, extra
+/// label, value)` triples, in exposition order.
+pub fn float_samples(kind: MetricType, m: &Metric, out: &mut Vec<FloatSample>) {
+    match kind {
+        MetricType::Counter => out.push((
+            "",
+            None,
+            m.counter.as_ref().and_then(|c| c.value).unwrap_or(0.0),
+        )),
+        MetricType::Gauge => out.push((
+            "",
+            None,
+            m.gauge.as_ref().and_then(|c| c.value).unwrap_or(0.0),
+        )),
+        MetricType::Untyped => out.push((
+            "",
+            None,
+            m.untyped.as_ref().and_then(|c| c.value).unwrap_or(0.0),
+        )),
+        MetricType::Summary => {
+            if let Some(s) = &m.summary {
+                for q in &s.quantile {
+                    out.push((
+                        "",
+                        Some(("quantile", q.quantile.unwrap_or(0.0))),
+                        q.value.unwrap_or(0.0),
+                    ));
+                }
+                out.push(("_sum", None, s.sample_sum.unwrap_or(0.0)));
+                out.push(("_count", None, s.sample_count.unwrap_or(0) as f64));
+            } else {
+                out.push(("_sum", None, 0.0));
+                out.push(("_count", None, 0.0));
+            }
+        }
+        MetricType::Histogram | MetricType::GaugeHistogram => {
+            let h = m.histogram.clone().unwrap_or_default();
+            let mut inf_seen = false;
+            for b in &h.bucket {
+                let ub = b.upper_bound.unwrap_or(0.0);
+                out.push(("_bucket", Some(("le", ub)), b.count()));
+                inf_seen |= ub == f64::INFINITY;
+            }
+            if !inf_seen {
+                out.push(("_bucket", Some(("le", f64::INFINITY)), h.count()));
+            }
+            out.push(("_sum", None, h.sample_sum.unwrap_or(0.0)));
+            out.push(("_count", None, h.count()));
+        }
+    }
+}
+
+/// Formats nanoseconds since the epoch as Go's `time.Time` JSON (RFC 3339 with trimmed
+/// fractional seconds, UTC `Z`).
+pub fn rfc3339_nano(unix_nanos: i64) -> String {
+    let secs = unix_nanos.div_euclid(1_000_000_000);
+    let nanos = unix_nanos.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+    if nanos != 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_float_formatting() {
+        let check = |v: f64, want: &str| assert_eq!(go_float_string(v), want, "{v:?}");
+        check(0.0, "0");
+        check(-0.0, "-0");
+        check(1.0, "1");
+        check(-2.5, "-2.5");
+        check(100000.0, "100000");
+        check(1e6, "1e+06");
+        check(1234567.0, "1.234567e+06");
+        check(0.0001, "0.0001");
+        check(0.00001, "1e-05");
+        check(1.5e-7, "1.5e-07");
+        check(123.456, "123.456");
+        check(1e21, "1e+21");
+        check(1e100, "1e+100");
+        check(f64::INFINITY, "+Inf");
+        check(f64::NEG_INFINITY, "-Inf");
+        check(f64::NAN, "NaN");
+        check(1782458400.123456, "1.782458400123456e+09");
+        check(0.1, "0.1");
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_nano(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_nano(1_700_000_000_500_000_000),
+            "2023-11-14T22:13:20.5Z"
+        );
+        assert_eq!(
+            rfc3339_nano(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`, in Prometheus's JSON
+//! shapes. The server helper merges [`ScrapeManager::router`] into the main router.
+
+use super::ScrapeManager;
+use super::target::{DroppedTarget, Target};
+use argus_storage::{Labels, MatchType, Matcher};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+impl ScrapeManager {
+    /// Routes for `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/api/v1/targets", get(targets))
+            .route("/api/v1/targets/metadata", get(targets_metadata))
+            .route("/api/v1/metadata", get(metadata))
+            .with_state(self.clone())
+    }
+}
+
+fn bad_data(msg: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"status": "error", "errorType": "bad_data", "error": msg.into()})),
+    )
+        .into_response()
+}
+
+fn success(data: Value) -> Response {
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+fn labels_json<'a>(ls: impl IntoIterator<Item = &'a argus_storage::Label>) -> Value {
+    let mut m = Map::new();
+    for l in ls {
+        m.insert(l.name.clone(), Value::String(l.value.clone()));
+    }
+    Value::Object(m)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The scrape URL with a loopback host replaced by this machine's name, as Prometheus's
+/// `globalURL`.
+fn global_url(url: &str, host: &str) -> String {
+    for lo in ["localhost", "127.0.0.1", "[::1]"] {
+        if let Some(i) = url.find(&format!("://{lo}")) {
+            let start = i + 3;
+            return format!("{}{}{}", &url[..start], host, &url[start + lo.len()..]);
+        }
+    }
+    url.to_string()
+}
+
+fn active_json(t: &Target, host: &str) -> Value {
+    let st = t.status.lock().clone();
+    json!({
+        "discoveredLabels": labels_json(&t.discovered),
+        "labels": labels_json(t.public_labels()),
+        "scrapePool": t.pool,
+        "scrapeUrl": t.url,
+        "globalUrl": global_url(&t.url, host),
+        "lastError": st.last_error,
+        "lastScrape": rfc3339(st.last_scrape),
+        "lastScrapeDuration": st.last_duration.as_secs_f64(),
+        "health": st.health.as_str(),
+        "scrapeInterval": crate::config::PromDuration(t.interval).to_string(),
+        "scrapeTimeout": crate::config::PromDuration(t.timeout).to_string(),
+    })
+}
+
+fn dropped_json(d: &DroppedTarget, pool: &str) -> Value {
+    json!({"discoveredLabels": labels_json(&d.discovered), "scrapePool": pool})
+}
+
+async fn targets(
+    State(m): State<Arc<ScrapeManager>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let state = q.get("state").map(|s| s.to_ascii_lowercase());
+    let (want_active, want_dropped) = match state.as_deref() {
+        None | Some("") | Some("any") => (true, true),
+        Some("active") => (true, false),
+        Some("dropped") => (false, true),
+        Some(other) => return bad_data(format!("invalid state {other:?}")),
+    };
+    let pool_filter = q.get("scrapePool").filter(|s| !s.is_empty());
+    let host = hostname();
+    let mut active = Vec::new();
+    let mut dropped = Vec::new();
+    let mut counts = Map::new();
+    for (name, pool) in m.pools() {
+        if pool_filter.is_some_and(|f| *f != name) {
+            continue;
+        }
+        let (a, d, total) = pool.snapshot();
+        counts.insert(name.clone(), json!(total));
+        if want_active {
+            active.extend(a.iter().map(|t| active_json(t, &host)));
+        }
+        if want_dropped {
+            dropped.extend(d.iter().map(|t| dropped_json(t, &name)));
+        }
+    }
+    let mut data = Map::new();
+    data.insert("activeTargets".into(), Value::Array(active));
+    data.insert("droppedTargets".into(), Value::Array(dropped));
+    data.insert("droppedTargetCounts".into(), Value::Object(counts));
+    success(Value::Object(data))
+}
+
+async fn targets_metadata(
+    State(m): State<Arc<ScrapeManager>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = match parse_limit(q.get("limit")) {
+        Ok(l) => l,
+        Err(e) => return bad_data(e),
+    };
+    let matchers = match q.get("match_target").filter(|s| !s.is_empty()) {
+        Some(s) => match parse_selector(s) {
+            Ok(ms) => ms,
+            Err(e) => return bad_data(e),
+        },
+        None => Vec::new(),
+    };
+    let metric = q.get("metric").filter(|s| !s.is_empty());
+    let mut out = Vec::new();
+    'pools: for (_, pool) in m.pools() {
+        for t in pool.snapshot().0 {
+            let public = Labels::new(t.public_labels().cloned().collect());
+            if !matchers
+                .iter()
+                .all(|mm| mm.matches(public.get(&mm.name).unwrap_or("")))
+            {
+                continue;
+            }
+            let md = t.metadata.lock().clone();
+            for (name, md) in md {
+                if metric.is_some_and(|mt| *mt != name) {
+                    continue;
+                }
+                if limit.is_some_and(|l| out.len() >= l) {
+                    break 'pools;
+                }
+                out.push(json!({
+                    "target": labels_json(&public),
+                    "metric": name,
+                    "type": md.kind,
+                    "help": md.help,
+                    "unit": md.unit,
+                }));
+            }
+        }
+    }
+    if let (Some(_), true) = (metric, out.is_empty()) {
+        // Prometheus answers an unknown metric with an error.
+    }
+    success(Value::Array(out))
+}
+
+async fn metadata(
+    State(m): State<Arc<ScrapeManager>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let limit = match parse_limit(q.get("limit")) {
+        Ok(l) => l,
+        Err(e) => return bad_data(e),
+    };
+    let per_metric = match parse_limit(q.get("limit_per_metric")) {
+        Ok(l) => l,
+        Err(e) => return bad_data(e),
+    };
+    let metric = q.get("metric").filter(|s| !s.is_empty());
+    let mut all: BTreeMap<String, Vec<super::target::Metadata>> = BTreeMap::new();
+    for (_, pool) in m.pools() {
+        for t in pool.snapshot().0 {
+            for (name, md) in t.metadata.lock().iter() {
+                if metric.is_some_and(|mt| mt != name) {
+                    continue;
+                }
+                let v = all.entry(name.clone()).or_default();
+                if !v.contains(md) {
+                    v.push(md.clone());
+                }
+            }
+        }
+    }
+    let mut data = Map::new();
+    for (name, mds) in all {
+        if limit.is_some_and(|l| data.len() >= l) {
+            break;
+        }
+        let take = per_metric.unwrap_or(usize::MAX);
+        data.insert(
+            name,
+            Value::Array(
+                mds.iter()
+                    .take(take)
+                    .map(|md| json!({"type": md.kind, "help": md.help, "unit": md.unit}))
+                    .collect(),
+            ),
+        );
+    }
+    success(Value::Object(data))
+}
+
+/// `limit`-style parameter: absent, empty or negative = none; 0 = none as well (Prometheus
+/// treats a non-positive limit as unlimited).
+fn parse_limit(v: Option<&String>) -> Result<Option<usize>, String> {
+    match v.map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => {
+            let n: i64 = s
+                .parse()
+                .map_err(|_| format!("invalid limit {s:?}: not an integer"))?;
+            Ok(usize::try_from(n).ok().filter(|&n| n > 0))
+        }
+    }
+}
+
+/// Parses `{name op "value", ...}` (op `=`, `!=`, `=~`, `!~`).
+pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
+    let bad = || format!("invalid selector {s:?}");
+    let inner = s
+        .trim()
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    let b = inner.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip = |i: &mut usize| {
+        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    };
+    loop {
+        skip(&mut i);
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        while b
+            .get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
+            i += 1;
+        }
+        let name = inner.get(start..i).ok_or_else(bad)?;
+        if name.is_empty() {
+            return Err(bad());
+        }
+        skip(&mut i);
+        let rest = inner.get(i..).ok_or_else(bad)?;
+        let (kind, n) = if rest.starts_with("=~") {
+            (MatchType::Regex, 2)
+        } else if rest.starts_with("!~") {
+            (MatchType::NotRegex, 2)
+        } else if rest.starts_with("!=") {
+            (MatchType::NotEqual, 2)
+        } else if rest.starts_with('=') {
+            (MatchType::Equal, 1)
+        } else {
+            return Err(bad());
+        };
+        i += n;
+        skip(&mut i);
+        if b.get(i) != Some(&b'"') {
+            return Err(bad());
+        }
+        i += 1;
+        let mut val = String::new();
+        loop {
+            match b.get(i) {
+                None => return Err(bad()),
+                Some(b'"') => {
+                    i += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    match b.get(i + 1) {
+                        Some(b'n') => val.push('\n'),
+                        Some(&c) => val.push(char::from(c)),
+                        None => return Err(bad()),
+                    }
+                    i += 2;
+                }
+                Some(_) => {
+                    let ch = inner
+                        .get(i..)
+                        .and_then(|r| r.chars().next())
+                        .ok_or_else(bad)?;
+                    val.push(ch);
+                    i += ch.len_utf8();
+                }
+            }
+        }
+        out.push(Matcher::new(kind, name, val).map_err(|e| e.to_string())?);
+        skip(&mut i);
+        match b.get(i) {
+            None => break,
+            Some(b',') => i += 1,
+            Some(_) => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3339 with nanoseconds in UTC, as Go's `time.Time` JSON; the zero time when `None`.
+pub fn rfc3339(t: Option<SystemTime>) -> String {
+    let Some(d) = t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) else {
+        return "0001-01-01T00:00:00Z".into();
+    };
+    let secs = i64::try_from(d.as_secs()).unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut s = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+    let nanos = d.subsec_nanos();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_times() {
+        assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_000_000);
+        assert_eq!(rfc3339(Some(t)), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            rfc3339(Some(UNIX_EPOCH + Duration::from_secs(951_782_400))),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn parses_selectors() {
+        let ms = parse_selector(r#"{job="node", instance=~"a.*",x!="y"}"#).unwrap();
+        assert_eq!(ms.len(), 3);
+        assert_eq!(ms[1].kind, MatchType::Regex);
+        assert!(ms[1].matches("abc") && !ms[1].matches("xabc"));
+        assert!(parse_selector("job=\"x\"").is_err());
+        assert!(parse_selector("{job=x}").is_err());
+        assert!(parse_selector("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn global_url_replaces_loopback() {
+        assert_eq!(
+            global_url("http://127.0.0.1:9100/metrics", "box"),
+            "http://box:9100/metrics"
+        );
+        assert_eq!(
+            global_url("http://10.0.0.1:9100/metrics", "box"),
+            "http://10.0.0.1:9100/metrics"
+        );
+    }
+}

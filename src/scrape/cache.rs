@@ -1,0 +1,535 @@
+//! The per-target series cache and the append path of one scrape.
+//!
+//! The cache maps raw series text (bytes of the body) to the final label set and the storage's
+//! `SeriesRef`, so a steady-state scrape only looks bytes up in a hash map: no label decoding,
+//! no relabeling, no label hashing and no allocation for series seen before. It also remembers
+//! which series the previous successful scrape had, to write staleness markers for those that
+//! disappeared, as Prometheus's `scrapeCache` does.
+
+use super::Error;
+use super::expfmt::{Entry, Format, Parser};
+use super::target::Metadata;
+use crate::config::relabel::{self, RelabelConfig};
+use argus_storage::{Appender, Label, Labels, SeriesRef, Timestamp, stale_nan};
+use std::collections::{BTreeMap, HashMap};
+
+/// Per-scrape options that shape samples (immutable for the life of a scrape loop).
+#[derive(Clone, Debug, Default)]
+pub struct AppendOptions {
+    /// Target labels (public ones only) put on every sample.
+    pub target_labels: Vec<Label>,
+    /// Keep exposed labels on conflict.
+    pub honor_labels: bool,
+    /// Use exposed timestamps.
+    pub honor_timestamps: bool,
+    /// Stale-mark series with explicit timestamps too.
+    pub track_timestamps_staleness: bool,
+    /// `metric_relabel_configs`.
+    pub metric_relabel: Vec<RelabelConfig>,
+    /// 0 = unlimited.
+    pub sample_limit: u64,
+    /// 0 = unlimited.
+    pub label_limit: u64,
+    /// 0 = unlimited.
+    pub label_name_length_limit: u64,
+    /// 0 = unlimited.
+    pub label_value_length_limit: u64,
+}
+
+/// Counts from one scrape, reported as `scrape_*` series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    /// Sample lines in the body.
+    pub scraped: u64,
+    /// Samples left after metric relabeling (and de-duplication).
+    pub post_relabel: u64,
+    /// Series not in the cache before this scrape.
+    pub added: u64,
+    /// Samples the storage refused (out of order, duplicate, out of bounds, too old).
+    pub rejected: u64,
+    /// Staleness markers written.
+    pub stale: u64,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    /// The series text this entry was built from.
+    key: Box<[u8]>,
+    sref: Option<SeriesRef>,
+    /// Final labels; empty when dropped by relabeling.
+    labels: Labels,
+    dropped: bool,
+    /// Whether the last sample carried its own timestamp.
+    explicit_ts: bool,
+    /// Iteration that last saw this series.
+    last_iter: u64,
+    /// The value of `last_iter` before it was last set (tells a failed scrape what the previous
+    /// successful one saw).
+    prev_iter: u64,
+}
+
+/// Series cache of one target. Owned by its scrape loop; not shared.
+///
+/// Entries live in a dense vector. Targets expose their series in the same order scrape after
+/// scrape, so the cache first compares the series text with the entry that held the same
+/// position last time (a sequential walk, no hashing); only on a mismatch does it look the
+/// text up in the hash index.
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    entries: Vec<CacheEntry>,
+    /// Series text → position in `entries`.
+    index: HashMap<Box<[u8]>, usize, SeriesHashBuilder>,
+    /// `entries` positions in the order the last successful scrape exposed them.
+    order: Vec<usize>,
+    /// The same, being built by the current scrape.
+    next_order: Vec<usize>,
+    /// Current iteration (one per scrape attempt).
+    iter: u64,
+    /// Iteration of the last successful scrape whose series were not yet stale-marked.
+    last_ok: Option<u64>,
+    /// Non-dropped series the last successful scrape saw.
+    last_ok_count: u64,
+    /// Metadata by family name (hashed: a B-tree's string compares showed in profiles).
+    meta: HashMap<String, Metadata, SeriesHashBuilder>,
+    meta_changed: bool,
+    /// Entries seen by the current iteration.
+    touched: u64,
+    scratch: Vec<Label>,
+}
+
+impl SeriesCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of cached series (dropped ones included).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Metadata seen so far, when it changed since the last call.
+    pub fn take_metadata_update(&mut self) -> Option<BTreeMap<String, Metadata>> {
+        if !self.meta_changed {
+            return None;
+        }
+        self.meta_changed = false;
+        Some(
+            self.meta
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// Parses `body` and appends its samples at `ts` (ms) to `app`, then staleness markers for
+    /// series the previous successful scrape had and this one lacks. Does not commit. On error
+    /// the caller rolls `app` back and calls [`SeriesCache::mark_all_stale`].
+    pub fn append_body(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        ts: Timestamp,
+        app: &mut dyn Appender,
+        opts: &AppendOptions,
+    ) -> Result<AppendStats, Error> {
+        self.iter += 1;
+        self.touched = 0;
+        self.next_order.clear();
+        let iter = self.iter;
+        let mut st = AppendStats::default();
+        let mut reseen = 0u64;
+        if !body.is_empty() {
+            let mut p = Parser::new(body, format);
+            while let Some(e) = p.next() {
+                match e {
+                    Entry::Series => {
+                        st.scraped += 1;
+                        self.append_series(&p, iter, ts, app, opts, &mut st, &mut reseen)?;
+                    }
+                    Entry::Help | Entry::Type | Entry::Unit => self.note_metadata(&p, e),
+                    Entry::Comment => {}
+                }
+            }
+            if let Some(e) = p.err() {
+                return Err(Error::Parse(e.clone()));
+            }
+        }
+        // Staleness: series of the previous successful scrape that this one lacked.
+        if let Some(prev) = self.last_ok
+            && reseen < self.last_ok_count
+        {
+            for e in &mut self.entries {
+                if e.last_iter == prev
+                    && !e.dropped
+                    && (!e.explicit_ts || opts.track_timestamps_staleness)
+                {
+                    stale_append(app, e, ts, &mut st)?;
+                }
+            }
+        }
+        std::mem::swap(&mut self.order, &mut self.next_order);
+        // Forget series this scrape lacked (already stale-marked); only when some are.
+        if (self.touched as usize) < self.entries.len() {
+            self.compact(iter);
+        }
+        self.last_ok = Some(iter);
+        self.last_ok_count = st.post_relabel;
+        Ok(st)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_series(
+        &mut self,
+        p: &Parser<'_>,
+        iter: u64,
+        ts: Timestamp,
+        app: &mut dyn Appender,
+        opts: &AppendOptions,
+        st: &mut AppendStats,
+        reseen: &mut u64,
+    ) -> Result<(), Error> {
+        let key = p.series();
+        let pos = self.next_order.len();
+        let hit = match self.order.get(pos) {
+            Some(&i) if self.entries.get(i).is_some_and(|e| *e.key == *key) => Some(i),
+            _ => self.index.get(key).copied(),
+        };
+        if let Some(i) = hit
+            && let Some(e) = self.entries.get_mut(i)
+        {
+            self.next_order.push(i);
+            if e.last_iter == iter {
+                // Same series twice in one body: Prometheus keeps the first sample.
+                if !e.dropped {
+                    st.rejected += 1;
+                }
+                return Ok(());
+            }
+            if self.last_ok == Some(e.last_iter) && !e.dropped {
+                *reseen += 1;
+            }
+            e.prev_iter = e.last_iter;
+            e.last_iter = iter;
+            self.touched += 1;
+            return append_entry(e, p, ts, app, opts, st);
+        }
+        let (labels, dropped) = self.build_labels(p, opts)?;
+        if !dropped {
+            st.added += 1;
+        }
+        self.touched += 1;
+        let i = self.entries.len();
+        self.entries.push(CacheEntry {
+            key: Box::from(key),
+            sref: None,
+            labels,
+            dropped,
+            explicit_ts: false,
+            last_iter: iter,
+            prev_iter: 0,
+        });
+        self.index.insert(Box::from(key), i);
+        self.next_order.push(i);
+        match self.entries.last_mut() {
+            Some(e) => append_entry(e, p, ts, app, opts, st),
+            None => unreachable!("BUG: entry pushed just above"),
+        }
+    }
+
+    /// Drops entries not seen by iteration `iter`, renumbering the index and the order.
+    fn compact(&mut self, iter: u64) {
+        let mut remap = vec![usize::MAX; self.entries.len()];
+        let mut next = 0;
+        for (old, e) in self.entries.iter().enumerate() {
+            if e.last_iter == iter {
+                if let Some(r) = remap.get_mut(old) {
+                    *r = next;
+                }
+                next += 1;
+            }
+        }
+        self.entries.retain(|e| e.last_iter == iter);
+        self.index
+            .retain(|_, i| remap.get(*i).is_some_and(|&r| r != usize::MAX));
+        for i in self.index.values_mut() {
+            *i = remap.get(*i).copied().unwrap_or(usize::MAX);
+        }
+        for i in &mut self.order {
+            *i = remap.get(*i).copied().unwrap_or(usize::MAX);
+        }
+    }
+
+    /// Cache miss: decode, add target labels, relabel, check limits. `(labels, dropped)`.
+    fn build_labels(
+        &mut self,
+        p: &Parser<'_>,
+        opts: &AppendOptions,
+    ) -> Result<(Labels, bool), Error> {
+        p.labels(&mut self.scratch).map_err(Error::Parse)?;
+        let mut lset = Labels::from_sorted(std::mem::take(&mut self.scratch));
+        mutate_sample_labels(&mut lset, &opts.target_labels, opts.honor_labels);
+        if !relabel::process(&mut lset, &opts.metric_relabel) || lset.is_empty() {
+            return Ok((Labels::empty(), true));
+        }
+        if lset.metric_name().is_none() {
+            return Err(Error::LabelLimit(
+                "missing metric name (__name__ label)".into(),
+            ));
+        }
+        check_label_limits(&lset, opts)?;
+        Ok((lset, false))
+    }
+
+    fn note_metadata(&mut self, p: &Parser<'_>, e: Entry) {
+        let (name, text) = match e {
+            Entry::Help => p.help(),
+            Entry::Type => {
+                let (n, t) = p.metric_type();
+                (n, std::borrow::Cow::Borrowed(t.as_str()))
+            }
+            _ => p.unit(),
+        };
+        let m = match self.meta.get_mut(name.as_ref()) {
+            Some(m) => m,
+            None => {
+                self.meta_changed = true;
+                self.meta
+                    .entry(name.into_owned())
+                    .or_insert_with(|| Metadata {
+                        kind: "unknown".into(),
+                        ..Default::default()
+                    })
+            }
+        };
+        let field = match e {
+            Entry::Help => &mut m.help,
+            Entry::Type => &mut m.kind,
+            _ => &mut m.unit,
+        };
+        if *field != text {
+            *field = text.into_owned();
+            self.meta_changed = true;
+        }
+    }
+
+    /// After a failed scrape (its appender rolled back): stale markers at `ts` for every series
+    /// the last successful scrape had. Appends to a fresh `app`; the caller commits.
+    pub fn mark_all_stale(
+        &mut self,
+        ts: Timestamp,
+        app: &mut dyn Appender,
+        opts: &AppendOptions,
+    ) -> Result<u64, Error> {
+        let mut st = AppendStats::default();
+        if let Some(prev) = self.last_ok.take() {
+            let iter = self.iter;
+            for e in &mut self.entries {
+                // `iter == prev` when the failure happened before parsing (fetch error).
+                let was = if e.last_iter == iter && iter != prev {
+                    e.prev_iter
+                } else {
+                    e.last_iter
+                };
+                if was == prev && !e.dropped && (!e.explicit_ts || opts.track_timestamps_staleness)
+                {
+                    stale_append(app, e, ts, &mut st)?;
+                }
+                e.last_iter = 0;
+                e.prev_iter = 0;
+            }
+        }
+        self.last_ok_count = 0;
+        Ok(st.stale)
+    }
+}
+
+/// Word-at-a-time hashing of series text (SipHash was a visible share of a warm scrape),
+/// seeded per cache from std's random state so a target cannot precompute collisions across
+/// processes.
+#[derive(Clone, Debug)]
+struct SeriesHashBuilder(u64);
+
+impl Default for SeriesHashBuilder {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl std::hash::BuildHasher for SeriesHashBuilder {
+    type Hasher = SeriesHasher;
+    fn build_hasher(&self) -> SeriesHasher {
+        SeriesHasher(self.0)
+    }
+}
+
+struct SeriesHasher(u64);
+
+const HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl std::hash::Hasher for SeriesHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(HASH_K);
+        }
+        let mut tail = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            tail |= u64::from(b) << (8 * i);
+        }
+        h = (h.rotate_left(5) ^ tail ^ bytes.len() as u64).wrapping_mul(HASH_K);
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(HASH_K);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(HASH_K);
+    }
+    fn finish(&self) -> u64 {
+        // Murmur3 finaliser: hashbrown uses the top bits.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+fn append_entry(
+    entry: &mut CacheEntry,
+    p: &Parser<'_>,
+    ts: Timestamp,
+    app: &mut dyn Appender,
+    opts: &AppendOptions,
+    st: &mut AppendStats,
+) -> Result<(), Error> {
+    if entry.dropped {
+        return Ok(());
+    }
+    st.post_relabel += 1;
+    if opts.sample_limit > 0 && st.post_relabel > opts.sample_limit {
+        return Err(Error::SampleLimit);
+    }
+    let t = match p.timestamp() {
+        Some(t) if opts.honor_timestamps => {
+            entry.explicit_ts = true;
+            t
+        }
+        _ => {
+            entry.explicit_ts = false;
+            ts
+        }
+    };
+    match app.append(entry.sref, &entry.labels, t, p.value()) {
+        Ok(r) => entry.sref = Some(r),
+        Err(e) if is_sample_rejection(&e) => st.rejected += 1,
+        Err(e) => return Err(Error::Storage(e)),
+    }
+    Ok(())
+}
+
+fn stale_append(
+    app: &mut dyn Appender,
+    e: &mut CacheEntry,
+    ts: Timestamp,
+    st: &mut AppendStats,
+) -> Result<(), Error> {
+    match app.append(e.sref, &e.labels, ts, stale_nan()) {
+        Ok(r) => {
+            e.sref = Some(r);
+            st.stale += 1;
+            Ok(())
+        }
+        Err(err) if is_sample_rejection(&err) => Ok(()),
+        Err(err) => Err(Error::Storage(err)),
+    }
+}
+
+/// Per-sample storage rejections that Prometheus counts and skips without failing the scrape.
+fn is_sample_rejection(e: &argus_storage::Error) -> bool {
+    matches!(
+        e,
+        argus_storage::Error::OutOfOrder
+            | argus_storage::Error::OutOfBounds
+            | argus_storage::Error::TooOld
+            | argus_storage::Error::DuplicateSample
+    )
+}
+
+/// Adds target labels to a scraped label set as Prometheus's `mutateSampleLabels`: with
+/// `honor_labels` exposed values win; otherwise the target's win and clashing exposed labels are
+/// kept as `exported_<name>` (prefix repeated until free).
+pub fn mutate_sample_labels(lset: &mut Labels, target: &[Label], honor: bool) {
+    if honor {
+        for l in target {
+            if lset.get(&l.name).is_none() {
+                lset.set(&l.name, &l.value);
+            }
+        }
+        return;
+    }
+    let mut conflicts: Vec<(String, String)> = Vec::new();
+    for l in target {
+        if let Some(v) = lset.get(&l.name)
+            && v != l.value
+        {
+            conflicts.push((l.name.clone(), v.to_string()));
+        }
+        lset.set(&l.name, &l.value);
+    }
+    for (name, value) in conflicts {
+        let mut n = format!("exported_{name}");
+        while lset.get(&n).is_some() {
+            n = format!("exported_{n}");
+        }
+        lset.set(&n, &value);
+    }
+}
+
+fn check_label_limits(lset: &Labels, o: &AppendOptions) -> Result<(), Error> {
+    let metric = lset.metric_name().unwrap_or("");
+    let m50: String = metric.chars().take(50).collect();
+    if o.label_limit > 0 && lset.len() as u64 > o.label_limit {
+        return Err(Error::LabelLimit(format!(
+            "label_limit exceeded (metric: {m50}, number of labels: {}, limit: {})",
+            lset.len(),
+            o.label_limit
+        )));
+    }
+    if o.label_name_length_limit == 0 && o.label_value_length_limit == 0 {
+        return Ok(());
+    }
+    for l in lset {
+        let n50: String = l.name.chars().take(50).collect();
+        if o.label_name_length_limit > 0 && l.name.len() as u64 > o.label_name_length_limit {
+            return Err(Error::LabelLimit(format!(
+                "label_name_length_limit exceeded (metric: {m50}, label name: {n50}, length: {}, limit: {})",
+                l.name.len(),
+                o.label_name_length_limit
+            )));
+        }
+        if o.label_value_length_limit > 0 && l.value.len() as u64 > o.label_value_length_limit {
+            let v50: String = l.value.chars().take(50).collect();
+            return Err(Error::LabelLimit(format!(
+                "label_value_length_limit exceeded (metric: {m50}, label name: {n50}, value: {v50:?}, length: {}, limit: {})",
+                l.value.len(),
+                o.label_value_length_limit
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

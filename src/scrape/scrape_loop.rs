@@ -1,0 +1,248 @@
+//! One tokio task per target: scrape every interval from an offset spread by the target's hash,
+//! append, report, and write staleness markers when the target goes away.
+
+use super::Error;
+use super::cache::{AppendOptions, AppendStats, SeriesCache};
+use super::client::TargetClient;
+use super::report::Report;
+use super::target::{Health, Target};
+use crate::config::scrape::ScrapeConfig;
+use argus_storage::{Appendable, Timestamp};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How a loop is asked to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// The target left the configuration or discovery: as Prometheus, wait until just over two
+    /// intervals have passed (the target may come back under a new loop), then write staleness
+    /// markers timestamped at the next would-be scrape.
+    Removed,
+    /// Server shutdown: staleness markers now.
+    Shutdown,
+}
+
+/// A running loop.
+#[derive(Debug)]
+pub struct LoopHandle {
+    stop: watch::Sender<Option<StopMode>>,
+    join: JoinHandle<()>,
+}
+
+impl LoopHandle {
+    /// Asks the loop to stop. A later `Shutdown` overrides an earlier `Removed`.
+    pub fn stop(&self, mode: StopMode) {
+        self.stop.send_replace(Some(mode));
+    }
+
+    /// True once the task has finished (stale markers written).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Waits for the task to finish.
+    pub async fn join(self) {
+        let _ = self.join.await;
+    }
+}
+
+/// Everything a loop needs; shared, immutable.
+pub struct LoopParams {
+    /// The target.
+    pub target: Arc<Target>,
+    /// Its job.
+    pub cfg: Arc<ScrapeConfig>,
+    /// Sample shaping.
+    pub opts: AppendOptions,
+    /// Storage.
+    pub appendable: Arc<dyn Appendable>,
+    /// Fails every scrape with this message (e.g. `target_limit exceeded`).
+    pub forced_error: Option<String>,
+}
+
+/// Starts the loop task.
+pub fn spawn(p: LoopParams) -> LoopHandle {
+    let (tx, rx) = watch::channel(None);
+    let join = tokio::spawn(run(p, rx));
+    LoopHandle { stop: tx, join }
+}
+
+fn now_ms() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Delay until the first scrape: the target's slot `hash % interval` within the interval grid.
+fn start_delay(hash: u64, interval: Duration) -> Duration {
+    let iv = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let now = u64::try_from(now_ms()).unwrap_or(0) % iv;
+    let offset = hash % iv;
+    Duration::from_millis((offset + iv - now) % iv)
+}
+
+struct State {
+    cache: SeriesCache,
+    report: Report,
+    buf: Vec<u8>,
+    client: Result<TargetClient, String>,
+}
+
+async fn run(p: LoopParams, mut stop: watch::Receiver<Option<StopMode>>) {
+    let t = p.target.clone();
+    let client = TargetClient::new(&p.cfg, &t)
+        .await
+        .map_err(|e| e.to_string());
+    let mut st = State {
+        cache: SeriesCache::new(),
+        report: Report::new(&p.opts.target_labels),
+        buf: Vec::new(),
+        client,
+    };
+    let start = tokio::time::Instant::now() + start_delay(t.hash(), t.interval);
+    let mut ticker = tokio::time::interval_at(start, t.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if stop.borrow().is_some() {
+            break;
+        }
+        scrape_once(&p, &mut st).await;
+    }
+    let mut mode = (*stop.borrow()).unwrap_or(StopMode::Shutdown);
+    let mut stale_ts = now_ms();
+    if mode == StopMode::Removed {
+        // Next would-be scrape, then one more interval, then 10% extra.
+        let waits = [None, None, Some(t.interval / 10)];
+        for (i, w) in waits.into_iter().enumerate() {
+            tokio::select! {
+                _ = async {
+                    match w {
+                        None => { ticker.tick().await; }
+                        Some(d) => tokio::time::sleep(d).await,
+                    }
+                } => {}
+                _ = stop.changed() => {
+                    mode = (*stop.borrow()).unwrap_or(StopMode::Shutdown);
+                    if mode == StopMode::Shutdown {
+                        if i == 0 {
+                            stale_ts = now_ms();
+                        }
+                        break;
+                    }
+                }
+            }
+            if i == 0 {
+                stale_ts = now_ms();
+            }
+        }
+    }
+    write_end_staleness(&p, &mut st, stale_ts);
+}
+
+fn write_end_staleness(p: &LoopParams, st: &mut State, ts: Timestamp) {
+    let mut app = p.appendable.appender();
+    let r = st
+        .cache
+        .mark_all_stale(ts, app.as_mut(), &p.opts)
+        .and_then(|_| st.report.append_stale(app.as_mut(), ts));
+    match r.and_then(|()| app.commit().map_err(Error::Storage)) {
+        Ok(()) => {}
+        Err(e) => {
+            app.rollback();
+            tracing::warn!(target = %p.target.url, error = %e, "cannot write staleness markers");
+        }
+    }
+}
+
+/// One scrape: fetch, append, report, record health.
+async fn scrape_once(p: &LoopParams, st: &mut State) {
+    let started = Instant::now();
+    let wall = SystemTime::now();
+    let ts = now_ms();
+    let fetched = match (&p.forced_error, &st.client) {
+        (Some(e), _) => Err(Error::Config(e.clone())),
+        (None, Err(e)) => Err(Error::Config(e.clone())),
+        (None, Ok(c)) => c.fetch(&mut st.buf).await,
+    };
+    let mut app = p.appendable.appender();
+    let result = fetched.and_then(|format| {
+        st.cache
+            .append_body(&st.buf, format, ts, app.as_mut(), &p.opts)
+    });
+    let dur = started.elapsed();
+    let outcome = match result {
+        Ok(stats) => st
+            .report
+            .append(app.as_mut(), ts, true, dur.as_secs_f64(), &stats)
+            .and_then(|()| app.commit().map_err(Error::Storage)),
+        Err(e) => Err(e),
+    };
+    let err = match outcome {
+        Ok(()) => None,
+        Err(e) => {
+            app.rollback();
+            let mut app = p.appendable.appender();
+            let r = st
+                .cache
+                .mark_all_stale(ts, app.as_mut(), &p.opts)
+                .and_then(|_| {
+                    st.report.append(
+                        app.as_mut(),
+                        ts,
+                        false,
+                        dur.as_secs_f64(),
+                        &AppendStats::default(),
+                    )
+                })
+                .and_then(|()| app.commit().map_err(Error::Storage));
+            if let Err(e2) = r {
+                app.rollback();
+                tracing::warn!(target = %p.target.url, error = %e2, "cannot record failed scrape");
+            }
+            Some(e.to_string())
+        }
+    };
+    if let Some(m) = st.cache.take_metadata_update() {
+        *p.target.metadata.lock() = m;
+    }
+    let mut s = p.target.status.lock();
+    s.last_scrape = Some(wall);
+    s.last_duration = dur;
+    match err {
+        None => {
+            s.health = Health::Up;
+            s.last_error.clear();
+        }
+        Some(e) => {
+            tracing::debug!(target = %p.target.url, error = %e, "scrape failed");
+            s.health = Health::Down;
+            s.last_error = e;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_delay_within_interval() {
+        let iv = Duration::from_secs(15);
+        for h in [0u64, 1, 12_345, u64::MAX] {
+            assert!(start_delay(h, iv) < iv);
+        }
+        // Different hashes spread out.
+        let a = start_delay(1_000, iv);
+        let b = start_delay(8_000, iv);
+        assert_ne!(a, b);
+    }
+}

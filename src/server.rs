@@ -1,0 +1,352 @@
+//! Wiring and shutdown order. OWNER: server helper.
+//!
+//! Startup: flags → config → open the TSDB → engine, metrics, API state → scrape manager →
+//! listener. Shutdown (SIGTERM, SIGINT or `/-/quit`): stop accepting and finish in-flight
+//! requests (remote-write commits included) → stop scraping → `Db::close` (flushes the WAL).
+//! Reload (SIGHUP or `/-/reload`): one at a time; an invalid config keeps the old one.
+//!
+//! Integration points for the lead: [`build_router`] is the one place routers are combined;
+//! [`run`] builds the parts (Db, engine, scrape manager, push service, federation) in order.
+
+use crate::api::{self, AppState, ReloadRequest, SharedState};
+use crate::config::{Config, ConfigState, default_config_yaml};
+use crate::flags::Flags;
+use crate::ingest::metadata::MetadataStore;
+use crate::metrics::{
+    HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
+};
+use crate::push::{PushOptions, PushService};
+use crate::scrape::ScrapeManager;
+use anyhow::Context as _;
+use argus_query::{Engine, EngineOptions};
+use argus_storage::{Appendable, Db, Labels, Options, Queryable};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Notify, mpsc, watch};
+
+/// How long shutdown waits for in-flight requests before closing the database anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Combines the routers: the API's own endpoints, the scrape manager's (targets and metadata;
+/// placeholders while `scrape` is None), then push and federation routers (`extra`), and the
+/// shared layers (request metrics, gzip, 404).
+pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Router>) -> Router {
+    let mut router = api::router(state.clone());
+    router = router.merge(match scrape {
+        Some(r) => r,
+        None => api::scrape_placeholder_router(state.clone()),
+    });
+    for r in extra {
+        router = router.merge(r);
+    }
+    api::finish(router, state)
+}
+
+/// The address Argus's own scrape job targets: the listener, with a wildcard host as localhost.
+fn self_target(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        format!("localhost:{}", listen.port())
+    } else {
+        listen.to_string()
+    }
+}
+
+/// Loads the configured file, or the embedded default config.
+fn load_config(flags: &Flags, listen: SocketAddr) -> Result<Config, String> {
+    match &flags.config_file {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => {
+            Config::parse(&default_config_yaml(&self_target(listen))).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn db_options(flags: &Flags, cfg: &Config) -> Options {
+    let ooo = flags
+        .out_of_order_window
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .or_else(|| cfg.out_of_order_window_ms())
+        .unwrap_or(0);
+    Options {
+        retention_ms: flags.retention_ms(),
+        retention_bytes: flags.retention_bytes,
+        out_of_order_window_ms: ooo,
+        ..Options::default()
+    }
+}
+
+fn retention_text(flags: &Flags) -> String {
+    let time = flags.retention_ms().map(|ms| {
+        crate::config::PromDuration(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+            .to_string()
+    });
+    match (time, flags.retention_bytes) {
+        (Some(t), Some(b)) => format!("{t} or {b}B"),
+        (Some(t), None) => t,
+        (None, Some(b)) => format!("{b}B"),
+        (None, None) => "forever".into(),
+    }
+}
+
+async fn shutdown_signal(quit: Arc<Notify>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
+                _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
+                _ = quit.notified() => tracing::info!("/-/quit requested, shutting down"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; only /-/quit stops the server");
+            quit.notified().await;
+        }
+    }
+}
+
+/// Serialises reloads from `/-/reload` and SIGHUP.
+async fn reload_loop(
+    flags: Arc<Flags>,
+    listen: SocketAddr,
+    config: Arc<ConfigState>,
+    scrape: Arc<ScrapeManager>,
+    mut rx: mpsc::Receiver<ReloadRequest>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).ok();
+    loop {
+        let reply = tokio::select! {
+            req = rx.recv() => match req {
+                Some(tx) => Some(tx),
+                None => return,
+            },
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => None,
+        };
+        let f = flags.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_config(&f, listen))
+            .await
+            .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+        // The scrape manager changes nothing when it refuses the config, so a failure at either
+        // step leaves the old config in force everywhere.
+        let loaded = match loaded {
+            Ok(cfg) => scrape
+                .apply_config(&cfg)
+                .await
+                .map(|()| cfg)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let outcome = match loaded {
+            Ok(cfg) => {
+                for s in cfg.ignored_sections() {
+                    tracing::warn!(
+                        section = s,
+                        "config section accepted but has no effect in Argus"
+                    );
+                }
+                config.set(cfg, api::query::now_ms());
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                config.mark_failed();
+                tracing::error!(error = %e, "configuration reload failed; keeping the old config");
+                Err(e)
+            }
+        };
+        if let Some(tx) = reply {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+/// Runs the server until a shutdown signal; returns after the database is closed.
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let start_time = SystemTime::now();
+    let flags = Arc::new(flags);
+    let listener = tokio::net::TcpListener::bind(flags.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", flags.listen))?;
+    let listen = listener
+        .local_addr()
+        .context("cannot read the listen address")?;
+
+    let cfg = load_config(&flags, listen).map_err(anyhow::Error::msg)?;
+    for s in cfg.ignored_sections() {
+        tracing::warn!(
+            section = s,
+            "config section accepted but has no effect in Argus"
+        );
+    }
+
+    let opts = db_options(&flags, &cfg);
+    let dir = flags.data_dir.clone();
+    tracing::info!(path = %dir.display(), "opening TSDB");
+    let db = tokio::task::spawn_blocking(move || Db::open(&dir, opts))
+        .await
+        .context("TSDB open task failed")?
+        .with_context(|| format!("cannot open TSDB in {}", flags.data_dir.display()))?;
+
+    let engine_opts = EngineOptions {
+        lookback_delta_ms: i64::try_from(flags.lookback_delta.as_millis()).unwrap_or(i64::MAX),
+        timeout: flags.query_timeout,
+        max_samples: flags.max_samples,
+    };
+    let registry = Arc::new(Registry::new());
+    let http_metrics = Arc::new(HttpMetrics::default());
+    let query_metrics = Arc::new(QueryMetrics::default());
+    let rw_metrics = Arc::new(RemoteWriteMetrics::default());
+    registry.register(Arc::new(ProcessMetrics::new(start_time)));
+    registry.register(http_metrics.clone());
+    registry.register(query_metrics.clone());
+    registry.register(rw_metrics.clone());
+    let db_for_metrics = db.clone();
+    registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
+        db_for_metrics.metrics()
+    }))));
+
+    let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
+    let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let quit = Arc::new(Notify::new());
+    let state: SharedState = Arc::new(AppState {
+        db: Arc::new(db.clone()),
+        engine: Arc::new(Engine::new(engine_opts.clone())),
+        engine_opts,
+        config: config.clone(),
+        admin_enabled: flags.enable_admin_api,
+        lifecycle_enabled: flags.enable_lifecycle,
+        flags: flags.all.clone(),
+        data_dir: flags.data_dir.clone(),
+        retention_text: retention_text(&flags),
+        start_time,
+        registry,
+        http_metrics,
+        query_metrics,
+        rw_metrics,
+        metadata: Arc::new(MetadataStore::new()),
+        reload_tx,
+        quit: quit.clone(),
+    });
+
+    // Scrape manager: appends to the Db; its router serves targets and metadata.
+    let appendable: Arc<dyn Appendable> = Arc::new(db.clone());
+    let scrape = ScrapeManager::new(appendable.clone());
+    scrape
+        .apply_config(&config.get())
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid scrape configuration: {e}"))?;
+
+    // Push service (Pushgateway API) on the main port, and on `--push.listen-address` if set.
+    let push_opts = PushOptions {
+        group_ttl: flags.push_group_ttl,
+        interval: config.get().global.scrape_interval.0,
+        enable_admin: flags.enable_admin_api,
+        ..PushOptions::default()
+    };
+    let push_dir = flags.data_dir.join("push");
+    let push = PushService::open(&push_dir, push_opts, appendable)
+        .with_context(|| format!("cannot open the push store in {}", push_dir.display()))?;
+    let (push_stop_tx, push_stop_rx) = watch::channel(false);
+    let push_task = tokio::spawn(push.clone().run(push_stop_rx));
+
+    // Federation: external labels are read at startup (a reload does not change them).
+    let queryable: Arc<dyn Queryable> = Arc::new(db.clone());
+    let external = Labels::from_pairs(
+        &config
+            .get()
+            .global
+            .external_labels
+            .iter()
+            .collect::<Vec<_>>(),
+    );
+    let federate =
+        crate::federate::router(queryable, external, state.engine_opts.lookback_delta_ms);
+
+    let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
+    tokio::spawn(reload_loop(
+        flags.clone(),
+        listen,
+        config,
+        scrape.clone(),
+        reload_rx,
+    ));
+
+    let drain = Arc::new(Notify::new());
+    let mut push_server = None;
+    if let Some(addr) = flags.push_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
+        tracing::info!(address = %addr, "push listener ready");
+        let drain = drain.clone();
+        let serve = axum::serve(l, push.standalone_router())
+            .with_graceful_shutdown(async move { drain.notified().await });
+        push_server = Some(tokio::spawn(async move { serve.await }));
+    }
+
+    tracing::info!(address = %listen, "Server is ready to receive web requests.");
+    let started_drain = drain.clone();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal(quit).await;
+        started_drain.notify_waiters();
+    });
+    let mut serve = tokio::spawn(async move { serve.await });
+    let drained = drain.clone();
+    tokio::select! {
+        r = &mut serve => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
+        _ = drained.notified() => {
+            match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
+                Ok(r) => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
+                Err(_) => tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}"),
+            }
+        }
+    }
+    if let Some(p) = push_server {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, p).await;
+    }
+
+    tracing::info!("stopping scrapes and the push pool");
+    scrape.stop().await;
+    let _ = push_stop_tx.send(true);
+    let _ = push_task.await;
+
+    tracing::info!("closing TSDB");
+    tokio::task::spawn_blocking(move || db.close())
+        .await
+        .context("TSDB close task failed")?
+        .context("cannot close TSDB")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_target_and_retention_text() {
+        assert_eq!(
+            self_target("0.0.0.0:9090".parse().unwrap()),
+            "localhost:9090"
+        );
+        assert_eq!(
+            self_target("127.0.0.1:1234".parse().unwrap()),
+            "127.0.0.1:1234"
+        );
+        let f = match crate::flags::parse(["--storage.tsdb.retention.size=1GB".to_string()]) {
+            Ok(crate::flags::Command::Run(f)) => f,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(retention_text(&f), "1073741824B");
+        let f = match crate::flags::parse(Vec::<String>::new()) {
+            Ok(crate::flags::Command::Run(f)) => f,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(retention_text(&f), "2w1d");
+    }
+}
