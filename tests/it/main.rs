@@ -1,6 +1,7 @@
 //! Integration tests for the argus binary, one module per theme.
 
 mod federate;
+mod federate_from_prometheus;
 mod kubernetes;
 mod push;
 mod scrape;
