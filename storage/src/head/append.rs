@@ -124,7 +124,15 @@ impl Appender for HeadAppender {
             .check(pending, t, v, self.head.opts.ooo_window);
         match verdict {
             Applied::InOrder => {
-                if t < self.head.appendable_min_valid_time() {
+                // Half a block range behind the head's newest sample is out of bounds, unless an
+                // out-of-order window admits it (Prometheus routes such samples to its OOO head;
+                // ours accepts them in order as long as they stay above the cut boundary).
+                let window = self.head.opts.ooo_window;
+                if t < self.head.appendable_min_valid_time()
+                    && (window <= 0
+                        || t < self.head.min_valid_time()
+                        || t < self.head.max_time().saturating_sub(window))
+                {
                     return Err(self.reject(Applied::RejectOutOfBounds));
                 }
                 self.pending.insert(id, (idx, Some((t, v.to_bits()))));

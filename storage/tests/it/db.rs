@@ -346,3 +346,41 @@ fn concurrent_appenders() {
     assert_eq!(got.len(), 400);
     assert!(got.iter().all(|(_, s)| s.len() == 50));
 }
+
+#[test]
+fn ooo_window_admits_series_lagging_behind_the_head() {
+    // Remote-write shards progress at different speeds: a series whose first samples lie more
+    // than half a block range behind the head's newest sample is out of bounds without an
+    // out-of-order window, and accepted within one (as Prometheus's OOO head does).
+    let hour = 3_600_000;
+    let check = |window: i64, want_ok: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Options {
+            out_of_order_window_ms: window,
+            ..opts()
+        };
+        let db = Db::open(dir.path(), o).unwrap();
+        let mut app = db.appender();
+        app.append(None, &lbl(&[("__name__", "ahead")]), 3 * hour, 1.0)
+            .unwrap();
+        app.commit().unwrap();
+        let lag = lbl(&[("__name__", "lagging")]);
+        let mut app = db.appender();
+        let got = app.append(None, &lag, hour, 2.0);
+        if want_ok {
+            got.unwrap();
+            app.append(None, &lag, hour + 15_000, 3.0).unwrap();
+            app.commit().unwrap();
+            let series = dump(&db, &[Matcher::equal("__name__", "lagging")], 0, 4 * hour);
+            assert_eq!(series[0].1, vec![(hour, 2.0), (hour + 15_000, 3.0)]);
+        } else {
+            assert!(
+                matches!(got, Err(Error::OutOfBounds)),
+                "window {window}: {got:?}"
+            );
+        }
+    };
+    check(0, false);
+    check(24 * hour, true);
+    check(hour, false);
+}
