@@ -27,6 +27,8 @@ pub(crate) struct ChunkSpan {
     pub(crate) start: usize,
     /// End of the byte range (exclusive).
     pub(crate) end: usize,
+    /// How the chunk's bytes are encoded.
+    pub(crate) enc: crate::chunk::Encoding,
 }
 
 /// One series read from a [`BlockReader`]: labels and copies of its chunks overlapping the
@@ -48,8 +50,19 @@ impl SeriesChunks {
         self.bytes.clear();
     }
 
-    /// Appends one encoded chunk.
+    /// Appends one XOR-encoded chunk.
     pub(crate) fn push(&mut self, min_t: Timestamp, max_t: Timestamp, chunk: &[u8]) {
+        self.push_enc(min_t, max_t, crate::chunk::Encoding::Xor, chunk);
+    }
+
+    /// Appends one chunk in encoding `enc`.
+    pub(crate) fn push_enc(
+        &mut self,
+        min_t: Timestamp,
+        max_t: Timestamp,
+        enc: crate::chunk::Encoding,
+        chunk: &[u8],
+    ) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(chunk);
         self.spans.push(ChunkSpan {
@@ -57,6 +70,7 @@ impl SeriesChunks {
             max_t,
             start,
             end: self.bytes.len(),
+            enc,
         });
     }
 

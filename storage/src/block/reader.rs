@@ -7,7 +7,7 @@ use super::chunks::ChunkReader;
 use super::meta::BlockMeta;
 use super::tombstones::{self, Tombstones};
 use super::{BlockReader, SeriesChunks, overlaps};
-use crate::chunk::{XorChunk, XorIterator};
+use crate::chunk::{ChunkIterator, XorChunk};
 use crate::error::{Error, Result};
 use crate::fs::layout::{CHUNKS_DIR, DELETE_SUFFIX, INDEX_FILE, TOMBSTONES_FILE};
 use crate::fs::mmap::Mmap;
@@ -167,18 +167,18 @@ impl BlockReader for Block {
             if !overlaps(m.min_time, m.max_time, mint, maxt) {
                 continue;
             }
-            let (_enc, data) = self.chunks.chunk(m.chunk_ref)?;
+            let (enc, data) = self.chunks.chunk(m.chunk_ref)?;
             if !deleted
                 .iter()
                 .any(|&(a, b)| overlaps(a, b, m.min_time, m.max_time))
             {
-                out.push(m.min_time, m.max_time, data);
+                out.push_enc(m.min_time, m.max_time, enc, data);
                 continue;
             }
             // Re-encode the chunk without the deleted samples.
             let mut c = XorChunk::new();
             let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-            let mut it = XorIterator::new(data);
+            let mut it = ChunkIterator::new(enc, data);
             while it.next() {
                 let (t, v) = it.at();
                 if !tombstones::is_deleted(deleted, t) {

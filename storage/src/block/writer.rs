@@ -5,7 +5,7 @@ use super::BlockReader;
 use super::chunks::ChunkWriter;
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, META_VERSION};
 use super::tombstones;
-use crate::chunk::{Encoding, TARGET_SAMPLES_PER_CHUNK, XorChunk};
+use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, encode_best};
 use crate::error::{Error, Result};
 use crate::fs::layout::{CHUNKS_DIR, INDEX_FILE, TMP_SUFFIX, TOMBSTONES_FILE};
 use crate::index::{ChunkMeta, IndexWriter};
@@ -65,34 +65,32 @@ fn write_into(
     let mut stats = BlockStats::default();
     let (mut dmin, mut dmax) = (i64::MAX, i64::MIN);
     let mut metas: Vec<ChunkMeta> = Vec::new();
+    let mut sample_buf: Vec<(Timestamp, f64)> = Vec::with_capacity(TARGET_SAMPLES_PER_CHUNK);
+    let mut enc_buf: Vec<u8> = Vec::new();
     while merged.next() {
         metas.clear();
         let mut it = merged.samples();
-        let mut c = XorChunk::new();
-        let (mut cmin, mut cmax) = (0, 0);
-        let mut flush = |c: &mut XorChunk, cmin: i64, cmax: i64| -> Result<()> {
-            let r = chunks.write(Encoding::Xor, c.bytes())?;
+        // Each chunk is encoded with whichever of XOR and dense is smaller (`encode_best`).
+        let mut flush = |buf: &mut Vec<(Timestamp, f64)>, enc_buf: &mut Vec<u8>| -> Result<()> {
+            let (Some(&(cmin, _)), Some(&(cmax, _))) = (buf.first(), buf.last()) else {
+                return Ok(());
+            };
+            enc_buf.clear();
+            let enc = encode_best(buf, enc_buf);
+            let r = chunks.write(enc, enc_buf)?;
             metas.push(ChunkMeta {
                 min_time: cmin,
                 max_time: cmax,
                 chunk_ref: r,
             });
-            *c = XorChunk::new();
+            buf.clear();
             Ok(())
         };
-        let mut n = 0usize;
         while it.next() {
-            let (t, v) = it.at();
-            if n == 0 {
-                cmin = t;
-            }
-            c.append(t, v);
-            cmax = t;
-            n += 1;
+            sample_buf.push(it.at());
             stats.num_samples += 1;
-            if n == TARGET_SAMPLES_PER_CHUNK {
-                flush(&mut c, cmin, cmax)?;
-                n = 0;
+            if sample_buf.len() == TARGET_SAMPLES_PER_CHUNK {
+                flush(&mut sample_buf, &mut enc_buf)?;
             }
         }
         if let Some(e) = it.err() {
@@ -102,9 +100,7 @@ fn write_into(
                 format!("cannot read source chunk: {e}"),
             ));
         }
-        if n > 0 {
-            flush(&mut c, cmin, cmax)?;
-        }
+        flush(&mut sample_buf, &mut enc_buf)?;
         drop(it);
         if let (Some(first), Some(last)) = (metas.first(), metas.last()) {
             dmin = dmin.min(first.min_time);

@@ -3,7 +3,7 @@
 //! Both the querier and the compactor read through [`MergedSeries`].
 
 use crate::block::{BlockReader, ChunkSpan, SeriesChunks};
-use crate::chunk::XorIterator;
+use crate::chunk::ChunkIterator;
 use crate::error::{Error, Result};
 use crate::interface::SampleIterator;
 use crate::model::{Labels, Timestamp};
@@ -154,7 +154,7 @@ pub(crate) struct ChunksIterator<'a> {
     maxt: Timestamp,
     // Streaming mode.
     idx: usize,
-    it: Option<XorIterator<'a>>,
+    it: Option<ChunkIterator<'a>>,
     // Merge mode: all samples decoded, sorted, deduplicated and trimmed.
     merged: Option<Vec<(Timestamp, f64)>>,
     pos: usize,
@@ -199,7 +199,7 @@ impl<'a> ChunksIterator<'a> {
             if span.max_t < self.mint || span.min_t > self.maxt {
                 continue;
             }
-            let mut it = XorIterator::new(bytes);
+            let mut it = ChunkIterator::new(span.enc, bytes);
             while it.next() {
                 let (t, v) = it.at();
                 if t >= self.mint && t <= self.maxt {
@@ -237,7 +237,7 @@ impl<'a> ChunksIterator<'a> {
             if span.max_t < t {
                 continue;
             }
-            self.it = Some(XorIterator::new(bytes));
+            self.it = Some(ChunkIterator::new(span.enc, bytes));
         }
     }
 
@@ -386,7 +386,7 @@ mod tests {
             }
             let spans: Vec<(&[u8], ChunkSpan)> = order.iter().map(|&i| {
                 let (b, lo, hi) = &encoded[i];
-                (&b[..], ChunkSpan { min_t: *lo, max_t: *hi, start: 0, end: b.len() })
+                (&b[..], ChunkSpan { min_t: *lo, max_t: *hi, start: 0, end: b.len(), enc: crate::chunk::Encoding::Xor })
             }).collect();
             let want: Vec<(i64, f64)> = model.range(mint..=maxt).map(|(&t, &v)| (t, v)).collect();
             let mut it = ChunksIterator::new(spans.clone(), mint, maxt);
