@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod push;
 pub mod scrape;
 pub mod server;
+mod timefmt;
