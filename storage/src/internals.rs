@@ -75,7 +75,7 @@ pub fn xor_decode_into(dst: &mut Vec<(Timestamp, f64)>, bytes: &[u8]) -> Result<
     chunk::xor::decode_into(dst, bytes)
 }
 
-/// Encodes `samples` (strictly increasing timestamps) with whichever of XOR and the dense
+/// Encodes `samples` (strictly increasing timestamps) with whichever of XOR and the packed
 /// codec is smaller, appending to `dst`; returns the encoding byte.
 pub fn chunk_encode_best(samples: &[(Timestamp, f64)], dst: &mut Vec<u8>) -> u8 {
     chunk::encode_best(samples, dst) as u8

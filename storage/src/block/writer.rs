@@ -70,7 +70,7 @@ fn write_into(
     while merged.next() {
         metas.clear();
         let mut it = merged.samples();
-        // Each chunk is encoded with whichever of XOR and dense is smaller (`encode_best`).
+        // Each chunk is encoded with whichever of XOR and packed is smaller (`encode_best`).
         let mut flush = |buf: &mut Vec<(Timestamp, f64)>, enc_buf: &mut Vec<u8>| -> Result<()> {
             let (Some(&(cmin, _)), Some(&(cmax, _))) = (buf.first(), buf.last()) else {
                 return Ok(());

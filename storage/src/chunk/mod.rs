@@ -1,19 +1,14 @@
-//! Chunk encodings. OWNER: codec helper. Head chunks are Gorilla XOR ([`xor`]); a compacted block
-//! may use the denser [`dense`] encoding, told apart by the encoding byte stored beside each
-//! chunk. [`ChunkIterator`] reads either.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
-)]
+//! Chunk encodings. Head chunks are Gorilla XOR ([`xor`]); a compacted block may use the denser
+//! [`packed`] encoding, told apart by the encoding byte stored beside each chunk.
+//! [`ChunkIterator`] reads either.
 
-pub(crate) mod dense;
+pub(crate) mod packed;
 pub(crate) mod xor;
 
-pub(crate) use dense::{DenseIterator, encode_best};
+pub(crate) use packed::{PackedIterator, encode_best};
 pub(crate) use xor::{XorChunk, XorIterator};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::interface::SampleIterator;
 use crate::model::Timestamp;
 
@@ -26,8 +21,9 @@ pub(crate) const TARGET_SAMPLES_PER_CHUNK: usize = 120;
 pub(crate) enum Encoding {
     /// Gorilla: delta-of-delta timestamps, XOR values.
     Xor = 1,
-    /// Bit-packed delta-of-delta timestamps and scaled-decimal values (compacted blocks).
-    Dense = 2,
+    /// Group-wise bit-packed differences of timestamps and values (compacted blocks). Byte 2
+    /// was an earlier one-width-per-chunk format that is no longer read.
+    Packed = 3,
 }
 
 impl Encoding {
@@ -35,21 +31,22 @@ impl Encoding {
     pub(crate) fn from_u8(b: u8) -> Option<Self> {
         match b {
             1 => Some(Encoding::Xor),
-            2 => Some(Encoding::Dense),
+            3 => Some(Encoding::Packed),
             _ => None,
         }
     }
 }
 
 /// Decodes a chunk of either encoding into `dst` (appending).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_into(
     enc: Encoding,
     dst: &mut Vec<(Timestamp, f64)>,
     bytes: &[u8],
-) -> Result<()> {
+) -> crate::error::Result<()> {
     match enc {
         Encoding::Xor => xor::decode_into(dst, bytes),
-        Encoding::Dense => dense::decode_into(dst, bytes),
+        Encoding::Packed => packed::decode_into(dst, bytes),
     }
 }
 
@@ -57,8 +54,8 @@ pub(crate) fn decode_into(
 pub(crate) enum ChunkIterator<'a> {
     /// Over an XOR chunk.
     Xor(XorIterator<'a>),
-    /// Over a dense chunk.
-    Dense(DenseIterator),
+    /// Over a packed chunk.
+    Packed(PackedIterator),
 }
 
 impl<'a> ChunkIterator<'a> {
@@ -66,7 +63,7 @@ impl<'a> ChunkIterator<'a> {
     pub(crate) fn new(enc: Encoding, bytes: &'a [u8]) -> Self {
         match enc {
             Encoding::Xor => ChunkIterator::Xor(XorIterator::new(bytes)),
-            Encoding::Dense => ChunkIterator::Dense(DenseIterator::new(bytes)),
+            Encoding::Packed => ChunkIterator::Packed(PackedIterator::new(bytes)),
         }
     }
 
@@ -74,7 +71,7 @@ impl<'a> ChunkIterator<'a> {
     pub(crate) fn reset(&mut self, enc: Encoding, bytes: &'a [u8]) {
         match (self, enc) {
             (ChunkIterator::Xor(it), Encoding::Xor) => it.reset(bytes),
-            (ChunkIterator::Dense(it), Encoding::Dense) => it.reset(bytes),
+            (ChunkIterator::Packed(it), Encoding::Packed) => it.reset(bytes),
             (this, enc) => *this = ChunkIterator::new(enc, bytes),
         }
     }
@@ -84,25 +81,25 @@ impl SampleIterator for ChunkIterator<'_> {
     fn next(&mut self) -> bool {
         match self {
             ChunkIterator::Xor(it) => it.next(),
-            ChunkIterator::Dense(it) => it.next(),
+            ChunkIterator::Packed(it) => it.next(),
         }
     }
     fn seek(&mut self, t: Timestamp) -> bool {
         match self {
             ChunkIterator::Xor(it) => it.seek(t),
-            ChunkIterator::Dense(it) => it.seek(t),
+            ChunkIterator::Packed(it) => it.seek(t),
         }
     }
     fn at(&self) -> (Timestamp, f64) {
         match self {
             ChunkIterator::Xor(it) => it.at(),
-            ChunkIterator::Dense(it) => it.at(),
+            ChunkIterator::Packed(it) => it.at(),
         }
     }
     fn err(&self) -> Option<&Error> {
         match self {
             ChunkIterator::Xor(it) => it.err(),
-            ChunkIterator::Dense(it) => it.err(),
+            ChunkIterator::Packed(it) => it.err(),
         }
     }
 }

@@ -26,7 +26,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::encoding::{BitReader, BitWriter};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::interface::SampleIterator;
 use crate::model::Timestamp;
 
@@ -85,7 +85,8 @@ impl XorChunk {
 
     /// Re-opens encoded chunk bytes for appending (e.g. a head chunk read back from disk).
     /// Decodes the whole chunk once to recover the encoder state.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> crate::error::Result<Self> {
         let mut it = XorIterator::new(bytes);
         while it.next() {}
         if let Some(e) = it.err.take() {
@@ -201,17 +202,13 @@ impl XorChunk {
         self.num as usize
     }
 
-    /// Timestamp of the last appended sample (meaningless when empty).
-    pub(crate) fn last_time(&self) -> Timestamp {
-        self.t
-    }
-
     /// The encoded bytes (complete and decodable at any point between appends).
     pub(crate) fn bytes(&self) -> &[u8] {
         self.bw.bytes()
     }
 
     /// A cursor over the chunk's samples.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> XorIterator<'_> {
         XorIterator::new(self.bytes())
     }
@@ -276,10 +273,12 @@ impl<'a> XorIterator<'a> {
     }
 
     /// Samples announced by the header.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn num_samples(&self) -> usize {
         self.total as usize
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     fn bits_read(&self) -> usize {
         self.br.bits_consumed()
     }
@@ -297,11 +296,6 @@ impl<'a> XorIterator<'a> {
     #[inline]
     fn bits(&mut self, n: u32) -> Option<u64> {
         self.br.read_bits(n)
-    }
-
-    #[inline]
-    fn bit(&mut self) -> Option<bool> {
-        self.br.read_bit()
     }
 
     fn uvarint(&mut self) -> Option<u64> {
@@ -429,7 +423,11 @@ impl SampleIterator for XorIterator<'_> {
 
 /// Decodes every sample of `bytes` into `dst` (appending). Fails on corrupt input; `dst` then
 /// holds the samples decoded before the corruption.
-pub(crate) fn decode_into(dst: &mut Vec<(Timestamp, f64)>, bytes: &[u8]) -> Result<()> {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_into(
+    dst: &mut Vec<(Timestamp, f64)>,
+    bytes: &[u8],
+) -> crate::error::Result<()> {
     let mut it = XorIterator::new(bytes);
     // The header is untrusted: reserve no more than the bytes could possibly hold (>= 2 bits
     // per sample after the first).

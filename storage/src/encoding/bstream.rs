@@ -23,6 +23,7 @@ impl BitWriter {
     }
 
     /// Resumes writing after `bytes`, whose last byte has `free` unused low bits.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_parts(bytes: Vec<u8>, free: u32) -> Self {
         assert!(free < 8, "BUG: free bits {free} not in 0..8");
         Self { bytes, free }
@@ -39,6 +40,7 @@ impl BitWriter {
     }
 
     /// Free low bits in the last byte.
+    #[cfg(test)]
     pub(crate) fn free_bits(&self) -> u32 {
         self.free
     }
@@ -176,6 +178,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Bits consumed from the start of the buffer.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn bits_consumed(&self) -> usize {
         self.pos * 8 - self.nbits as usize
     }

@@ -15,6 +15,7 @@ pub(crate) fn crc32_parts(parts: &[&[u8]]) -> u32 {
 }
 
 /// Appends `crc32(dst[from..])` to `dst` as u32 LE.
+#[cfg(test)]
 pub(crate) fn append_crc_of_tail(dst: &mut Vec<u8>, from: usize) {
     let crc = crc32(dst.get(from..).unwrap_or(&[]));
     dst.extend_from_slice(&crc.to_le_bytes());

@@ -6,12 +6,6 @@
 //! - [`crc`]: CRC32 (IEEE, via `crc32fast`) helpers.
 //!
 //! All multi-byte integers are little-endian; bit streams are assembled with shifts.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
-)]
-
 pub(crate) mod bstream;
 pub(crate) mod crc;
 pub(crate) mod varint;

@@ -97,12 +97,6 @@ impl<'a> Decbuf<'a> {
         Some(b)
     }
 
-    /// A u32, little-endian.
-    pub(crate) fn u32_le(&mut self) -> Option<u32> {
-        let s = self.bytes(4)?;
-        Some(u32::from_le_bytes(s.try_into().ok()?))
-    }
-
     /// A u64, little-endian.
     pub(crate) fn u64_le(&mut self) -> Option<u64> {
         let s = self.bytes(8)?;

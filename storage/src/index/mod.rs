@@ -35,12 +35,6 @@
 //! labels. Small sections (symbols, series offsets, label index, TOC) are CRC-checked when the
 //! reader opens; series and postings entries carry their own CRC, checked on each read.
 
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
-)]
-
 pub(crate) mod reader;
 pub(crate) mod writer;
 

@@ -215,6 +215,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     }
 
     /// Number of series (ids are `0..num_series`).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn num_series(&self) -> u32 {
         self.num_series
     }
@@ -269,6 +270,7 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     }
 
     /// Every postings list of label `name`, unioned (series that have the label at all).
+    #[cfg(test)]
     pub(crate) fn postings_for_name(&self, name: &str) -> Result<RoaringBitmap> {
         let mut out = RoaringBitmap::new();
         for &(_, off) in self.values_of(name)? {

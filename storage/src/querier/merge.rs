@@ -154,7 +154,10 @@ pub(crate) struct ChunksIterator<'a> {
     maxt: Timestamp,
     // Streaming mode.
     idx: usize,
+    /// The current chunk's cursor, reused (with its decode buffer) across chunks.
     it: Option<ChunkIterator<'a>>,
+    /// `it` is positioned inside a chunk that may have more samples.
+    live: bool,
     // Merge mode: all samples decoded, sorted, deduplicated and trimmed.
     merged: Option<Vec<(Timestamp, f64)>>,
     pos: usize,
@@ -180,6 +183,7 @@ impl<'a> ChunksIterator<'a> {
             maxt,
             idx: 0,
             it: None,
+            live: false,
             merged: None,
             pos: 0,
             cur: (0, 0.0),
@@ -219,7 +223,7 @@ impl<'a> ChunksIterator<'a> {
     /// Opens chunks until one yields a sample `>= t` (streaming mode).
     fn stream_seek(&mut self, t: Timestamp) -> bool {
         loop {
-            if let Some(it) = self.it.as_mut() {
+            if let Some(it) = self.it.as_mut().filter(|_| self.live) {
                 if it.seek(t) {
                     self.cur = it.at();
                     return true;
@@ -228,7 +232,7 @@ impl<'a> ChunksIterator<'a> {
                     self.err = Some(chunk_error(e));
                     return false;
                 }
-                self.it = None;
+                self.live = false;
             }
             let Some((bytes, span)) = self.chunks.get(self.idx) else {
                 return false;
@@ -237,12 +241,16 @@ impl<'a> ChunksIterator<'a> {
             if span.max_t < t {
                 continue;
             }
-            self.it = Some(ChunkIterator::new(span.enc, bytes));
+            match self.it.as_mut() {
+                Some(it) => it.reset(span.enc, bytes),
+                None => self.it = Some(ChunkIterator::new(span.enc, bytes)),
+            }
+            self.live = true;
         }
     }
 
     fn stream_next(&mut self) -> bool {
-        if let Some(it) = self.it.as_mut() {
+        if let Some(it) = self.it.as_mut().filter(|_| self.live) {
             if it.next() {
                 self.cur = it.at();
                 return true;
@@ -251,7 +259,7 @@ impl<'a> ChunksIterator<'a> {
                 self.err = Some(chunk_error(e));
                 return false;
             }
-            self.it = None;
+            self.live = false;
         }
         // Next chunk: its first sample (chunks are sorted and disjoint).
         self.stream_seek(i64::MIN)

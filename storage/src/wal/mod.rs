@@ -1,12 +1,6 @@
 //! Write-ahead log. OWNER: codec helper. (API stub: signatures are the contract.)
 //!
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "the engine helper's head/block code (a separate branch) is the user; remove after merge"
-)]
-
 pub(crate) mod checkpoint;
 pub(crate) mod record;
 pub(crate) mod segment;
@@ -126,11 +120,6 @@ impl Wal {
             truncated_bytes,
             scratch: Vec::new(),
         })
-    }
-
-    /// Index of the segment being written.
-    pub(crate) fn current_segment(&self) -> u32 {
-        self.cur_index
     }
 
     /// Reads the latest checkpoint and then every segment in order, calling `f` per record.

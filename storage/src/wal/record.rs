@@ -214,17 +214,13 @@ fn decode_samples_into(d: &mut Decbuf<'_>, out: &mut Vec<RefSample>) -> Result<(
 
 /// Decodes a samples record into the caller's buffer (appending), for replay's hot path.
 /// Fails if `bytes` is not a samples record.
+#[cfg(test)]
 pub(crate) fn decode_samples(bytes: &[u8], out: &mut Vec<RefSample>) -> Result<()> {
     let mut d = Decbuf::new(bytes);
     match d.u8() {
         Some(TYPE_SAMPLES) => decode_samples_into(&mut d, out),
         _ => Err(corrupt(&d, "not a samples record")),
     }
-}
-
-/// The type byte of an encoded record, if any.
-pub(crate) fn record_type(bytes: &[u8]) -> Option<u8> {
-    bytes.first().copied()
 }
 
 #[cfg(test)]

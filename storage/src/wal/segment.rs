@@ -194,6 +194,7 @@ impl<'a> SegmentReader<'a> {
     }
 
     /// The torn or corrupt tail that ended reading, if any.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn err(&self) -> Option<&Error> {
         self.err.as_ref()
     }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use super::*;
+use crate::error::Result;
 use crate::model::STALE_NAN_BITS;
 use proptest::prelude::*;
 
