@@ -79,17 +79,17 @@ fn bench(c: &mut Criterion) {
         let chunks: Vec<XorChunk> = data.iter().map(|s| encode(s)).collect();
         let bytes: usize = chunks.iter().map(|c| c.bytes().len()).sum();
         let mut best: Vec<(u8, Vec<u8>)> = Vec::new();
-        let mut dense_chunks = 0;
+        let mut packed_chunks = 0;
         for s in &data {
             let mut b = Vec::new();
             let enc = chunk_encode_best(s, &mut b);
-            dense_chunks += usize::from(enc == 2);
+            packed_chunks += usize::from(enc == 3);
             best.push((enc, b));
         }
         let best_bytes: usize = best.iter().map(|b| b.1.len()).sum();
         eprintln!(
-            "chunk/{kind}: XOR {:.3} bytes/sample; dense-or-XOR {:.3} bytes/sample \
-             ({dense_chunks}/{SERIES} chunks dense; {} samples)",
+            "chunk/{kind}: XOR {:.3} bytes/sample; packed-or-XOR {:.3} bytes/sample \
+             ({packed_chunks}/{SERIES} chunks packed; {} samples)",
             bytes as f64 / (SERIES * SAMPLES) as f64,
             best_bytes as f64 / (SERIES * SAMPLES) as f64,
             SERIES * SAMPLES,

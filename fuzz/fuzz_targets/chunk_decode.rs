@@ -15,7 +15,7 @@ enum Input {
     Bytes(Vec<u8>, i64),
     /// Samples to round-trip: a start time, positive deltas and value bit patterns.
     Samples(i64, Vec<(u64, u64)>),
-    /// Samples whose values are small decimals (exercises the dense codec).
+    /// Samples whose values are small decimals (exercises the packed codec's decimal kinds).
     Decimals(i64, Vec<(u16, i32, u8)>),
 }
 
@@ -35,10 +35,10 @@ fuzz_target!(|input: Input| match input {
         if it.seek(seek) {
             assert!(it.at().0 >= seek);
         }
-        // The dense codec must reject or decode the same bytes without panicking.
-        let mut dense = Vec::new();
-        let _ = chunk_decode_into(2, &mut dense, &bytes);
-        assert!(dense.len() <= usize::from(u16::MAX));
+        // The packed codec must reject or decode the same bytes without panicking.
+        let mut packed = Vec::new();
+        let _ = chunk_decode_into(3, &mut packed, &bytes);
+        assert!(packed.len() <= usize::from(u16::MAX));
     }
     Input::Decimals(start, items) => {
         let mut t = start / 2;
@@ -86,7 +86,7 @@ fuzz_target!(|input: Input| match input {
         assert_eq!(got, samples);
         let resumed = XorChunk::from_bytes(c.bytes()).expect("own encoding re-opens");
         assert_eq!(resumed.bytes(), c.bytes());
-        // Same samples through the best encoding (dense when values are exact decimals).
+        // Same samples through the best encoding (packed unless XOR is smaller).
         let with_f64: Vec<(i64, f64)> = samples
             .iter()
             .map(|&(t, v)| (t, f64::from_bits(v)))

@@ -286,3 +286,53 @@ pub fn index_read_all(bytes: &[u8]) -> Result<Vec<(Labels, Vec<ChunkMetaTuple>)>
     }
     Ok(out)
 }
+
+/// Writes `chunks` (encoding byte, data) into a block `chunks/` directory at `dir` through the
+/// block chunk writer; returns each chunk's ref. Encoding bytes that are not a known encoding
+/// are written as XOR.
+pub fn block_chunks_write(dir: &Path, chunks: &[(u8, Vec<u8>)]) -> Result<Vec<u64>> {
+    let mut w = crate::block::chunks::ChunkWriter::create(dir)?;
+    let mut refs = Vec::with_capacity(chunks.len());
+    for (enc, data) in chunks {
+        let enc = chunk::Encoding::from_u8(*enc).unwrap_or(chunk::Encoding::Xor);
+        refs.push(w.write(enc, data)?);
+    }
+    w.finish()?;
+    Ok(refs)
+}
+
+/// Reads chunk `r` from untrusted chunk segment bytes (segment number ignored): the encoding
+/// byte and data, or why not. A cache (the last decoded frame) is reused across calls on the
+/// same `cache`.
+pub fn block_chunk_read(
+    segment: &[u8],
+    r: u64,
+    cache: &mut BlockFrameCache,
+) -> std::result::Result<(u8, Vec<u8>), String> {
+    crate::block::chunks::read_from_segment(segment, r, &mut cache.0)
+}
+
+/// The last decompressed chunk frame (see [`block_chunk_read`]).
+#[derive(Default, Debug)]
+pub struct BlockFrameCache(crate::block::chunks::FrameCache);
+
+/// Deleted intervals `(series id, mint, maxt)`, sorted and merged per series.
+pub type TombstoneList = Vec<(u32, i64, i64)>;
+
+/// Encodes tombstones (intervals are merged first) into the `tombstones` file format.
+pub fn tombstones_encode(intervals: &[(u32, i64, i64)]) -> Vec<u8> {
+    let mut ts = crate::block::tombstones::Tombstones::new();
+    for &(id, a, b) in intervals {
+        crate::block::tombstones::add_interval(&mut ts, id, a, b);
+    }
+    crate::block::tombstones::encode(&ts)
+}
+
+/// Decodes untrusted `tombstones` file bytes.
+pub fn tombstones_decode(bytes: &[u8]) -> Result<TombstoneList> {
+    let ts = crate::block::tombstones::decode(bytes, Path::new("<tombstones>"))?;
+    Ok(ts
+        .into_iter()
+        .flat_map(|(id, list)| list.into_iter().map(move |(a, b)| (id, a, b)))
+        .collect())
+}

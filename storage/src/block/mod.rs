@@ -41,6 +41,8 @@ pub(crate) struct SeriesChunks {
     pub(crate) spans: Vec<ChunkSpan>,
     /// Encoded chunk bytes the spans point into.
     pub(crate) bytes: Vec<u8>,
+    /// The block chunk frame last decompressed for this buffer (kept across `clear`).
+    pub(crate) frames: chunks::FrameCache,
 }
 
 impl SeriesChunks {
@@ -72,6 +74,27 @@ impl SeriesChunks {
             end: self.bytes.len(),
             enc,
         });
+    }
+
+    /// Appends chunk `r` of a block read through this buffer's frame cache.
+    pub(crate) fn push_block_chunk(
+        &mut self,
+        reader: &chunks::ChunkReader,
+        r: u64,
+        min_t: Timestamp,
+        max_t: Timestamp,
+    ) -> Result<()> {
+        let (enc, data) = reader.chunk(r, &mut self.frames)?;
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        self.spans.push(ChunkSpan {
+            min_t,
+            max_t,
+            start,
+            end: self.bytes.len(),
+            enc,
+        });
+        Ok(())
     }
 
     /// Bytes of span `i`.

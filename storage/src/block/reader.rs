@@ -167,18 +167,19 @@ impl BlockReader for Block {
             if !overlaps(m.min_time, m.max_time, mint, maxt) {
                 continue;
             }
-            let (enc, data) = self.chunks.chunk(m.chunk_ref)?;
             if !deleted
                 .iter()
                 .any(|&(a, b)| overlaps(a, b, m.min_time, m.max_time))
             {
-                out.push_enc(m.min_time, m.max_time, enc, data);
+                out.push_block_chunk(&self.chunks, m.chunk_ref, m.min_time, m.max_time)?;
                 continue;
             }
+            let (enc, data) = self.chunks.chunk(m.chunk_ref, &mut out.frames)?;
+            let data = data.to_vec();
             // Re-encode the chunk without the deleted samples.
             let mut c = XorChunk::new();
             let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-            let mut it = ChunkIterator::new(enc, data);
+            let mut it = ChunkIterator::new(enc, &data);
             while it.next() {
                 let (t, v) = it.at();
                 if !tombstones::is_deleted(deleted, t) {

@@ -5,7 +5,7 @@ use super::BlockReader;
 use super::chunks::ChunkWriter;
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, META_VERSION};
 use super::tombstones;
-use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, encode_best};
+use crate::chunk::{BLOCK_SAMPLES_PER_CHUNK, encode_best};
 use crate::error::{Error, Result};
 use crate::fs::layout::{CHUNKS_DIR, INDEX_FILE, TMP_SUFFIX, TOMBSTONES_FILE};
 use crate::index::{ChunkMeta, IndexWriter};
@@ -65,7 +65,7 @@ fn write_into(
     let mut stats = BlockStats::default();
     let (mut dmin, mut dmax) = (i64::MAX, i64::MIN);
     let mut metas: Vec<ChunkMeta> = Vec::new();
-    let mut sample_buf: Vec<(Timestamp, f64)> = Vec::with_capacity(TARGET_SAMPLES_PER_CHUNK);
+    let mut sample_buf: Vec<(Timestamp, f64)> = Vec::with_capacity(BLOCK_SAMPLES_PER_CHUNK);
     let mut enc_buf: Vec<u8> = Vec::new();
     while merged.next() {
         metas.clear();
@@ -89,7 +89,7 @@ fn write_into(
         while it.next() {
             sample_buf.push(it.at());
             stats.num_samples += 1;
-            if sample_buf.len() == TARGET_SAMPLES_PER_CHUNK {
+            if sample_buf.len() == BLOCK_SAMPLES_PER_CHUNK {
                 flush(&mut sample_buf, &mut enc_buf)?;
             }
         }

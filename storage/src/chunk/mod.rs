@@ -14,6 +14,11 @@ use crate::model::Timestamp;
 
 /// Target number of samples per head chunk before a new one is cut.
 pub(crate) const TARGET_SAMPLES_PER_CHUNK: usize = 120;
+/// Samples per chunk in a written block: larger than the head's, since block chunks are never
+/// appended to and per-chunk overhead (headers, first values, index entries) shrinks with
+/// fewer chunks; 480 is 2 h of 15 s scrapes. A query decodes at most this many samples more
+/// than it needs per series and block.
+pub(crate) const BLOCK_SAMPLES_PER_CHUNK: usize = 480;
 
 /// The encoding byte stored with every chunk on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
