@@ -137,6 +137,8 @@ struct Inner {
     /// Held (locked) for the lifetime of the Db.
     _lock_file: File,
     wal_corruptions: u64,
+    /// The WAL's sync counters.
+    wal_metrics: Arc<crate::wal::WalMetrics>,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serialises head cuts, compactions, retention, deletions and snapshots.
@@ -225,8 +227,10 @@ impl Db {
                 outcome.unknown_refs
             );
         }
+        let wal_metrics = wal.metrics();
         *head.wal.lock() = Some(wal);
         let inner = Arc::new(Inner {
+            wal_metrics,
             dir,
             opts,
             head,
@@ -400,8 +404,8 @@ impl Db {
                 ("too_old".into(), load(&m.rejected_too_old)),
                 ("duplicate".into(), load(&m.rejected_duplicate)),
             ],
-            wal_fsyncs: 0,
-            wal_fsync_seconds: 0.0,
+            wal_fsyncs: load(&inner.wal_metrics.fsyncs),
+            wal_fsync_seconds: load(&inner.wal_metrics.fsync_nanos) as f64 / 1e9,
             wal_corruptions: inner.wal_corruptions,
             compactions: load(&inner.compactions),
             compactions_failed: load(&inner.compactions_failed),

@@ -222,9 +222,18 @@ fn decompress(src: &[u8], dst: &mut Vec<u8>) -> std::io::Result<()> {
             None => slot.insert(zstd::bulk::Decompressor::new()?),
         };
         dst.clear();
-        // The declared content size is untrusted: `Decompressor` refuses more than `dst`'s
-        // capacity, so reserve the limit, not the claim.
-        dst.reserve(MAX_FRAME_CONTENT);
+        // Our writer always records the content size; it is untrusted, so it only sizes the
+        // buffer up to the limit, and `Decompressor` refuses to write past the capacity.
+        let declared = zstd::zstd_safe::get_frame_content_size(src)
+            .ok()
+            .flatten()
+            .ok_or_else(|| std::io::Error::other("zstd frame without a valid content size"))?;
+        if declared > MAX_FRAME_CONTENT as u64 {
+            return Err(std::io::Error::other(format!(
+                "zstd frame claims {declared} bytes, more than {MAX_FRAME_CONTENT}"
+            )));
+        }
+        dst.reserve(declared as usize);
         d.decompress_to_buffer(src, dst).map(|_| ())
     })
 }

@@ -51,6 +51,15 @@ pub(crate) struct ReplayStats {
     pub(crate) truncated_bytes: u64,
 }
 
+/// Counters of WAL syncs, shared with metric readers (who must not wait for the WAL's mutex).
+#[derive(Debug, Default)]
+pub(crate) struct WalMetrics {
+    /// `fsync`/`fdatasync` calls on segments.
+    pub(crate) fsyncs: std::sync::atomic::AtomicU64,
+    /// Total nanoseconds spent in them.
+    pub(crate) fsync_nanos: std::sync::atomic::AtomicU64,
+}
+
 /// An open WAL directory. Not thread-safe; the head keeps it behind a mutex.
 pub(crate) struct Wal {
     dir: PathBuf,
@@ -68,6 +77,8 @@ pub(crate) struct Wal {
     truncated_bytes: u64,
     /// Frame buffer reused across batches.
     scratch: Vec<u8>,
+    /// Sync counters.
+    metrics: std::sync::Arc<WalMetrics>,
 }
 
 impl Wal {
@@ -118,6 +129,7 @@ impl Wal {
             cur_size: size,
             poisoned: false,
             truncated_bytes,
+            metrics: Default::default(),
             scratch: Vec::new(),
         })
     }
@@ -198,11 +210,31 @@ impl Wal {
         self.dir.join(segment::segment_name(self.cur_index))
     }
 
+    /// The sync counters, for metrics.
+    pub(crate) fn metrics(&self) -> std::sync::Arc<WalMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Syncs the current segment (data only, or data and metadata), counting it.
+    fn timed_sync(&mut self, all: bool) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let start = std::time::Instant::now();
+        let r = if all {
+            self.cur_file.sync_all()
+        } else {
+            self.cur_file.sync_data()
+        };
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.metrics.fsyncs.fetch_add(1, Relaxed);
+        self.metrics.fsync_nanos.fetch_add(nanos, Relaxed);
+        r
+    }
+
     fn sync_policy(&mut self) -> Result<()> {
         let r = match self.opts.sync {
             SyncMode::Buffer => Ok(()),
-            SyncMode::Data => self.cur_file.sync_data(),
-            SyncMode::All => self.cur_file.sync_all(),
+            SyncMode::Data => self.timed_sync(false),
+            SyncMode::All => self.timed_sync(true),
         };
         r.map_err(|e| {
             self.poisoned = true;
@@ -268,10 +300,7 @@ impl Wal {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        let r = match self.opts.sync {
-            SyncMode::All => self.cur_file.sync_all(),
-            SyncMode::Buffer | SyncMode::Data => self.cur_file.sync_data(),
-        };
+        let r = self.timed_sync(self.opts.sync == SyncMode::All);
         r.map_err(|e| {
             self.poisoned = true;
             Error::io(

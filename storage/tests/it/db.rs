@@ -1,7 +1,9 @@
 //! The Db over its head: appends, rejections, matchers, reopen, deletion, stats.
 
 use crate::common::{all, dump, lbl, opts};
-use argus_storage::{Appendable, Db, Error, MatchType, Matcher, Options, Queryable, SeriesRef};
+use argus_storage::{
+    Appendable, Db, Error, MatchType, Matcher, Options, Queryable, SeriesRef, SyncMode,
+};
 
 fn m(kind: MatchType, name: &str, value: &str) -> Matcher {
     Matcher::new(kind, name, value).unwrap()
@@ -383,4 +385,34 @@ fn ooo_window_admits_series_lagging_behind_the_head() {
     check(0, false);
     check(24 * hour, true);
     check(hour, false);
+}
+
+#[test]
+fn wal_fsyncs_are_counted_per_sync_mode() {
+    for (mode, per_commit) in [(SyncMode::Buffer, false), (SyncMode::Data, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            dir.path(),
+            Options {
+                background: false,
+                sync: mode,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let before = db.metrics().wal_fsyncs;
+        let l = lbl(&[("__name__", "m")]);
+        for t in 0..5 {
+            let mut app = db.appender();
+            app.append(None, &l, t, 1.0).unwrap();
+            app.commit().unwrap();
+        }
+        let m = db.metrics();
+        if per_commit {
+            assert!(m.wal_fsyncs >= before + 5, "{mode:?}: {m:?}");
+            assert!(m.wal_fsync_seconds > 0.0, "{mode:?}: {m:?}");
+        } else {
+            assert_eq!(m.wal_fsyncs, before, "{mode:?}: no fsync per commit");
+        }
+    }
 }
