@@ -504,8 +504,15 @@ impl Inner {
     }
 
     /// Cuts whole block ranges off the head while it spans more than 1.5 ranges, then
-    /// checkpoints the WAL below the cut.
+    /// checkpoints the WAL below the cut. Old out-of-order samples below earlier cuts are cut the
+    /// same way, into blocks overlapping the existing ones.
     fn cut_head(&self) -> Result<()> {
+        let res = self.cut_head_fenced();
+        self.head.clear_cut_fence();
+        res
+    }
+
+    fn cut_head_fenced(&self) -> Result<()> {
         let head = &self.head;
         let r = self.opts.block_range_ms;
         let mut cut_to = None;
@@ -519,8 +526,10 @@ impl Inner {
             if hmax.saturating_sub(a) < r / 2 * 3 {
                 break;
             }
-            // No sample below `b` is accepted from now on, so the block and the truncation see
-            // the same data.
+            // No sample below `b` is accepted until the WAL checkpoint below is written, so the
+            // block and the truncation see the same data and the checkpoint drops only samples
+            // that are in blocks. In-order samples stay below `b` for good.
+            head.raise_cut_fence(b);
             head.set_min_valid_time(b);
             let reader: Arc<dyn BlockReader> = Arc::new(HeadRange::new(head.clone(), a, b - 1));
             let ids = reader.sorted_ids(&reader.all_postings()?)?;

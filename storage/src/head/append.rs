@@ -124,21 +124,17 @@ impl Appender for HeadAppender {
             .check(pending, t, v, self.head.opts.ooo_window);
         match verdict {
             Applied::InOrder => {
-                // Half a block range behind the head's newest sample is out of bounds, unless an
+                // Half a block range behind the head's newest sample is out of bounds, unless the
                 // out-of-order window admits it (Prometheus routes such samples to its OOO head;
-                // ours accepts them in order as long as they stay above the cut boundary).
-                let window = self.head.opts.ooo_window;
-                if t < self.head.appendable_min_valid_time()
-                    && (window <= 0
-                        || t < self.head.min_valid_time()
-                        || t < self.head.max_time().saturating_sub(window))
-                {
+                // ours keeps them in the series, and cuts below the min valid time become
+                // overlapping blocks).
+                if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
                     return Err(self.reject(Applied::RejectOutOfBounds));
                 }
                 self.pending.insert(id, (idx, Some((t, v.to_bits()))));
             }
             Applied::OutOfOrder => {
-                if t < self.head.min_valid_time() {
+                if t < self.head.min_valid_time() && !self.head.accepts_old(t) {
                     return Err(self.reject(Applied::RejectOutOfBounds));
                 }
             }
@@ -218,7 +214,7 @@ impl HeadAppender {
         let (mut n_in, mut n_ooo) = (0u64, 0u64);
         let mut cur: Option<(u32, parking_lot::MutexGuard<'_, super::series::SeriesData>)> = None;
         for &(idx, t, v) in &self.samples {
-            if t < min_valid {
+            if t < min_valid && !head.accepts_old(t) {
                 head.metrics
                     .rejected_out_of_bounds
                     .fetch_add(1, Ordering::Relaxed);

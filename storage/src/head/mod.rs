@@ -68,6 +68,10 @@ pub(crate) struct Head {
     /// Samples older than this are rejected (`OutOfBounds`); the head's data below it is in
     /// blocks.
     min_valid_time: AtomicI64,
+    /// While a cut of the head into blocks is in progress: samples below this are rejected
+    /// (`OutOfBounds`) even inside the out-of-order window, so none lands in a range being
+    /// written out and truncated. `i64::MIN` otherwise.
+    cut_fence: AtomicI64,
     /// Set by `close`; later commits fail with `Closed`.
     pub(crate) closed: AtomicBool,
 }
@@ -87,6 +91,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(min_valid_time),
+            cut_fence: AtomicI64::new(i64::MIN),
             closed: AtomicBool::new(false),
         }
     }
@@ -115,6 +120,30 @@ impl Head {
             return mv;
         }
         mv.max(max.saturating_sub(self.opts.block_range / 2))
+    }
+
+    /// Whether a sample at `t` older than the bounds for in-order data may still enter the
+    /// head: with an out-of-order window, anything within the window of the head's newest
+    /// sample does (also below the min valid time, where blocks exist already: such samples
+    /// are cut into blocks of their own that compaction merges, as Prometheus's out-of-order
+    /// head does), except below a cut in progress.
+    pub(crate) fn accepts_old(&self, t: Timestamp) -> bool {
+        let window = self.opts.ooo_window;
+        window > 0
+            && t >= self.cut_fence.load(Ordering::Acquire)
+            && t >= self.max_time().saturating_sub(window)
+    }
+
+    /// Rejects samples below `t` until [`Head::clear_cut_fence`]; waits for batches being
+    /// applied.
+    pub(crate) fn raise_cut_fence(&self, t: Timestamp) {
+        let _gate = self.apply_gate.write();
+        self.cut_fence.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Ends the cut: old samples within the out-of-order window are accepted again.
+    pub(crate) fn clear_cut_fence(&self) {
+        self.cut_fence.store(i64::MIN, Ordering::Release);
     }
 
     /// Raises the min valid time; waits for batches being applied.

@@ -18,8 +18,8 @@ pub(crate) struct ReplayOutcome {
     pub(crate) truncated_bytes: u64,
 }
 
-/// Replays `wal` into `head`. Samples older than the head's min valid time (already in blocks)
-/// are skipped.
+/// Replays `wal` into `head`. Without an out-of-order window, samples older than the head's min
+/// valid time (already in blocks) are skipped.
 pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
     let mut refs: HashMap<u64, Arc<Series>> = HashMap::new();
     let mut out = ReplayOutcome::default();
@@ -37,7 +37,11 @@ pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
             }
             Record::Samples(samples) => {
                 for rs in samples {
-                    if rs.t < min_valid {
+                    // Without an out-of-order window everything below the min valid time is in
+                    // blocks. With one, the WAL also holds old samples accepted after the last
+                    // cut; replaying them all is safe (a copy already in a block is merged away
+                    // by compaction's deduplication).
+                    if rs.t < min_valid && window <= 0 {
                         continue;
                     }
                     let Some(s) = refs.get(&rs.series) else {

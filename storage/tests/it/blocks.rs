@@ -186,6 +186,73 @@ fn out_of_order_samples_reach_blocks() {
     check(&db, &model, "reopen");
 }
 
+/// Samples older than the head's cut boundary (their range is already a block) but inside the
+/// out-of-order window: accepted, queryable at once, kept across a restart (WAL replay), then
+/// cut into blocks overlapping the old ones and merged by compaction, each sample exactly once.
+#[test]
+fn old_samples_below_cut_blocks_are_accepted_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        out_of_order_window_ms: 100_000,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o.clone()).unwrap();
+    let mut model = Model::new();
+    write(&db, &mut model, 4, 0, 100_000, 1000);
+    db.compact().unwrap();
+    let blocks_before = db.metrics().blocks;
+    assert!(blocks_before > 0);
+    assert!(
+        db.metrics().head_min_time >= 80_000,
+        "ranges below were cut"
+    );
+
+    let late = lbl(&[("__name__", "m"), ("job", "a"), ("s", "000")]);
+    let fresh = lbl(&[("__name__", "backfill")]);
+    let mut app = db.appender();
+    // A gap in an existing series, far below the cut boundary.
+    app.append(None, &late, 25_500, -1.5).unwrap();
+    // A new series whose first samples are old.
+    for t in [12_000, 12_500, 31_000] {
+        app.append(None, &fresh, t, t as f64).unwrap();
+    }
+    // Outside the window (newest sample 99 000 - 100 000): refused with a typed error.
+    assert!(matches!(
+        app.append(None, &fresh, -2_000, 1.0),
+        Err(Error::OutOfBounds)
+    ));
+    app.commit().unwrap();
+    let s = model.get_mut(&late).unwrap();
+    s.push((25_500, -1.5));
+    s.sort_by_key(|x| x.0);
+    model.insert(
+        fresh.clone(),
+        vec![(12_000, 12_000.0), (12_500, 12_500.0), (31_000, 31_000.0)],
+    );
+    check(&db, &model, "old samples in the head");
+
+    // Restart without compaction: the WAL brings them back.
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o.clone()).unwrap();
+    check(&db, &model, "old samples after WAL replay");
+
+    // Compaction writes them into blocks over the old ranges and merges those.
+    db.compact().unwrap();
+    assert!(
+        db.metrics().head_min_time >= 80_000,
+        "old samples left the head: {:?}",
+        db.metrics()
+    );
+    check(&db, &model, "old samples in blocks");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o).unwrap();
+    check(&db, &model, "old samples in blocks after reopen");
+    db.compact().unwrap();
+    check(&db, &model, "after another compaction");
+}
+
 #[test]
 fn retention_drops_old_blocks() {
     let dir = tempfile::tempdir().unwrap();
