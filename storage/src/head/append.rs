@@ -118,10 +118,13 @@ impl Appender for HeadAppender {
                 (idx, None)
             }
         };
-        let verdict = s
-            .data
-            .lock()
-            .check(pending, t, v, self.head.opts.ooo_window, &self.head.chunk_files);
+        let verdict = s.data.lock().check(
+            pending,
+            t,
+            v,
+            self.head.opts.ooo_window,
+            &self.head.chunk_files,
+        );
         match verdict {
             Applied::InOrder => {
                 // Half a block range behind the head's newest sample is out of bounds, unless an

@@ -137,10 +137,8 @@ impl HeadChunkFiles {
             .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         Ok(Self {
             dir: Some(dir.to_path_buf()),
-            segment_size: segment_size.clamp(
-                (HEADER_LEN + RECORD_OVERHEAD) as u64,
-                u64::from(u32::MAX),
-            ),
+            segment_size: segment_size
+                .clamp((HEADER_LEN + RECORD_OVERHEAD) as u64, u64::from(u32::MAX)),
             finished: RwLock::default(),
             cur: Mutex::default(),
         })
@@ -391,7 +389,8 @@ fn decode_record(seg: &[u8], off: u64, dst: &mut Vec<u8>, path: &Path) -> Result
     let body = rec
         .get(..RECORD_HEADER + len)
         .ok_or_else(|| corrupt(path, off, "truncated chunk"))?;
-    let crc = le_u32(rec, RECORD_HEADER + len).ok_or_else(|| corrupt(path, off, "truncated chunk"))?;
+    let crc =
+        le_u32(rec, RECORD_HEADER + len).ok_or_else(|| corrupt(path, off, "truncated chunk"))?;
     if crc32fast::hash(body) != crc {
         return Err(corrupt(path, off, "chunk CRC mismatch"));
     }
@@ -468,6 +467,7 @@ fn read_current(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -21,8 +21,8 @@ use crate::matcher::Matcher;
 use crate::model::{Labels, Timestamp};
 use crate::postings::MemPostings;
 use crate::wal::{RefTombstone, Wal, record};
-use parking_lot::{Mutex, RwLock};
 use chunk_files::HeadChunkFiles;
+use parking_lot::{Mutex, RwLock};
 use series::{OpenChunk, Series, SeriesData, StripeSeries};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -332,7 +332,9 @@ impl Head {
         Ok(())
     }
 
-    /// Approximate heap bytes of the head: series structs, labels, chunks, postings, symbols.
+    /// Approximate heap bytes of the head: series structs, labels, chunk records and open chunks
+    /// (capacities), postings, symbols, the chunk files' buffers. Not the completed chunks'
+    /// bytes: they are in files (page cache, mapped on demand).
     pub(crate) fn heap_bytes(&self) -> u64 {
         let mut total = 0usize;
         for s in self.series.all() {

@@ -531,7 +531,11 @@ mod tests {
         let mut d = SeriesData::default();
         let check = |d: &mut SeriesData, t: i64, v: f64, window: i64, want: Applied| {
             assert_eq!(d.check(None, t, v, window, &files), want, "check t={t}");
-            assert_eq!(d.apply(1, t, v, 10_000, window, &files), want, "apply t={t}");
+            assert_eq!(
+                d.apply(1, t, v, 10_000, window, &files),
+                want,
+                "apply t={t}"
+            );
         };
         check(&mut d, 100, 1.0, 0, Applied::InOrder);
         check(&mut d, 100, 1.0, 0, Applied::Duplicate);
