@@ -10,8 +10,9 @@ use crate::block::writer::{BlockSpec, write_block};
 use crate::block::{BlockReader, overlaps, ulid};
 use crate::compact::{self, plan};
 use crate::error::{Error, Result};
-use crate::fs::layout::{DELETE_SUFFIX, LOCK_FILE, TMP_SUFFIX, WAL_DIR};
+use crate::fs::layout::{CHUNKS_HEAD_DIR, DELETE_SUFFIX, LOCK_FILE, TMP_SUFFIX, WAL_DIR};
 use crate::head::append::HeadAppender;
+use crate::head::chunk_files::HeadChunkFiles;
 use crate::head::read::HeadRange;
 use crate::head::{Head, HeadOptions, replay};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
@@ -48,6 +49,9 @@ pub struct Options {
     pub sync: SyncMode,
     /// Run head cutting, compaction and retention on a background thread.
     pub background: bool,
+    /// Size in bytes at which a `chunks_head/` segment (completed head chunks) is finished and
+    /// mapped (default 64 MiB).
+    pub head_chunk_segment_size: u64,
 }
 
 impl Default for Options {
@@ -60,6 +64,7 @@ impl Default for Options {
             wal_segment_size: 128 << 20,
             sync: SyncMode::Data,
             background: true,
+            head_chunk_segment_size: crate::head::chunk_files::DEFAULT_SEGMENT_SIZE,
         }
     }
 }
@@ -218,6 +223,8 @@ impl Db {
                 ooo_window: opts.out_of_order_window_ms,
             },
             None,
+            // Not durable: whatever is there is deleted and rebuilt by the WAL replay below.
+            HeadChunkFiles::open(&dir.join(CHUNKS_HEAD_DIR), opts.head_chunk_segment_size)?,
             min_valid,
         ));
         let outcome = replay::replay(&head, &wal)?;

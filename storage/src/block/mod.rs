@@ -97,6 +97,30 @@ impl SeriesChunks {
         Ok(())
     }
 
+    /// Appends one chunk whose bytes `fill` appends to the byte buffer (nothing is kept when
+    /// it fails).
+    pub(crate) fn push_with(
+        &mut self,
+        min_t: Timestamp,
+        max_t: Timestamp,
+        enc: crate::chunk::Encoding,
+        fill: impl FnOnce(&mut Vec<u8>) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        let start = self.bytes.len();
+        if let Err(e) = fill(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(e);
+        }
+        self.spans.push(ChunkSpan {
+            min_t,
+            max_t,
+            start,
+            end: self.bytes.len(),
+            enc,
+        });
+        Ok(())
+    }
+
     /// Bytes of span `i`.
     pub(crate) fn chunk(&self, span: &ChunkSpan) -> &[u8] {
         self.bytes.get(span.start..span.end).unwrap_or(&[])

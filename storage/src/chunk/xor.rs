@@ -34,6 +34,8 @@ use crate::model::Timestamp;
 pub(crate) const HEADER_LEN: usize = 2;
 /// Most samples one chunk can hold (the count is a u16).
 pub(crate) const MAX_SAMPLES: usize = u16::MAX as usize;
+/// Initial buffer capacity of a new chunk.
+const INITIAL_CAPACITY: usize = 16;
 /// Name used in corruption errors for chunk bytes.
 const CHUNK_PATH: &str = "<xor chunk>";
 
@@ -69,7 +71,9 @@ impl Default for XorChunk {
 impl XorChunk {
     /// An empty chunk.
     pub(crate) fn new() -> Self {
-        let mut bw = BitWriter::with_capacity(128);
+        // Room for the header and a first sample (6-byte varint time, raw value); the buffer
+        // then grows in small steps (see `BitWriter`), so head chunks carry little slack.
+        let mut bw = BitWriter::with_capacity(INITIAL_CAPACITY);
         bw.push_byte(0);
         bw.push_byte(0);
         Self {
@@ -207,6 +211,11 @@ impl XorChunk {
         self.bw.bytes()
     }
 
+    /// Heap bytes of the encoder (its buffer's capacity).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bw.capacity()
+    }
+
     /// A cursor over the chunk's samples.
     #[cfg(test)]
     pub(crate) fn iter(&self) -> XorIterator<'_> {
@@ -229,6 +238,11 @@ pub(crate) struct XorIterator<'a> {
 }
 
 impl<'a> XorIterator<'a> {
+    /// Takes the sticky error (after the cursor stopped).
+    pub(crate) fn take_err(&mut self) -> Option<Error> {
+        self.err.take()
+    }
+
     /// A cursor over `bytes` (as returned by [`XorChunk::bytes`] or read from disk).
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         let mut it = Self {

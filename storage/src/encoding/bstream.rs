@@ -6,6 +6,10 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 /// Appends bits to a byte vector. Unused low bits of the last byte are zero.
+///
+/// The buffer grows by a quarter of its length (at least [`MIN_GROWTH`] bytes) rather than
+/// doubling: head chunks live in memory for hours, so slack costs more than the extra copies
+/// of buffers this small.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BitWriter {
     bytes: Vec<u8>,
@@ -34,6 +38,25 @@ impl BitWriter {
         &self.bytes
     }
 
+    /// Allocated bytes of the buffer.
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Makes room for `n` more bytes.
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        if self.bytes.capacity() - self.bytes.len() < n {
+            self.grow(n);
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, n: usize) {
+        let step = (self.bytes.len() / 4).max(MIN_GROWTH).max(n);
+        self.bytes.reserve_exact(step);
+    }
+
     /// Mutable access to the written bytes (for in-place header updates).
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes
@@ -49,6 +72,7 @@ impl BitWriter {
     #[inline]
     pub(crate) fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
+            self.reserve(1);
             self.bytes.push(0);
             self.free = 8;
         }
@@ -61,6 +85,7 @@ impl BitWriter {
     /// Appends a whole byte (8 bits), aligned or not.
     #[inline]
     pub(crate) fn push_byte(&mut self, b: u8) {
+        self.reserve(1);
         if self.free == 0 {
             self.bytes.push(b);
             return;
@@ -78,6 +103,7 @@ impl BitWriter {
         if n == 0 {
             return;
         }
+        self.reserve(n.div_ceil(8) as usize);
         let mut v = v << (64 - n);
         let mut n = n;
         // Fill the partial last byte first.
@@ -116,6 +142,9 @@ impl BitWriter {
         self.write_uvarint(super::varint::zigzag(v));
     }
 }
+
+/// Smallest growth step of a [`BitWriter`]'s buffer, bytes.
+const MIN_GROWTH: usize = 16;
 
 /// Reads bits from untrusted bytes, high bit first.
 #[derive(Clone, Debug, Default)]

@@ -4,6 +4,7 @@
 //! <dir>/
 //!   lock                      advisory lock held while a Db is open
 //!   wal/                      write-ahead log (codec helper's format)
+//!   chunks_head/000001 …      completed head chunks (rebuilt from the WAL at open)
 //!   <ULID>/                   one immutable block
 //!     meta.json               ulid, minTime, maxTime (exclusive), stats, compaction, version
 //!     index                   symbols, series, postings (codec helper's format)
@@ -16,6 +17,8 @@
 pub(crate) const LOCK_FILE: &str = "lock";
 /// WAL directory.
 pub(crate) const WAL_DIR: &str = "wal";
+/// Directory of the head's completed chunks.
+pub(crate) const CHUNKS_HEAD_DIR: &str = "chunks_head";
 /// Block metadata file.
 pub(crate) const META_FILE: &str = "meta.json";
 /// Block index file.

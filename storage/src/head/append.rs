@@ -118,10 +118,13 @@ impl Appender for HeadAppender {
                 (idx, None)
             }
         };
-        let verdict = s
-            .data
-            .lock()
-            .check(pending, t, v, self.head.opts.ooo_window);
+        let verdict = s.data.lock().check(
+            pending,
+            t,
+            v,
+            self.head.opts.ooo_window,
+            &self.head.chunk_files,
+        );
         match verdict {
             Applied::InOrder => {
                 // Half a block range behind the head's newest sample is out of bounds, unless the
@@ -212,7 +215,8 @@ impl HeadAppender {
         let (range, window) = (head.opts.block_range, head.opts.ooo_window);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut n_in, mut n_ooo) = (0u64, 0u64);
-        let mut cur: Option<(u32, parking_lot::MutexGuard<'_, super::series::SeriesData>)> = None;
+        type Guard<'a> = parking_lot::MutexGuard<'a, super::series::SeriesData>;
+        let mut cur: Option<(u32, u64, Guard<'_>)> = None;
         for &(idx, t, v) in &self.samples {
             if t < min_valid && !head.accepts_old(t) {
                 head.metrics
@@ -221,17 +225,17 @@ impl HeadAppender {
                 continue;
             }
             // Keep the series lock across consecutive samples of the same series.
-            if cur.as_ref().is_none_or(|(i, _)| *i != idx) {
+            if cur.as_ref().is_none_or(|(i, _, _)| *i != idx) {
                 cur = None;
                 let Some(s) = self.series.get(idx as usize) else {
                     continue;
                 };
-                cur = Some((idx, s.data.lock()));
+                cur = Some((idx, s.id, s.data.lock()));
             }
-            let Some((_, d)) = cur.as_mut() else {
+            let Some((_, id, d)) = cur.as_mut() else {
                 continue;
             };
-            match d.apply(t, v, range, window) {
+            match d.apply(*id, t, v, range, window, &head.chunk_files) {
                 Applied::InOrder => n_in += 1,
                 Applied::OutOfOrder => n_ooo += 1,
                 Applied::Duplicate => continue,

@@ -3,8 +3,13 @@
 //! boundaries, out-of-order samples in a small sorted buffer per series. Appends go through
 //! [`append::HeadAppender`] (validate → WAL → memory); [`read::HeadRange`] exposes a time range
 //! of the head as a [`crate::block::BlockReader`]; [`replay`] rebuilds the head from the WAL.
+//!
+//! Only the open chunk of a series is in memory; completed chunks are written to
+//! [`chunk_files`] (`<db>/chunks_head/`) and read back through maps, the series keeping
+//! `{min_t, max_t, ref}` per chunk.
 
 pub(crate) mod append;
+pub(crate) mod chunk_files;
 pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
@@ -16,8 +21,9 @@ use crate::matcher::Matcher;
 use crate::model::{Labels, Timestamp};
 use crate::postings::MemPostings;
 use crate::wal::{RefTombstone, Wal, record};
+use chunk_files::HeadChunkFiles;
 use parking_lot::{Mutex, RwLock};
-use series::{HeadChunk, Series, SeriesData, StripeSeries};
+use series::{OpenChunk, Series, SeriesData, StripeSeries};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -53,6 +59,8 @@ pub(crate) struct Head {
     pub(crate) series: StripeSeries,
     /// Postings of all series; written only on series creation and removal.
     pub(crate) postings: RwLock<MemPostings>,
+    /// Completed chunks of all series (has its own locks).
+    pub(crate) chunk_files: HeadChunkFiles,
     /// Interned label strings; locked only when series are created or removed.
     symbols: Mutex<HashSet<Arc<str>>>,
     /// The WAL (None for a head without one). Commits hold it while logging only.
@@ -77,13 +85,19 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    /// An empty head.
-    pub(crate) fn new(opts: HeadOptions, wal: Option<Wal>, min_valid_time: Timestamp) -> Head {
+    /// An empty head whose completed chunks go to `chunk_files`.
+    pub(crate) fn new(
+        opts: HeadOptions,
+        wal: Option<Wal>,
+        chunk_files: HeadChunkFiles,
+        min_valid_time: Timestamp,
+    ) -> Head {
         Head {
             opts,
             metrics: HeadMetrics::default(),
             series: StripeSeries::default(),
             postings: RwLock::default(),
+            chunk_files,
             symbols: Mutex::default(),
             wal: Mutex::new(wal),
             apply_gate: RwLock::new(()),
@@ -229,16 +243,15 @@ impl Head {
     }
 
     /// Drops all samples older than `before` and the series left empty (unless an appender
-    /// still holds them), then recomputes the time range. `before` must be a block-range
-    /// boundary so no chunk straddles it.
+    /// still holds them), deletes chunk files holding only older chunks, then recomputes the
+    /// time range. `before` must be a block-range boundary so no chunk straddles it.
     pub(crate) fn truncate(&self, before: Timestamp) {
         let mut mint = i64::MAX;
         let mut maxt = i64::MIN;
         let mut removed = Vec::new();
         for s in self.series.all() {
             let mut d = s.data.lock();
-            d.chunks.retain(|c| c.max_t >= before);
-            d.ooo.retain(|x| x.0 >= before);
+            d.truncate(before);
             if d.is_empty() {
                 removed.push(s.clone());
             } else {
@@ -246,6 +259,8 @@ impl Head {
                 maxt = maxt.max(d.max_time());
             }
         }
+        // Every ref below `before` is gone from the series.
+        self.chunk_files.truncate(before);
         for s in removed {
             // Lock order: hash stripe, then ref stripe (as in `get_or_create`). With both held
             // no appender can pick the series up.
@@ -305,49 +320,50 @@ impl Head {
             }
         }
         let mut samples = Vec::new();
+        let mut buf = Vec::new();
+        let keep = |t: Timestamp| t < mint || t > maxt;
         for &id in ids {
             let Some(s) = self.series.get(id) else {
                 continue;
             };
             let mut d = s.data.lock();
-            d.ooo.retain(|x| x.0 < mint || x.0 > maxt);
+            d.ooo.retain(|x| keep(x.0));
             let mut touched = false;
-            let mut chunks = Vec::with_capacity(d.chunks.len());
-            for c in std::mem::take(&mut d.chunks) {
+            let old = std::mem::take(&mut d.closed);
+            for c in old {
                 if c.max_t < mint || c.min_t > maxt {
-                    chunks.push(c);
+                    d.closed.push(c);
                     continue;
                 }
                 touched = true;
-                samples.clear();
-                let mut it = c.chunk.iter();
-                while it.next() {
-                    let (t, v) = it.at();
-                    if t < mint || t > maxt {
-                        samples.push((t, v));
-                    }
-                }
-                if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
-                    let mut nc = XorChunk::new();
-                    for &(t, v) in &samples {
-                        nc.append(t, v);
-                    }
-                    chunks.push(HeadChunk {
-                        chunk: series::ChunkBuf::Closed(nc.bytes().into()),
-                        min_t: first.0,
-                        max_t: last.0,
-                    });
+                buf.clear();
+                self.chunk_files.read_into(c.r, &mut buf)?;
+                collect_kept(&buf, keep, &mut samples)?;
+                if let Some(nc) = encode(&samples) {
+                    d.push_closed(id, nc.min_t, nc.max_t, nc.chunk.bytes(), &self.chunk_files);
                 }
             }
-            d.chunks = chunks;
+            if let Some(o) = d.open.take() {
+                if o.max_t < mint || o.min_t > maxt {
+                    d.open = Some(o);
+                } else {
+                    touched = true;
+                    collect_kept(o.chunk.bytes(), keep, &mut samples)?;
+                    // Stays open: appends continue into the re-encoded chunk.
+                    d.open = encode(&samples);
+                }
+            }
+            d.closed.shrink_to_fit();
             if touched {
-                d.recompute_last();
+                d.recompute_last(&self.chunk_files)?;
             }
         }
         Ok(())
     }
 
-    /// Approximate heap bytes of the head: series structs, labels, chunks, postings, symbols.
+    /// Approximate heap bytes of the head: series structs, labels, chunk records and open chunks
+    /// (capacities), postings, symbols, the chunk files' buffers. Not the completed chunks'
+    /// bytes: they are in files (page cache, mapped on demand).
     pub(crate) fn heap_bytes(&self) -> u64 {
         let mut total = 0usize;
         for s in self.series.all() {
@@ -357,6 +373,7 @@ impl Head {
             total += s.data.lock().heap_bytes();
         }
         total += self.postings.read().heap_bytes();
+        total += self.chunk_files.heap_bytes();
         total += self
             .symbols
             .lock()
@@ -371,7 +388,38 @@ impl Head {
         self.series
             .all()
             .iter()
-            .map(|s| s.data.lock().chunks.len() as u64)
+            .map(|s| s.data.lock().num_chunks() as u64)
             .sum()
     }
+}
+
+/// Replaces `out` with the samples of XOR chunk `bytes` whose time passes `keep`.
+fn collect_kept(
+    bytes: &[u8],
+    keep: impl Fn(Timestamp) -> bool,
+    out: &mut Vec<(Timestamp, f64)>,
+) -> Result<()> {
+    out.clear();
+    let mut it = crate::chunk::XorIterator::new(bytes);
+    while it.next() {
+        let (t, v) = it.at();
+        if keep(t) {
+            out.push((t, v));
+        }
+    }
+    it.take_err().map_or(Ok(()), Err)
+}
+
+/// An open chunk holding `samples` (sorted), None when there are none.
+fn encode(samples: &[(Timestamp, f64)]) -> Option<OpenChunk> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    let mut chunk = XorChunk::new();
+    for &(t, v) in samples {
+        chunk.append(t, v);
+    }
+    Some(OpenChunk {
+        chunk,
+        min_t: first.0,
+        max_t: last.0,
+    })
 }

@@ -2,7 +2,7 @@
 
 use super::Head;
 use crate::block::{BlockReader, SeriesChunks, overlaps};
-use crate::chunk::XorChunk;
+use crate::chunk::{Encoding, XorChunk};
 use crate::error::Result;
 use crate::model::{Labels, Timestamp};
 use roaring::RoaringBitmap;
@@ -79,11 +79,20 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         };
         s.labels_into(&mut out.labels);
         let (mint, maxt) = (mint.max(self.mint), maxt.min(self.maxt));
+        // The series lock is held while completed chunks are read: truncation drops a
+        // series' refs under it before deleting their files.
         let d = s.data.lock();
-        for c in &d.chunks {
+        for c in &d.closed {
             if overlaps(c.min_t, c.max_t, mint, maxt) {
-                out.push(c.min_t, c.max_t, c.chunk.bytes());
+                out.push_with(c.min_t, c.max_t, Encoding::Xor, |dst| {
+                    self.head.chunk_files.read_into(c.r, dst)
+                })?;
             }
+        }
+        if let Some(o) = &d.open
+            && overlaps(o.min_t, o.max_t, mint, maxt)
+        {
+            out.push(o.min_t, o.max_t, o.chunk.bytes());
         }
         let lo = d.ooo.partition_point(|x| x.0 < mint);
         let hi = d.ooo.partition_point(|x| x.0 <= maxt);

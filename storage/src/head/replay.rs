@@ -51,7 +51,8 @@ pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
                     // Replay accepts what the live head accepted: the OOO window applies, but
                     // a sample rejected at commit time is rejected the same way here.
                     let window = window.max(0);
-                    match s.data.lock().apply(rs.t, rs.v, range, window) {
+                    let files = &head.chunk_files;
+                    match s.data.lock().apply(s.id, rs.t, rs.v, range, window, files) {
                         Applied::InOrder | Applied::OutOfOrder => {
                             out.samples += 1;
                             mint = mint.min(rs.t);

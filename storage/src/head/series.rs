@@ -1,6 +1,8 @@
 //! One in-memory series (`Series`) and the striped maps that find it by ref or by labels.
 
+use super::chunk_files::HeadChunkFiles;
 use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
+use crate::error::Result;
 use crate::interface::SampleIterator;
 use crate::model::{Label, Labels, Timestamp};
 use parking_lot::{Mutex, RwLock};
@@ -51,58 +53,25 @@ impl Series {
     }
 }
 
-/// One head chunk with its time range.
-pub(crate) struct HeadChunk {
-    pub(crate) chunk: ChunkBuf,
+/// A completed chunk: its bytes are in the head's [`HeadChunkFiles`], only its time range and
+/// ref stay in memory (24 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClosedChunk {
+    /// First sample's timestamp, ms.
     pub(crate) min_t: Timestamp,
+    /// Last sample's timestamp, ms.
     pub(crate) max_t: Timestamp,
+    /// Ref in the [`HeadChunkFiles`].
+    pub(crate) r: u64,
 }
 
-/// A head chunk's bytes: the open chunk keeps its encoder state, closed ones only their bytes
-/// (no appender state, no spare capacity).
-pub(crate) enum ChunkBuf {
-    /// The chunk being appended to.
-    Open(XorChunk),
-    /// A completed chunk.
-    Closed(Box<[u8]>),
-}
-
-impl ChunkBuf {
-    /// The encoded bytes.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            ChunkBuf::Open(c) => c.bytes(),
-            ChunkBuf::Closed(b) => b,
-        }
-    }
-
-    /// A cursor over the samples.
-    pub(crate) fn iter(&self) -> XorIterator<'_> {
-        XorIterator::new(self.bytes())
-    }
-
-    /// Samples in an open chunk; closed chunks report "full" so appends cut a new one.
-    pub(crate) fn num_samples(&self) -> usize {
-        match self {
-            ChunkBuf::Open(c) => c.num_samples(),
-            ChunkBuf::Closed(_) => usize::MAX,
-        }
-    }
-
-    /// Approximate heap bytes (the open chunk's buffer starts at 128 bytes).
-    fn heap_bytes(&self) -> usize {
-        match self {
-            ChunkBuf::Open(c) => c.bytes().len().max(128),
-            ChunkBuf::Closed(b) => b.len(),
-        }
-    }
-
-    /// Turns an open chunk into a closed one.
-    pub(crate) fn close(&mut self) {
-        if let ChunkBuf::Open(c) = self {
-            *self = ChunkBuf::Closed(c.bytes().into());
-        }
-    }
+/// The chunk being appended to, with its encoder state.
+pub(crate) struct OpenChunk {
+    pub(crate) chunk: XorChunk,
+    /// First sample's timestamp, ms.
+    pub(crate) min_t: Timestamp,
+    /// Last sample's timestamp, ms.
+    pub(crate) max_t: Timestamp,
 }
 
 /// What happened to one applied sample.
@@ -124,12 +93,14 @@ pub(crate) enum Applied {
     RejectOutOfBounds,
 }
 
-/// The mutable part of a series.
+/// The mutable part of a series. In-order chunks are sorted and non-overlapping: `closed`
+/// (oldest first), then `open`. A chunk never spans two block ranges.
 #[derive(Default)]
 pub(crate) struct SeriesData {
-    /// In-order chunks, sorted, non-overlapping; the last one is open for appends. A chunk never
-    /// spans two block ranges.
-    pub(crate) chunks: Vec<HeadChunk>,
+    /// Completed chunks, bytes on disk; capacity kept exact (most series hold few).
+    pub(crate) closed: Vec<ClosedChunk>,
+    /// The newest chunk, open for appends (None after truncation or deletion emptied it).
+    pub(crate) open: Option<OpenChunk>,
     /// Out-of-order samples, sorted by time, unique timestamps.
     pub(crate) ooo: Vec<(Timestamp, f64)>,
     /// Newest in-order sample `(t, value bits)`; kept when its chunk is truncated away.
@@ -138,47 +109,87 @@ pub(crate) struct SeriesData {
 
 impl SeriesData {
     /// Recomputes `last` from the chunks (after samples were deleted).
-    pub(crate) fn recompute_last(&mut self) {
-        self.last = self.chunks.last().and_then(|c| {
-            let mut it = c.chunk.iter();
-            let mut last = None;
-            while it.next() {
-                last = Some(it.at());
-            }
-            last.map(|(t, v)| (t, v.to_bits()))
-        });
+    pub(crate) fn recompute_last(&mut self, files: &HeadChunkFiles) -> Result<()> {
+        self.last = None;
+        if let Some(o) = &self.open {
+            self.last = last_sample(o.chunk.bytes())?;
+        } else if let Some(c) = self.closed.last() {
+            let mut buf = Vec::new();
+            files.read_into(c.r, &mut buf)?;
+            self.last = last_sample(&buf)?;
+        }
+        Ok(())
+    }
+
+    /// Number of in-order chunks.
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.closed.len() + usize::from(self.open.is_some())
     }
 
     /// Newest timestamp of any sample, `i64::MIN` when empty.
     pub(crate) fn max_time(&self) -> Timestamp {
-        let a = self.chunks.last().map_or(i64::MIN, |c| c.max_t);
+        let a = match (&self.open, self.closed.last()) {
+            (Some(o), _) => o.max_t,
+            (None, Some(c)) => c.max_t,
+            (None, None) => i64::MIN,
+        };
         let b = self.ooo.last().map_or(i64::MIN, |s| s.0);
         a.max(b)
     }
 
     /// Oldest timestamp of any sample, `i64::MAX` when empty.
     pub(crate) fn min_time(&self) -> Timestamp {
-        let a = self.chunks.first().map_or(i64::MAX, |c| c.min_t);
+        let a = match (self.closed.first(), &self.open) {
+            (Some(c), _) => c.min_t,
+            (None, Some(o)) => o.min_t,
+            (None, None) => i64::MAX,
+        };
         let b = self.ooo.first().map_or(i64::MAX, |s| s.0);
         a.min(b)
     }
 
     /// True when there are no samples.
     pub(crate) fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.ooo.is_empty()
+        self.closed.is_empty() && self.open.is_none() && self.ooo.is_empty()
+    }
+
+    /// Drops chunks and out-of-order samples entirely older than `before`.
+    pub(crate) fn truncate(&mut self, before: Timestamp) {
+        self.closed.retain(|c| c.max_t >= before);
+        self.closed.shrink_to_fit();
+        if self.open.as_ref().is_some_and(|o| o.max_t < before) {
+            self.open = None;
+        }
+        self.ooo.retain(|x| x.0 >= before);
     }
 
     /// Value bits at `t` if a sample exists there (in-order chunks or OOO buffer).
-    pub(crate) fn value_at(&self, t: Timestamp) -> Option<u64> {
+    pub(crate) fn value_at(&self, t: Timestamp, files: &HeadChunkFiles) -> Option<u64> {
         if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.0) {
             return self.ooo.get(i).map(|s| s.1.to_bits());
         }
-        let c = self.chunks.iter().find(|c| c.min_t <= t && t <= c.max_t)?;
-        let mut it = c.chunk.iter();
-        if it.seek(t) && it.at().0 == t {
-            return Some(it.at().1.to_bits());
+        let at = |bytes: &[u8]| {
+            let mut it = XorIterator::new(bytes);
+            if it.seek(t) && it.at().0 == t {
+                return Some(it.at().1.to_bits());
+            }
+            None
+        };
+        if let Some(o) = &self.open
+            && o.min_t <= t
+            && t <= o.max_t
+        {
+            return at(o.chunk.bytes());
         }
-        None
+        let c = self.closed.iter().find(|c| c.min_t <= t && t <= c.max_t)?;
+        let mut buf = Vec::new();
+        match files.read_into(c.r, &mut buf) {
+            Ok(()) => at(&buf),
+            Err(e) => {
+                tracing::warn!("cannot read head chunk for a duplicate check: {e}");
+                None
+            }
+        }
     }
 
     /// Checks a sample against the committed data without changing anything: the `Applied`
@@ -190,6 +201,7 @@ impl SeriesData {
         t: Timestamp,
         v: f64,
         window: i64,
+        files: &HeadChunkFiles,
     ) -> Applied {
         let last = match (self.last, pending) {
             (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
@@ -209,7 +221,7 @@ impl SeriesData {
                 } else if t < lt.saturating_sub(window) {
                     Applied::RejectTooOld
                 } else {
-                    match self.value_at(t) {
+                    match self.value_at(t, files) {
                         Some(b) if b == v.to_bits() => Applied::Duplicate,
                         Some(_) => Applied::RejectDuplicate,
                         None => Applied::OutOfOrder,
@@ -220,9 +232,17 @@ impl SeriesData {
         }
     }
 
-    /// Applies one sample. `range` is the block range used to cut chunks at block boundaries;
-    /// `window` the out-of-order window.
-    pub(crate) fn apply(&mut self, t: Timestamp, v: f64, range: i64, window: i64) -> Applied {
+    /// Applies one sample of series `id`. `range` is the block range used to cut chunks at
+    /// block boundaries; `window` the out-of-order window. A cut chunk goes to `files`.
+    pub(crate) fn apply(
+        &mut self,
+        id: u64,
+        t: Timestamp,
+        v: f64,
+        range: i64,
+        window: i64,
+        files: &HeadChunkFiles,
+    ) -> Applied {
         match self.last {
             Some((lt, lb)) if t == lt => {
                 if lb == v.to_bits() {
@@ -244,7 +264,7 @@ impl SeriesData {
                         _ => Applied::RejectDuplicate,
                     },
                     Err(i) => {
-                        if let Some(b) = self.value_at(t) {
+                        if let Some(b) = self.value_at(t, files) {
                             return if b == v.to_bits() {
                                 Applied::Duplicate
                             } else {
@@ -257,47 +277,67 @@ impl SeriesData {
                 }
             }
             _ => {
-                let cut = match self.chunks.last() {
-                    None => true,
-                    Some(c) => {
-                        c.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
-                            || c.min_t.div_euclid(range) != t.div_euclid(range)
-                    }
-                };
+                let cut = self.open.as_ref().is_some_and(|o| {
+                    o.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
+                        || o.min_t.div_euclid(range) != t.div_euclid(range)
+                });
                 if cut {
-                    if let Some(prev) = self.chunks.last_mut() {
-                        prev.chunk.close();
-                    }
-                    // Grow one at a time: most series hold few chunks.
-                    self.chunks.reserve_exact(1);
-                    self.chunks.push(HeadChunk {
-                        chunk: ChunkBuf::Open(XorChunk::new()),
-                        min_t: t,
-                        max_t: t,
-                    });
+                    self.close_open(id, files);
                 }
-                if let Some(c) = self.chunks.last_mut()
-                    && let ChunkBuf::Open(open) = &mut c.chunk
-                {
-                    open.append(t, v);
-                    c.max_t = t;
-                }
+                let o = self.open.get_or_insert_with(|| OpenChunk {
+                    chunk: XorChunk::new(),
+                    min_t: t,
+                    max_t: t,
+                });
+                o.chunk.append(t, v);
+                o.max_t = t;
                 self.last = Some((t, v.to_bits()));
                 Applied::InOrder
             }
         }
     }
 
-    /// Approximate heap bytes of the samples.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * std::mem::size_of::<HeadChunk>()
-            + self
-                .chunks
-                .iter()
-                .map(|c| c.chunk.heap_bytes())
-                .sum::<usize>()
-            + self.ooo.capacity() * 16
+    /// Writes the open chunk of series `id` to `files` and keeps only its ref.
+    pub(crate) fn close_open(&mut self, id: u64, files: &HeadChunkFiles) {
+        if let Some(o) = self.open.take() {
+            self.push_closed(id, o.min_t, o.max_t, o.chunk.bytes(), files);
+        }
     }
+
+    /// Writes completed chunk bytes of series `id` to `files` and appends its record.
+    pub(crate) fn push_closed(
+        &mut self,
+        id: u64,
+        min_t: Timestamp,
+        max_t: Timestamp,
+        bytes: &[u8],
+        files: &HeadChunkFiles,
+    ) {
+        let r = files.write(id, min_t, max_t, bytes);
+        // Grow one at a time: most series hold few chunks.
+        self.closed.reserve_exact(1);
+        self.closed.push(ClosedChunk { min_t, max_t, r });
+    }
+
+    /// Heap bytes of the samples: chunk records and the open chunk's buffer (capacities).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+            + self.open.as_ref().map_or(0, |o| o.chunk.heap_bytes())
+            + self.ooo.capacity() * std::mem::size_of::<(Timestamp, f64)>()
+    }
+}
+
+/// The last sample of XOR chunk bytes.
+fn last_sample(bytes: &[u8]) -> Result<Option<(Timestamp, u64)>> {
+    let mut it = XorIterator::new(bytes);
+    let mut last = None;
+    while it.next() {
+        last = Some(it.at());
+    }
+    if let Some(e) = it.take_err() {
+        return Err(e);
+    }
+    Ok(last.map(|(t, v)| (t, v.to_bits())))
 }
 
 /// Hasher for `u64` keys (series refs, label hashes): one multiply-xorshift round instead of
@@ -447,33 +487,55 @@ mod tests {
 
     #[test]
     fn chunks_cut_at_target_size_and_range_boundaries() {
+        let files = HeadChunkFiles::in_memory();
         let mut d = SeriesData::default();
         for t in 0..300 {
-            assert_eq!(d.apply(t, t as f64, 1000, 0), Applied::InOrder);
+            assert_eq!(d.apply(1, t, t as f64, 1000, 0, &files), Applied::InOrder);
         }
-        assert_eq!(
-            d.chunks
-                .iter()
-                .map(|c| c.chunk.num_samples())
-                .collect::<Vec<_>>(),
-            vec![usize::MAX, usize::MAX, 60]
-        );
+        let ranges: Vec<_> = d.closed.iter().map(|c| (c.min_t, c.max_t)).collect();
+        assert_eq!(ranges, vec![(0, 119), (120, 239)]);
+        assert_eq!(d.closed.capacity(), 2);
+        assert_eq!(d.open.as_ref().map(|o| o.chunk.num_samples()), Some(60));
+        // Closed chunks read back exactly.
+        let mut buf = Vec::new();
+        files.read_into(d.closed[1].r, &mut buf).unwrap();
+        let mut it = XorIterator::new(&buf);
+        let mut got = Vec::new();
+        while it.next() {
+            got.push(it.at().0);
+        }
+        assert_eq!(got, (120..240).collect::<Vec<_>>());
+        assert_eq!(d.value_at(130, &files), Some(130f64.to_bits()));
+        assert_eq!(d.value_at(250, &files), Some(250f64.to_bits()));
         // Crossing t=1000 cuts even though the open chunk is small.
         let mut d = SeriesData::default();
         for t in [990, 995, 1000, 1005] {
-            d.apply(t, 0.0, 1000, 0);
+            d.apply(1, t, 0.0, 1000, 0, &files);
         }
-        assert_eq!(d.chunks.len(), 2);
-        assert!(matches!(d.chunks[0].chunk, ChunkBuf::Closed(_)));
-        assert_eq!((d.chunks[1].min_t, d.chunks[1].max_t), (1000, 1005));
+        assert_eq!(d.num_chunks(), 2);
+        assert_eq!((d.closed[0].min_t, d.closed[0].max_t), (990, 995));
+        let o = d.open.as_ref().unwrap();
+        assert_eq!((o.min_t, o.max_t), (1000, 1005));
+        // Truncation drops whole chunks below the cut.
+        d.truncate(1000);
+        assert!(d.closed.is_empty());
+        assert_eq!((d.min_time(), d.max_time()), (1000, 1005));
+        d.truncate(2000);
+        assert!(d.is_empty());
+        assert_eq!(d.last, Some((1005, 0f64.to_bits())));
     }
 
     #[test]
     fn out_of_order_and_rejections() {
+        let files = HeadChunkFiles::in_memory();
         let mut d = SeriesData::default();
         let check = |d: &mut SeriesData, t: i64, v: f64, window: i64, want: Applied| {
-            assert_eq!(d.check(None, t, v, window), want, "check t={t}");
-            assert_eq!(d.apply(t, v, 10_000, window), want, "apply t={t}");
+            assert_eq!(d.check(None, t, v, window, &files), want, "check t={t}");
+            assert_eq!(
+                d.apply(1, t, v, 10_000, window, &files),
+                want,
+                "apply t={t}"
+            );
         };
         check(&mut d, 100, 1.0, 0, Applied::InOrder);
         check(&mut d, 100, 1.0, 0, Applied::Duplicate);
@@ -489,8 +551,28 @@ mod tests {
         assert_eq!((d.min_time(), d.max_time()), (100, 200));
         // Pending samples of the caller's batch count as the newest.
         assert_eq!(
-            d.check(Some((300, 0)), 250, 0.0, 0),
+            d.check(Some((300, 0)), 250, 0.0, 0, &files),
             Applied::RejectOutOfOrder
+        );
+    }
+
+    #[test]
+    fn duplicates_in_closed_chunks_are_found() {
+        let files = HeadChunkFiles::in_memory();
+        let mut d = SeriesData::default();
+        for t in 0..200 {
+            d.apply(1, t * 10, t as f64, 1 << 40, 0, &files);
+        }
+        assert_eq!(d.closed.len(), 1);
+        // t=500 is in the closed chunk: same value is a duplicate, another is rejected.
+        assert_eq!(d.check(None, 500, 50.0, 5000, &files), Applied::Duplicate);
+        assert_eq!(
+            d.apply(1, 500, 51.0, 1 << 40, 5000, &files),
+            Applied::RejectDuplicate
+        );
+        assert_eq!(
+            d.apply(1, 505, 1.0, 1 << 40, 5000, &files),
+            Applied::OutOfOrder
         );
     }
 }

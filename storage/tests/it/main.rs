@@ -4,4 +4,5 @@ mod blocks;
 mod common;
 mod crash;
 mod db;
+mod head_chunks;
 mod model;
