@@ -4,6 +4,9 @@
 use argus::flags::{self, Command};
 use std::process::ExitCode;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let flags = match flags::parse(std::env::args().skip(1)) {
         Ok(Command::Run(f)) => f,
