@@ -424,7 +424,19 @@ fn normalise_exposition(text: &str) -> String {
             continue;
         }
         // Families pushed with differing help: Pushgateway picks one at random (Go map order).
-        if line.starts_with("# HELP req_total ") || line.starts_with("# HELP temp ") {
+        // That includes push_time_seconds / push_failure_time_seconds, which one step pushes
+        // itself without HELP: Pushgateway then shows its own HELP line or none, by chance.
+        if [
+            "req_total",
+            "temp",
+            "push_time_seconds",
+            "push_failure_time_seconds",
+        ]
+        .iter()
+        .any(|f| {
+            line.strip_prefix("# HELP ")
+                .is_some_and(|r| r.starts_with(&format!("{f} ")))
+        }) {
             continue;
         }
         if line.starts_with("push_time_seconds") || line.starts_with("push_failure_time_seconds") {
