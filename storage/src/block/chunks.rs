@@ -193,6 +193,8 @@ impl ChunkWriter {
 /// per reading thread or cursor.
 #[derive(Default)]
 pub(crate) struct FrameCache {
+    /// The [`ChunkReader`] the cached frame came from (0 = none, or read without a reader).
+    reader: u64,
     /// `segment << 32 | frame offset` of the cached frame; 0 = none (no frame starts at 0).
     key: u64,
     buf: Vec<u8>,
@@ -201,6 +203,7 @@ pub(crate) struct FrameCache {
 impl std::fmt::Debug for FrameCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameCache")
+            .field("reader", &self.reader)
             .field("key", &self.key)
             .field("len", &self.buf.len())
             .finish()
@@ -300,8 +303,14 @@ pub(crate) fn read_from_segment(
     Ok((enc as u8, cache.buf.get(range).unwrap_or(&[]).to_vec()))
 }
 
+/// Source of [`ChunkReader::id`]s.
+static NEXT_READER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Reads chunks from a block's mapped segment files.
 pub(crate) struct ChunkReader {
+    /// Unique per opened reader, so a [`FrameCache`] shared between readers never serves one
+    /// block's frame for another's ref.
+    id: u64,
     dir: PathBuf,
     /// Segment `n` is at index `n - 1`.
     segments: Vec<Mmap>,
@@ -344,6 +353,7 @@ impl ChunkReader {
             segments.push(m);
         }
         Ok(Self {
+            id: NEXT_READER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             dir: dir.to_path_buf(),
             segments,
         })
@@ -351,6 +361,10 @@ impl ChunkReader {
 
     /// The encoding of chunk `r` and where its data sits in `cache`'s frame.
     fn locate(&self, r: u64, cache: &mut FrameCache) -> Result<(Encoding, Range<usize>)> {
+        if cache.reader != self.id {
+            cache.reader = self.id;
+            cache.key = 0;
+        }
         let seg = (r >> 48) as usize;
         let bytes = seg
             .checked_sub(1)
@@ -426,6 +440,27 @@ mod tests {
                     prop_assert!(data.len() <= content.len());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_cache_shared_by_two_readers_never_mixes_them_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut readers = Vec::new();
+        let mut refs = Vec::new();
+        for fill in [1u8, 2] {
+            let cdir = dir.path().join(format!("b{fill}"));
+            let mut w = ChunkWriter::create(&cdir).unwrap();
+            refs.push(w.write(Encoding::Xor, &[fill; 40]).unwrap());
+            w.finish().unwrap();
+            readers.push(ChunkReader::open(&cdir).unwrap());
+        }
+        assert_eq!(refs[0], refs[1], "same layout, same refs");
+        let mut cache = FrameCache::default();
+        for round in 0..4 {
+            let i = round % 2;
+            let (_, data) = readers[i].chunk(refs[i], &mut cache).unwrap();
+            assert_eq!(data, &[i as u8 + 1; 40][..], "round {round}");
         }
     }
 
