@@ -67,13 +67,7 @@ impl SeriesChunks {
     ) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(chunk);
-        self.spans.push(ChunkSpan {
-            min_t,
-            max_t,
-            start,
-            end: self.bytes.len(),
-            enc,
-        });
+        self.close_span(min_t, max_t, enc, start);
     }
 
     /// Appends chunk `r` of a block read through this buffer's frame cache.
@@ -87,13 +81,7 @@ impl SeriesChunks {
         let (enc, data) = reader.chunk(r, &mut self.frames)?;
         let start = self.bytes.len();
         self.bytes.extend_from_slice(data);
-        self.spans.push(ChunkSpan {
-            min_t,
-            max_t,
-            start,
-            end: self.bytes.len(),
-            enc,
-        });
+        self.close_span(min_t, max_t, enc, start);
         Ok(())
     }
 
@@ -111,6 +99,18 @@ impl SeriesChunks {
             self.bytes.truncate(start);
             return Err(e);
         }
+        self.close_span(min_t, max_t, enc, start);
+        Ok(())
+    }
+
+    /// Records the chunk whose bytes were appended from `start` to the end of the buffer.
+    fn close_span(
+        &mut self,
+        min_t: Timestamp,
+        max_t: Timestamp,
+        enc: crate::chunk::Encoding,
+        start: usize,
+    ) {
         self.spans.push(ChunkSpan {
             min_t,
             max_t,
@@ -118,7 +118,6 @@ impl SeriesChunks {
             end: self.bytes.len(),
             enc,
         });
-        Ok(())
     }
 
     /// Bytes of span `i`.
