@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod analyze;
+pub mod calendar;
 mod error;
 mod eval;
 mod functions;

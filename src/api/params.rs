@@ -2,7 +2,7 @@
 //! query) and the parsers for times, durations and series selectors.
 
 use super::error::ApiError;
-use super::format::days_from_civil;
+use argus_query::calendar::days_from_civil;
 use argus_storage::{MatchType, Matcher};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
