@@ -378,15 +378,20 @@ impl FoldOp {
 
 /// The grouping labels of one series.
 fn group_key(l: &Labels, m: Option<&LabelModifier>) -> Labels {
+    m.map_or_else(Labels::empty, |m| labels_by_modifier(l, m))
+}
+
+/// The labels of `l` that `by`/`on(...)` keep, or all but the listed ones and the metric name
+/// for `without`/`ignoring(...)`.
+pub(super) fn labels_by_modifier(l: &Labels, m: &LabelModifier) -> Labels {
     match m {
-        None => Labels::empty(),
-        Some(LabelModifier::Include(names)) => Labels::from_sorted(
+        LabelModifier::Include(names) => Labels::from_sorted(
             l.iter()
                 .filter(|p| names.labels.contains(&p.name))
                 .cloned()
                 .collect::<Vec<Label>>(),
         ),
-        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
+        LabelModifier::Exclude(names) => Labels::from_sorted(
             l.iter()
                 .filter(|p| p.name != METRIC_NAME && !names.labels.contains(&p.name))
                 .cloned()

@@ -131,18 +131,7 @@ impl Sigs {
 /// except the `ignoring(...)` ones and the metric name.
 fn match_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
     match m {
-        Some(LabelModifier::Include(names)) => Labels::from_sorted(
-            l.iter()
-                .filter(|p| names.labels.contains(&p.name))
-                .cloned()
-                .collect::<Vec<Label>>(),
-        ),
-        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
-            l.iter()
-                .filter(|p| p.name != METRIC_NAME && !names.labels.contains(&p.name))
-                .cloned()
-                .collect::<Vec<Label>>(),
-        ),
+        Some(m) => super::aggregate::labels_by_modifier(l, m),
         None => Labels::from_sorted(
             l.iter()
                 .filter(|p| p.name != METRIC_NAME)
