@@ -30,6 +30,28 @@ pub struct TimeSeries {
     pub histograms: Vec<Histogram>,
 }
 
+impl TimeSeries {
+    /// A series of float samples `(timestamp ms, value)` with the given label pairs (sent as
+    /// given: senders sort them by name).
+    pub fn from_pairs(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> Self {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+            exemplars: vec![],
+            histograms: vec![],
+        }
+    }
+}
+
 /// `prometheus.Label`.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Label {

@@ -293,21 +293,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-        TimeSeries {
-            labels: labels
-                .iter()
-                .map(|(n, v)| PLabel {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            samples: samples
-                .iter()
-                .map(|&(timestamp, value)| Sample { value, timestamp })
-                .collect(),
-            exemplars: vec![],
-            histograms: vec![],
-        }
+        TimeSeries::from_pairs(labels, samples)
     }
 
     #[test]

@@ -9,7 +9,7 @@
 #[path = "server/harness.rs"]
 mod harness;
 
-use argus::ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use argus::ingest::prompb::{TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
 use harness::{Argus, enc, free_port, now_ms, request, try_request};
 use std::net::SocketAddr;
@@ -30,23 +30,7 @@ impl Drop for Prometheus {
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    let mut labels: Vec<Label> = labels
-        .iter()
-        .map(|(n, v)| Label {
-            name: n.to_string(),
-            value: v.to_string(),
-        })
-        .collect();
-    labels.sort_by(|a, b| a.name.cmp(&b.name));
-    TimeSeries {
-        labels,
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| Sample { value, timestamp })
-            .collect(),
-        exemplars: vec![],
-        histograms: vec![],
-    }
+    TimeSeries::from_pairs(labels, samples)
 }
 
 /// Instant `query` at `t` (ms) as sorted `(series labels JSON, value)` pairs.

@@ -5,7 +5,7 @@ mod durability;
 mod harness;
 mod interop;
 
-use argus::ingest::prompb::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use argus::ingest::prompb::{MetricMetadata, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
 use harness::{Argus, Resp, enc, now_ms};
 use serde_json::json;
@@ -13,21 +13,7 @@ use std::time::Duration;
 
 /// A remote-write series.
 pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| Sample { value, timestamp })
-            .collect(),
-        exemplars: vec![],
-        histograms: vec![],
-    }
+    TimeSeries::from_pairs(labels, samples)
 }
 
 /// POSTs a remote-write request.
