@@ -422,6 +422,30 @@ mod tests {
             }
         }
 
+        /// Whatever chunks are written come back exactly, read in any order through one cache.
+        #[test]
+        fn written_chunks_read_back(
+            chunks in proptest::collection::vec(
+                (prop_oneof![Just(Encoding::Xor), Just(Encoding::Packed)],
+                 proptest::collection::vec(any::<u8>(), 0..3000)),
+                0..60,
+            ),
+            order in proptest::collection::vec(any::<prop::sample::Index>(), 0..60),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = ChunkWriter::create(dir.path()).unwrap();
+            let refs: Vec<u64> = chunks.iter().map(|(e, d)| w.write(*e, d).unwrap()).collect();
+            w.finish().unwrap();
+            let r = ChunkReader::open(dir.path()).unwrap();
+            let mut cache = FrameCache::default();
+            let picks = (0..chunks.len()).chain(order.iter().map(|i| i.index(chunks.len().max(1))));
+            for i in picks.filter(|&i| i < chunks.len()) {
+                let (enc, data) = r.chunk(refs[i], &mut cache).unwrap();
+                prop_assert_eq!(enc, chunks[i].0);
+                prop_assert_eq!(data, &chunks[i].1[..]);
+            }
+        }
+
         /// A valid zstd frame of arbitrary content: chunk parsing inside it fails cleanly.
         #[test]
         fn random_frame_content_never_panics(
