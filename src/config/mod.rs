@@ -4,6 +4,7 @@
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
 //! field and its line) and then [`Config::validate`], run once per load.
 
+pub mod alerting;
 pub mod duration;
 pub mod relabel;
 pub mod scrape;
@@ -75,9 +76,12 @@ pub struct Config {
     /// Accepted so that a Prometheus config loads unchanged; Argus evaluates no rules (warned).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule_files: Vec<String>,
-    /// Accepted and ignored with a warning: Argus sends no alerts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerting: Option<serde_yaml_ng::Value>,
+    /// `alerting:` (the notifier's Alertmanagers).
+    #[serde(
+        skip_serializing_if = "is_default",
+        deserialize_with = "alerting::null_as_default"
+    )]
+    pub alerting: alerting::AlertingConfig,
     /// Accepted and ignored with a warning: Argus does not forward samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_write: Option<serde_yaml_ng::Value>,
@@ -169,6 +173,7 @@ impl Config {
                 ));
             }
         }
+        self.alerting.validate()?;
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",
@@ -191,9 +196,6 @@ impl Config {
         let mut out = Vec::new();
         if !self.rule_files.is_empty() {
             out.push("rule_files");
-        }
-        if self.alerting.is_some() {
-            out.push("alerting");
         }
         if self.remote_write.is_some() {
             out.push("remote_write");

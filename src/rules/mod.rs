@@ -1,0 +1,4 @@
+//! Recording and alerting rules.
+
+mod notify;
+pub use notify::{AlertSender, OutgoingAlert};
