@@ -15,6 +15,7 @@ use crate::ingest::metadata::MetadataStore;
 use crate::metrics::{
     HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
 };
+use crate::notifier::{Notifier, NotifierMetrics};
 use crate::push::{PushOptions, PushService};
 use crate::scrape::ScrapeManager;
 use anyhow::Context as _;
@@ -115,6 +116,7 @@ async fn reload_loop(
     listen: SocketAddr,
     config: Arc<ConfigState>,
     scrape: Arc<ScrapeManager>,
+    notifier: Arc<Notifier>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -141,6 +143,13 @@ async fn reload_loop(
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
+        // The config was validated when loaded; here only an unusable TLS file can fail.
+        let loaded = loaded.and_then(|cfg| {
+            notifier
+                .apply_config(&cfg)
+                .map(|()| cfg)
+                .map_err(|e| e.to_string())
+        });
         let outcome = match loaded {
             Ok(cfg) => {
                 for s in cfg.ignored_sections() {
@@ -205,6 +214,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     registry.register(http_metrics.clone());
     registry.register(query_metrics.clone());
     registry.register(rw_metrics.clone());
+    let notifier_metrics = Arc::new(NotifierMetrics::new(flags.notifier.queue_capacity));
+    registry.register(notifier_metrics.clone());
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
@@ -213,6 +224,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let quit = Arc::new(Notify::new());
+    // Notifier: delivers the alerts of rule evaluation to the configured Alertmanagers.
+    let notifier = Notifier::new(flags.notifier, notifier_metrics);
+    notifier
+        .apply_config(&config.get())
+        .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
     let state: SharedState = Arc::new(AppState {
         db: Arc::new(db.clone()),
         engine: Arc::new(Engine::new(engine_opts.clone())),
@@ -231,6 +247,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: quit.clone(),
+        notifier: Some(notifier.clone()),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -273,6 +290,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         listen,
         config,
         scrape.clone(),
+        notifier.clone(),
         reload_rx,
     ));
 
@@ -314,6 +332,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     scrape.stop().await;
     let _ = push_stop_tx.send(true);
     let _ = push_task.await;
+    tracing::info!("stopping the notifier");
+    notifier.stop().await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

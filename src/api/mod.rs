@@ -5,6 +5,7 @@
 //! `server::build_router` merges it with the scrape, push and federation routers.
 
 pub mod admin;
+pub mod alertmanagers;
 pub mod error;
 pub mod format;
 pub mod lifecycle;
@@ -119,6 +120,8 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// The Alertmanager notifier (None: `/api/v1/alertmanagers` lists none).
+    pub notifier: Option<Arc<crate::notifier::Notifier>>,
 }
 
 /// Shared state handle.
@@ -210,7 +213,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route("/api/v1/rules", get(status::rules))
         .route("/api/v1/alerts", get(status::alerts))
-        .route("/api/v1/alertmanagers", get(status::alertmanagers))
+        .route("/api/v1/alertmanagers", get(alertmanagers::list))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),

@@ -161,7 +161,7 @@ async fn batches_errors_and_no_retry() {
         ),
     );
     let url = format!("http://{}/prefix/api/v2/alerts", am.addr);
-    assert_eq!(n.alertmanagers().active, [url.clone()]);
+    assert_eq!(n.alertmanagers().active, std::slice::from_ref(&url));
     n.send((0..5).map(|i| alert(&format!("A{i}"), &[])).collect());
     wait_for("three batches", || am.reqs.lock().len() == 3).await;
     wait_for("error counter", || n.metrics().counts(&url) == (0, 5)).await;
