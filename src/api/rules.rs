@@ -6,18 +6,19 @@
 //! field order and Go's number and time formats are exact.
 
 use super::error::ApiError;
-use super::format::{push_json_str, push_labels};
+use super::format::push_json_str;
 use super::params::Params;
 use super::{SharedState, read_params, success_json};
 use crate::rules::{AlertState, AlertStatus, GroupStatus, Health, RuleStatus};
 use crate::timefmt::rfc3339_nano;
-use argus_storage::{Labels, Matcher};
+use argus_storage::Matcher;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which rule kinds `type=` keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,12 +144,26 @@ fn group_token(file: &str, name: &str) -> String {
 }
 
 /// Whether the configured labels of a rule match one of the matcher sets (none = all).
-fn labels_match(sets: &[Vec<Matcher>], labels: &Labels) -> bool {
+fn labels_match(sets: &[Vec<Matcher>], labels: &BTreeMap<String, String>) -> bool {
     sets.is_empty()
         || sets.iter().any(|set| {
             set.iter()
-                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+                .all(|m| m.matches(labels.get(&m.name).map(String::as_str).unwrap_or("")))
         })
+}
+
+/// A label map as a JSON object in name order (`{}` when empty).
+fn push_map(out: &mut String, m: &BTreeMap<String, String>) {
+    out.push('{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, k);
+        out.push(':');
+        push_json_str(out, v);
+    }
+    out.push('}');
 }
 
 /// Appends a float as Go's `encoding/json` (jsoniter) writes it: the shortest digits, with an
@@ -172,10 +187,6 @@ fn push_json_float(out: &mut String, v: f64) {
     } else {
         super::format::push_float(out, v);
     }
-}
-
-fn push_seconds(out: &mut String, d: Duration) {
-    push_json_float(out, d.as_secs_f64());
 }
 
 fn push_ms_seconds(out: &mut String, ms: i64) {
@@ -202,30 +213,14 @@ fn push_ms_time(out: &mut String, ms: i64) {
     out.push('"');
 }
 
-fn health_name(h: Health) -> &'static str {
-    match h {
-        Health::Unknown => "unknown",
-        Health::Ok => "ok",
-        Health::Err => "err",
-    }
-}
-
-fn state_name(s: AlertState) -> &'static str {
-    match s {
-        AlertState::Inactive => "inactive",
-        AlertState::Pending => "pending",
-        AlertState::Firing => "firing",
-    }
-}
-
 /// One alert object (D.2).
 fn push_alert(out: &mut String, a: &AlertStatus) {
     out.push_str("{\"labels\":");
-    push_labels(out, &a.labels);
+    push_map(out, &a.labels);
     out.push_str(",\"annotations\":");
-    push_labels(out, &a.annotations);
+    push_map(out, &a.annotations);
     out.push_str(",\"state\":\"");
-    out.push_str(state_name(a.state));
+    out.push_str(a.state.as_str());
     out.push_str("\",\"activeAt\":");
     push_ms_time(out, a.active_at_ms);
     if let Some(t) = a.keep_firing_since_ms {
@@ -237,53 +232,84 @@ fn push_alert(out: &mut String, a: &AlertStatus) {
     out.push('}');
 }
 
+/// Whether an alert is listed (pending or firing).
+fn is_active(a: &AlertStatus) -> bool {
+    matches!(a.state, AlertState::Pending | AlertState::Firing)
+}
+
 /// The shared tail of both rule objects: health, lastError, evaluationTime, lastEvaluation.
-fn push_rule_tail(out: &mut String, r: &RuleStatus) {
+fn push_rule_tail(
+    out: &mut String,
+    health: Health,
+    last_error: Option<&str>,
+    evaluation_time_secs: f64,
+    last_evaluation: Option<SystemTime>,
+) {
     out.push_str(",\"health\":\"");
-    out.push_str(health_name(r.health));
+    out.push_str(health.as_str());
     out.push('"');
-    if let Some(e) = r.last_error.as_deref().filter(|e| !e.is_empty()) {
+    if let Some(e) = last_error.filter(|e| !e.is_empty()) {
         out.push_str(",\"lastError\":");
         push_json_str(out, e);
     }
     out.push_str(",\"evaluationTime\":");
-    push_seconds(out, r.evaluation_time);
+    push_json_float(out, evaluation_time_secs);
     out.push_str(",\"lastEvaluation\":");
-    push_wall_time(out, r.last_evaluation);
+    push_wall_time(out, last_evaluation);
 }
 
-/// One rule object, or nothing when `kinds` excludes it.
+fn rule_name(r: &RuleStatus) -> &str {
+    match r {
+        RuleStatus::Recording { name, .. } | RuleStatus::Alerting { name, .. } => name,
+    }
+}
+
+fn rule_labels(r: &RuleStatus) -> &BTreeMap<String, String> {
+    match r {
+        RuleStatus::Recording { labels, .. } | RuleStatus::Alerting { labels, .. } => labels,
+    }
+}
+
+/// One rule object, or nothing (false) when `kinds` excludes it.
 fn push_rule(out: &mut String, r: &RuleStatus, q: &RulesQuery) -> bool {
-    match &r.alerting {
-        Some(a) => {
+    match r {
+        RuleStatus::Alerting {
+            name,
+            query,
+            for_secs,
+            keep_firing_for_secs,
+            labels,
+            annotations,
+            state,
+            alerts,
+            health,
+            last_error,
+            evaluation_time_secs,
+            last_evaluation,
+        } => {
             if q.kinds == Kinds::Recording {
                 return false;
             }
             out.push_str("{\"state\":\"");
-            out.push_str(if r.last_evaluation.is_none() && a.alerts.is_empty() {
-                "unknown"
-            } else {
-                state_name(a.state)
-            });
+            out.push_str(state.as_str());
             out.push_str("\",\"name\":");
-            push_json_str(out, &r.name);
+            push_json_str(out, name);
             out.push_str(",\"query\":");
-            push_json_str(out, &r.query);
+            push_json_str(out, query);
             out.push_str(",\"duration\":");
-            push_ms_seconds(out, a.for_ms);
+            push_json_float(out, *for_secs);
             out.push_str(",\"keepFiringFor\":");
-            push_ms_seconds(out, a.keep_firing_for_ms);
+            push_json_float(out, *keep_firing_for_secs);
             out.push_str(",\"labels\":");
-            push_labels(out, &r.labels);
+            push_map(out, labels);
             out.push_str(",\"annotations\":");
-            push_labels(out, &a.annotations);
+            push_map(out, annotations);
             out.push_str(",\"alerts\":");
             if q.exclude_alerts {
                 out.push_str("null");
             } else {
                 out.push('[');
-                let active = a.alerts.iter().filter(|x| x.state != AlertState::Inactive);
-                for (i, alert) in active.enumerate() {
+                for (i, alert) in alerts.iter().filter(|a| is_active(a)).enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
@@ -291,20 +317,40 @@ fn push_rule(out: &mut String, r: &RuleStatus, q: &RulesQuery) -> bool {
                 }
                 out.push(']');
             }
-            push_rule_tail(out, r);
+            push_rule_tail(
+                out,
+                *health,
+                last_error.as_deref(),
+                *evaluation_time_secs,
+                *last_evaluation,
+            );
             out.push_str(",\"type\":\"alerting\"}");
         }
-        None => {
+        RuleStatus::Recording {
+            name,
+            query,
+            labels,
+            health,
+            last_error,
+            evaluation_time_secs,
+            last_evaluation,
+        } => {
             if q.kinds == Kinds::Alerting {
                 return false;
             }
             out.push_str("{\"name\":");
-            push_json_str(out, &r.name);
+            push_json_str(out, name);
             out.push_str(",\"query\":");
-            push_json_str(out, &r.query);
+            push_json_str(out, query);
             out.push_str(",\"labels\":");
-            push_labels(out, &r.labels);
-            push_rule_tail(out, r);
+            push_map(out, labels);
+            push_rule_tail(
+                out,
+                *health,
+                last_error.as_deref(),
+                *evaluation_time_secs,
+                *last_evaluation,
+            );
             out.push_str(",\"type\":\"recording\"}");
         }
     }
@@ -336,10 +382,10 @@ fn render_rules(groups: &[GroupStatus], q: &RulesQuery) -> Result<String, ApiErr
         rules.clear();
         let mut n = 0usize;
         for r in &g.rules {
-            if !labels_match(&q.matchers, &r.labels) {
+            if !labels_match(&q.matchers, rule_labels(r)) {
                 continue;
             }
-            if !q.rule_names.is_empty() && !q.rule_names.contains(&r.name) {
+            if !q.rule_names.is_empty() && !q.rule_names.contains(rule_name(r)) {
                 continue;
             }
             let mark = rules.len();
@@ -375,7 +421,7 @@ fn render_rules(groups: &[GroupStatus], q: &RulesQuery) -> Result<String, ApiErr
         push_ms_seconds(&mut out, g.interval_ms);
         let _ = write!(out, ",\"limit\":{}", g.limit);
         out.push_str(",\"evaluationTime\":");
-        push_seconds(&mut out, g.evaluation_time);
+        push_json_float(&mut out, g.evaluation_time_secs);
         out.push_str(",\"lastEvaluation\":");
         push_wall_time(&mut out, g.last_evaluation);
         out.push('}');
@@ -405,9 +451,12 @@ fn render_alerts(groups: &[GroupStatus]) -> String {
     let alerts = groups
         .iter()
         .flat_map(|g| &g.rules)
-        .filter_map(|r| r.alerting.as_ref())
-        .flat_map(|a| &a.alerts)
-        .filter(|a| a.state != AlertState::Inactive);
+        .filter_map(|r| match r {
+            RuleStatus::Alerting { alerts, .. } => Some(alerts),
+            RuleStatus::Recording { .. } => None,
+        })
+        .flatten()
+        .filter(|a| is_active(a));
     for a in alerts {
         if !first {
             out.push(',');

@@ -13,9 +13,13 @@
 //! restore their alerts' `for` state after their second evaluation.
 
 use crate::metrics::Collect;
-use crate::rules::{AlertSender, EvalEnv, Group, GroupSpec, GroupStatus, Health, OutgoingAlert};
+use crate::rules::{
+    AlertSender, EvalEnv, Group, GroupSpec, GroupStatus, Health, OutgoingAlert, RuleStatus,
+};
 use argus_query::Engine;
-use argus_storage::{Appendable, Labels, Queryable};
+use argus_storage::{
+    Appendable, Appender, Labels, Queryable, Result as StorageResult, SeriesRef, Timestamp,
+};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,7 +37,7 @@ pub struct ManagerOptions {
     /// `global.rule_query_offset`, ms.
     pub default_query_offset_ms: i64,
     /// `global.external_labels` (for `$externalLabels`).
-    pub external_labels: Labels,
+    pub external_labels: BTreeMap<String, String>,
     /// `--web.external-url` (for `$externalURL` and generator URLs).
     pub external_url: String,
     /// `--rules.alert.resend-delay`, ms.
@@ -82,6 +86,8 @@ impl AlertSender for LogSender {
 struct Running {
     /// The spec it was built from, compared on reload.
     spec: GroupSpec,
+    /// Effective (interval, query offset) in ms, compared on reload (they follow the globals).
+    effective: (i64, i64),
     /// `<file>;<name>`, the metrics label.
     key: String,
     /// The group; locked by its task while it evaluates and by the API for `status()`.
@@ -165,30 +171,34 @@ impl RuleManager {
         let mut new = BTreeMap::new();
         for spec in specs {
             let id = (spec.file.clone(), spec.name.clone());
-            if let Some(r) = old.remove(&id) {
-                if r.spec == spec {
-                    new.insert(id, r);
-                    continue;
-                }
-                // Changed: stop the old task first so the new group inherits its final state.
-                let _ = r.stop.send(true);
-                let _ = r.task.await;
-                let mut g = Group::new(
-                    spec.clone(),
-                    opts.default_interval_ms,
-                    opts.default_query_offset_ms,
-                );
-                g.inherit_state(&r.group.lock());
-                self.metrics.remove(&r.key);
-                new.insert(id, self.start(spec, g, false));
-                continue;
-            }
-            let g = Group::new(
+            let mut g = Group::new(
                 spec.clone(),
                 opts.default_interval_ms,
                 opts.default_query_offset_ms,
             );
-            new.insert(id, self.start(spec, g, first));
+            let effective = (g.interval_ms(), g.query_offset_ms());
+            let prev = old.remove(&id);
+            if let Some(r) = &prev
+                && r.spec == spec
+                && r.effective == effective
+            {
+                if let Some(r) = prev {
+                    new.insert(id, r);
+                }
+                continue;
+            }
+            if let Some(r) = prev {
+                // Changed: stop the old task first so the new group inherits its final state.
+                let _ = r.stop.send(true);
+                let _ = r.task.await;
+                g.inherit_state(&r.group.lock());
+                self.metrics.remove(&r.key);
+            }
+            // Only groups present at start-up restore `for` state from storage.
+            if !first {
+                g.mark_restored();
+            }
+            new.insert(id, self.start(spec, effective, g, first));
         }
         for (_, r) in old {
             self.remove(r).await;
@@ -225,7 +235,13 @@ impl RuleManager {
     }
 
     /// Starts the task of a new group.
-    fn start(self: &Arc<Self>, spec: GroupSpec, group: Group, restore: bool) -> Running {
+    fn start(
+        self: &Arc<Self>,
+        spec: GroupSpec,
+        effective: (i64, i64),
+        group: Group,
+        restore: bool,
+    ) -> Running {
         let key = format!("{};{}", spec.file, spec.name);
         let group = Arc::new(Mutex::new(group));
         let (stop, stop_rx) = watch::channel(false);
@@ -239,6 +255,7 @@ impl RuleManager {
         ));
         Running {
             spec,
+            effective,
             key,
             group,
             stop,
@@ -274,11 +291,16 @@ impl RuleManager {
             let g = group.clone();
             let do_restore = restore && evaluated == 1;
             let outcome = tokio::task::spawn_blocking(move || {
-                let env = eval_env(&backends, &opts);
+                let counting = CountingAppendable {
+                    inner: backends.appendable.clone(),
+                    samples: Arc::new(AtomicU64::new(0)),
+                };
+                let env = eval_env(&backends, &counting, &opts);
                 let start = Instant::now();
                 let mut g = g.lock();
                 let alerts = g.eval(t, &env);
                 let took = start.elapsed();
+                let samples = counting.samples.load(Ordering::Relaxed);
                 if do_restore {
                     g.restore_for_state(
                         now_ms(),
@@ -292,7 +314,7 @@ impl RuleManager {
                 if !alerts.is_empty() {
                     backends.sender.send(alerts);
                 }
-                (took, status)
+                (took, samples, status)
             })
             .await;
             evaluated = evaluated.saturating_add(1);
@@ -307,7 +329,10 @@ impl RuleManager {
                     tracing::warn!(group = %name, file = %file, missed, "rule group evaluation took longer than its interval; skipped slots");
                 }
                 match &outcome {
-                    Ok((took, status)) => self.metrics.record(&key, interval, prev, *took, status),
+                    Ok((took, samples, status)) => {
+                        self.metrics
+                            .record(&key, interval, prev, *took, *samples, status);
+                    }
                     Err(e) => {
                         tracing::error!(group = %name, error = %e, "rule group evaluation task failed")
                     }
@@ -341,14 +366,66 @@ impl RuleManager {
 }
 
 /// The evaluation environment over the manager's backends and options.
-fn eval_env<'a>(b: &'a Backends, o: &'a ManagerOptions) -> EvalEnv<'a> {
+fn eval_env<'a>(
+    b: &'a Backends,
+    appendable: &'a dyn Appendable,
+    o: &'a ManagerOptions,
+) -> EvalEnv<'a> {
     EvalEnv {
         engine: &b.engine,
         queryable: b.queryable.as_ref(),
-        appendable: b.appendable.as_ref(),
+        appendable,
         external_labels: &o.external_labels,
         external_url: &o.external_url,
         resend_delay_ms: o.resend_delay_ms,
+    }
+}
+
+/// Counts the samples (stale markers excluded) rules append during one evaluation, for
+/// `argus_rule_group_last_evaluation_samples`.
+struct CountingAppendable {
+    inner: Arc<dyn Appendable>,
+    samples: Arc<AtomicU64>,
+}
+
+struct CountingAppender {
+    inner: Box<dyn Appender>,
+    samples: Arc<AtomicU64>,
+}
+
+impl Appendable for CountingAppendable {
+    fn appender(&self) -> Box<dyn Appender> {
+        Box::new(CountingAppender {
+            inner: self.inner.appender(),
+            samples: self.samples.clone(),
+        })
+    }
+}
+
+impl Appender for CountingAppender {
+    fn append(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> StorageResult<SeriesRef> {
+        if !argus_storage::is_stale_nan(v) {
+            self.samples.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.append(series, labels, t, v)
+    }
+    fn commit(&mut self) -> StorageResult<()> {
+        self.inner.commit()
+    }
+    fn rollback(&mut self) {
+        self.inner.rollback();
+    }
+}
+
+fn rule_health(r: &RuleStatus) -> Health {
+    match r {
+        RuleStatus::Recording { health, .. } | RuleStatus::Alerting { health, .. } => *health,
     }
 }
 
@@ -375,19 +452,27 @@ pub struct RuleMetrics {
 }
 
 impl RuleMetrics {
-    fn record(&self, key: &str, interval_ms: i64, t: i64, took: Duration, status: &GroupStatus) {
+    fn record(
+        &self,
+        key: &str,
+        interval_ms: i64,
+        t: i64,
+        took: Duration,
+        samples: u64,
+        status: &GroupStatus,
+    ) {
         let mut m = self.groups.lock();
         let g = m.entry(key.to_string()).or_default();
         g.interval_s = interval_ms as f64 / 1000.0;
         g.last_eval_s = t as f64 / 1000.0;
         g.last_duration_s = took.as_secs_f64();
         g.rules = status.rules.len() as f64;
-        g.last_samples = status.last_samples as f64;
+        g.last_samples = samples as f64;
         g.evaluations += status.rules.len() as u64;
         g.failures += status
             .rules
             .iter()
-            .filter(|r| r.health() == Health::Err)
+            .filter(|r| rule_health(r) == Health::Err)
             .count() as u64;
         g.iterations += 1;
     }
