@@ -189,6 +189,22 @@ fn push_json_float(out: &mut String, v: f64) {
     }
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `1.234567e+06`, `NaN`, `+Inf`.
+// TODO(lead): switch to `crate::template::format_go_float_e` when branch `template` lands.
+fn go_float_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let sci = format!("{v:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mant}e{sign}{:02}", exp.unsigned_abs())
+}
+
 fn push_ms_seconds(out: &mut String, ms: i64) {
     push_json_float(out, ms as f64 / 1000.0);
 }
@@ -228,7 +244,7 @@ fn push_alert(out: &mut String, a: &AlertStatus) {
         push_ms_time(out, t);
     }
     out.push_str(",\"value\":");
-    push_json_str(out, &crate::template::format_go_float_e(a.value));
+    push_json_str(out, &go_float_e(a.value));
     out.push('}');
 }
 
@@ -516,6 +532,18 @@ mod tests {
         check(0.000841701, "0.000841701");
         check(1e21, "1e+21");
         check(1.5e-7, "1.5e-07");
+    }
+
+    #[test]
+    fn values_use_go_e_format() {
+        let check = |v: f64, want: &str| assert_eq!(go_float_e(v), want, "{v}");
+        check(1.0, "1e+00");
+        check(1234567.0, "1.234567e+06");
+        check(0.5, "5e-01");
+        check(-2.5e-300, "-2.5e-300");
+        check(f64::NAN, "NaN");
+        check(f64::INFINITY, "+Inf");
+        check(f64::NEG_INFINITY, "-Inf");
     }
 
     #[test]
