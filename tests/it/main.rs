@@ -5,5 +5,6 @@ mod federate_from_prometheus;
 mod kubernetes;
 mod notifier;
 mod push;
+mod rules_server;
 mod scrape;
 mod server;
