@@ -415,6 +415,15 @@ fn am_alerts(am: &Alertmanager) -> Vec<serde_json::Value> {
     }
 }
 
+/// An RFC 3339 UTC time as `(seconds part, nanoseconds)` for comparison: Alertmanager's API
+/// prints milliseconds, its webhook up to nine digits with trailing zeros dropped.
+fn instant(v: &serde_json::Value) -> (String, u32) {
+    let s = v.as_str().unwrap_or_default().trim_end_matches('Z');
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let nanos = format!("{frac:0<9}").parse().unwrap_or(u32::MAX);
+    (whole.to_string(), nanos)
+}
+
 /// Webhook notifications received so far, as JSON.
 fn webhooks(hook: &Fake) -> Vec<serde_json::Value> {
     hook.received().iter().map(Received::json).collect()
@@ -475,8 +484,8 @@ fn delivers_to_a_real_alertmanager() {
         "value is 42 & rising"
     );
     assert_eq!(
-        fired["alerts"][0]["startsAt"].as_str(),
-        Some(starts.as_str())
+        instant(&fired["alerts"][0]["startsAt"]),
+        instant(&got["startsAt"])
     );
 
     // Resolved: same labels, endsAt now.
@@ -505,4 +514,138 @@ fn delivers_to_a_real_alertmanager() {
     let url = format!("http://{}/api/v2/alerts", am.addr);
     assert_eq!(n.metrics().counts(&url), (2, 0));
     rt.block_on(n.stop());
+}
+
+/// Rule evaluation → notifier → real Alertmanager → webhook, through the `argus` binary: an alert
+/// with `for: 2s` over a pushed series fires, reaches Alertmanager (external labels, annotations
+/// as Argus lists them, generator URL) and its webhook, then resolves when the series drops.
+#[test]
+fn rules_fire_and_resolve_through_a_real_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Fake::start(200);
+    let Some(am) = start_alertmanager(dir.path(), hook.addr) else {
+        return;
+    };
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: e2e\n    interval: 1s\n    rules:\n      - alert: E2EHigh\n        \
+         expr: e2e_value > 10\n        for: 2s\n        labels: {severity: page}\n        \
+         annotations:\n          summary: static text\n          \
+         description: 'value {{ $value }} on {{ $labels.instance }}'\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n  \
+             external_labels: {{cluster: e2e}}\n\
+             rule_files: [rules.yml]\n\
+             alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{}']}}]\n",
+            am.addr
+        ),
+    )
+    .unwrap();
+    let argus = Argus::start(
+        &dir.path().join("data"),
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--rules.alert.resend-delay=1s",
+            "--web.external-url=http://argus.example:9090/prefix/",
+        ],
+    );
+    let am_url = format!("http://{}/api/v2/alerts", am.addr);
+    let listed = argus.get("/api/v1/alertmanagers").json();
+    assert_eq!(
+        listed["data"]["activeAlertmanagers"],
+        serde_json::json!([{ "url": am_url }])
+    );
+    let push = |v: &str| {
+        let r = argus.request(
+            "PUT",
+            "/metrics/job/e2e/instance/i1",
+            &[],
+            format!("e2e_value {v}\n").as_bytes(),
+        );
+        assert!(
+            r.status == 200 || r.status == 202,
+            "push: {} {}",
+            r.status,
+            r.text()
+        );
+    };
+    push("42");
+
+    // Firing in Argus first: its annotations are what Alertmanager must show.
+    let listed = wait_for("E2EHigh firing in Argus", Duration::from_secs(60), || {
+        let r = argus.get("/api/v1/alerts").json();
+        r["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "E2EHigh" && a["state"] == "firing")
+    });
+    let got = wait_for("E2EHigh in Alertmanager", Duration::from_secs(60), || {
+        am_alerts(&am)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "E2EHigh")
+    });
+    let labels = got["labels"].as_object().cloned().unwrap_or_default();
+    assert_eq!(labels["cluster"], "e2e", "external label added: {got}");
+    assert_eq!(labels["severity"], "page", "{got}");
+    assert_eq!(labels["instance"], "i1", "{got}");
+    for (k, v) in listed["labels"].as_object().cloned().unwrap_or_default() {
+        assert_eq!(labels.get(&k), Some(&v), "rule label {k} in {got}");
+    }
+    assert_eq!(got["annotations"], listed["annotations"], "{got}");
+    assert_eq!(got["annotations"]["summary"], "static text");
+    assert_eq!(
+        got["generatorURL"],
+        "http://argus.example:9090/prefix/graph?g0.expr=e2e_value+%3E+10&g0.tab=1"
+    );
+    assert_eq!(got["status"]["state"], "active");
+    let starts = got["startsAt"].as_str().unwrap_or_default().to_string();
+    assert!(starts.ends_with('Z') && starts.len() == 24, "{starts}");
+
+    let fired = wait_for("firing webhook", Duration::from_secs(60), || {
+        webhooks(&hook)
+            .into_iter()
+            .find(|w| w["status"] == "firing" && w["alerts"][0]["labels"]["alertname"] == "E2EHigh")
+    });
+    assert_eq!(fired["alerts"][0]["annotations"], listed["annotations"]);
+    assert_eq!(
+        instant(&fired["alerts"][0]["startsAt"]),
+        instant(&got["startsAt"])
+    );
+
+    // Clear the condition: the resolved alert goes out with endsAt = resolution time.
+    push("1");
+    let resolved = wait_for("resolved webhook", Duration::from_secs(60), || {
+        webhooks(&hook).into_iter().find(|w| {
+            w["status"] == "resolved" && w["alerts"][0]["labels"]["alertname"] == "E2EHigh"
+        })
+    });
+    let a = &resolved["alerts"][0];
+    assert_eq!(a["status"], "resolved");
+    assert_eq!(instant(&a["startsAt"]), instant(&got["startsAt"]));
+    assert!(instant(&a["endsAt"]) > instant(&a["startsAt"]), "{a}");
+    let metrics = argus.get("/metrics").text();
+    let sent = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "argus_notifications_sent_total{{alertmanager=\"{am_url}\"}}"
+            ))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(sent >= 2.0, "firing and resolved sent: {metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "argus_notifications_errors_total{{alertmanager=\"{am_url}\"}} 0\n"
+        )),
+        "{metrics}"
+    );
 }
