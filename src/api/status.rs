@@ -123,14 +123,6 @@ pub async fn walreplay() -> Response {
     success_json(r#"{"min":0,"max":0,"current":0}"#, &[])
 }
 
-/// `GET /api/v1/alertmanagers`.
-pub async fn alertmanagers() -> Response {
-    success_json(
-        r#"{"activeAlertmanagers":[],"droppedAlertmanagers":[]}"#,
-        &[],
-    )
-}
-
 /// `GET /api/v1/targets` while no scrape manager is mounted.
 pub async fn targets_placeholder() -> Response {
     success_json(

@@ -198,20 +198,46 @@ pub(crate) fn null_as_default<'de, D: Deserializer<'de>>(d: D) -> Result<Alertin
     Ok(Option::<AlertingConfig>::deserialize(d)?.unwrap_or_default())
 }
 
+// The echo is built field by field (reading only whether a secret is set), so it stays right
+// whatever type holds the secret.
+
+/// `basic_auth` as echoed.
+#[derive(Serialize)]
+struct RedactedBasicAuth<'a> {
+    username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_file: Option<&'a str>,
+}
+
+/// `authorization` as echoed.
+#[derive(Serialize)]
+struct RedactedAuthorization<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials_file: Option<&'a str>,
+}
+
 fn redact_basic_auth<S: Serializer>(v: &Option<BasicAuth>, s: S) -> Result<S::Ok, S::Error> {
     v.as_ref()
-        .map(|b| BasicAuth {
-            password: b.password.as_ref().map(|_| SECRET.into()),
-            ..b.clone()
+        .map(|b| RedactedBasicAuth {
+            username: &b.username,
+            password: b.password.as_ref().map(|_| SECRET),
+            password_file: b.password_file.as_deref(),
         })
         .serialize(s)
 }
 
 fn redact_authorization<S: Serializer>(v: &Option<Authorization>, s: S) -> Result<S::Ok, S::Error> {
     v.as_ref()
-        .map(|a| Authorization {
-            credentials: a.credentials.as_ref().map(|_| SECRET.into()),
-            ..a.clone()
+        .map(|a| RedactedAuthorization {
+            kind: a.kind.as_deref(),
+            credentials: a.credentials.as_ref().map(|_| SECRET),
+            credentials_file: a.credentials_file.as_deref(),
         })
         .serialize(s)
 }

@@ -265,3 +265,35 @@ async fn global_relabel_drop_sends_nothing_for_dropped_alerts() {
     );
     assert_eq!(labels_of(&reqs), [serde_json::json!({"alertname": "Keep"})]);
 }
+
+#[tokio::test]
+async fn file_sd_discovers_alertmanagers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ams.json");
+    std::fs::write(
+        &file,
+        r#"[{"targets": ["127.0.0.1:19093", "10.0.0.1:9093"], "labels": {"dc": "x"}}]"#,
+    )
+    .unwrap();
+    let n = notifier(
+        Options::default(),
+        &format!(
+            "alerting:\n  alertmanagers:\n    - file_sd_configs: [{{files: ['{}']}}]\n      \
+             relabel_configs: [{{source_labels: [__address__], regex: '10\\..*', action: drop}}]\n",
+            file.display()
+        ),
+    );
+    wait_for("file_sd Alertmanager", || {
+        !n.alertmanagers().active.is_empty()
+    })
+    .await;
+    assert_eq!(
+        n.alertmanagers(),
+        AlertmanagerUrls {
+            active: vec!["http://127.0.0.1:19093/api/v2/alerts".into()],
+            dropped: vec!["http://10.0.0.1:9093/api/v2/alerts".into()],
+        }
+    );
+    n.stop().await;
+    assert_eq!(n.alertmanagers(), AlertmanagerUrls::default());
+}
