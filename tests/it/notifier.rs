@@ -7,6 +7,11 @@
 #[path = "server/harness.rs"]
 mod harness;
 
+// The Kubernetes helper's fake API server, reused as is.
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "kubernetes/fake.rs"]
+mod k8s_fake;
+
 use argus::config::Config;
 use argus::notifier::{Notifier, NotifierMetrics, Options};
 use argus::rules::{AlertSender, OutgoingAlert};
@@ -267,6 +272,47 @@ fn error_answers_are_counted_and_not_retried() {
         .map(|a| a["labels"]["alertname"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(names, ["A", "B", "C"], "each alert posted exactly once");
+}
+
+#[test]
+fn kubernetes_sd_finds_alertmanager_pods() {
+    let rt = runtime();
+    rt.block_on(async {
+        let fake = k8s_fake::FakeApi::start(&[
+            k8s_fake::fixture("pod-web.json"),
+            k8s_fake::fixture("pod-web-2.json"),
+            k8s_fake::fixture("pod-batch.json"),
+        ])
+        .await;
+        let n = notifier(
+            Options::default(),
+            &format!(
+                "alerting:\n  alertmanagers:\n    - kubernetes_sd_configs: [{{role: pod, api_server: '{}'}}]\n      \
+                 relabel_configs:\n        \
+                 - {{source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name], regex: web, action: keep}}\n        \
+                 - {{source_labels: [__meta_kubernetes_pod_container_port_number], regex: '9102', action: keep}}\n",
+                fake.url()
+            ),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while n.alertmanagers().active.len() < 2 {
+            assert!(Instant::now() < deadline, "pods not discovered: {:?}", n.alertmanagers());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let urls = n.alertmanagers();
+        assert_eq!(
+            urls.active,
+            [
+                "http://10.244.1.5:9102/api/v2/alerts",
+                "http://10.244.2.7:9102/api/v2/alerts"
+            ]
+        );
+        assert!(
+            urls.dropped.contains(&"http://10.244.2.7:8080/api/v2/alerts".to_string()),
+            "{urls:?}"
+        );
+        n.stop().await;
+    });
 }
 
 #[test]
