@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// Parses a rule expression with the engine's guarded parser.
 pub(crate) fn parse_expr(expr: &str) -> Result<promql_parser::parser::Expr, String> {
-    promql_parser::parser::parse(expr).map_err(|e| e.to_string())
+    argus_query::parse_expr(expr).map_err(|e| e.to_string())
 }
 
 /// Checks that `text` parses as an alert template (FORMAT.md A.4 check 7).
