@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod push;
 pub mod scrape;
 pub mod server;
+pub mod template;
 mod timefmt;
