@@ -425,8 +425,8 @@ mod tests {
             "yaml: unmarshal errors:\n  line 3: field bogus not found in type rulefmt.RuleGroup\n  line 7: field annotation not found in type rulefmt.Rule",
         );
         check(
-            "groups:\n- name: a\n- name: a\n",
-            "3:9: groupname: \"a\" is repeated in the same file",
+            "groups:\n  - name: a\n  - name: a\n",
+            "3:5: groupname: \"a\" is repeated in the same file",
         );
     }
 
