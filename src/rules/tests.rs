@@ -495,3 +495,10 @@ fn notification_resend_is_strict() {
     }
     assert_eq!(sent_at, vec![0, 6 * sec, 12 * sec, 18 * sec]);
 }
+
+#[test]
+fn group_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Group>();
+    assert_send_sync::<GroupStatus>();
+}

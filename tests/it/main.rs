@@ -4,5 +4,6 @@ mod federate;
 mod federate_from_prometheus;
 mod kubernetes;
 mod push;
+mod rules_cli;
 mod scrape;
 mod server;
