@@ -4,6 +4,7 @@ mod federate;
 mod federate_from_prometheus;
 mod kubernetes;
 mod push;
+mod rules_cli;
 mod rules_server;
 mod scrape;
 mod server;
