@@ -15,6 +15,8 @@ pub enum Command {
     Run(Box<Flags>),
     /// Print this text to stdout and exit 0 (`--help`, `--version`).
     Print(String),
+    /// A promtool-style command: `check config|rules`, `test rules` (argv[1] is `check`/`test`).
+    Tool(crate::rules::cli::ToolCommand),
 }
 
 /// A usage error; `main` prints it and exits with status 2.
@@ -297,6 +299,10 @@ pub struct Flags {
 
 /// Parses `args` (without the program name).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
+    let args: Vec<String> = args.into_iter().collect();
+    if matches!(args.first().map(String::as_str), Some("check" | "test")) {
+        return crate::rules::cli::parse(args).map(Command::Tool);
+    }
     let mut raw: BTreeMap<&'static str, String> = BTreeMap::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -500,6 +506,7 @@ mod tests {
         match parse(args.iter().map(|s| s.to_string()))? {
             Command::Run(f) => Ok(*f),
             Command::Print(p) => panic!("unexpected print: {p}"),
+            Command::Tool(t) => panic!("unexpected tool command: {t:?}"),
         }
     }
 

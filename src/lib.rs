@@ -13,4 +13,5 @@ pub mod push;
 pub mod rules;
 pub mod scrape;
 pub mod server;
+pub mod template;
 mod timefmt;

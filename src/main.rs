@@ -15,6 +15,7 @@ fn main() -> ExitCode {
             print!("{text}");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Tool(t)) => return ExitCode::from(argus::rules::cli::run(t)),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);

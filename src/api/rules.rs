@@ -166,43 +166,15 @@ fn push_map(out: &mut String, m: &BTreeMap<String, String>) {
     out.push('}');
 }
 
-/// Appends a float as Go's `encoding/json` (jsoniter) writes it: the shortest digits, with an
-/// exponent when the decimal exponent is below -4 or at least 21 (`3.8651e-05`, `0.000296612`).
+/// Appends a float as Prometheus's JSON has it for durations: Go's `%v` (shortest digits,
+/// an exponent below 1e-4 or from 1e21: `3.8651e-05`, `0.000296612`, `3600`).
 fn push_json_float(out: &mut String, v: f64) {
-    if !v.is_finite() {
-        // Not representable in JSON; Prometheus never produces these for durations.
-        out.push('0');
-        return;
-    }
-    if v == 0.0 {
-        out.push('0');
-        return;
-    }
-    let sci = format!("{v:e}");
-    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        let _ = write!(out, "{mant}e{sign}{:02}", exp.unsigned_abs());
+    if v.is_finite() {
+        out.push_str(&crate::template::format_go_float(v));
     } else {
-        super::format::push_float(out, v);
+        // Not representable in JSON; durations are never infinite or NaN.
+        out.push('0');
     }
-}
-
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `1.234567e+06`, `NaN`, `+Inf`.
-// TODO(lead): switch to `crate::template::format_go_float_e` when branch `template` lands.
-fn go_float_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let sci = format!("{v:e}");
-    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mant}e{sign}{:02}", exp.unsigned_abs())
 }
 
 fn push_ms_seconds(out: &mut String, ms: i64) {
@@ -244,7 +216,7 @@ fn push_alert(out: &mut String, a: &AlertStatus) {
         push_ms_time(out, t);
     }
     out.push_str(",\"value\":");
-    push_json_str(out, &go_float_e(a.value));
+    push_json_str(out, &crate::template::format_go_float_e(a.value));
     out.push('}');
 }
 
@@ -536,7 +508,8 @@ mod tests {
 
     #[test]
     fn values_use_go_e_format() {
-        let check = |v: f64, want: &str| assert_eq!(go_float_e(v), want, "{v}");
+        let check =
+            |v: f64, want: &str| assert_eq!(crate::template::format_go_float_e(v), want, "{v}");
         check(1.0, "1e+00");
         check(1234567.0, "1.234567e+06");
         check(0.5, "5e-01");

@@ -340,9 +340,10 @@ fn decode_group(n: &Node, errs: &mut Errors) -> Result<Option<RawGroup>, String>
         }
         return Ok(None);
     };
+    // Group-level errors point at the group's mapping node, as Prometheus's do.
     let mut g = RawGroup {
         name: String::new(),
-        name_pos: Pos(0, 0),
+        name_pos: pos(n),
         interval_ms: None,
         query_offset_ms: None,
         limit: 0,
@@ -351,10 +352,7 @@ fn decode_group(n: &Node, errs: &mut Errors) -> Result<Option<RawGroup>, String>
     };
     for (k, v) in entries {
         match k.scalar().unwrap_or("") {
-            "name" => {
-                g.name = errs.string(v);
-                g.name_pos = pos(v);
-            }
+            "name" => g.name = errs.string(v),
             "interval" => g.interval_ms = Some(duration_ms(v, errs)?),
             "query_offset" => {
                 g.query_offset_ms = (!v.is_null()).then(|| duration_ms(v, errs)).transpose()?;
@@ -427,8 +425,8 @@ mod tests {
             "yaml: unmarshal errors:\n  line 3: field bogus not found in type rulefmt.RuleGroup\n  line 7: field annotation not found in type rulefmt.Rule",
         );
         check(
-            "groups:\n- name: a\n- name: a\n",
-            "3:9: groupname: \"a\" is repeated in the same file",
+            "groups:\n  - name: a\n  - name: a\n",
+            "3:5: groupname: \"a\" is repeated in the same file",
         );
     }
 

@@ -191,8 +191,8 @@ impl RuleManager {
                 // Changed: stop the old task first so the new group inherits its final state.
                 let _ = r.stop.send(true);
                 let _ = r.task.await;
+                // Same (file, name): its metrics continue under the same label.
                 g.inherit_state(&r.group.lock());
-                self.metrics.remove(&r.key);
             }
             // Only groups present at start-up restore `for` state from storage.
             if !first {

@@ -6,6 +6,8 @@
 //! The scheduler, reload, HTTP API and self-metrics live elsewhere and use [`Group`].
 
 mod alerting;
+mod check;
+pub mod cli;
 mod expand;
 mod file;
 mod group;
@@ -15,9 +17,11 @@ mod restore;
 mod status;
 #[cfg(test)]
 mod tests;
+mod unittest;
 mod validate;
 mod yaml;
 
+pub use check::{LintOptions, check_config, check_rules, duplicates};
 pub use file::{
     GroupSpec, LoadOptions, RuleFileError, RuleKind, RuleSpec, expand_glob, load_groups,
     parse_file, parse_text,
@@ -25,4 +29,5 @@ pub use file::{
 pub use group::{EvalEnv, Group, generator_url, query_escape};
 pub use notify::{AlertSender, OutgoingAlert};
 pub use status::{AlertState, AlertStatus, GroupStatus, Health, RuleStatus};
+pub use unittest::{FileOutcome, GroupOutcome, RunOptions, run_file};
 pub use validate::{canonical_expr, label_name_ok, metric_name_ok};

@@ -389,7 +389,7 @@ fn query_offset_shifts_query_and_sample_time_not_alert_time() {
 #[test]
 fn restore_for_state_from_alerts_for_state() {
     let f = Fixture::new();
-    let spec = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    for: 30m\n    labels: {sev: page}\n";
+    let spec = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 0\n    for: 30m\n    labels: {sev: page, tmpl: '{{ $value }}'}\n";
     // Before the restart every instance was active since 10m (600 s).
     let series = |t: i64, v: f64, extra: (&str, &str)| {
         f.db.insert(
@@ -397,6 +397,7 @@ fn restore_for_state_from_alerts_for_state() {
                 ("__name__", "ALERTS_FOR_STATE"),
                 ("alertname", "A"),
                 ("sev", "page"),
+                ("tmpl", "1"),
                 extra,
             ]),
             t,
@@ -493,4 +494,11 @@ fn notification_resend_is_strict() {
         }
     }
     assert_eq!(sent_at, vec![0, 6 * sec, 12 * sec, 18 * sec]);
+}
+
+#[test]
+fn group_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Group>();
+    assert_send_sync::<GroupStatus>();
 }

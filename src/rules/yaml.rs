@@ -89,7 +89,17 @@ pub(crate) fn parse(text: &str) -> Result<Document, String> {
                 stack.push((Node { kind, line, col }, None, anchor));
                 None
             }
-            Event::SequenceEnd | Event::MappingEnd => stack.pop().map(|(n, _, a)| (n, a)),
+            Event::SequenceEnd | Event::MappingEnd => stack.pop().map(|(mut n, _, a)| {
+                // yaml-rust2 marks a block mapping where its first key ends; Go reports where
+                // the first key starts (a flow mapping starts at its `{`, before the key).
+                if let Kind::Map(entries) = &n.kind
+                    && let Some((k, _)) = entries.first()
+                    && (k.line, k.col) < (n.line, n.col)
+                {
+                    (n.line, n.col) = (k.line, k.col);
+                }
+                (n, a)
+            }),
             Event::Alias(id) => {
                 let n = anchors
                     .get(&id)
@@ -336,6 +346,7 @@ mod tests {
         let doc = parse("a: &x\n  k: 1\n  j: 2\nb:\n  <<: *x\n  k: 3\n").unwrap();
         let root = doc.root.unwrap();
         let e = root.entries().unwrap();
+        assert_eq!((e[0].1.line, e[0].1.col), (2, 3));
         let k = e[0].1.entries().unwrap();
         assert_eq!((k[0].1.line, k[0].1.col), (2, 6));
         let b = e[1].1.entries().unwrap();

@@ -5,6 +5,7 @@ mod federate_from_prometheus;
 mod kubernetes;
 mod notifier;
 mod push;
+mod rules_cli;
 mod rules_server;
 mod scrape;
 mod server;

@@ -645,7 +645,11 @@ fn rules_fire_and_resolve_through_a_real_alertmanager() {
         assert_eq!(labels.get(&k), Some(&v), "rule label {k} in {got}");
     }
     assert_eq!(got["annotations"], listed["annotations"], "{got}");
-    assert_eq!(got["annotations"]["summary"], "static text");
+    assert_eq!(
+        got["annotations"],
+        serde_json::json!({"summary": "static text", "description": "value 42 on i1"}),
+        "annotations expanded"
+    );
     assert_eq!(
         got["generatorURL"],
         "http://argus.example:9090/prefix/graph?g0.expr=e2e_value+%3E+10&g0.tab=1"

@@ -169,7 +169,7 @@ fn rules_agree_with_prometheus() {
     std::fs::write(
         &cfg,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files: [\"{}\"]\n\
              scrape_configs:\n  - job_name: diff\n    static_configs:\n      - targets: [\"{}\"]\n",
             rules.display(),
