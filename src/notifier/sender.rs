@@ -34,8 +34,16 @@ impl HttpClient {
             .timeout(self.timeout)
             .body(body);
         let req = self.auth.apply(req, url).map_err(|e| e.to_string())?;
-        let resp = req.send().await.map_err(|e| error_chain(&e))?;
+        let mut resp = req.send().await.map_err(|e| error_chain(&e))?;
         let status = resp.status();
+        // Read (a bounded amount of) the answer so the connection can be reused.
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            read += chunk.len();
+            if read > MAX_RESPONSE_BYTES {
+                break;
+            }
+        }
         if status.is_success() {
             Ok(())
         } else {
@@ -43,6 +51,9 @@ impl HttpClient {
         }
     }
 }
+
+/// How much of an answer is read (Alertmanager answers with an empty body or a short error).
+const MAX_RESPONSE_BYTES: usize = 64 << 10;
 
 const RUNNING: u8 = 0;
 const DRAIN: u8 = 1;
