@@ -54,6 +54,10 @@ pub trait Tsdb: Queryable + Appendable + 'static {
     fn stats(&self, limit: usize) -> TsdbStats;
     /// See [`Db::metrics`].
     fn metrics(&self) -> DbMetrics;
+    /// See [`Db::wal_error`]: `Some` while WAL writes fail (`/-/ready` answers 503).
+    fn wal_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Tsdb for Db {
@@ -76,6 +80,9 @@ impl Tsdb for Db {
     }
     fn metrics(&self) -> DbMetrics {
         Db::metrics(self)
+    }
+    fn wal_error(&self) -> Option<String> {
+        Db::wal_error(self)
     }
 }
 
