@@ -4,14 +4,12 @@
 
 use crate::push::body::encode_delimited;
 use crate::push::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
-use argus_storage::{Labels, MatchType, Matcher, Queryable, is_stale_nan};
+use argus_storage::{Labels, Matcher, Queryable, is_stale_nan};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -108,50 +106,8 @@ pub fn match_params(query: &str) -> Vec<String> {
 }
 
 /// Parses one series selector into matcher sets (one per `or` branch).
-pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = parser::parse(s)?;
-    let Expr::VectorSelector(vs) = expr else {
-        return Err(format!(
-            "1:1: parse error: expected a series selector, got {s:?}"
-        ));
-    };
-    if vs.offset.is_some() || vs.at.is_some() {
-        return Err(format!(
-            "1:1: parse error: unexpected offset or @ modifier in series selector {s:?}"
-        ));
-    }
-    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
-        let mut out = Vec::with_capacity(ms.len() + 1);
-        if let Some(name) = &vs.name {
-            out.push(Matcher::equal("__name__", name.clone()));
-        }
-        for m in ms {
-            let kind = match m.op {
-                MatchOp::Equal => MatchType::Equal,
-                MatchOp::NotEqual => MatchType::NotEqual,
-                MatchOp::Re(_) => MatchType::Regex,
-                MatchOp::NotRe(_) => MatchType::NotRegex,
-            };
-            out.push(
-                Matcher::new(kind, m.name.clone(), m.value.clone()).map_err(|e| e.to_string())?,
-            );
-        }
-        argus_storage::validate_selector(&out).map_err(|e| e.to_string())?;
-        Ok(out)
-    };
-    if vs.matchers.or_matchers.is_empty() {
-        return Ok(vec![convert(&vs.matchers.matchers)?]);
-    }
-    // `{a="1" or b="2"}`: one matcher set per branch (shared matchers, if any, go into each).
-    vs.matchers
-        .or_matchers
-        .iter()
-        .map(|or| {
-            let mut all = vs.matchers.matchers.clone();
-            all.extend(or.iter().cloned());
-            convert(&all)
-        })
-        .collect()
+fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
+    crate::api::params::parse_selector(s)
 }
 
 fn wants_protobuf(headers: &HeaderMap) -> bool {

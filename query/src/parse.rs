@@ -1,6 +1,7 @@
 //! Parser wrapper: `promql-parser` errors become `bad_data`.
 
 use crate::error::{Error, Result};
+use argus_storage::Matcher;
 use promql_parser::parser::Expr;
 
 /// Longest query text accepted.
@@ -12,8 +13,10 @@ const MAX_NESTING: usize = 128;
 /// Most operator characters accepted outside string literals.
 const MAX_OPERATORS: usize = 2048;
 
-/// Parses a PromQL expression.
-pub(crate) fn parse(q: &str) -> Result<Expr> {
+/// Parses a PromQL expression, refusing texts that are too long, too deeply nested or too long a
+/// chain of operators before the recursive parser sees them (so no input can exhaust the stack).
+/// Every caller in Argus parses PromQL through this function.
+pub fn parse(q: &str) -> Result<Expr> {
     if q.len() > MAX_QUERY_LEN {
         return Err(Error::bad_data("query too long"));
     }
@@ -57,6 +60,29 @@ pub(crate) fn parse(q: &str) -> Result<Expr> {
         return Err(Error::bad_data("query is nested too deeply"));
     }
     Ok(e)
+}
+
+/// Parses a series selector as the API's `match[]` takes it (`up{job="a"}`,
+/// `{a="1" or b="2"}`) into matcher sets, one per `or` alternative: a series matches the
+/// selector when it matches every matcher of any one set. Offsets, `@` and anything but a plain
+/// vector selector are refused, as is a set that would match every series.
+pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>> {
+    let expr = parse(s)?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(Error::bad_data(format!(
+            "1:1: parse error: unexpected expression, want a series selector: {s:?}"
+        )));
+    };
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err(Error::bad_data(format!(
+            "1:1: parse error: unexpected offset or @ modifier in series selector {s:?}"
+        )));
+    }
+    let groups = crate::eval::matcher_groups(&vs)?;
+    for g in &groups {
+        argus_storage::validate_selector(g).map_err(|e| Error::bad_data(e.to_string()))?;
+    }
+    Ok(groups)
 }
 
 /// Deepest expression tree evaluated (operator chains nest without brackets).
@@ -104,5 +130,37 @@ mod tests {
         let chain = vec!["1"; 600].join("-");
         assert!(matches!(parse(&chain), Err(e) if e.message.contains("nested too deeply")));
         assert!(parse(r#"x{a=~"((((((((((.*))))))))))+++---"}"#).is_ok());
+    }
+
+    #[test]
+    fn selectors_split_or_alternatives() {
+        let names = |g: &Vec<Matcher>| {
+            g.iter()
+                .map(|m| format!("{}={}", m.name, m.value))
+                .collect::<Vec<_>>()
+        };
+        let sets = parse_selector(r#"up{job="a" or job="b"}"#).unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!(names(&sets[0]), ["__name__=up", "job=a"]);
+        assert_eq!(names(&sets[1]), ["__name__=up", "job=b"]);
+        let sets = parse_selector(r#"{a="1" or b="2"}"#).unwrap();
+        assert_eq!(
+            sets.iter().map(names).collect::<Vec<_>>(),
+            [["a=1"], ["b=2"]]
+        );
+        assert_eq!(parse_selector("up").unwrap().len(), 1);
+        for bad in [
+            "rate(up[5m])",
+            "up offset 5m",
+            "up @ 10",
+            r#"{job=~".*"}"#,
+            r#"{a="1" or b=~".*"}"#,
+            "up{",
+            "-up",
+        ] {
+            assert!(parse_selector(bad).is_err(), "{bad}");
+        }
+        let bomb = format!("{}up{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse_selector(&bomb).is_err());
     }
 }

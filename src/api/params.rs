@@ -3,9 +3,7 @@
 
 use super::error::ApiError;
 use argus_query::calendar::days_from_civil;
-use argus_storage::{MatchType, Matcher};
-use promql_parser::label::MatchOp;
-use promql_parser::parser::Expr;
+use argus_storage::Matcher;
 
 /// `-292273086-05-16T16:47:06Z` in ms, the default start of series/label queries.
 pub const MIN_TIME_MS: i64 = (i64::MIN / 1000 + 62_135_596_801) * 1000;
@@ -227,44 +225,10 @@ pub fn parse_duration_ns(s: &str) -> Result<i128, String> {
         .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
 }
 
-/// Converts a promql-parser matcher.
-pub fn convert_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher, String> {
-    let kind = match m.op {
-        MatchOp::Equal => MatchType::Equal,
-        MatchOp::NotEqual => MatchType::NotEqual,
-        MatchOp::Re(_) => MatchType::Regex,
-        MatchOp::NotRe(_) => MatchType::NotRegex,
-    };
-    Matcher::new(kind, m.name.clone(), m.value.clone()).map_err(|e| e.to_string())
-}
-
-/// Parses a series selector (`up{job="a"}`) into matcher sets (one per `or` alternative).
+/// Parses a series selector (`up{job="a"}`) into matcher sets (one per `or` alternative), through
+/// the engine's guarded parser: the one selector parser of every endpoint.
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = promql_parser::parser::parse(s)?;
-    let Expr::VectorSelector(vs) = expr else {
-        return Err(format!(
-            "1:1: parse error: unexpected expression, want a series selector: {s:?}"
-        ));
-    };
-    let name = vs
-        .name
-        .as_ref()
-        .map(|n| Matcher::equal(argus_storage::METRIC_NAME, n.clone()));
-    let mut alternatives = vec![vs.matchers.matchers.clone()];
-    alternatives.extend(vs.matchers.or_matchers.iter().cloned());
-    let mut out = Vec::new();
-    for alt in alternatives {
-        if alt.is_empty() && name.is_none() && !out.is_empty() {
-            continue;
-        }
-        let mut set: Vec<Matcher> = name.iter().cloned().collect();
-        for m in &alt {
-            set.push(convert_matcher(m)?);
-        }
-        argus_storage::validate_selector(&set).map_err(|e| e.to_string())?;
-        out.push(set);
-    }
-    Ok(out)
+    argus_query::parse_selector(s).map_err(|e| e.message)
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ pub fn now_ms() -> i64 {
 
 fn parse_query(p: &Params) -> Result<(String, promql_parser::parser::Expr), ApiError> {
     let q = p.get("query").unwrap_or("").to_string();
-    let expr = promql_parser::parser::parse(&q).map_err(|e| ApiError::invalid_param("query", e))?;
+    let expr =
+        argus_query::parse_expr(&q).map_err(|e| ApiError::invalid_param("query", e.message))?;
     Ok((q, expr))
 }
 

@@ -3,7 +3,7 @@
 
 use super::ScrapeManager;
 use super::target::{DroppedTarget, Target};
-use argus_storage::{Labels, MatchType, Matcher};
+use argus_storage::{Labels, Matcher};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -142,10 +142,11 @@ async fn targets_metadata(
     'pools: for (_, pool) in m.pools() {
         for t in pool.snapshot().0 {
             let public = Labels::new(t.public_labels().cloned().collect());
-            if !matchers
-                .iter()
-                .all(|mm| mm.matches(public.get(&mm.name).unwrap_or("")))
-            {
+            let matches_set = |set: &Vec<Matcher>| {
+                set.iter()
+                    .all(|mm| mm.matches(public.get(&mm.name).unwrap_or("")))
+            };
+            if !matchers.is_empty() && !matchers.iter().any(matches_set) {
                 continue;
             }
             let md = t.metadata.lock().clone();
@@ -232,92 +233,13 @@ fn parse_limit(v: Option<&String>) -> Result<Option<usize>, String> {
     }
 }
 
-/// Parses `{name op "value", ...}` (op `=`, `!=`, `=~`, `!~`).
-pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
-    let bad = || format!("invalid selector {s:?}");
-    let inner = s
-        .trim()
-        .strip_prefix('{')
-        .and_then(|r| r.strip_suffix('}'))
-        .ok_or_else(bad)?;
-    let b = inner.as_bytes();
-    let mut i = 0;
-    let mut out = Vec::new();
-    let skip = |i: &mut usize| {
-        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
-            *i += 1;
-        }
-    };
-    loop {
-        skip(&mut i);
-        if i >= b.len() {
-            break;
-        }
-        let start = i;
-        while b
-            .get(i)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        {
-            i += 1;
-        }
-        let name = inner.get(start..i).ok_or_else(bad)?;
-        if name.is_empty() {
-            return Err(bad());
-        }
-        skip(&mut i);
-        let rest = inner.get(i..).ok_or_else(bad)?;
-        let (kind, n) = if rest.starts_with("=~") {
-            (MatchType::Regex, 2)
-        } else if rest.starts_with("!~") {
-            (MatchType::NotRegex, 2)
-        } else if rest.starts_with("!=") {
-            (MatchType::NotEqual, 2)
-        } else if rest.starts_with('=') {
-            (MatchType::Equal, 1)
-        } else {
-            return Err(bad());
-        };
-        i += n;
-        skip(&mut i);
-        if b.get(i) != Some(&b'"') {
-            return Err(bad());
-        }
-        i += 1;
-        let mut val = String::new();
-        loop {
-            match b.get(i) {
-                None => return Err(bad()),
-                Some(b'"') => {
-                    i += 1;
-                    break;
-                }
-                Some(b'\\') => {
-                    match b.get(i + 1) {
-                        Some(b'n') => val.push('\n'),
-                        Some(&c) => val.push(char::from(c)),
-                        None => return Err(bad()),
-                    }
-                    i += 2;
-                }
-                Some(_) => {
-                    let ch = inner
-                        .get(i..)
-                        .and_then(|r| r.chars().next())
-                        .ok_or_else(bad)?;
-                    val.push(ch);
-                    i += ch.len_utf8();
-                }
-            }
-        }
-        out.push(Matcher::new(kind, name, val).map_err(|e| e.to_string())?);
-        skip(&mut i);
-        match b.get(i) {
-            None => break,
-            Some(b',') => i += 1,
-            Some(_) => return Err(bad()),
-        }
+/// Parses a `match_target` selector into matcher sets (one per `or` alternative) with the one
+/// selector parser every endpoint uses; `{}` alone matches every target.
+fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
+    if s.trim() == "{}" {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    argus_query::parse_selector(s).map_err(|e| e.message)
 }
 
 /// RFC 3339 with nanoseconds in UTC, as Go's `time.Time` JSON; the zero time when `None`.
@@ -346,10 +268,14 @@ mod tests {
 
     #[test]
     fn parses_selectors() {
-        let ms = parse_selector(r#"{job="node", instance=~"a.*",x!="y"}"#).unwrap();
+        let sets = parse_selector(r#"{job="node", instance=~"a.*",x!="y"}"#).unwrap();
+        assert_eq!(sets.len(), 1);
+        let ms = &sets[0];
         assert_eq!(ms.len(), 3);
-        assert_eq!(ms[1].kind, MatchType::Regex);
-        assert!(ms[1].matches("abc") && !ms[1].matches("xabc"));
+        let re = ms.iter().find(|m| m.name == "instance").unwrap();
+        assert_eq!(re.kind, argus_storage::MatchType::Regex);
+        assert!(re.matches("abc") && !re.matches("xabc"));
+        assert_eq!(parse_selector(r#"{job="a" or job="b"}"#).unwrap().len(), 2);
         assert!(parse_selector("job=\"x\"").is_err());
         assert!(parse_selector("{job=x}").is_err());
         assert!(parse_selector("{}").unwrap().is_empty());

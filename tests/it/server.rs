@@ -4,6 +4,7 @@
 mod durability;
 mod harness;
 mod interop;
+mod request_layer;
 
 use argus::ingest::prompb::{MetricMetadata, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;

@@ -9,6 +9,8 @@ mod binary;
 mod selector;
 mod subquery;
 
+pub(crate) use selector::matcher_groups;
+
 use crate::analyze;
 use crate::error::{Error, Result};
 use crate::functions;

@@ -281,7 +281,7 @@ fn read_samples(
 }
 
 /// The storage matchers of a selector: one group, or one per `or` alternative.
-fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+pub(crate) fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
     let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
         let mut out = Vec::with_capacity(ms.len() + 1);
         if let Some(name) = &vs.name {
