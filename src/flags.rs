@@ -86,6 +86,24 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Maximum samples one query may load.",
     ),
     (
+        "storage.remote-write.max-labels-per-series",
+        Kind::Value,
+        "512",
+        "Remote-write series with more labels are rejected (400); 0 = no limit.",
+    ),
+    (
+        "storage.remote-write.max-label-name-length",
+        Kind::Value,
+        "1024",
+        "Remote-write series with a longer label name (bytes) are rejected; 0 = no limit.",
+    ),
+    (
+        "storage.remote-write.max-label-value-length",
+        Kind::Value,
+        "16384",
+        "Remote-write series with a longer label value (bytes) are rejected; 0 = no limit.",
+    ),
+    (
         "web.enable-admin-api",
         Kind::Bool,
         "false",
@@ -230,6 +248,8 @@ pub struct Flags {
     pub query_timeout: Duration,
     /// `--query.max-samples`.
     pub max_samples: usize,
+    /// `--storage.remote-write.max-label*` bounds.
+    pub remote_write_limits: crate::ingest::remote_write::LabelLimits,
     /// `--web.enable-admin-api`.
     pub enable_admin_api: bool,
     /// `--web.enable-lifecycle`.
@@ -348,6 +368,16 @@ impl Flags {
                 get("query.max-samples")
             ))
         })?;
+        let count = |name: &str| {
+            get(name)
+                .parse::<usize>()
+                .map_err(|_| UsageError(format!("--{name}: invalid number {:?}", get(name))))
+        };
+        let remote_write_limits = crate::ingest::remote_write::LabelLimits {
+            max_labels: count("storage.remote-write.max-labels-per-series")?,
+            max_name_len: count("storage.remote-write.max-label-name-length")?,
+            max_value_len: count("storage.remote-write.max-label-value-length")?,
+        };
         let log_level = get("log.level").to_string();
         if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
             return Err(UsageError(format!(
@@ -368,6 +398,7 @@ impl Flags {
             lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),
             query_timeout: dur("query.timeout")?.unwrap_or(Duration::from_secs(120)),
             max_samples,
+            remote_write_limits,
             enable_admin_api: get("web.enable-admin-api") == "true",
             enable_lifecycle: get("web.enable-lifecycle") == "true",
             push_listen,

@@ -231,6 +231,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: quit.clone(),
+        remote_write_limits: flags.remote_write_limits,
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.

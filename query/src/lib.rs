@@ -125,7 +125,14 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
-        if (end - start) / step >= MAX_STEPS {
+        // Checked: `end - start` overflows i64 for a range over ~292 million years, and a
+        // wrapped (negative) span would slip past the points limit.
+        let Some(span) = end.checked_sub(start) else {
+            return Err(Error::bad_data(
+                "time range too large: end - start does not fit in 64-bit milliseconds",
+            ));
+        };
+        if span / step >= MAX_STEPS {
             return Err(Error::bad_data(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));

@@ -126,6 +126,8 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// Label bounds of remote-written series.
+    pub remote_write_limits: crate::ingest::remote_write::LabelLimits,
 }
 
 /// Shared state handle.

@@ -104,12 +104,7 @@ pub async fn instant(State(state): State<SharedState>, req: Request) -> Response
 pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
     let start = p.time("start")?;
     let end = p.time("end")?;
-    if end < start {
-        return Err(ApiError::invalid_param(
-            "end",
-            "end timestamp must not be before start time",
-        ));
-    }
+    let span_ms = super::params::checked_span_ms(start, end)?;
     let step_ns = parse_duration_ns(p.get("step").unwrap_or(""))
         .map_err(|e| ApiError::invalid_param("step", e))?;
     if step_ns <= 0 {
@@ -118,7 +113,7 @@ pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let span_ns = i128::from(end - start) * 1_000_000;
+    let span_ns = i128::from(span_ms) * 1_000_000;
     if span_ns / step_ns > MAX_POINTS_PER_SERIES {
         return Err(ApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",

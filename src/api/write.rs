@@ -6,7 +6,7 @@ use super::SharedState;
 use super::query::now_ms;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request,
+    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request_limited,
 };
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -74,7 +74,8 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
         }
         st.metadata.record(&wr.metadata);
         let mut app = st.db.appender();
-        let outcome = match append_request(app.as_mut(), &mut wr, now_ms()) {
+        let limits = st.remote_write_limits;
+        let outcome = match append_request_limited(app.as_mut(), &mut wr, now_ms(), &limits) {
             Ok(o) => o,
             Err(e) => {
                 app.rollback();

@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: Arc::new(Notify::new()),
+        remote_write_limits: Default::default(),
     });
     Fixture {
         db,
