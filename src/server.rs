@@ -265,8 +265,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .iter()
             .collect::<Vec<_>>(),
     );
-    let federate =
-        crate::federate::router(queryable, external, state.engine_opts.lookback_delta_ms);
+    let federate = crate::federate::router_with_limits(
+        queryable,
+        external,
+        state.engine_opts.lookback_delta_ms,
+        crate::federate::Limits {
+            timeout: flags.query_timeout,
+            max_samples: flags.max_samples,
+        },
+    );
 
     let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
     tokio::spawn(reload_loop(

@@ -2,6 +2,7 @@
 
 mod federate;
 mod federate_from_prometheus;
+mod hardening;
 mod kubernetes;
 mod push;
 mod scrape;
