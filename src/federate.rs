@@ -302,7 +302,7 @@ fn collect(fed: &Fed, selectors: &[Vec<Matcher>], now: i64) -> Result<Latest, Co
                 if loaded > fed.limits.max_samples {
                     return Err(CollectError::TooManySamples);
                 }
-                if loaded % 4096 == 0 && timed_out() {
+                if loaded.is_multiple_of(4096) && timed_out() {
                     return Err(CollectError::Timeout);
                 }
             }
