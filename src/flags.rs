@@ -118,6 +118,24 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Only log messages with this severity or above.",
     ),
     (
+        "alertmanager.notification-queue-capacity",
+        Kind::Value,
+        "10000",
+        "Alerts each Alertmanager's queue holds; the oldest are dropped beyond.",
+    ),
+    (
+        "alertmanager.notification-batch-size",
+        Kind::Value,
+        "256",
+        "Alerts sent to an Alertmanager per request.",
+    ),
+    (
+        "alertmanager.drain-notification-queue-on-shutdown",
+        Kind::Bool,
+        "true",
+        "Send the queued alerts before shutting down.",
+    ),
+    (
         "rules.alert.for-outage-tolerance",
         Kind::Value,
         "1h",
@@ -265,6 +283,8 @@ pub struct Flags {
     pub push_group_ttl: Option<Duration>,
     /// `--log.level`: debug, info, warn or error.
     pub log_level: String,
+    /// `--alertmanager.*` (for the notifier).
+    pub notifier: crate::notifier::Options,
     /// `--rules.alert.for-outage-tolerance`.
     pub for_outage_tolerance: Duration,
     /// `--rules.alert.for-grace-period`.
@@ -385,6 +405,19 @@ impl Flags {
                 get("query.max-samples")
             ))
         })?;
+        let count = |name: &str| -> Result<usize, UsageError> {
+            get(name)
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| UsageError(format!("--{name}: invalid count {:?}", get(name))))
+        };
+        let notifier = crate::notifier::Options {
+            queue_capacity: count("alertmanager.notification-queue-capacity")?,
+            batch_size: count("alertmanager.notification-batch-size")?,
+            drain_on_shutdown: get("alertmanager.drain-notification-queue-on-shutdown") == "true",
+            ..crate::notifier::Options::default()
+        };
         let log_level = get("log.level").to_string();
         if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
             return Err(UsageError(format!(
@@ -410,6 +443,7 @@ impl Flags {
             push_listen,
             push_group_ttl: dur("push.group-ttl")?,
             log_level,
+            notifier,
             for_outage_tolerance: dur("rules.alert.for-outage-tolerance")?
                 .unwrap_or(Duration::from_secs(3600)),
             for_grace_period: dur("rules.alert.for-grace-period")?
@@ -485,6 +519,16 @@ mod tests {
         assert_eq!(f.lookback_delta, Duration::from_secs(300));
         assert!(!f.enable_admin_api && !f.enable_lifecycle);
         assert_eq!(f.all["web.listen-address"], ":9090");
+        assert_eq!(f.notifier.queue_capacity, 10_000);
+        assert_eq!(f.notifier.batch_size, 256);
+        assert!(f.notifier.drain_on_shutdown);
+        let f = run(&[
+            "--alertmanager.notification-queue-capacity=5",
+            "--no-alertmanager.drain-notification-queue-on-shutdown",
+        ])
+        .unwrap();
+        assert_eq!(f.notifier.queue_capacity, 5);
+        assert!(!f.notifier.drain_on_shutdown);
         assert_eq!(f.for_outage_tolerance, Duration::from_secs(3600));
         assert_eq!(f.for_grace_period, Duration::from_secs(600));
         assert_eq!(f.resend_delay, Duration::from_secs(60));
@@ -559,6 +603,10 @@ mod tests {
         check(&["--web.enable-admin-api=yes"], "invalid boolean");
         check(&["positional"], "unexpected argument");
         check(&["--no-config.file"], "unknown long flag");
+        check(
+            &["--alertmanager.notification-batch-size=0"],
+            "--alertmanager.notification-batch-size: invalid count",
+        );
     }
 
     #[test]

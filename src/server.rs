@@ -15,8 +15,9 @@ use crate::ingest::metadata::MetadataStore;
 use crate::metrics::{
     HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
 };
+use crate::notifier::{Notifier, NotifierMetrics};
 use crate::push::{PushOptions, PushService};
-use crate::rules::manager::{Backends, LogSender, ManagerOptions, RuleManager, RuleMetrics};
+use crate::rules::manager::{Backends, ManagerOptions, RuleManager, RuleMetrics};
 use crate::scrape::ScrapeManager;
 use anyhow::Context as _;
 use argus_query::{Engine, EngineOptions};
@@ -185,6 +186,7 @@ async fn reload_loop(
     listen: SocketAddr,
     config: Arc<ConfigState>,
     scrape: Arc<ScrapeManager>,
+    notifier: Arc<Notifier>,
     rules: Arc<RuleManager>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
@@ -223,6 +225,13 @@ async fn reload_loop(
             },
             Err(e) => Err(e),
         };
+        // The config was validated when loaded; here only an unusable TLS file can fail.
+        let loaded = loaded.and_then(|cfg| {
+            notifier
+                .apply_config(&cfg)
+                .map(|()| cfg)
+                .map_err(|e| e.to_string())
+        });
         let outcome = match loaded {
             Ok(cfg) => {
                 for s in cfg.ignored_sections() {
@@ -300,10 +309,18 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     registry.register(http_metrics.clone());
     registry.register(query_metrics.clone());
     registry.register(rw_metrics.clone());
+    let notifier_metrics = Arc::new(NotifierMetrics::new(flags.notifier.queue_capacity));
+    registry.register(notifier_metrics.clone());
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
     }))));
+
+    // Notifier: delivers the alerts of rule evaluation to the configured Alertmanagers.
+    let notifier = Notifier::new(flags.notifier, notifier_metrics);
+    notifier
+        .apply_config(&cfg)
+        .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
 
     // Rule manager: evaluates against the Db with its own engine; groups start at their first
     // slot after now.
@@ -314,7 +331,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             engine: Arc::new(Engine::new(engine_opts.clone())),
             queryable: Arc::new(db.clone()),
             appendable: Arc::new(db.clone()),
-            sender: Arc::new(LogSender::default()),
+            sender: notifier.clone(),
         },
         rule_options(&flags, &cfg, listen),
         rule_metrics,
@@ -344,6 +361,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: quit.clone(),
+        notifier: Some(notifier.clone()),
         rules: Some(rules.clone()),
     });
 
@@ -387,6 +405,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         listen,
         config,
         scrape.clone(),
+        notifier.clone(),
         rules.clone(),
         reload_rx,
     ));
@@ -430,6 +449,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     rules.stop().await;
     let _ = push_stop_tx.send(true);
     let _ = push_task.await;
+    tracing::info!("stopping the notifier");
+    notifier.stop().await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

@@ -5,6 +5,7 @@
 //! `server::build_router` merges it with the scrape, push and federation routers.
 
 pub mod admin;
+pub mod alertmanagers;
 pub mod error;
 pub mod format;
 pub mod lifecycle;
@@ -120,6 +121,8 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// The Alertmanager notifier (None: `/api/v1/alertmanagers` lists none).
+    pub notifier: Option<Arc<crate::notifier::Notifier>>,
     /// The rule manager (None: no rules, `/api/v1/rules` and `/api/v1/alerts` answer empty).
     pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
 }
@@ -213,7 +216,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
-        .route("/api/v1/alertmanagers", get(status::alertmanagers))
+        .route("/api/v1/alertmanagers", get(alertmanagers::list))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),

@@ -3,6 +3,7 @@
 mod federate;
 mod federate_from_prometheus;
 mod kubernetes;
+mod notifier;
 mod push;
 mod rules_cli;
 mod rules_server;
