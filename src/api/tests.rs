@@ -87,6 +87,8 @@ fn fixture(admin: bool) -> Fixture {
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),
+        notifier: None,
+        rules: None,
     });
     state.registry.register(state.http_metrics.clone());
     let app = crate::server::build_router(state, None, Vec::new());

@@ -9,3 +9,44 @@ mod parse;
 mod run;
 
 pub use run::{FileReport, RunOptions, run_file, run_source};
+
+/// One value of a `load` line's sequence (`../shared/conformance/promqltest/FORMAT.md` §6–7).
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadValue {
+    /// A float sample (may be NaN).
+    Value(f64),
+    /// `_`: no sample at this position.
+    Omitted,
+    /// `stale`: a staleness marker.
+    Stale,
+    /// A native-histogram literal (`{{…}}`); Argus storage cannot hold it.
+    Histogram,
+}
+
+/// Parses one line of a `load` block (`series values…`): the series notation and its expanded
+/// value sequence. Used by `argus test rules` for `input_series`.
+pub fn parse_load_line(line: &str) -> Result<(argus_storage::Labels, Vec<LoadValue>), String> {
+    let (series, values, st) = parse::split_series(line.trim())?;
+    if st {
+        return Err("start timestamps (@st) are not supported here".into());
+    }
+    let labels = parse::parse_series(series)?;
+    let items = parse::parse_sequence(values)?;
+    Ok((labels, items.into_iter().map(LoadValue::from).collect()))
+}
+
+/// Parses series notation (`name`, `name{a="b"}`, `{a="b"}`) into labels.
+pub fn parse_series_labels(s: &str) -> Result<argus_storage::Labels, String> {
+    parse::parse_series(s)
+}
+
+impl From<parse::Item> for LoadValue {
+    fn from(i: parse::Item) -> Self {
+        match i {
+            parse::Item::Value(v) => LoadValue::Value(v),
+            parse::Item::Omitted => LoadValue::Omitted,
+            parse::Item::Stale => LoadValue::Stale,
+            parse::Item::Histogram => LoadValue::Histogram,
+        }
+    }
+}

@@ -228,7 +228,7 @@ pub(crate) fn parse_sequence(s: &str) -> Result<Vec<Item>, String> {
 }
 
 /// Splits `series values…` at the end of the series notation. Returns (series, rest, has @st).
-fn split_series(line: &str) -> Result<(&str, &str, bool), String> {
+pub(crate) fn split_series(line: &str) -> Result<(&str, &str, bool), String> {
     let b = line.as_bytes();
     let mut i = 0;
     // Metric name (optional).

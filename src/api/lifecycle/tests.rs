@@ -46,6 +46,8 @@ fn fixture() -> Fixture {
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),
+        notifier: None,
+        rules: None,
     });
     Fixture {
         db,

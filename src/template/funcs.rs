@@ -1,0 +1,339 @@
+//! The function table: Go's built-ins plus Prometheus's alert template functions, with the
+//! parameter types Go checks at call time. Prometheus functions are implemented here; the Go
+//! built-ins live in `builtins.rs`.
+
+use super::gotime::GoTime;
+use super::humanize;
+use super::value::Value;
+use super::{QuerySample, TemplateQuery};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// A parameter type, as far as Go's argument conversion distinguishes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Param {
+    /// `interface{}`.
+    Any,
+    /// `string`.
+    Str,
+    /// `*sample`.
+    Sample,
+    /// `queryResult`.
+    Samples,
+    /// `reflect.Value` (built-ins that see the raw value).
+    RValue,
+}
+
+impl Param {
+    pub(super) fn go_name(self) -> &'static str {
+        match self {
+            Param::Any => "interface {}",
+            Param::Str => "string",
+            Param::Sample => "*template.sample",
+            Param::Samples => "template.queryResult",
+            Param::RValue => "reflect.Value",
+        }
+    }
+}
+
+macro_rules! funcs {
+    ($($variant:ident $name:literal [$($p:ident),*] $(... $v:ident)?;)*) => {
+        /// A callable template function.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(super) enum Func { $($variant),* }
+
+        impl Func {
+            /// Looks a function up by its template name.
+            pub(super) fn lookup(name: &str) -> Option<Func> {
+                match name { $($name => Some(Func::$variant),)* _ => None }
+            }
+            pub(super) fn name(self) -> &'static str {
+                match self { $(Func::$variant => $name),* }
+            }
+            /// Fixed parameters and the variadic element type, if any.
+            pub(super) fn signature(self) -> (&'static [Param], Option<Param>) {
+                match self { $(Func::$variant => (&[$(Param::$p),*], funcs!(@v $($v)?))),* }
+            }
+        }
+    };
+    (@v) => { None };
+    (@v $v:ident) => { Some(Param::$v) };
+}
+
+funcs! {
+    And "and" [RValue] ...RValue;
+    Or "or" [RValue] ...RValue;
+    Not "not" [RValue];
+    Len "len" [RValue];
+    Index "index" [RValue] ...RValue;
+    Slice "slice" [RValue] ...RValue;
+    Print "print" [] ...Any;
+    Printf "printf" [Str] ...Any;
+    Println "println" [] ...Any;
+    Html "html" [] ...Any;
+    Js "js" [] ...Any;
+    Urlquery "urlquery" [] ...Any;
+    Call "call" [RValue] ...RValue;
+    Eq "eq" [RValue] ...RValue;
+    Ne "ne" [RValue, RValue];
+    Lt "lt" [RValue, RValue];
+    Le "le" [RValue, RValue];
+    Gt "gt" [RValue, RValue];
+    Ge "ge" [RValue, RValue];
+    Query "query" [Str];
+    First "first" [Samples];
+    Label "label" [Str, Sample];
+    SampleValue "value" [Sample];
+    StrValue "strvalue" [Sample];
+    Args "args" [] ...Any;
+    ReReplaceAll "reReplaceAll" [Str, Str, Str];
+    SafeHtml "safeHtml" [Str];
+    Match "match" [Str, Str];
+    Title "title" [Str];
+    ToUpper "toUpper" [Str];
+    ToLower "toLower" [Str];
+    GraphLink "graphLink" [Str];
+    TableLink "tableLink" [Str];
+    SortByLabel "sortByLabel" [Str, Samples];
+    Humanize "humanize" [Any];
+    Humanize1024 "humanize1024" [Any];
+    HumanizeDuration "humanizeDuration" [Any];
+    HumanizePercentage "humanizePercentage" [Any];
+    HumanizeTimestamp "humanizeTimestamp" [Any];
+    ToTime "toTime" [Any];
+    ToDuration "toDuration" [Any];
+    PathPrefix "pathPrefix" [];
+    ExternalUrl "externalURL" [];
+    ParseDuration "parseDuration" [Str];
+    StripPort "stripPort" [Str];
+    StripDomain "stripDomain" [Str];
+    Now "now" [];
+    UrlQueryEscape "urlQueryEscape" [Str];
+}
+
+/// What Prometheus functions may consult.
+pub(super) struct FuncCtx<'a> {
+    pub query: &'a dyn TemplateQuery,
+    pub eval_time_secs: f64,
+    pub external_url: &'a str,
+}
+
+/// Go's message for a nil-pointer panic inside a function (what `safeCall` reports).
+pub(super) const NIL_DEREF: &str =
+    "runtime error: invalid memory address or nil pointer dereference";
+
+fn s(v: &Value) -> &str {
+    match v {
+        Value::Str(s) => s,
+        _ => "",
+    }
+}
+
+fn sample(v: &Value) -> Result<&QuerySample, String> {
+    match v {
+        Value::Sample(Some(s)) => Ok(s),
+        _ => Err(NIL_DEREF.to_string()),
+    }
+}
+
+fn samples(v: &Value) -> &[Rc<QuerySample>] {
+    match v {
+        Value::Samples(s) => s,
+        _ => &[],
+    }
+}
+
+fn regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            format!(
+                "error parsing regexp: {}",
+                e.to_string().lines().last().unwrap_or("")
+            )
+        })
+}
+
+/// Calls a Prometheus function with converted arguments. Err is the function's error text.
+pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Result<Value, String> {
+    let arg = |i: usize| args.get(i).unwrap_or(&Value::Nil);
+    Ok(match f {
+        Func::Query => {
+            let res = ctx.query.query(s(arg(0)))?;
+            Value::Samples(Rc::new(res.into_iter().map(Rc::new).collect()))
+        }
+        Func::First => match samples(arg(0)).first() {
+            Some(x) => Value::Sample(Some(x.clone())),
+            None => return Err("first() called on vector with no elements".into()),
+        },
+        Func::Label => {
+            let smp = sample(arg(1))?;
+            Value::str(smp.labels.get(s(arg(0))).map_or("", String::as_str))
+        }
+        Func::SampleValue => Value::Float(sample(arg(0))?.value),
+        Func::StrValue => Value::str(
+            sample(arg(0))?
+                .labels
+                .get("__value__")
+                .map_or("", String::as_str),
+        ),
+        Func::Args => {
+            let m: BTreeMap<String, Value> = args
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("arg{i}"), v.clone()))
+                .collect();
+            Value::AnyMap(Rc::new(m))
+        }
+        Func::ReReplaceAll => {
+            let re = regex(s(arg(0))).map_err(|e| {
+                format!(
+                    "regexp: Compile({}): {e}",
+                    super::gostr::go_quote(s(arg(0)))
+                )
+            })?;
+            Value::str(&re.replace_all(s(arg(2)), s(arg(1))))
+        }
+        Func::SafeHtml => Value::Html(Rc::from(s(arg(0)))),
+        Func::Match => Value::Bool(regex(s(arg(0)))?.is_match(s(arg(1)))),
+        Func::Title => Value::str(&humanize::title(s(arg(0)))),
+        Func::ToUpper => Value::str(&s(arg(0)).to_uppercase()),
+        Func::ToLower => Value::str(&s(arg(0)).to_lowercase()),
+        Func::GraphLink => Value::str(&format!(
+            "/graph?g0.expr={}&g0.tab=0",
+            super::printf::query_escape(s(arg(0)))
+        )),
+        Func::TableLink => Value::str(&format!(
+            "/graph?g0.expr={}&g0.tab=1",
+            super::printf::query_escape(s(arg(0)))
+        )),
+        Func::SortByLabel => {
+            let name = s(arg(0));
+            let mut v: Vec<Rc<QuerySample>> = samples(arg(1)).to_vec();
+            v.sort_by(|a, b| {
+                let key =
+                    |x: &QuerySample| x.labels.get(name).map_or("", String::as_str).to_string();
+                key(a).cmp(&key(b))
+            });
+            Value::Samples(Rc::new(v))
+        }
+        Func::Humanize => Value::str(&humanize::humanize(to_float(arg(0))?)),
+        Func::Humanize1024 => Value::str(&humanize::humanize_1024(to_float(arg(0))?)),
+        Func::HumanizeDuration => Value::str(&humanize::humanize_duration(to_float(arg(0))?)),
+        Func::HumanizePercentage => Value::str(&humanize::humanize_percentage(to_float(arg(0))?)),
+        Func::HumanizeTimestamp => {
+            let v = to_float(arg(0))?;
+            match float_to_time(v) {
+                Ok(t) => Value::str(&t.to_string()),
+                Err(None) => Value::str(&super::printf::sprintf("%.4g", &[Value::Float(v)])),
+                Err(Some(e)) => return Err(e),
+            }
+        }
+        Func::ToTime => match float_to_time(to_float(arg(0))?) {
+            Ok(t) => Value::Time(t),
+            Err(e) => return Err(e.unwrap_or_else(|| "value is NaN or Inf".into())),
+        },
+        Func::ToDuration => {
+            let v = to_float(arg(0))? * 1e9;
+            // Go's float → int64 conversion; out-of-range values saturate here.
+            Value::Duration(if v.is_nan() { i64::MIN } else { v as i64 })
+        }
+        Func::PathPrefix | Func::ExternalUrl => {
+            if ctx.external_url.is_empty() {
+                return Err(NIL_DEREF.into());
+            }
+            if f == Func::ExternalUrl {
+                Value::str(ctx.external_url)
+            } else {
+                Value::str(url_path(ctx.external_url))
+            }
+        }
+        Func::ParseDuration => Value::Float(parse_duration(s(arg(0)))?),
+        Func::StripPort => Value::str(humanize::strip_port(s(arg(0)))),
+        Func::StripDomain => Value::str(&humanize::strip_domain(s(arg(0)))),
+        Func::Now => Value::Float(ctx.eval_time_secs),
+        Func::UrlQueryEscape => Value::str(&super::printf::query_escape(s(arg(0)))),
+        _ => return Err(format!("BUG: {} is not a Prometheus function", f.name())),
+    })
+}
+
+/// Prometheus's `convertToFloat`: numbers and numeric strings.
+pub(super) fn to_float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Int(i) => Ok(*i as f64),
+        Value::Byte(b) => Ok(f64::from(*b)),
+        Value::Str(s) => parse_go_float(s),
+        other => Err(format!("can't convert {} to float", other.type_name())),
+    }
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` for decimal input and Inf/NaN spellings.
+fn parse_go_float(s: &str) -> Result<f64, String> {
+    let err = |what: &str| {
+        format!(
+            "strconv.ParseFloat: parsing {}: {what}",
+            super::gostr::go_quote(s)
+        )
+    };
+    let lower = s.to_ascii_lowercase();
+    let body = lower.trim_start_matches(['+', '-']);
+    let special = matches!(body, "inf" | "infinity" | "nan");
+    if !special
+        && (s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b".eE+-_".contains(&b)))
+    {
+        return Err(err("invalid syntax"));
+    }
+    let v: f64 = s
+        .replace('_', "")
+        .parse()
+        .map_err(|_| err("invalid syntax"))?;
+    if v.is_infinite() && !special {
+        return Err(err("value out of range"));
+    }
+    Ok(v)
+}
+
+/// Prometheus's `floatToTime` (millisecond precision). `Err(None)` = NaN or Inf.
+fn float_to_time(v: f64) -> Result<GoTime, Option<String>> {
+    if v.is_nan() || v.is_infinite() {
+        return Err(None);
+    }
+    let ts = v * 1e9;
+    if ts > i64::MAX as f64 || ts < i64::MIN as f64 {
+        return Err(Some(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            crate::template::format_go_float(v)
+        )));
+    }
+    let ms = (ts as i64) / 1_000_000;
+    let nanos = u32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0);
+    Ok(GoTime {
+        secs: ms.div_euclid(1000),
+        nanos,
+    })
+}
+
+/// The path of an absolute URL (`http://h:9090/path/prefix` → `/path/prefix`).
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = after_scheme
+        .find('/')
+        .map_or("", |i| after_scheme.get(i..).unwrap_or(""));
+    path.split(['?', '#']).next().unwrap_or("")
+}
+
+/// `model.ParseDurationAllowNegative` in seconds.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let d = crate::config::duration::parse_duration(body)?;
+    let secs = d.as_secs_f64();
+    Ok(if neg { -secs } else { secs })
+}
