@@ -12,3 +12,4 @@ pub mod push;
 pub mod scrape;
 pub mod server;
 mod timefmt;
+pub mod web;

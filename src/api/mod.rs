@@ -119,6 +119,10 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// `--web.enable-remote-write-receiver`: otherwise `/api/v1/write` answers 404.
+    pub remote_write_enabled: bool,
+    /// `--query.max-concurrency` slots; a query waits for one within its timeout.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Shared state handle.
