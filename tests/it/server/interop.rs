@@ -163,7 +163,10 @@ fn prometheus_remote_write_then_same_answers() {
     std::fs::write(&argus_cfg, "scrape_configs: []\n").unwrap();
     let argus = Argus::start(
         &dir.path().join("argus"),
-        &[&format!("--config.file={}", argus_cfg.display())],
+        &[
+            &format!("--config.file={}", argus_cfg.display()),
+            "--web.enable-remote-write-receiver",
+        ],
     );
     let target = start_target();
     let port = free_port();
