@@ -86,19 +86,19 @@ impl TargetClient {
         let auth = if let Some(ba) = &cfg.basic_auth {
             Auth::Basic {
                 user: ba.username.clone(),
-                pass: ba.password.clone(),
+                pass: ba.password.as_ref().map(|s| s.expose().to_string()),
                 pass_file: ba.password_file.clone(),
             }
         } else if let Some(a) = &cfg.authorization {
             Auth::Header {
                 kind: a.kind.clone().unwrap_or_else(|| "Bearer".into()),
-                cred: a.credentials.clone(),
+                cred: a.credentials.as_ref().map(|s| s.expose().to_string()),
                 cred_file: a.credentials_file.clone(),
             }
         } else if cfg.bearer_token.is_some() || cfg.bearer_token_file.is_some() {
             Auth::Header {
                 kind: "Bearer".into(),
-                cred: cfg.bearer_token.clone(),
+                cred: cfg.bearer_token.as_ref().map(|s| s.expose().to_string()),
                 cred_file: cfg.bearer_token_file.clone(),
             }
         } else {

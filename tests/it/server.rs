@@ -412,7 +412,10 @@ fn admin_api_snapshot_delete_clean() {
     let dir = tempfile::tempdir().unwrap();
     let a = Argus::start(
         dir.path(),
-        &["--web.enable-admin-api", "--web.enable-remote-write-receiver"],
+        &[
+            "--web.enable-admin-api",
+            "--web.enable-remote-write-receiver",
+        ],
     );
     let base = seed(&a);
     let r = a.post_form("/api/v1/admin/tsdb/snapshot", "");
