@@ -367,6 +367,24 @@ mod tests {
     }
 
     #[test]
+    fn readme_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### TLS and basic authentication")
+            .nth(1)
+            .expect("README section");
+        let yaml = section
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .expect("yaml block");
+        let c = WebConfig::parse(yaml, Path::new("/etc/argus")).unwrap();
+        assert!(bcrypt::verify("change-me", &c.users["admin"]).unwrap());
+        assert_eq!(c.headers.len(), 2);
+        assert!(c.tls.is_some());
+    }
+
+    #[test]
     fn invalid_configs_name_the_problem() {
         let check = |yaml: &str, want: &str| {
             let err = WebConfig::parse(yaml, Path::new("/")).unwrap_err().0;

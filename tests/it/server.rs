@@ -2,7 +2,7 @@
 //! `harness` starts it; `interop` compares with real Prometheus; `durability` SIGKILLs it.
 
 mod durability;
-mod harness;
+pub(crate) mod harness;
 mod interop;
 
 use argus::ingest::prompb::{MetricMetadata, TimeSeries, WriteRequest};

@@ -152,8 +152,9 @@ const QUERIES: &[&str] = &[
 #[test]
 fn prometheus_remote_write_then_same_answers() {
     if !Path::new(PROMETHEUS).exists() {
-        println!(
-            "SKIP prometheus interop: {PROMETHEUS} is not installed (apt-get install prometheus)"
+        crate::missing(
+            "prometheus interop",
+            &format!("{PROMETHEUS} is not installed (apt-get install prometheus)"),
         );
         return;
     }
