@@ -13,6 +13,9 @@ mod server;
 /// otherwise it prints why it is skipped and the caller returns.
 pub fn missing(test: &str, reason: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(!ci, "{test}: {reason} (CI=true: a test that cannot run fails)");
+    assert!(
+        !ci,
+        "{test}: {reason} (CI=true: a test that cannot run fails)"
+    );
     eprintln!("SKIP {test}: {reason}");
 }

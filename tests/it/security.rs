@@ -28,7 +28,10 @@ impl Ca {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         Ca {
             issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap(),
         }
@@ -68,7 +71,7 @@ fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::Clie
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-    Arc::new(match client {
+    let mut cfg = match client {
         Some((cert, key)) => {
             let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
@@ -77,7 +80,10 @@ fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::Clie
             b.with_client_auth_cert(chain, key).unwrap()
         }
         None => b.with_no_client_auth(),
-    })
+    };
+    // Full handshakes only: a resumed session reports the certificate it was made with.
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Arc::new(cfg)
 }
 
 /// One HTTPS request over a fresh connection; also returns the server's certificate (DER).
@@ -87,7 +93,8 @@ fn https(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<(Resp, Vec<u8>), String> {
-    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mut tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let mut conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| e.to_string())?;
@@ -162,7 +169,11 @@ fn tls_and_basic_auth_on_both_listeners() {
         assert_eq!(r.status, 401, "{addr}: no credentials: {}", r.text());
         assert_eq!(r.header("www-authenticate"), Some("Basic"));
         assert_eq!(r.header("x-frame-options"), Some("deny"));
-        for wrong in [basic("alice", "nope"), basic("bob", "s3cret"), "Bearer x".into()] {
+        for wrong in [
+            basic("alice", "nope"),
+            basic("bob", "s3cret"),
+            "Bearer x".into(),
+        ] {
             let (r, _) = https(addr, &cfg, "/-/healthy", &[("Authorization", &wrong)]).unwrap();
             assert_eq!(r.status, 401, "{addr}: {wrong}");
         }
@@ -184,7 +195,13 @@ fn tls_and_basic_auth_on_both_listeners() {
     .unwrap();
     assert_eq!(r.json()["data"]["result"][1], "2", "{}", r.text());
     // Plain HTTP to the TLS port gets no HTTP answer.
-    let plain = try_request(a.addr, "GET", "/-/healthy", &[("Authorization", &good)], b"");
+    let plain = try_request(
+        a.addr,
+        "GET",
+        "/-/healthy",
+        &[("Authorization", &good)],
+        b"",
+    );
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
     // A client that does not trust the CA refuses the server.
     let other = client_config(&Ca::new("other CA").pem(), None);
@@ -216,9 +233,15 @@ fn client_certificates_are_required_and_verified() {
         )],
     );
     let none = client_config(&ca.pem(), None);
-    assert!(https(a.addr, &none, "/-/healthy", &[]).is_err(), "no client cert");
+    assert!(
+        https(a.addr, &none, "/-/healthy", &[]).is_err(),
+        "no client cert"
+    );
     let bad = client_config(&ca.pem(), Some((&rogue_cert, &rogue_key)));
-    assert!(https(a.addr, &bad, "/-/healthy", &[]).is_err(), "untrusted client cert");
+    assert!(
+        https(a.addr, &bad, "/-/healthy", &[]).is_err(),
+        "untrusted client cert"
+    );
     let good = client_config(&ca.pem(), Some((&client_cert, &client_key)));
     let (r, _) = https(a.addr, &good, "/-/healthy", &[]).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
@@ -261,7 +284,11 @@ fn certificate_rotation_needs_no_restart() {
         if peer == der_b {
             break;
         }
-        assert!(Instant::now() < deadline, "new certificate not served in 15 s");
+        assert!(
+            Instant::now() < deadline,
+            "new certificate not served in 15 s; log:\n{}",
+            a.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -288,7 +315,12 @@ fn run_to_exit(data: &Path, args: &[&str]) -> (Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.code(), err)
 }
 
@@ -315,7 +347,11 @@ fn invalid_web_config_stops_the_start_with_exit_2() {
             "{name}: expected {want:?} and the file name in: {err}"
         );
     };
-    check("bad-yaml.yml", "tls_server_config: [\n", "invalid web config file");
+    check(
+        "bad-yaml.yml",
+        "tls_server_config: [\n",
+        "invalid web config file",
+    );
     check(
         "unknown-field.yml",
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  bogus: 1\n",
@@ -483,19 +519,24 @@ fn query_timeout_is_enforced_and_abandoned_queries_stop() {
         .unwrap();
         conns.push(s);
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Generous thresholds: the machine may be shared (4 busy threads on 2 cores give up to
+    // 6 CPU s in 3 s; an idle server spends a few hundredths).
+    std::thread::sleep(Duration::from_secs(1));
     let busy = cpu_seconds(&b);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let busy = cpu_seconds(&b) - busy;
-    assert!(busy > 0.5, "the queries should be running: {busy} CPU s in 2 s");
+    assert!(
+        busy > 0.3,
+        "the queries should be running: {busy} CPU s in 3 s"
+    );
     drop(conns);
     std::thread::sleep(Duration::from_secs(3));
     let idle = cpu_seconds(&b);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let idle = cpu_seconds(&b) - idle;
     assert!(
-        idle < 0.5,
-        "abandoned queries kept running: {idle} CPU s in 2 s (busy: {busy})"
+        idle < 0.3,
+        "abandoned queries kept running: {idle} CPU s in 3 s (busy: {busy})"
     );
     assert_eq!(b.get("/-/healthy").status, 200);
 }
@@ -516,7 +557,10 @@ fn max_concurrency_queues_then_times_out() {
     let started = Instant::now();
     let r = try_request(addr, "GET", &heavy_query_path(Some("1s")), &[], b"").unwrap();
     assert_timeout(&r, "query queue");
-    assert!(started.elapsed() >= Duration::from_millis(900), "did not wait");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "did not wait"
+    );
     assert_timeout(&first.join().unwrap(), "query execution");
     // The slot is free again.
     let r = a.get("/api/v1/query?query=1");
@@ -549,7 +593,10 @@ fn slow_clients_are_dropped_after_the_read_timeout() {
     let a = Argus::start(dir.path(), &["--web.read-timeout=2s"]);
     let headers = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let sent = trickle(a.addr, b"", headers);
-    assert!(sent < 10, "slow headers: {sent} bytes accepted over {sent} s");
+    assert!(
+        sent < 10,
+        "slow headers: {sent} bytes accepted over {sent} s"
+    );
     let body = "query=1%2B1&time=0&aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let head = format!(
         "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\

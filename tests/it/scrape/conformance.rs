@@ -251,7 +251,10 @@ fn cases_json() {
 #[test]
 fn openmetrics_suite() {
     let Some(dir) = exposition_dir() else {
-        crate::missing("openmetrics_suite", "shared/conformance/exposition not found");
+        crate::missing(
+            "openmetrics_suite",
+            "shared/conformance/exposition not found",
+        );
         return;
     };
     let mut good_failed = Vec::new();
