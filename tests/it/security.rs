@@ -608,3 +608,36 @@ fn slow_clients_are_dropped_after_the_read_timeout() {
     // Normal clients are unaffected.
     assert_eq!(a.get("/-/healthy").status, 200);
 }
+
+#[test]
+fn max_connections_holds_further_clients_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Argus::start(dir.path(), &["--web.max-connections=2"]);
+    // Two idle connections take both slots.
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(a.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A third client is accepted by the kernel but not served…
+    let mut third = TcpStream::connect(a.addr).unwrap();
+    third
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let early = third.read_to_end(&mut buf);
+    assert!(
+        early.is_err() && buf.is_empty(),
+        "served beyond the limit: {buf:?}"
+    );
+    // …until a slot frees up.
+    drop(idle);
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    third.read_to_end(&mut buf).unwrap();
+    let r = parse_response(&buf).expect("a response");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
