@@ -171,12 +171,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "1m",
         "Minimum amount of time to wait before resending an alert to Alertmanager.",
     ),
-    // Accepted, no effect.
+    // Prometheus flags: accepted with no effect unless the help says otherwise.
     (
         "web.enable-remote-write-receiver",
         Kind::Bool,
         "false",
-        "Accepted; the receiver is always on.",
+        "Serve the remote-write receiver at /api/v1/write.",
     ),
     (
         "web.enable-otlp-receiver",
@@ -252,20 +252,25 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "web.max-connections",
         Kind::Value,
         "512",
-        "Accepted; no effect.",
+        "Maximum simultaneous connections across both listeners (0: unlimited).",
     ),
     (
         "web.read-timeout",
         Kind::Value,
         "5m",
-        "Accepted; no effect.",
+        "Maximum time to read a request's headers, and its body (0s: unlimited).",
     ),
-    ("web.config.file", Kind::Value, "", "Accepted; no effect."),
+    (
+        "web.config.file",
+        Kind::Value,
+        "",
+        "Web config file (TLS, basic auth, headers) in Prometheus's format.",
+    ),
     (
         "query.max-concurrency",
         Kind::Value,
         "20",
-        "Accepted; no effect.",
+        "Maximum queries evaluated at once; others queue within their timeout.",
     ),
     ("enable-feature", Kind::Value, "", "Accepted; no effect."),
 ];
@@ -315,6 +320,16 @@ pub struct Flags {
     pub external_url: Option<String>,
     /// Every flag and its effective value as text, for `/api/v1/status/flags`.
     pub all: BTreeMap<String, String>,
+    /// `--web.config.file`.
+    pub web_config_file: Option<PathBuf>,
+    /// `--web.read-timeout` (zero: unlimited).
+    pub read_timeout: Duration,
+    /// `--web.max-connections` (0: unlimited).
+    pub max_connections: usize,
+    /// `--query.max-concurrency` (at least 1).
+    pub max_concurrency: usize,
+    /// `--web.enable-remote-write-receiver`.
+    pub enable_remote_write_receiver: bool,
 }
 
 /// Parses `args` (without the program name).
@@ -454,6 +469,18 @@ impl Flags {
                 "--log.level: unknown level {log_level:?}"
             )));
         }
+        let count = |name: &str| {
+            get(name)
+                .parse::<usize>()
+                .map_err(|_| UsageError(format!("--{name}: invalid number {:?}", get(name))))
+        };
+        let max_connections = count("web.max-connections")?;
+        let max_concurrency = count("query.max-concurrency")?;
+        if max_concurrency == 0 {
+            return Err(UsageError(
+                "--query.max-concurrency: must be at least 1".into(),
+            ));
+        }
         let all = FLAGS
             .iter()
             .map(|f| (f.0.to_string(), get(f.0).to_string()))
@@ -482,6 +509,11 @@ impl Flags {
             resend_delay: dur("rules.alert.resend-delay")?.unwrap_or(Duration::from_secs(60)),
             external_url: opt("web.external-url").map(str::to_string),
             all,
+            web_config_file: opt("web.config.file").map(PathBuf::from),
+            read_timeout: dur("web.read-timeout")?.unwrap_or(Duration::from_secs(300)),
+            max_connections,
+            max_concurrency,
+            enable_remote_write_receiver: get("web.enable-remote-write-receiver") == "true",
         })
     }
 

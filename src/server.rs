@@ -260,6 +260,11 @@ async fn reload_loop(
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let start_time = SystemTime::now();
     let flags = Arc::new(flags);
+    let web = crate::web::Web::load(
+        flags.web_config_file.as_deref(),
+        flags.read_timeout,
+        flags.max_connections,
+    )?;
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
         .with_context(|| format!("cannot listen on {}", flags.listen))?;
@@ -364,6 +369,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         remote_write_limits: flags.remote_write_limits,
         notifier: Some(notifier.clone()),
         rules: Some(rules.clone()),
+        remote_write_enabled: flags.enable_remote_write_receiver,
+        query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -426,18 +433,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
         tracing::info!(address = %addr, "push listener ready");
         let drain = drain.clone();
-        let serve = axum::serve(l, push.standalone_router())
-            .with_graceful_shutdown(async move { drain.notified().await });
-        push_server = Some(tokio::spawn(async move { serve.await }));
+        let serve = web.clone().serve(l, push.standalone_router(), async move {
+            drain.notified().await
+        });
+        push_server = Some(tokio::spawn(serve));
     }
 
     tracing::info!(address = %listen, "Server is ready to receive web requests.");
     let started_drain = drain.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = web.clone().serve(listener, app, async move {
         shutdown_signal(quit).await;
         started_drain.notify_waiters();
     });
-    let mut serve = tokio::spawn(async move { serve.await });
+    let mut serve = tokio::spawn(serve);
     let drained = drain.clone();
     tokio::select! {
         r = &mut serve => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
