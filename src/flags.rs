@@ -171,8 +171,18 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Accepted; no effect.",
     ),
     ("log.format", Kind::Value, "logfmt", "Accepted; no effect."),
-    ("web.external-url", Kind::Value, "", "Accepted; no effect."),
-    ("web.route-prefix", Kind::Value, "", "Accepted; no effect."),
+    (
+        "web.external-url",
+        Kind::Value,
+        "",
+        "URL under which Argus is reachable (behind a reverse proxy); its path is the default route prefix.",
+    ),
+    (
+        "web.route-prefix",
+        Kind::Value,
+        "",
+        "Prefix for every HTTP route (UI, API, push, federation, lifecycle). Defaults to the path of --web.external-url.",
+    ),
     ("web.page-title", Kind::Value, "", "Accepted; no effect."),
     ("web.cors.origin", Kind::Value, ".*", "Accepted; no effect."),
     (
@@ -348,6 +358,9 @@ impl Flags {
                 get("query.max-samples")
             ))
         })?;
+        // Validated here; the server reads the prefix from `all` (api::ui::route_prefix_from_flags).
+        crate::api::ui::route_prefix(get("web.external-url"), get("web.route-prefix"))
+            .map_err(|e| UsageError(format!("--web.route-prefix/--web.external-url: {e}")))?;
         let log_level = get("log.level").to_string();
         if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
             return Err(UsageError(format!(

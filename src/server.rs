@@ -41,6 +41,16 @@ pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Route
     for r in extra {
         router = router.merge(r);
     }
+    // The web UI, then everything under the route prefix (`--web.route-prefix`).
+    let prefix = api::ui::route_prefix_from_flags(&state.flags);
+    router = router.merge(api::ui::router(&prefix));
+    if !prefix.is_empty() {
+        let to_prefix = format!("{prefix}/");
+        router = Router::new().nest(&prefix, router).route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Redirect::to(&to_prefix) }),
+        );
+    }
     api::finish(router, state)
 }
 

@@ -12,6 +12,7 @@ pub mod params;
 pub mod query;
 pub mod series;
 pub mod status;
+pub mod ui;
 pub mod write;
 
 use crate::config::ConfigState;
