@@ -175,10 +175,11 @@ export function createEditor(opts) {
     if (my !== seq) return;
     const all = raw.map((x) => (typeof x === 'string' ? { text: x, kind: c.kind } : x));
     const p = c.prefix.toLowerCase();
+    const exact = all.filter((x) => x.text === c.prefix);
     const starts = all.filter((x) => x.text.toLowerCase().startsWith(p) && x.text !== c.prefix);
     const contains = p ? all.filter((x) => !x.text.toLowerCase().startsWith(p) && x.text.toLowerCase().includes(p)) : [];
     ctx = c;
-    items = [...starts, ...contains].slice(0, 200);
+    items = [...exact, ...starts, ...contains].slice(0, 200);
     sel = -1;
     showList();
   };

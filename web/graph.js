@@ -34,11 +34,11 @@ function niceTicks(min, max, n) {
 }
 
 const pad2 = (n) => String(n).padStart(2, '0');
-function timeLabel(ms, span) {
+function timeLabel(ms, span, tstep) {
   const d = new Date(ms);
   const hm = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
   if (span > 2 * 86400e3) return `${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${hm}`;
-  if (span < 300e3) return `${hm}:${pad2(d.getUTCSeconds())}`;
+  if (tstep < 60e3) return `${hm}:${pad2(d.getUTCSeconds())}`;
   return hm;
 }
 
@@ -150,7 +150,7 @@ export function createGraph(result, opts) {
       const x = Math.round(L + ((t - start) / Math.max(1, span)) * pw) + 0.5;
       ctx.moveTo(x, T);
       ctx.lineTo(x, T + ph);
-      ctx.fillText(timeLabel(t, span), x, T + ph + 6);
+      ctx.fillText(timeLabel(t, span, tstep), x, T + ph + 6);
     }
     ctx.stroke();
     // Series: a run of consecutive points is one sub-path; a missing step breaks the line.
@@ -277,8 +277,11 @@ export function createGraph(result, opts) {
   requestAnimationFrame(() => ro.observe(wrap));
   return {
     el,
-    /** Draws (call after `el` is in the document); returns the time of parse + draw in ms. */
-    draw() { draw(); return performance.now() - t0; },
+    /** First draw (after `el` is in the document); data-build-ms = parse + draw time. */
+    draw() {
+      draw();
+      el.dataset.buildMs = (performance.now() - t0).toFixed(2);
+    },
     setStacked(v) { stacked = v; draw(); },
     destroy() { ro.disconnect(); window.removeEventListener('mouseup', onUp); },
   };

@@ -14,7 +14,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -215,8 +215,17 @@ async fn asset(State(ui): UiState, Path(name): Path<String>, headers: HeaderMap)
     }
 }
 
-async fn to_query(State(ui): UiState) -> Redirect {
-    Redirect::to(&format!("{}/query", ui.prefix))
+/// `/` → `302 Found` to the query page, as Prometheus answers.
+async fn to_query(State(ui): UiState) -> Response {
+    found(&format!("{}/query", ui.prefix))
+}
+
+/// A `302 Found` redirect to `location`.
+pub fn found(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The UI routes, relative to the route prefix (`prefix` is only used to render links).

@@ -6,3 +6,4 @@ mod kubernetes;
 mod push;
 mod scrape;
 mod server;
+mod ui;
