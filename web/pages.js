@@ -105,7 +105,7 @@ function ruleDef(r) {
     if (r.keepFiringFor) lines.push(kv('keep_firing_for', fmtSeconds(r.keepFiringFor)));
     if (r.labels && Object.keys(r.labels).length) lines.push(kv('labels', badges(r.labels)));
     if (r.annotations && Object.keys(r.annotations).length) {
-      lines.push(kv('annotations', h('div', {}, Object.entries(r.annotations).map(([k, v]) => h('div', {}, h('code', {}, k), ': ', v)))));
+      lines.push(kv('annotations', h('div', { class: 'ann' }, Object.entries(r.annotations).map(([k, v]) => h('div', {}, h('code', {}, k), ': ', v)))));
     }
   } else {
     lines.push(kv('record', h('strong', {}, r.name)));
@@ -162,7 +162,7 @@ export async function alerts(root) {
         box.dataset.state = r.state;
         body.append(ruleDef(r));
         if (n) {
-          body.append(table(['Labels', 'State', 'Active since', 'Value', 'Annotations'], r.alerts.map((a) =>
+          body.append(table(['Labels', 'State', 'Active since', h('th', { class: 'num' }, 'Value'), 'Annotations'], r.alerts.map((a) =>
             h('tr', { class: 'alert-instance', 'data-state': a.state },
               h('td', {}, badges(a.labels)),
               h('td', {}, statePill(a.state)),
@@ -234,10 +234,10 @@ export async function push(root) {
         h('span', { class: 'muted' }, 'last push: ' + when), del], false);
       box.classList.add('push-group');
       for (const [name, f] of fams.sort((a, b) => a[0].localeCompare(b[0]))) {
-        body.append(h('h2', {}, h('code', {}, name), ' ', h('span', { class: 'badge' }, (f.type || 'untyped').toLowerCase()),
-          f.help ? h('span', { class: 'muted' }, ' ' + f.help) : null,
-          h('span', { class: 'muted' }, ` · pushed ${f.time_stamp ? fmtTime(Date.parse(f.time_stamp)) + ' UTC' : ''}`)));
-        body.append(table(['Labels', 'Value'], (f.metrics || []).map((m) => [badges(m.labels), h('td', { class: 'num' }, metricValue(m))])));
+        body.append(h('div', { class: 'family' }, h('code', { class: 'family-name' }, name), h('span', { class: 'badge' }, (f.type || 'untyped').toLowerCase()),
+          f.help ? h('span', { class: 'muted' }, f.help) : null,
+          h('span', { class: 'muted' }, `pushed ${f.time_stamp ? fmtTime(Date.parse(f.time_stamp)) + ' UTC' : ''}`)));
+        body.append(table(['Labels', h('th', { class: 'num' }, 'Value')], (f.metrics || []).map((m) => [badges(m.labels), h('td', { class: 'num' }, metricValue(m))]), 'fixed'));
       }
       list.append(box);
     }
@@ -314,7 +314,7 @@ export async function tsdbStatus(root) {
     ]));
     const sec = (title, col, rows) => {
       root.append(h('h2', {}, title), rows && rows.length
-        ? table(['Name', col], rows.map((r) => [h('code', {}, r.name), h('td', { class: 'num' }, String(r.value))]))
+        ? table(['Name', h('th', { class: 'num' }, col)], rows.map((r) => [h('code', {}, r.name), h('td', { class: 'num' }, String(r.value))]), 'fixed')
         : h('p', { class: 'muted' }, 'None.'));
     };
     sec('Top series count by metric name', 'Count', d.seriesCountByMetricName);

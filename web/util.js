@@ -211,7 +211,7 @@ export function collapsible(headKids, collapsed) {
 export function table(headers, rows, cls) {
   return h('div', { class: 'table-wrap' },
     h('table', { class: cls || '' },
-      h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
+      h('thead', {}, h('tr', {}, headers.map((x) => (x instanceof Node && x.tagName === 'TH' ? x : h('th', {}, x))))),
       h('tbody', {}, rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c)))))))));
 }
 

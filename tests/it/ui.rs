@@ -26,6 +26,23 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// `/api/v1/rules` as Prometheus answers it (`/work/shared/conformance/rules/FORMAT.md` §D.3).
+const PROMETHEUS_RULES_EXAMPLE: &str = r#"{"status":"success","data":{"groups":[{"name":"demo","file":"/tmp/amcheck-cO3d/rules.yml","rules":[
+ {"name":"demo:value","query":"vector(42)","labels":{"source":"rule"},"health":"ok","evaluationTime":0.000296612,"lastEvaluation":"2026-12-06T02:16:35.8870986Z","type":"recording"},
+ {"state":"firing","name":"AlwaysFiring","query":"vector(1.234567e+06)","duration":0,"keepFiringFor":0,
+  "labels":{"severity":"page","value_label":"{{ $value }}"},
+  "annotations":{"missing":"[{{ $labels.nonexistent }}]","summary":"value={{ $value }} humanize={{ humanize $value }} ext={{ $externalLabels.cluster }} url={{ $externalURL }}"},
+  "alerts":[{"labels":{"alertname":"AlwaysFiring","severity":"page","value_label":"1.234567e+06"},
+             "annotations":{"missing":"[]","summary":"value=1.234567e+06 humanize=1.235M ext=test url=http://prom.example:9090/prefix"},
+             "state":"firing","activeAt":"2026-12-06T02:15:53.886123728Z","value":"1.234567e+06"}],
+  "health":"ok","evaluationTime":0.000406498,"lastEvaluation":"2026-12-06T02:16:35.8873991Z","type":"alerting"},
+ {"state":"pending","name":"NeverFires","query":"vector(1)","duration":3600,"keepFiringFor":0,"labels":{},"annotations":{},
+  "alerts":[{"labels":{"alertname":"NeverFires"},"annotations":{},"state":"pending","activeAt":"2026-12-06T02:15:53.886123728Z","value":"1e+00"}],
+  "health":"ok","evaluationTime":3.8651e-05,"lastEvaluation":"2026-12-06T02:16:35.887810739Z","type":"alerting"},
+ {"state":"inactive","name":"Flapping","query":"vector(time()) % 20 \u003c 10","duration":0,"keepFiringFor":0,"labels":{},"annotations":{},"alerts":[],
+  "health":"ok","evaluationTime":7.0468e-05,"lastEvaluation":"2026-12-06T02:16:35.887849912Z","type":"alerting"}],
+ "interval":2,"limit":0,"evaluationTime":0.000841701,"lastEvaluation":"2026-12-06T02:16:35.887080984Z"}]}}"#;
+
 /// One browser at a time: the machine has few cores.
 static BROWSER: Mutex<()> = Mutex::new(());
 
@@ -808,6 +825,76 @@ async fn browser_pages() {
                 .await;
             b.shot("query-table-dark").await;
         }
+    }
+
+    // Rules and alerts pages over Prometheus's documented /api/v1/rules answer (FORMAT.md
+    // §D.3), served to the page by a stand-in fetch: the rules API is not on this branch.
+    for dark in [false, true] {
+        b.dark(dark).await;
+        let theme = if dark { "dark" } else { "light" };
+        b.goto(&a, "/query").await;
+        b.loaded().await;
+        b.c()
+            .execute(
+                "const [rules] = arguments; const orig = window.fetch;
+                 window.fetch = (u, i) => String(u).startsWith('api/v1/rules')
+                   ? Promise.resolve(new Response(rules, {headers: {'Content-Type': 'application/json'}}))
+                   : orig(u, i);
+                 return 1;",
+                vec![json!(PROMETHEUS_RULES_EXAMPLE)],
+            )
+            .await
+            .unwrap();
+        b.c()
+            .find(Locator::Css("#nav a[href=rules]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.loaded().await;
+        let text = b.text().await;
+        for w in [
+            "demo",
+            "demo:value",
+            "vector(42)",
+            "AlwaysFiring",
+            "NeverFires",
+            "Flapping",
+            "FIRING",
+            "PENDING",
+            "OK",
+            "for: 1h",
+        ] {
+            assert!(text.contains(w), "/rules: {w:?} missing:\n{text}");
+        }
+        b.shot(&format!("rules-example-{theme}")).await;
+        b.c()
+            .find(Locator::Css("#nav a[href=alerts]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.loaded().await;
+        let text = b.text().await;
+        for w in [
+            "AlwaysFiring",
+            "(1 active)",
+            "severity=\"page\"",
+            "1.234567e+06",
+            "humanize=1.235M",
+            "2026-12-06 02:15:53 UTC",
+        ] {
+            assert!(text.contains(w), "/alerts: {w:?} missing:\n{text}");
+        }
+        assert!(!text.contains("demo:value"), "a recording rule on /alerts");
+        b.shot(&format!("alerts-example-{theme}")).await;
+        assert_eq!(
+            b.console_errors().await,
+            Vec::<String>::new(),
+            "console errors on /rules or /alerts"
+        );
     }
 
     // Targets: the down one carries its error; the state filter hides the up one.
