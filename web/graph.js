@@ -57,13 +57,16 @@ export function createGraph(result, opts) {
   // One Float64Array per series on the query's step grid; NaN where the series has no point.
   const series = result.map((s, i) => {
     const ys = new Float64Array(n).fill(NaN);
-    for (const [t, v] of s.values || []) {
-      const k = Math.round((t * 1000 - start) / step);
-      if (k >= 0 && k < n) ys[k] = parseFloat(v);
+    const vals = s.values || [];
+    for (let j = 0; j < vals.length; j++) {
+      const p = vals[j];
+      const k = Math.round((p[0] * 1000 - start) / step);
+      if (k >= 0 && k < n) ys[k] = +p[1]; // "NaN" and ±Inf become gaps
     }
     return { metric: s.metric, ys, color: color(i), hidden: false, label: labelsText(s.metric) };
   });
   let stacked = !!opts.stacked;
+  const parseMs = performance.now() - t0;
 
   const main = h('canvas');
   const over = h('canvas');
@@ -280,6 +283,7 @@ export function createGraph(result, opts) {
     /** First draw (after `el` is in the document); data-build-ms = parse + draw time. */
     draw() {
       draw();
+      el.dataset.parseMs = parseMs.toFixed(2);
       el.dataset.buildMs = (performance.now() - t0).toFixed(2);
     },
     setStacked(v) { stacked = v; draw(); },

@@ -63,7 +63,7 @@ fn hide_secrets(yaml: &str) -> String {
             walk(&mut v);
             serde_yaml_ng::to_string(&v).unwrap_or_default()
         }
-        Err(_) => String::new(),
+        Err(e) => format!("# cannot render config: {e}\n"),
     }
 }
 

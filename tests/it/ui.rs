@@ -46,6 +46,17 @@ const PROMETHEUS_RULES_EXAMPLE: &str = r#"{"status":"success","data":{"groups":[
 /// One browser at a time: the machine has few cores.
 static BROWSER: Mutex<()> = Mutex::new(());
 
+/// Runs a browser test body on its own runtime, one test at a time.
+fn in_browser<F: std::future::Future<Output = ()>>(body: impl FnOnce() -> F) {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(body());
+}
+
 fn write_series(a: &Argus, ts: Vec<TimeSeries>) {
     write_series_at(a, "", ts);
 }
@@ -465,9 +476,12 @@ fn wait_http(a: &Argus, what: &str, ok: impl Fn(&Resp) -> bool, path: &str) {
 /// Shift+Enter, completion), table rows, one graph line per series, Prometheus 2 and 3 URLs,
 /// targets up and down with the error, service discovery, push groups (with delete), status
 /// pages, no secret in the config; no console error anywhere; screenshots in both themes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_pages() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+#[test]
+fn browser_pages() {
+    in_browser(browser_pages_body);
+}
+
+async fn browser_pages_body() {
     let dir = tempfile::tempdir().unwrap();
     let shots = dir.path().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -989,9 +1003,12 @@ async fn browser_pages() {
 }
 
 /// The UI under `--web.route-prefix=/argus`: links, API calls and URL rewriting stay inside it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_under_route_prefix() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+#[test]
+fn browser_under_route_prefix() {
+    in_browser(browser_under_route_prefix_body);
+}
+
+async fn browser_under_route_prefix_body() {
     let dir = tempfile::tempdir().unwrap();
     let Some(b) = browser(dir.path()).await else {
         return;
@@ -1039,9 +1056,12 @@ async fn browser_under_route_prefix() {
 
 /// Draw time of 100 series × 1,000 points, measured in the page with performance.now() around
 /// the parse and draw (a figure to report, not an assertion).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_graph_draw_time_100_series_1000_points() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+#[test]
+fn browser_graph_draw_time_100_series_1000_points() {
+    in_browser(browser_graph_draw_time_100_series_1000_points_body);
+}
+
+async fn browser_graph_draw_time_100_series_1000_points_body() {
     let dir = tempfile::tempdir().unwrap();
     let Some(b) = browser(dir.path()).await else {
         return;
@@ -1084,7 +1104,7 @@ async fn browser_graph_draw_time_100_series_1000_points() {
     let build = b
         .c()
         .execute(
-            "return document.querySelector('.graph').dataset.buildMs",
+            "const d = document.querySelector('.graph').dataset; return `parse ${d.parseMs} ms, first draw ${d.drawMs} ms, parse+legend+first draw ${d.buildMs}`",
             vec![],
         )
         .await
@@ -1115,7 +1135,7 @@ async fn browser_graph_draw_time_100_series_1000_points() {
     }
     b.shot("graph-100x1000").await;
     println!(
-        "graph 100 series x 1000 points: parse+first draw {build} ms; redraws: {}",
+        "graph 100 series x 1000 points: {build} ms; redraws (ms): {}",
         draws.join(" ")
     );
     b.close().await;
@@ -1124,9 +1144,12 @@ async fn browser_graph_draw_time_100_series_1000_points() {
 /// Needs the rules engine (branches rules-core/rules-server): the alerts and rules pages show
 /// a firing alert from a rule file. Fails on the ui branch alone, where `rule_files` has no
 /// effect; the lead keeps it at merge.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_alerts_page_shows_firing_alert() {
-    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+#[test]
+fn browser_alerts_page_shows_firing_alert() {
+    in_browser(browser_alerts_page_shows_firing_alert_body);
+}
+
+async fn browser_alerts_page_shows_firing_alert_body() {
     let dir = tempfile::tempdir().unwrap();
     let Some(b) = browser(dir.path()).await else {
         return;
