@@ -209,10 +209,14 @@ export function collapsible(headKids, collapsed) {
 
 /** A table from header names and rows of cells (nodes or text). */
 export function table(headers, rows, cls) {
+  const ths = headers.map((x) => (x instanceof Node && x.tagName === 'TH' ? x : h('th', {}, x)));
+  const body = h('tbody', {}, rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c)))))));
+  // Column names on the cells, shown instead of the header row on narrow screens.
+  for (const tr of body.children) {
+    [...tr.children].forEach((td, i) => { if (ths[i]) td.dataset.label = ths[i].textContent; });
+  }
   return h('div', { class: 'table-wrap' },
-    h('table', { class: cls || '' },
-      h('thead', {}, h('tr', {}, headers.map((x) => (x instanceof Node && x.tagName === 'TH' ? x : h('th', {}, x))))),
-      h('tbody', {}, rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c)))))))));
+    h('table', { class: 'cards ' + (cls || '') }, h('thead', {}, h('tr', {}, ths)), body));
 }
 
 /** A two-column key/value table. */

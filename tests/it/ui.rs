@@ -679,6 +679,43 @@ async fn browser_pages_body() {
             .contains("g0.stacked=1")
     );
     b.shot("query-graph-stacked-light").await;
+    // Hovering shows the nearest series and its value.
+    let tip = b
+        .c()
+        .execute(
+            "const o = document.querySelectorAll('.graph-wrap canvas')[1];
+             const r = o.getBoundingClientRect();
+             o.dispatchEvent(new MouseEvent('mousemove', {clientX: r.right - 30, clientY: r.top + r.height / 2, bubbles: true}));
+             const t = document.querySelector('.graph-tip');
+             return t.style.display === 'block' ? t.innerText : '';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let tip = tip.as_str().unwrap_or("");
+    assert!(
+        tip.contains("instance=\"i") && tip.contains("value: "),
+        "tooltip: {tip:?}"
+    );
+    b.shot("query-graph-tooltip-light").await;
+    // Dragging across the right half zooms into it: the range shrinks and an end time is set.
+    b.c()
+        .execute(
+            "const o = document.querySelectorAll('.graph-wrap canvas')[1];
+             const r = o.getBoundingClientRect(); const y = r.top + r.height / 2;
+             o.dispatchEvent(new MouseEvent('mousedown', {clientX: r.left + r.width * 0.5, clientY: y, button: 0, bubbles: true}));
+             o.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width * 0.9, clientY: y, bubbles: true}));
+             window.dispatchEvent(new MouseEvent('mouseup', {clientX: r.left + r.width * 0.9, clientY: y, button: 0}));
+             return 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.wait_js(
+        "location.search.includes('g0.end_input=') && document.querySelector('.range').value !== '1h' && document.querySelector('.panel[data-done] .graph')",
+        "zoomed graph",
+    )
+    .await;
     assert_eq!(
         b.console_errors().await,
         Vec::<String>::new(),
@@ -965,8 +1002,29 @@ async fn browser_pages_body() {
     .await;
     assert_eq!(a.get("/api/v1/metrics").json()["data"], json!([]));
 
-    // Phone width.
+    // Phone width: the menu folds behind a button.
     b.c().set_window_size(390, 844).await.unwrap();
+    b.goto(&a, "/status").await;
+    b.loaded().await;
+    b.c()
+        .find(Locator::Css(".menu-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.c()
+        .find(Locator::Css("#nav a[href=flags]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_js(
+        "document.body.dataset.page === 'flags' && document.getElementById('app').dataset.loaded",
+        "flags page from the phone menu",
+    )
+    .await;
     b.goto(
         &a,
         &format!(
