@@ -152,13 +152,19 @@ export function createEditor(opts) {
     if (s) s.scrollIntoView({ block: 'nearest' });
   };
   const accept = (i) => {
-    const it = items[i < 0 ? 0 : i];
-    if (!it || !ctx) return;
+    // The list may lag behind fast typing: re-read the word at the cursor and keep only an
+    // entry that still matches it.
     const pos = ta.selectionStart;
-    const start = pos - ctx.prefix.length;
+    const c = context(ta.value.slice(0, pos));
+    if (!c || !ctx || c.kind !== ctx.kind) { closeList(); return; }
+    const p = c.prefix.toLowerCase();
+    let it = items[i < 0 ? 0 : i];
+    if (!it || !it.text.toLowerCase().includes(p)) it = items.find((x) => x.text.toLowerCase().startsWith(p));
+    if (!it) { closeList(); return; }
+    const start = pos - c.prefix.length;
     let ins = it.text;
     if (it.fn && ta.value[pos] !== '(') ins += '(';
-    if (ctx.close && ta.value[pos] !== ctx.close) ins += ctx.close;
+    if (c.close && ta.value[pos] !== c.close) ins += c.close;
     ta.setRangeText(ins, start, pos, 'end');
     closeList();
     changed();

@@ -107,7 +107,8 @@ function panelView(state, hooks) {
   const messages = h('div', { class: 'messages' });
   const body = h('div', { class: 'tab-body' });
   const el = h('div', { class: 'panel' },
-    h('div', { class: 'expr-row' }, editor.el, execBtn),
+    h('div', { class: 'expr-row' }, editor.el, execBtn,
+      h('button', { type: 'button', class: 'remove-panel', title: 'Remove this panel', 'aria-label': 'Remove this panel', onclick: () => hooks.remove() }, '×')),
     h('div', { class: 'tabs' }, tabTable, tabGraph, stats),
     messages, body);
   let graph = null;

@@ -531,7 +531,7 @@ async fn browser_pages_body() {
     input.send_keys("ui_test_m").await.unwrap();
     let comp = b
         .wait_js(
-            "[...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|')",
+            "[...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|').includes('ui_test_metric') && [...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|')",
             "metric name completion",
         )
         .await;
@@ -548,7 +548,7 @@ async fn browser_pages_body() {
     input.send_keys("{j").await.unwrap();
     let comp = b
         .wait_js(
-            "[...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|')",
+            "[...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|').startsWith('job') && [...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|')",
             "label name completion",
         )
         .await;
@@ -556,7 +556,7 @@ async fn browser_pages_body() {
     input.send_keys("ob=\"").await.unwrap();
     let comp = b
         .wait_js(
-            "[...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|')",
+            "[...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|').split('|').includes('ui') && [...document.querySelectorAll('.completions li span:first-child')].map(l => l.innerText).join('|')",
             "label value completion",
         )
         .await;
@@ -782,6 +782,23 @@ async fn browser_pages_body() {
             .await
             .unwrap(),
         json!("1")
+    );
+    // Removing the second panel drops its g1.* parameters.
+    b.c()
+        .find(Locator::Css(".panel:nth-child(2) .remove-panel"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let url = b.c().current_url().await.unwrap();
+    assert!(!url.query().unwrap_or("").contains("g1."), "{url}");
+    assert_eq!(
+        b.c()
+            .execute("return document.querySelectorAll('.panel').length", vec![])
+            .await
+            .unwrap(),
+        json!(1)
     );
     b.goto(
         &a,
