@@ -110,7 +110,7 @@ function panelView(state, hooks) {
     h('div', { class: 'expr-row' }, editor.el, execBtn,
       h('button', { type: 'button', class: 'remove-panel', title: 'Remove this panel', 'aria-label': 'Remove this panel', onclick: () => hooks.remove() }, '×')),
     h('div', { class: 'tabs' }, tabTable, tabGraph, stats),
-    messages, body);
+    body);
   let graph = null;
   let seq = 0;
 
@@ -213,7 +213,7 @@ function panelView(state, hooks) {
     showTabs();
     messages.replaceChildren();
     dropGraph();
-    body.replaceChildren(state.tab === 'table' ? tableBar : graphBar);
+    body.replaceChildren(state.tab === 'table' ? tableBar : graphBar, messages);
     delete el.dataset.done;
     if (!state.expr.trim()) {
       stats.textContent = '';
