@@ -449,7 +449,9 @@ fn scrape_config(dir: &Path, self_port: u16, dead_port: u16) -> PathBuf {
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
              - job_name: argus\n  static_configs:\n  - targets: ['127.0.0.1:{self_port}']\n\
              - job_name: dead\n  basic_auth:\n    username: ui\n    password: hunter2-secret\n  \
-             static_configs:\n  - targets: ['127.0.0.1:{dead_port}']\n    labels: {{team: ui}}\n"
+             static_configs:\n  - targets: ['127.0.0.1:{dead_port}']\n    labels: {{team: ui}}\n\
+             - job_name: filtered\n  static_configs:\n  - targets: ['127.0.0.2:9']\n  \
+             relabel_configs:\n  - {{source_labels: [__address__], regex: '127.0.0.2:.*', action: drop}}\n"
         ),
     )
     .unwrap();
@@ -826,7 +828,17 @@ async fn browser_pages_body() {
     // The other pages, each in both themes, without console errors.
     let pages: &[(&str, &[&str])] = &[
         ("targets", &["argus", "dead", "UP", "DOWN", "team=\"ui\""]),
-        ("service-discovery", &["argus", "dead", "__address__"]),
+        (
+            "service-discovery",
+            &[
+                "argus",
+                "dead",
+                "__address__",
+                "filtered",
+                "DROPPED",
+                "127.0.0.2:9",
+            ],
+        ),
         ("rules", &["Rules"]),
         ("alerts", &["Alerts"]),
         (
