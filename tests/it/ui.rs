@@ -1081,6 +1081,32 @@ async fn browser_pages_body() {
         "the query page scrolls sideways on a phone"
     );
     b.shot("query-graph-phone-light").await;
+    b.dark(true).await;
+    b.goto(
+        &a,
+        &format!("/query?g0.expr={}&g0.tab=table", enc("ui_test_metric")),
+    )
+    .await;
+    b.wait_js(
+        "document.querySelector('.result-table')",
+        "table on a phone",
+    )
+    .await;
+    let overflow = b
+        .c()
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow,
+        json!(true),
+        "the table scrolls sideways on a phone"
+    );
+    b.shot("query-table-phone-dark").await;
+    b.dark(false).await;
     b.goto(&a, "/targets").await;
     b.loaded().await;
     b.shot("targets-phone-light").await;
