@@ -231,9 +231,14 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "web.external-url",
         Kind::Value,
         "",
-        "The URL under which Argus is externally reachable ($externalURL, alert generatorURL).",
+        "URL under which Argus is reachable (behind a reverse proxy): $externalURL, alert generatorURL; its path is the default route prefix.",
     ),
-    ("web.route-prefix", Kind::Value, "", "Accepted; no effect."),
+    (
+        "web.route-prefix",
+        Kind::Value,
+        "",
+        "Prefix for every HTTP route (UI, API, push, federation, lifecycle). Defaults to the path of --web.external-url.",
+    ),
     ("web.page-title", Kind::Value, "", "Accepted; no effect."),
     ("web.cors.origin", Kind::Value, ".*", "Accepted; no effect."),
     (
@@ -463,6 +468,9 @@ impl Flags {
             drain_on_shutdown: get("alertmanager.drain-notification-queue-on-shutdown") == "true",
             ..crate::notifier::Options::default()
         };
+        // Validated here; the server reads the prefix from `all` (api::ui::route_prefix_from_flags).
+        crate::api::ui::route_prefix(get("web.external-url"), get("web.route-prefix"))
+            .map_err(|e| UsageError(format!("--web.route-prefix/--web.external-url: {e}")))?;
         let log_level = get("log.level").to_string();
         if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
             return Err(UsageError(format!(

@@ -14,6 +14,7 @@ pub mod query;
 pub mod rules;
 pub mod series;
 pub mod status;
+pub mod ui;
 pub mod write;
 
 use crate::config::ConfigState;

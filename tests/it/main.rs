@@ -23,3 +23,4 @@ pub fn missing(test: &str, reason: &str) {
     );
     eprintln!("SKIP {test}: {reason}");
 }
+mod ui;
