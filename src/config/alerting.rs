@@ -11,8 +11,6 @@ use crate::discovery::kubernetes::KubernetesSdConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
 
-/// What secrets look like when the config is echoed (`/api/v1/status/config`).
-
 /// The `alerting:` section.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
