@@ -399,6 +399,7 @@ fn decode_rule(n: &Node, errs: &mut Errors) -> Result<RawRule, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
