@@ -117,6 +117,42 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "info",
         "Only log messages with this severity or above.",
     ),
+    (
+        "alertmanager.notification-queue-capacity",
+        Kind::Value,
+        "10000",
+        "Alerts each Alertmanager's queue holds; the oldest are dropped beyond.",
+    ),
+    (
+        "alertmanager.notification-batch-size",
+        Kind::Value,
+        "256",
+        "Alerts sent to an Alertmanager per request.",
+    ),
+    (
+        "alertmanager.drain-notification-queue-on-shutdown",
+        Kind::Bool,
+        "true",
+        "Send the queued alerts before shutting down.",
+    ),
+    (
+        "rules.alert.for-outage-tolerance",
+        Kind::Value,
+        "1h",
+        "Max time to tolerate Argus outage for restoring \"for\" state of alert.",
+    ),
+    (
+        "rules.alert.for-grace-period",
+        Kind::Value,
+        "10m",
+        "Minimum duration between alert and restored \"for\" state. This is maintained only for alerts with configured \"for\" time greater than grace period.",
+    ),
+    (
+        "rules.alert.resend-delay",
+        Kind::Value,
+        "1m",
+        "Minimum amount of time to wait before resending an alert to Alertmanager.",
+    ),
     // Accepted, no effect.
     (
         "web.enable-remote-write-receiver",
@@ -173,7 +209,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Accepted; no effect.",
     ),
     ("log.format", Kind::Value, "logfmt", "Accepted; no effect."),
-    ("web.external-url", Kind::Value, "", "Accepted; no effect."),
+    (
+        "web.external-url",
+        Kind::Value,
+        "",
+        "The URL under which Argus is externally reachable ($externalURL, alert generatorURL).",
+    ),
     ("web.route-prefix", Kind::Value, "", "Accepted; no effect."),
     ("web.page-title", Kind::Value, "", "Accepted; no effect."),
     ("web.cors.origin", Kind::Value, ".*", "Accepted; no effect."),
@@ -242,6 +283,16 @@ pub struct Flags {
     pub push_group_ttl: Option<Duration>,
     /// `--log.level`: debug, info, warn or error.
     pub log_level: String,
+    /// `--alertmanager.*` (for the notifier).
+    pub notifier: crate::notifier::Options,
+    /// `--rules.alert.for-outage-tolerance`.
+    pub for_outage_tolerance: Duration,
+    /// `--rules.alert.for-grace-period`.
+    pub for_grace_period: Duration,
+    /// `--rules.alert.resend-delay`.
+    pub resend_delay: Duration,
+    /// `--web.external-url`, None = `http://<hostname>:<port>/` (derived by the server).
+    pub external_url: Option<String>,
     /// Every flag and its effective value as text, for `/api/v1/status/flags`.
     pub all: BTreeMap<String, String>,
 }
@@ -354,6 +405,19 @@ impl Flags {
                 get("query.max-samples")
             ))
         })?;
+        let count = |name: &str| -> Result<usize, UsageError> {
+            get(name)
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| UsageError(format!("--{name}: invalid count {:?}", get(name))))
+        };
+        let notifier = crate::notifier::Options {
+            queue_capacity: count("alertmanager.notification-queue-capacity")?,
+            batch_size: count("alertmanager.notification-batch-size")?,
+            drain_on_shutdown: get("alertmanager.drain-notification-queue-on-shutdown") == "true",
+            ..crate::notifier::Options::default()
+        };
         let log_level = get("log.level").to_string();
         if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
             return Err(UsageError(format!(
@@ -379,6 +443,13 @@ impl Flags {
             push_listen,
             push_group_ttl: dur("push.group-ttl")?,
             log_level,
+            notifier,
+            for_outage_tolerance: dur("rules.alert.for-outage-tolerance")?
+                .unwrap_or(Duration::from_secs(3600)),
+            for_grace_period: dur("rules.alert.for-grace-period")?
+                .unwrap_or(Duration::from_secs(600)),
+            resend_delay: dur("rules.alert.resend-delay")?.unwrap_or(Duration::from_secs(60)),
+            external_url: opt("web.external-url").map(str::to_string),
             all,
         })
     }
@@ -448,6 +519,39 @@ mod tests {
         assert_eq!(f.lookback_delta, Duration::from_secs(300));
         assert!(!f.enable_admin_api && !f.enable_lifecycle);
         assert_eq!(f.all["web.listen-address"], ":9090");
+        assert_eq!(f.notifier.queue_capacity, 10_000);
+        assert_eq!(f.notifier.batch_size, 256);
+        assert!(f.notifier.drain_on_shutdown);
+        let f = run(&[
+            "--alertmanager.notification-queue-capacity=5",
+            "--no-alertmanager.drain-notification-queue-on-shutdown",
+        ])
+        .unwrap();
+        assert_eq!(f.notifier.queue_capacity, 5);
+        assert!(!f.notifier.drain_on_shutdown);
+        assert_eq!(f.for_outage_tolerance, Duration::from_secs(3600));
+        assert_eq!(f.for_grace_period, Duration::from_secs(600));
+        assert_eq!(f.resend_delay, Duration::from_secs(60));
+        assert_eq!(f.external_url, None);
+    }
+
+    #[test]
+    fn rule_flags() {
+        let f = run(&[
+            "--rules.alert.for-grace-period=2s",
+            "--rules.alert.for-outage-tolerance=5m",
+            "--rules.alert.resend-delay=4s",
+            "--web.external-url=http://prom.example:9090/prefix",
+        ])
+        .unwrap();
+        assert_eq!(f.for_grace_period, Duration::from_secs(2));
+        assert_eq!(f.for_outage_tolerance, Duration::from_secs(300));
+        assert_eq!(f.resend_delay, Duration::from_secs(4));
+        assert_eq!(
+            f.external_url.as_deref(),
+            Some("http://prom.example:9090/prefix")
+        );
+        assert!(run(&["--rules.alert.resend-delay=x"]).is_err());
     }
 
     #[test]
@@ -499,6 +603,10 @@ mod tests {
         check(&["--web.enable-admin-api=yes"], "invalid boolean");
         check(&["positional"], "unexpected argument");
         check(&["--no-config.file"], "unknown long flag");
+        check(
+            &["--alertmanager.notification-batch-size=0"],
+            "--alertmanager.notification-batch-size: invalid count",
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod federate;
 pub mod flags;
 pub mod ingest;
 pub mod metrics;
+pub mod notifier;
 pub mod push;
 pub mod rules;
 pub mod scrape;

@@ -1,5 +1,6 @@
 //! `argus` binary entry point: maps [`argus::server::run`] to an exit code. OWNER: server helper.
-//! Exit codes: 0 after a clean shutdown or `--help`, 1 on a runtime error, 2 on bad flags.
+//! Exit codes: 0 after a clean shutdown or `--help`, 1 on a runtime error, 2 on bad flags
+//! or rule files that do not load at startup.
 
 use argus::flags::{self, Command};
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(argus::server::run(*flags)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<argus::server::RuleFilesError>() => {
+            eprintln!("argus: error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("argus: error: {e:#}");
             ExitCode::from(1)

@@ -44,11 +44,11 @@ impl Registry {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
+pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -60,7 +60,7 @@ fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push('\n');
 }
 
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -92,7 +92,7 @@ impl Histogram {
         s.1 += v;
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let (counts, sum) = self.state.lock().clone();
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cum = 0u64;

@@ -15,7 +15,9 @@ use crate::ingest::metadata::MetadataStore;
 use crate::metrics::{
     HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
 };
+use crate::notifier::{Notifier, NotifierMetrics};
 use crate::push::{PushOptions, PushService};
+use crate::rules::manager::{Backends, ManagerOptions, RuleManager, RuleMetrics};
 use crate::scrape::ScrapeManager;
 use anyhow::Context as _;
 use argus_query::{Engine, EngineOptions};
@@ -90,6 +92,75 @@ fn retention_text(flags: &Flags) -> String {
     }
 }
 
+/// Rule files could not be loaded at startup; `main` exits with status 2 (as Prometheus does).
+#[derive(Debug, thiserror::Error)]
+#[error("Error loading rule file patterns from config (--config.file={config:?}): {errors}")]
+pub struct RuleFilesError {
+    /// The config file.
+    pub config: String,
+    /// Every error, one per line.
+    pub errors: String,
+}
+
+/// Parses every rule file the config's `rule_files` globs match (relative to the config file's
+/// directory); all errors, one per line, on failure.
+fn load_rules(flags: &Flags, cfg: &Config) -> Result<Vec<crate::rules::GroupSpec>, String> {
+    let base = flags
+        .config_file
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let opts = crate::rules::LoadOptions {
+        legacy_names: cfg.global.metric_name_validation_scheme.as_deref() == Some("legacy"),
+        ..crate::rules::LoadOptions::default()
+    };
+    crate::rules::load_groups(&cfg.rule_files, &base, &opts).map_err(|errs| {
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// The hostname for the default external URL.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `--web.external-url` without a trailing `/`, else `http://<hostname>:<port>` (Prometheus).
+fn external_url(flags: &Flags, listen: SocketAddr) -> String {
+    match &flags.external_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}:{}", hostname(), listen.port()),
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The rule manager's options from the flags and the current config.
+fn rule_options(flags: &Flags, cfg: &Config, listen: SocketAddr) -> ManagerOptions {
+    ManagerOptions {
+        default_interval_ms: cfg.global.evaluation_interval.as_millis(),
+        default_query_offset_ms: cfg
+            .global
+            .rule_query_offset
+            .map(|d| d.as_millis())
+            .unwrap_or(0),
+        external_labels: cfg.global.external_labels.clone(),
+        external_url: external_url(flags, listen),
+        resend_delay_ms: ms(flags.resend_delay),
+        outage_tolerance_ms: ms(flags.for_outage_tolerance),
+        grace_period_ms: ms(flags.for_grace_period),
+    }
+}
+
 async fn shutdown_signal(quit: Arc<Notify>) {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
@@ -115,6 +186,8 @@ async fn reload_loop(
     listen: SocketAddr,
     config: Arc<ConfigState>,
     scrape: Arc<ScrapeManager>,
+    notifier: Arc<Notifier>,
+    rules: Arc<RuleManager>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -128,19 +201,37 @@ async fn reload_loop(
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => None,
         };
         let f = flags.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_config(&f, listen))
-            .await
-            .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+        let loaded = tokio::task::spawn_blocking(move || {
+            let cfg = load_config(&f, listen)?;
+            match load_rules(&f, &cfg) {
+                Ok(specs) => Ok((cfg, specs)),
+                Err(e) => {
+                    tracing::error!(error = %e, "error loading rules, previous rule set restored");
+                    Err(format!("error loading rules: {e}"))
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
         // The scrape manager changes nothing when it refuses the config, so a failure at either
         // step leaves the old config in force everywhere.
         let loaded = match loaded {
-            Ok(cfg) => scrape
-                .apply_config(&cfg)
-                .await
-                .map(|()| cfg)
-                .map_err(|e| e.to_string()),
+            Ok((cfg, specs)) => match scrape.apply_config(&cfg).await {
+                Ok(()) => {
+                    rules.apply(specs, rule_options(&flags, &cfg, listen)).await;
+                    Ok(cfg)
+                }
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) => Err(e),
         };
+        // The config was validated when loaded; here only an unusable TLS file can fail.
+        let loaded = loaded.and_then(|cfg| {
+            notifier
+                .apply_config(&cfg)
+                .map(|()| cfg)
+                .map_err(|e| e.to_string())
+        });
         let outcome = match loaded {
             Ok(cfg) => {
                 for s in cfg.ignored_sections() {
@@ -184,6 +275,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         );
     }
 
+    let rule_specs = load_rules(&flags, &cfg).map_err(|errors| {
+        let e = RuleFilesError {
+            config: flags
+                .config_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            errors,
+        };
+        tracing::error!("{e}");
+        e
+    })?;
+
     let opts = db_options(&flags, &cfg);
     let dir = flags.data_dir.clone();
     tracing::info!(path = %dir.display(), "opening TSDB");
@@ -205,10 +309,36 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     registry.register(http_metrics.clone());
     registry.register(query_metrics.clone());
     registry.register(rw_metrics.clone());
+    let notifier_metrics = Arc::new(NotifierMetrics::new(flags.notifier.queue_capacity));
+    registry.register(notifier_metrics.clone());
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
     }))));
+
+    // Notifier: delivers the alerts of rule evaluation to the configured Alertmanagers.
+    let notifier = Notifier::new(flags.notifier, notifier_metrics);
+    notifier
+        .apply_config(&cfg)
+        .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
+
+    // Rule manager: evaluates against the Db with its own engine; groups start at their first
+    // slot after now.
+    let rule_metrics = Arc::new(RuleMetrics::default());
+    registry.register(rule_metrics.clone());
+    let rules = Arc::new(RuleManager::new(
+        Backends {
+            engine: Arc::new(Engine::new(engine_opts.clone())),
+            queryable: Arc::new(db.clone()),
+            appendable: Arc::new(db.clone()),
+            sender: notifier.clone(),
+        },
+        rule_options(&flags, &cfg, listen),
+        rule_metrics,
+    ));
+    rules
+        .apply(rule_specs, rule_options(&flags, &cfg, listen))
+        .await;
 
     let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
@@ -231,6 +361,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: quit.clone(),
+        notifier: Some(notifier.clone()),
+        rules: Some(rules.clone()),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -273,6 +405,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         listen,
         config,
         scrape.clone(),
+        notifier.clone(),
+        rules.clone(),
         reload_rx,
     ));
 
@@ -310,10 +444,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, p).await;
     }
 
-    tracing::info!("stopping scrapes and the push pool");
+    tracing::info!("stopping scrapes, rule evaluation and the push pool");
     scrape.stop().await;
+    rules.stop().await;
     let _ = push_stop_tx.send(true);
     let _ = push_task.await;
+    tracing::info!("stopping the notifier");
+    notifier.stop().await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

@@ -5,11 +5,13 @@
 //! `server::build_router` merges it with the scrape, push and federation routers.
 
 pub mod admin;
+pub mod alertmanagers;
 pub mod error;
 pub mod format;
 pub mod lifecycle;
 pub mod params;
 pub mod query;
+pub mod rules;
 pub mod series;
 pub mod status;
 pub mod write;
@@ -119,6 +121,10 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// The Alertmanager notifier (None: `/api/v1/alertmanagers` lists none).
+    pub notifier: Option<Arc<crate::notifier::Notifier>>,
+    /// The rule manager (None: no rules, `/api/v1/rules` and `/api/v1/alerts` answer empty).
+    pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
 }
 
 /// Shared state handle.
@@ -208,9 +214,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/status/walreplay", get(status::walreplay))
-        .route("/api/v1/rules", get(status::rules))
-        .route("/api/v1/alerts", get(status::alerts))
-        .route("/api/v1/alertmanagers", get(status::alertmanagers))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alertmanagers", get(alertmanagers::list))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),

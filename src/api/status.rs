@@ -123,16 +123,6 @@ pub async fn walreplay() -> Response {
     success_json(r#"{"min":0,"max":0,"current":0}"#, &[])
 }
 
-/// `GET /api/v1/rules`: Argus evaluates no rules.
-pub async fn rules() -> Response {
-    success_json(r#"{"groups":[]}"#, &[])
-}
-
-/// `GET /api/v1/alerts`: Argus evaluates no alerting rules.
-pub async fn alerts() -> Response {
-    success_json(r#"{"alerts":[]}"#, &[])
-}
-
 /// `GET /api/v1/alertmanagers`.
 pub async fn alertmanagers() -> Response {
     success_json(

@@ -86,6 +86,8 @@ fn fixture(admin: bool) -> Fixture {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: Arc::new(Notify::new()),
+        notifier: None,
+        rules: None,
     });
     state.registry.register(state.http_metrics.clone());
     let app = crate::server::build_router(state, None, Vec::new());

@@ -4,6 +4,7 @@
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
 //! field and its line) and then [`Config::validate`], run once per load.
 
+pub mod alerting;
 pub mod duration;
 pub mod relabel;
 pub mod scrape;
@@ -29,6 +30,12 @@ pub struct GlobalConfig {
     /// Accepted for compatibility, unused: `query_log_file`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_log_file: Option<String>,
+    /// Default `query_offset` of rule groups (0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_query_offset: Option<PromDuration>,
+    /// `utf8` (default) or `legacy`: which metric and label names rule files may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_name_validation_scheme: Option<String>,
 }
 
 impl Default for GlobalConfig {
@@ -40,6 +47,8 @@ impl Default for GlobalConfig {
             evaluation_interval: PromDuration(Duration::from_secs(60)),
             external_labels: BTreeMap::new(),
             query_log_file: None,
+            rule_query_offset: None,
+            metric_name_validation_scheme: None,
         }
     }
 }
@@ -72,12 +81,15 @@ pub struct Config {
     /// `storage:`
     #[serde(skip_serializing_if = "is_default")]
     pub storage: StorageConfig,
-    /// Accepted so that a Prometheus config loads unchanged; Argus evaluates no rules (warned).
+    /// Rule file globs, relative to the config file's directory.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule_files: Vec<String>,
-    /// Accepted and ignored with a warning: Argus sends no alerts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerting: Option<serde_yaml_ng::Value>,
+    /// `alerting:` (the notifier's Alertmanagers).
+    #[serde(
+        skip_serializing_if = "is_default",
+        deserialize_with = "alerting::null_as_default"
+    )]
+    pub alerting: alerting::AlertingConfig,
     /// Accepted and ignored with a warning: Argus does not forward samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_write: Option<serde_yaml_ng::Value>,
@@ -169,6 +181,14 @@ impl Config {
                 ));
             }
         }
+        self.alerting.validate()?;
+        if let Some(s) = &self.global.metric_name_validation_scheme
+            && !["", "utf8", "legacy"].contains(&s.as_str())
+        {
+            return Err(format!(
+                "unknown global name validation method specified, must be either '', 'legacy' or 'utf8', got {s}"
+            ));
+        }
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",
@@ -189,12 +209,6 @@ impl Config {
     /// Sections that are accepted but have no effect, for a startup warning.
     pub fn ignored_sections(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if !self.rule_files.is_empty() {
-            out.push("rule_files");
-        }
-        if self.alerting.is_some() {
-            out.push("alerting");
-        }
         if self.remote_write.is_some() {
             out.push("remote_write");
         }
@@ -287,7 +301,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.out_of_order_window_ms(), Some(30 * 60 * 1000));
-        assert_eq!(cfg.ignored_sections(), vec!["rule_files", "remote_write"]);
+        assert_eq!(cfg.rule_files, vec!["a.yml"]);
+        assert_eq!(cfg.ignored_sections(), vec!["remote_write"]);
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }
 
@@ -300,6 +315,16 @@ mod tests {
         assert!(err.to_string().contains("timeout greater"), "{err}");
         let err = Config::parse("global:\n  scrape_interval: 5x\n").unwrap_err();
         assert!(err.to_string().contains("not a valid duration"), "{err}");
+        let err = Config::parse("global:\n  metric_name_validation_scheme: ascii\n").unwrap_err();
+        assert!(err.to_string().contains("name validation"), "{err}");
+        let cfg = Config::parse(
+            "global:\n  rule_query_offset: 10s\n  metric_name_validation_scheme: legacy\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.global.rule_query_offset.map(|d| d.as_millis()),
+            Some(10_000)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cli;
 mod expand;
 mod file;
 mod group;
+pub mod manager;
 pub mod notify;
 mod restore;
 mod status;

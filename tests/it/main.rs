@@ -3,7 +3,9 @@
 mod federate;
 mod federate_from_prometheus;
 mod kubernetes;
+mod notifier;
 mod push;
 mod rules_cli;
+mod rules_server;
 mod scrape;
 mod server;
