@@ -15,6 +15,23 @@ pub(crate) fn go_quote(s: &str) -> String {
     out
 }
 
+/// Go's `strconv.QuoteToASCII` (for `%+q`).
+pub(super) fn go_quote_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c.is_ascii() {
+            quote_char(c, '"', &mut out);
+        } else if (c as u32) < 0x10000 {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Go's `strconv.QuoteRune` (for `%q` of an integer).
 pub(crate) fn go_quote_rune(c: char) -> String {
     let mut out = String::from("'");
@@ -52,7 +69,7 @@ fn quote_char(c: char, quote: char, out: &mut String) {
 
 /// An approximation of Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols
 /// and the ASCII space.
-fn is_print(c: char) -> bool {
+pub(super) fn is_print(c: char) -> bool {
     if c.is_ascii() {
         return (' '..='~').contains(&c);
     }

@@ -2,7 +2,7 @@
 //! precision, verbs `v s q d b o x X c U t e E f F g G T %`) and Go's float layouts.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::gostr::{go_quote, go_quote_rune};
+use super::gostr::{go_quote, go_quote_ascii, go_quote_rune, is_print};
 use super::value::Value;
 use std::fmt::Write as _;
 
@@ -50,14 +50,56 @@ const MAX_WIDTH: usize = 1_000_000;
 pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut next_arg = 0;
-    let mut it = format.char_indices().peekable();
-    while let Some((_, c)) = it.next() {
+    let mut reordered = false;
+    let mut it = format.chars().peekable();
+    type It<'x> = std::iter::Peekable<std::str::Chars<'x>>;
+    // `[n]` argument index (1-based): moves `next_arg`; false when malformed.
+    let arg_index = |it: &mut It<'_>, next_arg: &mut usize, reordered: &mut bool| -> bool {
+        if it.peek() != Some(&'[') {
+            return true;
+        }
+        it.next();
+        *reordered = true;
+        let mut n = 0usize;
+        let mut ok = false;
+        while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+            n = (n * 10 + d as usize).min(MAX_WIDTH);
+            ok = true;
+            it.next();
+        }
+        if it.next() != Some(']') || !ok || n == 0 || n > args.len() {
+            return false;
+        }
+        *next_arg = n - 1;
+        true
+    };
+    // Width or precision: digits, or `*` taking an int argument.
+    let number = |it: &mut It<'_>, next_arg: &mut usize| -> Result<Option<usize>, ()> {
+        if it.peek() == Some(&'*') {
+            it.next();
+            let v = match args.get(*next_arg) {
+                Some(Value::Int(i)) => usize::try_from(i.unsigned_abs())
+                    .ok()
+                    .filter(|v| *v <= MAX_WIDTH),
+                _ => None,
+            };
+            *next_arg += 1;
+            return v.map(Some).ok_or(());
+        }
+        let mut n: Option<usize> = None;
+        while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+            n = Some((n.unwrap_or(0) * 10 + d as usize).min(MAX_WIDTH + 1));
+            it.next();
+        }
+        Ok(n)
+    };
+    while let Some(c) = it.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
         let mut spec = Spec::default();
-        while let Some(&(_, f)) = it.peek() {
+        while let Some(&f) = it.peek() {
             match f {
                 '+' => spec.plus = true,
                 '-' => spec.minus = true,
@@ -68,43 +110,40 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             it.next();
         }
-        let number = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
-                      next_arg: &mut usize| {
-            if it.peek().is_some_and(|&(_, c)| c == '*') {
-                it.next();
-                let v = match args.get(*next_arg) {
-                    Some(Value::Int(i)) => usize::try_from(*i).ok(),
-                    _ => None,
-                };
-                *next_arg += 1;
-                return (v, true);
-            }
-            let mut n: Option<usize> = None;
-            while let Some(&(_, d)) = it.peek() {
-                let Some(v) = d.to_digit(10) else { break };
-                n = Some((n.unwrap_or(0) * 10 + v as usize).min(MAX_WIDTH + 1));
-                it.next();
-            }
-            (n, false)
-        };
-        let (w, _) = number(&mut it, &mut next_arg);
-        spec.width = w;
-        if it.peek().is_some_and(|&(_, c)| c == '.') {
-            it.next();
-            let (p, _) = number(&mut it, &mut next_arg);
-            spec.prec = Some(p.unwrap_or(0));
+        let mut good_index = arg_index(&mut it, &mut next_arg, &mut reordered);
+        let neg_star =
+            it.peek() == Some(&'*') && matches!(args.get(next_arg), Some(Value::Int(i)) if *i < 0);
+        match number(&mut it, &mut next_arg) {
+            Ok(w) => spec.width = w,
+            Err(()) => out.push_str("%!(BADWIDTH)"),
         }
+        if neg_star {
+            spec.minus = true;
+        }
+        if it.peek() == Some(&'.') {
+            it.next();
+            good_index &= arg_index(&mut it, &mut next_arg, &mut reordered);
+            match number(&mut it, &mut next_arg) {
+                Ok(p) => spec.prec = Some(p.unwrap_or(0)),
+                Err(()) => out.push_str("%!(BADPREC)"),
+            }
+        }
+        good_index &= arg_index(&mut it, &mut next_arg, &mut reordered);
         if spec.width.is_some_and(|w| w > MAX_WIDTH) || spec.prec.is_some_and(|p| p > MAX_WIDTH) {
             out.push_str("%!(BADWIDTH)");
             spec.width = None;
             spec.prec = None;
         }
-        let Some((_, verb)) = it.next() else {
+        let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
             break;
         };
         if verb == '%' {
             out.push('%');
+            continue;
+        }
+        if !good_index {
+            let _ = write!(out, "%!{verb}(BADINDEX)");
             continue;
         }
         let Some(arg) = args.get(next_arg) else {
@@ -114,7 +153,7 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         next_arg += 1;
         format_one(&mut out, verb, spec, arg);
     }
-    if next_arg < args.len() {
+    if !reordered && next_arg < args.len() {
         out.push_str("%!(EXTRA ");
         for (i, a) in args.iter().skip(next_arg).enumerate() {
             if i > 0 {
@@ -188,7 +227,31 @@ fn format_one(out: &mut String, verb: char, spec: Spec, arg: &Value) {
         {
             format_str(out, verb, spec, &arg.to_v_string(), arg)
         }
-        Value::Nil if verb == 'v' || verb == 's' => pad(out, "<nil>", spec, false),
+        Value::Nil if verb == 'v' => pad(out, "<nil>", spec, false),
+        Value::StrMap(m) if verb != 'v' => {
+            out.push_str("map[");
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                format_str(out, verb, spec, k, &Value::str(k));
+                out.push(':');
+                format_str(out, verb, spec, v, &Value::str(v));
+            }
+            out.push(']');
+        }
+        Value::AnyMap(m) if verb != 'v' => {
+            out.push_str("map[");
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                format_str(out, verb, spec, k, &Value::str(k));
+                out.push(':');
+                format_one(out, verb, spec, v);
+            }
+            out.push(']');
+        }
         _ if verb == 'v'
             || (verb == 's' && !matches!(arg, Value::Nil | Value::Invalid | Value::Bool(_))) =>
         {
@@ -205,6 +268,7 @@ fn format_str(out: &mut String, verb: char, spec: Spec, s: &str, arg: &Value) {
     };
     match verb {
         'v' | 's' => pad(out, &s, spec, false),
+        'q' if spec.plus => pad(out, &go_quote_ascii(&s), spec, false),
         'q' => pad(out, &go_quote(&s), spec, false),
         'x' | 'X' => {
             let mut h = String::new();
@@ -246,7 +310,17 @@ fn format_int(out: &mut String, verb: char, spec: Spec, v: i128, arg: &Value) {
                 .unwrap_or('\u{fffd}');
             return pad(out, &go_quote_rune(c), spec, false);
         }
-        'U' => return pad(out, &format!("U+{abs:04X}"), spec, false),
+        'U' => {
+            let c = u32::try_from(v)
+                .ok()
+                .and_then(char::from_u32)
+                .filter(|c| spec.sharp && is_print(*c));
+            let s = match c {
+                Some(c) => format!("U+{abs:04X} '{c}'"),
+                None => format!("U+{abs:04X}"),
+            };
+            return pad(out, &s, spec, false);
+        }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 's' | 't' => return bad_verb(out, verb, arg),
         _ => return bad_verb(out, verb, arg),
     };
@@ -287,6 +361,7 @@ fn format_float(out: &mut String, verb: char, spec: Spec, v: f64, arg: &Value) {
         'v' | 'g' | 'G' => fmt_g(v.abs(), spec.prec, verb == 'G'),
         'e' | 'E' => fmt_e(v.abs(), spec.prec.unwrap_or(6), verb == 'E'),
         'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), v.abs()),
+        'x' | 'X' => fmt_hex_float(v.abs(), verb == 'X'),
         _ => return bad_verb(out, verb, arg),
     };
     if v.is_nan() {
@@ -457,7 +532,7 @@ pub(super) fn js_escape(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 || c.is_control() => {
+            c if !is_print(c) => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),
@@ -513,5 +588,49 @@ pub(super) fn fmt_e_shortest(v: f64) -> String {
         if exp < 0 { '-' } else { '+' },
         exp.unsigned_abs()
     );
+    s
+}
+
+/// Go's `%x` for floats (`strconv.FormatFloat(v, 'x', -1, 64)`) of `v` ≥ 0: `0x1.8p+00`.
+fn fmt_hex_float(v: f64, upper: bool) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return String::new();
+    }
+    let bits = v.to_bits();
+    let mut exp = i64::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
+    let mut mant = bits & ((1 << 52) - 1);
+    if exp == 0 && mant == 0 {
+        return if upper {
+            "0X0P+00".into()
+        } else {
+            "0x0p+00".into()
+        };
+    }
+    if exp == 0 {
+        // Subnormal: normalise so the leading 1 sits at bit 52.
+        exp = 1;
+        while mant & (1 << 52) == 0 {
+            mant <<= 1;
+            exp -= 1;
+        }
+        mant &= (1 << 52) - 1;
+    }
+    let e = exp - 1023;
+    let frac = format!("{mant:013x}");
+    let frac = frac.trim_end_matches('0');
+    let mut s = String::from("0x1");
+    if !frac.is_empty() {
+        s.push('.');
+        s.push_str(frac);
+    }
+    let _ = write!(
+        s,
+        "p{}{:02}",
+        if e < 0 { '-' } else { '+' },
+        e.unsigned_abs()
+    );
+    if upper {
+        s = s.to_uppercase();
+    }
     s
 }
