@@ -222,11 +222,11 @@ pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Res
         Func::ToLower => Value::str(&humanize::map_case(s(arg(0)), false)),
         Func::GraphLink => Value::str(&format!(
             "/graph?g0.expr={}&g0.tab=0",
-            super::printf::query_escape(s(arg(0)))
+            super::gostr::query_escape(s(arg(0)))
         )),
         Func::TableLink => Value::str(&format!(
             "/graph?g0.expr={}&g0.tab=1",
-            super::printf::query_escape(s(arg(0)))
+            super::gostr::query_escape(s(arg(0)))
         )),
         Func::SortByLabel => {
             let name = s(arg(0));
@@ -269,7 +269,7 @@ pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Res
         Func::StripPort => Value::str(humanize::strip_port(s(arg(0)))),
         Func::StripDomain => Value::str(&humanize::strip_domain(s(arg(0)))),
         Func::Now => Value::Float(ctx.eval_time_secs),
-        Func::UrlQueryEscape => Value::str(&super::printf::query_escape(s(arg(0)))),
+        Func::UrlQueryEscape => Value::str(&super::gostr::query_escape(s(arg(0)))),
         _ => return Err(format!("BUG: {} is not a Prometheus function", f.name())),
     })
 }

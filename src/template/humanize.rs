@@ -2,7 +2,7 @@
 //! (`title`, `stripPort`, `stripDomain`).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::printf::fmt_g;
+use super::float::fmt_g;
 
 /// Go's `fmt.Sprintf("%.4g", v)`.
 fn g4(v: f64) -> String {

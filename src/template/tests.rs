@@ -443,6 +443,7 @@ fn promtool_observed_edge_cases() {
         r#"{{ printf "%s|%d" nil $labels }}"#,
         "%!s(<nil>)|map[%!d(string=__name__):%!d(string=metric) %!d(string=instance):%!d(string=a) %!d(string=job):%!d(string=j)]",
     );
+    check_ok(r#"{{ printf "%08s|%-08d|%+08d" "ab" 5 5 }}"#, "000000ab|5       |+0000005");
     check_ok(
         r#"{{ printf "%*d|%-*d|%.*f" 5 1 5 1 2 3.14159 }}"#,
         "    1|1    |3.14",
