@@ -4,10 +4,11 @@
 
 use super::ast::{Arg, Command, Located, Number, Pipe};
 use super::builtins::call_builtin;
-use super::exec::{EResult, Exec};
+use super::exec::{EResult, Exec, MAX_PRODUCED};
 use super::funcs::{Func, Param, call_prometheus};
 use super::gostr::go_quote;
 use super::gotime::Method;
+use super::printf::MAX_STRING;
 use super::value::{Field, Value, field};
 use std::rc::Rc;
 
@@ -275,12 +276,27 @@ impl<'a> Exec<'a> {
             }
             Callee::Func(f) => call_prometheus(*f, &argv, &self.ctx),
         };
-        result.map_err(|e| {
+        let result = result.and_then(|v| match &v {
+            Value::Str(s) | Value::Html(s) if s.len() > MAX_STRING => {
+                Err(format!("result exceeds {MAX_STRING} bytes"))
+            }
+            _ => Ok(v),
+        });
+        let v = result.map_err(|e| {
             if let Some(n) = call_node {
                 self.at(n);
             }
             self.err(format!("error calling {name}: {e}"))
-        })
+        })?;
+        if let Value::Str(s) | Value::Html(s) = &v {
+            self.produced += s.len();
+            if self.produced > MAX_PRODUCED {
+                return Err(self.err(format!(
+                    "template execution produced more than {MAX_PRODUCED} bytes"
+                )));
+            }
+        }
+        Ok(v)
     }
 
     /// Go's `validateType`: the value as parameter type `p` (`None` = untyped).

@@ -13,6 +13,8 @@ use super::value::Value;
 pub(super) const MAX_OUTPUT: usize = 1 << 20;
 /// Most nodes walked plus range iterations in one execution.
 pub(super) const MAX_STEPS: u64 = 1_000_000;
+/// Most bytes of strings that function calls may produce in one execution.
+pub(super) const MAX_PRODUCED: usize = 64 << 20;
 /// Deepest `{{template}}` call nesting.
 pub(super) const MAX_TEMPLATE_DEPTH: usize = 100;
 
@@ -31,6 +33,8 @@ pub(super) struct Exec<'a> {
     pub ctx: FuncCtx<'a>,
     pub out: String,
     pub(super) steps: u64,
+    /// Bytes of strings produced by function calls so far.
+    pub(super) produced: usize,
     pub(super) depth: usize,
     /// Name of the template being executed and its variable stack.
     pub(super) name: String,
@@ -53,6 +57,7 @@ impl<'a> Exec<'a> {
             ctx,
             out: String::new(),
             steps: 0,
+            produced: 0,
             depth: 0,
             name: String::new(),
             vars: Vec::new(),

@@ -168,6 +168,25 @@ fn regex(pattern: &str) -> Result<regex::Regex, String> {
         })
 }
 
+/// `Regexp.ReplaceAllString` with `$1`/`${name}` expansion, refusing results over
+/// [`MAX_STRING`](super::printf::MAX_STRING) bytes.
+fn replace_all_bounded(re: &regex::Regex, text: &str, repl: &str) -> Result<String, String> {
+    let limit = super::printf::MAX_STRING;
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(text) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(text.get(last..m.start()).unwrap_or(""));
+        caps.expand(repl, &mut out);
+        last = m.end();
+        if out.len() > limit {
+            return Err(format!("result exceeds {limit} bytes"));
+        }
+    }
+    out.push_str(text.get(last..).unwrap_or(""));
+    Ok(out)
+}
+
 /// How Go's `regexp.MustCompile` quotes the expression: backquotes when possible.
 fn go_regexp_quote(s: &str) -> String {
     if s.chars()
@@ -213,7 +232,7 @@ pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Res
         Func::ReReplaceAll => {
             let re = regex(s(arg(0)))
                 .map_err(|e| format!("regexp: Compile({}): {e}", go_regexp_quote(s(arg(0)))))?;
-            Value::str(&re.replace_all(s(arg(2)), s(arg(1))))
+            Value::str(&replace_all_bounded(&re, s(arg(2)), s(arg(1)))?)
         }
         Func::SafeHtml => Value::Html(Rc::from(s(arg(0)))),
         Func::Match => Value::Bool(regex(s(arg(0)))?.is_match(s(arg(1)))),

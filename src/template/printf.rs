@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 pub(super) fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
+        if out.len() > MAX_STRING {
+            break;
+        }
         let prev_string = i > 0 && args.get(i - 1).is_some_and(Value::is_string);
         if i > 0 && !a.is_string() && !prev_string {
             out.push(' ');
@@ -24,6 +27,9 @@ pub(super) fn sprint(args: &[Value]) -> String {
 pub(super) fn sprintln(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
+        if out.len() > MAX_STRING {
+            break;
+        }
         if i > 0 {
             out.push(' ');
         }
@@ -43,6 +49,10 @@ struct Spec {
     width: Option<usize>,
     prec: Option<usize>,
 }
+
+/// Largest string a formatting call produces; longer results are cut short here and rejected
+/// by the executor.
+pub(super) const MAX_STRING: usize = 1 << 20;
 
 /// Largest width or precision accepted (Go's limit is 1e6 too).
 const MAX_WIDTH: usize = 1_000_000;
@@ -95,6 +105,10 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         Ok(n)
     };
     while let Some(c) = it.next() {
+        if out.len() > MAX_STRING {
+            // The caller rejects the oversized result; stop working on it.
+            break;
+        }
         if c != '%' {
             out.push(c);
             continue;

@@ -443,7 +443,10 @@ fn promtool_observed_edge_cases() {
         r#"{{ printf "%s|%d" nil $labels }}"#,
         "%!s(<nil>)|map[%!d(string=__name__):%!d(string=metric) %!d(string=instance):%!d(string=a) %!d(string=job):%!d(string=j)]",
     );
-    check_ok(r#"{{ printf "%08s|%-08d|%+08d" "ab" 5 5 }}"#, "000000ab|5       |+0000005");
+    check_ok(
+        r#"{{ printf "%08s|%-08d|%+08d" "ab" 5 5 }}"#,
+        "000000ab|5       |+0000005",
+    );
     check_ok(
         r#"{{ printf "%*d|%-*d|%.*f" 5 1 5 1 2 3.14159 }}"#,
         "    1|1    |3.14",
@@ -514,6 +517,19 @@ fn promtool_observed_edge_cases() {
     );
 }
 
+/// The error of an expansion that must fail; an unexpected output is shown shortened.
+#[track_caller]
+fn expect_err(r: Result<String, String>) -> String {
+    match r {
+        Ok(out) => panic!(
+            "expected an error, got {} bytes: {:?}…",
+            out.len(),
+            out.get(..100).unwrap_or(&out)
+        ),
+        Err(e) => e,
+    }
+}
+
 #[test]
 fn bounds_stop_runaway_templates() {
     let recursive = r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}"#;
@@ -534,6 +550,25 @@ fn bounds_stop_runaway_templates() {
         err.contains("template output exceeds 1048576 bytes"),
         "{err}"
     );
+    let doubling_string =
+        r#"{{ $x := "ab" }}{{ range 100 }}{{ $x = printf "%s%s" $x $x }}{{ end }}"#;
+    let err = expect_err(expand(doubling_string, 1.0));
+    assert!(
+        err.contains("error calling printf: result exceeds 1048576 bytes"),
+        "{err}"
+    );
+    let wide = r#"{{ printf "%1000000d%1000000d%1000000d" 1 2 3 }}"#;
+    let err = expect_err(expand(wide, 1.0));
+    assert!(err.contains("result exceeds 1048576 bytes"), "{err}");
+    let regex_blowup = r#"{{ $x := printf "%100000d" 1 }}{{ reReplaceAll "" $x $x }}"#;
+    let err = expect_err(expand(regex_blowup, 1.0));
+    assert!(
+        err.contains("error calling reReplaceAll: result exceeds 1048576 bytes"),
+        "{err}"
+    );
+    let busy = r#"{{ range 100000 }}{{ $y := printf "%1000d" 1 }}{{ end }}"#;
+    let err = expect_err(expand(busy, 1.0));
+    assert!(err.contains("produced more than 67108864 bytes"), "{err}");
     let deep = "{{ if 1 }}".repeat(200) + &"{{ end }}".repeat(200);
     let err = check_alert_template("X", &deep).expect_err("deep nesting");
     assert!(
