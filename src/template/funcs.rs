@@ -298,7 +298,6 @@ pub(super) fn to_float(v: &Value) -> Result<f64, String> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),
-        Value::Byte(b) => Ok(f64::from(*b)),
         Value::Str(s) => parse_go_float(s),
         other => Err(format!("can't convert {} to float", other.type_name())),
     }

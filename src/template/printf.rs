@@ -330,9 +330,11 @@ fn format_int(out: &mut String, verb: char, spec: Spec, v: i128, arg: &Value) {
                 .ok()
                 .and_then(char::from_u32)
                 .filter(|c| spec.sharp && is_print(*c));
+            // Go formats the value as a uint64: -1 is U+FFFFFFFFFFFFFFFF.
+            let u = i64::try_from(v).map_or(0, |i| i as u64);
             let s = match c {
-                Some(c) => format!("U+{abs:04X} '{c}'"),
-                None => format!("U+{abs:04X}"),
+                Some(c) => format!("U+{u:04X} '{c}'"),
+                None => format!("U+{u:04X}"),
             };
             return pad(out, &s, spec, false);
         }

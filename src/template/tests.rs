@@ -455,6 +455,7 @@ fn promtool_observed_edge_cases() {
         r#"{{ toUpper "straße" }}|{{ js "a\u2028b" }}|{{ not nil }}|{{ 0x1p-2 }}"#,
         r#"STRAßE|a\u2028b|true|0.25"#,
     );
+    check_ok(r#"{{ printf "%U" -1 }}"#, "U+FFFFFFFFFFFFFFFF");
     check_ok(
         "{{ humanizeDuration 1e20 }}",
         "-106751991167300d -15h -30m -8s",
@@ -508,6 +509,12 @@ fn promtool_observed_edge_cases() {
         r#"{{ parseDuration "-" }}"#,
         &e(
             r#"115: executing "__alert_V" at <parseDuration "-">: error calling parseDuration: not a valid duration string: "-""#,
+        ),
+    );
+    check_err(
+        r#"{{ humanize (index "a" 0) }}"#,
+        &e(
+            r#"115: executing "__alert_V" at <humanize (index "a" 0)>: error calling humanize: can't convert uint8 to float"#,
         ),
     );
     let parse = |t: &str| check_alert_template("V", t).map_err(|e| e.to_string());
