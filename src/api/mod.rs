@@ -14,6 +14,7 @@ pub mod query;
 pub mod rules;
 pub mod series;
 pub mod status;
+pub mod ui;
 pub mod write;
 
 use crate::config::ConfigState;
@@ -56,6 +57,10 @@ pub trait Tsdb: Queryable + Appendable + 'static {
     fn stats(&self, limit: usize) -> TsdbStats;
     /// See [`Db::metrics`].
     fn metrics(&self) -> DbMetrics;
+    /// See [`Db::wal_error`]: `Some` while WAL writes fail (`/-/ready` answers 503).
+    fn wal_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Tsdb for Db {
@@ -78,6 +83,9 @@ impl Tsdb for Db {
     }
     fn metrics(&self) -> DbMetrics {
         Db::metrics(self)
+    }
+    fn wal_error(&self) -> Option<String> {
+        Db::wal_error(self)
     }
 }
 
@@ -121,10 +129,16 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// Label bounds of remote-written series.
+    pub remote_write_limits: crate::ingest::remote_write::LabelLimits,
     /// The Alertmanager notifier (None: `/api/v1/alertmanagers` lists none).
     pub notifier: Option<Arc<crate::notifier::Notifier>>,
     /// The rule manager (None: no rules, `/api/v1/rules` and `/api/v1/alerts` answer empty).
     pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
+    /// `--web.enable-remote-write-receiver`: otherwise `/api/v1/write` answers 404.
+    pub remote_write_enabled: bool,
+    /// `--query.max-concurrency` slots; a query waits for one within its timeout.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Shared state handle.

@@ -165,11 +165,12 @@ impl Alertmanager {
         let start = Instant::now();
         let res = self.client.post(&self.url, body).await;
         let secs = start.elapsed().as_secs_f64();
-        self.metrics
-            .record(&self.url, batch.len(), res.is_ok(), secs);
-        if let Err(e) = res {
+        // Dropped first, so that a reader seeing the error count also sees the drop.
+        if let Err(e) = &res {
             self.metrics.add_dropped(batch.len());
             tracing::error!(alertmanager = %self.url, count = batch.len(), error = %e, "Error sending alerts");
         }
+        self.metrics
+            .record(&self.url, batch.len(), res.is_ok(), secs);
     }
 }

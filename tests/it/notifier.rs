@@ -234,7 +234,10 @@ fn batches_to_a_fake_alertmanager() {
     let bulk = String::from_utf8_lossy(&reqs[1].body).into_owned();
     assert!(bulk.starts_with("[{\"endsAt\":"), "{bulk}");
     let url = format!("http://{}/am/api/v2/alerts", am.addr);
-    assert_eq!(n.metrics().counts(&url), (7, 0));
+    // The fake records a request before answering it: wait for the sender to count the answer.
+    wait_for("sent counter", Duration::from_secs(30), || {
+        (n.metrics().counts(&url) == (7, 0)).then_some(())
+    });
     rt.block_on(n.stop());
 }
 
@@ -558,7 +561,9 @@ fn delivers_to_a_real_alertmanager() {
         },
     );
     let url = format!("http://{}/api/v2/alerts", am.addr);
-    assert_eq!(n.metrics().counts(&url), (2, 0));
+    wait_for("sent counter", Duration::from_secs(30), || {
+        (n.metrics().counts(&url) == (2, 0)).then_some(())
+    });
     rt.block_on(n.stop());
 }
 
@@ -597,11 +602,12 @@ fn rules_fire_and_resolve_through_a_real_alertmanager() {
         &[
             &format!("--config.file={}", cfg.display()),
             "--rules.alert.resend-delay=1s",
+            // Also the route prefix (as in Prometheus): the API is under /prefix.
             "--web.external-url=http://argus.example:9090/prefix/",
         ],
     );
     let am_url = format!("http://{}/api/v2/alerts", am.addr);
-    let listed = argus.get("/api/v1/alertmanagers").json();
+    let listed = argus.get("/prefix/api/v1/alertmanagers").json();
     assert_eq!(
         listed["data"]["activeAlertmanagers"],
         serde_json::json!([{ "url": am_url }])
@@ -609,7 +615,7 @@ fn rules_fire_and_resolve_through_a_real_alertmanager() {
     let push = |v: &str| {
         let r = argus.request(
             "PUT",
-            "/metrics/job/e2e/instance/i1",
+            "/prefix/metrics/job/e2e/instance/i1",
             &[],
             format!("e2e_value {v}\n").as_bytes(),
         );
@@ -624,7 +630,7 @@ fn rules_fire_and_resolve_through_a_real_alertmanager() {
 
     // Firing in Argus first: its annotations are what Alertmanager must show.
     let listed = wait_for("E2EHigh firing in Argus", Duration::from_secs(60), || {
-        let r = argus.get("/api/v1/alerts").json();
+        let r = argus.get("/prefix/api/v1/alerts").json();
         r["data"]["alerts"]
             .as_array()
             .cloned()
@@ -680,7 +686,7 @@ fn rules_fire_and_resolve_through_a_real_alertmanager() {
     assert_eq!(a["status"], "resolved");
     assert_eq!(instant(&a["startsAt"]), instant(&got["startsAt"]));
     assert!(instant(&a["endsAt"]) > instant(&a["startsAt"]), "{a}");
-    let metrics = argus.get("/metrics").text();
+    let metrics = argus.get("/prefix/metrics").text();
     let sent = metrics
         .lines()
         .find(|l| {
