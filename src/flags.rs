@@ -681,6 +681,32 @@ mod tests {
     }
 
     #[test]
+    fn web_and_query_bounds() {
+        let f = run(&[]).unwrap();
+        assert_eq!(f.read_timeout, Duration::from_secs(300));
+        assert_eq!((f.max_connections, f.max_concurrency), (512, 20));
+        assert!(f.web_config_file.is_none() && !f.enable_remote_write_receiver);
+        let f = run(&[
+            "--web.read-timeout=2s",
+            "--web.max-connections=0",
+            "--query.max-concurrency=1",
+            "--web.config.file=web.yml",
+            "--web.enable-remote-write-receiver",
+        ])
+        .unwrap();
+        assert_eq!(f.read_timeout, Duration::from_secs(2));
+        assert_eq!((f.max_connections, f.max_concurrency), (0, 1));
+        assert_eq!(f.web_config_file, Some(PathBuf::from("web.yml")));
+        assert!(f.enable_remote_write_receiver);
+        let err = run(&["--query.max-concurrency=0"]).unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{err}");
+        let err = run(&["--web.max-connections=many"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid number"), "{err}");
+    }
+
+    #[test]
     fn help_and_version_print() {
         let help = parse(["--help".to_string()]).unwrap();
         assert!(matches!(help, Command::Print(ref s) if s.contains("--storage.tsdb.path")));

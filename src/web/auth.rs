@@ -6,6 +6,8 @@
 //! life of the process, as the exporter-toolkit does. Unknown users pay for one bcrypt check
 //! too, so response times do not tell which user names exist.
 
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -130,6 +132,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -15,6 +15,8 @@
 //!   admin: $2y$10$…                # bcrypt hash
 //! ```
 
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use axum::http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -333,6 +335,7 @@ fn lower(h: &str) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
