@@ -15,3 +15,4 @@ pub mod scrape;
 pub mod server;
 pub mod template;
 mod timefmt;
+pub mod web;

@@ -43,6 +43,22 @@ pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Route
     for r in extra {
         router = router.merge(r);
     }
+    // The web UI, then everything under the route prefix (`--web.route-prefix`).
+    let prefix = api::ui::route_prefix_from_flags(&state.flags);
+    router = router.merge(api::ui::router(&prefix));
+    if !prefix.is_empty() {
+        let (to_prefix, to_query) = (format!("{prefix}/"), format!("{prefix}/query"));
+        router = Router::new()
+            .nest(&prefix, router)
+            .route(
+                "/",
+                axum::routing::get(move || async move { api::ui::found(&to_prefix) }),
+            )
+            .route(
+                &format!("{prefix}/"),
+                axum::routing::get(move || async move { api::ui::found(&to_query) }),
+            );
+    }
     api::finish(router, state)
 }
 
@@ -260,6 +276,11 @@ async fn reload_loop(
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let start_time = SystemTime::now();
     let flags = Arc::new(flags);
+    let web = crate::web::Web::load(
+        flags.web_config_file.as_deref(),
+        flags.read_timeout,
+        flags.max_connections,
+    )?;
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
         .with_context(|| format!("cannot listen on {}", flags.listen))?;
@@ -364,6 +385,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         remote_write_limits: flags.remote_write_limits,
         notifier: Some(notifier.clone()),
         rules: Some(rules.clone()),
+        remote_write_enabled: flags.enable_remote_write_receiver,
+        query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -426,18 +449,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
         tracing::info!(address = %addr, "push listener ready");
         let drain = drain.clone();
-        let serve = axum::serve(l, push.standalone_router())
-            .with_graceful_shutdown(async move { drain.notified().await });
-        push_server = Some(tokio::spawn(async move { serve.await }));
+        let serve = web.clone().serve(l, push.standalone_router(), async move {
+            drain.notified().await
+        });
+        push_server = Some(tokio::spawn(serve));
     }
 
     tracing::info!(address = %listen, "Server is ready to receive web requests.");
     let started_drain = drain.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = web.clone().serve(listener, app, async move {
         shutdown_signal(quit).await;
         started_drain.notify_waiters();
     });
-    let mut serve = tokio::spawn(async move { serve.await });
+    let mut serve = tokio::spawn(serve);
     let drained = drain.clone();
     tokio::select! {
         r = &mut serve => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }

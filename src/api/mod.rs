@@ -14,6 +14,7 @@ pub mod query;
 pub mod rules;
 pub mod series;
 pub mod status;
+pub mod ui;
 pub mod write;
 
 use crate::config::ConfigState;
@@ -134,6 +135,10 @@ pub struct AppState {
     pub notifier: Option<Arc<crate::notifier::Notifier>>,
     /// The rule manager (None: no rules, `/api/v1/rules` and `/api/v1/alerts` answer empty).
     pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
+    /// `--web.enable-remote-write-receiver`: otherwise `/api/v1/write` answers 404.
+    pub remote_write_enabled: bool,
+    /// `--query.max-concurrency` slots; a query waits for one within its timeout.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Shared state handle.

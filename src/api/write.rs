@@ -12,6 +12,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// Prometheus's answer when the receiver is off.
+pub const REMOTE_WRITE_DISABLED: &str =
+    "remote write receiver needs to be enabled with --web.enable-remote-write-receiver";
+
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
@@ -54,6 +58,9 @@ fn check_headers(req: &Request) -> Result<(), String> {
 
 /// `POST /api/v1/write`.
 pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Response {
+    if !state.remote_write_enabled {
+        return text(StatusCode::NOT_FOUND, REMOTE_WRITE_DISABLED);
+    }
     if let Err(msg) = check_headers(&req) {
         return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg);
     }

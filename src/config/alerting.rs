@@ -8,11 +8,8 @@ use super::PromDuration;
 use super::relabel::RelabelConfig;
 use super::scrape::{Authorization, BasicAuth, FileSdConfig, StaticConfig, TlsConfig};
 use crate::discovery::kubernetes::KubernetesSdConfig;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
-
-/// What secrets look like when the config is echoed (`/api/v1/status/config`).
-const SECRET: &str = "<secret>";
 
 /// The `alerting:` section.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -39,23 +36,14 @@ pub struct AlertmanagerConfig {
     /// Only `v2` (v1 was removed in Prometheus 3).
     pub api_version: String,
     /// HTTP basic auth.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "redact_basic_auth"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     /// `Authorization` header.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "redact_authorization"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
     /// Deprecated Prometheus spelling of a bearer token.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "redact_string"
-    )]
-    pub bearer_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<crate::config::Secret>,
     /// Deprecated Prometheus spelling of a bearer token file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<String>,
@@ -196,28 +184,6 @@ impl AlertmanagerConfig {
 /// `alerting:` with no value (`null`) is the default section, as in Prometheus.
 pub(crate) fn null_as_default<'de, D: Deserializer<'de>>(d: D) -> Result<AlertingConfig, D::Error> {
     Ok(Option::<AlertingConfig>::deserialize(d)?.unwrap_or_default())
-}
-
-fn redact_basic_auth<S: Serializer>(v: &Option<BasicAuth>, s: S) -> Result<S::Ok, S::Error> {
-    v.as_ref()
-        .map(|b| BasicAuth {
-            password: b.password.as_ref().map(|_| SECRET.into()),
-            ..b.clone()
-        })
-        .serialize(s)
-}
-
-fn redact_authorization<S: Serializer>(v: &Option<Authorization>, s: S) -> Result<S::Ok, S::Error> {
-    v.as_ref()
-        .map(|a| Authorization {
-            credentials: a.credentials.as_ref().map(|_| SECRET.into()),
-            ..a.clone()
-        })
-        .serialize(s)
-}
-
-fn redact_string<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    v.as_ref().map(|_| SECRET).serialize(s)
 }
 
 #[cfg(test)]

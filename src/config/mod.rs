@@ -9,8 +9,10 @@ mod defaults;
 pub mod duration;
 pub mod relabel;
 pub mod scrape;
+pub mod secret;
 
 pub use duration::{PromDuration, parse_duration};
+pub use secret::Secret;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -95,10 +97,16 @@ pub struct Config {
     )]
     pub alerting: alerting::AlertingConfig,
     /// Accepted and ignored with a warning: Argus does not forward samples.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "secret::serialize_redacted"
+    )]
     pub remote_write: Option<serde_yaml_ng::Value>,
     /// Accepted and ignored with a warning: Argus does not read from remote storage.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "secret::serialize_redacted"
+    )]
     pub remote_read: Option<serde_yaml_ng::Value>,
 }
 

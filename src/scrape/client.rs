@@ -178,25 +178,25 @@ impl Auth {
     pub(crate) fn from_config(
         basic: Option<&BasicAuth>,
         authorization: Option<&Authorization>,
-        bearer_token: Option<&String>,
+        bearer_token: Option<&crate::config::Secret>,
         bearer_token_file: Option<&String>,
     ) -> Self {
         if let Some(ba) = basic {
             Auth::Basic {
                 user: ba.username.clone(),
-                pass: ba.password.clone(),
+                pass: ba.password.as_ref().map(|s| s.expose().to_string()),
                 pass_file: ba.password_file.clone(),
             }
         } else if let Some(a) = authorization {
             Auth::Header {
                 kind: a.kind.clone().unwrap_or_else(|| "Bearer".into()),
-                cred: a.credentials.clone(),
+                cred: a.credentials.as_ref().map(|s| s.expose().to_string()),
                 cred_file: a.credentials_file.clone(),
             }
         } else if bearer_token.is_some() || bearer_token_file.is_some() {
             Auth::Header {
                 kind: "Bearer".into(),
-                cred: bearer_token.cloned(),
+                cred: bearer_token.map(|s| s.expose().to_string()),
                 cred_file: bearer_token_file.cloned(),
             }
         } else {

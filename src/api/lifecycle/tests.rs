@@ -43,6 +43,8 @@ fn fixture() -> Fixture {
         query_metrics: Arc::new(QueryMetrics::default()),
         rw_metrics: Arc::new(RemoteWriteMetrics::default()),
         metadata: Arc::new(MetadataStore::new()),
+        remote_write_enabled: true,
+        query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),
