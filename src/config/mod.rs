@@ -5,6 +5,7 @@
 //! field and its line) and then [`Config::validate`], run once per load.
 
 pub mod alerting;
+mod defaults;
 pub mod duration;
 pub mod relabel;
 pub mod scrape;
@@ -22,10 +23,13 @@ use std::path::Path;
 #[serde(deny_unknown_fields, default)]
 pub struct GlobalConfig {
     /// Default scrape interval (1m).
+    #[serde(default = "defaults::unset")]
     pub scrape_interval: PromDuration,
-    /// Default scrape timeout (10s).
+    /// Default scrape timeout (10s, or the scrape interval when that is shorter).
+    #[serde(default = "defaults::unset")]
     pub scrape_timeout: PromDuration,
     /// Rule evaluation interval (1m); also the push pool's default interval.
+    #[serde(default = "defaults::unset")]
     pub evaluation_interval: PromDuration,
     /// Labels added to federation output and remote-write.
     pub external_labels: BTreeMap<String, String>,
@@ -170,6 +174,11 @@ impl Config {
                 message: e.to_string(),
             })?
         };
+        let mut cfg = cfg;
+        defaults::apply(&mut cfg.global).map_err(|message| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        })?;
         cfg.validate()
             .map_err(|message| ConfigError::Invalid { path, message })?;
         Ok(cfg)

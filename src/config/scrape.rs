@@ -144,14 +144,18 @@ const PROMETHEUS_PROTOCOL_COUNT: usize = 5;
 impl ScrapeConfig {
     /// Effective scrape interval.
     pub fn interval(&self, g: &GlobalConfig) -> std::time::Duration {
-        self.scrape_interval.unwrap_or(g.scrape_interval).0
+        // Zero means unset, as in Prometheus's `ScrapeConfig.Validate`.
+        match self.scrape_interval {
+            Some(i) if !i.0.is_zero() => i.0,
+            _ => g.scrape_interval.0,
+        }
     }
 
     /// Effective scrape timeout: explicit, else the global one capped at the interval.
     pub fn timeout(&self, g: &GlobalConfig) -> std::time::Duration {
         match self.scrape_timeout {
-            Some(t) => t.0,
-            None => g.scrape_timeout.0.min(self.interval(g)),
+            Some(t) if !t.0.is_zero() => t.0,
+            _ => g.scrape_timeout.0.min(self.interval(g)),
         }
     }
 

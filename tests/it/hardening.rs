@@ -230,3 +230,33 @@ fn federate_obeys_query_timeout_and_max_samples() {
     assert!(r.text().contains("timed out"), "{}", r.text());
     healthy(&a);
 }
+
+#[test]
+fn global_interval_defaults_follow_prometheus() {
+    for (yaml, interval, timeout) in [
+        // Refused before: "global scrape timeout greater than scrape interval (10s > 1s)".
+        ("global: {scrape_interval: 1s}\n", "1s", "1s"),
+        // Panicked the push pool before (`interval(0)`); zero means the 1m default.
+        ("global: {scrape_interval: 0s}\n", "1m", "10s"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("argus.yml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let a = Argus::start(
+            &dir.path().join("data"),
+            &[&format!("--config.file={}", cfg.display())],
+        );
+        let j = a.get("/api/v1/status/config").json();
+        let text = j["data"]["yaml"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("scrape_interval: {interval}")),
+            "{yaml}: {text}"
+        );
+        assert!(
+            text.contains(&format!("scrape_timeout: {timeout}")),
+            "{yaml}: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        healthy(&a);
+    }
+}
