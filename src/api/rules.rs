@@ -508,9 +508,8 @@ mod tests {
 
     #[test]
     fn values_use_go_e_format() {
-        let check = |v: f64, want: &str| {
-            assert_eq!(crate::template::format_go_float_e(v), want, "{v}")
-        };
+        let check =
+            |v: f64, want: &str| assert_eq!(crate::template::format_go_float_e(v), want, "{v}");
         check(1.0, "1e+00");
         check(1234567.0, "1.234567e+06");
         check(0.5, "5e-01");
