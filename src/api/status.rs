@@ -1,4 +1,4 @@
-//! `/api/v1/status/*`, plus the empty rules/alerts endpoints Grafana asks for and the targets
+//! `/api/v1/status/*`, `/api/v1/alertmanagers`, and the targets
 //! placeholders used while no scrape router is mounted.
 
 use super::error::ApiError;

@@ -250,6 +250,8 @@ const ALERT_RULES: &str = "groups:
       severity: page
     annotations:
       summary: something is slow
+      url: \"{{ $externalURL }}\"
+      value: \"{{ $value }}\"
   - record: alerts:rec
     expr: vector(2)
 - name: other
@@ -264,7 +266,7 @@ const ALERT_RULES: &str = "groups:
 fn alert_goes_pending_then_firing_with_api_and_series() {
     let s = Setup::new();
     let file = s.rules("alerts.yml", ALERT_RULES);
-    let a = s.start(&[]);
+    let a = s.start(&["--web.external-url=http://prom.example:9090/prefix/"]);
 
     let pending = wait_for(&a, "Slow pending", 20, || alert(&a, "Slow"));
     assert_eq!(pending["state"], "pending", "{pending}");
@@ -277,7 +279,14 @@ fn alert_goes_pending_then_firing_with_api_and_series() {
         firing["labels"],
         serde_json::json!({"alertname": "Slow", "severity": "page"})
     );
-    assert_eq!(firing["annotations"]["summary"], "something is slow");
+    assert_eq!(
+        firing["annotations"],
+        serde_json::json!({
+            "summary": "something is slow",
+            "url": "http://prom.example:9090/prefix",
+            "value": "1",
+        })
+    );
     assert_eq!(firing["value"], "1e+00");
 
     // ALERTS and ALERTS_FOR_STATE (ActiveAt as Unix seconds), without external labels.
@@ -304,7 +313,7 @@ fn alert_goes_pending_then_firing_with_api_and_series() {
     let text = all.text();
     assert!(
         text.starts_with(&format!(
-            "{{\"status\":\"success\",\"data\":{{\"groups\":[{{\"name\":\"alerts\",\"file\":\"{file}\",\"rules\":[{{\"state\":\"firing\",\"name\":\"Slow\",\"query\":\"vector(1)\",\"duration\":3,\"keepFiringFor\":0,\"labels\":{{\"severity\":\"page\"}},\"annotations\":{{\"summary\":\"something is slow\"}},\"alerts\":[{{\"labels\":{{\"alertname\":\"Slow\",\"severity\":\"page\"}},\"annotations\":{{\"summary\":\"something is slow\"}},\"state\":\"firing\",\"activeAt\":\"{active_at}\",\"value\":\"1e+00\"}}],\"health\":\"ok\",\"evaluationTime\":"
+            "{{\"status\":\"success\",\"data\":{{\"groups\":[{{\"name\":\"alerts\",\"file\":\"{file}\",\"rules\":[{{\"state\":\"firing\",\"name\":\"Slow\",\"query\":\"vector(1)\",\"duration\":3,\"keepFiringFor\":0,\"labels\":{{\"severity\":\"page\"}},\"annotations\":{{\"summary\":\"something is slow\",\"url\":\"{{{{ $externalURL }}}}\",\"value\":\"{{{{ $value }}}}\"}},\"alerts\":[{{\"labels\":{{\"alertname\":\"Slow\",\"severity\":\"page\"}},\"annotations\":{{\"summary\":\"something is slow\",\"url\":\"http://prom.example:9090/prefix\",\"value\":\"1\"}},\"state\":\"firing\",\"activeAt\":\"{active_at}\",\"value\":\"1e+00\"}}],\"health\":\"ok\",\"evaluationTime\":"
         )),
         "{text}"
     );
