@@ -587,6 +587,32 @@ fn bounds_stop_runaway_templates() {
     assert!(err.to_string().contains("depth exceeded"), "{err}");
 }
 
+/// The deepest template the limits allow runs within a 2 MiB stack (a tokio worker's size), in
+/// a debug build.
+#[test]
+fn deepest_template_fits_a_small_stack() {
+    let body = |name: &str, call: &str| {
+        format!(
+            "{{{{define \"{name}\"}}}}{}{{{{ {} }}}}{call}{}{{{{end}}}}",
+            "{{ if 1 }}".repeat(60),
+            "(".repeat(35) + "1" + &")".repeat(35),
+            "{{ end }}".repeat(60)
+        )
+    };
+    let text = body("r", "{{ template \"r\" . }}") + "{{ template \"r\" . }}";
+    assert_eq!(check_alert_template("X", &text), Ok(()));
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || expand(&text, 1.0))
+        .expect("spawn");
+    let err = handle.join().expect("no stack overflow");
+    let err = err.expect_err("recursion stops");
+    assert!(
+        err.contains("exceeded maximum nesting depth (200)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn float_formatters() {
     let check = |v: f64, g: &str, e: &str| {
