@@ -307,6 +307,20 @@ fn parse_errors_have_go_texts() {
 }
 
 #[test]
+fn expansion_of_unparsable_text_reports_the_parse_error() {
+    check_err(
+        "{{ $label.instance }}",
+        r#"error parsing template __alert_V: template: __alert_V:1: undefined variable "$label""#,
+    );
+    assert_eq!(
+        AlertTemplate::parse("V", "{{ end }}")
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err("template: __alert_V:1: unexpected {{end}}".to_string())
+    );
+}
+
+#[test]
 fn data_access_and_missing_keys() {
     check_ok(
         "{{ $labels.instance }}/{{ .Labels.job }}/{{ $labels.nonexistent }}/{{ index $labels \"job\" }}",
