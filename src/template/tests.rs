@@ -670,6 +670,79 @@ mod props {
     use super::*;
     use proptest::prelude::*;
 
+    const SOUP: &[&str] = &[
+        "{{",
+        "}}",
+        "{{-",
+        "-}}",
+        "{{/*",
+        "*/}}",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+        "\"t\"",
+        "$x",
+        "$",
+        ":=",
+        "=",
+        ",",
+        "|",
+        "(",
+        ")",
+        ".",
+        ".Labels",
+        ".instance",
+        "$labels",
+        "$value",
+        "$labels.instance",
+        "nil",
+        "true",
+        "1",
+        "-2.5",
+        "1e3",
+        "'a'",
+        "`r`",
+        "\"%d %s %v\"",
+        "printf",
+        "print",
+        "len",
+        "index",
+        "slice",
+        "and",
+        "or",
+        "not",
+        "eq",
+        "lt",
+        "query",
+        "\"1.5\"",
+        "\"unsorted\"",
+        "first",
+        "value",
+        "label",
+        "sortByLabel",
+        "humanize",
+        "humanizeDuration",
+        "toTime",
+        "toDuration",
+        "args",
+        ".arg0",
+        ".Format",
+        ".String",
+        "reReplaceAll",
+        "\"(a*)*\"",
+        "match",
+        "title",
+        "html",
+        "x",
+    ];
+
     proptest! {
         #[test]
         fn text_without_actions_is_unchanged(text in "[^{]*(\\{[^{]+)*") {
@@ -682,6 +755,23 @@ mod props {
             prop_assert_eq!(parsed.to_bits(), v.to_bits());
             let parsed_e: f64 = format_go_float_e(v).parse().expect("parses back");
             prop_assert_eq!(parsed_e.to_bits(), v.to_bits());
+        }
+
+        /// Token soup from the template grammar reaches the parser's and executor's corners.
+        #[test]
+        fn template_token_soup_never_panics(
+            parts in prop::collection::vec(prop::sample::select(SOUP), 0..40),
+            glue in prop::sample::select(&[" ", "", "\n"][..]),
+        ) {
+            let text = parts.join(glue);
+            if let Ok(t) = AlertTemplate::parse("Soup", &text) {
+                let labels = BTreeMap::from([("instance".to_string(), "a:1".to_string())]);
+                let ext = BTreeMap::new();
+                let data = AlertTemplateData { labels: &labels, external_labels: &ext, external_url: "http://x/p", value: 1.5, eval_time_secs: 0.0 };
+                if let Ok(out) = t.execute(&data, &fake_query()) {
+                    prop_assert!(out.len() <= 1 << 20);
+                }
+            }
         }
 
         #[test]
