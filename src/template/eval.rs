@@ -30,6 +30,13 @@ impl Callee {
 impl<'a> Exec<'a> {
     pub(super) fn eval_pipeline(&mut self, dot: &Value, pipe: &'a Pipe) -> EResult<Value> {
         self.at(pipe);
+        self.enter()?;
+        let r = self.eval_pipeline_inner(dot, pipe);
+        self.nest -= 1;
+        r
+    }
+
+    fn eval_pipeline_inner(&mut self, dot: &Value, pipe: &'a Pipe) -> EResult<Value> {
         let mut value: Option<Value> = None;
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;

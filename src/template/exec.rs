@@ -15,6 +15,8 @@ pub(super) const MAX_OUTPUT: usize = 1 << 20;
 pub(super) const MAX_STEPS: u64 = 1_000_000;
 /// Most bytes of strings that function calls may produce in one execution.
 pub(super) const MAX_PRODUCED: usize = 64 << 20;
+/// Deepest recursion of nodes, pipelines and template calls in one execution.
+pub(super) const MAX_NEST: usize = 200;
 /// Deepest `{{template}}` call nesting.
 pub(super) const MAX_TEMPLATE_DEPTH: usize = 100;
 
@@ -33,6 +35,8 @@ pub(super) struct Exec<'a> {
     pub ctx: FuncCtx<'a>,
     pub out: String,
     pub(super) steps: u64,
+    /// Current recursion depth (see [`Exec::enter`]).
+    pub(super) nest: usize,
     /// Bytes of strings produced by function calls so far.
     pub(super) produced: usize,
     pub(super) depth: usize,
@@ -58,6 +62,7 @@ impl<'a> Exec<'a> {
             out: String::new(),
             steps: 0,
             produced: 0,
+            nest: 0,
             depth: 0,
             name: String::new(),
             vars: Vec::new(),
@@ -129,6 +134,23 @@ impl<'a> Exec<'a> {
     fn walk(&mut self, dot: &Value, node: &'a Node) -> EResult<Flow> {
         self.at(node);
         self.step()?;
+        self.enter()?;
+        let r = self.walk_node(dot, node);
+        self.nest -= 1;
+        r
+    }
+
+    /// Counts one level of recursion (nodes inside nodes, pipelines inside pipelines, template
+    /// calls), refusing to go deeper than [`MAX_NEST`] so the native stack stays small.
+    pub(super) fn enter(&mut self) -> EResult<()> {
+        if self.nest >= MAX_NEST {
+            return Err(self.err(format!("exceeded maximum nesting depth ({MAX_NEST})")));
+        }
+        self.nest += 1;
+        Ok(())
+    }
+
+    fn walk_node(&mut self, dot: &Value, node: &'a Node) -> EResult<Flow> {
         match node {
             Node::Text(t) => self.write(t)?,
             Node::Action { pipe, .. } => {

@@ -1,6 +1,7 @@
 //! The function table: Go's built-ins plus Prometheus's alert template functions, with the
 //! parameter types Go checks at call time. Prometheus functions are implemented here; the Go
 //! built-ins live in `builtins.rs`.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::gotime::GoTime;
 use super::humanize;

@@ -154,12 +154,16 @@ impl GoTime {
             },
             Method::String => Value::str(&self.to_string()),
             Method::Unix => Value::Int(self.secs),
-            Method::UnixMilli => {
-                Value::Int(self.secs.saturating_mul(1000) + i64::from(self.nanos / 1_000_000))
-            }
-            Method::UnixNano => {
-                Value::Int(self.secs.saturating_mul(1_000_000_000) + i64::from(self.nanos))
-            }
+            Method::UnixMilli => Value::Int(
+                self.secs
+                    .saturating_mul(1000)
+                    .saturating_add(i64::from(self.nanos / 1_000_000)),
+            ),
+            Method::UnixNano => Value::Int(
+                self.secs
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(self.nanos)),
+            ),
             Method::Year => Value::Int(c.year),
             Method::Month => Value::Named(
                 MONTHS

@@ -307,6 +307,20 @@ fn parse_errors_have_go_texts() {
 }
 
 #[test]
+fn expansion_of_unparsable_text_reports_the_parse_error() {
+    check_err(
+        "{{ $label.instance }}",
+        r#"error parsing template __alert_V: template: __alert_V:1: undefined variable "$label""#,
+    );
+    assert_eq!(
+        AlertTemplate::parse("V", "{{ end }}")
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err("template: __alert_V:1: unexpected {{end}}".to_string())
+    );
+}
+
+#[test]
 fn data_access_and_missing_keys() {
     check_ok(
         "{{ $labels.instance }}/{{ .Labels.job }}/{{ $labels.nonexistent }}/{{ index $labels \"job\" }}",
@@ -587,6 +601,32 @@ fn bounds_stop_runaway_templates() {
     assert!(err.to_string().contains("depth exceeded"), "{err}");
 }
 
+/// The deepest template the limits allow runs within a 2 MiB stack (a tokio worker's size), in
+/// a debug build.
+#[test]
+fn deepest_template_fits_a_small_stack() {
+    let body = |name: &str, call: &str| {
+        format!(
+            "{{{{define \"{name}\"}}}}{}{{{{ {} }}}}{call}{}{{{{end}}}}",
+            "{{ if 1 }}".repeat(60),
+            "(".repeat(35) + "1" + &")".repeat(35),
+            "{{ end }}".repeat(60)
+        )
+    };
+    let text = body("r", "{{ template \"r\" . }}") + "{{ template \"r\" . }}";
+    assert_eq!(check_alert_template("X", &text), Ok(()));
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || expand(&text, 1.0))
+        .expect("spawn");
+    let err = handle.join().expect("no stack overflow");
+    let err = err.expect_err("recursion stops");
+    assert!(
+        err.contains("exceeded maximum nesting depth (200)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn float_formatters() {
     let check = |v: f64, g: &str, e: &str| {
@@ -630,6 +670,79 @@ mod props {
     use super::*;
     use proptest::prelude::*;
 
+    const SOUP: &[&str] = &[
+        "{{",
+        "}}",
+        "{{-",
+        "-}}",
+        "{{/*",
+        "*/}}",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+        "\"t\"",
+        "$x",
+        "$",
+        ":=",
+        "=",
+        ",",
+        "|",
+        "(",
+        ")",
+        ".",
+        ".Labels",
+        ".instance",
+        "$labels",
+        "$value",
+        "$labels.instance",
+        "nil",
+        "true",
+        "1",
+        "-2.5",
+        "1e3",
+        "'a'",
+        "`r`",
+        "\"%d %s %v\"",
+        "printf",
+        "print",
+        "len",
+        "index",
+        "slice",
+        "and",
+        "or",
+        "not",
+        "eq",
+        "lt",
+        "query",
+        "\"1.5\"",
+        "\"unsorted\"",
+        "first",
+        "value",
+        "label",
+        "sortByLabel",
+        "humanize",
+        "humanizeDuration",
+        "toTime",
+        "toDuration",
+        "args",
+        ".arg0",
+        ".Format",
+        ".String",
+        "reReplaceAll",
+        "\"(a*)*\"",
+        "match",
+        "title",
+        "html",
+        "x",
+    ];
+
     proptest! {
         #[test]
         fn text_without_actions_is_unchanged(text in "[^{]*(\\{[^{]+)*") {
@@ -642,6 +755,23 @@ mod props {
             prop_assert_eq!(parsed.to_bits(), v.to_bits());
             let parsed_e: f64 = format_go_float_e(v).parse().expect("parses back");
             prop_assert_eq!(parsed_e.to_bits(), v.to_bits());
+        }
+
+        /// Token soup from the template grammar reaches the parser's and executor's corners.
+        #[test]
+        fn template_token_soup_never_panics(
+            parts in prop::collection::vec(prop::sample::select(SOUP), 0..40),
+            glue in prop::sample::select(&[" ", "", "\n"][..]),
+        ) {
+            let text = parts.join(glue);
+            if let Ok(t) = AlertTemplate::parse("Soup", &text) {
+                let labels = BTreeMap::from([("instance".to_string(), "a:1".to_string())]);
+                let ext = BTreeMap::new();
+                let data = AlertTemplateData { labels: &labels, external_labels: &ext, external_url: "http://x/p", value: 1.5, eval_time_secs: 0.0 };
+                if let Ok(out) = t.execute(&data, &fake_query()) {
+                    prop_assert!(out.len() <= 1 << 20);
+                }
+            }
         }
 
         #[test]

@@ -1,5 +1,6 @@
 //! Dynamic values seen by templates, standing in for the Go types Prometheus hands to
 //! `text/template`: their Go type names, truth, `%v` printing and field access.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::QuerySample;
 use super::gotime::GoTime;

@@ -54,14 +54,15 @@ pub(super) enum ItemType {
 
 /// One token: kind, byte offset in the source, text, 1-based line of its start.
 #[derive(Clone, Debug)]
-pub(super) struct Item {
+pub(super) struct Item<'a> {
     pub typ: ItemType,
     pub pos: usize,
-    pub val: String,
+    /// The token text; owned only for error messages.
+    pub val: std::borrow::Cow<'a, str>,
     pub line: usize,
 }
 
-impl std::fmt::Display for Item {
+impl std::fmt::Display for Item<'_> {
     /// Go's `item.String()`, used in "unexpected X in Y" messages.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.typ {
@@ -117,7 +118,7 @@ struct Lexer<'a> {
     pos: usize,
     start: usize,
     paren_depth: usize,
-    items: Vec<Item>,
+    items: Vec<Item<'a>>,
     /// Line count cache: `line_at` is the line of byte `line_pos`.
     line_pos: usize,
     line_at: usize,
@@ -125,7 +126,7 @@ struct Lexer<'a> {
 }
 
 /// Lexes `input`. `break_ok` is false when functions named `break`/`continue` exist.
-pub(super) fn lex(input: &str, break_ok: bool) -> Vec<Item> {
+pub(super) fn lex(input: &str, break_ok: bool) -> Vec<Item<'_>> {
     let mut l = Lexer {
         input,
         pos: 0,
@@ -162,9 +163,9 @@ impl<'a> Lexer<'a> {
         self.line_at
     }
 
-    fn item(&mut self, typ: ItemType, start: usize, end: usize) -> Item {
+    fn item(&mut self, typ: ItemType, start: usize, end: usize) -> Item<'a> {
         let line = self.line_of(start);
-        let val = self.input.get(start..end).unwrap_or("").to_string();
+        let val = std::borrow::Cow::Borrowed(self.input.get(start..end).unwrap_or(""));
         Item {
             typ,
             pos: start,
@@ -184,7 +185,7 @@ impl<'a> Lexer<'a> {
         self.items.push(Item {
             typ: ItemType::Error,
             pos: self.start,
-            val: msg,
+            val: std::borrow::Cow::Owned(msg),
             line,
         });
         State::Done

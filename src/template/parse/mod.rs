@@ -41,11 +41,11 @@ pub(super) fn parse(
     Ok(p.tree_set)
 }
 
-fn eof_item() -> Item {
+fn eof_item() -> Item<'static> {
     Item {
         typ: ItemType::Eof,
         pos: 0,
-        val: String::new(),
+        val: std::borrow::Cow::Borrowed(""),
         line: 0,
     }
 }
@@ -58,9 +58,9 @@ enum Parsed {
 }
 
 struct Parser<'a> {
-    items: std::vec::IntoIter<Item>,
+    items: std::vec::IntoIter<Item<'a>>,
     /// Go's three-token look-ahead buffer; `token[0]` is the latest token read from the lexer.
-    token: [Item; 3],
+    token: [Item<'a>; 3],
     peek_count: usize,
     vars: Vec<String>,
     parse_name: &'a str,
@@ -73,13 +73,13 @@ struct Parser<'a> {
 
 type PResult<T> = Result<T, String>;
 
-impl Parser<'_> {
-    fn lex_next(&mut self) -> Item {
+impl<'a> Parser<'a> {
+    fn lex_next(&mut self) -> Item<'a> {
         // After Eof/Error the lexer keeps answering Eof.
-        self.items.next().unwrap_or_else(eof_item)
+        self.items.next().unwrap_or_else(|| eof_item())
     }
 
-    fn next(&mut self) -> Item {
+    fn next(&mut self) -> Item<'a> {
         if self.peek_count > 0 {
             self.peek_count -= 1;
         } else {
@@ -88,38 +88,38 @@ impl Parser<'_> {
         self.token
             .get(self.peek_count)
             .cloned()
-            .unwrap_or_else(eof_item)
+            .unwrap_or_else(|| eof_item())
     }
 
     fn backup(&mut self) {
         self.peek_count += 1;
     }
 
-    fn backup2(&mut self, t1: Item) {
+    fn backup2(&mut self, t1: Item<'a>) {
         self.token[1] = t1;
         self.peek_count = 2;
     }
 
-    fn backup3(&mut self, t2: Item, t1: Item) {
+    fn backup3(&mut self, t2: Item<'a>, t1: Item<'a>) {
         self.token[1] = t1;
         self.token[2] = t2;
         self.peek_count = 3;
     }
 
-    fn peek(&mut self) -> Item {
+    fn peek(&mut self) -> Item<'a> {
         if self.peek_count > 0 {
             return self
                 .token
                 .get(self.peek_count - 1)
                 .cloned()
-                .unwrap_or_else(eof_item);
+                .unwrap_or_else(|| eof_item());
         }
         self.peek_count = 1;
         self.token[0] = self.lex_next();
         self.token[0].clone()
     }
 
-    fn next_non_space(&mut self) -> Item {
+    fn next_non_space(&mut self) -> Item<'a> {
         loop {
             let t = self.next();
             if t.typ != ItemType::Space {
@@ -128,7 +128,7 @@ impl Parser<'_> {
         }
     }
 
-    fn peek_non_space(&mut self) -> Item {
+    fn peek_non_space(&mut self) -> Item<'a> {
         let t = self.next_non_space();
         self.backup();
         t
@@ -158,7 +158,7 @@ impl Parser<'_> {
         Err(self.errorf(format!("unexpected {token} in {context}")))
     }
 
-    fn expect(&mut self, expected: ItemType, context: &str) -> PResult<Item> {
+    fn expect(&mut self, expected: ItemType, context: &str) -> PResult<Item<'a>> {
         let t = self.next_non_space();
         if t.typ != expected {
             return self.unexpected(&t, context);
@@ -257,7 +257,7 @@ impl Parser<'_> {
     fn text_or_action(&mut self) -> PResult<Parsed> {
         let token = self.next_non_space();
         match token.typ {
-            ItemType::Text => Ok(Parsed::Node(Node::Text(token.val))),
+            ItemType::Text => Ok(Parsed::Node(Node::Text(token.val.into_owned()))),
             ItemType::LeftDelim => {
                 self.action_line = token.line;
                 let r = self.action();

@@ -27,12 +27,12 @@ impl Parser<'_> {
             if next.typ == ItemType::Assign || next.typ == ItemType::Declare {
                 pipe.is_assign = next.typ == ItemType::Assign;
                 self.next_non_space();
-                pipe.decl.push(v.val.clone());
-                self.vars.push(v.val);
+                pipe.decl.push(v.val.to_string());
+                self.vars.push(v.val.into_owned());
             } else if next.typ == ItemType::Char && next.val == "," {
                 self.next_non_space();
-                pipe.decl.push(v.val.clone());
-                self.vars.push(v.val);
+                pipe.decl.push(v.val.to_string());
+                self.vars.push(v.val.into_owned());
                 if context == "range" && pipe.decl.len() < 2 {
                     match self.peek_non_space().typ {
                         ItemType::Variable | ItemType::RightDelim | ItemType::RightParen => {
@@ -174,7 +174,7 @@ impl Parser<'_> {
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.val,
+                    name: token.val.into_owned(),
                 }
             }
             ItemType::Dot => Arg::Dot { pos },
@@ -210,7 +210,7 @@ impl Parser<'_> {
                 let text = go_unquote(&token.val).map_err(|e| self.errorf(e))?;
                 Arg::String {
                     pos,
-                    quoted: token.val,
+                    quoted: token.val.into_owned(),
                     text,
                 }
             }
