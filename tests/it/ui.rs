@@ -118,7 +118,7 @@ fn gunzip(b: &[u8]) -> Vec<u8> {
 #[test]
 fn assets_have_content_types_gzip_and_etags() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let r = a.get("/");
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/query"));
@@ -178,7 +178,13 @@ fn assets_have_content_types_gzip_and_etags() {
 #[test]
 fn every_route_is_served_under_the_route_prefix() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--web.route-prefix=/argus/"]);
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--web.route-prefix=/argus/",
+        ],
+    );
     seed_at(&a, "/argus");
     let r = a.get("/");
     assert_eq!(r.status, 302);
@@ -230,7 +236,10 @@ fn every_route_is_served_under_the_route_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let b = Argus::start(
         dir.path(),
-        &["--web.external-url=http://proxy.example:8080/prom/"],
+        &[
+            "--web.enable-remote-write-receiver",
+            "--web.external-url=http://proxy.example:8080/prom/",
+        ],
     );
     assert_eq!(b.get("/prom/query").status, 200);
     assert_eq!(b.get("/prom/-/healthy").status, 200);
@@ -496,6 +505,7 @@ async fn browser_pages_body() {
     let a = Argus::start(
         &dir.path().join("data"),
         &[
+            "--web.enable-remote-write-receiver",
             &format!("--web.listen-address=127.0.0.1:{port}"),
             &format!("--config.file={}", cfg.display()),
         ],
@@ -1126,7 +1136,13 @@ async fn browser_under_route_prefix_body() {
     let Some(b) = browser(dir.path()).await else {
         return;
     };
-    let a = Argus::start(&dir.path().join("data"), &["--web.route-prefix=/argus"]);
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--web.route-prefix=/argus",
+        ],
+    );
     seed_at(&a, "/argus");
     b.goto(&a, "/argus/graph?g0.expr=ui_test_metric&g0.tab=1")
         .await;
@@ -1179,7 +1195,10 @@ async fn browser_graph_draw_time_100_series_1000_points_body() {
     let Some(b) = browser(dir.path()).await else {
         return;
     };
-    let a = Argus::start(&dir.path().join("data"), &[]);
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &["--web.enable-remote-write-receiver"],
+    );
     // 3 s apart: the 1,000 points span 50 minutes, inside the head's appendable window.
     let step = 3_000;
     let base = (now_ms() / step - 1000) * step;
@@ -1284,7 +1303,10 @@ async fn browser_alerts_page_shows_firing_alert_body() {
     .unwrap();
     let a = Argus::start(
         &dir.path().join("data"),
-        &[&format!("--config.file={}", cfg.display())],
+        &[
+            "--web.enable-remote-write-receiver",
+            &format!("--config.file={}", cfg.display()),
+        ],
     );
     wait_http(
         &a,

@@ -13,7 +13,13 @@ fn healthy(a: &Argus) {
 #[test]
 fn nesting_bomb_is_a_400_on_every_endpoint_that_parses_promql() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--web.enable-admin-api"]);
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--web.enable-admin-api",
+        ],
+    );
     // Under the 64 KiB length limit, so the nesting guard (not the length check) must catch it.
     let bomb = format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000));
     let sel_bomb = format!("{}up{}", "(".repeat(20_000), ")".repeat(20_000));
@@ -78,7 +84,13 @@ fn nesting_bomb_is_a_400_on_every_endpoint_that_parses_promql() {
 #[test]
 fn or_selector_matches_exactly_its_branches_everywhere() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--web.enable-admin-api"]);
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--web.enable-admin-api",
+        ],
+    );
     let t = now_ms();
     let r = write(
         &a,
