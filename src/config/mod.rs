@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod relabel;
+pub mod remote_write;
 pub mod scrape;
 
 pub use duration::{PromDuration, parse_duration};
@@ -78,9 +79,9 @@ pub struct Config {
     /// Accepted and ignored with a warning: Argus sends no alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerting: Option<serde_yaml_ng::Value>,
-    /// Accepted and ignored with a warning: Argus does not forward samples.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote_write: Option<serde_yaml_ng::Value>,
+    /// `remote_write:` destinations (see `crate::remote`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_write: Vec<remote_write::RemoteWriteConfig>,
     /// Accepted and ignored with a warning: Argus does not read from remote storage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_read: Option<serde_yaml_ng::Value>,
@@ -169,6 +170,7 @@ impl Config {
                 ));
             }
         }
+        remote_write::validate_all(&self.remote_write)?;
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",
@@ -194,9 +196,6 @@ impl Config {
         }
         if self.alerting.is_some() {
             out.push("alerting");
-        }
-        if self.remote_write.is_some() {
-            out.push("remote_write");
         }
         if self.remote_read.is_some() {
             out.push("remote_read");
@@ -287,7 +286,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.out_of_order_window_ms(), Some(30 * 60 * 1000));
-        assert_eq!(cfg.ignored_sections(), vec!["rule_files", "remote_write"]);
+        assert_eq!(cfg.ignored_sections(), vec!["rule_files"]);
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }
 

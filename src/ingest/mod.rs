@@ -6,4 +6,6 @@
 
 pub mod metadata;
 pub mod prompb;
+pub mod prompb_v2;
 pub mod remote_write;
+pub mod remote_write_v2;

@@ -286,7 +286,7 @@ impl Wal {
     ///
     /// Tombstones whose `maxt < mint` are dropped too. Blocks appends for its duration (it holds
     /// `&mut self`).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn checkpoint(
         &mut self,
         keep_series: &dyn Fn(u64) -> bool,
