@@ -9,6 +9,7 @@ pub mod flags;
 pub mod ingest;
 pub mod metrics;
 pub mod push;
+pub mod remote;
 pub mod scrape;
 pub mod server;
 mod timefmt;

@@ -44,11 +44,13 @@ impl Registry {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Appends `# HELP` and `# TYPE` lines.
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
+/// Appends one sample line (`labels` already rendered, without braces).
+pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -60,7 +62,8 @@ fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push('\n');
 }
 
-fn escape(v: &str) -> String {
+/// Escapes a label value.
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -73,6 +73,7 @@ fn db_options(flags: &Flags, cfg: &Config) -> Options {
         retention_ms: flags.retention_ms(),
         retention_bytes: flags.retention_bytes,
         out_of_order_window_ms: ooo,
+        wal_max_backlog_bytes: flags.remote_max_backlog,
         ..Options::default()
     }
 }
@@ -115,6 +116,7 @@ async fn reload_loop(
     listen: SocketAddr,
     config: Arc<ConfigState>,
     scrape: Arc<ScrapeManager>,
+    remote: Arc<crate::remote::RemoteWrite>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -139,6 +141,10 @@ async fn reload_loop(
                 .await
                 .map(|()| cfg)
                 .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let loaded = match loaded {
+            Ok(cfg) => remote.apply_config(&cfg).await.map(|()| cfg),
             Err(e) => Err(e),
         };
         let outcome = match loaded {
@@ -205,6 +211,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     registry.register(http_metrics.clone());
     registry.register(query_metrics.clone());
     registry.register(rw_metrics.clone());
+    let remote = crate::remote::RemoteWrite::new(db.clone(), &flags.data_dir);
+    registry.register(remote.clone());
+    remote
+        .apply_config(&cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid remote_write configuration: {e}"))?;
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
@@ -273,6 +285,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         listen,
         config,
         scrape.clone(),
+        remote.clone(),
         reload_rx,
     ));
 
@@ -314,6 +327,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     scrape.stop().await;
     let _ = push_stop_tx.send(true);
     let _ = push_task.await;
+    tracing::info!("stopping remote-write queues");
+    remote.stop().await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

@@ -5,10 +5,10 @@
 use super::SharedState;
 use super::query::now_ms;
 use crate::ingest::prompb::WriteRequest;
-use crate::ingest::remote_write_v2;
 use crate::ingest::remote_write::{
     Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request,
 };
+use crate::ingest::remote_write_v2;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -93,8 +93,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0);
             }
             converted = Some(remote_write_v2::to_v1(&req, &mut wr));
-        } else if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr)
-        {
+        } else if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr) {
             return text(StatusCode::BAD_REQUEST, e.to_string());
         }
         st.metadata.record(&wr.metadata);

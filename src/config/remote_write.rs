@@ -272,7 +272,9 @@ pub fn validate_all(cfgs: &[RemoteWriteConfig]) -> Result<(), String> {
         if let Some(n) = &c.name
             && !names.insert(n.as_str())
         {
-            return Err(format!("found multiple remote write configs with name {n:?}"));
+            return Err(format!(
+                "found multiple remote write configs with name {n:?}"
+            ));
         }
         if !ids.insert(c.identity_hash()) {
             return Err(format!(
@@ -330,7 +332,10 @@ mod tests {
             let err = Config::parse(yaml).unwrap_err().to_string();
             assert!(err.contains(want), "{yaml}: want {want:?}, got {err}");
         };
-        check("remote_write:\n  - name: x\n", "url for remote_write is empty");
+        check(
+            "remote_write:\n  - name: x\n",
+            "url for remote_write is empty",
+        );
         check("remote_write:\n  - url: ftp://x/\n", "unsupported scheme");
         check(
             "remote_write:\n  - url: http://x/\n    headers:\n      Content-Type: a\n",

@@ -50,7 +50,7 @@ pub fn decode_into(
     Ok(())
 }
 
-fn symbol<'a>(symbols: &'a [String], r: u32) -> Result<&'a str, String> {
+fn symbol(symbols: &[String], r: u32) -> Result<&str, String> {
     symbols
         .get(r as usize)
         .map(String::as_str)
@@ -58,7 +58,7 @@ fn symbol<'a>(symbols: &'a [String], r: u32) -> Result<&'a str, String> {
 }
 
 fn labels_of(symbols: &[String], refs: &[u32]) -> Result<Vec<prompb::Label>, String> {
-    if refs.len() % 2 != 0 {
+    if !refs.len().is_multiple_of(2) {
         return Err(format!("odd number of label refs ({})", refs.len()));
     }
     refs.chunks_exact(2)
@@ -205,8 +205,16 @@ pub fn from_v1(req: &WriteRequest) -> Request {
             }
             let metadata = name.and_then(|n| meta.get(n)).map(|m| v2::Metadata {
                 r#type: m.r#type,
-                help_ref: if m.help.is_empty() { 0 } else { syms.get(&m.help) },
-                unit_ref: if m.unit.is_empty() { 0 } else { syms.get(&m.unit) },
+                help_ref: if m.help.is_empty() {
+                    0
+                } else {
+                    syms.get(&m.help)
+                },
+                unit_ref: if m.unit.is_empty() {
+                    0
+                } else {
+                    syms.get(&m.unit)
+                },
             });
             v2::TimeSeries {
                 labels_refs: refs,
@@ -302,7 +310,9 @@ mod tests {
         };
         assert_eq!(decode(&encode(&bad_syms)), Err(V2Error::Symbols));
         assert!(matches!(decode(b"\x05abc"), Err(V2Error::Body(_))));
-        let garbage = snap::raw::Encoder::new().compress_vec(b"\xff\xff\xff").unwrap();
+        let garbage = snap::raw::Encoder::new()
+            .compress_vec(b"\xff\xff\xff")
+            .unwrap();
         assert!(matches!(decode(&garbage), Err(V2Error::Protobuf(_))));
         // A 1.0 body decodes as an empty 2.0 request (fields 1-3 are reserved).
         let v1 = crate::ingest::remote_write::encode(&WriteRequest {
@@ -321,8 +331,10 @@ mod tests {
             .prop_map(|(labels, samples)| {
                 let mut pairs: Vec<(String, String)> = labels.into_iter().collect();
                 pairs.insert(0, ("__name__".into(), "m".into()));
-                let pairs: Vec<(&str, &str)> =
-                    pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                let pairs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
                 TimeSeries::from_pairs(&pairs, &samples)
             });
         proptest::collection::vec(series, 0..6).prop_map(|timeseries| WriteRequest {

@@ -4,5 +4,6 @@ mod federate;
 mod federate_from_prometheus;
 mod kubernetes;
 mod push;
+mod remote_write;
 mod scrape;
 mod server;

@@ -1,0 +1,138 @@
+//! The blocking half of a queue: reads the WAL through a `WalWatcher`, resolves series refs to
+//! the labels that will be sent (external labels added, `write_relabel_configs` applied, once
+//! per series) and collects samples for the next round.
+
+use super::metrics::QueueMetrics;
+use crate::config::relabel::{self, RelabelConfig};
+use argus_storage::{Labels, WalEntry, WalPosition, WalWatcher};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A series as it is sent.
+#[derive(Debug)]
+pub struct SendSeries {
+    /// Labels after external labels and relabeling.
+    pub labels: Labels,
+    /// `labels.stable_hash()`, which picks the shard (so a series' samples stay in order).
+    pub hash: u64,
+}
+
+/// A sample waiting to be sent.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// Its series.
+    pub series: Arc<SendSeries>,
+    /// ms.
+    pub t: i64,
+    /// Value (stale markers included).
+    pub v: f64,
+}
+
+/// WAL reading state. Moved into `spawn_blocking` for each read.
+pub struct Reader {
+    watcher: WalWatcher,
+    /// Series by WAL ref; `None` when relabeling drops it. (Grows with series churn until the
+    /// queue restarts.)
+    series: HashMap<u64, Option<Arc<SendSeries>>>,
+    external: Labels,
+    relabel: Vec<RelabelConfig>,
+    /// Samples older than `now - age_limit` are dropped (0 = no limit), ms.
+    age_limit_ms: i64,
+    metrics: Arc<QueueMetrics>,
+}
+
+impl Reader {
+    /// A reader over `watcher`.
+    pub fn new(
+        watcher: WalWatcher,
+        external: Labels,
+        relabel: Vec<RelabelConfig>,
+        age_limit_ms: i64,
+        metrics: Arc<QueueMetrics>,
+    ) -> Reader {
+        Reader {
+            watcher,
+            series: HashMap::new(),
+            external,
+            relabel,
+            age_limit_ms,
+            metrics,
+        }
+    }
+
+    /// The position after everything read so far.
+    pub fn position(&self) -> WalPosition {
+        self.watcher.position()
+    }
+
+    fn resolve(&self, labels: Labels) -> Option<Arc<SendSeries>> {
+        let mut l = labels;
+        for e in self.external.iter() {
+            if l.get(&e.name).is_none() {
+                l.set(&e.name, &e.value);
+            }
+        }
+        if !relabel::process(&mut l, &self.relabel) || l.is_empty() {
+            return None;
+        }
+        let hash = l.stable_hash();
+        Some(Arc::new(SendSeries { labels: l, hash }))
+    }
+
+    /// Reads records into `batch` until it holds at least `cap` samples or the reader caught
+    /// up with the writer. Returns whether it caught up.
+    pub fn fill(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        cap: usize,
+        now_ms: i64,
+    ) -> Result<bool, String> {
+        let m = self.metrics.clone();
+        let skipped = self.watcher.skipped_segments();
+        let res = loop {
+            if batch.len() >= cap {
+                break Ok(false);
+            }
+            let entry = match self.watcher.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break Ok(true),
+                Err(e) => break Err(format!("cannot read the WAL: {e}")),
+            };
+            match entry {
+                WalEntry::Series(series) => {
+                    for s in series {
+                        let r = self.resolve(s.labels);
+                        self.series.insert(s.series_ref, r);
+                    }
+                }
+                WalEntry::Samples(samples) => {
+                    let min_t = if self.age_limit_ms > 0 {
+                        now_ms.saturating_sub(self.age_limit_ms)
+                    } else {
+                        i64::MIN
+                    };
+                    let mut dropped = 0;
+                    let mut highest = i64::MIN;
+                    for s in samples {
+                        highest = highest.max(s.t);
+                        match self.series.get(&s.series_ref) {
+                            Some(Some(series)) if s.t >= min_t => batch.push(Pending {
+                                series: series.clone(),
+                                t: s.t,
+                                v: s.v,
+                            }),
+                            _ => dropped += 1,
+                        }
+                    }
+                    m.samples_dropped.fetch_add(dropped, Ordering::Relaxed);
+                    QueueMetrics::raise(&m.highest_read_ms, highest);
+                }
+            }
+        };
+        let now_skipped = self.watcher.skipped_segments();
+        m.wal_segments_skipped
+            .fetch_add(now_skipped - skipped, Ordering::Relaxed);
+        res
+    }
+}
