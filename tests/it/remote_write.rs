@@ -730,3 +730,114 @@ fn argus_to_argus_over_2_0_and_1_0() {
         .collect();
     assert_eq!(stored(b2.addr), own);
 }
+
+/// Serves `/metrics` with a counter that grows at each scrape.
+fn start_target() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            n += 1;
+            let body = format!(
+                "# TYPE rw_scraped_total counter\nrw_scraped_total{{path=\"/a\"}} {n}\n\
+                 rw_scraped_total{{path=\"/b\"}} {}\nrw_gauge 42\n",
+                n * 2
+            );
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// Samples of `{job="t"}` over the last hour as the query API answers them.
+fn stored_job(addr: SocketAddr) -> Store {
+    let q = enc("{job=\"t\"}[1h]");
+    let path = format!(
+        "/api/v1/query?query={q}&time={}",
+        now_ms() as f64 / 1000.0 + 60.0
+    );
+    let r = try_request(addr, "GET", &path, &[], b"").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let mut out = Store::new();
+    for s in v["data"]["result"].as_array().unwrap() {
+        let mut labels: Vec<(String, String)> = s["metric"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        labels.sort();
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let key = render(&TimeSeries::from_pairs(&pairs, &[]).labels);
+        let samples = s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+                let v: f64 = p[1].as_str().unwrap().parse().unwrap();
+                (t, v.to_bits())
+            })
+            .collect();
+        out.insert(key, samples);
+    }
+    out
+}
+
+#[test]
+fn scraped_samples_and_staleness_markers_are_forwarded() {
+    let r = Receiver::start();
+    let target = start_target();
+    let dir = tempfile::tempdir().unwrap();
+    let scrape = format!(
+        "scrape_configs:\n  - job_name: t\n    scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
+         static_configs:\n      - targets: ['{target}']\n"
+    );
+    let queue = queue_yaml(&r.url(), "fake", "", "");
+    let cfg = config(dir.path(), &format!("{GLOBAL}{queue}{scrape}"));
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &[
+            &cfg,
+            "--web.enable-remote-write-receiver",
+            "--web.enable-lifecycle",
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(30), || {
+        stored_job(a.addr)
+            .values()
+            .next()
+            .is_some_and(|v| v.len() >= 8)
+    }));
+    // Removing the target ends its series with staleness markers; then nothing changes.
+    config(dir.path(), &format!("{GLOBAL}{queue}"));
+    assert_eq!(a.request("POST", "/-/reload", &[], b"").status, 200);
+    let marked =
+        |s: &Store| !s.is_empty() && s.values().all(|v| v.last().is_some_and(|x| x.1 == STALE));
+    assert!(
+        wait_until(Duration::from_secs(30), || marked(&r.accepted())),
+        "no staleness markers: {:?}",
+        r.accepted()
+    );
+    let own: Store = stored_job(a.addr)
+        .into_iter()
+        .map(|(k, v)| (k.replace('}', ",replica=\"a\"}"), v))
+        .collect();
+    assert!(
+        own.keys().any(|k| k.contains("rw_scraped_total")),
+        "{own:?}"
+    );
+    assert_eq!(without_stale(&r.accepted()), own);
+}
