@@ -69,6 +69,10 @@ pub enum WalEntry {
     Series(Vec<WalSeries>),
     /// Samples, in commit order.
     Samples(Vec<WalSample>),
+    /// Checkpoint `n` was written and its series (every series the head still holds) were just
+    /// returned again: series defined in segments up to `n` and not returned since can no
+    /// longer have samples, so a reader may forget them.
+    SeriesReset(u32),
 }
 
 /// Counters of what the WAL's retention did to readers, shared with metric readers.
@@ -169,8 +173,9 @@ impl Keepers {
 
 /// Where the watcher is reading.
 enum Source {
-    /// Checkpoint segment files still to read (series records only), front first.
-    Checkpoint(VecDeque<PathBuf>),
+    /// Checkpoint segment files still to read (series records only), front first, and the
+    /// checkpoint's index.
+    Checkpoint(VecDeque<PathBuf>, u32),
     /// The live segments.
     Segments,
 }
@@ -191,6 +196,8 @@ pub struct WalWatcher {
     buf: Vec<u8>,
     /// Segments skipped because they were deleted or corrupt.
     skipped: u64,
+    /// Index of the newest checkpoint read.
+    checkpoint_seen: Option<u32>,
 }
 
 impl WalWatcher {
@@ -212,6 +219,7 @@ impl WalWatcher {
             ready: VecDeque::new(),
             buf: Vec::new(),
             skipped: 0,
+            checkpoint_seen: None,
         };
         let first = w.load_checkpoint()?;
         let segs = segment::list_segments(dir)?;
@@ -243,7 +251,8 @@ impl WalWatcher {
             .into_iter()
             .map(|(_, p)| p)
             .collect();
-        self.source = Source::Checkpoint(files);
+        self.source = Source::Checkpoint(files, idx);
+        self.checkpoint_seen = Some(idx);
         Ok(idx + 1)
     }
 
@@ -268,12 +277,14 @@ impl WalWatcher {
                 return Ok(Some(e));
             }
             let progressed = match &mut self.source {
-                Source::Checkpoint(files) => match files.pop_front() {
+                Source::Checkpoint(files, idx) => match files.pop_front() {
                     Some(p) => {
                         self.read_checkpoint_file(&p)?;
                         true
                     }
                     None => {
+                        let reset = WalEntry::SeriesReset(*idx);
+                        self.ready.push_back((reset, self.returned));
                         self.source = Source::Segments;
                         true
                     }
@@ -345,6 +356,11 @@ impl WalWatcher {
             segment: self.pos.segment + 1,
             offset: SEGMENT_HEADER_LEN as u64,
         };
+        // A new checkpoint: re-read its series so the reader can forget the dead ones.
+        let newest = checkpoint::list_checkpoints(&self.dir)?.last().map(|c| c.0);
+        if newest > self.checkpoint_seen {
+            self.load_checkpoint()?;
+        }
         Ok(true)
     }
 

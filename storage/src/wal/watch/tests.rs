@@ -72,6 +72,7 @@ fn drain_known(w: &mut WalWatcher, known: &mut Vec<u64>) -> (Vec<u64>, Vec<(u64,
                     samples.push((s.series_ref, s.t));
                 }
             }
+            WalEntry::SeriesReset(_) => {}
         }
     }
     (series, samples)
@@ -242,4 +243,51 @@ fn a_reader_whose_segment_is_deleted_skips_ahead() {
     assert_eq!(samples, vec![(3, 20)]);
     assert!(series.contains(&3), "series re-read from the checkpoint");
     assert!(w.skipped_segments() > 0);
+}
+
+#[test]
+fn a_new_checkpoint_returns_live_series_then_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 60);
+    for i in 0..4u64 {
+        wal.log(&[&series_rec(&[i]), &samples_rec(&[(i, 10)])])
+            .unwrap();
+    }
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let mut known = Vec::new();
+    assert_eq!(drain_known(&mut w, &mut known).1.len(), 4);
+    // Series 1 and 3 die; the checkpoint keeps 0 and 2. The reader is caught up, so a keeper
+    // at its segment lets everything before it go.
+    let keepers = Keepers::default();
+    let _k = keepers.keep(w.position().segment);
+    let cur = wal.current_segment();
+    let from = keepers.first_needed(dir.path(), cur, None);
+    wal.checkpoint_before(&|r| r % 2 == 0, 0, from).unwrap();
+    wal.log(&[&series_rec(&[9]), &samples_rec(&[(9, 20)])])
+        .unwrap();
+    wal.log(&[&samples_rec(&[(2, 30)])]).unwrap();
+    let mut entries = Vec::new();
+    while let Some(e) = w.next_entry().unwrap() {
+        entries.push(e);
+    }
+    let reset = entries
+        .iter()
+        .position(|e| matches!(e, WalEntry::SeriesReset(_)))
+        .expect("a reset after the new checkpoint");
+    let again: Vec<u64> = entries[..reset]
+        .iter()
+        .flat_map(|e| match e {
+            WalEntry::Series(s) => s.iter().map(|s| s.series_ref).collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(again, vec![0, 2], "the live series, from the checkpoint");
+    let samples: Vec<(u64, i64)> = entries
+        .iter()
+        .flat_map(|e| match e {
+            WalEntry::Samples(s) => s.iter().map(|s| (s.series_ref, s.t)).collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(samples, vec![(9, 20), (2, 30)]);
 }
