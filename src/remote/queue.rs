@@ -27,6 +27,8 @@ use tokio::sync::watch;
 
 /// How long a caught-up queue waits before looking at the WAL again.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a queue waits after a failed WAL read before trying again.
+const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Everything a queue task owns.
 pub struct Queue {
@@ -99,6 +101,10 @@ impl Queue {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(queue = %self.name, error = %e, "remote-write queue cannot read the WAL");
+                    tokio::select! {
+                        _ = tokio::time::sleep(READ_ERROR_PAUSE) => {}
+                        _ = stop.changed() => return,
+                    }
                     true
                 }
             };
