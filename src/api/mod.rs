@@ -10,6 +10,7 @@ pub mod format;
 pub mod lifecycle;
 pub mod params;
 pub mod query;
+pub mod read;
 pub mod series;
 pub mod status;
 pub mod write;
@@ -224,6 +225,7 @@ pub fn router(state: SharedState) -> Router {
             post(admin::snapshot).put(admin::snapshot),
         )
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/read", post(read::remote_read))
         .route(
             "/-/healthy",
             get(lifecycle::healthy).head(lifecycle::healthy),

@@ -10,6 +10,7 @@
 pub mod metrics;
 pub mod position;
 mod queue;
+pub mod read;
 mod reader;
 mod send;
 

@@ -908,3 +908,49 @@ fn two_instances_split_100_targets_by_hashmod() {
     let per_shard = |s: &str| got.values().filter(|v| v[0] == s).count();
     assert!(per_shard("0") > 20 && per_shard("1") > 20, "{got:?}");
 }
+
+#[test]
+fn prometheus_reads_argus_over_remote_read() {
+    const PROM: &str = "/usr/bin/prometheus";
+    if !require(PROM, "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "global:\n  external_labels:\n    replica: a\n");
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &[&cfg, "--web.enable-remote-write-receiver"],
+    );
+    let t0 = now_ms() - 3_600_000;
+    for j in 0..20 {
+        write(&a, batch(t0, j));
+    }
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pcfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &pcfg,
+        format!(
+            "global:\n  scrape_interval: 1h\nremote_read:\n  - url: http://{}/api/v1/read\n    \
+             read_recent: true\n",
+            a.addr
+        ),
+    )
+    .unwrap();
+    let _p = spawn(
+        PROM,
+        &[
+            format!("--config.file={}", pcfg.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+    );
+    wait_ready(addr, "/-/ready");
+    // Prometheus answers from Argus's data exactly as Argus does, external label included.
+    let own: Store = stored(a.addr)
+        .into_iter()
+        .map(|(k, v)| (k.replace('}', ",replica=\"a\"}"), v))
+        .collect();
+    assert_eq!(own.len(), 4);
+    assert_eq!(stored(addr), own);
+}
