@@ -86,7 +86,7 @@ pub enum ReadError {
     /// Only streamed chunks were accepted by the client (400).
     #[error("none of the accepted response types is supported: Argus answers SAMPLES only")]
     UnsupportedResponseType,
-    /// More samples than the limit (400 as Prometheus's `errSampleLimit`... here 422-free).
+    /// More samples than `--query.max-samples` in one request (400).
     #[error("exceeded sample limit ({0})")]
     SampleLimit(usize),
     /// Storage failure (500).
