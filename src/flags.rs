@@ -58,6 +58,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Maximum bytes of blocks kept (e.g. 512MB).",
     ),
     (
+        "storage.remote.max-backlog",
+        Kind::Value,
+        "1GB",
+        "Most bytes of WAL kept for remote-write queues that are behind (0B = no limit); past it the oldest segments are deleted and their samples not sent.",
+    ),
+    (
         "storage.tsdb.out-of-order-time-window",
         Kind::Value,
         "",
@@ -293,6 +299,8 @@ pub struct Flags {
     pub retention_bytes: Option<u64>,
     /// `--storage.tsdb.out-of-order-time-window`; overrides the config file's value.
     pub out_of_order_window: Option<Duration>,
+    /// `--storage.remote.max-backlog` in bytes (None = no limit).
+    pub remote_max_backlog: Option<u64>,
     /// `--web.listen-address`.
     pub listen: SocketAddr,
     /// `--query.lookback-delta`.
@@ -439,6 +447,16 @@ impl Flags {
                 })
             })
             .transpose()?;
+        let remote_max_backlog = match parse_bytes(get("storage.remote.max-backlog")) {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => {
+                return Err(UsageError(format!(
+                    "--storage.remote.max-backlog: invalid size {:?}",
+                    get("storage.remote.max-backlog")
+                )));
+            }
+        };
         let max_samples = get("query.max-samples").parse::<usize>().map_err(|_| {
             UsageError(format!(
                 "--query.max-samples: invalid number {:?}",
@@ -499,6 +517,7 @@ impl Flags {
             retention: dur("storage.tsdb.retention.time")?,
             retention_bytes,
             out_of_order_window: dur("storage.tsdb.out-of-order-time-window")?,
+            remote_max_backlog,
             listen,
             lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),
             query_timeout: dur("query.timeout")?.unwrap_or(Duration::from_secs(120)),

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod notifier;
 pub mod push;
 pub mod rules;
+pub mod remote;
 pub mod scrape;
 pub mod server;
 pub mod template;

@@ -44,10 +44,12 @@ impl Registry {
     }
 }
 
+/// Appends `# HELP` and `# TYPE` lines.
 pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// Appends one sample line (`labels` already rendered, without braces).
 pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push_str(name);
     if !labels.is_empty() {
@@ -60,6 +62,7 @@ pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push('\n');
 }
 
+/// Escapes a label value.
 pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -91,6 +91,7 @@ fn db_options(flags: &Flags, cfg: &Config) -> Options {
         retention_ms: flags.retention_ms(),
         retention_bytes: flags.retention_bytes,
         out_of_order_window_ms: ooo,
+        wal_max_backlog_bytes: flags.remote_max_backlog,
         ..Options::default()
     }
 }
@@ -204,6 +205,7 @@ async fn reload_loop(
     scrape: Arc<ScrapeManager>,
     notifier: Arc<Notifier>,
     rules: Arc<RuleManager>,
+    remote: Arc<crate::remote::RemoteWrite>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -248,6 +250,10 @@ async fn reload_loop(
                 .map(|()| cfg)
                 .map_err(|e| e.to_string())
         });
+        let loaded = match loaded {
+            Ok(cfg) => remote.apply_config(&cfg).await.map(|()| cfg),
+            Err(e) => Err(e),
+        };
         let outcome = match loaded {
             Ok(cfg) => {
                 for s in cfg.ignored_sections() {
@@ -332,6 +338,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     registry.register(rw_metrics.clone());
     let notifier_metrics = Arc::new(NotifierMetrics::new(flags.notifier.queue_capacity));
     registry.register(notifier_metrics.clone());
+    let remote = crate::remote::RemoteWrite::new(db.clone(), &flags.data_dir);
+    registry.register(remote.clone());
+    remote
+        .apply_config(&cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid remote_write configuration: {e}"))?;
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
@@ -438,6 +450,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         scrape.clone(),
         notifier.clone(),
         rules.clone(),
+        remote.clone(),
         reload_rx,
     ));
 
@@ -483,6 +496,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let _ = push_task.await;
     tracing::info!("stopping the notifier");
     notifier.stop().await;
+    tracing::info!("stopping remote-write queues");
+    remote.stop().await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

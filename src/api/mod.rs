@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod params;
 pub mod query;
 pub mod rules;
+pub mod read;
 pub mod series;
 pub mod status;
 pub mod ui;
@@ -244,6 +245,7 @@ pub fn router(state: SharedState) -> Router {
             post(admin::snapshot).put(admin::snapshot),
         )
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/read", post(read::remote_read))
         .route(
             "/-/healthy",
             get(lifecycle::healthy).head(lifecycle::healthy),

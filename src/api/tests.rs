@@ -430,10 +430,24 @@ async fn remote_write_statuses() {
     let huge = vec![0u8; (32 << 20) + 1];
     let (code, _) = call(&f.app, write_req(huge)).await;
     assert_eq!(code, 413);
+    // A 1.0 body announced as 2.0 is an empty 2.0 request (fields 1-3 are reserved).
     let req = HttpRequest::post("/api/v1/write")
         .header(
             "content-type",
             "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .body(Body::from(encode(&ok)))
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(
+        resp.headers()["x-prometheus-remote-write-samples-written"],
+        "0"
+    );
+    let req = HttpRequest::post("/api/v1/write")
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v3.Request",
         )
         .body(Body::from(encode(&ok)))
         .unwrap();

@@ -8,6 +8,7 @@ use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
     Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request_limited,
 };
+use crate::ingest::remote_write_v2;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,9 +28,10 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// Checks `Content-Type` and `Content-Encoding`; only Remote Write 1.0 with snappy is accepted.
-/// Returns the 415 message otherwise.
-fn check_headers(req: &Request) -> Result<(), String> {
+/// Checks `Content-Type` and `Content-Encoding`: Remote Write 1.0 or 2.0 with snappy. Returns
+/// whether the body is 2.0, or the 415 message.
+fn check_headers(req: &Request) -> Result<bool, String> {
+    let mut v2 = false;
     let h = req.headers();
     if let Some(ct) = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let mut parts = ct.split(';').map(str::trim);
@@ -39,13 +41,15 @@ fn check_headers(req: &Request) -> Result<(), String> {
                 "unsupported Content-Type {ct:?}, want application/x-protobuf"
             ));
         }
-        if let Some(proto) = parts.find_map(|p| p.strip_prefix("proto="))
-            && proto != "prometheus.WriteRequest"
-        {
-            return Err(format!(
-                "unsupported proto {proto:?}: Argus accepts Remote Write 1.0 \
-                 (prometheus.WriteRequest) only"
-            ));
+        if let Some(proto) = parts.find_map(|p| p.strip_prefix("proto=")) {
+            v2 = proto == remote_write_v2::PROTO_V2;
+            if !v2 && proto != "prometheus.WriteRequest" {
+                return Err(format!(
+                    "unsupported proto {proto:?}: Argus accepts prometheus.WriteRequest (1.0) \
+                     and {} (2.0)",
+                    remote_write_v2::PROTO_V2
+                ));
+            }
         }
     }
     if let Some(enc) = h.get(header::CONTENT_ENCODING)
@@ -53,7 +57,16 @@ fn check_headers(req: &Request) -> Result<(), String> {
     {
         return Err(format!("unsupported Content-Encoding {enc:?}, want snappy"));
     }
-    Ok(())
+    Ok(v2)
+}
+
+/// Adds the 2.0 written-count headers (Argus writes no histograms or exemplars).
+fn with_v2_headers(mut resp: Response, samples: u64) -> Response {
+    let h = resp.headers_mut();
+    h.insert("X-Prometheus-Remote-Write-Samples-Written", samples.into());
+    h.insert("X-Prometheus-Remote-Write-Histograms-Written", 0u64.into());
+    h.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0u64.into());
+    resp
 }
 
 /// `POST /api/v1/write`.
@@ -61,9 +74,10 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
     if !state.remote_write_enabled {
         return text(StatusCode::NOT_FOUND, REMOTE_WRITE_DISABLED);
     }
-    if let Err(msg) = check_headers(&req) {
-        return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg);
-    }
+    let v2 = match check_headers(&req) {
+        Ok(v2) => v2,
+        Err(msg) => return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg),
+    };
     let body = match axum::body::to_bytes(req.into_body(), MAX_COMPRESSED_BYTES).await {
         Ok(b) => b,
         Err(e) => {
@@ -76,14 +90,29 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
     let st = state.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let mut wr = WriteRequest::default();
-        if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr) {
+        let mut converted = None;
+        if v2 {
+            let mut req = crate::ingest::prompb_v2::Request::default();
+            let mut dec = Decoder::new();
+            if let Err(e) =
+                remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
+            {
+                return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0);
+            }
+            converted = Some(remote_write_v2::to_v1(&req, &mut wr));
+        } else if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr) {
             return text(StatusCode::BAD_REQUEST, e.to_string());
         }
         st.metadata.record(&wr.metadata);
         let mut app = st.db.appender();
         let limits = st.remote_write_limits;
         let outcome = match append_request_limited(app.as_mut(), &mut wr, now_ms(), &limits) {
-            Ok(o) => o,
+            Ok(mut o) => {
+                if let Some(c) = converted.take() {
+                    remote_write_v2::merge_outcome(&mut o, c);
+                }
+                o
+            }
             Err(e) => {
                 app.rollback();
                 return text(
@@ -104,9 +133,14 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             &outcome.rejected,
             wr.metadata.len() as u64,
         );
-        match outcome.error_text() {
+        let resp = match outcome.error_text() {
             Some(msg) => text(StatusCode::BAD_REQUEST, msg),
             None => StatusCode::NO_CONTENT.into_response(),
+        };
+        if v2 {
+            with_v2_headers(resp, outcome.samples_written)
+        } else {
+            resp
         }
     })
     .await;

@@ -8,6 +8,7 @@ pub mod alerting;
 mod defaults;
 pub mod duration;
 pub mod relabel;
+pub mod remote_write;
 pub mod scrape;
 pub mod secret;
 
@@ -96,12 +97,9 @@ pub struct Config {
         deserialize_with = "alerting::null_as_default"
     )]
     pub alerting: alerting::AlertingConfig,
-    /// Accepted and ignored with a warning: Argus does not forward samples.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "secret::serialize_redacted"
-    )]
-    pub remote_write: Option<serde_yaml_ng::Value>,
+    /// `remote_write:` destinations (see `crate::remote`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_write: Vec<remote_write::RemoteWriteConfig>,
     /// Accepted and ignored with a warning: Argus does not read from remote storage.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -206,6 +204,7 @@ impl Config {
                 "unknown global name validation method specified, must be either '', 'legacy' or 'utf8', got {s}"
             ));
         }
+        remote_write::validate_all(&self.remote_write)?;
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",
@@ -226,9 +225,6 @@ impl Config {
     /// Sections that are accepted but have no effect, for a startup warning.
     pub fn ignored_sections(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if self.remote_write.is_some() {
-            out.push("remote_write");
-        }
         if self.remote_read.is_some() {
             out.push("remote_read");
         }
@@ -319,7 +315,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.out_of_order_window_ms(), Some(30 * 60 * 1000));
         assert_eq!(cfg.rule_files, vec!["a.yml"]);
-        assert_eq!(cfg.ignored_sections(), vec!["remote_write"]);
+        assert!(cfg.ignored_sections().is_empty());
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }
 

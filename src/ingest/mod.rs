@@ -6,6 +6,7 @@
 
 pub mod metadata;
 pub mod prompb;
+pub mod prompb_v2;
 pub mod remote_write;
 
 /// Runs `f`, which may block on disk (a WAL commit's fdatasync), without stalling the async
@@ -19,3 +20,4 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
         _ => f(),
     }
 }
+pub mod remote_write_v2;

@@ -62,6 +62,15 @@ impl Decoder {
         limit: usize,
         req: &mut WriteRequest,
     ) -> Result<(), DecodeError> {
+        let bytes = self.decompress(body, limit)?;
+        req.clear();
+        req.merge(bytes)
+            .map_err(|e| DecodeError::Protobuf(e.to_string()))
+    }
+
+    /// Decompresses `body` (snappy block format) into the decoder's buffer, allocating at most
+    /// `limit` bytes. Used by both protocol versions.
+    pub fn decompress(&mut self, body: &[u8], limit: usize) -> Result<&[u8], DecodeError> {
         let size =
             snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
         if size > limit {
@@ -73,10 +82,7 @@ impl Decoder {
             .snappy
             .decompress(body, &mut self.buf)
             .map_err(|e| DecodeError::Snappy(e.to_string()))?;
-        req.clear();
-        let bytes = self.buf.get(..n).unwrap_or_default();
-        req.merge(bytes)
-            .map_err(|e| DecodeError::Protobuf(e.to_string()))
+        Ok(self.buf.get(..n).unwrap_or_default())
     }
 }
 
@@ -146,7 +152,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reject(&mut self, reason: Reason, count: u64, message: impl FnOnce() -> String) {
+    /// Counts `count` samples rejected for `reason`, keeping the first few messages.
+    pub fn reject(&mut self, reason: Reason, count: u64, message: impl FnOnce() -> String) {
         if count == 0 {
             return;
         }

@@ -19,6 +19,7 @@ use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
 use crate::model::{METRIC_NAME, Timestamp};
 use crate::querier::{DbQuerier, select};
+use crate::wal::watch::{Keepers, WalKeep, WalPosition, WalWatchMetrics, WalWatcher};
 use crate::wal::{SyncMode, Wal, WalOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashMap};
@@ -52,6 +53,9 @@ pub struct Options {
     /// Size in bytes at which a `chunks_head/` segment (completed head chunks) is finished and
     /// mapped (default 64 MiB).
     pub head_chunk_segment_size: u64,
+    /// Bytes of WAL segments kept for WAL readers (remote-write queues) beyond what the head
+    /// needs; past it the oldest are deleted anyway (None = no bound).
+    pub wal_max_backlog_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -65,6 +69,7 @@ impl Default for Options {
             sync: SyncMode::Data,
             background: true,
             head_chunk_segment_size: crate::head::chunk_files::DEFAULT_SEGMENT_SIZE,
+            wal_max_backlog_bytes: None,
         }
     }
 }
@@ -144,6 +149,8 @@ struct Inner {
     wal_corruptions: u64,
     /// The WAL's sync counters.
     wal_metrics: Arc<crate::wal::WalMetrics>,
+    /// Segments WAL readers still need.
+    wal_keepers: Keepers,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serialises head cuts, compactions, retention, deletions and snapshots.
@@ -258,6 +265,7 @@ impl Db {
         *head.wal.lock() = Some(wal);
         let inner = Arc::new(Inner {
             wal_metrics,
+            wal_keepers: Keepers::default(),
             dir,
             opts,
             head,
@@ -429,6 +437,30 @@ impl Db {
         }
     }
 
+    /// A reader following the WAL from `start` (see [`WalWatcher`]); it never blocks appends.
+    pub fn wal_watcher(&self, start: WalPosition) -> Result<WalWatcher> {
+        WalWatcher::new(&self.inner.dir.join(WAL_DIR), start)
+    }
+
+    /// The position just after the last record written to the WAL.
+    pub fn wal_end_position(&self) -> Result<WalPosition> {
+        match self.inner.head.wal.lock().as_ref() {
+            Some(wal) => Ok(wal.end_position()),
+            None => Err(Error::Closed),
+        }
+    }
+
+    /// Keeps WAL segments from `segment` on until the handle is dropped (bounded by
+    /// [`Options::wal_max_backlog_bytes`]).
+    pub fn wal_keep(&self, segment: u32) -> WalKeep {
+        self.inner.wal_keepers.keep(segment)
+    }
+
+    /// What the backlog bound deleted although a reader needed it.
+    pub fn wal_watch_metrics(&self) -> Arc<WalWatchMetrics> {
+        self.inner.wal_keepers.metrics.clone()
+    }
+
     /// Current counters and gauges.
     pub fn metrics(&self) -> DbMetrics {
         let inner = &*self.inner;
@@ -595,7 +627,12 @@ impl Inner {
             && let Some(wal) = head.wal.lock().as_mut()
         {
             let keep = |id: u64| head.has_series(id);
-            wal.checkpoint(&keep, b)?;
+            let keep_from = self.wal_keepers.first_needed(
+                wal.dir(),
+                wal.current_segment(),
+                self.opts.wal_max_backlog_bytes,
+            );
+            wal.checkpoint_before(&keep, b, keep_from)?;
         }
         Ok(())
     }

@@ -60,3 +60,6 @@ pub use model::{
 #[doc(hidden)]
 pub use postings::bench as postings_bench;
 pub use wal::SyncMode;
+pub use wal::watch::{
+    READ_CHUNK, WalEntry, WalKeep, WalPosition, WalSample, WalSeries, WalWatchMetrics, WalWatcher,
+};

@@ -8,6 +8,7 @@ mod notifier;
 mod push;
 mod rules_cli;
 mod rules_server;
+mod remote_write;
 mod scrape;
 mod security;
 mod server;

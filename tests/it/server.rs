@@ -393,6 +393,21 @@ fn remote_write_errors_and_partial_batches() {
         )],
         &body,
     );
+    // A 1.0 body sent as 2.0 is an empty 2.0 request (fields 1-3 are reserved there).
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("x-prometheus-remote-write-samples-written"),
+        Some("0")
+    );
+    let r = a.request(
+        "POST",
+        "/api/v1/write",
+        &[(
+            "Content-Type",
+            "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+        )],
+        &body,
+    );
     assert_eq!(r.status, 415);
     assert_eq!(a.get("/api/v1/write").status, 405);
     // Still healthy and the data is intact.

@@ -4,6 +4,7 @@
 pub(crate) mod checkpoint;
 pub(crate) mod record;
 pub(crate) mod segment;
+pub(crate) mod watch;
 
 use crate::error::{Error, Result};
 use segment::{SEGMENT_HEADER_LEN, SegmentFile, SegmentOpener, SegmentReader};
@@ -269,6 +270,24 @@ impl Wal {
         self.dir.join(segment::segment_name(self.cur_index))
     }
 
+    /// The position after the last record written (for WAL readers starting at the end).
+    pub(crate) fn end_position(&self) -> watch::WalPosition {
+        watch::WalPosition {
+            segment: self.cur_index,
+            offset: self.cur_size,
+        }
+    }
+
+    /// The directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Index of the segment being written.
+    pub(crate) fn current_segment(&self) -> u32 {
+        self.cur_index
+    }
+
     /// The sync counters, for metrics.
     pub(crate) fn metrics(&self) -> std::sync::Arc<WalMetrics> {
         self.metrics.clone()
@@ -329,17 +348,38 @@ impl Wal {
     ///
     /// Tombstones whose `maxt < mint` are dropped too. Blocks appends for its duration (it holds
     /// `&mut self`).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn checkpoint(
         &mut self,
         keep_series: &dyn Fn(u64) -> bool,
         mint: i64,
     ) -> Result<()> {
+        self.checkpoint_before(keep_series, mint, None)
+    }
+
+    /// [`Wal::checkpoint`] of the segments before `keep_from` only (when set): the segments a
+    /// WAL reader still needs stay as they are (see `watch.rs`).
+    pub(crate) fn checkpoint_before(
+        &mut self,
+        keep_series: &dyn Fn(u64) -> bool,
+        mint: i64,
+        keep_from: Option<u32>,
+    ) -> Result<()> {
         self.recover()?;
-        let last = self.cur_index;
-        self.next_segment()?;
         let cps = checkpoint::list_checkpoints(&self.dir)?;
-        let prev = cps.last().map(|(_, p)| p.as_path());
         let first = cps.last().map_or(0, |(i, _)| i + 1);
+        let last = match keep_from {
+            Some(k) if k <= self.cur_index => match k.checked_sub(1) {
+                Some(l) if l >= first => l,
+                _ => return Ok(()),
+            },
+            _ => {
+                let last = self.cur_index;
+                self.next_segment()?;
+                last
+            }
+        };
+        let prev = cps.last().map(|(_, p)| p.as_path());
         let segs: Vec<(u32, PathBuf)> = segment::list_segments(&self.dir)?
             .into_iter()
             .filter(|(i, _)| (first..=last).contains(i))

@@ -1,0 +1,221 @@
+//! Remote-write sender: one queue per `remote_write:` destination, each fed by its own WAL
+//! watcher, so memory stays bounded whatever the backlog and a send never blocks ingest.
+//!
+//! Each queue persists how far the receiver acknowledged (`position.rs`), so samples written
+//! while a receiver is down are delivered after it comes back, even across restarts of Argus
+//! (within the WAL backlog bound, `--storage.remote.max-backlog`). [`RemoteWrite::apply_config`]
+//! adds, removes and restarts queues on reload: a queue whose config changed restarts from its
+//! persisted position, so nothing queued is lost. Queues are identified by `url` and `name`.
+
+pub mod metrics;
+pub mod position;
+mod queue;
+pub mod read;
+mod reader;
+mod send;
+
+use crate::config::Config;
+use crate::config::remote_write::RemoteWriteConfig;
+use crate::metrics::{Collect, header, sample};
+use argus_storage::{Db, Labels, WalWatchMetrics};
+use metrics::QueueMetrics;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running queue.
+struct Running {
+    cfg: RemoteWriteConfig,
+    external: Labels,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    metrics: Arc<QueueMetrics>,
+}
+
+/// The remote-write queues of one server.
+pub struct RemoteWrite {
+    // Immutable after construction.
+    db: Db,
+    data_dir: PathBuf,
+    wal_metrics: Arc<WalWatchMetrics>,
+    /// Running queues by identity hash. The async lock serialises reloads and stop.
+    queues: tokio::sync::Mutex<BTreeMap<String, Running>>,
+    /// `(remote_name, url, metrics)` of the running queues, for `/metrics`; replaced under
+    /// this lock after each change of `queues`.
+    shown: parking_lot::Mutex<Vec<(String, String, Arc<QueueMetrics>)>>,
+}
+
+impl RemoteWrite {
+    /// No queues yet; position files live under `data_dir/remote_write/`.
+    pub fn new(db: Db, data_dir: &Path) -> Arc<RemoteWrite> {
+        Arc::new(RemoteWrite {
+            wal_metrics: db.wal_watch_metrics(),
+            db,
+            data_dir: data_dir.to_path_buf(),
+            queues: tokio::sync::Mutex::new(BTreeMap::new()),
+            shown: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Makes the running queues match `cfg.remote_write`: unchanged queues keep running,
+    /// changed ones restart from their persisted position, removed ones stop, new ones start at
+    /// the end of the WAL (or at their persisted position, if they ran before). When a client
+    /// cannot be built nothing changes.
+    pub async fn apply_config(&self, cfg: &Config) -> Result<(), String> {
+        let ext: Vec<(&String, &String)> = cfg.global.external_labels.iter().collect();
+        let external = Labels::from_pairs(&ext);
+        let mut queues = self.queues.lock().await;
+        let mut starts = Vec::new();
+        for c in &cfg.remote_write {
+            let h = c.identity_hash();
+            if let Some(r) = queues.get(&h)
+                && r.cfg == *c
+                && r.external == external
+            {
+                continue;
+            }
+            starts.push((h, c.clone(), send::Sender::new(c)?));
+        }
+        let wanted: BTreeSet<String> = cfg.remote_write.iter().map(|c| c.identity_hash()).collect();
+        let restarting: BTreeSet<&String> = starts.iter().map(|(h, _, _)| h).collect();
+        let gone: Vec<String> = queues
+            .keys()
+            .filter(|h| !wanted.contains(*h) || restarting.contains(h))
+            .cloned()
+            .collect();
+        for h in gone {
+            if let Some(r) = queues.remove(&h) {
+                stop_queue(r).await;
+            }
+        }
+        let mut err = None;
+        for (h, c, sender) in starts {
+            match self.start(&h, c, sender, external.clone()) {
+                Ok(r) => {
+                    queues.insert(h, r);
+                }
+                Err(e) => err = Some(e),
+            }
+        }
+        *self.shown.lock() = queues
+            .values()
+            .map(|r| (r.cfg.queue_name(), r.cfg.url.clone(), r.metrics.clone()))
+            .collect();
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn start(
+        &self,
+        hash: &str,
+        cfg: RemoteWriteConfig,
+        sender: send::Sender,
+        external: Labels,
+    ) -> Result<Running, String> {
+        let name = cfg.queue_name();
+        let pos_path = position::path(&self.data_dir, hash);
+        let end = self
+            .db
+            .wal_end_position()
+            .map_err(|e| format!("cannot start remote-write queue {name}: {e}"))?;
+        let start = match position::load(&pos_path) {
+            Ok(Some(p)) if p <= end => p,
+            Ok(Some(p)) => {
+                tracing::warn!(queue = %name, ?p, ?end, "persisted remote-write position is past the WAL's end; starting at the end");
+                end
+            }
+            Ok(None) => end,
+            Err(e) => {
+                tracing::warn!(queue = %name, error = %e, "starting at the end of the WAL");
+                end
+            }
+        };
+        // Persist the start at once: a restart before the first send resumes here.
+        position::store(&pos_path, start)
+            .map_err(|e| format!("cannot write {}: {e}", pos_path.display()))?;
+        let keep = self.db.wal_keep(start.segment);
+        let watcher = self
+            .db
+            .wal_watcher(start)
+            .map_err(|e| format!("cannot start remote-write queue {name}: {e}"))?;
+        let metrics = Arc::new(QueueMetrics::default());
+        let reader = reader::Reader::new(
+            watcher,
+            external.clone(),
+            cfg.write_relabel_configs.clone(),
+            cfg.queue_config.sample_age_limit.as_millis(),
+            metrics.clone(),
+        );
+        tracing::info!(queue = %name, url = %cfg.url, segment = start.segment, offset = start.offset, "starting remote-write queue");
+        let q = queue::Queue {
+            name,
+            reader: Some(reader),
+            sender: Arc::new(sender),
+            pos_path,
+            keep,
+            metrics: metrics.clone(),
+            acked: start,
+            cfg: cfg.clone(),
+        };
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(q.run(rx));
+        Ok(Running {
+            cfg,
+            external,
+            stop,
+            task,
+            metrics,
+        })
+    }
+
+    /// Stops every queue (what was not acknowledged is sent after the next start).
+    pub async fn stop(&self) {
+        let mut queues = self.queues.lock().await;
+        let all = std::mem::take(&mut *queues);
+        for (_, r) in all {
+            stop_queue(r).await;
+        }
+        self.shown.lock().clear();
+    }
+}
+
+async fn stop_queue(r: Running) {
+    let _ = r.stop.send(true);
+    if let Err(e) = r.task.await {
+        tracing::warn!(url = %r.cfg.url, error = %e, "remote-write queue task failed");
+    }
+}
+
+impl Collect for RemoteWrite {
+    fn collect(&self, out: &mut String) {
+        let shown = self.shown.lock().clone();
+        metrics::render(out, &shown);
+        let name = "argus_remote_storage_wal_segments_dropped_total";
+        header(
+            out,
+            name,
+            "counter",
+            "WAL segments deleted past --storage.remote.max-backlog although a queue needed them.",
+        );
+        let m = &self.wal_metrics;
+        sample(
+            out,
+            name,
+            "",
+            m.segments_dropped.load(Ordering::Relaxed) as f64,
+        );
+        let name = "argus_remote_storage_wal_bytes_dropped_total";
+        header(out, name, "counter", "Bytes of those segments.");
+        sample(
+            out,
+            name,
+            "",
+            m.bytes_dropped.load(Ordering::Relaxed) as f64,
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! One queue: a task that reads the WAL in rounds and sends each round over its shards.
+//!
+//! A round is at most `shards × capacity` samples. Its samples are split over the shards by
+//! series hash (so each series' samples go through one shard, in WAL order), each shard sends
+//! them in requests of at most `max_samples_per_send`, retrying recoverable errors with
+//! exponential backoff (`Retry-After` honoured) until they succeed or the queue stops. Once
+//! every shard is done, the WAL position after the round is persisted and the WAL is told it
+//! may release the segments before it. A stop in the middle of a round persists nothing, so
+//! the round is sent again after a restart. The number of shards doubles after a full round
+//! (up to `max_shards`) and shrinks by one after a round under a quarter full (down to
+//! `min_shards`).
+
+use super::metrics::QueueMetrics;
+use super::position;
+use super::reader::{Pending, Reader};
+use super::send::{SendError, Sender};
+use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
+use crate::ingest::prompb::{self, WriteRequest};
+use crate::ingest::{remote_write, remote_write_v2};
+use argus_storage::{WalKeep, WalPosition};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a caught-up queue waits before looking at the WAL again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a queue waits after a failed WAL read before trying again.
+const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Everything a queue task owns.
+pub struct Queue {
+    /// Its config.
+    pub cfg: RemoteWriteConfig,
+    /// Name for logs.
+    pub name: String,
+    /// The WAL reader (None while it is in a blocking read).
+    pub reader: Option<Reader>,
+    /// The destination.
+    pub sender: Arc<Sender>,
+    /// The position file.
+    pub pos_path: PathBuf,
+    /// Keeps the WAL from deleting what is not acknowledged.
+    pub keep: WalKeep,
+    /// Counters.
+    pub metrics: Arc<QueueMetrics>,
+    /// The last position persisted.
+    pub acked: WalPosition,
+}
+
+/// How a round ended.
+enum Round {
+    Done,
+    Stopped,
+}
+
+fn now_ms() -> i64 {
+    crate::api::query::now_ms()
+}
+
+impl Queue {
+    /// Runs until `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let q = self.cfg.queue_config.clone();
+        let mut shards = q.min_shards;
+        self.metrics.shards.store(shards as u64, Ordering::Relaxed);
+        self.metrics
+            .shards_min
+            .store(q.min_shards as u64, Ordering::Relaxed);
+        self.metrics
+            .shards_max
+            .store(q.max_shards as u64, Ordering::Relaxed);
+        let mut batch: Vec<Pending> = Vec::new();
+        let mut first_at: Option<Instant> = None;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let cap = shards.saturating_mul(q.capacity.max(q.max_samples_per_send));
+            let Some(mut reader) = self.reader.take() else {
+                return;
+            };
+            let mut b = std::mem::take(&mut batch);
+            let joined = tokio::task::spawn_blocking(move || {
+                let r = reader.fill(&mut b, cap, now_ms());
+                (reader, b, r)
+            })
+            .await;
+            let Ok((reader, b, res)) = joined else {
+                tracing::error!(queue = %self.name, "remote-write WAL reader panicked");
+                return;
+            };
+            self.reader = Some(reader);
+            batch = b;
+            self.metrics
+                .samples_pending
+                .store(batch.len() as u64, Ordering::Relaxed);
+            let caught_up = match res {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(queue = %self.name, error = %e, "remote-write queue cannot read the WAL");
+                    tokio::select! {
+                        _ = tokio::time::sleep(READ_ERROR_PAUSE) => {}
+                        _ = stop.changed() => return,
+                    }
+                    true
+                }
+            };
+            if !batch.is_empty() && first_at.is_none() {
+                first_at = Some(Instant::now());
+            }
+            let due = first_at.is_some_and(|t| t.elapsed() >= q.batch_send_deadline.0);
+            if batch.len() >= cap || (due && !batch.is_empty()) {
+                let full = batch.len() >= cap;
+                let round = std::mem::take(&mut batch);
+                let n = round.len();
+                let pos = self.reader.as_ref().map(Reader::position);
+                match self.send_round(round, shards, &mut stop).await {
+                    Round::Stopped => return,
+                    Round::Done => {}
+                }
+                first_at = None;
+                self.metrics.samples_pending.store(0, Ordering::Relaxed);
+                if let Some(pos) = pos {
+                    self.acknowledge(pos).await;
+                }
+                shards = if full {
+                    (shards * 2).min(q.max_shards)
+                } else if n < cap / 4 {
+                    shards.saturating_sub(1).max(q.min_shards)
+                } else {
+                    shards
+                };
+                self.metrics.shards.store(shards as u64, Ordering::Relaxed);
+                continue;
+            }
+            if caught_up && batch.is_empty() {
+                // Records without samples for this queue (or none at all): note the progress.
+                if let Some(pos) = self.reader.as_ref().map(Reader::position)
+                    && pos != self.acked
+                {
+                    self.acknowledge(pos).await;
+                }
+            }
+            if caught_up {
+                let wait = match first_at {
+                    Some(t) => q
+                        .batch_send_deadline
+                        .0
+                        .saturating_sub(t.elapsed())
+                        .min(POLL),
+                    None => POLL,
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Persists `pos` and lets the WAL release the segments before it.
+    async fn acknowledge(&mut self, pos: WalPosition) {
+        let path = self.pos_path.clone();
+        let stored = tokio::task::spawn_blocking(move || position::store(&path, pos)).await;
+        match stored {
+            Ok(Ok(())) => {
+                self.acked = pos;
+                self.keep.set(pos.segment);
+            }
+            Ok(Err(e)) => tracing::warn!(
+                queue = %self.name,
+                file = %self.pos_path.display(),
+                error = %e,
+                "cannot persist the remote-write position"
+            ),
+            Err(e) => tracing::warn!(queue = %self.name, error = %e, "position task failed"),
+        }
+    }
+
+    async fn send_round(
+        &self,
+        round: Vec<Pending>,
+        shards: usize,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Round {
+        let shards = shards.max(1);
+        let mut per_shard: Vec<Vec<Pending>> = (0..shards).map(|_| Vec::new()).collect();
+        for p in round {
+            let i = (p.series.hash % shards as u64) as usize;
+            if let Some(s) = per_shard.get_mut(i) {
+                s.push(p);
+            }
+        }
+        let futs = per_shard
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| self.send_shard(s, stop.clone()));
+        let results = futures::future::join_all(futs).await;
+        if results.iter().any(|r| matches!(r, Round::Stopped)) {
+            Round::Stopped
+        } else {
+            Round::Done
+        }
+    }
+
+    async fn send_shard(&self, samples: Vec<Pending>, mut stop: watch::Receiver<bool>) -> Round {
+        let per = self.cfg.queue_config.max_samples_per_send.max(1);
+        for chunk in samples.chunks(per) {
+            let (body, highest) = encode(chunk, self.cfg.protobuf_message);
+            if let Round::Stopped = self
+                .send_with_retry(body, chunk.len(), highest, &mut stop)
+                .await
+            {
+                return Round::Stopped;
+            }
+        }
+        Round::Done
+    }
+
+    async fn send_with_retry(
+        &self,
+        body: Vec<u8>,
+        n: usize,
+        highest: i64,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Round {
+        let q = &self.cfg.queue_config;
+        let m = &self.metrics;
+        let mut backoff = q.min_backoff.0;
+        let len = body.len() as u64;
+        loop {
+            let res = tokio::select! {
+                r = self.sender.send(body.clone()) => r,
+                _ = stop.changed() => return Round::Stopped,
+            };
+            match res {
+                Ok(()) => {
+                    m.samples_sent.fetch_add(n as u64, Ordering::Relaxed);
+                    m.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                    QueueMetrics::raise(&m.highest_sent_ms, highest);
+                    return Round::Done;
+                }
+                Err(SendError::Fatal(msg)) => {
+                    m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    m.samples_failed.fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::warn!(queue = %self.name, samples = n, error = %msg, "remote write failed; dropping the batch");
+                    return Round::Done;
+                }
+                Err(SendError::Recoverable { msg, retry_after }) => {
+                    m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    m.samples_retried.fetch_add(n as u64, Ordering::Relaxed);
+                    let wait = retry_after.unwrap_or(backoff);
+                    tracing::debug!(queue = %self.name, error = %msg, ?wait, "remote write failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return Round::Stopped,
+                    }
+                    backoff = (backoff * 2).min(q.max_backoff.0);
+                }
+            }
+        }
+    }
+}
+
+/// Encodes samples (in WAL order) as one request: samples grouped per series, each series'
+/// samples in order. Returns the body and the highest timestamp.
+pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, i64) {
+    let mut req = WriteRequest::default();
+    let mut index: HashMap<*const super::reader::SendSeries, usize> = HashMap::new();
+    let mut highest = i64::MIN;
+    for p in samples {
+        highest = highest.max(p.t);
+        let key = Arc::as_ptr(&p.series);
+        let i = *index.entry(key).or_insert_with(|| {
+            req.timeseries.push(prompb::TimeSeries {
+                labels: p
+                    .series
+                    .labels
+                    .iter()
+                    .map(|l| prompb::Label {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect(),
+                samples: Vec::new(),
+                exemplars: Vec::new(),
+                histograms: Vec::new(),
+            });
+            req.timeseries.len() - 1
+        });
+        if let Some(ts) = req.timeseries.get_mut(i) {
+            ts.samples.push(prompb::Sample {
+                value: p.v,
+                timestamp: p.t,
+            });
+        }
+    }
+    let body = match proto {
+        ProtobufMessage::V1 => remote_write::encode(&req),
+        ProtobufMessage::V2 => remote_write_v2::encode(&remote_write_v2::from_v1(&req)),
+    };
+    (body, highest)
+}

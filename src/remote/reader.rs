@@ -1,0 +1,241 @@
+//! The blocking half of a queue: reads the WAL through a `WalWatcher`, resolves series refs to
+//! the labels that will be sent (external labels added, `write_relabel_configs` applied, once
+//! per series) and collects samples for the next round.
+
+use super::metrics::QueueMetrics;
+use crate::config::relabel::{self, RelabelConfig};
+use argus_storage::{Labels, WalEntry, WalPosition, WalWatcher};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A series as it is sent.
+#[derive(Debug)]
+pub struct SendSeries {
+    /// Labels after external labels and relabeling.
+    pub labels: Labels,
+    /// `labels.stable_hash()`, which picks the shard (so a series' samples stay in order).
+    pub hash: u64,
+}
+
+/// A sample waiting to be sent.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// Its series.
+    pub series: Arc<SendSeries>,
+    /// ms.
+    pub t: i64,
+    /// Value (stale markers included).
+    pub v: f64,
+}
+
+/// WAL reading state. Moved into `spawn_blocking` for each read.
+pub struct Reader {
+    watcher: WalWatcher,
+    /// Series by WAL ref (`None` when relabeling drops it), with the WAL segment the reader was
+    /// in when the series was last defined. Series the head no longer holds are forgotten at
+    /// each new WAL checkpoint ([`WalEntry::SeriesReset`]).
+    series: HashMap<u64, (Option<Arc<SendSeries>>, u32)>,
+    external: Labels,
+    relabel: Vec<RelabelConfig>,
+    /// Samples older than `now - age_limit` are dropped (0 = no limit), ms.
+    age_limit_ms: i64,
+    metrics: Arc<QueueMetrics>,
+}
+
+impl Reader {
+    /// A reader over `watcher`.
+    pub fn new(
+        watcher: WalWatcher,
+        external: Labels,
+        relabel: Vec<RelabelConfig>,
+        age_limit_ms: i64,
+        metrics: Arc<QueueMetrics>,
+    ) -> Reader {
+        Reader {
+            watcher,
+            series: HashMap::new(),
+            external,
+            relabel,
+            age_limit_ms,
+            metrics,
+        }
+    }
+
+    /// The position after everything read so far.
+    pub fn position(&self) -> WalPosition {
+        self.watcher.position()
+    }
+
+    fn resolve(&self, labels: Labels) -> Option<Arc<SendSeries>> {
+        let mut l = labels;
+        for e in self.external.iter() {
+            if l.get(&e.name).is_none() {
+                l.set(&e.name, &e.value);
+            }
+        }
+        if !relabel::process(&mut l, &self.relabel) || l.is_empty() {
+            return None;
+        }
+        let hash = l.stable_hash();
+        Some(Arc::new(SendSeries { labels: l, hash }))
+    }
+
+    /// Reads records into `batch` until it holds at least `cap` samples or the reader caught
+    /// up with the writer. Returns whether it caught up.
+    pub fn fill(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        cap: usize,
+        now_ms: i64,
+    ) -> Result<bool, String> {
+        let m = self.metrics.clone();
+        let skipped = self.watcher.skipped_segments();
+        let res = loop {
+            if batch.len() >= cap {
+                break Ok(false);
+            }
+            let entry = match self.watcher.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break Ok(true),
+                Err(e) => break Err(format!("cannot read the WAL: {e}")),
+            };
+            match entry {
+                WalEntry::Series(series) => {
+                    let seg = self.watcher.position().segment;
+                    for s in series {
+                        // Resolved again each time: a ref may be reused for other labels
+                        // after a restart whose head had forgotten it.
+                        let r = self.resolve(s.labels);
+                        self.series.insert(s.series_ref, (r, seg));
+                    }
+                }
+                WalEntry::SeriesReset(checkpoint) => {
+                    self.series.retain(|_, e| e.1 > checkpoint);
+                }
+                WalEntry::Samples(samples) => {
+                    let min_t = if self.age_limit_ms > 0 {
+                        now_ms.saturating_sub(self.age_limit_ms)
+                    } else {
+                        i64::MIN
+                    };
+                    let mut dropped = 0;
+                    let mut highest = i64::MIN;
+                    for s in samples {
+                        highest = highest.max(s.t);
+                        match self.series.get(&s.series_ref) {
+                            Some((Some(series), _)) if s.t >= min_t => batch.push(Pending {
+                                series: series.clone(),
+                                t: s.t,
+                                v: s.v,
+                            }),
+                            _ => dropped += 1,
+                        }
+                    }
+                    m.samples_dropped.fetch_add(dropped, Ordering::Relaxed);
+                    QueueMetrics::raise(&m.highest_read_ms, highest);
+                }
+            }
+        };
+        let now_skipped = self.watcher.skipped_segments();
+        m.wal_segments_skipped
+            .fetch_add(now_skipped - skipped, Ordering::Relaxed);
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use argus_storage::{Appendable, Db, Options, SyncMode};
+
+    fn db(dir: &std::path::Path) -> Db {
+        Db::open(
+            dir,
+            Options {
+                block_range_ms: 1000,
+                wal_segment_size: 256,
+                background: false,
+                sync: SyncMode::Buffer,
+                retention_ms: None,
+                ..Options::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn append(db: &Db, name: &str, t: i64) {
+        let mut app = db.appender();
+        app.append(
+            None,
+            &Labels::from_pairs(&[("__name__", name)]),
+            t,
+            t as f64,
+        )
+        .unwrap();
+        app.commit().unwrap();
+    }
+
+    fn reader(db: &Db, start: WalPosition) -> Reader {
+        Reader::new(
+            db.wal_watcher(start).unwrap(),
+            Labels::from_pairs(&[("replica", "a")]),
+            Vec::new(),
+            0,
+            Arc::new(QueueMetrics::default()),
+        )
+    }
+
+    fn times(batch: &[Pending], name: &str) -> Vec<i64> {
+        batch
+            .iter()
+            .filter(|p| p.series.labels.get("__name__") == Some(name))
+            .map(|p| p.t)
+            .collect()
+    }
+
+    #[test]
+    fn kept_segments_survive_a_cut_and_dead_series_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path());
+        let keep = db.wal_keep(0);
+        let mut r = reader(&db, WalPosition::default());
+        append(&db, "dies", 0);
+        for t in 0..10 {
+            append(&db, "lives", t * 500);
+        }
+        let mut batch = Vec::new();
+        assert!(r.fill(&mut batch, usize::MAX, 0).unwrap());
+        assert_eq!(times(&batch, "dies"), vec![0]);
+        assert_eq!(r.series.len(), 2);
+        assert_eq!(
+            batch[0].series.labels,
+            Labels::from_pairs(&[("__name__", "dies"), ("replica", "a")])
+        );
+        // The cut drops "dies" from the head and checkpoints the WAL, but only below the kept
+        // segment: a new reader from the start still gets every sample.
+        db.compact().unwrap();
+        let mut again = Vec::new();
+        reader(&db, WalPosition::default())
+            .fill(&mut again, usize::MAX, 0)
+            .unwrap();
+        assert_eq!(times(&again, "lives").len(), 10);
+        // Released: the next cut checkpoints everything read; the reader forgets "dies".
+        keep.set(r.position().segment);
+        for t in 10..20 {
+            append(&db, "lives", t * 500);
+        }
+        db.compact().unwrap();
+        for t in 20..30 {
+            append(&db, "lives", t * 500);
+        }
+        let mut batch = Vec::new();
+        r.fill(&mut batch, usize::MAX, 0).unwrap();
+        assert_eq!(
+            times(&batch, "lives"),
+            (10..30).map(|t| t * 500).collect::<Vec<_>>()
+        );
+        assert_eq!(r.series.len(), 1, "{:?}", r.series.keys());
+    }
+}

@@ -1,0 +1,154 @@
+//! The HTTP side of a queue: one client per destination (TLS and credentials as for scrapes,
+//! `crate::scrape::client`), the protocol headers, and the classification of answers.
+
+use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
+use crate::scrape::client::{Auth, apply_tls, install_crypto_provider};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use std::time::Duration;
+
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Bytes of an error answer kept for the log.
+const MAX_ERROR_BODY: usize = 512;
+
+/// What became of one request.
+#[derive(Debug)]
+pub enum SendError {
+    /// Worth retrying (network error, 5xx, 429 when enabled), after `retry_after` if given.
+    Recoverable {
+        /// Why.
+        msg: String,
+        /// The receiver's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// Not worth retrying: the batch is dropped (counted as failed).
+    Fatal(String),
+}
+
+/// A destination's client.
+pub struct Sender {
+    http: reqwest::Client,
+    url: String,
+    headers: HeaderMap,
+    auth: Auth,
+    retry_on_429: bool,
+}
+
+impl Sender {
+    /// Builds the client for `cfg` (reads TLS files now, secret files at each request).
+    pub fn new(cfg: &RemoteWriteConfig) -> Result<Sender, String> {
+        install_crypto_provider();
+        let b = reqwest::Client::builder()
+            .timeout(cfg.remote_timeout.0)
+            .redirect(if cfg.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            })
+            .no_proxy();
+        let b = apply_tls(b, &cfg.tls_config, &cfg.url).map_err(|e| e.to_string())?;
+        let http = b
+            .build()
+            .map_err(|e| format!("cannot build HTTP client for {}: {e}", cfg.url))?;
+        let mut headers = HeaderMap::new();
+        let (ct, version) = match cfg.protobuf_message {
+            ProtobufMessage::V1 => ("application/x-protobuf", "0.1.0"),
+            ProtobufMessage::V2 => (
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                "2.0.0",
+            ),
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+        headers.insert(
+            reqwest::header::USER_AGENT,
+            HeaderValue::from_static(concat!("Argus/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers.insert(
+            HeaderName::from_static("x-prometheus-remote-write-version"),
+            HeaderValue::from_static(version),
+        );
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| format!("remote_write header {k:?}: {e}"))?;
+            let value =
+                HeaderValue::from_str(v).map_err(|e| format!("remote_write header {k:?}: {e}"))?;
+            headers.insert(name, value);
+        }
+        Ok(Sender {
+            http,
+            url: cfg.url.clone(),
+            headers,
+            auth: Auth::from_config(
+                cfg.basic_auth.as_ref(),
+                cfg.authorization.as_ref(),
+                cfg.bearer_token.as_ref(),
+                cfg.bearer_token_file.as_ref(),
+            ),
+            retry_on_429: cfg.queue_config.retry_on_http_429,
+        })
+    }
+
+    /// Sends one compressed request body.
+    pub async fn send(&self, body: Vec<u8>) -> Result<(), SendError> {
+        let req = self
+            .http
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .body(body);
+        let req = self
+            .auth
+            .apply(req, &self.url)
+            .map_err(|e| SendError::Recoverable {
+                msg: e.to_string(),
+                retry_after: None,
+            })?;
+        let resp = req.send().await.map_err(|e| SendError::Recoverable {
+            msg: format!("{e}"),
+            retry_after: None,
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let mut text = resp.text().await.unwrap_or_default();
+        if text.len() > MAX_ERROR_BODY {
+            let mut cut = MAX_ERROR_BODY;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        let msg = format!("server returned HTTP status {status}: {}", text.trim());
+        let code = status.as_u16();
+        if status.is_server_error() || (code == 429 && self.retry_on_429) {
+            Err(SendError::Recoverable { msg, retry_after })
+        } else {
+            Err(SendError::Fatal(msg))
+        }
+    }
+}
+
+/// `Retry-After` in delay-seconds form (the HTTP-date form is not honoured: backoff applies).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let secs: u64 = v.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("99999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}

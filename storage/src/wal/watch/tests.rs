@@ -1,0 +1,293 @@
+use super::*;
+use crate::wal::record::{RefSample, RefSeries, encode_samples, encode_series};
+use crate::wal::{SyncMode, Wal, WalOptions};
+use std::io::Write;
+
+fn labels(i: u64) -> Labels {
+    Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())])
+}
+
+fn series_rec(refs: &[u64]) -> Vec<u8> {
+    let s: Vec<RefSeries> = refs
+        .iter()
+        .map(|&r| RefSeries {
+            series: r,
+            labels: labels(r),
+        })
+        .collect();
+    let mut b = Vec::new();
+    encode_series(&s, &mut b);
+    b
+}
+
+fn samples_rec(samples: &[(u64, i64)]) -> Vec<u8> {
+    let s: Vec<RefSample> = samples
+        .iter()
+        .map(|&(series, t)| RefSample {
+            series,
+            t,
+            v: t as f64,
+        })
+        .collect();
+    let mut b = Vec::new();
+    encode_samples(&s, &mut b);
+    b
+}
+
+fn open(dir: &Path, segment_size: u64) -> Wal {
+    Wal::open(
+        dir,
+        WalOptions {
+            segment_size,
+            sync: SyncMode::Buffer,
+        },
+    )
+    .unwrap()
+}
+
+/// Drains the watcher: (series refs seen, samples (ref, t) seen). Checks that each sample's
+/// series came first (in this call or in an earlier one on the same watcher: `known`).
+fn drain(w: &mut WalWatcher) -> (Vec<u64>, Vec<(u64, i64)>) {
+    drain_known(w, &mut Vec::new())
+}
+
+fn drain_known(w: &mut WalWatcher, known: &mut Vec<u64>) -> (Vec<u64>, Vec<(u64, i64)>) {
+    let (mut series, mut samples) = (Vec::new(), Vec::new());
+    while let Some(e) = w.next_entry().unwrap() {
+        match e {
+            WalEntry::Series(s) => {
+                for s in s {
+                    assert_eq!(s.labels, labels(s.series_ref));
+                    series.push(s.series_ref);
+                    known.push(s.series_ref);
+                }
+            }
+            WalEntry::Samples(s) => {
+                for s in s {
+                    assert!(
+                        known.contains(&s.series_ref),
+                        "sample of ref {} before its series",
+                        s.series_ref
+                    );
+                    samples.push((s.series_ref, s.t));
+                }
+            }
+            WalEntry::SeriesReset(_) => {}
+        }
+    }
+    (series, samples)
+}
+
+#[test]
+fn follows_the_writer_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 300);
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let mut want = Vec::new();
+    let mut got = Vec::new();
+    let mut known = Vec::new();
+    for round in 0..20u64 {
+        wal.log(&[&series_rec(&[round]), &samples_rec(&[(round, 1)])])
+            .unwrap();
+        want.push((round, 1));
+        for r in 0..=round {
+            wal.log(&[&samples_rec(&[(r, round as i64 + 2)])]).unwrap();
+            want.push((r, round as i64 + 2));
+        }
+        if round % 3 == 0 {
+            got.extend(drain_known(&mut w, &mut known).1);
+        }
+    }
+    got.extend(drain_known(&mut w, &mut known).1);
+    assert!(segment::list_segments(dir.path()).unwrap().len() > 3);
+    assert_eq!(got, want);
+    assert_eq!(w.position(), wal.end_position());
+    assert_eq!(w.skipped_segments(), 0);
+}
+
+#[test]
+fn resumes_at_its_position_with_series_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 200);
+    for i in 0..10u64 {
+        wal.log(&[
+            &series_rec(&[i]),
+            &samples_rec(&[(i, 10), (0, i as i64 + 100)]),
+        ])
+        .unwrap();
+    }
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let mut first = Vec::new();
+    // Read about half, then resume a new watcher where this one stopped.
+    while first.len() < 8 {
+        if let Some(WalEntry::Samples(s)) = w.next_entry().unwrap() {
+            first.extend(s.iter().map(|s| (s.series_ref, s.t)));
+        }
+    }
+    let pos = w.position();
+    let mut w2 = WalWatcher::new(dir.path(), pos).unwrap();
+    let (series, rest) = drain(&mut w2);
+    assert_eq!(
+        series,
+        (0..10).collect::<Vec<_>>(),
+        "every series, samples or not"
+    );
+    let all: Vec<(u64, i64)> = first.into_iter().chain(rest).collect();
+    let want: Vec<(u64, i64)> = (0..10u64)
+        .flat_map(|i| [(i, 10), (0, i as i64 + 100)])
+        .collect();
+    assert_eq!(all, want, "no sample lost or repeated across the resume");
+}
+
+#[test]
+fn waits_for_a_torn_tail_then_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(segment::segment_name(0));
+    let mut seg = Vec::new();
+    segment::put_segment_header(&mut seg);
+    segment::put_frame(&mut seg, &series_rec(&[1]));
+    let mut frame = Vec::new();
+    segment::put_frame(&mut frame, &samples_rec(&[(1, 5)]));
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&seg).unwrap();
+    f.write_all(&frame[..frame.len() - 3]).unwrap();
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let mut known = Vec::new();
+    assert_eq!(drain_known(&mut w, &mut known), (vec![1], vec![]));
+    f.write_all(&frame[frame.len() - 3..]).unwrap();
+    assert_eq!(drain_known(&mut w, &mut known), (vec![], vec![(1, 5)]));
+    // A record bigger than one read chunk.
+    let big: Vec<(u64, i64)> = (0..READ_CHUNK as i64 / 8).map(|t| (1, t)).collect();
+    let mut frame = Vec::new();
+    segment::put_frame(&mut frame, &samples_rec(&big));
+    assert!(frame.len() > READ_CHUNK);
+    f.write_all(&frame).unwrap();
+    assert_eq!(drain_known(&mut w, &mut known).1.len(), big.len());
+}
+
+#[test]
+fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 60);
+    for i in 0..12u64 {
+        wal.log(&[&series_rec(&[i]), &samples_rec(&[(i, 10)])])
+            .unwrap();
+    }
+    let keepers = Keepers::default();
+    let keep = keepers.keep(4);
+    let cur = wal.current_segment();
+    assert!(cur > 6, "{cur}");
+    let from = keepers.first_needed(dir.path(), cur, None);
+    assert_eq!(from, Some(4));
+    wal.checkpoint_before(&|_| true, 0, from).unwrap();
+    let segs: Vec<u32> = segment::list_segments(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(segs.first(), Some(&4), "segments from the kept one on stay");
+    // A reader at the kept position gets every series (from the checkpoint) and the samples
+    // from there on.
+    let mut w = WalWatcher::new(
+        dir.path(),
+        WalPosition {
+            segment: 4,
+            offset: 0,
+        },
+    )
+    .unwrap();
+    let (series, samples) = drain(&mut w);
+    assert_eq!(series, (0..12).collect::<Vec<_>>());
+    assert_eq!(samples.first(), Some(&(4, 10)));
+    assert_eq!(w.skipped_segments(), 0);
+
+    // Past the bound the oldest kept segments go, counted; a reader there skips and counts.
+    let from = keepers.first_needed(dir.path(), cur, Some(300));
+    assert!(from.unwrap() > 4, "{from:?}");
+    assert!(keepers.metrics.segments_dropped.load(Ordering::Relaxed) > 0);
+    wal.checkpoint_before(&|_| true, 0, from).unwrap();
+    let mut w = WalWatcher::new(
+        dir.path(),
+        WalPosition {
+            segment: 4,
+            offset: 0,
+        },
+    )
+    .unwrap();
+    let (series, samples) = drain(&mut w);
+    assert_eq!(series.len(), 12);
+    assert!(samples.len() < 8 && !samples.is_empty(), "{samples:?}");
+    assert!(w.skipped_segments() > 0);
+
+    // Without a handle everything closed is checkpointed.
+    drop(keep);
+    assert_eq!(keepers.first_needed(dir.path(), cur, None), None);
+}
+
+#[test]
+fn a_reader_whose_segment_is_deleted_skips_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 200);
+    wal.log(&[&series_rec(&[0]), &samples_rec(&[(0, 1)])])
+        .unwrap();
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let mut known = Vec::new();
+    assert_eq!(drain_known(&mut w, &mut known).1, vec![(0, 1)]);
+    for i in 1..10u64 {
+        wal.log(&[&series_rec(&[i]), &samples_rec(&[(i, 10)])])
+            .unwrap();
+    }
+    wal.checkpoint(&|_| true, 0).unwrap();
+    wal.log(&[&samples_rec(&[(3, 20)])]).unwrap();
+    let (series, samples) = drain_known(&mut w, &mut known);
+    assert_eq!(samples, vec![(3, 20)]);
+    assert!(series.contains(&3), "series re-read from the checkpoint");
+    assert!(w.skipped_segments() > 0);
+}
+
+#[test]
+fn a_new_checkpoint_returns_live_series_then_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 60);
+    for i in 0..4u64 {
+        wal.log(&[&series_rec(&[i]), &samples_rec(&[(i, 10)])])
+            .unwrap();
+    }
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let mut known = Vec::new();
+    assert_eq!(drain_known(&mut w, &mut known).1.len(), 4);
+    // Series 1 and 3 die; the checkpoint keeps 0 and 2. The reader is caught up, so a keeper
+    // at its segment lets everything before it go.
+    let keepers = Keepers::default();
+    let _k = keepers.keep(w.position().segment);
+    let cur = wal.current_segment();
+    let from = keepers.first_needed(dir.path(), cur, None);
+    wal.checkpoint_before(&|r| r % 2 == 0, 0, from).unwrap();
+    wal.log(&[&series_rec(&[9]), &samples_rec(&[(9, 20)])])
+        .unwrap();
+    wal.log(&[&samples_rec(&[(2, 30)])]).unwrap();
+    let mut entries = Vec::new();
+    while let Some(e) = w.next_entry().unwrap() {
+        entries.push(e);
+    }
+    let reset = entries
+        .iter()
+        .position(|e| matches!(e, WalEntry::SeriesReset(_)))
+        .expect("a reset after the new checkpoint");
+    let again: Vec<u64> = entries[..reset]
+        .iter()
+        .flat_map(|e| match e {
+            WalEntry::Series(s) => s.iter().map(|s| s.series_ref).collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(again, vec![0, 2], "the live series, from the checkpoint");
+    let samples: Vec<(u64, i64)> = entries
+        .iter()
+        .flat_map(|e| match e {
+            WalEntry::Samples(s) => s.iter().map(|s| (s.series_ref, s.t)).collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(samples, vec![(9, 20), (2, 30)]);
+}
