@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 const PROTO_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores";
@@ -26,11 +26,42 @@ struct Fed {
     lookback_ms: i64,
     /// Test seam: a fixed "now" in ms instead of the wall clock.
     now_ms: Option<i64>,
+    limits: Limits,
+}
+
+/// Bounds of one federation request, from `--query.timeout` and `--query.max-samples`.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest time spent reading storage; then 503.
+    pub timeout: Duration,
+    /// Most samples read from storage (every sample in the lookback window of every matching
+    /// series); then 422.
+    pub max_samples: usize,
+}
+
+impl Default for Limits {
+    /// Prometheus's flag defaults: 2 minutes, 50,000,000 samples.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+        }
+    }
 }
 
 /// The federation router (`GET /federate`).
 pub fn router(queryable: Arc<dyn Queryable>, external_labels: Labels, lookback_ms: i64) -> Router {
     router_at(queryable, external_labels, lookback_ms, None)
+}
+
+/// [`router`] bounded by `limits`.
+pub fn router_with_limits(
+    queryable: Arc<dyn Queryable>,
+    external_labels: Labels,
+    lookback_ms: i64,
+    limits: Limits,
+) -> Router {
+    build(queryable, external_labels, lookback_ms, None, limits)
 }
 
 /// [`router`] with a fixed evaluation time (`Some(ms)`) for tests.
@@ -40,11 +71,28 @@ pub fn router_at(
     lookback_ms: i64,
     now_ms: Option<i64>,
 ) -> Router {
+    build(
+        queryable,
+        external_labels,
+        lookback_ms,
+        now_ms,
+        Limits::default(),
+    )
+}
+
+fn build(
+    queryable: Arc<dyn Queryable>,
+    external_labels: Labels,
+    lookback_ms: i64,
+    now_ms: Option<i64>,
+    limits: Limits,
+) -> Router {
     let fed = Arc::new(Fed {
         queryable,
         external: external_labels,
         lookback_ms,
         now_ms,
+        limits,
     });
     Router::new()
         .route("/federate", get(federate))
@@ -165,7 +213,27 @@ async fn federate(
     let res = tokio::task::spawn_blocking(move || collect(&fed2, &selectors, now)).await;
     let latest = match res {
         Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
+        Ok(Err(CollectError::Timeout)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "federation timed out after {:?} (--query.timeout)\n",
+                    fed.limits.timeout
+                ),
+            )
+                .into_response();
+        }
+        Ok(Err(CollectError::TooManySamples)) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "federation would load more than {} samples into memory (--query.max-samples)\n",
+                    fed.limits.max_samples
+                ),
+            )
+                .into_response();
+        }
+        Ok(Err(CollectError::Storage(e))) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
         }
         Err(e) => {
@@ -187,21 +255,37 @@ async fn federate(
 
 /// Newest non-stale sample in `[now - lookback, now]` per matching series, keyed by
 /// `(metric name, labels)` so output is grouped by name and sorted by labels within a name.
-fn collect(
-    fed: &Fed,
-    selectors: &[Vec<Matcher>],
-    now: i64,
-) -> Result<Latest, argus_storage::Error> {
+/// Why [`collect`] stopped.
+#[derive(Debug)]
+enum CollectError {
+    Timeout,
+    TooManySamples,
+    Storage(argus_storage::Error),
+}
+
+impl From<argus_storage::Error> for CollectError {
+    fn from(e: argus_storage::Error) -> Self {
+        CollectError::Storage(e)
+    }
+}
+
+fn collect(fed: &Fed, selectors: &[Vec<Matcher>], now: i64) -> Result<Latest, CollectError> {
     let mut out = BTreeMap::new();
     if selectors.is_empty() {
         return Ok(out);
     }
+    let deadline = Instant::now().checked_add(fed.limits.timeout);
+    let timed_out = || deadline.is_some_and(|d| Instant::now() >= d);
+    let mut loaded = 0usize;
     let q = fed
         .queryable
         .querier(now.saturating_sub(fed.lookback_ms), now)?;
     for sel in selectors {
         let mut set = q.select(sel);
         while set.next() {
+            if timed_out() {
+                return Err(CollectError::Timeout);
+            }
             let labels = set.labels();
             let Some(name) = labels.metric_name() else {
                 continue;
@@ -214,9 +298,16 @@ fn collect(
             let mut last = None;
             while it.next() {
                 last = Some(it.at());
+                loaded += 1;
+                if loaded > fed.limits.max_samples {
+                    return Err(CollectError::TooManySamples);
+                }
+                if loaded.is_multiple_of(4096) && timed_out() {
+                    return Err(CollectError::Timeout);
+                }
             }
             if let Some(e) = it.err() {
-                return Err(argus_storage::Error::InvalidArgument(e.to_string()));
+                return Err(argus_storage::Error::InvalidArgument(e.to_string()).into());
             }
             drop(it);
             if let Some((t, v)) = last
@@ -226,7 +317,7 @@ fn collect(
             }
         }
         if let Some(e) = set.err() {
-            return Err(argus_storage::Error::InvalidArgument(e.to_string()));
+            return Err(argus_storage::Error::InvalidArgument(e.to_string()).into());
         }
     }
     Ok(out)

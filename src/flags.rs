@@ -88,6 +88,24 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Maximum samples one query may load.",
     ),
     (
+        "storage.remote-write.max-labels-per-series",
+        Kind::Value,
+        "512",
+        "Remote-write series with more labels are rejected (400); 0 = no limit.",
+    ),
+    (
+        "storage.remote-write.max-label-name-length",
+        Kind::Value,
+        "1024",
+        "Remote-write series with a longer label name (bytes) are rejected; 0 = no limit.",
+    ),
+    (
+        "storage.remote-write.max-label-value-length",
+        Kind::Value,
+        "16384",
+        "Remote-write series with a longer label value (bytes) are rejected; 0 = no limit.",
+    ),
+    (
         "web.enable-admin-api",
         Kind::Bool,
         "false",
@@ -118,6 +136,24 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Only log messages with this severity or above.",
     ),
     (
+        "alertmanager.notification-queue-capacity",
+        Kind::Value,
+        "10000",
+        "Alerts each Alertmanager's queue holds; the oldest are dropped beyond.",
+    ),
+    (
+        "alertmanager.notification-batch-size",
+        Kind::Value,
+        "256",
+        "Alerts sent to an Alertmanager per request.",
+    ),
+    (
+        "alertmanager.drain-notification-queue-on-shutdown",
+        Kind::Bool,
+        "true",
+        "Send the queued alerts before shutting down.",
+    ),
+    (
         "rules.alert.for-outage-tolerance",
         Kind::Value,
         "1h",
@@ -135,12 +171,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "1m",
         "Minimum amount of time to wait before resending an alert to Alertmanager.",
     ),
-    // Accepted, no effect.
+    // Prometheus flags: accepted with no effect unless the help says otherwise.
     (
         "web.enable-remote-write-receiver",
         Kind::Bool,
         "false",
-        "Accepted; the receiver is always on.",
+        "Serve the remote-write receiver at /api/v1/write.",
     ),
     (
         "web.enable-otlp-receiver",
@@ -195,9 +231,14 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "web.external-url",
         Kind::Value,
         "",
-        "The URL under which Argus is externally reachable ($externalURL, alert generatorURL).",
+        "URL under which Argus is reachable (behind a reverse proxy): $externalURL, alert generatorURL; its path is the default route prefix.",
     ),
-    ("web.route-prefix", Kind::Value, "", "Accepted; no effect."),
+    (
+        "web.route-prefix",
+        Kind::Value,
+        "",
+        "Prefix for every HTTP route (UI, API, push, federation, lifecycle). Defaults to the path of --web.external-url.",
+    ),
     ("web.page-title", Kind::Value, "", "Accepted; no effect."),
     ("web.cors.origin", Kind::Value, ".*", "Accepted; no effect."),
     (
@@ -216,20 +257,25 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "web.max-connections",
         Kind::Value,
         "512",
-        "Accepted; no effect.",
+        "Maximum simultaneous connections across both listeners (0: unlimited).",
     ),
     (
         "web.read-timeout",
         Kind::Value,
         "5m",
-        "Accepted; no effect.",
+        "Maximum time to read a request's headers, and its body (0s: unlimited).",
     ),
-    ("web.config.file", Kind::Value, "", "Accepted; no effect."),
+    (
+        "web.config.file",
+        Kind::Value,
+        "",
+        "Web config file (TLS, basic auth, headers) in Prometheus's format.",
+    ),
     (
         "query.max-concurrency",
         Kind::Value,
         "20",
-        "Accepted; no effect.",
+        "Maximum queries evaluated at once; others queue within their timeout.",
     ),
     ("enable-feature", Kind::Value, "", "Accepted; no effect."),
 ];
@@ -255,6 +301,8 @@ pub struct Flags {
     pub query_timeout: Duration,
     /// `--query.max-samples`.
     pub max_samples: usize,
+    /// `--storage.remote-write.max-label*` bounds.
+    pub remote_write_limits: crate::ingest::remote_write::LabelLimits,
     /// `--web.enable-admin-api`.
     pub enable_admin_api: bool,
     /// `--web.enable-lifecycle`.
@@ -265,6 +313,8 @@ pub struct Flags {
     pub push_group_ttl: Option<Duration>,
     /// `--log.level`: debug, info, warn or error.
     pub log_level: String,
+    /// `--alertmanager.*` (for the notifier).
+    pub notifier: crate::notifier::Options,
     /// `--rules.alert.for-outage-tolerance`.
     pub for_outage_tolerance: Duration,
     /// `--rules.alert.for-grace-period`.
@@ -275,6 +325,16 @@ pub struct Flags {
     pub external_url: Option<String>,
     /// Every flag and its effective value as text, for `/api/v1/status/flags`.
     pub all: BTreeMap<String, String>,
+    /// `--web.config.file`.
+    pub web_config_file: Option<PathBuf>,
+    /// `--web.read-timeout` (zero: unlimited).
+    pub read_timeout: Duration,
+    /// `--web.max-connections` (0: unlimited).
+    pub max_connections: usize,
+    /// `--query.max-concurrency` (at least 1).
+    pub max_concurrency: usize,
+    /// `--web.enable-remote-write-receiver`.
+    pub enable_remote_write_receiver: bool,
 }
 
 /// Parses `args` (without the program name).
@@ -385,11 +445,49 @@ impl Flags {
                 get("query.max-samples")
             ))
         })?;
+        let limit = |name: &str| {
+            get(name)
+                .parse::<usize>()
+                .map_err(|_| UsageError(format!("--{name}: invalid number {:?}", get(name))))
+        };
+        let remote_write_limits = crate::ingest::remote_write::LabelLimits {
+            max_labels: limit("storage.remote-write.max-labels-per-series")?,
+            max_name_len: limit("storage.remote-write.max-label-name-length")?,
+            max_value_len: limit("storage.remote-write.max-label-value-length")?,
+        };
+        let count = |name: &str| -> Result<usize, UsageError> {
+            get(name)
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| UsageError(format!("--{name}: invalid count {:?}", get(name))))
+        };
+        let notifier = crate::notifier::Options {
+            queue_capacity: count("alertmanager.notification-queue-capacity")?,
+            batch_size: count("alertmanager.notification-batch-size")?,
+            drain_on_shutdown: get("alertmanager.drain-notification-queue-on-shutdown") == "true",
+            ..crate::notifier::Options::default()
+        };
+        // Validated here; the server reads the prefix from `all` (api::ui::route_prefix_from_flags).
+        crate::api::ui::route_prefix(get("web.external-url"), get("web.route-prefix"))
+            .map_err(|e| UsageError(format!("--web.route-prefix/--web.external-url: {e}")))?;
         let log_level = get("log.level").to_string();
         if !["debug", "info", "warn", "error"].contains(&log_level.as_str()) {
             return Err(UsageError(format!(
                 "--log.level: unknown level {log_level:?}"
             )));
+        }
+        let count = |name: &str| {
+            get(name)
+                .parse::<usize>()
+                .map_err(|_| UsageError(format!("--{name}: invalid number {:?}", get(name))))
+        };
+        let max_connections = count("web.max-connections")?;
+        let max_concurrency = count("query.max-concurrency")?;
+        if max_concurrency == 0 {
+            return Err(UsageError(
+                "--query.max-concurrency: must be at least 1".into(),
+            ));
         }
         let all = FLAGS
             .iter()
@@ -405,11 +503,13 @@ impl Flags {
             lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),
             query_timeout: dur("query.timeout")?.unwrap_or(Duration::from_secs(120)),
             max_samples,
+            remote_write_limits,
             enable_admin_api: get("web.enable-admin-api") == "true",
             enable_lifecycle: get("web.enable-lifecycle") == "true",
             push_listen,
             push_group_ttl: dur("push.group-ttl")?,
             log_level,
+            notifier,
             for_outage_tolerance: dur("rules.alert.for-outage-tolerance")?
                 .unwrap_or(Duration::from_secs(3600)),
             for_grace_period: dur("rules.alert.for-grace-period")?
@@ -417,6 +517,11 @@ impl Flags {
             resend_delay: dur("rules.alert.resend-delay")?.unwrap_or(Duration::from_secs(60)),
             external_url: opt("web.external-url").map(str::to_string),
             all,
+            web_config_file: opt("web.config.file").map(PathBuf::from),
+            read_timeout: dur("web.read-timeout")?.unwrap_or(Duration::from_secs(300)),
+            max_connections,
+            max_concurrency,
+            enable_remote_write_receiver: get("web.enable-remote-write-receiver") == "true",
         })
     }
 
@@ -485,6 +590,16 @@ mod tests {
         assert_eq!(f.lookback_delta, Duration::from_secs(300));
         assert!(!f.enable_admin_api && !f.enable_lifecycle);
         assert_eq!(f.all["web.listen-address"], ":9090");
+        assert_eq!(f.notifier.queue_capacity, 10_000);
+        assert_eq!(f.notifier.batch_size, 256);
+        assert!(f.notifier.drain_on_shutdown);
+        let f = run(&[
+            "--alertmanager.notification-queue-capacity=5",
+            "--no-alertmanager.drain-notification-queue-on-shutdown",
+        ])
+        .unwrap();
+        assert_eq!(f.notifier.queue_capacity, 5);
+        assert!(!f.notifier.drain_on_shutdown);
         assert_eq!(f.for_outage_tolerance, Duration::from_secs(3600));
         assert_eq!(f.for_grace_period, Duration::from_secs(600));
         assert_eq!(f.resend_delay, Duration::from_secs(60));
@@ -559,6 +674,10 @@ mod tests {
         check(&["--web.enable-admin-api=yes"], "invalid boolean");
         check(&["positional"], "unexpected argument");
         check(&["--no-config.file"], "unknown long flag");
+        check(
+            &["--alertmanager.notification-batch-size=0"],
+            "--alertmanager.notification-batch-size: invalid count",
+        );
     }
 
     #[test]

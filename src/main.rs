@@ -46,6 +46,10 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("argus: error: {e:#}");
+            // An invalid --web.config.file is a usage error, as in Prometheus.
+            if e.chain().any(|c| c.is::<argus::web::WebConfigError>()) {
+                return ExitCode::from(2);
+            }
             ExitCode::from(1)
         }
     }

@@ -44,11 +44,11 @@ impl Registry {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
+pub(crate) fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -60,7 +60,7 @@ fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push('\n');
 }
 
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -92,7 +92,7 @@ impl Histogram {
         s.1 += v;
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let (counts, sum) = self.state.lock().clone();
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cum = 0u64;
@@ -371,6 +371,17 @@ impl Collect for TsdbCollector {
     }
 }
 
+/// User plus system CPU time of the whole process, from `/proc/self/stat` (Linux; fields 14
+/// and 15 after the command name, in USER_HZ = 100 ticks per second).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// Process start time, so restarts are visible.
 pub struct ProcessMetrics {
     start_unix_seconds: f64,
@@ -397,6 +408,16 @@ impl Collect for ProcessMetrics {
             "Start time of the process since unix epoch in seconds.",
         );
         sample(out, name, "", self.start_unix_seconds);
+        if let Some(cpu) = process_cpu_seconds() {
+            let name = "process_cpu_seconds_total";
+            header(
+                out,
+                name,
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+            );
+            sample(out, name, "", cpu);
+        }
         let name = "argus_build_info";
         header(out, name, "gauge", "Build information; always 1.");
         sample(

@@ -15,8 +15,9 @@ use crate::ingest::metadata::MetadataStore;
 use crate::metrics::{
     HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
 };
+use crate::notifier::{Notifier, NotifierMetrics};
 use crate::push::{PushOptions, PushService};
-use crate::rules::manager::{Backends, LogSender, ManagerOptions, RuleManager, RuleMetrics};
+use crate::rules::manager::{Backends, ManagerOptions, RuleManager, RuleMetrics};
 use crate::scrape::ScrapeManager;
 use anyhow::Context as _;
 use argus_query::{Engine, EngineOptions};
@@ -41,6 +42,22 @@ pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Route
     });
     for r in extra {
         router = router.merge(r);
+    }
+    // The web UI, then everything under the route prefix (`--web.route-prefix`).
+    let prefix = api::ui::route_prefix_from_flags(&state.flags);
+    router = router.merge(api::ui::router(&prefix));
+    if !prefix.is_empty() {
+        let (to_prefix, to_query) = (format!("{prefix}/"), format!("{prefix}/query"));
+        router = Router::new()
+            .nest(&prefix, router)
+            .route(
+                "/",
+                axum::routing::get(move || async move { api::ui::found(&to_prefix) }),
+            )
+            .route(
+                &format!("{prefix}/"),
+                axum::routing::get(move || async move { api::ui::found(&to_query) }),
+            );
     }
     api::finish(router, state)
 }
@@ -185,6 +202,7 @@ async fn reload_loop(
     listen: SocketAddr,
     config: Arc<ConfigState>,
     scrape: Arc<ScrapeManager>,
+    notifier: Arc<Notifier>,
     rules: Arc<RuleManager>,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
@@ -223,6 +241,13 @@ async fn reload_loop(
             },
             Err(e) => Err(e),
         };
+        // The config was validated when loaded; here only an unusable TLS file can fail.
+        let loaded = loaded.and_then(|cfg| {
+            notifier
+                .apply_config(&cfg)
+                .map(|()| cfg)
+                .map_err(|e| e.to_string())
+        });
         let outcome = match loaded {
             Ok(cfg) => {
                 for s in cfg.ignored_sections() {
@@ -251,6 +276,11 @@ async fn reload_loop(
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let start_time = SystemTime::now();
     let flags = Arc::new(flags);
+    let web = crate::web::Web::load(
+        flags.web_config_file.as_deref(),
+        flags.read_timeout,
+        flags.max_connections,
+    )?;
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
         .with_context(|| format!("cannot listen on {}", flags.listen))?;
@@ -300,10 +330,18 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     registry.register(http_metrics.clone());
     registry.register(query_metrics.clone());
     registry.register(rw_metrics.clone());
+    let notifier_metrics = Arc::new(NotifierMetrics::new(flags.notifier.queue_capacity));
+    registry.register(notifier_metrics.clone());
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
     }))));
+
+    // Notifier: delivers the alerts of rule evaluation to the configured Alertmanagers.
+    let notifier = Notifier::new(flags.notifier, notifier_metrics);
+    notifier
+        .apply_config(&cfg)
+        .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
 
     // Rule manager: evaluates against the Db with its own engine; groups start at their first
     // slot after now.
@@ -314,7 +352,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             engine: Arc::new(Engine::new(engine_opts.clone())),
             queryable: Arc::new(db.clone()),
             appendable: Arc::new(db.clone()),
-            sender: Arc::new(LogSender::default()),
+            sender: notifier.clone(),
         },
         rule_options(&flags, &cfg, listen),
         rule_metrics,
@@ -344,7 +382,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: quit.clone(),
+        remote_write_limits: flags.remote_write_limits,
+        notifier: Some(notifier.clone()),
         rules: Some(rules.clone()),
+        remote_write_enabled: flags.enable_remote_write_receiver,
+        query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -378,8 +420,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .iter()
             .collect::<Vec<_>>(),
     );
-    let federate =
-        crate::federate::router(queryable, external, state.engine_opts.lookback_delta_ms);
+    let federate = crate::federate::router_with_limits(
+        queryable,
+        external,
+        state.engine_opts.lookback_delta_ms,
+        crate::federate::Limits {
+            timeout: flags.query_timeout,
+            max_samples: flags.max_samples,
+        },
+    );
 
     let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
     tokio::spawn(reload_loop(
@@ -387,6 +436,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         listen,
         config,
         scrape.clone(),
+        notifier.clone(),
         rules.clone(),
         reload_rx,
     ));
@@ -399,18 +449,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
         tracing::info!(address = %addr, "push listener ready");
         let drain = drain.clone();
-        let serve = axum::serve(l, push.standalone_router())
-            .with_graceful_shutdown(async move { drain.notified().await });
-        push_server = Some(tokio::spawn(async move { serve.await }));
+        let serve = web.clone().serve(l, push.standalone_router(), async move {
+            drain.notified().await
+        });
+        push_server = Some(tokio::spawn(serve));
     }
 
     tracing::info!(address = %listen, "Server is ready to receive web requests.");
     let started_drain = drain.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = web.clone().serve(listener, app, async move {
         shutdown_signal(quit).await;
         started_drain.notify_waiters();
     });
-    let mut serve = tokio::spawn(async move { serve.await });
+    let mut serve = tokio::spawn(serve);
     let drained = drain.clone();
     tokio::select! {
         r = &mut serve => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
@@ -430,6 +481,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     rules.stop().await;
     let _ = push_stop_tx.send(true);
     let _ = push_task.await;
+    tracing::info!("stopping the notifier");
+    notifier.stop().await;
 
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())

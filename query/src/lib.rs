@@ -31,6 +31,7 @@ mod value;
 
 pub use error::{Error, ErrorKind};
 pub use parse::{parse as parse_expr, parse_selector};
+pub use limits::CancelToken;
 pub use value::{MatrixSeries, Value, VectorSample};
 
 use argus_storage::Queryable;
@@ -74,6 +75,11 @@ impl Engine {
         Self { opts }
     }
 
+    /// The options this engine was built with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
     /// Evaluates `query` at time `t` (ms).
     pub fn instant_query(
         &self,
@@ -81,13 +87,24 @@ impl Engine {
         query: &str,
         t: i64,
     ) -> Result<Value, Error> {
+        self.instant_query_with(storage, query, t, &CancelToken::new())
+    }
+
+    /// [`Engine::instant_query`] that stops with a `canceled` error once `cancel` is set.
+    pub fn instant_query_with(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        t: i64,
+        cancel: &CancelToken,
+    ) -> Result<Value, Error> {
         let expr = parse::parse(query)?;
         let c = Ctx {
             start: t,
             end: t,
             step: 1,
         };
-        let v = self.run(storage, &expr, c)?;
+        let v = self.run(storage, &expr, c, cancel)?;
         Ok(match v {
             Val::Scalar(s) => Value::Scalar(t, s.first().copied().unwrap_or(f64::NAN)),
             Val::String(s) => Value::String(t, s),
@@ -115,6 +132,19 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Value, Error> {
+        self.range_query_with(storage, query, start, end, step, &CancelToken::new())
+    }
+
+    /// [`Engine::range_query`] that stops with a `canceled` error once `cancel` is set.
+    pub fn range_query_with(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        cancel: &CancelToken,
+    ) -> Result<Value, Error> {
         if step <= 0 {
             return Err(Error::bad_data(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
@@ -125,7 +155,14 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
-        if (end - start) / step >= MAX_STEPS {
+        // Checked: `end - start` overflows i64 for a range over ~292 million years, and a
+        // wrapped (negative) span would slip past the points limit.
+        let Some(span) = end.checked_sub(start) else {
+            return Err(Error::bad_data(
+                "time range too large: end - start does not fit in 64-bit milliseconds",
+            ));
+        };
+        if span / step >= MAX_STEPS {
             return Err(Error::bad_data(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
@@ -148,7 +185,7 @@ impl Engine {
             ));
         }
         let c = Ctx { start, end, step };
-        let v = self.run(storage, &expr, c)?;
+        let v = self.run(storage, &expr, c, cancel)?;
         Ok(match v {
             Val::Scalar(s) => Value::Matrix(vec![MatrixSeries {
                 labels: argus_storage::Labels::empty(),
@@ -167,6 +204,7 @@ impl Engine {
         storage: &dyn Queryable,
         expr: &promql_parser::parser::Expr,
         c: Ctx,
+        cancel: &CancelToken,
     ) -> Result<Val, Error> {
         let lookback = self.opts.lookback_delta_ms;
         let querier = match analyze::time_bounds(expr, c.start, c.end, lookback) {
@@ -183,7 +221,7 @@ impl Engine {
             query_start: c.start,
             query_end: c.end,
             query_step: if c.start == c.end { 0 } else { c.step },
-            limits: Limits::new(self.opts.timeout, self.opts.max_samples),
+            limits: Limits::new(self.opts.timeout, self.opts.max_samples, cancel.clone()),
         };
         ev.limits.check_now()?;
         let v = ev.eval(expr, c)?;

@@ -11,9 +11,18 @@ pub async fn healthy() -> Response {
     (StatusCode::OK, "Argus Server is Healthy.\n").into_response()
 }
 
-/// `GET|HEAD /-/ready`: the listener opens only after the TSDB is open, so always ready.
-pub async fn ready() -> Response {
-    (StatusCode::OK, "Argus Server is Ready.\n").into_response()
+/// `GET|HEAD /-/ready`: the listener opens only after the TSDB is open, so ready unless WAL
+/// writes fail (a full disk): then 503, so a load balancer stops sending writes that would be
+/// refused. Reading the flag never waits for the WAL.
+pub async fn ready(State(state): State<SharedState>) -> Response {
+    match state.db.wal_error() {
+        None => (StatusCode::OK, "Argus Server is Ready.\n").into_response(),
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Argus Server is not ready: WAL writes fail: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 fn lifecycle_disabled() -> Response {
@@ -64,3 +73,6 @@ pub async fn metrics(State(state): State<SharedState>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 //! `server::build_router` merges it with the scrape, push and federation routers.
 
 pub mod admin;
+pub mod alertmanagers;
 pub mod error;
 pub mod format;
 pub mod lifecycle;
@@ -13,6 +14,7 @@ pub mod query;
 pub mod rules;
 pub mod series;
 pub mod status;
+pub mod ui;
 pub mod write;
 
 use crate::config::ConfigState;
@@ -55,6 +57,10 @@ pub trait Tsdb: Queryable + Appendable + 'static {
     fn stats(&self, limit: usize) -> TsdbStats;
     /// See [`Db::metrics`].
     fn metrics(&self) -> DbMetrics;
+    /// See [`Db::wal_error`]: `Some` while WAL writes fail (`/-/ready` answers 503).
+    fn wal_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Tsdb for Db {
@@ -77,6 +83,9 @@ impl Tsdb for Db {
     }
     fn metrics(&self) -> DbMetrics {
         Db::metrics(self)
+    }
+    fn wal_error(&self) -> Option<String> {
+        Db::wal_error(self)
     }
 }
 
@@ -120,8 +129,16 @@ pub struct AppState {
     pub reload_tx: mpsc::Sender<ReloadRequest>,
     /// Notified by `/-/quit`.
     pub quit: Arc<Notify>,
+    /// Label bounds of remote-written series.
+    pub remote_write_limits: crate::ingest::remote_write::LabelLimits,
+    /// The Alertmanager notifier (None: `/api/v1/alertmanagers` lists none).
+    pub notifier: Option<Arc<crate::notifier::Notifier>>,
     /// The rule manager (None: no rules, `/api/v1/rules` and `/api/v1/alerts` answer empty).
     pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
+    /// `--web.enable-remote-write-receiver`: otherwise `/api/v1/write` answers 404.
+    pub remote_write_enabled: bool,
+    /// `--query.max-concurrency` slots; a query waits for one within its timeout.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Shared state handle.
@@ -213,7 +230,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
-        .route("/api/v1/alertmanagers", get(status::alertmanagers))
+        .route("/api/v1/alertmanagers", get(alertmanagers::list))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),

@@ -104,6 +104,20 @@ impl Params {
     }
 }
 
+/// `end - start` in ms, checked: `end` before `start` is an error, and so is a span that does
+/// not fit in i64 (times go to ±9.2·10¹⁸ ms, so `start=-9e15&end=9e15` would wrap).
+pub fn checked_span_ms(start: i64, end: i64) -> Result<i64, ApiError> {
+    if end < start {
+        return Err(ApiError::invalid_param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    end.checked_sub(start).ok_or_else(|| {
+        ApiError::bad_data("time range too large: end - start does not fit in 64-bit milliseconds")
+    })
+}
+
 /// Prometheus's `parseTime`: Unix seconds as a float (rounded to ms), or RFC 3339.
 pub fn parse_time(s: &str) -> Result<i64, String> {
     let bad = || format!("cannot parse {s:?} to a valid timestamp");

@@ -3,12 +3,19 @@
 //! Parameters are checked here with Prometheus's messages; the expression is parsed once here
 //! (so a syntax error is `invalid parameter "query": …`), then evaluated by the engine on
 //! `spawn_blocking`.
+//!
+//! Bounds, as Prometheus's engine: a query first waits for one of `--query.max-concurrency`
+//! slots, and that wait counts against its timeout (503 `timeout`, "query timed out in query
+//! queue"); the rest of the timeout is enforced inside evaluation. When the client goes away
+//! the handler's future is dropped, which cancels the evaluation (`canceled`); the slot is
+//! held until the evaluation has actually stopped.
 
 use super::error::ApiError;
+use super::error::ErrorType;
 use super::format::push_query_data;
 use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params, parse_duration_ns};
 use super::{SharedState, read_params, success_json};
-use argus_query::{Engine, Value};
+use argus_query::{CancelToken, Engine, Value};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use promql_parser::parser::value::ValueType;
@@ -48,17 +55,58 @@ fn engine_for(state: &SharedState, p: &Params) -> Result<Arc<Engine>, ApiError> 
     Ok(Arc::new(Engine::new(opts)))
 }
 
+/// Cancels the evaluation when dropped: the handler's future is dropped when the client
+/// disconnects, and this guard lives in it.
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 async fn evaluate(
     state: &SharedState,
     engine: Arc<Engine>,
     range: bool,
-    run: impl FnOnce(&Engine, &dyn argus_storage::Queryable) -> Result<Value, argus_query::Error>
+    run: impl FnOnce(
+        &Engine,
+        &dyn argus_storage::Queryable,
+        &CancelToken,
+    ) -> Result<Value, argus_query::Error>
     + Send
     + 'static,
 ) -> Response {
     let db = state.db.clone();
     let started = Instant::now();
-    let joined = tokio::task::spawn_blocking(move || run(&engine, &*db)).await;
+    let timeout = engine.options().timeout;
+    let slot = tokio::time::timeout(timeout, state.query_slots.clone().acquire_owned()).await;
+    let Ok(Ok(slot)) = slot else {
+        state
+            .query_metrics
+            .observe(range, started.elapsed().as_secs_f64(), false);
+        return ApiError {
+            kind: ErrorType::Timeout,
+            message: "query timed out in query queue".into(),
+        }
+        .into_response();
+    };
+    // The time spent queued counts against the timeout.
+    let waited = started.elapsed();
+    let engine = if waited > Duration::from_millis(1) {
+        let mut opts = engine.options().clone();
+        opts.timeout = timeout.saturating_sub(waited);
+        Arc::new(Engine::new(opts))
+    } else {
+        engine
+    };
+    let cancel = CancelToken::new();
+    let _guard = CancelOnDrop(cancel.clone());
+    let joined = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        run(&engine, &*db, &cancel)
+    })
+    .await;
     let result = match joined {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ApiError::query(&e)),
@@ -91,8 +139,8 @@ pub async fn instant(State(state): State<SharedState>, req: Request) -> Response
     })();
     match checked {
         Ok((t, engine, q)) => {
-            evaluate(&state, engine, false, move |e, db| {
-                e.instant_query(db, &q, t)
+            evaluate(&state, engine, false, move |e, db, cancel| {
+                e.instant_query_with(db, &q, t, cancel)
             })
             .await
         }
@@ -104,12 +152,7 @@ pub async fn instant(State(state): State<SharedState>, req: Request) -> Response
 pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
     let start = p.time("start")?;
     let end = p.time("end")?;
-    if end < start {
-        return Err(ApiError::invalid_param(
-            "end",
-            "end timestamp must not be before start time",
-        ));
-    }
+    let span_ms = super::params::checked_span_ms(start, end)?;
     let step_ns = parse_duration_ns(p.get("step").unwrap_or(""))
         .map_err(|e| ApiError::invalid_param("step", e))?;
     if step_ns <= 0 {
@@ -118,7 +161,7 @@ pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    let span_ns = i128::from(end - start) * 1_000_000;
+    let span_ns = i128::from(span_ms) * 1_000_000;
     if span_ns / step_ns > MAX_POINTS_PER_SERIES {
         return Err(ApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
@@ -154,8 +197,8 @@ pub async fn range(State(state): State<SharedState>, req: Request) -> Response {
     })();
     match checked {
         Ok((start, end, step, engine, q)) => {
-            evaluate(&state, engine, true, move |e, db| {
-                e.range_query(db, &q, start, end, step)
+            evaluate(&state, engine, true, move |e, db, cancel| {
+                e.range_query_with(db, &q, start, end, step, cancel)
             })
             .await
         }

@@ -59,9 +59,13 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
             let q = db.querier(start, end).map_err(|e| ApiError::storage(&e))?;
             let mut found: BTreeSet<Labels> = BTreeSet::new();
             for set in &sets {
+                // Each set comes sorted, so its first `limit + 1` series hold every series of
+                // the union's first `limit + 1`: stop there (memory bounded by the limit).
                 let mut ss = q.select(set);
-                while ss.next() {
+                let mut taken = 0usize;
+                while taken <= limit && ss.next() {
                     found.insert(ss.labels().clone());
+                    taken += 1;
                 }
                 if let Some(e) = ss.err() {
                     return Err(ApiError::storage(e));
@@ -98,6 +102,7 @@ async fn collect_strings(
     + 'static,
 ) -> Result<BTreeSet<String>, ApiError> {
     let (start, end) = time_range(p)?;
+    let limit = p.limit()?;
     let mut sets = p.selectors()?;
     if sets.is_empty() {
         sets.push(Vec::new());
@@ -107,7 +112,10 @@ async fn collect_strings(
         let q = db.querier(start, end).map_err(|e| ApiError::storage(&e))?;
         let mut out = BTreeSet::new();
         for set in &sets {
-            out.extend(f(&*q, set).map_err(|e| ApiError::storage(&e))?);
+            // Sorted per set: the union's first `limit + 1` are among each set's first
+            // `limit + 1`, so the union never holds more than sets × (limit + 1) strings.
+            let got = f(&*q, set).map_err(|e| ApiError::storage(&e))?;
+            out.extend(got.into_iter().take(limit.saturating_add(1)));
         }
         Ok(out)
     })

@@ -31,9 +31,40 @@ pub async fn buildinfo() -> Response {
     })
 }
 
-/// `GET /api/v1/status/config`.
+/// `GET /api/v1/status/config`, secrets shown as `<secret>` as Prometheus shows them.
 pub async fn config(State(state): State<SharedState>) -> Response {
-    success(&json!({ "yaml": state.config.get().to_yaml() }))
+    success(&json!({ "yaml": hide_secrets(&state.config.get().to_yaml()) }))
+}
+
+/// Keys whose values are secrets (Prometheus's `config.Secret` fields).
+const SECRET_KEYS: &[&str] = &["password", "credentials", "bearer_token", "client_secret"];
+
+/// Replaces every secret value in a YAML document by `<secret>`.
+fn hide_secrets(yaml: &str) -> String {
+    use serde_yaml_ng::Value;
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, val) in m.iter_mut() {
+                    if k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) && !val.is_null() {
+                        *val = Value::String("<secret>".into());
+                    } else {
+                        walk(val);
+                    }
+                }
+            }
+            Value::Sequence(s) => s.iter_mut().for_each(walk),
+            Value::Tagged(t) => walk(&mut t.value),
+            _ => {}
+        }
+    }
+    match serde_yaml_ng::from_str::<Value>(yaml) {
+        Ok(mut v) => {
+            walk(&mut v);
+            serde_yaml_ng::to_string(&v).unwrap_or_default()
+        }
+        Err(e) => format!("# cannot render config: {e}\n"),
+    }
 }
 
 /// `GET /api/v1/status/flags`.
@@ -142,4 +173,16 @@ pub async fn targets_placeholder() -> Response {
 /// `GET /api/v1/targets/metadata` while no scrape manager is mounted.
 pub async fn targets_metadata_placeholder() -> Response {
     success_json("[]", &[])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hides_secrets() {
+        let y = "scrape_configs:\n- job_name: a\n  basic_auth:\n    username: u\n    password: hunter2\n  authorization:\n    credentials: tok\n";
+        let out = super::hide_secrets(y);
+        assert!(!out.contains("hunter2") && !out.contains("tok"), "{out}");
+        assert!(out.contains("password: <secret>"), "{out}");
+        assert!(out.contains("username: u"), "{out}");
+    }
 }

@@ -86,7 +86,11 @@ fn fixture(admin: bool) -> Fixture {
         metadata: Arc::new(MetadataStore::new()),
         reload_tx,
         quit: Arc::new(Notify::new()),
+        remote_write_limits: Default::default(),
+        notifier: None,
         rules: None,
+        remote_write_enabled: true,
+        query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
     });
     state.registry.register(state.http_metrics.clone());
     let app = crate::server::build_router(state, None, Vec::new());

@@ -6,11 +6,15 @@ use super::SharedState;
 use super::query::now_ms;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request,
+    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request_limited,
 };
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+/// Prometheus's answer when the receiver is off.
+pub const REMOTE_WRITE_DISABLED: &str =
+    "remote write receiver needs to be enabled with --web.enable-remote-write-receiver";
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
@@ -54,6 +58,9 @@ fn check_headers(req: &Request) -> Result<(), String> {
 
 /// `POST /api/v1/write`.
 pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Response {
+    if !state.remote_write_enabled {
+        return text(StatusCode::NOT_FOUND, REMOTE_WRITE_DISABLED);
+    }
     if let Err(msg) = check_headers(&req) {
         return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg);
     }
@@ -74,7 +81,8 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
         }
         st.metadata.record(&wr.metadata);
         let mut app = st.db.appender();
-        let outcome = match append_request(app.as_mut(), &mut wr, now_ms()) {
+        let limits = st.remote_write_limits;
+        let outcome = match append_request_limited(app.as_mut(), &mut wr, now_ms(), &limits) {
             Ok(o) => o,
             Err(e) => {
                 app.rollback();

@@ -4,11 +4,14 @@
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
 //! field and its line) and then [`Config::validate`], run once per load.
 
+pub mod alerting;
 pub mod duration;
 pub mod relabel;
 pub mod scrape;
+pub mod secret;
 
 pub use duration::{PromDuration, parse_duration};
+pub use secret::Secret;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -83,14 +86,23 @@ pub struct Config {
     /// Rule file globs, relative to the config file's directory.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule_files: Vec<String>,
-    /// Accepted and ignored with a warning: Argus sends no alerts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerting: Option<serde_yaml_ng::Value>,
+    /// `alerting:` (the notifier's Alertmanagers).
+    #[serde(
+        skip_serializing_if = "is_default",
+        deserialize_with = "alerting::null_as_default"
+    )]
+    pub alerting: alerting::AlertingConfig,
     /// Accepted and ignored with a warning: Argus does not forward samples.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "secret::serialize_redacted"
+    )]
     pub remote_write: Option<serde_yaml_ng::Value>,
     /// Accepted and ignored with a warning: Argus does not read from remote storage.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "secret::serialize_redacted"
+    )]
     pub remote_read: Option<serde_yaml_ng::Value>,
 }
 
@@ -177,6 +189,7 @@ impl Config {
                 ));
             }
         }
+        self.alerting.validate()?;
         if let Some(s) = &self.global.metric_name_validation_scheme
             && !["", "utf8", "legacy"].contains(&s.as_str())
         {
@@ -204,9 +217,6 @@ impl Config {
     /// Sections that are accepted but have no effect, for a startup warning.
     pub fn ignored_sections(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if self.alerting.is_some() {
-            out.push("alerting");
-        }
         if self.remote_write.is_some() {
             out.push("remote_write");
         }

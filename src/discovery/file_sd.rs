@@ -220,9 +220,30 @@ impl FileDiscovery {
         out
     }
 
+    /// [`FileDiscovery::refresh`] on a blocking thread (file reads must not stall an async
+    /// worker on a slow disk or NFS mount). `None` if that thread panicked.
+    async fn refresh_blocking(mut self, full: bool) -> Option<(Self, Vec<TargetGroup>)> {
+        let joined = tokio::task::spawn_blocking(move || {
+            let groups = self.refresh(full);
+            (self, groups)
+        })
+        .await;
+        match joined {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "file service discovery stopped");
+                None
+            }
+        }
+    }
+
     /// Sends the initial groups, then changes, until the receiver is dropped.
     pub async fn run(mut self, tx: mpsc::Sender<Vec<TargetGroup>>) {
-        let initial = self.refresh(true);
+        let initial;
+        (self, initial) = match self.refresh_blocking(true).await {
+            Some(r) => r,
+            None => return,
+        };
         if tx.send(initial).await.is_err() {
             return;
         }
@@ -236,7 +257,11 @@ impl FileDiscovery {
             if full {
                 last_full = Instant::now();
             }
-            let groups = self.refresh(full);
+            let groups;
+            (self, groups) = match self.refresh_blocking(full).await {
+                Some(r) => r,
+                None => return,
+            };
             if !groups.is_empty() && tx.send(groups).await.is_err() {
                 return;
             }

@@ -7,3 +7,15 @@
 pub mod metadata;
 pub mod prompb;
 pub mod remote_write;
+
+/// Runs `f`, which may block on disk (a WAL commit's fdatasync), without stalling the async
+/// worker that calls it: on the multi-threaded runtime the worker's other tasks move to another
+/// thread for the duration (`block_in_place`). On a current-thread runtime (some tests) `f` just
+/// runs.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

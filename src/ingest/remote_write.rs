@@ -179,14 +179,84 @@ impl Outcome {
     }
 }
 
+/// Bounds on one remote-written series' labels (each cost the head and index pay per series).
+/// 0 disables a bound. Flags `--storage.remote-write.max-labels-per-series`,
+/// `--storage.remote-write.max-label-name-length`, `--storage.remote-write.max-label-value-length`
+/// (Prometheus's scrape `label_limit`, `label_name_length_limit`, `label_value_length_limit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelLimits {
+    /// Most labels per series, `__name__` included.
+    pub max_labels: usize,
+    /// Longest label name, bytes.
+    pub max_name_len: usize,
+    /// Longest label value, bytes.
+    pub max_value_len: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        Self {
+            max_labels: 512,
+            max_name_len: 1024,
+            max_value_len: 16 * 1024,
+        }
+    }
+}
+
+/// `value` shortened for an error message (at most 64 bytes, on a char boundary).
+fn excerpt(value: &str) -> String {
+    let mut end = value.len().min(64);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = value.get(..end).unwrap_or_default();
+    if end < value.len() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// Validates a series' labels and moves them out of `ts` into a [`Labels`]. Empty values are
 /// dropped (an empty value means "no label").
-fn take_labels(ts: &mut TimeSeries) -> Result<Labels, String> {
+fn take_labels(ts: &mut TimeSeries, limits: &LabelLimits) -> Result<Labels, String> {
+    let over = |n: usize, limit: usize| limit != 0 && n > limit;
+    if over(ts.labels.len(), limits.max_labels) {
+        let name = ts
+            .labels
+            .iter()
+            .find(|l| l.name == argus_storage::METRIC_NAME)
+            .map_or_else(|| "\"\"".to_string(), |l| excerpt(&l.value));
+        return Err(format!(
+            "series {name} has {} labels, more than the limit of {} \
+             (--storage.remote-write.max-labels-per-series)",
+            ts.labels.len(),
+            limits.max_labels
+        ));
+    }
     let mut pairs: Vec<Label> = Vec::with_capacity(ts.labels.len());
     let mut has_name = false;
     for l in ts.labels.drain(..) {
         if l.name.is_empty() {
             return Err("empty label name".into());
+        }
+        if over(l.name.len(), limits.max_name_len) {
+            return Err(format!(
+                "label name {} is {} bytes long, more than the limit of {} \
+                 (--storage.remote-write.max-label-name-length)",
+                excerpt(&l.name),
+                l.name.len(),
+                limits.max_name_len
+            ));
+        }
+        if over(l.value.len(), limits.max_value_len) {
+            return Err(format!(
+                "value of label {} is {} bytes long, more than the limit of {} \
+                 (--storage.remote-write.max-label-value-length)",
+                excerpt(&l.name),
+                l.value.len(),
+                limits.max_value_len
+            ));
         }
         if let Some(prev) = pairs.last() {
             match prev.name.as_str().cmp(l.name.as_str()) {
@@ -234,13 +304,24 @@ pub fn append_request(
     req: &mut WriteRequest,
     now_ms: i64,
 ) -> Result<Outcome, StorageError> {
+    append_request_limited(app, req, now_ms, &LabelLimits::default())
+}
+
+/// [`append_request`] with explicit label bounds: a series over them is rejected as invalid
+/// (HTTP 400 naming the bound), the rest of the request is kept.
+pub fn append_request_limited(
+    app: &mut dyn Appender,
+    req: &mut WriteRequest,
+    now_ms: i64,
+    limits: &LabelLimits,
+) -> Result<Outcome, StorageError> {
     let mut out = Outcome::default();
     let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
     for ts in &mut req.timeseries {
         let n = ts.samples.len() as u64;
         let hist = ts.histograms.len() as u64;
         out.samples_received += n + hist;
-        let labels = match take_labels(ts) {
+        let labels = match take_labels(ts, limits) {
             Ok(l) => l,
             Err(msg) => {
                 out.reject(Reason::InvalidLabels, n + hist, || {
@@ -294,6 +375,66 @@ mod tests {
 
     fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries::from_pairs(labels, samples)
+    }
+
+    #[test]
+    fn label_limits_reject_the_series_and_keep_the_rest() {
+        let limits = LabelLimits {
+            max_labels: 3,
+            max_name_len: 8,
+            max_value_len: 10,
+        };
+        let check = |labels: &[(&str, &str)], want: Option<&str>| {
+            let storage = MemStorage::new();
+            let mut app = storage.appender();
+            let mut req = WriteRequest {
+                timeseries: vec![
+                    series(labels, &[(1, 1.0)]),
+                    series(&[("__name__", "ok")], &[(1, 1.0)]),
+                ],
+                metadata: vec![],
+            };
+            let out = append_request_limited(app.as_mut(), &mut req, 0, &limits).unwrap();
+            app.commit().unwrap();
+            assert_eq!(
+                out.samples_written,
+                if want.is_some() { 1 } else { 2 },
+                "{labels:?}"
+            );
+            match (want, out.error_text()) {
+                (None, None) => {}
+                (Some(w), Some(got)) => assert!(got.contains(w), "want {w:?} in {got:?}"),
+                (w, got) => panic!("{labels:?}: want {w:?}, got {got:?}"),
+            }
+        };
+        check(&[("__name__", "m"), ("a", "1"), ("b", "2")], None);
+        check(
+            &[("__name__", "m"), ("a", "1"), ("b", "2"), ("c", "3")],
+            Some("series \"m\" has 4 labels, more than the limit of 3"),
+        );
+        check(&[("__name__", "m"), ("abcdefgh", "1")], None);
+        check(
+            &[("__name__", "m"), ("abcdefghi", "1")],
+            Some("label name \"abcdefghi\" is 9 bytes long, more than the limit of 8"),
+        );
+        check(
+            &[("__name__", "m"), ("a", "ééééééé")],
+            Some("value of label \"a\" is 14 bytes long, more than the limit of 10"),
+        );
+        let unlimited = LabelLimits {
+            max_labels: 0,
+            max_name_len: 0,
+            max_value_len: 0,
+        };
+        let storage = MemStorage::new();
+        let mut app = storage.appender();
+        let long = "x".repeat(100_000);
+        let mut req = WriteRequest {
+            timeseries: vec![series(&[("__name__", "m"), ("a", &long)], &[(1, 1.0)])],
+            metadata: vec![],
+        };
+        let out = append_request_limited(app.as_mut(), &mut req, 0, &unlimited).unwrap();
+        assert_eq!(out.samples_written, 1, "0 disables the bounds");
     }
 
     #[test]

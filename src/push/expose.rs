@@ -81,8 +81,28 @@ fn escape(s: &str, quote: bool, dst: &mut String) {
     }
 }
 
+/// Appends `name` as text format 0.0.4 allows it: unchanged when it is a legacy name
+/// (`[a-zA-Z_:][a-zA-Z0-9_:]*` for metrics, no `:` for labels), otherwise with every other
+/// character (and a leading digit) replaced by `_`, as Prometheus's `escaping=underscores`
+/// does. No stored name (newlines, quotes, `{`, UTF-8) can break the line structure.
+pub fn push_name(dst: &mut String, name: &str, metric: bool) {
+    let ok = |i: usize, c: char| {
+        c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (i > 0 && c.is_ascii_digit())
+    };
+    if name.is_empty() {
+        dst.push('_');
+    } else if name.char_indices().all(|(i, c)| ok(i, c)) {
+        dst.push_str(name);
+    } else {
+        dst.extend(
+            name.char_indices()
+                .map(|(i, c)| if ok(i, c) { c } else { '_' }),
+        );
+    }
+}
+
 /// Writes one sample line: `name{labels[,extra="x"]} value[ ts]\n`. Labels are written as
-/// given, including empty values (as `expfmt` does).
+/// given, including empty values (as `expfmt` does); names are escaped by [`push_name`].
 pub fn write_sample(
     dst: &mut String,
     name: &str,
@@ -92,14 +112,14 @@ pub fn write_sample(
     value: f64,
     ts: Option<i64>,
 ) {
-    dst.push_str(name);
+    push_name(dst, name, true);
     dst.push_str(suffix);
     if !labels.is_empty() || extra.is_some() {
         let mut sep = '{';
         for l in labels {
             dst.push(sep);
             sep = ',';
-            dst.push_str(l.name.as_deref().unwrap_or(""));
+            push_name(dst, l.name.as_deref().unwrap_or(""), false);
             dst.push_str("=\"");
             escape(l.value.as_deref().unwrap_or(""), true, dst);
             dst.push('"');
@@ -128,7 +148,9 @@ pub fn write_family(f: &MetricFamily, dst: &mut String) {
     }
     let name = f.name();
     if let Some(help) = &f.help {
-        let _ = write!(dst, "# HELP {name} ");
+        dst.push_str("# HELP ");
+        push_name(dst, name, true);
+        dst.push(' ');
         escape(help, false, dst);
         dst.push('\n');
     }
@@ -140,7 +162,9 @@ pub fn write_family(f: &MetricFamily, dst: &mut String) {
         MetricType::Untyped => "untyped",
         MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
     };
-    let _ = writeln!(dst, "# TYPE {name} {t}");
+    dst.push_str("# TYPE ");
+    push_name(dst, name, true);
+    let _ = writeln!(dst, " {t}");
     for m in &f.metric {
         write_metric(name, kind, m, dst);
     }
@@ -250,6 +274,51 @@ pub use crate::timefmt::rfc3339_nano;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_names_cannot_break_the_exposition() {
+        let check = |name: &str, metric: bool, want: &str| {
+            let mut s = String::new();
+            push_name(&mut s, name, metric);
+            assert_eq!(s, want, "{name:?}");
+        };
+        check("up", true, "up");
+        check("job:rate5m", true, "job:rate5m");
+        check("job:rate5m", false, "job_rate5m");
+        check("a\nb", true, "a_b");
+        check("x\"} 1\nevil 2", true, "x___1_evil_2");
+        check("{", false, "_");
+        check("0abc", true, "_abc");
+        check("héllo", true, "h_llo");
+        check("", false, "_");
+        let fam = MetricFamily {
+            name: Some("bad\nname{\"é".into()),
+            help: Some("line1\nline2 \\".into()),
+            r#type: Some(MetricType::Gauge as i32),
+            metric: vec![Metric {
+                label: vec![
+                    LabelPair::new("l\"a}", "v\"\n\\"),
+                    LabelPair::new("ok", "é"),
+                ],
+                gauge: Some(super::super::proto::Gauge { value: Some(1.0) }),
+                ..Default::default()
+            }],
+            unit: None,
+        };
+        let mut text = String::new();
+        write_family(&fam, &mut text);
+        assert_eq!(
+            text,
+            "# HELP bad_name___ line1\\nline2 \\\\\n\
+             # TYPE bad_name___ gauge\n\
+             bad_name___{l_a_=\"v\\\"\\n\\\\\",ok=\"é\"} 1\n"
+        );
+        let parsed = crate::push::text::parse_text(text.as_bytes()).expect("valid exposition");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].name(), "bad_name___");
+        let m = &parsed[0].metric[0];
+        assert_eq!(m.label[0].value.as_deref(), Some("v\"\n\\"));
+    }
 
     #[test]
     fn go_float_formatting() {

@@ -96,6 +96,61 @@ pub(crate) fn group_series(g: &Group) -> Vec<(Labels, f64)> {
     out
 }
 
+/// Float series of one family (what [`group_series`] makes of it), without building labels.
+fn family_series(f: &MetricFamily, scratch: &mut Vec<super::expose::FloatSample>) -> usize {
+    let kind = f.kind();
+    f.metric
+        .iter()
+        .map(|m| {
+            scratch.clear();
+            float_samples(kind, m, scratch);
+            scratch.len()
+        })
+        .sum()
+}
+
+/// The series a group will hold after [`PushService::push`] merges `incoming` into `existing`
+/// (or replaces it), counted before anything is copied: exactly `group_series(&merged).len()`.
+fn series_after_push(
+    existing: Option<&GroupEntry>,
+    incoming: &[MetricFamily],
+    replace: bool,
+) -> usize {
+    let mut scratch = Vec::new();
+    let names: std::collections::HashSet<&str> = incoming.iter().map(|f| f.name()).collect();
+    let stored = |name: &str| {
+        existing
+            .and_then(|e| e.group.families.get(name))
+            .and_then(|f| f.family.as_ref())
+    };
+    let kept_failure = stored(PUSH_FAILURE_TIME).is_some();
+    // The two timestamp gauges: `push_time_seconds` always replaced by ours; ours for
+    // `push_failure_time_seconds` only if the group has none yet.
+    let mut n = 1;
+    if !kept_failure {
+        n += 1;
+    }
+    for f in incoming {
+        let name = f.name();
+        if name == PUSH_TIME || (name == PUSH_FAILURE_TIME && !kept_failure) {
+            continue;
+        }
+        n += family_series(f, &mut scratch);
+    }
+    if let Some(e) = existing {
+        for (name, f) in &e.group.families {
+            let timestamp = name == PUSH_TIME || name == PUSH_FAILURE_TIME;
+            if names.contains(name.as_str()) || name == PUSH_TIME || (replace && !timestamp) {
+                continue;
+            }
+            if let Some(f) = f.family.as_ref() {
+                n += family_series(f, &mut scratch);
+            }
+        }
+    }
+    n
+}
+
 fn entry(group: Group) -> Arc<GroupEntry> {
     let series = group_series(&group);
     Arc::new(GroupEntry { group, series })
@@ -181,6 +236,14 @@ impl PushService {
                 "pushed metrics must not have timestamps".into(),
             ));
         }
+        // Limits before any copying: sanitizing copies the grouping key into every metric.
+        let series = series_after_push(existing.as_deref(), &families, replace);
+        if series > self.opts.max_series_per_group {
+            return Err(PushError::Limit(format!(
+                "the group would hold {series} series, more than the limit of {}",
+                self.opts.max_series_per_group
+            )));
+        }
         for f in &mut families {
             sanitize(f, &key);
         }
@@ -220,13 +283,11 @@ impl PushService {
             );
         }
         g.last_push_nanos = now;
-        let series = group_series(&g).len();
-        if series > self.opts.max_series_per_group {
-            return Err(PushError::Limit(format!(
-                "the group would hold {series} series, more than the limit of {}",
-                self.opts.max_series_per_group
-            )));
-        }
+        debug_assert_eq!(
+            group_series(&g).len(),
+            series,
+            "BUG: series_after_push miscounts"
+        );
         let verdict = {
             let st = self.state.read();
             let others = |name: &str| -> Vec<&MetricFamily> {

@@ -157,11 +157,11 @@ impl AlertSet {
                 let mut keep_firing = false;
                 if a.state == AlertState::Firing && rule.keep_firing_for_ms > 0 {
                     let since = *a.keep_firing_since_ms.get_or_insert(t);
-                    keep_firing = t - since < rule.keep_firing_for_ms;
+                    keep_firing = t.saturating_sub(since) < rule.keep_firing_for_ms;
                 }
                 if a.state == AlertState::Pending
                     || a.resolved_at_ms
-                        .is_some_and(|r| t - r > RESOLVED_RETENTION_MS)
+                        .is_some_and(|r| t.saturating_sub(r) > RESOLVED_RETENTION_MS)
                 {
                     delete.push(k.clone());
                 }
@@ -176,12 +176,12 @@ impl AlertSet {
                 a.keep_firing_since_ms = None;
             }
             active_count += 1;
-            if a.state == AlertState::Pending && t - a.active_at_ms >= rule.for_ms {
+            if a.state == AlertState::Pending && t.saturating_sub(a.active_at_ms) >= rule.for_ms {
                 a.state = AlertState::Firing;
                 a.fired_at_ms = Some(t);
             } else if a.state == AlertState::Firing
                 && a.keep_firing_since_ms.is_none()
-                && t - a.active_at_ms < rule.for_ms
+                && t.saturating_sub(a.active_at_ms) < rule.for_ms
             {
                 // `for` was raised by a reload: back to pending until the new `for` has passed.
                 a.state = AlertState::Pending;
@@ -221,7 +221,8 @@ impl AlertSet {
                 continue;
             }
             a.last_sent_ms = Some(t_ms);
-            a.valid_until_ms = t_ms.saturating_add(4 * resend_delay_ms.max(interval_ms));
+            a.valid_until_ms =
+                t_ms.saturating_add(resend_delay_ms.max(interval_ms).saturating_mul(4));
             out.push(OutgoingAlert {
                 labels: a.labels.clone(),
                 annotations: Labels::from_pairs(

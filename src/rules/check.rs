@@ -130,7 +130,8 @@ pub fn check_rules(
     exit_code(failed, has_errors, lint)
 }
 
-/// `check config FILE...`: the config, then each rule file it names; returns the exit code.
+/// `check config FILE...`: the config, then each rule file it names (with the config's
+/// `metric_name_validation_scheme`); returns the exit code.
 pub fn check_config(
     files: &[String],
     opts: &LoadOptions,
@@ -150,6 +151,11 @@ pub fn check_config(
                 has_errors = true;
                 continue;
             }
+        };
+        let opts = &LoadOptions {
+            legacy_names: opts.legacy_names
+                || cfg.global.metric_name_validation_scheme.as_deref() == Some("legacy"),
+            ..*opts
         };
         let base = Path::new(f).parent().unwrap_or(Path::new(""));
         let mut rule_files = Vec::new();

@@ -153,11 +153,11 @@ pub fn parse_file(path: &str, opts: &LoadOptions) -> Result<Vec<GroupSpec>, Vec<
             message,
         }]
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(io_message(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| err(io_message(path, &e)))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(err(format!("file larger than {MAX_FILE_BYTES} bytes")));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| err(io_message(&e)))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(io_message(path, &e)))?;
     parse_text(&text, path, opts).map_err(|msgs| {
         msgs.into_iter()
             .map(|message| RuleFileError {
@@ -168,10 +168,12 @@ pub fn parse_file(path: &str, opts: &LoadOptions) -> Result<Vec<GroupSpec>, Vec<
     })
 }
 
-fn io_message(e: &std::io::Error) -> String {
+/// Go's `open <path>: <reason>` text for a file that cannot be read.
+fn io_message(path: &str, e: &std::io::Error) -> String {
     match e.kind() {
-        std::io::ErrorKind::NotFound => "open: no such file or directory".to_string(),
-        _ => e.to_string(),
+        std::io::ErrorKind::NotFound => format!("open {path}: no such file or directory"),
+        std::io::ErrorKind::PermissionDenied => format!("open {path}: permission denied"),
+        _ => format!("read {path}: {e}"),
     }
 }
 
@@ -399,6 +401,7 @@ fn decode_rule(n: &Node, errs: &mut Errors) -> Result<RawRule, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -427,6 +430,65 @@ mod tests {
         check(
             "groups:\n  - name: a\n  - name: a\n",
             "3:5: groupname: \"a\" is repeated in the same file",
+        );
+    }
+
+    #[test]
+    fn every_rule_error_is_reported_and_templates_are_checked() {
+        let errs = parse_text(
+            "groups:\n- name: example\n  rules:\n  - alert: InstanceDown\n    expr: up ===== 0\n    annotations:\n      summary: \"{{ $label.instance }}\"\n  - record: r\n    expr: up ===== 0\n",
+            "f",
+            &LoadOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "5:11: group \"example\", rule 1, \"InstanceDown\": could not parse expression: "
+            ),
+            "{errs:?}"
+        );
+        assert_eq!(
+            errs[1],
+            "group \"example\", rule 1, \"InstanceDown\": annotation \"summary\": template: __alert_InstanceDown:1: undefined variable \"$label\""
+        );
+        assert!(
+            errs[2].starts_with(
+                "9:11: group \"example\", rule 2, \"r\": could not parse expression: "
+            ),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_first_document_counts_and_empty_files_are_valid() {
+        let g = parse_text(
+            "groups: []\n---\ngroups: [{name: x}]\n",
+            "f",
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert!(g.is_empty());
+        assert!(
+            parse_text("", "f", &LoadOptions::default())
+                .unwrap()
+                .is_empty()
+        );
+        let e = parse_text(
+            "groups:\n- name: a\n  interval: 5x\n",
+            "f",
+            &LoadOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e, vec!["not a valid duration string: \"5x\"".to_string()]);
+    }
+
+    #[test]
+    fn missing_file_reads_like_go() {
+        let e = parse_file("/nonexistent/r.yml", &LoadOptions::default()).unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            "/nonexistent/r.yml: open /nonexistent/r.yml: no such file or directory"
         );
     }
 

@@ -104,7 +104,7 @@ impl Group {
     pub fn eval(&mut self, t_ms: i64, env: &EvalEnv<'_>) -> Vec<OutgoingAlert> {
         let started = Instant::now();
         self.last_evaluation = Some(SystemTime::now());
-        let qt = t_ms - self.query_offset_ms;
+        let qt = t_ms.saturating_sub(self.query_offset_ms);
         if !self.orphans.is_empty() {
             let orphans = std::mem::take(&mut self.orphans);
             write_stale(env.appendable, orphans.iter(), qt);
@@ -175,7 +175,7 @@ impl Group {
                 let series = super::restore::for_state_series(
                     env.queryable,
                     &r.spec,
-                    now_ms - outage_tolerance_ms,
+                    now_ms.saturating_sub(outage_tolerance_ms),
                     now_ms,
                 );
                 for a in r.alerts.active.values_mut() {

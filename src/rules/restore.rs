@@ -67,13 +67,14 @@ pub(crate) fn restored_active_at(
     // Prometheus works in whole seconds here.
     let down_at = down_at_ms.div_euclid(1000) * 1000;
     let old_active = (old_active_secs as i64).saturating_mul(1000);
-    let remaining = for_ms - (down_at - old_active);
+    // Values come from storage (anyone may write ALERTS_FOR_STATE): saturate, never overflow.
+    let remaining = for_ms.saturating_sub(down_at.saturating_sub(old_active));
     Some(if remaining <= 0 {
         old_active
     } else if remaining < grace_ms {
-        now_ms + grace_ms - for_ms
+        now_ms.saturating_add(grace_ms).saturating_sub(for_ms)
     } else {
-        old_active + (now_ms - down_at)
+        old_active.saturating_add(now_ms.saturating_sub(down_at))
     })
 }
 

@@ -502,3 +502,75 @@ fn group_can_move_between_threads() {
     assert_send_sync::<Group>();
     assert_send_sync::<GroupStatus>();
 }
+
+/// A deterministic stand-in for the `rule_file` fuzz target that runs with the unit tests:
+/// byte-level mutations of real rule files through parse, validate and two evaluations.
+#[test]
+fn mutated_rule_files_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rules");
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("testdata/rules")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_rules.yml"))
+        .map(|e| std::fs::read(e.path()).expect("read"))
+        .collect();
+    seeds.push(b"groups:\n- name: a\n  rules:\n  - &r\n    alert: X\n    expr: up == 0\n    labels: {v: '{{ $value }}'}\n  - <<: *r\n    alert: Y\n".to_vec());
+    assert!(seeds.len() >= 4);
+    let f = Fixture::new();
+    f.db.insert(
+        Labels::from_pairs(&[("__name__", "up"), ("job", "a")]),
+        0,
+        0.0,
+    );
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n.max(1) as u64) as usize
+    };
+    const TOKENS: &[&[u8]] = &[
+        b"{{", b"}}", b"&a", b"*a", b"<<: ", b"\n- ", b": ", b"[", b"{", b"'", b"\"", b"---\n",
+        b"\t", b"0",
+    ];
+    let mut parsed = 0;
+    for round in 0..3000 {
+        let mut data = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + rnd(4) {
+            let pos = rnd(data.len() + 1);
+            match rnd(3) {
+                0 if !data.is_empty() => {
+                    let end = (pos + rnd(8)).min(data.len());
+                    data.drain(pos.min(end)..end);
+                }
+                1 => {
+                    let t = TOKENS[rnd(TOKENS.len())];
+                    data.splice(pos..pos, t.iter().copied());
+                }
+                _ => {
+                    if let Some(b) = data.get_mut(pos) {
+                        *b = (rnd(95) + 32) as u8;
+                    }
+                }
+            }
+        }
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        let Ok(groups) = parse_text(text, "m.yml", &LoadOptions::default()) else {
+            continue;
+        };
+        parsed += 1;
+        for spec in groups.into_iter().take(2) {
+            let mut g = Group::new(spec, M, 0);
+            g.mark_restored();
+            g.eval(0, &f.env());
+            g.eval(M, &f.env());
+            let _ = g.status();
+        }
+    }
+    assert!(
+        parsed > 50,
+        "too few mutants parsed ({parsed}) to exercise evaluation"
+    );
+}

@@ -3,7 +3,7 @@
 use super::Error;
 use super::expfmt::Format;
 use super::target::Target;
-use crate::config::scrape::{ScrapeConfig, TlsConfig};
+use crate::config::scrape::{Authorization, BasicAuth, ScrapeConfig, TlsConfig};
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use std::time::Duration;
 
@@ -19,8 +19,10 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// How a request authenticates: shared by scrapes and the notifier (an HTTP client config's
+/// `basic_auth`, `authorization` or deprecated `bearer_token*`).
 #[derive(Clone, Debug)]
-enum Auth {
+pub(crate) enum Auth {
     None,
     Basic {
         user: String,
@@ -83,27 +85,12 @@ impl TargetClient {
         let client = b
             .build()
             .map_err(|e| tls_err(&target.url, "cannot build HTTP client", e))?;
-        let auth = if let Some(ba) = &cfg.basic_auth {
-            Auth::Basic {
-                user: ba.username.clone(),
-                pass: ba.password.clone(),
-                pass_file: ba.password_file.clone(),
-            }
-        } else if let Some(a) = &cfg.authorization {
-            Auth::Header {
-                kind: a.kind.clone().unwrap_or_else(|| "Bearer".into()),
-                cred: a.credentials.clone(),
-                cred_file: a.credentials_file.clone(),
-            }
-        } else if cfg.bearer_token.is_some() || cfg.bearer_token_file.is_some() {
-            Auth::Header {
-                kind: "Bearer".into(),
-                cred: cfg.bearer_token.clone(),
-                cred_file: cfg.bearer_token_file.clone(),
-            }
-        } else {
-            Auth::None
-        };
+        let auth = Auth::from_config(
+            cfg.basic_auth.as_ref(),
+            cfg.authorization.as_ref(),
+            cfg.bearer_token.as_ref(),
+            cfg.bearer_token_file.as_ref(),
+        );
         let fallback = cfg.fallback_scrape_protocol.as_deref().map(|p| {
             if p.starts_with("OpenMetrics") {
                 Format::OpenMetrics
@@ -155,31 +142,7 @@ impl TargetClient {
         if !self.compression {
             req = req.header(ACCEPT_ENCODING, "identity");
         }
-        req = match &self.auth {
-            Auth::None => req,
-            Auth::Basic {
-                user,
-                pass,
-                pass_file,
-            } => {
-                let p = match pass_file {
-                    Some(f) => Some(read_secret(f, &self.url)?),
-                    None => pass.clone(),
-                };
-                req.basic_auth(user, p)
-            }
-            Auth::Header {
-                kind,
-                cred,
-                cred_file,
-            } => {
-                let c = match cred_file {
-                    Some(f) => read_secret(f, &self.url)?,
-                    None => cred.clone().unwrap_or_default(),
-                };
-                req.header(AUTHORIZATION, format!("{kind} {c}"))
-            }
-        };
+        req = self.auth.apply(req, &self.url)?;
         let mut resp = req.send().await.map_err(http_err)?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
@@ -210,6 +173,71 @@ impl TargetClient {
     }
 }
 
+impl Auth {
+    /// The auth of an HTTP client config; at most one of the options is set (validated).
+    pub(crate) fn from_config(
+        basic: Option<&BasicAuth>,
+        authorization: Option<&Authorization>,
+        bearer_token: Option<&crate::config::Secret>,
+        bearer_token_file: Option<&String>,
+    ) -> Self {
+        if let Some(ba) = basic {
+            Auth::Basic {
+                user: ba.username.clone(),
+                pass: ba.password.as_ref().map(|s| s.expose().to_string()),
+                pass_file: ba.password_file.clone(),
+            }
+        } else if let Some(a) = authorization {
+            Auth::Header {
+                kind: a.kind.clone().unwrap_or_else(|| "Bearer".into()),
+                cred: a.credentials.as_ref().map(|s| s.expose().to_string()),
+                cred_file: a.credentials_file.clone(),
+            }
+        } else if bearer_token.is_some() || bearer_token_file.is_some() {
+            Auth::Header {
+                kind: "Bearer".into(),
+                cred: bearer_token.map(|s| s.expose().to_string()),
+                cred_file: bearer_token_file.cloned(),
+            }
+        } else {
+            Auth::None
+        }
+    }
+
+    /// Adds the credentials to `req`, reading credential files now (they may rotate).
+    pub(crate) fn apply(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        Ok(match self {
+            Auth::None => req,
+            Auth::Basic {
+                user,
+                pass,
+                pass_file,
+            } => {
+                let p = match pass_file {
+                    Some(f) => Some(read_secret(f, url)?),
+                    None => pass.clone(),
+                };
+                req.basic_auth(user, p)
+            }
+            Auth::Header {
+                kind,
+                cred,
+                cred_file,
+            } => {
+                let c = match cred_file {
+                    Some(f) => read_secret(f, url)?,
+                    None => cred.clone().unwrap_or_default(),
+                };
+                req.header(AUTHORIZATION, format!("{kind} {c}"))
+            }
+        })
+    }
+}
+
 fn read_secret(path: &str, url: &str) -> Result<String, Error> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
@@ -219,7 +247,8 @@ fn read_secret(path: &str, url: &str) -> Result<String, Error> {
         })
 }
 
-fn apply_tls(
+/// Applies `tls_config` (CA, client certificate, verification) to a client builder.
+pub(crate) fn apply_tls(
     mut b: reqwest::ClientBuilder,
     tls: &TlsConfig,
     url: &str,
@@ -246,7 +275,7 @@ fn apply_tls(
 }
 
 /// `e: cause: cause…`, the way Go wraps errors.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

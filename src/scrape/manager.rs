@@ -201,7 +201,8 @@ impl ScrapeManager {
     }
 }
 
-async fn forward(
+/// Tags the groups of one provider with its index and passes them on, until either side closes.
+pub(crate) async fn forward(
     provider: usize,
     mut rx: mpsc::Receiver<Vec<TargetGroup>>,
     tx: mpsc::Sender<(usize, Vec<TargetGroup>)>,

@@ -154,7 +154,7 @@ fn write_end_staleness(p: &LoopParams, st: &mut State, ts: Timestamp) {
         .cache
         .mark_all_stale(ts, app.as_mut(), &p.opts)
         .and_then(|_| st.report.append_stale(app.as_mut(), ts));
-    match r.and_then(|()| app.commit().map_err(Error::Storage)) {
+    match r.and_then(|()| crate::ingest::blocking(|| app.commit()).map_err(Error::Storage)) {
         Ok(()) => {}
         Err(e) => {
             app.rollback();
@@ -183,7 +183,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         Ok(stats) => st
             .report
             .append(app.as_mut(), ts, true, dur.as_secs_f64(), &stats)
-            .and_then(|()| app.commit().map_err(Error::Storage)),
+            .and_then(|()| crate::ingest::blocking(|| app.commit()).map_err(Error::Storage)),
         Err(e) => Err(e),
     };
     let err = match outcome {
@@ -203,7 +203,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
                         &AppendStats::default(),
                     )
                 })
-                .and_then(|()| app.commit().map_err(Error::Storage));
+                .and_then(|()| crate::ingest::blocking(|| app.commit()).map_err(Error::Storage));
             if let Err(e2) = r {
                 app.rollback();
                 tracing::warn!(target = %p.target.url, error = %e2, "cannot record failed scrape");

@@ -2,7 +2,8 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::funcs::Func;
-use super::printf::{html_escape, js_escape, query_escape, sprint, sprintf, sprintln};
+use super::gostr::{html_escape, js_escape, query_escape};
+use super::printf::{sprint, sprintf, sprintln};
 use super::value::Value;
 use std::rc::Rc;
 

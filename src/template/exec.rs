@@ -13,6 +13,8 @@ use super::value::Value;
 pub(super) const MAX_OUTPUT: usize = 1 << 20;
 /// Most nodes walked plus range iterations in one execution.
 pub(super) const MAX_STEPS: u64 = 1_000_000;
+/// Most bytes of strings that function calls may produce in one execution.
+pub(super) const MAX_PRODUCED: usize = 64 << 20;
 /// Deepest `{{template}}` call nesting.
 pub(super) const MAX_TEMPLATE_DEPTH: usize = 100;
 
@@ -31,10 +33,14 @@ pub(super) struct Exec<'a> {
     pub ctx: FuncCtx<'a>,
     pub out: String,
     pub(super) steps: u64,
+    /// Bytes of strings produced by function calls so far.
+    pub(super) produced: usize,
     pub(super) depth: usize,
     /// Name of the template being executed and its variable stack.
     pub(super) name: String,
     pub(super) vars: Vec<(String, Value)>,
+    /// The node errors point at: the last one Go's executor would have passed to `s.at`.
+    pub(super) at: Option<&'a dyn Located>,
 }
 
 impl<'a> Exec<'a> {
@@ -51,15 +57,18 @@ impl<'a> Exec<'a> {
             ctx,
             out: String::new(),
             steps: 0,
+            produced: 0,
             depth: 0,
             name: String::new(),
             vars: Vec::new(),
+            at: None,
         }
     }
 
     /// Executes template `name` with `data` as dot and `$`.
     pub(super) fn run(&mut self, name: &str, data: Value) -> EResult<()> {
-        let Some(root) = self.trees.get(name) else {
+        let trees = self.trees;
+        let Some(root) = trees.get(name) else {
             return Err(format!(
                 "template: {name}: {} is an incomplete or empty template",
                 go_quote(name)
@@ -70,7 +79,16 @@ impl<'a> Exec<'a> {
         self.walk_list(&data, root).map(|_| ())
     }
 
-    pub(super) fn errorf(&self, node: &dyn Located, msg: impl std::fmt::Display) -> String {
+    /// Marks the node later errors point at.
+    pub(super) fn at(&mut self, node: &'a dyn Located) {
+        self.at = Some(node);
+    }
+
+    /// Go's `s.errorf`: `template: NAME:LINE:COL: executing "TMPL" at <NODE>: MSG`.
+    pub(super) fn err(&self, msg: impl std::fmt::Display) -> String {
+        let Some(node) = self.at else {
+            return format!("template: {}: {msg}", self.name);
+        };
         let pos = node.position().min(self.source.len());
         let before = self.source.get(..pos).unwrap_or("");
         let line = 1 + before.bytes().filter(|&b| b == b'\n').count();
@@ -82,26 +100,23 @@ impl<'a> Exec<'a> {
         )
     }
 
-    fn step(&mut self, node: &dyn Located) -> EResult<()> {
+    fn step(&mut self) -> EResult<()> {
         self.steps += 1;
         if self.steps > MAX_STEPS {
-            return Err(self.errorf(
-                node,
-                format!("template execution exceeded {MAX_STEPS} steps"),
-            ));
+            return Err(self.err(format!("template execution exceeded {MAX_STEPS} steps")));
         }
         Ok(())
     }
 
-    fn write(&mut self, node: &dyn Located, s: &str) -> EResult<()> {
+    fn write(&mut self, s: &str) -> EResult<()> {
         if self.out.len() + s.len() > MAX_OUTPUT {
-            return Err(self.errorf(node, format!("template output exceeds {MAX_OUTPUT} bytes")));
+            return Err(self.err(format!("template output exceeds {MAX_OUTPUT} bytes")));
         }
         self.out.push_str(s);
         Ok(())
     }
 
-    fn walk_list(&mut self, dot: &Value, list: &[Node]) -> EResult<Flow> {
+    fn walk_list(&mut self, dot: &Value, list: &'a [Node]) -> EResult<Flow> {
         for n in list {
             match self.walk(dot, n)? {
                 Flow::Normal => {}
@@ -111,16 +126,18 @@ impl<'a> Exec<'a> {
         Ok(Flow::Normal)
     }
 
-    fn walk(&mut self, dot: &Value, node: &Node) -> EResult<Flow> {
-        self.step(node)?;
+    fn walk(&mut self, dot: &Value, node: &'a Node) -> EResult<Flow> {
+        self.at(node);
+        self.step()?;
         match node {
-            Node::Text(t) => self.write(node, t)?,
+            Node::Text(t) => self.write(t)?,
             Node::Action { pipe, .. } => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
+                    self.at(node);
                     let mut s = String::new();
                     v.write_v(&mut s, true);
-                    self.write(node, &s)?;
+                    self.write(&s)?;
                 }
             }
             Node::If(b) | Node::With(b) => {
@@ -131,20 +148,18 @@ impl<'a> Exec<'a> {
             }
             Node::Range(b) => {
                 let mark = self.vars.len();
-                let r = self.walk_range(dot, node, b);
+                let r = self.walk_range(dot, b);
                 self.vars.truncate(mark);
                 return r;
             }
-            Node::Template { name, pipe, .. } => {
-                self.walk_template(dot, node, name, pipe.as_ref())?
-            }
+            Node::Template { name, pipe, .. } => self.walk_template(dot, name, pipe.as_ref())?,
             Node::Break { .. } => return Ok(Flow::Break),
             Node::Continue { .. } => return Ok(Flow::Continue),
         }
         Ok(Flow::Normal)
     }
 
-    fn walk_if_or_with(&mut self, dot: &Value, b: &Branch, is_with: bool) -> EResult<Flow> {
+    fn walk_if_or_with(&mut self, dot: &Value, b: &'a Branch, is_with: bool) -> EResult<Flow> {
         let val = self.eval_pipeline(dot, &b.pipe)?;
         if val.truth().unwrap_or(false) {
             let d = if is_with { &val } else { dot };
@@ -156,17 +171,15 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn walk_range(&mut self, dot: &Value, node: &Node, b: &Branch) -> EResult<Flow> {
+    fn walk_range(&mut self, dot: &Value, b: &'a Branch) -> EResult<Flow> {
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let items: Vec<(Value, Value)> = match &val {
             Value::Samples(v) => v
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    (
-                        Value::Int(i64::try_from(i).unwrap_or(i64::MAX)),
-                        Value::Sample(Some(s.clone())),
-                    )
+                    let i = i64::try_from(i).unwrap_or(i64::MAX);
+                    (Value::Int(i), Value::Sample(Some(s.clone())))
                 })
                 .collect(),
             Value::StrMap(m) => m
@@ -176,11 +189,11 @@ impl<'a> Exec<'a> {
             Value::AnyMap(m) => m.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
             Value::Int(n) => {
                 if b.pipe.decl.len() > 1 {
-                    return Err(self.errorf(
-                        node,
-                        format!("can't use {n} to iterate over more than one variable"),
-                    ));
+                    return Err(self.err(format!(
+                        "can't use {n} to iterate over more than one variable"
+                    )));
                 }
+                // Beyond MAX_STEPS the step check fails anyway.
                 let n = u64::try_from(*n).unwrap_or(0).min(MAX_STEPS + 1);
                 (0..n)
                     .map(|i| Value::Int(i64::try_from(i).unwrap_or(i64::MAX)))
@@ -189,10 +202,9 @@ impl<'a> Exec<'a> {
             }
             Value::Invalid => Vec::new(),
             other => {
-                return Err(self.errorf(
-                    node,
-                    format!("range can't iterate over {}", other.to_v_string()),
-                ));
+                let mut shown = String::new();
+                other.write_v(&mut shown, true);
+                return Err(self.err(format!("range can't iterate over {shown}")));
             }
         };
         if items.is_empty() {
@@ -202,22 +214,22 @@ impl<'a> Exec<'a> {
             return Ok(Flow::Normal);
         }
         let mark = self.vars.len();
+        let n = b.pipe.decl.len();
         for (index, elem) in items {
-            self.step(node)?;
-            let n = b.pipe.decl.len();
+            self.step()?;
             if n > 0 {
                 if b.pipe.is_assign {
-                    let first = b.pipe.decl.first().cloned().unwrap_or_default();
+                    let first = b.pipe.decl.first().map_or("", String::as_str);
                     let v = if n > 1 { index.clone() } else { elem.clone() };
-                    self.set_var(node, &first, v)?;
+                    self.set_var(first, v)?;
                 } else {
                     self.set_top_var(1, elem.clone());
                 }
             }
             if n > 1 {
                 if b.pipe.is_assign {
-                    let second = b.pipe.decl.get(1).cloned().unwrap_or_default();
-                    self.set_var(node, &second, elem.clone())?;
+                    let second = b.pipe.decl.get(1).map_or("", String::as_str);
+                    self.set_var(second, elem.clone())?;
                 } else {
                     self.set_top_var(2, index);
                 }
@@ -231,22 +243,15 @@ impl<'a> Exec<'a> {
         Ok(Flow::Normal)
     }
 
-    fn walk_template(
-        &mut self,
-        dot: &Value,
-        node: &Node,
-        name: &str,
-        pipe: Option<&Pipe>,
-    ) -> EResult<()> {
+    fn walk_template(&mut self, dot: &Value, name: &str, pipe: Option<&'a Pipe>) -> EResult<()> {
         let trees = self.trees;
         let Some(root) = trees.get(name) else {
-            return Err(self.errorf(node, format!("template {} not defined", go_quote(name))));
+            return Err(self.err(format!("template {} not defined", go_quote(name))));
         };
         if self.depth >= MAX_TEMPLATE_DEPTH {
-            return Err(self.errorf(
-                node,
-                format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
-            ));
+            return Err(self.err(format!(
+                "exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"
+            )));
         }
         let new_dot = match pipe {
             Some(p) => self.eval_pipeline(dot, p)?,
@@ -263,13 +268,13 @@ impl<'a> Exec<'a> {
         r.map(|_| ())
     }
 
-    pub(super) fn set_var(&mut self, node: &dyn Located, name: &str, v: Value) -> EResult<()> {
+    pub(super) fn set_var(&mut self, name: &str, v: Value) -> EResult<()> {
         match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
             Some(slot) => {
                 slot.1 = v;
                 Ok(())
             }
-            None => Err(self.errorf(node, format!("undefined variable: {name}"))),
+            None => Err(self.err(format!("undefined variable: {name}"))),
         }
     }
 

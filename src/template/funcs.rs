@@ -143,16 +143,59 @@ fn samples(v: &Value) -> &[Rc<QuerySample>] {
     }
 }
 
+/// Compiles a Go (RE2) regular expression; Err is Go's message for the common mistakes.
 fn regex(pattern: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| {
-            format!(
-                "error parsing regexp: {}",
-                e.to_string().lines().last().unwrap_or("")
-            )
+            let msg = e.to_string();
+            let last = msg
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            let go = match last {
+                "unclosed group" => format!("missing closing ): `{pattern}`"),
+                "unopened group" => format!("unexpected ): `{pattern}`"),
+                "unclosed character class" => format!("missing closing ]: `{pattern}`"),
+                "repetition operator missing expression" => {
+                    "missing argument to repetition operator: `*`".to_string()
+                }
+                other => other.to_string(),
+            };
+            format!("error parsing regexp: {go}")
         })
+}
+
+/// `Regexp.ReplaceAllString` with `$1`/`${name}` expansion, refusing results over
+/// [`MAX_STRING`](super::printf::MAX_STRING) bytes.
+fn replace_all_bounded(re: &regex::Regex, text: &str, repl: &str) -> Result<String, String> {
+    let limit = super::printf::MAX_STRING;
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(text) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(text.get(last..m.start()).unwrap_or(""));
+        caps.expand(repl, &mut out);
+        last = m.end();
+        if out.len() > limit {
+            return Err(format!("result exceeds {limit} bytes"));
+        }
+    }
+    out.push_str(text.get(last..).unwrap_or(""));
+    Ok(out)
+}
+
+/// How Go's `regexp.MustCompile` quotes the expression: backquotes when possible.
+fn go_regexp_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c != '`' && (c == '\t' || !c.is_control()))
+    {
+        format!("`{s}`")
+    } else {
+        super::gostr::go_quote(s)
+    }
 }
 
 /// Calls a Prometheus function with converted arguments. Err is the function's error text.
@@ -187,26 +230,22 @@ pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Res
             Value::AnyMap(Rc::new(m))
         }
         Func::ReReplaceAll => {
-            let re = regex(s(arg(0))).map_err(|e| {
-                format!(
-                    "regexp: Compile({}): {e}",
-                    super::gostr::go_quote(s(arg(0)))
-                )
-            })?;
-            Value::str(&re.replace_all(s(arg(2)), s(arg(1))))
+            let re = regex(s(arg(0)))
+                .map_err(|e| format!("regexp: Compile({}): {e}", go_regexp_quote(s(arg(0)))))?;
+            Value::str(&replace_all_bounded(&re, s(arg(2)), s(arg(1)))?)
         }
         Func::SafeHtml => Value::Html(Rc::from(s(arg(0)))),
         Func::Match => Value::Bool(regex(s(arg(0)))?.is_match(s(arg(1)))),
         Func::Title => Value::str(&humanize::title(s(arg(0)))),
-        Func::ToUpper => Value::str(&s(arg(0)).to_uppercase()),
-        Func::ToLower => Value::str(&s(arg(0)).to_lowercase()),
+        Func::ToUpper => Value::str(&humanize::map_case(s(arg(0)), true)),
+        Func::ToLower => Value::str(&humanize::map_case(s(arg(0)), false)),
         Func::GraphLink => Value::str(&format!(
             "/graph?g0.expr={}&g0.tab=0",
-            super::printf::query_escape(s(arg(0)))
+            super::gostr::query_escape(s(arg(0)))
         )),
         Func::TableLink => Value::str(&format!(
             "/graph?g0.expr={}&g0.tab=1",
-            super::printf::query_escape(s(arg(0)))
+            super::gostr::query_escape(s(arg(0)))
         )),
         Func::SortByLabel => {
             let name = s(arg(0));
@@ -234,11 +273,7 @@ pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Res
             Ok(t) => Value::Time(t),
             Err(e) => return Err(e.unwrap_or_else(|| "value is NaN or Inf".into())),
         },
-        Func::ToDuration => {
-            let v = to_float(arg(0))? * 1e9;
-            // Go's float → int64 conversion; out-of-range values saturate here.
-            Value::Duration(if v.is_nan() { i64::MIN } else { v as i64 })
-        }
+        Func::ToDuration => Value::Duration(go_f64_to_i64(to_float(arg(0))? * 1e9)),
         Func::PathPrefix | Func::ExternalUrl => {
             if ctx.external_url.is_empty() {
                 return Err(NIL_DEREF.into());
@@ -253,7 +288,7 @@ pub(super) fn call_prometheus(f: Func, args: &[Value], ctx: &FuncCtx<'_>) -> Res
         Func::StripPort => Value::str(humanize::strip_port(s(arg(0)))),
         Func::StripDomain => Value::str(&humanize::strip_domain(s(arg(0)))),
         Func::Now => Value::Float(ctx.eval_time_secs),
-        Func::UrlQueryEscape => Value::str(&super::printf::query_escape(s(arg(0)))),
+        Func::UrlQueryEscape => Value::str(&super::gostr::query_escape(s(arg(0)))),
         _ => return Err(format!("BUG: {} is not a Prometheus function", f.name())),
     })
 }
@@ -263,7 +298,6 @@ pub(super) fn to_float(v: &Value) -> Result<f64, String> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),
-        Value::Byte(b) => Ok(f64::from(*b)),
         Value::Str(s) => parse_go_float(s),
         other => Err(format!("can't convert {} to float", other.type_name())),
     }
@@ -310,12 +344,21 @@ fn float_to_time(v: f64) -> Result<GoTime, Option<String>> {
             crate::template::format_go_float(v)
         )));
     }
-    let ms = (ts as i64) / 1_000_000;
+    let ms = go_f64_to_i64(ts) / 1_000_000;
     let nanos = u32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0);
     Ok(GoTime {
         secs: ms.div_euclid(1000),
         nanos,
     })
+}
+
+/// Go's `int64(f)` on amd64: NaN and out-of-range values become `math.MinInt64`.
+pub(super) fn go_f64_to_i64(f: f64) -> i64 {
+    if f.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+        i64::MIN
+    } else {
+        f as i64
+    }
 }
 
 /// The path of an absolute URL (`http://h:9090/path/prefix` → `/path/prefix`).
@@ -333,7 +376,13 @@ fn parse_duration(s: &str) -> Result<f64, String> {
         Some(b) => (true, b),
         None => (false, s),
     };
-    let d = crate::config::duration::parse_duration(body)?;
+    let d = crate::config::duration::parse_duration(body).map_err(|e| {
+        if neg {
+            format!("not a valid duration string: {}", super::gostr::go_quote(s))
+        } else {
+            e
+        }
+    })?;
     let secs = d.as_secs_f64();
     Ok(if neg { -secs } else { secs })
 }

@@ -15,6 +15,23 @@ pub(crate) fn go_quote(s: &str) -> String {
     out
 }
 
+/// Go's `strconv.QuoteToASCII` (for `%+q`).
+pub(super) fn go_quote_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c.is_ascii() {
+            quote_char(c, '"', &mut out);
+        } else if (c as u32) < 0x10000 {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Go's `strconv.QuoteRune` (for `%q` of an integer).
 pub(crate) fn go_quote_rune(c: char) -> String {
     let mut out = String::from("'");
@@ -52,7 +69,7 @@ fn quote_char(c: char, quote: char, out: &mut String) {
 
 /// An approximation of Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols
 /// and the ASCII space.
-fn is_print(c: char) -> bool {
+pub(super) fn is_print(c: char) -> bool {
     if c.is_ascii() {
         return (' '..='~').contains(&c);
     }
@@ -155,4 +172,59 @@ pub(super) fn unquote_char(s: &str, quote: char) -> Result<(Piece, &str), &'stat
         _ => Piece::Char(char::from_u32(v).ok_or(BAD)?),
     };
     Ok((piece, rest))
+}
+
+/// Go's `template.HTMLEscapeString`.
+pub(super) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\0' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's `template.JSEscapeString`.
+pub(super) fn js_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' => out.push_str("\\u003C"),
+            '>' => out.push_str("\\u003E"),
+            '&' => out.push_str("\\u0026"),
+            '=' => out.push_str("\\u003D"),
+            c if !is_print(c) => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's `url.QueryEscape`.
+pub(super) fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            b => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
 }

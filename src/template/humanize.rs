@@ -2,7 +2,7 @@
 //! (`title`, `stripPort`, `stripDomain`).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::printf::fmt_g;
+use super::float::fmt_g;
 
 /// Go's `fmt.Sprintf("%.4g", v)`.
 fn g4(v: f64) -> String {
@@ -74,7 +74,7 @@ pub(super) fn humanize_duration(mut v: f64) -> String {
         let sign = if v < 0.0 { "-" } else { "" };
         v = v.abs();
         // Go's float64 → int64 conversion; saturating here.
-        let d = v as i64;
+        let d = super::funcs::go_f64_to_i64(v);
         let (days, hours, minutes, seconds) = (d / 86_400, d / 3600 % 24, d / 60 % 60, d % 60);
         if days != 0 {
             return format!("{sign}{days}d {hours}h {minutes}m {seconds}s");
@@ -160,4 +160,21 @@ pub(super) fn strip_domain(s: &str) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Go's `strings.ToUpper`/`ToLower`: one rune at a time (`ß` stays `ß`).
+pub(super) fn map_case(s: &str, upper: bool) -> String {
+    s.chars()
+        .map(|c| {
+            if upper {
+                let mut u = c.to_uppercase();
+                match (u.next(), u.next()) {
+                    (Some(x), None) => x,
+                    _ => c,
+                }
+            } else {
+                c.to_lowercase().next().unwrap_or(c)
+            }
+        })
+        .collect()
 }

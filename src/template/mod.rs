@@ -30,6 +30,7 @@ mod ast;
 mod builtins;
 mod eval;
 mod exec;
+mod float;
 mod funcs;
 mod gostr;
 mod gotime;
@@ -199,7 +200,7 @@ pub fn format_go_float(v: f64) -> String {
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `1.234567e+06`, `NaN`, `+Inf`.
 pub fn format_go_float_e(v: f64) -> String {
-    printf::fmt_e_shortest(v)
+    float::fmt_e_shortest(v)
 }
 
 /// Prometheus's `humanize`: SI prefixes with 4 significant digits (`1.235M`, `120m`).

@@ -98,11 +98,45 @@ fn parse_int(text: &str) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-/// Decimal floats (`1.5`, `.5`, `1e-3`); hexadecimal floats are refused.
+/// Go float literals: decimal (`1.5`, `.5`, `1e-3`) and hexadecimal (`0x1p-2`); out of range
+/// is refused like Go's `strconv.ParseFloat`.
 fn parse_float(text: &str) -> Option<f64> {
     let t = text.replace('_', "");
-    if t.contains(['x', 'X', 'p', 'P', 'n', 'N']) {
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, t.get(1..)?),
+        Some(b'+') => (false, t.get(1..)?),
+        _ => (false, t.as_str()),
+    };
+    let v = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        parse_hex_float(hex)?
+    } else {
+        if body.contains(['x', 'X', 'p', 'P', 'n', 'N', 'i', 'I']) {
+            return None;
+        }
+        body.parse::<f64>().ok()?
+    };
+    if v.is_infinite() {
         return None;
     }
-    t.parse::<f64>().ok()
+    Some(if neg { -v } else { v })
+}
+
+/// `1.8p+3` (after `0x`): hex mantissa with optional point, mandatory binary exponent.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mant, exp) = s.split_once(['p', 'P'])?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    Some(v * 2f64.powi(exp))
 }

@@ -2,7 +2,8 @@
 //! precision, verbs `v s q d b o x X c U t e E f F g G T %`) and Go's float layouts.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::gostr::{go_quote, go_quote_rune};
+use super::float::{fmt_e, fmt_g, fmt_hex_float};
+use super::gostr::{go_quote, go_quote_ascii, go_quote_rune, is_print};
 use super::value::Value;
 use std::fmt::Write as _;
 
@@ -10,6 +11,9 @@ use std::fmt::Write as _;
 pub(super) fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
+        if out.len() > MAX_STRING {
+            break;
+        }
         let prev_string = i > 0 && args.get(i - 1).is_some_and(Value::is_string);
         if i > 0 && !a.is_string() && !prev_string {
             out.push(' ');
@@ -23,6 +27,9 @@ pub(super) fn sprint(args: &[Value]) -> String {
 pub(super) fn sprintln(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
+        if out.len() > MAX_STRING {
+            break;
+        }
         if i > 0 {
             out.push(' ');
         }
@@ -43,6 +50,10 @@ struct Spec {
     prec: Option<usize>,
 }
 
+/// Largest string a formatting call produces; longer results are cut short here and rejected
+/// by the executor.
+pub(super) const MAX_STRING: usize = 1 << 20;
+
 /// Largest width or precision accepted (Go's limit is 1e6 too).
 const MAX_WIDTH: usize = 1_000_000;
 
@@ -50,14 +61,60 @@ const MAX_WIDTH: usize = 1_000_000;
 pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut next_arg = 0;
-    let mut it = format.char_indices().peekable();
-    while let Some((_, c)) = it.next() {
+    let mut reordered = false;
+    let mut it = format.chars().peekable();
+    type It<'x> = std::iter::Peekable<std::str::Chars<'x>>;
+    // `[n]` argument index (1-based): moves `next_arg`; false when malformed.
+    let arg_index = |it: &mut It<'_>, next_arg: &mut usize, reordered: &mut bool| -> bool {
+        if it.peek() != Some(&'[') {
+            return true;
+        }
+        it.next();
+        *reordered = true;
+        let mut n = 0usize;
+        let mut ok = false;
+        while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+            n = (n * 10 + d as usize).min(MAX_WIDTH);
+            ok = true;
+            it.next();
+        }
+        if it.next() != Some(']') || !ok || n == 0 || n > args.len() {
+            return false;
+        }
+        *next_arg = n - 1;
+        true
+    };
+    // Width or precision: digits, or `*` taking an int argument.
+    let number = |it: &mut It<'_>, next_arg: &mut usize| -> Result<Option<usize>, ()> {
+        if it.peek() == Some(&'*') {
+            it.next();
+            let v = match args.get(*next_arg) {
+                Some(Value::Int(i)) => usize::try_from(i.unsigned_abs())
+                    .ok()
+                    .filter(|v| *v <= MAX_WIDTH),
+                _ => None,
+            };
+            *next_arg += 1;
+            return v.map(Some).ok_or(());
+        }
+        let mut n: Option<usize> = None;
+        while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
+            n = Some((n.unwrap_or(0) * 10 + d as usize).min(MAX_WIDTH + 1));
+            it.next();
+        }
+        Ok(n)
+    };
+    while let Some(c) = it.next() {
+        if out.len() > MAX_STRING {
+            // The caller rejects the oversized result; stop working on it.
+            break;
+        }
         if c != '%' {
             out.push(c);
             continue;
         }
         let mut spec = Spec::default();
-        while let Some(&(_, f)) = it.peek() {
+        while let Some(&f) = it.peek() {
             match f {
                 '+' => spec.plus = true,
                 '-' => spec.minus = true,
@@ -68,43 +125,40 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             it.next();
         }
-        let number = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
-                      next_arg: &mut usize| {
-            if it.peek().is_some_and(|&(_, c)| c == '*') {
-                it.next();
-                let v = match args.get(*next_arg) {
-                    Some(Value::Int(i)) => usize::try_from(*i).ok(),
-                    _ => None,
-                };
-                *next_arg += 1;
-                return (v, true);
-            }
-            let mut n: Option<usize> = None;
-            while let Some(&(_, d)) = it.peek() {
-                let Some(v) = d.to_digit(10) else { break };
-                n = Some((n.unwrap_or(0) * 10 + v as usize).min(MAX_WIDTH + 1));
-                it.next();
-            }
-            (n, false)
-        };
-        let (w, _) = number(&mut it, &mut next_arg);
-        spec.width = w;
-        if it.peek().is_some_and(|&(_, c)| c == '.') {
-            it.next();
-            let (p, _) = number(&mut it, &mut next_arg);
-            spec.prec = Some(p.unwrap_or(0));
+        let mut good_index = arg_index(&mut it, &mut next_arg, &mut reordered);
+        let neg_star =
+            it.peek() == Some(&'*') && matches!(args.get(next_arg), Some(Value::Int(i)) if *i < 0);
+        match number(&mut it, &mut next_arg) {
+            Ok(w) => spec.width = w,
+            Err(()) => out.push_str("%!(BADWIDTH)"),
         }
+        if neg_star {
+            spec.minus = true;
+        }
+        if it.peek() == Some(&'.') {
+            it.next();
+            good_index &= arg_index(&mut it, &mut next_arg, &mut reordered);
+            match number(&mut it, &mut next_arg) {
+                Ok(p) => spec.prec = Some(p.unwrap_or(0)),
+                Err(()) => out.push_str("%!(BADPREC)"),
+            }
+        }
+        good_index &= arg_index(&mut it, &mut next_arg, &mut reordered);
         if spec.width.is_some_and(|w| w > MAX_WIDTH) || spec.prec.is_some_and(|p| p > MAX_WIDTH) {
             out.push_str("%!(BADWIDTH)");
             spec.width = None;
             spec.prec = None;
         }
-        let Some((_, verb)) = it.next() else {
+        let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
             break;
         };
         if verb == '%' {
             out.push('%');
+            continue;
+        }
+        if !good_index {
+            let _ = write!(out, "%!{verb}(BADINDEX)");
             continue;
         }
         let Some(arg) = args.get(next_arg) else {
@@ -114,7 +168,7 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         next_arg += 1;
         format_one(&mut out, verb, spec, arg);
     }
-    if next_arg < args.len() {
+    if !reordered && next_arg < args.len() {
         out.push_str("%!(EXTRA ");
         for (i, a) in args.iter().skip(next_arg).enumerate() {
             if i > 0 {
@@ -153,10 +207,10 @@ fn pad(out: &mut String, s: &str, spec: Spec, numeric: bool) {
     if spec.minus {
         out.push_str(s);
         out.extend(std::iter::repeat_n(' ', fill));
-    } else if spec.zero && numeric {
-        // Zeros go after the sign.
+    } else if spec.zero {
+        // Zeros go after a number's sign.
         let (sign, digits) = match s.chars().next() {
-            Some(c @ ('+' | '-' | ' ')) => (Some(c), s.get(1..).unwrap_or("")),
+            Some(c @ ('+' | '-' | ' ')) if numeric => (Some(c), s.get(1..).unwrap_or("")),
             _ => (None, s),
         };
         if let Some(c) = sign {
@@ -188,7 +242,31 @@ fn format_one(out: &mut String, verb: char, spec: Spec, arg: &Value) {
         {
             format_str(out, verb, spec, &arg.to_v_string(), arg)
         }
-        Value::Nil if verb == 'v' || verb == 's' => pad(out, "<nil>", spec, false),
+        Value::Nil if verb == 'v' => pad(out, "<nil>", spec, false),
+        Value::StrMap(m) if verb != 'v' => {
+            out.push_str("map[");
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                format_str(out, verb, spec, k, &Value::str(k));
+                out.push(':');
+                format_str(out, verb, spec, v, &Value::str(v));
+            }
+            out.push(']');
+        }
+        Value::AnyMap(m) if verb != 'v' => {
+            out.push_str("map[");
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                format_str(out, verb, spec, k, &Value::str(k));
+                out.push(':');
+                format_one(out, verb, spec, v);
+            }
+            out.push(']');
+        }
         _ if verb == 'v'
             || (verb == 's' && !matches!(arg, Value::Nil | Value::Invalid | Value::Bool(_))) =>
         {
@@ -205,6 +283,7 @@ fn format_str(out: &mut String, verb: char, spec: Spec, s: &str, arg: &Value) {
     };
     match verb {
         'v' | 's' => pad(out, &s, spec, false),
+        'q' if spec.plus => pad(out, &go_quote_ascii(&s), spec, false),
         'q' => pad(out, &go_quote(&s), spec, false),
         'x' | 'X' => {
             let mut h = String::new();
@@ -246,7 +325,19 @@ fn format_int(out: &mut String, verb: char, spec: Spec, v: i128, arg: &Value) {
                 .unwrap_or('\u{fffd}');
             return pad(out, &go_quote_rune(c), spec, false);
         }
-        'U' => return pad(out, &format!("U+{abs:04X}"), spec, false),
+        'U' => {
+            let c = u32::try_from(v)
+                .ok()
+                .and_then(char::from_u32)
+                .filter(|c| spec.sharp && is_print(*c));
+            // Go formats the value as a uint64: -1 is U+FFFFFFFFFFFFFFFF.
+            let u = i64::try_from(v).map_or(0, |i| i as u64);
+            let s = match c {
+                Some(c) => format!("U+{u:04X} '{c}'"),
+                None => format!("U+{u:04X}"),
+            };
+            return pad(out, &s, spec, false);
+        }
         'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 's' | 't' => return bad_verb(out, verb, arg),
         _ => return bad_verb(out, verb, arg),
     };
@@ -287,6 +378,7 @@ fn format_float(out: &mut String, verb: char, spec: Spec, v: f64, arg: &Value) {
         'v' | 'g' | 'G' => fmt_g(v.abs(), spec.prec, verb == 'G'),
         'e' | 'E' => fmt_e(v.abs(), spec.prec.unwrap_or(6), verb == 'E'),
         'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), v.abs()),
+        'x' | 'X' => fmt_hex_float(v.abs(), verb == 'X'),
         _ => return bad_verb(out, verb, arg),
     };
     if v.is_nan() {
@@ -335,183 +427,4 @@ fn format_float(out: &mut String, verb: char, spec: Spec, v: f64, arg: &Value) {
         ""
     };
     pad(out, &format!("{sign}{body}"), spec, true);
-}
-
-/// Decimal digits (no trailing zeros; "0" for zero) and decimal point position of `v` ≥ 0,
-/// rounded to `sig` significant digits, or shortest round-trip digits when `sig` is `None`.
-fn digits(v: f64, sig: Option<usize>) -> (String, i32) {
-    let s = match sig {
-        Some(p) => format!("{:.*e}", p.saturating_sub(1), v),
-        None => format!("{v:e}"),
-    };
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let mut d: String = mant.chars().filter(char::is_ascii_digit).collect();
-    d.truncate(d.trim_end_matches('0').len().max(1));
-    (d, exp + 1)
-}
-
-/// `%e` with `prec` decimals: `1.234560e+06`.
-pub(super) fn fmt_e(v: f64, prec: usize, upper: bool) -> String {
-    let s = format!("{v:.prec$e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let e = if upper { 'E' } else { 'e' };
-    format!(
-        "{mant}{e}{}{:02}",
-        if exp < 0 { '-' } else { '+' },
-        exp.unsigned_abs()
-    )
-}
-
-/// `%g` (`None` = shortest) for `v` ≥ 0, Go's layout rules.
-pub(super) fn fmt_g(v: f64, prec: Option<usize>, upper: bool) -> String {
-    if v.is_nan() || v.is_infinite() {
-        return String::new();
-    }
-    let prec = prec.map(|p| p.max(1));
-    let (d, dp) = if v == 0.0 {
-        ("0".to_string(), 1)
-    } else {
-        digits(v, prec)
-    };
-    let nd = i32::try_from(d.len()).unwrap_or(i32::MAX);
-    let mut eprec = prec.map_or(6, |p| i32::try_from(p).unwrap_or(i32::MAX));
-    if prec.is_some() && eprec > nd && nd >= dp {
-        eprec = nd;
-    }
-    let exp = dp - 1;
-    if exp < -4 || exp >= eprec {
-        let mut s = String::new();
-        let mut chars = d.chars();
-        s.push(chars.next().unwrap_or('0'));
-        let rest = chars.as_str();
-        if !rest.is_empty() {
-            s.push('.');
-            s.push_str(rest);
-        }
-        let e = if upper { 'E' } else { 'e' };
-        let _ = write!(
-            s,
-            "{e}{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
-        return s;
-    }
-    // Plain decimal from the digits: all of them, no trailing zeros beyond the point.
-    let decimals = usize::try_from((nd - dp).max(0)).unwrap_or(0);
-    layout_f(&d, dp, decimals)
-}
-
-fn layout_f(d: &str, dp: i32, decimals: usize) -> String {
-    let mut s = String::new();
-    let digit = |i: i32| -> char {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| d.as_bytes().get(i))
-            .map_or('0', |&b| b as char)
-    };
-    if dp <= 0 {
-        s.push('0');
-    } else {
-        for i in 0..dp {
-            s.push(digit(i));
-        }
-    }
-    if decimals > 0 {
-        s.push('.');
-        for k in 0..i32::try_from(decimals).unwrap_or(0) {
-            s.push(digit(dp + k));
-        }
-    }
-    s
-}
-
-/// Go's `template.HTMLEscapeString`.
-pub(super) fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\0' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Go's `template.JSEscapeString`.
-pub(super) fn js_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '<' => out.push_str("\\u003C"),
-            '>' => out.push_str("\\u003E"),
-            '&' => out.push_str("\\u0026"),
-            '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 || c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Go's `url.QueryEscape`.
-pub(super) fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            b => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    out
-}
-
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: shortest digits, `1e+00`, `1.234567e+06`.
-pub(super) fn fmt_e_shortest(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let (d, dp) = if v == 0.0 {
-        ("0".to_string(), 1)
-    } else {
-        digits(v.abs(), None)
-    };
-    let mut s = String::new();
-    if v.is_sign_negative() {
-        s.push('-');
-    }
-    let mut chars = d.chars();
-    s.push(chars.next().unwrap_or('0'));
-    if !chars.as_str().is_empty() {
-        s.push('.');
-        s.push_str(chars.as_str());
-    }
-    let exp = dp - 1;
-    let _ = write!(
-        s,
-        "e{}{:02}",
-        if exp < 0 { '-' } else { '+' },
-        exp.unsigned_abs()
-    );
-    s
 }

@@ -428,6 +428,115 @@ fn go_builtins() {
     );
 }
 
+/// Pairs observed with promtool 2.42 (errors point at the last node Go's executor visited).
+#[test]
+fn promtool_observed_edge_cases() {
+    check_ok(
+        r#"{{ printf "%[2]d %[1]d" 1 2 }}|{{ printf "%x" 1.5 }}|{{ printf "%+q" "é" }}"#,
+        r#"2 1|0x1.8p+00|"\u00e9""#,
+    );
+    check_ok(
+        r#"{{ printf "%c|%q|%U|%#U" 0x1F600 0x1F600 0x1F600 0x1F600 }}"#,
+        "😀|'😀'|U+1F600|U+1F600 '😀'",
+    );
+    check_ok(
+        r#"{{ printf "%s|%d" nil $labels }}"#,
+        "%!s(<nil>)|map[%!d(string=__name__):%!d(string=metric) %!d(string=instance):%!d(string=a) %!d(string=job):%!d(string=j)]",
+    );
+    check_ok(
+        r#"{{ printf "%08s|%-08d|%+08d" "ab" 5 5 }}"#,
+        "000000ab|5       |+0000005",
+    );
+    check_ok(
+        r#"{{ printf "%*d|%-*d|%.*f" 5 1 5 1 2 3.14159 }}"#,
+        "    1|1    |3.14",
+    );
+    check_ok(
+        r#"{{ toUpper "straße" }}|{{ js "a\u2028b" }}|{{ not nil }}|{{ 0x1p-2 }}"#,
+        r#"STRAßE|a\u2028b|true|0.25"#,
+    );
+    check_ok(r#"{{ printf "%U" -1 }}"#, "U+FFFFFFFFFFFFFFFF");
+    check_ok(
+        "{{ humanizeDuration 1e20 }}",
+        "-106751991167300d -15h -30m -8s",
+    );
+    let e = |at: &str| format!("error executing template __alert_V: template: __alert_V:1:{at}");
+    check_err(
+        "{{ index nil 1 }}",
+        &e(
+            r#"115: executing "__alert_V" at <index nil 1>: error calling index: index of untyped nil"#,
+        ),
+    );
+    check_err(
+        "{{ range $value }}x{{ end }}",
+        &e(r#"121: executing "__alert_V" at <$value>: range can't iterate over 1"#),
+    );
+    check_err(
+        r#"{{ range (query "metric" | first) }}x{{ end }}"#,
+        &e(
+            r#"139: executing "__alert_V" at <first>: range can't iterate over {map[__name__:metric instance:a] 11}"#,
+        ),
+    );
+    check_err(
+        "{{ (1 | toTime).Nope }}",
+        &e(
+            r#"120: executing "__alert_V" at <toTime>: can't evaluate field Nope in type *time.Time"#,
+        ),
+    );
+    check_err(
+        "{{ (1).x }}",
+        &e(r#"116: executing "__alert_V" at <1>: can't evaluate field x in type int"#),
+    );
+    check_err(
+        r#"{{ title (safeHtml "x") }}"#,
+        &e(
+            r#"131: executing "__alert_V" at <"x">: wrong type for value; expected string; got template.HTML"#,
+        ),
+    );
+    check_err(
+        r#"{{ match "(" "x" }}"#,
+        &e(
+            r#"115: executing "__alert_V" at <match "(" "x">: error calling match: error parsing regexp: missing closing ): `(`"#,
+        ),
+    );
+    check_err(
+        r#"{{ reReplaceAll "(" "x" "y" }}"#,
+        &e(
+            r#"115: executing "__alert_V" at <reReplaceAll "(" "x" "y">: error calling reReplaceAll: regexp: Compile(`(`): error parsing regexp: missing closing ): `(`"#,
+        ),
+    );
+    check_err(
+        r#"{{ parseDuration "-" }}"#,
+        &e(
+            r#"115: executing "__alert_V" at <parseDuration "-">: error calling parseDuration: not a valid duration string: "-""#,
+        ),
+    );
+    check_err(
+        r#"{{ humanize (index "a" 0) }}"#,
+        &e(
+            r#"115: executing "__alert_V" at <humanize (index "a" 0)>: error calling humanize: can't convert uint8 to float"#,
+        ),
+    );
+    let parse = |t: &str| check_alert_template("V", t).map_err(|e| e.to_string());
+    assert_eq!(
+        parse("{{ 1e400 }}"),
+        Err(r#"template: __alert_V:1: illegal number syntax: "1e400""#.to_string())
+    );
+}
+
+/// The error of an expansion that must fail; an unexpected output is shown shortened.
+#[track_caller]
+fn expect_err(r: Result<String, String>) -> String {
+    match r {
+        Ok(out) => panic!(
+            "expected an error, got {} bytes: {:?}…",
+            out.len(),
+            out.get(..100).unwrap_or(&out)
+        ),
+        Err(e) => e,
+    }
+}
+
 #[test]
 fn bounds_stop_runaway_templates() {
     let recursive = r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}"#;
@@ -448,6 +557,25 @@ fn bounds_stop_runaway_templates() {
         err.contains("template output exceeds 1048576 bytes"),
         "{err}"
     );
+    let doubling_string =
+        r#"{{ $x := "ab" }}{{ range 100 }}{{ $x = printf "%s%s" $x $x }}{{ end }}"#;
+    let err = expect_err(expand(doubling_string, 1.0));
+    assert!(
+        err.contains("error calling printf: result exceeds 1048576 bytes"),
+        "{err}"
+    );
+    let wide = r#"{{ printf "%1000000d%1000000d%1000000d" 1 2 3 }}"#;
+    let err = expect_err(expand(wide, 1.0));
+    assert!(err.contains("result exceeds 1048576 bytes"), "{err}");
+    let regex_blowup = r#"{{ $x := printf "%100000d" 1 }}{{ reReplaceAll "" $x $x }}"#;
+    let err = expect_err(expand(regex_blowup, 1.0));
+    assert!(
+        err.contains("error calling reReplaceAll: result exceeds 1048576 bytes"),
+        "{err}"
+    );
+    let busy = r#"{{ range 100000 }}{{ $y := printf "%1000d" 1 }}{{ end }}"#;
+    let err = expect_err(expand(busy, 1.0));
+    assert!(err.contains("produced more than 67108864 bytes"), "{err}");
     let deep = "{{ if 1 }}".repeat(200) + &"{{ end }}".repeat(200);
     let err = check_alert_template("X", &deep).expect_err("deep nesting");
     assert!(

@@ -176,7 +176,26 @@ fn io(ctx: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 impl Db {
     /// Opens (creating) the database in `dir`: takes a lock file, loads blocks, replays the WAL.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_inner(dir.as_ref(), opts, None)
+    }
+
+    /// [`Db::open`] whose WAL creates its segment files with `opener` (the I/O seam for fault
+    /// injection: a full disk, failed or stalled fsyncs).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn open_with_wal_files(
+        dir: impl AsRef<Path>,
+        opts: Options,
+        opener: Box<crate::wal::segment::SegmentOpener>,
+    ) -> Result<Db> {
+        Self::open_inner(dir.as_ref(), opts, Some(opener))
+    }
+
+    fn open_inner(
+        dir: &Path,
+        opts: Options,
+        opener: Option<Box<crate::wal::segment::SegmentOpener>>,
+    ) -> Result<Db> {
+        let dir = dir.to_path_buf();
         if opts.block_range_ms <= 0 {
             return Err(Error::InvalidArgument(
                 "block_range_ms must be positive".into(),
@@ -210,13 +229,14 @@ impl Db {
             .map(|b| b.meta.max_time)
             .max()
             .unwrap_or(i64::MIN);
-        let wal = Wal::open(
-            &dir.join(WAL_DIR),
-            WalOptions {
-                segment_size: opts.wal_segment_size,
-                sync: opts.sync,
-            },
-        )?;
+        let wal_opts = WalOptions {
+            segment_size: opts.wal_segment_size,
+            sync: opts.sync,
+        };
+        let wal = match opener {
+            Some(o) => Wal::open_with(&dir.join(WAL_DIR), wal_opts, o)?,
+            None => Wal::open(&dir.join(WAL_DIR), wal_opts)?,
+        };
         let head = Arc::new(Head::new(
             HeadOptions {
                 block_range: opts.block_range_ms,
@@ -276,6 +296,13 @@ impl Db {
         }
     }
 
+    /// The error of the last failed WAL write or sync (a full disk, EIO) while writes fail;
+    /// `None` once a write succeeds again. Never waits for the WAL (a stalled sync holds it), so
+    /// readiness probes may call it at any time.
+    pub fn wal_error(&self) -> Option<String> {
+        self.inner.wal_metrics.failing.lock().clone()
+    }
+
     /// Cuts the head's old range into blocks, compacts and applies retention now.
     pub fn compact(&self) -> Result<()> {
         self.inner.compact()
@@ -331,7 +358,6 @@ impl Db {
     /// Writes a consistent copy of all blocks (and, with `with_head`, the head cut into a block)
     /// into `dir`, which must not exist yet.
     pub fn snapshot(&self, dir: &Path, with_head: bool) -> Result<()> {
-        let inner = &*self.inner;
         if dir.exists() {
             return Err(Error::InvalidArgument(format!(
                 "snapshot directory {} already exists",
@@ -339,6 +365,16 @@ impl Db {
             )));
         }
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let res = self.snapshot_into(dir, with_head);
+        if res.is_err() {
+            // No partial snapshot stays behind (it would look complete to whoever restores it).
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        res
+    }
+
+    fn snapshot_into(&self, dir: &Path, with_head: bool) -> Result<()> {
+        let inner = &*self.inner;
         let _g = inner.compact_lock.lock();
         let blocks = inner.blocks.read().clone();
         for b in &blocks {
@@ -506,8 +542,10 @@ impl Inner {
         if res.is_err() {
             self.compactions_failed.fetch_add(1, Ordering::Relaxed);
         }
-        res?;
-        self.apply_retention()
+        // Retention runs even when compaction failed: on a full disk, deleting expired blocks is
+        // what frees the space compaction needs.
+        let retention = self.apply_retention();
+        res.and(retention)
     }
 
     /// Cuts whole block ranges off the head while it spans more than 1.5 ranges, then
@@ -652,3 +690,7 @@ impl Appendable for Db {
         Box::new(HeadAppender::new(self.inner.head.clone()))
     }
 }
+
+#[cfg(test)]
+#[path = "db_fault_tests.rs"]
+mod fault_tests;

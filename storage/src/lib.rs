@@ -42,7 +42,7 @@ mod postings;
 mod querier;
 mod wal;
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use db::{Db, DbMetrics, Options, TsdbStats};

@@ -222,3 +222,125 @@ mod tests {
         assert!(!set.next(), "b has no samples in range");
     }
 }
+
+pub use crate::wal::segment::{SegmentFile as WalFile, SegmentOpener as WalFileOpener};
+
+/// Switches for [`WalFaults::opener`]: WAL segment files that fail or stall on demand, to test
+/// a full disk, EIO on fsync and a stalled disk through the WAL's I/O seam. Clones share the
+/// switches.
+#[derive(Clone, Default)]
+pub struct WalFaults {
+    inner: Arc<WalFaultState>,
+}
+
+#[derive(Default)]
+struct WalFaultState {
+    /// Writes (including a new segment's header) fail with ENOSPC.
+    enospc: std::sync::atomic::AtomicBool,
+    /// `fsync`/`fdatasync` fail with EIO.
+    eio_on_sync: std::sync::atomic::AtomicBool,
+    /// Milliseconds every sync sleeps before syncing.
+    sync_delay_ms: std::sync::atomic::AtomicU64,
+    /// Syncs started so far.
+    syncs: std::sync::atomic::AtomicU64,
+}
+
+impl WalFaults {
+    /// All switches off.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every write fail with ENOSPC (`on`) or succeed again.
+    pub fn set_disk_full(&self, on: bool) {
+        self.inner
+            .enospc
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes every sync fail with EIO (`on`) or succeed again.
+    pub fn set_sync_fails(&self, on: bool) {
+        self.inner
+            .eio_on_sync
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes every later sync sleep `d` first (a stalled disk).
+    pub fn set_sync_delay(&self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .sync_delay_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Syncs started so far.
+    pub fn syncs(&self) -> u64 {
+        self.inner.syncs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// An opener for [`crate::Db::open_with_wal_files`]: regular files behind the switches.
+    pub fn opener(&self) -> Box<WalFileOpener> {
+        let faults = self.clone();
+        Box::new(move |p: &std::path::Path| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)?;
+            Ok(Box::new(FaultyWalFile {
+                file,
+                faults: faults.clone(),
+            }) as Box<dyn WalFile>)
+        })
+    }
+}
+
+struct FaultyWalFile {
+    file: std::fs::File,
+    faults: WalFaults,
+}
+
+impl FaultyWalFile {
+    fn sync(&mut self, all: bool) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let st = &self.faults.inner;
+        st.syncs.fetch_add(1, SeqCst);
+        let delay = st.sync_delay_ms.load(SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        if st.eio_on_sync.load(SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(5)); // EIO
+        }
+        if all {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
+    }
+}
+
+impl WalFile for FaultyWalFile {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self
+            .faults
+            .inner
+            .enospc
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // A full disk often takes part of a write before refusing the rest.
+            let half = buf.get(..buf.len() / 2).unwrap_or_default();
+            std::io::Write::write_all(&mut self.file, half)?;
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        std::io::Write::write_all(&mut self.file, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.sync(false)
+    }
+    fn sync_all(&mut self) -> std::io::Result<()> {
+        self.sync(true)
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+}

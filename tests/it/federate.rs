@@ -134,7 +134,7 @@ fn canonical(body: &str) -> String {
 #[test]
 fn conformance_cases() {
     let Some(path) = cases_path() else {
-        eprintln!("SKIP conformance_cases: federation/cases.json not found");
+        crate::missing("conformance_cases", "federation/cases.json not found");
         return;
     };
     let raw = std::fs::read_to_string(path).expect("cases.json");
@@ -257,7 +257,10 @@ fn now_ms() -> i64 {
 fn real_prometheus_scrapes_argus_federation() {
     let bin = "/usr/bin/prometheus";
     if !Path::new(bin).exists() {
-        eprintln!("SKIP real_prometheus_scrapes_argus_federation: {bin} not installed");
+        crate::missing(
+            "real_prometheus_scrapes_argus_federation",
+            &format!("{bin} not installed"),
+        );
         return;
     }
     let storage = MemStorage::new();

@@ -62,7 +62,10 @@ fn instant(addr: SocketAddr, query: &str, t: i64) -> Vec<(String, String)> {
 #[test]
 fn argus_federates_from_real_prometheus() {
     if !Path::new(PROMETHEUS).exists() {
-        println!("SKIP federate from prometheus: {PROMETHEUS} is not installed");
+        crate::missing(
+            "federate from prometheus",
+            &format!("{PROMETHEUS} is not installed"),
+        );
         return;
     }
     let started = Instant::now();

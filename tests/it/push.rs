@@ -494,7 +494,10 @@ fn diff(what: &str, want: &str, got: &str) {
 fn differential_against_real_pushgateway() {
     let bin = "/usr/bin/prometheus-pushgateway";
     if !Path::new(bin).exists() {
-        eprintln!("SKIP differential_against_real_pushgateway: {bin} not installed");
+        crate::missing(
+            "differential_against_real_pushgateway",
+            &format!("{bin} not installed"),
+        );
         return;
     }
     let port = free_port();
@@ -847,7 +850,10 @@ fn conformance_dir() -> Option<std::path::PathBuf> {
 fn text_decoder_matches_strict_expfmt_on_conformance_corpus() {
     use argus::push::text::parse_text;
     let Some(dir) = conformance_dir() else {
-        eprintln!("SKIP: conformance/exposition not found");
+        crate::missing(
+            "text_decoder_matches_strict_expfmt_on_conformance_corpus",
+            "conformance/exposition not found",
+        );
         return;
     };
     let dir = dir.join("exposition");

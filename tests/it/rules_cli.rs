@@ -501,6 +501,20 @@ fn check_config_loads_rule_files_relative_to_the_config() {
     .expect("copy");
     std::fs::write(tmp.path().join("bad.yml"), "rule_files: [rules/*.yml]\n").expect("write");
     std::fs::write(tmp.path().join("broken.yml"), "global: {bogus: 1}\n").expect("write");
+    let annotation = files.join("legacy_validation_annotation.bad.yaml");
+    std::fs::write(
+        tmp.path().join("legacy.yml"),
+        format!(
+            "global:\n  metric_name_validation_scheme: legacy\nrule_files: [{}]\n",
+            annotation.display()
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        tmp.path().join("utf8.yml"),
+        format!("rule_files: [{}]\n", annotation.display()),
+    )
+    .expect("write");
     let cases = [
         case(
             &["check", "config", "good.yml"],
@@ -513,6 +527,18 @@ fn check_config_loads_rule_files_relative_to_the_config() {
             &["noexpr.yml: 0:0: group \"yolo\", rule 1, \"ylo\": field 'expr' must be set in rule"],
         ),
         case(&["check", "config", "broken.yml"], 1, &["  FAILED: "]),
+        case(
+            &["check", "config", "legacy.yml"],
+            1,
+            &[
+                "legacy_validation_annotation.bad.yaml: group \"yolo\", rule 1, \"hola\": invalid annotation name: ins-tance",
+            ],
+        ),
+        case(
+            &["check", "config", "utf8.yml"],
+            0,
+            &["  SUCCESS: 1 rules found"],
+        ),
         case(&["check", "configs", "good.yml"], 2, &["unknown command"]),
         case(
             &["test", "rules", "does-not-exist.yml"],

@@ -2,7 +2,7 @@
 //! `harness` starts it; `interop` compares with real Prometheus; `durability` SIGKILLs it.
 
 mod durability;
-mod harness;
+pub(crate) mod harness;
 mod interop;
 mod request_layer;
 
@@ -76,7 +76,7 @@ fn seed(a: &Argus) -> i64 {
 #[test]
 fn query_endpoints_answer_like_prometheus() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let base = seed(&a);
 
     // Instant query between samples: the lookback picks the sample before.
@@ -314,7 +314,7 @@ fn status_health_and_metrics_endpoints() {
 #[test]
 fn remote_write_errors_and_partial_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let base = seed(&a);
     // Out of order + invalid labels + a good series: 400, the good series is kept.
     let r = write(
@@ -411,7 +411,13 @@ fn remote_write_errors_and_partial_batches() {
 #[test]
 fn admin_api_snapshot_delete_clean() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--web.enable-admin-api"]);
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-admin-api",
+            "--web.enable-remote-write-receiver",
+        ],
+    );
     let base = seed(&a);
     let r = a.post_form("/api/v1/admin/tsdb/snapshot", "");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -532,7 +538,7 @@ fn reload_via_http_and_sighup_keeps_old_config_when_invalid() {
 #[test]
 fn sigterm_flushes_and_restart_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Argus::start(dir.path(), &[]);
+    let mut a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let base = seed(&a);
     a.signal("TERM");
     let status = a.wait(Duration::from_secs(40));

@@ -61,6 +61,7 @@ impl Evaluator<'_> {
                 self.limits.fits(group_labels.len().saturating_mul(n))?;
                 let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
                 for (s, &g) in input.iter().zip(&group_of) {
+                    self.limits.check_work(s.points.len())?;
                     for &(t, v) in &s.points {
                         vals[g][c.index(t)].push(v);
                     }
@@ -87,6 +88,7 @@ impl Evaluator<'_> {
                 let mut out: Vec<Series> = Vec::new();
                 let mut counts: Vec<Vec<f64>> = Vec::new();
                 for (s, &g) in input.iter().zip(&group_of) {
+                    self.limits.check_work(s.points.len())?;
                     for &(t, v) in &s.points {
                         let mut l = group_labels[g].clone();
                         l.set(&label, &format_float(v));
@@ -133,7 +135,7 @@ impl Evaluator<'_> {
         let mut accs: Vec<Vec<Acc>> = Vec::new();
         let mut drop: Vec<bool> = Vec::new();
         self.stream_vector(&a.expr, c, &mut |s: Series| {
-            self.limits.check()?;
+            self.limits.check_work(s.points.len())?;
             let key = group_key(&s.labels, a.modifier.as_ref());
             let g = match keys.get(&key) {
                 Some(&g) => g,

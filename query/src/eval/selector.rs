@@ -114,6 +114,7 @@ impl Evaluator<'_> {
             let mut s = Series::new(labels.clone(), false);
             let mut j = 0usize;
             for i in 0..n {
+                self.limits.check()?;
                 let t = c.t(i);
                 let r = ref_of(t);
                 while j + 1 < samples.len() && samples[j + 1].0 <= r {

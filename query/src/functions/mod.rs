@@ -289,6 +289,7 @@ fn windows_of(
             let t = c.t(i);
             let we = ri.window_end(t);
             let win = w.get(we, ri.range);
+            ev.limits.check_work(win.len())?;
             if win.is_empty() {
                 continue;
             }

@@ -81,14 +81,14 @@ pub(crate) async fn kube_config(
     let mut auth = serde_json::Map::new();
     let path_str = |p: &Path| serde_json::Value::String(p.display().to_string());
     if let Some(t) = &cfg.bearer_token {
-        auth.insert("token".into(), t.clone().into());
+        auth.insert("token".into(), t.expose().into());
     }
     if let Some(p) = &cfg.bearer_token_file {
         insert_token_file(&mut auth, p)?;
     }
     if let Some(a) = &cfg.authorization {
         if let Some(t) = &a.credentials {
-            auth.insert("token".into(), t.clone().into());
+            auth.insert("token".into(), t.expose().into());
         }
         if let Some(p) = &a.credentials_file {
             insert_token_file(&mut auth, p)?;
@@ -100,7 +100,7 @@ pub(crate) async fn kube_config(
             None => b.username.clone(),
         };
         let password = match (&b.password, &b.password_file) {
-            (Some(p), _) => p.clone(),
+            (Some(p), _) => p.expose().to_string(),
             (None, Some(p)) => read_trimmed(p)?,
             (None, None) => String::new(),
         };

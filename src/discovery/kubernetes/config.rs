@@ -29,7 +29,7 @@ pub struct KubernetesSdConfig {
     /// `Authorization` header towards `api_server`.
     pub authorization: Option<Authorization>,
     /// Bearer token (deprecated form of `authorization`).
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<crate::config::Secret>,
     /// File holding the bearer token, re-read periodically.
     pub bearer_token_file: Option<PathBuf>,
     /// TLS settings towards `api_server`.
@@ -92,7 +92,7 @@ pub struct BasicAuth {
     /// File holding the user name.
     pub username_file: Option<PathBuf>,
     /// Password.
-    pub password: Option<String>,
+    pub password: Option<crate::config::Secret>,
     /// File holding the password.
     pub password_file: Option<PathBuf>,
 }
@@ -105,7 +105,7 @@ pub struct Authorization {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The credentials.
-    pub credentials: Option<String>,
+    pub credentials: Option<crate::config::Secret>,
     /// File holding the credentials.
     pub credentials_file: Option<PathBuf>,
 }

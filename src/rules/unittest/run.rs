@@ -155,7 +155,9 @@ impl Input {
             let (labels, items) = parse_load_line(&format!("{s} {values}"))?;
             let mut samples = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
-                let t = tg.start_ms + (i as i64).saturating_mul(interval_ms);
+                let t = tg
+                    .start_ms
+                    .saturating_add((i as i64).saturating_mul(interval_ms));
                 match item {
                     LoadValue::Value(v) => samples.push((t, v)),
                     LoadValue::Stale => samples.push((t, stale_nan())),
@@ -317,7 +319,7 @@ fn run_group(
             return;
         }
         while let Some(&t) = alert_times.get(curr) {
-            if !(ts - mint <= t && t < ts + eval_interval - mint) {
+            if !(ts - mint <= t && t < ts.saturating_add(eval_interval).saturating_sub(mint)) {
                 break;
             }
             for case in tg.alert_tests.iter().filter(|a| a.eval_time_ms == t) {

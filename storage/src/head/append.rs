@@ -23,7 +23,14 @@ pub(crate) struct HeadAppender {
     ref_series: Vec<RefSeries>,
     buf_series: Vec<u8>,
     buf_samples: Vec<u8>,
+    /// End offsets of the samples records in `buf_samples`.
+    bounds: Vec<usize>,
 }
+
+/// Samples per WAL record: at most 28 bytes each, so a record stays far below the 64 MiB cap.
+const SAMPLES_PER_RECORD: usize = 1 << 20;
+/// Series per WAL record (labels are bounded at ingest, so this stays below the cap too).
+const SERIES_PER_RECORD: usize = 1000;
 
 impl HeadAppender {
     /// A new appender on `head`.
@@ -37,6 +44,7 @@ impl HeadAppender {
             ref_series: Vec::new(),
             buf_series: Vec::new(),
             buf_samples: Vec::new(),
+            bounds: Vec::new(),
         }
     }
 
@@ -162,8 +170,14 @@ impl Appender for HeadAppender {
             let series = self.series.get(idx as usize).map_or(0, |s| s.id);
             self.ref_samples.push(RefSample { series, t, v });
         }
+        // Records are capped at 64 MiB (`MAX_RECORD_LEN`): a large batch becomes several records
+        // of one WAL batch, still written with one write and synced once.
         self.buf_samples.clear();
-        record::encode_samples(&self.ref_samples, &mut self.buf_samples);
+        self.bounds.clear();
+        for chunk in self.ref_samples.chunks(SAMPLES_PER_RECORD) {
+            record::encode_samples(chunk, &mut self.buf_samples);
+            self.bounds.push(self.buf_samples.len());
+        }
         let head = self.head.clone();
         {
             let mut wal = head.wal.lock();
@@ -180,12 +194,23 @@ impl Appender for HeadAppender {
                     }
                 }
                 self.buf_series.clear();
-                let res = if self.ref_series.is_empty() {
-                    wal.log(&[&self.buf_samples])
-                } else {
-                    record::encode_series(&self.ref_series, &mut self.buf_series);
-                    wal.log(&[&self.buf_series, &self.buf_samples])
-                };
+                let mut series_bounds = Vec::new();
+                for chunk in self.ref_series.chunks(SERIES_PER_RECORD) {
+                    record::encode_series(chunk, &mut self.buf_series);
+                    series_bounds.push(self.buf_series.len());
+                }
+                let mut records: Vec<&[u8]> = Vec::new();
+                for (buf, bounds) in [
+                    (&self.buf_series, &series_bounds),
+                    (&self.buf_samples, &self.bounds),
+                ] {
+                    let mut start = 0;
+                    for &end in bounds {
+                        records.extend(buf.get(start..end));
+                        start = end;
+                    }
+                }
+                let res = wal.log(&records);
                 if let Err(e) = res {
                     self.clear();
                     return Err(e);

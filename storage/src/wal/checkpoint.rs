@@ -108,6 +108,29 @@ pub(crate) fn write(
         std::fs::remove_dir_all(&tmp).map_err(|e| io("remove", &tmp, e))?;
     }
     std::fs::create_dir(&tmp).map_err(|e| io("create", &tmp, e))?;
+    let res = write_tmp(&tmp, prev, segments, keep_series, mint);
+    if res.is_err() {
+        // A full disk must not keep a half-written checkpoint around until the next open.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    res?;
+    if final_path.exists() {
+        std::fs::remove_dir_all(&final_path).map_err(|e| io("remove", &final_path, e))?;
+    }
+    std::fs::rename(&tmp, &final_path).map_err(|e| io("rename", &tmp, e))?;
+    segment::fsync_dir(dir)?;
+    Ok(final_path)
+}
+
+/// Writes the checkpoint's single segment into `tmp` and fsyncs it.
+fn write_tmp(
+    tmp: &Path,
+    prev: Option<&Path>,
+    segments: &[(u32, PathBuf)],
+    keep_series: &dyn Fn(u64) -> bool,
+    mint: i64,
+) -> Result<()> {
+    let io = |what: &str, p: &Path, e| Error::io(format!("cannot {what} {}", p.display()), e);
     let seg_path = tmp.join(segment::segment_name(0));
     let file = std::fs::File::create(&seg_path).map_err(|e| io("create", &seg_path, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -159,11 +182,5 @@ pub(crate) fn write(
         .map_err(|e| io("write", &seg_path, e.into_error()))?;
     file.sync_all().map_err(|e| io("fsync", &seg_path, e))?;
     drop(file);
-    segment::fsync_dir(&tmp)?;
-    if final_path.exists() {
-        std::fs::remove_dir_all(&final_path).map_err(|e| io("remove", &final_path, e))?;
-    }
-    std::fs::rename(&tmp, &final_path).map_err(|e| io("rename", &tmp, e))?;
-    segment::fsync_dir(dir)?;
-    Ok(final_path)
+    segment::fsync_dir(tmp)
 }

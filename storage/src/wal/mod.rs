@@ -51,13 +51,16 @@ pub(crate) struct ReplayStats {
     pub(crate) truncated_bytes: u64,
 }
 
-/// Counters of WAL syncs, shared with metric readers (who must not wait for the WAL's mutex).
+/// Counters of WAL syncs and the write health, shared with metric and readiness readers (who
+/// must not wait for the WAL's mutex, which a stalled sync holds).
 #[derive(Debug, Default)]
 pub(crate) struct WalMetrics {
     /// `fsync`/`fdatasync` calls on segments.
     pub(crate) fsyncs: std::sync::atomic::AtomicU64,
     /// Total nanoseconds spent in them.
     pub(crate) fsync_nanos: std::sync::atomic::AtomicU64,
+    /// The error of the last failed write or sync, until a later write or sync succeeds.
+    pub(crate) failing: parking_lot::Mutex<Option<String>>,
 }
 
 /// An open WAL directory. Not thread-safe; the head keeps it behind a mutex.
@@ -71,8 +74,10 @@ pub(crate) struct Wal {
     cur_file: Box<dyn SegmentFile>,
     /// Bytes in the current segment (header included).
     cur_size: u64,
-    /// Set by a failed write or sync; every later write fails with [`Error::Poisoned`].
-    poisoned: bool,
+    /// Set by a failed write or sync: the current segment may end in a torn or unsynced batch.
+    /// The next call truncates it back to `cur_size` and starts a new segment (see
+    /// [`Wal::recover`]).
+    broken: bool,
     /// What open's repair truncated.
     truncated_bytes: u64,
     /// Frame buffer reused across batches.
@@ -127,7 +132,7 @@ impl Wal {
             cur_index: next,
             cur_file: file,
             cur_size: size,
-            poisoned: false,
+            broken: false,
             truncated_bytes,
             metrics: Default::default(),
             scratch: Vec::new(),
@@ -163,16 +168,15 @@ impl Wal {
     }
 
     /// Appends already-encoded records (from `record::encode_*`) as one batch and syncs per the
-    /// policy. When this returns `Ok`, the batch is durable per [`SyncMode`]. After a failed
-    /// write or sync the WAL is poisoned and every later call fails.
+    /// policy. When this returns `Ok`, the batch is durable per [`SyncMode`]. A failed write or
+    /// sync (disk full, EIO) leaves the batch unacknowledged; the next call first truncates that
+    /// batch away and starts a new segment, so writing resumes once space is back, without a
+    /// restart.
     ///
     /// Each record must be 1..=[`segment::MAX_RECORD_LEN`] bytes (`InvalidArgument` otherwise,
     /// without poisoning). A batch is written with one `write(2)` and never split across
     /// segments.
     pub(crate) fn log(&mut self, records: &[&[u8]]) -> Result<()> {
-        if self.poisoned {
-            return Err(Error::Poisoned);
-        }
         if let Some(r) = records
             .iter()
             .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
@@ -190,20 +194,75 @@ impl Wal {
         if self.scratch.is_empty() {
             return Ok(());
         }
+        self.recover()?;
         let len = self.scratch.len() as u64;
         if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
         {
             self.next_segment()?;
         }
         if let Err(e) = self.cur_file.write_all(&self.scratch) {
-            self.poisoned = true;
-            return Err(Error::io(
-                format!("cannot write WAL segment {}", self.segment_path().display()),
+            let path = self.segment_path();
+            return Err(self.fail(Error::io(
+                format!("cannot write WAL segment {}", path.display()),
                 e,
-            ));
+            )));
         }
+        self.sync_policy()?;
+        // Only a synced batch counts: a failed sync leaves `cur_size` at the last acknowledged
+        // batch, which is where `recover` truncates.
         self.cur_size += len;
-        self.sync_policy()
+        self.healthy();
+        Ok(())
+    }
+
+    /// Marks the WAL broken after a failed write or sync and records the error for readiness.
+    fn fail(&mut self, e: Error) -> Error {
+        self.broken = true;
+        *self.metrics.failing.lock() = Some(e.to_string());
+        e
+    }
+
+    /// Clears the failure state after a successful write or sync.
+    fn healthy(&mut self) {
+        if self.metrics.failing.lock().take().is_some() {
+            tracing::info!("WAL writes succeed again");
+        }
+    }
+
+    /// After a failure: truncates the current segment back to its last acknowledged batch
+    /// (shrinking needs no free space), syncs it, and starts a new segment, so neither a torn
+    /// frame nor an unacknowledged batch sits between acknowledged ones (replay would stop at
+    /// it and drop every later segment). Fails, staying broken, while the disk still refuses.
+    fn recover(&mut self) -> Result<()> {
+        if !self.broken {
+            return Ok(());
+        }
+        let path = self.segment_path();
+        let size = self.cur_size;
+        let sync = self.opts.sync != SyncMode::Buffer;
+        let r = self.cur_file.set_len(size).and_then(|()| {
+            if sync {
+                self.cur_file.sync_all()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = r {
+            return Err(self.fail(Error::io(
+                format!(
+                    "cannot truncate WAL segment {} after a failed write",
+                    path.display()
+                ),
+                e,
+            )));
+        }
+        self.next_segment()?;
+        self.broken = false;
+        tracing::info!(
+            segment = self.cur_index,
+            "WAL recovered from a failed write: new segment"
+        );
+        Ok(())
     }
 
     fn segment_path(&self) -> PathBuf {
@@ -237,26 +296,29 @@ impl Wal {
             SyncMode::All => self.timed_sync(true),
         };
         r.map_err(|e| {
-            self.poisoned = true;
-            Error::io(
-                format!("cannot fsync WAL segment {}", self.segment_path().display()),
+            let path = self.segment_path();
+            self.fail(Error::io(
+                format!("cannot fsync WAL segment {}", path.display()),
                 e,
-            )
+            ))
         })
     }
 
-    /// Closes the current segment and starts the next one.
+    /// Closes the current segment and starts the next one. A failure (say the disk is full)
+    /// keeps the current segment; the half-created next one is removed so that a later attempt
+    /// can create it again.
     fn next_segment(&mut self) -> Result<()> {
-        match create_segment(&*self.opener, &self.dir, self.cur_index + 1, self.opts.sync) {
+        let next = self.cur_index + 1;
+        match create_segment(&*self.opener, &self.dir, next, self.opts.sync) {
             Ok((file, size)) => {
                 self.cur_file = file;
                 self.cur_size = size;
-                self.cur_index += 1;
+                self.cur_index = next;
                 Ok(())
             }
             Err(e) => {
-                self.poisoned = true;
-                Err(e)
+                let _ = std::fs::remove_file(self.dir.join(segment::segment_name(next)));
+                Err(self.fail(e))
             }
         }
     }
@@ -272,9 +334,7 @@ impl Wal {
         keep_series: &dyn Fn(u64) -> bool,
         mint: i64,
     ) -> Result<()> {
-        if self.poisoned {
-            return Err(Error::Poisoned);
-        }
+        self.recover()?;
         let last = self.cur_index;
         self.next_segment()?;
         let cps = checkpoint::list_checkpoints(&self.dir)?;
@@ -297,17 +357,21 @@ impl Wal {
 
     /// Flushes and syncs the current segment.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        if self.poisoned {
-            return Err(Error::Poisoned);
-        }
+        self.recover()?;
         let r = self.timed_sync(self.opts.sync == SyncMode::All);
-        r.map_err(|e| {
-            self.poisoned = true;
-            Error::io(
-                format!("cannot fsync WAL segment {}", self.segment_path().display()),
-                e,
-            )
-        })
+        match r {
+            Ok(()) => {
+                self.healthy();
+                Ok(())
+            }
+            Err(e) => {
+                let path = self.segment_path();
+                Err(self.fail(Error::io(
+                    format!("cannot fsync WAL segment {}", path.display()),
+                    e,
+                )))
+            }
+        }
     }
 }
 

@@ -210,14 +210,18 @@ fn le32(b: Option<&[u8]>) -> Option<u32> {
 }
 
 /// The I/O seam under the WAL: what the WAL does to its current segment file. Tests implement it
-/// to model torn writes and failed or lost fsyncs.
-pub(crate) trait SegmentFile: Send {
+/// to model torn writes, a full disk, and failed, lost or stalled fsyncs (public only with the
+/// `testing` feature, as `argus_storage::testing::WalFile`).
+pub trait SegmentFile: Send {
     /// Writes all of `buf` at the end of the file (one `write(2)` loop, no user-space buffer).
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// `fdatasync`.
     fn sync_data(&mut self) -> io::Result<()>;
     /// `fsync`.
     fn sync_all(&mut self) -> io::Result<()>;
+    /// `ftruncate` to `len` bytes: drops the torn tail of a failed write before the WAL moves
+    /// on to a new segment (shrinking needs no free space).
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
 impl SegmentFile for std::fs::File {
@@ -230,10 +234,13 @@ impl SegmentFile for std::fs::File {
     fn sync_all(&mut self) -> io::Result<()> {
         std::fs::File::sync_all(self)
     }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        std::fs::File::set_len(self, len)
+    }
 }
 
 /// Creates a new, empty segment file at a path; the WAL writes the header itself.
-pub(crate) type SegmentOpener = dyn Fn(&Path) -> io::Result<Box<dyn SegmentFile>> + Send + Sync;
+pub type SegmentOpener = dyn Fn(&Path) -> io::Result<Box<dyn SegmentFile>> + Send + Sync;
 
 /// The default opener: a new regular file (fails if it exists).
 pub(crate) fn create_segment_file(path: &Path) -> io::Result<Box<dyn SegmentFile>> {

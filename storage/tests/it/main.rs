@@ -4,5 +4,6 @@ mod blocks;
 mod common;
 mod crash;
 mod db;
+mod hardening;
 mod head_chunks;
 mod model;

@@ -152,7 +152,7 @@ fn json_labels(v: &Value) -> BTreeMap<String, String> {
 #[test]
 fn cases_json() {
     let Some(dir) = exposition_dir() else {
-        println!("SKIP cases_json: shared/conformance/exposition not found");
+        crate::missing("cases_json", "shared/conformance/exposition not found");
         return;
     };
     let doc: Value =
@@ -251,7 +251,10 @@ fn cases_json() {
 #[test]
 fn openmetrics_suite() {
     let Some(dir) = exposition_dir() else {
-        println!("SKIP openmetrics_suite: shared/conformance/exposition not found");
+        crate::missing(
+            "openmetrics_suite",
+            "shared/conformance/exposition not found",
+        );
         return;
     };
     let mut good_failed = Vec::new();
@@ -295,7 +298,7 @@ fn openmetrics_suite() {
 #[test]
 fn fixtures_parse() {
     let Some(dir) = exposition_dir() else {
-        println!("SKIP fixtures_parse: shared/conformance/exposition not found");
+        crate::missing("fixtures_parse", "shared/conformance/exposition not found");
         return;
     };
     let check = |rel: &str, format: Format, min_samples: usize| {

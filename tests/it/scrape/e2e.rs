@@ -115,8 +115,9 @@ impl Drop for NodeExporter {
 fn start_node_exporter() -> Option<NodeExporter> {
     let bin = "/usr/bin/prometheus-node-exporter";
     if !std::path::Path::new(bin).exists() {
-        println!(
-            "SKIP node_exporter part: {bin} not installed (apt-get install prometheus-node-exporter)"
+        crate::missing(
+            "node_exporter part",
+            &format!("{bin} not installed (apt-get install prometheus-node-exporter)"),
         );
         return None;
     }
@@ -131,9 +132,9 @@ fn start_node_exporter() -> Option<NodeExporter> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&ne.addr).is_err() {
         if Instant::now() > deadline {
-            println!(
-                "SKIP node_exporter part: it did not start listening on {}",
-                ne.addr
+            crate::missing(
+                "node_exporter part",
+                &format!("it did not start listening on {}", ne.addr),
             );
             return None;
         }

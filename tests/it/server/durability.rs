@@ -14,7 +14,7 @@ const SAMPLES_PER_BATCH: i64 = 10;
 #[test]
 fn acknowledged_batches_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Argus::start(dir.path(), &[]);
+    let mut a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let base = now_ms() - 60_000;
     let acked = Arc::new(Mutex::new(Vec::<u32>::new()));
     let stop = Arc::new(AtomicBool::new(false));

@@ -198,7 +198,7 @@ pub fn request(
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
-fn parse_response(raw: &[u8]) -> Option<Resp> {
+pub fn parse_response(raw: &[u8]) -> Option<Resp> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
     let mut lines = head.split("\r\n");

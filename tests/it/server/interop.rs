@@ -152,8 +152,9 @@ const QUERIES: &[&str] = &[
 #[test]
 fn prometheus_remote_write_then_same_answers() {
     if !Path::new(PROMETHEUS).exists() {
-        println!(
-            "SKIP prometheus interop: {PROMETHEUS} is not installed (apt-get install prometheus)"
+        crate::missing(
+            "prometheus interop",
+            &format!("{PROMETHEUS} is not installed (apt-get install prometheus)"),
         );
         return;
     }
@@ -163,7 +164,10 @@ fn prometheus_remote_write_then_same_answers() {
     std::fs::write(&argus_cfg, "scrape_configs: []\n").unwrap();
     let argus = Argus::start(
         &dir.path().join("argus"),
-        &[&format!("--config.file={}", argus_cfg.display())],
+        &[
+            &format!("--config.file={}", argus_cfg.display()),
+            "--web.enable-remote-write-receiver",
+        ],
     );
     let target = start_target();
     let port = free_port();

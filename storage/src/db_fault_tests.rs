@@ -1,0 +1,118 @@
+//! Disk-full and failed-fsync recovery of a whole `Db`, injected through the WAL's I/O seam
+//! ([`WalFaults`]).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+use super::*;
+use crate::matcher::MatchType;
+use crate::model::Labels;
+use crate::testing::WalFaults;
+
+fn opts() -> Options {
+    Options {
+        background: false,
+        block_range_ms: 1000,
+        retention_ms: Some(5000),
+        ..Options::default()
+    }
+}
+
+/// Commits one sample per series `0..3` at `t`.
+fn batch(db: &Db, t: i64) -> Result<()> {
+    let mut app = db.appender();
+    for s in 0..3 {
+        let l = Labels::from_pairs(&[("__name__", "m"), ("s", &s.to_string())]);
+        app.append(None, &l, t, t as f64)?;
+    }
+    app.commit()
+}
+
+/// Timestamps present for series `s="0"` in `[mint, maxt]`.
+fn times(db: &Db, mint: i64, maxt: i64) -> Vec<i64> {
+    let q = db.querier(mint, maxt).unwrap();
+    let m = [
+        Matcher::new(MatchType::Equal, "__name__", "m").unwrap(),
+        Matcher::new(MatchType::Equal, "s", "0").unwrap(),
+    ];
+    let mut set = q.select(&m);
+    let mut out = Vec::new();
+    while set.next() {
+        let mut it = set.samples();
+        while it.next() {
+            out.push(it.at().0);
+        }
+        assert!(it.err().is_none());
+    }
+    assert!(set.err().is_none());
+    out
+}
+
+fn recovers_after(fail: impl Fn(&WalFaults, bool)) {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = WalFaults::new();
+    let db = Db::open_with_wal_files(dir.path(), opts(), faults.opener()).unwrap();
+    batch(&db, 10).unwrap();
+    assert_eq!(db.wal_error(), None);
+    fail(&faults, true);
+    for t in [20, 30] {
+        let e = batch(&db, t).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(db.wal_error().is_some(), "readiness must see the failure");
+    }
+    fail(&faults, false);
+    // Space is back: no restart needed.
+    batch(&db, 40).unwrap();
+    batch(&db, 50).unwrap();
+    assert_eq!(db.wal_error(), None);
+    assert_eq!(times(&db, 0, 100), [10, 40, 50]);
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(
+        times(&db, 0, 100),
+        [10, 40, 50],
+        "every acknowledged batch survives"
+    );
+    batch(&db, 60).unwrap();
+}
+
+#[test]
+fn wal_recovers_from_a_full_disk_without_restart() {
+    recovers_after(WalFaults::set_disk_full);
+}
+
+#[test]
+fn wal_recovers_from_eio_on_fsync_without_restart() {
+    recovers_after(WalFaults::set_sync_fails);
+}
+
+#[test]
+fn retention_runs_when_compaction_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = WalFaults::new();
+    let db = Db::open_with_wal_files(dir.path(), opts(), faults.opener()).unwrap();
+    for t in (0..=1600).step_by(100) {
+        batch(&db, t).unwrap();
+    }
+    db.compact().unwrap();
+    assert!(
+        times(&db, 0, 999).len() == 10,
+        "the first block holds 0..999"
+    );
+    for t in (1700..=20_000).step_by(100) {
+        batch(&db, t).unwrap();
+    }
+    // The disk fills up: cutting the head writes its blocks, but the WAL checkpoint fails.
+    faults.set_disk_full(true);
+    let e = db.compact().unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert_eq!(db.metrics().compactions_failed, 1);
+    assert_eq!(
+        times(&db, 0, 999),
+        Vec::<i64>::new(),
+        "the expired block is deleted even though compaction failed"
+    );
+    faults.set_disk_full(false);
+    db.compact().unwrap();
+    batch(&db, 20_100).unwrap();
+    assert!(!times(&db, 15_000, 20_100).is_empty());
+}
