@@ -30,8 +30,8 @@ pub mod promqltest;
 mod value;
 
 pub use error::{Error, ErrorKind};
-pub use parse::{parse as parse_expr, parse_selector};
 pub use limits::CancelToken;
+pub use parse::{parse as parse_expr, parse_selector};
 pub use value::{MatrixSeries, Value, VectorSample};
 
 use argus_storage::Queryable;

@@ -266,7 +266,11 @@ const ALERT_RULES: &str = "groups:
 fn alert_goes_pending_then_firing_with_api_and_series() {
     let s = Setup::new();
     let file = s.rules("alerts.yml", ALERT_RULES);
-    let a = s.start(&["--web.external-url=http://prom.example:9090/prefix/"]);
+    // The external URL's path would also become the route prefix; keep routes at `/`.
+    let a = s.start(&[
+        "--web.external-url=http://prom.example:9090/prefix/",
+        "--web.route-prefix=/",
+    ]);
 
     let pending = wait_for(&a, "Slow pending", 20, || alert(&a, "Slow"));
     assert_eq!(pending["state"], "pending", "{pending}");
