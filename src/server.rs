@@ -197,17 +197,29 @@ async fn shutdown_signal(quit: Arc<Notify>) {
     }
 }
 
-/// Serialises reloads from `/-/reload` and SIGHUP.
-async fn reload_loop(
-    flags: Arc<Flags>,
-    listen: SocketAddr,
+/// What a reload reconfigures (scrape, rules, notifier, remote write: applied in that order).
+struct Reloadable {
     config: Arc<ConfigState>,
     scrape: Arc<ScrapeManager>,
     notifier: Arc<Notifier>,
     rules: Arc<RuleManager>,
     remote: Arc<crate::remote::RemoteWrite>,
+}
+
+/// Serialises reloads from `/-/reload` and SIGHUP.
+async fn reload_loop(
+    flags: Arc<Flags>,
+    listen: SocketAddr,
+    parts: Reloadable,
     mut rx: mpsc::Receiver<ReloadRequest>,
 ) {
+    let Reloadable {
+        config,
+        scrape,
+        notifier,
+        rules,
+        remote,
+    } = parts;
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).ok();
     loop {
@@ -446,11 +458,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tokio::spawn(reload_loop(
         flags.clone(),
         listen,
-        config,
-        scrape.clone(),
-        notifier.clone(),
-        rules.clone(),
-        remote.clone(),
+        Reloadable {
+            config,
+            scrape: scrape.clone(),
+            notifier: notifier.clone(),
+            rules: rules.clone(),
+            remote: remote.clone(),
+        },
         reload_rx,
     ));
 

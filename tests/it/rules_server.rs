@@ -266,9 +266,9 @@ const ALERT_RULES: &str = "groups:
 fn alert_goes_pending_then_firing_with_api_and_series() {
     let s = Setup::new();
     let file = s.rules("alerts.yml", ALERT_RULES);
+    // The external URL's path would also become the route prefix; keep routes at `/`.
     let a = s.start(&[
         "--web.external-url=http://prom.example:9090/prefix/",
-        // Routes stay at / (the external URL's path is only for links), as with Prometheus.
         "--web.route-prefix=/",
     ]);
 
