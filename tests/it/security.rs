@@ -400,7 +400,8 @@ fn status_config_shows_secrets_as_placeholders() {
          - job_name: c\n  bearer_token: tok-plugh\n  \
            static_configs: [{targets: ['127.0.0.1:1']}]\n\
          remote_write:\n- url: http://127.0.0.1:1/write\n  \
-           basic_auth: {username: u, password: rw-swordfish}\n  \
+           basic_auth: {username: u, password: rw-swordfish}\n\
+         remote_read:\n- url: http://127.0.0.1:1/read\n  \
            oauth2: {client_id: i, client_secret: oauth-secret, token_url: http://x}\n",
     )
     .unwrap();
