@@ -13,7 +13,7 @@ fn healthy(a: &Argus) {
 #[test]
 fn query_range_span_that_overflows_i64_is_a_400() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     // -9e15 s .. 9e15 s: end - start = 1.8e19 ms does not fit in i64. It used to wrap (release)
     // and slip past the 11,000-points check, or overflow-panic the handler (debug).
     for step in ["1e12", "1"] {
@@ -34,7 +34,7 @@ fn query_range_span_that_overflows_i64_is_a_400() {
 #[test]
 fn series_labels_and_values_stop_at_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let now = now_ms();
     let ts = ["e", "d", "c", "b", "a"]
         .iter()
@@ -81,7 +81,7 @@ fn series_labels_and_values_stop_at_limit() {
 #[test]
 fn remote_write_label_bounds_are_a_400_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let now = now_ms();
     let names: Vec<String> = (0..600).map(|i| format!("l{i:03}")).collect();
     let mut many: Vec<(&str, &str)> = vec![("__name__", "too_many")];
@@ -123,6 +123,7 @@ fn remote_write_label_bounds_are_a_400_with_the_reason() {
     let a = Argus::start(
         dir.path(),
         &[
+            "--web.enable-remote-write-receiver",
             "--storage.remote-write.max-labels-per-series=2",
             "--storage.remote-write.max-label-name-length=8",
         ],
@@ -166,7 +167,7 @@ fn remote_write_label_bounds_are_a_400_with_the_reason() {
 #[test]
 fn federate_escapes_names_so_no_input_breaks_the_exposition() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &[]);
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let now = now_ms();
     let r = write(
         &a,
@@ -209,7 +210,13 @@ fn federate_obeys_query_timeout_and_max_samples() {
     let m = format!("/federate?match[]={}", enc("fed"));
 
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--query.max-samples=5"]);
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--query.max-samples=5",
+        ],
+    );
     assert_eq!(write(&a, ts()).status, 204);
     let r = a.get(&m);
     assert_eq!(r.status, 422, "{}", r.text());
@@ -217,13 +224,22 @@ fn federate_obeys_query_timeout_and_max_samples() {
     drop(a);
 
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--query.max-samples=10"]);
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--query.max-samples=10",
+        ],
+    );
     assert_eq!(write(&a, ts()).status, 204);
     assert_eq!(a.get(&m).status, 200);
     drop(a);
 
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--query.timeout=0s"]);
+    let a = Argus::start(
+        dir.path(),
+        &["--web.enable-remote-write-receiver", "--query.timeout=0s"],
+    );
     assert_eq!(write(&a, ts()).status, 204);
     let r = a.get(&m);
     assert_eq!(r.status, 503, "{}", r.text());
