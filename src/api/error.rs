@@ -14,7 +14,7 @@ pub enum ErrorType {
     Execution,
     /// 503.
     Timeout,
-    /// 503.
+    /// 499 (Prometheus's "client closed connection"; the client has gone anyway).
     Canceled,
     /// 500.
     Internal,
@@ -41,7 +41,8 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorType::Timeout | ErrorType::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             // Prometheus's respondError has no case for `unavailable`: its default is 500.
             ErrorType::Internal | ErrorType::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,

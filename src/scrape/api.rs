@@ -239,7 +239,7 @@ fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     if s.trim() == "{}" {
         return Ok(Vec::new());
     }
-    argus_query::parse_selector(s).map_err(|e| e.message)
+    crate::api::params::parse_selector(s)
 }
 
 /// RFC 3339 with nanoseconds in UTC, as Go's `time.Time` JSON; the zero time when `None`.
