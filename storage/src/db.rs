@@ -726,6 +726,10 @@ impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender> {
         Box::new(HeadAppender::new(self.inner.head.clone()))
     }
+
+    fn appender_unsynced(&self) -> Box<dyn Appender> {
+        Box::new(HeadAppender::new_unsynced(self.inner.head.clone()))
+    }
 }
 
 #[cfg(test)]

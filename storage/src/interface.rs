@@ -90,6 +90,14 @@ pub trait Appender: Send {
 pub trait Appendable: Send + Sync {
     /// A new, empty appender.
     fn appender(&self) -> Box<dyn Appender>;
+
+    /// An appender whose commits are written to the WAL without an fsync: they survive a crash
+    /// of the process (`kill -9`) but not of the machine, as every commit of Prometheus does.
+    /// For output that is recomputed anyway, such as rule results (one commit per rule). The
+    /// default is [`Appendable::appender`].
+    fn appender_unsynced(&self) -> Box<dyn Appender> {
+        self.appender()
+    }
 }
 
 /// A sample iterator over nothing.

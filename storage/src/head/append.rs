@@ -25,6 +25,9 @@ pub(crate) struct HeadAppender {
     buf_samples: Vec<u8>,
     /// End offsets of the samples records in `buf_samples`.
     bounds: Vec<usize>,
+    /// Whether a commit applies the WAL's sync policy (false: page cache only, see
+    /// [`crate::Appendable::appender_unsynced`]).
+    sync: bool,
 }
 
 /// Samples per WAL record: at most 28 bytes each, so a record stays far below the 64 MiB cap.
@@ -45,6 +48,15 @@ impl HeadAppender {
             buf_series: Vec::new(),
             buf_samples: Vec::new(),
             bounds: Vec::new(),
+            sync: true,
+        }
+    }
+
+    /// An appender whose commits skip the WAL's sync policy.
+    pub(crate) fn new_unsynced(head: Arc<Head>) -> Self {
+        Self {
+            sync: false,
+            ..Self::new(head)
         }
     }
 
@@ -210,7 +222,7 @@ impl Appender for HeadAppender {
                         start = end;
                     }
                 }
-                let res = wal.log(&records);
+                let res = wal.log_with(&records, self.sync);
                 if let Err(e) = res {
                     self.clear();
                     return Err(e);

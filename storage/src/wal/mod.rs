@@ -178,6 +178,13 @@ impl Wal {
     /// without poisoning). A batch is written with one `write(2)` and never split across
     /// segments.
     pub(crate) fn log(&mut self, records: &[&[u8]]) -> Result<()> {
+        self.log_with(records, true)
+    }
+
+    /// [`Wal::log`], with the sync policy applied only when `sync` is true: an unsynced batch is
+    /// in the page cache (it survives a crash of the process, not of the machine) until the next
+    /// synced batch or segment close syncs the file.
+    pub(crate) fn log_with(&mut self, records: &[&[u8]], sync: bool) -> Result<()> {
         if let Some(r) = records
             .iter()
             .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
@@ -208,7 +215,9 @@ impl Wal {
                 e,
             )));
         }
-        self.sync_policy()?;
+        if sync {
+            self.sync_policy()?;
+        }
         // Only a synced batch counts: a failed sync leaves `cur_size` at the last acknowledged
         // batch, which is where `recover` truncates.
         self.cur_size += len;

@@ -416,3 +416,37 @@ fn wal_fsyncs_are_counted_per_sync_mode() {
         }
     }
 }
+
+#[test]
+fn unsynced_appender_skips_the_fsync_but_not_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        sync: SyncMode::Data,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o.clone()).unwrap();
+    let up = lbl(&[("__name__", "rule_out")]);
+    let synced_before = db.metrics().wal_fsyncs;
+    let mut app = db.appender_unsynced();
+    for t in 0..20 {
+        app.append(None, &up, t * 1000, t as f64).unwrap();
+        app.commit().unwrap();
+    }
+    assert_eq!(
+        db.metrics().wal_fsyncs,
+        synced_before,
+        "unsynced commits fsynced"
+    );
+    assert_eq!(dump(&db, &all(), 0, 100_000)[0].1.len(), 20);
+    // The ordinary appender still syncs every commit under SyncMode::Data.
+    let mut app = db.appender();
+    app.append(None, &up, 30_000, 1.0).unwrap();
+    app.commit().unwrap();
+    assert!(db.metrics().wal_fsyncs > synced_before);
+    // Written to the WAL: a reopen (replay) has every sample.
+    drop(app);
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o).unwrap();
+    assert_eq!(dump(&db, &all(), 0, 100_000)[0].1.len(), 21);
+}
