@@ -4,6 +4,7 @@
 //! `argus-query` sees only [`Queryable`], [`Querier`], [`SeriesSet`] and [`SampleIterator`].
 
 use crate::error::{Error, Result};
+use crate::histogram::FloatHistogram;
 use crate::matcher::Matcher;
 use crate::model::{Labels, SeriesRef, Timestamp};
 
@@ -17,8 +18,14 @@ pub trait SampleIterator {
     /// Advances to the first sample with timestamp `>= t`. If the current sample already
     /// satisfies that, stays put. Returns `false` when there is none (or on error).
     fn seek(&mut self, t: Timestamp) -> bool;
-    /// The current sample `(t ms, value)`.
+    /// The current sample `(t ms, value)`. For a native-histogram sample the value is
+    /// meaningless (0.0); the histogram is [`SampleIterator::at_histogram`].
     fn at(&self) -> (Timestamp, f64);
+    /// The current sample's histogram when it is a native-histogram sample, `None` for a float
+    /// sample. Series may mix both kinds over time. The default is for float-only sources.
+    fn at_histogram(&self) -> Option<&FloatHistogram> {
+        None
+    }
     /// The error that ended iteration, if any (sticky).
     fn err(&self) -> Option<&Error>;
 }
@@ -79,6 +86,21 @@ pub trait Appender: Send {
         t: Timestamp,
         v: f64,
     ) -> Result<SeriesRef>;
+    /// Adds a native-histogram sample; otherwise as [`Appender::append`]. A float sample with
+    /// the staleness NaN ends a histogram series as it ends a float one. The default refuses
+    /// (for float-only storages).
+    fn append_histogram(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef> {
+        let _ = (series, labels, t, h);
+        Err(Error::InvalidArgument(
+            "native histograms are not supported by this storage".into(),
+        ))
+    }
     /// Writes the batch to the WAL (fsynced per the configured policy), then makes it visible to
     /// queries. After an `Ok`, the samples survive a crash. The appender may be reused.
     fn commit(&mut self) -> Result<()>;

@@ -33,6 +33,7 @@ mod encoding;
 mod error;
 mod fs;
 mod head;
+pub mod histogram;
 mod index;
 mod interface;
 pub mod internals;
@@ -47,6 +48,7 @@ pub mod testing;
 
 pub use db::{Db, DbMetrics, Options, TsdbStats};
 pub use error::{Error, ErrorKind, Result};
+pub use histogram::{CounterResetHint, FloatHistogram, SampleValue, Span};
 pub use interface::{
     Appendable, Appender, EmptySampleIterator, ErrSeriesSet, Querier, Queryable, SampleIterator,
     SeriesSet, SliceSampleIterator,

@@ -5,16 +5,15 @@
 //! rejected, empty-matching matchers selecting series without the label.
 
 use crate::error::{Error, Result};
-use crate::interface::{
-    Appendable, Appender, Querier, Queryable, SampleIterator, SeriesSet, SliceSampleIterator,
-};
+use crate::histogram::{FloatHistogram, SampleValue};
+use crate::interface::{Appendable, Appender, Querier, Queryable, SampleIterator, SeriesSet};
 use crate::matcher::Matcher;
 use crate::model::{Labels, SeriesRef, Timestamp};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-type Data = BTreeMap<Labels, Vec<(Timestamp, f64)>>;
+type Data = BTreeMap<Labels, Vec<(Timestamp, SampleValue)>>;
 
 /// Shared in-memory storage. Clones share the same data.
 #[derive(Clone, Default)]
@@ -28,8 +27,18 @@ impl MemStorage {
         Self::default()
     }
 
-    /// Inserts a sample directly (sorted by time; replaces an equal timestamp). For fixtures.
+    /// Inserts a float sample directly (sorted by time; replaces an equal timestamp). For
+    /// fixtures.
     pub fn insert(&self, labels: Labels, t: Timestamp, v: f64) {
+        self.insert_value(labels, t, SampleValue::Float(v));
+    }
+
+    /// Inserts a native-histogram sample directly, as [`MemStorage::insert`].
+    pub fn insert_histogram(&self, labels: Labels, t: Timestamp, h: FloatHistogram) {
+        self.insert_value(labels, t, SampleValue::Histogram(Box::new(h)));
+    }
+
+    fn insert_value(&self, labels: Labels, t: Timestamp, v: SampleValue) {
         let mut data = self.data.write();
         let s = data.entry(labels).or_default();
         match s.binary_search_by_key(&t, |p| p.0) {
@@ -38,8 +47,27 @@ impl MemStorage {
         }
     }
 
-    /// Every series and its samples, for assertions.
+    /// Every series and its float samples, for assertions (histogram samples are left out;
+    /// see [`MemStorage::dump_values`]).
     pub fn dump(&self) -> Vec<(Labels, Vec<(Timestamp, f64)>)> {
+        self.data
+            .read()
+            .iter()
+            .map(|(l, s)| {
+                let floats = s
+                    .iter()
+                    .filter_map(|(t, v)| match v {
+                        SampleValue::Float(f) => Some((*t, *f)),
+                        SampleValue::Histogram(_) => None,
+                    })
+                    .collect();
+                (l.clone(), floats)
+            })
+            .collect()
+    }
+
+    /// Every series and all its samples, floats and histograms.
+    pub fn dump_values(&self) -> Vec<(Labels, Vec<(Timestamp, SampleValue)>)> {
         self.data
             .read()
             .iter()
@@ -59,8 +87,10 @@ fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
         .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
 }
 
+type MemSeries = (Labels, Vec<(Timestamp, SampleValue)>);
+
 struct MemQuerier {
-    series: Vec<(Labels, Vec<(Timestamp, f64)>)>,
+    series: Vec<MemSeries>,
 }
 
 impl Queryable for MemStorage {
@@ -114,7 +144,7 @@ impl Querier for MemQuerier {
 }
 
 struct MemSeriesSet<'a> {
-    picked: Vec<&'a (Labels, Vec<(Timestamp, f64)>)>,
+    picked: Vec<&'a MemSeries>,
     pos: Option<usize>,
 }
 
@@ -128,9 +158,53 @@ impl SeriesSet for MemSeriesSet<'_> {
         &self.picked[self.pos.expect("BUG: labels() before next()")].0
     }
     fn samples(&self) -> Box<dyn SampleIterator + '_> {
-        Box::new(SliceSampleIterator::new(
-            &self.picked[self.pos.expect("BUG: samples() before next()")].1,
-        ))
+        Box::new(MemSampleIterator {
+            samples: &self.picked[self.pos.expect("BUG: samples() before next()")].1,
+            pos: 0,
+            started: false,
+        })
+    }
+    fn err(&self) -> Option<&Error> {
+        None
+    }
+}
+
+/// Iterates over a sorted slice of mixed float and histogram samples.
+struct MemSampleIterator<'a> {
+    samples: &'a [(Timestamp, SampleValue)],
+    pos: usize,
+    started: bool,
+}
+
+impl SampleIterator for MemSampleIterator<'_> {
+    fn next(&mut self) -> bool {
+        if self.started {
+            self.pos += 1;
+        } else {
+            self.started = true;
+        }
+        self.pos < self.samples.len()
+    }
+    fn seek(&mut self, t: Timestamp) -> bool {
+        self.started = true;
+        if self.pos < self.samples.len() && self.samples[self.pos].0 >= t {
+            return true;
+        }
+        let rest = &self.samples[self.pos.min(self.samples.len())..];
+        self.pos += rest.partition_point(|s| s.0 < t);
+        self.pos < self.samples.len()
+    }
+    fn at(&self) -> (Timestamp, f64) {
+        match &self.samples[self.pos] {
+            (t, SampleValue::Float(v)) => (*t, *v),
+            (t, SampleValue::Histogram(_)) => (*t, 0.0),
+        }
+    }
+    fn at_histogram(&self) -> Option<&FloatHistogram> {
+        match &self.samples[self.pos].1 {
+            SampleValue::Float(_) => None,
+            SampleValue::Histogram(h) => Some(h),
+        }
     }
     fn err(&self) -> Option<&Error> {
         None
@@ -139,7 +213,7 @@ impl SeriesSet for MemSeriesSet<'_> {
 
 struct MemAppender {
     storage: MemStorage,
-    pending: Vec<(Labels, Timestamp, f64)>,
+    pending: Vec<(Labels, Timestamp, SampleValue)>,
 }
 
 impl Appendable for MemStorage {
@@ -151,6 +225,31 @@ impl Appendable for MemStorage {
     }
 }
 
+impl MemAppender {
+    fn add(&mut self, labels: &Labels, t: Timestamp, v: SampleValue) -> Result<SeriesRef> {
+        if labels.is_empty() {
+            return Err(Error::InvalidLabels("empty label set".into()));
+        }
+        let data = self.storage.data.read();
+        if let Some((last_t, last_v)) = data.get(labels).and_then(|s| s.last()) {
+            if t < *last_t {
+                return Err(Error::OutOfOrder);
+            }
+            let same = match (last_v, &v) {
+                (SampleValue::Float(a), SampleValue::Float(b)) => a.to_bits() == b.to_bits(),
+                (SampleValue::Histogram(a), SampleValue::Histogram(b)) => a == b,
+                _ => false,
+            };
+            if t == *last_t && !same {
+                return Err(Error::DuplicateSample);
+            }
+        }
+        drop(data);
+        self.pending.push((labels.clone(), t, v));
+        Ok(SeriesRef(labels.stable_hash()))
+    }
+}
+
 impl Appender for MemAppender {
     fn append(
         &mut self,
@@ -159,26 +258,23 @@ impl Appender for MemAppender {
         t: Timestamp,
         v: f64,
     ) -> Result<SeriesRef> {
-        if labels.is_empty() {
-            return Err(Error::InvalidLabels("empty label set".into()));
-        }
-        let data = self.storage.data.read();
-        if let Some(&(last_t, last_v)) = data.get(labels).and_then(|s| s.last()) {
-            if t < last_t {
-                return Err(Error::OutOfOrder);
-            }
-            if t == last_t && last_v.to_bits() != v.to_bits() {
-                return Err(Error::DuplicateSample);
-            }
-        }
-        drop(data);
-        self.pending.push((labels.clone(), t, v));
-        Ok(SeriesRef(labels.stable_hash()))
+        self.add(labels, t, SampleValue::Float(v))
+    }
+
+    fn append_histogram(
+        &mut self,
+        _series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef> {
+        h.check_layout().map_err(Error::InvalidArgument)?;
+        self.add(labels, t, SampleValue::Histogram(Box::new(h.clone())))
     }
 
     fn commit(&mut self) -> Result<()> {
         for (l, t, v) in self.pending.drain(..) {
-            self.storage.insert(l, t, v);
+            self.storage.insert_value(l, t, v);
         }
         Ok(())
     }
@@ -220,6 +316,38 @@ mod tests {
         assert!(!it.next());
         drop(it);
         assert!(!set.next(), "b has no samples in range");
+    }
+
+    #[test]
+    fn histograms_mix_with_floats() {
+        use crate::histogram::Span;
+        let s = MemStorage::new();
+        let l = Labels::from_pairs(&[("__name__", "h")]);
+        let h = FloatHistogram {
+            count: 2.0,
+            sum: 3.0,
+            positive_spans: vec![Span::new(0, 1)],
+            positive_buckets: vec![2.0],
+            ..Default::default()
+        };
+        let mut app = s.appender();
+        app.append(None, &l, 10, 1.0).unwrap();
+        app.append_histogram(None, &l, 20, &h).unwrap();
+        let mut bad = h.clone();
+        bad.positive_buckets.clear();
+        assert!(app.append_histogram(None, &l, 30, &bad).is_err());
+        app.commit().unwrap();
+        let q = s.querier(0, 100).unwrap();
+        let mut set = q.select(&[]);
+        assert!(set.next());
+        let mut it = set.samples();
+        assert!(it.next());
+        assert_eq!((it.at(), it.at_histogram()), ((10, 1.0), None));
+        assert!(it.next());
+        assert_eq!(it.at().0, 20);
+        assert_eq!(it.at_histogram(), Some(&h));
+        assert!(!it.next());
+        assert_eq!(s.dump()[0].1, vec![(10, 1.0)]);
     }
 }
 
