@@ -92,6 +92,24 @@ fn push_point(out: &mut String, t: i64, v: f64) {
 
 /// Appends the `data` object of a query response: `{"resultType":…,"result":…}`.
 pub fn push_query_data(out: &mut String, v: &Value) {
+    push_query_data_chunked(out, v, None);
+}
+
+/// Size at which [`push_query_data_chunked`] hands the buffer to its `flush`.
+pub const QUERY_DATA_CHUNK: usize = 256 * 1024;
+
+/// As [`push_query_data`], but between two series (or samples) where `out` holds at least
+/// [`QUERY_DATA_CHUNK`] bytes, calls `flush(out)`, which takes the bytes away (to send them) and
+/// returns `false` to stop early (the client went away). Returns `false` when stopped.
+pub fn push_query_data_chunked(
+    out: &mut String,
+    v: &Value,
+    mut flush: Option<&mut dyn FnMut(&mut String) -> bool>,
+) -> bool {
+    let mut full = |out: &mut String| match flush.as_mut() {
+        Some(f) if out.len() >= QUERY_DATA_CHUNK => f(out),
+        _ => true,
+    };
     match v {
         Value::Scalar(t, x) => {
             out.push_str("{\"resultType\":\"scalar\",\"result\":");
@@ -115,6 +133,9 @@ pub fn push_query_data(out: &mut String, v: &Value) {
                 out.push_str(",\"value\":");
                 push_point(out, s.t, s.v);
                 out.push('}');
+                if !full(out) {
+                    return false;
+                }
             }
             out.push(']');
         }
@@ -134,11 +155,15 @@ pub fn push_query_data(out: &mut String, v: &Value) {
                     push_point(out, *t, *v);
                 }
                 out.push_str("]}");
+                if !full(out) {
+                    return false;
+                }
             }
             out.push(']');
         }
     }
     out.push('}');
+    true
 }
 
 /// Splits ms since the epoch into (year, month, day, hour, minute, second, ms) in UTC.

@@ -482,3 +482,45 @@ async fn gzip_when_asked() {
         serde_json::json!({"status": "success", "data": ["__name__", "job", "zone"]}),
     );
 }
+
+/// A range query whose JSON exceeds one chunk is streamed in pieces; the pieces must join into
+/// the same document a single buffer would hold: every series and point, in order.
+#[tokio::test]
+async fn large_range_result_streams_whole() {
+    let f = fixture(false);
+    const SERIES: usize = 2_000;
+    const POINTS: i64 = 101;
+    for i in 0..SERIES {
+        let l = Labels::from_pairs(&[("__name__", "big"), ("i", &format!("{i:04}"))]);
+        for k in 0..POINTS {
+            f.storage
+                .insert(l.clone(), k * 1000, i as f64 * 1000.0 + k as f64 / 8.0);
+        }
+    }
+    let (status, body) = get(
+        &f.app,
+        "/api/v1/query_range?query=big&start=0&end=100&step=1",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.len() > 2 * format::QUERY_DATA_CHUNK,
+        "the body ({} bytes) must span several chunks for this test to mean anything",
+        body.len()
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&body).expect("streamed body is one JSON document");
+    assert_eq!(doc["status"], "success");
+    let result = doc["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), SERIES);
+    for (i, s) in result.iter().enumerate() {
+        assert_eq!(s["metric"]["i"], format!("{i:04}"));
+        let values = s["values"].as_array().unwrap();
+        assert_eq!(values.len(), POINTS as usize);
+        for (k, p) in values.iter().enumerate() {
+            assert_eq!(p[0], serde_json::json!(k));
+            let want = i as f64 * 1000.0 + k as f64 / 8.0;
+            assert_eq!(p[1].as_str().unwrap().parse::<f64>().unwrap(), want);
+        }
+    }
+}
