@@ -279,3 +279,69 @@ fn global_interval_defaults_follow_prometheus() {
         healthy(&a);
     }
 }
+
+#[test]
+fn limit_on_thousands_of_series_returns_the_sorted_first_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
+    let now = now_ms();
+    let n = 3000;
+    let ts = (0..n)
+        .map(|i| {
+            let inst = format!("h{:05}", n - i);
+            let name = format!("many_{}", i % 3);
+            series(
+                &[
+                    ("__name__", name.as_str()),
+                    ("inst", inst.as_str()),
+                    (format!("l{}", i % 40).as_str(), "x"),
+                ],
+                &[(now, 1.0)],
+            )
+        })
+        .collect();
+    assert_eq!(write(&a, ts).status, 204);
+    let sel = format!("match[]={}", enc(r#"{__name__=~"many_.*"}"#));
+    let strings = |j: &serde_json::Value| -> Vec<String> {
+        let arr = j["data"].as_array().unwrap_or_else(|| panic!("{j}"));
+        arr.iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    for path in ["/api/v1/label/inst/values", "/api/v1/labels"] {
+        for with_match in [false, true] {
+            let m = if with_match { sel.as_str() } else { "" };
+            let full = a.get(&format!("{path}?{m}")).json();
+            assert!(full.get("warnings").is_none(), "{full}");
+            let mut want = strings(&full);
+            assert!(want.len() > 10, "{path}: {} values", want.len());
+            assert!(want.is_sorted(), "{path}: sorted");
+            want.truncate(10);
+            let j = a.get(&format!("{path}?{m}&limit=10")).json();
+            assert_eq!(strings(&j), want, "{path} {m}");
+            assert_eq!(j["warnings"][0], "results truncated due to limit", "{j}");
+        }
+    }
+    let j = a.get("/api/v1/label/inst/values?limit=10").json();
+    let want: Vec<String> = (1..=10).map(|i| format!("h{i:05}")).collect();
+    assert_eq!(strings(&j), want, "{j}");
+
+    let j = a.get(&format!("/api/v1/series?{sel}&limit=10")).json();
+    let got: Vec<(String, String)> = j["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap().to_string();
+            (f("__name__"), f("inst"))
+        })
+        .collect();
+    let mut all: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("many_{}", i % 3), format!("h{:05}", n - i)))
+        .collect();
+    all.sort();
+    all.truncate(10);
+    assert_eq!(got, all, "{j}");
+    assert_eq!(j["warnings"][0], "results truncated due to limit", "{j}");
+    healthy(&a);
+}
