@@ -306,7 +306,7 @@ mod tests {
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(left, [name.clone()], "only the untouched entry remains");
+        assert_eq!(left, vec![name.clone()], "only the untouched entry remains");
         // With a regular old version, a failed write keeps it readable.
         fs::remove_dir_all(dir.path().join(&name)).expect("rmdir");
         persist(dir.path(), &g).expect("persist");
