@@ -102,6 +102,16 @@ impl MemPostings {
         if limit == 0 {
             return Vec::new();
         }
+        if limit >= vals.len() {
+            // Everything may be answered: filter, sort the references, copy once.
+            let mut v: Vec<&str> = vals
+                .iter()
+                .filter(|(_, ids)| filter.is_none_or(|f| !ids.is_disjoint(f)))
+                .map(|(v, _)| v.as_ref())
+                .collect();
+            v.sort_unstable();
+            return v.into_iter().map(str::to_string).collect();
+        }
         let mut heap: BinaryHeap<&str> = BinaryHeap::with_capacity(limit.min(vals.len()) + 1);
         for (v, ids) in vals {
             if heap.len() >= limit && heap.peek().is_some_and(|top| v.as_ref() >= *top) {

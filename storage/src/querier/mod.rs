@@ -95,6 +95,21 @@ impl Bounded {
         self.set.len() < self.limit || self.set.last().is_some_and(|last| v < last.as_str())
     }
 
+    /// Offers `sorted` (ascending, as every reader returns them) in one step: into an empty
+    /// set they are bulk-loaded, later ones are offered one by one until one cannot enter.
+    fn offer_sorted(&mut self, sorted: Vec<String>) {
+        if self.set.is_empty() {
+            self.set = sorted.into_iter().take(self.limit).collect();
+            return;
+        }
+        for v in sorted {
+            if !self.admits(&v) {
+                break;
+            }
+            self.offer(&v);
+        }
+    }
+
     fn offer(&mut self, v: &str) {
         if !self.admits(v) || self.set.contains(v) {
             return;
@@ -147,7 +162,7 @@ impl Querier for DbQuerier {
         self.union_limited(matchers, limit, |r, ids, out| {
             match ids {
                 // Names are few per reader (tens to hundreds): no early stop needed.
-                None => r.label_names()?.iter().for_each(|n| out.offer(n)),
+                None => out.offer_sorted(r.label_names()?),
                 Some(ids) => {
                     for id in ids {
                         if r.labels(id, &mut labels)? {
@@ -183,12 +198,7 @@ impl Querier for DbQuerier {
                 }
                 return Ok(());
             }
-            for v in r.label_values_limited(name, ids, limit)? {
-                if !out.admits(&v) {
-                    break;
-                }
-                out.offer(&v);
-            }
+            out.offer_sorted(r.label_values_limited(name, ids, limit)?);
             Ok(())
         })
     }
