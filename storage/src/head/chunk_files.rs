@@ -279,8 +279,8 @@ mod tests {
     #[test]
     fn unknown_refs_are_errors() {
         let f = HeadChunkFiles::with_page_size(256);
-        let r1 = f.write(1, 0, 1, &[1; 40]);
-        let _ = f.write(2, 0, 1, &[2; 240]); // fills page 1
+        let r1 = f.write(1, 0, 1, &[0x7f; 40]);
+        let _ = f.write(2, 0, 1, &[2; 240]); // does not fit: page 1 is full at 41 bytes
         let mut got = Vec::new();
         let check = |r: u64, want: &str| {
             let mut got = Vec::new();
@@ -292,10 +292,12 @@ mod tests {
             assert!(got.is_empty());
         };
         check(5 << 32 | 8, "not found");
-        check(r1 + 10_000, "past the end of its page");
-        check(r1 + 30, "past the end of its page");
+        check(r1 + 10_000, "chunk ref past the end of its page");
+        check(r1 + 41, "bad chunk length");
+        // Inside a chunk: its bytes read as a length of 127, past the page's end.
+        check(r1 + 1, "chunk past the end of its page");
         f.read_into(r1, &mut got).unwrap();
-        assert_eq!(got, [1; 40]);
+        assert_eq!(got, [0x7f; 40]);
     }
 
     #[test]
