@@ -18,6 +18,7 @@ For each server, in turn:
 
 Usage:
   python3 benches/replay_vs_prometheus.py --argus target/release/argus \
+      [--argus-old OLD_BINARY --servers prometheus,argus,argus-old] \
       [--series 20000 --samples 480] [--workdir /tmp/replay]
 Only the Python standard library; the harness needs its own requirements (see its README).
 """
@@ -35,6 +36,8 @@ import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+HARNESS_PATH = [""]
+# `../shared/bench/harness.py` from the repository root, as in benches/README.md (--harness).
 HARNESS = os.path.join(HERE, "..", "..", "shared", "bench", "harness.py")
 
 
@@ -100,8 +103,9 @@ def query(base, q):
 
 def command(name, args, data, port):
     addr = f"127.0.0.1:{port}"
-    if name == "argus":
-        return [args.argus, f"--web.listen-address={addr}", f"--storage.tsdb.path={data}",
+    if name in ("argus", "argus-old"):
+        binary = args.argus if name == "argus" else args.argus_old
+        return [binary, f"--web.listen-address={addr}", f"--storage.tsdb.path={data}",
                 "--web.enable-remote-write-receiver",
                 "--storage.tsdb.out-of-order-time-window=1d"]
     cfg = os.path.join(os.path.dirname(data), "prometheus.yml")
@@ -125,7 +129,7 @@ def run_one(name, args, ds):
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     try:
         wait_ready(proc, base, 60)
-        subprocess.run([sys.executable, HARNESS, "ingest", "--target", base, "--dataset", ds],
+        subprocess.run([sys.executable, HARNESS_PATH[0], "ingest", "--target", base, "--dataset", ds],
                        check=True, stdout=subprocess.DEVNULL)
         time.sleep(args.settle)
         ingest_hwm = status(proc.pid)["VmHWM"]
@@ -161,16 +165,20 @@ def run_one(name, args, ds):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--argus", required=True)
+    p.add_argument("--argus-old", help="a second Argus binary (server name argus-old)")
     p.add_argument("--prometheus", default="/usr/bin/prometheus")
-    p.add_argument("--servers", default="prometheus,argus")
+    p.add_argument("--servers", default="prometheus,argus",
+                   help="comma list of prometheus, argus, argus-old")
     p.add_argument("--series", type=int, default=20000)
     p.add_argument("--samples", type=int, default=480)
     p.add_argument("--settle", type=float, default=3.0)
     p.add_argument("--workdir", default="/tmp/argus-replay")
+    p.add_argument("--harness", default=HARNESS)
     args = p.parse_args()
+    HARNESS_PATH[0] = args.harness
     os.makedirs(args.workdir, exist_ok=True)
     ds = os.path.join(args.workdir, "ds.json")
-    subprocess.run([sys.executable, HARNESS, "gen", "--series", str(args.series),
+    subprocess.run([sys.executable, HARNESS_PATH[0], "gen", "--series", str(args.series),
                     "--samples", str(args.samples), "--out", ds], check=True)
     want = args.series * args.samples
     results = {}
