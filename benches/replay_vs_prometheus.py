@@ -12,8 +12,8 @@ For each server, in turn:
   5. start it again on the same data dir and poll `/-/ready` every 20 ms: time-to-ready is from
      the spawn to the first 200; peak RSS is `VmHWM` from /proc/PID/status read at that moment
      (the replay's high-water mark);
-  6. check the replay lost nothing: `count({__name__=~".+"})` (series) and
-     `sum(count_over_time({__name__=~".+"}[1d]))` (samples) against the data set;
+  6. check the replay lost nothing: `count({__name__=~".+"})` (series) and the sum over metric
+     names of `sum(count_over_time({__name__="NAME"}[1d]))` (samples) against the data set;
   7. stop it (SIGTERM, by PID).
 
 Usage:
@@ -149,7 +149,11 @@ def run_one(name, args, ds):
         st = status(proc.pid)
         cpu = cpu_seconds(proc.pid)
         series = query(base, 'count({__name__=~".+"})')
-        samples = query(base, 'sum(count_over_time({__name__=~".+"}[1d]))')
+        # Per metric name: count_over_time drops the name, and Prometheus 2.x refuses a vector
+        # with equal label sets.
+        _, body = get(base + "/api/v1/label/__name__/values", timeout=60)
+        samples = sum(query(base, f'sum(count_over_time({{__name__="{n}"}}[1d]))')
+                      for n in json.loads(body)["data"])
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         try:
