@@ -12,8 +12,10 @@ For each server, in turn:
   5. start it again on the same data dir and poll `/-/ready` every 20 ms: time-to-ready is from
      the spawn to the first 200; peak RSS is `VmHWM` from /proc/PID/status read at that moment
      (the replay's high-water mark);
-  6. check the replay lost nothing: `count({__name__=~".+"})` (series) and the sum over metric
-     names of `sum(count_over_time({__name__="NAME"}[1d]))` (samples) against the data set;
+  6. check the replay lost nothing, at the data set's end time: `count({__name__=~".+"})`
+     (series) and the sum over metric names of `sum(count_over_time({__name__="NAME"}[1d]))`
+     (samples) against the data set (Argus's default config also scrapes Argus itself, which
+     adds a few hundred samples and series);
   7. stop it (SIGTERM, by PID).
 
 Usage:
@@ -94,8 +96,8 @@ def wait_ready(proc, base, deadline_s):
     raise RuntimeError(f"not ready after {deadline_s}s")
 
 
-def query(base, q):
-    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": q})
+def query(base, q, at):
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": at})
     _, body = get(url, timeout=120)
     res = json.loads(body)["data"]["result"]
     return float(res[0]["value"][1]) if res else 0.0
@@ -148,11 +150,13 @@ def run_one(name, args, ds):
         ready_s = time.monotonic() - t0
         st = status(proc.pid)
         cpu = cpu_seconds(proc.pid)
-        series = query(base, 'count({__name__=~".+"})')
+        with open(ds) as f:
+            at = json.load(f)["end_ms"] / 1000
+        series = query(base, 'count({__name__=~".+"})', at)
         # Per metric name: count_over_time drops the name, and Prometheus 2.x refuses a vector
         # with equal label sets.
         _, body = get(base + "/api/v1/label/__name__/values", timeout=60)
-        samples = sum(query(base, f'sum(count_over_time({{__name__="{n}"}}[1d]))')
+        samples = sum(query(base, f'sum(count_over_time({{__name__="{n}"}}[1d]))', at)
                       for n in json.loads(body)["data"])
     finally:
         os.kill(proc.pid, signal.SIGTERM)
