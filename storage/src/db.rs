@@ -50,8 +50,8 @@ pub struct Options {
     pub sync: SyncMode,
     /// Run head cutting, compaction and retention on a background thread.
     pub background: bool,
-    /// Size in bytes at which a `chunks_head/` segment (completed head chunks) is finished and
-    /// mapped (default 64 MiB).
+    /// Size in bytes of the memory pages that hold completed head chunks (default 1 MiB; the
+    /// head frees whole pages when it is truncated).
     pub head_chunk_segment_size: u64,
     /// Bytes of WAL segments kept for WAL readers (remote-write queues) beyond what the head
     /// needs; past it the oldest are deleted anyway (None = no bound).

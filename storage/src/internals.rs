@@ -191,9 +191,20 @@ pub struct SegmentScan {
 pub fn wal_scan_segment(bytes: &[u8]) -> SegmentScan {
     let p = Path::new("<fuzz>");
     let mut r = wal::segment::SegmentReader::new(bytes, p);
+    let mut dec = wal::compress::Decompressor::default();
     let mut records = Vec::new();
     while r.next() {
-        records.push(r.record().to_vec());
+        match r.record(&mut dec) {
+            Ok(rec) => records.push(rec.to_vec()),
+            // A whole frame whose payload does not decompress: reading stops before it.
+            Err(_) => {
+                return SegmentScan {
+                    records,
+                    valid_len: r.record_offset(),
+                    corrupt: true,
+                };
+            }
+        }
     }
     SegmentScan {
         records,
@@ -202,14 +213,38 @@ pub fn wal_scan_segment(bytes: &[u8]) -> SegmentScan {
     }
 }
 
-/// Frames `records` as a complete segment file (header + frames).
+/// Frames `records` as a complete segment file (header + frames), compressing them as the WAL
+/// does.
 pub fn wal_build_segment(records: &[&[u8]]) -> Vec<u8> {
     let mut b = Vec::new();
     wal::segment::put_segment_header(&mut b);
+    let mut c = wal::compress::Compressor::new();
     for r in records {
-        wal::segment::put_frame(&mut b, r);
+        c.put_frame(&mut b, r);
     }
     b
+}
+
+/// Compresses and decompresses WAL records (segment format 2), reusing contexts: the
+/// compressed-record decoder under fuzzing, and the WAL codec bench.
+#[derive(Default)]
+pub struct WalRecordCodec {
+    c: wal::compress::Compressor,
+    d: wal::compress::Decompressor,
+}
+
+impl WalRecordCodec {
+    /// Appends a frame holding `record` (1..=64 MiB bytes) as the WAL writes it.
+    pub fn put_frame(&mut self, dst: &mut Vec<u8>, record: &[u8]) {
+        self.c.put_frame(dst, record);
+    }
+
+    /// The record held by an untrusted frame payload stored with `codec` (0 plain, 1 zstd).
+    pub fn decode_payload<'s>(&'s mut self, codec: u8, payload: &'s [u8]) -> Result<&'s [u8]> {
+        self.d
+            .record(codec, payload)
+            .map_err(|reason| crate::Error::corruption(Path::new("<fuzz>"), 0, reason))
+    }
 }
 
 /// An open WAL directory.

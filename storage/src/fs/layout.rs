@@ -4,7 +4,7 @@
 //! <dir>/
 //!   lock                      advisory lock held while a Db is open
 //!   wal/                      write-ahead log (codec helper's format)
-//!   chunks_head/000001 …      completed head chunks (rebuilt from the WAL at open)
+//!   chunks_head/              written by versions before WAL format 2; removed at open
 //!   <ULID>/                   one immutable block
 //!     meta.json               ulid, minTime, maxTime (exclusive), stats, compaction, version
 //!     index                   symbols, series, postings (codec helper's format)

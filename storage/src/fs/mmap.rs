@@ -2,10 +2,7 @@
 //!
 //! Invariants that make mapping sound: block files are written into `<id>.tmp/`, fsynced and
 //! renamed, and never modified or truncated afterwards; a block directory is removed only when
-//! the last `Arc<Block>` (and so the last map) is dropped. Finished `chunks_head/` segments
-//! are mapped only after their writer is flushed and closed, are never written again, and are
-//! unlinked only after their map was dropped under the lock readers hold while reading it
-//! (`head::chunk_files`). The safe API hands out `&[u8]`.
+//! the last `Arc<Block>` (and so the last map) is dropped. The safe API hands out `&[u8]`.
 
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -30,9 +27,8 @@ impl Mmap {
         }
         #[expect(unsafe_code, reason = "memmap2 maps are unsafe to create")]
         // SAFETY: the file is immutable: a block file was fully written and fsynced before its
-        // directory was renamed into place, and a finished head chunk segment was flushed and
-        // closed by its only writer before being mapped; nothing opens either for writing
-        // afterwards, and each is unlinked only after every reader of this map is gone.
+        // directory was renamed into place; nothing opens it for writing afterwards, and it is
+        // unlinked only after every reader of this map is gone.
         let map = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| Error::io(format!("cannot mmap {}", path.display()), e))?;
         Ok(Mmap { map: Some(map) })

@@ -4,9 +4,8 @@
 //! [`append::HeadAppender`] (validate → WAL → memory); [`read::HeadRange`] exposes a time range
 //! of the head as a [`crate::block::BlockReader`]; [`replay`] rebuilds the head from the WAL.
 //!
-//! Only the open chunk of a series is in memory; completed chunks are written to
-//! [`chunk_files`] (`<db>/chunks_head/`) and read back through maps, the series keeping
-//! `{min_t, max_t, ref}` per chunk.
+//! Completed chunks are packed into the append-only memory pages of [`chunk_files`], the series
+//! keeping `{min_t, max_t, ref}` per chunk; the WAL is the only on-disk copy of head data.
 
 pub(crate) mod append;
 pub(crate) mod chunk_files;
@@ -362,8 +361,7 @@ impl Head {
     }
 
     /// Approximate heap bytes of the head: series structs, labels, chunk records and open chunks
-    /// (capacities), postings, symbols, the chunk files' buffers. Not the completed chunks'
-    /// bytes: they are in files (page cache, mapped on demand).
+    /// (capacities), postings, symbols, and the pages of completed chunks.
     pub(crate) fn heap_bytes(&self) -> u64 {
         let mut total = 0usize;
         for s in self.series.all() {

@@ -8,6 +8,7 @@
 //! into place, so a crash leaves either the old or the new checkpoint. Replay reads the latest
 //! checkpoint, then the segments after it.
 
+use super::compress::{Compressor, Decompressor};
 use super::record::{self, Record};
 use super::segment::{self, SegmentReader};
 use crate::error::{Error, Result};
@@ -61,8 +62,9 @@ pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads every frame of the segment at `path` into `f(payload, offset)`, reusing `buf`. Any
-/// torn or corrupt frame is an error (closed segments and checkpoints were repaired at open).
+/// Reads every record of the segment at `path` (decompressed) into `f(record, offset)`, reusing
+/// `buf`. Any torn or corrupt frame is an error (closed segments and checkpoints were repaired
+/// at open), and so is a payload that does not decompress.
 pub(crate) fn read_segment(
     path: &Path,
     buf: &mut Vec<u8>,
@@ -74,8 +76,9 @@ pub(crate) fn read_segment(
     std::io::Read::read_to_end(&mut file, buf)
         .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?;
     let mut r = SegmentReader::new(buf, path);
+    let mut dec = Decompressor::default();
     while r.next() {
-        f(r.record(), r.record_offset())?;
+        f(r.record(&mut dec)?, r.record_offset())?;
     }
     match r.take_err() {
         Some(e) => Err(e),
@@ -145,6 +148,7 @@ fn write_tmp(
 
     let mut buf = Vec::new();
     let mut enc = Vec::new();
+    let mut comp = Compressor::new();
     for src in &sources {
         read_segment(src, &mut buf, &mut |payload, off| {
             let rec = match decode_at(payload, src, off)? {
@@ -169,7 +173,7 @@ fn write_tmp(
             if !empty {
                 enc.clear();
                 rec.encode(&mut enc);
-                segment::put_frame(&mut frame, &enc);
+                comp.put_frame(&mut frame, &enc);
                 w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
                 frame.clear();
             }

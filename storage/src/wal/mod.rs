@@ -2,6 +2,7 @@
 //!
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
 pub(crate) mod checkpoint;
+pub(crate) mod compress;
 pub(crate) mod record;
 pub(crate) mod segment;
 pub(crate) mod watch;
@@ -83,6 +84,8 @@ pub(crate) struct Wal {
     truncated_bytes: u64,
     /// Frame buffer reused across batches.
     scratch: Vec<u8>,
+    /// Compresses records into frames.
+    compressor: compress::Compressor,
     /// Sync counters.
     metrics: std::sync::Arc<WalMetrics>,
 }
@@ -137,6 +140,7 @@ impl Wal {
             truncated_bytes,
             metrics: Default::default(),
             scratch: Vec::new(),
+            compressor: compress::Compressor::new(),
         })
     }
 
@@ -197,7 +201,7 @@ impl Wal {
         }
         self.scratch.clear();
         for r in records {
-            segment::put_frame(&mut self.scratch, r);
+            self.compressor.put_frame(&mut self.scratch, r);
         }
         if self.scratch.is_empty() {
             return Ok(());

@@ -10,16 +10,23 @@
 //! │ magic "AWAL" │ version u8 │ reserved 3 B  │ frame 0 │ frame 1 │ ... │
 //! └──────────────┴────────────┴───────────────┴─────────┴─────────┴─────┘
 //! frame:
-//! ┌────────────┬──────────────────────────────────┬─────────────────────┐
-//! │ len u32 LE │ crc32(len bytes ‖ payload) u32 LE │ payload (len bytes) │
-//! └────────────┴──────────────────────────────────┴─────────────────────┘
+//! ┌──────────────┬──────────────────────────────────────┬─────────────────────┐
+//! │ word u32 LE  │ crc32(word bytes ‖ payload) u32 LE   │ payload (len bytes) │
+//! └──────────────┴──────────────────────────────────────┴─────────────────────┘
+//! word = codec << 28 | len   (bits 0..=27: payload length; bits 28..=31: codec)
+//! codec 0: the payload is the record; codec 1: the payload is one zstd frame of the record
+//! (version 2 only, see `compress.rs`). Version 1 segments have codec 0 throughout.
 //! ```
 //! A frame holds exactly one record (records never span frames or segments) and
 //! `1 <= len <= MAX_RECORD_LEN`. An empty file is a valid empty segment. The first frame that is
-//! short, has a bad length, or fails its CRC ends the valid part of a segment: everything from
-//! its offset on is a torn or corrupt tail.
+//! short, has a bad length or codec, or fails its CRC ends the valid part of a segment:
+//! everything from its offset on is a torn or corrupt tail. The CRC covers the payload as
+//! stored (compressed), so torn and corrupt tails are found without decompressing anything; a
+//! frame whose CRC holds but whose payload does not decompress is a corrupt record, like one
+//! that does not decode. A plain frame is byte for byte a version 1 frame.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use super::compress::Decompressor;
 use crate::encoding::crc::crc32_parts;
 use crate::error::{Error, Result};
 use std::io::{self, Write};
@@ -27,16 +34,23 @@ use std::path::{Path, PathBuf};
 
 /// First four bytes of every segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"AWAL";
-/// Current segment format version.
-pub(crate) const SEGMENT_VERSION: u8 = 1;
+/// Current segment format version (2: a codec byte starts each payload).
+pub(crate) const SEGMENT_VERSION: u8 = 2;
+/// The first version, still read: payloads are plain records.
+pub(crate) const SEGMENT_VERSION_1: u8 = 1;
 /// Offset of the version byte.
 const VERSION_OFFSET: usize = SEGMENT_MAGIC.len();
 /// Bytes before the first frame: magic, version, 3 reserved zero bytes.
 pub(crate) const SEGMENT_HEADER_LEN: usize = VERSION_OFFSET + 1 + 3;
 /// Bytes of a frame header: length and CRC.
 pub(crate) const FRAME_HEADER_LEN: usize = 4 + 4;
-/// Largest record payload (a bigger batch must be split by the caller).
+/// Largest record and largest frame payload (a bigger batch must be split by the caller).
 pub(crate) const MAX_RECORD_LEN: usize = 64 << 20;
+/// Bit position of the codec in a frame's first word.
+const CODEC_SHIFT: u32 = 28;
+/// The length bits of a frame's first word.
+const LEN_MASK: u32 = (1 << CODEC_SHIFT) - 1;
+const _: () = assert!(MAX_RECORD_LEN <= LEN_MASK as usize);
 
 /// Name of segment `index`.
 pub(crate) fn segment_name(index: u32) -> String {
@@ -74,17 +88,30 @@ pub(crate) fn put_segment_header(dst: &mut Vec<u8>) {
     dst.extend_from_slice(&[0; 3]);
 }
 
-/// Appends one frame holding `payload` to `dst`. BUG if the payload is empty or too large
-/// (callers check [`MAX_RECORD_LEN`]).
-pub(crate) fn put_frame(dst: &mut Vec<u8>, payload: &[u8]) {
+/// The payload length in a frame's first word.
+pub(crate) fn payload_len(word: u32) -> usize {
+    (word & LEN_MASK) as usize
+}
+
+/// Appends one frame holding `record` uncompressed (codec 0) to `dst`; the WAL's writers
+/// compress through [`super::compress::Compressor`] instead. BUG if the record is empty or too
+/// large (callers check [`MAX_RECORD_LEN`]).
+pub(crate) fn put_frame(dst: &mut Vec<u8>, record: &[u8]) {
+    put_frame_codec(dst, super::compress::CODEC_PLAIN, record);
+}
+
+/// Appends one frame with `codec` and `payload` to `dst`. BUG if the payload is empty or longer
+/// than [`MAX_RECORD_LEN`], or the codec does not fit its 4 bits.
+pub(crate) fn put_frame_codec(dst: &mut Vec<u8>, codec: u8, payload: &[u8]) {
     assert!(
-        !payload.is_empty() && payload.len() <= MAX_RECORD_LEN,
-        "BUG: WAL record of {} bytes not in 1..={MAX_RECORD_LEN}",
+        !payload.is_empty() && payload.len() <= MAX_RECORD_LEN && codec < 16,
+        "BUG: WAL frame of {} bytes (codec {codec}) not in 1..={MAX_RECORD_LEN}",
         payload.len()
     );
-    let len = (payload.len() as u32).to_le_bytes();
-    let crc = crc32_parts(&[&len, payload]);
-    dst.extend_from_slice(&len);
+    let word = (u32::from(codec) << CODEC_SHIFT | payload.len() as u32).to_le_bytes();
+    let crc = crc32_parts(&[&word, payload]);
+    dst.reserve(FRAME_HEADER_LEN + payload.len());
+    dst.extend_from_slice(&word);
     dst.extend_from_slice(&crc.to_le_bytes());
     dst.extend_from_slice(payload);
 }
@@ -102,6 +129,10 @@ pub(crate) struct SegmentReader<'a> {
     cur: &'a [u8],
     /// Offset of the current frame.
     cur_off: usize,
+    /// Codec of the current frame.
+    cur_codec: u8,
+    /// The segment's format version (read from its header; current when empty).
+    version: u8,
     err: Option<Error>,
 }
 
@@ -114,6 +145,8 @@ impl<'a> SegmentReader<'a> {
             pos: 0,
             cur: &[],
             cur_off: 0,
+            cur_codec: 0,
+            version: SEGMENT_VERSION,
             err: None,
         };
         if buf.is_empty() {
@@ -130,14 +163,19 @@ impl<'a> SegmentReader<'a> {
             Some(h) if h.get(..VERSION_OFFSET) != Some(&SEGMENT_MAGIC[..]) => {
                 r.err = Some(Error::corruption(path, 0, "bad segment magic"));
             }
-            Some(h) if h.get(VERSION_OFFSET) != Some(&SEGMENT_VERSION) => {
-                r.err = Some(Error::corruption(
-                    path,
-                    VERSION_OFFSET as u64,
-                    format!("unsupported segment version {:?}", h.get(VERSION_OFFSET)),
-                ));
-            }
-            Some(_) => r.pos = SEGMENT_HEADER_LEN,
+            Some(h) => match h.get(VERSION_OFFSET) {
+                Some(&v) if v == SEGMENT_VERSION || v == SEGMENT_VERSION_1 => {
+                    r.version = v;
+                    r.pos = SEGMENT_HEADER_LEN;
+                }
+                v => {
+                    r.err = Some(Error::corruption(
+                        path,
+                        VERSION_OFFSET as u64,
+                        format!("unsupported segment version {v:?}"),
+                    ));
+                }
+            },
         }
         r
     }
@@ -149,16 +187,22 @@ impl<'a> SegmentReader<'a> {
         }
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         let fail = |reason: String| Some(Error::corruption(self.path, self.pos as u64, reason));
-        let (len_b, len, want_crc) =
+        let (len_b, word, want_crc) =
             match (rest.get(0..4), le32(rest.get(0..4)), le32(rest.get(4..8))) {
-                (Some(b), Some(l), Some(c)) => (b, l as usize, c),
+                (Some(b), Some(w), Some(c)) => (b, w, c),
                 _ => {
                     self.err = fail(format!("torn frame header ({} bytes)", rest.len()));
                     return false;
                 }
             };
-        if len == 0 || len > MAX_RECORD_LEN {
-            self.err = fail(format!("invalid record length {len}"));
+        let (codec, len) = ((word >> CODEC_SHIFT) as u8, (word & LEN_MASK) as usize);
+        let max_codec = if self.version == SEGMENT_VERSION_1 {
+            0
+        } else {
+            super::compress::MAX_CODEC
+        };
+        if len == 0 || len > MAX_RECORD_LEN || codec > max_codec {
+            self.err = fail(format!("invalid record length {word}"));
             return false;
         }
         let Some(payload) = rest.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else {
@@ -173,14 +217,32 @@ impl<'a> SegmentReader<'a> {
             return false;
         }
         self.cur = payload;
+        self.cur_codec = codec;
         self.cur_off = self.pos;
         self.pos += FRAME_HEADER_LEN + len;
         true
     }
 
-    /// Payload of the current frame.
-    pub(crate) fn record(&self) -> &'a [u8] {
-        self.cur
+    /// Payload of the current frame, as stored (compressed or not), and its codec.
+    #[cfg(test)]
+    pub(crate) fn payload(&self) -> (u8, &'a [u8]) {
+        (self.cur_codec, self.cur)
+    }
+
+    /// The current record: the payload decompressed into `dec`'s buffer when needed. A payload
+    /// that does not decompress is `Error::Corruption` at the frame's offset.
+    pub(crate) fn record<'s>(&self, dec: &'s mut Decompressor) -> Result<&'s [u8]>
+    where
+        'a: 's,
+    {
+        dec.record(self.cur_codec, self.cur)
+            .map_err(|reason| Error::corruption(self.path, self.cur_off as u64, reason))
+    }
+
+    /// The segment's format version.
+    #[cfg(test)]
+    pub(crate) fn version(&self) -> u8 {
+        self.version
     }
 
     /// Offset of the current frame in the segment.
@@ -277,9 +339,10 @@ mod tests {
     fn read_all(buf: &[u8]) -> (Vec<Vec<u8>>, usize, Option<String>) {
         let p = Path::new("seg");
         let mut r = SegmentReader::new(buf, p);
+        let mut dec = Decompressor::default();
         let mut out = Vec::new();
         while r.next() {
-            out.push(r.record().to_vec());
+            out.push(r.record(&mut dec).unwrap().to_vec());
         }
         (out, r.valid_len(), r.err().map(|e| e.to_string()))
     }
@@ -331,6 +394,7 @@ mod tests {
         );
         assert!(read_all(b"XWAL\x01\0\0\0").2.unwrap().contains("magic"));
         assert!(read_all(b"AWAL\x09\0\0\0").2.unwrap().contains("version"));
+        assert!(read_all(b"AWAL\x00\0\0\0").2.unwrap().contains("version"));
         let mut zeros = segment(&[]);
         zeros.extend_from_slice(&[0; 100]);
         assert!(

@@ -441,46 +441,58 @@ fn reopen_after_interrupted_checkpoint() {
     assert_eq!(replay_all(&w).0, recs);
 }
 
-/// Fixture directory for WAL format v1 (checked in; regenerate with `ARGUS_REGEN_FIXTURES=1`
-/// only when the format version changes).
+/// Fixture directory of a WAL format (checked in; `ARGUS_REGEN_FIXTURES=1` rewrites the
+/// current version's fixtures, never older ones).
 fn fixture_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/wal")
         .join(name)
 }
 
-#[test]
-fn v1_fixtures_replay() {
-    let recs = workload(15);
-    if std::env::var_os("ARGUS_REGEN_FIXTURES").is_some() {
-        for name in ["v1", "v1-torn-tail", "v1-corrupt-segment"] {
-            let d = fixture_dir(name);
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).unwrap();
-            let tmp = tempfile::tempdir().unwrap();
-            write_records(tmp.path(), opts(400, SyncMode::Buffer), &recs);
-            for (i, p) in segment::list_segments(tmp.path()).unwrap() {
-                let mut b = std::fs::read(&p).unwrap();
-                if b.len() <= segment::SEGMENT_HEADER_LEN {
-                    continue; // the empty segment a closed WAL leaves behind
-                }
-                match (name, i) {
-                    ("v1-torn-tail", _) => {}
-                    ("v1-corrupt-segment", 0) => {
-                        let n = b.len();
-                        b[n - 3] ^= 0x40;
-                    }
-                    _ => {}
-                }
-                std::fs::write(d.join(segment::segment_name(i)), &b).unwrap();
+/// Writes the current version's fixtures: a clean WAL, one with a torn tail, one with a
+/// corrupt record in its first segment.
+fn regen_fixtures() {
+    let v = format!("v{}", segment::SEGMENT_VERSION);
+    let recs = &fixture_records(&v);
+    for kind in ["", "-torn-tail", "-corrupt-segment"] {
+        let d = fixture_dir(&format!("{v}{kind}"));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        write_records(tmp.path(), opts(400, SyncMode::Buffer), recs);
+        for (i, p) in segment::list_segments(tmp.path()).unwrap() {
+            let mut b = std::fs::read(&p).unwrap();
+            if b.len() <= segment::SEGMENT_HEADER_LEN {
+                continue; // the empty segment a closed WAL leaves behind
             }
-            if name == "v1-torn-tail" {
-                let segs = segment::list_segments(&d).unwrap();
-                let (_, last) = segs.last().unwrap();
-                let b = std::fs::read(last).unwrap();
-                std::fs::write(last, &b[..b.len() - 5]).unwrap();
+            if kind == "-corrupt-segment" && i == 0 {
+                let n = b.len();
+                b[n - 3] ^= 0x40;
             }
+            std::fs::write(d.join(segment::segment_name(i)), &b).unwrap();
         }
+        if kind == "-torn-tail" {
+            let segs = segment::list_segments(&d).unwrap();
+            let (_, last) = segs.last().unwrap();
+            let b = std::fs::read(last).unwrap();
+            std::fs::write(last, &b[..b.len() - 5]).unwrap();
+        }
+    }
+}
+
+/// The records of each version's fixtures: v2's end with records big enough to compress.
+fn fixture_records(version: &str) -> Vec<Record> {
+    let mut recs = workload(15);
+    if version != "v1" {
+        recs.extend(big_workload(3, 100));
+    }
+    recs
+}
+
+#[test]
+fn v1_and_v2_fixtures_replay() {
+    if std::env::var_os("ARGUS_REGEN_FIXTURES").is_some() {
+        regen_fixtures();
     }
     let replay_fixture = |name: &str| {
         let copy = tempfile::tempdir().unwrap();
@@ -488,13 +500,235 @@ fn v1_fixtures_replay() {
         let w = Wal::open(copy.path(), WalOptions::default()).unwrap();
         replay_all(&w)
     };
-    let (got, stats) = replay_fixture("v1");
-    assert_eq!((got, stats.truncated_bytes), (recs.clone(), 0));
-    let (got, stats) = replay_fixture("v1-torn-tail");
-    assert_eq!(got, recs[..recs.len() - 1]);
-    assert!(stats.truncated_bytes > 0);
-    let (got, stats) = replay_fixture("v1-corrupt-segment");
-    assert!(got.len() < recs.len() / 2, "{} records survive", got.len());
-    assert_eq!(got, recs[..got.len()]);
-    assert!(stats.truncated_bytes > 0);
+    for v in ["v1", "v2"] {
+        let recs = fixture_records(v);
+        let (got, stats) = replay_fixture(v);
+        assert_eq!((got, stats.truncated_bytes), (recs.clone(), 0), "{v}");
+        let (got, stats) = replay_fixture(&format!("{v}-torn-tail"));
+        assert_eq!(got, recs[..recs.len() - 1], "{v}");
+        assert!(stats.truncated_bytes > 0);
+        let (got, stats) = replay_fixture(&format!("{v}-corrupt-segment"));
+        assert!(
+            got.len() < recs.len() / 2,
+            "{v}: {} records survive",
+            got.len()
+        );
+        assert_eq!(got, recs[..got.len()], "{v}");
+        assert!(stats.truncated_bytes > 0);
+    }
+    // The v1 fixtures are what the first format wrote: no codec bits, version byte 1.
+    let seg = std::fs::read(fixture_dir("v1").join(segment::segment_name(0))).unwrap();
+    let mut r = SegmentReader::new(&seg, Path::new("v1"));
+    assert_eq!(r.version(), segment::SEGMENT_VERSION_1);
+    while r.next() {
+        assert_eq!(r.payload().0, compress::CODEC_PLAIN);
+    }
+    // The v2 fixtures hold compressed records, the last one torn in `v2-torn-tail`.
+    let codecs: Vec<u8> = segment::list_segments(&fixture_dir("v2"))
+        .unwrap()
+        .iter()
+        .flat_map(|(_, p)| frames(p))
+        .map(|f| f.0)
+        .collect();
+    assert!(codecs.contains(&compress::CODEC_ZSTD), "{codecs:?}");
+    assert_eq!(codecs.last(), Some(&compress::CODEC_ZSTD));
+}
+
+/// Records big enough to compress: samples records of `n` counters at one time.
+fn big_workload(rounds: usize, n: u64) -> Vec<Record> {
+    let mut out = vec![Record::Series((0..n).map(series).collect())];
+    for i in 0..rounds {
+        let t = 1_700_000_000_000 + i as i64 * 15_000;
+        out.push(Record::Samples(
+            (0..n)
+                .map(|r| RefSample {
+                    series: r,
+                    t: t + (r % 7) as i64,
+                    v: (r * 1000 + i as u64 * (r % 13)) as f64,
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// (codec, payload length) of every frame of a segment file.
+fn frames(path: &Path) -> Vec<(u8, usize)> {
+    let buf = std::fs::read(path).unwrap();
+    let mut r = SegmentReader::new(&buf, path);
+    let mut out = Vec::new();
+    while r.next() {
+        let (c, p) = r.payload();
+        out.push((c, p.len()));
+    }
+    assert!(r.take_err().is_none());
+    out
+}
+
+#[test]
+fn compressed_records_round_trip_and_are_smaller() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = big_workload(30, 500);
+    write_records(dir.path(), opts(64 << 10, SyncMode::Buffer), &recs);
+    let segs = segment::list_segments(dir.path()).unwrap();
+    assert!(segs.len() >= 2, "{segs:?}");
+    let (mut plain, mut stored) = (0, 0);
+    for r in &recs {
+        plain += enc(r).len() + segment::FRAME_HEADER_LEN;
+    }
+    for (_, p) in &segs {
+        for (codec, len) in frames(p) {
+            assert_eq!(codec, compress::CODEC_ZSTD, "every record here compresses");
+            stored += len + segment::FRAME_HEADER_LEN;
+        }
+    }
+    assert!(stored * 2 < plain, "{stored} bytes stored, {plain} plain");
+    let w = Wal::open(dir.path(), opts(64 << 10, SyncMode::Buffer)).unwrap();
+    let (got, stats) = replay_all(&w);
+    assert_eq!(got, recs);
+    assert_eq!(stats.truncated_bytes, 0);
+    // A checkpoint rewrites them compressed too, and replays the same.
+    let mut w = w;
+    w.checkpoint(&|_| true, i64::MIN).unwrap();
+    let cps = checkpoint::list_checkpoints(dir.path()).unwrap();
+    let cp_seg = cps[0].1.join(segment::segment_name(0));
+    assert!(frames(&cp_seg).iter().any(|f| f.0 == compress::CODEC_ZSTD));
+    assert_eq!(replay_all(&w).0, recs);
+}
+
+#[test]
+fn torn_compressed_record_is_truncated_like_a_plain_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = big_workload(4, 300);
+    write_records(dir.path(), opts(1 << 20, SyncMode::Buffer), &recs);
+    let seg = dir.path().join(segment::segment_name(0));
+    let full = std::fs::read(&seg).unwrap();
+    let fr = frames(&seg);
+    let (codec, len) = *fr.last().unwrap();
+    assert_eq!(codec, compress::CODEC_ZSTD);
+    let last_start = full.len() - len - segment::FRAME_HEADER_LEN;
+    for cut in last_start..full.len() {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let p = copy.path().join(segment::segment_name(0));
+        std::fs::write(&p, &full[..cut]).unwrap();
+        let w = Wal::open(copy.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
+        let (got, stats) = replay_all(&w);
+        assert_eq!(got, recs[..recs.len() - 1], "cut at {cut}");
+        assert_eq!(
+            stats.truncated_bytes,
+            (cut - last_start) as u64,
+            "cut at {cut}"
+        );
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), last_start as u64);
+    }
+}
+
+#[test]
+fn corrupt_compressed_payload_is_handled_like_a_corrupt_plain_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = big_workload(6, 300);
+    write_records(dir.path(), opts(1 << 20, SyncMode::Buffer), &recs);
+    let seg = dir.path().join(segment::segment_name(0));
+    let full = std::fs::read(&seg).unwrap();
+    let offs: Vec<usize> = {
+        let mut r = SegmentReader::new(&full, &seg);
+        let mut v = Vec::new();
+        while r.next() {
+            v.push(r.record_offset());
+        }
+        v
+    };
+    let third = offs[3];
+    // A flipped bit inside a compressed payload fails the frame CRC: the segment is truncated
+    // before it, as for a plain record.
+    for delta in [
+        segment::FRAME_HEADER_LEN + 1,
+        segment::FRAME_HEADER_LEN + 40,
+    ] {
+        let mut b = full.clone();
+        b[third + delta] ^= 0x08;
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::write(copy.path().join(segment::segment_name(0)), &b).unwrap();
+        let w = Wal::open(copy.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
+        let (got, stats) = replay_all(&w);
+        assert_eq!(got, recs[..3]);
+        assert_eq!(stats.truncated_bytes, (full.len() - third) as u64);
+    }
+    // A frame whose CRC holds but whose payload is not a valid zstd frame is a corrupt record:
+    // replay fails with its segment and offset, exactly like a plain record that does not
+    // decode (no silent truncation of acknowledged data).
+    let check = |codec: u8, payload: &[u8]| {
+        let mut b = full[..third].to_vec();
+        segment::put_frame_codec(&mut b, codec, payload);
+        let copy = tempfile::tempdir().unwrap();
+        let p = copy.path().join(segment::segment_name(0));
+        std::fs::write(&p, &b).unwrap();
+        let w = Wal::open(copy.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
+        let err = w.replay(&mut |_| Ok(())).unwrap_err();
+        match err {
+            Error::Corruption { path, offset, .. } => {
+                assert_eq!((path, offset), (p, third as u64));
+            }
+            other => panic!("expected corruption, got {other}"),
+        }
+    };
+    check(compress::CODEC_ZSTD, b"not a zstd frame at all");
+    check(compress::CODEC_PLAIN, &[42, 1, 2, 3]);
+    // An unknown codec in the frame header is a bad header: a torn/corrupt tail, truncated.
+    let mut b = full[..third].to_vec();
+    segment::put_frame_codec(&mut b, 5, b"x");
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::write(copy.path().join(segment::segment_name(0)), &b).unwrap();
+    let w = Wal::open(copy.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
+    let (got, stats) = replay_all(&w);
+    assert_eq!((got.as_slice(), stats.truncated_bytes), (&recs[..3], 9));
+}
+
+#[test]
+fn mixed_v1_and_v2_segments_replay_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir("v1"), dir.path());
+    let old = workload(15);
+    let new = big_workload(5, 200);
+    let o = || opts(8 << 10, SyncMode::Buffer);
+    // The v2 writer continues after the v1 segments, in new (v2) segments.
+    write_records(dir.path(), o(), &new);
+    let segs = segment::list_segments(dir.path()).unwrap();
+    let versions: Vec<u8> = segs
+        .iter()
+        .map(|(_, p)| std::fs::read(p).unwrap().get(4).copied().unwrap_or(0))
+        .collect();
+    assert!(
+        versions.contains(&1) && versions.contains(&2),
+        "{versions:?}"
+    );
+    let want: Vec<Record> = old.iter().chain(&new).cloned().collect();
+    let mut w = Wal::open(dir.path(), o()).unwrap();
+    assert_eq!(replay_all(&w).0, want);
+    // A checkpoint over both kinds keeps every record (all series kept, no time cut).
+    w.checkpoint(&|_| true, i64::MIN).unwrap();
+    let got = replay_all(&w).0;
+    let count = |rs: &[Record]| -> (usize, usize) {
+        rs.iter().fold((0, 0), |(a, b), r| match r {
+            Record::Series(s) => (a + s.len(), b),
+            Record::Samples(s) => (a, b + s.len()),
+            Record::Tombstones(_) => (a, b),
+        })
+    };
+    assert_eq!(count(&got), count(&want));
+    // A watcher reads across the mixed segments too.
+    let dir2 = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir("v1"), dir2.path());
+    write_records(dir2.path(), o(), &new);
+    let mut watcher = watch::WalWatcher::new(dir2.path(), watch::WalPosition::default()).unwrap();
+    let (mut nseries, mut nsamples) = (0, 0);
+    while let Some(e) = watcher.next_entry().unwrap() {
+        match e {
+            watch::WalEntry::Series(s) => nseries += s.len(),
+            watch::WalEntry::Samples(s) => nsamples += s.len(),
+            watch::WalEntry::SeriesReset(_) => {}
+        }
+    }
+    assert_eq!((nseries, nsamples), count(&want));
 }

@@ -18,6 +18,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::checkpoint;
+use super::compress::Decompressor;
 use super::record::{self, Record};
 use super::segment::{self, SEGMENT_HEADER_LEN, SegmentReader};
 use crate::error::{Error, Result};
@@ -198,6 +199,8 @@ pub struct WalWatcher {
     skipped: u64,
     /// Index of the newest checkpoint read.
     checkpoint_seen: Option<u32>,
+    /// Decompresses records (segment format 2).
+    dec: Decompressor,
 }
 
 impl WalWatcher {
@@ -220,6 +223,7 @@ impl WalWatcher {
             buf: Vec::new(),
             skipped: 0,
             checkpoint_seen: None,
+            dec: Decompressor::default(),
         };
         let first = w.load_checkpoint()?;
         let segs = segment::list_segments(dir)?;
@@ -414,14 +418,17 @@ impl WalWatcher {
                 offset: end,
             };
             n += 1;
-            let rec = record::decode(r.record()).map_err(|e| match e {
-                Error::Corruption { reason, .. } => Error::corruption(
-                    path,
-                    base + (r.record_offset() - SEGMENT_HEADER_LEN) as u64,
-                    reason,
-                ),
-                other => other,
-            })?;
+            let rec = r
+                .record(&mut self.dec)
+                .and_then(record::decode)
+                .map_err(|e| match e {
+                    Error::Corruption { reason, .. } => Error::corruption(
+                        path,
+                        base + (r.record_offset() - SEGMENT_HEADER_LEN) as u64,
+                        reason,
+                    ),
+                    other => other,
+                })?;
             match rec {
                 Record::Series(s) => self.ready.push_back((series_entry(s), here)),
                 Record::Samples(s) => {
@@ -451,7 +458,7 @@ impl WalWatcher {
             .get(valid..valid + 4)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
-            .map(|l| l as usize + segment::FRAME_HEADER_LEN)
+            .map(|w| segment::payload_len(w) + segment::FRAME_HEADER_LEN)
             .filter(|l| *l <= segment::MAX_RECORD_LEN + segment::FRAME_HEADER_LEN);
         self.pos.offset = end;
         Ok((n, Stop { announced }))

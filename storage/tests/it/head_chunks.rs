@@ -1,5 +1,6 @@
-//! Completed head chunks in `chunks_head/`: read back exactly, deleted with head truncation,
-//! rebuilt from the WAL at open, and the head memory they save.
+//! Completed head chunks (kept in memory pages since WAL format 2; earlier versions wrote them to
+//! `chunks_head/`): read back exactly, freed with head truncation, rebuilt from the WAL at open
+//! (an old `chunks_head/` is removed), and the head memory they cost.
 
 use crate::common::{all, dump, lbl, opts};
 use argus_storage::{Appendable, Db, Labels, Matcher, Options, Timestamp};
@@ -65,14 +66,9 @@ fn check(db: &Db, model: &Model) {
     }
 }
 
-/// Sorted segment numbers in `chunks_head/`.
-fn segments(dir: &Path) -> Vec<u32> {
-    let mut v: Vec<u32> = std::fs::read_dir(dir.join("chunks_head"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-        .collect();
-    v.sort_unstable();
-    v
+/// Nothing but the WAL holds head data on disk.
+fn no_chunks_head(dir: &Path) {
+    assert!(!dir.join("chunks_head").exists(), "chunks_head/ is gone");
 }
 
 fn small_segments() -> Options {
@@ -90,12 +86,12 @@ fn completed_chunks_read_back_exactly_and_truncation_deletes_old_segments() {
     // Open chunks only.
     append(&db, &mut model, 20, 0, 100);
     check(&db, &model);
-    assert!(segments(dir.path()).is_empty());
-    // Completed chunks on disk: in the segment being written and in finished, mapped ones.
+    let open_only = db.metrics().head_bytes;
+    // Completed chunks: in the page being filled and in full pages (4 KiB here).
     append(&db, &mut model, 20, 100, 480);
     check(&db, &model);
-    let before = segments(dir.path());
-    assert!(before.len() > 2, "{before:?}");
+    no_chunks_head(dir.path());
+    assert!(db.metrics().head_bytes > open_only + 3 * 4096);
     // A deletion spanning completed and open chunks rewrites them.
     let l0 = series_labels(0);
     db.delete_series(
@@ -109,16 +105,16 @@ fn completed_chunks_read_back_exactly_and_truncation_deletes_old_segments() {
         .unwrap()
         .retain(|s| s.0 < 100 * STEP || s.0 > 400 * STEP);
     check(&db, &model);
-    // 4 h of data: cutting the first 2 h into a block truncates the head and deletes the
-    // segments holding only chunks below the cut.
+    // 4 h of data: cutting the first 2 h into a block truncates the head and frees the pages
+    // holding only chunks below the cut.
     append(&db, &mut model, 20, 480, 960);
-    let grown = segments(dir.path());
+    let grown = db.metrics().head_bytes;
     db.compact().unwrap();
     assert!(db.metrics().blocks >= 1);
-    let after = segments(dir.path());
+    let after = db.metrics().head_bytes;
     assert!(
-        after.len() < grown.len() && after.first() > grown.first(),
-        "before {grown:?}, after {after:?}"
+        after < grown * 3 / 4,
+        "head bytes before {grown}, after {after}"
     );
     check(&db, &model);
     // Appends continue into new segments after the truncation.
@@ -135,27 +131,23 @@ fn reopen_rebuilds_head_chunks_from_the_wal() {
     check(&db, &model);
     db.close().unwrap();
     drop(db);
-    // Garbage in every segment.
-    for s in segments(dir.path()) {
+    // A `chunks_head/` left by an older version, full of garbage: removed, data from the WAL.
+    std::fs::create_dir(dir.path().join("chunks_head")).unwrap();
+    for s in 1..4 {
         let p = dir.path().join("chunks_head").join(format!("{s:06}"));
         std::fs::write(p, vec![0xAB; 5000]).unwrap();
     }
-    std::fs::write(dir.path().join("chunks_head/999999"), b"junk").unwrap();
     let db = Db::open(dir.path(), small_segments()).unwrap();
+    no_chunks_head(dir.path());
     check(&db, &model);
     append(&db, &mut model, 10, 400, 500);
     check(&db, &model);
     db.close().unwrap();
     drop(db);
-    // Missing, and replaced by a file.
-    std::fs::remove_dir_all(dir.path().join("chunks_head")).unwrap();
-    let db = Db::open(dir.path(), opts()).unwrap();
-    check(&db, &model);
-    db.close().unwrap();
-    drop(db);
-    std::fs::remove_dir_all(dir.path().join("chunks_head")).unwrap();
+    // Replaced by a file.
     std::fs::write(dir.path().join("chunks_head"), b"not a directory").unwrap();
     let db = Db::open(dir.path(), opts()).unwrap();
+    no_chunks_head(dir.path());
     check(&db, &model);
 }
 
@@ -179,10 +171,12 @@ fn head_bytes_per_series_stay_small() {
     let (fresh, typical) = measure(1000);
     let (_, full) = measure(0);
     eprintln!("head bytes per series: fresh {fresh}, 2 h {typical}, 2 h full open chunk {full}");
+    // Completed chunks are in memory (XOR, ~5 B/sample on these byte-valued gauges): 2 h cost
+    // about 2.8 KiB per series (846 B while they were m-mapped files; see storage/README.md).
     assert!(fresh < 600, "fresh: {fresh} bytes per series");
-    assert!(typical < 1024, "2 h: {typical} bytes per series");
+    assert!(typical < 3200, "2 h: {typical} bytes per series");
     assert!(
-        full < 1200,
+        full < 3200,
         "2 h ending with a full open chunk: {full} bytes per series"
     );
 }

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""WAL replay after a crash: Argus against Prometheus on the same data, in one run.
+
+For each server, in turn:
+  1. start it on 127.0.0.1 with an empty data dir (out-of-order window 1d for both, as
+     `harness.py measure` configures Prometheus);
+  2. remote-write the data set with `../shared/bench/harness.py ingest` (default 20,000 series x
+     480 samples = 2 h at 15 s, the medium set; both block ranges are 2 h and a head is cut only
+     once it spans 3 h, so everything is still in the WAL);
+  3. wait `--settle` seconds, then SIGKILL it by PID;
+  4. record the data dir size (and its `wal/` part);
+  5. start it again on the same data dir and poll `/-/ready` every 20 ms: time-to-ready is from
+     the spawn to the first 200; peak RSS is `VmHWM` from /proc/PID/status read at that moment
+     (the replay's high-water mark);
+  6. check the replay lost nothing, at the data set's end time: `count({__name__=~".+"})`
+     (series) and the sum over metric names of `sum(count_over_time({__name__="NAME"}[1d]))`
+     (samples) against the data set (Argus's default config also scrapes Argus itself, which
+     adds a few hundred samples and series);
+  7. stop it (SIGTERM, by PID).
+
+Usage:
+  python3 benches/replay_vs_prometheus.py --argus target/release/argus \
+      [--argus-old OLD_BINARY --servers prometheus,argus,argus-old] \
+      [--series 20000 --samples 480] [--workdir /tmp/replay]
+Only the Python standard library; the harness needs its own requirements (see its README).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HARNESS_PATH = [""]
+# `../shared/bench/harness.py` from the repository root, as in benches/README.md (--harness).
+HARNESS = os.path.join(HERE, "..", "..", "shared", "bench", "harness.py")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def du(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0]) / 1024.0  # MiB
+    return out
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def get(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def wait_ready(proc, base, deadline_s):
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before ready")
+        try:
+            if get(base + "/-/ready", timeout=0.5)[0] == 200:
+                return
+        except Exception:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"not ready after {deadline_s}s")
+
+
+def query(base, q, at):
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": at})
+    _, body = get(url, timeout=120)
+    res = json.loads(body)["data"]["result"]
+    return float(res[0]["value"][1]) if res else 0.0
+
+
+def command(name, args, data, port):
+    addr = f"127.0.0.1:{port}"
+    if name in ("argus", "argus-old"):
+        binary = args.argus if name == "argus" else args.argus_old
+        return [binary, f"--web.listen-address={addr}", f"--storage.tsdb.path={data}",
+                "--web.enable-remote-write-receiver",
+                "--storage.tsdb.out-of-order-time-window=1d"]
+    cfg = os.path.join(os.path.dirname(data), "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n"
+                "    out_of_order_time_window: 1d\n")
+    return [args.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+            f"--web.listen-address={addr}", "--web.enable-remote-write-receiver",
+            "--storage.tsdb.retention.time=10y", "--log.level=warn"]
+
+
+def run_one(name, args, ds):
+    work = os.path.join(args.workdir, name)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    data = os.path.join(work, "data")
+    log = open(os.path.join(work, "server.log"), "ab")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = command(name, args, data, port)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    try:
+        wait_ready(proc, base, 60)
+        subprocess.run([sys.executable, HARNESS_PATH[0], "ingest", "--target", base, "--dataset", ds],
+                       check=True, stdout=subprocess.DEVNULL)
+        time.sleep(args.settle)
+        ingest_hwm = status(proc.pid)["VmHWM"]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    disk, wal = du(data), du(os.path.join(data, "wal"))
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = command(name, args, data, port)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    try:
+        wait_ready(proc, base, 600)
+        ready_s = time.monotonic() - t0
+        st = status(proc.pid)
+        cpu = cpu_seconds(proc.pid)
+        with open(ds) as f:
+            at = json.load(f)["end_ms"] / 1000
+        series = query(base, 'count({__name__=~".+"})', at)
+        # Per metric name: count_over_time drops the name, and Prometheus 2.x refuses a vector
+        # with equal label sets.
+        _, body = get(base + "/api/v1/label/__name__/values", timeout=60)
+        samples = sum(query(base, f'sum(count_over_time({{__name__="{n}"}}[1d]))', at)
+                      for n in json.loads(body)["data"])
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return {"ready_s": ready_s, "replay_hwm": st["VmHWM"], "rss_ready": st["VmRSS"],
+            "cpu_s": cpu, "disk": disk, "wal": wal, "series": series, "samples": samples,
+            "ingest_hwm": ingest_hwm}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--argus", required=True)
+    p.add_argument("--argus-old", help="a second Argus binary (server name argus-old)")
+    p.add_argument("--prometheus", default="/usr/bin/prometheus")
+    p.add_argument("--servers", default="prometheus,argus",
+                   help="comma list of prometheus, argus, argus-old")
+    p.add_argument("--series", type=int, default=20000)
+    p.add_argument("--samples", type=int, default=480)
+    p.add_argument("--settle", type=float, default=3.0)
+    p.add_argument("--workdir", default="/tmp/argus-replay")
+    p.add_argument("--harness", default=HARNESS)
+    args = p.parse_args()
+    HARNESS_PATH[0] = args.harness
+    os.makedirs(args.workdir, exist_ok=True)
+    ds = os.path.join(args.workdir, "ds.json")
+    subprocess.run([sys.executable, HARNESS_PATH[0], "gen", "--series", str(args.series),
+                    "--samples", str(args.samples), "--out", ds], check=True)
+    want = args.series * args.samples
+    results = {}
+    for name in args.servers.split(","):
+        print(f"=== {name} ===", flush=True)
+        results[name] = r = run_one(name, args, ds)
+        print(json.dumps(r), flush=True)
+    names = list(results)
+    rows = [
+        ("time to ready after SIGKILL (s)", "ready_s", "{:.2f}"),
+        ("peak RSS during replay, VmHWM (MiB)", "replay_hwm", "{:.1f}"),
+        ("RSS when ready (MiB)", "rss_ready", "{:.1f}"),
+        ("CPU s until ready", "cpu_s", "{:.2f}"),
+        ("data dir at the kill (MiB)", "disk", "{:.1f}"),
+        ("  of which wal/ (MiB)", "wal", "{:.1f}"),
+        ("series after replay", "series", "{:,.0f}"),
+        ("samples after replay", "samples", "{:,.0f}"),
+        ("peak RSS during ingest (MiB)", "ingest_hwm", "{:.1f}"),
+    ]
+    print(f"\ndata set: {args.series} series x {args.samples} samples = {want:,} samples")
+    print("| metric | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for label, key, fmt in rows:
+        vals = []
+        for n in names:
+            v = results[n][key]
+            if key in ("disk", "wal"):
+                v = v / (1 << 20)
+            vals.append(fmt.format(v))
+        print(f"| {label} | " + " | ".join(vals) + " |")
+    lost = [n for n in names if results[n]["samples"] != want]
+    if lost:
+        print(f"WARNING: samples after replay differ from {want:,} for {lost}")
+
+
+if __name__ == "__main__":
+    main()
