@@ -43,6 +43,11 @@ pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Route
     for r in extra {
         router = router.merge(r);
     }
+    if state.agent {
+        router = router
+            .merge(api::agent::router())
+            .layer(axum::middleware::from_fn(api::agent::guard));
+    }
     // The web UI, then everything under the route prefix (`--web.route-prefix`).
     let prefix = api::ui::route_prefix_from_flags(&state.flags);
     router = router.merge(api::ui::router(&prefix));
@@ -73,15 +78,22 @@ fn self_target(listen: SocketAddr) -> String {
 
 /// Loads the configured file, or the embedded default config.
 fn load_config(flags: &Flags, listen: SocketAddr) -> Result<Config, String> {
-    match &flags.config_file {
+    let cfg = match &flags.config_file {
         Some(path) => Config::load(path).map_err(|e| e.to_string()),
         None => {
             Config::parse(&default_config_yaml(&self_target(listen))).map_err(|e| e.to_string())
         }
+    }?;
+    if flags.agent.is_some() {
+        crate::agent::check_config(&cfg)?;
     }
+    Ok(cfg)
 }
 
 fn db_options(flags: &Flags, cfg: &Config) -> Options {
+    if let Some(agent) = &flags.agent {
+        return agent.db_options(flags.remote_max_backlog);
+    }
     let ooo = flags
         .out_of_order_window
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -335,6 +347,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .context("TSDB open task failed")?
         .with_context(|| format!("cannot open TSDB in {}", flags.data_dir.display()))?;
 
+    let agent_truncation = flags
+        .agent
+        .as_ref()
+        .map(|a| crate::agent::spawn_truncation(db.clone(), a));
+
     let engine_opts = EngineOptions {
         lookback_delta_ms: i64::try_from(flags.lookback_delta.as_millis()).unwrap_or(i64::MAX),
         timeout: flags.query_timeout,
@@ -411,6 +428,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         rules: Some(rules.clone()),
         remote_write_enabled: flags.enable_remote_write_receiver,
         query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
+        remote_read: Arc::new(api::read::ReadGate::new(flags.remote_read)),
+        agent: flags.agent.is_some(),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -513,6 +532,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tracing::info!("stopping remote-write queues");
     remote.stop().await;
 
+    if let Some(t) = agent_truncation {
+        t.abort();
+    }
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())
         .await
