@@ -6,6 +6,7 @@ mod hardening;
 mod kubernetes;
 mod notifier;
 mod push;
+mod remote_read;
 mod remote_write;
 mod rules_cli;
 mod rules_server;
