@@ -43,14 +43,14 @@ pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Route
     for r in extra {
         router = router.merge(r);
     }
+    // The web UI, then everything under the route prefix (`--web.route-prefix`).
+    let prefix = api::ui::route_prefix_from_flags(&state.flags);
+    router = router.merge(api::ui::router(&prefix));
     if state.agent {
         router = router
             .merge(api::agent::router())
             .layer(axum::middleware::from_fn(api::agent::guard));
     }
-    // The web UI, then everything under the route prefix (`--web.route-prefix`).
-    let prefix = api::ui::route_prefix_from_flags(&state.flags);
-    router = router.merge(api::ui::router(&prefix));
     if !prefix.is_empty() {
         let (to_prefix, to_query) = (format!("{prefix}/"), format!("{prefix}/query"));
         router = Router::new()

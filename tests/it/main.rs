@@ -1,5 +1,6 @@
 //! Integration tests for the argus binary, one module per theme.
 
+mod agent;
 mod federate;
 mod federate_from_prometheus;
 mod hardening;
