@@ -73,11 +73,7 @@ pub fn check_config(cfg: &Config) -> Result<(), String> {
     if !cfg.rule_files.is_empty() {
         return Err("field rule_files is not allowed in agent mode".into());
     }
-    if cfg
-        .remote_read
-        .as_ref()
-        .is_some_and(|v| v.as_sequence().is_none_or(|s| !s.is_empty()))
-    {
+    if !cfg.remote_read.is_empty() {
         return Err("field remote_read is not allowed in agent mode".into());
     }
     Ok(())

@@ -405,8 +405,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let quit = Arc::new(Notify::new());
+    let head_of = db.clone();
+    let fanout = crate::remote::read_client::Fanout::new(
+        db.clone(),
+        config.clone(),
+        tokio::runtime::Handle::current(),
+        Box::new(move || head_of.metrics().head_min_time),
+    );
     let state: SharedState = Arc::new(AppState {
-        db: Arc::new(db.clone()),
+        db: Arc::new(fanout),
         engine: Arc::new(Engine::new(engine_opts.clone())),
         engine_opts,
         config: config.clone(),

@@ -170,3 +170,31 @@ fn streamed(
     )
         .into_response()
 }
+
+/// The API's storage with `remote_read:` endpoints merged into queries; everything else is the
+/// local storage's.
+impl<L: super::Tsdb> super::Tsdb for crate::remote::read_client::Fanout<L> {
+    fn delete_series(
+        &self,
+        matchers: &[argus_storage::Matcher],
+        mint: argus_storage::Timestamp,
+        maxt: argus_storage::Timestamp,
+    ) -> argus_storage::Result<()> {
+        self.local().delete_series(matchers, mint, maxt)
+    }
+    fn clean_tombstones(&self) -> argus_storage::Result<()> {
+        self.local().clean_tombstones()
+    }
+    fn snapshot(&self, dir: &std::path::Path, with_head: bool) -> argus_storage::Result<()> {
+        self.local().snapshot(dir, with_head)
+    }
+    fn stats(&self, limit: usize) -> argus_storage::TsdbStats {
+        self.local().stats(limit)
+    }
+    fn metrics(&self) -> argus_storage::DbMetrics {
+        self.local().metrics()
+    }
+    fn wal_error(&self) -> Option<String> {
+        self.local().wal_error()
+    }
+}

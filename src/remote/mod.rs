@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod position;
 mod queue;
 pub mod read;
+pub mod read_client;
 pub mod read_stream;
 mod reader;
 mod send;

@@ -300,3 +300,109 @@ fn streamed_frames_and_sample_limits_are_bounded() {
     let r = post_read(a.addr, &request(t0, vec![9]));
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+/// Samples of an instant range-vector query as `(t, value)` per rendered series.
+fn query_range_vector(a: &Argus, q: &str) -> Vec<(String, Vec<(i64, f64)>)> {
+    let path = format!(
+        "/api/v1/query?query={}&time={}",
+        harness::enc(q),
+        now_ms() as f64 / 1000.0
+    );
+    let v = a.get(&path).json();
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let samples = s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+                    (t, p[1].as_str().unwrap().parse().unwrap())
+                })
+                .collect();
+            (s["metric"].to_string(), samples)
+        })
+        .collect()
+}
+
+#[test]
+fn remote_read_section_merges_another_argus_into_promql() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Argus::start(
+        &dir.path().join("b"),
+        &["--web.enable-remote-write-receiver"],
+    );
+    let now = now_ms() / 1000 * 1000;
+    let (early, late) = (now - 50 * 60_000, now - 10 * 60_000);
+    write(
+        b.addr,
+        vec![
+            TimeSeries::from_pairs(
+                &[("__name__", "rr_remote"), ("job", "b")],
+                &[(early, 1.0), (late, 2.0)],
+            ),
+            TimeSeries::from_pairs(&[("__name__", "rr_both"), ("job", "b")], &[(early, 5.0)]),
+        ],
+    );
+    let cfg = dir.path().join("a.yml");
+    let section = |recent: bool| {
+        format!(
+            "remote_read:\n  - url: http://{}/api/v1/read\n    name: b\n    \
+             read_recent: {recent}\n    required_matchers:\n      job: b\n",
+            b.addr
+        )
+    };
+    std::fs::write(&cfg, section(false)).unwrap();
+    let a = Argus::start(
+        &dir.path().join("a"),
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--web.enable-remote-write-receiver",
+            "--web.enable-lifecycle",
+        ],
+    );
+    // A's own data starts 30 minutes ago.
+    let local_t = now - 30 * 60_000;
+    write(
+        a.addr,
+        vec![TimeSeries::from_pairs(
+            &[("__name__", "rr_both"), ("job", "b")],
+            &[(local_t, 7.0)],
+        )],
+    );
+    let remote = r#"{"__name__":"rr_remote","job":"b"}"#.to_string();
+    // read_recent: false: B is asked only for the time before A's first sample.
+    assert_eq!(
+        query_range_vector(&a, "rr_remote{job=\"b\"}[1h]"),
+        vec![(remote.clone(), vec![(early, 1.0)])]
+    );
+    // A series both hold: local and remote samples merged by time.
+    assert_eq!(
+        query_range_vector(&a, "rr_both{job=\"b\"}[1h]"),
+        vec![(
+            r#"{"__name__":"rr_both","job":"b"}"#.to_string(),
+            vec![(early, 5.0), (local_t, 7.0)]
+        )]
+    );
+    // Without the required matcher B is not asked.
+    assert_eq!(query_range_vector(&a, "rr_remote[1h]"), vec![]);
+    // read_recent: true (after a reload): all of B's samples, as B answers them itself.
+    std::fs::write(&cfg, section(true)).unwrap();
+    assert_eq!(a.request("POST", "/-/reload", &[], b"").status, 200);
+    let want = query_range_vector(&b, "rr_remote{job=\"b\"}[1h]");
+    assert_eq!(want, vec![(remote, vec![(early, 1.0), (late, 2.0)])]);
+    assert_eq!(query_range_vector(&a, "rr_remote{job=\"b\"}[1h]"), want);
+    // A failing endpoint is skipped: A still answers from its own data.
+    drop(b);
+    assert_eq!(
+        query_range_vector(&a, "rr_both{job=\"b\"}[1h]"),
+        vec![(
+            r#"{"__name__":"rr_both","job":"b"}"#.to_string(),
+            vec![(local_t, 7.0)]
+        )]
+    );
+}
