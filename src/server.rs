@@ -480,7 +480,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         },
     );
 
-    let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
+    let app = build_router(
+        state,
+        Some(scrape.router()),
+        vec![
+            push.router(),
+            federate,
+            api::remote_status::router(remote.clone()),
+        ],
+    );
     tokio::spawn(reload_loop(
         flags.clone(),
         listen,

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod params;
 pub mod query;
 pub mod read;
+pub mod remote_status;
 pub mod rules;
 pub mod series;
 pub mod status;

@@ -15,6 +15,7 @@ pub mod read_client;
 pub mod read_stream;
 mod reader;
 mod send;
+mod status;
 
 use crate::config::Config;
 use crate::config::remote_write::RemoteWriteConfig;

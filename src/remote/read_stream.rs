@@ -327,4 +327,39 @@ mod tests {
         assert!(decode_frames(&body[..body.len() - 1], 100).is_err());
         assert!(decode_frames(&body, 1).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn frames_round_trip(
+            msgs in proptest::collection::vec(
+                (any_label(), proptest::collection::vec((any::<i64>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..4), any::<i64>()),
+                0..5,
+            )
+        ) {
+            let want: Vec<ChunkedReadResponse> = msgs
+                .into_iter()
+                .map(|(name, chunks, index)| ChunkedReadResponse {
+                    chunked_series: vec![ChunkedSeries {
+                        labels: vec![prompb::Label { name, value: "v".into() }],
+                        chunks: chunks
+                            .into_iter()
+                            .map(|(t, data)| Chunk { min_time_ms: t, max_time_ms: t, r#type: 1, data })
+                            .collect(),
+                    }],
+                    query_index: index,
+                })
+                .collect();
+            let mut body = Vec::new();
+            for m in &want {
+                frame_into(&m.encode_to_vec(), &mut body);
+            }
+            proptest::prop_assert_eq!(decode_frames(&body, 1 << 20).unwrap(), want);
+        }
+    }
+
+    fn any_label() -> impl proptest::strategy::Strategy<Value = String> {
+        "[a-z_]{1,8}"
+    }
+
+    use proptest::prelude::any;
 }

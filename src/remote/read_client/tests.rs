@@ -145,3 +145,35 @@ fn decodes_answers_defensively() {
         decode_response(&snap::raw::Encoder::new().compress_vec(b"\x0a\x05").unwrap()).is_err()
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn response_round_trip(
+        series in proptest::collection::btree_map(
+            "[a-z]{1,6}",
+            proptest::collection::btree_map(proptest::prelude::any::<i64>(), proptest::prelude::any::<u64>(), 1..20),
+            0..6,
+        )
+    ) {
+        let resp = ReadResponse {
+            results: vec![QueryResult {
+                timeseries: series
+                    .iter()
+                    .map(|(name, samples)| {
+                        let s: Vec<(i64, f64)> =
+                            samples.iter().map(|(t, v)| (*t, f64::from_bits(*v))).collect();
+                        TimeSeries::from_pairs(&[("__name__", name.as_str())], &s)
+                    })
+                    .collect(),
+            }],
+        };
+        let got = decode_response(&crate::remote::read::encode(&resp)).unwrap();
+        proptest::prop_assert_eq!(got.len(), series.len());
+        for ((labels, samples), (name, want)) in got.iter().zip(&series) {
+            proptest::prop_assert_eq!(labels.get("__name__"), Some(name.as_str()));
+            let bits: Vec<(i64, u64)> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            let want: Vec<(i64, u64)> = want.iter().map(|(t, v)| (*t, *v)).collect();
+            proptest::prop_assert_eq!(bits, want);
+        }
+    }
+}
