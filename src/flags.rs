@@ -653,6 +653,31 @@ fn parse_bytes(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn agent_and_remote_read_flags() {
+        let f = run(&[]).unwrap();
+        assert!(f.agent.is_none());
+        assert_eq!(f.remote_read, crate::remote::read::ReadLimits::default());
+        let f = run(&[
+            "--agent",
+            "--storage.agent.path=/tmp/ag",
+            "--storage.agent.wal-truncate-frequency=30m",
+            "--storage.remote.read-concurrent-limit=0",
+            "--storage.remote.read-sample-limit=5",
+            "--storage.remote.read-max-bytes-in-frame=4096",
+        ])
+        .unwrap();
+        assert_eq!(f.data_dir, PathBuf::from("/tmp/ag"));
+        let a = f.agent.unwrap();
+        assert_eq!(a.truncate_every, Duration::from_secs(1800));
+        assert_eq!(a.wal_segment_size, 128 << 20);
+        assert_eq!(f.remote_read.concurrent_limit, 0);
+        assert_eq!(f.remote_read.sample_limit, 5);
+        assert_eq!(f.remote_read.max_bytes_in_frame, 4096);
+        assert!(run(&["--agent", "--storage.agent.wal-segment-size=1KB"]).is_err());
+        assert!(run(&["--storage.remote.read-sample-limit=x"]).is_err());
+    }
+
     fn run(args: &[&str]) -> Result<Flags, UsageError> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Command::Run(f) => Ok(*f),

@@ -152,10 +152,20 @@ fn agent_forwards_refuses_queries_and_truncates_its_wal() {
     let st = agent.get("/api/v1/status/remote_write").json();
     let q0 = &st["data"]["queues"][0];
     assert_eq!(st["status"], "success", "{st}");
-    assert_eq!(q0["url"], format!("http://{}/api/v1/write", receiver.addr), "{st}");
-    assert!(q0["samples_sent"].as_u64().unwrap() >= SERIES as u64, "{st}");
+    assert_eq!(
+        q0["url"],
+        format!("http://{}/api/v1/write", receiver.addr),
+        "{st}"
+    );
+    assert!(
+        q0["samples_sent"].as_u64().unwrap() >= SERIES as u64,
+        "{st}"
+    );
     assert!(q0["shards"].as_u64().unwrap() >= 1, "{st}");
-    assert!(q0["highest_timestamp_sent_ms"].as_i64().unwrap() > now_ms() - 60_000, "{st}");
+    assert!(
+        q0["highest_timestamp_sent_ms"].as_i64().unwrap() > now_ms() - 60_000,
+        "{st}"
+    );
     assert!(q0["lag_seconds"].as_f64().is_some(), "{st}");
     assert_eq!(q0["last_error"], serde_json::Value::Null, "{st}");
     let q = enc("agent_g{i=\"7\",agent=\"a1\"}");
