@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -134,8 +135,10 @@ async fn samples(
     }
 }
 
-/// Streams frames as the blocking reader makes them. An error after the first frame can only
-/// abort the body (the status is sent): the client sees a truncated stream.
+/// Streams frames as the blocking reader makes them. A frame waits for the client at most until
+/// the deadline. An error or timeout after the first frame can only abort the body (the status
+/// is sent): the body then ends without its final chunk, so the client sees a broken stream,
+/// never a short one.
 fn streamed(
     state: SharedState,
     req: read::ReadRequest,
@@ -143,11 +146,17 @@ fn streamed(
     deadline: Instant,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Response {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(FRAMES_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Bytes>(FRAMES_IN_FLIGHT);
+    let complete = Arc::new(AtomicBool::new(false));
+    let done = complete.clone();
     let max_frame = state.remote_read.limits.max_bytes_in_frame;
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut emit = |f: Vec<u8>| tx.blocking_send(Ok(Bytes::from(f))).is_ok();
+        let mut emit = |f: Vec<u8>| {
+            let send = tokio::time::timeout_at(deadline.into(), tx.send(Bytes::from(f)));
+            matches!(handle.block_on(send), Ok(Ok(())))
+        };
         let res = read_stream::stream(
             state.db.as_ref(),
             &req,
@@ -156,13 +165,25 @@ fn streamed(
             deadline,
             &mut emit,
         );
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "remote read stream aborted");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        match res {
+            Ok(true) => done.store(true, Ordering::Release),
+            Ok(false) => tracing::warn!("remote read stream stopped: client gone or too slow"),
+            Err(e) => tracing::warn!(error = %e, "remote read stream aborted"),
         }
     });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let body = futures::stream::unfold(Some(rx), move |rx| {
+        let complete = complete.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(frame) => Some((Ok(frame), Some(rx))),
+                None if complete.load(Ordering::Acquire) => None,
+                None => Some((
+                    Err(std::io::Error::other("remote read stream aborted")),
+                    None,
+                )),
+            }
+        }
     });
     (
         [(header::CONTENT_TYPE, read_stream::CONTENT_TYPE)],

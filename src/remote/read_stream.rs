@@ -80,8 +80,9 @@ pub fn frame_into(msg: &[u8], dst: &mut Vec<u8>) {
 }
 
 /// Answers every query of `req` from `db`, handing each frame to `emit` as soon as it is full;
-/// `emit` returns false when the client went away (then streaming stops quietly). Matchers are
-/// checked before the first frame, so a bad request gets an error and no frame.
+/// `emit` returns false when the client went away (streaming then stops). `Ok(true)` when every
+/// frame was handed over, `Ok(false)` when `emit` refused one. Matchers are checked before the
+/// first frame, so a bad request gets an error and no frame.
 pub fn stream(
     db: &dyn Queryable,
     req: &ReadRequest,
@@ -89,7 +90,7 @@ pub fn stream(
     max_bytes_in_frame: usize,
     deadline: Instant,
     emit: &mut dyn FnMut(Vec<u8>) -> bool,
-) -> Result<(), ReadError> {
+) -> Result<bool, ReadError> {
     let prepared = prepare(req, external)?;
     let mut samples: Vec<(Timestamp, f64)> = Vec::with_capacity(SAMPLES_PER_CHUNK);
     let mut msg = Vec::new();
@@ -140,7 +141,7 @@ pub fn stream(
                     let mut frame = Vec::with_capacity(msg.len() + 16);
                     frame_into(&msg, &mut frame);
                     if !emit(frame) {
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
                 if !more {
@@ -155,7 +156,7 @@ pub fn stream(
             return Err(ReadError::Storage(e.to_string()));
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn xor_chunk(samples: &[(Timestamp, f64)]) -> Chunk {
@@ -235,11 +236,12 @@ mod tests {
         let ext = Labels::from_pairs(&[("cluster", "x")]);
         let mut body = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
-        stream(db, &req, &ext, frame, deadline, &mut |f| {
+        let complete = stream(db, &req, &ext, frame, deadline, &mut |f| {
             body.extend_from_slice(&f);
             true
         })
         .unwrap();
+        assert!(complete);
         decode_frames(&body, 1 << 24).unwrap()
     }
 
