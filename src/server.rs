@@ -410,7 +410,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         db.clone(),
         config.clone(),
         tokio::runtime::Handle::current(),
-        Box::new(move || head_of.metrics().head_min_time),
+        Box::new(move || head_of.start_time()),
     );
     let state: SharedState = Arc::new(AppState {
         db: Arc::new(fanout),

@@ -6,7 +6,7 @@
 //! `required_matchers` the selector carries (as `SAMPLES`, one query per request) and merges the
 //! answers with the local series: series sorted by labels, samples of the same series merged by
 //! timestamp with local samples winning. With `read_recent: false` an endpoint is asked only
-//! for the part of the range before the head's first sample (local storage holds the rest).
+//! for the part of the range before local storage's first sample (it holds the rest).
 //! With `filter_external_labels` (the default) the external labels are added as equality
 //! matchers and removed from the answers. A failing endpoint is logged and skipped: the query
 //! answers from the rest (Prometheus returns a warning). Label names and values come from local

@@ -461,6 +461,19 @@ impl Db {
         self.inner.wal_keepers.keep(segment)
     }
 
+    /// The first timestamp local storage holds, ms: the oldest block's min time, else the
+    /// head's (`i64::MAX` when empty), as Prometheus's `DB.StartTime`. Cheap (no series walk).
+    pub fn start_time(&self) -> Timestamp {
+        let oldest = self
+            .inner
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.meta.min_time)
+            .min();
+        oldest.unwrap_or(i64::MAX).min(self.inner.head.min_time())
+    }
+
     /// What the backlog bound deleted although a reader needed it.
     pub fn wal_watch_metrics(&self) -> Arc<WalWatchMetrics> {
         self.inner.wal_keepers.metrics.clone()
