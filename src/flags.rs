@@ -64,6 +64,42 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Most bytes of WAL kept for remote-write queues that are behind (0B = no limit); past it the oldest segments are deleted and their samples not sent.",
     ),
     (
+        "storage.remote.read-concurrent-limit",
+        Kind::Value,
+        "10",
+        "Most remote read requests answered at once; more wait (0 = no limit).",
+    ),
+    (
+        "storage.remote.read-max-bytes-in-frame",
+        Kind::Value,
+        "1048576",
+        "Bytes of labels and chunks after which a streamed remote read frame is sent.",
+    ),
+    (
+        "agent",
+        Kind::Bool,
+        "false",
+        "Run in agent mode: scrape, push, receive and remote-write only; no blocks, rules or local queries.",
+    ),
+    (
+        "storage.agent.path",
+        Kind::Value,
+        "data-agent/",
+        "Base path for the agent's WAL (with --agent; replaces --storage.tsdb.path).",
+    ),
+    (
+        "storage.agent.wal-truncate-frequency",
+        Kind::Value,
+        "2h",
+        "With --agent: how often WAL data that every remote-write queue acknowledged is truncated.",
+    ),
+    (
+        "storage.agent.wal-segment-size",
+        Kind::Value,
+        "128MB",
+        "With --agent: size of a WAL segment file.",
+    ),
+    (
         "storage.tsdb.out-of-order-time-window",
         Kind::Value,
         "",
@@ -230,7 +266,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "storage.remote.read-sample-limit",
         Kind::Value,
         "50000000",
-        "Accepted; no effect.",
+        "Most samples in one SAMPLES remote read response (0 = no limit; streamed responses are not bound by it).",
     ),
     ("log.format", Kind::Value, "logfmt", "Accepted; no effect."),
     (
@@ -343,6 +379,10 @@ pub struct Flags {
     pub max_concurrency: usize,
     /// `--web.enable-remote-write-receiver`.
     pub enable_remote_write_receiver: bool,
+    /// `--storage.remote.read-*` bounds of the remote read server.
+    pub remote_read: crate::remote::read::ReadLimits,
+    /// `--agent` and its `--storage.agent.*` options (None: a full server).
+    pub agent: Option<crate::agent::AgentOptions>,
 }
 
 /// Parses `args` (without the program name).
@@ -507,13 +547,32 @@ impl Flags {
                 "--query.max-concurrency: must be at least 1".into(),
             ));
         }
+        let remote_read = crate::remote::read::ReadLimits {
+            sample_limit: count("storage.remote.read-sample-limit")?,
+            concurrent_limit: count("storage.remote.read-concurrent-limit")?,
+            max_bytes_in_frame: count("storage.remote.read-max-bytes-in-frame")?.max(1),
+        };
+        let agent = (get("agent") == "true")
+            .then(|| {
+                crate::agent::AgentOptions::from_flags(
+                    get("storage.agent.wal-truncate-frequency"),
+                    get("storage.agent.wal-segment-size"),
+                    parse_bytes,
+                )
+                .map_err(UsageError)
+            })
+            .transpose()?;
+        let data_dir = match agent {
+            Some(_) => PathBuf::from(get("storage.agent.path")),
+            None => PathBuf::from(get("storage.tsdb.path")),
+        };
         let all = FLAGS
             .iter()
             .map(|f| (f.0.to_string(), get(f.0).to_string()))
             .collect();
         Ok(Flags {
             config_file: opt("config.file").map(PathBuf::from),
-            data_dir: PathBuf::from(get("storage.tsdb.path")),
+            data_dir,
             retention: dur("storage.tsdb.retention.time")?,
             retention_bytes,
             out_of_order_window: dur("storage.tsdb.out-of-order-time-window")?,
@@ -541,6 +600,8 @@ impl Flags {
             max_connections,
             max_concurrency,
             enable_remote_write_receiver: get("web.enable-remote-write-receiver") == "true",
+            remote_read,
+            agent,
         })
     }
 
@@ -591,6 +652,31 @@ fn parse_bytes(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_and_remote_read_flags() {
+        let f = run(&[]).unwrap();
+        assert!(f.agent.is_none());
+        assert_eq!(f.remote_read, crate::remote::read::ReadLimits::default());
+        let f = run(&[
+            "--agent",
+            "--storage.agent.path=/tmp/ag",
+            "--storage.agent.wal-truncate-frequency=30m",
+            "--storage.remote.read-concurrent-limit=0",
+            "--storage.remote.read-sample-limit=5",
+            "--storage.remote.read-max-bytes-in-frame=4096",
+        ])
+        .unwrap();
+        assert_eq!(f.data_dir, PathBuf::from("/tmp/ag"));
+        let a = f.agent.unwrap();
+        assert_eq!(a.truncate_every, Duration::from_secs(1800));
+        assert_eq!(a.wal_segment_size, 128 << 20);
+        assert_eq!(f.remote_read.concurrent_limit, 0);
+        assert_eq!(f.remote_read.sample_limit, 5);
+        assert_eq!(f.remote_read.max_bytes_in_frame, 4096);
+        assert!(run(&["--agent", "--storage.agent.wal-segment-size=1KB"]).is_err());
+        assert!(run(&["--storage.remote.read-sample-limit=x"]).is_err());
+    }
 
     fn run(args: &[&str]) -> Result<Flags, UsageError> {
         match parse(args.iter().map(|s| s.to_string()))? {

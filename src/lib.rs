@@ -1,6 +1,7 @@
 //! The Argus server: config, scraping, discovery, push, remote write, federation, HTTP API.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod config;
 pub mod discovery;

@@ -46,6 +46,11 @@ pub fn build_router(state: SharedState, scrape: Option<Router>, extra: Vec<Route
     // The web UI, then everything under the route prefix (`--web.route-prefix`).
     let prefix = api::ui::route_prefix_from_flags(&state.flags);
     router = router.merge(api::ui::router(&prefix));
+    if state.agent {
+        router = router
+            .merge(api::agent::router())
+            .layer(axum::middleware::from_fn(api::agent::guard));
+    }
     if !prefix.is_empty() {
         let (to_prefix, to_query) = (format!("{prefix}/"), format!("{prefix}/query"));
         router = Router::new()
@@ -73,15 +78,22 @@ fn self_target(listen: SocketAddr) -> String {
 
 /// Loads the configured file, or the embedded default config.
 fn load_config(flags: &Flags, listen: SocketAddr) -> Result<Config, String> {
-    match &flags.config_file {
+    let cfg = match &flags.config_file {
         Some(path) => Config::load(path).map_err(|e| e.to_string()),
         None => {
             Config::parse(&default_config_yaml(&self_target(listen))).map_err(|e| e.to_string())
         }
+    }?;
+    if flags.agent.is_some() {
+        crate::agent::check_config(&cfg)?;
     }
+    Ok(cfg)
 }
 
 fn db_options(flags: &Flags, cfg: &Config) -> Options {
+    if let Some(agent) = &flags.agent {
+        return agent.db_options(flags.remote_max_backlog);
+    }
     let ooo = flags
         .out_of_order_window
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -335,6 +347,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .context("TSDB open task failed")?
         .with_context(|| format!("cannot open TSDB in {}", flags.data_dir.display()))?;
 
+    let agent_truncation = flags
+        .agent
+        .as_ref()
+        .map(|a| crate::agent::spawn_truncation(db.clone(), a));
+
     let engine_opts = EngineOptions {
         lookback_delta_ms: i64::try_from(flags.lookback_delta.as_millis()).unwrap_or(i64::MAX),
         timeout: flags.query_timeout,
@@ -388,8 +405,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let quit = Arc::new(Notify::new());
+    let head_of = db.clone();
+    let fanout = crate::remote::read_client::Fanout::new(
+        db.clone(),
+        config.clone(),
+        tokio::runtime::Handle::current(),
+        Box::new(move || head_of.start_time()),
+    );
     let state: SharedState = Arc::new(AppState {
-        db: Arc::new(db.clone()),
+        db: Arc::new(fanout),
         engine: Arc::new(Engine::new(engine_opts.clone())),
         engine_opts,
         config: config.clone(),
@@ -411,6 +435,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         rules: Some(rules.clone()),
         remote_write_enabled: flags.enable_remote_write_receiver,
         query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
+        remote_read: Arc::new(api::read::ReadGate::new(flags.remote_read)),
+        agent: flags.agent.is_some(),
     });
 
     // Scrape manager: appends to the Db; its router serves targets and metadata.
@@ -455,7 +481,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         },
     );
 
-    let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
+    let app = build_router(
+        state,
+        Some(scrape.router()),
+        vec![
+            push.router(),
+            federate,
+            api::remote_status::router(remote.clone()),
+        ],
+    );
     tokio::spawn(reload_loop(
         flags.clone(),
         listen,
@@ -514,6 +548,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tracing::info!("stopping remote-write queues");
     remote.stop().await;
 
+    if let Some(t) = agent_truncation {
+        t.abort();
+    }
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())
         .await

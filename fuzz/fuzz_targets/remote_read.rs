@@ -1,9 +1,10 @@
 //! Remote read request decoder: arbitrary bytes must decode or fail cleanly (no panic, bounded
 //! allocation), and a decoded request must be answered from a small in-memory storage without
-//! panicking, within the sample limit.
+//! panicking, within the sample limit, and streamed as framed chunks that decode again.
 #![no_main]
 
 use argus::remote::read::{answer, decode};
+use argus::remote::read_stream::{decode_frames, stream};
 use argus_storage::Labels;
 use argus_storage::testing::MemStorage;
 
@@ -26,5 +27,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             .sum();
         assert!(n <= 4, "sample limit exceeded: {n}");
         assert_eq!(resp.results.len(), req.queries.len());
+    }
+    let mut body = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    if stream(&db, &req, &ext, 64, deadline, &mut |f| {
+        body.extend_from_slice(&f);
+        true
+    })
+    .is_ok()
+    {
+        assert!(decode_frames(&body, 1 << 20).is_ok(), "own stream does not decode");
     }
 });

@@ -5,6 +5,7 @@
 //! `server::build_router` merges it with the scrape, push and federation routers.
 
 pub mod admin;
+pub mod agent;
 pub mod alertmanagers;
 pub mod error;
 pub mod format;
@@ -12,6 +13,7 @@ pub mod lifecycle;
 pub mod params;
 pub mod query;
 pub mod read;
+pub mod remote_status;
 pub mod rules;
 pub mod series;
 pub mod status;
@@ -140,6 +142,10 @@ pub struct AppState {
     pub remote_write_enabled: bool,
     /// `--query.max-concurrency` slots; a query waits for one within its timeout.
     pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// The remote read server's bounds (`--storage.remote.read-*`).
+    pub remote_read: Arc<read::ReadGate>,
+    /// `--agent`: the query API answers Prometheus's agent error (`agent::guard`).
+    pub agent: bool,
 }
 
 /// Shared state handle.

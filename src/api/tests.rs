@@ -91,6 +91,8 @@ fn fixture(admin: bool) -> Fixture {
         rules: None,
         remote_write_enabled: true,
         query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
+        remote_read: Arc::new(crate::api::read::ReadGate::new(Default::default())),
+        agent: false,
     });
     state.registry.register(state.http_metrics.clone());
     let app = crate::server::build_router(state, None, Vec::new());

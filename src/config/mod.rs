@@ -8,6 +8,7 @@ pub mod alerting;
 mod defaults;
 pub mod duration;
 pub mod relabel;
+pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
 pub mod secret;
@@ -144,12 +145,9 @@ pub struct Config {
     /// `remote_write:` destinations (see `crate::remote`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remote_write: Vec<remote_write::RemoteWriteConfig>,
-    /// Accepted and ignored with a warning: Argus does not read from remote storage.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "secret::serialize_redacted"
-    )]
-    pub remote_read: Option<serde_yaml_ng::Value>,
+    /// `remote_read:` endpoints PromQL merges with local data (see `crate::remote::read_client`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_read: Vec<remote_read::RemoteReadConfig>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -255,6 +253,7 @@ impl Config {
             scrape::validate_protocols(p, "")?;
         }
         remote_write::validate_all(&self.remote_write)?;
+        remote_read::validate_all(&self.remote_read)?;
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",
@@ -274,11 +273,7 @@ impl Config {
 
     /// Sections that are accepted but have no effect, for a startup warning.
     pub fn ignored_sections(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.remote_read.is_some() {
-            out.push("remote_read");
-        }
-        out
+        Vec::new()
     }
 
     /// The config as YAML, for `/api/v1/status/config`.

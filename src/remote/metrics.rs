@@ -34,12 +34,23 @@ pub struct QueueMetrics {
     pub wal_segments_skipped: AtomicU64,
     /// Requests that failed (each retry counts).
     pub failed_requests: AtomicU64,
+    /// The last failed request: when (ms since the epoch) and why. Shown by
+    /// `/api/v1/status/remote_write`.
+    pub last_error: parking_lot::Mutex<Option<(i64, String)>>,
 }
 
 impl QueueMetrics {
     /// Raises a max gauge.
     pub fn raise(g: &AtomicI64, v: i64) {
         g.fetch_max(v, Ordering::Relaxed);
+    }
+
+    /// Records a failed request.
+    pub fn set_error(&self, msg: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        *self.last_error.lock() = Some((now, msg.to_string()));
     }
 }
 

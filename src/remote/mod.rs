@@ -11,8 +11,11 @@ pub mod metrics;
 pub mod position;
 mod queue;
 pub mod read;
+pub mod read_client;
+pub mod read_stream;
 mod reader;
 mod send;
+mod status;
 
 use crate::config::Config;
 use crate::config::remote_write::RemoteWriteConfig;

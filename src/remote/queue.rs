@@ -245,12 +245,14 @@ impl Queue {
                 }
                 Err(SendError::Fatal(msg)) => {
                     m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    m.set_error(&msg);
                     m.samples_failed.fetch_add(n as u64, Ordering::Relaxed);
                     tracing::warn!(queue = %self.name, samples = n, error = %msg, "remote write failed; dropping the batch");
                     return Round::Done;
                 }
                 Err(SendError::Recoverable { msg, retry_after }) => {
                     m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    m.set_error(&msg);
                     m.samples_retried.fetch_add(n as u64, Ordering::Relaxed);
                     let wait = retry_after.unwrap_or(backoff);
                     tracing::debug!(queue = %self.name, error = %msg, ?wait, "remote write failed; retrying");

@@ -83,15 +83,40 @@ pub enum ReadError {
     /// Not a `ReadRequest` or invalid content (400).
     #[error("{0}")]
     BadRequest(String),
-    /// Only streamed chunks were accepted by the client (400).
-    #[error("none of the accepted response types is supported: Argus answers SAMPLES only")]
-    UnsupportedResponseType,
-    /// More samples than `--query.max-samples` in one request (400).
+    /// None of the client's accepted response types is known (400).
+    #[error("none of the accepted response types is supported: {0:?}")]
+    UnsupportedResponseType(Vec<i32>),
+    /// More samples than `--storage.remote.read-sample-limit` in one request (400).
     #[error("exceeded sample limit ({0})")]
     SampleLimit(usize),
     /// Storage failure (500).
     #[error("cannot read: {0}")]
     Storage(String),
+    /// The request ran past `--query.timeout` (503).
+    #[error("remote read timed out (--query.timeout)")]
+    Timeout,
+}
+
+/// Bounds of the remote read server, from the `--storage.remote.read-*` flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Most samples in one `SAMPLES` response (0 = no limit; streamed responses are not bound
+    /// by it, as in Prometheus: they are sent frame by frame).
+    pub sample_limit: usize,
+    /// Most requests answered at once; more wait (0 = no limit).
+    pub concurrent_limit: usize,
+    /// Target size of one streamed frame, bytes.
+    pub max_bytes_in_frame: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            sample_limit: 50_000_000,
+            concurrent_limit: 10,
+            max_bytes_in_frame: 1 << 20,
+        }
+    }
 }
 
 /// Decodes a snappy-compressed `ReadRequest`.
@@ -106,10 +131,73 @@ pub fn decode(body: &[u8]) -> Result<ReadRequest, ReadError> {
             req.queries.len()
         )));
     }
-    if !req.accepted_response_types.is_empty() && !req.accepted_response_types.contains(&0) {
-        return Err(ReadError::UnsupportedResponseType);
-    }
+    response_type(&req)?;
     Ok(req)
+}
+
+/// How a response is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseType {
+    /// One snappy-compressed `ReadResponse`.
+    Samples,
+    /// Framed `ChunkedReadResponse` messages (`read_stream`).
+    StreamedXorChunks,
+}
+
+/// As Prometheus: the first of the client's accepted types that Argus supports; `SAMPLES`
+/// when the client lists none.
+pub fn response_type(req: &ReadRequest) -> Result<ResponseType, ReadError> {
+    if req.accepted_response_types.is_empty() {
+        return Ok(ResponseType::Samples);
+    }
+    for t in &req.accepted_response_types {
+        match t {
+            0 => return Ok(ResponseType::Samples),
+            1 => return Ok(ResponseType::StreamedXorChunks),
+            _ => {}
+        }
+    }
+    Err(ReadError::UnsupportedResponseType(
+        req.accepted_response_types.clone(),
+    ))
+}
+
+/// Checks every query's matchers before any work: per query, its matchers without those on
+/// external labels, or `None` when it matches nothing.
+pub fn prepare(
+    req: &ReadRequest,
+    external: &Labels,
+) -> Result<Vec<Option<Vec<Matcher>>>, ReadError> {
+    let mut out = Vec::with_capacity(req.queries.len());
+    for q in &req.queries {
+        let ms = matchers(q, external)?;
+        if let Some(ms) = &ms
+            && (ms.is_empty() || argus_storage::validate_selector(ms).is_err())
+        {
+            return Err(ReadError::BadRequest(
+                "a query needs at least one matcher that does not match the empty string".into(),
+            ));
+        }
+        out.push(ms);
+    }
+    Ok(out)
+}
+
+/// `labels` with the external labels it lacks, as protobuf labels (sorted).
+pub fn with_external(labels: &Labels, external: &Labels) -> Vec<prompb::Label> {
+    let mut labels = labels.clone();
+    for e in external.iter() {
+        if labels.get(&e.name).is_none() {
+            labels.set(&e.name, &e.value);
+        }
+    }
+    labels
+        .iter()
+        .map(|l| prompb::Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
 }
 
 /// The query's matchers without those on external labels; `None` when a matcher on an external
@@ -135,45 +223,35 @@ fn matchers(q: &Query, external: &Labels) -> Result<Option<Vec<Matcher>>, ReadEr
     Ok(Some(out))
 }
 
-/// Answers every query of `req` from `db` with at most `max_samples` samples in all.
+/// Answers every query of `req` from `db` with at most `max_samples` samples in all (0 = no
+/// limit).
 pub fn answer(
     db: &dyn Queryable,
     req: &ReadRequest,
     external: &Labels,
     max_samples: usize,
 ) -> Result<ReadResponse, ReadError> {
+    let prepared = prepare(req, external)?;
+    let max_samples = if max_samples == 0 {
+        usize::MAX
+    } else {
+        max_samples
+    };
     let mut total = 0usize;
     let mut results = Vec::with_capacity(req.queries.len());
-    for q in &req.queries {
+    for (q, ms) in req.queries.iter().zip(prepared) {
         let mut result = QueryResult::default();
-        let Some(ms) = matchers(q, external)? else {
+        let Some(ms) = ms else {
             results.push(result);
             continue;
         };
-        if ms.is_empty() || argus_storage::validate_selector(&ms).is_err() {
-            return Err(ReadError::BadRequest(
-                "a query needs at least one matcher that does not match the empty string".into(),
-            ));
-        }
         let querier = db
             .querier(q.start_timestamp_ms, q.end_timestamp_ms)
             .map_err(|e| ReadError::Storage(e.to_string()))?;
         let mut set = querier.select(&ms);
         while set.next() {
-            let mut labels = set.labels().clone();
-            for e in external.iter() {
-                if labels.get(&e.name).is_none() {
-                    labels.set(&e.name, &e.value);
-                }
-            }
             let mut ts = TimeSeries {
-                labels: labels
-                    .iter()
-                    .map(|l| prompb::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
-                    })
-                    .collect(),
+                labels: with_external(set.labels(), external),
                 samples: Vec::new(),
                 exemplars: Vec::new(),
                 histograms: Vec::new(),
@@ -295,9 +373,13 @@ mod tests {
             Err(ReadError::BadRequest(_))
         ));
         assert_eq!(
-            decode(&req(vec![], vec![1])),
-            Err(ReadError::UnsupportedResponseType)
+            decode(&req(vec![], vec![7])),
+            Err(ReadError::UnsupportedResponseType(vec![7]))
         );
+        let pick = |types: Vec<i32>| response_type(&decode(&req(vec![], types)).unwrap());
+        assert_eq!(pick(vec![]), Ok(ResponseType::Samples));
+        assert_eq!(pick(vec![1, 0]), Ok(ResponseType::StreamedXorChunks));
+        assert_eq!(pick(vec![5, 0, 1]), Ok(ResponseType::Samples));
         assert!(matches!(
             decode(b"\x01\x00"),
             Err(ReadError::Body(_)) | Err(ReadError::BadRequest(_))

@@ -56,6 +56,10 @@ pub struct Options {
     /// Bytes of WAL segments kept for WAL readers (remote-write queues) beyond what the head
     /// needs; past it the oldest are deleted anyway (None = no bound).
     pub wal_max_backlog_bytes: Option<u64>,
+    /// Write the ranges cut off the head as blocks (default). `false` is agent mode: a range
+    /// that reaches the cut is dropped from the head and its WAL segments are checkpointed away
+    /// as soon as no WAL reader (remote-write queue) needs them; no block is ever written.
+    pub write_blocks: bool,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             background: true,
             head_chunk_segment_size: crate::head::chunk_files::DEFAULT_SEGMENT_SIZE,
             wal_max_backlog_bytes: None,
+            write_blocks: true,
         }
     }
 }
@@ -456,6 +461,19 @@ impl Db {
         self.inner.wal_keepers.keep(segment)
     }
 
+    /// The first timestamp local storage holds, ms: the oldest block's min time, else the
+    /// head's (`i64::MAX` when empty), as Prometheus's `DB.StartTime`. Cheap (no series walk).
+    pub fn start_time(&self) -> Timestamp {
+        let oldest = self
+            .inner
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.meta.min_time)
+            .min();
+        oldest.unwrap_or(i64::MAX).min(self.inner.head.min_time())
+    }
+
     /// What the backlog bound deleted although a reader needed it.
     pub fn wal_watch_metrics(&self) -> Arc<WalWatchMetrics> {
         self.inner.wal_keepers.metrics.clone()
@@ -608,17 +626,20 @@ impl Inner {
             // that are in blocks. In-order samples stay below `b` for good.
             head.raise_cut_fence(b);
             head.set_min_valid_time(b);
-            let reader: Arc<dyn BlockReader> = Arc::new(HeadRange::new(head.clone(), a, b - 1));
-            let ids = reader.sorted_ids(&reader.all_postings()?)?;
-            let spec = BlockSpec {
-                mint: a,
-                maxt: b - 1,
-                level: 1,
-                sources: Vec::new(),
-                parents: Vec::new(),
-            };
-            if let Some(meta) = write_block(&self.dir, vec![(reader, ids)], spec)? {
-                self.swap_blocks(&[], Some(meta.ulid))?;
+            // Agent mode (`!write_blocks`): the range is dropped, not persisted.
+            if self.opts.write_blocks {
+                let reader: Arc<dyn BlockReader> = Arc::new(HeadRange::new(head.clone(), a, b - 1));
+                let ids = reader.sorted_ids(&reader.all_postings()?)?;
+                let spec = BlockSpec {
+                    mint: a,
+                    maxt: b - 1,
+                    level: 1,
+                    sources: Vec::new(),
+                    parents: Vec::new(),
+                };
+                if let Some(meta) = write_block(&self.dir, vec![(reader, ids)], spec)? {
+                    self.swap_blocks(&[], Some(meta.ulid))?;
+                }
             }
             head.truncate(b);
             cut_to = Some(b);

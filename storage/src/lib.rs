@@ -46,6 +46,9 @@ mod wal;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use chunk::prometheus::{
+    PROMETHEUS_XOR_MAX_SAMPLES, decode_prometheus_xor, encode_prometheus_xor,
+};
 pub use db::{Db, DbMetrics, Options, TsdbStats};
 pub use error::{Error, ErrorKind, Result};
 pub use histogram::{CounterResetHint, FloatHistogram, SampleValue, Span};

@@ -1,11 +1,13 @@
 //! Integration tests for the argus binary, one module per theme.
 
+mod agent;
 mod federate;
 mod federate_from_prometheus;
 mod hardening;
 mod kubernetes;
 mod notifier;
 mod push;
+mod remote_read;
 mod remote_write;
 mod rules_cli;
 mod rules_server;

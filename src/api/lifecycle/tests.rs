@@ -45,6 +45,8 @@ fn fixture() -> Fixture {
         metadata: Arc::new(MetadataStore::new()),
         remote_write_enabled: true,
         query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
+        remote_read: Arc::new(crate::api::read::ReadGate::new(Default::default())),
+        agent: false,
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),

@@ -3,6 +3,7 @@
 //! [`ChunkIterator`] reads either.
 
 pub(crate) mod packed;
+pub(crate) mod prometheus;
 pub(crate) mod xor;
 
 pub(crate) use packed::{PackedIterator, encode_best};

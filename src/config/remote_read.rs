@@ -1,0 +1,187 @@
+//! One `remote_read:` entry, with Prometheus's field names and defaults
+//! (`config.RemoteReadConfig`): PromQL in Argus merges the series the endpoint answers with
+//! local data (`crate::remote::read_client`).
+
+use super::PromDuration;
+use super::scrape::{Authorization, BasicAuth, TlsConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `remote_read:` entry.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteReadConfig {
+    /// Endpoint URL (required).
+    pub url: String,
+    /// Name in logs; unique among the entries when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Timeout of one request (1m).
+    pub remote_timeout: PromDuration,
+    /// Extra request headers (the protocol's own headers may not be overridden).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The endpoint is queried only for selectors with all these equality matchers.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_matchers: BTreeMap<String, String>,
+    /// Also query the endpoint for time ranges local storage holds (false).
+    pub read_recent: bool,
+    /// Add the external labels as equality matchers to remote queries (true).
+    pub filter_external_labels: bool,
+    /// HTTP basic auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// Deprecated spelling of a bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<crate::config::Secret>,
+    /// Deprecated spelling of a bearer token file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    /// Accepted (and shown redacted) but not supported: such an endpoint is not queried.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::secret::serialize_redacted"
+    )]
+    pub oauth2: Option<serde_yaml_ng::Value>,
+    /// TLS options.
+    pub tls_config: TlsConfig,
+    /// Follow HTTP redirects (default true).
+    pub follow_redirects: bool,
+}
+
+impl Default for RemoteReadConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            name: None,
+            remote_timeout: PromDuration(Duration::from_secs(60)),
+            headers: BTreeMap::new(),
+            required_matchers: BTreeMap::new(),
+            read_recent: false,
+            filter_external_labels: true,
+            basic_auth: None,
+            authorization: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            oauth2: None,
+            tls_config: TlsConfig::default(),
+            follow_redirects: true,
+        }
+    }
+}
+
+/// Headers a `headers:` entry may not set (Prometheus's `reservedHeaders`).
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "www-authenticate",
+    "x-prometheus-remote-read-version",
+];
+
+impl RemoteReadConfig {
+    /// Checks one entry.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = &self.url;
+        if url.is_empty() {
+            return Err("url for remote_read is empty".into());
+        }
+        match reqwest::Url::parse(url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(u) => {
+                return Err(format!(
+                    "remote_read url {url:?}: unsupported scheme {:?}",
+                    u.scheme()
+                ));
+            }
+            Err(e) => return Err(format!("remote_read url {url:?}: {e}")),
+        }
+        for h in self.headers.keys() {
+            if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
+                return Err(format!("{h} is a reserved header. It must not be changed"));
+            }
+        }
+        let auths = [
+            self.basic_auth.is_some(),
+            self.authorization.is_some(),
+            self.bearer_token.is_some() || self.bearer_token_file.is_some(),
+            self.oauth2.is_some(),
+        ];
+        if auths.iter().filter(|a| **a).count() > 1 {
+            return Err(format!(
+                "remote_read {url:?}: at most one of basic_auth, authorization, bearer_token and \
+                 oauth2 may be configured"
+            ));
+        }
+        if self.remote_timeout.0.is_zero() {
+            return Err(format!(
+                "remote_read {url:?}: remote_timeout must be positive"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The name for logs: `name`, else the URL.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.url)
+    }
+}
+
+/// Checks every entry and that names are unique.
+pub fn validate_all(cfgs: &[RemoteReadConfig]) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for c in cfgs {
+        c.validate()?;
+        if let Some(n) = &c.name
+            && !names.insert(n.as_str())
+        {
+            return Err(format!(
+                "found multiple remote read configs with name {n:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn parses_defaults_and_refuses_bad_entries() {
+        let c = Config::parse(
+            "remote_read:\n  - url: http://a/api/v1/read\n    required_matchers: {job: x}\n",
+        )
+        .unwrap();
+        let r = &c.remote_read[0];
+        assert!(!r.read_recent);
+        assert!(r.filter_external_labels);
+        assert_eq!(r.remote_timeout.0.as_secs(), 60);
+        assert_eq!(
+            r.required_matchers.get("job").map(String::as_str),
+            Some("x")
+        );
+        let bad = |y: &str| Config::parse(y).unwrap_err().to_string();
+        assert!(bad("remote_read:\n  - url: ''\n").contains("url for remote_read is empty"));
+        assert!(bad("remote_read:\n  - url: ftp://a/\n").contains("unsupported scheme"));
+        assert!(
+            bad("remote_read:\n  - url: http://a/\n    headers: {Content-Type: x}\n")
+                .contains("reserved header")
+        );
+        assert!(bad("remote_read:\n  - url: http://a/\n    bogus: 1\n").contains("bogus"));
+        assert!(
+            bad("remote_read:\n  - {url: 'http://a/', name: n}\n  - {url: 'http://b/', name: n}\n")
+                .contains("multiple remote read configs")
+        );
+    }
+}
