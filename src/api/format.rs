@@ -240,6 +240,7 @@ mod tests {
                 labels: l.clone(),
                 t: 1500,
                 v: f64::NAN,
+                h: None,
             }]),
             r#"{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a\"b"},"value":[1.500,"NaN"]}]}"#,
         );
@@ -247,6 +248,7 @@ mod tests {
             Value::Matrix(vec![MatrixSeries {
                 labels: l,
                 points: vec![(0, 1.0), (15000, 0.5)],
+                histograms: vec![],
             }]),
             r#"{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a\"b"},"values":[[0,"1"],[15,"0.5"]]}]}"#,
         );

@@ -3,6 +3,7 @@
 
 mod date;
 mod histogram;
+mod hrange;
 mod info;
 mod label;
 mod math;
@@ -185,7 +186,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
 fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ctx) -> Result<Val> {
     let mut out = Vec::new();
     range_fn_each(ev, name, m, params, c, &mut |s| {
-        ev.limits.add(s.points.len())?;
+        ev.limits.add(s.len())?;
         out.push(s);
         Ok(())
     })?;
@@ -245,22 +246,18 @@ fn range_fn_each(
         };
         let mint = spec.window_end(c.start) - spec.range + 1;
         let maxt = spec.window_end(c.end);
-        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points| {
-            let s = Series {
-                labels: labels.clone(),
-                drop_name: false,
-                points: Vec::new(),
-            };
+        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points, hists| {
+            let s = Series::new(labels.clone(), false);
             windows_of(
-                ev, kind, keep_name, &s, points, &spec, params, c, &mut buf, sink,
+                ev, kind, keep_name, &s, points, hists, &spec, params, c, &mut buf, sink,
             )
         });
     }
     let ri = ev.range_input(m, c)?;
-    let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
+    let loaded: usize = ri.series.iter().map(|s| s.len()).sum();
     for s in &ri.series {
         windows_of(
-            ev, kind, keep_name, s, &s.points, &ri, params, c, &mut buf, sink,
+            ev, kind, keep_name, s, &s.points, &s.hists, &ri, params, c, &mut buf, sink,
         )?;
     }
     ev.limits.release(loaded);
@@ -275,6 +272,7 @@ fn windows_of(
     keep_name: bool,
     s: &Series,
     points: &[(i64, f64)],
+    hists: &[(i64, argus_storage::FloatHistogram)],
     ri: &RangeInput,
     params: &[Vec<f64>],
     c: Ctx,
@@ -284,12 +282,32 @@ fn windows_of(
     {
         ev.limits.check()?;
         let mut w = crate::eval::Windows::new(points);
+        let mut hw = crate::eval::Windows::new(hists);
         let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
+        let metric = hrange::metric_name(&s.labels);
         for i in 0..c.n() {
             let t = c.t(i);
             let we = ri.window_end(t);
             let win = w.get(we, ri.range);
-            ev.limits.check_work(win.len())?;
+            let hwin = hw.get(we, ri.range);
+            ev.limits.check_work(win.len() + hwin.len())?;
+            if !hwin.is_empty() {
+                let ws = we - ri.range;
+                if let Some(v) = hist_window(ev, kind, win, hwin, ws, we, metric) {
+                    match v {
+                        HOut::F(v) => o.points.push((t, v)),
+                        HOut::H(h) => o.hists.push((t, h)),
+                    }
+                    continue;
+                }
+                if win.is_empty() || !kind.floats_only() {
+                    continue;
+                }
+                if !win.is_empty() {
+                    ev.annos
+                        .info(crate::annotations::ignored_in_mixed_range(metric));
+                }
+            }
             if win.is_empty() {
                 continue;
             }
@@ -333,11 +351,103 @@ fn windows_of(
                 o.points.push((t, v));
             }
         }
-        if !o.points.is_empty() {
+        if !o.is_empty() {
             sink(o)?;
         }
     }
     Ok(())
+}
+
+/// The result of a range function at one step when its window holds histograms.
+enum HOut {
+    F(f64),
+    H(argus_storage::FloatHistogram),
+}
+
+/// Evaluates `kind` over a window with at least one histogram sample. `None` means no output
+/// from the histograms (functions that take floats only then fall back to the floats).
+fn hist_window(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    win: &[(i64, f64)],
+    hwin: &[(i64, argus_storage::FloatHistogram)],
+    ws: i64,
+    we: i64,
+    metric: &str,
+) -> Option<HOut> {
+    use crate::annotations as an;
+    let mixed = !win.is_empty();
+    match kind {
+        RangeFn::Rate | RangeFn::Increase | RangeFn::Delta => {
+            if mixed {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            let counter = kind != RangeFn::Delta;
+            hrange::extrapolated(ev, hwin, ws, we, counter, kind == RangeFn::Rate, metric)
+                .map(HOut::H)
+        }
+        RangeFn::Irate | RangeFn::Idelta => {
+            // The last two samples of either kind.
+            let last_f = win.len().checked_sub(1).map(|i| win[i].0);
+            let n = hwin.len();
+            let hb = &hwin[n - 1];
+            if last_f.is_some_and(|ft| ft > hb.0) || (n < 2 && mixed) {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            if n < 2 {
+                return None;
+            }
+            let ha = &hwin[n - 2];
+            if last_f.is_some_and(|ft| ft > ha.0) {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            hrange::instant(ev, ha, hb, kind == RangeFn::Irate, metric).map(HOut::H)
+        }
+        RangeFn::Sum | RangeFn::Avg => {
+            if mixed {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            let h = if kind == RangeFn::Sum {
+                hrange::sum(ev, hwin, metric)
+            } else {
+                hrange::avg(ev, hwin, metric)
+            };
+            h.map(HOut::H)
+        }
+        RangeFn::Count => Some(HOut::F((win.len() + hwin.len()) as f64)),
+        RangeFn::Present => Some(HOut::F(1.0)),
+        RangeFn::Changes => Some(HOut::F(hrange::changes(win, hwin))),
+        RangeFn::Resets => Some(HOut::F(hrange::resets(win, hwin))),
+        RangeFn::Last => {
+            let h = &hwin[hwin.len() - 1];
+            match win.last() {
+                Some(f) if f.0 > h.0 => Some(HOut::F(f.1)),
+                _ => Some(HOut::H(h.1.clone())),
+            }
+        }
+        RangeFn::First => {
+            let h = &hwin[0];
+            match win.first() {
+                Some(f) if f.0 < h.0 => Some(HOut::F(f.1)),
+                _ => Some(HOut::H(h.1.clone())),
+            }
+        }
+        RangeFn::TsLast => {
+            let ht = hwin[hwin.len() - 1].0;
+            let t = win.last().map_or(ht, |f| f.0.max(ht));
+            Some(HOut::F(t as f64 / 1e3))
+        }
+        RangeFn::TsFirst => {
+            let ht = hwin[0].0;
+            let t = win.first().map_or(ht, |f| f.0.min(ht));
+            Some(HOut::F(t as f64 / 1e3))
+        }
+        _ => None,
+    }
 }
 
 /// A range-vector function, resolved once per call.
@@ -372,6 +482,28 @@ enum RangeFn {
 }
 
 impl RangeFn {
+    /// Functions that ignore histogram samples and work on the floats of a window.
+    fn floats_only(self) -> bool {
+        !matches!(
+            self,
+            Self::Rate
+                | Self::Increase
+                | Self::Delta
+                | Self::Irate
+                | Self::Idelta
+                | Self::Sum
+                | Self::Avg
+                | Self::Count
+                | Self::Present
+                | Self::Changes
+                | Self::Resets
+                | Self::Last
+                | Self::First
+                | Self::TsLast
+                | Self::TsFirst
+        )
+    }
+
     fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "rate" => Self::Rate,
@@ -410,8 +542,10 @@ fn absent_over_time(ev: &Evaluator<'_>, m: &Expr, c: Ctx) -> Result<Val> {
     let mut present = vec![false; c.n()];
     for s in &ri.series {
         let mut w = crate::eval::Windows::new(&s.points);
+        let mut hw = crate::eval::Windows::new(&s.hists);
         for (i, p) in present.iter_mut().enumerate() {
-            if !w.get(ri.window_end(c.t(i)), ri.range).is_empty() {
+            let we = ri.window_end(c.t(i));
+            if !w.get(we, ri.range).is_empty() || !hw.get(we, ri.range).is_empty() {
                 *p = true;
             }
         }

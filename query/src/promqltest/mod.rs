@@ -5,6 +5,7 @@
 //! storage), or whose expression `promql-parser` cannot parse, are skipped with a reason and
 //! never counted as passed.
 
+mod hist;
 mod parse;
 mod run;
 
@@ -46,7 +47,7 @@ impl From<parse::Item> for LoadValue {
             parse::Item::Value(v) => LoadValue::Value(v),
             parse::Item::Omitted => LoadValue::Omitted,
             parse::Item::Stale => LoadValue::Stale,
-            parse::Item::Histogram => LoadValue::Histogram,
+            parse::Item::Histogram(_) => LoadValue::Histogram,
         }
     }
 }

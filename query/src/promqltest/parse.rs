@@ -13,8 +13,8 @@ pub(crate) enum Item {
     Omitted,
     /// A staleness marker.
     Stale,
-    /// A native histogram (unsupported; kept only to skip what depends on it).
-    Histogram,
+    /// A native histogram, and whether its counter-reset hint was written out.
+    Histogram(Box<super::hist::HistLit>),
 }
 
 /// A `load` block.
@@ -178,11 +178,11 @@ pub(crate) fn parse_sequence(s: &str) -> Result<Vec<Item>, String> {
     for item in split_items(s) {
         if item.contains("{{") {
             // A histogram, possibly with `xN` / `+{{…}}xN`.
-            let n = item
-                .rsplit_once("}}x")
-                .and_then(|(_, n)| n.parse::<usize>().ok())
-                .map_or(1, |n| n + 1);
-            out.extend(std::iter::repeat_n(Item::Histogram, n));
+            out.extend(
+                super::hist::expand(item)?
+                    .into_iter()
+                    .map(|h| Item::Histogram(Box::new(h))),
+            );
             continue;
         }
         if item == "_" {

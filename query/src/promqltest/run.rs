@@ -208,12 +208,7 @@ fn load(st: &mut State, l: Load) {
                 Item::Value(v) => st.storage.insert(labels.clone(), t, *v),
                 Item::Stale => st.storage.insert(labels.clone(), t, stale_nan()),
                 Item::Omitted => {}
-                Item::Histogram => {
-                    if !st.unsupported.iter().any(|(u, _)| u == labels) {
-                        st.unsupported
-                            .push((labels.clone(), "native histogram data"));
-                    }
-                }
+                Item::Histogram(h) => st.storage.insert_histogram(labels.clone(), t, h.h.clone()),
             }
         }
         if l.nhcb {
@@ -250,9 +245,6 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
         Ok(x) => x,
         Err(err) => return Outcome::Skip(format!("promql-parser cannot parse it ({err})")),
     };
-    if e.expect.histogram {
-        return Outcome::Skip("native histogram in the expected result".into());
-    }
     if let Some(why) = touches_unsupported(&expr, &st.unsupported) {
         return Outcome::Skip(why.to_string());
     }
@@ -319,11 +311,21 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
                             labels: s.labels,
                             t,
                             v: p.1,
+                            h: None,
+                        });
+                    } else if let Some(p) = s.histograms.iter().find(|p| p.0 == t) {
+                        v.push(crate::VectorSample {
+                            labels: s.labels,
+                            t,
+                            v: 0.0,
+                            h: Some(Box::new(p.1.clone())),
                         });
                     }
                 }
                 let as_instant = match (&got, v.len()) {
-                    (Value::Scalar(..), 1) if v[0].labels.is_empty() => Value::Scalar(t, v[0].v),
+                    (Value::Scalar(..), 1) if v[0].labels.is_empty() && v[0].h.is_none() => {
+                        Value::Scalar(t, v[0].v)
+                    }
                     _ => Value::Vector(v),
                 };
                 if let Err(why) = compare(e, &as_instant) {
@@ -441,13 +443,23 @@ fn show(v: &Value) -> String {
         Value::Vector(vs) => {
             s.push_str("vector:");
             for x in vs {
-                let _ = write!(s, "\n    {} {}", x.labels, x.v);
+                match &x.h {
+                    Some(h) => {
+                        let _ = write!(s, "\n    {} {h}", x.labels);
+                    }
+                    None => {
+                        let _ = write!(s, "\n    {} {}", x.labels, x.v);
+                    }
+                }
             }
         }
         Value::Matrix(m) => {
             s.push_str("matrix:");
             for x in m {
                 let _ = write!(s, "\n    {} {:?}", x.labels, x.points);
+                for (t, h) in &x.histograms {
+                    let _ = write!(s, "\n      @{t} {h}");
+                }
             }
         }
     }
@@ -504,12 +516,21 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                         s.labels
                     )));
                 }
-                let want = match x.series[pos].1.first() {
-                    Some(Item::Value(v)) => *v,
+                match (x.series[pos].1.first(), &s.h) {
+                    (Some(Item::Value(want)), None) => {
+                        if !float_eq(*want, s.v) {
+                            return Err(mismatch(&format!("value of {} differs", s.labels)));
+                        }
+                    }
+                    (Some(Item::Histogram(want)), Some(h)) => {
+                        if !super::hist::approx_eq(want, h, float_eq) {
+                            return Err(mismatch(&format!("histogram of {} differs", s.labels)));
+                        }
+                    }
+                    (Some(_), _) => {
+                        return Err(mismatch(&format!("sample kind of {} differs", s.labels)));
+                    }
                     _ => return Err(mismatch("expected line has no value")),
-                };
-                if !float_eq(want, s.v) {
-                    return Err(mismatch(&format!("value of {} differs", s.labels)));
                 }
             }
             Ok(())
@@ -533,7 +554,15 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                         _ => None,
                     })
                     .collect();
-                if want.is_empty() {
+                let hwant: Vec<(i64, &super::hist::HistLit)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, it)| match it {
+                        Item::Histogram(h) => Some((start + k as i64 * step, &**h)),
+                        _ => None,
+                    })
+                    .collect();
+                if want.is_empty() && hwant.is_empty() {
                     continue;
                 }
                 expected_nonempty += 1;
@@ -544,7 +573,12 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                     && s.points
                         .iter()
                         .zip(&want)
-                        .all(|(a, b)| a.0 == b.0 && float_eq(a.1, b.1));
+                        .all(|(a, b)| a.0 == b.0 && float_eq(a.1, b.1))
+                    && s.histograms.len() == hwant.len()
+                    && s.histograms
+                        .iter()
+                        .zip(&hwant)
+                        .all(|(a, b)| a.0 == b.0 && super::hist::approx_eq(b.1, &a.1, float_eq));
                 if !same {
                     return Err(mismatch(&format!("points of {l} differ")));
                 }
