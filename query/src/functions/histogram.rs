@@ -1,5 +1,6 @@
 //! histogram_quantile over classic `le` buckets, with Prometheus's monotonicity fixes.
 
+use super::native;
 use crate::error::{Error, Result};
 use crate::eval::{Ctx, Evaluator};
 use crate::value::{Series, Val, format_float};
@@ -17,8 +18,16 @@ fn classic_groups(
     ev: &Evaluator<'_>,
     e: &Expr,
     c: Ctx,
-) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>)> {
-    let v = ev.eval_vector(e, c)?;
+) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>, Vec<Series>)> {
+    let mut v = ev.eval_vector(e, c)?;
+    let mut natives = Vec::new();
+    for s in &mut v {
+        if !s.hists.is_empty() {
+            let mut n = Series::new(s.labels.clone(), true);
+            n.hists = std::mem::take(&mut s.hists);
+            natives.push(n);
+        }
+    }
     let n = c.n();
     let mut groups: HashMap<Labels, usize> = HashMap::new();
     let mut keys: Vec<Series> = Vec::new();
@@ -50,7 +59,7 @@ fn classic_groups(
             buckets[g][c.index(t)].push((ub, x));
         }
     }
-    Ok((keys, buckets))
+    Ok((keys, buckets, natives))
 }
 
 pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
@@ -58,7 +67,8 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         return Err(Error::bad_data("histogram_quantile needs two arguments"));
     };
     let q = ev.eval_scalar(qe, c)?;
-    let (mut out, mut buckets) = classic_groups(ev, ve, c)?;
+    warn_quantiles(ev, &q);
+    let (mut out, mut buckets, natives) = classic_groups(ev, ve, c)?;
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
             if !b.is_empty() {
@@ -67,6 +77,19 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         }
     }
     out.retain(|s| !s.points.is_empty());
+    for s in natives {
+        let cx = native::Ctx {
+            ev,
+            metric: s.labels.metric_name().unwrap_or(""),
+        };
+        let mut o = Series::new(s.labels.clone(), true);
+        o.points = s
+            .hists
+            .iter()
+            .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
+            .collect();
+        out.push(o);
+    }
     Ok(Val::Vector(out))
 }
 
@@ -82,9 +105,26 @@ pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) ->
     for a in &args[2..] {
         qs.push(ev.eval_scalar(a, c)?);
     }
-    let (keys, mut buckets) = classic_groups(ev, ve, c)?;
+    let (keys, mut buckets, natives) = classic_groups(ev, ve, c)?;
     let mut out = Vec::new();
     for q in &qs {
+        warn_quantiles(ev, q);
+        for s in &natives {
+            let cx = native::Ctx {
+                ev,
+                metric: s.labels.metric_name().unwrap_or(""),
+            };
+            let mut o = Series::new(s.labels.clone(), true);
+            o.points = s
+                .hists
+                .iter()
+                .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
+                .collect();
+            if let Some(&(t, _)) = o.points.first() {
+                o.labels.set(&label, &format_quantile_label(q[c.index(t)]));
+                out.push(o);
+            }
+        }
         for (g, steps) in buckets.iter_mut().enumerate() {
             let mut s = Series::new(keys[g].labels.clone(), true);
             for (i, b) in steps.iter_mut().enumerate() {
@@ -117,7 +157,7 @@ pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
     };
     let lower = ev.eval_scalar(lo, c)?;
     let upper = ev.eval_scalar(hi, c)?;
-    let (mut out, mut buckets) = classic_groups(ev, ve, c)?;
+    let (mut out, mut buckets, natives) = classic_groups(ev, ve, c)?;
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
             if !b.is_empty() {
@@ -128,7 +168,33 @@ pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         }
     }
     out.retain(|s| !s.points.is_empty());
+    for s in natives {
+        let cx = native::Ctx {
+            ev,
+            metric: s.labels.metric_name().unwrap_or(""),
+        };
+        let mut o = Series::new(s.labels.clone(), true);
+        o.points = s
+            .hists
+            .iter()
+            .map(|(t, h)| {
+                let i = c.index(*t);
+                (*t, native::fraction(lower[i], upper[i], h, &cx))
+            })
+            .collect();
+        out.push(o);
+    }
     Ok(Val::Vector(out))
+}
+
+/// Warns once for a quantile outside `[0, 1]`.
+fn warn_quantiles(ev: &Evaluator<'_>, q: &[f64]) {
+    if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+        ev.annos.warn(format!(
+            "quantile value should be between 0 and 1, got {}",
+            format_float(*bad)
+        ));
+    }
 }
 
 /// Sorts, coalesces equal bounds and forces monotonic counts. Returns false when the buckets

@@ -7,6 +7,7 @@ mod hrange;
 mod info;
 mod label;
 mod math;
+mod native;
 mod over_time;
 mod rate;
 mod sort;
@@ -171,10 +172,14 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
             // Native histograms only: float samples are ignored.
-            for a in &args {
-                ev.eval(a, c)?;
-            }
-            Ok(Val::Vector(Vec::new()))
+            let v = ev.eval_vector(arg(0)?, c)?;
+            Ok(Val::Vector(match name {
+                "histogram_count" => native::per_histogram(v, |h| h.count),
+                "histogram_sum" => native::per_histogram(v, |h| h.sum),
+                "histogram_avg" => native::per_histogram(v, |h| h.sum / h.count),
+                "histogram_stddev" => native::per_histogram(v, |h| native::variance(h).sqrt()),
+                _ => native::per_histogram(v, native::variance),
+            }))
         }
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
         | "month" | "year" => date::date_fn(ev, name, args.first().copied(), c),
