@@ -5,7 +5,8 @@ use super::{Ctx, Evaluator};
 use crate::error::{Error, Result};
 use crate::functions::stats::{kahan_inc, quantile};
 use crate::value::{Series, Val, format_float};
-use argus_storage::{Label, Labels, METRIC_NAME};
+use argus_storage::histogram::ops;
+use argus_storage::{CounterResetHint, FloatHistogram, Label, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 
@@ -17,6 +18,61 @@ struct Acc {
     comp: f64,
     mean: f64,
     incremental: bool,
+}
+
+/// Histogram accumulator of one group at one step (sum and avg).
+struct HAcc {
+    h: FloatHistogram,
+    count: f64,
+    /// Incompatible schemas were met: the group has no result at this step.
+    failed: bool,
+    reset_seen: bool,
+    not_reset_seen: bool,
+}
+
+impl HAcc {
+    fn new(h: &FloatHistogram) -> Self {
+        let mut a = Self {
+            h: h.clone(),
+            count: 1.0,
+            failed: false,
+            reset_seen: false,
+            not_reset_seen: false,
+        };
+        a.h.counter_reset_hint = h.counter_reset_hint;
+        a.track(h);
+        a
+    }
+
+    fn track(&mut self, h: &FloatHistogram) {
+        match h.counter_reset_hint {
+            CounterResetHint::CounterReset => self.reset_seen = true,
+            CounterResetHint::NotCounterReset => self.not_reset_seen = true,
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, ev: &Evaluator<'_>, h: &FloatHistogram) {
+        self.count += 1.0;
+        self.track(h);
+        if self.failed {
+            return;
+        }
+        match ops::add(&mut self.h, h, false) {
+            Err(_) => {
+                ev.annos.warn(
+                    "vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\"",
+                );
+                self.failed = true;
+            }
+            Ok(i) => {
+                if i.custom_bounds_reconciled {
+                    ev.annos
+                        .info(crate::annotations::custom_buckets_reconciled("aggregation"));
+                }
+            }
+        }
+    }
 }
 
 impl Evaluator<'_> {
@@ -36,7 +92,15 @@ impl Evaluator<'_> {
             return self.fold_stream(fold, a, c);
         }
         let input = self.eval_vector(&a.expr, c)?;
-        let in_samples: usize = input.iter().map(|s| s.points.len()).sum();
+        let in_samples: usize = input.iter().map(|s| s.len()).sum();
+        if matches!(
+            op.as_str(),
+            "topk" | "bottomk" | "quantile" | "count_values"
+        ) && input.iter().any(|s| !s.hists.is_empty())
+        {
+            self.annos
+                .info(format!("ignored histogram in {op} aggregation"));
+        }
         // Group keys, computed once per series.
         let mut keys: HashMap<Labels, usize> = HashMap::new();
         let mut group_labels: Vec<Labels> = Vec::new();
@@ -134,8 +198,11 @@ impl Evaluator<'_> {
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut accs: Vec<Vec<Acc>> = Vec::new();
         let mut drop: Vec<bool> = Vec::new();
+        // Histogram accumulators, created only for groups that meet histograms.
+        let mut haccs: Vec<Vec<Option<HAcc>>> = Vec::new();
+        let mut ignored = false;
         self.stream_vector(&a.expr, c, &mut |s: Series| {
-            self.limits.check_work(s.points.len())?;
+            self.limits.check_work(s.len())?;
             let key = group_key(&s.labels, a.modifier.as_ref());
             let g = match keys.get(&key) {
                 Some(&g) => g,
@@ -145,6 +212,7 @@ impl Evaluator<'_> {
                     keys.insert(key.clone(), group_labels.len());
                     group_labels.push(key);
                     accs.push(vec![Acc::default(); n]);
+                    haccs.push(Vec::new());
                     drop.push(false);
                     group_labels.len() - 1
                 }
@@ -154,22 +222,75 @@ impl Evaluator<'_> {
             for &(t, f) in &s.points {
                 fold_one(op, &mut row[c.index(t)], f);
             }
-            self.limits.release(s.points.len());
+            if !s.hists.is_empty() {
+                match op {
+                    FoldOp::Sum | FoldOp::Avg | FoldOp::Count | FoldOp::Group => {
+                        let hrow = &mut haccs[g];
+                        if hrow.is_empty() {
+                            hrow.resize_with(n, || None);
+                        }
+                        for (t, h) in &s.hists {
+                            let slot = &mut hrow[c.index(*t)];
+                            match slot {
+                                None => *slot = Some(HAcc::new(h)),
+                                Some(acc) if matches!(op, FoldOp::Sum | FoldOp::Avg) => {
+                                    acc.add(self, h)
+                                }
+                                Some(acc) => acc.count += 1.0,
+                            }
+                        }
+                    }
+                    _ => ignored = true,
+                }
+            }
+            self.limits.release(s.len());
             Ok(())
         })?;
+        if ignored {
+            let name = format!("{op:?}").to_lowercase();
+            self.annos
+                .info(format!("ignored histogram in {name} aggregation"));
+        }
         let mut out = Vec::with_capacity(group_labels.len());
         for (g, labels) in group_labels.into_iter().enumerate() {
             let keep_drop = drop[g] && labels.get(METRIC_NAME).is_some();
             let mut s = Series::new(labels, keep_drop);
+            let hrow = &mut haccs[g];
             for (i, a) in accs[g].iter().enumerate() {
-                if a.seen {
-                    s.points.push((c.t(i), fold_result(op, a)));
+                let h = hrow.get_mut(i).and_then(Option::take);
+                match (a.seen, h) {
+                    (true, None) => s.points.push((c.t(i), fold_result(op, a))),
+                    (false, None) => {}
+                    (seen, Some(h)) => match op {
+                        FoldOp::Count => {
+                            let floats = if seen { a.count } else { 0.0 };
+                            s.points.push((c.t(i), floats + h.count));
+                        }
+                        FoldOp::Group => s.points.push((c.t(i), 1.0)),
+                        _ if seen => self
+                            .annos
+                            .warn("encountered a mix of histograms and floats for aggregation"),
+                        _ if h.failed => {}
+                        _ => {
+                            if h.reset_seen && h.not_reset_seen {
+                                self.annos.warn(crate::annotations::counter_reset_collision(
+                                    "aggregation",
+                                ));
+                            }
+                            let mut r = h.h;
+                            if op == FoldOp::Avg {
+                                ops::div(&mut r, h.count);
+                            }
+                            ops::compact(&mut r);
+                            s.hists.push((c.t(i), r));
+                        }
+                    },
                 }
             }
             out.push(s);
         }
         self.limits.release(accs.len().saturating_mul(n));
-        let out_samples: usize = out.iter().map(|s| s.points.len()).sum();
+        let out_samples: usize = out.iter().map(|s| s.len()).sum();
         self.limits.add(out_samples)?;
         Ok(Val::Vector(out))
     }
@@ -188,7 +309,10 @@ impl Evaluator<'_> {
         let mut out: Vec<Option<Series>> = vec![None; input.len()];
         let mut order: Vec<usize> = Vec::new();
         let mut cursors = vec![0usize; input.len()];
-        let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+        let mut hcursors = vec![0usize; input.len()];
+        let with_hists = matches!(op, "limitk" | "limit_ratio");
+        // (series, value, histogram index when the sample is a histogram)
+        let mut members: Vec<Vec<(usize, f64, Option<usize>)>> = vec![Vec::new(); ngroups];
         for i in 0..n {
             self.limits.check()?;
             let t = c.t(i);
@@ -219,12 +343,18 @@ impl Evaluator<'_> {
             for (si, s) in input.iter().enumerate() {
                 let cur = &mut cursors[si];
                 if *cur < s.points.len() && s.points[*cur].0 == t {
-                    members[group_of[si]].push((si, s.points[*cur].1));
+                    members[group_of[si]].push((si, s.points[*cur].1, None));
                     *cur += 1;
+                    continue;
+                }
+                let hcur = &mut hcursors[si];
+                if with_hists && *hcur < s.hists.len() && s.hists[*hcur].0 == t {
+                    members[group_of[si]].push((si, f64::NAN, Some(*hcur)));
+                    *hcur += 1;
                 }
             }
             for m in members.iter_mut() {
-                let picked: Vec<(usize, f64)> = match op {
+                let picked: Vec<(usize, f64, Option<usize>)> = match op {
                     "topk" | "bottomk" => {
                         if k == 0 {
                             continue;
@@ -246,7 +376,7 @@ impl Evaluator<'_> {
                     "limitk" => m.iter().take(k).copied().collect(),
                     _ => m
                         .iter()
-                        .filter(|(si, _)| {
+                        .filter(|(si, _, _)| {
                             let off = ratio_offset(&input[*si].labels);
                             if ratio >= 0.0 {
                                 off < ratio
@@ -257,14 +387,17 @@ impl Evaluator<'_> {
                         .copied()
                         .collect(),
                 };
-                for (si, v) in picked {
+                for (si, v, hi) in picked {
                     let slot = &mut out[si];
                     if slot.is_none() {
                         order.push(si);
                         *slot = Some(Series::new(input[si].labels.clone(), input[si].drop_name));
                     }
                     if let Some(s) = slot {
-                        s.points.push((t, v));
+                        match hi {
+                            Some(k) => s.hists.push((t, input[si].hists[k].1.clone())),
+                            None => s.points.push((t, v)),
+                        }
                     }
                 }
             }
