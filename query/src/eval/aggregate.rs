@@ -153,9 +153,14 @@ impl Evaluator<'_> {
                 let mut counts: Vec<Vec<f64>> = Vec::new();
                 for (s, &g) in input.iter().zip(&group_of) {
                     self.limits.check_work(s.points.len())?;
-                    for &(t, v) in &s.points {
+                    let hvals = s
+                        .hists
+                        .iter()
+                        .map(|(t, h)| (*t, crate::functions::native::histogram_string(h)));
+                    let fvals = s.points.iter().map(|&(t, v)| (t, format_float(v)));
+                    for (t, v) in fvals.chain(hvals) {
                         let mut l = group_labels[g].clone();
-                        l.set(&label, &format_float(v));
+                        l.set(&label, &v);
                         if !idx.contains_key(&l) {
                             self.limits
                                 .fits(out.len().saturating_add(1).saturating_mul(n))?;

@@ -7,7 +7,7 @@ mod hrange;
 mod info;
 mod label;
 mod math;
-mod native;
+pub(crate) mod native;
 mod over_time;
 mod rate;
 mod sort;
@@ -129,6 +129,12 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
                     let mut v = ev.eval_vector(other, c)?;
                     for s in &mut v {
                         s.points.iter_mut().for_each(|p| p.1 = p.0 as f64 / 1e3);
+                        if !s.hists.is_empty() {
+                            let hs = std::mem::take(&mut s.hists);
+                            s.points
+                                .extend(hs.iter().map(|(t, _)| (*t, *t as f64 / 1e3)));
+                            s.points.sort_by_key(|p| p.0);
+                        }
                     }
                     v
                 }
@@ -142,6 +148,9 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             for s in &v {
                 for &(t, _) in &s.points {
                     present[c.index(t)] = true;
+                }
+                for (t, _) in &s.hists {
+                    present[c.index(*t)] = true;
                 }
             }
             let labels = match unparen(arg(0)?) {

@@ -247,3 +247,47 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram, cx: &Ctx<'_, 
     }
     (upper_rank - lower_rank) / h.count
 }
+
+/// Prometheus's `FloatHistogram.String()`: `{count:N, sum:S, [-2,-1):2, [-0.001,0.001]:2,
+/// (0.5,1]:1}` (populated buckets only), used by `count_values` for histogram samples.
+pub(crate) fn histogram_string(h: &FloatHistogram) -> String {
+    use crate::value::format_float as f;
+    let mut s = format!("{{count:{}, sum:{}", f(h.count), f(h.sum));
+    let bucket = |s: &mut String, lower: f64, upper: f64, lo_inc: bool, up_inc: bool, c: f64| {
+        s.push_str(&format!(
+            ", {}{},{}{}:{}",
+            if lo_inc { '[' } else { '(' },
+            f(lower),
+            f(upper),
+            if up_inc { ']' } else { ')' },
+            f(c)
+        ));
+    };
+    let neg = ops::indexed(&h.negative_spans, &h.negative_buckets);
+    for &(idx, c) in neg.iter().rev() {
+        if c != 0.0 {
+            let lower = -ops::bound(idx, h.schema, &h.custom_values);
+            let upper = -ops::bound(idx.saturating_sub(1), h.schema, &h.custom_values);
+            bucket(&mut s, lower, upper, true, false, c);
+        }
+    }
+    if h.zero_count != 0.0 {
+        bucket(
+            &mut s,
+            -h.zero_threshold,
+            h.zero_threshold,
+            true,
+            true,
+            h.zero_count,
+        );
+    }
+    for (idx, c) in ops::indexed(&h.positive_spans, &h.positive_buckets) {
+        if c != 0.0 {
+            let lower = ops::bound(idx.saturating_sub(1), h.schema, &h.custom_values);
+            let upper = ops::bound(idx, h.schema, &h.custom_values);
+            bucket(&mut s, lower, upper, false, true, c);
+        }
+    }
+    s.push('}');
+    s
+}
