@@ -62,10 +62,10 @@ pub(crate) fn histogram_rate(
         Ok(_) => {}
     }
     if is_counter {
-        let mut prev = &w[0].1;
+        // `prev` is the (possibly zeroed) first sample, as above.
         for (_, cur) in &w[1..] {
-            if cur.detect_reset_after(prev) {
-                match ops::add(&mut h, prev, false) {
+            if cur.detect_reset_after(&prev) {
+                match ops::add(&mut h, &prev, false) {
                     Err(_) => {
                         ev.annos.warn(an::mixed_exponential_custom(metric));
                         return None;
@@ -76,7 +76,7 @@ pub(crate) fn histogram_rate(
                     Ok(_) => {}
                 }
             }
-            prev = cur;
+            prev = cur.clone();
         }
     } else if !first.is_gauge() || !last.is_gauge() {
         ev.annos.warn(an::not_gauge(metric));

@@ -136,6 +136,9 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> FileReport {
 
 struct State {
     storage: MemStorage,
+    /// The last histogram loaded per series (None after a float or stale sample), to set
+    /// counter-reset hints as Prometheus's head does.
+    last_hist: std::collections::HashMap<Labels, Option<argus_storage::FloatHistogram>>,
     /// Label sets of series holding native histograms (unsupported) or start timestamps.
     unsupported: Vec<(Labels, &'static str)>,
     opts: EngineOptions,
@@ -156,6 +159,7 @@ pub fn run_source(name: &str, src: &str, opts: &RunOptions) -> FileReport {
     };
     let mut st = State {
         storage: MemStorage::new(),
+        last_hist: Default::default(),
         unsupported: Vec::new(),
         opts: EngineOptions {
             lookback_delta_ms: 5 * 60 * 1000,
@@ -167,6 +171,7 @@ pub fn run_source(name: &str, src: &str, opts: &RunOptions) -> FileReport {
         match cmd {
             Cmd::Clear => {
                 st.storage.clear();
+                st.last_hist.clear();
                 st.unsupported.clear();
             }
             Cmd::Set(k, v) => match k.as_str() {
@@ -205,10 +210,22 @@ fn load(st: &mut State, l: Load) {
         for (k, it) in items.iter().enumerate() {
             let t = k as i64 * l.interval;
             match it {
-                Item::Value(v) => st.storage.insert(labels.clone(), t, *v),
-                Item::Stale => st.storage.insert(labels.clone(), t, stale_nan()),
+                Item::Value(v) => {
+                    st.storage.insert(labels.clone(), t, *v);
+                    st.last_hist.insert(labels.clone(), None);
+                }
+                Item::Stale => {
+                    st.storage.insert(labels.clone(), t, stale_nan());
+                    st.last_hist.insert(labels.clone(), None);
+                }
                 Item::Omitted => {}
-                Item::Histogram(h) => st.storage.insert_histogram(labels.clone(), t, h.h.clone()),
+                Item::Histogram(h) => {
+                    let prev = st.last_hist.get(labels).and_then(Option::as_ref);
+                    let stored = with_head_hint(&h.h, prev);
+                    st.storage
+                        .insert_histogram(labels.clone(), t, stored.clone());
+                    st.last_hist.insert(labels.clone(), Some(stored));
+                }
             }
         }
         if l.nhcb {
@@ -232,6 +249,46 @@ fn load(st: &mut State, l: Load) {
     for s in l.st_series {
         st.unsupported.push((s, "start timestamps"));
     }
+}
+
+/// The counter-reset hint a histogram reads back with from Prometheus's head: gauges stay
+/// gauges; the first sample of a chunk (after a float, a stale marker, or a layout change) is
+/// `Unknown` unless it is a reset; later samples are `CounterReset` or `NotCounterReset` by
+/// reset detection against the previous one.
+fn with_head_hint(
+    h: &argus_storage::FloatHistogram,
+    prev: Option<&argus_storage::FloatHistogram>,
+) -> argus_storage::FloatHistogram {
+    use argus_storage::CounterResetHint as H;
+    let mut out = h.clone();
+    if h.counter_reset_hint == H::Gauge {
+        return out;
+    }
+    let Some(prev) = prev.filter(|p| p.counter_reset_hint != H::Gauge) else {
+        if h.counter_reset_hint != H::CounterReset {
+            out.counter_reset_hint = H::Unknown;
+        }
+        return out;
+    };
+    let reset = h.counter_reset_hint == H::CounterReset
+        || argus_storage::histogram::ops::detect_reset(
+            &argus_storage::FloatHistogram {
+                counter_reset_hint: H::Unknown,
+                ..h.clone()
+            },
+            prev,
+        );
+    let same_layout = prev.schema == h.schema
+        && prev.zero_threshold == h.zero_threshold
+        && prev.custom_values == h.custom_values;
+    out.counter_reset_hint = if reset {
+        H::CounterReset
+    } else if same_layout {
+        H::NotCounterReset
+    } else {
+        H::Unknown
+    };
+    out
 }
 
 enum Outcome {
