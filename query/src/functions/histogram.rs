@@ -59,6 +59,27 @@ fn classic_groups(
             buckets[g][c.index(t)].push((ub, x));
         }
     }
+    // A native histogram and classic buckets of the same series at the same step: neither is
+    // evaluated (Prometheus's `resetHistograms`).
+    for n in &mut natives {
+        let Some(&g) = groups.get(&n.labels) else {
+            continue;
+        };
+        let steps = &mut buckets[g];
+        n.hists.retain(|(t, _)| {
+            let b = &mut steps[c.index(*t)];
+            if b.is_empty() {
+                return true;
+            }
+            b.clear();
+            ev.annos.warn(format!(
+                "vector contains a mix of classic and native histograms for metric name {:?}",
+                n.labels.metric_name().unwrap_or("")
+            ));
+            false
+        });
+    }
+    natives.retain(|n| !n.hists.is_empty());
     Ok((keys, buckets, natives))
 }
 

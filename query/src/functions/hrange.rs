@@ -265,7 +265,7 @@ pub(crate) fn changes(f: &[(i64, f64)], h: &[(i64, FloatHistogram)]) -> f64 {
     for w in pts.windows(2) {
         let changed = match (&w[0], &w[1]) {
             (Point::F(a), Point::F(b)) => a != b && !(a.is_nan() && b.is_nan()),
-            (Point::H(a), Point::H(b)) => a != b,
+            (Point::H(a), Point::H(b)) => !ops::equals(a, b),
             _ => true,
         };
         if changed {

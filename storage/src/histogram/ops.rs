@@ -544,6 +544,34 @@ pub fn detect_reset(h: &FloatHistogram, prev: &FloatHistogram) -> bool {
     )
 }
 
+/// Exact equality as Prometheus's `FloatHistogram.Equals`: same schema, zero bucket, count and
+/// sum (bit patterns), custom bounds, and the same buckets (including empty ones) whatever the
+/// span layout; the counter-reset hint is not compared.
+pub fn equals(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let bits = |x: f64| x.to_bits();
+    let same = |x: &[(i32, f64)], y: &[(i32, f64)]| {
+        x.len() == y.len()
+            && x.iter()
+                .zip(y)
+                .all(|(p, q)| p.0 == q.0 && bits(p.1) == bits(q.1))
+    };
+    a.schema == b.schema
+        && bits(a.count) == bits(b.count)
+        && bits(a.sum) == bits(b.sum)
+        && (a.uses_custom_buckets()
+            || (bits(a.zero_threshold) == bits(b.zero_threshold)
+                && bits(a.zero_count) == bits(b.zero_count)))
+        && (!a.uses_custom_buckets() || a.custom_values == b.custom_values)
+        && same(
+            &indexed(&a.positive_spans, &a.positive_buckets),
+            &indexed(&b.positive_spans, &b.positive_buckets),
+        )
+        && same(
+            &indexed(&a.negative_spans, &a.negative_buckets),
+            &indexed(&b.negative_spans, &b.negative_buckets),
+        )
+}
+
 /// True when some bucket of `prev` has a higher count than the same bucket of `cur` (missing
 /// buckets count as zero).
 fn buckets_decreased(cur: &[(i32, f64)], prev: &[(i32, f64)]) -> bool {
