@@ -5,8 +5,7 @@ use super::{Ctx, Evaluator};
 use crate::error::{Error, Result};
 use crate::functions::stats::{kahan_inc, quantile};
 use crate::value::{Series, Val, format_float};
-use argus_storage::histogram::ops;
-use argus_storage::{CounterResetHint, FloatHistogram, Label, Labels, METRIC_NAME};
+use argus_storage::{Label, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 
@@ -20,60 +19,7 @@ struct Acc {
     incremental: bool,
 }
 
-/// Histogram accumulator of one group at one step (sum and avg).
-struct HAcc {
-    h: FloatHistogram,
-    count: f64,
-    /// Incompatible schemas were met: the group has no result at this step.
-    failed: bool,
-    reset_seen: bool,
-    not_reset_seen: bool,
-}
-
-impl HAcc {
-    fn new(h: &FloatHistogram) -> Self {
-        let mut a = Self {
-            h: h.clone(),
-            count: 1.0,
-            failed: false,
-            reset_seen: false,
-            not_reset_seen: false,
-        };
-        a.h.counter_reset_hint = h.counter_reset_hint;
-        a.track(h);
-        a
-    }
-
-    fn track(&mut self, h: &FloatHistogram) {
-        match h.counter_reset_hint {
-            CounterResetHint::CounterReset => self.reset_seen = true,
-            CounterResetHint::NotCounterReset => self.not_reset_seen = true,
-            _ => {}
-        }
-    }
-
-    fn add(&mut self, ev: &Evaluator<'_>, h: &FloatHistogram) {
-        self.count += 1.0;
-        self.track(h);
-        if self.failed {
-            return;
-        }
-        match ops::add(&mut self.h, h, false) {
-            Err(_) => {
-                ev.annos.warn(
-                    "vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\"",
-                );
-                self.failed = true;
-            }
-            Ok(i) => {
-                if i.custom_bounds_reconciled {
-                    ev.annos
-                        .info(crate::annotations::custom_buckets_reconciled("aggregation"));
-                }
-            }
-        }
-    }
-}
+use crate::functions::hrange::HistAcc;
 
 impl Evaluator<'_> {
     pub(crate) fn aggregate(&self, a: &AggregateExpr, c: Ctx) -> Result<Val> {
@@ -204,7 +150,7 @@ impl Evaluator<'_> {
         let mut accs: Vec<Vec<Acc>> = Vec::new();
         let mut drop: Vec<bool> = Vec::new();
         // Histogram accumulators, created only for groups that meet histograms.
-        let mut haccs: Vec<Vec<Option<HAcc>>> = Vec::new();
+        let mut haccs: Vec<Vec<Option<HistAcc>>> = Vec::new();
         let mut ignored = false;
         self.stream_vector(&a.expr, c, &mut |s: Series| {
             self.limits.check_work(s.len())?;
@@ -237,9 +183,9 @@ impl Evaluator<'_> {
                         for (t, h) in &s.hists {
                             let slot = &mut hrow[c.index(*t)];
                             match slot {
-                                None => *slot = Some(HAcc::new(h)),
+                                None => *slot = Some(HistAcc::new(h)),
                                 Some(acc) if matches!(op, FoldOp::Sum | FoldOp::Avg) => {
-                                    acc.add(self, h)
+                                    acc.add(h, op == FoldOp::Avg)
                                 }
                                 Some(acc) => acc.count += 1.0,
                             }
@@ -275,19 +221,10 @@ impl Evaluator<'_> {
                         _ if seen => self
                             .annos
                             .warn("encountered a mix of histograms and floats for aggregation"),
-                        _ if h.failed => {}
                         _ => {
-                            if h.reset_seen && h.not_reset_seen {
-                                self.annos.warn(crate::annotations::counter_reset_collision(
-                                    "aggregation",
-                                ));
+                            if let Some(r) = h.finish(self, op == FoldOp::Avg, "") {
+                                s.hists.push((c.t(i), r));
                             }
-                            let mut r = h.h;
-                            if op == FoldOp::Avg {
-                                ops::div(&mut r, h.count);
-                            }
-                            ops::compact(&mut r);
-                            s.hists.push((c.t(i), r));
                         }
                     },
                 }

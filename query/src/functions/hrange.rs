@@ -190,39 +190,126 @@ pub(crate) fn instant(
     Some(h)
 }
 
+/// A running sum and mean of histograms as Prometheus computes them for `sum`/`avg` and
+/// `sum_over_time`/`avg_over_time`: Kahan-compensated, switching to an incremental mean once
+/// the direct sum overflows.
+pub(crate) struct HistAcc {
+    sum: ops::KahanSum,
+    mean: Option<ops::KahanSum>,
+    pub(crate) count: f64,
+    /// Incompatible schemas were met: no result.
+    pub(crate) failed: bool,
+    reset_seen: bool,
+    not_reset_seen: bool,
+    reconciled: bool,
+}
+
+impl HistAcc {
+    pub(crate) fn new(h: &FloatHistogram) -> Self {
+        let mut a = Self {
+            sum: ops::KahanSum::new(h),
+            mean: None,
+            count: 1.0,
+            failed: false,
+            reset_seen: false,
+            not_reset_seen: false,
+            reconciled: false,
+        };
+        a.track(h);
+        a
+    }
+
+    fn track(&mut self, h: &FloatHistogram) {
+        match h.counter_reset_hint {
+            CounterResetHint::CounterReset => self.reset_seen = true,
+            CounterResetHint::NotCounterReset => self.not_reset_seen = true,
+            _ => {}
+        }
+    }
+
+    /// Adds `h`; with `for_mean`, switches to the incremental mean on overflow.
+    pub(crate) fn add(&mut self, h: &FloatHistogram, for_mean: bool) {
+        self.count += 1.0;
+        self.track(h);
+        if self.failed {
+            return;
+        }
+        let count = self.count;
+        let res = if let Some(mean) = &mut self.mean {
+            mean.mul((count - 1.0) / count);
+            let mut part = h.clone();
+            ops::div(&mut part, count);
+            mean.add(&part)
+        } else if for_mean {
+            let mut next = self.sum.clone();
+            match next.add(h) {
+                Ok(info) if !next.has_overflow() => {
+                    self.sum = next;
+                    Ok(info)
+                }
+                Ok(_) => {
+                    let mut mean = self.sum.clone();
+                    mean.div(count - 1.0);
+                    mean.mul((count - 1.0) / count);
+                    let mut part = h.clone();
+                    ops::div(&mut part, count);
+                    let r = mean.add(&part);
+                    self.mean = Some(mean);
+                    r
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.sum.add(h)
+        };
+        match res {
+            Err(_) => self.failed = true,
+            Ok(info) => self.reconciled |= info.custom_bounds_reconciled,
+        }
+    }
+
+    /// The sum (or with `mean`, the mean), reporting annotations; `None` after a failure.
+    pub(crate) fn finish(
+        self,
+        ev: &Evaluator<'_>,
+        mean: bool,
+        metric: &str,
+    ) -> Option<FloatHistogram> {
+        if self.reconciled {
+            ev.annos.info(an::custom_buckets_reconciled("aggregation"));
+        }
+        if self.failed {
+            ev.annos.warn(an::mixed_exponential_custom(metric));
+            return None;
+        }
+        if self.reset_seen && self.not_reset_seen {
+            ev.annos.warn(an::counter_reset_collision("aggregation"));
+        }
+        let mut h = match (mean, self.mean) {
+            (true, Some(m)) => m.finish(),
+            (true, None) => {
+                let mut s = self.sum;
+                s.div(self.count);
+                s.finish()
+            }
+            (false, _) => self.sum.finish(),
+        };
+        ops::compact(&mut h);
+        Some(h)
+    }
+}
+
 /// Sum of the histograms of a window (`None` on incompatible schemas, with a warning).
 pub(crate) fn sum(
     ev: &Evaluator<'_>,
     w: &[(i64, FloatHistogram)],
     metric: &str,
 ) -> Option<FloatHistogram> {
-    let mut reset_seen = false;
-    let mut not_reset_seen = false;
-    let mut acc = w[0].1.clone();
-    for (_, h) in w {
-        match h.counter_reset_hint {
-            CounterResetHint::CounterReset => reset_seen = true,
-            CounterResetHint::NotCounterReset => not_reset_seen = true,
-            _ => {}
-        }
-    }
+    let mut acc = HistAcc::new(&w[0].1);
     for (_, h) in &w[1..] {
-        match ops::add(&mut acc, h, false) {
-            Err(_) => {
-                ev.annos.warn(an::mixed_exponential_custom(metric));
-                return None;
-            }
-            Ok(i) if i.custom_bounds_reconciled => {
-                ev.annos.info(an::custom_buckets_reconciled("aggregation"))
-            }
-            Ok(_) => {}
-        }
+        acc.add(h, false);
     }
-    if reset_seen && not_reset_seen {
-        ev.annos.warn(an::counter_reset_collision("aggregation"));
-    }
-    ops::compact(&mut acc);
-    Some(acc)
+    acc.finish(ev, false, metric)
 }
 
 /// Mean of the histograms of a window.
@@ -231,9 +318,11 @@ pub(crate) fn avg(
     w: &[(i64, FloatHistogram)],
     metric: &str,
 ) -> Option<FloatHistogram> {
-    let mut s = sum(ev, w, metric)?;
-    ops::div(&mut s, w.len() as f64);
-    Some(s)
+    let mut acc = HistAcc::new(&w[0].1);
+    for (_, h) in &w[1..] {
+        acc.add(h, true);
+    }
+    acc.finish(ev, true, metric)
 }
 
 /// One sample of a mixed window: a float or a histogram.

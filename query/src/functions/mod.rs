@@ -3,7 +3,7 @@
 
 mod date;
 mod histogram;
-mod hrange;
+pub(crate) mod hrange;
 mod info;
 mod label;
 mod math;

@@ -426,6 +426,259 @@ pub fn add(
     Ok(info)
 }
 
+/// One step of Kahan-Babuška (Neumaier) summation: the new sum and compensation.
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// A compensated (Kahan-Babuška) running sum of histograms, as Prometheus's `KahanAdd`: the
+/// sum and its compensation term share one bucket layout; [`KahanSum::finish`] adds them.
+#[derive(Clone, Debug)]
+pub struct KahanSum {
+    /// The running sum.
+    pub h: FloatHistogram,
+    /// Compensation terms: `count`, `sum`, `zero_count` and buckets aligned with `h`.
+    c: FloatHistogram,
+}
+
+impl KahanSum {
+    /// Starts a sum at `h`.
+    pub fn new(h: &FloatHistogram) -> Self {
+        let mut c = h.clone();
+        c.count = 0.0;
+        c.sum = 0.0;
+        c.zero_count = 0.0;
+        c.positive_buckets.iter_mut().for_each(|b| *b = 0.0);
+        c.negative_buckets.iter_mut().for_each(|b| *b = 0.0);
+        Self { h: h.clone(), c }
+    }
+
+    /// Adds `other` (see [`add`] for how layouts are reconciled).
+    pub fn add(&mut self, other: &FloatHistogram) -> Result<Combined, CombineError> {
+        let h = &mut self.h;
+        let c = &mut self.c;
+        if h.uses_custom_buckets() != other.uses_custom_buckets() {
+            return Err(CombineError::IncompatibleSchema);
+        }
+        let mut info = Combined {
+            counter_reset_collision: adjust_counter_reset(h, other),
+            ..Combined::default()
+        };
+        (h.count, c.count) = kahan_inc(other.count, h.count, c.count);
+        (h.sum, c.sum) = kahan_inc(other.sum, h.sum, c.sum);
+        let pair = |h: &FloatHistogram, c: &FloatHistogram, pos: bool| -> Vec<(i32, f64, f64)> {
+            let (hs, hb, cs, cb) = if pos {
+                (
+                    &h.positive_spans,
+                    &h.positive_buckets,
+                    &c.positive_spans,
+                    &c.positive_buckets,
+                )
+            } else {
+                (
+                    &h.negative_spans,
+                    &h.negative_buckets,
+                    &c.negative_spans,
+                    &c.negative_buckets,
+                )
+            };
+            let hv = indexed(hs, hb);
+            let cv = indexed(cs, cb);
+            let mut j = 0;
+            hv.into_iter()
+                .map(|(i, v)| {
+                    while j < cv.len() && cv[j].0 < i {
+                        j += 1;
+                    }
+                    let comp = match cv.get(j) {
+                        Some(&(k, x)) if k == i => x,
+                        _ => 0.0,
+                    };
+                    (i, v, comp)
+                })
+                .collect()
+        };
+        let op = indexed(&other.positive_spans, &other.positive_buckets);
+        if h.uses_custom_buckets() {
+            let mut hp = pair(h, c, true);
+            let mut op = op;
+            if h.custom_values != other.custom_values {
+                info.custom_bounds_reconciled = true;
+                let target = intersect_bounds(&h.custom_values, &other.custom_values);
+                let hv: Vec<(i32, f64)> = hp.iter().map(|b| (b.0, b.1)).collect();
+                let cv: Vec<(i32, f64)> = hp.iter().map(|b| (b.0, b.2)).collect();
+                let hv = map_custom(&hv, &h.custom_values, &target);
+                let cv = map_custom(&cv, &h.custom_values, &target);
+                hp = hv.iter().zip(&cv).map(|(a, b)| (a.0, a.1, b.1)).collect();
+                op = map_custom(&op, &other.custom_values, &target);
+                h.custom_values = target.clone();
+                c.custom_values = target;
+            }
+            let merged = kahan_merge(&hp, &op, |_| false);
+            set_pair(h, c, true, &merged);
+            return Ok(info);
+        }
+        // Zero buckets: widen both to a common threshold, the compensation along with the sum.
+        let mut other_zero = other.zero_count;
+        let mut other_threshold = other.zero_threshold;
+        let mut guard = 0;
+        while other_threshold != h.zero_threshold && guard < 64 {
+            guard += 1;
+            if h.zero_threshold > other_threshold {
+                (other_zero, other_threshold) =
+                    zero_count_for_larger_threshold(other, h.zero_threshold);
+            }
+            if other_threshold > h.zero_threshold {
+                widen_zero_bucket(h, other_threshold);
+                let t = h.zero_threshold;
+                let (zc, _) = zero_count_for_larger_threshold(c, t);
+                c.zero_count = zc;
+                c.zero_threshold = t;
+                let schema = c.schema;
+                let keep_pos = |i: i32| exponential_bound(i.saturating_sub(1), schema) >= t;
+                let pos: Vec<(i32, f64)> = indexed(&c.positive_spans, &c.positive_buckets)
+                    .into_iter()
+                    .filter(|b| keep_pos(b.0))
+                    .collect();
+                let neg: Vec<(i32, f64)> = indexed(&c.negative_spans, &c.negative_buckets)
+                    .into_iter()
+                    .filter(|b| keep_pos(b.0))
+                    .collect();
+                (c.positive_spans, c.positive_buckets) = from_indexed(&pos);
+                (c.negative_spans, c.negative_buckets) = from_indexed(&neg);
+            }
+        }
+        (h.zero_count, c.zero_count) = kahan_inc(other_zero, h.zero_count, c.zero_count);
+        let schema = h.schema.min(other.schema);
+        let reduce3 = |v: Vec<(i32, f64, f64)>| -> Vec<(i32, f64, f64)> {
+            if schema >= h.schema {
+                return v;
+            }
+            let shift = (h.schema - schema).min(31);
+            let mut out: Vec<(i32, f64, f64)> = Vec::with_capacity(v.len());
+            for (i, a, b) in v {
+                let t = clamp_i32(((i64::from(i) - 1) >> shift) + 1);
+                match out.last_mut() {
+                    Some(last) if last.0 == t => {
+                        last.1 += a;
+                        last.2 += b;
+                    }
+                    _ => out.push((t, a, b)),
+                }
+            }
+            out
+        };
+        let hp = reduce3(pair(h, c, true));
+        let hn = reduce3(pair(h, c, false));
+        let op = reduce_resolution(&op, other.schema, schema);
+        let on = reduce_resolution(
+            &indexed(&other.negative_spans, &other.negative_buckets),
+            other.schema,
+            schema,
+        );
+        h.schema = schema;
+        c.schema = schema;
+        let threshold = h.zero_threshold;
+        let inside = |i: i32| exponential_bound(i, schema) <= threshold;
+        let p = kahan_merge(&hp, &op, inside);
+        let n = kahan_merge(&hn, &on, inside);
+        set_pair(h, c, true, &p);
+        set_pair(h, c, false, &n);
+        Ok(info)
+    }
+
+    /// True when a count or the sum overflowed to an infinity.
+    pub fn has_overflow(&self) -> bool {
+        let h = &self.h;
+        h.count.is_infinite()
+            || h.sum.is_infinite()
+            || h.zero_count.is_infinite()
+            || h.positive_buckets.iter().any(|b| b.is_infinite())
+            || h.negative_buckets.iter().any(|b| b.is_infinite())
+    }
+
+    /// Multiplies sum and compensation by `f`.
+    pub fn mul(&mut self, f: f64) {
+        mul(&mut self.h, f);
+        mul(&mut self.c, f);
+    }
+
+    /// Divides sum and compensation by `f`.
+    pub fn div(&mut self, f: f64) {
+        div(&mut self.h, f);
+        div(&mut self.c, f);
+    }
+
+    /// The compensated sum.
+    pub fn finish(self) -> FloatHistogram {
+        let mut h = self.h;
+        let mut c = self.c;
+        c.counter_reset_hint = h.counter_reset_hint;
+        if add(&mut h, &c, false).is_err() {
+            // Same layout by construction; unreachable in practice.
+        }
+        h
+    }
+}
+
+/// Adds `b` into the `(index, sum, compensation)` list `a` with Kahan steps.
+fn kahan_merge(
+    a: &[(i32, f64, f64)],
+    b: &[(i32, f64)],
+    skip: impl Fn(i32) -> bool,
+) -> Vec<(i32, f64, f64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if j < b.len() && skip(b[j].0) {
+            j += 1;
+            continue;
+        }
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let (s, c) = kahan_inc(y.1, x.1, x.2);
+                out.push((x.0, s, c));
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                out.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push((y.0, y.1, 0.0));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+fn set_pair(h: &mut FloatHistogram, c: &mut FloatHistogram, pos: bool, v: &[(i32, f64, f64)]) {
+    let hv: Vec<(i32, f64)> = v.iter().map(|x| (x.0, x.1)).collect();
+    let cv: Vec<(i32, f64)> = v.iter().map(|x| (x.0, x.2)).collect();
+    if pos {
+        (h.positive_spans, h.positive_buckets) = from_indexed(&hv);
+        (c.positive_spans, c.positive_buckets) = from_indexed(&cv);
+    } else {
+        (h.negative_spans, h.negative_buckets) = from_indexed(&hv);
+        (c.negative_spans, c.negative_buckets) = from_indexed(&cv);
+    }
+}
+
 /// Scales every count and the sum by `factor`; a negative factor makes a gauge histogram.
 pub fn mul(h: &mut FloatHistogram, factor: f64) {
     h.zero_count *= factor;
