@@ -634,3 +634,8 @@ pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
     }
     Ok(out)
 }
+
+/// Parses an `le` label value as Go's `strconv.ParseFloat` does (for the test runner).
+pub(crate) fn parse_le(s: &str) -> Option<f64> {
+    histogram::parse_go_float(s)
+}

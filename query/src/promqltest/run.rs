@@ -228,26 +228,141 @@ fn load(st: &mut State, l: Load) {
                 }
             }
         }
-        if l.nhcb {
-            // The converted NHCB series: base name, without `le`.
-            if let Some(name) = labels.metric_name() {
-                for suffix in ["_bucket", "_count", "_sum"] {
-                    if let Some(base) = name.strip_suffix(suffix) {
-                        if suffix == "_bucket" && labels.get("le").is_none() {
-                            continue;
-                        }
-                        let mut b = labels.clone();
-                        b.remove("le");
-                        b.set("__name__", base);
-                        st.unsupported
-                            .push((b, "native histogram data (load_with_nhcb)"));
+    }
+    if l.nhcb {
+        load_nhcb(st, &l);
+    }
+    for s in l.st_series {
+        st.unsupported.push((s, "start timestamps"));
+    }
+}
+
+/// One classic histogram at one timestamp, collected for the NHCB conversion.
+#[derive(Default)]
+struct TempHistogram {
+    /// `(le, cumulative count)`, ascending by `le`.
+    buckets: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: f64,
+    bad: bool,
+}
+
+impl TempHistogram {
+    fn set_bucket(&mut self, le: f64, count: f64) {
+        if le.is_nan() || count < 0.0 {
+            self.bad = true;
+            return;
+        }
+        let i = self.buckets.partition_point(|b| b.0 < le);
+        if self.buckets.get(i).is_some_and(|b| b.0 == le) {
+            return;
+        }
+        let below_ok = i == 0 || count >= self.buckets[i - 1].1;
+        let above_ok = self.buckets.get(i).is_none_or(|b| count <= b.1);
+        if !(below_ok && above_ok) {
+            self.bad = true;
+            return;
+        }
+        self.buckets.insert(i, (le, count));
+    }
+
+    /// The native histogram with custom buckets (Prometheus's `convertnhcb`), `None` when the
+    /// classic data is inconsistent.
+    fn convert(mut self) -> Option<argus_storage::FloatHistogram> {
+        if self.bad {
+            return None;
+        }
+        let count = self
+            .count
+            .or(self.buckets.last().map(|b| b.1))
+            .unwrap_or(0.0);
+        if self.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+            self.buckets.push((f64::INFINITY, count));
+        }
+        if self.buckets.last().is_some_and(|b| b.1 != count) {
+            return None;
+        }
+        let mut h = argus_storage::FloatHistogram {
+            schema: argus_storage::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count,
+            sum: self.sum,
+            positive_spans: vec![argus_storage::Span::new(0, self.buckets.len() as u32)],
+            ..Default::default()
+        };
+        let mut prev = 0.0;
+        for &(le, c) in &self.buckets {
+            h.positive_buckets.push(c - prev);
+            prev = c;
+            if le != f64::INFINITY {
+                h.custom_values.push(le);
+            }
+        }
+        argus_storage::histogram::ops::compact(&mut h);
+        Some(h)
+    }
+}
+
+/// `load_with_nhcb`: the classic histograms of the block (`_bucket`/`_count`/`_sum` series)
+/// are also stored as native histograms with custom buckets under the base name.
+fn load_nhcb(st: &mut State, l: &Load) {
+    use std::collections::{BTreeMap, HashMap};
+    let mut hists: HashMap<Labels, BTreeMap<i64, TempHistogram>> = HashMap::new();
+    for (labels, items) in &l.series {
+        let Some(name) = labels.metric_name() else {
+            continue;
+        };
+        let (kind, base) = if let Some(b) = name.strip_suffix("_bucket") {
+            (0, b)
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (1, b)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (2, b)
+        } else {
+            continue;
+        };
+        let le = match kind {
+            0 => match labels.get("le").and_then(crate::functions::parse_le) {
+                Some(le) if !le.is_nan() => Some(le),
+                _ => continue,
+            },
+            _ => None,
+        };
+        let mut key = labels.clone();
+        key.remove("le");
+        key.set("__name__", base);
+        let per_t = hists.entry(key).or_default();
+        for (k, it) in items.iter().enumerate() {
+            let Item::Value(v) = it else {
+                continue;
+            };
+            let th = per_t.entry(k as i64 * l.interval).or_default();
+            match (kind, le) {
+                (0, Some(le)) => th.set_bucket(le, *v),
+                (1, _) => th.sum = *v,
+                _ => {
+                    if *v < 0.0 {
+                        th.bad = true;
                     }
+                    th.count = Some(*v);
                 }
             }
         }
     }
-    for s in l.st_series {
-        st.unsupported.push((s, "start timestamps"));
+    let mut keys: Vec<Labels> = hists.keys().cloned().collect();
+    keys.sort();
+    for key in keys {
+        let Some(per_t) = hists.remove(&key) else {
+            continue;
+        };
+        for (t, th) in per_t {
+            let Some(h) = th.convert() else {
+                continue;
+            };
+            let prev = st.last_hist.get(&key).and_then(Option::as_ref);
+            let stored = with_head_hint(&h, prev);
+            st.storage.insert_histogram(key.clone(), t, stored.clone());
+            st.last_hist.insert(key.clone(), Some(stored));
+        }
     }
 }
 
