@@ -18,9 +18,10 @@ pub struct Bucket {
     pub lower: f64,
     /// Upper bound.
     pub upper: f64,
-    /// Whether `lower` belongs to the bucket (only the zero bucket and negative buckets).
+    /// Whether `lower` belongs to the bucket (the zero bucket, negative buckets, the first
+    /// custom bucket).
     pub lower_inclusive: bool,
-    /// Whether `upper` belongs to the bucket (the zero bucket and positive buckets).
+    /// Whether `upper` belongs to the bucket (the zero bucket, positive and custom buckets).
     pub upper_inclusive: bool,
     /// Observations in the bucket.
     pub count: f64,
@@ -146,14 +147,16 @@ pub fn all_buckets(h: &FloatHistogram) -> Vec<Bucket> {
         .rev()
     {
         let mut upper = -bound(idx.saturating_sub(1), h.schema, &h.custom_values);
+        let lower = -bound(idx, h.schema, &h.custom_values);
+        let (lower_inclusive, upper_inclusive) = (lower < 0.0, upper > 0.0);
         if !custom && upper < 0.0 && upper > -zt {
             upper = -zt;
         }
         out.push(Bucket {
-            lower: -bound(idx, h.schema, &h.custom_values),
+            lower,
             upper,
-            lower_inclusive: true,
-            upper_inclusive: false,
+            lower_inclusive,
+            upper_inclusive,
             count,
         });
     }
@@ -168,14 +171,22 @@ pub fn all_buckets(h: &FloatHistogram) -> Vec<Bucket> {
     }
     for (idx, count) in indexed(&h.positive_spans, &h.positive_buckets) {
         let mut lower = bound(idx.saturating_sub(1), h.schema, &h.custom_values);
+        let upper = bound(idx, h.schema, &h.custom_values);
+        // As Prometheus's bucket iterators: custom buckets are `(a, b]` except the first,
+        // `[-Inf, b]`; exponential buckets include the end away from zero.
+        let (lower_inclusive, upper_inclusive) = if custom {
+            (idx == 0, true)
+        } else {
+            (lower < 0.0, upper > 0.0)
+        };
         if !custom && lower > 0.0 && lower < zt {
             lower = zt;
         }
         out.push(Bucket {
             lower,
-            upper: bound(idx, h.schema, &h.custom_values),
-            lower_inclusive: false,
-            upper_inclusive: true,
+            upper,
+            lower_inclusive,
+            upper_inclusive,
             count,
         });
     }
