@@ -68,6 +68,7 @@ impl Evaluator<'_> {
             }
             "quantile" => {
                 let params = param_scalar.unwrap_or_default();
+                crate::functions::warn_quantiles(self, &params);
                 self.limits.fits(group_labels.len().saturating_mul(n))?;
                 let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
                 for (s, &g) in input.iter().zip(&group_of) {
@@ -266,6 +267,13 @@ impl Evaluator<'_> {
                     return Err(Error::execution("Ratio value is NaN"));
                 }
                 ratio = p.clamp(-1.0, 1.0);
+                if ratio != p {
+                    self.annos.warn(format!(
+                        "ratio value should be between -1 and 1, got {}, capping to {}",
+                        format_float(p),
+                        format_float(ratio)
+                    ));
+                }
             } else {
                 if p.is_nan() {
                     return Err(Error::execution("Parameter value is NaN"));

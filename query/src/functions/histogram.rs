@@ -33,10 +33,15 @@ fn classic_groups(
     let mut keys: Vec<Series> = Vec::new();
     let mut buckets: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     for s in &v {
-        let Some(le) = s.labels.get("le") else {
-            continue;
-        };
-        let Some(ub) = parse_go_float(le) else {
+        let le = s.labels.get("le");
+        let Some(ub) = le.and_then(parse_go_float) else {
+            if !s.points.is_empty() {
+                ev.annos.warn(format!(
+                    "bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    le.unwrap_or(""),
+                    s.labels.metric_name().unwrap_or("")
+                ));
+            }
             continue;
         };
         let key = Labels::from_sorted(
@@ -93,6 +98,7 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
             if !b.is_empty() {
+                warn_monotonic(ev, &out[g].labels, b);
                 out[g].points.push((c.t(i), bucket_quantile(q[i], b)));
             }
         }
@@ -150,6 +156,7 @@ pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) ->
             let mut s = Series::new(keys[g].labels.clone(), true);
             for (i, b) in steps.iter_mut().enumerate() {
                 if !b.is_empty() {
+                    warn_monotonic(ev, &s.labels, b);
                     s.points.push((c.t(i), bucket_quantile(q[i], b)));
                 }
             }
@@ -209,11 +216,51 @@ pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
 }
 
 /// Warns once for a quantile outside `[0, 1]`.
-fn warn_quantiles(ev: &Evaluator<'_>, q: &[f64]) {
+pub(crate) fn warn_quantiles(ev: &Evaluator<'_>, q: &[f64]) {
     if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
         ev.annos.warn(format!(
             "quantile value should be between 0 and 1, got {}",
             format_float(*bad)
+        ));
+    }
+}
+
+/// Reports (as Prometheus's info) buckets whose cumulative counts decrease beyond float noise,
+/// which [`bucket_quantile`] then forces to be monotonic.
+fn warn_monotonic(ev: &Evaluator<'_>, labels: &Labels, b: &[(f64, f64)]) {
+    let mut sorted = b.to_vec();
+    sorted.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(sorted.len());
+    for &(ub, cnt) in &sorted {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += cnt,
+            _ => merged.push((ub, cnt)),
+        }
+    }
+    let Some(first) = merged.first() else {
+        return;
+    };
+    let (mut prev, mut max) = (first.1, first.1);
+    let mut forced = false;
+    for &(_, curr) in &merged[1..] {
+        let delta = (curr - prev).abs();
+        if delta == 0.0 {
+            continue;
+        }
+        if delta / curr <= SMALL_DELTA_TOLERANCE {
+            continue;
+        }
+        prev = curr;
+        if curr < max {
+            forced = true;
+        } else {
+            max = curr;
+        }
+    }
+    if forced {
+        ev.annos.info(format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
+            labels.metric_name().unwrap_or("")
         ));
     }
 }

@@ -55,6 +55,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
         | "ts_of_min_over_time" => range_fn(ev, name, arg(0)?, &[], c),
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?, c)?;
+            histogram::warn_quantiles(ev, &q);
             range_fn(ev, name, arg(1)?, &[q], c)
         }
         "predict_linear" => {
@@ -224,7 +225,11 @@ pub(crate) fn stream_range_call(
     }
     let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
     let (m, params) = match (name, args.as_slice()) {
-        ("quantile_over_time", [q, m]) => (*m, vec![ev.eval_scalar(q, c)?]),
+        ("quantile_over_time", [q, m]) => {
+            let q = ev.eval_scalar(q, c)?;
+            histogram::warn_quantiles(ev, &q);
+            (*m, vec![q])
+        }
         ("predict_linear", [m, d]) => (*m, vec![ev.eval_scalar(d, c)?]),
         ("double_exponential_smoothing" | "holt_winters", [m, sf, tf]) => {
             (*m, vec![ev.eval_scalar(sf, c)?, ev.eval_scalar(tf, c)?])
@@ -638,4 +643,9 @@ pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
 /// Parses an `le` label value as Go's `strconv.ParseFloat` does (for the test runner).
 pub(crate) fn parse_le(s: &str) -> Option<f64> {
     histogram::parse_go_float(s)
+}
+
+/// Warns once for a quantile parameter outside `[0, 1]` (aggregations use it too).
+pub(crate) fn warn_quantiles(ev: &Evaluator<'_>, q: &[f64]) {
+    histogram::warn_quantiles(ev, q);
 }

@@ -86,6 +86,13 @@ pub(crate) fn quantile(q: f64, h: &FloatHistogram, cx: &Ctx<'_, '_>) -> f64 {
         }
     }
     let Some(mut b) = bucket else {
+        // No populated bucket at all: every observation was NaN.
+        if h.sum.is_nan() {
+            cx.ev.annos.info(format!(
+                "input to histogram_quantile has NaN observations, result is NaN for metric name {:?}",
+                cx.metric
+            ));
+        }
         return f64::NAN;
     };
     let custom = h.uses_custom_buckets();

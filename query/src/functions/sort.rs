@@ -16,6 +16,11 @@ pub(crate) fn sort(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) -> Re
         return Ok(Val::Vector(Vec::new()));
     };
     let mut v = ev.eval_vector(first, c)?;
+    if ev.query_step != 0 {
+        ev.annos.warn(
+            "sort is ineffective for range queries since results are always ordered by labels",
+        );
+    }
     if c.n() > 1 {
         return Ok(Val::Vector(v));
     }
