@@ -923,6 +923,75 @@ mod tests {
         assert!(!detect_reset(&b, &a));
     }
 
+    fn arb_hist() -> impl proptest::strategy::Strategy<Value = FloatHistogram> {
+        use proptest::prelude::*;
+        (
+            0i32..=3,
+            -5i32..5,
+            proptest::collection::vec(0u32..50, 0..8),
+            proptest::collection::vec(0u32..50, 0..8),
+            0u32..5,
+        )
+            .prop_map(|(schema, offset, pos, neg, zero)| {
+                let pos: Vec<f64> = pos.into_iter().map(f64::from).collect();
+                let neg: Vec<f64> = neg.into_iter().map(f64::from).collect();
+                FloatHistogram {
+                    schema,
+                    count: pos.iter().sum::<f64>() + neg.iter().sum::<f64>() + f64::from(zero),
+                    sum: 1.5,
+                    zero_count: f64::from(zero),
+                    zero_threshold: 0.0,
+                    positive_spans: vec![Span::new(offset, pos.len() as u32)],
+                    negative_spans: vec![Span::new(-offset, neg.len() as u32)],
+                    positive_buckets: pos,
+                    negative_buckets: neg,
+                    ..Default::default()
+                }
+            })
+    }
+
+    proptest::proptest! {
+        /// `indexed` and `from_indexed` are inverse; `a + b - b == a` bucket-wise once both are
+        /// at the lower schema (counts are small integers, so float sums are exact).
+        #[test]
+        fn add_sub_round_trip(a in arb_hist(), b in arb_hist()) {
+            let idx = indexed(&a.positive_spans, &a.positive_buckets);
+            let (spans, counts) = from_indexed(&idx);
+            proptest::prop_assert_eq!(indexed(&spans, &counts), idx);
+            let mut x = a.clone();
+            add(&mut x, &b, false).unwrap();
+            proptest::prop_assert_eq!(x.count, a.count + b.count);
+            add(&mut x, &b, true).unwrap();
+            compact(&mut x);
+            let schema = a.schema.min(b.schema);
+            let want = |spans: &[Span], counts: &[f64]| -> Vec<(i32, f64)> {
+                reduce_resolution(&indexed(spans, counts), a.schema, schema)
+                    .into_iter()
+                    .filter(|b| b.1 != 0.0)
+                    .collect()
+            };
+            proptest::prop_assert_eq!(x.schema, schema);
+            proptest::prop_assert_eq!(
+                indexed(&x.positive_spans, &x.positive_buckets),
+                want(&a.positive_spans, &a.positive_buckets)
+            );
+            proptest::prop_assert_eq!(
+                indexed(&x.negative_spans, &x.negative_buckets),
+                want(&a.negative_spans, &a.negative_buckets)
+            );
+            proptest::prop_assert!(!detect_reset(&a, &a));
+            // The Kahan sum agrees with plain addition on exact inputs.
+            let mut k = KahanSum::new(&a);
+            k.add(&b).unwrap();
+            let mut plain = a.clone();
+            add(&mut plain, &b, false).unwrap();
+            let mut ks = k.finish();
+            compact(&mut ks);
+            compact(&mut plain);
+            proptest::prop_assert!(equals(&ks, &plain));
+        }
+    }
+
     #[test]
     fn all_buckets_in_order() {
         let mut x = h(0, &[1.0, 2.0], 0);
