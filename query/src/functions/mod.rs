@@ -633,6 +633,19 @@ pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
                     }
                 }
                 o.points = merged;
+                if !s.hists.is_empty() {
+                    o.hists.extend(s.hists);
+                    o.hists.sort_by_key(|p| p.0);
+                    let clash = o.hists.windows(2).any(|w| w[0].0 == w[1].0)
+                        || o.hists
+                            .iter()
+                            .any(|(t, _)| o.points.binary_search_by_key(t, |p| p.0).is_ok());
+                    if clash {
+                        return Err(Error::execution(
+                            "vector cannot contain metrics with the same labelset",
+                        ));
+                    }
+                }
                 o.drop_name |= s.drop_name;
             }
         }
