@@ -12,6 +12,7 @@ pub mod format;
 pub mod lifecycle;
 pub mod params;
 pub mod query;
+pub mod query_json;
 pub mod read;
 pub mod remote_status;
 pub mod rules;

@@ -74,7 +74,7 @@ async fn evaluate(
         &Engine,
         &dyn argus_storage::Queryable,
         &CancelToken,
-    ) -> Result<Value, argus_query::Error>
+    ) -> Result<(Value, argus_query::Annotations), argus_query::Error>
     + Send
     + 'static,
 ) -> Response {
@@ -117,7 +117,7 @@ async fn evaluate(
         .query_metrics
         .observe(range, started.elapsed().as_secs_f64(), result.is_ok());
     match result {
-        Ok(v) => success_response(v),
+        Ok((v, annos)) => success_response(v, &annos),
         Err(e) => e.into_response(),
     }
 }
@@ -128,17 +128,19 @@ async fn evaluate(
 /// the allocator reuses the same few buffers: building it whole, then copying it into the
 /// envelope, faulted in three times its size, which was more than half of the CPU profile of
 /// such a query (kernel page clearing).
-fn success_response(v: Value) -> Response {
+fn success_response(v: Value, annos: &argus_query::Annotations) -> Response {
     const HEAD: &str = "{\"status\":\"success\",\"data\":";
     let json = [(header::CONTENT_TYPE, "application/json")];
     if body_size_hint(&v) < QUERY_DATA_CHUNK {
         let mut body = String::with_capacity(QUERY_DATA_CHUNK.min(body_size_hint(&v)));
         body.push_str(HEAD);
         push_query_data(&mut body, &v);
+        super::query_json::push_annotations(&mut body, annos);
         body.push('}');
         return (json, body).into_response();
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(2);
+    let annos = annos.clone();
     tokio::task::spawn_blocking(move || {
         let fresh = || String::with_capacity(QUERY_DATA_CHUNK + QUERY_DATA_CHUNK / 4);
         let mut buf = fresh();
@@ -148,6 +150,7 @@ fn success_response(v: Value) -> Response {
             tx.blocking_send(axum::body::Bytes::from(chunk)).is_ok()
         };
         if push_query_data_chunked(&mut buf, &v, Some(&mut send)) {
+            super::query_json::push_annotations(&mut buf, &annos);
             buf.push('}');
             let _ = tx.blocking_send(axum::body::Bytes::from(buf));
         }
@@ -169,12 +172,26 @@ fn body_size_hint(v: &Value) -> usize {
             .sum::<usize>()
             + 16
     };
+    let histogram = |h: &argus_storage::FloatHistogram| -> usize {
+        96 + 72 * (h.positive_buckets.len() + h.negative_buckets.len() + 1)
+    };
     128 + match v {
         Value::Matrix(series) => series
             .iter()
-            .map(|s| labels(&s.labels) + 32 * s.points.len() + 16)
+            .map(|s| {
+                labels(&s.labels)
+                    + 32 * s.points.len()
+                    + s.histograms
+                        .iter()
+                        .map(|(_, h)| histogram(h))
+                        .sum::<usize>()
+                    + 16
+            })
             .sum::<usize>(),
-        Value::Vector(samples) => samples.iter().map(|s| labels(&s.labels) + 48).sum(),
+        Value::Vector(samples) => samples
+            .iter()
+            .map(|s| labels(&s.labels) + 48 + s.h.as_ref().map_or(0, |h| histogram(h)))
+            .sum(),
         Value::Scalar(..) | Value::String(..) => 64,
     }
 }
@@ -194,7 +211,7 @@ pub async fn instant(State(state): State<SharedState>, req: Request) -> Response
     match checked {
         Ok((t, engine, q)) => {
             evaluate(&state, engine, false, move |e, db, cancel| {
-                e.instant_query_with(db, &q, t, cancel)
+                e.instant_query_annotated(db, &q, t, cancel)
             })
             .await
         }
@@ -252,7 +269,7 @@ pub async fn range(State(state): State<SharedState>, req: Request) -> Response {
     match checked {
         Ok((start, end, step, engine, q)) => {
             evaluate(&state, engine, true, move |e, db, cancel| {
-                e.range_query_with(db, &q, start, end, step, cancel)
+                e.range_query_annotated(db, &q, start, end, step, cancel)
             })
             .await
         }
