@@ -98,11 +98,17 @@ pub enum WalRecord {
     Samples(Vec<(u64, i64, u64)>),
     /// (series ref, mint, maxt).
     Tombstones(Vec<(u64, i64, i64)>),
+    /// A native-histogram samples record, as its canonical (re-encoded) bytes.
+    Histograms(Vec<u8>),
 }
 
 impl WalRecord {
     fn to_internal(&self) -> record::Record {
         match self {
+            WalRecord::Histograms(b) => match record::decode(b) {
+                Ok(r @ record::Record::Histograms(_)) => r,
+                _ => record::Record::Histograms(Vec::new()),
+            },
             WalRecord::Series(s) => record::Record::Series(
                 s.iter()
                     .map(|(series, labels)| record::RefSeries {
@@ -140,6 +146,11 @@ impl WalRecord {
             ),
             record::Record::Tombstones(t) => {
                 WalRecord::Tombstones(t.into_iter().map(|t| (t.series, t.mint, t.maxt)).collect())
+            }
+            r @ record::Record::Histograms(_) => {
+                let mut b = Vec::new();
+                r.encode(&mut b);
+                WalRecord::Histograms(b)
             }
         }
     }

@@ -439,6 +439,7 @@ impl HistogramChunk {
     }
 
     /// Timestamp of the last sample.
+    #[cfg(test)]
     pub(crate) fn last_t(&self) -> Timestamp {
         self.t
     }
@@ -480,6 +481,11 @@ impl<'a> HistogramIterator<'a> {
         let mut it = Self::default();
         it.reset(bytes);
         it
+    }
+
+    /// Takes the sticky error (after the cursor stopped).
+    pub(crate) fn take_err(&mut self) -> Option<Error> {
+        self.err.take()
     }
 
     /// Restarts over other bytes, reusing buffers.
@@ -651,12 +657,6 @@ impl<'a> HistogramIterator<'a> {
         }
         Some(())
     }
-
-    /// Samples announced by the header.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn num_samples(&self) -> usize {
-        self.total as usize
-    }
 }
 
 impl SampleIterator for HistogramIterator<'_> {
@@ -697,6 +697,44 @@ impl SampleIterator for HistogramIterator<'_> {
     fn err(&self) -> Option<&Error> {
         self.err.as_ref()
     }
+}
+
+/// Re-encodes the samples of histogram chunk `bytes` whose time passes `keep`, handing each
+/// resulting chunk to `out(min_t, max_t, bytes)` (usually one; none when nothing is kept).
+pub(crate) fn reencode_kept(
+    bytes: &[u8],
+    keep: impl Fn(Timestamp) -> bool,
+    mut out: impl FnMut(Timestamp, Timestamp, &[u8]),
+) -> crate::error::Result<()> {
+    let mut it = HistogramIterator::new(bytes);
+    let mut cur: Option<(HistogramChunk, Timestamp, Timestamp)> = None;
+    while it.next() {
+        let t = it.t;
+        if !keep(t) {
+            continue;
+        }
+        let cut = match cur.as_mut() {
+            Some((c, _, max_t)) => match c.append(t, &it.h) {
+                Ok(()) => {
+                    *max_t = t;
+                    continue;
+                }
+                Err(cut) => cut.hint,
+            },
+            None => it.h.counter_reset_hint,
+        };
+        if let Some((c, lo, hi)) = cur.take() {
+            out(lo, hi, c.bytes());
+        }
+        cur = Some((HistogramChunk::new(t, &it.h, cut), t, t));
+    }
+    if let Some(e) = it.err.take() {
+        return Err(e);
+    }
+    if let Some((c, lo, hi)) = cur {
+        out(lo, hi, c.bytes());
+    }
+    Ok(())
 }
 
 /// Decodes every sample of `bytes` into `dst` (appending). Fails on corrupt input.

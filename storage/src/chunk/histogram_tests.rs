@@ -176,7 +176,7 @@ fn arb_series() -> impl Strategy<Value = Vec<(Timestamp, FloatHistogram)>> {
     )
         .prop_map(|(nb, steps, schema)| {
             let mut t = 0i64;
-            let mut counts = vec![0f64; 6];
+            let mut counts = [0f64; 6];
             steps
                 .into_iter()
                 .map(|(dt, frac, reset, inc, hint)| {

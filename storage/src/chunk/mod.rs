@@ -6,7 +6,7 @@ pub(crate) mod histogram;
 pub(crate) mod packed;
 pub(crate) mod xor;
 
-pub(crate) use histogram::{HistogramChunk, HistogramIterator};
+pub(crate) use histogram::HistogramIterator;
 pub(crate) use packed::{PackedIterator, encode_best};
 pub(crate) use xor::{XorChunk, XorIterator};
 
