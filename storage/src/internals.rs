@@ -347,3 +347,17 @@ pub fn tombstones_decode(bytes: &[u8]) -> Result<TombstoneList> {
         .flat_map(|(id, list)| list.into_iter().map(move |(a, b)| (id, a, b)))
         .collect())
 }
+
+/// Decodes every sample of a native-histogram chunk into `dst` (appending).
+pub fn histogram_chunk_decode_into(
+    dst: &mut Vec<(Timestamp, crate::FloatHistogram)>,
+    bytes: &[u8],
+) -> Result<()> {
+    chunk::histogram::decode_into(dst, bytes)
+}
+
+/// Encodes `samples` (strictly increasing timestamps, valid layouts) into histogram chunks as
+/// the head does, cutting where the codec refuses a sample; returns each chunk's bytes.
+pub fn histogram_chunk_encode(samples: &[(Timestamp, crate::FloatHistogram)]) -> Vec<Vec<u8>> {
+    chunk::histogram::encode_all(samples)
+}

@@ -40,8 +40,7 @@ pub(crate) const HEADER_LEN: usize = 3;
 /// Most samples one chunk can hold (the count is a u16).
 pub(crate) const MAX_SAMPLES: usize = u16::MAX as usize;
 /// Most buckets (positive plus negative), spans or custom bounds a decoded chunk may declare.
-/// Prometheus's client libraries default to 160 buckets; this bounds the decoder's memory.
-pub(crate) const MAX_BUCKETS: usize = 1 << 14;
+pub(crate) use crate::histogram::MAX_BUCKETS;
 /// Flag bit: counts are XOR-encoded floats.
 const FLAG_FLOAT: u8 = 0b100;
 /// Name used in corruption errors for chunk bytes.

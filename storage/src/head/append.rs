@@ -200,6 +200,15 @@ impl Appender for HeadAppender {
             return Err(Error::Closed);
         }
         h.check_layout().map_err(Error::InvalidArgument)?;
+        let max = crate::histogram::MAX_BUCKETS;
+        if h.positive_buckets.len() + h.negative_buckets.len() > max
+            || h.positive_spans.len().max(h.negative_spans.len()) > max
+            || h.custom_values.len() > max
+        {
+            return Err(Error::InvalidArgument(format!(
+                "histogram has more than {max} buckets, spans or custom bounds"
+            )));
+        }
         let s = self.lookup(hint, labels)?;
         let id = s.id;
         let (idx, pending) = self.batch_index(&s);
