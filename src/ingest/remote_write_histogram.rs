@@ -187,6 +187,65 @@ pub fn to_float_histogram(h: &Histogram) -> Result<FloatHistogram, String> {
     Ok(out)
 }
 
+/// The wire form of a stored histogram at `t` (remote read, the sender): integer counts and
+/// bucket deltas when every count is a whole number, float counts otherwise.
+pub fn from_float_histogram(t: i64, h: &FloatHistogram) -> Histogram {
+    let whole = |v: f64| (0.0..=9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0;
+    let integral = whole(h.count)
+        && whole(h.zero_count)
+        && h.positive_buckets
+            .iter()
+            .chain(&h.negative_buckets)
+            .all(|&v| whole(v));
+    let deltas = |b: &[f64]| {
+        let mut prev = 0i64;
+        b.iter()
+            .map(|&v| {
+                let v = v as i64;
+                let d = v - prev;
+                prev = v;
+                d
+            })
+            .collect::<Vec<i64>>()
+    };
+    let wire_spans = |s: &[Span]| {
+        s.iter()
+            .map(|s| BucketSpan {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out = Histogram {
+        sum: h.sum,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        negative_spans: wire_spans(&h.negative_spans),
+        positive_spans: wire_spans(&h.positive_spans),
+        reset_hint: match h.counter_reset_hint {
+            CounterResetHint::Unknown => 0,
+            CounterResetHint::CounterReset => 1,
+            CounterResetHint::NotCounterReset => 2,
+            CounterResetHint::Gauge => 3,
+        },
+        timestamp: t,
+        custom_values: h.custom_values.clone(),
+        ..Default::default()
+    };
+    if integral {
+        out.count_int = Some(h.count as u64);
+        out.zero_count_int = Some(h.zero_count as u64);
+        out.negative_deltas = deltas(&h.negative_buckets);
+        out.positive_deltas = deltas(&h.positive_buckets);
+    } else {
+        out.count_float = Some(h.count);
+        out.zero_count_float = Some(h.zero_count);
+        out.negative_counts = h.negative_buckets.clone();
+        out.positive_counts = h.positive_buckets.clone();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -216,6 +275,7 @@ mod tests {
     #[test]
     fn integer_deltas_become_absolute_counts() {
         let h = to_float_histogram(&int_hist()).unwrap();
+        assert_eq!(from_float_histogram(5, &h), int_hist(), "round trip");
         assert_eq!(h.positive_buckets, vec![1.0, 2.0, 1.0, 1.0]);
         assert_eq!(h.negative_buckets, vec![4.0]);
         assert_eq!((h.count, h.zero_count), (11.0, 2.0));
