@@ -226,3 +226,229 @@ fn remote_written_histograms_read_back_unchanged() {
         "{metrics}"
     );
 }
+
+/// Deterministic realistic series: `series` cumulative latency histograms (schema 3, buckets
+/// appearing as observations reach them), one sample every 15 s for `steps` steps from `t0`.
+fn latency_series(series: usize, steps: usize, t0: i64) -> Vec<(Vec<Label>, Vec<Histogram>)> {
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    (0..series)
+        .map(|s| {
+            let mut counts: std::collections::BTreeMap<i32, u64> = Default::default();
+            let (mut count, mut sum) = (0u64, 0.0f64);
+            let hs = (0..steps)
+                .map(|i| {
+                    let n = 20 + next() % 60;
+                    for _ in 0..n {
+                        // Roughly log-normal latencies around 50 ms (product of uniforms).
+                        let u = |x: u64| (x % 10_000) as f64 / 10_000.0 + 0.01;
+                        let v =
+                            0.05 * (u(next()) * 4.0) * (u(next()) * 2.0) * (1.0 + s as f64 * 0.1);
+                        let idx = (v.log2() * 8.0).ceil() as i32;
+                        *counts.entry(idx).or_default() += 1;
+                        count += 1;
+                        sum += v;
+                    }
+                    // Spans over the populated indexes (gaps of up to 2 empty buckets are
+                    // filled, as client libraries do).
+                    let mut spans: Vec<BucketSpan> = Vec::new();
+                    let mut deltas = Vec::new();
+                    let (mut prev_idx, mut prev_count) = (None::<i32>, 0i64);
+                    for (&idx, &c) in &counts {
+                        match prev_idx {
+                            Some(p) if idx - p <= 3 => {
+                                for _ in p + 1..idx {
+                                    deltas.push(-prev_count);
+                                    prev_count = 0;
+                                }
+                                if let Some(last) = spans.last_mut() {
+                                    last.length += (idx - p) as u32;
+                                }
+                            }
+                            Some(p) => spans.push(span(idx - p - 1, 1)),
+                            None => spans.push(span(idx, 1)),
+                        }
+                        deltas.push(c as i64 - prev_count);
+                        prev_count = c as i64;
+                        prev_idx = Some(idx);
+                    }
+                    Histogram {
+                        count_int: Some(count),
+                        zero_count_int: Some(0),
+                        sum,
+                        schema: 3,
+                        zero_threshold: 1e-128,
+                        positive_spans: spans,
+                        positive_deltas: deltas,
+                        timestamp: t0 + i as i64 * 15_000,
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            (labels(&format!("latency_{s}")), hs)
+        })
+        .collect()
+}
+
+/// Sums the data bytes of the chunks in Prometheus block chunk segments (`len uvarint │
+/// encoding u8 │ data │ CRC32` after an 8-byte header), and counts the chunks.
+fn prometheus_chunk_bytes(chunks_dir: &std::path::Path) -> (u64, u64) {
+    let (mut bytes, mut n) = (0u64, 0u64);
+    for e in std::fs::read_dir(chunks_dir).unwrap() {
+        let b = std::fs::read(e.unwrap().path()).unwrap();
+        let mut pos = 8;
+        while pos < b.len() {
+            let (mut len, mut shift) = (0u64, 0);
+            loop {
+                let x = b[pos];
+                pos += 1;
+                len |= u64::from(x & 0x7f) << shift;
+                shift += 7;
+                if x < 0x80 {
+                    break;
+                }
+            }
+            if len == 0 {
+                break;
+            }
+            pos += 1 + len as usize + 4;
+            bytes += len;
+            n += 1;
+        }
+    }
+    (bytes, n)
+}
+
+/// Bytes per histogram sample of Argus's chunk encoding against Prometheus 2.42's on the same
+/// data: the series are remote-written into real Prometheus (`native-histograms` feature), a
+/// snapshot writes its head as a block, and its chunk data bytes are summed; the same series
+/// go through Argus's codec cut as its head cuts them (120 samples) and as its blocks do.
+#[test]
+fn histogram_chunk_bytes_per_sample_vs_prometheus() {
+    let bin = "/usr/bin/prometheus";
+    if !std::path::Path::new(bin).exists() {
+        crate::missing(
+            "histogram_chunk_bytes_per_sample_vs_prometheus",
+            "/usr/bin/prometheus is missing (apt-get install prometheus)",
+        );
+        return;
+    }
+    let (series_n, steps) = (10, 480);
+    let t0 = now_ms() - 2 * 3_600_000;
+    let data = latency_series(series_n, steps, t0);
+    let total = (series_n * steps) as f64;
+
+    // Argus: the storage's codec, 120-sample chunks (head) and one chunk per block cut.
+    let as_float: Vec<Vec<(i64, argus_storage::FloatHistogram)>> = data
+        .iter()
+        .map(|(_, hs)| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.timestamp,
+                        argus::ingest::remote_write_histogram::to_float_histogram(h).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let argus_bytes = |per_chunk: usize| -> (u64, u64) {
+        let (mut b, mut n) = (0u64, 0u64);
+        for s in &as_float {
+            for part in s.chunks(per_chunk) {
+                for c in argus_storage::internals::histogram_chunk_encode(part) {
+                    b += c.len() as u64;
+                    n += 1;
+                }
+            }
+        }
+        (b, n)
+    };
+    let (a120, a120n) = argus_bytes(120);
+    let (a480, a480n) = argus_bytes(480);
+
+    // Prometheus.
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::server::harness::free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
+    let mut child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--enable-feature=native-histograms")
+        .arg("--web.enable-remote-write-receiver")
+        .arg("--web.enable-admin-api")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let req = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        crate::server::harness::try_request(addr, method, path, headers, body)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !req("GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200) {
+        assert!(std::time::Instant::now() < deadline, "prometheus not ready");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for step in (0..steps).step_by(60) {
+        let wr = WriteRequest {
+            timeseries: data
+                .iter()
+                .map(|(l, hs)| TimeSeries {
+                    labels: l.clone(),
+                    histograms: hs[step..(step + 60).min(steps)].to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let r = req(
+            "POST",
+            "/api/v1/write",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "snappy"),
+                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+            ],
+            &encode(&wr),
+        )
+        .unwrap();
+        assert_eq!(r.status, 204, "prometheus refused: {}", r.text());
+    }
+    let r = req("POST", "/api/v1/admin/tsdb/snapshot", &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let name = r.json()["data"]["name"].as_str().unwrap().to_string();
+    let snap = dir.path().join("data/snapshots").join(name);
+    let (mut p, mut pn) = (0u64, 0u64);
+    for b in std::fs::read_dir(&snap).unwrap() {
+        let (x, n) = prometheus_chunk_bytes(&b.unwrap().path().join("chunks"));
+        p += x;
+        pn += n;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let per = |b: u64| b as f64 / total;
+    eprintln!(
+        "histogram chunk data bytes/sample over {total} samples: Prometheus 2.42 {:.2} ({pn} \
+         chunks); Argus 120-sample chunks {:.2} ({a120n} chunks), block chunks {:.2} ({a480n} \
+         chunks)",
+        per(p),
+        per(a120),
+        per(a480)
+    );
+    assert!(pn > 0, "prometheus wrote histogram chunks");
+    assert!(
+        per(a120) <= per(p) * 1.05,
+        "Argus's histogram chunks must stay near Prometheus's size"
+    );
+}

@@ -147,6 +147,67 @@ pub(crate) fn detect_reset(prev: &FloatHistogram, cur: &FloatHistogram) -> bool 
     )
 }
 
+/// Bucket indexes covered by `spans`, ascending.
+fn span_indexes(spans: &[Span]) -> impl Iterator<Item = i64> + '_ {
+    let mut idx: i64 = 0;
+    spans.iter().flat_map(move |s| {
+        idx += i64::from(s.offset);
+        let start = idx;
+        idx += i64::from(s.length);
+        start..start + i64::from(s.length)
+    })
+}
+
+/// The sorted union of the bucket indexes of two layouts.
+fn union(a: &[Span], b: &[Span]) -> Vec<i64> {
+    let mut out: Vec<i64> = span_indexes(a).chain(span_indexes(b)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Spans covering exactly the sorted indexes `idx`.
+fn spans_of(idx: &[i64]) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    let mut prev: Option<i64> = None;
+    for &i in idx {
+        match (prev, out.last_mut()) {
+            (Some(p), Some(last)) if i == p + 1 => last.length += 1,
+            (Some(p), _) => out.push(Span::new((i - p - 1) as i32, 1)),
+            (None, _) => out.push(Span::new(i as i32, 1)),
+        }
+        prev = Some(i);
+    }
+    out
+}
+
+/// `h` laid out on the bucket indexes `pos`/`neg` (supersets of its own), zeros where it has no
+/// bucket.
+fn expand(h: &FloatHistogram, pos: &[i64], neg: &[i64]) -> FloatHistogram {
+    let side = |spans: &[Span], buckets: &[f64], to: &[i64]| -> Vec<f64> {
+        let have: Vec<(i64, f64)> = indexed(spans, buckets).collect();
+        let mut k = 0;
+        to.iter()
+            .map(|&i| {
+                while have.get(k).is_some_and(|x| x.0 < i) {
+                    k += 1;
+                }
+                match have.get(k) {
+                    Some(&(j, v)) if j == i => v,
+                    _ => 0.0,
+                }
+            })
+            .collect()
+    };
+    FloatHistogram {
+        positive_buckets: side(&h.positive_spans, &h.positive_buckets, pos),
+        negative_buckets: side(&h.negative_spans, &h.negative_buckets, neg),
+        positive_spans: spans_of(pos),
+        negative_spans: spans_of(neg),
+        ..h.clone()
+    }
+}
+
 /// XOR state of one float field.
 #[derive(Clone, Copy, Debug, Default)]
 struct XorState {
@@ -284,7 +345,11 @@ impl HistogramChunk {
     /// A chunk whose first sample is `h` at `t`; `hint` goes in the header (a gauge histogram's
     /// own hint wins). Float counts are chosen when any count of `h` is fractional.
     pub(crate) fn new(t: Timestamp, h: &FloatHistogram, hint: CounterResetHint) -> Self {
-        let float = !is_integral(h);
+        Self::with_kind(t, h, hint, !is_integral(h))
+    }
+
+    /// As [`HistogramChunk::new`] with the count encoding chosen by the caller.
+    fn with_kind(t: Timestamp, h: &FloatHistogram, hint: CounterResetHint, float: bool) -> Self {
         let gauge = h.is_gauge();
         let hint = if gauge { CounterResetHint::Gauge } else { hint };
         let mut bw = BitWriter::with_capacity(64);
@@ -340,15 +405,65 @@ impl HistogramChunk {
         } else {
             CounterResetHint::NotCounterReset
         };
-        if reset
-            || self.num as usize >= MAX_SAMPLES
-            || (!self.float && !is_integral(h))
-            || !same_layout(&self.last, h)
+        if reset || self.num as usize >= MAX_SAMPLES || (!self.float && !is_integral(h)) {
+            return Err(CutChunk { hint: next_hint });
+        }
+        if same_layout(&self.last, h) {
+            self.write_sample(t, h);
+            return Ok(());
+        }
+        // Another layout of the same schema and zero bucket: both go to the union of the two
+        // layouts (buckets missing on one side count 0), re-encoding the chunk when it grows,
+        // as Prometheus's appender recodes to a superset layout. Anything else cuts.
+        let last = &self.last;
+        if last.schema != h.schema
+            || last.zero_threshold.to_bits() != h.zero_threshold.to_bits()
+            || last.custom_values.len() != h.custom_values.len()
+            || last
+                .custom_values
+                .iter()
+                .zip(&h.custom_values)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
         {
             return Err(CutChunk { hint: next_hint });
         }
-        self.write_sample(t, h);
+        let pos = union(&last.positive_spans, &h.positive_spans);
+        let neg = union(&last.negative_spans, &h.negative_spans);
+        if pos.len() + neg.len() > MAX_BUCKETS {
+            return Err(CutChunk { hint: next_hint });
+        }
+        let grown =
+            pos.len() != last.positive_buckets.len() || neg.len() != last.negative_buckets.len();
+        if grown && !self.recode(&pos, &neg) {
+            return Err(CutChunk { hint: next_hint });
+        }
+        let expanded = expand(h, &pos, &neg);
+        self.write_sample(t, &expanded);
         Ok(())
+    }
+
+    /// Re-encodes the chunk with every sample expanded to the layout of bucket indexes
+    /// `pos`/`neg` (a superset of the current one). False (chunk unchanged) if the bytes do not
+    /// decode, which cannot happen for the chunk's own bytes.
+    fn recode(&mut self, pos: &[i64], neg: &[i64]) -> bool {
+        let mut it = HistogramIterator::new(self.bw.bytes());
+        let mut samples: Vec<(Timestamp, FloatHistogram)> = Vec::with_capacity(self.num as usize);
+        while it.next() {
+            samples.push((it.t, expand(&it.h, pos, neg)));
+        }
+        if it.err.is_some() {
+            return false;
+        }
+        let mut iter = samples.into_iter();
+        let Some((t0, h0)) = iter.next() else {
+            return false;
+        };
+        let mut c = Self::with_kind(t0, &h0, h0.counter_reset_hint, self.float);
+        for (t, h) in iter {
+            c.write_sample(t, &h);
+        }
+        *self = c;
+        true
     }
 
     fn write_sample(&mut self, t: Timestamp, h: &FloatHistogram) {

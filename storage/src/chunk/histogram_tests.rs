@@ -70,11 +70,11 @@ fn cuts_on_layout_reset_gauge_and_fraction() {
             hint: CounterResetHint::CounterReset
         })
     );
-    // Another layout.
-    let mut wider = hist(20.0, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-    wider.positive_spans = vec![Span::new(-2, 2), Span::new(3, 2), Span::new(1, 2)];
+    // Another schema.
+    let mut coarser = hist(20.0, vec![1.0, 2.0, 3.0, 4.0]);
+    coarser.schema = 0;
     assert_eq!(
-        c.append(10, &wider),
+        c.append(10, &coarser),
         Err(CutChunk {
             hint: CounterResetHint::NotCounterReset
         })
@@ -106,6 +106,42 @@ fn cuts_on_layout_reset_gauge_and_fraction() {
     assert_eq!(c.num_samples(), 2);
     assert_eq!(c.last_t(), 10);
     assert_eq!(c.last(), &up);
+}
+
+#[test]
+fn layout_changes_recode_to_the_union() {
+    let a = hist(10.0, vec![1.0, 2.0, 3.0, 4.0]); // indexes -2, -1, 2, 3
+    let mut c = HistogramChunk::new(0, &a, CounterResetHint::Unknown);
+    c.append(10, &hist(11.0, vec![1.0, 2.0, 3.0, 5.0])).unwrap();
+    // A new bucket at index 5: the chunk is re-encoded with a zero there for older samples.
+    let mut wider = hist(20.0, vec![1.0, 2.0, 3.0, 5.0, 9.0]);
+    wider.positive_spans = vec![Span::new(-2, 2), Span::new(3, 2), Span::new(1, 1)];
+    assert_eq!(c.append(20, &wider), Ok(()));
+    // A sample without bucket -1 (it counts 0 there: a reset)…
+    let mut missing = wider.clone();
+    missing.positive_spans = vec![Span::new(-2, 1), Span::new(4, 2), Span::new(1, 1)];
+    missing.positive_buckets = vec![1.0, 3.0, 5.0, 9.0];
+    assert_eq!(
+        c.append(30, &missing),
+        Err(CutChunk {
+            hint: CounterResetHint::CounterReset
+        })
+    );
+    // …but with the counts kept it is laid out on the chunk's layout.
+    let mut sparse = wider.clone();
+    sparse.positive_spans = vec![Span::new(-2, 2), Span::new(5, 1)];
+    sparse.positive_buckets = vec![1.0, 2.0, 9.0];
+    sparse.count = 12.0;
+    // (buckets 2 and 3 went to 0: a reset too)
+    assert!(c.append(30, &sparse).is_err());
+    let mut out = Vec::new();
+    decode_into(&mut out, c.bytes()).unwrap();
+    assert_eq!(out.len(), 3);
+    let spans = vec![Span::new(-2, 2), Span::new(3, 2), Span::new(1, 1)];
+    assert!(out.iter().all(|(_, h)| h.positive_spans == spans));
+    assert_eq!(out[0].1.positive_buckets, vec![1.0, 2.0, 3.0, 4.0, 0.0]);
+    assert_eq!(out[2].1.positive_buckets, wider.positive_buckets);
+    assert_eq!(out[0].1.counter_reset_hint, CounterResetHint::Unknown);
 }
 
 #[test]
