@@ -361,3 +361,17 @@ pub fn histogram_chunk_decode_into(
 pub fn histogram_chunk_encode(samples: &[(Timestamp, crate::FloatHistogram)]) -> Vec<Vec<u8>> {
     chunk::histogram::encode_all(samples)
 }
+
+/// Visits every sample of a native-histogram chunk without copying it (the read path's cost).
+pub fn histogram_chunk_iterate(
+    bytes: &[u8],
+    mut f: impl FnMut(Timestamp, &crate::FloatHistogram),
+) -> Result<()> {
+    let mut it = chunk::HistogramIterator::new(bytes);
+    while it.next() {
+        if let Some(h) = it.at_histogram() {
+            f(it.at().0, h);
+        }
+    }
+    it.take_err().map_or(Ok(()), Err)
+}

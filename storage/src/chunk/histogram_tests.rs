@@ -277,3 +277,49 @@ proptest! {
         prop_assert!(out.len() <= MAX_SAMPLES);
     }
 }
+
+/// Non-zero `(index, count)` pairs of both sides: what a histogram means, whatever its layout.
+fn meaning(h: &FloatHistogram) -> (Vec<(i64, f64)>, Vec<(i64, f64)>) {
+    let nz = |s: &[Span], b: &[f64]| indexed(s, b).filter(|x| x.1 != 0.0).collect::<Vec<_>>();
+    (
+        nz(&h.positive_spans, &h.positive_buckets),
+        nz(&h.negative_spans, &h.negative_buckets),
+    )
+}
+
+proptest! {
+    #[test]
+    fn growing_layouts_round_trip_by_index(
+        steps in proptest::collection::vec((1i64..1000, 0usize..6, 0u32..5), 1..100),
+    ) {
+        // Buckets at indexes 0, 3, 4, 9, 10, 11 appear over time (a layout prefix that grows
+        // or shrinks); counts only grow while a bucket is present.
+        let all = [0i64, 3, 4, 9, 10, 11];
+        let mut t = 0;
+        let mut counts = [0f64; 6];
+        let mut samples = Vec::new();
+        for (dt, n, inc) in steps {
+            t += dt;
+            for c in counts.iter_mut().take(n + 1) {
+                *c += f64::from(inc);
+            }
+            let idx = &all[..=n];
+            let h = FloatHistogram {
+                schema: 0,
+                count: counts.iter().take(n + 1).sum(),
+                sum: t as f64,
+                positive_spans: spans_of(idx),
+                positive_buckets: counts[..=n].to_vec(),
+                ..Default::default()
+            };
+            samples.push((t, h));
+        }
+        let got = decode_all(&encode_all(&samples));
+        prop_assert_eq!(got.len(), samples.len());
+        for ((t, h), (wt, wh)) in got.iter().zip(&samples) {
+            prop_assert_eq!(t, wt);
+            prop_assert_eq!(meaning(h), meaning(wh));
+            prop_assert_eq!((h.count, h.sum), (wh.count, wh.sum));
+        }
+    }
+}
