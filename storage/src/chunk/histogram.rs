@@ -123,6 +123,12 @@ pub(crate) fn detect_reset(prev: &FloatHistogram, cur: &FloatHistogram) -> bool 
     if prev.schema != cur.schema || prev.zero_threshold.to_bits() != cur.zero_threshold.to_bits() {
         return false;
     }
+    if prev.positive_spans == cur.positive_spans && prev.negative_spans == cur.negative_spans {
+        // Same layout (the common case): compare position by position.
+        let down = |a: &[f64], b: &[f64]| a.iter().zip(b).any(|(p, c)| p > c);
+        return down(&prev.positive_buckets, &cur.positive_buckets)
+            || down(&prev.negative_buckets, &cur.negative_buckets);
+    }
     let side_reset = |ps: &[Span], pb: &[f64], cs: &[Span], cb: &[f64]| {
         let cur: Vec<(i64, f64)> = indexed(cs, cb).collect();
         indexed(ps, pb).any(|(i, v)| {
@@ -755,19 +761,31 @@ impl<'a> HistogramIterator<'a> {
             (_, CounterResetHint::Gauge) => CounterResetHint::Gauge,
             _ => CounterResetHint::NotCounterReset,
         };
-        let mut vals: Box<dyn Iterator<Item = f64>> = if self.float {
-            Box::new(self.floats.iter().map(|s| f64::from_bits(s.v)))
+        let pos = h.positive_buckets.len();
+        if self.float {
+            let [c, z, rest @ ..] = self.floats.as_slice() else {
+                return None;
+            };
+            h.count = f64::from_bits(c.v);
+            h.zero_count = f64::from_bits(z.v);
+            for (b, st) in h.positive_buckets.iter_mut().zip(rest) {
+                *b = f64::from_bits(st.v);
+            }
+            for (b, st) in h.negative_buckets.iter_mut().zip(rest.get(pos..)?) {
+                *b = f64::from_bits(st.v);
+            }
         } else {
-            Box::new(self.ints.iter().map(|s| s.0 as f64))
-        };
-        h.count = vals.next()?;
-        h.zero_count = vals.next()?;
-        for b in h
-            .positive_buckets
-            .iter_mut()
-            .chain(h.negative_buckets.iter_mut())
-        {
-            *b = vals.next()?;
+            let [c, z, rest @ ..] = self.ints.as_slice() else {
+                return None;
+            };
+            h.count = c.0 as f64;
+            h.zero_count = z.0 as f64;
+            for (b, st) in h.positive_buckets.iter_mut().zip(rest) {
+                *b = st.0 as f64;
+            }
+            for (b, st) in h.negative_buckets.iter_mut().zip(rest.get(pos..)?) {
+                *b = st.0 as f64;
+            }
         }
         Some(())
     }

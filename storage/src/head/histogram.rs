@@ -116,33 +116,48 @@ impl HistData {
             }
             it.take_err().map_or(Ok(()), Err)
         };
-        // The open chunk is set aside so re-encoded closed chunks do not cut it.
+        // The open chunk is set aside so re-encoded closed chunks do not cut it. A chunk that
+        // does not decode is kept as it is (and the error returned at the end).
         let open = self.open.take();
         let old = std::mem::take(&mut self.closed);
+        let mut res = Ok(());
+        let mut touched = false;
         for c in old {
-            if c.max_t < mint || c.min_t > maxt {
+            if c.max_t < mint || c.min_t > maxt || res.is_err() {
                 self.closed.push(c);
                 continue;
             }
             kept.clear();
-            collect(&c.bytes, &mut kept)?;
+            if let Err(e) = collect(&c.bytes, &mut kept) {
+                res = Err(e);
+                self.closed.push(c);
+                continue;
+            }
+            touched = true;
             for (i, (t, h)) in kept.iter().enumerate() {
                 self.push_in_order(*t, h, i == 0);
             }
             self.close_open();
         }
         if let Some(o) = open {
-            if o.max_t < mint || o.min_t > maxt {
+            kept.clear();
+            if o.max_t < mint || o.min_t > maxt || res.is_err() {
+                self.open = Some(o);
+            } else if let Err(e) = collect(o.chunk.bytes(), &mut kept) {
+                res = Err(e);
                 self.open = Some(o);
             } else {
-                kept.clear();
-                collect(o.chunk.bytes(), &mut kept)?;
+                touched = true;
                 for (i, (t, h)) in kept.iter().enumerate() {
                     self.push_in_order(*t, h, i == 0);
                 }
             }
         }
-        Ok(())
+        if touched {
+            // As for floats: the newest remaining sample bounds later appends.
+            self.last_t = (!self.is_empty()).then(|| self.max_time());
+        }
+        res
     }
 
     /// Appends `h` at `t` (after every sample), cutting a chunk when the open one is full, in

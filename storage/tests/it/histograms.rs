@@ -166,6 +166,14 @@ fn deletion_removes_histogram_samples_in_head_and_blocks() {
         s.retain(|(t, _)| !(30_000..=59_999).contains(t) && !(100_000..=120_000).contains(t));
     }
     check(&db, &model, "after deletes");
+    // The newest samples still bound appends: a histogram inside the deleted range is out of
+    // order.
+    let mut app = db.appender();
+    assert!(matches!(
+        app.append_histogram(None, &lbl(&[("__name__", "only_h")]), 110_000, &hist(1, 9)),
+        Err(Error::OutOfOrder)
+    ));
+    app.rollback();
     db.close().unwrap();
 }
 
