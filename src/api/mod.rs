@@ -11,6 +11,7 @@ pub mod format;
 pub mod lifecycle;
 pub mod params;
 pub mod query;
+pub mod query_json;
 pub mod read;
 pub mod rules;
 pub mod series;
