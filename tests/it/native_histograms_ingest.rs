@@ -188,6 +188,34 @@ fn remote_written_histograms_read_back_unchanged() {
     };
     check(&a, "live");
 
+    // PromQL sees them: histogram_count/histogram_sum of the newest sample, and the native
+    // histogram itself in the JSON.
+    let at = (t0 + 90_000) as f64 / 1000.0;
+    let q = |expr: &str| {
+        let r = a.get(&format!(
+            "/api/v1/query?query={}&time={at}",
+            crate::server::harness::enc(expr)
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["data"]["result"][0].clone()
+    };
+    let count = q("histogram_count(nh_int)")["value"][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(count, ints[9].count_int.unwrap().to_string());
+    let sum = q("histogram_sum(nh_int)")["value"][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(sum.parse::<f64>().unwrap(), ints[9].sum);
+    let h = q("nh_int");
+    assert_eq!(
+        h["histogram"][1]["count"].as_str(),
+        Some(ints[9].count_int.unwrap().to_string().as_str()),
+        "{h}"
+    );
+
     // Acknowledged histograms survive a SIGKILL (WAL replay).
     a.kill9();
     let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
