@@ -279,7 +279,9 @@ proptest! {
 }
 
 /// Non-zero `(index, count)` pairs of both sides: what a histogram means, whatever its layout.
-fn meaning(h: &FloatHistogram) -> (Vec<(i64, f64)>, Vec<(i64, f64)>) {
+type Indexed = Vec<(i64, f64)>;
+
+fn meaning(h: &FloatHistogram) -> (Indexed, Indexed) {
     let nz = |s: &[Span], b: &[f64]| indexed(s, b).filter(|x| x.1 != 0.0).collect::<Vec<_>>();
     (
         nz(&h.positive_spans, &h.positive_buckets),
