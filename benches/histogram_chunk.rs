@@ -34,7 +34,7 @@ impl Rng {
 fn series(rng: &mut Rng, steady: bool) -> Vec<(i64, FloatHistogram)> {
     let mut counts: BTreeMap<i64, f64> = BTreeMap::new();
     if steady {
-        counts.extend((-90..=0).map(|i| (i, 0.0)));
+        counts.extend((-120..=20).map(|i| (i, 0.0)));
     }
     let (mut count, mut sum) = (0.0, 0.0);
     (0..SAMPLES as i64)
