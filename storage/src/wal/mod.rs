@@ -4,6 +4,7 @@
 pub(crate) mod checkpoint;
 pub(crate) mod compress;
 pub(crate) mod record;
+pub(crate) mod record_histogram;
 pub(crate) mod segment;
 pub(crate) mod watch;
 

@@ -214,6 +214,7 @@ fn model(recs: &[Record]) -> Model {
             Record::Series(s) => m.0.extend(s.iter().map(|s| (s.series, s.labels.clone()))),
             Record::Samples(s) => m.1.extend(s.iter().map(|s| (s.series, s.t, s.v.to_bits()))),
             Record::Tombstones(t) => m.2.extend(t.iter().map(|t| (t.series, t.mint, t.maxt))),
+            Record::Histograms(_) => {}
         }
     }
     m
@@ -713,7 +714,7 @@ fn mixed_v1_and_v2_segments_replay_and_checkpoint() {
         rs.iter().fold((0, 0), |(a, b), r| match r {
             Record::Series(s) => (a + s.len(), b),
             Record::Samples(s) => (a, b + s.len()),
-            Record::Tombstones(_) => (a, b),
+            Record::Tombstones(_) | Record::Histograms(_) => (a, b),
         })
     };
     assert_eq!(count(&got), count(&want));
