@@ -188,7 +188,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "web.enable-otlp-receiver",
         Kind::Bool,
         "false",
-        "Accepted; no effect.",
+        "Serve the OTLP metrics receiver at /api/v1/otlp/v1/metrics.",
     ),
     (
         "storage.tsdb.wal-compression",
@@ -343,6 +343,8 @@ pub struct Flags {
     pub max_concurrency: usize,
     /// `--web.enable-remote-write-receiver`.
     pub enable_remote_write_receiver: bool,
+    /// `--web.enable-otlp-receiver`.
+    pub enable_otlp_receiver: bool,
 }
 
 /// Parses `args` (without the program name).
@@ -541,6 +543,7 @@ impl Flags {
             max_connections,
             max_concurrency,
             enable_remote_write_receiver: get("web.enable-remote-write-receiver") == "true",
+            enable_otlp_receiver: get("web.enable-otlp-receiver") == "true",
         })
     }
 

@@ -7,6 +7,7 @@
 pub mod alerting;
 mod defaults;
 pub mod duration;
+pub mod otlp;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;
@@ -106,6 +107,9 @@ pub struct Config {
         serialize_with = "secret::serialize_redacted"
     )]
     pub remote_read: Option<serde_yaml_ng::Value>,
+    /// `otlp:` (the OTLP receiver's translation settings).
+    #[serde(skip_serializing_if = "is_default")]
+    pub otlp: otlp::OtlpConfig,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -205,6 +209,7 @@ impl Config {
             ));
         }
         remote_write::validate_all(&self.remote_write)?;
+        self.otlp.validate()?;
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",
