@@ -16,3 +16,8 @@ pub use opentelemetry_proto::tonic::collector::metrics::v1::{
 
 /// Most samples one request may translate to (see [`translate::output_size`]).
 pub const MAX_SAMPLES_PER_REQUEST: u64 = 1_000_000;
+
+pub mod example;
+
+#[cfg(test)]
+mod tests;

@@ -10,8 +10,10 @@ use crate::config::otlp::TranslationStrategy;
 /// The Prometheus type an OTel metric becomes (decides the suffixes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Gauge, or non-monotonic sum.
+    /// Gauge (`_ratio` for unit `1`).
     Gauge,
+    /// Non-monotonic sum: stored as a gauge, but no `_ratio`.
+    UpDownCounter,
     /// Monotonic cumulative sum: a counter (`_total`).
     Counter,
     /// Explicit-bucket or exponential histogram.
@@ -342,6 +344,7 @@ mod tests {
         check("temp", "Cel", Kind::Gauge, d, "temp_celsius");
         check("odd", "foo/bar", Kind::Gauge, d, "odd_foo_per_bar");
         check("q", "%", Kind::Gauge, d, "q_percent");
+        check("queue.size", "1", Kind::UpDownCounter, d, "queue_size");
         let w = UnderscoreEscapingWithoutSuffixes;
         check(
             "http.server.duration",

@@ -393,7 +393,7 @@ impl Writer<'_, '_> {
                 if s.is_monotonic {
                     Kind::Counter
                 } else {
-                    Kind::Gauge
+                    Kind::UpDownCounter
                 },
                 s.data_points.len(),
                 s.aggregation_temporality,
