@@ -5,6 +5,7 @@ mod federate_from_prometheus;
 mod hardening;
 mod kubernetes;
 mod notifier;
+mod otlp;
 mod push;
 mod remote_write;
 mod rules_cli;
