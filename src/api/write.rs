@@ -60,11 +60,14 @@ fn check_headers(req: &Request) -> Result<bool, String> {
     Ok(v2)
 }
 
-/// Adds the 2.0 written-count headers (Argus writes no histograms or exemplars).
-fn with_v2_headers(mut resp: Response, samples: u64) -> Response {
+/// Adds the 2.0 written-count headers (Argus stores no exemplars).
+fn with_v2_headers(mut resp: Response, samples: u64, histograms: u64) -> Response {
     let h = resp.headers_mut();
     h.insert("X-Prometheus-Remote-Write-Samples-Written", samples.into());
-    h.insert("X-Prometheus-Remote-Write-Histograms-Written", 0u64.into());
+    h.insert(
+        "X-Prometheus-Remote-Write-Histograms-Written",
+        histograms.into(),
+    );
     h.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0u64.into());
     resp
 }
@@ -97,7 +100,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             if let Err(e) =
                 remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
             {
-                return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0);
+                return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
             }
             converted = Some(remote_write_v2::to_v1(&req, &mut wr));
         } else if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr) {
@@ -129,7 +132,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
         }
         st.rw_metrics.record(
             outcome.samples_received,
-            outcome.samples_written,
+            outcome.samples_written + outcome.histograms_written,
             &outcome.rejected,
             wr.metadata.len() as u64,
         );
@@ -138,7 +141,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             None => StatusCode::NO_CONTENT.into_response(),
         };
         if v2 {
-            with_v2_headers(resp, outcome.samples_written)
+            with_v2_headers(resp, outcome.samples_written, outcome.histograms_written)
         } else {
             resp
         }

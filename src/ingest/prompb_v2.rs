@@ -1,6 +1,6 @@
 //! Remote Write 2.0 messages (`io.prometheus.write.v2.Request`, `v2.0-rc.4`), written by hand
-//! with prost derive from `io/prometheus/write/v2/types.proto`. Native histograms are reduced to
-//! their timestamp (Argus refuses them); exemplars to what a count needs.
+//! with prost derive from `io/prometheus/write/v2/types.proto`. Native histograms share 1.0's
+//! message type ([`Histogram`]); exemplars are reduced to what a count needs.
 
 /// `io.prometheus.write.v2.Request`. Fields 1–3 are reserved, so a 1.0 body decodes as empty.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -22,7 +22,7 @@ pub struct TimeSeries {
     /// Field 2: float samples, oldest first.
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
-    /// Field 3: native histograms (refused).
+    /// Field 3: native histograms, oldest first.
     #[prost(message, repeated, tag = "3")]
     pub histograms: Vec<Histogram>,
     /// Field 4: exemplars (accepted, not stored).
@@ -61,13 +61,8 @@ pub struct Exemplar {
     pub timestamp: i64,
 }
 
-/// `io.prometheus.write.v2.Histogram`, reduced to its timestamp (field 15).
-#[derive(Clone, Copy, PartialEq, prost::Message)]
-pub struct Histogram {
-    /// Field 15: ms.
-    #[prost(int64, tag = "15")]
-    pub timestamp: i64,
-}
+/// `io.prometheus.write.v2.Histogram`: 1.0's message plus `start_timestamp` (field 17).
+pub use super::prompb::Histogram;
 
 /// `io.prometheus.write.v2.Metadata`.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]

@@ -3,8 +3,8 @@
 //!
 //! Semantics (see README "Compatibility"): series with missing metric name, empty or duplicate
 //! label names, or unsorted labels are rejected; samples the storage refuses (out of order,
-//! duplicate, too old, out of bounds, more than 10 minutes in the future) and native histograms
-//! are rejected one by one. Everything else in the request is kept and committed; the HTTP layer
+//! duplicate, too old, out of bounds, more than 10 minutes in the future) and invalid native
+//! histograms ([`super::remote_write_histogram`]) are rejected one by one. Everything else in the request is kept and committed; the HTTP layer
 //! answers 400 naming the rejections, 204 when there were none.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -108,7 +108,7 @@ pub enum Reason {
     TooOld,
     /// Same timestamp, different value.
     Duplicate,
-    /// Native histogram samples (not supported by Argus's storage).
+    /// Invalid native histogram samples (layout, schema, counts).
     NativeHistogram,
 }
 
@@ -139,8 +139,10 @@ impl Reason {
 /// What happened to one request.
 #[derive(Debug, Default, PartialEq)]
 pub struct Outcome {
-    /// Samples appended (visible once committed).
+    /// Float samples appended (visible once committed).
     pub samples_written: u64,
+    /// Native-histogram samples appended.
+    pub histograms_written: u64,
     /// Samples received, including rejected ones.
     pub samples_received: u64,
     /// Rejected samples per reason (a rejected series counts all its samples).
@@ -176,7 +178,7 @@ impl Outcome {
             "{} of {} samples rejected ({} written): {}",
             self.rejected_total,
             self.samples_received,
-            self.samples_written,
+            self.samples_written + self.histograms_written,
             self.messages.join("; ")
         );
         if self.rejected_total > self.messages.len() as u64 {
@@ -337,12 +339,6 @@ pub fn append_request_limited(
                 continue;
             }
         };
-        if let Some(h) = ts.histograms.first() {
-            let t = h.timestamp;
-            out.reject(Reason::NativeHistogram, hist, || {
-                format!("native histograms are not supported: series {labels} at {t}")
-            });
-        }
         let mut series = None;
         for s in &ts.samples {
             if s.timestamp > max_t {
@@ -363,6 +359,43 @@ pub fn append_request_limited(
                     Some(reason) => out.reject(reason, 1, || {
                         format!("{e} for series {labels} at {}", s.timestamp)
                     }),
+                    None => return Err(e),
+                },
+            }
+        }
+        for h in &ts.histograms {
+            let t = h.timestamp;
+            if t > max_t {
+                out.reject(Reason::OutOfBounds, 1, || {
+                    format!(
+                        "out of bounds: sample too far in the future for series {labels} at {t}"
+                    )
+                });
+                continue;
+            }
+            let fh = match super::remote_write_histogram::to_float_histogram(h) {
+                Ok(fh) => fh,
+                Err(msg) => {
+                    out.reject(Reason::NativeHistogram, 1, || {
+                        format!("{msg} for series {labels} at {t}")
+                    });
+                    continue;
+                }
+            };
+            match app.append_histogram(series, &labels, t, &fh) {
+                Ok(r) => {
+                    series = Some(r);
+                    out.histograms_written += 1;
+                }
+                Err(StorageError::InvalidArgument(msg)) => {
+                    out.reject(Reason::NativeHistogram, 1, || {
+                        format!("{msg} for series {labels} at {t}")
+                    });
+                }
+                Err(e) => match reason_of(&e) {
+                    Some(reason) => {
+                        out.reject(reason, 1, || format!("{e} for series {labels} at {t}"))
+                    }
                     None => return Err(e),
                 },
             }
@@ -466,9 +499,11 @@ mod tests {
             ],
             metadata: vec![],
         };
-        req.timeseries[0]
-            .histograms
-            .push(Histogram { timestamp: 5 });
+        req.timeseries[0].histograms.push(Histogram {
+            timestamp: 5,
+            schema: 99,
+            ..Default::default()
+        });
         let out = append_request(app.as_mut(), &mut req, 0).unwrap();
         app.commit().unwrap();
         assert_eq!(out.samples_received, 9);
@@ -545,7 +580,10 @@ mod tests {
                 exemplars: vec![],
                 histograms: hist
                     .into_iter()
-                    .map(|timestamp| Histogram { timestamp })
+                    .map(|timestamp| Histogram {
+                        timestamp,
+                        ..Default::default()
+                    })
                     .collect(),
             });
         let meta = ("\\PC{0,10}", 0i32..8, "\\PC{0,10}").prop_map(|(name, t, help)| {

@@ -5,7 +5,7 @@
 //! Per-series problems (a symbol ref out of range, an odd number of label refs, a series with
 //! neither samples nor histograms) reject that series and are reported like 1.0's rejections;
 //! the rest of the request is written. A request whose `symbols[0]` is not `""` is refused
-//! whole. Native histograms are refused per sample (Argus has no native histograms).
+//! whole. Native histograms are passed on as they are (1.0 and 2.0 share the message).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::prompb::{self, MetricMetadata, WriteRequest};
@@ -119,13 +119,7 @@ pub fn to_v1(req: &Request, out: &mut WriteRequest) -> Outcome {
                 })
                 .collect(),
             exemplars: Vec::new(),
-            histograms: ts
-                .histograms
-                .iter()
-                .map(|h| prompb::Histogram {
-                    timestamp: h.timestamp,
-                })
-                .collect(),
+            histograms: ts.histograms.clone(),
         });
     }
     rejected
@@ -227,7 +221,7 @@ pub fn from_v1(req: &WriteRequest) -> Request {
                         start_timestamp: 0,
                     })
                     .collect(),
-                histograms: Vec::new(),
+                histograms: ts.histograms.clone(),
                 exemplars: Vec::new(),
                 metadata,
             }

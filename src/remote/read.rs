@@ -185,12 +185,18 @@ pub fn answer(
                     return Err(ReadError::SampleLimit(max_samples));
                 }
                 let (timestamp, value) = it.at();
+                if let Some(h) = it.at_histogram() {
+                    ts.histograms.push(
+                        crate::ingest::remote_write_histogram::from_float_histogram(timestamp, h),
+                    );
+                    continue;
+                }
                 ts.samples.push(prompb::Sample { value, timestamp });
             }
             if let Some(e) = it.err() {
                 return Err(ReadError::Storage(e.to_string()));
             }
-            if !ts.samples.is_empty() {
+            if !ts.samples.is_empty() || !ts.histograms.is_empty() {
                 result.timeseries.push(ts);
             }
         }

@@ -98,11 +98,17 @@ pub enum WalRecord {
     Samples(Vec<(u64, i64, u64)>),
     /// (series ref, mint, maxt).
     Tombstones(Vec<(u64, i64, i64)>),
+    /// A native-histogram samples record, as its canonical (re-encoded) bytes.
+    Histograms(Vec<u8>),
 }
 
 impl WalRecord {
     fn to_internal(&self) -> record::Record {
         match self {
+            WalRecord::Histograms(b) => match record::decode(b) {
+                Ok(r @ record::Record::Histograms(_)) => r,
+                _ => record::Record::Histograms(Vec::new()),
+            },
             WalRecord::Series(s) => record::Record::Series(
                 s.iter()
                     .map(|(series, labels)| record::RefSeries {
@@ -140,6 +146,11 @@ impl WalRecord {
             ),
             record::Record::Tombstones(t) => {
                 WalRecord::Tombstones(t.into_iter().map(|t| (t.series, t.mint, t.maxt)).collect())
+            }
+            r @ record::Record::Histograms(_) => {
+                let mut b = Vec::new();
+                r.encode(&mut b);
+                WalRecord::Histograms(b)
             }
         }
     }
@@ -335,4 +346,18 @@ pub fn tombstones_decode(bytes: &[u8]) -> Result<TombstoneList> {
         .into_iter()
         .flat_map(|(id, list)| list.into_iter().map(move |(a, b)| (id, a, b)))
         .collect())
+}
+
+/// Decodes every sample of a native-histogram chunk into `dst` (appending).
+pub fn histogram_chunk_decode_into(
+    dst: &mut Vec<(Timestamp, crate::FloatHistogram)>,
+    bytes: &[u8],
+) -> Result<()> {
+    chunk::histogram::decode_into(dst, bytes)
+}
+
+/// Encodes `samples` (strictly increasing timestamps, valid layouts) into histogram chunks as
+/// the head does, cutting where the codec refuses a sample; returns each chunk's bytes.
+pub fn histogram_chunk_encode(samples: &[(Timestamp, crate::FloatHistogram)]) -> Vec<Vec<u8>> {
+    chunk::histogram::encode_all(samples)
 }

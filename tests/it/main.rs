@@ -4,6 +4,7 @@ mod federate;
 mod federate_from_prometheus;
 mod hardening;
 mod kubernetes;
+mod native_histograms_ingest;
 mod notifier;
 mod otlp;
 mod push;

@@ -176,6 +176,15 @@ impl BlockReader for Block {
             }
             let (enc, data) = self.chunks.chunk(m.chunk_ref, &mut out.frames)?;
             let data = data.to_vec();
+            if enc == crate::chunk::Encoding::Histogram {
+                crate::chunk::histogram::reencode_kept(
+                    &data,
+                    |t| !tombstones::is_deleted(deleted, t),
+                    |lo, hi, b| out.push_enc(lo, hi, enc, b),
+                )
+                .map_err(|e| Error::corruption(&self.dir, m.chunk_ref, e.to_string()))?;
+                continue;
+            }
             // Re-encode the chunk without the deleted samples.
             let mut c = XorChunk::new();
             let (mut lo, mut hi) = (i64::MAX, i64::MIN);

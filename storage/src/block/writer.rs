@@ -5,7 +5,8 @@ use super::BlockReader;
 use super::chunks::ChunkWriter;
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, META_VERSION};
 use super::tombstones;
-use crate::chunk::{BLOCK_SAMPLES_PER_CHUNK, encode_best};
+use crate::chunk::histogram::HistogramChunk;
+use crate::chunk::{BLOCK_SAMPLES_PER_CHUNK, Encoding, encode_best};
 use crate::error::{Error, Result};
 use crate::fs::layout::{CHUNKS_DIR, INDEX_FILE, TMP_SUFFIX, TOMBSTONES_FILE};
 use crate::index::{ChunkMeta, IndexWriter};
@@ -14,6 +15,10 @@ use crate::model::Timestamp;
 use crate::querier::merge::MergedSeries;
 use std::path::Path;
 use std::sync::Arc;
+
+/// A block's histogram chunk is cut at this many bytes (or [`BLOCK_SAMPLES_PER_CHUNK`]
+/// samples).
+const BLOCK_HISTOGRAM_CHUNK_BYTES: usize = 16 << 10;
 
 /// What to write: the time range (closed, ms) and the compaction lineage.
 pub(crate) struct BlockSpec {
@@ -70,8 +75,23 @@ fn write_into(
     while merged.next() {
         metas.clear();
         let mut it = merged.samples();
-        // Each chunk is encoded with whichever of XOR and packed is smaller (`encode_best`).
-        let mut flush = |buf: &mut Vec<(Timestamp, f64)>, enc_buf: &mut Vec<u8>| -> Result<()> {
+        // Histogram samples go to histogram chunks; a change of sample type cuts a chunk, so
+        // at most one of `buf` and `hist` holds samples.
+        let mut hist: Option<(HistogramChunk, Timestamp, Timestamp)> = None;
+        // Each float chunk is encoded with whichever of XOR and packed is smaller
+        // (`encode_best`).
+        let mut flush = |buf: &mut Vec<(Timestamp, f64)>,
+                         hist: &mut Option<(HistogramChunk, Timestamp, Timestamp)>,
+                         enc_buf: &mut Vec<u8>|
+         -> Result<()> {
+            if let Some((c, min_time, max_time)) = hist.take() {
+                let r = chunks.write(Encoding::Histogram, c.bytes())?;
+                metas.push(ChunkMeta {
+                    min_time,
+                    max_time,
+                    chunk_ref: r,
+                });
+            }
             let (Some(&(cmin, _)), Some(&(cmax, _))) = (buf.first(), buf.last()) else {
                 return Ok(());
             };
@@ -87,12 +107,44 @@ fn write_into(
             Ok(())
         };
         while it.next() {
-            sample_buf.push(it.at());
             stats.num_samples += 1;
+            if let Some(h) = it.at_histogram() {
+                let t = it.at().0;
+                if !sample_buf.is_empty() {
+                    flush(&mut sample_buf, &mut None, &mut enc_buf)?;
+                }
+                let full = hist.as_ref().is_some_and(|(c, _, _)| {
+                    c.num_samples() >= BLOCK_SAMPLES_PER_CHUNK
+                        || c.bytes().len() >= BLOCK_HISTOGRAM_CHUNK_BYTES
+                });
+                if full {
+                    flush(&mut sample_buf, &mut hist, &mut enc_buf)?;
+                }
+                let cut = match hist.as_mut() {
+                    Some((c, _, max_t)) => match c.append(t, h) {
+                        Ok(()) => {
+                            *max_t = t;
+                            None
+                        }
+                        Err(cut) => Some(cut.hint),
+                    },
+                    None => Some(h.counter_reset_hint),
+                };
+                if let Some(hint) = cut {
+                    flush(&mut sample_buf, &mut hist, &mut enc_buf)?;
+                    hist = Some((HistogramChunk::new(t, h, hint), t, t));
+                }
+                continue;
+            }
+            if hist.is_some() {
+                flush(&mut sample_buf, &mut hist, &mut enc_buf)?;
+            }
+            sample_buf.push(it.at());
             if sample_buf.len() == BLOCK_SAMPLES_PER_CHUNK {
-                flush(&mut sample_buf, &mut enc_buf)?;
+                flush(&mut sample_buf, &mut None, &mut enc_buf)?;
             }
         }
+        flush(&mut sample_buf, &mut hist, &mut enc_buf)?;
         if let Some(e) = it.err() {
             return Err(Error::corruption(
                 tmp,
@@ -100,7 +152,6 @@ fn write_into(
                 format!("cannot read source chunk: {e}"),
             ));
         }
-        flush(&mut sample_buf, &mut enc_buf)?;
         drop(it);
         if let (Some(first), Some(last)) = (metas.first(), metas.last()) {
             dmin = dmin.min(first.min_time);

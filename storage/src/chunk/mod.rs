@@ -2,9 +2,11 @@
 //! [`packed`] encoding, told apart by the encoding byte stored beside each chunk.
 //! [`ChunkIterator`] reads either.
 
+pub(crate) mod histogram;
 pub(crate) mod packed;
 pub(crate) mod xor;
 
+pub(crate) use histogram::HistogramIterator;
 pub(crate) use packed::{PackedIterator, encode_best};
 pub(crate) use xor::{XorChunk, XorIterator};
 
@@ -29,6 +31,8 @@ pub(crate) enum Encoding {
     /// Group-wise bit-packed differences of timestamps and values (compacted blocks). Byte 2
     /// was an earlier one-width-per-chunk format that is no longer read.
     Packed = 3,
+    /// Native histograms ([`histogram`]): integer or float counts, one bucket layout per chunk.
+    Histogram = 4,
 }
 
 impl Encoding {
@@ -37,6 +41,7 @@ impl Encoding {
         match b {
             1 => Some(Encoding::Xor),
             3 => Some(Encoding::Packed),
+            4 => Some(Encoding::Histogram),
             _ => None,
         }
     }
@@ -52,6 +57,12 @@ pub(crate) fn decode_into(
     match enc {
         Encoding::Xor => xor::decode_into(dst, bytes),
         Encoding::Packed => packed::decode_into(dst, bytes),
+        Encoding::Histogram => {
+            let mut hs = Vec::new();
+            histogram::decode_into(&mut hs, bytes)?;
+            dst.extend(hs.into_iter().map(|(t, _)| (t, 0.0)));
+            Ok(())
+        }
     }
 }
 
@@ -61,6 +72,8 @@ pub(crate) enum ChunkIterator<'a> {
     Xor(XorIterator<'a>),
     /// Over a packed chunk.
     Packed(PackedIterator),
+    /// Over a histogram chunk.
+    Histogram(Box<HistogramIterator<'a>>),
 }
 
 impl<'a> ChunkIterator<'a> {
@@ -69,6 +82,9 @@ impl<'a> ChunkIterator<'a> {
         match enc {
             Encoding::Xor => ChunkIterator::Xor(XorIterator::new(bytes)),
             Encoding::Packed => ChunkIterator::Packed(PackedIterator::new(bytes)),
+            Encoding::Histogram => {
+                ChunkIterator::Histogram(Box::new(HistogramIterator::new(bytes)))
+            }
         }
     }
 
@@ -77,6 +93,7 @@ impl<'a> ChunkIterator<'a> {
         match (self, enc) {
             (ChunkIterator::Xor(it), Encoding::Xor) => it.reset(bytes),
             (ChunkIterator::Packed(it), Encoding::Packed) => it.reset(bytes),
+            (ChunkIterator::Histogram(it), Encoding::Histogram) => it.reset(bytes),
             (this, enc) => *this = ChunkIterator::new(enc, bytes),
         }
     }
@@ -87,24 +104,34 @@ impl SampleIterator for ChunkIterator<'_> {
         match self {
             ChunkIterator::Xor(it) => it.next(),
             ChunkIterator::Packed(it) => it.next(),
+            ChunkIterator::Histogram(it) => it.next(),
         }
     }
     fn seek(&mut self, t: Timestamp) -> bool {
         match self {
             ChunkIterator::Xor(it) => it.seek(t),
             ChunkIterator::Packed(it) => it.seek(t),
+            ChunkIterator::Histogram(it) => it.seek(t),
         }
     }
     fn at(&self) -> (Timestamp, f64) {
         match self {
             ChunkIterator::Xor(it) => it.at(),
             ChunkIterator::Packed(it) => it.at(),
+            ChunkIterator::Histogram(it) => it.at(),
+        }
+    }
+    fn at_histogram(&self) -> Option<&crate::histogram::FloatHistogram> {
+        match self {
+            ChunkIterator::Histogram(it) => it.at_histogram(),
+            _ => None,
         }
     }
     fn err(&self) -> Option<&Error> {
         match self {
             ChunkIterator::Xor(it) => it.err(),
             ChunkIterator::Packed(it) => it.err(),
+            ChunkIterator::Histogram(it) => it.err(),
         }
     }
 }

@@ -206,6 +206,11 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Bits not yet read.
+    pub(crate) fn remaining_bits(&self) -> usize {
+        (self.buf.len() - self.pos) * 8 + self.nbits as usize
+    }
+
     /// Bits consumed from the start of the buffer.
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn bits_consumed(&self) -> usize {

@@ -1,10 +1,13 @@
 //! The head appender: validate on `append`, then on `commit` log WAL records and apply to memory.
 
 use super::Head;
+use super::histogram::PENDING_HISTOGRAM_BITS;
 use super::series::{Applied, Series, U64Map};
 use crate::error::{Error, Result};
+use crate::histogram::FloatHistogram;
 use crate::interface::Appender;
 use crate::model::{Labels, SeriesRef, Timestamp};
+use crate::wal::record::RefHistogram;
 use crate::wal::{RefSample, RefSeries, record};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,8 +19,12 @@ pub(crate) struct HeadAppender {
     series: Vec<Arc<Series>>,
     /// Series ref → (index in `series`, newest pending sample `(t, bits)` if in order).
     pending: U64Map<(u32, Option<(Timestamp, u64)>)>,
-    /// `(index in series, t, v)` in append order.
+    /// `(index in series, t, v)` in append order. An index with [`HIST_FLAG`] set is a
+    /// histogram sample: `v`'s bits are its index in `hists`.
     samples: Vec<(u32, Timestamp, f64)>,
+    /// Histogram samples of the batch.
+    hists: Vec<FloatHistogram>,
+    ref_hists: Vec<RefHistogram>,
     // Scratch buffers reused across commits.
     ref_samples: Vec<RefSample>,
     ref_series: Vec<RefSeries>,
@@ -32,6 +39,12 @@ pub(crate) struct HeadAppender {
 
 /// Samples per WAL record: at most 28 bytes each, so a record stays far below the 64 MiB cap.
 const SAMPLES_PER_RECORD: usize = 1 << 20;
+/// Marks a histogram entry in [`HeadAppender::samples`] (series indexes stay below it: a
+/// batch holds far fewer than 2^31 series).
+const HIST_FLAG: u32 = 1 << 31;
+/// Histogram samples per WAL record (each at most a few KiB: buckets are bounded at ingest).
+const HISTOGRAMS_PER_RECORD: usize = 1 << 12;
+
 /// Series per WAL record (labels are bounded at ingest, so this stays below the cap too).
 const SERIES_PER_RECORD: usize = 1000;
 
@@ -43,6 +56,8 @@ impl HeadAppender {
             series: Vec::new(),
             pending: U64Map::default(),
             samples: Vec::new(),
+            hists: Vec::new(),
+            ref_hists: Vec::new(),
             ref_samples: Vec::new(),
             ref_series: Vec::new(),
             buf_series: Vec::new(),
@@ -64,6 +79,20 @@ impl HeadAppender {
         self.series.clear();
         self.pending.clear();
         self.samples.clear();
+        self.hists.clear();
+    }
+
+    /// The batch index of series `s`, adding it; and its newest pending sample.
+    fn batch_index(&mut self, s: &Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
+        match self.pending.get(&s.id) {
+            Some(&p) => p,
+            None => {
+                let idx = self.series.len() as u32;
+                self.series.push(s.clone());
+                self.pending.insert(s.id, (idx, None));
+                (idx, None)
+            }
+        }
     }
 
     fn reject(&self, a: Applied) -> Error {
@@ -129,15 +158,7 @@ impl Appender for HeadAppender {
         }
         let s = self.lookup(hint, labels)?;
         let id = s.id;
-        let (idx, pending) = match self.pending.get(&id) {
-            Some(&p) => p,
-            None => {
-                let idx = self.series.len() as u32;
-                self.series.push(s.clone());
-                self.pending.insert(id, (idx, None));
-                (idx, None)
-            }
-        };
+        let (idx, pending) = self.batch_index(&s);
         let verdict = s.data.lock().check(
             pending,
             t,
@@ -168,6 +189,51 @@ impl Appender for HeadAppender {
         Ok(SeriesRef(id))
     }
 
+    fn append_histogram(
+        &mut self,
+        hint: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef> {
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        h.check_layout().map_err(Error::InvalidArgument)?;
+        let max = crate::histogram::MAX_BUCKETS;
+        if h.positive_buckets.len() + h.negative_buckets.len() > max
+            || h.positive_spans.len().max(h.negative_spans.len()) > max
+            || h.custom_values.len() > max
+        {
+            return Err(Error::InvalidArgument(format!(
+                "histogram has more than {max} buckets, spans or custom bounds"
+            )));
+        }
+        let s = self.lookup(hint, labels)?;
+        let id = s.id;
+        let (idx, pending) = self.batch_index(&s);
+        if idx >= HIST_FLAG {
+            return Err(Error::InvalidArgument(
+                "too many series in one batch".into(),
+            ));
+        }
+        match s.data.lock().check_histogram(pending, t, h) {
+            Applied::InOrder => {
+                if t < self.head.appendable_min_valid_time() {
+                    return Err(self.reject(Applied::RejectOutOfBounds));
+                }
+            }
+            Applied::Duplicate => return Ok(SeriesRef(id)),
+            rejected => return Err(self.reject(rejected)),
+        }
+        self.pending
+            .insert(id, (idx, Some((t, PENDING_HISTOGRAM_BITS))));
+        let hi = self.hists.len() as u64;
+        self.hists.push(h.clone());
+        self.samples.push((idx | HIST_FLAG, t, f64::from_bits(hi)));
+        Ok(SeriesRef(id))
+    }
+
     fn commit(&mut self) -> Result<()> {
         if self.samples.is_empty() {
             self.clear();
@@ -177,17 +243,63 @@ impl Appender for HeadAppender {
             self.clear();
             return Err(Error::Closed);
         }
-        self.ref_samples.clear();
-        for &(idx, t, v) in &self.samples {
-            let series = self.series.get(idx as usize).map_or(0, |s| s.id);
-            self.ref_samples.push(RefSample { series, t, v });
-        }
-        // Records are capped at 64 MiB (`MAX_RECORD_LEN`): a large batch becomes several records
-        // of one WAL batch, still written with one write and synced once.
+        // Consecutive float samples become samples records and consecutive histogram samples
+        // histogram records, in append order, so replay applies them in the order `apply`
+        // does. Records are capped (`MAX_RECORD_LEN` is 64 MiB): a large batch becomes several
+        // records of one WAL batch, still written with one write and synced once.
         self.buf_samples.clear();
         self.bounds.clear();
-        for chunk in self.ref_samples.chunks(SAMPLES_PER_RECORD) {
-            record::encode_samples(chunk, &mut self.buf_samples);
+        self.ref_samples.clear();
+        self.ref_hists.clear();
+        let series_id = |idx: u32| {
+            self.series
+                .get((idx & !HIST_FLAG) as usize)
+                .map_or(0, |s| s.id)
+        };
+        for &(idx, t, v) in &self.samples {
+            if idx & HIST_FLAG == 0 {
+                if !self.ref_hists.is_empty() {
+                    record::encode_histograms(&self.ref_hists, &mut self.buf_samples);
+                    self.bounds.push(self.buf_samples.len());
+                    self.ref_hists.clear();
+                }
+                self.ref_samples.push(RefSample {
+                    series: series_id(idx),
+                    t,
+                    v,
+                });
+                if self.ref_samples.len() == SAMPLES_PER_RECORD {
+                    record::encode_samples(&self.ref_samples, &mut self.buf_samples);
+                    self.bounds.push(self.buf_samples.len());
+                    self.ref_samples.clear();
+                }
+            } else {
+                if !self.ref_samples.is_empty() {
+                    record::encode_samples(&self.ref_samples, &mut self.buf_samples);
+                    self.bounds.push(self.buf_samples.len());
+                    self.ref_samples.clear();
+                }
+                let Some(h) = self.hists.get(v.to_bits() as usize) else {
+                    unreachable!("BUG: histogram entry without its histogram");
+                };
+                self.ref_hists.push(RefHistogram {
+                    series: series_id(idx),
+                    t,
+                    h: h.clone(),
+                });
+                if self.ref_hists.len() == HISTOGRAMS_PER_RECORD {
+                    record::encode_histograms(&self.ref_hists, &mut self.buf_samples);
+                    self.bounds.push(self.buf_samples.len());
+                    self.ref_hists.clear();
+                }
+            }
+        }
+        if !self.ref_samples.is_empty() {
+            record::encode_samples(&self.ref_samples, &mut self.buf_samples);
+            self.bounds.push(self.buf_samples.len());
+        }
+        if !self.ref_hists.is_empty() {
+            record::encode_histograms(&self.ref_hists, &mut self.buf_samples);
             self.bounds.push(self.buf_samples.len());
         }
         let head = self.head.clone();
@@ -261,6 +373,7 @@ impl HeadAppender {
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            let (is_hist, idx) = (idx & HIST_FLAG != 0, idx & !HIST_FLAG);
             // Keep the series lock across consecutive samples of the same series.
             if cur.as_ref().is_none_or(|(i, _, _)| *i != idx) {
                 cur = None;
@@ -272,7 +385,15 @@ impl HeadAppender {
             let Some((_, id, d)) = cur.as_mut() else {
                 continue;
             };
-            match d.apply(*id, t, v, range, window, &head.chunk_files) {
+            let applied = if is_hist {
+                match self.hists.get(v.to_bits() as usize) {
+                    Some(h) => d.apply_histogram(t, h, range),
+                    None => unreachable!("BUG: histogram entry without its histogram"),
+                }
+            } else {
+                d.apply(*id, t, v, range, window, &head.chunk_files)
+            };
+            match applied {
                 Applied::InOrder => n_in += 1,
                 Applied::OutOfOrder => n_ooo += 1,
                 Applied::Duplicate => continue,

@@ -10,6 +10,7 @@
 
 pub(crate) mod append;
 pub(crate) mod chunk_files;
+pub(crate) mod histogram;
 pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
@@ -354,6 +355,9 @@ impl Head {
                 }
             }
             d.closed.shrink_to_fit();
+            if let Some(h) = d.hist.as_mut() {
+                h.delete(mint, maxt)?;
+            }
             if touched {
                 d.recompute_last(&self.chunk_files)?;
             }

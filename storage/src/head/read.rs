@@ -94,6 +94,18 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         {
             out.push(o.min_t, o.max_t, o.chunk.bytes());
         }
+        if let Some(h) = &d.hist {
+            for c in &h.closed {
+                if overlaps(c.min_t, c.max_t, mint, maxt) {
+                    out.push_enc(c.min_t, c.max_t, Encoding::Histogram, &c.bytes);
+                }
+            }
+            if let Some(o) = &h.open
+                && overlaps(o.min_t, o.max_t, mint, maxt)
+            {
+                out.push_enc(o.min_t, o.max_t, Encoding::Histogram, o.chunk.bytes());
+            }
+        }
         let lo = d.ooo.partition_point(|x| x.0 < mint);
         let hi = d.ooo.partition_point(|x| x.0 <= maxt);
         if let (Some(ooo), Some(first), Some(last)) = (

@@ -62,6 +62,22 @@ pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
                     }
                 }
             }
+            Record::Histograms(hs) => {
+                for rh in hs {
+                    if rh.t < min_valid && window <= 0 {
+                        continue;
+                    }
+                    let Some(s) = refs.get(&rh.series) else {
+                        out.unknown_refs += 1;
+                        continue;
+                    };
+                    if s.data.lock().apply_histogram(rh.t, &rh.h, range) == Applied::InOrder {
+                        out.samples += 1;
+                        mint = mint.min(rh.t);
+                        maxt = maxt.max(rh.t);
+                    }
+                }
+            }
             Record::Tombstones(ts) => {
                 for t in ts {
                     let id = refs.get(&t.series).map(|s| s.id);

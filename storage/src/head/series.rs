@@ -105,6 +105,8 @@ pub(crate) struct SeriesData {
     pub(crate) ooo: Vec<(Timestamp, f64)>,
     /// Newest in-order sample `(t, value bits)`; kept when its chunk is truncated away.
     pub(crate) last: Option<(Timestamp, u64)>,
+    /// Native-histogram samples, if the series ever had any.
+    pub(crate) hist: Option<Box<super::histogram::HistData>>,
 }
 
 impl SeriesData {
@@ -123,7 +125,9 @@ impl SeriesData {
 
     /// Number of in-order chunks.
     pub(crate) fn num_chunks(&self) -> usize {
-        self.closed.len() + usize::from(self.open.is_some())
+        self.closed.len()
+            + usize::from(self.open.is_some())
+            + self.hist.as_ref().map_or(0, |h| h.num_chunks())
     }
 
     /// Newest timestamp of any sample, `i64::MIN` when empty.
@@ -134,7 +138,8 @@ impl SeriesData {
             (None, None) => i64::MIN,
         };
         let b = self.ooo.last().map_or(i64::MIN, |s| s.0);
-        a.max(b)
+        let h = self.hist.as_ref().map_or(i64::MIN, |h| h.max_time());
+        a.max(b).max(h)
     }
 
     /// Oldest timestamp of any sample, `i64::MAX` when empty.
@@ -145,12 +150,16 @@ impl SeriesData {
             (None, None) => i64::MAX,
         };
         let b = self.ooo.first().map_or(i64::MAX, |s| s.0);
-        a.min(b)
+        let h = self.hist.as_ref().map_or(i64::MAX, |h| h.min_time());
+        a.min(b).min(h)
     }
 
     /// True when there are no samples.
     pub(crate) fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.is_none() && self.ooo.is_empty()
+        self.closed.is_empty()
+            && self.open.is_none()
+            && self.ooo.is_empty()
+            && self.hist.as_ref().is_none_or(|h| h.is_empty())
     }
 
     /// Drops chunks and out-of-order samples entirely older than `before`.
@@ -161,6 +170,9 @@ impl SeriesData {
             self.open = None;
         }
         self.ooo.retain(|x| x.0 >= before);
+        if let Some(h) = self.hist.as_mut() {
+            h.truncate(before);
+        }
     }
 
     /// Value bits at `t` if a sample exists there (in-order chunks or OOO buffer).
@@ -203,6 +215,12 @@ impl SeriesData {
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
+        if let Some(v) = self.float_vs_histograms(t, window) {
+            return v;
+        }
+        if pending.is_some_and(|p| p.1 == super::histogram::PENDING_HISTOGRAM_BITS && p.0 == t) {
+            return Applied::RejectDuplicate;
+        }
         let last = match (self.last, pending) {
             (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
             (a, b) => a.or(b),
@@ -243,6 +261,9 @@ impl SeriesData {
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
+        if let Some(v) = self.float_vs_histograms(t, window) {
+            return v;
+        }
         match self.last {
             Some((lt, lb)) if t == lt => {
                 if lb == v.to_bits() {
@@ -277,9 +298,12 @@ impl SeriesData {
                 }
             }
             _ => {
+                let hist_t = self.hist.as_ref().and_then(|h| h.last_t);
                 let cut = self.open.as_ref().is_some_and(|o| {
                     o.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
                         || o.min_t.div_euclid(range) != t.div_euclid(range)
+                        // Histograms since this chunk's last sample: the type changed.
+                        || hist_t.is_some_and(|ht| ht > o.max_t)
                 });
                 if cut {
                     self.close_open(id, files);
@@ -324,6 +348,7 @@ impl SeriesData {
         self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
             + self.open.as_ref().map_or(0, |o| o.chunk.heap_bytes())
             + self.ooo.capacity() * std::mem::size_of::<(Timestamp, f64)>()
+            + self.hist.as_ref().map_or(0, |h| h.heap_bytes())
     }
 }
 

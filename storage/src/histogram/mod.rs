@@ -25,6 +25,10 @@ pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
 pub const MIN_EXPONENTIAL_SCHEMA: i32 = -4;
 /// Largest exponential schema.
 pub const MAX_EXPONENTIAL_SCHEMA: i32 = 8;
+/// Most buckets (positive and negative together), spans per side, or custom bounds one stored
+/// histogram may have (bounds the chunk decoder's memory; client libraries default to 160
+/// buckets). The storage refuses larger histograms with `InvalidArgument`.
+pub const MAX_BUCKETS: usize = 1 << 14;
 
 /// A run of consecutive buckets: `offset` is the gap to the previous span's end (for the first
 /// span, the index of its first bucket), `length` the number of buckets in it.

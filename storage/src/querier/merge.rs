@@ -5,6 +5,7 @@
 use crate::block::{BlockReader, ChunkSpan, SeriesChunks};
 use crate::chunk::ChunkIterator;
 use crate::error::{Error, Result};
+use crate::histogram::FloatHistogram;
 use crate::interface::SampleIterator;
 use crate::model::{Labels, Timestamp};
 use std::sync::Arc;
@@ -146,6 +147,9 @@ fn chunk_error(e: &Error) -> Error {
     Error::corruption("chunk", 0, e.to_string())
 }
 
+/// A decoded sample in merge mode: time, float value, histogram (for histogram samples).
+type MergedSample = (Timestamp, f64, Option<Box<FloatHistogram>>);
+
 /// Samples of a series' chunks within `[mint, maxt]`, deduplicated by timestamp (the earliest
 /// chunk wins). Non-overlapping chunks are streamed; overlapping ones are decoded and merged.
 pub(crate) struct ChunksIterator<'a> {
@@ -158,8 +162,9 @@ pub(crate) struct ChunksIterator<'a> {
     it: Option<ChunkIterator<'a>>,
     /// `it` is positioned inside a chunk that may have more samples.
     live: bool,
-    // Merge mode: all samples decoded, sorted, deduplicated and trimmed.
-    merged: Option<Vec<(Timestamp, f64)>>,
+    // Merge mode: all samples decoded, sorted, deduplicated and trimmed; histogram samples
+    // carry their histogram.
+    merged: Option<Vec<MergedSample>>,
     pos: usize,
     cur: (Timestamp, f64),
     started: bool,
@@ -198,7 +203,7 @@ impl<'a> ChunksIterator<'a> {
     }
 
     fn merge_all(&mut self) {
-        let mut all: Vec<(Timestamp, f64)> = Vec::new();
+        let mut all: Vec<MergedSample> = Vec::new();
         for (bytes, span) in &self.chunks {
             if span.max_t < self.mint || span.min_t > self.maxt {
                 continue;
@@ -207,7 +212,7 @@ impl<'a> ChunksIterator<'a> {
             while it.next() {
                 let (t, v) = it.at();
                 if t >= self.mint && t <= self.maxt {
-                    all.push((t, v));
+                    all.push((t, v, it.at_histogram().map(|h| Box::new(h.clone()))));
                 }
             }
             if let Some(e) = it.err() {
@@ -285,8 +290,8 @@ impl SampleIterator for ChunksIterator<'_> {
             }
             self.started = true;
             return match m.get(self.pos) {
-                Some(&s) => {
-                    self.cur = s;
+                Some(s) => {
+                    self.cur = (s.0, s.1);
                     true
                 }
                 None => {
@@ -317,8 +322,8 @@ impl SampleIterator for ChunksIterator<'_> {
             let rest = m.get(self.pos..).unwrap_or(&[]);
             self.pos += rest.partition_point(|s| s.0 < t);
             return match m.get(self.pos) {
-                Some(&s) => {
-                    self.cur = s;
+                Some(s) => {
+                    self.cur = (s.0, s.1);
                     true
                 }
                 None => {
@@ -334,6 +339,13 @@ impl SampleIterator for ChunksIterator<'_> {
 
     fn at(&self) -> (Timestamp, f64) {
         self.cur
+    }
+
+    fn at_histogram(&self) -> Option<&FloatHistogram> {
+        match &self.merged {
+            Some(m) => m.get(self.pos).and_then(|s| s.2.as_deref()),
+            None => self.it.as_ref().and_then(|it| it.at_histogram()),
+        }
     }
 
     fn err(&self) -> Option<&Error> {

@@ -160,11 +160,16 @@ fn write_tmp(
                     t.retain(|t| t.maxt >= mint && keep_series(t.series));
                     Record::Tombstones(t)
                 }
+                Record::Histograms(mut h) => {
+                    h.retain(|s| s.t >= mint && keep_series(s.series));
+                    Record::Histograms(h)
+                }
             };
             let empty = match &rec {
                 Record::Series(s) => s.is_empty(),
                 Record::Samples(s) => s.is_empty(),
                 Record::Tombstones(t) => t.is_empty(),
+                Record::Histograms(h) => h.is_empty(),
             };
             if !empty {
                 enc.clear();

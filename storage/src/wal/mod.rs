@@ -3,6 +3,7 @@
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
 pub(crate) mod checkpoint;
 pub(crate) mod record;
+pub(crate) mod record_histogram;
 pub(crate) mod segment;
 pub(crate) mod watch;
 

@@ -12,6 +12,8 @@
 //!                     ref - base_ref varint │ t - base_t varint │ value bits u64
 //!                     (base = the first sample; an empty record has no base)
 //! type 3, tombstones: ref uvarint │ mint varint │ maxt varint
+//! type 4, histograms: version u8 │ per sample: ref uvarint │ t varint │ histogram
+//!                     (layout in `record_histogram.rs`)
 //! ```
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -26,6 +28,10 @@ pub(crate) const TYPE_SERIES: u8 = 1;
 pub(crate) const TYPE_SAMPLES: u8 = 2;
 /// Record type byte: tombstones.
 pub(crate) const TYPE_TOMBSTONES: u8 = 3;
+/// Record type byte: native-histogram samples (versioned).
+pub(crate) const TYPE_HISTOGRAMS: u8 = 4;
+
+pub(crate) use super::record_histogram::RefHistogram;
 
 /// Name used in corruption errors (replay rewrites it with the segment's path).
 const RECORD_PATH: &str = "<wal record>";
@@ -70,6 +76,8 @@ pub(crate) enum Record {
     Samples(Vec<RefSample>),
     /// Deletions.
     Tombstones(Vec<RefTombstone>),
+    /// Native-histogram samples.
+    Histograms(Vec<RefHistogram>),
 }
 
 impl Record {
@@ -79,6 +87,7 @@ impl Record {
             Record::Series(s) => encode_series(s, dst),
             Record::Samples(s) => encode_samples(s, dst),
             Record::Tombstones(t) => encode_tombstones(t, dst),
+            Record::Histograms(h) => encode_histograms(h, dst),
         }
     }
 }
@@ -122,6 +131,12 @@ pub(crate) fn encode_tombstones(tombstones: &[RefTombstone], dst: &mut Vec<u8>) 
     }
 }
 
+/// Encodes a histogram-samples record into `dst` (appends).
+pub(crate) fn encode_histograms(samples: &[RefHistogram], dst: &mut Vec<u8>) {
+    dst.push(TYPE_HISTOGRAMS);
+    super::record_histogram::encode_body(samples, dst);
+}
+
 fn corrupt(d: &Decbuf<'_>, reason: &str) -> Error {
     Error::corruption(RECORD_PATH, d.pos() as u64, reason)
 }
@@ -158,6 +173,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
                 out.push(RefTombstone { series, mint, maxt });
             }
             Ok(Record::Tombstones(out))
+        }
+        TYPE_HISTOGRAMS => {
+            let mut out = Vec::new();
+            super::record_histogram::decode_body(&mut d, &mut out)
+                .map_err(|reason| corrupt(&d, reason))?;
+            Ok(Record::Histograms(out))
         }
         other => Err(Error::corruption(
             RECORD_PATH,
@@ -257,7 +278,50 @@ mod tests {
                 0..20
             )
             .prop_map(Record::Tombstones),
+            proptest::collection::vec(
+                (any::<u64>(), any::<i64>(), histogram())
+                    .prop_map(|(series, t, h)| { RefHistogram { series, t, h } }),
+                0..10
+            )
+            .prop_map(Record::Histograms),
         ]
+    }
+
+    fn histogram() -> impl Strategy<Value = crate::histogram::FloatHistogram> {
+        use crate::histogram::{CounterResetHint, FloatHistogram, Span};
+        (
+            -53i32..9,
+            any::<bool>(),
+            proptest::collection::vec(0u32..1000, 0..8),
+            proptest::collection::vec((-5i32..5, 0u32..4), 0..4),
+            0u8..4,
+        )
+            .prop_map(|(schema, frac, counts, spans, hint)| {
+                let add = if frac { 0.25 } else { 0.0 };
+                let buckets: Vec<f64> = counts.iter().map(|&c| f64::from(c) + add).collect();
+                FloatHistogram {
+                    counter_reset_hint: [
+                        CounterResetHint::Unknown,
+                        CounterResetHint::CounterReset,
+                        CounterResetHint::NotCounterReset,
+                        CounterResetHint::Gauge,
+                    ][hint as usize],
+                    schema,
+                    zero_threshold: 1e-128,
+                    zero_count: 3.0 + add,
+                    count: buckets.iter().sum::<f64>() + 3.0,
+                    sum: -1.5,
+                    positive_spans: spans.iter().map(|&(o, l)| Span::new(o, l)).collect(),
+                    negative_spans: vec![Span::new(1, 1)],
+                    positive_buckets: buckets.clone(),
+                    negative_buckets: buckets.into_iter().take(1).collect(),
+                    custom_values: if schema == -53 {
+                        vec![1.0, 2.5]
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
     }
 
     /// Compares with NaN-safe sample values.
@@ -311,6 +375,9 @@ mod tests {
         check(&[TYPE_SERIES, 1, 200], "bad label count");
         check(&[TYPE_SAMPLES, 1, 2, 3], "short samples base");
         check(&[TYPE_TOMBSTONES, 1, 2], "bad tombstone maxt");
+        check(&[TYPE_HISTOGRAMS], "short histogram record");
+        check(&[TYPE_HISTOGRAMS, 2], "unknown histogram record version");
+        check(&[TYPE_HISTOGRAMS, 1, 1, 2, 0, 0], "bad histogram sample");
     }
 
     proptest! {

@@ -214,6 +214,7 @@ fn model(recs: &[Record]) -> Model {
             Record::Series(s) => m.0.extend(s.iter().map(|s| (s.series, s.labels.clone()))),
             Record::Samples(s) => m.1.extend(s.iter().map(|s| (s.series, s.t, s.v.to_bits()))),
             Record::Tombstones(t) => m.2.extend(t.iter().map(|t| (t.series, t.mint, t.maxt))),
+            Record::Histograms(_) => {}
         }
     }
     m

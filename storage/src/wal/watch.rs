@@ -441,7 +441,8 @@ impl WalWatcher {
                         self.ready.push_back((WalEntry::Samples(s), here));
                     }
                 }
-                Record::Tombstones(_) => {}
+                // Remote write forwards float samples only: histogram samples are skipped.
+                Record::Tombstones(_) | Record::Histograms(_) => {}
             }
         }
         // The length of an incomplete frame at the stop, if it announces one.

@@ -6,4 +6,5 @@ mod crash;
 mod db;
 mod hardening;
 mod head_chunks;
+mod histograms;
 mod model;

@@ -1,0 +1,290 @@
+//! Native-histogram samples of a head series: histogram chunks beside the series' float
+//! chunks, one kind per chunk (a type change cuts a chunk, as in Prometheus).
+//!
+//! Completed histogram chunks stay in memory (they are not written to `chunks_head/`); they
+//! go when the head is truncated after a block cut, as float chunks do. Out-of-order
+//! histogram samples are refused (`OutOfOrder`), as in Prometheus 2.42, whatever the
+//! out-of-order window.
+
+use super::series::{Applied, SeriesData};
+use crate::chunk::histogram::{CutChunk, HistogramChunk, detect_reset};
+use crate::chunk::{HistogramIterator, TARGET_SAMPLES_PER_CHUNK};
+use crate::error::Result;
+use crate::histogram::{CounterResetHint, FloatHistogram};
+use crate::interface::SampleIterator;
+use crate::model::Timestamp;
+
+/// A head histogram chunk is cut at this many bytes (histograms with many buckets take far
+/// more bytes per sample than floats), or at [`TARGET_SAMPLES_PER_CHUNK`] samples.
+pub(crate) const TARGET_HISTOGRAM_CHUNK_BYTES: usize = 4096;
+
+/// A completed histogram chunk, kept in memory.
+pub(crate) struct MemHistChunk {
+    pub(crate) min_t: Timestamp,
+    pub(crate) max_t: Timestamp,
+    pub(crate) bytes: Box<[u8]>,
+}
+
+/// The histogram chunk being appended to.
+pub(crate) struct OpenHist {
+    pub(crate) chunk: HistogramChunk,
+    pub(crate) min_t: Timestamp,
+    pub(crate) max_t: Timestamp,
+}
+
+/// Histogram samples of one series (boxed in [`SeriesData`]: most series have none).
+#[derive(Default)]
+pub(crate) struct HistData {
+    /// Completed chunks, oldest first.
+    pub(crate) closed: Vec<MemHistChunk>,
+    /// The newest chunk.
+    pub(crate) open: Option<OpenHist>,
+    /// Timestamp of the newest histogram sample (kept when its chunk is truncated away).
+    pub(crate) last_t: Option<Timestamp>,
+}
+
+impl HistData {
+    /// Oldest sample timestamp, `i64::MAX` when empty.
+    pub(crate) fn min_time(&self) -> Timestamp {
+        match (self.closed.first(), &self.open) {
+            (Some(c), _) => c.min_t,
+            (None, Some(o)) => o.min_t,
+            (None, None) => i64::MAX,
+        }
+    }
+
+    /// Newest sample timestamp, `i64::MIN` when empty.
+    pub(crate) fn max_time(&self) -> Timestamp {
+        match (&self.open, self.closed.last()) {
+            (Some(o), _) => o.max_t,
+            (None, Some(c)) => c.max_t,
+            (None, None) => i64::MIN,
+        }
+    }
+
+    /// True when no chunk is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.is_none()
+    }
+
+    /// Number of chunks.
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.closed.len() + usize::from(self.open.is_some())
+    }
+
+    /// Drops chunks entirely older than `before`.
+    pub(crate) fn truncate(&mut self, before: Timestamp) {
+        self.closed.retain(|c| c.max_t >= before);
+        if self.open.as_ref().is_some_and(|o| o.max_t < before) {
+            self.open = None;
+        }
+    }
+
+    /// Heap bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .closed
+                .iter()
+                .map(|c| c.bytes.len() + std::mem::size_of::<MemHistChunk>())
+                .sum::<usize>()
+            + self.open.as_ref().map_or(0, |o| o.chunk.heap_bytes())
+    }
+
+    fn close_open(&mut self) {
+        if let Some(o) = self.open.take() {
+            self.closed.push(MemHistChunk {
+                min_t: o.min_t,
+                max_t: o.max_t,
+                bytes: o.chunk.bytes().into(),
+            });
+        }
+    }
+
+    /// Deletes samples in `[mint, maxt]` (re-encoding the chunks that hold some).
+    pub(crate) fn delete(&mut self, mint: Timestamp, maxt: Timestamp) -> Result<()> {
+        let keep = |t: Timestamp| t < mint || t > maxt;
+        let mut kept: Vec<(Timestamp, FloatHistogram)> = Vec::new();
+        let collect = |bytes: &[u8], kept: &mut Vec<(Timestamp, FloatHistogram)>| {
+            let mut it = HistogramIterator::new(bytes);
+            while it.next() {
+                if keep(it.at().0)
+                    && let Some(h) = it.at_histogram()
+                {
+                    kept.push((it.at().0, h.clone()));
+                }
+            }
+            it.take_err().map_or(Ok(()), Err)
+        };
+        // The open chunk is set aside so re-encoded closed chunks do not cut it.
+        let open = self.open.take();
+        let old = std::mem::take(&mut self.closed);
+        for c in old {
+            if c.max_t < mint || c.min_t > maxt {
+                self.closed.push(c);
+                continue;
+            }
+            kept.clear();
+            collect(&c.bytes, &mut kept)?;
+            for (i, (t, h)) in kept.iter().enumerate() {
+                self.push_in_order(*t, h, i == 0);
+            }
+            self.close_open();
+        }
+        if let Some(o) = open {
+            if o.max_t < mint || o.min_t > maxt {
+                self.open = Some(o);
+            } else {
+                kept.clear();
+                collect(o.chunk.bytes(), &mut kept)?;
+                for (i, (t, h)) in kept.iter().enumerate() {
+                    self.push_in_order(*t, h, i == 0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `h` at `t` (after every sample), cutting a chunk when the open one is full, in
+    /// another block range, refuses the sample, or `force_cut` is set.
+    fn push_in_order(&mut self, t: Timestamp, h: &FloatHistogram, force_cut: bool) {
+        self.push(t, h, i64::MAX, force_cut);
+    }
+
+    fn push(&mut self, t: Timestamp, h: &FloatHistogram, range: i64, force_cut: bool) {
+        let mut hint = h.counter_reset_hint;
+        if let Some(o) = self.open.as_mut() {
+            let full = o.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
+                || o.chunk.bytes().len() >= TARGET_HISTOGRAM_CHUNK_BYTES
+                || o.min_t.div_euclid(range) != t.div_euclid(range);
+            if full || force_cut {
+                if !force_cut && !h.is_gauge() && hint != CounterResetHint::CounterReset {
+                    hint = if detect_reset(o.chunk.last(), h) {
+                        CounterResetHint::CounterReset
+                    } else {
+                        CounterResetHint::NotCounterReset
+                    };
+                }
+                self.close_open();
+            } else {
+                match o.chunk.append(t, h) {
+                    Ok(()) => {
+                        o.max_t = t;
+                        self.last_t = Some(t);
+                        return;
+                    }
+                    Err(CutChunk { hint: h2 }) => {
+                        hint = h2;
+                        self.close_open();
+                    }
+                }
+            }
+        }
+        self.open = Some(OpenHist {
+            chunk: HistogramChunk::new(t, h, hint),
+            min_t: t,
+            max_t: t,
+        });
+        self.last_t = Some(t);
+    }
+}
+
+/// Stand-in value bits recorded as a batch's pending newest sample when it is a histogram (a
+/// NaN payload no float from the wire is expected to carry).
+pub(crate) const PENDING_HISTOGRAM_BITS: u64 = 0x7ff4_8157_0000_0001;
+
+impl SeriesData {
+    /// Timestamp of the newest sample of either kind.
+    pub(crate) fn newest(&self) -> Option<Timestamp> {
+        let f = self.last.map(|l| l.0);
+        let h = self.hist.as_ref().and_then(|h| h.last_t);
+        f.max(h)
+    }
+
+    /// What applying histogram `h` at `t` would do now, given `pending` (the newest sample of
+    /// the caller's batch for this series).
+    pub(crate) fn check_histogram(
+        &self,
+        pending: Option<(Timestamp, u64)>,
+        t: Timestamp,
+        h: &FloatHistogram,
+    ) -> Applied {
+        let newest = self.newest().max(pending.map(|p| p.0));
+        match newest {
+            Some(n) if t == n => {
+                if pending.is_none_or(|p| p.0 != t) && self.histogram_equals_last(t, h) {
+                    Applied::Duplicate
+                } else {
+                    Applied::RejectDuplicate
+                }
+            }
+            Some(n) if t < n => Applied::RejectOutOfOrder,
+            _ => Applied::InOrder,
+        }
+    }
+
+    fn histogram_equals_last(&self, t: Timestamp, h: &FloatHistogram) -> bool {
+        let Some(hd) = self.hist.as_ref() else {
+            return false;
+        };
+        match &hd.open {
+            Some(o) if o.max_t == t => {
+                let last = o.chunk.last();
+                // Hints aside, same sample (sums compared by bits: NaN sums are equal).
+                last.count == h.count
+                    && last.sum.to_bits() == h.sum.to_bits()
+                    && last.zero_count == h.zero_count
+                    && last.positive_buckets == h.positive_buckets
+                    && last.negative_buckets == h.negative_buckets
+                    && last.positive_spans == h.positive_spans
+                    && last.negative_spans == h.negative_spans
+                    && last.schema == h.schema
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies histogram `h` at `t`; `range` is the block range (chunks never span two).
+    pub(crate) fn apply_histogram(
+        &mut self,
+        t: Timestamp,
+        h: &FloatHistogram,
+        range: i64,
+    ) -> Applied {
+        let verdict = self.check_histogram(None, t, h);
+        if verdict != Applied::InOrder {
+            return verdict;
+        }
+        // A float sample since the open histogram chunk's last one: the type changed, cut.
+        let float_newer = self.last.is_some_and(|(lt, _)| {
+            self.hist
+                .as_ref()
+                .and_then(|d| d.open.as_ref())
+                .is_some_and(|o| lt > o.max_t)
+        });
+        let hd = self.hist.get_or_insert_with(Box::default);
+        if float_newer {
+            hd.close_open();
+        }
+        hd.push(t, h, range, false);
+        Applied::InOrder
+    }
+
+    /// Float appends: the verdict imposed by newer histogram samples, if any (`None`: decide
+    /// as for a float-only series). A float after histograms cuts the float chunk.
+    pub(crate) fn float_vs_histograms(&self, t: Timestamp, window: i64) -> Option<Applied> {
+        let ht = self.hist.as_ref()?.last_t?;
+        if self.last.is_some_and(|(lt, _)| lt > ht) {
+            return None;
+        }
+        if t == ht {
+            Some(Applied::RejectDuplicate)
+        } else if t < ht && window <= 0 {
+            Some(Applied::RejectOutOfOrder)
+        } else if t < ht.saturating_sub(window) {
+            Some(Applied::RejectTooOld)
+        } else {
+            None
+        }
+    }
+}

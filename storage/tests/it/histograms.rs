@@ -1,0 +1,223 @@
+//! Native histograms through the Db: head, WAL replay, blocks, compaction, deletion, mixed
+//! float/histogram series and staleness.
+
+use crate::common::{all, lbl};
+use argus_storage::{
+    Appendable, CounterResetHint, Db, Error, FloatHistogram, Labels, Options, Queryable, Span,
+    SyncMode, Timestamp,
+};
+use std::collections::BTreeMap;
+
+/// One sample as the querier returns it; histogram hints are left out of comparisons.
+#[derive(Clone, Debug, PartialEq)]
+enum V {
+    F(u64),
+    H(FloatHistogram),
+}
+
+type Model = BTreeMap<Labels, Vec<(Timestamp, V)>>;
+
+fn opts() -> Options {
+    Options {
+        background: false,
+        sync: SyncMode::Buffer,
+        block_range_ms: 100_000,
+        retention_ms: None,
+        ..Options::default()
+    }
+}
+
+fn hist(i: i64, reset_at: i64) -> FloatHistogram {
+    let n = (if i >= reset_at { i - reset_at } else { i }) as f64;
+    // Integer counts, except a stretch of float ones; a schema change halfway.
+    let frac = if (300..330).contains(&i) { 0.5 } else { 0.0 };
+    let buckets = vec![n + frac, 2.0 * n, 1.0, 3.0 * n];
+    FloatHistogram {
+        schema: if i < 200 { 3 } else { 2 },
+        zero_threshold: 1e-128,
+        zero_count: n,
+        count: buckets.iter().sum::<f64>() + n,
+        sum: n * 0.125,
+        positive_spans: vec![Span::new(-1, 2), Span::new(4, 2)],
+        positive_buckets: buckets,
+        negative_spans: vec![Span::new(0, 1)],
+        negative_buckets: vec![n],
+        ..Default::default()
+    }
+}
+
+fn dump(db: &Db) -> Model {
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    let mut set = q.select(&all());
+    let mut out = Model::new();
+    while set.next() {
+        let mut it = set.samples();
+        let mut samples = Vec::new();
+        while it.next() {
+            let (t, v) = it.at();
+            samples.push(match it.at_histogram() {
+                Some(h) => {
+                    let mut h = h.clone();
+                    h.counter_reset_hint = CounterResetHint::Unknown;
+                    (t, V::H(h))
+                }
+                None => (t, V::F(v.to_bits())),
+            });
+        }
+        assert!(it.err().is_none(), "iterator error: {:?}", it.err());
+        drop(it);
+        out.insert(set.labels().clone(), samples);
+    }
+    assert!(set.err().is_none(), "series set error: {:?}", set.err());
+    out
+}
+
+/// Writes a mixed series (floats, then histograms with a reset and a schema change, then a
+/// float stale marker) and a histogram-only series, spanning several block ranges.
+fn write(db: &Db) -> Model {
+    let mut model = Model::new();
+    let mixed = lbl(&[("__name__", "mixed")]);
+    let only = lbl(&[("__name__", "only_h")]);
+    let mut app = db.appender();
+    for i in 0..20 {
+        let t = i * 1000;
+        app.append(None, &mixed, t, i as f64).unwrap();
+        model
+            .entry(mixed.clone())
+            .or_default()
+            .push((t, V::F((i as f64).to_bits())));
+    }
+    for i in 20..400 {
+        let t = i * 1000;
+        let h = hist(i, 250);
+        app.append_histogram(None, &mixed, t, &h).unwrap();
+        model
+            .entry(mixed.clone())
+            .or_default()
+            .push((t, V::H(h.clone())));
+        let mut g = hist(i, 1 << 40);
+        g.counter_reset_hint = CounterResetHint::Gauge;
+        app.append_histogram(None, &only, t + 1, &g).unwrap();
+        g.counter_reset_hint = CounterResetHint::Unknown;
+        model
+            .entry(only.clone())
+            .or_default()
+            .push((t + 1, V::H(g)));
+        if i % 50 == 0 {
+            app.commit().unwrap();
+        }
+    }
+    let stale = argus_storage::stale_nan();
+    app.append(None, &mixed, 400_000, stale).unwrap();
+    model
+        .entry(mixed)
+        .or_default()
+        .push((400_000, V::F(stale.to_bits())));
+    app.commit().unwrap();
+    model
+}
+
+fn check(db: &Db, want: &Model, what: &str) {
+    let got = dump(db);
+    assert_eq!(got.len(), want.len(), "{what}: series");
+    for ((gl, gs), (wl, ws)) in got.iter().zip(want) {
+        assert_eq!(gl, wl, "{what}");
+        assert_eq!(gs.len(), ws.len(), "{what}: samples of {gl}");
+        for (g, w) in gs.iter().zip(ws) {
+            assert_eq!(g, w, "{what}: {gl}");
+        }
+    }
+}
+
+#[test]
+fn head_replay_blocks_and_compaction_keep_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let model = write(&db);
+    check(&db, &model, "head");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db, &model, "after WAL replay");
+    // Cut the head into blocks, compact, reopen from blocks.
+    db.compact().unwrap();
+    check(&db, &model, "after compaction");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db, &model, "blocks after reopen");
+    let blocks = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("meta.json").exists())
+        .count();
+    assert!(blocks >= 1, "histograms were cut into blocks");
+    db.close().unwrap();
+}
+
+#[test]
+fn deletion_removes_histogram_samples_in_head_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let mut model = write(&db);
+    db.delete_series(&all(), 30_000, 59_999).unwrap();
+    db.compact().unwrap();
+    db.delete_series(&all(), 100_000, 120_000).unwrap();
+    for s in model.values_mut() {
+        s.retain(|(t, _)| !(30_000..=59_999).contains(t) && !(100_000..=120_000).contains(t));
+    }
+    check(&db, &model, "after deletes");
+    db.close().unwrap();
+}
+
+#[test]
+fn histogram_append_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            out_of_order_window_ms: 60_000,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let l = lbl(&[("__name__", "h")]);
+    let mut app = db.appender();
+    let h = hist(5, 1 << 40);
+    app.append_histogram(None, &l, 10_000, &h).unwrap();
+    app.commit().unwrap();
+    // Same sample again: accepted as a duplicate; another histogram at that time: refused.
+    assert!(app.append_histogram(None, &l, 10_000, &h).is_ok());
+    let other = hist(6, 1 << 40);
+    assert!(matches!(
+        app.append_histogram(None, &l, 10_000, &other),
+        Err(Error::DuplicateSample)
+    ));
+    assert!(matches!(
+        app.append(None, &l, 10_000, 1.0),
+        Err(Error::DuplicateSample)
+    ));
+    // Out-of-order histograms are refused even inside the out-of-order window (Prometheus
+    // 2.42); within one batch too.
+    assert!(matches!(
+        app.append_histogram(None, &l, 9_000, &h),
+        Err(Error::OutOfOrder)
+    ));
+    app.append_histogram(None, &l, 20_000, &other).unwrap();
+    assert!(matches!(
+        app.append_histogram(None, &l, 15_000, &h),
+        Err(Error::OutOfOrder)
+    ));
+    // Spans that do not match the buckets.
+    let mut bad = h.clone();
+    bad.positive_buckets.pop();
+    assert!(matches!(
+        app.append_histogram(None, &l, 30_000, &bad),
+        Err(Error::InvalidArgument(_))
+    ));
+    app.commit().unwrap();
+    let got = dump(&db);
+    let samples = &got[&l];
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[1], (20_000, V::H(other)));
+    db.close().unwrap();
+}
