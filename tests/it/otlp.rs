@@ -268,3 +268,84 @@ fn otlp_config_section_applies() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// The exponential histogram of `example::request` read back through remote read: a native
+/// histogram (schema 1, OTel offsets shifted by one, integer counts).
+#[test]
+fn exponential_histogram_is_stored_as_a_native_histogram() {
+    use argus::ingest::prompb::{BucketSpan, Histogram};
+    use argus::remote::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let a = Argus::start(dir.path(), &["--web.enable-otlp-receiver"]);
+    let t = now_ms() - 5_000;
+    let body = decode::encode(&request_for("nh", t), Encoding::Protobuf);
+    let r = post(&a, &body, &[("Content-Type", "application/x-protobuf")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let req = ReadRequest {
+        queries: vec![Query {
+            start_timestamp_ms: t - 1,
+            end_timestamp_ms: t + 1,
+            matchers: vec![LabelMatcher {
+                r#type: 0,
+                name: "__name__".into(),
+                value: "rpc_latency_milliseconds".into(),
+            }],
+        }],
+        accepted_response_types: vec![0],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let resp = a.request(
+        "POST",
+        "/api/v1/read",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+        ],
+        &body,
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&resp.body)
+        .unwrap();
+    let got = ReadResponse::decode(raw.as_slice()).unwrap();
+    let series: Vec<_> = got.results.iter().flat_map(|r| &r.timeseries).collect();
+    assert_eq!(series.len(), 1, "{got:?}");
+    let labels: BTreeMap<&str, &str> = series[0]
+        .labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
+    assert_eq!(labels.get("job"), Some(&"shop/nh"));
+    assert_eq!(labels.get("instance"), Some(&"i-1"));
+    let want = Histogram {
+        count_int: Some(7),
+        zero_count_int: Some(1),
+        sum: 12.0,
+        schema: 1,
+        zero_threshold: 1e-128,
+        positive_spans: vec![BucketSpan {
+            offset: 1,
+            length: 2,
+        }],
+        positive_deltas: vec![2, 1],
+        negative_spans: vec![BucketSpan {
+            offset: 0,
+            length: 1,
+        }],
+        negative_deltas: vec![1],
+        timestamp: t,
+        ..Default::default()
+    };
+    let got: Vec<Histogram> = series[0]
+        .histograms
+        .iter()
+        .map(|h| Histogram {
+            reset_hint: 0,
+            ..h.clone()
+        })
+        .collect();
+    assert_eq!(got, vec![want]);
+}
