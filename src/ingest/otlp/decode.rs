@@ -174,6 +174,7 @@ fn normalize_json(root: &mut serde_json::Value) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 

@@ -57,9 +57,7 @@ fn layout(b: &Buckets, down: u32) -> Result<(Vec<Span>, Vec<f64>), String> {
             .map_err(|_| format!("exponential histogram bucket index {idx} out of range"))?;
         match next {
             Some(n) if idx - n <= 2 => {
-                for _ in n..idx {
-                    counts.push(0.0);
-                }
+                counts.extend(std::iter::repeat_n(0.0, (idx - n) as usize));
                 if let Some(s) = spans.last_mut() {
                     s.length += (idx - n) as u32 + 1;
                 }
@@ -128,6 +126,7 @@ pub fn to_native(p: &ExponentialHistogramDataPoint, gauge: bool) -> Result<Float
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn point(scale: i32, offset: i32, counts: &[u64]) -> ExponentialHistogramDataPoint {

@@ -294,6 +294,7 @@ pub fn format_bound(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use TranslationStrategy::*;
 

@@ -155,7 +155,7 @@ pub fn attr_string(v: Option<&AnyValue>) -> String {
 /// A double as pdata prints it (ES6 number formatting: exponent below 1e-6 and from 1e21).
 fn format_double(d: f64) -> String {
     let a = d.abs();
-    if a != 0.0 && (a < 1e-6 || a >= 1e21) && d.is_finite() {
+    if a != 0.0 && !(1e-6..1e21).contains(&a) && d.is_finite() {
         let s = format!("{d:e}");
         match s.split_once('e') {
             Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
