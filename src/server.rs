@@ -399,7 +399,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         data_dir: flags.data_dir.clone(),
         retention_text: retention_text(&flags),
         start_time,
-        registry,
+        registry: registry.clone(),
         http_metrics,
         query_metrics,
         rw_metrics,
@@ -417,6 +417,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     // Scrape manager: appends to the Db; its router serves targets and metadata.
     let appendable: Arc<dyn Appendable> = Arc::new(db.clone());
     let scrape = ScrapeManager::new(appendable.clone());
+    registry.register(scrape.metrics());
     scrape
         .apply_config(&config.get())
         .await

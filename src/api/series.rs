@@ -93,16 +93,17 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Union over the `match[]` sets (or all series) of `f(querier, matchers)`.
+/// Union over the `match[]` sets (or all series) of `f(querier, matchers, limit + 1)`: the
+/// first `limit + 1` strings, so the caller can tell whether the answer was truncated.
 async fn collect_strings(
     state: &SharedState,
     p: &Params,
-    f: impl Fn(&dyn argus_storage::Querier, &[Matcher]) -> argus_storage::Result<Vec<String>>
+    f: impl Fn(&dyn argus_storage::Querier, &[Matcher], usize) -> argus_storage::Result<Vec<String>>
     + Send
     + 'static,
 ) -> Result<BTreeSet<String>, ApiError> {
     let (start, end) = time_range(p)?;
-    let limit = p.limit()?;
+    let want = p.limit()?.saturating_add(1);
     let mut sets = p.selectors()?;
     if sets.is_empty() {
         sets.push(Vec::new());
@@ -112,10 +113,13 @@ async fn collect_strings(
         let q = db.querier(start, end).map_err(|e| ApiError::storage(&e))?;
         let mut out = BTreeSet::new();
         for set in &sets {
-            // Sorted per set: the union's first `limit + 1` are among each set's first
-            // `limit + 1`, so the union never holds more than sets × (limit + 1) strings.
-            let got = f(&*q, set).map_err(|e| ApiError::storage(&e))?;
-            out.extend(got.into_iter().take(limit.saturating_add(1)));
+            // Storage stops at `want` per set (sorted), and the union keeps only its first
+            // `want`: memory is bounded by the limit, not by the number of values.
+            let got = f(&*q, set, want).map_err(|e| ApiError::storage(&e))?;
+            out.extend(got);
+            while out.len() > want {
+                out.pop_last();
+            }
         }
         Ok(out)
     })
@@ -127,7 +131,7 @@ pub async fn labels(State(state): State<SharedState>, req: Request) -> Response 
     let result = async {
         let p = read_params(req).await?;
         let limit = p.limit()?;
-        let names = collect_strings(&state, &p, |q, m| q.label_names(m)).await?;
+        let names = collect_strings(&state, &p, |q, m, n| q.label_names_limited(m, n)).await?;
         let (data, warnings) = render_strings(&names, limit);
         Ok(success_json(&data, &warnings))
     }
@@ -147,7 +151,10 @@ pub async fn label_values(
         }
         let p = read_params(req).await?;
         let limit = p.limit()?;
-        let values = collect_strings(&state, &p, move |q, m| q.label_values(&name, m)).await?;
+        let values = collect_strings(&state, &p, move |q, m, n| {
+            q.label_values_limited(&name, m, n)
+        })
+        .await?;
         let (data, warnings) = render_strings(&values, limit);
         Ok(success_json(&data, &warnings))
     }

@@ -44,6 +44,39 @@ pub struct GlobalConfig {
     /// `utf8` (default) or `legacy`: which metric and label names rule files may use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric_name_validation_scheme: Option<String>,
+    /// Default `scrape_protocols` of jobs that set none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_protocols: Option<Vec<String>>,
+    /// Default `body_size_limit` of jobs (`0` = none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub body_size_limit: scrape::ByteSize,
+    /// Default `sample_limit` of jobs (`0` = none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub sample_limit: u64,
+    /// Default `target_limit` of jobs (`0` = none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub target_limit: u64,
+    /// Default `label_limit` of jobs (`0` = none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub label_limit: u64,
+    /// Default `label_name_length_limit` of jobs (`0` = none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub label_name_length_limit: u64,
+    /// Default `label_value_length_limit` of jobs (`0` = none).
+    #[serde(skip_serializing_if = "is_default")]
+    pub label_value_length_limit: u64,
+    /// Default `keep_dropped_targets` of jobs (`0` = all).
+    #[serde(skip_serializing_if = "is_default")]
+    pub keep_dropped_targets: u64,
+    /// Default `scrape_native_histograms` of jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_native_histograms: Option<bool>,
+    /// Default `always_scrape_classic_histograms` of jobs (false).
+    #[serde(skip_serializing_if = "is_default")]
+    pub always_scrape_classic_histograms: bool,
+    /// Default `convert_classic_histograms_to_nhcb` of jobs (false).
+    #[serde(skip_serializing_if = "is_default")]
+    pub convert_classic_histograms_to_nhcb: bool,
 }
 
 impl Default for GlobalConfig {
@@ -57,6 +90,17 @@ impl Default for GlobalConfig {
             query_log_file: None,
             rule_query_offset: None,
             metric_name_validation_scheme: None,
+            scrape_protocols: None,
+            body_size_limit: scrape::ByteSize(0),
+            sample_limit: 0,
+            target_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            keep_dropped_targets: 0,
+            scrape_native_histograms: None,
+            always_scrape_classic_histograms: false,
+            convert_classic_histograms_to_nhcb: false,
         }
     }
 }
@@ -183,6 +227,9 @@ impl Config {
         })?;
         cfg.validate()
             .map_err(|message| ConfigError::Invalid { path, message })?;
+        for sc in &mut cfg.scrape_configs {
+            sc.inherit(&cfg.global);
+        }
         Ok(cfg)
     }
 
@@ -207,6 +254,9 @@ impl Config {
             return Err(format!(
                 "unknown global name validation method specified, must be either '', 'legacy' or 'utf8', got {s}"
             ));
+        }
+        if let Some(p) = &self.global.scrape_protocols {
+            scrape::validate_protocols(p, "")?;
         }
         remote_write::validate_all(&self.remote_write)?;
         self.otlp.validate()?;

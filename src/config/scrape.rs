@@ -71,6 +71,24 @@ pub struct ScrapeConfig {
     pub label_value_length_limit: u64,
     /// Dropped targets kept for the API (`0` = all).
     pub keep_dropped_targets: u64,
+    /// Most buckets a native histogram may keep (`0` = none); stored for the histogram code.
+    pub native_histogram_bucket_limit: u64,
+    /// Lowest growth factor between native histogram buckets (`0` = none); stored.
+    pub native_histogram_min_bucket_factor: f64,
+    /// Ingest native histograms; `global.scrape_native_histograms` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_native_histograms: Option<bool>,
+    /// Keep the classic form of histograms also exposed as native ones; the global value when
+    /// unset. `scrape_classic_histograms` is its Prometheus 2 spelling.
+    #[serde(
+        alias = "scrape_classic_histograms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub always_scrape_classic_histograms: Option<bool>,
+    /// Store classic histograms as native histograms with custom buckets; the global value when
+    /// unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convert_classic_histograms_to_nhcb: Option<bool>,
     /// Target relabeling.
     pub relabel_configs: Vec<RelabelConfig>,
     /// Sample relabeling.
@@ -111,6 +129,11 @@ impl Default for ScrapeConfig {
             label_name_length_limit: 0,
             label_value_length_limit: 0,
             keep_dropped_targets: 0,
+            native_histogram_bucket_limit: 0,
+            native_histogram_min_bucket_factor: 0.0,
+            scrape_native_histograms: None,
+            always_scrape_classic_histograms: None,
+            convert_classic_histograms_to_nhcb: None,
             relabel_configs: Vec::new(),
             metric_relabel_configs: Vec::new(),
             static_configs: Vec::new(),
@@ -141,7 +164,71 @@ pub const SCRAPE_PROTOCOLS: &[(&str, &str)] = &[
 /// the `q=` weights of its `Accept` header.
 const PROMETHEUS_PROTOCOL_COUNT: usize = 5;
 
+/// Checks a `scrape_protocols` list as Prometheus's `validateAcceptScrapeProtocols` does:
+/// not empty, no duplicates (case-insensitive), every name one Argus can parse.
+pub(crate) fn validate_protocols(protos: &[String], whose: &str) -> Result<(), String> {
+    if protos.is_empty() {
+        return Err(format!("scrape_protocols cannot be empty{whose}"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in protos {
+        if !seen.insert(p.to_lowercase()) {
+            return Err(format!(
+                "duplicated protocol in scrape_protocols, got [{}]{whose}",
+                protos.join(" ")
+            ));
+        }
+        if !SCRAPE_PROTOCOLS.iter().any(|(n, _)| n == p) {
+            return Err(format!(
+                "unknown or unsupported scrape protocol {p:?}{whose} (supported: {})",
+                SCRAPE_PROTOCOLS
+                    .iter()
+                    .map(|p| p.0)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl ScrapeConfig {
+    /// Fills what the job leaves unset from `global:`, as Prometheus's `ScrapeConfig.Validate`:
+    /// zero limits, an absent `scrape_protocols` and the unset histogram switches. Idempotent.
+    pub fn inherit(&mut self, g: &GlobalConfig) {
+        let fill = |v: &mut u64, from: u64| {
+            if *v == 0 {
+                *v = from;
+            }
+        };
+        if self.body_size_limit.0 == 0 {
+            self.body_size_limit = g.body_size_limit;
+        }
+        fill(&mut self.sample_limit, g.sample_limit);
+        fill(&mut self.target_limit, g.target_limit);
+        fill(&mut self.label_limit, g.label_limit);
+        fill(&mut self.label_name_length_limit, g.label_name_length_limit);
+        fill(
+            &mut self.label_value_length_limit,
+            g.label_value_length_limit,
+        );
+        fill(&mut self.keep_dropped_targets, g.keep_dropped_targets);
+        if self.scrape_protocols.is_empty()
+            && let Some(p) = &g.scrape_protocols
+        {
+            self.scrape_protocols = p.clone();
+        }
+        if self.scrape_native_histograms.is_none() {
+            self.scrape_native_histograms = g.scrape_native_histograms;
+        }
+        if self.always_scrape_classic_histograms.is_none() {
+            self.always_scrape_classic_histograms = Some(g.always_scrape_classic_histograms);
+        }
+        if self.convert_classic_histograms_to_nhcb.is_none() {
+            self.convert_classic_histograms_to_nhcb = Some(g.convert_classic_histograms_to_nhcb);
+        }
+    }
+
     /// Effective scrape interval.
     pub fn interval(&self, g: &GlobalConfig) -> std::time::Duration {
         // Zero means unset, as in Prometheus's `ScrapeConfig.Validate`.
@@ -197,11 +284,17 @@ impl ScrapeConfig {
         if self.scheme != "http" && self.scheme != "https" {
             return Err(format!("invalid scheme {:?} for job {job:?}", self.scheme));
         }
-        for p in self
-            .scrape_protocols
-            .iter()
-            .chain(self.fallback_scrape_protocol.iter())
+        if !self.scrape_protocols.is_empty() {
+            validate_protocols(&self.scrape_protocols, &format!(" for job {job:?}"))?;
+        }
+        if self.native_histogram_min_bucket_factor < 0.0
+            || self.native_histogram_min_bucket_factor.is_nan()
         {
+            return Err(format!(
+                "native_histogram_min_bucket_factor must not be negative for job {job:?}"
+            ));
+        }
+        for p in self.fallback_scrape_protocol.iter() {
             if !SCRAPE_PROTOCOLS.iter().any(|(n, _)| n == p) {
                 return Err(format!(
                     "unknown or unsupported scrape protocol {p:?} for job {job:?} (supported: {})",
@@ -541,5 +634,122 @@ scrape_configs:
             serde_yaml_ng::from_str::<ScrapeConfig>("job_name: a\nbogus: 1").is_err(),
             "unknown fields are rejected"
         );
+    }
+
+    #[test]
+    fn limits_and_histogram_switches_inherit_from_global() {
+        let cfg = Config::parse(
+            r#"
+global:
+  scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]
+  body_size_limit: 1KB
+  sample_limit: 20
+  target_limit: 3
+  label_limit: 6
+  label_name_length_limit: 30
+  label_value_length_limit: 40
+  keep_dropped_targets: 5
+  scrape_native_histograms: true
+  always_scrape_classic_histograms: true
+  convert_classic_histograms_to_nhcb: true
+scrape_configs:
+  - job_name: inherits
+  - job_name: own
+    scrape_protocols: [OpenMetricsText0.0.1]
+    body_size_limit: 2KB
+    sample_limit: 100
+    target_limit: 1
+    label_limit: 9
+    label_name_length_limit: 8
+    label_value_length_limit: 7
+    keep_dropped_targets: 2
+    native_histogram_bucket_limit: 160
+    native_histogram_min_bucket_factor: 1.1
+    scrape_native_histograms: false
+    scrape_classic_histograms: false
+    convert_classic_histograms_to_nhcb: false
+"#,
+        )
+        .unwrap();
+        let got = |j: &ScrapeConfig| {
+            (
+                j.scrape_protocols.join(","),
+                j.body_size_limit.0,
+                [
+                    j.sample_limit,
+                    j.target_limit,
+                    j.label_limit,
+                    j.label_name_length_limit,
+                    j.label_value_length_limit,
+                    j.keep_dropped_targets,
+                ],
+                (
+                    j.scrape_native_histograms,
+                    j.always_scrape_classic_histograms,
+                    j.convert_classic_histograms_to_nhcb,
+                ),
+            )
+        };
+        let (inherits, own) = (&cfg.scrape_configs[0], &cfg.scrape_configs[1]);
+        assert_eq!(
+            got(inherits),
+            (
+                "PrometheusText0.0.4,OpenMetricsText1.0.0".to_string(),
+                1024,
+                [20, 3, 6, 30, 40, 5],
+                (Some(true), Some(true), Some(true))
+            )
+        );
+        assert_eq!(
+            got(own),
+            (
+                "OpenMetricsText0.0.1".to_string(),
+                2048,
+                [100, 1, 9, 8, 7, 2],
+                (Some(false), Some(false), Some(false))
+            )
+        );
+        assert_eq!(own.native_histogram_bucket_limit, 160);
+        assert_eq!(own.native_histogram_min_bucket_factor, 1.1);
+        assert!(inherits.validate(&cfg.global).is_ok());
+        assert!(own.validate(&cfg.global).is_ok());
+        assert!(
+            inherits
+                .accept_header()
+                .starts_with("text/plain;version=0.0.4;q=0.6,application/openmetrics-text"),
+            "{}",
+            inherits.accept_header()
+        );
+        // Defaults: nothing set anywhere leaves every limit off and the switches false.
+        let cfg = Config::parse("scrape_configs: [{job_name: a}]").unwrap();
+        let (protos, body, limits, switches) = got(&cfg.scrape_configs[0]);
+        assert_eq!((protos.as_str(), body, limits), ("", 0, [0; 6]));
+        assert_eq!(switches, (None, Some(false), Some(false)));
+
+        let check = |yaml: &str, want: &str| {
+            let e = Config::parse(yaml)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.scrape_configs[0].validate(&c.global))
+                .unwrap_err();
+            assert!(e.contains(want), "{yaml}: want {want:?}, got {e}");
+        };
+        let jobs = "\nscrape_configs: [{job_name: a}]";
+        check(
+            &format!("global: {{scrape_protocols: []}}{jobs}"),
+            "scrape_protocols cannot be empty",
+        );
+        check(
+            &format!("global: {{scrape_protocols: [Bogus]}}{jobs}"),
+            "unknown or unsupported scrape protocol \"Bogus\"",
+        );
+        check(
+            "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusText0.0.4, prometheustext0.0.4]}]",
+            "duplicated protocol in scrape_protocols",
+        );
+        check(
+            "scrape_configs: [{job_name: a, native_histogram_min_bucket_factor: -1}]",
+            "native_histogram_min_bucket_factor must not be negative",
+        );
+        check("global: {sample_limit: -1}", "sample_limit");
     }
 }

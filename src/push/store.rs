@@ -163,11 +163,18 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> 
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let ctx = |what: &str, p: &Path| format!("cannot {what} {}", p.display());
-    let mut f = File::create(&tmp).map_err(io(ctx("create", &tmp)))?;
-    f.write_all(bytes).map_err(io(ctx("write", &tmp)))?;
-    f.sync_all().map_err(io(ctx("fsync", &tmp)))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io(ctx("rename to", &path)))?;
+    let written = File::create(&tmp)
+        .map_err(io(ctx("create", &tmp)))
+        .and_then(|mut f| {
+            f.write_all(bytes).map_err(io(ctx("write", &tmp)))?;
+            f.sync_all().map_err(io(ctx("fsync", &tmp)))
+        })
+        .and_then(|()| fs::rename(&tmp, &path).map_err(io(ctx("rename to", &path))));
+    if written.is_err() {
+        // A full disk must not leave a half-written temp file taking space until restart.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     fsync_dir(dir)
 }
 
@@ -284,5 +291,34 @@ mod tests {
         assert!(dir.path().join("g-0000000000000003.corrupt").exists());
         remove(dir.path(), 7).expect("remove");
         assert!(load(dir.path()).expect("load").is_empty());
+    }
+
+    #[test]
+    fn failed_write_leaves_no_temp_file_and_keeps_the_old_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = sample_group();
+        let name = file_name(g.id);
+        // The rename cannot replace a non-empty directory: the write fails at its last step.
+        fs::create_dir(dir.path().join(&name)).expect("mkdir");
+        fs::write(dir.path().join(&name).join("x"), b"x").expect("write");
+        assert!(persist(dir.path(), &g).is_err());
+        let left: Vec<String> = fs::read_dir(dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec![name.clone()], "only the untouched entry remains");
+        // With a regular old version, a failed write keeps it readable.
+        fs::remove_dir_all(dir.path().join(&name)).expect("rmdir");
+        persist(dir.path(), &g).expect("persist");
+        let tmp = dir.path().join(format!("{name}{TMP_SUFFIX}"));
+        fs::create_dir(&tmp).expect("mkdir tmp");
+        fs::write(tmp.join("x"), b"x").expect("write");
+        assert!(
+            persist(dir.path(), &g).is_err(),
+            "create of the temp file fails"
+        );
+        let loaded = load(dir.path()).expect("load");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].families, g.families);
     }
 }

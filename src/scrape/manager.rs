@@ -3,6 +3,7 @@
 
 use super::Error;
 use super::cache::AppendOptions;
+use super::metrics::ScrapeMetrics;
 use super::scrape_loop::{self, LoopHandle, LoopParams, StopMode};
 use super::target::{self, DroppedTarget, Populated, Target};
 use crate::config::scrape::ScrapeConfig;
@@ -21,6 +22,8 @@ use tokio::task::JoinHandle;
 /// any task.
 pub struct ScrapeManager {
     appendable: Arc<dyn Appendable>,
+    /// Limit-violation counters, shared with every pool and loop.
+    metrics: Arc<ScrapeMetrics>,
     /// Serialises `apply_config`/`stop`; held across awaits (tokio mutex).
     state: tokio::sync::Mutex<ManagerState>,
     /// What the API shows: pools by job name. Lock: this rwlock (short, never across awaits).
@@ -49,6 +52,10 @@ pub(crate) struct PoolShared {
     cfg: Arc<ScrapeConfig>,
     global: GlobalConfig,
     appendable: Arc<dyn Appendable>,
+    metrics: Arc<ScrapeMetrics>,
+    /// The `target_limit` error every loop of the pool reports while the pool is over the limit;
+    /// set by each sync. Lock: this mutex (short, read once per scrape).
+    forced: Arc<Mutex<Option<String>>>,
     /// Lock: this mutex (never held across awaits).
     inner: Mutex<PoolInner>,
 }
@@ -71,6 +78,7 @@ impl ScrapeManager {
         super::client::install_crypto_provider();
         Arc::new(Self {
             appendable,
+            metrics: Arc::default(),
             state: tokio::sync::Mutex::new(ManagerState::default()),
             view: RwLock::new(BTreeMap::new()),
         })
@@ -148,6 +156,11 @@ impl ScrapeManager {
         self.view.write().clear();
     }
 
+    /// The limit-violation counters, for the registry.
+    pub fn metrics(&self) -> Arc<ScrapeMetrics> {
+        self.metrics.clone()
+    }
+
     /// Pools by job name, for the API.
     pub(crate) fn pools(&self) -> Vec<(String, Arc<PoolShared>)> {
         self.view
@@ -163,6 +176,8 @@ impl ScrapeManager {
             cfg: cfg.clone(),
             global: global.clone(),
             appendable: self.appendable.clone(),
+            metrics: self.metrics.clone(),
+            forced: Arc::default(),
             inner: Mutex::new(PoolInner::default()),
         });
         let (tx, rx) = mpsc::channel::<(usize, Vec<TargetGroup>)>(64);
@@ -267,6 +282,12 @@ impl PoolShared {
                 active.len()
             )
         });
+        if forced.is_some() {
+            self.metrics.target_limit_exceeded();
+        }
+        // Every loop, old or new, fails while the pool is over the limit (Prometheus's
+        // `refreshTargetLimitErr`), and scrapes again once it is back under.
+        *self.forced.lock() = forced;
         let mut next: HashMap<Labels, (Arc<Target>, LoopHandle)> = HashMap::new();
         let mut old = std::mem::take(&mut inner.active);
         for t in active {
@@ -295,7 +316,8 @@ impl PoolShared {
                 cfg: self.cfg.clone(),
                 opts,
                 appendable: self.appendable.clone(),
-                forced_error: forced.clone(),
+                forced_error: self.forced.clone(),
+                metrics: self.metrics.clone(),
             });
             next.insert(t.labels.clone(), (t, h));
         }

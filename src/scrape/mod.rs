@@ -13,6 +13,7 @@ pub mod cache;
 pub mod client;
 pub mod expfmt;
 pub mod manager;
+pub mod metrics;
 pub mod report;
 pub mod scrape_loop;
 pub mod target;

@@ -58,8 +58,11 @@ pub struct LoopParams {
     pub opts: AppendOptions,
     /// Storage.
     pub appendable: Arc<dyn Appendable>,
-    /// Fails every scrape with this message (e.g. `target_limit exceeded`).
-    pub forced_error: Option<String>,
+    /// While set, fails every scrape with this message (`target_limit exceeded`); the pool
+    /// updates it on each target sync.
+    pub forced_error: Arc<parking_lot::Mutex<Option<String>>>,
+    /// Limit-violation counters.
+    pub metrics: Arc<super::metrics::ScrapeMetrics>,
 }
 
 /// Starts the loop task.
@@ -168,8 +171,9 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
     let started = Instant::now();
     let wall = SystemTime::now();
     let ts = now_ms();
-    let fetched = match (&p.forced_error, &st.client) {
-        (Some(e), _) => Err(Error::Config(e.clone())),
+    let forced = p.forced_error.lock().clone();
+    let fetched = match (forced, &st.client) {
+        (Some(e), _) => Err(Error::Config(e)),
         (None, Err(e)) => Err(Error::Config(e.clone())),
         (None, Ok(c)) => c.fetch(&mut st.buf).await,
     };
@@ -190,6 +194,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         Ok(()) => None,
         Err(e) => {
             app.rollback();
+            p.metrics.scrape_failed(&e);
             let mut app = p.appendable.appender();
             let r = st
                 .cache

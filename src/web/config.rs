@@ -118,7 +118,7 @@ pub struct TlsSettings {
 }
 
 /// A validated web config.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WebConfig {
     /// TLS, when configured.
     pub tls: Option<TlsSettings>,
@@ -126,6 +126,20 @@ pub struct WebConfig {
     pub users: BTreeMap<String, String>,
     /// Headers added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `http_server_config.http2` (default true): offer HTTP/2 through TLS ALPN. As in Go's
+    /// server, plain-text listeners speak HTTP/1.1 only.
+    pub http2: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            users: BTreeMap::new(),
+            headers: Vec::new(),
+            http2: true,
+        }
+    }
 }
 
 /// Headers the exporter-toolkit lets a web config set.
@@ -180,7 +194,6 @@ impl WebConfig {
         }
         let mut headers = Vec::new();
         let http = raw.http_server_config.unwrap_or_default();
-        let _ = http.http2;
         for (name, value) in http.headers.unwrap_or_default() {
             headers.push(header(&name, &value)?);
         }
@@ -188,6 +201,7 @@ impl WebConfig {
             tls,
             users,
             headers,
+            http2: http.http2.unwrap_or(true),
         })
     }
 
@@ -346,6 +360,8 @@ mod tests {
         let base = Path::new("/etc/argus");
         let c = WebConfig::parse("", base).unwrap();
         assert!(c.tls.is_none() && c.users.is_empty());
+        assert!(c.http2, "http2 defaults to true");
+        assert!(WebConfig::default().http2);
         let c = WebConfig::parse(
             &format!(
                 "tls_server_config:\n  cert_file: a.crt\n  key_file: /k/a.key\n  \
@@ -364,6 +380,7 @@ mod tests {
         assert_eq!(t.min_version, TlsVersion::Tls13);
         assert_eq!(c.users["alice"], HASH);
         assert_eq!(c.headers[0].0.as_str(), "x-frame-options");
+        assert!(!c.http2);
         // An empty tls_server_config means plain HTTP, as in the exporter-toolkit.
         let c = WebConfig::parse("tls_server_config: {}\n", base).unwrap();
         assert!(c.tls.is_none());

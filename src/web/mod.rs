@@ -39,7 +39,7 @@ impl Web {
         };
         let tls = match &cfg.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-                tls::server_config(t).map_err(|e| {
+                tls::server_config(t, cfg.http2).map_err(|e| {
                     WebConfigError(format!(
                         "invalid web config file {}: {e}",
                         config_file.unwrap_or(Path::new("")).display()

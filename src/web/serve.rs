@@ -1,6 +1,7 @@
 //! The accept loop shared by both listeners: a connection limit taken before `accept` (as Go's
 //! `netutil.LimitListener`, so excess clients wait in the kernel backlog), an optional TLS
-//! handshake bounded by the read timeout, HTTP/1.1 with hyper's header read timeout, a deadline
+//! handshake bounded by the read timeout, HTTP/1.1 with hyper's header read timeout (HTTP/2
+//! when TLS ALPN negotiated it; plain listeners speak HTTP/1.1 only, as Go's), a deadline
 //! on reading each request body, and graceful shutdown of open connections.
 
 use super::Web;
@@ -90,6 +91,17 @@ pub(crate) async fn serve(
                         None => handshake.await,
                     };
                     match tls_stream {
+                        // ALPN chose HTTP/2 (offered only when the web config allows it).
+                        Ok(s) if s.get_ref().1.alpn_protocol() == Some(super::tls::ALPN_H2) => {
+                            let mut h2 = hyper::server::conn::http2::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            );
+                            h2.timer(TokioTimer::new());
+                            watcher
+                                .watch(h2.serve_connection(TokioIo::new(s), svc))
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
                         Ok(s) => watcher
                             .watch(http.serve_connection(TokioIo::new(s), svc))
                             .await

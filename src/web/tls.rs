@@ -17,12 +17,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The ALPN protocol id of HTTP/2.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+
 /// How often, at most, a handshake looks at the certificate files' modification times.
 const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Builds the server config, reading the certificate, key and client CA files once; fails
 /// with a message naming the file when one cannot be read or used.
-pub(crate) fn server_config(t: &TlsSettings) -> Result<Arc<ServerConfig>, WebConfigError> {
+/// With `http2`, ALPN offers `h2` before `http/1.1`.
+pub(crate) fn server_config(
+    t: &TlsSettings,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, WebConfigError> {
     let provider = Arc::new(provider(t));
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
         (TlsVersion::Tls12, &rustls::version::TLS12),
@@ -39,7 +46,11 @@ pub(crate) fn server_config(t: &TlsSettings) -> Result<Arc<ServerConfig>, WebCon
         .map_err(|e| WebConfigError(format!("tls_server_config: {e}")))?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(resolver));
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if http2 {
+        vec![ALPN_H2.to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(cfg))
 }
 

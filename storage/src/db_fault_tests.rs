@@ -116,3 +116,103 @@ fn retention_runs_when_compaction_fails() {
     batch(&db, 20_100).unwrap();
     assert!(!times(&db, 15_000, 20_100).is_empty());
 }
+
+/// Every entry under `dir` (recursively) whose name ends in `.tmp`.
+fn tmp_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with(".tmp") {
+            out.push(p.clone());
+        }
+        if p.is_dir() {
+            out.extend(tmp_entries(&p));
+        }
+    }
+    out
+}
+
+#[test]
+fn open_removes_leftover_block_and_checkpoint_tmp_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    for t in (0..=2500).step_by(100) {
+        batch(&db, t).unwrap();
+    }
+    db.compact().unwrap();
+    let before = times(&db, 0, 2500);
+    assert_eq!(before.len(), 26);
+    db.close().unwrap();
+    drop(db);
+    // What a crash during a block write and during a WAL checkpoint leaves.
+    let block_tmp = dir
+        .path()
+        .join(format!("{}.tmp", crate::block::ulid::new_ulid()));
+    std::fs::create_dir_all(block_tmp.join("chunks")).unwrap();
+    std::fs::write(block_tmp.join("index"), b"half an index").unwrap();
+    std::fs::write(block_tmp.join("chunks").join("000001"), b"junk").unwrap();
+    let cp_tmp = dir.path().join("wal").join("checkpoint.00000099.tmp");
+    std::fs::create_dir_all(&cp_tmp).unwrap();
+    std::fs::write(cp_tmp.join("00000000"), b"junk").unwrap();
+    assert_eq!(tmp_entries(dir.path()).len(), 2);
+
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(tmp_entries(dir.path()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(times(&db, 0, 2500), before, "data intact after cleanup");
+    batch(&db, 2600).unwrap();
+    db.compact().unwrap();
+}
+
+#[test]
+fn failed_block_write_leaves_no_tmp_and_keeps_data_and_retention() {
+    use crate::block::writer::fail_hook::FAIL_AFTER;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    for t in (0..=1600).step_by(100) {
+        batch(&db, t).unwrap();
+    }
+    db.compact().unwrap();
+    assert_eq!(times(&db, 0, 999).len(), 10, "the first block holds 0..999");
+    for t in (1700..=20_000).step_by(100) {
+        batch(&db, t).unwrap();
+    }
+
+    // Cutting the head writes [1000, 2000), … [9000, 10000), then fails part-way through the
+    // next block (after its index), as a disk filling up would.
+    FAIL_AFTER.with(|f| f.set(Some(9)));
+    let e = db.compact().unwrap_err();
+    FAIL_AFTER.with(|f| f.set(None));
+    assert!(
+        e.to_string().contains("injected failure after the index"),
+        "{e}"
+    );
+    assert_eq!(db.metrics().compactions_failed, 1);
+    assert_eq!(tmp_entries(dir.path()), Vec::<std::path::PathBuf>::new());
+    // Retention ran anyway: the newest block ends at 9999, so with 5 s retention the blocks
+    // ending before 5000 are gone.
+    assert_eq!(
+        times(&db, 0, 999),
+        Vec::<i64>::new(),
+        "retention deleted the expired block although compaction failed"
+    );
+    let want: Vec<i64> = (5000..=20_000).step_by(100).collect();
+    assert_eq!(times(&db, 5000, 20_000), want, "nothing unexpired was lost");
+
+    // A snapshot with the head fails the same way: no partial snapshot stays.
+    let snap = dir.path().join("snapshots").join("s1");
+    FAIL_AFTER.with(|f| f.set(Some(0)));
+    assert!(db.snapshot(&snap, true).is_err());
+    FAIL_AFTER.with(|f| f.set(None));
+    assert!(!snap.exists(), "partial snapshot left behind");
+    assert_eq!(tmp_entries(dir.path()), Vec::<std::path::PathBuf>::new());
+
+    // Once writes succeed again, compaction completes; the newest data survives a reopen.
+    db.compact().unwrap();
+    let want: Vec<i64> = (15_000..=20_000).step_by(100).collect();
+    assert_eq!(times(&db, 15_000, 20_000), want);
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(times(&db, 15_000, 20_000), want);
+    assert_eq!(tmp_entries(dir.path()), Vec::<std::path::PathBuf>::new());
+}

@@ -60,6 +60,25 @@ pub trait Querier {
     /// Sorted distinct values of label `name` among series matching `matchers` (all series when
     /// empty) that have data in range.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+    /// The first `limit` of [`Querier::label_names`]' answer. Implementations stop early where
+    /// they can; memory is bounded by `limit` per source. The default truncates the full list.
+    fn label_names_limited(&self, matchers: &[Matcher], limit: usize) -> Result<Vec<String>> {
+        let mut v = self.label_names(matchers)?;
+        v.truncate(limit);
+        Ok(v)
+    }
+    /// The first `limit` of [`Querier::label_values`]' answer. Implementations stop early where
+    /// they can; memory is bounded by `limit` per source. The default truncates the full list.
+    fn label_values_limited(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut v = self.label_values(name, matchers)?;
+        v.truncate(limit);
+        Ok(v)
+    }
 }
 
 /// Something that can open queriers: the `Db`, or the in-memory test storage.

@@ -4,7 +4,7 @@
 //! series ids, and head series refs (which the head keeps below 2^32).
 
 use roaring::RoaringBitmap;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// In-memory postings of the head: `name → value → ids`, plus the set of all ids.
@@ -80,6 +80,45 @@ impl MemPostings {
             .unwrap_or_default();
         v.sort_unstable();
         v
+    }
+
+    /// Number of distinct values of `name`.
+    pub(crate) fn value_count(&self, name: &str) -> usize {
+        self.by_name.get(name).map_or(0, HashMap::len)
+    }
+
+    /// The smallest `limit` values of `name`, sorted, among those whose ids intersect `filter`
+    /// (every value when `None`). Visits every value once but holds at most `limit` of them (a
+    /// bounded max-heap), and skips the intersection for values already too large to enter.
+    pub(crate) fn label_values_limited(
+        &self,
+        name: &str,
+        filter: Option<&RoaringBitmap>,
+        limit: usize,
+    ) -> Vec<String> {
+        let Some(vals) = self.by_name.get(name) else {
+            return Vec::new();
+        };
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut heap: BinaryHeap<&str> = BinaryHeap::with_capacity(limit.min(vals.len()) + 1);
+        for (v, ids) in vals {
+            if heap.len() >= limit && heap.peek().is_some_and(|top| v.as_ref() >= *top) {
+                continue;
+            }
+            if filter.is_some_and(|f| ids.is_disjoint(f)) {
+                continue;
+            }
+            heap.push(v);
+            if heap.len() > limit {
+                heap.pop();
+            }
+        }
+        heap.into_sorted_vec()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Calls `f(name, value, ids)` for every pair (unordered). For statistics.

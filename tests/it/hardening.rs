@@ -279,3 +279,265 @@ fn global_interval_defaults_follow_prometheus() {
         healthy(&a);
     }
 }
+
+#[test]
+fn limit_on_thousands_of_series_returns_the_sorted_first_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
+    let now = now_ms();
+    let n = 3000;
+    let ts = (0..n)
+        .map(|i| {
+            let inst = format!("h{:05}", n - i);
+            let name = format!("many_{}", i % 3);
+            series(
+                &[
+                    ("__name__", name.as_str()),
+                    ("inst", inst.as_str()),
+                    (format!("l{}", i % 40).as_str(), "x"),
+                ],
+                &[(now, 1.0)],
+            )
+        })
+        .collect();
+    assert_eq!(write(&a, ts).status, 204);
+    let sel = format!("match[]={}", enc(r#"{__name__=~"many_.*"}"#));
+    let strings = |j: &serde_json::Value| -> Vec<String> {
+        let arr = j["data"].as_array().unwrap_or_else(|| panic!("{j}"));
+        arr.iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    for path in ["/api/v1/label/inst/values", "/api/v1/labels"] {
+        for with_match in [false, true] {
+            let m = if with_match { sel.as_str() } else { "" };
+            let full = a.get(&format!("{path}?{m}")).json();
+            assert!(full.get("warnings").is_none(), "{full}");
+            let mut want = strings(&full);
+            assert!(want.len() > 10, "{path}: {} values", want.len());
+            assert!(want.is_sorted(), "{path}: sorted");
+            want.truncate(10);
+            let j = a.get(&format!("{path}?{m}&limit=10")).json();
+            assert_eq!(strings(&j), want, "{path} {m}");
+            assert_eq!(j["warnings"][0], "results truncated due to limit", "{j}");
+        }
+    }
+    let j = a.get("/api/v1/label/inst/values?limit=10").json();
+    let want: Vec<String> = (1..=10).map(|i| format!("h{i:05}")).collect();
+    assert_eq!(strings(&j), want, "{j}");
+
+    let j = a.get(&format!("/api/v1/series?{sel}&limit=10")).json();
+    let got: Vec<(String, String)> = j["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap().to_string();
+            (f("__name__"), f("inst"))
+        })
+        .collect();
+    let mut all: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("many_{}", i % 3), format!("h{:05}", n - i)))
+        .collect();
+    all.sort();
+    all.truncate(10);
+    assert_eq!(got, all, "{j}");
+    assert_eq!(j["warnings"][0], "results truncated due to limit", "{j}");
+    healthy(&a);
+}
+
+/// Serves each `(path, body)` as `text/plain` on a loopback port, from a background thread.
+fn serve_bodies(routes: Vec<(&'static str, String)>) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut app = axum::Router::new();
+            for (path, body) in routes {
+                app = app.route(path, axum::routing::get(move || async move { body }));
+            }
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    addr
+}
+
+#[test]
+fn scrape_limits_from_global_and_job_fail_the_scrape() {
+    let many: String = (0..50)
+        .map(|i| format!("many_s{{i=\"{i}\"}} {i}\n"))
+        .collect();
+    let fx = serve_bodies(vec![
+        ("/small", "small_a 1\nsmall_b 2\n".to_string()),
+        ("/many", many),
+        (
+            "/labels",
+            "lab{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n".to_string(),
+        ),
+        ("/longname", format!("ln{{{}=\"v\"}} 1\n", "n".repeat(31))),
+        ("/longvalue", format!("lv{{k=\"{}\"}} 1\n", "v".repeat(41))),
+        ("/big", format!("# {}\nbig 1\n", "x".repeat(20_000))),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("argus.yml");
+    let job = |name: &str, path: &str, extra: &str| {
+        format!(
+            "  - {{job_name: {name}, metrics_path: {path}, static_configs: [{{targets: ['{fx}']}}]{extra}}}\n"
+        )
+    };
+    let mut yaml = String::from(
+        "global:\n  scrape_interval: 1s\n  sample_limit: 20\n  label_limit: 6\n  \
+         label_name_length_limit: 30\n  label_value_length_limit: 40\n  body_size_limit: 16KB\n  \
+         keep_dropped_targets: 3\n  convert_classic_histograms_to_nhcb: true\n\
+         scrape_configs:\n",
+    );
+    yaml += &job("ok", "/small", ", native_histogram_bucket_limit: 160");
+    yaml += &job("many", "/many", "");
+    yaml += &job("many_raised", "/many", ", sample_limit: 100");
+    yaml += &job("labels", "/labels", "");
+    yaml += &job("longname", "/longname", "");
+    yaml += &job("longvalue", "/longvalue", "");
+    yaml += &job("big", "/big", "");
+    yaml += &format!(
+        "  - {{job_name: two_targets, metrics_path: /small, target_limit: 1, \
+         static_configs: [{{targets: ['{fx}', 'localhost:{}']}}]}}\n",
+        fx.port()
+    );
+    std::fs::write(&cfg, &yaml).unwrap();
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &[&format!("--config.file={}", cfg.display())],
+    );
+    let want_up = [
+        ("ok", 1.0),
+        ("many", 0.0),
+        ("many_raised", 1.0),
+        ("labels", 0.0),
+        ("longname", 0.0),
+        ("longvalue", 0.0),
+        ("big", 0.0),
+    ];
+    // `up` per job; two_targets has two series.
+    let ups = || -> Vec<(String, f64)> {
+        let j = a.get(&format!("/api/v1/query?query={}", enc("up"))).json();
+        let mut v: Vec<(String, f64)> = j["data"]["result"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|s| {
+                        let job = s["metric"]["job"].as_str().unwrap_or("").to_string();
+                        let val = s["value"][1].as_str().unwrap_or("nan").parse().unwrap();
+                        (job, val)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut got = ups();
+    while got.len() < want_up.len() + 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        got = ups();
+    }
+    for (job, want) in want_up {
+        let v: Vec<f64> = got.iter().filter(|g| g.0 == job).map(|g| g.1).collect();
+        assert_eq!(v, [want], "up of {job}: {got:?}\n{}", a.log());
+    }
+    let two: Vec<f64> = got
+        .iter()
+        .filter(|g| g.0 == "two_targets")
+        .map(|g| g.1)
+        .collect();
+    assert_eq!(two, [0.0, 0.0], "target_limit fails every target: {got:?}");
+
+    // Nothing of a failed scrape is stored; the raised per-job limit stores all 50.
+    let count = |q: &str| {
+        let j = a.get(&format!("/api/v1/query?query={}", enc(q))).json();
+        j["data"]["result"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(count(r#"many_s{job="many"}"#), 0);
+    assert_eq!(count(r#"many_s{job="many_raised"}"#), 50);
+    for m in ["lab", "ln", "lv", "big", r#"small_a{job="two_targets"}"#] {
+        assert_eq!(count(m), 0, "{m} stored from a failed scrape");
+    }
+    assert_eq!(count(r#"small_a{job="ok"}"#), 1);
+
+    // The reasons, as Prometheus words them.
+    let t = a.get("/api/v1/targets").json();
+    let err_of = |job: &str| -> String {
+        t["data"]["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["labels"]["job"] == job)
+            .map(|x| x["lastError"].as_str().unwrap_or("").to_string())
+            .unwrap_or_else(|| panic!("no target for {job}: {t}"))
+    };
+    for (job, want) in [
+        ("ok", ""),
+        ("many", "sample limit exceeded"),
+        (
+            "labels",
+            "label_limit exceeded (metric: lab, number of labels: 7, limit: 6)",
+        ),
+        ("longname", "label_name_length_limit exceeded"),
+        ("longvalue", "label_value_length_limit exceeded"),
+        ("big", "body size limit exceeded"),
+        (
+            "two_targets",
+            "target_limit exceeded (number of targets: 2, limit: 1)",
+        ),
+    ] {
+        let e = err_of(job);
+        assert!(
+            if want.is_empty() {
+                e.is_empty()
+            } else {
+                e.contains(want)
+            },
+            "{job}: want {want:?}, got {e:?}"
+        );
+    }
+
+    // Counters.
+    let metrics = a.get("/metrics").text();
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    for name in [
+        "argus_target_scrapes_exceeded_sample_limit_total",
+        "argus_target_scrapes_exceeded_body_size_limit_total",
+        "argus_target_scrape_pool_exceeded_target_limit_total",
+    ] {
+        assert!(counter(name) >= 1.0, "{name}");
+    }
+    assert!(counter("argus_target_scrape_pool_exceeded_label_limits_total") >= 3.0);
+
+    // The loaded config shows the inherited values, as Prometheus's does.
+    let j = a.get("/api/v1/status/config").json();
+    let text = j["data"]["yaml"].as_str().unwrap();
+    let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
+    let jobs = parsed["scrape_configs"].as_sequence().unwrap();
+    let ok = jobs.iter().find(|j| j["job_name"] == "ok").unwrap();
+    assert_eq!(ok["sample_limit"], 20, "{text}");
+    assert_eq!(ok["keep_dropped_targets"], 3, "{text}");
+    assert_eq!(ok["native_histogram_bucket_limit"], 160, "{text}");
+    assert_eq!(ok["convert_classic_histograms_to_nhcb"], true, "{text}");
+    let raised = jobs
+        .iter()
+        .find(|j| j["job_name"] == "many_raised")
+        .unwrap();
+    assert_eq!(raised["sample_limit"], 100, "{text}");
+    healthy(&a);
+}

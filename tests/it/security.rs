@@ -642,3 +642,83 @@ fn max_connections_holds_further_clients_until_one_closes() {
     let r = parse_response(&buf).expect("a response");
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// The HTTP version of `GET /-/healthy` over TLS through reqwest (ALPN offers h2 and
+/// http/1.1), or with HTTP/2 prior knowledge over plain TCP; the error text when it fails.
+fn version_of(addr: SocketAddr, tls: Option<&str>) -> Result<reqwest::Version, String> {
+    // reqwest is built without a provider; another test may have installed one already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    let (builder, url) = match tls {
+        Some(ca_pem) => {
+            let mut cfg = (*client_config(ca_pem, None)).clone();
+            cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            (
+                builder.tls_backend_preconfigured(cfg),
+                format!("https://localhost:{}/-/healthy", addr.port()),
+            )
+        }
+        None => (
+            builder.http2_prior_knowledge(),
+            format!("http://{addr}/-/healthy"),
+        ),
+    };
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        if r.status() != 200 {
+            return Err(format!("status {}", r.status()));
+        }
+        Ok(r.version())
+    })
+}
+
+#[test]
+fn http2_is_negotiated_over_tls_unless_disabled() {
+    let ca = Ca::new("argus test CA");
+    let (cert, key, _) = ca.leaf("argus", true);
+    for (http2, want) in [
+        (None, reqwest::Version::HTTP_2),
+        (Some(true), reqwest::Version::HTTP_2),
+        (Some(false), reqwest::Version::HTTP_11),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(dir.path(), "server.crt", &cert);
+        write_file(dir.path(), "server.key", &key);
+        let http = http2.map_or(String::new(), |h| {
+            format!("http_server_config:\n  http2: {h}\n")
+        });
+        write_file(
+            dir.path(),
+            "web.yml",
+            &format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{http}"),
+        );
+        let a = Argus::start(
+            &dir.path().join("data"),
+            &[&format!(
+                "--web.config.file={}",
+                dir.path().join("web.yml").display()
+            )],
+        );
+        let got = version_of(a.addr, Some(&ca.pem()));
+        assert_eq!(got, Ok(want), "http2: {http2:?}");
+        // HTTP/1.1 clients are served either way.
+        let cfg = client_config(&ca.pem(), None);
+        let (r, _) = https(a.addr, &cfg, "/-/healthy", &[]).unwrap();
+        assert_eq!(r.status, 200, "http2: {http2:?}");
+    }
+    // Plain text: HTTP/1.1 only, as Prometheus (Go) answers; h2c prior knowledge is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let a = Argus::start(dir.path(), &[]);
+    let got = version_of(a.addr, None);
+    assert!(got.is_err(), "h2c prior knowledge was answered: {got:?}");
+    assert_eq!(a.get("/-/healthy").status, 200);
+}

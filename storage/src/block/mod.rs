@@ -142,6 +142,16 @@ pub(crate) trait BlockReader: Send + Sync {
     fn label_names(&self) -> Result<Vec<String>>;
     /// Sorted values of label `name`.
     fn label_values(&self, name: &str) -> Result<Vec<String>>;
+    /// The first `limit` sorted values of label `name` whose postings intersect `filter` (all
+    /// values when `None`), without materialising the rest.
+    fn label_values_limited(
+        &self,
+        name: &str,
+        filter: Option<&RoaringBitmap>,
+        limit: usize,
+    ) -> Result<Vec<String>>;
+    /// Number of distinct values of label `name`.
+    fn label_value_count(&self, name: &str) -> Result<usize>;
     /// `ids` ordered by the series' labels (blocks: ids are already in label order).
     fn sorted_ids(&self, ids: &RoaringBitmap) -> Result<Vec<u32>>;
     /// Labels of series `id` into `out`; `false` when the series is gone.

@@ -141,6 +141,19 @@ impl BlockReader for Block {
         self.index.label_values(name)
     }
 
+    fn label_values_limited(
+        &self,
+        name: &str,
+        filter: Option<&RoaringBitmap>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.index.label_values_limited(name, filter, limit)
+    }
+
+    fn label_value_count(&self, name: &str) -> Result<usize> {
+        self.index.value_count(name)
+    }
+
     fn sorted_ids(&self, ids: &RoaringBitmap) -> Result<Vec<u32>> {
         Ok(ids.iter().collect())
     }

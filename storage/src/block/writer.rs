@@ -168,6 +168,13 @@ fn write_into(
         return Ok(None);
     }
     index.finish()?;
+    #[cfg(test)]
+    if fail_hook::should_fail() {
+        return Err(Error::io(
+            format!("cannot write block {}", tmp.display()),
+            std::io::Error::other("injected failure after the index"),
+        ));
+    }
     chunks.finish()?;
     crate::fs::write_file_synced(
         &tmp.join(TOMBSTONES_FILE),
@@ -202,4 +209,29 @@ fn write_into(
     meta.write(tmp)?;
     crate::fs::fsync_dir(tmp)?;
     Ok(Some(meta))
+}
+
+/// Test seam: makes block writes on this thread fail after the index is written, as a full disk
+/// would part-way through a block.
+#[cfg(test)]
+pub(crate) mod fail_hook {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// `Some(n)`: the next `n` block writes succeed, every later one fails after writing
+        /// its index. `None`: no failure.
+        pub(crate) static FAIL_AFTER: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// Counts one block write; true when it must fail.
+    pub(super) fn should_fail() -> bool {
+        FAIL_AFTER.with(|f| match f.get() {
+            None => false,
+            Some(0) => true,
+            Some(n) => {
+                f.set(Some(n - 1));
+                false
+            }
+        })
+    }
 }

@@ -47,6 +47,23 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         Ok(self.head.postings.read().label_values(name))
     }
 
+    fn label_values_limited(
+        &self,
+        name: &str,
+        filter: Option<&RoaringBitmap>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .head
+            .postings
+            .read()
+            .label_values_limited(name, filter, limit))
+    }
+
+    fn label_value_count(&self, name: &str) -> Result<usize> {
+        Ok(self.head.postings.read().value_count(name))
+    }
+
     fn sorted_ids(&self, ids: &RoaringBitmap) -> Result<Vec<u32>> {
         let mut series: Vec<_> = ids
             .iter()

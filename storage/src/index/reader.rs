@@ -259,6 +259,37 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             .collect()
     }
 
+    /// Number of distinct values of `name`.
+    pub(crate) fn value_count(&self, name: &str) -> Result<usize> {
+        Ok(self.values_of(name)?.len())
+    }
+
+    /// The first `limit` values of `name` in sorted order whose postings intersect `filter`
+    /// (every value when `None`). Stops at the `limit`-th: later symbols and postings are never
+    /// read.
+    pub(crate) fn label_values_limited(
+        &self,
+        name: &str,
+        filter: Option<&RoaringBitmap>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for &(sym, off) in self.values_of(name)? {
+            if out.len() >= limit {
+                break;
+            }
+            #[cfg(test)]
+            tests_hook::VISITED.with(|v| v.set(v.get() + 1));
+            if let Some(f) = filter
+                && self.read_postings(off as usize)?.is_disjoint(f)
+            {
+                continue;
+            }
+            out.push(self.symbol(sym)?.to_string());
+        }
+        Ok(out)
+    }
+
     /// Ids of series with `name="value"` (empty when none).
     pub(crate) fn postings(&self, name: &str, value: &str) -> Result<RoaringBitmap> {
         let vals = self.values_of(name)?;
@@ -389,5 +420,16 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
             return Err(bad("trailing bytes"));
         }
         Ok(())
+    }
+}
+
+/// Test-only count of label values [`IndexReader::label_values_limited`] looked at, per thread.
+#[cfg(test)]
+pub(crate) mod tests_hook {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Values visited by `label_values_limited` on this thread.
+        pub(crate) static VISITED: Cell<usize> = const { Cell::new(0) };
     }
 }

@@ -10,6 +10,7 @@ use crate::interface::{Querier, SampleIterator, SeriesSet};
 use crate::matcher::Matcher;
 use crate::model::{Labels, Timestamp};
 use merge::MergedSeries;
+use roaring::RoaringBitmap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -52,25 +53,56 @@ impl DbQuerier {
         Ok(MergedSeries::new(parts, self.mint, self.maxt))
     }
 
-    fn collect_labels(
+    /// The bounded union of `f(reader, matched ids)` over the readers; `None` ids when there
+    /// are no matchers. Readers where nothing matches are skipped.
+    fn union_limited(
         &self,
         matchers: &[Matcher],
-        mut f: impl FnMut(&Labels),
-        mut all: impl FnMut(&dyn BlockReader) -> Result<()>,
-    ) -> Result<()> {
-        let mut labels = Labels::empty();
+        limit: usize,
+        mut f: impl FnMut(&dyn BlockReader, Option<&RoaringBitmap>, &mut Bounded) -> Result<()>,
+    ) -> Result<Vec<String>> {
+        let mut out = Bounded::new(limit);
         for r in &self.readers {
             if matchers.is_empty() {
-                all(r.as_ref())?;
+                f(r.as_ref(), None, &mut out)?;
                 continue;
             }
-            for id in select::postings_for_matchers(r.as_ref(), matchers)? {
-                if r.labels(id, &mut labels)? {
-                    f(&labels);
-                }
+            let ids = select::postings_for_matchers(r.as_ref(), matchers)?;
+            if !ids.is_empty() {
+                f(r.as_ref(), Some(&ids), &mut out)?;
             }
         }
-        Ok(())
+        Ok(out.set.into_iter().collect())
+    }
+}
+
+/// The smallest `limit` distinct strings offered, sorted: memory never exceeds `limit` + 1.
+pub(crate) struct Bounded {
+    set: BTreeSet<String>,
+    limit: usize,
+}
+
+impl Bounded {
+    fn new(limit: usize) -> Self {
+        Self {
+            set: BTreeSet::new(),
+            limit,
+        }
+    }
+
+    /// False when `v` cannot enter (the set is full of smaller strings).
+    fn admits(&self, v: &str) -> bool {
+        self.set.len() < self.limit || self.set.last().is_some_and(|last| v < last.as_str())
+    }
+
+    fn offer(&mut self, v: &str) {
+        if !self.admits(v) || self.set.contains(v) {
+            return;
+        }
+        self.set.insert(v.to_string());
+        if self.set.len() > self.limit {
+            self.set.pop_last();
+        }
     }
 }
 
@@ -103,36 +135,64 @@ impl Querier for DbQuerier {
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
-        let mut names = BTreeSet::new();
-        let mut all = BTreeSet::new();
-        self.collect_labels(
-            matchers,
-            |l| names.extend(l.iter().map(|l| l.name.clone())),
-            |r| {
-                all.extend(r.label_names()?);
-                Ok(())
-            },
-        )?;
-        names.extend(all);
-        Ok(names.into_iter().collect())
+        self.label_names_limited(matchers, usize::MAX)
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
-        let mut values = BTreeSet::new();
-        let mut all = BTreeSet::new();
-        self.collect_labels(
-            matchers,
-            |l| {
-                if let Some(v) = l.get(name) {
-                    values.insert(v.to_string());
+        self.label_values_limited(name, matchers, usize::MAX)
+    }
+
+    fn label_names_limited(&self, matchers: &[Matcher], limit: usize) -> Result<Vec<String>> {
+        let mut labels = Labels::empty();
+        self.union_limited(matchers, limit, |r, ids, out| {
+            match ids {
+                // Names are few per reader (tens to hundreds): no early stop needed.
+                None => r.label_names()?.iter().for_each(|n| out.offer(n)),
+                Some(ids) => {
+                    for id in ids {
+                        if r.labels(id, &mut labels)? {
+                            labels.iter().for_each(|l| out.offer(&l.name));
+                        }
+                    }
                 }
-            },
-            |r| {
-                all.extend(r.label_values(name)?);
-                Ok(())
-            },
-        )?;
-        values.extend(all);
-        Ok(values.into_iter().collect())
+            }
+            Ok(())
+        })
+    }
+
+    fn label_values_limited(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut labels = Labels::empty();
+        self.union_limited(matchers, limit, |r, ids, out| {
+            // Fewer matching series than values: read each series' value. Otherwise walk the
+            // sorted values, keeping those whose postings meet the matched ids, and stop at
+            // `limit` (blocks never read the rest).
+            if let Some(ids) = ids
+                && ids.len() < r.label_value_count(name)? as u64
+            {
+                for id in ids {
+                    if r.labels(id, &mut labels)?
+                        && let Some(v) = labels.get(name)
+                    {
+                        out.offer(v);
+                    }
+                }
+                return Ok(());
+            }
+            for v in r.label_values_limited(name, ids, limit)? {
+                if !out.admits(&v) {
+                    break;
+                }
+                out.offer(&v);
+            }
+            Ok(())
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;
