@@ -1,10 +1,11 @@
 //! PromQL range-query benchmark, modelled on Prometheus's `BenchmarkRangeQuery`: 1 h at a 15 s
 //! step over 15 s data, for 100 / 1,000 / 10,000 series, against the in-memory storage.
 //! Throughput is the number of stored samples the query range covers. A `memcpy` of as many
-//! `(i64, f64)` samples is the floor.
+//! `(i64, f64)` samples is the floor. `nh` holds native histograms (`n / 10` series, schema 3,
+//! 24 populated buckets, growing like counters) for `histogram_quantile` over native data.
 
 use argus_query::{Engine, EngineOptions};
-use argus_storage::{Labels, testing::MemStorage};
+use argus_storage::{FloatHistogram, Labels, Span, testing::MemStorage};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
@@ -39,6 +40,19 @@ fn storage(n: usize) -> MemStorage {
     }
     for i in 0..n / 10 {
         let inst = format!("i{i}");
+        let labels = Labels::from_pairs(&[("__name__", "nh"), ("instance", &inst)]);
+        for k in 0..points {
+            let buckets: Vec<f64> = (0..24).map(|b| (k * (b % 5 + 1)) as f64).collect();
+            let h = FloatHistogram {
+                schema: 3,
+                count: buckets.iter().sum(),
+                sum: k as f64 * 10.0,
+                positive_spans: vec![Span::new(-8, 24)],
+                positive_buckets: buckets,
+                ..Default::default()
+            };
+            db.insert_histogram(labels.clone(), k * STEP_MS, h);
+        }
         for (b, le) in BUCKETS.iter().enumerate() {
             add(
                 Labels::from_pairs(&[("__name__", "h_bucket"), ("instance", &inst), ("le", le)]),
@@ -49,12 +63,16 @@ fn storage(n: usize) -> MemStorage {
     db
 }
 
-const QUERIES: [(&str, &str); 5] = [
+const QUERIES: [(&str, &str); 6] = [
     ("rate", "rate(x[1m])"),
     ("sum_rate", "sum(rate(x[5m]))"),
     (
         "histogram_quantile",
         "histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))",
+    ),
+    (
+        "histogram_quantile_native",
+        "histogram_quantile(0.9, sum(rate(nh[5m])))",
     ),
     ("topk", "topk(5, rate(x[5m]))"),
     ("binary", "x + y"),

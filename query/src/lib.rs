@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod analyze;
+mod annotations;
 pub mod calendar;
 mod error;
 mod eval;
@@ -29,6 +30,7 @@ mod parse;
 pub mod promqltest;
 mod value;
 
+pub use annotations::Annotations;
 pub use error::{Error, ErrorKind};
 pub use limits::CancelToken;
 pub use parse::{parse as parse_expr, parse_selector};
@@ -98,29 +100,52 @@ impl Engine {
         t: i64,
         cancel: &CancelToken,
     ) -> Result<Value, Error> {
+        self.instant_query_annotated(storage, query, t, cancel)
+            .map(|r| r.0)
+    }
+
+    /// [`Engine::instant_query_with`] that also returns the query's warnings and infos.
+    pub fn instant_query_annotated(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        t: i64,
+        cancel: &CancelToken,
+    ) -> Result<(Value, Annotations), Error> {
         let expr = parse::parse(query)?;
         let c = Ctx {
             start: t,
             end: t,
             step: 1,
         };
-        let v = self.run(storage, &expr, c, cancel)?;
-        Ok(match v {
+        let (v, annos) = self.run(storage, &expr, c, cancel)?;
+        let v = match v {
             Val::Scalar(s) => Value::Scalar(t, s.first().copied().unwrap_or(f64::NAN)),
             Val::String(s) => Value::String(t, s),
             Val::Vector(ss) => Value::Vector(
                 ss.into_iter()
-                    .filter_map(|s| {
-                        s.points.first().map(|p| VectorSample {
+                    .filter_map(|mut s| {
+                        if let Some(p) = s.points.first() {
+                            return Some(VectorSample {
+                                labels: s.labels,
+                                t,
+                                v: p.1,
+                                h: None,
+                            });
+                        }
+                        let h = s.hists.pop()?;
+                        Some(VectorSample {
                             labels: s.labels,
                             t,
-                            v: p.1,
+                            v: 0.0,
+                            h: Some(Box::new(h.1)),
                         })
                     })
                     .collect(),
             ),
             Val::Matrix(ss) => Value::Matrix(to_matrix(ss)),
-        })
+        };
+        Ok((v, annos))
     }
 
     /// Evaluates `query` at `start, start+step, …, end` (ms); returns a `Matrix` (or an error).
@@ -145,6 +170,20 @@ impl Engine {
         step: i64,
         cancel: &CancelToken,
     ) -> Result<Value, Error> {
+        self.range_query_annotated(storage, query, start, end, step, cancel)
+            .map(|r| r.0)
+    }
+
+    /// [`Engine::range_query_with`] that also returns the query's warnings and infos.
+    pub fn range_query_annotated(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        cancel: &CancelToken,
+    ) -> Result<(Value, Annotations), Error> {
         if step <= 0 {
             return Err(Error::bad_data(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
@@ -185,17 +224,19 @@ impl Engine {
             ));
         }
         let c = Ctx { start, end, step };
-        let v = self.run(storage, &expr, c, cancel)?;
-        Ok(match v {
+        let (v, annos) = self.run(storage, &expr, c, cancel)?;
+        let v = match v {
             Val::Scalar(s) => Value::Matrix(vec![MatrixSeries {
                 labels: argus_storage::Labels::empty(),
                 points: s.iter().enumerate().map(|(i, v)| (c.t(i), *v)).collect(),
+                histograms: Vec::new(),
             }]),
             Val::String(_) => {
                 return Err(Error::bad_data("string is not a valid range query result"));
             }
             Val::Vector(ss) | Val::Matrix(ss) => Value::Matrix(to_matrix(ss)),
-        })
+        };
+        Ok((v, annos))
     }
 
     /// Opens the querier, evaluates, and applies the delayed `__name__` removal.
@@ -205,7 +246,7 @@ impl Engine {
         expr: &promql_parser::parser::Expr,
         c: Ctx,
         cancel: &CancelToken,
-    ) -> Result<Val, Error> {
+    ) -> Result<(Val, Annotations), Error> {
         let lookback = self.opts.lookback_delta_ms;
         let querier = match analyze::time_bounds(expr, c.start, c.end, lookback) {
             Some((mint, maxt)) => Some(
@@ -222,14 +263,16 @@ impl Engine {
             query_end: c.end,
             query_step: if c.start == c.end { 0 } else { c.step },
             limits: Limits::new(self.opts.timeout, self.opts.max_samples, cancel.clone()),
+            annos: Default::default(),
         };
         ev.limits.check_now()?;
         let v = ev.eval(expr, c)?;
-        Ok(match v {
+        let v = match v {
             Val::Vector(ss) => Val::Vector(finish(ss, c.n() == 1)?),
             Val::Matrix(ss) => Val::Matrix(finish(ss, true)?),
             other => other,
-        })
+        };
+        Ok((v, ev.annos.take()))
     }
 }
 
@@ -264,12 +307,13 @@ fn finish(ss: Vec<Series>, instant: bool) -> Result<Vec<Series>, Error> {
 }
 
 fn to_matrix(mut ss: Vec<Series>) -> Vec<MatrixSeries> {
-    ss.retain(|s| !s.points.is_empty());
+    ss.retain(|s| !s.is_empty());
     ss.sort_by(|a, b| a.labels.cmp(&b.labels));
     ss.into_iter()
         .map(|s| MatrixSeries {
             labels: s.labels,
             points: s.points,
+            histograms: s.hists,
         })
         .collect()
 }

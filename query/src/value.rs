@@ -1,6 +1,6 @@
 //! Result values: the public shapes ([`Value`]) and the evaluator's internal ones ([`Val`]).
 
-use argus_storage::{Labels, METRIC_NAME};
+use argus_storage::{FloatHistogram, Labels, METRIC_NAME};
 
 /// One series in an instant vector.
 #[derive(Clone, Debug, PartialEq)]
@@ -9,8 +9,10 @@ pub struct VectorSample {
     pub labels: Labels,
     /// Timestamp, ms.
     pub t: i64,
-    /// Value.
+    /// Value (0 for a histogram sample).
     pub v: f64,
+    /// The native histogram when this is a histogram sample (then `v` is meaningless).
+    pub h: Option<Box<FloatHistogram>>,
 }
 
 /// One series in a range vector / range query result.
@@ -20,6 +22,9 @@ pub struct MatrixSeries {
     pub labels: Labels,
     /// `(t ms, value)` in time order.
     pub points: Vec<(i64, f64)>,
+    /// `(t ms, histogram)` in time order (a series may mix floats and histograms at different
+    /// timestamps).
+    pub histograms: Vec<(i64, FloatHistogram)>,
 }
 
 /// A query result, in the shapes of Prometheus's HTTP API (`resultType`).
@@ -43,6 +48,9 @@ pub(crate) struct Series {
     /// Delayed `__name__` removal: the name is dropped when the query finishes.
     pub drop_name: bool,
     pub points: Vec<(i64, f64)>,
+    /// Histogram points, in time order; at any one timestamp a series has a float or a
+    /// histogram, never both.
+    pub hists: Vec<(i64, FloatHistogram)>,
 }
 
 impl Series {
@@ -51,7 +59,18 @@ impl Series {
             labels,
             drop_name,
             points: Vec::new(),
+            hists: Vec::new(),
         }
+    }
+
+    /// True when the series has neither float nor histogram points.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hists.is_empty()
+    }
+
+    /// Number of points of both kinds.
+    pub(crate) fn len(&self) -> usize {
+        self.points.len() + self.hists.len()
     }
 
     /// Labels as they will look once the query finishes: dropping the name also drops the
@@ -88,7 +107,7 @@ impl Val {
         match self {
             Val::Scalar(v) => v.len(),
             Val::String(_) => 1,
-            Val::Vector(s) | Val::Matrix(s) => s.iter().map(|s| s.points.len()).sum(),
+            Val::Vector(s) | Val::Matrix(s) => s.iter().map(|s| s.len()).sum(),
         }
     }
 }

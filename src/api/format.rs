@@ -112,8 +112,16 @@ pub fn push_query_data(out: &mut String, v: &Value) {
                 }
                 out.push_str("{\"metric\":");
                 push_labels(out, &s.labels);
-                out.push_str(",\"value\":");
-                push_point(out, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        out.push_str(",\"histogram\":");
+                        super::query_json::push_histogram_point(out, s.t, h);
+                    }
+                    None => {
+                        out.push_str(",\"value\":");
+                        push_point(out, s.t, s.v);
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -126,14 +134,27 @@ pub fn push_query_data(out: &mut String, v: &Value) {
                 }
                 out.push_str("{\"metric\":");
                 push_labels(out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        push_point(out, *t, *v);
                     }
-                    push_point(out, *t, *v);
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        super::query_json::push_histogram_point(out, *t, h);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push(']');
         }
@@ -240,6 +261,7 @@ mod tests {
                 labels: l.clone(),
                 t: 1500,
                 v: f64::NAN,
+                h: None,
             }]),
             r#"{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a\"b"},"value":[1.500,"NaN"]}]}"#,
         );
@@ -247,6 +269,7 @@ mod tests {
             Value::Matrix(vec![MatrixSeries {
                 labels: l,
                 points: vec![(0, 1.0), (15000, 0.5)],
+                histograms: vec![],
             }]),
             r#"{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a\"b"},"values":[[0,"1"],[15,"0.5"]]}]}"#,
         );

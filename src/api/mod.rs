@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod otlp;
 pub mod params;
 pub mod query;
+pub mod query_json;
 pub mod read;
 pub mod rules;
 pub mod series;

@@ -73,7 +73,7 @@ async fn evaluate(
         &Engine,
         &dyn argus_storage::Queryable,
         &CancelToken,
-    ) -> Result<Value, argus_query::Error>
+    ) -> Result<(Value, argus_query::Annotations), argus_query::Error>
     + Send
     + 'static,
 ) -> Response {
@@ -116,10 +116,10 @@ async fn evaluate(
         .query_metrics
         .observe(range, started.elapsed().as_secs_f64(), result.is_ok());
     match result {
-        Ok(v) => {
+        Ok((v, annos)) => {
             let mut data = String::with_capacity(256);
             push_query_data(&mut data, &v);
-            success_json(&data, &[])
+            super::query_json::success_annotated(&data, &annos)
         }
         Err(e) => e.into_response(),
     }
@@ -140,7 +140,7 @@ pub async fn instant(State(state): State<SharedState>, req: Request) -> Response
     match checked {
         Ok((t, engine, q)) => {
             evaluate(&state, engine, false, move |e, db, cancel| {
-                e.instant_query_with(db, &q, t, cancel)
+                e.instant_query_annotated(db, &q, t, cancel)
             })
             .await
         }
@@ -198,7 +198,7 @@ pub async fn range(State(state): State<SharedState>, req: Request) -> Response {
     match checked {
         Ok((start, end, step, engine, q)) => {
             evaluate(&state, engine, true, move |e, db, cancel| {
-                e.range_query_with(db, &q, start, end, step, cancel)
+                e.range_query_annotated(db, &q, start, end, step, cancel)
             })
             .await
         }

@@ -483,3 +483,65 @@ async fn gzip_when_asked() {
         serde_json::json!({"status": "success", "data": ["__name__", "job", "zone"]}),
     );
 }
+
+/// Native histograms in `/api/v1/query` and `query_range` JSON, and the query's annotations in
+/// `warnings`/`infos` (issue 16).
+#[tokio::test]
+async fn native_histograms_and_annotations_in_query_json() {
+    let f = fixture(false);
+    let h = argus_storage::FloatHistogram {
+        schema: 0,
+        count: 3.0,
+        sum: 2.5,
+        positive_spans: vec![argus_storage::Span::new(0, 2)],
+        positive_buckets: vec![1.0, 2.0],
+        ..Default::default()
+    };
+    let hl = Labels::from_pairs(&[("__name__", "hist"), ("job", "a")]);
+    f.storage.insert_histogram(hl.clone(), 10_000, h.clone());
+    f.storage.insert_histogram(hl, 20_000, h);
+    let (code, body) = get(&f.app, "/api/v1/query?query=hist&time=20").await;
+    assert_eq!(code, 200, "{body}");
+    assert_json(
+        &body,
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"__name__": "hist", "job": "a"}, "histogram": [20, {
+                "count": "3", "sum": "2.5",
+                "buckets": [[0, "0.5", "1", "1"], [0, "1", "2", "2"]]}]}]}}),
+    );
+    let (code, body) = get(
+        &f.app,
+        "/api/v1/query_range?query=hist*2&start=10&end=20&step=10",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let series = &v["data"]["result"][0];
+    assert!(series.get("values").is_none(), "{body}");
+    assert_eq!(
+        series["histograms"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    assert_eq!(series["histograms"][1][1]["count"], "6", "{body}");
+    // A histogram compared with a float is dropped with an info.
+    let (_, body) = get(&f.app, "/api/v1/query?query=hist%3E1&time=20").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["result"], serde_json::json!([]), "{body}");
+    assert!(
+        v["infos"][0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("PromQL info: incompatible sample types")),
+        "{body}"
+    );
+    // Floats and histograms in one aggregation group: a warning and no result.
+    let (_, body) = get(&f.app, "/api/v1/query?query=sum(hist%20or%20up)&time=20").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["warnings"],
+        serde_json::json!([
+            "PromQL warning: encountered a mix of histograms and floats for aggregation"
+        ]),
+        "{body}"
+    );
+}

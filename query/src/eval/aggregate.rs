@@ -19,6 +19,8 @@ struct Acc {
     incremental: bool,
 }
 
+use crate::functions::hrange::HistAcc;
+
 impl Evaluator<'_> {
     pub(crate) fn aggregate(&self, a: &AggregateExpr, c: Ctx) -> Result<Val> {
         let op = a.op.to_string().to_lowercase();
@@ -36,7 +38,15 @@ impl Evaluator<'_> {
             return self.fold_stream(fold, a, c);
         }
         let input = self.eval_vector(&a.expr, c)?;
-        let in_samples: usize = input.iter().map(|s| s.points.len()).sum();
+        let in_samples: usize = input.iter().map(|s| s.len()).sum();
+        if matches!(
+            op.as_str(),
+            "topk" | "bottomk" | "quantile" | "count_values"
+        ) && input.iter().any(|s| !s.hists.is_empty())
+        {
+            self.annos
+                .info(format!("ignored histogram in {op} aggregation"));
+        }
         // Group keys, computed once per series.
         let mut keys: HashMap<Labels, usize> = HashMap::new();
         let mut group_labels: Vec<Labels> = Vec::new();
@@ -58,6 +68,7 @@ impl Evaluator<'_> {
             }
             "quantile" => {
                 let params = param_scalar.unwrap_or_default();
+                crate::functions::warn_quantiles(self, &params);
                 self.limits.fits(group_labels.len().saturating_mul(n))?;
                 let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
                 for (s, &g) in input.iter().zip(&group_of) {
@@ -89,9 +100,14 @@ impl Evaluator<'_> {
                 let mut counts: Vec<Vec<f64>> = Vec::new();
                 for (s, &g) in input.iter().zip(&group_of) {
                     self.limits.check_work(s.points.len())?;
-                    for &(t, v) in &s.points {
+                    let hvals = s
+                        .hists
+                        .iter()
+                        .map(|(t, h)| (*t, crate::functions::native::histogram_string(h)));
+                    let fvals = s.points.iter().map(|&(t, v)| (t, format_float(v)));
+                    for (t, v) in fvals.chain(hvals) {
                         let mut l = group_labels[g].clone();
-                        l.set(&label, &format_float(v));
+                        l.set(&label, &v);
                         if !idx.contains_key(&l) {
                             self.limits
                                 .fits(out.len().saturating_add(1).saturating_mul(n))?;
@@ -134,8 +150,11 @@ impl Evaluator<'_> {
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut accs: Vec<Vec<Acc>> = Vec::new();
         let mut drop: Vec<bool> = Vec::new();
+        // Histogram accumulators, created only for groups that meet histograms.
+        let mut haccs: Vec<Vec<Option<HistAcc>>> = Vec::new();
+        let mut ignored = false;
         self.stream_vector(&a.expr, c, &mut |s: Series| {
-            self.limits.check_work(s.points.len())?;
+            self.limits.check_work(s.len())?;
             let key = group_key(&s.labels, a.modifier.as_ref());
             let g = match keys.get(&key) {
                 Some(&g) => g,
@@ -145,6 +164,7 @@ impl Evaluator<'_> {
                     keys.insert(key.clone(), group_labels.len());
                     group_labels.push(key);
                     accs.push(vec![Acc::default(); n]);
+                    haccs.push(Vec::new());
                     drop.push(false);
                     group_labels.len() - 1
                 }
@@ -154,22 +174,66 @@ impl Evaluator<'_> {
             for &(t, f) in &s.points {
                 fold_one(op, &mut row[c.index(t)], f);
             }
-            self.limits.release(s.points.len());
+            if !s.hists.is_empty() {
+                match op {
+                    FoldOp::Sum | FoldOp::Avg | FoldOp::Count | FoldOp::Group => {
+                        let hrow = &mut haccs[g];
+                        if hrow.is_empty() {
+                            hrow.resize_with(n, || None);
+                        }
+                        for (t, h) in &s.hists {
+                            let slot = &mut hrow[c.index(*t)];
+                            match slot {
+                                None => *slot = Some(HistAcc::new(h)),
+                                Some(acc) if matches!(op, FoldOp::Sum | FoldOp::Avg) => {
+                                    acc.add(h, op == FoldOp::Avg)
+                                }
+                                Some(acc) => acc.count += 1.0,
+                            }
+                        }
+                    }
+                    _ => ignored = true,
+                }
+            }
+            self.limits.release(s.len());
             Ok(())
         })?;
+        if ignored {
+            let name = format!("{op:?}").to_lowercase();
+            self.annos
+                .info(format!("ignored histogram in {name} aggregation"));
+        }
         let mut out = Vec::with_capacity(group_labels.len());
         for (g, labels) in group_labels.into_iter().enumerate() {
             let keep_drop = drop[g] && labels.get(METRIC_NAME).is_some();
             let mut s = Series::new(labels, keep_drop);
+            let hrow = &mut haccs[g];
             for (i, a) in accs[g].iter().enumerate() {
-                if a.seen {
-                    s.points.push((c.t(i), fold_result(op, a)));
+                let h = hrow.get_mut(i).and_then(Option::take);
+                match (a.seen, h) {
+                    (true, None) => s.points.push((c.t(i), fold_result(op, a))),
+                    (false, None) => {}
+                    (seen, Some(h)) => match op {
+                        FoldOp::Count => {
+                            let floats = if seen { a.count } else { 0.0 };
+                            s.points.push((c.t(i), floats + h.count));
+                        }
+                        FoldOp::Group => s.points.push((c.t(i), 1.0)),
+                        _ if seen => self
+                            .annos
+                            .warn("encountered a mix of histograms and floats for aggregation"),
+                        _ => {
+                            if let Some(r) = h.finish(self, op == FoldOp::Avg, "") {
+                                s.hists.push((c.t(i), r));
+                            }
+                        }
+                    },
                 }
             }
             out.push(s);
         }
         self.limits.release(accs.len().saturating_mul(n));
-        let out_samples: usize = out.iter().map(|s| s.points.len()).sum();
+        let out_samples: usize = out.iter().map(|s| s.len()).sum();
         self.limits.add(out_samples)?;
         Ok(Val::Vector(out))
     }
@@ -188,7 +252,10 @@ impl Evaluator<'_> {
         let mut out: Vec<Option<Series>> = vec![None; input.len()];
         let mut order: Vec<usize> = Vec::new();
         let mut cursors = vec![0usize; input.len()];
-        let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+        let mut hcursors = vec![0usize; input.len()];
+        let with_hists = matches!(op, "limitk" | "limit_ratio");
+        // (series, value, histogram index when the sample is a histogram)
+        let mut members: Vec<Vec<(usize, f64, Option<usize>)>> = vec![Vec::new(); ngroups];
         for i in 0..n {
             self.limits.check()?;
             let t = c.t(i);
@@ -200,6 +267,13 @@ impl Evaluator<'_> {
                     return Err(Error::execution("Ratio value is NaN"));
                 }
                 ratio = p.clamp(-1.0, 1.0);
+                if ratio != p {
+                    self.annos.warn(format!(
+                        "ratio value should be between -1 and 1, got {}, capping to {}",
+                        format_float(p),
+                        format_float(ratio)
+                    ));
+                }
             } else {
                 if p.is_nan() {
                     return Err(Error::execution("Parameter value is NaN"));
@@ -219,12 +293,18 @@ impl Evaluator<'_> {
             for (si, s) in input.iter().enumerate() {
                 let cur = &mut cursors[si];
                 if *cur < s.points.len() && s.points[*cur].0 == t {
-                    members[group_of[si]].push((si, s.points[*cur].1));
+                    members[group_of[si]].push((si, s.points[*cur].1, None));
                     *cur += 1;
+                    continue;
+                }
+                let hcur = &mut hcursors[si];
+                if with_hists && *hcur < s.hists.len() && s.hists[*hcur].0 == t {
+                    members[group_of[si]].push((si, f64::NAN, Some(*hcur)));
+                    *hcur += 1;
                 }
             }
             for m in members.iter_mut() {
-                let picked: Vec<(usize, f64)> = match op {
+                let picked: Vec<(usize, f64, Option<usize>)> = match op {
                     "topk" | "bottomk" => {
                         if k == 0 {
                             continue;
@@ -246,7 +326,7 @@ impl Evaluator<'_> {
                     "limitk" => m.iter().take(k).copied().collect(),
                     _ => m
                         .iter()
-                        .filter(|(si, _)| {
+                        .filter(|(si, _, _)| {
                             let off = ratio_offset(&input[*si].labels);
                             if ratio >= 0.0 {
                                 off < ratio
@@ -257,14 +337,17 @@ impl Evaluator<'_> {
                         .copied()
                         .collect(),
                 };
-                for (si, v) in picked {
+                for (si, v, hi) in picked {
                     let slot = &mut out[si];
                     if slot.is_none() {
                         order.push(si);
                         *slot = Some(Series::new(input[si].labels.clone(), input[si].drop_name));
                     }
                     if let Some(s) = slot {
-                        s.points.push((t, v));
+                        match hi {
+                            Some(k) => s.hists.push((t, input[si].hists[k].1.clone())),
+                            None => s.points.push((t, v)),
+                        }
                     }
                 }
             }

@@ -5,7 +5,8 @@
 use super::{Ctx, Evaluator};
 use crate::error::{Error, Result};
 use crate::value::{Series, Val};
-use argus_storage::{Label, Labels, METRIC_NAME};
+use argus_storage::histogram::ops;
+use argus_storage::{CounterResetHint, FloatHistogram, Label, Labels, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use std::collections::HashMap;
 
@@ -80,27 +81,228 @@ pub(crate) fn elem_op(op: ArithOp, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
+/// One operand of an element-wise operation.
+#[derive(Clone, Copy)]
+pub(crate) enum Operand<'a> {
+    F(f64),
+    H(&'a FloatHistogram),
+}
+
+/// The result of an element-wise operation that keeps its sample.
+pub(crate) enum Res {
+    F(f64),
+    H(FloatHistogram),
+}
+
+impl ArithOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            Self::Add => "+",
+            Self::Sub => "-",
+            Self::Mul => "*",
+            Self::Div => "/",
+            Self::Mod => "%",
+            Self::Pow => "^",
+            Self::Atan2 => "atan2",
+            Self::Eq => "==",
+            Self::Ne => "!=",
+            Self::Gt => ">",
+            Self::Lt => "<",
+            Self::Ge => ">=",
+            Self::Le => "<=",
+        }
+    }
+}
+
+impl Evaluator<'_> {
+    /// Applies `op` to two operands of either kind, as Prometheus's `vectorElemBinop`:
+    /// histograms support `+`/`-` with histograms, `*` with floats (either side), `/` by a
+    /// float, and `==`/`!=` with histograms; anything else is dropped with an info. With
+    /// `return_bool` comparisons give 1/0 (incompatible pairs give 0). `None` drops the sample.
+    pub(crate) fn combine(
+        &self,
+        op: ArithOp,
+        l: Operand<'_>,
+        r: Operand<'_>,
+        return_bool: bool,
+    ) -> Option<Res> {
+        let kind = |o: &Operand<'_>| match o {
+            Operand::F(_) => "float",
+            Operand::H(_) => "histogram",
+        };
+        let (res, keep): (Option<Res>, bool) = match (l, r) {
+            (Operand::F(a), Operand::F(b)) => {
+                let (v, keep) = elem_op(op, a, b);
+                (Some(Res::F(v)), keep)
+            }
+            (Operand::H(h), Operand::F(f)) if matches!(op, ArithOp::Mul | ArithOp::Div) => {
+                let mut h = h.clone();
+                if op == ArithOp::Mul {
+                    ops::mul(&mut h, f);
+                } else {
+                    ops::div(&mut h, f);
+                }
+                ops::compact(&mut h);
+                (Some(Res::H(h)), true)
+            }
+            (Operand::F(f), Operand::H(h)) if op == ArithOp::Mul => {
+                let mut h = h.clone();
+                ops::mul(&mut h, f);
+                ops::compact(&mut h);
+                (Some(Res::H(h)), true)
+            }
+            (Operand::H(a), Operand::H(b)) if matches!(op, ArithOp::Add | ArithOp::Sub) => {
+                let mut h = a.clone();
+                let sub = op == ArithOp::Sub;
+                let what = if sub { "subtraction" } else { "addition" };
+                match ops::add(&mut h, b, sub) {
+                    Err(_) => {
+                        self.annos.warn(format!(
+                            "incompatible bucket layout encountered for binary operator {}",
+                            op.symbol()
+                        ));
+                        return None;
+                    }
+                    Ok(info) => {
+                        if info.custom_bounds_reconciled {
+                            self.annos
+                                .info(crate::annotations::custom_buckets_reconciled(what));
+                        }
+                        if info.counter_reset_collision {
+                            self.annos
+                                .warn(crate::annotations::counter_reset_collision(what));
+                            return None;
+                        }
+                    }
+                }
+                if sub {
+                    h.counter_reset_hint = CounterResetHint::Gauge;
+                }
+                ops::compact(&mut h);
+                (Some(Res::H(h)), true)
+            }
+            (Operand::H(a), Operand::H(b)) if matches!(op, ArithOp::Eq | ArithOp::Ne) => {
+                let eq = hist_equal(a, b);
+                (
+                    Some(Res::H(a.clone())),
+                    if op == ArithOp::Eq { eq } else { !eq },
+                )
+            }
+            _ => {
+                self.annos.info(format!(
+                    "incompatible sample types encountered for binary operator {:?}: {} {} {}",
+                    op.symbol(),
+                    kind(&l),
+                    op.symbol(),
+                    kind(&r)
+                ));
+                return None;
+            }
+        };
+        if return_bool {
+            return Some(Res::F(if keep { 1.0 } else { 0.0 }));
+        }
+        if keep { res } else { None }
+    }
+}
+
+/// Exact histogram equality after compaction (Prometheus's `Equals` on compacted histograms;
+/// the counter-reset hint is not compared).
+fn hist_equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    ops::compact(&mut a);
+    ops::compact(&mut b);
+    a.counter_reset_hint = CounterResetHint::Unknown;
+    b.counter_reset_hint = CounterResetHint::Unknown;
+    if !a.uses_custom_buckets() {
+        a.custom_values.clear();
+        b.custom_values.clear();
+    }
+    let bits = |x: f64| x.to_bits();
+    a.schema == b.schema
+        && a.zero_threshold == b.zero_threshold
+        && bits(a.zero_count) == bits(b.zero_count)
+        && bits(a.count) == bits(b.count)
+        && bits(a.sum) == bits(b.sum)
+        && a.positive_spans == b.positive_spans
+        && a.negative_spans == b.negative_spans
+        && a.positive_buckets
+            .iter()
+            .map(|x| x.to_bits())
+            .eq(b.positive_buckets.iter().map(|x| x.to_bits()))
+        && a.negative_buckets
+            .iter()
+            .map(|x| x.to_bits())
+            .eq(b.negative_buckets.iter().map(|x| x.to_bits()))
+        && a.custom_values == b.custom_values
+}
+
+/// Appends a result point to `s`.
+fn push_res(s: &mut Series, t: i64, r: Res) -> Result<()> {
+    let dup = s.points.last().is_some_and(|p| p.0 == t) || s.hists.last().is_some_and(|p| p.0 == t);
+    if dup {
+        return Err(Error::execution(
+            "vector cannot contain metrics with the same labelset",
+        ));
+    }
+    match r {
+        Res::F(v) => s.points.push((t, v)),
+        Res::H(h) => s.hists.push((t, h)),
+    }
+    Ok(())
+}
+
 fn is_set_op(op: &str) -> bool {
     matches!(op, "and" | "or" | "unless")
 }
 
-/// Per-step cursors over a vector's series: yields the series present at each step.
+/// Per-step cursors over a vector's series: yields the series present at each step. A series
+/// whose sample at the step is a histogram is reported with a NaN value and `hist(i)` set.
 struct StepCursor {
     pos: Vec<usize>,
+    hpos: Vec<usize>,
+    /// Per series: index into `hists` of its sample at the current step, if a histogram.
+    at_hist: Vec<Option<usize>>,
 }
 
 impl StepCursor {
     fn new(n: usize) -> Self {
-        Self { pos: vec![0; n] }
+        Self {
+            pos: vec![0; n],
+            hpos: vec![0; n],
+            at_hist: vec![None; n],
+        }
     }
     fn collect(&mut self, ss: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
         out.clear();
         for (i, s) in ss.iter().enumerate() {
             let p = &mut self.pos[i];
+            self.at_hist[i] = None;
             if *p < s.points.len() && s.points[*p].0 == t {
                 out.push((i, s.points[*p].1));
                 *p += 1;
+                continue;
             }
+            let hp = &mut self.hpos[i];
+            if *hp < s.hists.len() && s.hists[*hp].0 == t {
+                out.push((i, f64::NAN));
+                self.at_hist[i] = Some(*hp);
+                *hp += 1;
+            }
+        }
+    }
+    /// The operand of series `i` at the current step (`v` is its collected value).
+    fn operand<'a>(&self, ss: &'a [Series], i: usize, v: f64) -> Operand<'a> {
+        match self.at_hist[i] {
+            Some(k) => Operand::H(&ss[i].hists[k].1),
+            None => Operand::F(v),
+        }
+    }
+    /// The sample of series `i` at the current step as a result value.
+    fn value(&self, ss: &[Series], i: usize, v: f64) -> Res {
+        match self.at_hist[i] {
+            Some(k) => Res::H(ss[i].hists[k].1.clone()),
+            None => Res::F(v),
         }
     }
 }
@@ -232,11 +434,32 @@ impl Evaluator<'_> {
                 }
             }
             series.points = pts;
+            if !series.hists.is_empty() {
+                let hists = std::mem::take(&mut series.hists);
+                for (t, h) in &hists {
+                    let sv = Operand::F(s[c.index(*t)]);
+                    let (l, r) = if swap {
+                        (sv, Operand::H(h))
+                    } else {
+                        (Operand::H(h), sv)
+                    };
+                    match self.combine(op, l, r, return_bool) {
+                        // A comparison keeps the vector's own sample.
+                        Some(Res::H(_)) if cmp => series.hists.push((*t, h.clone())),
+                        Some(Res::H(x)) => series.hists.push((*t, x)),
+                        Some(Res::F(x)) => {
+                            let at = series.points.partition_point(|p| p.0 < *t);
+                            series.points.insert(at, (*t, x));
+                        }
+                        None => {}
+                    }
+                }
+            }
             if !cmp || return_bool {
                 series.drop_name = true;
             }
         }
-        v.retain(|s| !s.points.is_empty());
+        v.retain(|s| !s.is_empty());
         Ok(v)
     }
 
@@ -282,25 +505,25 @@ impl Evaluator<'_> {
                     for &(j, v) in &lnow {
                         let hit = mark[lsig[j]] == i;
                         if hit == (op == "and") {
-                            lout[j].points.push((t, v));
+                            push_res(&mut lout[j], t, lc.value(&lhs, j, v))?;
                         }
                     }
                 }
                 _ => {
                     for &(j, v) in &lnow {
                         mark[lsig[j]] = i;
-                        lout[j].points.push((t, v));
+                        push_res(&mut lout[j], t, lc.value(&lhs, j, v))?;
                     }
                     for &(j, v) in &rnow {
                         if mark[rsig[j]] != i {
-                            rout[j].points.push((t, v));
+                            push_res(&mut rout[j], t, rc.value(&rhs, j, v))?;
                         }
                     }
                 }
             }
         }
-        let mut out: Vec<Series> = lout.into_iter().filter(|s| !s.points.is_empty()).collect();
-        out.extend(rout.into_iter().filter(|s| !s.points.is_empty()));
+        let mut out: Vec<Series> = lout.into_iter().filter(|s| !s.is_empty()).collect();
+        out.extend(rout.into_iter().filter(|s| !s.is_empty()));
         Ok(out)
     }
 
@@ -393,8 +616,13 @@ impl Evaluator<'_> {
                     let Some(fv) = fill_one else {
                         continue;
                     };
-                    let (fl, fr) = if one_to_many { (fv, mv) } else { (mv, fv) };
-                    let Some(val) = apply(op, fl, fr, return_bool)? else {
+                    let mop = mc.operand(&many, j, mv);
+                    let (fl, fr) = if one_to_many {
+                        (Operand::F(fv), mop)
+                    } else {
+                        (mop, Operand::F(fv))
+                    };
+                    let Some(val) = self.combine(op, fl, fr, return_bool) else {
                         continue;
                     };
                     let oi = *fill_one_out.entry(j).or_insert_with(|| {
@@ -403,7 +631,7 @@ impl Evaluator<'_> {
                         let drop = !cmp || return_bool || many[j].drop_name;
                         intern_out(&mut out, &mut out_idx, labels, drop)
                     });
-                    push_point(&mut out[oi], t, val)?;
+                    push_res(&mut out[oi], t, val)?;
                     continue;
                 }
                 let oj = one_at[sig].1;
@@ -417,13 +645,11 @@ impl Evaluator<'_> {
                     }
                     matched[sig] = i;
                 }
-                let (fl, fr) = if one_to_many { (ov, mv) } else { (mv, ov) };
-                let (mut val, keep) = elem_op(op, fl, fr);
-                if return_bool {
-                    val = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
+                let (mop, oop) = (mc.operand(&many, j, mv), oc.operand(&one, oj, ov));
+                let (fl, fr) = if one_to_many { (oop, mop) } else { (mop, oop) };
+                let Some(val) = self.combine(op, fl, fr, return_bool) else {
                     continue;
-                }
+                };
                 let cached = last_pair[j];
                 let oi = if cached.0 == oj {
                     cached.1
@@ -459,13 +685,7 @@ impl Evaluator<'_> {
                     }
                     seen.push(oi);
                 }
-                let s = &mut out[oi];
-                if s.points.last().is_some_and(|p| p.0 == t) {
-                    return Err(Error::execution(
-                        "vector cannot contain metrics with the same labelset",
-                    ));
-                }
-                s.points.push((t, val));
+                push_res(&mut out[oi], t, val)?;
             }
             if let Some(fv) = fill_many {
                 for &(j, ov) in &onow {
@@ -473,8 +693,13 @@ impl Evaluator<'_> {
                     if many_seen[sig] == i {
                         continue;
                     }
-                    let (fl, fr) = if one_to_many { (ov, fv) } else { (fv, ov) };
-                    let Some(val) = apply(op, fl, fr, return_bool)? else {
+                    let oop = oc.operand(&one, j, ov);
+                    let (fl, fr) = if one_to_many {
+                        (oop, Operand::F(fv))
+                    } else {
+                        (Operand::F(fv), oop)
+                    };
+                    let Some(val) = self.combine(op, fl, fr, return_bool) else {
                         continue;
                     };
                     let oi = *fill_many_out.entry(sig).or_insert_with(|| {
@@ -482,7 +707,7 @@ impl Evaluator<'_> {
                         let drop = !cmp || return_bool;
                         intern_out(&mut out, &mut out_idx, labels, drop)
                     });
-                    push_point(&mut out[oi], t, val)?;
+                    push_res(&mut out[oi], t, val)?;
                 }
             }
         }
@@ -527,15 +752,6 @@ fn result_labels(
     l
 }
 
-/// Applies `op` with `bool` handling; `None` when a comparison filters the sample out.
-fn apply(op: ArithOp, l: f64, r: f64, return_bool: bool) -> Result<Option<f64>> {
-    let (val, keep) = elem_op(op, l, r);
-    if return_bool {
-        return Ok(Some(if keep { 1.0 } else { 0.0 }));
-    }
-    Ok(keep.then_some(val))
-}
-
 fn intern_out(
     out: &mut Vec<Series>,
     idx: &mut HashMap<Labels, usize>,
@@ -546,14 +762,4 @@ fn intern_out(
         out.push(Series::new(labels, drop));
         out.len() - 1
     })
-}
-
-fn push_point(s: &mut Series, t: i64, v: f64) -> Result<()> {
-    if s.points.last().is_some_and(|p| p.0 == t) {
-        return Err(Error::execution(
-            "vector cannot contain metrics with the same labelset",
-        ));
-    }
-    s.points.push((t, v));
-    Ok(())
 }

@@ -58,6 +58,8 @@ pub(crate) struct Evaluator<'a> {
     /// The query's step, ms (0 for instant queries), for `step()`.
     pub(crate) query_step: i64,
     pub(crate) limits: Limits,
+    /// Warnings and infos collected while evaluating.
+    pub(crate) annos: crate::annotations::Collector,
 }
 
 impl Evaluator<'_> {
@@ -92,6 +94,9 @@ impl Evaluator<'_> {
                     for s in &mut ss {
                         s.drop_name = true;
                         s.points.iter_mut().for_each(|p| p.1 = -p.1);
+                        s.hists
+                            .iter_mut()
+                            .for_each(|p| argus_storage::histogram::ops::mul(&mut p.1, -1.0));
                     }
                     Ok(Val::Vector(ss))
                 }
@@ -136,13 +141,13 @@ impl Evaluator<'_> {
             match inner {
                 Expr::VectorSelector(vs) => {
                     return self.vector_selector_each(vs, c, false, &mut |s| {
-                        self.limits.add(s.points.len())?;
+                        self.limits.add(s.len())?;
                         sink(s)
                     });
                 }
                 Expr::Call(_) => {
                     let streamed = functions::stream_range_call(self, inner, c, &mut |s| {
-                        self.limits.add(s.points.len())?;
+                        self.limits.add(s.len())?;
                         sink(s)
                     })?;
                     if streamed {
@@ -191,10 +196,14 @@ impl Evaluator<'_> {
                     if let Some(&(_, v)) = s.points.first() {
                         s.points = (0..n).map(|i| (c.t(i), v)).collect();
                         total += n;
+                    } else if let Some((_, h)) = s.hists.first() {
+                        let h = h.clone();
+                        s.hists = (0..n).map(|i| (c.t(i), h.clone())).collect();
+                        total += n;
                     }
                 }
                 self.limits.add(total)?;
-                ss.retain(|s| !s.points.is_empty());
+                ss.retain(|s| !s.is_empty());
                 Val::Vector(ss)
             }
             other => other,

@@ -4,12 +4,17 @@
 use super::{Ctx, Evaluator, offset_ms, unparen};
 use crate::error::{Error, Result};
 use crate::value::Series;
-use argus_storage::{Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
+use argus_storage::{FloatHistogram, Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
-/// Receives one selected series: its labels and its samples in the selected range.
-pub(crate) type SeriesSamplesFn<'a> = dyn FnMut(&Labels, &[(i64, f64)]) -> Result<()> + 'a;
+/// Histogram samples of one series, `(t ms, histogram)` in time order.
+pub(crate) type HPoints = [(i64, FloatHistogram)];
+
+/// Receives one selected series: its labels and its float and histogram samples in the
+/// selected range (a histogram stale marker arrives as a float stale NaN).
+pub(crate) type SeriesSamplesFn<'a> =
+    dyn FnMut(&Labels, &[(i64, f64)], &HPoints) -> Result<()> + 'a;
 
 /// A range-vector argument: raw samples (stale markers removed) plus how to place the window
 /// `(ref - range, ref]` for a step, where `ref = (at or t) - offset`.
@@ -37,10 +42,13 @@ impl RangeInput {
             .filter_map(|s| {
                 let lo = s.points.partition_point(|p| p.0 <= ws);
                 let hi = s.points.partition_point(|p| p.0 <= we);
-                (lo < hi).then(|| Series {
+                let hlo = s.hists.partition_point(|p| p.0 <= ws);
+                let hhi = s.hists.partition_point(|p| p.0 <= we);
+                (lo < hi || hlo < hhi).then(|| Series {
                     labels: s.labels.clone(),
                     drop_name: s.drop_name,
                     points: s.points[lo..hi].to_vec(),
+                    hists: s.hists[hlo..hhi].to_vec(),
                 })
             })
             .collect()
@@ -48,14 +56,14 @@ impl RangeInput {
 }
 
 /// Walks the windows of one series over the steps of `c`; windows move forward only.
-pub(crate) struct Windows<'a> {
-    points: &'a [(i64, f64)],
+pub(crate) struct Windows<'a, T = f64> {
+    points: &'a [(i64, T)],
     lo: usize,
     hi: usize,
 }
 
-impl<'a> Windows<'a> {
-    pub(crate) fn new(points: &'a [(i64, f64)]) -> Self {
+impl<'a, T> Windows<'a, T> {
+    pub(crate) fn new(points: &'a [(i64, T)]) -> Self {
         Self {
             points,
             lo: 0,
@@ -64,7 +72,7 @@ impl<'a> Windows<'a> {
     }
 
     /// Samples in `(we - range, we]`. `we` must not decrease between calls.
-    pub(crate) fn get(&mut self, we: i64, range: i64) -> &'a [(i64, f64)] {
+    pub(crate) fn get(&mut self, we: i64, range: i64) -> &'a [(i64, T)] {
         let ws = we - range;
         let p = self.points;
         while self.hi < p.len() && p[self.hi].0 <= we {
@@ -88,7 +96,7 @@ impl Evaluator<'_> {
     ) -> Result<Vec<Series>> {
         let mut out = Vec::new();
         self.vector_selector_each(vs, c, want_ts, &mut |s| {
-            self.limits.add(s.points.len())?;
+            self.limits.add(s.len())?;
             out.push(s);
             Ok(())
         })?;
@@ -109,10 +117,10 @@ impl Evaluator<'_> {
         let mint = ref_of(c.start) - self.lookback + 1;
         let maxt = ref_of(c.end);
         let n = c.n();
-        self.select_each(vs, mint, maxt, true, &mut |labels, samples| {
+        self.select_each(vs, mint, maxt, true, &mut |labels, samples, hists| {
             self.limits.check()?;
             let mut s = Series::new(labels.clone(), false);
-            let mut j = 0usize;
+            let (mut j, mut k) = (0usize, 0usize);
             for i in 0..n {
                 self.limits.check()?;
                 let t = c.t(i);
@@ -120,16 +128,32 @@ impl Evaluator<'_> {
                 while j + 1 < samples.len() && samples[j + 1].0 <= r {
                     j += 1;
                 }
-                let Some(&(st, sv)) = samples.get(j) else {
-                    break;
-                };
-                if st > r || st <= r - self.lookback || is_stale_nan(sv) {
-                    continue;
+                while k + 1 < hists.len() && hists[k + 1].0 <= r {
+                    k += 1;
                 }
-                s.points
-                    .push((t, if want_ts { st as f64 / 1000.0 } else { sv }));
+                let f = samples
+                    .get(j)
+                    .filter(|p| p.0 <= r && p.0 > r - self.lookback);
+                let h = hists.get(k).filter(|p| p.0 <= r && p.0 > r - self.lookback);
+                match (f, h) {
+                    (Some(&(ft, fv)), h) if h.is_none_or(|h| h.0 < ft) => {
+                        if is_stale_nan(fv) {
+                            continue;
+                        }
+                        s.points
+                            .push((t, if want_ts { ft as f64 / 1000.0 } else { fv }));
+                    }
+                    (_, Some((ht, hv))) => {
+                        if want_ts {
+                            s.points.push((t, *ht as f64 / 1000.0));
+                        } else {
+                            s.hists.push((t, hv.clone()));
+                        }
+                    }
+                    _ => {}
+                }
             }
-            if !s.points.is_empty() {
+            if !s.is_empty() {
                 sink(s)?;
             }
             Ok(())
@@ -150,10 +174,11 @@ impl Evaluator<'_> {
                 let loaded = self.select(vs, mint, maxt, false)?;
                 let series = loaded
                     .into_iter()
-                    .map(|(labels, points)| Series {
+                    .map(|(labels, points, hists)| Series {
                         labels,
                         drop_name: false,
                         points,
+                        hists,
                     })
                     .collect();
                 Ok(RangeInput {
@@ -180,11 +205,11 @@ impl Evaluator<'_> {
         mint: i64,
         maxt: i64,
         keep_stale: bool,
-    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+    ) -> Result<Vec<(Labels, Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>)>> {
         let mut out = Vec::new();
-        self.select_each(vs, mint, maxt, keep_stale, &mut |l, samples| {
-            self.limits.add(samples.len())?;
-            out.push((l.clone(), samples.to_vec()));
+        self.select_each(vs, mint, maxt, keep_stale, &mut |l, samples, hists| {
+            self.limits.add(samples.len() + hists.len())?;
+            out.push((l.clone(), samples.to_vec(), hists.to_vec()));
             Ok(())
         })?;
         Ok(out)
@@ -210,7 +235,11 @@ impl Evaluator<'_> {
         let groups = matcher_groups(vs)?;
         if groups.len() > 1 {
             // `or`-alternatives: merge the sets by labels, dropping duplicates.
-            let mut all: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
+            #[allow(clippy::type_complexity)]
+            let mut all: std::collections::BTreeMap<
+                Labels,
+                (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>),
+            > = Default::default();
             for matchers in &groups {
                 let mut set = q.select(matchers);
                 while set.next() {
@@ -218,34 +247,49 @@ impl Evaluator<'_> {
                     if all.contains_key(set.labels()) {
                         continue;
                     }
-                    let mut buf = Vec::new();
-                    read_samples(&mut *set.samples(), mint, maxt, keep_stale, &mut buf)?;
-                    self.limits.add(buf.len())?;
-                    all.insert(set.labels().clone(), buf);
+                    let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
+                    read_samples(
+                        &mut *set.samples(),
+                        mint,
+                        maxt,
+                        keep_stale,
+                        &mut buf,
+                        &mut hbuf,
+                    )?;
+                    self.limits.add(buf.len() + hbuf.len())?;
+                    all.insert(set.labels().clone(), (buf, hbuf));
                 }
                 if let Some(e) = set.err() {
                     return Err(Error::internal(e.to_string()));
                 }
             }
-            for (l, buf) in all {
-                if !buf.is_empty() || keep_stale {
-                    f(&l, &buf)?;
+            for (l, (buf, hbuf)) in all {
+                if !buf.is_empty() || !hbuf.is_empty() || keep_stale {
+                    f(&l, &buf, &hbuf)?;
                 }
-                self.limits.release(buf.len());
+                self.limits.release(buf.len() + hbuf.len());
             }
             return Ok(());
         }
-        let mut buf = Vec::new();
+        let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
         for matchers in &groups {
             let mut set = q.select(matchers);
             while set.next() {
                 self.limits.check()?;
-                read_samples(&mut *set.samples(), mint, maxt, keep_stale, &mut buf)?;
-                self.limits.add(buf.len())?;
-                if !buf.is_empty() || keep_stale {
-                    f(set.labels(), &buf)?;
+                read_samples(
+                    &mut *set.samples(),
+                    mint,
+                    maxt,
+                    keep_stale,
+                    &mut buf,
+                    &mut hbuf,
+                )?;
+                let loaded = buf.len() + hbuf.len();
+                self.limits.add(loaded)?;
+                if loaded > 0 || keep_stale {
+                    f(set.labels(), &buf, &hbuf)?;
                 }
-                self.limits.release(buf.len());
+                self.limits.release(loaded);
             }
             if let Some(e) = set.err() {
                 return Err(Error::internal(e.to_string()));
@@ -255,23 +299,36 @@ impl Evaluator<'_> {
     }
 }
 
-/// Reads the samples of one series in `[mint, maxt]` into `buf` (cleared first).
+/// Reads the samples of one series in `[mint, maxt]` into `buf` (floats) and `hbuf`
+/// (histograms), both cleared first. A histogram stale marker is stored as a float stale NaN.
 fn read_samples(
     it: &mut dyn argus_storage::SampleIterator,
     mint: i64,
     maxt: i64,
     keep_stale: bool,
     buf: &mut Vec<(i64, f64)>,
+    hbuf: &mut Vec<(i64, FloatHistogram)>,
 ) -> Result<()> {
     buf.clear();
+    hbuf.clear();
     let mut ok = it.seek(mint);
     while ok {
         let (t, v) = it.at();
         if t > maxt {
             break;
         }
-        if keep_stale || !is_stale_nan(v) {
-            buf.push((t, v));
+        match it.at_histogram() {
+            None => {
+                if keep_stale || !is_stale_nan(v) {
+                    buf.push((t, v));
+                }
+            }
+            Some(h) if h.is_stale() => {
+                if keep_stale {
+                    buf.push((t, argus_storage::stale_nan()));
+                }
+            }
+            Some(h) => hbuf.push((t, h.clone())),
         }
         ok = it.next();
     }

@@ -3,6 +3,7 @@
 
 use super::{Ctx, DEFAULT_SUBQUERY_STEP_MS, Evaluator, RangeInput, duration_ms, offset_ms};
 use crate::error::{Error, Result};
+use argus_storage::CounterResetHint;
 use promql_parser::parser::SubqueryExpr;
 
 impl Evaluator<'_> {
@@ -32,7 +33,19 @@ impl Evaluator<'_> {
         }
         let end = last - (last - start).rem_euclid(step);
         let inner = Ctx { start, end, step };
-        let series = self.eval_vector(&sq.expr, inner)?;
+        let mut series = self.eval_vector(&sq.expr, inner)?;
+        // As Prometheus: explicit reset hints are dropped, since a subquery may skip or repeat
+        // the samples they describe.
+        for s in &mut series {
+            for (_, h) in &mut s.hists {
+                if matches!(
+                    h.counter_reset_hint,
+                    CounterResetHint::CounterReset | CounterResetHint::NotCounterReset
+                ) {
+                    h.counter_reset_hint = CounterResetHint::Unknown;
+                }
+            }
+        }
         Ok(RangeInput {
             series,
             range,

@@ -49,8 +49,10 @@ pub(crate) fn date_fn(ev: &Evaluator<'_>, name: &str, arg: Option<&Expr>, c: Ctx
         }
         Some(a) => {
             let mut v = ev.eval_vector(a, c)?;
+            v.retain(|s| !s.points.is_empty());
             for s in &mut v {
                 s.drop_name = true;
+                s.hists.clear();
                 for p in &mut s.points {
                     p.1 = if p.1.is_finite() {
                         apply(name, p.1)

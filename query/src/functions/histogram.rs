@@ -1,5 +1,6 @@
 //! histogram_quantile over classic `le` buckets, with Prometheus's monotonicity fixes.
 
+use super::native;
 use crate::error::{Error, Result};
 use crate::eval::{Ctx, Evaluator};
 use crate::value::{Series, Val, format_float};
@@ -17,17 +18,30 @@ fn classic_groups(
     ev: &Evaluator<'_>,
     e: &Expr,
     c: Ctx,
-) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>)> {
-    let v = ev.eval_vector(e, c)?;
+) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>, Vec<Series>)> {
+    let mut v = ev.eval_vector(e, c)?;
+    let mut natives = Vec::new();
+    for s in &mut v {
+        if !s.hists.is_empty() {
+            let mut n = Series::new(s.labels.clone(), true);
+            n.hists = std::mem::take(&mut s.hists);
+            natives.push(n);
+        }
+    }
     let n = c.n();
     let mut groups: HashMap<Labels, usize> = HashMap::new();
     let mut keys: Vec<Series> = Vec::new();
     let mut buckets: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     for s in &v {
-        let Some(le) = s.labels.get("le") else {
-            continue;
-        };
-        let Some(ub) = parse_go_float(le) else {
+        let le = s.labels.get("le");
+        let Some(ub) = le.and_then(parse_go_float) else {
+            if !s.points.is_empty() {
+                ev.annos.warn(format!(
+                    "bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    le.unwrap_or(""),
+                    s.labels.metric_name().unwrap_or("")
+                ));
+            }
             continue;
         };
         let key = Labels::from_sorted(
@@ -50,7 +64,28 @@ fn classic_groups(
             buckets[g][c.index(t)].push((ub, x));
         }
     }
-    Ok((keys, buckets))
+    // A native histogram and classic buckets of the same series at the same step: neither is
+    // evaluated (Prometheus's `resetHistograms`).
+    for n in &mut natives {
+        let Some(&g) = groups.get(&n.labels) else {
+            continue;
+        };
+        let steps = &mut buckets[g];
+        n.hists.retain(|(t, _)| {
+            let b = &mut steps[c.index(*t)];
+            if b.is_empty() {
+                return true;
+            }
+            b.clear();
+            ev.annos.warn(format!(
+                "vector contains a mix of classic and native histograms for metric name {:?}",
+                n.labels.metric_name().unwrap_or("")
+            ));
+            false
+        });
+    }
+    natives.retain(|n| !n.hists.is_empty());
+    Ok((keys, buckets, natives))
 }
 
 pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
@@ -58,15 +93,30 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         return Err(Error::bad_data("histogram_quantile needs two arguments"));
     };
     let q = ev.eval_scalar(qe, c)?;
-    let (mut out, mut buckets) = classic_groups(ev, ve, c)?;
+    warn_quantiles(ev, &q);
+    let (mut out, mut buckets, natives) = classic_groups(ev, ve, c)?;
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
             if !b.is_empty() {
+                warn_monotonic(ev, &out[g].labels, b);
                 out[g].points.push((c.t(i), bucket_quantile(q[i], b)));
             }
         }
     }
     out.retain(|s| !s.points.is_empty());
+    for s in natives {
+        let cx = native::Ctx {
+            ev,
+            metric: s.labels.metric_name().unwrap_or(""),
+        };
+        let mut o = Series::new(s.labels.clone(), true);
+        o.points = s
+            .hists
+            .iter()
+            .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
+            .collect();
+        out.push(o);
+    }
     Ok(Val::Vector(out))
 }
 
@@ -82,13 +132,31 @@ pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) ->
     for a in &args[2..] {
         qs.push(ev.eval_scalar(a, c)?);
     }
-    let (keys, mut buckets) = classic_groups(ev, ve, c)?;
+    let (keys, mut buckets, natives) = classic_groups(ev, ve, c)?;
     let mut out = Vec::new();
     for q in &qs {
+        warn_quantiles(ev, q);
+        for s in &natives {
+            let cx = native::Ctx {
+                ev,
+                metric: s.labels.metric_name().unwrap_or(""),
+            };
+            let mut o = Series::new(s.labels.clone(), true);
+            o.points = s
+                .hists
+                .iter()
+                .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
+                .collect();
+            if let Some(&(t, _)) = o.points.first() {
+                o.labels.set(&label, &format_quantile_label(q[c.index(t)]));
+                out.push(o);
+            }
+        }
         for (g, steps) in buckets.iter_mut().enumerate() {
             let mut s = Series::new(keys[g].labels.clone(), true);
             for (i, b) in steps.iter_mut().enumerate() {
                 if !b.is_empty() {
+                    warn_monotonic(ev, &s.labels, b);
                     s.points.push((c.t(i), bucket_quantile(q[i], b)));
                 }
             }
@@ -117,7 +185,7 @@ pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
     };
     let lower = ev.eval_scalar(lo, c)?;
     let upper = ev.eval_scalar(hi, c)?;
-    let (mut out, mut buckets) = classic_groups(ev, ve, c)?;
+    let (mut out, mut buckets, natives) = classic_groups(ev, ve, c)?;
     for (g, steps) in buckets.iter_mut().enumerate() {
         for (i, b) in steps.iter_mut().enumerate() {
             if !b.is_empty() {
@@ -128,7 +196,73 @@ pub(crate) fn histogram_fraction(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         }
     }
     out.retain(|s| !s.points.is_empty());
+    for s in natives {
+        let cx = native::Ctx {
+            ev,
+            metric: s.labels.metric_name().unwrap_or(""),
+        };
+        let mut o = Series::new(s.labels.clone(), true);
+        o.points = s
+            .hists
+            .iter()
+            .map(|(t, h)| {
+                let i = c.index(*t);
+                (*t, native::fraction(lower[i], upper[i], h, &cx))
+            })
+            .collect();
+        out.push(o);
+    }
     Ok(Val::Vector(out))
+}
+
+/// Warns once for a quantile outside `[0, 1]`.
+pub(crate) fn warn_quantiles(ev: &Evaluator<'_>, q: &[f64]) {
+    if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+        ev.annos.warn(format!(
+            "quantile value should be between 0 and 1, got {}",
+            format_float(*bad)
+        ));
+    }
+}
+
+/// Reports (as Prometheus's info) buckets whose cumulative counts decrease beyond float noise,
+/// which [`bucket_quantile`] then forces to be monotonic.
+fn warn_monotonic(ev: &Evaluator<'_>, labels: &Labels, b: &[(f64, f64)]) {
+    let mut sorted = b.to_vec();
+    sorted.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(sorted.len());
+    for &(ub, cnt) in &sorted {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += cnt,
+            _ => merged.push((ub, cnt)),
+        }
+    }
+    let Some(first) = merged.first() else {
+        return;
+    };
+    let (mut prev, mut max) = (first.1, first.1);
+    let mut forced = false;
+    for &(_, curr) in &merged[1..] {
+        let delta = (curr - prev).abs();
+        if delta == 0.0 {
+            continue;
+        }
+        if delta / curr <= SMALL_DELTA_TOLERANCE {
+            continue;
+        }
+        prev = curr;
+        if curr < max {
+            forced = true;
+        } else {
+            max = curr;
+        }
+    }
+    if forced {
+        ev.annos.info(format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
+            labels.metric_name().unwrap_or("")
+        ));
+    }
 }
 
 /// Sorts, coalesces equal bounds and forces monotonic counts. Returns false when the buckets

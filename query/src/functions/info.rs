@@ -137,12 +137,12 @@ pub(crate) fn info(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
     let infos: Vec<InfoSeries> = ev
         .select(&info_sel, rmin - ev.lookback + 1, rmax, true)?
         .into_iter()
-        .filter(|(l, _)| {
+        .filter(|(l, _, _)| {
             data_matchers
                 .iter()
                 .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
         })
-        .map(|(labels, samples)| InfoSeries { labels, samples })
+        .map(|(labels, samples, _)| InfoSeries { labels, samples })
         .collect();
 
     let mut out: Vec<Series> = Vec::new();

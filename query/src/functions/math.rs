@@ -86,6 +86,8 @@ pub(crate) fn math_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) ->
             pts.push((t, y));
         }
         s.points = pts;
+        // Float functions ignore histogram samples.
+        s.hists.clear();
     }
     v.retain(|s| !s.points.is_empty());
     Ok(Val::Vector(v))

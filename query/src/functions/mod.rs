@@ -3,9 +3,11 @@
 
 mod date;
 mod histogram;
+pub(crate) mod hrange;
 mod info;
 mod label;
 mod math;
+pub(crate) mod native;
 mod over_time;
 mod rate;
 mod sort;
@@ -53,6 +55,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
         | "ts_of_min_over_time" => range_fn(ev, name, arg(0)?, &[], c),
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?, c)?;
+            histogram::warn_quantiles(ev, &q);
             range_fn(ev, name, arg(1)?, &[q], c)
         }
         "predict_linear" => {
@@ -127,6 +130,12 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
                     let mut v = ev.eval_vector(other, c)?;
                     for s in &mut v {
                         s.points.iter_mut().for_each(|p| p.1 = p.0 as f64 / 1e3);
+                        if !s.hists.is_empty() {
+                            let hs = std::mem::take(&mut s.hists);
+                            s.points
+                                .extend(hs.iter().map(|(t, _)| (*t, *t as f64 / 1e3)));
+                            s.points.sort_by_key(|p| p.0);
+                        }
                     }
                     v
                 }
@@ -140,6 +149,9 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
             for s in &v {
                 for &(t, _) in &s.points {
                     present[c.index(t)] = true;
+                }
+                for (t, _) in &s.hists {
+                    present[c.index(*t)] = true;
                 }
             }
             let labels = match unparen(arg(0)?) {
@@ -170,10 +182,14 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
             // Native histograms only: float samples are ignored.
-            for a in &args {
-                ev.eval(a, c)?;
-            }
-            Ok(Val::Vector(Vec::new()))
+            let v = ev.eval_vector(arg(0)?, c)?;
+            Ok(Val::Vector(match name {
+                "histogram_count" => native::per_histogram(v, |h| h.count),
+                "histogram_sum" => native::per_histogram(v, |h| h.sum),
+                "histogram_avg" => native::per_histogram(v, |h| h.sum / h.count),
+                "histogram_stddev" => native::per_histogram(v, |h| native::variance(h).sqrt()),
+                _ => native::per_histogram(v, native::variance),
+            }))
         }
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
         | "month" | "year" => date::date_fn(ev, name, args.first().copied(), c),
@@ -185,7 +201,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
 fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ctx) -> Result<Val> {
     let mut out = Vec::new();
     range_fn_each(ev, name, m, params, c, &mut |s| {
-        ev.limits.add(s.points.len())?;
+        ev.limits.add(s.len())?;
         out.push(s);
         Ok(())
     })?;
@@ -209,7 +225,11 @@ pub(crate) fn stream_range_call(
     }
     let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
     let (m, params) = match (name, args.as_slice()) {
-        ("quantile_over_time", [q, m]) => (*m, vec![ev.eval_scalar(q, c)?]),
+        ("quantile_over_time", [q, m]) => {
+            let q = ev.eval_scalar(q, c)?;
+            histogram::warn_quantiles(ev, &q);
+            (*m, vec![q])
+        }
         ("predict_linear", [m, d]) => (*m, vec![ev.eval_scalar(d, c)?]),
         ("double_exponential_smoothing" | "holt_winters", [m, sf, tf]) => {
             (*m, vec![ev.eval_scalar(sf, c)?, ev.eval_scalar(tf, c)?])
@@ -245,22 +265,18 @@ fn range_fn_each(
         };
         let mint = spec.window_end(c.start) - spec.range + 1;
         let maxt = spec.window_end(c.end);
-        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points| {
-            let s = Series {
-                labels: labels.clone(),
-                drop_name: false,
-                points: Vec::new(),
-            };
+        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points, hists| {
+            let s = Series::new(labels.clone(), false);
             windows_of(
-                ev, kind, keep_name, &s, points, &spec, params, c, &mut buf, sink,
+                ev, kind, keep_name, &s, points, hists, &spec, params, c, &mut buf, sink,
             )
         });
     }
     let ri = ev.range_input(m, c)?;
-    let loaded: usize = ri.series.iter().map(|s| s.points.len()).sum();
+    let loaded: usize = ri.series.iter().map(|s| s.len()).sum();
     for s in &ri.series {
         windows_of(
-            ev, kind, keep_name, s, &s.points, &ri, params, c, &mut buf, sink,
+            ev, kind, keep_name, s, &s.points, &s.hists, &ri, params, c, &mut buf, sink,
         )?;
     }
     ev.limits.release(loaded);
@@ -275,6 +291,7 @@ fn windows_of(
     keep_name: bool,
     s: &Series,
     points: &[(i64, f64)],
+    hists: &[(i64, argus_storage::FloatHistogram)],
     ri: &RangeInput,
     params: &[Vec<f64>],
     c: Ctx,
@@ -284,12 +301,32 @@ fn windows_of(
     {
         ev.limits.check()?;
         let mut w = crate::eval::Windows::new(points);
+        let mut hw = crate::eval::Windows::new(hists);
         let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
+        let metric = hrange::metric_name(&s.labels);
         for i in 0..c.n() {
             let t = c.t(i);
             let we = ri.window_end(t);
             let win = w.get(we, ri.range);
-            ev.limits.check_work(win.len())?;
+            let hwin = hw.get(we, ri.range);
+            ev.limits.check_work(win.len() + hwin.len())?;
+            if !hwin.is_empty() {
+                let ws = we - ri.range;
+                if let Some(v) = hist_window(ev, kind, win, hwin, ws, we, metric) {
+                    match v {
+                        HOut::F(v) => o.points.push((t, v)),
+                        HOut::H(h) => o.hists.push((t, h)),
+                    }
+                    continue;
+                }
+                if win.is_empty() || !kind.floats_only() {
+                    continue;
+                }
+                if !win.is_empty() {
+                    ev.annos
+                        .info(crate::annotations::ignored_in_mixed_range(metric));
+                }
+            }
             if win.is_empty() {
                 continue;
             }
@@ -333,11 +370,103 @@ fn windows_of(
                 o.points.push((t, v));
             }
         }
-        if !o.points.is_empty() {
+        if !o.is_empty() {
             sink(o)?;
         }
     }
     Ok(())
+}
+
+/// The result of a range function at one step when its window holds histograms.
+enum HOut {
+    F(f64),
+    H(argus_storage::FloatHistogram),
+}
+
+/// Evaluates `kind` over a window with at least one histogram sample. `None` means no output
+/// from the histograms (functions that take floats only then fall back to the floats).
+fn hist_window(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    win: &[(i64, f64)],
+    hwin: &[(i64, argus_storage::FloatHistogram)],
+    ws: i64,
+    we: i64,
+    metric: &str,
+) -> Option<HOut> {
+    use crate::annotations as an;
+    let mixed = !win.is_empty();
+    match kind {
+        RangeFn::Rate | RangeFn::Increase | RangeFn::Delta => {
+            if mixed {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            let counter = kind != RangeFn::Delta;
+            hrange::extrapolated(ev, hwin, ws, we, counter, kind == RangeFn::Rate, metric)
+                .map(HOut::H)
+        }
+        RangeFn::Irate | RangeFn::Idelta => {
+            // The last two samples of either kind.
+            let last_f = win.len().checked_sub(1).map(|i| win[i].0);
+            let n = hwin.len();
+            let hb = &hwin[n - 1];
+            if last_f.is_some_and(|ft| ft > hb.0) || (n < 2 && mixed) {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            if n < 2 {
+                return None;
+            }
+            let ha = &hwin[n - 2];
+            if last_f.is_some_and(|ft| ft > ha.0) {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            hrange::instant(ev, ha, hb, kind == RangeFn::Irate, metric).map(HOut::H)
+        }
+        RangeFn::Sum | RangeFn::Avg => {
+            if mixed {
+                ev.annos.warn(an::mixed_floats_histograms(metric));
+                return None;
+            }
+            let h = if kind == RangeFn::Sum {
+                hrange::sum(ev, hwin, metric)
+            } else {
+                hrange::avg(ev, hwin, metric)
+            };
+            h.map(HOut::H)
+        }
+        RangeFn::Count => Some(HOut::F((win.len() + hwin.len()) as f64)),
+        RangeFn::Present => Some(HOut::F(1.0)),
+        RangeFn::Changes => Some(HOut::F(hrange::changes(win, hwin))),
+        RangeFn::Resets => Some(HOut::F(hrange::resets(win, hwin))),
+        RangeFn::Last => {
+            let h = &hwin[hwin.len() - 1];
+            match win.last() {
+                Some(f) if f.0 > h.0 => Some(HOut::F(f.1)),
+                _ => Some(HOut::H(h.1.clone())),
+            }
+        }
+        RangeFn::First => {
+            let h = &hwin[0];
+            match win.first() {
+                Some(f) if f.0 < h.0 => Some(HOut::F(f.1)),
+                _ => Some(HOut::H(h.1.clone())),
+            }
+        }
+        RangeFn::TsLast => {
+            let ht = hwin[hwin.len() - 1].0;
+            let t = win.last().map_or(ht, |f| f.0.max(ht));
+            Some(HOut::F(t as f64 / 1e3))
+        }
+        RangeFn::TsFirst => {
+            let ht = hwin[0].0;
+            let t = win.first().map_or(ht, |f| f.0.min(ht));
+            Some(HOut::F(t as f64 / 1e3))
+        }
+        _ => None,
+    }
 }
 
 /// A range-vector function, resolved once per call.
@@ -372,6 +501,28 @@ enum RangeFn {
 }
 
 impl RangeFn {
+    /// Functions that ignore histogram samples and work on the floats of a window.
+    fn floats_only(self) -> bool {
+        !matches!(
+            self,
+            Self::Rate
+                | Self::Increase
+                | Self::Delta
+                | Self::Irate
+                | Self::Idelta
+                | Self::Sum
+                | Self::Avg
+                | Self::Count
+                | Self::Present
+                | Self::Changes
+                | Self::Resets
+                | Self::Last
+                | Self::First
+                | Self::TsLast
+                | Self::TsFirst
+        )
+    }
+
     fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "rate" => Self::Rate,
@@ -410,8 +561,10 @@ fn absent_over_time(ev: &Evaluator<'_>, m: &Expr, c: Ctx) -> Result<Val> {
     let mut present = vec![false; c.n()];
     for s in &ri.series {
         let mut w = crate::eval::Windows::new(&s.points);
+        let mut hw = crate::eval::Windows::new(&s.hists);
         for (i, p) in present.iter_mut().enumerate() {
-            if !w.get(ri.window_end(c.t(i)), ri.range).is_empty() {
+            let we = ri.window_end(c.t(i));
+            if !w.get(we, ri.range).is_empty() || !hw.get(we, ri.range).is_empty() {
                 *p = true;
             }
         }
@@ -485,4 +638,14 @@ pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
         }
     }
     Ok(out)
+}
+
+/// Parses an `le` label value as Go's `strconv.ParseFloat` does (for the test runner).
+pub(crate) fn parse_le(s: &str) -> Option<f64> {
+    histogram::parse_go_float(s)
+}
+
+/// Warns once for a quantile parameter outside `[0, 1]` (aggregations use it too).
+pub(crate) fn warn_quantiles(ev: &Evaluator<'_>, q: &[f64]) {
+    histogram::warn_quantiles(ev, q);
 }

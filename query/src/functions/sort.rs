@@ -16,12 +16,20 @@ pub(crate) fn sort(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) -> Re
         return Ok(Val::Vector(Vec::new()));
     };
     let mut v = ev.eval_vector(first, c)?;
+    if ev.query_step != 0 {
+        ev.annos.warn(
+            "sort is ineffective for range queries since results are always ordered by labels",
+        );
+    }
     if c.n() > 1 {
         return Ok(Val::Vector(v));
     }
     let val = |s: &Series| s.points.first().map(|p| p.1).unwrap_or(f64::NAN);
     match name {
         "sort" | "sort_desc" => {
+            // Histogram samples are dropped (Prometheus's `filterFloats`).
+            v.retain(|s| !s.points.is_empty());
+            v.iter_mut().for_each(|s| s.hists.clear());
             let desc = name == "sort_desc";
             v.sort_by(|a, b| {
                 let (x, y) = (val(a), val(b));

@@ -13,8 +13,8 @@ pub(crate) enum Item {
     Omitted,
     /// A staleness marker.
     Stale,
-    /// A native histogram (unsupported; kept only to skip what depends on it).
-    Histogram,
+    /// A native histogram, and whether its counter-reset hint was written out.
+    Histogram(Box<super::hist::HistLit>),
 }
 
 /// A `load` block.
@@ -41,6 +41,24 @@ pub(crate) struct Expect {
     pub series: Vec<(Labels, Vec<Item>)>,
     /// The body mentions a native histogram literal.
     pub histogram: bool,
+    /// `expect warn …` lines (`None` = any warning).
+    pub warn: Vec<Option<AnnoMatch>>,
+    /// `expect info …` lines.
+    pub info: Vec<Option<AnnoMatch>>,
+    pub no_warn: bool,
+    pub no_info: bool,
+    /// Deprecated `eval_warn` / `eval_info` headers: at least one required.
+    pub some_warn: bool,
+    pub some_info: bool,
+}
+
+/// How an expected annotation is matched.
+#[derive(Clone, Debug)]
+pub(crate) enum AnnoMatch {
+    /// `msg: <text>`: exact text.
+    Msg(String),
+    /// `regex: <re>`: unanchored search.
+    Regex(String),
 }
 
 /// An `eval` statement.
@@ -178,11 +196,11 @@ pub(crate) fn parse_sequence(s: &str) -> Result<Vec<Item>, String> {
     for item in split_items(s) {
         if item.contains("{{") {
             // A histogram, possibly with `xN` / `+{{…}}xN`.
-            let n = item
-                .rsplit_once("}}x")
-                .and_then(|(_, n)| n.parse::<usize>().ok())
-                .map_or(1, |n| n + 1);
-            out.extend(std::iter::repeat_n(Item::Histogram, n));
+            out.extend(
+                super::hist::expand(item)?
+                    .into_iter()
+                    .map(|h| Item::Histogram(Box::new(h))),
+            );
             continue;
         }
         if item == "_" {
@@ -410,6 +428,8 @@ fn parse_eval_header(l: &str) -> Result<Eval, String> {
         match c.get(1).map(|m| m.as_str()) {
             Some("fail") => expect.fail = true,
             Some("ordered") => expect.ordered = true,
+            Some("warn") => expect.some_warn = true,
+            Some("info") => expect.some_info = true,
             _ => {}
         }
         let at = parse_duration(c.get(2).map_or("", |m| m.as_str()))?;
@@ -422,8 +442,11 @@ fn parse_eval_header(l: &str) -> Result<Eval, String> {
         });
     }
     if let Some(c) = EVAL_RANGE.captures(l) {
-        if c.get(1).map(|m| m.as_str()) == Some("fail") {
-            expect.fail = true;
+        match c.get(1).map(|m| m.as_str()) {
+            Some("fail") => expect.fail = true,
+            Some("warn") => expect.some_warn = true,
+            Some("info") => expect.some_info = true,
+            _ => {}
         }
         let start = parse_duration(&c[2])?;
         let end = parse_duration(&c[3])?;
@@ -477,8 +500,21 @@ fn parse_body_line(l: &str, e: &mut Expect) -> Result<bool, String> {
                     parse_duration(p[6])?,
                 ));
             }
-            // Annotations are not produced by Argus; their expectations are not checked.
-            "warn" | "info" | "no_warn" | "no_info" => {}
+            "warn" | "info" => {
+                let m = if let Some(m) = tail.strip_prefix("msg:") {
+                    Some(AnnoMatch::Msg(m.trim().to_string()))
+                } else {
+                    tail.strip_prefix("regex:")
+                        .map(|r| AnnoMatch::Regex(r.trim().to_string()))
+                };
+                if kind == "warn" {
+                    e.warn.push(m);
+                } else {
+                    e.info.push(m);
+                }
+            }
+            "no_warn" => e.no_warn = true,
+            "no_info" => e.no_info = true,
             other => return Err(format!("unknown expectation {other:?}")),
         }
         return Ok(false);

@@ -136,6 +136,9 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> FileReport {
 
 struct State {
     storage: MemStorage,
+    /// The last histogram loaded per series (None after a float or stale sample), to set
+    /// counter-reset hints as Prometheus's head does.
+    last_hist: std::collections::HashMap<Labels, Option<argus_storage::FloatHistogram>>,
     /// Label sets of series holding native histograms (unsupported) or start timestamps.
     unsupported: Vec<(Labels, &'static str)>,
     opts: EngineOptions,
@@ -156,6 +159,7 @@ pub fn run_source(name: &str, src: &str, opts: &RunOptions) -> FileReport {
     };
     let mut st = State {
         storage: MemStorage::new(),
+        last_hist: Default::default(),
         unsupported: Vec::new(),
         opts: EngineOptions {
             lookback_delta_ms: 5 * 60 * 1000,
@@ -167,6 +171,7 @@ pub fn run_source(name: &str, src: &str, opts: &RunOptions) -> FileReport {
         match cmd {
             Cmd::Clear => {
                 st.storage.clear();
+                st.last_hist.clear();
                 st.unsupported.clear();
             }
             Cmd::Set(k, v) => match k.as_str() {
@@ -205,38 +210,202 @@ fn load(st: &mut State, l: Load) {
         for (k, it) in items.iter().enumerate() {
             let t = k as i64 * l.interval;
             match it {
-                Item::Value(v) => st.storage.insert(labels.clone(), t, *v),
-                Item::Stale => st.storage.insert(labels.clone(), t, stale_nan()),
+                Item::Value(v) => {
+                    st.storage.insert(labels.clone(), t, *v);
+                    st.last_hist.insert(labels.clone(), None);
+                }
+                Item::Stale => {
+                    st.storage.insert(labels.clone(), t, stale_nan());
+                    st.last_hist.insert(labels.clone(), None);
+                }
                 Item::Omitted => {}
-                Item::Histogram => {
-                    if !st.unsupported.iter().any(|(u, _)| u == labels) {
-                        st.unsupported
-                            .push((labels.clone(), "native histogram data"));
-                    }
+                Item::Histogram(h) => {
+                    let prev = st.last_hist.get(labels).and_then(Option::as_ref);
+                    let stored = with_head_hint(&h.h, prev);
+                    st.storage
+                        .insert_histogram(labels.clone(), t, stored.clone());
+                    st.last_hist.insert(labels.clone(), Some(stored));
                 }
             }
         }
-        if l.nhcb {
-            // The converted NHCB series: base name, without `le`.
-            if let Some(name) = labels.metric_name() {
-                for suffix in ["_bucket", "_count", "_sum"] {
-                    if let Some(base) = name.strip_suffix(suffix) {
-                        if suffix == "_bucket" && labels.get("le").is_none() {
-                            continue;
-                        }
-                        let mut b = labels.clone();
-                        b.remove("le");
-                        b.set("__name__", base);
-                        st.unsupported
-                            .push((b, "native histogram data (load_with_nhcb)"));
-                    }
-                }
-            }
-        }
+    }
+    if l.nhcb {
+        load_nhcb(st, &l);
     }
     for s in l.st_series {
         st.unsupported.push((s, "start timestamps"));
     }
+}
+
+/// One classic histogram at one timestamp, collected for the NHCB conversion.
+#[derive(Default)]
+struct TempHistogram {
+    /// `(le, cumulative count)`, ascending by `le`.
+    buckets: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: f64,
+    bad: bool,
+}
+
+impl TempHistogram {
+    fn set_bucket(&mut self, le: f64, count: f64) {
+        if le.is_nan() || count < 0.0 {
+            self.bad = true;
+            return;
+        }
+        let i = self.buckets.partition_point(|b| b.0 < le);
+        if self.buckets.get(i).is_some_and(|b| b.0 == le) {
+            return;
+        }
+        let below_ok = i == 0 || count >= self.buckets[i - 1].1;
+        let above_ok = self.buckets.get(i).is_none_or(|b| count <= b.1);
+        if !(below_ok && above_ok) {
+            self.bad = true;
+            return;
+        }
+        self.buckets.insert(i, (le, count));
+    }
+
+    /// The native histogram with custom buckets (Prometheus's `convertnhcb`), `None` when the
+    /// classic data is inconsistent.
+    fn convert(mut self) -> Option<argus_storage::FloatHistogram> {
+        if self.bad {
+            return None;
+        }
+        let count = self
+            .count
+            .or(self.buckets.last().map(|b| b.1))
+            .unwrap_or(0.0);
+        if self.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+            self.buckets.push((f64::INFINITY, count));
+        }
+        if self.buckets.last().is_some_and(|b| b.1 != count) {
+            return None;
+        }
+        let mut h = argus_storage::FloatHistogram {
+            schema: argus_storage::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count,
+            sum: self.sum,
+            positive_spans: vec![argus_storage::Span::new(0, self.buckets.len() as u32)],
+            ..Default::default()
+        };
+        let mut prev = 0.0;
+        for &(le, c) in &self.buckets {
+            h.positive_buckets.push(c - prev);
+            prev = c;
+            if le != f64::INFINITY {
+                h.custom_values.push(le);
+            }
+        }
+        argus_storage::histogram::ops::compact(&mut h);
+        Some(h)
+    }
+}
+
+/// `load_with_nhcb`: the classic histograms of the block (`_bucket`/`_count`/`_sum` series)
+/// are also stored as native histograms with custom buckets under the base name.
+fn load_nhcb(st: &mut State, l: &Load) {
+    use std::collections::{BTreeMap, HashMap};
+    let mut hists: HashMap<Labels, BTreeMap<i64, TempHistogram>> = HashMap::new();
+    for (labels, items) in &l.series {
+        let Some(name) = labels.metric_name() else {
+            continue;
+        };
+        let (kind, base) = if let Some(b) = name.strip_suffix("_bucket") {
+            (0, b)
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (1, b)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (2, b)
+        } else {
+            continue;
+        };
+        let le = match kind {
+            0 => match labels.get("le").and_then(crate::functions::parse_le) {
+                Some(le) if !le.is_nan() => Some(le),
+                _ => continue,
+            },
+            _ => None,
+        };
+        let mut key = labels.clone();
+        key.remove("le");
+        key.set("__name__", base);
+        let per_t = hists.entry(key).or_default();
+        for (k, it) in items.iter().enumerate() {
+            let Item::Value(v) = it else {
+                continue;
+            };
+            let th = per_t.entry(k as i64 * l.interval).or_default();
+            match (kind, le) {
+                (0, Some(le)) => th.set_bucket(le, *v),
+                (1, _) => th.sum = *v,
+                _ => {
+                    if *v < 0.0 {
+                        th.bad = true;
+                    }
+                    th.count = Some(*v);
+                }
+            }
+        }
+    }
+    let mut keys: Vec<Labels> = hists.keys().cloned().collect();
+    keys.sort();
+    for key in keys {
+        let Some(per_t) = hists.remove(&key) else {
+            continue;
+        };
+        for (t, th) in per_t {
+            let Some(h) = th.convert() else {
+                continue;
+            };
+            let prev = st.last_hist.get(&key).and_then(Option::as_ref);
+            let stored = with_head_hint(&h, prev);
+            st.storage.insert_histogram(key.clone(), t, stored.clone());
+            st.last_hist.insert(key.clone(), Some(stored));
+        }
+    }
+}
+
+/// The counter-reset hint a histogram reads back with from Prometheus's head: gauges stay
+/// gauges; the first sample of a chunk (after a float, a stale marker, or a layout change) is
+/// `Unknown`, and so is a sample after a reset (it starts a new chunk); other samples are
+/// `NotCounterReset`.
+fn with_head_hint(
+    h: &argus_storage::FloatHistogram,
+    prev: Option<&argus_storage::FloatHistogram>,
+) -> argus_storage::FloatHistogram {
+    use argus_storage::CounterResetHint as H;
+    let mut out = h.clone();
+    if h.counter_reset_hint == H::Gauge {
+        return out;
+    }
+    let Some(prev) = prev.filter(|p| p.counter_reset_hint != H::Gauge) else {
+        if h.counter_reset_hint != H::CounterReset {
+            out.counter_reset_hint = H::Unknown;
+        }
+        return out;
+    };
+    let reset = h.counter_reset_hint == H::CounterReset
+        || argus_storage::histogram::ops::detect_reset(
+            &argus_storage::FloatHistogram {
+                counter_reset_hint: H::Unknown,
+                ..h.clone()
+            },
+            prev,
+        );
+    let same_layout = prev.schema == h.schema
+        && prev.zero_threshold == h.zero_threshold
+        && prev.custom_values == h.custom_values;
+    // A reset starts a new chunk, whose first sample reads back as `Unknown` (see the note on
+    // prometheus/prometheus#15346 in native_histograms.test).
+    out.counter_reset_hint = if reset {
+        H::Unknown
+    } else if same_layout {
+        H::NotCounterReset
+    } else {
+        H::Unknown
+    };
+    out
 }
 
 enum Outcome {
@@ -250,18 +419,18 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
         Ok(x) => x,
         Err(err) => return Outcome::Skip(format!("promql-parser cannot parse it ({err})")),
     };
-    if e.expect.histogram {
-        return Outcome::Skip("native histogram in the expected result".into());
-    }
     if let Some(why) = touches_unsupported(&expr, &st.unsupported) {
         return Outcome::Skip(why.to_string());
     }
     let engine = Engine::new(st.opts.clone());
+    let cancel = crate::CancelToken::new();
     let res = match e.range {
-        Some((s, en, step)) => engine.range_query(&st.storage, &e.query, s, en, step),
+        Some((s, en, step)) => {
+            engine.range_query_annotated(&st.storage, &e.query, s, en, step, &cancel)
+        }
         None => {
             let t = e.expect.range_vector.map_or(e.at, |r| r.1);
-            engine.instant_query(&st.storage, &e.query, t)
+            engine.instant_query_annotated(&st.storage, &e.query, t, &cancel)
         }
     };
     let x = &e.expect;
@@ -293,10 +462,14 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
         }
         Ok(v) => v,
     };
+    let (got, annos) = got;
     if x.fail {
         return Outcome::Fail(format!("  expected an error, got: {}", show(&got)));
     }
     if let Err(why) = compare(e, &got) {
+        return Outcome::Fail(why);
+    }
+    if let Err(why) = check_annotations(x, &annos) {
         return Outcome::Fail(why);
     }
     if opts.cross_check
@@ -319,11 +492,21 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
                             labels: s.labels,
                             t,
                             v: p.1,
+                            h: None,
+                        });
+                    } else if let Some(p) = s.histograms.iter().find(|p| p.0 == t) {
+                        v.push(crate::VectorSample {
+                            labels: s.labels,
+                            t,
+                            v: 0.0,
+                            h: Some(Box::new(p.1.clone())),
                         });
                     }
                 }
                 let as_instant = match (&got, v.len()) {
-                    (Value::Scalar(..), 1) if v[0].labels.is_empty() => Value::Scalar(t, v[0].v),
+                    (Value::Scalar(..), 1) if v[0].labels.is_empty() && v[0].h.is_none() => {
+                        Value::Scalar(t, v[0].v)
+                    }
                     _ => Value::Vector(v),
                 };
                 if let Err(why) = compare(e, &as_instant) {
@@ -345,6 +528,75 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
         return Outcome::Fail(why);
     }
     Outcome::Pass
+}
+
+/// Checks `expect warn/info/no_warn/no_info` and `eval_warn/eval_info` (FORMAT.md §5.2).
+/// Argus's annotations carry no ` (line:column)` position, so expected texts and patterns are
+/// compared without it.
+fn check_annotations(x: &super::parse::Expect, got: &crate::Annotations) -> Result<(), String> {
+    use super::parse::AnnoMatch;
+    let matches = |m: &Option<AnnoMatch>, a: &str| -> bool {
+        match m {
+            None => true,
+            Some(AnnoMatch::Msg(want)) => strip_position(want) == a,
+            Some(AnnoMatch::Regex(r)) => regex::Regex::new(&strip_position_regex(r))
+                .map(|re| re.is_match(a))
+                .unwrap_or(false),
+        }
+    };
+    let check = |kind: &str,
+                 want: &[Option<AnnoMatch>],
+                 none: bool,
+                 some: bool,
+                 got: &[String]|
+     -> Result<(), String> {
+        if none && !got.is_empty() {
+            return Err(format!("  expected no {kind}, got: {got:?}"));
+        }
+        if (some || !want.is_empty()) && got.is_empty() {
+            return Err(format!("  expected a {kind}, got none"));
+        }
+        for w in want {
+            if !got.iter().any(|a| matches(w, a)) {
+                return Err(format!(
+                    "  expected {kind} {w:?} not produced; got: {got:?}"
+                ));
+            }
+        }
+        if !want.is_empty() {
+            for a in got {
+                if !want.iter().any(|w| matches(w, a)) {
+                    return Err(format!("  unexpected {kind}: {a}"));
+                }
+            }
+        }
+        Ok(())
+    };
+    check("warning", &x.warn, x.no_warn, x.some_warn, &got.warnings)?;
+    check("info", &x.info, x.no_info, x.some_info, &got.infos)
+}
+
+/// `text (1:5)` → `text`.
+fn strip_position(s: &str) -> &str {
+    static POS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\s*\(\d+:\d+\)$").expect("BUG: static regex")
+    });
+    match POS.find(s) {
+        Some(m) => &s[..m.start()],
+        None => s,
+    }
+}
+
+/// A pattern without its trailing position part (`… \(1:5\)`, `… \([0-9]+:[0-9]+\)`).
+fn strip_position_regex(r: &str) -> String {
+    let t = r.strip_suffix('$').unwrap_or(r);
+    if t.ends_with("\\)")
+        && let Some(i) = t.rfind("\\(")
+        && t[i..].contains(':')
+    {
+        return t[..i].trim_end().to_string();
+    }
+    r.to_string()
 }
 
 /// Whether any selector of `e` matches a series the engine cannot represent.
@@ -441,13 +693,23 @@ fn show(v: &Value) -> String {
         Value::Vector(vs) => {
             s.push_str("vector:");
             for x in vs {
-                let _ = write!(s, "\n    {} {}", x.labels, x.v);
+                match &x.h {
+                    Some(h) => {
+                        let _ = write!(s, "\n    {} {h}", x.labels);
+                    }
+                    None => {
+                        let _ = write!(s, "\n    {} {}", x.labels, x.v);
+                    }
+                }
             }
         }
         Value::Matrix(m) => {
             s.push_str("matrix:");
             for x in m {
                 let _ = write!(s, "\n    {} {:?}", x.labels, x.points);
+                for (t, h) in &x.histograms {
+                    let _ = write!(s, "\n      @{t} {h}");
+                }
             }
         }
     }
@@ -504,12 +766,21 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                         s.labels
                     )));
                 }
-                let want = match x.series[pos].1.first() {
-                    Some(Item::Value(v)) => *v,
+                match (x.series[pos].1.first(), &s.h) {
+                    (Some(Item::Value(want)), None) => {
+                        if !float_eq(*want, s.v) {
+                            return Err(mismatch(&format!("value of {} differs", s.labels)));
+                        }
+                    }
+                    (Some(Item::Histogram(want)), Some(h)) => {
+                        if !super::hist::approx_eq(want, h, float_eq) {
+                            return Err(mismatch(&format!("histogram of {} differs", s.labels)));
+                        }
+                    }
+                    (Some(_), _) => {
+                        return Err(mismatch(&format!("sample kind of {} differs", s.labels)));
+                    }
                     _ => return Err(mismatch("expected line has no value")),
-                };
-                if !float_eq(want, s.v) {
-                    return Err(mismatch(&format!("value of {} differs", s.labels)));
                 }
             }
             Ok(())
@@ -533,7 +804,15 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                         _ => None,
                     })
                     .collect();
-                if want.is_empty() {
+                let hwant: Vec<(i64, &super::hist::HistLit)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, it)| match it {
+                        Item::Histogram(h) => Some((start + k as i64 * step, &**h)),
+                        _ => None,
+                    })
+                    .collect();
+                if want.is_empty() && hwant.is_empty() {
                     continue;
                 }
                 expected_nonempty += 1;
@@ -544,7 +823,12 @@ fn compare(e: &Eval, got: &Value) -> Result<(), String> {
                     && s.points
                         .iter()
                         .zip(&want)
-                        .all(|(a, b)| a.0 == b.0 && float_eq(a.1, b.1));
+                        .all(|(a, b)| a.0 == b.0 && float_eq(a.1, b.1))
+                    && s.histograms.len() == hwant.len()
+                    && s.histograms
+                        .iter()
+                        .zip(&hwant)
+                        .all(|(a, b)| a.0 == b.0 && super::hist::approx_eq(b.1, &a.1, float_eq));
                 if !same {
                     return Err(mismatch(&format!("points of {l} differ")));
                 }

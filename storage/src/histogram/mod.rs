@@ -17,6 +17,8 @@
 //!   (the first span's offset is the first index; later offsets are gaps after the previous span)
 //! ```
 
+pub mod ops;
+
 use std::fmt;
 
 /// Schema of native histograms with custom bucket bounds (NHCB).
