@@ -229,3 +229,181 @@ fn protobuf_target_native_histogram_is_stored() {
     les.sort();
     assert_eq!(les, vec!["+Inf", "1.0", "2.0"], "{j}");
 }
+
+/// A histogram whose counts grow with wall time (`n` = ms since the target started, plus a
+/// large base so that two scrapers' different phases change `histogram_count` by < 0.1 %); its
+/// shape (2:5:2 over three buckets) is fixed, so quantiles do not depend on `n`.
+fn timed_body(start: Instant) -> Vec<u8> {
+    let n = 1_000_000 + start.elapsed().as_millis() as u64;
+    let k = n as i64;
+    let h = Histogram {
+        sample_count: Some(9 * n),
+        sample_sum: Some(1.5 * n as f64),
+        schema: Some(1),
+        zero_threshold: Some(1e-128),
+        positive_span: vec![BucketSpan {
+            offset: Some(-1),
+            length: Some(3),
+        }],
+        positive_delta: vec![2 * k, 3 * k, -3 * k],
+        ..Default::default()
+    };
+    MetricFamily {
+        name: Some("lat_seconds".into()),
+        r#type: Some(MetricType::Histogram as i32),
+        metric: vec![Metric {
+            histogram: Some(h),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+    .encode_length_delimited_to_vec()
+}
+
+fn serve_timed() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let b = timed_body(start);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {PROTO}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&b);
+        }
+    });
+    addr
+}
+
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `query`'s single value at `t_ms`, or None while it has none.
+fn value(addr: SocketAddr, query: &str, t_ms: i64) -> Option<f64> {
+    let path = format!(
+        "/api/v1/query?query={}&time={}.{:03}",
+        enc(query),
+        t_ms / 1000,
+        t_ms % 1000
+    );
+    let r = crate::server::harness::request(addr, "GET", &path, &[], b"");
+    assert_eq!(r.status, 200, "{addr} {query}: {}", r.text());
+    let j = r.json();
+    let res = j["data"]["result"].as_array()?;
+    match res.as_slice() {
+        [] => None,
+        [s] => s["value"][1].as_str().and_then(|v| v.parse().ok()),
+        _ => panic!("{query}: more than one series: {j}"),
+    }
+}
+
+/// The issue's proof: Prometheus 2.42 (`--enable-feature=native-histograms`) and Argus scrape
+/// the same protobuf target; `histogram_quantile`, `histogram_count` and `rate` agree.
+#[test]
+fn differential_against_prometheus() {
+    const PROM: &str = "/usr/bin/prometheus";
+    if !std::path::Path::new(PROM).exists() {
+        crate::missing(
+            "native_histograms_scrape::differential_against_prometheus",
+            "/usr/bin/prometheus not installed (Debian package prometheus)",
+        );
+        return;
+    }
+    let target = serve_timed();
+    let dir = tempfile::tempdir().unwrap();
+    let scrape = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: nh\n    \
+         static_configs:\n      - targets: [\"{target}\"]\n"
+    );
+    let pcfg = dir.path().join("prometheus.yml");
+    std::fs::write(&pcfg, &scrape).unwrap();
+    let acfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &acfg,
+        scrape.replace(
+            "job_name: nh\n",
+            "job_name: nh\n    scrape_native_histograms: true\n",
+        ),
+    )
+    .unwrap();
+    let port = crate::server::harness::free_port();
+    let _prom = Prometheus(
+        std::process::Command::new(PROM)
+            .arg(format!("--config.file={}", pcfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--enable-feature=native-histograms")
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn prometheus"),
+    );
+    let a = Argus::start(
+        &dir.path().join("argus"),
+        &[&format!("--config.file={}", acfg.display())],
+    );
+    let prom: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Both need 10 s of samples for the rate window.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let rate = "histogram_count(rate(lat_seconds[10s]))";
+    let t = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let t = crate::server::harness::now_ms() - 1_000;
+        let ready = |addr| {
+            crate::server::harness::try_request(addr, "GET", "/-/ready", &[], b"")
+                .is_ok_and(|r| r.status == 200)
+                && value(
+                    addr,
+                    "count_over_time(histogram_count(lat_seconds)[10s:1s])",
+                    t,
+                )
+                .is_some_and(|n| n >= 10.0)
+        };
+        if ready(a.addr) && ready(prom) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no data after 40 s: {}", a.log());
+    };
+    let close = |q: &str, rel: f64| {
+        let want = value(prom, q, t).unwrap_or_else(|| panic!("prometheus: no value for {q}"));
+        let got = value(a.addr, q, t).unwrap_or_else(|| panic!("argus: no value for {q}"));
+        assert!(
+            (got - want).abs() <= rel * want.abs(),
+            "{q}: argus {got}, prometheus {want}"
+        );
+    };
+    // Prometheus 2.42 interpolates linearly inside an exponential bucket, Prometheus 3 (and
+    // Argus) exponentially; the two agree at bucket boundaries, which ranks 2/9 and 7/9 of this
+    // 2:5:2 histogram hit (upper bounds 2^-0.5 and 1).
+    close("histogram_quantile(2/9, lat_seconds)", 1e-9);
+    close("histogram_quantile(7/9, lat_seconds)", 1e-9);
+    close("histogram_count(lat_seconds)", 2e-3);
+    close(
+        "histogram_sum(lat_seconds) / histogram_count(lat_seconds)",
+        1e-9,
+    );
+    // Counts grow by 9000/s; both scrapers see that slope (phase and jitter: a few %).
+    close(rate, 0.05);
+    close("histogram_quantile(7/9, rate(lat_seconds[10s]))", 1e-6);
+}
