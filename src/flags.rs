@@ -224,7 +224,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "web.enable-otlp-receiver",
         Kind::Bool,
         "false",
-        "Accepted; no effect.",
+        "Serve the OTLP metrics receiver at /api/v1/otlp/v1/metrics.",
     ),
     (
         "storage.tsdb.wal-compression",
@@ -383,6 +383,8 @@ pub struct Flags {
     pub remote_read: crate::remote::read::ReadLimits,
     /// `--agent` and its `--storage.agent.*` options (None: a full server).
     pub agent: Option<crate::agent::AgentOptions>,
+    /// `--web.enable-otlp-receiver`.
+    pub enable_otlp_receiver: bool,
 }
 
 /// Parses `args` (without the program name).
@@ -602,6 +604,7 @@ impl Flags {
             enable_remote_write_receiver: get("web.enable-remote-write-receiver") == "true",
             remote_read,
             agent,
+            enable_otlp_receiver: get("web.enable-otlp-receiver") == "true",
         })
     }
 

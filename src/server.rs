@@ -434,6 +434,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         notifier: Some(notifier.clone()),
         rules: Some(rules.clone()),
         remote_write_enabled: flags.enable_remote_write_receiver,
+        otlp_enabled: flags.enable_otlp_receiver,
         query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
         remote_read: Arc::new(api::read::ReadGate::new(flags.remote_read)),
         agent: flags.agent.is_some(),

@@ -10,6 +10,7 @@ pub mod alertmanagers;
 pub mod error;
 pub mod format;
 pub mod lifecycle;
+pub mod otlp;
 pub mod params;
 pub mod query;
 pub mod query_json;
@@ -141,6 +142,8 @@ pub struct AppState {
     pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
     /// `--web.enable-remote-write-receiver`: otherwise `/api/v1/write` answers 404.
     pub remote_write_enabled: bool,
+    /// `--web.enable-otlp-receiver`: otherwise `/api/v1/otlp/v1/metrics` answers 404.
+    pub otlp_enabled: bool,
     /// `--query.max-concurrency` slots; a query waits for one within its timeout.
     pub query_slots: Arc<tokio::sync::Semaphore>,
     /// The remote read server's bounds (`--storage.remote.read-*`).
@@ -252,6 +255,7 @@ pub fn router(state: SharedState) -> Router {
             post(admin::snapshot).put(admin::snapshot),
         )
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/otlp/v1/metrics", post(otlp::metrics))
         .route("/api/v1/read", post(read::remote_read))
         .route(
             "/-/healthy",

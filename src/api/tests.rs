@@ -90,6 +90,7 @@ fn fixture(admin: bool) -> Fixture {
         notifier: None,
         rules: None,
         remote_write_enabled: true,
+        otlp_enabled: true,
         query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
         remote_read: Arc::new(crate::api::read::ReadGate::new(Default::default())),
         agent: false,

@@ -7,6 +7,7 @@
 pub mod alerting;
 mod defaults;
 pub mod duration;
+pub mod otlp;
 pub mod relabel;
 pub mod remote_read;
 pub mod remote_write;
@@ -148,6 +149,9 @@ pub struct Config {
     /// `remote_read:` endpoints PromQL merges with local data (see `crate::remote::read_client`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remote_read: Vec<remote_read::RemoteReadConfig>,
+    /// `otlp:` (the OTLP receiver's translation settings).
+    #[serde(skip_serializing_if = "is_default")]
+    pub otlp: otlp::OtlpConfig,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -254,6 +258,7 @@ impl Config {
         }
         remote_write::validate_all(&self.remote_write)?;
         remote_read::validate_all(&self.remote_read)?;
+        self.otlp.validate()?;
         if self.global.scrape_timeout > self.global.scrape_interval {
             return Err(format!(
                 "global scrape timeout greater than scrape interval ({} > {})",

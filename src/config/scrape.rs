@@ -158,7 +158,11 @@ pub const SCRAPE_PROTOCOLS: &[(&str, &str)] = &[
         "text/plain;version=1.0.0;escaping=allow-utf-8",
     ),
     ("PrometheusText0.0.4", "text/plain;version=0.0.4"),
+    ("PrometheusProto", crate::scrape::protobuf::MEDIA_TYPE),
 ];
+
+/// How many of [`SCRAPE_PROTOCOLS`] (the text ones) the default `scrape_protocols` lists.
+const TEXT_PROTOCOL_COUNT: usize = 4;
 
 /// Number of protocols Prometheus knows (the four above plus `PrometheusProto`), which fixes
 /// the `q=` weights of its `Accept` header.
@@ -249,7 +253,19 @@ impl ScrapeConfig {
     /// The `Accept` header, built as Prometheus's `acceptHeader`: weights from `q=0.6` down,
     /// then `*/*`.
     pub fn accept_header(&self) -> String {
-        let default: Vec<String> = SCRAPE_PROTOCOLS.iter().map(|p| p.0.to_string()).collect();
+        // Prometheus's DefaultScrapeProtocols, or DefaultProtoFirstScrapeProtocols when native
+        // histograms are scraped.
+        let text = SCRAPE_PROTOCOLS
+            .iter()
+            .take(TEXT_PROTOCOL_COUNT)
+            .map(|p| p.0.to_string());
+        let default: Vec<String> = if self.scrape_native_histograms == Some(true) {
+            std::iter::once("PrometheusProto".to_string())
+                .chain(text)
+                .collect()
+        } else {
+            text.collect()
+        };
         let protos = if self.scrape_protocols.is_empty() {
             &default
         } else {
@@ -566,6 +582,18 @@ scrape_configs:
              text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
         );
         let j = ScrapeConfig {
+            scrape_native_histograms: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            j.accept_header(),
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,\
+             application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+             application/openmetrics-text;version=0.0.1;q=0.4,\
+             text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
+             text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+        );
+        let j = ScrapeConfig {
             scrape_protocols: vec!["PrometheusText0.0.4".into()],
             ..Default::default()
         };
@@ -615,7 +643,7 @@ scrape_configs:
         );
         check(
             ScrapeConfig {
-                scrape_protocols: vec!["PrometheusProto".into()],
+                scrape_protocols: vec!["PrometheusProto2".into()],
                 ..base.clone()
             },
             "unsupported scrape protocol",

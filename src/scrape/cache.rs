@@ -34,6 +34,74 @@ pub struct AppendOptions {
     pub label_name_length_limit: u64,
     /// 0 = unlimited.
     pub label_value_length_limit: u64,
+    /// Histogram handling of protobuf bodies.
+    pub protobuf: super::protobuf::Options,
+}
+
+/// One scraped sample: a text parser positioned on a series line, or a decoded protobuf
+/// sample. The cache keys series by [`Scraped::series`].
+trait Scraped {
+    /// Bytes identifying the series within the body.
+    fn series(&self) -> &[u8];
+    /// The exposed labels, sorted, `__name__` included.
+    fn labels(&self, dst: &mut Vec<Label>) -> Result<(), Error>;
+    /// The exposed timestamp, ms.
+    fn timestamp(&self) -> Option<i64>;
+    /// Appends the value under `labels` at `t`.
+    fn append_to(
+        &self,
+        app: &mut dyn Appender,
+        sref: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+    ) -> argus_storage::Result<SeriesRef>;
+}
+
+impl Scraped for Parser<'_> {
+    fn series(&self) -> &[u8] {
+        Parser::series(self)
+    }
+    fn labels(&self, dst: &mut Vec<Label>) -> Result<(), Error> {
+        Parser::labels(self, dst).map_err(Error::Parse)
+    }
+    fn timestamp(&self) -> Option<i64> {
+        Parser::timestamp(self)
+    }
+    fn append_to(
+        &self,
+        app: &mut dyn Appender,
+        sref: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+    ) -> argus_storage::Result<SeriesRef> {
+        app.append(sref, labels, t, self.value())
+    }
+}
+
+impl Scraped for super::protobuf::Sample {
+    fn series(&self) -> &[u8] {
+        &self.key
+    }
+    fn labels(&self, dst: &mut Vec<Label>) -> Result<(), Error> {
+        dst.clear();
+        dst.extend(self.labels.iter().cloned());
+        Ok(())
+    }
+    fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+    fn append_to(
+        &self,
+        app: &mut dyn Appender,
+        sref: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+    ) -> argus_storage::Result<SeriesRef> {
+        match &self.value {
+            super::protobuf::Value::Float(v) => app.append(sref, labels, t, *v),
+            super::protobuf::Value::Histogram(h) => app.append_histogram(sref, labels, t, h),
+        }
+    }
 }
 
 /// Counts from one scrape, reported as `scrape_*` series.
@@ -144,7 +212,19 @@ impl SeriesCache {
         let iter = self.iter;
         let mut st = AppendStats::default();
         let mut reseen = 0u64;
-        if !body.is_empty() {
+        if format == Format::Protobuf {
+            let mut samples = Vec::new();
+            super::protobuf::decode(body, &opts.protobuf, &mut samples).map_err(|e| {
+                Error::Parse(super::expfmt::ParseError {
+                    line: 0,
+                    msg: e.to_string(),
+                })
+            })?;
+            for s in &samples {
+                st.scraped += 1;
+                self.append_series(s, iter, ts, app, opts, &mut st, &mut reseen)?;
+            }
+        } else if !body.is_empty() {
             let mut p = Parser::new(body, format);
             while let Some(e) = p.next() {
                 match e {
@@ -186,7 +266,7 @@ impl SeriesCache {
     #[allow(clippy::too_many_arguments)]
     fn append_series(
         &mut self,
-        p: &Parser<'_>,
+        p: &impl Scraped,
         iter: u64,
         ts: Timestamp,
         app: &mut dyn Appender,
@@ -268,10 +348,10 @@ impl SeriesCache {
     /// Cache miss: decode, add target labels, relabel, check limits. `(labels, dropped)`.
     fn build_labels(
         &mut self,
-        p: &Parser<'_>,
+        p: &impl Scraped,
         opts: &AppendOptions,
     ) -> Result<(Labels, bool), Error> {
-        p.labels(&mut self.scratch).map_err(Error::Parse)?;
+        p.labels(&mut self.scratch)?;
         let mut lset = Labels::from_sorted(std::mem::take(&mut self.scratch));
         mutate_sample_labels(&mut lset, &opts.target_labels, opts.honor_labels);
         if !relabel::process(&mut lset, &opts.metric_relabel) || lset.is_empty() {
@@ -408,7 +488,7 @@ impl std::hash::Hasher for SeriesHasher {
 
 fn append_entry(
     entry: &mut CacheEntry,
-    p: &Parser<'_>,
+    p: &impl Scraped,
     ts: Timestamp,
     app: &mut dyn Appender,
     opts: &AppendOptions,
@@ -431,7 +511,7 @@ fn append_entry(
             ts
         }
     };
-    match app.append(entry.sref, &entry.labels, t, p.value()) {
+    match p.append_to(app, entry.sref, &entry.labels, t) {
         Ok(r) => entry.sref = Some(r),
         Err(e) if is_sample_rejection(&e) => st.rejected += 1,
         Err(e) => return Err(Error::Storage(e)),

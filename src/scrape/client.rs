@@ -94,6 +94,8 @@ impl TargetClient {
         let fallback = cfg.fallback_scrape_protocol.as_deref().map(|p| {
             if p.starts_with("OpenMetrics") {
                 Format::OpenMetrics
+            } else if p == "PrometheusProto" {
+                Format::Protobuf
             } else {
                 Format::Text
             }

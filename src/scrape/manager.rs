@@ -310,6 +310,12 @@ impl PoolShared {
                 label_limit: self.cfg.label_limit,
                 label_name_length_limit: self.cfg.label_name_length_limit,
                 label_value_length_limit: self.cfg.label_value_length_limit,
+                protobuf: crate::scrape::protobuf::Options {
+                    native_histograms: self.cfg.scrape_native_histograms == Some(true),
+                    always_classic: self.cfg.always_scrape_classic_histograms == Some(true),
+                    bucket_limit: self.cfg.native_histogram_bucket_limit,
+                    min_bucket_factor: self.cfg.native_histogram_min_bucket_factor,
+                },
             };
             let h = scrape_loop::spawn(LoopParams {
                 target: t.clone(),

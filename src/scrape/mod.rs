@@ -14,6 +14,7 @@ pub mod client;
 pub mod expfmt;
 pub mod manager;
 pub mod metrics;
+pub mod protobuf;
 pub mod report;
 pub mod scrape_loop;
 pub mod target;

@@ -44,6 +44,7 @@ fn fixture() -> Fixture {
         rw_metrics: Arc::new(RemoteWriteMetrics::default()),
         metadata: Arc::new(MetadataStore::new()),
         remote_write_enabled: true,
+        otlp_enabled: true,
         query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
         remote_read: Arc::new(crate::api::read::ReadGate::new(Default::default())),
         agent: false,

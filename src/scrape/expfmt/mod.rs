@@ -41,6 +41,10 @@ pub enum Format {
     Text,
     /// `application/openmetrics-text; version=1.0.0` (or 0.0.1).
     OpenMetrics,
+    /// `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
+    /// encoding=delimited`: decoded by `scrape::protobuf`, not by [`Parser`] (which yields
+    /// nothing for it).
+    Protobuf,
 }
 
 impl Format {
@@ -51,6 +55,10 @@ impl Format {
             Some(Format::OpenMetrics)
         } else if media.eq_ignore_ascii_case("text/plain") {
             Some(Format::Text)
+        } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf")
+            && ct.contains("io.prometheus.client.MetricFamily")
+        {
+            Some(Format::Protobuf)
         } else {
             None
         }
@@ -197,6 +205,7 @@ impl<'a> Parser<'a> {
         let r = match self.format {
             Format::Text => self.next_text(),
             Format::OpenMetrics => self.next_openmetrics(),
+            Format::Protobuf => Ok(None),
         };
         match r {
             Ok(Some(e)) => Some(e),
