@@ -155,10 +155,12 @@ fn success_response(v: Value, annos: &argus_query::Annotations) -> Response {
             let _ = tx.blocking_send(axum::body::Bytes::from(buf));
         }
     });
-    let chunks = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    // `poll_recv` keeps answering `None` once the channel is done, so layers that poll a body
+    // again after its end (the gzip encoder does) are safe.
+    let mut rx = rx;
+    let chunks = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|b| b.map(Ok::<_, std::convert::Infallible>))
     });
     (json, axum::body::Body::from_stream(chunks)).into_response()
 }

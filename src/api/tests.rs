@@ -500,12 +500,26 @@ async fn large_range_result_streams_whole() {
                 .insert(l.clone(), k * 1000, i as f64 * 1000.0 + k as f64 / 8.0);
         }
     }
+    // Gzip-encoded too: the compression layer polls the body once more after its end.
+    let req = HttpRequest::get("/api/v1/query_range?query=big&start=0&end=100&step=1")
+        .header("accept-encoding", "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let gz = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+        .expect("complete gzip stream");
     let (status, body) = get(
         &f.app,
         "/api/v1/query_range?query=big&start=0&end=100&step=1",
     )
     .await;
     assert_eq!(status, 200);
+    assert_eq!(unzipped, body, "gzip and plain bodies differ");
     assert!(
         body.len() > 2 * format::QUERY_DATA_CHUNK,
         "the body ({} bytes) must span several chunks for this test to mean anything",
