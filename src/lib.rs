@@ -4,7 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod discovery;
-pub mod federate;
+pub mod expose;
 pub mod flags;
 pub mod ingest;
 pub mod metrics;

@@ -444,17 +444,21 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .iter()
             .collect::<Vec<_>>(),
     );
-    let federate = crate::federate::router_with_limits(
+    let federate = crate::api::federate::router_with_limits(
         queryable,
         external,
         state.engine_opts.lookback_delta_ms,
-        crate::federate::Limits {
+        crate::api::federate::Limits {
             timeout: flags.query_timeout,
             max_samples: flags.max_samples,
         },
     );
 
-    let app = build_router(state, Some(scrape.router()), vec![push.router(), federate]);
+    let app = build_router(
+        state,
+        Some(api::targets::router(&scrape)),
+        vec![api::push::router(&push), federate],
+    );
     tokio::spawn(reload_loop(
         flags.clone(),
         listen,
@@ -476,9 +480,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
         tracing::info!(address = %addr, "push listener ready");
         let drain = drain.clone();
-        let serve = web.clone().serve(l, push.standalone_router(), async move {
-            drain.notified().await
-        });
+        let serve = web
+            .clone()
+            .serve(l, api::push::standalone_router(&push), async move {
+                drain.notified().await
+            });
         push_server = Some(tokio::spawn(serve));
     }
 

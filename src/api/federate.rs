@@ -2,8 +2,8 @@
 //! the lookback window, as text format 0.0.4 (or delimited protobuf when asked), with external
 //! labels added, as Prometheus's federation endpoint does. OWNER: push helper.
 
+use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use crate::push::body::encode_delimited;
-use crate::push::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use argus_storage::{Labels, Matcher, Queryable, is_stale_nan};
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -248,7 +248,7 @@ async fn federate(
     }
     let mut body = String::new();
     for f in &families {
-        crate::push::expose::write_family(f, &mut body);
+        crate::expose::text::write_family(f, &mut body);
     }
     ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], body).into_response()
 }

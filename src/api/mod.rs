@@ -7,14 +7,17 @@
 pub mod admin;
 pub mod alertmanagers;
 pub mod error;
+pub mod federate;
 pub mod format;
 pub mod lifecycle;
 pub mod params;
+pub mod push;
 pub mod query;
 pub mod read;
 pub mod rules;
 pub mod series;
 pub mod status;
+pub mod targets;
 pub mod ui;
 pub mod write;
 

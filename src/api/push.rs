@@ -1,13 +1,13 @@
 //! The Pushgateway HTTP API on axum: push/delete endpoints, `/api/v1/{metrics,status}`, admin
 //! wipe, and (standalone) `GET /metrics`.
 
-use super::PushError;
-use super::body::{BodyError, decode_body, decode_content_encoding};
-use super::expose::{go_float_string, rfc3339_nano, write_family};
-use super::proto::{Metric, MetricFamily, MetricType};
-use super::service::{GroupEntry, PUSH_FAILURE_TIME, PUSH_TIME, PushService};
-use super::store::GroupingKey;
-use super::text::valid_label_name;
+use crate::expose::proto::{Metric, MetricFamily, MetricType};
+use crate::expose::text::{go_float_string, rfc3339_nano, write_family};
+use crate::push::PushError;
+use crate::push::body::{BodyError, decode_body, decode_content_encoding};
+use crate::push::service::{GroupEntry, PUSH_FAILURE_TIME, PUSH_TIME, PushService};
+use crate::push::store::GroupingKey;
+use crate::push::text::valid_label_name;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -446,24 +446,22 @@ fn push_routes(svc: &Arc<PushService>) -> Router {
     r.with_state(svc.clone())
 }
 
-impl PushService {
-    /// The Pushgateway API for the main port: `/metrics/job/…`, `/api/v1/metrics`,
-    /// `/api/v1/status` and, with `enable_admin`, `PUT /api/v1/admin/wipe`.
-    pub fn router(self: &Arc<Self>) -> Router {
-        push_routes(self)
-    }
+/// The Pushgateway API for the main port: `/metrics/job/…`, `/api/v1/metrics`,
+/// `/api/v1/status` and, with `enable_admin`, `PUT /api/v1/admin/wipe`.
+pub fn router(svc: &Arc<PushService>) -> Router {
+    push_routes(svc)
+}
 
-    /// [`PushService::router`] plus `GET /metrics` (all groups as one exposition),
-    /// `/-/healthy`, `/-/ready` and CORS pre-flight on `/api/v1/*`, for a dedicated push port.
-    pub fn standalone_router(self: &Arc<Self>) -> Router {
-        let extra = Router::new()
-            .route("/metrics", get(metrics_exposition))
-            .route("/-/healthy", get(|| async { "OK" }))
-            .route("/-/ready", get(|| async { "OK" }))
-            .route("/api/v1/{*path}", any(options_or_404))
-            .with_state(self.clone());
-        push_routes(self).merge(extra)
-    }
+/// [`router`] plus `GET /metrics` (all groups as one exposition), `/-/healthy`, `/-/ready` and
+/// CORS pre-flight on `/api/v1/*`, for a dedicated push port.
+pub fn standalone_router(svc: &Arc<PushService>) -> Router {
+    let extra = Router::new()
+        .route("/metrics", get(metrics_exposition))
+        .route("/-/healthy", get(|| async { "OK" }))
+        .route("/-/ready", get(|| async { "OK" }))
+        .route("/api/v1/{*path}", any(options_or_404))
+        .with_state(svc.clone());
+    push_routes(svc).merge(extra)
 }
 
 async fn options_or_404(req: Request<Body>) -> Response {

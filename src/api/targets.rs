@@ -1,8 +1,8 @@
 //! `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`, in Prometheus's JSON
 //! shapes. The server helper merges [`ScrapeManager::router`] into the main router.
 
-use super::ScrapeManager;
-use super::target::{DroppedTarget, Target};
+use crate::scrape::ScrapeManager;
+use crate::scrape::target::{DroppedTarget, Target};
 use argus_storage::{Labels, Matcher};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -14,15 +14,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-impl ScrapeManager {
-    /// Routes for `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`.
-    pub fn router(self: &Arc<Self>) -> axum::Router {
-        axum::Router::new()
-            .route("/api/v1/targets", get(targets))
-            .route("/api/v1/targets/metadata", get(targets_metadata))
-            .route("/api/v1/metadata", get(metadata))
-            .with_state(self.clone())
-    }
+/// Routes for `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`.
+pub fn router(m: &Arc<ScrapeManager>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/metadata", get(targets_metadata))
+        .route("/api/v1/metadata", get(metadata))
+        .with_state(m.clone())
 }
 
 fn bad_data(msg: impl Into<String>) -> Response {
@@ -186,7 +184,7 @@ async fn metadata(
         Err(e) => return bad_data(e),
     };
     let metric = q.get("metric").filter(|s| !s.is_empty());
-    let mut all: BTreeMap<String, Vec<super::target::Metadata>> = BTreeMap::new();
+    let mut all: BTreeMap<String, Vec<crate::scrape::target::Metadata>> = BTreeMap::new();
     for (_, pool) in m.pools() {
         for t in pool.snapshot().0 {
             for (name, md) in t.metadata.lock().iter() {

@@ -7,6 +7,7 @@
 pub mod alerting;
 mod defaults;
 pub mod duration;
+pub mod kubernetes;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;

@@ -1,7 +1,7 @@
 //! Rendering pushed families the way Pushgateway does: text format 0.0.4 (Go's `expfmt`
 //! encoder, Go float formatting) and the `/api/v1/metrics` JSON values.
 
-use super::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use std::fmt::Write as _;
 
 /// Appends `v` formatted as Go's `strconv.FormatFloat(v, 'g', -1, 64)` (also `fmt.Sprint`), with
@@ -300,7 +300,7 @@ mod tests {
                     LabelPair::new("l\"a}", "v\"\n\\"),
                     LabelPair::new("ok", "é"),
                 ],
-                gauge: Some(super::super::proto::Gauge { value: Some(1.0) }),
+                gauge: Some(crate::expose::proto::Gauge { value: Some(1.0) }),
                 ..Default::default()
             }],
             unit: None,

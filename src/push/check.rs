@@ -2,9 +2,9 @@
 //! metric, `instance=""` added, labels sorted; then the consistency rules its gatherer enforces
 //! over all groups (types, suffix collisions, label names, duplicate series).
 
-use super::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use super::store::GroupingKey;
 use super::text::valid_label_name;
+use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use std::collections::HashSet;
 
 /// Overwrites grouping-key labels, adds missing ones and `instance=""`, sorts labels by name.

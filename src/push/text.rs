@@ -7,7 +7,7 @@
 //! structs, presence of timestamps and Pushgateway's exact error cases); unify later.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::proto::{
+use crate::expose::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
     Summary, Untyped,
 };
@@ -780,8 +780,8 @@ pub(crate) fn normalize_histograms(families: &mut [MetricFamily]) {
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::expose::text::write_family;
     use crate::push::body::{decode_delimited, encode_delimited};
-    use crate::push::expose::write_family;
     use proptest::prelude::*;
 
     #[test]

@@ -6,9 +6,8 @@
 //! ([`client`]), parses it with the zero-copy [`expfmt`] cursor, maps series text to storage refs
 //! through its [`cache::SeriesCache`], appends samples, staleness markers and the `up`/`scrape_*`
 //! series ([`report`]) through `argus_storage::Appender`, and records health for
-//! `/api/v1/targets` ([`api`]).
+//! `/api/v1/targets` (served by `api::targets`).
 
-pub mod api;
 pub mod cache;
 pub mod client;
 pub mod expfmt;

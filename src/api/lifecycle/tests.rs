@@ -159,7 +159,8 @@ async fn healthy_answers_while_a_wal_sync_is_stalled() {
         Arc::new(f.db.clone()),
     )
     .unwrap();
-    let app = crate::server::build_router(f.state.clone(), None, vec![svc.router()]);
+    let app =
+        crate::server::build_router(f.state.clone(), None, vec![crate::api::push::router(&svc)]);
     let put = HttpRequest::put("/metrics/job/stall")
         .body(Body::from("stalled_metric 1\n"))
         .unwrap();

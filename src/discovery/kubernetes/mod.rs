@@ -29,7 +29,6 @@
 //! ```
 
 mod client;
-mod config;
 mod endpoints;
 mod endpointslice;
 mod groups;
@@ -40,13 +39,13 @@ mod service;
 mod store;
 mod watch;
 
-pub use config::{
+pub use crate::config::kubernetes::{
     AttachMetadata, Authorization, BasicAuth, KubernetesSdConfig, NamespaceDiscovery,
     SelectorConfig, TlsConfig,
 };
 
+use crate::config::kubernetes::{self as config, Role};
 use crate::discovery::TargetGroup;
-use config::Role;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
@@ -81,6 +80,12 @@ pub enum Error {
     /// The HTTP client could not be created.
     #[error("cannot create the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
+}
+
+impl From<crate::config::kubernetes::InvalidSdConfig> for Error {
+    fn from(e: crate::config::kubernetes::InvalidSdConfig) -> Self {
+        Error::Config(e.0)
+    }
 }
 
 /// Role options the builders need.
