@@ -1,8 +1,8 @@
 //! Argus's own metrics (`argus_*`), one struct per component, created in `server` and injected.
 //! No global statics: a [`Registry`] lists the components and renders the text format 0.0.4.
 
-use crate::api::format::push_float;
 use crate::ingest::remote_write::Reason;
+use argus_query::gofloat::push_f as push_float;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

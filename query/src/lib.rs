@@ -24,6 +24,7 @@ pub mod calendar;
 mod error;
 mod eval;
 mod functions;
+pub mod gofloat;
 mod limits;
 mod parse;
 pub mod promqltest;

@@ -1,37 +1,13 @@
 //! Number, time and result formatting exactly as Prometheus's JSON API writes them.
 //!
-//! Values: Go's `strconv.FormatFloat(v, 'f', -1, 64)` with `NaN`, `+Inf`, `-Inf`. Timestamps: seconds with the
+//! Values: `argus_query::gofloat::push_f` (Go's `strconv.FormatFloat(v, 'f', -1, 64)`). Timestamps: seconds with the
 //! millisecond fraction written as three digits when non-zero (`jsonutil.MarshalTimestamp`).
 
 use argus_query::Value;
 use argus_query::calendar::civil_from_days;
+use argus_query::gofloat::push_f;
 use argus_storage::Labels;
 use std::fmt::Write as _;
-
-/// Appends `v` formatted as Prometheus writes sample values (without quotes): Go's
-/// `strconv.FormatFloat(v, 'f', -1, 64)`, i.e. the shortest round-trip digits and never an
-/// exponent (checked against Prometheus 2.42: `1e-7` → `0.0000001`, `1e21` →
-/// `1000000000000000000000`), plus `NaN`, `+Inf`, `-Inf`.
-pub fn push_float(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v == f64::INFINITY {
-        out.push_str("+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.push_str("-Inf");
-    } else {
-        // Rust's `Display` for f64 is the shortest round-trip decimal without exponent, the
-        // same digits as Go's 'f' with precision -1 ("-0" for negative zero).
-        let _ = write!(out, "{v}");
-    }
-}
-
-/// `v` as a string, see [`push_float`].
-pub fn float_string(v: f64) -> String {
-    let mut s = String::new();
-    push_float(&mut s, v);
-    s
-}
 
 /// Appends a ms timestamp as float seconds (`1435781451.781`, `1435781451`, `-1.500`).
 pub fn push_timestamp(out: &mut String, t: i64) {
@@ -86,7 +62,7 @@ fn push_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     push_timestamp(out, t);
     out.push_str(",\"");
-    push_float(out, v);
+    push_f(out, v);
     out.push_str("\"]");
 }
 
@@ -178,30 +154,6 @@ pub fn compact_utc(ms: i64) -> String {
 mod tests {
     use super::*;
     use argus_query::{MatrixSeries, VectorSample};
-
-    #[test]
-    fn floats_like_go() {
-        let check = |v: f64, want: &str| assert_eq!(float_string(v), want, "{v:e}");
-        check(0.0, "0");
-        check(-0.0, "-0");
-        check(1.0, "1");
-        check(1.5, "1.5");
-        check(0.1 + 0.2, "0.30000000000000004");
-        check(123456789.0, "123456789");
-        check(1e20, "100000000000000000000");
-        check(1e21, "1000000000000000000000");
-        check(1.5e22, "15000000000000000000000");
-        check(0.000001, "0.000001");
-        check(0.0000001, "0.0000001");
-        check(-2.5e-10, "-0.00000000025");
-        check(f64::NAN, "NaN");
-        check(f64::INFINITY, "+Inf");
-        check(f64::NEG_INFINITY, "-Inf");
-        assert_eq!(float_string(f64::MAX).len(), 309);
-        assert!(
-            float_string(5e-324).starts_with("0.0000") && float_string(5e-324).ends_with("0005")
-        );
-    }
 
     #[test]
     fn timestamps_like_prometheus() {

@@ -2,12 +2,13 @@
 //! wipe, and (standalone) `GET /metrics`.
 
 use crate::expose::proto::{Metric, MetricFamily, MetricType};
-use crate::expose::text::{go_float_string, rfc3339_nano, write_family};
+use crate::expose::text::{rfc3339_nano, write_family};
 use crate::push::PushError;
 use crate::push::body::{BodyError, decode_body, decode_content_encoding};
 use crate::push::service::{GroupEntry, PUSH_FAILURE_TIME, PUSH_TIME, PushService};
 use crate::push::store::GroupingKey;
 use crate::push::text::valid_label_name;
+use argus_query::gofloat::format_g as go_float_string;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};

@@ -7,7 +7,7 @@
 use super::PromDuration;
 use super::relabel::RelabelConfig;
 use super::scrape::{Authorization, BasicAuth, FileSdConfig, StaticConfig, TlsConfig};
-use crate::discovery::kubernetes::KubernetesSdConfig;
+use crate::config::kubernetes::KubernetesSdConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
 

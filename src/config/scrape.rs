@@ -80,7 +80,7 @@ pub struct ScrapeConfig {
     /// File-based discovery.
     pub file_sd_configs: Vec<FileSdConfig>,
     /// Kubernetes discovery (run by `crate::discovery::kubernetes`).
-    pub kubernetes_sd_configs: Vec<crate::discovery::kubernetes::KubernetesSdConfig>,
+    pub kubernetes_sd_configs: Vec<crate::config::kubernetes::KubernetesSdConfig>,
 }
 
 impl Default for ScrapeConfig {

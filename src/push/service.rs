@@ -87,7 +87,7 @@ pub(crate) fn group_series(g: &Group) -> Vec<(Labels, f64)> {
                     ));
                 }
                 if let Some((n, x)) = extra {
-                    pairs.push(Label::new(*n, crate::expose::text::go_float_string(*x)));
+                    pairs.push(Label::new(*n, argus_query::gofloat::format_g(*x)));
                 }
                 out.push((Labels::new(pairs), *v));
             }

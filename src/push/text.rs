@@ -168,32 +168,7 @@ pub fn valid_label_name(s: &str) -> bool {
 /// Parses a float as Go's `strconv.ParseFloat` does for the forms exposition uses (decimal,
 /// exponent, `Inf`/`Infinity`/`NaN` in any case with optional sign). Rejects `p`, `P`, `_`.
 pub fn parse_float(s: &str) -> Option<f64> {
-    if s.is_empty() || s.contains(['p', 'P', '_']) {
-        return None;
-    }
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let lower = body.to_ascii_lowercase();
-    let neg = s.starts_with('-');
-    let special = match lower.as_str() {
-        "inf" | "infinity" => Some(f64::INFINITY),
-        "nan" => Some(f64::NAN),
-        _ => None,
-    };
-    if let Some(v) = special {
-        if v.is_nan() && body.len() != s.len() {
-            return None;
-        }
-        return Some(if neg { -v } else { v });
-    }
-    // Rust accepts the same decimal grammar; reject forms Go does not know (e.g. "1.", ".5" are
-    // accepted by both).
-    if !body
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return None;
-    }
-    s.parse::<f64>().ok()
+    argus_query::gofloat::parse(s)
 }
 
 impl Parser<'_> {

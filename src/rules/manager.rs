@@ -558,7 +558,7 @@ impl Collect for RuleMetrics {
                 out.push_str("{rule_group=\"");
                 out.push_str(&escape_label(key));
                 out.push_str("\"} ");
-                crate::api::format::push_float(out, get(g));
+                argus_query::gofloat::push_f(out, get(g));
                 out.push('\n');
             }
         }
