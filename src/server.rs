@@ -274,7 +274,7 @@ async fn reload_loop(
                         "config section accepted but has no effect in Argus"
                     );
                 }
-                config.set(cfg, api::query::now_ms());
+                config.set(cfg, crate::util::time::now_ms());
                 tracing::info!("configuration reloaded");
                 Ok(())
             }
@@ -385,7 +385,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .apply(rule_specs, rule_options(&flags, &cfg, listen))
         .await;
 
-    let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
+    let config = Arc::new(ConfigState::new(cfg, crate::util::time::now_ms()));
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let quit = Arc::new(Notify::new());
     let state: SharedState = Arc::new(AppState {

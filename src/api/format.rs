@@ -3,8 +3,8 @@
 //! Values: `argus_query::gofloat::push_f` (Go's `strconv.FormatFloat(v, 'f', -1, 64)`). Timestamps: seconds with the
 //! millisecond fraction written as three digits when non-zero (`jsonutil.MarshalTimestamp`).
 
+pub use crate::util::json::push_json_str;
 use argus_query::Value;
-use argus_query::calendar::civil_from_days;
 use argus_query::gofloat::push_f;
 use argus_storage::Labels;
 use std::fmt::Write as _;
@@ -20,28 +20,6 @@ pub fn push_timestamp(out: &mut String, t: i64) {
     if frac != 0 {
         let _ = write!(out, ".{frac:03}");
     }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Appends a label set as a JSON object in label order.
@@ -117,39 +95,6 @@ pub fn push_query_data(out: &mut String, v: &Value) {
     out.push('}');
 }
 
-/// Splits ms since the epoch into (year, month, day, hour, minute, second, ms) in UTC.
-fn split_utc(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = ms.div_euclid(1000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400) as u32;
-    (
-        y,
-        mo,
-        d,
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        ms.rem_euclid(1000) as u32,
-    )
-}
-
-/// RFC 3339 in UTC with milliseconds when non-zero (`2024-01-02T03:04:05.678Z`).
-pub fn rfc3339(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, frac) = split_utc(ms);
-    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
-    }
-    out.push('Z');
-    out
-}
-
-/// The compact form Prometheus uses for snapshot names (`20171210T211224Z`).
-pub fn compact_utc(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, _) = split_utc(ms);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,12 +151,5 @@ mod tests {
             Value::Vector(vec![]),
             r#"{"resultType":"vector","result":[]}"#,
         );
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1435781451781), "2015-07-01T20:10:51.781Z");
-        assert_eq!(compact_utc(1512940344000), "20171210T211224Z");
     }
 }

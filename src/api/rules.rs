@@ -10,7 +10,7 @@ use super::format::push_json_str;
 use super::params::Params;
 use super::{SharedState, read_params, success_json};
 use crate::rules::{AlertState, AlertStatus, GroupStatus, Health, RuleStatus};
-use crate::timefmt::rfc3339_nano;
+use crate::util::time::rfc3339_nano;
 use argus_storage::Matcher;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

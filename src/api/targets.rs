@@ -245,7 +245,7 @@ pub fn rfc3339(t: Option<SystemTime>) -> String {
     let Some(d) = t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) else {
         return "0001-01-01T00:00:00Z".into();
     };
-    crate::timefmt::rfc3339_nano(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    crate::util::time::rfc3339_nano(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

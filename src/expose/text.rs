@@ -204,7 +204,7 @@ pub fn float_samples(kind: MetricType, m: &Metric, out: &mut Vec<FloatSample>) {
     }
 }
 
-pub use crate::timefmt::rfc3339_nano;
+pub use crate::util::time::rfc3339_nano;
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,8 @@
 //! Prometheus emits them, `annotations` omitted when empty, times RFC 3339 UTC with exactly three
 //! fractional digits. Strings are escaped as Go's `json.Marshal` does (`<`, `>`, `&` as `\u00XX`).
 
-use crate::api::format::push_json_str;
 use crate::rules::OutgoingAlert;
+use crate::util::json::push_json_str;
 use argus_storage::Labels;
 
 /// Appends one alert as a JSON object to `out`, with `labels` in place of `alert.labels` (the
@@ -58,7 +58,7 @@ fn push_object(out: &mut String, labels: &Labels) {
 /// `2026-12-06T02:16:15.886Z` (Go's `strfmt.DateTime`).
 fn push_time(out: &mut String, ms: i64) {
     let secs = ms.div_euclid(1000);
-    let whole = crate::timefmt::rfc3339_nano(secs.saturating_mul(1_000_000_000));
+    let whole = crate::util::time::rfc3339_nano(secs.saturating_mul(1_000_000_000));
     out.push_str(whole.trim_end_matches('Z'));
     out.push_str(&format!(".{:03}Z", ms.rem_euclid(1000)));
 }

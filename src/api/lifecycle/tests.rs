@@ -101,7 +101,7 @@ fn write(t: i64) -> HttpRequest<Body> {
 async fn ready_is_503_while_wal_writes_fail_then_recovers() {
     let f = fixture();
     let app = crate::server::build_router(f.state.clone(), None, Vec::new());
-    let now = crate::api::query::now_ms();
+    let now = crate::util::time::now_ms();
     assert_eq!(call(&app, write(now)).await.0, 204);
     assert_eq!(call(&app, get("/-/ready")).await.0, 200);
 

@@ -1,0 +1,45 @@
+//! JSON string literals written into a caller's buffer, escaped as Go's `encoding/json` does
+//! (HTML-safe `<`, `>`, `&`, and U+2028/U+2029 escaped), so output matches Prometheus byte for
+//! byte.
+
+use std::fmt::Write as _;
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_as_go() {
+        let check = |s: &str, want: &str| {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, want);
+        };
+        check("plain", r#""plain""#);
+        check("a\"b\\c", r#""a\"b\\c""#);
+        check("<&>", r#""\u003c\u0026\u003e""#);
+        check("\n\r\t\u{1}\u{2028}", r#""\n\r\t\u0001\u2028""#);
+    }
+}
