@@ -12,9 +12,8 @@ use crate::api::{self, AppState, ReloadRequest, SharedState};
 use crate::config::{Config, ConfigState, default_config_yaml};
 use crate::flags::Flags;
 use crate::ingest::metadata::MetadataStore;
-use crate::metrics::{
-    HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
-};
+use crate::ingest::metrics::RemoteWriteMetrics;
+use crate::metrics::{HttpMetrics, ProcessMetrics, QueryMetrics, Registry, TsdbCollector};
 use crate::notifier::{Notifier, NotifierMetrics};
 use crate::push::{PushOptions, PushService};
 use crate::rules::manager::{Backends, ManagerOptions, RuleManager, RuleMetrics};

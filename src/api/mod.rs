@@ -23,7 +23,8 @@ pub mod write;
 
 use crate::config::ConfigState;
 use crate::ingest::metadata::MetadataStore;
-use crate::metrics::{HttpMetrics, QueryMetrics, Registry, RemoteWriteMetrics};
+use crate::ingest::metrics::RemoteWriteMetrics;
+use crate::metrics::{HttpMetrics, QueryMetrics, Registry};
 use argus_query::{Engine, EngineOptions};
 use argus_storage::{
     Appendable, Db, DbMetrics, Matcher, Queryable, Result as StorageResult, Timestamp, TsdbStats,

@@ -5,6 +5,7 @@
 //! lives in `api::write`.
 
 pub mod metadata;
+pub mod metrics;
 pub mod prompb;
 pub mod prompb_v2;
 pub mod remote_write;
