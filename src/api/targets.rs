@@ -1,12 +1,11 @@
 //! `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`, in Prometheus's JSON
 //! shapes. The server helper merges [`ScrapeManager::router`] into the main router.
 
+use super::error::ApiError;
 use crate::scrape::ScrapeManager;
 use crate::scrape::target::{DroppedTarget, Target};
 use argus_storage::{Labels, Matcher};
-use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -24,15 +23,11 @@ pub fn router(m: &Arc<ScrapeManager>) -> axum::Router {
 }
 
 fn bad_data(msg: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"status": "error", "errorType": "bad_data", "error": msg.into()})),
-    )
-        .into_response()
+    ApiError::bad_data(msg).into_response()
 }
 
 fn success(data: Value) -> Response {
-    Json(json!({"status": "success", "data": data})).into_response()
+    super::success(&data)
 }
 
 fn labels_json<'a>(ls: impl IntoIterator<Item = &'a argus_storage::Label>) -> Value {
