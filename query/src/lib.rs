@@ -26,6 +26,7 @@ mod eval;
 mod functions;
 pub mod gofloat;
 mod limits;
+pub mod names;
 mod parse;
 pub mod promqltest;
 mod value;

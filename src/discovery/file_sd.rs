@@ -79,7 +79,7 @@ pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
     let mut out = Vec::with_capacity(groups.len());
     for (i, g) in groups.into_iter().enumerate() {
         for name in g.labels.keys() {
-            if !crate::config::relabel::is_valid_label_name(name) {
+            if !argus_query::names::is_legacy_label_name(name) {
                 return Err(parse_err(format!("invalid label name {name:?}")));
             }
         }

@@ -3,6 +3,7 @@
 
 use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use argus_query::gofloat::push_g;
+use argus_query::names;
 use std::fmt::Write as _;
 
 fn escape(s: &str, quote: bool, dst: &mut String) {
@@ -21,9 +22,9 @@ fn escape(s: &str, quote: bool, dst: &mut String) {
 /// character (and a leading digit) replaced by `_`, as Prometheus's `escaping=underscores`
 /// does. No stored name (newlines, quotes, `{`, UTF-8) can break the line structure.
 pub fn push_name(dst: &mut String, name: &str, metric: bool) {
-    let ok = |i: usize, c: char| {
-        c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (i > 0 && c.is_ascii_digit())
-    };
+    // `escaping=underscores` (`argus_query::names::escape_name`), with `:` escaped in label
+    // names too, which the text format's label grammar does not allow.
+    let ok = |i: usize, c: char| names::is_legacy_rune(c, i) && (metric || c != ':');
     if name.is_empty() {
         dst.push('_');
     } else if name.char_indices().all(|(i, c)| ok(i, c)) {

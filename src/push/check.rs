@@ -3,8 +3,8 @@
 //! over all groups (types, suffix collisions, label names, duplicate series).
 
 use super::store::GroupingKey;
-use super::text::valid_label_name;
 use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use argus_query::names::is_legacy_label_name as valid_label_name;
 use std::collections::HashSet;
 
 /// Overwrites grouping-key labels, adds missing ones and `instance=""`, sorts labels by name.

@@ -147,24 +147,6 @@ fn label_cont(b: u8) -> bool {
     label_start(b) || b.is_ascii_digit()
 }
 
-/// True for a legacy metric name `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn valid_metric_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    match bytes.next() {
-        Some(b) if label_start(b) || b == b':' => bytes.all(|b| label_cont(b) || b == b':'),
-        _ => false,
-    }
-}
-
-/// True for a legacy label name `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn valid_label_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    match bytes.next() {
-        Some(b) if label_start(b) => bytes.all(label_cont),
-        _ => false,
-    }
-}
-
 /// Parses a float as Go's `strconv.ParseFloat` does for the forms exposition uses (decimal,
 /// exponent, `Inf`/`Infinity`/`NaN` in any case with optional sign). Rejects `p`, `P`, `_`.
 pub fn parse_float(s: &str) -> Option<f64> {
@@ -325,7 +307,7 @@ impl Parser<'_> {
     fn set_or_create_family(&mut self) -> Result<(), Stop> {
         self.suffix = Suffix::default();
         let name = self.token_str()?;
-        if !valid_metric_name(&name) {
+        if !argus_query::names::is_legacy_metric_name(&name) {
             return Err(Stop::Err(format!("invalid metric name {name:?}")));
         }
         if let Some(&i) = self.by_name.get(&name) {
