@@ -1,6 +1,7 @@
-//! `argus` binary entry point: maps [`argus::server::run`] to an exit code. OWNER: server helper.
+//! `argus` binary entry point: maps [`argus::server::run`] to an exit code.
 //! Exit codes: 0 after a clean shutdown or `--help`, 1 on a runtime error, 2 on bad flags
 //! or rule files that do not load at startup.
+#![deny(unsafe_code)]
 
 use argus::flags::{self, Command};
 use std::process::ExitCode;

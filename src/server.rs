@@ -1,4 +1,4 @@
-//! Wiring and shutdown order. OWNER: server helper.
+//! Wiring and shutdown order.
 //!
 //! Startup: flags → config → open the TSDB → engine, metrics, API state → scrape manager →
 //! listener. Shutdown (SIGTERM, SIGINT or `/-/quit`): stop accepting and finish in-flight

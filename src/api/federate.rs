@@ -1,6 +1,6 @@
 //! `GET /federate`: the newest sample of every series matching any `match[]` selector within
 //! the lookback window, as text format 0.0.4 (or delimited protobuf when asked), with external
-//! labels added, as Prometheus's federation endpoint does. OWNER: push helper.
+//! labels added, as Prometheus's federation endpoint does.
 
 use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use crate::push::body::encode_delimited;

@@ -1,5 +1,5 @@
 //! HTTP API (axum) with Prometheus's paths, JSON shapes, status codes and error envelope.
-//! OWNER: server helper.
+//!
 //!
 //! [`AppState`] holds everything handlers need; [`router`] serves the endpoints implemented here;
 //! `server::build_router` merges it with the scrape, push and federation routers.

@@ -1,5 +1,5 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` over the rule manager's group statuses.
-//! OWNER: rules-server helper.
+//!
 //!
 //! Field order, filters, pagination and error texts follow Prometheus (`web/api/v1/api.go`,
 //! described in `shared/conformance/rules/FORMAT.md` D). JSON is written by hand so that the

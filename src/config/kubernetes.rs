@@ -1,4 +1,4 @@
-//! `kubernetes_sd_configs:` entry. OWNER: kubernetes helper (expand freely).
+//! `kubernetes_sd_configs:` entry.
 //!
 //! Field names and validation rules follow Prometheus's `kubernetes.SDConfig` (with the
 //! inlined `HTTPClientConfig`). Parsing is two-stage: serde reads the raw YAML (unknown

@@ -1,5 +1,4 @@
-//! Prometheus-format YAML configuration. OWNER: server helper (this file);
-//! `scrape.rs` and `relabel.rs`: scrape helper; `duration.rs`: shared (server helper).
+//! Prometheus-format YAML configuration.
 //!
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
 //! field and its line) and then [`Config::validate`], run once per load.

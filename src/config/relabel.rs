@@ -1,5 +1,5 @@
 //! `relabel_configs` / `metric_relabel_configs` entries and their application, as Prometheus's
-//! `model/relabel`. OWNER: scrape helper.
+//! `model/relabel`.
 //!
 //! Defaults: separator `;`, regex `(.*)`, replacement `$1`, action `replace`. Regexes are fully
 //! anchored (`^(?s:…)$`). Replacements expand `$1`, `${1}`, `$name`, `${name}` (Go's

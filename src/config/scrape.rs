@@ -1,4 +1,4 @@
-//! One `scrape_configs:` entry. OWNER: scrape helper (expand freely; keep `job_name`).
+//! One `scrape_configs:` entry.
 //!
 //! Field names, defaults and validation messages follow Prometheus's `scrape_config`. Durations
 //! left unset inherit from `global:` (see [`ScrapeConfig::interval`]).

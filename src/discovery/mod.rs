@@ -1,5 +1,4 @@
 //! Service discovery: target groups from static, file and Kubernetes providers.
-//! OWNER: scrape helper (this file, static/file SD); kubernetes helper (`kubernetes/`).
 
 pub mod kubernetes;
 

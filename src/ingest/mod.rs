@@ -1,4 +1,4 @@
-//! Remote-write receiver. OWNER: server helper.
+//! Remote-write receiver.
 //!
 //! [`remote_write`] decodes snappy + protobuf bodies under size limits and appends them through
 //! `argus_storage::Appender`; [`prompb`] holds the hand-written prost messages. The HTTP handler

@@ -1,4 +1,4 @@
-//! Pushgateway-compatible push ingest. OWNER: push helper.
+//! Pushgateway-compatible push ingest.
 //!
 //! [`PushService`] keeps pushed groups (crash-safe, one file per group), serves the Pushgateway
 //! HTTP API ([`PushService::router`]) and, in [`PushService::run`], appends every group's samples

@@ -1,4 +1,4 @@
-//! The rule manager: runs every rule group on its own schedule. OWNER: rules-server helper.
+//! The rule manager: runs every rule group on its own schedule.
 //!
 //! One tokio task per group. Evaluation timestamps are aligned to `k·interval + offset`, with a
 //! stable per-group `offset` from a hash of (file, name); the first evaluation is at the first

@@ -1,4 +1,4 @@
-//! Pull scraper: exposition parsers, scrape loops, relabeling, target API. OWNER: scrape helper.
+//! Pull scraper: exposition parsers, scrape loops, relabeling, target API.
 //!
 //! [`ScrapeManager`] owns one scrape pool per job. A pool turns target groups from its
 //! discoverers (static, file, Kubernetes) into [`target::Target`]s through target relabeling and

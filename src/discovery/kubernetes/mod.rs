@@ -1,4 +1,4 @@
-//! Kubernetes service discovery (kube-rs list+watch). OWNER: kubernetes helper.
+//! Kubernetes service discovery (kube-rs list+watch).
 //!
 //! [`Discoverer`] watches the objects a role needs (pods, services, endpoints, endpoint
 //! slices, nodes, and namespaces/ReplicaSets/Jobs for `attach_metadata`; per namespace when
