@@ -1,6 +1,7 @@
 //! `GET /federate`: the newest sample of every series matching any `match[]` selector within
 //! the lookback window, as text format 0.0.4 (or delimited protobuf when asked), with external
 //! labels added, as Prometheus's federation endpoint does.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use crate::push::body::encode_delimited;
@@ -332,6 +333,7 @@ fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

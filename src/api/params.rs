@@ -1,5 +1,6 @@
 //! Request parameters as Prometheus reads them (`r.FormValue`: form body first, then the URL
 //! query) and the parsers for times, durations and series selectors.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::error::ApiError;
 use argus_storage::Matcher;
@@ -138,6 +139,7 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

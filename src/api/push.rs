@@ -1,5 +1,6 @@
 //! The Pushgateway HTTP API on axum: push/delete endpoints, `/api/v1/{metrics,status}`, admin
 //! wipe, and (standalone) `GET /metrics`.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::expose::proto::{Metric, MetricFamily, MetricType};
 use crate::expose::text::{rfc3339_nano, write_family};
@@ -459,6 +460,7 @@ async fn options_or_404(req: Request<Body>) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

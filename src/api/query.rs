@@ -9,6 +9,7 @@
 //! queue"); the rest of the timeout is enforced inside evaluation. When the client goes away
 //! the handler's future is dropped, which cancels the evaluation (`canceled`); the slot is
 //! held until the evaluation has actually stopped.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::error::ApiError;
 use super::error::ErrorType;

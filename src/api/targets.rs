@@ -1,5 +1,6 @@
 //! `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`, in Prometheus's JSON
 //! shapes. The server helper merges [`ScrapeManager::router`] into the main router.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::error::ApiError;
 use crate::scrape::ScrapeManager;
@@ -244,6 +245,7 @@ pub fn rfc3339(t: Option<SystemTime>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -3,6 +3,7 @@
 //! Field names and validation rules follow Prometheus's `kubernetes.SDConfig` (with the
 //! inlined `HTTPClientConfig`). Parsing is two-stage: serde reads the raw YAML (unknown
 //! fields rejected), then [`KubernetesSdConfig::validate`] checks the combinations once.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 /// An invalid `kubernetes_sd_configs` entry; `Display` is the message.
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +424,7 @@ fn check_selector(sel: &str, label: bool) -> Result<(), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -5,6 +5,7 @@
 //! anchored (`^(?s:…)$`). Replacements expand `$1`, `${1}`, `$name`, `${name}` (Go's
 //! `Regexp.Expand` rules, which Rust's `regex` shares). Target label names are checked with the
 //! legacy rule `[a-zA-Z_][a-zA-Z0-9_]*`.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use argus_storage::Labels;
 use md5::{Digest, Md5};
@@ -398,4 +399,5 @@ fn apply(cfg: &RelabelConfig, lset: &mut Labels, val: &mut String, buf: &mut Str
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests;

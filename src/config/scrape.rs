@@ -2,6 +2,7 @@
 //!
 //! Field names, defaults and validation messages follow Prometheus's `scrape_config`. Durations
 //! left unset inherit from `global:` (see [`ScrapeConfig::interval`]).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::relabel::RelabelConfig;
 use super::{GlobalConfig, PromDuration};
@@ -397,6 +398,7 @@ impl Serialize for ByteSize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::config::Config;

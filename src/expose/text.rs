@@ -1,5 +1,6 @@
 //! Rendering pushed families the way Pushgateway does: text format 0.0.4 (Go's `expfmt`
 //! encoder, Go float formatting) and the `/api/v1/metrics` JSON values.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use argus_query::gofloat::push_g;
@@ -208,6 +209,7 @@ pub fn float_samples(kind: MetricType, m: &Metric, out: &mut Vec<FloatSample>) {
 pub use crate::util::time::rfc3339_nano;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,7 @@
 //! JSON string literals written into a caller's buffer, escaped as Go's `encoding/json` does
 //! (HTML-safe `<`, `>`, `&`, and U+2028/U+2029 escaped), so output matches Prometheus byte for
 //! byte.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::fmt::Write as _;
 
@@ -27,6 +28,7 @@ pub fn push_json_str(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
