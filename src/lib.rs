@@ -7,7 +7,7 @@ pub mod discovery;
 pub mod expose;
 pub mod flags;
 pub mod ingest;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod notifier;
 pub mod push;
 pub mod remote;

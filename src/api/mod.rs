@@ -4,22 +4,22 @@
 //! [`AppState`] holds everything handlers need; [`router`] serves the endpoints implemented here;
 //! `server::build_router` merges it with the scrape, push and federation routers.
 
-pub mod admin;
-pub mod alertmanagers;
-pub mod error;
+pub(crate) mod admin;
+pub(crate) mod alertmanagers;
+pub(crate) mod error;
 pub mod federate;
-pub mod format;
-pub mod lifecycle;
+pub(crate) mod format;
+pub(crate) mod lifecycle;
 pub mod params;
 pub mod push;
 pub mod query;
 pub mod read;
-pub mod rules;
+pub(crate) mod rules;
 pub mod series;
-pub mod status;
+pub(crate) mod status;
 pub mod targets;
 pub mod ui;
-pub mod write;
+pub(crate) mod write;
 
 use crate::config::ConfigState;
 use crate::ingest::metadata::MetadataStore;
