@@ -3,14 +3,14 @@
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
 //! field and its line) and then [`Config::validate`], run once per load.
 
-pub mod alerting;
+pub(crate) mod alerting;
 mod defaults;
-pub mod duration;
-pub mod kubernetes;
+pub(crate) mod duration;
+pub(crate) mod kubernetes;
 pub mod relabel;
-pub mod remote_write;
+pub(crate) mod remote_write;
 pub mod scrape;
-pub mod secret;
+pub(crate) mod secret;
 
 pub use duration::{PromDuration, parse_duration};
 pub use secret::Secret;

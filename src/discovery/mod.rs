@@ -18,5 +18,5 @@ pub struct TargetGroup {
     pub labels: BTreeMap<String, String>,
 }
 
-pub mod file_sd;
-pub mod static_sd;
+pub(crate) mod file_sd;
+pub(crate) mod static_sd;

@@ -4,8 +4,8 @@
 //! `argus_storage::Appender`; [`prompb`] holds the hand-written prost messages. The HTTP handler
 //! lives in `api::write`.
 
-pub mod metadata;
-pub mod metrics;
+pub(crate) mod metadata;
+pub(crate) mod metrics;
 pub mod prompb;
 pub mod prompb_v2;
 pub mod remote_write;

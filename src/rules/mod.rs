@@ -12,7 +12,7 @@ mod expand;
 mod file;
 mod group;
 pub mod manager;
-pub mod notify;
+pub(crate) mod notify;
 mod restore;
 mod status;
 #[cfg(test)]

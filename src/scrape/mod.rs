@@ -9,12 +9,12 @@
 //! `/api/v1/targets` (served by `api::targets`).
 
 pub mod cache;
-pub mod client;
+pub(crate) mod client;
 pub mod expfmt;
-pub mod manager;
-pub mod report;
-pub mod scrape_loop;
-pub mod target;
+pub(crate) mod manager;
+pub(crate) mod report;
+pub(crate) mod scrape_loop;
+pub(crate) mod target;
 
 pub use manager::ScrapeManager;
 
