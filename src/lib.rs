@@ -15,5 +15,5 @@ pub mod rules;
 pub mod scrape;
 pub mod server;
 pub mod template;
-mod util;
+pub mod util;
 pub mod web;
