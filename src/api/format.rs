@@ -3,10 +3,9 @@
 //! Values: `argus_query::gofloat::push_f` (Go's `strconv.FormatFloat(v, 'f', -1, 64)`). Timestamps: seconds with the
 //! millisecond fraction written as three digits when non-zero (`jsonutil.MarshalTimestamp`).
 
-pub use crate::util::json::push_json_str;
+pub use crate::util::json::{push_json_str, push_labels};
 use argus_query::Value;
 use argus_query::gofloat::push_f;
-use argus_storage::Labels;
 use std::fmt::Write as _;
 
 /// Appends a ms timestamp as float seconds (`1435781451.781`, `1435781451`, `-1.500`).
@@ -20,20 +19,6 @@ pub fn push_timestamp(out: &mut String, t: i64) {
     if frac != 0 {
         let _ = write!(out, ".{frac:03}");
     }
-}
-
-/// Appends a label set as a JSON object in label order.
-pub fn push_labels(out: &mut String, labels: &Labels) {
-    out.push('{');
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_str(out, &l.name);
-        out.push(':');
-        push_json_str(out, &l.value);
-    }
-    out.push('}');
 }
 
 fn push_point(out: &mut String, t: i64, v: f64) {
@@ -99,6 +84,7 @@ pub fn push_query_data(out: &mut String, v: &Value) {
 mod tests {
     use super::*;
     use argus_query::{MatrixSeries, VectorSample};
+    use argus_storage::Labels;
 
     #[test]
     fn timestamps_like_prometheus() {

@@ -3,7 +3,7 @@
 //! fractional digits. Strings are escaped as Go's `json.Marshal` does (`<`, `>`, `&` as `\u00XX`).
 
 use crate::rules::OutgoingAlert;
-use crate::util::json::push_json_str;
+use crate::util::json::{push_json_str, push_labels};
 use argus_storage::Labels;
 
 /// Appends one alert as a JSON object to `out`, with `labels` in place of `alert.labels` (the
@@ -12,7 +12,7 @@ pub(crate) fn encode_into(out: &mut String, alert: &OutgoingAlert, labels: &Labe
     out.push('{');
     if !alert.annotations.is_empty() {
         out.push_str("\"annotations\":");
-        push_object(out, &alert.annotations);
+        push_labels(out, &alert.annotations);
         out.push(',');
     }
     out.push_str("\"endsAt\":\"");
@@ -25,7 +25,7 @@ pub(crate) fn encode_into(out: &mut String, alert: &OutgoingAlert, labels: &Labe
         push_json_str(out, &alert.generator_url);
     }
     out.push_str(",\"labels\":");
-    push_object(out, labels);
+    push_labels(out, labels);
     out.push('}');
 }
 
@@ -40,19 +40,6 @@ pub(crate) fn batch_body<'a>(alerts: impl Iterator<Item = &'a str>) -> String {
     }
     body.push(']');
     body
-}
-
-fn push_object(out: &mut String, labels: &Labels) {
-    out.push('{');
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_str(out, &l.name);
-        out.push(':');
-        push_json_str(out, &l.value);
-    }
-    out.push('}');
 }
 
 /// `2026-12-06T02:16:15.886Z` (Go's `strfmt.DateTime`).

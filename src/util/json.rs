@@ -3,6 +3,7 @@
 //! byte.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use argus_storage::Labels;
 use std::fmt::Write as _;
 
 /// Appends `s` as a JSON string literal.
@@ -25,6 +26,20 @@ pub fn push_json_str(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// Appends a label set as a JSON object in label order.
+pub fn push_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, &l.name);
+        out.push(':');
+        push_json_str(out, &l.value);
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
