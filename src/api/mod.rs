@@ -1,8 +1,7 @@
 //! HTTP API (axum) with Prometheus's paths, JSON shapes, status codes and error envelope.
 //!
-//!
 //! [`AppState`] holds everything handlers need; [`router`] serves the endpoints implemented here;
-//! `server::build_router` merges it with the scrape, push and federation routers.
+//! `server::build_router` merges it with the routers of [`targets`], [`push`] and [`federate`].
 
 pub(crate) mod admin;
 pub(crate) mod alertmanagers;

@@ -1,6 +1,5 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` over the rule manager's group statuses.
 //!
-//!
 //! Field order, filters, pagination and error texts follow Prometheus (`web/api/v1/api.go`,
 //! described in `shared/conformance/rules/FORMAT.md` D). JSON is written by hand so that the
 //! field order and Go's number and time formats are exact.
