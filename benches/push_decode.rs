@@ -4,8 +4,8 @@
 //! quadratic (2 M families: ~2·10¹² name comparisons). A `memcpy` of the same bytes is the
 //! floor, and a 1/16 body shows the per-byte cost stays flat.
 
+use argus::expose::proto::MetricFamily;
 use argus::push::body::{decode_delimited, encode_delimited};
-use argus::push::proto::MetricFamily;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 

@@ -1,6 +1,7 @@
-//! `argus` binary entry point: maps [`argus::server::run`] to an exit code. OWNER: server helper.
+//! `argus` binary entry point: maps [`argus::server::run`] to an exit code.
 //! Exit codes: 0 after a clean shutdown or `--help`, 1 on a runtime error, 2 on bad flags
 //! or rule files that do not load at startup.
+#![deny(unsafe_code)]
 
 use argus::flags::{self, Command};
 use std::process::ExitCode;
@@ -40,17 +41,12 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(argus::server::run(*flags)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<argus::server::RuleFilesError>() => {
-            eprintln!("argus: error: {e:#}");
-            ExitCode::from(2)
-        }
         Err(e) => {
-            eprintln!("argus: error: {e:#}");
-            // An invalid --web.config.file is a usage error, as in Prometheus.
-            if e.chain().any(|c| c.is::<argus::web::WebConfigError>()) {
-                return ExitCode::from(2);
-            }
-            ExitCode::from(1)
+            // Rule files that do not load and an invalid --web.config.file are usage errors,
+            // as in Prometheus.
+            let code = if e.is_usage() { 2 } else { 1 };
+            eprintln!("argus: error: {:#}", anyhow::Error::from(e));
+            ExitCode::from(code)
         }
     }
 }

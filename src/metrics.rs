@@ -1,8 +1,7 @@
 //! Argus's own metrics (`argus_*`), one struct per component, created in `server` and injected.
 //! No global statics: a [`Registry`] lists the components and renders the text format 0.0.4.
 
-use crate::api::format::push_float;
-use crate::ingest::remote_write::Reason;
+use argus_query::gofloat::push_f as push_float;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -204,74 +203,6 @@ impl Collect for QueryMetrics {
     }
 }
 
-/// Remote-write receiver counters.
-#[derive(Default)]
-pub struct RemoteWriteMetrics {
-    received: AtomicU64,
-    written: AtomicU64,
-    /// Indexed like [`Reason::ALL`].
-    rejected: [AtomicU64; 6],
-    metadata: AtomicU64,
-}
-
-impl RemoteWriteMetrics {
-    /// Adds one request's outcome.
-    pub fn record(&self, received: u64, written: u64, rejected: &[(Reason, u64)], metadata: u64) {
-        self.received.fetch_add(received, Ordering::Relaxed);
-        self.written.fetch_add(written, Ordering::Relaxed);
-        self.metadata.fetch_add(metadata, Ordering::Relaxed);
-        for (r, n) in rejected {
-            if let Some(c) = Reason::ALL
-                .iter()
-                .position(|x| x == r)
-                .and_then(|i| self.rejected.get(i))
-            {
-                c.fetch_add(*n, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-impl Collect for RemoteWriteMetrics {
-    fn collect(&self, out: &mut String) {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let name = "argus_remote_write_samples_received_total";
-        header(
-            out,
-            name,
-            "counter",
-            "Samples received by the remote-write receiver.",
-        );
-        sample(out, name, "", get(&self.received));
-        let name = "argus_remote_write_samples_written_total";
-        header(
-            out,
-            name,
-            "counter",
-            "Samples appended and committed from remote write.",
-        );
-        sample(out, name, "", get(&self.written));
-        let name = "argus_remote_write_samples_rejected_total";
-        header(
-            out,
-            name,
-            "counter",
-            "Samples rejected by the remote-write receiver, by reason.",
-        );
-        for (r, c) in Reason::ALL.iter().zip(&self.rejected) {
-            sample(out, name, &format!("reason=\"{}\"", r.as_str()), get(c));
-        }
-        let name = "argus_remote_write_metadata_received_total";
-        header(
-            out,
-            name,
-            "counter",
-            "Metadata entries received by remote write.",
-        );
-        sample(out, name, "", get(&self.metadata));
-    }
-}
-
 /// TSDB metrics, read from `Db::metrics()` at scrape time.
 pub struct TsdbCollector {
     source: Box<dyn Fn() -> argus_storage::DbMetrics + Send + Sync>,
@@ -441,16 +372,13 @@ mod tests {
         let reg = Registry::new();
         let http = Arc::new(HttpMetrics::default());
         let q = Arc::new(QueryMetrics::default());
-        let rw = Arc::new(RemoteWriteMetrics::default());
         reg.register(http.clone());
         reg.register(q.clone());
-        reg.register(rw.clone());
         http.inc("/api/v1/query", 200);
         http.inc("/api/v1/query", 200);
         http.inc("/api/v1/query", 400);
         q.observe(false, 0.003, true);
         q.observe(true, 100.0, false);
-        rw.record(10, 7, &[(Reason::OutOfOrder, 3)], 1);
         let text = reg.render();
         let want = [
             "argus_http_requests_total{code=\"200\",handler=\"/api/v1/query\"} 2\n",
@@ -461,8 +389,6 @@ mod tests {
             "argus_engine_query_duration_seconds_bucket{kind=\"range\",le=\"+Inf\"} 1\n",
             "argus_engine_query_duration_seconds_count{kind=\"range\"} 1\n",
             "argus_engine_queries_failed_total 1\n",
-            "argus_remote_write_samples_rejected_total{reason=\"out_of_order\"} 3\n",
-            "argus_remote_write_samples_written_total 7\n",
             "# TYPE argus_http_requests_total counter\n",
         ];
         for w in want {

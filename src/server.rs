@@ -1,4 +1,4 @@
-//! Wiring and shutdown order. OWNER: server helper.
+//! Wiring and shutdown order.
 //!
 //! Startup: flags → config → open the TSDB → engine, metrics, API state → scrape manager →
 //! listener. Shutdown (SIGTERM, SIGINT or `/-/quit`): stop accepting and finish in-flight
@@ -12,14 +12,12 @@ use crate::api::{self, AppState, ReloadRequest, SharedState};
 use crate::config::{Config, ConfigState, default_config_yaml};
 use crate::flags::Flags;
 use crate::ingest::metadata::MetadataStore;
-use crate::metrics::{
-    HttpMetrics, ProcessMetrics, QueryMetrics, Registry, RemoteWriteMetrics, TsdbCollector,
-};
+use crate::ingest::metrics::RemoteWriteMetrics;
+use crate::metrics::{HttpMetrics, ProcessMetrics, QueryMetrics, Registry, TsdbCollector};
 use crate::notifier::{Notifier, NotifierMetrics};
 use crate::push::{PushOptions, PushService};
 use crate::rules::manager::{Backends, ManagerOptions, RuleManager, RuleMetrics};
 use crate::scrape::ScrapeManager;
-use anyhow::Context as _;
 use argus_query::{Engine, EngineOptions};
 use argus_storage::{Appendable, Db, Labels, Options, Queryable};
 use axum::Router;
@@ -118,6 +116,74 @@ fn retention_text(flags: &Flags) -> String {
         (Some(t), None) => t,
         (None, Some(b)) => format!("{b}B"),
         (None, None) => "forever".into(),
+    }
+}
+
+/// Why the server could not start or stop cleanly. `Display` is the outermost message; the
+/// cause is the error's `source()` (`main` prints the whole chain and maps
+/// [`ServerError::is_usage`] to exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// `--web.config.file` is invalid.
+    #[error(transparent)]
+    WebConfig(#[from] crate::web::WebConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address (and the flag when it is not the main one).
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is invalid or unreadable.
+    #[error("{0}")]
+    Config(String),
+    /// Rule files could not be loaded.
+    #[error(transparent)]
+    RuleFiles(#[from] RuleFilesError),
+    /// A section the components apply is invalid.
+    #[error("invalid {section} configuration: {msg}")]
+    Section {
+        /// `remote_write`, `alerting` or `scrape`.
+        section: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
+    /// The TSDB could not be opened.
+    #[error("cannot open TSDB in {}", dir.display())]
+    OpenTsdb {
+        /// `--storage.tsdb.path`.
+        dir: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: argus_storage::Error,
+    },
+    /// The push store could not be opened.
+    #[error("cannot open the push store in {}", dir.display())]
+    PushStore {
+        /// Its directory.
+        dir: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: crate::push::PushError,
+    },
+    /// A server task panicked or was cancelled.
+    #[error("{0} task failed")]
+    Task(&'static str, #[source] tokio::task::JoinError),
+    /// The HTTP server failed.
+    #[error("HTTP server failed")]
+    Http(#[source] std::io::Error),
+    /// The TSDB did not close cleanly.
+    #[error("cannot close TSDB")]
+    CloseTsdb(#[source] argus_storage::Error),
+}
+
+impl ServerError {
+    /// A usage error (bad `--web.config.file` or rule files): exit status 2, as Prometheus.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ServerError::WebConfig(_) | ServerError::RuleFiles(_))
     }
 }
 
@@ -286,7 +352,7 @@ async fn reload_loop(
                         "config section accepted but has no effect in Argus"
                     );
                 }
-                config.set(cfg, api::query::now_ms());
+                config.set(cfg, crate::util::time::now_ms());
                 tracing::info!("configuration reloaded");
                 Ok(())
             }
@@ -303,7 +369,7 @@ async fn reload_loop(
 }
 
 /// Runs the server until a shutdown signal; returns after the database is closed.
-pub async fn run(flags: Flags) -> anyhow::Result<()> {
+pub async fn run(flags: Flags) -> Result<(), ServerError> {
     let start_time = SystemTime::now();
     let flags = Arc::new(flags);
     let web = crate::web::Web::load(
@@ -313,12 +379,18 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     )?;
     let listener = tokio::net::TcpListener::bind(flags.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", flags.listen))?;
+        .map_err(|source| ServerError::Listen {
+            addr: flags.listen.to_string(),
+            source,
+        })?;
     let listen = listener
         .local_addr()
-        .context("cannot read the listen address")?;
+        .map_err(|source| ServerError::Listen {
+            addr: flags.listen.to_string(),
+            source,
+        })?;
 
-    let cfg = load_config(&flags, listen).map_err(anyhow::Error::msg)?;
+    let cfg = load_config(&flags, listen).map_err(ServerError::Config)?;
     for s in cfg.ignored_sections() {
         tracing::warn!(
             section = s,
@@ -344,8 +416,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tracing::info!(path = %dir.display(), "opening TSDB");
     let db = tokio::task::spawn_blocking(move || Db::open(&dir, opts))
         .await
-        .context("TSDB open task failed")?
-        .with_context(|| format!("cannot open TSDB in {}", flags.data_dir.display()))?;
+        .map_err(|e| ServerError::Task("TSDB open", e))?
+        .map_err(|source| ServerError::OpenTsdb {
+            dir: flags.data_dir.clone(),
+            source,
+        })?;
 
     let agent_truncation = flags
         .agent
@@ -372,7 +447,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     remote
         .apply_config(&cfg)
         .await
-        .map_err(|e| anyhow::anyhow!("invalid remote_write configuration: {e}"))?;
+        .map_err(|e| ServerError::Section {
+            section: "remote_write",
+            msg: e.to_string(),
+        })?;
     let db_for_metrics = db.clone();
     registry.register(Arc::new(TsdbCollector::new(Box::new(move || {
         db_for_metrics.metrics()
@@ -382,7 +460,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let notifier = Notifier::new(flags.notifier, notifier_metrics);
     notifier
         .apply_config(&cfg)
-        .map_err(|e| anyhow::anyhow!("invalid alerting configuration: {e}"))?;
+        .map_err(|e| ServerError::Section {
+            section: "alerting",
+            msg: e.to_string(),
+        })?;
 
     // Rule manager: evaluates against the Db with its own engine; groups start at their first
     // slot after now.
@@ -402,7 +483,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .apply(rule_specs, rule_options(&flags, &cfg, listen))
         .await;
 
-    let config = Arc::new(ConfigState::new(cfg, api::query::now_ms()));
+    let config = Arc::new(ConfigState::new(cfg, crate::util::time::now_ms()));
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let quit = Arc::new(Notify::new());
     let head_of = db.clone();
@@ -447,7 +528,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     scrape
         .apply_config(&config.get())
         .await
-        .map_err(|e| anyhow::anyhow!("invalid scrape configuration: {e}"))?;
+        .map_err(|e| ServerError::Section {
+            section: "scrape",
+            msg: e.to_string(),
+        })?;
 
     // Push service (Pushgateway API) on the main port, and on `--push.listen-address` if set.
     let push_opts = PushOptions {
@@ -457,8 +541,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         ..PushOptions::default()
     };
     let push_dir = flags.data_dir.join("push");
-    let push = PushService::open(&push_dir, push_opts, appendable)
-        .with_context(|| format!("cannot open the push store in {}", push_dir.display()))?;
+    let push = PushService::open(&push_dir, push_opts, appendable).map_err(|source| {
+        ServerError::PushStore {
+            dir: push_dir.clone(),
+            source,
+        }
+    })?;
     let (push_stop_tx, push_stop_rx) = watch::channel(false);
     let push_task = tokio::spawn(push.clone().run(push_stop_rx));
 
@@ -472,11 +560,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .iter()
             .collect::<Vec<_>>(),
     );
-    let federate = crate::federate::router_with_limits(
+    let federate = crate::api::federate::router_with_limits(
         queryable,
         external,
         state.engine_opts.lookback_delta_ms,
-        crate::federate::Limits {
+        crate::api::federate::Limits {
             timeout: flags.query_timeout,
             max_samples: flags.max_samples,
         },
@@ -484,9 +572,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let app = build_router(
         state,
-        Some(scrape.router()),
+        Some(api::targets::router(&scrape)),
         vec![
-            push.router(),
+            api::push::router(&push),
             federate,
             api::remote_status::router(remote.clone()),
         ],
@@ -509,12 +597,17 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     if let Some(addr) = flags.push_listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {addr} (--push.listen-address)"))?;
+            .map_err(|source| ServerError::Listen {
+                addr: format!("{addr} (--push.listen-address)"),
+                source,
+            })?;
         tracing::info!(address = %addr, "push listener ready");
         let drain = drain.clone();
-        let serve = web.clone().serve(l, push.standalone_router(), async move {
-            drain.notified().await
-        });
+        let serve = web
+            .clone()
+            .serve(l, api::push::standalone_router(&push), async move {
+                drain.notified().await
+            });
         push_server = Some(tokio::spawn(serve));
     }
 
@@ -527,10 +620,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut serve = tokio::spawn(serve);
     let drained = drain.clone();
     tokio::select! {
-        r = &mut serve => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
+        r = &mut serve => { r.map_err(|e| ServerError::Task("HTTP server", e))?.map_err(ServerError::Http)?; }
         _ = drained.notified() => {
             match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
-                Ok(r) => { r.context("HTTP server task failed")?.context("HTTP server failed")?; }
+                Ok(r) => { r.map_err(|e| ServerError::Task("HTTP server", e))?.map_err(ServerError::Http)?; }
                 Err(_) => tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}"),
             }
         }
@@ -555,8 +648,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tracing::info!("closing TSDB");
     tokio::task::spawn_blocking(move || db.close())
         .await
-        .context("TSDB close task failed")?
-        .context("cannot close TSDB")?;
+        .map_err(|e| ServerError::Task("TSDB close", e))?
+        .map_err(ServerError::CloseTsdb)?;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -1,14 +1,14 @@
-//! The HTTP request layer's parameter parsing (`argus::api::params`): times, durations, steps,
-//! `limit`, selectors and the range checks of `query_range`, over an arbitrary query string.
+//! The HTTP request layer's parameter parsing (`argus::api::params`, `argus::util::time`):
+//! times, durations, steps, `limit`, selectors and the range checks of `query_range`, over an
+//! arbitrary query string.
 //! Properties: no panic (no overflow: `start=-9e15&end=9e15` once wrapped), no hang, parsed
 //! times within Prometheus's range, a checked span is never negative, and a range that passes
 //! `range_params` has a positive step and a span that fits in i64.
 #![no_main]
 
-use argus::api::params::{
-    MAX_TIME_MS, MIN_TIME_MS, Params, checked_span_ms, parse_duration_ns, parse_time,
-};
+use argus::api::params::{MAX_TIME_MS, MIN_TIME_MS, Params, checked_span_ms, parse_duration_ns};
 use argus::api::query::range_params;
+use argus::util::time::parse_time;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

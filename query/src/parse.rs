@@ -1,4 +1,5 @@
 //! Parser wrapper: `promql-parser` errors become `bad_data`.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::error::{Error, Result};
 use argus_storage::Matcher;
@@ -117,6 +118,7 @@ fn depth_exceeds(root: &Expr, max: usize) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

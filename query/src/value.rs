@@ -114,15 +114,7 @@ impl Val {
 
 /// Formats a float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.
 pub(crate) fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{v}")
-    }
+    crate::gofloat::format_f(v)
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! status 500, as Prometheus answers).
 
 use super::error::{ApiError, ErrorType};
-use super::format::compact_utc;
 use super::params::{MAX_TIME_MS, MIN_TIME_MS};
-use super::query::now_ms;
 use super::{SharedState, no_content, read_params, success};
+use crate::util::time::compact_utc;
+use crate::util::time::now_ms;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use std::hash::{BuildHasher, Hasher};

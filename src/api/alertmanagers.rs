@@ -1,5 +1,4 @@
-//! `GET /api/v1/alertmanagers`: the notifier's active and dropped Alertmanagers. OWNER: notifier
-//! helper.
+//! `GET /api/v1/alertmanagers`: the notifier's active and dropped Alertmanagers.
 
 use super::{SharedState, success};
 use axum::extract::State;

@@ -1,30 +1,33 @@
 //! HTTP API (axum) with Prometheus's paths, JSON shapes, status codes and error envelope.
-//! OWNER: server helper.
 //!
 //! [`AppState`] holds everything handlers need; [`router`] serves the endpoints implemented here;
-//! `server::build_router` merges it with the scrape, push and federation routers.
+//! `server::build_router` merges it with the routers of [`targets`], [`push`] and [`federate`].
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod agent;
-pub mod alertmanagers;
-pub mod error;
-pub mod format;
-pub mod lifecycle;
+pub(crate) mod alertmanagers;
+pub(crate) mod error;
+pub mod federate;
+pub(crate) mod format;
+pub(crate) mod lifecycle;
 pub mod otlp;
 pub mod params;
+pub mod push;
 pub mod query;
 pub mod query_json;
 pub mod read;
 pub mod remote_status;
-pub mod rules;
+pub(crate) mod rules;
 pub mod series;
-pub mod status;
+pub(crate) mod status;
+pub mod targets;
 pub mod ui;
-pub mod write;
+pub(crate) mod write;
 
 use crate::config::ConfigState;
 use crate::ingest::metadata::MetadataStore;
-use crate::metrics::{HttpMetrics, QueryMetrics, Registry, RemoteWriteMetrics};
+use crate::ingest::metrics::RemoteWriteMetrics;
+use crate::metrics::{HttpMetrics, QueryMetrics, Registry};
 use argus_query::{Engine, EngineOptions};
 use argus_storage::{
     Appendable, Db, DbMetrics, Matcher, Queryable, Result as StorageResult, Timestamp, TsdbStats,

@@ -9,6 +9,7 @@
 //! queue"); the rest of the timeout is enforced inside evaluation. When the client goes away
 //! the handler's future is dropped, which cancels the evaluation (`canceled`); the slot is
 //! held until the evaluation has actually stopped.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::error::ApiError;
 use super::error::ErrorType;
@@ -26,13 +27,9 @@ use std::time::{Duration, Instant};
 /// Prometheus's limit on points per series of a range query.
 pub const MAX_POINTS_PER_SERIES: i128 = 11_000;
 
-/// Current time in ms.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// Kept for `remote::queue` (owned by the remote helper); everything else imports
+/// `util::time::now_ms`. Remove once that import moves.
+pub use crate::util::time::now_ms;
 
 fn parse_query(p: &Params) -> Result<(String, promql_parser::parser::Expr), ApiError> {
     let q = p.get("query").unwrap_or("").to_string();

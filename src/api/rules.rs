@@ -1,5 +1,4 @@
 //! `GET /api/v1/rules` and `GET /api/v1/alerts` over the rule manager's group statuses.
-//! OWNER: rules-server helper.
 //!
 //! Field order, filters, pagination and error texts follow Prometheus (`web/api/v1/api.go`,
 //! described in `shared/conformance/rules/FORMAT.md` D). JSON is written by hand so that the
@@ -10,7 +9,7 @@ use super::format::push_json_str;
 use super::params::Params;
 use super::{SharedState, read_params, success_json};
 use crate::rules::{AlertState, AlertStatus, GroupStatus, Health, RuleStatus};
-use crate::timefmt::rfc3339_nano;
+use crate::util::time::rfc3339_nano;
 use argus_storage::Matcher;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};

@@ -2,8 +2,8 @@
 //! placeholders used while no scrape router is mounted.
 
 use super::error::ApiError;
-use super::format::rfc3339;
 use super::{SharedState, read_params, success, success_json};
+use crate::util::time::rfc3339;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;

@@ -386,7 +386,7 @@ async fn remote_write_statuses() {
         exemplars: vec![],
         histograms: vec![],
     };
-    let now = crate::api::query::now_ms();
+    let now = crate::util::time::now_ms();
     let ok = WriteRequest {
         timeseries: vec![ts("rw", now)],
         metadata: vec![],

@@ -1,6 +1,6 @@
 //! The web UI: one HTML shell served at each of Prometheus's page paths (the browser routes
 //! between pages itself) and the static assets under `/assets/`, all embedded in the binary
-//! from `web/`. OWNER: ui helper.
+//! from `web/`.
 //!
 //! Caching: every response carries a strong `ETag` (a hash of its bytes) and
 //! `Cache-Control: no-cache`, so browsers keep the files and revalidate with `If-None-Match`,

@@ -3,12 +3,12 @@
 //! `spawn_blocking`; 204 is sent only after the commit returned.
 
 use super::SharedState;
-use super::query::now_ms;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
     Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request_limited,
 };
 use crate::ingest::remote_write_v2;
+use crate::util::time::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};

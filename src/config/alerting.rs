@@ -1,4 +1,4 @@
-//! The `alerting:` section: where the notifier sends alerts. OWNER: notifier helper.
+//! The `alerting:` section: where the notifier sends alerts.
 //!
 //! Field names, defaults and validation messages follow Prometheus's `alerting` /
 //! `alertmanager_config`. The HTTP client options reuse the scrape config's types
@@ -7,7 +7,7 @@
 use super::PromDuration;
 use super::relabel::RelabelConfig;
 use super::scrape::{Authorization, BasicAuth, FileSdConfig, StaticConfig, TlsConfig};
-use crate::discovery::kubernetes::KubernetesSdConfig;
+use crate::config::kubernetes::KubernetesSdConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! Prometheus duration strings (`1h30m`, `15s`, `500ms`, `2d`, `1w`, `1y`).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -105,6 +106,7 @@ impl Serialize for PromDuration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

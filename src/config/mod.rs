@@ -1,18 +1,18 @@
-//! Prometheus-format YAML configuration. OWNER: server helper (this file);
-//! `scrape.rs` and `relabel.rs`: scrape helper; `duration.rs`: shared (server helper).
+//! Prometheus-format YAML configuration.
 //!
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
 //! field and its line) and then [`Config::validate`], run once per load.
 
-pub mod alerting;
+pub(crate) mod alerting;
 mod defaults;
-pub mod duration;
+pub(crate) mod duration;
+pub(crate) mod kubernetes;
 pub mod otlp;
 pub mod relabel;
 pub mod remote_read;
-pub mod remote_write;
+pub(crate) mod remote_write;
 pub mod scrape;
-pub mod secret;
+pub(crate) mod secret;
 
 pub use duration::{PromDuration, parse_duration};
 pub use secret::Secret;

@@ -1,10 +1,11 @@
 //! `relabel_configs` / `metric_relabel_configs` entries and their application, as Prometheus's
-//! `model/relabel`. OWNER: scrape helper.
+//! `model/relabel`.
 //!
 //! Defaults: separator `;`, regex `(.*)`, replacement `$1`, action `replace`. Regexes are fully
 //! anchored (`^(?s:…)$`). Replacements expand `$1`, `${1}`, `$name`, `${name}` (Go's
 //! `Regexp.Expand` rules, which Rust's `regex` shares). Target label names are checked with the
 //! legacy rule `[a-zA-Z_][a-zA-Z0-9_]*`.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use argus_storage::Labels;
 use md5::{Digest, Md5};
@@ -224,13 +225,6 @@ impl Serialize for RelabelConfig {
     }
 }
 
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn is_valid_label_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
 /// Prometheus's `relabelTarget`: `^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$`.
 fn is_valid_target_template(s: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
@@ -272,7 +266,7 @@ impl RelabelConfig {
             let ok = if self.target_label.contains('$') {
                 is_valid_target_template(&self.target_label)
             } else {
-                is_valid_label_name(&self.target_label)
+                argus_query::names::is_legacy_label_name(&self.target_label)
             };
             if !ok {
                 return Err(invalid_target());
@@ -282,7 +276,9 @@ impl RelabelConfig {
             a,
             Action::Lowercase | Action::Uppercase | Action::KeepEqual | Action::DropEqual
         );
-        if (simple || a == Action::HashMod) && !is_valid_label_name(&self.target_label) {
+        if (simple || a == Action::HashMod)
+            && !argus_query::names::is_legacy_label_name(&self.target_label)
+        {
             return Err(invalid_target());
         }
         if simple && self.replacement != DEFAULT_REPLACEMENT {
@@ -355,7 +351,7 @@ fn apply(cfg: &RelabelConfig, lset: &mut Labels, val: &mut String, buf: &mut Str
             };
             let mut target = String::new();
             caps.expand(&cfg.target_label, &mut target);
-            if !is_valid_label_name(&target) {
+            if !argus_query::names::is_legacy_label_name(&target) {
                 return true;
             }
             buf.clear();
@@ -403,4 +399,5 @@ fn apply(cfg: &RelabelConfig, lset: &mut Labels, val: &mut String, buf: &mut Str
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests;

@@ -1,7 +1,8 @@
-//! One `scrape_configs:` entry. OWNER: scrape helper (expand freely; keep `job_name`).
+//! One `scrape_configs:` entry.
 //!
 //! Field names, defaults and validation messages follow Prometheus's `scrape_config`. Durations
 //! left unset inherit from `global:` (see [`ScrapeConfig::interval`]).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::relabel::RelabelConfig;
 use super::{GlobalConfig, PromDuration};
@@ -98,7 +99,7 @@ pub struct ScrapeConfig {
     /// File-based discovery.
     pub file_sd_configs: Vec<FileSdConfig>,
     /// Kubernetes discovery (run by `crate::discovery::kubernetes`).
-    pub kubernetes_sd_configs: Vec<crate::discovery::kubernetes::KubernetesSdConfig>,
+    pub kubernetes_sd_configs: Vec<crate::config::kubernetes::KubernetesSdConfig>,
 }
 
 impl Default for ScrapeConfig {
@@ -506,6 +507,7 @@ impl Serialize for ByteSize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::config::Config;

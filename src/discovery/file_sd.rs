@@ -4,6 +4,7 @@
 //! As Prometheus: each group gets `__meta_filepath`, its source is `<path>:<index>`, a file that
 //! fails to parse keeps its previous groups (the error is logged), and the groups of a file that
 //! disappeared are sent once with no targets so consumers drop them.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::TargetGroup;
 use crate::config::scrape::FileSdConfig;
@@ -79,7 +80,7 @@ pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
     let mut out = Vec::with_capacity(groups.len());
     for (i, g) in groups.into_iter().enumerate() {
         for name in g.labels.keys() {
-            if !crate::config::relabel::is_valid_label_name(name) {
+            if !argus_query::names::is_legacy_label_name(name) {
                 return Err(parse_err(format!("invalid label name {name:?}")));
             }
         }
@@ -102,7 +103,11 @@ pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
 fn wildcard(pat: &[u8], s: &[u8]) -> bool {
     match (pat.split_first(), s.split_first()) {
         (None, None) => true,
-        (Some((b'*', rest)), _) => wildcard(rest, s) || (!s.is_empty() && wildcard(pat, &s[1..])),
+        (Some((b'*', rest)), _) => {
+            wildcard(rest, s)
+                || s.split_first()
+                    .is_some_and(|(_, srest)| wildcard(pat, srest))
+        }
         (Some((b'?', rest)), Some((_, srest))) => wildcard(rest, srest),
         (Some((p, rest)), Some((c, srest))) if p == c => wildcard(rest, srest),
         _ => false,
@@ -270,6 +275,7 @@ impl FileDiscovery {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,4 @@
 //! Service discovery: target groups from static, file and Kubernetes providers.
-//! OWNER: scrape helper (this file, static/file SD); kubernetes helper (`kubernetes/`).
 
 pub mod kubernetes;
 
@@ -19,5 +18,5 @@ pub struct TargetGroup {
     pub labels: BTreeMap<String, String>,
 }
 
-pub mod file_sd;
-pub mod static_sd;
+pub(crate) mod file_sd;
+pub(crate) mod static_sd;

@@ -1,5 +1,6 @@
 //! Metric metadata received by remote write (`WriteRequest.metadata`), served by
 //! `/api/v1/metadata` until the scrape manager's metadata takes over.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::prompb::MetricMetadata;
 use parking_lot::RwLock;
@@ -74,6 +75,7 @@ impl MetadataStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,10 +1,11 @@
-//! Remote-write receiver. OWNER: server helper.
+//! Remote-write receiver.
 //!
 //! [`remote_write`] decodes snappy + protobuf bodies under size limits and appends them through
 //! `argus_storage::Appender`; [`prompb`] holds the hand-written prost messages. The HTTP handler
 //! lives in `api::write`.
 
-pub mod metadata;
+pub(crate) mod metadata;
+pub(crate) mod metrics;
 pub mod otlp;
 pub mod prompb;
 pub mod prompb_v2;

@@ -2,8 +2,8 @@
 //! Prometheus emits them, `annotations` omitted when empty, times RFC 3339 UTC with exactly three
 //! fractional digits. Strings are escaped as Go's `json.Marshal` does (`<`, `>`, `&` as `\u00XX`).
 
-use crate::api::format::push_json_str;
 use crate::rules::OutgoingAlert;
+use crate::util::json::{push_json_str, push_labels};
 use argus_storage::Labels;
 
 /// Appends one alert as a JSON object to `out`, with `labels` in place of `alert.labels` (the
@@ -12,7 +12,7 @@ pub(crate) fn encode_into(out: &mut String, alert: &OutgoingAlert, labels: &Labe
     out.push('{');
     if !alert.annotations.is_empty() {
         out.push_str("\"annotations\":");
-        push_object(out, &alert.annotations);
+        push_labels(out, &alert.annotations);
         out.push(',');
     }
     out.push_str("\"endsAt\":\"");
@@ -25,7 +25,7 @@ pub(crate) fn encode_into(out: &mut String, alert: &OutgoingAlert, labels: &Labe
         push_json_str(out, &alert.generator_url);
     }
     out.push_str(",\"labels\":");
-    push_object(out, labels);
+    push_labels(out, labels);
     out.push('}');
 }
 
@@ -42,23 +42,10 @@ pub(crate) fn batch_body<'a>(alerts: impl Iterator<Item = &'a str>) -> String {
     body
 }
 
-fn push_object(out: &mut String, labels: &Labels) {
-    out.push('{');
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_str(out, &l.name);
-        out.push(':');
-        push_json_str(out, &l.value);
-    }
-    out.push('}');
-}
-
 /// `2026-12-06T02:16:15.886Z` (Go's `strfmt.DateTime`).
 fn push_time(out: &mut String, ms: i64) {
     let secs = ms.div_euclid(1000);
-    let whole = crate::timefmt::rfc3339_nano(secs.saturating_mul(1_000_000_000));
+    let whole = crate::util::time::rfc3339_nano(secs.saturating_mul(1_000_000_000));
     out.push_str(whole.trim_end_matches('Z'));
     out.push_str(&format!(".{:03}Z", ms.rem_euclid(1000)));
 }

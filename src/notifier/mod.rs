@@ -1,6 +1,5 @@
 //! The Alertmanager notifier: delivers the alerts rule evaluation hands over
 //! ([`crate::rules::AlertSender`]) to every discovered Alertmanager, as Prometheus does.
-//! OWNER: notifier helper.
 //!
 //! Pipeline (`../shared/conformance/alertmanager/API.md` §1): global external labels are added
 //! where an alert lacks them → `alerting.alert_relabel_configs` → for each `alertmanagers:` entry

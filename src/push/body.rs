@@ -3,8 +3,8 @@
 //! Every size is bounded by the caller's limit.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::proto::MetricFamily;
 use super::text::{TextError, normalize_histograms, parse_text};
+use crate::expose::proto::MetricFamily;
 use prost::Message;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;

@@ -1,10 +1,11 @@
 //! What Pushgateway does to a push before storing it: grouping-key labels forced onto every
 //! metric, `instance=""` added, labels sorted; then the consistency rules its gatherer enforces
 //! over all groups (types, suffix collisions, label names, duplicate series).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use super::store::GroupingKey;
-use super::text::valid_label_name;
+use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use argus_query::names::is_legacy_label_name as valid_label_name;
 use std::collections::HashSet;
 
 /// Overwrites grouping-key labels, adds missing ones and `instance=""`, sorts labels by name.
@@ -209,6 +210,7 @@ pub fn check_consistency<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::push::text::parse_text;

@@ -1,4 +1,4 @@
-//! Pushgateway-compatible push ingest. OWNER: push helper.
+//! Pushgateway-compatible push ingest.
 //!
 //! [`PushService`] keeps pushed groups (crash-safe, one file per group), serves the Pushgateway
 //! HTTP API ([`PushService::router`]) and, in [`PushService::run`], appends every group's samples
@@ -14,29 +14,26 @@
 //!     PushOptions { interval: Duration::from_secs(15), ..PushOptions::default() },
 //!     storage,
 //! )?;
-//! let app = svc.router(); // mount on the main HTTP port
+//! let app = argus::api::push::router(&svc); // mount on the main HTTP port
 //! let (_tx, rx) = tokio::sync::watch::channel(false);
 //! tokio::spawn(svc.run(rx));
 //! # let _ = app; Ok(()) }
 //! ```
 
-mod api;
 pub mod body;
 mod check;
-pub(crate) mod expose;
 mod pool;
-pub mod proto;
-mod service;
-mod store;
+pub(crate) mod service;
+pub(crate) mod store;
 pub mod text;
 
 pub use service::PushService;
 
 /// Renders families in text format 0.0.4 as Pushgateway's `/metrics` does (for tests and fuzzing).
-pub fn text_exposition(families: &[proto::MetricFamily]) -> String {
+pub fn text_exposition(families: &[crate::expose::proto::MetricFamily]) -> String {
     let mut s = String::new();
     for f in families {
-        expose::write_family(f, &mut s);
+        crate::expose::text::write_family(f, &mut s);
     }
     s
 }

@@ -1,10 +1,10 @@
 //! The push service: group state, mutations applied in arrival order, and reads.
 
 use super::check::{check_consistency, has_timestamps, sanitize};
-use super::expose::float_samples;
-use super::proto::{Gauge, Metric, MetricFamily, MetricType};
 use super::store::{self, Group, GroupingKey, StoredFamily};
 use super::{PushError, PushOptions};
+use crate::expose::proto::{Gauge, Metric, MetricFamily, MetricType};
+use crate::expose::text::float_samples;
 use argus_storage::{Appendable, Label, Labels};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -87,7 +87,7 @@ pub(crate) fn group_series(g: &Group) -> Vec<(Labels, f64)> {
                     ));
                 }
                 if let Some((n, x)) = extra {
-                    pairs.push(Label::new(*n, super::expose::go_float_string(*x)));
+                    pairs.push(Label::new(*n, argus_query::gofloat::format_g(*x)));
                 }
                 out.push((Labels::new(pairs), *v));
             }
@@ -97,7 +97,7 @@ pub(crate) fn group_series(g: &Group) -> Vec<(Labels, f64)> {
 }
 
 /// Float series of one family (what [`group_series`] makes of it), without building labels.
-fn family_series(f: &MetricFamily, scratch: &mut Vec<super::expose::FloatSample>) -> usize {
+fn family_series(f: &MetricFamily, scratch: &mut Vec<crate::expose::text::FloatSample>) -> usize {
     let kind = f.kind();
     f.metric
         .iter()

@@ -13,7 +13,7 @@
 //! skipped with a warning.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::proto::{LabelPair, MetricFamily};
+use crate::expose::proto::{LabelPair, MetricFamily};
 use prost::Message;
 use std::collections::BTreeMap;
 use std::fs::{self, File};

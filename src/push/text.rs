@@ -7,7 +7,7 @@
 //! structs, presence of timestamps and Pushgateway's exact error cases); unify later.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::proto::{
+use crate::expose::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
     Summary, Untyped,
 };
@@ -147,53 +147,10 @@ fn label_cont(b: u8) -> bool {
     label_start(b) || b.is_ascii_digit()
 }
 
-/// True for a legacy metric name `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn valid_metric_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    match bytes.next() {
-        Some(b) if label_start(b) || b == b':' => bytes.all(|b| label_cont(b) || b == b':'),
-        _ => false,
-    }
-}
-
-/// True for a legacy label name `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn valid_label_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    match bytes.next() {
-        Some(b) if label_start(b) => bytes.all(label_cont),
-        _ => false,
-    }
-}
-
 /// Parses a float as Go's `strconv.ParseFloat` does for the forms exposition uses (decimal,
 /// exponent, `Inf`/`Infinity`/`NaN` in any case with optional sign). Rejects `p`, `P`, `_`.
 pub fn parse_float(s: &str) -> Option<f64> {
-    if s.is_empty() || s.contains(['p', 'P', '_']) {
-        return None;
-    }
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let lower = body.to_ascii_lowercase();
-    let neg = s.starts_with('-');
-    let special = match lower.as_str() {
-        "inf" | "infinity" => Some(f64::INFINITY),
-        "nan" => Some(f64::NAN),
-        _ => None,
-    };
-    if let Some(v) = special {
-        if v.is_nan() && body.len() != s.len() {
-            return None;
-        }
-        return Some(if neg { -v } else { v });
-    }
-    // Rust accepts the same decimal grammar; reject forms Go does not know (e.g. "1.", ".5" are
-    // accepted by both).
-    if !body
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return None;
-    }
-    s.parse::<f64>().ok()
+    argus_query::gofloat::parse(s)
 }
 
 impl Parser<'_> {
@@ -350,7 +307,7 @@ impl Parser<'_> {
     fn set_or_create_family(&mut self) -> Result<(), Stop> {
         self.suffix = Suffix::default();
         let name = self.token_str()?;
-        if !valid_metric_name(&name) {
+        if !argus_query::names::is_legacy_metric_name(&name) {
             return Err(Stop::Err(format!("invalid metric name {name:?}")));
         }
         if let Some(&i) = self.by_name.get(&name) {
@@ -780,8 +737,8 @@ pub(crate) fn normalize_histograms(families: &mut [MetricFamily]) {
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::expose::text::write_family;
     use crate::push::body::{decode_delimited, encode_delimited};
-    use crate::push::expose::write_family;
     use proptest::prelude::*;
 
     #[test]

@@ -200,7 +200,9 @@ pub fn parse_text(
         }
         seen.push(&g.name);
         for (k, v) in &g.labels {
-            if !validate::label_name_ok(k, opts.legacy_names) || k == "__name__" {
+            if !argus_query::names::is_valid_label_name(k, validate::scheme(opts.legacy_names))
+                || k == "__name__"
+            {
                 errors.push(format!("invalid label name: {k}"));
             }
             let _ = v; // Rust strings are valid UTF-8, so every value is valid.

@@ -1,4 +1,4 @@
-//! The rule manager: runs every rule group on its own schedule. OWNER: rules-server helper.
+//! The rule manager: runs every rule group on its own schedule.
 //!
 //! One tokio task per group. Evaluation timestamps are aligned to `k·interval + offset`, with a
 //! stable per-group `offset` from a hash of (file, name); the first evaluation is at the first
@@ -16,6 +16,7 @@ use crate::metrics::Collect;
 use crate::rules::{
     AlertSender, EvalEnv, Group, GroupSpec, GroupStatus, Health, OutgoingAlert, RuleStatus,
 };
+use crate::util::time::now_ms;
 use argus_query::Engine;
 use argus_storage::{
     Appendable, Appender, Labels, Queryable, Result as StorageResult, SeriesRef, Timestamp,
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -111,14 +112,6 @@ pub struct RuleManager {
     opts: Mutex<Arc<ManagerOptions>>,
     /// Running groups by (file, name); `None` before the first `apply`.
     groups: tokio::sync::Mutex<Option<BTreeMap<(String, String), Running>>>,
-}
-
-/// Wall clock in ms since the epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The group's stable slot offset in `[0, interval_ms)`: FNV-1a over file and name.
@@ -558,7 +551,7 @@ impl Collect for RuleMetrics {
                 out.push_str("{rule_group=\"");
                 out.push_str(&escape_label(key));
                 out.push_str("\"} ");
-                crate::api::format::push_float(out, get(g));
+                argus_query::gofloat::push_f(out, get(g));
                 out.push('\n');
             }
         }

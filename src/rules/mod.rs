@@ -12,7 +12,7 @@ mod expand;
 mod file;
 mod group;
 pub mod manager;
-pub mod notify;
+pub(crate) mod notify;
 mod restore;
 mod status;
 #[cfg(test)]
@@ -30,4 +30,4 @@ pub use group::{EvalEnv, Group, generator_url, query_escape};
 pub use notify::{AlertSender, OutgoingAlert};
 pub use status::{AlertState, AlertStatus, GroupStatus, Health, RuleStatus};
 pub use unittest::{FileOutcome, GroupOutcome, RunOptions, run_file};
-pub use validate::{canonical_expr, label_name_ok, metric_name_ok};
+pub use validate::canonical_expr;

@@ -1,6 +1,7 @@
 //! Rule validation (FORMAT.md A.4) with Prometheus's messages and error layout (A.5).
 
 use super::file::{RawRule, RuleKind, RuleSpec};
+use argus_query::names::{ValidationScheme, is_valid_label_name, is_valid_metric_name};
 use std::fmt;
 
 /// A YAML value-node position (`line:col`, 1-based; `0:0` when the key is absent).
@@ -73,24 +74,13 @@ pub(crate) fn go_quote(s: &str) -> String {
     out
 }
 
-/// Whether `name` is a valid label name (UTF-8 scheme: non-empty; legacy: `[a-zA-Z_][a-zA-Z0-9_]*`).
-pub fn label_name_ok(name: &str, legacy: bool) -> bool {
-    if !legacy {
-        return !name.is_empty();
+/// The validation scheme of a `legacy_names` flag.
+pub(crate) fn scheme(legacy: bool) -> ValidationScheme {
+    if legacy {
+        ValidationScheme::Legacy
+    } else {
+        ValidationScheme::Utf8
     }
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Whether `name` is a valid metric name (UTF-8 scheme: non-empty; legacy: `[a-zA-Z_:][a-zA-Z0-9_:]*`).
-pub fn metric_name_ok(name: &str, legacy: bool) -> bool {
-    if !legacy {
-        return !name.is_empty();
-    }
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
 }
 
 /// Parses a rule expression with the engine's guarded parser and returns its canonical text.
@@ -158,7 +148,7 @@ pub(crate) fn rule(r: &RawRule, legacy: bool) -> Result<Option<RuleSpec>, Vec<Wr
                 r.record.1,
             ));
         }
-        if !metric_name_ok(record, legacy) {
+        if !is_valid_metric_name(record, scheme(legacy)) {
             errs.push(at(
                 format!("invalid recording rule name: {record}"),
                 r.record.1,
@@ -174,12 +164,12 @@ pub(crate) fn rule(r: &RawRule, legacy: bool) -> Result<Option<RuleSpec>, Vec<Wr
         }
     }
     for (k, _) in &r.labels {
-        if !label_name_ok(k, legacy) || k == "__name__" {
+        if !is_valid_label_name(k, scheme(legacy)) || k == "__name__" {
             errs.push(bare(format!("invalid label name: {k}")));
         }
     }
     for (k, _) in &r.annotations {
-        if !label_name_ok(k, legacy) {
+        if !is_valid_label_name(k, scheme(legacy)) {
             errs.push(bare(format!("invalid annotation name: {k}")));
         }
     }
@@ -224,12 +214,12 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(label_name_ok("ins-tance", false));
-        assert!(!label_name_ok("ins-tance", true));
-        assert!(label_name_ok("_a1", true));
-        assert!(!label_name_ok("", false));
-        assert!(metric_name_ok("a:b_c", true));
-        assert!(!metric_name_ok("1a", true));
+        assert!(is_valid_label_name("ins-tance", scheme(false)));
+        assert!(!is_valid_label_name("ins-tance", scheme(true)));
+        assert!(is_valid_label_name("_a1", scheme(true)));
+        assert!(!is_valid_label_name("", scheme(false)));
+        assert!(is_valid_metric_name("a:b_c", scheme(true)));
+        assert!(!is_valid_metric_name("1a", scheme(true)));
         assert_eq!(go_quote("a\"b"), "\"a\\\"b\"");
     }
 }

@@ -1,4 +1,4 @@
-//! Pull scraper: exposition parsers, scrape loops, relabeling, target API. OWNER: scrape helper.
+//! Pull scraper: exposition parsers, scrape loops, relabeling, target API.
 //!
 //! [`ScrapeManager`] owns one scrape pool per job. A pool turns target groups from its
 //! discoverers (static, file, Kubernetes) into [`target::Target`]s through target relabeling and
@@ -6,18 +6,17 @@
 //! ([`client`]), parses it with the zero-copy [`expfmt`] cursor, maps series text to storage refs
 //! through its [`cache::SeriesCache`], appends samples, staleness markers and the `up`/`scrape_*`
 //! series ([`report`]) through `argus_storage::Appender`, and records health for
-//! `/api/v1/targets` ([`api`]).
+//! `/api/v1/targets` (served by `api::targets`).
 
-pub mod api;
 pub mod cache;
-pub mod client;
+pub(crate) mod client;
 pub mod expfmt;
-pub mod manager;
+pub(crate) mod manager;
 pub mod metrics;
 pub mod protobuf;
-pub mod report;
-pub mod scrape_loop;
-pub mod target;
+pub(crate) mod report;
+pub(crate) mod scrape_loop;
+pub(crate) mod target;
 
 pub use manager::ScrapeManager;
 

@@ -1,6 +1,6 @@
 //! The protobuf scrape format (`application/vnd.google.protobuf;
 //! proto=io.prometheus.client.MetricFamily; encoding=delimited`): varint-length-delimited
-//! `MetricFamily` messages (the push module's prost types, `crate::push::proto`) → samples, as
+//! `MetricFamily` messages (the push module's prost types, `crate::expose::proto`) → samples, as
 //! Prometheus's `textparse.ProtobufParser` yields them:
 //!
 //! ```text
@@ -19,7 +19,7 @@
 //! 0xff) that the series cache uses as it uses series text for the text formats.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crate::push::proto::{Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use crate::expose::proto::{Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use argus_storage::histogram::MIN_EXPONENTIAL_SCHEMA;
 use argus_storage::{CounterResetHint, FloatHistogram, Label, Span};
 use prost::Message;
@@ -112,7 +112,7 @@ pub fn is_native(h: &Histogram) -> bool {
 }
 
 fn spans_and_counts(
-    spans: &[crate::push::proto::BucketSpan],
+    spans: &[crate::expose::proto::BucketSpan],
     deltas: &[i64],
     counts: &[f64],
 ) -> (Vec<Span>, Vec<f64>) {

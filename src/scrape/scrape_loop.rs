@@ -7,9 +7,10 @@ use super::client::TargetClient;
 use super::report::Report;
 use super::target::{Health, Target};
 use crate::config::scrape::ScrapeConfig;
+use crate::util::time::now_ms;
 use argus_storage::{Appendable, Timestamp};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -70,13 +71,6 @@ pub fn spawn(p: LoopParams) -> LoopHandle {
     let (tx, rx) = watch::channel(None);
     let join = tokio::spawn(run(p, rx));
     LoopHandle { stop: tx, join }
-}
-
-fn now_ms() -> Timestamp {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Delay until the first scrape: the target's slot `hash % interval` within the interval grid.

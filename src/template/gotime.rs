@@ -53,16 +53,8 @@ impl GoTime {
     fn civil(&self) -> Civil {
         let days = self.secs.div_euclid(86_400);
         let sod = self.secs.rem_euclid(86_400);
-        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = argus_query::calendar::civil_from_days(days);
+        let (month, day) = (i64::from(month), i64::from(day));
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
         const CUM: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
         let idx = usize::try_from(month - 1).unwrap_or(0);

@@ -195,7 +195,7 @@ pub fn expand_alert_template(
 /// Go's `%v` for float64 (`strconv.FormatFloat(v, 'g', -1, 64)` with Go's exponent form:
 /// `1e-05`, `1.234567e+06`, `+Inf`, `NaN`).
 pub fn format_go_float(v: f64) -> String {
-    crate::push::expose::go_float_string(v)
+    argus_query::gofloat::format_g(v)
 }
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `1.234567e+06`, `NaN`, `+Inf`.

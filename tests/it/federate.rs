@@ -155,7 +155,7 @@ fn conformance_cases() {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string()))
             .collect();
-        let router = argus::federate::router_at(
+        let router = argus::api::federate::router_at(
             Arc::new(storage.clone()),
             Labels::from_pairs(&ext),
             300_000,
@@ -223,7 +223,7 @@ fn protobuf_negotiation() {
     let rt = runtime();
     let addr = serve(
         &rt,
-        argus::federate::router_at(Arc::new(storage), Labels::empty(), 300_000, Some(2000)),
+        argus::api::federate::router_at(Arc::new(storage), Labels::empty(), 300_000, Some(2000)),
     );
     let ct = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
     let r = http(&addr, "GET", "/federate?match[]=m", &[("Accept", ct)], b"");
@@ -296,7 +296,7 @@ fn real_prometheus_scrapes_argus_federation() {
     let rt = runtime();
     let addr = serve(
         &rt,
-        argus::federate::router(Arc::new(storage.clone()), Labels::empty(), 300_000),
+        argus::api::federate::router(Arc::new(storage.clone()), Labels::empty(), 300_000),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(

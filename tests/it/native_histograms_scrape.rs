@@ -5,8 +5,10 @@
 //! through remote read) and, with `always_scrape_classic_histograms`, the classic series too.
 
 use crate::server::harness::{Argus, enc};
+use argus::expose::proto::{
+    Bucket, BucketSpan, Gauge, Histogram, Metric, MetricFamily, MetricType,
+};
 use argus::ingest::prompb::{BucketSpan as RBucketSpan, Histogram as RHistogram};
-use argus::push::proto::{Bucket, BucketSpan, Gauge, Histogram, Metric, MetricFamily, MetricType};
 use argus::remote::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
 use prost::Message;
 use std::io::{BufRead, BufReader, Write};

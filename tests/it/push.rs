@@ -169,7 +169,7 @@ const PROTO_CT: &str =
 
 /// Hand-encoded delimited protobuf: one gauge family `proto_gauge{a="x"} 3.5` with HELP.
 fn proto_body() -> Vec<u8> {
-    use argus::push::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+    use argus::expose::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
     let fam = MetricFamily {
         name: Some("proto_gauge".into()),
         help: Some("from protobuf".into()),
@@ -187,7 +187,7 @@ fn proto_body() -> Vec<u8> {
 }
 
 /// [`proto_body`] with one change applied.
-fn proto_variant(f: impl FnOnce(&mut argus::push::proto::MetricFamily)) -> Vec<u8> {
+fn proto_variant(f: impl FnOnce(&mut argus::expose::proto::MetricFamily)) -> Vec<u8> {
     let mut fams = argus::push::body::decode_delimited(&proto_body()).expect("own body");
     f(&mut fams[0]);
     let mut buf = Vec::new();
@@ -525,7 +525,7 @@ fn differential_against_real_pushgateway() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = MemStorage::new();
     let svc = open(dir.path(), PushOptions::default(), &storage);
-    let ours = serve(&rt, svc.standalone_router());
+    let ours = serve(&rt, argus::api::push::standalone_router(&svc));
 
     let mut mismatches = Vec::new();
     for s in sequence() {
@@ -589,7 +589,7 @@ fn groups_survive_restart_without_clean_shutdown() {
     let storage = MemStorage::new();
     let before = {
         let svc = open(dir.path(), PushOptions::default(), &storage);
-        let addr = serve(&rt, svc.standalone_router());
+        let addr = serve(&rt, argus::api::push::standalone_router(&svc));
         assert_eq!(
             push(
                 &addr,
@@ -626,7 +626,7 @@ fn groups_survive_restart_without_clean_shutdown() {
     drop(rt);
     let rt = runtime();
     let svc = open(dir.path(), PushOptions::default(), &storage);
-    let addr = serve(&rt, svc.standalone_router());
+    let addr = serve(&rt, argus::api::push::standalone_router(&svc));
     let m = http(&addr, "GET", "/metrics", &[], b"").text();
     let j = http(&addr, "GET", "/api/v1/metrics", &[], b"").text();
     diff("/metrics after restart", &before.0, &m);
@@ -669,7 +669,7 @@ fn pool_appends_series_and_marks_deleted_ones_stale() {
         ..PushOptions::default()
     };
     let svc = open(dir.path(), opts, &storage);
-    let addr = serve(&rt, svc.router());
+    let addr = serve(&rt, argus::api::push::router(&svc));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let pool = rt.spawn(svc.clone().run(rx));
     assert_eq!(push(&addr, "PUT", "/metrics/job/batch/instance/host1", "# TYPE done gauge\ndone{job=\"x\"} 3\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_sum 1.5\nh_count 2\n").status, 200);
@@ -739,7 +739,7 @@ fn ttl_expires_groups_with_stale_markers() {
         ..PushOptions::default()
     };
     let svc = open(dir.path(), opts.clone(), &storage);
-    let addr = serve(&rt, svc.router());
+    let addr = serve(&rt, argus::api::push::router(&svc));
     let (_tx, rx) = tokio::sync::watch::channel(false);
     rt.spawn(svc.clone().run(rx));
     assert_eq!(
@@ -761,7 +761,7 @@ fn ttl_expires_groups_with_stale_markers() {
     );
     // Expired groups stay gone after a restart.
     let again = open(dir.path(), opts, &storage);
-    let addr2 = serve(&rt, again.router());
+    let addr2 = serve(&rt, argus::api::push::router(&again));
     let j = http(&addr2, "GET", "/api/v1/metrics", &[], b"").text();
     assert_eq!(
         serde_json::from_str::<Value>(&j).expect("json")["data"],
@@ -782,7 +782,7 @@ fn bounds_are_enforced_without_losing_data() {
         ..PushOptions::default()
     };
     let svc = open(dir.path(), opts, &storage);
-    let addr = serve(&rt, svc.router());
+    let addr = serve(&rt, argus::api::push::router(&svc));
     assert_eq!(push(&addr, "PUT", "/metrics/job/a", "a 1\n").status, 200);
     let big = "x 1\n".repeat(20);
     let r = push(&addr, "PUT", "/metrics/job/a", &big);
@@ -825,7 +825,7 @@ fn bounds_are_enforced_without_losing_data() {
         .expect("json");
     assert_eq!(j["data"], Value::Array(vec![]));
     let svc2 = open(dir.path(), PushOptions::default(), &storage);
-    let addr2 = serve(&rt, svc2.router());
+    let addr2 = serve(&rt, argus::api::push::router(&svc2));
     assert_eq!(
         http(&addr2, "PUT", "/api/v1/admin/wipe", &[], b"").status,
         404,
@@ -897,7 +897,7 @@ fn text_decoder_matches_strict_expfmt_on_conformance_corpus() {
     );
     match (text, proto) {
         (Ok(t), Ok(p)) => {
-            let names = |v: &[argus::push::proto::MetricFamily]| {
+            let names = |v: &[argus::expose::proto::MetricFamily]| {
                 let mut n: Vec<(String, usize)> = v
                     .iter()
                     .map(|f| (f.name().to_string(), f.metric.len()))

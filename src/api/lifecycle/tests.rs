@@ -104,7 +104,7 @@ fn write(t: i64) -> HttpRequest<Body> {
 async fn ready_is_503_while_wal_writes_fail_then_recovers() {
     let f = fixture();
     let app = crate::server::build_router(f.state.clone(), None, Vec::new());
-    let now = crate::api::query::now_ms();
+    let now = crate::util::time::now_ms();
     assert_eq!(call(&app, write(now)).await.0, 204);
     assert_eq!(call(&app, get("/-/ready")).await.0, 200);
 
@@ -162,7 +162,8 @@ async fn healthy_answers_while_a_wal_sync_is_stalled() {
         Arc::new(f.db.clone()),
     )
     .unwrap();
-    let app = crate::server::build_router(f.state.clone(), None, vec![svc.router()]);
+    let app =
+        crate::server::build_router(f.state.clone(), None, vec![crate::api::push::router(&svc)]);
     let put = HttpRequest::put("/metrics/job/stall")
         .body(Body::from("stalled_metric 1\n"))
         .unwrap();

@@ -1,4 +1,4 @@
-//! Kubernetes service discovery (kube-rs list+watch). OWNER: kubernetes helper.
+//! Kubernetes service discovery (kube-rs list+watch).
 //!
 //! [`Discoverer`] watches the objects a role needs (pods, services, endpoints, endpoint
 //! slices, nodes, and namespaces/ReplicaSets/Jobs for `attach_metadata`; per namespace when
@@ -29,7 +29,6 @@
 //! ```
 
 mod client;
-mod config;
 mod endpoints;
 mod endpointslice;
 mod groups;
@@ -40,13 +39,13 @@ mod service;
 mod store;
 mod watch;
 
-pub use config::{
+pub use crate::config::kubernetes::{
     AttachMetadata, Authorization, BasicAuth, KubernetesSdConfig, NamespaceDiscovery,
     SelectorConfig, TlsConfig,
 };
 
+use crate::config::kubernetes::{self as config, Role};
 use crate::discovery::TargetGroup;
-use config::Role;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
@@ -81,6 +80,12 @@ pub enum Error {
     /// The HTTP client could not be created.
     #[error("cannot create the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
+}
+
+impl From<crate::config::kubernetes::InvalidSdConfig> for Error {
+    fn from(e: crate::config::kubernetes::InvalidSdConfig) -> Self {
+        Error::Config(e.0)
+    }
 }
 
 /// Role options the builders need.

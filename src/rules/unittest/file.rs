@@ -106,7 +106,7 @@ pub(crate) fn decode(text: &str) -> Result<TestFile, String> {
 
 fn keep(r: Result<i64, String>, hard: &mut Option<String>) -> i64 {
     r.unwrap_or_else(|e| {
-        hard.get_or_insert(e);
+        hard.get_or_insert(e.to_string());
         0
     })
 }
@@ -183,10 +183,10 @@ fn group(n: &Node, errs: &mut Errors, hard: &mut Option<String>) -> TestGroup {
             "start_timestamp" => {
                 let s = errs.string(v);
                 if !s.is_empty() {
-                    match crate::api::params::parse_time(&s) {
+                    match crate::util::time::parse_time(&s) {
                         Ok(ms) => g.start_ms = ms,
                         Err(e) => {
-                            hard.get_or_insert(e);
+                            hard.get_or_insert(e.to_string());
                         }
                     }
                 }

@@ -102,7 +102,7 @@ pub(crate) fn labels_string(l: &Labels) -> String {
     let parts: Vec<String> = l
         .iter()
         .map(|p| {
-            let name = if crate::rules::validate::label_name_ok(&p.name, true) {
+            let name = if argus_query::names::is_legacy_label_name(&p.name) {
                 p.name.clone()
             } else {
                 go_quote(&p.name)

@@ -4,9 +4,6 @@
 use super::{Format, Span, span};
 use std::borrow::Cow;
 
-/// Canonical NaN as Go's `math.NaN()`; every parsed NaN becomes this.
-pub(crate) const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0001;
-
 pub(crate) struct Lexer<'a> {
     pub(crate) b: &'a [u8],
     pub(crate) pos: usize,
@@ -316,25 +313,13 @@ pub(crate) fn unescape_help(raw: &[u8], format: Format) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Parses a float as Go's `strconv.ParseFloat` (decimal only: optional sign, digits, point,
-/// exponent; case-insensitive `inf`/`infinity`/`nan`); no hex, no `_`, no out-of-range values.
-/// NaN comes back as the canonical NaN.
+/// Parses a sample value with `argus_query::gofloat::parse` (Go's `strconv.ParseFloat` as the
+/// exposition formats use it; NaN as Go's canonical NaN), bounded to 64 bytes.
 pub(crate) fn parse_float(s: &[u8]) -> Option<f64> {
     if s.is_empty() || s.len() > 64 {
         return None;
     }
-    let st = std::str::from_utf8(s).ok()?;
-    let v: f64 = st.parse().ok()?;
-    if v.is_nan() {
-        return Some(f64::from_bits(CANONICAL_NAN));
-    }
-    if v.is_infinite() {
-        let t = st.trim_start_matches(['+', '-']).to_ascii_lowercase();
-        if t != "inf" && t != "infinity" {
-            return None; // out of range: Go reports ErrRange
-        }
-    }
-    Some(v)
+    argus_query::gofloat::parse(std::str::from_utf8(s).ok()?)
 }
 
 /// OpenMetrics timestamp: float seconds → ms as `int64(seconds * 1000)`; NaN/Inf rejected.

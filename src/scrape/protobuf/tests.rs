@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::*;
-use crate::push::proto::{Bucket, BucketSpan, Gauge, Quantile, Summary};
+use crate::expose::proto::{Bucket, BucketSpan, Gauge, Quantile, Summary};
 
 fn span(offset: i32, length: u32) -> BucketSpan {
     BucketSpan {

@@ -1,4 +1,4 @@
-//! Write-ahead log. OWNER: codec helper. (API stub: signatures are the contract.)
+//! Write-ahead log.
 //!
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
 pub(crate) mod checkpoint;

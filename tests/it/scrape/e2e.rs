@@ -217,7 +217,7 @@ scrape_configs:
     // The targets API over real HTTP.
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = l.local_addr().unwrap();
-    let router = m.router();
+    let router = argus::api::targets::router(&m);
     tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
 
     wait_for("om, gz and auth up", 10, || {

@@ -1,12 +1,12 @@
 //! `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`, in Prometheus's JSON
 //! shapes. The server helper merges [`ScrapeManager::router`] into the main router.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::ScrapeManager;
-use super::target::{DroppedTarget, Target};
+use super::error::ApiError;
+use crate::scrape::ScrapeManager;
+use crate::scrape::target::{DroppedTarget, Target};
 use argus_storage::{Labels, Matcher};
-use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -14,27 +14,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-impl ScrapeManager {
-    /// Routes for `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`.
-    pub fn router(self: &Arc<Self>) -> axum::Router {
-        axum::Router::new()
-            .route("/api/v1/targets", get(targets))
-            .route("/api/v1/targets/metadata", get(targets_metadata))
-            .route("/api/v1/metadata", get(metadata))
-            .with_state(self.clone())
-    }
+/// Routes for `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`.
+pub fn router(m: &Arc<ScrapeManager>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/metadata", get(targets_metadata))
+        .route("/api/v1/metadata", get(metadata))
+        .with_state(m.clone())
 }
 
 fn bad_data(msg: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"status": "error", "errorType": "bad_data", "error": msg.into()})),
-    )
-        .into_response()
+    ApiError::bad_data(msg).into_response()
 }
 
 fn success(data: Value) -> Response {
-    Json(json!({"status": "success", "data": data})).into_response()
+    super::success(&data)
 }
 
 fn labels_json<'a>(ls: impl IntoIterator<Item = &'a argus_storage::Label>) -> Value {
@@ -186,7 +180,7 @@ async fn metadata(
         Err(e) => return bad_data(e),
     };
     let metric = q.get("metric").filter(|s| !s.is_empty());
-    let mut all: BTreeMap<String, Vec<super::target::Metadata>> = BTreeMap::new();
+    let mut all: BTreeMap<String, Vec<crate::scrape::target::Metadata>> = BTreeMap::new();
     for (_, pool) in m.pools() {
         for t in pool.snapshot().0 {
             for (name, md) in t.metadata.lock().iter() {
@@ -247,10 +241,11 @@ pub fn rfc3339(t: Option<SystemTime>) -> String {
     let Some(d) = t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) else {
         return "0001-01-01T00:00:00Z".into();
     };
-    crate::timefmt::rfc3339_nano(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    crate::util::time::rfc3339_nano(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::time::Duration;

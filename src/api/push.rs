@@ -1,13 +1,15 @@
 //! The Pushgateway HTTP API on axum: push/delete endpoints, `/api/v1/{metrics,status}`, admin
 //! wipe, and (standalone) `GET /metrics`.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::PushError;
-use super::body::{BodyError, decode_body, decode_content_encoding};
-use super::expose::{go_float_string, rfc3339_nano, write_family};
-use super::proto::{Metric, MetricFamily, MetricType};
-use super::service::{GroupEntry, PUSH_FAILURE_TIME, PUSH_TIME, PushService};
-use super::store::GroupingKey;
-use super::text::valid_label_name;
+use crate::expose::proto::{Metric, MetricFamily, MetricType};
+use crate::expose::text::{rfc3339_nano, write_family};
+use crate::push::PushError;
+use crate::push::body::{BodyError, decode_body, decode_content_encoding};
+use crate::push::service::{GroupEntry, PUSH_FAILURE_TIME, PUSH_TIME, PushService};
+use crate::push::store::GroupingKey;
+use argus_query::gofloat::format_g as go_float_string;
+use argus_query::names::is_legacy_label_name as valid_label_name;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -37,56 +39,47 @@ fn error_response(e: &PushError) -> Response {
     text_error(status, &e.to_string())
 }
 
-/// Standard (padded or not) URL-safe base64 decoding as Pushgateway does it: trailing `=`
-/// stripped, then the raw URL alphabet.
+/// URL-safe base64 with or without padding, as Pushgateway decodes it
+/// (`base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))`: non-zero trailing bits are
+/// ignored, as Go's non-strict decoder does). The value must be UTF-8.
 pub(crate) fn decode_base64url(s: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const RAW_URL: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
     let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for (i, c) in s.bytes().enumerate() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return Err(format!("illegal base64 data at input byte {i}")),
+    let out = RAW_URL.decode(s).map_err(|e| {
+        let at = match e {
+            base64::DecodeError::InvalidByte(i, _)
+            | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+            base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => s.len(),
         };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // A single leftover sextet cannot encode a byte (leftover zero bits are fine; Go's
-    // non-strict decoder ignores non-zero ones too).
-    if bits == 6 {
-        return Err(format!("illegal base64 data at input byte {}", s.len()));
-    }
+        format!("illegal base64 data at input byte {at}")
+    })?;
     String::from_utf8(out).map_err(|_| "decoded value is not valid UTF-8".to_string())
 }
 
+/// Percent-decodes a URL path; a `%` not followed by two hex digits, or a result that is not
+/// UTF-8, is an error (Go's `url.PathUnescape`).
 fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = b
+    let bad_escape = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !b
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("invalid URL escape in {s:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Err(format!("invalid URL escape in {s:?}"));
     }
-    String::from_utf8(out).map_err(|_| format!("invalid UTF-8 in URL path {s:?}"))
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| format!("invalid UTF-8 in URL path {s:?}"))
 }
 
 /// Parses `…/metrics/job[@base64]/<job>[/<name>/<value>…]` into a grouping key.
@@ -230,13 +223,7 @@ fn cors(mut r: Response) -> Response {
 }
 
 fn json_response(data: Value) -> Response {
-    cors(
-        (
-            [(header::CONTENT_TYPE, "application/json")],
-            json!({"status": "success", "data": data}).to_string(),
-        )
-            .into_response(),
-    )
+    cors(super::success(&data))
 }
 
 fn metric_json(m: &Metric, kind: MetricType) -> Value {
@@ -446,24 +433,22 @@ fn push_routes(svc: &Arc<PushService>) -> Router {
     r.with_state(svc.clone())
 }
 
-impl PushService {
-    /// The Pushgateway API for the main port: `/metrics/job/…`, `/api/v1/metrics`,
-    /// `/api/v1/status` and, with `enable_admin`, `PUT /api/v1/admin/wipe`.
-    pub fn router(self: &Arc<Self>) -> Router {
-        push_routes(self)
-    }
+/// The Pushgateway API for the main port: `/metrics/job/…`, `/api/v1/metrics`,
+/// `/api/v1/status` and, with `enable_admin`, `PUT /api/v1/admin/wipe`.
+pub fn router(svc: &Arc<PushService>) -> Router {
+    push_routes(svc)
+}
 
-    /// [`PushService::router`] plus `GET /metrics` (all groups as one exposition),
-    /// `/-/healthy`, `/-/ready` and CORS pre-flight on `/api/v1/*`, for a dedicated push port.
-    pub fn standalone_router(self: &Arc<Self>) -> Router {
-        let extra = Router::new()
-            .route("/metrics", get(metrics_exposition))
-            .route("/-/healthy", get(|| async { "OK" }))
-            .route("/-/ready", get(|| async { "OK" }))
-            .route("/api/v1/{*path}", any(options_or_404))
-            .with_state(self.clone());
-        push_routes(self).merge(extra)
-    }
+/// [`router`] plus `GET /metrics` (all groups as one exposition), `/-/healthy`, `/-/ready` and
+/// CORS pre-flight on `/api/v1/*`, for a dedicated push port.
+pub fn standalone_router(svc: &Arc<PushService>) -> Router {
+    let extra = Router::new()
+        .route("/metrics", get(metrics_exposition))
+        .route("/-/healthy", get(|| async { "OK" }))
+        .route("/-/ready", get(|| async { "OK" }))
+        .route("/api/v1/{*path}", any(options_or_404))
+        .with_state(svc.clone());
+    push_routes(svc).merge(extra)
 }
 
 async fn options_or_404(req: Request<Body>) -> Response {
@@ -475,6 +460,7 @@ async fn options_or_404(req: Request<Body>) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,10 +1,16 @@
-//! `kubernetes_sd_configs:` entry. OWNER: kubernetes helper (expand freely).
+//! `kubernetes_sd_configs:` entry.
 //!
 //! Field names and validation rules follow Prometheus's `kubernetes.SDConfig` (with the
 //! inlined `HTTPClientConfig`). Parsing is two-stage: serde reads the raw YAML (unknown
 //! fields rejected), then [`KubernetesSdConfig::validate`] checks the combinations once.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::Error;
+/// An invalid `kubernetes_sd_configs` entry; `Display` is the message.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid kubernetes_sd_config: {0}")]
+pub struct InvalidSdConfig(pub String);
+
+type Error = InvalidSdConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -181,7 +187,7 @@ impl KubernetesSdConfig {
     /// Checks the config as Prometheus does: role known, at most one way to reach the API
     /// server, at most one credential, selectors allowed for the role and well-formed.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |msg: String| Err(Error::Config(msg));
+        let bad = |msg: String| Err(InvalidSdConfig(msg));
         if self.role.is_empty() {
             return bad(
                 "role missing (one of: pod, service, endpoints, endpointslice, node)".into(),
@@ -314,7 +320,7 @@ impl KubernetesSdConfig {
     /// The validated role. Call after [`validate`](Self::validate).
     pub(crate) fn parsed_role(&self) -> Result<Role, Error> {
         Role::parse(&self.role)
-            .ok_or_else(|| Error::Config(format!("unknown Kubernetes SD role {:?}", self.role)))
+            .ok_or_else(|| InvalidSdConfig(format!("unknown Kubernetes SD role {:?}", self.role)))
     }
 
     /// Selector for objects of kind `kind` (a role name).
@@ -363,7 +369,7 @@ fn check_selector(sel: &str, label: bool) -> Result<(), Error> {
     }
     let what = if label { "label" } else { "field" };
     let err = |detail: &str| {
-        Err(Error::Config(format!(
+        Err(InvalidSdConfig(format!(
             "invalid {what} selector {sel:?}: {detail}"
         )))
     };
@@ -418,6 +424,7 @@ fn check_selector(sel: &str, label: bool) -> Result<(), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,9 +1,10 @@
 //! `GET /federate`: the newest sample of every series matching any `match[]` selector within
 //! the lookback window, as text format 0.0.4 (or delimited protobuf when asked), with external
-//! labels added, as Prometheus's federation endpoint does. OWNER: push helper.
+//! labels added, as Prometheus's federation endpoint does.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use crate::push::body::encode_delimited;
-use crate::push::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use argus_storage::{Labels, Matcher, Queryable, is_stale_nan};
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -110,46 +111,12 @@ fn bad(msg: String) -> Response {
         .into_response()
 }
 
-fn decode_component(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(x) => {
-                    out.push(x);
-                    i += 3;
-                }
-                None => {
-                    out.push(c);
-                    i += 1;
-                }
-            },
-            _ => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The `match[]` values of a query string, decoded.
+/// The `match[]` values of a query string, decoded as a form (`+` is a space; a malformed
+/// escape is kept as written, invalid UTF-8 replaced).
 pub fn match_params(query: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .filter(|(k, _)| decode_component(k) == "match[]")
-        .map(|(_, v)| decode_component(v))
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, v)| v.into_owned())
         .collect()
 }
 
@@ -248,7 +215,7 @@ async fn federate(
     }
     let mut body = String::new();
     for f in &families {
-        crate::push::expose::write_family(f, &mut body);
+        crate::expose::text::write_family(f, &mut body);
     }
     ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], body).into_response()
 }
@@ -366,6 +333,7 @@ fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,74 +1,11 @@
 //! Rendering pushed families the way Pushgateway does: text format 0.0.4 (Go's `expfmt`
 //! encoder, Go float formatting) and the `/api/v1/metrics` JSON values.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use argus_query::gofloat::push_g;
+use argus_query::names;
 use std::fmt::Write as _;
-
-/// Appends `v` formatted as Go's `strconv.FormatFloat(v, 'g', -1, 64)` (also `fmt.Sprint`), with
-/// `+Inf`/`-Inf`/`NaN` as the text format writes them.
-pub fn go_float(v: f64, dst: &mut String) {
-    if v.is_nan() {
-        dst.push_str("NaN");
-        return;
-    }
-    if v.is_infinite() {
-        dst.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-        return;
-    }
-    if v == 0.0 {
-        dst.push_str(if v.is_sign_negative() { "-0" } else { "0" });
-        return;
-    }
-    // Shortest round-trip digits from Rust, laid out with Go's %g rules.
-    let sci = format!("{v:e}");
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    if neg {
-        dst.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        // %e: d[.ddd]e±XX
-        let (first, rest) = digits.split_at(1);
-        dst.push_str(first);
-        if !rest.is_empty() {
-            dst.push('.');
-            dst.push_str(rest);
-        }
-        let _ = write!(dst, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-        return;
-    }
-    let nd = digits.len() as i32;
-    let dp = exp + 1;
-    if dp <= 0 {
-        dst.push_str("0.");
-        for _ in 0..-dp {
-            dst.push('0');
-        }
-        dst.push_str(&digits);
-    } else if dp >= nd {
-        dst.push_str(&digits);
-        for _ in 0..dp - nd {
-            dst.push('0');
-        }
-    } else {
-        let (a, b) = digits.split_at(dp as usize);
-        dst.push_str(a);
-        dst.push('.');
-        dst.push_str(b);
-    }
-}
-
-/// `go_float` into a new string.
-pub fn go_float_string(v: f64) -> String {
-    let mut s = String::new();
-    go_float(v, &mut s);
-    s
-}
 
 fn escape(s: &str, quote: bool, dst: &mut String) {
     for c in s.chars() {
@@ -86,9 +23,9 @@ fn escape(s: &str, quote: bool, dst: &mut String) {
 /// character (and a leading digit) replaced by `_`, as Prometheus's `escaping=underscores`
 /// does. No stored name (newlines, quotes, `{`, UTF-8) can break the line structure.
 pub fn push_name(dst: &mut String, name: &str, metric: bool) {
-    let ok = |i: usize, c: char| {
-        c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (i > 0 && c.is_ascii_digit())
-    };
+    // `escaping=underscores` (`argus_query::names::escape_name`), with `:` escaped in label
+    // names too, which the text format's label grammar does not allow.
+    let ok = |i: usize, c: char| names::is_legacy_rune(c, i) && (metric || c != ':');
     if name.is_empty() {
         dst.push('_');
     } else if name.char_indices().all(|(i, c)| ok(i, c)) {
@@ -128,13 +65,13 @@ pub fn write_sample(
             dst.push(sep);
             dst.push_str(n);
             dst.push_str("=\"");
-            go_float(v, dst);
+            push_g(dst, v);
             dst.push('"');
         }
         dst.push('}');
     }
     dst.push(' ');
-    go_float(value, dst);
+    push_g(dst, value);
     if let Some(ts) = ts {
         let _ = write!(dst, " {ts}");
     }
@@ -269,9 +206,10 @@ pub fn float_samples(kind: MetricType, m: &Metric, out: &mut Vec<FloatSample>) {
     }
 }
 
-pub use crate::timefmt::rfc3339_nano;
+pub use crate::util::time::rfc3339_nano;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -300,7 +238,7 @@ mod tests {
                     LabelPair::new("l\"a}", "v\"\n\\"),
                     LabelPair::new("ok", "é"),
                 ],
-                gauge: Some(super::super::proto::Gauge { value: Some(1.0) }),
+                gauge: Some(crate::expose::proto::Gauge { value: Some(1.0) }),
                 ..Default::default()
             }],
             unit: None,
@@ -318,29 +256,6 @@ mod tests {
         assert_eq!(parsed[0].name(), "bad_name___");
         let m = &parsed[0].metric[0];
         assert_eq!(m.label[0].value.as_deref(), Some("v\"\n\\"));
-    }
-
-    #[test]
-    fn go_float_formatting() {
-        let check = |v: f64, want: &str| assert_eq!(go_float_string(v), want, "{v:?}");
-        check(0.0, "0");
-        check(-0.0, "-0");
-        check(1.0, "1");
-        check(-2.5, "-2.5");
-        check(100000.0, "100000");
-        check(1e6, "1e+06");
-        check(1234567.0, "1.234567e+06");
-        check(0.0001, "0.0001");
-        check(0.00001, "1e-05");
-        check(1.5e-7, "1.5e-07");
-        check(123.456, "123.456");
-        check(1e21, "1e+21");
-        check(1e100, "1e+100");
-        check(f64::INFINITY, "+Inf");
-        check(f64::NEG_INFINITY, "-Inf");
-        check(f64::NAN, "NaN");
-        check(1782458400.123456, "1.782458400123456e+09");
-        check(0.1, "0.1");
     }
 
     #[test]

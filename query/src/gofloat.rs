@@ -1,0 +1,228 @@
+//! Floats as Go reads and writes them, the one implementation every crate of the workspace uses:
+//! the exposition decoders and the Pushgateway parse with [`parse`], the JSON API and PromQL
+//! strings format with [`push_f`] (`strconv.FormatFloat(v, 'f', -1, 64)`), the exposition
+//! writers, templates and label values with [`push_g`] (`'g'`, also `fmt.Sprint`).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::fmt::Write as _;
+
+/// Go's `math.NaN()` bits; [`parse`] returns every NaN as this value.
+pub const GO_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
+
+/// Parses `s` as Go's `strconv.ParseFloat(s, 64)` does for the decimal forms the exposition
+/// formats allow (prometheus/common's `parseFloat` rejects `p`, `P` and `_`, so no hex floats
+/// and no digit separators): optional sign, digits with an optional point, optional exponent;
+/// `Inf`/`Infinity` in any case with an optional sign, `NaN` in any case without one. A finite
+/// literal out of `f64` range is `None` (Go's `ErrRange`). NaN comes back as [`GO_NAN_BITS`].
+pub fn parse(s: &str) -> Option<f64> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if body.eq_ignore_ascii_case("nan") {
+        // Go's `special` takes no sign before NaN.
+        return (body.len() == s.len()).then(|| f64::from_bits(GO_NAN_BITS));
+    }
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
+        return Some(if s.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    // Rust's grammar for the rest is Go's decimal grammar; it also knows `inf`/`nan` words,
+    // handled above, so anything but digits, point, exponent and signs is refused first.
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Appends `v` as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest round-trip digits,
+/// never an exponent (`1e-7` → `0.0000001`, `1e21` → `1000000000000000000000`), `-0` for
+/// negative zero, and `NaN`, `+Inf`, `-Inf` as Prometheus writes them.
+pub fn push_f(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        // Rust's `Display` for f64 is the shortest round-trip decimal without exponent, the
+        // same digits as Go's 'f' with precision -1.
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// [`push_f`] into a new string.
+pub fn format_f(v: f64) -> String {
+    let mut s = String::new();
+    push_f(&mut s, v);
+    s
+}
+
+/// Appends `v` as Go's `strconv.FormatFloat(v, 'g', -1, 64)` (also `fmt.Sprint`): shortest
+/// round-trip digits, exponent form `d.ddde±XX` when the decimal exponent is below -4 or at least 6,
+/// with `+Inf`/`-Inf`/`NaN` as the text exposition writes them.
+pub fn push_g(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if v == 0.0 {
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    // Shortest round-trip digits from Rust, laid out with Go's %g rules.
+    let sci = format!("{v:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mant) = match mant.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mant),
+    };
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    if neg {
+        out.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        // %e: d[.ddd]e±XX
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        return;
+    }
+    let nd = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    let dp = exp + 1;
+    if dp <= 0 {
+        out.push_str("0.");
+        for _ in 0..-dp {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else if dp >= nd {
+        out.push_str(&digits);
+        for _ in 0..dp - nd {
+            out.push('0');
+        }
+    } else {
+        let (a, b) = digits.split_at(usize::try_from(dp).unwrap_or(0));
+        out.push_str(a);
+        out.push('.');
+        out.push_str(b);
+    }
+}
+
+/// [`push_g`] into a new string.
+pub fn format_g(v: f64) -> String {
+    let mut s = String::new();
+    push_g(&mut s, v);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_as_go() {
+        let check = |s: &str, want: Option<f64>| {
+            let got = parse(s);
+            match (got, want) {
+                (Some(g), Some(w)) if w.is_nan() => assert!(g.is_nan(), "{s:?}: got {g}"),
+                _ => assert_eq!(got, want, "{s:?}"),
+            }
+        };
+        check("1", Some(1.0));
+        check("-1.5e3", Some(-1500.0));
+        check("+.5", Some(0.5));
+        check("1.", Some(1.0));
+        check("1E-2", Some(0.01));
+        check("Inf", Some(f64::INFINITY));
+        check("+inf", Some(f64::INFINITY));
+        check("-Infinity", Some(f64::NEG_INFINITY));
+        check("NaN", Some(f64::NAN));
+        check("nan", Some(f64::NAN));
+        check("+NaN", None);
+        check("-nan", None);
+        check("infinit", None);
+        check("", None);
+        check("+", None);
+        check(".", None);
+        check("e5", None);
+        check("1_000", None);
+        check("0x1p-2", None);
+        check("1e999", None);
+        check(" 1", None);
+        check("1 ", None);
+        assert_eq!(parse("NaN").map(f64::to_bits), Some(GO_NAN_BITS));
+    }
+
+    #[test]
+    fn formats_f_as_go() {
+        let check = |v: f64, want: &str| assert_eq!(format_f(v), want, "{v:?}");
+        check(1.0, "1");
+        check(0.5, "0.5");
+        check(-2.25, "-2.25");
+        check(-0.0, "-0");
+        check(1e-7, "0.0000001");
+        check(1e21, "1000000000000000000000");
+        check(f64::INFINITY, "+Inf");
+        check(f64::NEG_INFINITY, "-Inf");
+        check(f64::NAN, "NaN");
+        check(1.5, "1.5");
+        check(0.1 + 0.2, "0.30000000000000004");
+        check(123456789.0, "123456789");
+        check(1e20, "100000000000000000000");
+        check(1.5e22, "15000000000000000000000");
+        check(0.000001, "0.000001");
+        check(-2.5e-10, "-0.00000000025");
+        assert_eq!(format_f(f64::MAX).len(), 309);
+        assert!(format_f(5e-324).starts_with("0.0000") && format_f(5e-324).ends_with("0005"));
+    }
+
+    #[test]
+    fn formats_g_as_go() {
+        let check = |v: f64, want: &str| assert_eq!(format_g(v), want, "{v:?}");
+        check(0.0, "0");
+        check(-0.0, "-0");
+        check(1.0, "1");
+        check(-2.5, "-2.5");
+        check(100000.0, "100000");
+        check(1e6, "1e+06");
+        check(1234567.0, "1.234567e+06");
+        check(0.0001, "0.0001");
+        check(0.00001, "1e-05");
+        check(1.5e-7, "1.5e-07");
+        check(123.456, "123.456");
+        check(1e21, "1e+21");
+        check(1e100, "1e+100");
+        check(f64::INFINITY, "+Inf");
+        check(f64::NEG_INFINITY, "-Inf");
+        check(f64::NAN, "NaN");
+        check(1782458400.123456, "1.782458400123456e+09");
+        check(0.1, "0.1");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn both_formats_round_trip(bits in proptest::prelude::any::<u64>()) {
+            let v = f64::from_bits(bits);
+            for s in [format_f(v), format_g(v)] {
+                let back = parse(&s).unwrap_or_else(|| panic!("{s:?} does not parse"));
+                proptest::prop_assert!(back.to_bits() == v.to_bits() || (v.is_nan() && back.is_nan()), "{v:?} → {s:?} → {back:?}");
+            }
+        }
+    }
+}
