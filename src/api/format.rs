@@ -5,7 +5,7 @@
 
 pub use crate::util::json::{push_json_str, push_labels};
 use argus_query::Value;
-use argus_query::gofloat::push_f;
+use argus_query::gofloat::push_json as push_f;
 use std::fmt::Write as _;
 
 /// Appends a ms timestamp as float seconds (`1435781451.781`, `1435781451`, `-1.500`).

@@ -11,7 +11,7 @@
 //! zero bucket between them; all numbers are strings formatted like float sample values.
 
 use super::format::{push_json_str, push_timestamp};
-use argus_query::gofloat::push_f as push_float;
+use argus_query::gofloat::push_json as push_float;
 use argus_storage::FloatHistogram;
 use argus_storage::histogram::ops;
 use axum::http::header;
