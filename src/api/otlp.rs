@@ -9,6 +9,7 @@
 
 use super::SharedState;
 use super::query::now_ms;
+use super::write::text;
 use crate::ingest::otlp::decode::{self, DecodeError, Encoding};
 use crate::ingest::otlp::translate::{self, Settings};
 use crate::ingest::otlp::{
@@ -22,17 +23,6 @@ use axum::response::{IntoResponse, Response};
 /// Prometheus's answer when the receiver is off.
 pub const OTLP_DISABLED: &str =
     "otlp write receiver needs to be enabled with --web.enable-otlp-receiver";
-
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut m = msg.into();
-    m.push('\n');
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        m,
-    )
-        .into_response()
-}
 
 fn decode_error(e: DecodeError) -> Response {
     let status = match e {

@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 pub const REMOTE_WRITE_DISABLED: &str =
     "remote write receiver needs to be enabled with --web.enable-remote-write-receiver";
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+/// A plain-text answer with a trailing newline, as Prometheus's write receivers give.
+pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
     (
