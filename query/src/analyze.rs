@@ -41,6 +41,58 @@ pub(crate) fn step_invariant(e: &Expr) -> bool {
     }
 }
 
+/// The selectors whose histograms only need their count and sum, identified by address:
+/// Prometheus's `detectHistogramStatsDecoding`. A selector qualifies when an ancestor is
+/// `histogram_count`, `histogram_sum` or `histogram_avg` and no ancestor is a subquery or a
+/// function that reads buckets (`histogram_quantile(s)`, `histogram_fraction`). Such selectors
+/// are read as Prometheus's `HistogramStatsIterator` reads them (see
+/// `eval::selector::decode_stats`), which changes the counter-reset hints, and so the
+/// annotations, of what is built from them.
+pub(crate) fn histogram_stats_selectors(e: &Expr) -> Vec<usize> {
+    let mut out = Vec::new();
+    // (node, a stats function above it, a subquery or bucket reader above it)
+    let mut stack: Vec<(&Expr, bool, bool)> = vec![(e, false, false)];
+    while let Some((e, stats, stop)) = stack.pop() {
+        match e {
+            Expr::VectorSelector(vs) => {
+                if stats && !stop {
+                    out.push(std::ptr::from_ref(vs) as usize);
+                }
+            }
+            Expr::MatrixSelector(ms) => {
+                if stats && !stop {
+                    out.push(std::ptr::from_ref(&ms.vs) as usize);
+                }
+            }
+            Expr::Subquery(sq) => stack.push((&sq.expr, stats, true)),
+            Expr::Paren(p) => stack.push((&p.expr, stats, stop)),
+            Expr::Unary(u) => stack.push((&u.expr, stats, stop)),
+            Expr::Aggregate(a) => {
+                stack.push((&a.expr, stats, stop));
+                if let Some(p) = &a.param {
+                    stack.push((p, stats, stop));
+                }
+            }
+            Expr::Binary(b) => {
+                stack.push((&b.lhs, stats, stop));
+                stack.push((&b.rhs, stats, stop));
+            }
+            Expr::Call(c) => {
+                let (stats, stop) = match c.func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => (true, stop),
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                        (stats, true)
+                    }
+                    _ => (stats, stop),
+                };
+                stack.extend(c.args.args.iter().map(|a| (a.as_ref(), stats, stop)));
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+    out
+}
+
 /// The closed range `[mint, maxt]` (ms) of samples a query over `[start, end]` may read, or
 /// `None` when it has no selectors.
 pub(crate) fn time_bounds(e: &Expr, start: i64, end: i64, lookback: i64) -> Option<(i64, i64)> {

@@ -266,6 +266,7 @@ impl Engine {
             query_step: if c.start == c.end { 0 } else { c.step },
             limits: Limits::new(self.opts.timeout, self.opts.max_samples, cancel.clone()),
             annos: Default::default(),
+            stats_selectors: analyze::histogram_stats_selectors(expr),
         };
         ev.limits.check_now()?;
         let v = ev.eval(expr, c)?;

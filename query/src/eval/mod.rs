@@ -60,6 +60,9 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) limits: Limits,
     /// Warnings and infos collected while evaluating.
     pub(crate) annos: crate::annotations::Collector,
+    /// Addresses of the selectors read for histogram count and sum only
+    /// ([`analyze::histogram_stats_selectors`]).
+    pub(crate) stats_selectors: Vec<usize>,
 }
 
 impl Evaluator<'_> {

@@ -233,6 +233,9 @@ impl Evaluator<'_> {
             return Ok(());
         }
         let groups = matcher_groups(vs)?;
+        let stats = self
+            .stats_selectors
+            .contains(&(std::ptr::from_ref(vs) as usize));
         if groups.len() > 1 {
             // `or`-alternatives: merge the sets by labels, dropping duplicates.
             #[allow(clippy::type_complexity)]
@@ -256,6 +259,9 @@ impl Evaluator<'_> {
                         &mut buf,
                         &mut hbuf,
                     )?;
+                    if stats {
+                        decode_stats(&mut hbuf);
+                    }
                     self.limits.add(buf.len() + hbuf.len())?;
                     all.insert(set.labels().clone(), (buf, hbuf));
                 }
@@ -284,6 +290,9 @@ impl Evaluator<'_> {
                     &mut buf,
                     &mut hbuf,
                 )?;
+                if stats {
+                    decode_stats(&mut hbuf);
+                }
                 let loaded = buf.len() + hbuf.len();
                 self.limits.add(loaded)?;
                 if loaded > 0 || keep_stale {
@@ -336,6 +345,43 @@ fn read_samples(
         return Err(Error::internal(e.to_string()));
     }
     Ok(())
+}
+
+/// Reduces the histograms of one series to their count and sum, as Prometheus's
+/// `HistogramStatsIterator` does for selectors under `histogram_count/sum/avg`. Besides
+/// dropping the buckets, that iterator detects counter resets on the fly: a sample whose hint
+/// is `Unknown` (the first of a chunk) gets `CounterReset` or `NotCounterReset` from a
+/// comparison with the previous histogram read (with its buckets), so an aggregation over the
+/// result can warn about conflicting resets where the full histograms would not.
+///
+/// Prometheus forgets the previous sample when a seek skips ahead; Argus reads each series'
+/// range in one pass, so only the first histogram of the range keeps an `Unknown` hint.
+fn decode_stats(hbuf: &mut [(i64, FloatHistogram)]) {
+    use argus_storage::CounterResetHint as H;
+    let mut prev: Option<FloatHistogram> = None;
+    for (_, h) in hbuf.iter_mut() {
+        let hint = match (&prev, h.counter_reset_hint) {
+            (Some(p), H::Unknown) => {
+                if argus_storage::histogram::ops::detect_reset(h, p) {
+                    H::CounterReset
+                } else {
+                    H::NotCounterReset
+                }
+            }
+            (_, hint) => hint,
+        };
+        // The schema and custom bounds stay, so that mixing exponential and custom buckets
+        // is still reported (Prometheus's iterator keeps the schema for that reason).
+        let stats = FloatHistogram {
+            counter_reset_hint: hint,
+            schema: h.schema,
+            count: h.count,
+            sum: h.sum,
+            custom_values: h.custom_values.clone(),
+            ..FloatHistogram::default()
+        };
+        prev = Some(std::mem::replace(h, stats));
+    }
 }
 
 /// The storage matchers of a selector: one group, or one per `or` alternative.
