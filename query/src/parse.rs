@@ -55,7 +55,8 @@ pub fn parse(q: &str) -> Result<Expr> {
             _ => {}
         }
     }
-    let e = promql_parser::parser::parse(q)
+    let q = utf8_byte_escapes(q);
+    let e = promql_parser::parser::parse(&q)
         .map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
     if depth_exceeds(&e, MAX_DEPTH) {
         return Err(Error::bad_data("query is nested too deeply"));
@@ -84,6 +85,128 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>> {
         argus_storage::validate_selector(g).map_err(|e| Error::bad_data(e.to_string()))?;
     }
     Ok(groups)
+}
+
+/// Rewrites the byte escapes (`\xNN`, octal `\NNN`) of quoted string literals that make up
+/// non-ASCII bytes into the characters they spell in Go.
+///
+/// A Go string literal is a byte string: `"\xc3\xa9"` is `é`, and `"a\xc5z"` is not UTF-8
+/// at all, which Prometheus refuses where a label name is needed (`invalid label name`).
+/// `promql-parser` turns each byte escape into the char of that code point instead (`Ã©`,
+/// `aÅz`). Runs of such escapes are therefore decoded here as UTF-8 before parsing; each byte
+/// of an invalid sequence becomes its [`raw_byte_char`], which the label-name checks refuse
+/// and [`go_quote`] prints back as `\xNN`. Escapes of ASCII bytes are kept, so no quote or
+/// backslash is ever introduced.
+fn utf8_byte_escapes(q: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+    if !q.contains('\\') {
+        return q.into();
+    }
+    let b = q.as_bytes();
+    let mut out = String::new();
+    // Start of the text not yet copied to `out`.
+    let mut copied = 0;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let Some(qc) = quote else {
+            if matches!(c, b'"' | b'\'' | b'`') {
+                quote = Some(c);
+            }
+            i += 1;
+            continue;
+        };
+        if c == qc {
+            quote = None;
+            i += 1;
+            continue;
+        }
+        if c != b'\\' || qc == b'`' {
+            i += 1;
+            continue;
+        }
+        // A run of byte escapes starting at `i`.
+        let start = i;
+        let mut bytes = Vec::new();
+        while let Some((byte, len)) = byte_escape(b.get(i..).unwrap_or_default()) {
+            bytes.push(byte);
+            i += len;
+        }
+        if bytes.is_empty() {
+            // Another escape (`\"`, `\\`, `\n`, `\u…`): skip it whole.
+            i += 2;
+            continue;
+        }
+        if bytes.is_ascii() {
+            continue;
+        }
+        out.push_str(q.get(copied..start).unwrap_or_default());
+        for chunk in bytes.utf8_chunks() {
+            for ch in chunk.valid().chars() {
+                if ch.is_ascii() {
+                    let _ = write!(out, "\\x{:02x}", u32::from(ch));
+                } else {
+                    out.push(ch);
+                }
+            }
+            out.extend(chunk.invalid().iter().map(|&b| raw_byte_char(b)));
+        }
+        copied = i;
+    }
+    if copied == 0 {
+        return q.into();
+    }
+    out.push_str(q.get(copied..).unwrap_or_default());
+    out.into()
+}
+
+/// First of the 256 private-use code points (U+10FF00 + byte, plane 16) that stand for the
+/// bytes of Go strings that are not UTF-8.
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+/// The char standing for a byte of a Go string that is not part of valid UTF-8.
+fn raw_byte_char(b: u8) -> char {
+    char::from_u32(RAW_BYTE_BASE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// The byte a char from [`raw_byte_char`] stands for.
+fn raw_byte(c: char) -> Option<u8> {
+    u32::from(c)
+        .checked_sub(RAW_BYTE_BASE)
+        .and_then(|b| u8::try_from(b).ok())
+}
+
+/// True when `s` came from a Go string that is not valid UTF-8 (see [`utf8_byte_escapes`]).
+pub(crate) fn has_raw_bytes(s: &str) -> bool {
+    s.chars().any(|c| raw_byte(c).is_some())
+}
+
+/// `s` quoted as Go's `%q` prints it, raw bytes as `\xNN` (for error messages).
+pub(crate) fn go_quote(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match raw_byte(c) {
+            Some(b) => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+            None => out.extend(c.escape_debug()),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The byte of a `\xNN` or `\NNN` (octal) escape at the start of `s`, and its length.
+fn byte_escape(s: &[u8]) -> Option<(u8, usize)> {
+    let (digits, radix) = match s {
+        [b'\\', b'x', ..] => (s.get(2..4)?, 16),
+        [b'\\', b'0'..=b'7', ..] => (s.get(1..4)?, 8),
+        _ => return None,
+    };
+    let byte = u8::from_str_radix(std::str::from_utf8(digits).ok()?, radix).ok()?;
+    Some((byte, 4))
 }
 
 /// Deepest expression tree evaluated (operator chains nest without brackets).
@@ -132,6 +255,28 @@ mod tests {
         let chain = vec!["1"; 600].join("-");
         assert!(matches!(parse(&chain), Err(e) if e.message.contains("nested too deeply")));
         assert!(parse(r#"x{a=~"((((((((((.*))))))))))+++---"}"#).is_ok());
+    }
+
+    #[test]
+    fn byte_escapes_decode_as_go_strings() {
+        let lit = |q: &str| match parse(q).unwrap() {
+            Expr::StringLiteral(s) => s.val,
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(lit(r#""\xc3\xa9""#), "é");
+        assert_eq!(lit(r#""\303\251x""#), "éx");
+        let bad = lit(r#""a\xc5z""#);
+        assert!(has_raw_bytes(&bad));
+        assert_eq!(go_quote(&bad), r#""a\xc5z""#);
+        assert_eq!(go_quote(&lit(r#"'\xff\xfe'"#)), r#""\xff\xfe""#);
+        assert!(!has_raw_bytes(&lit(r#""\ufffd""#)));
+        assert_eq!(lit(r#""\x41\x22\\xc5""#), "A\"\\xc5");
+        assert_eq!(lit(r#""Å""#), "Å");
+        assert_eq!(lit("`\\xc5`"), "\\xc5");
+        assert!(matches!(
+            parse(r#"count_values("a\xc5z", up)"#),
+            Ok(Expr::Aggregate(_))
+        ));
     }
 
     #[test]

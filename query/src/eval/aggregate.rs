@@ -92,8 +92,11 @@ impl Evaluator<'_> {
             }
             "count_values" => {
                 let label = param_string.unwrap_or_default();
-                if label.is_empty() || label.contains('\u{fffd}') {
-                    return Err(Error::execution(format!("invalid label name {label:?}")));
+                if !crate::functions::valid_label_name(&label) {
+                    return Err(Error::execution(format!(
+                        "invalid label name {}",
+                        crate::parse::go_quote(&label)
+                    )));
                 }
                 let mut idx: HashMap<Labels, usize> = HashMap::new();
                 let mut out: Vec<Series> = Vec::new();

@@ -142,8 +142,17 @@ pub(crate) fn info(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> Result<Val> {
                 .iter()
                 .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
         })
-        .map(|(labels, samples, _)| InfoSeries { labels, samples })
-        .collect();
+        .map(|(labels, samples, hists)| {
+            // Prometheus reads info series as floats only (their value is 1 by convention).
+            if hists.is_empty() {
+                Ok(InfoSeries { labels, samples })
+            } else {
+                Err(Error::execution(format!(
+                    "this should be an info metric, with float samples: {labels}"
+                )))
+            }
+        })
+        .collect::<Result<_>>()?;
 
     let mut out: Vec<Series> = Vec::new();
     let mut out_idx: HashMap<Labels, usize> = HashMap::new();

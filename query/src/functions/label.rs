@@ -7,10 +7,10 @@ use crate::value::Val;
 use argus_storage::METRIC_NAME;
 use promql_parser::parser::Expr;
 
-/// A label name is valid when it is non-empty UTF-8 without replacement characters (the parser
-/// maps invalid escapes to U+FFFD).
+/// A label name is valid when it is non-empty UTF-8 (Prometheus 3's rule); a string literal
+/// whose byte escapes are not UTF-8 is not ([`crate::parse::has_raw_bytes`]).
 pub(crate) fn valid_label_name(n: &str) -> bool {
-    !n.is_empty() && !n.contains('\u{fffd}')
+    !n.is_empty() && !crate::parse::has_raw_bytes(n)
 }
 
 fn arg<'a>(args: &[&'a Expr], i: usize, f: &str) -> Result<&'a Expr> {

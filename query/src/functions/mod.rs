@@ -6,6 +6,7 @@ mod histogram;
 pub(crate) mod hrange;
 mod info;
 mod label;
+pub(crate) use label::valid_label_name;
 mod math;
 pub(crate) mod native;
 mod over_time;
