@@ -44,6 +44,29 @@ use limits::Limits;
 use std::time::Duration;
 use value::{Series, Val};
 
+/// A PromQL function Argus evaluates, as its function table describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// The function's name.
+    pub name: &'static str,
+    /// Its signature as Prometheus's docs write it, e.g.
+    /// `quantile_over_time(scalar, range-vector) instant-vector`.
+    pub signature: String,
+    /// Experimental in Prometheus (behind `--enable-feature=promql-experimental-functions`);
+    /// Argus evaluates these without a flag.
+    pub experimental: bool,
+}
+
+/// Every PromQL function Argus evaluates, sorted by name: the same table the parse check and
+/// the evaluator dispatch through (for docs and query editors).
+pub fn functions() -> impl Iterator<Item = FunctionInfo> {
+    functions::table::all().iter().map(|d| FunctionInfo {
+        name: d.name,
+        signature: d.signature(),
+        experimental: d.experimental,
+    })
+}
+
 /// Engine limits and defaults.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {

@@ -58,9 +58,7 @@ pub fn parse(q: &str) -> Result<Expr> {
     let q = utf8_byte_escapes(q);
     let e = promql_parser::parser::parse(&q)
         .map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
-    if depth_exceeds(&e, MAX_DEPTH) {
-        return Err(Error::bad_data("query is nested too deeply"));
-    }
+    check_tree(&e, MAX_DEPTH)?;
     Ok(e)
 }
 
@@ -212,12 +210,14 @@ fn byte_escape(s: &[u8]) -> Option<(u8, usize)> {
 /// Deepest expression tree evaluated (operator chains nest without brackets).
 const MAX_DEPTH: usize = 512;
 
-/// Iterative depth check, so that a hostile query cannot exhaust the stack here.
-fn depth_exceeds(root: &Expr, max: usize) -> bool {
+/// Refuses trees deeper than `max` and calls of functions Argus does not evaluate (those
+/// `promql-parser` knows but the function table lacks). Iterative, so that a hostile query
+/// cannot exhaust the stack here.
+fn check_tree(root: &Expr, max: usize) -> Result<()> {
     let mut stack: Vec<(&Expr, usize)> = vec![(root, 1)];
     while let Some((e, d)) = stack.pop() {
         if d > max {
-            return true;
+            return Err(Error::bad_data("query is nested too deeply"));
         }
         match e {
             Expr::Aggregate(a) => {
@@ -233,11 +233,14 @@ fn depth_exceeds(root: &Expr, max: usize) -> bool {
             }
             Expr::Paren(p) => stack.push((&p.expr, d + 1)),
             Expr::Subquery(s) => stack.push((&s.expr, d + 1)),
-            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
+            Expr::Call(c) => {
+                crate::functions::def_of(c)?;
+                stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1)));
+            }
             _ => {}
         }
     }
-    false
+    Ok(())
 }
 
 #[cfg(test)]
@@ -255,6 +258,15 @@ mod tests {
         let chain = vec!["1"; 600].join("-");
         assert!(matches!(parse(&chain), Err(e) if e.message.contains("nested too deeply")));
         assert!(parse(r#"x{a=~"((((((((((.*))))))))))+++---"}"#).is_ok());
+    }
+
+    #[test]
+    fn functions_outside_the_table_are_refused() {
+        assert!(parse("sum(rate(x[5m])) + time()").is_ok());
+        let e = parse("1 + sum(start_timestamp(x))").unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::BadData);
+        assert!(e.message.contains("start_timestamp"), "{}", e.message);
+        assert!(parse("integral(x[5m], 1)").is_err());
     }
 
     #[test]

@@ -35,8 +35,9 @@ fn apply(name: &str, secs: f64) -> f64 {
     }
 }
 
-pub(crate) fn date_fn(ev: &Evaluator<'_>, name: &str, arg: Option<&Expr>, c: Ctx) -> Result<Val> {
-    match arg {
+/// A calendar function of its optional argument (default: the step's time).
+pub(crate) fn date_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: Ctx) -> Result<Val> {
+    match args.first() {
         None => {
             let mut s = Series::new(Labels::empty(), false);
             s.points = (0..c.n())

@@ -1,6 +1,7 @@
-//! PromQL functions: dispatch by name, argument evaluation, and the per-step drivers for
-//! range-vector functions (moving windows) and instant-vector functions (point-wise).
+//! PromQL functions: dispatch through the one function table ([`table`]), argument
+//! evaluation, and the per-step drivers for range-vector functions (moving windows).
 
+mod absent;
 mod date;
 mod histogram;
 pub(crate) mod hrange;
@@ -11,197 +12,96 @@ mod math;
 pub(crate) mod native;
 mod over_time;
 mod rate;
+mod scalars;
 mod sort;
 pub(crate) mod stats;
+pub(crate) mod table;
+mod time;
 pub(crate) mod xxhash;
 
 use crate::error::{Error, Result};
 use crate::eval::{Ctx, Evaluator, RangeInput, unparen};
 use crate::value::{Series, Val};
-use argus_storage::{Labels, METRIC_NAME};
-use promql_parser::label::MatchOp;
-use promql_parser::parser::{Call, Expr, VectorSelector};
+use argus_storage::Labels;
+use promql_parser::parser::{Call, Expr};
+use table::{Def, Impl};
 
-pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
-    let name = call.func.name;
-    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
-    let arg = |i: usize| -> Result<&Expr> {
-        args.get(i)
-            .copied()
-            .ok_or_else(|| Error::bad_data(format!("missing argument {i} in call to {name}")))
-    };
-    match name {
-        "rate"
-        | "increase"
-        | "delta"
-        | "irate"
-        | "idelta"
-        | "deriv"
-        | "changes"
-        | "resets"
-        | "avg_over_time"
-        | "sum_over_time"
-        | "min_over_time"
-        | "max_over_time"
-        | "count_over_time"
-        | "last_over_time"
-        | "first_over_time"
-        | "present_over_time"
-        | "stddev_over_time"
-        | "stdvar_over_time"
-        | "mad_over_time"
-        | "ts_of_last_over_time"
-        | "ts_of_first_over_time"
-        | "ts_of_max_over_time"
-        | "ts_of_min_over_time" => range_fn(ev, name, arg(0)?, &[], c),
-        "quantile_over_time" => {
-            let q = ev.eval_scalar(arg(0)?, c)?;
-            histogram::warn_quantiles(ev, &q);
-            range_fn(ev, name, arg(1)?, &[q], c)
-        }
-        "predict_linear" => {
-            let d = ev.eval_scalar(arg(1)?, c)?;
-            range_fn(ev, name, arg(0)?, &[d], c)
-        }
-        "double_exponential_smoothing" | "holt_winters" => {
-            let sf = ev.eval_scalar(arg(1)?, c)?;
-            let tf = ev.eval_scalar(arg(2)?, c)?;
-            range_fn(ev, name, arg(0)?, &[sf, tf], c)
-        }
-        "absent_over_time" => absent_over_time(ev, arg(0)?, c),
-        "time" => Ok(Val::Scalar(
-            (0..c.n()).map(|i| c.t(i) as f64 / 1e3).collect(),
-        )),
-        "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1e3; c.n()])),
-        "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1e3; c.n()])),
-        "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1e3; c.n()])),
-        "range" => Ok(Val::Scalar(vec![
-            (ev.query_end - ev.query_start) as f64
-                / 1e3;
-            c.n()
-        ])),
-        "min_of" | "max_of" => {
-            let a = ev.eval_scalar(arg(0)?, c)?;
-            let b = ev.eval_scalar(arg(1)?, c)?;
-            let max = name == "max_of";
-            Ok(Val::Scalar(
-                a.iter()
-                    .zip(&b)
-                    .map(|(x, y)| {
-                        if x.is_nan() || y.is_nan() {
-                            f64::NAN
-                        } else if max {
-                            x.max(*y)
-                        } else {
-                            x.min(*y)
-                        }
-                    })
-                    .collect(),
-            ))
-        }
-        "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; c.n()])),
-        "vector" => {
-            let s = ev.eval_scalar(arg(0)?, c)?;
-            let mut out = Series::new(Labels::empty(), false);
-            out.points = s.iter().enumerate().map(|(i, v)| (c.t(i), *v)).collect();
-            Ok(Val::Vector(vec![out]))
-        }
-        "scalar" => {
-            let v = ev.eval_vector(arg(0)?, c)?;
-            let mut count = vec![0u32; c.n()];
-            let mut val = vec![f64::NAN; c.n()];
-            for s in &v {
-                for &(t, x) in &s.points {
-                    let i = c.index(t);
-                    count[i] += 1;
-                    val[i] = x;
-                }
-            }
-            for (i, n) in count.iter().enumerate() {
-                if *n != 1 {
-                    val[i] = f64::NAN;
-                }
-            }
-            Ok(Val::Scalar(val))
-        }
-        "timestamp" => {
-            let mut v = match unparen(arg(0)?) {
-                Expr::VectorSelector(vs) => ev.vector_selector(vs, c, true)?,
-                other => {
-                    let mut v = ev.eval_vector(other, c)?;
-                    for s in &mut v {
-                        s.points.iter_mut().for_each(|p| p.1 = p.0 as f64 / 1e3);
-                        if !s.hists.is_empty() {
-                            let hs = std::mem::take(&mut s.hists);
-                            s.points
-                                .extend(hs.iter().map(|(t, _)| (*t, *t as f64 / 1e3)));
-                            s.points.sort_by_key(|p| p.0);
-                        }
-                    }
-                    v
-                }
-            };
-            v.iter_mut().for_each(|s| s.drop_name = true);
-            Ok(Val::Vector(v))
-        }
-        "absent" => {
-            let v = ev.eval_vector(arg(0)?, c)?;
-            let mut present = vec![false; c.n()];
-            for s in &v {
-                for &(t, _) in &s.points {
-                    present[c.index(t)] = true;
-                }
-                for (t, _) in &s.hists {
-                    present[c.index(*t)] = true;
-                }
-            }
-            let labels = match unparen(arg(0)?) {
-                Expr::VectorSelector(vs) => absent_labels(vs),
-                _ => Labels::empty(),
-            };
-            let mut out = Series::new(labels, false);
-            for (i, p) in present.iter().enumerate() {
-                if !p {
-                    out.points.push((c.t(i), 1.0));
-                }
-            }
-            Ok(Val::Vector(if out.points.is_empty() {
-                Vec::new()
-            } else {
-                vec![out]
-            }))
-        }
-        "label_replace" => label::label_replace(ev, &args, c),
-        "label_join" => label::label_join(ev, &args, c),
-        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
-            sort::sort(ev, name, &args, c)
-        }
-        "histogram_quantile" => histogram::histogram_quantile(ev, &args, c),
-        "info" => info::info(ev, &args, c),
-        "histogram_fraction" => histogram::histogram_fraction(ev, &args, c),
-        "histogram_quantiles" => histogram::histogram_quantiles(ev, &args, c),
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-        | "histogram_stdvar" => {
-            // Native histograms only: float samples are ignored.
-            let v = ev.eval_vector(arg(0)?, c)?;
-            Ok(Val::Vector(match name {
-                "histogram_count" => native::per_histogram(v, |h| h.count),
-                "histogram_sum" => native::per_histogram(v, |h| h.sum),
-                "histogram_avg" => native::per_histogram(v, |h| h.sum / h.count),
-                "histogram_stddev" => native::per_histogram(v, |h| native::variance(h).sqrt()),
-                _ => native::per_histogram(v, native::variance),
-            }))
-        }
-        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
-        | "month" | "year" => date::date_fn(ev, name, args.first().copied(), c),
-        _ => math::math_fn(ev, name, &args, c),
+/// A function evaluated from its argument expressions: `(evaluator, name, args, steps)`.
+pub(crate) type CallFn = fn(&Evaluator<'_>, &str, &[&Expr], Ctx) -> Result<Val>;
+
+/// Argument `i` of a call to `name` (the parser has checked the count; this only guards).
+pub(crate) fn arg<'a>(args: &[&'a Expr], i: usize, name: &str) -> Result<&'a Expr> {
+    args.get(i)
+        .copied()
+        .ok_or_else(|| Error::bad_data(format!("missing argument {i} in call to {name}")))
+}
+
+/// The table entry of a call, or the error Argus gives for a function it does not evaluate
+/// (the parse check refuses those first; see [`crate::parse::parse`]).
+pub(crate) fn def_of(call: &Call) -> Result<&'static Def> {
+    table::lookup(call.func.name).ok_or_else(|| unsupported(call.func.name))
+}
+
+/// The error for a function `promql-parser` knows and Argus does not evaluate.
+pub(crate) fn unsupported(name: &str) -> Error {
+    let why = table::UNSUPPORTED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, why)| why);
+    if why.is_empty() {
+        Error::bad_data(format!("function {name:?} is not supported"))
+    } else {
+        Error::bad_data(format!("function {name:?} is not supported: {why}"))
     }
 }
 
+pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
+    let def = def_of(call)?;
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    match def.imp {
+        Impl::Range(kind) => {
+            let (m, params) = range_args(ev, def, kind, &args, c)?;
+            range_fn(ev, kind, m, &params, c)
+        }
+        Impl::Point(f) => math::point(ev, f, def.name, &args, c),
+        Impl::Call(f) => f(ev, def.name, &args, c),
+    }
+}
+
+/// The windowed argument of a range-vector function and its scalar parameters evaluated at
+/// every step, in the order of the table's argument types.
+fn range_args<'a>(
+    ev: &Evaluator<'_>,
+    def: &Def,
+    kind: RangeFn,
+    args: &[&'a Expr],
+    c: Ctx,
+) -> Result<(&'a Expr, Vec<Vec<f64>>)> {
+    let mi = def
+        .matrix_arg()
+        .ok_or_else(|| Error::internal(format!("BUG: {} has no range argument", def.name)))?;
+    let mut params = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if i != mi {
+            params.push(ev.eval_scalar(a, c)?);
+        }
+    }
+    if let (RangeFn::Quantile, Some(q)) = (kind, params.first()) {
+        histogram::warn_quantiles(ev, q);
+    }
+    Ok((arg(args, mi, def.name)?, params))
+}
+
 /// Runs a range-vector function over the windows of every series at every step.
-fn range_fn(ev: &Evaluator<'_>, name: &str, m: &Expr, params: &[Vec<f64>], c: Ctx) -> Result<Val> {
+fn range_fn(
+    ev: &Evaluator<'_>,
+    kind: RangeFn,
+    m: &Expr,
+    params: &[Vec<f64>],
+    c: Ctx,
+) -> Result<Val> {
     let mut out = Vec::new();
-    range_fn_each(ev, name, m, params, c, &mut |s| {
+    range_fn_each(ev, kind, m, params, c, &mut |s| {
         ev.limits.add(s.len())?;
         out.push(s);
         Ok(())
@@ -220,25 +120,15 @@ pub(crate) fn stream_range_call(
     let Expr::Call(call) = e else {
         return Ok(false);
     };
-    let name = call.func.name;
-    if RangeFn::parse(name).is_err() {
+    let Some(def) = table::lookup(call.func.name) else {
         return Ok(false);
-    }
-    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
-    let (m, params) = match (name, args.as_slice()) {
-        ("quantile_over_time", [q, m]) => {
-            let q = ev.eval_scalar(q, c)?;
-            histogram::warn_quantiles(ev, &q);
-            (*m, vec![q])
-        }
-        ("predict_linear", [m, d]) => (*m, vec![ev.eval_scalar(d, c)?]),
-        ("double_exponential_smoothing" | "holt_winters", [m, sf, tf]) => {
-            (*m, vec![ev.eval_scalar(sf, c)?, ev.eval_scalar(tf, c)?])
-        }
-        (_, [m]) => (*m, Vec::new()),
-        _ => return Ok(false),
     };
-    range_fn_each(ev, name, m, &params, c, sink)?;
+    let Impl::Range(kind) = def.imp else {
+        return Ok(false);
+    };
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let (m, params) = range_args(ev, def, kind, &args, c)?;
+    range_fn_each(ev, kind, m, &params, c, sink)?;
     Ok(true)
 }
 
@@ -246,13 +136,12 @@ pub(crate) fn stream_range_call(
 /// output series to `sink` as soon as it is complete.
 fn range_fn_each(
     ev: &Evaluator<'_>,
-    name: &str,
+    kind: RangeFn,
     m: &Expr,
     params: &[Vec<f64>],
     c: Ctx,
     sink: &mut dyn FnMut(Series) -> Result<()>,
 ) -> Result<()> {
-    let kind = RangeFn::parse(name)?;
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut buf = Vec::new();
     // Matrix selectors stream series by series from storage; subqueries are evaluated first.
@@ -472,7 +361,7 @@ fn hist_window(
 
 /// A range-vector function, resolved once per call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RangeFn {
+pub(crate) enum RangeFn {
     Rate,
     Increase,
     Delta,
@@ -523,83 +412,6 @@ impl RangeFn {
                 | Self::TsFirst
         )
     }
-
-    fn parse(name: &str) -> Result<Self> {
-        Ok(match name {
-            "rate" => Self::Rate,
-            "increase" => Self::Increase,
-            "delta" => Self::Delta,
-            "irate" => Self::Irate,
-            "idelta" => Self::Idelta,
-            "deriv" => Self::Deriv,
-            "predict_linear" => Self::PredictLinear,
-            "changes" => Self::Changes,
-            "resets" => Self::Resets,
-            "double_exponential_smoothing" | "holt_winters" => Self::Smoothing,
-            "avg_over_time" => Self::Avg,
-            "sum_over_time" => Self::Sum,
-            "min_over_time" => Self::Min,
-            "max_over_time" => Self::Max,
-            "count_over_time" => Self::Count,
-            "last_over_time" => Self::Last,
-            "first_over_time" => Self::First,
-            "present_over_time" => Self::Present,
-            "stdvar_over_time" => Self::Stdvar,
-            "stddev_over_time" => Self::Stddev,
-            "quantile_over_time" => Self::Quantile,
-            "mad_over_time" => Self::Mad,
-            "ts_of_last_over_time" => Self::TsLast,
-            "ts_of_first_over_time" => Self::TsFirst,
-            "ts_of_max_over_time" => Self::TsMax,
-            "ts_of_min_over_time" => Self::TsMin,
-            other => return Err(Error::bad_data(format!("unknown function {other:?}"))),
-        })
-    }
-}
-
-fn absent_over_time(ev: &Evaluator<'_>, m: &Expr, c: Ctx) -> Result<Val> {
-    let ri: RangeInput = ev.range_input(m, c)?;
-    let mut present = vec![false; c.n()];
-    for s in &ri.series {
-        let mut w = crate::eval::Windows::new(&s.points);
-        let mut hw = crate::eval::Windows::new(&s.hists);
-        for (i, p) in present.iter_mut().enumerate() {
-            let we = ri.window_end(c.t(i));
-            if !w.get(we, ri.range).is_empty() || !hw.get(we, ri.range).is_empty() {
-                *p = true;
-            }
-        }
-    }
-    let labels = ri.selector.as_ref().map(absent_labels).unwrap_or_default();
-    let mut out = Series::new(labels, false);
-    for (i, p) in present.iter().enumerate() {
-        if !p {
-            out.points.push((c.t(i), 1.0));
-        }
-    }
-    Ok(Val::Vector(if out.points.is_empty() {
-        Vec::new()
-    } else {
-        vec![out]
-    }))
-}
-
-/// Labels `absent()` reports: the selector's equality matchers, except names matched twice.
-fn absent_labels(vs: &VectorSelector) -> Labels {
-    let mut l = Labels::empty();
-    let mut has: Vec<&str> = Vec::new();
-    for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME {
-            continue;
-        }
-        if matches!(m.op, MatchOp::Equal) && !has.contains(&m.name.as_str()) {
-            l.set(&m.name, &m.value);
-            has.push(&m.name);
-        } else {
-            l.remove(&m.name);
-        }
-    }
-    l
 }
 
 /// Merges series that ended up with the same labels (e.g. after relabelling); fails when two

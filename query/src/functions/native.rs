@@ -3,10 +3,25 @@
 //! (Prometheus's `HistogramQuantile`/`HistogramFraction`, with exponential interpolation for
 //! standard schemas and linear interpolation for custom buckets and the zero bucket).
 
-use crate::eval::Evaluator;
-use crate::value::Series;
+use crate::error::Result;
+use crate::eval::{Ctx as EvalCtx, Evaluator};
+use crate::value::{Series, Val};
 use argus_storage::FloatHistogram;
 use argus_storage::histogram::ops::{self, Bucket};
+use promql_parser::parser::Expr;
+
+/// `histogram_count/sum/avg/stddev/stdvar`: a float per native-histogram sample (float
+/// samples are ignored).
+pub(crate) fn stat_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr], c: EvalCtx) -> Result<Val> {
+    let v = ev.eval_vector(super::arg(args, 0, name)?, c)?;
+    Ok(Val::Vector(match name {
+        "histogram_count" => per_histogram(v, |h| h.count),
+        "histogram_sum" => per_histogram(v, |h| h.sum),
+        "histogram_avg" => per_histogram(v, |h| h.sum / h.count),
+        "histogram_stddev" => per_histogram(v, |h| variance(h).sqrt()),
+        _ => per_histogram(v, variance),
+    }))
+}
 
 /// Maps every histogram point of `v` through `f` into a float point (float points dropped).
 pub(crate) fn per_histogram(v: Vec<Series>, f: impl Fn(&FloatHistogram) -> f64) -> Vec<Series> {

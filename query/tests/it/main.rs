@@ -1,4 +1,5 @@
 //! Integration tests for argus-query, one module per theme.
 
 mod engine;
+mod functions;
 mod promqltest;
