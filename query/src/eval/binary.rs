@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::value::{Series, Val};
 use argus_storage::histogram::ops;
 use argus_storage::{CounterResetHint, FloatHistogram, Label, Labels, METRIC_NAME};
-use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+use promql_parser::parser::{BinaryExpr, LabelModifier};
 use std::collections::HashMap;
 
 /// An arithmetic or comparison operator, resolved once per node.
@@ -52,7 +52,7 @@ impl ArithOp {
         })
     }
 
-    fn is_cmp(self) -> bool {
+    pub(super) fn is_cmp(self) -> bool {
         matches!(
             self,
             Self::Eq | Self::Ne | Self::Gt | Self::Lt | Self::Ge | Self::Le
@@ -238,7 +238,7 @@ fn hist_equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
 }
 
 /// Appends a result point to `s`.
-fn push_res(s: &mut Series, t: i64, r: Res) -> Result<()> {
+pub(super) fn push_res(s: &mut Series, t: i64, r: Res) -> Result<()> {
     let dup = s.points.last().is_some_and(|p| p.0 == t) || s.hists.last().is_some_and(|p| p.0 == t);
     if dup {
         return Err(Error::execution(
@@ -258,7 +258,7 @@ fn is_set_op(op: &str) -> bool {
 
 /// Per-step cursors over a vector's series: yields the series present at each step. A series
 /// whose sample at the step is a histogram is reported with a NaN value and `hist(i)` set.
-struct StepCursor {
+pub(super) struct StepCursor {
     pos: Vec<usize>,
     hpos: Vec<usize>,
     /// Per series: index into `hists` of its sample at the current step, if a histogram.
@@ -266,14 +266,14 @@ struct StepCursor {
 }
 
 impl StepCursor {
-    fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         Self {
             pos: vec![0; n],
             hpos: vec![0; n],
             at_hist: vec![None; n],
         }
     }
-    fn collect(&mut self, ss: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
+    pub(super) fn collect(&mut self, ss: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
         out.clear();
         for (i, s) in ss.iter().enumerate() {
             let p = &mut self.pos[i];
@@ -292,7 +292,7 @@ impl StepCursor {
         }
     }
     /// The operand of series `i` at the current step (`v` is its collected value).
-    fn operand<'a>(&self, ss: &'a [Series], i: usize, v: f64) -> Operand<'a> {
+    pub(super) fn operand<'a>(&self, ss: &'a [Series], i: usize, v: f64) -> Operand<'a> {
         match self.at_hist[i] {
             Some(k) => Operand::H(&ss[i].hists[k].1),
             None => Operand::F(v),
@@ -331,7 +331,7 @@ impl Sigs {
 
 /// The labels a series is matched on: `on(...)` keeps the listed labels; otherwise all labels
 /// except the `ignoring(...)` ones and the metric name.
-fn match_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
+pub(super) fn match_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
     match m {
         Some(m) => super::aggregate::labels_by_modifier(l, m),
         None => Labels::from_sorted(
@@ -526,240 +526,4 @@ impl Evaluator<'_> {
         out.extend(rout.into_iter().filter(|s| !s.is_empty()));
         Ok(out)
     }
-
-    fn vector_vector(
-        &self,
-        op: ArithOp,
-        b: &BinaryExpr,
-        lhs: Vec<Series>,
-        rhs: Vec<Series>,
-        return_bool: bool,
-        c: Ctx,
-    ) -> Result<Vec<Series>> {
-        let modifier = b.modifier.as_ref();
-        let matching = modifier.and_then(|m| m.matching.as_ref());
-        let card = modifier
-            .map(|m| m.card.clone())
-            .unwrap_or(VectorMatchCardinality::OneToOne);
-        let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
-        let include: Vec<String> = match &card {
-            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
-                l.labels.clone()
-            }
-            _ => Vec::new(),
-        };
-        let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-        let cmp = op.is_cmp();
-        // `many` is the side whose series are kept; `one` must be unique per signature.
-        let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-        let mut sigs = Sigs::new();
-        let msig: Vec<usize> = many
-            .iter()
-            .map(|s| sigs.id(match_labels(&s.labels, matching)))
-            .collect();
-        let osig: Vec<usize> = one
-            .iter()
-            .map(|s| sigs.id(match_labels(&s.labels, matching)))
-            .collect();
-        let nsig = sigs.labels.len();
-        let mut one_at: Vec<(usize, usize)> = vec![(usize::MAX, 0); nsig]; // (step, series)
-        let mut matched: Vec<usize> = vec![usize::MAX; nsig];
-        let mut inserted: HashMap<usize, Vec<usize>> = HashMap::new();
-        let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
-        // The last (one-side series, output series) of each many-side series: usually stable.
-        let mut last_pair: Vec<(usize, usize)> = vec![(usize::MAX, 0); many.len()];
-        let mut out_idx: HashMap<Labels, usize> = HashMap::new();
-        let mut out: Vec<Series> = Vec::new();
-        let (mut mc, mut oc) = (StepCursor::new(many.len()), StepCursor::new(one.len()));
-        let (mut mnow, mut onow) = (Vec::new(), Vec::new());
-        let mut one_val: Vec<f64> = vec![0.0; one.len()];
-        // fill_left applies to the "many" (kept) side, fill_right to the "one" side.
-        let fills = modifier.map(|m| m.fill_values.clone()).unwrap_or_default();
-        let (fill_many, fill_one) = (fills.lhs, fills.rhs);
-        let mut many_seen: Vec<usize> = vec![usize::MAX; nsig];
-        let mut fill_one_out: HashMap<usize, usize> = HashMap::new();
-        let mut fill_many_out: HashMap<usize, usize> = HashMap::new();
-        let empty = Labels::empty();
-        for i in 0..c.n() {
-            self.limits.check()?;
-            let t = c.t(i);
-            mc.collect(&many, t, &mut mnow);
-            oc.collect(&one, t, &mut onow);
-            if (mnow.is_empty() && fill_many.is_none()) || (onow.is_empty() && fill_one.is_none()) {
-                continue;
-            }
-            for &(j, v) in &onow {
-                let sig = osig[j];
-                if one_at[sig].0 == i {
-                    let side = if one_to_many { "left" } else { "right" };
-                    let (mut a, mut b) = (&one[j].labels, &one[one_at[sig].1].labels);
-                    if a > b {
-                        std::mem::swap(&mut a, &mut b);
-                    }
-                    return Err(Error::execution(format!(
-                        "found duplicate series for the match group {} on the {side} hand-side \
-                         of the operation: [{a}, {b}];many-to-many matching not allowed: \
-                         matching labels must be unique on one side",
-                        sigs.labels[sig]
-                    )));
-                }
-                one_at[sig] = (i, j);
-                one_val[j] = v;
-            }
-            if !inserted.is_empty() {
-                inserted.clear();
-            }
-            for &(j, mv) in &mnow {
-                let sig = msig[j];
-                many_seen[sig] = i;
-                if one_at[sig].0 != i {
-                    let Some(fv) = fill_one else {
-                        continue;
-                    };
-                    let mop = mc.operand(&many, j, mv);
-                    let (fl, fr) = if one_to_many {
-                        (Operand::F(fv), mop)
-                    } else {
-                        (mop, Operand::F(fv))
-                    };
-                    let Some(val) = self.combine(op, fl, fr, return_bool) else {
-                        continue;
-                    };
-                    let oi = *fill_one_out.entry(j).or_insert_with(|| {
-                        let labels =
-                            result_labels(&many[j].labels, &empty, matching, one_to_one, &include);
-                        let drop = !cmp || return_bool || many[j].drop_name;
-                        intern_out(&mut out, &mut out_idx, labels, drop)
-                    });
-                    push_res(&mut out[oi], t, val)?;
-                    continue;
-                }
-                let oj = one_at[sig].1;
-                let ov = one_val[oj];
-                if one_to_one {
-                    if matched[sig] == i {
-                        return Err(Error::execution(
-                            "multiple matches for labels: many-to-one matching must be explicit \
-                             (group_left/group_right)",
-                        ));
-                    }
-                    matched[sig] = i;
-                }
-                let (mop, oop) = (mc.operand(&many, j, mv), oc.operand(&one, oj, ov));
-                let (fl, fr) = if one_to_many { (oop, mop) } else { (mop, oop) };
-                let Some(val) = self.combine(op, fl, fr, return_bool) else {
-                    continue;
-                };
-                let cached = last_pair[j];
-                let oi = if cached.0 == oj {
-                    cached.1
-                } else {
-                    match pair_out.get(&(j, oj)) {
-                        Some(&o) => o,
-                        None => {
-                            let labels = result_labels(
-                                &many[j].labels,
-                                &one[oj].labels,
-                                matching,
-                                one_to_one,
-                                &include,
-                            );
-                            let drop = !cmp || return_bool || many[j].drop_name;
-                            let o = *out_idx.entry(labels.clone()).or_insert_with(|| {
-                                out.push(Series::new(labels, drop));
-                                out.len() - 1
-                            });
-                            pair_out.insert((j, oj), o);
-                            o
-                        }
-                    }
-                };
-                last_pair[j] = (oj, oi);
-                if !one_to_one {
-                    let seen = inserted.entry(sig).or_default();
-                    if seen.contains(&oi) {
-                        return Err(Error::execution(
-                            "multiple matches for labels: grouping labels must ensure unique \
-                             matches",
-                        ));
-                    }
-                    seen.push(oi);
-                }
-                push_res(&mut out[oi], t, val)?;
-            }
-            if let Some(fv) = fill_many {
-                for &(j, ov) in &onow {
-                    let sig = osig[j];
-                    if many_seen[sig] == i {
-                        continue;
-                    }
-                    let oop = oc.operand(&one, j, ov);
-                    let (fl, fr) = if one_to_many {
-                        (oop, Operand::F(fv))
-                    } else {
-                        (Operand::F(fv), oop)
-                    };
-                    let Some(val) = self.combine(op, fl, fr, return_bool) else {
-                        continue;
-                    };
-                    let oi = *fill_many_out.entry(sig).or_insert_with(|| {
-                        let labels = sigs.labels[sig].clone();
-                        let drop = !cmp || return_bool;
-                        intern_out(&mut out, &mut out_idx, labels, drop)
-                    });
-                    push_res(&mut out[oi], t, val)?;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Labels of a vector/vector result: the "many" side's labels, reduced to the matching labels
-/// for one-to-one matching, plus `group_x(...)` labels copied from the "one" side.
-fn result_labels(
-    many: &Labels,
-    one: &Labels,
-    matching: Option<&LabelModifier>,
-    one_to_one: bool,
-    include: &[String],
-) -> Labels {
-    let mut l = many.clone();
-    if one_to_one {
-        match matching {
-            Some(LabelModifier::Include(names)) => {
-                l = Labels::from_sorted(
-                    l.iter()
-                        .filter(|p| names.labels.contains(&p.name))
-                        .cloned()
-                        .collect::<Vec<Label>>(),
-                );
-            }
-            Some(LabelModifier::Exclude(names)) => {
-                for n in &names.labels {
-                    l.remove(n);
-                }
-            }
-            None => {}
-        }
-    }
-    for n in include {
-        match one.get(n) {
-            Some(v) => l.set(n, v),
-            None => l.remove(n),
-        }
-    }
-    l
-}
-
-fn intern_out(
-    out: &mut Vec<Series>,
-    idx: &mut HashMap<Labels, usize>,
-    labels: Labels,
-    drop: bool,
-) -> usize {
-    *idx.entry(labels.clone()).or_insert_with(|| {
-        out.push(Series::new(labels, drop));
-        out.len() - 1
-    })
 }

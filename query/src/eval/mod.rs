@@ -6,6 +6,7 @@
 
 mod aggregate;
 mod binary;
+mod matching;
 mod selector;
 mod subquery;
 
