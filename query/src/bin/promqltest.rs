@@ -1,4 +1,5 @@
-//! Runs Prometheus's promqltest files: `promqltest [-v] [--no-cross-check] FILE...`.
+//! Runs Prometheus's promqltest files: `promqltest [-v] [-s] [--no-cross-check] FILE...`
+//! (`cargo run -p argus-query --features promqltest --bin promqltest -- FILE...`).
 //! Prints one line per file and the totals `N passed, M failed, K skipped`.
 
 use argus_query::promqltest::{RunOptions, run_file};

@@ -467,6 +467,7 @@ pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
 }
 
 /// Parses an `le` label value as Go's `strconv.ParseFloat` does (for the test runner).
+#[cfg(feature = "promqltest")]
 pub(crate) fn parse_le(s: &str) -> Option<f64> {
     histogram::parse_go_float(s)
 }

@@ -142,6 +142,7 @@ pub(crate) fn expand(item: &str) -> Result<Vec<HistLit>, String> {
 }
 
 /// Compacts a copy: removes empty buckets and merges spans.
+#[cfg(feature = "promqltest")]
 fn compacted(h: &FloatHistogram) -> FloatHistogram {
     let mut c = h.clone();
     ops::compact(&mut c);
@@ -149,6 +150,7 @@ fn compacted(h: &FloatHistogram) -> FloatHistogram {
 }
 
 /// Histogram equality of the reference harness (FORMAT.md §5.1).
+#[cfg(feature = "promqltest")]
 pub(crate) fn approx_eq(want: &HistLit, got: &FloatHistogram, feq: fn(f64, f64) -> bool) -> bool {
     let (a, b) = (compacted(&want.h), compacted(got));
     if want.hint_given && a.counter_reset_hint != b.counter_reset_hint {

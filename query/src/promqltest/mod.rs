@@ -9,8 +9,12 @@
 
 mod hist;
 mod parse;
+#[cfg(feature = "promqltest")]
 mod run;
+#[cfg(feature = "promqltest")]
+mod script;
 
+#[cfg(feature = "promqltest")]
 pub use run::{FileReport, RunOptions, run_file, run_source};
 
 /// One value of a `load` line's sequence (`../shared/conformance/promqltest/FORMAT.md` §6–7).

@@ -1,6 +1,7 @@
 //! Executes parsed test scripts against [`MemStorage`] and compares results.
 
-use super::parse::{Cmd, Eval, Item, Load, parse_file};
+use super::parse::Item;
+use super::script::{Cmd, Eval, Load, parse_file};
 use crate::{Engine, EngineOptions, Value};
 use argus_storage::testing::MemStorage;
 use argus_storage::{Labels, MatchType, Matcher, stale_nan};
@@ -533,8 +534,8 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
 /// Checks `expect warn/info/no_warn/no_info` and `eval_warn/eval_info` (FORMAT.md §5.2).
 /// Argus's annotations carry no ` (line:column)` position, so expected texts and patterns are
 /// compared without it.
-fn check_annotations(x: &super::parse::Expect, got: &crate::Annotations) -> Result<(), String> {
-    use super::parse::AnnoMatch;
+fn check_annotations(x: &super::script::Expect, got: &crate::Annotations) -> Result<(), String> {
+    use super::script::AnnoMatch;
     let matches = |m: &Option<AnnoMatch>, a: &str| -> bool {
         match m {
             None => true,
