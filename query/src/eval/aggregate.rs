@@ -21,6 +21,31 @@ struct Acc {
 
 use crate::functions::hrange::HistAcc;
 
+/// The groups of an aggregation over a materialised input: each series' group, computed once
+/// per series, and each group's labels.
+struct Groups {
+    labels: Vec<Labels>,
+    of: Vec<usize>,
+}
+
+impl Groups {
+    fn new(input: &[Series], m: Option<&LabelModifier>) -> Self {
+        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut labels: Vec<Labels> = Vec::new();
+        let of = input
+            .iter()
+            .map(|s| {
+                let key = group_key(&s.labels, m);
+                *keys.entry(key.clone()).or_insert_with(|| {
+                    labels.push(key);
+                    labels.len() - 1
+                })
+            })
+            .collect();
+        Self { labels, of }
+    }
+}
+
 impl Evaluator<'_> {
     pub(crate) fn aggregate(&self, a: &AggregateExpr, c: Ctx) -> Result<Val> {
         let op = a.op.to_string().to_lowercase();
@@ -47,91 +72,19 @@ impl Evaluator<'_> {
             self.annos
                 .info(format!("ignored histogram in {op} aggregation"));
         }
-        // Group keys, computed once per series.
-        let mut keys: HashMap<Labels, usize> = HashMap::new();
-        let mut group_labels: Vec<Labels> = Vec::new();
-        let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
-        for s in &input {
-            let key = group_key(&s.labels, a.modifier.as_ref());
-            let next = group_labels.len();
-            let g = *keys.entry(key.clone()).or_insert_with(|| {
-                group_labels.push(key);
-                next
-            });
-            group_of.push(g);
-        }
-        let n = c.n();
+        let groups = Groups::new(&input, a.modifier.as_ref());
         let out = match op.as_str() {
             "topk" | "bottomk" | "limitk" | "limit_ratio" => {
                 let params = param_scalar.unwrap_or_default();
-                self.select_k(&op, &input, &group_of, group_labels.len(), &params, c)?
+                self.select_k(&op, &input, &groups.of, groups.labels.len(), &params, c)?
             }
             "quantile" => {
                 let params = param_scalar.unwrap_or_default();
                 crate::functions::warn_quantiles(self, &params);
-                self.limits.fits(group_labels.len().saturating_mul(n))?;
-                let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; group_labels.len()];
-                for (s, &g) in input.iter().zip(&group_of) {
-                    self.limits.check_work(s.points.len())?;
-                    for &(t, v) in &s.points {
-                        vals[g][c.index(t)].push(v);
-                    }
-                }
-                let mut out = Vec::new();
-                for (g, steps) in vals.iter_mut().enumerate() {
-                    let mut s = Series::new(group_labels[g].clone(), false);
-                    for (i, vs) in steps.iter_mut().enumerate() {
-                        if !vs.is_empty() {
-                            let q = params.get(i).copied().unwrap_or(f64::NAN);
-                            s.points.push((c.t(i), quantile(q, vs)));
-                        }
-                    }
-                    out.push(s);
-                }
-                out
+                self.quantile_by_group(&input, &groups, &params, c)?
             }
             "count_values" => {
-                let label = param_string.unwrap_or_default();
-                if !crate::functions::valid_label_name(&label) {
-                    return Err(Error::execution(format!(
-                        "invalid label name {}",
-                        crate::parse::go_quote(&label)
-                    )));
-                }
-                let mut idx: HashMap<Labels, usize> = HashMap::new();
-                let mut out: Vec<Series> = Vec::new();
-                let mut counts: Vec<Vec<f64>> = Vec::new();
-                for (s, &g) in input.iter().zip(&group_of) {
-                    self.limits.check_work(s.points.len())?;
-                    let hvals = s
-                        .hists
-                        .iter()
-                        .map(|(t, h)| (*t, crate::functions::native::histogram_string(h)));
-                    let fvals = s.points.iter().map(|&(t, v)| (t, format_float(v)));
-                    for (t, v) in fvals.chain(hvals) {
-                        let mut l = group_labels[g].clone();
-                        l.set(&label, &v);
-                        if !idx.contains_key(&l) {
-                            self.limits
-                                .fits(out.len().saturating_add(1).saturating_mul(n))?;
-                        }
-                        let k = *idx.entry(l.clone()).or_insert_with(|| {
-                            out.push(Series::new(l, false));
-                            counts.push(vec![0.0; n]);
-                            out.len() - 1
-                        });
-                        counts[k][c.index(t)] += 1.0;
-                    }
-                }
-                for (s, cs) in out.iter_mut().zip(counts) {
-                    s.points = cs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, v)| **v > 0.0)
-                        .map(|(i, v)| (c.t(i), *v))
-                        .collect();
-                }
-                out
+                self.count_values(&input, &groups, &param_string.unwrap_or_default(), c)?
             }
             other => {
                 return Err(Error::bad_data(format!(
@@ -143,6 +96,90 @@ impl Evaluator<'_> {
         let out_samples: usize = out.iter().map(|s| s.points.len()).sum();
         self.limits.add(out_samples)?;
         Ok(Val::Vector(out))
+    }
+
+    /// `quantile(φ, v)`: the φ-quantile of each group's float samples at each step.
+    fn quantile_by_group(
+        &self,
+        input: &[Series],
+        groups: &Groups,
+        params: &[f64],
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        let n = c.n();
+        self.limits.fits(groups.labels.len().saturating_mul(n))?;
+        let mut vals: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n]; groups.labels.len()];
+        for (s, &g) in input.iter().zip(&groups.of) {
+            self.limits.check_work(s.points.len())?;
+            for &(t, v) in &s.points {
+                vals[g][c.index(t)].push(v);
+            }
+        }
+        let mut out = Vec::new();
+        for (g, steps) in vals.iter_mut().enumerate() {
+            let mut s = Series::new(groups.labels[g].clone(), false);
+            for (i, vs) in steps.iter_mut().enumerate() {
+                if !vs.is_empty() {
+                    let q = params.get(i).copied().unwrap_or(f64::NAN);
+                    s.points.push((c.t(i), quantile(q, vs)));
+                }
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// `count_values("label", v)`: per group and distinct value, the number of samples with
+    /// that value at each step, the value written into `label` (floats as Prometheus formats
+    /// them, histograms in their string form).
+    fn count_values(
+        &self,
+        input: &[Series],
+        groups: &Groups,
+        label: &str,
+        c: Ctx,
+    ) -> Result<Vec<Series>> {
+        if !crate::functions::valid_label_name(label) {
+            return Err(Error::execution(format!(
+                "invalid label name {}",
+                crate::parse::go_quote(label)
+            )));
+        }
+        let n = c.n();
+        let mut idx: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        let mut counts: Vec<Vec<f64>> = Vec::new();
+        for (s, &g) in input.iter().zip(&groups.of) {
+            self.limits.check_work(s.points.len())?;
+            let hvals = s
+                .hists
+                .iter()
+                .map(|(t, h)| (*t, crate::functions::native::histogram_string(h)));
+            let fvals = s.points.iter().map(|&(t, v)| (t, format_float(v)));
+            for (t, v) in fvals.chain(hvals) {
+                let mut l = groups.labels[g].clone();
+                l.set(label, &v);
+                if !idx.contains_key(&l) {
+                    self.limits
+                        .fits(out.len().saturating_add(1).saturating_mul(n))?;
+                }
+                let k = *idx.entry(l.clone()).or_insert_with(|| {
+                    out.push(Series::new(l, false));
+                    counts.push(vec![0.0; n]);
+                    out.len() - 1
+                });
+                counts[k][c.index(t)] += 1.0;
+            }
+        }
+        for (s, cs) in out.iter_mut().zip(counts) {
+            s.points = cs
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(i, v)| (c.t(i), *v))
+                .collect();
+        }
+        Ok(out)
     }
 
     /// sum, avg, count, group, min, max, stddev, stdvar: input series are folded into dense
