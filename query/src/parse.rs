@@ -291,6 +291,29 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Any byte string written as `\xNN` escapes reads back as the same bytes: valid
+        /// UTF-8 as its characters, other bytes as their stand-in characters.
+        #[test]
+        fn byte_escapes_round_trip(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..24)) {
+            let q: String = std::iter::once("\"".to_string())
+                .chain(bytes.iter().map(|b| format!("\\x{b:02x}")))
+                .chain(std::iter::once("\"".to_string()))
+                .collect();
+            let Ok(Expr::StringLiteral(s)) = parse(&q) else {
+                panic!("{q} does not parse as a string");
+            };
+            let mut back = Vec::new();
+            for c in s.val.chars() {
+                match raw_byte(c) {
+                    Some(b) => back.push(b),
+                    None => back.extend_from_slice(c.to_string().as_bytes()),
+                }
+            }
+            proptest::prop_assert_eq!(back, bytes);
+        }
+    }
+
     #[test]
     fn selectors_split_or_alternatives() {
         let names = |g: &Vec<Matcher>| {
