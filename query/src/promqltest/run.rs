@@ -423,6 +423,9 @@ fn run_eval(st: &State, e: &Eval, opts: &RunOptions) -> Outcome {
     if let Some(why) = touches_unsupported(&expr, &st.unsupported) {
         return Outcome::Skip(why.to_string());
     }
+    // The cross-checked variants are built from the AST the engine sees (string literals
+    // decoded as Go decodes them), when Argus accepts the query.
+    let expr = crate::parse::parse(&e.query).unwrap_or(expr);
     let engine = Engine::new(st.opts.clone());
     let cancel = crate::CancelToken::new();
     let res = match e.range {
