@@ -237,45 +237,7 @@ impl Evaluator<'_> {
             .stats_selectors
             .contains(&(std::ptr::from_ref(vs) as usize));
         if groups.len() > 1 {
-            // `or`-alternatives: merge the sets by labels, dropping duplicates.
-            #[allow(clippy::type_complexity)]
-            let mut all: std::collections::BTreeMap<
-                Labels,
-                (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>),
-            > = Default::default();
-            for matchers in &groups {
-                let mut set = q.select(matchers);
-                while set.next() {
-                    self.limits.check()?;
-                    if all.contains_key(set.labels()) {
-                        continue;
-                    }
-                    let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
-                    read_samples(
-                        &mut *set.samples(),
-                        mint,
-                        maxt,
-                        keep_stale,
-                        &mut buf,
-                        &mut hbuf,
-                    )?;
-                    if stats {
-                        decode_stats(&mut hbuf);
-                    }
-                    self.limits.add(buf.len() + hbuf.len())?;
-                    all.insert(set.labels().clone(), (buf, hbuf));
-                }
-                if let Some(e) = set.err() {
-                    return Err(Error::internal(e.to_string()));
-                }
-            }
-            for (l, (buf, hbuf)) in all {
-                if !buf.is_empty() || !hbuf.is_empty() || keep_stale {
-                    f(&l, &buf, &hbuf)?;
-                }
-                self.limits.release(buf.len() + hbuf.len());
-            }
-            return Ok(());
+            return self.select_alternatives(q.as_ref(), &groups, mint, maxt, keep_stale, stats, f);
         }
         let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
         for matchers in &groups {
@@ -303,6 +265,59 @@ impl Evaluator<'_> {
             if let Some(e) = set.err() {
                 return Err(Error::internal(e.to_string()));
             }
+        }
+        Ok(())
+    }
+    /// [`Self::select_each`] for a selector with `or`-alternatives (`{a="1" or b="2"}`): the
+    /// sets of the alternatives merged by labels, a series matched twice read once, handed to
+    /// `f` in label order.
+    #[allow(clippy::too_many_arguments)]
+    fn select_alternatives(
+        &self,
+        q: &dyn argus_storage::Querier,
+        groups: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+        keep_stale: bool,
+        stats: bool,
+        f: &mut SeriesSamplesFn<'_>,
+    ) -> Result<()> {
+        #[allow(clippy::type_complexity)]
+        let mut all: std::collections::BTreeMap<
+            Labels,
+            (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>),
+        > = Default::default();
+        for matchers in groups {
+            let mut set = q.select(matchers);
+            while set.next() {
+                self.limits.check()?;
+                if all.contains_key(set.labels()) {
+                    continue;
+                }
+                let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
+                read_samples(
+                    &mut *set.samples(),
+                    mint,
+                    maxt,
+                    keep_stale,
+                    &mut buf,
+                    &mut hbuf,
+                )?;
+                if stats {
+                    decode_stats(&mut hbuf);
+                }
+                self.limits.add(buf.len() + hbuf.len())?;
+                all.insert(set.labels().clone(), (buf, hbuf));
+            }
+            if let Some(e) = set.err() {
+                return Err(Error::internal(e.to_string()));
+            }
+        }
+        for (l, (buf, hbuf)) in all {
+            if !buf.is_empty() || !hbuf.is_empty() || keep_stale {
+                f(&l, &buf, &hbuf)?;
+            }
+            self.limits.release(buf.len() + hbuf.len());
         }
         Ok(())
     }
