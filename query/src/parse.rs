@@ -56,8 +56,12 @@ pub fn parse(q: &str) -> Result<Expr> {
         }
     }
     let q = utf8_byte_escapes(q);
-    let e = promql_parser::parser::parse(&q)
-        .map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
+    // promql-parser 0.11 panics (`Duration::from_secs_f64`) on numeric durations that are not
+    // finite or do not fit (`x offset NaN`, `x[1e20]`); a query must never take a thread
+    // down, so such a panic becomes a parse error. (The default hook still prints it.)
+    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(&q))
+        .map_err(|_| Error::bad_data("parse error: duration out of range"))?;
+    let e = parsed.map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
     check_tree(&e, MAX_DEPTH)?;
     Ok(e)
 }
@@ -258,6 +262,15 @@ mod tests {
         let chain = vec!["1"; 600].join("-");
         assert!(matches!(parse(&chain), Err(e) if e.message.contains("nested too deeply")));
         assert!(parse(r#"x{a=~"((((((((((.*))))))))))+++---"}"#).is_ok());
+    }
+
+    #[test]
+    fn numeric_durations_out_of_range_are_errors() {
+        for q in ["x offset NaN", "x offset -Inf", "x offset 1e300", "x[1e20]"] {
+            let e = parse(q).unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::BadData, "{q}");
+        }
+        assert!(parse("x offset 60").is_ok());
     }
 
     #[test]
