@@ -55,10 +55,11 @@ pub fn parse(q: &str) -> Result<Expr> {
             _ => {}
         }
     }
+    check_numeric_durations(q)?;
     let q = utf8_byte_escapes(q);
     // promql-parser 0.11 panics (`Duration::from_secs_f64`) on numeric durations that are not
-    // finite or do not fit (`x offset NaN`, `x[1e20]`); a query must never take a thread
-    // down, so such a panic becomes a parse error. (The default hook still prints it.)
+    // finite or do not fit (`x offset NaN`, `x[1e20]`). `check_numeric_durations` refuses
+    // those first; should another shape reach the panic, it still becomes a parse error.
     let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(&q))
         .map_err(|_| Error::bad_data("parse error: duration out of range"))?;
     let e = parsed.map_err(|e| Error::bad_data(format!("parse error: {e}")))?;
@@ -87,6 +88,89 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>> {
         argus_storage::validate_selector(g).map_err(|e| Error::bad_data(e.to_string()))?;
     }
     Ok(groups)
+}
+
+/// Largest numeric duration accepted, in seconds (about 31 million years; promql-parser
+/// panics on non-finite ones and on those beyond about 1.8e19).
+const MAX_NUMERIC_DURATION_S: f64 = 1e15;
+
+/// Refuses numeric durations promql-parser cannot convert: a number (`NaN`, `Inf`, `1e300`)
+/// after `offset` (and an optional sign), or as a range or subquery step inside `[…]`.
+fn check_numeric_durations(q: &str) -> Result<()> {
+    let b = q.as_bytes();
+    let word = |i: usize| -> usize {
+        let mut j = i;
+        while let Some(&c) = b.get(j) {
+            let exp_sign = matches!(c, b'+' | b'-')
+                && j > i
+                && matches!(b.get(j - 1), Some(b'e' | b'E'))
+                && b.get(i).is_some_and(u8::is_ascii_digit);
+            if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || exp_sign {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        j
+    };
+    // The last significant token before the current one: `offset`, `[`, `:` (inside
+    // brackets), a sign after `offset`, or something else.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Prev {
+        DurationPlace,
+        Offset,
+        Other,
+    }
+    let (mut prev, mut brackets, mut i) = (Prev::Other, 0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    while let Some(&c) = b.get(i) {
+        if let Some(qc) = quote {
+            if c == b'\\' && qc != b'`' {
+                i += 1;
+            } else if c == qc {
+                quote = None;
+                prev = Prev::Other;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' | b'\'' | b'`' => quote = Some(c),
+            b'[' => {
+                brackets += 1;
+                prev = Prev::DurationPlace;
+            }
+            b']' => {
+                brackets = brackets.saturating_sub(1);
+                prev = Prev::Other;
+            }
+            b':' if brackets > 0 => prev = Prev::DurationPlace,
+            b'+' | b'-' if prev == Prev::Offset => prev = Prev::DurationPlace,
+            c if c.is_ascii_whitespace() => {}
+            c if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' => {
+                let end = word(i);
+                let w = q.get(i..end).unwrap_or_default();
+                if w.eq_ignore_ascii_case("offset") {
+                    prev = Prev::Offset;
+                } else {
+                    let place = matches!(prev, Prev::Offset | Prev::DurationPlace);
+                    if let Some(v) = crate::gofloat::parse(w).filter(|_| place)
+                        && (v.is_nan() || v.abs() >= MAX_NUMERIC_DURATION_S)
+                    {
+                        return Err(Error::bad_data(format!(
+                            "parse error: duration {w:?} out of range"
+                        )));
+                    }
+                    prev = Prev::Other;
+                }
+                i = end;
+                continue;
+            }
+            _ => prev = Prev::Other,
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Rewrites the byte escapes (`\xNN`, octal `\NNN`) of quoted string literals that make up
@@ -266,11 +350,30 @@ mod tests {
 
     #[test]
     fn numeric_durations_out_of_range_are_errors() {
-        for q in ["x offset NaN", "x offset -Inf", "x offset 1e300", "x[1e20]"] {
+        for q in [
+            "x offset NaN",
+            "x offset -Inf",
+            "x offset - 1e300",
+            "x OFFSET 1e300",
+            "x[1e20]",
+            "x[5m:1e300]",
+            "sum(x)[1e300:]",
+        ] {
             let e = parse(q).unwrap_err();
             assert_eq!(e.kind, crate::ErrorKind::BadData, "{q}");
+            assert!(e.message.contains("out of range"), "{q}: {}", e.message);
         }
-        assert!(parse("x offset 60").is_ok());
+        for q in [
+            "x offset 60",
+            "x[60]",
+            "x[5m:30]",
+            "x[1e6] offset -1.5e3",
+            r#"label_replace(x, "a", "[NaN", "b", ":1e300")"#,
+            "x - NaN",
+            "1e300",
+        ] {
+            assert!(parse(q).is_ok(), "{q}");
+        }
     }
 
     #[test]
