@@ -71,9 +71,10 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
                     return Err(ApiError::storage(e));
                 }
             }
-            Ok(found)
+            Ok((found, q.warnings()))
         })
         .await?;
+        let (found, mut warnings) = found;
         let mut out = String::from("[");
         for (i, l) in found.iter().take(limit).enumerate() {
             if i > 0 {
@@ -82,11 +83,9 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
             push_labels(&mut out, l);
         }
         out.push(']');
-        let warnings = if found.len() > limit {
-            vec![TRUNCATED.to_string()]
-        } else {
-            vec![]
-        };
+        if found.len() > limit {
+            warnings.push(TRUNCATED.to_string());
+        }
         Ok(success_json(&out, &warnings))
     }
     .await;

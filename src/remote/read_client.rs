@@ -9,16 +9,16 @@
 //! for the part of the range before local storage's first sample (it holds the rest).
 //! With `filter_external_labels` (the default) the external labels are added as equality
 //! matchers and removed from the answers. A failing endpoint is logged and skipped: the query
-//! answers from the rest (Prometheus returns a warning). Label names and values come from local
-//! storage only. Clients follow the current config: they are rebuilt when `remote_read:` or the
-//! external labels change.
+//! answers from the rest, with a `remote_read: …` warning ([`Querier::warnings`]), as
+//! Prometheus's fanout. Label names and values come from local storage only. Clients follow
+//! the current config: they are rebuilt when `remote_read:` or the external labels change.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
 use crate::config::ConfigState;
 use crate::config::remote_read::RemoteReadConfig;
 use crate::ingest::remote_write::Decoder;
-use crate::scrape::client::{Auth, apply_tls, install_crypto_provider};
+use crate::util::http_client::{HttpClient, error_chain};
 use argus_storage::{
     Label, Labels, MatchType, Matcher, Querier, Queryable, Result as StorageResult, SampleIterator,
     SeriesSet, SliceSampleIterator, Timestamp,
@@ -40,10 +40,9 @@ pub type RemoteSeries = Vec<(Labels, Vec<(Timestamp, f64)>)>;
 
 /// One endpoint's client.
 pub struct ReadClient {
-    http: reqwest::Client,
+    http: HttpClient,
     cfg: RemoteReadConfig,
     headers: HeaderMap,
-    auth: Auth,
     /// External labels added as matchers (empty without `filter_external_labels`).
     filter: Labels,
 }
@@ -51,19 +50,8 @@ pub struct ReadClient {
 impl ReadClient {
     /// Builds the client for `cfg` (TLS files are read now, secret files at each request).
     pub fn new(cfg: &RemoteReadConfig, external: &Labels) -> Result<ReadClient, String> {
-        install_crypto_provider();
-        let b = reqwest::Client::builder()
-            .timeout(cfg.remote_timeout.0)
-            .redirect(if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .no_proxy();
-        let b = apply_tls(b, &cfg.tls_config, &cfg.url).map_err(|e| e.to_string())?;
-        let http = b
-            .build()
-            .map_err(|e| format!("cannot build HTTP client for {}: {e}", cfg.url))?;
+        let http = HttpClient::new(&cfg.http_client(), Some(cfg.remote_timeout.0))
+            .map_err(|e| format!("remote_read {}: {e}", cfg.url))?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -88,12 +76,6 @@ impl ReadClient {
         Ok(ReadClient {
             http,
             headers,
-            auth: Auth::from_config(
-                cfg.basic_auth.as_ref(),
-                cfg.authorization.as_ref(),
-                cfg.bearer_token.as_ref(),
-                cfg.bearer_token_file.as_ref(),
-            ),
             filter: if cfg.filter_external_labels {
                 external.clone()
             } else {
@@ -174,17 +156,17 @@ impl ReadClient {
         mint: i64,
         maxt: i64,
     ) -> Result<RemoteSeries, String> {
-        if self.cfg.oauth2.is_some() {
-            return Err("oauth2 is not supported for remote_read".into());
-        }
         let (req, added) = self.request(matchers, mint, maxt);
         let body = snap::raw::Encoder::new()
             .compress_vec(&req.encode_to_vec())
             .map_err(|e| format!("cannot compress the request: {e}"))?;
         let url = &self.cfg.url;
-        let r = self.http.post(url).headers(self.headers.clone()).body(body);
-        let r = self.auth.apply(r, url).map_err(|e| e.to_string())?;
-        let mut resp = r.send().await.map_err(|e| e.to_string())?;
+        let r = self.http.post(url).await.map_err(|e| e.to_string())?;
+        let r = r.headers(self.headers.clone()).body(body);
+        let mut resp = r
+            .send()
+            .await
+            .map_err(|e| format!("error sending request: {}", error_chain(&e)))?;
         let status = resp.status();
         let mut buf = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
@@ -196,7 +178,7 @@ impl ReadClient {
         if !status.is_success() {
             let text = String::from_utf8_lossy(buf.get(..MAX_ERROR_BODY).unwrap_or(&buf));
             return Err(format!(
-                "server returned HTTP status {status}: {}",
+                "remote server {url} returned HTTP status {status}: {}",
                 text.trim()
             ));
         }
@@ -330,6 +312,7 @@ impl<L: Queryable> Queryable for Fanout<L> {
             mint,
             maxt,
             local_start,
+            warnings: parking_lot::Mutex::new(Vec::new()),
         }))
     }
 }
@@ -351,6 +334,8 @@ struct FanoutQuerier<'a> {
     mint: Timestamp,
     maxt: Timestamp,
     local_start: Timestamp,
+    /// Failures of endpoints, each once, for [`Querier::warnings`]. Lock: this mutex (short).
+    warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 impl FanoutQuerier<'_> {
@@ -378,10 +363,20 @@ impl FanoutQuerier<'_> {
         let mut out = Vec::new();
         for (i, rx, timeout) in waits {
             let name = self.clients.get(i).map_or("", |c| c.cfg.display_name());
-            match rx.recv_timeout(timeout) {
-                Ok(Ok(series)) => out.extend(series),
-                Ok(Err(e)) => tracing::warn!(remote = name, error = %e, "remote read failed"),
-                Err(_) => tracing::warn!(remote = name, "remote read timed out"),
+            let err = match rx.recv_timeout(timeout) {
+                Ok(Ok(series)) => {
+                    out.extend(series);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => "context deadline exceeded".to_string(),
+            };
+            tracing::warn!(remote = name, error = %err, "remote read failed");
+            // Prometheus's fanout turns a failed secondary into a warning of the answer.
+            let msg = format!("remote_read: {err}");
+            let mut w = self.warnings.lock();
+            if !w.contains(&msg) {
+                w.push(msg);
             }
         }
         out
@@ -404,6 +399,12 @@ impl Querier for FanoutQuerier<'_> {
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> StorageResult<Vec<String>> {
         self.local.label_values(name, matchers)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut w = self.local.warnings();
+        w.extend(self.warnings.lock().iter().cloned());
+        w
     }
 }
 
