@@ -101,14 +101,7 @@ impl AlertmanagerConfig {
                 .map_err(|e| format!("alertmanager config: {e}"))?;
         }
         for f in &self.file_sd_configs {
-            for p in &f.files {
-                let base = p.rsplit('/').next().unwrap_or(p);
-                if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
-                    return Err(format!(
-                        "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
-                    ));
-                }
-            }
+            f.validate()?;
         }
         Ok(())
     }

@@ -6,19 +6,20 @@
 //! Prometheus inlines these fields into every section that makes requests (`scrape_configs`,
 //! `remote_write`, `remote_read`, `alertmanagers`). serde's `flatten` would do that, but it
 //! buffers the values untyped, so `username: 1234` (a string to Go's YAML) fails, and errors
-//! lose their line. Instead [`http_client_config!`] declares a section's struct with these
-//! fields added, and gives it [`HttpClientConfig`] through `http_client()`.
+//! lose their line. Instead `http_client_config!` declares a section's struct with these
+//! fields added, and gives it [`HttpClientConfig`] through `http_client()`; `proxy_config!`
+//! does the same for the proxy fields, which `oauth2:` also has.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::Secret;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
-/// Declares a config struct with the HTTP client fields appended (with their defaults), a
-/// `Default` built from each field's `= default`, and `http_client()` returning them as an
-/// [`HttpClientConfig`]. Field attributes (serde's included) are kept; give the struct its
-/// `#[derive(…)]` and `#[serde(deny_unknown_fields, default)]` as usual.
-macro_rules! http_client_config {
+/// Declares a config struct with the proxy fields appended (`proxy_url`, `no_proxy`,
+/// `proxy_from_environment`, `proxy_connect_header`), a `Default` built from each field's
+/// `= default`, and `proxy()` returning them as a [`ProxyConfig`]. Field attributes (serde's
+/// included) are kept; give the struct its `#[derive(…)]` and serde attributes as usual.
+macro_rules! proxy_config {
     (
         $(#[$sm:meta])*
         $sv:vis struct $name:ident {
@@ -28,28 +29,6 @@ macro_rules! http_client_config {
         $(#[$sm])*
         $sv struct $name {
             $( $(#[$fm])* $fv $f: $t, )*
-            /// HTTP basic auth.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub basic_auth: Option<$crate::config::http_client::BasicAuth>,
-            /// `Authorization` header.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub authorization: Option<$crate::config::http_client::Authorization>,
-            /// OAuth 2.0 client credentials: a token fetched from `token_url` is sent as the
-            /// `Authorization` header.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub oauth2: Option<$crate::config::http_client::OAuth2Config>,
-            /// Deprecated spelling of `authorization: {credentials: …}`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub bearer_token: Option<$crate::config::Secret>,
-            /// Deprecated spelling of `authorization: {credentials_file: …}`.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pub bearer_token_file: Option<String>,
-            /// TLS options.
-            pub tls_config: $crate::config::http_client::TlsConfig,
-            /// Follow HTTP redirects (true).
-            pub follow_redirects: bool,
-            /// Allow HTTP/2 (true).
-            pub enable_http2: bool,
             /// Proxy for every request (its password is shown as `xxxxx`).
             #[serde(
                 skip_serializing_if = "Option::is_none",
@@ -64,26 +43,73 @@ macro_rules! http_client_config {
             pub proxy_from_environment: bool,
             /// Headers sent to the proxy (values are secrets).
             #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-            pub proxy_connect_header: std::collections::BTreeMap<String, Vec<$crate::config::Secret>>,
+            pub proxy_connect_header:
+                std::collections::BTreeMap<String, Vec<$crate::config::Secret>>,
         }
 
         impl Default for $name {
             fn default() -> Self {
                 Self {
                     $( $f: $d, )*
-                    basic_auth: None,
-                    authorization: None,
-                    oauth2: None,
-                    bearer_token: None,
-                    bearer_token_file: None,
-                    tls_config: Default::default(),
-                    follow_redirects: true,
-                    enable_http2: true,
                     proxy_url: None,
                     no_proxy: None,
                     proxy_from_environment: false,
                     proxy_connect_header: Default::default(),
                 }
+            }
+        }
+
+        impl $name {
+            /// The proxy options of this section.
+            pub fn proxy(&self) -> $crate::config::http_client::ProxyConfig {
+                $crate::config::http_client::ProxyConfig {
+                    url: self.proxy_url.clone(),
+                    no_proxy: self.no_proxy.clone(),
+                    from_environment: self.proxy_from_environment,
+                    connect_header: self.proxy_connect_header.clone(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use proxy_config;
+
+/// Declares a config struct with the HTTP client fields appended (through `proxy_config!`,
+/// so with their defaults and `proxy()`), and `http_client()` returning them as an
+/// [`HttpClientConfig`].
+macro_rules! http_client_config {
+    (
+        $(#[$sm:meta])*
+        $sv:vis struct $name:ident {
+            $( $(#[$fm:meta])* $fv:vis $f:ident : $t:ty = $d:expr ),* $(,)?
+        }
+    ) => {
+        $crate::config::http_client::proxy_config! {
+            $(#[$sm])*
+            $sv struct $name {
+                $( $(#[$fm])* $fv $f: $t = $d, )*
+                /// HTTP basic auth.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub basic_auth: Option<$crate::config::http_client::BasicAuth> = None,
+                /// `Authorization` header.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub authorization: Option<$crate::config::http_client::Authorization> = None,
+                /// OAuth 2.0 client credentials: a token fetched from `token_url` is sent as
+                /// the `Authorization` header.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub oauth2: Option<$crate::config::http_client::OAuth2Config> = None,
+                /// Deprecated spelling of `authorization: {credentials: …}`.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub bearer_token: Option<$crate::config::Secret> = None,
+                /// Deprecated spelling of `authorization: {credentials_file: …}`.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub bearer_token_file: Option<String> = None,
+                /// TLS options.
+                pub tls_config: $crate::config::http_client::TlsConfig = Default::default(),
+                /// Follow HTTP redirects (true).
+                pub follow_redirects: bool = true,
+                /// Allow HTTP/2 (true).
+                pub enable_http2: bool = true,
             }
         }
 
@@ -159,43 +185,32 @@ impl Authorization {
     }
 }
 
-/// `oauth2:` (the client-credentials grant).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OAuth2Config {
-    /// Client id (required).
-    pub client_id: String,
-    /// Client secret (inline).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<Secret>,
-    /// Client secret read from a file (re-read at each request; a change fetches a new token).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret_file: Option<String>,
-    /// Scopes asked for.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<String>,
-    /// Token endpoint (required).
-    pub token_url: String,
-    /// Extra form parameters of the token request.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub endpoint_params: BTreeMap<String, String>,
-    /// TLS options towards the token endpoint.
-    pub tls_config: TlsConfig,
-    /// Proxy towards the token endpoint.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_proxy_url"
-    )]
-    pub proxy_url: Option<String>,
-    /// Hosts reached without `proxy_url`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_proxy: Option<String>,
-    /// Use the proxy of the environment.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub proxy_from_environment: bool,
-    /// Headers sent to the proxy.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
+proxy_config! {
+    /// `oauth2:` (the client-credentials grant), with its own TLS and proxy options for the
+    /// token requests.
+    #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct OAuth2Config {
+        /// Client id (required).
+        pub client_id: String = String::new(),
+        /// Client secret (inline).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub client_secret: Option<Secret> = None,
+        /// Client secret read from a file (re-read at each request; a change fetches a new
+        /// token).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub client_secret_file: Option<String> = None,
+        /// Scopes asked for.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub scopes: Vec<String> = Vec::new(),
+        /// Token endpoint (required).
+        pub token_url: String = String::new(),
+        /// Extra form parameters of the token request.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        pub endpoint_params: BTreeMap<String, String> = BTreeMap::new(),
+        /// TLS options towards the token endpoint.
+        pub tls_config: TlsConfig = TlsConfig::default(),
+    }
 }
 
 /// A TLS protocol version (`TLS12`, `TLS13`; Go's `TLS10` and `TLS11` parse but rustls cannot
@@ -375,16 +390,6 @@ impl ProxyConfig {
 }
 
 impl HttpClientConfig {
-    /// The proxy options.
-    pub fn proxy(&self) -> ProxyConfig {
-        ProxyConfig {
-            url: self.proxy_url.clone(),
-            no_proxy: self.no_proxy.clone(),
-            from_environment: self.proxy_from_environment,
-            connect_header: self.proxy_connect_header.clone(),
-        }
-    }
-
     /// Prometheus's `HTTPClientConfig.Validate` (same checks, same messages), plus the TLS and
     /// proxy checks Prometheus runs when it parses those parts.
     pub fn validate(&self) -> Result<(), String> {
@@ -482,16 +487,33 @@ impl HttpClientConfig {
     }
 }
 
-impl OAuth2Config {
-    /// The proxy options of the token requests.
-    pub fn proxy(&self) -> ProxyConfig {
-        ProxyConfig {
-            url: self.proxy_url.clone(),
-            no_proxy: self.no_proxy.clone(),
-            from_environment: self.proxy_from_environment,
-            connect_header: self.proxy_connect_header.clone(),
+/// Checks a remote endpoint of `section` (`remote_read`, `remote_write`): `url` is set and
+/// http(s), and `headers` overrides none of the `reserved` ones (lower-case names).
+pub fn validate_endpoint(
+    section: &str,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    reserved: &[&str],
+) -> Result<(), String> {
+    if url.is_empty() {
+        return Err(format!("url for {section} is empty"));
+    }
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        Ok(u) => {
+            return Err(format!(
+                "{section} url {url:?}: unsupported scheme {:?}",
+                u.scheme()
+            ));
+        }
+        Err(e) => return Err(format!("{section} url {url:?}: {e}")),
+    }
+    for h in headers.keys() {
+        if reserved.contains(&h.to_ascii_lowercase().as_str()) {
+            return Err(format!("{h} is a reserved header. It must not be changed"));
         }
     }
+    Ok(())
 }
 
 /// `url` with its password replaced by `xxxxx`, as Prometheus shows a proxy URL.

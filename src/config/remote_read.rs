@@ -51,24 +51,7 @@ impl RemoteReadConfig {
     /// Checks one entry.
     pub fn validate(&self) -> Result<(), String> {
         let url = &self.url;
-        if url.is_empty() {
-            return Err("url for remote_read is empty".into());
-        }
-        match reqwest::Url::parse(url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(u) => {
-                return Err(format!(
-                    "remote_read url {url:?}: unsupported scheme {:?}",
-                    u.scheme()
-                ));
-            }
-            Err(e) => return Err(format!("remote_read url {url:?}: {e}")),
-        }
-        for h in self.headers.keys() {
-            if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                return Err(format!("{h} is a reserved header. It must not be changed"));
-            }
-        }
+        super::http_client::validate_endpoint("remote_read", url, &self.headers, RESERVED_HEADERS)?;
         self.http_client().validate()?;
         if self.remote_timeout.0.is_zero() {
             return Err(format!(

@@ -147,27 +147,12 @@ impl RemoteWriteConfig {
     /// Checks one entry.
     pub fn validate(&self) -> Result<(), String> {
         let url = &self.url;
-        if url.is_empty() {
-            return Err("url for remote_write is empty".into());
-        }
-        match reqwest::Url::parse(url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(u) => {
-                return Err(format!(
-                    "remote_write url {url:?}: unsupported scheme {:?}",
-                    u.scheme()
-                ));
-            }
-            Err(e) => return Err(format!("remote_write url {url:?}: {e}")),
-        }
-        for h in self.headers.keys() {
-            if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                return Err(format!("{h} is a reserved header. It must not be changed"));
-            }
-        }
-        for r in &self.write_relabel_configs {
-            r.validate()?;
-        }
+        super::http_client::validate_endpoint(
+            "remote_write",
+            url,
+            &self.headers,
+            RESERVED_HEADERS,
+        )?;
         self.http_client().validate()?;
         let q = &self.queue_config;
         if q.min_shards == 0 || q.max_shards < q.min_shards {

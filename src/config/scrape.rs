@@ -281,14 +281,7 @@ impl ScrapeConfig {
             k.validate().map_err(|e| format!("job {job:?}: {e}"))?;
         }
         for f in &self.file_sd_configs {
-            for p in &f.files {
-                let base = p.rsplit('/').next().unwrap_or(p);
-                if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
-                    return Err(format!(
-                        "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
-                    ));
-                }
-            }
+            f.validate()?;
         }
         Ok(())
     }
@@ -322,6 +315,21 @@ impl Default for FileSdConfig {
             files: Vec::new(),
             refresh_interval: PromDuration(std::time::Duration::from_secs(300)),
         }
+    }
+}
+
+impl FileSdConfig {
+    /// Every file pattern names a JSON or YAML file (Prometheus's message).
+    pub fn validate(&self) -> Result<(), String> {
+        for p in &self.files {
+            let base = p.rsplit('/').next().unwrap_or(p);
+            if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
+                return Err(format!(
+                    "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

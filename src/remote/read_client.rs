@@ -24,7 +24,7 @@ use argus_storage::{
     SeriesSet, SliceSampleIterator, Timestamp,
 };
 use prost::Message;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,27 +52,15 @@ impl ReadClient {
     pub fn new(cfg: &RemoteReadConfig, external: &Labels) -> Result<ReadClient, String> {
         let http = HttpClient::new(&cfg.http_client(), Some(cfg.remote_timeout.0))
             .map_err(|e| format!("remote_read {}: {e}", cfg.url))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(
-            reqwest::header::USER_AGENT,
-            HeaderValue::from_static(concat!("Argus/", env!("CARGO_PKG_VERSION"))),
-        );
-        headers.insert(
-            HeaderName::from_static("x-prometheus-remote-read-version"),
-            HeaderValue::from_static("0.1.0"),
-        );
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| format!("remote_read header {k:?}: {e}"))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| format!("remote_read header {k:?}: {e}"))?;
-            headers.insert(name, value);
-        }
+        let headers = crate::util::http_client::headers(
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "snappy"),
+                ("x-prometheus-remote-read-version", "0.1.0"),
+            ],
+            &cfg.headers,
+        )
+        .map_err(|e| format!("remote_read {}: {e}", cfg.url))?;
         Ok(ReadClient {
             http,
             headers,

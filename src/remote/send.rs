@@ -3,7 +3,7 @@
 
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::util::http_client::HttpClient;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use std::time::Duration;
 
 /// Longest `Retry-After` honoured.
@@ -38,7 +38,6 @@ impl Sender {
     pub fn new(cfg: &RemoteWriteConfig) -> Result<Sender, String> {
         let http = HttpClient::new(&cfg.http_client(), Some(cfg.remote_timeout.0))
             .map_err(|e| format!("remote_write {}: {e}", cfg.url))?;
-        let mut headers = HeaderMap::new();
         let (ct, version) = match cfg.protobuf_message {
             ProtobufMessage::V1 => ("application/x-protobuf", "0.1.0"),
             ProtobufMessage::V2 => (
@@ -46,23 +45,15 @@ impl Sender {
                 "2.0.0",
             ),
         };
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(
-            reqwest::header::USER_AGENT,
-            HeaderValue::from_static(concat!("Argus/", env!("CARGO_PKG_VERSION"))),
-        );
-        headers.insert(
-            HeaderName::from_static("x-prometheus-remote-write-version"),
-            HeaderValue::from_static(version),
-        );
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| format!("remote_write header {k:?}: {e}"))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| format!("remote_write header {k:?}: {e}"))?;
-            headers.insert(name, value);
-        }
+        let headers = crate::util::http_client::headers(
+            &[
+                ("content-type", ct),
+                ("content-encoding", "snappy"),
+                ("x-prometheus-remote-write-version", version),
+            ],
+            &cfg.headers,
+        )
+        .map_err(|e| format!("remote_write {}: {e}", cfg.url))?;
         Ok(Sender {
             http,
             url: cfg.url.clone(),

@@ -33,6 +33,9 @@ pub enum Error {
     /// The proxy options could not be used.
     #[error("invalid proxy configuration: {0}")]
     Proxy(String),
+    /// A configured header is not valid HTTP.
+    #[error("invalid header {0}")]
+    Header(String),
     /// reqwest refused the options.
     #[error("cannot build HTTP client: {0}")]
     Build(String),
@@ -53,8 +56,7 @@ pub fn install_crypto_provider() {
 /// A client builder with `cfg`'s redirects, HTTP/2, proxy and TLS applied (TLS files are read
 /// now). Callers add their timeouts and pool settings.
 pub fn builder(cfg: &HttpClientConfig) -> Result<reqwest::ClientBuilder, Error> {
-    install_crypto_provider();
-    let mut b = reqwest::Client::builder().redirect(if cfg.follow_redirects {
+    let mut b = base_builder(&cfg.proxy(), &cfg.tls_config)?.redirect(if cfg.follow_redirects {
         reqwest::redirect::Policy::limited(10)
     } else {
         reqwest::redirect::Policy::none()
@@ -62,8 +64,14 @@ pub fn builder(cfg: &HttpClientConfig) -> Result<reqwest::ClientBuilder, Error> 
     if !cfg.enable_http2 {
         b = b.http1_only();
     }
-    b = apply_proxy(b, &cfg.proxy())?;
-    apply_tls(b, &cfg.tls_config)
+    Ok(b)
+}
+
+/// A client builder with a proxy and TLS (what the OAuth 2.0 token requests use).
+pub fn base_builder(proxy: &ProxyConfig, tls: &TlsConfig) -> Result<reqwest::ClientBuilder, Error> {
+    install_crypto_provider();
+    let b = apply_proxy(reqwest::Client::builder(), proxy)?;
+    apply_tls(b, tls)
 }
 
 /// A built client and its credentials: what remote write, remote read and the notifier keep.
@@ -92,6 +100,32 @@ impl HttpClient {
     pub async fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, Error> {
         self.auth.apply(self.client.post(url)).await
     }
+}
+
+/// Argus's `User-Agent`.
+pub const USER_AGENT: &str = concat!("Argus/", env!("CARGO_PKG_VERSION"));
+
+/// Request headers: `fixed` (lower-case names; Argus's `User-Agent` is added), then the
+/// configured `extra` ones (a section's `headers:`, whose reserved names validation refused).
+pub fn headers(
+    fixed: &[(&'static str, &'static str)],
+    extra: &std::collections::BTreeMap<String, String>,
+) -> Result<HeaderMap, Error> {
+    let mut h = HeaderMap::new();
+    h.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
+    for (k, v) in fixed {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    for (k, v) in extra {
+        let bad = |e: &dyn std::fmt::Display| Error::Header(format!("{k:?}: {e}"));
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| bad(&e))?;
+        let value = HeaderValue::from_str(v).map_err(|e| bad(&e))?;
+        h.insert(name, value);
+    }
+    Ok(h)
 }
 
 /// Applies the proxy options: a fixed proxy (with `no_proxy` exceptions and CONNECT headers),

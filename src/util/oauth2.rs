@@ -59,16 +59,8 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     /// A source for `cfg` (TLS files are read now); `timeout` bounds each token request.
     pub fn new(cfg: &OAuth2Config, timeout: Option<Duration>) -> Result<Self, Error> {
-        let proxy_only = crate::config::http_client::HttpClientConfig {
-            proxy_url: cfg.proxy_url.clone(),
-            no_proxy: cfg.no_proxy.clone(),
-            proxy_from_environment: cfg.proxy_from_environment,
-            proxy_connect_header: cfg.proxy_connect_header.clone(),
-            tls_config: cfg.tls_config.clone(),
-            // Go's oauth2 client follows redirects.
-            ..Default::default()
-        };
-        let b = super::http_client::builder(&proxy_only)?
+        // Go's oauth2 client follows redirects (reqwest's default policy, 10 at most).
+        let b = super::http_client::base_builder(&cfg.proxy(), &cfg.tls_config)?
             .timeout(timeout.unwrap_or(DEFAULT_TIMEOUT))
             .pool_max_idle_per_host(1);
         let client = b.build().map_err(|e| Error::Build(error_chain(&e)))?;
@@ -160,7 +152,7 @@ impl TokenSource {
             .client
             .post(&self.cfg.token_url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(USER_AGENT, concat!("Argus/", env!("CARGO_PKG_VERSION")))
+            .header(USER_AGENT, super::http_client::USER_AGENT)
             .body(self.form(secret, in_params)?);
         if !in_params {
             let esc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
