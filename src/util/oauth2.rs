@@ -182,10 +182,11 @@ impl TokenSource {
                 String::from_utf8_lossy(&body).trim()
             )));
         }
-        let (access, kind, expires_in) = parse_token(&ct, &body)?;
+        let t = parse_token(&ct, &body)?;
         Ok(Token {
-            header: format!("{} {access}", token_type(&kind)),
-            renew_at: expires_in
+            header: format!("{} {}", token_type(&t.token_type), t.access_token),
+            renew_at: t
+                .expires_in
                 .filter(|s| *s > 0)
                 .map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_DELTA)),
             secret: secret.to_string(),
@@ -193,9 +194,20 @@ impl TokenSource {
     }
 }
 
-/// `(access_token, token_type, expires_in)` of a token answer: JSON, or a form for
-/// `application/x-www-form-urlencoded` and `text/plain` (as Go's `oauth2`).
-fn parse_token(content_type: &str, body: &[u8]) -> Result<(String, String, Option<u64>), Error> {
+/// What a token endpoint answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenAnswer {
+    /// `access_token` (never empty).
+    pub access_token: String,
+    /// `token_type` as sent (may be empty).
+    pub token_type: String,
+    /// `expires_in`, seconds, when given as a non-negative integer.
+    pub expires_in: Option<u64>,
+}
+
+/// Decodes a token answer (untrusted): JSON, or a form for `application/x-www-form-urlencoded`
+/// and `text/plain` (as Go's `oauth2`). An answer without `access_token` is an error.
+pub fn parse_token(content_type: &str, body: &[u8]) -> Result<TokenAnswer, Error> {
     let mime = content_type
         .split(';')
         .next()
@@ -227,7 +239,11 @@ fn parse_token(content_type: &str, body: &[u8]) -> Result<(String, String, Optio
     if access.is_empty() {
         return Err(Error::OAuth2("server response missing access_token".into()));
     }
-    Ok((access, kind, expires))
+    Ok(TokenAnswer {
+        access_token: access,
+        token_type: kind,
+        expires_in: expires,
+    })
 }
 
 /// The scheme for a `token_type`, as Go's `Token.Type`.
@@ -252,7 +268,9 @@ mod tests {
     fn token_answers() {
         let check = |ct: &str, body: &str, want: Option<(&str, &str, Option<u64>)>| {
             let got = parse_token(ct, body.as_bytes()).ok();
-            let got = got.as_ref().map(|(a, k, e)| (a.as_str(), k.as_str(), *e));
+            let got = got
+                .as_ref()
+                .map(|t| (t.access_token.as_str(), t.token_type.as_str(), t.expires_in));
             assert_eq!(got, want, "{ct} {body}");
         };
         check(
@@ -308,5 +326,34 @@ mod tests {
         cfg.endpoint_params.insert("scope".into(), "c".into());
         let src = TokenSource::new(&cfg, None).unwrap();
         assert!(matches!(src.form("", false), Err(Error::OAuth2(m)) if m.contains("\"scope\"")));
+    }
+
+    proptest::proptest! {
+        /// Whatever the endpoint sends as JSON or as a form decodes back to it.
+        #[test]
+        fn token_answers_round_trip(
+            access in "[ -~]{1,40}",
+            kind in "[ -~]{0,10}",
+            expires in proptest::option::of(0u64..1 << 40),
+        ) {
+            let want = TokenAnswer {
+                access_token: access.clone(),
+                token_type: kind.clone(),
+                expires_in: expires,
+            };
+            let mut json = serde_json::json!({"access_token": access, "token_type": kind});
+            if let Some(e) = expires {
+                json["expires_in"] = e.into();
+            }
+            let got = parse_token("application/json", json.to_string().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&got, &want);
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("access_token", &access).append_pair("token_type", &kind);
+            if let Some(e) = expires {
+                form.append_pair("expires_in", &e.to_string());
+            }
+            let got = parse_token("text/plain; charset=utf-8", form.finish().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&got, &want);
+        }
     }
 }
