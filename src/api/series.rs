@@ -93,14 +93,15 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
 }
 
 /// Union over the `match[]` sets (or all series) of `f(querier, matchers, limit + 1)`: the
-/// first `limit + 1` strings, so the caller can tell whether the answer was truncated.
+/// first `limit + 1` strings, so the caller can tell whether the answer was truncated, and the
+/// storage's warnings.
 async fn collect_strings(
     state: &SharedState,
     p: &Params,
     f: impl Fn(&dyn argus_storage::Querier, &[Matcher], usize) -> argus_storage::Result<Vec<String>>
     + Send
     + 'static,
-) -> Result<BTreeSet<String>, ApiError> {
+) -> Result<(BTreeSet<String>, Vec<String>), ApiError> {
     let (start, end) = time_range(p)?;
     let want = p.limit()?.saturating_add(1);
     let mut sets = p.selectors()?;
@@ -120,7 +121,7 @@ async fn collect_strings(
                 out.pop_last();
             }
         }
-        Ok(out)
+        Ok((out, q.warnings()))
     })
     .await
 }
@@ -130,8 +131,10 @@ pub async fn labels(State(state): State<SharedState>, req: Request) -> Response 
     let result = async {
         let p = read_params(req).await?;
         let limit = p.limit()?;
-        let names = collect_strings(&state, &p, |q, m, n| q.label_names_limited(m, n)).await?;
-        let (data, warnings) = render_strings(&names, limit);
+        let (names, mut warnings) =
+            collect_strings(&state, &p, |q, m, n| q.label_names_limited(m, n)).await?;
+        let (data, truncated) = render_strings(&names, limit);
+        warnings.extend(truncated);
         Ok(success_json(&data, &warnings))
     }
     .await;
@@ -150,11 +153,12 @@ pub async fn label_values(
         }
         let p = read_params(req).await?;
         let limit = p.limit()?;
-        let values = collect_strings(&state, &p, move |q, m, n| {
+        let (values, mut warnings) = collect_strings(&state, &p, move |q, m, n| {
             q.label_values_limited(&name, m, n)
         })
         .await?;
-        let (data, warnings) = render_strings(&values, limit);
+        let (data, truncated) = render_strings(&values, limit);
+        warnings.extend(truncated);
         Ok(success_json(&data, &warnings))
     }
     .await;

@@ -10,7 +10,8 @@
 //! With `filter_external_labels` (the default) the external labels are added as equality
 //! matchers and removed from the answers. A failing endpoint is logged and skipped: the query
 //! answers from the rest, with a `remote_read: …` warning ([`Querier::warnings`]), as
-//! Prometheus's fanout. Label names and values come from local storage only. Clients follow
+//! Prometheus's fanout. Label names and values come from local storage only (with a `not
+//! implemented` warning per endpoint, as Prometheus). Clients follow
 //! the current config: they are rebuilt when `remote_read:` or the external labels change.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -371,6 +372,26 @@ impl FanoutQuerier<'_> {
     }
 }
 
+impl FanoutQuerier<'_> {
+    /// Label names and values come from local storage only: as Prometheus's remote read
+    /// querier, each endpoint that covers the range says so with a `not implemented` warning
+    /// (once per querier).
+    fn labels_not_implemented(&self) {
+        let mut w = self.warnings.lock();
+        if w.iter().any(|m| m == NOT_IMPLEMENTED) {
+            return;
+        }
+        for c in self.clients.iter() {
+            if c.range(self.mint, self.maxt, self.local_start).is_some() {
+                w.push(NOT_IMPLEMENTED.to_string());
+            }
+        }
+    }
+}
+
+/// The warning of a label query that remote read endpoints cannot answer (Prometheus's text).
+const NOT_IMPLEMENTED: &str = "not implemented";
+
 impl Querier for FanoutQuerier<'_> {
     fn select(&self, matchers: &[Matcher]) -> Box<dyn SeriesSet + '_> {
         let remote = self.remote(matchers);
@@ -382,11 +403,32 @@ impl Querier for FanoutQuerier<'_> {
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
         self.local.label_names(matchers)
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
         self.local.label_values(name, matchers)
+    }
+
+    fn label_names_limited(
+        &self,
+        matchers: &[Matcher],
+        limit: usize,
+    ) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
+        self.local.label_names_limited(matchers, limit)
+    }
+
+    fn label_values_limited(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        limit: usize,
+    ) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
+        self.local.label_values_limited(name, matchers, limit)
     }
 
     fn warnings(&self) -> Vec<String> {

@@ -436,6 +436,19 @@ fn failing_remote_read_endpoints_become_warnings_of_a_local_answer() {
     assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
     let v = check(&format!("/api/v1/series?match[]={}", enc("hc_local")));
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    // Label names and values come from local storage, each endpoint saying so (Prometheus's
+    // remote read querier answers "not implemented").
+    for path in ["/api/v1/labels", "/api/v1/label/job/values"] {
+        let v = a.get(path).json();
+        assert_eq!(v["status"], "success", "{v}");
+        assert_eq!(
+            v["warnings"],
+            serde_json::json!(["not implemented", "not implemented"]),
+            "{path}: {v}"
+        );
+    }
+    let v = a.get("/api/v1/label/job/values").json();
+    assert_eq!(v["data"], serde_json::json!(["x"]), "{v}");
     // The failing endpoint was asked with its credentials.
     let asked = down.seen();
     assert!(!asked.is_empty());
