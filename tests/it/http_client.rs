@@ -461,3 +461,51 @@ fn failing_remote_read_endpoints_become_warnings_of_a_local_answer() {
     let r = a.get("/api/v1/query?query=vector(1)");
     assert!(r.json().get("warnings").is_none(), "{}", r.text());
 }
+
+#[test]
+fn scrapes_go_through_proxy_url_with_their_credentials() {
+    let target = Server::start(|_| {
+        reply(
+            200,
+            "text/plain; version=0.0.4",
+            b"# TYPE hc_scraped gauge\nhc_scraped 7\n",
+        )
+    });
+    let proxy = Server::start(forward);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "scrape_configs:\n  - job_name: via-proxy\n    scrape_interval: 1s\n    \
+             proxy_url: http://{}\n    authorization: {{credentials: scrape-tok}}\n    \
+             static_configs: [{{targets: ['{}']}}]\n",
+            proxy.addr, target.addr
+        ),
+    )
+    .unwrap();
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &[&format!("--config.file={}", cfg.display())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = a.get("/api/v1/query?query=hc_scraped").json();
+        if v["data"]["result"][0]["value"][1] == "7" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never scraped: {v}\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let via_proxy = proxy.seen();
+    assert!(!via_proxy.is_empty());
+    let want = format!("GET http://{}/metrics HTTP/1.1", target.addr);
+    assert!(via_proxy.iter().all(|r| r.line == want), "{via_proxy:?}");
+    let got = target.seen();
+    assert!(!got.is_empty());
+    assert!(
+        got.iter()
+            .all(|r| r.header("authorization") == Some("Bearer scrape-tok")),
+        "{got:?}"
+    );
+}
