@@ -298,7 +298,15 @@ impl Engine {
             Val::Matrix(ss) => Val::Matrix(finish(ss, true)?),
             other => other,
         };
-        Ok((v, ev.annos.take()))
+        let mut annos = ev.annos.take();
+        // Storage warnings (a failed remote read endpoint) come first, as in Prometheus.
+        if let Some(q) = &ev.querier {
+            let mut w = q.warnings();
+            w.retain(|m| !annos.warnings.contains(m));
+            w.append(&mut annos.warnings);
+            annos.warnings = w;
+        }
+        Ok((v, annos))
     }
 }
 

@@ -71,9 +71,10 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
                     return Err(ApiError::storage(e));
                 }
             }
-            Ok(found)
+            Ok((found, q.warnings()))
         })
         .await?;
+        let (found, mut warnings) = found;
         let mut out = String::from("[");
         for (i, l) in found.iter().take(limit).enumerate() {
             if i > 0 {
@@ -82,11 +83,9 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
             push_labels(&mut out, l);
         }
         out.push(']');
-        let warnings = if found.len() > limit {
-            vec![TRUNCATED.to_string()]
-        } else {
-            vec![]
-        };
+        if found.len() > limit {
+            warnings.push(TRUNCATED.to_string());
+        }
         Ok(success_json(&out, &warnings))
     }
     .await;
@@ -94,14 +93,15 @@ pub async fn series(State(state): State<SharedState>, req: Request) -> Response 
 }
 
 /// Union over the `match[]` sets (or all series) of `f(querier, matchers, limit + 1)`: the
-/// first `limit + 1` strings, so the caller can tell whether the answer was truncated.
+/// first `limit + 1` strings, so the caller can tell whether the answer was truncated, and the
+/// storage's warnings.
 async fn collect_strings(
     state: &SharedState,
     p: &Params,
     f: impl Fn(&dyn argus_storage::Querier, &[Matcher], usize) -> argus_storage::Result<Vec<String>>
     + Send
     + 'static,
-) -> Result<BTreeSet<String>, ApiError> {
+) -> Result<(BTreeSet<String>, Vec<String>), ApiError> {
     let (start, end) = time_range(p)?;
     let want = p.limit()?.saturating_add(1);
     let mut sets = p.selectors()?;
@@ -121,7 +121,7 @@ async fn collect_strings(
                 out.pop_last();
             }
         }
-        Ok(out)
+        Ok((out, q.warnings()))
     })
     .await
 }
@@ -131,8 +131,10 @@ pub async fn labels(State(state): State<SharedState>, req: Request) -> Response 
     let result = async {
         let p = read_params(req).await?;
         let limit = p.limit()?;
-        let names = collect_strings(&state, &p, |q, m, n| q.label_names_limited(m, n)).await?;
-        let (data, warnings) = render_strings(&names, limit);
+        let (names, mut warnings) =
+            collect_strings(&state, &p, |q, m, n| q.label_names_limited(m, n)).await?;
+        let (data, truncated) = render_strings(&names, limit);
+        warnings.extend(truncated);
         Ok(success_json(&data, &warnings))
     }
     .await;
@@ -151,11 +153,12 @@ pub async fn label_values(
         }
         let p = read_params(req).await?;
         let limit = p.limit()?;
-        let values = collect_strings(&state, &p, move |q, m, n| {
+        let (values, mut warnings) = collect_strings(&state, &p, move |q, m, n| {
             q.label_values_limited(&name, m, n)
         })
         .await?;
-        let (data, warnings) = render_strings(&values, limit);
+        let (data, truncated) = render_strings(&values, limit);
+        warnings.extend(truncated);
         Ok(success_json(&data, &warnings))
     }
     .await;

@@ -1,12 +1,12 @@
 //! The `alerting:` section: where the notifier sends alerts.
 //!
 //! Field names, defaults and validation messages follow Prometheus's `alerting` /
-//! `alertmanager_config`. The HTTP client options reuse the scrape config's types
-//! (`basic_auth`, `authorization`, `tls_config`); secrets are echoed as `<secret>`.
+//! `alertmanager_config`. The HTTP client options are the common ones
+//! (`super::http_client`); secrets are echoed as `<secret>`.
 
 use super::PromDuration;
 use super::relabel::RelabelConfig;
-use super::scrape::{Authorization, BasicAuth, FileSdConfig, StaticConfig, TlsConfig};
+use super::scrape::{FileSdConfig, StaticConfig};
 use crate::config::kubernetes::KubernetesSdConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
@@ -23,73 +23,34 @@ pub struct AlertingConfig {
     pub alertmanagers: Vec<AlertmanagerConfig>,
 }
 
-/// One `alertmanagers:` entry (an "Alertmanager set").
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertmanagerConfig {
-    /// `http` or `https`; the initial `__scheme__` of discovered Alertmanagers.
-    pub scheme: String,
-    /// Prefix of the alerts path (`/`): alerts go to `<path_prefix>/api/v2/alerts`.
-    pub path_prefix: String,
-    /// Per-request timeout (10s).
-    pub timeout: PromDuration,
-    /// Only `v2` (v1 was removed in Prometheus 3).
-    pub api_version: String,
-    /// HTTP basic auth.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    /// `Authorization` header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<Authorization>,
-    /// Deprecated Prometheus spelling of a bearer token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token: Option<crate::config::Secret>,
-    /// Deprecated Prometheus spelling of a bearer token file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<String>,
-    /// TLS options.
-    pub tls_config: TlsConfig,
-    /// Follow HTTP redirects (default true).
-    pub follow_redirects: bool,
-    /// Allow HTTP/2 (default true).
-    pub enable_http2: bool,
-    /// Static Alertmanagers (`host:port`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub static_configs: Vec<StaticConfig>,
-    /// File-based discovery.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub file_sd_configs: Vec<FileSdConfig>,
-    /// Kubernetes discovery.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
-    /// Relabeling of discovered Alertmanagers (`__address__`, `__scheme__`, `__alerts_path__`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub relabel_configs: Vec<RelabelConfig>,
-    /// Relabeling of the alerts sent to this set only.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub alert_relabel_configs: Vec<RelabelConfig>,
-}
-
-impl Default for AlertmanagerConfig {
-    fn default() -> Self {
-        Self {
-            scheme: "http".into(),
-            path_prefix: "/".into(),
-            timeout: PromDuration(Duration::from_secs(10)),
-            api_version: "v2".into(),
-            basic_auth: None,
-            authorization: None,
-            bearer_token: None,
-            bearer_token_file: None,
-            tls_config: TlsConfig::default(),
-            follow_redirects: true,
-            enable_http2: true,
-            static_configs: Vec::new(),
-            file_sd_configs: Vec::new(),
-            kubernetes_sd_configs: Vec::new(),
-            relabel_configs: Vec::new(),
-            alert_relabel_configs: Vec::new(),
-        }
+super::http_client::http_client_config! {
+    /// One `alertmanagers:` entry (an "Alertmanager set").
+    #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct AlertmanagerConfig {
+        /// `http` or `https`; the initial `__scheme__` of discovered Alertmanagers.
+        pub scheme: String = "http".into(),
+        /// Prefix of the alerts path (`/`): alerts go to `<path_prefix>/api/v2/alerts`.
+        pub path_prefix: String = "/".into(),
+        /// Per-request timeout (10s).
+        pub timeout: PromDuration = PromDuration(Duration::from_secs(10)),
+        /// Only `v2` (v1 was removed in Prometheus 3).
+        pub api_version: String = "v2".into(),
+        /// Static Alertmanagers (`host:port`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub static_configs: Vec<StaticConfig> = Vec::new(),
+        /// File-based discovery.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub file_sd_configs: Vec<FileSdConfig> = Vec::new(),
+        /// Kubernetes discovery.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub kubernetes_sd_configs: Vec<KubernetesSdConfig> = Vec::new(),
+        /// Relabeling of discovered Alertmanagers (`__address__`, `__scheme__`, `__alerts_path__`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub relabel_configs: Vec<RelabelConfig> = Vec::new(),
+        /// Relabeling of the alerts sent to this set only.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub alert_relabel_configs: Vec<RelabelConfig> = Vec::new(),
     }
 }
 
@@ -118,20 +79,7 @@ impl AlertmanagerConfig {
         if self.timeout.0.is_zero() {
             return Err("alertmanager timeout must be greater than 0".into());
         }
-        let auths = usize::from(self.basic_auth.is_some())
-            + usize::from(self.authorization.is_some())
-            + usize::from(self.bearer_token.is_some() || self.bearer_token_file.is_some());
-        if auths > 1 {
-            return Err(
-                "at most one of basic_auth, authorization, oauth2, & sigv4 must be configured"
-                    .into(),
-            );
-        }
-        if self.tls_config.cert_file.is_some() != self.tls_config.key_file.is_some() {
-            return Err(
-                "tls_config needs both cert_file and key_file for alertmanager config".into(),
-            );
-        }
+        self.http_client().validate()?;
         if self.tls_config.server_name.is_some() {
             // The scrape client reaches `server_name` by rewriting the target URL; the notifier
             // does not implement that yet, and silently ignoring the option would be worse.
@@ -153,14 +101,7 @@ impl AlertmanagerConfig {
                 .map_err(|e| format!("alertmanager config: {e}"))?;
         }
         for f in &self.file_sd_configs {
-            for p in &f.files {
-                let base = p.rsplit('/').next().unwrap_or(p);
-                if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
-                    return Err(format!(
-                        "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
-                    ));
-                }
-            }
+            f.validate()?;
         }
         Ok(())
     }
@@ -241,7 +182,7 @@ mod tests {
         );
         check(
             "alerting: {alertmanagers: [{basic_auth: {username: u}, authorization: {credentials: c}}]}",
-            "at most one of basic_auth, authorization",
+            "at most one of basic_auth, oauth2 & authorization must be configured",
         );
         check("alerting: {alertmanagers: [{bogus: 1}]}", "bogus");
         check("alerting: {bogus: 1}", "bogus");

@@ -6,6 +6,7 @@
 pub(crate) mod alerting;
 mod defaults;
 pub(crate) mod duration;
+pub mod http_client;
 pub(crate) mod kubernetes;
 pub mod otlp;
 pub mod relabel;

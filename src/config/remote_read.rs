@@ -3,74 +3,32 @@
 //! local data (`crate::remote::read_client`).
 
 use super::PromDuration;
-use super::scrape::{Authorization, BasicAuth, TlsConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// `remote_read:` entry.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RemoteReadConfig {
-    /// Endpoint URL (required).
-    pub url: String,
-    /// Name in logs; unique among the entries when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Timeout of one request (1m).
-    pub remote_timeout: PromDuration,
-    /// Extra request headers (the protocol's own headers may not be overridden).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// The endpoint is queried only for selectors with all these equality matchers.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub required_matchers: BTreeMap<String, String>,
-    /// Also query the endpoint for time ranges local storage holds (false).
-    pub read_recent: bool,
-    /// Add the external labels as equality matchers to remote queries (true).
-    pub filter_external_labels: bool,
-    /// HTTP basic auth.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    /// `Authorization` header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<Authorization>,
-    /// Deprecated spelling of a bearer token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token: Option<crate::config::Secret>,
-    /// Deprecated spelling of a bearer token file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<String>,
-    /// Accepted (and shown redacted) but not supported: such an endpoint is not queried.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "super::secret::serialize_redacted"
-    )]
-    pub oauth2: Option<serde_yaml_ng::Value>,
-    /// TLS options.
-    pub tls_config: TlsConfig,
-    /// Follow HTTP redirects (default true).
-    pub follow_redirects: bool,
-}
-
-impl Default for RemoteReadConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            name: None,
-            remote_timeout: PromDuration(Duration::from_secs(60)),
-            headers: BTreeMap::new(),
-            required_matchers: BTreeMap::new(),
-            read_recent: false,
-            filter_external_labels: true,
-            basic_auth: None,
-            authorization: None,
-            bearer_token: None,
-            bearer_token_file: None,
-            oauth2: None,
-            tls_config: TlsConfig::default(),
-            follow_redirects: true,
-        }
+super::http_client::http_client_config! {
+    /// `remote_read:` entry.
+    #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct RemoteReadConfig {
+        /// Endpoint URL (required).
+        pub url: String = String::new(),
+        /// Name in logs; unique among the entries when set.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String> = None,
+        /// Timeout of one request (1m).
+        pub remote_timeout: PromDuration = PromDuration(Duration::from_secs(60)),
+        /// Extra request headers (the protocol's own headers may not be overridden).
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        pub headers: BTreeMap<String, String> = BTreeMap::new(),
+        /// The endpoint is queried only for selectors with all these equality matchers.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        pub required_matchers: BTreeMap<String, String> = BTreeMap::new(),
+        /// Also query the endpoint for time ranges local storage holds (false).
+        pub read_recent: bool = false,
+        /// Add the external labels as equality matchers to remote queries (true).
+        pub filter_external_labels: bool = true,
     }
 }
 
@@ -93,36 +51,8 @@ impl RemoteReadConfig {
     /// Checks one entry.
     pub fn validate(&self) -> Result<(), String> {
         let url = &self.url;
-        if url.is_empty() {
-            return Err("url for remote_read is empty".into());
-        }
-        match reqwest::Url::parse(url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(u) => {
-                return Err(format!(
-                    "remote_read url {url:?}: unsupported scheme {:?}",
-                    u.scheme()
-                ));
-            }
-            Err(e) => return Err(format!("remote_read url {url:?}: {e}")),
-        }
-        for h in self.headers.keys() {
-            if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                return Err(format!("{h} is a reserved header. It must not be changed"));
-            }
-        }
-        let auths = [
-            self.basic_auth.is_some(),
-            self.authorization.is_some(),
-            self.bearer_token.is_some() || self.bearer_token_file.is_some(),
-            self.oauth2.is_some(),
-        ];
-        if auths.iter().filter(|a| **a).count() > 1 {
-            return Err(format!(
-                "remote_read {url:?}: at most one of basic_auth, authorization, bearer_token and \
-                 oauth2 may be configured"
-            ));
-        }
+        super::http_client::validate_endpoint("remote_read", url, &self.headers, RESERVED_HEADERS)?;
+        self.http_client().validate()?;
         if self.remote_timeout.0.is_zero() {
             return Err(format!(
                 "remote_read {url:?}: remote_timeout must be positive"

@@ -7,7 +7,6 @@
 
 use super::PromDuration;
 use super::relabel::RelabelConfig;
-use super::scrape::{Authorization, BasicAuth, TlsConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,72 +33,35 @@ impl ProtobufMessage {
     }
 }
 
-/// `remote_write:` entry.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RemoteWriteConfig {
-    /// Destination URL (required).
-    pub url: String,
-    /// Name in metrics and logs; unique among the entries when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Timeout of one request (30s).
-    pub remote_timeout: PromDuration,
-    /// Extra request headers (the protocol's own headers may not be overridden).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// Relabeling of each series before it is sent (`drop`/`keep` drop it).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub write_relabel_configs: Vec<RelabelConfig>,
-    /// HTTP basic auth.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    /// `Authorization` header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<Authorization>,
-    /// Deprecated spelling of a bearer token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token: Option<crate::config::Secret>,
-    /// Deprecated spelling of a bearer token file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<String>,
-    /// TLS options.
-    pub tls_config: TlsConfig,
-    /// Follow HTTP redirects (default true).
-    pub follow_redirects: bool,
-    /// Queue tuning.
-    pub queue_config: QueueConfig,
-    /// Accepted for compatibility; Argus does not send metadata yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata_config: Option<MetadataConfig>,
-    /// 1.0 or 2.0.
-    pub protobuf_message: ProtobufMessage,
-    /// Accepted; Argus stores no exemplars.
-    pub send_exemplars: bool,
-    /// Accepted; Argus stores no native histograms.
-    pub send_native_histograms: bool,
-}
-
-impl Default for RemoteWriteConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            name: None,
-            remote_timeout: PromDuration(Duration::from_secs(30)),
-            headers: BTreeMap::new(),
-            write_relabel_configs: Vec::new(),
-            basic_auth: None,
-            authorization: None,
-            bearer_token: None,
-            bearer_token_file: None,
-            tls_config: TlsConfig::default(),
-            follow_redirects: true,
-            queue_config: QueueConfig::default(),
-            metadata_config: None,
-            protobuf_message: ProtobufMessage::V1,
-            send_exemplars: false,
-            send_native_histograms: false,
-        }
+super::http_client::http_client_config! {
+    /// `remote_write:` entry.
+    #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct RemoteWriteConfig {
+        /// Destination URL (required).
+        pub url: String = String::new(),
+        /// Name in metrics and logs; unique among the entries when set.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String> = None,
+        /// Timeout of one request (30s).
+        pub remote_timeout: PromDuration = PromDuration(Duration::from_secs(30)),
+        /// Extra request headers (the protocol's own headers may not be overridden).
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        pub headers: BTreeMap<String, String> = BTreeMap::new(),
+        /// Relabeling of each series before it is sent (`drop`/`keep` drop it).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub write_relabel_configs: Vec<RelabelConfig> = Vec::new(),
+        /// Queue tuning.
+        pub queue_config: QueueConfig = QueueConfig::default(),
+        /// Accepted for compatibility; Argus does not send metadata yet.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub metadata_config: Option<MetadataConfig> = None,
+        /// 1.0 or 2.0.
+        pub protobuf_message: ProtobufMessage = ProtobufMessage::V1,
+        /// Accepted; Argus stores no exemplars.
+        pub send_exemplars: bool = false,
+        /// Accepted; Argus stores no native histograms.
+        pub send_native_histograms: bool = false,
     }
 }
 
@@ -185,38 +147,13 @@ impl RemoteWriteConfig {
     /// Checks one entry.
     pub fn validate(&self) -> Result<(), String> {
         let url = &self.url;
-        if url.is_empty() {
-            return Err("url for remote_write is empty".into());
-        }
-        match reqwest::Url::parse(url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            Ok(u) => {
-                return Err(format!(
-                    "remote_write url {url:?}: unsupported scheme {:?}",
-                    u.scheme()
-                ));
-            }
-            Err(e) => return Err(format!("remote_write url {url:?}: {e}")),
-        }
-        for h in self.headers.keys() {
-            if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                return Err(format!("{h} is a reserved header. It must not be changed"));
-            }
-        }
-        for r in &self.write_relabel_configs {
-            r.validate()?;
-        }
-        let auths = [
-            self.basic_auth.is_some(),
-            self.authorization.is_some(),
-            self.bearer_token.is_some() || self.bearer_token_file.is_some(),
-        ];
-        if auths.iter().filter(|a| **a).count() > 1 {
-            return Err(format!(
-                "remote_write {url:?}: at most one of basic_auth, authorization and bearer_token \
-                 may be configured"
-            ));
-        }
+        super::http_client::validate_endpoint(
+            "remote_write",
+            url,
+            &self.headers,
+            RESERVED_HEADERS,
+        )?;
+        self.http_client().validate()?;
         let q = &self.queue_config;
         if q.min_shards == 0 || q.max_shards < q.min_shards {
             return Err(format!(

@@ -10,137 +10,81 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A scrape job.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScrapeConfig {
-    /// `job_name`, required and unique.
-    pub job_name: String,
-    /// How often to scrape; `global.scrape_interval` when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scrape_interval: Option<PromDuration>,
-    /// Per-scrape timeout; `global.scrape_timeout` (capped at the interval) when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scrape_timeout: Option<PromDuration>,
-    /// Formats offered in `Accept`, most preferred first (`OpenMetricsText1.0.0`,
-    /// `OpenMetricsText0.0.1`, `PrometheusText1.0.0`, `PrometheusText0.0.4`).
-    pub scrape_protocols: Vec<String>,
-    /// Format used when a target answers without a usable `Content-Type`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback_scrape_protocol: Option<String>,
-    /// Keep the target's own labels on conflict instead of renaming them to `exported_*`.
-    pub honor_labels: bool,
-    /// Use timestamps from the exposition (default true).
-    pub honor_timestamps: bool,
-    /// Write staleness markers for series with explicit timestamps too.
-    pub track_timestamps_staleness: bool,
-    /// `http` or `https`.
-    pub scheme: String,
-    /// Path of the metrics endpoint (`/metrics`).
-    pub metrics_path: String,
-    /// URL query parameters.
-    pub params: BTreeMap<String, Vec<String>>,
-    /// Ask for gzip (default true).
-    pub enable_compression: bool,
-    /// HTTP basic auth.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    /// `Authorization` header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<Authorization>,
-    /// Deprecated Prometheus spelling of a bearer token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token: Option<super::Secret>,
-    /// Deprecated Prometheus spelling of a bearer token file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<String>,
-    /// TLS options.
-    pub tls_config: TlsConfig,
-    /// Follow HTTP redirects (default true).
-    pub follow_redirects: bool,
-    /// Maximum uncompressed body size (`0` = none), e.g. `10MB`.
-    pub body_size_limit: ByteSize,
-    /// Maximum samples per scrape after metric relabeling (`0` = none).
-    pub sample_limit: u64,
-    /// Maximum targets after relabeling (`0` = none).
-    pub target_limit: u64,
-    /// Maximum labels per sample (`0` = none).
-    pub label_limit: u64,
-    /// Maximum label name length (`0` = none).
-    pub label_name_length_limit: u64,
-    /// Maximum label value length (`0` = none).
-    pub label_value_length_limit: u64,
-    /// Dropped targets kept for the API (`0` = all).
-    pub keep_dropped_targets: u64,
-    /// Most buckets a native histogram may keep (`0` = none); stored for the histogram code.
-    pub native_histogram_bucket_limit: u64,
-    /// Lowest growth factor between native histogram buckets (`0` = none); stored.
-    pub native_histogram_min_bucket_factor: f64,
-    /// Ingest native histograms; `global.scrape_native_histograms` when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scrape_native_histograms: Option<bool>,
-    /// Keep the classic form of histograms also exposed as native ones; the global value when
-    /// unset. `scrape_classic_histograms` is its Prometheus 2 spelling.
-    #[serde(
-        alias = "scrape_classic_histograms",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub always_scrape_classic_histograms: Option<bool>,
-    /// Store classic histograms as native histograms with custom buckets; the global value when
-    /// unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub convert_classic_histograms_to_nhcb: Option<bool>,
-    /// Target relabeling.
-    pub relabel_configs: Vec<RelabelConfig>,
-    /// Sample relabeling.
-    pub metric_relabel_configs: Vec<RelabelConfig>,
-    /// Static target groups.
-    pub static_configs: Vec<StaticConfig>,
-    /// File-based discovery.
-    pub file_sd_configs: Vec<FileSdConfig>,
-    /// Kubernetes discovery (run by `crate::discovery::kubernetes`).
-    pub kubernetes_sd_configs: Vec<crate::config::kubernetes::KubernetesSdConfig>,
-}
-
-impl Default for ScrapeConfig {
-    fn default() -> Self {
-        Self {
-            job_name: String::new(),
-            scrape_interval: None,
-            scrape_timeout: None,
-            scrape_protocols: Vec::new(),
-            fallback_scrape_protocol: None,
-            honor_labels: false,
-            honor_timestamps: true,
-            track_timestamps_staleness: false,
-            scheme: "http".into(),
-            metrics_path: "/metrics".into(),
-            params: BTreeMap::new(),
-            enable_compression: true,
-            basic_auth: None,
-            authorization: None,
-            bearer_token: None,
-            bearer_token_file: None,
-            tls_config: TlsConfig::default(),
-            follow_redirects: true,
-            body_size_limit: ByteSize(0),
-            sample_limit: 0,
-            target_limit: 0,
-            label_limit: 0,
-            label_name_length_limit: 0,
-            label_value_length_limit: 0,
-            keep_dropped_targets: 0,
-            native_histogram_bucket_limit: 0,
-            native_histogram_min_bucket_factor: 0.0,
-            scrape_native_histograms: None,
-            always_scrape_classic_histograms: None,
-            convert_classic_histograms_to_nhcb: None,
-            relabel_configs: Vec::new(),
-            metric_relabel_configs: Vec::new(),
-            static_configs: Vec::new(),
-            file_sd_configs: Vec::new(),
-            kubernetes_sd_configs: Vec::new(),
-        }
+super::http_client::http_client_config! {
+    /// A scrape job.
+    #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct ScrapeConfig {
+        /// `job_name`, required and unique.
+        pub job_name: String = String::new(),
+        /// How often to scrape; `global.scrape_interval` when unset.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub scrape_interval: Option<PromDuration> = None,
+        /// Per-scrape timeout; `global.scrape_timeout` (capped at the interval) when unset.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub scrape_timeout: Option<PromDuration> = None,
+        /// Formats offered in `Accept`, most preferred first (`OpenMetricsText1.0.0`,
+        /// `OpenMetricsText0.0.1`, `PrometheusText1.0.0`, `PrometheusText0.0.4`).
+        pub scrape_protocols: Vec<String> = Vec::new(),
+        /// Format used when a target answers without a usable `Content-Type`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub fallback_scrape_protocol: Option<String> = None,
+        /// Keep the target's own labels on conflict instead of renaming them to `exported_*`.
+        pub honor_labels: bool = false,
+        /// Use timestamps from the exposition (default true).
+        pub honor_timestamps: bool = true,
+        /// Write staleness markers for series with explicit timestamps too.
+        pub track_timestamps_staleness: bool = false,
+        /// `http` or `https`.
+        pub scheme: String = "http".into(),
+        /// Path of the metrics endpoint (`/metrics`).
+        pub metrics_path: String = "/metrics".into(),
+        /// URL query parameters.
+        pub params: BTreeMap<String, Vec<String>> = BTreeMap::new(),
+        /// Ask for gzip (default true).
+        pub enable_compression: bool = true,
+        /// Maximum uncompressed body size (`0` = none), e.g. `10MB`.
+        pub body_size_limit: ByteSize = ByteSize(0),
+        /// Maximum samples per scrape after metric relabeling (`0` = none).
+        pub sample_limit: u64 = 0,
+        /// Maximum targets after relabeling (`0` = none).
+        pub target_limit: u64 = 0,
+        /// Maximum labels per sample (`0` = none).
+        pub label_limit: u64 = 0,
+        /// Maximum label name length (`0` = none).
+        pub label_name_length_limit: u64 = 0,
+        /// Maximum label value length (`0` = none).
+        pub label_value_length_limit: u64 = 0,
+        /// Dropped targets kept for the API (`0` = all).
+        pub keep_dropped_targets: u64 = 0,
+        /// Most buckets a native histogram may keep (`0` = none); stored for the histogram code.
+        pub native_histogram_bucket_limit: u64 = 0,
+        /// Lowest growth factor between native histogram buckets (`0` = none); stored.
+        pub native_histogram_min_bucket_factor: f64 = 0.0,
+        /// Ingest native histograms; `global.scrape_native_histograms` when unset.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub scrape_native_histograms: Option<bool> = None,
+        /// Keep the classic form of histograms also exposed as native ones; the global value when
+        /// unset. `scrape_classic_histograms` is its Prometheus 2 spelling.
+        #[serde(
+            alias = "scrape_classic_histograms",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub always_scrape_classic_histograms: Option<bool> = None,
+        /// Store classic histograms as native histograms with custom buckets; the global value when
+        /// unset.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub convert_classic_histograms_to_nhcb: Option<bool> = None,
+        /// Target relabeling.
+        pub relabel_configs: Vec<RelabelConfig> = Vec::new(),
+        /// Sample relabeling.
+        pub metric_relabel_configs: Vec<RelabelConfig> = Vec::new(),
+        /// Static target groups.
+        pub static_configs: Vec<StaticConfig> = Vec::new(),
+        /// File-based discovery.
+        pub file_sd_configs: Vec<FileSdConfig> = Vec::new(),
+        /// Kubernetes discovery (run by `crate::discovery::kubernetes`).
+        pub kubernetes_sd_configs: Vec<crate::config::kubernetes::KubernetesSdConfig> = Vec::new(),
     }
 }
 
@@ -323,19 +267,7 @@ impl ScrapeConfig {
                 ));
             }
         }
-        let auths = usize::from(self.basic_auth.is_some())
-            + usize::from(self.authorization.is_some())
-            + usize::from(self.bearer_token.is_some() || self.bearer_token_file.is_some());
-        if auths > 1 {
-            return Err(format!(
-                "at most one of basic_auth, authorization and bearer_token may be configured for job {job:?}"
-            ));
-        }
-        if self.tls_config.cert_file.is_some() != self.tls_config.key_file.is_some() {
-            return Err(format!(
-                "tls_config needs both cert_file and key_file for job {job:?}"
-            ));
-        }
+        self.http_client().validate()?;
         for sc in &self.static_configs {
             for t in &sc.targets {
                 if t.contains('/') {
@@ -349,67 +281,13 @@ impl ScrapeConfig {
             k.validate().map_err(|e| format!("job {job:?}: {e}"))?;
         }
         for f in &self.file_sd_configs {
-            for p in &f.files {
-                let base = p.rsplit('/').next().unwrap_or(p);
-                if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
-                    return Err(format!(
-                        "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
-                    ));
-                }
-            }
+            f.validate()?;
         }
         Ok(())
     }
 }
 
-/// `basic_auth:`
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct BasicAuth {
-    /// User name.
-    pub username: String,
-    /// Password (inline).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<super::Secret>,
-    /// Password read from a file at each scrape.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<String>,
-}
-
-/// `authorization:`
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Authorization {
-    /// Scheme (`Bearer` when unset).
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    /// Credentials (inline).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<super::Secret>,
-    /// Credentials read from a file at each scrape.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credentials_file: Option<String>,
-}
-
-/// `tls_config:`
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// CA bundle (PEM) that verifies the target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-    /// Client certificate (PEM).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<String>,
-    /// Client key (PEM).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<String>,
-    /// Server name for SNI and verification.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
-    /// Skip certificate verification.
-    pub insecure_skip_verify: bool,
-}
+pub use super::http_client::{Authorization, BasicAuth, TlsConfig};
 
 /// `static_configs:` entry.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -437,6 +315,21 @@ impl Default for FileSdConfig {
             files: Vec::new(),
             refresh_interval: PromDuration(std::time::Duration::from_secs(300)),
         }
+    }
+}
+
+impl FileSdConfig {
+    /// Every file pattern names a JSON or YAML file (Prometheus's message).
+    pub fn validate(&self) -> Result<(), String> {
+        for p in &self.files {
+            let base = p.rsplit('/').next().unwrap_or(p);
+            if !(base.ends_with(".json") || base.ends_with(".yml") || base.ends_with(".yaml")) {
+                return Err(format!(
+                    "path name {p:?} is not valid for file discovery (must end in .json, .yml or .yaml)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

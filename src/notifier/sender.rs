@@ -7,33 +7,32 @@
 use super::alert::batch_body;
 use super::metrics::NotifierMetrics;
 use super::queue::{Encoded, Queue};
-use crate::scrape::client::{Auth, error_chain};
+use crate::util::http_client::error_chain;
 use parking_lot::Mutex;
 use reqwest::header::{CONTENT_TYPE, USER_AGENT};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The HTTP side shared by the Alertmanagers of one set.
 pub(crate) struct HttpClient {
-    pub(crate) client: reqwest::Client,
-    pub(crate) auth: Auth,
-    pub(crate) timeout: Duration,
+    /// Client and credentials; each request is bounded by the set's `timeout`.
+    pub(crate) http: crate::util::http_client::HttpClient,
 }
 
 impl HttpClient {
     /// POSTs `body` to `url`; any 2xx answer is success.
     async fn post(&self, url: &str, body: String) -> Result<(), String> {
         let req = self
-            .client
+            .http
             .post(url)
+            .await
+            .map_err(|e| e.to_string())?
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, concat!("Argus/", env!("CARGO_PKG_VERSION")))
-            .timeout(self.timeout)
             .body(body);
-        let req = self.auth.apply(req, url).map_err(|e| e.to_string())?;
         let mut resp = req.send().await.map_err(|e| error_chain(&e))?;
         let status = resp.status();
         // Read (a bounded amount of) the answer so the connection can be reused.

@@ -8,7 +8,6 @@ use crate::config::alerting::AlertmanagerConfig;
 use crate::config::relabel;
 use crate::discovery::file_sd::FileDiscovery;
 use crate::discovery::{TargetGroup, static_sd};
-use crate::scrape::client::{Auth, apply_tls, install_crypto_provider};
 use crate::scrape::manager::forward;
 use argus_storage::{Label, Labels};
 use parking_lot::Mutex;
@@ -51,32 +50,9 @@ struct SetInner {
 
 /// Builds the HTTP client of a set (reads TLS files now).
 pub(crate) fn build_client(cfg: &AlertmanagerConfig) -> Result<HttpClient, String> {
-    install_crypto_provider();
-    let mut b = reqwest::Client::builder()
-        .redirect(if cfg.follow_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        })
-        .no_proxy();
-    if !cfg.enable_http2 {
-        b = b.http1_only();
-    }
-    let what = "alertmanager config";
-    b = apply_tls(b, &cfg.tls_config, what).map_err(|e| e.to_string())?;
-    let client = b
-        .build()
-        .map_err(|e| format!("cannot build HTTP client for {what}: {e}"))?;
-    Ok(HttpClient {
-        client,
-        auth: Auth::from_config(
-            cfg.basic_auth.as_ref(),
-            cfg.authorization.as_ref(),
-            cfg.bearer_token.as_ref(),
-            cfg.bearer_token_file.as_ref(),
-        ),
-        timeout: cfg.timeout.0,
-    })
+    let http = crate::util::http_client::HttpClient::new(&cfg.http_client(), Some(cfg.timeout.0))
+        .map_err(|e| format!("alertmanager config: {e}"))?;
+    Ok(HttpClient { http })
 }
 
 /// What one discovered target becomes.

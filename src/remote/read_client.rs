@@ -9,22 +9,23 @@
 //! for the part of the range before local storage's first sample (it holds the rest).
 //! With `filter_external_labels` (the default) the external labels are added as equality
 //! matchers and removed from the answers. A failing endpoint is logged and skipped: the query
-//! answers from the rest (Prometheus returns a warning). Label names and values come from local
-//! storage only. Clients follow the current config: they are rebuilt when `remote_read:` or the
-//! external labels change.
+//! answers from the rest, with a `remote_read: …` warning ([`Querier::warnings`]), as
+//! Prometheus's fanout. Label names and values come from local storage only (with a `not
+//! implemented` warning per endpoint, as Prometheus). Clients follow
+//! the current config: they are rebuilt when `remote_read:` or the external labels change.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
 use crate::config::ConfigState;
 use crate::config::remote_read::RemoteReadConfig;
 use crate::ingest::remote_write::Decoder;
-use crate::scrape::client::{Auth, apply_tls, install_crypto_provider};
+use crate::util::http_client::{HttpClient, error_chain};
 use argus_storage::{
     Label, Labels, MatchType, Matcher, Querier, Queryable, Result as StorageResult, SampleIterator,
     SeriesSet, SliceSampleIterator, Timestamp,
 };
 use prost::Message;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,10 +41,9 @@ pub type RemoteSeries = Vec<(Labels, Vec<(Timestamp, f64)>)>;
 
 /// One endpoint's client.
 pub struct ReadClient {
-    http: reqwest::Client,
+    http: HttpClient,
     cfg: RemoteReadConfig,
     headers: HeaderMap,
-    auth: Auth,
     /// External labels added as matchers (empty without `filter_external_labels`).
     filter: Labels,
 }
@@ -51,49 +51,20 @@ pub struct ReadClient {
 impl ReadClient {
     /// Builds the client for `cfg` (TLS files are read now, secret files at each request).
     pub fn new(cfg: &RemoteReadConfig, external: &Labels) -> Result<ReadClient, String> {
-        install_crypto_provider();
-        let b = reqwest::Client::builder()
-            .timeout(cfg.remote_timeout.0)
-            .redirect(if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .no_proxy();
-        let b = apply_tls(b, &cfg.tls_config, &cfg.url).map_err(|e| e.to_string())?;
-        let http = b
-            .build()
-            .map_err(|e| format!("cannot build HTTP client for {}: {e}", cfg.url))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(
-            reqwest::header::USER_AGENT,
-            HeaderValue::from_static(concat!("Argus/", env!("CARGO_PKG_VERSION"))),
-        );
-        headers.insert(
-            HeaderName::from_static("x-prometheus-remote-read-version"),
-            HeaderValue::from_static("0.1.0"),
-        );
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| format!("remote_read header {k:?}: {e}"))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| format!("remote_read header {k:?}: {e}"))?;
-            headers.insert(name, value);
-        }
+        let http = HttpClient::new(&cfg.http_client(), Some(cfg.remote_timeout.0))
+            .map_err(|e| format!("remote_read {}: {e}", cfg.url))?;
+        let headers = crate::util::http_client::headers(
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "snappy"),
+                ("x-prometheus-remote-read-version", "0.1.0"),
+            ],
+            &cfg.headers,
+        )
+        .map_err(|e| format!("remote_read {}: {e}", cfg.url))?;
         Ok(ReadClient {
             http,
             headers,
-            auth: Auth::from_config(
-                cfg.basic_auth.as_ref(),
-                cfg.authorization.as_ref(),
-                cfg.bearer_token.as_ref(),
-                cfg.bearer_token_file.as_ref(),
-            ),
             filter: if cfg.filter_external_labels {
                 external.clone()
             } else {
@@ -174,17 +145,17 @@ impl ReadClient {
         mint: i64,
         maxt: i64,
     ) -> Result<RemoteSeries, String> {
-        if self.cfg.oauth2.is_some() {
-            return Err("oauth2 is not supported for remote_read".into());
-        }
         let (req, added) = self.request(matchers, mint, maxt);
         let body = snap::raw::Encoder::new()
             .compress_vec(&req.encode_to_vec())
             .map_err(|e| format!("cannot compress the request: {e}"))?;
         let url = &self.cfg.url;
-        let r = self.http.post(url).headers(self.headers.clone()).body(body);
-        let r = self.auth.apply(r, url).map_err(|e| e.to_string())?;
-        let mut resp = r.send().await.map_err(|e| e.to_string())?;
+        let r = self.http.post(url).await.map_err(|e| e.to_string())?;
+        let r = r.headers(self.headers.clone()).body(body);
+        let mut resp = r
+            .send()
+            .await
+            .map_err(|e| format!("error sending request: {}", error_chain(&e)))?;
         let status = resp.status();
         let mut buf = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
@@ -196,7 +167,7 @@ impl ReadClient {
         if !status.is_success() {
             let text = String::from_utf8_lossy(buf.get(..MAX_ERROR_BODY).unwrap_or(&buf));
             return Err(format!(
-                "server returned HTTP status {status}: {}",
+                "remote server {url} returned HTTP status {status}: {}",
                 text.trim()
             ));
         }
@@ -330,6 +301,7 @@ impl<L: Queryable> Queryable for Fanout<L> {
             mint,
             maxt,
             local_start,
+            warnings: parking_lot::Mutex::new(Vec::new()),
         }))
     }
 }
@@ -351,6 +323,8 @@ struct FanoutQuerier<'a> {
     mint: Timestamp,
     maxt: Timestamp,
     local_start: Timestamp,
+    /// Failures of endpoints, each once, for [`Querier::warnings`]. Lock: this mutex (short).
+    warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 impl FanoutQuerier<'_> {
@@ -378,15 +352,45 @@ impl FanoutQuerier<'_> {
         let mut out = Vec::new();
         for (i, rx, timeout) in waits {
             let name = self.clients.get(i).map_or("", |c| c.cfg.display_name());
-            match rx.recv_timeout(timeout) {
-                Ok(Ok(series)) => out.extend(series),
-                Ok(Err(e)) => tracing::warn!(remote = name, error = %e, "remote read failed"),
-                Err(_) => tracing::warn!(remote = name, "remote read timed out"),
+            let err = match rx.recv_timeout(timeout) {
+                Ok(Ok(series)) => {
+                    out.extend(series);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => "context deadline exceeded".to_string(),
+            };
+            tracing::warn!(remote = name, error = %err, "remote read failed");
+            // Prometheus's fanout turns a failed secondary into a warning of the answer.
+            let msg = format!("remote_read: {err}");
+            let mut w = self.warnings.lock();
+            if !w.contains(&msg) {
+                w.push(msg);
             }
         }
         out
     }
 }
+
+impl FanoutQuerier<'_> {
+    /// Label names and values come from local storage only: as Prometheus's remote read
+    /// querier, each endpoint that covers the range says so with a `not implemented` warning
+    /// (once per querier).
+    fn labels_not_implemented(&self) {
+        let mut w = self.warnings.lock();
+        if w.iter().any(|m| m == NOT_IMPLEMENTED) {
+            return;
+        }
+        for c in self.clients.iter() {
+            if c.range(self.mint, self.maxt, self.local_start).is_some() {
+                w.push(NOT_IMPLEMENTED.to_string());
+            }
+        }
+    }
+}
+
+/// The warning of a label query that remote read endpoints cannot answer (Prometheus's text).
+const NOT_IMPLEMENTED: &str = "not implemented";
 
 impl Querier for FanoutQuerier<'_> {
     fn select(&self, matchers: &[Matcher]) -> Box<dyn SeriesSet + '_> {
@@ -399,11 +403,38 @@ impl Querier for FanoutQuerier<'_> {
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
         self.local.label_names(matchers)
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
         self.local.label_values(name, matchers)
+    }
+
+    fn label_names_limited(
+        &self,
+        matchers: &[Matcher],
+        limit: usize,
+    ) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
+        self.local.label_names_limited(matchers, limit)
+    }
+
+    fn label_values_limited(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        limit: usize,
+    ) -> StorageResult<Vec<String>> {
+        self.labels_not_implemented();
+        self.local.label_values_limited(name, matchers, limit)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut w = self.local.warnings();
+        w.extend(self.warnings.lock().iter().cloned());
+        w
     }
 }
 

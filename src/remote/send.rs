@@ -1,9 +1,9 @@
-//! The HTTP side of a queue: one client per destination (TLS and credentials as for scrapes,
-//! `crate::scrape::client`), the protocol headers, and the classification of answers.
+//! The HTTP side of a queue: one client per destination (built from its HTTP client options by
+//! `crate::util::http_client`), the protocol headers, and the classification of answers.
 
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
-use crate::scrape::client::{Auth, apply_tls, install_crypto_provider};
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use crate::util::http_client::HttpClient;
+use reqwest::header::HeaderMap;
 use std::time::Duration;
 
 /// Longest `Retry-After` honoured.
@@ -27,30 +27,17 @@ pub enum SendError {
 
 /// A destination's client.
 pub struct Sender {
-    http: reqwest::Client,
+    http: HttpClient,
     url: String,
     headers: HeaderMap,
-    auth: Auth,
     retry_on_429: bool,
 }
 
 impl Sender {
     /// Builds the client for `cfg` (reads TLS files now, secret files at each request).
     pub fn new(cfg: &RemoteWriteConfig) -> Result<Sender, String> {
-        install_crypto_provider();
-        let b = reqwest::Client::builder()
-            .timeout(cfg.remote_timeout.0)
-            .redirect(if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .no_proxy();
-        let b = apply_tls(b, &cfg.tls_config, &cfg.url).map_err(|e| e.to_string())?;
-        let http = b
-            .build()
-            .map_err(|e| format!("cannot build HTTP client for {}: {e}", cfg.url))?;
-        let mut headers = HeaderMap::new();
+        let http = HttpClient::new(&cfg.http_client(), Some(cfg.remote_timeout.0))
+            .map_err(|e| format!("remote_write {}: {e}", cfg.url))?;
         let (ct, version) = match cfg.protobuf_message {
             ProtobufMessage::V1 => ("application/x-protobuf", "0.1.0"),
             ProtobufMessage::V2 => (
@@ -58,33 +45,19 @@ impl Sender {
                 "2.0.0",
             ),
         };
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(
-            reqwest::header::USER_AGENT,
-            HeaderValue::from_static(concat!("Argus/", env!("CARGO_PKG_VERSION"))),
-        );
-        headers.insert(
-            HeaderName::from_static("x-prometheus-remote-write-version"),
-            HeaderValue::from_static(version),
-        );
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| format!("remote_write header {k:?}: {e}"))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| format!("remote_write header {k:?}: {e}"))?;
-            headers.insert(name, value);
-        }
+        let headers = crate::util::http_client::headers(
+            &[
+                ("content-type", ct),
+                ("content-encoding", "snappy"),
+                ("x-prometheus-remote-write-version", version),
+            ],
+            &cfg.headers,
+        )
+        .map_err(|e| format!("remote_write {}: {e}", cfg.url))?;
         Ok(Sender {
             http,
             url: cfg.url.clone(),
             headers,
-            auth: Auth::from_config(
-                cfg.basic_auth.as_ref(),
-                cfg.authorization.as_ref(),
-                cfg.bearer_token.as_ref(),
-                cfg.bearer_token_file.as_ref(),
-            ),
             retry_on_429: cfg.queue_config.retry_on_http_429,
         })
     }
@@ -94,15 +67,13 @@ impl Sender {
         let req = self
             .http
             .post(&self.url)
-            .headers(self.headers.clone())
-            .body(body);
-        let req = self
-            .auth
-            .apply(req, &self.url)
+            .await
             .map_err(|e| SendError::Recoverable {
                 msg: e.to_string(),
                 retry_after: None,
-            })?;
+            })?
+            .headers(self.headers.clone())
+            .body(body);
         let resp = req.send().await.map_err(|e| SendError::Recoverable {
             msg: format!("{e}"),
             retry_after: None,

@@ -79,6 +79,12 @@ pub trait Querier {
         v.truncate(limit);
         Ok(v)
     }
+    /// Warnings collected so far by this querier's reads: a secondary source (a remote read
+    /// endpoint) that failed while the answer came from the rest, as Prometheus's fanout
+    /// storage reports them. Read once the reads are done. None by default.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Something that can open queriers: the `Db`, or the in-memory test storage.

@@ -4,6 +4,7 @@ mod agent;
 mod federate;
 mod federate_from_prometheus;
 mod hardening;
+mod http_client;
 mod kubernetes;
 mod native_histograms_ingest;
 mod native_histograms_scrape;
