@@ -12,11 +12,11 @@
 
 use super::metrics::QueueMetrics;
 use super::position;
-use super::reader::{Pending, Reader};
+use super::reader::{Pending, Reader, Value};
 use super::send::{SendError, Sender};
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::ingest::prompb::{self, WriteRequest};
-use crate::ingest::{remote_write, remote_write_v2};
+use crate::ingest::{remote_write, remote_write_histogram, remote_write_v2};
 use argus_storage::{WalKeep, WalPosition};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ pub struct Queue {
 }
 
 /// How a round ended.
-enum Round {
+pub(super) enum Round {
     Done,
     Stopped,
 }
@@ -209,28 +209,29 @@ impl Queue {
     async fn send_shard(&self, samples: Vec<Pending>, mut stop: watch::Receiver<bool>) -> Round {
         let per = self.cfg.queue_config.max_samples_per_send.max(1);
         for chunk in samples.chunks(per) {
-            let (body, highest) = encode(chunk, self.cfg.protobuf_message);
-            if let Round::Stopped = self
-                .send_with_retry(body, chunk.len(), highest, &mut stop)
-                .await
-            {
+            let (body, counts) = encode(chunk, self.cfg.protobuf_message);
+            if let Round::Stopped = self.send_with_retry(body, counts, &mut stop).await {
                 return Round::Stopped;
             }
         }
         Round::Done
     }
 
-    async fn send_with_retry(
+    /// Sends one request until it is acknowledged, dropped (a non-recoverable answer) or the
+    /// queue stops, counting what it carries.
+    pub(super) async fn send_with_retry(
         &self,
         body: Vec<u8>,
-        n: usize,
-        highest: i64,
+        n: Counts,
         stop: &mut watch::Receiver<bool>,
     ) -> Round {
         let q = &self.cfg.queue_config;
         let m = &self.metrics;
         let mut backoff = q.min_backoff.0;
         let len = body.len() as u64;
+        let add = |a: &std::sync::atomic::AtomicU64, v: u64| {
+            a.fetch_add(v, Ordering::Relaxed);
+        };
         loop {
             let res = tokio::select! {
                 r = self.sender.send(body.clone()) => r,
@@ -238,22 +239,32 @@ impl Queue {
             };
             match res {
                 Ok(()) => {
-                    m.samples_sent.fetch_add(n as u64, Ordering::Relaxed);
-                    m.bytes_sent.fetch_add(len, Ordering::Relaxed);
-                    QueueMetrics::raise(&m.highest_sent_ms, highest);
+                    add(&m.samples_sent, n.samples);
+                    add(&m.histograms_sent, n.histograms);
+                    add(&m.metadata_sent, n.metadata);
+                    if n.metadata > 0 {
+                        add(&m.metadata_bytes_sent, len);
+                    } else {
+                        add(&m.bytes_sent, len);
+                    }
+                    QueueMetrics::raise(&m.highest_sent_ms, n.highest);
                     return Round::Done;
                 }
                 Err(SendError::Fatal(msg)) => {
-                    m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    add(&m.failed_requests, 1);
                     m.set_error(&msg);
-                    m.samples_failed.fetch_add(n as u64, Ordering::Relaxed);
-                    tracing::warn!(queue = %self.name, samples = n, error = %msg, "remote write failed; dropping the batch");
+                    add(&m.samples_failed, n.samples);
+                    add(&m.histograms_failed, n.histograms);
+                    add(&m.metadata_failed, n.metadata);
+                    tracing::warn!(queue = %self.name, samples = n.samples, histograms = n.histograms, metadata = n.metadata, error = %msg, "remote write failed; dropping the batch");
                     return Round::Done;
                 }
                 Err(SendError::Recoverable { msg, retry_after }) => {
-                    m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    add(&m.failed_requests, 1);
                     m.set_error(&msg);
-                    m.samples_retried.fetch_add(n as u64, Ordering::Relaxed);
+                    add(&m.samples_retried, n.samples);
+                    add(&m.histograms_retried, n.histograms);
+                    add(&m.metadata_retried, n.metadata);
                     let wait = retry_after.unwrap_or(backoff);
                     tracing::debug!(queue = %self.name, error = %msg, ?wait, "remote write failed; retrying");
                     tokio::select! {
@@ -267,14 +278,30 @@ impl Queue {
     }
 }
 
+/// What one request carries, for the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Float samples.
+    pub samples: u64,
+    /// Native-histogram samples.
+    pub histograms: u64,
+    /// Metadata entries.
+    pub metadata: u64,
+    /// Highest sample timestamp, ms (`i64::MIN` without samples).
+    pub highest: i64,
+}
+
 /// Encodes samples (in WAL order) as one request: samples grouped per series, each series'
-/// samples in order. Returns the body and the highest timestamp.
-pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, i64) {
+/// floats and histograms in order. Returns the body and what it carries.
+pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, Counts) {
     let mut req = WriteRequest::default();
     let mut index: HashMap<*const super::reader::SendSeries, usize> = HashMap::new();
-    let mut highest = i64::MIN;
+    let mut n = Counts {
+        highest: i64::MIN,
+        ..Counts::default()
+    };
     for p in samples {
-        highest = highest.max(p.t);
+        n.highest = n.highest.max(p.t);
         let key = Arc::as_ptr(&p.series);
         let i = *index.entry(key).or_insert_with(|| {
             req.timeseries.push(prompb::TimeSeries {
@@ -293,16 +320,27 @@ pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, i64) {
             });
             req.timeseries.len() - 1
         });
-        if let Some(ts) = req.timeseries.get_mut(i) {
-            ts.samples.push(prompb::Sample {
-                value: p.v,
-                timestamp: p.t,
-            });
+        let Some(ts) = req.timeseries.get_mut(i) else {
+            unreachable!("BUG: series index {i} was just pushed");
+        };
+        match &p.v {
+            Value::Float(v) => {
+                n.samples += 1;
+                ts.samples.push(prompb::Sample {
+                    value: *v,
+                    timestamp: p.t,
+                });
+            }
+            Value::Histogram(h) => {
+                n.histograms += 1;
+                ts.histograms
+                    .push(remote_write_histogram::from_float_histogram(p.t, h));
+            }
         }
     }
     let body = match proto {
         ProtobufMessage::V1 => remote_write::encode(&req),
         ProtobufMessage::V2 => remote_write_v2::encode(&remote_write_v2::from_v1(&req)),
     };
-    (body, highest)
+    (body, n)
 }

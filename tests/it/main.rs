@@ -12,6 +12,7 @@ mod otlp;
 mod push;
 mod remote_read;
 mod remote_write;
+mod remote_write_native;
 mod rules_cli;
 mod rules_server;
 mod scrape;

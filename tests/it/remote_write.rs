@@ -166,7 +166,7 @@ fn serve(s: TcpStream, st: &Mutex<RecvState>) -> std::io::Result<()> {
 }
 
 /// Polls `f` every 100 ms for at most `timeout`.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if f() {
@@ -539,7 +539,7 @@ fn reload_adds_changes_and_removes_queues() {
 }
 
 /// Fails under `CI=true` when `bin` is missing; otherwise prints why the test is skipped.
-fn require(bin: &str, pkg: &str) -> bool {
+pub(crate) fn require(bin: &str, pkg: &str) -> bool {
     if Path::new(bin).exists() {
         return true;
     }
@@ -551,7 +551,7 @@ fn require(bin: &str, pkg: &str) -> bool {
 }
 
 /// Kills and reaps a peer process on drop.
-struct Peer(Child);
+pub(crate) struct Peer(Child);
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -560,7 +560,7 @@ impl Drop for Peer {
     }
 }
 
-fn spawn(bin: &str, args: &[String]) -> Peer {
+pub(crate) fn spawn(bin: &str, args: &[String]) -> Peer {
     Peer(
         Command::new(bin)
             .args(args)
@@ -571,7 +571,7 @@ fn spawn(bin: &str, args: &[String]) -> Peer {
     )
 }
 
-fn wait_ready(addr: SocketAddr, path: &str) {
+pub(crate) fn wait_ready(addr: SocketAddr, path: &str) {
     assert!(
         wait_until(Duration::from_secs(60), || try_request(
             addr,

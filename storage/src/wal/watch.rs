@@ -22,6 +22,7 @@ use super::compress::Decompressor;
 use super::record::{self, Record};
 use super::segment::{self, SEGMENT_HEADER_LEN, SegmentReader};
 use crate::error::{Error, Result};
+use crate::histogram::FloatHistogram;
 use crate::model::Labels;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -63,6 +64,17 @@ pub struct WalSample {
     pub v: f64,
 }
 
+/// A native-histogram sample read from the WAL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WalHistogram {
+    /// The series ref (see [`WalSeries`]).
+    pub series_ref: u64,
+    /// Timestamp, ms.
+    pub t: i64,
+    /// The histogram (absolute counts; a staleness marker has a stale NaN `sum`).
+    pub h: FloatHistogram,
+}
+
 /// One WAL record as a watcher returns it (tombstones are skipped).
 #[derive(Clone, Debug, PartialEq)]
 pub enum WalEntry {
@@ -70,6 +82,8 @@ pub enum WalEntry {
     Series(Vec<WalSeries>),
     /// Samples, in commit order.
     Samples(Vec<WalSample>),
+    /// Native-histogram samples, in commit order.
+    Histograms(Vec<WalHistogram>),
     /// Checkpoint `n` was written and its series (every series the head still holds) were just
     /// returned again: series defined in segments up to `n` and not returned since can no
     /// longer have samples, so a reader may forget them.
@@ -431,25 +445,39 @@ impl WalWatcher {
                 })?;
             match rec {
                 Record::Series(s) => self.ready.push_back((series_entry(s), here)),
-                Record::Samples(s) => {
+                Record::Samples(_) | Record::Histograms(_) => {
+                    // Samples before the start position were handled by an earlier reader.
                     let before = WalPosition {
                         segment: self.pos.segment,
                         offset: base + (r.record_offset() - SEGMENT_HEADER_LEN) as u64,
                     };
-                    if before >= self.start {
-                        let s = s
-                            .into_iter()
-                            .map(|s| WalSample {
-                                series_ref: s.series,
-                                t: s.t,
-                                v: s.v,
-                            })
-                            .collect();
-                        self.ready.push_back((WalEntry::Samples(s), here));
+                    if before < self.start {
+                        continue;
                     }
+                    let entry = match rec {
+                        Record::Samples(s) => WalEntry::Samples(
+                            s.into_iter()
+                                .map(|s| WalSample {
+                                    series_ref: s.series,
+                                    t: s.t,
+                                    v: s.v,
+                                })
+                                .collect(),
+                        ),
+                        Record::Histograms(h) => WalEntry::Histograms(
+                            h.into_iter()
+                                .map(|h| WalHistogram {
+                                    series_ref: h.series,
+                                    t: h.t,
+                                    h: h.h,
+                                })
+                                .collect(),
+                        ),
+                        _ => unreachable!("BUG: only sample records reach this arm"),
+                    };
+                    self.ready.push_back((entry, here));
                 }
-                // Remote write forwards float samples only: histogram samples are skipped.
-                Record::Tombstones(_) | Record::Histograms(_) => {}
+                Record::Tombstones(_) => {}
             }
         }
         // The length of an incomplete frame at the stop, if it announces one.

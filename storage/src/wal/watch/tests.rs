@@ -72,6 +72,12 @@ fn drain_known(w: &mut WalWatcher, known: &mut Vec<u64>) -> (Vec<u64>, Vec<(u64,
                     samples.push((s.series_ref, s.t));
                 }
             }
+            WalEntry::Histograms(h) => {
+                for h in h {
+                    assert!(known.contains(&h.series_ref), "histogram before its series");
+                    samples.push((h.series_ref, h.t));
+                }
+            }
             WalEntry::SeriesReset(_) => {}
         }
     }
@@ -103,6 +109,62 @@ fn follows_the_writer_across_segments() {
     assert_eq!(got, want);
     assert_eq!(w.position(), wal.end_position());
     assert_eq!(w.skipped_segments(), 0);
+}
+
+#[test]
+fn returns_histogram_samples_in_order_with_floats() {
+    use crate::histogram::{FloatHistogram, Span};
+    use crate::wal::record::{RefHistogram, encode_histograms};
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 4096);
+    let h = |t: i64| FloatHistogram {
+        schema: 1,
+        count: t as f64,
+        sum: 1.5 * t as f64,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 1,
+        }],
+        positive_buckets: vec![t as f64],
+        ..FloatHistogram::default()
+    };
+    let hist_rec = |t: i64| {
+        let mut b = Vec::new();
+        encode_histograms(
+            &[RefHistogram {
+                series: 1,
+                t,
+                h: h(t),
+            }],
+            &mut b,
+        );
+        b
+    };
+    wal.log(&[&series_rec(&[0, 1]), &samples_rec(&[(0, 5)]), &hist_rec(5)])
+        .unwrap();
+    let start = wal.end_position();
+    wal.log(&[&hist_rec(6), &samples_rec(&[(0, 6)]), &hist_rec(7)])
+        .unwrap();
+    let mut all = Vec::new();
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    while let Some(e) = w.next_entry().unwrap() {
+        all.push(e);
+    }
+    let hists: Vec<&WalHistogram> = all
+        .iter()
+        .filter_map(|e| match e {
+            WalEntry::Histograms(h) => Some(h),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(hists.len(), 3);
+    for (got, t) in hists.iter().zip(5..) {
+        assert_eq!((got.series_ref, got.t, &got.h), (1, t, &h(t)));
+    }
+    // A reader resuming after the first batch gets the later histograms and floats, in order.
+    let (_, rest) = drain(&mut WalWatcher::new(dir.path(), start).unwrap());
+    assert_eq!(rest, vec![(1, 6), (0, 6), (1, 7)]);
 }
 
 #[test]
