@@ -13,6 +13,7 @@
 use super::metrics::QueueMetrics;
 use super::position;
 use super::reader::{Pending, Reader, Value};
+use super::metadata::{Families, FamilyMap};
 use super::send::{SendError, Sender};
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::ingest::prompb::{self, WriteRequest};
@@ -34,24 +35,36 @@ const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 pub struct Queue {
     /// Its config.
     pub cfg: RemoteWriteConfig,
-    /// Name for logs.
-    pub name: String,
+    /// The destination, shared with the queue's metadata task.
+    pub link: Arc<Link>,
     /// The WAL reader (None while it is in a blocking read).
     pub reader: Option<Reader>,
-    /// The destination.
-    pub sender: Arc<Sender>,
     /// The position file.
     pub pos_path: PathBuf,
     /// Keeps the WAL from deleting what is not acknowledged.
     pub keep: WalKeep,
-    /// Counters.
-    pub metrics: Arc<QueueMetrics>,
     /// The last position persisted.
     pub acked: WalPosition,
+    /// Metadata by family, attached per series to 2.0 requests (None: not sent).
+    pub families: Option<Arc<Families>>,
+}
+
+/// A destination and its counters: sends requests with retries.
+pub struct Link {
+    /// Queue name for logs.
+    pub name: String,
+    /// The HTTP client.
+    pub sender: Sender,
+    /// Counters.
+    pub metrics: Arc<QueueMetrics>,
+    /// First retry delay, doubled at each retry.
+    pub min_backoff: Duration,
+    /// Largest retry delay.
+    pub max_backoff: Duration,
 }
 
 /// How a round ended.
-pub(super) enum Round {
+pub enum Round {
     Done,
     Stopped,
 }
@@ -65,11 +78,11 @@ impl Queue {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let q = self.cfg.queue_config.clone();
         let mut shards = q.min_shards;
-        self.metrics.shards.store(shards as u64, Ordering::Relaxed);
-        self.metrics
+        self.link.metrics.shards.store(shards as u64, Ordering::Relaxed);
+        self.link.metrics
             .shards_min
             .store(q.min_shards as u64, Ordering::Relaxed);
-        self.metrics
+        self.link.metrics
             .shards_max
             .store(q.max_shards as u64, Ordering::Relaxed);
         let mut batch: Vec<Pending> = Vec::new();
@@ -89,18 +102,18 @@ impl Queue {
             })
             .await;
             let Ok((reader, b, res)) = joined else {
-                tracing::error!(queue = %self.name, "remote-write WAL reader panicked");
+                tracing::error!(queue = %self.link.name, "remote-write WAL reader panicked");
                 return;
             };
             self.reader = Some(reader);
             batch = b;
-            self.metrics
+            self.link.metrics
                 .samples_pending
                 .store(batch.len() as u64, Ordering::Relaxed);
             let caught_up = match res {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(queue = %self.name, error = %e, "remote-write queue cannot read the WAL");
+                    tracing::error!(queue = %self.link.name, error = %e, "remote-write queue cannot read the WAL");
                     tokio::select! {
                         _ = tokio::time::sleep(READ_ERROR_PAUSE) => {}
                         _ = stop.changed() => return,
@@ -122,7 +135,7 @@ impl Queue {
                     Round::Done => {}
                 }
                 first_at = None;
-                self.metrics.samples_pending.store(0, Ordering::Relaxed);
+                self.link.metrics.samples_pending.store(0, Ordering::Relaxed);
                 if let Some(pos) = pos {
                     self.acknowledge(pos).await;
                 }
@@ -133,7 +146,7 @@ impl Queue {
                 } else {
                     shards
                 };
-                self.metrics.shards.store(shards as u64, Ordering::Relaxed);
+                self.link.metrics.shards.store(shards as u64, Ordering::Relaxed);
                 continue;
             }
             if caught_up && batch.is_empty() {
@@ -171,12 +184,12 @@ impl Queue {
                 self.keep.set(pos.segment);
             }
             Ok(Err(e)) => tracing::warn!(
-                queue = %self.name,
+                queue = %self.link.name,
                 file = %self.pos_path.display(),
                 error = %e,
                 "cannot persist the remote-write position"
             ),
-            Err(e) => tracing::warn!(queue = %self.name, error = %e, "position task failed"),
+            Err(e) => tracing::warn!(queue = %self.link.name, error = %e, "position task failed"),
         }
     }
 
@@ -209,25 +222,27 @@ impl Queue {
     async fn send_shard(&self, samples: Vec<Pending>, mut stop: watch::Receiver<bool>) -> Round {
         let per = self.cfg.queue_config.max_samples_per_send.max(1);
         for chunk in samples.chunks(per) {
-            let (body, counts) = encode(chunk, self.cfg.protobuf_message);
-            if let Round::Stopped = self.send_with_retry(body, counts, &mut stop).await {
+            let families = self.families.as_ref().map(|f| f.current());
+            let (body, counts) = encode(chunk, self.cfg.protobuf_message, families.as_deref());
+            if let Round::Stopped = self.link.send(body, counts, &mut stop).await {
                 return Round::Stopped;
             }
         }
         Round::Done
     }
+}
 
+impl Link {
     /// Sends one request until it is acknowledged, dropped (a non-recoverable answer) or the
     /// queue stops, counting what it carries.
-    pub(super) async fn send_with_retry(
+    pub async fn send(
         &self,
         body: Vec<u8>,
         n: Counts,
         stop: &mut watch::Receiver<bool>,
     ) -> Round {
-        let q = &self.cfg.queue_config;
         let m = &self.metrics;
-        let mut backoff = q.min_backoff.0;
+        let mut backoff = self.min_backoff;
         let len = body.len() as u64;
         let add = |a: &std::sync::atomic::AtomicU64, v: u64| {
             a.fetch_add(v, Ordering::Relaxed);
@@ -271,7 +286,7 @@ impl Queue {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => return Round::Stopped,
                     }
-                    backoff = (backoff * 2).min(q.max_backoff.0);
+                    backoff = (backoff * 2).min(self.max_backoff);
                 }
             }
         }
@@ -292,8 +307,13 @@ pub struct Counts {
 }
 
 /// Encodes samples (in WAL order) as one request: samples grouped per series, each series'
-/// floats and histograms in order. Returns the body and what it carries.
-pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, Counts) {
+/// floats and histograms in order. A 2.0 request carries each series' metadata when `families`
+/// knows its family. Returns the body and what it carries.
+pub fn encode(
+    samples: &[Pending],
+    proto: ProtobufMessage,
+    families: Option<&FamilyMap>,
+) -> (Vec<u8>, Counts) {
     let mut req = WriteRequest::default();
     let mut index: HashMap<*const super::reader::SendSeries, usize> = HashMap::new();
     let mut n = Counts {
@@ -340,7 +360,12 @@ pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, Counts) 
     }
     let body = match proto {
         ProtobufMessage::V1 => remote_write::encode(&req),
-        ProtobufMessage::V2 => remote_write_v2::encode(&remote_write_v2::from_v1(&req)),
+        ProtobufMessage::V2 => {
+            if let Some(f) = families {
+                f.attach(&mut req);
+            }
+            remote_write_v2::encode(&remote_write_v2::from_v1(&req))
+        }
     };
     (body, n)
 }

@@ -49,6 +49,8 @@ pub struct Reader {
     relabel: Vec<RelabelConfig>,
     /// Samples older than `now - age_limit` are dropped (0 = no limit), ms.
     age_limit_ms: i64,
+    /// Forward native histograms (`send_native_histograms`); else they are skipped.
+    send_histograms: bool,
     metrics: Arc<QueueMetrics>,
 }
 
@@ -59,6 +61,7 @@ impl Reader {
         external: Labels,
         relabel: Vec<RelabelConfig>,
         age_limit_ms: i64,
+        send_histograms: bool,
         metrics: Arc<QueueMetrics>,
     ) -> Reader {
         Reader {
@@ -67,6 +70,7 @@ impl Reader {
             external,
             relabel,
             age_limit_ms,
+            send_histograms,
             metrics,
         }
     }
@@ -149,6 +153,7 @@ impl Reader {
                     m.samples_dropped.fetch_add(dropped, Ordering::Relaxed);
                     QueueMetrics::raise(&m.highest_read_ms, highest);
                 }
+                WalEntry::Histograms(_) if !self.send_histograms => {}
                 WalEntry::Histograms(hists) => {
                     let min_t = self.min_t(now_ms);
                     let mut dropped = 0;
@@ -215,6 +220,7 @@ mod tests {
             Labels::from_pairs(&[("replica", "a")]),
             Vec::new(),
             0,
+            true,
             Arc::new(QueueMetrics::default()),
         )
     }

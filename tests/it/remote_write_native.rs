@@ -88,6 +88,9 @@ fn queue(url: &str, name: &str, extra: &str) -> String {
     )
 }
 
+/// The queue line that turns histogram forwarding on.
+const HIST: &str = "    send_native_histograms: true\n";
+
 const GLOBAL: &str = "global:\n  external_labels:\n    replica: a\nremote_write:\n";
 
 /// Series `{__name__=~"rwh_.+"}` over the last 3 h as the query API answers them: rendered
@@ -173,14 +176,20 @@ fn histograms_are_forwarded_to_argus_over_2_0_and_1_0() {
         &dir.path().join("b1"),
         &["--web.enable-remote-write-receiver"],
     );
+    let off = Argus::start(
+        &dir.path().join("off"),
+        &["--web.enable-remote-write-receiver"],
+    );
     let queues = format!(
-        "{}{}",
+        "{}{}{}",
         queue(
             &format!("http://{}/api/v1/write", b2.addr),
             "v2",
-            "    protobuf_message: io.prometheus.write.v2.Request\n"
+            &format!("{HIST}    protobuf_message: io.prometheus.write.v2.Request\n")
         ),
-        queue(&format!("http://{}/api/v1/write", b1.addr), "v1", "")
+        queue(&format!("http://{}/api/v1/write", b1.addr), "v1", HIST),
+        // Without `send_native_histograms`, as in Prometheus, histograms stay home.
+        queue(&format!("http://{}/api/v1/write", off.addr), "off", "")
     );
     let cfg = config(&dir.path().join("a"), &format!("{GLOBAL}{queues}"));
     let a = Argus::start(
@@ -197,6 +206,12 @@ fn histograms_are_forwarded_to_argus_over_2_0_and_1_0() {
     }
     assert_arrives("2.0", &a, b2.addr);
     assert_arrives("1.0", &a, b1.addr);
+    let floats_only: BTreeMap<_, _> = stored(a.addr, Some(("replica", "a")))
+        .into_iter()
+        .filter(|(k, _)| k.contains("rwh_float"))
+        .collect();
+    assert!(wait_until(Duration::from_secs(30), || stored(off.addr, None)
+        == floats_only));
     let metrics = a.get("/metrics").text();
     for name in ["v1", "v2"] {
         let line = format!("argus_remote_storage_histograms_total{{remote_name=\"{name}\"");
@@ -235,7 +250,7 @@ fn histograms_are_forwarded_to_prometheus() {
         &dir.path().join("a"),
         &format!(
             "{GLOBAL}{}",
-            queue(&format!("http://{addr}/api/v1/write"), "prom", "")
+            queue(&format!("http://{addr}/api/v1/write"), "prom", HIST)
         ),
     );
     let a = Argus::start(
@@ -247,4 +262,106 @@ fn histograms_are_forwarded_to_prometheus() {
     // table whose values are one ulp below Argus's (0.8408964152537144 vs …145 at schema 3).
     write_histograms(&a, now_ms() - 3_600_000, 0, false);
     assert_arrives("prometheus", &a, addr);
+}
+
+/// Serves `/metrics` with HELP/TYPE/UNIT for a counter, a classic histogram and a gauge.
+fn start_target() -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "# HELP rwm_jobs_total Jobs done.\n# TYPE rwm_jobs_total counter\n\
+                 rwm_jobs_total 3\n\
+                 # HELP rwm_latency_seconds Request latency.\n# TYPE rwm_latency_seconds histogram\n\
+                 rwm_latency_seconds_bucket{le=\"0.1\"} 1\nrwm_latency_seconds_bucket{le=\"+Inf\"} 2\n\
+                 rwm_latency_seconds_sum 0.3\nrwm_latency_seconds_count 2\n\
+                 # HELP rwm_temperature_celsius Temperature \\\\ \"inside\".\n\
+                 # TYPE rwm_temperature_celsius gauge\nrwm_temperature_celsius 21.5\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// `/api/v1/metadata` entries of the `rwm_*` families.
+fn metadata(addr: SocketAddr) -> BTreeMap<String, serde_json::Value> {
+    let Ok(r) = try_request(addr, "GET", "/api/v1/metadata", &[], b"") else {
+        return BTreeMap::new();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    v["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("rwm_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A scrapes a target and sends its metadata: over 2.0 attached to each series (to Argus), over
+/// 1.0 in metadata requests (to Argus, and to real Prometheus, which takes them).
+#[test]
+fn metadata_is_sent_over_2_0_and_1_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = start_target();
+    let b2 = Argus::start(
+        &dir.path().join("b2"),
+        &["--web.enable-remote-write-receiver"],
+    );
+    let b1 = Argus::start(
+        &dir.path().join("b1"),
+        &["--web.enable-remote-write-receiver"],
+    );
+    let meta = "    metadata_config:\n      send_interval: 500ms\n      max_samples_per_send: 2\n";
+    let queues = format!(
+        "{}{}",
+        queue(
+            &format!("http://{}/api/v1/write", b2.addr),
+            "v2",
+            &format!("{meta}    protobuf_message: io.prometheus.write.v2.Request\n")
+        ),
+        queue(&format!("http://{}/api/v1/write", b1.addr), "v1", meta),
+    );
+    let scrape = format!(
+        "scrape_configs:\n  - job_name: t\n    scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
+         static_configs:\n      - targets: ['{target}']\n"
+    );
+    let cfg = config(&dir.path().join("a"), &format!("{GLOBAL}{queues}{scrape}"));
+    let a = Argus::start(&dir.path().join("a/data"), &[&cfg]);
+    assert!(wait_until(Duration::from_secs(30), || metadata(a.addr).len()
+        == 3));
+    let want = metadata(a.addr);
+    assert_eq!(
+        want["rwm_temperature_celsius"],
+        serde_json::json!([{"type": "gauge", "help": "Temperature \\ \"inside\".", "unit": ""}])
+    );
+    for (what, b) in [("2.0", &b2), ("1.0", &b1)] {
+        let ok = wait_until(Duration::from_secs(30), || metadata(b.addr) == want);
+        assert!(
+            ok,
+            "{what}\nwant: {want:#?}\ngot:  {:#?}",
+            metadata(b.addr)
+        );
+    }
+    // The series arrive with the metadata (2.0 carries it on them).
+    let q = enc("rwm_latency_seconds_count");
+    let r = b2.get(&format!("/api/v1/query?query={q}"));
+    assert_eq!(r.json()["data"]["result"].as_array().map(Vec::len), Some(1));
+    let text = a.get("/metrics").text();
+    let sent = text
+        .lines()
+        .find(|l| l.starts_with("argus_remote_storage_metadata_total{remote_name=\"v1\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no metadata counter for v1:\n{text}"));
+    assert!(sent >= 3.0, "{sent}");
 }
