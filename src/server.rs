@@ -578,7 +578,10 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
     let received_metadata = state.metadata.clone();
     let app = build_router(
         state,
-        Some(api::targets::router_with_received(&scrape, received_metadata)),
+        Some(api::targets::router_with_received(
+            &scrape,
+            received_metadata,
+        )),
         vec![
             api::push::router(&push),
             federate,

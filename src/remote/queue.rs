@@ -10,10 +10,10 @@
 //! (up to `max_shards`) and shrinks by one after a round under a quarter full (down to
 //! `min_shards`).
 
+use super::metadata::{Families, FamilyMap};
 use super::metrics::QueueMetrics;
 use super::position;
 use super::reader::{Pending, Reader, Value};
-use super::metadata::{Families, FamilyMap};
 use super::send::{SendError, Sender};
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::ingest::prompb::{self, WriteRequest};
@@ -78,11 +78,16 @@ impl Queue {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let q = self.cfg.queue_config.clone();
         let mut shards = q.min_shards;
-        self.link.metrics.shards.store(shards as u64, Ordering::Relaxed);
-        self.link.metrics
+        self.link
+            .metrics
+            .shards
+            .store(shards as u64, Ordering::Relaxed);
+        self.link
+            .metrics
             .shards_min
             .store(q.min_shards as u64, Ordering::Relaxed);
-        self.link.metrics
+        self.link
+            .metrics
             .shards_max
             .store(q.max_shards as u64, Ordering::Relaxed);
         let mut batch: Vec<Pending> = Vec::new();
@@ -107,7 +112,8 @@ impl Queue {
             };
             self.reader = Some(reader);
             batch = b;
-            self.link.metrics
+            self.link
+                .metrics
                 .samples_pending
                 .store(batch.len() as u64, Ordering::Relaxed);
             let caught_up = match res {
@@ -135,7 +141,10 @@ impl Queue {
                     Round::Done => {}
                 }
                 first_at = None;
-                self.link.metrics.samples_pending.store(0, Ordering::Relaxed);
+                self.link
+                    .metrics
+                    .samples_pending
+                    .store(0, Ordering::Relaxed);
                 if let Some(pos) = pos {
                     self.acknowledge(pos).await;
                 }
@@ -146,7 +155,10 @@ impl Queue {
                 } else {
                     shards
                 };
-                self.link.metrics.shards.store(shards as u64, Ordering::Relaxed);
+                self.link
+                    .metrics
+                    .shards
+                    .store(shards as u64, Ordering::Relaxed);
                 continue;
             }
             if caught_up && batch.is_empty() {
@@ -235,12 +247,7 @@ impl Queue {
 impl Link {
     /// Sends one request until it is acknowledged, dropped (a non-recoverable answer) or the
     /// queue stops, counting what it carries.
-    pub async fn send(
-        &self,
-        body: Vec<u8>,
-        n: Counts,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Round {
+    pub async fn send(&self, body: Vec<u8>, n: Counts, stop: &mut watch::Receiver<bool>) -> Round {
         let m = &self.metrics;
         let mut backoff = self.min_backoff;
         let len = body.len() as u64;

@@ -210,8 +210,9 @@ fn histograms_are_forwarded_to_argus_over_2_0_and_1_0() {
         .into_iter()
         .filter(|(k, _)| k.contains("rwh_float"))
         .collect();
-    assert!(wait_until(Duration::from_secs(30), || stored(off.addr, None)
-        == floats_only));
+    assert!(wait_until(Duration::from_secs(30), || stored(
+        off.addr, None
+    ) == floats_only));
     let metrics = a.get("/metrics").text();
     for name in ["v1", "v2"] {
         let line = format!("argus_remote_storage_histograms_total{{remote_name=\"{name}\"");
@@ -337,7 +338,8 @@ fn metadata_is_sent_over_2_0_and_1_0() {
     );
     let cfg = config(&dir.path().join("a"), &format!("{GLOBAL}{queues}{scrape}"));
     let a = Argus::start(&dir.path().join("a/data"), &[&cfg]);
-    assert!(wait_until(Duration::from_secs(30), || metadata(a.addr).len()
+    assert!(wait_until(Duration::from_secs(30), || metadata(a.addr)
+        .len()
         == 3));
     let want = metadata(a.addr);
     assert_eq!(
@@ -346,11 +348,7 @@ fn metadata_is_sent_over_2_0_and_1_0() {
     );
     for (what, b) in [("2.0", &b2), ("1.0", &b1)] {
         let ok = wait_until(Duration::from_secs(30), || metadata(b.addr) == want);
-        assert!(
-            ok,
-            "{what}\nwant: {want:#?}\ngot:  {:#?}",
-            metadata(b.addr)
-        );
+        assert!(ok, "{what}\nwant: {want:#?}\ngot:  {:#?}", metadata(b.addr));
     }
     // The series arrive with the metadata (2.0 carries it on them).
     let q = enc("rwm_latency_seconds_count");
@@ -364,4 +362,65 @@ fn metadata_is_sent_over_2_0_and_1_0() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no metadata counter for v1:\n{text}"));
     assert!(sent >= 3.0, "{sent}");
+}
+
+fn counter(a: &Argus, name: &str, queue: &str) -> f64 {
+    let text = a.get("/metrics").text();
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{remote_name=\"{queue}\"")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} for {queue}:\n{text}"))
+}
+
+/// Real Prometheus 2.42 takes 1.0 metadata requests (204, counted as sent; none failed). It does
+/// not keep them: its `/api/v1/metadata` lists scraped targets' metadata only (checked: `{}`).
+#[test]
+fn metadata_is_accepted_by_prometheus() {
+    const PROM: &str = "/usr/bin/prometheus";
+    if !require(PROM, "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pcfg = dir.path().join("prometheus.yml");
+    std::fs::write(&pcfg, "global:\n  scrape_interval: 1h\n").unwrap();
+    let _p = spawn(
+        PROM,
+        &[
+            format!("--config.file={}", pcfg.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--web.enable-remote-write-receiver".into(),
+        ],
+    );
+    wait_ready(addr, "/-/ready");
+    let target = start_target();
+    let meta = "    metadata_config:\n      send_interval: 300ms\n";
+    let scrape = format!(
+        "scrape_configs:\n  - job_name: t\n    scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
+         static_configs:\n      - targets: ['{target}']\n"
+    );
+    let cfg = config(
+        &dir.path().join("a"),
+        &format!(
+            "{GLOBAL}{}{scrape}",
+            queue(&format!("http://{addr}/api/v1/write"), "prom", meta)
+        ),
+    );
+    let a = Argus::start(&dir.path().join("a/data"), &[&cfg]);
+    assert!(wait_until(Duration::from_secs(30), || counter(
+        &a,
+        "argus_remote_storage_metadata_total",
+        "prom"
+    ) >= 6.0));
+    assert_eq!(
+        counter(&a, "argus_remote_storage_metadata_failed_total", "prom"),
+        0.0
+    );
+    assert_eq!(
+        counter(&a, "argus_remote_storage_failed_requests_total", "prom"),
+        0.0
+    );
 }
