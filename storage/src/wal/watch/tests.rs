@@ -239,7 +239,7 @@ fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
     let keep = keepers.keep(4);
     let cur = wal.current_segment();
     assert!(cur > 6, "{cur}");
-    let from = keepers.first_needed(dir.path(), cur, None);
+    let from = keepers.first_needed(dir.path(), cur, None, None);
     assert_eq!(from, Some(4));
     wal.checkpoint_before(&|_| true, 0, from).unwrap();
     let segs: Vec<u32> = segment::list_segments(dir.path())
@@ -264,7 +264,7 @@ fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
     assert_eq!(w.skipped_segments(), 0);
 
     // Past the bound the oldest kept segments go, counted; a reader there skips and counts.
-    let from = keepers.first_needed(dir.path(), cur, Some(300));
+    let from = keepers.first_needed(dir.path(), cur, Some(300), None);
     assert!(from.unwrap() > 4, "{from:?}");
     assert!(keepers.metrics.segments_dropped.load(Ordering::Relaxed) > 0);
     wal.checkpoint_before(&|_| true, 0, from).unwrap();
@@ -281,9 +281,27 @@ fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
     assert!(samples.len() < 8 && !samples.is_empty(), "{samples:?}");
     assert!(w.skipped_segments() > 0);
 
+    // Past the age bound every segment written before it goes, whatever its size.
+    let before = keepers.metrics.segments_dropped.load(Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        keepers.first_needed(dir.path(), cur, None, Some(3_600_000)),
+        from,
+        "young segments stay (the deleted ones below them are skipped)"
+    );
+    assert_eq!(
+        keepers.metrics.segments_dropped.load(Ordering::Relaxed),
+        before
+    );
+    assert_eq!(
+        keepers.first_needed(dir.path(), cur, None, Some(10)),
+        Some(cur)
+    );
+    assert!(keepers.metrics.segments_dropped.load(Ordering::Relaxed) > before);
+
     // Without a handle everything closed is checkpointed.
     drop(keep);
-    assert_eq!(keepers.first_needed(dir.path(), cur, None), None);
+    assert_eq!(keepers.first_needed(dir.path(), cur, None, None), None);
 }
 
 #[test]
@@ -323,7 +341,7 @@ fn a_new_checkpoint_returns_live_series_then_a_reset() {
     let keepers = Keepers::default();
     let _k = keepers.keep(w.position().segment);
     let cur = wal.current_segment();
-    let from = keepers.first_needed(dir.path(), cur, None);
+    let from = keepers.first_needed(dir.path(), cur, None, None);
     wal.checkpoint_before(&|r| r % 2 == 0, 0, from).unwrap();
     wal.log(&[&series_rec(&[9]), &samples_rec(&[(9, 20)])])
         .unwrap();
