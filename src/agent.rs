@@ -8,6 +8,13 @@
 //! that is dropped and the WAL checkpointed below it, keeping the segments a remote-write queue
 //! has not had acknowledged yet (bounded by `--storage.remote.max-backlog`). With no queue,
 //! the data is dropped at the first truncation, as Prometheus's agent does.
+//!
+//! Retention, as Prometheus's `--storage.agent.retention.*`: a head range is truncated only
+//! once its samples are at least `min-time` old (by the wall clock), and WAL segments kept for
+//! a queue that has not acknowledged them are deleted anyway once last written more than
+//! `max-time` ago (counted in `argus_remote_storage_wal_segments_dropped_total`). As in
+//! Prometheus, `0` means the default (5m, 4h), and `max-time` is raised to `min-time` and to
+//! the truncation frequency when below them.
 
 use crate::config::Config;
 use argus_storage::{Db, Options};
@@ -15,6 +22,10 @@ use std::time::Duration;
 
 /// Shortest accepted truncation period (the head keeps 1.5 periods).
 const MIN_TRUNCATE_EVERY: Duration = Duration::from_secs(1);
+/// Prometheus's default `--storage.agent.retention.min-time`.
+const DEFAULT_MIN_TIME: Duration = Duration::from_secs(5 * 60);
+/// Prometheus's default `--storage.agent.retention.max-time`.
+const DEFAULT_MAX_TIME: Duration = Duration::from_secs(4 * 3600);
 
 /// The `--storage.agent.*` options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +34,11 @@ pub struct AgentOptions {
     pub truncate_every: Duration,
     /// `--storage.agent.wal-segment-size`, bytes.
     pub wal_segment_size: u64,
+    /// `--storage.agent.retention.min-time`: samples younger than this are never truncated.
+    pub min_time: Duration,
+    /// `--storage.agent.retention.max-time`: unacknowledged WAL segments older than this are
+    /// deleted anyway.
+    pub max_time: Duration,
 }
 
 impl AgentOptions {
@@ -49,16 +65,42 @@ impl AgentOptions {
         Ok(AgentOptions {
             truncate_every,
             wal_segment_size,
+            min_time: DEFAULT_MIN_TIME,
+            max_time: DEFAULT_MAX_TIME,
         })
     }
 
-    /// The storage options of an agent: a WAL-only head cut every `truncate_every`.
+    /// Sets the `--storage.agent.retention.*` bounds (`0`: the default), adjusted as
+    /// Prometheus does: `max_time` at least `min_time` and the truncation period.
+    pub fn with_retention(
+        mut self,
+        min_time: &str,
+        max_time: &str,
+    ) -> Result<AgentOptions, String> {
+        let parse = |flag: &str, v: &str, default: Duration| {
+            crate::config::parse_duration(v)
+                .map(|d| if d.is_zero() { default } else { d })
+                .map_err(|e| format!("--storage.agent.retention.{flag}: {e}"))
+        };
+        self.min_time = parse("min-time", min_time, DEFAULT_MIN_TIME)?;
+        self.max_time = parse("max-time", max_time, DEFAULT_MAX_TIME)?
+            .max(self.min_time)
+            .max(self.truncate_every);
+        Ok(self)
+    }
+
+    /// The storage options of an agent: a WAL-only head cut every `truncate_every`, not before
+    /// its samples are `min_time` old; queues keep segments up to `max_time` (and `max_backlog`
+    /// bytes).
     pub fn db_options(&self, max_backlog: Option<u64>) -> Options {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Options {
             retention_ms: None,
-            block_range_ms: i64::try_from(self.truncate_every.as_millis()).unwrap_or(i64::MAX),
+            block_range_ms: ms(self.truncate_every),
             wal_segment_size: self.wal_segment_size,
             wal_max_backlog_bytes: max_backlog,
+            wal_max_backlog_age_ms: Some(ms(self.max_time)),
+            min_cut_age_ms: ms(self.min_time),
             write_blocks: false,
             ..Options::default()
         }
@@ -116,6 +158,25 @@ mod tests {
         assert!(!o.db_options(None).write_blocks);
         assert!(AgentOptions::from_flags("10ms", "64KB", bytes).is_err());
         assert!(AgentOptions::from_flags("2h", "1KB", bytes).is_err());
+        // Retention: Prometheus's defaults for 0, max raised to min and to the period.
+        assert_eq!(
+            (o.min_time, o.max_time),
+            (DEFAULT_MIN_TIME, DEFAULT_MAX_TIME)
+        );
+        let r = |min: &str, max: &str| {
+            let o = o.clone().with_retention(min, max).unwrap();
+            (o.min_time.as_secs(), o.max_time.as_secs())
+        };
+        assert_eq!(r("0s", "0s"), (300, 4 * 3600));
+        assert_eq!(r("1m", "3h"), (60, 3 * 3600));
+        assert_eq!(r("5h", "3h"), (5 * 3600, 5 * 3600));
+        assert_eq!(r("1s", "10s"), (1, 7200));
+        assert!(o.clone().with_retention("x", "1h").is_err());
+        let d = o.with_retention("1m", "3h").unwrap().db_options(None);
+        assert_eq!(
+            (d.min_cut_age_ms, d.wal_max_backlog_age_ms),
+            (60_000, Some(10_800_000))
+        );
         let cfg = Config::parse("rule_files: [a.yml]\n").unwrap();
         assert_eq!(
             check_config(&cfg),

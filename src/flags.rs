@@ -100,6 +100,18 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "With --agent: size of a WAL segment file.",
     ),
     (
+        "storage.agent.retention.min-time",
+        Kind::Value,
+        "5m",
+        "With --agent: minimum age samples may be before being considered for deletion when the WAL is truncated.",
+    ),
+    (
+        "storage.agent.retention.max-time",
+        Kind::Value,
+        "4h",
+        "With --agent: maximum age samples may be before being forcibly deleted when the WAL is truncated.",
+    ),
+    (
         "storage.tsdb.out-of-order-time-window",
         Kind::Value,
         "",
@@ -561,6 +573,12 @@ impl Flags {
                     get("storage.agent.wal-segment-size"),
                     parse_bytes,
                 )
+                .and_then(|a| {
+                    a.with_retention(
+                        get("storage.agent.retention.min-time"),
+                        get("storage.agent.retention.max-time"),
+                    )
+                })
                 .map_err(UsageError)
             })
             .transpose()?;

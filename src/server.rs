@@ -525,6 +525,11 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
     let appendable: Arc<dyn Appendable> = Arc::new(db.clone());
     let scrape = ScrapeManager::new(appendable.clone());
     registry.register(scrape.metrics());
+    // Remote write sends the scraped and remote-written metadata (`metadata_config`).
+    remote.set_metadata_source(crate::remote::metadata::from_scrape(
+        scrape.clone(),
+        state.metadata.clone(),
+    ));
     scrape
         .apply_config(&config.get())
         .await
@@ -570,9 +575,13 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
         },
     );
 
+    let received_metadata = state.metadata.clone();
     let app = build_router(
         state,
-        Some(api::targets::router(&scrape)),
+        Some(api::targets::router_with_received(
+            &scrape,
+            received_metadata,
+        )),
         vec![
             api::push::router(&push),
             federate,

@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::error::ApiError;
+use crate::ingest::metadata::MetadataStore;
 use crate::scrape::ScrapeManager;
 use crate::scrape::target::{DroppedTarget, Target};
 use argus_storage::{Labels, Matcher};
@@ -16,11 +17,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Routes for `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`.
 pub fn router(m: &Arc<ScrapeManager>) -> axum::Router {
+    router_with_received(m, Arc::new(MetadataStore::new()))
+}
+
+/// [`router`] whose `/api/v1/metadata` also lists the metadata `received` by remote write.
+pub(crate) fn router_with_received(
+    m: &Arc<ScrapeManager>,
+    received: Arc<MetadataStore>,
+) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/metadata", get(targets_metadata))
         .route("/api/v1/metadata", get(metadata))
         .with_state(m.clone())
+        .layer(axum::Extension(received))
 }
 
 fn bad_data(msg: impl Into<String>) -> Response {
@@ -169,6 +179,7 @@ async fn targets_metadata(
 
 async fn metadata(
     State(m): State<Arc<ScrapeManager>>,
+    axum::Extension(received): axum::Extension<Arc<MetadataStore>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let limit = match parse_limit(q.get("limit")) {
@@ -192,6 +203,17 @@ async fn metadata(
                     v.push(md.clone());
                 }
             }
+        }
+    }
+    for (name, e) in received.list(metric.map(String::as_str), usize::MAX) {
+        let md = crate::scrape::target::Metadata {
+            kind: e.kind.to_string(),
+            help: e.help,
+            unit: e.unit,
+        };
+        let v = all.entry(name).or_default();
+        if !v.contains(&md) {
+            v.push(md);
         }
     }
     let mut data = Map::new();

@@ -53,14 +53,14 @@ super::http_client::http_client_config! {
         pub write_relabel_configs: Vec<RelabelConfig> = Vec::new(),
         /// Queue tuning.
         pub queue_config: QueueConfig = QueueConfig::default(),
-        /// Accepted for compatibility; Argus does not send metadata yet.
+        /// Metric metadata sending (None: Prometheus's defaults, sent every minute).
         #[serde(skip_serializing_if = "Option::is_none")]
         pub metadata_config: Option<MetadataConfig> = None,
         /// 1.0 or 2.0.
         pub protobuf_message: ProtobufMessage = ProtobufMessage::V1,
         /// Accepted; Argus stores no exemplars.
         pub send_exemplars: bool = false,
-        /// Accepted; Argus stores no native histograms.
+        /// Forward native histograms (false: they are not sent, as in Prometheus).
         pub send_native_histograms: bool = false,
     }
 }
@@ -105,7 +105,8 @@ impl Default for QueueConfig {
     }
 }
 
-/// `metadata_config:` (accepted, not acted on).
+/// `metadata_config:` (Prometheus's defaults). 1.0 queues send the metadata in requests of
+/// their own; 2.0 queues attach it to each series.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {

@@ -74,6 +74,23 @@ impl MetadataStore {
     }
 }
 
+/// The metric family of series `series` whose metadata says type `kind` (`MetricType`
+/// number): a classic histogram's or summary's series drop their `_bucket`, `_sum`, `_count`,
+/// `_created` (`_gsum`, `_gcount`) suffix; other series name their family (a text-format
+/// counter's family keeps its `_total`).
+pub(crate) fn family_of(series: &str, kind: i32) -> &str {
+    let suffixes: &[&str] = match kind {
+        3 => &["_bucket", "_sum", "_count", "_created"],
+        4 => &["_bucket", "_gsum", "_gcount"],
+        5 => &["_sum", "_count", "_created"],
+        _ => &[],
+    };
+    suffixes
+        .iter()
+        .find_map(|s| series.strip_suffix(s).filter(|f| !f.is_empty()))
+        .unwrap_or(series)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -98,5 +115,19 @@ mod tests {
         assert_eq!(s.list(Some("b"), usize::MAX).len(), 1);
         assert_eq!(s.list(Some("zz"), usize::MAX).len(), 0);
         assert_eq!(s.list(None, 1).len(), 1);
+    }
+
+    #[test]
+    fn families_of_series() {
+        let check = |series: &str, kind: i32, want: &str| {
+            assert_eq!(family_of(series, kind), want, "{series} {kind}");
+        };
+        check("rpc_seconds_bucket", 3, "rpc_seconds");
+        check("rpc_seconds_count", 5, "rpc_seconds");
+        check("rpc_seconds", 3, "rpc_seconds");
+        check("queue_gcount", 4, "queue");
+        check("jobs_total", 1, "jobs_total");
+        check("up_count", 2, "up_count");
+        check("_sum", 5, "_sum");
     }
 }

@@ -103,7 +103,7 @@ pub fn to_v1(req: &Request, out: &mut WriteRequest) -> Outcome {
         {
             out.metadata.push(MetricMetadata {
                 r#type: m.r#type,
-                metric_family_name: name.value.clone(),
+                metric_family_name: super::metadata::family_of(&name.value, m.r#type).to_string(),
                 help: symbol(syms, m.help_ref).unwrap_or("").to_string(),
                 unit: symbol(syms, m.unit_ref).unwrap_or("").to_string(),
             });

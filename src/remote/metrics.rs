@@ -18,6 +18,22 @@ pub struct QueueMetrics {
     pub samples_dropped: AtomicU64,
     /// Samples read from the WAL and not yet acknowledged.
     pub samples_pending: AtomicU64,
+    /// Native-histogram samples acknowledged by the receiver.
+    pub histograms_sent: AtomicU64,
+    /// Native-histogram samples dropped after a non-retryable answer.
+    pub histograms_failed: AtomicU64,
+    /// Native-histogram samples in requests that were retried (counted per retry).
+    pub histograms_retried: AtomicU64,
+    /// Native-histogram samples read from the WAL and not sent (as `samples_dropped`).
+    pub histograms_dropped: AtomicU64,
+    /// Metadata entries acknowledged by the receiver (`metadata_config`).
+    pub metadata_sent: AtomicU64,
+    /// Metadata entries dropped after a non-retryable answer.
+    pub metadata_failed: AtomicU64,
+    /// Metadata entries in requests that were retried.
+    pub metadata_retried: AtomicU64,
+    /// Compressed bytes of metadata requests acknowledged.
+    pub metadata_bytes_sent: AtomicU64,
     /// Compressed request bytes acknowledged.
     pub bytes_sent: AtomicU64,
     /// Current shards.
@@ -102,6 +118,54 @@ const DEFS: &[Def] = &[
         "gauge",
         "Samples read from the WAL and not yet acknowledged.",
         |m| u(&m.samples_pending),
+    ),
+    (
+        "argus_remote_storage_histograms_total",
+        "counter",
+        "Native-histogram samples sent to remote storage and acknowledged.",
+        |m| u(&m.histograms_sent),
+    ),
+    (
+        "argus_remote_storage_histograms_failed_total",
+        "counter",
+        "Native-histogram samples dropped after a non-recoverable answer from remote storage.",
+        |m| u(&m.histograms_failed),
+    ),
+    (
+        "argus_remote_storage_histograms_retried_total",
+        "counter",
+        "Native-histogram samples in requests retried after a recoverable error.",
+        |m| u(&m.histograms_retried),
+    ),
+    (
+        "argus_remote_storage_histograms_dropped_total",
+        "counter",
+        "Native-histogram samples read from the WAL and not sent (relabeling, age limit, unknown series).",
+        |m| u(&m.histograms_dropped),
+    ),
+    (
+        "argus_remote_storage_metadata_total",
+        "counter",
+        "Metadata entries sent to remote storage and acknowledged.",
+        |m| u(&m.metadata_sent),
+    ),
+    (
+        "argus_remote_storage_metadata_failed_total",
+        "counter",
+        "Metadata entries dropped after a non-recoverable answer from remote storage.",
+        |m| u(&m.metadata_failed),
+    ),
+    (
+        "argus_remote_storage_metadata_retried_total",
+        "counter",
+        "Metadata entries in requests retried after a recoverable error.",
+        |m| u(&m.metadata_retried),
+    ),
+    (
+        "argus_remote_storage_metadata_bytes_total",
+        "counter",
+        "Compressed bytes of metadata requests acknowledged by remote storage.",
+        |m| u(&m.metadata_bytes_sent),
     ),
     (
         "argus_remote_storage_bytes_total",

@@ -7,6 +7,7 @@
 //! adds, removes and restarts queues on reload: a queue whose config changed restarts from its
 //! persisted position, so nothing queued is lost. Queues are identified by `url` and `name`.
 
+pub mod metadata;
 pub mod metrics;
 pub mod position;
 mod queue;
@@ -18,7 +19,7 @@ mod send;
 mod status;
 
 use crate::config::Config;
-use crate::config::remote_write::RemoteWriteConfig;
+use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::metrics::{Collect, header, sample};
 use argus_storage::{Db, Labels, WalWatchMetrics};
 use metrics::QueueMetrics;
@@ -35,6 +36,8 @@ struct Running {
     external: Labels,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The metadata task (`metadata_config.send`).
+    meta_task: Option<JoinHandle<()>>,
     metrics: Arc<QueueMetrics>,
 }
 
@@ -44,6 +47,8 @@ pub struct RemoteWrite {
     db: Db,
     data_dir: PathBuf,
     wal_metrics: Arc<WalWatchMetrics>,
+    /// Metric metadata the queues send; set by the server after construction.
+    metadata: Arc<metadata::MetadataSource>,
     /// Running queues by identity hash. The async lock serialises reloads and stop.
     queues: tokio::sync::Mutex<BTreeMap<String, Running>>,
     /// `(remote_name, url, metrics)` of the running queues, for `/metrics`; replaced under
@@ -58,9 +63,16 @@ impl RemoteWrite {
             wal_metrics: db.wal_watch_metrics(),
             db,
             data_dir: data_dir.to_path_buf(),
+            metadata: Arc::default(),
             queues: tokio::sync::Mutex::new(BTreeMap::new()),
             shown: parking_lot::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Sets where queues take the metric metadata they send from (`metadata_config`); until
+    /// then they send none.
+    pub fn set_metadata_source(&self, f: metadata::Source) {
+        self.metadata.set(f);
     }
 
     /// Makes the running queues match `cfg.remote_write`: unchanged queues keep running,
@@ -152,26 +164,47 @@ impl RemoteWrite {
             external.clone(),
             cfg.write_relabel_configs.clone(),
             cfg.queue_config.sample_age_limit.as_millis(),
+            cfg.send_native_histograms,
             metrics.clone(),
         );
         tracing::info!(queue = %name, url = %cfg.url, segment = start.segment, offset = start.offset, "starting remote-write queue");
-        let q = queue::Queue {
+        let link = Arc::new(queue::Link {
             name,
+            sender,
+            metrics: metrics.clone(),
+            min_backoff: cfg.queue_config.min_backoff.0,
+            max_backoff: cfg.queue_config.max_backoff.0,
+        });
+        let meta_cfg = cfg.metadata_config.clone().unwrap_or_default();
+        let families = (meta_cfg.send && cfg.protobuf_message == ProtobufMessage::V2)
+            .then(|| Arc::new(metadata::Families::default()));
+        let (stop, rx) = watch::channel(false);
+        let meta_task = meta_cfg.send.then(|| {
+            tokio::spawn(metadata::run(
+                link.clone(),
+                self.metadata.clone(),
+                families.clone(),
+                meta_cfg,
+                cfg.protobuf_message,
+                rx.clone(),
+            ))
+        });
+        let q = queue::Queue {
             reader: Some(reader),
-            sender: Arc::new(sender),
+            link,
             pos_path,
             keep,
-            metrics: metrics.clone(),
             acked: start,
             cfg: cfg.clone(),
+            families,
         };
-        let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(q.run(rx));
         Ok(Running {
             cfg,
             external,
             stop,
             task,
+            meta_task,
             metrics,
         })
     }
@@ -191,6 +224,11 @@ async fn stop_queue(r: Running) {
     let _ = r.stop.send(true);
     if let Err(e) = r.task.await {
         tracing::warn!(url = %r.cfg.url, error = %e, "remote-write queue task failed");
+    }
+    if let Some(t) = r.meta_task
+        && let Err(e) = t.await
+    {
+        tracing::warn!(url = %r.cfg.url, error = %e, "remote-write metadata task failed");
     }
 }
 

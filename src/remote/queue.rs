@@ -10,13 +10,14 @@
 //! (up to `max_shards`) and shrinks by one after a round under a quarter full (down to
 //! `min_shards`).
 
+use super::metadata::{Families, FamilyMap};
 use super::metrics::QueueMetrics;
 use super::position;
-use super::reader::{Pending, Reader};
+use super::reader::{Pending, Reader, Value};
 use super::send::{SendError, Sender};
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::ingest::prompb::{self, WriteRequest};
-use crate::ingest::{remote_write, remote_write_v2};
+use crate::ingest::{remote_write, remote_write_histogram, remote_write_v2};
 use argus_storage::{WalKeep, WalPosition};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,24 +35,36 @@ const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 pub struct Queue {
     /// Its config.
     pub cfg: RemoteWriteConfig,
-    /// Name for logs.
-    pub name: String,
+    /// The destination, shared with the queue's metadata task.
+    pub link: Arc<Link>,
     /// The WAL reader (None while it is in a blocking read).
     pub reader: Option<Reader>,
-    /// The destination.
-    pub sender: Arc<Sender>,
     /// The position file.
     pub pos_path: PathBuf,
     /// Keeps the WAL from deleting what is not acknowledged.
     pub keep: WalKeep,
-    /// Counters.
-    pub metrics: Arc<QueueMetrics>,
     /// The last position persisted.
     pub acked: WalPosition,
+    /// Metadata by family, attached per series to 2.0 requests (None: not sent).
+    pub families: Option<Arc<Families>>,
+}
+
+/// A destination and its counters: sends requests with retries.
+pub struct Link {
+    /// Queue name for logs.
+    pub name: String,
+    /// The HTTP client.
+    pub sender: Sender,
+    /// Counters.
+    pub metrics: Arc<QueueMetrics>,
+    /// First retry delay, doubled at each retry.
+    pub min_backoff: Duration,
+    /// Largest retry delay.
+    pub max_backoff: Duration,
 }
 
 /// How a round ended.
-enum Round {
+pub enum Round {
     Done,
     Stopped,
 }
@@ -65,11 +78,16 @@ impl Queue {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let q = self.cfg.queue_config.clone();
         let mut shards = q.min_shards;
-        self.metrics.shards.store(shards as u64, Ordering::Relaxed);
-        self.metrics
+        self.link
+            .metrics
+            .shards
+            .store(shards as u64, Ordering::Relaxed);
+        self.link
+            .metrics
             .shards_min
             .store(q.min_shards as u64, Ordering::Relaxed);
-        self.metrics
+        self.link
+            .metrics
             .shards_max
             .store(q.max_shards as u64, Ordering::Relaxed);
         let mut batch: Vec<Pending> = Vec::new();
@@ -89,18 +107,19 @@ impl Queue {
             })
             .await;
             let Ok((reader, b, res)) = joined else {
-                tracing::error!(queue = %self.name, "remote-write WAL reader panicked");
+                tracing::error!(queue = %self.link.name, "remote-write WAL reader panicked");
                 return;
             };
             self.reader = Some(reader);
             batch = b;
-            self.metrics
+            self.link
+                .metrics
                 .samples_pending
                 .store(batch.len() as u64, Ordering::Relaxed);
             let caught_up = match res {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(queue = %self.name, error = %e, "remote-write queue cannot read the WAL");
+                    tracing::error!(queue = %self.link.name, error = %e, "remote-write queue cannot read the WAL");
                     tokio::select! {
                         _ = tokio::time::sleep(READ_ERROR_PAUSE) => {}
                         _ = stop.changed() => return,
@@ -122,7 +141,10 @@ impl Queue {
                     Round::Done => {}
                 }
                 first_at = None;
-                self.metrics.samples_pending.store(0, Ordering::Relaxed);
+                self.link
+                    .metrics
+                    .samples_pending
+                    .store(0, Ordering::Relaxed);
                 if let Some(pos) = pos {
                     self.acknowledge(pos).await;
                 }
@@ -133,7 +155,10 @@ impl Queue {
                 } else {
                     shards
                 };
-                self.metrics.shards.store(shards as u64, Ordering::Relaxed);
+                self.link
+                    .metrics
+                    .shards
+                    .store(shards as u64, Ordering::Relaxed);
                 continue;
             }
             if caught_up && batch.is_empty() {
@@ -171,12 +196,12 @@ impl Queue {
                 self.keep.set(pos.segment);
             }
             Ok(Err(e)) => tracing::warn!(
-                queue = %self.name,
+                queue = %self.link.name,
                 file = %self.pos_path.display(),
                 error = %e,
                 "cannot persist the remote-write position"
             ),
-            Err(e) => tracing::warn!(queue = %self.name, error = %e, "position task failed"),
+            Err(e) => tracing::warn!(queue = %self.link.name, error = %e, "position task failed"),
         }
     }
 
@@ -209,28 +234,26 @@ impl Queue {
     async fn send_shard(&self, samples: Vec<Pending>, mut stop: watch::Receiver<bool>) -> Round {
         let per = self.cfg.queue_config.max_samples_per_send.max(1);
         for chunk in samples.chunks(per) {
-            let (body, highest) = encode(chunk, self.cfg.protobuf_message);
-            if let Round::Stopped = self
-                .send_with_retry(body, chunk.len(), highest, &mut stop)
-                .await
-            {
+            let families = self.families.as_ref().map(|f| f.current());
+            let (body, counts) = encode(chunk, self.cfg.protobuf_message, families.as_deref());
+            if let Round::Stopped = self.link.send(body, counts, &mut stop).await {
                 return Round::Stopped;
             }
         }
         Round::Done
     }
+}
 
-    async fn send_with_retry(
-        &self,
-        body: Vec<u8>,
-        n: usize,
-        highest: i64,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Round {
-        let q = &self.cfg.queue_config;
+impl Link {
+    /// Sends one request until it is acknowledged, dropped (a non-recoverable answer) or the
+    /// queue stops, counting what it carries.
+    pub async fn send(&self, body: Vec<u8>, n: Counts, stop: &mut watch::Receiver<bool>) -> Round {
         let m = &self.metrics;
-        let mut backoff = q.min_backoff.0;
+        let mut backoff = self.min_backoff;
         let len = body.len() as u64;
+        let add = |a: &std::sync::atomic::AtomicU64, v: u64| {
+            a.fetch_add(v, Ordering::Relaxed);
+        };
         loop {
             let res = tokio::select! {
                 r = self.sender.send(body.clone()) => r,
@@ -238,43 +261,74 @@ impl Queue {
             };
             match res {
                 Ok(()) => {
-                    m.samples_sent.fetch_add(n as u64, Ordering::Relaxed);
-                    m.bytes_sent.fetch_add(len, Ordering::Relaxed);
-                    QueueMetrics::raise(&m.highest_sent_ms, highest);
+                    add(&m.samples_sent, n.samples);
+                    add(&m.histograms_sent, n.histograms);
+                    add(&m.metadata_sent, n.metadata);
+                    if n.metadata > 0 {
+                        add(&m.metadata_bytes_sent, len);
+                    } else {
+                        add(&m.bytes_sent, len);
+                    }
+                    QueueMetrics::raise(&m.highest_sent_ms, n.highest);
                     return Round::Done;
                 }
                 Err(SendError::Fatal(msg)) => {
-                    m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    add(&m.failed_requests, 1);
                     m.set_error(&msg);
-                    m.samples_failed.fetch_add(n as u64, Ordering::Relaxed);
-                    tracing::warn!(queue = %self.name, samples = n, error = %msg, "remote write failed; dropping the batch");
+                    add(&m.samples_failed, n.samples);
+                    add(&m.histograms_failed, n.histograms);
+                    add(&m.metadata_failed, n.metadata);
+                    tracing::warn!(queue = %self.name, samples = n.samples, histograms = n.histograms, metadata = n.metadata, error = %msg, "remote write failed; dropping the batch");
                     return Round::Done;
                 }
                 Err(SendError::Recoverable { msg, retry_after }) => {
-                    m.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    add(&m.failed_requests, 1);
                     m.set_error(&msg);
-                    m.samples_retried.fetch_add(n as u64, Ordering::Relaxed);
+                    add(&m.samples_retried, n.samples);
+                    add(&m.histograms_retried, n.histograms);
+                    add(&m.metadata_retried, n.metadata);
                     let wait = retry_after.unwrap_or(backoff);
                     tracing::debug!(queue = %self.name, error = %msg, ?wait, "remote write failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => return Round::Stopped,
                     }
-                    backoff = (backoff * 2).min(q.max_backoff.0);
+                    backoff = (backoff * 2).min(self.max_backoff);
                 }
             }
         }
     }
 }
 
+/// What one request carries, for the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Float samples.
+    pub samples: u64,
+    /// Native-histogram samples.
+    pub histograms: u64,
+    /// Metadata entries.
+    pub metadata: u64,
+    /// Highest sample timestamp, ms (`i64::MIN` without samples).
+    pub highest: i64,
+}
+
 /// Encodes samples (in WAL order) as one request: samples grouped per series, each series'
-/// samples in order. Returns the body and the highest timestamp.
-pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, i64) {
+/// floats and histograms in order. A 2.0 request carries each series' metadata when `families`
+/// knows its family. Returns the body and what it carries.
+pub fn encode(
+    samples: &[Pending],
+    proto: ProtobufMessage,
+    families: Option<&FamilyMap>,
+) -> (Vec<u8>, Counts) {
     let mut req = WriteRequest::default();
     let mut index: HashMap<*const super::reader::SendSeries, usize> = HashMap::new();
-    let mut highest = i64::MIN;
+    let mut n = Counts {
+        highest: i64::MIN,
+        ..Counts::default()
+    };
     for p in samples {
-        highest = highest.max(p.t);
+        n.highest = n.highest.max(p.t);
         let key = Arc::as_ptr(&p.series);
         let i = *index.entry(key).or_insert_with(|| {
             req.timeseries.push(prompb::TimeSeries {
@@ -293,16 +347,32 @@ pub fn encode(samples: &[Pending], proto: ProtobufMessage) -> (Vec<u8>, i64) {
             });
             req.timeseries.len() - 1
         });
-        if let Some(ts) = req.timeseries.get_mut(i) {
-            ts.samples.push(prompb::Sample {
-                value: p.v,
-                timestamp: p.t,
-            });
+        let Some(ts) = req.timeseries.get_mut(i) else {
+            unreachable!("BUG: series index {i} was just pushed");
+        };
+        match &p.v {
+            Value::Float(v) => {
+                n.samples += 1;
+                ts.samples.push(prompb::Sample {
+                    value: *v,
+                    timestamp: p.t,
+                });
+            }
+            Value::Histogram(h) => {
+                n.histograms += 1;
+                ts.histograms
+                    .push(remote_write_histogram::from_float_histogram(p.t, h));
+            }
         }
     }
     let body = match proto {
         ProtobufMessage::V1 => remote_write::encode(&req),
-        ProtobufMessage::V2 => remote_write_v2::encode(&remote_write_v2::from_v1(&req)),
+        ProtobufMessage::V2 => {
+            if let Some(f) = families {
+                f.attach(&mut req);
+            }
+            remote_write_v2::encode(&remote_write_v2::from_v1(&req))
+        }
     };
-    (body, highest)
+    (body, n)
 }

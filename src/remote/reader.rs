@@ -4,7 +4,7 @@
 
 use super::metrics::QueueMetrics;
 use crate::config::relabel::{self, RelabelConfig};
-use argus_storage::{Labels, WalEntry, WalPosition, WalWatcher};
+use argus_storage::{FloatHistogram, Labels, WalEntry, WalPosition, WalWatcher};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,7 +26,16 @@ pub struct Pending {
     /// ms.
     pub t: i64,
     /// Value (stale markers included).
-    pub v: f64,
+    pub v: Value,
+}
+
+/// The value of a [`Pending`] sample.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A float sample.
+    Float(f64),
+    /// A native-histogram sample (boxed: floats keep `Pending` small).
+    Histogram(Box<FloatHistogram>),
 }
 
 /// WAL reading state. Moved into `spawn_blocking` for each read.
@@ -40,6 +49,8 @@ pub struct Reader {
     relabel: Vec<RelabelConfig>,
     /// Samples older than `now - age_limit` are dropped (0 = no limit), ms.
     age_limit_ms: i64,
+    /// Forward native histograms (`send_native_histograms`); else they are skipped.
+    send_histograms: bool,
     metrics: Arc<QueueMetrics>,
 }
 
@@ -50,6 +61,7 @@ impl Reader {
         external: Labels,
         relabel: Vec<RelabelConfig>,
         age_limit_ms: i64,
+        send_histograms: bool,
         metrics: Arc<QueueMetrics>,
     ) -> Reader {
         Reader {
@@ -58,6 +70,7 @@ impl Reader {
             external,
             relabel,
             age_limit_ms,
+            send_histograms,
             metrics,
         }
     }
@@ -79,6 +92,15 @@ impl Reader {
         }
         let hash = l.stable_hash();
         Some(Arc::new(SendSeries { labels: l, hash }))
+    }
+
+    /// Samples older than this are dropped (`sample_age_limit`), ms.
+    fn min_t(&self, now_ms: i64) -> i64 {
+        if self.age_limit_ms > 0 {
+            now_ms.saturating_sub(self.age_limit_ms)
+        } else {
+            i64::MIN
+        }
     }
 
     /// Reads records into `batch` until it holds at least `cap` samples or the reader caught
@@ -114,11 +136,7 @@ impl Reader {
                     self.series.retain(|_, e| e.1 > checkpoint);
                 }
                 WalEntry::Samples(samples) => {
-                    let min_t = if self.age_limit_ms > 0 {
-                        now_ms.saturating_sub(self.age_limit_ms)
-                    } else {
-                        i64::MIN
-                    };
+                    let min_t = self.min_t(now_ms);
                     let mut dropped = 0;
                     let mut highest = i64::MIN;
                     for s in samples {
@@ -127,12 +145,31 @@ impl Reader {
                             Some((Some(series), _)) if s.t >= min_t => batch.push(Pending {
                                 series: series.clone(),
                                 t: s.t,
-                                v: s.v,
+                                v: Value::Float(s.v),
                             }),
                             _ => dropped += 1,
                         }
                     }
                     m.samples_dropped.fetch_add(dropped, Ordering::Relaxed);
+                    QueueMetrics::raise(&m.highest_read_ms, highest);
+                }
+                WalEntry::Histograms(_) if !self.send_histograms => {}
+                WalEntry::Histograms(hists) => {
+                    let min_t = self.min_t(now_ms);
+                    let mut dropped = 0;
+                    let mut highest = i64::MIN;
+                    for h in hists {
+                        highest = highest.max(h.t);
+                        match self.series.get(&h.series_ref) {
+                            Some((Some(series), _)) if h.t >= min_t => batch.push(Pending {
+                                series: series.clone(),
+                                t: h.t,
+                                v: Value::Histogram(Box::new(h.h)),
+                            }),
+                            _ => dropped += 1,
+                        }
+                    }
+                    m.histograms_dropped.fetch_add(dropped, Ordering::Relaxed);
                     QueueMetrics::raise(&m.highest_read_ms, highest);
                 }
             }
@@ -183,6 +220,7 @@ mod tests {
             Labels::from_pairs(&[("replica", "a")]),
             Vec::new(),
             0,
+            true,
             Arc::new(QueueMetrics::default()),
         )
     }

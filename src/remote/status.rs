@@ -45,6 +45,11 @@ fn queue(name: &str, url: &str, m: &QueueMetrics) -> Value {
         "samples_retried": u(&m.samples_retried),
         "samples_dropped": u(&m.samples_dropped),
         "bytes_sent": u(&m.bytes_sent),
+        "histograms_sent": u(&m.histograms_sent),
+        "histograms_failed": u(&m.histograms_failed),
+        "histograms_dropped": u(&m.histograms_dropped),
+        "metadata_sent": u(&m.metadata_sent),
+        "metadata_failed": u(&m.metadata_failed),
         "failed_requests": u(&m.failed_requests),
         "wal_segments_skipped": u(&m.wal_segments_skipped),
         "last_error": last_error,
@@ -79,10 +84,16 @@ mod tests {
         m.highest_read_ms.store(10_000, Ordering::Relaxed);
         m.highest_sent_ms.store(7_500, Ordering::Relaxed);
         m.samples_pending.store(12, Ordering::Relaxed);
+        m.histograms_sent.store(3, Ordering::Relaxed);
+        m.metadata_sent.store(4, Ordering::Relaxed);
         m.set_error("server returned HTTP status 503");
         let v = queue("q", "http://x/", &m);
         assert_eq!(v["lag_seconds"], json!(2.5));
         assert_eq!(v["pending_samples"], json!(12));
+        assert_eq!(
+            (v["histograms_sent"].as_u64(), v["metadata_sent"].as_u64()),
+            (Some(3), Some(4))
+        );
         assert_eq!(v["last_error"]["error"], "server returned HTTP status 503");
         assert!(v["last_error"]["time_ms"].as_i64().unwrap() > 0);
     }

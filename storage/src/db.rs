@@ -29,6 +29,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak, mpsc};
 use std::time::Duration;
 
+/// Milliseconds since the epoch by the wall clock.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// How often the background thread cuts the head, compacts and applies retention.
 const BACKGROUND_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -56,6 +63,12 @@ pub struct Options {
     /// Bytes of WAL segments kept for WAL readers (remote-write queues) beyond what the head
     /// needs; past it the oldest are deleted anyway (None = no bound).
     pub wal_max_backlog_bytes: Option<u64>,
+    /// WAL segments kept for WAL readers are deleted anyway once last written (file mtime)
+    /// longer ago than this, ms (None = no bound). Agent mode's `retention.max-time`.
+    pub wal_max_backlog_age_ms: Option<i64>,
+    /// A head range is cut only once its end is at least this old by the wall clock, ms
+    /// (0 = as soon as the head spans 1.5 ranges). Agent mode's `retention.min-time`.
+    pub min_cut_age_ms: i64,
     /// Write the ranges cut off the head as blocks (default). `false` is agent mode: a range
     /// that reaches the cut is dropped from the head and its WAL segments are checkpointed away
     /// as soon as no WAL reader (remote-write queue) needs them; no block is ever written.
@@ -74,6 +87,8 @@ impl Default for Options {
             background: true,
             head_chunk_segment_size: crate::head::chunk_files::DEFAULT_SEGMENT_SIZE,
             wal_max_backlog_bytes: None,
+            wal_max_backlog_age_ms: None,
+            min_cut_age_ms: 0,
             write_blocks: true,
         }
     }
@@ -621,6 +636,9 @@ impl Inner {
             if hmax.saturating_sub(a) < r / 2 * 3 {
                 break;
             }
+            if self.opts.min_cut_age_ms > 0 && b > wall_clock_ms() - self.opts.min_cut_age_ms {
+                break;
+            }
             // No sample below `b` is accepted until the WAL checkpoint below is written, so the
             // block and the truncation see the same data and the checkpoint drops only samples
             // that are in blocks. In-order samples stay below `b` for good.
@@ -652,6 +670,7 @@ impl Inner {
                 wal.dir(),
                 wal.current_segment(),
                 self.opts.wal_max_backlog_bytes,
+                self.opts.wal_max_backlog_age_ms,
             );
             wal.checkpoint_before(&keep, b, keep_from)?;
         }

@@ -66,5 +66,6 @@ pub use model::{
 pub use postings::bench as postings_bench;
 pub use wal::SyncMode;
 pub use wal::watch::{
-    READ_CHUNK, WalEntry, WalKeep, WalPosition, WalSample, WalSeries, WalWatchMetrics, WalWatcher,
+    READ_CHUNK, WalEntry, WalHistogram, WalKeep, WalPosition, WalSample, WalSeries,
+    WalWatchMetrics, WalWatcher,
 };

@@ -6,7 +6,7 @@
 #[path = "server/harness.rs"]
 mod harness;
 
-use harness::{Argus, enc, now_ms};
+use harness::{Argus, enc, free_port, now_ms};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -111,6 +111,7 @@ fn agent_forwards_refuses_queries_and_truncates_its_wal() {
             &format!("--storage.agent.path={}", agent_dir.display()),
             "--storage.agent.wal-truncate-frequency=2s",
             "--storage.agent.wal-segment-size=32KB",
+            "--storage.agent.retention.min-time=1s",
         ],
     );
 
@@ -196,4 +197,89 @@ fn agent_forwards_refuses_queries_and_truncates_its_wal() {
         !dir.path().join("unused").exists(),
         "--storage.tsdb.path used in agent mode"
     );
+}
+
+/// An agent scraping `target` (300 series every 100 ms) into 32 KB WAL segments, truncating
+/// every second, with `extra` flags and `remote_write` YAML.
+fn small_agent(dir: &Path, target: SocketAddr, remote_write: &str, extra: &[&str]) -> Argus {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "scrape_configs:\n  - job_name: t\n    scrape_interval: 100ms\n    \
+             scrape_timeout: 100ms\n    static_configs:\n      - targets: ['{target}']\n\
+             {remote_write}"
+        ),
+    )
+    .unwrap();
+    let mut args = vec![
+        "--agent".to_string(),
+        format!("--config.file={}", cfg.display()),
+        format!("--storage.agent.path={}", dir.join("data").display()),
+        "--storage.agent.wal-truncate-frequency=1s".into(),
+        "--storage.agent.wal-segment-size=32KB".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Argus::start(&dir.join("unused"), &args)
+}
+
+fn metric(a: &Argus, name: &str) -> f64 {
+    let text = a.get("/metrics").text();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// `--storage.agent.retention.max-time` deletes segments a queue could not deliver once they
+/// are older; `min-time` keeps young samples although nothing needs them.
+#[test]
+fn agent_retention_min_and_max_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // A receiver that is never there: the queue retries forever and acknowledges nothing.
+    let nowhere = format!(
+        "remote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n",
+        free_port()
+    );
+    let capped = small_agent(
+        &dir.path().join("capped"),
+        start_target(),
+        &nowhere,
+        &[
+            "--storage.agent.retention.min-time=1s",
+            "--storage.agent.retention.max-time=3s",
+        ],
+    );
+    // No queue at all, so any truncation could drop everything, but samples are young.
+    let young = small_agent(
+        &dir.path().join("young"),
+        start_target(),
+        "",
+        &["--storage.agent.retention.min-time=1h"],
+    );
+    let capped_wal = dir.path().join("capped/data/wal");
+    let young_wal = dir.path().join("young/data/wal");
+    let dropped = "argus_remote_storage_wal_segments_dropped_total";
+    let ok = wait_until(Duration::from_secs(60), || {
+        metric(&capped, dropped) > 0.0 && segments(&young_wal).last().is_some_and(|l| *l >= 6)
+    });
+    let (c, y) = (segments(&capped_wal), segments(&young_wal));
+    assert!(
+        ok,
+        "capped: {c:?}, dropped {}; young: {y:?}; logs:\n{}\n{}",
+        metric(&capped, dropped),
+        capped.log(),
+        young.log()
+    );
+    assert!(c[0] > 0, "no segment of the capped agent deleted: {c:?}");
+    assert_eq!(y[0], 0, "young samples truncated: {y:?}");
+    let checkpoints = std::fs::read_dir(&young_wal)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("checkpoint"))
+        .count();
+    assert_eq!(checkpoints, 0, "young agent checkpointed");
 }

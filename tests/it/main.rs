@@ -13,6 +13,8 @@ mod otlp;
 mod push;
 mod remote_read;
 mod remote_write;
+mod remote_write_native;
+mod remote_write_sharding;
 mod rules_cli;
 mod rules_server;
 mod scrape;

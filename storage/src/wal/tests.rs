@@ -728,7 +728,7 @@ fn mixed_v1_and_v2_segments_replay_and_checkpoint() {
         match e {
             watch::WalEntry::Series(s) => nseries += s.len(),
             watch::WalEntry::Samples(s) => nsamples += s.len(),
-            watch::WalEntry::SeriesReset(_) => {}
+            watch::WalEntry::SeriesReset(_) | watch::WalEntry::Histograms(_) => {}
         }
     }
     assert_eq!((nseries, nsamples), count(&want));

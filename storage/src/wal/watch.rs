@@ -12,7 +12,8 @@
 //! Segments a reader still needs are kept by [`WalKeep`] handles: before a checkpoint deletes
 //! segments, the database asks [`Keepers::first_needed`] for the lowest segment any handle
 //! holds and checkpoints only the segments below it, unless the retained segments exceed the
-//! `max_backlog` bound, in which case the oldest are released anyway and counted
+//! `max_backlog` bound (bytes, or age since last written), in which case the oldest are
+//! released anyway and counted
 //! ([`WalWatchMetrics`]). A reader whose segment was deleted skips to the first remaining
 //! segment and counts the skip.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -22,6 +23,7 @@ use super::compress::Decompressor;
 use super::record::{self, Record};
 use super::segment::{self, SEGMENT_HEADER_LEN, SegmentReader};
 use crate::error::{Error, Result};
+use crate::histogram::FloatHistogram;
 use crate::model::Labels;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -63,6 +65,17 @@ pub struct WalSample {
     pub v: f64,
 }
 
+/// A native-histogram sample read from the WAL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WalHistogram {
+    /// The series ref (see [`WalSeries`]).
+    pub series_ref: u64,
+    /// Timestamp, ms.
+    pub t: i64,
+    /// The histogram (absolute counts; a staleness marker has a stale NaN `sum`).
+    pub h: FloatHistogram,
+}
+
 /// One WAL record as a watcher returns it (tombstones are skipped).
 #[derive(Clone, Debug, PartialEq)]
 pub enum WalEntry {
@@ -70,6 +83,8 @@ pub enum WalEntry {
     Series(Vec<WalSeries>),
     /// Samples, in commit order.
     Samples(Vec<WalSample>),
+    /// Native-histogram samples, in commit order.
+    Histograms(Vec<WalHistogram>),
     /// Checkpoint `n` was written and its series (every series the head still holds) were just
     /// returned again: series defined in segments up to `n` and not returned since can no
     /// longer have samples, so a reader may forget them.
@@ -122,13 +137,15 @@ impl Keepers {
     }
 
     /// The first segment a checkpoint of `dir` must keep (None: no reader needs any), after
-    /// applying the `max_backlog` bound (bytes of kept segments before `current`, the segment
-    /// being written). Segments released past the bound are counted.
+    /// applying the bounds on what readers keep before `current` (the segment being written):
+    /// `max_backlog` bytes, and `max_age_ms` since a segment was last written (its mtime).
+    /// Segments released past a bound are counted.
     pub(crate) fn first_needed(
         &self,
         dir: &Path,
         current: u32,
         max_backlog: Option<u64>,
+        max_age_ms: Option<i64>,
     ) -> Option<u32> {
         let min = {
             let mut h = self.handles.lock();
@@ -138,19 +155,31 @@ impl Keepers {
                 .map(|a| a.load(Ordering::Acquire))
                 .min()?
         };
-        let Some(limit) = max_backlog else {
+        if max_backlog.is_none() && max_age_ms.is_none() {
             return Some(min);
-        };
+        }
         let segs = segment::list_segments(dir).unwrap_or_default();
-        let size = |i: u32| {
+        let meta = |i: u32| {
             segs.iter()
                 .find(|(j, _)| *j == i)
                 .and_then(|(_, p)| std::fs::metadata(p).ok())
-                .map_or(0, |m| m.len())
+        };
+        let size = |i: u32| meta(i).map_or(0, |m| m.len());
+        // Last written before this: too old to keep.
+        let too_old = max_age_ms.and_then(|ms| {
+            std::time::SystemTime::now()
+                .checked_sub(std::time::Duration::from_millis(u64::try_from(ms).ok()?))
+        });
+        // A segment already gone holds nothing to keep.
+        let expired = |i: u32| {
+            too_old.is_some_and(|limit| match meta(i) {
+                None => true,
+                Some(m) => m.modified().is_ok_and(|t| t < limit),
+            })
         };
         let mut kept: u64 = (min..current).map(size).sum();
         let mut first = min;
-        while kept > limit && first < current {
+        while first < current && (max_backlog.is_some_and(|l| kept > l) || expired(first)) {
             let s = size(first);
             kept -= s;
             first += 1;
@@ -165,7 +194,7 @@ impl Keepers {
             tracing::warn!(
                 from = min,
                 to = first,
-                "WAL backlog of remote-write readers exceeds the bound; deleting the oldest segments"
+                "WAL backlog of remote-write readers exceeds its bound (size or age); deleting the oldest segments"
             );
         }
         Some(first)
@@ -431,25 +460,39 @@ impl WalWatcher {
                 })?;
             match rec {
                 Record::Series(s) => self.ready.push_back((series_entry(s), here)),
-                Record::Samples(s) => {
+                Record::Samples(_) | Record::Histograms(_) => {
+                    // Samples before the start position were handled by an earlier reader.
                     let before = WalPosition {
                         segment: self.pos.segment,
                         offset: base + (r.record_offset() - SEGMENT_HEADER_LEN) as u64,
                     };
-                    if before >= self.start {
-                        let s = s
-                            .into_iter()
-                            .map(|s| WalSample {
-                                series_ref: s.series,
-                                t: s.t,
-                                v: s.v,
-                            })
-                            .collect();
-                        self.ready.push_back((WalEntry::Samples(s), here));
+                    if before < self.start {
+                        continue;
                     }
+                    let entry = match rec {
+                        Record::Samples(s) => WalEntry::Samples(
+                            s.into_iter()
+                                .map(|s| WalSample {
+                                    series_ref: s.series,
+                                    t: s.t,
+                                    v: s.v,
+                                })
+                                .collect(),
+                        ),
+                        Record::Histograms(h) => WalEntry::Histograms(
+                            h.into_iter()
+                                .map(|h| WalHistogram {
+                                    series_ref: h.series,
+                                    t: h.t,
+                                    h: h.h,
+                                })
+                                .collect(),
+                        ),
+                        _ => unreachable!("BUG: only sample records reach this arm"),
+                    };
+                    self.ready.push_back((entry, here));
                 }
-                // Remote write forwards float samples only: histogram samples are skipped.
-                Record::Tombstones(_) | Record::Histograms(_) => {}
+                Record::Tombstones(_) => {}
             }
         }
         // The length of an incomplete frame at the stop, if it announces one.

@@ -72,6 +72,12 @@ fn drain_known(w: &mut WalWatcher, known: &mut Vec<u64>) -> (Vec<u64>, Vec<(u64,
                     samples.push((s.series_ref, s.t));
                 }
             }
+            WalEntry::Histograms(h) => {
+                for h in h {
+                    assert!(known.contains(&h.series_ref), "histogram before its series");
+                    samples.push((h.series_ref, h.t));
+                }
+            }
             WalEntry::SeriesReset(_) => {}
         }
     }
@@ -103,6 +109,62 @@ fn follows_the_writer_across_segments() {
     assert_eq!(got, want);
     assert_eq!(w.position(), wal.end_position());
     assert_eq!(w.skipped_segments(), 0);
+}
+
+#[test]
+fn returns_histogram_samples_in_order_with_floats() {
+    use crate::histogram::{FloatHistogram, Span};
+    use crate::wal::record::{RefHistogram, encode_histograms};
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 4096);
+    let h = |t: i64| FloatHistogram {
+        schema: 1,
+        count: t as f64,
+        sum: 1.5 * t as f64,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 1,
+        }],
+        positive_buckets: vec![t as f64],
+        ..FloatHistogram::default()
+    };
+    let hist_rec = |t: i64| {
+        let mut b = Vec::new();
+        encode_histograms(
+            &[RefHistogram {
+                series: 1,
+                t,
+                h: h(t),
+            }],
+            &mut b,
+        );
+        b
+    };
+    wal.log(&[&series_rec(&[0, 1]), &samples_rec(&[(0, 5)]), &hist_rec(5)])
+        .unwrap();
+    let start = wal.end_position();
+    wal.log(&[&hist_rec(6), &samples_rec(&[(0, 6)]), &hist_rec(7)])
+        .unwrap();
+    let mut all = Vec::new();
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    while let Some(e) = w.next_entry().unwrap() {
+        all.push(e);
+    }
+    let hists: Vec<&WalHistogram> = all
+        .iter()
+        .filter_map(|e| match e {
+            WalEntry::Histograms(h) => Some(h),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(hists.len(), 3);
+    for (got, t) in hists.iter().zip(5..) {
+        assert_eq!((got.series_ref, got.t, &got.h), (1, t, &h(t)));
+    }
+    // A reader resuming after the first batch gets the later histograms and floats, in order.
+    let (_, rest) = drain(&mut WalWatcher::new(dir.path(), start).unwrap());
+    assert_eq!(rest, vec![(1, 6), (0, 6), (1, 7)]);
 }
 
 #[test]
@@ -177,7 +239,7 @@ fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
     let keep = keepers.keep(4);
     let cur = wal.current_segment();
     assert!(cur > 6, "{cur}");
-    let from = keepers.first_needed(dir.path(), cur, None);
+    let from = keepers.first_needed(dir.path(), cur, None, None);
     assert_eq!(from, Some(4));
     wal.checkpoint_before(&|_| true, 0, from).unwrap();
     let segs: Vec<u32> = segment::list_segments(dir.path())
@@ -202,7 +264,7 @@ fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
     assert_eq!(w.skipped_segments(), 0);
 
     // Past the bound the oldest kept segments go, counted; a reader there skips and counts.
-    let from = keepers.first_needed(dir.path(), cur, Some(300));
+    let from = keepers.first_needed(dir.path(), cur, Some(300), None);
     assert!(from.unwrap() > 4, "{from:?}");
     assert!(keepers.metrics.segments_dropped.load(Ordering::Relaxed) > 0);
     wal.checkpoint_before(&|_| true, 0, from).unwrap();
@@ -219,9 +281,27 @@ fn checkpoint_keeps_what_readers_need_up_to_the_bound() {
     assert!(samples.len() < 8 && !samples.is_empty(), "{samples:?}");
     assert!(w.skipped_segments() > 0);
 
+    // Past the age bound every segment written before it goes, whatever its size.
+    let before = keepers.metrics.segments_dropped.load(Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        keepers.first_needed(dir.path(), cur, None, Some(3_600_000)),
+        from,
+        "young segments stay (the deleted ones below them are skipped)"
+    );
+    assert_eq!(
+        keepers.metrics.segments_dropped.load(Ordering::Relaxed),
+        before
+    );
+    assert_eq!(
+        keepers.first_needed(dir.path(), cur, None, Some(10)),
+        Some(cur)
+    );
+    assert!(keepers.metrics.segments_dropped.load(Ordering::Relaxed) > before);
+
     // Without a handle everything closed is checkpointed.
     drop(keep);
-    assert_eq!(keepers.first_needed(dir.path(), cur, None), None);
+    assert_eq!(keepers.first_needed(dir.path(), cur, None, None), None);
 }
 
 #[test]
@@ -261,7 +341,7 @@ fn a_new_checkpoint_returns_live_series_then_a_reset() {
     let keepers = Keepers::default();
     let _k = keepers.keep(w.position().segment);
     let cur = wal.current_segment();
-    let from = keepers.first_needed(dir.path(), cur, None);
+    let from = keepers.first_needed(dir.path(), cur, None, None);
     wal.checkpoint_before(&|r| r % 2 == 0, 0, from).unwrap();
     wal.log(&[&series_rec(&[9]), &samples_rec(&[(9, 20)])])
         .unwrap();
