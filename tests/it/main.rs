@@ -5,6 +5,7 @@ mod federate;
 mod federate_from_prometheus;
 mod hardening;
 mod kubernetes;
+mod native_histograms_edges;
 mod native_histograms_ingest;
 mod native_histograms_scrape;
 mod notifier;
