@@ -132,37 +132,7 @@ fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
 }
 
 fn wants_protobuf(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    // Highest q first; the first acceptable entry wins.
-    let mut entries: Vec<(f32, usize, &str)> = accept
-        .split(',')
-        .enumerate()
-        .map(|(i, e)| {
-            let q = e
-                .split(';')
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (q, i, e)
-        })
-        .collect();
-    entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, _, e) in entries {
-        let lower = e.to_ascii_lowercase();
-        let media = lower.split(';').next().unwrap_or("").trim();
-        if media == "application/vnd.google.protobuf"
-            && lower.contains("proto=io.prometheus.client.metricfamily")
-            && lower.contains("encoding=delimited")
-        {
-            return true;
-        }
-        if media == "text/plain" || media == "*/*" {
-            return false;
-        }
-    }
-    false
+    crate::expose::accepts_protobuf(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
 }
 
 async fn federate(
