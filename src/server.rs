@@ -516,6 +516,7 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
         rules: Some(rules.clone()),
         remote_write_enabled: flags.enable_remote_write_receiver,
         otlp_enabled: flags.enable_otlp_receiver,
+        ct_zero_ingestion: flags.ct_zero_ingestion,
         query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
         remote_read: Arc::new(api::read::ReadGate::new(flags.remote_read)),
         agent: flags.agent.is_some(),

@@ -10,7 +10,7 @@
 
 use super::prompb::{self, MetricMetadata, WriteRequest};
 use super::prompb_v2::{self as v2, Request};
-use super::remote_write::{DecodeError, Decoder, Outcome, Reason};
+use super::remote_write::{DecodeError, Decoder, Outcome, Reason, StartTimestamps};
 use argus_storage::METRIC_NAME;
 use prost::Message;
 use std::collections::HashMap;
@@ -76,6 +76,19 @@ fn labels_of(symbols: &[String], refs: &[u32]) -> Result<Vec<prompb::Label>, Str
 /// Series that cannot be converted are counted in the returned [`Outcome`], which the caller
 /// merges with the append's.
 pub fn to_v1(req: &Request, out: &mut WriteRequest) -> Outcome {
+    to_v1_with_starts(req, out, &mut StartTimestamps::default())
+}
+
+/// [`to_v1`] that also keeps the start ("created") timestamps, which 1.0 float samples cannot
+/// carry, in `starts` (cleared first; one entry per series of `out`). A histogram keeps its own
+/// in `Histogram::start_timestamp`. The series-wide `created_timestamp` of older senders stands
+/// for the first float sample and every histogram without one, as Prometheus 3.0–3.7 read it.
+pub fn to_v1_with_starts(
+    req: &Request,
+    out: &mut WriteRequest,
+    starts: &mut StartTimestamps,
+) -> Outcome {
+    starts.floats.clear();
     out.clear();
     let mut rejected = Outcome::default();
     let syms = &req.symbols;
@@ -119,8 +132,29 @@ pub fn to_v1(req: &Request, out: &mut WriteRequest) -> Outcome {
                 })
                 .collect(),
             exemplars: Vec::new(),
-            histograms: ts.histograms.clone(),
+            histograms: ts
+                .histograms
+                .iter()
+                .map(|h| prompb::Histogram {
+                    start_timestamp: if h.start_timestamp == 0 {
+                        ts.created_timestamp
+                    } else {
+                        h.start_timestamp
+                    },
+                    ..h.clone()
+                })
+                .collect(),
         });
+        starts.floats.push(
+            ts.samples
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match (s.start_timestamp, i) {
+                    (0, 0) => ts.created_timestamp,
+                    (st, _) => st,
+                })
+                .collect(),
+        );
     }
     rejected
 }
@@ -224,6 +258,7 @@ pub fn from_v1(req: &WriteRequest) -> Request {
                 histograms: ts.histograms.clone(),
                 exemplars: Vec::new(),
                 metadata,
+                created_timestamp: 0,
             }
         })
         .collect();

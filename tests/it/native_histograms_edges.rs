@@ -795,3 +795,194 @@ fn pushed_native_histograms_are_kept_exposed_and_stored() {
     );
     assert_eq!(nh_api(&got.body), nh_api(&want.body), "/api/v1/metrics");
 }
+
+/// `[(t ms, value)]` of the float series `expr` over the hour before `at`.
+fn floats_of(a: &Argus, expr: &str, at: i64) -> Vec<(i64, f64)> {
+    let got = query(a.addr, &format!("{expr}[1h]"), at);
+    got.as_array()
+        .and_then(|r| r.first())
+        .and_then(|s| s["values"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let t = (v[0].as_f64().unwrap() * 1000.0).round() as i64;
+            (t, v[1].as_str().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+/// `[(t ms, count, number of buckets)]` of the histogram series `expr` over the hour before `at`.
+fn histograms_of(a: &Argus, expr: &str, at: i64) -> Vec<(i64, String, usize)> {
+    let got = query(a.addr, &format!("{expr}[1h]"), at);
+    got[0]["histograms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let t = (v[0].as_f64().unwrap() * 1000.0).round() as i64;
+            let n = v[1]["buckets"].as_array().map_or(0, Vec::len);
+            (t, v[1]["count"].as_str().unwrap().to_string(), n)
+        })
+        .collect()
+}
+
+/// Remote write 2.0 start ("created") timestamps with `--enable-feature=
+/// created-timestamp-zero-ingestion`: a zero sample (a zero histogram of the same schema) at
+/// the start timestamp when it is older than the sample and newer than the series' data, never
+/// out of order even with an out-of-order window, never a rejection; the series-wide
+/// `created_timestamp` of Prometheus 3.0–3.7 too. Without the feature nothing is added.
+#[test]
+fn start_timestamps_become_zero_samples_with_the_feature() {
+    use argus::ingest::prompb_v2 as v2;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        "storage:\n  tsdb:\n    out_of_order_time_window: 1h\n",
+    )
+    .unwrap();
+    let cfg_flag = format!("--config.file={}", cfg.display());
+    let base = now_ms() - 600_000;
+    let t = |i: i64| base + i * 10_000;
+    // Floats: a counter started at t(0), sampled at t(1) and t(2), reset at t(3) (a new start
+    // timestamp), sampled at t(4); a start timestamp equal to its sample's is ignored.
+    let float_series = |v2: &mut v2::Request| {
+        let ts = &mut v2.timeseries[0];
+        for (s, st) in ts.samples.iter_mut().zip([t(0), t(0), t(3), t(6)]) {
+            s.start_timestamp = st;
+        }
+        // Legacy senders: one created timestamp for the series.
+        v2.timeseries[1].created_timestamp = t(0);
+        for h in &mut v2.timeseries[2].histograms {
+            h.start_timestamp = t(0);
+        }
+    };
+    let v1 = WriteRequest {
+        timeseries: vec![
+            TimeSeries {
+                labels: labels(&[("__name__", "ct_float"), ("job", "ct")]),
+                samples: [(1, 5.0), (2, 7.0), (4, 1.0), (6, 2.0)]
+                    .iter()
+                    .map(|&(i, value)| Sample {
+                        value,
+                        timestamp: t(i),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            TimeSeries {
+                labels: labels(&[("__name__", "ct_legacy"), ("job", "ct")]),
+                samples: vec![
+                    Sample {
+                        value: 3.0,
+                        timestamp: t(1),
+                    },
+                    Sample {
+                        value: 4.0,
+                        timestamp: t(2),
+                    },
+                ],
+                ..Default::default()
+            },
+            TimeSeries {
+                labels: labels(&[("__name__", "ct_hist"), ("job", "ct")]),
+                histograms: vec![int_hist(t(1), 1), int_hist(t(2), 2)],
+                ..Default::default()
+            },
+        ],
+        metadata: vec![],
+    };
+    let post = |a: &Argus, v2: &v2::Request| {
+        a.request(
+            "POST",
+            "/api/v1/write",
+            &[
+                (
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                ),
+                ("Content-Encoding", "snappy"),
+            ],
+            &remote_write_v2::encode(v2),
+        )
+    };
+    let mut req = remote_write_v2::from_v1(&v1);
+    float_series(&mut req);
+    let at = t(7);
+
+    let a = Argus::start(
+        &dir.path().join("on"),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=created-timestamp-zero-ingestion",
+            &cfg_flag,
+        ],
+    );
+    let r = post(&a, &req);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        r.header("x-prometheus-remote-write-samples-written"),
+        Some("6"),
+        "zero samples are not counted as written"
+    );
+    assert_eq!(
+        floats_of(&a, "ct_float", at),
+        [
+            (t(0), 0.0),
+            (t(1), 5.0),
+            (t(2), 7.0),
+            (t(3), 0.0),
+            (t(4), 1.0),
+            (t(6), 2.0)
+        ]
+    );
+    assert_eq!(
+        floats_of(&a, "ct_legacy", at),
+        [(t(0), 0.0), (t(1), 3.0), (t(2), 4.0)]
+    );
+    let h1 = int_hist(t(1), 1);
+    let hists = histograms_of(&a, "ct_hist", at);
+    assert_eq!(hists.len(), 3, "{hists:?}");
+    assert_eq!(
+        hists[0],
+        (t(0), "0".to_string(), 0),
+        "zero histogram at the start"
+    );
+    assert_eq!(hists[1].1, h1.count_int.unwrap().to_string());
+    // Schema kept: the zero histogram needs no new chunk layout (its bounds are h1's).
+    let zero = query(a.addr, "ct_hist", t(0) + 1);
+    assert_eq!(zero[0]["histogram"][1]["count"], "0", "{zero}");
+
+    // A start timestamp older than the series' data adds nothing, even inside the
+    // out-of-order window, and is not an error.
+    let mut late = remote_write_v2::from_v1(&WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: labels(&[("__name__", "ct_float"), ("job", "ct")]),
+            samples: vec![Sample {
+                value: 3.0,
+                timestamp: t(7),
+            }],
+            ..Default::default()
+        }],
+        metadata: vec![],
+    });
+    late.timeseries[0].samples[0].start_timestamp = t(5);
+    let r = post(&a, &late);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let got = floats_of(&a, "ct_float", t(8));
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert!(!got.contains(&(t(5), 0.0)), "{got:?}");
+
+    // Without the feature the start timestamps are ignored.
+    let b = Argus::start(
+        &dir.path().join("off"),
+        &["--web.enable-remote-write-receiver", &cfg_flag],
+    );
+    let r = post(&b, &req);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        floats_of(&b, "ct_float", at),
+        [(t(1), 5.0), (t(2), 7.0), (t(4), 1.0), (t(6), 2.0)]
+    );
+    assert_eq!(histograms_of(&b, "ct_hist", at).len(), 2);
+}
