@@ -525,6 +525,7 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
     // Scrape manager: appends to the Db; its router serves targets and metadata.
     let appendable: Arc<dyn Appendable> = Arc::new(db.clone());
     let scrape = ScrapeManager::new(appendable.clone());
+    scrape.set_ct_zero_ingestion(flags.ct_zero_ingestion);
     registry.register(scrape.metrics());
     scrape
         .apply_config(&config.get())

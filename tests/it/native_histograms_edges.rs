@@ -986,3 +986,135 @@ fn start_timestamps_become_zero_samples_with_the_feature() {
     );
     assert_eq!(histograms_of(&b, "ct_hist", at).len(), 2);
 }
+
+/// Serves `body` as a protobuf exposition on a loopback port (one response per connection).
+fn serve_protobuf(body: Vec<u8>) -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {PROTO_ACCEPT}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&body);
+        }
+    });
+    addr
+}
+
+/// The protobuf scrape with `created-timestamp-zero-ingestion`: a counter's and a native
+/// histogram's created timestamps become a zero sample (a zero histogram) before the first
+/// scraped one, once; gauges and metrics without one get none.
+#[test]
+fn scraped_created_timestamps_become_zero_samples() {
+    use argus::expose::proto::{
+        BucketSpan as PSpan, Counter, Gauge, Histogram as PHist, Metric, Timestamp,
+    };
+    let ct = now_ms() - 30_000;
+    let created = Some(Timestamp {
+        seconds: ct / 1000,
+        nanos: (ct % 1000) as i32 * 1_000_000,
+    });
+    let fam = |name: &str, kind: MetricType, m: Metric| MetricFamily {
+        name: Some(name.into()),
+        r#type: Some(kind as i32),
+        metric: vec![m],
+        ..Default::default()
+    };
+    let body = delimited(&[
+        fam(
+            "ct_requests_total",
+            MetricType::Counter,
+            Metric {
+                counter: Some(Counter {
+                    value: Some(5.0),
+                    start_timestamp: created.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "ct_temp",
+            MetricType::Gauge,
+            Metric {
+                gauge: Some(Gauge { value: Some(20.0) }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "ct_latency",
+            MetricType::Histogram,
+            Metric {
+                histogram: Some(PHist {
+                    sample_count: Some(3),
+                    sample_sum: Some(1.5),
+                    schema: Some(2),
+                    zero_threshold: Some(1e-3),
+                    zero_count: Some(1),
+                    positive_span: vec![PSpan {
+                        offset: Some(-1),
+                        length: Some(2),
+                    }],
+                    positive_delta: vec![1, 0],
+                    start_timestamp: created,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+    ]);
+    let target = serve_protobuf(body);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ct\n    \
+             scrape_native_histograms: true\n    static_configs:\n      \
+             - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let a = Argus::start(
+        &dir.path().join("data"),
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--enable-feature=created-timestamp-zero-ingestion",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let floats = loop {
+        let got = floats_of(&a, "ct_requests_total", now_ms());
+        if got.len() >= 3 {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "no scrapes: {}", a.log());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(floats[0], (ct, 0.0), "{floats:?}");
+    assert!(
+        floats[1..].iter().all(|&(t, v)| v == 5.0 && t > ct),
+        "{floats:?}"
+    );
+    let hists = histograms_of(&a, "ct_latency", now_ms());
+    assert!(hists.len() >= 2, "{hists:?}");
+    assert_eq!(hists[0], (ct, "0".to_string(), 0), "{hists:?}");
+    assert!(
+        hists[1..].iter().all(|h| h.1 == "3" && h.2 == 3),
+        "{hists:?}"
+    );
+    let temps = floats_of(&a, "ct_temp", now_ms());
+    assert!(temps.iter().all(|&(_, v)| v == 20.0), "{temps:?}");
+}
