@@ -332,6 +332,55 @@ mod tests {
     }
 
     #[test]
+    fn start_timestamps_survive_the_conversion() {
+        let sample = |timestamp, start_timestamp| v2::Sample {
+            value: 1.0,
+            timestamp,
+            start_timestamp,
+        };
+        let hist = |timestamp, start_timestamp| prompb::Histogram {
+            timestamp,
+            start_timestamp,
+            ..Default::default()
+        };
+        let req = Request {
+            symbols: vec!["".into(), "__name__".into(), "a".into(), "b".into()],
+            timeseries: vec![
+                v2::TimeSeries {
+                    labels_refs: vec![1, 2],
+                    samples: vec![sample(10, 5), sample(20, 0), sample(30, 25)],
+                    histograms: vec![hist(40, 35)],
+                    ..Default::default()
+                },
+                v2::TimeSeries {
+                    labels_refs: vec![1, 9],
+                    samples: vec![sample(10, 5)],
+                    ..Default::default()
+                },
+                // Prometheus 3.0-3.7: one created timestamp for the series.
+                v2::TimeSeries {
+                    labels_refs: vec![1, 3],
+                    samples: vec![sample(10, 0), sample(20, 0)],
+                    histograms: vec![hist(30, 0), hist(40, 0)],
+                    created_timestamp: 2,
+                    ..Default::default()
+                },
+            ],
+        };
+        let req = decode(&encode(&req)).unwrap();
+        let mut v1 = WriteRequest::default();
+        let mut starts = StartTimestamps::default();
+        to_v1_with_starts(&req, &mut v1, &mut starts);
+        assert_eq!(starts.floats, vec![vec![5, 0, 25], vec![2, 0]]);
+        let hs: Vec<Vec<i64>> = v1
+            .timeseries
+            .iter()
+            .map(|ts| ts.histograms.iter().map(|h| h.start_timestamp).collect())
+            .collect();
+        assert_eq!(hs, vec![vec![35], vec![2, 2]]);
+    }
+
+    #[test]
     fn refuses_bad_bodies() {
         let bad_syms = Request {
             symbols: vec!["x".into()],
