@@ -331,7 +331,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "20",
         "Maximum queries evaluated at once; others queue within their timeout.",
     ),
-    ("enable-feature", Kind::Value, "", "Accepted; no effect."),
+    (
+        "enable-feature",
+        Kind::Value,
+        "",
+        "Comma-separated features (repeatable): created-timestamp-zero-ingestion acts; others are accepted with no effect.",
+    ),
 ];
 
 /// Validated flags.
@@ -397,6 +402,8 @@ pub struct Flags {
     pub agent: Option<crate::agent::AgentOptions>,
     /// `--web.enable-otlp-receiver`.
     pub enable_otlp_receiver: bool,
+    /// `--enable-feature=created-timestamp-zero-ingestion`.
+    pub ct_zero_ingestion: bool,
 }
 
 /// Parses `args` (without the program name).
@@ -447,6 +454,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                 .next()
                 .ok_or_else(|| UsageError(format!("expected argument for flag '--{name}'")))?,
         };
+        // `--enable-feature` may be repeated, as Prometheus allows: the values add up.
+        if spec.0 == "enable-feature"
+            && let Some(prev) = raw.get_mut(spec.0)
+        {
+            prev.push(',');
+            prev.push_str(&value);
+            continue;
+        }
         raw.insert(spec.0, value);
     }
     Flags::from_raw(&raw).map(|f| Command::Run(Box::new(f)))
@@ -623,6 +638,9 @@ impl Flags {
             remote_read,
             agent,
             enable_otlp_receiver: get("web.enable-otlp-receiver") == "true",
+            ct_zero_ingestion: get("enable-feature")
+                .split(',')
+                .any(|f| f.trim() == "created-timestamp-zero-ingestion"),
         })
     }
 
@@ -838,5 +856,17 @@ mod tests {
         assert!(matches!(help, Command::Print(ref s) if s.contains("--storage.tsdb.path")));
         let v = parse(["--version".to_string()]).unwrap();
         assert!(matches!(v, Command::Print(ref s) if s.starts_with("argus, version")));
+    }
+
+    #[test]
+    fn features_accumulate_over_repeated_flags() {
+        assert!(!run(&[]).unwrap().ct_zero_ingestion);
+        let f = run(&["--enable-feature=exemplar-storage, created-timestamp-zero-ingestion"]);
+        assert!(f.unwrap().ct_zero_ingestion);
+        let f = run(&[
+            "--enable-feature=created-timestamp-zero-ingestion",
+            "--enable-feature=native-histograms",
+        ]);
+        assert!(f.unwrap().ct_zero_ingestion);
     }
 }

@@ -516,6 +516,7 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
         rules: Some(rules.clone()),
         remote_write_enabled: flags.enable_remote_write_receiver,
         otlp_enabled: flags.enable_otlp_receiver,
+        ct_zero_ingestion: flags.ct_zero_ingestion,
         query_slots: Arc::new(tokio::sync::Semaphore::new(flags.max_concurrency)),
         remote_read: Arc::new(api::read::ReadGate::new(flags.remote_read)),
         agent: flags.agent.is_some(),
@@ -524,6 +525,7 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
     // Scrape manager: appends to the Db; its router serves targets and metadata.
     let appendable: Arc<dyn Appendable> = Arc::new(db.clone());
     let scrape = ScrapeManager::new(appendable.clone());
+    scrape.set_ct_zero_ingestion(flags.ct_zero_ingestion);
     registry.register(scrape.metrics());
     // Remote write sends the scraped and remote-written metadata (`metadata_config`).
     remote.set_metadata_source(crate::remote::metadata::from_scrape(

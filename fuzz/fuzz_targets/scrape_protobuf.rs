@@ -1,6 +1,7 @@
 //! Protobuf scrape format: arbitrary bytes (first byte picks the histogram options) must decode
 //! or fail cleanly; every native histogram decoded has a consistent layout and at most the
-//! bucket limit; appending the samples to the in-memory storage must not panic.
+//! bucket limit; created timestamps only with the feature; appending the samples (and their
+//! created-timestamp zero samples) to the in-memory storage must not panic.
 #![no_main]
 
 use argus::scrape::protobuf::{self, Options, Value};
@@ -16,6 +17,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         always_classic: mode & 2 != 0,
         bucket_limit: u64::from(mode >> 4),
         min_bucket_factor: if mode & 4 != 0 { 1.5 } else { 0.0 },
+        ct_zero_ingestion: mode & 8 != 0,
     };
     let mut out = Vec::new();
     if protobuf::decode(body, &opts, &mut out).is_err() {
@@ -25,6 +27,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut app = storage.appender();
     for s in &out {
         let labels = Labels::new(s.labels.clone());
+        assert!(opts.ct_zero_ingestion || s.start_ms.is_none());
+        if let Some(ct) = s.start_ms {
+            let _ = match &s.value {
+                Value::Float(_) => app.append_ct_zero(None, &labels, 0, ct),
+                Value::Histogram(h) => app.append_histogram_ct_zero(None, &labels, 0, ct, h),
+            };
+        }
         let _ = match &s.value {
             Value::Float(v) => app.append(None, &labels, 0, *v),
             Value::Histogram(h) => {

@@ -1,11 +1,17 @@
 //! `GET /federate`: the newest sample of every series matching any `match[]` selector within
 //! the lookback window, as text format 0.0.4 (or delimited protobuf when asked), with external
 //! labels added, as Prometheus's federation endpoint does.
+//!
+//! Native histograms follow Prometheus's `web/federate.go`: exponential ones are served only in
+//! the protobuf format (float counts, spans as stored) and left out of the text format;
+//! histograms with custom buckets (NHCB) become classic histograms (cumulative `le` buckets) in
+//! both. A new family starts whenever the name, the sample type (float or histogram) or the
+//! histogram kind (counter or gauge) changes, so one name may yield several families.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType, Untyped};
+use crate::expose::proto::{self, LabelPair, Metric, MetricFamily, MetricType, Untyped};
 use crate::push::body::encode_delimited;
-use argus_storage::{Labels, Matcher, Queryable, is_stale_nan};
+use argus_storage::{FloatHistogram, Labels, Matcher, Queryable, SampleValue, is_stale_nan};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,7 +25,7 @@ const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8; escap
 const PROTO_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores";
 
 /// Newest sample per series, keyed by (metric name, labels).
-type Latest = BTreeMap<(String, Labels), (i64, f64)>;
+type Latest = BTreeMap<(String, Labels), (i64, SampleValue)>;
 
 struct Fed {
     queryable: Arc<dyn Queryable>,
@@ -126,37 +132,7 @@ fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
 }
 
 fn wants_protobuf(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    // Highest q first; the first acceptable entry wins.
-    let mut entries: Vec<(f32, usize, &str)> = accept
-        .split(',')
-        .enumerate()
-        .map(|(i, e)| {
-            let q = e
-                .split(';')
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (q, i, e)
-        })
-        .collect();
-    entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, _, e) in entries {
-        let lower = e.to_ascii_lowercase();
-        let media = lower.split(';').next().unwrap_or("").trim();
-        if media == "application/vnd.google.protobuf"
-            && lower.contains("proto=io.prometheus.client.metricfamily")
-            && lower.contains("encoding=delimited")
-        {
-            return true;
-        }
-        if media == "text/plain" || media == "*/*" {
-            return false;
-        }
-    }
-    false
+    crate::expose::accepts_protobuf(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
 }
 
 async fn federate(
@@ -207,8 +183,9 @@ async fn federate(
             return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
         }
     };
-    let families = to_families(&latest, &fed.external);
-    if wants_protobuf(&headers) {
+    let protobuf = wants_protobuf(&headers);
+    let families = to_families(&latest, &fed.external, protobuf);
+    if protobuf {
         let mut buf = Vec::new();
         encode_delimited(&families, &mut buf);
         return ([(header::CONTENT_TYPE, PROTO_CONTENT_TYPE)], buf).into_response();
@@ -264,7 +241,8 @@ fn collect(fed: &Fed, selectors: &[Vec<Matcher>], now: i64) -> Result<Latest, Co
             let mut it = set.samples();
             let mut last = None;
             while it.next() {
-                last = Some(it.at());
+                let (t, v) = it.at();
+                last = Some((t, v, it.at_histogram().cloned()));
                 loaded += 1;
                 if loaded > fed.limits.max_samples {
                     return Err(CollectError::TooManySamples);
@@ -277,10 +255,16 @@ fn collect(fed: &Fed, selectors: &[Vec<Matcher>], now: i64) -> Result<Latest, Co
                 return Err(argus_storage::Error::InvalidArgument(e.to_string()).into());
             }
             drop(it);
-            if let Some((t, v)) = last
-                && !is_stale_nan(v)
-            {
-                out.insert(key, (t, v));
+            // The exposition formats have no stale markers: a series whose newest sample is one
+            // is left out, as Prometheus does.
+            match last {
+                Some((t, _, Some(h))) if !h.is_stale() => {
+                    out.insert(key, (t, SampleValue::Histogram(Box::new(h))));
+                }
+                Some((t, v, None)) if !is_stale_nan(v) => {
+                    out.insert(key, (t, SampleValue::Float(v)));
+                }
+                _ => {}
             }
         }
         if let Some(e) = set.err() {
@@ -290,14 +274,35 @@ fn collect(fed: &Fed, selectors: &[Vec<Matcher>], now: i64) -> Result<Latest, Co
     Ok(out)
 }
 
-fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
+/// The family type a sample goes in: untyped for floats, histogram or gauge histogram.
+fn family_type(v: &SampleValue) -> MetricType {
+    match v {
+        SampleValue::Float(_) => MetricType::Untyped,
+        SampleValue::Histogram(h) if h.is_gauge() => MetricType::GaugeHistogram,
+        SampleValue::Histogram(_) => MetricType::Histogram,
+    }
+}
+
+/// Groups the samples into families (see the module docs); `protobuf` says whether exponential
+/// histograms can be served.
+fn to_families(latest: &Latest, external: &Labels, protobuf: bool) -> Vec<MetricFamily> {
     let mut families: Vec<MetricFamily> = Vec::new();
     for ((name, labels), (t, v)) in latest {
-        if families.last().is_none_or(|f| f.name() != name) {
+        if let SampleValue::Histogram(h) = v
+            && !h.uses_custom_buckets()
+            && !protobuf
+        {
+            continue;
+        }
+        let kind = family_type(v);
+        if families
+            .last()
+            .is_none_or(|f| f.name() != name || f.kind() != kind)
+        {
             families.push(MetricFamily {
                 name: Some(name.clone()),
                 help: None,
-                r#type: Some(MetricType::Untyped as i32),
+                r#type: Some(kind as i32),
                 metric: Vec::new(),
                 unit: None,
             });
@@ -320,16 +325,89 @@ fn to_families(latest: &Latest, external: &Labels) -> Vec<MetricFamily> {
                 pairs.push(LabelPair::new(n, val));
             }
         }
+        let mut metric = Metric {
+            label: pairs,
+            timestamp_ms: Some(*t),
+            ..Default::default()
+        };
+        match v {
+            SampleValue::Float(f) => metric.untyped = Some(Untyped { value: Some(*f) }),
+            SampleValue::Histogram(h) if h.uses_custom_buckets() => {
+                metric.histogram = Some(classic_histogram(h));
+            }
+            SampleValue::Histogram(h) => metric.histogram = Some(native_histogram(h)),
+        }
         if let Some(f) = families.last_mut() {
-            f.metric.push(Metric {
-                label: pairs,
-                untyped: Some(Untyped { value: Some(*v) }),
-                timestamp_ms: Some(*t),
-                ..Default::default()
-            });
+            f.metric.push(metric);
         }
     }
     families
+}
+
+fn proto_spans(spans: &[argus_storage::Span]) -> Vec<proto::BucketSpan> {
+    spans
+        .iter()
+        .map(|s| proto::BucketSpan {
+            offset: Some(s.offset),
+            length: Some(s.length),
+        })
+        .collect()
+}
+
+/// An exponential native histogram as the client model carries it: float counts, absolute
+/// bucket counts (`positive_count`), spans as stored (Prometheus's `makeNativeHistogram`).
+pub fn native_histogram(h: &FloatHistogram) -> proto::Histogram {
+    proto::Histogram {
+        sample_count_float: Some(h.count),
+        sample_sum: Some(h.sum),
+        schema: Some(h.schema),
+        zero_threshold: Some(h.zero_threshold),
+        zero_count_float: Some(h.zero_count),
+        negative_span: proto_spans(&h.negative_spans),
+        negative_count: h.negative_buckets.clone(),
+        positive_span: proto_spans(&h.positive_spans),
+        positive_count: h.positive_buckets.clone(),
+        ..Default::default()
+    }
+}
+
+/// A histogram with custom bounds (NHCB) as a classic histogram: one cumulative bucket per
+/// bound, `+Inf` left implicit (Prometheus's `makeClassicHistogram`).
+pub fn classic_histogram(h: &FloatHistogram) -> proto::Histogram {
+    // Bucket index → count (custom buckets have non-negative indexes).
+    let mut counts = vec![0.0; h.custom_values.len()];
+    let mut idx: i64 = 0;
+    let mut buckets = h.positive_buckets.iter();
+    for s in &h.positive_spans {
+        idx += i64::from(s.offset);
+        for _ in 0..s.length {
+            let c = buckets.next().copied().unwrap_or(0.0);
+            if let Some(slot) = usize::try_from(idx).ok().and_then(|i| counts.get_mut(i)) {
+                *slot += c;
+            }
+            idx += 1;
+        }
+    }
+    let mut cumulative = 0.0;
+    let bucket = h
+        .custom_values
+        .iter()
+        .zip(counts)
+        .map(|(le, c)| {
+            cumulative += c;
+            proto::Bucket {
+                upper_bound: Some(*le),
+                cumulative_count_float: Some(cumulative),
+                ..Default::default()
+            }
+        })
+        .collect();
+    proto::Histogram {
+        sample_count_float: Some(h.count),
+        sample_sum: Some(h.sum),
+        bucket,
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -358,5 +436,83 @@ mod tests {
         assert!(parse_selector("{a=~\".*\"}").is_err());
         assert!(parse_selector("up offset 5m").is_err());
         assert_eq!(parse_selector("{a=\"1\" or b=\"2\"}").expect("or").len(), 2);
+    }
+
+    #[test]
+    fn families_split_by_sample_type_and_exponential_histograms_need_protobuf() {
+        let l = |s: &str| Labels::from_pairs(&[("__name__", "m"), ("s", s)]);
+        let exp = FloatHistogram {
+            schema: 1,
+            count: 2.0,
+            positive_spans: vec![argus_storage::Span::new(-1, 2)],
+            positive_buckets: vec![1.0, 1.0],
+            ..Default::default()
+        };
+        let gauge = FloatHistogram {
+            counter_reset_hint: argus_storage::CounterResetHint::Gauge,
+            ..exp.clone()
+        };
+        let mut latest = Latest::new();
+        for (s, v) in [
+            ("a", SampleValue::Histogram(Box::new(exp.clone()))),
+            ("b", SampleValue::Histogram(Box::new(exp.clone()))),
+            ("c", SampleValue::Float(1.0)),
+            ("d", SampleValue::Histogram(Box::new(gauge))),
+            ("e", SampleValue::Histogram(Box::new(exp))),
+        ] {
+            latest.insert(("m".into(), l(s)), (5, v));
+        }
+        let shape = |protobuf| -> Vec<(MetricType, usize)> {
+            to_families(&latest, &Labels::default(), protobuf)
+                .iter()
+                .map(|f| (f.kind(), f.metric.len()))
+                .collect()
+        };
+        use MetricType::{GaugeHistogram as G, Histogram as H, Untyped as U};
+        assert_eq!(shape(true), [(H, 2), (U, 1), (G, 1), (H, 1)]);
+        assert_eq!(shape(false), [(U, 1)]);
+    }
+
+    #[test]
+    fn custom_buckets_become_cumulative_classic_buckets() {
+        let h = FloatHistogram {
+            schema: argus_storage::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: 10.0,
+            sum: 3.0,
+            // Buckets 0, 2 and 3 (the overflow bucket, above the last bound).
+            positive_spans: vec![
+                argus_storage::Span::new(0, 1),
+                argus_storage::Span::new(1, 2),
+            ],
+            positive_buckets: vec![1.0, 2.0, 7.0],
+            custom_values: vec![0.1, 1.0, 10.0],
+            ..Default::default()
+        };
+        let c = classic_histogram(&h);
+        let got: Vec<(f64, f64)> = c
+            .bucket
+            .iter()
+            .map(|b| (b.upper_bound.unwrap(), b.count()))
+            .collect();
+        assert_eq!(got, [(0.1, 1.0), (1.0, 1.0), (10.0, 3.0)]);
+        assert_eq!((c.count(), c.sample_sum, c.schema), (10.0, Some(3.0), None));
+        let mut text = String::new();
+        crate::expose::text::write_family(
+            &MetricFamily {
+                name: Some("x".into()),
+                r#type: Some(MetricType::Histogram as i32),
+                metric: vec![Metric {
+                    histogram: Some(c),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            &mut text,
+        );
+        assert_eq!(
+            text,
+            "# TYPE x histogram\nx_bucket{le=\"0.1\"} 1\nx_bucket{le=\"1\"} 1\n\
+             x_bucket{le=\"10\"} 3\nx_bucket{le=\"+Inf\"} 10\nx_sum 3\nx_count 10\n"
+        );
     }
 }

@@ -147,6 +147,9 @@ pub struct AppState {
     pub remote_write_enabled: bool,
     /// `--web.enable-otlp-receiver`: otherwise `/api/v1/otlp/v1/metrics` answers 404.
     pub otlp_enabled: bool,
+    /// `--enable-feature=created-timestamp-zero-ingestion`: remote write 2.0 start timestamps
+    /// become zero samples.
+    pub ct_zero_ingestion: bool,
     /// `--query.max-concurrency` slots; a query waits for one within its timeout.
     pub query_slots: Arc<tokio::sync::Semaphore>,
     /// The remote read server's bounds (`--storage.remote.read-*`).

@@ -13,7 +13,7 @@ use argus_query::names::is_legacy_label_name as valid_label_name;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use serde_json::{Map, Value, json};
@@ -371,9 +371,22 @@ pub(crate) fn merged_families(groups: &[Arc<GroupEntry>]) -> Vec<MetricFamily> {
     out
 }
 
-async fn metrics_exposition(State(svc): Svc) -> Response {
+/// `GET /metrics` of the push port: delimited protobuf when the client asks for it (the only
+/// format that carries native histograms), text format 0.0.4 otherwise, as Pushgateway does.
+async fn metrics_exposition(State(svc): Svc, headers: HeaderMap) -> Response {
+    let families = merged_families(&svc.snapshot());
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if crate::expose::accepts_protobuf(accept) {
+        let mut body = Vec::new();
+        crate::push::body::encode_delimited(&families, &mut body);
+        return (
+            [(header::CONTENT_TYPE, crate::expose::PROTOBUF_CONTENT_TYPE)],
+            body,
+        )
+            .into_response();
+    }
     let mut body = String::new();
-    for f in merged_families(&svc.snapshot()) {
+    for f in families {
         write_family(&f, &mut body);
     }
     (

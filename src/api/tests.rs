@@ -91,6 +91,7 @@ fn fixture(admin: bool) -> Fixture {
         rules: None,
         remote_write_enabled: true,
         otlp_enabled: true,
+        ct_zero_ingestion: false,
         query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
         remote_read: Arc::new(crate::api::read::ReadGate::new(Default::default())),
         agent: false,

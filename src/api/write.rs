@@ -5,7 +5,8 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, append_request_limited,
+    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
+    append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
 use crate::util::time::now_ms;
@@ -95,6 +96,10 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
     let joined = tokio::task::spawn_blocking(move || {
         let mut wr = WriteRequest::default();
         let mut converted = None;
+        let mut starts = StartTimestamps {
+            enabled: st.ct_zero_ingestion,
+            floats: Vec::new(),
+        };
         if v2 {
             let mut req = crate::ingest::prompb_v2::Request::default();
             let mut dec = Decoder::new();
@@ -103,28 +108,33 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             {
                 return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
             }
-            converted = Some(remote_write_v2::to_v1(&req, &mut wr));
+            converted = Some(remote_write_v2::to_v1_with_starts(
+                &req,
+                &mut wr,
+                &mut starts,
+            ));
         } else if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr) {
             return text(StatusCode::BAD_REQUEST, e.to_string());
         }
         st.metadata.record(&wr.metadata);
         let mut app = st.db.appender();
         let limits = st.remote_write_limits;
-        let outcome = match append_request_limited(app.as_mut(), &mut wr, now_ms(), &limits) {
-            Ok(mut o) => {
-                if let Some(c) = converted.take() {
-                    remote_write_v2::merge_outcome(&mut o, c);
+        let outcome =
+            match append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts) {
+                Ok(mut o) => {
+                    if let Some(c) = converted.take() {
+                        remote_write_v2::merge_outcome(&mut o, c);
+                    }
+                    o
                 }
-                o
-            }
-            Err(e) => {
-                app.rollback();
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot append: {e}"),
-                );
-            }
-        };
+                Err(e) => {
+                    app.rollback();
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot append: {e}"),
+                    );
+                }
+            };
         if let Err(e) = app.commit() {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -31,6 +31,10 @@ pub struct TimeSeries {
     /// Field 5.
     #[prost(message, optional, tag = "5")]
     pub metadata: Option<Metadata>,
+    /// Field 6: the series' created time, ms; 0 = unset. Sent by Prometheus 3.0–3.7 (spec
+    /// `v2.0-rc.3`); later senders put a start timestamp on each sample instead and reserve 6.
+    #[prost(int64, tag = "6")]
+    pub created_timestamp: i64,
 }
 
 /// `io.prometheus.write.v2.Sample`.

@@ -324,9 +324,39 @@ pub fn append_request_limited(
     now_ms: i64,
     limits: &LabelLimits,
 ) -> Result<Outcome, StorageError> {
+    append_request_with_starts(app, req, now_ms, limits, &StartTimestamps::default())
+}
+
+/// Start ("created") timestamps of a request's samples, for `--enable-feature=
+/// created-timestamp-zero-ingestion`: with `enabled`, a sample whose start timestamp `st` is
+/// set (non-zero, as is the sample's timestamp) is preceded by a zero sample at `st`
+/// ([`Appender::append_ct_zero`]) when `st` is older than it and newer than the series' data,
+/// as Prometheus's remote-write handler does; refusals of that zero sample are ignored.
+#[derive(Clone, Debug, Default)]
+pub struct StartTimestamps {
+    /// Whether zero samples are appended at all.
+    pub enabled: bool,
+    /// Per series of the request (same index), one per float sample (0 = none). Histograms
+    /// carry theirs in `Histogram::start_timestamp`.
+    pub floats: Vec<Vec<i64>>,
+}
+
+/// [`append_request_limited`] appending the zero samples `starts` asks for.
+pub fn append_request_with_starts(
+    app: &mut dyn Appender,
+    req: &mut WriteRequest,
+    now_ms: i64,
+    limits: &LabelLimits,
+    starts: &StartTimestamps,
+) -> Result<Outcome, StorageError> {
     let mut out = Outcome::default();
     let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
-    for ts in &mut req.timeseries {
+    for (i, ts) in req.timeseries.iter_mut().enumerate() {
+        let float_starts = starts
+            .floats
+            .get(i)
+            .filter(|_| starts.enabled)
+            .map_or(&[][..], Vec::as_slice);
         let n = ts.samples.len() as u64;
         let hist = ts.histograms.len() as u64;
         out.samples_received += n + hist;
@@ -340,7 +370,15 @@ pub fn append_request_limited(
             }
         };
         let mut series = None;
-        for s in &ts.samples {
+        for (j, s) in ts.samples.iter().enumerate() {
+            if let Some(&st) = float_starts.get(j)
+                && st != 0
+                && s.timestamp != 0
+                && s.timestamp <= max_t
+                && let Ok(r) = app.append_ct_zero(series, &labels, s.timestamp, st)
+            {
+                series = Some(r);
+            }
             if s.timestamp > max_t {
                 out.reject(Reason::OutOfBounds, 1, || {
                     format!(
@@ -382,6 +420,14 @@ pub fn append_request_limited(
                     continue;
                 }
             };
+            if starts.enabled
+                && h.start_timestamp != 0
+                && t != 0
+                && let Ok(r) =
+                    app.append_histogram_ct_zero(series, &labels, t, h.start_timestamp, &fh)
+            {
+                series = Some(r);
+            }
             match app.append_histogram(series, &labels, t, &fh) {
                 Ok(r) => {
                     series = Some(r);

@@ -10,7 +10,7 @@
 
 use super::prompb::{self, MetricMetadata, WriteRequest};
 use super::prompb_v2::{self as v2, Request};
-use super::remote_write::{DecodeError, Decoder, Outcome, Reason};
+use super::remote_write::{DecodeError, Decoder, Outcome, Reason, StartTimestamps};
 use argus_storage::METRIC_NAME;
 use prost::Message;
 use std::collections::HashMap;
@@ -76,6 +76,19 @@ fn labels_of(symbols: &[String], refs: &[u32]) -> Result<Vec<prompb::Label>, Str
 /// Series that cannot be converted are counted in the returned [`Outcome`], which the caller
 /// merges with the append's.
 pub fn to_v1(req: &Request, out: &mut WriteRequest) -> Outcome {
+    to_v1_with_starts(req, out, &mut StartTimestamps::default())
+}
+
+/// [`to_v1`] that also keeps the start ("created") timestamps, which 1.0 float samples cannot
+/// carry, in `starts` (cleared first; one entry per series of `out`). A histogram keeps its own
+/// in `Histogram::start_timestamp`. The series-wide `created_timestamp` of older senders stands
+/// for the first float sample and every histogram without one, as Prometheus 3.0–3.7 read it.
+pub fn to_v1_with_starts(
+    req: &Request,
+    out: &mut WriteRequest,
+    starts: &mut StartTimestamps,
+) -> Outcome {
+    starts.floats.clear();
     out.clear();
     let mut rejected = Outcome::default();
     let syms = &req.symbols;
@@ -119,8 +132,29 @@ pub fn to_v1(req: &Request, out: &mut WriteRequest) -> Outcome {
                 })
                 .collect(),
             exemplars: Vec::new(),
-            histograms: ts.histograms.clone(),
+            histograms: ts
+                .histograms
+                .iter()
+                .map(|h| prompb::Histogram {
+                    start_timestamp: if h.start_timestamp == 0 {
+                        ts.created_timestamp
+                    } else {
+                        h.start_timestamp
+                    },
+                    ..h.clone()
+                })
+                .collect(),
         });
+        starts.floats.push(
+            ts.samples
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match (s.start_timestamp, i) {
+                    (0, 0) => ts.created_timestamp,
+                    (st, _) => st,
+                })
+                .collect(),
+        );
     }
     rejected
 }
@@ -224,6 +258,7 @@ pub fn from_v1(req: &WriteRequest) -> Request {
                 histograms: ts.histograms.clone(),
                 exemplars: Vec::new(),
                 metadata,
+                created_timestamp: 0,
             }
         })
         .collect();
@@ -294,6 +329,55 @@ mod tests {
         assert!(text.contains("symbol ref 9 out of range"), "{text}");
         assert!(text.contains("odd number of label refs"), "{text}");
         assert!(text.contains("no samples"), "{text}");
+    }
+
+    #[test]
+    fn start_timestamps_survive_the_conversion() {
+        let sample = |timestamp, start_timestamp| v2::Sample {
+            value: 1.0,
+            timestamp,
+            start_timestamp,
+        };
+        let hist = |timestamp, start_timestamp| prompb::Histogram {
+            timestamp,
+            start_timestamp,
+            ..Default::default()
+        };
+        let req = Request {
+            symbols: vec!["".into(), "__name__".into(), "a".into(), "b".into()],
+            timeseries: vec![
+                v2::TimeSeries {
+                    labels_refs: vec![1, 2],
+                    samples: vec![sample(10, 5), sample(20, 0), sample(30, 25)],
+                    histograms: vec![hist(40, 35)],
+                    ..Default::default()
+                },
+                v2::TimeSeries {
+                    labels_refs: vec![1, 9],
+                    samples: vec![sample(10, 5)],
+                    ..Default::default()
+                },
+                // Prometheus 3.0-3.7: one created timestamp for the series.
+                v2::TimeSeries {
+                    labels_refs: vec![1, 3],
+                    samples: vec![sample(10, 0), sample(20, 0)],
+                    histograms: vec![hist(30, 0), hist(40, 0)],
+                    created_timestamp: 2,
+                    ..Default::default()
+                },
+            ],
+        };
+        let req = decode(&encode(&req)).unwrap();
+        let mut v1 = WriteRequest::default();
+        let mut starts = StartTimestamps::default();
+        to_v1_with_starts(&req, &mut v1, &mut starts);
+        assert_eq!(starts.floats, vec![vec![5, 0, 25], vec![2, 0]]);
+        let hs: Vec<Vec<i64>> = v1
+            .timeseries
+            .iter()
+            .map(|ts| ts.histograms.iter().map(|h| h.start_timestamp).collect())
+            .collect();
+        assert_eq!(hs, vec![vec![35], vec![2, 2]]);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use super::store::GroupingKey;
 use crate::expose::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::scrape::protobuf::{is_native, to_native};
 use argus_query::names::is_legacy_label_name as valid_label_name;
+use argus_storage::histogram::MAX_BUCKETS;
 use std::collections::HashSet;
 
 /// Overwrites grouping-key labels, adds missing ones and `instance=""`, sorts labels by name.
@@ -104,7 +106,34 @@ fn check_metric(name: &str, kind: MetricType, m: &Metric) -> Result<(), String> 
         }
         prev = Some(ln);
     }
-    Ok(())
+    check_native(name, kind, m)
+}
+
+/// A native histogram must be one the storage can hold: a known schema, spans matching the
+/// buckets, at most [`MAX_BUCKETS`] buckets. (Pushgateway stores any; Argus appends pushed
+/// histograms to its own storage, so it refuses what it could not append.)
+fn check_native(name: &str, kind: MetricType, m: &Metric) -> Result<(), String> {
+    let Some(h) = m.histogram.as_ref().filter(|h| is_native(h)) else {
+        return Ok(());
+    };
+    let invalid = |why: String| {
+        format!(
+            "collected metric {name:?} {} has an invalid native histogram: {why}",
+            labels_text(m)
+        )
+    };
+    let buckets = h.positive_span.len()
+        + h.negative_span.len()
+        + h.positive_delta.len().max(h.positive_count.len())
+        + h.negative_delta.len().max(h.negative_count.len());
+    if buckets > MAX_BUCKETS {
+        return Err(invalid(format!(
+            "more than {MAX_BUCKETS} buckets and spans"
+        )));
+    }
+    to_native(h, kind == MetricType::GaugeHistogram)
+        .map(drop)
+        .map_err(invalid)
 }
 
 /// Checks the families of one group (already sanitized) against each other and against the

@@ -2,7 +2,7 @@
 //! series to storage at the current time; series seen last round but gone now get a stale marker.
 
 use super::service::{GroupEntry, PushService, now_nanos};
-use argus_storage::{Appendable, Appender, Labels, SeriesRef, Timestamp, stale_nan};
+use argus_storage::{Appendable, Appender, Labels, SampleValue, SeriesRef, Timestamp, stale_nan};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -107,7 +107,11 @@ pub(crate) fn append_round(
         for (labels, v) in &e.series {
             let slot = st.series.get_mut(labels);
             let cached = slot.as_ref().and_then(|s| s.0);
-            match app.append(cached, labels, t, *v) {
+            let appended = match v {
+                SampleValue::Float(v) => app.append(cached, labels, t, *v),
+                SampleValue::Histogram(h) => app.append_histogram(cached, labels, t, h),
+            };
+            match appended {
                 Ok(r) => {
                     stats.appended += 1;
                     pending += 1;
@@ -234,7 +238,7 @@ mod tests {
                             ("g", &g.to_string()),
                             ("i", &i.to_string()),
                         ]);
-                        (l, i as f64)
+                        (l, SampleValue::Float(i as f64))
                     })
                     .collect();
                 Arc::new(GroupEntry {

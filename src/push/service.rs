@@ -4,8 +4,9 @@ use super::check::{check_consistency, has_timestamps, sanitize};
 use super::store::{self, Group, GroupingKey, StoredFamily};
 use super::{PushError, PushOptions};
 use crate::expose::proto::{Gauge, Metric, MetricFamily, MetricType};
-use crate::expose::text::float_samples;
-use argus_storage::{Appendable, Label, Labels};
+use crate::expose::text::{FloatSample, float_samples};
+use crate::scrape::protobuf::{is_native, to_native};
+use argus_storage::{Appendable, Label, Labels, SampleValue};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,11 +20,11 @@ const PUSH_TIME_HELP: &str =
 const PUSH_FAILURE_HELP: &str =
     "Last Unix time when changing this group in the Pushgateway failed.";
 
-/// A group plus the float series it contributes to storage, computed once per change.
+/// A group plus the series it contributes to storage, computed once per change.
 pub(crate) struct GroupEntry {
     pub group: Group,
     /// `(labels, value)` for every series, as a `honor_labels: true` scrape would store them.
-    pub series: Vec<(Labels, f64)>,
+    pub series: Vec<(Labels, SampleValue)>,
 }
 
 pub(crate) struct State {
@@ -68,16 +69,30 @@ fn timestamp_gauge(name: &str, help: &str, key: &GroupingKey, nanos: Option<i64>
     f
 }
 
-/// Expands a group into the float series a scrape of its text exposition would produce.
-pub(crate) fn group_series(g: &Group) -> Vec<(Labels, f64)> {
+/// The samples one pushed metric contributes: the float samples of its text exposition, into
+/// `floats`, and whether it also carries a native histogram. A native histogram is stored as
+/// one histogram sample under the family name, as a protobuf scrape with native histograms
+/// stores it; its classic series are kept too when it also has classic buckets (as with
+/// `always_scrape_classic_histograms`, so pushes that had both keep their classic series).
+fn metric_samples(kind: MetricType, m: &Metric, floats: &mut Vec<FloatSample>) -> bool {
+    let native = matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram)
+        && m.histogram.as_ref().is_some_and(is_native);
+    if !native || m.histogram.as_ref().is_some_and(|h| !h.bucket.is_empty()) {
+        float_samples(kind, m, floats);
+    }
+    native
+}
+
+/// Expands a group into the series a scrape of its exposition would produce.
+pub(crate) fn group_series(g: &Group) -> Vec<(Labels, SampleValue)> {
     let mut out = Vec::new();
     let mut samples = Vec::new();
     for f in g.families.values().filter_map(|f| f.family.as_ref()) {
         let kind = f.kind();
         for m in &f.metric {
             samples.clear();
-            float_samples(kind, m, &mut samples);
-            for (suffix, extra, v) in &samples {
+            let native = metric_samples(kind, m, &mut samples);
+            let labels = |suffix: &str, extra: Option<(&str, f64)>| {
                 let mut pairs: Vec<Label> = Vec::with_capacity(m.label.len() + 2);
                 pairs.push(Label::new("__name__", format!("{}{suffix}", f.name())));
                 for l in &m.label {
@@ -87,24 +102,35 @@ pub(crate) fn group_series(g: &Group) -> Vec<(Labels, f64)> {
                     ));
                 }
                 if let Some((n, x)) = extra {
-                    pairs.push(Label::new(*n, argus_query::gofloat::format_g(*x)));
+                    pairs.push(Label::new(n, argus_query::gofloat::format_g(x)));
                 }
-                out.push((Labels::new(pairs), *v));
+                Labels::new(pairs)
+            };
+            if native && let Some(h) = &m.histogram {
+                // Checked when pushed; a stored group that fails (an older file) is skipped.
+                match to_native(h, kind == MetricType::GaugeHistogram) {
+                    Ok(fh) => out.push((labels("", None), SampleValue::Histogram(Box::new(fh)))),
+                    Err(e) => tracing::warn!(family = f.name(), error = %e,
+                        "stored native histogram is invalid; not appended"),
+                }
+            }
+            for (suffix, extra, v) in &samples {
+                out.push((labels(suffix, *extra), SampleValue::Float(*v)));
             }
         }
     }
     out
 }
 
-/// Float series of one family (what [`group_series`] makes of it), without building labels.
-fn family_series(f: &MetricFamily, scratch: &mut Vec<crate::expose::text::FloatSample>) -> usize {
+/// Series of one family (what [`group_series`] makes of it), without building labels.
+fn family_series(f: &MetricFamily, scratch: &mut Vec<FloatSample>) -> usize {
     let kind = f.kind();
     f.metric
         .iter()
         .map(|m| {
             scratch.clear();
-            float_samples(kind, m, scratch);
-            scratch.len()
+            let native = metric_samples(kind, m, scratch);
+            scratch.len() + usize::from(native)
         })
         .sum()
 }
@@ -283,11 +309,6 @@ impl PushService {
             );
         }
         g.last_push_nanos = now;
-        debug_assert_eq!(
-            group_series(&g).len(),
-            series,
-            "BUG: series_after_push miscounts"
-        );
         let verdict = {
             let st = self.state.read();
             let others = |name: &str| -> Vec<&MetricFamily> {
@@ -309,6 +330,12 @@ impl PushService {
             self.record_failure(key, existing, now).await?;
             return Err(PushError::Rejected(msg));
         }
+        // After the checks: an invalid native histogram is counted but not expanded.
+        debug_assert_eq!(
+            group_series(&g).len(),
+            series,
+            "BUG: series_after_push miscounts"
+        );
         let g = self.persist(g).await?;
         self.install(g);
         Ok(())

@@ -7,6 +7,10 @@
 //! │  4 bytes   │ 1 byte  │ 4 bytes     │ (crc32 = IEEE over the payload)  │
 //! └────────────┴─────────┴─────────────┴──────────────────────────────────┘
 //! ```
+//! The payload is the client model itself, so native histograms pushed in protobuf (schema,
+//! spans, deltas or counts, zero bucket) are kept as they came with no change of format: files
+//! written before Argus appended pushed native histograms load unchanged.
+//!
 //! A write goes to `<name>.tmp`, is fsynced, renamed over `<name>`, and the directory is
 //! fsynced; so after a crash each group file is either the old or the new version. Leftover
 //! `.tmp` files are removed on open; a file failing its checks is renamed to `.corrupt` and
@@ -275,6 +279,51 @@ mod tests {
             assert!(decode_group(7, &bad).is_err(), "flip at {i} not detected");
         }
         assert!(decode_group(7, &buf[..buf.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn native_histograms_roundtrip() {
+        use crate::expose::proto::{BucketSpan, Histogram, Metric};
+        let mut g = sample_group();
+        let h = Histogram {
+            sample_count: Some(3),
+            sample_sum: Some(1.5),
+            schema: Some(-1),
+            zero_threshold: Some(1e-9),
+            zero_count: Some(1),
+            negative_span: vec![BucketSpan {
+                offset: Some(-2),
+                length: Some(1),
+            }],
+            negative_delta: vec![1],
+            positive_span: vec![BucketSpan {
+                offset: Some(3),
+                length: Some(1),
+            }],
+            positive_count: vec![1.0],
+            ..Default::default()
+        };
+        let fam = MetricFamily {
+            name: Some("nh".into()),
+            r#type: Some(crate::expose::proto::MetricType::Histogram as i32),
+            metric: vec![Metric {
+                histogram: Some(h),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        g.families.insert(
+            "nh".into(),
+            StoredFamily {
+                ts_nanos: 9,
+                family: Some(fam),
+            },
+        );
+        let mut buf = Vec::new();
+        encode_group(&g, &mut buf);
+        assert_eq!(buf.get(VERSION_OFF), Some(&1), "format unchanged");
+        let back = decode_group(7, &buf).expect("decode");
+        assert_eq!(back.families, g.families);
     }
 
     #[test]

@@ -97,6 +97,18 @@ impl Scraped for super::protobuf::Sample {
         labels: &Labels,
         t: Timestamp,
     ) -> argus_storage::Result<SeriesRef> {
+        let mut sref = sref;
+        if let Some(ct) = self.start_ms {
+            // The zero sample of a created timestamp; refusals (mostly: older than the series'
+            // data) are ignored, as Prometheus's scrape loop does.
+            let zero = match &self.value {
+                super::protobuf::Value::Float(_) => app.append_ct_zero(sref, labels, t, ct),
+                super::protobuf::Value::Histogram(h) => {
+                    app.append_histogram_ct_zero(sref, labels, t, ct, h)
+                }
+            };
+            sref = zero.ok().or(sref);
+        }
         match &self.value {
             super::protobuf::Value::Float(v) => app.append(sref, labels, t, *v),
             super::protobuf::Value::Histogram(h) => app.append_histogram(sref, labels, t, h),

@@ -28,6 +28,8 @@ pub struct ScrapeManager {
     state: tokio::sync::Mutex<ManagerState>,
     /// What the API shows: pools by job name. Lock: this rwlock (short, never across awaits).
     view: RwLock<BTreeMap<String, Arc<PoolShared>>>,
+    /// `--enable-feature=created-timestamp-zero-ingestion`, for pools started from now on.
+    ct_zero_ingestion: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -53,6 +55,7 @@ pub(crate) struct PoolShared {
     global: GlobalConfig,
     appendable: Arc<dyn Appendable>,
     metrics: Arc<ScrapeMetrics>,
+    ct_zero_ingestion: bool,
     /// The `target_limit` error every loop of the pool reports while the pool is over the limit;
     /// set by each sync. Lock: this mutex (short, read once per scrape).
     forced: Arc<Mutex<Option<String>>>,
@@ -81,7 +84,15 @@ impl ScrapeManager {
             metrics: Arc::default(),
             state: tokio::sync::Mutex::new(ManagerState::default()),
             view: RwLock::new(BTreeMap::new()),
+            ct_zero_ingestion: Default::default(),
         })
+    }
+
+    /// Turns on `created-timestamp-zero-ingestion` for the protobuf format (call before the
+    /// first [`ScrapeManager::apply_config`]): created timestamps become zero samples.
+    pub fn set_ct_zero_ingestion(&self, on: bool) {
+        self.ct_zero_ingestion
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Applies `cfg`: validates every job, keeps pools whose job (and global defaults) did not
@@ -177,6 +188,9 @@ impl ScrapeManager {
             global: global.clone(),
             appendable: self.appendable.clone(),
             metrics: self.metrics.clone(),
+            ct_zero_ingestion: self
+                .ct_zero_ingestion
+                .load(std::sync::atomic::Ordering::Relaxed),
             forced: Arc::default(),
             inner: Mutex::new(PoolInner::default()),
         });
@@ -315,6 +329,7 @@ impl PoolShared {
                     always_classic: self.cfg.always_scrape_classic_histograms == Some(true),
                     bucket_limit: self.cfg.native_histogram_bucket_limit,
                     min_bucket_factor: self.cfg.native_histogram_min_bucket_factor,
+                    ct_zero_ingestion: self.ct_zero_ingestion,
                 },
             };
             let h = scrape_loop::spawn(LoopParams {

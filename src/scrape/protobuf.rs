@@ -39,6 +39,8 @@ pub struct Options {
     pub bucket_limit: u64,
     /// Lowest growth factor between adjacent buckets (≤ 1: no limit).
     pub min_bucket_factor: f64,
+    /// Report created timestamps (`created-timestamp-zero-ingestion`) in [`Sample::start_ms`].
+    pub ct_zero_ingestion: bool,
 }
 
 /// A sample's value.
@@ -61,6 +63,9 @@ pub struct Sample {
     pub value: Value,
     /// The exposed timestamp, ms.
     pub timestamp: Option<i64>,
+    /// The metric's created timestamp, ms, for counters, summaries and histograms (every series
+    /// of the metric), when [`Options::ct_zero_ingestion`] is on and the exposition has one.
+    pub start_ms: Option<i64>,
 }
 
 /// Why a body could not be decoded.
@@ -250,6 +255,7 @@ struct Emitter<'a> {
     out: &'a mut Vec<Sample>,
     base: Vec<Label>,
     timestamp: Option<i64>,
+    start_ms: Option<i64>,
 }
 
 impl Emitter<'_> {
@@ -277,6 +283,7 @@ impl Emitter<'_> {
             labels,
             value,
             timestamp: self.timestamp,
+            start_ms: self.start_ms,
         });
     }
 }
@@ -300,10 +307,27 @@ fn metric(
     opts: &Options,
     out: &mut Vec<Sample>,
 ) -> Result<(), DecodeError> {
+    let start = match kind {
+        MetricType::Counter => m.counter.as_ref().and_then(|c| c.start_timestamp.as_ref()),
+        MetricType::Summary => m.summary.as_ref().and_then(|s| s.start_timestamp.as_ref()),
+        MetricType::Histogram | MetricType::GaugeHistogram => m
+            .histogram
+            .as_ref()
+            .and_then(|h| h.start_timestamp.as_ref()),
+        MetricType::Gauge | MetricType::Untyped => None,
+    };
     let mut e = Emitter {
         out,
         base: pairs(&m.label),
         timestamp: m.timestamp_ms,
+        start_ms: start
+            .filter(|_| opts.ct_zero_ingestion)
+            .map(|ts| {
+                ts.seconds
+                    .saturating_mul(1000)
+                    .saturating_add(i64::from(ts.nanos) / 1_000_000)
+            })
+            .filter(|&ms| ms != 0),
     };
     match kind {
         MetricType::Counter => {

@@ -126,11 +126,51 @@ pub trait Appender: Send {
             "native histograms are not supported by this storage".into(),
         ))
     }
+    /// Adds the zero sample that the created ("start") timestamp `ct` of the sample at `t`
+    /// stands for, as Prometheus's `AppendCTZeroSample` does (feature
+    /// `created-timestamp-zero-ingestion`): value 0 at `ct`, only when `ct < t` and `ct` is
+    /// newer than the series' last sample. Unlike [`Appender::append`] it is never out of
+    /// order, even within the out-of-order window. Refusals are `Err` (`OutOfOrder` when the
+    /// series already has data at or after `ct`, a common case callers ignore). The default
+    /// (for storages without that check) appends through [`Appender::append`].
+    fn append_ct_zero(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        ct: Timestamp,
+    ) -> Result<SeriesRef> {
+        check_ct(t, ct)?;
+        self.append(series, labels, ct, 0.0)
+    }
+    /// [`Appender::append_ct_zero`] for a histogram series: the zero histogram at `ct` is
+    /// [`FloatHistogram::ct_zero`] of the sample `h` at `t`.
+    fn append_histogram_ct_zero(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        ct: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef> {
+        check_ct(t, ct)?;
+        self.append_histogram(series, labels, ct, &h.ct_zero())
+    }
     /// Writes the batch to the WAL (fsynced per the configured policy), then makes it visible to
     /// queries. After an `Ok`, the samples survive a crash. The appender may be reused.
     fn commit(&mut self) -> Result<()>;
     /// Discards the batch. The appender may be reused.
     fn rollback(&mut self);
+}
+
+/// Refuses a created timestamp that is not older than its sample (`ErrCTNewerThanSample`).
+pub(crate) fn check_ct(t: Timestamp, ct: Timestamp) -> Result<()> {
+    if ct >= t {
+        return Err(Error::InvalidArgument(format!(
+            "created timestamp {ct} is not older than the sample at {t}"
+        )));
+    }
+    Ok(())
 }
 
 /// Something that hands out appenders: the `Db`, or the in-memory test storage.

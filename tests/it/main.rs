@@ -6,6 +6,7 @@ mod federate_from_prometheus;
 mod hardening;
 mod http_client;
 mod kubernetes;
+mod native_histograms_edges;
 mod native_histograms_ingest;
 mod native_histograms_scrape;
 mod notifier;

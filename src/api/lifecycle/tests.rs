@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
         metadata: Arc::new(MetadataStore::new()),
         remote_write_enabled: true,
         otlp_enabled: true,
+        ct_zero_ingestion: false,
         query_slots: Arc::new(tokio::sync::Semaphore::new(20)),
         remote_read: Arc::new(crate::api::read::ReadGate::new(Default::default())),
         agent: false,

@@ -136,6 +136,81 @@ fn decodes_every_kind() {
 }
 
 #[test]
+fn created_timestamps_only_with_the_feature_and_only_where_they_exist() {
+    use crate::expose::proto::{Counter, Metric, MetricFamily, MetricType, Timestamp};
+    let ts = |seconds, nanos| Some(Timestamp { seconds, nanos });
+    let fam = |name: &str, kind: MetricType, m: Metric| MetricFamily {
+        name: Some(name.into()),
+        r#type: Some(kind as i32),
+        metric: vec![m],
+        ..Default::default()
+    };
+    let mut hist = histogram();
+    hist.start_timestamp = ts(1_700_000_000, 250_999_999);
+    let fams = [
+        fam(
+            "c",
+            MetricType::Counter,
+            Metric {
+                counter: Some(Counter {
+                    value: Some(3.0),
+                    start_timestamp: ts(1_700_000_001, 0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "no_ct",
+            MetricType::Counter,
+            Metric {
+                counter: Some(Counter {
+                    value: Some(1.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        fam(
+            "h",
+            MetricType::Histogram,
+            Metric {
+                histogram: Some(hist),
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut body = Vec::new();
+    crate::push::body::encode_delimited(&fams, &mut body);
+    let mut out = Vec::new();
+    let mut opts = Options {
+        native_histograms: true,
+        always_classic: true,
+        ..Default::default()
+    };
+    decode(&body, &opts, &mut out).unwrap();
+    assert!(out.iter().all(|s| s.start_ms.is_none()), "feature off");
+    opts.ct_zero_ingestion = true;
+    decode(&body, &opts, &mut out).unwrap();
+    let got: Vec<(String, Option<i64>)> = out
+        .iter()
+        .map(|s| (render(s), s.start_ms))
+        .filter(|(r, _)| !r.contains("_bucket"))
+        .collect();
+    let ms = Some(1_700_000_000_250);
+    assert_eq!(
+        got,
+        [
+            ("__name__=c 3".to_string(), Some(1_700_000_001_000)),
+            ("__name__=no_ct 1".to_string(), None),
+            ("__name__=h hist(count=6 sum=10)".to_string(), ms),
+            ("__name__=h_sum 10".to_string(), ms),
+            ("__name__=h_count 6".to_string(), ms),
+        ]
+    );
+}
+
+#[test]
 fn classic_buckets_when_native_is_off_or_also_wanted() {
     let classic = [
         "__name__=lat_bucket,le=1.0 3",
@@ -220,7 +295,7 @@ mod props {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let mut out = Vec::new();
-            let opts = Options { native_histograms: true, always_classic: true, bucket_limit: 2, min_bucket_factor: 1.5 };
+            let opts = Options { native_histograms: true, always_classic: true, bucket_limit: 2, min_bucket_factor: 1.5, ct_zero_ingestion: false };
             let _ = decode(&bytes, &opts, &mut out);
         }
 

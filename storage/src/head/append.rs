@@ -234,6 +234,71 @@ impl Appender for HeadAppender {
         Ok(SeriesRef(id))
     }
 
+    fn append_ct_zero(
+        &mut self,
+        hint: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        ct: Timestamp,
+    ) -> Result<SeriesRef> {
+        crate::interface::check_ct(t, ct)?;
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let s = self.lookup(hint, labels)?;
+        let id = s.id;
+        let (idx, pending) = self.batch_index(&s);
+        // Window 0: a created timestamp is never out of order. Refusals are not counted as
+        // rejected samples (the series having newer data is the usual case).
+        let verdict = s
+            .data
+            .lock()
+            .check(pending, ct, 0.0, 0, &self.head.chunk_files);
+        match verdict {
+            Applied::InOrder if ct >= self.head.appendable_min_valid_time() => {
+                self.pending.insert(id, (idx, Some((ct, 0f64.to_bits()))));
+                self.samples.push((idx, ct, 0.0));
+                Ok(SeriesRef(id))
+            }
+            Applied::Duplicate => Ok(SeriesRef(id)),
+            _ => Err(Error::OutOfOrder),
+        }
+    }
+
+    fn append_histogram_ct_zero(
+        &mut self,
+        hint: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        ct: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef> {
+        crate::interface::check_ct(t, ct)?;
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let zero = h.ct_zero();
+        let s = self.lookup(hint, labels)?;
+        let id = s.id;
+        let (idx, pending) = self.batch_index(&s);
+        if idx >= HIST_FLAG {
+            return Err(Error::InvalidArgument(
+                "too many series in one batch".into(),
+            ));
+        }
+        match s.data.lock().check_histogram(pending, ct, &zero) {
+            Applied::InOrder if ct >= self.head.appendable_min_valid_time() => {}
+            Applied::Duplicate => return Ok(SeriesRef(id)),
+            _ => return Err(Error::OutOfOrder),
+        }
+        self.pending
+            .insert(id, (idx, Some((ct, PENDING_HISTOGRAM_BITS))));
+        let hi = self.hists.len() as u64;
+        self.hists.push(zero);
+        self.samples.push((idx | HIST_FLAG, ct, f64::from_bits(hi)));
+        Ok(SeriesRef(id))
+    }
+
     fn commit(&mut self) -> Result<()> {
         if self.samples.is_empty() {
             self.clear();

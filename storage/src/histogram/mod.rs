@@ -118,6 +118,19 @@ impl FloatHistogram {
         }
     }
 
+    /// The zero sample a created timestamp stands for before this one: no observations, a
+    /// counter reset by definition, and this sample's schema, zero threshold and custom bounds
+    /// (so it needs no new chunk layout), as Prometheus's `AppendHistogramCTZeroSample` makes it.
+    pub fn ct_zero(&self) -> Self {
+        Self {
+            counter_reset_hint: CounterResetHint::CounterReset,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            custom_values: self.custom_values.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Checks the structural invariants: known schema, span lengths matching bucket counts,
     /// only the first span with a negative offset, custom values only with the custom schema
     /// and strictly ascending. Counts are not checked (float histograms may be results of
