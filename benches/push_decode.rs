@@ -56,7 +56,10 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     let text = text_body(1 << 20);
     let families = decode_body(None, &text).expect("valid").len();
-    eprintln!("push_decode_text/1MiB: {families} families in {} bytes", text.len());
+    eprintln!(
+        "push_decode_text/1MiB: {families} families in {} bytes",
+        text.len()
+    );
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_function("memcpy_floor/1MiB", |b| b.iter(|| black_box(text.clone())));
     g.bench_function("decode_text/1MiB", |b| {
