@@ -174,7 +174,7 @@ pub struct Parser<'a> {
     pub(crate) fam_type: MetricType,
     /// Go `expfmt.TextParser` rules (`strict.rs`) instead of Prometheus's scrape parser's.
     pub(crate) strict: bool,
-    /// Strict mode: 1-based line of the current entry.
+    /// 1-based line of the current entry (text format; what strict mode reports errors at).
     pub(crate) line: usize,
     /// Strict mode: (name, quoted value) spans of the current series' labels, in order; the
     /// value is `None` while unread (an entry that failed there).
@@ -227,7 +227,6 @@ impl<'a> Parser<'a> {
         }
         let start = self.pos;
         let r = match self.format {
-            Format::Text if self.strict => self.next_strict(),
             Format::Text => self.next_text(),
             Format::OpenMetrics => self.next_openmetrics(),
             Format::Protobuf => Ok(None),

@@ -81,37 +81,7 @@ impl<'a> Parser<'a> {
         String::from_utf8_lossy(&unescape(self.meta_raw())).into_owned()
     }
 
-    pub(crate) fn next_strict(&mut self) -> Result<Option<Entry>, String> {
-        let b = self.buf;
-        self.partial = None;
-        loop {
-            self.line += 1;
-            let mut lx = Lexer::new(b, self.pos);
-            lx.blanks();
-            match lx.peek() {
-                None => {
-                    self.pos = lx.pos;
-                    return Ok(None);
-                }
-                Some(b'\n') => {
-                    self.pos = lx.pos + 1;
-                }
-                Some(b'#') => {
-                    lx.pos += 1;
-                    let e = self.strict_comment(&mut lx)?;
-                    self.pos = lx.pos;
-                    return Ok(Some(e));
-                }
-                Some(_) => {
-                    self.strict_series(&mut lx)?;
-                    self.pos = lx.pos;
-                    return Ok(Some(Entry::Series));
-                }
-            }
-        }
-    }
-
-    fn strict_comment(&mut self, lx: &mut Lexer<'a>) -> Result<Entry, String> {
+    pub(crate) fn strict_comment(&mut self, lx: &mut Lexer<'a>) -> Result<Entry, String> {
         let b = self.buf;
         blanks(lx)?;
         let keyword = span(b, lx.token_until_blank());
@@ -166,7 +136,7 @@ impl<'a> Parser<'a> {
         Ok(kind)
     }
 
-    fn strict_series(&mut self, lx: &mut Lexer<'a>) -> Result<(), String> {
+    pub(crate) fn strict_series(&mut self, lx: &mut Lexer<'a>) -> Result<(), String> {
         let b = self.buf;
         let start = lx.pos;
         let name = lx.metric_name();
