@@ -1,5 +1,6 @@
 #![no_main]
-//! Push body decoders: content decoding, delimited protobuf and text format 0.0.4. Properties:
+//! Push body decoders: content decoding, delimited protobuf and text format 0.0.4 (the expfmt
+//! cursor in its Go-rules mode, `Parser::new_strict`, under `push::text`). Properties:
 //! no panic or hang on any input; a text body that decodes re-encodes (text exposition) into a
 //! body that decodes again; a delimited body that decodes re-encodes to the same families.
 use argus::push::body::{decode_body, decode_content_encoding, decode_delimited, encode_delimited};

@@ -128,7 +128,7 @@ pub fn match_params(query: &str) -> Vec<String> {
 
 /// Parses one series selector into matcher sets (one per `or` branch).
 fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    crate::api::params::parse_selector(s)
+    crate::api::params::parse_selector(s).map_err(|e| e.to_string())
 }
 
 fn wants_protobuf(headers: &HeaderMap) -> bool {

@@ -90,12 +90,11 @@ impl Params {
     pub fn selectors(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
         let mut out = Vec::new();
         for s in self.all("match[]") {
-            out.extend(parse_selector(s).map_err(|e| {
-                if e.contains("at least one non-empty matcher") {
+            out.extend(parse_selector(s).map_err(|e| match e {
+                SelectorError::MatchesEmpty(_) => {
                     ApiError::bad_data("match[] must contain at least one non-empty matcher")
-                } else {
-                    ApiError::invalid_param("match[]", e)
                 }
+                SelectorError::Invalid(msg) => ApiError::invalid_param("match[]", msg),
             })?);
         }
         Ok(out)
@@ -132,10 +131,29 @@ pub fn parse_duration_ns(s: &str) -> Result<i128, String> {
         .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
 }
 
+/// Why a series selector was refused. `Display` is the engine's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// Every matcher (of some `or` alternative) matches the empty string: a selector that would
+    /// select every series. `/api/v1/series` and friends answer it with their own wording.
+    #[error("{0}")]
+    MatchesEmpty(String),
+    /// Not a selector, or a malformed one.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Parses a series selector (`up{job="a"}`) into matcher sets (one per `or` alternative), through
 /// the engine's guarded parser: the one selector parser of every endpoint.
-pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    argus_query::parse_selector(s).map_err(|e| e.message)
+pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, SelectorError> {
+    argus_query::parse_selector(s).map_err(|e| {
+        // The engine words this case (its parser's or storage's check) but does not type it.
+        if e.message.contains("at least one non-empty matcher") {
+            SelectorError::MatchesEmpty(e.message)
+        } else {
+            SelectorError::Invalid(e.message)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -153,6 +171,23 @@ mod tests {
             Err("cannot parse \"x\" to a valid duration".into())
         );
         assert!(parse_duration_ns("1e30").unwrap_err().contains("overflows"));
+    }
+
+    #[test]
+    fn selector_errors_are_typed() {
+        assert_eq!(parse_selector("{a=\"1\" or b=\"2\"}").unwrap().len(), 2);
+        for s in ["{a=~\".*\"}", "{a=\"\"}", "{a=\"1\" or b=~\".*\"}"] {
+            let e = parse_selector(s).unwrap_err();
+            assert!(matches!(e, SelectorError::MatchesEmpty(_)), "{s}: {e:?}");
+            assert!(
+                e.to_string().contains("at least one non-empty matcher"),
+                "{e}"
+            );
+        }
+        for s in ["up{", "rate(up[5m])", "up offset 5m"] {
+            let e = parse_selector(s).unwrap_err();
+            assert!(matches!(e, SelectorError::Invalid(_)), "{s}: {e:?}");
+        }
     }
 
     #[test]

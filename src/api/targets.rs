@@ -255,7 +255,7 @@ fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     if s.trim() == "{}" {
         return Ok(Vec::new());
     }
-    crate::api::params::parse_selector(s)
+    crate::api::params::parse_selector(s).map_err(|e| e.to_string())
 }
 
 /// RFC 3339 with nanoseconds in UTC, as Go's `time.Time` JSON; the zero time when `None`.

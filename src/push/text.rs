@@ -1,16 +1,16 @@
-//! Text exposition format 0.0.4 decoder for push bodies, with the acceptance rules of the
-//! `expfmt` text parser Pushgateway uses (legacy names, every line ends in `\n`, one HELP and one
-//! TYPE per name, TYPE before samples, `quantile`/`le` folded into summaries/histograms, empty
-//! families dropped).
-//!
-//! NOTE: this duplicates part of `scrape::expfmt` on purpose (the push path needs the client-model
-//! structs, presence of timestamps and Pushgateway's exact error cases); unify later.
+//! Text exposition format 0.0.4 for push bodies: families assembled into the client model the
+//! way Go's `expfmt.TextParser` (Pushgateway's parser) does, over the one exposition cursor in
+//! its Go-rules mode ([`Parser::new_strict`]). The cursor checks the syntax; this layer adds what
+//! needs the families: one HELP and one TYPE per name, TYPE before samples, `__name__` reserved,
+//! no duplicate label names, `quantile`/`le` folded into summaries/histograms (with `_sum`,
+//! `_count`, `_bucket` joining their family), and families without samples dropped.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::expose::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
     Summary, Untyped,
 };
+use crate::scrape::expfmt::{Entry, Parser};
 use std::collections::HashMap;
 
 /// A text-format parse error: line number (1-based) and message, displayed as `expfmt` does.
@@ -23,128 +23,36 @@ pub struct TextError {
     pub msg: String,
 }
 
-/// Signals end of input inside the state machine.
-struct Eof;
-
-type Step = Result<State, Stop>;
-
-enum Stop {
-    Eof,
-    Err(String),
-}
-
-impl From<Eof> for Stop {
-    fn from(_: Eof) -> Self {
-        Stop::Eof
-    }
-}
-
-#[derive(Clone, Copy)]
-enum State {
-    StartOfLine,
-    Comment,
-    MetricName,
-    Labels,
-    LabelName,
-    LabelValue,
-    Value,
-    Timestamp,
-    Help,
-    Type,
-    Done,
-}
-
-#[derive(Clone, Copy, Default)]
-struct Suffix {
-    summary_count: bool,
-    summary_sum: bool,
-    hist_count: bool,
-    hist_sum: bool,
-}
-
-struct Parser<'a> {
-    src: &'a [u8],
-    pos: usize,
-    cur: u8,
-    line: usize,
-    token: Vec<u8>,
-    families: Vec<MetricFamily>,
-    by_name: HashMap<String, usize>,
-    /// (family index, label signature without quantile/le) → metric index, for summaries and
-    /// histograms assembled from several lines.
-    compound: HashMap<(usize, Vec<(String, String)>), usize>,
-    cur_mf: Option<usize>,
-    cur_metric: Metric,
-    cur_metric_idx: Option<usize>,
-    cur_labels: Vec<LabelPair>,
-    cur_pair_name: String,
-    cur_sig: Vec<(String, String)>,
-    cur_quantile: f64,
-    cur_bucket: f64,
-    suffix: Suffix,
-}
-
 /// Parses a whole text body into families, in order of first appearance.
 pub fn parse_text(src: &[u8]) -> Result<Vec<MetricFamily>, TextError> {
-    let mut p = Parser {
-        src,
-        pos: 0,
-        cur: 0,
-        line: 0,
-        token: Vec::new(),
-        families: Vec::new(),
-        by_name: HashMap::new(),
-        compound: HashMap::new(),
-        cur_mf: None,
-        cur_metric: Metric::default(),
-        cur_metric_idx: None,
-        cur_labels: Vec::new(),
-        cur_pair_name: String::new(),
-        cur_sig: Vec::new(),
-        cur_quantile: f64::NAN,
-        cur_bucket: f64::NAN,
-        suffix: Suffix::default(),
-    };
-    let mut state = State::StartOfLine;
-    loop {
-        let step = match state {
-            State::StartOfLine => p.start_of_line(),
-            State::Comment => p.comment(),
-            State::MetricName => p.metric_name(),
-            State::Labels => p.labels(),
-            State::LabelName => p.label_name(),
-            State::LabelValue => p.label_value(),
-            State::Value => p.value(),
-            State::Timestamp => p.timestamp(),
-            State::Help => p.help(),
-            State::Type => p.type_line(),
-            State::Done => break,
+    let mut p = Parser::new_strict(src);
+    let mut a = Assembler::default();
+    while let Some(e) = p.next() {
+        let r = match e {
+            Entry::Help => a.help(&p),
+            Entry::Type => a.type_line(&p),
+            Entry::Series => a.series(&p, true),
+            Entry::Comment | Entry::Unit => Ok(()),
         };
-        match step {
-            Ok(s) => state = s,
-            Err(Stop::Eof) => {
-                return Err(TextError {
-                    line: p.line,
-                    msg: "unexpected end of input stream".into(),
-                });
-            }
-            Err(Stop::Err(msg)) => return Err(TextError { line: p.line, msg }),
-        }
+        r.map_err(|msg| TextError {
+            line: p.line(),
+            msg,
+        })?;
     }
-    p.families.retain(|f| !f.metric.is_empty());
-    Ok(p.families)
-}
-
-fn blank(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn label_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
-}
-
-fn label_cont(b: u8) -> bool {
-    label_start(b) || b.is_ascii_digit()
+    if let Some(e) = p.err() {
+        // Go checks as it reads: what this layer finds in the part read comes first.
+        let earlier = match p.partial() {
+            Some(Entry::Series) => a.series(&p, false),
+            Some(k @ (Entry::Help | Entry::Type)) => a.described(&p, k).map(drop),
+            _ => Ok(()),
+        };
+        return Err(TextError {
+            line: e.line,
+            msg: earlier.err().unwrap_or_else(|| e.msg.clone()),
+        });
+    }
+    a.families.retain(|f| !f.metric.is_empty());
+    Ok(a.families)
 }
 
 /// Parses a float as Go's `strconv.ParseFloat` does for the forms exposition uses (decimal,
@@ -153,167 +61,53 @@ pub fn parse_float(s: &str) -> Option<f64> {
     argus_query::gofloat::parse(s)
 }
 
-impl Parser<'_> {
-    fn read(&mut self) -> Result<u8, Eof> {
-        match self.src.get(self.pos) {
-            Some(&b) => {
-                self.pos += 1;
-                self.cur = b;
-                Ok(b)
-            }
-            None => Err(Eof),
-        }
-    }
+/// Which derived series of a summary or histogram the current line is.
+#[derive(Clone, Copy, Default)]
+struct Suffix {
+    summary_count: bool,
+    summary_sum: bool,
+    hist_count: bool,
+    hist_sum: bool,
+}
 
-    fn skip_blank(&mut self) -> Result<(), Eof> {
-        loop {
-            if !blank(self.read()?) {
-                return Ok(());
-            }
-        }
-    }
+#[derive(Default)]
+struct Assembler {
+    families: Vec<MetricFamily>,
+    by_name: HashMap<String, usize>,
+    /// (family index, label signature without quantile/le) → metric index, for summaries and
+    /// histograms assembled from several lines.
+    compound: HashMap<(usize, Vec<(String, String)>), usize>,
+    /// Family of the current line and which of its series the line is.
+    cur: usize,
+    suffix: Suffix,
+}
 
-    fn skip_blank_if_blank(&mut self) -> Result<(), Eof> {
-        if blank(self.cur) {
-            self.skip_blank()?;
-        }
-        Ok(())
-    }
-
-    fn token_str(&self) -> Result<String, Stop> {
-        String::from_utf8(self.token.clone()).map_err(|_| Stop::Err("invalid UTF-8".into()))
-    }
-
-    fn token_until_whitespace(&mut self) -> Result<(), Eof> {
-        self.token.clear();
-        while !blank(self.cur) && self.cur != b'\n' {
-            self.token.push(self.cur);
-            self.read()?;
-        }
-        Ok(())
-    }
-
-    fn token_until_newline(&mut self, escapes: bool) -> Result<(), Stop> {
-        self.token.clear();
-        let mut escaped = false;
-        loop {
-            if escapes && escaped {
-                match self.cur {
-                    b'\\' => self.token.push(b'\\'),
-                    b'n' => self.token.push(b'\n'),
-                    b'"' => self.token.push(b'"'),
-                    c => {
-                        return Err(Stop::Err(format!(
-                            "invalid escape sequence '\\{}'",
-                            char::from(c)
-                        )));
-                    }
-                }
-                escaped = false;
-            } else {
-                match self.cur {
-                    b'\n' => return Ok(()),
-                    b'\\' => escaped = true,
-                    c => self.token.push(c),
-                }
-            }
-            self.read()?;
-        }
-    }
-
-    fn token_metric_name(&mut self) -> Result<(), Eof> {
-        self.token.clear();
-        if !(label_start(self.cur) || self.cur == b':') {
-            return Ok(());
-        }
-        loop {
-            self.token.push(self.cur);
-            self.read()?;
-            if !(label_cont(self.cur) || self.cur == b':') {
-                return Ok(());
-            }
-        }
-    }
-
-    fn token_label_name(&mut self) -> Result<(), Eof> {
-        self.token.clear();
-        if !label_start(self.cur) {
-            return Ok(());
-        }
-        loop {
-            self.token.push(self.cur);
-            self.read()?;
-            if !label_cont(self.cur) {
-                return Ok(());
-            }
-        }
-    }
-
-    fn token_label_value(&mut self) -> Result<(), Stop> {
-        self.token.clear();
-        let mut escaped = false;
-        loop {
-            let b = self.read()?;
-            if escaped {
-                match b {
-                    b'"' | b'\\' => self.token.push(b),
-                    b'n' => self.token.push(b'\n'),
-                    c => {
-                        return Err(Stop::Err(format!(
-                            "invalid escape sequence '\\{}'",
-                            char::from(c)
-                        )));
-                    }
-                }
-                escaped = false;
-                continue;
-            }
-            match b {
-                b'"' => return Ok(()),
-                b'\n' => {
-                    return Err(Stop::Err(format!(
-                        "label value {:?} contains unescaped new-line",
-                        String::from_utf8_lossy(&self.token)
-                    )));
-                }
-                b'\\' => escaped = true,
-                c => self.token.push(c),
-            }
-        }
-    }
-
-    fn family(&mut self) -> Result<&mut MetricFamily, Stop> {
-        let idx = self
-            .cur_mf
-            .ok_or_else(|| Stop::Err("invalid metric name".into()))?;
+impl Assembler {
+    fn family(&mut self) -> Result<&mut MetricFamily, String> {
         self.families
-            .get_mut(idx)
-            .ok_or_else(|| Stop::Err("BUG: family index out of range".into()))
+            .get_mut(self.cur)
+            .ok_or_else(|| "BUG: family index out of range".to_string())
     }
 
-    fn family_kind(&self) -> MetricType {
-        self.cur_mf
-            .and_then(|i| self.families.get(i))
+    fn kind(&self) -> MetricType {
+        self.families
+            .get(self.cur)
             .filter(|f| f.r#type.is_some())
             .map_or(MetricType::Untyped, MetricFamily::kind)
     }
 
-    fn family_has_type(&self) -> bool {
-        self.cur_mf
-            .and_then(|i| self.families.get(i))
-            .is_some_and(|f| f.r#type.is_some())
-    }
-
-    fn set_or_create_family(&mut self) -> Result<(), Stop> {
+    /// Finds the family `name` belongs to (`x_sum`/`x_count` of a summary or histogram `x`,
+    /// `x_bucket` of a histogram), creating it when there is none, and makes it current.
+    fn set_or_create_family(&mut self, name: &str) -> Result<(), String> {
         self.suffix = Suffix::default();
-        let name = self.token_str()?;
-        if !argus_query::names::is_legacy_metric_name(&name) {
-            return Err(Stop::Err(format!("invalid metric name {name:?}")));
+        if !argus_query::names::is_legacy_metric_name(name) {
+            return Err(format!("invalid metric name {name:?}"));
         }
-        if let Some(&i) = self.by_name.get(&name) {
-            self.cur_mf = Some(i);
+        if let Some(&i) = self.by_name.get(name) {
+            self.cur = i;
             return Ok(());
         }
+        let type_of = |i: usize| self.families.get(i).and_then(|f| f.r#type);
         let is_count = name.len() > 6 && name.ends_with("_count");
         let is_sum = name.len() > 4 && name.ends_with("_sum");
         let is_bucket = name.len() > 7 && name.ends_with("_bucket");
@@ -325,9 +119,9 @@ impl Parser<'_> {
             None
         };
         if let Some(&i) = summary_name.and_then(|n| self.by_name.get(n))
-            && self.families.get(i).map(|f| f.r#type) == Some(Some(MetricType::Summary as i32))
+            && type_of(i) == Some(MetricType::Summary as i32)
         {
-            self.cur_mf = Some(i);
+            self.cur = i;
             self.suffix.summary_count = is_count;
             self.suffix.summary_sum = is_sum;
             return Ok(());
@@ -339,94 +133,62 @@ impl Parser<'_> {
         };
         if let Some(&i) = hist_name.and_then(|n| self.by_name.get(n))
             && matches!(
-                self.families.get(i).and_then(|f| f.r#type),
+                type_of(i),
                 Some(t) if t == MetricType::Histogram as i32 || t == MetricType::GaugeHistogram as i32
             )
         {
-            self.cur_mf = Some(i);
+            self.cur = i;
             self.suffix.hist_count = is_count;
             self.suffix.hist_sum = is_sum;
             return Ok(());
         }
-        self.by_name.insert(name.clone(), self.families.len());
-        self.cur_mf = Some(self.families.len());
+        self.by_name.insert(name.to_string(), self.families.len());
+        self.cur = self.families.len();
         self.families.push(MetricFamily {
-            name: Some(name),
+            name: Some(name.to_string()),
             ..Default::default()
         });
         Ok(())
     }
 
-    fn start_of_line(&mut self) -> Step {
-        self.line += 1;
-        if self.skip_blank().is_err() {
-            return Ok(State::Done);
-        }
-        Ok(match self.cur {
-            b'#' => State::Comment,
-            b'\n' => State::StartOfLine,
-            _ => State::MetricName,
-        })
-    }
-
-    fn comment(&mut self) -> Step {
-        self.skip_blank()?;
-        if self.cur == b'\n' {
-            return Ok(State::StartOfLine);
-        }
-        self.token_until_whitespace()?;
-        if self.cur == b'\n' {
-            return Ok(State::StartOfLine);
-        }
-        let keyword = self.token.clone();
-        if keyword != b"HELP" && keyword != b"TYPE" {
-            while self.cur != b'\n' {
-                self.read()?;
+    /// For a HELP or TYPE line with a text: its family, refused when it already has one.
+    fn described(&mut self, p: &Parser<'_>, kind: Entry) -> Result<&mut MetricFamily, String> {
+        self.set_or_create_family(&p.help().0)?;
+        let f = self.family()?;
+        match kind {
+            Entry::Help if f.help.is_some() => {
+                Err(format!("second HELP line for metric name {:?}", f.name()))
             }
-            return Ok(State::StartOfLine);
+            Entry::Type if f.r#type.is_some() => Err(format!(
+                "second TYPE line for metric name {:?}, or TYPE reported after samples",
+                f.name()
+            )),
+            _ => Ok(f),
         }
-        self.skip_blank()?;
-        self.token_metric_name()?;
-        if self.cur == b'\n' {
-            return Ok(State::StartOfLine);
-        }
-        if !blank(self.cur) {
-            return Err(Stop::Err("invalid metric name in comment".into()));
-        }
-        self.set_or_create_family()?;
-        self.skip_blank()?;
-        if self.cur == b'\n' {
-            return Ok(State::StartOfLine);
-        }
-        Ok(if keyword == b"HELP" {
-            State::Help
-        } else {
-            State::Type
-        })
     }
 
-    fn help(&mut self) -> Step {
-        if self.family()?.help.is_some() {
-            let name = self.family()?.name().to_string();
-            return Err(Stop::Err(format!(
-                "second HELP line for metric name {name:?}"
-            )));
+    fn help(&mut self, p: &Parser<'_>) -> Result<(), String> {
+        if p.meta_raw().is_empty() {
+            return self.set_or_create_family(&p.help().0);
         }
-        self.token_until_newline(true)?;
-        let help = String::from_utf8_lossy(&self.token).into_owned();
-        self.family()?.help = Some(help);
-        Ok(State::StartOfLine)
+        let f = self.described(p, Entry::Help)?;
+        f.help = Some(p.help_text());
+        Ok(())
     }
 
-    fn type_line(&mut self) -> Step {
-        if self.family()?.r#type.is_some() {
-            let name = self.family()?.name().to_string();
-            return Err(Stop::Err(format!(
-                "second TYPE line for metric name {name:?}, or TYPE reported after samples"
-            )));
+    fn type_line(&mut self, p: &Parser<'_>) -> Result<(), String> {
+        if p.meta_raw().is_empty() {
+            return self.set_or_create_family(&p.metric_type().0);
         }
-        self.token_until_newline(false)?;
-        let raw = String::from_utf8_lossy(&self.token).into_owned();
+        let f = self.described(p, Entry::Type)?;
+        // Go reads the type without escapes, dropping every backslash.
+        let raw: Vec<u8> = p
+            .meta_raw()
+            .iter()
+            .copied()
+            .filter(|&c| c != b'\\')
+            .collect();
+        let raw = String::from_utf8_lossy(&raw);
         let kind = match raw.to_ascii_uppercase().as_str() {
             "COUNTER" => MetricType::Counter,
             "GAUGE" => MetricType::Gauge,
@@ -434,183 +196,101 @@ impl Parser<'_> {
             "UNTYPED" => MetricType::Untyped,
             "HISTOGRAM" => MetricType::Histogram,
             "GAUGE_HISTOGRAM" | "GAUGEHISTOGRAM" => MetricType::GaugeHistogram,
-            _ => return Err(Stop::Err(format!("unknown metric type {raw:?}"))),
+            _ => return Err(format!("unknown metric type {raw:?}")),
         };
-        self.family()?.r#type = Some(kind as i32);
-        Ok(State::StartOfLine)
+        f.r#type = Some(kind as i32);
+        Ok(())
     }
 
-    fn metric_name(&mut self) -> Step {
-        self.token_metric_name()?;
-        if self.token.is_empty() {
-            return Err(Stop::Err("invalid metric name".into()));
+    /// A sample line; `complete` is false for a line that failed part-way (only the checks on
+    /// the part read are made, for the error they find first).
+    fn series(&mut self, p: &Parser<'_>, complete: bool) -> Result<(), String> {
+        self.set_or_create_family(&p.metric_name())?;
+        let family = self.family()?;
+        if family.r#type.is_none() {
+            family.r#type = Some(MetricType::Untyped as i32);
         }
-        self.set_or_create_family()?;
-        if !self.family_has_type() {
-            self.family()?.r#type = Some(MetricType::Untyped as i32);
-        }
-        self.cur_metric = Metric::default();
-        self.cur_metric_idx = None;
-        self.cur_labels.clear();
-        self.skip_blank_if_blank()?;
-        Ok(State::Labels)
-    }
-
-    fn compound(&self) -> bool {
-        matches!(
-            self.family_kind(),
-            MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram
-        )
-    }
-
-    fn labels(&mut self) -> Step {
-        if self.compound() {
-            self.cur_sig.clear();
-            self.cur_quantile = f64::NAN;
-            self.cur_bucket = f64::NAN;
-        }
-        if self.cur != b'{' {
-            return Ok(State::Value);
-        }
-        Ok(State::LabelName)
-    }
-
-    fn label_name(&mut self) -> Step {
-        self.skip_blank()?;
-        if self.cur == b'}' {
-            self.cur_metric.label.append(&mut self.cur_labels);
-            self.skip_blank()?;
-            return Ok(State::Value);
-        }
-        self.token_label_name()?;
-        let family_name = self.family()?.name().to_string();
-        if self.token.is_empty() {
-            return Err(Stop::Err(format!(
-                "invalid label name for metric {family_name:?}"
-            )));
-        }
-        self.skip_blank_if_blank()?;
-        if self.cur != b'=' {
-            return Err(Stop::Err(format!(
-                "expected '=' after label name, found {:?}",
-                char::from(self.cur)
-            )));
-        }
-        let name = self.token_str()?;
-        if name == "__name__" {
-            return Err(Stop::Err("label name \"__name__\" is reserved".into()));
-        }
-        let kind = self.family_kind();
-        let folded = (kind == MetricType::Summary && name == "quantile")
-            || (matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram) && name == "le");
-        let dup = self
-            .cur_labels
-            .iter()
-            .any(|l| l.name.as_deref() == Some(name.as_str()));
-        if !folded {
-            if dup {
-                return Err(Stop::Err(format!(
-                    "duplicate label names for metric {family_name:?}"
-                )));
+        let family_name = family.name().to_string();
+        let kind = self.kind();
+        let summary = kind == MetricType::Summary;
+        let histogram = matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram);
+        let mut labels: Vec<LabelPair> = Vec::new();
+        let mut sig: Vec<(String, String)> = Vec::new();
+        let (mut quantile, mut bucket) = (f64::NAN, f64::NAN);
+        for (name, value) in p.raw_labels() {
+            if name == "__name__" {
+                return Err("label name \"__name__\" is reserved".into());
             }
-            self.cur_labels.push(LabelPair {
-                name: Some(name.clone()),
-                value: None,
-            });
-        }
-        self.cur_pair_name = name;
-        Ok(State::LabelValue)
-    }
-
-    fn label_value(&mut self) -> Step {
-        self.skip_blank()?;
-        if self.cur != b'"' {
-            return Err(Stop::Err(format!(
-                "expected '\"' at start of label value, found {:?}",
-                char::from(self.cur)
-            )));
-        }
-        self.token_label_value()?;
-        let value = String::from_utf8(self.token.clone()).map_err(|_| {
-            Stop::Err(format!(
-                "invalid label value {:?}",
-                String::from_utf8_lossy(&self.token)
-            ))
-        })?;
-        let kind = self.family_kind();
-        let name = self.cur_pair_name.clone();
-        let is_quantile = kind == MetricType::Summary && name == "quantile";
-        let is_le =
-            matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram) && name == "le";
-        if is_quantile {
-            self.cur_quantile = parse_float(&value).ok_or_else(|| {
-                Stop::Err(format!(
-                    "expected float as value for 'quantile' label, got {value:?}"
-                ))
-            })?;
-        } else if is_le {
-            self.cur_bucket = parse_float(&value).ok_or_else(|| {
-                Stop::Err(format!(
-                    "expected float as value for 'le' label, got {value:?}"
-                ))
-            })?;
-        } else {
-            if self.compound() {
-                self.cur_sig.push((name, value.clone()));
+            let is_quantile = summary && name == "quantile";
+            let is_le = histogram && name == "le";
+            if !is_quantile && !is_le {
+                if labels.iter().any(|l| l.name.as_deref() == Some(name)) {
+                    return Err(format!("duplicate label names for metric {family_name:?}"));
+                }
+                labels.push(LabelPair {
+                    name: Some(name.to_string()),
+                    value: None,
+                });
             }
-            if let Some(last) = self.cur_labels.last_mut() {
-                last.value = Some(value.clone());
+            let Some(value) = value else {
+                break;
+            };
+            let value = value.map_err(|v| format!("invalid label value {v:?}"))?;
+            if is_quantile {
+                quantile = parse_float(&value).ok_or_else(|| {
+                    format!("expected float as value for 'quantile' label, got {value:?}")
+                })?;
+            } else if is_le {
+                bucket = parse_float(&value).ok_or_else(|| {
+                    format!("expected float as value for 'le' label, got {value:?}")
+                })?;
+            } else {
+                if summary || histogram {
+                    sig.push((name.to_string(), value.clone()));
+                }
+                if let Some(last) = labels.last_mut() {
+                    last.value = Some(value);
+                }
             }
         }
-        self.skip_blank()?;
-        match self.cur {
-            b',' => Ok(State::LabelName),
-            b'}' => {
-                self.cur_metric.label.append(&mut self.cur_labels);
-                self.skip_blank()?;
-                Ok(State::Value)
+        if !complete {
+            if p.bad_label_name() {
+                return Err(format!("invalid label name for metric {family_name:?}"));
             }
-            _ => Err(Stop::Err(format!(
-                "unexpected end of label value {value:?}"
-            ))),
+            if !p.value_read() {
+                return Ok(());
+            }
         }
-    }
-
-    fn value(&mut self) -> Step {
-        let fam = self
-            .cur_mf
-            .ok_or_else(|| Stop::Err("invalid metric name".into()))?;
-        let kind = self.family_kind();
-        let compound = self.compound();
-        // Attach the metric to its family (or find the summary/histogram it continues).
-        if compound {
-            let mut sig = self.cur_sig.clone();
+        // Attach the metric to its family, or find the summary/histogram it continues.
+        let fam = self.cur;
+        let metric = Metric {
+            label: labels,
+            ..Default::default()
+        };
+        let idx = if summary || histogram {
             sig.sort();
             match self.compound.get(&(fam, sig.clone())) {
-                Some(&i) => self.cur_metric_idx = Some(i),
+                Some(&i) => i,
                 None => {
-                    let m = std::mem::take(&mut self.cur_metric);
                     let f = self.family()?;
-                    f.metric.push(m);
+                    f.metric.push(metric);
                     let i = f.metric.len() - 1;
                     self.compound.insert((fam, sig), i);
-                    self.cur_metric_idx = Some(i);
+                    i
                 }
             }
         } else {
-            let m = std::mem::take(&mut self.cur_metric);
             let f = self.family()?;
-            f.metric.push(m);
-            self.cur_metric_idx = Some(f.metric.len() - 1);
-        }
-        self.token_until_whitespace()?;
-        let raw = self.token_str().unwrap_or_default();
-        let value = parse_float(&raw)
-            .ok_or_else(|| Stop::Err(format!("expected float as value, got {raw:?}")))?;
+            f.metric.push(metric);
+            f.metric.len() - 1
+        };
         let suffix = self.suffix;
-        let (q, b) = (self.cur_quantile, self.cur_bucket);
-        let name = self.family()?.name().to_string();
-        let m = self.metric_mut()?;
+        let m = self
+            .family()?
+            .metric
+            .get_mut(idx)
+            .ok_or_else(|| "BUG: metric index out of range".to_string())?;
+        let value = p.value();
         match kind {
             MetricType::Counter => {
                 m.counter = Some(Counter {
@@ -626,9 +306,9 @@ impl Parser<'_> {
                     s.sample_count = Some(go_f64_to_u64(value));
                 } else if suffix.summary_sum {
                     s.sample_sum = Some(value);
-                } else if !q.is_nan() {
+                } else if !quantile.is_nan() {
                     s.quantile.push(Quantile {
-                        quantile: Some(q),
+                        quantile: Some(quantile),
                         value: Some(value),
                     });
                 }
@@ -641,63 +321,34 @@ impl Parser<'_> {
                     if exact {
                         h.sample_count = Some(as_int);
                     } else if value < 0.0 {
-                        return Err(Stop::Err(format!("negative count for histogram {name:?}")));
+                        return Err(format!("negative count for histogram {family_name:?}"));
                     } else {
                         h.sample_count_float = Some(value);
                     }
                 } else if suffix.hist_sum {
                     h.sample_sum = Some(value);
-                } else if !b.is_nan() {
-                    let mut bucket = Bucket {
-                        upper_bound: Some(b),
+                } else if !bucket.is_nan() {
+                    let mut b = Bucket {
+                        upper_bound: Some(bucket),
                         ..Default::default()
                     };
                     if exact {
-                        bucket.cumulative_count = Some(as_int);
+                        b.cumulative_count = Some(as_int);
                     } else if value < 0.0 {
-                        return Err(Stop::Err(format!(
-                            "negative bucket population for histogram {name:?}"
-                        )));
+                        return Err(format!(
+                            "negative bucket population for histogram {family_name:?}"
+                        ));
                     } else {
-                        bucket.cumulative_count_float = Some(value);
+                        b.cumulative_count_float = Some(value);
                     }
-                    h.bucket.push(bucket);
+                    h.bucket.push(b);
                 }
             }
         }
-        if self.cur == b'\n' {
-            return Ok(State::StartOfLine);
+        if let Some(ts) = p.timestamp() {
+            m.timestamp_ms = Some(ts);
         }
-        Ok(State::Timestamp)
-    }
-
-    fn metric_mut(&mut self) -> Result<&mut Metric, Stop> {
-        let i = self
-            .cur_metric_idx
-            .ok_or_else(|| Stop::Err("BUG: no current metric".into()))?;
-        self.family()?
-            .metric
-            .get_mut(i)
-            .ok_or_else(|| Stop::Err("BUG: metric index out of range".into()))
-    }
-
-    fn timestamp(&mut self) -> Step {
-        self.skip_blank()?;
-        self.token_until_whitespace()?;
-        let raw = self.token_str().unwrap_or_default();
-        let ts = raw
-            .parse::<i64>()
-            .ok()
-            .ok_or_else(|| Stop::Err(format!("expected integer as timestamp, got {raw:?}")))?;
-        self.metric_mut()?.timestamp_ms = Some(ts);
-        self.token_until_newline(false)?;
-        if !self.token.is_empty() {
-            return Err(Stop::Err(format!(
-                "spurious string after timestamp: {:?}",
-                String::from_utf8_lossy(&self.token)
-            )));
-        }
-        Ok(State::StartOfLine)
+        Ok(())
     }
 }
 
@@ -777,6 +428,60 @@ mod tests {
         check("a 0x1p3\n", Err("expected float"));
         check("a 1_0\n", Err("expected float"));
         check("a +nan\n", Err("expected float"));
+    }
+
+    /// Go checks labels as it reads them, so on a line that also fails later (or is cut short
+    /// by the end of the body) the label's error is the one reported, with the family's name.
+    #[test]
+    fn reports_the_error_go_meets_first() {
+        let check = |src: &str, want: &str| {
+            let e = parse_text(src.as_bytes()).expect_err(src);
+            assert_eq!(e.to_string(), want, "{src:?}");
+        };
+        check(
+            "metric{__name__=\"bla\"} 3.14",
+            "text format parsing error in line 1: label name \"__name__\" is reserved",
+        );
+        check(
+            "a 1\na{b=\"1\",b=\"2\"} x\n",
+            "text format parsing error in line 2: duplicate label names for metric \"a\"",
+        );
+        check(
+            "# TYPE h histogram\nh_bucket{:le=\"1\"} 1\n",
+            "text format parsing error in line 2: invalid label name for metric \"h\"",
+        );
+        check(
+            "# TYPE h histogram\nh_bucket{le=\"x\" 1\n",
+            "text format parsing error in line 2: expected float as value for 'le' label, got \"x\"",
+        );
+        check(
+            "# TYPE h histogram\nh_count -1.5 x\n",
+            "text format parsing error in line 2: negative count for histogram \"h\"",
+        );
+        check(
+            "# HELP a x\n# HELP a y",
+            "text format parsing error in line 2: second HELP line for metric name \"a\"",
+        );
+        check(
+            "a 1\na 2",
+            "text format parsing error in line 2: unexpected end of input stream",
+        );
+    }
+
+    /// What Go accepts that Prometheus's scrape parser does not, and the families it makes.
+    #[test]
+    fn accepts_what_go_accepts() {
+        let f = parse_text(b"# TYPE a COUNTER\na{b=\"c\"}1 -5\n# HELP a \n# HELP a x\n").unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].r#type, Some(MetricType::Counter as i32));
+        assert_eq!(f[0].help.as_deref(), Some("x"));
+        assert_eq!(f[0].metric[0].timestamp_ms, Some(-5));
+        assert_eq!(f[0].metric[0].counter.as_ref().unwrap().value, Some(1.0));
+        // Backslashes are dropped where Go reads without escapes.
+        let f = parse_text(b"# TYPE g gau\\ge\ng 1 2\n").unwrap();
+        assert_eq!(f[0].r#type, Some(MetricType::Gauge as i32));
+        let f = parse_text(b"# HELP e a\\\"b\\\\c\\nd\ne 1\n").unwrap();
+        assert_eq!(f[0].help.as_deref(), Some("a\"b\\c\nd"));
     }
 
     #[test]

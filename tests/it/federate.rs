@@ -2,12 +2,11 @@
 //! `conformance/federation/cases.json` through the router, and real Prometheus scraping Argus's
 //! `/federate` with `honor_labels: true`.
 
-use crate::push::{KillOnDrop, free_port, http, runtime, serve, wait_ready};
+use crate::push::{http, runtime, serve, wait_ready};
 use argus_storage::testing::MemStorage;
 use argus_storage::{Labels, stale_nan};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -255,12 +254,12 @@ fn now_ms() -> i64 {
 
 #[test]
 fn real_prometheus_scrapes_argus_federation() {
-    let bin = "/usr/bin/prometheus";
-    if !Path::new(bin).exists() {
-        crate::missing(
-            "real_prometheus_scrapes_argus_federation",
-            &format!("{bin} not installed"),
-        );
+    let bin = crate::server::peer::PROMETHEUS;
+    if !crate::server::peer::installed(
+        bin,
+        "prometheus",
+        "real_prometheus_scrapes_argus_federation",
+    ) {
         return;
     }
     let storage = MemStorage::new();
@@ -304,20 +303,8 @@ fn real_prometheus_scrapes_argus_federation() {
     );
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(&cfg, config).expect("config");
-    let prom_addr = format!("127.0.0.1:{}", free_port());
-    let _prom = KillOnDrop(
-        Command::new(bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let (_prom, prom_addr) = crate::server::peer::prometheus(&cfg, &dir.path().join("data"), &[]);
+    let prom_addr = prom_addr.to_string();
     assert!(
         wait_ready(&prom_addr, "/-/ready", Duration::from_secs(20)),
         "prometheus did not start"

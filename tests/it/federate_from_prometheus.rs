@@ -4,68 +4,21 @@
 //! sets, original `job`/`instance` kept, same values), with `up{job="federate"} == 1`.
 //! Skipped (with a printed reason) when `/usr/bin/prometheus` is absent.
 
-// Reused as is (the server module keeps its copy private).
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
+use crate::server::peer::{self, PROMETHEUS};
 use argus::ingest::prompb::{TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
-use harness::{Argus, enc, free_port, now_ms, request, try_request};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use harness::{Argus, instant, now_ms, request};
 use std::time::{Duration, Instant};
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// Kills and reaps the Prometheus child on drop (also when an assertion fails).
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     TimeSeries::from_pairs(labels, samples)
 }
 
-/// Instant `query` at `t` (ms) as sorted `(series labels JSON, value)` pairs.
-fn instant(addr: SocketAddr, query: &str, t: i64) -> Vec<(String, String)> {
-    let path = format!(
-        "/api/v1/query?query={}&time={}.{:03}",
-        enc(query),
-        t / 1000,
-        t % 1000
-    );
-    let r = request(addr, "GET", &path, &[], b"");
-    assert_eq!(r.status, 200, "{addr} {query}: {}", r.text());
-    let v = r.json();
-    let mut out: Vec<(String, String)> = v["data"]["result"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{addr} {query}: not a vector: {v}"))
-        .iter()
-        .map(|s| {
-            (
-                s["metric"].to_string(),
-                s["value"][1].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 #[test]
 fn argus_federates_from_real_prometheus() {
-    if !Path::new(PROMETHEUS).exists() {
-        crate::missing(
-            "federate from prometheus",
-            &format!("{PROMETHEUS} is not installed"),
-        );
+    if !peer::installed(PROMETHEUS, "prometheus", "federate from prometheus") {
         return;
     }
     let started = Instant::now();
@@ -78,28 +31,12 @@ fn argus_federates_from_real_prometheus() {
         "global:\n  scrape_interval: 1s\nscrape_configs: []\n",
     )
     .unwrap();
-    let port = free_port();
-    let prom_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _prom = Prometheus(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .arg("--web.enable-remote-write-receiver")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
+    let (_prom, prom_addr) = peer::prometheus(
+        &prom_cfg,
+        &dir.path().join("prom-data"),
+        &["--web.enable-remote-write-receiver"],
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !try_request(prom_addr, "GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200) {
-        assert!(Instant::now() < deadline, "prometheus not ready in 15s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    peer::wait_ready(prom_addr, Duration::from_secs(15));
 
     // Series in job "x" (to be federated) and job "y" (must be left out by match[]).
     let t0 = now_ms() - 10_000;
@@ -146,11 +83,7 @@ fn argus_federates_from_real_prometheus() {
         prom_addr,
         "POST",
         "/api/v1/write",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
+        crate::server::remote::WRITE_V1,
         &body,
     );
     assert!(

@@ -2,11 +2,10 @@
 //! through remote read, also after a SIGKILL; invalid ones get a 400 and are counted.
 
 use crate::server::harness::{Argus, now_ms};
+use crate::server::remote;
 use argus::ingest::prompb::{BucketSpan, Histogram, Label, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
 use argus::ingest::remote_write_v2;
-use argus::remote::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
-use prost::Message;
 
 fn span(offset: i32, length: u32) -> BucketSpan {
     BucketSpan { offset, length }
@@ -64,49 +63,9 @@ fn labels(name: &str) -> Vec<Label> {
     ]
 }
 
-fn post_v1(a: &Argus, req: &WriteRequest) -> crate::server::harness::Resp {
-    a.request(
-        "POST",
-        "/api/v1/write",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-        ],
-        &encode(req),
-    )
-}
-
 fn read_back(a: &Argus, name: &str, from: i64, to: i64) -> Vec<Histogram> {
-    let req = ReadRequest {
-        queries: vec![Query {
-            start_timestamp_ms: from,
-            end_timestamp_ms: to,
-            matchers: vec![LabelMatcher {
-                r#type: 0,
-                name: "__name__".into(),
-                value: name.into(),
-            }],
-        }],
-        accepted_response_types: vec![0],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    let resp = a.request(
-        "POST",
-        "/api/v1/read",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-        ],
-        &body,
-    );
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(&resp.body)
-        .unwrap();
-    let got = ReadResponse::decode(raw.as_slice()).unwrap();
-    let ts: Vec<&TimeSeries> = got.results.iter().flat_map(|r| &r.timeseries).collect();
+    let got = remote::read(a, name, from, to);
+    let ts = remote::series(&got);
     assert_eq!(ts.len(), 1, "one series {name}");
     assert!(ts[0].samples.is_empty(), "no float samples");
     ts[0].histograms.clone()
@@ -129,7 +88,7 @@ fn remote_written_histograms_read_back_unchanged() {
     let mut a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
     let t0 = now_ms() - 120_000;
     let ints: Vec<Histogram> = (0..10).map(|i| int_hist(t0 + i * 10_000, i)).collect();
-    let resp = post_v1(
+    let resp = remote::write(
         &a,
         &WriteRequest {
             timeseries: vec![TimeSeries {
@@ -227,7 +186,7 @@ fn remote_written_histograms_read_back_unchanged() {
     let mut bad_schema = int_hist(t0 + 160_000, 9);
     bad_schema.schema = 12;
     let good = int_hist(t0 + 170_000, 9);
-    let resp = post_v1(
+    let resp = remote::write(
         &a,
         &WriteRequest {
             timeseries: vec![TimeSeries {
@@ -358,12 +317,12 @@ fn prometheus_chunk_bytes(chunks_dir: &std::path::Path) -> (u64, u64) {
 /// go through Argus's codec cut as its head cuts them (120 samples) and as its blocks do.
 #[test]
 fn histogram_chunk_bytes_per_sample_vs_prometheus() {
-    let bin = "/usr/bin/prometheus";
-    if !std::path::Path::new(bin).exists() {
-        crate::missing(
-            "histogram_chunk_bytes_per_sample_vs_prometheus",
-            "/usr/bin/prometheus is missing (apt-get install prometheus)",
-        );
+    let bin = crate::server::peer::PROMETHEUS;
+    if !crate::server::peer::installed(
+        bin,
+        "prometheus",
+        "histogram_chunk_bytes_per_sample_vs_prometheus",
+    ) {
         return;
     }
     let (series_n, steps) = (10, 480);
@@ -443,11 +402,7 @@ fn histogram_chunk_bytes_per_sample_vs_prometheus() {
         let r = req(
             "POST",
             "/api/v1/write",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", "snappy"),
-                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-            ],
+            crate::server::remote::WRITE_V1,
             &encode(&wr),
         )
         .unwrap();

@@ -5,11 +5,11 @@
 //! through remote read) and, with `always_scrape_classic_histograms`, the classic series too.
 
 use crate::server::harness::{Argus, enc};
+use crate::server::{peer, remote};
 use argus::expose::proto::{
     Bucket, BucketSpan, Gauge, Histogram, Metric, MetricFamily, MetricType,
 };
 use argus::ingest::prompb::{BucketSpan as RBucketSpan, Histogram as RHistogram};
-use argus::remote::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
 use prost::Message;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -126,38 +126,8 @@ fn config(target: SocketAddr) -> String {
 }
 
 fn read_histograms(a: &Argus, name: &str) -> Vec<RHistogram> {
-    let req = ReadRequest {
-        queries: vec![Query {
-            start_timestamp_ms: 0,
-            end_timestamp_ms: i64::MAX / 2,
-            matchers: vec![LabelMatcher {
-                r#type: 0,
-                name: "__name__".into(),
-                value: name.into(),
-            }],
-        }],
-        accepted_response_types: vec![0],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    let resp = a.request(
-        "POST",
-        "/api/v1/read",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-        ],
-        &body,
-    );
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(&resp.body)
-        .unwrap();
-    let got = ReadResponse::decode(raw.as_slice()).unwrap();
-    got.results
-        .iter()
-        .flat_map(|r| &r.timeseries)
+    remote::series(&remote::read(a, name, 0, i64::MAX / 2))
+        .into_iter()
         .flat_map(|t| t.histograms.clone())
         .collect()
 }
@@ -288,15 +258,6 @@ fn serve_timed() -> SocketAddr {
     addr
 }
 
-struct Prometheus(std::process::Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `query`'s single value at `t_ms`, or None while it has none.
 fn value(addr: SocketAddr, query: &str, t_ms: i64) -> Option<f64> {
     let path = format!(
@@ -320,12 +281,11 @@ fn value(addr: SocketAddr, query: &str, t_ms: i64) -> Option<f64> {
 /// the same protobuf target; `histogram_quantile`, `histogram_count` and `rate` agree.
 #[test]
 fn differential_against_prometheus() {
-    const PROM: &str = "/usr/bin/prometheus";
-    if !std::path::Path::new(PROM).exists() {
-        crate::missing(
-            "native_histograms_scrape::differential_against_prometheus",
-            "/usr/bin/prometheus not installed (Debian package prometheus)",
-        );
+    if !peer::installed(
+        peer::PROMETHEUS,
+        "prometheus",
+        "native_histograms_scrape::differential_against_prometheus",
+    ) {
         return;
     }
     let target = serve_timed();
@@ -345,27 +305,15 @@ fn differential_against_prometheus() {
         ),
     )
     .unwrap();
-    let port = crate::server::harness::free_port();
-    let _prom = Prometheus(
-        std::process::Command::new(PROM)
-            .arg(format!("--config.file={}", pcfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--enable-feature=native-histograms")
-            .arg("--log.level=warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
+    let (_prom, prom) = peer::prometheus(
+        &pcfg,
+        &dir.path().join("prom"),
+        &["--enable-feature=native-histograms"],
     );
     let a = Argus::start(
         &dir.path().join("argus"),
         &[&format!("--config.file={}", acfg.display())],
     );
-    let prom: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Both need 10 s of samples for the rate window.
     let deadline = Instant::now() + Duration::from_secs(40);
     let rate = "histogram_count(rate(lat_seconds[10s]))";

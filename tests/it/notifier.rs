@@ -3,15 +3,14 @@
 //! and delivery to a real Alertmanager (Debian `prometheus-alertmanager`) whose webhook receiver
 //! the test serves. The real-Alertmanager test fails under `CI=true` when the binary is missing.
 
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
 // The Kubernetes helper's fake API server, reused as is.
 #[allow(dead_code, clippy::duplicate_mod)]
 #[path = "kubernetes/fake.rs"]
 mod k8s_fake;
 
+use crate::server::peer::Peer;
 use argus::config::Config;
 use argus::notifier::{Notifier, NotifierMetrics, Options};
 use argus::rules::{AlertSender, OutgoingAlert};
@@ -20,7 +19,7 @@ use harness::{Argus, free_port, now_ms, try_request};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -404,25 +403,15 @@ fn argus_lists_alertmanagers_and_reloads_them() {
 
 /// A real Alertmanager on loopback ports, clustering off; killed on drop.
 struct Alertmanager {
-    child: Child,
+    _child: Peer,
     addr: SocketAddr,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts Alertmanager with a webhook receiver at `webhook` (`send_resolved`, fast grouping), or
 /// returns None (printing why) when the binary is missing and `CI` is unset.
 fn start_alertmanager(dir: &Path, webhook: SocketAddr) -> Option<Alertmanager> {
-    if !Path::new(ALERTMANAGER).exists() {
-        crate::missing(
-            "real Alertmanager",
-            &format!("{ALERTMANAGER} is missing (install prometheus-alertmanager)"),
-        );
+    if !crate::server::peer::installed(ALERTMANAGER, "prometheus-alertmanager", "real Alertmanager")
+    {
         return None;
     }
     let cfg = dir.join("am.yml");
@@ -446,7 +435,10 @@ fn start_alertmanager(dir: &Path, webhook: SocketAddr) -> Option<Alertmanager> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn prometheus-alertmanager");
-    let am = Alertmanager { child, addr };
+    let am = Alertmanager {
+        _child: Peer(child),
+        addr,
+    };
     wait_for("Alertmanager ready", Duration::from_secs(30), || {
         try_request(addr, "GET", "/-/ready", &[], b"")
             .ok()

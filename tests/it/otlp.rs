@@ -3,9 +3,7 @@
 //! `/api/v1/query` shows; refused parts come back in `partial_success`; bad bodies get 400/415;
 //! the endpoint is 404 without `--web.enable-otlp-receiver`.
 
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
 use argus::ingest::otlp::decode::{self, Encoding};
 use argus::ingest::otlp::{ExportMetricsServiceResponse, example};
@@ -274,7 +272,6 @@ fn otlp_config_section_applies() {
 #[test]
 fn exponential_histogram_is_stored_as_a_native_histogram() {
     use argus::ingest::prompb::{BucketSpan, Histogram};
-    use argus::remote::read::{LabelMatcher, Query, ReadRequest, ReadResponse};
     let dir = tempfile::tempdir().unwrap();
     let a = Argus::start(dir.path(), &["--web.enable-otlp-receiver"]);
     let t = now_ms() - 5_000;
@@ -282,36 +279,8 @@ fn exponential_histogram_is_stored_as_a_native_histogram() {
     let r = post(&a, &body, &[("Content-Type", "application/x-protobuf")]);
     assert_eq!(r.status, 200, "{}", r.text());
 
-    let req = ReadRequest {
-        queries: vec![Query {
-            start_timestamp_ms: t - 1,
-            end_timestamp_ms: t + 1,
-            matchers: vec![LabelMatcher {
-                r#type: 0,
-                name: "__name__".into(),
-                value: "rpc_latency_milliseconds".into(),
-            }],
-        }],
-        accepted_response_types: vec![0],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    let resp = a.request(
-        "POST",
-        "/api/v1/read",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-        ],
-        &body,
-    );
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(&resp.body)
-        .unwrap();
-    let got = ReadResponse::decode(raw.as_slice()).unwrap();
-    let series: Vec<_> = got.results.iter().flat_map(|r| &r.timeseries).collect();
+    let got = crate::server::remote::read(&a, "rpc_latency_milliseconds", t - 1, t + 1);
+    let series = crate::server::remote::series(&got);
     assert_eq!(series.len(), 1, "{got:?}");
     let labels: BTreeMap<&str, &str> = series[0]
         .labels

@@ -2,44 +2,23 @@
 //! compared with what Debian's Prometheus 2.42 streams for the same data (the oracle for the
 //! framing, the CRC and the XOR chunk encoding), and the `--storage.remote.read-*` bounds.
 
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
+use crate::server::peer::{self, PROMETHEUS};
 use argus::ingest::prompb::{TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
 use argus::remote::read::{LabelMatcher, Query, ReadRequest};
 use argus::remote::read_stream::{self, ChunkedReadResponse};
 use argus_storage::decode_prometheus_xor;
-use harness::{Argus, Resp, free_port, now_ms, try_request};
+use harness::{Argus, Resp, now_ms, try_request};
 use prost::Message;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const PROM: &str = "/usr/bin/prometheus";
+use std::time::Duration;
 
 /// Per query index and rendered labels: `(t, value bits)`.
 type Streamed = BTreeMap<(i64, String), Vec<(i64, u64)>>;
-
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_ready(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !try_request(addr, "GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200) {
-        assert!(Instant::now() < deadline, "{addr} not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Six series of 700 samples, 1 s apart from `t0`, with values that exercise every XOR case
 /// (repeats, small and large changes, negative, integers and fractions).
@@ -79,11 +58,7 @@ fn write(addr: SocketAddr, ts: Vec<TimeSeries>) {
         addr,
         "POST",
         "/api/v1/write",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
+        crate::server::remote::WRITE_V1,
         &body,
     )
     .unwrap();
@@ -187,11 +162,7 @@ fn config(dir: &Path) -> String {
 
 #[test]
 fn streamed_chunks_match_prometheus() {
-    if !Path::new(PROM).exists() {
-        crate::missing(
-            "streamed_chunks_match_prometheus",
-            &format!("{PROM} is missing (apt-get install prometheus)"),
-        );
+    if !peer::installed(PROMETHEUS, "prometheus", "streamed_chunks_match_prometheus") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -203,22 +174,12 @@ fn streamed_chunks_match_prometheus() {
             "--web.enable-remote-write-receiver",
         ],
     );
-    let port = free_port();
-    let paddr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _p = Peer(
-        Command::new(PROM)
-            .args([
-                format!("--config.file={cfg}"),
-                format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--web.enable-remote-write-receiver".into(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
+    let (_p, paddr) = peer::prometheus(
+        Path::new(&cfg),
+        &dir.path().join("prom"),
+        &["--web.enable-remote-write-receiver"],
     );
-    wait_ready(paddr);
+    peer::wait_ready(paddr, Duration::from_secs(60));
     let t0 = (now_ms() - 3_600_000) / 1000 * 1000;
     write(a.addr, data(t0));
     write(paddr, data(t0));

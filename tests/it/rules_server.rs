@@ -4,10 +4,7 @@
 //! rules and groups), `for` state across SIGKILL, and a bad rule file at start-up.
 //! `differential` compares rule output with real Prometheus 2.42.
 
-// Reused as is (the server module keeps its copy private).
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
 mod differential;
 

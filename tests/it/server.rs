@@ -4,6 +4,8 @@
 mod durability;
 pub(crate) mod harness;
 mod interop;
+pub(crate) mod peer;
+pub(crate) mod remote;
 mod request_layer;
 
 use argus::ingest::prompb::{MetricMetadata, TimeSeries, WriteRequest};
@@ -19,22 +21,14 @@ pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
 
 /// POSTs a remote-write request.
 pub fn write(a: &Argus, ts: Vec<TimeSeries>) -> Resp {
-    let body = encode(&WriteRequest {
-        timeseries: ts,
-        metadata: vec![],
-    });
-    write_raw(a, &body)
+    remote::write_series(a, ts)
 }
 
 fn write_raw(a: &Argus, body: &[u8]) -> Resp {
     a.request(
         "POST",
         "/api/v1/write",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "snappy"),
-            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-        ],
+        crate::server::remote::WRITE_V1,
         body,
     )
 }

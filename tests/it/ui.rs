@@ -6,10 +6,7 @@
 //! go to the test's temp dir and are copied to `$ARGUS_UI_SHOTS` (default `/work/ui-shots`)
 //! when that directory can be created.
 
-// Reused as is (the server module keeps its copy private).
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
 use argus::ingest::prompb::{TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
@@ -288,11 +285,7 @@ impl Drop for Browser {
 /// Returns None (after printing why) when the browser is missing and CI is unset.
 async fn browser(shots: &Path) -> Option<Browser> {
     for bin in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(bin).exists() {
-            crate::missing(
-                "browser test",
-                &format!("{bin} missing: install the Debian packages chromium and chromium-driver"),
-            );
+        if !crate::server::peer::installed(bin, "chromium and chromium-driver", "browser test") {
             return None;
         }
     }

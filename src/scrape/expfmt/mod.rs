@@ -22,12 +22,16 @@
 //! assert_eq!(n, 1);
 //! ```
 //!
+//! [`Parser::new_strict`] reads the text format by the rules of Go's `expfmt.TextParser` instead
+//! (Pushgateway's parser, `strict.rs`); `push::text` assembles pushed families over it.
+//!
 //! Error wording follows Prometheus's `textparse` where feasible ("expected value after metric,
 //! got ...", "data does not end with # EOF", ...).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod lex;
 mod openmetrics;
+mod strict;
 mod text;
 
 use argus_storage::Label;
@@ -168,6 +172,20 @@ pub struct Parser<'a> {
     // The family named by the last `# TYPE`.
     pub(crate) fam_name: Span,
     pub(crate) fam_type: MetricType,
+    /// Go `expfmt.TextParser` rules (`strict.rs`) instead of Prometheus's scrape parser's.
+    pub(crate) strict: bool,
+    /// 1-based line of the current entry (text format; what strict mode reports errors at).
+    pub(crate) line: usize,
+    /// Strict mode: (name, quoted value) spans of the current series' labels, in order; the
+    /// value is `None` while unread (an entry that failed there).
+    pub(crate) raw_labels: Vec<(Span, Option<Span>)>,
+    /// Strict mode: the entry under way got far enough for the caller's checks to run on it
+    /// before the error that stopped it (Go runs them as it reads).
+    pub(crate) partial: Option<Entry>,
+    /// Strict mode: the current series' value was read.
+    pub(crate) value_read: bool,
+    /// Strict mode: the entry failed on a label name.
+    pub(crate) bad_label_name: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -191,6 +209,12 @@ impl<'a> Parser<'a> {
             meta_type: MetricType::Unknown,
             fam_name: (0, 0),
             fam_type: MetricType::Unknown,
+            strict: false,
+            line: 0,
+            raw_labels: Vec::new(),
+            partial: None,
+            value_read: false,
+            bad_label_name: false,
         }
     }
 
@@ -215,10 +239,12 @@ impl<'a> Parser<'a> {
             }
             Err(msg) => {
                 self.done = true;
-                self.err = Some(ParseError {
-                    line: line_of(self.buf, start),
-                    msg,
-                });
+                let line = if self.strict {
+                    self.line
+                } else {
+                    line_of(self.buf, start)
+                };
+                self.err = Some(ParseError { line, msg });
                 None
             }
         }

@@ -19,6 +19,80 @@ fn go_float_format() {
     check(-1.0, "-1.0");
 }
 
+/// The cases where the two rule sets of the text format part: Prometheus's scrape parser
+/// ([`Parser::new`]) against Go's `expfmt.TextParser` ([`Parser::new_strict`], Pushgateway's).
+#[test]
+fn strict_mode_parts_from_scrape_rules_where_go_does() {
+    // (body, scrape accepts, strict accepts)
+    let check = |body: &str, scrape: bool, strict: bool| {
+        let run = |mut p: Parser<'_>| {
+            let mut n = 0;
+            while p.next().is_some() {
+                n += 1;
+            }
+            (p.err().is_none(), n)
+        };
+        let (a, _) = run(Parser::new(body.as_bytes(), Format::Text));
+        let (b, _) = run(Parser::new_strict(body.as_bytes()));
+        assert_eq!((a, b), (scrape, strict), "{body:?}: (scrape, strict)");
+    };
+    check("a 1\n", true, true);
+    // Go is stricter.
+    check("a 1", true, false); // every line ends in a newline
+    check("# TYPE a gauge", true, false);
+    check("a{b=\"x\ny\"} 1\n", true, false); // raw newline in a label value
+    check("a{b=\"\\q\"} 1\n", true, false); // unknown escape
+    check("# HELP a x\\q\n", true, false);
+    check("{\"a\"} 1\n", true, false); // quoted names
+    check("a 1 \n", true, false); // a blank after the value asks for a timestamp
+    check("a 1 2 \n", true, false);
+    check("# TYPE a gauge \n", true, true); // (the caller refuses "gauge ")
+    // Go is looser.
+    check("a{b=\"c\"}1\n", false, true); // no blank before the value
+    check("a 1 -5\n", false, true); // signed timestamps
+    check("a 1 +5\n", false, true);
+    check("# TYPE a COUNTER\n", false, true); // type names in any case (named by the caller)
+    check("# HELP \n", false, true); // a HELP without a name is a comment
+    check(
+        "a 0000000000000000000000000000000000000000000000000000000000000000001\n",
+        false,
+        true,
+    );
+}
+
+#[test]
+fn strict_mode_errors_name_go_line_and_wording() {
+    let check = |body: &str, line: usize, msg: &str| {
+        let mut p = Parser::new_strict(body.as_bytes());
+        while p.next().is_some() {}
+        let e = p.err().expect("an error");
+        assert_eq!((e.line, e.msg.as_str()), (line, msg), "{body:?}");
+    };
+    check("\n\na 1", 3, "unexpected end of input stream");
+    check("a 1\n\n  {a=\"b\"} 1\n", 3, "invalid metric name");
+    check("a{b=\"\\q\"} 1\n", 1, "invalid escape sequence '\\q'");
+    check(
+        "a{b=\"x\ny\"} 1\n",
+        1,
+        "label value \"x\" contains unescaped new-line",
+    );
+    check(
+        "a{b=1} 1\n",
+        1,
+        "expected '\"' at start of label value, found '1'",
+    );
+    check(
+        "a{b\"1\"} 1\n",
+        1,
+        "expected '=' after label name, found '\"'",
+    );
+    check("a{b=\"1\" c} 1\n", 1, "unexpected end of label value \"1\"");
+    check("a x\n", 1, "expected float as value, got \"x\"");
+    check("a 1 1.5\n", 1, "expected integer as timestamp, got \"1.5\"");
+    check("a 1 2 3\n", 1, "spurious string after timestamp: \" 3\"");
+    check("# HELP 0a x\n", 1, "invalid metric name in comment");
+}
+
 mod prop {
     use super::super::*;
     use proptest::prelude::*;

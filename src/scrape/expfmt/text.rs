@@ -7,9 +7,13 @@ use super::lex::{self, Lexer, describe};
 use super::{Entry, Format, MetricType, Parser, span};
 
 impl Parser<'_> {
+    /// The next entry: blank lines skipped, then a comment or a series, read by Prometheus's
+    /// rules or, in strict mode, by Go `expfmt`'s (`strict.rs`).
     pub(crate) fn next_text(&mut self) -> Result<Option<Entry>, String> {
         let b = self.buf;
+        self.partial = None;
         loop {
+            self.line += 1;
             let mut lx = Lexer::new(b, self.pos);
             lx.blanks();
             match lx.peek() {
@@ -23,12 +27,20 @@ impl Parser<'_> {
                 }
                 Some(b'#') => {
                     lx.pos += 1;
-                    let e = self.text_comment(&mut lx)?;
+                    let e = if self.strict {
+                        self.strict_comment(&mut lx)?
+                    } else {
+                        self.text_comment(&mut lx)?
+                    };
                     self.pos = lx.pos;
                     return Ok(Some(e));
                 }
                 Some(_) => {
-                    self.text_series(&mut lx)?;
+                    if self.strict {
+                        self.strict_series(&mut lx)?;
+                    } else {
+                        self.text_series(&mut lx)?;
+                    }
                     self.pos = lx.pos;
                     return Ok(Some(Entry::Series));
                 }

@@ -9,17 +9,14 @@
 //! the extrapolation in one server and not the other, hence a 10 % tolerance for those rules
 //! (and for nothing else). Timestamps are not compared: each server has its own slot offset.
 
-use super::harness::{Argus, enc, free_port, request, try_request};
+use super::harness::{Argus, enc, request, try_request};
+use crate::server::peer::{self, PROMETHEUS};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 const RULES: &str = "groups:
 - name: diff
@@ -47,16 +44,6 @@ const RULES: &str = "groups:
   - alert: NeverFires
     expr: diff_gauge > 100
 ";
-
-/// Kills and reaps a child on drop.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The scrape target: constant gauges and counters linear in wall-clock time.
 struct Target {
@@ -153,11 +140,7 @@ fn evaluations(addr: SocketAddr) -> f64 {
 
 #[test]
 fn rules_agree_with_prometheus() {
-    if !Path::new(PROMETHEUS).exists() {
-        crate::missing(
-            "rules differential",
-            &format!("{PROMETHEUS} is not installed (Debian package prometheus)"),
-        );
+    if !peer::installed(PROMETHEUS, "prometheus", "rules differential") {
         return;
     }
     let target = Target::start();
@@ -177,21 +160,7 @@ fn rules_agree_with_prometheus() {
     )
     .unwrap();
 
-    let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _prom = Peer(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prometheus"),
-    );
+    let (_prom, prom_addr) = peer::prometheus(&cfg, &dir.path().join("prom-data"), &[]);
     let argus = Argus::start(
         &dir.path().join("argus-data"),
         &[&format!("--config.file={}", cfg.display())],

@@ -2,6 +2,7 @@
 //! fixtures (OpenMetrics, gzip, basic auth), into `MemStorage`, with the targets API served over
 //! HTTP, target death, reload and shutdown staleness.
 
+use crate::server::peer::Peer;
 use argus::config::Config;
 use argus::scrape::ScrapeManager;
 use argus_storage::testing::MemStorage;
@@ -11,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,24 +102,13 @@ fn free_port() -> u16 {
 }
 
 struct NodeExporter {
-    child: Child,
+    child: Peer,
     addr: String,
-}
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_node_exporter() -> Option<NodeExporter> {
     let bin = "/usr/bin/prometheus-node-exporter";
-    if !std::path::Path::new(bin).exists() {
-        crate::missing(
-            "node_exporter part",
-            &format!("{bin} not installed (apt-get install prometheus-node-exporter)"),
-        );
+    if !crate::server::peer::installed(bin, "prometheus-node-exporter", "node_exporter part") {
         return None;
     }
     let addr = format!("127.0.0.1:{}", free_port());
@@ -128,7 +118,10 @@ fn start_node_exporter() -> Option<NodeExporter> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let ne = NodeExporter { child, addr };
+    let ne = NodeExporter {
+        child: Peer(child),
+        addr,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&ne.addr).is_err() {
         if Instant::now() > deadline {
@@ -346,8 +339,8 @@ scrape_configs:
             "{md}"
         );
         // Kill the exporter: up goes to 0 and every node series gets a stale marker.
-        ne.child.kill().unwrap();
-        ne.child.wait().unwrap();
+        ne.child.0.kill().unwrap();
+        ne.child.0.wait().unwrap();
         wait_for("node down", 10, || {
             last(&storage, "up", "node") == Some(0.0)
         })

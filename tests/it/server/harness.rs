@@ -281,3 +281,33 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Instant `query` at `t` (ms) on `addr`, as sorted `(series labels JSON, value)` pairs (a scalar
+/// result as one pair with empty labels).
+pub fn instant(addr: SocketAddr, query: &str, t: i64) -> Vec<(String, String)> {
+    let path = format!(
+        "/api/v1/query?query={}&time={}.{:03}",
+        enc(query),
+        t / 1000,
+        t % 1000
+    );
+    let r = request(addr, "GET", &path, &[], b"");
+    assert_eq!(r.status, 200, "{addr} {query}: {}", r.text());
+    let v = r.json();
+    let mut out: Vec<(String, String)> = match v["data"]["resultType"].as_str() {
+        Some("vector") => v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["metric"].to_string(),
+                    s["value"][1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect(),
+        _ => vec![(String::new(), v["data"]["result"][1].to_string())],
+    };
+    out.sort();
+    out
+}

@@ -2,16 +2,14 @@
 //! remote-writes to argus; the same PromQL queries sent to both must return the same series and
 //! values. Skipped (with a printed reason) when `/usr/bin/prometheus` is absent.
 
-use super::harness::{Argus, enc, free_port, now_ms, request};
+use super::harness::{Argus, enc, instant, now_ms, request};
+use super::peer::{self, PROMETHEUS, Peer};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// Serves a small exposition whose counter grows with every scrape.
 fn start_target() -> SocketAddr {
@@ -50,16 +48,7 @@ fn start_target() -> SocketAddr {
     addr
 }
 
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_prometheus(dir: &Path, port: u16, target: SocketAddr, argus: SocketAddr) -> Prometheus {
+fn start_prometheus(dir: &Path, target: SocketAddr, argus: SocketAddr) -> (Peer, SocketAddr) {
     let cfg = dir.join("prometheus.yml");
     std::fs::write(
         &cfg,
@@ -71,48 +60,7 @@ fn start_prometheus(dir: &Path, port: u16, target: SocketAddr, argus: SocketAddr
         ),
     )
     .unwrap();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("prom-data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn prometheus");
-    Prometheus(child)
-}
-
-/// `query` at `t` (ms) as `(sorted series labels, value)` pairs.
-fn instant(addr: SocketAddr, query: &str, t: i64) -> Vec<(String, String)> {
-    let path = format!(
-        "/api/v1/query?query={}&time={}.{:03}",
-        enc(query),
-        t / 1000,
-        t % 1000
-    );
-    let r = request(addr, "GET", &path, &[], b"");
-    assert_eq!(r.status, 200, "{addr} {query}: {}", r.text());
-    let v = r.json();
-    let mut out: Vec<(String, String)> = match v["data"]["resultType"].as_str() {
-        Some("vector") => v["data"]["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["metric"].to_string(),
-                    s["value"][1].as_str().unwrap().to_string(),
-                )
-            })
-            .collect(),
-        _ => vec![(String::new(), v["data"]["result"][1].to_string())],
-    };
-    out.sort();
-    out
+    peer::prometheus(&cfg, &dir.join("prom-data"), &[])
 }
 
 fn range(addr: SocketAddr, query: &str, start: i64, end: i64) -> String {
@@ -151,11 +99,7 @@ const QUERIES: &[&str] = &[
 
 #[test]
 fn prometheus_remote_write_then_same_answers() {
-    if !Path::new(PROMETHEUS).exists() {
-        crate::missing(
-            "prometheus interop",
-            &format!("{PROMETHEUS} is not installed (apt-get install prometheus)"),
-        );
+    if !peer::installed(PROMETHEUS, "prometheus", "prometheus interop") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -170,9 +114,7 @@ fn prometheus_remote_write_then_same_answers() {
         ],
     );
     let target = start_target();
-    let port = free_port();
-    let _prom = start_prometheus(dir.path(), port, target, argus.addr);
-    let prom: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (_prom, prom) = start_prometheus(dir.path(), target, argus.addr);
 
     // Let a few scrapes happen and reach argus.
     std::thread::sleep(Duration::from_secs(8));
