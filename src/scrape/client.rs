@@ -6,7 +6,7 @@ use super::target::Target;
 use crate::config::scrape::ScrapeConfig;
 use crate::util::http_client::{Auth, builder};
 pub(crate) use crate::util::http_client::{error_chain, install_crypto_provider};
-use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, USER_AGENT};
 use std::time::Duration;
 
 /// Hard cap on a body when `body_size_limit` is 0, so a target can never exhaust memory.
@@ -122,12 +122,7 @@ impl TargetClient {
                 status.canonical_reason().unwrap_or("")
             )));
         }
-        let ct = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let ct = crate::util::http_client::content_type(&resp);
         buf.clear();
         while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
             if (buf.len() + chunk.len()) as u64 > self.body_limit {

@@ -368,6 +368,15 @@ impl Auth {
     }
 }
 
+/// An answer's `Content-Type` (empty when absent or not text).
+pub fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// `e: cause: cause…`, the way Go wraps errors.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
