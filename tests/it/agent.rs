@@ -149,8 +149,17 @@ fn agent_forwards_refuses_queries_and_truncates_its_wal() {
         received(&receiver),
         agent.log()
     );
-    // The queue's state, as `/api/v1/status/remote_write` shows it.
-    let st = agent.get("/api/v1/status/remote_write").json();
+    // The queue's state, as `/api/v1/status/remote_write` shows it. The receiver stores a batch
+    // before the sender has read the answer and counted it, so wait for the count to catch up.
+    let status = || agent.get("/api/v1/status/remote_write").json();
+    let sent = |st: &serde_json::Value| st["data"]["queues"][0]["samples_sent"].as_u64();
+    assert!(
+        wait_until(Duration::from_secs(10), || sent(&status())
+            .is_some_and(|n| n >= SERIES as u64)),
+        "{}",
+        status()
+    );
+    let st = status();
     let q0 = &st["data"]["queues"][0];
     assert_eq!(st["status"], "success", "{st}");
     assert_eq!(
