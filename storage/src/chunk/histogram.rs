@@ -11,9 +11,14 @@
 //! │ num_samples u16 LE │ flags u8 │ bit stream, MSB first, zero-padded to a whole byte    │
 //! └────────────────────┴──────────┴─────────────────────────────────────────────────────┘
 //! flags:  bits 0-1 counter-reset hint of the first sample (0 unknown, 1 counter reset,
-//!         2 not a counter reset, 3 gauge); bit 2 set = float counts (XOR), clear = integer
+//!         2 not a counter reset, 3 gauge); bit 2 set = float counts (XOR), clear = integer;
+//!         bit 3 set = custom bounds in the compact form below (every chunk written now;
+//!         clear: each bound as 64 bits, as the first version wrote them)
 //! layout: schema varint │ zero_threshold 64 bits │ positive spans │ negative spans
-//!         │ custom bounds (schema -53 only: count uvarint, then 64 bits each)
+//!         │ custom bounds (schema -53 only: count uvarint, then each bound)
+//! bound:  compact, as Prometheus's `putCustomBound` (`histogram_meta.go`): a bound b with
+//!         b·1000 a whole number in 0..=33_554_430 is uvarint(b·1000 + 1) (1 to 4 bytes for
+//!         the usual 0.005 … 10 bounds); any other is uvarint 0 then its 64 bits
 //! spans:  count uvarint, then per span offset varint │ length uvarint
 //! sample: timestamp as in the XOR chunk (t0 varint, t1-t0 uvarint, then dod buckets)
 //!         then the slots count, zero_count, positive buckets…, negative buckets… and the sum:
@@ -31,6 +36,7 @@
 
 use crate::encoding::{BitReader, BitWriter};
 use crate::error::Error;
+use crate::histogram::ops::counts_decreased;
 use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, Span};
 use crate::interface::SampleIterator;
 use crate::model::Timestamp;
@@ -43,6 +49,10 @@ pub(crate) const MAX_SAMPLES: usize = u16::MAX as usize;
 pub(crate) use crate::histogram::MAX_BUCKETS;
 /// Flag bit: counts are XOR-encoded floats.
 const FLAG_FLOAT: u8 = 0b100;
+/// Flag bit: custom bounds in the compact form (see the module docs).
+const FLAG_COMPACT_BOUNDS: u8 = 0b1000;
+/// Largest `bound × 1000` the compact form stores as an integer (Prometheus's limit).
+const MAX_COMPACT_BOUND: f64 = 33_554_430.0;
 /// Name used in corruption errors for chunk bytes.
 const CHUNK_PATH: &str = "<histogram chunk>";
 /// Largest integer an `f64` count holds exactly.
@@ -92,7 +102,12 @@ fn same_layout(a: &FloatHistogram, b: &FloatHistogram) -> bool {
         && a.zero_threshold.to_bits() == b.zero_threshold.to_bits()
         && a.positive_spans == b.positive_spans
         && a.negative_spans == b.negative_spans
-        && a.custom_values.len() == b.custom_values.len()
+        && same_bounds(a, b)
+}
+
+/// True when `a` and `b` have the same custom bounds (bit for bit; none for exponential ones).
+fn same_bounds(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    a.custom_values.len() == b.custom_values.len()
         && a.custom_values
             .iter()
             .zip(&b.custom_values)
@@ -111,46 +126,6 @@ fn indexed<'a>(spans: &'a [Span], buckets: &'a [f64]) -> impl Iterator<Item = (i
             start..start + i64::from(s.length)
         })
         .zip(buckets.iter().copied())
-}
-
-/// True when some count of `prev` exceeds the same count in `cur` (a counter reset), comparing
-/// buckets by index (a bucket missing in `cur` counts 0). Different schemas or zero thresholds
-/// are compared by count and zero count only.
-pub(crate) fn detect_reset(prev: &FloatHistogram, cur: &FloatHistogram) -> bool {
-    if cur.count < prev.count || cur.zero_count < prev.zero_count {
-        return true;
-    }
-    if prev.schema != cur.schema || prev.zero_threshold.to_bits() != cur.zero_threshold.to_bits() {
-        return false;
-    }
-    if prev.positive_spans == cur.positive_spans && prev.negative_spans == cur.negative_spans {
-        // Same layout (the common case): compare position by position.
-        let down = |a: &[f64], b: &[f64]| a.iter().zip(b).any(|(p, c)| p > c);
-        return down(&prev.positive_buckets, &cur.positive_buckets)
-            || down(&prev.negative_buckets, &cur.negative_buckets);
-    }
-    let side_reset = |ps: &[Span], pb: &[f64], cs: &[Span], cb: &[f64]| {
-        let cur: Vec<(i64, f64)> = indexed(cs, cb).collect();
-        indexed(ps, pb).any(|(i, v)| {
-            let c = cur
-                .binary_search_by_key(&i, |x| x.0)
-                .ok()
-                .and_then(|k| cur.get(k))
-                .map_or(0.0, |x| x.1);
-            v > c
-        })
-    };
-    side_reset(
-        &prev.positive_spans,
-        &prev.positive_buckets,
-        &cur.positive_spans,
-        &cur.positive_buckets,
-    ) || side_reset(
-        &prev.negative_spans,
-        &prev.negative_buckets,
-        &cur.negative_spans,
-        &cur.negative_buckets,
-    )
 }
 
 /// Bucket indexes covered by `spans`, ascending.
@@ -313,6 +288,25 @@ fn read_varbit(br: &mut BitReader<'_>) -> Option<i64> {
     })
 }
 
+/// Writes one custom bound in the compact form.
+fn write_bound(bw: &mut BitWriter, b: f64) {
+    let scaled = b * 1000.0;
+    if (0.0..=MAX_COMPACT_BOUND).contains(&scaled) && scaled.round() / 1000.0 == b {
+        bw.write_uvarint(scaled.round() as u64 + 1);
+    } else {
+        bw.write_uvarint(0);
+        bw.write_bits(b.to_bits(), 64);
+    }
+}
+
+/// Reads one custom bound written by [`write_bound`].
+fn read_bound(br: &mut BitReader<'_>) -> Option<f64> {
+    match br.read_uvarint()? {
+        0 => Some(f64::from_bits(br.read_bits(64)?)),
+        v => Some((v - 1) as f64 / 1000.0),
+    }
+}
+
 fn write_spans(bw: &mut BitWriter, spans: &[Span]) {
     bw.write_uvarint(spans.len() as u64);
     for s in spans {
@@ -361,15 +355,15 @@ impl HistogramChunk {
         let mut bw = BitWriter::with_capacity(64);
         bw.push_byte(0);
         bw.push_byte(0);
-        bw.push_byte(hint_bits(hint) | if float { FLAG_FLOAT } else { 0 });
+        bw.push_byte(hint_bits(hint) | FLAG_COMPACT_BOUNDS | if float { FLAG_FLOAT } else { 0 });
         bw.write_varint(i64::from(h.schema));
         bw.write_bits(h.zero_threshold.to_bits(), 64);
         write_spans(&mut bw, &h.positive_spans);
         write_spans(&mut bw, &h.negative_spans);
         if h.schema == CUSTOM_BUCKETS_SCHEMA {
             bw.write_uvarint(h.custom_values.len() as u64);
-            for v in &h.custom_values {
-                bw.write_bits(v.to_bits(), 64);
+            for &v in &h.custom_values {
+                write_bound(&mut bw, v);
             }
         }
         let mut c = Self {
@@ -401,9 +395,11 @@ impl HistogramChunk {
                 hint: h.counter_reset_hint,
             });
         }
+        // Other custom bounds are a counter reset, as in Prometheus's appender.
         let reset = !self.gauge
             && (h.counter_reset_hint == CounterResetHint::CounterReset
-                || detect_reset(&self.last, h));
+                || (h.uses_custom_buckets() && !same_bounds(&self.last, h))
+                || counts_decreased(h, &self.last));
         let next_hint = if self.gauge {
             CounterResetHint::Gauge
         } else if reset {
@@ -424,12 +420,7 @@ impl HistogramChunk {
         let last = &self.last;
         if last.schema != h.schema
             || last.zero_threshold.to_bits() != h.zero_threshold.to_bits()
-            || last.custom_values.len() != h.custom_values.len()
-            || last
-                .custom_values
-                .iter()
-                .zip(&h.custom_values)
-                .any(|(a, b)| a.to_bits() != b.to_bits())
+            || !same_bounds(last, h)
         {
             return Err(CutChunk { hint: next_hint });
         }
@@ -585,6 +576,7 @@ pub(crate) struct HistogramIterator<'a> {
     total: u16,
     read: u16,
     float: bool,
+    compact_bounds: bool,
     first_hint: CounterResetHint,
     t: i64,
     t_delta: u64,
@@ -628,6 +620,7 @@ impl<'a> HistogramIterator<'a> {
         };
         self.total = u16::from_le_bytes([*a, *b]);
         self.float = flags & FLAG_FLOAT != 0;
+        self.compact_bounds = flags & FLAG_COMPACT_BOUNDS != 0;
         self.first_hint = hint_from_bits(*flags);
         self.br = BitReader::new(rest);
         if self.read_layout().is_none() {
@@ -679,8 +672,12 @@ impl<'a> HistogramIterator<'a> {
                 return None;
             }
             for _ in 0..n {
-                let v = self.br.read_bits(64)?;
-                self.h.custom_values.push(f64::from_bits(v));
+                let v = if self.compact_bounds {
+                    read_bound(&mut self.br)?
+                } else {
+                    f64::from_bits(self.br.read_bits(64)?)
+                };
+                self.h.custom_values.push(v);
             }
         }
         // Each slot takes at least one bit per sample: a header declaring more buckets than

@@ -7,9 +7,10 @@
 //! out-of-order window.
 
 use super::series::{Applied, SeriesData};
-use crate::chunk::histogram::{CutChunk, HistogramChunk, detect_reset};
+use crate::chunk::histogram::{CutChunk, HistogramChunk};
 use crate::chunk::{HistogramIterator, TARGET_SAMPLES_PER_CHUNK};
 use crate::error::Result;
+use crate::histogram::ops::counts_decreased;
 use crate::histogram::{CounterResetHint, FloatHistogram};
 use crate::interface::SampleIterator;
 use crate::model::Timestamp;
@@ -174,7 +175,7 @@ impl HistData {
                 || o.min_t.div_euclid(range) != t.div_euclid(range);
             if full || force_cut {
                 if !force_cut && !h.is_gauge() && hint != CounterResetHint::CounterReset {
-                    hint = if detect_reset(o.chunk.last(), h) {
+                    hint = if counts_decreased(h, o.chunk.last()) {
                         CounterResetHint::CounterReset
                     } else {
                         CounterResetHint::NotCounterReset
@@ -245,15 +246,8 @@ impl SeriesData {
         match &hd.open {
             Some(o) if o.max_t == t => {
                 let last = o.chunk.last();
-                // Hints aside, same sample (sums compared by bits: NaN sums are equal).
-                last.count == h.count
-                    && last.sum.to_bits() == h.sum.to_bits()
-                    && last.zero_count == h.zero_count
-                    && last.positive_buckets == h.positive_buckets
-                    && last.negative_buckets == h.negative_buckets
-                    && last.positive_spans == h.positive_spans
-                    && last.negative_spans == h.negative_spans
-                    && last.schema == h.schema
+                // Hints aside, same sample: layout, custom bounds and counts (bit for bit).
+                crate::histogram::ops::equals(last, h)
             }
             _ => false,
         }

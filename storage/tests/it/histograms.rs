@@ -229,3 +229,49 @@ fn histogram_append_rules() {
     assert_eq!(samples[1], (20_000, V::H(other)));
     db.close().unwrap();
 }
+
+#[test]
+fn custom_bucket_histograms_through_head_replay_and_compaction() {
+    // Schema -53 (NHCB) samples whose bounds change twice; each change starts a chunk.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let l = lbl(&[("__name__", "nhcb")]);
+    let mut model = Model::new();
+    let mut app = db.appender();
+    for i in 0..300i64 {
+        let bounds: Vec<f64> = match i {
+            0..100 => vec![0.005, 0.1, 1.0, 2.5],
+            100..200 => vec![0.25, 1.0 / 3.0, 1e9],
+            _ => vec![0.005, 0.1, 1.0, 2.5],
+        };
+        let n = (i % 100) as f64;
+        let buckets: Vec<f64> = (0..=bounds.len()).map(|k| n * (k + 1) as f64).collect();
+        let h = FloatHistogram {
+            schema: argus_storage::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: buckets.iter().sum(),
+            sum: n * 0.5,
+            positive_spans: vec![Span::new(0, buckets.len() as u32)],
+            positive_buckets: buckets,
+            custom_values: bounds,
+            ..Default::default()
+        };
+        app.append_histogram(None, &l, i * 1000, &h).unwrap();
+        model
+            .entry(l.clone())
+            .or_default()
+            .push((i * 1000, V::H(h)));
+    }
+    app.commit().unwrap();
+    check(&db, &model, "head");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db, &model, "after WAL replay");
+    db.compact().unwrap();
+    check(&db, &model, "after compaction");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db, &model, "blocks after reopen");
+    db.close().unwrap();
+}
