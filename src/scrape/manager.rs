@@ -315,6 +315,7 @@ impl PoolShared {
                     always_classic: self.cfg.always_scrape_classic_histograms == Some(true),
                     bucket_limit: self.cfg.native_histogram_bucket_limit,
                     min_bucket_factor: self.cfg.native_histogram_min_bucket_factor,
+                    convert_nhcb: self.cfg.convert_classic_histograms_to_nhcb == Some(true),
                 },
             };
             let h = scrape_loop::spawn(LoopParams {

@@ -7,6 +7,7 @@ mod hardening;
 mod kubernetes;
 mod native_histograms_ingest;
 mod native_histograms_scrape;
+mod nhcb;
 mod notifier;
 mod otlp;
 mod push;
