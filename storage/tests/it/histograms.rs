@@ -204,16 +204,14 @@ fn histogram_append_rules() {
         app.append(None, &l, 10_000, 1.0),
         Err(Error::DuplicateSample)
     ));
-    // Out-of-order histograms are refused even inside the out-of-order window (Prometheus
-    // 2.42); within one batch too.
-    assert!(matches!(
-        app.append_histogram(None, &l, 9_000, &h),
-        Err(Error::OutOfOrder)
-    ));
+    // Out-of-order histograms inside the window are accepted (Prometheus 3), within one batch
+    // too; older ones are too old.
+    app.append_histogram(None, &l, 9_000, &h).unwrap();
     app.append_histogram(None, &l, 20_000, &other).unwrap();
+    app.append_histogram(None, &l, 15_000, &h).unwrap();
     assert!(matches!(
-        app.append_histogram(None, &l, 15_000, &h),
-        Err(Error::OutOfOrder)
+        app.append_histogram(None, &l, 20_000 - 60_001, &h),
+        Err(Error::TooOld)
     ));
     // Spans that do not match the buckets.
     let mut bad = h.clone();
@@ -225,8 +223,66 @@ fn histogram_append_rules() {
     app.commit().unwrap();
     let got = dump(&db);
     let samples = &got[&l];
-    assert_eq!(samples.len(), 2);
-    assert_eq!(samples[1], (20_000, V::H(other)));
+    let times: Vec<Timestamp> = samples.iter().map(|s| s.0).collect();
+    assert_eq!(times, vec![9_000, 10_000, 15_000, 20_000]);
+    assert_eq!(samples[3], (20_000, V::H(other)));
+    db.close().unwrap();
+}
+
+#[test]
+fn out_of_order_histograms_through_head_replay_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = || Options {
+        out_of_order_window_ms: 1_000_000,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o()).unwrap();
+    let l = lbl(&[("__name__", "ooo_h")]);
+    let mut model = Model::new();
+    let add = |db: &Db, model: &mut Model, times: &mut dyn Iterator<Item = i64>| {
+        let mut app = db.appender();
+        for i in times {
+            let h = hist(i, 1 << 40);
+            app.append_histogram(None, &l, i * 1000, &h).unwrap();
+            let s = model.entry(l.clone()).or_default();
+            s.push((i * 1000, V::H(h)));
+            s.sort_by_key(|x| x.0);
+        }
+        app.commit().unwrap();
+    };
+    // Even seconds in order, then odd ones late, some spanning block ranges (100 s).
+    add(&db, &mut model, &mut (0..400).step_by(2));
+    add(&db, &mut model, &mut (201..399).step_by(2));
+    check(&db, &model, "head");
+    // A duplicate of an out-of-order sample is accepted; another value at its time, or a float
+    // there, is not.
+    let mut app = db.appender();
+    app.append_histogram(None, &l, 201_000, &hist(201, 1 << 40))
+        .unwrap();
+    assert!(matches!(
+        app.append_histogram(None, &l, 203_000, &hist(7, 1 << 40)),
+        Err(Error::DuplicateSample)
+    ));
+    assert!(matches!(
+        app.append(None, &l, 205_000, 1.0),
+        Err(Error::DuplicateSample)
+    ));
+    app.commit().unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o()).unwrap();
+    check(&db, &model, "after WAL replay");
+    db.compact().unwrap();
+    check(&db, &model, "after compaction");
+    // Late samples below the blocks now written: they become blocks of their own that
+    // compaction merges.
+    add(&db, &mut model, &mut (1..199).step_by(2));
+    check(&db, &model, "late samples over blocks");
+    db.compact().unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o()).unwrap();
+    check(&db, &model, "blocks after reopen");
     db.close().unwrap();
 }
 
