@@ -285,6 +285,43 @@ impl HistData {
     }
 }
 
+/// Whether `a` and `b` are the same sample, hints aside: schema, zero bucket, custom bounds,
+/// count and sum (bit for bit) and the same non-empty buckets. The chunk keeps its last sample
+/// in the chunk's layout, which may hold empty buckets the sample as sent did not have, so a
+/// resent sample is still a duplicate.
+fn same_sample(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let bits = |x: f64| x.to_bits();
+    let filled = |s: &[crate::histogram::Span], c: &[f64]| {
+        let mut v = crate::histogram::ops::indexed(s, c);
+        v.retain(|x| x.1 != 0.0);
+        v
+    };
+    let same = |x: Vec<(i32, f64)>, y: Vec<(i32, f64)>| {
+        x.len() == y.len()
+            && x.iter()
+                .zip(&y)
+                .all(|(p, q)| p.0 == q.0 && bits(p.1) == bits(q.1))
+    };
+    a.schema == b.schema
+        && bits(a.count) == bits(b.count)
+        && bits(a.sum) == bits(b.sum)
+        && bits(a.zero_threshold) == bits(b.zero_threshold)
+        && bits(a.zero_count) == bits(b.zero_count)
+        && a.custom_values.len() == b.custom_values.len()
+        && a.custom_values
+            .iter()
+            .zip(&b.custom_values)
+            .all(|(x, y)| bits(*x) == bits(*y))
+        && same(
+            filled(&a.positive_spans, &a.positive_buckets),
+            filled(&b.positive_spans, &b.positive_buckets),
+        )
+        && same(
+            filled(&a.negative_spans, &a.negative_buckets),
+            filled(&b.negative_spans, &b.negative_buckets),
+        )
+}
+
 /// Stand-in value bits recorded as a batch's pending newest sample when it is a histogram (a
 /// NaN payload no float from the wire is expected to carry).
 pub(crate) const PENDING_HISTOGRAM_BITS: u64 = 0x7ff4_8157_0000_0001;
@@ -343,8 +380,7 @@ impl SeriesData {
         match &hd.open {
             Some(o) if o.max_t == t => {
                 let last = o.chunk.last();
-                // Hints aside, same sample: layout, custom bounds and counts (bit for bit).
-                crate::histogram::ops::equals(last, h)
+                same_sample(last, h)
             }
             _ => false,
         }

@@ -331,3 +331,42 @@ fn custom_bucket_histograms_through_head_replay_and_compaction() {
     check(&db, &model, "blocks after reopen");
     db.close().unwrap();
 }
+
+#[test]
+fn resent_histogram_is_a_duplicate_after_its_chunk_layout_grew() {
+    // Buckets {0, 2 (empty)} then {0, 1}: the chunk holds both in the union layout {0, 1, 2},
+    // so the newest sample reads back with an empty bucket 2 it was not sent with. Resending
+    // it is a duplicate (accepted, nothing stored); another value at that time is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let l = lbl(&[("__name__", "grow")]);
+    let a = FloatHistogram {
+        schema: 0,
+        count: 2.0,
+        sum: 1.0,
+        positive_spans: vec![Span::new(0, 1), Span::new(1, 1)],
+        positive_buckets: vec![2.0, 0.0],
+        ..Default::default()
+    };
+    let b = FloatHistogram {
+        count: 5.0,
+        positive_spans: vec![Span::new(0, 2)],
+        positive_buckets: vec![3.0, 2.0],
+        ..a.clone()
+    };
+    let mut app = db.appender();
+    app.append_histogram(None, &l, 1000, &a).unwrap();
+    app.append_histogram(None, &l, 2000, &b).unwrap();
+    app.commit().unwrap();
+    app.append_histogram(None, &l, 2000, &b).unwrap();
+    let mut c = b.clone();
+    c.sum = 9.0;
+    assert!(matches!(
+        app.append_histogram(None, &l, 2000, &c),
+        Err(Error::DuplicateSample)
+    ));
+    app.commit().unwrap();
+    let got = dump(&db);
+    assert_eq!(got[&l].len(), 2);
+    db.close().unwrap();
+}
