@@ -12,8 +12,8 @@ use libfuzzer_sys::fuzz_target;
 enum Input {
     /// Untrusted chunk bytes.
     Bytes(Vec<u8>),
-    /// A series: schema, spans (offset, length ≤ 8) and per sample a time step, counts and
-    /// sum bits.
+    /// A series: schema (below -4: custom buckets, schema -53), spans (offset, length ≤ 8) and
+    /// per sample a time step, counts and sum bits.
     Series(i8, Vec<(i8, u8)>, Vec<(u32, bool, Vec<u16>, u64)>),
 }
 
@@ -24,7 +24,8 @@ fuzz_target!(|input: Input| match input {
         assert!(out.len() <= usize::from(u16::MAX));
     }
     Input::Series(schema, spans, steps) => {
-        let spans: Vec<Span> = spans
+        let custom = schema < -4;
+        let mut spans: Vec<Span> = spans
             .iter()
             .take(8)
             .enumerate()
@@ -33,7 +34,15 @@ fuzz_target!(|input: Input| match input {
                 Span::new(if i == 0 { o } else { o.abs() }, u32::from(l % 8))
             })
             .collect();
-        let n: usize = spans.iter().map(|s| s.length as usize).sum();
+        let mut n: usize = spans.iter().map(|s| s.length as usize).sum();
+        let mut custom_values = Vec::new();
+        if custom {
+            // One span from bucket 0; bounds both forms of the compact encoding take.
+            n = n.max(1);
+            spans = vec![Span::new(0, n as u32)];
+            custom_values = (1..n).map(|i| i as f64 * 0.125 + f64::from(schema) / 3.0).collect();
+            custom_values.sort_by(f64::total_cmp);
+        }
         let mut t = 0i64;
         let mut samples = Vec::new();
         for (dt, frac, counts, sum) in steps.into_iter().take(500) {
@@ -46,13 +55,14 @@ fuzz_target!(|input: Input| match input {
                 t,
                 FloatHistogram {
                     counter_reset_hint: CounterResetHint::Unknown,
-                    schema: i32::from(schema).clamp(-4, 8),
+                    schema: if custom { -53 } else { i32::from(schema).clamp(-4, 8) },
                     zero_threshold: 1e-128,
                     zero_count: add,
                     count: buckets.iter().sum::<f64>() + add,
                     sum: f64::from_bits(sum),
                     positive_spans: spans.clone(),
                     positive_buckets: buckets,
+                    custom_values: custom_values.clone(),
                     ..Default::default()
                 },
             ));
@@ -69,6 +79,8 @@ fuzz_target!(|input: Input| match input {
             assert_eq!(gh.positive_buckets, wh.positive_buckets);
             assert_eq!((gh.count, gh.zero_count), (wh.count, wh.zero_count));
             assert_eq!(gh.positive_spans, wh.positive_spans);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&gh.custom_values), bits(&wh.custom_values));
         }
     }
 });

@@ -236,6 +236,8 @@ impl SeriesCache {
                 st.scraped += 1;
                 self.append_series(s, iter, ts, app, opts, &mut st, &mut reseen)?;
             }
+        } else if !body.is_empty() && opts.protobuf.convert_nhcb {
+            self.append_text_nhcb(body, format, iter, ts, app, opts, &mut st, &mut reseen)?;
         } else if !body.is_empty() {
             let mut p = Parser::new(body, format);
             while let Some(e) = p.next() {
@@ -273,6 +275,60 @@ impl SeriesCache {
         self.last_ok = Some(iter);
         self.last_ok_count = st.post_relabel;
         Ok(st)
+    }
+
+    /// The text loop of [`SeriesCache::append_body`] with classic histograms converted to
+    /// native ones (`convert_classic_histograms_to_nhcb`, see `scrape::nhcb`): each converted
+    /// histogram is appended where its classic series end, and those series only with
+    /// `always_scrape_classic_histograms`.
+    #[allow(clippy::too_many_arguments)]
+    fn append_text_nhcb(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        iter: u64,
+        ts: Timestamp,
+        app: &mut dyn Appender,
+        opts: &AppendOptions,
+        st: &mut AppendStats,
+        reseen: &mut u64,
+    ) -> Result<(), Error> {
+        let mut conv = super::nhcb::Collector::default();
+        let mut labels = Vec::new();
+        let mut p = Parser::new(body, format);
+        while let Some(e) = p.next() {
+            let (done, taken) = match e {
+                Entry::Series if conv.wants(&p.metric_name()) => {
+                    p.labels(&mut labels).map_err(Error::Parse)?;
+                    conv.on_series(&labels, p.value(), p.timestamp())
+                }
+                Entry::Type => {
+                    let (name, kind) = p.metric_type();
+                    (conv.on_type(&name, kind), false)
+                }
+                _ => (conv.finish(), false),
+            };
+            if let Some(h) = done {
+                st.scraped += 1;
+                self.append_series(&h, iter, ts, app, opts, st, reseen)?;
+            }
+            match e {
+                Entry::Series if !taken || opts.protobuf.always_classic => {
+                    st.scraped += 1;
+                    self.append_series(&p, iter, ts, app, opts, st, reseen)?;
+                }
+                Entry::Series | Entry::Comment => {}
+                Entry::Help | Entry::Type | Entry::Unit => self.note_metadata(&p, e),
+            }
+        }
+        if let Some(e) = p.err() {
+            return Err(Error::Parse(e.clone()));
+        }
+        if let Some(h) = conv.finish() {
+            st.scraped += 1;
+            self.append_series(&h, iter, ts, app, opts, st, reseen)?;
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

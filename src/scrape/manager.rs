@@ -330,6 +330,7 @@ impl PoolShared {
                     bucket_limit: self.cfg.native_histogram_bucket_limit,
                     min_bucket_factor: self.cfg.native_histogram_min_bucket_factor,
                     ct_zero_ingestion: self.ct_zero_ingestion,
+                    convert_nhcb: self.cfg.convert_classic_histograms_to_nhcb == Some(true),
                 },
             };
             let h = scrape_loop::spawn(LoopParams {

@@ -13,6 +13,7 @@ pub(crate) mod client;
 pub mod expfmt;
 pub(crate) mod manager;
 pub mod metrics;
+pub(crate) mod nhcb;
 pub mod protobuf;
 pub(crate) mod report;
 pub(crate) mod scrape_loop;

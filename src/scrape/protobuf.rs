@@ -41,6 +41,10 @@ pub struct Options {
     pub min_bucket_factor: f64,
     /// Report created timestamps (`created-timestamp-zero-ingestion`) in [`Sample::start_ms`].
     pub ct_zero_ingestion: bool,
+    /// Classic histograms become native histograms with custom buckets
+    /// (`convert_classic_histograms_to_nhcb`, see `scrape::nhcb`); their classic series are
+    /// kept only with `always_classic`. For text bodies too.
+    pub convert_nhcb: bool,
 }
 
 /// A sample's value.
@@ -380,7 +384,13 @@ fn metric(
                     .map_err(err)?;
                 e.push(name, None, Value::Histogram(Box::new(fh)));
             }
-            if !native || (opts.always_classic && !h.bucket.is_empty()) {
+            let nhcb = !native && opts.convert_nhcb && kind == MetricType::Histogram;
+            if nhcb && let Some(fh) = super::nhcb::from_protobuf(h) {
+                e.push(name, None, Value::Histogram(Box::new(fh)));
+            }
+            if (!native && (!nhcb || opts.always_classic))
+                || (opts.always_classic && !h.bucket.is_empty())
+            {
                 let bucket = format!("{name}_bucket");
                 let mut has_inf = false;
                 for b in &h.bucket {

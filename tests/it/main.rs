@@ -9,6 +9,7 @@ mod kubernetes;
 mod native_histograms_edges;
 mod native_histograms_ingest;
 mod native_histograms_scrape;
+mod nhcb;
 mod notifier;
 mod otlp;
 mod push;

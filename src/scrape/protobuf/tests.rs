@@ -287,6 +287,46 @@ fn bad_bodies_fail_cleanly() {
     assert!(matches!(e, DecodeError::Histogram { .. }), "{e:?}");
 }
 
+#[test]
+fn classic_buckets_convert_to_custom_bucket_histograms() {
+    // Native histograms off: the classic buckets (1, 2.5, +Inf) become one NHCB sample, and the
+    // classic series are kept only with always_classic.
+    let mut out = Vec::new();
+    let mut opts = Options {
+        convert_nhcb: true,
+        ..Default::default()
+    };
+    decode(&body(), &opts, &mut out).unwrap();
+    let hists: Vec<&Sample> = out
+        .iter()
+        .filter(|s| matches!(s.value, Value::Histogram(_)))
+        .collect();
+    assert_eq!(hists.len(), 1);
+    let Value::Histogram(h) = &hists[0].value else {
+        unreachable!()
+    };
+    assert_eq!(h.schema, argus_storage::histogram::CUSTOM_BUCKETS_SCHEMA);
+    assert_eq!(h.custom_values, vec![1.0, 2.5]);
+    assert_eq!(h.positive_buckets, vec![3.0, 2.0, 1.0]);
+    assert_eq!((h.count, h.sum), (6.0, 10.0));
+    assert!(!out.iter().any(|s| render(s).contains("lat_bucket")));
+    opts.always_classic = true;
+    decode(&body(), &opts, &mut out).unwrap();
+    assert_eq!(
+        out.iter()
+            .filter(|s| render(s).contains("lat_bucket"))
+            .count(),
+        3
+    );
+    // Native histograms on: the native one wins, nothing is converted.
+    opts.native_histograms = true;
+    decode(&body(), &opts, &mut out).unwrap();
+    assert!(out.iter().all(|s| match &s.value {
+        Value::Histogram(h) => h.schema == 0,
+        Value::Float(_) => true,
+    }));
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -295,7 +335,7 @@ mod props {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let mut out = Vec::new();
-            let opts = Options { native_histograms: true, always_classic: true, bucket_limit: 2, min_bucket_factor: 1.5, ct_zero_ingestion: false };
+            let opts = Options { native_histograms: true, always_classic: true, bucket_limit: 2, min_bucket_factor: 1.5, ..Options::default() };
             let _ = decode(&bytes, &opts, &mut out);
         }
 

@@ -11,9 +11,14 @@
 //! │ num_samples u16 LE │ flags u8 │ bit stream, MSB first, zero-padded to a whole byte    │
 //! └────────────────────┴──────────┴─────────────────────────────────────────────────────┘
 //! flags:  bits 0-1 counter-reset hint of the first sample (0 unknown, 1 counter reset,
-//!         2 not a counter reset, 3 gauge); bit 2 set = float counts (XOR), clear = integer
+//!         2 not a counter reset, 3 gauge); bit 2 set = float counts (XOR), clear = integer;
+//!         bit 3 set = custom bounds in the compact form below (every chunk written now;
+//!         clear: each bound as 64 bits, as the first version wrote them)
 //! layout: schema varint │ zero_threshold 64 bits │ positive spans │ negative spans
-//!         │ custom bounds (schema -53 only: count uvarint, then 64 bits each)
+//!         │ custom bounds (schema -53 only: count uvarint, then each bound)
+//! bound:  compact, as Prometheus's `putCustomBound` (`histogram_meta.go`): a bound b with
+//!         b·1000 a whole number in 0..=33_554_430 is uvarint(b·1000 + 1) (1 to 4 bytes for
+//!         the usual 0.005 … 10 bounds); any other is uvarint 0 then its 64 bits
 //! spans:  count uvarint, then per span offset varint │ length uvarint
 //! sample: timestamp as in the XOR chunk (t0 varint, t1-t0 uvarint, then dod buckets)
 //!         then the slots count, zero_count, positive buckets…, negative buckets… and the sum:
@@ -29,8 +34,10 @@
 //! ([`HistogramChunk::append`] returns the hint for the new chunk the caller then cuts).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use crate::encoding::bstream::{XorState, fits_bits};
 use crate::encoding::{BitReader, BitWriter};
 use crate::error::Error;
+use crate::histogram::ops::counts_decreased;
 use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, Span};
 use crate::interface::SampleIterator;
 use crate::model::Timestamp;
@@ -43,21 +50,17 @@ pub(crate) const MAX_SAMPLES: usize = u16::MAX as usize;
 pub(crate) use crate::histogram::MAX_BUCKETS;
 /// Flag bit: counts are XOR-encoded floats.
 const FLAG_FLOAT: u8 = 0b100;
+/// Flag bit: custom bounds in the compact form (see the module docs).
+const FLAG_COMPACT_BOUNDS: u8 = 0b1000;
+/// Largest `bound × 1000` the compact form stores as an integer (Prometheus's limit).
+const MAX_COMPACT_BOUND: f64 = 33_554_430.0;
 /// Name used in corruption errors for chunk bytes.
 const CHUNK_PATH: &str = "<histogram chunk>";
 /// Largest integer an `f64` count holds exactly.
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
 
-/// Delta-of-delta timestamp buckets, as in the XOR chunk.
-const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
 /// Varbit payload widths after 1..=6 one-bits and a zero (7 ones: 64 bits).
 const VARBIT_WIDTHS: [u32; 6] = [4, 8, 12, 18, 25, 36];
-
-#[inline]
-fn fits_bits(v: i64, nbits: u32) -> bool {
-    let half = 1i64 << (nbits - 1);
-    -(half - 1) <= v && v <= half
-}
 
 fn hint_bits(h: CounterResetHint) -> u8 {
     match h {
@@ -92,7 +95,12 @@ fn same_layout(a: &FloatHistogram, b: &FloatHistogram) -> bool {
         && a.zero_threshold.to_bits() == b.zero_threshold.to_bits()
         && a.positive_spans == b.positive_spans
         && a.negative_spans == b.negative_spans
-        && a.custom_values.len() == b.custom_values.len()
+        && same_bounds(a, b)
+}
+
+/// True when `a` and `b` have the same custom bounds (bit for bit; none for exponential ones).
+fn same_bounds(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    a.custom_values.len() == b.custom_values.len()
         && a.custom_values
             .iter()
             .zip(&b.custom_values)
@@ -111,46 +119,6 @@ fn indexed<'a>(spans: &'a [Span], buckets: &'a [f64]) -> impl Iterator<Item = (i
             start..start + i64::from(s.length)
         })
         .zip(buckets.iter().copied())
-}
-
-/// True when some count of `prev` exceeds the same count in `cur` (a counter reset), comparing
-/// buckets by index (a bucket missing in `cur` counts 0). Different schemas or zero thresholds
-/// are compared by count and zero count only.
-pub(crate) fn detect_reset(prev: &FloatHistogram, cur: &FloatHistogram) -> bool {
-    if cur.count < prev.count || cur.zero_count < prev.zero_count {
-        return true;
-    }
-    if prev.schema != cur.schema || prev.zero_threshold.to_bits() != cur.zero_threshold.to_bits() {
-        return false;
-    }
-    if prev.positive_spans == cur.positive_spans && prev.negative_spans == cur.negative_spans {
-        // Same layout (the common case): compare position by position.
-        let down = |a: &[f64], b: &[f64]| a.iter().zip(b).any(|(p, c)| p > c);
-        return down(&prev.positive_buckets, &cur.positive_buckets)
-            || down(&prev.negative_buckets, &cur.negative_buckets);
-    }
-    let side_reset = |ps: &[Span], pb: &[f64], cs: &[Span], cb: &[f64]| {
-        let cur: Vec<(i64, f64)> = indexed(cs, cb).collect();
-        indexed(ps, pb).any(|(i, v)| {
-            let c = cur
-                .binary_search_by_key(&i, |x| x.0)
-                .ok()
-                .and_then(|k| cur.get(k))
-                .map_or(0.0, |x| x.1);
-            v > c
-        })
-    };
-    side_reset(
-        &prev.positive_spans,
-        &prev.positive_buckets,
-        &cur.positive_spans,
-        &cur.positive_buckets,
-    ) || side_reset(
-        &prev.negative_spans,
-        &prev.negative_buckets,
-        &cur.negative_spans,
-        &cur.negative_buckets,
-    )
 }
 
 /// Bucket indexes covered by `spans`, ascending.
@@ -214,72 +182,6 @@ fn expand(h: &FloatHistogram, pos: &[i64], neg: &[i64]) -> FloatHistogram {
     }
 }
 
-/// XOR state of one float field.
-#[derive(Clone, Copy, Debug, Default)]
-struct XorState {
-    v: u64,
-    leading: u8,
-    trailing: u8,
-}
-
-impl XorState {
-    fn first(v: u64) -> Self {
-        Self {
-            v,
-            leading: 0xff,
-            trailing: 0,
-        }
-    }
-}
-
-fn write_xor(bw: &mut BitWriter, st: &mut XorState, vb: u64) {
-    let x = vb ^ st.v;
-    st.v = vb;
-    if x == 0 {
-        bw.write_bit(false);
-        return;
-    }
-    let leading = (x.leading_zeros() as u8).min(31);
-    let trailing = x.trailing_zeros() as u8;
-    if st.leading != 0xff && leading >= st.leading && trailing >= st.trailing {
-        let sig = 64 - u32::from(st.leading) - u32::from(st.trailing);
-        bw.write_bits(0b10, 2);
-        bw.write_bits(x >> st.trailing, sig);
-        return;
-    }
-    st.leading = leading;
-    st.trailing = trailing;
-    let sig = 64 - u32::from(leading) - u32::from(trailing);
-    let head = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(sig & 63);
-    bw.write_bits(head, 13);
-    bw.write_bits(x >> trailing, sig);
-}
-
-fn read_xor(br: &mut BitReader<'_>, st: &mut XorState) -> Option<()> {
-    let ctrl = br.read_ones(2)?;
-    if ctrl == 0 {
-        return Some(());
-    }
-    if ctrl == 2 {
-        let leading = br.read_bits(5)? as u32;
-        let mut sig = br.read_bits(6)? as u32;
-        if sig == 0 {
-            sig = 64;
-        }
-        if leading + sig > 64 {
-            return None;
-        }
-        st.leading = leading as u8;
-        st.trailing = (64 - leading - sig) as u8;
-    } else if st.leading == 0xff {
-        return None;
-    }
-    let sig = 64 - u32::from(st.leading) - u32::from(st.trailing);
-    let x = br.read_bits(sig)?;
-    st.v ^= x << st.trailing;
-    Some(())
-}
-
 fn write_varbit(bw: &mut BitWriter, v: i64) {
     if v == 0 {
         bw.write_bit(false);
@@ -313,12 +215,68 @@ fn read_varbit(br: &mut BitReader<'_>) -> Option<i64> {
     })
 }
 
+/// Writes one custom bound in the compact form.
+fn write_bound(bw: &mut BitWriter, b: f64) {
+    let scaled = b * 1000.0;
+    if (0.0..=MAX_COMPACT_BOUND).contains(&scaled) && scaled.round() / 1000.0 == b {
+        bw.write_uvarint(scaled.round() as u64 + 1);
+    } else {
+        bw.write_uvarint(0);
+        bw.write_bits(b.to_bits(), 64);
+    }
+}
+
+/// Reads one custom bound written by [`write_bound`].
+fn read_bound(br: &mut BitReader<'_>) -> Option<f64> {
+    match br.read_uvarint()? {
+        0 => Some(f64::from_bits(br.read_bits(64)?)),
+        v => Some((v - 1) as f64 / 1000.0),
+    }
+}
+
 fn write_spans(bw: &mut BitWriter, spans: &[Span]) {
     bw.write_uvarint(spans.len() as u64);
     for s in spans {
         bw.write_varint(i64::from(s.offset));
         bw.write_uvarint(u64::from(s.length));
     }
+}
+
+/// The header (sample count 0, `flags`) and layout of a chunk of `h`'s schema, zero threshold
+/// and custom bounds with spans `pos`/`neg`.
+fn start(flags: u8, h: &FloatHistogram, pos: &[Span], neg: &[Span]) -> BitWriter {
+    let mut bw = BitWriter::with_capacity(64);
+    bw.push_byte(0);
+    bw.push_byte(0);
+    bw.push_byte(flags);
+    bw.write_varint(i64::from(h.schema));
+    bw.write_bits(h.zero_threshold.to_bits(), 64);
+    write_spans(&mut bw, pos);
+    write_spans(&mut bw, neg);
+    if h.schema == CUSTOM_BUCKETS_SCHEMA {
+        bw.write_uvarint(h.custom_values.len() as u64);
+        for &v in &h.custom_values {
+            write_bound(&mut bw, v);
+        }
+    }
+    bw
+}
+
+/// For each bucket index of `to` (ascending), its position among the buckets of `from` (a
+/// subset of `to`), if it has one.
+fn slot_map(from: &[Span], to: &[i64]) -> Vec<Option<usize>> {
+    let mut old = span_indexes(from).enumerate().peekable();
+    to.iter()
+        .map(|&i| {
+            while old.peek().is_some_and(|&(_, j)| j < i) {
+                old.next();
+            }
+            match old.peek() {
+                Some(&(k, j)) if j == i => Some(k),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Why [`HistogramChunk::append`] refused a sample; the caller cuts a new chunk whose first
@@ -358,20 +316,8 @@ impl HistogramChunk {
     fn with_kind(t: Timestamp, h: &FloatHistogram, hint: CounterResetHint, float: bool) -> Self {
         let gauge = h.is_gauge();
         let hint = if gauge { CounterResetHint::Gauge } else { hint };
-        let mut bw = BitWriter::with_capacity(64);
-        bw.push_byte(0);
-        bw.push_byte(0);
-        bw.push_byte(hint_bits(hint) | if float { FLAG_FLOAT } else { 0 });
-        bw.write_varint(i64::from(h.schema));
-        bw.write_bits(h.zero_threshold.to_bits(), 64);
-        write_spans(&mut bw, &h.positive_spans);
-        write_spans(&mut bw, &h.negative_spans);
-        if h.schema == CUSTOM_BUCKETS_SCHEMA {
-            bw.write_uvarint(h.custom_values.len() as u64);
-            for v in &h.custom_values {
-                bw.write_bits(v.to_bits(), 64);
-            }
-        }
+        let flags = hint_bits(hint) | FLAG_COMPACT_BOUNDS | if float { FLAG_FLOAT } else { 0 };
+        let bw = start(flags, h, &h.positive_spans, &h.negative_spans);
         let mut c = Self {
             bw,
             num: 0,
@@ -401,9 +347,11 @@ impl HistogramChunk {
                 hint: h.counter_reset_hint,
             });
         }
+        // Other custom bounds are a counter reset, as in Prometheus's appender.
         let reset = !self.gauge
             && (h.counter_reset_hint == CounterResetHint::CounterReset
-                || detect_reset(&self.last, h));
+                || (h.uses_custom_buckets() && !same_bounds(&self.last, h))
+                || counts_decreased(h, &self.last));
         let next_hint = if self.gauge {
             CounterResetHint::Gauge
         } else if reset {
@@ -424,12 +372,7 @@ impl HistogramChunk {
         let last = &self.last;
         if last.schema != h.schema
             || last.zero_threshold.to_bits() != h.zero_threshold.to_bits()
-            || last.custom_values.len() != h.custom_values.len()
-            || last
-                .custom_values
-                .iter()
-                .zip(&h.custom_values)
-                .any(|(a, b)| a.to_bits() != b.to_bits())
+            || !same_bounds(last, h)
         {
             return Err(CutChunk { hint: next_hint });
         }
@@ -449,40 +392,79 @@ impl HistogramChunk {
     }
 
     /// Re-encodes the chunk with every sample expanded to the layout of bucket indexes
-    /// `pos`/`neg` (a superset of the current one). False (chunk unchanged) if the bytes do not
-    /// decode, which cannot happen for the chunk's own bytes.
+    /// `pos`/`neg` (a superset of the current one; new buckets count 0), as Prometheus's
+    /// appender recodes to a superset layout. Counts move slot by slot into a reused buffer (no
+    /// histogram is built per sample). False (chunk unchanged) if the bytes do not decode,
+    /// which cannot happen for the chunk's own bytes.
     fn recode(&mut self, pos: &[i64], neg: &[i64]) -> bool {
-        let mut it = HistogramIterator::new(self.bw.bytes());
-        let mut samples: Vec<(Timestamp, FloatHistogram)> = Vec::with_capacity(self.num as usize);
-        while it.next() {
-            samples.push((it.t, expand(&it.h, pos, neg)));
-        }
-        if it.err.is_some() {
-            return false;
-        }
-        let mut iter = samples.into_iter();
-        let Some((t0, h0)) = iter.next() else {
-            return false;
+        let pmap = slot_map(&self.last.positive_spans, pos);
+        let nmap = slot_map(&self.last.negative_spans, neg);
+        let flags = self.bw.bytes().get(2).copied().unwrap_or(0);
+        let mut c = Self {
+            bw: start(flags, &self.last, &spans_of(pos), &spans_of(neg)),
+            num: 0,
+            float: self.float,
+            gauge: self.gauge,
+            t: 0,
+            t_delta: 0,
+            last: FloatHistogram::default(),
+            ints: Vec::new(),
+            floats: Vec::new(),
+            sum: XorState::default(),
         };
-        let mut c = Self::with_kind(t0, &h0, h0.counter_reset_hint, self.float);
-        for (t, h) in iter {
-            c.write_sample(t, &h);
+        let mut vals: Vec<f64> = Vec::with_capacity(2 + pos.len() + neg.len());
+        let mut it = HistogramIterator::new(self.bw.bytes());
+        while it.next() {
+            let h = &it.h;
+            let slot = |m: &Option<usize>, b: &[f64]| m.and_then(|k| b.get(k).copied());
+            vals.clear();
+            vals.extend([h.count, h.zero_count]);
+            vals.extend(
+                pmap.iter()
+                    .map(|m| slot(m, &h.positive_buckets).unwrap_or(0.0)),
+            );
+            vals.extend(
+                nmap.iter()
+                    .map(|m| slot(m, &h.negative_buckets).unwrap_or(0.0)),
+            );
+            c.write_values(it.t, h.sum, vals.len(), vals.iter().copied());
         }
+        if it.err.is_some() || c.num != self.num {
+            return false;
+        }
+        // `last` keeps the old layout until the caller writes the sample that grew it.
+        c.last = std::mem::take(&mut self.last);
         *self = c;
         true
     }
 
     fn write_sample(&mut self, t: Timestamp, h: &FloatHistogram) {
+        let first = self.num == 0;
         let slots = 2 + h.positive_buckets.len() + h.negative_buckets.len();
         let values = [h.count, h.zero_count]
             .into_iter()
             .chain(h.positive_buckets.iter().copied())
             .chain(h.negative_buckets.iter().copied());
+        self.write_values(t, h.sum, slots, values);
+        if !first {
+            self.last.clone_from(h);
+        }
+    }
+
+    /// Writes one sample: `slots` counts (count, zero count, positive then negative buckets)
+    /// from `values` in the chunk's layout, and the sum.
+    fn write_values(
+        &mut self,
+        t: Timestamp,
+        sum: f64,
+        slots: usize,
+        values: impl Iterator<Item = f64>,
+    ) {
         match self.num {
             0 => {
                 self.bw.write_varint(t);
-                self.sum = XorState::first(h.sum.to_bits());
-                self.bw.write_bits(h.sum.to_bits(), 64);
+                self.sum = XorState::first(sum.to_bits());
+                self.bw.write_bits(sum.to_bits(), 64);
                 if self.float {
                     self.floats.reserve_exact(slots);
                     for v in values {
@@ -503,25 +485,13 @@ impl HistogramChunk {
                 if n == 1 {
                     self.bw.write_uvarint(d);
                 } else {
-                    let dod = d.wrapping_sub(self.t_delta) as i64;
-                    if dod == 0 {
-                        self.bw.write_bit(false);
-                    } else if let Some(&(prefix, plen, nbits)) =
-                        DOD_BUCKETS.iter().find(|b| fits_bits(dod, b.2))
-                    {
-                        let payload = dod as u64 & ((1u64 << nbits) - 1);
-                        self.bw
-                            .write_bits((prefix << nbits) | payload, plen + nbits);
-                    } else {
-                        self.bw.write_bits(0b1111, 4);
-                        self.bw.write_bits(dod as u64, 64);
-                    }
+                    self.bw.write_dod(d.wrapping_sub(self.t_delta) as i64);
                 }
                 self.t_delta = d;
-                write_xor(&mut self.bw, &mut self.sum, h.sum.to_bits());
+                self.bw.write_xor(&mut self.sum, sum.to_bits());
                 if self.float {
                     for (st, v) in self.floats.iter_mut().zip(values) {
-                        write_xor(&mut self.bw, st, v.to_bits());
+                        self.bw.write_xor(st, v.to_bits());
                     }
                 } else {
                     for (st, v) in self.ints.iter_mut().zip(values) {
@@ -536,7 +506,6 @@ impl HistogramChunk {
                         *st = (v, delta);
                     }
                 }
-                self.last.clone_from(h);
             }
         }
         self.t = t;
@@ -585,6 +554,7 @@ pub(crate) struct HistogramIterator<'a> {
     total: u16,
     read: u16,
     float: bool,
+    compact_bounds: bool,
     first_hint: CounterResetHint,
     t: i64,
     t_delta: u64,
@@ -628,6 +598,7 @@ impl<'a> HistogramIterator<'a> {
         };
         self.total = u16::from_le_bytes([*a, *b]);
         self.float = flags & FLAG_FLOAT != 0;
+        self.compact_bounds = flags & FLAG_COMPACT_BOUNDS != 0;
         self.first_hint = hint_from_bits(*flags);
         self.br = BitReader::new(rest);
         if self.read_layout().is_none() {
@@ -679,8 +650,12 @@ impl<'a> HistogramIterator<'a> {
                 return None;
             }
             for _ in 0..n {
-                let v = self.br.read_bits(64)?;
-                self.h.custom_values.push(f64::from_bits(v));
+                let v = if self.compact_bounds {
+                    read_bound(&mut self.br)?
+                } else {
+                    f64::from_bits(self.br.read_bits(64)?)
+                };
+                self.h.custom_values.push(v);
             }
         }
         // Each slot takes at least one bit per sample: a header declaring more buckets than
@@ -701,22 +676,6 @@ impl<'a> HistogramIterator<'a> {
         false
     }
 
-    fn read_dod(&mut self) -> Option<i64> {
-        let nbits = match self.br.read_ones(4)? {
-            0 => return Some(0),
-            1 => 14,
-            2 => 17,
-            3 => 20,
-            _ => return Some(self.br.read_bits(64)? as i64),
-        };
-        let raw = self.br.read_bits(nbits)?;
-        Some(if raw > 1 << (nbits - 1) {
-            raw as i64 - (1i64 << nbits)
-        } else {
-            raw as i64
-        })
-    }
-
     fn read_sample(&mut self) -> Option<()> {
         let slots = 2 + self.h.positive_buckets.len() + self.h.negative_buckets.len();
         if self.read == 0 {
@@ -735,14 +694,14 @@ impl<'a> HistogramIterator<'a> {
             if self.read == 1 {
                 self.t_delta = self.br.read_uvarint()?;
             } else {
-                let dod = self.read_dod()?;
+                let dod = self.br.read_dod()?;
                 self.t_delta = self.t_delta.wrapping_add(dod as u64);
             }
             self.t = (self.t as u64).wrapping_add(self.t_delta) as i64;
-            read_xor(&mut self.br, &mut self.sum)?;
+            self.br.read_xor(&mut self.sum)?;
             if self.float {
                 for st in &mut self.floats {
-                    read_xor(&mut self.br, st)?;
+                    self.br.read_xor(st)?;
                 }
             } else {
                 let first_delta = self.read == 1;

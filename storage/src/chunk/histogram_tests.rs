@@ -70,13 +70,14 @@ fn cuts_on_layout_reset_gauge_and_fraction() {
             hint: CounterResetHint::CounterReset
         })
     );
-    // Another schema.
+    // Another schema; brought to schema 0, the old buckets' counts exceed the new ones (one
+    // definition of a reset: `ops::counts_decreased`).
     let mut coarser = hist(20.0, vec![1.0, 2.0, 3.0, 4.0]);
     coarser.schema = 0;
     assert_eq!(
         c.append(10, &coarser),
         Err(CutChunk {
-            hint: CounterResetHint::NotCounterReset
+            hint: CounterResetHint::CounterReset
         })
     );
     // A fractional count in an integer chunk.
@@ -171,6 +172,112 @@ fn float_and_custom_buckets_round_trip() {
     assert!(out[0].1.sum.is_nan() && !out[0].1.is_stale());
 }
 
+fn nhcb(bounds: &[f64], counts: &[f64]) -> FloatHistogram {
+    FloatHistogram {
+        schema: CUSTOM_BUCKETS_SCHEMA,
+        count: counts.iter().sum(),
+        sum: 12.5,
+        positive_spans: vec![Span::new(0, counts.len() as u32)],
+        positive_buckets: counts.to_vec(),
+        custom_values: bounds.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn custom_bounds_compact_and_exact() {
+    // Bounds the compact form stores as integers, and ones it must store as 64 bits.
+    let bounds = [
+        0.005,
+        0.01,
+        0.1,
+        0.25,
+        1.0,
+        2.5,
+        33_554.43,
+        33_554.431,
+        1e9,
+        f64::MAX,
+    ];
+    let mut with_neg = vec![-1.5, 1.0 / 3.0];
+    with_neg.extend_from_slice(&bounds);
+    for b in [&bounds[..], &with_neg[..]] {
+        let h = nhcb(b, &vec![1.0; b.len() + 1]);
+        let c = HistogramChunk::new(1, &h, CounterResetHint::Unknown);
+        assert_ne!(c.bytes()[2] & FLAG_COMPACT_BOUNDS, 0);
+        let mut out = Vec::new();
+        decode_into(&mut out, c.bytes()).unwrap();
+        let got: Vec<u64> = out[0].1.custom_values.iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u64> = b.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
+    }
+    // The default client buckets (0.005 … 10) take at most 4 bytes each, not 8.
+    let default = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let c = HistogramChunk::new(1, &nhcb(&default, &[0.0; 12]), CounterResetHint::Unknown);
+    let mut bw = BitWriter::default();
+    for &b in &default {
+        write_bound(&mut bw, b);
+    }
+    assert!(bw.bytes().len() <= 22, "{} bytes", bw.bytes().len());
+    assert!(
+        c.bytes().len() < 3 + 2 + 8 + 4 + 1 + 11 * 8,
+        "{} bytes",
+        c.bytes().len()
+    );
+}
+
+#[test]
+fn custom_bounds_of_the_first_format_still_decode() {
+    // Flag bit 3 clear: each bound as 64 bits.
+    let mut bw = BitWriter::default();
+    for b in [1, 0, 0] {
+        bw.push_byte(b);
+    }
+    bw.write_varint(i64::from(CUSTOM_BUCKETS_SCHEMA));
+    bw.write_bits(0, 64);
+    write_spans(&mut bw, &[Span::new(0, 2)]);
+    write_spans(&mut bw, &[]);
+    bw.write_uvarint(1);
+    bw.write_bits(2.5f64.to_bits(), 64);
+    bw.write_varint(7); // t
+    bw.write_bits(4.0f64.to_bits(), 64); // sum
+    for v in [3, 0, 1, 2] {
+        write_varbit(&mut bw, v); // count, zero count, buckets
+    }
+    let mut out = Vec::new();
+    decode_into(&mut out, bw.bytes()).unwrap();
+    assert_eq!(
+        out,
+        vec![(7, nhcb(&[2.5], &[1.0, 2.0]))]
+            .into_iter()
+            .map(|(t, mut h)| {
+                h.sum = 4.0;
+                (t, h)
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn changed_custom_bounds_cut_a_chunk() {
+    let a = nhcb(&[1.0, 2.0], &[1.0, 1.0, 1.0]);
+    let b = nhcb(&[1.0, 5.0], &[2.0, 2.0, 2.0]);
+    let chunks = encode_all(&[
+        (1, a.clone()),
+        (2, a.clone()),
+        (3, b.clone()),
+        (4, b.clone()),
+    ]);
+    assert_eq!(chunks.len(), 2, "a chunk per set of bounds");
+    let got = decode_all(&chunks);
+    assert_eq!(got[1].1.custom_values, a.custom_values);
+    assert_eq!(got[2].1.custom_values, b.custom_values);
+    // Other bounds are a counter reset (Prometheus's appender), though every count grew.
+    assert_eq!(got[2].1.counter_reset_hint, CounterResetHint::CounterReset);
+}
+
 #[test]
 fn corrupt_headers_are_errors() {
     let check = |bytes: &[u8]| {
@@ -208,9 +315,10 @@ fn arb_series() -> impl Strategy<Value = Vec<(Timestamp, FloatHistogram)>> {
             ),
             1..150,
         ),
-        -4i32..=8,
+        prop_oneof![-4i32..=8, Just(CUSTOM_BUCKETS_SCHEMA)],
     )
         .prop_map(|(nb, steps, schema)| {
+            let custom = schema == CUSTOM_BUCKETS_SCHEMA;
             let mut t = 0i64;
             let mut counts = [0f64; 6];
             steps
@@ -245,6 +353,19 @@ fn arb_series() -> impl Strategy<Value = Vec<(Timestamp, FloatHistogram)>> {
                         negative_spans: vec![Span::new(0, 1)],
                         negative_buckets: vec![buckets[0]],
                         custom_values: Vec::new(),
+                    };
+                    // Custom buckets: bounds the compact form stores as integers and as 64
+                    // bits (1/3), no negative side.
+                    let h = if custom {
+                        FloatHistogram {
+                            positive_spans: vec![Span::new(0, nb as u32)],
+                            negative_spans: Vec::new(),
+                            negative_buckets: Vec::new(),
+                            custom_values: [0.005, 1.0 / 3.0, 2.5, 10.0, 1e9][..nb - 1].to_vec(),
+                            ..h
+                        }
+                    } else {
+                        h
                     };
                     (t, h)
                 })

@@ -25,6 +25,7 @@
 //! marker, ±0, ±Inf, subnormals) round-trips exactly.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use crate::encoding::bstream::XorState;
 use crate::encoding::{BitReader, BitWriter};
 use crate::error::Error;
 use crate::interface::SampleIterator;
@@ -39,15 +40,6 @@ const INITIAL_CAPACITY: usize = 16;
 /// Name used in corruption errors for chunk bytes.
 const CHUNK_PATH: &str = "<xor chunk>";
 
-/// Delta-of-delta buckets: (prefix bits, prefix length, payload bits).
-const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
-
-#[inline]
-fn fits_bits(dod: i64, nbits: u32) -> bool {
-    let half = 1i64 << (nbits - 1);
-    -(half - 1) <= dod && dod <= half
-}
-
 /// An appendable XOR chunk. Its bytes are self-describing (they start with the sample count).
 #[derive(Clone, Debug)]
 pub(crate) struct XorChunk {
@@ -56,10 +48,9 @@ pub(crate) struct XorChunk {
     num: u16,
     t: i64,
     t_delta: u64,
-    v: u64,
-    /// XOR window of the last written value; `leading == 0xff` before the first XOR.
-    leading: u8,
-    trailing: u8,
+    /// Last value and XOR window (the Gorilla pieces are shared with the histogram chunk in
+    /// `encoding::bstream`).
+    xs: XorState,
 }
 
 impl Default for XorChunk {
@@ -81,9 +72,7 @@ impl XorChunk {
             num: 0,
             t: 0,
             t_delta: 0,
-            v: 0,
-            leading: 0xff,
-            trailing: 0,
+            xs: XorState::default(),
         }
     }
 
@@ -111,9 +100,7 @@ impl XorChunk {
             num: it.total,
             t: it.t,
             t_delta: it.t_delta,
-            v: it.v,
-            leading: it.leading,
-            trailing: it.trailing,
+            xs: it.xs,
         })
     }
 
@@ -134,71 +121,28 @@ impl XorChunk {
             0 => {
                 self.bw.write_varint(t);
                 self.bw.write_bits(vb, 64);
+                self.xs.v = vb;
             }
             1 => {
                 let d = (t as u64).wrapping_sub(self.t as u64);
                 self.bw.write_uvarint(d);
                 self.t_delta = d;
-                self.write_xor(vb);
+                self.bw.write_xor(&mut self.xs, vb);
             }
             _ => {
                 let d = (t as u64).wrapping_sub(self.t as u64);
-                let dod = d.wrapping_sub(self.t_delta) as i64;
-                if dod == 0 {
-                    self.bw.write_bit(false);
-                } else if let Some(&(prefix, plen, nbits)) =
-                    DOD_BUCKETS.iter().find(|b| fits_bits(dod, b.2))
-                {
-                    // Prefix and payload in one write (at most 4 + 20 bits).
-                    let payload = dod as u64 & ((1u64 << nbits) - 1);
-                    self.bw
-                        .write_bits((prefix << nbits) | payload, plen + nbits);
-                } else {
-                    self.bw.write_bits(0b1111, 4);
-                    self.bw.write_bits(dod as u64, 64);
-                }
+                self.bw.write_dod(d.wrapping_sub(self.t_delta) as i64);
                 self.t_delta = d;
-                self.write_xor(vb);
+                self.bw.write_xor(&mut self.xs, vb);
             }
         }
         self.t = t;
-        self.v = vb;
         self.num += 1;
         let n = self.num.to_le_bytes();
         if let [a, b, ..] = self.bw.bytes_mut() {
             *a = n[0];
             *b = n[1];
         }
-    }
-
-    #[inline]
-    fn write_xor(&mut self, vb: u64) {
-        let x = vb ^ self.v;
-        if x == 0 {
-            self.bw.write_bit(false);
-            return;
-        }
-        let leading = (x.leading_zeros() as u8).min(31);
-        let trailing = x.trailing_zeros() as u8;
-        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            // '10' and the meaningful bits in one write when they fit.
-            if sig <= 54 {
-                self.bw
-                    .write_bits((0b10 << sig) | (x >> self.trailing), sig + 2);
-            } else {
-                self.bw.write_bits(0b10, 2);
-                self.bw.write_bits(x >> self.trailing, sig);
-            }
-            return;
-        }
-        self.leading = leading;
-        self.trailing = trailing;
-        let sig = 64 - u32::from(leading) - u32::from(trailing);
-        // '11', leading (5 bits), significant bits (6 bits; 64 is stored as 0) in one write.
-        let head = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(sig & 63);
-        self.bw.write_bits(head, 13);
-        self.bw.write_bits(x >> trailing, sig);
     }
 
     /// Number of samples in the chunk.
@@ -231,9 +175,7 @@ pub(crate) struct XorIterator<'a> {
     read: u16,
     t: i64,
     t_delta: u64,
-    v: u64,
-    leading: u8,
-    trailing: u8,
+    xs: XorState,
     err: Option<Error>,
 }
 
@@ -251,9 +193,7 @@ impl<'a> XorIterator<'a> {
             read: 0,
             t: 0,
             t_delta: 0,
-            v: 0,
-            leading: 0xff,
-            trailing: 0,
+            xs: XorState::default(),
             err: None,
         };
         it.reset(bytes);
@@ -265,9 +205,7 @@ impl<'a> XorIterator<'a> {
         self.read = 0;
         self.t = 0;
         self.t_delta = 0;
-        self.v = 0;
-        self.leading = 0xff;
-        self.trailing = 0;
+        self.xs = XorState::default();
         self.err = None;
         match bytes {
             [a, b, rest @ ..] => {
@@ -326,48 +264,6 @@ impl<'a> XorIterator<'a> {
         }
         None
     }
-
-    fn read_xor(&mut self) -> Option<()> {
-        let ctrl = self.br.read_ones(2)?;
-        if ctrl == 0 {
-            return Some(());
-        }
-        if ctrl == 2 {
-            let leading = self.bits(5)? as u32;
-            let mut sig = self.bits(6)? as u32;
-            if sig == 0 {
-                sig = 64;
-            }
-            if leading + sig > 64 {
-                return None;
-            }
-            self.leading = leading as u8;
-            self.trailing = (64 - leading - sig) as u8;
-        } else if self.leading == 0xff {
-            return None; // window reuse before any window was set
-        }
-        let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-        let x = self.bits(sig)?;
-        self.v ^= x << self.trailing;
-        Some(())
-    }
-
-    fn read_dod(&mut self) -> Option<i64> {
-        let nbits = match self.br.read_ones(4)? {
-            0 => return Some(0),
-            1 => 14,
-            2 => 17,
-            3 => 20,
-            _ => return Some(self.bits(64)? as i64),
-        };
-        let raw = self.bits(nbits)?;
-        // Values above 2^(n-1) are negative (see `fits_bits`).
-        Some(if raw > 1 << (nbits - 1) {
-            raw as i64 - (1i64 << nbits)
-        } else {
-            raw as i64
-        })
-    }
 }
 
 impl SampleIterator for XorIterator<'_> {
@@ -384,7 +280,7 @@ impl SampleIterator for XorIterator<'_> {
                     return self.fail("first value");
                 };
                 self.t = t;
-                self.v = v;
+                self.xs.v = v;
             }
             1 => {
                 let Some(d) = self.uvarint() else {
@@ -392,17 +288,17 @@ impl SampleIterator for XorIterator<'_> {
                 };
                 self.t_delta = d;
                 self.t = (self.t as u64).wrapping_add(d) as i64;
-                if self.read_xor().is_none() {
+                if self.br.read_xor(&mut self.xs).is_none() {
                     return self.fail("value");
                 }
             }
             _ => {
-                let Some(dod) = self.read_dod() else {
+                let Some(dod) = self.br.read_dod() else {
                     return self.fail("timestamp delta of delta");
                 };
                 self.t_delta = self.t_delta.wrapping_add(dod as u64);
                 self.t = (self.t as u64).wrapping_add(self.t_delta) as i64;
-                if self.read_xor().is_none() {
+                if self.br.read_xor(&mut self.xs).is_none() {
                     return self.fail("value");
                 }
             }
@@ -427,7 +323,7 @@ impl SampleIterator for XorIterator<'_> {
     }
 
     fn at(&self) -> (Timestamp, f64) {
-        (self.t, f64::from_bits(self.v))
+        (self.t, f64::from_bits(self.xs.v))
     }
 
     fn err(&self) -> Option<&Error> {

@@ -314,6 +314,149 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// Delta-of-delta buckets of Gorilla timestamps: (prefix bits, prefix length, payload bits).
+/// A value fits `n` payload bits when it is in `-(2^(n-1) - 1) ..= 2^(n-1)`; anything else is
+/// `'1111'` and 64 bits.
+const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+
+/// True when `v` fits an `nbits`-bit payload of the dod and varbit encodings.
+#[inline]
+pub(crate) fn fits_bits(v: i64, nbits: u32) -> bool {
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= v && v <= half
+}
+
+/// The Gorilla XOR state of one float field: the last value's bits and the window of
+/// meaningful bits (`leading == 0xff` before the first XOR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct XorState {
+    /// Bits of the last value.
+    pub(crate) v: u64,
+    /// Leading zero bits of the window (capped at 31), `0xff` before any window.
+    pub(crate) leading: u8,
+    /// Trailing zero bits of the window.
+    pub(crate) trailing: u8,
+}
+
+impl Default for XorState {
+    fn default() -> Self {
+        Self::first(0)
+    }
+}
+
+impl XorState {
+    /// The state after a first value written in full.
+    pub(crate) fn first(v: u64) -> Self {
+        Self {
+            v,
+            leading: 0xff,
+            trailing: 0,
+        }
+    }
+}
+
+impl BitWriter {
+    /// Writes a timestamp delta of delta: `'0'` for 0, `'10'`/`'110'`/`'1110'` and 14/17/20
+    /// bits, or `'1111'` and 64 bits (the XOR chunk's and the histogram chunk's timestamps).
+    #[inline(always)]
+    pub(crate) fn write_dod(&mut self, dod: i64) {
+        if dod == 0 {
+            self.write_bit(false);
+        } else if let Some(&(prefix, plen, nbits)) =
+            DOD_BUCKETS.iter().find(|b| fits_bits(dod, b.2))
+        {
+            // Prefix and payload in one write (at most 4 + 20 bits).
+            let payload = dod as u64 & ((1u64 << nbits) - 1);
+            self.write_bits((prefix << nbits) | payload, plen + nbits);
+        } else {
+            self.write_bits(0b1111, 4);
+            self.write_bits(dod as u64, 64);
+        }
+    }
+
+    /// Writes `vb` XORed with the last value of `st`: `'0'` when equal, `'10'` and the
+    /// meaningful bits when they fit the window, else `'11'`, leading (5 bits, capped at 31),
+    /// significant bits (6 bits, 64 stored as 0) and those bits. Updates `st`.
+    #[inline(always)]
+    pub(crate) fn write_xor(&mut self, st: &mut XorState, vb: u64) {
+        let x = vb ^ st.v;
+        st.v = vb;
+        if x == 0 {
+            self.write_bit(false);
+            return;
+        }
+        let leading = (x.leading_zeros() as u8).min(31);
+        let trailing = x.trailing_zeros() as u8;
+        if st.leading != 0xff && leading >= st.leading && trailing >= st.trailing {
+            let sig = 64 - u32::from(st.leading) - u32::from(st.trailing);
+            // '10' and the meaningful bits in one write when they fit.
+            if sig <= 54 {
+                self.write_bits((0b10 << sig) | (x >> st.trailing), sig + 2);
+            } else {
+                self.write_bits(0b10, 2);
+                self.write_bits(x >> st.trailing, sig);
+            }
+            return;
+        }
+        st.leading = leading;
+        st.trailing = trailing;
+        let sig = 64 - u32::from(leading) - u32::from(trailing);
+        // '11', leading (5 bits), significant bits (6 bits; 64 is stored as 0) in one write.
+        let head = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(sig & 63);
+        self.write_bits(head, 13);
+        self.write_bits(x >> trailing, sig);
+    }
+}
+
+impl BitReader<'_> {
+    /// A delta of delta written by [`BitWriter::write_dod`].
+    #[inline(always)]
+    pub(crate) fn read_dod(&mut self) -> Option<i64> {
+        let nbits = match self.read_ones(4)? {
+            0 => return Some(0),
+            1 => 14,
+            2 => 17,
+            3 => 20,
+            _ => return Some(self.read_bits(64)? as i64),
+        };
+        let raw = self.read_bits(nbits)?;
+        // Values above 2^(n-1) are negative (see `fits_bits`).
+        Some(if raw > 1 << (nbits - 1) {
+            raw as i64 - (1i64 << nbits)
+        } else {
+            raw as i64
+        })
+    }
+
+    /// A value written by [`BitWriter::write_xor`] into `st.v`. `None` on truncated or
+    /// invalid bits (a window wider than 64 bits, or reused before one was set).
+    #[inline(always)]
+    pub(crate) fn read_xor(&mut self, st: &mut XorState) -> Option<()> {
+        let ctrl = self.read_ones(2)?;
+        if ctrl == 0 {
+            return Some(());
+        }
+        if ctrl == 2 {
+            let leading = self.read_bits(5)? as u32;
+            let mut sig = self.read_bits(6)? as u32;
+            if sig == 0 {
+                sig = 64;
+            }
+            if leading + sig > 64 {
+                return None;
+            }
+            st.leading = leading as u8;
+            st.trailing = (64 - leading - sig) as u8;
+        } else if st.leading == 0xff {
+            return None; // window reuse before any window was set
+        }
+        let sig = 64 - u32::from(st.leading) - u32::from(st.trailing);
+        let x = self.read_bits(sig)?;
+        st.v ^= x << st.trailing;
+        Some(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
@@ -347,6 +490,31 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn gorilla_dod_and_xor_round_trip(
+            items in proptest::collection::vec((any::<i64>(), 0u32..4, any::<u64>()), 0..200),
+        ) {
+            // Delta-of-deltas of every bucket size, and values that repeat, reuse the window
+            // or open a new one.
+            let mut w = BitWriter::with_capacity(0);
+            let mut st = XorState::first(0);
+            let vals: Vec<(i64, u64)> = items
+                .iter()
+                .map(|&(d, k, v)| (d >> (k * 16), if k == 0 { st.v } else { v >> k }))
+                .collect();
+            for &(d, v) in &vals {
+                w.write_dod(d);
+                w.write_xor(&mut st, v);
+            }
+            let mut r = BitReader::new(w.bytes());
+            let mut rs = XorState::first(0);
+            for &(d, v) in &vals {
+                prop_assert_eq!(r.read_dod(), Some(d));
+                prop_assert_eq!(r.read_xor(&mut rs), Some(()));
+                prop_assert_eq!(rs.v, v);
+            }
+        }
+
         #[test]
         fn round_trip(items in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..100)) {
             let mut w = BitWriter::with_capacity(0);

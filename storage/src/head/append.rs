@@ -217,17 +217,28 @@ impl Appender for HeadAppender {
                 "too many series in one batch".into(),
             ));
         }
-        match s.data.lock().check_histogram(pending, t, h) {
+        let window = self.head.opts.ooo_window;
+        let verdict = s
+            .data
+            .lock()
+            .check_histogram(pending, t, h, window, &self.head.chunk_files);
+        match verdict {
             Applied::InOrder => {
-                if t < self.head.appendable_min_valid_time() {
+                if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
+                    return Err(self.reject(Applied::RejectOutOfBounds));
+                }
+                self.pending
+                    .insert(id, (idx, Some((t, PENDING_HISTOGRAM_BITS))));
+            }
+            // As for floats: older samples within the out-of-order window.
+            Applied::OutOfOrder => {
+                if t < self.head.min_valid_time() && !self.head.accepts_old(t) {
                     return Err(self.reject(Applied::RejectOutOfBounds));
                 }
             }
             Applied::Duplicate => return Ok(SeriesRef(id)),
             rejected => return Err(self.reject(rejected)),
         }
-        self.pending
-            .insert(id, (idx, Some((t, PENDING_HISTOGRAM_BITS))));
         let hi = self.hists.len() as u64;
         self.hists.push(h.clone());
         self.samples.push((idx | HIST_FLAG, t, f64::from_bits(hi)));
@@ -452,7 +463,7 @@ impl HeadAppender {
             };
             let applied = if is_hist {
                 match self.hists.get(v.to_bits() as usize) {
-                    Some(h) => d.apply_histogram(t, h, range),
+                    Some(h) => d.apply_histogram(t, h, range, window, &head.chunk_files),
                     None => unreachable!("BUG: histogram entry without its histogram"),
                 }
             } else {

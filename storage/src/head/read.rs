@@ -122,6 +122,9 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             {
                 out.push_enc(o.min_t, o.max_t, Encoding::Histogram, o.chunk.bytes());
             }
+            h.ooo_chunks(mint, maxt, |a, b, bytes| {
+                out.push_enc(a, b, Encoding::Histogram, bytes)
+            });
         }
         let lo = d.ooo.partition_point(|x| x.0 < mint);
         let hi = d.ooo.partition_point(|x| x.0 <= maxt);

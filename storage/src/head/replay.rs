@@ -71,7 +71,13 @@ pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
                         out.unknown_refs += 1;
                         continue;
                     };
-                    if s.data.lock().apply_histogram(rh.t, &rh.h, range) == Applied::InOrder {
+                    let (window, files) = (window.max(0), &head.chunk_files);
+                    if matches!(
+                        s.data
+                            .lock()
+                            .apply_histogram(rh.t, &rh.h, range, window, files),
+                        Applied::InOrder | Applied::OutOfOrder
+                    ) {
                         out.samples += 1;
                         mint = mint.min(rh.t);
                         maxt = maxt.max(rh.t);

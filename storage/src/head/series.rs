@@ -238,6 +238,9 @@ impl SeriesData {
                     Applied::RejectOutOfOrder
                 } else if t < lt.saturating_sub(window) {
                     Applied::RejectTooOld
+                } else if self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+                    // A histogram holds that timestamp.
+                    Applied::RejectDuplicate
                 } else {
                     match self.value_at(t, files) {
                         Some(b) if b == v.to_bits() => Applied::Duplicate,
@@ -285,6 +288,9 @@ impl SeriesData {
                         _ => Applied::RejectDuplicate,
                     },
                     Err(i) => {
+                        if self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+                            return Applied::RejectDuplicate;
+                        }
                         if let Some(b) = self.value_at(t, files) {
                             return if b == v.to_bits() {
                                 Applied::Duplicate

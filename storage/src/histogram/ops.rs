@@ -745,8 +745,39 @@ pub fn detect_reset(h: &FloatHistogram, prev: &FloatHistogram) -> bool {
         CounterResetHint::NotCounterReset => return false,
         _ => {}
     }
+    counts_decreased(h, prev)
+}
+
+/// [`detect_reset`] without the hint: whether the counts of `h` show a counter reset after
+/// `prev`. The chunk encoder's test too (one definition of a reset for storage and PromQL); a
+/// sample with `prev`'s layout (the common case) is compared slot by slot without allocating.
+pub fn counts_decreased(h: &FloatHistogram, prev: &FloatHistogram) -> bool {
     if h.count < prev.count {
         return true;
+    }
+    // The fast path applies where the general one below compares the same slots: every
+    // bucket outside the zero bucket (indexes ascend, so the first one decides).
+    let custom = h.uses_custom_buckets();
+    let zt = h.zero_threshold;
+    let outside = |spans: &[Span]| {
+        custom
+            || zt == 0.0
+            || spans
+                .first()
+                .is_none_or(|s| exponential_bound(s.offset, h.schema) > zt)
+    };
+    if h.schema == prev.schema
+        && h.zero_threshold.to_bits() == prev.zero_threshold.to_bits()
+        && h.positive_spans == prev.positive_spans
+        && h.negative_spans == prev.negative_spans
+        && h.custom_values == prev.custom_values
+        && outside(&h.positive_spans)
+        && outside(&h.negative_spans)
+    {
+        let down = |a: &[f64], b: &[f64]| a.iter().zip(b).any(|(c, p)| c < p);
+        return (!custom && h.zero_count < prev.zero_count)
+            || down(&h.positive_buckets, &prev.positive_buckets)
+            || down(&h.negative_buckets, &prev.negative_buckets);
     }
     if h.uses_custom_buckets() != prev.uses_custom_buckets() {
         return true;

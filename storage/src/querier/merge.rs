@@ -203,26 +203,44 @@ impl<'a> ChunksIterator<'a> {
     }
 
     fn merge_all(&mut self) {
-        let mut all: Vec<MergedSample> = Vec::new();
-        for (bytes, span) in &self.chunks {
+        // Each sample with its chunk and position there, to tell which histogram hints still
+        // hold once chunks interleave.
+        let mut all: Vec<(MergedSample, usize, usize)> = Vec::new();
+        for (ci, (bytes, span)) in self.chunks.iter().enumerate() {
             if span.max_t < self.mint || span.min_t > self.maxt {
                 continue;
             }
             let mut it = ChunkIterator::new(span.enc, bytes);
+            let mut k = 0;
             while it.next() {
                 let (t, v) = it.at();
                 if t >= self.mint && t <= self.maxt {
-                    all.push((t, v, it.at_histogram().map(|h| Box::new(h.clone()))));
+                    let h = it.at_histogram().map(|h| Box::new(h.clone()));
+                    all.push(((t, v, h), ci, k));
                 }
+                k += 1;
             }
             if let Some(e) = it.err() {
                 self.err = Some(chunk_error(e));
             }
         }
         // Stable sort keeps the earlier chunk's sample first among equal timestamps.
-        all.sort_by_key(|s| s.0);
-        all.dedup_by_key(|s| s.0);
-        self.merged = Some(all);
+        all.sort_by_key(|s| s.0.0);
+        all.dedup_by_key(|s| s.0.0);
+        // A histogram whose predecessor is not its predecessor in its own chunk (chunks
+        // interleave: out-of-order data) has an unknown counter-reset hint, as Prometheus's
+        // merging iterators set it; gauge hints stay.
+        let mut prev: Option<(usize, usize)> = None;
+        for ((_, _, h), ci, k) in &mut all {
+            if let Some(h) = h
+                && !h.is_gauge()
+                && prev != k.checked_sub(1).map(|p| (*ci, p))
+            {
+                h.counter_reset_hint = crate::histogram::CounterResetHint::Unknown;
+            }
+            prev = Some((*ci, *k));
+        }
+        self.merged = Some(all.into_iter().map(|s| s.0).collect());
     }
 
     /// Opens chunks until one yields a sample `>= t` (streaming mode).

@@ -204,16 +204,14 @@ fn histogram_append_rules() {
         app.append(None, &l, 10_000, 1.0),
         Err(Error::DuplicateSample)
     ));
-    // Out-of-order histograms are refused even inside the out-of-order window (Prometheus
-    // 2.42); within one batch too.
-    assert!(matches!(
-        app.append_histogram(None, &l, 9_000, &h),
-        Err(Error::OutOfOrder)
-    ));
+    // Out-of-order histograms inside the window are accepted (Prometheus 3), within one batch
+    // too; older ones are too old.
+    app.append_histogram(None, &l, 9_000, &h).unwrap();
     app.append_histogram(None, &l, 20_000, &other).unwrap();
+    app.append_histogram(None, &l, 15_000, &h).unwrap();
     assert!(matches!(
-        app.append_histogram(None, &l, 15_000, &h),
-        Err(Error::OutOfOrder)
+        app.append_histogram(None, &l, 20_000 - 60_001, &h),
+        Err(Error::TooOld)
     ));
     // Spans that do not match the buckets.
     let mut bad = h.clone();
@@ -225,7 +223,150 @@ fn histogram_append_rules() {
     app.commit().unwrap();
     let got = dump(&db);
     let samples = &got[&l];
-    assert_eq!(samples.len(), 2);
-    assert_eq!(samples[1], (20_000, V::H(other)));
+    let times: Vec<Timestamp> = samples.iter().map(|s| s.0).collect();
+    assert_eq!(times, vec![9_000, 10_000, 15_000, 20_000]);
+    assert_eq!(samples[3], (20_000, V::H(other)));
+    db.close().unwrap();
+}
+
+#[test]
+fn out_of_order_histograms_through_head_replay_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = || Options {
+        out_of_order_window_ms: 1_000_000,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o()).unwrap();
+    let l = lbl(&[("__name__", "ooo_h")]);
+    let mut model = Model::new();
+    let add = |db: &Db, model: &mut Model, times: &mut dyn Iterator<Item = i64>| {
+        let mut app = db.appender();
+        for i in times {
+            let h = hist(i, 1 << 40);
+            app.append_histogram(None, &l, i * 1000, &h).unwrap();
+            let s = model.entry(l.clone()).or_default();
+            s.push((i * 1000, V::H(h)));
+            s.sort_by_key(|x| x.0);
+        }
+        app.commit().unwrap();
+    };
+    // Even seconds in order, then odd ones late, some spanning block ranges (100 s).
+    add(&db, &mut model, &mut (0..400).step_by(2));
+    add(&db, &mut model, &mut (201..399).step_by(2));
+    check(&db, &model, "head");
+    // A duplicate of an out-of-order sample is accepted; another value at its time, or a float
+    // there, is not.
+    let mut app = db.appender();
+    app.append_histogram(None, &l, 201_000, &hist(201, 1 << 40))
+        .unwrap();
+    assert!(matches!(
+        app.append_histogram(None, &l, 203_000, &hist(7, 1 << 40)),
+        Err(Error::DuplicateSample)
+    ));
+    assert!(matches!(
+        app.append(None, &l, 205_000, 1.0),
+        Err(Error::DuplicateSample)
+    ));
+    app.commit().unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o()).unwrap();
+    check(&db, &model, "after WAL replay");
+    db.compact().unwrap();
+    check(&db, &model, "after compaction");
+    // Late samples below the blocks now written: they become blocks of their own that
+    // compaction merges.
+    add(&db, &mut model, &mut (1..199).step_by(2));
+    check(&db, &model, "late samples over blocks");
+    db.compact().unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o()).unwrap();
+    check(&db, &model, "blocks after reopen");
+    db.close().unwrap();
+}
+
+#[test]
+fn custom_bucket_histograms_through_head_replay_and_compaction() {
+    // Schema -53 (NHCB) samples whose bounds change twice; each change starts a chunk.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let l = lbl(&[("__name__", "nhcb")]);
+    let mut model = Model::new();
+    let mut app = db.appender();
+    for i in 0..300i64 {
+        let bounds: Vec<f64> = match i {
+            0..100 => vec![0.005, 0.1, 1.0, 2.5],
+            100..200 => vec![0.25, 1.0 / 3.0, 1e9],
+            _ => vec![0.005, 0.1, 1.0, 2.5],
+        };
+        let n = (i % 100) as f64;
+        let buckets: Vec<f64> = (0..=bounds.len()).map(|k| n * (k + 1) as f64).collect();
+        let h = FloatHistogram {
+            schema: argus_storage::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: buckets.iter().sum(),
+            sum: n * 0.5,
+            positive_spans: vec![Span::new(0, buckets.len() as u32)],
+            positive_buckets: buckets,
+            custom_values: bounds,
+            ..Default::default()
+        };
+        app.append_histogram(None, &l, i * 1000, &h).unwrap();
+        model
+            .entry(l.clone())
+            .or_default()
+            .push((i * 1000, V::H(h)));
+    }
+    app.commit().unwrap();
+    check(&db, &model, "head");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db, &model, "after WAL replay");
+    db.compact().unwrap();
+    check(&db, &model, "after compaction");
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db, &model, "blocks after reopen");
+    db.close().unwrap();
+}
+
+#[test]
+fn resent_histogram_is_a_duplicate_after_its_chunk_layout_grew() {
+    // Buckets {0, 2 (empty)} then {0, 1}: the chunk holds both in the union layout {0, 1, 2},
+    // so the newest sample reads back with an empty bucket 2 it was not sent with. Resending
+    // it is a duplicate (accepted, nothing stored); another value at that time is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let l = lbl(&[("__name__", "grow")]);
+    let a = FloatHistogram {
+        schema: 0,
+        count: 2.0,
+        sum: 1.0,
+        positive_spans: vec![Span::new(0, 1), Span::new(1, 1)],
+        positive_buckets: vec![2.0, 0.0],
+        ..Default::default()
+    };
+    let b = FloatHistogram {
+        count: 5.0,
+        positive_spans: vec![Span::new(0, 2)],
+        positive_buckets: vec![3.0, 2.0],
+        ..a.clone()
+    };
+    let mut app = db.appender();
+    app.append_histogram(None, &l, 1000, &a).unwrap();
+    app.append_histogram(None, &l, 2000, &b).unwrap();
+    app.commit().unwrap();
+    app.append_histogram(None, &l, 2000, &b).unwrap();
+    let mut c = b.clone();
+    c.sum = 9.0;
+    assert!(matches!(
+        app.append_histogram(None, &l, 2000, &c),
+        Err(Error::DuplicateSample)
+    ));
+    app.commit().unwrap();
+    let got = dump(&db);
+    assert_eq!(got[&l].len(), 2);
     db.close().unwrap();
 }
