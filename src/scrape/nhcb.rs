@@ -288,6 +288,8 @@ pub(crate) fn sample(labels: Vec<Label>, h: FloatHistogram, timestamp: Option<i6
         labels,
         value: Value::Histogram(Box::new(h)),
         timestamp,
+        // A converted histogram carries no created timestamp (no zero sample is injected).
+        start_ms: None,
     }
 }
 

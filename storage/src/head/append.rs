@@ -297,7 +297,11 @@ impl Appender for HeadAppender {
                 "too many series in one batch".into(),
             ));
         }
-        match s.data.lock().check_histogram(pending, ct, &zero) {
+        match s
+            .data
+            .lock()
+            .check_histogram(pending, ct, &zero, 0, &self.head.chunk_files)
+        {
             Applied::InOrder if ct >= self.head.appendable_min_valid_time() => {}
             Applied::Duplicate => return Ok(SeriesRef(id)),
             _ => return Err(Error::OutOfOrder),
