@@ -98,6 +98,29 @@ impl Compressor {
     }
 }
 
+/// Compressors of a WAL's writers that frame their records before taking the WAL's lock, so
+/// that concurrent commits compress in parallel. Pooled because each holds a zstd context.
+#[derive(Default)]
+pub(crate) struct CompressorPool(parking_lot::Mutex<Vec<Compressor>>);
+
+/// Most idle compressors a pool keeps (about the number of concurrent committers).
+const MAX_POOLED: usize = 16;
+
+impl CompressorPool {
+    /// An idle compressor, or a new one.
+    pub(crate) fn take(&self) -> Compressor {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    /// Returns a compressor taken from the pool.
+    pub(crate) fn put(&self, c: Compressor) {
+        let mut idle = self.0.lock();
+        if idle.len() < MAX_POOLED {
+            idle.push(c);
+        }
+    }
+}
+
 /// Turns frame payloads back into records; one per reader (the zstd context and the output
 /// buffer are reused).
 #[derive(Default)]
