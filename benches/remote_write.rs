@@ -167,7 +167,11 @@ fn bench_db(c: &mut Criterion) {
         };
         // Warm: every series known (created, logged to the WAL, cached).
         run(&db_request(round), 1_700_000_000_000);
-        let name = if prost_path { "prost_path" } else { "append_body" };
+        let name = if prost_path {
+            "prost_path"
+        } else {
+            "append_body"
+        };
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;

@@ -154,7 +154,7 @@ def main():
         cl = hq.Client(t.url, timeout=60)
         while not stop.is_set():
             sent = int((time.time() * 1000 - t_first) // interval_ms)
-            if sent < 25:  # the queries look back up to 5 min
+            if sent < 4:  # a minute of remote-written data first
                 stop.wait(5)
                 continue
             cur = ds.Spec(**{**json.loads(spec.to_json()), "samples": sent,
@@ -183,7 +183,7 @@ def main():
         while not stop.wait(5):
             s = peers.proc_status(t.pid)
             with lock:
-                st["rss"].append((time.time() - t_start, s.get("VmRSS", 0) / 1024))
+                st["rss"].append((time.time() - t_start, s.get("VmRSS", 0) / 2**20))  # bytes -> MiB
 
     threads = []
     try:

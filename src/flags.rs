@@ -582,7 +582,9 @@ impl Flags {
             out_of_order_window: dur("storage.tsdb.out-of-order-time-window")?,
             min_block_duration: dur("storage.tsdb.min-block-duration")?
                 .filter(|d| d.as_millis() > 0)
-                .ok_or_else(|| UsageError("--storage.tsdb.min-block-duration: must be positive".into()))?,
+                .ok_or_else(|| {
+                    UsageError("--storage.tsdb.min-block-duration: must be positive".into())
+                })?,
             remote_max_backlog,
             listen,
             lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),

@@ -508,7 +508,9 @@ fn append_scanned(
             match labels_of_key(key, limits) {
                 Ok(l) => labels = Some(l),
                 Err(msg) => {
-                    out.reject(Reason::InvalidLabels, n, || format!("invalid series: {msg}"));
+                    out.reject(Reason::InvalidLabels, n, || {
+                        format!("invalid series: {msg}")
+                    });
                     continue;
                 }
             }
@@ -541,7 +543,9 @@ fn append_scanned(
                     let l = match labels.take().map_or_else(|| labels_of_key(key, limits), Ok) {
                         Ok(l) => l,
                         Err(msg) => {
-                            out.reject(Reason::InvalidLabels, 1, || format!("invalid series: {msg}"));
+                            out.reject(Reason::InvalidLabels, 1, || {
+                                format!("invalid series: {msg}")
+                            });
                             continue;
                         }
                     };
@@ -846,14 +850,37 @@ mod tests {
         let requests = vec![
             vec![
                 series(&good, &[(now - 2000, 1.0), (now - 1000, 2.0)]),
-                series(&[("__name__", "b"), ("empty", ""), ("z", "1")], &[(now, 3.0)]),
+                series(
+                    &[("__name__", "b"), ("empty", ""), ("z", "1")],
+                    &[(now, 3.0)],
+                ),
                 series(&[("job", "x"), ("__name__", "c")], &[(now, 1.0)]),
-                series(&[("__name__", "d"), ("a", "1"), ("b", "2"), ("c", "3"), ("e", "4")], &[(now, 1.0)]),
+                series(
+                    &[
+                        ("__name__", "d"),
+                        ("a", "1"),
+                        ("b", "2"),
+                        ("c", "3"),
+                        ("e", "4"),
+                    ],
+                    &[(now, 1.0)],
+                ),
             ],
             vec![
                 // Known series: out of order, duplicate, too far in the future, then fine.
-                series(&good, &[(now - 1500, 9.0), (now - 1000, 5.0), (now + 3_600_000, 1.0), (now, 4.0)]),
-                series(&[("__name__", "b"), ("empty", ""), ("z", "1")], &[(now + 1000, 3.0)]),
+                series(
+                    &good,
+                    &[
+                        (now - 1500, 9.0),
+                        (now - 1000, 5.0),
+                        (now + 3_600_000, 1.0),
+                        (now, 4.0),
+                    ],
+                ),
+                series(
+                    &[("__name__", "b"), ("empty", ""), ("z", "1")],
+                    &[(now + 1000, 3.0)],
+                ),
                 series(&[("job", "x"), ("__name__", "c")], &[(now + 1000, 1.0)]),
                 series(&[("__name__", "new")], &[]),
             ],
@@ -909,10 +936,15 @@ mod tests {
         let mut app = db.appender();
         let out = append_body(&mut dec, &cache, &encode(&req), app.as_mut(), 0).unwrap();
         app.commit().unwrap();
-        assert_eq!((out.outcome.samples_written, out.outcome.rejected_total), (1, 1));
+        assert_eq!(
+            (out.outcome.samples_written, out.outcome.rejected_total),
+            (1, 1)
+        );
         assert!(cache.is_empty(), "the prost path does not fill the cache");
         let mut app = db.appender();
-        let bad = snap::raw::Encoder::new().compress_vec(&[0x0a, 0x10, 0x0a]).unwrap();
+        let bad = snap::raw::Encoder::new()
+            .compress_vec(&[0x0a, 0x10, 0x0a])
+            .unwrap();
         assert!(matches!(
             append_body(&mut dec, &cache, &bad, app.as_mut(), 0),
             Err(IngestError::Decode(DecodeError::Protobuf(_)))

@@ -191,8 +191,8 @@ impl Scan {
 mod tests {
     use super::*;
     use crate::ingest::prompb::{Label, MetricMetadata, TimeSeries, WriteRequest};
-    use prost::Message;
     use proptest::prelude::*;
+    use prost::Message;
 
     fn labels_of(buf: &[u8], s: &ScannedSeries) -> Vec<(String, String)> {
         let mut out = Vec::new();

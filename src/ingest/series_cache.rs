@@ -44,10 +44,7 @@ struct Shard {
 impl Shard {
     fn insert(&mut self, e: Entry, cap: usize) {
         let cost = e.key.len() + ENTRY_OVERHEAD;
-        match self
-            .cur
-            .find_entry(e.hash, |x| x.key == e.key)
-        {
+        match self.cur.find_entry(e.hash, |x| x.key == e.key) {
             Ok(mut found) => found.get_mut().sref = e.sref,
             Err(_) => {
                 if self.cur_bytes + cost > cap {
@@ -106,14 +103,19 @@ impl SeriesCache {
         let shard = self.shard(hash);
         let prev = {
             let s = shard.read();
-            if let Some(e) = s.cur.find(hash, |e| *e.key == *key) {
+            // The full hash first: the key's bytes live elsewhere (a cache miss to compare).
+            let eq = |e: &Entry| e.hash == hash && *e.key == *key;
+            if let Some(e) = s.cur.find(hash, eq) {
                 return Some(e.sref);
             }
-            s.prev.find(hash, |e| *e.key == *key)?.sref
+            s.prev.find(hash, eq)?.sref
         };
         // Still in use: move it to the current generation.
         let mut s = shard.write();
-        if let Ok(e) = s.prev.find_entry(hash, |e| *e.key == *key) {
+        if let Ok(e) = s
+            .prev
+            .find_entry(hash, |e| e.hash == hash && *e.key == *key)
+        {
             let (e, _) = e.remove();
             s.insert(e, self.shard_cap);
         }

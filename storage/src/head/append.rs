@@ -90,13 +90,16 @@ impl HeadAppender {
     fn batch_index(&mut self, s: &Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
         match self.pending.get(&s.id) {
             Some(&p) => p,
-            None => {
-                let idx = self.series.len() as u32;
-                self.series.push(s.clone());
-                self.pending.insert(s.id, (idx, None));
-                (idx, None)
-            }
+            None => self.batch_add(s.clone()),
         }
+    }
+
+    /// Adds `s`, not in the batch yet.
+    fn batch_add(&mut self, s: Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
+        let idx = self.series.len() as u32;
+        self.pending.insert(s.id, (idx, None));
+        self.series.push(s);
+        (idx, None)
     }
 
     fn reject(&self, a: Applied) -> Error {
@@ -118,7 +121,14 @@ impl HeadAppender {
     /// committed data and this batch's pending sample.
     fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<SeriesRef> {
         let id = s.id;
-        let (idx, pending) = self.batch_index(&s);
+        // The batch keeps `s` (no second reference count round trip per sample).
+        let (idx, pending) = match self.pending.get(&id) {
+            Some(&p) => p,
+            None => self.batch_add(s),
+        };
+        let Some(s) = self.series.get(idx as usize) else {
+            unreachable!("BUG: batch index {idx} without its series");
+        };
         let verdict = s.data.lock().check(
             pending,
             t,
@@ -326,27 +336,30 @@ impl Appender for HeadAppender {
         }
         let head = self.head.clone();
         // Frame (compress) the samples records before taking the WAL's lock, so concurrent
-        // commits compress in parallel.
+        // commits compress in parallel; without a free compressor the WAL frames them.
         self.framed.clear();
-        let mut start = 0;
-        let mut c = head.compressors.take();
-        for &end in &self.bounds {
-            match self.buf_samples.get(start..end) {
-                Some(r) if !r.is_empty() && r.len() <= MAX_RECORD_LEN => {
-                    c.put_frame(&mut self.framed, r);
+        let compressor = head.compressors.take();
+        let framed_here = compressor.is_some();
+        if let Some(mut c) = compressor {
+            let mut start = 0;
+            for &end in &self.bounds {
+                match self.buf_samples.get(start..end) {
+                    Some(r) if !r.is_empty() && r.len() <= MAX_RECORD_LEN => {
+                        c.put_frame(&mut self.framed, r);
+                    }
+                    _ => {
+                        head.compressors.put(c);
+                        self.clear();
+                        return Err(Error::InvalidArgument(format!(
+                            "WAL record of {} bytes not in 1..={MAX_RECORD_LEN}",
+                            end.saturating_sub(start)
+                        )));
+                    }
                 }
-                _ => {
-                    head.compressors.put(c);
-                    self.clear();
-                    return Err(Error::InvalidArgument(format!(
-                        "WAL record of {} bytes not in 1..={MAX_RECORD_LEN}",
-                        end.saturating_sub(start)
-                    )));
-                }
+                start = end;
             }
-            start = end;
+            head.compressors.put(c);
         }
-        head.compressors.put(c);
         {
             let mut wal = head.wal.lock();
             if let Some(wal) = wal.as_mut() {
@@ -372,6 +385,13 @@ impl Appender for HeadAppender {
                 for &end in &series_bounds {
                     records.extend(self.buf_series.get(start..end));
                     start = end;
+                }
+                if !framed_here {
+                    let mut start = 0;
+                    for &end in &self.bounds {
+                        records.extend(self.buf_samples.get(start..end));
+                        start = end;
+                    }
                 }
                 let res = wal.log_framed(&records, &self.framed, self.sync);
                 if let Err(e) = res {

@@ -99,25 +99,36 @@ impl Compressor {
 }
 
 /// Compressors of a WAL's writers that frame their records before taking the WAL's lock, so
-/// that concurrent commits compress in parallel. Pooled because each holds a zstd context.
+/// that concurrent commits compress in parallel. At most [`MAX_COMPRESSORS`] exist (each holds
+/// a zstd context of about a MiB): a commit that finds none idle leaves its records to the WAL,
+/// which frames them under its lock as before.
 #[derive(Default)]
-pub(crate) struct CompressorPool(parking_lot::Mutex<Vec<Compressor>>);
+pub(crate) struct CompressorPool {
+    /// Idle compressors; guarded by its mutex.
+    idle: parking_lot::Mutex<Vec<Compressor>>,
+    /// Compressors made so far (never more than [`MAX_COMPRESSORS`]).
+    made: std::sync::atomic::AtomicUsize,
+}
 
-/// Most idle compressors a pool keeps (about the number of concurrent committers).
-const MAX_POOLED: usize = 16;
+/// Most compressors a pool makes: more than the cores that can compress at once.
+const MAX_COMPRESSORS: usize = 8;
 
 impl CompressorPool {
-    /// An idle compressor, or a new one.
-    pub(crate) fn take(&self) -> Compressor {
-        self.0.lock().pop().unwrap_or_default()
+    /// An idle compressor, a new one, or None when [`MAX_COMPRESSORS`] are busy.
+    pub(crate) fn take(&self) -> Option<Compressor> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(c) = self.idle.lock().pop() {
+            return Some(c);
+        }
+        self.made
+            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_COMPRESSORS).then_some(n + 1))
+            .ok()
+            .map(|_| Compressor::new())
     }
 
-    /// Returns a compressor taken from the pool.
+    /// Returns a compressor [`CompressorPool::take`] gave.
     pub(crate) fn put(&self, c: Compressor) {
-        let mut idle = self.0.lock();
-        if idle.len() < MAX_POOLED {
-            idle.push(c);
-        }
+        self.idle.lock().push(c);
     }
 }
 

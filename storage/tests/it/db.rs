@@ -458,14 +458,25 @@ fn append_ref_by_known_refs_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), opts()).unwrap();
     let mut app = db.appender();
-    let a = app.append(None, &lbl(&[("__name__", "a")]), 1000, 1.0).unwrap();
+    let a = app
+        .append(None, &lbl(&[("__name__", "a")]), 1000, 1.0)
+        .unwrap();
     assert_eq!(app.append_ref(a, 2000, 2.0).unwrap(), Some(a));
-    assert!(matches!(app.append_ref(a, 1500, 0.0), Err(Error::OutOfOrder)));
-    assert_eq!(app.append_ref(SeriesRef(a.0 + 1000), 2000, 2.0).unwrap(), None);
+    assert!(matches!(
+        app.append_ref(a, 1500, 0.0),
+        Err(Error::OutOfOrder)
+    ));
+    assert_eq!(
+        app.append_ref(SeriesRef(a.0 + 1000), 2000, 2.0).unwrap(),
+        None
+    );
     app.commit().unwrap();
     let mut app = db.appender();
     assert_eq!(app.append_ref(a, 3000, 3.0).unwrap(), Some(a));
-    assert!(matches!(app.append_ref(a, 3000, 4.0), Err(Error::DuplicateSample)));
+    assert!(matches!(
+        app.append_ref(a, 3000, 4.0),
+        Err(Error::DuplicateSample)
+    ));
     app.commit().unwrap();
     let got = dump(&db, &all(), 0, 10_000);
     assert_eq!(got.len(), 1);
