@@ -1,13 +1,24 @@
 //! Remote-write receiver throughput: snappy + protobuf decode of a realistic batch (2,000
 //! samples: 400 node-exporter-like series × 5 samples), and decode + append + commit into
 //! `MemStorage`. A `memcpy` of the same compressed bytes is the floor.
+//!
+//! `db/*`: the receiver's whole path into a real `Db` (head + WAL, `SyncMode::Buffer` so the
+//! disk does not set the pace) in live remote write's shape, one sample for each of 2,000
+//! already known series per request, each request one scrape round later than the one before:
+//! `append_body` (in-place scan, series cache, append by ref) against the prost path
+//! (`decode_into` + `append_request`, labels built and looked up per series). Only decoding,
+//! appending and committing are timed, not building the next body.
 
 use argus::ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
-use argus::ingest::remote_write::{Decoder, MAX_DECOMPRESSED_BYTES, append_request, encode};
-use argus_storage::Appendable;
+use argus::ingest::remote_write::{
+    Decoder, LabelLimits, MAX_DECOMPRESSED_BYTES, append_body, append_request, encode,
+};
+use argus::ingest::series_cache::SeriesCache;
 use argus_storage::testing::MemStorage;
+use argus_storage::{Appendable, Db, Options, SyncMode};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 const SERIES: usize = 400;
 const SAMPLES: usize = 5;
@@ -77,5 +88,107 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Series of the `db/*` benches: the harness data set's label shape (job, instance,
+/// namespace, pod, and method/code on some).
+const DB_SERIES: usize = 2000;
+
+fn db_request(round: i64) -> Vec<u8> {
+    let label = |n: &str, v: String| Label {
+        name: n.into(),
+        value: v,
+    };
+    let timeseries = (0..DB_SERIES)
+        .map(|i| {
+            let pod = i / 50;
+            // Unique within a pod: the name.
+            let mut labels = vec![label("__name__", format!("app_metric_{}_total", i % 50))];
+            if i % 3 == 0 {
+                labels.push(label("code", ["200", "404", "500"][i % 7 % 3].into()));
+            }
+            labels.extend([
+                label("instance", format!("10.1.{}.{}:8080", pod / 200, pod % 200)),
+                label("job", "api-server".into()),
+            ]);
+            if i % 3 == 0 {
+                labels.push(label("method", ["GET", "POST"][i % 2].into()));
+            }
+            labels.extend([
+                label("namespace", "prod".into()),
+                label("pod", format!("api-server-{pod:05}")),
+            ]);
+            TimeSeries {
+                labels,
+                samples: vec![Sample {
+                    value: (round * 17 + i as i64) as f64,
+                    timestamp: 1_700_000_000_000 + round * 15_000,
+                }],
+                exemplars: vec![],
+                histograms: vec![],
+            }
+        })
+        .collect();
+    encode(&WriteRequest {
+        timeseries,
+        metadata: vec![],
+    })
+}
+
+fn bench_db(c: &mut Criterion) {
+    let mut g = c.benchmark_group("remote_write/db");
+    g.throughput(Throughput::Elements(DB_SERIES as u64));
+    for prost_path in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options {
+            background: false,
+            sync: SyncMode::Buffer,
+            ..Options::default()
+        };
+        let db = Db::open(dir.path(), opts).expect("open");
+        let cache = SeriesCache::new(LabelLimits::default());
+        let mut dec = Decoder::new();
+        let mut req = WriteRequest::default();
+        let mut round = 0i64;
+        let mut run = |body: &[u8], now: i64| {
+            let mut app = db.appender();
+            let written = if prost_path {
+                dec.decode_into(body, MAX_DECOMPRESSED_BYTES, &mut req)
+                    .expect("decode");
+                append_request(app.as_mut(), &mut req, now)
+                    .expect("append")
+                    .samples_written
+            } else {
+                append_body(&mut dec, &cache, body, app.as_mut(), now)
+                    .expect("append")
+                    .outcome
+                    .samples_written
+            };
+            app.commit().expect("commit");
+            assert_eq!(written, DB_SERIES as u64);
+        };
+        // Warm: every series known (created, logged to the WAL, cached).
+        run(&db_request(round), 1_700_000_000_000);
+        let name = if prost_path {
+            "prost_path"
+        } else {
+            "append_body"
+        };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    round += 1;
+                    let body = db_request(round);
+                    let now = 1_700_000_000_000 + round * 15_000;
+                    let t0 = Instant::now();
+                    run(&body, now);
+                    spent += t0.elapsed();
+                }
+                spent
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_db);
 criterion_main!(benches);

@@ -102,6 +102,7 @@ fn db_options(flags: &Flags, cfg: &Config) -> Options {
         retention_bytes: flags.retention_bytes,
         out_of_order_window_ms: ooo,
         wal_max_backlog_bytes: flags.remote_max_backlog,
+        block_range_ms: i64::try_from(flags.min_block_duration.as_millis()).unwrap_or(i64::MAX),
         ..Options::default()
     }
 }
@@ -512,6 +513,9 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
         reload_tx,
         quit: quit.clone(),
         remote_write_limits: flags.remote_write_limits,
+        rw_cache: Arc::new(crate::ingest::series_cache::SeriesCache::new(
+            flags.remote_write_limits,
+        )),
         notifier: Some(notifier.clone()),
         rules: Some(rules.clone()),
         remote_write_enabled: flags.enable_remote_write_receiver,

@@ -87,6 +87,9 @@ fn fixture(admin: bool) -> Fixture {
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),
+        rw_cache: Arc::new(crate::ingest::series_cache::SeriesCache::new(
+            Default::default(),
+        )),
         notifier: None,
         rules: None,
         remote_write_enabled: true,

@@ -5,8 +5,8 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
-    append_request_with_starts,
+    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
+    append_body, append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
 use crate::util::time::now_ms;
@@ -113,28 +113,41 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 &mut wr,
                 &mut starts,
             ));
-        } else if let Err(e) = Decoder::new().decode_into(&body, MAX_DECOMPRESSED_BYTES, &mut wr) {
-            return text(StatusCode::BAD_REQUEST, e.to_string());
         }
-        st.metadata.record(&wr.metadata);
         let mut app = st.db.appender();
-        let limits = st.remote_write_limits;
-        let outcome =
-            match append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts) {
-                Ok(mut o) => {
-                    if let Some(c) = converted.take() {
-                        remote_write_v2::merge_outcome(&mut o, c);
-                    }
-                    o
+        let appended = if v2 {
+            st.metadata.record(&wr.metadata);
+            let limits = st.remote_write_limits;
+            append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts)
+                .map_err(Into::into)
+        } else {
+            // 1.0: read in place, known series appended by ref (`ingest::series_cache`).
+            let mut dec = Decoder::new();
+            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
+                st.metadata.record(&done.metadata);
+                wr.metadata = done.metadata;
+                done.outcome
+            })
+        };
+        let outcome = match appended {
+            Ok(mut o) => {
+                if let Some(c) = converted.take() {
+                    remote_write_v2::merge_outcome(&mut o, c);
                 }
-                Err(e) => {
-                    app.rollback();
-                    return text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("cannot append: {e}"),
-                    );
-                }
-            };
+                o
+            }
+            Err(IngestError::Decode(e)) => {
+                app.rollback();
+                return text(StatusCode::BAD_REQUEST, e.to_string());
+            }
+            Err(IngestError::Storage(e)) => {
+                app.rollback();
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot append: {e}"),
+                );
+            }
+        };
         if let Err(e) = app.commit() {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,8 +8,10 @@
 //! answers 400 naming the rejections, 204 when there were none.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::prompb::{TimeSeries, WriteRequest};
-use argus_storage::{Appender, Error as StorageError, Label, Labels};
+use super::prompb::{MetricMetadata, TimeSeries, WriteRequest};
+use super::remote_write_scan::{Scan, for_each_label};
+use super::series_cache::SeriesCache;
+use argus_storage::{Appender, Error as StorageError, Label, Labels, SeriesRef};
 use prost::Message;
 
 /// Largest accepted request body (compressed), as Prometheus: 32 MiB.
@@ -41,11 +43,12 @@ pub enum DecodeError {
     Protobuf(String),
 }
 
-/// Reusable decoding state: the decompression buffer survives between requests.
+/// Reusable decoding state: the decompression buffer and the scan survive between requests.
 #[derive(Default)]
 pub struct Decoder {
     buf: Vec<u8>,
     snappy: snap::raw::Decoder,
+    scan: Scan,
 }
 
 impl Decoder {
@@ -450,6 +453,174 @@ pub fn append_request_with_starts(
     Ok(out)
 }
 
+/// What [`append_body`] did with a request.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// Samples written and rejected.
+    pub outcome: Outcome,
+    /// The request's metric metadata.
+    pub metadata: Vec<MetricMetadata>,
+}
+
+/// Why [`append_body`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not a valid request (HTTP 400); nothing was appended.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The storage failed (HTTP 500); the caller must roll back.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Decompresses a Remote Write 1.0 `body` and appends its samples to `app` without committing,
+/// as [`Decoder::decode_into`] followed by [`append_request_limited`] with `cache`'s limits
+/// would. Bodies in the shape senders write are read in place ([`super::remote_write_scan`])
+/// and series `cache` knows are appended by ref, without building their labels; other bodies
+/// take the prost path. `cache` must belong to the storage behind `app`.
+pub fn append_body(
+    dec: &mut Decoder,
+    cache: &SeriesCache,
+    body: &[u8],
+    app: &mut dyn Appender,
+    now_ms: i64,
+) -> Result<Ingested, IngestError> {
+    dec.decompress(body, MAX_DECOMPRESSED_BYTES)?;
+    let Decoder { buf, scan, .. } = dec;
+    let buf: &[u8] = buf;
+    if scan.scan(buf) {
+        let metadata: Option<Vec<MetricMetadata>> = scan
+            .metadata
+            .iter()
+            .map(|r| MetricMetadata::decode(buf.get(r.clone())?).ok())
+            .collect();
+        if let Some(metadata) = metadata {
+            let outcome = append_scanned(app, cache, buf, scan, now_ms)?;
+            return Ok(Ingested { outcome, metadata });
+        }
+    }
+    let mut req = WriteRequest::default();
+    req.merge(buf)
+        .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let outcome = append_request_limited(app, &mut req, now_ms, cache.limits())?;
+    Ok(Ingested {
+        outcome,
+        metadata: req.metadata,
+    })
+}
+
+/// The validated labels that label fields `key` (as scanned) decode to.
+fn labels_of_key(key: &[u8], limits: &LabelLimits) -> Result<Labels, String> {
+    let mut ts = TimeSeries {
+        labels: Vec::new(),
+        samples: Vec::new(),
+        exemplars: Vec::new(),
+        histograms: Vec::new(),
+    };
+    for_each_label(key, |name, value| {
+        ts.labels.push(super::prompb::Label {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
+    });
+    take_labels(&mut ts, limits)
+}
+
+/// Labels of a cached series for a message (its key passed validation when it was cached).
+fn show_key(key: &[u8], limits: &LabelLimits) -> String {
+    labels_of_key(key, limits).map_or_else(|e| format!("<{e}>"), |l| l.to_string())
+}
+
+/// [`append_request_limited`] over a scanned body: the same verdicts and messages.
+fn append_scanned(
+    app: &mut dyn Appender,
+    cache: &SeriesCache,
+    buf: &[u8],
+    scan: &Scan,
+    now_ms: i64,
+) -> Result<Outcome, StorageError> {
+    let limits = cache.limits();
+    let mut out = Outcome::default();
+    let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
+    for series in &scan.series {
+        let key = buf.get(series.labels.clone()).unwrap_or_default();
+        let samples = scan.samples.get(series.samples.clone()).unwrap_or_default();
+        let n = samples.len() as u64;
+        out.samples_received += n;
+        // Either a ref from the cache, or labels that passed validation.
+        let mut sref: Option<SeriesRef> = cache.get(key);
+        let mut labels: Option<Labels> = None;
+        if sref.is_none() {
+            match labels_of_key(key, limits) {
+                Ok(l) => labels = Some(l),
+                Err(msg) => {
+                    out.reject(Reason::InvalidLabels, n, || {
+                        format!("invalid series: {msg}")
+                    });
+                    continue;
+                }
+            }
+        }
+        for s in samples {
+            let show = |labels: &Option<Labels>| {
+                labels
+                    .as_ref()
+                    .map_or_else(|| show_key(key, limits), ToString::to_string)
+            };
+            if s.timestamp > max_t {
+                out.reject(Reason::OutOfBounds, 1, || {
+                    format!(
+                        "out of bounds: sample too far in the future for series {} at {}",
+                        show(&labels),
+                        s.timestamp
+                    )
+                });
+                continue;
+            }
+            let res = match sref {
+                Some(r) => app.append_ref(r, s.timestamp, s.value),
+                None => Ok(None),
+            };
+            let res = match res {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => {
+                    // Not cached, or the storage dropped the series since.
+                    // (A cached key passed validation under the same limits: no error here.)
+                    let l = match labels.take().map_or_else(|| labels_of_key(key, limits), Ok) {
+                        Ok(l) => l,
+                        Err(msg) => {
+                            out.reject(Reason::InvalidLabels, 1, || {
+                                format!("invalid series: {msg}")
+                            });
+                            continue;
+                        }
+                    };
+                    let res = app.append(None, &l, s.timestamp, s.value);
+                    if let Ok(r) = res {
+                        cache.insert(key, r);
+                    }
+                    labels = Some(l);
+                    res
+                }
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(r) => {
+                    sref = Some(r);
+                    out.samples_written += 1;
+                }
+                Err(e) => match reason_of(&e) {
+                    Some(reason) => out.reject(reason, 1, || {
+                        format!("{e} for series {} at {}", show(&labels), s.timestamp)
+                    }),
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -680,6 +851,155 @@ mod tests {
             let mut got = WriteRequest::default();
             let _ = Decoder::new().decode_into(&bytes, 1 << 16, &mut got);
         }
+    }
+
+    /// Every series of `db` with its samples (time, value bits), as text.
+    fn dump_db(db: &argus_storage::Db) -> Vec<(String, Vec<(i64, u64)>)> {
+        use argus_storage::{MatchType, Matcher, Queryable};
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let m = Matcher::new(MatchType::Regex, "__name__", ".+").unwrap();
+        let mut set = q.select(&[m]);
+        let mut out = Vec::new();
+        while set.next() {
+            let mut it = set.samples();
+            let mut samples = Vec::new();
+            while it.next() {
+                let (t, v) = it.at();
+                samples.push((t, v.to_bits()));
+            }
+            out.push((set.labels().to_string(), samples));
+        }
+        out.sort();
+        out
+    }
+
+    fn open_db(dir: &std::path::Path) -> argus_storage::Db {
+        let opts = argus_storage::Options {
+            background: false,
+            sync: argus_storage::SyncMode::Buffer,
+            ..Default::default()
+        };
+        argus_storage::Db::open(dir, opts).unwrap()
+    }
+
+    /// The fast path (in-place scan, series cache, append by ref) answers and stores exactly
+    /// what the prost path does, request after request, rejections and their messages
+    /// included; the cache holds only valid series.
+    #[test]
+    fn append_body_agrees_with_the_prost_path() {
+        let limits = LabelLimits {
+            max_labels: 4,
+            ..LabelLimits::default()
+        };
+        let now = 1_700_000_000_000i64;
+        let good = [("__name__", "a"), ("job", "x")];
+        let requests = vec![
+            vec![
+                series(&good, &[(now - 2000, 1.0), (now - 1000, 2.0)]),
+                series(
+                    &[("__name__", "b"), ("empty", ""), ("z", "1")],
+                    &[(now, 3.0)],
+                ),
+                series(&[("job", "x"), ("__name__", "c")], &[(now, 1.0)]),
+                series(
+                    &[
+                        ("__name__", "d"),
+                        ("a", "1"),
+                        ("b", "2"),
+                        ("c", "3"),
+                        ("e", "4"),
+                    ],
+                    &[(now, 1.0)],
+                ),
+            ],
+            vec![
+                // Known series: out of order, duplicate, too far in the future, then fine.
+                series(
+                    &good,
+                    &[
+                        (now - 1500, 9.0),
+                        (now - 1000, 5.0),
+                        (now + 3_600_000, 1.0),
+                        (now, 4.0),
+                    ],
+                ),
+                series(
+                    &[("__name__", "b"), ("empty", ""), ("z", "1")],
+                    &[(now + 1000, 3.0)],
+                ),
+                series(&[("job", "x"), ("__name__", "c")], &[(now + 1000, 1.0)]),
+                series(&[("__name__", "new")], &[]),
+            ],
+            vec![series(&good, &[(now + 1000, 6.0)])],
+        ];
+        let (fast_dir, slow_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (fast, slow) = (open_db(fast_dir.path()), open_db(slow_dir.path()));
+        let cache = SeriesCache::new(limits);
+        let mut dec = Decoder::new();
+        for (i, timeseries) in requests.into_iter().enumerate() {
+            let mut req = WriteRequest {
+                timeseries,
+                metadata: vec![MetricMetadata {
+                    r#type: 1,
+                    metric_family_name: "a".into(),
+                    help: "h".into(),
+                    unit: String::new(),
+                }],
+            };
+            let body = encode(&req);
+            let mut app = fast.appender();
+            let got = append_body(&mut dec, &cache, &body, app.as_mut(), now).unwrap();
+            app.commit().unwrap();
+            let mut app = slow.appender();
+            let want = append_request_limited(app.as_mut(), &mut req, now, &limits).unwrap();
+            app.commit().unwrap();
+            assert_eq!(got.outcome, want, "request {i}");
+            assert_eq!(got.metadata, req.metadata, "request {i}");
+            assert_eq!(dump_db(&fast), dump_db(&slow), "request {i}");
+        }
+        // a and b{z="1"} (the empty label dropped) are cached; the invalid series are not.
+        assert_eq!(cache.len(), 2);
+        assert_eq!(dump_db(&fast).len(), 2);
+    }
+
+    /// Bodies the scan leaves to prost (histograms, labels split by samples) and malformed ones
+    /// get the prost path's answers.
+    #[test]
+    fn append_body_falls_back_to_prost() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path());
+        let cache = SeriesCache::new(LabelLimits::default());
+        let mut dec = Decoder::new();
+        let mut req = WriteRequest {
+            timeseries: vec![series(&[("__name__", "h")], &[(1000, 1.0)])],
+            metadata: vec![],
+        };
+        req.timeseries[0].histograms.push(Histogram {
+            timestamp: 5,
+            schema: 99,
+            ..Default::default()
+        });
+        let mut app = db.appender();
+        let out = append_body(&mut dec, &cache, &encode(&req), app.as_mut(), 0).unwrap();
+        app.commit().unwrap();
+        assert_eq!(
+            (out.outcome.samples_written, out.outcome.rejected_total),
+            (1, 1)
+        );
+        assert!(cache.is_empty(), "the prost path does not fill the cache");
+        let mut app = db.appender();
+        let bad = snap::raw::Encoder::new()
+            .compress_vec(&[0x0a, 0x10, 0x0a])
+            .unwrap();
+        assert!(matches!(
+            append_body(&mut dec, &cache, &bad, app.as_mut(), 0),
+            Err(IngestError::Decode(DecodeError::Protobuf(_)))
+        ));
+        assert!(matches!(
+            append_body(&mut dec, &cache, b"\x05garbage", app.as_mut(), 0),
+            Err(IngestError::Decode(DecodeError::Snappy(_)))
+        ));
+        app.rollback();
     }
 
     #[test]

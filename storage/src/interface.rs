@@ -156,6 +156,15 @@ pub trait Appender: Send {
         check_ct(t, ct)?;
         self.append_histogram(series, labels, ct, &h.ct_zero())
     }
+    /// Adds a float sample to the series `series` names, without its labels: the fast path of
+    /// callers that cache refs by the bytes a series arrived as (the remote-write receiver).
+    /// `series` must be a ref this storage returned from `append` earlier; returns `Ok(None)`
+    /// when the storage does not know it (any more), and the caller then calls `append` with
+    /// the labels. Rejections as `append`. The default knows no refs.
+    fn append_ref(&mut self, series: SeriesRef, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
+        let _ = (series, t, v);
+        Ok(None)
+    }
     /// Writes the batch to the WAL (fsynced per the configured policy), then makes it visible to
     /// queries. After an `Ok`, the samples survive a crash. The appender may be reused.
     fn commit(&mut self) -> Result<()>;

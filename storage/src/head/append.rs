@@ -8,6 +8,7 @@ use crate::histogram::FloatHistogram;
 use crate::interface::Appender;
 use crate::model::{Labels, SeriesRef, Timestamp};
 use crate::wal::record::RefHistogram;
+use crate::wal::segment::MAX_RECORD_LEN;
 use crate::wal::{RefSample, RefSeries, record};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,8 @@ pub(crate) struct HeadAppender {
     ref_series: Vec<RefSeries>,
     buf_series: Vec<u8>,
     buf_samples: Vec<u8>,
+    /// The samples records of `buf_samples` framed for the WAL.
+    framed: Vec<u8>,
     /// End offsets of the samples records in `buf_samples`.
     bounds: Vec<usize>,
     /// Whether a commit applies the WAL's sync policy (false: page cache only, see
@@ -62,6 +65,7 @@ impl HeadAppender {
             ref_series: Vec::new(),
             buf_series: Vec::new(),
             buf_samples: Vec::new(),
+            framed: Vec::new(),
             bounds: Vec::new(),
             sync: true,
         }
@@ -86,13 +90,16 @@ impl HeadAppender {
     fn batch_index(&mut self, s: &Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
         match self.pending.get(&s.id) {
             Some(&p) => p,
-            None => {
-                let idx = self.series.len() as u32;
-                self.series.push(s.clone());
-                self.pending.insert(s.id, (idx, None));
-                (idx, None)
-            }
+            None => self.batch_add(s.clone()),
         }
+    }
+
+    /// Adds `s`, not in the batch yet.
+    fn batch_add(&mut self, s: Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
+        let idx = self.series.len() as u32;
+        self.pending.insert(s.id, (idx, None));
+        self.series.push(s);
+        (idx, None)
     }
 
     fn reject(&self, a: Applied) -> Error {
@@ -108,6 +115,48 @@ impl HeadAppender {
         };
         c.fetch_add(1, Ordering::Relaxed);
         e
+    }
+
+    /// Appends a float sample to `s` (found by labels or ref): checks it against the series'
+    /// committed data and this batch's pending sample.
+    fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<SeriesRef> {
+        let id = s.id;
+        // The batch keeps `s` (no second reference count round trip per sample).
+        let (idx, pending) = match self.pending.get(&id) {
+            Some(&p) => p,
+            None => self.batch_add(s),
+        };
+        let Some(s) = self.series.get(idx as usize) else {
+            unreachable!("BUG: batch index {idx} without its series");
+        };
+        let verdict = s.data.lock().check(
+            pending,
+            t,
+            v,
+            self.head.opts.ooo_window,
+            &self.head.chunk_files,
+        );
+        match verdict {
+            Applied::InOrder => {
+                // Half a block range behind the head's newest sample is out of bounds, unless the
+                // out-of-order window admits it (Prometheus routes such samples to its OOO head;
+                // ours keeps them in the series, and cuts below the min valid time become
+                // overlapping blocks).
+                if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
+                    return Err(self.reject(Applied::RejectOutOfBounds));
+                }
+                self.pending.insert(id, (idx, Some((t, v.to_bits()))));
+            }
+            Applied::OutOfOrder => {
+                if t < self.head.min_valid_time() && !self.head.accepts_old(t) {
+                    return Err(self.reject(Applied::RejectOutOfBounds));
+                }
+            }
+            Applied::Duplicate => return Ok(SeriesRef(id)),
+            rejected => return Err(self.reject(rejected)),
+        }
+        self.samples.push((idx, t, v));
+        Ok(SeriesRef(id))
     }
 
     fn lookup(&self, hint: Option<SeriesRef>, labels: &Labels) -> Result<Arc<Series>> {
@@ -157,36 +206,19 @@ impl Appender for HeadAppender {
             return Err(Error::Closed);
         }
         let s = self.lookup(hint, labels)?;
-        let id = s.id;
-        let (idx, pending) = self.batch_index(&s);
-        let verdict = s.data.lock().check(
-            pending,
-            t,
-            v,
-            self.head.opts.ooo_window,
-            &self.head.chunk_files,
-        );
-        match verdict {
-            Applied::InOrder => {
-                // Half a block range behind the head's newest sample is out of bounds, unless the
-                // out-of-order window admits it (Prometheus routes such samples to its OOO head;
-                // ours keeps them in the series, and cuts below the min valid time become
-                // overlapping blocks).
-                if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
-                    return Err(self.reject(Applied::RejectOutOfBounds));
-                }
-                self.pending.insert(id, (idx, Some((t, v.to_bits()))));
-            }
-            Applied::OutOfOrder => {
-                if t < self.head.min_valid_time() && !self.head.accepts_old(t) {
-                    return Err(self.reject(Applied::RejectOutOfBounds));
-                }
-            }
-            Applied::Duplicate => return Ok(SeriesRef(id)),
-            rejected => return Err(self.reject(rejected)),
+        self.append_float(s, t, v)
+    }
+
+    fn append_ref(&mut self, series: SeriesRef, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
         }
-        self.samples.push((idx, t, v));
-        Ok(SeriesRef(id))
+        // Refs are never reused within a head: a series found under the ref is the one the
+        // caller's ref came from.
+        match self.head.series.get(series.0) {
+            Some(s) => self.append_float(s, t, v).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn append_histogram(
@@ -383,6 +415,31 @@ impl Appender for HeadAppender {
             self.bounds.push(self.buf_samples.len());
         }
         let head = self.head.clone();
+        // Frame (compress) the samples records before taking the WAL's lock, so concurrent
+        // commits compress in parallel; without a free compressor the WAL frames them.
+        self.framed.clear();
+        let compressor = head.compressors.take();
+        let framed_here = compressor.is_some();
+        if let Some(mut c) = compressor {
+            let mut start = 0;
+            for &end in &self.bounds {
+                match self.buf_samples.get(start..end) {
+                    Some(r) if !r.is_empty() && r.len() <= MAX_RECORD_LEN => {
+                        c.put_frame(&mut self.framed, r);
+                    }
+                    _ => {
+                        head.compressors.put(c);
+                        self.clear();
+                        return Err(Error::InvalidArgument(format!(
+                            "WAL record of {} bytes not in 1..={MAX_RECORD_LEN}",
+                            end.saturating_sub(start)
+                        )));
+                    }
+                }
+                start = end;
+            }
+            head.compressors.put(c);
+        }
         {
             let mut wal = head.wal.lock();
             if let Some(wal) = wal.as_mut() {
@@ -404,17 +461,19 @@ impl Appender for HeadAppender {
                     series_bounds.push(self.buf_series.len());
                 }
                 let mut records: Vec<&[u8]> = Vec::new();
-                for (buf, bounds) in [
-                    (&self.buf_series, &series_bounds),
-                    (&self.buf_samples, &self.bounds),
-                ] {
+                let mut start = 0;
+                for &end in &series_bounds {
+                    records.extend(self.buf_series.get(start..end));
+                    start = end;
+                }
+                if !framed_here {
                     let mut start = 0;
-                    for &end in bounds {
-                        records.extend(buf.get(start..end));
+                    for &end in &self.bounds {
+                        records.extend(self.buf_samples.get(start..end));
                         start = end;
                     }
                 }
-                let res = wal.log_with(&records, self.sync);
+                let res = wal.log_framed(&records, &self.framed, self.sync);
                 if let Err(e) = res {
                     self.clear();
                     return Err(e);

@@ -1,13 +1,20 @@
 //! Rebuilds the head from the WAL: series records create series under their logged refs,
 //! samples are applied as commits apply them, tombstones delete.
+//!
+//! Two threads: the caller's reads, decompresses and decodes records (`Wal::replay`), a scoped
+//! one applies them in WAL order. At most [`QUEUE`] decoded records wait between the two, so memory
+//! stays bounded whatever the WAL's size.
 
 use super::Head;
-use super::series::{Applied, Series};
-use crate::error::Result;
+use super::series::{Applied, Series, U64Map};
+use crate::error::{Error, Result};
 use crate::wal::{Record, Wal};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// Decoded records in flight between the decoding and the applying thread (a samples record
+/// holds a batch: a few thousand samples).
+const QUEUE: usize = 16;
 
 /// What a replay found.
 #[derive(Debug, Default, Clone)]
@@ -21,12 +28,35 @@ pub(crate) struct ReplayOutcome {
 /// Replays `wal` into `head`. Without an out-of-order window, samples older than the head's min
 /// valid time (already in blocks) are skipped.
 pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
-    let mut refs: HashMap<u64, Arc<Series>> = HashMap::new();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(QUEUE);
+    std::thread::scope(|scope| {
+        let applier = std::thread::Builder::new()
+            .name("wal-replay".into())
+            .spawn_scoped(scope, move || apply_all(head, rx))
+            .map_err(|e| Error::io("cannot start the WAL replay thread", e))?;
+        // A send fails only when the applier stopped on an error, which it returns.
+        let stats = wal.replay(&mut |rec| tx.send(rec).map_err(|_| Error::Closed));
+        drop(tx);
+        let applied = match applier.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        let mut out = applied?;
+        let stats = stats?;
+        out.records = stats.records;
+        out.truncated_bytes = stats.truncated_bytes;
+        Ok(out)
+    })
+}
+
+/// Applies the records `rx` yields until the decoder is done (or an error).
+fn apply_all(head: &Head, rx: std::sync::mpsc::Receiver<Record>) -> Result<ReplayOutcome> {
+    let mut refs: U64Map<Arc<Series>> = U64Map::default();
     let mut out = ReplayOutcome::default();
     let min_valid = head.min_valid_time();
     let (range, window) = (head.opts.block_range, head.opts.ooo_window);
     let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
-    let stats = wal.replay(&mut |rec| {
+    for rec in rx {
         match rec {
             Record::Series(series) => {
                 for rs in series {
@@ -93,10 +123,7 @@ pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
                 }
             }
         }
-        Ok(())
-    })?;
-    out.records = stats.records;
-    out.truncated_bytes = stats.truncated_bytes;
+    }
     head.update_time_range(mint, maxt);
     Ok(out)
 }

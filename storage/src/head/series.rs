@@ -454,17 +454,30 @@ impl Stripe {
 /// Series by ref.
 pub(crate) type RefMap = U64Map<Arc<Series>>;
 
+/// A stripe's lock on cache lines of its own: appenders on other cores taking neighbouring
+/// stripes do not contend for one line (the remote-write profile spent ~10 % in `get` before).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Series maps striped by ref (for `by_ref`) and by label hash (for lookups by labels).
 pub(crate) struct StripeSeries {
-    pub(crate) ref_stripes: Box<[RwLock<RefMap>]>,
-    pub(crate) hash_stripes: Box<[RwLock<Stripe>]>,
+    pub(crate) ref_stripes: Box<[Padded<RwLock<RefMap>>]>,
+    pub(crate) hash_stripes: Box<[Padded<RwLock<Stripe>>]>,
 }
 
 impl Default for StripeSeries {
     fn default() -> Self {
         Self {
-            ref_stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
-            hash_stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            ref_stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+            hash_stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
         }
     }
 }
@@ -472,16 +485,20 @@ impl Default for StripeSeries {
 impl StripeSeries {
     pub(crate) fn ref_stripe(&self, id: u64) -> &RwLock<RefMap> {
         let i = (id as usize) & (STRIPES - 1);
-        self.ref_stripes
+        &self
+            .ref_stripes
             .get(i)
             .unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
+            .0
     }
 
     pub(crate) fn hash_stripe(&self, hash: u64) -> &RwLock<Stripe> {
         let i = (hash as usize) & (STRIPES - 1);
-        self.hash_stripes
+        &self
+            .hash_stripes
             .get(i)
             .unwrap_or_else(|| unreachable!("BUG: stripe index masked"))
+            .0
     }
 
     /// The series with ref `id`.

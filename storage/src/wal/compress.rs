@@ -98,6 +98,40 @@ impl Compressor {
     }
 }
 
+/// Compressors of a WAL's writers that frame their records before taking the WAL's lock, so
+/// that concurrent commits compress in parallel. At most [`MAX_COMPRESSORS`] exist (each holds
+/// a zstd context of about a MiB): a commit that finds none idle leaves its records to the WAL,
+/// which frames them under its lock as before.
+#[derive(Default)]
+pub(crate) struct CompressorPool {
+    /// Idle compressors; guarded by its mutex.
+    idle: parking_lot::Mutex<Vec<Compressor>>,
+    /// Compressors made so far (never more than [`MAX_COMPRESSORS`]).
+    made: std::sync::atomic::AtomicUsize,
+}
+
+/// Most compressors a pool makes: more than the cores that can compress at once.
+const MAX_COMPRESSORS: usize = 8;
+
+impl CompressorPool {
+    /// An idle compressor, a new one, or None when [`MAX_COMPRESSORS`] are busy.
+    pub(crate) fn take(&self) -> Option<Compressor> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(c) = self.idle.lock().pop() {
+            return Some(c);
+        }
+        self.made
+            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_COMPRESSORS).then_some(n + 1))
+            .ok()
+            .map(|_| Compressor::new())
+    }
+
+    /// Returns a compressor [`CompressorPool::take`] gave.
+    pub(crate) fn put(&self, c: Compressor) {
+        self.idle.lock().push(c);
+    }
+}
+
 /// Turns frame payloads back into records; one per reader (the zstd context and the output
 /// buffer are reused).
 #[derive(Default)]

@@ -190,6 +190,19 @@ impl Wal {
     /// in the page cache (it survives a crash of the process, not of the machine) until the next
     /// synced batch or segment close syncs the file.
     pub(crate) fn log_with(&mut self, records: &[&[u8]], sync: bool) -> Result<()> {
+        self.log_framed(records, &[], sync)
+    }
+
+    /// [`Wal::log_with`] for a batch part of which is framed already: `framed` holds whole
+    /// frames from [`compress::Compressor::put_frame`] (compressed by the caller, outside the
+    /// lock that serialises writers). `records` are framed here and come first; the batch is
+    /// still one write.
+    pub(crate) fn log_framed(
+        &mut self,
+        records: &[&[u8]],
+        framed: &[u8],
+        sync: bool,
+    ) -> Result<()> {
         if let Some(r) = records
             .iter()
             .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
@@ -200,20 +213,33 @@ impl Wal {
                 segment::MAX_RECORD_LEN
             )));
         }
-        self.scratch.clear();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
         for r in records {
-            self.compressor.put_frame(&mut self.scratch, r);
+            self.compressor.put_frame(&mut scratch, r);
         }
-        if self.scratch.is_empty() {
+        let res = if scratch.is_empty() {
+            self.write_batch(framed, sync)
+        } else {
+            scratch.extend_from_slice(framed);
+            self.write_batch(&scratch, sync)
+        };
+        self.scratch = scratch;
+        res
+    }
+
+    /// Writes whole frames as one batch and syncs per the policy (see [`Wal::log`]).
+    fn write_batch(&mut self, batch: &[u8], sync: bool) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
         self.recover()?;
-        let len = self.scratch.len() as u64;
+        let len = batch.len() as u64;
         if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
         {
             self.next_segment()?;
         }
-        if let Err(e) = self.cur_file.write_all(&self.scratch) {
+        if let Err(e) = self.cur_file.write_all(batch) {
             let path = self.segment_path();
             return Err(self.fail(Error::io(
                 format!("cannot write WAL segment {}", path.display()),

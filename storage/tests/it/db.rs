@@ -450,3 +450,39 @@ fn unsynced_appender_skips_the_fsync_but_not_the_wal() {
     let db = Db::open(dir.path(), o).unwrap();
     assert_eq!(dump(&db, &all(), 0, 100_000)[0].1.len(), 21);
 }
+
+/// `append_ref` appends by a ref `append` returned, with the same checks; an unknown ref is
+/// `None` (the caller falls back to labels), and refs survive commits.
+#[test]
+fn append_ref_by_known_refs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let mut app = db.appender();
+    let a = app
+        .append(None, &lbl(&[("__name__", "a")]), 1000, 1.0)
+        .unwrap();
+    assert_eq!(app.append_ref(a, 2000, 2.0).unwrap(), Some(a));
+    assert!(matches!(
+        app.append_ref(a, 1500, 0.0),
+        Err(Error::OutOfOrder)
+    ));
+    assert_eq!(
+        app.append_ref(SeriesRef(a.0 + 1000), 2000, 2.0).unwrap(),
+        None
+    );
+    app.commit().unwrap();
+    let mut app = db.appender();
+    assert_eq!(app.append_ref(a, 3000, 3.0).unwrap(), Some(a));
+    assert!(matches!(
+        app.append_ref(a, 3000, 4.0),
+        Err(Error::DuplicateSample)
+    ));
+    app.commit().unwrap();
+    let got = dump(&db, &all(), 0, 10_000);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, vec![(1000, 1.0), (2000, 2.0), (3000, 3.0)]);
+    // After a restart the WAL replay brings the samples back (the ref's record was logged).
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(dump(&db, &all(), 0, 10_000), got);
+}
