@@ -304,33 +304,25 @@ pub(super) fn to_float(v: &Value) -> Result<f64, String> {
     }
 }
 
-/// Go's `strconv.ParseFloat(s, 64)` for decimal input and Inf/NaN spellings.
+/// Go's `strconv.ParseFloat(s, 64)` through the workspace's one Go float parser, with Go's
+/// error texts: a finite literal out of `f64` range is "value out of range", the rest "invalid
+/// syntax".
 fn parse_go_float(s: &str) -> Result<f64, String> {
-    let err = |what: &str| {
-        format!(
-            "strconv.ParseFloat: parsing {}: {what}",
-            super::gostr::go_quote(s)
-        )
+    if let Some(v) = argus_query::gofloat::parse(s) {
+        return Ok(v);
+    }
+    let decimal = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b));
+    let what = if decimal && s.parse::<f64>().is_ok_and(f64::is_infinite) {
+        "value out of range"
+    } else {
+        "invalid syntax"
     };
-    let lower = s.to_ascii_lowercase();
-    let body = lower.trim_start_matches(['+', '-']);
-    let special = matches!(body, "inf" | "infinity" | "nan");
-    if !special
-        && (s.is_empty()
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b".eE+-_".contains(&b)))
-    {
-        return Err(err("invalid syntax"));
-    }
-    let v: f64 = s
-        .replace('_', "")
-        .parse()
-        .map_err(|_| err("invalid syntax"))?;
-    if v.is_infinite() && !special {
-        return Err(err("value out of range"));
-    }
-    Ok(v)
+    Err(format!(
+        "strconv.ParseFloat: parsing {}: {what}",
+        super::gostr::go_quote(s)
+    ))
 }
 
 /// Prometheus's `floatToTime` (millisecond precision). `Err(None)` = NaN or Inf.

@@ -196,7 +196,10 @@ fn histograms_are_forwarded_to_argus_over_2_0_and_1_0() {
         &dir.path().join("a/data"),
         &[&cfg, "--web.enable-remote-write-receiver"],
     );
-    write_histograms(&a, now_ms() - 3_600_000, 3, true);
+    // Half an hour back: a receiver scraping itself accepts in-order data down to its newest
+    // sample minus half the block range (1 h), so data exactly 1 h old was refused as out of
+    // bounds whenever forwarding took longer than the write.
+    write_histograms(&a, now_ms() - 1_800_000, 3, true);
     let own = stored(a.addr, None);
     assert_eq!(own.len(), 4, "{own:#?}");
     for v in own.values() {
@@ -261,7 +264,7 @@ fn histograms_are_forwarded_to_prometheus() {
     // Prometheus 2.42 takes integer histograms with exponential schemas only. Schema 0 keeps
     // bucket bounds exact powers of two: for schemas above 0, 2.42's JSON writes bounds from a
     // table whose values are one ulp below Argus's (0.8408964152537144 vs …145 at schema 3).
-    write_histograms(&a, now_ms() - 3_600_000, 0, false);
+    write_histograms(&a, now_ms() - 1_800_000, 0, false);
     assert_arrives("prometheus", &a, addr);
 }
 

@@ -338,15 +338,11 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, b: &mut Vec<(f64, f64)>) -
     sum / total
 }
 
-/// Parses a float as Go's `strconv.ParseFloat` accepts it for `le` values.
+/// Parses an `le` value as Prometheus does (`strconv.ParseFloat`), through the workspace's one
+/// Go float parser ([`crate::gofloat::parse`]: decimal forms and Inf/NaN spellings; Go's hex
+/// floats, which no exposition writes, are not read).
 pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
-    let t = s.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "+inf" | "inf" | "+infinity" | "infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        "nan" => Some(f64::NAN),
-        _ => t.replace('_', "").parse().ok(),
-    }
+    crate::gofloat::parse(s)
 }
 
 fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
