@@ -1,6 +1,7 @@
 //! `POST /api/v1/write`: the Remote Write 1.0 receiver's HTTP edge (status codes as
 //! Prometheus's `write_handler.go`: 204, 400, 413, 415, 500). Decoding and appending run on
-//! `spawn_blocking`; 204 is sent only after the commit returned.
+//! `spawn_blocking`, at most [`append_slots`] at once; 204 is sent only after the commit
+//! returned.
 
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
@@ -74,6 +75,19 @@ fn with_v2_headers(mut resp: Response, samples: u64, histograms: u64) -> Respons
     resp
 }
 
+/// Decodes and appends running at once. Each holds a blocking-pool thread and its decompressed
+/// body (up to [`MAX_DECOMPRESSED_BYTES`]) while it waits for the WAL's sync, so senders
+/// bursting faster than the disk would otherwise grow threads and memory without bound (the
+/// soak in `benches/README.md` reached 416 threads). Requests beyond it wait as async tasks
+/// holding only their compressed bodies.
+fn append_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new((cores * 4).max(8))
+    })
+}
+
 /// `POST /api/v1/write`.
 pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Response {
     if !state.remote_write_enabled {
@@ -92,8 +106,13 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             );
         }
     };
+    let Ok(permit) = append_slots().acquire().await else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "write slots closed");
+    };
     let st = state.clone();
     let joined = tokio::task::spawn_blocking(move || {
+        // Held until the append is done, also when the client goes away meanwhile.
+        let _permit = permit;
         let mut wr = WriteRequest::default();
         let mut converted = None;
         let mut starts = StartTimestamps {
