@@ -4,10 +4,9 @@
 //! (SIGTERM and SIGKILL) in the middle of an outage, dropped 400 batches, reloads, and against
 //! real receivers (VictoriaMetrics, Prometheus, a second Argus over Remote Write 2.0).
 
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "server/harness.rs"]
-mod harness;
+use crate::server::harness;
 
+use crate::server::peer::{self, Peer};
 use argus::ingest::prompb::{TimeSeries, WriteRequest};
 use argus::ingest::remote_write::{Decoder, MAX_DECOMPRESSED_BYTES, encode};
 use argus::ingest::{prompb_v2, remote_write_v2};
@@ -16,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -538,28 +537,6 @@ fn reload_adds_changes_and_removes_queues() {
     assert_eq!(r.requests().len(), n);
 }
 
-/// Fails under `CI=true` when `bin` is missing; otherwise prints why the test is skipped.
-pub(crate) fn require(bin: &str, pkg: &str) -> bool {
-    if Path::new(bin).exists() {
-        return true;
-    }
-    crate::missing(
-        "remote-write interop",
-        &format!("{bin} is missing (apt-get install {pkg})"),
-    );
-    false
-}
-
-/// Kills and reaps a peer process on drop.
-pub(crate) struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 pub(crate) fn spawn(bin: &str, args: &[String]) -> Peer {
     Peer(
         Command::new(bin)
@@ -605,7 +582,7 @@ fn send_to(dir: &Path, queues: &str) -> (Argus, Store, i64) {
 #[test]
 fn interop_victoria_metrics() {
     const VM: &str = "/usr/bin/victoria-metrics";
-    if !require(VM, "victoria-metrics") {
+    if !peer::installed(VM, "victoria-metrics", "remote-write interop") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -664,25 +641,18 @@ fn interop_victoria_metrics() {
 
 #[test]
 fn interop_prometheus_receiver() {
-    const PROM: &str = "/usr/bin/prometheus";
-    if !require(PROM, "prometheus") {
+    if !peer::installed(peer::PROMETHEUS, "prometheus", "remote-write interop") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let pcfg = dir.path().join("prometheus.yml");
     std::fs::write(&pcfg, "global:\n  scrape_interval: 1h\n").unwrap();
-    let _p = spawn(
-        PROM,
-        &[
-            format!("--config.file={}", pcfg.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
+    let (_p, addr) = peer::prometheus(
+        &pcfg,
+        &dir.path().join("prom"),
+        &["--web.enable-remote-write-receiver"],
     );
-    wait_ready(addr, "/-/ready");
+    peer::wait_ready(addr, Duration::from_secs(60));
     let url = format!("http://{addr}/api/v1/write");
     let (a, want, _) = send_to(dir.path(), &queue_yaml(&url, "prom", "", ""));
     let ok = wait_until(Duration::from_secs(60), || stored(addr) == want);
@@ -843,8 +813,7 @@ fn scraped_samples_and_staleness_markers_are_forwarded() {
 
 #[test]
 fn prometheus_reads_argus_over_remote_read() {
-    const PROM: &str = "/usr/bin/prometheus";
-    if !require(PROM, "prometheus") {
+    if !peer::installed(peer::PROMETHEUS, "prometheus", "remote-write interop") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -857,8 +826,6 @@ fn prometheus_reads_argus_over_remote_read() {
     for j in 0..20 {
         write(&a, batch(t0, j));
     }
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let pcfg = dir.path().join("prometheus.yml");
     std::fs::write(
         &pcfg,
@@ -869,15 +836,8 @@ fn prometheus_reads_argus_over_remote_read() {
         ),
     )
     .unwrap();
-    let _p = spawn(
-        PROM,
-        &[
-            format!("--config.file={}", pcfg.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
-    );
-    wait_ready(addr, "/-/ready");
+    let (_p, addr) = peer::prometheus(&pcfg, &dir.path().join("prom"), &[]);
+    peer::wait_ready(addr, Duration::from_secs(60));
     // Prometheus answers from Argus's data exactly as Argus does, external label included.
     let own: Store = stored(a.addr)
         .into_iter()

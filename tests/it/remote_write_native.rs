@@ -1,8 +1,9 @@
 //! The remote-write sender forwards native histograms (1.0 and 2.0, to Argus and to real
 //! Prometheus) and metric metadata (`metadata_config`; per series in 2.0).
 
-use crate::remote_write::{require, spawn, wait_ready, wait_until};
-use crate::server::harness::{Argus, enc, free_port, now_ms, try_request};
+use crate::remote_write::wait_until;
+use crate::server::harness::{Argus, enc, now_ms, try_request};
+use crate::server::peer;
 use argus::ingest::prompb::{BucketSpan, Histogram, Label, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::encode;
 use std::collections::BTreeMap;
@@ -230,26 +231,21 @@ fn histograms_are_forwarded_to_argus_over_2_0_and_1_0() {
 
 #[test]
 fn histograms_are_forwarded_to_prometheus() {
-    const PROM: &str = "/usr/bin/prometheus";
-    if !require(PROM, "prometheus") {
+    if !peer::installed(peer::PROMETHEUS, "prometheus", "remote-write interop") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let pcfg = dir.path().join("prometheus.yml");
     std::fs::write(&pcfg, "global:\n  scrape_interval: 1h\n").unwrap();
-    let _p = spawn(
-        PROM,
+    let (_p, addr) = peer::prometheus(
+        &pcfg,
+        &dir.path().join("prom"),
         &[
-            format!("--config.file={}", pcfg.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--web.enable-remote-write-receiver".into(),
-            "--enable-feature=native-histograms".into(),
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms",
         ],
     );
-    wait_ready(addr, "/-/ready");
+    peer::wait_ready(addr, Duration::from_secs(60));
     let cfg = config(
         &dir.path().join("a"),
         &format!(
@@ -380,25 +376,18 @@ fn counter(a: &Argus, name: &str, queue: &str) -> f64 {
 /// not keep them: its `/api/v1/metadata` lists scraped targets' metadata only (checked: `{}`).
 #[test]
 fn metadata_is_accepted_by_prometheus() {
-    const PROM: &str = "/usr/bin/prometheus";
-    if !require(PROM, "prometheus") {
+    if !peer::installed(peer::PROMETHEUS, "prometheus", "remote-write interop") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let pcfg = dir.path().join("prometheus.yml");
     std::fs::write(&pcfg, "global:\n  scrape_interval: 1h\n").unwrap();
-    let _p = spawn(
-        PROM,
-        &[
-            format!("--config.file={}", pcfg.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
+    let (_p, addr) = peer::prometheus(
+        &pcfg,
+        &dir.path().join("prom"),
+        &["--web.enable-remote-write-receiver"],
     );
-    wait_ready(addr, "/-/ready");
+    peer::wait_ready(addr, Duration::from_secs(60));
     let target = start_target();
     let meta = "    metadata_config:\n      send_interval: 300ms\n";
     let scrape = format!(

@@ -2,8 +2,9 @@
 //! `hashmod` relabeling and remote-write to the same receivers, VictoriaMetrics and Argus:
 //! every target's series arrive exactly once, from one agent.
 
-use crate::remote_write::{Peer, require, spawn, wait_ready, wait_until};
+use crate::remote_write::{spawn, wait_ready, wait_until};
 use crate::server::harness::{Argus, enc, free_port, now_ms, try_request};
+use crate::server::peer::{self, Peer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -150,7 +151,7 @@ fn two_agents_split_100_targets_by_hashmod() {
     );
     let mut urls = vec![format!("http://{}/api/v1/write", receiver.addr)];
     let mut vm: Option<(Peer, SocketAddr)> = None;
-    if require(VM, "victoria-metrics") {
+    if peer::installed(VM, "victoria-metrics", "hashmod sharding") {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let p = spawn(
