@@ -254,6 +254,31 @@ fn zero_count_for_larger_threshold(h: &FloatHistogram, mut larger: f64) -> (f64,
     }
 }
 
+/// Widens the zero buckets of `h` and `other` to a common threshold (at most 64 rounds, as the
+/// thresholds only grow) and returns `other`'s zero count at it; `widened(t)` runs after each
+/// widening of `h` to threshold `t`.
+fn common_zero_bucket(
+    h: &mut FloatHistogram,
+    other: &FloatHistogram,
+    mut widened: impl FnMut(f64),
+) -> f64 {
+    let mut other_zero = other.zero_count;
+    let mut other_threshold = other.zero_threshold;
+    let mut guard = 0;
+    while other_threshold != h.zero_threshold && guard < 64 {
+        guard += 1;
+        if h.zero_threshold > other_threshold {
+            (other_zero, other_threshold) =
+                zero_count_for_larger_threshold(other, h.zero_threshold);
+        }
+        if other_threshold > h.zero_threshold {
+            widen_zero_bucket(h, other_threshold);
+            widened(h.zero_threshold);
+        }
+    }
+    other_zero
+}
+
 /// Widens `h`'s zero bucket to `threshold` (already a bucket boundary), moving the buckets
 /// inside it into the zero count.
 fn widen_zero_bucket(h: &mut FloatHistogram, threshold: f64) {
@@ -404,19 +429,7 @@ pub fn add(
         return Ok(info);
     }
     // Zero buckets: widen both to a common threshold.
-    let mut other_zero = other.zero_count;
-    let mut other_threshold = other.zero_threshold;
-    let mut guard = 0;
-    while other_threshold != h.zero_threshold && guard < 64 {
-        guard += 1;
-        if h.zero_threshold > other_threshold {
-            (other_zero, other_threshold) =
-                zero_count_for_larger_threshold(other, h.zero_threshold);
-        }
-        if other_threshold > h.zero_threshold {
-            widen_zero_bucket(h, other_threshold);
-        }
-    }
+    let other_zero = common_zero_bucket(h, other, |_| {});
     h.zero_count += sign * other_zero;
     let schema = h.schema.min(other.schema);
     let hn = indexed(&h.negative_spans, &h.negative_buckets);
@@ -538,35 +551,23 @@ impl KahanSum {
             return Ok(info);
         }
         // Zero buckets: widen both to a common threshold, the compensation along with the sum.
-        let mut other_zero = other.zero_count;
-        let mut other_threshold = other.zero_threshold;
-        let mut guard = 0;
-        while other_threshold != h.zero_threshold && guard < 64 {
-            guard += 1;
-            if h.zero_threshold > other_threshold {
-                (other_zero, other_threshold) =
-                    zero_count_for_larger_threshold(other, h.zero_threshold);
-            }
-            if other_threshold > h.zero_threshold {
-                widen_zero_bucket(h, other_threshold);
-                let t = h.zero_threshold;
-                let (zc, _) = zero_count_for_larger_threshold(c, t);
-                c.zero_count = zc;
-                c.zero_threshold = t;
-                let schema = c.schema;
-                let keep_pos = |i: i32| exponential_bound(i.saturating_sub(1), schema) >= t;
-                let pos: Vec<(i32, f64)> = indexed(&c.positive_spans, &c.positive_buckets)
-                    .into_iter()
-                    .filter(|b| keep_pos(b.0))
-                    .collect();
-                let neg: Vec<(i32, f64)> = indexed(&c.negative_spans, &c.negative_buckets)
-                    .into_iter()
-                    .filter(|b| keep_pos(b.0))
-                    .collect();
-                (c.positive_spans, c.positive_buckets) = from_indexed(&pos);
-                (c.negative_spans, c.negative_buckets) = from_indexed(&neg);
-            }
-        }
+        let other_zero = common_zero_bucket(h, other, |t| {
+            let (zc, _) = zero_count_for_larger_threshold(c, t);
+            c.zero_count = zc;
+            c.zero_threshold = t;
+            let schema = c.schema;
+            let keep_pos = |i: i32| exponential_bound(i.saturating_sub(1), schema) >= t;
+            let pos: Vec<(i32, f64)> = indexed(&c.positive_spans, &c.positive_buckets)
+                .into_iter()
+                .filter(|b| keep_pos(b.0))
+                .collect();
+            let neg: Vec<(i32, f64)> = indexed(&c.negative_spans, &c.negative_buckets)
+                .into_iter()
+                .filter(|b| keep_pos(b.0))
+                .collect();
+            (c.positive_spans, c.positive_buckets) = from_indexed(&pos);
+            (c.negative_spans, c.negative_buckets) = from_indexed(&neg);
+        });
         (h.zero_count, c.zero_count) = kahan_inc(other_zero, h.zero_count, c.zero_count);
         let schema = h.schema.min(other.schema);
         let reduce3 = |v: Vec<(i32, f64, f64)>| -> Vec<(i32, f64, f64)> {
