@@ -104,20 +104,25 @@ pub(crate) fn histogram_quantile(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) -> 
         }
     }
     out.retain(|s| !s.points.is_empty());
-    for s in natives {
-        let cx = native::Ctx {
-            ev,
-            metric: s.labels.metric_name().unwrap_or(""),
-        };
-        let mut o = Series::new(s.labels.clone(), true);
-        o.points = s
-            .hists
-            .iter()
-            .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
-            .collect();
-        out.push(o);
+    for s in &natives {
+        out.push(native_quantiles(ev, s, &q, c));
     }
     Ok(Val::Vector(out))
+}
+
+/// The φ-quantile (`q`, per step) of each native histogram of `s`.
+fn native_quantiles(ev: &Evaluator<'_>, s: &Series, q: &[f64], c: Ctx) -> Series {
+    let cx = native::Ctx {
+        ev,
+        metric: s.labels.metric_name().unwrap_or(""),
+    };
+    let mut o = Series::new(s.labels.clone(), true);
+    o.points = s
+        .hists
+        .iter()
+        .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
+        .collect();
+    o
 }
 
 /// `histogram_quantiles(v, "label", q1, q2, …)`: one output series per quantile, labelled.
@@ -137,16 +142,7 @@ pub(crate) fn histogram_quantiles(ev: &Evaluator<'_>, args: &[&Expr], c: Ctx) ->
     for q in &qs {
         warn_quantiles(ev, q);
         for s in &natives {
-            let cx = native::Ctx {
-                ev,
-                metric: s.labels.metric_name().unwrap_or(""),
-            };
-            let mut o = Series::new(s.labels.clone(), true);
-            o.points = s
-                .hists
-                .iter()
-                .map(|(t, h)| (*t, native::quantile(q[c.index(*t)], h, &cx)))
-                .collect();
+            let mut o = native_quantiles(ev, s, q, c);
             if let Some(&(t, _)) = o.points.first() {
                 o.labels.set(&label, &format_quantile_label(q[c.index(t)]));
                 out.push(o);
