@@ -8,7 +8,6 @@
 //! them, as Prometheus answers, while the rest of the request is kept.
 
 use super::SharedState;
-use super::query::now_ms;
 use super::write::text;
 use crate::ingest::otlp::decode::{self, DecodeError, Encoding};
 use crate::ingest::otlp::translate::{self, Settings};
@@ -16,6 +15,7 @@ use crate::ingest::otlp::{
     ExportMetricsPartialSuccess, ExportMetricsServiceResponse, MAX_SAMPLES_PER_REQUEST,
 };
 use crate::ingest::remote_write::{MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES};
+use crate::util::time::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};

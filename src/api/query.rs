@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 /// Prometheus's limit on points per series of a range query.
 pub const MAX_POINTS_PER_SERIES: i128 = 11_000;
 
-/// Kept for `remote::queue` (owned by the remote helper); everything else imports
-/// `util::time::now_ms`. Remove once that import moves.
-pub use crate::util::time::now_ms;
+use crate::util::time::now_ms;
 
 fn parse_query(p: &Params) -> Result<(String, promql_parser::parser::Expr), ApiError> {
     let q = p.get("query").unwrap_or("").to_string();

@@ -18,6 +18,7 @@ use super::send::{SendError, Sender};
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};
 use crate::ingest::prompb::{self, WriteRequest};
 use crate::ingest::{remote_write, remote_write_histogram, remote_write_v2};
+use crate::util::time::now_ms;
 use argus_storage::{WalKeep, WalPosition};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -67,10 +68,6 @@ pub struct Link {
 pub enum Round {
     Done,
     Stopped,
-}
-
-fn now_ms() -> i64 {
-    crate::api::query::now_ms()
 }
 
 impl Queue {
