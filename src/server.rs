@@ -182,9 +182,13 @@ pub enum ServerError {
 }
 
 impl ServerError {
-    /// A usage error (bad `--web.config.file` or rule files): exit status 2, as Prometheus.
+    /// A usage error (an invalid `--config.file`, `--web.config.file` or rule files): exit
+    /// status 2, as Prometheus.
     pub fn is_usage(&self) -> bool {
-        matches!(self, ServerError::WebConfig(_) | ServerError::RuleFiles(_))
+        matches!(
+            self,
+            ServerError::Config(_) | ServerError::WebConfig(_) | ServerError::RuleFiles(_)
+        )
     }
 }
 

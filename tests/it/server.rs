@@ -477,6 +477,31 @@ fn bad_flags_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown long flag '--no.such-flag'"), "{err}");
+    // An invalid configuration file stops the start with status 2, as Prometheus 2.42 does
+    // (checked: it exits 2 with the same message for this file).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("argus.yml");
+    std::fs::write(
+        &cfg,
+        "remote_write:\n  - url: http://x\n    basic_auth: {username: a, password: b}\n    \
+         authorization: {credentials: c}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("at most one of basic_auth, oauth2 & authorization must be configured"),
+        "{err}"
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
         .arg("--help")
         .output()
