@@ -428,7 +428,7 @@ struct FaultyWalFile {
 }
 
 impl FaultyWalFile {
-    fn sync(&mut self, all: bool) -> std::io::Result<()> {
+    fn sync(&self, all: bool) -> std::io::Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
         let st = &self.faults.inner;
         st.syncs.fetch_add(1, SeqCst);
@@ -448,7 +448,7 @@ impl FaultyWalFile {
 }
 
 impl WalFile for FaultyWalFile {
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+    fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
         if self
             .faults
             .inner
@@ -457,18 +457,18 @@ impl WalFile for FaultyWalFile {
         {
             // A full disk often takes part of a write before refusing the rest.
             let half = buf.get(..buf.len() / 2).unwrap_or_default();
-            std::io::Write::write_all(&mut self.file, half)?;
+            std::io::Write::write_all(&mut &self.file, half)?;
             return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
         }
-        std::io::Write::write_all(&mut self.file, buf)
+        std::io::Write::write_all(&mut &self.file, buf)
     }
-    fn sync_data(&mut self) -> std::io::Result<()> {
+    fn sync_data(&self) -> std::io::Result<()> {
         self.sync(false)
     }
-    fn sync_all(&mut self) -> std::io::Result<()> {
+    fn sync_all(&self) -> std::io::Result<()> {
         self.sync(true)
     }
-    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
         self.file.set_len(len)
     }
 }

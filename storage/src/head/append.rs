@@ -440,9 +440,20 @@ impl Appender for HeadAppender {
             }
             head.compressors.put(c);
         }
-        {
+        let ticket = {
             let mut wal = head.wal.lock();
             if let Some(wal) = wal.as_mut() {
+                // Recover from a failed write or sync first: if that drops written batches,
+                // series records in them are gone and every series logs its record again.
+                if let Err(e) = wal.recover() {
+                    self.clear();
+                    return Err(e);
+                }
+                if wal.take_lost() {
+                    for s in head.series.all() {
+                        s.logged.store(false, Ordering::Release);
+                    }
+                }
                 self.ref_series.clear();
                 for s in &self.series {
                     if !s.logged.load(Ordering::Acquire) {
@@ -473,15 +484,31 @@ impl Appender for HeadAppender {
                         start = end;
                     }
                 }
-                let res = wal.log_framed(&records, &self.framed, self.sync);
-                if let Err(e) = res {
-                    self.clear();
-                    return Err(e);
-                }
+                let ticket = match wal.log_framed(&records, &self.framed, self.sync) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.clear();
+                        return Err(e);
+                    }
+                };
+                // Written, not yet synced: later batches (which come after this one in the WAL)
+                // need not repeat the records. Should the sync fail, the recovery that drops
+                // this batch makes every series log its record again (`take_lost` above).
                 for s in &self.series {
                     s.logged.store(true, Ordering::Release);
                 }
+                Some(ticket)
+            } else {
+                None
             }
+        };
+        // Wait for the sync outside the WAL's lock, so that concurrent commits write meanwhile
+        // and share one sync (group commit). Nothing is applied before it is durable.
+        if let Some(ticket) = ticket
+            && let Err(e) = ticket.wait()
+        {
+            self.clear();
+            return Err(e);
         }
         self.apply();
         self.clear();

@@ -22,8 +22,9 @@ pub(crate) struct Series {
     pub(crate) hash: u64,
     /// Interned, sorted label pairs.
     pub(crate) labels: InternedLabels,
-    /// Set once a WAL series record for `id` has been logged. Guarded by the head's WAL mutex
-    /// for check-and-set; read lock-free.
+    /// Set once a WAL series record for `id` has been written (maybe not yet synced: a recovery
+    /// that drops the batch makes the next commit clear every series' flag). Guarded by the
+    /// head's WAL mutex for check-and-set; read lock-free.
     pub(crate) logged: AtomicBool,
     /// Samples; guarded by its own mutex.
     pub(crate) data: Mutex<SeriesData>,

@@ -3,14 +3,17 @@
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
 pub(crate) mod checkpoint;
 pub(crate) mod compress;
+pub(crate) mod group_sync;
 pub(crate) mod record;
 pub(crate) mod record_histogram;
 pub(crate) mod segment;
 pub(crate) mod watch;
 
 use crate::error::{Error, Result};
+use group_sync::{GroupSync, SyncTicket};
 use segment::{SEGMENT_HEADER_LEN, SegmentFile, SegmentOpener, SegmentReader};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) use record::{Record, RefSample, RefSeries, RefTombstone};
 
@@ -19,7 +22,8 @@ pub(crate) use record::{Record, RefSample, RefSeries, RefTombstone};
 pub enum SyncMode {
     /// Written to the OS page cache only: survives a process crash (`kill -9`), not a power cut.
     Buffer,
-    /// `fdatasync` after every batch: survives a power cut.
+    /// `fdatasync` before a batch is acknowledged: survives a power cut. Concurrent commits
+    /// share one `fdatasync` (group commit).
     #[default]
     Data,
     /// `fsync` (data and metadata) after every batch. (`Data` and `All` both fsync the directory
@@ -66,21 +70,28 @@ pub(crate) struct WalMetrics {
     pub(crate) failing: parking_lot::Mutex<Option<String>>,
 }
 
-/// An open WAL directory. Not thread-safe; the head keeps it behind a mutex.
+/// An open WAL directory. Not thread-safe; the head keeps it behind a mutex. Syncs happen
+/// outside that mutex: a write returns a [`SyncTicket`] to wait on after releasing it (see
+/// `group_sync.rs`).
 pub(crate) struct Wal {
     dir: PathBuf,
     opts: WalOptions,
     opener: Box<SegmentOpener>,
     /// Index of the segment being written.
     cur_index: u32,
-    /// The segment being written.
-    cur_file: Box<dyn SegmentFile>,
-    /// Bytes in the current segment (header included).
+    /// The segment being written (shared with the syncer in `group`).
+    cur_file: Arc<dyn SegmentFile>,
+    /// Bytes written to the current segment (header included), synced or not.
     cur_size: u64,
-    /// Set by a failed write or sync: the current segment may end in a torn or unsynced batch.
-    /// The next call truncates it back to `cur_size` and starts a new segment (see
-    /// [`Wal::recover`]).
+    /// Set by a failed write: the current segment may end in a torn batch. The next call (or a
+    /// failed sync, which poisons `group`) truncates it back to the end of the last complete
+    /// batch and starts a new segment (see [`Wal::recover`]).
     broken: bool,
+    /// A recovery dropped written batches since [`Wal::take_lost`] was last called: series
+    /// records in them must be written again.
+    lost: bool,
+    /// Sequence numbers, syncs outside the lock, and their failures.
+    group: Arc<GroupSync>,
     /// What open's repair truncated.
     truncated_bytes: u64,
     /// Frame buffer reused across batches.
@@ -130,6 +141,18 @@ impl Wal {
             .or(cp.map(|c| c + 1))
             .unwrap_or(0);
         let (file, size) = create_segment(&*opener, dir, next, opts.sync)?;
+        let file: Arc<dyn SegmentFile> = Arc::from(file);
+        let metrics: Arc<WalMetrics> = Default::default();
+        let group = GroupSync::new(
+            file.clone(),
+            dir.join(segment::segment_name(next)),
+            watch::WalPosition {
+                segment: next,
+                offset: size,
+            },
+            opts.sync == SyncMode::All,
+            metrics.clone(),
+        );
         Ok(Wal {
             dir: dir.to_path_buf(),
             opts,
@@ -138,8 +161,10 @@ impl Wal {
             cur_file: file,
             cur_size: size,
             broken: false,
+            lost: false,
+            group: Arc::new(group),
             truncated_bytes,
-            metrics: Default::default(),
+            metrics,
             scratch: Vec::new(),
             compressor: compress::Compressor::new(),
         })
@@ -190,19 +215,21 @@ impl Wal {
     /// in the page cache (it survives a crash of the process, not of the machine) until the next
     /// synced batch or segment close syncs the file.
     pub(crate) fn log_with(&mut self, records: &[&[u8]], sync: bool) -> Result<()> {
-        self.log_framed(records, &[], sync)
+        self.log_framed(records, &[], sync)?.wait()
     }
 
     /// [`Wal::log_with`] for a batch part of which is framed already: `framed` holds whole
     /// frames from [`compress::Compressor::put_frame`] (compressed by the caller, outside the
     /// lock that serialises writers). `records` are framed here and come first; the batch is
-    /// still one write.
+    /// still one write. Returns once the batch is written: it is durable once the ticket's
+    /// [`SyncTicket::wait`] returns `Ok` (call that after releasing the WAL's lock, so that
+    /// concurrent commits share the sync).
     pub(crate) fn log_framed(
         &mut self,
         records: &[&[u8]],
         framed: &[u8],
         sync: bool,
-    ) -> Result<()> {
+    ) -> Result<SyncTicket> {
         if let Some(r) = records
             .iter()
             .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
@@ -228,16 +255,17 @@ impl Wal {
         res
     }
 
-    /// Writes whole frames as one batch and syncs per the policy (see [`Wal::log`]).
-    fn write_batch(&mut self, batch: &[u8], sync: bool) -> Result<()> {
+    /// Writes whole frames as one batch; the ticket waits for the sync the policy asks for (see
+    /// [`Wal::log_framed`]).
+    fn write_batch(&mut self, batch: &[u8], sync: bool) -> Result<SyncTicket> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(SyncTicket::none());
         }
         self.recover()?;
         let len = batch.len() as u64;
         if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
         {
-            self.next_segment()?;
+            self.next_segment(true)?;
         }
         if let Err(e) = self.cur_file.write_all(batch) {
             let path = self.segment_path();
@@ -246,14 +274,21 @@ impl Wal {
                 e,
             )));
         }
-        if sync {
-            self.sync_policy()?;
-        }
-        // Only a synced batch counts: a failed sync leaves `cur_size` at the last acknowledged
-        // batch, which is where `recover` truncates.
         self.cur_size += len;
-        self.healthy();
-        Ok(())
+        let need = sync && self.opts.sync != SyncMode::Buffer;
+        let seq = self.group.wrote(self.end_written(), need);
+        if !need {
+            group_sync::healthy(&self.metrics);
+        }
+        Ok(SyncTicket::new(need.then(|| self.group.clone()), seq))
+    }
+
+    /// The end of the last batch written, synced or not.
+    fn end_written(&self) -> watch::WalPosition {
+        watch::WalPosition {
+            segment: self.cur_index,
+            offset: self.cur_size,
+        }
     }
 
     /// Marks the WAL broken after a failed write or sync and records the error for readiness.
@@ -263,23 +298,22 @@ impl Wal {
         e
     }
 
-    /// Clears the failure state after a successful write or sync.
-    fn healthy(&mut self) {
-        if self.metrics.failing.lock().take().is_some() {
-            tracing::info!("WAL writes succeed again");
-        }
-    }
-
-    /// After a failure: truncates the current segment back to its last acknowledged batch
-    /// (shrinking needs no free space), syncs it, and starts a new segment, so neither a torn
-    /// frame nor an unacknowledged batch sits between acknowledged ones (replay would stop at
-    /// it and drop every later segment). Fails, staying broken, while the disk still refuses.
-    fn recover(&mut self) -> Result<()> {
-        if !self.broken {
+    /// After a failed write or sync: truncates the current segment back to the end of its last
+    /// complete (acknowledged, or acknowledgeable) batch (shrinking needs no free space), syncs
+    /// it, and starts a new segment, so neither a torn frame nor an unsynced batch sits between
+    /// acknowledged ones (replay would stop at it and drop every later segment). Batches written
+    /// after that end are lost: their waiters get the error (see `group_sync.rs`). Fails,
+    /// staying broken, while the disk still refuses. Writes call it first; a committer calls it
+    /// before deciding which series records its batch needs (see [`Wal::take_lost`]).
+    pub(crate) fn recover(&mut self) -> Result<()> {
+        if !self.broken && !self.group.poisoned() {
             return Ok(());
         }
+        self.broken = true;
         let path = self.segment_path();
-        let size = self.cur_size;
+        let (size, lost) = self.group.begin_recovery("a later write or sync failed");
+        self.lost |= lost;
+        self.cur_size = size;
         let sync = self.opts.sync != SyncMode::Buffer;
         let r = self.cur_file.set_len(size).and_then(|()| {
             if sync {
@@ -289,15 +323,15 @@ impl Wal {
             }
         });
         if let Err(e) = r {
-            return Err(self.fail(Error::io(
-                format!(
-                    "cannot truncate WAL segment {} after a failed write",
-                    path.display()
-                ),
-                e,
-            )));
+            let context = format!(
+                "cannot truncate WAL segment {} after a failed write",
+                path.display()
+            );
+            self.group.fail(context.clone(), &e);
+            return Err(self.fail(Error::io(context, e)));
         }
-        self.next_segment()?;
+        self.next_segment(false)?;
+        self.group.end_recovery();
         self.broken = false;
         tracing::info!(
             segment = self.cur_index,
@@ -310,12 +344,16 @@ impl Wal {
         self.dir.join(segment::segment_name(self.cur_index))
     }
 
-    /// The position after the last record written (for WAL readers starting at the end).
+    /// True once after a recovery dropped written batches: series records logged in them are
+    /// gone, so the caller must log the records of every series again when next used.
+    pub(crate) fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// The position after the last complete record: synced per the policy (for WAL readers
+    /// starting at the end; a batch still waiting for its sync is not included).
     pub(crate) fn end_position(&self) -> watch::WalPosition {
-        watch::WalPosition {
-            segment: self.cur_index,
-            offset: self.cur_size,
-        }
+        self.group.done_end()
     }
 
     /// The directory.
@@ -333,46 +371,24 @@ impl Wal {
         self.metrics.clone()
     }
 
-    /// Syncs the current segment (data only, or data and metadata), counting it.
-    fn timed_sync(&mut self, all: bool) -> std::io::Result<()> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let start = std::time::Instant::now();
-        let r = if all {
-            self.cur_file.sync_all()
-        } else {
-            self.cur_file.sync_data()
-        };
-        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.metrics.fsyncs.fetch_add(1, Relaxed);
-        self.metrics.fsync_nanos.fetch_add(nanos, Relaxed);
-        r
-    }
-
-    fn sync_policy(&mut self) -> Result<()> {
-        let r = match self.opts.sync {
-            SyncMode::Buffer => Ok(()),
-            SyncMode::Data => self.timed_sync(false),
-            SyncMode::All => self.timed_sync(true),
-        };
-        r.map_err(|e| {
-            let path = self.segment_path();
-            self.fail(Error::io(
-                format!("cannot fsync WAL segment {}", path.display()),
-                e,
-            ))
-        })
-    }
-
-    /// Closes the current segment and starts the next one. A failure (say the disk is full)
-    /// keeps the current segment; the half-created next one is removed so that a later attempt
-    /// can create it again.
-    fn next_segment(&mut self) -> Result<()> {
+    /// Closes the current segment and starts the next one. Unless `Buffer` (or `sync_old` is
+    /// false: recovery synced it already), the current segment is synced first, so every batch
+    /// in it is durable before any in the next one can be acknowledged. A failure (say the disk
+    /// is full) keeps the current segment; the half-created next one is removed so that a later
+    /// attempt can create it again.
+    fn next_segment(&mut self, sync_old: bool) -> Result<()> {
+        if sync_old && self.opts.sync != SyncMode::Buffer {
+            self.group.sync_now()?;
+        }
         let next = self.cur_index + 1;
         match create_segment(&*self.opener, &self.dir, next, self.opts.sync) {
             Ok((file, size)) => {
-                self.cur_file = file;
+                let file: Arc<dyn SegmentFile> = Arc::from(file);
+                self.cur_file = file.clone();
                 self.cur_size = size;
                 self.cur_index = next;
+                self.group
+                    .switch_file(file, self.segment_path(), self.end_written());
                 Ok(())
             }
             Err(e) => {
@@ -415,7 +431,7 @@ impl Wal {
             },
             _ => {
                 let last = self.cur_index;
-                self.next_segment()?;
+                self.next_segment(true)?;
                 last
             }
         };
@@ -435,23 +451,11 @@ impl Wal {
         Ok(())
     }
 
-    /// Flushes and syncs the current segment.
+    /// Flushes and syncs the current segment (whatever the policy), so that every batch
+    /// written so far is durable; waits for a sync in progress first.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.recover()?;
-        let r = self.timed_sync(self.opts.sync == SyncMode::All);
-        match r {
-            Ok(()) => {
-                self.healthy();
-                Ok(())
-            }
-            Err(e) => {
-                let path = self.segment_path();
-                Err(self.fail(Error::io(
-                    format!("cannot fsync WAL segment {}", path.display()),
-                    e,
-                )))
-            }
-        }
+        self.group.sync_now()
     }
 }
 
@@ -468,7 +472,7 @@ fn create_segment(
 ) -> Result<(Box<dyn SegmentFile>, u64)> {
     let path = dir.join(segment::segment_name(index));
     let ctx = |what: &str| format!("cannot {what} WAL segment {}", path.display());
-    let mut f = opener(&path).map_err(|e| Error::io(ctx("create"), e))?;
+    let f = opener(&path).map_err(|e| Error::io(ctx("create"), e))?;
     let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
     segment::put_segment_header(&mut header);
     f.write_all(&header)

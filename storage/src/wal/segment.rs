@@ -274,29 +274,33 @@ fn le32(b: Option<&[u8]>) -> Option<u32> {
 /// The I/O seam under the WAL: what the WAL does to its current segment file. Tests implement it
 /// to model torn writes, a full disk, and failed, lost or stalled fsyncs (public only with the
 /// `testing` feature, as `argus_storage::testing::WalFile`).
-pub trait SegmentFile: Send {
+///
+/// The WAL writes under its lock and syncs from another thread at the same time (group commit),
+/// so the methods take `&self`, as `std::fs::File`'s do.
+pub trait SegmentFile: Send + Sync {
     /// Writes all of `buf` at the end of the file (one `write(2)` loop, no user-space buffer).
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// `fdatasync`.
-    fn sync_data(&mut self) -> io::Result<()>;
-    /// `fsync`.
-    fn sync_all(&mut self) -> io::Result<()>;
+    /// Only one writer calls it at a time.
+    fn write_all(&self, buf: &[u8]) -> io::Result<()>;
+    /// `fdatasync`. May run while another thread writes.
+    fn sync_data(&self) -> io::Result<()>;
+    /// `fsync`. May run while another thread writes.
+    fn sync_all(&self) -> io::Result<()>;
     /// `ftruncate` to `len` bytes: drops the torn tail of a failed write before the WAL moves
     /// on to a new segment (shrinking needs no free space).
-    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
 }
 
 impl SegmentFile for std::fs::File {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        Write::write_all(self, buf)
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(&mut &*self, buf)
     }
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         std::fs::File::sync_data(self)
     }
-    fn sync_all(&mut self) -> io::Result<()> {
+    fn sync_all(&self) -> io::Result<()> {
         std::fs::File::sync_all(self)
     }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> io::Result<()> {
         std::fs::File::set_len(self, len)
     }
 }

@@ -272,22 +272,22 @@ struct FaultyFile {
 }
 
 impl SegmentFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         let mut f = self.faults.lock();
         if let Some(b) = f.budget.as_mut() {
             if buf.len() > *b {
-                io::Write::write_all(&mut self.inner, &buf[..*b])?;
+                io::Write::write_all(&mut &self.inner, &buf[..*b])?;
                 *b = 0;
                 return Err(io::Error::other("injected torn write"));
             }
             *b -= buf.len();
         }
-        io::Write::write_all(&mut self.inner, buf)
+        io::Write::write_all(&mut &self.inner, buf)
     }
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.sync_all()
     }
-    fn sync_all(&mut self) -> io::Result<()> {
+    fn sync_all(&self) -> io::Result<()> {
         let mut f = self.faults.lock();
         f.syncs += 1;
         if f.fail_sync {
@@ -295,7 +295,7 @@ impl SegmentFile for FaultyFile {
         }
         self.inner.sync_all()
     }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
 }
