@@ -247,7 +247,9 @@ fn value(c: u8, b: &[u8], prev: u64) -> Option<u64> {
     if c & INT_DELTA != 0 {
         let d = crate::encoding::varint::unzigzag(n);
         let v = as_int(f64::from_bits(prev))?.checked_add(d)?;
-        return (-MAX_INT..=MAX_INT).contains(&v).then(|| (v as f64).to_bits());
+        return (-MAX_INT..=MAX_INT)
+            .contains(&v)
+            .then(|| (v as f64).to_bits());
     }
     Some(prev ^ n.checked_shl(8 * u32::from(c >> 4)).unwrap_or(0))
 }
@@ -316,7 +318,13 @@ mod tests {
         let records: Vec<Vec<RefSample>> = (0..10i64)
             .map(|round| {
                 (0..100u64)
-                    .map(|i| s(i + 1, 1_000_000 + round * 15_000, (i as i64 * 7 + round) as f64))
+                    .map(|i| {
+                        s(
+                            i + 1,
+                            1_000_000 + round * 15_000,
+                            (i as i64 * 7 + round) as f64,
+                        )
+                    })
                     .collect()
             })
             .collect();
@@ -332,9 +340,17 @@ mod tests {
     #[test]
     fn repeated_series_and_odd_values_round_trip() {
         let records = vec![
-            vec![s(5, 10, 1.0), s(5, 20, 2.0), s(5, 25, f64::NAN), s(3, -7, -0.0)],
+            vec![
+                s(5, 10, 1.0),
+                s(5, 20, 2.0),
+                s(5, 25, f64::NAN),
+                s(3, -7, -0.0),
+            ],
             vec![s(u64::MAX, i64::MIN, f64::INFINITY), s(0, i64::MAX, 0.0)],
-            vec![s(5, 30, f64::from_bits(0x7ff0_0000_0000_0002)), s(u64::MAX, 0, 1e300)],
+            vec![
+                s(5, 30, f64::from_bits(0x7ff0_0000_0000_0002)),
+                s(u64::MAX, 0, 1e300),
+            ],
         ];
         let (_, got) = round_trip(&records);
         for (want, got) in records.iter().zip(&got) {
@@ -358,7 +374,10 @@ mod tests {
         check(&[], "bad delta samples count");
         check(&[0], "bad delta samples count");
         check(&good[..good.len() - 1], "short delta sample values");
-        check(&[good.clone(), vec![0]].concat(), "1 bytes after delta samples");
+        check(
+            &[good.clone(), vec![0]].concat(),
+            "1 bytes after delta samples",
+        );
         check(&[1, 0, 0, 0x90], "bad delta value control 0x90");
         check(&[1, 0, 0, 0x10], "bad delta value control 0x10");
         check(&[2, 0, 0], "bad delta samples count");
@@ -376,7 +395,10 @@ mod tests {
         // integer delta (+1) after 1.5: corrupt.
         let bad = [2, 4, 1, 0, 0, INT_DELTA | 1, INT_DELTA | 1, 14, 2];
         let err = dec.decode(&bad, &mut out).unwrap_err();
-        assert!(err.contains("integer delta on a value that is not one"), "{err}");
+        assert!(
+            err.contains("integer delta on a value that is not one"),
+            "{err}"
+        );
         assert_eq!((out.len(), dec.len()), (1, 1));
         // The state is the one before the bad record: the writer's next record decodes.
         let next = [s(2, 115, 7.0), s(1, 115, 2.5)];

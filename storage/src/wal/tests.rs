@@ -511,7 +511,12 @@ fn v1_v2_and_v3_fixtures_replay() {
         let (got, stats) = replay_fixture(&format!("{v}-corrupt-segment"));
         // The corrupt record is the last of the first segment: it and every later segment go.
         let first_seg = frames(&fixture_dir(v).join(segment::segment_name(0))).len();
-        assert_eq!(got.len(), first_seg - 1, "{v}: {} records survive", got.len());
+        assert_eq!(
+            got.len(),
+            first_seg - 1,
+            "{v}: {} records survive",
+            got.len()
+        );
         assert_eq!(got, recs[..got.len()], "{v}");
         assert!(stats.truncated_bytes > 0);
     }
