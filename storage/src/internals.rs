@@ -236,7 +236,7 @@ pub fn wal_build_segment(records: &[&[u8]]) -> Vec<u8> {
     b
 }
 
-/// Compresses and decompresses WAL records (segment format 2), reusing contexts: the
+/// Compresses and decompresses WAL records (segment format 3), reusing contexts: the
 /// compressed-record decoder under fuzzing, and the WAL codec bench.
 #[derive(Default)]
 pub struct WalRecordCodec {
@@ -245,12 +245,21 @@ pub struct WalRecordCodec {
 }
 
 impl WalRecordCodec {
-    /// Appends a frame holding `record` (1..=64 MiB bytes) as the WAL writes it.
+    /// Appends a frame holding `record` (1..=64 MiB bytes) as the WAL writes it. Samples
+    /// records are encoded against the earlier ones since the last [`WalRecordCodec::reset`]
+    /// (segment version 3).
     pub fn put_frame(&mut self, dst: &mut Vec<u8>, record: &[u8]) {
         self.c.put_frame(dst, record);
     }
 
-    /// The record held by an untrusted frame payload stored with `codec` (0 plain, 1 zstd).
+    /// Starts a new segment for both the writer and the reader side.
+    pub fn reset(&mut self) {
+        self.c.reset();
+        self.d.reset();
+    }
+
+    /// The record held by an untrusted frame payload stored with `codec` (0 plain, 1 zstd,
+    /// 2 and 3 delta samples against the payloads decoded since the last reset).
     pub fn decode_payload<'s>(&'s mut self, codec: u8, payload: &'s [u8]) -> Result<&'s [u8]> {
         self.d
             .record(codec, payload)

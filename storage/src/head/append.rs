@@ -8,7 +8,6 @@ use crate::histogram::FloatHistogram;
 use crate::interface::Appender;
 use crate::model::{Labels, SeriesRef, Timestamp};
 use crate::wal::record::RefHistogram;
-use crate::wal::segment::MAX_RECORD_LEN;
 use crate::wal::{RefSample, RefSeries, record};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,8 +30,6 @@ pub(crate) struct HeadAppender {
     ref_series: Vec<RefSeries>,
     buf_series: Vec<u8>,
     buf_samples: Vec<u8>,
-    /// The samples records of `buf_samples` framed for the WAL.
-    framed: Vec<u8>,
     /// End offsets of the samples records in `buf_samples`.
     bounds: Vec<usize>,
     /// Whether a commit applies the WAL's sync policy (false: page cache only, see
@@ -65,7 +62,6 @@ impl HeadAppender {
             ref_series: Vec::new(),
             buf_series: Vec::new(),
             buf_samples: Vec::new(),
-            framed: Vec::new(),
             bounds: Vec::new(),
             sync: true,
         }
@@ -415,31 +411,6 @@ impl Appender for HeadAppender {
             self.bounds.push(self.buf_samples.len());
         }
         let head = self.head.clone();
-        // Frame (compress) the samples records before taking the WAL's lock, so concurrent
-        // commits compress in parallel; without a free compressor the WAL frames them.
-        self.framed.clear();
-        let compressor = head.compressors.take();
-        let framed_here = compressor.is_some();
-        if let Some(mut c) = compressor {
-            let mut start = 0;
-            for &end in &self.bounds {
-                match self.buf_samples.get(start..end) {
-                    Some(r) if !r.is_empty() && r.len() <= MAX_RECORD_LEN => {
-                        c.put_frame(&mut self.framed, r);
-                    }
-                    _ => {
-                        head.compressors.put(c);
-                        self.clear();
-                        return Err(Error::InvalidArgument(format!(
-                            "WAL record of {} bytes not in 1..={MAX_RECORD_LEN}",
-                            end.saturating_sub(start)
-                        )));
-                    }
-                }
-                start = end;
-            }
-            head.compressors.put(c);
-        }
         let ticket = {
             let mut wal = head.wal.lock();
             if let Some(wal) = wal.as_mut() {
@@ -477,14 +448,14 @@ impl Appender for HeadAppender {
                     records.extend(self.buf_series.get(start..end));
                     start = end;
                 }
-                if !framed_here {
-                    let mut start = 0;
-                    for &end in &self.bounds {
-                        records.extend(self.buf_samples.get(start..end));
-                        start = end;
-                    }
+                // Samples records are encoded against the segment's earlier samples, so the
+                // WAL frames them in segment order, under its lock.
+                let mut start = 0;
+                for &end in &self.bounds {
+                    records.extend(self.buf_samples.get(start..end));
+                    start = end;
                 }
-                let ticket = match wal.log_framed(&records, &self.framed, self.sync) {
+                let ticket = match wal.log_records(&records, self.sync) {
                     Ok(t) => t,
                     Err(e) => {
                         self.clear();

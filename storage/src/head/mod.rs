@@ -65,8 +65,6 @@ pub(crate) struct Head {
     symbols: Mutex<HashSet<Arc<str>>>,
     /// The WAL (None for a head without one). Commits hold it while logging only.
     pub(crate) wal: Mutex<Option<Wal>>,
-    /// Compressors commits frame their samples records with before taking `wal` (own lock).
-    pub(crate) compressors: crate::wal::compress::CompressorPool,
     /// Commits hold it shared while applying a batch to memory; `set_min_valid_time` takes it
     /// exclusively so no batch validated against the old bound is applied after the change.
     pub(crate) apply_gate: RwLock<()>,
@@ -102,7 +100,6 @@ impl Head {
             chunk_files,
             symbols: Mutex::default(),
             wal: Mutex::new(wal),
-            compressors: Default::default(),
             apply_gate: RwLock::new(()),
             next_ref: AtomicU64::new(1),
             min_time: AtomicI64::new(i64::MAX),

@@ -99,7 +99,7 @@ const FIRST_SEQ: u64 = 2;
 /// The sequence number of what the WAL held when it was opened (always durable).
 const REPLAYED: u64 = FIRST_SEQ - 1;
 
-/// A written batch's claim on a sync. Returned by [`super::Wal::log_framed`]; call
+/// A written batch's claim on a sync. Returned by [`super::Wal::log_records`]; call
 /// [`SyncTicket::wait`] after releasing the WAL's lock.
 #[must_use = "a batch is durable only once its ticket's wait returns Ok"]
 pub(crate) struct SyncTicket {

@@ -3,6 +3,7 @@
 //! `segment` frames records (lengths, CRC32, torn-tail repair); `record` encodes their meaning.
 pub(crate) mod checkpoint;
 pub(crate) mod compress;
+pub(crate) mod delta;
 pub(crate) mod group_sync;
 pub(crate) mod record;
 pub(crate) mod record_histogram;
@@ -96,7 +97,9 @@ pub(crate) struct Wal {
     truncated_bytes: u64,
     /// Frame buffer reused across batches.
     scratch: Vec<u8>,
-    /// Compresses records into frames.
+    /// Frames records for the current segment; its delta state covers the frames written to
+    /// `cur_file` since the segment began (reset by `next_segment`; after a failed write the
+    /// state is ahead of the file, and `broken` makes the next call start a new segment).
     compressor: compress::Compressor,
     /// Sync counters.
     metrics: std::sync::Arc<WalMetrics>,
@@ -214,22 +217,18 @@ impl Wal {
     /// [`Wal::log`], with the sync policy applied only when `sync` is true: an unsynced batch is
     /// in the page cache (it survives a crash of the process, not of the machine) until the next
     /// synced batch or segment close syncs the file.
+    ///
+    /// Records are framed here, under the caller's lock, because samples records are encoded
+    /// against the samples before them in the same segment (`delta.rs`): the batch is framed
+    /// for the segment it lands in, and framed again when it has to start a new one.
     pub(crate) fn log_with(&mut self, records: &[&[u8]], sync: bool) -> Result<()> {
-        self.log_framed(records, &[], sync)?.wait()
+        self.log_records(records, sync)?.wait()
     }
 
-    /// [`Wal::log_with`] for a batch part of which is framed already: `framed` holds whole
-    /// frames from [`compress::Compressor::put_frame`] (compressed by the caller, outside the
-    /// lock that serialises writers). `records` are framed here and come first; the batch is
-    /// still one write. Returns once the batch is written: it is durable once the ticket's
-    /// [`SyncTicket::wait`] returns `Ok` (call that after releasing the WAL's lock, so that
-    /// concurrent commits share the sync).
-    pub(crate) fn log_framed(
-        &mut self,
-        records: &[&[u8]],
-        framed: &[u8],
-        sync: bool,
-    ) -> Result<SyncTicket> {
+    /// [`Wal::log_with`] without waiting for the sync: returns once the batch is written; it is
+    /// durable once the ticket's [`SyncTicket::wait`] returns `Ok` (call that after releasing
+    /// the WAL's lock, so that concurrent commits share the sync).
+    pub(crate) fn log_records(&mut self, records: &[&[u8]], sync: bool) -> Result<SyncTicket> {
         if let Some(r) = records
             .iter()
             .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
@@ -240,33 +239,44 @@ impl Wal {
                 segment::MAX_RECORD_LEN
             )));
         }
+        if records.is_empty() {
+            return Ok(SyncTicket::none());
+        }
+        self.recover()?;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         for r in records {
             self.compressor.put_frame(&mut scratch, r);
         }
-        let res = if scratch.is_empty() {
-            self.write_batch(framed, sync)
-        } else {
-            scratch.extend_from_slice(framed);
-            self.write_batch(&scratch, sync)
-        };
+        let len = scratch.len() as u64;
+        let mut res = Ok(SyncTicket::none());
+        if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
+        {
+            // The frames refer to this segment's samples: frame them again for the next one
+            // (`next_segment` resets the compressor's state).
+            res = self.next_segment(true).map(|()| SyncTicket::none());
+            if res.is_ok() {
+                scratch.clear();
+                for r in records {
+                    self.compressor.put_frame(&mut scratch, r);
+                }
+            }
+        }
+        if res.is_ok() {
+            res = self.write_batch(&scratch, sync);
+        }
         self.scratch = scratch;
         res
     }
 
-    /// Writes whole frames as one batch; the ticket waits for the sync the policy asks for (see
-    /// [`Wal::log_framed`]).
+    /// Writes whole frames, framed for the current segment, as one batch; the ticket waits for
+    /// the sync the policy asks for (see [`Wal::log_records`]). The caller has recovered and
+    /// started a new segment if needed.
     fn write_batch(&mut self, batch: &[u8], sync: bool) -> Result<SyncTicket> {
         if batch.is_empty() {
             return Ok(SyncTicket::none());
         }
-        self.recover()?;
         let len = batch.len() as u64;
-        if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
-        {
-            self.next_segment(true)?;
-        }
         if let Err(e) = self.cur_file.write_all(batch) {
             let path = self.segment_path();
             return Err(self.fail(Error::io(
@@ -389,6 +399,7 @@ impl Wal {
                 self.cur_index = next;
                 self.group
                     .switch_file(file, self.segment_path(), self.end_written());
+                self.compressor.reset();
                 Ok(())
             }
             Err(e) => {

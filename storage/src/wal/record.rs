@@ -233,9 +233,8 @@ fn decode_samples_into(d: &mut Decbuf<'_>, out: &mut Vec<RefSample>) -> Result<(
     Ok(())
 }
 
-/// Decodes a samples record into the caller's buffer (appending), for replay's hot path.
-/// Fails if `bytes` is not a samples record.
-#[cfg(test)]
+/// Decodes a samples record into the caller's buffer (appending). Fails if `bytes` is not a
+/// samples record.
 pub(crate) fn decode_samples(bytes: &[u8], out: &mut Vec<RefSample>) -> Result<()> {
     let mut d = Decbuf::new(bytes);
     match d.u8() {

@@ -15,7 +15,9 @@
 //! └──────────────┴──────────────────────────────────────┴─────────────────────┘
 //! word = codec << 28 | len   (bits 0..=27: payload length; bits 28..=31: codec)
 //! codec 0: the payload is the record; codec 1: the payload is one zstd frame of the record
-//! (version 2 only, see `compress.rs`). Version 1 segments have codec 0 throughout.
+//! (versions 2 and 3); codecs 2 and 3: a samples record encoded against the segment's earlier
+//! samples, plain or in a zstd frame (version 3 only; see `compress.rs`, `delta.rs`). Version
+//! 1 segments have codec 0 throughout.
 //! ```
 //! A frame holds exactly one record (records never span frames or segments) and
 //! `1 <= len <= MAX_RECORD_LEN`. An empty file is a valid empty segment. The first frame that is
@@ -34,8 +36,11 @@ use std::path::{Path, PathBuf};
 
 /// First four bytes of every segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"AWAL";
-/// Current segment format version (2: a codec byte starts each payload).
-pub(crate) const SEGMENT_VERSION: u8 = 2;
+/// Current segment format version (3: samples records encoded against the segment's earlier
+/// samples, codecs 2 and 3).
+pub(crate) const SEGMENT_VERSION: u8 = 3;
+/// The second version, still read: codecs 0 and 1 (records compressed one by one).
+pub(crate) const SEGMENT_VERSION_2: u8 = 2;
 /// The first version, still read: payloads are plain records.
 pub(crate) const SEGMENT_VERSION_1: u8 = 1;
 /// Offset of the version byte.
@@ -93,9 +98,9 @@ pub(crate) fn payload_len(word: u32) -> usize {
     (word & LEN_MASK) as usize
 }
 
-/// Appends one frame holding `record` uncompressed (codec 0) to `dst`; the WAL's writers
-/// compress through [`super::compress::Compressor`] instead. BUG if the record is empty or too
-/// large (callers check [`MAX_RECORD_LEN`]).
+/// Appends one frame holding `record` uncompressed (codec 0) to `dst` (tests: the WAL's writers
+/// frame through [`super::compress::Compressor`]). BUG if the record is empty or too large.
+#[cfg(test)]
 pub(crate) fn put_frame(dst: &mut Vec<u8>, record: &[u8]) {
     put_frame_codec(dst, super::compress::CODEC_PLAIN, record);
 }
@@ -164,7 +169,9 @@ impl<'a> SegmentReader<'a> {
                 r.err = Some(Error::corruption(path, 0, "bad segment magic"));
             }
             Some(h) => match h.get(VERSION_OFFSET) {
-                Some(&v) if v == SEGMENT_VERSION || v == SEGMENT_VERSION_1 => {
+                Some(&v)
+                    if v == SEGMENT_VERSION || v == SEGMENT_VERSION_2 || v == SEGMENT_VERSION_1 =>
+                {
                     r.version = v;
                     r.pos = SEGMENT_HEADER_LEN;
                 }
@@ -196,10 +203,10 @@ impl<'a> SegmentReader<'a> {
                 }
             };
         let (codec, len) = ((word >> CODEC_SHIFT) as u8, (word & LEN_MASK) as usize);
-        let max_codec = if self.version == SEGMENT_VERSION_1 {
-            0
-        } else {
-            super::compress::MAX_CODEC
+        let max_codec = match self.version {
+            SEGMENT_VERSION_1 => 0,
+            SEGMENT_VERSION_2 => super::compress::MAX_CODEC_V2,
+            _ => super::compress::MAX_CODEC,
         };
         if len == 0 || len > MAX_RECORD_LEN || codec > max_codec {
             self.err = fail(format!("invalid record length {word}"));

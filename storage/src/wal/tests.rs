@@ -122,7 +122,7 @@ fn torn_tail_at_every_offset_is_truncated() {
     write_records(dir.path(), opts(1 << 20, SyncMode::Buffer), &recs);
     let seg = dir.path().join(segment::segment_name(0));
     let full = std::fs::read(&seg).unwrap();
-    let last_len = enc(&recs[11]).len() + segment::FRAME_HEADER_LEN;
+    let last_len = frames(&seg).last().unwrap().1 + segment::FRAME_HEADER_LEN;
     let last_start = full.len() - last_len;
     for cut in last_start..full.len() {
         let copy = tempfile::tempdir().unwrap();
@@ -491,7 +491,7 @@ fn fixture_records(version: &str) -> Vec<Record> {
 }
 
 #[test]
-fn v1_and_v2_fixtures_replay() {
+fn v1_v2_and_v3_fixtures_replay() {
     if std::env::var_os("ARGUS_REGEN_FIXTURES").is_some() {
         regen_fixtures();
     }
@@ -501,7 +501,7 @@ fn v1_and_v2_fixtures_replay() {
         let w = Wal::open(copy.path(), WalOptions::default()).unwrap();
         replay_all(&w)
     };
-    for v in ["v1", "v2"] {
+    for v in ["v1", "v2", "v3"] {
         let recs = fixture_records(v);
         let (got, stats) = replay_fixture(v);
         assert_eq!((got, stats.truncated_bytes), (recs.clone(), 0), "{v}");
@@ -509,8 +509,11 @@ fn v1_and_v2_fixtures_replay() {
         assert_eq!(got, recs[..recs.len() - 1], "{v}");
         assert!(stats.truncated_bytes > 0);
         let (got, stats) = replay_fixture(&format!("{v}-corrupt-segment"));
-        assert!(
-            got.len() < recs.len() / 2,
+        // The corrupt record is the last of the first segment: it and every later segment go.
+        let first_seg = frames(&fixture_dir(v).join(segment::segment_name(0))).len();
+        assert_eq!(
+            got.len(),
+            first_seg - 1,
             "{v}: {} records survive",
             got.len()
         );
@@ -533,6 +536,15 @@ fn v1_and_v2_fixtures_replay() {
         .collect();
     assert!(codecs.contains(&compress::CODEC_ZSTD), "{codecs:?}");
     assert_eq!(codecs.last(), Some(&compress::CODEC_ZSTD));
+    // The v3 fixtures hold delta-encoded samples records, plain (short) and compressed.
+    let codecs: Vec<u8> = segment::list_segments(&fixture_dir("v3"))
+        .unwrap()
+        .iter()
+        .flat_map(|(_, p)| frames(p))
+        .map(|f| f.0)
+        .collect();
+    assert!(codecs.contains(&compress::CODEC_DELTA), "{codecs:?}");
+    assert_eq!(codecs.last(), Some(&compress::CODEC_DELTA_ZSTD));
 }
 
 /// Records big enough to compress: samples records of `n` counters at one time.
@@ -570,7 +582,7 @@ fn frames(path: &Path) -> Vec<(u8, usize)> {
 fn compressed_records_round_trip_and_are_smaller() {
     let dir = tempfile::tempdir().unwrap();
     let recs = big_workload(30, 500);
-    write_records(dir.path(), opts(64 << 10, SyncMode::Buffer), &recs);
+    write_records(dir.path(), opts(1 << 10, SyncMode::Buffer), &recs);
     let segs = segment::list_segments(dir.path()).unwrap();
     assert!(segs.len() >= 2, "{segs:?}");
     let (mut plain, mut stored) = (0, 0);
@@ -579,12 +591,15 @@ fn compressed_records_round_trip_and_are_smaller() {
     }
     for (_, p) in &segs {
         for (codec, len) in frames(p) {
-            assert_eq!(codec, compress::CODEC_ZSTD, "every record here compresses");
+            assert!(
+                [compress::CODEC_ZSTD, compress::CODEC_DELTA_ZSTD].contains(&codec),
+                "every record here compresses: codec {codec}"
+            );
             stored += len + segment::FRAME_HEADER_LEN;
         }
     }
-    assert!(stored * 2 < plain, "{stored} bytes stored, {plain} plain");
-    let w = Wal::open(dir.path(), opts(64 << 10, SyncMode::Buffer)).unwrap();
+    assert!(stored * 3 < plain, "{stored} bytes stored, {plain} plain");
+    let w = Wal::open(dir.path(), opts(1 << 10, SyncMode::Buffer)).unwrap();
     let (got, stats) = replay_all(&w);
     assert_eq!(got, recs);
     assert_eq!(stats.truncated_bytes, 0);
@@ -593,7 +608,11 @@ fn compressed_records_round_trip_and_are_smaller() {
     w.checkpoint(&|_| true, i64::MIN).unwrap();
     let cps = checkpoint::list_checkpoints(dir.path()).unwrap();
     let cp_seg = cps[0].1.join(segment::segment_name(0));
-    assert!(frames(&cp_seg).iter().any(|f| f.0 == compress::CODEC_ZSTD));
+    assert!(
+        frames(&cp_seg)
+            .iter()
+            .any(|f| f.0 == compress::CODEC_DELTA_ZSTD)
+    );
     assert_eq!(replay_all(&w).0, recs);
 }
 
@@ -606,7 +625,7 @@ fn torn_compressed_record_is_truncated_like_a_plain_one() {
     let full = std::fs::read(&seg).unwrap();
     let fr = frames(&seg);
     let (codec, len) = *fr.last().unwrap();
-    assert_eq!(codec, compress::CODEC_ZSTD);
+    assert_eq!(codec, compress::CODEC_DELTA_ZSTD);
     let last_start = full.len() - len - segment::FRAME_HEADER_LEN;
     for cut in last_start..full.len() {
         let copy = tempfile::tempdir().unwrap();
@@ -643,10 +662,7 @@ fn corrupt_compressed_payload_is_handled_like_a_corrupt_plain_record() {
     let third = offs[3];
     // A flipped bit inside a compressed payload fails the frame CRC: the segment is truncated
     // before it, as for a plain record.
-    for delta in [
-        segment::FRAME_HEADER_LEN + 1,
-        segment::FRAME_HEADER_LEN + 40,
-    ] {
+    for delta in [segment::FRAME_HEADER_LEN + 1, offs[4] - third - 1] {
         let mut b = full.clone();
         b[third + delta] ^= 0x08;
         let copy = tempfile::tempdir().unwrap();
@@ -675,6 +691,8 @@ fn corrupt_compressed_payload_is_handled_like_a_corrupt_plain_record() {
         }
     };
     check(compress::CODEC_ZSTD, b"not a zstd frame at all");
+    check(compress::CODEC_DELTA_ZSTD, b"not a zstd frame at all");
+    check(compress::CODEC_DELTA, &[9, 9, 9]);
     check(compress::CODEC_PLAIN, &[42, 1, 2, 3]);
     // An unknown codec in the frame header is a bad header: a torn/corrupt tail, truncated.
     let mut b = full[..third].to_vec();
@@ -686,14 +704,24 @@ fn corrupt_compressed_payload_is_handled_like_a_corrupt_plain_record() {
     assert_eq!((got.as_slice(), stats.truncated_bytes), (&recs[..3], 9));
 }
 
+/// A WAL directory holding the v1 fixture's segments, then the v2 fixture's renumbered after
+/// them; returns their records in order.
+fn v1_then_v2(dir: &Path) -> Vec<Record> {
+    copy_dir(&fixture_dir("v1"), dir);
+    let first = segment::list_segments(dir).unwrap().len() as u32;
+    for (i, p) in segment::list_segments(&fixture_dir("v2")).unwrap() {
+        std::fs::copy(&p, dir.join(segment::segment_name(first + i))).unwrap();
+    }
+    [fixture_records("v1"), fixture_records("v2")].concat()
+}
+
 #[test]
-fn mixed_v1_and_v2_segments_replay_and_checkpoint() {
+fn mixed_v1_v2_and_v3_segments_replay_and_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_dir("v1"), dir.path());
-    let old = workload(15);
+    let old = v1_then_v2(dir.path());
     let new = big_workload(5, 200);
     let o = || opts(8 << 10, SyncMode::Buffer);
-    // The v2 writer continues after the v1 segments, in new (v2) segments.
+    // The v3 writer continues after the older segments, in new (v3) segments.
     write_records(dir.path(), o(), &new);
     let segs = segment::list_segments(dir.path()).unwrap();
     let versions: Vec<u8> = segs
@@ -701,13 +729,13 @@ fn mixed_v1_and_v2_segments_replay_and_checkpoint() {
         .map(|(_, p)| std::fs::read(p).unwrap().get(4).copied().unwrap_or(0))
         .collect();
     assert!(
-        versions.contains(&1) && versions.contains(&2),
+        [1, 2, 3].iter().all(|v| versions.contains(v)),
         "{versions:?}"
     );
     let want: Vec<Record> = old.iter().chain(&new).cloned().collect();
     let mut w = Wal::open(dir.path(), o()).unwrap();
     assert_eq!(replay_all(&w).0, want);
-    // A checkpoint over both kinds keeps every record (all series kept, no time cut).
+    // A checkpoint over all three kinds keeps every record (all series kept, no time cut).
     w.checkpoint(&|_| true, i64::MIN).unwrap();
     let got = replay_all(&w).0;
     let count = |rs: &[Record]| -> (usize, usize) {
@@ -718,9 +746,18 @@ fn mixed_v1_and_v2_segments_replay_and_checkpoint() {
         })
     };
     assert_eq!(count(&got), count(&want));
+    let samples = |rs: &[Record]| -> Vec<(u64, i64, u64)> {
+        rs.iter()
+            .flat_map(|r| match r {
+                Record::Samples(s) => s.iter().map(|s| (s.series, s.t, s.v.to_bits())).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    assert_eq!(samples(&got), samples(&want));
     // A watcher reads across the mixed segments too.
     let dir2 = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_dir("v1"), dir2.path());
+    v1_then_v2(dir2.path());
     write_records(dir2.path(), o(), &new);
     let mut watcher = watch::WalWatcher::new(dir2.path(), watch::WalPosition::default()).unwrap();
     let (mut nseries, mut nsamples) = (0, 0);

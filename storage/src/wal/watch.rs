@@ -438,6 +438,11 @@ impl WalWatcher {
     fn decode_buf(&mut self, path: &Path) -> Result<(usize, Stop)> {
         let mut r = SegmentReader::new(&self.buf, path);
         let base = self.pos.offset;
+        if base == SEGMENT_HEADER_LEN as u64 {
+            // Samples frames refer to the segment's earlier ones (`delta.rs`): a segment is
+            // decoded from its first frame on, with a fresh state.
+            self.dec.reset();
+        }
         let mut n = 0;
         let mut end = base;
         while r.next() {
@@ -447,17 +452,19 @@ impl WalWatcher {
                 offset: end,
             };
             n += 1;
-            let rec = r
-                .record(&mut self.dec)
-                .and_then(record::decode)
-                .map_err(|e| match e {
-                    Error::Corruption { reason, .. } => Error::corruption(
-                        path,
-                        base + (r.record_offset() - SEGMENT_HEADER_LEN) as u64,
-                        reason,
-                    ),
-                    other => other,
-                })?;
+            let rec = match r.record(&mut self.dec).and_then(record::decode) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    // The frames before this one are decoded (and the delta state holds them):
+                    // a later call resumes at this frame, never decodes them twice.
+                    let at = base + (r.record_offset() - SEGMENT_HEADER_LEN) as u64;
+                    self.pos.offset = at;
+                    return Err(match e {
+                        Error::Corruption { reason, .. } => Error::corruption(path, at, reason),
+                        other => other,
+                    });
+                }
+            };
             match rec {
                 Record::Series(s) => self.ready.push_back((series_entry(s), here)),
                 Record::Samples(_) | Record::Histograms(_) => {

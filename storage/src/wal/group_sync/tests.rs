@@ -265,7 +265,7 @@ fn end_position_moves_only_once_a_batch_is_synced() {
         buf
     };
     gate.set(|st| st.closed = true);
-    let ticket = wal.log_framed(&[&rec], &[], true).unwrap();
+    let ticket = wal.log_records(&[&rec], true).unwrap();
     assert_eq!(wal.end_position(), start, "unsynced batch readable");
     let end = std::thread::scope(|s| {
         let h = s.spawn(|| ticket.wait());
@@ -276,7 +276,7 @@ fn end_position_moves_only_once_a_batch_is_synced() {
     });
     assert!(end > start, "{end:?} after {start:?}");
     // Unsynced appends (the rules' appender) are readable at once when nothing waits before them.
-    let ticket = wal.log_framed(&[&rec], &[], false).unwrap();
+    let ticket = wal.log_records(&[&rec], false).unwrap();
     assert!(wal.end_position() > end);
     ticket.wait().unwrap();
 }

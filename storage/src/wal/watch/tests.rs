@@ -371,3 +371,60 @@ fn a_new_checkpoint_returns_live_series_then_a_reset() {
         .collect();
     assert_eq!(samples, vec![(9, 20), (2, 30)]);
 }
+
+#[test]
+fn resumes_mid_segment_with_exact_values_of_delta_encoded_samples() {
+    // One segment of samples records encoded against each other (segment version 3): a
+    // watcher resuming in the middle must decode the frames before its position again to get
+    // the values after it right.
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 128 << 20);
+    let value = |r: u64, round: i64| match r % 3 {
+        0 => (r * 1000) as f64 + (round * (r as i64 % 7)) as f64, // counter
+        1 => 20.0 + (round as f64 * 0.37 + r as f64).sin(),       // gauge
+        _ => f64::from_bits(0x7ff8_0000_0000_0001 + round as u64), // NaN payloads
+    };
+    let refs: Vec<u64> = (1..=50).collect();
+    wal.log(&[&series_rec(&refs)]).unwrap();
+    let mut want = Vec::new();
+    for round in 0..20i64 {
+        let s: Vec<RefSample> = refs
+            .iter()
+            .map(|&r| RefSample {
+                series: r,
+                t: 1_000_000 + round * 15_000 + r as i64,
+                v: value(r, round),
+            })
+            .collect();
+        want.extend(s.iter().map(|s| (s.series, s.t, s.v.to_bits())));
+        let mut b = Vec::new();
+        encode_samples(&s, &mut b);
+        wal.log(&[&b]).unwrap();
+    }
+    let samples = |w: &mut WalWatcher, max: usize| {
+        let mut got = Vec::new();
+        while got.len() < max {
+            match w.next_entry().unwrap() {
+                Some(WalEntry::Samples(s)) => {
+                    got.extend(s.iter().map(|s| (s.series_ref, s.t, s.v.to_bits())))
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        got
+    };
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    let first = samples(&mut w, 7 * 50);
+    let pos = w.position();
+    assert_eq!(pos.segment, 0);
+    assert!(
+        pos.offset > 1000 && pos.offset < wal.end_position().offset,
+        "{pos:?}"
+    );
+    let mut w2 = WalWatcher::new(dir.path(), pos).unwrap();
+    let rest = samples(&mut w2, usize::MAX);
+    assert_eq!(first.len() + rest.len(), want.len());
+    assert_eq!(first, want[..first.len()]);
+    assert_eq!(rest, want[first.len()..], "values after the resume point");
+}
