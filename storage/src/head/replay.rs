@@ -6,8 +6,9 @@
 //! bounded whatever the WAL's size.
 //!
 //! Float samples are applied by series, not in WAL order: the applier buffers up to [`BATCH`] of
-//! them, sorts the buffer by series (stably, so each series keeps its WAL order) and applies
-//! each series' run under one lock with its chunk encoder hot in cache. A WAL written by
+//! them, groups the buffer by series (a counting sort, stable, so each series keeps its WAL
+//! order; its buffers are reused, so a flush allocates nothing) and applies each series' run
+//! under one lock with its chunk encoder hot in cache. A WAL written by
 //! remote-write or scrapes holds one sample per series per record, so in WAL order every sample
 //! lands on another series' chunk (a cache miss each). The resulting head is the same: a
 //! series' samples never depend on another series' (the only shared state, the head's time
@@ -26,9 +27,10 @@ use std::sync::atomic::Ordering;
 /// holds a batch: a few thousand samples).
 const QUEUE: usize = 16;
 
-/// Float samples buffered before they are grouped by series and applied: 24 bytes each, so at
-/// most 12 MiB (2^19 samples is ~26 per series of the 20,000 of a medium set).
-pub(crate) const BATCH: usize = 1 << 19;
+/// Float samples buffered before they are grouped by series and applied: 24 bytes each in
+/// WAL order plus 16 grouped, so at most 10 MiB (2^18 samples is ~13 per series of the 20,000
+/// of a medium set).
+pub(crate) const BATCH: usize = 1 << 18;
 
 /// Buffers at least this large are applied on two threads.
 const PARALLEL_MIN: usize = 1 << 15;
@@ -105,28 +107,40 @@ impl Default for Counts {
     }
 }
 
-/// Applies `sorted` (grouped by slot) with one lock per series.
+/// One series' samples in [`Applier::grouped`]: `grouped[start..start + len]`.
+#[derive(Clone, Copy)]
+struct Run {
+    slot: u32,
+    start: u32,
+    len: u32,
+}
+
+/// Applies `runs` of `grouped` with one lock per series.
 fn apply_runs(
     head: &Head,
     slots: &[Arc<Series>],
-    sorted: &[Pending],
+    runs: &[Run],
+    grouped: &[(i64, f64)],
     range: i64,
     window: i64,
 ) -> Counts {
     let files = &head.chunk_files;
     let mut c = Counts::default();
-    for run in sorted.chunk_by(|a, b| a.slot == b.slot) {
-        let Some(s) = run.first().and_then(|p| slots.get(p.slot as usize)) else {
-            continue;
+    for r in runs {
+        let (start, len) = (r.start as usize, r.len as usize);
+        let (Some(s), Some(samples)) =
+            (slots.get(r.slot as usize), grouped.get(start..start + len))
+        else {
+            unreachable!("BUG: a replay run outside the grouped buffer or the slots");
         };
         let mut d = s.data.lock();
-        for p in run {
+        for &(t, v) in samples {
             if let Applied::InOrder | Applied::OutOfOrder =
-                d.apply(s.id, p.t, p.v, range, window, files)
+                d.apply(s.id, t, v, range, window, files)
             {
                 c.samples += 1;
-                c.mint = c.mint.min(p.t);
-                c.maxt = c.maxt.max(p.t);
+                c.mint = c.mint.min(t);
+                c.maxt = c.maxt.max(t);
             }
         }
     }
@@ -152,6 +166,12 @@ struct Applier<'h> {
     slots: Vec<Arc<Series>>,
     /// Float samples not yet applied, in WAL order (at most `batch`).
     pending: Vec<Pending>,
+    /// Grouping scratch, reused by every flush: per slot a count, then a write cursor (all zero
+    /// between flushes); the slots seen, in order of first sample; the runs; the grouped samples.
+    cursor: Vec<u32>,
+    seen: Vec<u32>,
+    runs: Vec<Run>,
+    grouped: Vec<(i64, f64)>,
     batch: usize,
     /// Buffers of at least this many samples are applied on two threads.
     parallel_min: usize,
@@ -173,6 +193,10 @@ impl<'h> Applier<'h> {
             ids: U64Map::default(),
             slots: Vec::new(),
             pending: Vec::with_capacity(batch.min(BATCH)),
+            cursor: Vec::new(),
+            seen: Vec::new(),
+            runs: Vec::new(),
+            grouped: Vec::new(),
             batch,
             parallel_min,
             min_valid: head.min_valid_time(),
@@ -270,27 +294,27 @@ impl<'h> Applier<'h> {
     /// is split at a series boundary and its halves applied on two threads (series are
     /// independent; the decoding thread is then mostly waiting for this one).
     fn flush(&mut self) {
-        // Stable: equal slots keep their WAL order.
-        self.pending.sort_by_key(|p| p.slot);
-        let mid = self.pending.len() / 2;
-        let split = match self.pending.get(mid) {
-            Some(m) if self.pending.len() >= self.parallel_min => {
-                let same = |r: &[Pending]| r.partition_point(|p| p.slot == m.slot);
-                mid + self.pending.get(mid..).map_or(0, same)
-            }
-            _ => self.pending.len(),
+        self.group();
+        let total = self.grouped.len();
+        let split = if total >= self.parallel_min {
+            // The first run that starts in the second half.
+            self.runs
+                .partition_point(|r| (r.start as usize) < total / 2)
+        } else {
+            self.runs.len()
         };
-        let (a, b) = self.pending.split_at(split);
-        let (head, slots, range) = (self.head, self.slots.as_slice(), self.range);
+        let (a, b) = self.runs.split_at(split);
+        let (head, slots, grouped) = (self.head, self.slots.as_slice(), self.grouped.as_slice());
         // Replay accepts what the live head accepted: the OOO window applies, and a sample
         // rejected at commit time is rejected the same way here.
-        let window = self.window.max(0);
+        let (range, window) = (self.range, self.window.max(0));
         let (x, y) = if b.is_empty() {
-            (apply_runs(head, slots, a, range, window), Counts::default())
+            let x = apply_runs(head, slots, a, grouped, range, window);
+            (x, Counts::default())
         } else {
             std::thread::scope(|scope| {
-                let other = scope.spawn(|| apply_runs(head, slots, b, range, window));
-                let x = apply_runs(head, slots, a, range, window);
+                let other = scope.spawn(|| apply_runs(head, slots, b, grouped, range, window));
+                let x = apply_runs(head, slots, a, grouped, range, window);
                 match other.join() {
                     Ok(y) => (x, y),
                     Err(p) => std::panic::resume_unwind(p),
@@ -303,6 +327,41 @@ impl<'h> Applier<'h> {
             self.maxt = self.maxt.max(c.maxt);
         }
         self.pending.clear();
+    }
+
+    /// Moves `pending` into `grouped`, one run per series, each in WAL order (a stable
+    /// counting sort; runs in the order of the series' first sample).
+    fn group(&mut self) {
+        self.cursor.resize(self.slots.len(), 0);
+        self.seen.clear();
+        self.runs.clear();
+        for p in &self.pending {
+            let c = &mut self.cursor[p.slot as usize];
+            if *c == 0 {
+                self.seen.push(p.slot);
+            }
+            *c += 1;
+        }
+        let mut start = 0u32;
+        for &slot in &self.seen {
+            let c = &mut self.cursor[slot as usize];
+            self.runs.push(Run {
+                slot,
+                start,
+                len: *c,
+            });
+            (start, *c) = (start + *c, start);
+        }
+        self.grouped.clear();
+        self.grouped.resize(self.pending.len(), (0, 0.0));
+        for p in &self.pending {
+            let c = &mut self.cursor[p.slot as usize];
+            self.grouped[*c as usize] = (p.t, p.v);
+            *c += 1;
+        }
+        for &slot in &self.seen {
+            self.cursor[slot as usize] = 0;
+        }
     }
 
     fn finish(mut self) -> Result<ReplayOutcome> {
