@@ -2,19 +2,38 @@
 //! samples are applied as commits apply them, tombstones delete.
 //!
 //! Two threads: the caller's reads, decompresses and decodes records (`Wal::replay`), a scoped
-//! one applies them in WAL order. At most [`QUEUE`] decoded records wait between the two, so memory
-//! stays bounded whatever the WAL's size.
+//! one applies them. At most [`QUEUE`] decoded records wait between the two, so memory stays
+//! bounded whatever the WAL's size.
+//!
+//! Float samples are applied by series, not in WAL order: the applier buffers up to [`BATCH`] of
+//! them, groups the buffer by series (a counting sort, stable, so each series keeps its WAL
+//! order; its buffers are reused, so a flush allocates nothing) and applies each series' run
+//! under one lock with its chunk encoder hot in cache. A WAL written by
+//! remote-write or scrapes holds one sample per series per record, so in WAL order every sample
+//! lands on another series' chunk (a cache miss each). The resulting head is the same: a
+//! series' samples never depend on another series' (the only shared state, the head's time
+//! range and the chunk files' refs, does not change what is stored). Series records are applied
+//! on arrival (samples hold the series they resolved to then); histogram and tombstone records
+//! first apply the buffer, so each series sees its floats, histograms and deletions in WAL order.
 
 use super::Head;
 use super::series::{Applied, Series, U64Map};
 use crate::error::{Error, Result};
-use crate::wal::{Record, Wal};
+use crate::wal::{Record, RefSample, Wal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// Decoded records in flight between the decoding and the applying thread (a samples record
 /// holds a batch: a few thousand samples).
 const QUEUE: usize = 16;
+
+/// Float samples buffered before they are grouped by series and applied: 24 bytes each in
+/// WAL order plus 16 grouped, so at most 10 MiB (2^18 samples is ~13 per series of the 20,000
+/// of a medium set).
+pub(crate) const BATCH: usize = 1 << 18;
+
+/// Buffers at least this large are applied on two threads.
+const PARALLEL_MIN: usize = 1 << 15;
 
 /// What a replay found.
 #[derive(Debug, Default, Clone)]
@@ -28,11 +47,28 @@ pub(crate) struct ReplayOutcome {
 /// Replays `wal` into `head`. Without an out-of-order window, samples older than the head's min
 /// valid time (already in blocks) are skipped.
 pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
+    replay_with(head, wal, BATCH, PARALLEL_MIN)
+}
+
+/// [`replay`] grouping at most `batch` float samples by series (1: WAL order), applying groups
+/// of at least `parallel_min` samples on two threads.
+pub(crate) fn replay_with(
+    head: &Head,
+    wal: &Wal,
+    batch: usize,
+    parallel_min: usize,
+) -> Result<ReplayOutcome> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(QUEUE);
     std::thread::scope(|scope| {
         let applier = std::thread::Builder::new()
             .name("wal-replay".into())
-            .spawn_scoped(scope, move || apply_all(head, rx))
+            .spawn_scoped(scope, move || {
+                let mut a = Applier::new(head, batch, parallel_min);
+                for rec in rx {
+                    a.record(rec)?;
+                }
+                a.finish()
+            })
             .map_err(|e| Error::io("cannot start the WAL replay thread", e))?;
         // A send fails only when the applier stopped on an error, which it returns.
         let stats = wal.replay(&mut |rec| tx.send(rec).map_err(|_| Error::Closed));
@@ -49,81 +85,530 @@ pub(crate) fn replay(head: &Head, wal: &Wal) -> Result<ReplayOutcome> {
     })
 }
 
-/// Applies the records `rx` yields until the decoder is done (or an error).
-fn apply_all(head: &Head, rx: std::sync::mpsc::Receiver<Record>) -> Result<ReplayOutcome> {
-    let mut refs: U64Map<Arc<Series>> = U64Map::default();
-    let mut out = ReplayOutcome::default();
-    let min_valid = head.min_valid_time();
-    let (range, window) = (head.opts.block_range, head.opts.ooo_window);
-    let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
-    for rec in rx {
+/// The series WAL ref `r` resolves to now.
+fn lookup<'a>(refs: &U64Map<u32>, slots: &'a [Arc<Series>], r: u64) -> Option<&'a Arc<Series>> {
+    refs.get(&r).and_then(|&slot| slots.get(slot as usize))
+}
+
+/// Samples applied and their time range.
+struct Counts {
+    samples: u64,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            samples: 0,
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        }
+    }
+}
+
+/// One series' samples in [`Applier::grouped`]: `grouped[start..start + len]`.
+#[derive(Clone, Copy)]
+struct Run {
+    slot: u32,
+    start: u32,
+    len: u32,
+}
+
+/// Applies `runs` of `grouped` with one lock per series.
+fn apply_runs(
+    head: &Head,
+    slots: &[Arc<Series>],
+    runs: &[Run],
+    grouped: &[(i64, f64)],
+    range: i64,
+    window: i64,
+) -> Counts {
+    let files = &head.chunk_files;
+    let mut c = Counts::default();
+    for r in runs {
+        let (start, len) = (r.start as usize, r.len as usize);
+        let (Some(s), Some(samples)) =
+            (slots.get(r.slot as usize), grouped.get(start..start + len))
+        else {
+            unreachable!("BUG: a replay run outside the grouped buffer or the slots");
+        };
+        let mut d = s.data.lock();
+        for &(t, v) in samples {
+            if let Applied::InOrder | Applied::OutOfOrder =
+                d.apply(s.id, t, v, range, window, files)
+            {
+                c.samples += 1;
+                c.mint = c.mint.min(t);
+                c.maxt = c.maxt.max(t);
+            }
+        }
+    }
+    c
+}
+
+/// A float sample waiting in the buffer; `slot` indexes [`Applier::slots`].
+#[derive(Clone, Copy)]
+struct Pending {
+    slot: u32,
+    t: i64,
+    v: f64,
+}
+
+/// Applies records in WAL order per series (see the module docs).
+struct Applier<'h> {
+    head: &'h Head,
+    /// WAL series ref → slot.
+    refs: U64Map<u32>,
+    /// Head series id → slot: two WAL refs of one series (a checkpoint's and a later record's)
+    /// share a slot, so the sort keeps that series' samples in WAL order.
+    ids: U64Map<u32>,
+    slots: Vec<Arc<Series>>,
+    /// Float samples not yet applied, in WAL order (at most `batch`).
+    pending: Vec<Pending>,
+    /// Grouping scratch, reused by every flush: per slot a count, then a write cursor (all zero
+    /// between flushes); the slots seen, in order of first sample; the runs; the grouped samples.
+    cursor: Vec<u32>,
+    seen: Vec<u32>,
+    runs: Vec<Run>,
+    grouped: Vec<(i64, f64)>,
+    batch: usize,
+    /// Buffers of at least this many samples are applied on two threads.
+    parallel_min: usize,
+    min_valid: i64,
+    range: i64,
+    /// The out-of-order window as configured (may be negative: off).
+    window: i64,
+    out: ReplayOutcome,
+    mint: i64,
+    maxt: i64,
+}
+
+impl<'h> Applier<'h> {
+    fn new(head: &'h Head, batch: usize, parallel_min: usize) -> Self {
+        let batch = batch.max(1);
+        Self {
+            head,
+            refs: U64Map::default(),
+            ids: U64Map::default(),
+            slots: Vec::new(),
+            pending: Vec::with_capacity(batch.min(BATCH)),
+            cursor: Vec::new(),
+            seen: Vec::new(),
+            runs: Vec::new(),
+            grouped: Vec::new(),
+            batch,
+            parallel_min,
+            min_valid: head.min_valid_time(),
+            range: head.opts.block_range,
+            window: head.opts.ooo_window,
+            out: ReplayOutcome::default(),
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        }
+    }
+
+    /// True when a sample at `t` is already in blocks and is skipped. Without an out-of-order
+    /// window everything below the min valid time is in blocks. With one, the WAL also holds
+    /// old samples accepted after the last cut; replaying them all is safe (a copy already in a
+    /// block is merged away by compaction's deduplication).
+    fn in_blocks(&self, t: i64) -> bool {
+        t < self.min_valid && self.window <= 0
+    }
+
+    fn record(&mut self, rec: Record) -> Result<()> {
         match rec {
             Record::Series(series) => {
                 for rs in series {
-                    let (s, _) = head.get_or_create(&rs.labels, Some(rs.series))?;
+                    let (s, _) = self.head.get_or_create(&rs.labels, Some(rs.series))?;
                     s.logged.store(true, Ordering::Release);
-                    refs.insert(rs.series, s);
+                    let next = u32::try_from(self.slots.len()).map_err(|_| {
+                        Error::InvalidArgument("WAL replay: more than 2^32 series".into())
+                    })?;
+                    let slot = *self.ids.entry(s.id).or_insert(next);
+                    if slot == next {
+                        self.slots.push(s);
+                    }
+                    self.refs.insert(rs.series, slot);
                 }
             }
-            Record::Samples(samples) => {
-                for rs in samples {
-                    // Without an out-of-order window everything below the min valid time is in
-                    // blocks. With one, the WAL also holds old samples accepted after the last
-                    // cut; replaying them all is safe (a copy already in a block is merged away
-                    // by compaction's deduplication).
-                    if rs.t < min_valid && window <= 0 {
-                        continue;
-                    }
-                    let Some(s) = refs.get(&rs.series) else {
-                        out.unknown_refs += 1;
-                        continue;
-                    };
-                    // Replay accepts what the live head accepted: the OOO window applies, but
-                    // a sample rejected at commit time is rejected the same way here.
-                    let window = window.max(0);
-                    let files = &head.chunk_files;
-                    match s.data.lock().apply(s.id, rs.t, rs.v, range, window, files) {
-                        Applied::InOrder | Applied::OutOfOrder => {
-                            out.samples += 1;
-                            mint = mint.min(rs.t);
-                            maxt = maxt.max(rs.t);
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            Record::Samples(samples) => self.samples(&samples),
             Record::Histograms(hs) => {
+                self.flush();
+                let (range, window, files) =
+                    (self.range, self.window.max(0), &self.head.chunk_files);
                 for rh in hs {
-                    if rh.t < min_valid && window <= 0 {
+                    if self.in_blocks(rh.t) {
                         continue;
                     }
-                    let Some(s) = refs.get(&rh.series) else {
-                        out.unknown_refs += 1;
+                    let Some(s) = lookup(&self.refs, &self.slots, rh.series) else {
+                        self.out.unknown_refs += 1;
                         continue;
                     };
-                    let (window, files) = (window.max(0), &head.chunk_files);
                     if matches!(
                         s.data
                             .lock()
                             .apply_histogram(rh.t, &rh.h, range, window, files),
                         Applied::InOrder | Applied::OutOfOrder
                     ) {
-                        out.samples += 1;
-                        mint = mint.min(rh.t);
-                        maxt = maxt.max(rh.t);
+                        self.out.samples += 1;
+                        self.mint = self.mint.min(rh.t);
+                        self.maxt = self.maxt.max(rh.t);
                     }
                 }
             }
             Record::Tombstones(ts) => {
+                self.flush();
                 for t in ts {
-                    let id = refs.get(&t.series).map(|s| s.id);
+                    let id = lookup(&self.refs, &self.slots, t.series).map(|s| s.id);
                     if let Some(id) = id {
-                        head.delete(&[id], t.mint, t.maxt, false)?;
+                        self.head.delete(&[id], t.mint, t.maxt, false)?;
                     }
                 }
             }
         }
+        Ok(())
     }
-    head.update_time_range(mint, maxt);
-    Ok(out)
+
+    fn samples(&mut self, samples: &[RefSample]) {
+        for rs in samples {
+            if self.in_blocks(rs.t) {
+                continue;
+            }
+            let Some(&slot) = self.refs.get(&rs.series) else {
+                self.out.unknown_refs += 1;
+                continue;
+            };
+            self.pending.push(Pending {
+                slot,
+                t: rs.t,
+                v: rs.v,
+            });
+            if self.pending.len() >= self.batch {
+                self.flush();
+            }
+        }
+    }
+
+    /// Applies the buffer series by series, each series' samples in WAL order. A large buffer
+    /// is split at a series boundary and its halves applied on two threads (series are
+    /// independent; the decoding thread is then mostly waiting for this one).
+    fn flush(&mut self) {
+        self.group();
+        let total = self.grouped.len();
+        let split = if total >= self.parallel_min {
+            // The first run that starts in the second half.
+            self.runs
+                .partition_point(|r| (r.start as usize) < total / 2)
+        } else {
+            self.runs.len()
+        };
+        let (a, b) = self.runs.split_at(split);
+        let (head, slots, grouped) = (self.head, self.slots.as_slice(), self.grouped.as_slice());
+        // Replay accepts what the live head accepted: the OOO window applies, and a sample
+        // rejected at commit time is rejected the same way here.
+        let (range, window) = (self.range, self.window.max(0));
+        let (x, y) = if b.is_empty() {
+            let x = apply_runs(head, slots, a, grouped, range, window);
+            (x, Counts::default())
+        } else {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| apply_runs(head, slots, b, grouped, range, window));
+                let x = apply_runs(head, slots, a, grouped, range, window);
+                match other.join() {
+                    Ok(y) => (x, y),
+                    Err(p) => std::panic::resume_unwind(p),
+                }
+            })
+        };
+        for c in [x, y] {
+            self.out.samples += c.samples;
+            self.mint = self.mint.min(c.mint);
+            self.maxt = self.maxt.max(c.maxt);
+        }
+        self.pending.clear();
+    }
+
+    /// Moves `pending` into `grouped`, one run per series, each in WAL order (a stable
+    /// counting sort; runs in the order of the series' first sample).
+    fn group(&mut self) {
+        self.cursor.resize(self.slots.len(), 0);
+        self.seen.clear();
+        self.runs.clear();
+        for p in &self.pending {
+            let c = &mut self.cursor[p.slot as usize];
+            if *c == 0 {
+                self.seen.push(p.slot);
+            }
+            *c += 1;
+        }
+        let mut start = 0u32;
+        for &slot in &self.seen {
+            let c = &mut self.cursor[slot as usize];
+            self.runs.push(Run {
+                slot,
+                start,
+                len: *c,
+            });
+            (start, *c) = (start + *c, start);
+        }
+        self.grouped.clear();
+        self.grouped.resize(self.pending.len(), (0, 0.0));
+        for p in &self.pending {
+            let c = &mut self.cursor[p.slot as usize];
+            self.grouped[*c as usize] = (p.t, p.v);
+            *c += 1;
+        }
+        for &slot in &self.seen {
+            self.cursor[slot as usize] = 0;
+        }
+    }
+
+    fn finish(mut self) -> Result<ReplayOutcome> {
+        self.flush();
+        self.head.update_time_range(self.mint, self.maxt);
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+    use crate::head::chunk_files::HeadChunkFiles;
+    use crate::histogram::{FloatHistogram, Span};
+    use crate::model::Labels;
+    use crate::wal::record::{self, RefHistogram};
+    use crate::wal::{RefSeries, RefTombstone, SyncMode, WalOptions};
+
+    /// xorshift64: a fixed seed gives the same WAL on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn hist(count: f64) -> FloatHistogram {
+        FloatHistogram {
+            schema: 0,
+            count,
+            sum: count * 1.5,
+            zero_count: 0.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![count / 2.0, count / 2.0],
+            ..FloatHistogram::default()
+        }
+    }
+
+    /// A WAL mixing what replay must keep in order: series records (one label set logged under
+    /// two refs, series appearing mid-way, refs never logged), float samples in and out of
+    /// order (within and beyond `window`, duplicates of the same and of another value, below
+    /// the min valid time, staleness markers), histograms on float series and on their own,
+    /// and tombstones. Segments are small, so the WAL spans several.
+    fn write_wal(dir: &std::path::Path, seed: u64) -> Wal {
+        let mut wal = Wal::open(
+            dir,
+            WalOptions {
+                segment_size: 64 << 10,
+                sync: SyncMode::Buffer,
+            },
+        )
+        .unwrap();
+        let mut rng = Rng(seed);
+        let mut buf = Vec::new();
+        let mut log = |wal: &mut Wal, enc: &dyn Fn(&mut Vec<u8>)| {
+            buf.clear();
+            enc(&mut buf);
+            wal.log(&[&buf]).unwrap();
+        };
+        let labels = |i: u64| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
+        // Refs 1..=60 for series 0..60; ref 100 + i is a second ref of series i (churn).
+        let mut known: Vec<u64> = Vec::new();
+        let mut newest = vec![0i64; 200];
+        for round in 0..400u64 {
+            if round % 40 == 0 && known.len() < 60 {
+                let add: Vec<RefSeries> = (known.len() as u64..known.len() as u64 + 15)
+                    .map(|i| RefSeries {
+                        series: i + 1,
+                        labels: labels(i),
+                    })
+                    .collect();
+                known.extend(add.iter().map(|s| s.series));
+                log(&mut wal, &|b| record::encode_series(&add, b));
+            }
+            if round == 150 {
+                let again: Vec<RefSeries> = (0..10)
+                    .map(|i| RefSeries {
+                        series: 100 + i,
+                        labels: labels(i),
+                    })
+                    .collect();
+                known.extend(again.iter().map(|s| s.series));
+                log(&mut wal, &|b| record::encode_series(&again, b));
+            }
+            match rng.below(10) {
+                0 => {
+                    let hs: Vec<RefHistogram> = (0..5)
+                        .map(|_| {
+                            let r = known[rng.below(known.len() as u64) as usize];
+                            let t = newest[r as usize] + rng.below(3) as i64 * 1000 - 1000;
+                            newest[r as usize] = newest[r as usize].max(t);
+                            RefHistogram {
+                                series: r,
+                                t,
+                                h: hist(rng.below(50) as f64),
+                            }
+                        })
+                        .collect();
+                    log(&mut wal, &|b| record::encode_histograms(&hs, b));
+                }
+                1 => {
+                    let r = known[rng.below(known.len() as u64) as usize];
+                    let mint = rng.below(400_000) as i64;
+                    let ts = [RefTombstone {
+                        series: r,
+                        mint,
+                        maxt: mint + rng.below(60_000) as i64,
+                    }];
+                    log(&mut wal, &|b| record::encode_tombstones(&ts, b));
+                }
+                _ => {
+                    let mut ss = Vec::new();
+                    for &r in &known {
+                        let n = &mut newest[r as usize];
+                        let t = match rng.below(20) {
+                            0 => *n - rng.below(30) as i64 * 1000, // out of order
+                            1 => *n,                               // duplicate time
+                            2 => rng.below(5_000) as i64,          // old
+                            _ => *n + 1000 + rng.below(3) as i64,  // in order
+                        };
+                        *n = (*n).max(t);
+                        let v = match rng.below(30) {
+                            0 => crate::model::stale_nan(),
+                            1..4 => 7.0,
+                            _ => rng.below(1000) as f64,
+                        };
+                        ss.push(RefSample { series: r, t, v });
+                    }
+                    if rng.below(8) == 0 {
+                        ss.push(RefSample {
+                            series: 999,
+                            t: 1_000_000,
+                            v: 1.0,
+                        });
+                    }
+                    log(&mut wal, &|b| record::encode_samples(&ss, b));
+                }
+            }
+        }
+        wal
+    }
+
+    /// Everything the head holds, series by series: chunk bytes and time ranges, out-of-order
+    /// buffers, the newest sample, histogram chunks; then the head's time range and counts.
+    fn dump(head: &Head, out: &ReplayOutcome) -> Vec<String> {
+        let mut all = head.series.all();
+        all.sort_by_key(|s| s.id);
+        let files = &head.chunk_files;
+        let mut lines: Vec<String> = all
+            .iter()
+            .map(|s| {
+                let d = s.data.lock();
+                let closed: Vec<_> = d
+                    .closed
+                    .iter()
+                    .map(|c| {
+                        let mut b = Vec::new();
+                        files.read_into(c.r, &mut b).unwrap();
+                        (c.min_t, c.max_t, b)
+                    })
+                    .collect();
+                let open = d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
+                let ooo: Vec<_> = d.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
+                let hist = d.hist.as_ref().map(|h| {
+                    let closed: Vec<_> = h
+                        .closed
+                        .iter()
+                        .map(|c| (c.min_t, c.max_t, &c.bytes))
+                        .collect();
+                    let open = h.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
+                    format!("{closed:?} {open:?} {:?} {:?}", h.last_t, h.ooo)
+                });
+                format!(
+                    "{} {:?} closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
+                    s.id, s.labels, d.last
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "time {}..{} series {} samples {} unknown {}",
+            head.min_time(),
+            head.max_time(),
+            head.num_series(),
+            out.samples,
+            out.unknown_refs
+        ));
+        lines
+    }
+
+    #[test]
+    fn grouped_by_series_builds_the_head_wal_order_builds() {
+        let check = |seed: u64, window: i64, min_valid: i64| {
+            let dir = tempfile::tempdir().unwrap();
+            let wal = write_wal(dir.path(), seed);
+            let build = |batch: usize, parallel: usize| {
+                let head = Head::new(
+                    HeadOptions {
+                        block_range: 120_000,
+                        ooo_window: window,
+                    },
+                    None,
+                    HeadChunkFiles::in_memory(),
+                    min_valid,
+                );
+                let out = replay_with(&head, &wal, batch, parallel).unwrap();
+                (dump(&head, &out), out)
+            };
+            let (want, out) = build(1, usize::MAX);
+            assert!(out.samples > 10_000, "too few samples applied: {out:?}");
+            assert!(out.unknown_refs > 0, "no unknown ref in the WAL: {out:?}");
+            assert!(
+                want.iter().any(|l| l.contains("hist Some")),
+                "no histograms in the head"
+            );
+            if window > 0 {
+                assert!(
+                    want.iter().any(|l| !l.contains("ooo []")),
+                    "no out-of-order sample kept"
+                );
+            }
+            for (batch, parallel) in [
+                (2, 2),
+                (7, usize::MAX),
+                (1000, 2),
+                (BATCH, 2),
+                (BATCH, 1 << 15),
+            ] {
+                let (got, _) = build(batch, parallel);
+                assert_eq!(want.len(), got.len());
+                for (w, g) in want.iter().zip(&got) {
+                    assert_eq!(w, g, "seed {seed} window {window} batch {batch}/{parallel}");
+                }
+            }
+        };
+        check(1, 0, i64::MIN);
+        check(2, 30_000, i64::MIN);
+        check(3, 0, 3_000);
+        check(4, 600_000, 3_000);
+    }
 }
