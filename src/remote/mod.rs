@@ -17,6 +17,7 @@ pub mod read_stream;
 mod reader;
 mod send;
 mod status;
+mod wire;
 
 use crate::config::Config;
 use crate::config::remote_write::{ProtobufMessage, RemoteWriteConfig};

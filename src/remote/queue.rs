@@ -230,9 +230,15 @@ impl Queue {
 
     async fn send_shard(&self, samples: Vec<Pending>, mut stop: watch::Receiver<bool>) -> Round {
         let per = self.cfg.queue_config.max_samples_per_send.max(1);
+        let mut wire = super::wire::Encoder::default();
         for chunk in samples.chunks(per) {
-            let families = self.families.as_ref().map(|f| f.current());
-            let (body, counts) = encode(chunk, self.cfg.protobuf_message, families.as_deref());
+            let floats = chunk.iter().all(|p| matches!(p.v, Value::Float(_)));
+            let (body, counts) = if floats && self.cfg.protobuf_message == ProtobufMessage::V1 {
+                wire.encode(chunk)
+            } else {
+                let families = self.families.as_ref().map(|f| f.current());
+                encode(chunk, self.cfg.protobuf_message, families.as_deref())
+            };
             if let Round::Stopped = self.link.send(body, counts, &mut stop).await {
                 return Round::Stopped;
             }
@@ -311,7 +317,8 @@ pub struct Counts {
 }
 
 /// Encodes samples (in WAL order) as one request: samples grouped per series, each series'
-/// floats and histograms in order. A 2.0 request carries each series' metadata when `families`
+/// floats and histograms in order. (Requests of 1.0 floats only go through `wire`, which
+/// writes the same bytes.) A 2.0 request carries each series' metadata when `families`
 /// knows its family. Returns the body and what it carries.
 pub fn encode(
     samples: &[Pending],
@@ -328,20 +335,7 @@ pub fn encode(
         n.highest = n.highest.max(p.t);
         let key = Arc::as_ptr(&p.series);
         let i = *index.entry(key).or_insert_with(|| {
-            req.timeseries.push(prompb::TimeSeries {
-                labels: p
-                    .series
-                    .labels
-                    .iter()
-                    .map(|l| prompb::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
-                    })
-                    .collect(),
-                samples: Vec::new(),
-                exemplars: Vec::new(),
-                histograms: Vec::new(),
-            });
+            req.timeseries.push(p.series.to_proto());
             req.timeseries.len() - 1
         });
         let Some(ts) = req.timeseries.get_mut(i) else {

@@ -4,6 +4,7 @@
 
 use super::metrics::QueueMetrics;
 use crate::config::relabel::{self, RelabelConfig};
+use crate::ingest::prompb;
 use argus_storage::{FloatHistogram, Labels, WalEntry, WalPosition, WalWatcher};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +13,44 @@ use std::sync::atomic::Ordering;
 /// A series as it is sent.
 #[derive(Debug)]
 pub struct SendSeries {
-    /// Labels after external labels and relabeling.
-    pub labels: Labels,
-    /// `labels.stable_hash()`, which picks the shard (so a series' samples stay in order).
+    /// Labels after external labels and relabeling, as the `Label` fields of a 1.0
+    /// `TimeSeries` (`wire::encode_labels`): written into each request as they are, and
+    /// smaller than the label strings.
+    pub labels_pb: Box<[u8]>,
+    /// The labels' `stable_hash()`, which picks the shard (so a series' samples stay in order).
     pub hash: u64,
+}
+
+impl SendSeries {
+    /// The series sent under `labels`.
+    pub fn new(labels: Labels) -> SendSeries {
+        let mut pb = Vec::new();
+        super::wire::encode_labels(&labels, &mut pb);
+        SendSeries {
+            labels_pb: pb.into_boxed_slice(),
+            hash: labels.stable_hash(),
+        }
+    }
+
+    /// A 1.0 `TimeSeries` with the labels and nothing else (the prost path: 2.0 requests,
+    /// histograms).
+    pub fn to_proto(&self) -> prompb::TimeSeries {
+        use prost::Message;
+        prompb::TimeSeries::decode(&*self.labels_pb)
+            .unwrap_or_else(|e| unreachable!("BUG: labels encoded by wire do not decode: {e}"))
+    }
+
+    /// The labels.
+    #[cfg(test)]
+    pub fn labels(&self) -> Labels {
+        let pairs: Vec<(String, String)> = self
+            .to_proto()
+            .labels
+            .into_iter()
+            .map(|l| (l.name, l.value))
+            .collect();
+        Labels::from_pairs(&pairs)
+    }
 }
 
 /// A sample waiting to be sent.
@@ -44,7 +79,7 @@ pub struct Reader {
     /// Series by WAL ref (`None` when relabeling drops it), with the WAL segment the reader was
     /// in when the series was last defined. Series the head no longer holds are forgotten at
     /// each new WAL checkpoint ([`WalEntry::SeriesReset`]).
-    series: HashMap<u64, (Option<Arc<SendSeries>>, u32)>,
+    series: HashMap<u64, (Option<Arc<SendSeries>>, u32), foldhash::fast::RandomState>,
     external: Labels,
     relabel: Vec<RelabelConfig>,
     /// Samples older than `now - age_limit` are dropped (0 = no limit), ms.
@@ -66,7 +101,7 @@ impl Reader {
     ) -> Reader {
         Reader {
             watcher,
-            series: HashMap::new(),
+            series: HashMap::default(),
             external,
             relabel,
             age_limit_ms,
@@ -90,8 +125,7 @@ impl Reader {
         if !relabel::process(&mut l, &self.relabel) || l.is_empty() {
             return None;
         }
-        let hash = l.stable_hash();
-        Some(Arc::new(SendSeries { labels: l, hash }))
+        Some(Arc::new(SendSeries::new(l)))
     }
 
     /// Samples older than this are dropped (`sample_age_limit`), ms.
@@ -228,7 +262,7 @@ mod tests {
     fn times(batch: &[Pending], name: &str) -> Vec<i64> {
         batch
             .iter()
-            .filter(|p| p.series.labels.get("__name__") == Some(name))
+            .filter(|p| p.series.labels().get("__name__") == Some(name))
             .map(|p| p.t)
             .collect()
     }
@@ -248,7 +282,7 @@ mod tests {
         assert_eq!(times(&batch, "dies"), vec![0]);
         assert_eq!(r.series.len(), 2);
         assert_eq!(
-            batch[0].series.labels,
+            batch[0].series.labels(),
             Labels::from_pairs(&[("__name__", "dies"), ("replica", "a")])
         );
         // The cut drops "dies" from the head and checkpoints the WAL, but only below the kept

@@ -1,17 +1,25 @@
 //! The per-target series cache and the append path of one scrape.
 //!
-//! The cache maps raw series text (bytes of the body) to the final label set and the storage's
-//! `SeriesRef`, so a steady-state scrape only looks bytes up in a hash map: no label decoding,
-//! no relabeling, no label hashing and no allocation for series seen before. It also remembers
-//! which series the previous successful scrape had, to write staleness markers for those that
-//! disappeared, as Prometheus's `scrapeCache` does.
+//! The cache maps raw series text (bytes of the body) to the storage's `SeriesRef`, so a
+//! steady-state scrape compares bytes and appends by ref ([`Appender::append_ref`]): no label
+//! decoding, relabeling, hashing or comparing, and no allocation for series seen before. It also
+//! remembers which series the previous successful scrape had, to write staleness markers for
+//! those that disappeared, as Prometheus's `scrapeCache` does.
+//!
+//! Memory: an entry keeps its series text once (the hash index holds positions, not keys) and
+//! no label set while the storage knows its ref: the labels live in the storage, and are rebuilt
+//! from the body line (or, for a staleness marker, from the kept text) only when the storage no
+//! longer knows the ref. Samples that cannot go by ref (histograms, protobuf samples, storages
+//! without refs) keep their labels, as before.
 
 use super::Error;
 use super::expfmt::{Entry, Format, Parser};
 use super::target::Metadata;
 use crate::config::relabel::{self, RelabelConfig};
 use argus_storage::{Appender, Label, Labels, SeriesRef, Timestamp, stale_nan};
+use hashbrown::HashTable;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 /// Per-scrape options that shape samples (immutable for the life of a scrape loop).
 #[derive(Clone, Debug, Default)]
@@ -47,6 +55,10 @@ trait Scraped {
     fn labels(&self, dst: &mut Vec<Label>) -> Result<(), Error>;
     /// The exposed timestamp, ms.
     fn timestamp(&self) -> Option<i64>;
+    /// The value, when it is a plain float sample of a text body: those are appended by ref
+    /// without labels, as their series text (the cache key) can rebuild the labels. `None`
+    /// (histograms, protobuf samples) keeps the entry's labels.
+    fn float(&self) -> Option<f64>;
     /// Appends the value under `labels` at `t`.
     fn append_to(
         &self,
@@ -66,6 +78,9 @@ impl Scraped for Parser<'_> {
     }
     fn timestamp(&self) -> Option<i64> {
         Parser::timestamp(self)
+    }
+    fn float(&self) -> Option<f64> {
+        Some(self.value())
     }
     fn append_to(
         &self,
@@ -89,6 +104,9 @@ impl Scraped for super::protobuf::Sample {
     }
     fn timestamp(&self) -> Option<i64> {
         self.timestamp
+    }
+    fn float(&self) -> Option<f64> {
+        None
     }
     fn append_to(
         &self,
@@ -136,8 +154,10 @@ struct CacheEntry {
     /// The series text this entry was built from.
     key: Box<[u8]>,
     sref: Option<SeriesRef>,
-    /// Final labels; empty when dropped by relabeling.
-    labels: Labels,
+    /// Final labels, kept only where a later sample needs them: samples that do not go by ref
+    /// ([`Scraped::float`] is `None`) and series whose ref the storage did not know. `None` for
+    /// text series appended by ref (the storage holds their labels) and for dropped ones.
+    labels: Option<Box<Labels>>,
     dropped: bool,
     /// Whether the last sample carried its own timestamp.
     explicit_ts: bool,
@@ -157,8 +177,11 @@ struct CacheEntry {
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     entries: Vec<CacheEntry>,
-    /// Series text → position in `entries`.
-    index: HashMap<Box<[u8]>, usize, SeriesHashBuilder>,
+    /// Series text → position in `entries`: holds positions only, hashed and compared through
+    /// the entries' keys (so each key is kept once).
+    index: HashTable<usize>,
+    /// Hashes `index`'s keys.
+    hasher: SeriesHashBuilder,
     /// `entries` positions in the order the last successful scrape exposed them.
     order: Vec<usize>,
     /// The same, being built by the current scrape.
@@ -175,6 +198,10 @@ pub struct SeriesCache {
     /// Entries seen by the current iteration.
     touched: u64,
     scratch: Vec<Label>,
+    /// The text format of the last text body: rebuilds labels from a kept series text.
+    text_format: Option<Format>,
+    /// A series line rebuilt from a key (reused).
+    line: Vec<u8>,
 }
 
 impl SeriesCache {
@@ -237,8 +264,10 @@ impl SeriesCache {
                 self.append_series(s, iter, ts, app, opts, &mut st, &mut reseen)?;
             }
         } else if !body.is_empty() && opts.protobuf.convert_nhcb {
+            self.text_format = Some(format);
             self.append_text_nhcb(body, format, iter, ts, app, opts, &mut st, &mut reseen)?;
         } else if !body.is_empty() {
+            self.text_format = Some(format);
             let mut p = Parser::new(body, format);
             while let Some(e) = p.next() {
                 match e {
@@ -258,12 +287,13 @@ impl SeriesCache {
         if let Some(prev) = self.last_ok
             && reseen < self.last_ok_count
         {
+            let mut rebuild = KeyLabels::new(self.text_format, &mut self.line, &mut self.scratch);
             for e in &mut self.entries {
                 if e.last_iter == prev
                     && !e.dropped
                     && (!e.explicit_ts || opts.track_timestamps_staleness)
                 {
-                    stale_append(app, e, ts, &mut st)?;
+                    stale_append(app, e, ts, &mut st, &mut rebuild, opts)?;
                 }
             }
         }
@@ -346,7 +376,14 @@ impl SeriesCache {
         let pos = self.next_order.len();
         let hit = match self.order.get(pos) {
             Some(&i) if self.entries.get(i).is_some_and(|e| *e.key == *key) => Some(i),
-            _ => self.index.get(key).copied(),
+            _ => {
+                let entries = &self.entries;
+                self.index
+                    .find(self.hasher.hash_one(key), |&i| {
+                        entries.get(i).is_some_and(|e| *e.key == *key)
+                    })
+                    .copied()
+            }
         };
         if let Some(i) = hit
             && let Some(e) = self.entries.get_mut(i)
@@ -365,9 +402,9 @@ impl SeriesCache {
             e.prev_iter = e.last_iter;
             e.last_iter = iter;
             self.touched += 1;
-            return append_entry(e, p, ts, app, opts, st);
+            return append_entry(e, p, ts, app, opts, st, &mut self.scratch, None);
         }
-        let (labels, dropped) = self.build_labels(p, opts)?;
+        let (labels, dropped) = build_labels(p, opts, &mut self.scratch)?;
         if !dropped {
             st.added += 1;
         }
@@ -376,16 +413,21 @@ impl SeriesCache {
         self.entries.push(CacheEntry {
             key: Box::from(key),
             sref: None,
-            labels,
+            labels: None,
             dropped,
             explicit_ts: false,
             last_iter: iter,
             prev_iter: 0,
         });
-        self.index.insert(Box::from(key), i);
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.insert_unique(hasher.hash_one(key), i, |&j| {
+            entries.get(j).map_or(0, |e| hasher.hash_one(&*e.key))
+        });
         self.next_order.push(i);
+        let fresh = (!dropped).then_some(labels);
         match self.entries.last_mut() {
-            Some(e) => append_entry(e, p, ts, app, opts, st),
+            Some(e) => append_entry(e, p, ts, app, opts, st, &mut self.scratch, fresh),
             None => unreachable!("BUG: entry pushed just above"),
         }
     }
@@ -403,35 +445,16 @@ impl SeriesCache {
             }
         }
         self.entries.retain(|e| e.last_iter == iter);
-        self.index
-            .retain(|_, i| remap.get(*i).is_some_and(|&r| r != usize::MAX));
-        for i in self.index.values_mut() {
-            *i = remap.get(*i).copied().unwrap_or(usize::MAX);
-        }
+        self.index.retain(|i| match remap.get(*i) {
+            Some(&r) if r != usize::MAX => {
+                *i = r;
+                true
+            }
+            _ => false,
+        });
         for i in &mut self.order {
             *i = remap.get(*i).copied().unwrap_or(usize::MAX);
         }
-    }
-
-    /// Cache miss: decode, add target labels, relabel, check limits. `(labels, dropped)`.
-    fn build_labels(
-        &mut self,
-        p: &impl Scraped,
-        opts: &AppendOptions,
-    ) -> Result<(Labels, bool), Error> {
-        p.labels(&mut self.scratch)?;
-        let mut lset = Labels::from_sorted(std::mem::take(&mut self.scratch));
-        mutate_sample_labels(&mut lset, &opts.target_labels, opts.honor_labels);
-        if !relabel::process(&mut lset, &opts.metric_relabel) || lset.is_empty() {
-            return Ok((Labels::empty(), true));
-        }
-        if lset.metric_name().is_none() {
-            return Err(Error::LabelLimit(
-                "missing metric name (__name__ label)".into(),
-            ));
-        }
-        check_label_limits(&lset, opts)?;
-        Ok((lset, false))
     }
 
     fn note_metadata(&mut self, p: &Parser<'_>, e: Entry) {
@@ -477,6 +500,7 @@ impl SeriesCache {
         let mut st = AppendStats::default();
         if let Some(prev) = self.last_ok.take() {
             let iter = self.iter;
+            let mut rebuild = KeyLabels::new(self.text_format, &mut self.line, &mut self.scratch);
             for e in &mut self.entries {
                 // `iter == prev` when the failure happened before parsing (fetch error).
                 let was = if e.last_iter == iter && iter != prev {
@@ -486,7 +510,7 @@ impl SeriesCache {
                 };
                 if was == prev && !e.dropped && (!e.explicit_ts || opts.track_timestamps_staleness)
                 {
-                    stale_append(app, e, ts, &mut st)?;
+                    stale_append(app, e, ts, &mut st, &mut rebuild, opts)?;
                 }
                 e.last_iter = 0;
                 e.prev_iter = 0;
@@ -554,6 +578,10 @@ impl std::hash::Hasher for SeriesHasher {
     }
 }
 
+/// Appends `p`'s sample to `entry`'s series: by ref when the sample is a plain float, the entry
+/// keeps no labels and the storage knows the ref; otherwise by labels (`fresh` ones of a new
+/// entry, the kept ones, or rebuilt from `p`).
+#[allow(clippy::too_many_arguments)]
 fn append_entry(
     entry: &mut CacheEntry,
     p: &impl Scraped,
@@ -561,6 +589,8 @@ fn append_entry(
     app: &mut dyn Appender,
     opts: &AppendOptions,
     st: &mut AppendStats,
+    scratch: &mut Vec<Label>,
+    fresh: Option<Labels>,
 ) -> Result<(), Error> {
     if entry.dropped {
         return Ok(());
@@ -579,21 +609,153 @@ fn append_entry(
             ts
         }
     };
-    match p.append_to(app, entry.sref, &entry.labels, t) {
-        Ok(r) => entry.sref = Some(r),
-        Err(e) if is_sample_rejection(&e) => st.rejected += 1,
-        Err(e) => return Err(Error::Storage(e)),
+    let float = p.float();
+    let kept = entry.labels.is_some();
+    let mut ref_unknown = false;
+    if fresh.is_none()
+        && entry.labels.is_none()
+        && let (Some(v), Some(r)) = (float, entry.sref)
+    {
+        match app.append_ref(r, t, v) {
+            Ok(Some(r)) => {
+                entry.sref = Some(r);
+                return Ok(());
+            }
+            Ok(None) => ref_unknown = true,
+            Err(e) => return count_rejection(e, st),
+        }
     }
-    Ok(())
+    let labels = match (fresh, entry.labels.take()) {
+        (Some(l), _) => l,
+        (None, Some(l)) => *l,
+        (None, None) => {
+            let (l, dropped) = build_labels(p, opts, scratch)?;
+            if dropped {
+                // Not reached: relabeling of the same text under the same options.
+                entry.dropped = true;
+                return Ok(());
+            }
+            l
+        }
+    };
+    let res = p.append_to(app, entry.sref, &labels, t);
+    if let Ok(r) = res {
+        entry.sref = Some(r);
+    }
+    // Labels stay where the next sample needs them: samples that never go by ref, a storage
+    // that did not know its own ref (one without refs, or a series it dropped), no ref yet.
+    if float.is_none() || kept || ref_unknown || entry.sref.is_none() {
+        entry.labels = Some(Box::new(labels));
+    }
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) => count_rejection(e, st),
+    }
 }
 
+/// A per-sample rejection is counted; any other storage error fails the scrape.
+fn count_rejection(e: argus_storage::Error, st: &mut AppendStats) -> Result<(), Error> {
+    if is_sample_rejection(&e) {
+        st.rejected += 1;
+        Ok(())
+    } else {
+        Err(Error::Storage(e))
+    }
+}
+
+/// Cache miss: decode, add target labels, relabel, check limits. `(labels, dropped)`.
+fn build_labels(
+    p: &impl Scraped,
+    opts: &AppendOptions,
+    scratch: &mut Vec<Label>,
+) -> Result<(Labels, bool), Error> {
+    p.labels(scratch)?;
+    let mut lset = Labels::from_sorted(std::mem::take(scratch));
+    mutate_sample_labels(&mut lset, &opts.target_labels, opts.honor_labels);
+    if !relabel::process(&mut lset, &opts.metric_relabel) || lset.is_empty() {
+        return Ok((Labels::empty(), true));
+    }
+    if lset.metric_name().is_none() {
+        return Err(Error::LabelLimit(
+            "missing metric name (__name__ label)".into(),
+        ));
+    }
+    check_label_limits(&lset, opts)?;
+    Ok((lset, false))
+}
+
+/// Rebuilds the final labels of a text series from its cache key (the series text of a body
+/// line), for a staleness marker whose entry keeps no labels and whose ref the storage does not
+/// know any more.
+struct KeyLabels<'a> {
+    format: Option<Format>,
+    line: &'a mut Vec<u8>,
+    scratch: &'a mut Vec<Label>,
+}
+
+impl<'a> KeyLabels<'a> {
+    fn new(format: Option<Format>, line: &'a mut Vec<u8>, scratch: &'a mut Vec<Label>) -> Self {
+        Self {
+            format,
+            line,
+            scratch,
+        }
+    }
+
+    /// `None` when the key is not a series the text parser reads (it always is: the key came
+    /// from a parsed line) or relabeling drops it.
+    fn labels(&mut self, key: &[u8], opts: &AppendOptions) -> Option<Labels> {
+        let format = self.format?;
+        self.line.clear();
+        self.line.extend_from_slice(key);
+        self.line.extend_from_slice(b" 0\n");
+        let mut p = Parser::new(self.line, format);
+        if p.next() != Some(Entry::Series) || p.series() != key {
+            return None;
+        }
+        match build_labels(&p, opts, self.scratch) {
+            Ok((l, false)) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// Appends a staleness marker at `ts` to `e`'s series: by ref, else by its kept or rebuilt
+/// labels (skipped when those cannot be had).
 fn stale_append(
     app: &mut dyn Appender,
     e: &mut CacheEntry,
     ts: Timestamp,
     st: &mut AppendStats,
+    rebuild: &mut KeyLabels<'_>,
+    opts: &AppendOptions,
 ) -> Result<(), Error> {
-    match app.append(e.sref, &e.labels, ts, stale_nan()) {
+    if e.labels.is_none()
+        && let Some(r) = e.sref
+    {
+        match app.append_ref(r, ts, stale_nan()) {
+            Ok(Some(r)) => {
+                e.sref = Some(r);
+                st.stale += 1;
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(err) if is_sample_rejection(&err) => return Ok(()),
+            Err(err) => return Err(Error::Storage(err)),
+        }
+    }
+    let rebuilt;
+    let labels = match &e.labels {
+        Some(l) => &**l,
+        None => match rebuild.labels(&e.key, opts) {
+            Some(l) => {
+                rebuilt = l;
+                &rebuilt
+            }
+            None => return Ok(()),
+        },
+    };
+    match app.append(e.sref, labels, ts, stale_nan()) {
         Ok(r) => {
             e.sref = Some(r);
             st.stale += 1;

@@ -32,28 +32,33 @@ fn tls_err(url: &str, what: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The HTTP client a scrape pool shares among its targets (one connection pool and one TLS
+/// setup, as Prometheus's scrape pool has), unless `server_name` needs one per target.
+/// `None` when it cannot be built: each target then builds its own and reports why not.
+pub fn pool_client(cfg: &ScrapeConfig) -> Option<reqwest::Client> {
+    if cfg.tls_config.server_name.is_some() {
+        return None;
+    }
+    builder(&cfg.http_client())
+        .ok()?
+        .pool_max_idle_per_host(1)
+        .build()
+        .ok()
+}
+
 impl TargetClient {
-    /// A client for `target` under `cfg`. Reads TLS files now; auth files at each scrape.
-    pub async fn new(cfg: &ScrapeConfig, target: &Target) -> Result<Self, Error> {
+    /// A client for `target` under `cfg`, on `shared` (the pool's [`pool_client`]) when given.
+    /// Reads TLS files now; auth files at each scrape.
+    pub async fn new(
+        cfg: &ScrapeConfig,
+        target: &Target,
+        shared: Option<&reqwest::Client>,
+    ) -> Result<Self, Error> {
         let mut url = target.url.clone();
-        let mut b = builder(&cfg.http_client())
-            .map_err(|e| tls_err(&target.url, "cannot build HTTP client", e))?
-            .pool_max_idle_per_host(1);
-        if let Some(sn) = cfg.tls_config.server_name.as_deref() {
-            // Verify and send SNI for `server_name` while connecting to the target's address:
-            // resolve the name to the address and put it in the URL.
-            let addr = target.labels.get("__address__").unwrap_or("");
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
-                .await
-                .map_err(|e| tls_err(&target.url, "cannot resolve target address", e))?
-                .collect();
-            b = b.resolve_to_addrs(sn, &addrs);
-            let port = addrs.first().map(|a| a.port()).unwrap_or(443);
-            url = url.replacen(addr, &format!("{sn}:{port}"), 1);
-        }
-        let client = b
-            .build()
-            .map_err(|e| tls_err(&target.url, "cannot build HTTP client", e))?;
+        let client = match shared {
+            Some(c) if cfg.tls_config.server_name.is_none() => c.clone(),
+            _ => Self::own_client(cfg, target, &mut url).await?,
+        };
         let auth = Auth::new(&cfg.http_client(), Some(target.timeout))
             .map_err(|e| tls_err(&target.url, "cannot build HTTP client", e))?;
         let fallback = cfg.fallback_scrape_protocol.as_deref().map(|p| {
@@ -79,6 +84,30 @@ impl TargetClient {
             compression: cfg.enable_compression,
             auth,
         })
+    }
+
+    /// A client of the target's own; with `server_name`, verified and sent as SNI while
+    /// connecting to the target's address (resolved now, and put in `url`).
+    async fn own_client(
+        cfg: &ScrapeConfig,
+        target: &Target,
+        url: &mut String,
+    ) -> Result<reqwest::Client, Error> {
+        let mut b = builder(&cfg.http_client())
+            .map_err(|e| tls_err(&target.url, "cannot build HTTP client", e))?
+            .pool_max_idle_per_host(1);
+        if let Some(sn) = cfg.tls_config.server_name.as_deref() {
+            let addr = target.labels.get("__address__").unwrap_or("");
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(addr)
+                .await
+                .map_err(|e| tls_err(&target.url, "cannot resolve target address", e))?
+                .collect();
+            b = b.resolve_to_addrs(sn, &addrs);
+            let port = addrs.first().map(|a| a.port()).unwrap_or(443);
+            *url = url.replacen(addr, &format!("{sn}:{port}"), 1);
+        }
+        b.build()
+            .map_err(|e| tls_err(&target.url, "cannot build HTTP client", e))
     }
 
     /// Fetches the body into `buf` (cleared first; decompressed) and returns its format.

@@ -2,6 +2,7 @@
 //! own loop. Reloads keep unchanged pools (and their loops) running.
 
 use super::Error;
+use super::buffers::BufferPool;
 use super::cache::AppendOptions;
 use super::metrics::ScrapeMetrics;
 use super::scrape_loop::{self, LoopHandle, LoopParams, StopMode};
@@ -30,6 +31,10 @@ pub struct ScrapeManager {
     view: RwLock<BTreeMap<String, Arc<PoolShared>>>,
     /// `--enable-feature=created-timestamp-zero-ingestion`, for pools started from now on.
     ct_zero_ingestion: std::sync::atomic::AtomicBool,
+    /// Body buffers shared by every loop.
+    buffers: Arc<BufferPool>,
+    /// Commit slots shared by every loop (`scrape_loop::COMMIT_SLOTS`).
+    commit_slots: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
@@ -56,6 +61,12 @@ pub(crate) struct PoolShared {
     appendable: Arc<dyn Appendable>,
     metrics: Arc<ScrapeMetrics>,
     ct_zero_ingestion: bool,
+    /// Body buffers shared by every loop of the manager.
+    buffers: Arc<BufferPool>,
+    /// The HTTP client the pool's targets share (`client::pool_client`).
+    http: Option<reqwest::Client>,
+    /// Commit slots shared by every loop of the manager.
+    commit_slots: Arc<tokio::sync::Semaphore>,
     /// The `target_limit` error every loop of the pool reports while the pool is over the limit;
     /// set by each sync. Lock: this mutex (short, read once per scrape).
     forced: Arc<Mutex<Option<String>>>,
@@ -85,6 +96,8 @@ impl ScrapeManager {
             state: tokio::sync::Mutex::new(ManagerState::default()),
             view: RwLock::new(BTreeMap::new()),
             ct_zero_ingestion: Default::default(),
+            buffers: Arc::default(),
+            commit_slots: Arc::new(tokio::sync::Semaphore::new(scrape_loop::COMMIT_SLOTS)),
         })
     }
 
@@ -191,6 +204,9 @@ impl ScrapeManager {
             ct_zero_ingestion: self
                 .ct_zero_ingestion
                 .load(std::sync::atomic::Ordering::Relaxed),
+            buffers: self.buffers.clone(),
+            http: super::client::pool_client(&cfg),
+            commit_slots: self.commit_slots.clone(),
             forced: Arc::default(),
             inner: Mutex::new(PoolInner::default()),
         });
@@ -340,6 +356,9 @@ impl PoolShared {
                 appendable: self.appendable.clone(),
                 forced_error: self.forced.clone(),
                 metrics: self.metrics.clone(),
+                buffers: self.buffers.clone(),
+                http: self.http.clone(),
+                commit_slots: self.commit_slots.clone(),
             });
             next.insert(t.labels.clone(), (t, h));
         }

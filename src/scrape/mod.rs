@@ -8,6 +8,7 @@
 //! series ([`report`]) through `argus_storage::Appender`, and records health for
 //! `/api/v1/targets` (served by `api::targets`).
 
+pub(crate) mod buffers;
 pub mod cache;
 pub(crate) mod client;
 pub mod expfmt;

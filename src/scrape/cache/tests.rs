@@ -301,3 +301,199 @@ fn reordered_and_churning_bodies_keep_series_straight() {
     }
     assert!(is_stale_nan(series(&s, "b")[0].1.last().unwrap().1));
 }
+
+/// A `Db` whose head cuts a block every second of sample time.
+fn open_db(dir: &std::path::Path) -> argus_storage::Db {
+    argus_storage::Db::open(
+        dir,
+        argus_storage::Options {
+            block_range_ms: 1000,
+            background: false,
+            sync: argus_storage::SyncMode::Buffer,
+            retention_ms: None,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Every series of a storage with its samples (time, value bits), labels as text, sorted.
+fn dump(q: &dyn argus_storage::Queryable) -> Vec<(String, Vec<(i64, u64)>)> {
+    use argus_storage::{MatchType, Matcher};
+    let q = q.querier(i64::MIN, i64::MAX).unwrap();
+    let m = Matcher::new(MatchType::Regex, "__name__", ".+").unwrap();
+    let mut set = q.select(&[m]);
+    let mut out = Vec::new();
+    while set.next() {
+        let mut it = set.samples();
+        let mut samples = Vec::new();
+        while it.next() {
+            let (t, v) = it.at();
+            samples.push((t, v.to_bits()));
+        }
+        out.push((set.labels().to_string(), samples));
+    }
+    out.sort();
+    out
+}
+
+/// Scrapes into any storage (the failure path as [`scrape`]).
+fn scrape_into(
+    c: &mut SeriesCache,
+    s: &dyn Appendable,
+    body: &str,
+    ts: i64,
+    o: &AppendOptions,
+) -> Result<AppendStats, String> {
+    let mut app = s.appender();
+    match c.append_body(body.as_bytes(), Format::Text, ts, app.as_mut(), o) {
+        Ok(st) => {
+            app.commit().unwrap();
+            Ok(st)
+        }
+        Err(e) => {
+            app.rollback();
+            let mut app = s.appender();
+            c.mark_all_stale(ts, app.as_mut(), o).unwrap();
+            app.commit().unwrap();
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Against a real head the cache appends known series by ref and keeps no labels; what it
+/// stores equals what the label path stores (MemStorage knows no refs), scrape after scrape:
+/// changed values and exposed timestamps, relabeling, series leaving, coming back and moving,
+/// duplicates, a failed scrape and its staleness markers.
+#[test]
+fn by_ref_stores_what_the_label_path_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let mem = MemStorage::new();
+    let mut o = opts();
+    o.metric_relabel = serde_yaml_ng::from_str(
+        r#"
+- {source_labels: [__name__], regex: "dropped", action: drop}
+- {source_labels: [x], target_label: y}
+"#,
+    )
+    .unwrap();
+    let bodies: &[(&str, i64)] = &[
+        ("a{x=\"1\"} 1\nb 2\ndropped 3\nts 4 900\n", 1000),
+        ("a{x=\"1\"} 5\nb 6\ndropped 7\nts 8 1900\n", 2000),
+        ("b 9\na{x=\"1\"} 10\nts 11 2900\nts 12 2950\n", 3000),
+        ("a{x=\"1\"} 13\n", 4000),
+        ("a{x=\"1\"} 14\nb 15\nc{x=\"2\"} 16\n", 5000),
+        ("a{x=\"1\"} 17\nb 18\nc{x=\"2\"} oops\n", 6000),
+        ("a{x=\"1\"} 19\nc{x=\"2\"} 20\n", 7000),
+        ("a{x=\"1\"} 19\nc{x=\"2\"} 21\nb 22\n", 8000),
+    ];
+    let mut by_ref = SeriesCache::new();
+    let mut by_labels = SeriesCache::new();
+    for &(body, ts) in bodies {
+        let got = scrape_into(&mut by_ref, &db, body, ts, &o);
+        let want = scrape_into(&mut by_labels, &mem, body, ts, &o);
+        assert_eq!(got, want, "scrape at {ts}");
+        assert!(
+            by_ref.entries.iter().all(|e| e.labels.is_none()),
+            "text series against a head keep no labels (at {ts})"
+        );
+    }
+    let (got, want) = (dump(&db), dump(&mem));
+    assert_eq!(got, want, "\nexpected:\n{want:#?}\ngot:\n{got:#?}");
+    assert!(got.len() >= 4, "{got:?}");
+}
+
+/// When the head no longer knows a cached ref (the series went into a block and left the head),
+/// the next sample and a staleness marker are still written, under the right labels.
+#[test]
+fn head_forgetting_a_ref_rebuilds_the_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let o = opts();
+    let mut c = SeriesCache::new();
+    scrape_into(&mut c, &db, "a{x=\"1\"} 1\nb 2\n", 1000, &o).unwrap();
+    // Another series moves the head on; the cut takes a and b into a block.
+    let mut app = db.appender();
+    app.append(
+        None,
+        &Labels::from_pairs(&[("__name__", "other")]),
+        10_000,
+        0.0,
+    )
+    .unwrap();
+    app.commit().unwrap();
+    db.compact().unwrap();
+    let refs: Vec<SeriesRef> = c.entries.iter().filter_map(|e| e.sref).collect();
+    assert_eq!(refs.len(), 2);
+    let mut app = db.appender();
+    for r in &refs {
+        assert!(
+            app.append_ref(*r, 10_000, 0.0).unwrap().is_none(),
+            "the cut must have dropped the cached series from the head"
+        );
+    }
+    app.rollback();
+    let st = scrape_into(&mut c, &db, "a{x=\"1\"} 3\n", 10_001, &o).unwrap();
+    assert_eq!((st.post_relabel, st.stale, st.rejected), (1, 1, 0));
+    let got = dump(&db);
+    let series = |name: &str| {
+        got.iter()
+            .find(|(l, _)| l.starts_with(&format!("{{__name__=\"{name}\"")))
+            .unwrap_or_else(|| panic!("no {name} in {got:?}"))
+            .clone()
+    };
+    let (la, pa) = series("a");
+    assert_eq!(
+        la,
+        Labels::from_pairs(&[
+            ("__name__", "a"),
+            ("instance", "h:1"),
+            ("job", "j"),
+            ("x", "1")
+        ])
+        .to_string()
+    );
+    assert_eq!(pa, vec![(1000, 1f64.to_bits()), (10_001, 3f64.to_bits())]);
+    let (lb, pb) = series("b");
+    assert_eq!(
+        lb,
+        Labels::from_pairs(&[("__name__", "b"), ("instance", "h:1"), ("job", "j")]).to_string()
+    );
+    assert_eq!(pb.len(), 2, "{pb:?}");
+    assert_eq!(pb[1].0, 10_001);
+    assert!(is_stale_nan(f64::from_bits(pb[1].1)));
+    // a goes on by labels then by its new ref; b is gone.
+    let st = scrape_into(&mut c, &db, "a{x=\"1\"} 4\n", 11_000, &o).unwrap();
+    assert_eq!((st.post_relabel, st.stale, st.added), (1, 0, 0));
+}
+
+/// OpenMetrics series text rebuilds labels as well (the key is parsed in the body's format).
+#[test]
+fn key_labels_in_both_text_formats() {
+    let o = opts();
+    for format in [Format::Text, Format::OpenMetrics] {
+        let (mut line, mut scratch) = (Vec::new(), Vec::new());
+        let mut k = KeyLabels::new(Some(format), &mut line, &mut scratch);
+        let got = k.labels(b"a_total{x=\"1\",y=\"q\\\"\"}", &o).unwrap();
+        assert_eq!(
+            got,
+            Labels::from_pairs(&[
+                ("__name__", "a_total"),
+                ("instance", "h:1"),
+                ("job", "j"),
+                ("x", "1"),
+                ("y", "q\"")
+            ]),
+            "{format:?}"
+        );
+        assert!(k.labels(b"b", &o).is_some());
+        assert!(k.labels(b"{", &o).is_none());
+    }
+    let (mut line, mut scratch) = (Vec::new(), Vec::new());
+    assert!(
+        KeyLabels::new(None, &mut line, &mut scratch)
+            .labels(b"b", &o)
+            .is_none()
+    );
+}
