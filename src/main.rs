@@ -6,10 +6,23 @@
 use argus::flags::{self, Command};
 use std::process::ExitCode;
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process before the heap grows: with THP a heap
+/// page touched once makes its whole 2 MiB resident, which made the heap's RSS about twice its
+/// live bytes under ingest (benches/README.md "Peak RSS"). Best effort: an older kernel without
+/// `PR_SET_THP_DISABLE` keeps THP.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("argus: warning: cannot turn transparent huge pages off: {e}");
+    }
+}
+
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let flags = match flags::parse(std::env::args().skip(1)) {
         Ok(Command::Run(f)) => f,
         Ok(Command::Print(text)) => {
