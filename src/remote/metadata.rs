@@ -8,7 +8,10 @@
 //!   `max_samples_per_send` entries, through the queue's [`Link`] (same client, retries and
 //!   counters as samples);
 //! - 2.0 has no metadata-only message: the snapshot becomes the queue's [`Families`], and each
-//!   series of a request carries its family's metadata (`TimeSeries.metadata`).
+//!   series of a request carries its family's metadata (`TimeSeries.metadata`). A series whose
+//!   family the map lacks (typically in the first `send_interval`, before the first scrapes)
+//!   makes the task refresh sooner: after 1 s, doubling while refreshes find nothing new, up to
+//!   `send_interval`.
 
 use super::queue::{Counts, Link, Round};
 use crate::config::remote_write::{MetadataConfig, ProtobufMessage};
@@ -20,6 +23,7 @@ use argus_storage::METRIC_NAME;
 use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Produces the current metadata (any order, duplicates allowed).
@@ -122,6 +126,8 @@ const SUFFIXES: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct FamilyMap {
     by_name: HashMap<String, MetricMetadata>,
+    /// Set by [`FamilyMap::attach`] when a series' family is not in the map.
+    missed: AtomicBool,
 }
 
 impl FamilyMap {
@@ -132,7 +138,13 @@ impl FamilyMap {
                 .into_iter()
                 .map(|m| (m.metric_family_name.clone(), m))
                 .collect(),
+            missed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a series of a request had no family here since the map was made.
+    pub fn missed(&self) -> bool {
+        self.missed.load(Ordering::Relaxed)
     }
 
     /// The metadata of the family of series `name`: the family of that name, else the family
@@ -162,6 +174,8 @@ impl FamilyMap {
                     metric_family_name: name.value.clone(),
                     ..m.clone()
                 });
+            } else {
+                self.missed.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -186,7 +200,8 @@ impl Families {
 }
 
 /// A queue's metadata task: every `cfg.send_interval` (first at once), a snapshot of `source`
-/// is sent (1.0) or becomes `families` (2.0), until `stop` turns true.
+/// is sent (1.0) or becomes `families` (2.0), until `stop` turns true. A 2.0 map that missed a
+/// family is refreshed sooner (module docs).
 pub async fn run(
     link: Arc<Link>,
     source: Arc<MetadataSource>,
@@ -195,24 +210,49 @@ pub async fn run(
     proto: ProtobufMessage,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(cfg.send_interval.0.max(MIN_INTERVAL));
+    let interval = cfg.send_interval.0.max(MIN_INTERVAL);
+    let poll = interval.min(MISS_RETRY);
+    let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<tokio::time::Instant> = None;
+    let mut gap = MISS_RETRY;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        // The scheduled instants, so that `send_interval` is a whole number of polls.
+        let now = tokio::select! {
+            at = tick.tick() => at,
             _ = stop.changed() => return,
-        }
+        };
         if *stop.borrow() {
             return;
         }
-        let all = source.snapshot();
+        let since = last.map(|l| now.duration_since(l));
         if let Some(f) = &families {
-            f.set(FamilyMap::new(all));
+            let current = f.current();
+            let due = since.is_none_or(|s| s >= interval);
+            let early = current.missed() && since.is_some_and(|s| s >= gap);
+            if !due && !early {
+                continue;
+            }
+            last = Some(now);
+            let map = FamilyMap::new(source.snapshot());
+            // Back off while early refreshes find nothing new (a series with no metadata at
+            // all keeps missing); start over once something was found.
+            gap = if early && !due && map.by_name.len() <= current.by_name.len() {
+                (gap * 2).min(interval)
+            } else {
+                MISS_RETRY
+            };
+            f.set(map);
             continue;
         }
+        if since.is_some_and(|s| s < interval) {
+            continue;
+        }
+        last = Some(now);
         if proto != ProtobufMessage::V1 {
             continue;
         }
+        let all = source.snapshot();
         for chunk in all.chunks(cfg.max_samples_per_send.max(1)) {
             let body = remote_write::encode(&WriteRequest {
                 timeseries: Vec::new(),
@@ -229,6 +269,9 @@ pub async fn run(
         }
     }
 }
+
+/// First delay before a 2.0 map that missed a family is refreshed.
+const MISS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Shortest `send_interval` honoured.
 const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);

@@ -416,3 +416,34 @@ fn metadata_is_accepted_by_prometheus() {
         0.0
     );
 }
+
+/// Over 2.0 with the default `send_interval` (1 m), the series scraped in the first minute
+/// carry their metadata too: a series whose family the queue's map lacks makes it refresh after
+/// about a second, not at the next interval.
+#[test]
+fn metadata_2_0_arrives_in_the_first_send_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = start_target();
+    let b = Argus::start(
+        &dir.path().join("b"),
+        &["--web.enable-remote-write-receiver"],
+    );
+    let queues = queue(
+        &format!("http://{}/api/v1/write", b.addr),
+        "v2",
+        "    protobuf_message: io.prometheus.write.v2.Request\n",
+    );
+    let scrape = format!(
+        "scrape_configs:\n  - job_name: t\n    scrape_interval: 200ms\n    scrape_timeout: 200ms\n    \
+         static_configs:\n      - targets: ['{target}']\n"
+    );
+    let cfg = config(&dir.path().join("a"), &format!("{GLOBAL}{queues}{scrape}"));
+    let a = Argus::start(&dir.path().join("a/data"), &[&cfg]);
+    assert!(wait_until(Duration::from_secs(20), || metadata(a.addr)
+        .len()
+        == 3));
+    let want = metadata(a.addr);
+    // Well inside the first minute (the receiver only learns metadata from the series).
+    let ok = wait_until(Duration::from_secs(20), || metadata(b.addr) == want);
+    assert!(ok, "want: {want:#?}\ngot:  {:#?}", metadata(b.addr));
+}
