@@ -27,8 +27,11 @@ fn start_target() -> SocketAddr {
             let _ = s.read(&mut buf);
             n += 1;
             let mut body = String::from("# TYPE agent_g gauge\n");
+            // Noisy values: the WAL encodes each sample against the series' previous one, so
+            // the rotation tests need values that do not shrink to nothing.
             for i in 0..SERIES {
-                body.push_str(&format!("agent_g{{i=\"{i}\"}} {}\n", n * 1000 + i as u64));
+                let v = (n * 2_654_435_761 + i as u64 * 40_503) % 1_000_003;
+                body.push_str(&format!("agent_g{{i=\"{i}\"}} {}\n", v as f64 / 7.0));
             }
             let _ = write!(
                 s,
