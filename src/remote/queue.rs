@@ -6,9 +6,12 @@
 //! exponential backoff (`Retry-After` honoured) until they succeed or the queue stops. Once
 //! every shard is done, the WAL position after the round is persisted and the WAL is told it
 //! may release the segments before it. A stop in the middle of a round persists nothing, so
-//! the round is sent again after a restart. The number of shards doubles after a full round
-//! (up to `max_shards`) and shrinks by one after a round under a quarter full (down to
-//! `min_shards`).
+//! the round is sent again after a restart. The number of shards doubles after a round that
+//! filled up without the queue having caught up with the WAL in between (a backlog: the
+//! shards do not keep up; up to `max_shards`) and shrinks by one after a round under a quarter
+//! full (down to `min_shards`). A round that fills while the queue keeps up does not add
+//! shards: more shards would only thin out each request (each shard's requests hold every
+//! n-th series, and compress worse).
 
 use super::metadata::{Families, FamilyMap};
 use super::metrics::QueueMetrics;
@@ -89,6 +92,8 @@ impl Queue {
             .store(q.max_shards as u64, Ordering::Relaxed);
         let mut batch: Vec<Pending> = Vec::new();
         let mut first_at: Option<Instant> = None;
+        // Whether the queue caught up with the WAL and waited during the current round.
+        let mut waited = false;
         loop {
             if *stop.borrow() {
                 return;
@@ -129,7 +134,8 @@ impl Queue {
             }
             let due = first_at.is_some_and(|t| t.elapsed() >= q.batch_send_deadline.0);
             if batch.len() >= cap || (due && !batch.is_empty()) {
-                let full = batch.len() >= cap;
+                let behind = batch.len() >= cap && !waited;
+                waited = false;
                 let round = std::mem::take(&mut batch);
                 let n = round.len();
                 let pos = self.reader.as_ref().map(Reader::position);
@@ -145,7 +151,7 @@ impl Queue {
                 if let Some(pos) = pos {
                     self.acknowledge(pos).await;
                 }
-                shards = if full {
+                shards = if behind {
                     (shards * 2).min(q.max_shards)
                 } else if n < cap / 4 {
                     shards.saturating_sub(1).max(q.min_shards)
@@ -167,6 +173,7 @@ impl Queue {
                 }
             }
             if caught_up {
+                waited = true;
                 let wait = match first_at {
                     Some(t) => q
                         .batch_send_deadline
