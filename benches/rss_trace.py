@@ -27,6 +27,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def user_sys(pid):
+    """(user, system) CPU seconds of pid."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
 def status(pid):
     """VmRSS, VmHWM (KiB) and thread count of pid."""
     out = {}
@@ -126,13 +134,16 @@ def main():
         sampler = Sampler(t.pid)
         sampler.start()
         cpu0 = peers.cpu_seconds(t.pid)
+        us0 = user_sys(t.pid)
         print(f"PID {t.pid} ready in {ready:.1f}s; {status(t.pid)}")
         sampler.phase = "ingest"
         r = remote_write.send(t.url, enc, path=t.write_path)
         cpu1 = peers.cpu_seconds(t.pid)
+        us1 = user_sys(t.pid)
         print(f"ingest: {r.samples_ok:,} ok, {r.samples_failed:,} failed in {r.elapsed_s:.1f}s "
               f"= {r.samples_per_s:,.0f}/s; server CPU {cpu1 - cpu0:.2f}s "
-              f"= {(cpu1 - cpu0) / max(1, r.samples_ok) * 1e6:.2f}s per 1M")
+              f"= {(cpu1 - cpu0) / max(1, r.samples_ok) * 1e6:.2f}s per 1M "
+              f"(user {us1[0] - us0[0]:.2f}s, system {us1[1] - us0[1]:.2f}s)")
         sampler.phase = "settle"
         time.sleep(a.settle)
         qs = [] if a.no_queries else query.load_queries(
