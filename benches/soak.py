@@ -55,6 +55,18 @@ def metrics(url):
     return out
 
 
+def threads_of(pid):
+    """The process's thread count (/proc/PID/status), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def total(m, name):
     """Sum of every series of metric `name`."""
     return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
@@ -122,7 +134,7 @@ def main():
     stop = threading.Event()
     lock = threading.Lock()
     st = {"write_failed": 0, "write_ok": 0, "write_errors": [], "rw_samples": 0, "queries": 0,
-          "query_errors": 0, "query_error_examples": [], "query_ms": [], "rss": [], "late_rounds": 0}
+          "query_errors": 0, "query_error_examples": [], "query_ms": [], "rss": [], "threads": [], "late_rounds": 0}
 
     def sender(k, bodies):
         per_round = len(bodies) // rounds
@@ -182,8 +194,10 @@ def main():
     def monitor(t_start):
         while not stop.wait(5):
             s = peers.proc_status(t.pid)
+            n = threads_of(t.pid)
             with lock:
                 st["rss"].append((time.time() - t_start, s.get("VmRSS", 0) / 2**20))  # bytes -> MiB
+                st["threads"].append((time.time() - t_start, n))
 
     threads = []
     try:
@@ -220,6 +234,7 @@ def main():
 
     appended = total(m1, "argus_tsdb_head_samples_appended_total") - total(m0, "argus_tsdb_head_samples_appended_total")
     rss_w = [r for s, r in st["rss"] if s >= a.warmup]
+    thr_w = [n for s, n in st["threads"] if s >= a.warmup]
     qms = st["query_ms"][q0:]
     blocks = sorted(d for d in os.listdir(data) if re.fullmatch(r"[0-9A-Z]{26}", d)) if os.path.isdir(data) else []
     res = {
@@ -239,6 +254,8 @@ def main():
         "cpu_s": c1 - c0, "cpu_s_per_1m_samples": (c1 - c0) / appended * 1e6 if appended else None,
         "rss_start_mib": rss_w[0] if rss_w else None, "rss_peak_mib": max(rss_w) if rss_w else None,
         "rss_end_mib": rss_w[-1] if rss_w else None, "rss_curve": st["rss"],
+        "threads_max": max(thr_w) if thr_w else None, "threads_end": thr_w[-1] if thr_w else None,
+        "loadavg_end": os.getloadavg(),
         "compactions": total(m1, "argus_tsdb_compactions_total"),
         "compactions_failed": total(m1, "argus_tsdb_compactions_failed_total"),
         "blocks_at_end": len(blocks),
@@ -260,6 +277,9 @@ def main():
          f"{res['query_median_ms']:.1f} / {res['query_p90_ms']:.1f}" if res["query_p90_ms"] else "-"),
         ("RSS start / peak / end after warm-up (MiB)",
          f"{res['rss_start_mib']:.0f} / {res['rss_peak_mib']:.0f} / {res['rss_end_mib']:.0f}" if rss_w else "-"),
+        ("threads max / end after warm-up",
+         f"{res['threads_max']} / {res['threads_end']}" if thr_w else "-"),
+        ("load average at the end (1/5/15 min)", " / ".join(f"{x:.1f}" for x in res["loadavg_end"])),
         ("compactions (failed)", f"{res['compactions']:.0f} ({res['compactions_failed']:.0f})"),
         ("blocks / WAL checkpoints at the end", f"{len(blocks)} / {', '.join(res['wal_checkpoints_at_end']) or '-'}"),
     ]

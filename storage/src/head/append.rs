@@ -32,6 +32,8 @@ pub(crate) struct HeadAppender {
     buf_samples: Vec<u8>,
     /// End offsets of the samples records in `buf_samples`.
     bounds: Vec<usize>,
+    /// Indexes in `series` of the series whose WAL series record a commit writes.
+    unlogged: Vec<usize>,
     /// Whether a commit applies the WAL's sync policy (false: page cache only, see
     /// [`crate::Appendable::appender_unsynced`]).
     sync: bool,
@@ -63,6 +65,7 @@ impl HeadAppender {
             buf_series: Vec::new(),
             buf_samples: Vec::new(),
             bounds: Vec::new(),
+            unlogged: Vec::new(),
             sync: true,
         }
     }
@@ -426,8 +429,10 @@ impl Appender for HeadAppender {
                     }
                 }
                 self.ref_series.clear();
-                for s in &self.series {
+                self.unlogged.clear();
+                for (i, s) in self.series.iter().enumerate() {
                     if !s.logged.load(Ordering::Acquire) {
+                        self.unlogged.push(i);
                         let mut labels = Labels::empty();
                         s.labels_into(&mut labels);
                         self.ref_series.push(RefSeries {
@@ -465,8 +470,12 @@ impl Appender for HeadAppender {
                 // Written, not yet synced: later batches (which come after this one in the WAL)
                 // need not repeat the records. Should the sync fail, the recovery that drops
                 // this batch makes every series log its record again (`take_lost` above).
-                for s in &self.series {
-                    s.logged.store(true, Ordering::Release);
+                // Only the series just logged: storing into every series' line on every commit
+                // would make other cores re-read them.
+                for &i in &self.unlogged {
+                    if let Some(s) = self.series.get(i) {
+                        s.logged.store(true, Ordering::Release);
+                    }
                 }
                 Some(ticket)
             } else {
