@@ -226,7 +226,10 @@ mod tests {
             dir,
             Options {
                 block_range_ms: 1000,
-                wal_segment_size: 256,
+                // Small enough that the appends below span several segments: a reader sees a
+                // new checkpoint when it moves to the next segment (single-sample WAL frames
+                // are ~20 bytes since segment version 3's delta bodies).
+                wal_segment_size: 128,
                 background: false,
                 sync: SyncMode::Buffer,
                 retention_ms: None,

@@ -169,7 +169,7 @@ fn bench(c: &mut Criterion) {
     };
     let n = frame(&mut codec, &mut frames);
     eprintln!(
-        "wal_codec: WAL frames v3 (segment delta + zstd level 1, 8-byte frame headers) {n} bytes = {:.3} B/sample",
+        "wal_codec: WAL frames v3 (segment delta + zstd, 8-byte frame headers) {n} bytes = {:.3} B/sample",
         per(n)
     );
     g.bench_function("wal_frame_compress", |b| {
