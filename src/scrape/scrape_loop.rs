@@ -162,7 +162,7 @@ async fn run(p: LoopParams, mut stop: watch::Receiver<Option<StopMode>>) {
 }
 
 fn write_end_staleness(p: &LoopParams, st: &mut State, ts: Timestamp) {
-    let mut app = p.appendable.appender();
+    let mut app = p.appendable.appender_unsynced();
     let r = st
         .cache
         .mark_all_stale(ts, app.as_mut(), &p.opts)
@@ -188,7 +188,11 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         (None, Err(e)) => Err(Error::Config(e.clone())),
         (None, Ok(c)) => c.fetch(&mut buf).await,
     };
-    let mut app = p.appendable.appender();
+    // Scrape commits reach the WAL without an fsync, as all of Prometheus's do: they survive a
+    // crash of the process, and the next synced commit (a remote write, a push) or the
+    // segment's close makes them durable against a power cut too. Nobody waits for an
+    // acknowledgement of a scrape, and 400 targets would otherwise ask for an fsync each.
+    let mut app = p.appendable.appender_unsynced();
     let result = fetched.and_then(|format| {
         st.cache
             .append_body(&buf, format, ts, app.as_mut(), &p.opts)
@@ -207,7 +211,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         Err(e) => {
             app.rollback();
             p.metrics.scrape_failed(&e);
-            let mut app = p.appendable.appender();
+            let mut app = p.appendable.appender_unsynced();
             let r = st
                 .cache
                 .mark_all_stale(ts, app.as_mut(), &p.opts)
