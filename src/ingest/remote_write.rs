@@ -853,25 +853,7 @@ mod tests {
         }
     }
 
-    /// Every series of `db` with its samples (time, value bits), as text.
-    fn dump_db(db: &argus_storage::Db) -> Vec<(String, Vec<(i64, u64)>)> {
-        use argus_storage::{MatchType, Matcher, Queryable};
-        let q = db.querier(i64::MIN, i64::MAX).unwrap();
-        let m = Matcher::new(MatchType::Regex, "__name__", ".+").unwrap();
-        let mut set = q.select(&[m]);
-        let mut out = Vec::new();
-        while set.next() {
-            let mut it = set.samples();
-            let mut samples = Vec::new();
-            while it.next() {
-                let (t, v) = it.at();
-                samples.push((t, v.to_bits()));
-            }
-            out.push((set.labels().to_string(), samples));
-        }
-        out.sort();
-        out
-    }
+    use argus_storage::testing::dump_floats as dump_db;
 
     fn open_db(dir: &std::path::Path) -> argus_storage::Db {
         let opts = argus_storage::Options {

@@ -15,6 +15,30 @@ use std::sync::Arc;
 
 type Data = BTreeMap<Labels, Vec<(Timestamp, SampleValue)>>;
 
+/// Every series of any storage with its float samples as `(t, value bits)`, labels rendered as
+/// text, sorted: for comparing two storages (say a real `Db` and [`MemStorage`]) bit for bit.
+pub fn dump_floats(q: &dyn Queryable) -> Vec<(String, Vec<(Timestamp, u64)>)> {
+    let Ok(q) = q.querier(Timestamp::MIN, Timestamp::MAX) else {
+        return Vec::new();
+    };
+    let Ok(m) = Matcher::new(crate::matcher::MatchType::Regex, "__name__", ".+") else {
+        return Vec::new();
+    };
+    let mut set = q.select(&[m]);
+    let mut out = Vec::new();
+    while set.next() {
+        let mut it = set.samples();
+        let mut samples = Vec::new();
+        while it.next() {
+            let (t, v) = it.at();
+            samples.push((t, v.to_bits()));
+        }
+        out.push((set.labels().to_string(), samples));
+    }
+    out.sort();
+    out
+}
+
 /// Shared in-memory storage. Clones share the same data.
 #[derive(Clone, Default)]
 pub struct MemStorage {

@@ -317,25 +317,7 @@ fn open_db(dir: &std::path::Path) -> argus_storage::Db {
     .unwrap()
 }
 
-/// Every series of a storage with its samples (time, value bits), labels as text, sorted.
-fn dump(q: &dyn argus_storage::Queryable) -> Vec<(String, Vec<(i64, u64)>)> {
-    use argus_storage::{MatchType, Matcher};
-    let q = q.querier(i64::MIN, i64::MAX).unwrap();
-    let m = Matcher::new(MatchType::Regex, "__name__", ".+").unwrap();
-    let mut set = q.select(&[m]);
-    let mut out = Vec::new();
-    while set.next() {
-        let mut it = set.samples();
-        let mut samples = Vec::new();
-        while it.next() {
-            let (t, v) = it.at();
-            samples.push((t, v.to_bits()));
-        }
-        out.push((set.labels().to_string(), samples));
-    }
-    out.sort();
-    out
-}
+use argus_storage::testing::dump_floats as dump;
 
 /// Scrapes into any storage (the failure path as [`scrape`]).
 fn scrape_into(
