@@ -7,13 +7,16 @@ For `--duration` (default 10 min) after a `--warmup` (default 60 s), one Argus p
   * receives a steady remote-write stream: the harness's data set (default 20,000 series at
     15 s), each scrape round of it sent when its timestamps are reached, over 4 connections
     (`hlib/remote_write.py` encodes and snappy-compresses it beforehand);
-  * answers the harness query list (`queries.yaml`) in a loop, its times resolved against the
-    remote-written data sent so far;
+  * answers the harness query list (`queries.yaml`) at a fixed rate (one pass of the list every
+    `--query-every` seconds, default 5; a pass that overruns starts the next at once and counts
+    as late), its times resolved against the remote-written data sent so far, so the query load
+    does not grow as queries get faster and CPU per million samples compares across builds;
   * with `--storage.tsdb.min-block-duration` (default 2m) so the head is cut into blocks and the
     WAL truncated (checkpointed) several times during the run.
 It records failed write requests, query errors, scrape targets down, samples rejected (the
 remote-write receiver's and the head's counters), RSS every 5 s (start after the warm-up, peak,
-end), server CPU per million samples appended over the measured window, blocks and WAL
+end), server CPU per million samples appended over the measured window and in each minute of
+it (flat after warm-up means no cost creeps in as the head, blocks and WAL grow), blocks and WAL
 checkpoints, and prints a table (also written to WORKDIR/soak.md and soak.json).
 
 Usage (from the repository root, after `cargo build --release`):
@@ -84,7 +87,8 @@ def main():
     ap.add_argument("--rw-series", type=int, default=20000, help="remote-written series (default 20,000)")
     ap.add_argument("--rw-interval", default="15s")
     ap.add_argument("--block", default="2m", help="--storage.tsdb.min-block-duration (default 2m)")
-    ap.add_argument("--query-pause", type=float, default=1.0, help="seconds between query-list loops")
+    ap.add_argument("--query-every", type=float, default=5.0,
+                    help="start a pass of the query list every this many seconds (default 5)")
     ap.add_argument("--workdir", default="/tmp/argus-soak")
     ap.add_argument("--keep", action="store_true", help="keep the data dir")
     a = ap.parse_args()
@@ -134,7 +138,8 @@ def main():
     stop = threading.Event()
     lock = threading.Lock()
     st = {"write_failed": 0, "write_ok": 0, "write_errors": [], "rw_samples": 0, "queries": 0,
-          "query_errors": 0, "query_error_examples": [], "query_ms": [], "rss": [], "threads": [], "late_rounds": 0}
+          "query_errors": 0, "query_error_examples": [], "query_ms": [], "rss": [], "threads": [], "late_rounds": 0,
+          "query_passes": 0, "query_passes_late": 0, "windows": []}
 
     def sender(k, bodies):
         per_round = len(bodies) // rounds
@@ -164,11 +169,23 @@ def main():
 
     def querier():
         cl = hq.Client(t.url, timeout=60)
+        next_pass = None
         while not stop.is_set():
             sent = int((time.time() * 1000 - t_first) // interval_ms)
             if sent < 4:  # a minute of remote-written data first
                 stop.wait(5)
                 continue
+            now = time.monotonic()
+            if next_pass is None:
+                next_pass = now
+            elif now < next_pass:
+                stop.wait(next_pass - now)
+                continue
+            with lock:
+                st["query_passes"] += 1
+                if now > next_pass + 0.5:
+                    st["query_passes_late"] += 1
+            next_pass = max(next_pass + a.query_every, now)
             cur = ds.Spec(**{**json.loads(spec.to_json()), "samples": sent,
                              "end_ms": t_first + (sent - 1) * interval_ms})
             for q in queries:
@@ -188,7 +205,6 @@ def main():
                         st["query_errors"] += 1
                         if len(st["query_error_examples"]) < 5:
                             st["query_error_examples"].append(f"{q['name']}: {body[:200]!r}")
-            stop.wait(a.query_pause)
         cl.close()
 
     def monitor(t_start):
@@ -216,12 +232,23 @@ def main():
         m0, c0, w0 = metrics(t.url), peers.cpu_seconds(t.pid), time.time()
         with lock:
             q0 = len(st["query_ms"])
+        mw, cw, tw = m0, c0, w0
         while (left := w0 + a.duration - time.time()) > 0:
-            time.sleep(min(30.0, left))
+            time.sleep(min(60.0, left))
+            mn, cn, tn = metrics(t.url), peers.cpu_seconds(t.pid), time.time()
+            n = (total(mn, "argus_tsdb_head_samples_appended_total")
+                 - total(mw, "argus_tsdb_head_samples_appended_total"))
+            win = {"start_s": tw - w0, "end_s": tn - w0, "samples": n, "cpu_s": cn - cw,
+                   "cpu_s_per_1m_samples": (cn - cw) / n * 1e6 if n else None}
+            mw, cw, tw = mn, cn, tn
             with lock:
+                st["windows"].append(win)
                 rss = st["rss"][-1][1] if st["rss"] else 0
-                print(f"  {time.time() - w0:5.0f} s: RSS {rss:.0f} MiB, writes ok {st['write_ok']} failed "
-                      f"{st['write_failed']}, queries {st['queries']} ({st['query_errors']} errors)", flush=True)
+                per = f"{win['cpu_s_per_1m_samples']:.2f}" if n else "-"
+                print(f"  {tn - w0:5.0f} s: RSS {rss:.0f} MiB, CPU s per 1M samples this window {per}, "
+                      f"writes ok {st['write_ok']} failed {st['write_failed']}, queries {st['queries']} "
+                      f"({st['query_errors']} errors, passes {st['query_passes']}, "
+                      f"{st['query_passes_late']} late)", flush=True)
         m1, c1, w1 = metrics(t.url), peers.cpu_seconds(t.pid), time.time()
         up = hq.Client(t.url).request("GET", "/api/v1/query", {"query": 'sum(up{job="node"})'})
         up_now = json.loads(up[1])["data"]["result"]
@@ -247,6 +274,8 @@ def main():
         "head_rejected": total(m1, "argus_tsdb_samples_rejected_total"),
         "targets_up_at_end": float(up_now[0]["value"][1]) if up_now else 0.0,
         "queries": st["queries"], "query_errors": st["query_errors"],
+        "query_every_s": a.query_every, "query_passes": st["query_passes"],
+        "query_passes_late": st["query_passes_late"], "cpu_windows": st["windows"],
         "query_error_examples": st["query_error_examples"],
         "query_median_ms": statistics.median(qms) if qms else None,
         "query_p90_ms": statistics.quantiles(qms, n=10)[-1] if len(qms) >= 10 else None,
@@ -262,17 +291,23 @@ def main():
         "wal_checkpoints_at_end": sorted(d for d in os.listdir(os.path.join(data, "wal")) if d.startswith("checkpoint"))
         if os.path.isdir(os.path.join(data, "wal")) else [],
     }
+    wins = [w["cpu_s_per_1m_samples"] for w in st["windows"]
+            if w["cpu_s_per_1m_samples"] is not None and w["end_s"] - w["start_s"] >= 30]  # full minutes
     rows = [
         ("measured window (s)", f"{res['duration_s']:.0f} after {a.warmup:.0f} s warm-up"),
         ("load", f"{a.targets} targets x {model.series} series every {a.scrape_interval:g} s + "
-                 f"{a.rw_series:,} remote-written series every {a.rw_interval} + {len(queries)} queries in a loop"),
+                 f"{a.rw_series:,} remote-written series every {a.rw_interval} + the {len(queries)} queries "
+                 f"every {a.query_every:g} s"),
         ("block range", a.block),
         ("samples appended / s", f"{res['samples_per_s']:,.0f}"),
         ("server CPU s per 1M samples", f"{res['cpu_s_per_1m_samples']:.2f}" if appended else "-"),
+        ("CPU s per 1M samples by minute (first / min / max / last)",
+         " / ".join(f"{x:.2f}" for x in (wins[0], min(wins), max(wins), wins[-1])) if wins else "-"),
         ("write requests ok / failed", f"{st['write_ok']:,} / {st['write_failed']}"),
         ("samples rejected (remote write / head)", f"{res['rw_rejected']:.0f} / {res['head_rejected']:.0f}"),
         ("targets up at the end", f"{res['targets_up_at_end']:.0f} of {a.targets}"),
-        ("queries / errors", f"{st['queries']:,} / {st['query_errors']}"),
+        ("queries / errors (list passes / late)",
+         f"{st['queries']:,} / {st['query_errors']} ({st['query_passes']} / {st['query_passes_late']})"),
         ("query latency median / p90 (ms)",
          f"{res['query_median_ms']:.1f} / {res['query_p90_ms']:.1f}" if res["query_p90_ms"] else "-"),
         ("RSS start / peak / end after warm-up (MiB)",
