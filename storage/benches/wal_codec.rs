@@ -1,11 +1,11 @@
 //! WAL record compression: snappy (Prometheus's WAL codec) against zstd levels 1–3, record by
 //! record (segment version 2 compressed each record alone with zstd level 1), and the WAL's
-//! own framing (version 3: samples records as delta bodies against the segment's earlier
-//! samples, then zstd level 1 when smaller), beside a `memcpy` of the same bytes. Prints the
-//! bytes per sample of each codec.
+//! own framing (version 4, and version 3 before it: samples records as delta bodies against
+//! the segment's earlier samples, then zstd level 2 when smaller), beside a `memcpy` of the
+//! same bytes. Prints the bytes per sample of each codec.
 //!
 //! Records come from the WAL segments in `$ARGUS_WAL_DIR` (for instance a `wal/` directory left
-//! by `harness.py measure --keep`: both segment formats are read), else from a generated
+//! by `harness.py measure --keep`: every segment version is read), else from a generated
 //! workload shaped like the harness's remote-write data (2,000-sample records of counters,
 //! gauges and histogram buckets).
 //!
@@ -154,60 +154,65 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    // The WAL's framing (segment version 3): frames with CRC; samples records as delta bodies
-    // against the segment's earlier samples (one segment here: the state is never reset
-    // mid-pass), zstd level 1 when smaller; and decoding them back from the segment's start.
-    let mut codec = WalRecordCodec::default();
-    let mut frames = Vec::new();
-    let frame = |codec: &mut WalRecordCodec, frames: &mut Vec<u8>| {
-        codec.reset();
-        frames.clear();
-        for r in &records {
-            codec.put_frame(frames, r);
-        }
-        frames.len()
-    };
-    let n = frame(&mut codec, &mut frames);
-    eprintln!(
-        "wal_codec: WAL frames v3 (segment delta + zstd, 8-byte frame headers) {n} bytes = {:.3} B/sample",
-        per(n)
-    );
-    g.bench_function("wal_frame_compress", |b| {
-        b.iter(|| black_box(frame(&mut codec, &mut frames)))
-    });
-    // (codec from the top 4 bits of the frame's first word, payload after the 8-byte header)
-    codec.reset();
-    let payloads: Vec<(u8, Vec<u8>)> = records
-        .iter()
-        .map(|r| {
-            let mut f = Vec::new();
-            codec.put_frame(&mut f, r);
-            (f[3] >> 4, f[8..].to_vec())
-        })
-        .collect();
-    let series_bytes: usize = payloads
-        .iter()
-        .zip(&records)
-        .filter(|(_, r)| r.first() == Some(&1))
-        .map(|((_, p), _)| p.len() + 8)
-        .sum();
-    eprintln!(
-        "wal_codec: of which series records {series_bytes} bytes = {:.3} B/sample",
-        per(series_bytes)
-    );
-    codec.reset();
-    for ((c, p), r) in payloads.iter().zip(&records) {
-        assert_eq!(codec.decode_payload(*c, p).expect("decode"), &r[..]);
-    }
-    g.bench_function("wal_frame_decompress", |b| {
-        b.iter(|| {
+    // The WAL's framing, version 4 (the writer's) and version 3 (before): frames with CRC;
+    // samples records as delta bodies against the segment's earlier samples (one segment here:
+    // the state is never reset mid-pass), zstd level 2 when smaller; and decoding them back
+    // from the segment's start.
+    for (name, mut codec) in [
+        ("v4", WalRecordCodec::default()),
+        ("v3", WalRecordCodec::v3()),
+    ] {
+        let mut frames = Vec::new();
+        let frame = |codec: &mut WalRecordCodec, frames: &mut Vec<u8>| {
             codec.reset();
-            payloads
-                .iter()
-                .map(|(c, p)| codec.decode_payload(*c, p).expect("decode").len())
-                .sum::<usize>()
-        })
-    });
+            frames.clear();
+            for r in &records {
+                codec.put_frame(frames, r);
+            }
+            frames.len()
+        };
+        let n = frame(&mut codec, &mut frames);
+        eprintln!(
+            "wal_codec: WAL frames {name} (segment delta + zstd, 8-byte frame headers) {n} bytes = {:.3} B/sample",
+            per(n)
+        );
+        g.bench_function(format!("wal_frame_{name}_compress"), |b| {
+            b.iter(|| black_box(frame(&mut codec, &mut frames)))
+        });
+        // (codec from the top 4 bits of the frame's first word, payload after the 8-byte header)
+        codec.reset();
+        let payloads: Vec<(u8, Vec<u8>)> = records
+            .iter()
+            .map(|r| {
+                let mut f = Vec::new();
+                codec.put_frame(&mut f, r);
+                (f[3] >> 4, f[8..].to_vec())
+            })
+            .collect();
+        let series_bytes: usize = payloads
+            .iter()
+            .zip(&records)
+            .filter(|(_, r)| r.first() == Some(&1))
+            .map(|((_, p), _)| p.len() + 8)
+            .sum();
+        eprintln!(
+            "wal_codec: of which series records {series_bytes} bytes = {:.3} B/sample",
+            per(series_bytes)
+        );
+        codec.reset();
+        for ((c, p), r) in payloads.iter().zip(&records) {
+            assert_eq!(codec.decode_payload(*c, p).expect("decode"), &r[..]);
+        }
+        g.bench_function(format!("wal_frame_{name}_decompress"), |b| {
+            b.iter(|| {
+                codec.reset();
+                payloads
+                    .iter()
+                    .map(|(c, p)| codec.decode_payload(*c, p).expect("decode").len())
+                    .sum::<usize>()
+            })
+        });
+    }
 
     let src: Vec<u8> = records.concat();
     let mut dst = vec![0u8; src.len()];
