@@ -9,6 +9,8 @@
 //! workload shaped like the harness's remote-write data (2,000-sample records of counters,
 //! gauges and histogram buckets).
 //!
+//! `ARGUS_WAL_SHUFFLE_REFS=1` renumbers the series refs first (see [`shuffle_refs`]).
+//!
 //! Run: `ARGUS_WAL_DIR=/tmp/hm/argus/data/wal cargo bench -p argus-storage --features fuzzing --bench wal_codec -- --quick`.
 
 use argus_storage::internals::{WalRecord, WalRecordCodec, wal_scan_segment};
@@ -32,6 +34,9 @@ fn load() -> (Vec<Vec<u8>>, u64) {
     } else {
         records = synthetic();
     }
+    if std::env::var_os("ARGUS_WAL_SHUFFLE_REFS").is_some() {
+        shuffle_refs(&mut records);
+    }
     let samples = records
         .iter()
         .map(|r| match WalRecord::decode(r) {
@@ -40,6 +45,37 @@ fn load() -> (Vec<Vec<u8>>, u64) {
         })
         .sum();
     (records, samples)
+}
+
+/// Renumbers the series refs of every samples record by one fixed permutation (multiplications
+/// by odd constants and xor-shifts modulo the power of two above the largest ref), so that
+/// neighbouring series
+/// get unrelated refs, as when concurrent senders create series at the same time (the worst case
+/// of it). Series records are left as they are.
+fn shuffle_refs(records: &mut [Vec<u8>]) {
+    let max = records
+        .iter()
+        .filter_map(|r| match WalRecord::decode(r) {
+            Ok(WalRecord::Samples(s)) => s.iter().map(|s| s.0).max(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mask = (max + 1).next_power_of_two() - 1;
+    for r in records.iter_mut() {
+        if let Ok(WalRecord::Samples(mut s)) = WalRecord::decode(r) {
+            for x in &mut s {
+                // Each step is a bijection of 0..=mask.
+                let mut r = x.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask;
+                r ^= r >> 7;
+                r = r.wrapping_mul(0xbf58_476d_1ce4_e5b9) & mask;
+                r ^= r >> 5;
+                x.0 = r;
+            }
+            r.clear();
+            WalRecord::Samples(s).encode(r);
+        }
+    }
 }
 
 /// 240 rounds of 20,000 series in 2,000-sample records, like `harness.py ingest --window 1`.

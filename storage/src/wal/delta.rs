@@ -13,9 +13,12 @@
 //!
 //! ```text
 //! body (n >= 1 samples, in record order)
-//! ┌─────────┬──────────────────────┬─────────────────────┬────────────────┬─────────────┐
-//! │ n uvar  │ n × ref residual var │ n × t residual var  │ n × control u8 │ value bytes │
-//! └─────────┴──────────────────────┴─────────────────────┴────────────────┴─────────────┘
+//! ┌────────┬──────────────────────┬────────────────────┬────────────────┬─────────────┐
+//! │ n uvar │ ref residuals (runs) │ t residuals (runs) │ n × control u8 │ value bytes │
+//! └────────┴──────────────────────┴────────────────────┴────────────────┴─────────────┘
+//! runs          a column of n signed integers, as runs of zeros: zeros before the next
+//!               nonzero value (uvarint), that value (varint), ...; a column ending in zeros
+//!               ends with their count and no value (all zeros: just n)
 //! ref residual  ref - predicted ref, where the prediction is the ref that followed the
 //!               previous sample's ref the last time that ref was written in the segment
 //!               ("previous sample": the segment's, across records), else the previous ref + 1
@@ -222,21 +225,24 @@ impl SegmentState {
         self.col_ctl.clear();
         self.col_val.clear();
         put_uvarint(dst, samples.len() as u64);
+        let (mut ref_zeros, mut t_zeros) = (0u64, 0u64);
         for s in samples {
             let (pred, pred_slot) = self.predict();
-            put_varint(dst, s.series.wrapping_sub(pred) as i64);
+            put_run(dst, &mut ref_zeros, s.series.wrapping_sub(pred) as i64);
             let (slot, new) = if s.series == pred && pred_slot != NONE {
                 (pred_slot, false)
             } else {
                 self.slot_of(s.series)
             };
             let res = self.t_residual(slot, new, s.t);
-            put_varint(&mut self.col_t, res);
+            put_run(&mut self.col_t, &mut t_zeros, res);
             let (_, prev_bits) = self.advance(slot, new, res);
             let bits = s.v.to_bits();
             self.set_bits(slot, bits);
             put_value(&mut self.col_ctl, &mut self.col_val, prev_bits, bits);
         }
+        end_runs(dst, ref_zeros);
+        end_runs(&mut self.col_t, t_zeros);
         dst.extend_from_slice(&self.col_t);
         dst.extend_from_slice(&self.col_ctl);
         dst.extend_from_slice(&self.col_val);
@@ -246,9 +252,9 @@ impl SegmentState {
     /// does not decode leaves the state and `out` as they were.
     pub(crate) fn decode(&mut self, body: &[u8], out: &mut Vec<RefSample>) -> Result<(), String> {
         let mut d = Decbuf::new(body);
-        // Each sample takes at least 3 bytes: a ref residual, a t residual and a control.
+        // Each sample takes at least its control byte.
         let n = d
-            .uvarint_len(d.remaining() / 3)
+            .uvarint_len(d.remaining())
             .filter(|n| *n > 0)
             .ok_or("bad delta samples count")?;
         if self.slots.len() + n > MAX_SERIES {
@@ -256,14 +262,8 @@ impl SegmentState {
                 "delta samples over {MAX_SERIES} series in a segment"
             ));
         }
-        self.res.clear();
-        self.ts.clear();
-        for _ in 0..n {
-            self.res.push(d.varint().ok_or("bad delta sample ref")?);
-        }
-        for _ in 0..n {
-            self.ts.push(d.varint().ok_or("bad delta sample time")?);
-        }
+        read_runs(&mut d, n, &mut self.res).ok_or("bad delta sample refs")?;
+        read_runs(&mut d, n, &mut self.ts).ok_or("bad delta sample times")?;
         let ctl = d.bytes(n).ok_or("short delta sample controls")?;
         let mut want = 0usize;
         for &c in ctl {
@@ -298,6 +298,41 @@ impl SegmentState {
         (self.res, self.ts) = (res, ts);
         Ok(())
     }
+}
+
+/// Appends `v` to a zero-run column whose pending zeros are `zeros`: a nonzero value as the
+/// zeros before it (uvarint) and itself (varint); zeros are only counted.
+#[inline]
+fn put_run(dst: &mut Vec<u8>, zeros: &mut u64, v: i64) {
+    if v == 0 {
+        *zeros += 1;
+    } else {
+        put_uvarint(dst, *zeros);
+        put_varint(dst, v);
+        *zeros = 0;
+    }
+}
+
+/// Ends a zero-run column: its trailing zeros, if any.
+fn end_runs(dst: &mut Vec<u8>, zeros: u64) {
+    if zeros > 0 {
+        put_uvarint(dst, zeros);
+    }
+}
+
+/// Reads a zero-run column of `n` values into `out` (cleared first): runs of zeros (uvarint,
+/// at most the values left), each but the last that completes the column followed by one value
+/// (varint). `None` when it is short or a run overshoots.
+fn read_runs(d: &mut Decbuf<'_>, n: usize, out: &mut Vec<i64>) -> Option<()> {
+    out.clear();
+    while out.len() < n {
+        let zeros = d.uvarint_len(n - out.len())?;
+        out.resize(out.len() + zeros, 0);
+        if out.len() < n {
+            out.push(d.varint()?);
+        }
+    }
+    Some(())
 }
 
 /// `v` as an integer when it is one of at most 2^53 in magnitude (and not -0.0).
@@ -419,16 +454,17 @@ mod tests {
         for (want, got) in records.iter().zip(&got) {
             assert_eq!(bits(want), bits(got));
         }
-        // From the third record on: ref residual 0, t residual 0, value delta in the control.
-        assert_eq!(bodies[5].len(), 1 + 100 * 3, "{:?}", &bodies[5][..20]);
-        assert!(bodies[5][1..201].iter().all(|&b| b == 0));
+        // From the third record on: ref residuals 0, t residuals 0 (one run of 100 each),
+        // value deltas in the controls.
+        assert_eq!(bodies[5].len(), 1 + 1 + 1 + 100, "{:?}", &bodies[5][..20]);
+        assert_eq!(bodies[5][..3], [100, 100, 100]);
     }
 
     #[test]
     fn interleaved_refs_cost_what_contiguous_ones_do() {
         // Four senders whose 50 series each got interleaved refs (as concurrent requests
         // creating series get from the head), their records arriving in a different order
-        // each round: from the second round on, only the first ref of each record misses.
+        // each round: from the third round on (steps known), only the first ref of a record misses.
         let contiguous: Vec<Vec<u64>> = (0..4u64)
             .map(|k| (k * 50 + 1..=k * 50 + 50).collect())
             .collect();
@@ -447,23 +483,20 @@ mod tests {
             }
             o
         };
-        let ref_bytes = |refs: &[Vec<u64>]| {
+        let sizes = |refs: &[Vec<u64>]| {
             let records = rounds(refs, order);
             let (bodies, got) = round_trip(&records);
             for (want, got) in records.iter().zip(&got) {
                 assert_eq!(bits(want), bits(got));
             }
-            // The ref residual column of each later record: nonzero bytes (misses).
-            bodies[4..]
-                .iter()
-                .map(|b| b[1..51].iter().filter(|&&x| x != 0).count())
-                .sum::<usize>()
+            bodies[8..].iter().map(Vec::len).collect::<Vec<_>>()
         };
-        let (c, i) = (ref_bytes(&contiguous), ref_bytes(&interleaved));
-        assert!(
-            c <= 28 * 3 && i <= 28 * 3,
-            "misses: contiguous {c}, interleaved {i}"
-        );
+        // n, the ref runs (at most: a run of 0, a missed first ref, a run of 49), the t run,
+        // 50 controls (value deltas of +1), no value bytes.
+        for (name, refs) in [("contiguous", contiguous), ("interleaved", interleaved)] {
+            let got = sizes(&refs);
+            assert!(got.iter().all(|&n| n <= 1 + 5 + 1 + 50), "{name}: {got:?}");
+        }
     }
 
     #[test]
@@ -511,11 +544,14 @@ mod tests {
             &[good.clone(), vec![0]].concat(),
             "1 bytes after delta samples",
         );
-        check(&[1, 0, 0, 0x90], "bad delta value control 0x90");
-        check(&[1, 0, 0, 0x10], "bad delta value control 0x10");
-        check(&[2, 0, 0], "bad delta samples count");
-        check(&[1, 0, 0x80, 0x80], "bad delta sample time");
-        check(&[1, 0x80, 0x80, 0x80], "bad delta sample ref");
+        check(&[1, 1, 1, 0x90], "bad delta value control 0x90");
+        check(&[1, 1, 1, 0x10], "bad delta value control 0x10");
+        check(&[4, 0, 0], "bad delta samples count");
+        check(&[2, 0, 0], "bad delta sample refs");
+        check(&[1, 1, 0x80, 0x80], "bad delta sample times");
+        check(&[1, 0x80, 0x80, 0x80], "bad delta sample refs");
+        check(&[2, 3, 0], "bad delta sample refs");
+        check(&[2, 2, 0, 0], "bad delta sample times");
     }
 
     #[test]
@@ -528,7 +564,8 @@ mod tests {
         let mut out = Vec::new();
         dec.decode(&b, &mut out).unwrap();
         // Series 1 again (predicted ref 2: residual -1), t residual 15, delta +3.
-        dec.decode(&[1, 1, 30, SMALL_INT | 6], &mut out).unwrap();
+        dec.decode(&[1, 0, 1, 0, 30, SMALL_INT | 6], &mut out)
+            .unwrap();
         assert_eq!(bits(&out[1..]), bits(&[s(1, 115, 3.0)]));
     }
 
@@ -557,7 +594,7 @@ mod tests {
             for b in &bodies {
                 let mut out = Vec::new();
                 if dec.decode(b, &mut out).is_ok() {
-                    prop_assert!(!out.is_empty() && out.len() <= b.len() / 3);
+                    prop_assert!(!out.is_empty() && out.len() <= b.len());
                 }
             }
         }
