@@ -1,13 +1,15 @@
 //! WAL record compression: snappy (Prometheus's WAL codec) against zstd levels 1–3, record by
 //! record (segment version 2 compressed each record alone with zstd level 1), and the WAL's
-//! own framing (version 3: samples records as delta bodies against the segment's earlier
-//! samples, then zstd level 1 when smaller), beside a `memcpy` of the same bytes. Prints the
-//! bytes per sample of each codec.
+//! own framing (version 4, and version 3 before it: samples records as delta bodies against
+//! the segment's earlier samples, then zstd level 2 when smaller), beside a `memcpy` of the
+//! same bytes. Prints the bytes per sample of each codec.
 //!
 //! Records come from the WAL segments in `$ARGUS_WAL_DIR` (for instance a `wal/` directory left
-//! by `harness.py measure --keep`: both segment formats are read), else from a generated
+//! by `harness.py measure --keep`: every segment version is read), else from a generated
 //! workload shaped like the harness's remote-write data (2,000-sample records of counters,
 //! gauges and histogram buckets).
+//!
+//! `ARGUS_WAL_SHUFFLE_REFS=1` renumbers the series refs first (see [`shuffle_refs`]).
 //!
 //! Run: `ARGUS_WAL_DIR=/tmp/hm/argus/data/wal cargo bench -p argus-storage --features fuzzing --bench wal_codec -- --quick`.
 
@@ -32,6 +34,9 @@ fn load() -> (Vec<Vec<u8>>, u64) {
     } else {
         records = synthetic();
     }
+    if std::env::var_os("ARGUS_WAL_SHUFFLE_REFS").is_some() {
+        shuffle_refs(&mut records);
+    }
     let samples = records
         .iter()
         .map(|r| match WalRecord::decode(r) {
@@ -40,6 +45,37 @@ fn load() -> (Vec<Vec<u8>>, u64) {
         })
         .sum();
     (records, samples)
+}
+
+/// Renumbers the series refs of every samples record by one fixed permutation (multiplications
+/// by odd constants and xor-shifts modulo the power of two above the largest ref), so that
+/// neighbouring series
+/// get unrelated refs, as when concurrent senders create series at the same time (the worst case
+/// of it). Series records are left as they are.
+fn shuffle_refs(records: &mut [Vec<u8>]) {
+    let max = records
+        .iter()
+        .filter_map(|r| match WalRecord::decode(r) {
+            Ok(WalRecord::Samples(s)) => s.iter().map(|s| s.0).max(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mask = (max + 1).next_power_of_two() - 1;
+    for r in records.iter_mut() {
+        if let Ok(WalRecord::Samples(mut s)) = WalRecord::decode(r) {
+            for x in &mut s {
+                // Each step is a bijection of 0..=mask.
+                let mut r = x.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask;
+                r ^= r >> 7;
+                r = r.wrapping_mul(0xbf58_476d_1ce4_e5b9) & mask;
+                r ^= r >> 5;
+                x.0 = r;
+            }
+            r.clear();
+            WalRecord::Samples(s).encode(r);
+        }
+    }
 }
 
 /// 240 rounds of 20,000 series in 2,000-sample records, like `harness.py ingest --window 1`.
@@ -154,60 +190,65 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    // The WAL's framing (segment version 3): frames with CRC; samples records as delta bodies
-    // against the segment's earlier samples (one segment here: the state is never reset
-    // mid-pass), zstd level 1 when smaller; and decoding them back from the segment's start.
-    let mut codec = WalRecordCodec::default();
-    let mut frames = Vec::new();
-    let frame = |codec: &mut WalRecordCodec, frames: &mut Vec<u8>| {
-        codec.reset();
-        frames.clear();
-        for r in &records {
-            codec.put_frame(frames, r);
-        }
-        frames.len()
-    };
-    let n = frame(&mut codec, &mut frames);
-    eprintln!(
-        "wal_codec: WAL frames v3 (segment delta + zstd, 8-byte frame headers) {n} bytes = {:.3} B/sample",
-        per(n)
-    );
-    g.bench_function("wal_frame_compress", |b| {
-        b.iter(|| black_box(frame(&mut codec, &mut frames)))
-    });
-    // (codec from the top 4 bits of the frame's first word, payload after the 8-byte header)
-    codec.reset();
-    let payloads: Vec<(u8, Vec<u8>)> = records
-        .iter()
-        .map(|r| {
-            let mut f = Vec::new();
-            codec.put_frame(&mut f, r);
-            (f[3] >> 4, f[8..].to_vec())
-        })
-        .collect();
-    let series_bytes: usize = payloads
-        .iter()
-        .zip(&records)
-        .filter(|(_, r)| r.first() == Some(&1))
-        .map(|((_, p), _)| p.len() + 8)
-        .sum();
-    eprintln!(
-        "wal_codec: of which series records {series_bytes} bytes = {:.3} B/sample",
-        per(series_bytes)
-    );
-    codec.reset();
-    for ((c, p), r) in payloads.iter().zip(&records) {
-        assert_eq!(codec.decode_payload(*c, p).expect("decode"), &r[..]);
-    }
-    g.bench_function("wal_frame_decompress", |b| {
-        b.iter(|| {
+    // The WAL's framing, version 4 (the writer's) and version 3 (before): frames with CRC;
+    // samples records as delta bodies against the segment's earlier samples (one segment here:
+    // the state is never reset mid-pass), zstd level 2 when smaller; and decoding them back
+    // from the segment's start.
+    for (name, mut codec) in [
+        ("v4", WalRecordCodec::default()),
+        ("v3", WalRecordCodec::v3()),
+    ] {
+        let mut frames = Vec::new();
+        let frame = |codec: &mut WalRecordCodec, frames: &mut Vec<u8>| {
             codec.reset();
-            payloads
-                .iter()
-                .map(|(c, p)| codec.decode_payload(*c, p).expect("decode").len())
-                .sum::<usize>()
-        })
-    });
+            frames.clear();
+            for r in &records {
+                codec.put_frame(frames, r);
+            }
+            frames.len()
+        };
+        let n = frame(&mut codec, &mut frames);
+        eprintln!(
+            "wal_codec: WAL frames {name} (segment delta + zstd, 8-byte frame headers) {n} bytes = {:.3} B/sample",
+            per(n)
+        );
+        g.bench_function(format!("wal_frame_{name}_compress"), |b| {
+            b.iter(|| black_box(frame(&mut codec, &mut frames)))
+        });
+        // (codec from the top 4 bits of the frame's first word, payload after the 8-byte header)
+        codec.reset();
+        let payloads: Vec<(u8, Vec<u8>)> = records
+            .iter()
+            .map(|r| {
+                let mut f = Vec::new();
+                codec.put_frame(&mut f, r);
+                (f[3] >> 4, f[8..].to_vec())
+            })
+            .collect();
+        let series_bytes: usize = payloads
+            .iter()
+            .zip(&records)
+            .filter(|(_, r)| r.first() == Some(&1))
+            .map(|((_, p), _)| p.len() + 8)
+            .sum();
+        eprintln!(
+            "wal_codec: of which series records {series_bytes} bytes = {:.3} B/sample",
+            per(series_bytes)
+        );
+        codec.reset();
+        for ((c, p), r) in payloads.iter().zip(&records) {
+            assert_eq!(codec.decode_payload(*c, p).expect("decode"), &r[..]);
+        }
+        g.bench_function(format!("wal_frame_{name}_decompress"), |b| {
+            b.iter(|| {
+                codec.reset();
+                payloads
+                    .iter()
+                    .map(|(c, p)| codec.decode_payload(*c, p).expect("decode").len())
+                    .sum::<usize>()
+            })
+        });
+    }
 
     let src: Vec<u8> = records.concat();
     let mut dst = vec![0u8; src.len()];

@@ -236,7 +236,7 @@ pub fn wal_build_segment(records: &[&[u8]]) -> Vec<u8> {
     b
 }
 
-/// Compresses and decompresses WAL records (segment format 3), reusing contexts: the
+/// Compresses and decompresses WAL records (segment format 4), reusing contexts: the
 /// compressed-record decoder under fuzzing, and the WAL codec bench.
 #[derive(Default)]
 pub struct WalRecordCodec {
@@ -247,9 +247,18 @@ pub struct WalRecordCodec {
 impl WalRecordCodec {
     /// Appends a frame holding `record` (1..=64 MiB bytes) as the WAL writes it. Samples
     /// records are encoded against the earlier ones since the last [`WalRecordCodec::reset`]
-    /// (segment version 3).
+    /// (segment version 4).
     pub fn put_frame(&mut self, dst: &mut Vec<u8>, record: &[u8]) {
         self.c.put_frame(dst, record);
+    }
+
+    /// A codec whose writer side frames samples records as segment version 3 did (codecs 2
+    /// and 3), for before/after comparisons; its reader side reads every version.
+    pub fn v3() -> Self {
+        Self {
+            c: wal::compress::Compressor::new_v3(),
+            d: wal::compress::Decompressor::default(),
+        }
     }
 
     /// Starts a new segment for both the writer and the reader side.
@@ -259,7 +268,8 @@ impl WalRecordCodec {
     }
 
     /// The record held by an untrusted frame payload stored with `codec` (0 plain, 1 zstd,
-    /// 2 and 3 delta samples against the payloads decoded since the last reset).
+    /// 2 and 3 version 3 delta samples, 4 and 5 version 4 delta samples, against the payloads
+    /// decoded since the last reset).
     pub fn decode_payload<'s>(&'s mut self, codec: u8, payload: &'s [u8]) -> Result<&'s [u8]> {
         self.d
             .record(codec, payload)

@@ -104,13 +104,22 @@ impl<'a> Decbuf<'a> {
     }
 
     /// An unsigned varint.
+    #[inline]
     pub(crate) fn uvarint(&mut self) -> Option<u64> {
+        // Most varints in the WAL and the index are one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Some(u64::from(b));
+        }
         let (v, n) = uvarint(self.buf.get(self.pos..)?)?;
         self.pos += n;
         Some(v)
     }
 
     /// A zig-zag signed varint.
+    #[inline]
     pub(crate) fn varint(&mut self) -> Option<i64> {
         self.uvarint().map(unzigzag)
     }

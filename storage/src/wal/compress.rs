@@ -1,25 +1,27 @@
-//! WAL record compression (segment versions 2 and 3): a frame's codec (the top 4 bits of its
+//! WAL record compression (segment versions 2 to 4): a frame's codec (the top 4 bits of its
 //! first word, see `segment.rs`) says how its payload holds the record.
 //!
 //! ```text
 //! codec 0  payload = the record
 //! codec 1  payload = one zstd frame of the record: level 1, content size set (1..=64 MiB),
 //!          no zstd checksum (the frame's CRC32 covers the stored bytes)
-//! codec 2  payload = a samples record as a segment-delta body (`delta.rs`; version 3)
-//! codec 3  payload = one zstd frame (as codec 1) of a segment-delta body (version 3)
+//! codec 2  payload = a samples record as a version 3 segment-delta body (`delta/v3.rs`)
+//! codec 3  payload = one zstd frame (as codec 1) of a version 3 segment-delta body
+//! codec 4  payload = a samples record as a version 4 segment-delta body (`delta.rs`)
+//! codec 5  payload = one zstd frame (as codec 1) of a version 4 segment-delta body
 //! ```
-//! The writer stores a samples record as codec 2 or 3, encoded against the series' previous
-//! samples in the segment (its [`Compressor`] keeps that state and must be told of each new
-//! segment, [`Compressor::reset`]); other records as codec 0 or 1. zstd is used when the
-//! bytes are at least [`MIN_COMPRESS`] and it makes them smaller. Readers give each segment a
-//! fresh (or [`Decompressor::reset`]) decompressor and read it from its start; they see every
-//! samples record as a type-2 record whatever its codec. zstd level 2: on the harness's
-//! remote-write WAL (`storage/benches/wal_codec.rs`, figures in `benches/README.md`) delta
-//! bodies cost 2.24 B/sample at level 1, 2.20 at level 2 and 2.18 at level 3 (for 1.4–1.9×
-//! level 2's CPU); per-record zstd level 1 without the delta (version 2) cost 5.52.
+//! The writer stores a samples record as codec 4 or 5, encoded against the segment's earlier
+//! samples (its [`Compressor`] keeps that state and must be told of each new segment,
+//! [`Compressor::reset`]); other records as codec 0 or 1. zstd is used when the bytes are at
+//! least [`MIN_COMPRESS`] and it makes them smaller. Readers give each segment a fresh (or
+//! [`Decompressor::reset`]) decompressor and read it from its start; they see every samples
+//! record as a type-2 record whatever its codec. zstd level 2: on the harness's remote-write
+//! WAL (`storage/benches/wal_codec.rs`, figures in `benches/README.md`) version 3 delta bodies
+//! cost 2.24 B/sample at level 1, 2.20 at level 2 and 2.18 at level 3 (for 1.4–1.9× level 2's
+//! CPU); per-record zstd level 1 without the delta (version 2) cost 5.52.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::delta::SegmentState;
+use super::delta::{self, SegmentState, v3};
 use super::record::{self, RefSample, TYPE_SAMPLES};
 use super::segment::{self, MAX_RECORD_LEN};
 
@@ -27,14 +29,23 @@ use super::segment::{self, MAX_RECORD_LEN};
 pub(crate) const CODEC_PLAIN: u8 = 0;
 /// Codec: the payload is one zstd frame holding the record.
 pub(crate) const CODEC_ZSTD: u8 = 1;
-/// Codec: the payload is a segment-delta samples body.
-pub(crate) const CODEC_DELTA: u8 = 2;
-/// Codec: the payload is one zstd frame holding a segment-delta samples body.
-pub(crate) const CODEC_DELTA_ZSTD: u8 = 3;
-/// The highest codec a version 2 segment may hold.
-pub(crate) const MAX_CODEC_V2: u8 = CODEC_ZSTD;
-/// The highest codec a version 3 segment may hold.
-pub(crate) const MAX_CODEC: u8 = CODEC_DELTA_ZSTD;
+/// Codec: the payload is a version 3 segment-delta samples body.
+pub(crate) const CODEC_DELTA_V3: u8 = 2;
+/// Codec: the payload is one zstd frame holding a version 3 segment-delta samples body.
+pub(crate) const CODEC_DELTA_V3_ZSTD: u8 = 3;
+/// Codec: the payload is a version 4 segment-delta samples body.
+pub(crate) const CODEC_DELTA: u8 = 4;
+/// Codec: the payload is one zstd frame holding a version 4 segment-delta samples body.
+pub(crate) const CODEC_DELTA_ZSTD: u8 = 5;
+/// The codecs each segment version may hold, as a bit set (bit `c` for codec `c`), indexed by
+/// version; a frame with another codec is a bad frame (a torn tail).
+pub(crate) const CODECS_OF_VERSION: [u16; 5] = [
+    0,
+    1 << CODEC_PLAIN,
+    1 << CODEC_PLAIN | 1 << CODEC_ZSTD,
+    1 << CODEC_PLAIN | 1 << CODEC_ZSTD | 1 << CODEC_DELTA_V3 | 1 << CODEC_DELTA_V3_ZSTD,
+    1 << CODEC_PLAIN | 1 << CODEC_ZSTD | 1 << CODEC_DELTA | 1 << CODEC_DELTA_ZSTD,
+];
 /// zstd level of WAL records and delta bodies.
 pub(crate) const ZSTD_LEVEL: i32 = 2;
 /// Records shorter than this are stored plain: a zstd frame header costs 6–9 bytes and short
@@ -44,6 +55,8 @@ pub(crate) const MIN_COMPRESS: usize = 256;
 /// Most bytes a sample takes in a delta body (ref and t varints, control, value), so that a
 /// record too large for one frame as a body is known before the state changes.
 const MAX_DELTA_SAMPLE: usize = 10 + 10 + 1 + 8;
+/// Most samples a delta body holds, so that its frame is at most [`MAX_RECORD_LEN`] bytes.
+const MAX_DELTA_SAMPLES: usize = (MAX_RECORD_LEN - 10) / MAX_DELTA_SAMPLE;
 
 /// Frames records, compressing them; one per segment writer (the zstd context is reused).
 pub(crate) struct Compressor {
@@ -55,6 +68,9 @@ pub(crate) struct Compressor {
     buf: Vec<u8>,
     /// The samples written to the segment so far (see `delta.rs`).
     delta: SegmentState,
+    /// Tests and benches: write version 3 delta bodies (codecs 2 and 3) with this state instead.
+    #[cfg(any(test, feature = "fuzzing"))]
+    v3: Option<v3::SegmentState>,
     /// Samples of the record being framed.
     samples: Vec<RefSample>,
     /// Delta body scratch.
@@ -75,8 +91,20 @@ impl Compressor {
             tried: false,
             buf: Vec::new(),
             delta: SegmentState::default(),
+            #[cfg(any(test, feature = "fuzzing"))]
+            v3: None,
             samples: Vec::new(),
             body: Vec::new(),
+        }
+    }
+
+    /// A compressor that frames samples records as segment version 3 did (codecs 2 and 3), for
+    /// tests of old segments and for the codec bench's before/after.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn new_v3() -> Self {
+        Self {
+            v3: Some(v3::SegmentState::default()),
+            ..Self::new()
         }
     }
 
@@ -84,6 +112,10 @@ impl Compressor {
     /// framing the first record of each segment (a new compressor needs no call).
     pub(crate) fn reset(&mut self) {
         self.delta.reset();
+        #[cfg(any(test, feature = "fuzzing"))]
+        if let Some(v3) = &mut self.v3 {
+            v3.reset();
+        }
     }
 
     fn context(&mut self) -> Option<&mut zstd::bulk::Compressor<'static>> {
@@ -113,23 +145,24 @@ impl Compressor {
     pub(crate) fn put_frame(&mut self, dst: &mut Vec<u8>, record: &[u8]) {
         if record.len() > 1 && record.first() == Some(&TYPE_SAMPLES) {
             self.samples.clear();
-            let mut body = std::mem::take(&mut self.body);
-            body.clear();
-            let fits = record::decode_samples(record, &mut self.samples).is_ok()
-                && !self.samples.is_empty()
-                && self.samples.len() <= (MAX_RECORD_LEN - 10) / MAX_DELTA_SAMPLE
-                && {
-                    record::encode_samples(&self.samples, &mut body);
-                    body == record
-                };
+            let fits = record::decode_samples_exact(record, &mut self.samples)
+                && self.samples.len() <= MAX_DELTA_SAMPLES
+                && self.delta.len() + self.samples.len() <= delta::MAX_SERIES;
             if fits {
+                let mut body = std::mem::take(&mut self.body);
                 body.clear();
+                #[cfg(any(test, feature = "fuzzing"))]
+                if let Some(v3) = &mut self.v3 {
+                    v3.encode(&self.samples, &mut body);
+                    self.put_codec(dst, &body, CODEC_DELTA_V3, CODEC_DELTA_V3_ZSTD);
+                    self.body = body;
+                    return;
+                }
                 self.delta.encode(&self.samples, &mut body);
                 self.put_codec(dst, &body, CODEC_DELTA, CODEC_DELTA_ZSTD);
                 self.body = body;
                 return;
             }
-            self.body = body;
         }
         self.put_codec(dst, record, CODEC_PLAIN, CODEC_ZSTD);
     }
@@ -168,8 +201,10 @@ pub(crate) struct Decompressor {
     buf: Vec<u8>,
     /// A decompressed delta body.
     zbuf: Vec<u8>,
-    /// The samples read from the segment so far (see `delta.rs`).
+    /// The samples read from the segment so far (see `delta.rs`; version 3 segments:
+    /// `delta/v3.rs`, created on first use).
     delta: SegmentState,
+    v3: Option<Box<v3::SegmentState>>,
     /// Samples of the delta record being decoded.
     samples: Vec<RefSample>,
 }
@@ -178,6 +213,9 @@ impl Decompressor {
     /// Starts a new segment: call before the first frame of each segment after the first.
     pub(crate) fn reset(&mut self) {
         self.delta.reset();
+        if let Some(v3) = &mut self.v3 {
+            v3.reset();
+        }
     }
 
     /// The record held by a frame's `payload` stored with `codec` (untrusted; CRC-checked
@@ -194,28 +232,31 @@ impl Decompressor {
                 decompress(&mut self.z, payload, &mut self.buf)?;
                 Ok(&self.buf)
             }
-            CODEC_DELTA => {
-                self.delta_record(payload, false)?;
-                Ok(&self.buf)
-            }
-            CODEC_DELTA_ZSTD => {
-                self.delta_record(payload, true)?;
+            CODEC_DELTA_V3 | CODEC_DELTA_V3_ZSTD | CODEC_DELTA | CODEC_DELTA_ZSTD => {
+                self.delta_record(codec, payload)?;
                 Ok(&self.buf)
             }
             other => Err(format!("unknown WAL record codec {other}")),
         }
     }
 
-    /// Decodes a delta body (zstd-compressed when `zstd`) into a type-2 record in `self.buf`.
-    fn delta_record(&mut self, payload: &[u8], zstd: bool) -> Result<(), String> {
-        let body = if zstd {
+    /// Decodes a delta body stored with `codec` (one of the four delta codecs) into a type-2
+    /// record in `self.buf`.
+    fn delta_record(&mut self, codec: u8, payload: &[u8]) -> Result<(), String> {
+        let body = if codec == CODEC_DELTA_ZSTD || codec == CODEC_DELTA_V3_ZSTD {
             decompress(&mut self.z, payload, &mut self.zbuf)?;
             &self.zbuf[..]
         } else {
             payload
         };
         self.samples.clear();
-        self.delta.decode(body, &mut self.samples)?;
+        if codec == CODEC_DELTA || codec == CODEC_DELTA_ZSTD {
+            self.delta.decode(body, &mut self.samples)?;
+        } else {
+            self.v3
+                .get_or_insert_default()
+                .decode(body, &mut self.samples)?;
+        }
         self.buf.clear();
         record::encode_samples(&self.samples, &mut self.buf);
         Ok(())
@@ -348,6 +389,49 @@ mod tests {
         );
         // The context survives errors.
         assert_eq!(d.record(CODEC_ZSTD, &good).unwrap(), [5; 1000]);
+    }
+
+    #[test]
+    fn one_decompressor_reads_version_3_and_4_segments_in_turn() {
+        let recs: Vec<Vec<u8>> = (0..4i64)
+            .map(|round| {
+                let samples: Vec<RefSample> = (0..300u64)
+                    .map(|i| RefSample {
+                        series: (i * 7919) % 1000,
+                        t: 1_000 + round * 15_000,
+                        v: (i + round as u64) as f64,
+                    })
+                    .collect();
+                let mut rec = Vec::new();
+                record::encode_samples(&samples, &mut rec);
+                rec
+            })
+            .collect();
+        let mut d = Decompressor::default();
+        let mut sizes = Vec::new();
+        for (mut c, codecs) in [
+            (Compressor::new_v3(), [CODEC_DELTA_V3, CODEC_DELTA_V3_ZSTD]),
+            (Compressor::new(), [CODEC_DELTA, CODEC_DELTA_ZSTD]),
+            (Compressor::new_v3(), [CODEC_DELTA_V3, CODEC_DELTA_V3_ZSTD]),
+        ] {
+            d.reset();
+            let mut size = 0;
+            for r in &recs {
+                // (version 3 frames in a version 4 segment would be a torn tail: read the
+                // frame header here)
+                let mut f = Vec::new();
+                c.put_frame(&mut f, r);
+                let (codec, p) = (f[3] >> 4, &f[segment::FRAME_HEADER_LEN..]);
+                assert!(codecs.contains(&codec), "codec {codec}");
+                assert_eq!(d.record(codec, p).unwrap(), &r[..]);
+                size += p.len();
+            }
+            sizes.push(size);
+        }
+        // The refs step irregularly (by 7919 mod 1000): version 4 predicts them after the
+        // first round, version 3 stores every step.
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
+        assert_eq!(sizes[0], sizes[2]);
     }
 
     proptest! {

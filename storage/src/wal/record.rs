@@ -17,7 +17,7 @@
 //! ```
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crate::encoding::varint::put_str;
+use crate::encoding::varint::{put_str, zigzag};
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
 use crate::model::{Label, Labels};
@@ -235,12 +235,52 @@ fn decode_samples_into(d: &mut Decbuf<'_>, out: &mut Vec<RefSample>) -> Result<(
 
 /// Decodes a samples record into the caller's buffer (appending). Fails if `bytes` is not a
 /// samples record.
+#[cfg(test)]
 pub(crate) fn decode_samples(bytes: &[u8], out: &mut Vec<RefSample>) -> Result<()> {
     let mut d = Decbuf::new(bytes);
     match d.u8() {
         Some(TYPE_SAMPLES) => decode_samples_into(&mut d, out),
         _ => Err(corrupt(&d, "not a samples record")),
     }
+}
+
+/// Decodes a samples record into `out` (appending) when its bytes are exactly what
+/// [`encode_samples`] writes for those samples (the base is the first sample, every varint is
+/// as short as it can be, at least one sample); `false` otherwise, with `out` holding any part.
+/// One pass: the WAL writer uses it to check that a record can be stored in another form and
+/// given back byte for byte.
+pub(crate) fn decode_samples_exact(bytes: &[u8], out: &mut Vec<RefSample>) -> bool {
+    /// Bytes of the shortest varint of `v` zig-zagged.
+    fn varint_len(v: i64) -> usize {
+        (64 - (zigzag(v) | 1).leading_zeros() as usize).div_ceil(7)
+    }
+    let mut d = Decbuf::new(bytes);
+    if d.u8() != Some(TYPE_SAMPLES) {
+        return false;
+    }
+    let (Some(base_ref), Some(base_t)) = (d.u64_le(), d.u64_le()) else {
+        return false;
+    };
+    let base_t = base_t as i64;
+    let first = out.len();
+    // Each sample takes at least 10 bytes.
+    out.reserve(d.remaining() / 10);
+    let mut want = 1 + 8 + 8;
+    while !d.is_empty() {
+        let (Some(dref), Some(dt), Some(v)) = (d.varint(), d.varint(), d.u64_le()) else {
+            return false;
+        };
+        want += varint_len(dref) + varint_len(dt) + 8;
+        out.push(RefSample {
+            series: base_ref.wrapping_add(dref as u64),
+            t: base_t.wrapping_add(dt),
+            v: f64::from_bits(v),
+        });
+    }
+    want == bytes.len()
+        && out
+            .get(first)
+            .is_some_and(|f| f.series == base_ref && f.t == base_t)
 }
 
 #[cfg(test)]
@@ -391,6 +431,38 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
             let _ = decode(&bytes);
+        }
+
+        /// `decode_samples_exact` accepts a record exactly when encoding its samples gives the
+        /// same bytes back.
+        #[test]
+        fn exact_samples_are_those_that_encode_back(
+            samples in proptest::collection::vec(
+                (prop_oneof![0u64..4, any::<u64>()], prop_oneof![0i64..4, any::<i64>()],
+                 any::<u64>()).prop_map(|(series, t, v)| RefSample { series, t, v: f64::from_bits(v) }),
+                0..6),
+            edit in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        ) {
+            let mut b = Vec::new();
+            encode_samples(&samples, &mut b);
+            if let Some((i, byte)) = edit {
+                let i = i.index(b.len());
+                b[i] = byte;
+                // A longer varint or a base other than the first sample.
+                if byte == 0x80 {
+                    b.insert(i, 0x80);
+                }
+            }
+            let mut out = Vec::new();
+            let exact = decode_samples_exact(&b, &mut out);
+            let mut again = Vec::new();
+            let mut dec = Vec::new();
+            let decodes = decode_samples(&b, &mut dec).is_ok();
+            encode_samples(&dec, &mut again);
+            prop_assert_eq!(exact, decodes && !dec.is_empty() && again == b);
+            if exact {
+                prop_assert_eq!(out.len(), dec.len());
+            }
         }
     }
 }

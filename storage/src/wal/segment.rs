@@ -15,9 +15,9 @@
 //! └──────────────┴──────────────────────────────────────┴─────────────────────┘
 //! word = codec << 28 | len   (bits 0..=27: payload length; bits 28..=31: codec)
 //! codec 0: the payload is the record; codec 1: the payload is one zstd frame of the record
-//! (versions 2 and 3); codecs 2 and 3: a samples record encoded against the segment's earlier
-//! samples, plain or in a zstd frame (version 3 only; see `compress.rs`, `delta.rs`). Version
-//! 1 segments have codec 0 throughout.
+//! (versions 2 to 4); codecs 2 and 3 (version 3 only) and 4 and 5 (version 4 only): a samples
+//! record encoded against the segment's earlier samples, plain or in a zstd frame (see
+//! `compress.rs`, `delta.rs`). Version 1 segments have codec 0 throughout.
 //! ```
 //! A frame holds exactly one record (records never span frames or segments) and
 //! `1 <= len <= MAX_RECORD_LEN`. An empty file is a valid empty segment. The first frame that is
@@ -36,10 +36,14 @@ use std::path::{Path, PathBuf};
 
 /// First four bytes of every segment.
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"AWAL";
-/// Current segment format version (3: samples records encoded against the segment's earlier
-/// samples, codecs 2 and 3).
-pub(crate) const SEGMENT_VERSION: u8 = 3;
+/// Current segment format version (4: samples records encoded against the segment's earlier
+/// samples with predicted refs, codecs 4 and 5).
+pub(crate) const SEGMENT_VERSION: u8 = 4;
+/// The third version, still read: codecs 2 and 3 (refs stored as differences).
+#[cfg(test)]
+pub(crate) const SEGMENT_VERSION_3: u8 = 3;
 /// The second version, still read: codecs 0 and 1 (records compressed one by one).
+#[cfg(test)]
 pub(crate) const SEGMENT_VERSION_2: u8 = 2;
 /// The first version, still read: payloads are plain records.
 pub(crate) const SEGMENT_VERSION_1: u8 = 1;
@@ -169,9 +173,7 @@ impl<'a> SegmentReader<'a> {
                 r.err = Some(Error::corruption(path, 0, "bad segment magic"));
             }
             Some(h) => match h.get(VERSION_OFFSET) {
-                Some(&v)
-                    if v == SEGMENT_VERSION || v == SEGMENT_VERSION_2 || v == SEGMENT_VERSION_1 =>
-                {
+                Some(&v) if (SEGMENT_VERSION_1..=SEGMENT_VERSION).contains(&v) => {
                     r.version = v;
                     r.pos = SEGMENT_HEADER_LEN;
                 }
@@ -203,12 +205,11 @@ impl<'a> SegmentReader<'a> {
                 }
             };
         let (codec, len) = ((word >> CODEC_SHIFT) as u8, (word & LEN_MASK) as usize);
-        let max_codec = match self.version {
-            SEGMENT_VERSION_1 => 0,
-            SEGMENT_VERSION_2 => super::compress::MAX_CODEC_V2,
-            _ => super::compress::MAX_CODEC,
-        };
-        if len == 0 || len > MAX_RECORD_LEN || codec > max_codec {
+        let codecs = super::compress::CODECS_OF_VERSION
+            .get(usize::from(self.version))
+            .copied()
+            .unwrap_or(0);
+        if len == 0 || len > MAX_RECORD_LEN || codecs >> codec & 1 == 0 {
             self.err = fail(format!("invalid record length {word}"));
             return false;
         }

@@ -491,7 +491,7 @@ fn fixture_records(version: &str) -> Vec<Record> {
 }
 
 #[test]
-fn v1_v2_and_v3_fixtures_replay() {
+fn v1_to_v4_fixtures_replay() {
     if std::env::var_os("ARGUS_REGEN_FIXTURES").is_some() {
         regen_fixtures();
     }
@@ -501,7 +501,7 @@ fn v1_v2_and_v3_fixtures_replay() {
         let w = Wal::open(copy.path(), WalOptions::default()).unwrap();
         replay_all(&w)
     };
-    for v in ["v1", "v2", "v3"] {
+    for v in ["v1", "v2", "v3", "v4"] {
         let recs = fixture_records(v);
         let (got, stats) = replay_fixture(v);
         assert_eq!((got, stats.truncated_bytes), (recs.clone(), 0), "{v}");
@@ -536,15 +536,31 @@ fn v1_v2_and_v3_fixtures_replay() {
         .collect();
     assert!(codecs.contains(&compress::CODEC_ZSTD), "{codecs:?}");
     assert_eq!(codecs.last(), Some(&compress::CODEC_ZSTD));
-    // The v3 fixtures hold delta-encoded samples records, plain (short) and compressed.
-    let codecs: Vec<u8> = segment::list_segments(&fixture_dir("v3"))
-        .unwrap()
-        .iter()
-        .flat_map(|(_, p)| frames(p))
-        .map(|f| f.0)
-        .collect();
-    assert!(codecs.contains(&compress::CODEC_DELTA), "{codecs:?}");
-    assert_eq!(codecs.last(), Some(&compress::CODEC_DELTA_ZSTD));
+    // The v3 and v4 fixtures hold delta-encoded samples records, plain (short) and
+    // compressed, each in its version's codecs.
+    let check = |v: &str, plain: u8, zstd: u8| {
+        let segs = segment::list_segments(&fixture_dir(v)).unwrap();
+        let seg = std::fs::read(&segs[0].1).unwrap();
+        assert_eq!(
+            SegmentReader::new(&seg, &segs[0].1).version(),
+            v[1..].parse::<u8>().unwrap()
+        );
+        let codecs: Vec<u8> = segs
+            .iter()
+            .flat_map(|(_, p)| frames(p))
+            .map(|f| f.0)
+            .collect();
+        assert!(codecs.contains(&plain), "{v}: {codecs:?}");
+        assert_eq!(codecs.last(), Some(&zstd), "{v}");
+    };
+    check(
+        "v3",
+        compress::CODEC_DELTA_V3,
+        compress::CODEC_DELTA_V3_ZSTD,
+    );
+    check("v4", compress::CODEC_DELTA, compress::CODEC_DELTA_ZSTD);
+    assert_eq!(segment::SEGMENT_VERSION_3, 3);
+    assert_eq!(segment::SEGMENT_VERSION_2, 2);
 }
 
 /// Records big enough to compress: samples records of `n` counters at one time.
@@ -694,34 +710,46 @@ fn corrupt_compressed_payload_is_handled_like_a_corrupt_plain_record() {
     check(compress::CODEC_DELTA_ZSTD, b"not a zstd frame at all");
     check(compress::CODEC_DELTA, &[9, 9, 9]);
     check(compress::CODEC_PLAIN, &[42, 1, 2, 3]);
-    // An unknown codec in the frame header is a bad header: a torn/corrupt tail, truncated.
-    let mut b = full[..third].to_vec();
-    segment::put_frame_codec(&mut b, 5, b"x");
-    let copy = tempfile::tempdir().unwrap();
-    std::fs::write(copy.path().join(segment::segment_name(0)), &b).unwrap();
-    let w = Wal::open(copy.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
-    let (got, stats) = replay_all(&w);
-    assert_eq!((got.as_slice(), stats.truncated_bytes), (&recs[..3], 9));
+    // An unknown codec in the frame header, or one of another segment version (codec 2 is
+    // version 3's delta), is a bad header: a torn/corrupt tail, truncated.
+    for codec in [6, compress::CODEC_DELTA_V3, compress::CODEC_DELTA_V3_ZSTD] {
+        let mut b = full[..third].to_vec();
+        segment::put_frame_codec(&mut b, codec, b"x");
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::write(copy.path().join(segment::segment_name(0)), &b).unwrap();
+        let w = Wal::open(copy.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
+        let (got, stats) = replay_all(&w);
+        assert_eq!(
+            (got.as_slice(), stats.truncated_bytes),
+            (&recs[..3], 9),
+            "codec {codec}"
+        );
+    }
 }
 
-/// A WAL directory holding the v1 fixture's segments, then the v2 fixture's renumbered after
-/// them; returns their records in order.
-fn v1_then_v2(dir: &Path) -> Vec<Record> {
+/// A WAL directory holding the v1 fixture's segments, then the v2 and v3 fixtures' renumbered
+/// after them; returns their records in order.
+fn v1_to_v3(dir: &Path) -> Vec<Record> {
     copy_dir(&fixture_dir("v1"), dir);
-    let first = segment::list_segments(dir).unwrap().len() as u32;
-    for (i, p) in segment::list_segments(&fixture_dir("v2")).unwrap() {
-        std::fs::copy(&p, dir.join(segment::segment_name(first + i))).unwrap();
+    for v in ["v2", "v3"] {
+        let first = segment::list_segments(dir).unwrap().len() as u32;
+        for (i, p) in segment::list_segments(&fixture_dir(v)).unwrap() {
+            std::fs::copy(&p, dir.join(segment::segment_name(first + i))).unwrap();
+        }
     }
-    [fixture_records("v1"), fixture_records("v2")].concat()
+    ["v1", "v2", "v3"]
+        .iter()
+        .flat_map(|v| fixture_records(v))
+        .collect()
 }
 
 #[test]
-fn mixed_v1_v2_and_v3_segments_replay_and_checkpoint() {
+fn mixed_v1_to_v4_segments_replay_and_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let old = v1_then_v2(dir.path());
+    let old = v1_to_v3(dir.path());
     let new = big_workload(5, 200);
     let o = || opts(8 << 10, SyncMode::Buffer);
-    // The v3 writer continues after the older segments, in new (v3) segments.
+    // The v4 writer continues after the older segments, in new (v4) segments.
     write_records(dir.path(), o(), &new);
     let segs = segment::list_segments(dir.path()).unwrap();
     let versions: Vec<u8> = segs
@@ -729,13 +757,13 @@ fn mixed_v1_v2_and_v3_segments_replay_and_checkpoint() {
         .map(|(_, p)| std::fs::read(p).unwrap().get(4).copied().unwrap_or(0))
         .collect();
     assert!(
-        [1, 2, 3].iter().all(|v| versions.contains(v)),
+        [1, 2, 3, 4].iter().all(|v| versions.contains(v)),
         "{versions:?}"
     );
     let want: Vec<Record> = old.iter().chain(&new).cloned().collect();
     let mut w = Wal::open(dir.path(), o()).unwrap();
     assert_eq!(replay_all(&w).0, want);
-    // A checkpoint over all three kinds keeps every record (all series kept, no time cut).
+    // A checkpoint over all four kinds keeps every record (all series kept, no time cut).
     w.checkpoint(&|_| true, i64::MIN).unwrap();
     let got = replay_all(&w).0;
     let count = |rs: &[Record]| -> (usize, usize) {
@@ -757,7 +785,7 @@ fn mixed_v1_v2_and_v3_segments_replay_and_checkpoint() {
     assert_eq!(samples(&got), samples(&want));
     // A watcher reads across the mixed segments too.
     let dir2 = tempfile::tempdir().unwrap();
-    v1_then_v2(dir2.path());
+    v1_to_v3(dir2.path());
     write_records(dir2.path(), o(), &new);
     let mut watcher = watch::WalWatcher::new(dir2.path(), watch::WalPosition::default()).unwrap();
     let (mut nseries, mut nsamples) = (0, 0);
