@@ -159,6 +159,15 @@ impl Compressor {
     }
 }
 
+/// A frame's content as [`Decompressor::payload`] gives it.
+pub(crate) enum Payload<'s> {
+    /// The record's bytes (every plain or zstd frame).
+    Record(&'s [u8]),
+    /// The samples of a delta frame (codecs 2 and 3), in record order: what
+    /// `record::decode_samples` reads from the record [`Decompressor::record`] builds.
+    Samples(&'s [RefSample]),
+}
+
 /// Turns frame payloads back into records; one per segment reader (the zstd context and the
 /// output buffer are reused).
 #[derive(Default)]
@@ -206,8 +215,33 @@ impl Decompressor {
         }
     }
 
+    /// [`Decompressor::record`] without building a samples record from a delta frame: its
+    /// samples are returned as they are decoded (WAL replay reads them without encoding and
+    /// decoding them once more).
+    pub(crate) fn payload<'s>(
+        &'s mut self,
+        codec: u8,
+        payload: &'s [u8],
+    ) -> Result<Payload<'s>, String> {
+        match codec {
+            CODEC_DELTA | CODEC_DELTA_ZSTD => {
+                self.delta_samples(payload, codec == CODEC_DELTA_ZSTD)?;
+                Ok(Payload::Samples(&self.samples))
+            }
+            other => self.record(other, payload).map(Payload::Record),
+        }
+    }
+
     /// Decodes a delta body (zstd-compressed when `zstd`) into a type-2 record in `self.buf`.
     fn delta_record(&mut self, payload: &[u8], zstd: bool) -> Result<(), String> {
+        self.delta_samples(payload, zstd)?;
+        self.buf.clear();
+        record::encode_samples(&self.samples, &mut self.buf);
+        Ok(())
+    }
+
+    /// Decodes a delta body (zstd-compressed when `zstd`) into `self.samples`.
+    fn delta_samples(&mut self, payload: &[u8], zstd: bool) -> Result<(), String> {
         let body = if zstd {
             decompress(&mut self.z, payload, &mut self.zbuf)?;
             &self.zbuf[..]
@@ -215,10 +249,7 @@ impl Decompressor {
             payload
         };
         self.samples.clear();
-        self.delta.decode(body, &mut self.samples)?;
-        self.buf.clear();
-        record::encode_samples(&self.samples, &mut self.buf);
-        Ok(())
+        self.delta.decode(body, &mut self.samples)
     }
 }
 
