@@ -11,7 +11,9 @@ For each server, in turn:
   4. record the data dir size (and its `wal/` part);
   5. start it again on the same data dir and poll `/-/ready` every 20 ms: time-to-ready is from
      the spawn to the first 200; peak RSS is `VmHWM` from /proc/PID/status read at that moment
-     (the replay's high-water mark);
+     (the replay's high-water mark). With `--restarts N` the killed data dir is kept aside and
+     each of N restarts starts from a fresh copy of it (the earlier ones are SIGKILLed once
+     ready); the table gives the median and the JSON line every run;
   6. check the replay lost nothing, at the data set's end time: `count({__name__=~".+"})`
      (series) and the sum over metric names of `sum(count_over_time({__name__="NAME"}[1d]))`
      (samples) against the data set (Argus's default config also scrapes Argus itself, which
@@ -21,7 +23,10 @@ For each server, in turn:
 Usage:
   python3 benches/replay_vs_prometheus.py --argus target/release/argus \
       [--argus-old OLD_BINARY --servers prometheus,argus,argus-old] \
-      [--series 20000 --samples 480] [--workdir /tmp/replay]
+      [--series 20000 --samples 480] [--workdir /tmp/replay] [--restarts 5] [--reuse]
+  argus-old (listed after argus) restarts from argus's killed data dir: the same bytes.
+  --reuse: take the killed data dir (and data set) of an earlier run in the same --workdir
+  instead of ingesting again (for quick A/B runs of one server's binaries).
 Only the Python standard library; the harness needs its own requirements (see its README).
 """
 
@@ -119,55 +124,97 @@ def command(name, args, data, port):
             "--storage.tsdb.retention.time=10y", "--log.level=warn"]
 
 
-def run_one(name, args, ds):
-    work = os.path.join(args.workdir, name)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    data = os.path.join(work, "data")
-    log = open(os.path.join(work, "server.log"), "ab")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = command(name, args, data, port)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
-    try:
-        wait_ready(proc, base, 60)
-        subprocess.run([sys.executable, HARNESS_PATH[0], "ingest", "--target", base, "--dataset", ds],
-                       check=True, stdout=subprocess.DEVNULL)
-        time.sleep(args.settle)
-        ingest_hwm = status(proc.pid)["VmHWM"]
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    disk, wal = du(data), du(os.path.join(data, "wal"))
-
+def restart(name, args, data, log, check, ds):
+    """Starts `name` on `data`, waits for ready, measures; runs the loss check when `check`."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = command(name, args, data, port)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    series = samples = None
     try:
         wait_ready(proc, base, 600)
         ready_s = time.monotonic() - t0
         st = status(proc.pid)
         cpu = cpu_seconds(proc.pid)
-        with open(ds) as f:
-            at = json.load(f)["end_ms"] / 1000
-        series = query(base, 'count({__name__=~".+"})', at)
-        # Per metric name: count_over_time drops the name, and Prometheus 2.x refuses a vector
-        # with equal label sets.
-        _, body = get(base + "/api/v1/label/__name__/values", timeout=60)
-        samples = sum(query(base, f'sum(count_over_time({{__name__="{n}"}}[1d]))', at)
-                      for n in json.loads(body)["data"])
+        if check:
+            with open(ds) as f:
+                at = json.load(f)["end_ms"] / 1000
+            series = query(base, 'count({__name__=~".+"})', at)
+            # Per metric name: count_over_time drops the name, and Prometheus 2.x refuses a
+            # vector with equal label sets.
+            _, body = get(base + "/api/v1/label/__name__/values", timeout=60)
+            samples = sum(query(base, f'sum(count_over_time({{__name__="{n}"}}[1d]))', at)
+                          for n in json.loads(body)["data"])
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGTERM if check else signal.SIGKILL)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
     return {"ready_s": ready_s, "replay_hwm": st["VmHWM"], "rss_ready": st["VmRSS"],
-            "cpu_s": cpu, "disk": disk, "wal": wal, "series": series, "samples": samples,
-            "ingest_hwm": ingest_hwm}
+            "cpu_s": cpu, "series": series, "samples": samples}
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def run_one(name, args, ds):
+    work = os.path.join(args.workdir, name)
+    data = os.path.join(work, "data")
+    killed = os.path.join(work, "data.killed")
+    info = os.path.join(work, "killed.json")
+    shared = os.path.join(args.workdir, "argus", "killed.json")
+    if name == "argus-old" and "argus" in args.servers.split(",") and os.path.exists(shared):
+        # The same killed data dir as `argus` (written by this run or, with --reuse, an
+        # earlier one): an A/B of two binaries on the same bytes.
+        os.makedirs(work, exist_ok=True)
+        killed = os.path.join(args.workdir, "argus", "data.killed")
+        with open(shared) as f:
+            first = json.load(f)
+        log = open(os.path.join(work, "server.log"), "ab")
+    elif args.reuse and os.path.exists(info):
+        with open(info) as f:
+            first = json.load(f)
+        log = open(os.path.join(work, "server.log"), "ab")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        log = open(os.path.join(work, "server.log"), "ab")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        cmd = command(name, args, data, port)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        try:
+            wait_ready(proc, base, 60)
+            subprocess.run([sys.executable, HARNESS_PATH[0], "ingest", "--target", base,
+                            "--dataset", ds], check=True, stdout=subprocess.DEVNULL)
+            time.sleep(args.settle)
+            ingest_hwm = status(proc.pid)["VmHWM"]
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        first = {"disk": du(data), "wal": du(os.path.join(data, "wal")),
+                 "ingest_hwm": ingest_hwm}
+        shutil.copytree(data, killed, symlinks=True)
+        with open(info, "w") as f:
+            json.dump(first, f)
+    runs = []
+    for i in range(args.restarts):
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(killed, data, symlinks=True)
+        # The copy's pages are in the page cache, as a crashed server's files would be.
+        runs.append(restart(name, args, data, log, i == args.restarts - 1, ds))
+    out = dict(first)
+    for key in ("ready_s", "replay_hwm", "rss_ready", "cpu_s"):
+        out[key] = median([r[key] for r in runs])
+        out[key + "_all"] = [round(r[key], 3) for r in runs]
+    out["series"], out["samples"] = runs[-1]["series"], runs[-1]["samples"]
+    return out
 
 
 def main():
@@ -182,12 +229,17 @@ def main():
     p.add_argument("--settle", type=float, default=3.0)
     p.add_argument("--workdir", default="/tmp/argus-replay")
     p.add_argument("--harness", default=HARNESS)
+    p.add_argument("--restarts", type=int, default=1,
+                   help="restarts from copies of the killed data dir (median reported)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse the killed data dir and data set of an earlier run in --workdir")
     args = p.parse_args()
     HARNESS_PATH[0] = args.harness
     os.makedirs(args.workdir, exist_ok=True)
     ds = os.path.join(args.workdir, "ds.json")
-    subprocess.run([sys.executable, HARNESS_PATH[0], "gen", "--series", str(args.series),
-                    "--samples", str(args.samples), "--out", ds], check=True)
+    if not (args.reuse and os.path.exists(ds)):
+        subprocess.run([sys.executable, HARNESS_PATH[0], "gen", "--series", str(args.series),
+                        "--samples", str(args.samples), "--out", ds], check=True)
     want = args.series * args.samples
     results = {}
     for name in args.servers.split(","):
@@ -196,7 +248,7 @@ def main():
         print(json.dumps(r), flush=True)
     names = list(results)
     rows = [
-        ("time to ready after SIGKILL (s)", "ready_s", "{:.2f}"),
+        ("time to ready after SIGKILL (s, median)", "ready_s", "{:.2f}"),
         ("peak RSS during replay, VmHWM (MiB)", "replay_hwm", "{:.1f}"),
         ("RSS when ready (MiB)", "rss_ready", "{:.1f}"),
         ("CPU s until ready", "cpu_s", "{:.2f}"),

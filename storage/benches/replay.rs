@@ -4,6 +4,13 @@
 //!
 //! Run: `cargo bench -p argus-storage --bench replay -- --quick`
 //! (`ARGUS_REPLAY_SERIES` / `ARGUS_REPLAY_SAMPLES` change the default 10,000 series × 240).
+//!
+//! `ARGUS_REPLAY_DIR=<data dir>` (say a copy of the one `benches/replay_vs_prometheus.py` keeps
+//! as `argus/data.killed`: a real remote-write WAL, SIGKILLed) opens that directory instead,
+//! `ARGUS_REPLAY_OPENS` times (default 5, out-of-order window 1 d as the script's server), and
+//! prints each open's wall and process CPU time (user + system, from `/proc/self/stat`, so the
+//! CPU a loaded machine does not inflate) and the median; criterion does not run then. Each
+//! open adds an empty WAL segment to the directory.
 
 use argus_storage::{Appendable, Db, Labels, Options, SyncMode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -75,7 +82,52 @@ fn dir_bytes(dir: &Path) -> Vec<u8> {
     out
 }
 
+/// User + system CPU seconds of this process so far (Linux: `/proc/self/stat`, in clock ticks
+/// of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    let after = stat.rsplit_once(')').expect("stat comm").1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    ticks as f64 / 100.0
+}
+
+/// Opens `dir` `n` times, printing wall and CPU seconds per open and their medians.
+fn open_dir(dir: &Path, n: usize) {
+    let opts = Options {
+        out_of_order_window_ms: 86_400_000,
+        ..opts()
+    };
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
+        let db = Db::open(dir, opts.clone()).expect("open");
+        let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let m = db.metrics();
+        println!(
+            "open {}: {wall:.3} s wall, {cpu:.2} s CPU, {} series",
+            dir.display(),
+            m.head_series
+        );
+        db.close().expect("close");
+        drop(db);
+        walls.push(wall);
+        cpus.push(cpu);
+    }
+    walls.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    println!(
+        "median of {n}: {:.3} s wall, {:.2} s CPU",
+        walls[n / 2],
+        cpus[n / 2]
+    );
+}
+
 fn bench(c: &mut Criterion) {
+    if let Ok(dir) = std::env::var("ARGUS_REPLAY_DIR") {
+        open_dir(Path::new(&dir), env_or("ARGUS_REPLAY_OPENS", 5) as usize);
+        return;
+    }
     let (series, samples) = (
         env_or("ARGUS_REPLAY_SERIES", 10_000),
         env_or("ARGUS_REPLAY_SAMPLES", 240),

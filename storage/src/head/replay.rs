@@ -1,9 +1,10 @@
 //! Rebuilds the head from the WAL: series records create series under their logged refs,
 //! samples are applied as commits apply them, tombstones delete.
 //!
-//! Two threads: the caller's reads, decompresses and decodes records (`Wal::replay`), a scoped
-//! one applies them. At most [`QUEUE`] decoded records wait between the two, so memory stays
-//! bounded whatever the WAL's size.
+//! Two threads: the caller's reads, decompresses and decodes records (`Wal::replay_items`), a
+//! scoped one applies them. Samples cross in chunks of about [`CHUNK`] (buffers that go back to
+//! the decoding thread for reuse, so nothing is allocated per record); at most [`QUEUE`]
+//! messages wait between the two, so memory stays bounded whatever the WAL's size.
 //!
 //! Float samples are applied by series, not in WAL order: the applier buffers up to [`BATCH`] of
 //! them, groups the buffer by series (a counting sort, stable, so each series keeps its WAL
@@ -19,13 +20,25 @@
 use super::Head;
 use super::series::{Applied, Series, U64Map};
 use crate::error::{Error, Result};
-use crate::wal::{Record, RefSample, Wal};
+use crate::wal::{Item, Record, RefSample, Wal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 
-/// Decoded records in flight between the decoding and the applying thread (a samples record
-/// holds a batch: a few thousand samples).
-const QUEUE: usize = 16;
+/// Messages in flight between the decoding and the applying thread.
+const QUEUE: usize = 4;
+
+/// Samples the decoding thread gathers before it hands them over: 24 bytes each, so a chunk is
+/// about 1.5 MiB (plus at most one record), and at most `QUEUE + 2` chunks exist.
+const CHUNK: usize = 1 << 16;
+
+/// What the decoding thread sends the applying one, in WAL order.
+enum Msg {
+    /// Samples of one or more consecutive samples records, in order; the buffer goes back.
+    Samples(Vec<RefSample>),
+    /// Any other record.
+    Record(Record),
+}
 
 /// Float samples buffered before they are grouped by series and applied: 24 bytes each in
 /// WAL order plus 16 grouped, so at most 10 MiB (2^18 samples is ~13 per series of the 20,000
@@ -58,20 +71,59 @@ pub(crate) fn replay_with(
     batch: usize,
     parallel_min: usize,
 ) -> Result<ReplayOutcome> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(QUEUE);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<RefSample>>();
     std::thread::scope(|scope| {
         let applier = std::thread::Builder::new()
             .name("wal-replay".into())
             .spawn_scoped(scope, move || {
                 let mut a = Applier::new(head, batch, parallel_min);
-                for rec in rx {
-                    a.record(rec)?;
+                for msg in rx {
+                    match msg {
+                        Msg::Samples(mut s) => {
+                            a.samples(&s);
+                            s.clear();
+                            // The decoding thread may have finished: then the buffer is dropped.
+                            let _ = spare_tx.send(s);
+                        }
+                        Msg::Record(rec) => a.record(rec)?,
+                    }
                 }
                 a.finish()
             })
             .map_err(|e| Error::io("cannot start the WAL replay thread", e))?;
         // A send fails only when the applier stopped on an error, which it returns.
-        let stats = wal.replay(&mut |rec| tx.send(rec).map_err(|_| Error::Closed));
+        let closed = |_| Error::Closed;
+        let mut chunk: Vec<RefSample> = Vec::new();
+        let stats = wal
+            .replay_items(&mut |item| match item {
+                Item::Samples(s) => {
+                    if chunk.capacity() == 0 {
+                        chunk = spare_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(CHUNK + s.len()));
+                    }
+                    chunk.extend_from_slice(s);
+                    if chunk.len() >= CHUNK {
+                        tx.send(Msg::Samples(std::mem::take(&mut chunk)))
+                            .map_err(closed)?;
+                    }
+                    Ok(())
+                }
+                Item::Record(rec) => {
+                    if !chunk.is_empty() {
+                        tx.send(Msg::Samples(std::mem::take(&mut chunk)))
+                            .map_err(closed)?;
+                    }
+                    tx.send(Msg::Record(rec)).map_err(closed)
+                }
+            })
+            .and_then(|stats| {
+                if !chunk.is_empty() {
+                    tx.send(Msg::Samples(chunk)).map_err(closed)?;
+                }
+                Ok(stats)
+            });
         drop(tx);
         let applied = match applier.join() {
             Ok(r) => r,
@@ -86,8 +138,51 @@ pub(crate) fn replay_with(
 }
 
 /// The series WAL ref `r` resolves to now.
-fn lookup<'a>(refs: &U64Map<u32>, slots: &'a [Arc<Series>], r: u64) -> Option<&'a Arc<Series>> {
-    refs.get(&r).and_then(|&slot| slots.get(slot as usize))
+fn lookup<'a>(refs: &RefSlots, slots: &'a [Arc<Series>], r: u64) -> Option<&'a Arc<Series>> {
+    refs.get(r).and_then(|slot| slots.get(slot as usize))
+}
+
+/// No slot (in [`RefSlots::dense`]).
+const NO_SLOT: u32 = u32::MAX;
+
+/// WAL series ref → slot. The head hands out refs densely from 1, so refs below a bound that
+/// grows with the number of slots index a vector (a sequential read for the refs of a
+/// record, which come in ref order); any other ref (a corrupt or foreign WAL's) goes to a map,
+/// so memory stays proportional to the series.
+#[derive(Default)]
+struct RefSlots {
+    dense: Vec<u32>,
+    sparse: U64Map<u32>,
+}
+
+impl RefSlots {
+    fn get(&self, r: u64) -> Option<u32> {
+        match usize::try_from(r).ok().and_then(|i| self.dense.get(i)) {
+            Some(&slot) if slot != NO_SLOT => Some(slot),
+            // A ref mapped before the vector reached it is in the map.
+            _ if self.sparse.is_empty() => None,
+            _ => self.sparse.get(&r).copied(),
+        }
+    }
+
+    /// Maps `r` to `slot`; `slots` is the number of slots (it bounds the vector's length).
+    fn insert(&mut self, r: u64, slot: u32, slots: usize) {
+        let limit = slots.saturating_mul(4).saturating_add(1 << 16);
+        match usize::try_from(r) {
+            Ok(i) if i < limit => {
+                if i >= self.dense.len() {
+                    let len = (i + 1).next_power_of_two().min(limit);
+                    self.dense.resize(len, NO_SLOT);
+                }
+                if let Some(d) = self.dense.get_mut(i) {
+                    *d = slot;
+                }
+            }
+            _ => {
+                self.sparse.insert(r, slot);
+            }
+        }
+    }
 }
 
 /// Samples applied and their time range.
@@ -159,7 +254,7 @@ struct Pending {
 struct Applier<'h> {
     head: &'h Head,
     /// WAL series ref → slot.
-    refs: U64Map<u32>,
+    refs: RefSlots,
     /// Head series id → slot: two WAL refs of one series (a checkpoint's and a later record's)
     /// share a slot, so the sort keeps that series' samples in WAL order.
     ids: U64Map<u32>,
@@ -189,7 +284,7 @@ impl<'h> Applier<'h> {
         let batch = batch.max(1);
         Self {
             head,
-            refs: U64Map::default(),
+            refs: RefSlots::default(),
             ids: U64Map::default(),
             slots: Vec::new(),
             pending: Vec::with_capacity(batch.min(BATCH)),
@@ -229,7 +324,7 @@ impl<'h> Applier<'h> {
                     if slot == next {
                         self.slots.push(s);
                     }
-                    self.refs.insert(rs.series, slot);
+                    self.refs.insert(rs.series, slot, self.slots.len());
                 }
             }
             Record::Samples(samples) => self.samples(&samples),
@@ -275,7 +370,7 @@ impl<'h> Applier<'h> {
             if self.in_blocks(rs.t) {
                 continue;
             }
-            let Some(&slot) = self.refs.get(&rs.series) else {
+            let Some(slot) = self.refs.get(rs.series) else {
                 self.out.unknown_refs += 1;
                 continue;
             };

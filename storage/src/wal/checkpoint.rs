@@ -63,24 +63,27 @@ pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
 }
 
 /// Reads every record of the segment at `path` (decompressed) into `f(record, offset)`, reusing
-/// `buf`. Any torn or corrupt frame is an error (closed segments and checkpoints were repaired
-/// at open), and so is a payload that does not decompress.
+/// `buf` (streamed: see [`segment::stream_segment`]). Any torn or corrupt frame is an error
+/// (closed segments and checkpoints were repaired at open), and so is a payload that does not
+/// decompress.
 pub(crate) fn read_segment(
     path: &Path,
     buf: &mut Vec<u8>,
     f: &mut dyn FnMut(&[u8], usize) -> Result<()>,
 ) -> Result<()> {
-    buf.clear();
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
-    std::io::Read::read_to_end(&mut file, buf)
-        .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?;
-    let mut r = SegmentReader::new(buf, path);
     let mut dec = Decompressor::default();
-    while r.next() {
-        f(r.record(&mut dec)?, r.record_offset())?;
-    }
-    match r.take_err() {
+    read_segment_with(path, buf, &mut |r: &SegmentReader<'_>| {
+        f(r.record(&mut dec)?, r.record_offset())
+    })
+}
+
+/// [`read_segment`] handing `f` the reader on each frame (to decode it as it needs).
+pub(crate) fn read_segment_with(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    f: &mut dyn FnMut(&SegmentReader<'_>) -> Result<()>,
+) -> Result<()> {
+    match segment::stream_segment(path, buf, f)?.tail {
         Some(e) => Err(e),
         None => Ok(()),
     }

@@ -192,6 +192,15 @@ impl Compressor {
     }
 }
 
+/// A frame's content as [`Decompressor::payload`] gives it.
+pub(crate) enum Payload<'s> {
+    /// The record's bytes (every plain or zstd frame).
+    Record(&'s [u8]),
+    /// The samples of a delta frame (codecs 2 and 3), in record order: what
+    /// `record::decode_samples` reads from the record [`Decompressor::record`] builds.
+    Samples(&'s [RefSample]),
+}
+
 /// Turns frame payloads back into records; one per segment reader (the zstd context and the
 /// output buffer are reused).
 #[derive(Default)]
@@ -240,9 +249,35 @@ impl Decompressor {
         }
     }
 
+    /// [`Decompressor::record`] without building a samples record from a delta frame: its
+    /// samples are returned as they are decoded (WAL replay reads them without encoding and
+    /// decoding them once more).
+    pub(crate) fn payload<'s>(
+        &'s mut self,
+        codec: u8,
+        payload: &'s [u8],
+    ) -> Result<Payload<'s>, String> {
+        match codec {
+            CODEC_DELTA_V3 | CODEC_DELTA_V3_ZSTD | CODEC_DELTA | CODEC_DELTA_ZSTD => {
+                self.delta_samples(codec, payload)?;
+                Ok(Payload::Samples(&self.samples))
+            }
+            other => self.record(other, payload).map(Payload::Record),
+        }
+    }
+
     /// Decodes a delta body stored with `codec` (one of the four delta codecs) into a type-2
     /// record in `self.buf`.
     fn delta_record(&mut self, codec: u8, payload: &[u8]) -> Result<(), String> {
+        self.delta_samples(codec, payload)?;
+        self.buf.clear();
+        record::encode_samples(&self.samples, &mut self.buf);
+        Ok(())
+    }
+
+    /// Decodes a delta body stored with `codec` (one of the four delta codecs) into
+    /// `self.samples`.
+    fn delta_samples(&mut self, codec: u8, payload: &[u8]) -> Result<(), String> {
         let body = if codec == CODEC_DELTA_ZSTD || codec == CODEC_DELTA_V3_ZSTD {
             decompress(&mut self.z, payload, &mut self.zbuf)?;
             &self.zbuf[..]
@@ -251,15 +286,12 @@ impl Decompressor {
         };
         self.samples.clear();
         if codec == CODEC_DELTA || codec == CODEC_DELTA_ZSTD {
-            self.delta.decode(body, &mut self.samples)?;
+            self.delta.decode(body, &mut self.samples)
         } else {
             self.v3
                 .get_or_insert_default()
-                .decode(body, &mut self.samples)?;
+                .decode(body, &mut self.samples)
         }
-        self.buf.clear();
-        record::encode_samples(&self.samples, &mut self.buf);
-        Ok(())
     }
 }
 

@@ -12,11 +12,19 @@ pub(crate) mod watch;
 
 use crate::error::{Error, Result};
 use group_sync::{GroupSync, SyncTicket};
-use segment::{SEGMENT_HEADER_LEN, SegmentFile, SegmentOpener, SegmentReader};
+use segment::{SEGMENT_HEADER_LEN, SegmentFile, SegmentOpener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(crate) use record::{Record, RefSample, RefSeries, RefTombstone};
+
+/// A record as [`Wal::replay_items`] hands it over.
+pub(crate) enum Item<'a> {
+    /// A samples record's samples, in record order.
+    Samples(&'a [RefSample]),
+    /// Any other record.
+    Record(Record),
+}
 
 /// What survives a crash after an acknowledged commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -173,12 +181,58 @@ impl Wal {
         })
     }
 
-    /// Reads the latest checkpoint and then every segment in order, calling `f` per record.
+    /// Reads the latest checkpoint and then every segment in order, calling `f` per record
+    /// ([`Wal::replay_items`] with every record built).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn replay(&self, f: &mut dyn FnMut(Record) -> Result<()>) -> Result<ReplayStats> {
+        self.replay_items(&mut |item| match item {
+            Item::Samples(s) => f(Record::Samples(s.to_vec())),
+            Item::Record(r) => f(r),
+        })
+    }
+
+    /// Reads the latest checkpoint and then every segment in order, calling `f` per record:
+    /// a samples record as a slice of its samples (decoded straight from a delta frame, or
+    /// from a plain record into a reused buffer, so nothing is allocated per samples record),
+    /// any other as a [`Record`]. Segments are streamed (`segment::stream_segment`).
+    pub(crate) fn replay_items(
+        &self,
+        f: &mut dyn FnMut(Item<'_>) -> Result<()>,
+    ) -> Result<ReplayStats> {
         let mut stats = ReplayStats {
             records: 0,
             truncated_bytes: self.truncated_bytes,
         };
+        let (mut buf, mut samples) = (Vec::new(), Vec::new());
+        for p in &self.replay_paths()? {
+            let mut dec = compress::Decompressor::default();
+            checkpoint::read_segment_with(p, &mut buf, &mut |r| {
+                stats.records += 1;
+                let off = r.record_offset();
+                match r.payload_decoded(&mut dec)? {
+                    compress::Payload::Samples(s) => f(Item::Samples(s)),
+                    compress::Payload::Record(b) if b.first() == Some(&record::TYPE_SAMPLES) => {
+                        samples.clear();
+                        record::decode_samples(b, &mut samples).map_err(|e| match e {
+                            Error::Corruption { reason, .. } => {
+                                Error::corruption(p, off as u64, reason)
+                            }
+                            other => other,
+                        })?;
+                        f(Item::Samples(&samples))
+                    }
+                    compress::Payload::Record(b) => {
+                        f(Item::Record(checkpoint::decode_at(b, p, off)?))
+                    }
+                }
+            })?;
+        }
+        Ok(stats)
+    }
+
+    /// The files a replay reads, in order: the latest checkpoint's segments, then the segments
+    /// after it.
+    fn replay_paths(&self) -> Result<Vec<PathBuf>> {
         let mut paths = Vec::new();
         let cp = checkpoint::list_checkpoints(&self.dir)?.pop();
         if let Some((_, cp_dir)) = &cp {
@@ -191,14 +245,7 @@ impl Wal {
                 .filter(|(i, _)| *i >= first)
                 .map(|(_, p)| p),
         );
-        let mut buf = Vec::new();
-        for p in &paths {
-            checkpoint::read_segment(p, &mut buf, &mut |payload, off| {
-                stats.records += 1;
-                f(checkpoint::decode_at(payload, p, off)?)
-            })?;
-        }
-        Ok(stats)
+        Ok(paths)
     }
 
     /// Appends already-encoded records (from `record::encode_*`) as one batch and syncs per the
@@ -500,21 +547,18 @@ fn create_segment(
 fn repair(segs: &[(u32, PathBuf)]) -> Result<u64> {
     let mut buf = Vec::new();
     for (n, (_, path)) in segs.iter().enumerate() {
-        buf.clear();
-        let mut f = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
-        std::io::Read::read_to_end(&mut f, &mut buf)
-            .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?;
-        let mut r = SegmentReader::new(&buf, path);
-        while r.next() {}
-        let Some(err) = r.take_err() else { continue };
+        let end = segment::stream_segment(path, &mut buf, &mut |_| Ok(()))?;
+        let Some(err) = end.tail else { continue };
         if let Error::Corruption { reason, .. } = &err
             && reason.starts_with("unsupported segment version")
         {
             return Err(err);
         }
-        let valid = r.valid_len() as u64;
-        let mut dropped = buf.len() as u64 - valid;
+        let valid = end.valid_len as u64;
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?
+            .len();
+        let mut dropped = size.saturating_sub(valid);
         let later = segs.get(n + 1..).unwrap_or(&[]);
         tracing::warn!(
             segment = %path.display(),

@@ -235,7 +235,6 @@ fn decode_samples_into(d: &mut Decbuf<'_>, out: &mut Vec<RefSample>) -> Result<(
 
 /// Decodes a samples record into the caller's buffer (appending). Fails if `bytes` is not a
 /// samples record.
-#[cfg(test)]
 pub(crate) fn decode_samples(bytes: &[u8], out: &mut Vec<RefSample>) -> Result<()> {
     let mut d = Decbuf::new(bytes);
     match d.u8() {

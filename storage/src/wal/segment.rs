@@ -28,7 +28,7 @@
 //! that does not decode. A plain frame is byte for byte a version 1 frame.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::compress::Decompressor;
+use super::compress::{Decompressor, Payload};
 use crate::encoding::crc::crc32_parts;
 use crate::error::{Error, Result};
 use std::io::{self, Write};
@@ -142,6 +142,9 @@ pub(crate) struct SegmentReader<'a> {
     cur_codec: u8,
     /// The segment's format version (read from its header; current when empty).
     version: u8,
+    /// Offset in the segment of `buf[0]` (0 unless the reader continues a segment,
+    /// [`SegmentReader::frames`]); added to every offset reported.
+    base: usize,
     err: Option<Error>,
 }
 
@@ -156,6 +159,7 @@ impl<'a> SegmentReader<'a> {
             cur_off: 0,
             cur_codec: 0,
             version: SEGMENT_VERSION,
+            base: 0,
             err: None,
         };
         if buf.is_empty() {
@@ -189,13 +193,30 @@ impl<'a> SegmentReader<'a> {
         r
     }
 
+    /// A reader over `buf`, frames (no header) of a segment of format `version` that start at
+    /// offset `base` of the segment at `path`: how [`stream_segment`] continues a segment.
+    pub(crate) fn frames(buf: &'a [u8], path: &'a Path, version: u8, base: usize) -> Self {
+        Self {
+            buf,
+            path,
+            pos: 0,
+            cur: &[],
+            cur_off: 0,
+            cur_codec: 0,
+            version,
+            base,
+            err: None,
+        }
+    }
+
     /// Advances to the next frame. `false` at the end or at the first invalid frame.
     pub(crate) fn next(&mut self) -> bool {
         if self.err.is_some() || self.pos >= self.buf.len() {
             return false;
         }
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
-        let fail = |reason: String| Some(Error::corruption(self.path, self.pos as u64, reason));
+        let at = (self.base + self.pos) as u64;
+        let fail = |reason: String| Some(Error::corruption(self.path, at, reason));
         let (len_b, word, want_crc) =
             match (rest.get(0..4), le32(rest.get(0..4)), le32(rest.get(4..8))) {
                 (Some(b), Some(w), Some(c)) => (b, w, c),
@@ -244,23 +265,32 @@ impl<'a> SegmentReader<'a> {
         'a: 's,
     {
         dec.record(self.cur_codec, self.cur)
-            .map_err(|reason| Error::corruption(self.path, self.cur_off as u64, reason))
+            .map_err(|reason| Error::corruption(self.path, self.record_offset() as u64, reason))
+    }
+
+    /// The current frame decoded by `dec`: a delta samples frame as its samples, without
+    /// building the record (see [`Decompressor::payload`]).
+    pub(crate) fn payload_decoded<'s>(&self, dec: &'s mut Decompressor) -> Result<Payload<'s>>
+    where
+        'a: 's,
+    {
+        dec.payload(self.cur_codec, self.cur)
+            .map_err(|reason| Error::corruption(self.path, self.record_offset() as u64, reason))
     }
 
     /// The segment's format version.
-    #[cfg(test)]
     pub(crate) fn version(&self) -> u8 {
         self.version
     }
 
     /// Offset of the current frame in the segment.
     pub(crate) fn record_offset(&self) -> usize {
-        self.cur_off
+        self.base + self.cur_off
     }
 
     /// Bytes of the segment that are valid so far (header and whole frames).
     pub(crate) fn valid_len(&self) -> usize {
-        self.pos
+        self.base + self.pos
     }
 
     /// The torn or corrupt tail that ended reading, if any.
@@ -272,6 +302,114 @@ impl<'a> SegmentReader<'a> {
     /// Takes the error out.
     pub(crate) fn take_err(&mut self) -> Option<Error> {
         self.err.take()
+    }
+}
+
+/// Bytes read from a segment file at a time by [`stream_segment`].
+pub(crate) const READ_CHUNK: usize = 1 << 20;
+
+/// How a streamed segment ended.
+#[derive(Debug)]
+pub(crate) struct StreamEnd {
+    /// Bytes of the segment that are valid (header and whole frames).
+    pub(crate) valid_len: usize,
+    /// The torn or corrupt tail that ended it, if any (it starts at `valid_len`).
+    pub(crate) tail: Option<Error>,
+}
+
+/// Reads the segment at `path` frame by frame, calling `f` with the reader on each valid frame,
+/// and returns where the valid part ends. The file is read [`READ_CHUNK`] bytes at a time into
+/// `buf` (reused; it grows only to hold a larger frame), so memory does not grow with the
+/// segment. Frames are checked exactly as [`SegmentReader`] checks a whole segment's bytes: the
+/// same frames are valid and the same tail error is returned, at the same offset. Errors are
+/// I/O errors and those of `f`.
+pub(crate) fn stream_segment(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    f: &mut dyn FnMut(&SegmentReader<'_>) -> Result<()>,
+) -> Result<StreamEnd> {
+    stream_segment_by(path, buf, READ_CHUNK, f)
+}
+
+/// [`stream_segment`] reading `chunk` bytes at a time (at least 1).
+fn stream_segment_by(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    chunk: usize,
+    f: &mut dyn FnMut(&SegmentReader<'_>) -> Result<()>,
+) -> Result<StreamEnd> {
+    let chunk = chunk.max(1);
+    let io_err = |e| Error::io(format!("cannot read WAL segment {}", path.display()), e);
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
+    buf.clear();
+    // `buf` holds the segment's bytes from offset `base`; `version` is known once the header
+    // was read.
+    let (mut base, mut version, mut eof, mut want) = (0usize, None, false, chunk);
+    loop {
+        if buf.len() < want && !eof {
+            buf.reserve(want - buf.len());
+            let n = io::Read::read_to_end(
+                &mut io::Read::take(&mut file, (want - buf.len()) as u64),
+                buf,
+            )
+            .map_err(io_err)?;
+            eof = buf.len() < want || n == 0;
+        }
+        if version.is_none() && buf.len() < SEGMENT_HEADER_LEN && !eof {
+            want = SEGMENT_HEADER_LEN;
+            continue;
+        }
+        // Hop over the whole frames in `buf`; stop before a partial one (or an invalid length,
+        // which the reader then reports).
+        let mut pos = if version.is_none() {
+            SEGMENT_HEADER_LEN.min(buf.len())
+        } else {
+            0
+        };
+        let mut short = None;
+        while let Some(word) = le32(buf.get(pos..pos + 4)) {
+            let len = payload_len(word);
+            if len == 0 || len > MAX_RECORD_LEN {
+                break;
+            }
+            if pos + FRAME_HEADER_LEN + len > buf.len() {
+                short = Some(FRAME_HEADER_LEN + len);
+                break;
+            }
+            pos += FRAME_HEADER_LEN + len;
+        }
+        if short.is_none() && pos < buf.len() && buf.len() - pos < 4 {
+            short = Some(FRAME_HEADER_LEN);
+        }
+        // Continue after these frames unless the file ended or the next frame is invalid.
+        let last = eof || (short.is_none() && pos < buf.len());
+        let end = if last { buf.len() } else { pos };
+        let part = buf.get(..end).unwrap_or(&[]);
+        let mut r = match version {
+            None => SegmentReader::new(part, path),
+            Some(v) => SegmentReader::frames(part, path, v, base),
+        };
+        version = Some(r.version());
+        while r.next() {
+            f(&r)?;
+        }
+        let valid_len = r.valid_len();
+        if let Some(tail) = r.take_err() {
+            return Ok(StreamEnd {
+                valid_len,
+                tail: Some(tail),
+            });
+        }
+        if last {
+            return Ok(StreamEnd {
+                valid_len,
+                tail: None,
+            });
+        }
+        buf.drain(..end);
+        base += end;
+        want = chunk.max(short.unwrap_or(0));
     }
 }
 
@@ -417,7 +555,98 @@ mod tests {
         );
     }
 
+    /// What [`stream_segment_by`] reads from `bytes` (written to a file) with `chunk`-byte reads:
+    /// the records, the valid length and the tail error.
+    /// Records, valid length and tail error of a read.
+    type Read = (Vec<Vec<u8>>, usize, Option<String>);
+
+    fn stream_all(bytes: &[u8], chunk: usize) -> Read {
+        stream_all_cap(bytes, chunk).0
+    }
+
+    /// [`stream_all`] and the capacity the read buffer reached.
+    fn stream_all_cap(bytes: &[u8], chunk: usize) -> (Read, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        std::fs::write(&path, bytes).unwrap();
+        let mut dec = Decompressor::default();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let end = stream_segment_by(&path, &mut buf, chunk, &mut |r| {
+            out.push(r.record(&mut dec)?.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        // Error messages name the file: as `read_all`'s do with "seg".
+        let err = end
+            .tail
+            .map(|e| e.to_string().replace(&path.display().to_string(), "seg"));
+        ((out, end.valid_len, err), buf.capacity())
+    }
+
+    #[test]
+    fn streaming_memory_is_a_chunk_or_a_frame() {
+        let recs: Vec<Vec<u8>> = (0..400u32).map(|i| vec![i as u8; 100]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+        let full = segment(&refs);
+        let ((got, _, err), cap) = stream_all_cap(&full, 256);
+        assert_eq!((got.len(), err), (400, None));
+        assert!(cap <= 1024, "a 256-byte read buffer grew to {cap} bytes");
+        // A frame larger than the reads: the buffer grows to hold it, not the segment.
+        let big = vec![7u8; 5000];
+        let full = segment(&[&big, b"x", &big]);
+        let ((got, _, err), cap) = stream_all_cap(&full, 256);
+        assert_eq!((got.len(), err), (3, None));
+        assert!(cap < 2 * 5008 + 256, "buffer grew to {cap} bytes");
+    }
+
+    #[test]
+    fn streaming_reads_what_whole_reads_read() {
+        let recs: Vec<Vec<u8>> = (1..40u8)
+            .map(|i| vec![i; (i as usize * 13) % 61 + 1])
+            .collect();
+        let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+        let full = segment(&refs);
+        let mut cases: Vec<Vec<u8>> = vec![full.clone(), Vec::new(), full[..5].to_vec()];
+        for cut in [9, 20, full.len() / 2, full.len() - 1] {
+            cases.push(full[..cut].to_vec());
+        }
+        for bit in [70 * 8 + 3, (full.len() / 2) * 8, (full.len() - 2) * 8] {
+            let mut b = full.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            cases.push(b);
+        }
+        let mut bad_len = full.clone();
+        bad_len[SEGMENT_HEADER_LEN + 3] = 0x7f; // codec 7, a length past the end
+        cases.push(bad_len);
+        for (n, bytes) in cases.iter().enumerate() {
+            let want = read_all(bytes);
+            for chunk in [1, 3, 8, 9, 17, 64, 100, 1 << 20] {
+                let got = stream_all(bytes, chunk);
+                assert_eq!(got, want, "case {n}, {chunk}-byte reads");
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn streaming_matches_whole_reads(
+            recs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..12),
+            cut in any::<prop::sample::Index>(),
+            flip in proptest::option::of((any::<prop::sample::Index>(), 1u8..=255)),
+            chunk in 1usize..400,
+        ) {
+            let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+            let mut full = segment(&refs);
+            if let Some((at, x)) = flip {
+                let i = at.index(full.len());
+                full[i] ^= x;
+            }
+            let bytes = &full[..cut.index(full.len() + 1)];
+            let (want, got) = (read_all(bytes), stream_all(bytes, chunk));
+            prop_assert_eq!(got, want);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = read_all(&bytes);

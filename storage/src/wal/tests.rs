@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use super::record::{encode_samples, encode_series, encode_tombstones};
+use super::segment::SegmentReader;
 use super::*;
 use crate::model::Labels;
 use parking_lot::Mutex;
