@@ -1,7 +1,8 @@
-//! Fuzz the WAL's segment-delta samples decoder (segment version 3, codecs 2 and 3): a
-//! sequence of untrusted payloads decoded against one segment state never panics and never
-//! yields more samples than bytes, and samples records round-trip through the writer, record
-//! by record and as a whole segment read from its start.
+//! Fuzz the WAL's segment-delta samples decoders (segment version 4, codecs 4 and 5, and
+//! version 3, codecs 2 and 3): a sequence of untrusted payloads decoded against one segment
+//! state never panics, and samples records round-trip through the writer (version 4, and the
+//! version 3 writer kept for tests), record by record and as a whole segment read from its
+//! start.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -10,23 +11,25 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 enum Input {
-    /// Untrusted frame payloads of one segment, each with a codec (2 delta, 3 zstd delta, ...).
+    /// Untrusted frame payloads of one segment, each with a codec (4 delta, 5 zstd delta,
+    /// 2 and 3 their version 3 forms, ...).
     Payloads(Vec<(u8, Vec<u8>)>),
     /// Samples records (series ref, timestamp, value bits) to round-trip; small refs and
-    /// timestamps near each other so that series repeat and deltas are short.
-    Records(Vec<Vec<(u8, i16, u64)>>),
+    /// timestamps near each other so that series repeat and deltas are short. `true`: frame
+    /// them as version 3 did.
+    Records(Vec<Vec<(u8, i16, u64)>>, bool),
 }
 
 fuzz_target!(|input: Input| match input {
     Input::Payloads(payloads) => {
         let mut c = WalRecordCodec::default();
         for (codec, bytes) in payloads {
-            if let Ok(rec) = c.decode_payload(codec % 5, &bytes) {
+            if let Ok(rec) = c.decode_payload(codec % 7, &bytes) {
                 assert!(rec.len() <= 64 << 20);
             }
         }
     }
-    Input::Records(recs) => {
+    Input::Records(recs, v3) => {
         let recs: Vec<Vec<u8>> = recs
             .into_iter()
             .filter(|r| !r.is_empty())
@@ -40,7 +43,11 @@ fuzz_target!(|input: Input| match input {
                 b
             })
             .collect();
-        let mut c = WalRecordCodec::default();
+        let mut c = if v3 {
+            WalRecordCodec::v3()
+        } else {
+            WalRecordCodec::default()
+        };
         for r in &recs {
             let mut f = Vec::new();
             c.put_frame(&mut f, r);

@@ -204,15 +204,6 @@ impl SegmentState {
         }
     }
 
-    /// The t residual of sample time `t` for `slot` (before [`Self::advance`]).
-    #[inline]
-    fn t_residual(&self, slot: u32, new: bool, t: i64) -> i64 {
-        match self.slots.get(slot as usize) {
-            Some(l) if !new => t.wrapping_sub(l.t.wrapping_add(l.step)),
-            _ => t.wrapping_sub(self.last_t),
-        }
-    }
-
     /// Appends the body of `samples` (at least one) to `dst` and advances the state. BUG if the
     /// state would hold more than [`MAX_SERIES`] series (the caller checks [`Self::len`]).
     pub(crate) fn encode(&mut self, samples: &[RefSample], dst: &mut Vec<u8>) {
@@ -224,6 +215,9 @@ impl SegmentState {
         self.col_t.clear();
         self.col_ctl.clear();
         self.col_val.clear();
+        // (`put_value` writes 8 bytes and keeps the ones it needs)
+        self.col_val.reserve(samples.len() * 8 + 8);
+        self.col_ctl.reserve(samples.len());
         put_uvarint(dst, samples.len() as u64);
         let (mut ref_zeros, mut t_zeros) = (0u64, 0u64);
         for s in samples {
@@ -234,11 +228,25 @@ impl SegmentState {
             } else {
                 self.slot_of(s.series)
             };
-            let res = self.t_residual(slot, new, s.t);
-            put_run(&mut self.col_t, &mut t_zeros, res);
-            let (_, prev_bits) = self.advance(slot, new, res);
             let bits = s.v.to_bits();
-            self.set_bits(slot, bits);
+            let last_t = self.last_t;
+            let Some(l) = self.slots.get_mut(slot as usize) else {
+                unreachable!("BUG: delta slot {slot} out of range");
+            };
+            // As `advance`, with the residual worked out from `s.t`.
+            let (res, prev_bits) = if new {
+                l.step = 0;
+                (s.t.wrapping_sub(last_t), 0)
+            } else {
+                let res = s.t.wrapping_sub(l.t.wrapping_add(l.step));
+                l.step = s.t.wrapping_sub(l.t);
+                (res, l.bits)
+            };
+            l.t = s.t;
+            l.bits = bits;
+            self.last_t = s.t;
+            self.follow(slot);
+            put_run(&mut self.col_t, &mut t_zeros, res);
             put_value(&mut self.col_ctl, &mut self.col_val, prev_bits, bits);
         }
         end_runs(dst, ref_zeros);
@@ -392,14 +400,21 @@ fn put_value(ctl: &mut Vec<u8>, val: &mut Vec<u8>, prev: u64, bits: u64) {
         let zlen = (8 - z.leading_zeros() / 8).max(1);
         if zlen < len {
             ctl.push(INT_DELTA | zlen as u8);
-            let bytes = z.to_le_bytes();
-            val.extend_from_slice(bytes.get(..zlen as usize).unwrap_or(&bytes));
+            put_low_bytes(val, z, zlen);
             return;
         }
     }
     ctl.push((tz << 4 | len) as u8);
-    let bytes = (x >> (8 * tz)).to_le_bytes();
-    val.extend_from_slice(bytes.get(..len as usize).unwrap_or(&bytes));
+    put_low_bytes(val, x >> (8 * tz), len);
+}
+
+/// Appends the `len` (1..=8) low bytes of `x`, little-endian: a fixed 8-byte copy cut back,
+/// cheaper than a copy of variable length.
+#[inline]
+fn put_low_bytes(dst: &mut Vec<u8>, x: u64, len: u32) {
+    let keep = dst.len() + len as usize;
+    dst.extend_from_slice(&x.to_le_bytes());
+    dst.truncate(keep);
 }
 
 #[cfg(test)]
