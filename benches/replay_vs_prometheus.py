@@ -25,6 +25,7 @@ Usage:
       [--argus-old OLD_BINARY --servers prometheus,argus,argus-old] \
       [--series 20000 --samples 480] [--workdir /tmp/replay] [--restarts 5] [--reuse]
   argus-old (listed after argus) restarts from argus's killed data dir: the same bytes.
+  --nice -10: the measured restarts run at a higher priority than other work on the machine.
   --reuse: take the killed data dir (and data set) of an earlier run in the same --workdir
   instead of ingesting again (for quick A/B runs of one server's binaries).
 Only the Python standard library; the harness needs its own requirements (see its README).
@@ -129,6 +130,8 @@ def restart(name, args, data, log, check, ds):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = command(name, args, data, port)
+    if args.nice:
+        cmd = ["nice", "-n", str(args.nice)] + cmd
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     series = samples = None
@@ -231,6 +234,10 @@ def main():
     p.add_argument("--harness", default=HARNESS)
     p.add_argument("--restarts", type=int, default=1,
                    help="restarts from copies of the killed data dir (median reported)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="run the measured restarts under `nice -n N` (negative, as root: on a "
+                        "machine loaded by others, time to ready then approaches an idle "
+                        "machine's; every server gets the same)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse the killed data dir and data set of an earlier run in --workdir")
     args = p.parse_args()

@@ -228,16 +228,13 @@ fn apply_runs(
         else {
             unreachable!("BUG: a replay run outside the grouped buffer or the slots");
         };
-        let mut d = s.data.lock();
-        for &(t, v) in samples {
-            if let Applied::InOrder | Applied::OutOfOrder =
-                d.apply(s.id, t, v, range, window, files)
-            {
+        s.data
+            .lock()
+            .apply_run(s.id, samples, range, window, files, |t| {
                 c.samples += 1;
                 c.mint = c.mint.min(t);
                 c.maxt = c.maxt.max(t);
-            }
-        }
+            });
     }
     c
 }
@@ -471,6 +468,7 @@ mod tests {
     use super::*;
     use crate::head::HeadOptions;
     use crate::head::chunk_files::HeadChunkFiles;
+    use crate::head::series::SeriesData;
     use crate::histogram::{FloatHistogram, Span};
     use crate::model::Labels;
     use crate::wal::record::{self, RefHistogram};
@@ -609,6 +607,35 @@ mod tests {
         wal
     }
 
+    /// Everything a series holds: chunk bytes and time ranges, out-of-order buffer, the newest
+    /// sample, histogram chunks.
+    fn data(d: &SeriesData, files: &HeadChunkFiles) -> String {
+        let closed: Vec<_> = d
+            .closed
+            .iter()
+            .map(|c| {
+                let mut b = Vec::new();
+                files.read_into(c.r, &mut b).unwrap();
+                (c.min_t, c.max_t, b)
+            })
+            .collect();
+        let open = d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
+        let ooo: Vec<_> = d.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
+        let hist = d.hist.as_ref().map(|h| {
+            let closed: Vec<_> = h
+                .closed
+                .iter()
+                .map(|c| (c.min_t, c.max_t, &c.bytes))
+                .collect();
+            let open = h.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
+            format!("{closed:?} {open:?} {:?} {:?}", h.last_t, h.ooo)
+        });
+        format!(
+            "closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
+            d.last
+        )
+    }
+
     /// Everything the head holds, series by series: chunk bytes and time ranges, out-of-order
     /// buffers, the newest sample, histogram chunks; then the head's time range and counts.
     fn dump(head: &Head, out: &ReplayOutcome) -> Vec<String> {
@@ -617,33 +644,7 @@ mod tests {
         let files = &head.chunk_files;
         let mut lines: Vec<String> = all
             .iter()
-            .map(|s| {
-                let d = s.data.lock();
-                let closed: Vec<_> = d
-                    .closed
-                    .iter()
-                    .map(|c| {
-                        let mut b = Vec::new();
-                        files.read_into(c.r, &mut b).unwrap();
-                        (c.min_t, c.max_t, b)
-                    })
-                    .collect();
-                let open = d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
-                let ooo: Vec<_> = d.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
-                let hist = d.hist.as_ref().map(|h| {
-                    let closed: Vec<_> = h
-                        .closed
-                        .iter()
-                        .map(|c| (c.min_t, c.max_t, &c.bytes))
-                        .collect();
-                    let open = h.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
-                    format!("{closed:?} {open:?} {:?} {:?}", h.last_t, h.ooo)
-                });
-                format!(
-                    "{} {:?} closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
-                    s.id, s.labels, d.last
-                )
-            })
+            .map(|s| format!("{} {:?} {}", s.id, s.labels, data(&s.data.lock(), files)))
             .collect();
         lines.push(format!(
             "time {}..{} series {} samples {} unknown {}",
@@ -705,5 +706,64 @@ mod tests {
         check(2, 30_000, i64::MIN);
         check(3, 0, 3_000);
         check(4, 600_000, 3_000);
+    }
+
+    #[test]
+    fn apply_run_applies_as_apply_one_by_one() {
+        let range = 120_000;
+        for seed in 1..60u64 {
+            let mut rng = Rng(seed);
+            let window = [0, 30_000, 600_000][(seed % 3) as usize];
+            let (fa, fb) = (HeadChunkFiles::in_memory(), HeadChunkFiles::in_memory());
+            let (mut a, mut b) = (SeriesData::default(), SeriesData::default());
+            // Negative times too: block ranges are floored.
+            let mut t = rng.below(400_000) as i64 - 200_000;
+            let mut kept = 0;
+            for round in 0..40 {
+                if round % 9 == 4 {
+                    let ht = t + 1 + rng.below(3) as i64 * 1000 - 1000;
+                    let h = hist(rng.below(50) as f64);
+                    let x = a.apply_histogram(ht, &h, range, window, &fa);
+                    let y = b.apply_histogram(ht, &h, range, window, &fb);
+                    assert_eq!(x, y, "seed {seed} round {round}: histogram");
+                    t = t.max(ht);
+                }
+                let run: Vec<(i64, f64)> = (0..rng.below(400))
+                    .map(|_| {
+                        let at = match rng.below(25) {
+                            0 => t - rng.below(60_000) as i64, // out of order
+                            1 => t,                            // duplicate time
+                            _ => {
+                                t += 1 + rng.below(9_000) as i64;
+                                t
+                            }
+                        };
+                        let v = match rng.below(10) {
+                            0 => crate::model::stale_nan(),
+                            1..4 => 7.0,
+                            _ => rng.below(1000) as f64,
+                        };
+                        (at, v)
+                    })
+                    .collect();
+                let mut got = Vec::new();
+                a.apply_run(1, &run, range, window, &fa, |t| got.push(t));
+                let want: Vec<i64> = run
+                    .iter()
+                    .filter(|&&(t, v)| {
+                        matches!(
+                            b.apply(1, t, v, range, window, &fb),
+                            Applied::InOrder | Applied::OutOfOrder
+                        )
+                    })
+                    .map(|s| s.0)
+                    .collect();
+                assert_eq!(got, want, "seed {seed} round {round}: applied");
+                assert_eq!(data(&a, &fa), data(&b, &fb), "seed {seed} round {round}");
+                kept += got.len();
+            }
+            assert!(kept > 1000, "seed {seed}: only {kept} samples applied");
+            assert!(a.closed.len() > 5, "seed {seed}: no chunk cut");
+        }
     }
 }

@@ -328,6 +328,60 @@ impl SeriesData {
         }
     }
 
+    /// Applies `samples` of series `id` in order, exactly as [`SeriesData::apply`] applied to
+    /// each in turn, calling `applied(t)` for each sample that returns `InOrder` or
+    /// `OutOfOrder`. For replay's runs of one series: in-order samples that stay in the open
+    /// chunk (no histograms, its block range, room left) are appended with the block range's
+    /// end computed once per chunk rather than two divisions per sample.
+    pub(crate) fn apply_run(
+        &mut self,
+        id: u64,
+        samples: &[(Timestamp, f64)],
+        range: i64,
+        window: i64,
+        files: &HeadChunkFiles,
+        mut applied: impl FnMut(Timestamp),
+    ) {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            if self.hist.is_none()
+                && let Some(o) = self.open.as_mut()
+            {
+                // The first timestamp of the next block range (None: there is none).
+                let end = o
+                    .min_t
+                    .div_euclid(range)
+                    .checked_add(1)
+                    .and_then(|b| b.checked_mul(range));
+                let mut room = TARGET_SAMPLES_PER_CHUNK.saturating_sub(o.chunk.num_samples());
+                let mut last = self.last;
+                while let [(t, v), tail @ ..] = rest {
+                    let (t, v) = (*t, *v);
+                    let in_order = t > o.max_t && last.is_none_or(|(lt, _)| t > lt);
+                    if room == 0 || !in_order || end.is_some_and(|e| t >= e) {
+                        break;
+                    }
+                    o.chunk.append(t, v);
+                    o.max_t = t;
+                    last = Some((t, v.to_bits()));
+                    room -= 1;
+                    applied(t);
+                    rest = tail;
+                }
+                self.last = last;
+            }
+            // Anything else (a cut, out of order, duplicates, histograms): one by one.
+            if let [(t, v), tail @ ..] = rest {
+                if let Applied::InOrder | Applied::OutOfOrder =
+                    self.apply(id, *t, *v, range, window, files)
+                {
+                    applied(*t);
+                }
+                rest = tail;
+            }
+        }
+    }
+
     /// Writes the open chunk of series `id` to `files` and keeps only its ref.
     pub(crate) fn close_open(&mut self, id: u64, files: &HeadChunkFiles) {
         if let Some(o) = self.open.take() {
