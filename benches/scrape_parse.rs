@@ -189,5 +189,55 @@ fn bench_append(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_parse, bench_append);
+/// Inflating a gzip body (what every scrape of a compressing exporter starts with): flate2's
+/// backend (zlib-rs) beside miniz_oxide (flate2's default backend, which Argus used before),
+/// on the same raw deflate stream. Throughput in decompressed bytes.
+fn bench_inflate(c: &mut Criterion) {
+    use std::io::Write;
+    for (name, body) in [
+        ("node_exporter", node_body()),
+        ("gen10k_text", generated(false)),
+    ] {
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&body).expect("deflate");
+        let deflated = enc.finish().expect("deflate");
+        let mut g = c.benchmark_group(format!("inflate/{name}"));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        let mut out = vec![0u8; body.len() + 64];
+        let mut d = flate2::Decompress::new(false);
+        g.bench_function("flate2_zlib_rs", |b| {
+            b.iter(|| {
+                d.reset(false);
+                let st = d
+                    .decompress(
+                        black_box(&deflated),
+                        &mut out,
+                        flate2::FlushDecompress::Finish,
+                    )
+                    .expect("inflate");
+                assert_eq!(st, flate2::Status::StreamEnd);
+                black_box(d.total_out())
+            })
+        });
+        let mut r = miniz_oxide::inflate::core::DecompressorOxide::new();
+        g.bench_function("miniz_oxide", |b| {
+            b.iter(|| {
+                r.init();
+                let (st, _, n) = miniz_oxide::inflate::core::decompress(
+                    &mut r,
+                    black_box(&deflated),
+                    &mut out,
+                    0,
+                    miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+                );
+                assert_eq!((st, n), (miniz_oxide::inflate::TINFLStatus::Done, body.len()));
+                black_box(n)
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench_parse, bench_append, bench_inflate);
 criterion_main!(benches);
