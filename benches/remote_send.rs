@@ -3,8 +3,9 @@
 //! decompression, record decoding, series resolved to their request bytes) and written as
 //! snappy-compressed 1.0 requests of 2,000 samples, as a queue's shard writes them. Throughput is
 //! in samples; one request is 2,000 of them. `encode_only` times the request writing and
-//! compression of the same samples without the WAL; a `memcpy` of the raw request bytes is the
-//! floor.
+//! compression of the same samples without the WAL (`..._whole_bytes_order`: with the series
+//! of each request sorted by their whole label bytes, the order before `wire::request_order`);
+//! a `memcpy` of the raw request bytes is the floor.
 //!
 //! Run: `cargo bench -p argus --bench remote_send`.
 
@@ -88,6 +89,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("encode_only", |b| {
         b.iter(|| black_box(p.encode_all(PER_REQUEST)))
     });
+    p.set_whole_bytes_order(true);
+    let whole = p.encode_all(PER_REQUEST);
+    eprintln!(
+        "remote_send: whole-bytes order {:.2} compressed bytes per sample",
+        whole.bytes as f64 / whole.samples as f64
+    );
+    g.bench_function("encode_only_whole_bytes_order", |b| {
+        b.iter(|| black_box(p.encode_all(PER_REQUEST)))
+    });
+    p.set_whole_bytes_order(false);
     let mut dst = vec![0u8; raw.len()];
     g.bench_function("memcpy_floor", |b| {
         b.iter(|| {

@@ -76,6 +76,12 @@ impl SendPath {
         Ok(raw)
     }
 
+    /// Orders each request's series by their whole label bytes (the order before
+    /// `wire::request_order`), to compare the two.
+    pub fn set_whole_bytes_order(&mut self, on: bool) {
+        self.enc.whole_bytes_order = on;
+    }
+
     /// Encodes the batch [`SendPath::read_all`] read as requests of `per_request` samples.
     pub fn encode_all(&mut self, per_request: usize) -> SendTotals {
         let mut t = SendTotals::default();
