@@ -151,10 +151,19 @@ impl Parser<'_> {
                 return false;
             }
         }
-        let name = Lexer::new(b, start).metric_name();
-        if name.0 == name.1 {
+        // The name is what precedes the braces (blanks before them trimmed), or all of it: the
+        // text was scanned before.
+        let mut name_len = expect
+            .iter()
+            .position(|&c| c == b'{')
+            .unwrap_or(expect.len());
+        while name_len > 0 && matches!(expect.get(name_len - 1), Some(b' ' | b'\t')) {
+            name_len -= 1;
+        }
+        if name_len == 0 {
             return false;
         }
+        let name = (start, start + name_len);
         self.name = name;
         self.series = (start, end);
         lx.pos = end;
