@@ -154,8 +154,8 @@ async fn targets_metadata(
                 continue;
             }
             let md = t.metadata.lock().clone();
-            for (name, md) in md {
-                if metric.is_some_and(|mt| *mt != name) {
+            for (name, md) in md.iter() {
+                if metric.is_some_and(|mt| mt != name) {
                     continue;
                 }
                 if limit.is_some_and(|l| out.len() >= l) {

@@ -7,6 +7,8 @@
 //! adds, removes and restarts queues on reload: a queue whose config changed restarts from its
 //! persisted position, so nothing queued is lost. Queues are identified by `url` and `name`.
 
+#[doc(hidden)]
+pub mod bench_support;
 pub mod metadata;
 pub mod metrics;
 pub mod position;

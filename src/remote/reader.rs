@@ -19,17 +19,43 @@ pub struct SendSeries {
     pub labels_pb: Box<[u8]>,
     /// The labels' `stable_hash()`, which picks the shard (so a series' samples stay in order).
     pub hash: u64,
+    /// Orders the series of a request ([`super::wire`]): the first 16 bytes of the first
+    /// label's value (the metric name), big-endian, zero-padded.
+    pub name_key: u128,
+    /// `labels_pb` from this offset on (after the first label) breaks ties of `name_key`.
+    pub rest_at: u32,
 }
 
 impl SendSeries {
     /// The series sent under `labels`.
     pub fn new(labels: Labels) -> SendSeries {
         let mut pb = Vec::new();
+        let mut name_key = 0u128;
+        if let Some(first) = labels.iter().next() {
+            super::wire::encode_labels_one(first, &mut pb);
+            // Byte i of the value at bits 120 - 8i: integer order is byte order.
+            for i in 0..16 {
+                let b = first.value.as_bytes().get(i).copied().unwrap_or(0);
+                name_key = name_key << 8 | u128::from(b);
+            }
+        }
+        let rest_at = u32::try_from(pb.len()).unwrap_or(u32::MAX);
         super::wire::encode_labels(&labels, &mut pb);
+        // `pb` now holds the first label twice: drop the copy written to measure it.
+        pb.drain(..rest_at as usize);
         SendSeries {
             labels_pb: pb.into_boxed_slice(),
             hash: labels.stable_hash(),
+            name_key,
+            rest_at,
         }
+    }
+
+    /// `labels_pb` after the first label.
+    pub fn rest(&self) -> &[u8] {
+        self.labels_pb
+            .get(self.rest_at as usize..)
+            .unwrap_or_default()
     }
 
     /// A 1.0 `TimeSeries` with the labels and nothing else (the prost path: 2.0 requests,

@@ -14,8 +14,9 @@
 //! `Label { string name = 1; string value = 2; }`, `Sample { double value = 1; int64 timestamp = 2; }`.
 
 use super::queue::Counts;
+use super::reader::SendSeries;
 use super::reader::{Pending, Value};
-use argus_storage::Labels;
+use argus_storage::{Label, Labels};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -50,23 +51,40 @@ fn put_bytes(dst: &mut Vec<u8>, key: u8, b: &[u8]) {
 /// Appends `labels` as the repeated `Label` fields (field 1) of a `TimeSeries` to `dst`.
 pub fn encode_labels(labels: &Labels, dst: &mut Vec<u8>) {
     for l in labels.iter() {
-        let field = |s: &str| {
-            if s.is_empty() {
-                0
-            } else {
-                1 + varint_len(s.len() as u64) + s.len()
-            }
-        };
-        let len = field(&l.name) + field(&l.value);
-        dst.push(KEY_LABEL);
-        put_varint(dst, len as u64);
-        if !l.name.is_empty() {
-            put_bytes(dst, KEY_NAME, l.name.as_bytes());
-        }
-        if !l.value.is_empty() {
-            put_bytes(dst, KEY_VALUE, l.value.as_bytes());
-        }
+        encode_labels_one(l, dst);
     }
+}
+
+/// Appends one `Label` field (field 1 of a `TimeSeries`) to `dst`.
+pub fn encode_labels_one(l: &Label, dst: &mut Vec<u8>) {
+    let field = |s: &str| {
+        if s.is_empty() {
+            0
+        } else {
+            1 + varint_len(s.len() as u64) + s.len()
+        }
+    };
+    let len = field(&l.name) + field(&l.value);
+    dst.push(KEY_LABEL);
+    put_varint(dst, len as u64);
+    if !l.name.is_empty() {
+        put_bytes(dst, KEY_NAME, l.name.as_bytes());
+    }
+    if !l.value.is_empty() {
+        put_bytes(dst, KEY_VALUE, l.value.as_bytes());
+    }
+}
+
+/// The order of series in a request: by metric name (its first 16 bytes), then by the label
+/// bytes after the name, then by WAL order. Neighbours then share most of their labels, as
+/// with a sort by the whole label bytes, but most comparisons are one integer compare instead
+/// of a walk through two series' bytes behind two pointers (that sort was 13 % of a
+/// scrape-and-send profile).
+pub fn request_order(a: (&SendSeries, u32), b: (&SendSeries, u32)) -> std::cmp::Ordering {
+    a.0.name_key
+        .cmp(&b.0.name_key)
+        .then_with(|| a.0.rest().cmp(b.0.rest()))
+        .then(a.1.cmp(&b.1))
 }
 
 /// Length of an encoded `Sample` message.
@@ -93,6 +111,9 @@ pub struct Encoder {
     next: Vec<u32>,
     /// The uncompressed request.
     raw: Vec<u8>,
+    /// Orders series by their whole label bytes, as before [`request_order`] (for
+    /// `benches/remote_send.rs`, which compares the two).
+    pub whole_bytes_order: bool,
     snappy: Option<snap::raw::Encoder>,
 }
 
@@ -129,11 +150,20 @@ impl Encoder {
                 *l = i;
             }
         }
-        self.first.sort_unstable_by(|&a, &b| {
-            let key = |i: u32| samples.get(i as usize).map(|p| &*p.series.labels_pb);
-            // Equal label sets (two refs relabeled alike) keep their WAL order.
-            key(a).cmp(&key(b)).then(a.cmp(&b))
-        });
+        // The series and first sample of each group, sorted; equal label sets (two refs
+        // relabeled alike) keep their WAL order.
+        let mut order: Vec<(&SendSeries, u32)> = self
+            .first
+            .iter()
+            .filter_map(|&f| samples.get(f as usize).map(|p| (&*p.series, f)))
+            .collect();
+        if self.whole_bytes_order {
+            order.sort_unstable_by(|a, b| a.0.labels_pb.cmp(&b.0.labels_pb).then(a.1.cmp(&b.1)));
+        } else {
+            order.sort_unstable_by(|&a, &b| request_order(a, b));
+        }
+        self.first.clear();
+        self.first.extend(order.iter().map(|&(_, f)| f));
         self.raw.clear();
         for &f in &self.first {
             let Some(head) = samples.get(f as usize) else {
@@ -220,18 +250,19 @@ mod tests {
                 timestamp: p.t,
             });
         }
-        req.timeseries.sort_by_key(|t| {
-            let mut b = Vec::new();
-            t.labels.iter().for_each(|l| {
-                prompb::TimeSeries {
-                    labels: vec![l.clone()],
-                    ..Default::default()
-                }
-                .encode(&mut b)
-                .unwrap()
-            });
-            b
+        // In `request_order`: series by their first appearance, then sorted.
+        let mut firsts: Vec<(Arc<SendSeries>, u32)> = Vec::new();
+        for (i, p) in samples.iter().enumerate() {
+            if !firsts.iter().any(|(s, _)| Arc::ptr_eq(s, &p.series)) {
+                firsts.push((p.series.clone(), i as u32));
+            }
+        }
+        let mut order: Vec<usize> = (0..firsts.len()).collect();
+        order.sort_by(|&a, &b| {
+            request_order((&firsts[a].0, firsts[a].1), (&firsts[b].0, firsts[b].1))
         });
+        let mut ts = std::mem::take(&mut req.timeseries);
+        req.timeseries = order.iter().map(|&i| std::mem::take(&mut ts[i])).collect();
         req.encode_to_vec()
     }
 

@@ -13,13 +13,14 @@
 //! without refs) keep their labels, as before.
 
 use super::Error;
-use super::expfmt::{Entry, Format, Parser};
+use super::expfmt::{Entry, Format, Meta, Parser};
 use super::target::Metadata;
 use crate::config::relabel::{self, RelabelConfig};
 use argus_storage::{Appender, Label, Labels, SeriesRef, Timestamp, stale_nan};
 use hashbrown::HashTable;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 /// Per-scrape options that shape samples (immutable for the life of a scrape loop).
 #[derive(Clone, Debug, Default)]
@@ -186,14 +187,24 @@ pub struct SeriesCache {
     order: Vec<usize>,
     /// The same, being built by the current scrape.
     next_order: Vec<usize>,
+    /// Metadata entries of the text body being appended (reused).
+    body_meta: Vec<Meta>,
+    /// Hash of the metadata entries last applied from a text body ([`Self::apply_body_meta`]);
+    /// `None` after metadata came another way.
+    meta_hash: Option<u64>,
+    /// The format of the body that set `order`, when its keys are all series texts of the text
+    /// parser in that format (not protobuf, no converted histograms): see
+    /// [`Parser::next_expecting`].
+    order_format: Option<Format>,
     /// Current iteration (one per scrape attempt).
     iter: u64,
     /// Iteration of the last successful scrape whose series were not yet stale-marked.
     last_ok: Option<u64>,
     /// Non-dropped series the last successful scrape saw.
     last_ok_count: u64,
-    /// Metadata by family name (hashed: a B-tree's string compares showed in profiles).
-    meta: HashMap<String, Metadata, SeriesHashBuilder>,
+    /// Metadata by family name, shared with the target (copied on write). Looked up only when a
+    /// body's metadata differs from the last one's (`meta_hash`).
+    meta: Arc<BTreeMap<String, Metadata>>,
     meta_changed: bool,
     /// Entries seen by the current iteration.
     touched: u64,
@@ -220,18 +231,14 @@ impl SeriesCache {
         self.entries.is_empty()
     }
 
-    /// Metadata seen so far, when it changed since the last call.
-    pub fn take_metadata_update(&mut self) -> Option<BTreeMap<String, Metadata>> {
+    /// Metadata seen so far, when it changed since the last call: shared with the cache (the
+    /// next change copies it once), so a target's metadata is held once.
+    pub fn take_metadata_update(&mut self) -> Option<Arc<BTreeMap<String, Metadata>>> {
         if !self.meta_changed {
             return None;
         }
         self.meta_changed = false;
-        Some(
-            self.meta
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
+        Some(self.meta.clone())
     }
 
     /// Parses `body` and appends its samples at `ts` (ms) to `app`, then staleness markers for
@@ -261,24 +268,50 @@ impl SeriesCache {
             })?;
             for s in &samples {
                 st.scraped += 1;
-                self.append_series(s, iter, ts, app, opts, &mut st, &mut reseen)?;
+                self.append_series(s, false, iter, ts, app, opts, &mut st, &mut reseen)?;
             }
         } else if !body.is_empty() && opts.protobuf.convert_nhcb {
             self.text_format = Some(format);
             self.append_text_nhcb(body, format, iter, ts, app, opts, &mut st, &mut reseen)?;
         } else if !body.is_empty() {
             self.text_format = Some(format);
+            // `order` holds series texts this parser accepted in the last body when that body
+            // was of the same format and went through this loop: hints for the lines ahead.
+            let hints = self.order_format == Some(format);
+            self.body_meta.clear();
             let mut p = Parser::new(body, format);
-            while let Some(e) = p.next() {
+            loop {
+                let expect = match self.order.get(self.next_order.len()) {
+                    Some(&i) if hints => self.entries.get(i).map_or(&[][..], |e| &*e.key),
+                    _ => &[],
+                };
+                let Some(e) = p.next_expecting(expect) else {
+                    break;
+                };
                 match e {
                     Entry::Series => {
                         st.scraped += 1;
-                        self.append_series(&p, iter, ts, app, opts, &mut st, &mut reseen)?;
+                        let known = p.as_expected();
+                        let r = self.append_series(
+                            &p,
+                            known,
+                            iter,
+                            ts,
+                            app,
+                            opts,
+                            &mut st,
+                            &mut reseen,
+                        );
+                        if r.is_err() {
+                            self.apply_body_meta(body, format);
+                        }
+                        r?;
                     }
-                    Entry::Help | Entry::Type | Entry::Unit => self.note_metadata(&p, e),
+                    Entry::Help | Entry::Type | Entry::Unit => self.body_meta.push(p.meta(e)),
                     Entry::Comment => {}
                 }
             }
+            self.apply_body_meta(body, format);
             if let Some(e) = p.err() {
                 return Err(Error::Parse(e.clone()));
             }
@@ -304,6 +337,10 @@ impl SeriesCache {
         }
         self.last_ok = Some(iter);
         self.last_ok_count = st.post_relabel;
+        self.order_format = match format {
+            Format::Text | Format::OpenMetrics if !opts.protobuf.convert_nhcb => Some(format),
+            _ => None,
+        };
         Ok(st)
     }
 
@@ -340,12 +377,12 @@ impl SeriesCache {
             };
             if let Some(h) = done {
                 st.scraped += 1;
-                self.append_series(&h, iter, ts, app, opts, st, reseen)?;
+                self.append_series(&h, false, iter, ts, app, opts, st, reseen)?;
             }
             match e {
                 Entry::Series if !taken || opts.protobuf.always_classic => {
                     st.scraped += 1;
-                    self.append_series(&p, iter, ts, app, opts, st, reseen)?;
+                    self.append_series(&p, false, iter, ts, app, opts, st, reseen)?;
                 }
                 Entry::Series | Entry::Comment => {}
                 Entry::Help | Entry::Type | Entry::Unit => self.note_metadata(&p, e),
@@ -356,15 +393,17 @@ impl SeriesCache {
         }
         if let Some(h) = conv.finish() {
             st.scraped += 1;
-            self.append_series(&h, iter, ts, app, opts, st, reseen)?;
+            self.append_series(&h, false, iter, ts, app, opts, st, reseen)?;
         }
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// `known`: `p` is the series at this position in `order` (the parser compared it).
     fn append_series(
         &mut self,
         p: &impl Scraped,
+        known: bool,
         iter: u64,
         ts: Timestamp,
         app: &mut dyn Appender,
@@ -375,7 +414,7 @@ impl SeriesCache {
         let key = p.series();
         let pos = self.next_order.len();
         let hit = match self.order.get(pos) {
-            Some(&i) if self.entries.get(i).is_some_and(|e| *e.key == *key) => Some(i),
+            Some(&i) if known || self.entries.get(i).is_some_and(|e| *e.key == *key) => Some(i),
             _ => {
                 let entries = &self.entries;
                 self.index
@@ -457,36 +496,67 @@ impl SeriesCache {
         }
     }
 
+    /// Applies the metadata entries of a text body (`body_meta`) unless they say what those of
+    /// the body that last applied them said (most scrapes: no per-entry lookups then).
+    fn apply_body_meta(&mut self, body: &[u8], format: Format) {
+        use std::hash::Hasher;
+        let mut h = self.hasher.build_hasher();
+        h.write_u8(format as u8);
+        for m in &self.body_meta {
+            m.hash_into(body, &mut h);
+        }
+        let h = h.finish();
+        if self.meta_hash == Some(h) {
+            return;
+        }
+        self.meta_hash = Some(h);
+        let metas = std::mem::take(&mut self.body_meta);
+        for m in &metas {
+            let (name, text) = m.decode(body, format);
+            self.note_meta(m.kind(), name, text);
+        }
+        self.body_meta = metas;
+    }
+
     fn note_metadata(&mut self, p: &Parser<'_>, e: Entry) {
-        let (name, text) = match e {
-            Entry::Help => p.help(),
-            Entry::Type => {
-                let (n, t) = p.metric_type();
-                (n, std::borrow::Cow::Borrowed(t.as_str()))
+        self.meta_hash = None;
+        let (name, text) = p.meta(e).decode(p.buf, p.format());
+        self.note_meta(e, name, text);
+    }
+
+    fn note_meta(
+        &mut self,
+        e: Entry,
+        name: std::borrow::Cow<'_, str>,
+        text: std::borrow::Cow<'_, str>,
+    ) {
+        fn field(m: &Metadata, e: Entry) -> &str {
+            match e {
+                Entry::Help => &m.help,
+                Entry::Type => &m.kind,
+                _ => &m.unit,
             }
-            _ => p.unit(),
-        };
-        let m = match self.meta.get_mut(name.as_ref()) {
-            Some(m) => m,
-            None => {
-                self.meta_changed = true;
-                self.meta
-                    .entry(name.into_owned())
-                    .or_insert_with(|| Metadata {
-                        kind: "unknown".into(),
-                        ..Default::default()
-                    })
-            }
-        };
+        }
+        if self
+            .meta
+            .get(name.as_ref())
+            .is_some_and(|m| field(m, e) == text)
+        {
+            return;
+        }
+        self.meta_changed = true;
+        let m = Arc::make_mut(&mut self.meta)
+            .entry(name.into_owned())
+            .or_insert_with(|| Metadata {
+                kind: "unknown".into(),
+                ..Default::default()
+            });
         let field = match e {
             Entry::Help => &mut m.help,
             Entry::Type => &mut m.kind,
             _ => &mut m.unit,
         };
-        if *field != text {
-            *field = text.into_owned();
-            self.meta_changed = true;
-        }
+        *field = text.into_owned();
     }
 
     /// After a failed scrape (its appender rolled back): stale markers at `ts` for every series

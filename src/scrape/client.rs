@@ -17,6 +17,8 @@ pub const MAX_BODY_BYTES: u64 = 512 << 20;
 pub struct TargetClient {
     client: reqwest::Client,
     url: String,
+    /// `url` parsed once (reqwest would parse the string again at every scrape).
+    parsed: Option<reqwest::Url>,
     accept: String,
     timeout: Duration,
     body_limit: u64,
@@ -72,6 +74,7 @@ impl TargetClient {
         });
         Ok(Self {
             client,
+            parsed: reqwest::Url::parse(&url).ok(),
             url,
             accept: cfg.accept_header(),
             timeout: target.timeout,
@@ -126,9 +129,12 @@ impl TargetClient {
             url: self.url.clone(),
             msg: error_chain(&e),
         };
-        let mut req = self
-            .client
-            .get(&self.url)
+        let req = match &self.parsed {
+            Some(u) => self.client.get(u.clone()),
+            // Unparsable: reqwest reports why.
+            None => self.client.get(&self.url),
+        };
+        let mut req = req
             .header(ACCEPT, &self.accept)
             .header(USER_AGENT, concat!("Argus/", env!("CARGO_PKG_VERSION")))
             .header(

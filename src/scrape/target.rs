@@ -7,6 +7,7 @@ use crate::config::{GlobalConfig, PromDuration, parse_duration};
 use argus_storage::{Label, Labels};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// `up`/`down`/`unknown`, as `/api/v1/targets` spells it.
@@ -74,7 +75,7 @@ pub struct Target {
     /// Health of the last scrape. Lock: this mutex (never held across I/O).
     pub status: Mutex<TargetStatus>,
     /// Metadata by family name from the last scrapes. Lock: this mutex.
-    pub metadata: Mutex<BTreeMap<String, Metadata>>,
+    pub metadata: Mutex<Arc<BTreeMap<String, Metadata>>>,
 }
 
 impl Target {
@@ -194,7 +195,7 @@ pub fn populate(
         interval,
         timeout,
         status: Mutex::new(TargetStatus::default()),
-        metadata: Mutex::new(BTreeMap::new()),
+        metadata: Mutex::new(Arc::default()),
     })))
 }
 

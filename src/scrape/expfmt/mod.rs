@@ -186,6 +186,8 @@ pub struct Parser<'a> {
     pub(crate) value_read: bool,
     /// Strict mode: the entry failed on a label name.
     pub(crate) bad_label_name: bool,
+    /// The current series is the one [`Parser::next_expecting`] was told to expect.
+    pub(crate) as_expected: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -215,6 +217,7 @@ impl<'a> Parser<'a> {
             partial: None,
             value_read: false,
             bad_label_name: false,
+            as_expected: false,
         }
     }
 
@@ -222,12 +225,24 @@ impl<'a> Parser<'a> {
     /// [`Parser::err`] says which).
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Entry> {
+        self.next_expecting(&[])
+    }
+
+    /// [`Parser::next`], told the series text the caller expects next: the text of the series
+    /// at the same place in the previous body of the same format (the scrape cache's order).
+    /// When a text-format sample line starts with exactly those bytes followed by a blank, its
+    /// label braces are not scanned again: they are the bytes of a series text this parser
+    /// accepted before, and scanning is deterministic. The result is the same as `next`'s for
+    /// every input; `expect` must be a [`Parser::series`] of an earlier body in this format
+    /// (anything else may let a malformed series through), or empty.
+    pub fn next_expecting(&mut self, expect: &[u8]) -> Option<Entry> {
         if self.done {
             return None;
         }
+        self.as_expected = false;
         let start = self.pos;
         let r = match self.format {
-            Format::Text => self.next_text(),
+            Format::Text => self.next_text(expect),
             Format::OpenMetrics => self.next_openmetrics(),
             Format::Protobuf => Ok(None),
         };
@@ -264,6 +279,12 @@ impl<'a> Parser<'a> {
     /// written in the body. Identical text always decodes to identical labels.
     pub fn series(&self) -> &'a [u8] {
         span(self.buf, self.series)
+    }
+
+    /// True when the current series text is the `expect` of the [`Parser::next_expecting`]
+    /// call that returned it (so the caller need not compare it again).
+    pub fn as_expected(&self) -> bool {
+        self.as_expected
     }
 
     /// Sample value of the current series. Every NaN is Prometheus's canonical NaN
@@ -387,6 +408,17 @@ impl<'a> Parser<'a> {
         )
     }
 
+    /// The current metadata entry (after [`Entry::Help`], [`Entry::Type`] or [`Entry::Unit`])
+    /// as positions in the body, to decode later with [`Meta::decode`] or to compare.
+    pub fn meta(&self, kind: Entry) -> Meta {
+        Meta {
+            kind,
+            name: self.meta_name,
+            text: self.meta_text,
+            ty: self.meta_type,
+        }
+    }
+
     /// Sets `norm` for the series just parsed, from the last `# TYPE`.
     pub(crate) fn set_norm(&mut self) {
         self.norm = None;
@@ -403,6 +435,44 @@ impl<'a> Parser<'a> {
             MetricType::Summary if suffix.is_empty() => Some("quantile"),
             _ => None,
         };
+    }
+}
+
+/// A metadata entry of a body, by position: see [`Parser::meta`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    kind: Entry,
+    name: Span,
+    text: Span,
+    ty: MetricType,
+}
+
+impl Meta {
+    /// Feeds what the entry says (its kind, name and text bytes, type) to `h`.
+    pub fn hash_into(&self, body: &[u8], h: &mut impl std::hash::Hasher) {
+        h.write_u8(self.kind as u8);
+        h.write_u8(self.ty as u8);
+        h.write(span(body, self.name));
+        if self.kind != Entry::Type {
+            h.write(span(body, self.text));
+        }
+    }
+
+    /// (metric name, text): the help text for [`Entry::Help`], the type's name for
+    /// [`Entry::Type`], the unit for [`Entry::Unit`]. `body` and `format` are the parser's.
+    pub fn decode<'b>(&self, body: &'b [u8], format: Format) -> (Cow<'b, str>, Cow<'b, str>) {
+        let name = lex::decode_name(body, self.name);
+        let text = match self.kind {
+            Entry::Help => lex::unescape_help(span(body, self.text), format),
+            Entry::Type => Cow::Borrowed(self.ty.as_str()),
+            _ => String::from_utf8_lossy(span(body, self.text)),
+        };
+        (name, text)
+    }
+
+    /// The entry's kind.
+    pub fn kind(&self) -> Entry {
+        self.kind
     }
 }
 

@@ -362,3 +362,120 @@ mod prop {
         }
     }
 }
+
+/// `next_expecting` with the series texts of an earlier body as hints reads every body exactly
+/// as `next` does: same entries, spans, values, labels and errors, whatever the hints.
+mod expecting {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["a", "a_b", "ab", "# TYPE a histogram\na_bucket"];
+    const BRACES: [&str; 7] = [
+        "",
+        "{x=\"1\"}",
+        "{x=\"1\",le=\"1\"}",
+        " {x=\"1\"}",
+        "{x=\"}\"}",
+        "{x=\"1\",x=\"2\"}",
+        "{\"q.name\",x=\"1\"}",
+    ];
+    const RESTS: [&str; 10] = [
+        " 1",
+        "\t2",
+        " NaN",
+        "  3 123",
+        " {x=\"2\"} 4",
+        " x",
+        "1",
+        " 1 12a",
+        " 1 2 3",
+        "",
+    ];
+
+    fn body(lines: &[(usize, usize, usize)]) -> String {
+        lines
+            .iter()
+            .map(|&(n, b, r)| {
+                format!(
+                    "{}{}{}\n",
+                    NAMES[n % NAMES.len()],
+                    BRACES[b % BRACES.len()],
+                    RESTS[r % RESTS.len()]
+                )
+            })
+            .collect()
+    }
+
+    /// Everything observable about each entry, and the error at the end.
+    fn read(body: &[u8], hints: Option<&[Vec<u8>]>) -> (Vec<String>, Option<ParseError>) {
+        let mut p = Parser::new(body, Format::Text);
+        let mut out = Vec::new();
+        let mut n = 0;
+        loop {
+            let expect = hints.and_then(|h| h.get(n)).map_or(&[][..], |k| &k[..]);
+            let Some(e) = p.next_expecting(expect) else {
+                break;
+            };
+            let mut labels = Vec::new();
+            let l = p.labels(&mut labels);
+            if e == Entry::Series {
+                n += 1;
+            }
+            out.push(format!(
+                "{e:?} {:?} {:?} {} {:?} {l:?} {labels:?}",
+                String::from_utf8_lossy(p.series()),
+                p.metric_name(),
+                p.value().to_bits(),
+                p.timestamp(),
+            ));
+        }
+        (out, p.err().cloned())
+    }
+
+    fn series_texts(body: &[u8]) -> Vec<Vec<u8>> {
+        let mut p = Parser::new(body, Format::Text);
+        let mut out = Vec::new();
+        while let Some(e) = p.next() {
+            if e == Entry::Series {
+                out.push(p.series().to_vec());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn same_as_next_on_a_steady_body() {
+        let a = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nup 1\n";
+        let b = "# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 4\nup 0 17\n";
+        let hints = series_texts(a.as_bytes());
+        let got = read(b.as_bytes(), Some(&hints));
+        assert_eq!(got, read(b.as_bytes(), None));
+        assert!(got.1.is_none() && got.0.len() == 4, "{got:?}");
+        // Every series line took the shortcut.
+        let mut p = Parser::new(b.as_bytes(), Format::Text);
+        let mut taken = Vec::new();
+        while let Some(e) = p.next_expecting(hints.get(taken.len()).map_or(&[][..], |h| &h[..])) {
+            if e == Entry::Series {
+                taken.push(p.as_expected());
+            }
+        }
+        assert_eq!(taken, [true, true, true]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+        #[test]
+        fn same_as_next(
+            prev in proptest::collection::vec((0usize..4, 0usize..7, 0usize..10), 0..8),
+            cur in proptest::collection::vec((0usize..4, 0usize..7, 0usize..10), 0..8),
+            shift in 0usize..3,
+        ) {
+            let a = body(&prev);
+            let b = body(&cur);
+            let mut hints = series_texts(a.as_bytes());
+            let n = shift.min(hints.len());
+            hints.rotate_left(n);
+            prop_assert_eq!(read(b.as_bytes(), Some(&hints)), read(b.as_bytes(), None), "{:?} / {:?}", a, b);
+        }
+    }
+}

@@ -9,7 +9,8 @@ use super::{Entry, Format, MetricType, Parser, span};
 impl Parser<'_> {
     /// The next entry: blank lines skipped, then a comment or a series, read by Prometheus's
     /// rules or, in strict mode, by Go `expfmt`'s (`strict.rs`).
-    pub(crate) fn next_text(&mut self) -> Result<Option<Entry>, String> {
+    /// `expect`: see [`Parser::next_expecting`].
+    pub(crate) fn next_text(&mut self, expect: &[u8]) -> Result<Option<Entry>, String> {
         let b = self.buf;
         self.partial = None;
         loop {
@@ -39,7 +40,7 @@ impl Parser<'_> {
                     if self.strict {
                         self.strict_series(&mut lx)?;
                     } else {
-                        self.text_series(&mut lx)?;
+                        self.text_series(&mut lx, expect)?;
                     }
                     self.pos = lx.pos;
                     return Ok(Some(Entry::Series));
@@ -127,7 +128,59 @@ impl Parser<'_> {
         Ok(kind)
     }
 
-    fn text_series(&mut self, lx: &mut Lexer<'_>) -> Result<(), String> {
+    /// The series text at `lx` when it is `expect` (see [`Parser::next_expecting`]): sets the
+    /// series and name spans as [`lex::scan_labels`] would and moves `lx` past it. `false`
+    /// (nothing changed) when it is not, or when the shortcut does not apply.
+    fn expected_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> bool {
+        let b = self.buf;
+        let start = lx.pos;
+        let end = start + expect.len();
+        // A quoted name inside the braces: rare, left to the full scan.
+        if expect.is_empty()
+            || expect.first() == Some(&b'{')
+            || b.get(start..end) != Some(expect)
+            || !matches!(b.get(end), Some(b' ' | b'\t'))
+        {
+            return false;
+        }
+        if expect.last() != Some(&b'}') {
+            // A name without braces: the full scan would read braces after the blanks.
+            let mut after = Lexer::new(b, end);
+            after.blanks();
+            if after.peek() == Some(b'{') {
+                return false;
+            }
+        }
+        // The name is what precedes the braces (blanks before them trimmed), or all of it: the
+        // text was scanned before.
+        let mut name_len = expect
+            .iter()
+            .position(|&c| c == b'{')
+            .unwrap_or(expect.len());
+        while name_len > 0 && matches!(expect.get(name_len - 1), Some(b' ' | b'\t')) {
+            name_len -= 1;
+        }
+        if name_len == 0 {
+            return false;
+        }
+        let name = (start, start + name_len);
+        self.name = name;
+        self.series = (start, end);
+        lx.pos = end;
+        true
+    }
+
+    fn text_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> Result<(), String> {
+        let start = lx.pos;
+        self.as_expected = self.expected_series(lx, expect);
+        if !self.as_expected {
+            self.scan_series(lx)?;
+        }
+        self.text_value(lx, start)
+    }
+
+    /// Scans the series text at `lx` (name and label braces) and moves `lx` past it.
+    fn scan_series(&mut self, lx: &mut Lexer<'_>) -> Result<(), String> {
         let b = self.buf;
         let start = lx.pos;
         match lx.peek() {
@@ -149,6 +202,12 @@ impl Parser<'_> {
         self.name = name;
         self.series = (start, end);
         lx.pos = end;
+        Ok(())
+    }
+
+    /// The rest of a series line after its series text: value, optional timestamp, newline.
+    fn text_value(&mut self, lx: &mut Lexer<'_>, start: usize) -> Result<(), String> {
+        let b = self.buf;
         if lx.blanks() == 0 {
             return Err(format!(
                 "expected value after metric, got {} while parsing: {:?}",
