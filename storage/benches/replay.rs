@@ -10,7 +10,9 @@
 //! `ARGUS_REPLAY_OPENS` times (default 5, out-of-order window 1 d as the script's server), and
 //! prints each open's wall and process CPU time (user + system, from `/proc/self/stat`, so the
 //! CPU a loaded machine does not inflate) and the median; criterion does not run then. Each
-//! open adds an empty WAL segment to the directory.
+//! open adds an empty WAL segment to the directory. A directory that does not exist is first
+//! written with the synthetic data above (`ARGUS_REPLAY_SERIES` × `ARGUS_REPLAY_SAMPLES`), so
+//! two builds can be compared on the same samples each in its own WAL format.
 
 use argus_storage::{Appendable, Db, Labels, Options, SyncMode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -124,14 +126,18 @@ fn open_dir(dir: &Path, n: usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    if let Ok(dir) = std::env::var("ARGUS_REPLAY_DIR") {
-        open_dir(Path::new(&dir), env_or("ARGUS_REPLAY_OPENS", 5) as usize);
-        return;
-    }
     let (series, samples) = (
         env_or("ARGUS_REPLAY_SERIES", 10_000),
         env_or("ARGUS_REPLAY_SAMPLES", 240),
     );
+    if let Ok(dir) = std::env::var("ARGUS_REPLAY_DIR") {
+        let dir = Path::new(&dir);
+        if !dir.exists() {
+            write(dir, series, samples);
+        }
+        open_dir(dir, env_or("ARGUS_REPLAY_OPENS", 5) as usize);
+        return;
+    }
     let tmp = tempfile::tempdir().expect("tempdir");
     write(tmp.path(), series, samples);
     let wal = dir_bytes(&tmp.path().join("wal"));
