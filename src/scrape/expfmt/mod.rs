@@ -230,7 +230,7 @@ impl<'a> Parser<'a> {
 
     /// [`Parser::next`], told the series text the caller expects next: the text of the series
     /// at the same place in the previous body of the same format (the scrape cache's order).
-    /// When a text-format sample line starts with exactly those bytes followed by a blank, its
+    /// When a sample line (text or OpenMetrics) starts with exactly those bytes and a blank, its
     /// label braces are not scanned again: they are the bytes of a series text this parser
     /// accepted before, and scanning is deterministic. The result is the same as `next`'s for
     /// every input; `expect` must be a [`Parser::series`] of an earlier body in this format
@@ -243,7 +243,7 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         let r = match self.format {
             Format::Text => self.next_text(expect),
-            Format::OpenMetrics => self.next_openmetrics(),
+            Format::OpenMetrics => self.next_openmetrics(expect),
             Format::Protobuf => Ok(None),
         };
         match r {

@@ -10,7 +10,8 @@ use super::text::line_text;
 use super::{Entry, Format, MetricType, Parser, span};
 
 impl Parser<'_> {
-    pub(crate) fn next_openmetrics(&mut self) -> Result<Option<Entry>, String> {
+    /// `expect`: see [`Parser::next_expecting`].
+    pub(crate) fn next_openmetrics(&mut self, expect: &[u8]) -> Result<Option<Entry>, String> {
         let b = self.buf;
         let mut lx = Lexer::new(b, self.pos);
         if self.eof {
@@ -29,11 +30,11 @@ impl Parser<'_> {
                 self.pos = lx.pos;
                 match e {
                     Some(e) => Ok(Some(e)),
-                    None => self.next_openmetrics(),
+                    None => self.next_openmetrics(expect),
                 }
             }
             Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c == b'{' => {
-                self.om_series(&mut lx)?;
+                self.om_series(&mut lx, expect)?;
                 self.pos = lx.pos;
                 Ok(Some(Entry::Series))
             }
@@ -141,19 +142,22 @@ impl Parser<'_> {
         Ok(Some(kind))
     }
 
-    fn om_series(&mut self, lx: &mut Lexer<'_>) -> Result<(), String> {
+    fn om_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> Result<(), String> {
         let b = self.buf;
         let start = lx.pos;
-        let (end, name) = lex::scan_labels(b, start, Format::OpenMetrics, |_, _| {})?;
-        if name.0 == name.1 {
-            return Err(format!(
-                "metric name not set while parsing: {:?}",
-                line_text(b, start)
-            ));
+        self.as_expected = self.expected_series(lx, expect);
+        if !self.as_expected {
+            let (end, name) = lex::scan_labels(b, start, Format::OpenMetrics, |_, _| {})?;
+            if name.0 == name.1 {
+                return Err(format!(
+                    "metric name not set while parsing: {:?}",
+                    line_text(b, start)
+                ));
+            }
+            self.name = name;
+            self.series = (start, end);
+            lx.pos = end;
         }
-        self.name = name;
-        self.series = (start, end);
-        lx.pos = end;
         if !lx.eat(b' ') {
             return Err(format!(
                 "expected value after metric, got {} while parsing: {:?}",

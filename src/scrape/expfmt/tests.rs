@@ -407,8 +407,12 @@ mod expecting {
     }
 
     /// Everything observable about each entry, and the error at the end.
-    fn read(body: &[u8], hints: Option<&[Vec<u8>]>) -> (Vec<String>, Option<ParseError>) {
-        let mut p = Parser::new(body, Format::Text);
+    fn read(
+        body: &[u8],
+        hints: Option<&[Vec<u8>]>,
+        format: Format,
+    ) -> (Vec<String>, Option<ParseError>) {
+        let mut p = Parser::new(body, format);
         let mut out = Vec::new();
         let mut n = 0;
         loop {
@@ -432,8 +436,8 @@ mod expecting {
         (out, p.err().cloned())
     }
 
-    fn series_texts(body: &[u8]) -> Vec<Vec<u8>> {
-        let mut p = Parser::new(body, Format::Text);
+    fn series_texts(body: &[u8], format: Format) -> Vec<Vec<u8>> {
+        let mut p = Parser::new(body, format);
         let mut out = Vec::new();
         while let Some(e) = p.next() {
             if e == Entry::Series {
@@ -447,9 +451,9 @@ mod expecting {
     fn same_as_next_on_a_steady_body() {
         let a = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nup 1\n";
         let b = "# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 4\nup 0 17\n";
-        let hints = series_texts(a.as_bytes());
-        let got = read(b.as_bytes(), Some(&hints));
-        assert_eq!(got, read(b.as_bytes(), None));
+        let hints = series_texts(a.as_bytes(), Format::Text);
+        let got = read(b.as_bytes(), Some(&hints), Format::Text);
+        assert_eq!(got, read(b.as_bytes(), None, Format::Text));
         assert!(got.1.is_none() && got.0.len() == 4, "{got:?}");
         // Every series line took the shortcut.
         let mut p = Parser::new(b.as_bytes(), Format::Text);
@@ -459,6 +463,23 @@ mod expecting {
                 taken.push(p.as_expected());
             }
         }
+        assert_eq!(taken, [true, true, true]);
+        // OpenMetrics too.
+        let (a, b) = (format!("{a}# EOF\n"), format!("{b}# EOF\n"));
+        let om = Format::OpenMetrics;
+        let hints = series_texts(a.as_bytes(), om);
+        assert_eq!(
+            read(b.as_bytes(), Some(&hints), om),
+            read(b.as_bytes(), None, om)
+        );
+        let mut p = Parser::new(b.as_bytes(), om);
+        let mut taken = Vec::new();
+        while let Some(e) = p.next_expecting(hints.get(taken.len()).map_or(&[][..], |h| &h[..])) {
+            if e == Entry::Series {
+                taken.push(p.as_expected());
+            }
+        }
+        assert!(p.err().is_none(), "{:?}", p.err());
         assert_eq!(taken, [true, true, true]);
     }
 
@@ -472,10 +493,25 @@ mod expecting {
         ) {
             let a = body(&prev);
             let b = body(&cur);
-            let mut hints = series_texts(a.as_bytes());
+            let mut hints = series_texts(a.as_bytes(), Format::Text);
             let n = shift.min(hints.len());
             hints.rotate_left(n);
-            prop_assert_eq!(read(b.as_bytes(), Some(&hints)), read(b.as_bytes(), None), "{:?} / {:?}", a, b);
+            prop_assert_eq!(read(b.as_bytes(), Some(&hints), Format::Text), read(b.as_bytes(), None, Format::Text), "{:?} / {:?}", a, b);
+        }
+
+        #[test]
+        fn same_as_next_openmetrics(
+            prev in proptest::collection::vec((0usize..4, 0usize..7, 0usize..10), 0..8),
+            cur in proptest::collection::vec((0usize..4, 0usize..7, 0usize..10), 0..8),
+            shift in 0usize..3,
+        ) {
+            let a = body(&prev) + "# EOF\n";
+            let b = body(&cur) + "# EOF\n";
+            let mut hints = series_texts(a.as_bytes(), Format::OpenMetrics);
+            let n = shift.min(hints.len());
+            hints.rotate_left(n);
+            let om = Format::OpenMetrics;
+            prop_assert_eq!(read(b.as_bytes(), Some(&hints), om), read(b.as_bytes(), None, om), "{:?} / {:?}", a, b);
         }
     }
 }

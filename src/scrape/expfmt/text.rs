@@ -131,7 +131,7 @@ impl Parser<'_> {
     /// The series text at `lx` when it is `expect` (see [`Parser::next_expecting`]): sets the
     /// series and name spans as [`lex::scan_labels`] would and moves `lx` past it. `false`
     /// (nothing changed) when it is not, or when the shortcut does not apply.
-    fn expected_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> bool {
+    pub(crate) fn expected_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> bool {
         let b = self.buf;
         let start = lx.pos;
         let end = start + expect.len();
