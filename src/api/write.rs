@@ -6,10 +6,11 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
-    append_body, append_request_with_starts,
+    IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps, append_body,
+    append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
+use crate::ingest::series_cache::Session;
 use crate::util::time::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -119,12 +120,18 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             enabled: st.ct_zero_ingestion,
             floats: Vec::new(),
         };
+        // Buffers and appender of an earlier request (`SeriesCache::take_session`).
+        let mut session = st.rw_cache.take_session(|| st.db.appender());
+        let Session {
+            decoder: dec,
+            appender: app,
+        } = &mut session;
         if v2 {
             let mut req = crate::ingest::prompb_v2::Request::default();
-            let mut dec = Decoder::new();
             if let Err(e) =
-                remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
+                remote_write_v2::decode_into(dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
             {
+                st.rw_cache.put_session(session, 0);
                 return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
             }
             converted = Some(remote_write_v2::to_v1_with_starts(
@@ -133,16 +140,14 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 &mut starts,
             ));
         }
-        let mut app = st.db.appender();
         let appended = if v2 {
             st.metadata.record(&wr.metadata);
             let limits = st.remote_write_limits;
             append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts)
                 .map_err(Into::into)
         } else {
-            // 1.0: read in place, known series appended by ref (`ingest::series_cache`).
-            let mut dec = Decoder::new();
-            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
+            // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
+            append_body(dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
                 st.metadata.record(&done.metadata);
                 wr.metadata = done.metadata;
                 done.outcome
@@ -157,6 +162,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             }
             Err(IngestError::Decode(e)) => {
                 app.rollback();
+                st.rw_cache.put_session(session, 0);
                 return text(StatusCode::BAD_REQUEST, e.to_string());
             }
             Err(IngestError::Storage(e)) => {
@@ -173,6 +179,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 format!("cannot commit: {e}"),
             );
         }
+        st.rw_cache.put_session(session, outcome.samples_received);
         st.rw_metrics.record(
             outcome.samples_received,
             outcome.samples_written + outcome.histograms_written,

@@ -1,6 +1,8 @@
 //! The remote-write receiver's series cache: the bytes a series' labels arrive as (its label
-//! fields in the protobuf body) → the storage's [`SeriesRef`]. A series seen before is appended
-//! by ref: no label strings are built, validated, hashed into the head or compared there.
+//! fields in the protobuf body) → the storage's [`SeriesHandle`]. A series seen before is
+//! appended through its handle ([`argus_storage::Appender::append_handle`]): no label strings are
+//! built, validated, hashed into the head or compared there, and the head is not searched (the
+//! handle points at its series).
 //!
 //! Keys are whole byte strings compared in full (a hash only picks the slot), so a hit always
 //! names the series those bytes decode to. Only series whose labels passed validation under the
@@ -11,26 +13,44 @@
 //! rotation.
 //!
 //! Concurrency: shards are `parking_lot` read-write locks; lookups take a read lock, inserts a
-//! write lock. Refs belong to one storage: use one cache per `Appendable`.
+//! write lock. Handles belong to one storage: use one cache per `Appendable`. A handle does not
+//! keep its series alive; one the head dropped stays here until its generation is dropped.
 
-use super::remote_write::LabelLimits;
-use argus_storage::SeriesRef;
+use super::remote_write::{Decoder, LabelLimits};
+use argus_storage::{Appender, SeriesHandle};
 use hashbrown::HashTable;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::hash::BuildHasher;
 
 /// Bytes of keys (plus [`ENTRY_OVERHEAD`] each) one generation of all shards may hold: with
 /// ~200-byte label sets that is ~200,000 series; twice that across both generations.
 pub const MAX_BYTES: usize = 48 << 20;
 /// Accounting cost of an entry besides its key: the table slot and the allocation header.
-const ENTRY_OVERHEAD: usize = 48;
+const ENTRY_OVERHEAD: usize = 64;
 /// Number of shards (a power of two).
 const SHARDS: usize = 16;
+/// Most idle [`Session`]s kept (the write handler runs at most a few requests at once).
+const MAX_SESSIONS: usize = 16;
+/// A session is kept only after a request of at most this many samples, whose buffers are
+/// then small: one huge request does not pin its batch's memory.
+pub const MAX_SESSION_SAMPLES: u64 = 1 << 16;
+/// A session is kept only if its decoder holds at most this many bytes.
+const MAX_SESSION_BYTES: usize = 8 << 20;
+
+/// What one request to the cache's storage uses and the next can reuse: a decoder (its buffers)
+/// and an appender (its batch map and buffers), so that a request does not allocate and grow
+/// them anew.
+pub struct Session {
+    /// Decoding buffers.
+    pub decoder: Decoder,
+    /// An appender of the cache's storage, empty (committed or rolled back) between requests.
+    pub appender: Box<dyn Appender>,
+}
 
 struct Entry {
     hash: u64,
     key: Box<[u8]>,
-    sref: SeriesRef,
+    handle: SeriesHandle,
 }
 
 #[derive(Default)]
@@ -45,7 +65,7 @@ impl Shard {
     fn insert(&mut self, e: Entry, cap: usize) {
         let cost = e.key.len() + ENTRY_OVERHEAD;
         match self.cur.find_entry(e.hash, |x| x.key == e.key) {
-            Ok(mut found) => found.get_mut().sref = e.sref,
+            Ok(mut found) => found.get_mut().handle = e.handle,
             Err(_) => {
                 if self.cur_bytes + cost > cap {
                     self.prev = std::mem::take(&mut self.cur);
@@ -58,7 +78,7 @@ impl Shard {
     }
 }
 
-/// Label bytes → series ref, for one storage and one set of label bounds.
+/// Label bytes → series handle, for one storage and one set of label bounds.
 pub struct SeriesCache {
     // Immutable after construction.
     hasher: foldhash::fast::RandomState,
@@ -67,6 +87,8 @@ pub struct SeriesCache {
     shard_cap: usize,
     /// Each shard has its own lock.
     shards: Box<[RwLock<Shard>]>,
+    /// Idle sessions, at most [`MAX_SESSIONS`].
+    sessions: Mutex<Vec<Session>>,
 }
 
 impl SeriesCache {
@@ -81,6 +103,29 @@ impl SeriesCache {
             limits,
             shard_cap: max_bytes / SHARDS,
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            sessions: Mutex::default(),
+        }
+    }
+
+    /// An idle session, or a new one with an appender from `appender` (which must be of the
+    /// storage this cache belongs to).
+    pub fn take_session(&self, appender: impl FnOnce() -> Box<dyn Appender>) -> Session {
+        self.sessions.lock().pop().unwrap_or_else(|| Session {
+            decoder: Decoder::new(),
+            appender: appender(),
+        })
+    }
+
+    /// Keeps `session` (its appender committed or rolled back) for a later request, unless
+    /// its last request held `samples` samples, more than [`MAX_SESSION_SAMPLES`], or enough
+    /// are kept.
+    pub fn put_session(&self, session: Session, samples: u64) {
+        if samples > MAX_SESSION_SAMPLES || session.decoder.retained_bytes() > MAX_SESSION_BYTES {
+            return;
+        }
+        let mut idle = self.sessions.lock();
+        if idle.len() < MAX_SESSIONS {
+            idle.push(session);
         }
     }
 
@@ -97,8 +142,9 @@ impl SeriesCache {
             .unwrap_or_else(|| unreachable!("BUG: shard index masked"))
     }
 
-    /// The ref stored for `key`. Safe to call from many threads.
-    pub fn get(&self, key: &[u8]) -> Option<SeriesRef> {
+    /// The handle stored for `key` (a clone: no lock is held meanwhile). Safe to call from
+    /// many threads.
+    pub fn get(&self, key: &[u8]) -> Option<SeriesHandle> {
         let hash = self.hasher.hash_one(key);
         let shard = self.shard(hash);
         let prev = {
@@ -106,9 +152,9 @@ impl SeriesCache {
             // The full hash first: the key's bytes live elsewhere (a cache miss to compare).
             let eq = |e: &Entry| e.hash == hash && *e.key == *key;
             if let Some(e) = s.cur.find(hash, eq) {
-                return Some(e.sref);
+                return Some(e.handle.clone());
             }
-            s.prev.find(hash, eq)?.sref
+            s.prev.find(hash, eq)?.handle.clone()
         };
         // Still in use: move it to the current generation.
         let mut s = shard.write();
@@ -123,13 +169,13 @@ impl SeriesCache {
     }
 
     /// Remembers that `key` (label bytes that passed validation under [`SeriesCache::limits`])
-    /// is the series `sref`.
-    pub fn insert(&self, key: &[u8], sref: SeriesRef) {
+    /// is the series `handle` names.
+    pub fn insert(&self, key: &[u8], handle: SeriesHandle) {
         let hash = self.hasher.hash_one(key);
         let e = Entry {
             hash,
             key: key.into(),
-            sref,
+            handle,
         };
         self.shard(hash).write().insert(e, self.shard_cap);
     }
@@ -154,19 +200,28 @@ impl SeriesCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argus_storage::SeriesRef;
+
+    fn h(r: u64) -> SeriesHandle {
+        SeriesHandle::from_ref(SeriesRef(r))
+    }
+
+    fn r(h: Option<SeriesHandle>) -> Option<u64> {
+        h.map(|h| h.series_ref().0)
+    }
 
     #[test]
     fn keys_compare_in_full_and_generations_rotate() {
         let max = 1 << 20;
         let c = SeriesCache::with_max_bytes(LabelLimits::default(), max);
-        assert_eq!(c.get(b"a"), None);
-        c.insert(b"a", SeriesRef(1));
-        c.insert(b"ab", SeriesRef(2));
-        assert_eq!(c.get(b"a"), Some(SeriesRef(1)));
-        assert_eq!(c.get(b"ab"), Some(SeriesRef(2)));
-        assert_eq!(c.get(b"b"), None);
-        c.insert(b"a", SeriesRef(3));
-        assert_eq!(c.get(b"a"), Some(SeriesRef(3)));
+        assert_eq!(r(c.get(b"a")), None);
+        c.insert(b"a", h(1));
+        c.insert(b"ab", h(2));
+        assert_eq!(r(c.get(b"a")), Some(1));
+        assert_eq!(r(c.get(b"ab")), Some(2));
+        assert_eq!(r(c.get(b"b")), None);
+        c.insert(b"a", h(3));
+        assert_eq!(r(c.get(b"a")), Some(3));
         assert_eq!(c.len(), 2);
         // Far more keys than fit: memory stays bounded, recent keys stay.
         let n = 4 * max / (ENTRY_OVERHEAD + 256);
@@ -176,13 +231,13 @@ mod tests {
             k
         };
         for i in 0..n {
-            c.insert(&key(i), SeriesRef(i as u64));
+            c.insert(&key(i), h(i as u64));
             // Key 0 is written all along: it survives every rotation.
-            assert_eq!(c.get(&key(0)), Some(SeriesRef(0)));
+            assert_eq!(r(c.get(&key(0))), Some(0));
         }
         let bytes = c.len() * (ENTRY_OVERHEAD + 256);
         assert!(bytes <= 2 * max, "{bytes} bytes cached");
         assert!(c.len() < n, "old entries were dropped");
-        assert_eq!(c.get(&key(n - 1)), Some(SeriesRef(n as u64 - 1)));
+        assert_eq!(r(c.get(&key(n - 1))), Some(n as u64 - 1));
     }
 }
