@@ -91,13 +91,14 @@ impl Decoder {
         if size > limit {
             return Err(DecodeError::TooLarge { size, limit });
         }
-        self.buf.clear();
+        // Every byte is written by the decompression: only a grown tail is zeroed first.
         self.buf.resize(size, 0);
         let n = self
             .snappy
             .decompress(body, &mut self.buf)
             .map_err(|e| DecodeError::Snappy(e.to_string()))?;
-        Ok(self.buf.get(..n).unwrap_or_default())
+        self.buf.truncate(n);
+        Ok(&self.buf)
     }
 }
 
