@@ -6,9 +6,8 @@
 //! disk does not set the pace) in live remote write's shape, one sample for each of 2,000
 //! already known series per request, each request one scrape round later than the one before:
 //! `append_body` (in-place scan, series cache, append by handle) against the prost path
-//! (`decode_into` + `append_request`, labels built and looked up per series), each reusing one
-//! decoder and one appender as the server's write sessions do. Only decoding, appending and
-//! committing are timed, not building the next body.
+//! (`decode_into` + `append_request`, labels built and looked up per series). Only decoding,
+//! appending and committing are timed, not building the next body.
 
 use argus::ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::{
@@ -149,9 +148,8 @@ fn bench_db(c: &mut Criterion) {
         let mut dec = Decoder::new();
         let mut req = WriteRequest::default();
         let mut round = 0i64;
-        // One appender for all requests, as the server's write sessions reuse theirs.
-        let mut app = db.appender();
         let mut run = |body: &[u8], now: i64| {
+            let mut app = db.appender();
             let written = if prost_path {
                 dec.decode_into(body, MAX_DECOMPRESSED_BYTES, &mut req)
                     .expect("decode");

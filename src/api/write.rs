@@ -6,11 +6,10 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps, append_body,
-    append_request_with_starts,
+    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
+    append_body, append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
-use crate::ingest::series_cache::Session;
 use crate::util::time::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -120,18 +119,12 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             enabled: st.ct_zero_ingestion,
             floats: Vec::new(),
         };
-        // Buffers and appender of an earlier request (`SeriesCache::take_session`).
-        let mut session = st.rw_cache.take_session(|| st.db.appender());
-        let Session {
-            decoder: dec,
-            appender: app,
-        } = &mut session;
         if v2 {
             let mut req = crate::ingest::prompb_v2::Request::default();
+            let mut dec = Decoder::new();
             if let Err(e) =
-                remote_write_v2::decode_into(dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
+                remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
             {
-                st.rw_cache.put_session(session, 0);
                 return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
             }
             converted = Some(remote_write_v2::to_v1_with_starts(
@@ -140,6 +133,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 &mut starts,
             ));
         }
+        let mut app = st.db.appender();
         let appended = if v2 {
             st.metadata.record(&wr.metadata);
             let limits = st.remote_write_limits;
@@ -147,7 +141,8 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 .map_err(Into::into)
         } else {
             // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
-            append_body(dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
+            let mut dec = Decoder::new();
+            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
                 st.metadata.record(&done.metadata);
                 wr.metadata = done.metadata;
                 done.outcome
@@ -162,7 +157,6 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             }
             Err(IngestError::Decode(e)) => {
                 app.rollback();
-                st.rw_cache.put_session(session, 0);
                 return text(StatusCode::BAD_REQUEST, e.to_string());
             }
             Err(IngestError::Storage(e)) => {
@@ -179,7 +173,6 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 format!("cannot commit: {e}"),
             );
         }
-        st.rw_cache.put_session(session, outcome.samples_received);
         st.rw_metrics.record(
             outcome.samples_received,
             outcome.samples_written + outcome.histograms_written,

@@ -60,15 +60,6 @@ impl Decoder {
         Self::default()
     }
 
-    /// Bytes the decoder's buffers hold between requests (capacities).
-    pub fn retained_bytes(&self) -> usize {
-        use std::mem::size_of;
-        self.buf.capacity()
-            + self.scan.samples.capacity() * size_of::<super::prompb::Sample>()
-            + self.scan.series.capacity() * size_of::<super::remote_write_scan::ScannedSeries>()
-            + self.handles.capacity() * size_of::<Option<SeriesHandle>>()
-    }
-
     /// Decompresses `body` (snappy block format) and decodes it into `req` (cleared first).
     /// Allocates at most `limit` bytes for the decompressed body.
     pub fn decode_into(

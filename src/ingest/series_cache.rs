@@ -16,10 +16,10 @@
 //! write lock. Handles belong to one storage: use one cache per `Appendable`. A handle does not
 //! keep its series alive; one the head dropped stays here until its generation is dropped.
 
-use super::remote_write::{Decoder, LabelLimits};
-use argus_storage::{Appender, SeriesHandle};
+use super::remote_write::LabelLimits;
+use argus_storage::SeriesHandle;
 use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use std::hash::BuildHasher;
 
 /// Bytes of keys (plus [`ENTRY_OVERHEAD`] each) one generation of all shards may hold: with
@@ -30,24 +30,6 @@ pub const MAX_BYTES: usize = 48 << 20;
 const ENTRY_OVERHEAD: usize = 64;
 /// Number of shards (a power of two).
 const SHARDS: usize = 16;
-/// Most idle [`Session`]s kept (the write handler runs at most a few requests at once).
-const MAX_SESSIONS: usize = 16;
-/// A session is kept only after a request of at most this many samples, whose buffers are
-/// then small: one huge request does not pin its batch's memory.
-pub const MAX_SESSION_SAMPLES: u64 = 1 << 16;
-/// A session is kept only if its decoder holds at most this many bytes.
-const MAX_SESSION_BYTES: usize = 8 << 20;
-
-/// What one request to the cache's storage uses and the next can reuse: a decoder (its buffers)
-/// and an appender (its batch map and buffers), so that a request does not allocate and grow
-/// them anew.
-pub struct Session {
-    /// Decoding buffers.
-    pub decoder: Decoder,
-    /// An appender of the cache's storage, empty (committed or rolled back) between requests.
-    pub appender: Box<dyn Appender>,
-}
-
 /// One cached series: where its key is in its generation's `keys`, and its handle.
 struct Entry {
     hash: u64,
@@ -157,8 +139,6 @@ pub struct SeriesCache {
     shard_cap: usize,
     /// Each shard has its own lock.
     shards: Box<[RwLock<Shard>]>,
-    /// Idle sessions, at most [`MAX_SESSIONS`].
-    sessions: Mutex<Vec<Session>>,
 }
 
 impl SeriesCache {
@@ -173,29 +153,6 @@ impl SeriesCache {
             limits,
             shard_cap: max_bytes / SHARDS,
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            sessions: Mutex::default(),
-        }
-    }
-
-    /// An idle session, or a new one with an appender from `appender` (which must be of the
-    /// storage this cache belongs to).
-    pub fn take_session(&self, appender: impl FnOnce() -> Box<dyn Appender>) -> Session {
-        self.sessions.lock().pop().unwrap_or_else(|| Session {
-            decoder: Decoder::new(),
-            appender: appender(),
-        })
-    }
-
-    /// Keeps `session` (its appender committed or rolled back) for a later request, unless
-    /// its last request held `samples` samples, more than [`MAX_SESSION_SAMPLES`], or enough
-    /// are kept.
-    pub fn put_session(&self, session: Session, samples: u64) {
-        if samples > MAX_SESSION_SAMPLES || session.decoder.retained_bytes() > MAX_SESSION_BYTES {
-            return;
-        }
-        let mut idle = self.sessions.lock();
-        if idle.len() < MAX_SESSIONS {
-            idle.push(session);
         }
     }
 
