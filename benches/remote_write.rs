@@ -5,7 +5,7 @@
 //! `db/*`: the receiver's whole path into a real `Db` (head + WAL, `SyncMode::Buffer` so the
 //! disk does not set the pace) in live remote write's shape, one sample for each of 2,000
 //! already known series per request, each request one scrape round later than the one before:
-//! `append_body` (in-place scan, series cache, append by ref) against the prost path
+//! `append_body` (in-place scan, series cache, append by handle) against the prost path
 //! (`decode_into` + `append_request`, labels built and looked up per series). Only decoding,
 //! appending and committing are timed, not building the next body.
 

@@ -140,7 +140,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts)
                 .map_err(Into::into)
         } else {
-            // 1.0: read in place, known series appended by ref (`ingest::series_cache`).
+            // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
             let mut dec = Decoder::new();
             append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
                 st.metadata.record(&done.metadata);

@@ -11,7 +11,7 @@
 use super::prompb::{MetricMetadata, TimeSeries, WriteRequest};
 use super::remote_write_scan::{Scan, for_each_label};
 use super::series_cache::SeriesCache;
-use argus_storage::{Appender, Error as StorageError, Label, Labels, SeriesRef};
+use argus_storage::{Appender, Error as StorageError, Label, Labels, SeriesHandle};
 use prost::Message;
 
 /// Largest accepted request body (compressed), as Prometheus: 32 MiB.
@@ -43,12 +43,15 @@ pub enum DecodeError {
     Protobuf(String),
 }
 
-/// Reusable decoding state: the decompression buffer and the scan survive between requests.
+/// Reusable decoding state: the decompression buffer, the scan and the series handles found
+/// for it survive between requests.
 #[derive(Default)]
 pub struct Decoder {
     buf: Vec<u8>,
     snappy: snap::raw::Decoder,
     scan: Scan,
+    /// The cache's handle for each series of `scan` (None: not cached).
+    handles: Vec<Option<SeriesHandle>>,
 }
 
 impl Decoder {
@@ -79,13 +82,14 @@ impl Decoder {
         if size > limit {
             return Err(DecodeError::TooLarge { size, limit });
         }
-        self.buf.clear();
+        // Every byte is written by the decompression: only a grown tail is zeroed first.
         self.buf.resize(size, 0);
         let n = self
             .snappy
             .decompress(body, &mut self.buf)
             .map_err(|e| DecodeError::Snappy(e.to_string()))?;
-        Ok(self.buf.get(..n).unwrap_or_default())
+        self.buf.truncate(n);
+        Ok(&self.buf)
     }
 }
 
@@ -486,16 +490,18 @@ pub fn append_body(
     now_ms: i64,
 ) -> Result<Ingested, IngestError> {
     dec.decompress(body, MAX_DECOMPRESSED_BYTES)?;
-    let Decoder { buf, scan, .. } = dec;
+    let Decoder {
+        buf, scan, handles, ..
+    } = dec;
     let buf: &[u8] = buf;
-    if scan.scan(buf) {
+    if scan.scan(buf) && lookup_scanned(cache, buf, scan, handles) {
         let metadata: Option<Vec<MetricMetadata>> = scan
             .metadata
             .iter()
             .map(|r| MetricMetadata::decode(buf.get(r.clone())?).ok())
             .collect();
         if let Some(metadata) = metadata {
-            let outcome = append_scanned(app, cache, buf, scan, now_ms)?;
+            let outcome = append_scanned(app, cache, buf, scan, handles, now_ms)?;
             return Ok(Ingested { outcome, metadata });
         }
     }
@@ -509,7 +515,29 @@ pub fn append_body(
     })
 }
 
-/// The validated labels that label fields `key` (as scanned) decode to.
+/// Looks up each scanned series in `cache` into `handles`, and checks the label fields of
+/// those it does not know (known bytes passed that check when they were cached). False when
+/// one is not in the scan's shape: the body then goes to prost, with nothing appended yet.
+fn lookup_scanned(
+    cache: &SeriesCache,
+    buf: &[u8],
+    scan: &Scan,
+    handles: &mut Vec<Option<SeriesHandle>>,
+) -> bool {
+    handles.clear();
+    for series in &scan.series {
+        let key = buf.get(series.labels.clone()).unwrap_or_default();
+        let h = cache.get(key);
+        if h.is_none() && !for_each_label(key, |_, _| {}) {
+            handles.clear();
+            return false;
+        }
+        handles.push(h);
+    }
+    true
+}
+
+/// The validated labels that label fields `key` (as scanned and checked) decode to.
 fn labels_of_key(key: &[u8], limits: &LabelLimits) -> Result<Labels, String> {
     let mut ts = TimeSeries {
         labels: Vec::new(),
@@ -531,26 +559,28 @@ fn show_key(key: &[u8], limits: &LabelLimits) -> String {
     labels_of_key(key, limits).map_or_else(|e| format!("<{e}>"), |l| l.to_string())
 }
 
-/// [`append_request_limited`] over a scanned body: the same verdicts and messages.
+/// [`append_request_limited`] over a scanned body whose series `lookup_scanned` found: the
+/// same verdicts and messages.
 fn append_scanned(
     app: &mut dyn Appender,
     cache: &SeriesCache,
     buf: &[u8],
     scan: &Scan,
+    handles: &[Option<SeriesHandle>],
     now_ms: i64,
 ) -> Result<Outcome, StorageError> {
     let limits = cache.limits();
     let mut out = Outcome::default();
     let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
-    for series in &scan.series {
+    for (series, cached) in scan.series.iter().zip(handles) {
         let key = buf.get(series.labels.clone()).unwrap_or_default();
         let samples = scan.samples.get(series.samples.clone()).unwrap_or_default();
         let n = samples.len() as u64;
         out.samples_received += n;
-        // Either a ref from the cache, or labels that passed validation.
-        let mut sref: Option<SeriesRef> = cache.get(key);
+        // Either the cache's handle, or labels that passed validation.
+        let mut fresh: Option<SeriesHandle> = None;
         let mut labels: Option<Labels> = None;
-        if sref.is_none() {
+        if cached.is_none() {
             match labels_of_key(key, limits) {
                 Ok(l) => labels = Some(l),
                 Err(msg) => {
@@ -577,8 +607,8 @@ fn append_scanned(
                 });
                 continue;
             }
-            let res = match sref {
-                Some(r) => app.append_ref(r, s.timestamp, s.value),
+            let res = match fresh.as_ref().or(cached.as_ref()) {
+                Some(h) => app.append_handle(h, s.timestamp, s.value),
                 None => Ok(None),
             };
             let res = match res {
@@ -597,7 +627,9 @@ fn append_scanned(
                     };
                     let res = app.append(None, &l, s.timestamp, s.value);
                     if let Ok(r) = res {
-                        cache.insert(key, r);
+                        let h = app.handle(r);
+                        cache.insert(key, h.clone());
+                        fresh = Some(h);
                     }
                     labels = Some(l);
                     res
@@ -605,10 +637,7 @@ fn append_scanned(
                 Err(e) => Err(e),
             };
             match res {
-                Ok(r) => {
-                    sref = Some(r);
-                    out.samples_written += 1;
-                }
+                Ok(_) => out.samples_written += 1,
                 Err(e) => match reason_of(&e) {
                     Some(reason) => out.reject(reason, 1, || {
                         format!("{e} for series {} at {}", show(&labels), s.timestamp)
@@ -982,6 +1011,132 @@ mod tests {
             Err(IngestError::Decode(DecodeError::Snappy(_)))
         ));
         app.rollback();
+    }
+
+    /// The series cache across a head cut: a series the compaction dropped from the head is
+    /// re-created from its labels when it is written again (its cached handle is stale), later
+    /// requests use the new series' handle, and every sample lands once, in the right series.
+    #[test]
+    fn cached_series_survive_the_head_dropping_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = argus_storage::Options {
+            background: false,
+            sync: argus_storage::SyncMode::Buffer,
+            block_range_ms: 10_000,
+            ..Default::default()
+        };
+        let db = argus_storage::Db::open(dir.path(), opts).unwrap();
+        let cache = SeriesCache::new(LabelLimits::default());
+        let mut dec = Decoder::new();
+        let (a, b) = ([("__name__", "a"), ("job", "x")], [("__name__", "b")]);
+        let mut send = |timeseries: Vec<TimeSeries>| {
+            let body = encode(&WriteRequest {
+                timeseries,
+                metadata: vec![],
+            });
+            let mut app = db.appender();
+            let out = append_body(&mut dec, &cache, &body, app.as_mut(), 0).unwrap();
+            app.commit().unwrap();
+            assert_eq!(out.outcome.rejected_total, 0, "{:?}", out.outcome.messages);
+            out.outcome.samples_written
+        };
+        assert_eq!(
+            send(vec![series(&a, &[(1000, 1.0)]), series(&b, &[(1000, 1.0)])]),
+            2
+        );
+        assert_eq!(send(vec![series(&b, &[(25_000, 2.0)])]), 1);
+        assert_eq!(cache.len(), 2);
+        // The head spans 1.5 block ranges: [0, 10 s) goes to a block, a leaves the head.
+        db.compact().unwrap();
+        assert_eq!(db.metrics().head_series, 1);
+        assert_eq!(
+            send(vec![
+                series(&a, &[(30_000, 3.0), (31_000, 4.0)]),
+                series(&b, &[(30_000, 3.0)]),
+            ]),
+            3
+        );
+        assert_eq!(send(vec![series(&a, &[(32_000, 5.0)])]), 1);
+        assert_eq!(db.metrics().head_series, 2, "one new series for a");
+        assert_eq!(cache.len(), 2);
+        let bits = |v: &[(i64, f64)]| v.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(
+            dump_db(&db),
+            vec![
+                (
+                    r#"{__name__="a", job="x"}"#.to_string(),
+                    bits(&[(1000, 1.0), (30_000, 3.0), (31_000, 4.0), (32_000, 5.0)])
+                ),
+                (
+                    r#"{__name__="b"}"#.to_string(),
+                    bits(&[(1000, 1.0), (25_000, 2.0), (30_000, 3.0)])
+                ),
+            ]
+        );
+    }
+
+    /// The scan does not look inside label fields; those the cache does not know are checked
+    /// before anything is appended, and a body failing the check gets prost's answer: a 400 for
+    /// invalid UTF-8 (nothing stored), the samples stored for a label with an unknown field
+    /// (which prost skips).
+    #[test]
+    fn unchecked_label_bytes_get_the_prost_answer() {
+        fn ld(tag: u8, payload: &[u8]) -> Vec<u8> {
+            let mut v = vec![tag, payload.len() as u8];
+            v.extend_from_slice(payload);
+            v
+        }
+        let label = |name: &[u8], value: &[u8], extra: &[u8]| {
+            let mut l = ld(0x0a, name);
+            l.extend(ld(0x12, value));
+            l.extend_from_slice(extra);
+            ld(0x0a, &l)
+        };
+        let one_sample = |t: u8| {
+            let mut s = vec![0x09];
+            s.extend_from_slice(&1.5f64.to_le_bytes());
+            s.extend([0x10, t]);
+            ld(0x12, &s)
+        };
+        let body = |labels: Vec<u8>, t: u8| {
+            let mut ts = labels;
+            ts.extend(one_sample(t));
+            let mut raw = ld(0x0a, &ts);
+            // A known series first, so that the bad one comes after an appendable one.
+            let mut good = label(b"__name__", b"good", &[]);
+            good.extend(one_sample(t));
+            raw.splice(0..0, ld(0x0a, &good));
+            snap::raw::Encoder::new().compress_vec(&raw).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path());
+        let cache = SeriesCache::new(LabelLimits::default());
+        let mut dec = Decoder::new();
+        let mut app = db.appender();
+        let ok = body(label(b"__name__", b"x", &[]), 10);
+        append_body(&mut dec, &cache, &ok, app.as_mut(), 0).unwrap();
+        app.commit().unwrap();
+        assert_eq!(cache.len(), 2);
+        let bad_utf8 = body(label(b"__name__", b"\xff", &[]), 20);
+        assert!(matches!(
+            append_body(&mut dec, &cache, &bad_utf8, app.as_mut(), 0),
+            Err(IngestError::Decode(DecodeError::Protobuf(_)))
+        ));
+        app.commit().unwrap();
+        let unknown_field = body(label(b"__name__", b"y", &[0x18, 0x01]), 30);
+        let out = append_body(&mut dec, &cache, &unknown_field, app.as_mut(), 0).unwrap();
+        app.commit().unwrap();
+        assert_eq!(out.outcome.samples_written, 2);
+        assert_eq!(cache.len(), 2, "the prost path does not fill the cache");
+        let v = 1.5f64.to_bits();
+        assert_eq!(
+            dump_db(&db),
+            vec![
+                (r#"{__name__="good"}"#.to_string(), vec![(10, v), (30, v)]),
+                (r#"{__name__="x"}"#.to_string(), vec![(10, v)]),
+                (r#"{__name__="y"}"#.to_string(), vec![(30, v)]),
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! other shape (or malformed) is left to prost ([`super::remote_write::Decoder::decode_into`]),
 //! which decides what it means or why it is invalid, so both paths accept the same bodies.
 //!
+//! The scan does not look inside the label fields: a series' labels are checked (shape and
+//! UTF-8, [`for_each_label`]) only when the series cache does not know their bytes, since bytes
+//! it knows passed that check before. A label field that fails it sends the body to prost too.
+//!
 //! ```text
 //! WriteRequest  1: TimeSeries (len)   3: MetricMetadata (len, decoded by prost)
 //! TimeSeries    1: Label (len), all before or after each other   2: Sample (len)
@@ -30,7 +34,8 @@ const KEY_TIMESTAMP: u64 = 2 << 3;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScannedSeries {
     /// Bytes of the body holding the series' label fields (tags included): the same bytes
-    /// always decode to the same labels, so they key the series cache.
+    /// always decode to the same labels, so they key the series cache. Not checked inside:
+    /// see [`for_each_label`].
     pub labels: Range<usize>,
     /// Its samples, in [`Scan::samples`].
     pub samples: Range<usize>,
@@ -71,8 +76,9 @@ fn payload(buf: &[u8], pos: &mut usize, end: usize) -> Option<Range<usize>> {
     Some(start..stop)
 }
 
-/// Calls `f(name, value)` for each label of the label fields `key` (as scanned: well-formed,
-/// UTF-8). Returns false if `key` is not such bytes.
+/// Calls `f(name, value)` for each label of the label fields `key` (as scanned). Returns false
+/// if `key` is not well-formed `Label` messages in the scan's shape with UTF-8 names and values
+/// (`f` may have been called for the labels before the bad one).
 pub fn for_each_label(key: &[u8], mut f: impl FnMut(&str, &str)) -> bool {
     let mut pos = 0;
     while pos < key.len() {
@@ -162,8 +168,8 @@ impl Scan {
             let field = pos;
             match varint(buf, &mut pos)? {
                 KEY_1_LEN => {
-                    let p = payload(buf, &mut pos, r.end)?;
-                    label(buf, p)?;
+                    // The label message itself is checked when the series is not cached.
+                    payload(buf, &mut pos, r.end)?;
                     labels = match labels {
                         None => Some(field..pos),
                         Some(l) if l.end == field => Some(l.start..pos),
@@ -214,8 +220,7 @@ mod tests {
         ];
         check(&ok, true);
         check(&ok[..ok.len() - 1], false);
-        // An unknown field in a sample, a label split by a sample, exemplars, a bad varint,
-        // invalid UTF-8.
+        // An unknown field in a sample, a label split by a sample, exemplars, a bad varint.
         check(&[0x0a, 0x04, 0x12, 0x02, 0x18, 0x01], false);
         check(
             &[
@@ -225,7 +230,19 @@ mod tests {
         );
         check(&[0x0a, 0x02, 0x1a, 0x00], false);
         check(&[0xff; 11], false);
-        check(&[0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0xff], false);
+        // Invalid UTF-8 in a label, an unknown field in a label: the scan accepts the body,
+        // the label check does not.
+        for body in [
+            &[0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0xff][..],
+            &[0x0a, 0x04, 0x0a, 0x02, 0x18, 0x01][..],
+        ] {
+            let mut scan = Scan::default();
+            assert!(scan.scan(body), "{body:02x?}");
+            assert!(!for_each_label(
+                &body[scan.series[0].labels.clone()],
+                |_, _| {}
+            ));
+        }
     }
 
     fn arb_request() -> impl Strategy<Value = WriteRequest> {
@@ -267,12 +284,14 @@ mod tests {
             }
         }
 
-        /// Whatever the scan accepts, prost decodes to the same series and samples.
+        /// Whatever the scan and the label check accept, prost decodes to the same series and
+        /// samples.
         #[test]
         fn scan_agrees_with_prost(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut scan = Scan::default();
             let meta_ok = |scan: &Scan| scan.metadata.iter().all(|r| MetricMetadata::decode(&bytes[r.clone()]).is_ok());
-            if scan.scan(&bytes) && meta_ok(&scan) {
+            let labels_ok = |scan: &Scan| scan.series.iter().all(|s| for_each_label(&bytes[s.labels.clone()], |_, _| {}));
+            if scan.scan(&bytes) && meta_ok(&scan) && labels_ok(&scan) {
                 let req = WriteRequest::decode(&bytes[..]).unwrap();
                 prop_assert_eq!(scan.series.len(), req.timeseries.len());
                 for (s, ts) in scan.series.iter().zip(&req.timeseries) {

@@ -165,11 +165,56 @@ pub trait Appender: Send {
         let _ = (series, t, v);
         Ok(None)
     }
+    /// A [`SeriesHandle`] for `series`, a ref this storage returned from `append` earlier: what
+    /// callers that cache series keep instead of the ref, to append by
+    /// [`Appender::append_handle`]. Costs one lookup by ref; call it once per new series. The
+    /// default wraps the ref.
+    fn handle(&self, series: SeriesRef) -> SeriesHandle {
+        SeriesHandle::from_ref(series)
+    }
+    /// [`Appender::append_ref`] through a handle from [`Appender::handle`]: the head reaches
+    /// the series directly, without a lookup by ref, a map lock or a reference count held by
+    /// the handle. Returns `Ok(None)` when the series is gone (the head dropped it since, e.g.
+    /// after a compaction emptied it): the caller then appends by labels and takes a new
+    /// handle. The default appends by the handle's ref.
+    fn append_handle(
+        &mut self,
+        series: &SeriesHandle,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<Option<SeriesRef>> {
+        self.append_ref(series.sref, t, v)
+    }
     /// Writes the batch to the WAL (fsynced per the configured policy), then makes it visible to
     /// queries. After an `Ok`, the samples survive a crash. The appender may be reused.
     fn commit(&mut self) -> Result<()>;
     /// Discards the batch. The appender may be reused.
     fn rollback(&mut self);
+}
+
+/// What a caller caches for a series to append to it by [`Appender::append_handle`]: the
+/// series' ref and, for the `Db`, a weak pointer to the head's series. A handle does not keep
+/// the series alive: when the head drops the series the handle goes stale, which
+/// `append_handle` reports. Valid only for the storage whose appender made it.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesHandle {
+    pub(crate) sref: SeriesRef,
+    pub(crate) series: std::sync::Weak<crate::head::series::Series>,
+}
+
+impl SeriesHandle {
+    /// A handle holding only `sref` (for storages without direct access to their series).
+    pub fn from_ref(sref: SeriesRef) -> Self {
+        Self {
+            sref,
+            series: std::sync::Weak::new(),
+        }
+    }
+
+    /// The series' ref.
+    pub fn series_ref(&self) -> SeriesRef {
+        self.sref
+    }
 }
 
 /// Refuses a created timestamp that is not older than its sample (`ErrCTNewerThanSample`).

@@ -5,7 +5,7 @@ use super::histogram::PENDING_HISTOGRAM_BITS;
 use super::series::{Applied, Series, U64Map};
 use crate::error::{Error, Result};
 use crate::histogram::FloatHistogram;
-use crate::interface::Appender;
+use crate::interface::{Appender, SeriesHandle};
 use crate::model::{Labels, SeriesRef, Timestamp};
 use crate::wal::record::RefHistogram;
 use crate::wal::{RefSample, RefSeries, record};
@@ -116,46 +116,79 @@ impl HeadAppender {
         e
     }
 
-    /// Appends a float sample to `s` (found by labels or ref): checks it against the series'
-    /// committed data and this batch's pending sample.
-    fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<SeriesRef> {
+    /// Appends a float sample to `s` (found by labels, ref or handle): checks it against the
+    /// series' committed data and this batch's pending sample. `Ok(None)` when the head has
+    /// dropped `s` (only a series reached through a handle can be: the maps hand out only
+    /// series they hold).
+    fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
+        use std::collections::hash_map::Entry;
         let id = s.id;
-        // The batch keeps `s` (no second reference count round trip per sample).
-        let (idx, pending) = match self.pending.get(&id) {
-            Some(&p) => p,
-            None => self.batch_add(s),
+        let (window, files) = (self.head.opts.ooo_window, &self.head.chunk_files);
+        // One probe of the batch map per sample: the entry is filled once the sample is in.
+        let entry = self.pending.entry(id);
+        let pending = match &entry {
+            Entry::Occupied(o) => o.get().1,
+            Entry::Vacant(_) => None,
         };
-        let Some(s) = self.series.get(idx as usize) else {
-            unreachable!("BUG: batch index {idx} without its series");
+        let verdict = {
+            let d = s.data.lock();
+            // A series in the batch is held by it, so only a new one can have been dropped.
+            if matches!(entry, Entry::Vacant(_)) && s.removed.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            d.check(pending, t, v, window, files)
         };
-        let verdict = s.data.lock().check(
-            pending,
-            t,
-            v,
-            self.head.opts.ooo_window,
-            &self.head.chunk_files,
-        );
-        match verdict {
+        // `Some(newest)`: accepted, and the batch's newest in-order sample becomes `newest`.
+        let accepted = match verdict {
             Applied::InOrder => {
                 // Half a block range behind the head's newest sample is out of bounds, unless the
                 // out-of-order window admits it (Prometheus routes such samples to its OOO head;
                 // ours keeps them in the series, and cuts below the min valid time become
                 // overlapping blocks).
                 if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
-                    return Err(self.reject(Applied::RejectOutOfBounds));
+                    Err(Applied::RejectOutOfBounds)
+                } else {
+                    Ok(Some((t, v.to_bits())))
                 }
-                self.pending.insert(id, (idx, Some((t, v.to_bits()))));
             }
             Applied::OutOfOrder => {
                 if t < self.head.min_valid_time() && !self.head.accepts_old(t) {
-                    return Err(self.reject(Applied::RejectOutOfBounds));
+                    Err(Applied::RejectOutOfBounds)
+                } else {
+                    Ok(pending)
                 }
             }
-            Applied::Duplicate => return Ok(SeriesRef(id)),
-            rejected => return Err(self.reject(rejected)),
-        }
+            Applied::Duplicate => return Ok(Some(SeriesRef(id))),
+            rejected => Err(rejected),
+        };
+        let newest = match accepted {
+            Ok(n) => n,
+            Err(a) => return Err(self.reject(a)),
+        };
+        let idx = match entry {
+            Entry::Occupied(mut o) => {
+                o.get_mut().1 = newest;
+                o.get().0
+            }
+            Entry::Vacant(e) => {
+                // The batch keeps `s` (no second reference count round trip per sample).
+                let idx = self.series.len() as u32;
+                e.insert((idx, newest));
+                self.series.push(s);
+                idx
+            }
+        };
         self.samples.push((idx, t, v));
-        Ok(SeriesRef(id))
+        Ok(Some(SeriesRef(id)))
+    }
+
+    /// [`HeadAppender::append_float`] for a series the head's maps handed out (never dropped
+    /// while held).
+    fn append_found(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<SeriesRef> {
+        match self.append_float(s, t, v)? {
+            Some(r) => Ok(r),
+            None => unreachable!("BUG: a series held from the head's maps was dropped"),
+        }
     }
 
     fn lookup(&self, hint: Option<SeriesRef>, labels: &Labels) -> Result<Arc<Series>> {
@@ -205,7 +238,7 @@ impl Appender for HeadAppender {
             return Err(Error::Closed);
         }
         let s = self.lookup(hint, labels)?;
-        self.append_float(s, t, v)
+        self.append_found(s, t, v)
     }
 
     fn append_ref(&mut self, series: SeriesRef, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
@@ -215,7 +248,34 @@ impl Appender for HeadAppender {
         // Refs are never reused within a head: a series found under the ref is the one the
         // caller's ref came from.
         match self.head.series.get(series.0) {
-            Some(s) => self.append_float(s, t, v).map(Some),
+            Some(s) => self.append_found(s, t, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn handle(&self, series: SeriesRef) -> SeriesHandle {
+        match self.head.series.get(series.0) {
+            Some(s) => SeriesHandle {
+                sref: series,
+                series: Arc::downgrade(&s),
+            },
+            None => SeriesHandle::from_ref(series),
+        }
+    }
+
+    fn append_handle(
+        &mut self,
+        series: &SeriesHandle,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<Option<SeriesRef>> {
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // No map, no lock but the series' own: the handle points at the series. A dropped
+        // series does not upgrade, or (dropped meanwhile) is seen as removed under its lock.
+        match series.series.upgrade() {
+            Some(s) => self.append_float(s, t, v),
             None => Ok(None),
         }
     }

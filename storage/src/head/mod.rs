@@ -233,6 +233,7 @@ impl Head {
             hash,
             labels: interned,
             logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
             data: Mutex::new(SeriesData::default()),
         });
         self.postings.write().add(id as u32, &s.labels);
@@ -267,8 +268,14 @@ impl Head {
             let mut st = self.series.hash_stripe(s.hash).write();
             let mut refs = self.series.ref_stripe(s.id).write();
             // Held by: `removed`, the ref map, the hash map. More means an appender holds it.
-            if Arc::strong_count(&s) > 3 || !s.data.lock().is_empty() {
-                continue;
+            // Checked under the series' lock, where an appender that upgraded a handle looks
+            // at `removed`: either its reference is counted here, or it sees the flag.
+            {
+                let d = s.data.lock();
+                if Arc::strong_count(&s) > 3 || !d.is_empty() {
+                    continue;
+                }
+                s.removed.store(true, Ordering::Relaxed);
             }
             st.remove_hash(&s);
             refs.remove(&s.id);

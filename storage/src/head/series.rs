@@ -26,6 +26,11 @@ pub(crate) struct Series {
     /// that drops the batch makes the next commit clear every series' flag). Guarded by the
     /// head's WAL mutex for check-and-set; read lock-free.
     pub(crate) logged: AtomicBool,
+    /// Set when the head drops the series (it is out of the maps, and appends through a
+    /// [`crate::SeriesHandle`] must not land in it). Read and written only while holding
+    /// `data`'s lock, so that the drop's check of the reference count and an appender's
+    /// upgrade of a handle are ordered (see `Head::truncate`).
+    pub(crate) removed: AtomicBool,
     /// Samples; guarded by its own mutex.
     pub(crate) data: Mutex<SeriesData>,
 }

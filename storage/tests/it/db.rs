@@ -486,3 +486,87 @@ fn append_ref_by_known_refs_only() {
     let db = Db::open(dir.path(), opts()).unwrap();
     assert_eq!(dump(&db, &all(), 0, 10_000), got);
 }
+
+/// A handle from `Appender::handle` appends to its series without a lookup. When the head drops
+/// the series (a compaction cut all its samples into a block), the handle goes stale: `Ok(None)`,
+/// and appending by labels makes a new series. A handle whose series a pending batch holds keeps
+/// the series from being dropped, so that batch's samples land in the head.
+#[test]
+fn append_handle_goes_stale_when_the_head_drops_the_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            block_range_ms: 10_000,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let (a, b, c) = (
+        lbl(&[("__name__", "a")]),
+        lbl(&[("__name__", "b")]),
+        lbl(&[("__name__", "c")]),
+    );
+    let mut app = db.appender();
+    let ra = app.append(None, &a, 1000, 1.0).unwrap();
+    let rb = app.append(None, &b, 1000, 1.0).unwrap();
+    let rc = app.append(None, &c, 1000, 1.0).unwrap();
+    let (ha, hb, hc) = (app.handle(ra), app.handle(rb), app.handle(rc));
+    assert_eq!(
+        (ha.series_ref(), hb.series_ref(), hc.series_ref()),
+        (ra, rb, rc)
+    );
+    assert_eq!(app.append_handle(&ha, 2000, 2.0).unwrap(), Some(ra));
+    assert!(matches!(
+        app.append_handle(&ha, 1500, 0.0),
+        Err(Error::OutOfOrder)
+    ));
+    app.commit().unwrap();
+    let mut app = db.appender();
+    assert_eq!(app.append_handle(&hb, 25_000, 3.0).unwrap(), Some(rb));
+    app.commit().unwrap();
+    // c's next sample waits in a batch while the compaction cuts [0, 10 s) into a block,
+    // leaving a and c without samples in the head.
+    let mut held = db.appender();
+    assert_eq!(held.append_handle(&hc, 26_000, 4.0).unwrap(), Some(rc));
+    db.compact().unwrap();
+    assert_eq!(db.metrics().blocks, 1);
+    assert_eq!(
+        db.metrics().head_series,
+        2,
+        "a dropped; b has data, c is held"
+    );
+    held.commit().unwrap();
+    let mut app = db.appender();
+    assert_eq!(app.append_handle(&ha, 30_000, 5.0).unwrap(), None);
+    let ra2 = app.append(None, &a, 30_000, 5.0).unwrap();
+    assert_ne!(ra2, ra, "a new series");
+    let ha2 = app.handle(ra2);
+    assert_eq!(app.append_handle(&ha2, 31_000, 6.0).unwrap(), Some(ra2));
+    assert_eq!(app.append_handle(&hc, 31_000, 7.0).unwrap(), Some(rc));
+    app.commit().unwrap();
+    let want = vec![
+        (
+            a.clone(),
+            vec![(1000, 1.0), (2000, 2.0), (30_000, 5.0), (31_000, 6.0)],
+        ),
+        (b.clone(), vec![(1000, 1.0), (25_000, 3.0)]),
+        (c.clone(), vec![(1000, 1.0), (26_000, 4.0), (31_000, 7.0)]),
+    ];
+    assert_eq!(dump(&db, &all(), 0, 100_000), want);
+    // A handle of a ref the head does not know appends nothing.
+    let mut app = db.appender();
+    let unknown = app.handle(SeriesRef(ra2.0 + 1000));
+    assert_eq!(app.append_handle(&unknown, 40_000, 1.0).unwrap(), None);
+    app.commit().unwrap();
+    drop(db);
+    let db = Db::open(
+        dir.path(),
+        Options {
+            block_range_ms: 10_000,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(dump(&db, &all(), 0, 100_000), want, "after replay");
+}
