@@ -16,7 +16,7 @@ use super::Error;
 use super::expfmt::{Entry, Format, Meta, Parser};
 use super::target::Metadata;
 use crate::config::relabel::{self, RelabelConfig};
-use argus_storage::{Appender, Label, Labels, SeriesRef, Timestamp, stale_nan};
+use argus_storage::{Appender, Label, Labels, SeriesHandle, SeriesRef, Timestamp, stale_nan};
 use hashbrown::HashTable;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -154,7 +154,10 @@ pub struct AppendStats {
 struct CacheEntry {
     /// The series text this entry was built from.
     key: Box<[u8]>,
-    sref: Option<SeriesRef>,
+    /// The series in the storage: its ref, and for the head a pointer to the series itself
+    /// ([`Appender::append_handle`] appends without a lookup by ref). Same size as an
+    /// `Option<SeriesRef>`.
+    sref: Option<SeriesHandle>,
     /// Final labels, kept only where a later sample needs them: samples that do not go by ref
     /// ([`Scraped::float`] is `None`) and series whose ref the storage did not know. `None` for
     /// text series appended by ref (the storage holds their labels) and for dropped ones.
@@ -684,11 +687,13 @@ fn append_entry(
     let mut ref_unknown = false;
     if fresh.is_none()
         && entry.labels.is_none()
-        && let (Some(v), Some(r)) = (float, entry.sref)
+        && let (Some(v), Some(h)) = (float, &entry.sref)
     {
-        match app.append_ref(r, t, v) {
+        match app.append_handle(h, t, v) {
             Ok(Some(r)) => {
-                entry.sref = Some(r);
+                if r != h.series_ref() {
+                    entry.sref = Some(app.handle(r));
+                }
                 return Ok(());
             }
             Ok(None) => ref_unknown = true,
@@ -708,9 +713,18 @@ fn append_entry(
             l
         }
     };
-    let res = p.append_to(app, entry.sref, &labels, t);
-    if let Ok(r) = res {
-        entry.sref = Some(r);
+    let hint = entry.sref.as_ref().map(SeriesHandle::series_ref);
+    let res = p.append_to(app, hint, &labels, t);
+    if let Ok(r) = res
+        && (hint != Some(r) || ref_unknown)
+    {
+        // One lookup per new (or re-created) series; samples that never go by handle keep
+        // only the ref.
+        entry.sref = Some(if float.is_some() {
+            app.handle(r)
+        } else {
+            SeriesHandle::from_ref(r)
+        });
     }
     // Labels stay where the next sample needs them: samples that never go by ref, a storage
     // that did not know its own ref (one without refs, or a series it dropped), no ref yet.
@@ -801,11 +815,13 @@ fn stale_append(
     opts: &AppendOptions,
 ) -> Result<(), Error> {
     if e.labels.is_none()
-        && let Some(r) = e.sref
+        && let Some(h) = &e.sref
     {
-        match app.append_ref(r, ts, stale_nan()) {
+        match app.append_handle(h, ts, stale_nan()) {
             Ok(Some(r)) => {
-                e.sref = Some(r);
+                if r != h.series_ref() {
+                    e.sref = Some(SeriesHandle::from_ref(r));
+                }
                 st.stale += 1;
                 return Ok(());
             }
@@ -825,9 +841,12 @@ fn stale_append(
             None => return Ok(()),
         },
     };
-    match app.append(e.sref, labels, ts, stale_nan()) {
+    let hint = e.sref.as_ref().map(SeriesHandle::series_ref);
+    match app.append(hint, labels, ts, stale_nan()) {
         Ok(r) => {
-            e.sref = Some(r);
+            if hint != Some(r) {
+                e.sref = Some(SeriesHandle::from_ref(r));
+            }
             st.stale += 1;
             Ok(())
         }

@@ -406,7 +406,11 @@ fn head_forgetting_a_ref_rebuilds_the_labels() {
     .unwrap();
     app.commit().unwrap();
     db.compact().unwrap();
-    let refs: Vec<SeriesRef> = c.entries.iter().filter_map(|e| e.sref).collect();
+    let refs: Vec<SeriesRef> = c
+        .entries
+        .iter()
+        .filter_map(|e| e.sref.as_ref().map(SeriesHandle::series_ref))
+        .collect();
     assert_eq!(refs.len(), 2);
     let mut app = db.appender();
     for r in &refs {
@@ -477,5 +481,13 @@ fn key_labels_in_both_text_formats() {
         KeyLabels::new(None, &mut line, &mut scratch)
             .labels(b"b", &o)
             .is_none()
+    );
+}
+
+#[test]
+fn a_cached_handle_costs_no_more_than_a_cached_ref() {
+    assert_eq!(
+        std::mem::size_of::<Option<SeriesHandle>>(),
+        std::mem::size_of::<Option<SeriesRef>>()
     );
 }
