@@ -10,8 +10,7 @@ fn opts() -> AppendOptions {
     }
 }
 
-/// Scrapes `body` at `ts` into `s`, committing; returns stats or the error (after the failure
-/// path: rollback + stale markers).
+/// [`scrape_into`] a [`MemStorage`].
 fn scrape(
     c: &mut SeriesCache,
     s: &MemStorage,
@@ -19,20 +18,7 @@ fn scrape(
     ts: i64,
     o: &AppendOptions,
 ) -> Result<AppendStats, String> {
-    let mut app = s.appender();
-    match c.append_body(body.as_bytes(), Format::Text, ts, app.as_mut(), o) {
-        Ok(st) => {
-            app.commit().unwrap();
-            Ok(st)
-        }
-        Err(e) => {
-            app.rollback();
-            let mut app = s.appender();
-            c.mark_all_stale(ts, app.as_mut(), o).unwrap();
-            app.commit().unwrap();
-            Err(e.to_string())
-        }
-    }
+    scrape_into(c, s, body, ts, o)
 }
 
 fn series(s: &MemStorage, name: &str) -> Vec<(Labels, Vec<(i64, f64)>)> {
@@ -319,7 +305,8 @@ fn open_db(dir: &std::path::Path) -> argus_storage::Db {
 
 use argus_storage::testing::dump_floats as dump;
 
-/// Scrapes into any storage (the failure path as [`scrape`]).
+/// Scrapes `body` at `ts` into `s`, committing; returns stats or the error (after the failure
+/// path: rollback + stale markers).
 fn scrape_into(
     c: &mut SeriesCache,
     s: &dyn Appendable,

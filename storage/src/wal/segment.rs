@@ -151,17 +151,7 @@ pub(crate) struct SegmentReader<'a> {
 impl<'a> SegmentReader<'a> {
     /// A reader over the bytes of the segment at `path` (used in errors only).
     pub(crate) fn new(buf: &'a [u8], path: &'a Path) -> Self {
-        let mut r = Self {
-            buf,
-            path,
-            pos: 0,
-            cur: &[],
-            cur_off: 0,
-            cur_codec: 0,
-            version: SEGMENT_VERSION,
-            base: 0,
-            err: None,
-        };
+        let mut r = Self::frames(buf, path, SEGMENT_VERSION, 0);
         if buf.is_empty() {
             return r;
         }
