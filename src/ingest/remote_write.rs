@@ -10,7 +10,7 @@
 
 use super::prompb::{MetricMetadata, TimeSeries, WriteRequest};
 use super::remote_write_scan::{Scan, for_each_label};
-use super::series_cache::SeriesCache;
+use super::series_cache::{Lookups, SeriesCache};
 use argus_storage::{Appender, Error as StorageError, Label, Labels, SeriesHandle};
 use prost::Message;
 
@@ -52,6 +52,8 @@ pub struct Decoder {
     scan: Scan,
     /// The cache's handle for each series of `scan` (None: not cached).
     handles: Vec<Option<SeriesHandle>>,
+    /// The cache's lookup scratch.
+    lookups: Lookups,
 }
 
 impl Decoder {
@@ -491,10 +493,14 @@ pub fn append_body(
 ) -> Result<Ingested, IngestError> {
     dec.decompress(body, MAX_DECOMPRESSED_BYTES)?;
     let Decoder {
-        buf, scan, handles, ..
+        buf,
+        scan,
+        handles,
+        lookups,
+        ..
     } = dec;
     let buf: &[u8] = buf;
-    if scan.scan(buf) && lookup_scanned(cache, buf, scan, handles) {
+    if scan.scan(buf) && lookup_scanned(cache, buf, scan, lookups, handles) {
         let metadata: Option<Vec<MetricMetadata>> = scan
             .metadata
             .iter()
@@ -522,17 +528,18 @@ fn lookup_scanned(
     cache: &SeriesCache,
     buf: &[u8],
     scan: &Scan,
+    lookups: &mut Lookups,
     handles: &mut Vec<Option<SeriesHandle>>,
 ) -> bool {
-    handles.clear();
-    for series in &scan.series {
-        let key = buf.get(series.labels.clone()).unwrap_or_default();
-        let h = cache.get(key);
-        if h.is_none() && !for_each_label(key, |_, _| {}) {
+    let key = |series: &super::remote_write_scan::ScannedSeries| {
+        buf.get(series.labels.clone()).unwrap_or_default()
+    };
+    cache.get_all(scan.series.iter().map(key), lookups, handles);
+    for (series, h) in scan.series.iter().zip(handles.iter()) {
+        if h.is_none() && !for_each_label(key(series), |_, _| {}) {
             handles.clear();
             return false;
         }
-        handles.push(h);
     }
     true
 }

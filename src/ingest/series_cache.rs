@@ -4,103 +4,85 @@
 //! built, validated, hashed into the head or compared there, and the head is not searched (the
 //! handle points at its series).
 //!
-//! Keys are whole byte strings compared in full (a hash only picks the slot), so a hit always
-//! names the series those bytes decode to. Only series whose labels passed validation under the
-//! cache's [`LabelLimits`] are inserted. Memory is bounded: each shard keeps two generations;
-//! when the current one holds more than its share of [`MAX_BYTES`], it becomes the previous one
-//! and the old previous one is dropped (VictoriaMetrics's `workingsetcache` idea). A hit in the
-//! previous generation moves the entry to the current one, so series still written survive the
-//! rotation.
+//! **Keys.** An entry is keyed by [`Key`], the 128-bit SipHash-1-3 of the label bytes under a
+//! secret key drawn at random per cache; the bytes themselves are not kept or compared. A hit
+//! costs one hash of the bytes and one probe of a table of 32-byte entries (before, the probe
+//! also compared ~150 key bytes kept apart from the table: 2–3 cache misses per series). Two
+//! different byte strings share a key only by a collision of a keyed PRF: for `n` cached series
+//! and `q` lookups the chance that any lookup finds another series' entry is at most
+//! `q·n / 2^128` (about 2^-80 after 10^12 lookups into 4·10^5 series), and a sender cannot
+//! aim for one without the secret key, which never leaves the process. SipHash rather than a
+//! faster unkeyed-strength hash (xxh3, foldhash) because those make no such claim against
+//! chosen inputs: label bytes are chosen by whoever sends.
 //!
-//! Concurrency: shards are `parking_lot` read-write locks; lookups take a read lock, inserts a
-//! write lock. Handles belong to one storage: use one cache per `Appendable`. A handle does not
-//! keep its series alive; one the head dropped stays here until its generation is dropped.
+//! Only series whose labels passed validation under the cache's [`LabelLimits`] are inserted.
+//! Memory is bounded: each shard keeps two generations; when the current one holds more than
+//! its share of [`MAX_BYTES`], it becomes the previous one and the old previous one is dropped
+//! (VictoriaMetrics's `workingsetcache` idea). A hit in the previous generation moves the entry
+//! to the current one, so series still written survive the rotation.
+//!
+//! Concurrency: shards are `parking_lot` read-write locks; lookups take a read lock (one per
+//! shard and request with [`SeriesCache::get_all`]), inserts a write lock. Handles belong to
+//! one storage: use one cache per `Appendable`. A handle does not keep its series alive; one
+//! the head dropped stays here until its generation is dropped.
 
 use super::remote_write::LabelLimits;
 use argus_storage::SeriesHandle;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
+use siphasher::sip128::SipHasher13;
 use std::hash::BuildHasher;
 
-/// Bytes of keys (plus [`ENTRY_OVERHEAD`] each) one generation of all shards may hold: with
-/// ~200-byte label sets that is ~200,000 series; twice that across both generations.
+/// Bytes (accounted as [`ENTRY_COST`] per series) one generation of all shards may hold:
+/// ~500,000 series; twice that across both generations.
 pub const MAX_BYTES: usize = 48 << 20;
-/// Accounting cost of an entry besides its key: the entry, its table slot, and (for a series
-/// the head dropped) the dropped series' allocation its weak handle keeps.
-const ENTRY_OVERHEAD: usize = 64;
+/// Accounting cost of an entry: the entry, its table slot and slack, and (for a series the
+/// head dropped) the dropped series' allocation its weak handle keeps.
+const ENTRY_COST: usize = std::mem::size_of::<Entry>() + 64;
 /// Number of shards (a power of two).
 const SHARDS: usize = 16;
-/// One cached series: where its key is in its generation's `keys`, and its handle.
+
+/// The cache's name for a series' label bytes: their keyed 128-bit hash (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key(u128);
+
+impl Key {
+    /// The 64 bits the shard's table hashes by (hashbrown uses the low bits and the top 7).
+    fn table_hash(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// The shard: bits the table hash does not use.
+    fn shard(self) -> usize {
+        (self.0 >> 64) as usize & (SHARDS - 1)
+    }
+}
+
+/// One cached series.
 struct Entry {
-    hash: u64,
-    key_at: u32,
-    key_len: u32,
+    key: Key,
     handle: SeriesHandle,
 }
 
-/// One generation of a shard. Entries and their keys are stored in insertion order, back to
-/// back, and the hash table holds only indexes: the table stays small enough for the CPU's
-/// caches, and a sender's series, which arrive in the same order request after request, are
-/// read from memory in sequence.
+/// One generation of a shard.
 #[derive(Default)]
 struct Generation {
-    /// Indexes into `entries`, by the entries' hashes.
-    table: HashTable<u32>,
-    entries: Vec<Entry>,
-    keys: Vec<u8>,
+    table: HashTable<Entry>,
 }
 
 impl Generation {
-    fn key_of<'a>(keys: &'a [u8], e: &Entry) -> &'a [u8] {
-        let at = e.key_at as usize;
-        keys.get(at..at + e.key_len as usize).unwrap_or_default()
-    }
-
-    /// The index of `key`'s entry.
-    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        let (entries, keys) = (&self.entries, &self.keys);
+    fn handle(&self, key: Key) -> Option<&SeriesHandle> {
         self.table
-            .find(hash, |&i| {
-                entries
-                    .get(i as usize)
-                    .is_some_and(|e| e.hash == hash && Self::key_of(keys, e) == key)
-            })
-            .map(|&i| i as usize)
+            .find(key.table_hash(), |e| e.key == key)
+            .map(|e| &e.handle)
     }
 
-    fn handle(&self, hash: u64, key: &[u8]) -> Option<&SeriesHandle> {
-        self.entries.get(self.find(hash, key)?).map(|e| &e.handle)
-    }
-
-    /// Removes `key`'s entry from the table (its bytes stay until the generation is dropped).
-    fn remove(&mut self, hash: u64, key: &[u8]) -> Option<SeriesHandle> {
-        let i = self.find(hash, key)?;
-        let (entries, table) = (&mut self.entries, &mut self.table);
-        if let Ok(slot) = table.find_entry(hash, |&x| x as usize == i) {
-            slot.remove();
-        }
-        entries.get_mut(i).map(|e| std::mem::take(&mut e.handle))
-    }
-
-    /// Adds `key`, not in the table yet.
-    fn push(&mut self, hash: u64, key: &[u8], handle: SeriesHandle) {
-        let (Ok(key_at), Ok(key_len), Ok(i)) = (
-            u32::try_from(self.keys.len()),
-            u32::try_from(key.len()),
-            u32::try_from(self.entries.len()),
-        ) else {
-            unreachable!("BUG: a generation holds at most MAX_BYTES of keys");
-        };
-        self.keys.extend_from_slice(key);
-        self.entries.push(Entry {
-            hash,
-            key_at,
-            key_len,
-            handle,
-        });
-        let entries = &self.entries;
-        self.table
-            .insert_unique(hash, i, |&x| entries.get(x as usize).map_or(0, |e| e.hash));
+    fn remove(&mut self, key: Key) -> Option<SeriesHandle> {
+        let slot = self
+            .table
+            .find_entry(key.table_hash(), |e| e.key == key)
+            .ok()?;
+        Some(slot.remove().0.handle)
     }
 }
 
@@ -113,27 +95,45 @@ struct Shard {
 }
 
 impl Shard {
-    fn insert(&mut self, hash: u64, key: &[u8], handle: SeriesHandle, cap: usize) {
-        if let Some(i) = self.cur.find(hash, key) {
-            if let Some(e) = self.cur.entries.get_mut(i) {
-                e.handle = handle;
-            }
+    fn insert(&mut self, key: Key, handle: SeriesHandle, cap: usize) {
+        let hash = key.table_hash();
+        if let Some(e) = self.cur.table.find_mut(hash, |e| e.key == key) {
+            e.handle = handle;
             return;
         }
-        let cost = key.len() + ENTRY_OVERHEAD;
-        if self.cur_bytes + cost > cap {
+        if self.cur_bytes + ENTRY_COST > cap {
             self.prev = std::mem::take(&mut self.cur);
             self.cur_bytes = 0;
         }
-        self.cur_bytes += cost;
-        self.cur.push(hash, key, handle);
+        self.cur_bytes += ENTRY_COST;
+        self.cur
+            .table
+            .insert_unique(hash, Entry { key, handle }, |e| e.key.table_hash());
     }
+
+    /// Moves `key`'s entry from the previous generation to the current one; its handle.
+    fn promote(&mut self, key: Key, cap: usize) -> Option<SeriesHandle> {
+        if self.cur.handle(key).is_none()
+            && let Some(h) = self.prev.remove(key)
+        {
+            self.insert(key, h, cap);
+        }
+        self.cur.handle(key).cloned()
+    }
+}
+
+/// Scratch space of [`SeriesCache::get_all`], reused across requests.
+#[derive(Default)]
+pub struct Lookups {
+    keys: Vec<Key>,
+    /// Indexes into `keys`, grouped by shard.
+    order: Vec<u32>,
 }
 
 /// Label bytes → series handle, for one storage and one set of label bounds.
 pub struct SeriesCache {
     // Immutable after construction.
-    hasher: foldhash::fast::RandomState,
+    hasher: SipHasher13,
     limits: LabelLimits,
     /// Accounted bytes a shard's current generation may hold.
     shard_cap: usize,
@@ -148,8 +148,11 @@ impl SeriesCache {
     }
 
     fn with_max_bytes(limits: LabelLimits, max_bytes: usize) -> Self {
+        // The standard library's `RandomState` is seeded from the OS's randomness: hashing two
+        // constants under it yields two secret 64-bit keys.
+        let seed = std::hash::RandomState::new();
         Self {
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: SipHasher13::new_with_keys(seed.hash_one(0u8), seed.hash_one(1u8)),
             limits,
             shard_cap: max_bytes / SHARDS,
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
@@ -161,43 +164,104 @@ impl SeriesCache {
         &self.limits
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<Shard> {
-        // The top bits pick the shard; hashbrown uses the low ones and the top 7.
-        let i = (hash >> 40) as usize & (SHARDS - 1);
+    /// The key of label bytes.
+    pub fn key(&self, bytes: &[u8]) -> Key {
+        Key(self.hasher.hash(bytes).as_u128())
+    }
+
+    fn shard(&self, key: Key) -> &RwLock<Shard> {
         self.shards
-            .get(i)
+            .get(key.shard())
             .unwrap_or_else(|| unreachable!("BUG: shard index masked"))
     }
 
     /// The handle stored for `key` (a clone: no lock is held meanwhile). Safe to call from
     /// many threads.
-    pub fn get(&self, key: &[u8]) -> Option<SeriesHandle> {
-        let hash = self.hasher.hash_one(key);
-        let shard = self.shard(hash);
+    pub fn get_key(&self, key: Key) -> Option<SeriesHandle> {
+        let shard = self.shard(key);
         {
             let s = shard.read();
-            if let Some(h) = s.cur.handle(hash, key) {
+            if let Some(h) = s.cur.handle(key) {
                 return Some(h.clone());
             }
-            s.prev.handle(hash, key)?;
+            s.prev.handle(key)?;
         }
         // Still in use: move it to the current generation.
-        let mut s = shard.write();
-        if s.cur.find(hash, key).is_none()
-            && let Some(h) = s.prev.remove(hash, key)
-        {
-            s.insert(hash, key, h, self.shard_cap);
-        }
-        s.cur.handle(hash, key).cloned()
+        shard.write().promote(key, self.shard_cap)
     }
 
-    /// Remembers that `key` (label bytes that passed validation under [`SeriesCache::limits`])
-    /// is the series `handle` names.
-    pub fn insert(&self, key: &[u8], handle: SeriesHandle) {
-        let hash = self.hasher.hash_one(key);
-        self.shard(hash)
-            .write()
-            .insert(hash, key, handle, self.shard_cap);
+    /// The handle stored for label bytes `bytes`.
+    pub fn get(&self, bytes: &[u8]) -> Option<SeriesHandle> {
+        self.get_key(self.key(bytes))
+    }
+
+    /// The handle stored for each of `keys` (label bytes) into `out`, in order: as
+    /// [`SeriesCache::get`] of each, taking each shard's lock once.
+    pub fn get_all<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a [u8]>,
+        scratch: &mut Lookups,
+        out: &mut Vec<Option<SeriesHandle>>,
+    ) {
+        let Lookups { keys: ks, order } = scratch;
+        ks.clear();
+        ks.extend(keys.map(|b| self.key(b)));
+        out.clear();
+        out.resize(ks.len(), None);
+        // Group the indexes by shard (a counting sort): `starts[s]..starts[s + 1]` of `order`.
+        let mut starts = [0u32; SHARDS + 1];
+        for k in ks.iter() {
+            if let Some(c) = starts.get_mut(k.shard() + 1) {
+                *c += 1;
+            }
+        }
+        let mut acc = 0;
+        for c in &mut starts {
+            acc += *c;
+            *c = acc;
+        }
+        order.clear();
+        order.resize(ks.len(), 0);
+        let mut next = starts;
+        for (i, k) in ks.iter().enumerate() {
+            if let Some(at) = next.get_mut(k.shard()) {
+                if let Some(o) = order.get_mut(*at as usize) {
+                    *o = i as u32;
+                }
+                *at += 1;
+            }
+        }
+        let mut in_prev = false;
+        for (si, shard) in self.shards.iter().enumerate() {
+            let (Some(&a), Some(&b)) = (starts.get(si), starts.get(si + 1)) else {
+                continue;
+            };
+            let Some(idx) = order.get(a as usize..b as usize).filter(|x| !x.is_empty()) else {
+                continue;
+            };
+            let s = shard.read();
+            for &i in idx {
+                let (Some(&k), Some(o)) = (ks.get(i as usize), out.get_mut(i as usize)) else {
+                    continue;
+                };
+                *o = s.cur.handle(k).cloned();
+                in_prev |= o.is_none() && s.prev.handle(k).is_some();
+            }
+        }
+        if in_prev {
+            for (k, o) in ks.iter().zip(out.iter_mut()) {
+                if o.is_none() {
+                    *o = self.get_key(*k);
+                }
+            }
+        }
+    }
+
+    /// Remembers that label bytes `bytes` (which passed validation under
+    /// [`SeriesCache::limits`]) are the series `handle` names.
+    pub fn insert(&self, bytes: &[u8], handle: SeriesHandle) {
+        let key = self.key(bytes);
+        self.shard(key).write().insert(key, handle, self.shard_cap);
     }
 
     /// Number of cached series (both generations; for tests and metrics).
@@ -230,34 +294,72 @@ mod tests {
         h.map(|h| h.series_ref().0)
     }
 
+    fn key(i: usize) -> Vec<u8> {
+        let mut k = vec![b'x'; 150];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        k
+    }
+
     #[test]
-    fn keys_compare_in_full_and_generations_rotate() {
+    fn distinct_bytes_are_distinct_series_and_generations_rotate() {
         let max = 1 << 20;
         let c = SeriesCache::with_max_bytes(LabelLimits::default(), max);
         assert_eq!(r(c.get(b"a")), None);
         c.insert(b"a", h(1));
         c.insert(b"ab", h(2));
+        c.insert(b"", h(4));
         assert_eq!(r(c.get(b"a")), Some(1));
         assert_eq!(r(c.get(b"ab")), Some(2));
+        assert_eq!(r(c.get(b"")), Some(4));
         assert_eq!(r(c.get(b"b")), None);
         c.insert(b"a", h(3));
         assert_eq!(r(c.get(b"a")), Some(3));
-        assert_eq!(c.len(), 2);
+        assert_eq!(c.len(), 3);
+        // Another cache draws another secret key.
+        let other = SeriesCache::with_max_bytes(LabelLimits::default(), max);
+        assert_ne!(c.key(b"a"), other.key(b"a"));
         // Far more keys than fit: memory stays bounded, recent keys stay.
-        let n = 4 * max / (ENTRY_OVERHEAD + 256);
-        let key = |i: usize| {
-            let mut k = vec![b'x'; 256];
-            k[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            k
-        };
+        let n = 4 * max / ENTRY_COST;
         for i in 0..n {
             c.insert(&key(i), h(i as u64));
             // Key 0 is written all along: it survives every rotation.
             assert_eq!(r(c.get(&key(0))), Some(0));
         }
-        let bytes = c.len() * (ENTRY_OVERHEAD + 256);
+        let bytes = c.len() * ENTRY_COST;
         assert!(bytes <= 2 * max, "{bytes} bytes cached");
         assert!(c.len() < n, "old entries were dropped");
         assert_eq!(r(c.get(&key(n - 1))), Some(n as u64 - 1));
+    }
+
+    /// `get_all` answers as `get` does, also for entries in the previous generation (which it
+    /// moves to the current one), and every one of many similar byte strings finds its own
+    /// series.
+    #[test]
+    fn get_all_agrees_with_get() {
+        let max = 1 << 20;
+        let c = SeriesCache::with_max_bytes(LabelLimits::default(), max);
+        let n = max / ENTRY_COST;
+        for i in 0..n {
+            c.insert(&key(i), h(i as u64));
+        }
+        // Some shards rotated: their first keys are in the previous generation now.
+        let keys: Vec<Vec<u8>> = (0..n + 100).map(key).collect();
+        let want: Vec<Option<u64>> = keys.iter().map(|k| r(c.get(k))).collect();
+        let (mut scratch, mut out) = (Lookups::default(), Vec::new());
+        for _ in 0..2 {
+            c.get_all(keys.iter().map(Vec::as_slice), &mut scratch, &mut out);
+            let got: Vec<Option<u64>> = out.drain(..).map(r).collect();
+            assert_eq!(got, want);
+        }
+        // Each key finds its own series or (dropped in a rotation) none; most are still there.
+        for (i, w) in want.iter().enumerate() {
+            assert!(
+                w.is_none_or(|w| w == i as u64) && (i < n || w.is_none()),
+                "key {i}"
+            );
+        }
+        assert!(want.iter().flatten().count() > n / 2);
+        c.get_all(std::iter::empty(), &mut scratch, &mut out);
+        assert!(out.is_empty());
     }
 }
