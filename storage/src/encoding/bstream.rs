@@ -97,12 +97,43 @@ impl BitWriter {
     }
 
     /// Appends the low `n` bits of `v`, high bit first. `n <= 64`.
+    ///
+    /// Up to 56 bits go in with one 8-byte store: the partial last byte and the new bits are
+    /// built as one big-endian word, which replaces the last byte, and the vector is cut back
+    /// to the bytes used. Only when the buffer has no room for that word (or for longer
+    /// writes) are the bits written byte by byte ([`BitWriter::write_bits_bytewise`]), so the
+    /// buffer grows exactly as before.
     #[inline]
     pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
         debug_assert!(n <= 64, "BUG: write_bits of {n} bits");
         if n == 0 {
             return;
         }
+        let len = self.bytes.len();
+        // The partial last byte: its start, its used (high) bits and its value.
+        let (start, used, carry) = match self.bytes.last() {
+            Some(&b) if self.free > 0 => (len - 1, 8 - self.free, b),
+            _ => (len, 0, 0),
+        };
+        if n > 56 || self.bytes.capacity() - start < 8 {
+            self.write_bits_bytewise(v, n);
+            return;
+        }
+        // `used + n <= 63`: the word holds all of them; its low bits past them are zero.
+        let total = used + n;
+        let w = (u64::from(carry) << 56) | ((v << (64 - n)) >> used);
+        self.bytes.truncate(start);
+        // MSB first, by shifts (the compiler makes this one byte swap and store).
+        let word: [u8; 8] = std::array::from_fn(|i| (w >> (56 - 8 * i)) as u8);
+        self.bytes.extend_from_slice(&word);
+        let nbytes = total.div_ceil(8);
+        self.bytes.truncate(start + nbytes as usize);
+        self.free = nbytes * 8 - total;
+    }
+
+    /// [`BitWriter::write_bits`] a byte at a time.
+    #[inline(never)]
+    fn write_bits_bytewise(&mut self, v: u64, n: u32) {
         self.reserve(n.div_ceil(8) as usize);
         let mut v = v << (64 - n);
         let mut n = n;
@@ -512,6 +543,29 @@ mod tests {
                 prop_assert_eq!(r.read_dod(), Some(d));
                 prop_assert_eq!(r.read_xor(&mut rs), Some(()));
                 prop_assert_eq!(rs.v, v);
+            }
+        }
+
+        /// `write_bits` lays down the same bytes as writing the bits one at a time, from any
+        /// starting capacity (the word store near the capacity and the byte-wise path).
+        #[test]
+        fn write_bits_equals_bit_by_bit(
+            cap in 0usize..24,
+            items in proptest::collection::vec((any::<u64>(), 0u32..=64, any::<bool>()), 0..100),
+        ) {
+            let mut fast = BitWriter::with_capacity(cap);
+            let mut slow = BitWriter::with_capacity(cap);
+            for &(v, n, byte) in &items {
+                if byte {
+                    fast.push_byte(v as u8);
+                    slow.push_byte(v as u8);
+                }
+                fast.write_bits(v, n);
+                for i in (0..n).rev() {
+                    slow.write_bit(v >> i & 1 == 1);
+                }
+                prop_assert_eq!(fast.bytes(), slow.bytes());
+                prop_assert_eq!(fast.free_bits(), slow.free_bits());
             }
         }
 
