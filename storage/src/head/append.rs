@@ -8,7 +8,7 @@ use crate::histogram::FloatHistogram;
 use crate::interface::{Appender, SeriesHandle};
 use crate::model::{Labels, SeriesRef, Timestamp};
 use crate::wal::record::RefHistogram;
-use crate::wal::{RefSample, RefSeries, record};
+use crate::wal::{RefSample, RefSeries, WalRecord, record};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -29,9 +29,10 @@ pub(crate) struct HeadAppender {
     ref_samples: Vec<RefSample>,
     ref_series: Vec<RefSeries>,
     buf_series: Vec<u8>,
+    /// Encoded histogram records.
     buf_samples: Vec<u8>,
-    /// End offsets of the samples records in `buf_samples`.
-    bounds: Vec<usize>,
+    /// The batch's samples and histogram records, in WAL order.
+    parts: Vec<Part>,
     /// Indexes in `series` of the series whose WAL series record a commit writes.
     unlogged: Vec<usize>,
     /// Whether a commit applies the WAL's sync policy (false: page cache only, see
@@ -41,6 +42,16 @@ pub(crate) struct HeadAppender {
 
 /// Samples per WAL record: at most 28 bytes each, so a record stays far below the 64 MiB cap.
 const SAMPLES_PER_RECORD: usize = 1 << 20;
+const _: () = assert!(SAMPLES_PER_RECORD <= crate::wal::MAX_SAMPLES_PER_RECORD);
+
+/// One WAL record of a commit.
+enum Part {
+    /// A samples record: these samples of [`HeadAppender::ref_samples`], handed to the WAL
+    /// as they are (it encodes them for the segment).
+    Samples(std::ops::Range<usize>),
+    /// A histogram record: these bytes of [`HeadAppender::buf_samples`].
+    Histograms(std::ops::Range<usize>),
+}
 /// Marks a histogram entry in [`HeadAppender::samples`] (series indexes stay below it: a
 /// batch holds far fewer than 2^31 series).
 const HIST_FLAG: u32 = 1 << 31;
@@ -64,7 +75,7 @@ impl HeadAppender {
             ref_series: Vec::new(),
             buf_series: Vec::new(),
             buf_samples: Vec::new(),
-            bounds: Vec::new(),
+            parts: Vec::new(),
             unlogged: Vec::new(),
             sync: true,
         }
@@ -419,7 +430,7 @@ impl Appender for HeadAppender {
         // does. Records are capped (`MAX_RECORD_LEN` is 64 MiB): a large batch becomes several
         // records of one WAL batch, still written with one write and synced once.
         self.buf_samples.clear();
-        self.bounds.clear();
+        self.parts.clear();
         self.ref_samples.clear();
         self.ref_hists.clear();
         let series_id = |idx: u32| {
@@ -427,28 +438,33 @@ impl Appender for HeadAppender {
                 .get((idx & !HIST_FLAG) as usize)
                 .map_or(0, |s| s.id)
         };
+        // Start of the float run not yet in `parts`.
+        let mut run = 0;
+        let flush_hists =
+            |hists: &mut Vec<RefHistogram>, buf: &mut Vec<u8>, parts: &mut Vec<Part>| {
+                let at = buf.len();
+                record::encode_histograms(hists, buf);
+                parts.push(Part::Histograms(at..buf.len()));
+                hists.clear();
+            };
         for &(idx, t, v) in &self.samples {
             if idx & HIST_FLAG == 0 {
                 if !self.ref_hists.is_empty() {
-                    record::encode_histograms(&self.ref_hists, &mut self.buf_samples);
-                    self.bounds.push(self.buf_samples.len());
-                    self.ref_hists.clear();
+                    flush_hists(&mut self.ref_hists, &mut self.buf_samples, &mut self.parts);
                 }
                 self.ref_samples.push(RefSample {
                     series: series_id(idx),
                     t,
                     v,
                 });
-                if self.ref_samples.len() == SAMPLES_PER_RECORD {
-                    record::encode_samples(&self.ref_samples, &mut self.buf_samples);
-                    self.bounds.push(self.buf_samples.len());
-                    self.ref_samples.clear();
+                if self.ref_samples.len() - run == SAMPLES_PER_RECORD {
+                    self.parts.push(Part::Samples(run..self.ref_samples.len()));
+                    run = self.ref_samples.len();
                 }
             } else {
-                if !self.ref_samples.is_empty() {
-                    record::encode_samples(&self.ref_samples, &mut self.buf_samples);
-                    self.bounds.push(self.buf_samples.len());
-                    self.ref_samples.clear();
+                if self.ref_samples.len() > run {
+                    self.parts.push(Part::Samples(run..self.ref_samples.len()));
+                    run = self.ref_samples.len();
                 }
                 let Some(h) = self.hists.get(v.to_bits() as usize) else {
                     unreachable!("BUG: histogram entry without its histogram");
@@ -459,89 +475,89 @@ impl Appender for HeadAppender {
                     h: h.clone(),
                 });
                 if self.ref_hists.len() == HISTOGRAMS_PER_RECORD {
-                    record::encode_histograms(&self.ref_hists, &mut self.buf_samples);
-                    self.bounds.push(self.buf_samples.len());
-                    self.ref_hists.clear();
+                    flush_hists(&mut self.ref_hists, &mut self.buf_samples, &mut self.parts);
                 }
             }
         }
-        if !self.ref_samples.is_empty() {
-            record::encode_samples(&self.ref_samples, &mut self.buf_samples);
-            self.bounds.push(self.buf_samples.len());
+        if self.ref_samples.len() > run {
+            self.parts.push(Part::Samples(run..self.ref_samples.len()));
         }
         if !self.ref_hists.is_empty() {
-            record::encode_histograms(&self.ref_hists, &mut self.buf_samples);
-            self.bounds.push(self.buf_samples.len());
+            flush_hists(&mut self.ref_hists, &mut self.buf_samples, &mut self.parts);
         }
         let head = self.head.clone();
-        let ticket = {
-            let mut wal = head.wal.lock();
-            if let Some(wal) = wal.as_mut() {
-                // Recover from a failed write or sync first: if that drops written batches,
-                // series records in them are gone and every series logs its record again.
-                if let Err(e) = wal.recover() {
-                    self.clear();
-                    return Err(e);
-                }
-                if wal.take_lost() {
-                    for s in head.series.all() {
-                        s.logged.store(false, Ordering::Release);
-                    }
-                }
-                self.ref_series.clear();
-                self.unlogged.clear();
-                for (i, s) in self.series.iter().enumerate() {
-                    if !s.logged.load(Ordering::Acquire) {
-                        self.unlogged.push(i);
-                        let mut labels = Labels::empty();
-                        s.labels_into(&mut labels);
-                        self.ref_series.push(RefSeries {
-                            series: s.id,
-                            labels,
-                        });
-                    }
-                }
-                self.buf_series.clear();
-                let mut series_bounds = Vec::new();
-                for chunk in self.ref_series.chunks(SERIES_PER_RECORD) {
-                    record::encode_series(chunk, &mut self.buf_series);
-                    series_bounds.push(self.buf_series.len());
-                }
-                let mut records: Vec<&[u8]> = Vec::new();
-                let mut start = 0;
-                for &end in &series_bounds {
-                    records.extend(self.buf_series.get(start..end));
-                    start = end;
-                }
-                // Samples records are encoded against the segment's earlier samples, so the
-                // WAL frames them in segment order, under its lock.
-                let mut start = 0;
-                for &end in &self.bounds {
-                    records.extend(self.buf_samples.get(start..end));
-                    start = end;
-                }
-                let ticket = match wal.log_records(&records, self.sync) {
-                    Ok(t) => t,
-                    Err(e) => {
+        let ticket =
+            {
+                let mut wal = head.wal.lock();
+                if let Some(wal) = wal.as_mut() {
+                    // Recover from a failed write or sync first: if that drops written batches,
+                    // series records in them are gone and every series logs its record again.
+                    if let Err(e) = wal.recover() {
                         self.clear();
                         return Err(e);
                     }
-                };
-                // Written, not yet synced: later batches (which come after this one in the WAL)
-                // need not repeat the records. Should the sync fail, the recovery that drops
-                // this batch makes every series log its record again (`take_lost` above).
-                // Only the series just logged: storing into every series' line on every commit
-                // would make other cores re-read them.
-                for &i in &self.unlogged {
-                    if let Some(s) = self.series.get(i) {
-                        s.logged.store(true, Ordering::Release);
+                    if wal.take_lost() {
+                        for s in head.series.all() {
+                            s.logged.store(false, Ordering::Release);
+                        }
                     }
+                    self.ref_series.clear();
+                    self.unlogged.clear();
+                    for (i, s) in self.series.iter().enumerate() {
+                        if !s.logged.load(Ordering::Acquire) {
+                            self.unlogged.push(i);
+                            let mut labels = Labels::empty();
+                            s.labels_into(&mut labels);
+                            self.ref_series.push(RefSeries {
+                                series: s.id,
+                                labels,
+                            });
+                        }
+                    }
+                    self.buf_series.clear();
+                    let mut series_bounds = Vec::new();
+                    for chunk in self.ref_series.chunks(SERIES_PER_RECORD) {
+                        record::encode_series(chunk, &mut self.buf_series);
+                        series_bounds.push(self.buf_series.len());
+                    }
+                    let mut records: Vec<WalRecord<'_>> = Vec::new();
+                    let mut start = 0;
+                    for &end in &series_bounds {
+                        records.extend(self.buf_series.get(start..end).map(WalRecord::Encoded));
+                        start = end;
+                    }
+                    // Samples records are encoded against the segment's earlier samples, so the
+                    // WAL encodes them, from the samples, in segment order, under its lock.
+                    for part in &self.parts {
+                        match part {
+                            Part::Samples(r) => records
+                                .extend(self.ref_samples.get(r.clone()).map(WalRecord::Samples)),
+                            Part::Histograms(r) => records
+                                .extend(self.buf_samples.get(r.clone()).map(WalRecord::Encoded)),
+                        }
+                    }
+                    let ticket = match wal.log_batch(&records, self.sync) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.clear();
+                            return Err(e);
+                        }
+                    };
+                    // Written, not yet synced: later batches (which come after this one in the WAL)
+                    // need not repeat the records. Should the sync fail, the recovery that drops
+                    // this batch makes every series log its record again (`take_lost` above).
+                    // Only the series just logged: storing into every series' line on every commit
+                    // would make other cores re-read them.
+                    for &i in &self.unlogged {
+                        if let Some(s) = self.series.get(i) {
+                            s.logged.store(true, Ordering::Release);
+                        }
+                    }
+                    Some(ticket)
+                } else {
+                    None
                 }
-                Some(ticket)
-            } else {
-                None
-            }
-        };
+            };
         // Wait for the sync outside the WAL's lock, so that concurrent commits write meanwhile
         // and share one sync (group commit). Nothing is applied before it is durable.
         if let Some(ticket) = ticket

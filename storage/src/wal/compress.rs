@@ -75,6 +75,8 @@ pub(crate) struct Compressor {
     samples: Vec<RefSample>,
     /// Delta body scratch.
     body: Vec<u8>,
+    /// Samples record scratch ([`Compressor::put_samples`] of samples that go plain).
+    record: Vec<u8>,
 }
 
 impl Default for Compressor {
@@ -95,6 +97,7 @@ impl Compressor {
             v3: None,
             samples: Vec::new(),
             body: Vec::new(),
+            record: Vec::new(),
         }
     }
 
@@ -144,27 +147,54 @@ impl Compressor {
     /// [`MAX_RECORD_LEN`].
     pub(crate) fn put_frame(&mut self, dst: &mut Vec<u8>, record: &[u8]) {
         if record.len() > 1 && record.first() == Some(&TYPE_SAMPLES) {
-            self.samples.clear();
-            let fits = record::decode_samples_exact(record, &mut self.samples)
-                && self.samples.len() <= MAX_DELTA_SAMPLES
-                && self.delta.len() + self.samples.len() <= delta::MAX_SERIES;
-            if fits {
-                let mut body = std::mem::take(&mut self.body);
-                body.clear();
-                #[cfg(any(test, feature = "fuzzing"))]
-                if let Some(v3) = &mut self.v3 {
-                    v3.encode(&self.samples, &mut body);
-                    self.put_codec(dst, &body, CODEC_DELTA_V3, CODEC_DELTA_V3_ZSTD);
-                    self.body = body;
-                    return;
-                }
-                self.delta.encode(&self.samples, &mut body);
-                self.put_codec(dst, &body, CODEC_DELTA, CODEC_DELTA_ZSTD);
-                self.body = body;
+            let mut samples = std::mem::take(&mut self.samples);
+            samples.clear();
+            let done =
+                record::decode_samples_exact(record, &mut samples) && self.put_delta(dst, &samples);
+            self.samples = samples;
+            if done {
                 return;
             }
         }
         self.put_codec(dst, record, CODEC_PLAIN, CODEC_ZSTD);
+    }
+
+    /// Appends the frame [`Compressor::put_frame`] writes for the samples record
+    /// `record::encode_samples` makes of `samples` (the same bytes), without building that
+    /// record when the samples go as a delta body (the head's commits hand their samples over
+    /// this way).
+    pub(crate) fn put_samples(&mut self, dst: &mut Vec<u8>, samples: &[RefSample]) {
+        if !samples.is_empty() && self.put_delta(dst, samples) {
+            return;
+        }
+        let mut rec = std::mem::take(&mut self.record);
+        rec.clear();
+        record::encode_samples(samples, &mut rec);
+        self.put_codec(dst, &rec, CODEC_PLAIN, CODEC_ZSTD);
+        self.record = rec;
+    }
+
+    /// Appends a delta frame of `samples` (a samples record's samples, not empty) and true,
+    /// or false with nothing changed when they do not fit one.
+    fn put_delta(&mut self, dst: &mut Vec<u8>, samples: &[RefSample]) -> bool {
+        let fits = samples.len() <= MAX_DELTA_SAMPLES
+            && self.delta.len() + samples.len() <= delta::MAX_SERIES;
+        if !fits {
+            return false;
+        }
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        #[cfg(any(test, feature = "fuzzing"))]
+        if let Some(v3) = &mut self.v3 {
+            v3.encode(samples, &mut body);
+            self.put_codec(dst, &body, CODEC_DELTA_V3, CODEC_DELTA_V3_ZSTD);
+            self.body = body;
+            return true;
+        }
+        self.delta.encode(samples, &mut body);
+        self.put_codec(dst, &body, CODEC_DELTA, CODEC_DELTA_ZSTD);
+        self.body = body;
+        true
     }
 
     /// Appends a frame of `bytes` with codec `zstd` when compressing them makes them smaller,
@@ -499,6 +529,28 @@ mod tests {
                 let (codec, p) = frame(|f| c.put_frame(f, &rec));
                 prop_assert!([CODEC_DELTA, CODEC_DELTA_ZSTD].contains(&codec));
                 prop_assert_eq!(d.record(codec, &p).unwrap(), &rec[..]);
+            }
+        }
+
+        /// `put_samples` writes the bytes `put_frame` writes for the encoded record, record
+        /// after record (the segment state advancing alike), empty records included.
+        #[test]
+        fn put_samples_equals_put_frame_of_the_record(recs in proptest::collection::vec(
+            proptest::collection::vec(
+                (0u64..64, prop_oneof![0i64..100_000, any::<i64>()], prop_oneof![
+                    (0u64..1000).prop_map(|v| v as f64),
+                    any::<u64>().prop_map(f64::from_bits),
+                ]).prop_map(|(series, t, v)| RefSample { series, t, v }),
+                0..300),
+            1..8)) {
+            let (mut by_frame, mut by_samples) = (Compressor::new(), Compressor::new());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for r in &recs {
+                let mut rec = Vec::new();
+                record::encode_samples(r, &mut rec);
+                by_frame.put_frame(&mut a, &rec);
+                by_samples.put_samples(&mut b, r);
+                prop_assert_eq!(&a, &b);
             }
         }
 

@@ -276,25 +276,61 @@ impl Wal {
     /// durable once the ticket's [`SyncTicket::wait`] returns `Ok` (call that after releasing
     /// the WAL's lock, so that concurrent commits share the sync).
     pub(crate) fn log_records(&mut self, records: &[&[u8]], sync: bool) -> Result<SyncTicket> {
-        if let Some(r) = records
-            .iter()
-            .find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN)
-        {
+        check_lengths(records.iter().copied())?;
+        self.log_framed(records.len(), sync, &mut |c, dst| {
+            for r in records {
+                c.put_frame(dst, r);
+            }
+        })
+    }
+
+    /// [`Wal::log_records`] of records some of which are samples not yet encoded
+    /// ([`WalRecord::Samples`]): the segment holds the same bytes as for the records
+    /// `record::encode_samples` makes of them, but those records are never built (the frame's
+    /// delta body is encoded from the samples).
+    pub(crate) fn log_batch(
+        &mut self,
+        records: &[WalRecord<'_>],
+        sync: bool,
+    ) -> Result<SyncTicket> {
+        check_lengths(records.iter().filter_map(|r| match r {
+            WalRecord::Encoded(b) => Some(*b),
+            WalRecord::Samples(_) => None,
+        }))?;
+        if let Some(n) = records.iter().find_map(|r| match r {
+            WalRecord::Samples(s) if s.len() > MAX_SAMPLES_PER_RECORD => Some(s.len()),
+            _ => None,
+        }) {
             return Err(Error::InvalidArgument(format!(
-                "WAL record of {} bytes not in 1..={}",
-                r.len(),
-                segment::MAX_RECORD_LEN
+                "WAL samples record of {n} samples, more than {MAX_SAMPLES_PER_RECORD}"
             )));
         }
-        if records.is_empty() {
+        self.log_framed(records.len(), sync, &mut |c, dst| {
+            for r in records {
+                match r {
+                    WalRecord::Encoded(b) => c.put_frame(dst, b),
+                    WalRecord::Samples(s) => c.put_samples(dst, s),
+                }
+            }
+        })
+    }
+
+    /// Frames a batch with `put` (which frames every record of it, in order, with the given
+    /// compressor) and writes it: see [`Wal::log_records`]. `put` is called again when the
+    /// batch has to start a new segment.
+    fn log_framed(
+        &mut self,
+        n_records: usize,
+        sync: bool,
+        put: &mut dyn FnMut(&mut compress::Compressor, &mut Vec<u8>),
+    ) -> Result<SyncTicket> {
+        if n_records == 0 {
             return Ok(SyncTicket::none());
         }
         self.recover()?;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        for r in records {
-            self.compressor.put_frame(&mut scratch, r);
-        }
+        put(&mut self.compressor, &mut scratch);
         let len = scratch.len() as u64;
         let mut res = Ok(SyncTicket::none());
         if self.cur_size > SEGMENT_HEADER_LEN as u64 && self.cur_size + len > self.opts.segment_size
@@ -304,9 +340,7 @@ impl Wal {
             res = self.next_segment(true).map(|()| SyncTicket::none());
             if res.is_ok() {
                 scratch.clear();
-                for r in records {
-                    self.compressor.put_frame(&mut scratch, r);
-                }
+                put(&mut self.compressor, &mut scratch);
             }
         }
         if res.is_ok() {
@@ -514,6 +548,32 @@ impl Wal {
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.recover()?;
         self.group.sync_now()
+    }
+}
+
+/// One record of a batch for [`Wal::log_batch`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WalRecord<'a> {
+    /// A record as `record::encode_*` wrote it.
+    Encoded(&'a [u8]),
+    /// The samples of a samples record (at most [`MAX_SAMPLES_PER_RECORD`]).
+    Samples(&'a [RefSample]),
+}
+
+/// Most samples of a [`WalRecord::Samples`]: each takes at most 28 bytes (two 10-byte varints
+/// and the value) after the record's 17-byte header, so its record is at most
+/// [`segment::MAX_RECORD_LEN`] bytes.
+pub(crate) const MAX_SAMPLES_PER_RECORD: usize = (segment::MAX_RECORD_LEN - 17) / 28;
+
+/// `InvalidArgument` unless every record is 1..=[`segment::MAX_RECORD_LEN`] bytes.
+fn check_lengths<'a>(mut records: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+    match records.find(|r| r.is_empty() || r.len() > segment::MAX_RECORD_LEN) {
+        Some(r) => Err(Error::InvalidArgument(format!(
+            "WAL record of {} bytes not in 1..={}",
+            r.len(),
+            segment::MAX_RECORD_LEN
+        ))),
+        None => Ok(()),
     }
 }
 
