@@ -579,6 +579,7 @@ fn append_scanned(
     let limits = cache.limits();
     let mut out = Outcome::default();
     let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
+    app.reserve(scan.series.len(), scan.samples.len());
     for (series, cached) in scan.series.iter().zip(handles) {
         let key = buf.get(series.labels.clone()).unwrap_or_default();
         let samples = scan.samples.get(series.samples.clone()).unwrap_or_default();

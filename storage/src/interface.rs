@@ -185,6 +185,11 @@ pub trait Appender: Send {
     ) -> Result<Option<SeriesRef>> {
         self.append_ref(series.sref, t, v)
     }
+    /// A hint that about `series` distinct series and `samples` samples follow in this batch,
+    /// so that the appender sizes its buffers once. The default ignores it.
+    fn reserve(&mut self, series: usize, samples: usize) {
+        let _ = (series, samples);
+    }
     /// Writes the batch to the WAL (fsynced per the configured policy), then makes it visible to
     /// queries. After an `Ok`, the samples survive a crash. The appender may be reused.
     fn commit(&mut self) -> Result<()>;

@@ -416,6 +416,12 @@ impl Appender for HeadAppender {
         Ok(SeriesRef(id))
     }
 
+    fn reserve(&mut self, series: usize, samples: usize) {
+        self.pending.reserve(series);
+        self.series.reserve(series);
+        self.samples.reserve(samples);
+    }
+
     fn commit(&mut self) -> Result<()> {
         if self.samples.is_empty() {
             self.clear();
@@ -432,6 +438,7 @@ impl Appender for HeadAppender {
         self.buf_samples.clear();
         self.parts.clear();
         self.ref_samples.clear();
+        self.ref_samples.reserve(self.samples.len());
         self.ref_hists.clear();
         let series_id = |idx: u32| {
             self.series
