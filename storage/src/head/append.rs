@@ -52,6 +52,17 @@ enum Part {
     /// A histogram record: these bytes of [`HeadAppender::buf_samples`].
     Histograms(std::ops::Range<usize>),
 }
+
+impl Part {
+    /// The record for the WAL, given [`HeadAppender::ref_samples`] and
+    /// [`HeadAppender::buf_samples`].
+    fn record<'a>(&self, samples: &'a [RefSample], hists: &'a [u8]) -> Option<WalRecord<'a>> {
+        match self {
+            Part::Samples(r) => samples.get(r.clone()).map(WalRecord::Samples),
+            Part::Histograms(r) => hists.get(r.clone()).map(WalRecord::Encoded),
+        }
+    }
+}
 /// Marks a histogram entry in [`HeadAppender::samples`] (series indexes stay below it: a
 /// batch holds far fewer than 2^31 series).
 const HIST_FLAG: u32 = 1 << 31;
@@ -493,78 +504,71 @@ impl Appender for HeadAppender {
             flush_hists(&mut self.ref_hists, &mut self.buf_samples, &mut self.parts);
         }
         let head = self.head.clone();
-        let ticket =
-            {
-                let mut wal = head.wal.lock();
-                if let Some(wal) = wal.as_mut() {
-                    // Recover from a failed write or sync first: if that drops written batches,
-                    // series records in them are gone and every series logs its record again.
-                    if let Err(e) = wal.recover() {
+        let ticket = {
+            let mut wal = head.wal.lock();
+            if let Some(wal) = wal.as_mut() {
+                // Recover from a failed write or sync first: if that drops written batches,
+                // series records in them are gone and every series logs its record again.
+                if let Err(e) = wal.recover() {
+                    self.clear();
+                    return Err(e);
+                }
+                if wal.take_lost() {
+                    for s in head.series.all() {
+                        s.logged.store(false, Ordering::Release);
+                    }
+                }
+                self.ref_series.clear();
+                self.unlogged.clear();
+                for (i, s) in self.series.iter().enumerate() {
+                    if !s.logged.load(Ordering::Acquire) {
+                        self.unlogged.push(i);
+                        let mut labels = Labels::empty();
+                        s.labels_into(&mut labels);
+                        self.ref_series.push(RefSeries {
+                            series: s.id,
+                            labels,
+                        });
+                    }
+                }
+                self.buf_series.clear();
+                let mut series_bounds = Vec::new();
+                for chunk in self.ref_series.chunks(SERIES_PER_RECORD) {
+                    record::encode_series(chunk, &mut self.buf_series);
+                    series_bounds.push(self.buf_series.len());
+                }
+                let mut records: Vec<WalRecord<'_>> = Vec::new();
+                let mut start = 0;
+                for &end in &series_bounds {
+                    records.extend(self.buf_series.get(start..end).map(WalRecord::Encoded));
+                    start = end;
+                }
+                // Samples records are encoded against the segment's earlier samples, so the
+                // WAL encodes them, from the samples, in segment order, under its lock.
+                let (samples, hists) = (&self.ref_samples, &self.buf_samples);
+                records.extend(self.parts.iter().filter_map(|p| p.record(samples, hists)));
+                let ticket = match wal.log_batch(&records, self.sync) {
+                    Ok(t) => t,
+                    Err(e) => {
                         self.clear();
                         return Err(e);
                     }
-                    if wal.take_lost() {
-                        for s in head.series.all() {
-                            s.logged.store(false, Ordering::Release);
-                        }
+                };
+                // Written, not yet synced: later batches (which come after this one in the WAL)
+                // need not repeat the records. Should the sync fail, the recovery that drops
+                // this batch makes every series log its record again (`take_lost` above).
+                // Only the series just logged: storing into every series' line on every commit
+                // would make other cores re-read them.
+                for &i in &self.unlogged {
+                    if let Some(s) = self.series.get(i) {
+                        s.logged.store(true, Ordering::Release);
                     }
-                    self.ref_series.clear();
-                    self.unlogged.clear();
-                    for (i, s) in self.series.iter().enumerate() {
-                        if !s.logged.load(Ordering::Acquire) {
-                            self.unlogged.push(i);
-                            let mut labels = Labels::empty();
-                            s.labels_into(&mut labels);
-                            self.ref_series.push(RefSeries {
-                                series: s.id,
-                                labels,
-                            });
-                        }
-                    }
-                    self.buf_series.clear();
-                    let mut series_bounds = Vec::new();
-                    for chunk in self.ref_series.chunks(SERIES_PER_RECORD) {
-                        record::encode_series(chunk, &mut self.buf_series);
-                        series_bounds.push(self.buf_series.len());
-                    }
-                    let mut records: Vec<WalRecord<'_>> = Vec::new();
-                    let mut start = 0;
-                    for &end in &series_bounds {
-                        records.extend(self.buf_series.get(start..end).map(WalRecord::Encoded));
-                        start = end;
-                    }
-                    // Samples records are encoded against the segment's earlier samples, so the
-                    // WAL encodes them, from the samples, in segment order, under its lock.
-                    for part in &self.parts {
-                        match part {
-                            Part::Samples(r) => records
-                                .extend(self.ref_samples.get(r.clone()).map(WalRecord::Samples)),
-                            Part::Histograms(r) => records
-                                .extend(self.buf_samples.get(r.clone()).map(WalRecord::Encoded)),
-                        }
-                    }
-                    let ticket = match wal.log_batch(&records, self.sync) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.clear();
-                            return Err(e);
-                        }
-                    };
-                    // Written, not yet synced: later batches (which come after this one in the WAL)
-                    // need not repeat the records. Should the sync fail, the recovery that drops
-                    // this batch makes every series log its record again (`take_lost` above).
-                    // Only the series just logged: storing into every series' line on every commit
-                    // would make other cores re-read them.
-                    for &i in &self.unlogged {
-                        if let Some(s) = self.series.get(i) {
-                            s.logged.store(true, Ordering::Release);
-                        }
-                    }
-                    Some(ticket)
-                } else {
-                    None
                 }
-            };
+                Some(ticket)
+            } else {
+                None
+            }
+        };
         // Wait for the sync outside the WAL's lock, so that concurrent commits write meanwhile
         // and share one sync (group commit). Nothing is applied before it is durable.
         if let Some(ticket) = ticket
