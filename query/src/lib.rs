@@ -316,11 +316,8 @@ fn finish(ss: Vec<Series>, instant: bool) -> Result<Vec<Series>, Error> {
     let mut out: Vec<Series> = Vec::with_capacity(ss.len());
     let mut any_drop = false;
     for mut s in ss {
-        if s.drop_name {
-            s.labels = s.final_labels();
-            s.drop_name = false;
-            any_drop = true;
-        }
+        any_drop |= s.drop_name;
+        s.finish_name();
         out.push(s);
     }
     if !any_drop {

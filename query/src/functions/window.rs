@@ -45,7 +45,7 @@ pub(super) fn range_fn(
     let mut out = Vec::new();
     range_fn_each(ev, kind, m, params, c, &mut |s| {
         ev.limits.add(s.len())?;
-        out.push(s);
+        out.push(std::mem::take(s));
         Ok(())
     })?;
     Ok(Val::Vector(out))
@@ -57,7 +57,7 @@ pub(crate) fn stream_range_call(
     ev: &Evaluator<'_>,
     e: &Expr,
     c: Ctx,
-    sink: &mut dyn FnMut(Series) -> Result<()>,
+    sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<bool> {
     let Expr::Call(call) = e else {
         return Ok(false);
@@ -75,17 +75,19 @@ pub(crate) fn stream_range_call(
 }
 
 /// Runs a range-vector function over the windows of every series at every step, handing each
-/// output series to `sink` as soon as it is complete.
+/// output series to `sink` as soon as it is complete (in a buffer reused for the next one: a
+/// sink that keeps it takes it).
 fn range_fn_each(
     ev: &Evaluator<'_>,
     kind: RangeFn,
     m: &Expr,
     params: &[Vec<f64>],
     c: Ctx,
-    sink: &mut dyn FnMut(Series) -> Result<()>,
+    sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<()> {
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut buf = Vec::new();
+    let mut o = Series::default();
     // Matrix selectors stream series by series from storage; subqueries are evaluated first.
     if let Expr::MatrixSelector(ms) = unparen(m) {
         let spec = RangeInput {
@@ -98,43 +100,49 @@ fn range_fn_each(
         let mint = spec.window_end(c.start) - spec.range + 1;
         let maxt = spec.window_end(c.end);
         return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points, hists| {
-            let s = Series::new(labels.clone(), false);
+            o.reset(labels, !keep_name);
             windows_of(
-                ev, kind, keep_name, &s, points, hists, &spec, params, c, &mut buf, sink,
+                ev, kind, points, hists, &spec, params, c, &mut buf, &mut o, sink,
             )
         });
     }
     let ri = ev.range_input(m, c)?;
     let loaded: usize = ri.series.iter().map(|s| s.len()).sum();
     for s in &ri.series {
+        o.reset(&s.labels, !keep_name || s.drop_name);
         windows_of(
-            ev, kind, keep_name, s, &s.points, &s.hists, &ri, params, c, &mut buf, sink,
+            ev, kind, &s.points, &s.hists, &ri, params, c, &mut buf, &mut o, sink,
         )?;
     }
     ev.limits.release(loaded);
     Ok(())
 }
 
-/// Evaluates one series' windows at every step and hands the result to `sink`.
+/// Evaluates one series' windows at every step into `o` (labelled and emptied by the caller)
+/// and hands it to `sink`.
 #[allow(clippy::too_many_arguments)]
 fn windows_of(
     ev: &Evaluator<'_>,
     kind: RangeFn,
-    keep_name: bool,
-    s: &Series,
     points: &[(i64, f64)],
     hists: &[(i64, argus_storage::FloatHistogram)],
     ri: &RangeInput,
     params: &[Vec<f64>],
     c: Ctx,
     buf: &mut Vec<f64>,
-    sink: &mut dyn FnMut(Series) -> Result<()>,
+    o: &mut Series,
+    sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<()> {
     ev.limits.check()?;
     let mut w = crate::eval::Windows::new(points);
     let mut hw = crate::eval::Windows::new(hists);
-    let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
-    let metric = hrange::metric_name(&s.labels);
+    let Series {
+        labels,
+        points: out,
+        hists: hout,
+        ..
+    } = &mut *o;
+    let metric = hrange::metric_name(labels);
     for i in 0..c.n() {
         let t = c.t(i);
         let we = ri.window_end(t);
@@ -145,8 +153,8 @@ fn windows_of(
             let ws = we - ri.range;
             if let Some(v) = hist_window(ev, kind, win, hwin, ws, we, metric) {
                 match v {
-                    HOut::F(v) => o.points.push((t, v)),
-                    HOut::H(h) => o.hists.push((t, h)),
+                    HOut::F(v) => out.push((t, v)),
+                    HOut::H(h) => hout.push((t, h)),
                 }
                 continue;
             }
@@ -171,7 +179,7 @@ fn windows_of(
         let ws = we - ri.range;
         let v = kind.eval_floats(win, ws, we, t, p(0), p(1), buf)?;
         if let Some(v) = v {
-            o.points.push((t, v));
+            out.push((t, v));
         }
     }
     if !o.is_empty() {

@@ -4,9 +4,11 @@ use super::Head;
 use crate::block::{BlockReader, SeriesChunks, overlaps};
 use crate::chunk::{Encoding, XorChunk};
 use crate::error::Result;
-use crate::model::{Labels, Timestamp};
+use crate::model::{Label, Labels, Timestamp};
 use roaring::RoaringBitmap;
+use std::cmp::Ordering;
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// The head restricted to `[mint, maxt]`.
 pub(crate) struct HeadRange<H> {
@@ -69,14 +71,14 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             .iter()
             .filter_map(|id| self.head.series.get(u64::from(id)))
             .collect();
-        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        series.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
         Ok(series.iter().map(|s| s.id as u32).collect())
     }
 
     fn labels(&self, id: u32, out: &mut Labels) -> Result<bool> {
         match self.head.series.get(u64::from(id)) {
             Some(s) => {
-                s.labels_into(out);
+                fill_labels(&s.labels, out);
                 Ok(true)
             }
             None => Ok(false),
@@ -94,7 +96,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         let Some(s) = self.head.series.get(u64::from(id)) else {
             return Ok(false);
         };
-        s.labels_into(&mut out.labels);
+        fill_labels(&s.labels, &mut out.labels);
         let (mint, maxt) = (mint.max(self.mint), maxt.min(self.maxt));
         // The series lock is held while completed chunks are read: truncation drops a
         // series' refs under it before deleting their files.
@@ -144,5 +146,83 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         // Keep spans sorted by min_t (the OOO chunk may start before in-order ones).
         out.spans.sort_by_key(|s| s.min_t);
         Ok(true)
+    }
+}
+
+/// Orders interned label pairs as [`Labels`] orders its pairs. Pairs are interned, so equal
+/// names and values are usually the same `Arc`: a pointer comparison skips most string
+/// comparisons when sorting a selection (series share their name and most label values).
+fn cmp_interned(a: &[(Arc<str>, Arc<str>)], b: &[(Arc<str>, Arc<str>)]) -> Ordering {
+    let cmp = |x: &Arc<str>, y: &Arc<str>| {
+        if Arc::ptr_eq(x, y) {
+            Ordering::Equal
+        } else {
+            x.as_ref().cmp(y.as_ref())
+        }
+    };
+    for ((an, av), (bn, bv)) in a.iter().zip(b) {
+        let o = cmp(an, bn).then_with(|| cmp(av, bv));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Writes interned label pairs into `out`, reusing its strings' buffers: the querier refills
+/// one label set per series read, so this allocates only when a set outgrows the last one.
+fn fill_labels(pairs: &[(Arc<str>, Arc<str>)], out: &mut Labels) {
+    let mut v = std::mem::take(out).into_vec();
+    v.truncate(pairs.len());
+    let reused = v.len();
+    for (l, (n, val)) in v.iter_mut().zip(pairs) {
+        l.name.clear();
+        l.name.push_str(n);
+        l.value.clear();
+        l.value.push_str(val);
+    }
+    v.extend(
+        pairs
+            .iter()
+            .skip(reused)
+            .map(|(n, val)| Label::new(n.as_ref(), val.as_ref())),
+    );
+    *out = Labels::from_sorted(v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interned(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (Arc::from(*n), Arc::from(*v)))
+            .collect()
+    }
+
+    /// Sorting interned pairs gives the order of `Labels`, and refilling a used label set
+    /// (longer, shorter) gives exactly the pairs written.
+    #[test]
+    fn interned_order_and_refill() {
+        let sets = [
+            &[("__name__", "a"), ("job", "x")][..],
+            &[("__name__", "a")][..],
+            &[("__name__", "a"), ("job", "w"), ("pod", "1")][..],
+            &[("__name__", "b")][..],
+            &[("__name__", "a"), ("job", "x"), ("pod", "0")][..],
+        ];
+        let mut out = Labels::empty();
+        for a in sets {
+            let ia = interned(a);
+            fill_labels(&ia, &mut out);
+            assert_eq!(out, Labels::from_pairs(a));
+            for b in sets {
+                let want = Labels::from_pairs(a).cmp(&Labels::from_pairs(b));
+                assert_eq!(cmp_interned(&ia, &interned(b)), want, "{a:?} vs {b:?}");
+                let shared = ia.clone();
+                assert_eq!(cmp_interned(&ia, &shared), Ordering::Equal);
+            }
+        }
     }
 }
