@@ -1,10 +1,12 @@
 //! A time range of the head as a [`BlockReader`], for the querier and for cutting blocks.
 
 use super::Head;
+use super::series::Series;
 use crate::block::{BlockReader, SeriesChunks, overlaps};
 use crate::chunk::{Encoding, XorChunk};
 use crate::error::Result;
 use crate::model::{Label, Labels, Timestamp};
+use parking_lot::Mutex;
 use roaring::RoaringBitmap;
 use std::cmp::Ordering;
 use std::ops::Deref;
@@ -12,15 +14,46 @@ use std::sync::Arc;
 
 /// The head restricted to `[mint, maxt]`.
 pub(crate) struct HeadRange<H> {
+    // Immutable after construction.
     head: H,
     mint: Timestamp,
     maxt: Timestamp,
+    /// The series [`BlockReader::sorted_ids`] last sorted, in that order, and the position of
+    /// the next one expected by [`BlockReader::series`]: a querier reads them in that order, so
+    /// each is found without a second lookup in the series map. Any other id is looked up.
+    sorted: Mutex<(Vec<Arc<Series>>, usize)>,
 }
 
 impl<H: Deref<Target = Head>> HeadRange<H> {
     /// A reader over `head` restricted to `[mint, maxt]`.
     pub(crate) fn new(head: H, mint: Timestamp, maxt: Timestamp) -> Self {
-        Self { head, mint, maxt }
+        Self {
+            head,
+            mint,
+            maxt,
+            sorted: Mutex::new((Vec::new(), 0)),
+        }
+    }
+
+    /// The series `id`: the next one of the last sorted list when it is that one.
+    fn series_by_id(&self, id: u32) -> Option<Arc<Series>> {
+        let mut sorted = self.sorted.lock();
+        let (list, next) = &mut *sorted;
+        if let Some(s) = list.get(*next)
+            && s.id == u64::from(id)
+        {
+            let s = s.clone();
+            *next += 1;
+            if *next == list.len() {
+                // Read through: hold no series longer than needed (truncation skips series
+                // that readers still hold).
+                *list = Vec::new();
+                *next = 0;
+            }
+            return Some(s);
+        }
+        drop(sorted);
+        self.head.series.get(u64::from(id))
     }
 }
 
@@ -72,7 +105,9 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             .filter_map(|id| self.head.series.get(u64::from(id)))
             .collect();
         series.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
-        Ok(series.iter().map(|s| s.id as u32).collect())
+        let ids = series.iter().map(|s| s.id as u32).collect();
+        *self.sorted.lock() = (series, 0);
+        Ok(ids)
     }
 
     fn labels(&self, id: u32, out: &mut Labels) -> Result<bool> {
@@ -93,7 +128,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         out: &mut SeriesChunks,
     ) -> Result<bool> {
         out.clear();
-        let Some(s) = self.head.series.get(u64::from(id)) else {
+        let Some(s) = self.series_by_id(id) else {
             return Ok(false);
         };
         fill_labels(&s.labels, &mut out.labels);
