@@ -71,6 +71,11 @@ impl<'a, T> Windows<'a, T> {
         }
     }
 
+    /// Index of the first sample of the last window returned by [`Self::get`].
+    pub(crate) fn start(&self) -> usize {
+        self.lo
+    }
+
     /// Samples in `(we - range, we]`. `we` must not decrease between calls.
     pub(crate) fn get(&mut self, we: i64, range: i64) -> &'a [(i64, T)] {
         let ws = we - range;

@@ -88,6 +88,7 @@ fn range_fn_each(
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut buf = Vec::new();
     let mut o = Series::default();
+    let mut resets = Vec::new();
     // Matrix selectors stream series by series from storage; subqueries are evaluated first.
     if let Expr::MatrixSelector(ms) = unparen(m) {
         let spec = RangeInput {
@@ -102,7 +103,17 @@ fn range_fn_each(
         return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points, hists| {
             o.reset(labels, !keep_name);
             windows_of(
-                ev, kind, points, hists, &spec, params, c, &mut buf, &mut o, sink,
+                ev,
+                kind,
+                points,
+                hists,
+                &spec,
+                params,
+                c,
+                &mut buf,
+                &mut resets,
+                &mut o,
+                sink,
             )
         });
     }
@@ -111,7 +122,17 @@ fn range_fn_each(
     for s in &ri.series {
         o.reset(&s.labels, !keep_name || s.drop_name);
         windows_of(
-            ev, kind, &s.points, &s.hists, &ri, params, c, &mut buf, &mut o, sink,
+            ev,
+            kind,
+            &s.points,
+            &s.hists,
+            &ri,
+            params,
+            c,
+            &mut buf,
+            &mut resets,
+            &mut o,
+            sink,
         )?;
     }
     ev.limits.release(loaded);
@@ -130,6 +151,7 @@ fn windows_of(
     params: &[Vec<f64>],
     c: Ctx,
     buf: &mut Vec<f64>,
+    resets: &mut Vec<u32>,
     o: &mut Series,
     sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<()> {
@@ -143,6 +165,20 @@ fn windows_of(
         ..
     } = &mut *o;
     let metric = hrange::metric_name(labels);
+    // For rate and increase over several steps: the number of counter resets up to each
+    // sample, so that a window without one skips the scan for them (most windows).
+    resets.clear();
+    if matches!(kind, RangeFn::Rate | RangeFn::Increase) && c.n() > 1 {
+        let mut n = 0u32;
+        let mut prev = f64::NAN;
+        for &(_, v) in points {
+            if v < prev {
+                n += 1;
+            }
+            resets.push(n);
+            prev = v;
+        }
+    }
     for i in 0..c.n() {
         let t = c.t(i);
         let we = ri.window_end(t);
@@ -177,7 +213,14 @@ fn windows_of(
                 .unwrap_or(f64::NAN)
         };
         let ws = we - ri.range;
-        let v = kind.eval_floats(win, ws, we, t, p(0), p(1), buf)?;
+        // Resets among the window's samples: the count at its last one minus the count at its
+        // first (no counts: not known, the function scans if it needs to).
+        let lo = w.start();
+        let no_resets = match (resets.get(lo), resets.get(lo + win.len() - 1)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        let v = kind.eval_floats(win, ws, we, t, p(0), p(1), buf, no_resets)?;
         if let Some(v) = v {
             out.push((t, v));
         }
@@ -315,6 +358,8 @@ impl RangeFn {
     /// Functions that ignore histogram samples and work on the floats of a window.
     /// The function over a window of float samples `win` in `(ws, we]` (ms) at step `t`,
     /// with the step's scalar parameters `p0`, `p1` (`NaN` when absent); `None` for no output.
+    /// `no_resets`: the window is known to hold no counter reset (rate and increase skip
+    /// their scan).
     #[allow(clippy::too_many_arguments)]
     fn eval_floats(
         self,
@@ -325,14 +370,15 @@ impl RangeFn {
         p0: f64,
         p1: f64,
         buf: &mut Vec<f64>,
+        no_resets: bool,
     ) -> Result<Option<f64>> {
         let (Some(&first), Some(&last)) = (win.first(), win.last()) else {
             return Ok(None);
         };
         Ok(match self {
-            Self::Rate => rate::extrapolated_rate(win, ws, we, true, true),
-            Self::Increase => rate::extrapolated_rate(win, ws, we, true, false),
-            Self::Delta => rate::extrapolated_rate(win, ws, we, false, false),
+            Self::Rate => rate::extrapolated_rate(win, ws, we, true, true, no_resets),
+            Self::Increase => rate::extrapolated_rate(win, ws, we, true, false, no_resets),
+            Self::Delta => rate::extrapolated_rate(win, ws, we, false, false, true),
             Self::Irate => rate::instant_value(win, true),
             Self::Idelta => rate::instant_value(win, false),
             Self::Deriv => rate::deriv(win),
