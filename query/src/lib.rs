@@ -324,7 +324,10 @@ fn finish(ss: Vec<Series>, instant: bool) -> Result<Vec<Series>, Error> {
         return Ok(out);
     }
     if instant {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: std::collections::HashSet<
+            &argus_storage::Labels,
+            foldhash::fast::RandomState,
+        > = Default::default();
         for s in &out {
             if !seen.insert(&s.labels) {
                 return Err(Error::execution(

@@ -30,7 +30,7 @@ struct Groups {
 
 impl Groups {
     fn new(input: &[Series], m: Option<&LabelModifier>) -> Self {
-        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut keys: crate::value::LabelsMap<usize> = Default::default();
         let mut labels: Vec<Labels> = Vec::new();
         let mut key = Labels::empty();
         let of = input
@@ -189,7 +189,7 @@ impl Evaluator<'_> {
     /// per-group, per-step accumulators as they arrive and then dropped.
     fn fold_stream(&self, op: FoldOp, a: &AggregateExpr, c: Ctx) -> Result<Val> {
         let n = c.n();
-        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut keys: crate::value::LabelsMap<usize> = Default::default();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut accs: Vec<Vec<Acc>> = Vec::new();
         let mut drop: Vec<bool> = Vec::new();

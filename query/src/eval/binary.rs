@@ -8,7 +8,6 @@ use crate::value::{Series, Val};
 use argus_storage::histogram::ops;
 use argus_storage::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier};
-use std::collections::HashMap;
 
 /// An arithmetic or comparison operator, resolved once per node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,7 +308,7 @@ impl StepCursor {
 
 /// Interns matching signatures (label subsets) to small integers.
 struct Sigs {
-    ids: HashMap<Labels, usize>,
+    ids: crate::value::LabelsMap<usize>,
     labels: Vec<Labels>,
     /// The current series' matching labels, refilled in place.
     key: Labels,
@@ -318,7 +317,7 @@ struct Sigs {
 impl Sigs {
     fn new() -> Self {
         Self {
-            ids: HashMap::new(),
+            ids: Default::default(),
             labels: Vec::new(),
             key: Labels::empty(),
         }

@@ -174,7 +174,7 @@ impl Evaluator<'_> {
 impl VectorMatch<'_> {
     /// Sorts every series of both sides into its group.
     fn group_series(&mut self) {
-        let mut ids: HashMap<Labels, usize> = HashMap::new();
+        let mut ids: crate::value::LabelsMap<usize> = Default::default();
         let groups = &mut self.groups;
         let mut key = Labels::empty();
         let mut group_of = |s: &Series| {

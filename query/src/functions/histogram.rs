@@ -6,7 +6,6 @@ use crate::eval::{Ctx, Evaluator};
 use crate::value::{Series, Val, format_float};
 use argus_storage::Labels;
 use promql_parser::parser::Expr;
-use std::collections::HashMap;
 
 /// Tolerance below which neighbouring cumulative counts are treated as equal.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
@@ -21,7 +20,7 @@ fn classic_groups(
 ) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>, Vec<Series>)> {
     let n = c.n();
     let mut natives = Vec::new();
-    let mut groups: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: crate::value::LabelsMap<usize> = Default::default();
     let mut keys: Vec<Series> = Vec::new();
     let mut buckets: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     // The group labels of the current series, refilled in place.
