@@ -113,7 +113,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
     fn labels(&self, id: u32, out: &mut Labels) -> Result<bool> {
         match self.head.series.get(u64::from(id)) {
             Some(s) => {
-                fill_labels(&s.labels, out);
+                fill_labels(pairs(&s.labels), out);
                 Ok(true)
             }
             None => Ok(false),
@@ -131,7 +131,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         let Some(s) = self.series_by_id(id) else {
             return Ok(false);
         };
-        fill_labels(&s.labels, &mut out.labels);
+        fill_labels(pairs(&s.labels), &mut out.labels);
         let (mint, maxt) = (mint.max(self.mint), maxt.min(self.maxt));
         // The series lock is held while completed chunks are read: truncation drops a
         // series' refs under it before deleting their files.
@@ -204,24 +204,29 @@ fn cmp_interned(a: &[(Arc<str>, Arc<str>)], b: &[(Arc<str>, Arc<str>)]) -> Order
     a.len().cmp(&b.len())
 }
 
-/// Writes interned label pairs into `out`, reusing its strings' buffers: the querier refills
-/// one label set per series read, so this allocates only when a set outgrows the last one.
-fn fill_labels(pairs: &[(Arc<str>, Arc<str>)], out: &mut Labels) {
+/// A head series' label pairs as `(name, value)`.
+fn pairs(l: &[(Arc<str>, Arc<str>)]) -> impl Iterator<Item = (&str, &str)> {
+    l.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+}
+
+/// Writes label pairs (in name order) into `out`, reusing its strings' buffers: the querier
+/// refills one label set per series read, so this allocates only when a set outgrows the last.
+fn fill_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut Labels) {
     let mut v = std::mem::take(out).into_vec();
-    v.truncate(pairs.len());
-    let reused = v.len();
-    for (l, (n, val)) in v.iter_mut().zip(pairs) {
-        l.name.clear();
-        l.name.push_str(n);
-        l.value.clear();
-        l.value.push_str(val);
+    let mut n = 0;
+    for (name, value) in pairs {
+        match v.get_mut(n) {
+            Some(l) => {
+                l.name.clear();
+                l.name.push_str(name);
+                l.value.clear();
+                l.value.push_str(value);
+            }
+            None => v.push(Label::new(name, value)),
+        }
+        n += 1;
     }
-    v.extend(
-        pairs
-            .iter()
-            .skip(reused)
-            .map(|(n, val)| Label::new(n.as_ref(), val.as_ref())),
-    );
+    v.truncate(n);
     *out = Labels::from_sorted(v);
 }
 
@@ -250,7 +255,7 @@ mod tests {
         let mut out = Labels::empty();
         for a in sets {
             let ia = interned(a);
-            fill_labels(&ia, &mut out);
+            fill_labels(pairs(&ia), &mut out);
             assert_eq!(out, Labels::from_pairs(a));
             for b in sets {
                 let want = Labels::from_pairs(a).cmp(&Labels::from_pairs(b));
