@@ -316,18 +316,18 @@ fn finish(ss: Vec<Series>, instant: bool) -> Result<Vec<Series>, Error> {
     let mut out: Vec<Series> = Vec::with_capacity(ss.len());
     let mut any_drop = false;
     for mut s in ss {
-        if s.drop_name {
-            s.labels = s.final_labels();
-            s.drop_name = false;
-            any_drop = true;
-        }
+        any_drop |= s.drop_name;
+        s.finish_name();
         out.push(s);
     }
     if !any_drop {
         return Ok(out);
     }
     if instant {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: std::collections::HashSet<
+            &argus_storage::Labels,
+            foldhash::fast::RandomState,
+        > = Default::default();
         for s in &out {
             if !seen.insert(&s.labels) {
                 return Err(Error::execution(

@@ -1,6 +1,6 @@
 //! Result values: the public shapes ([`Value`]) and the evaluator's internal ones ([`Val`]).
 
-use argus_storage::{FloatHistogram, Labels, METRIC_NAME};
+use argus_storage::{FloatHistogram, Label, Labels, METRIC_NAME};
 
 /// One series in an instant vector.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +42,7 @@ pub enum Value {
 
 /// A series inside the evaluator. For instant-vector values the points sit on the evaluation
 /// steps; for range-vector values (top-level selectors and subqueries) they are raw samples.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub(crate) struct Series {
     pub labels: Labels,
     /// Delayed `__name__` removal: the name is dropped when the query finishes.
@@ -63,6 +63,14 @@ impl Series {
         }
     }
 
+    /// Empties the series and gives it `labels`, reusing its buffers (label strings, points).
+    pub(crate) fn reset(&mut self, labels: &Labels, drop_name: bool) {
+        self.labels.clone_from(labels);
+        self.drop_name = drop_name;
+        self.points.clear();
+        self.hists.clear();
+    }
+
     /// True when the series has neither float nor histogram points.
     pub(crate) fn is_empty(&self) -> bool {
         self.points.is_empty() && self.hists.is_empty()
@@ -73,17 +81,12 @@ impl Series {
         self.points.len() + self.hists.len()
     }
 
-    /// Labels as they will look once the query finishes: dropping the name also drops the
+    /// Applies the delayed name removal in place: dropping the name also drops the
     /// `__type__` and `__unit__` metadata labels that describe it.
-    pub(crate) fn final_labels(&self) -> Labels {
+    pub(crate) fn finish_name(&mut self) {
         if self.drop_name {
-            let mut l = self.labels.clone();
-            l.remove(METRIC_NAME);
-            l.remove("__type__");
-            l.remove("__unit__");
-            l
-        } else {
-            self.labels.clone()
+            strip_name(&mut self.labels);
+            self.drop_name = false;
         }
     }
 }
@@ -110,6 +113,32 @@ impl Val {
             Val::Vector(s) | Val::Matrix(s) => s.iter().map(|s| s.len()).sum(),
         }
     }
+}
+
+/// Drops the metric name and the `__type__` and `__unit__` metadata labels that describe it.
+fn strip_name(l: &mut Labels) {
+    l.remove(METRIC_NAME);
+    l.remove("__type__");
+    l.remove("__unit__");
+}
+
+/// A map keyed by label sets with a fast seeded hasher (SipHash showed in query profiles).
+pub(crate) type LabelsMap<V> = std::collections::HashMap<Labels, V, foldhash::fast::RandomState>;
+
+/// Writes the pairs of `l` that `keep` accepts into `out`, reusing its buffers: a key refilled
+/// per series (grouping, matching) allocates only when it grows.
+pub(crate) fn filter_labels_into(l: &Labels, keep: impl Fn(&Label) -> bool, out: &mut Labels) {
+    let mut v = std::mem::take(out).into_vec();
+    let mut n = 0;
+    for p in l.iter().filter(|p| keep(p)) {
+        match v.get_mut(n) {
+            Some(d) => d.clone_from(p),
+            None => v.push(p.clone()),
+        }
+        n += 1;
+    }
+    v.truncate(n);
+    *out = Labels::from_sorted(v);
 }
 
 /// Formats a float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.

@@ -39,12 +39,27 @@ pub struct Sample {
 }
 
 /// One label pair.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Label {
     /// Label name.
     pub name: String,
     /// Label value.
     pub value: String,
+}
+
+/// `clone_from` reuses both strings' buffers (a derived `Clone` would allocate anew).
+impl Clone for Label {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            value: self.value.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.name.clone_from(&source.name);
+        self.value.clone_from(&source.value);
+    }
 }
 
 impl Label {
@@ -61,8 +76,20 @@ impl Label {
 ///
 /// Ordering (`Ord`) compares pair by pair as Prometheus's `labels.Compare` does, so series sets
 /// sorted by `Labels` merge the same way as Prometheus's.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Vec<Label>);
+
+/// `clone_from` reuses the pairs' buffers, so a label set refilled per series (queries read
+/// thousands) allocates only when it grows.
+impl Clone for Labels {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl Labels {
     /// An empty label set.

@@ -5,7 +5,7 @@ use super::{Ctx, Evaluator};
 use crate::error::{Error, Result};
 use crate::functions::stats::{kahan_inc, quantile};
 use crate::value::{Series, Val, format_float};
-use argus_storage::{Label, Labels, METRIC_NAME};
+use argus_storage::{Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 
@@ -30,16 +30,19 @@ struct Groups {
 
 impl Groups {
     fn new(input: &[Series], m: Option<&LabelModifier>) -> Self {
-        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut keys: crate::value::LabelsMap<usize> = Default::default();
         let mut labels: Vec<Labels> = Vec::new();
+        let mut key = Labels::empty();
         let of = input
             .iter()
             .map(|s| {
-                let key = group_key(&s.labels, m);
-                *keys.entry(key.clone()).or_insert_with(|| {
-                    labels.push(key);
-                    labels.len() - 1
-                })
+                group_key_into(&s.labels, m, &mut key);
+                if let Some(&g) = keys.get(&key) {
+                    return g;
+                }
+                keys.insert(key.clone(), labels.len());
+                labels.push(key.clone());
+                labels.len() - 1
             })
             .collect();
         Self { labels, of }
@@ -186,23 +189,25 @@ impl Evaluator<'_> {
     /// per-group, per-step accumulators as they arrive and then dropped.
     fn fold_stream(&self, op: FoldOp, a: &AggregateExpr, c: Ctx) -> Result<Val> {
         let n = c.n();
-        let mut keys: HashMap<Labels, usize> = HashMap::new();
+        let mut keys: crate::value::LabelsMap<usize> = Default::default();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut accs: Vec<Vec<Acc>> = Vec::new();
         let mut drop: Vec<bool> = Vec::new();
         // Histogram accumulators, created only for groups that meet histograms.
         let mut haccs: Vec<Vec<Option<HistAcc>>> = Vec::new();
         let mut ignored = false;
-        self.stream_vector(&a.expr, c, &mut |s: Series| {
+        // The group labels of the current series, refilled in place (no allocation per series).
+        let mut key = Labels::empty();
+        self.stream_vector(&a.expr, c, &mut |s: &mut Series| {
             self.limits.check_work(s.len())?;
-            let key = group_key(&s.labels, a.modifier.as_ref());
+            group_key_into(&s.labels, a.modifier.as_ref(), &mut key);
             let g = match keys.get(&key) {
                 Some(&g) => g,
                 None => {
                     // One accumulator per step for the new group.
                     self.limits.add(n)?;
                     keys.insert(key.clone(), group_labels.len());
-                    group_labels.push(key);
+                    group_labels.push(key.clone());
                     accs.push(vec![Acc::default(); n]);
                     haccs.push(Vec::new());
                     drop.push(false);
@@ -501,28 +506,20 @@ impl FoldOp {
     }
 }
 
-/// The grouping labels of one series.
-fn group_key(l: &Labels, m: Option<&LabelModifier>) -> Labels {
-    m.map_or_else(Labels::empty, |m| labels_by_modifier(l, m))
-}
-
-/// The labels of `l` that `by`/`on(...)` keep, or all but the listed ones and the metric name
-/// for `without`/`ignoring(...)`.
-pub(super) fn labels_by_modifier(l: &Labels, m: &LabelModifier) -> Labels {
-    match m {
-        LabelModifier::Include(names) => Labels::from_sorted(
-            l.iter()
-                .filter(|p| names.labels.contains(&p.name))
-                .cloned()
-                .collect::<Vec<Label>>(),
-        ),
-        LabelModifier::Exclude(names) => Labels::from_sorted(
-            l.iter()
-                .filter(|p| p.name != METRIC_NAME && !names.labels.contains(&p.name))
-                .cloned()
-                .collect::<Vec<Label>>(),
-        ),
-    }
+/// The group labels of `l` under `m` (all labels fall in one group without a modifier),
+/// written into `out`, reusing its buffers.
+fn group_key_into(l: &Labels, m: Option<&LabelModifier>, out: &mut Labels) {
+    crate::value::filter_labels_into(
+        l,
+        |p| match m {
+            None => false,
+            Some(LabelModifier::Include(names)) => names.labels.contains(&p.name),
+            Some(LabelModifier::Exclude(names)) => {
+                p.name != METRIC_NAME && !names.labels.contains(&p.name)
+            }
+        },
+        out,
+    );
 }
 
 /// Where a series falls in `[0, 1)` for `limit_ratio`: its label hash scaled down.

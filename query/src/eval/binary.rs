@@ -6,9 +6,8 @@ use super::{Ctx, Evaluator};
 use crate::error::{Error, Result};
 use crate::value::{Series, Val};
 use argus_storage::histogram::ops;
-use argus_storage::{CounterResetHint, FloatHistogram, Label, Labels, METRIC_NAME};
+use argus_storage::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier};
-use std::collections::HashMap;
 
 /// An arithmetic or comparison operator, resolved once per node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,38 +308,47 @@ impl StepCursor {
 
 /// Interns matching signatures (label subsets) to small integers.
 struct Sigs {
-    ids: HashMap<Labels, usize>,
+    ids: crate::value::LabelsMap<usize>,
     labels: Vec<Labels>,
+    /// The current series' matching labels, refilled in place.
+    key: Labels,
 }
 
 impl Sigs {
     fn new() -> Self {
         Self {
-            ids: HashMap::new(),
+            ids: Default::default(),
             labels: Vec::new(),
+            key: Labels::empty(),
         }
     }
-    fn id(&mut self, l: Labels) -> usize {
-        let next = self.labels.len();
-        *self.ids.entry(l.clone()).or_insert_with(|| {
-            self.labels.push(l);
-            next
-        })
+    /// The id of the matching labels of `l`.
+    fn id(&mut self, l: &Labels, m: Option<&LabelModifier>) -> usize {
+        match_labels_into(l, m, &mut self.key);
+        if let Some(&id) = self.ids.get(&self.key) {
+            return id;
+        }
+        let id = self.labels.len();
+        self.ids.insert(self.key.clone(), id);
+        self.labels.push(self.key.clone());
+        id
     }
 }
 
 /// The labels a series is matched on: `on(...)` keeps the listed labels; otherwise all labels
-/// except the `ignoring(...)` ones and the metric name.
-pub(super) fn match_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
-    match m {
-        Some(m) => super::aggregate::labels_by_modifier(l, m),
-        None => Labels::from_sorted(
-            l.iter()
-                .filter(|p| p.name != METRIC_NAME)
-                .cloned()
-                .collect::<Vec<Label>>(),
-        ),
-    }
+/// except the `ignoring(...)` ones and the metric name. Written into `out`, reusing its buffers.
+pub(super) fn match_labels_into(l: &Labels, m: Option<&LabelModifier>, out: &mut Labels) {
+    crate::value::filter_labels_into(
+        l,
+        |p| match m {
+            Some(LabelModifier::Include(names)) => names.labels.contains(&p.name),
+            Some(LabelModifier::Exclude(names)) => {
+                p.name != METRIC_NAME && !names.labels.contains(&p.name)
+            }
+            None => p.name != METRIC_NAME,
+        },
+        out,
+    );
 }
 
 impl Evaluator<'_> {
@@ -473,14 +481,8 @@ impl Evaluator<'_> {
     ) -> Result<Vec<Series>> {
         let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
         let mut sigs = Sigs::new();
-        let lsig: Vec<usize> = lhs
-            .iter()
-            .map(|s| sigs.id(match_labels(&s.labels, matching)))
-            .collect();
-        let rsig: Vec<usize> = rhs
-            .iter()
-            .map(|s| sigs.id(match_labels(&s.labels, matching)))
-            .collect();
+        let lsig: Vec<usize> = lhs.iter().map(|s| sigs.id(&s.labels, matching)).collect();
+        let rsig: Vec<usize> = rhs.iter().map(|s| sigs.id(&s.labels, matching)).collect();
         let mut mark = vec![usize::MAX; sigs.labels.len()];
         let mut lout: Vec<Series> = lhs
             .iter()

@@ -9,7 +9,7 @@
 //! labels they match on); the signatures and result labels are computed once per series (pair),
 //! and each step only walks the series with a sample at that step.
 
-use super::binary::{ArithOp, Operand, Res, StepCursor, match_labels, push_res};
+use super::binary::{ArithOp, Operand, Res, StepCursor, match_labels_into, push_res};
 use super::{Ctx, Evaluator};
 use crate::error::{Error, Result};
 use crate::value::Series;
@@ -174,23 +174,26 @@ impl Evaluator<'_> {
 impl VectorMatch<'_> {
     /// Sorts every series of both sides into its group.
     fn group_series(&mut self) {
-        let mut ids: HashMap<Labels, usize> = HashMap::new();
+        let mut ids: crate::value::LabelsMap<usize> = Default::default();
         let groups = &mut self.groups;
+        let mut key = Labels::empty();
         let mut group_of = |s: &Series| {
-            let labels = match_labels(&s.labels, self.matching);
-            *ids.entry(labels.clone()).or_insert_with(|| {
-                groups.push(Group {
-                    labels,
-                    one_step: NEVER,
-                    one: 0,
-                    many_step: NEVER,
-                    matched_step: NEVER,
-                    outs_step: NEVER,
-                    outs: Vec::new(),
-                    fill_out: None,
-                });
-                groups.len() - 1
-            })
+            match_labels_into(&s.labels, self.matching, &mut key);
+            if let Some(&g) = ids.get(&key) {
+                return g;
+            }
+            ids.insert(key.clone(), groups.len());
+            groups.push(Group {
+                labels: key.clone(),
+                one_step: NEVER,
+                one: 0,
+                many_step: NEVER,
+                matched_step: NEVER,
+                outs_step: NEVER,
+                outs: Vec::new(),
+                fill_out: None,
+            });
+            groups.len() - 1
         };
         for s in self.many {
             self.many_series.push(ManySeries {

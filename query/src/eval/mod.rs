@@ -134,11 +134,12 @@ impl Evaluator<'_> {
     /// Evaluates `e` (an instant vector) and hands its series to `sink` one at a time. Selectors
     /// and range-vector functions stream without building the whole vector; other expressions
     /// are evaluated first. Each series handed over is already accounted against the limit.
+    /// The series lent to `sink` may be a buffer reused for the next one (take it to keep it).
     pub(crate) fn stream_vector(
         &self,
         e: &Expr,
         c: Ctx,
-        sink: &mut dyn FnMut(Series) -> Result<()>,
+        sink: &mut dyn FnMut(&mut Series) -> Result<()>,
     ) -> Result<()> {
         let inner = unparen(e);
         if c.n() == 1 || !analyze::step_invariant(inner) {
@@ -161,8 +162,8 @@ impl Evaluator<'_> {
                 _ => {}
             }
         }
-        for s in self.eval_vector(e, c)? {
-            sink(s)?;
+        for mut s in self.eval_vector(e, c)? {
+            sink(&mut s)?;
         }
         Ok(())
     }

@@ -71,6 +71,11 @@ impl<'a, T> Windows<'a, T> {
         }
     }
 
+    /// Index of the first sample of the last window returned by [`Self::get`].
+    pub(crate) fn start(&self) -> usize {
+        self.lo
+    }
+
     /// Samples in `(we - range, we]`. `we` must not decrease between calls.
     pub(crate) fn get(&mut self, we: i64, range: i64) -> &'a [(i64, T)] {
         let ws = we - range;
@@ -97,19 +102,21 @@ impl Evaluator<'_> {
         let mut out = Vec::new();
         self.vector_selector_each(vs, c, want_ts, &mut |s| {
             self.limits.add(s.len())?;
-            out.push(s);
+            out.push(std::mem::take(s));
             Ok(())
         })?;
         Ok(out)
     }
 
     /// Like [`Self::vector_selector`], handing each series to `sink` as soon as it is built.
+    /// The series is a buffer reused for the next one: a sink that keeps it takes it
+    /// (`std::mem::take`); one that only reads it (an aggregation) costs no allocation.
     pub(crate) fn vector_selector_each(
         &self,
         vs: &VectorSelector,
         c: Ctx,
         want_ts: bool,
-        sink: &mut dyn FnMut(Series) -> Result<()>,
+        sink: &mut dyn FnMut(&mut Series) -> Result<()>,
     ) -> Result<()> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
@@ -117,9 +124,10 @@ impl Evaluator<'_> {
         let mint = ref_of(c.start) - self.lookback + 1;
         let maxt = ref_of(c.end);
         let n = c.n();
+        let mut s = Series::default();
         self.select_each(vs, mint, maxt, true, &mut |labels, samples, hists| {
             self.limits.check()?;
-            let mut s = Series::new(labels.clone(), false);
+            s.reset(labels, false);
             let (mut j, mut k) = (0usize, 0usize);
             for i in 0..n {
                 self.limits.check()?;
@@ -154,7 +162,7 @@ impl Evaluator<'_> {
                 }
             }
             if !s.is_empty() {
-                sink(s)?;
+                sink(&mut s)?;
             }
             Ok(())
         })

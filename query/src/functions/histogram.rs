@@ -4,9 +4,8 @@ use super::native;
 use crate::error::{Error, Result};
 use crate::eval::{Ctx, Evaluator};
 use crate::value::{Series, Val, format_float};
-use argus_storage::{Label, Labels};
+use argus_storage::Labels;
 use promql_parser::parser::Expr;
-use std::collections::HashMap;
 
 /// Tolerance below which neighbouring cumulative counts are treated as equal.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
@@ -19,20 +18,20 @@ fn classic_groups(
     e: &Expr,
     c: Ctx,
 ) -> Result<(Vec<Series>, Vec<Vec<Vec<(f64, f64)>>>, Vec<Series>)> {
-    let mut v = ev.eval_vector(e, c)?;
+    let n = c.n();
     let mut natives = Vec::new();
-    for s in &mut v {
+    let mut groups: crate::value::LabelsMap<usize> = Default::default();
+    let mut keys: Vec<Series> = Vec::new();
+    let mut buckets: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
+    // The group labels of the current series, refilled in place.
+    let mut key = Labels::empty();
+    // Streamed: the bucket series are never held all at once, only their counts per group.
+    ev.stream_vector(e, c, &mut |s: &mut Series| {
         if !s.hists.is_empty() {
             let mut n = Series::new(s.labels.clone(), true);
             n.hists = std::mem::take(&mut s.hists);
             natives.push(n);
         }
-    }
-    let n = c.n();
-    let mut groups: HashMap<Labels, usize> = HashMap::new();
-    let mut keys: Vec<Series> = Vec::new();
-    let mut buckets: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
-    for s in &v {
         let le = s.labels.get("le");
         let Some(ub) = le.and_then(parse_go_float) else {
             if !s.points.is_empty() {
@@ -42,28 +41,25 @@ fn classic_groups(
                     s.labels.metric_name().unwrap_or("")
                 ));
             }
-            continue;
+            return Ok(());
         };
-        let key = Labels::from_sorted(
-            s.labels
-                .iter()
-                .filter(|l| l.name != "le")
-                .cloned()
-                .collect::<Vec<Label>>(),
-        );
-        if !groups.contains_key(&key) {
-            ev.limits
-                .fits(keys.len().saturating_add(1).saturating_mul(n))?;
-        }
-        let g = *groups.entry(key.clone()).or_insert_with(|| {
-            keys.push(Series::new(key, true));
-            buckets.push(vec![Vec::new(); n]);
-            keys.len() - 1
-        });
+        crate::value::filter_labels_into(&s.labels, |p| p.name != "le", &mut key);
+        let g = match groups.get(&key) {
+            Some(&g) => g,
+            None => {
+                ev.limits
+                    .fits(keys.len().saturating_add(1).saturating_mul(n))?;
+                groups.insert(key.clone(), keys.len());
+                keys.push(Series::new(key.clone(), true));
+                buckets.push(vec![Vec::new(); n]);
+                keys.len() - 1
+            }
+        };
         for &(t, x) in &s.points {
             buckets[g][c.index(t)].push((ub, x));
         }
-    }
+        Ok(())
+    })?;
     // A native histogram and classic buckets of the same series at the same step: neither is
     // evaluated (Prometheus's `resetHistograms`).
     for n in &mut natives {

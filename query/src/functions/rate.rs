@@ -5,19 +5,22 @@ use super::stats::linear_regression;
 use crate::error::{Error, Result};
 
 /// rate/increase/delta with Prometheus's extrapolation. The window is `(ws, we]` in ms.
+/// `no_resets` says the caller knows the window holds no counter reset (the scan for them is
+/// skipped; the result is the same).
 pub(crate) fn extrapolated_rate(
     s: &[(i64, f64)],
     ws: i64,
     we: i64,
     is_counter: bool,
     is_rate: bool,
+    no_resets: bool,
 ) -> Option<f64> {
     if s.len() < 2 {
         return None;
     }
     let (first, last) = (s[0], s[s.len() - 1]);
     let mut result = last.1 - first.1;
-    if is_counter {
+    if is_counter && !no_resets {
         let mut prev = first.1;
         for &(_, v) in &s[1..] {
             if v < prev {
@@ -143,7 +146,7 @@ mod tests {
         let s: Vec<(i64, f64)> = (0..=5)
             .map(|i| (i * 10_000, 100.0 + i as f64 * 5.0))
             .collect();
-        let r = extrapolated_rate(&s, -10_000, 50_000, true, true).unwrap();
+        let r = extrapolated_rate(&s, -10_000, 50_000, true, true, false).unwrap();
         assert!((r - 0.5).abs() < 1e-9, "{r}");
         assert_eq!(changes(&[(0, 1.0), (1, 2.0), (2, 2.0)]), 1.0);
         assert_eq!(resets(&[(0, 3.0), (1, 1.0), (2, 2.0)]), 1.0);

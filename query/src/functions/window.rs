@@ -45,7 +45,7 @@ pub(super) fn range_fn(
     let mut out = Vec::new();
     range_fn_each(ev, kind, m, params, c, &mut |s| {
         ev.limits.add(s.len())?;
-        out.push(s);
+        out.push(std::mem::take(s));
         Ok(())
     })?;
     Ok(Val::Vector(out))
@@ -57,7 +57,7 @@ pub(crate) fn stream_range_call(
     ev: &Evaluator<'_>,
     e: &Expr,
     c: Ctx,
-    sink: &mut dyn FnMut(Series) -> Result<()>,
+    sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<bool> {
     let Expr::Call(call) = e else {
         return Ok(false);
@@ -75,17 +75,20 @@ pub(crate) fn stream_range_call(
 }
 
 /// Runs a range-vector function over the windows of every series at every step, handing each
-/// output series to `sink` as soon as it is complete.
+/// output series to `sink` as soon as it is complete (in a buffer reused for the next one: a
+/// sink that keeps it takes it).
 fn range_fn_each(
     ev: &Evaluator<'_>,
     kind: RangeFn,
     m: &Expr,
     params: &[Vec<f64>],
     c: Ctx,
-    sink: &mut dyn FnMut(Series) -> Result<()>,
+    sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<()> {
     let keep_name = matches!(kind, RangeFn::Last | RangeFn::First);
     let mut buf = Vec::new();
+    let mut o = Series::default();
+    let mut resets = Vec::new();
     // Matrix selectors stream series by series from storage; subqueries are evaluated first.
     if let Expr::MatrixSelector(ms) = unparen(m) {
         let spec = RangeInput {
@@ -98,43 +101,84 @@ fn range_fn_each(
         let mint = spec.window_end(c.start) - spec.range + 1;
         let maxt = spec.window_end(c.end);
         return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points, hists| {
-            let s = Series::new(labels.clone(), false);
+            o.reset(labels, !keep_name);
             windows_of(
-                ev, kind, keep_name, &s, points, hists, &spec, params, c, &mut buf, sink,
+                ev,
+                kind,
+                points,
+                hists,
+                &spec,
+                params,
+                c,
+                &mut buf,
+                &mut resets,
+                &mut o,
+                sink,
             )
         });
     }
     let ri = ev.range_input(m, c)?;
     let loaded: usize = ri.series.iter().map(|s| s.len()).sum();
     for s in &ri.series {
+        o.reset(&s.labels, !keep_name || s.drop_name);
         windows_of(
-            ev, kind, keep_name, s, &s.points, &s.hists, &ri, params, c, &mut buf, sink,
+            ev,
+            kind,
+            &s.points,
+            &s.hists,
+            &ri,
+            params,
+            c,
+            &mut buf,
+            &mut resets,
+            &mut o,
+            sink,
         )?;
     }
     ev.limits.release(loaded);
     Ok(())
 }
 
-/// Evaluates one series' windows at every step and hands the result to `sink`.
+/// Evaluates one series' windows at every step into `o` (labelled and emptied by the caller)
+/// and hands it to `sink`.
 #[allow(clippy::too_many_arguments)]
 fn windows_of(
     ev: &Evaluator<'_>,
     kind: RangeFn,
-    keep_name: bool,
-    s: &Series,
     points: &[(i64, f64)],
     hists: &[(i64, argus_storage::FloatHistogram)],
     ri: &RangeInput,
     params: &[Vec<f64>],
     c: Ctx,
     buf: &mut Vec<f64>,
-    sink: &mut dyn FnMut(Series) -> Result<()>,
+    resets: &mut Vec<u32>,
+    o: &mut Series,
+    sink: &mut dyn FnMut(&mut Series) -> Result<()>,
 ) -> Result<()> {
     ev.limits.check()?;
     let mut w = crate::eval::Windows::new(points);
     let mut hw = crate::eval::Windows::new(hists);
-    let mut o = Series::new(s.labels.clone(), !keep_name || s.drop_name);
-    let metric = hrange::metric_name(&s.labels);
+    let Series {
+        labels,
+        points: out,
+        hists: hout,
+        ..
+    } = &mut *o;
+    let metric = hrange::metric_name(labels);
+    // For rate and increase over several steps: the number of counter resets up to each
+    // sample, so that a window without one skips the scan for them (most windows).
+    resets.clear();
+    if matches!(kind, RangeFn::Rate | RangeFn::Increase) && c.n() > 1 {
+        let mut n = 0u32;
+        let mut prev = f64::NAN;
+        for &(_, v) in points {
+            if v < prev {
+                n += 1;
+            }
+            resets.push(n);
+            prev = v;
+        }
+    }
     for i in 0..c.n() {
         let t = c.t(i);
         let we = ri.window_end(t);
@@ -145,8 +189,8 @@ fn windows_of(
             let ws = we - ri.range;
             if let Some(v) = hist_window(ev, kind, win, hwin, ws, we, metric) {
                 match v {
-                    HOut::F(v) => o.points.push((t, v)),
-                    HOut::H(h) => o.hists.push((t, h)),
+                    HOut::F(v) => out.push((t, v)),
+                    HOut::H(h) => hout.push((t, h)),
                 }
                 continue;
             }
@@ -169,9 +213,16 @@ fn windows_of(
                 .unwrap_or(f64::NAN)
         };
         let ws = we - ri.range;
-        let v = kind.eval_floats(win, ws, we, t, p(0), p(1), buf)?;
+        // Resets among the window's samples: the count at its last one minus the count at its
+        // first (no counts: not known, the function scans if it needs to).
+        let lo = w.start();
+        let no_resets = match (resets.get(lo), resets.get(lo + win.len() - 1)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        let v = kind.eval_floats(win, ws, we, t, p(0), p(1), buf, no_resets)?;
         if let Some(v) = v {
-            o.points.push((t, v));
+            out.push((t, v));
         }
     }
     if !o.is_empty() {
@@ -307,6 +358,8 @@ impl RangeFn {
     /// Functions that ignore histogram samples and work on the floats of a window.
     /// The function over a window of float samples `win` in `(ws, we]` (ms) at step `t`,
     /// with the step's scalar parameters `p0`, `p1` (`NaN` when absent); `None` for no output.
+    /// `no_resets`: the window is known to hold no counter reset (rate and increase skip
+    /// their scan).
     #[allow(clippy::too_many_arguments)]
     fn eval_floats(
         self,
@@ -317,14 +370,15 @@ impl RangeFn {
         p0: f64,
         p1: f64,
         buf: &mut Vec<f64>,
+        no_resets: bool,
     ) -> Result<Option<f64>> {
         let (Some(&first), Some(&last)) = (win.first(), win.last()) else {
             return Ok(None);
         };
         Ok(match self {
-            Self::Rate => rate::extrapolated_rate(win, ws, we, true, true),
-            Self::Increase => rate::extrapolated_rate(win, ws, we, true, false),
-            Self::Delta => rate::extrapolated_rate(win, ws, we, false, false),
+            Self::Rate => rate::extrapolated_rate(win, ws, we, true, true, no_resets),
+            Self::Increase => rate::extrapolated_rate(win, ws, we, true, false, no_resets),
+            Self::Delta => rate::extrapolated_rate(win, ws, we, false, false, true),
             Self::Irate => rate::instant_value(win, true),
             Self::Idelta => rate::instant_value(win, false),
             Self::Deriv => rate::deriv(win),

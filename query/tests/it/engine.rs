@@ -13,6 +13,11 @@ fn storage() -> MemStorage {
             db.insert(l.clone(), k * 15_000, (k * (i + 1)) as f64);
         }
     }
+    // A counter that resets every 7 samples (rate and increase add the values before resets).
+    let c = Labels::from_pairs(&[("__name__", "c")]);
+    for k in 0..=120 {
+        db.insert(c.clone(), k * 15_000, ((k % 7) * 5 + k / 7) as f64);
+    }
     db
 }
 
@@ -134,6 +139,11 @@ mod prop {
             )
                 .prop_map(|(f, r)| format!("{f}(x[{r}])")),
             Just("max_over_time(x[2m:30s])".to_string()),
+            (
+                prop::sample::select(vec!["rate", "increase", "resets"]),
+                prop::sample::select(vec!["1m", "2m", "5m"]),
+            )
+                .prop_map(|(f, r)| format!("{f}(c[{r}])")),
         ];
         leaf.prop_recursive(3, 16, 2, |inner| {
             prop_oneof![

@@ -1,24 +1,59 @@
 //! A time range of the head as a [`BlockReader`], for the querier and for cutting blocks.
 
 use super::Head;
+use super::series::Series;
 use crate::block::{BlockReader, SeriesChunks, overlaps};
 use crate::chunk::{Encoding, XorChunk};
 use crate::error::Result;
-use crate::model::{Labels, Timestamp};
+use crate::model::{Label, Labels, Timestamp};
+use parking_lot::Mutex;
 use roaring::RoaringBitmap;
+use std::cmp::Ordering;
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// The head restricted to `[mint, maxt]`.
 pub(crate) struct HeadRange<H> {
+    // Immutable after construction.
     head: H,
     mint: Timestamp,
     maxt: Timestamp,
+    /// The series [`BlockReader::sorted_ids`] last sorted, in that order, and the position of
+    /// the next one expected by [`BlockReader::series`]: a querier reads them in that order, so
+    /// each is found without a second lookup in the series map. Any other id is looked up.
+    sorted: Mutex<(Vec<Arc<Series>>, usize)>,
 }
 
 impl<H: Deref<Target = Head>> HeadRange<H> {
     /// A reader over `head` restricted to `[mint, maxt]`.
     pub(crate) fn new(head: H, mint: Timestamp, maxt: Timestamp) -> Self {
-        Self { head, mint, maxt }
+        Self {
+            head,
+            mint,
+            maxt,
+            sorted: Mutex::new((Vec::new(), 0)),
+        }
+    }
+
+    /// The series `id`: the next one of the last sorted list when it is that one.
+    fn series_by_id(&self, id: u32) -> Option<Arc<Series>> {
+        let mut sorted = self.sorted.lock();
+        let (list, next) = &mut *sorted;
+        if let Some(s) = list.get(*next)
+            && s.id == u64::from(id)
+        {
+            let s = s.clone();
+            *next += 1;
+            if *next == list.len() {
+                // Read through: hold no series longer than needed (truncation skips series
+                // that readers still hold).
+                *list = Vec::new();
+                *next = 0;
+            }
+            return Some(s);
+        }
+        drop(sorted);
+        self.head.series.get(u64::from(id))
     }
 }
 
@@ -69,14 +104,16 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             .iter()
             .filter_map(|id| self.head.series.get(u64::from(id)))
             .collect();
-        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(series.iter().map(|s| s.id as u32).collect())
+        series.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
+        let ids = series.iter().map(|s| s.id as u32).collect();
+        *self.sorted.lock() = (series, 0);
+        Ok(ids)
     }
 
     fn labels(&self, id: u32, out: &mut Labels) -> Result<bool> {
         match self.head.series.get(u64::from(id)) {
             Some(s) => {
-                s.labels_into(out);
+                fill_labels(pairs(&s.labels), out);
                 Ok(true)
             }
             None => Ok(false),
@@ -91,10 +128,10 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         out: &mut SeriesChunks,
     ) -> Result<bool> {
         out.clear();
-        let Some(s) = self.head.series.get(u64::from(id)) else {
+        let Some(s) = self.series_by_id(id) else {
             return Ok(false);
         };
-        s.labels_into(&mut out.labels);
+        fill_labels(pairs(&s.labels), &mut out.labels);
         let (mint, maxt) = (mint.max(self.mint), maxt.min(self.maxt));
         // The series lock is held while completed chunks are read: truncation drops a
         // series' refs under it before deleting their files.
@@ -144,5 +181,88 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         // Keep spans sorted by min_t (the OOO chunk may start before in-order ones).
         out.spans.sort_by_key(|s| s.min_t);
         Ok(true)
+    }
+}
+
+/// Orders interned label pairs as [`Labels`] orders its pairs. Pairs are interned, so equal
+/// names and values are usually the same `Arc`: a pointer comparison skips most string
+/// comparisons when sorting a selection (series share their name and most label values).
+fn cmp_interned(a: &[(Arc<str>, Arc<str>)], b: &[(Arc<str>, Arc<str>)]) -> Ordering {
+    let cmp = |x: &Arc<str>, y: &Arc<str>| {
+        if Arc::ptr_eq(x, y) {
+            Ordering::Equal
+        } else {
+            x.as_ref().cmp(y.as_ref())
+        }
+    };
+    for ((an, av), (bn, bv)) in a.iter().zip(b) {
+        let o = cmp(an, bn).then_with(|| cmp(av, bv));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// A head series' label pairs as `(name, value)`.
+fn pairs(l: &[(Arc<str>, Arc<str>)]) -> impl Iterator<Item = (&str, &str)> {
+    l.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+}
+
+/// Writes label pairs (in name order) into `out`, reusing its strings' buffers: the querier
+/// refills one label set per series read, so this allocates only when a set outgrows the last.
+fn fill_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut Labels) {
+    let mut v = std::mem::take(out).into_vec();
+    let mut n = 0;
+    for (name, value) in pairs {
+        match v.get_mut(n) {
+            Some(l) => {
+                l.name.clear();
+                l.name.push_str(name);
+                l.value.clear();
+                l.value.push_str(value);
+            }
+            None => v.push(Label::new(name, value)),
+        }
+        n += 1;
+    }
+    v.truncate(n);
+    *out = Labels::from_sorted(v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interned(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (Arc::from(*n), Arc::from(*v)))
+            .collect()
+    }
+
+    /// Sorting interned pairs gives the order of `Labels`, and refilling a used label set
+    /// (longer, shorter) gives exactly the pairs written.
+    #[test]
+    fn interned_order_and_refill() {
+        let sets = [
+            &[("__name__", "a"), ("job", "x")][..],
+            &[("__name__", "a")][..],
+            &[("__name__", "a"), ("job", "w"), ("pod", "1")][..],
+            &[("__name__", "b")][..],
+            &[("__name__", "a"), ("job", "x"), ("pod", "0")][..],
+        ];
+        let mut out = Labels::empty();
+        for a in sets {
+            let ia = interned(a);
+            fill_labels(pairs(&ia), &mut out);
+            assert_eq!(out, Labels::from_pairs(a));
+            for b in sets {
+                let want = Labels::from_pairs(a).cmp(&Labels::from_pairs(b));
+                assert_eq!(cmp_interned(&ia, &interned(b)), want, "{a:?} vs {b:?}");
+                let shared = ia.clone();
+                assert_eq!(cmp_interned(&ia, &shared), Ordering::Equal);
+            }
+        }
     }
 }

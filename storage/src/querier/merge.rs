@@ -98,9 +98,9 @@ impl MergedSeries {
         let Some(min) = min else {
             return false;
         };
-        let min = min.clone();
+        // Borrowed, not cloned: one label copy less per series read.
         for (i, c) in self.cursors.iter().enumerate() {
-            if c.valid && c.cur.labels == min {
+            if c.valid && c.cur.labels == *min {
                 self.current.push(i);
             }
         }
