@@ -885,3 +885,7 @@ impl Appendable for Db {
 #[cfg(test)]
 #[path = "db_fault_tests.rs"]
 mod fault_tests;
+
+#[cfg(test)]
+#[path = "db_snapshot_tests.rs"]
+mod snapshot_tests;
