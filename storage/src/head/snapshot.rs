@@ -8,7 +8,7 @@
 //! └──────────────┴─────────┴──────────────────────────────────────────┘
 //! section:
 //! ┌─────────┬──────────────┬────────────────┬───────────────────────────────────┐
-//! │ kind u8 │ len u32 (LE) │ payload [len]  │ CRC32-C u32 (LE) of kind,len,payload│
+//! │ kind u8 │ len u32 (LE) │ payload [len]  │ CRC32 (IEEE) u32 (LE) of kind,len,payload │
 //! └─────────┴──────────────┴────────────────┴───────────────────────────────────┘
 //! META    segment uvarint │ next_ref uvarint │ min_time varint │ max_time varint │
 //!         pages uvarint │ series uvarint
@@ -53,12 +53,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Prefix of snapshot file names; the suffix is the first WAL segment not covered.
-pub(crate) const SNAPSHOT_PREFIX: &str = "head_snapshot.";
+pub(crate) use crate::fs::layout::HEAD_SNAPSHOT_PREFIX as SNAPSHOT_PREFIX;
 /// Suffix of a snapshot being written.
 const TMP_SUFFIX: &str = ".tmp";
-const MAGIC: [u8; 4] = *b"ASNP";
-const VERSION: u8 = 1;
+/// First bytes of a snapshot file.
+pub(crate) const MAGIC: [u8; 4] = *b"ASNP";
+/// Format version.
+pub(crate) const VERSION: u8 = 1;
 /// Magic and version.
 const HEADER_LEN: usize = MAGIC.len() + 1;
 /// Kind and length.
