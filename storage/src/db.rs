@@ -697,15 +697,7 @@ fn start_background(inner: &Arc<Inner>) {
 impl Inner {
     /// Writes a head snapshot. The caller holds `compact_lock`.
     fn snapshot_head(&self) -> Result<()> {
-        let start = std::time::Instant::now();
-        if let Some(p) = snapshot::take(&self.head, &self.dir)? {
-            tracing::info!(
-                snapshot = %p.display(),
-                ms = start.elapsed().as_millis() as u64,
-                "head snapshot written"
-            );
-        }
-        Ok(())
+        snapshot::take(&self.head, &self.dir).map(drop)
     }
 
     fn compact(&self) -> Result<()> {

@@ -604,6 +604,7 @@ struct Captured {
 /// compaction lock). Appends wait while the state is copied (tens of ms for 20,000 series),
 /// not while the file is written.
 pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
+    let start = Instant::now();
     let captured = {
         let mut wal = head.wal.lock();
         let Some(wal) = wal.as_mut() else {
@@ -613,6 +614,7 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
         wait_applied(head)?;
         capture(head, segment)
     };
+    let held = start.elapsed();
     let Some(c) = captured else {
         tracing::info!("head snapshot skipped: native histograms are not covered");
         return Ok(None);
@@ -633,6 +635,13 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
             remove(&p)?;
         }
     }
+    tracing::info!(
+        snapshot = %path.display(),
+        series = c.meta.series,
+        wal_lock_ms = held.as_secs_f64() * 1e3,
+        total_ms = start.elapsed().as_secs_f64() * 1e3,
+        "head snapshot written"
+    );
     Ok(Some(path))
 }
 
