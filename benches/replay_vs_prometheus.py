@@ -244,6 +244,10 @@ def main():
                    help="an extra flag for the Argus servers (repeatable), e.g. "
                         "--argus-flag=--storage.tsdb.head-snapshot-interval=1m with --settle 70: "
                         "the background thread (every 60 s) writes a head snapshot before the kill")
+    p.add_argument("--end", help="the data set's last timestamp, unix seconds (harness gen "
+                                 "--end; default now): with --settle past a minute, pick it so "
+                                 "the 2 h of data span less than 3 h from the start of their "
+                                 "2 h block range, or the background thread cuts a block")
     p.add_argument("--reuse", action="store_true",
                    help="reuse the killed data dir and data set of an earlier run in --workdir")
     args = p.parse_args()
@@ -252,7 +256,8 @@ def main():
     ds = os.path.join(args.workdir, "ds.json")
     if not (args.reuse and os.path.exists(ds)):
         subprocess.run([sys.executable, HARNESS_PATH[0], "gen", "--series", str(args.series),
-                        "--samples", str(args.samples), "--out", ds], check=True)
+                        "--samples", str(args.samples), "--out", ds]
+                       + (["--end", args.end] if args.end else []), check=True)
     want = args.series * args.samples
     results = {}
     for name in args.servers.split(","):

@@ -265,8 +265,8 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
     (
         "storage.tsdb.head-snapshot-interval",
         Kind::Value,
-        "15m",
-        "Write a snapshot of the head this often and at shutdown, so a restart after a crash replays only the WAL written since (0s: never).",
+        "0s",
+        "Write a snapshot of the head this often (checked every minute) and at shutdown, so a restart after a crash replays only the WAL written since; costs about the head's chunk bytes on disk (0s: never).",
     ),
     (
         "storage.tsdb.max-block-duration",

@@ -39,9 +39,6 @@ fn wall_clock_ms() -> i64 {
 /// How often the background thread cuts the head, compacts and applies retention.
 const BACKGROUND_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Default [`Options::head_snapshot_interval_ms`]: 15 minutes.
-pub const DEFAULT_HEAD_SNAPSHOT_INTERVAL_MS: i64 = 15 * 60 * 1000;
-
 /// Database settings. Durations are milliseconds.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -79,6 +76,8 @@ pub struct Options {
     /// Write a snapshot of the head this often, ms, and at [`Db::close`] (None = never), so
     /// that opening after a crash replays only the WAL written since (see
     /// `head/snapshot.rs`). Checked by the background thread, so at most once per minute.
+    /// Off by default: a snapshot does not replace the WAL it covers, so it adds its size (about
+    /// the head's chunk bytes) to the data directory.
     pub head_snapshot_interval_ms: Option<i64>,
 }
 
@@ -97,7 +96,7 @@ impl Default for Options {
             wal_max_backlog_age_ms: None,
             min_cut_age_ms: 0,
             write_blocks: true,
-            head_snapshot_interval_ms: Some(DEFAULT_HEAD_SNAPSHOT_INTERVAL_MS),
+            head_snapshot_interval_ms: None,
         }
     }
 }

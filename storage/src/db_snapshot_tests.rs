@@ -19,6 +19,7 @@ fn opts(window: i64) -> Options {
         // Small segments: the WAL spans many.
         wal_segment_size: 32 << 10,
         sync: SyncMode::Buffer,
+        head_snapshot_interval_ms: Some(15 * 60 * 1000),
         ..Options::default()
     }
 }

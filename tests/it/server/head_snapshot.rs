@@ -16,7 +16,10 @@ fn write_batches(a: &Argus, base: i64, from: u32, to: u32) {
             .collect();
         let r = write(
             a,
-            vec![series(&[("__name__", "snap"), ("batch", &b.to_string())], &samples)],
+            vec![series(
+                &[("__name__", "snap"), ("batch", &b.to_string())],
+                &samples,
+            )],
         );
         assert!((200..300).contains(&r.status), "batch {b}: {}", r.text());
     }
@@ -26,7 +29,11 @@ fn write_batches(a: &Argus, base: i64, from: u32, to: u32) {
 fn complete_batches(a: &Argus, base: i64) -> usize {
     let t = base + SAMPLES * 1000;
     let q = enc(&format!("count_over_time(snap[1m]) == {SAMPLES}"));
-    let r = a.get(&format!("/api/v1/query?query={q}&time={}.{:03}", t / 1000, t % 1000));
+    let r = a.get(&format!(
+        "/api/v1/query?query={q}&time={}.{:03}",
+        t / 1000,
+        t % 1000
+    ));
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["data"]["result"].as_array().map_or(0, Vec::len)
 }
@@ -42,13 +49,20 @@ fn snapshots(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_head_snapshot_is_written_at_stop_loaded_at_start_and_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--web.enable-remote-write-receiver"];
+    let args = [
+        "--web.enable-remote-write-receiver",
+        "--storage.tsdb.head-snapshot-interval=15m",
+    ];
     let base = now_ms() - 60_000;
     let mut a = Argus::start(dir.path(), &args);
     write_batches(&a, base, 0, 150);
     a.signal("TERM");
     assert!(a.wait(Duration::from_secs(30)).success());
-    assert_eq!(snapshots(dir.path()).len(), 1, "no snapshot at a clean stop");
+    assert_eq!(
+        snapshots(dir.path()).len(),
+        1,
+        "no snapshot at a clean stop"
+    );
 
     let mut b = Argus::start(dir.path(), &args);
     assert!(
