@@ -115,7 +115,7 @@ def command(name, args, data, port):
         binary = args.argus if name == "argus" else args.argus_old
         return [binary, f"--web.listen-address={addr}", f"--storage.tsdb.path={data}",
                 "--web.enable-remote-write-receiver",
-                "--storage.tsdb.out-of-order-time-window=1d"]
+                "--storage.tsdb.out-of-order-time-window=1d"] + args.argus_flag
     cfg = os.path.join(os.path.dirname(data), "prometheus.yml")
     with open(cfg, "w") as f:
         f.write("global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n"
@@ -201,7 +201,9 @@ def run_one(name, args, ds):
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        first = {"disk": du(data), "wal": du(os.path.join(data, "wal")),
+        snap = sum(os.lstat(os.path.join(data, f)).st_size for f in os.listdir(data)
+                   if f.startswith("head_snapshot."))
+        first = {"disk": du(data), "wal": du(os.path.join(data, "wal")), "snapshot": snap,
                  "ingest_hwm": ingest_hwm}
         shutil.copytree(data, killed, symlinks=True)
         with open(info, "w") as f:
@@ -238,6 +240,14 @@ def main():
                    help="run the measured restarts under `nice -n N` (negative, as root: on a "
                         "machine loaded by others, time to ready then approaches an idle "
                         "machine's; every server gets the same)")
+    p.add_argument("--argus-flag", action="append", default=[],
+                   help="an extra flag for the Argus servers (repeatable), e.g. "
+                        "--argus-flag=--storage.tsdb.head-snapshot-interval=1m with --settle 70: "
+                        "the background thread (every 60 s) writes a head snapshot before the kill")
+    p.add_argument("--end", help="the data set's last timestamp, unix seconds (harness gen "
+                                 "--end; default now): with --settle past a minute, pick it so "
+                                 "the 2 h of data span less than 3 h from the start of their "
+                                 "2 h block range, or the background thread cuts a block")
     p.add_argument("--reuse", action="store_true",
                    help="reuse the killed data dir and data set of an earlier run in --workdir")
     args = p.parse_args()
@@ -246,7 +256,8 @@ def main():
     ds = os.path.join(args.workdir, "ds.json")
     if not (args.reuse and os.path.exists(ds)):
         subprocess.run([sys.executable, HARNESS_PATH[0], "gen", "--series", str(args.series),
-                        "--samples", str(args.samples), "--out", ds], check=True)
+                        "--samples", str(args.samples), "--out", ds]
+                       + (["--end", args.end] if args.end else []), check=True)
     want = args.series * args.samples
     results = {}
     for name in args.servers.split(","):
@@ -261,6 +272,7 @@ def main():
         ("CPU s until ready", "cpu_s", "{:.2f}"),
         ("data dir at the kill (MiB)", "disk", "{:.1f}"),
         ("  of which wal/ (MiB)", "wal", "{:.1f}"),
+        ("  of which head snapshot (MiB)", "snapshot", "{:.1f}"),
         ("series after replay", "series", "{:,.0f}"),
         ("samples after replay", "samples", "{:,.0f}"),
         ("peak RSS during ingest (MiB)", "ingest_hwm", "{:.1f}"),
@@ -271,8 +283,8 @@ def main():
     for label, key, fmt in rows:
         vals = []
         for n in names:
-            v = results[n][key]
-            if key in ("disk", "wal"):
+            v = results[n].get(key, 0)
+            if key in ("disk", "wal", "snapshot"):
                 v = v / (1 << 20)
             vals.append(fmt.format(v))
         print(f"| {label} | " + " | ".join(vals) + " |")

@@ -263,6 +263,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Range of the head cut into a block (hidden in Prometheus; short values for tests and soaks).",
     ),
     (
+        "storage.tsdb.head-snapshot-interval",
+        Kind::Value,
+        "0s",
+        "Write a snapshot of the head this often (checked every minute) and at shutdown, so a restart after a crash replays only the WAL written since; costs about the head's chunk bytes on disk (0s: never).",
+    ),
+    (
         "storage.tsdb.max-block-duration",
         Kind::Value,
         "",
@@ -354,6 +360,8 @@ pub struct Flags {
     pub out_of_order_window: Option<Duration>,
     /// `--storage.tsdb.min-block-duration`: the head's block range.
     pub min_block_duration: Duration,
+    /// `--storage.tsdb.head-snapshot-interval` (None: no head snapshots).
+    pub head_snapshot_interval: Option<Duration>,
     /// `--storage.remote.max-backlog` in bytes (None = no limit).
     pub remote_max_backlog: Option<u64>,
     /// `--web.listen-address`.
@@ -618,6 +626,8 @@ impl Flags {
                 .ok_or_else(|| {
                     UsageError("--storage.tsdb.min-block-duration: must be positive".into())
                 })?,
+            head_snapshot_interval: dur("storage.tsdb.head-snapshot-interval")?
+                .filter(|d| !d.is_zero()),
             remote_max_backlog,
             listen,
             lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),

@@ -103,6 +103,9 @@ fn db_options(flags: &Flags, cfg: &Config) -> Options {
         out_of_order_window_ms: ooo,
         wal_max_backlog_bytes: flags.remote_max_backlog,
         block_range_ms: i64::try_from(flags.min_block_duration.as_millis()).unwrap_or(i64::MAX),
+        head_snapshot_interval_ms: flags
+            .head_snapshot_interval
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         ..Options::default()
     }
 }

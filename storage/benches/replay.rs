@@ -1,6 +1,8 @@
 //! WAL replay: `Db::open` of a data directory whose head is all in the WAL, shaped like
 //! `harness.py ingest --window 1` (each commit, hence each WAL samples record, carries one sample
-//! for each of 2,000 series), beside a `memcpy` of the WAL's bytes.
+//! for each of 2,000 series), beside a `memcpy` of the WAL's bytes; and `open_snapshot`, the same
+//! data with a head snapshot written after the last sample (`Db::snapshot_head`), so the open
+//! loads the snapshot and replays an empty WAL tail.
 //!
 //! Run: `cargo bench -p argus-storage --bench replay -- --quick`
 //! (`ARGUS_REPLAY_SERIES` / `ARGUS_REPLAY_SAMPLES` change the default 10,000 series × 240).
@@ -30,13 +32,16 @@ fn opts() -> Options {
     Options {
         background: false,
         sync: SyncMode::Buffer,
+        // Opens and closes leave the directory as it is (no snapshot at close).
+        head_snapshot_interval_ms: None,
         ..Options::default()
     }
 }
 
 /// Writes `series × samples` (15 s apart; counters, gauges and a staleness-free random walk)
-/// through the public appender, 2,000 series per commit, then closes the Db.
-fn write(dir: &Path, series: u64, samples: u64) {
+/// through the public appender, 2,000 series per commit, then closes the Db (after a head
+/// snapshot when `snapshot`).
+fn write(dir: &Path, series: u64, samples: u64, snapshot: bool) {
     let db = Db::open(dir, opts()).expect("open");
     let labels: Vec<Labels> = (0..series)
         .map(|i| {
@@ -69,6 +74,9 @@ fn write(dir: &Path, series: u64, samples: u64) {
             }
             app.commit().expect("commit");
         }
+    }
+    if snapshot {
+        db.snapshot_head().expect("snapshot");
     }
     db.close().expect("close");
 }
@@ -133,14 +141,16 @@ fn bench(c: &mut Criterion) {
     if let Ok(dir) = std::env::var("ARGUS_REPLAY_DIR") {
         let dir = Path::new(&dir);
         if !dir.exists() {
-            write(dir, series, samples);
+            write(dir, series, samples, false);
         }
         open_dir(dir, env_or("ARGUS_REPLAY_OPENS", 5) as usize);
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(tmp.path(), series, samples);
+    write(tmp.path(), series, samples, false);
     let wal = dir_bytes(&tmp.path().join("wal"));
+    let snap = tempfile::tempdir().expect("tempdir");
+    write(snap.path(), series, samples, true);
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);
     g.throughput(Throughput::Elements(series * samples));
@@ -148,6 +158,17 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let db = Db::open(tmp.path(), opts()).expect("reopen");
             assert_eq!(db.metrics().head_series, series, "BUG: replay lost series");
+            db.close().expect("close");
+        })
+    });
+    g.bench_function(format!("open_snapshot/{series}x{samples}"), |b| {
+        b.iter(|| {
+            let db = Db::open(snap.path(), opts()).expect("reopen");
+            assert_eq!(
+                db.metrics().head_series,
+                series,
+                "BUG: snapshot lost series"
+            );
             db.close().expect("close");
         })
     });

@@ -14,7 +14,7 @@ use crate::fs::layout::{CHUNKS_HEAD_DIR, DELETE_SUFFIX, LOCK_FILE, TMP_SUFFIX, W
 use crate::head::append::HeadAppender;
 use crate::head::chunk_files::HeadChunkFiles;
 use crate::head::read::HeadRange;
-use crate::head::{Head, HeadOptions, replay};
+use crate::head::{Head, HeadOptions, replay, snapshot};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
 use crate::model::{METRIC_NAME, Timestamp};
@@ -73,6 +73,12 @@ pub struct Options {
     /// that reaches the cut is dropped from the head and its WAL segments are checkpointed away
     /// as soon as no WAL reader (remote-write queue) needs them; no block is ever written.
     pub write_blocks: bool,
+    /// Write a snapshot of the head this often, ms, and at [`Db::close`] (None = never), so
+    /// that opening after a crash replays only the WAL written since (see
+    /// `head/snapshot.rs`). Checked by the background thread, so at most once per minute.
+    /// Off by default: a snapshot does not replace the WAL it covers, so it adds its size (about
+    /// the head's chunk bytes) to the data directory.
+    pub head_snapshot_interval_ms: Option<i64>,
 }
 
 impl Default for Options {
@@ -90,6 +96,7 @@ impl Default for Options {
             wal_max_backlog_age_ms: None,
             min_cut_age_ms: 0,
             write_blocks: true,
+            head_snapshot_interval_ms: None,
         }
     }
 }
@@ -264,17 +271,29 @@ impl Db {
             Some(o) => Wal::open_with(&dir.join(WAL_DIR), wal_opts, o)?,
             None => Wal::open(&dir.join(WAL_DIR), wal_opts)?,
         };
-        let head = Arc::new(Head::new(
-            HeadOptions {
-                block_range: opts.block_range_ms,
-                ooo_window: opts.out_of_order_window_ms,
-            },
-            None,
-            // Not durable: whatever is there is deleted and rebuilt by the WAL replay below.
-            HeadChunkFiles::open(&dir.join(CHUNKS_HEAD_DIR), opts.head_chunk_segment_size)?,
-            min_valid,
-        ));
-        let outcome = replay::replay(&head, &wal)?;
+        let new_head = || -> Result<Arc<Head>> {
+            Ok(Arc::new(Head::new(
+                HeadOptions {
+                    block_range: opts.block_range_ms,
+                    ooo_window: opts.out_of_order_window_ms,
+                },
+                None,
+                // Not durable: whatever is there is deleted and rebuilt by the replay below.
+                HeadChunkFiles::open(&dir.join(CHUNKS_HEAD_DIR), opts.head_chunk_segment_size)?,
+                min_valid,
+            )))
+        };
+        let mut head = new_head()?;
+        // Without an out-of-order window, WAL replay skips samples already in blocks; a
+        // snapshot taken before the last cut leaves them out the same way.
+        let drop_before =
+            (opts.out_of_order_window_ms <= 0 && min_valid > i64::MIN).then_some(min_valid);
+        let loaded = load_head_snapshot(&dir, &wal, &mut head, drop_before, &new_head)?;
+        let outcome = match &loaded {
+            Some(l) => replay::replay_after_snapshot(&head, &wal, l)?,
+            None => replay::replay(&head, &wal)?,
+        };
+        drop(loaded);
         if outcome.unknown_refs > 0 {
             tracing::warn!(
                 "WAL replay skipped {} samples of unknown series",
@@ -314,6 +333,14 @@ impl Db {
             }
         }
         let _g = self.inner.compact_lock.lock();
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.inner.opts.head_snapshot_interval_ms.is_some()
+            && let Err(e) = self.inner.snapshot_head()
+        {
+            tracing::warn!("cannot write a head snapshot at close: {e}");
+        }
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -329,6 +356,17 @@ impl Db {
     /// readiness probes may call it at any time.
     pub fn wal_error(&self) -> Option<String> {
         self.inner.wal_metrics.failing.lock().clone()
+    }
+
+    /// Writes a snapshot of the head now (see [`Options::head_snapshot_interval_ms`]); the next
+    /// open replays only the WAL written after it. Does nothing while the head holds native
+    /// histograms (not covered: the WAL is replayed).
+    pub fn snapshot_head(&self) -> Result<()> {
+        let _g = self.inner.compact_lock.lock();
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.inner.snapshot_head()
     }
 
     /// Cuts the head's old range into blocks, compacts and applies retention now.
@@ -525,6 +563,51 @@ impl Db {
     }
 }
 
+/// Loads the newest usable head snapshot of `dir` into `head` (an empty head) and returns what
+/// it restored; removes the others. A snapshot is usable when the WAL still has the segment it
+/// starts at (a checkpoint or a repair may have removed it). One that fails to load is ignored
+/// with a warning and `head` replaced by a fresh one: the whole WAL is replayed then (a
+/// snapshot deletes no segment, so nothing is lost).
+fn load_head_snapshot(
+    dir: &Path,
+    wal: &Wal,
+    head: &mut Arc<Head>,
+    drop_before: Option<Timestamp>,
+    new_head: &dyn Fn() -> Result<Arc<Head>>,
+) -> Result<Option<snapshot::Loaded>> {
+    snapshot::remove_tmp(dir)?;
+    let (first, cur) = (wal.first_segment()?, wal.current_segment());
+    let mut loaded = None;
+    for (seg, path) in snapshot::list(dir)?.into_iter().rev() {
+        if loaded.is_none() && (first..cur).contains(&seg) {
+            let start = std::time::Instant::now();
+            match snapshot::load(head, &path, drop_before) {
+                Ok(l) => {
+                    tracing::info!(
+                        snapshot = %path.display(),
+                        series = l.series.len(),
+                        ms = start.elapsed().as_millis() as u64,
+                        "head snapshot loaded; replaying the WAL from segment {seg}"
+                    );
+                    loaded = Some(l);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("ignoring head snapshot {}: {e}", path.display());
+                    *head = new_head()?;
+                }
+            }
+        } else if loaded.is_none() {
+            tracing::warn!(
+                "ignoring head snapshot {}: the WAL holds segments {first}..{cur}",
+                path.display()
+            );
+        }
+        snapshot::remove(&path)?;
+    }
+    Ok(loaded)
+}
+
 /// Loads every block directory in `dir`; removes leftovers of interrupted writes/deletions and
 /// blocks already merged into another (their id is in some block's `parents`).
 fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
@@ -583,11 +666,24 @@ fn start_background(inner: &Arc<Inner>) {
     let handle = std::thread::Builder::new()
         .name("argus-tsdb-compact".into())
         .spawn(move || {
+            let mut last_snapshot = std::time::Instant::now();
             // Any message or a disconnected sender stops the loop.
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(BACKGROUND_INTERVAL) {
                 let Some(inner) = weak.upgrade() else { return };
                 if let Err(e) = inner.compact() {
                     tracing::warn!("background compaction failed: {e}");
+                }
+                let due = inner.opts.head_snapshot_interval_ms.is_some_and(|ms| {
+                    last_snapshot.elapsed().as_millis() >= u128::try_from(ms).unwrap_or(0)
+                });
+                if due {
+                    last_snapshot = std::time::Instant::now();
+                    let _g = inner.compact_lock.lock();
+                    if !inner.closed.load(Ordering::Acquire)
+                        && let Err(e) = inner.snapshot_head()
+                    {
+                        tracing::warn!("cannot write a head snapshot: {e}");
+                    }
                 }
             }
         });
@@ -598,6 +694,11 @@ fn start_background(inner: &Arc<Inner>) {
 }
 
 impl Inner {
+    /// Writes a head snapshot. The caller holds `compact_lock`.
+    fn snapshot_head(&self) -> Result<()> {
+        snapshot::take(&self.head, &self.dir).map(drop)
+    }
+
     fn compact(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -775,3 +876,7 @@ impl Appendable for Db {
 #[cfg(test)]
 #[path = "db_fault_tests.rs"]
 mod fault_tests;
+
+#[cfg(test)]
+#[path = "db_snapshot_tests.rs"]
+mod snapshot_tests;

@@ -449,3 +449,16 @@ pub fn histogram_chunk_iterate(
     }
     it.take_err().map_or(Ok(()), Err)
 }
+
+/// Decodes a head snapshot file (`head/snapshot.rs`) and encodes it again: `Ok` holds the
+/// re-encoded bytes (series sections cut again, so they may differ from the input's; they
+/// round-trip to themselves).
+pub fn head_snapshot_round_trip(bytes: &[u8]) -> Result<Vec<u8>> {
+    crate::head::snapshot::Image::decode(bytes).map(|i| i.encode())
+}
+
+/// The magic and version a head snapshot file starts with.
+pub const HEAD_SNAPSHOT_HEADER: [u8; 5] = {
+    let m = crate::head::snapshot::MAGIC;
+    [m[0], m[1], m[2], m[3], crate::head::snapshot::VERSION]
+};

@@ -3,6 +3,7 @@
 
 mod durability;
 pub(crate) mod harness;
+mod head_snapshot;
 mod interop;
 pub(crate) mod peer;
 pub(crate) mod remote;

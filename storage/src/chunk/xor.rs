@@ -78,7 +78,6 @@ impl XorChunk {
 
     /// Re-opens encoded chunk bytes for appending (e.g. a head chunk read back from disk).
     /// Decodes the whole chunk once to recover the encoder state.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_bytes(bytes: &[u8]) -> crate::error::Result<Self> {
         let mut it = XorIterator::new(bytes);
         while it.next() {}
@@ -230,7 +229,6 @@ impl<'a> XorIterator<'a> {
         self.total as usize
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
     fn bits_read(&self) -> usize {
         self.br.bits_consumed()
     }

@@ -27,7 +27,6 @@ impl BitWriter {
     }
 
     /// Resumes writing after `bytes`, whose last byte has `free` unused low bits.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_parts(bytes: Vec<u8>, free: u32) -> Self {
         assert!(free < 8, "BUG: free bits {free} not in 0..8");
         Self { bytes, free }
@@ -243,7 +242,6 @@ impl<'a> BitReader<'a> {
     }
 
     /// Bits consumed from the start of the buffer.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn bits_consumed(&self) -> usize {
         self.pos * 8 - self.nbits as usize
     }

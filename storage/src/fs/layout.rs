@@ -5,6 +5,7 @@
 //!   lock                      advisory lock held while a Db is open
 //!   wal/                      write-ahead log (codec helper's format)
 //!   chunks_head/              written by versions before WAL format 2; removed at open
+//!   head_snapshot.NNNNNNNN    head snapshot covering WAL segments before NNNNNNNN
 //!   <ULID>/                   one immutable block
 //!     meta.json               ulid, minTime, maxTime (exclusive), stats, compaction, version
 //!     index                   symbols, series, postings (codec helper's format)
@@ -19,6 +20,8 @@ pub(crate) const LOCK_FILE: &str = "lock";
 pub(crate) const WAL_DIR: &str = "wal";
 /// Directory of the head's completed chunks.
 pub(crate) const CHUNKS_HEAD_DIR: &str = "chunks_head";
+/// Prefix of head snapshot files (the suffix: the first WAL segment not covered, 8 digits).
+pub(crate) const HEAD_SNAPSHOT_PREFIX: &str = "head_snapshot.";
 /// Block metadata file.
 pub(crate) const META_FILE: &str = "meta.json";
 /// Block index file.

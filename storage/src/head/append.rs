@@ -554,6 +554,8 @@ impl Appender for HeadAppender {
                         return Err(e);
                     }
                 };
+                // Lowered by `Unapplied`'s drop below, once applied or failed.
+                head.unapplied.fetch_add(1, Ordering::AcqRel);
                 // Written, not yet synced: later batches (which come after this one in the WAL)
                 // need not repeat the records. Should the sync fail, the recovery that drops
                 // this batch makes every series log its record again (`take_lost` above).
@@ -569,6 +571,7 @@ impl Appender for HeadAppender {
                 None
             }
         };
+        let _unapplied = ticket.is_some().then(|| Unapplied(&head));
         // Wait for the sync outside the WAL's lock, so that concurrent commits write meanwhile
         // and share one sync (group commit). Nothing is applied before it is durable.
         if let Some(ticket) = ticket
@@ -584,6 +587,15 @@ impl Appender for HeadAppender {
 
     fn rollback(&mut self) {
         self.clear();
+    }
+}
+
+/// Lowers [`Head::unapplied`] when a logged batch is applied or fails.
+struct Unapplied<'a>(&'a Head);
+
+impl Drop for Unapplied<'_> {
+    fn drop(&mut self) {
+        self.0.unapplied.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

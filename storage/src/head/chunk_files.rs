@@ -26,6 +26,7 @@ use crate::model::Timestamp;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Default page size.
 pub(crate) const DEFAULT_SEGMENT_SIZE: u64 = 1 << 20;
@@ -36,7 +37,8 @@ const STORE_NAME: &str = "<head chunks>";
 
 /// A full, immutable page.
 struct Page {
-    bytes: Box<[u8]>,
+    /// Shared with head snapshots being written (`export_pages`).
+    bytes: Arc<[u8]>,
     /// Newest `max_t` of its chunks.
     max_t: Timestamp,
 }
@@ -130,7 +132,7 @@ impl HeadChunkFiles {
             return;
         }
         cur.open = false;
-        let bytes = std::mem::take(&mut cur.buf).into_boxed_slice();
+        let bytes = Arc::from(std::mem::take(&mut cur.buf));
         self.full.write().insert(
             cur.seq,
             Page {
@@ -181,11 +183,70 @@ impl HeadChunkFiles {
             .sum::<usize>()
     }
 
+    /// Every page for a head snapshot, by number: `(seq, max_t, bytes, being filled)`. Full
+    /// pages are shared, the page being filled is copied. Chunk refs stay valid in a store that
+    /// imports them ([`HeadChunkFiles::import_page`]).
+    pub(crate) fn export_pages(&self) -> Vec<ExportedPage> {
+        let cur = self.cur.lock();
+        let mut out: Vec<ExportedPage> = self
+            .full
+            .read()
+            .iter()
+            .map(|(&seq, p)| ExportedPage {
+                seq,
+                max_t: p.max_t,
+                bytes: p.bytes.clone(),
+                current: false,
+            })
+            .collect();
+        if cur.open {
+            out.push(ExportedPage {
+                seq: cur.seq,
+                max_t: cur.max_t,
+                bytes: Arc::from(cur.buf.as_slice()),
+                current: true,
+            });
+        }
+        out
+    }
+
+    /// Adds a page of a head snapshot, keeping its number (so the snapshot's chunk refs
+    /// resolve). Pages are imported in increasing `seq`, into a store nothing was written to;
+    /// the page being filled (`current`) comes last and writes continue in it.
+    pub(crate) fn import_page(&self, seq: u32, max_t: Timestamp, bytes: Vec<u8>, current: bool) {
+        let mut cur = self.cur.lock();
+        cur.seq = cur.seq.max(seq);
+        if current {
+            let mut buf = bytes;
+            buf.reserve(self.page_size.saturating_sub(buf.len()));
+            cur.open = true;
+            cur.buf = buf;
+            cur.max_t = max_t;
+        } else {
+            self.full.write().insert(
+                seq,
+                Page {
+                    bytes: Arc::from(bytes),
+                    max_t,
+                },
+            );
+        }
+    }
+
     /// Number of pages (full and being filled).
     #[cfg(test)]
     pub(crate) fn num_pages(&self) -> usize {
         self.full.read().len() + usize::from(self.cur.lock().open)
     }
+}
+
+/// One page of [`HeadChunkFiles::export_pages`].
+pub(crate) struct ExportedPage {
+    pub(crate) seq: u32,
+    pub(crate) max_t: Timestamp,
+    pub(crate) bytes: Arc<[u8]>,
+    /// The page being filled.
+    pub(crate) current: bool,
 }
 
 fn corrupt(r: u64, reason: &str) -> Error {

@@ -13,6 +13,7 @@ pub(crate) mod histogram;
 pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
+pub(crate) mod snapshot;
 
 use crate::chunk::XorChunk;
 use crate::error::{Error, Result};
@@ -82,6 +83,10 @@ pub(crate) struct Head {
     cut_fence: AtomicI64,
     /// Set by `close`; later commits fail with `Closed`.
     pub(crate) closed: AtomicBool,
+    /// Batches logged to the WAL and not yet applied (or failed): raised under the WAL's lock
+    /// when a batch is written, lowered after it is applied. A head snapshot holds the WAL's
+    /// lock and waits for zero, so every logged batch is in memory and none is half applied.
+    pub(crate) unapplied: AtomicU64,
 }
 
 impl Head {
@@ -107,7 +112,19 @@ impl Head {
             min_valid_time: AtomicI64::new(min_valid_time),
             cut_fence: AtomicI64::new(i64::MIN),
             closed: AtomicBool::new(false),
+            unapplied: AtomicU64::new(0),
         }
+    }
+
+    /// The next series ref to hand out (for head snapshots).
+    pub(crate) fn next_ref(&self) -> u64 {
+        self.next_ref.load(Ordering::Acquire)
+    }
+
+    /// Never hands out refs below `r` (a snapshot's: refs of series dropped before it may
+    /// still be in the WAL).
+    pub(crate) fn raise_next_ref(&self, r: u64) {
+        self.next_ref.fetch_max(r, Ordering::AcqRel);
     }
 
     /// Smallest sample timestamp, `i64::MAX` when empty.

@@ -71,6 +71,27 @@ pub(crate) fn replay_with(
     batch: usize,
     parallel_min: usize,
 ) -> Result<ReplayOutcome> {
+    replay_after(head, wal, None, batch, parallel_min)
+}
+
+/// Replays the WAL segments a head snapshot does not cover into `head`, which holds the
+/// snapshot: segments from `loaded.segment` on; samples may refer to the snapshot's series.
+pub(crate) fn replay_after_snapshot(
+    head: &Head,
+    wal: &Wal,
+    loaded: &super::snapshot::Loaded,
+) -> Result<ReplayOutcome> {
+    replay_after(head, wal, Some(loaded), BATCH, PARALLEL_MIN)
+}
+
+/// [`replay_with`] from a snapshot when `from` is set.
+fn replay_after(
+    head: &Head,
+    wal: &Wal,
+    from: Option<&super::snapshot::Loaded>,
+    batch: usize,
+    parallel_min: usize,
+) -> Result<ReplayOutcome> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<RefSample>>();
     std::thread::scope(|scope| {
@@ -78,6 +99,9 @@ pub(crate) fn replay_with(
             .name("wal-replay".into())
             .spawn_scoped(scope, move || {
                 let mut a = Applier::new(head, batch, parallel_min);
+                if let Some(l) = from {
+                    a.seed(&l.series)?;
+                }
                 for msg in rx {
                     match msg {
                         Msg::Samples(mut s) => {
@@ -96,7 +120,7 @@ pub(crate) fn replay_with(
         let closed = |_| Error::Closed;
         let mut chunk: Vec<RefSample> = Vec::new();
         let stats = wal
-            .replay_items(&mut |item| match item {
+            .replay_items_from(from.map(|l| l.segment), &mut |item| match item {
                 Item::Samples(s) => {
                     if chunk.capacity() == 0 {
                         chunk = spare_rx
@@ -308,20 +332,33 @@ impl<'h> Applier<'h> {
         t < self.min_valid && self.window <= 0
     }
 
+    /// Maps WAL ref `r` to series `s` (a new slot unless `s` has one).
+    fn map_ref(&mut self, r: u64, s: Arc<Series>) -> Result<()> {
+        let next = u32::try_from(self.slots.len())
+            .map_err(|_| Error::InvalidArgument("WAL replay: more than 2^32 series".into()))?;
+        let slot = *self.ids.entry(s.id).or_insert(next);
+        if slot == next {
+            self.slots.push(s);
+        }
+        self.refs.insert(r, slot, self.slots.len());
+        Ok(())
+    }
+
+    /// Knows the series of a head snapshot (the WAL after it refers to them by id).
+    fn seed(&mut self, series: &[Arc<Series>]) -> Result<()> {
+        for s in series {
+            self.map_ref(s.id, s.clone())?;
+        }
+        Ok(())
+    }
+
     fn record(&mut self, rec: Record) -> Result<()> {
         match rec {
             Record::Series(series) => {
                 for rs in series {
                     let (s, _) = self.head.get_or_create(&rs.labels, Some(rs.series))?;
                     s.logged.store(true, Ordering::Release);
-                    let next = u32::try_from(self.slots.len()).map_err(|_| {
-                        Error::InvalidArgument("WAL replay: more than 2^32 series".into())
-                    })?;
-                    let slot = *self.ids.entry(s.id).or_insert(next);
-                    if slot == next {
-                        self.slots.push(s);
-                    }
-                    self.refs.insert(rs.series, slot, self.slots.len());
+                    self.map_ref(rs.series, s)?;
                 }
             }
             Record::Samples(samples) => self.samples(&samples),
@@ -464,7 +501,7 @@ impl<'h> Applier<'h> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::head::HeadOptions;
     use crate::head::chunk_files::HeadChunkFiles;
@@ -609,7 +646,7 @@ mod tests {
 
     /// Everything a series holds: chunk bytes and time ranges, out-of-order buffer, the newest
     /// sample, histogram chunks.
-    fn data(d: &SeriesData, files: &HeadChunkFiles) -> String {
+    pub(crate) fn data(d: &SeriesData, files: &HeadChunkFiles) -> String {
         let closed: Vec<_> = d
             .closed
             .iter()

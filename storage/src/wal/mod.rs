@@ -195,8 +195,20 @@ impl Wal {
     /// a samples record as a slice of its samples (decoded straight from a delta frame, or
     /// from a plain record into a reused buffer, so nothing is allocated per samples record),
     /// any other as a [`Record`]. Segments are streamed (`segment::stream_segment`).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn replay_items(
         &self,
+        f: &mut dyn FnMut(Item<'_>) -> Result<()>,
+    ) -> Result<ReplayStats> {
+        self.replay_items_from(None, f)
+    }
+
+    /// [`Wal::replay_items`] of segments `from` on only (when set: a head snapshot covers the
+    /// ones before), without the checkpoint. The caller has checked that segment `from` exists
+    /// ([`Wal::first_segment`] `<= from <` [`Wal::current_segment`]).
+    pub(crate) fn replay_items_from(
+        &self,
+        from: Option<u32>,
         f: &mut dyn FnMut(Item<'_>) -> Result<()>,
     ) -> Result<ReplayStats> {
         let mut stats = ReplayStats {
@@ -204,7 +216,15 @@ impl Wal {
             truncated_bytes: self.truncated_bytes,
         };
         let (mut buf, mut samples) = (Vec::new(), Vec::new());
-        for p in &self.replay_paths()? {
+        let paths = match from {
+            None => self.replay_paths()?,
+            Some(first) => segment::list_segments(&self.dir)?
+                .into_iter()
+                .filter(|(i, _)| *i >= first)
+                .map(|(_, p)| p)
+                .collect(),
+        };
+        for p in &paths {
             let mut dec = compress::Decompressor::default();
             checkpoint::read_segment_with(p, &mut buf, &mut |r| {
                 stats.records += 1;
@@ -455,6 +475,27 @@ impl Wal {
     /// Index of the segment being written.
     pub(crate) fn current_segment(&self) -> u32 {
         self.cur_index
+    }
+
+    /// Index of the oldest segment on disk (the one after the checkpoint when none is left).
+    pub(crate) fn first_segment(&self) -> Result<u32> {
+        let cp = checkpoint::list_checkpoints(&self.dir)?
+            .pop()
+            .map(|(i, _)| i);
+        Ok(segment::list_segments(&self.dir)?
+            .into_iter()
+            .map(|(i, _)| i)
+            .find(|i| cp.is_none_or(|c| *i > c))
+            .unwrap_or(self.cur_index))
+    }
+
+    /// Closes the current segment (synced unless `Buffer`) and starts the next; returns the new
+    /// segment's index: every batch written so far is in the segments before it. For a head
+    /// snapshot, which covers those segments.
+    pub(crate) fn cut_segment(&mut self) -> Result<u32> {
+        self.recover()?;
+        self.next_segment(true)?;
+        Ok(self.cur_index)
     }
 
     /// The sync counters, for metrics.

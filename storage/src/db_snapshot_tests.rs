@@ -1,0 +1,350 @@
+//! Head snapshots through a whole `Db`: a head opened from a snapshot plus the WAL after it is
+//! the head the whole WAL builds, however the snapshot was taken; a bad or stale snapshot is
+//! ignored.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+use super::*;
+use crate::head::replay::tests::data;
+use crate::matcher::MatchType;
+use crate::model::Labels;
+use std::sync::Barrier;
+use std::sync::atomic::AtomicUsize;
+
+fn opts(window: i64) -> Options {
+    Options {
+        background: false,
+        block_range_ms: 120_000,
+        retention_ms: None,
+        out_of_order_window_ms: window,
+        // Small segments: the WAL spans many.
+        wal_segment_size: 32 << 10,
+        sync: SyncMode::Buffer,
+        head_snapshot_interval_ms: Some(15 * 60 * 1000),
+        ..Options::default()
+    }
+}
+
+/// xorshift64: a fixed seed gives the same workload on every run.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn labels(set: &str, i: u64) -> Labels {
+    Labels::from_pairs(&[("__name__", "m"), ("set", set), ("i", &i.to_string())])
+}
+
+/// `rounds` commits of one sample per series `set`/`ids`, mostly in order (1000 ms apart),
+/// some out of order, duplicate or stale; `newest` holds each series' newest time.
+/// Returns the number of samples appended (each is logged).
+fn rounds(
+    db: &Db,
+    set: &str,
+    ids: std::ops::Range<u64>,
+    newest: &mut [i64],
+    n: usize,
+    rng: &mut Rng,
+) -> u64 {
+    let mut ok = 0;
+    for _ in 0..n {
+        let mut app = db.appender();
+        for i in ids.clone() {
+            let nt = &mut newest[i as usize];
+            let t = match rng.below(20) {
+                0 => *nt - rng.below(40) as i64 * 1000, // out of order (maybe too old)
+                1 => *nt,                               // duplicate time
+                _ => *nt + 1000,
+            };
+            let v = match rng.below(30) {
+                0 => crate::model::stale_nan(),
+                1..5 => 7.0,
+                _ => rng.below(1000) as f64,
+            };
+            if app.append(None, &labels(set, i), t, v).is_ok() {
+                *nt = (*nt).max(t);
+                ok += 1;
+            }
+        }
+        app.commit().unwrap();
+    }
+    ok
+}
+
+fn delete(db: &Db, set: &str, re: &str, mint: i64, maxt: i64) {
+    let m = [
+        Matcher::new(MatchType::Equal, "set", set).unwrap(),
+        Matcher::new(MatchType::Regex, "i", re).unwrap(),
+    ];
+    db.delete_series(&m, mint, maxt).unwrap();
+}
+
+/// Everything the head holds, series by series, then its time range and series count.
+fn dump(db: &Db) -> Vec<String> {
+    let head = &db.inner.head;
+    let mut all = head.series.all();
+    all.sort_by_key(|s| s.id);
+    let mut lines: Vec<String> = all
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} {}",
+                s.id,
+                s.labels,
+                data(&s.data.lock(), &head.chunk_files)
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "time {}..{} series {}",
+        head.min_time(),
+        head.max_time(),
+        head.num_series()
+    ));
+    lines
+}
+
+fn assert_same(want: &[String], got: &[String], what: &str) {
+    assert_eq!(want.len(), got.len(), "{what}: number of lines");
+    for (w, g) in want.iter().zip(got) {
+        assert_eq!(w, g, "{what}");
+    }
+}
+
+/// A copy of the database directory (its lock file aside), as a crash leaves it.
+fn copy(src: &Path, dst: &Path, with_snapshots: bool) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == LOCK_FILE || (!with_snapshots && name.starts_with(snapshot::SNAPSHOT_PREFIX)) {
+            continue;
+        }
+        if e.path().is_dir() {
+            copy(&e.path(), &dst.join(&name), with_snapshots);
+        } else {
+            std::fs::copy(e.path(), dst.join(&name)).unwrap();
+        }
+    }
+}
+
+fn snapshots(dir: &Path) -> Vec<u32> {
+    snapshot::list(dir)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.0)
+        .collect()
+}
+
+/// Writes data, deletions and a head cut (series garbage-collected, a checkpoint), takes a
+/// snapshot while two appenders commit, writes more, and "crashes" (the Db is dropped without
+/// `close`). Returns the live head's dump.
+fn build(dir: &Path, window: i64, seed: u64) -> Vec<String> {
+    let db = Db::open(dir, opts(window)).unwrap();
+    let mut rng = Rng(seed);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..40, &mut newest, 60, &mut rng);
+    delete(&db, "a", "1.*", 20_000, 40_000);
+    // Series 30..40 stop here: the cut below drops them from the head.
+    rounds(&db, "a", 0..30, &mut newest, 340, &mut rng);
+    db.compact().unwrap();
+    assert!(!db.inner.blocks.read().is_empty(), "no head cut");
+    let gone = labels("a", 35);
+    assert!(
+        db.inner
+            .head
+            .series
+            .get_by_labels(gone.stable_hash(), &gone)
+            .is_none()
+    );
+    // Appenders on series of their own commit while the snapshot is taken.
+    let started = Barrier::new(3);
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for (k, set) in ["t1", "t2"].into_iter().enumerate() {
+            let (db, started, done) = (&db, &started, &done);
+            s.spawn(move || {
+                let mut rng = Rng(seed * 7 + k as u64);
+                let mut newest = vec![390_000i64; 200];
+                rounds(db, set, 0..20, &mut newest, 5, &mut rng);
+                started.wait();
+                rounds(db, set, 0..20, &mut newest, 200, &mut rng);
+                done.fetch_add(1, Ordering::AcqRel);
+            });
+        }
+        started.wait();
+        db.snapshot_head().unwrap();
+    });
+    assert_eq!(done.load(Ordering::Acquire), 2);
+    assert_eq!(snapshots(dir).len(), 1, "no snapshot written");
+    rounds(&db, "a", 0..30, &mut newest, 30, &mut rng);
+    // New series, above the cut.
+    newest[100..110].fill(590_000);
+    rounds(&db, "b", 100..110, &mut newest, 30, &mut rng);
+    delete(&db, "a", "2.*", 395_000, 405_000);
+    let live = dump(&db);
+    drop(db);
+    live
+}
+
+#[test]
+fn snapshot_plus_wal_builds_the_head_the_whole_wal_builds() {
+    for (window, seed) in [(0, 1), (60_000, 2)] {
+        let root = tempfile::tempdir().unwrap();
+        let src = root.path().join("db");
+        let live = build(&src, window, seed);
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        copy(&src, &a, true);
+        copy(&src, &b, false);
+        let with = Db::open(&a, opts(window)).unwrap();
+        assert_eq!(snapshots(&a).len(), 1, "the snapshot was not used");
+        let whole = Db::open(&b, opts(window)).unwrap();
+        let (got, want) = (dump(&with), dump(&whole));
+        assert!(want.len() > 60, "too few series: {}", want.len());
+        if window > 0 {
+            assert!(
+                want.iter().any(|l| !l.contains("ooo []")),
+                "no out-of-order sample"
+            );
+        }
+        assert_same(
+            &want,
+            &got,
+            &format!("window {window}: snapshot + WAL vs whole WAL"),
+        );
+        // And both are the head that crashed (series by series).
+        let n = live.len() - 1;
+
+        assert_same(
+            &live[..n],
+            &got[..n],
+            &format!("window {window}: live head vs snapshot"),
+        );
+        // Appends continue on the restored head.
+        let mut app = with.appender();
+        app.append(None, &labels("a", 1), 10_000_000, 1.0).unwrap();
+        app.commit().unwrap();
+    }
+}
+
+#[test]
+fn a_torn_corrupt_or_stale_snapshot_is_ignored_and_the_whole_wal_replayed() {
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("db");
+    build(&src, 0, 3);
+    let whole = root.path().join("whole");
+    copy(&src, &whole, false);
+    let want = dump(&Db::open(&whole, opts(0)).unwrap());
+    let [seg] = snapshots(&src)[..] else {
+        panic!("one snapshot expected")
+    };
+    let name = snapshot::snapshot_name(seg);
+    let len = std::fs::metadata(src.join(&name)).unwrap().len() as usize;
+    let check = |what: &str, damage: &dyn Fn(&Path)| {
+        let d = root.path().join(what);
+        copy(&src, &d, true);
+        damage(&d.join(&name));
+        let db = Db::open(&d, opts(0)).unwrap();
+        assert_same(&want, &dump(&db), what);
+        assert!(snapshots(&d).is_empty(), "{what}: the bad snapshot stays");
+    };
+    for cut in [3, 20, len / 2, len - 3] {
+        check(&format!("torn{cut}"), &|p| {
+            let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.set_len(cut as u64).unwrap();
+        });
+    }
+    for at in [2, 12, len / 3, len - 2] {
+        check(&format!("flip{at}"), &|p| {
+            let mut b = std::fs::read(p).unwrap();
+            b[at] ^= 0x10;
+            std::fs::write(p, b).unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_cut_after_the_snapshot_makes_it_stale_and_close_writes_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let mut rng = Rng(9);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..10, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    rounds(&db, "a", 0..10, &mut newest, 300, &mut rng);
+    db.compact().unwrap();
+    let live = dump(&db);
+    drop(db);
+    // The checkpoint covers the snapshot's segment: it is ignored.
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    assert!(snapshots(dir.path()).is_empty());
+    assert_same(&live, &dump(&db), "after the cut");
+    // A clean close writes one, and the next open starts from it.
+    rounds(&db, "a", 0..10, &mut newest, 10, &mut rng);
+    let live = dump(&db);
+    db.close().unwrap();
+    drop(db);
+    assert_eq!(snapshots(dir.path()).len(), 1);
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    assert_eq!(snapshots(dir.path()).len(), 1, "not used");
+    assert_same(
+        &live[..live.len() - 1],
+        &dump(&db)[..live.len() - 1],
+        "after close",
+    );
+}
+
+#[test]
+fn histograms_are_not_covered_so_no_snapshot_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let mut app = db.appender();
+    let h = crate::histogram::FloatHistogram {
+        count: 1.0,
+        ..Default::default()
+    };
+    app.append_histogram(None, &labels("h", 1), 1000, &h)
+        .unwrap();
+    app.commit().unwrap();
+    db.snapshot_head().unwrap();
+    assert!(snapshots(dir.path()).is_empty());
+}
+
+#[test]
+fn a_wal_watcher_reads_every_sample_across_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let mut w = db
+        .wal_watcher(crate::wal::watch::WalPosition::default())
+        .unwrap();
+    let mut appended = 0u64;
+    for round in 0..3 {
+        for t in 0..50 {
+            let mut app = db.appender();
+            for i in 0..10 {
+                app.append(None, &labels("a", i), round * 1000 + t, 1.0)
+                    .unwrap();
+                appended += 1;
+            }
+            app.commit().unwrap();
+        }
+        db.snapshot_head().unwrap();
+    }
+    assert_eq!(
+        snapshots(dir.path()).len(),
+        1,
+        "older snapshots are removed"
+    );
+    let mut read = 0u64;
+    while let Some(e) = w.next_entry().unwrap() {
+        if let crate::wal::watch::WalEntry::Samples(s) = e {
+            read += s.len() as u64;
+        }
+    }
+    // Every sample appended was logged, and no segment went.
+    assert_eq!(read, appended);
+}

@@ -1,0 +1,837 @@
+//! Head snapshots: the head's series and chunks in one file, so that opening after a crash
+//! reads the snapshot and replays only the WAL segments written after it.
+//!
+//! ```text
+//! <db>/head_snapshot.NNNNNNNN      covers every WAL segment before NNNNNNNN
+//! ┌──────────────┬─────────┬──────────────────────────────────────────┐
+//! │ magic "ASNP" │ version │ section … (META, PAGE*, SERIES*, END)    │
+//! └──────────────┴─────────┴──────────────────────────────────────────┘
+//! section:
+//! ┌─────────┬──────────────┬────────────────┬───────────────────────────────────┐
+//! │ kind u8 │ len u32 (LE) │ payload [len]  │ CRC32 (IEEE) u32 (LE) of kind,len,payload │
+//! └─────────┴──────────────┴────────────────┴───────────────────────────────────┘
+//! META    segment uvarint │ next_ref uvarint │ min_time varint │ max_time varint │
+//!         pages uvarint │ series uvarint
+//! PAGE    seq uvarint │ max_t varint │ current u8 │ page bytes (the rest: chunk_files.rs)
+//! SERIES  count uvarint │ series entry …
+//! entry   id uvarint │ #labels uvarint │ (name str, value str) … │
+//!         #closed uvarint │ (min_t varint, max_t varint, ref uvarint) … │
+//!         open u8 [min_t varint, max_t varint, bytes str] │
+//!         #ooo uvarint │ (t varint, value bits u64 LE) … │ last u8 [t varint, bits u64 LE]
+//! END     empty: the file is complete (its counts match META's)
+//! ```
+//! `str` is a uvarint length and the bytes. Pages come in increasing `seq`; the page being
+//! filled, if any, is the last. The file is written to `…tmp`, fsynced, renamed and the
+//! directory fsynced.
+//!
+//! **Consistent cut.** A snapshot holds the WAL's lock from the segment cut that picks
+//! `NNNNNNNN` until its state is copied: no batch is logged meanwhile, and it waits (bounded)
+//! until every batch already logged is applied (`Head::unapplied`); cuts, deletions and
+//! truncations are excluded by the caller (the database's compaction lock). So the snapshot
+//! holds exactly the batches of the segments before `NNNNNNNN` and none of the later ones:
+//! replaying the segments from `NNNNNNNN` on applies each batch once.
+//!
+//! **What is covered.** Every WAL record type changes the head only through what is copied:
+//! series records (series and refs, `next_ref`), samples (chunks, out-of-order buffers, the
+//! newest sample), tombstones (deletions re-encode chunks in memory). Native histograms are
+//! not covered: while any series holds one, no snapshot is written (the WAL alone is replayed).
+//!
+//! A snapshot deletes no WAL segment: a missing, torn or corrupt snapshot (or one whose
+//! segment the WAL no longer has) is ignored with a warning and the whole WAL replayed.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::Head;
+use super::series::{ClosedChunk, OpenChunk, Series, SeriesData};
+use crate::chunk::XorChunk;
+use crate::encoding::crc::crc32_parts;
+use crate::encoding::{Decbuf, put_uvarint, put_varint};
+use crate::error::{Error, Result};
+use crate::model::{Label, Labels, Timestamp};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub(crate) use crate::fs::layout::HEAD_SNAPSHOT_PREFIX as SNAPSHOT_PREFIX;
+/// Suffix of a snapshot being written.
+const TMP_SUFFIX: &str = ".tmp";
+/// First bytes of a snapshot file.
+pub(crate) const MAGIC: [u8; 4] = *b"ASNP";
+/// Format version.
+pub(crate) const VERSION: u8 = 1;
+/// Magic and version.
+const HEADER_LEN: usize = MAGIC.len() + 1;
+/// Kind and length.
+const SECTION_HEADER_LEN: usize = 1 + 4;
+const CRC_LEN: usize = 4;
+/// Largest section payload (a page is at most 16 MiB, series sections are cut at ~1 MiB).
+const MAX_SECTION_LEN: usize = 64 << 20;
+/// Series sections are cut once their entries pass this many bytes.
+const SERIES_SECTION_BYTES: usize = 1 << 20;
+/// How long a snapshot waits for logged batches to be applied before giving up.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+const KIND_META: u8 = 1;
+const KIND_PAGE: u8 = 2;
+const KIND_SERIES: u8 = 3;
+const KIND_END: u8 = 4;
+
+/// Name of the snapshot covering the segments before `segment`.
+pub(crate) fn snapshot_name(segment: u32) -> String {
+    format!("{SNAPSHOT_PREFIX}{segment:08}")
+}
+
+/// The META section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// First WAL segment not covered.
+    pub(crate) segment: u32,
+    /// The head's next series ref.
+    pub(crate) next_ref: u64,
+    pub(crate) min_time: Timestamp,
+    pub(crate) max_time: Timestamp,
+    pub(crate) pages: u64,
+    pub(crate) series: u64,
+}
+
+/// A PAGE section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PageImage {
+    pub(crate) seq: u32,
+    pub(crate) max_t: Timestamp,
+    /// The page being filled.
+    pub(crate) current: bool,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// One series entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SeriesImage {
+    pub(crate) id: u64,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) closed: Vec<ClosedChunk>,
+    /// `(min_t, max_t, XOR bytes)` of the open chunk.
+    pub(crate) open: Option<(Timestamp, Timestamp, Vec<u8>)>,
+    pub(crate) ooo: Vec<(Timestamp, f64)>,
+    /// Newest in-order sample `(t, value bits)`.
+    pub(crate) last: Option<(Timestamp, u64)>,
+}
+
+/// A decoded section.
+pub(crate) enum Section {
+    Meta(Meta),
+    Page(PageImage),
+    Series(Vec<SeriesImage>),
+}
+
+/// A whole snapshot in memory (tests and the fuzz target; opening streams it instead).
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Image {
+    pub(crate) meta: Meta,
+    pub(crate) pages: Vec<PageImage>,
+    pub(crate) series: Vec<SeriesImage>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding.
+
+fn section_head(kind: u8, len: u32) -> [u8; SECTION_HEADER_LEN] {
+    let l = len.to_le_bytes();
+    [kind, l[0], l[1], l[2], l[3]]
+}
+
+/// Writes one framed section.
+fn write_section(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| std::io::Error::other("snapshot section over 4 GiB"))?;
+    let head = section_head(kind, len);
+    w.write_all(&head)?;
+    w.write_all(payload)?;
+    w.write_all(&crc32_parts(&[&head, payload]).to_le_bytes())
+}
+
+fn put_str(dst: &mut Vec<u8>, s: &[u8]) {
+    put_uvarint(dst, s.len() as u64);
+    dst.extend_from_slice(s);
+}
+
+fn meta_payload(m: &Meta) -> Vec<u8> {
+    let mut p = Vec::new();
+    put_uvarint(&mut p, u64::from(m.segment));
+    put_uvarint(&mut p, m.next_ref);
+    put_varint(&mut p, m.min_time);
+    put_varint(&mut p, m.max_time);
+    put_uvarint(&mut p, m.pages);
+    put_uvarint(&mut p, m.series);
+    p
+}
+
+fn page_prefix(seq: u32, max_t: Timestamp, current: bool) -> Vec<u8> {
+    let mut p = Vec::new();
+    put_uvarint(&mut p, u64::from(seq));
+    put_varint(&mut p, max_t);
+    p.push(u8::from(current));
+    p
+}
+
+/// Appends one series entry (the one encoder of entries: live series and images use it).
+#[allow(clippy::too_many_arguments)]
+fn put_series<'a>(
+    dst: &mut Vec<u8>,
+    id: u64,
+    labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    closed: &[ClosedChunk],
+    open: Option<(Timestamp, Timestamp, &[u8])>,
+    ooo: &[(Timestamp, f64)],
+    last: Option<(Timestamp, u64)>,
+) {
+    put_uvarint(dst, id);
+    put_uvarint(dst, labels.len() as u64);
+    for (n, v) in labels {
+        put_str(dst, n.as_bytes());
+        put_str(dst, v.as_bytes());
+    }
+    put_uvarint(dst, closed.len() as u64);
+    for c in closed {
+        put_varint(dst, c.min_t);
+        put_varint(dst, c.max_t);
+        put_uvarint(dst, c.r);
+    }
+    match open {
+        Some((min_t, max_t, bytes)) => {
+            dst.push(1);
+            put_varint(dst, min_t);
+            put_varint(dst, max_t);
+            put_str(dst, bytes);
+        }
+        None => dst.push(0),
+    }
+    put_uvarint(dst, ooo.len() as u64);
+    for (t, v) in ooo {
+        put_varint(dst, *t);
+        dst.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    match last {
+        Some((t, bits)) => {
+            dst.push(1);
+            put_varint(dst, t);
+            dst.extend_from_slice(&bits.to_le_bytes());
+        }
+        None => dst.push(0),
+    }
+}
+
+/// Gathers series entries into SERIES payloads of about [`SERIES_SECTION_BYTES`].
+#[derive(Default)]
+struct SeriesSections {
+    done: Vec<Vec<u8>>,
+    body: Vec<u8>,
+    count: u64,
+    total: u64,
+}
+
+impl SeriesSections {
+    /// Call after appending one entry to `body`.
+    fn added(&mut self) {
+        self.count += 1;
+        self.total += 1;
+        if self.body.len() >= SERIES_SECTION_BYTES {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut p = Vec::with_capacity(self.body.len() + 10);
+        put_uvarint(&mut p, self.count);
+        p.append(&mut self.body);
+        self.done.push(p);
+        self.count = 0;
+    }
+
+    fn finish(mut self) -> (Vec<Vec<u8>>, u64) {
+        self.cut();
+        (self.done, self.total)
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Image {
+    /// The snapshot file's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        let mut meta = self.meta.clone();
+        meta.pages = self.pages.len() as u64;
+        meta.series = self.series.len() as u64;
+        let put = |out: &mut Vec<u8>, kind: u8, payload: &[u8]| {
+            write_section(out, kind, payload)
+                .unwrap_or_else(|e| unreachable!("BUG: writing to a Vec failed: {e}"));
+        };
+        put(&mut out, KIND_META, &meta_payload(&meta));
+        for p in &self.pages {
+            let mut payload = page_prefix(p.seq, p.max_t, p.current);
+            payload.extend_from_slice(&p.bytes);
+            put(&mut out, KIND_PAGE, &payload);
+        }
+        let mut sections = SeriesSections::default();
+        for s in &self.series {
+            put_series(
+                &mut sections.body,
+                s.id,
+                s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                &s.closed,
+                s.open.as_ref().map(|(a, b, c)| (*a, *b, c.as_slice())),
+                &s.ooo,
+                s.last,
+            );
+            sections.added();
+        }
+        for p in sections.finish().0 {
+            put(&mut out, KIND_SERIES, &p);
+        }
+        put(&mut out, KIND_END, &[]);
+        out
+    }
+
+    /// Decodes snapshot file bytes (the checks of [`load`]).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Image> {
+        let mut img = Image::default();
+        let mut r = Reader::new(bytes, Path::new("<snapshot>"), bytes.len() as u64)?;
+        img.meta = visit(&mut r, &mut |s| {
+            match s {
+                Section::Meta(_) => {}
+                Section::Page(p) => img.pages.push(p),
+                Section::Series(s) => img.series.extend(s),
+            }
+            Ok(())
+        })?;
+        Ok(img)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding.
+
+/// Reads framed sections from a snapshot of `len` bytes.
+struct Reader<'p, R> {
+    r: R,
+    path: &'p Path,
+    /// Offset of the next section.
+    off: u64,
+    /// File length.
+    len: u64,
+    buf: Vec<u8>,
+}
+
+impl<'p, R: Read> Reader<'p, R> {
+    fn new(mut r: R, path: &'p Path, len: u64) -> Result<Self> {
+        let mut h = [0u8; HEADER_LEN];
+        if len < HEADER_LEN as u64 {
+            return Err(Error::corruption(
+                path,
+                0,
+                "snapshot shorter than its header",
+            ));
+        }
+        r.read_exact(&mut h)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        if h.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+            return Err(Error::corruption(
+                path,
+                0,
+                "not a head snapshot (bad magic)",
+            ));
+        }
+        if h.get(MAGIC.len()) != Some(&VERSION) {
+            return Err(Error::corruption(
+                path,
+                MAGIC.len() as u64,
+                "unsupported head snapshot version",
+            ));
+        }
+        Ok(Self {
+            r,
+            path,
+            off: HEADER_LEN as u64,
+            len,
+            buf: Vec::new(),
+        })
+    }
+
+    fn corrupt(&self, reason: &str) -> Error {
+        Error::corruption(self.path, self.off, reason)
+    }
+
+    /// The next section's kind and payload (CRC checked).
+    fn next(&mut self) -> Result<(u8, &[u8])> {
+        let left = self.len.saturating_sub(self.off);
+        if left < (SECTION_HEADER_LEN + CRC_LEN) as u64 {
+            return Err(self.corrupt("snapshot ends inside a section header"));
+        }
+        let mut h = [0u8; SECTION_HEADER_LEN];
+        self.read(&mut h, 0)?;
+        let [kind, a, b, c, d] = h;
+        let n = u32::from_le_bytes([a, b, c, d]) as usize;
+        if n > MAX_SECTION_LEN || (n + SECTION_HEADER_LEN + CRC_LEN) as u64 > left {
+            return Err(self.corrupt("snapshot section longer than the file"));
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(n + CRC_LEN, 0);
+        let res = self.read(&mut buf, SECTION_HEADER_LEN);
+        self.buf = buf;
+        res?;
+        let (payload, crc) = self.buf.split_at(n);
+        let want = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+        if crc32_parts(&[&h, payload]) != want {
+            return Err(self.corrupt("snapshot section checksum mismatch"));
+        }
+        self.off += (SECTION_HEADER_LEN + n + CRC_LEN) as u64;
+        Ok((kind, payload))
+    }
+
+    fn read(&mut self, dst: &mut [u8], at: usize) -> Result<()> {
+        self.r.read_exact(dst).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corruption(self.path, self.off + at as u64, "snapshot truncated")
+            } else {
+                Error::io(format!("cannot read {}", self.path.display()), e)
+            }
+        })
+    }
+}
+
+fn decode_meta(p: &[u8]) -> Option<Meta> {
+    let mut d = Decbuf::new(p);
+    let m = Meta {
+        segment: u32::try_from(d.uvarint()?).ok()?,
+        next_ref: d.uvarint()?,
+        min_time: d.varint()?,
+        max_time: d.varint()?,
+        pages: d.uvarint()?,
+        series: d.uvarint()?,
+    };
+    d.is_empty().then_some(m)
+}
+
+fn decode_page(p: &[u8]) -> Option<PageImage> {
+    let mut d = Decbuf::new(p);
+    let seq = u32::try_from(d.uvarint()?).ok()?;
+    let max_t = d.varint()?;
+    let current = match d.u8()? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let bytes = d.bytes(d.remaining())?.to_vec();
+    Some(PageImage {
+        seq,
+        max_t,
+        current,
+        bytes,
+    })
+}
+
+fn flag(d: &mut Decbuf<'_>) -> Option<bool> {
+    match d.u8()? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+fn decode_entry(d: &mut Decbuf<'_>) -> Option<SeriesImage> {
+    let id = d.uvarint()?;
+    let n = d.uvarint_len(d.remaining())?;
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        labels.push((d.str()?.to_string(), d.str()?.to_string()));
+    }
+    let n = d.uvarint_len(d.remaining())?;
+    let mut closed = Vec::with_capacity(n);
+    for _ in 0..n {
+        closed.push(ClosedChunk {
+            min_t: d.varint()?,
+            max_t: d.varint()?,
+            r: d.uvarint()?,
+        });
+    }
+    let open = if flag(d)? {
+        let (min_t, max_t) = (d.varint()?, d.varint()?);
+        let len = d.uvarint_len(d.remaining())?;
+        Some((min_t, max_t, d.bytes(len)?.to_vec()))
+    } else {
+        None
+    };
+    let n = d.uvarint_len(d.remaining())?;
+    let mut ooo = Vec::with_capacity(n);
+    for _ in 0..n {
+        ooo.push((d.varint()?, f64::from_bits(d.u64_le()?)));
+    }
+    let last = if flag(d)? {
+        Some((d.varint()?, d.u64_le()?))
+    } else {
+        None
+    };
+    Some(SeriesImage {
+        id,
+        labels,
+        closed,
+        open,
+        ooo,
+        last,
+    })
+}
+
+fn decode_series(p: &[u8]) -> Option<Vec<SeriesImage>> {
+    let mut d = Decbuf::new(p);
+    let n = d.uvarint_len(d.remaining())?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(decode_entry(&mut d)?);
+    }
+    d.is_empty().then_some(out)
+}
+
+/// Reads every section in order, checking the order and the counts, handing each to `f`.
+/// Returns the META section.
+fn visit<R: Read>(r: &mut Reader<'_, R>, f: &mut dyn FnMut(Section) -> Result<()>) -> Result<Meta> {
+    let (kind, p) = r.next()?;
+    let meta = match (kind, decode_meta(p)) {
+        (KIND_META, Some(m)) => m,
+        _ => return Err(r.corrupt("snapshot does not start with a valid META section")),
+    };
+    f(Section::Meta(meta.clone()))?;
+    let (mut pages, mut series) = (0u64, 0u64);
+    let mut last_seq: Option<u32> = None;
+    let mut current_seen = false;
+    let path = r.path;
+    loop {
+        let off = r.off;
+        let (kind, p) = r.next()?;
+        let bad = |reason: &str| Error::corruption(path, off, reason);
+        match kind {
+            KIND_PAGE => {
+                let page = decode_page(p).ok_or_else(|| bad("bad PAGE section"))?;
+                if series > 0 || current_seen || last_seq.is_some_and(|s| s >= page.seq) {
+                    return Err(bad("PAGE section out of order"));
+                }
+                last_seq = Some(page.seq);
+                current_seen = page.current;
+                pages += 1;
+                f(Section::Page(page))?;
+            }
+            KIND_SERIES => {
+                let list = decode_series(p).ok_or_else(|| bad("bad SERIES section"))?;
+                series += list.len() as u64;
+                f(Section::Series(list))?;
+            }
+            KIND_END => {
+                if !p.is_empty() || pages != meta.pages || series != meta.series {
+                    return Err(bad("END section does not match the META counts"));
+                }
+                if r.off != r.len {
+                    return Err(r.corrupt("bytes after the END section"));
+                }
+                return Ok(meta);
+            }
+            _ => return Err(bad("unknown snapshot section kind")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Taking and loading.
+
+/// Snapshot files in `dir`, sorted by segment.
+pub(crate) fn list(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(seg) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX))
+            .filter(|n| n.len() == 8)
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        out.push((seg, e.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes leftovers of interrupted snapshot writes.
+pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(TMP_SUFFIX) {
+            remove(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a snapshot file.
+pub(crate) fn remove(path: &Path) -> Result<()> {
+    std::fs::remove_file(path)
+        .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))
+}
+
+/// What a snapshot copied while holding the WAL's lock.
+struct Captured {
+    meta: Meta,
+    pages: Vec<super::chunk_files::ExportedPage>,
+    series: Vec<Vec<u8>>,
+}
+
+/// Writes a snapshot of `head` into `dir` and removes older ones. Returns its path, or None
+/// when there is nothing to cover it with (no WAL) or a series holds native histograms.
+///
+/// The caller excludes head cuts, truncations and deletions for the duration (the database's
+/// compaction lock). Appends wait while the state is copied (tens of ms for 20,000 series),
+/// not while the file is written.
+pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
+    let start = Instant::now();
+    let captured = {
+        let mut wal = head.wal.lock();
+        let Some(wal) = wal.as_mut() else {
+            return Ok(None);
+        };
+        let segment = wal.cut_segment()?;
+        wait_applied(head)?;
+        capture(head, segment)
+    };
+    let held = start.elapsed();
+    let Some(c) = captured else {
+        tracing::info!("head snapshot skipped: native histograms are not covered");
+        return Ok(None);
+    };
+    let path = dir.join(snapshot_name(c.meta.segment));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(c.meta.segment)));
+    let res = write_file(&tmp, &c).and_then(|()| {
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
+        crate::fs::fsync_dir(dir)
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res?;
+    for (seg, p) in list(dir)? {
+        if seg != c.meta.segment {
+            remove(&p)?;
+        }
+    }
+    tracing::info!(
+        snapshot = %path.display(),
+        series = c.meta.series,
+        wal_lock_ms = held.as_secs_f64() * 1e3,
+        total_ms = start.elapsed().as_secs_f64() * 1e3,
+        "head snapshot written"
+    );
+    Ok(Some(path))
+}
+
+/// Waits until every batch logged so far is applied (the caller holds the WAL's lock, so no
+/// new one is logged).
+fn wait_applied(head: &Head) -> Result<()> {
+    let start = Instant::now();
+    while head.unapplied.load(Ordering::Acquire) > 0 {
+        if start.elapsed() > APPLY_WAIT {
+            return Err(Error::io(
+                "cannot take a head snapshot",
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "logged batches not applied within 10 s",
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+/// Copies the head's state (quiescent: see [`take`]). None when a series holds histograms.
+fn capture(head: &Head, segment: u32) -> Option<Captured> {
+    let mut sections = SeriesSections::default();
+    for s in head.series.all() {
+        let d = s.data.lock();
+        if d.hist.is_some() {
+            return None;
+        }
+        // Created by an appender that has not committed: no WAL record mentions it.
+        if !s.logged.load(Ordering::Acquire) && d.is_empty() {
+            continue;
+        }
+        put_live(&mut sections.body, &s, &d);
+        sections.added();
+    }
+    let pages = head.chunk_files.export_pages();
+    let (series, total) = sections.finish();
+    Some(Captured {
+        meta: Meta {
+            segment,
+            next_ref: head.next_ref(),
+            min_time: head.min_time(),
+            max_time: head.max_time(),
+            pages: pages.len() as u64,
+            series: total,
+        },
+        pages,
+        series,
+    })
+}
+
+fn put_live(dst: &mut Vec<u8>, s: &Series, d: &SeriesData) {
+    put_series(
+        dst,
+        s.id,
+        s.labels.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+        &d.closed,
+        d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes())),
+        &d.ooo,
+        d.last,
+    );
+}
+
+fn write_file(tmp: &Path, c: &Captured) -> Result<()> {
+    let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
+    let f = std::fs::File::create(tmp).map_err(|e| Error::io(ctx("create"), e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
+        w.write_all(&MAGIC)?;
+        w.write_all(&[VERSION])?;
+        write_section(w, KIND_META, &meta_payload(&c.meta))?;
+        for p in &c.pages {
+            // Header and payload framed by hand: the page's bytes are not copied.
+            let prefix = page_prefix(p.seq, p.max_t, p.current);
+            let len = u32::try_from(prefix.len() + p.bytes.len())
+                .map_err(|_| std::io::Error::other("page over 4 GiB"))?;
+            let head = section_head(KIND_PAGE, len);
+            w.write_all(&head)?;
+            w.write_all(&prefix)?;
+            w.write_all(&p.bytes)?;
+            w.write_all(&crc32_parts(&[&head, &prefix, &p.bytes]).to_le_bytes())?;
+        }
+        for s in &c.series {
+            write_section(w, KIND_SERIES, s)?;
+        }
+        write_section(w, KIND_END, &[])
+    };
+    write(&mut w).map_err(|e| Error::io(ctx("write"), e))?;
+    let f = w
+        .into_inner()
+        .map_err(|e| Error::io(ctx("write"), e.into_error()))?;
+    f.sync_all().map_err(|e| Error::io(ctx("fsync"), e))
+}
+
+/// What [`load`] restored.
+pub(crate) struct Loaded {
+    /// First WAL segment to replay.
+    pub(crate) segment: u32,
+    /// The series restored (WAL refs = their ids).
+    pub(crate) series: Vec<Arc<Series>>,
+}
+
+/// Restores the snapshot at `path` into `head`, an empty head. With `drop_before`, chunks and
+/// samples older than it (already in blocks) are left out, as WAL replay skips them. On an
+/// error the head is partly filled: the caller discards it.
+pub(crate) fn load(head: &Head, path: &Path, drop_before: Option<Timestamp>) -> Result<Loaded> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
+        .len();
+    let mut r = Reader::new(BufReader::with_capacity(1 << 20, f), path, len)?;
+    let mut series = Vec::new();
+    let meta = visit(&mut r, &mut |s| {
+        match s {
+            Section::Meta(m) => head.raise_next_ref(m.next_ref),
+            Section::Page(p) => head
+                .chunk_files
+                .import_page(p.seq, p.max_t, p.bytes, p.current),
+            Section::Series(list) => {
+                series.reserve(list.len());
+                for img in list {
+                    series.push(restore(head, img, drop_before).map_err(|e| match e {
+                        Error::Corruption { reason, .. } => Error::corruption(path, 0, reason),
+                        other => other,
+                    })?);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let (mut mint, maxt) = (meta.min_time, meta.max_time);
+    if drop_before.is_some_and(|b| mint < b) {
+        mint = series
+            .iter()
+            .map(|s| s.data.lock().min_time())
+            .min()
+            .unwrap_or(i64::MAX);
+    }
+    head.update_time_range(mint, maxt);
+    Ok(Loaded {
+        segment: meta.segment,
+        series,
+    })
+}
+
+/// Creates one series of a snapshot in `head` with its samples.
+fn restore(head: &Head, img: SeriesImage, drop_before: Option<Timestamp>) -> Result<Arc<Series>> {
+    let labels = Labels::new(
+        img.labels
+            .into_iter()
+            .map(|(n, v)| Label::new(n, v))
+            .collect(),
+    );
+    let (s, created) = head.get_or_create(&labels, Some(img.id))?;
+    if !created || s.id != img.id {
+        return Err(Error::corruption(
+            "<snapshot>",
+            img.id,
+            "series listed twice in a head snapshot",
+        ));
+    }
+    s.logged.store(true, Ordering::Release);
+    let open = match img.open {
+        Some((min_t, max_t, bytes)) => Some(OpenChunk {
+            chunk: XorChunk::from_bytes(&bytes)?,
+            min_t,
+            max_t,
+        }),
+        None => None,
+    };
+    let mut d = s.data.lock();
+    d.closed = img.closed;
+    d.open = open;
+    d.ooo = img.ooo;
+    d.last = img.last;
+    if let Some(b) = drop_before {
+        d.truncate(b);
+        if d.closed.is_empty() && d.open.is_none() {
+            // WAL replay skips every sample below `b`: no newest sample either.
+            d.last = None;
+        }
+    }
+    drop(d);
+    Ok(s)
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;
