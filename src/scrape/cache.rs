@@ -244,6 +244,18 @@ impl SeriesCache {
         Some(self.meta.clone())
     }
 
+    /// [`SeriesCache::take_metadata_update`], with the map replaced by an equal one of `pool`
+    /// when there is one: targets exposing the same metadata then hold one map.
+    pub fn take_metadata_update_shared(
+        &mut self,
+        pool: &super::buffers::MetadataPool,
+    ) -> Option<Arc<BTreeMap<String, Metadata>>> {
+        if self.meta_changed {
+            self.meta = pool.share(std::mem::take(&mut self.meta));
+        }
+        self.take_metadata_update()
+    }
+
     /// Parses `body` and appends its samples at `ts` (ms) to `app`, then staleness markers for
     /// series the previous successful scrape had and this one lacks. Does not commit. On error
     /// the caller rolls `app` back and calls [`SeriesCache::mark_all_stale`].
