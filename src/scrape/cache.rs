@@ -172,6 +172,15 @@ struct CacheEntry {
     prev_iter: u64,
 }
 
+/// A position in [`SeriesCache::entries`]: 4 bytes, as the index and two order lists hold one
+/// per series (8 bytes each were 9.6 MiB at 400 targets × 1,000 series).
+type Pos = u32;
+
+/// The entry at position `i`.
+fn entry(entries: &[CacheEntry], i: Pos) -> Option<&CacheEntry> {
+    entries.get(i as usize)
+}
+
 /// Series cache of one target. Owned by its scrape loop; not shared.
 ///
 /// Entries live in a dense vector. Targets expose their series in the same order scrape after
@@ -183,15 +192,13 @@ pub struct SeriesCache {
     entries: Vec<CacheEntry>,
     /// Series text → position in `entries`: holds positions only, hashed and compared through
     /// the entries' keys (so each key is kept once).
-    index: HashTable<usize>,
+    index: HashTable<Pos>,
     /// Hashes `index`'s keys.
     hasher: SeriesHashBuilder,
     /// `entries` positions in the order the last successful scrape exposed them.
-    order: Vec<usize>,
+    order: Vec<Pos>,
     /// The same, being built by the current scrape.
-    next_order: Vec<usize>,
-    /// Metadata entries of the text body being appended (reused).
-    body_meta: Vec<Meta>,
+    next_order: Vec<Pos>,
     /// Hash of the metadata entries last applied from a text body ([`Self::apply_body_meta`]);
     /// `None` after metadata came another way.
     meta_hash: Option<u64>,
@@ -244,6 +251,18 @@ impl SeriesCache {
         Some(self.meta.clone())
     }
 
+    /// [`SeriesCache::take_metadata_update`], with the map replaced by an equal one of `pool`
+    /// when there is one: targets exposing the same metadata then hold one map.
+    pub fn take_metadata_update_shared(
+        &mut self,
+        pool: &super::buffers::MetadataPool,
+    ) -> Option<Arc<BTreeMap<String, Metadata>>> {
+        if self.meta_changed {
+            self.meta = pool.share(std::mem::take(&mut self.meta));
+        }
+        self.take_metadata_update()
+    }
+
     /// Parses `body` and appends its samples at `ts` (ms) to `app`, then staleness markers for
     /// series the previous successful scrape had and this one lacks. Does not commit. On error
     /// the caller rolls `app` back and calls [`SeriesCache::mark_all_stale`].
@@ -281,11 +300,13 @@ impl SeriesCache {
             // `order` holds series texts this parser accepted in the last body when that body
             // was of the same format and went through this loop: hints for the lines ahead.
             let hints = self.order_format == Some(format);
-            self.body_meta.clear();
+            // What the body's metadata entries say, hashed as they pass; they are read again
+            // (`apply_body_meta`) only when that differs from the last body's.
+            let mut meta = BodyMeta::new(&self.hasher, format);
             let mut p = Parser::new(body, format);
             loop {
                 let expect = match self.order.get(self.next_order.len()) {
-                    Some(&i) if hints => self.entries.get(i).map_or(&[][..], |e| &*e.key),
+                    Some(&i) if hints => entry(&self.entries, i).map_or(&[][..], |e| &*e.key),
                     _ => &[],
                 };
                 let Some(e) = p.next_expecting(expect) else {
@@ -306,15 +327,15 @@ impl SeriesCache {
                             &mut reseen,
                         );
                         if r.is_err() {
-                            self.apply_body_meta(body, format);
+                            self.apply_body_meta(body, format, &meta);
                         }
                         r?;
                     }
-                    Entry::Help | Entry::Type | Entry::Unit => self.body_meta.push(p.meta(e)),
+                    Entry::Help | Entry::Type | Entry::Unit => meta.add(body, p.meta(e)),
                     Entry::Comment => {}
                 }
             }
-            self.apply_body_meta(body, format);
+            self.apply_body_meta(body, format, &meta);
             if let Some(e) = p.err() {
                 return Err(Error::Parse(e.clone()));
             }
@@ -417,18 +438,18 @@ impl SeriesCache {
         let key = p.series();
         let pos = self.next_order.len();
         let hit = match self.order.get(pos) {
-            Some(&i) if known || self.entries.get(i).is_some_and(|e| *e.key == *key) => Some(i),
+            Some(&i) if known || entry(&self.entries, i).is_some_and(|e| *e.key == *key) => Some(i),
             _ => {
                 let entries = &self.entries;
                 self.index
                     .find(self.hasher.hash_one(key), |&i| {
-                        entries.get(i).is_some_and(|e| *e.key == *key)
+                        entry(entries, i).is_some_and(|e| *e.key == *key)
                     })
                     .copied()
             }
         };
         if let Some(i) = hit
-            && let Some(e) = self.entries.get_mut(i)
+            && let Some(e) = self.entries.get_mut(i as usize)
         {
             self.next_order.push(i);
             if e.last_iter == iter {
@@ -451,7 +472,11 @@ impl SeriesCache {
             st.added += 1;
         }
         self.touched += 1;
-        let i = self.entries.len();
+        // More series than positions: far beyond any sample limit or body size, but bounded.
+        let i = Pos::try_from(self.entries.len())
+            .ok()
+            .filter(|&i| i < Pos::MAX)
+            .ok_or(Error::SampleLimit)?;
         self.entries.push(CacheEntry {
             key: Box::from(key),
             sref: None,
@@ -464,7 +489,7 @@ impl SeriesCache {
         let entries = &self.entries;
         let hasher = &self.hasher;
         self.index.insert_unique(hasher.hash_one(key), i, |&j| {
-            entries.get(j).map_or(0, |e| hasher.hash_one(&*e.key))
+            entry(entries, j).map_or(0, |e| hasher.hash_one(&*e.key))
         });
         self.next_order.push(i);
         let fresh = (!dropped).then_some(labels);
@@ -476,7 +501,7 @@ impl SeriesCache {
 
     /// Drops entries not seen by iteration `iter`, renumbering the index and the order.
     fn compact(&mut self, iter: u64) {
-        let mut remap = vec![usize::MAX; self.entries.len()];
+        let mut remap = vec![Pos::MAX; self.entries.len()];
         let mut next = 0;
         for (old, e) in self.entries.iter().enumerate() {
             if e.last_iter == iter {
@@ -487,38 +512,40 @@ impl SeriesCache {
             }
         }
         self.entries.retain(|e| e.last_iter == iter);
-        self.index.retain(|i| match remap.get(*i) {
-            Some(&r) if r != usize::MAX => {
+        self.index.retain(|i| match remap.get(*i as usize) {
+            Some(&r) if r != Pos::MAX => {
                 *i = r;
                 true
             }
             _ => false,
         });
         for i in &mut self.order {
-            *i = remap.get(*i).copied().unwrap_or(usize::MAX);
+            *i = remap.get(*i as usize).copied().unwrap_or(Pos::MAX);
         }
     }
 
-    /// Applies the metadata entries of a text body (`body_meta`) unless they say what those of
-    /// the body that last applied them said (most scrapes: no per-entry lookups then).
-    fn apply_body_meta(&mut self, body: &[u8], format: Format) {
+    /// Applies the first `meta.count` metadata entries of a text body unless they say what
+    /// those of the body that last applied them said (most scrapes: no per-entry lookups then).
+    /// The entries are not kept while the body is appended (a list of 576 of them per target
+    /// was 16 MiB at 400 targets): when they differ, the body is parsed again for them.
+    fn apply_body_meta(&mut self, body: &[u8], format: Format, meta: &BodyMeta) {
         use std::hash::Hasher;
-        let mut h = self.hasher.build_hasher();
-        h.write_u8(format as u8);
-        for m in &self.body_meta {
-            m.hash_into(body, &mut h);
-        }
-        let h = h.finish();
+        let h = meta.hash.finish();
         if self.meta_hash == Some(h) {
             return;
         }
         self.meta_hash = Some(h);
-        let metas = std::mem::take(&mut self.body_meta);
-        for m in &metas {
-            let (name, text) = m.decode(body, format);
-            self.note_meta(m.kind(), name, text);
+        let mut left = meta.count;
+        let mut p = Parser::new(body, format);
+        while left > 0
+            && let Some(e) = p.next()
+        {
+            if let Entry::Help | Entry::Type | Entry::Unit = e {
+                let (name, text) = p.meta(e).decode(body, format);
+                self.note_meta(e, name, text);
+                left -= 1;
+            }
         }
-        self.body_meta = metas;
     }
 
     fn note_metadata(&mut self, p: &Parser<'_>, e: Entry) {
@@ -591,6 +618,26 @@ impl SeriesCache {
         }
         self.last_ok_count = 0;
         Ok(st.stale)
+    }
+}
+
+/// The metadata entries of a text body seen so far: their hash and number.
+struct BodyMeta {
+    hash: SeriesHasher,
+    count: usize,
+}
+
+impl BodyMeta {
+    fn new(hasher: &SeriesHashBuilder, format: Format) -> Self {
+        use std::hash::Hasher;
+        let mut hash = hasher.build_hasher();
+        hash.write_u8(format as u8);
+        Self { hash, count: 0 }
+    }
+
+    fn add(&mut self, body: &[u8], m: Meta) {
+        m.hash_into(body, &mut self.hash);
+        self.count += 1;
     }
 }
 

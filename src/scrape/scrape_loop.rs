@@ -235,7 +235,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
             Some(e.to_string())
         }
     };
-    if let Some(m) = st.cache.take_metadata_update() {
+    if let Some(m) = st.cache.take_metadata_update_shared(&p.buffers.metadata) {
         *p.target.metadata.lock() = m;
     }
     let mut s = p.target.status.lock();

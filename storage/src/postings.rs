@@ -18,21 +18,30 @@ pub(crate) struct MemPostings {
 }
 
 impl MemPostings {
-    /// Adds series `id` with the given (interned) label pairs.
-    pub(crate) fn add(&mut self, id: u32, labels: &[(Arc<str>, Arc<str>)]) {
+    /// Adds series `id` with the given label pairs. The map keeps one copy of each name and of
+    /// each value per name, made when the first series with it arrives.
+    pub(crate) fn add<'a>(&mut self, id: u32, labels: impl Iterator<Item = (&'a str, &'a str)>) {
         for (n, v) in labels {
-            self.by_name
-                .entry(n.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .insert(id);
+            if !self.by_name.contains_key(n) {
+                self.by_name.insert(Arc::from(n), HashMap::new());
+            }
+            let Some(values) = self.by_name.get_mut(n) else {
+                continue;
+            };
+            match values.get_mut(v) {
+                Some(bm) => {
+                    bm.insert(id);
+                }
+                None => {
+                    values.insert(Arc::from(v), RoaringBitmap::from_iter([id]));
+                }
+            }
         }
         self.all.insert(id);
     }
 
     /// Removes series `id` with the given label pairs; drops emptied entries.
-    pub(crate) fn remove(&mut self, id: u32, labels: &[(Arc<str>, Arc<str>)]) {
+    pub(crate) fn remove<'a>(&mut self, id: u32, labels: impl Iterator<Item = (&'a str, &'a str)>) {
         for (n, v) in labels {
             let Some(values) = self.by_name.get_mut(n) else {
                 continue;
@@ -217,19 +226,15 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
-    fn a(s: &str) -> Arc<str> {
-        Arc::from(s)
-    }
-
     #[test]
     fn add_get_remove() {
         let mut p = MemPostings::default();
-        p.add(1, &[(a("job"), a("x")), (a("i"), a("1"))]);
-        p.add(2, &[(a("job"), a("x")), (a("i"), a("2"))]);
+        p.add(1, [("job", "x"), ("i", "1")].into_iter());
+        p.add(2, [("job", "x"), ("i", "2")].into_iter());
         assert_eq!(p.get("job", "x").iter().collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(p.label_names(), vec!["i", "job"]);
         assert_eq!(p.label_values("i"), vec!["1", "2"]);
-        p.remove(1, &[(a("job"), a("x")), (a("i"), a("1"))]);
+        p.remove(1, [("job", "x"), ("i", "1")].into_iter());
         assert_eq!(p.get("job", "x").iter().collect::<Vec<_>>(), vec![2]);
         assert_eq!(p.label_values("i"), vec!["2"]);
         assert!(p.get("nope", "x").is_empty());

@@ -10,6 +10,7 @@
 pub(crate) mod append;
 pub(crate) mod chunk_files;
 pub(crate) mod histogram;
+pub(crate) mod labels;
 pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
@@ -25,7 +26,6 @@ use crate::wal::{RefTombstone, Wal, record};
 use chunk_files::HeadChunkFiles;
 use parking_lot::{Mutex, RwLock};
 use series::{OpenChunk, Series, SeriesData, StripeSeries};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -62,8 +62,6 @@ pub(crate) struct Head {
     pub(crate) postings: RwLock<MemPostings>,
     /// Completed chunks of all series (has its own locks).
     pub(crate) chunk_files: HeadChunkFiles,
-    /// Interned label strings; locked only when series are created or removed.
-    symbols: Mutex<HashSet<Arc<str>>>,
     /// The WAL (None for a head without one). Commits hold it while logging only.
     pub(crate) wal: Mutex<Option<Wal>>,
     /// Commits hold it shared while applying a batch to memory; `set_min_valid_time` takes it
@@ -103,7 +101,6 @@ impl Head {
             series: StripeSeries::default(),
             postings: RwLock::default(),
             chunk_files,
-            symbols: Mutex::default(),
             wal: Mutex::new(wal),
             apply_gate: RwLock::new(()),
             next_ref: AtomicU64::new(1),
@@ -196,15 +193,6 @@ impl Head {
         self.postings.read().all().len()
     }
 
-    fn intern(&self, symbols: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
-        if let Some(a) = symbols.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        symbols.insert(a.clone());
-        a
-    }
-
     /// The series with `labels`, created when missing. `id` forces the ref (WAL replay).
     /// Returns the series and whether it was created.
     pub(crate) fn get_or_create(
@@ -233,29 +221,16 @@ impl Head {
                 "head series refs exhausted (2^32 series created since the WAL started)".into(),
             ));
         }
-        let interned: series::InternedLabels = {
-            let mut sym = self.symbols.lock();
-            labels
-                .iter()
-                .map(|l| {
-                    (
-                        self.intern(&mut sym, &l.name),
-                        self.intern(&mut sym, &l.value),
-                    )
-                })
-                .collect()
-        };
         let s = Arc::new(Series {
             id,
-            hash,
-            labels: interned,
+            labels: labels::SeriesLabels::new(labels),
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             data: Mutex::new(SeriesData::default()),
         });
-        self.postings.write().add(id as u32, &s.labels);
+        self.postings.write().add(id as u32, s.labels.iter());
         self.series.insert_ref(s.clone());
-        st.insert_hash(s.clone());
+        st.insert_hash(hash, s.clone());
         self.metrics.series_created.fetch_add(1, Ordering::Relaxed);
         Ok((s, true))
     }
@@ -282,7 +257,8 @@ impl Head {
         for s in removed {
             // Lock order: hash stripe, then ref stripe (as in `get_or_create`). With both held
             // no appender can pick the series up.
-            let mut st = self.series.hash_stripe(s.hash).write();
+            let hash = s.hash();
+            let mut st = self.series.hash_stripe(hash).write();
             let mut refs = self.series.ref_stripe(s.id).write();
             // Held by: `removed`, the ref map, the hash map. More means an appender holds it.
             // Checked under the series' lock, where an appender that upgraded a handle looks
@@ -294,15 +270,10 @@ impl Head {
                 }
                 s.removed.store(true, Ordering::Relaxed);
             }
-            st.remove_hash(&s);
+            st.remove_hash(hash, &s);
             refs.remove(&s.id);
-            self.postings.write().remove(s.id as u32, &s.labels);
+            self.postings.write().remove(s.id as u32, s.labels.iter());
             self.metrics.series_removed.fetch_add(1, Ordering::Relaxed);
-        }
-        {
-            // Free interned strings no series uses any more.
-            let mut sym = self.symbols.lock();
-            sym.retain(|a| Arc::strong_count(a) > 1);
         }
         self.min_time.store(mint, Ordering::Release);
         self.max_time.fetch_max(maxt, Ordering::AcqRel);
@@ -389,23 +360,17 @@ impl Head {
     }
 
     /// Approximate heap bytes of the head: series structs, labels, chunk records and open chunks
-    /// (capacities), postings, symbols, and the pages of completed chunks.
+    /// (capacities), postings, and the pages of completed chunks.
     pub(crate) fn heap_bytes(&self) -> u64 {
         let mut total = 0usize;
         for s in self.series.all() {
             total += std::mem::size_of::<Series>() + 16; // Arc header
-            total += s.labels.len() * std::mem::size_of::<(Arc<str>, Arc<str>)>();
+            total += s.labels.heap_bytes();
             total += 2 * (std::mem::size_of::<(u64, Arc<Series>)>() + 1) * 8 / 7; // map slots
             total += s.data.lock().heap_bytes();
         }
         total += self.postings.read().heap_bytes();
         total += self.chunk_files.heap_bytes();
-        total += self
-            .symbols
-            .lock()
-            .iter()
-            .map(|a| a.len() + 16 + 24)
-            .sum::<usize>();
         total as u64
     }
 
