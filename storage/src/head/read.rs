@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::model::{Label, Labels, Timestamp};
 use parking_lot::Mutex;
 use roaring::RoaringBitmap;
-use std::cmp::Ordering;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -104,7 +103,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             .iter()
             .filter_map(|id| self.head.series.get(u64::from(id)))
             .collect();
-        series.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));
+        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         let ids = series.iter().map(|s| s.id as u32).collect();
         *self.sorted.lock() = (series, 0);
         Ok(ids)
@@ -113,7 +112,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
     fn labels(&self, id: u32, out: &mut Labels) -> Result<bool> {
         match self.head.series.get(u64::from(id)) {
             Some(s) => {
-                fill_labels(pairs(&s.labels), out);
+                fill_labels(s.labels.iter(), out);
                 Ok(true)
             }
             None => Ok(false),
@@ -131,7 +130,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         let Some(s) = self.series_by_id(id) else {
             return Ok(false);
         };
-        fill_labels(pairs(&s.labels), &mut out.labels);
+        fill_labels(s.labels.iter(), &mut out.labels);
         let (mint, maxt) = (mint.max(self.mint), maxt.min(self.maxt));
         // The series lock is held while completed chunks are read: truncation drops a
         // series' refs under it before deleting their files.
@@ -184,31 +183,6 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
     }
 }
 
-/// Orders interned label pairs as [`Labels`] orders its pairs. Pairs are interned, so equal
-/// names and values are usually the same `Arc`: a pointer comparison skips most string
-/// comparisons when sorting a selection (series share their name and most label values).
-fn cmp_interned(a: &[(Arc<str>, Arc<str>)], b: &[(Arc<str>, Arc<str>)]) -> Ordering {
-    let cmp = |x: &Arc<str>, y: &Arc<str>| {
-        if Arc::ptr_eq(x, y) {
-            Ordering::Equal
-        } else {
-            x.as_ref().cmp(y.as_ref())
-        }
-    };
-    for ((an, av), (bn, bv)) in a.iter().zip(b) {
-        let o = cmp(an, bn).then_with(|| cmp(av, bv));
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// A head series' label pairs as `(name, value)`.
-fn pairs(l: &[(Arc<str>, Arc<str>)]) -> impl Iterator<Item = (&str, &str)> {
-    l.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
-}
-
 /// Writes label pairs (in name order) into `out`, reusing its strings' buffers: the querier
 /// refills one label set per series read, so this allocates only when a set outgrows the last.
 fn fill_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut Labels) {
@@ -233,18 +207,12 @@ fn fill_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut La
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::head::labels::SeriesLabels;
 
-    fn interned(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (Arc::from(*n), Arc::from(*v)))
-            .collect()
-    }
-
-    /// Sorting interned pairs gives the order of `Labels`, and refilling a used label set
+    /// Sorting packed head labels gives the order of `Labels`, and refilling a used label set
     /// (longer, shorter) gives exactly the pairs written.
     #[test]
-    fn interned_order_and_refill() {
+    fn packed_order_and_refill() {
         let sets = [
             &[("__name__", "a"), ("job", "x")][..],
             &[("__name__", "a")][..],
@@ -254,14 +222,13 @@ mod tests {
         ];
         let mut out = Labels::empty();
         for a in sets {
-            let ia = interned(a);
-            fill_labels(pairs(&ia), &mut out);
+            let pa = SeriesLabels::new(&Labels::from_pairs(a));
+            fill_labels(pa.iter(), &mut out);
             assert_eq!(out, Labels::from_pairs(a));
             for b in sets {
                 let want = Labels::from_pairs(a).cmp(&Labels::from_pairs(b));
-                assert_eq!(cmp_interned(&ia, &interned(b)), want, "{a:?} vs {b:?}");
-                let shared = ia.clone();
-                assert_eq!(cmp_interned(&ia, &shared), Ordering::Equal);
+                let pb = SeriesLabels::new(&Labels::from_pairs(b));
+                assert_eq!(pa.cmp(&pb), want, "{a:?} vs {b:?}");
             }
         }
     }

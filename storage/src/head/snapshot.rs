@@ -181,14 +181,14 @@ fn page_prefix(seq: u32, max_t: Timestamp, current: bool) -> Vec<u8> {
 fn put_series<'a>(
     dst: &mut Vec<u8>,
     id: u64,
-    labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
     closed: &[ClosedChunk],
     open: Option<(Timestamp, Timestamp, &[u8])>,
     ooo: &[(Timestamp, f64)],
     last: Option<(Timestamp, u64)>,
 ) {
     put_uvarint(dst, id);
-    put_uvarint(dst, labels.len() as u64);
+    put_uvarint(dst, labels.clone().count() as u64);
     for (n, v) in labels {
         put_str(dst, n.as_bytes());
         put_str(dst, v.as_bytes());
@@ -699,7 +699,7 @@ fn put_live(dst: &mut Vec<u8>, s: &Series, d: &SeriesData) {
     put_series(
         dst,
         s.id,
-        s.labels.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+        s.labels.iter(),
         &d.closed,
         d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes())),
         &d.ooo,
