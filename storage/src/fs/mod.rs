@@ -7,7 +7,7 @@ pub(crate) mod mmap;
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Fsyncs a directory so renames and creations inside it are durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
@@ -56,6 +56,56 @@ pub(crate) fn dir_size(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// The number in a file name that is all ASCII digits (segments, and what follows the prefix of
+/// checkpoints and head snapshots).
+pub(crate) fn parse_index(name: &str) -> Option<u32> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+/// The entries of `dir` named `prefix` and then a number ([`parse_index`]; temporary names, with
+/// a suffix, are not listed), sorted by that number.
+pub(crate) fn numbered_entries(dir: &Path, prefix: &str) -> Result<Vec<(u32, PathBuf)>> {
+    let cannot_list = |e| Error::io(format!("cannot list {}", dir.display()), e);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(cannot_list)? {
+        let entry = entry.map_err(cannot_list)?;
+        let name = entry.file_name();
+        if let Some(i) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(parse_index)
+        {
+            out.push((i, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes, with `remove`, the entries of `dir` named `prefix…suffix`: the leftovers of
+/// interrupted writes.
+pub(crate) fn remove_leftovers(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+    remove: impl Fn(&Path) -> std::io::Result<()>,
+) -> Result<()> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(prefix) && name.ends_with(suffix) {
+            let path = entry.path();
+            remove(&path).map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -551,37 +551,14 @@ fn visit<R: Read>(r: &mut Reader<'_, R>, f: &mut dyn FnMut(Section) -> Result<()
 
 /// Snapshot files in `dir`, sorted by segment.
 pub(crate) fn list(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(seg) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX))
-            .filter(|n| n.len() == 8)
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        out.push((seg, e.path()));
-    }
-    out.sort();
-    Ok(out)
+    crate::fs::numbered_entries(dir, SNAPSHOT_PREFIX)
 }
 
 /// Removes leftovers of interrupted snapshot writes.
 pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(TMP_SUFFIX) {
-            remove(&e.path())?;
-        }
-    }
-    Ok(())
+    crate::fs::remove_leftovers(dir, SNAPSHOT_PREFIX, TMP_SUFFIX, |p| {
+        std::fs::remove_file(p)
+    })
 }
 
 /// Removes a snapshot file.

@@ -27,39 +27,14 @@ pub(crate) fn checkpoint_name(last: u32) -> String {
 
 /// Complete checkpoints in `dir`, sorted by index.
 pub(crate) fn list_checkpoints(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry =
-            entry.map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
-        let name = entry.file_name();
-        let Some(idx) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(CHECKPOINT_PREFIX))
-            .and_then(segment::parse_segment_name)
-        else {
-            continue;
-        };
-        out.push((idx, entry.path()));
-    }
-    out.sort();
-    Ok(out)
+    crate::fs::numbered_entries(dir, CHECKPOINT_PREFIX)
 }
 
 /// Removes leftovers of interrupted checkpoints (`checkpoint.*.tmp`).
 pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
-    for entry in rd.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(CHECKPOINT_PREFIX) && name.ends_with(TMP_SUFFIX) {
-            std::fs::remove_dir_all(entry.path())
-                .map_err(|e| Error::io(format!("cannot remove {}", entry.path().display()), e))?;
-        }
-    }
-    Ok(())
+    crate::fs::remove_leftovers(dir, CHECKPOINT_PREFIX, TMP_SUFFIX, |p| {
+        std::fs::remove_dir_all(p)
+    })
 }
 
 /// Reads every record of the segment at `path` (decompressed) into `f(record, offset)`, reusing

@@ -496,6 +496,24 @@ mod tests {
         assert_eq!(sizes[0], sizes[2]);
     }
 
+    /// One to seven batches of `per_batch` samples over refs `0..series`: small times and
+    /// whole values (the delta codecs' common case) or any bits.
+    fn sample_batches(
+        series: u64,
+        per_batch: std::ops::Range<usize>,
+    ) -> impl Strategy<Value = Vec<Vec<RefSample>>> {
+        let sample = (
+            0..series,
+            prop_oneof![0i64..100_000, any::<i64>()],
+            prop_oneof![
+                (0u64..1000).prop_map(|v| v as f64),
+                any::<u64>().prop_map(f64::from_bits),
+            ],
+        )
+            .prop_map(|(series, t, v)| RefSample { series, t, v });
+        proptest::collection::vec(proptest::collection::vec(sample, per_batch), 1..8)
+    }
+
     proptest! {
         #[test]
         fn round_trip(recs in proptest::collection::vec(
@@ -513,14 +531,7 @@ mod tests {
         }
 
         #[test]
-        fn samples_records_round_trip_through_delta_frames(recs in proptest::collection::vec(
-            proptest::collection::vec(
-                (0u64..8, prop_oneof![0i64..100_000, any::<i64>()], prop_oneof![
-                    (0u64..1000).prop_map(|v| v as f64),
-                    any::<u64>().prop_map(f64::from_bits),
-                ]).prop_map(|(series, t, v)| RefSample { series, t, v }),
-                1..40),
-            1..8)) {
+        fn samples_records_round_trip_through_delta_frames(recs in sample_batches(8, 1..40)) {
             let mut c = Compressor::new();
             let mut d = Decompressor::default();
             for r in &recs {
@@ -535,14 +546,7 @@ mod tests {
         /// `put_samples` writes the bytes `put_frame` writes for the encoded record, record
         /// after record (the segment state advancing alike), empty records included.
         #[test]
-        fn put_samples_equals_put_frame_of_the_record(recs in proptest::collection::vec(
-            proptest::collection::vec(
-                (0u64..64, prop_oneof![0i64..100_000, any::<i64>()], prop_oneof![
-                    (0u64..1000).prop_map(|v| v as f64),
-                    any::<u64>().prop_map(f64::from_bits),
-                ]).prop_map(|(series, t, v)| RefSample { series, t, v }),
-                0..300),
-            1..8)) {
+        fn put_samples_equals_put_frame_of_the_record(recs in sample_batches(64, 0..300)) {
             let (mut by_frame, mut by_samples) = (Compressor::new(), Compressor::new());
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for r in &recs {

@@ -66,28 +66,9 @@ pub(crate) fn segment_name(index: u32) -> String {
     format!("{index:08}")
 }
 
-/// The index of a segment file name, if `name` is one (all ASCII digits).
-pub(crate) fn parse_segment_name(name: &str) -> Option<u32> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    name.parse().ok()
-}
-
 /// Segment files in `dir`, sorted by index.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry =
-            entry.map_err(|e| Error::io(format!("cannot list WAL dir {}", dir.display()), e))?;
-        if let Some(i) = entry.file_name().to_str().and_then(parse_segment_name) {
-            out.push((i, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::fs::numbered_entries(dir, "")
 }
 
 /// Appends a segment header to `dst`.
@@ -490,9 +471,9 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(segment_name(7), "00000007");
-        assert_eq!(parse_segment_name("00000007"), Some(7));
-        assert_eq!(parse_segment_name("checkpoint.00000007"), None);
-        assert_eq!(parse_segment_name(""), None);
+        assert_eq!(crate::fs::parse_index("00000007"), Some(7));
+        assert_eq!(crate::fs::parse_index("checkpoint.00000007"), None);
+        assert_eq!(crate::fs::parse_index(""), None);
     }
 
     #[test]
