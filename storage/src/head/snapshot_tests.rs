@@ -79,7 +79,11 @@ fn every_truncation_and_every_flipped_byte_is_rejected() {
     // Trailing garbage after END.
     let mut b = bytes.clone();
     b.push(0);
-    assert!(Image::decode(&b).is_err());
+    let err = Image::decode(&b).unwrap_err();
+    assert!(
+        matches!(err, Error::Corruption { .. }) && err.to_string().contains("after the END"),
+        "{err}"
+    );
 }
 
 #[test]
