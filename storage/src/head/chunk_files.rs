@@ -6,7 +6,10 @@
 //! │ len uvarint │ data [len] │ len uvarint │ data [len] │ ... │
 //! └─────────────┴────────────┴─────────────┴────────────┴─────┘
 //! ```
-//! A chunk ref is `page number << 32 | offset of the chunk's length`. The series keep
+//! A chunk ref is `page number << 32 | offset of the chunk's length`, with bit 31
+//! ([`PACKED_REF`]) set when the chunk is in the packed encoding (`chunk/packed.rs`) rather
+//! than XOR: chunks loaded from a head snapshot are packed, chunks cut by appends are XOR. The
+//! series keep
 //! `{min_t, max_t, ref}` per completed chunk; the page being filled is behind a mutex, full pages
 //! are immutable and read under a read lock. Truncation drops whole pages whose newest chunk is
 //! older than the cut (pages fill in time order, so a page spans a short time range).
@@ -20,8 +23,10 @@
 //! shrinks to the compressed WAL alone. An older `chunks_head/` is removed at open.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use crate::chunk::{Encoding, PackedIterator, XorChunk};
 use crate::encoding::{Decbuf, put_uvarint};
 use crate::error::{Error, Result};
+use crate::interface::SampleIterator;
 use crate::model::Timestamp;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -32,6 +37,9 @@ use std::sync::Arc;
 pub(crate) const DEFAULT_SEGMENT_SIZE: u64 = 1 << 20;
 /// Smallest and largest page sizes (a chunk larger than a page gets a page of its own).
 const PAGE_SIZE_RANGE: (u64, u64) = (256, 16 << 20);
+/// Ref bit telling a packed chunk (offsets stay below 2^31: a page holds at most 16 MiB or
+/// one chunk).
+pub(crate) const PACKED_REF: u64 = 1 << 31;
 /// Name used in errors.
 const STORE_NAME: &str = "<head chunks>";
 
@@ -142,10 +150,31 @@ impl HeadChunkFiles {
         );
     }
 
-    /// Appends the data of the chunk `r` to `dst`. Checks bounds.
+    /// Appends the chunk `r` to `dst` as XOR bytes (a packed chunk is re-encoded), for callers
+    /// that read XOR only (deletions, duplicate checks). Checks bounds.
     pub(crate) fn read_into(&self, r: u64, dst: &mut Vec<u8>) -> Result<()> {
+        if encoding(r) == Encoding::Xor {
+            return self.read_raw_into(r, dst);
+        }
+        let mut raw = Vec::new();
+        self.read_raw_into(r, &mut raw)?;
+        let mut it = PackedIterator::new(&raw);
+        let mut c = XorChunk::new();
+        while it.next() {
+            let (t, v) = it.at();
+            c.append(t, v);
+        }
+        if let Some(e) = it.err() {
+            return Err(corrupt(r, &format!("bad packed head chunk: {e}")));
+        }
+        dst.extend_from_slice(c.bytes());
+        Ok(())
+    }
+
+    /// Appends the bytes of the chunk `r`, in [`encoding`]`(r)`, to `dst`. Checks bounds.
+    pub(crate) fn read_raw_into(&self, r: u64, dst: &mut Vec<u8>) -> Result<()> {
         let seq = (r >> 32) as u32;
-        let off = r & u64::from(u32::MAX);
+        let off = r & u64::from(u32::MAX) & !PACKED_REF;
         if let Some(p) = self.full.read().get(&seq) {
             return copy_chunk(&p.bytes, off, r, dst);
         }
@@ -160,6 +189,11 @@ impl HeadChunkFiles {
             Some(p) => copy_chunk(&p.bytes, off, r, dst),
             None => Err(corrupt(r, "head chunk ref not found")),
         }
+    }
+
+    /// Bytes per page.
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
     }
 
     /// Drops pages whose newest chunk is older than `before`. The caller has dropped every ref
@@ -247,6 +281,23 @@ pub(crate) struct ExportedPage {
     pub(crate) bytes: Arc<[u8]>,
     /// The page being filled.
     pub(crate) current: bool,
+}
+
+/// The encoding of the chunk `r`.
+pub(crate) fn encoding(r: u64) -> Encoding {
+    if r & PACKED_REF == 0 {
+        Encoding::Xor
+    } else {
+        Encoding::Packed
+    }
+}
+
+/// The bytes of the chunk at `off` of a page (the page's layout: see the module docs).
+pub(crate) fn chunk_at(page: &[u8], off: u64) -> Option<&[u8]> {
+    let rest = usize::try_from(off).ok().and_then(|o| page.get(o..))?;
+    let mut d = Decbuf::new(rest);
+    let len = d.uvarint().and_then(|l| usize::try_from(l).ok())?;
+    d.bytes(len)
 }
 
 fn corrupt(r: u64, reason: &str) -> Error {

@@ -137,8 +137,9 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
         let d = s.data.lock();
         for c in &d.closed {
             if overlaps(c.min_t, c.max_t, mint, maxt) {
-                out.push_with(c.min_t, c.max_t, Encoding::Xor, |dst| {
-                    self.head.chunk_files.read_into(c.r, dst)
+                let enc = super::chunk_files::encoding(c.r);
+                out.push_with(c.min_t, c.max_t, enc, |dst| {
+                    self.head.chunk_files.read_raw_into(c.r, dst)
                 })?;
             }
         }

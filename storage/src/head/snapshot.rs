@@ -41,7 +41,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::Head;
-use super::series::{ClosedChunk, OpenChunk, Series, SeriesData};
+use super::series::{ClosedChunk, OpenChunk, Series};
 use crate::chunk::XorChunk;
 use crate::encoding::crc::crc32_parts;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
@@ -58,8 +58,11 @@ pub(crate) use crate::fs::layout::HEAD_SNAPSHOT_PREFIX as SNAPSHOT_PREFIX;
 const TMP_SUFFIX: &str = ".tmp";
 /// First bytes of a snapshot file.
 pub(crate) const MAGIC: [u8; 4] = *b"ASNP";
-/// Format version.
-pub(crate) const VERSION: u8 = 1;
+/// Format version: 2 stores completed chunks packed where that is smaller (chunk refs with
+/// `chunk_files::PACKED_REF`); version 1 (XOR pages only) has the same layout and is read too.
+pub(crate) const VERSION: u8 = 2;
+/// Oldest version read.
+const MIN_VERSION: u8 = 1;
 /// Magic and version.
 const HEADER_LEN: usize = MAGIC.len() + 1;
 /// Kind and length.
@@ -176,8 +179,8 @@ fn page_prefix(seq: u32, max_t: Timestamp, current: bool) -> Vec<u8> {
     p
 }
 
-/// Appends one series entry (the one encoder of entries: live series and images use it).
-#[allow(clippy::too_many_arguments)]
+/// Appends one series entry (images; live series are written in the same parts by [`pack`]).
+#[cfg(any(test, feature = "fuzzing"))]
 fn put_series<'a>(
     dst: &mut Vec<u8>,
     id: u64,
@@ -187,18 +190,42 @@ fn put_series<'a>(
     ooo: &[(Timestamp, f64)],
     last: Option<(Timestamp, u64)>,
 ) {
+    put_series_head(dst, id, labels);
+    put_closed(dst, closed, |r| r);
+    put_series_tail(dst, open, ooo, last);
+}
+
+/// The entry's id and labels.
+fn put_series_head<'a>(
+    dst: &mut Vec<u8>,
+    id: u64,
+    labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) {
     put_uvarint(dst, id);
     put_uvarint(dst, labels.clone().count() as u64);
     for (n, v) in labels {
         put_str(dst, n.as_bytes());
         put_str(dst, v.as_bytes());
     }
+}
+
+/// The entry's completed chunks, refs mapped through `map`.
+fn put_closed(dst: &mut Vec<u8>, closed: &[ClosedChunk], map: impl Fn(u64) -> u64) {
     put_uvarint(dst, closed.len() as u64);
     for c in closed {
         put_varint(dst, c.min_t);
         put_varint(dst, c.max_t);
-        put_uvarint(dst, c.r);
+        put_uvarint(dst, map(c.r));
     }
+}
+
+/// The entry's open chunk, out-of-order samples and newest sample.
+fn put_series_tail(
+    dst: &mut Vec<u8>,
+    open: Option<(Timestamp, Timestamp, &[u8])>,
+    ooo: &[(Timestamp, f64)],
+    last: Option<(Timestamp, u64)>,
+) {
     match open {
         Some((min_t, max_t, bytes)) => {
             dst.push(1);
@@ -348,7 +375,10 @@ impl<'p, R: Read> Reader<'p, R> {
                 "not a head snapshot (bad magic)",
             ));
         }
-        if h.get(MAGIC.len()) != Some(&VERSION) {
+        if !h
+            .get(MAGIC.len())
+            .is_some_and(|v| (MIN_VERSION..=VERSION).contains(v))
+        {
             return Err(Error::corruption(
                 path,
                 MAGIC.len() as u64,
@@ -570,8 +600,31 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
 /// What a snapshot copied while holding the WAL's lock.
 struct Captured {
     meta: Meta,
+    /// Bytes per page of the head's chunk store (packed pages are cut at this size too).
+    page_size: usize,
+    pages: Vec<super::chunk_files::ExportedPage>,
+    /// Encoded entry parts of every series ([`CapturedSeries`] ranges point here).
+    bytes: Vec<u8>,
+    /// Completed chunks of every series, refs into `pages`.
+    closed: Vec<ClosedChunk>,
+    series: Vec<CapturedSeries>,
+}
+
+/// One series entry, split around its completed chunks (whose refs change when packed).
+struct CapturedSeries {
+    /// Id and labels in `Captured::bytes`.
+    head: std::ops::Range<usize>,
+    /// In `Captured::closed`.
+    closed: std::ops::Range<usize>,
+    /// Open chunk, out-of-order and newest sample in `Captured::bytes`.
+    tail: std::ops::Range<usize>,
+}
+
+/// The PAGE and SERIES sections of a snapshot, completed chunks re-encoded.
+struct Packed {
     pages: Vec<super::chunk_files::ExportedPage>,
     series: Vec<Vec<u8>>,
+    total_series: u64,
 }
 
 /// Writes a snapshot of `head` into `dir` and removes older ones. Returns its path, or None
@@ -579,7 +632,7 @@ struct Captured {
 ///
 /// The caller excludes head cuts, truncations and deletions for the duration (the database's
 /// compaction lock). Appends wait while the state is copied (tens of ms for 20,000 series),
-/// not while the file is written.
+/// not while chunks are re-encoded and the file is written.
 pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
     let start = Instant::now();
     let captured = {
@@ -596,9 +649,14 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
         tracing::info!("head snapshot skipped: native histograms are not covered");
         return Ok(None);
     };
-    let path = dir.join(snapshot_name(c.meta.segment));
-    let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(c.meta.segment)));
-    let res = write_file(&tmp, &c).and_then(|()| {
+    let packed = pack(&c)?;
+    let mut meta = c.meta.clone();
+    meta.pages = packed.pages.len() as u64;
+    meta.series = packed.total_series;
+    drop(c);
+    let path = dir.join(snapshot_name(meta.segment));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.segment)));
+    let res = write_file(&tmp, &meta, &packed).and_then(|()| {
         std::fs::rename(&tmp, &path)
             .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
         crate::fs::fsync_dir(dir)
@@ -608,13 +666,13 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
     }
     res?;
     for (seg, p) in list(dir)? {
-        if seg != c.meta.segment {
+        if seg != meta.segment {
             remove(&p)?;
         }
     }
     tracing::info!(
         snapshot = %path.display(),
-        series = c.meta.series,
+        series = meta.series,
         wal_lock_ms = held.as_secs_f64() * 1e3,
         total_ms = start.elapsed().as_secs_f64() * 1e3,
         "head snapshot written"
@@ -643,7 +701,9 @@ fn wait_applied(head: &Head) -> Result<()> {
 
 /// Copies the head's state (quiescent: see [`take`]). None when a series holds histograms.
 fn capture(head: &Head, segment: u32) -> Option<Captured> {
-    let mut sections = SeriesSections::default();
+    let mut bytes = Vec::new();
+    let mut closed = Vec::new();
+    let mut series = Vec::new();
     for s in head.series.all() {
         let d = s.data.lock();
         if d.hist.is_some() {
@@ -653,45 +713,153 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
         if !s.logged.load(Ordering::Acquire) && d.is_empty() {
             continue;
         }
-        put_live(&mut sections.body, &s, &d);
-        sections.added();
+        let (b0, c0) = (bytes.len(), closed.len());
+        put_series_head(&mut bytes, s.id, s.labels.iter());
+        let b1 = bytes.len();
+        closed.extend_from_slice(&d.closed);
+        put_series_tail(
+            &mut bytes,
+            d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes())),
+            &d.ooo,
+            d.last,
+        );
+        series.push(CapturedSeries {
+            head: b0..b1,
+            closed: c0..closed.len(),
+            tail: b1..bytes.len(),
+        });
     }
     let pages = head.chunk_files.export_pages();
-    let (series, total) = sections.finish();
     Some(Captured {
         meta: Meta {
             segment,
             next_ref: head.next_ref(),
             min_time: head.min_time(),
             max_time: head.max_time(),
-            pages: pages.len() as u64,
-            series: total,
+            pages: 0,
+            series: 0,
         },
+        page_size: head.chunk_files.page_size(),
         pages,
+        bytes,
+        closed,
         series,
     })
 }
 
-fn put_live(dst: &mut Vec<u8>, s: &Series, d: &SeriesData) {
-    put_series(
-        dst,
-        s.id,
-        s.labels.iter(),
-        &d.closed,
-        d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes())),
-        &d.ooo,
-        d.last,
-    );
+/// Re-encodes every completed chunk a series refers to with whichever of packed and XOR is
+/// smaller, into new pages in the order of the old refs (so pages keep filling in time order,
+/// and truncation frees them as it does the head's), and encodes the series entries with the
+/// new refs. Chunks no series refers to are left out.
+fn pack(c: &Captured) -> Result<Packed> {
+    use super::chunk_files::{ExportedPage, PACKED_REF, chunk_at, encoding};
+    use crate::chunk::{Encoding, XorIterator, packed};
+    use crate::interface::SampleIterator;
+    // (old ref, max_t), sorted by old ref; then the new ref of each, same index.
+    let mut refs: Vec<(u64, Timestamp)> = c.closed.iter().map(|x| (x.r, x.max_t)).collect();
+    refs.sort_unstable();
+    refs.dedup_by_key(|x| x.0);
+    let mut new_refs = Vec::with_capacity(refs.len());
+    let mut pages = Vec::new();
+    let (mut page, mut page_max_t) = (Vec::with_capacity(c.page_size), Timestamp::MIN);
+    let (mut samples, mut out) = (Vec::new(), Vec::new());
+    let finish = |page: &mut Vec<u8>, max_t: Timestamp, pages: &mut Vec<ExportedPage>| {
+        pages.push(ExportedPage {
+            seq: pages.len() as u32 + 1,
+            max_t,
+            bytes: Arc::from(std::mem::take(page)),
+            current: false,
+        });
+    };
+    for &(r, max_t) in &refs {
+        let seq = (r >> 32) as u32;
+        let off = r & u64::from(u32::MAX) & !PACKED_REF;
+        let bytes = c
+            .pages
+            .binary_search_by_key(&seq, |p| p.seq)
+            .ok()
+            .and_then(|i| c.pages.get(i))
+            .and_then(|p| chunk_at(&p.bytes, off))
+            .ok_or_else(|| {
+                Error::corruption("<head chunks>", r, "a series' chunk is not in its page")
+            })?;
+        out.clear();
+        let enc = match encoding(r) {
+            Encoding::Xor => {
+                samples.clear();
+                let mut it = XorIterator::new(bytes);
+                while it.next() {
+                    samples.push(it.at());
+                }
+                if let Some(e) = it.err() {
+                    return Err(Error::corruption("<head chunks>", r, e.to_string()));
+                }
+                packed::encode_into(&samples, &mut out);
+                if out.len() < bytes.len() {
+                    Encoding::Packed
+                } else {
+                    out.clear();
+                    out.extend_from_slice(bytes);
+                    Encoding::Xor
+                }
+            }
+            other => {
+                out.extend_from_slice(bytes);
+                other
+            }
+        };
+        if !page.is_empty() && page.len() + out.len() + 10 > c.page_size {
+            finish(&mut page, page_max_t, &mut pages);
+            page = Vec::with_capacity(c.page_size.max(out.len() + 10));
+            page_max_t = Timestamp::MIN;
+        }
+        let seq = pages.len() as u64 + 1;
+        let mut nr = seq << 32 | page.len() as u64;
+        if enc == Encoding::Packed {
+            nr |= PACKED_REF;
+        }
+        new_refs.push(nr);
+        put_uvarint(&mut page, out.len() as u64);
+        page.extend_from_slice(&out);
+        page_max_t = page_max_t.max(max_t);
+    }
+    if !page.is_empty() {
+        finish(&mut page, page_max_t, &mut pages);
+    }
+    let map = |r: u64| {
+        refs.binary_search_by_key(&r, |x| x.0)
+            .ok()
+            .and_then(|i| new_refs.get(i).copied())
+            .unwrap_or_else(|| unreachable!("BUG: chunk ref {r:#x} not packed"))
+    };
+    let mut sections = SeriesSections::default();
+    for s in &c.series {
+        let part = |r: &std::ops::Range<usize>| c.bytes.get(r.clone()).unwrap_or_default();
+        sections.body.extend_from_slice(part(&s.head));
+        put_closed(
+            &mut sections.body,
+            c.closed.get(s.closed.clone()).unwrap_or_default(),
+            map,
+        );
+        sections.body.extend_from_slice(part(&s.tail));
+        sections.added();
+    }
+    let (series, total_series) = sections.finish();
+    Ok(Packed {
+        pages,
+        series,
+        total_series,
+    })
 }
 
-fn write_file(tmp: &Path, c: &Captured) -> Result<()> {
+fn write_file(tmp: &Path, meta: &Meta, c: &Packed) -> Result<()> {
     let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
     let f = std::fs::File::create(tmp).map_err(|e| Error::io(ctx("create"), e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
         w.write_all(&MAGIC)?;
         w.write_all(&[VERSION])?;
-        write_section(w, KIND_META, &meta_payload(&c.meta))?;
+        write_section(w, KIND_META, &meta_payload(meta))?;
         for p in &c.pages {
             // Header and payload framed by hand: the page's bytes are not copied.
             let prefix = page_prefix(p.seq, p.max_t, p.current);

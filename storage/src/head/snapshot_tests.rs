@@ -3,6 +3,7 @@
 use super::*;
 use crate::head::HeadOptions;
 use crate::head::chunk_files::HeadChunkFiles;
+use crate::interface::SampleIterator;
 use proptest::prelude::*;
 
 /// A small snapshot with every kind of field: pages (one being filled), series with closed
@@ -252,5 +253,118 @@ proptest! {
         b.push(VERSION);
         b.extend(bytes);
         let _ = Image::decode(&b);
+    }
+}
+
+/// Samples of a chunk in encoding `enc`.
+fn samples_of(enc: crate::chunk::Encoding, bytes: &[u8]) -> Vec<(i64, u64)> {
+    let mut it = crate::chunk::ChunkIterator::new(enc, bytes);
+    let mut out = Vec::new();
+    while it.next() {
+        let (t, v) = it.at();
+        out.push((t, v.to_bits()));
+    }
+    assert!(it.err().is_none(), "{:?}", it.err());
+    out
+}
+
+/// A chunk's samples: regular or jittered times, integer, decimal, noisy or special values.
+fn arb_chunk() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    (
+        1usize..130,
+        0i64..3,
+        0u8..4,
+        any::<u64>(),
+        prop::collection::vec(any::<u64>(), 130),
+    )
+        .prop_map(|(n, jitter, kind, seed, noise)| {
+            let mut t = seed as i64 % 1_000_000;
+            (0..n)
+                .map(|i| {
+                    t += 15_000 + (noise[i] % 7) as i64 * jitter;
+                    let v = match kind {
+                        0 => (seed % 1000 + i as u64 * (noise[i] % 5)) as f64,
+                        1 => (noise[i] % 10_000) as f64 / 100.0,
+                        2 => f64::from_bits(noise[i]),
+                        _ => [f64::NAN, f64::INFINITY, -0.0, 1e300][i % 4],
+                    };
+                    (t, v)
+                })
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// A snapshot's packed chunks, loaded into a head, read back as the same samples as the XOR
+    /// chunks they were made from: raw (queries, in their encoding) and as XOR (deletions).
+    #[test]
+    fn packed_pages_read_back_equal_to_the_xor_pages(
+        series in prop::collection::vec(prop::collection::vec(arb_chunk(), 1..4), 1..12),
+    ) {
+        let files = HeadChunkFiles::in_memory();
+        let mut c = Captured {
+            meta: Meta { segment: 3, next_ref: 100, min_time: 0, max_time: 0, pages: 0, series: 0 },
+            page_size: 1 << 20,
+            pages: Vec::new(),
+            bytes: Vec::new(),
+            closed: Vec::new(),
+            series: Vec::new(),
+        };
+        let mut want = Vec::new();
+        let mut xor_bytes = 0;
+        for (i, chunks) in series.iter().enumerate() {
+            let name = format!("s{i}");
+            let labels = [("__name__", name.as_str())];
+            let (b0, c0) = (c.bytes.len(), c.closed.len());
+            put_series_head(&mut c.bytes, i as u64 + 1, labels.iter().copied());
+            let b1 = c.bytes.len();
+            let mut per = Vec::new();
+            for samples in chunks {
+                let mut x = XorChunk::new();
+                for &(t, v) in samples {
+                    x.append(t, v);
+                }
+                xor_bytes += x.bytes().len();
+                let (min_t, max_t) = (samples[0].0, samples[samples.len() - 1].0);
+                let r = files.write(0, min_t, max_t, x.bytes());
+                c.closed.push(ClosedChunk { min_t, max_t, r });
+                per.push(samples.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>());
+            }
+            put_series_tail(&mut c.bytes, None, &[], None);
+            c.series.push(CapturedSeries { head: b0..b1, closed: c0..c.closed.len(), tail: b1..c.bytes.len() });
+            want.push(per);
+        }
+        c.pages = files.export_pages();
+        let p = pack(&c).unwrap();
+        let packed_bytes: usize = p.pages.iter().map(|p| p.bytes.len()).sum();
+        // Each chunk is kept in the smaller encoding (plus its 1-2 byte length).
+        prop_assert!(packed_bytes <= xor_bytes + 2 * c.closed.len(), "{packed_bytes} vs {xor_bytes}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(snapshot_name(3));
+        let mut meta = c.meta.clone();
+        meta.pages = p.pages.len() as u64;
+        meta.series = p.total_series;
+        write_file(&path, &meta, &p).unwrap();
+        let opts = HeadOptions { block_range: 1 << 40, ooo_window: 0 };
+        let head = Head::new(opts, None, HeadChunkFiles::in_memory(), i64::MIN);
+        let loaded = load(&head, &path, None).unwrap();
+        prop_assert_eq!(loaded.series.len(), series.len());
+        for (i, per) in want.iter().enumerate() {
+            let s = head.series.get(i as u64 + 1).unwrap();
+            let d = s.data.lock();
+            prop_assert_eq!(d.closed.len(), per.len());
+            for (cc, w) in d.closed.iter().zip(per) {
+                let mut raw = Vec::new();
+                head.chunk_files.read_raw_into(cc.r, &mut raw).unwrap();
+                let enc = crate::head::chunk_files::encoding(cc.r);
+                prop_assert_eq!(&samples_of(enc, &raw), w);
+                let mut xor = Vec::new();
+                head.chunk_files.read_into(cc.r, &mut xor).unwrap();
+                prop_assert_eq!(&samples_of(crate::chunk::Encoding::Xor, &xor), w);
+                prop_assert_eq!((cc.min_t, cc.max_t), (w[0].0, w[w.len() - 1].0));
+            }
+        }
     }
 }
