@@ -14,7 +14,10 @@
 //! CPU a loaded machine does not inflate) and the median; criterion does not run then. Each
 //! open adds an empty WAL segment to the directory. A directory that does not exist is first
 //! written with the synthetic data above (`ARGUS_REPLAY_SERIES` × `ARGUS_REPLAY_SAMPLES`), so
-//! two builds can be compared on the same samples each in its own WAL format.
+//! two builds can be compared on the same samples each in its own WAL format. With
+//! `ARGUS_REPLAY_SNAPSHOT=1` the first open then writes a head snapshot (`Db::snapshot_head`)
+//! and prints its size per sample, taking `ARGUS_REPLAY_SERIES` × `ARGUS_REPLAY_SAMPLES` as the
+//! sample count (the later opens load it).
 
 use argus_storage::{Appendable, Db, Labels, Options, SyncMode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -119,6 +122,28 @@ fn open_dir(dir: &Path, n: usize) {
             dir.display(),
             m.head_series
         );
+        if walls.is_empty() && std::env::var_os("ARGUS_REPLAY_SNAPSHOT").is_some() {
+            let t0 = std::time::Instant::now();
+            db.snapshot_head().expect("snapshot");
+            let size: u64 = std::fs::read_dir(dir)
+                .expect("read dir")
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("head_snapshot.")
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+            let samples =
+                env_or("ARGUS_REPLAY_SERIES", 10_000) * env_or("ARGUS_REPLAY_SAMPLES", 240);
+            println!(
+                "snapshot: {size} B, {:.3} B/sample ({samples} samples), written in {:.3} s",
+                size as f64 / samples as f64,
+                t0.elapsed().as_secs_f64()
+            );
+        }
         db.close().expect("close");
         drop(db);
         walls.push(wall);

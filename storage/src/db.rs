@@ -17,15 +17,15 @@ use crate::head::read::HeadRange;
 use crate::head::{Head, HeadOptions, replay, snapshot};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
-use crate::model::{METRIC_NAME, Timestamp};
+use crate::model::{Labels, METRIC_NAME, Timestamp};
 use crate::querier::{DbQuerier, select};
 use crate::wal::watch::{Keepers, WalKeep, WalPosition, WalWatchMetrics, WalWatcher};
-use crate::wal::{SyncMode, Wal, WalOptions};
+use crate::wal::{RefSeries, SyncMode, Wal, WalOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak, mpsc};
 use std::time::Duration;
 
@@ -73,13 +73,24 @@ pub struct Options {
     /// that reaches the cut is dropped from the head and its WAL segments are checkpointed away
     /// as soon as no WAL reader (remote-write queue) needs them; no block is ever written.
     pub write_blocks: bool,
-    /// Write a snapshot of the head this often, ms, and at [`Db::close`] (None = never), so
-    /// that opening after a crash replays only the WAL written since (see
-    /// `head/snapshot.rs`). Checked by the background thread, so at most once per minute.
-    /// Off by default: a snapshot does not replace the WAL it covers, so it adds its size (about
-    /// the head's chunk bytes) to the data directory.
+    /// Write a snapshot of the head this often, ms (None = not by time), so that opening after
+    /// a crash replays only the WAL written since (see `head/snapshot.rs`). Checked by the
+    /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
     pub head_snapshot_interval_ms: Option<i64>,
+    /// Write a snapshot of the head once this many bytes of WAL were written since the last
+    /// one (None = not by size; default [`DEFAULT_HEAD_SNAPSHOT_WAL_BYTES`]). With either
+    /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
+    /// WAL segments a snapshot covers are deleted (but not those a WAL reader still needs), so
+    /// the snapshot replaces the WAL rather than adding to it.
+    pub head_snapshot_wal_bytes: Option<u64>,
 }
+
+/// Default of [`Options::head_snapshot_wal_bytes`]: bounds the WAL replayed after a crash
+/// (about 0.1 s of replay on two cores; `benches/README.md`, section "startup").
+pub const DEFAULT_HEAD_SNAPSHOT_WAL_BYTES: u64 = 4 << 20;
+
+/// How often the background thread checks whether a head snapshot is due.
+pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Default for Options {
     fn default() -> Self {
@@ -97,6 +108,7 @@ impl Default for Options {
             min_cut_age_ms: 0,
             write_blocks: true,
             head_snapshot_interval_ms: None,
+            head_snapshot_wal_bytes: Some(DEFAULT_HEAD_SNAPSHOT_WAL_BYTES),
         }
     }
 }
@@ -178,6 +190,9 @@ struct Inner {
     wal_metrics: Arc<crate::wal::WalMetrics>,
     /// Segments WAL readers still need.
     wal_keepers: Keepers,
+    /// First WAL segment not covered by the newest head snapshot (the first replayed at open
+    /// when there is none): the size trigger counts the WAL bytes from it.
+    snapshot_segment: AtomicU32,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serialises head cuts, compactions, retention, deletions and snapshots.
@@ -293,6 +308,10 @@ impl Db {
             Some(l) => replay::replay_after_snapshot(&head, &wal, l)?,
             None => replay::replay(&head, &wal)?,
         };
+        let snapshot_segment = match &loaded {
+            Some(l) => l.segment,
+            None => wal.first_segment()?,
+        };
         drop(loaded);
         if outcome.unknown_refs > 0 {
             tracing::warn!(
@@ -305,6 +324,7 @@ impl Db {
         let inner = Arc::new(Inner {
             wal_metrics,
             wal_keepers: Keepers::default(),
+            snapshot_segment: AtomicU32::new(snapshot_segment),
             dir,
             opts,
             head,
@@ -336,7 +356,7 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        if self.inner.opts.head_snapshot_interval_ms.is_some()
+        if self.inner.snapshots_on()
             && let Err(e) = self.inner.snapshot_head()
         {
             tracing::warn!("cannot write a head snapshot at close: {e}");
@@ -366,7 +386,7 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.inner.snapshot_head()
+        self.inner.snapshot_head().map(drop)
     }
 
     /// Cuts the head's old range into blocks, compacts and applies retention now.
@@ -592,6 +612,15 @@ fn load_head_snapshot(
                     loaded = Some(l);
                     continue;
                 }
+                Err(e) if first > 0 => {
+                    // Snapshots delete the segments they cover: the samples of the segments
+                    // before `first` that were not cut into blocks yet were only in it.
+                    tracing::error!(
+                        "cannot load head snapshot {}: {e}; the samples of WAL segments 0..{first} not yet in blocks are lost (replaying the checkpoint's series and segments {first}..{cur})",
+                        path.display()
+                    );
+                    *head = new_head()?;
+                }
                 Err(e) => {
                     tracing::warn!("ignoring head snapshot {}: {e}", path.display());
                     *head = new_head()?;
@@ -667,16 +696,26 @@ fn start_background(inner: &Arc<Inner>) {
         .name("argus-tsdb-compact".into())
         .spawn(move || {
             let mut last_snapshot = std::time::Instant::now();
+            let mut last_compact = std::time::Instant::now();
+            let tick = BACKGROUND_INTERVAL.min(SNAPSHOT_CHECK_INTERVAL);
             // Any message or a disconnected sender stops the loop.
-            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(BACKGROUND_INTERVAL) {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(tick) {
                 let Some(inner) = weak.upgrade() else { return };
-                if let Err(e) = inner.compact() {
-                    tracing::warn!("background compaction failed: {e}");
+                if last_compact.elapsed() >= BACKGROUND_INTERVAL {
+                    last_compact = std::time::Instant::now();
+                    if let Err(e) = inner.compact() {
+                        tracing::warn!("background compaction failed: {e}");
+                    }
                 }
-                let due = inner.opts.head_snapshot_interval_ms.is_some_and(|ms| {
+                let by_time = inner.opts.head_snapshot_interval_ms.is_some_and(|ms| {
                     last_snapshot.elapsed().as_millis() >= u128::try_from(ms).unwrap_or(0)
                 });
-                if due {
+                let by_size = inner.opts.head_snapshot_wal_bytes.is_some_and(|b| {
+                    inner.head.wal.lock().as_ref().is_some_and(|w| {
+                        w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)) >= b
+                    })
+                });
+                if by_time || by_size {
                     last_snapshot = std::time::Instant::now();
                     let _g = inner.compact_lock.lock();
                     if !inner.closed.load(Ordering::Acquire)
@@ -694,9 +733,46 @@ fn start_background(inner: &Arc<Inner>) {
 }
 
 impl Inner {
-    /// Writes a head snapshot. The caller holds `compact_lock`.
-    fn snapshot_head(&self) -> Result<()> {
-        snapshot::take(&self.head, &self.dir).map(drop)
+    /// Whether head snapshots are written (either trigger set).
+    fn snapshots_on(&self) -> bool {
+        self.opts.head_snapshot_interval_ms.is_some() || self.opts.head_snapshot_wal_bytes.is_some()
+    }
+
+    /// Writes a head snapshot, then deletes the WAL segments it covers that no WAL reader
+    /// needs. False when none was written (native histograms, no WAL). The caller holds
+    /// `compact_lock`.
+    fn snapshot_head(&self) -> Result<bool> {
+        let Some(segment) = snapshot::take(&self.head, &self.dir)? else {
+            return Ok(false);
+        };
+        self.snapshot_segment.store(segment, Ordering::Release);
+        // Series logged so far (a superset of those in the covered segments) for the
+        // checkpoint that replaces the deleted segments.
+        let series: Vec<RefSeries> = self
+            .head
+            .series
+            .all()
+            .into_iter()
+            .filter(|s| s.logged.load(Ordering::Acquire))
+            .map(|s| {
+                let mut labels = Labels::empty();
+                s.labels.to_labels(&mut labels);
+                RefSeries {
+                    series: s.id,
+                    labels,
+                }
+            })
+            .collect();
+        if let Some(wal) = self.head.wal.lock().as_mut() {
+            let keep_from = self.wal_keepers.first_needed(
+                wal.dir(),
+                wal.current_segment(),
+                self.opts.wal_max_backlog_bytes,
+                self.opts.wal_max_backlog_age_ms,
+            );
+            wal.drop_covered(keep_from.map_or(segment, |k| k.min(segment)), &series)?;
+        }
+        Ok(true)
     }
 
     fn compact(&self) -> Result<()> {
@@ -763,9 +839,12 @@ impl Inner {
             head.truncate(b);
             cut_to = Some(b);
         }
-        if let Some(b) = cut_to
-            && let Some(wal) = head.wal.lock().as_mut()
-        {
+        let Some(b) = cut_to else { return Ok(()) };
+        // The newest snapshot may hold the only copy of samples whose segments it deleted: the
+        // checkpoint keeps its segment, so that it stays usable (the next snapshot, due after
+        // a bounded amount of WAL, deletes the rest).
+        let snap = snapshot::list(&self.dir)?.last().map(|(seg, _)| *seg);
+        if let Some(wal) = head.wal.lock().as_mut() {
             let keep = |id: u64| head.has_series(id);
             let keep_from = self.wal_keepers.first_needed(
                 wal.dir(),
@@ -773,6 +852,10 @@ impl Inner {
                 self.opts.wal_max_backlog_bytes,
                 self.opts.wal_max_backlog_age_ms,
             );
+            let keep_from = match (keep_from, snap) {
+                (Some(k), Some(s)) => Some(k.min(s)),
+                (k, s) => k.or(s),
+            };
             wal.checkpoint_before(&keep, b, keep_from)?;
         }
         Ok(())

@@ -161,6 +161,9 @@ fn build(dir: &Path, window: i64, seed: u64) -> Vec<String> {
             .get_by_labels(gone.stable_hash(), &gone)
             .is_none()
     );
+    // A WAL reader that never advances keeps every segment from being deleted by the snapshot
+    // below, so that the whole WAL can be replayed for comparison.
+    let keep_all = db.wal_keep(0);
     // Appenders on series of their own commit while the snapshot is taken.
     let started = Barrier::new(3);
     let done = AtomicUsize::new(0);
@@ -179,6 +182,7 @@ fn build(dir: &Path, window: i64, seed: u64) -> Vec<String> {
         started.wait();
         db.snapshot_head().unwrap();
     });
+    drop(keep_all);
     assert_eq!(done.load(Ordering::Acquire), 2);
     assert_eq!(snapshots(dir).len(), 1, "no snapshot written");
     rounds(&db, "a", 0..30, &mut newest, 30, &mut rng);
@@ -267,35 +271,131 @@ fn a_torn_corrupt_or_stale_snapshot_is_ignored_and_the_whole_wal_replayed() {
     }
 }
 
+/// WAL segment numbers in `dir` (a database directory) and its checkpoints' numbers.
+fn wal_files(dir: &Path) -> (Vec<u32>, Vec<u32>) {
+    let wal = dir.join(WAL_DIR);
+    let segs = crate::wal::segment::list_segments(&wal).unwrap();
+    let cps = crate::wal::checkpoint::list_checkpoints(&wal).unwrap();
+    (
+        segs.into_iter().map(|s| s.0).collect(),
+        cps.into_iter().map(|c| c.0).collect(),
+    )
+}
+
 #[test]
-fn a_cut_after_the_snapshot_makes_it_stale_and_close_writes_a_new_one() {
+fn a_snapshot_replaces_the_segments_it_covers_and_a_cut_keeps_it_usable() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), opts(0)).unwrap();
     let mut rng = Rng(9);
     let mut newest = vec![0i64; 200];
     rounds(&db, "a", 0..10, &mut newest, 100, &mut rng);
     db.snapshot_head().unwrap();
+    // Deleted only once the snapshot is durable: every segment below its own, replaced by a
+    // checkpoint of series records.
+    let [n] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    let (segs, cps) = wal_files(dir.path());
+    assert_eq!(segs.first(), Some(&n), "{segs:?}");
+    assert_eq!(cps, [n - 1]);
     rounds(&db, "a", 0..10, &mut newest, 300, &mut rng);
+    // A head cut after segments were deleted: its checkpoint keeps the snapshot's segment.
     db.compact().unwrap();
-    let live = dump(&db);
+    assert!(!db.inner.blocks.read().is_empty(), "no head cut");
+    let (live, live_q) = (dump(&db), crate::testing::dump_floats(&db));
     drop(db);
-    // The checkpoint covers the snapshot's segment: it is ignored.
+    assert_eq!(wal_files(dir.path()).0.first(), Some(&n));
     let db = Db::open(dir.path(), opts(0)).unwrap();
-    assert!(snapshots(dir.path()).is_empty());
+    assert_eq!(snapshots(dir.path()), [n], "the snapshot was not used");
     assert_same(&live, &dump(&db), "after the cut");
-    // A clean close writes one, and the next open starts from it.
+    assert_eq!(crate::testing::dump_floats(&db), live_q);
+    // A clean close writes a new one (deleting the segments before it), and the next open
+    // starts from it.
     rounds(&db, "a", 0..10, &mut newest, 10, &mut rng);
-    let live = dump(&db);
+    let (live, live_q) = (dump(&db), crate::testing::dump_floats(&db));
     db.close().unwrap();
     drop(db);
-    assert_eq!(snapshots(dir.path()).len(), 1);
+    let [m] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    assert!(m > n);
+    assert_eq!(wal_files(dir.path()).0.first(), Some(&m));
     let db = Db::open(dir.path(), opts(0)).unwrap();
-    assert_eq!(snapshots(dir.path()).len(), 1, "not used");
+    assert_eq!(snapshots(dir.path()), [m], "not used");
     assert_same(
         &live[..live.len() - 1],
         &dump(&db)[..live.len() - 1],
         "after close",
     );
+    assert_eq!(crate::testing::dump_floats(&db), live_q);
+}
+
+#[test]
+fn a_crash_between_the_rename_and_the_deletion_opens_from_the_snapshot() {
+    // A reader keeping every segment leaves the directory as a crash right after the rename
+    // does: the snapshot and all the segments it covers.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let keep = db.wal_keep(0);
+    let mut rng = Rng(4);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..10, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    let [n] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    assert_eq!(wal_files(dir.path()), ((0..=n).collect(), vec![]));
+    rounds(&db, "a", 0..10, &mut newest, 20, &mut rng);
+    let (live, live_q) = (dump(&db), crate::testing::dump_floats(&db));
+    drop(keep);
+    drop(db);
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    assert_eq!(snapshots(dir.path()), [n], "the snapshot was not used");
+    assert_same(&live, &dump(&db), "snapshot + later segments");
+    assert_eq!(crate::testing::dump_floats(&db), live_q);
+}
+
+#[test]
+fn a_corrupt_snapshot_whose_segments_are_gone_still_opens_with_the_later_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let mut rng = Rng(5);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..10, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    let after = newest.iter().copied().max().unwrap();
+    let [n] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    rounds(&db, "a", 0..10, &mut newest, 20, &mut rng);
+    let later: Vec<_> = crate::testing::dump_floats(&db)
+        .into_iter()
+        .map(|(l, s)| (l, s.into_iter().filter(|x| x.0 > after).collect::<Vec<_>>()))
+        .collect();
+    assert!(later.iter().all(|(_, s)| !s.is_empty()));
+    drop(db);
+    let path = dir.path().join(snapshot::snapshot_name(n));
+    let mut b = std::fs::read(&path).unwrap();
+    let at = b.len() / 2;
+    b[at] ^= 0x10;
+    std::fs::write(&path, b).unwrap();
+    // Logged as an error naming segments 0..n; the series (from the checkpoint) and every
+    // sample of the segments from n on are there.
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    assert!(snapshots(dir.path()).is_empty());
+    let got = crate::testing::dump_floats(&db);
+    assert_eq!(got.len(), later.len());
+    for ((gl, gs), (wl, ws)) in got.iter().zip(&later) {
+        assert_eq!(gl, wl);
+        assert_eq!(
+            gs.iter().filter(|x| x.0 > after).collect::<Vec<_>>(),
+            ws.iter().collect::<Vec<_>>()
+        );
+    }
+    // Appends continue.
+    let mut app = db.appender();
+    app.append(None, &labels("a", 1), 10_000_000, 1.0).unwrap();
+    app.commit().unwrap();
 }
 
 #[test]
@@ -321,7 +421,16 @@ fn a_wal_watcher_reads_every_sample_across_snapshots() {
     let mut w = db
         .wal_watcher(crate::wal::watch::WalPosition::default())
         .unwrap();
-    let mut appended = 0u64;
+    // The reader's keep point, as a remote-write queue holds it.
+    let keep = db.wal_keep(0);
+    let (mut appended, mut read) = (0u64, 0u64);
+    let mut drain = |w: &mut WalWatcher| {
+        while let Some(e) = w.next_entry().unwrap() {
+            if let crate::wal::watch::WalEntry::Samples(s) = e {
+                read += s.len() as u64;
+            }
+        }
+    };
     for round in 0..3 {
         for t in 0..50 {
             let mut app = db.appender();
@@ -331,20 +440,22 @@ fn a_wal_watcher_reads_every_sample_across_snapshots() {
                 appended += 1;
             }
             app.commit().unwrap();
+            if t == 25 {
+                // Read part of it: the snapshot deletes only what the reader is past.
+                drain(&mut w);
+                keep.set(w.position().segment);
+            }
         }
         db.snapshot_head().unwrap();
+        assert!(wal_files(dir.path()).0.first() <= Some(&keep.segment()));
     }
+    assert!(!wal_files(dir.path()).1.is_empty(), "no segment deleted");
     assert_eq!(
         snapshots(dir.path()).len(),
         1,
         "older snapshots are removed"
     );
-    let mut read = 0u64;
-    while let Some(e) = w.next_entry().unwrap() {
-        if let crate::wal::watch::WalEntry::Samples(s) = e {
-            read += s.len() as u64;
-        }
-    }
-    // Every sample appended was logged, and no segment went.
+    drain(&mut w);
+    // Every sample appended was logged and read, though segments went.
     assert_eq!(read, appended);
 }

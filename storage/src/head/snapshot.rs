@@ -627,13 +627,15 @@ struct Packed {
     total_series: u64,
 }
 
-/// Writes a snapshot of `head` into `dir` and removes older ones. Returns its path, or None
-/// when there is nothing to cover it with (no WAL) or a series holds native histograms.
+/// Writes a snapshot of `head` into `dir`, reads it back (every CRC checked) and removes older
+/// ones. Returns its first uncovered segment `N` (the caller may then delete the segments
+/// before `N`), or None when there is nothing to cover it with (no WAL) or a series holds
+/// native histograms.
 ///
 /// The caller excludes head cuts, truncations and deletions for the duration (the database's
 /// compaction lock). Appends wait while the state is copied (tens of ms for 20,000 series),
 /// not while chunks are re-encoded and the file is written.
-pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
+pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
     let start = Instant::now();
     let captured = {
         let mut wal = head.wal.lock();
@@ -665,6 +667,11 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
         let _ = std::fs::remove_file(&tmp);
     }
     res?;
+    if let Err(e) = verify(&path) {
+        // Never the only copy of anything: the WAL segments it covers are all still there.
+        let _ = remove(&path);
+        return Err(e);
+    }
     for (seg, p) in list(dir)? {
         if seg != meta.segment {
             remove(&p)?;
@@ -677,7 +684,19 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<PathBuf>> {
         total_ms = start.elapsed().as_secs_f64() * 1e3,
         "head snapshot written"
     );
-    Ok(Some(path))
+    Ok(Some(meta.segment))
+}
+
+/// Reads the snapshot at `path` through, checking every section's CRC, order and counts.
+fn verify(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
+        .len();
+    let mut r = Reader::new(BufReader::with_capacity(1 << 20, f), path, len)?;
+    visit(&mut r, &mut |_| Ok(())).map(drop)
 }
 
 /// Waits until every batch logged so far is applied (the caller holds the WAL's lock, so no

@@ -82,6 +82,34 @@ pub(crate) fn write(
     keep_series: &dyn Fn(u64) -> bool,
     mint: i64,
 ) -> Result<PathBuf> {
+    write_with(dir, last, &mut |put| {
+        filter_into(prev, segments, keep_series, mint, put)
+    })
+}
+
+/// Writes `checkpoint.{last}` holding series records only: the state of segments up to `last`
+/// when a head snapshot holds their samples (so WAL readers and a replay without the snapshot
+/// still know every series). Returns its path. Does not delete anything.
+pub(crate) fn write_series(dir: &Path, last: u32, series: &[record::RefSeries]) -> Result<PathBuf> {
+    write_with(dir, last, &mut |put| {
+        let mut enc = Vec::new();
+        for part in series.chunks(SERIES_PER_RECORD) {
+            enc.clear();
+            record::encode_series(part, &mut enc);
+            put(&enc)?;
+        }
+        Ok(())
+    })
+}
+
+/// Series per series record in [`write_series`].
+const SERIES_PER_RECORD: usize = 1000;
+
+/// Hands each record to write to the function it is given.
+type Fill<'a> = dyn FnMut(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> + 'a;
+
+/// Writes `checkpoint.{last}` with the records `fill` produces: into `….tmp/`, fsynced, renamed.
+fn write_with(dir: &Path, last: u32, fill: &mut Fill<'_>) -> Result<PathBuf> {
     let final_path = dir.join(checkpoint_name(last));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", checkpoint_name(last)));
     let io = |what: &str, p: &Path, e| Error::io(format!("cannot {what} {}", p.display()), e);
@@ -89,7 +117,7 @@ pub(crate) fn write(
         std::fs::remove_dir_all(&tmp).map_err(|e| io("remove", &tmp, e))?;
     }
     std::fs::create_dir(&tmp).map_err(|e| io("create", &tmp, e))?;
-    let res = write_tmp(&tmp, prev, segments, keep_series, mint);
+    let res = write_tmp(&tmp, fill);
     if res.is_err() {
         // A full disk must not keep a half-written checkpoint around until the next open.
         let _ = std::fs::remove_dir_all(&tmp);
@@ -104,20 +132,37 @@ pub(crate) fn write(
 }
 
 /// Writes the checkpoint's single segment into `tmp` and fsyncs it.
-fn write_tmp(
-    tmp: &Path,
-    prev: Option<&Path>,
-    segments: &[(u32, PathBuf)],
-    keep_series: &dyn Fn(u64) -> bool,
-    mint: i64,
-) -> Result<()> {
+fn write_tmp(tmp: &Path, fill: &mut Fill<'_>) -> Result<()> {
     let io = |what: &str, p: &Path, e| Error::io(format!("cannot {what} {}", p.display()), e);
     let seg_path = tmp.join(segment::segment_name(0));
     let file = std::fs::File::create(&seg_path).map_err(|e| io("create", &seg_path, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut frame = Vec::new();
     segment::put_segment_header(&mut frame);
+    let mut comp = Compressor::new();
+    fill(&mut |rec: &[u8]| {
+        comp.put_frame(&mut frame, rec);
+        w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
+        frame.clear();
+        Ok(())
+    })?;
+    w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| io("write", &seg_path, e.into_error()))?;
+    file.sync_all().map_err(|e| io("fsync", &seg_path, e))?;
+    drop(file);
+    segment::fsync_dir(tmp)
+}
 
+/// The records of `prev` and `segments` that the filter keeps, handed to `put`.
+fn filter_into(
+    prev: Option<&Path>,
+    segments: &[(u32, PathBuf)],
+    keep_series: &dyn Fn(u64) -> bool,
+    mint: i64,
+    put: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let mut sources: Vec<PathBuf> = Vec::new();
     if let Some(p) = prev {
         sources.extend(segment::list_segments(p)?.into_iter().map(|(_, p)| p));
@@ -126,7 +171,6 @@ fn write_tmp(
 
     let mut buf = Vec::new();
     let mut enc = Vec::new();
-    let mut comp = Compressor::new();
     for src in &sources {
         read_segment(src, &mut buf, &mut |payload, off| {
             let rec = match decode_at(payload, src, off)? {
@@ -156,18 +200,10 @@ fn write_tmp(
             if !empty {
                 enc.clear();
                 rec.encode(&mut enc);
-                comp.put_frame(&mut frame, &enc);
-                w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
-                frame.clear();
+                put(&enc)?;
             }
             Ok(())
         })?;
     }
-    w.write_all(&frame).map_err(|e| io("write", &seg_path, e))?;
-    let file = w
-        .into_inner()
-        .map_err(|e| io("write", &seg_path, e.into_error()))?;
-    file.sync_all().map_err(|e| io("fsync", &seg_path, e))?;
-    drop(file);
-    segment::fsync_dir(tmp)
+    Ok(())
 }

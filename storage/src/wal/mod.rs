@@ -584,6 +584,55 @@ impl Wal {
         Ok(())
     }
 
+    /// Bytes written to the segments from `from` on (closed ones by their file size, the
+    /// current one as written so far): the WAL a replay after a snapshot covering the segments
+    /// before `from` would read.
+    pub(crate) fn bytes_since(&self, from: u32) -> u64 {
+        let closed: u64 = segment::list_segments(&self.dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(i, _)| (from..self.cur_index).contains(i))
+            .filter_map(|(_, p)| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        closed
+            + if from <= self.cur_index {
+                self.cur_size
+            } else {
+                0
+            }
+    }
+
+    /// Deletes the segments before `upto`, whose batches a durable head snapshot holds, with
+    /// every older checkpoint, leaving `checkpoint.{upto - 1}` with the series records of
+    /// `series` only (WAL readers and a replay without the snapshot still learn every series;
+    /// see `checkpoint::write_series`). Segment `upto` and later stay. Nothing happens when no
+    /// segment is below `upto`. The checkpoint is durable before anything is deleted.
+    pub(crate) fn drop_covered(&mut self, upto: u32, series: &[record::RefSeries]) -> Result<()> {
+        self.recover()?;
+        let upto = upto.min(self.cur_index);
+        let segs: Vec<(u32, PathBuf)> = segment::list_segments(&self.dir)?
+            .into_iter()
+            .filter(|(i, _)| *i < upto)
+            .collect();
+        let Some(last) = upto.checked_sub(1).filter(|_| !segs.is_empty()) else {
+            return Ok(());
+        };
+        let cps = checkpoint::list_checkpoints(&self.dir)?;
+        if cps.last().is_some_and(|(i, _)| *i >= last) {
+            return Ok(()); // already covered by a later checkpoint
+        }
+        checkpoint::write_series(&self.dir, last, series)?;
+        for (_, p) in &segs {
+            remove_file(p)?;
+        }
+        for (_, p) in &cps {
+            std::fs::remove_dir_all(p)
+                .map_err(|e| Error::io(format!("cannot remove {}", p.display()), e))?;
+        }
+        Ok(())
+    }
+
     /// Flushes and syncs the current segment (whatever the policy), so that every batch
     /// written so far is durable; waits for a sync in progress first.
     pub(crate) fn sync(&mut self) -> Result<()> {
