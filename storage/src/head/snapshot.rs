@@ -12,15 +12,18 @@
 //! └─────────┴──────────────┴────────────────┴───────────────────────────────────┘
 //! META    segment uvarint │ next_ref uvarint │ min_time varint │ max_time varint │
 //!         pages uvarint │ series uvarint
-//! PAGE    seq uvarint │ max_t varint │ current u8 │ page bytes (the rest: chunk_files.rs)
-//! SERIES  count uvarint │ series entry …
+//! PAGE    seq uvarint │ max_t varint │ current u8 │ zstd(page bytes, see chunk_files.rs)
+//! SERIES  zstd(count uvarint │ series entry …)
 //! entry   id uvarint │ #labels uvarint │ (name str, value str) … │
 //!         #closed uvarint │ (min_t varint, max_t varint, ref uvarint) … │
 //!         open u8 [min_t varint, max_t varint, bytes str] │
 //!         #ooo uvarint │ (t varint, value bits u64 LE) … │ last u8 [t varint, bits u64 LE]
 //! END     empty: the file is complete (its counts match META's)
 //! ```
-//! `str` is a uvarint length and the bytes. Pages come in increasing `seq`; the page being
+//! `zstd(…)` is one zstd frame declaring its content size (version 1: the bytes as they are).
+//! A completed chunk's `ref` has bit 31 set when the chunk is packed (`chunk/packed.rs`)
+//! rather than XOR (version 1: never). `str` is a uvarint length and the bytes. Pages come in
+//! increasing `seq`; the page being
 //! filled, if any, is the last. The file is written to `…tmp`, fsynced, renamed and the
 //! directory fsynced.
 //!
@@ -59,8 +62,12 @@ const TMP_SUFFIX: &str = ".tmp";
 /// First bytes of a snapshot file.
 pub(crate) const MAGIC: [u8; 4] = *b"ASNP";
 /// Format version: 2 stores completed chunks packed where that is smaller (chunk refs with
-/// `chunk_files::PACKED_REF`); version 1 (XOR pages only) has the same layout and is read too.
+/// `chunk_files::PACKED_REF`) and compresses each page's bytes and each SERIES payload with
+/// zstd; version 1 (XOR pages, nothing compressed) is read too.
 pub(crate) const VERSION: u8 = 2;
+/// zstd level of version 2's compressed parts (level 3 gives 1.70 B/sample on the harness's
+/// medium set against 2.43 uncompressed: `benches/README.md`, section "startup").
+const ZSTD_LEVEL: i32 = 3;
 /// Oldest version read.
 const MIN_VERSION: u8 = 1;
 /// Magic and version.
@@ -290,9 +297,14 @@ impl SeriesSections {
 impl Image {
     /// The snapshot file's bytes.
     pub(crate) fn encode(&self) -> Vec<u8> {
+        self.encode_version(VERSION)
+    }
+
+    /// The snapshot file's bytes in format `version` (1: nothing compressed).
+    pub(crate) fn encode_version(&self, version: u8) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
+        out.push(version);
         let mut meta = self.meta.clone();
         meta.pages = self.pages.len() as u64;
         meta.series = self.series.len() as u64;
@@ -301,9 +313,15 @@ impl Image {
                 .unwrap_or_else(|e| unreachable!("BUG: writing to a Vec failed: {e}"));
         };
         put(&mut out, KIND_META, &meta_payload(&meta));
+        let z = |b: &[u8]| {
+            if version < 2 {
+                return b.to_vec();
+            }
+            zstd_frame(b).unwrap_or_else(|e| unreachable!("BUG: zstd of a Vec failed: {e}"))
+        };
         for p in &self.pages {
             let mut payload = page_prefix(p.seq, p.max_t, p.current);
-            payload.extend_from_slice(&p.bytes);
+            payload.extend_from_slice(&z(&p.bytes));
             put(&mut out, KIND_PAGE, &payload);
         }
         let mut sections = SeriesSections::default();
@@ -320,7 +338,7 @@ impl Image {
             sections.added();
         }
         for p in sections.finish().0 {
-            put(&mut out, KIND_SERIES, &p);
+            put(&mut out, KIND_SERIES, &z(&p));
         }
         put(&mut out, KIND_END, &[]);
         out
@@ -354,6 +372,8 @@ struct Reader<'p, R> {
     /// File length.
     len: u64,
     buf: Vec<u8>,
+    /// Format version of the file.
+    version: u8,
 }
 
 impl<'p, R: Read> Reader<'p, R> {
@@ -375,19 +395,20 @@ impl<'p, R: Read> Reader<'p, R> {
                 "not a head snapshot (bad magic)",
             ));
         }
-        if !h
+        let Some(&version) = h
             .get(MAGIC.len())
-            .is_some_and(|v| (MIN_VERSION..=VERSION).contains(v))
-        {
+            .filter(|v| (MIN_VERSION..=VERSION).contains(*v))
+        else {
             return Err(Error::corruption(
                 path,
                 MAGIC.len() as u64,
                 "unsupported head snapshot version",
             ));
-        }
+        };
         Ok(Self {
             r,
             path,
+            version,
             off: HEADER_LEN as u64,
             len,
             buf: Vec::new(),
@@ -450,7 +471,27 @@ fn decode_meta(p: &[u8]) -> Option<Meta> {
     d.is_empty().then_some(m)
 }
 
-fn decode_page(p: &[u8]) -> Option<PageImage> {
+/// `zstd(src)`: one frame with its content size (what [`unzstd`] needs).
+fn zstd_frame(src: &[u8]) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(src, ZSTD_LEVEL)
+}
+
+/// Decompresses one zstd frame that declares its size, at most [`MAX_SECTION_LEN`] bytes
+/// (checked before anything is allocated).
+fn unzstd(src: &[u8]) -> Option<Vec<u8>> {
+    let want = usize::try_from(zstd::zstd_safe::get_frame_content_size(src).ok()??).ok()?;
+    if want > MAX_SECTION_LEN {
+        return None;
+    }
+    let mut out = Vec::with_capacity(want);
+    let n = zstd::bulk::Decompressor::new()
+        .ok()?
+        .decompress_to_buffer(src, &mut out)
+        .ok()?;
+    (n == want).then_some(out)
+}
+
+fn decode_page(p: &[u8], version: u8) -> Option<PageImage> {
     let mut d = Decbuf::new(p);
     let seq = u32::try_from(d.uvarint()?).ok()?;
     let max_t = d.varint()?;
@@ -459,7 +500,12 @@ fn decode_page(p: &[u8]) -> Option<PageImage> {
         1 => true,
         _ => return None,
     };
-    let bytes = d.bytes(d.remaining())?.to_vec();
+    let rest = d.bytes(d.remaining())?;
+    let bytes = if version >= 2 {
+        unzstd(rest)?
+    } else {
+        rest.to_vec()
+    };
     Some(PageImage {
         seq,
         max_t,
@@ -519,7 +565,14 @@ fn decode_entry(d: &mut Decbuf<'_>) -> Option<SeriesImage> {
     })
 }
 
-fn decode_series(p: &[u8]) -> Option<Vec<SeriesImage>> {
+fn decode_series(p: &[u8], version: u8) -> Option<Vec<SeriesImage>> {
+    let plain;
+    let p = if version >= 2 {
+        plain = unzstd(p)?;
+        &plain[..]
+    } else {
+        p
+    };
     let mut d = Decbuf::new(p);
     let n = d.uvarint_len(d.remaining())?;
     let mut out = Vec::with_capacity(n);
@@ -541,14 +594,14 @@ fn visit<R: Read>(r: &mut Reader<'_, R>, f: &mut dyn FnMut(Section) -> Result<()
     let (mut pages, mut series) = (0u64, 0u64);
     let mut last_seq: Option<u32> = None;
     let mut current_seen = false;
-    let path = r.path;
+    let (path, version) = (r.path, r.version);
     loop {
         let off = r.off;
         let (kind, p) = r.next()?;
         let bad = |reason: &str| Error::corruption(path, off, reason);
         match kind {
             KIND_PAGE => {
-                let page = decode_page(p).ok_or_else(|| bad("bad PAGE section"))?;
+                let page = decode_page(p, version).ok_or_else(|| bad("bad PAGE section"))?;
                 if series > 0 || current_seen || last_seq.is_some_and(|s| s >= page.seq) {
                     return Err(bad("PAGE section out of order"));
                 }
@@ -558,7 +611,7 @@ fn visit<R: Read>(r: &mut Reader<'_, R>, f: &mut dyn FnMut(Section) -> Result<()
                 f(Section::Page(page))?;
             }
             KIND_SERIES => {
-                let list = decode_series(p).ok_or_else(|| bad("bad SERIES section"))?;
+                let list = decode_series(p, version).ok_or_else(|| bad("bad SERIES section"))?;
                 series += list.len() as u64;
                 f(Section::Series(list))?;
             }
@@ -880,18 +933,19 @@ fn write_file(tmp: &Path, meta: &Meta, c: &Packed) -> Result<()> {
         w.write_all(&[VERSION])?;
         write_section(w, KIND_META, &meta_payload(meta))?;
         for p in &c.pages {
-            // Header and payload framed by hand: the page's bytes are not copied.
+            // Header and payload framed by hand: the compressed bytes are not copied.
             let prefix = page_prefix(p.seq, p.max_t, p.current);
-            let len = u32::try_from(prefix.len() + p.bytes.len())
+            let bytes = zstd_frame(&p.bytes)?;
+            let len = u32::try_from(prefix.len() + bytes.len())
                 .map_err(|_| std::io::Error::other("page over 4 GiB"))?;
             let head = section_head(KIND_PAGE, len);
             w.write_all(&head)?;
             w.write_all(&prefix)?;
-            w.write_all(&p.bytes)?;
-            w.write_all(&crc32_parts(&[&head, &prefix, &p.bytes]).to_le_bytes())?;
+            w.write_all(&bytes)?;
+            w.write_all(&crc32_parts(&[&head, &prefix, &bytes]).to_le_bytes())?;
         }
         for s in &c.series {
-            write_section(w, KIND_SERIES, s)?;
+            write_section(w, KIND_SERIES, &zstd_frame(s)?)?;
         }
         write_section(w, KIND_END, &[])
     };

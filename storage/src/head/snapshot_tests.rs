@@ -241,9 +241,14 @@ proptest! {
         };
         let bytes = img.encode();
         let back = Image::decode(&bytes).unwrap();
-        prop_assert_eq!(back.encode(), bytes);
-        prop_assert_eq!(back.pages, img.pages);
+        prop_assert_eq!(&back.encode(), &bytes);
+        prop_assert_eq!(&back.pages, &img.pages);
         prop_assert_eq!(back.series.len(), img.series.len());
+        // Version 1 (nothing compressed) reads back the same.
+        let v1 = img.encode_version(1);
+        prop_assert_eq!(v1[MAGIC.len()], 1);
+        let back1 = Image::decode(&v1).unwrap();
+        prop_assert_eq!(back1.encode(), bytes);
     }
 
     /// Arbitrary bytes never panic.
