@@ -150,10 +150,13 @@ pub struct AppendStats {
     pub stale: u64,
 }
 
+/// 40 bytes (64 with the key in a box of its own and 64-bit iterations: 400,000 scraped
+/// series held 25 MiB of entries and 20 MiB of keys, each key an allocation).
 #[derive(Debug)]
 struct CacheEntry {
-    /// The series text this entry was built from.
-    key: Box<[u8]>,
+    /// Where the series text this entry was built from is in [`SeriesCache::keys`].
+    key_at: u32,
+    key_len: u32,
     /// The series in the storage: its ref, and for the head a pointer to the series itself
     /// ([`Appender::append_handle`] appends without a lookup by ref). Same size as an
     /// `Option<SeriesRef>`.
@@ -162,15 +165,19 @@ struct CacheEntry {
     /// ([`Scraped::float`] is `None`) and series whose ref the storage did not know. `None` for
     /// text series appended by ref (the storage holds their labels) and for dropped ones.
     labels: Option<Box<Labels>>,
+    /// Iteration that last saw this series.
+    last_iter: Iter,
     dropped: bool,
     /// Whether the last sample carried its own timestamp.
     explicit_ts: bool,
-    /// Iteration that last saw this series.
-    last_iter: u64,
-    /// The value of `last_iter` before it was last set (tells a failed scrape what the previous
-    /// successful one saw).
-    prev_iter: u64,
+    /// Whether `last_iter` was the last successful scrape before it was last set (tells a
+    /// failed scrape what the previous successful one saw).
+    prev_ok: bool,
 }
+
+/// A scrape attempt's number: 32 bits, renumbered before they run out (see
+/// [`SeriesCache::renumber`]).
+type Iter = u32;
 
 /// A position in [`SeriesCache::entries`]: 4 bytes, as the index and two order lists hold one
 /// per series (8 bytes each were 9.6 MiB at 400 targets × 1,000 series).
@@ -179,6 +186,12 @@ type Pos = u32;
 /// The entry at position `i`.
 fn entry(entries: &[CacheEntry], i: Pos) -> Option<&CacheEntry> {
     entries.get(i as usize)
+}
+
+/// The series text of `e`, whose key is in `keys`.
+fn key_of<'a>(keys: &'a [u8], e: &CacheEntry) -> &'a [u8] {
+    let at = e.key_at as usize;
+    keys.get(at..at + e.key_len as usize).unwrap_or(&[])
 }
 
 /// Series cache of one target. Owned by its scrape loop; not shared.
@@ -190,6 +203,8 @@ fn entry(entries: &[CacheEntry], i: Pos) -> Option<&CacheEntry> {
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     entries: Vec<CacheEntry>,
+    /// The entries' series texts, end to end (in `entries` order).
+    keys: Vec<u8>,
     /// Series text → position in `entries`: holds positions only, hashed and compared through
     /// the entries' keys (so each key is kept once).
     index: HashTable<Pos>,
@@ -207,9 +222,9 @@ pub struct SeriesCache {
     /// [`Parser::next_expecting`].
     order_format: Option<Format>,
     /// Current iteration (one per scrape attempt).
-    iter: u64,
+    iter: Iter,
     /// Iteration of the last successful scrape whose series were not yet stale-marked.
-    last_ok: Option<u64>,
+    last_ok: Option<Iter>,
     /// Non-dropped series the last successful scrape saw.
     last_ok_count: u64,
     /// Metadata by family name, shared with the target (copied on write). Looked up only when a
@@ -274,6 +289,9 @@ impl SeriesCache {
         app: &mut dyn Appender,
         opts: &AppendOptions,
     ) -> Result<AppendStats, Error> {
+        if self.iter == Iter::MAX {
+            self.renumber();
+        }
         self.iter += 1;
         self.touched = 0;
         self.next_order.clear();
@@ -306,7 +324,9 @@ impl SeriesCache {
             let mut p = Parser::new(body, format);
             loop {
                 let expect = match self.order.get(self.next_order.len()) {
-                    Some(&i) if hints => entry(&self.entries, i).map_or(&[][..], |e| &*e.key),
+                    Some(&i) if hints => {
+                        entry(&self.entries, i).map_or(&[][..], |e| key_of(&self.keys, e))
+                    }
                     _ => &[],
                 };
                 let Some(e) = p.next_expecting(expect) else {
@@ -350,7 +370,8 @@ impl SeriesCache {
                     && !e.dropped
                     && (!e.explicit_ts || opts.track_timestamps_staleness)
                 {
-                    stale_append(app, e, ts, &mut st, &mut rebuild, opts)?;
+                    let key = key_of(&self.keys, e);
+                    stale_append(app, e, key, ts, &mut st, &mut rebuild, opts)?;
                 }
             }
         }
@@ -358,6 +379,8 @@ impl SeriesCache {
         // Forget series this scrape lacked (already stale-marked); only when some are.
         if (self.touched as usize) < self.entries.len() {
             self.compact(iter);
+        } else if st.added > 0 {
+            self.trim();
         }
         self.last_ok = Some(iter);
         self.last_ok_count = st.post_relabel;
@@ -377,7 +400,7 @@ impl SeriesCache {
         &mut self,
         body: &[u8],
         format: Format,
-        iter: u64,
+        iter: Iter,
         ts: Timestamp,
         app: &mut dyn Appender,
         opts: &AppendOptions,
@@ -428,7 +451,7 @@ impl SeriesCache {
         &mut self,
         p: &impl Scraped,
         known: bool,
-        iter: u64,
+        iter: Iter,
         ts: Timestamp,
         app: &mut dyn Appender,
         opts: &AppendOptions,
@@ -438,12 +461,17 @@ impl SeriesCache {
         let key = p.series();
         let pos = self.next_order.len();
         let hit = match self.order.get(pos) {
-            Some(&i) if known || entry(&self.entries, i).is_some_and(|e| *e.key == *key) => Some(i),
+            Some(&i)
+                if known
+                    || entry(&self.entries, i).is_some_and(|e| key_of(&self.keys, e) == key) =>
+            {
+                Some(i)
+            }
             _ => {
-                let entries = &self.entries;
+                let (entries, keys) = (&self.entries, &self.keys);
                 self.index
                     .find(self.hasher.hash_one(key), |&i| {
-                        entry(entries, i).is_some_and(|e| *e.key == *key)
+                        entry(entries, i).is_some_and(|e| key_of(keys, e) == key)
                     })
                     .copied()
             }
@@ -462,7 +490,7 @@ impl SeriesCache {
             if self.last_ok == Some(e.last_iter) && !e.dropped {
                 *reseen += 1;
             }
-            e.prev_iter = e.last_iter;
+            e.prev_ok = self.last_ok == Some(e.last_iter);
             e.last_iter = iter;
             self.touched += 1;
             return append_entry(e, p, ts, app, opts, st, &mut self.scratch, None);
@@ -477,19 +505,26 @@ impl SeriesCache {
             .ok()
             .filter(|&i| i < Pos::MAX)
             .ok_or(Error::SampleLimit)?;
+        let key_at = u32::try_from(self.keys.len()).map_err(|_| Error::SampleLimit)?;
+        let key_len = u32::try_from(key.len())
+            .ok()
+            .filter(|n| key_at.checked_add(*n).is_some())
+            .ok_or(Error::SampleLimit)?;
+        self.keys.extend_from_slice(key);
         self.entries.push(CacheEntry {
-            key: Box::from(key),
+            key_at,
+            key_len,
             sref: None,
             labels: None,
+            last_iter: iter,
             dropped,
             explicit_ts: false,
-            last_iter: iter,
-            prev_iter: 0,
+            prev_ok: false,
         });
-        let entries = &self.entries;
+        let (entries, keys) = (&self.entries, &self.keys);
         let hasher = &self.hasher;
         self.index.insert_unique(hasher.hash_one(key), i, |&j| {
-            entry(entries, j).map_or(0, |e| hasher.hash_one(&*e.key))
+            entry(entries, j).map_or(0, |e| hasher.hash_one(key_of(keys, e)))
         });
         self.next_order.push(i);
         let fresh = (!dropped).then_some(labels);
@@ -499,8 +534,45 @@ impl SeriesCache {
         }
     }
 
-    /// Drops entries not seen by iteration `iter`, renumbering the index and the order.
-    fn compact(&mut self, iter: u64) {
+    /// Gives back the spare capacity that adding series left (vectors grow by doubling): the
+    /// entries and their keys are held for the life of the target. Only after a scrape that
+    /// added series.
+    fn trim(&mut self) {
+        self.keys.shrink_to_fit();
+        self.entries.shrink_to_fit();
+    }
+
+    /// Before the iteration numbers run out (after 2^32 scrapes): only the last successful
+    /// scrape's number matters between scrapes, so it becomes 1 and every other 0.
+    fn renumber(&mut self) {
+        let last_ok = self.last_ok;
+        for e in &mut self.entries {
+            e.last_iter = Iter::from(last_ok.is_some() && last_ok == Some(e.last_iter));
+            e.prev_ok = false;
+        }
+        self.last_ok = last_ok.map(|_| 1);
+        self.iter = 1;
+    }
+
+    /// Drops entries not seen by iteration `iter`, renumbering the index and the order, and
+    /// rewrites the kept keys (in entry order, no spare capacity).
+    fn compact(&mut self, iter: Iter) {
+        let mut keys = Vec::with_capacity(
+            self.entries
+                .iter()
+                .filter(|e| e.last_iter == iter)
+                .map(|e| e.key_len as usize)
+                .sum(),
+        );
+        for e in &mut self.entries {
+            if e.last_iter == iter {
+                let key = key_of(&self.keys, e);
+                // Fits: at most the old keys' length, which fit.
+                e.key_at = keys.len() as u32;
+                keys.extend_from_slice(key);
+            }
+        }
+        self.keys = keys;
         let mut remap = vec![Pos::MAX; self.entries.len()];
         let mut next = 0;
         for (old, e) in self.entries.iter().enumerate() {
@@ -512,6 +584,7 @@ impl SeriesCache {
             }
         }
         self.entries.retain(|e| e.last_iter == iter);
+        self.entries.shrink_to_fit();
         self.index.retain(|i| match remap.get(*i as usize) {
             Some(&r) if r != Pos::MAX => {
                 *i = r;
@@ -604,16 +677,16 @@ impl SeriesCache {
             for e in &mut self.entries {
                 // `iter == prev` when the failure happened before parsing (fetch error).
                 let was = if e.last_iter == iter && iter != prev {
-                    e.prev_iter
+                    e.prev_ok
                 } else {
-                    e.last_iter
+                    e.last_iter == prev
                 };
-                if was == prev && !e.dropped && (!e.explicit_ts || opts.track_timestamps_staleness)
-                {
-                    stale_append(app, e, ts, &mut st, &mut rebuild, opts)?;
+                if was && !e.dropped && (!e.explicit_ts || opts.track_timestamps_staleness) {
+                    let key = key_of(&self.keys, e);
+                    stale_append(app, e, key, ts, &mut st, &mut rebuild, opts)?;
                 }
                 e.last_iter = 0;
-                e.prev_iter = 0;
+                e.prev_ok = false;
             }
         }
         self.last_ok_count = 0;
@@ -856,6 +929,7 @@ impl<'a> KeyLabels<'a> {
 fn stale_append(
     app: &mut dyn Appender,
     e: &mut CacheEntry,
+    key: &[u8],
     ts: Timestamp,
     st: &mut AppendStats,
     rebuild: &mut KeyLabels<'_>,
@@ -880,7 +954,7 @@ fn stale_append(
     let rebuilt;
     let labels = match &e.labels {
         Some(l) => &**l,
-        None => match rebuild.labels(&e.key, opts) {
+        None => match rebuild.labels(key, opts) {
             Some(l) => {
                 rebuilt = l;
                 &rebuilt

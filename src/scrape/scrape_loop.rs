@@ -72,15 +72,20 @@ pub struct LoopParams {
     pub commit_slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// Scrape commits in flight at once, per manager.
+/// Scrapes appending and committing at once, per manager.
 pub const COMMIT_SLOTS: usize = 4;
 
-/// Commits `app`, at most [`COMMIT_SLOTS`] loops at a time. A commit may block its thread on
-/// the WAL's fsync, and each blocked worker makes tokio start another thread
-/// (`block_in_place`): unbounded, a slow disk turned 400 loops into 400 threads and their
-/// allocator heaps (3.9 GB resident). Loops waiting for a slot wait asynchronously.
-async fn commit(p: &LoopParams, app: &mut dyn Appender) -> Result<(), Error> {
-    let _slot = p.commit_slots.acquire().await.ok();
+/// Commits `app`. The caller holds one of the [`COMMIT_SLOTS`] slots from before it filled
+/// `app` until after this returns, so at most that many loops hold a filled appender or commit
+/// at a time:
+/// - a commit may block its thread on the WAL's fsync, and each blocked worker makes tokio
+///   start another thread (`block_in_place`): unbounded, a slow disk turned 400 loops into 400
+///   threads and their allocator heaps (3.9 GB resident);
+/// - a filled appender holds its batch (samples, a map of its series): with the slot taken
+///   only for the commit, 400 targets queued their batches behind four commits (41.5 MiB at
+///   400 targets × 1,000 series). Loops waiting for a slot hold only their body, and wait
+///   asynchronously.
+fn commit(app: &mut dyn Appender) -> Result<(), Error> {
     crate::ingest::blocking(|| app.commit()).map_err(Error::Storage)
 }
 
@@ -188,6 +193,8 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         (None, Err(e)) => Err(Error::Config(e.clone())),
         (None, Ok(c)) => c.fetch(&mut buf).await,
     };
+    // Held until this scrape's appends are committed or rolled back (see [`commit`]).
+    let slot = p.commit_slots.acquire().await.ok();
     // Scrape commits reach the WAL without an fsync, as all of Prometheus's do: they survive a
     // crash of the process, and the next synced commit (a remote write, a push) or the
     // segment's close makes them durable against a power cut too. Nobody waits for an
@@ -203,7 +210,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         st.report
             .append(app.as_mut(), ts, true, dur.as_secs_f64(), &stats)
     }) {
-        Ok(()) => commit(p, app.as_mut()).await,
+        Ok(()) => commit(app.as_mut()),
         Err(e) => Err(e),
     };
     let err = match outcome {
@@ -225,7 +232,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
                     )
                 });
             let r = match r {
-                Ok(()) => commit(p, app.as_mut()).await,
+                Ok(()) => commit(app.as_mut()),
                 Err(e) => Err(e),
             };
             if let Err(e2) = r {
@@ -235,6 +242,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
             Some(e.to_string())
         }
     };
+    drop(slot);
     if let Some(m) = st.cache.take_metadata_update_shared(&p.buffers.metadata) {
         *p.target.metadata.lock() = m;
     }
