@@ -11,7 +11,7 @@
 use super::prompb::{MetricMetadata, TimeSeries, WriteRequest};
 use super::remote_write_scan::{Scan, for_each_label};
 use super::series_cache::{Lookups, SeriesCache};
-use argus_storage::{Appender, Error as StorageError, Label, Labels, SeriesHandle};
+use argus_storage::{Appender, Error as StorageError, HeldSeries, Label, Labels};
 use prost::Message;
 
 /// Largest accepted request body (compressed), as Prometheus: 32 MiB.
@@ -50,8 +50,9 @@ pub struct Decoder {
     buf: Vec<u8>,
     snappy: snap::raw::Decoder,
     scan: Scan,
-    /// The cache's handle for each series of `scan` (None: not cached).
-    handles: Vec<Option<SeriesHandle>>,
+    /// The cache's series for each series of `scan`, held (None: not cached). Empty between
+    /// requests: a held series is not dropped by the head.
+    handles: Vec<Option<HeldSeries>>,
     /// The cache's lookup scratch.
     lookups: Lookups,
 }
@@ -92,6 +93,65 @@ impl Decoder {
             .map_err(|e| DecodeError::Snappy(e.to_string()))?;
         self.buf.truncate(n);
         Ok(&self.buf)
+    }
+}
+
+/// Decoders kept between requests, so that a request reuses the buffers an earlier one grew
+/// (the decompressed body, the scan, the lookups) instead of allocating and faulting in fresh
+/// pages each time. Bounded: at most `max` decoders are kept, and a decoder whose buffers grew
+/// past [`DecoderPool::KEEP_BYTES`] (a request far larger than senders' usual batches) is
+/// dropped instead of kept.
+pub struct DecoderPool {
+    // Immutable after construction.
+    max: usize,
+    free: parking_lot::Mutex<Vec<Decoder>>,
+}
+
+impl DecoderPool {
+    /// Bytes of buffers a kept decoder may hold: 16 times a 2,000-sample batch of the usual
+    /// label sizes.
+    pub const KEEP_BYTES: usize = 8 << 20;
+
+    /// A pool keeping at most `max` idle decoders.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            free: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle decoder, or a new one.
+    pub fn take(&self) -> Decoder {
+        self.free.lock().pop().unwrap_or_default()
+    }
+
+    /// Returns `dec` for reuse (dropping it when the pool is full or it grew too large).
+    pub fn give(&self, dec: Decoder) {
+        if dec.retained_bytes() > Self::KEEP_BYTES {
+            return;
+        }
+        let mut free = self.free.lock();
+        if free.len() < self.max {
+            free.push(dec);
+        }
+    }
+
+    /// Idle decoders (for tests).
+    pub fn idle(&self) -> usize {
+        self.free.lock().len()
+    }
+}
+
+impl Decoder {
+    /// Bytes its buffers hold (capacity, not length).
+    fn retained_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.buf.capacity()
+            + self.scan.series.capacity() * size_of::<super::remote_write_scan::ScannedSeries>()
+            + self.scan.samples.capacity() * size_of::<super::prompb::Sample>()
+            + self.scan.metadata.capacity() * size_of::<std::ops::Range<usize>>()
+            + self.handles.capacity() * size_of::<Option<HeldSeries>>()
+            + self.lookups.retained_bytes()
     }
 }
 
@@ -507,10 +567,15 @@ pub fn append_body(
             .map(|r| MetricMetadata::decode(buf.get(r.clone())?).ok())
             .collect();
         if let Some(metadata) = metadata {
-            let outcome = append_scanned(app, cache, buf, scan, handles, now_ms)?;
-            return Ok(Ingested { outcome, metadata });
+            let outcome = append_scanned(app, cache, buf, scan, handles, now_ms);
+            handles.clear();
+            return Ok(Ingested {
+                outcome: outcome?,
+                metadata,
+            });
         }
     }
+    handles.clear();
     let mut req = WriteRequest::default();
     req.merge(buf)
         .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
@@ -529,7 +594,7 @@ fn lookup_scanned(
     buf: &[u8],
     scan: &Scan,
     lookups: &mut Lookups,
-    handles: &mut Vec<Option<SeriesHandle>>,
+    handles: &mut Vec<Option<HeldSeries>>,
 ) -> bool {
     let key = |series: &super::remote_write_scan::ScannedSeries| {
         buf.get(series.labels.clone()).unwrap_or_default()
@@ -573,7 +638,7 @@ fn append_scanned(
     cache: &SeriesCache,
     buf: &[u8],
     scan: &Scan,
-    handles: &[Option<SeriesHandle>],
+    handles: &mut [Option<HeldSeries>],
     now_ms: i64,
 ) -> Result<Outcome, StorageError> {
     let limits = cache.limits();
@@ -581,14 +646,15 @@ fn append_scanned(
     let max_t = now_ms.saturating_add(MAX_FUTURE_MS);
     app.reserve(scan.series.len(), scan.samples.len());
     for (series, cached) in scan.series.iter().zip(handles) {
+        // The batch takes the series with its last sample, a clone with earlier ones.
+        let mut held = cached.take();
         let key = buf.get(series.labels.clone()).unwrap_or_default();
         let samples = scan.samples.get(series.samples.clone()).unwrap_or_default();
         let n = samples.len() as u64;
         out.samples_received += n;
-        // Either the cache's handle, or labels that passed validation.
-        let mut fresh: Option<SeriesHandle> = None;
+        // Either the cache's series, or labels that passed validation.
         let mut labels: Option<Labels> = None;
-        if cached.is_none() {
+        if held.is_none() {
             match labels_of_key(key, limits) {
                 Ok(l) => labels = Some(l),
                 Err(msg) => {
@@ -599,7 +665,8 @@ fn append_scanned(
                 }
             }
         }
-        for s in samples {
+        let last = samples.len().saturating_sub(1);
+        for (i, s) in samples.iter().enumerate() {
             let show = |labels: &Option<Labels>| {
                 labels
                     .as_ref()
@@ -615,8 +682,13 @@ fn append_scanned(
                 });
                 continue;
             }
-            let res = match fresh.as_ref().or(cached.as_ref()) {
-                Some(h) => app.append_handle(h, s.timestamp, s.value),
+            let res = match held.take() {
+                Some(h) => {
+                    if i < last {
+                        held = Some(h.clone());
+                    }
+                    app.append_held(h, s.timestamp, s.value)
+                }
                 None => Ok(None),
             };
             let res = match res {
@@ -636,8 +708,8 @@ fn append_scanned(
                     let res = app.append(None, &l, s.timestamp, s.value);
                     if let Ok(r) = res {
                         let h = app.handle(r);
-                        cache.insert(key, h.clone());
-                        fresh = Some(h);
+                        held = if i < last { h.hold() } else { None };
+                        cache.insert(key, h);
                     }
                     labels = Some(l);
                     res
@@ -1081,6 +1153,64 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A pooled decoder is reused with what it grew, holds no series between requests (the
+    /// head still drops a series once nothing else holds it), and the pool keeps at most its
+    /// bound of decoders and none past `KEEP_BYTES`.
+    #[test]
+    fn decoder_pool_reuses_decoders_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = argus_storage::Options {
+            background: false,
+            sync: argus_storage::SyncMode::Buffer,
+            block_range_ms: 10_000,
+            ..Default::default()
+        };
+        let db = argus_storage::Db::open(dir.path(), opts).unwrap();
+        let cache = SeriesCache::new(LabelLimits::default());
+        let pool = DecoderPool::new(2);
+        let send = |timeseries: Vec<TimeSeries>| {
+            let body = encode(&WriteRequest {
+                timeseries,
+                metadata: vec![],
+            });
+            let mut dec = pool.take();
+            let mut app = db.appender();
+            let out = append_body(&mut dec, &cache, &body, app.as_mut(), 0).unwrap();
+            app.commit().unwrap();
+            assert!(dec.handles.is_empty(), "no series held after the request");
+            let grown = dec.buf.capacity();
+            pool.give(dec);
+            (out.outcome.samples_written, grown)
+        };
+        let a = [("__name__", "a")];
+        assert_eq!(send(vec![series(&a, &[(1000, 1.0), (2000, 2.0)])]).0, 2);
+        assert_eq!(pool.idle(), 1);
+        let (n, grown) = send(vec![series(&a, &[(3000, 3.0)])]);
+        assert_eq!(n, 1);
+        assert!(grown > 0, "the pooled decoder kept its buffer");
+        assert_eq!(pool.idle(), 1);
+        // The cached series was held only during the requests: the cut drops it.
+        assert_eq!(
+            send(vec![series(&[("__name__", "b")], &[(25_000, 1.0)])]).0,
+            1
+        );
+        db.compact().unwrap();
+        assert_eq!(db.metrics().head_series, 1, "a dropped");
+        assert_eq!(send(vec![series(&a, &[(26_000, 4.0)])]).0, 1);
+        assert_eq!(db.metrics().head_series, 2, "a made again");
+        // Bounds: at most `max` kept, none past KEEP_BYTES.
+        let (d1, d2, d3) = (pool.take(), pool.take(), pool.take());
+        assert_eq!(pool.idle(), 0);
+        pool.give(d1);
+        pool.give(d2);
+        pool.give(d3);
+        assert_eq!(pool.idle(), 2);
+        let mut big = pool.take();
+        big.buf.reserve(DecoderPool::KEEP_BYTES + 1);
+        pool.give(big);
+        assert_eq!(pool.idle(), 1);
     }
 
     /// The scan does not look inside label fields; those the cache does not know are checked

@@ -27,7 +27,7 @@
 //! the head dropped stays here until its generation is dropped.
 
 use super::remote_write::LabelLimits;
-use argus_storage::SeriesHandle;
+use argus_storage::{HeldSeries, SeriesHandle};
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 use siphasher::sip128::SipHasher13;
@@ -130,6 +130,14 @@ pub struct Lookups {
     order: Vec<u32>,
 }
 
+impl Lookups {
+    /// Bytes its buffers hold (capacity).
+    pub fn retained_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<Key>()
+            + self.order.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 /// Label bytes → series handle, for one storage and one set of label bounds.
 pub struct SeriesCache {
     // Immutable after construction.
@@ -195,13 +203,15 @@ impl SeriesCache {
         self.get_key(self.key(bytes))
     }
 
-    /// The handle stored for each of `keys` (label bytes) into `out`, in order: as
-    /// [`SeriesCache::get`] of each, taking each shard's lock once.
+    /// The series stored for each of `keys` (label bytes), held ([`SeriesHandle::hold`]), into
+    /// `out`, in order: as [`SeriesCache::get`] of each, taking each shard's lock once. `None`
+    /// for a key not cached or whose series the storage dropped. The held series keep the
+    /// storage from dropping them: clear `out` once the batch is appended.
     pub fn get_all<'a>(
         &self,
         keys: impl Iterator<Item = &'a [u8]>,
         scratch: &mut Lookups,
-        out: &mut Vec<Option<SeriesHandle>>,
+        out: &mut Vec<Option<HeldSeries>>,
     ) {
         let Lookups { keys: ks, order } = scratch;
         ks.clear();
@@ -244,14 +254,17 @@ impl SeriesCache {
                 let (Some(&k), Some(o)) = (ks.get(i as usize), out.get_mut(i as usize)) else {
                     continue;
                 };
-                *o = s.cur.handle(k).cloned();
-                in_prev |= o.is_none() && s.prev.handle(k).is_some();
+                // Held straight from the entry: no clone of the weak handle.
+                match s.cur.handle(k) {
+                    Some(h) => *o = h.hold(),
+                    None => in_prev |= s.prev.handle(k).is_some(),
+                }
             }
         }
         if in_prev {
             for (k, o) in ks.iter().zip(out.iter_mut()) {
                 if o.is_none() {
-                    *o = self.get_key(*k);
+                    *o = self.get_key(*k).and_then(|h| h.hold());
                 }
             }
         }
@@ -348,7 +361,8 @@ mod tests {
         let (mut scratch, mut out) = (Lookups::default(), Vec::new());
         for _ in 0..2 {
             c.get_all(keys.iter().map(Vec::as_slice), &mut scratch, &mut out);
-            let got: Vec<Option<u64>> = out.drain(..).map(r).collect();
+            let got: Vec<Option<u64>> =
+                out.drain(..).map(|h| h.map(|h| h.series_ref().0)).collect();
             assert_eq!(got, want);
         }
         // Each key finds its own series or (dropped in a rotation) none; most are still there.

@@ -185,6 +185,18 @@ pub trait Appender: Send {
     ) -> Result<Option<SeriesRef>> {
         self.append_ref(series.sref, t, v)
     }
+    /// [`Appender::append_handle`] through a series [`SeriesHandle::hold`] took hold of: the
+    /// batch keeps `series` (moved in, so no reference count changes hands per sample). Returns
+    /// `Ok(None)` when the series is gone, as `append_handle` does. The default appends by the
+    /// held series' ref.
+    fn append_held(
+        &mut self,
+        series: HeldSeries,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<Option<SeriesRef>> {
+        self.append_ref(series.sref, t, v)
+    }
     /// A hint that about `series` distinct series and `samples` samples follow in this batch,
     /// so that the appender sizes its buffers once. The default ignores it.
     fn reserve(&mut self, series: usize, samples: usize) {
@@ -216,6 +228,50 @@ impl SeriesHandle {
         }
     }
 
+    /// The series' ref.
+    pub fn series_ref(&self) -> SeriesRef {
+        self.sref
+    }
+}
+
+impl SeriesHandle {
+    /// Takes hold of the handle's series for one batch ([`Appender::append_held`]): one
+    /// reference count taken here and given back when the batch drops it, where appending by
+    /// the handle takes and gives back a weak and a strong count per sample. `None` when the
+    /// head has dropped the series (the caller appends by labels). A held series is not
+    /// dropped by the head while held: hold series only for the batch at hand.
+    pub fn hold(&self) -> Option<HeldSeries> {
+        let series = match self.series.upgrade() {
+            Some(s) => Some(s),
+            // A handle made without a series (`from_ref`) is appended by its ref.
+            None if std::sync::Weak::ptr_eq(&self.series, &std::sync::Weak::new()) => None,
+            None => return None,
+        };
+        Some(HeldSeries {
+            sref: self.sref,
+            series,
+        })
+    }
+}
+
+/// A series held for one batch: from [`SeriesHandle::hold`], for [`Appender::append_held`].
+#[derive(Clone)]
+pub struct HeldSeries {
+    sref: SeriesRef,
+    /// The head's series (`None` for a handle without one: appended by `sref`).
+    pub(crate) series: Option<std::sync::Arc<crate::head::series::Series>>,
+}
+
+impl std::fmt::Debug for HeldSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldSeries")
+            .field("sref", &self.sref)
+            .field("held", &self.series.is_some())
+            .finish()
+    }
+}
+
+impl HeldSeries {
     /// The series' ref.
     pub fn series_ref(&self) -> SeriesRef {
         self.sref

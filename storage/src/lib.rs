@@ -52,6 +52,7 @@ pub use chunk::prometheus::{
 pub use db::{Db, DbMetrics, Options, TsdbStats};
 pub use error::{Error, ErrorKind, Result};
 pub use histogram::{CounterResetHint, FloatHistogram, SampleValue, Span};
+pub use interface::HeldSeries;
 pub use interface::SeriesHandle;
 pub use interface::{
     Appendable, Appender, EmptySampleIterator, ErrSeriesSet, Querier, Queryable, SampleIterator,

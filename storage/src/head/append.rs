@@ -5,7 +5,7 @@ use super::histogram::PENDING_HISTOGRAM_BITS;
 use super::series::{Applied, Series, U64Map};
 use crate::error::{Error, Result};
 use crate::histogram::FloatHistogram;
-use crate::interface::{Appender, SeriesHandle};
+use crate::interface::{Appender, HeldSeries, SeriesHandle};
 use crate::model::{Labels, SeriesRef, Timestamp};
 use crate::wal::record::RefHistogram;
 use crate::wal::{RefSample, RefSeries, WalRecord, record};
@@ -299,6 +299,23 @@ impl Appender for HeadAppender {
         match series.series.upgrade() {
             Some(s) => self.append_float(s, t, v),
             None => Ok(None),
+        }
+    }
+
+    fn append_held(
+        &mut self,
+        series: HeldSeries,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<Option<SeriesRef>> {
+        if self.head.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // As `append_handle`, with the upgrade done by `hold`: a series dropped since is seen
+        // as removed under its lock (`append_float`).
+        match series.series {
+            Some(s) => self.append_float(s, t, v),
+            None => self.append_ref(series.series_ref(), t, v),
         }
     }
 

@@ -2,7 +2,8 @@
 
 use crate::common::{all, dump, lbl, opts};
 use argus_storage::{
-    Appendable, Db, Error, MatchType, Matcher, Options, Queryable, SeriesRef, SyncMode,
+    Appendable, Db, Error, MatchType, Matcher, Options, Queryable, SeriesHandle, SeriesRef,
+    SyncMode,
 };
 
 fn m(kind: MatchType, name: &str, value: &str) -> Matcher {
@@ -568,5 +569,76 @@ fn append_handle_goes_stale_when_the_head_drops_the_series() {
         },
     )
     .unwrap();
+    assert_eq!(dump(&db, &all(), 0, 100_000), want, "after replay");
+}
+
+/// `SeriesHandle::hold` takes hold of a handle's series for one batch: while held, the head
+/// does not drop it, and `append_held` lands in it. Once the head dropped a series, its old
+/// handle holds nothing (`None`) and the series made again under the same labels, with another
+/// ref, receives its samples; no sample reaches another series through a stale handle.
+#[test]
+fn held_series_are_kept_and_stale_handles_hold_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = || Options {
+        block_range_ms: 10_000,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o()).unwrap();
+    let (a, b) = (lbl(&[("__name__", "a")]), lbl(&[("__name__", "b")]));
+    let mut app = db.appender();
+    let ra = app.append(None, &a, 1000, 1.0).unwrap();
+    let rb = app.append(None, &b, 1000, 1.0).unwrap();
+    let (ha, hb) = (app.handle(ra), app.handle(rb));
+    app.commit().unwrap();
+    // b gets data past the cut; a is only held while the compaction cuts [0, 10 s).
+    let mut app = db.appender();
+    assert_eq!(
+        app.append_held(hb.hold().unwrap(), 25_000, 2.0).unwrap(),
+        Some(rb)
+    );
+    app.commit().unwrap();
+    let pa = ha.hold().unwrap();
+    assert_eq!(pa.series_ref(), ra);
+    db.compact().unwrap();
+    assert_eq!(db.metrics().head_series, 2, "a is held");
+    let mut app = db.appender();
+    assert_eq!(app.append_held(pa, 26_000, 3.0).unwrap(), Some(ra));
+    app.commit().unwrap();
+    // Nothing holds a now: once its samples are cut, the head drops it.
+    let mut app = db.appender();
+    assert_eq!(
+        app.append_held(hb.hold().unwrap(), 41_000, 4.0).unwrap(),
+        Some(rb)
+    );
+    app.commit().unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.metrics().head_series, 1, "a dropped, b has data");
+    assert!(ha.hold().is_none(), "a stale handle holds nothing");
+    let mut app = db.appender();
+    let ra2 = app.append(None, &a, 42_000, 5.0).unwrap();
+    assert_ne!(ra2, ra);
+    let ha2 = app.handle(ra2);
+    assert!(ha.hold().is_none(), "still stale after a is made again");
+    assert_eq!(
+        app.append_held(ha2.hold().unwrap(), 43_000, 6.0).unwrap(),
+        Some(ra2)
+    );
+    // A handle without a series (`from_ref`) is held by its ref and appends by it.
+    let by_ref = SeriesHandle::from_ref(rb).hold().unwrap();
+    assert_eq!(app.append_held(by_ref, 43_000, 7.0).unwrap(), Some(rb));
+    app.commit().unwrap();
+    let want = vec![
+        (
+            a.clone(),
+            vec![(1000, 1.0), (26_000, 3.0), (42_000, 5.0), (43_000, 6.0)],
+        ),
+        (
+            b.clone(),
+            vec![(1000, 1.0), (25_000, 2.0), (41_000, 4.0), (43_000, 7.0)],
+        ),
+    ];
+    assert_eq!(dump(&db, &all(), 0, 100_000), want);
+    drop(db);
+    let db = Db::open(dir.path(), o()).unwrap();
     assert_eq!(dump(&db, &all(), 0, 100_000), want, "after replay");
 }
