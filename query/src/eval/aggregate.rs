@@ -7,7 +7,6 @@ use crate::functions::stats::{kahan_inc, quantile};
 use crate::value::{Series, Val, format_float};
 use argus_storage::{Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
-use std::collections::HashMap;
 
 #[derive(Clone, Copy, Default)]
 struct Acc {
@@ -149,7 +148,7 @@ impl Evaluator<'_> {
             )));
         }
         let n = c.n();
-        let mut idx: HashMap<Labels, usize> = HashMap::new();
+        let mut idx: crate::value::LabelsMap<usize> = Default::default();
         let mut out: Vec<Series> = Vec::new();
         let mut counts: Vec<Vec<f64>> = Vec::new();
         for (s, &g) in input.iter().zip(&groups.of) {
@@ -162,15 +161,17 @@ impl Evaluator<'_> {
             for (t, v) in fvals.chain(hvals) {
                 let mut l = groups.labels[g].clone();
                 l.set(label, &v);
-                if !idx.contains_key(&l) {
-                    self.limits
-                        .fits(out.len().saturating_add(1).saturating_mul(n))?;
-                }
-                let k = *idx.entry(l.clone()).or_insert_with(|| {
-                    out.push(Series::new(l, false));
-                    counts.push(vec![0.0; n]);
-                    out.len() - 1
-                });
+                let k = match idx.get(&l) {
+                    Some(&k) => k,
+                    None => {
+                        self.limits
+                            .fits(out.len().saturating_add(1).saturating_mul(n))?;
+                        idx.insert(l.clone(), out.len());
+                        out.push(Series::new(l, false));
+                        counts.push(vec![0.0; n]);
+                        out.len() - 1
+                    }
+                };
                 counts[k][c.index(t)] += 1.0;
             }
         }

@@ -69,11 +69,11 @@ const NO_NEXT: usize = usize::MAX;
 #[derive(Default)]
 struct Outputs {
     series: Vec<Series>,
-    hasher: std::collections::hash_map::RandomState,
-    by_hash: HashMap<u64, usize>,
+    hasher: foldhash::fast::RandomState,
+    by_hash: HashMap<u64, usize, foldhash::fast::RandomState>,
     /// Per output series: the previous output with the same label hash, or [`NO_NEXT`].
     next: Vec<usize>,
-    by_pair: HashMap<(usize, usize), usize>,
+    by_pair: HashMap<(usize, usize), usize, foldhash::fast::RandomState>,
 }
 
 impl Outputs {

@@ -74,7 +74,16 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call, c: Ctx) -> Result<Val> {
 /// Merges series that ended up with the same labels (e.g. after relabelling); fails when two
 /// of them have a point at the same step.
 pub(crate) fn merge_same_labels(v: Vec<Series>) -> Result<Vec<Series>> {
-    let mut idx: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    // Usually every set is distinct: find that out without cloning a label set.
+    let distinct = {
+        let mut seen: std::collections::HashSet<&Labels, foldhash::fast::RandomState> =
+            std::collections::HashSet::with_capacity_and_hasher(v.len(), Default::default());
+        v.iter().all(|s| seen.insert(&s.labels))
+    };
+    if distinct {
+        return Ok(v);
+    }
+    let mut idx: crate::value::LabelsMap<usize> = Default::default();
     let mut out: Vec<Series> = Vec::with_capacity(v.len());
     for s in v {
         match idx.get(&s.labels) {
