@@ -266,7 +266,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "storage.tsdb.head-snapshot-interval",
         Kind::Value,
         "0s",
-        "Write a snapshot of the head this often (checked every minute) and at shutdown, so a restart after a crash replays only the WAL written since; costs about the head's chunk bytes on disk (0s: never).",
+        "Also write a snapshot of the head this often (0s: only by WAL size). Head snapshots are on by default: one is written at shutdown and whenever 4 MiB of WAL were written since the last, and it replaces the WAL segments it covers, so a restart after a crash loads it and replays at most that much WAL.",
     ),
     (
         "storage.tsdb.max-block-duration",

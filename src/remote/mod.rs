@@ -57,6 +57,10 @@ pub struct RemoteWrite {
     /// `(remote_name, url, metrics)` of the running queues, for `/metrics`; replaced under
     /// this lock after each change of `queues`.
     shown: parking_lot::Mutex<Vec<(String, String, Arc<QueueMetrics>)>>,
+    /// Set by [`RemoteWrite::stop`]: keeps the WAL segments the stopped queues have not
+    /// acknowledged from the database's close (whose head snapshot deletes the segments it
+    /// covers), so the next start sends them.
+    held: parking_lot::Mutex<Option<argus_storage::WalKeep>>,
 }
 
 impl RemoteWrite {
@@ -69,6 +73,7 @@ impl RemoteWrite {
             metadata: Arc::default(),
             queues: tokio::sync::Mutex::new(BTreeMap::new()),
             shown: parking_lot::Mutex::new(Vec::new()),
+            held: parking_lot::Mutex::new(None),
         })
     }
 
@@ -216,6 +221,15 @@ impl RemoteWrite {
     pub async fn stop(&self) {
         let mut queues = self.queues.lock().await;
         let all = std::mem::take(&mut *queues);
+        // Positions only advance: the persisted ones, read before the queues release their
+        // segments, are at or before where the next start resumes.
+        let hold = self.db.wal_keep(u32::MAX);
+        for h in all.keys() {
+            if let Ok(Some(p)) = position::load(&position::path(&self.data_dir, h)) {
+                hold.set(hold.segment().min(p.segment));
+            }
+        }
+        *self.held.lock() = Some(hold);
         for (_, r) in all {
             stop_queue(r).await;
         }

@@ -743,6 +743,12 @@ impl Inner {
     /// `compact_lock`.
     fn snapshot_head(&self) -> Result<bool> {
         let Some(segment) = snapshot::take(&self.head, &self.dir)? else {
+            // Native histograms (or no WAL): the size trigger waits for another bound's worth
+            // of WAL instead of retrying (and cutting a segment) at every check.
+            if let Some(wal) = self.head.wal.lock().as_ref() {
+                self.snapshot_segment
+                    .store(wal.current_segment(), Ordering::Release);
+            }
             return Ok(false);
         };
         self.snapshot_segment.store(segment, Ordering::Release);

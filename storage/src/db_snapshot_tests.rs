@@ -412,6 +412,11 @@ fn histograms_are_not_covered_so_no_snapshot_is_written() {
     app.commit().unwrap();
     db.snapshot_head().unwrap();
     assert!(snapshots(dir.path()).is_empty());
+    // The size trigger counts from the segment being written now: no retry at every check.
+    let cur = db.inner.head.wal.lock().as_ref().unwrap().current_segment();
+    assert_eq!(db.inner.snapshot_segment.load(Ordering::Acquire), cur);
+    let since = db.inner.head.wal.lock().as_ref().unwrap().bytes_since(cur);
+    assert!(since < DEFAULT_HEAD_SNAPSHOT_WAL_BYTES, "{since}");
 }
 
 #[test]

@@ -457,6 +457,11 @@ pub fn head_snapshot_round_trip(bytes: &[u8]) -> Result<Vec<u8>> {
     crate::head::snapshot::Image::decode(bytes).map(|i| i.encode())
 }
 
+/// Rewrites the CRC of every section of head snapshot bytes whose framing fits (fuzzing).
+pub fn head_snapshot_fix_crcs(bytes: &mut [u8]) {
+    crate::head::snapshot::fix_crcs(bytes)
+}
+
 /// The magic and version a head snapshot file starts with.
 pub const HEAD_SNAPSHOT_HEADER: [u8; 5] = {
     let m = crate::head::snapshot::MAGIC;

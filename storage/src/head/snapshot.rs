@@ -360,6 +360,29 @@ impl Image {
     }
 }
 
+/// Rewrites the CRC of every section whose framing fits in `bytes` (after the header), so
+/// that a fuzzer's mutations reach the section decoders instead of failing the checksum.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fix_crcs(bytes: &mut [u8]) {
+    let mut off = HEADER_LEN;
+    while let Some(h) = bytes.get(off..off + SECTION_HEADER_LEN) {
+        let Ok([_, a, b, c, d]) = <[u8; SECTION_HEADER_LEN]>::try_from(h) else {
+            return;
+        };
+        let n = u32::from_le_bytes([a, b, c, d]) as usize;
+        let end = off + SECTION_HEADER_LEN + n;
+        let crc = match bytes.get(off..end) {
+            Some(framed) => crc32_parts(&[framed]),
+            None => return,
+        };
+        match bytes.get_mut(end..end + CRC_LEN) {
+            Some(c) => c.copy_from_slice(&crc.to_le_bytes()),
+            None => return,
+        }
+        off = end + CRC_LEN;
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoding.
 

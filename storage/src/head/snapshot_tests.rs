@@ -373,3 +373,23 @@ proptest! {
         }
     }
 }
+
+/// With CRCs recomputed (the fuzz target's step), a mutated payload reaches its decoder: the
+/// error names the section, not the checksum.
+#[test]
+fn recomputed_crcs_let_mutations_reach_the_section_decoders() {
+    let mut b = sample_image().encode_version(1);
+    // The META section's payload starts right after the header and its own 5-byte header.
+    let at = HEADER_LEN + SECTION_HEADER_LEN;
+    b[at] = 0xff;
+    let err = Image::decode(&b).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+    fix_crcs(&mut b);
+    let err = Image::decode(&b).unwrap_err();
+    assert!(err.to_string().contains("valid META"), "{err}");
+    // Unmutated bytes are left as they are.
+    let good = sample_image().encode();
+    let mut again = good.clone();
+    fix_crcs(&mut again);
+    assert_eq!(again, good);
+}

@@ -78,3 +78,41 @@ fn a_head_snapshot_is_written_at_stop_loaded_at_start_and_survives_sigkill() {
     let c = Argus::start(dir.path(), &args);
     assert_eq!(complete_batches(&c, base), 300, "log:\n{}", c.log());
 }
+
+/// Bytes of the WAL's segment files (checkpoint directories aside).
+fn wal_segment_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn by_default_the_snapshot_at_a_stop_replaces_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--web.enable-remote-write-receiver"];
+    let base = now_ms() - 60_000;
+    let mut a = Argus::start(dir.path(), &args);
+    write_batches(&a, base, 0, 150);
+    let before = wal_segment_bytes(dir.path());
+    assert!(before > 1000, "the WAL holds the batches: {before} B");
+    a.signal("TERM");
+    assert!(a.wait(Duration::from_secs(30)).success());
+    assert_eq!(
+        snapshots(dir.path()).len(),
+        1,
+        "no snapshot at a clean stop"
+    );
+    // Only the new, empty segment after the snapshot is left (its header).
+    let after = wal_segment_bytes(dir.path());
+    assert!(after < 64, "WAL segments left after the stop: {after} B");
+    let b = Argus::start(dir.path(), &args);
+    assert!(
+        b.log().contains("head snapshot loaded"),
+        "the snapshot was not used; log:\n{}",
+        b.log()
+    );
+    assert_eq!(complete_batches(&b, base), 150);
+}
