@@ -555,16 +555,16 @@ mod prop {
                     prev.iter().copied().filter(|i| !now.contains(i)).collect();
                 prop_assert_eq!(st.stale as usize, left.len());
                 let all = s.dump();
-                let exposed = |i: usize| {
-                    let line = format!("{} 0\n", NAMES[i]);
+                let exposed = |name: &str| {
+                    let line = format!("{name} 0\n");
                     let mut p = Parser::new(line.as_bytes(), Format::Text);
                     assert_eq!(p.next(), Some(Entry::Series));
                     let mut l = Vec::new();
                     p.labels(&mut l).unwrap();
                     l
                 };
-                for i in 0..NAMES.len() {
-                    let want = exposed(i);
+                for (i, name) in NAMES.iter().enumerate() {
+                    let want = exposed(name);
                     let got = all.iter().find(|(l, _)| {
                         l.iter()
                             .filter(|x| x.name != "instance" && x.name != "job")
@@ -574,11 +574,11 @@ mod prop {
                     });
                     let got = got.and_then(|(_, pts)| pts.last().copied());
                     if now.contains(&i) {
-                        prop_assert_eq!(got, Some((ts, (100 * k + i) as f64)), "{}", NAMES[i]);
+                        prop_assert_eq!(got, Some((ts, (100 * k + i) as f64)), "{}", name);
                     } else if left.contains(&i) {
                         prop_assert!(
                             got.is_some_and(|(t, v)| t == ts && is_stale_nan(v)),
-                            "{}: {:?}", NAMES[i], got
+                            "{}: {:?}", name, got
                         );
                     }
                 }
