@@ -478,3 +478,112 @@ fn a_cached_handle_costs_no_more_than_a_cached_ref() {
         std::mem::size_of::<Option<SeriesRef>>()
     );
 }
+
+#[test]
+fn an_entry_is_40_bytes() {
+    // 400,000 scraped series: 64-byte entries and a box per key were 45 MiB.
+    assert!(
+        std::mem::size_of::<CacheEntry>() <= 40,
+        "CacheEntry is {} bytes",
+        std::mem::size_of::<CacheEntry>()
+    );
+}
+
+#[test]
+fn iterations_renumber_before_they_run_out() {
+    let s = MemStorage::new();
+    let mut c = SeriesCache::new();
+    let o = opts();
+    c.iter = Iter::MAX - 1;
+    scrape(&mut c, &s, "a 1\nb 2\nc 3\n", 1000, &o).unwrap();
+    assert_eq!(c.iter, Iter::MAX);
+    // Renumbered first: b and c of the last scrape are still known, a duplicate still counts.
+    let st = scrape(&mut c, &s, "a 2\nb 2\nb 3\n", 2000, &o).unwrap();
+    assert_eq!((c.iter, st.added, st.stale, st.rejected), (2, 0, 1, 1));
+    assert!(is_stale_nan(series(&s, "c")[0].1.last().unwrap().1));
+    // A failure right after renumbering still marks what the last success saw.
+    c.iter = Iter::MAX;
+    let e = scrape(&mut c, &s, "a 3\nbad_value abc\n", 3000, &o).unwrap_err();
+    assert!(e.contains("bad_value abc"), "{e}");
+    for n in ["a", "b"] {
+        let pts = &series(&s, n)[0].1;
+        assert_eq!(pts.last().map(|p| p.0), Some(3000), "{n}: {pts:?}");
+        assert!(is_stale_nan(pts.last().unwrap().1), "{n}: {pts:?}");
+    }
+    let st = scrape(&mut c, &s, "a 4\n", 4000, &o).unwrap();
+    assert_eq!((st.added, st.stale), (0, 0));
+    assert_eq!(series(&s, "a")[0].1.last(), Some(&(4000, 4.0)));
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 6] = [
+        "a",
+        "a{x=\"1\"}",
+        "a{x=\"10\"}",
+        "b_total",
+        "b_total{y=\"a b\"}",
+        "c",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Bodies that reorder, drop, bring back and repeat series (keys move when the cache
+        /// compacts) append every sample to its own series and stale-mark exactly the series
+        /// that left.
+        #[test]
+        fn churning_bodies_land_on_their_series(scrapes in proptest::collection::vec(
+            proptest::collection::vec(0..NAMES.len(), 0..10), 1..12)) {
+            let s = MemStorage::new();
+            let mut c = SeriesCache::new();
+            let o = opts();
+            let mut prev: Vec<usize> = Vec::new();
+            for (k, lines) in scrapes.iter().enumerate() {
+                let ts = 1000 * (k as i64 + 1);
+                let mut body = String::new();
+                for &i in lines {
+                    body.push_str(&format!("{} {}\n", NAMES[i], 100 * k + i));
+                }
+                let st = scrape(&mut c, &s, &body, ts, &o).unwrap();
+                let mut now: Vec<usize> = lines.clone();
+                now.sort_unstable();
+                now.dedup();
+                prop_assert_eq!(st.rejected as usize, lines.len() - now.len());
+                let left: Vec<usize> =
+                    prev.iter().copied().filter(|i| !now.contains(i)).collect();
+                prop_assert_eq!(st.stale as usize, left.len());
+                let all = s.dump();
+                let exposed = |name: &str| {
+                    let line = format!("{name} 0\n");
+                    let mut p = Parser::new(line.as_bytes(), Format::Text);
+                    assert_eq!(p.next(), Some(Entry::Series));
+                    let mut l = Vec::new();
+                    p.labels(&mut l).unwrap();
+                    l
+                };
+                for (i, name) in NAMES.iter().enumerate() {
+                    let want = exposed(name);
+                    let got = all.iter().find(|(l, _)| {
+                        l.iter()
+                            .filter(|x| x.name != "instance" && x.name != "job")
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            == want
+                    });
+                    let got = got.and_then(|(_, pts)| pts.last().copied());
+                    if now.contains(&i) {
+                        prop_assert_eq!(got, Some((ts, (100 * k + i) as f64)), "{}", name);
+                    } else if left.contains(&i) {
+                        prop_assert!(
+                            got.is_some_and(|(t, v)| t == ts && is_stale_nan(v)),
+                            "{}: {:?}", name, got
+                        );
+                    }
+                }
+                prev = now;
+            }
+        }
+    }
+}
