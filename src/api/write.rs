@@ -6,8 +6,8 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, DecoderPool, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES,
-    StartTimestamps, append_body, append_request_with_starts,
+    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
+    append_body, append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
 use crate::util::time::now_ms;
@@ -88,12 +88,6 @@ fn append_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
-/// Decoders of Remote Write 1.0 bodies, reused between requests: one per append slot.
-fn decoders() -> &'static DecoderPool {
-    static POOL: std::sync::OnceLock<DecoderPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| DecoderPool::new(append_slots().available_permits()))
-}
-
 /// `POST /api/v1/write`.
 pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Response {
     if !state.remote_write_enabled {
@@ -147,10 +141,8 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 .map_err(Into::into)
         } else {
             // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
-            let mut dec = decoders().take();
-            let done = append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms());
-            decoders().give(dec);
-            done.map(|done| {
+            let mut dec = Decoder::new();
+            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
                 st.metadata.record(&done.metadata);
                 wr.metadata = done.metadata;
                 done.outcome

@@ -96,65 +96,6 @@ impl Decoder {
     }
 }
 
-/// Decoders kept between requests, so that a request reuses the buffers an earlier one grew
-/// (the decompressed body, the scan, the lookups) instead of allocating and faulting in fresh
-/// pages each time. Bounded: at most `max` decoders are kept, and a decoder whose buffers grew
-/// past [`DecoderPool::KEEP_BYTES`] (a request far larger than senders' usual batches) is
-/// dropped instead of kept.
-pub struct DecoderPool {
-    // Immutable after construction.
-    max: usize,
-    free: parking_lot::Mutex<Vec<Decoder>>,
-}
-
-impl DecoderPool {
-    /// Bytes of buffers a kept decoder may hold: 16 times a 2,000-sample batch of the usual
-    /// label sizes.
-    pub const KEEP_BYTES: usize = 8 << 20;
-
-    /// A pool keeping at most `max` idle decoders.
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            free: parking_lot::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// An idle decoder, or a new one.
-    pub fn take(&self) -> Decoder {
-        self.free.lock().pop().unwrap_or_default()
-    }
-
-    /// Returns `dec` for reuse (dropping it when the pool is full or it grew too large).
-    pub fn give(&self, dec: Decoder) {
-        if dec.retained_bytes() > Self::KEEP_BYTES {
-            return;
-        }
-        let mut free = self.free.lock();
-        if free.len() < self.max {
-            free.push(dec);
-        }
-    }
-
-    /// Idle decoders (for tests).
-    pub fn idle(&self) -> usize {
-        self.free.lock().len()
-    }
-}
-
-impl Decoder {
-    /// Bytes its buffers hold (capacity, not length).
-    fn retained_bytes(&self) -> usize {
-        use std::mem::size_of;
-        self.buf.capacity()
-            + self.scan.series.capacity() * size_of::<super::remote_write_scan::ScannedSeries>()
-            + self.scan.samples.capacity() * size_of::<super::prompb::Sample>()
-            + self.scan.metadata.capacity() * size_of::<std::ops::Range<usize>>()
-            + self.handles.capacity() * size_of::<Option<HeldSeries>>()
-            + self.lookups.retained_bytes()
-    }
-}
-
 /// Encodes a request the way senders do (protobuf, then snappy block format). For tests,
 /// benchmarks and the fuzz target's round trip.
 pub fn encode(req: &WriteRequest) -> Vec<u8> {
@@ -1153,64 +1094,6 @@ mod tests {
                 ),
             ]
         );
-    }
-
-    /// A pooled decoder is reused with what it grew, holds no series between requests (the
-    /// head still drops a series once nothing else holds it), and the pool keeps at most its
-    /// bound of decoders and none past `KEEP_BYTES`.
-    #[test]
-    fn decoder_pool_reuses_decoders_within_bounds() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = argus_storage::Options {
-            background: false,
-            sync: argus_storage::SyncMode::Buffer,
-            block_range_ms: 10_000,
-            ..Default::default()
-        };
-        let db = argus_storage::Db::open(dir.path(), opts).unwrap();
-        let cache = SeriesCache::new(LabelLimits::default());
-        let pool = DecoderPool::new(2);
-        let send = |timeseries: Vec<TimeSeries>| {
-            let body = encode(&WriteRequest {
-                timeseries,
-                metadata: vec![],
-            });
-            let mut dec = pool.take();
-            let mut app = db.appender();
-            let out = append_body(&mut dec, &cache, &body, app.as_mut(), 0).unwrap();
-            app.commit().unwrap();
-            assert!(dec.handles.is_empty(), "no series held after the request");
-            let grown = dec.buf.capacity();
-            pool.give(dec);
-            (out.outcome.samples_written, grown)
-        };
-        let a = [("__name__", "a")];
-        assert_eq!(send(vec![series(&a, &[(1000, 1.0), (2000, 2.0)])]).0, 2);
-        assert_eq!(pool.idle(), 1);
-        let (n, grown) = send(vec![series(&a, &[(3000, 3.0)])]);
-        assert_eq!(n, 1);
-        assert!(grown > 0, "the pooled decoder kept its buffer");
-        assert_eq!(pool.idle(), 1);
-        // The cached series was held only during the requests: the cut drops it.
-        assert_eq!(
-            send(vec![series(&[("__name__", "b")], &[(25_000, 1.0)])]).0,
-            1
-        );
-        db.compact().unwrap();
-        assert_eq!(db.metrics().head_series, 1, "a dropped");
-        assert_eq!(send(vec![series(&a, &[(26_000, 4.0)])]).0, 1);
-        assert_eq!(db.metrics().head_series, 2, "a made again");
-        // Bounds: at most `max` kept, none past KEEP_BYTES.
-        let (d1, d2, d3) = (pool.take(), pool.take(), pool.take());
-        assert_eq!(pool.idle(), 0);
-        pool.give(d1);
-        pool.give(d2);
-        pool.give(d3);
-        assert_eq!(pool.idle(), 2);
-        let mut big = pool.take();
-        big.buf.reserve(DecoderPool::KEEP_BYTES + 1);
-        pool.give(big);
-        assert_eq!(pool.idle(), 1);
     }
 
     /// The scan does not look inside label fields; those the cache does not know are checked

@@ -41,6 +41,9 @@ pub const MAX_BYTES: usize = 48 << 20;
 const ENTRY_COST: usize = std::mem::size_of::<Entry>() + 64;
 /// Number of shards (a power of two).
 const SHARDS: usize = 16;
+/// Series [`SeriesCache::get_all`] touches before holding them: about as many memory misses
+/// as a core keeps in flight.
+const TOUCH: usize = 16;
 
 /// The cache's name for a series' label bytes: their keyed 128-bit hash (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,14 +131,6 @@ pub struct Lookups {
     keys: Vec<Key>,
     /// Indexes into `keys`, grouped by shard.
     order: Vec<u32>,
-}
-
-impl Lookups {
-    /// Bytes its buffers hold (capacity).
-    pub fn retained_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<Key>()
-            + self.order.capacity() * std::mem::size_of::<u32>()
-    }
 }
 
 /// Label bytes → series handle, for one storage and one set of label bounds.
@@ -250,14 +245,25 @@ impl SeriesCache {
                 continue;
             };
             let s = shard.read();
-            for &i in idx {
-                let (Some(&k), Some(o)) = (ks.get(i as usize), out.get_mut(i as usize)) else {
-                    continue;
-                };
-                // Held straight from the entry: no clone of the weak handle.
-                match s.cur.handle(k) {
-                    Some(h) => *o = h.hold(),
-                    None => in_prev |= s.prev.handle(k).is_some(),
+            // In groups of `TOUCH`: probe and touch each series (plain loads, whose misses
+            // overlap), then hold them (a locked instruction each, now on cached lines).
+            for group in idx.chunks(TOUCH) {
+                let mut found: [Option<&SeriesHandle>; TOUCH] = [None; TOUCH];
+                let mut sum = 0usize;
+                for (&i, f) in group.iter().zip(found.iter_mut()) {
+                    *f = ks.get(i as usize).and_then(|&k| s.cur.handle(k));
+                    sum = sum.wrapping_add(f.map_or(0, SeriesHandle::touch));
+                }
+                std::hint::black_box(sum);
+                for (&i, f) in group.iter().zip(found) {
+                    let (Some(&k), Some(o)) = (ks.get(i as usize), out.get_mut(i as usize)) else {
+                        continue;
+                    };
+                    // Held straight from the entry: no clone of the weak handle.
+                    match f {
+                        Some(h) => *o = h.hold(),
+                        None => in_prev |= s.prev.handle(k).is_some(),
+                    }
                 }
             }
         }

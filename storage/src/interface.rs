@@ -235,6 +235,15 @@ impl SeriesHandle {
 }
 
 impl SeriesHandle {
+    /// Reads the handle's series' reference count with a plain load (no atomic
+    /// read-modify-write): a caller about to [`SeriesHandle::hold`] many handles touches them all
+    /// first, so that the memory misses into the series overlap instead of each waiting behind
+    /// the previous hold's locked instruction. Returns the count (0 for none), to keep the
+    /// load from being optimised away.
+    pub fn touch(&self) -> usize {
+        self.series.strong_count()
+    }
+
     /// Takes hold of the handle's series for one batch ([`Appender::append_held`]): one
     /// reference count taken here and given back when the batch drops it, where appending by
     /// the handle takes and gives back a weak and a strong count per sample. `None` when the
