@@ -705,8 +705,8 @@ struct Captured {
 
 /// One series entry, split around its completed chunks (whose refs change when packed).
 struct CapturedSeries {
-    /// Id and labels in `Captured::bytes`.
-    head: std::ops::Range<usize>,
+    /// Id and labels (immutable: written by [`pack`], not copied under the WAL's lock).
+    series: Arc<Series>,
     /// In `Captured::closed`.
     closed: std::ops::Range<usize>,
     /// Open chunk, out-of-order and newest sample in `Captured::bytes`.
@@ -815,9 +815,7 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
         if !s.logged.load(Ordering::Acquire) && d.is_empty() {
             continue;
         }
-        let (b0, c0) = (bytes.len(), closed.len());
-        put_series_head(&mut bytes, s.id, s.labels.iter());
-        let b1 = bytes.len();
+        let (b1, c0) = (bytes.len(), closed.len());
         closed.extend_from_slice(&d.closed);
         put_series_tail(
             &mut bytes,
@@ -825,8 +823,9 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
             &d.ooo,
             d.last,
         );
+        drop(d);
         series.push(CapturedSeries {
-            head: b0..b1,
+            series: s,
             closed: c0..closed.len(),
             tail: b1..bytes.len(),
         });
@@ -959,7 +958,7 @@ fn pack(c: &Captured, w: &mut impl Write, tmp: &Path) -> Result<u64> {
     let mut sections = SeriesSections::default();
     for s in &c.series {
         let part = |r: &std::ops::Range<usize>| c.bytes.get(r.clone()).unwrap_or_default();
-        sections.body.extend_from_slice(part(&s.head));
+        put_series_head(&mut sections.body, s.series.id, s.series.labels.iter());
         put_closed(
             &mut sections.body,
             c.closed.get(s.closed.clone()).unwrap_or_default(),

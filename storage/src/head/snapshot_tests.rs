@@ -323,9 +323,14 @@ proptest! {
         for (i, chunks) in series.iter().enumerate() {
             let name = format!("s{i}");
             let labels = [("__name__", name.as_str())];
-            let (b0, c0) = (c.bytes.len(), c.closed.len());
-            put_series_head(&mut c.bytes, i as u64 + 1, labels.iter().copied());
-            let b1 = c.bytes.len();
+            let (b1, c0) = (c.bytes.len(), c.closed.len());
+            let live = Arc::new(Series {
+                id: i as u64 + 1,
+                labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&labels)),
+                logged: true.into(),
+                removed: false.into(),
+                data: Default::default(),
+            });
             let mut per = Vec::new();
             for samples in chunks {
                 let mut x = XorChunk::new();
@@ -339,7 +344,7 @@ proptest! {
                 per.push(samples.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>());
             }
             put_series_tail(&mut c.bytes, None, &[], None);
-            c.series.push(CapturedSeries { head: b0..b1, closed: c0..c.closed.len(), tail: b1..c.bytes.len() });
+            c.series.push(CapturedSeries { series: live, closed: c0..c.closed.len(), tail: b1..c.bytes.len() });
             want.push(per);
         }
         c.pages = files.export_pages();
