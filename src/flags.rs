@@ -266,7 +266,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "storage.tsdb.head-snapshot-interval",
         Kind::Value,
         "0s",
-        "Also write a snapshot of the head this often (0s: only by WAL size). Head snapshots are on by default: one is written at shutdown and whenever 4 MiB of WAL were written since the last, and it replaces the WAL segments it covers, so a restart after a crash loads it and replays at most that much WAL.",
+        "Also write a snapshot of the head this often (0s: only by WAL size). Head snapshots are on by default: one is written at shutdown and whenever 4 MiB of WAL (or a quarter of the last snapshot's size, if more) were written since the last, and it replaces the WAL segments it covers, so a restart after a crash loads it and replays at most that much WAL.",
     ),
     (
         "storage.tsdb.max-block-duration",

@@ -78,7 +78,10 @@ pub struct Options {
     /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
-    /// one (None = not by size; default [`DEFAULT_HEAD_SNAPSHOT_WAL_BYTES`]). With either
+    /// one, or a quarter of the last snapshot file's size if that is more (None = not by size;
+    /// default [`DEFAULT_HEAD_SNAPSHOT_WAL_BYTES`]). Each snapshot rewrites the whole head, so
+    /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
+    /// (`snapshot_due_by_size`). With either
     /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
     /// WAL segments a snapshot covers are deleted (but not those a WAL reader still needs), so
     /// the snapshot replaces the WAL rather than adding to it.
@@ -88,6 +91,14 @@ pub struct Options {
 /// Default of [`Options::head_snapshot_wal_bytes`]: bounds the WAL replayed after a crash
 /// (about 0.1 s of replay on two cores; `benches/README.md`, section "startup").
 pub const DEFAULT_HEAD_SNAPSHOT_WAL_BYTES: u64 = 4 << 20;
+
+/// Whether the size trigger of head snapshots is due: `wal_since` bytes of WAL were written
+/// since the last snapshot, whose file has `last_snapshot` bytes (0: none), and the bound is
+/// `min_bytes` ([`Options::head_snapshot_wal_bytes`]). Due at `max(min_bytes, last_snapshot /
+/// 4)`, so writing snapshots costs at most about 4× the WAL's own bytes however big the head.
+pub(crate) fn snapshot_due_by_size(wal_since: u64, min_bytes: u64, last_snapshot: u64) -> bool {
+    wal_since >= min_bytes.max(last_snapshot / 4)
+}
 
 /// How often the background thread checks whether a head snapshot is due.
 pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -193,6 +204,9 @@ struct Inner {
     /// First WAL segment not covered by the newest head snapshot (the first replayed at open
     /// when there is none): the size trigger counts the WAL bytes from it.
     snapshot_segment: AtomicU32,
+    /// Size of the newest head snapshot file (0: none): the size trigger waits for a quarter
+    /// of it.
+    snapshot_bytes: AtomicU64,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serialises head cuts, compactions, retention, deletions and snapshots.
@@ -313,6 +327,11 @@ impl Db {
             None => wal.first_segment()?,
         };
         drop(loaded);
+        // The snapshot loaded is the only one left.
+        let snapshot_bytes = snapshot::list(&dir)?
+            .last()
+            .and_then(|(_, p)| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
         if outcome.unknown_refs > 0 {
             tracing::warn!(
                 "WAL replay skipped {} samples of unknown series",
@@ -325,6 +344,7 @@ impl Db {
             wal_metrics,
             wal_keepers: Keepers::default(),
             snapshot_segment: AtomicU32::new(snapshot_segment),
+            snapshot_bytes: AtomicU64::new(snapshot_bytes),
             dir,
             opts,
             head,
@@ -712,7 +732,11 @@ fn start_background(inner: &Arc<Inner>) {
                 });
                 let by_size = inner.opts.head_snapshot_wal_bytes.is_some_and(|b| {
                     inner.head.wal.lock().as_ref().is_some_and(|w| {
-                        w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)) >= b
+                        snapshot_due_by_size(
+                            w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)),
+                            b,
+                            inner.snapshot_bytes.load(Ordering::Acquire),
+                        )
                     })
                 });
                 if by_time || by_size {
@@ -752,6 +776,9 @@ impl Inner {
             return Ok(false);
         };
         self.snapshot_segment.store(segment, Ordering::Release);
+        let path = self.dir.join(snapshot::snapshot_name(segment));
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        self.snapshot_bytes.store(bytes, Ordering::Release);
         // Series logged so far (a superset of those in the covered segments) for the
         // checkpoint that replaces the deleted segments.
         let series: Vec<RefSeries> = self

@@ -464,3 +464,44 @@ fn a_wal_watcher_reads_every_sample_across_snapshots() {
     // Every sample appended was logged and read, though segments went.
     assert_eq!(read, appended);
 }
+
+#[test]
+fn the_size_trigger_waits_for_a_quarter_of_the_last_snapshot_when_that_is_more() {
+    let mib = 1u64 << 20;
+    // No snapshot yet, or a small one: the configured bound.
+    assert!(!snapshot_due_by_size(4 * mib - 1, 4 * mib, 0));
+    assert!(snapshot_due_by_size(4 * mib, 4 * mib, 0));
+    // The medium set (16 MB snapshot): a quarter is 4 MB, under 4 MiB, so as before.
+    assert!(snapshot_due_by_size(4 * mib, 4 * mib, 16_000_000));
+    // A 400 MB snapshot: due after 100 MB of WAL, not 4 MiB.
+    assert!(!snapshot_due_by_size(4 * mib, 4 * mib, 400_000_000));
+    assert!(!snapshot_due_by_size(99_999_999, 4 * mib, 400_000_000));
+    assert!(snapshot_due_by_size(100_000_000, 4 * mib, 400_000_000));
+    // A bigger configured bound still wins.
+    assert!(!snapshot_due_by_size(64 * mib, 128 * mib, 16_000_000));
+}
+
+#[test]
+fn the_size_trigger_counts_from_the_newest_snapshot_file_size_also_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let size_of_snapshot = |dir: &Path| {
+        let s = snapshot::list(dir).unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        std::fs::metadata(&s[0].1).unwrap().len()
+    };
+    {
+        let db = Db::open(dir.path(), opts(0)).unwrap();
+        assert_eq!(db.inner.snapshot_bytes.load(Ordering::Acquire), 0);
+        let mut newest = vec![0; 50];
+        rounds(&db, "a", 0..50, &mut newest, 20, &mut Rng(7));
+        db.snapshot_head().unwrap();
+        let want = size_of_snapshot(dir.path());
+        assert!(want > 0);
+        assert_eq!(db.inner.snapshot_bytes.load(Ordering::Acquire), want);
+        db.close().unwrap();
+    }
+    // Close wrote a new one; opening loads it and the trigger knows its size.
+    let want = size_of_snapshot(dir.path());
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    assert_eq!(db.inner.snapshot_bytes.load(Ordering::Acquire), want);
+}

@@ -217,7 +217,7 @@ impl HeadChunkFiles {
             .sum::<usize>()
     }
 
-    /// Every page for a head snapshot, by number: `(seq, max_t, bytes, being filled)`. Full
+    /// Every page for a head snapshot, by number: `(seq, bytes)`. Full
     /// pages are shared, the page being filled is copied. Chunk refs stay valid in a store that
     /// imports them ([`HeadChunkFiles::import_page`]).
     pub(crate) fn export_pages(&self) -> Vec<ExportedPage> {
@@ -228,17 +228,13 @@ impl HeadChunkFiles {
             .iter()
             .map(|(&seq, p)| ExportedPage {
                 seq,
-                max_t: p.max_t,
                 bytes: p.bytes.clone(),
-                current: false,
             })
             .collect();
         if cur.open {
             out.push(ExportedPage {
                 seq: cur.seq,
-                max_t: cur.max_t,
                 bytes: Arc::from(cur.buf.as_slice()),
-                current: true,
             });
         }
         out
@@ -277,10 +273,7 @@ impl HeadChunkFiles {
 /// One page of [`HeadChunkFiles::export_pages`].
 pub(crate) struct ExportedPage {
     pub(crate) seq: u32,
-    pub(crate) max_t: Timestamp,
     pub(crate) bytes: Arc<[u8]>,
-    /// The page being filled.
-    pub(crate) current: bool,
 }
 
 /// The encoding of the chunk `r`.

@@ -11,7 +11,7 @@
 //! │ kind u8 │ len u32 (LE) │ payload [len]  │ CRC32 (IEEE) u32 (LE) of kind,len,payload │
 //! └─────────┴──────────────┴────────────────┴───────────────────────────────────┘
 //! META    segment uvarint │ next_ref uvarint │ min_time varint │ max_time varint │
-//!         pages uvarint │ series uvarint
+//!         pages uvarint (always 5 bytes, padded) │ series uvarint
 //! PAGE    seq uvarint │ max_t varint │ current u8 │ zstd(page bytes, see chunk_files.rs)
 //! SERIES  zstd(count uvarint │ series entry …)
 //! entry   id uvarint │ #labels uvarint │ (name str, value str) … │
@@ -24,8 +24,10 @@
 //! A completed chunk's `ref` has bit 31 set when the chunk is packed (`chunk/packed.rs`)
 //! rather than XOR (version 1: never). `str` is a uvarint length and the bytes. Pages come in
 //! increasing `seq`; the page being
-//! filled, if any, is the last. The file is written to `…tmp`, fsynced, renamed and the
-//! directory fsynced.
+//! filled, if any, is the last. The file is written to `…tmp` one section at a time (a page is
+//! encoded, compressed, written and dropped before the next), then META is rewritten in place
+//! with the page count (same length: the count is a padded uvarint), the file fsynced, renamed
+//! and the directory fsynced.
 //!
 //! **Consistent cut.** A snapshot holds the WAL's lock from the segment cut that picks
 //! `NNNNNNNN` until its state is copied: no batch is logged meanwhile, and it waits (bounded)
@@ -173,9 +175,24 @@ fn meta_payload(m: &Meta) -> Vec<u8> {
     put_uvarint(&mut p, m.next_ref);
     put_varint(&mut p, m.min_time);
     put_varint(&mut p, m.max_time);
-    put_uvarint(&mut p, m.pages);
+    put_padded_uvarint(&mut p, m.pages);
     put_uvarint(&mut p, m.series);
     p
+}
+
+/// Width of META's page count: [`take`] writes META before the pages and rewrites it after,
+/// so the count has the same length whatever its value (up to 2^35, above any u32 `seq`).
+const PAGES_FIELD_LEN: usize = 5;
+
+/// `v` as a uvarint of exactly [`PAGES_FIELD_LEN`] bytes (continuation bits on the leading
+/// ones; any uvarint reader takes it). Values that do not fit are capped (never reached: pages
+/// are numbered by u32).
+fn put_padded_uvarint(dst: &mut Vec<u8>, v: u64) {
+    let v = v.min((1 << (7 * PAGES_FIELD_LEN)) - 1);
+    for i in 0..PAGES_FIELD_LEN {
+        let b = (v >> (7 * i)) as u8 & 0x7f;
+        dst.push(if i + 1 < PAGES_FIELD_LEN { b | 0x80 } else { b });
+    }
 }
 
 fn page_prefix(seq: u32, max_t: Timestamp, current: bool) -> Vec<u8> {
@@ -688,19 +705,12 @@ struct Captured {
 
 /// One series entry, split around its completed chunks (whose refs change when packed).
 struct CapturedSeries {
-    /// Id and labels in `Captured::bytes`.
-    head: std::ops::Range<usize>,
+    /// Id and labels (immutable: written by [`pack`], not copied under the WAL's lock).
+    series: Arc<Series>,
     /// In `Captured::closed`.
     closed: std::ops::Range<usize>,
     /// Open chunk, out-of-order and newest sample in `Captured::bytes`.
     tail: std::ops::Range<usize>,
-}
-
-/// The PAGE and SERIES sections of a snapshot, completed chunks re-encoded.
-struct Packed {
-    pages: Vec<super::chunk_files::ExportedPage>,
-    series: Vec<Vec<u8>>,
-    total_series: u64,
 }
 
 /// Writes a snapshot of `head` into `dir`, reads it back (every CRC checked) and removes older
@@ -727,14 +737,11 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
         tracing::info!("head snapshot skipped: native histograms are not covered");
         return Ok(None);
     };
-    let packed = pack(&c)?;
     let mut meta = c.meta.clone();
-    meta.pages = packed.pages.len() as u64;
-    meta.series = packed.total_series;
-    drop(c);
+    meta.series = c.series.len() as u64;
     let path = dir.join(snapshot_name(meta.segment));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.segment)));
-    let res = write_file(&tmp, &meta, &packed).and_then(|()| {
+    let res = write_file(&tmp, &mut meta, &c).and_then(|()| {
         std::fs::rename(&tmp, &path)
             .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
         crate::fs::fsync_dir(dir)
@@ -808,9 +815,7 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
         if !s.logged.load(Ordering::Acquire) && d.is_empty() {
             continue;
         }
-        let (b0, c0) = (bytes.len(), closed.len());
-        put_series_head(&mut bytes, s.id, s.labels.iter());
-        let b1 = bytes.len();
+        let (b1, c0) = (bytes.len(), closed.len());
         closed.extend_from_slice(&d.closed);
         put_series_tail(
             &mut bytes,
@@ -818,8 +823,9 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
             &d.ooo,
             d.last,
         );
+        drop(d);
         series.push(CapturedSeries {
-            head: b0..b1,
+            series: s,
             closed: c0..closed.len(),
             tail: b1..bytes.len(),
         });
@@ -842,12 +848,33 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
     })
 }
 
+/// Writes one PAGE section (header and payload framed by hand: the compressed bytes are not
+/// copied).
+fn write_page(
+    w: &mut impl Write,
+    seq: u32,
+    max_t: Timestamp,
+    current: bool,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let prefix = page_prefix(seq, max_t, current);
+    let bytes = zstd_frame(bytes)?;
+    let len = u32::try_from(prefix.len() + bytes.len())
+        .map_err(|_| std::io::Error::other("page over 4 GiB"))?;
+    let head = section_head(KIND_PAGE, len);
+    w.write_all(&head)?;
+    w.write_all(&prefix)?;
+    w.write_all(&bytes)?;
+    w.write_all(&crc32_parts(&[&head, &prefix, &bytes]).to_le_bytes())
+}
+
 /// Re-encodes every completed chunk a series refers to with whichever of packed and XOR is
 /// smaller, into new pages in the order of the old refs (so pages keep filling in time order,
 /// and truncation frees them as it does the head's), and encodes the series entries with the
-/// new refs. Chunks no series refers to are left out.
-fn pack(c: &Captured) -> Result<Packed> {
-    use super::chunk_files::{ExportedPage, PACKED_REF, chunk_at, encoding};
+/// new refs. Chunks no series refers to are left out. Each PAGE and SERIES section is written
+/// to `w` as soon as it is complete (at most one of each in memory). Returns the page count.
+fn pack(c: &Captured, w: &mut impl Write, tmp: &Path) -> Result<u64> {
+    use super::chunk_files::{PACKED_REF, chunk_at, encoding};
     use crate::chunk::{Encoding, XorIterator, packed};
     use crate::interface::SampleIterator;
     // (old ref, max_t), sorted by old ref; then the new ref of each, same index.
@@ -855,16 +882,17 @@ fn pack(c: &Captured) -> Result<Packed> {
     refs.sort_unstable();
     refs.dedup_by_key(|x| x.0);
     let mut new_refs = Vec::with_capacity(refs.len());
-    let mut pages = Vec::new();
+    let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
+    let mut pages: u32 = 0;
     let (mut page, mut page_max_t) = (Vec::with_capacity(c.page_size), Timestamp::MIN);
     let (mut samples, mut out) = (Vec::new(), Vec::new());
-    let finish = |page: &mut Vec<u8>, max_t: Timestamp, pages: &mut Vec<ExportedPage>| {
-        pages.push(ExportedPage {
-            seq: pages.len() as u32 + 1,
-            max_t,
-            bytes: Arc::from(std::mem::take(page)),
-            current: false,
-        });
+    let finish = |page: &mut Vec<u8>, max_t: Timestamp, pages: &mut u32, w: &mut _| {
+        *pages = pages
+            .checked_add(1)
+            .ok_or_else(|| io(std::io::Error::other("more than 2^32 pages")))?;
+        write_page(w, *pages, max_t, false, page).map_err(io)?;
+        page.clear();
+        Ok::<_, Error>(())
     };
     for &(r, max_t) in &refs {
         let seq = (r >> 32) as u32;
@@ -904,11 +932,10 @@ fn pack(c: &Captured) -> Result<Packed> {
             }
         };
         if !page.is_empty() && page.len() + out.len() + 10 > c.page_size {
-            finish(&mut page, page_max_t, &mut pages);
-            page = Vec::with_capacity(c.page_size.max(out.len() + 10));
+            finish(&mut page, page_max_t, &mut pages, w)?;
             page_max_t = Timestamp::MIN;
         }
-        let seq = pages.len() as u64 + 1;
+        let seq = u64::from(pages) + 1;
         let mut nr = seq << 32 | page.len() as u64;
         if enc == Encoding::Packed {
             nr |= PACKED_REF;
@@ -919,8 +946,9 @@ fn pack(c: &Captured) -> Result<Packed> {
         page_max_t = page_max_t.max(max_t);
     }
     if !page.is_empty() {
-        finish(&mut page, page_max_t, &mut pages);
+        finish(&mut page, page_max_t, &mut pages, w)?;
     }
+    drop(page);
     let map = |r: u64| {
         refs.binary_search_by_key(&r, |x| x.0)
             .ok()
@@ -930,7 +958,7 @@ fn pack(c: &Captured) -> Result<Packed> {
     let mut sections = SeriesSections::default();
     for s in &c.series {
         let part = |r: &std::ops::Range<usize>| c.bytes.get(r.clone()).unwrap_or_default();
-        sections.body.extend_from_slice(part(&s.head));
+        put_series_head(&mut sections.body, s.series.id, s.series.labels.iter());
         put_closed(
             &mut sections.body,
             c.closed.get(s.closed.clone()).unwrap_or_default(),
@@ -938,44 +966,47 @@ fn pack(c: &Captured) -> Result<Packed> {
         );
         sections.body.extend_from_slice(part(&s.tail));
         sections.added();
+        for p in sections.done.drain(..) {
+            write_section(w, KIND_SERIES, &zstd_frame(&p).map_err(io)?).map_err(io)?;
+        }
     }
-    let (series, total_series) = sections.finish();
-    Ok(Packed {
-        pages,
-        series,
-        total_series,
-    })
+    for p in sections.finish().0 {
+        write_section(w, KIND_SERIES, &zstd_frame(&p).map_err(io)?).map_err(io)?;
+    }
+    Ok(u64::from(pages))
 }
 
-fn write_file(tmp: &Path, meta: &Meta, c: &Packed) -> Result<()> {
+/// Writes the snapshot of `c` to `tmp`, streaming its sections ([`pack`]), then rewrites META
+/// in place with the page count (set in `meta`) and fsyncs.
+fn write_file(tmp: &Path, meta: &mut Meta, c: &Captured) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
     let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
     let f = std::fs::File::create(tmp).map_err(|e| Error::io(ctx("create"), e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    let write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
-        w.write_all(&MAGIC)?;
-        w.write_all(&[VERSION])?;
-        write_section(w, KIND_META, &meta_payload(meta))?;
-        for p in &c.pages {
-            // Header and payload framed by hand: the compressed bytes are not copied.
-            let prefix = page_prefix(p.seq, p.max_t, p.current);
-            let bytes = zstd_frame(&p.bytes)?;
-            let len = u32::try_from(prefix.len() + bytes.len())
-                .map_err(|_| std::io::Error::other("page over 4 GiB"))?;
-            let head = section_head(KIND_PAGE, len);
-            w.write_all(&head)?;
-            w.write_all(&prefix)?;
-            w.write_all(&bytes)?;
-            w.write_all(&crc32_parts(&[&head, &prefix, &bytes]).to_le_bytes())?;
-        }
-        for s in &c.series {
-            write_section(w, KIND_SERIES, &zstd_frame(s)?)?;
-        }
-        write_section(w, KIND_END, &[])
-    };
-    write(&mut w).map_err(|e| Error::io(ctx("write"), e))?;
-    let f = w
+    let mut header = MAGIC.to_vec();
+    header.push(VERSION);
+    meta.pages = 0;
+    let placeholder = meta_payload(meta);
+    (|| {
+        w.write_all(&header)?;
+        write_section(&mut w, KIND_META, &placeholder)
+    })()
+    .map_err(|e| Error::io(ctx("write"), e))?;
+    meta.pages = pack(c, &mut w, tmp)?;
+    write_section(&mut w, KIND_END, &[]).map_err(|e| Error::io(ctx("write"), e))?;
+    let mut f = w
         .into_inner()
         .map_err(|e| Error::io(ctx("write"), e.into_error()))?;
+    let payload = meta_payload(meta);
+    if payload.len() != placeholder.len() {
+        return Err(Error::io(
+            ctx("write"),
+            std::io::Error::other("BUG: META changed length"),
+        ));
+    }
+    f.seek(SeekFrom::Start(HEADER_LEN as u64))
+        .and_then(|_| write_section(&mut f, KIND_META, &payload))
+        .map_err(|e| Error::io(ctx("write"), e))?;
     f.sync_all().map_err(|e| Error::io(ctx("fsync"), e))
 }
 

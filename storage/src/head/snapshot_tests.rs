@@ -132,8 +132,9 @@ fn a_loaded_snapshot_restores_series_chunks_and_refs() {
         .iter()
         .map(|p| PageImage {
             seq: p.seq,
-            max_t: p.max_t,
-            current: p.current,
+            // The page being filled, holding the one chunk (0..=9).
+            max_t: 9,
+            current: true,
             bytes: p.bytes.to_vec(),
         })
         .collect();
@@ -322,9 +323,14 @@ proptest! {
         for (i, chunks) in series.iter().enumerate() {
             let name = format!("s{i}");
             let labels = [("__name__", name.as_str())];
-            let (b0, c0) = (c.bytes.len(), c.closed.len());
-            put_series_head(&mut c.bytes, i as u64 + 1, labels.iter().copied());
-            let b1 = c.bytes.len();
+            let (b1, c0) = (c.bytes.len(), c.closed.len());
+            let live = Arc::new(Series {
+                id: i as u64 + 1,
+                labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&labels)),
+                logged: true.into(),
+                removed: false.into(),
+                data: Default::default(),
+            });
             let mut per = Vec::new();
             for samples in chunks {
                 let mut x = XorChunk::new();
@@ -338,20 +344,22 @@ proptest! {
                 per.push(samples.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>());
             }
             put_series_tail(&mut c.bytes, None, &[], None);
-            c.series.push(CapturedSeries { head: b0..b1, closed: c0..c.closed.len(), tail: b1..c.bytes.len() });
+            c.series.push(CapturedSeries { series: live, closed: c0..c.closed.len(), tail: b1..c.bytes.len() });
             want.push(per);
         }
         c.pages = files.export_pages();
-        let p = pack(&c).unwrap();
-        let packed_bytes: usize = p.pages.iter().map(|p| p.bytes.len()).sum();
-        // Each chunk is kept in the smaller encoding (plus its 1-2 byte length).
-        prop_assert!(packed_bytes <= xor_bytes + 2 * c.closed.len(), "{packed_bytes} vs {xor_bytes}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(snapshot_name(3));
         let mut meta = c.meta.clone();
-        meta.pages = p.pages.len() as u64;
-        meta.series = p.total_series;
-        write_file(&path, &meta, &p).unwrap();
+        meta.series = c.series.len() as u64;
+        write_file(&path, &mut meta, &c).unwrap();
+        // META was rewritten in place with the page count the file holds.
+        let img = Image::decode(&std::fs::read(&path).unwrap()).unwrap();
+        prop_assert_eq!(img.meta.pages, img.pages.len() as u64);
+        prop_assert_eq!(meta.pages, img.pages.len() as u64);
+        let packed_bytes: usize = img.pages.iter().map(|p| p.bytes.len()).sum();
+        // Each chunk is kept in the smaller encoding (plus its 1-2 byte length).
+        prop_assert!(packed_bytes <= xor_bytes + 2 * c.closed.len(), "{packed_bytes} vs {xor_bytes}");
         let opts = HeadOptions { block_range: 1 << 40, ooo_window: 0 };
         let head = Head::new(opts, None, HeadChunkFiles::in_memory(), i64::MIN);
         let loaded = load(&head, &path, None).unwrap();
