@@ -269,6 +269,12 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "Also write a snapshot of the head this often (0s: only by WAL size). Head snapshots are on by default: one is written at shutdown and whenever 4 MiB of WAL (or a quarter of the last snapshot's size, if more) were written since the last, and it replaces the WAL segments it covers, so a restart after a crash loads it and replays at most that much WAL.",
     ),
     (
+        "storage.tsdb.head-snapshot-wal-size",
+        Kind::Value,
+        "4MB",
+        "Write a head snapshot once this much WAL (or a quarter of the last snapshot's size, if more) was written since the last one (0B: not by size; with --storage.tsdb.head-snapshot-interval=0s too, no head snapshots at all and the WAL is kept and replayed in full).",
+    ),
+    (
         "storage.tsdb.max-block-duration",
         Kind::Value,
         "",
@@ -362,6 +368,8 @@ pub struct Flags {
     pub min_block_duration: Duration,
     /// `--storage.tsdb.head-snapshot-interval` (None: no head snapshots).
     pub head_snapshot_interval: Option<Duration>,
+    /// `--storage.tsdb.head-snapshot-wal-size` in bytes (None: no snapshots by WAL size).
+    pub head_snapshot_wal_bytes: Option<u64>,
     /// `--storage.remote.max-backlog` in bytes (None = no limit).
     pub remote_max_backlog: Option<u64>,
     /// `--web.listen-address`.
@@ -536,6 +544,17 @@ impl Flags {
                 )));
             }
         };
+        let head_snapshot_wal_bytes = match parse_bytes(get("storage.tsdb.head-snapshot-wal-size"))
+        {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => {
+                return Err(UsageError(format!(
+                    "--storage.tsdb.head-snapshot-wal-size: invalid size {:?}",
+                    get("storage.tsdb.head-snapshot-wal-size")
+                )));
+            }
+        };
         let max_samples = get("query.max-samples").parse::<usize>().map_err(|_| {
             UsageError(format!(
                 "--query.max-samples: invalid number {:?}",
@@ -628,6 +647,7 @@ impl Flags {
                 })?,
             head_snapshot_interval: dur("storage.tsdb.head-snapshot-interval")?
                 .filter(|d| !d.is_zero()),
+            head_snapshot_wal_bytes,
             remote_max_backlog,
             listen,
             lookback_delta: dur("query.lookback-delta")?.unwrap_or(Duration::from_secs(300)),
@@ -732,6 +752,28 @@ mod tests {
         assert_eq!(f.remote_read.max_bytes_in_frame, 4096);
         assert!(run(&["--agent", "--storage.agent.wal-segment-size=1KB"]).is_err());
         assert!(run(&["--storage.remote.read-sample-limit=x"]).is_err());
+    }
+
+    #[test]
+    fn head_snapshot_flags() {
+        let f = run(&[]).unwrap();
+        assert_eq!(f.head_snapshot_wal_bytes, Some(4 << 20));
+        assert_eq!(f.head_snapshot_interval, None);
+        let f = run(&[
+            "--storage.tsdb.head-snapshot-wal-size=0B",
+            "--storage.tsdb.head-snapshot-interval=10m",
+        ])
+        .unwrap();
+        assert_eq!(f.head_snapshot_wal_bytes, None);
+        assert_eq!(f.head_snapshot_interval, Some(Duration::from_secs(600)));
+        let f = run(&["--storage.tsdb.head-snapshot-wal-size=16MB"]).unwrap();
+        assert_eq!(f.head_snapshot_wal_bytes, Some(16 << 20));
+        let e = run(&["--storage.tsdb.head-snapshot-wal-size=lots"]).unwrap_err();
+        assert!(
+            e.0.contains("head-snapshot-wal-size: invalid size"),
+            "{}",
+            e.0
+        );
     }
 
     fn run(args: &[&str]) -> Result<Flags, UsageError> {

@@ -106,6 +106,7 @@ fn db_options(flags: &Flags, cfg: &Config) -> Options {
         head_snapshot_interval_ms: flags
             .head_snapshot_interval
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        head_snapshot_wal_bytes: flags.head_snapshot_wal_bytes,
         ..Options::default()
     }
 }
