@@ -770,15 +770,20 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
     Ok(Some(meta.segment))
 }
 
-/// Reads the snapshot at `path` through, checking every section's CRC, order and counts.
-fn verify(path: &Path) -> Result<()> {
+/// Opens the snapshot at `path` for reading through its sections.
+fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     let len = f
         .metadata()
         .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
         .len();
-    let mut r = Reader::new(BufReader::with_capacity(1 << 20, f), path, len)?;
+    Reader::new(BufReader::with_capacity(1 << 20, f), path, len)
+}
+
+/// Reads the snapshot at `path` through, checking every section's CRC, order and counts.
+fn verify(path: &Path) -> Result<()> {
+    let mut r = open_reader(path)?;
     visit(&mut r, &mut |_| Ok(())).map(drop)
 }
 
@@ -1022,13 +1027,7 @@ pub(crate) struct Loaded {
 /// samples older than it (already in blocks) are left out, as WAL replay skips them. On an
 /// error the head is partly filled: the caller discards it.
 pub(crate) fn load(head: &Head, path: &Path, drop_before: Option<Timestamp>) -> Result<Loaded> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
-        .len();
-    let mut r = Reader::new(BufReader::with_capacity(1 << 20, f), path, len)?;
+    let mut r = open_reader(path)?;
     let mut series = Vec::new();
     let meta = visit(&mut r, &mut |s| {
         match s {
