@@ -266,13 +266,13 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "storage.tsdb.head-snapshot-interval",
         Kind::Value,
         "0s",
-        "Also write a snapshot of the head this often (0s: only by WAL size). Head snapshots are on by default: one is written at shutdown and whenever 4 MiB of WAL (or a quarter of the last snapshot's size, if more) were written since the last, and it replaces the WAL segments it covers, so a restart after a crash loads it and replays at most that much WAL.",
+        "Write a snapshot of the head this often (0s: not by time; see also --storage.tsdb.head-snapshot-wal-size), and one at shutdown. Each replaces the WAL segments it covers, so a restart, also after a crash, loads it and replays only the WAL written since. Off by default.",
     ),
     (
         "storage.tsdb.head-snapshot-wal-size",
         Kind::Value,
-        "4MB",
-        "Write a head snapshot once this much WAL (or a quarter of the last snapshot's size, if more) was written since the last one (0B: not by size; with --storage.tsdb.head-snapshot-interval=0s too, no head snapshots at all and the WAL is kept and replayed in full).",
+        "0B",
+        "Write a head snapshot once this much WAL (or a quarter of the last snapshot's size, if more) was written since the last one; 4MB bounds the replay after a crash to about 0.1 s on two cores, at the cost of the snapshot's transient memory. With either this or --storage.tsdb.head-snapshot-interval set, a snapshot is also written at shutdown and each snapshot replaces the WAL segments it covers. 0B (the default): not by size; with the interval at 0s too, no head snapshots and the WAL is kept and replayed in full.",
     ),
     (
         "storage.tsdb.max-block-duration",
@@ -757,7 +757,7 @@ mod tests {
     #[test]
     fn head_snapshot_flags() {
         let f = run(&[]).unwrap();
-        assert_eq!(f.head_snapshot_wal_bytes, Some(4 << 20));
+        assert_eq!(f.head_snapshot_wal_bytes, None);
         assert_eq!(f.head_snapshot_interval, None);
         let f = run(&[
             "--storage.tsdb.head-snapshot-wal-size=0B",

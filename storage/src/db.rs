@@ -78,8 +78,8 @@ pub struct Options {
     /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
-    /// one, or a quarter of the last snapshot file's size if that is more (None = not by size;
-    /// default [`DEFAULT_HEAD_SNAPSHOT_WAL_BYTES`]). Each snapshot rewrites the whole head, so
+    /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
+    /// not by size; [`DEFAULT_HEAD_SNAPSHOT_WAL_BYTES`] is the bound the flag suggests). Each snapshot rewrites the whole head, so
     /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
     /// (`snapshot_due_by_size`). With either
     /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
@@ -88,8 +88,10 @@ pub struct Options {
     pub head_snapshot_wal_bytes: Option<u64>,
 }
 
-/// Default of [`Options::head_snapshot_wal_bytes`]: bounds the WAL replayed after a crash
-/// (about 0.1 s of replay on two cores; `benches/README.md`, section "startup").
+/// The suggested [`Options::head_snapshot_wal_bytes`]: bounds the WAL replayed after a crash
+/// (about 0.1 s of replay on two cores; `benches/README.md`, section "startup"). Not the
+/// default: a snapshot's transient memory raised the scrape-bench peak RSS from 339 to 551 MiB
+/// (`benches/README.md`, "Final figures of session 9").
 pub const DEFAULT_HEAD_SNAPSHOT_WAL_BYTES: u64 = 4 << 20;
 
 /// Whether the size trigger of head snapshots is due: `wal_since` bytes of WAL were written
@@ -119,7 +121,7 @@ impl Default for Options {
             min_cut_age_ms: 0,
             write_blocks: true,
             head_snapshot_interval_ms: None,
-            head_snapshot_wal_bytes: Some(DEFAULT_HEAD_SNAPSHOT_WAL_BYTES),
+            head_snapshot_wal_bytes: None,
         }
     }
 }

@@ -90,9 +90,35 @@ fn wal_segment_bytes(dir: &std::path::Path) -> u64 {
 }
 
 #[test]
-fn by_default_the_snapshot_at_a_stop_replaces_the_wal() {
+fn by_default_no_snapshot_is_written_and_the_wal_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--web.enable-remote-write-receiver"];
+    let base = now_ms() - 60_000;
+    let mut a = Argus::start(dir.path(), &args);
+    write_batches(&a, base, 0, 150);
+    let before = wal_segment_bytes(dir.path());
+    assert!(before > 1000, "the WAL holds the batches: {before} B");
+    a.signal("TERM");
+    assert!(a.wait(Duration::from_secs(30)).success());
+    assert!(
+        snapshots(dir.path()).is_empty(),
+        "a snapshot with snapshots off"
+    );
+    assert!(
+        wal_segment_bytes(dir.path()) >= before,
+        "WAL segments deleted"
+    );
+    let b = Argus::start(dir.path(), &args);
+    assert_eq!(complete_batches(&b, base), 150);
+}
+
+#[test]
+fn with_a_size_bound_the_snapshot_at_a_stop_replaces_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--web.enable-remote-write-receiver",
+        "--storage.tsdb.head-snapshot-wal-size=4MB",
+    ];
     let base = now_ms() - 60_000;
     let mut a = Argus::start(dir.path(), &args);
     write_batches(&a, base, 0, 150);
