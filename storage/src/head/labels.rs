@@ -130,23 +130,6 @@ pub(crate) fn sort_by_labels<T>(items: Vec<T>, labels: impl Fn(&T) -> &SeriesLab
                 (key, i)
             })
             .collect();
-        // Pairs that lead every set (the metric name of a selector, often its job) cannot
-        // decide a comparison: drop them from every key once, not at each comparison.
-        if let Some((first, _)) = keyed.first() {
-            let first = *first;
-            let common = keyed.iter().fold(first.len(), |n, (k, _)| {
-                n.min(
-                    first
-                        .iter()
-                        .zip(k.iter())
-                        .take_while(|(a, b)| a == b)
-                        .count(),
-                )
-            });
-            for (k, _) in &mut keyed {
-                *k = k.get(common..).unwrap_or_else(|| bug());
-            }
-        }
         keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
         keyed.into_iter().map(|(_, i)| i).collect::<Vec<_>>()
     };
@@ -322,29 +305,9 @@ mod tests {
         }
 
         /// Sorting by decoded-once keys gives the order of `Labels` (ties keep no particular
-        /// order, so equal sets are compared as sets), also when every set shares leading pairs
-        /// (`shared`, which the sort drops from its keys) and when one set is only those pairs.
+        /// order, so equal sets are compared as sets).
         #[test]
-        fn sort_by_labels_orders_like_labels(
-            sets in prop::collection::vec(arb_labels(), 0..40),
-            shared in prop::sample::select(vec![0usize, 1, 2]),
-        ) {
-            let lead = [("__name__", "up"), ("a", "x")];
-            let sets: Vec<Labels> = sets
-                .into_iter()
-                .map(|l| {
-                    let mut v: Vec<(String, String)> = lead[..shared]
-                        .iter()
-                        .map(|(n, v)| (n.to_string(), v.to_string()))
-                        .collect();
-                    v.extend(
-                        l.iter()
-                            .filter(|p| !lead.iter().any(|(n, _)| *n == p.name))
-                            .map(|p| ("b".to_string() + &p.name, p.value.clone())),
-                    );
-                    Labels::from_pairs(&v)
-                })
-                .collect();
+        fn sort_by_labels_orders_like_labels(sets in prop::collection::vec(arb_labels(), 0..40)) {
             let packed: Vec<(SeriesLabels, usize)> = sets
                 .iter()
                 .enumerate()
