@@ -107,39 +107,6 @@ fn put_len(s: &mut String, mut x: usize) {
     }
 }
 
-/// Orders `items` by their label sets (the order of [`Labels`]).
-///
-/// Comparing two packed sets decodes both, and a sort compares each set about log2(n) times;
-/// here each set is decoded once into one shared list of pairs and the sort compares slices of
-/// it. Costs 32 bytes per pair of `items` while it runs.
-pub(crate) fn sort_by_labels<T>(items: Vec<T>, labels: impl Fn(&T) -> &SeriesLabels) -> Vec<T> {
-    let order = {
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
-        let mut ends = Vec::with_capacity(items.len());
-        for item in &items {
-            pairs.extend(labels(item).iter());
-            ends.push(pairs.len());
-        }
-        let mut start = 0;
-        let mut keyed: Vec<(&[(&str, &str)], usize)> = ends
-            .iter()
-            .enumerate()
-            .map(|(i, &end)| {
-                let key = pairs.get(start..end).unwrap_or_else(|| bug());
-                start = end;
-                (key, i)
-            })
-            .collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        keyed.into_iter().map(|(_, i)| i).collect::<Vec<_>>()
-    };
-    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-        .collect()
-}
-
 /// Iterator over the pairs of a [`SeriesLabels`].
 #[derive(Clone)]
 pub(crate) struct Pairs<'a> {
@@ -148,15 +115,7 @@ pub(crate) struct Pairs<'a> {
 
 impl<'a> Pairs<'a> {
     /// Reads a length from the front of `rest`.
-    #[inline]
     fn len(&mut self) -> usize {
-        // Nearly every length fits one byte.
-        if let Some(&b) = self.rest.as_bytes().first()
-            && b & MORE == 0
-        {
-            self.rest = self.rest.get(1..).unwrap_or_else(|| bug());
-            return usize::from(b);
-        }
         let mut x = 0usize;
         let mut shift = 0;
         for (i, b) in self.rest.bytes().enumerate() {
@@ -171,14 +130,13 @@ impl<'a> Pairs<'a> {
     }
 
     /// Takes `n` bytes from the front of `rest`.
-    #[inline]
     fn take(&mut self, n: usize) -> &'a str {
-        match self.rest.split_at_checked(n) {
-            Some((a, b)) => {
+        match (self.rest.get(..n), self.rest.get(n..)) {
+            (Some(a), Some(b)) => {
                 self.rest = b;
                 a
             }
-            None => bug(),
+            _ => bug(),
         }
     }
 }
@@ -302,24 +260,6 @@ mod tests {
             prop_assert_eq!(pa.eq_labels(&b), a == b);
             prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
             prop_assert_eq!(pa.stable_hash(), a.stable_hash());
-        }
-
-        /// Sorting by decoded-once keys gives the order of `Labels` (ties keep no particular
-        /// order, so equal sets are compared as sets).
-        #[test]
-        fn sort_by_labels_orders_like_labels(sets in prop::collection::vec(arb_labels(), 0..40)) {
-            let packed: Vec<(SeriesLabels, usize)> = sets
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (SeriesLabels::new(l), i))
-                .collect();
-            let got: Vec<&Labels> = sort_by_labels(packed, |p| &p.0)
-                .into_iter()
-                .map(|(_, i)| &sets[i])
-                .collect();
-            let mut want: Vec<&Labels> = sets.iter().collect();
-            want.sort();
-            prop_assert_eq!(got, want);
         }
     }
 }

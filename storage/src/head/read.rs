@@ -1,7 +1,6 @@
 //! A time range of the head as a [`BlockReader`], for the querier and for cutting blocks.
 
 use super::Head;
-use super::labels::sort_by_labels;
 use super::series::Series;
 use crate::block::{BlockReader, SeriesChunks, overlaps};
 use crate::chunk::{Encoding, XorChunk};
@@ -100,11 +99,11 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
     }
 
     fn sorted_ids(&self, ids: &RoaringBitmap) -> Result<Vec<u32>> {
-        let series: Vec<_> = ids
+        let mut series: Vec<_> = ids
             .iter()
             .filter_map(|id| self.head.series.get(u64::from(id)))
             .collect();
-        let series = sort_by_labels(series, |s| &s.labels);
+        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         let ids = series.iter().map(|s| s.id as u32).collect();
         *self.sorted.lock() = (series, 0);
         Ok(ids)
