@@ -79,7 +79,10 @@ pub struct Options {
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
-    /// not by size; [`DEFAULT_HEAD_SNAPSHOT_WAL_BYTES`] is the bound the flag suggests). Each snapshot rewrites the whole head, so
+    /// not by size). 4 MiB bounds the replay after a crash to about 0.1 s on two cores
+    /// (`benches/README.md`, "startup"); it is not the default because writing a snapshot
+    /// holds a copy of every series' open chunk and series record for a while: with 4 MiB the
+    /// 400,000-series scrape-bench peak RSS rose from 339 to 551 MiB (session 9). Each snapshot rewrites the whole head, so
     /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
     /// (`snapshot_due_by_size`). With either
     /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
@@ -87,12 +90,6 @@ pub struct Options {
     /// the snapshot replaces the WAL rather than adding to it.
     pub head_snapshot_wal_bytes: Option<u64>,
 }
-
-/// The suggested [`Options::head_snapshot_wal_bytes`]: bounds the WAL replayed after a crash
-/// (about 0.1 s of replay on two cores; `benches/README.md`, section "startup"). Not the
-/// default: a snapshot's transient memory raised the scrape-bench peak RSS from 339 to 551 MiB
-/// (`benches/README.md`, "Final figures of session 9").
-pub const DEFAULT_HEAD_SNAPSHOT_WAL_BYTES: u64 = 4 << 20;
 
 /// Whether the size trigger of head snapshots is due: `wal_since` bytes of WAL were written
 /// since the last snapshot, whose file has `last_snapshot` bytes (0: none), and the bound is
