@@ -89,17 +89,24 @@ fn wal_segment_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Starts Argus on `dir`, writes 150 batches, stops it with SIGTERM; returns the batches'
+/// base time and the WAL segments' bytes before the stop.
+fn write_and_stop(dir: &std::path::Path, args: &[&str]) -> (i64, u64) {
+    let base = now_ms() - 60_000;
+    let mut a = Argus::start(dir, args);
+    write_batches(&a, base, 0, 150);
+    let before = wal_segment_bytes(dir);
+    assert!(before > 1000, "the WAL holds the batches: {before} B");
+    a.signal("TERM");
+    assert!(a.wait(Duration::from_secs(30)).success());
+    (base, before)
+}
+
 #[test]
 fn by_default_no_snapshot_is_written_and_the_wal_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--web.enable-remote-write-receiver"];
-    let base = now_ms() - 60_000;
-    let mut a = Argus::start(dir.path(), &args);
-    write_batches(&a, base, 0, 150);
-    let before = wal_segment_bytes(dir.path());
-    assert!(before > 1000, "the WAL holds the batches: {before} B");
-    a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(30)).success());
+    let (base, before) = write_and_stop(dir.path(), &args);
     assert!(
         snapshots(dir.path()).is_empty(),
         "a snapshot with snapshots off"
@@ -119,13 +126,7 @@ fn with_a_size_bound_the_snapshot_at_a_stop_replaces_the_wal() {
         "--web.enable-remote-write-receiver",
         "--storage.tsdb.head-snapshot-wal-size=4MB",
     ];
-    let base = now_ms() - 60_000;
-    let mut a = Argus::start(dir.path(), &args);
-    write_batches(&a, base, 0, 150);
-    let before = wal_segment_bytes(dir.path());
-    assert!(before > 1000, "the WAL holds the batches: {before} B");
-    a.signal("TERM");
-    assert!(a.wait(Duration::from_secs(30)).success());
+    let (base, _) = write_and_stop(dir.path(), &args);
     assert_eq!(
         snapshots(dir.path()).len(),
         1,
