@@ -1,6 +1,7 @@
 //! Integration tests for the argus binary, one module per theme.
 
 mod agent;
+mod allocator;
 mod federate;
 mod federate_from_prometheus;
 mod hardening;
