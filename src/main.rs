@@ -22,9 +22,9 @@ fn disable_transparent_huge_pages() {
 }
 
 /// mimalloc options Argus runs with unless the environment sets them. `purge_delay` 0: memory
-/// a thread's heap frees is returned to the OS at once instead of a second later; under
-/// remote-write ingest the delayed purge kept ~15 MiB of freed pages resident at the peak
-/// (benches/README.md "rss"), for no CPU cost the harness could measure.
+/// a thread's heap frees is returned to the OS at once instead of a second later. With the
+/// delay, the buffers freed by the harness's remote-write ingest and queries kept 15–20 MiB
+/// resident at the peak (benches/README.md "rss"), for no CPU cost the harness could measure.
 #[cfg(all(target_os = "linux", not(feature = "system-alloc")))]
 const ALLOCATOR_ENV: &[(&str, &str)] = &[("MIMALLOC_PURGE_DELAY", "0")];
 
