@@ -115,7 +115,15 @@ pub(crate) struct Pairs<'a> {
 
 impl<'a> Pairs<'a> {
     /// Reads a length from the front of `rest`.
+    #[inline]
     fn len(&mut self) -> usize {
+        // One byte for all but names and values of 64 bytes and more.
+        if let Some(&b) = self.rest.as_bytes().first()
+            && b & MORE == 0
+        {
+            self.rest = self.rest.get(1..).unwrap_or_else(|| bug());
+            return usize::from(b);
+        }
         let mut x = 0usize;
         let mut shift = 0;
         for (i, b) in self.rest.bytes().enumerate() {
