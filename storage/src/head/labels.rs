@@ -115,7 +115,15 @@ pub(crate) struct Pairs<'a> {
 
 impl<'a> Pairs<'a> {
     /// Reads a length from the front of `rest`.
+    #[inline]
     fn len(&mut self) -> usize {
+        // One byte for all but names and values of 64 bytes and more.
+        if let Some(&b) = self.rest.as_bytes().first()
+            && b & MORE == 0
+        {
+            self.rest = self.rest.get(1..).unwrap_or_else(|| bug());
+            return usize::from(b);
+        }
         let mut x = 0usize;
         let mut shift = 0;
         for (i, b) in self.rest.bytes().enumerate() {
@@ -163,10 +171,157 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
+impl SeriesLabels {
+    /// The packed bytes.
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// The pairs from byte `at`, which must be a pair boundary.
+    fn pairs_from(&self, at: usize) -> Pairs<'_> {
+        Pairs {
+            rest: self.0.get(at..).unwrap_or_else(|| bug()),
+        }
+    }
+
+    /// The start of the pair that holds byte `at` (the length when `at` is at or past the end).
+    fn pair_start(&self, at: usize) -> usize {
+        let mut pairs = self.iter();
+        let mut start = 0;
+        while pairs.next().is_some() {
+            let end = self.0.len() - pairs.rest.len();
+            if end > at {
+                return start;
+            }
+            start = end;
+        }
+        start
+    }
+
+    /// Eight bytes of the sort encoding of the pairs from pair boundary `at`, `skip` bytes in,
+    /// as a number that compares as the bytes do (missing bytes are zero). The sort encoding
+    /// writes each name and value with every byte plus one, then a zero: UTF-8 has no byte
+    /// 0xFF, so it keeps the order of [`Labels`] (a shorter name or value, and a shorter set,
+    /// sort first) byte for byte.
+    fn sort_window(&self, at: usize, mut skip: usize) -> u64 {
+        let mut key = 0u64;
+        let mut n = 0u32;
+        'pairs: for (name, value) in self.pairs_from(at) {
+            for part in [name.as_bytes(), value.as_bytes()] {
+                if skip > part.len() {
+                    skip -= part.len() + 1;
+                    continue;
+                }
+                let mapped = part.get(skip..).unwrap_or_default().iter().map(|b| b + 1);
+                skip = 0;
+                for b in mapped.chain(std::iter::once(0)) {
+                    key = key << 8 | u64::from(b);
+                    n += 1;
+                    if n == 8 {
+                        break 'pairs;
+                    }
+                }
+            }
+        }
+        if n == 0 { 0 } else { key << (8 * (8 - n)) }
+    }
+}
+
+/// The length of the common prefix of `a` and `b`, eight bytes at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut n = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or_default());
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            return n + (diff.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    let (a, b) = (
+        a.get(n..).unwrap_or_default(),
+        b.get(n..).unwrap_or_default(),
+    );
+    n + a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The length of the common prefix of the sort encodings of two pairs (none when a set ends).
+fn pair_common_prefix(a: Option<(&str, &str)>, b: Option<(&str, &str)>) -> usize {
+    match (a, b) {
+        (Some((an, av)), Some((bn, bv))) if an == bn => {
+            an.len() + 1 + common_prefix(av.as_bytes(), bv.as_bytes())
+        }
+        (Some((an, _)), Some((bn, _))) => common_prefix(an.as_bytes(), bn.as_bytes()),
+        _ => 0,
+    }
+}
+
 /// The order of [`Labels`]: pair by pair, name then value, a prefix first.
+///
+/// Equal leading bytes are equal leading pairs (the packing is one-to-one and self-delimiting),
+/// so the comparison skips them as whole words and decodes only the pair where the two differ.
 impl Ord for SeriesLabels {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.iter().cmp(other.iter())
+        let at = common_prefix(self.bytes(), other.bytes());
+        if at == self.0.len() && at == other.0.len() {
+            return Ordering::Equal;
+        }
+        let start = self.pair_start(at);
+        self.pairs_from(start).cmp(other.pairs_from(start))
+    }
+}
+
+/// Groups this small (or this deep in [`sort_by_labels`]) are sorted by comparisons.
+const SORT_SMALL: usize = 16;
+/// Levels of eight key bytes [`sort_by_labels`] goes down before it sorts by comparisons.
+const SORT_DEPTH: u32 = 24;
+
+/// Sorts `items` by the labels `get` returns, in the order of [`Labels`]; the `u64` of each item
+/// is scratch space for its sort key. Allocates nothing.
+///
+/// Comparing label sets is the cost of sorting thousands of series that share their leading
+/// pairs (every series of a metric shares `__name__`, most share the next name). This sorts by
+/// eight-byte keys instead, taken where the sets first differ: the common prefix is found by
+/// comparing packed bytes, the keys are read from the sort encoding ([`SeriesLabels::sort_window`])
+/// from there, and each run of equal keys is sorted the same way, from where its own sets first
+/// differ.
+pub(crate) fn sort_by_labels<T>(items: &mut [(u64, T)], get: &impl Fn(&T) -> &SeriesLabels) {
+    sort_level(items, get, 0);
+}
+
+fn sort_level<T>(items: &mut [(u64, T)], get: &impl Fn(&T) -> &SeriesLabels, depth: u32) {
+    let by_labels =
+        |items: &mut [(u64, T)]| items.sort_unstable_by(|a, b| get(&a.1).cmp(get(&b.1)));
+    let Some(((_, first), rest)) = items.split_first() else {
+        return;
+    };
+    if items.len() <= SORT_SMALL || depth >= SORT_DEPTH {
+        return by_labels(items);
+    }
+    let first = get(first);
+    // Every set shares the bytes before `at` with `first`, hence its pairs before `start`.
+    let at = rest
+        .iter()
+        .map(|x| common_prefix(first.bytes(), get(&x.1).bytes()))
+        .min()
+        .unwrap_or(0);
+    let start = first.pair_start(at);
+    let first_pair = first.pairs_from(start).next();
+    let skip = rest
+        .iter()
+        .map(|x| pair_common_prefix(first_pair, get(&x.1).pairs_from(start).next()))
+        .min()
+        .unwrap_or(0);
+    for x in items.iter_mut() {
+        x.0 = get(&x.1).sort_window(start, skip);
+    }
+    items.sort_unstable_by_key(|x| x.0);
+    if items.first().map(|x| x.0) == items.last().map(|x| x.0) {
+        // No key told them apart: the sets are all the same (the head holds no duplicates).
+        return by_labels(items);
+    }
+    for run in items.chunk_by_mut(|a, b| a.0 == b.0) {
+        sort_level(run, get, depth + 1);
     }
 }
 
@@ -261,5 +416,69 @@ mod tests {
             prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
             prop_assert_eq!(pa.stable_hash(), a.stable_hash());
         }
+
+        /// Sets that share leading pairs and prefixes of names and values (the cases the fast
+        /// comparison skips through) compare and sort as `Labels` do.
+        #[test]
+        fn shared_prefixes_order_and_sort(sets in prop::collection::vec(arb_similar(), 0..200)) {
+            let packed: Vec<SeriesLabels> = sets.iter().map(SeriesLabels::new).collect();
+            for (a, pa) in sets.iter().zip(&packed).take(20) {
+                for (b, pb) in sets.iter().zip(&packed) {
+                    prop_assert_eq!(pa.cmp(pb), a.cmp(b), "{:?} vs {:?}", a, b);
+                }
+            }
+            let mut items: Vec<_> = packed.iter().zip(&sets).map(|x| (7, x)).collect();
+            sort_by_labels(&mut items, &|x| x.0);
+            let got: Vec<&Labels> = items.iter().map(|(_, x)| x.1).collect();
+            let mut want: Vec<&Labels> = sets.iter().collect();
+            want.sort();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Label sets drawn from few names and values that share prefixes (duplicates included).
+    fn arb_similar() -> impl Strategy<Value = Labels> {
+        let name = prop::sample::select(vec![
+            "__name__", "a", "ab", "abc", "b", "code", "instance", "job", "x\u{e9}",
+        ]);
+        let value = prop::sample::select(vec![
+            "",
+            "\0",
+            "\0\0",
+            "v",
+            "v\0",
+            "va",
+            "vab",
+            "vb",
+            "w",
+            "\u{e9}t\u{f8ff}",
+            "http_requests_total_with_a_long_name",
+            "http_requests_total_with_a_long_name2",
+        ]);
+        prop::collection::vec((name, value), 0..6).prop_map(|v| Labels::from_pairs(&v))
+    }
+
+    #[test]
+    fn sorts_scraped_shapes() {
+        let sets: Vec<Labels> = (0..3000)
+            .map(|i: usize| {
+                let inst = format!("10.0.{}.{}:9100", i / 250 % 256, i % 250);
+                let handler = format!("/api/v1/h{}", i / 7 % 97);
+                let code = ["200", "404", "500", "503"][i % 4];
+                Labels::from_pairs(&[
+                    ("__name__", "http_requests_total"),
+                    ("code", code),
+                    ("handler", handler.as_str()),
+                    ("instance", inst.as_str()),
+                ])
+            })
+            .collect();
+        let packed: Vec<SeriesLabels> = sets.iter().map(SeriesLabels::new).collect();
+        let mut items: Vec<_> = packed.iter().zip(&sets).rev().map(|x| (0, x)).collect();
+        sort_by_labels(&mut items, &|x| x.0);
+        let got: Vec<&Labels> = items.iter().map(|(_, x)| x.1).collect();
+        let mut want: Vec<&Labels> = sets.iter().collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 }

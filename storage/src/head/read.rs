@@ -1,6 +1,7 @@
 //! A time range of the head as a [`BlockReader`], for the querier and for cutting blocks.
 
 use super::Head;
+use super::labels::sort_by_labels;
 use super::series::Series;
 use crate::block::{BlockReader, SeriesChunks, overlaps};
 use crate::chunk::{Encoding, XorChunk};
@@ -11,6 +12,10 @@ use roaring::RoaringBitmap;
 use std::ops::Deref;
 use std::sync::Arc;
 
+/// A series and its scratch sort key ([`sort_by_labels`]); the sorted list keeps the keys so
+/// that sorting needs no second allocation.
+type Keyed = (u64, Arc<Series>);
+
 /// The head restricted to `[mint, maxt]`.
 pub(crate) struct HeadRange<H> {
     // Immutable after construction.
@@ -20,7 +25,7 @@ pub(crate) struct HeadRange<H> {
     /// The series [`BlockReader::sorted_ids`] last sorted, in that order, and the position of
     /// the next one expected by [`BlockReader::series`]: a querier reads them in that order, so
     /// each is found without a second lookup in the series map. Any other id is looked up.
-    sorted: Mutex<(Vec<Arc<Series>>, usize)>,
+    sorted: Mutex<(Vec<Keyed>, usize)>,
 }
 
 impl<H: Deref<Target = Head>> HeadRange<H> {
@@ -38,7 +43,7 @@ impl<H: Deref<Target = Head>> HeadRange<H> {
     fn series_by_id(&self, id: u32) -> Option<Arc<Series>> {
         let mut sorted = self.sorted.lock();
         let (list, next) = &mut *sorted;
-        if let Some(s) = list.get(*next)
+        if let Some((_, s)) = list.get(*next)
             && s.id == u64::from(id)
         {
             let s = s.clone();
@@ -99,12 +104,14 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
     }
 
     fn sorted_ids(&self, ids: &RoaringBitmap) -> Result<Vec<u32>> {
-        let mut series: Vec<_> = ids
-            .iter()
-            .filter_map(|id| self.head.series.get(u64::from(id)))
-            .collect();
-        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        let ids = series.iter().map(|s| s.id as u32).collect();
+        let mut series = Vec::with_capacity(usize::try_from(ids.len()).unwrap_or(0));
+        series.extend(
+            ids.iter()
+                .filter_map(|id| self.head.series.get(u64::from(id)))
+                .map(|s| (0, s)),
+        );
+        sort_by_labels(&mut series, &|s: &Arc<Series>| &s.labels);
+        let ids = series.iter().map(|(_, s)| s.id as u32).collect();
         *self.sorted.lock() = (series, 0);
         Ok(ids)
     }
