@@ -17,10 +17,11 @@ use crate::head::read::HeadRange;
 use crate::head::{Head, HeadOptions, replay, snapshot};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
-use crate::model::{Labels, METRIC_NAME, Timestamp};
+use crate::model::{METRIC_NAME, Timestamp};
 use crate::querier::{DbQuerier, select};
+use crate::wal::checkpoint::SeriesRecords;
 use crate::wal::watch::{Keepers, WalKeep, WalPosition, WalWatchMetrics, WalWatcher};
-use crate::wal::{RefSeries, SyncMode, Wal, WalOptions};
+use crate::wal::{SyncMode, Wal, WalOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -779,22 +780,15 @@ impl Inner {
         let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
         self.snapshot_bytes.store(bytes, Ordering::Release);
         // Series logged so far (a superset of those in the covered segments) for the
-        // checkpoint that replaces the deleted segments.
-        let series: Vec<RefSeries> = self
-            .head
-            .series
-            .all()
-            .into_iter()
-            .filter(|s| s.logged.load(Ordering::Acquire))
-            .map(|s| {
-                let mut labels = Labels::empty();
-                s.labels.to_labels(&mut labels);
-                RefSeries {
-                    series: s.id,
-                    labels,
-                }
-            })
-            .collect();
+        // checkpoint that replaces the deleted segments, encoded from the head's own label
+        // sets as the checkpoint is written (no owned copy of every series' labels).
+        let all = self.head.series.all();
+        let mut fill = |recs: &mut SeriesRecords<'_>| {
+            for s in all.iter().filter(|s| s.logged.load(Ordering::Acquire)) {
+                recs.add(s.id, s.labels.iter())?;
+            }
+            Ok(())
+        };
         if let Some(wal) = self.head.wal.lock().as_mut() {
             let keep_from = self.wal_keepers.first_needed(
                 wal.dir(),
@@ -802,7 +796,7 @@ impl Inner {
                 self.opts.wal_max_backlog_bytes,
                 self.opts.wal_max_backlog_age_ms,
             );
-            wal.drop_covered(keep_from.map_or(segment, |k| k.min(segment)), &series)?;
+            wal.drop_covered(keep_from.map_or(segment, |k| k.min(segment)), &mut fill)?;
         }
         Ok(true)
     }
