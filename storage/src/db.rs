@@ -79,12 +79,12 @@ pub struct Options {
     /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
-    /// one, or the last snapshot file's size if that is more (None, the default:
+    /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
     /// not by size). 4 MiB bounds the replay after a crash to about 0.1 s on two cores
     /// (`benches/README.md`, "startup"); it is not the default because writing a snapshot
     /// holds a copy of every series' open chunk and series record for a while: with 4 MiB the
     /// 400,000-series scrape-bench peak RSS rose from 339 to 551 MiB (session 9). Each snapshot rewrites the whole head, so
-    /// waiting for its size keeps the snapshot bytes written at most the WAL bytes on big heads
+    /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
     /// (`snapshot_due_by_size`). With either
     /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
     /// WAL segments a snapshot covers are deleted (but not those a WAL reader still needs), so
@@ -94,13 +94,10 @@ pub struct Options {
 
 /// Whether the size trigger of head snapshots is due: `wal_since` bytes of WAL were written
 /// since the last snapshot, whose file has `last_snapshot` bytes (0: none), and the bound is
-/// `min_bytes` ([`Options::head_snapshot_wal_bytes`]). Due at `max(min_bytes, last_snapshot)`:
-/// each snapshot rewrites the whole head, so this keeps the bytes snapshots write at most the
-/// WAL's own bytes however big the head (writing a snapshot costs about a sixth of the CPU of
-/// ingesting its size in WAL, `benches/README.md` "snapmem"), and a crash replays at most about
-/// one snapshot's size of WAL.
+/// `min_bytes` ([`Options::head_snapshot_wal_bytes`]). Due at `max(min_bytes, last_snapshot /
+/// 4)`, so writing snapshots costs at most about 4× the WAL's own bytes however big the head.
 pub(crate) fn snapshot_due_by_size(wal_since: u64, min_bytes: u64, last_snapshot: u64) -> bool {
-    wal_since >= min_bytes.max(last_snapshot)
+    wal_since >= min_bytes.max(last_snapshot / 4)
 }
 
 /// How often the background thread checks whether a head snapshot is due.
@@ -207,7 +204,8 @@ struct Inner {
     /// First WAL segment not covered by the newest head snapshot (the first replayed at open
     /// when there is none): the size trigger counts the WAL bytes from it.
     snapshot_segment: AtomicU32,
-    /// Size of the newest head snapshot file (0: none): the size trigger waits for that much WAL.
+    /// Size of the newest head snapshot file (0: none): the size trigger waits for a quarter
+    /// of it.
     snapshot_bytes: AtomicU64,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
     blocks: RwLock<Vec<Arc<Block>>>,

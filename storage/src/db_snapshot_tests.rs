@@ -466,19 +466,17 @@ fn a_wal_watcher_reads_every_sample_across_snapshots() {
 }
 
 #[test]
-fn the_size_trigger_waits_for_the_size_of_the_last_snapshot_when_that_is_more() {
+fn the_size_trigger_waits_for_a_quarter_of_the_last_snapshot_when_that_is_more() {
     let mib = 1u64 << 20;
     // No snapshot yet, or a small one: the configured bound.
     assert!(!snapshot_due_by_size(4 * mib - 1, 4 * mib, 0));
     assert!(snapshot_due_by_size(4 * mib, 4 * mib, 0));
-    assert!(snapshot_due_by_size(4 * mib, 4 * mib, 3_000_000));
-    // The medium set (16 MB snapshot): due after 16 MB of WAL, not 4 MiB.
-    assert!(!snapshot_due_by_size(4 * mib, 4 * mib, 16_000_000));
-    assert!(!snapshot_due_by_size(15_999_999, 4 * mib, 16_000_000));
-    assert!(snapshot_due_by_size(16_000_000, 4 * mib, 16_000_000));
-    // A 400 MB snapshot: due after 400 MB of WAL.
-    assert!(!snapshot_due_by_size(399_999_999, 4 * mib, 400_000_000));
-    assert!(snapshot_due_by_size(400_000_000, 4 * mib, 400_000_000));
+    // The medium set (16 MB snapshot): a quarter is 4 MB, under 4 MiB, so as before.
+    assert!(snapshot_due_by_size(4 * mib, 4 * mib, 16_000_000));
+    // A 400 MB snapshot: due after 100 MB of WAL, not 4 MiB.
+    assert!(!snapshot_due_by_size(4 * mib, 4 * mib, 400_000_000));
+    assert!(!snapshot_due_by_size(99_999_999, 4 * mib, 400_000_000));
+    assert!(snapshot_due_by_size(100_000_000, 4 * mib, 400_000_000));
     // A bigger configured bound still wins.
     assert!(!snapshot_due_by_size(64 * mib, 128 * mib, 16_000_000));
 }
