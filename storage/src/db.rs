@@ -81,9 +81,9 @@ pub struct Options {
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
     /// not by size). 4 MiB bounds the replay after a crash to about 0.1 s on two cores
-    /// (`benches/README.md`, "startup"); it is not the default because writing a snapshot
-    /// holds a copy of every series' open chunk and series record for a while: with 4 MiB the
-    /// 400,000-series scrape-bench peak RSS rose from 339 to 551 MiB (session 9). Each snapshot rewrites the whole head, so
+    /// (`benches/README.md`, "startup"); it is not the default because each snapshot rewrites
+    /// the whole head: with 4 MiB the 400,000-series scrape-bench spends 57% more CPU per sample
+    /// and peaks at 395 MiB against 319 without snapshots (session 10, "snapmem"). Each snapshot rewrites the whole head, so
     /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
     /// (`snapshot_due_by_size`). With either
     /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
