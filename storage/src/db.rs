@@ -17,10 +17,11 @@ use crate::head::read::HeadRange;
 use crate::head::{Head, HeadOptions, replay, snapshot};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
-use crate::model::{Labels, METRIC_NAME, Timestamp};
+use crate::model::{METRIC_NAME, Timestamp};
 use crate::querier::{DbQuerier, select};
+use crate::wal::checkpoint::SeriesRecords;
 use crate::wal::watch::{Keepers, WalKeep, WalPosition, WalWatchMetrics, WalWatcher};
-use crate::wal::{RefSeries, SyncMode, Wal, WalOptions};
+use crate::wal::{SyncMode, Wal, WalOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -80,9 +81,9 @@ pub struct Options {
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
     /// not by size). 4 MiB bounds the replay after a crash to about 0.1 s on two cores
-    /// (`benches/README.md`, "startup"); it is not the default because writing a snapshot
-    /// holds a copy of every series' open chunk and series record for a while: with 4 MiB the
-    /// 400,000-series scrape-bench peak RSS rose from 339 to 551 MiB (session 9). Each snapshot rewrites the whole head, so
+    /// (`benches/README.md`, "startup"); it is not the default because each snapshot rewrites
+    /// the whole head: with 4 MiB the 400,000-series scrape-bench spends 57% more CPU per sample
+    /// and peaks at 395 MiB against 319 without snapshots (session 10, "snapmem"). Each snapshot rewrites the whole head, so
     /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
     /// (`snapshot_due_by_size`). With either
     /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
@@ -779,22 +780,15 @@ impl Inner {
         let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
         self.snapshot_bytes.store(bytes, Ordering::Release);
         // Series logged so far (a superset of those in the covered segments) for the
-        // checkpoint that replaces the deleted segments.
-        let series: Vec<RefSeries> = self
-            .head
-            .series
-            .all()
-            .into_iter()
-            .filter(|s| s.logged.load(Ordering::Acquire))
-            .map(|s| {
-                let mut labels = Labels::empty();
-                s.labels.to_labels(&mut labels);
-                RefSeries {
-                    series: s.id,
-                    labels,
-                }
-            })
-            .collect();
+        // checkpoint that replaces the deleted segments, encoded from the head's own label
+        // sets as the checkpoint is written (no owned copy of every series' labels).
+        let all = self.head.series.all();
+        let mut fill = |recs: &mut SeriesRecords<'_>| {
+            for s in all.iter().filter(|s| s.logged.load(Ordering::Acquire)) {
+                recs.add(s.id, s.labels.iter())?;
+            }
+            Ok(())
+        };
         if let Some(wal) = self.head.wal.lock().as_mut() {
             let keep_from = self.wal_keepers.first_needed(
                 wal.dir(),
@@ -802,7 +796,7 @@ impl Inner {
                 self.opts.wal_max_backlog_bytes,
                 self.opts.wal_max_backlog_age_ms,
             );
-            wal.drop_covered(keep_from.map_or(segment, |k| k.min(segment)), &series)?;
+            wal.drop_covered(keep_from.map_or(segment, |k| k.min(segment)), &mut fill)?;
         }
         Ok(true)
     }

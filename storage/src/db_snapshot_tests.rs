@@ -505,3 +505,67 @@ fn the_size_trigger_counts_from_the_newest_snapshot_file_size_also_after_reopeni
     let db = Db::open(dir.path(), opts(0)).unwrap();
     assert_eq!(db.inner.snapshot_bytes.load(Ordering::Acquire), want);
 }
+
+/// Appenders commit without pause on series of their own (chunks completed at every 120th
+/// sample, some samples out of order) while snapshots are written one after the other: each
+/// series is read after the cut while it keeps changing, yet after a "crash" the newest
+/// snapshot plus the WAL after it is exactly the head the whole WAL builds, and the live one.
+#[test]
+fn appends_racing_snapshots_end_up_in_the_snapshot_or_the_wal_after_it_exactly_once() {
+    let window = 60_000;
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("db");
+    let db = Db::open(&src, opts(window)).unwrap();
+    let mut rng = Rng(11);
+    let mut newest = vec![0i64; 3000];
+    // A head big enough that writing a snapshot takes a while.
+    rounds(&db, "a", 0..3000, &mut newest, 130, &mut rng);
+    let keep_all = db.wal_keep(0);
+    let stop = AtomicBool::new(false);
+    let commits = AtomicUsize::new(0);
+    let started = Barrier::new(4);
+    let (mut snaps, mut raced) = (0, 0);
+    std::thread::scope(|s| {
+        for (k, set) in ["r1", "r2", "r3"].into_iter().enumerate() {
+            let (db, stop, commits, started) = (&db, &stop, &commits, &started);
+            s.spawn(move || {
+                let mut rng = Rng(100 + k as u64);
+                // Above the head's newest sample (older ones are out of bounds).
+                let mut newest = vec![200_000i64; 40];
+                rounds(db, set, 0..40, &mut newest, 3, &mut rng);
+                started.wait();
+                // Bounded: about 33 chunks per series at most.
+                for _ in 0..4000 {
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    rounds(db, set, 0..40, &mut newest, 1, &mut rng);
+                    commits.fetch_add(1, Ordering::AcqRel);
+                }
+            });
+        }
+        started.wait();
+        // Until commits happened while a snapshot was being written, at least 3 snapshots.
+        while snaps < 3 || (raced == 0 && snaps < 50) {
+            let before = commits.load(Ordering::Acquire);
+            db.snapshot_head().unwrap();
+            raced += commits.load(Ordering::Acquire) - before;
+            snaps += 1;
+        }
+        stop.store(true, Ordering::Release);
+    });
+    assert!(raced > 0, "no commit while {snaps} snapshots were written");
+    drop(keep_all);
+    let live = dump(&db);
+    drop(db);
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    copy(&src, &a, true);
+    copy(&src, &b, false);
+    let with = Db::open(&a, opts(window)).unwrap();
+    assert_eq!(snapshots(&a).len(), 1, "the snapshot was not used");
+    let whole = Db::open(&b, opts(window)).unwrap();
+    let (got, want) = (dump(&with), dump(&whole));
+    assert_eq!(want.len(), 3000 + 120 + 1);
+    assert_same(&want, &got, "snapshot + WAL vs whole WAL");
+    assert_same(&live, &got, "live head vs snapshot + WAL");
+}

@@ -512,6 +512,7 @@ fn decode_meta(p: &[u8]) -> Option<Meta> {
 }
 
 /// `zstd(src)`: one frame with its content size (what [`unzstd`] needs).
+#[cfg(any(test, feature = "fuzzing"))]
 fn zstd_frame(src: &[u8]) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(src, ZSTD_LEVEL)
 }
@@ -690,27 +691,127 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))
 }
 
-/// What a snapshot copied while holding the WAL's lock.
+/// What a snapshot recorded while holding the WAL's lock: where each series stood, in a few
+/// words (its chunks are read afterwards, see [`SeriesMark`]).
 struct Captured {
     meta: Meta,
     /// Bytes per page of the head's chunk store (packed pages are cut at this size too).
     page_size: usize,
-    pages: Vec<super::chunk_files::ExportedPage>,
-    /// Encoded entry parts of every series ([`CapturedSeries`] ranges point here).
-    bytes: Vec<u8>,
-    /// Completed chunks of every series, refs into `pages`.
-    closed: Vec<ClosedChunk>,
-    series: Vec<CapturedSeries>,
+    series: Vec<SeriesMark>,
+    /// Out-of-order samples of the series that held any: (index in `series`, samples).
+    ooo: Vec<(usize, Vec<(Timestamp, f64)>)>,
 }
 
-/// One series entry, split around its completed chunks (whose refs change when packed).
-struct CapturedSeries {
-    /// Id and labels (immutable: written by [`pack`], not copied under the WAL's lock).
+/// Where one series stood at the cut. Until the snapshot is written nothing but appends
+/// change a series (the caller holds the compaction lock: no cut, truncation or deletion), and
+/// an append only adds: a completed chunk after the first `closed` ones (which stay as they
+/// are), samples at the end of the open chunk, or the open chunk itself completed as chunk
+/// number `closed`. An XOR chunk's bytes at `open_samples` samples are its later bytes cut to
+/// `open_len`, with that count in the header and `open_last_byte` as the last byte (later
+/// samples' bits are ORed into it). So these words rebuild the series as it was at the cut,
+/// without a copy of its chunks under the lock ([`SeriesMark::open_bytes`]).
+struct SeriesMark {
+    /// Id and labels (immutable).
     series: Arc<Series>,
-    /// In `Captured::closed`.
-    closed: std::ops::Range<usize>,
-    /// Open chunk, out-of-order and newest sample in `Captured::bytes`.
-    tail: std::ops::Range<usize>,
+    /// Completed chunks at the cut.
+    closed: u32,
+    /// Bytes of the open chunk at the cut (0: no open chunk).
+    open_len: u32,
+    open_samples: u16,
+    open_last_byte: u8,
+    /// Whether `last_t`/`last_bits` hold the newest sample.
+    has_last: bool,
+    open_min_t: Timestamp,
+    open_max_t: Timestamp,
+    last_t: Timestamp,
+    last_bits: u64,
+}
+
+impl SeriesMark {
+    /// Records where `d` stands.
+    fn new(series: Arc<Series>, d: &super::series::SeriesData) -> Option<Self> {
+        let (open_len, open_samples, open_last_byte, open_min_t, open_max_t) = match &d.open {
+            Some(o) => {
+                let b = o.chunk.bytes();
+                (
+                    u32::try_from(b.len()).ok()?,
+                    u16::try_from(o.chunk.num_samples()).ok()?,
+                    b.last().copied().unwrap_or(0),
+                    o.min_t,
+                    o.max_t,
+                )
+            }
+            None => (0, 0, 0, 0, 0),
+        };
+        let (last_t, last_bits) = d.last.unwrap_or((0, 0));
+        Some(Self {
+            series,
+            closed: u32::try_from(d.closed.len()).ok()?,
+            open_len,
+            open_samples,
+            open_last_byte,
+            has_last: d.last.is_some(),
+            open_min_t,
+            open_max_t,
+            last_t,
+            last_bits,
+        })
+    }
+
+    /// The completed chunks of the cut, from the series' current state `d`.
+    fn closed<'d>(&self, d: &'d super::series::SeriesData) -> Result<&'d [ClosedChunk]> {
+        d.closed
+            .get(..self.closed as usize)
+            .ok_or_else(|| self.changed("completed chunks went away"))
+    }
+
+    /// Writes into `dst` the open chunk's bytes as they were at the cut, from the series'
+    /// current state `d` (the chunk still open, or completed since as chunk `closed`). False
+    /// when there was no open chunk.
+    fn open_bytes(
+        &self,
+        d: &super::series::SeriesData,
+        files: &super::chunk_files::HeadChunkFiles,
+        dst: &mut Vec<u8>,
+    ) -> Result<bool> {
+        dst.clear();
+        if self.open_len == 0 {
+            return Ok(false);
+        }
+        match d.closed.get(self.closed as usize) {
+            None => {
+                let o = d
+                    .open
+                    .as_ref()
+                    .filter(|o| o.min_t == self.open_min_t)
+                    .ok_or_else(|| self.changed("the open chunk went away"))?;
+                dst.extend_from_slice(o.chunk.bytes());
+            }
+            Some(c) if c.min_t == self.open_min_t => files.read_into(c.r, dst)?,
+            Some(_) => return Err(self.changed("the open chunk was replaced")),
+        }
+        let len = self.open_len as usize;
+        if dst.len() < len {
+            return Err(self.changed("the open chunk shrank"));
+        }
+        dst.truncate(len);
+        if let Some(b) = dst.last_mut() {
+            *b = self.open_last_byte;
+        }
+        match dst.get_mut(..crate::chunk::xor::HEADER_LEN) {
+            Some(h) => h.copy_from_slice(&self.open_samples.to_le_bytes()),
+            None => return Err(self.changed("the open chunk has no header")),
+        }
+        Ok(true)
+    }
+
+    fn changed(&self, what: &str) -> Error {
+        Error::corruption(
+            "<head snapshot>",
+            self.series.id,
+            format!("BUG: series changed under a snapshot: {what}"),
+        )
+    }
 }
 
 /// Writes a snapshot of `head` into `dir`, reads it back (every CRC checked) and removes older
@@ -719,8 +820,8 @@ struct CapturedSeries {
 /// native histograms.
 ///
 /// The caller excludes head cuts, truncations and deletions for the duration (the database's
-/// compaction lock). Appends wait while the state is copied (tens of ms for 20,000 series),
-/// not while chunks are re-encoded and the file is written.
+/// compaction lock). Appends wait only while each series' position is recorded (a few words
+/// per series, see [`SeriesMark`]), not while chunks are read, re-encoded and written.
 pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
     let start = Instant::now();
     let captured = {
@@ -741,15 +842,17 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
     meta.series = c.series.len() as u64;
     let path = dir.join(snapshot_name(meta.segment));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", snapshot_name(meta.segment)));
-    let res = write_file(&tmp, &mut meta, &c).and_then(|()| {
+    let res = write_file(&tmp, &mut meta, &c, head).and_then(|()| {
         std::fs::rename(&tmp, &path)
             .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
         crate::fs::fsync_dir(dir)
     });
+    drop(c);
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     res?;
+    let written = start.elapsed();
     if let Err(e) = verify(&path) {
         // Never the only copy of anything: the WAL segments it covers are all still there.
         let _ = remove(&path);
@@ -764,6 +867,7 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
         snapshot = %path.display(),
         series = meta.series,
         wal_lock_ms = held.as_secs_f64() * 1e3,
+        write_ms = (written - held).as_secs_f64() * 1e3,
         total_ms = start.elapsed().as_secs_f64() * 1e3,
         "head snapshot written"
     );
@@ -806,12 +910,13 @@ fn wait_applied(head: &Head) -> Result<()> {
     Ok(())
 }
 
-/// Copies the head's state (quiescent: see [`take`]). None when a series holds histograms.
+/// Records where each series of the head stands (quiescent: see [`take`]). None when a series
+/// holds histograms.
 fn capture(head: &Head, segment: u32) -> Option<Captured> {
-    let mut bytes = Vec::new();
-    let mut closed = Vec::new();
-    let mut series = Vec::new();
-    for s in head.series.all() {
+    let all = head.series.all();
+    let mut series = Vec::with_capacity(all.len());
+    let mut ooo = Vec::new();
+    for s in all {
         let d = s.data.lock();
         if d.hist.is_some() {
             return None;
@@ -820,22 +925,13 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
         if !s.logged.load(Ordering::Acquire) && d.is_empty() {
             continue;
         }
-        let (b1, c0) = (bytes.len(), closed.len());
-        closed.extend_from_slice(&d.closed);
-        put_series_tail(
-            &mut bytes,
-            d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes())),
-            &d.ooo,
-            d.last,
-        );
+        if !d.ooo.is_empty() {
+            ooo.push((series.len(), d.ooo.clone()));
+        }
+        let mark = SeriesMark::new(Arc::clone(&s), &d)?;
         drop(d);
-        series.push(CapturedSeries {
-            series: s,
-            closed: c0..closed.len(),
-            tail: b1..bytes.len(),
-        });
+        series.push(mark);
     }
-    let pages = head.chunk_files.export_pages();
     Some(Captured {
         meta: Meta {
             segment,
@@ -846,10 +942,8 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
             series: 0,
         },
         page_size: head.chunk_files.page_size(),
-        pages,
-        bytes,
-        closed,
         series,
+        ooo,
     })
 }
 
@@ -857,56 +951,88 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
 /// copied).
 fn write_page(
     w: &mut impl Write,
+    z: &mut Zstd,
     seq: u32,
     max_t: Timestamp,
     current: bool,
     bytes: &[u8],
 ) -> std::io::Result<()> {
     let prefix = page_prefix(seq, max_t, current);
-    let bytes = zstd_frame(bytes)?;
+    let bytes = z.frame(bytes)?;
     let len = u32::try_from(prefix.len() + bytes.len())
         .map_err(|_| std::io::Error::other("page over 4 GiB"))?;
     let head = section_head(KIND_PAGE, len);
     w.write_all(&head)?;
     w.write_all(&prefix)?;
-    w.write_all(&bytes)?;
-    w.write_all(&crc32_parts(&[&head, &prefix, &bytes]).to_le_bytes())
+    w.write_all(bytes)?;
+    w.write_all(&crc32_parts(&[&head, &prefix, bytes]).to_le_bytes())
+}
+
+/// One zstd compression context and output buffer for every section of a snapshot.
+struct Zstd {
+    ctx: zstd::bulk::Compressor<'static>,
+    out: Vec<u8>,
+}
+
+impl Zstd {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            ctx: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            out: Vec::new(),
+        })
+    }
+
+    /// `zstd(src)` as [`zstd_frame`] writes it, into the reused buffer.
+    fn frame(&mut self, src: &[u8]) -> std::io::Result<&[u8]> {
+        self.out.clear();
+        self.out.reserve(zstd::zstd_safe::compress_bound(src.len()));
+        self.ctx.compress_to_buffer(src, &mut self.out)?;
+        Ok(&self.out)
+    }
 }
 
 /// Re-encodes every completed chunk a series refers to with whichever of packed and XOR is
 /// smaller, into new pages in the order of the old refs (so pages keep filling in time order,
 /// and truncation frees them as it does the head's), and encodes the series entries with the
-/// new refs. Chunks no series refers to are left out. Each PAGE and SERIES section is written
-/// to `w` as soon as it is complete (at most one of each in memory). Returns the page count.
-fn pack(c: &Captured, w: &mut impl Write, tmp: &Path) -> Result<u64> {
+/// new refs, each series read from `head` as it was at the cut ([`SeriesMark`]). Chunks no
+/// series refers to are left out. Each PAGE and SERIES section is written to `w` as soon as
+/// it is complete (at most one of each in memory). Returns the page count.
+fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64> {
     use super::chunk_files::{PACKED_REF, chunk_at, encoding};
     use crate::chunk::{Encoding, XorIterator, packed};
     use crate::interface::SampleIterator;
+    let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
+    let mut z = Zstd::new().map_err(io)?;
     // (old ref, max_t), sorted by old ref; then the new ref of each, same index.
-    let mut refs: Vec<(u64, Timestamp)> = c.closed.iter().map(|x| (x.r, x.max_t)).collect();
+    let mut refs: Vec<(u64, Timestamp)> = Vec::new();
+    for m in &c.series {
+        let d = m.series.data.lock();
+        refs.extend(m.closed(&d)?.iter().map(|x| (x.r, x.max_t)));
+    }
     refs.sort_unstable();
     refs.dedup_by_key(|x| x.0);
+    // Every page a completed chunk of the cut is in (pages filled since are in too).
+    let exported = head.chunk_files.export_pages();
     let mut new_refs = Vec::with_capacity(refs.len());
-    let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
     let mut pages: u32 = 0;
     let (mut page, mut page_max_t) = (Vec::with_capacity(c.page_size), Timestamp::MIN);
     let (mut samples, mut out) = (Vec::new(), Vec::new());
-    let finish = |page: &mut Vec<u8>, max_t: Timestamp, pages: &mut u32, w: &mut _| {
-        *pages = pages
-            .checked_add(1)
-            .ok_or_else(|| io(std::io::Error::other("more than 2^32 pages")))?;
-        write_page(w, *pages, max_t, false, page).map_err(io)?;
-        page.clear();
-        Ok::<_, Error>(())
-    };
+    let finish =
+        |page: &mut Vec<u8>, max_t: Timestamp, pages: &mut u32, w: &mut _, z: &mut Zstd| {
+            *pages = pages
+                .checked_add(1)
+                .ok_or_else(|| io(std::io::Error::other("more than 2^32 pages")))?;
+            write_page(w, z, *pages, max_t, false, page).map_err(io)?;
+            page.clear();
+            Ok::<_, Error>(())
+        };
     for &(r, max_t) in &refs {
         let seq = (r >> 32) as u32;
         let off = r & u64::from(u32::MAX) & !PACKED_REF;
-        let bytes = c
-            .pages
+        let bytes = exported
             .binary_search_by_key(&seq, |p| p.seq)
             .ok()
-            .and_then(|i| c.pages.get(i))
+            .and_then(|i| exported.get(i))
             .and_then(|p| chunk_at(&p.bytes, off))
             .ok_or_else(|| {
                 Error::corruption("<head chunks>", r, "a series' chunk is not in its page")
@@ -937,7 +1063,7 @@ fn pack(c: &Captured, w: &mut impl Write, tmp: &Path) -> Result<u64> {
             }
         };
         if !page.is_empty() && page.len() + out.len() + 10 > c.page_size {
-            finish(&mut page, page_max_t, &mut pages, w)?;
+            finish(&mut page, page_max_t, &mut pages, w, &mut z)?;
             page_max_t = Timestamp::MIN;
         }
         let seq = u64::from(pages) + 1;
@@ -951,9 +1077,9 @@ fn pack(c: &Captured, w: &mut impl Write, tmp: &Path) -> Result<u64> {
         page_max_t = page_max_t.max(max_t);
     }
     if !page.is_empty() {
-        finish(&mut page, page_max_t, &mut pages, w)?;
+        finish(&mut page, page_max_t, &mut pages, w, &mut z)?;
     }
-    drop(page);
+    drop((page, exported, samples));
     let map = |r: u64| {
         refs.binary_search_by_key(&r, |x| x.0)
             .ok()
@@ -961,29 +1087,35 @@ fn pack(c: &Captured, w: &mut impl Write, tmp: &Path) -> Result<u64> {
             .unwrap_or_else(|| unreachable!("BUG: chunk ref {r:#x} not packed"))
     };
     let mut sections = SeriesSections::default();
-    for s in &c.series {
-        let part = |r: &std::ops::Range<usize>| c.bytes.get(r.clone()).unwrap_or_default();
-        put_series_head(&mut sections.body, s.series.id, s.series.labels.iter());
-        put_closed(
+    let mut ooo = c.ooo.iter().peekable();
+    for (i, m) in c.series.iter().enumerate() {
+        put_series_head(&mut sections.body, m.series.id, m.series.labels.iter());
+        let has_open = {
+            let d = m.series.data.lock();
+            put_closed(&mut sections.body, m.closed(&d)?, map);
+            m.open_bytes(&d, &head.chunk_files, &mut out)?
+        };
+        let o = ooo.next_if(|(k, _)| *k == i).map_or(&[][..], |(_, o)| o);
+        put_series_tail(
             &mut sections.body,
-            c.closed.get(s.closed.clone()).unwrap_or_default(),
-            map,
+            has_open.then_some((m.open_min_t, m.open_max_t, &out[..])),
+            o,
+            m.has_last.then_some((m.last_t, m.last_bits)),
         );
-        sections.body.extend_from_slice(part(&s.tail));
         sections.added();
         for p in sections.done.drain(..) {
-            write_section(w, KIND_SERIES, &zstd_frame(&p).map_err(io)?).map_err(io)?;
+            write_section(w, KIND_SERIES, z.frame(&p).map_err(io)?).map_err(io)?;
         }
     }
     for p in sections.finish().0 {
-        write_section(w, KIND_SERIES, &zstd_frame(&p).map_err(io)?).map_err(io)?;
+        write_section(w, KIND_SERIES, z.frame(&p).map_err(io)?).map_err(io)?;
     }
     Ok(u64::from(pages))
 }
 
-/// Writes the snapshot of `c` to `tmp`, streaming its sections ([`pack`]), then rewrites META
-/// in place with the page count (set in `meta`) and fsyncs.
-fn write_file(tmp: &Path, meta: &mut Meta, c: &Captured) -> Result<()> {
+/// Writes the snapshot of `c` (series read from `head`) to `tmp`, streaming its sections
+/// ([`pack`]), then rewrites META in place with the page count (set in `meta`) and fsyncs.
+fn write_file(tmp: &Path, meta: &mut Meta, c: &Captured, head: &Head) -> Result<()> {
     use std::io::{Seek, SeekFrom};
     let ctx = |what: &str| format!("cannot {what} {}", tmp.display());
     let f = std::fs::File::create(tmp).map_err(|e| Error::io(ctx("create"), e))?;
@@ -997,7 +1129,7 @@ fn write_file(tmp: &Path, meta: &mut Meta, c: &Captured) -> Result<()> {
         write_section(&mut w, KIND_META, &placeholder)
     })()
     .map_err(|e| Error::io(ctx("write"), e))?;
-    meta.pages = pack(c, &mut w, tmp)?;
+    meta.pages = pack(c, head, &mut w, tmp)?;
     write_section(&mut w, KIND_END, &[]).map_err(|e| Error::io(ctx("write"), e))?;
     let mut f = w
         .into_inner()

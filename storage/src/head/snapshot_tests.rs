@@ -309,21 +309,20 @@ proptest! {
     fn packed_pages_read_back_equal_to_the_xor_pages(
         series in prop::collection::vec(prop::collection::vec(arb_chunk(), 1..4), 1..12),
     ) {
-        let files = HeadChunkFiles::in_memory();
+        let opts = HeadOptions { block_range: 1 << 40, ooo_window: 0 };
+        let src = Head::new(opts.clone(), None, HeadChunkFiles::in_memory(), i64::MIN);
         let mut c = Captured {
             meta: Meta { segment: 3, next_ref: 100, min_time: 0, max_time: 0, pages: 0, series: 0 },
             page_size: 1 << 20,
-            pages: Vec::new(),
-            bytes: Vec::new(),
-            closed: Vec::new(),
             series: Vec::new(),
+            ooo: Vec::new(),
         };
         let mut want = Vec::new();
         let mut xor_bytes = 0;
+        let mut chunks_written = 0;
         for (i, chunks) in series.iter().enumerate() {
             let name = format!("s{i}");
             let labels = [("__name__", name.as_str())];
-            let (b1, c0) = (c.bytes.len(), c.closed.len());
             let live = Arc::new(Series {
                 id: i as u64 + 1,
                 labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&labels)),
@@ -332,35 +331,36 @@ proptest! {
                 data: Default::default(),
             });
             let mut per = Vec::new();
+            let mut d = live.data.lock();
             for samples in chunks {
                 let mut x = XorChunk::new();
                 for &(t, v) in samples {
                     x.append(t, v);
                 }
                 xor_bytes += x.bytes().len();
+                chunks_written += 1;
                 let (min_t, max_t) = (samples[0].0, samples[samples.len() - 1].0);
-                let r = files.write(0, min_t, max_t, x.bytes());
-                c.closed.push(ClosedChunk { min_t, max_t, r });
+                let r = src.chunk_files.write(0, min_t, max_t, x.bytes());
+                d.closed.push(ClosedChunk { min_t, max_t, r });
                 per.push(samples.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>());
             }
-            put_series_tail(&mut c.bytes, None, &[], None);
-            c.series.push(CapturedSeries { series: live, closed: c0..c.closed.len(), tail: b1..c.bytes.len() });
+            let mark = SeriesMark::new(Arc::clone(&live), &d).unwrap();
+            drop(d);
+            c.series.push(mark);
             want.push(per);
         }
-        c.pages = files.export_pages();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(snapshot_name(3));
         let mut meta = c.meta.clone();
         meta.series = c.series.len() as u64;
-        write_file(&path, &mut meta, &c).unwrap();
+        write_file(&path, &mut meta, &c, &src).unwrap();
         // META was rewritten in place with the page count the file holds.
         let img = Image::decode(&std::fs::read(&path).unwrap()).unwrap();
         prop_assert_eq!(img.meta.pages, img.pages.len() as u64);
         prop_assert_eq!(meta.pages, img.pages.len() as u64);
         let packed_bytes: usize = img.pages.iter().map(|p| p.bytes.len()).sum();
         // Each chunk is kept in the smaller encoding (plus its 1-2 byte length).
-        prop_assert!(packed_bytes <= xor_bytes + 2 * c.closed.len(), "{packed_bytes} vs {xor_bytes}");
-        let opts = HeadOptions { block_range: 1 << 40, ooo_window: 0 };
+        prop_assert!(packed_bytes <= xor_bytes + 2 * chunks_written, "{packed_bytes} vs {xor_bytes}");
         let head = Head::new(opts, None, HeadChunkFiles::in_memory(), i64::MIN);
         let loaded = load(&head, &path, None).unwrap();
         prop_assert_eq!(loaded.series.len(), series.len());
@@ -400,4 +400,95 @@ fn recomputed_crcs_let_mutations_reach_the_section_decoders() {
     let mut again = good.clone();
     fix_crcs(&mut again);
     assert_eq!(again, good);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A series' open chunk rebuilt at pack time from its mark (taken at the cut) is the chunk
+    /// as it was at the cut, byte for byte, however many samples were appended since and
+    /// whether it is still open or was completed since.
+    #[test]
+    fn an_open_chunk_is_rebuilt_as_it_was_at_the_cut(
+        samples in arb_chunk(),
+        cut in 1usize..200,
+        completed in any::<bool>(),
+    ) {
+        let cut = cut.min(samples.len());
+        let live = Arc::new(Series {
+            id: 7,
+            labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
+            logged: true.into(),
+            removed: false.into(),
+            data: Default::default(),
+        });
+        let files = HeadChunkFiles::in_memory();
+        let mut chunk = XorChunk::new();
+        for &(t, v) in &samples[..cut] {
+            chunk.append(t, v);
+        }
+        let at_cut = chunk.bytes().to_vec();
+        let (min_t, max_t) = (samples[0].0, samples[cut - 1].0);
+        let mark = {
+            let mut d = live.data.lock();
+            d.open = Some(OpenChunk { chunk, min_t, max_t });
+            d.last = Some((max_t, samples[cut - 1].1.to_bits()));
+            SeriesMark::new(Arc::clone(&live), &d).unwrap()
+        };
+        // Appends after the cut.
+        let mut d = live.data.lock();
+        let o = d.open.as_mut().unwrap();
+        for &(t, v) in &samples[cut..] {
+            o.chunk.append(t, v);
+            o.max_t = t;
+        }
+        if completed {
+            d.close_open(7, &files);
+            prop_assert_eq!(d.closed.len(), 1);
+        }
+        let mut got = Vec::new();
+        prop_assert!(mark.open_bytes(&d, &files, &mut got).unwrap());
+        prop_assert_eq!(&got, &at_cut);
+        prop_assert_eq!((mark.open_min_t, mark.open_max_t), (min_t, max_t));
+        prop_assert_eq!(mark.closed(&d).unwrap().len(), 0);
+    }
+}
+
+/// A mark whose series lost its open chunk (which only a cut or deletion does, and a
+/// snapshot excludes both) is an error, not a wrong snapshot.
+#[test]
+fn a_series_changed_other_than_by_appends_fails_the_snapshot() {
+    let live = Arc::new(Series {
+        id: 7,
+        labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
+        logged: true.into(),
+        removed: false.into(),
+        data: Default::default(),
+    });
+    let files = HeadChunkFiles::in_memory();
+    let mut chunk = XorChunk::new();
+    chunk.append(1000, 1.0);
+    chunk.append(2000, 2.0);
+    let mark = {
+        let mut d = live.data.lock();
+        d.open = Some(OpenChunk {
+            chunk: chunk.clone(),
+            min_t: 1000,
+            max_t: 2000,
+        });
+        SeriesMark::new(Arc::clone(&live), &d).unwrap()
+    };
+    let mut d = live.data.lock();
+    d.open = None;
+    let e = mark.open_bytes(&d, &files, &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("changed under a snapshot"), "{e}");
+    // Replaced by another chunk (another first sample).
+    let mut other = XorChunk::new();
+    other.append(1500, 1.0);
+    d.open = Some(OpenChunk {
+        chunk: other,
+        min_t: 1500,
+        max_t: 1500,
+    });
+    assert!(mark.open_bytes(&d, &files, &mut Vec::new()).is_err());
 }

@@ -11,6 +11,8 @@
 use super::compress::{Compressor, Decompressor};
 use super::record::{self, Record};
 use super::segment::{self, SegmentReader};
+use crate::encoding::put_uvarint;
+use crate::encoding::varint::put_str;
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,17 +91,64 @@ pub(crate) fn write(
 
 /// Writes `checkpoint.{last}` holding series records only: the state of segments up to `last`
 /// when a head snapshot holds their samples (so WAL readers and a replay without the snapshot
-/// still know every series). Returns its path. Does not delete anything.
-pub(crate) fn write_series(dir: &Path, last: u32, series: &[record::RefSeries]) -> Result<PathBuf> {
+/// still know every series). `fill` hands each series to the [`SeriesRecords`] it is given
+/// (streamed: nothing of the size of the series set is held). Returns its path. Does not
+/// delete anything.
+pub(crate) fn write_series(dir: &Path, last: u32, fill: &mut FillSeries<'_>) -> Result<PathBuf> {
     write_with(dir, last, &mut |put| {
-        let mut enc = Vec::new();
-        for part in series.chunks(SERIES_PER_RECORD) {
-            enc.clear();
-            record::encode_series(part, &mut enc);
-            put(&enc)?;
+        let mut recs = SeriesRecords {
+            enc: Vec::new(),
+            count: 0,
+            put,
+        };
+        fill(&mut recs)?;
+        recs.flush()
+    })
+}
+
+/// Hands each series of a series-only checkpoint to [`SeriesRecords::add`].
+pub(crate) type FillSeries<'a> = dyn FnMut(&mut SeriesRecords<'_>) -> Result<()> + 'a;
+
+/// Encodes series into series records of [`SERIES_PER_RECORD`] series each, byte for byte as
+/// [`record::encode_series`] does, without an owned label set per series.
+pub(crate) struct SeriesRecords<'a> {
+    enc: Vec<u8>,
+    count: usize,
+    put: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+}
+
+impl SeriesRecords<'_> {
+    /// Adds series `id` with its label pairs (sorted by name, as in a series record).
+    pub(crate) fn add<'l>(
+        &mut self,
+        id: u64,
+        labels: impl Iterator<Item = (&'l str, &'l str)> + Clone,
+    ) -> Result<()> {
+        if self.count == 0 {
+            self.enc.clear();
+            self.enc.push(record::TYPE_SERIES);
+        }
+        put_uvarint(&mut self.enc, id);
+        put_uvarint(&mut self.enc, labels.clone().count() as u64);
+        for (name, value) in labels {
+            put_str(&mut self.enc, name);
+            put_str(&mut self.enc, value);
+        }
+        self.count += 1;
+        if self.count == SERIES_PER_RECORD {
+            self.flush()?;
         }
         Ok(())
-    })
+    }
+
+    /// Writes the series record being filled, if any.
+    fn flush(&mut self) -> Result<()> {
+        if self.count > 0 {
+            self.count = 0;
+            (self.put)(&self.enc)?;
+        }
+        Ok(())
+    }
 }
 
 /// Series per series record in [`write_series`].
@@ -206,4 +255,82 @@ fn filter_into(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::model::Labels;
+
+    /// The records of the checkpoint segment at `cp`.
+    fn records(cp: &Path) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (_, p) in segment::list_segments(cp).unwrap() {
+            read_segment(&p, &mut Vec::new(), &mut |r, _| {
+                out.push(r.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn series_records_are_those_encode_series_writes() {
+        // More than two records' worth, the last one partial; label sets of several sizes.
+        let series: Vec<record::RefSeries> = (0..2_345u64)
+            .map(|i| {
+                let mut pairs = vec![
+                    ("__name__".to_string(), format!("metric_{}", i % 7)),
+                    ("instance".to_string(), format!("host-{i}:9100")),
+                ];
+                for k in 0..i % 4 {
+                    pairs.push((format!("z{k}"), "é".repeat(usize::try_from(k).unwrap())));
+                }
+                record::RefSeries {
+                    series: i * 3 + 1,
+                    labels: Labels::from_pairs(&pairs),
+                }
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let cp = write_series(dir.path(), 7, &mut |recs| {
+            for s in &series {
+                recs.add(
+                    s.series,
+                    s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(cp, dir.path().join(checkpoint_name(7)));
+        let want: Vec<Vec<u8>> = series
+            .chunks(SERIES_PER_RECORD)
+            .map(|part| {
+                let mut enc = Vec::new();
+                record::encode_series(part, &mut enc);
+                enc
+            })
+            .collect();
+        assert_eq!(want.len(), 3);
+        assert_eq!(records(&cp), want);
+        // And they decode to the series given.
+        let mut back = Vec::new();
+        for r in records(&cp) {
+            match record::decode(&r).unwrap() {
+                Record::Series(s) => back.extend(s),
+                _ => panic!("not a series record"),
+            }
+        }
+        assert_eq!(back, series);
+    }
+
+    #[test]
+    fn no_series_writes_an_empty_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = write_series(dir.path(), 0, &mut |_| Ok(())).unwrap();
+        assert!(records(&cp).is_empty());
+    }
 }

@@ -608,7 +608,11 @@ impl Wal {
     /// `series` only (WAL readers and a replay without the snapshot still learn every series;
     /// see `checkpoint::write_series`). Segment `upto` and later stay. Nothing happens when no
     /// segment is below `upto`. The checkpoint is durable before anything is deleted.
-    pub(crate) fn drop_covered(&mut self, upto: u32, series: &[record::RefSeries]) -> Result<()> {
+    pub(crate) fn drop_covered(
+        &mut self,
+        upto: u32,
+        series: &mut checkpoint::FillSeries<'_>,
+    ) -> Result<()> {
         self.recover()?;
         let upto = upto.min(self.cur_index);
         let segs: Vec<(u32, PathBuf)> = segment::list_segments(&self.dir)?
