@@ -886,10 +886,7 @@ fn append_entry(
     // go by ref, a storage that did not know its own ref (one without refs, or a series it
     // dropped), no ref yet, a handle that does not reach a series (a storage without handles
     // wraps the ref: `touch` counts no holder).
-    if float.is_none()
-        || kept
-        || ref_unknown
-        || entry.sref.as_ref().is_none_or(|h| h.touch() == 0)
+    if float.is_none() || kept || ref_unknown || entry.sref.as_ref().is_none_or(|h| h.touch() == 0)
     {
         entry.labels = Some(Box::new(labels));
     }

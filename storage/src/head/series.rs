@@ -6,8 +6,8 @@ use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::error::Result;
 use crate::interface::SampleIterator;
 use crate::model::{Labels, Timestamp};
-use parking_lot::{Mutex, RwLock};
 use hashbrown::HashTable;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -522,10 +522,7 @@ impl RefMap {
 
     /// Inserts `s` (replacing a series with its ref, which the head never holds twice).
     pub(crate) fn insert(&mut self, id: u64, s: Arc<Series>) {
-        match self
-            .table
-            .entry(mix(id), |x| x.id == id, |x| mix(x.id))
-        {
+        match self.table.entry(mix(id), |x| x.id == id, |x| mix(x.id)) {
             hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = s,
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(s);
