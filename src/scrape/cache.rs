@@ -6,11 +6,23 @@
 //! remembers which series the previous successful scrape had, to write staleness markers for
 //! those that disappeared, as Prometheus's `scrapeCache` does.
 //!
-//! Memory: an entry keeps its series text once (the hash index holds positions, not keys) and
-//! no label set while the storage knows its ref: the labels live in the storage, and are rebuilt
-//! from the body line (or, for a staleness marker, from the kept text) only when the storage no
-//! longer knows the ref. Samples that cannot go by ref (histograms, protobuf samples, storages
-//! without refs) keep their labels, as before.
+//! **Keys.** An entry is keyed by [`Key`], the 128-bit SipHash-1-3 of the series text under a
+//! secret key drawn at random per cache; the text itself is not kept (it was ~50 bytes a
+//! series, 20 MiB at 400 targets × 1,000 series). Two different texts share a key only by a
+//! collision of a keyed PRF: for `n` cached series and `q` lookups the chance that any lookup
+//! finds another series' entry is at most `q·n / 2^128`, and a target cannot aim for one
+//! without the secret key, which never leaves the process (as `ingest::series_cache`). The
+//! parser's expected-line shortcut ([`Parser::next_expecting_by`]) is told the expected text's
+//! length and compares keys.
+//!
+//! Memory: an entry keeps no label set while the storage knows its ref: the labels live in the
+//! storage, and are rebuilt from the body line only when the storage no longer knows the ref.
+//! Samples that cannot go by ref (histograms, protobuf samples, storages without refs) keep
+//! their labels, as before. A series that left the body is stale-marked by ref; when the
+//! storage has dropped it meanwhile (the head drops only series with no sample since its
+//! truncation point, so the series' last sample is already beyond every query's lookback and a
+//! marker would change no result), no marker is written, as there are no labels to write it
+//! under.
 
 use super::Error;
 use super::expfmt::{Entry, Format, Meta, Parser};
@@ -18,6 +30,7 @@ use super::target::Metadata;
 use crate::config::relabel::{self, RelabelConfig};
 use argus_storage::{Appender, Label, Labels, SeriesHandle, SeriesRef, Timestamp, stale_nan};
 use hashbrown::HashTable;
+use siphasher::sip128::SipHasher13;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -150,13 +163,13 @@ pub struct AppendStats {
     pub stale: u64,
 }
 
-/// 40 bytes (64 with the key in a box of its own and 64-bit iterations: 400,000 scraped
-/// series held 25 MiB of entries and 20 MiB of keys, each key an allocation).
+/// 48 bytes (40 plus the series text, ~50 bytes, kept apart before; 64 with the text in a box
+/// of its own and 64-bit iterations before that: 400,000 scraped series held 25 MiB of entries
+/// and 20 MiB of texts).
 #[derive(Debug)]
 struct CacheEntry {
-    /// Where the series text this entry was built from is in [`SeriesCache::keys`].
-    key_at: u32,
-    key_len: u32,
+    /// The series text's key.
+    key: Key,
     /// The series in the storage: its ref, and for the head a pointer to the series itself
     /// ([`Appender::append_handle`] appends without a lookup by ref). Same size as an
     /// `Option<SeriesRef>`.
@@ -167,12 +180,71 @@ struct CacheEntry {
     labels: Option<Box<Labels>>,
     /// Iteration that last saw this series.
     last_iter: Iter,
-    dropped: bool,
-    /// Whether the last sample carried its own timestamp.
-    explicit_ts: bool,
-    /// Whether `last_iter` was the last successful scrape before it was last set (tells a
-    /// failed scrape what the previous successful one saw).
-    prev_ok: bool,
+    /// Length of the series text (the parser's expected-line hint), 0 when it does not fit.
+    key_len: u16,
+    /// [`DROPPED`], [`EXPLICIT_TS`], [`PREV_OK`].
+    flags: u8,
+}
+
+/// Flag: relabeling dropped the series.
+const DROPPED: u8 = 1;
+/// Flag: the last sample carried its own timestamp.
+const EXPLICIT_TS: u8 = 2;
+/// Flag: `last_iter` was the last successful scrape before it was last set (tells a failed
+/// scrape what the previous successful one saw).
+const PREV_OK: u8 = 4;
+
+impl CacheEntry {
+    fn dropped(&self) -> bool {
+        self.flags & DROPPED != 0
+    }
+    fn explicit_ts(&self) -> bool {
+        self.flags & EXPLICIT_TS != 0
+    }
+    fn prev_ok(&self) -> bool {
+        self.flags & PREV_OK != 0
+    }
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+}
+
+/// A series text's keyed 128-bit hash (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key([u64; 2]);
+
+impl Key {
+    /// The 64 bits the index hashes by.
+    fn table_hash(self) -> u64 {
+        self.0[0]
+    }
+}
+
+/// SipHash-1-3 under a secret key drawn per cache.
+#[derive(Clone, Debug)]
+struct KeyHasher(SipHasher13);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        // The standard library's `RandomState` is seeded from the OS's randomness: hashing two
+        // constants under it yields two secret 64-bit keys.
+        let seed = std::hash::RandomState::new();
+        Self(SipHasher13::new_with_keys(
+            seed.hash_one(0u8),
+            seed.hash_one(1u8),
+        ))
+    }
+}
+
+impl KeyHasher {
+    fn key(&self, text: &[u8]) -> Key {
+        let h = self.0.hash(text);
+        Key([h.h1, h.h2])
+    }
 }
 
 /// A scrape attempt's number: 32 bits, renumbered before they run out (see
@@ -188,27 +260,26 @@ fn entry(entries: &[CacheEntry], i: Pos) -> Option<&CacheEntry> {
     entries.get(i as usize)
 }
 
-/// The series text of `e`, whose key is in `keys`.
-fn key_of<'a>(keys: &'a [u8], e: &CacheEntry) -> &'a [u8] {
-    let at = e.key_at as usize;
-    keys.get(at..at + e.key_len as usize).unwrap_or(&[])
+/// True when the entry at position `i` has `key`.
+fn has_key(entries: &[CacheEntry], i: Pos, key: Key) -> bool {
+    entry(entries, i).is_some_and(|e| e.key == key)
 }
 
 /// Series cache of one target. Owned by its scrape loop; not shared.
 ///
 /// Entries live in a dense vector. Targets expose their series in the same order scrape after
-/// scrape, so the cache first compares the series text with the entry that held the same
-/// position last time (a sequential walk, no hashing); only on a mismatch does it look the
-/// text up in the hash index.
+/// scrape, so the cache first compares the series' key with the entry that held the same
+/// position last time (a sequential walk); only on a mismatch does it look the key up in the
+/// hash index.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     entries: Vec<CacheEntry>,
-    /// The entries' series texts, end to end (in `entries` order).
-    keys: Vec<u8>,
-    /// Series text → position in `entries`: holds positions only, hashed and compared through
-    /// the entries' keys (so each key is kept once).
+    /// Key → position in `entries`: holds positions only, hashed and compared through the
+    /// entries' keys.
     index: HashTable<Pos>,
-    /// Hashes `index`'s keys.
+    /// Keys series texts.
+    keyer: KeyHasher,
+    /// Hashes metadata entries ([`BodyMeta`]).
     hasher: SeriesHashBuilder,
     /// `entries` positions in the order the last successful scrape exposed them.
     order: Vec<Pos>,
@@ -234,10 +305,6 @@ pub struct SeriesCache {
     /// Entries seen by the current iteration.
     touched: u64,
     scratch: Vec<Label>,
-    /// The text format of the last text body: rebuilds labels from a kept series text.
-    text_format: Option<Format>,
-    /// A series line rebuilt from a key (reused).
-    line: Vec<u8>,
 }
 
 impl SeriesCache {
@@ -311,10 +378,8 @@ impl SeriesCache {
                 self.append_series(s, false, iter, ts, app, opts, &mut st, &mut reseen)?;
             }
         } else if !body.is_empty() && opts.protobuf.convert_nhcb {
-            self.text_format = Some(format);
             self.append_text_nhcb(body, format, iter, ts, app, opts, &mut st, &mut reseen)?;
         } else if !body.is_empty() {
-            self.text_format = Some(format);
             // `order` holds series texts this parser accepted in the last body when that body
             // was of the same format and went through this loop: hints for the lines ahead.
             let hints = self.order_format == Some(format);
@@ -323,13 +388,13 @@ impl SeriesCache {
             let mut meta = BodyMeta::new(&self.hasher, format);
             let mut p = Parser::new(body, format);
             loop {
-                let expect = match self.order.get(self.next_order.len()) {
-                    Some(&i) if hints => {
-                        entry(&self.entries, i).map_or(&[][..], |e| key_of(&self.keys, e))
-                    }
-                    _ => &[],
+                let (len, key) = match self.order.get(self.next_order.len()) {
+                    Some(&i) if hints => entry(&self.entries, i)
+                        .map_or((0, Key([0; 2])), |e| (usize::from(e.key_len), e.key)),
+                    _ => (0, Key([0; 2])),
                 };
-                let Some(e) = p.next_expecting(expect) else {
+                let keyer = &self.keyer;
+                let Some(e) = p.next_expecting_by(len, &|text| keyer.key(text) == key) else {
                     break;
                 };
                 match e {
@@ -364,14 +429,12 @@ impl SeriesCache {
         if let Some(prev) = self.last_ok
             && reseen < self.last_ok_count
         {
-            let mut rebuild = KeyLabels::new(self.text_format, &mut self.line, &mut self.scratch);
             for e in &mut self.entries {
                 if e.last_iter == prev
-                    && !e.dropped
-                    && (!e.explicit_ts || opts.track_timestamps_staleness)
+                    && !e.dropped()
+                    && (!e.explicit_ts() || opts.track_timestamps_staleness)
                 {
-                    let key = key_of(&self.keys, e);
-                    stale_append(app, e, key, ts, &mut st, &mut rebuild, opts)?;
+                    stale_append(app, e, ts, &mut st)?;
                 }
             }
         }
@@ -458,22 +521,20 @@ impl SeriesCache {
         st: &mut AppendStats,
         reseen: &mut u64,
     ) -> Result<(), Error> {
-        let key = p.series();
-        let pos = self.next_order.len();
-        let hit = match self.order.get(pos) {
-            Some(&i)
-                if known
-                    || entry(&self.entries, i).is_some_and(|e| key_of(&self.keys, e) == key) =>
-            {
-                Some(i)
-            }
+        let text = p.series();
+        let at_pos = self.order.get(self.next_order.len()).copied();
+        // The key is not needed when the parser found the expected series (it compared keys).
+        let (hit, key) = match at_pos {
+            Some(i) if known => (Some(i), None),
             _ => {
-                let (entries, keys) = (&self.entries, &self.keys);
-                self.index
-                    .find(self.hasher.hash_one(key), |&i| {
-                        entry(entries, i).is_some_and(|e| key_of(keys, e) == key)
-                    })
-                    .copied()
+                let key = self.keyer.key(text);
+                let entries = &self.entries;
+                let hit = at_pos.filter(|&i| has_key(entries, i, key)).or_else(|| {
+                    self.index
+                        .find(key.table_hash(), |&i| has_key(entries, i, key))
+                        .copied()
+                });
+                (hit, Some(key))
             }
         };
         if let Some(i) = hit
@@ -482,15 +543,15 @@ impl SeriesCache {
             self.next_order.push(i);
             if e.last_iter == iter {
                 // Same series twice in one body: Prometheus keeps the first sample.
-                if !e.dropped {
+                if !e.dropped() {
                     st.rejected += 1;
                 }
                 return Ok(());
             }
-            if self.last_ok == Some(e.last_iter) && !e.dropped {
+            if self.last_ok == Some(e.last_iter) && !e.dropped() {
                 *reseen += 1;
             }
-            e.prev_ok = self.last_ok == Some(e.last_iter);
+            e.set(PREV_OK, self.last_ok == Some(e.last_iter));
             e.last_iter = iter;
             self.touched += 1;
             return append_entry(e, p, ts, app, opts, st, &mut self.scratch, None);
@@ -505,26 +566,22 @@ impl SeriesCache {
             .ok()
             .filter(|&i| i < Pos::MAX)
             .ok_or(Error::SampleLimit)?;
-        let key_at = u32::try_from(self.keys.len()).map_err(|_| Error::SampleLimit)?;
-        let key_len = u32::try_from(key.len())
-            .ok()
-            .filter(|n| key_at.checked_add(*n).is_some())
-            .ok_or(Error::SampleLimit)?;
-        self.keys.extend_from_slice(key);
+        let key = match key {
+            Some(k) => k,
+            None => self.keyer.key(text),
+        };
         self.entries.push(CacheEntry {
-            key_at,
-            key_len,
+            key,
             sref: None,
             labels: None,
             last_iter: iter,
-            dropped,
-            explicit_ts: false,
-            prev_ok: false,
+            // A longer text (over 64 KiB) goes without the parser's hint.
+            key_len: u16::try_from(text.len()).unwrap_or(0),
+            flags: if dropped { DROPPED } else { 0 },
         });
-        let (entries, keys) = (&self.entries, &self.keys);
-        let hasher = &self.hasher;
-        self.index.insert_unique(hasher.hash_one(key), i, |&j| {
-            entry(entries, j).map_or(0, |e| hasher.hash_one(key_of(keys, e)))
+        let entries = &self.entries;
+        self.index.insert_unique(key.table_hash(), i, |&j| {
+            entry(entries, j).map_or(0, |e| e.key.table_hash())
         });
         self.next_order.push(i);
         let fresh = (!dropped).then_some(labels);
@@ -535,10 +592,8 @@ impl SeriesCache {
     }
 
     /// Gives back the spare capacity that adding series left (vectors grow by doubling): the
-    /// entries and their keys are held for the life of the target. Only after a scrape that
-    /// added series.
+    /// entries are held for the life of the target. Only after a scrape that added series.
     fn trim(&mut self) {
-        self.keys.shrink_to_fit();
         self.entries.shrink_to_fit();
     }
 
@@ -548,31 +603,14 @@ impl SeriesCache {
         let last_ok = self.last_ok;
         for e in &mut self.entries {
             e.last_iter = Iter::from(last_ok.is_some() && last_ok == Some(e.last_iter));
-            e.prev_ok = false;
+            e.set(PREV_OK, false);
         }
         self.last_ok = last_ok.map(|_| 1);
         self.iter = 1;
     }
 
-    /// Drops entries not seen by iteration `iter`, renumbering the index and the order, and
-    /// rewrites the kept keys (in entry order, no spare capacity).
+    /// Drops entries not seen by iteration `iter`, renumbering the index and the order.
     fn compact(&mut self, iter: Iter) {
-        let mut keys = Vec::with_capacity(
-            self.entries
-                .iter()
-                .filter(|e| e.last_iter == iter)
-                .map(|e| e.key_len as usize)
-                .sum(),
-        );
-        for e in &mut self.entries {
-            if e.last_iter == iter {
-                let key = key_of(&self.keys, e);
-                // Fits: at most the old keys' length, which fit.
-                e.key_at = keys.len() as u32;
-                keys.extend_from_slice(key);
-            }
-        }
-        self.keys = keys;
         let mut remap = vec![Pos::MAX; self.entries.len()];
         let mut next = 0;
         for (old, e) in self.entries.iter().enumerate() {
@@ -673,20 +711,18 @@ impl SeriesCache {
         let mut st = AppendStats::default();
         if let Some(prev) = self.last_ok.take() {
             let iter = self.iter;
-            let mut rebuild = KeyLabels::new(self.text_format, &mut self.line, &mut self.scratch);
             for e in &mut self.entries {
                 // `iter == prev` when the failure happened before parsing (fetch error).
                 let was = if e.last_iter == iter && iter != prev {
-                    e.prev_ok
+                    e.prev_ok()
                 } else {
                     e.last_iter == prev
                 };
-                if was && !e.dropped && (!e.explicit_ts || opts.track_timestamps_staleness) {
-                    let key = key_of(&self.keys, e);
-                    stale_append(app, e, key, ts, &mut st, &mut rebuild, opts)?;
+                if was && !e.dropped() && (!e.explicit_ts() || opts.track_timestamps_staleness) {
+                    stale_append(app, e, ts, &mut st)?;
                 }
                 e.last_iter = 0;
-                e.prev_ok = false;
+                e.set(PREV_OK, false);
             }
         }
         self.last_ok_count = 0;
@@ -785,7 +821,7 @@ fn append_entry(
     scratch: &mut Vec<Label>,
     fresh: Option<Labels>,
 ) -> Result<(), Error> {
-    if entry.dropped {
+    if entry.dropped() {
         return Ok(());
     }
     st.post_relabel += 1;
@@ -794,11 +830,11 @@ fn append_entry(
     }
     let t = match p.timestamp() {
         Some(t) if opts.honor_timestamps => {
-            entry.explicit_ts = true;
+            entry.set(EXPLICIT_TS, true);
             t
         }
         _ => {
-            entry.explicit_ts = false;
+            entry.set(EXPLICIT_TS, false);
             ts
         }
     };
@@ -827,7 +863,7 @@ fn append_entry(
             let (l, dropped) = build_labels(p, opts, scratch)?;
             if dropped {
                 // Not reached: relabeling of the same text under the same options.
-                entry.dropped = true;
+                entry.set(DROPPED, true);
                 return Ok(());
             }
             l
@@ -846,9 +882,12 @@ fn append_entry(
             SeriesHandle::from_ref(r)
         });
     }
-    // Labels stay where the next sample needs them: samples that never go by ref, a storage
-    // that did not know its own ref (one without refs, or a series it dropped), no ref yet.
-    if float.is_none() || kept || ref_unknown || entry.sref.is_none() {
+    // Labels stay where the next sample or a staleness marker needs them: samples that never
+    // go by ref, a storage that did not know its own ref (one without refs, or a series it
+    // dropped), no ref yet, a handle that does not reach a series (a storage without handles
+    // wraps the ref: `touch` counts no holder).
+    if float.is_none() || kept || ref_unknown || entry.sref.as_ref().is_none_or(|h| h.touch() == 0)
+    {
         entry.labels = Some(Box::new(labels));
     }
     match res {
@@ -888,79 +927,32 @@ fn build_labels(
     Ok((lset, false))
 }
 
-/// Rebuilds the final labels of a text series from its cache key (the series text of a body
-/// line), for a staleness marker whose entry keeps no labels and whose ref the storage does not
-/// know any more.
-struct KeyLabels<'a> {
-    format: Option<Format>,
-    line: &'a mut Vec<u8>,
-    scratch: &'a mut Vec<Label>,
-}
-
-impl<'a> KeyLabels<'a> {
-    fn new(format: Option<Format>, line: &'a mut Vec<u8>, scratch: &'a mut Vec<Label>) -> Self {
-        Self {
-            format,
-            line,
-            scratch,
-        }
-    }
-
-    /// `None` when the key is not a series the text parser reads (it always is: the key came
-    /// from a parsed line) or relabeling drops it.
-    fn labels(&mut self, key: &[u8], opts: &AppendOptions) -> Option<Labels> {
-        let format = self.format?;
-        self.line.clear();
-        self.line.extend_from_slice(key);
-        self.line.extend_from_slice(b" 0\n");
-        let mut p = Parser::new(self.line, format);
-        if p.next() != Some(Entry::Series) || p.series() != key {
-            return None;
-        }
-        match build_labels(&p, opts, self.scratch) {
-            Ok((l, false)) => Some(l),
-            _ => None,
-        }
-    }
-}
-
-/// Appends a staleness marker at `ts` to `e`'s series: by ref, else by its kept or rebuilt
-/// labels (skipped when those cannot be had).
+/// Appends a staleness marker at `ts` to `e`'s series: by ref, else by its kept labels. A
+/// series that keeps no labels and whose ref the storage no longer knows gets none (see the
+/// module doc: the storage dropped it, so its last sample is beyond every lookback already).
 fn stale_append(
     app: &mut dyn Appender,
     e: &mut CacheEntry,
-    key: &[u8],
     ts: Timestamp,
     st: &mut AppendStats,
-    rebuild: &mut KeyLabels<'_>,
-    opts: &AppendOptions,
 ) -> Result<(), Error> {
-    if e.labels.is_none()
-        && let Some(h) = &e.sref
-    {
-        match app.append_handle(h, ts, stale_nan()) {
-            Ok(Some(r)) => {
-                if r != h.series_ref() {
-                    e.sref = Some(SeriesHandle::from_ref(r));
+    let labels = match (&e.labels, &e.sref) {
+        (Some(l), _) => l,
+        (None, Some(h)) => {
+            return match app.append_handle(h, ts, stale_nan()) {
+                Ok(Some(r)) => {
+                    if r != h.series_ref() {
+                        e.sref = Some(SeriesHandle::from_ref(r));
+                    }
+                    st.stale += 1;
+                    Ok(())
                 }
-                st.stale += 1;
-                return Ok(());
-            }
-            Ok(None) => {}
-            Err(err) if is_sample_rejection(&err) => return Ok(()),
-            Err(err) => return Err(Error::Storage(err)),
+                Ok(None) => Ok(()),
+                Err(err) if is_sample_rejection(&err) => Ok(()),
+                Err(err) => Err(Error::Storage(err)),
+            };
         }
-    }
-    let rebuilt;
-    let labels = match &e.labels {
-        Some(l) => &**l,
-        None => match rebuild.labels(key, opts) {
-            Some(l) => {
-                rebuilt = l;
-                &rebuilt
-            }
-            None => return Ok(()),
-        },
+        (None, None) => return Ok(()),
     };
     let hint = e.sref.as_ref().map(SeriesHandle::series_ref);
     match app.append(hint, labels, ts, stale_nan()) {

@@ -187,11 +187,12 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
     let wall = SystemTime::now();
     let ts = now_ms();
     let forced = p.forced_error.lock().clone();
-    let mut buf = p.buffers.get();
+    // A gzip body stays compressed while the loop waits for a commit slot (see
+    // `client::Fetched`).
     let fetched = match (forced, &st.client) {
         (Some(e), _) => Err(Error::Config(e)),
         (None, Err(e)) => Err(Error::Config(e.clone())),
-        (None, Ok(c)) => c.fetch(&mut buf).await,
+        (None, Ok(c)) => c.fetch(&p.buffers).await,
     };
     // Held until this scrape's appends are committed or rolled back (see [`commit`]).
     let slot = p.commit_slots.acquire().await.ok();
@@ -200,10 +201,14 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
     // segment's close makes them durable against a power cut too. Nobody waits for an
     // acknowledgement of a scrape, and 400 targets would otherwise ask for an fsync each.
     let mut app = p.appendable.appender_unsynced();
-    let result = fetched.and_then(|format| {
-        st.cache
-            .append_body(&buf, format, ts, app.as_mut(), &p.opts)
-    });
+    let mut buf = Vec::new();
+    let result = fetched
+        .and_then(|f| f.into_body(&p.buffers))
+        .and_then(|(body, format)| {
+            buf = body;
+            st.cache
+                .append_body(&buf, format, ts, app.as_mut(), &p.opts)
+        });
     p.buffers.put(buf);
     let dur = started.elapsed();
     let outcome = match result.and_then(|stats| {

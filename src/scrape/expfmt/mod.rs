@@ -142,6 +142,15 @@ impl std::error::Error for ParseError {}
 /// Byte range `[start, end)` of the body.
 pub(crate) type Span = (usize, usize);
 
+/// The series text the caller of [`Parser::next_expecting_by`] expects at the next sample line.
+#[derive(Clone, Copy)]
+pub(crate) struct Expect<'e> {
+    /// Its length in bytes (0: nothing expected).
+    pub(crate) len: usize,
+    /// Whether `len` bytes of the body are it.
+    pub(crate) is: &'e dyn Fn(&[u8]) -> bool,
+}
+
 /// A cursor over one exposition body; see the module docs.
 ///
 /// Call order: [`Parser::next`] until it returns `None`, then [`Parser::err`] once. Accessors
@@ -236,6 +245,16 @@ impl<'a> Parser<'a> {
     /// every input; `expect` must be a [`Parser::series`] of an earlier body in this format
     /// (anything else may let a malformed series through), or empty.
     pub fn next_expecting(&mut self, expect: &[u8]) -> Option<Entry> {
+        self.next_expecting_by(expect.len(), &|b| b == expect)
+    }
+
+    /// [`Parser::next_expecting`] for a caller that keeps no copy of the expected series text:
+    /// `len` is its length (0: none expected), and `is(bytes)` (called with `len` bytes of the
+    /// body, only once the cheap checks passed) says whether they are it. `is` must return true
+    /// only for bytes equal to a [`Parser::series`] of an earlier body in this format (the scrape
+    /// cache compares a keyed 128-bit hash).
+    pub fn next_expecting_by(&mut self, len: usize, is: &dyn Fn(&[u8]) -> bool) -> Option<Entry> {
+        let expect = Expect { len, is };
         if self.done {
             return None;
         }

@@ -7,11 +7,11 @@
 
 use super::lex::{self, Lexer, describe};
 use super::text::line_text;
-use super::{Entry, Format, MetricType, Parser, span};
+use super::{Entry, Expect, Format, MetricType, Parser, span};
 
 impl Parser<'_> {
     /// `expect`: see [`Parser::next_expecting`].
-    pub(crate) fn next_openmetrics(&mut self, expect: &[u8]) -> Result<Option<Entry>, String> {
+    pub(crate) fn next_openmetrics(&mut self, expect: Expect<'_>) -> Result<Option<Entry>, String> {
         let b = self.buf;
         let mut lx = Lexer::new(b, self.pos);
         if self.eof {
@@ -142,7 +142,7 @@ impl Parser<'_> {
         Ok(Some(kind))
     }
 
-    fn om_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> Result<(), String> {
+    fn om_series(&mut self, lx: &mut Lexer<'_>, expect: Expect<'_>) -> Result<(), String> {
         let b = self.buf;
         let start = lx.pos;
         self.as_expected = self.expected_series(lx, expect);

@@ -4,13 +4,13 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::lex::{self, Lexer, describe};
-use super::{Entry, Format, MetricType, Parser, span};
+use super::{Entry, Expect, Format, MetricType, Parser, span};
 
 impl Parser<'_> {
     /// The next entry: blank lines skipped, then a comment or a series, read by Prometheus's
     /// rules or, in strict mode, by Go `expfmt`'s (`strict.rs`).
     /// `expect`: see [`Parser::next_expecting`].
-    pub(crate) fn next_text(&mut self, expect: &[u8]) -> Result<Option<Entry>, String> {
+    pub(crate) fn next_text(&mut self, expect: Expect<'_>) -> Result<Option<Entry>, String> {
         let b = self.buf;
         self.partial = None;
         loop {
@@ -131,19 +131,24 @@ impl Parser<'_> {
     /// The series text at `lx` when it is `expect` (see [`Parser::next_expecting`]): sets the
     /// series and name spans as [`lex::scan_labels`] would and moves `lx` past it. `false`
     /// (nothing changed) when it is not, or when the shortcut does not apply.
-    pub(crate) fn expected_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> bool {
+    pub(crate) fn expected_series(&mut self, lx: &mut Lexer<'_>, expect: Expect<'_>) -> bool {
         let b = self.buf;
         let start = lx.pos;
-        let end = start + expect.len();
+        let Some(end) = start.checked_add(expect.len) else {
+            return false;
+        };
+        let Some(text) = b.get(start..end) else {
+            return false;
+        };
         // A quoted name inside the braces: rare, left to the full scan.
-        if expect.is_empty()
-            || expect.first() == Some(&b'{')
-            || b.get(start..end) != Some(expect)
+        if text.is_empty()
+            || text.first() == Some(&b'{')
             || !matches!(b.get(end), Some(b' ' | b'\t'))
+            || !(expect.is)(text)
         {
             return false;
         }
-        if expect.last() != Some(&b'}') {
+        if text.last() != Some(&b'}') {
             // A name without braces: the full scan would read braces after the blanks.
             let mut after = Lexer::new(b, end);
             after.blanks();
@@ -153,11 +158,8 @@ impl Parser<'_> {
         }
         // The name is what precedes the braces (blanks before them trimmed), or all of it: the
         // text was scanned before.
-        let mut name_len = expect
-            .iter()
-            .position(|&c| c == b'{')
-            .unwrap_or(expect.len());
-        while name_len > 0 && matches!(expect.get(name_len - 1), Some(b' ' | b'\t')) {
+        let mut name_len = text.iter().position(|&c| c == b'{').unwrap_or(text.len());
+        while name_len > 0 && matches!(text.get(name_len - 1), Some(b' ' | b'\t')) {
             name_len -= 1;
         }
         if name_len == 0 {
@@ -170,7 +172,7 @@ impl Parser<'_> {
         true
     }
 
-    fn text_series(&mut self, lx: &mut Lexer<'_>, expect: &[u8]) -> Result<(), String> {
+    fn text_series(&mut self, lx: &mut Lexer<'_>, expect: Expect<'_>) -> Result<(), String> {
         let start = lx.pos;
         self.as_expected = self.expected_series(lx, expect);
         if !self.as_expected {

@@ -1220,9 +1220,9 @@ fn restore(head: &Head, img: SeriesImage, drop_before: Option<Timestamp>) -> Res
         None => None,
     };
     let mut d = s.data.lock();
-    d.closed = img.closed;
+    d.closed = img.closed.into();
     d.open = open;
-    d.ooo = img.ooo;
+    d.ooo = img.ooo.into();
     d.last = img.last;
     if let Some(b) = drop_before {
         d.truncate(b);

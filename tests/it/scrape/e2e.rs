@@ -197,6 +197,10 @@ scrape_configs:
     metrics_path: /gz
     sample_limit: 10
     static_configs: [{{targets: ['{fx}']}}]
+  - job_name: gzlimit
+    metrics_path: /gz
+    body_size_limit: 5KB
+    static_configs: [{{targets: ['{fx}']}}]
   - job_name: dropper
     relabel_configs: [{{source_labels: [__address__], regex: '.*', action: drop}}]
     static_configs: [{{targets: ['{fx}']}}]
@@ -256,6 +260,12 @@ scrape_configs:
     assert!(
         points(&storage, "gz_series", "limited").is_empty(),
         "sample limit: nothing stored"
+    );
+    // The limit bounds the decompressed body (~11 KB; ~2 KB sent), as Prometheus's does.
+    assert_eq!(last(&storage, "up", "gzlimit"), Some(0.0));
+    assert!(
+        points(&storage, "gz_series", "gzlimit").is_empty(),
+        "body size limit: nothing stored"
     );
 
     let t = get_json(&format!("http://{api}/api/v1/targets")).await;
