@@ -926,7 +926,7 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
             continue;
         }
         if !d.ooo.is_empty() {
-            ooo.push((series.len(), d.ooo.clone()));
+            ooo.push((series.len(), d.ooo.to_vec()));
         }
         let mark = SeriesMark::new(Arc::clone(&s), &d)?;
         drop(d);
