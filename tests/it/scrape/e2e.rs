@@ -223,8 +223,10 @@ scrape_configs:
             .all(|j| last(&storage, "up", j) == Some(1.0))
     })
     .await;
-    wait_for("noauth and limited down", 10, || {
-        last(&storage, "up", "noauth") == Some(0.0) && last(&storage, "up", "limited") == Some(0.0)
+    wait_for("noauth, limited and gzlimit down", 10, || {
+        ["noauth", "limited", "gzlimit"]
+            .iter()
+            .all(|j| last(&storage, "up", j) == Some(0.0))
     })
     .await;
 
