@@ -19,10 +19,11 @@
 //! storage, and are rebuilt from the body line only when the storage no longer knows the ref.
 //! Samples that cannot go by ref (histograms, protobuf samples, storages without refs) keep
 //! their labels, as before. A series that left the body is stale-marked by ref; when the
-//! storage has dropped it meanwhile (the head drops only series with no sample since its
-//! truncation point, so the series' last sample is already beyond every query's lookback and a
-//! marker would change no result), no marker is written, as there are no labels to write it
-//! under.
+//! storage has dropped it meanwhile, no marker is written, as there are no labels to write it
+//! under (Prometheus's cache keeps every series' labels and would write one). The head drops
+//! only series with no sample since its truncation point (an hour or more back with 2-hour
+//! blocks), or whose samples were deleted: the marker would end a series that the default
+//! 5-minute lookback has ended long before, so no query result changes.
 
 use super::Error;
 use super::expfmt::{Entry, Format, Meta, Parser};
@@ -929,7 +930,7 @@ fn build_labels(
 
 /// Appends a staleness marker at `ts` to `e`'s series: by ref, else by its kept labels. A
 /// series that keeps no labels and whose ref the storage no longer knows gets none (see the
-/// module doc: the storage dropped it, so its last sample is beyond every lookback already).
+/// module doc: the storage dropped it, so its last sample is long past the lookback).
 fn stale_append(
     app: &mut dyn Appender,
     e: &mut CacheEntry,
