@@ -132,6 +132,24 @@ fn copy(src: &Path, dst: &Path, with_snapshots: bool) {
     }
 }
 
+/// Copies the crashed `src` into `root/a` (with its snapshots) and `root/b` (without), opens
+/// both and returns the Db opened from the snapshot with the dumps of both: (with, from the
+/// snapshot + WAL, from the whole WAL).
+fn reopen_with_and_without_snapshot(
+    root: &Path,
+    src: &Path,
+    window: i64,
+) -> (Db, Vec<String>, Vec<String>) {
+    let (a, b) = (root.join("a"), root.join("b"));
+    copy(src, &a, true);
+    copy(src, &b, false);
+    let with = Db::open(&a, opts(window)).unwrap();
+    assert_eq!(snapshots(&a).len(), 1, "the snapshot was not used");
+    let whole = Db::open(&b, opts(window)).unwrap();
+    let (got, want) = (dump(&with), dump(&whole));
+    (with, got, want)
+}
+
 fn snapshots(dir: &Path) -> Vec<u32> {
     snapshot::list(dir)
         .unwrap()
@@ -201,13 +219,7 @@ fn snapshot_plus_wal_builds_the_head_the_whole_wal_builds() {
         let root = tempfile::tempdir().unwrap();
         let src = root.path().join("db");
         let live = build(&src, window, seed);
-        let (a, b) = (root.path().join("a"), root.path().join("b"));
-        copy(&src, &a, true);
-        copy(&src, &b, false);
-        let with = Db::open(&a, opts(window)).unwrap();
-        assert_eq!(snapshots(&a).len(), 1, "the snapshot was not used");
-        let whole = Db::open(&b, opts(window)).unwrap();
-        let (got, want) = (dump(&with), dump(&whole));
+        let (with, got, want) = reopen_with_and_without_snapshot(root.path(), &src, window);
         assert!(want.len() > 60, "too few series: {}", want.len());
         if window > 0 {
             assert!(
@@ -558,13 +570,7 @@ fn appends_racing_snapshots_end_up_in_the_snapshot_or_the_wal_after_it_exactly_o
     drop(keep_all);
     let live = dump(&db);
     drop(db);
-    let (a, b) = (root.path().join("a"), root.path().join("b"));
-    copy(&src, &a, true);
-    copy(&src, &b, false);
-    let with = Db::open(&a, opts(window)).unwrap();
-    assert_eq!(snapshots(&a).len(), 1, "the snapshot was not used");
-    let whole = Db::open(&b, opts(window)).unwrap();
-    let (got, want) = (dump(&with), dump(&whole));
+    let (_with, got, want) = reopen_with_and_without_snapshot(root.path(), &src, window);
     assert_eq!(want.len(), 3000 + 120 + 1);
     assert_same(&want, &got, "snapshot + WAL vs whole WAL");
     assert_same(&live, &got, "live head vs snapshot + WAL");

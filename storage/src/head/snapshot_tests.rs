@@ -402,6 +402,17 @@ fn recomputed_crcs_let_mutations_reach_the_section_decoders() {
     assert_eq!(again, good);
 }
 
+/// A logged series `{a="b"}` with id 7 and no samples.
+fn series_a_b() -> Arc<Series> {
+    Arc::new(Series {
+        id: 7,
+        labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
+        logged: true.into(),
+        removed: false.into(),
+        data: Default::default(),
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -415,13 +426,7 @@ proptest! {
         completed in any::<bool>(),
     ) {
         let cut = cut.min(samples.len());
-        let live = Arc::new(Series {
-            id: 7,
-            labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
-            logged: true.into(),
-            removed: false.into(),
-            data: Default::default(),
-        });
+        let live = series_a_b();
         let files = HeadChunkFiles::in_memory();
         let mut chunk = XorChunk::new();
         for &(t, v) in &samples[..cut] {
@@ -458,13 +463,7 @@ proptest! {
 /// snapshot excludes both) is an error, not a wrong snapshot.
 #[test]
 fn a_series_changed_other_than_by_appends_fails_the_snapshot() {
-    let live = Arc::new(Series {
-        id: 7,
-        labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
-        logged: true.into(),
-        removed: false.into(),
-        data: Default::default(),
-    });
+    let live = series_a_b();
     let files = HeadChunkFiles::in_memory();
     let mut chunk = XorChunk::new();
     chunk.append(1000, 1.0);
