@@ -19,17 +19,13 @@
 //! and prints its size per sample, taking `ARGUS_REPLAY_SERIES` × `ARGUS_REPLAY_SAMPLES` as the
 //! sample count (the later opens load it).
 
-use argus_storage::{Appendable, Db, Labels, Options, SyncMode};
+mod common;
+
+use argus_storage::{Appendable, Db, Options, SyncMode};
+use common::env_or;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn opts() -> Options {
     Options {
@@ -46,13 +42,7 @@ fn opts() -> Options {
 /// snapshot when `snapshot`).
 fn write(dir: &Path, series: u64, samples: u64, snapshot: bool) {
     let db = Db::open(dir, opts()).expect("open");
-    let labels: Vec<Labels> = (0..series)
-        .map(|i| {
-            let name = format!("metric_{}", i % 100);
-            let inst = format!("host-{}", i / 100);
-            Labels::from_pairs(&[("__name__", name.as_str()), ("instance", inst.as_str())])
-        })
-        .collect();
+    let labels = common::metric_host_labels(series);
     let mut refs = vec![None; labels.len()];
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut vals = vec![0f64; labels.len()];

@@ -6,7 +6,9 @@
 //! Run: `cargo bench --profile profiling -p argus-storage --bench snapshot_write -- --quick`
 //! (20,000 series; `ARGUS_SNAPSHOT_SERIES=200000` for the bigger head).
 
-use argus_storage::{Appendable, Db, Labels, Options, SyncMode};
+mod common;
+
+use argus_storage::{Appendable, Db, Options, SyncMode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn head(dir: &std::path::Path, series: u64) -> Db {
@@ -19,19 +21,13 @@ fn head(dir: &std::path::Path, series: u64) -> Db {
         },
     )
     .expect("open");
-    let labels: Vec<Labels> = (0..series)
-        .map(|i| {
-            let name = format!("metric_{}", i % 100);
-            let inst = format!("host-{}", i / 100);
-            Labels::from_pairs(&[("__name__", name.as_str()), ("instance", inst.as_str())])
-        })
-        .collect();
+    let labels = common::metric_host_labels(series);
     let mut refs = vec![None; labels.len()];
     for k in 0..130u64 {
         let t = 1_700_000_000_000 + 15_000 * k as i64;
-        for chunk in (0..labels.len()).collect::<Vec<_>>().chunks(2000) {
+        for start in (0..labels.len()).step_by(2000) {
             let mut app = db.appender();
-            for &i in chunk {
+            for i in start..(start + 2000).min(labels.len()) {
                 let v = (k * 7 + i as u64 % 13) as f64;
                 refs[i] = Some(app.append(refs[i], &labels[i], t, v).expect("append"));
             }
@@ -42,10 +38,7 @@ fn head(dir: &std::path::Path, series: u64) -> Db {
 }
 
 fn bench(c: &mut Criterion) {
-    let series = std::env::var("ARGUS_SNAPSHOT_SERIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000u64);
+    let series = common::env_or("ARGUS_SNAPSHOT_SERIES", 20_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = head(dir.path(), series);
     let mut g = c.benchmark_group("snapshot_write");
