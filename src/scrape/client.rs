@@ -12,6 +12,7 @@ use super::buffers::BufferPool;
 use super::expfmt::Format;
 use super::target::Target;
 use crate::config::scrape::ScrapeConfig;
+use crate::util::gzip::{GunzipError, gunzip};
 use crate::util::http_client::{Auth, builder};
 pub(crate) use crate::util::http_client::{error_chain, install_crypto_provider};
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, USER_AGENT};
@@ -245,79 +246,13 @@ impl Fetched<'_> {
             Err(e) => {
                 pool.put(out);
                 Err(match e {
-                    Some(msg) => Error::Http {
+                    GunzipError::Invalid(e) => Error::Http {
                         url: self.client.url.clone(),
-                        msg,
+                        msg: format!("cannot decompress gzip body: {e}"),
                     },
-                    None => Error::BodySizeLimit,
+                    GunzipError::TooLarge => Error::BodySizeLimit,
                 })
             }
         }
-    }
-}
-
-/// Decompresses gzip `src` (one or more members, as Go's reader) into `dst` (cleared first).
-/// `Err(None)` when the result would pass `limit` bytes, `Err(Some(msg))` when `src` is not
-/// valid gzip.
-fn gunzip(src: &[u8], limit: u64, dst: &mut Vec<u8>) -> Result<(), Option<String>> {
-    use std::io::Read;
-    dst.clear();
-    // The trailer's size (mod 2^32, of the last member): a hint that saves the doubling slack.
-    if let Some(&[a, b, c, d]) = src.last_chunk::<4>() {
-        let hint = u64::from(u32::from_le_bytes([a, b, c, d])).min(limit);
-        dst.reserve(usize::try_from(hint).unwrap_or(0));
-    }
-    let mut r = flate2::read::MultiGzDecoder::new(src).take(limit.saturating_add(1));
-    r.read_to_end(dst)
-        .map_err(|e| Some(format!("cannot decompress gzip body: {e}")))?;
-    if dst.len() as u64 > limit {
-        return Err(None);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn gz(members: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for m in members {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(m).unwrap();
-            out.extend(e.finish().unwrap());
-        }
-        out
-    }
-
-    #[test]
-    fn gunzip_bounds_and_errors() {
-        let check = |src: &[u8], limit: u64, want: Result<&[u8], Option<()>>| {
-            let mut dst = b"old".to_vec();
-            let got = gunzip(src, limit, &mut dst);
-            match want {
-                Ok(w) => {
-                    assert_eq!(got, Ok(()));
-                    assert_eq!(dst, w);
-                }
-                Err(None) => assert_eq!(got, Err(None)),
-                Err(Some(())) => assert!(matches!(got, Err(Some(_))), "{got:?}"),
-            }
-        };
-        let body = b"a 1\nb 2\n".repeat(100);
-        check(&gz(&[&body]), 10_000, Ok(&body));
-        check(&gz(&[&body]), body.len() as u64, Ok(&body));
-        check(&gz(&[&body]), body.len() as u64 - 1, Err(None));
-        // Two members read as one body (Go's gzip reader does the same).
-        check(&gz(&[b"a 1\n", b"b 2\n"]), 100, Ok(b"a 1\nb 2\n"));
-        check(&gz(&[b""]), 100, Ok(b""));
-        check(b"not gzip", 100, Err(Some(())));
-        let mut cut = gz(&[&body]);
-        cut.truncate(cut.len() / 2);
-        check(&cut, 10_000, Err(Some(())));
-        // A bomb stops at the limit: 64 MiB of zeros against a 1 MiB limit.
-        let bomb = gz(&[&vec![0u8; 64 << 20]]);
-        check(&bomb, 1 << 20, Err(None));
     }
 }

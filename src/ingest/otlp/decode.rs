@@ -11,7 +11,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
-use std::io::Read;
 
 /// The two OTLP/HTTP encodings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,14 +75,11 @@ pub enum DecodeError {
 
 /// Decompresses a gzip body into `buf`, reading at most `limit` bytes.
 pub fn gunzip(body: &[u8], limit: usize, buf: &mut Vec<u8>) -> Result<(), DecodeError> {
-    buf.clear();
-    let mut r = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
-    r.read_to_end(buf)
-        .map_err(|e| DecodeError::Gzip(e.to_string()))?;
-    if buf.len() > limit {
-        return Err(DecodeError::TooLarge { limit });
-    }
-    Ok(())
+    use crate::util::gzip::{GunzipError, gunzip};
+    gunzip(body, limit as u64, buf).map_err(|e| match e {
+        GunzipError::TooLarge => DecodeError::TooLarge { limit },
+        GunzipError::Invalid(msg) => DecodeError::Gzip(msg),
+    })
 }
 
 /// Decodes an uncompressed body.
