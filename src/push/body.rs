@@ -5,6 +5,7 @@
 
 use super::text::{TextError, normalize_histograms, parse_text};
 use crate::expose::proto::MetricFamily;
+use crate::util::gzip::{GunzipError, gunzip};
 use prost::Message;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -53,30 +54,35 @@ pub fn is_delimited_protobuf(content_type: &str) -> bool {
 }
 
 /// Undoes `Content-Encoding` (gzip or snappy framed; anything else passes through), bounding the
-/// decoded size by `limit`.
+/// decoded size by `limit`. Gzip goes through the one bounded decoder ([`gunzip`]), which reads
+/// every member of the body as Pushgateway's Go `gzip.Reader` does.
 pub fn decode_content_encoding(
     encoding: Option<&str>,
     body: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, BodyError> {
     let enc = encoding.unwrap_or("").trim().to_ascii_lowercase();
-    let reader: Box<dyn Read + '_> = match enc.as_str() {
-        "gzip" => Box::new(flate2::read::GzDecoder::new(body)),
-        "snappy" => Box::new(snap::read::FrameDecoder::new(body)),
+    let mut out = Vec::new();
+    match enc.as_str() {
+        "gzip" => gunzip(body, limit as u64, &mut out).map_err(|e| match e {
+            GunzipError::TooLarge => BodyError::TooLarge { limit },
+            GunzipError::Invalid(msg) => BodyError::Encoding(msg),
+        })?,
+        "snappy" => {
+            snap::read::FrameDecoder::new(body)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| BodyError::Encoding(e.to_string()))?;
+            if out.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+        }
         _ => {
             if body.len() > limit {
                 return Err(BodyError::TooLarge { limit });
             }
-            return Ok(body.to_vec());
+            out.extend_from_slice(body);
         }
-    };
-    let mut out = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| BodyError::Encoding(e.to_string()))?;
-    if out.len() > limit {
-        return Err(BodyError::TooLarge { limit });
     }
     Ok(out)
 }
@@ -178,6 +184,44 @@ mod tests {
             decode_content_encoding(Some("gzip"), b"not gzip", 100),
             Err(BodyError::Encoding(_))
         ));
+        // Every member is read (Go's gzip reader does), within the limit of the whole.
+        let mut two = gz.clone();
+        two.extend_from_slice(&gz);
+        assert_eq!(
+            decode_content_encoding(Some("gzip"), &two, 20_000)
+                .expect("fits")
+                .len(),
+            20_000
+        );
+        assert!(matches!(
+            decode_content_encoding(Some("gzip"), &two, 19_999),
+            Err(BodyError::TooLarge { limit: 19_999 })
+        ));
+    }
+
+    /// The error text sent back for a broken gzip stream is the one the single-member reader
+    /// the push API used before gave (the shared decoder is multi-member).
+    #[test]
+    fn gzip_errors_keep_their_text() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"x 1\n").expect("write");
+        let gz = enc.finish().expect("finish");
+        let cut = gz.get(..gz.len() / 2).expect("half");
+        let mut bad_crc = gz.clone();
+        if let Some(b) = bad_crc.get_mut(gz.len() - 8) {
+            *b ^= 1;
+        }
+        for src in [&b"not gzip"[..], b"\x1f\x8b", cut, &bad_crc] {
+            let mut want = Vec::new();
+            let want = flate2::read::GzDecoder::new(src)
+                .read_to_end(&mut want)
+                .expect_err("broken stream");
+            match decode_content_encoding(Some("gzip"), src, 100) {
+                Err(BodyError::Encoding(got)) => assert_eq!(got, want.to_string(), "{src:?}"),
+                got => panic!("{src:?}: want Encoding({want}), got {got:?}"),
+            }
+        }
     }
 
     #[test]

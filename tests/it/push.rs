@@ -769,6 +769,52 @@ fn ttl_expires_groups_with_stale_markers() {
     );
 }
 
+/// Gzip push bodies go through the shared bounded decoder: every member of a multi-member body
+/// is read (as Pushgateway's Go reader does), a body decompressing to exactly the limit fits and
+/// one byte more is refused with 413, and a broken stream is a 400 naming the decoder's error.
+#[test]
+fn gzip_bodies_read_every_member_within_the_limit() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = MemStorage::new();
+    let opts = PushOptions {
+        max_body_bytes: 64,
+        ..PushOptions::default()
+    };
+    let svc = open(dir.path(), opts, &storage);
+    let addr = serve(&rt, argus::api::push::router(&svc));
+    let put = |path: &str, body: &[u8]| {
+        http(
+            &addr,
+            "PUT",
+            path,
+            &[TEXT, ("Content-Encoding", "gzip")],
+            body,
+        )
+    };
+    let two = [gzip(b"first 1\n"), gzip(b"second 2\n")].concat();
+    let r = put("/metrics/job/multi", &two);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j: Value = serde_json::from_str(&http(&addr, "GET", "/api/v1/metrics", &[], b"").text())
+        .expect("json");
+    let group = &j["data"][0];
+    assert!(
+        group.get("first").is_some() && group.get("second").is_some(),
+        "both members' series pushed: {j}"
+    );
+    // 64 bytes exactly: 16 lines of "x 1\n"; one byte more does not fit.
+    let exact = "x 1\n".repeat(16);
+    let r = put("/metrics/job/exact", &gzip(exact.as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let over = format!("{exact}\n");
+    let r = put("/metrics/job/over", &gzip(over.as_bytes()));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("limit of 64 bytes"), "{}", r.text());
+    let r = put("/metrics/job/bad", b"not gzip");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("invalid gzip header"), "{}", r.text());
+}
+
 #[test]
 fn bounds_are_enforced_without_losing_data() {
     let rt = runtime();
