@@ -921,9 +921,7 @@ fn append_entry(
     // dropped), no ref yet, a handle that does not reach a series (a storage without handles
     // wraps the ref: `touch` counts no holder). Once kept, always kept.
     if let Some(labels) = owned
-        && (float.is_none()
-            || ref_unknown
-            || entry.sref.as_ref().is_none_or(|h| h.touch() == 0))
+        && (float.is_none() || ref_unknown || entry.sref.as_ref().is_none_or(|h| h.touch() == 0))
     {
         kept.insert(pos, labels);
         entry.set(KEPT, true);

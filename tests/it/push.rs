@@ -802,15 +802,17 @@ fn gzip_bodies_read_every_member_within_the_limit() {
         group.get("first").is_some() && group.get("second").is_some(),
         "both members' series pushed: {j}"
     );
-    // 64 bytes exactly: 16 lines of "x 1\n"; one byte more does not fit.
-    let exact = "x 1\n".repeat(16);
+    // 64 bytes exactly; one byte more (a blank line) does not fit.
+    let mut exact: String = (0..10).map(|i| format!("m{i} 1\n")).collect();
+    exact.push_str("m10 123456789\n");
+    assert_eq!(exact.len(), 64);
     let r = put("/metrics/job/exact", &gzip(exact.as_bytes()));
     assert_eq!(r.status, 200, "{}", r.text());
     let over = format!("{exact}\n");
     let r = put("/metrics/job/over", &gzip(over.as_bytes()));
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("limit of 64 bytes"), "{}", r.text());
-    let r = put("/metrics/job/bad", b"not gzip");
+    let r = put("/metrics/job/bad", b"certainly not a gzip stream");
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("invalid gzip header"), "{}", r.text());
 }

@@ -397,7 +397,10 @@ mod tests {
         let check = |s: &str, want: Option<f64>| {
             let got = parse_float(s.as_bytes());
             assert!(same(got, want), "{s:?}: expected {want:?}, got {got:?}");
-            assert!(same(got, general(s.as_bytes())), "{s:?}: differs from the general parser");
+            assert!(
+                same(got, general(s.as_bytes())),
+                "{s:?}: differs from the general parser"
+            );
         };
         check("0", Some(0.0));
         check("-0", Some(-0.0));
