@@ -226,7 +226,16 @@ impl Key {
     }
 }
 
-/// SipHash-1-3 under a secret key drawn per cache.
+/// SipHash-1-3 (128-bit output) under a secret key drawn per cache.
+///
+/// Why this function (session 11, 73-byte series texts, one core): SipHash is a PRF, so the
+/// collision bound of the module doc holds whatever texts a target exposes, adaptively too.
+/// It costs 19.6 ns a text. Measured against it: POLYVAL with a length block (RustCrypto
+/// `polyval`, a universal hash: the same bound for texts chosen without the key, and an AES
+/// pass over its output to keep the table's placement from leaking the key) 53 ns; xxh3-128
+/// under a random 192-byte secret 6.7 ns, but xxh3 makes no claim for secret keys and no
+/// bound follows, so it is not used. What the warm path saves instead is the work around
+/// the hash: values parsed by a plain-decimal fast path (`expfmt::lex::parse_float`).
 #[derive(Clone, Debug)]
 struct KeyHasher(SipHasher13);
 
