@@ -506,6 +506,43 @@ fn leaving_series_are_stale_marked_by_handle() {
     }
 }
 
+/// Labels kept apart by position (a storage without handles keeps every series' labels) follow
+/// their entry when the cache forgets series that left and renumbers the rest: samples and
+/// staleness markers after that go under each series' own labels.
+#[test]
+fn kept_labels_follow_their_entry_through_compaction() {
+    let s = MemStorage::new();
+    let o = opts();
+    let mut c = SeriesCache::new();
+    scrape_into(&mut c, &s, "a 1\nb 2\nc 3\n", 1000, &o).unwrap();
+    assert_eq!(c.kept.len(), 3);
+    // a and b are stale-marked and forgotten: c moves from position 2 to 0.
+    scrape_into(&mut c, &s, "c 4\n", 2000, &o).unwrap();
+    assert_eq!((c.len(), c.kept.len()), (1, 1));
+    assert!(c.kept.contains_key(&0) && c.entries.iter().all(CacheEntry::kept));
+    scrape_into(&mut c, &s, "d 5\nc 6\n", 3000, &o).unwrap();
+    scrape_into(&mut c, &s, "d 7\n", 4000, &o).unwrap();
+    let stale = f64::to_bits(stale_nan());
+    let one = |v: f64| v.to_bits();
+    let name = |n: &str| format!("{{__name__=\"{n}\", instance=\"h:1\", job=\"j\"}}");
+    let want = vec![
+        (name("a"), vec![(1000, one(1.0)), (2000, stale)]),
+        (name("b"), vec![(1000, one(2.0)), (2000, stale)]),
+        (
+            name("c"),
+            vec![
+                (1000, one(3.0)),
+                (2000, one(4.0)),
+                (3000, one(6.0)),
+                (4000, stale),
+            ],
+        ),
+        (name("d"), vec![(3000, one(5.0)), (4000, one(7.0))]),
+    ];
+    let got = dump(&s);
+    assert_eq!(got, want, "\nexpected:\n{want:#?}\ngot:\n{got:#?}");
+}
+
 #[test]
 fn a_cached_handle_costs_no_more_than_a_cached_ref() {
     assert_eq!(
