@@ -28,6 +28,28 @@ pub trait SampleIterator {
     }
     /// The error that ended iteration, if any (sticky).
     fn err(&self) -> Option<&Error>;
+    /// Appends the current sample and the ones after it to `dst` while they are float samples
+    /// with timestamps `<= maxt`: the batch form of `at()`/`next()` for readers that copy a
+    /// range out (one call per series instead of three dynamic calls per sample).
+    ///
+    /// Call only while the cursor is on a sample (after `next()` or `seek()` returned `true`).
+    /// Returns `true` when it stopped on a sample it did not append (a histogram sample, or
+    /// the first one after `maxt`), which is then the current sample; `false` when the
+    /// samples ran out or an error ended iteration (see `err()`). The default is the loop
+    /// over `at()`, `at_histogram()` and `next()`; the chunk cursors override it with a
+    /// decode loop that makes no dynamic calls.
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        loop {
+            let (t, v) = self.at();
+            if t > maxt || self.at_histogram().is_some() {
+                return true;
+            }
+            dst.push((t, v));
+            if !self.next() {
+                return false;
+            }
+        }
+    }
 }
 
 /// A cursor over series sorted by label set, each restricted to the querier's `[mint, maxt]`.
