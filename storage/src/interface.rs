@@ -434,3 +434,66 @@ impl SampleIterator for SliceSampleIterator<'_> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floats, then a histogram sample, then floats again.
+    struct Mixed {
+        pos: usize,
+        h: FloatHistogram,
+    }
+
+    impl SampleIterator for Mixed {
+        fn next(&mut self) -> bool {
+            self.pos += 1;
+            self.pos <= 5
+        }
+        fn seek(&mut self, t: Timestamp) -> bool {
+            self.pos = self.pos.max(t as usize).max(1);
+            self.pos <= 5
+        }
+        fn at(&self) -> (Timestamp, f64) {
+            (self.pos as Timestamp, self.pos as f64 * 10.0)
+        }
+        fn at_histogram(&self) -> Option<&FloatHistogram> {
+            (self.pos == 3).then_some(&self.h)
+        }
+        fn err(&self) -> Option<&Error> {
+            None
+        }
+    }
+
+    #[test]
+    fn default_append_floats_stops_on_histograms_and_past_maxt() {
+        let s = [(10, 1.0), (20, 2.0), (30, 3.0)];
+        let mut it = SliceSampleIterator::new(&s);
+        let mut got = vec![(0, 0.0)];
+        assert!(it.seek(15));
+        assert!(
+            it.append_floats(20, &mut got),
+            "stops on the sample after maxt"
+        );
+        assert_eq!(got, [(0, 0.0), (20, 2.0)]);
+        assert_eq!(it.at(), (30, 3.0));
+        assert!(!it.append_floats(i64::MAX, &mut got), "runs out");
+        assert_eq!(got, [(0, 0.0), (20, 2.0), (30, 3.0)]);
+
+        let mut it = Mixed {
+            pos: 0,
+            h: FloatHistogram::default(),
+        };
+        let mut got = Vec::new();
+        assert!(it.next());
+        assert!(
+            it.append_floats(i64::MAX, &mut got),
+            "stops on the histogram"
+        );
+        assert_eq!(got, [(1, 10.0), (2, 20.0)]);
+        assert_eq!(it.at().0, 3);
+        assert!(it.next());
+        assert!(!it.append_floats(i64::MAX, &mut got));
+        assert_eq!(got, [(1, 10.0), (2, 20.0), (4, 40.0), (5, 50.0)]);
+    }
+}

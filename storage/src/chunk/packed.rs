@@ -428,7 +428,9 @@ impl SampleIterator for PackedIterator {
         }
         let cur = self.pos - 1;
         let rest = self.buf.get(cur..).unwrap_or(&[]);
-        let n = rest.partition_point(|s| s.0 <= maxt);
+        // A scan, not a binary search: decoded corrupt bytes need not be sorted, and the
+        // cursor stops at the first sample past `maxt` whatever follows it.
+        let n = rest.iter().position(|s| s.0 > maxt).unwrap_or(rest.len());
         dst.extend_from_slice(rest.get(..n).unwrap_or(&[]));
         if n < rest.len() {
             // On the first sample after `maxt`.

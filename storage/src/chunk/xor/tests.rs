@@ -305,7 +305,7 @@ type Decoded = (Vec<(i64, u64)>, Option<String>, usize);
 /// `bytes` decoded through `next` and through the general path alone: samples, the error and
 /// the bits read.
 fn decode_both_ways(bytes: &[u8]) -> (Decoded, Decoded) {
-    let mut run = |fast: bool| {
+    let run = |fast: bool| {
         let mut it = XorIterator::new(bytes);
         let mut out = Vec::new();
         while if fast { it.next() } else { it.next_general() } {
