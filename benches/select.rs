@@ -50,6 +50,28 @@ fn decode_all(db: &Db) -> usize {
     n
 }
 
+/// [`decode_all`] through `append_floats` into one reused buffer (the query engine's read).
+fn decode_all_batched(db: &Db, buf: &mut Vec<(i64, f64)>) -> usize {
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    let m = Matcher::new(MatchType::Regex, "__name__", "disk_.*").expect("matcher");
+    let mut set = q.select(&[m]);
+    let mut n = 0;
+    let mut sum = 0.0;
+    while set.next() {
+        let mut it = set.samples();
+        buf.clear();
+        if it.seek(i64::MIN) {
+            let stopped = it.append_floats(i64::MAX, buf);
+            assert!(!stopped && it.err().is_none());
+        }
+        sum += buf.iter().map(|s| s.1).sum::<f64>();
+        n += buf.len();
+    }
+    assert!(set.err().is_none());
+    black_box(sum);
+    n
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("select");
     let total = (SERIES as i64 * SAMPLES) as u64;
@@ -69,6 +91,11 @@ fn bench(c: &mut Criterion) {
     assert_eq!(decode_all(&head_db), total as usize);
     g.bench_function("head_10k_series_full_decode", |b| {
         b.iter(|| decode_all(&head_db))
+    });
+    let mut buf = Vec::new();
+    assert_eq!(decode_all_batched(&head_db, &mut buf), total as usize);
+    g.bench_function("head_10k_series_append_floats", |b| {
+        b.iter(|| decode_all_batched(&head_db, &mut buf))
     });
 
     // Block: data in [0, 30 min) of an hour range, then a later sample pushes the head past
@@ -91,6 +118,10 @@ fn bench(c: &mut Criterion) {
     assert_eq!(decode_all(&block_db), total as usize);
     g.bench_function("block_10k_series_full_decode", |b| {
         b.iter(|| decode_all(&block_db))
+    });
+    assert_eq!(decode_all_batched(&block_db, &mut buf), total as usize);
+    g.bench_function("block_10k_series_append_floats", |b| {
+        b.iter(|| decode_all_batched(&block_db, &mut buf))
     });
 
     let src: Vec<(i64, f64)> = (0..total as i64).map(|i| (i, i as f64)).collect();

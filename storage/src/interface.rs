@@ -28,6 +28,28 @@ pub trait SampleIterator {
     }
     /// The error that ended iteration, if any (sticky).
     fn err(&self) -> Option<&Error>;
+    /// Appends the current sample and the ones after it to `dst` while they are float samples
+    /// with timestamps `<= maxt`: the batch form of `at()`/`next()` for readers that copy a
+    /// range out (one call per series instead of three dynamic calls per sample).
+    ///
+    /// Call only while the cursor is on a sample (after `next()` or `seek()` returned `true`).
+    /// Returns `true` when it stopped on a sample it did not append (a histogram sample, or
+    /// the first one after `maxt`), which is then the current sample; `false` when the
+    /// samples ran out or an error ended iteration (see `err()`). The default is the loop
+    /// over `at()`, `at_histogram()` and `next()`; the chunk cursors override it with a
+    /// decode loop that makes no dynamic calls.
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        loop {
+            let (t, v) = self.at();
+            if t > maxt || self.at_histogram().is_some() {
+                return true;
+            }
+            dst.push((t, v));
+            if !self.next() {
+                return false;
+            }
+        }
+    }
 }
 
 /// A cursor over series sorted by label set, each restricted to the querier's `[mint, maxt]`.
@@ -410,5 +432,68 @@ impl SampleIterator for SliceSampleIterator<'_> {
     }
     fn err(&self) -> Option<&Error> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floats, then a histogram sample, then floats again.
+    struct Mixed {
+        pos: usize,
+        h: FloatHistogram,
+    }
+
+    impl SampleIterator for Mixed {
+        fn next(&mut self) -> bool {
+            self.pos += 1;
+            self.pos <= 5
+        }
+        fn seek(&mut self, t: Timestamp) -> bool {
+            self.pos = self.pos.max(t as usize).max(1);
+            self.pos <= 5
+        }
+        fn at(&self) -> (Timestamp, f64) {
+            (self.pos as Timestamp, self.pos as f64 * 10.0)
+        }
+        fn at_histogram(&self) -> Option<&FloatHistogram> {
+            (self.pos == 3).then_some(&self.h)
+        }
+        fn err(&self) -> Option<&Error> {
+            None
+        }
+    }
+
+    #[test]
+    fn default_append_floats_stops_on_histograms_and_past_maxt() {
+        let s = [(10, 1.0), (20, 2.0), (30, 3.0)];
+        let mut it = SliceSampleIterator::new(&s);
+        let mut got = vec![(0, 0.0)];
+        assert!(it.seek(15));
+        assert!(
+            it.append_floats(20, &mut got),
+            "stops on the sample after maxt"
+        );
+        assert_eq!(got, [(0, 0.0), (20, 2.0)]);
+        assert_eq!(it.at(), (30, 3.0));
+        assert!(!it.append_floats(i64::MAX, &mut got), "runs out");
+        assert_eq!(got, [(0, 0.0), (20, 2.0), (30, 3.0)]);
+
+        let mut it = Mixed {
+            pos: 0,
+            h: FloatHistogram::default(),
+        };
+        let mut got = Vec::new();
+        assert!(it.next());
+        assert!(
+            it.append_floats(i64::MAX, &mut got),
+            "stops on the histogram"
+        );
+        assert_eq!(got, [(1, 10.0), (2, 20.0)]);
+        assert_eq!(it.at().0, 3);
+        assert!(it.next());
+        assert!(!it.append_floats(i64::MAX, &mut got));
+        assert_eq!(got, [(1, 10.0), (2, 20.0), (4, 40.0), (5, 50.0)]);
     }
 }

@@ -68,6 +68,9 @@ impl SampleIterator for XorIterator<'_> {
     fn err(&self) -> Option<&crate::Error> {
         self.0.err()
     }
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        self.0.append_floats(maxt, dst)
+    }
 }
 
 /// Decodes all samples of XOR chunk bytes into `dst` (appending).

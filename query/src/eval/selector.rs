@@ -345,15 +345,19 @@ fn read_samples(
     hbuf.clear();
     let mut ok = it.seek(mint);
     while ok {
-        let (t, v) = it.at();
+        // Runs of floats in one call; it stops on a histogram or past `maxt`.
+        if !it.append_floats(maxt, buf) {
+            break;
+        }
+        let (t, _) = it.at();
         if t > maxt {
             break;
         }
         match it.at_histogram() {
             None => {
-                if keep_stale || !is_stale_nan(v) {
-                    buf.push((t, v));
-                }
+                return Err(Error::internal(
+                    "BUG: append_floats stopped on a float sample within range",
+                ));
             }
             Some(h) if h.is_stale() => {
                 if keep_stale {
@@ -366,6 +370,9 @@ fn read_samples(
     }
     if let Some(e) = it.err() {
         return Err(Error::internal(e.to_string()));
+    }
+    if !keep_stale {
+        buf.retain(|&(_, v)| !is_stale_nan(v));
     }
     Ok(())
 }

@@ -135,4 +135,11 @@ impl SampleIterator for ChunkIterator<'_> {
             ChunkIterator::Histogram(it) => it.err(),
         }
     }
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        match self {
+            ChunkIterator::Xor(it) => it.append_floats(maxt, dst),
+            ChunkIterator::Packed(it) => it.append_floats(maxt, dst),
+            ChunkIterator::Histogram(it) => it.append_floats(maxt, dst),
+        }
+    }
 }

@@ -421,6 +421,26 @@ impl SampleIterator for PackedIterator {
             .unwrap_or((0, 0.0))
     }
 
+    /// Copies the decoded run up to `maxt` at once.
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        if self.err.is_some() || self.pos == 0 {
+            return false;
+        }
+        let cur = self.pos - 1;
+        let rest = self.buf.get(cur..).unwrap_or(&[]);
+        // A scan, not a binary search: decoded corrupt bytes need not be sorted, and the
+        // cursor stops at the first sample past `maxt` whatever follows it.
+        let n = rest.iter().position(|s| s.0 > maxt).unwrap_or(rest.len());
+        dst.extend_from_slice(rest.get(..n).unwrap_or(&[]));
+        if n < rest.len() {
+            // On the first sample after `maxt`.
+            self.pos = cur + n + 1;
+            return true;
+        }
+        self.pos = self.buf.len();
+        false
+    }
+
     fn err(&self) -> Option<&Error> {
         self.err.as_ref()
     }

@@ -264,8 +264,86 @@ impl<'a> XorIterator<'a> {
     }
 }
 
-impl SampleIterator for XorIterator<'_> {
-    fn next(&mut self) -> bool {
+impl XorIterator<'_> {
+    /// Decodes a third or later sample from one peeked word of at least 56 buffered bits:
+    /// the delta of delta (up to 20 bits) always, the value too when it fits there; a longer
+    /// value is read field by field after it. `None` (nothing consumed) for what the word
+    /// cannot decide (a 64-bit delta of delta, the end of the chunk): the general path then
+    /// reads the sample. `Some` is `next`'s answer; errors are the general path's.
+    #[inline(always)]
+    fn next_fast(&mut self) -> Option<bool> {
+        self.br.fill();
+        let (acc, avail) = self.br.peek();
+        let ones = (!acc).leading_zeros();
+        let (dod, dod_bits) = match ones {
+            0 => (0i64, 1u32),
+            1..=3 => {
+                let nbits = 11 + 3 * ones; // 14, 17, 20
+                let raw = (acc << (ones + 1)) >> (64 - nbits);
+                let dod = if raw > 1 << (nbits - 1) {
+                    raw as i64 - (1i64 << nbits)
+                } else {
+                    raw as i64
+                };
+                (dod, ones + 1 + nbits)
+            }
+            _ => return None,
+        };
+        if dod_bits > avail {
+            return None;
+        }
+        let mut used = dod_bits;
+        let a = acc << used; // used <= 24
+        let mut xs = self.xs;
+        let fits = if a >> 63 == 0 {
+            used += 1;
+            used <= avail
+        } else {
+            let mut ok = true;
+            if a >> 62 == 0b11 {
+                let leading = (a << 2 >> 59) as u32;
+                let sig = match (a << 7 >> 58) as u32 {
+                    0 => 64,
+                    s => s,
+                };
+                ok = leading + sig <= 64;
+                xs.leading = leading as u8;
+                xs.trailing = 64u32.saturating_sub(leading + sig) as u8;
+                used += 11;
+            } else if xs.leading == 0xff {
+                ok = false; // window reuse before any window was set
+            }
+            let sig = if ok {
+                64 - u32::from(xs.leading) - u32::from(xs.trailing)
+            } else {
+                0
+            };
+            // used <= 24 + 11 here; the 2 control bits and `sig` value bits follow.
+            let body = acc << (used + 2);
+            let x = body.checked_shr(64 - sig).unwrap_or(0);
+            used += 2 + sig;
+            xs.v ^= x.checked_shl(u32::from(xs.trailing)).unwrap_or(0);
+            ok && used <= avail && used < 64
+        };
+        self.t_delta = self.t_delta.wrapping_add(dod as u64);
+        self.t = (self.t as u64).wrapping_add(self.t_delta) as i64;
+        if fits {
+            self.br.consume(used);
+            self.xs = xs;
+        } else {
+            // The delta of delta is in the word; the value is read from after it.
+            self.br.consume(dod_bits);
+            if self.br.read_xor(&mut self.xs).is_none() {
+                return Some(self.fail("value"));
+            }
+        }
+        self.read += 1;
+        Some(true)
+    }
+
+    /// [`SampleIterator::next`] for any sample, field by field.
+    #[inline(never)]
+    fn next_general(&mut self) -> bool {
         if self.err.is_some() || self.read >= self.total {
             return false;
         }
@@ -304,6 +382,20 @@ impl SampleIterator for XorIterator<'_> {
         self.read += 1;
         true
     }
+}
+
+impl SampleIterator for XorIterator<'_> {
+    #[inline]
+    fn next(&mut self) -> bool {
+        if self.read >= 2
+            && self.read < self.total
+            && self.err.is_none()
+            && let Some(ok) = self.next_fast()
+        {
+            return ok;
+        }
+        self.next_general()
+    }
 
     fn seek(&mut self, t: Timestamp) -> bool {
         if self.err.is_some() {
@@ -326,6 +418,26 @@ impl SampleIterator for XorIterator<'_> {
 
     fn err(&self) -> Option<&Error> {
         self.err.as_ref()
+    }
+
+    /// The decode loop with `next` inlined (an XOR chunk holds floats only).
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        if self.read == 0 || self.err.is_some() {
+            return false;
+        }
+        // The header is untrusted: reserve no more than the bytes left could hold (>= 2 bits
+        // per sample).
+        let left = usize::from(self.total - self.read);
+        dst.reserve(1 + left.min(self.br.remaining_bits() / 2));
+        loop {
+            if self.t > maxt {
+                return true;
+            }
+            dst.push((self.t, f64::from_bits(self.xs.v)));
+            if !self.next() {
+                return false;
+            }
+        }
     }
 }
 

@@ -236,6 +236,34 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Loads bytes until at least 56 bits are buffered or the input ends (then fewer).
+    #[inline(always)]
+    pub(crate) fn fill(&mut self) {
+        if self.nbits < 56 {
+            self.refill();
+        }
+    }
+
+    /// The buffered bits, left-aligned, and how many are valid; the bits past them are zero.
+    /// For decoders that parse several fields from one word and then [`BitReader::consume`]
+    /// what they used.
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> (u64, u32) {
+        (self.acc, self.nbits)
+    }
+
+    /// Drops `n` buffered bits (`n <= ` the valid bits of [`BitReader::peek`], `n < 64`).
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        debug_assert!(
+            n <= self.nbits && n < 64,
+            "BUG: consume({n}) of {} bits",
+            self.nbits
+        );
+        self.acc <<= n;
+        self.nbits -= n;
+    }
+
     /// Bits not yet read.
     pub(crate) fn remaining_bits(&self) -> usize {
         (self.buf.len() - self.pos) * 8 + self.nbits as usize

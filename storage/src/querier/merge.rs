@@ -369,6 +369,55 @@ impl SampleIterator for ChunksIterator<'_> {
     fn err(&self) -> Option<&Error> {
         self.err.as_ref()
     }
+
+    /// Streams whole chunks through their cursors' decode loops (merge mode: copies the
+    /// merged run).
+    fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
+        if !self.started || self.done || self.err.is_some() {
+            return false;
+        }
+        if let Some(m) = &self.merged {
+            // Already trimmed to `[mint, self.maxt]`.
+            let mut pos = self.pos;
+            while let Some(s) = m.get(pos) {
+                if s.0 > maxt || s.2.is_some() {
+                    self.pos = pos;
+                    self.cur = (s.0, s.1);
+                    return true;
+                }
+                dst.push((s.0, s.1));
+                pos += 1;
+            }
+            self.pos = pos;
+            self.done = true;
+            return false;
+        }
+        let lim = maxt.min(self.maxt);
+        loop {
+            // On a sample in streaming mode, the chunk cursor is live and on that sample.
+            let Some(it) = self.it.as_mut().filter(|_| self.live) else {
+                self.done = true;
+                return false;
+            };
+            if it.append_floats(lim, dst) {
+                self.cur = it.at();
+                if self.cur.0 > self.maxt {
+                    self.done = true;
+                    return false;
+                }
+                return true;
+            }
+            if let Some(e) = it.err() {
+                self.err = Some(chunk_error(e));
+                return false;
+            }
+            self.live = false;
+            let ok = self.stream_seek(i64::MIN);
+            if !self.finish(ok) {
+                return false;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -429,15 +478,31 @@ mod tests {
             let want: Vec<(i64, f64)> = model.range(mint..=maxt).map(|(&t, &v)| (t, v)).collect();
             let mut it = ChunksIterator::new(spans.clone(), mint, maxt);
             prop_assert_eq!(collect(&mut it), want.clone());
-            let mut it = ChunksIterator::new(spans, mint, maxt);
+            let mut it = ChunksIterator::new(spans.clone(), mint, maxt);
             let after: Vec<(i64, f64)> = want.iter().copied().filter(|s| s.0 >= seek).collect();
             prop_assert_eq!(it.seek(seek), !after.is_empty());
             if let Some(first) = after.first() {
                 prop_assert_eq!(it.at(), *first);
                 let mut rest = vec![it.at()];
                 rest.extend(collect(&mut it));
-                prop_assert_eq!(rest, after);
+                prop_assert_eq!(rest, after.clone());
             }
+            // The batch read: up to `cut` in one call, then the rest after the sample it
+            // stopped on (streaming across chunks, or the merged run).
+            let mut it = ChunksIterator::new(spans, mint, maxt);
+            let cut = seek + len / 2;
+            let mut got = Vec::new();
+            let mut stopped = it.seek(seek) && it.append_floats(cut, &mut got);
+            let head: Vec<(i64, f64)> = after.iter().copied().filter(|s| s.0 <= cut).collect();
+            prop_assert_eq!(&got, &head);
+            prop_assert_eq!(stopped, after.len() > head.len());
+            if stopped {
+                prop_assert_eq!(it.at(), after[head.len()]);
+                stopped = it.append_floats(i64::MAX, &mut got);
+                prop_assert!(!stopped);
+                prop_assert_eq!(&got, &after);
+            }
+            prop_assert!(!it.next() && it.err().is_none());
         }
     }
 }

@@ -269,4 +269,55 @@ proptest! {
         let _ = decode_into(&mut out, &bytes);
         prop_assert!(out.len() <= usize::from(u16::MAX));
     }
+
+    /// `append_floats` from any sample up to any `maxt` yields what `at`/`next` yield, stops
+    /// on the first sample past `maxt`, and on corrupt bytes ends with the same prefix and
+    /// error, for both float encodings.
+    #[test]
+    fn append_floats_equals_the_cursor(
+        n in 1usize..300,
+        from in 0usize..300,
+        cut in 0usize..320,
+        noisy in any::<bool>(),
+        flip in proptest::option::of(0usize..4000),
+    ) {
+        let ts = scrape_times(n);
+        let s: Vec<(i64, f64)> = ts
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, if noisy { (i as f64 * 0.37).sin() } else { (i / 3) as f64 }))
+            .collect();
+        let mut x = XorChunk::new();
+        s.iter().for_each(|&(t, v)| x.append(t, v));
+        let mut p = Vec::new();
+        let enc = encode_best(&s, &mut p);
+        let maxt = ts.first().unwrap() + cut as i64 * 15_000 - 1;
+        let seek = ts[from.min(n - 1)];
+        for (enc, bytes) in [(Encoding::Xor, x.bytes().to_vec()), (enc, p)] {
+            let mut bytes = bytes;
+            if let Some(f) = flip.filter(|f| f / 8 < bytes.len()) {
+                bytes[f / 8] ^= 1 << (f % 8);
+            }
+            let mut want = Vec::new();
+            let mut it = ChunkIterator::new(enc, &bytes);
+            let mut ok = it.seek(seek);
+            while ok && it.at().0 <= maxt {
+                want.push(it.at());
+                ok = it.next();
+            }
+            let want_next = ok.then(|| it.at());
+            let want_err = it.err().map(|e| e.to_string());
+
+            let mut got = vec![(-1, -1.0)];
+            let mut it = ChunkIterator::new(enc, &bytes);
+            let stopped = it.seek(seek) && it.append_floats(maxt, &mut got);
+            prop_assert_eq!(bits(&got[1..]), bits(&want));
+            prop_assert_eq!(stopped, want_next.is_some());
+            if let Some(next) = want_next {
+                prop_assert_eq!(it.at().0, next.0);
+                prop_assert_eq!(it.at().1.to_bits(), next.1.to_bits());
+            }
+            prop_assert_eq!(it.err().map(|e| e.to_string()), want_err);
+        }
+    }
 }

@@ -268,4 +268,51 @@ proptest! {
         while it.next() {}
         let _ = it.seek(i64::MAX);
     }
+
+    /// The one-word fast path of `next` decodes exactly what the field-by-field path does,
+    /// including where and how corrupt or truncated bytes fail.
+    #[test]
+    fn fast_path_equals_general_path(
+        ts in timestamps(),
+        vals in proptest::collection::vec(value(), 301),
+        flips in proptest::collection::vec(any::<usize>(), 0..3),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let samples: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(&t, &v)| (t, v)).collect();
+        let mut bytes = encode(&samples).bytes().to_vec();
+        for f in flips {
+            let bit = f % (bytes.len() * 8);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+        }
+        if let Some(c) = cut {
+            bytes.truncate(c % (bytes.len() + 1));
+        }
+        let (fast, general) = decode_both_ways(&bytes);
+        prop_assert_eq!(fast, general);
+    }
+
+    #[test]
+    fn fast_path_equals_general_path_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let (fast, general) = decode_both_ways(&bytes);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+type Decoded = (Vec<(i64, u64)>, Option<String>, usize);
+
+/// `bytes` decoded through `next` and through the general path alone: samples, the error and
+/// the bits read.
+fn decode_both_ways(bytes: &[u8]) -> (Decoded, Decoded) {
+    let run = |fast: bool| {
+        let mut it = XorIterator::new(bytes);
+        let mut out = Vec::new();
+        while if fast { it.next() } else { it.next_general() } {
+            out.push((it.at().0, it.at().1.to_bits()));
+        }
+        let err = it.err().map(|e| e.to_string());
+        (out, err, it.bits_read())
+    };
+    (run(true), run(false))
 }
