@@ -155,13 +155,6 @@ impl Chain {
         marks.sort_unstable_by_key(|m| m.id);
         marks
     }
-
-    fn find(&self, id: u64) -> Option<&Mark> {
-        self.marks
-            .binary_search_by_key(&id, |m| m.id)
-            .ok()
-            .and_then(|i| self.marks.get(i))
-    }
 }
 
 /// The META section of a delta.
@@ -215,6 +208,7 @@ fn decode_meta(p: &[u8]) -> Option<DeltaMeta> {
 const OPEN_NONE: u8 = 0;
 const OPEN_WHOLE: u8 = 1;
 const OPEN_TAIL: u8 = 2;
+const OPEN_TAIL_LAST: u8 = 3;
 
 /// The open chunk of a delta entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,7 +220,8 @@ pub(crate) enum OpenImage {
         bytes: Vec<u8>,
     },
     Tail {
-        max_t: Timestamp,
+        /// None: the chunk's newest sample's (which is also the series' newest).
+        max_t: Option<Timestamp>,
         from: usize,
         samples: u16,
         bytes: Vec<u8>,
@@ -246,8 +241,8 @@ pub(crate) struct DeltaEntry {
     pub(crate) last: Option<(Timestamp, u64)>,
 }
 
-fn decode_entry(d: &mut Decbuf<'_>) -> Option<DeltaEntry> {
-    let id = d.uvarint()?;
+fn decode_entry(d: &mut Decbuf<'_>, last_id: u64) -> Option<DeltaEntry> {
+    let id = last_id.checked_add(d.uvarint()?)?;
     let labels = if flag(d)? {
         let n = d.uvarint_len(d.remaining())?;
         let mut labels = Vec::with_capacity(n);
@@ -279,8 +274,12 @@ fn decode_entry(d: &mut Decbuf<'_>) -> Option<DeltaEntry> {
                 bytes: d.bytes(len)?.to_vec(),
             }
         }
-        OPEN_TAIL => {
-            let max_t = d.varint()?;
+        tag @ (OPEN_TAIL | OPEN_TAIL_LAST) => {
+            let max_t = if tag == OPEN_TAIL {
+                Some(d.varint()?)
+            } else {
+                None
+            };
             let from = usize::try_from(d.uvarint()?).ok()?;
             let samples = u16::try_from(d.uvarint()?).ok()?;
             let len = d.uvarint_len(d.remaining())?;
@@ -293,6 +292,17 @@ fn decode_entry(d: &mut Decbuf<'_>) -> Option<DeltaEntry> {
         }
         _ => return None,
     };
+    if matches!(open, OpenImage::Tail { max_t: None, .. }) {
+        return Some(DeltaEntry {
+            id,
+            labels,
+            closed_before,
+            closed,
+            open,
+            ooo: Vec::new(),
+            last: None,
+        });
+    }
     let n = d.uvarint_len(d.remaining())?;
     let mut ooo = Vec::with_capacity(n);
     for _ in 0..n {
@@ -319,8 +329,11 @@ fn decode_series(p: &[u8]) -> Option<Vec<DeltaEntry>> {
     let mut d = Decbuf::new(&plain);
     let n = d.uvarint_len(d.remaining())?;
     let mut out = Vec::with_capacity(n);
+    let mut last_id = 0;
     for _ in 0..n {
-        out.push(decode_entry(&mut d)?);
+        let e = decode_entry(&mut d, last_id)?;
+        last_id = e.id;
+        out.push(e);
     }
     d.is_empty().then_some(out)
 }
@@ -472,8 +485,22 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
     let mut z = Zstd::new().map_err(io)?;
     // Completed chunks new since the previous link.
     let mut refs: Vec<(u64, Timestamp)> = Vec::new();
-    for m in &c.series {
-        let before = prev.find(m.series.id).map_or(0, |p| p.closed);
+    // The series by id, each with its mark at the previous link (both walked in id order: a
+    // merge, not a search per series).
+    let mut order: Vec<u32> = (0..c.series.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| c.series.get(i as usize).map_or(0, |m| m.series.id));
+    let mut with_prev = Vec::with_capacity(order.len());
+    let mut marks = prev.marks.iter().peekable();
+    for &i in &order {
+        let Some(m) = c.series.get(i as usize) else {
+            continue;
+        };
+        while marks.next_if(|p| p.id < m.series.id).is_some() {}
+        with_prev.push((i as usize, m, marks.next_if(|p| p.id == m.series.id)));
+    }
+    drop(order);
+    for &(_, m, p) in &with_prev {
+        let before = p.map_or(0, |p| p.closed);
         if before > m.closed {
             return Err(m.changed("completed chunks went away since the last snapshot"));
         }
@@ -494,11 +521,16 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
             .unwrap_or_else(|| unreachable!("BUG: chunk ref {r:#x} not packed"))
     };
     let mut sections = SeriesSections::default();
-    let mut ooo = c.ooo.iter().peekable();
     let mut out = Vec::new();
-    for (i, m) in c.series.iter().enumerate() {
-        let o = ooo.next_if(|(k, _)| *k == i).map_or(&[][..], |(_, o)| o);
-        let p = prev.find(m.series.id);
+    // Ids are written as the difference to the entry before in the same section.
+    let mut last_id = 0;
+    for &(i, m, p) in &with_prev {
+        let o = c
+            .ooo
+            .binary_search_by_key(&i, |x| x.0)
+            .ok()
+            .and_then(|k| c.ooo.get(k))
+            .map_or(&[][..], |x| &x.1[..]);
         let same_open = p.is_some_and(|p| p.closed == m.closed && p.open_min_t == m.open_min_t);
         if o.is_empty()
             && same_open
@@ -509,7 +541,8 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
             continue; // unchanged since the previous link
         }
         let body = &mut sections.body;
-        put_uvarint(body, m.series.id);
+        put_uvarint(body, m.series.id - last_id);
+        last_id = m.series.id;
         match p {
             Some(_) => body.push(0),
             None => {
@@ -534,11 +567,16 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
             .filter(|p| same_open && p.open_len() as usize > crate::chunk::xor::HEADER_LEN + 1)
             .map(|p| p.open_len() as usize - 1)
             .filter(|&f| f <= out.len());
+        // The usual case: a tail whose newest sample is the series' newest, no out-of-order
+        // sample: max_t and the newest sample are read back from the chunk, and the entry ends.
+        let implied = from.is_some() && m.has_last && m.last_t == m.open_max_t && o.is_empty();
         match (has_open, from) {
             (false, _) => body.push(OPEN_NONE),
             (true, Some(from)) => {
-                body.push(OPEN_TAIL);
-                put_varint(body, m.open_max_t);
+                body.push(if implied { OPEN_TAIL_LAST } else { OPEN_TAIL });
+                if !implied {
+                    put_varint(body, m.open_max_t);
+                }
                 put_uvarint(body, from as u64);
                 put_uvarint(body, u64::from(m.open_samples));
                 put_str(body, out.get(from..).unwrap_or_default());
@@ -550,20 +588,23 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
                 put_str(body, &out);
             }
         }
-        put_uvarint(body, o.len() as u64);
-        for (t, v) in o {
-            put_varint(body, *t);
-            body.extend_from_slice(&v.to_bits().to_le_bytes());
-        }
-        if m.has_last {
-            body.push(1);
-            put_varint(body, m.last_t);
-            body.extend_from_slice(&m.last_bits.to_le_bytes());
-        } else {
-            body.push(0);
+        if !implied {
+            put_uvarint(body, o.len() as u64);
+            for (t, v) in o {
+                put_varint(body, *t);
+                body.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+            if m.has_last {
+                body.push(1);
+                put_varint(body, m.last_t);
+                body.extend_from_slice(&m.last_bits.to_le_bytes());
+            } else {
+                body.push(0);
+            }
         }
         sections.added();
         for p in sections.done.drain(..) {
+            last_id = 0;
             write_section(&mut w, KIND_SERIES, z.frame(&p).map_err(io)?).map_err(io)?;
         }
     }
@@ -695,16 +736,39 @@ fn apply_entry(
                 Some(h) => h.copy_from_slice(&samples.to_le_bytes()),
                 None => return Err((id, "a delta's open chunk has no header")),
             }
-            Some(OpenChunk {
-                chunk: XorChunk::from_bytes(scratch).map_err(|_| (id, "bad open chunk"))?,
-                min_t: o.min_t,
+            let min_t = o.min_t;
+            let chunk = XorChunk::from_bytes(scratch).map_err(|_| (id, "bad open chunk"))?;
+            let (max_t, last) = match max_t {
+                Some(t) => (t, e.last),
+                None => {
+                    let (t, v) = newest(&chunk).ok_or((id, "a delta's open chunk is empty"))?;
+                    (t, Some((t, v.to_bits())))
+                }
+            };
+            d.ooo = e.ooo.into();
+            d.last = last;
+            d.open = Some(OpenChunk {
+                chunk,
+                min_t,
                 max_t,
-            })
+            });
+            return Ok(());
         }
     };
     d.ooo = e.ooo.into();
     d.last = e.last;
     Ok(())
+}
+
+/// The newest sample of `c`.
+fn newest(c: &XorChunk) -> Option<(Timestamp, f64)> {
+    use crate::interface::SampleIterator;
+    let mut it = crate::chunk::XorIterator::new(c.bytes());
+    let mut at = None;
+    while it.next() {
+        at = Some(it.at());
+    }
+    at
 }
 
 /// What [`load_chain`] did.
