@@ -272,7 +272,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "storage.tsdb.head-snapshot-wal-size",
         Kind::Value,
         "4MB",
-        "Write a head snapshot once this much WAL (or a quarter of the last whole snapshot's size, if more) was written since the last one, so a restart, also after a crash, replays at most about that much WAL. Snapshots after the first are deltas (the series created, chunks completed and samples appended since the one before) until the deltas outgrow the whole snapshot under them; a whole snapshot, also written at shutdown and after a head cut or a deletion, replaces the WAL segments it covers. 0B: not by size; with --storage.tsdb.head-snapshot-interval at 0s too, no head snapshots and the WAL is kept and replayed in full.",
+        "Write a head snapshot once this much WAL (or a quarter of the last whole snapshot's size, if more) was written since the last one, so a restart, also after a crash, replays at most about that much WAL. Snapshots after the first are deltas (the series created, chunks completed and samples appended since the one before) until the deltas are twice the size of the whole snapshot under them; a whole snapshot, also written at shutdown and after a head cut or a deletion, replaces the WAL segments it covers. 0B: not by size; with --storage.tsdb.head-snapshot-interval at 0s too, no head snapshots and the WAL is kept and replayed in full.",
     ),
     (
         "storage.tsdb.max-block-duration",

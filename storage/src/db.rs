@@ -829,14 +829,14 @@ impl Inner {
     /// `compact_lock`.
     ///
     /// Unless `whole`, it writes a delta on top of the chain written so far while the chain's
-    /// deltas are smaller than its base (`head/snapshot_delta.rs`); a delta deletes no WAL
+    /// deltas are smaller than twice its base (`head/snapshot_delta.rs`); a delta deletes no WAL
     /// segment.
     fn snapshot_head(&self, whole: bool) -> Result<bool> {
         let mut chain = self.snapshot_chain.lock();
         // On an error or without a snapshot the next one starts a new chain.
-        let prev = chain
-            .take()
-            .filter(|c| !whole && c.delta_bytes < c.base_bytes);
+        let prev = chain.take().filter(|c| {
+            !whole && c.delta_bytes < c.base_bytes * snapshot_delta::MAX_DELTAS_PER_BASE
+        });
         let Some(next) = snapshot::take(&self.head, &self.dir, prev.as_ref())? else {
             // Native histograms (or no WAL): the size trigger waits for another bound's worth
             // of WAL instead of retrying (and cutting a segment) at every check.
