@@ -829,7 +829,7 @@ impl Inner {
     /// `compact_lock`.
     ///
     /// Unless `whole`, it writes a delta on top of the chain written so far while the chain's
-    /// deltas are smaller than twice its base (`head/snapshot_delta.rs`); a delta deletes no WAL
+    /// deltas are smaller than 8× its base (`head/snapshot_delta.rs`); a delta deletes no WAL
     /// segment.
     fn snapshot_head(&self, whole: bool) -> Result<bool> {
         let mut chain = self.snapshot_chain.lock();

@@ -30,7 +30,7 @@
 //! series' own. A series absent from the delta is as it was at the previous link.
 //!
 //! **When.** A delta is written instead of a whole snapshot while the deltas of the chain are
-//! smaller than twice its base ([`MAX_DELTAS_PER_BASE`]) and neither a truncation nor a deletion changed the head since the
+//! smaller than 8× its base ([`MAX_DELTAS_PER_BASE`]) and neither a truncation nor a deletion changed the head since the
 //! base (`Head::rewrites`); a database always starts a new chain with a whole snapshot after
 //! opening and at a clean close.
 //!
@@ -61,11 +61,13 @@ pub(crate) use crate::fs::layout::HEAD_DELTA_PREFIX as DELTA_PREFIX;
 const MAGIC: [u8; 4] = *b"ASND";
 /// Format version.
 const VERSION: u8 = 1;
-/// A chain takes deltas while their total size is below this many times its base's: a young
-/// head's base (labels, a sample or two per series) is small, and every scrape changes every
-/// series, so a delta is about half of it on scrape-bench's 400,000 series (`benches/README.md`,
-/// "snapinc"); opening reads at most about 3× the base.
-pub(crate) const MAX_DELTAS_PER_BASE: u64 = 2;
+/// A chain takes deltas while their total size is below this many times its base's. A whole
+/// snapshot costs about the same per series whatever its size (labels, the walk), a delta is
+/// ~10× cheaper, and a young head's base (labels, a sample or two per series) is small while
+/// every scrape changes every series: on scrape-bench's 400,000 series a 4.5 MB base took a
+/// 4.3–4.9 MB delta every ~25 s, so at 2× a whole snapshot came every third time
+/// (`benches/README.md`, "snapinc"). Opening reads at most about 9× the base's bytes.
+pub(crate) const MAX_DELTAS_PER_BASE: u64 = 8;
 
 /// Name of the delta covering the segments before `segment`.
 pub(crate) fn delta_name(segment: u32) -> String {
