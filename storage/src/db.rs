@@ -14,7 +14,7 @@ use crate::fs::layout::{CHUNKS_HEAD_DIR, DELETE_SUFFIX, LOCK_FILE, TMP_SUFFIX, W
 use crate::head::append::HeadAppender;
 use crate::head::chunk_files::HeadChunkFiles;
 use crate::head::read::HeadRange;
-use crate::head::{Head, HeadOptions, replay, snapshot};
+use crate::head::{Head, HeadOptions, replay, snapshot, snapshot_delta};
 use crate::interface::{Appendable, Appender, Querier, Queryable};
 use crate::matcher::Matcher;
 use crate::model::{METRIC_NAME, Timestamp};
@@ -207,6 +207,9 @@ struct Inner {
     /// Size of the newest head snapshot file (0: none): the size trigger waits for a quarter
     /// of it.
     snapshot_bytes: AtomicU64,
+    /// The head snapshot chain written since opening (None: the next snapshot is a whole
+    /// one). Used under `compact_lock`.
+    snapshot_chain: Mutex<Option<snapshot::Chain>>,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serialises head cuts, compactions, retention, deletions and snapshots.
@@ -345,6 +348,7 @@ impl Db {
             wal_keepers: Keepers::default(),
             snapshot_segment: AtomicU32::new(snapshot_segment),
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
+            snapshot_chain: Mutex::new(None),
             dir,
             opts,
             head,
@@ -376,8 +380,9 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(());
         }
+        // A whole snapshot: the WAL it covers is deleted and the next open loads one file.
         if self.inner.snapshots_on()
-            && let Err(e) = self.inner.snapshot_head()
+            && let Err(e) = self.inner.snapshot_head(true)
         {
             tracing::warn!("cannot write a head snapshot at close: {e}");
         }
@@ -398,15 +403,26 @@ impl Db {
         self.inner.wal_metrics.failing.lock().clone()
     }
 
-    /// Writes a snapshot of the head now (see [`Options::head_snapshot_interval_ms`]); the next
-    /// open replays only the WAL written after it. Does nothing while the head holds native
-    /// histograms (not covered: the WAL is replayed).
+    /// Writes a snapshot of the head now (see [`Options::head_snapshot_interval_ms`]): a delta
+    /// on top of the last one when the background trigger would write one, else a whole
+    /// snapshot; the next open replays only the WAL written after it. Does nothing while the
+    /// head holds native histograms (not covered: the WAL is replayed).
     pub fn snapshot_head(&self) -> Result<()> {
+        self.snapshot_head_as(false)
+    }
+
+    /// Writes a whole snapshot of the head now (never a delta), as at [`Db::close`]: the WAL
+    /// segments it covers are deleted (those a WAL reader still needs aside).
+    pub fn snapshot_head_whole(&self) -> Result<()> {
+        self.snapshot_head_as(true)
+    }
+
+    fn snapshot_head_as(&self, whole: bool) -> Result<()> {
         let _g = self.inner.compact_lock.lock();
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.inner.snapshot_head().map(drop)
+        self.inner.snapshot_head(whole).map(drop)
     }
 
     /// Cuts the head's old range into blocks, compacts and applies retention now.
@@ -616,23 +632,57 @@ fn load_head_snapshot(
     new_head: &dyn Fn() -> Result<Arc<Head>>,
 ) -> Result<Option<snapshot::Loaded>> {
     snapshot::remove_tmp(dir)?;
+    snapshot_delta::remove_tmp(dir)?;
     let (first, cur) = (wal.first_segment()?, wal.current_segment());
+    let mut deltas = snapshot_delta::list(dir)?;
     let mut loaded = None;
     for (seg, path) in snapshot::list(dir)?.into_iter().rev() {
         if loaded.is_none() && (first..cur).contains(&seg) {
             let start = std::time::Instant::now();
-            match snapshot::load(head, &path, drop_before) {
-                Ok(l) => {
+            let mut res = snapshot_delta::load_chain(head, &path, &deltas, first..cur, drop_before);
+            if let Ok(snapshot_delta::ChainLoad {
+                failed: Some((k, e)),
+                ..
+            }) = &res
+            {
+                // The chain up to the delta before: its WAL segments are all still there.
+                tracing::warn!(
+                    "ignoring head snapshot delta {} and those after it: {e}",
+                    deltas
+                        .get(*k)
+                        .map_or_else(String::new, |d| d.1.display().to_string())
+                );
+                deltas.truncate(*k);
+                *head = new_head()?;
+                res = snapshot_delta::load_chain(head, &path, &deltas, first..cur, drop_before);
+            }
+            match res {
+                Ok(snapshot_delta::ChainLoad {
+                    loaded: l,
+                    deltas: n,
+                    failed: None,
+                }) => {
                     tracing::info!(
                         snapshot = %path.display(),
+                        deltas = n,
                         series = l.series.len(),
                         ms = start.elapsed().as_millis() as u64,
-                        "head snapshot loaded; replaying the WAL from segment {seg}"
+                        "head snapshot loaded; replaying the WAL from segment {}",
+                        l.segment
                     );
+                    // Deltas not applied (not after the snapshot, or after a gap) go.
+                    let used = l.segment;
+                    deltas.retain(|d| d.0 > seg && d.0 <= used);
                     loaded = Some(l);
                     continue;
                 }
-                Err(e) if first > 0 => {
+                Ok(snapshot_delta::ChainLoad {
+                    failed: Some((_, e)),
+                    ..
+                })
+                | Err(e)
+                    if first > 0 =>
+                {
                     // Snapshots delete the segments they cover: the samples of the segments
                     // before `first` that were not cut into blocks yet were only in it.
                     tracing::error!(
@@ -641,7 +691,11 @@ fn load_head_snapshot(
                     );
                     *head = new_head()?;
                 }
-                Err(e) => {
+                Ok(snapshot_delta::ChainLoad {
+                    failed: Some((_, e)),
+                    ..
+                })
+                | Err(e) => {
                     tracing::warn!("ignoring head snapshot {}: {e}", path.display());
                     *head = new_head()?;
                 }
@@ -653,6 +707,14 @@ fn load_head_snapshot(
             );
         }
         snapshot::remove(&path)?;
+    }
+    if loaded.is_none() {
+        deltas.clear();
+    }
+    for (_, p) in snapshot_delta::list(dir)? {
+        if !deltas.iter().any(|d| d.1 == p) {
+            snapshot::remove(&p)?;
+        }
     }
     Ok(loaded)
 }
@@ -743,7 +805,7 @@ fn start_background(inner: &Arc<Inner>) {
                     last_snapshot = std::time::Instant::now();
                     let _g = inner.compact_lock.lock();
                     if !inner.closed.load(Ordering::Acquire)
-                        && let Err(e) = inner.snapshot_head()
+                        && let Err(e) = inner.snapshot_head(false)
                     {
                         tracing::warn!("cannot write a head snapshot: {e}");
                     }
@@ -765,8 +827,17 @@ impl Inner {
     /// Writes a head snapshot, then deletes the WAL segments it covers that no WAL reader
     /// needs. False when none was written (native histograms, no WAL). The caller holds
     /// `compact_lock`.
-    fn snapshot_head(&self) -> Result<bool> {
-        let Some(segment) = snapshot::take(&self.head, &self.dir)? else {
+    ///
+    /// Unless `whole`, it writes a delta on top of the chain written so far while the chain's
+    /// deltas are smaller than 8× its base (`head/snapshot_delta.rs`); a delta deletes no WAL
+    /// segment.
+    fn snapshot_head(&self, whole: bool) -> Result<bool> {
+        let mut chain = self.snapshot_chain.lock();
+        // On an error or without a snapshot the next one starts a new chain.
+        let prev = chain.take().filter(|c| {
+            !whole && c.delta_bytes < c.base_bytes * snapshot_delta::MAX_DELTAS_PER_BASE
+        });
+        let Some(next) = snapshot::take(&self.head, &self.dir, prev.as_ref())? else {
             // Native histograms (or no WAL): the size trigger waits for another bound's worth
             // of WAL instead of retrying (and cutting a segment) at every check.
             if let Some(wal) = self.head.wal.lock().as_ref() {
@@ -775,10 +846,16 @@ impl Inner {
             }
             return Ok(false);
         };
+        drop(prev);
+        let (segment, delta) = (next.last, next.deltas > 0);
         self.snapshot_segment.store(segment, Ordering::Release);
-        let path = self.dir.join(snapshot::snapshot_name(segment));
-        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-        self.snapshot_bytes.store(bytes, Ordering::Release);
+        self.snapshot_bytes
+            .store(next.base_bytes, Ordering::Release);
+        *chain = Some(next);
+        drop(chain);
+        if delta {
+            return Ok(true);
+        }
         // Series logged so far (a superset of those in the covered segments) for the
         // checkpoint that replaces the deleted segments, encoded from the head's own label
         // sets as the checkpoint is written (no owned copy of every series' labels).

@@ -121,7 +121,9 @@ fn copy(src: &Path, dst: &Path, with_snapshots: bool) {
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy().into_owned();
-        if name == LOCK_FILE || (!with_snapshots && name.starts_with(snapshot::SNAPSHOT_PREFIX)) {
+        let snapshot_file = name.starts_with(snapshot::SNAPSHOT_PREFIX)
+            || name.starts_with(snapshot_delta::DELTA_PREFIX);
+        if name == LOCK_FILE || (!with_snapshots && snapshot_file) {
             continue;
         }
         if e.path().is_dir() {
@@ -148,6 +150,14 @@ fn reopen_with_and_without_snapshot(
     let whole = Db::open(&b, opts(window)).unwrap();
     let (got, want) = (dump(&with), dump(&whole));
     (with, got, want)
+}
+
+fn deltas(dir: &Path) -> Vec<u32> {
+    snapshot_delta::list(dir)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.0)
+        .collect()
 }
 
 fn snapshots(dir: &Path) -> Vec<u32> {
@@ -463,7 +473,7 @@ fn a_wal_watcher_reads_every_sample_across_snapshots() {
                 keep.set(w.position().segment);
             }
         }
-        db.snapshot_head().unwrap();
+        db.snapshot_head_whole().unwrap();
         assert!(wal_files(dir.path()).0.first() <= Some(&keep.segment()));
     }
     assert!(!wal_files(dir.path()).1.is_empty(), "no segment deleted");
@@ -567,6 +577,7 @@ fn appends_racing_snapshots_end_up_in_the_snapshot_or_the_wal_after_it_exactly_o
         stop.store(true, Ordering::Release);
     });
     assert!(raced > 0, "no commit while {snaps} snapshots were written");
+    assert!(!deltas(&src).is_empty(), "no delta written");
     drop(keep_all);
     let live = dump(&db);
     drop(db);
@@ -574,4 +585,163 @@ fn appends_racing_snapshots_end_up_in_the_snapshot_or_the_wal_after_it_exactly_o
     assert_eq!(want.len(), 3000 + 120 + 1);
     assert_same(&want, &got, "snapshot + WAL vs whole WAL");
     assert_same(&live, &got, "live head vs snapshot + WAL");
+}
+
+/// A whole snapshot, then deltas on top of it while series are created, chunks completed
+/// (packed into the deltas' pages), open chunks grown (tails) or started, and out-of-order
+/// samples come and go: after a "crash" the snapshot + deltas + WAL after the last delta is
+/// the head the whole WAL builds, and the live one.
+fn build_chain(dir: &Path, window: i64, seed: u64) -> Vec<String> {
+    let db = Db::open(dir, opts(window)).unwrap();
+    let keep_all = db.wal_keep(0);
+    let mut rng = Rng(seed);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..40, &mut newest, 150, &mut rng);
+    db.snapshot_head().unwrap();
+    assert_eq!((snapshots(dir).len(), deltas(dir).len()), (1, 0));
+    // Some series only (completing chunks): the others are unchanged and left out.
+    rounds(&db, "a", 0..20, &mut newest, 100, &mut rng);
+    // New series, at the head's newest time (older samples are out of bounds).
+    newest[100..120].fill(260_000);
+    rounds(&db, "b", 100..110, &mut newest, 5, &mut rng);
+    db.snapshot_head().unwrap();
+    // One sample per series: open chunks grow by a few bits (tails).
+    rounds(&db, "a", 0..40, &mut newest, 1, &mut rng);
+    db.snapshot_head().unwrap();
+    // A regular series takes 2 bits per sample: its open chunk gains samples but not always a
+    // byte between two deltas.
+    for k in 0..6 {
+        let mut app = db.appender();
+        app.append(None, &labels("c", 0), 261_000 + k * 1000, 7.0)
+            .unwrap();
+        app.commit().unwrap();
+        db.snapshot_head().unwrap();
+    }
+    rounds(&db, "a", 10..40, &mut newest, 20, &mut rng);
+    rounds(&db, "b", 100..120, &mut newest, 3, &mut rng);
+    db.snapshot_head().unwrap();
+    assert_eq!(snapshots(dir).len(), 1);
+    assert_eq!(deltas(dir).len(), 9, "deltas on top of the snapshot");
+    rounds(&db, "a", 0..40, &mut newest, 7, &mut rng);
+    drop(keep_all);
+    let live = dump(&db);
+    drop(db);
+    live
+}
+
+#[test]
+fn a_snapshot_and_its_deltas_plus_the_wal_build_the_head_the_whole_wal_builds() {
+    for (window, seed) in [(0, 21), (60_000, 22)] {
+        let root = tempfile::tempdir().unwrap();
+        let src = root.path().join("db");
+        let live = build_chain(&src, window, seed);
+        let (with, got, want) = reopen_with_and_without_snapshot(root.path(), &src, window);
+        assert_eq!(deltas(&root.path().join("a")).len(), 9, "deltas not kept");
+        if window > 0 {
+            assert!(
+                want.iter().any(|l| !l.contains("ooo []")),
+                "no out-of-order sample"
+            );
+        }
+        let what = format!("window {window}");
+        assert_same(&want, &got, &format!("{what}: chain + WAL vs whole WAL"));
+        let n = live.len() - 1;
+        assert_eq!((live.len(), &live[n]), (got.len(), &got[n]), "{what}");
+        assert_same(
+            &live[..n],
+            &got[..n],
+            &format!("{what}: live vs chain + WAL"),
+        );
+        // Appends continue, and the next snapshot starts a new chain: deltas removed.
+        let mut app = with.appender();
+        app.append(None, &labels("a", 1), 10_000_000, 1.0).unwrap();
+        app.commit().unwrap();
+        with.snapshot_head().unwrap();
+        assert!(deltas(&root.path().join("a")).is_empty());
+    }
+}
+
+#[test]
+fn a_torn_or_corrupt_delta_is_ignored_and_the_wal_replayed_from_the_link_before() {
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("db");
+    build_chain(&src, 0, 23);
+    let whole = root.path().join("whole");
+    copy(&src, &whole, false);
+    let want = dump(&Db::open(&whole, opts(0)).unwrap());
+    let all = deltas(&src);
+    assert_eq!(all.len(), 9);
+    for (k, &seg) in all.iter().enumerate().step_by(2) {
+        let name = snapshot_delta::delta_name(seg);
+        let len = std::fs::metadata(src.join(&name)).unwrap().len() as usize;
+        let check = |what: &str, damage: &dyn Fn(&Path)| {
+            let d = root.path().join(format!("{what}-{k}"));
+            copy(&src, &d, true);
+            damage(&d.join(&name));
+            let db = Db::open(&d, opts(0)).unwrap();
+            assert_same(&want, &dump(&db), what);
+            assert_eq!(snapshots(&d).len(), 1, "{what}: the snapshot was not used");
+            // The deltas before the bad one stay (they were loaded); it and later ones go.
+            assert_eq!(deltas(&d), all[..k], "{what}");
+        };
+        for cut in [3, 20, len / 2, len - 3] {
+            check(&format!("torn{cut}"), &|p| {
+                let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+                f.set_len(cut as u64).unwrap();
+            });
+        }
+        for at in [2, 12, len / 3, len - 2] {
+            check(&format!("flip{at}"), &|p| {
+                let mut b = std::fs::read(p).unwrap();
+                b[at] ^= 0x10;
+                std::fs::write(p, b).unwrap();
+            });
+        }
+        check("gone", &|p| std::fs::remove_file(p).unwrap());
+    }
+}
+
+#[test]
+fn a_delta_deletes_no_segment_and_a_deletion_or_close_starts_a_whole_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let mut rng = Rng(24);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..10, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    let [n] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    rounds(&db, "a", 0..10, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    let [d] = deltas(dir.path())[..] else {
+        panic!("one delta expected")
+    };
+    assert!(d > n);
+    // The segments from the snapshot's on are all there.
+    assert_eq!(wal_files(dir.path()).0.first(), Some(&n));
+    // A deletion changes completed chunks: the next one is a whole snapshot.
+    delete(&db, "a", "1", 0, 50_000);
+    rounds(&db, "a", 0..10, &mut newest, 5, &mut rng);
+    db.snapshot_head().unwrap();
+    let [m] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    assert!(m > d);
+    assert!(deltas(dir.path()).is_empty());
+    assert_eq!(wal_files(dir.path()).0.first(), Some(&m));
+    rounds(&db, "a", 0..10, &mut newest, 5, &mut rng);
+    db.snapshot_head().unwrap();
+    assert_eq!(deltas(dir.path()).len(), 1);
+    let live = dump(&db);
+    db.close().unwrap();
+    drop(db);
+    // Close writes a whole snapshot.
+    assert!(deltas(dir.path()).is_empty());
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    assert_same(
+        &live[..live.len() - 1],
+        &dump(&db)[..live.len() - 1],
+        "after close",
+    );
 }

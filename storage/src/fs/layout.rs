@@ -22,6 +22,8 @@ pub(crate) const WAL_DIR: &str = "wal";
 pub(crate) const CHUNKS_HEAD_DIR: &str = "chunks_head";
 /// Prefix of head snapshot files (the suffix: the first WAL segment not covered, 8 digits).
 pub(crate) const HEAD_SNAPSHOT_PREFIX: &str = "head_snapshot.";
+/// Prefix of head snapshot delta files (the suffix as for snapshots).
+pub(crate) const HEAD_DELTA_PREFIX: &str = "head_delta.";
 /// Block metadata file.
 pub(crate) const META_FILE: &str = "meta.json";
 /// Block index file.

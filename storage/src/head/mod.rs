@@ -15,6 +15,7 @@ pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
 pub(crate) mod snapshot;
+pub(crate) mod snapshot_delta;
 
 use crate::chunk::XorChunk;
 use crate::error::{Error, Result};
@@ -85,6 +86,9 @@ pub(crate) struct Head {
     /// when a batch is written, lowered after it is applied. A head snapshot holds the WAL's
     /// lock and waits for zero, so every logged batch is in memory and none is half applied.
     pub(crate) unapplied: AtomicU64,
+    /// Raised by every truncation and deletion (the changes other than appends): a snapshot
+    /// delta is written only while it is what it was at the chain's base.
+    pub(crate) rewrites: AtomicU64,
 }
 
 impl Head {
@@ -110,6 +114,7 @@ impl Head {
             cut_fence: AtomicI64::new(i64::MIN),
             closed: AtomicBool::new(false),
             unapplied: AtomicU64::new(0),
+            rewrites: AtomicU64::new(0),
         }
     }
 
@@ -239,6 +244,7 @@ impl Head {
     /// still holds them), deletes chunk files holding only older chunks, then recomputes the
     /// time range. `before` must be a block-range boundary so no chunk straddles it.
     pub(crate) fn truncate(&self, before: Timestamp) {
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
         let mut mint = i64::MAX;
         let mut maxt = i64::MIN;
         let mut removed = Vec::new();
@@ -303,6 +309,7 @@ impl Head {
         maxt: Timestamp,
         log: bool,
     ) -> Result<()> {
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
         if log && !ids.is_empty() {
             let ts: Vec<RefTombstone> = ids
                 .iter()

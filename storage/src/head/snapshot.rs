@@ -41,12 +41,15 @@
 //! newest sample), tombstones (deletions re-encode chunks in memory). Native histograms are
 //! not covered: while any series holds one, no snapshot is written (the WAL alone is replayed).
 //!
-//! A snapshot deletes no WAL segment: a missing, torn or corrupt snapshot (or one whose
-//! segment the WAL no longer has) is ignored with a warning and the whole WAL replayed.
+//! Taking a snapshot deletes no WAL segment (the database deletes those it covers once it is
+//! written and read back): a missing, torn or corrupt snapshot (or one whose segment the WAL no
+//! longer has) is ignored with a warning and the WAL replayed. Later snapshots of the same head
+//! may be deltas on top of this one (`snapshot_delta.rs`).
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::Head;
 use super::series::{ClosedChunk, OpenChunk, Series};
+pub(crate) use super::snapshot_delta::Chain;
 use crate::chunk::XorChunk;
 use crate::encoding::crc::crc32_parts;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
@@ -60,7 +63,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use crate::fs::layout::HEAD_SNAPSHOT_PREFIX as SNAPSHOT_PREFIX;
 /// Suffix of a snapshot being written.
-const TMP_SUFFIX: &str = ".tmp";
+pub(super) const TMP_SUFFIX: &str = ".tmp";
 /// First bytes of a snapshot file.
 pub(crate) const MAGIC: [u8; 4] = *b"ASNP";
 /// Format version: 2 stores completed chunks packed where that is smaller (chunk refs with
@@ -73,21 +76,21 @@ const ZSTD_LEVEL: i32 = 3;
 /// Oldest version read.
 const MIN_VERSION: u8 = 1;
 /// Magic and version.
-const HEADER_LEN: usize = MAGIC.len() + 1;
+pub(super) const HEADER_LEN: usize = MAGIC.len() + 1;
 /// Kind and length.
 const SECTION_HEADER_LEN: usize = 1 + 4;
 const CRC_LEN: usize = 4;
 /// Largest section payload (a page is at most 16 MiB, series sections are cut at ~1 MiB).
 const MAX_SECTION_LEN: usize = 64 << 20;
 /// Series sections are cut once their entries pass this many bytes.
-const SERIES_SECTION_BYTES: usize = 1 << 20;
+pub(super) const SERIES_SECTION_BYTES: usize = 1 << 20;
 /// How long a snapshot waits for logged batches to be applied before giving up.
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 
-const KIND_META: u8 = 1;
-const KIND_PAGE: u8 = 2;
-const KIND_SERIES: u8 = 3;
-const KIND_END: u8 = 4;
+pub(super) const KIND_META: u8 = 1;
+pub(super) const KIND_PAGE: u8 = 2;
+pub(super) const KIND_SERIES: u8 = 3;
+pub(super) const KIND_END: u8 = 4;
 
 /// Name of the snapshot covering the segments before `segment`.
 pub(crate) fn snapshot_name(segment: u32) -> String {
@@ -155,7 +158,7 @@ fn section_head(kind: u8, len: u32) -> [u8; SECTION_HEADER_LEN] {
 }
 
 /// Writes one framed section.
-fn write_section(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_section(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(payload.len())
         .map_err(|_| std::io::Error::other("snapshot section over 4 GiB"))?;
     let head = section_head(kind, len);
@@ -164,7 +167,7 @@ fn write_section(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Resul
     w.write_all(&crc32_parts(&[&head, payload]).to_le_bytes())
 }
 
-fn put_str(dst: &mut Vec<u8>, s: &[u8]) {
+pub(super) fn put_str(dst: &mut Vec<u8>, s: &[u8]) {
     put_uvarint(dst, s.len() as u64);
     dst.extend_from_slice(s);
 }
@@ -182,12 +185,12 @@ fn meta_payload(m: &Meta) -> Vec<u8> {
 
 /// Width of META's page count: [`take`] writes META before the pages and rewrites it after,
 /// so the count has the same length whatever its value (up to 2^35, above any u32 `seq`).
-const PAGES_FIELD_LEN: usize = 5;
+pub(super) const PAGES_FIELD_LEN: usize = 5;
 
 /// `v` as a uvarint of exactly [`PAGES_FIELD_LEN`] bytes (continuation bits on the leading
 /// ones; any uvarint reader takes it). Values that do not fit are capped (never reached: pages
 /// are numbered by u32).
-fn put_padded_uvarint(dst: &mut Vec<u8>, v: u64) {
+pub(super) fn put_padded_uvarint(dst: &mut Vec<u8>, v: u64) {
     let v = v.min((1 << (7 * PAGES_FIELD_LEN)) - 1);
     for i in 0..PAGES_FIELD_LEN {
         let b = (v >> (7 * i)) as u8 & 0x7f;
@@ -220,7 +223,7 @@ fn put_series<'a>(
 }
 
 /// The entry's id and labels.
-fn put_series_head<'a>(
+pub(super) fn put_series_head<'a>(
     dst: &mut Vec<u8>,
     id: u64,
     labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
@@ -234,7 +237,7 @@ fn put_series_head<'a>(
 }
 
 /// The entry's completed chunks, refs mapped through `map`.
-fn put_closed(dst: &mut Vec<u8>, closed: &[ClosedChunk], map: impl Fn(u64) -> u64) {
+pub(super) fn put_closed(dst: &mut Vec<u8>, closed: &[ClosedChunk], map: impl Fn(u64) -> u64) {
     put_uvarint(dst, closed.len() as u64);
     for c in closed {
         put_varint(dst, c.min_t);
@@ -244,7 +247,7 @@ fn put_closed(dst: &mut Vec<u8>, closed: &[ClosedChunk], map: impl Fn(u64) -> u6
 }
 
 /// The entry's open chunk, out-of-order samples and newest sample.
-fn put_series_tail(
+pub(super) fn put_series_tail(
     dst: &mut Vec<u8>,
     open: Option<(Timestamp, Timestamp, &[u8])>,
     ooo: &[(Timestamp, f64)],
@@ -276,16 +279,16 @@ fn put_series_tail(
 
 /// Gathers series entries into SERIES payloads of about [`SERIES_SECTION_BYTES`].
 #[derive(Default)]
-struct SeriesSections {
-    done: Vec<Vec<u8>>,
-    body: Vec<u8>,
+pub(super) struct SeriesSections {
+    pub(super) done: Vec<Vec<u8>>,
+    pub(super) body: Vec<u8>,
     count: u64,
     total: u64,
 }
 
 impl SeriesSections {
     /// Call after appending one entry to `body`.
-    fn added(&mut self) {
+    pub(super) fn added(&mut self) {
         self.count += 1;
         self.total += 1;
         if self.body.len() >= SERIES_SECTION_BYTES {
@@ -304,7 +307,7 @@ impl SeriesSections {
         self.count = 0;
     }
 
-    fn finish(mut self) -> (Vec<Vec<u8>>, u64) {
+    pub(super) fn finish(mut self) -> (Vec<Vec<u8>>, u64) {
         self.cut();
         (self.done, self.total)
     }
@@ -404,20 +407,32 @@ pub(crate) fn fix_crcs(bytes: &mut [u8]) {
 // Decoding.
 
 /// Reads framed sections from a snapshot of `len` bytes.
-struct Reader<'p, R> {
+pub(super) struct Reader<'p, R> {
     r: R,
-    path: &'p Path,
+    pub(super) path: &'p Path,
     /// Offset of the next section.
-    off: u64,
+    pub(super) off: u64,
     /// File length.
-    len: u64,
+    pub(super) len: u64,
     buf: Vec<u8>,
     /// Format version of the file.
     version: u8,
 }
 
 impl<'p, R: Read> Reader<'p, R> {
-    fn new(mut r: R, path: &'p Path, len: u64) -> Result<Self> {
+    fn new(r: R, path: &'p Path, len: u64) -> Result<Self> {
+        Self::with_magic(r, path, len, MAGIC, MIN_VERSION..=VERSION)
+    }
+
+    /// A reader of a file in the same framing that starts with `magic` and a version in
+    /// `versions` (the deltas of `snapshot_delta.rs`).
+    pub(super) fn with_magic(
+        mut r: R,
+        path: &'p Path,
+        len: u64,
+        magic: [u8; 4],
+        versions: std::ops::RangeInclusive<u8>,
+    ) -> Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         if len < HEADER_LEN as u64 {
             return Err(Error::corruption(
@@ -428,17 +443,14 @@ impl<'p, R: Read> Reader<'p, R> {
         }
         r.read_exact(&mut h)
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        if h.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        if h.get(..MAGIC.len()) != Some(&magic[..]) {
             return Err(Error::corruption(
                 path,
                 0,
                 "not a head snapshot (bad magic)",
             ));
         }
-        let Some(&version) = h
-            .get(MAGIC.len())
-            .filter(|v| (MIN_VERSION..=VERSION).contains(*v))
-        else {
+        let Some(&version) = h.get(MAGIC.len()).filter(|v| versions.contains(*v)) else {
             return Err(Error::corruption(
                 path,
                 MAGIC.len() as u64,
@@ -455,12 +467,12 @@ impl<'p, R: Read> Reader<'p, R> {
         })
     }
 
-    fn corrupt(&self, reason: &str) -> Error {
+    pub(super) fn corrupt(&self, reason: &str) -> Error {
         Error::corruption(self.path, self.off, reason)
     }
 
     /// The next section's kind and payload (CRC checked).
-    fn next(&mut self) -> Result<(u8, &[u8])> {
+    pub(super) fn next(&mut self) -> Result<(u8, &[u8])> {
         let left = self.len.saturating_sub(self.off);
         if left < (SECTION_HEADER_LEN + CRC_LEN) as u64 {
             return Err(self.corrupt("snapshot ends inside a section header"));
@@ -498,7 +510,7 @@ impl<'p, R: Read> Reader<'p, R> {
     }
 }
 
-fn decode_meta(p: &[u8]) -> Option<Meta> {
+pub(super) fn decode_meta(p: &[u8]) -> Option<Meta> {
     let mut d = Decbuf::new(p);
     let m = Meta {
         segment: u32::try_from(d.uvarint()?).ok()?,
@@ -519,7 +531,7 @@ fn zstd_frame(src: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Decompresses one zstd frame that declares its size, at most [`MAX_SECTION_LEN`] bytes
 /// (checked before anything is allocated).
-fn unzstd(src: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn unzstd(src: &[u8]) -> Option<Vec<u8>> {
     let want = usize::try_from(zstd::zstd_safe::get_frame_content_size(src).ok()??).ok()?;
     if want > MAX_SECTION_LEN {
         return None;
@@ -532,7 +544,7 @@ fn unzstd(src: &[u8]) -> Option<Vec<u8>> {
     (n == want).then_some(out)
 }
 
-fn decode_page(p: &[u8], version: u8) -> Option<PageImage> {
+pub(super) fn decode_page(p: &[u8], version: u8) -> Option<PageImage> {
     let mut d = Decbuf::new(p);
     let seq = u32::try_from(d.uvarint()?).ok()?;
     let max_t = d.varint()?;
@@ -555,7 +567,7 @@ fn decode_page(p: &[u8], version: u8) -> Option<PageImage> {
     })
 }
 
-fn flag(d: &mut Decbuf<'_>) -> Option<bool> {
+pub(super) fn flag(d: &mut Decbuf<'_>) -> Option<bool> {
     match d.u8()? {
         0 => Some(false),
         1 => Some(true),
@@ -693,13 +705,13 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
 
 /// What a snapshot recorded while holding the WAL's lock: where each series stood, in a few
 /// words (its chunks are read afterwards, see [`SeriesMark`]).
-struct Captured {
-    meta: Meta,
+pub(super) struct Captured {
+    pub(super) meta: Meta,
     /// Bytes per page of the head's chunk store (packed pages are cut at this size too).
-    page_size: usize,
-    series: Vec<SeriesMark>,
+    pub(super) page_size: usize,
+    pub(super) series: Vec<SeriesMark>,
     /// Out-of-order samples of the series that held any: (index in `series`, samples).
-    ooo: Vec<(usize, Vec<(Timestamp, f64)>)>,
+    pub(super) ooo: Vec<(usize, Vec<(Timestamp, f64)>)>,
 }
 
 /// Where one series stood at the cut. Until the snapshot is written nothing but appends
@@ -710,21 +722,21 @@ struct Captured {
 /// `open_len`, with that count in the header and `open_last_byte` as the last byte (later
 /// samples' bits are ORed into it). So these words rebuild the series as it was at the cut,
 /// without a copy of its chunks under the lock ([`SeriesMark::open_bytes`]).
-struct SeriesMark {
+pub(super) struct SeriesMark {
     /// Id and labels (immutable).
-    series: Arc<Series>,
+    pub(super) series: Arc<Series>,
     /// Completed chunks at the cut.
-    closed: u32,
+    pub(super) closed: u32,
     /// Bytes of the open chunk at the cut (0: no open chunk).
-    open_len: u32,
-    open_samples: u16,
+    pub(super) open_len: u32,
+    pub(super) open_samples: u16,
     open_last_byte: u8,
     /// Whether `last_t`/`last_bits` hold the newest sample.
-    has_last: bool,
-    open_min_t: Timestamp,
-    open_max_t: Timestamp,
-    last_t: Timestamp,
-    last_bits: u64,
+    pub(super) has_last: bool,
+    pub(super) open_min_t: Timestamp,
+    pub(super) open_max_t: Timestamp,
+    pub(super) last_t: Timestamp,
+    pub(super) last_bits: u64,
 }
 
 impl SeriesMark {
@@ -759,7 +771,7 @@ impl SeriesMark {
     }
 
     /// The completed chunks of the cut, from the series' current state `d`.
-    fn closed<'d>(&self, d: &'d super::series::SeriesData) -> Result<&'d [ClosedChunk]> {
+    pub(super) fn closed<'d>(&self, d: &'d super::series::SeriesData) -> Result<&'d [ClosedChunk]> {
         d.closed
             .get(..self.closed as usize)
             .ok_or_else(|| self.changed("completed chunks went away"))
@@ -768,7 +780,7 @@ impl SeriesMark {
     /// Writes into `dst` the open chunk's bytes as they were at the cut, from the series'
     /// current state `d` (the chunk still open, or completed since as chunk `closed`). False
     /// when there was no open chunk.
-    fn open_bytes(
+    pub(super) fn open_bytes(
         &self,
         d: &super::series::SeriesData,
         files: &super::chunk_files::HeadChunkFiles,
@@ -805,7 +817,7 @@ impl SeriesMark {
         Ok(true)
     }
 
-    fn changed(&self, what: &str) -> Error {
+    pub(super) fn changed(&self, what: &str) -> Error {
         Error::corruption(
             "<head snapshot>",
             self.series.id,
@@ -822,8 +834,14 @@ impl SeriesMark {
 /// The caller excludes head cuts, truncations and deletions for the duration (the database's
 /// compaction lock). Appends wait only while each series' position is recorded (a few words
 /// per series, see [`SeriesMark`]), not while chunks are read, re-encoded and written.
-pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
+///
+/// With `prev` (the chain of the last snapshot written, see `snapshot_delta.rs`) and no
+/// truncation or deletion since, it writes a delta on top of it instead of a whole snapshot.
+/// Returns the chain the file written ends.
+pub(crate) fn take(head: &Head, dir: &Path, prev: Option<&Chain>) -> Result<Option<Chain>> {
     let start = Instant::now();
+    // Truncations and deletions are excluded by the caller until the end.
+    let rewrites = head.rewrites.load(Ordering::Acquire);
     let captured = {
         let mut wal = head.wal.lock();
         let Some(wal) = wal.as_mut() else {
@@ -838,6 +856,9 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
         tracing::info!("head snapshot skipped: native histograms are not covered");
         return Ok(None);
     };
+    if let Some(prev) = prev.filter(|p| p.rewrites == rewrites) {
+        return super::snapshot_delta::write(head, dir, &c, prev, start, held).map(Some);
+    }
     let mut meta = c.meta.clone();
     meta.series = c.series.len() as u64;
     let path = dir.join(snapshot_name(meta.segment));
@@ -847,6 +868,7 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
             .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
         crate::fs::fsync_dir(dir)
     });
+    let marks = Chain::marks(&c);
     drop(c);
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -863,6 +885,8 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
             remove(&p)?;
         }
     }
+    super::snapshot_delta::remove_all(dir)?;
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     tracing::info!(
         snapshot = %path.display(),
         series = meta.series,
@@ -871,11 +895,20 @@ pub(crate) fn take(head: &Head, dir: &Path) -> Result<Option<u32>> {
         total_ms = start.elapsed().as_secs_f64() * 1e3,
         "head snapshot written"
     );
-    Ok(Some(meta.segment))
+    Ok(Some(Chain {
+        base: meta.segment,
+        base_bytes: bytes,
+        last: meta.segment,
+        deltas: 0,
+        delta_bytes: 0,
+        pages: u32::try_from(meta.pages).unwrap_or(u32::MAX),
+        rewrites,
+        marks,
+    }))
 }
 
 /// Opens the snapshot at `path` for reading through its sections.
-fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
+pub(super) fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     let len = f
@@ -885,15 +918,36 @@ fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
     Reader::new(BufReader::with_capacity(1 << 20, f), path, len)
 }
 
-/// Reads the snapshot at `path` through, checking every section's CRC, order and counts.
+/// Reads the snapshot at `path` through, checking every section's CRC, order and counts (the
+/// SERIES payloads are decompressed for their counts, their entries not decoded: the bytes
+/// are those just encoded, what is checked is that they reached the file).
 fn verify(path: &Path) -> Result<()> {
     let mut r = open_reader(path)?;
-    visit(&mut r, &mut |_| Ok(())).map(drop)
+    let (kind, p) = r.next()?;
+    let meta = match (kind, decode_meta(p)) {
+        (KIND_META, Some(m)) => m,
+        _ => return Err(r.corrupt("snapshot does not start with a valid META section")),
+    };
+    let (mut pages, mut series) = (0u64, 0u64);
+    loop {
+        let (kind, p) = r.next()?;
+        match kind {
+            KIND_PAGE => pages += 1,
+            KIND_SERIES => {
+                let n = unzstd(p).and_then(|b| crate::encoding::varint::uvarint(&b).map(|x| x.0));
+                series += n.ok_or_else(|| r.corrupt("bad SERIES section"))?;
+            }
+            KIND_END if pages == meta.pages && series == meta.series && r.off == r.len => {
+                return Ok(());
+            }
+            _ => return Err(r.corrupt("snapshot sections do not match META")),
+        }
+    }
 }
 
 /// Waits until every batch logged so far is applied (the caller holds the WAL's lock, so no
 /// new one is logged).
-fn wait_applied(head: &Head) -> Result<()> {
+pub(super) fn wait_applied(head: &Head) -> Result<()> {
     let start = Instant::now();
     while head.unapplied.load(Ordering::Acquire) > 0 {
         if start.elapsed() > APPLY_WAIT {
@@ -912,7 +966,7 @@ fn wait_applied(head: &Head) -> Result<()> {
 
 /// Records where each series of the head stands (quiescent: see [`take`]). None when a series
 /// holds histograms.
-fn capture(head: &Head, segment: u32) -> Option<Captured> {
+pub(super) fn capture(head: &Head, segment: u32) -> Option<Captured> {
     let all = head.series.all();
     let mut series = Vec::with_capacity(all.len());
     let mut ooo = Vec::new();
@@ -949,7 +1003,7 @@ fn capture(head: &Head, segment: u32) -> Option<Captured> {
 
 /// Writes one PAGE section (header and payload framed by hand: the compressed bytes are not
 /// copied).
-fn write_page(
+pub(super) fn write_page(
     w: &mut impl Write,
     z: &mut Zstd,
     seq: u32,
@@ -969,13 +1023,13 @@ fn write_page(
 }
 
 /// One zstd compression context and output buffer for every section of a snapshot.
-struct Zstd {
+pub(super) struct Zstd {
     ctx: zstd::bulk::Compressor<'static>,
     out: Vec<u8>,
 }
 
 impl Zstd {
-    fn new() -> std::io::Result<Self> {
+    pub(super) fn new() -> std::io::Result<Self> {
         Ok(Self {
             ctx: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
             out: Vec::new(),
@@ -983,7 +1037,7 @@ impl Zstd {
     }
 
     /// `zstd(src)` as [`zstd_frame`] writes it, into the reused buffer.
-    fn frame(&mut self, src: &[u8]) -> std::io::Result<&[u8]> {
+    pub(super) fn frame(&mut self, src: &[u8]) -> std::io::Result<&[u8]> {
         self.out.clear();
         self.out.reserve(zstd::zstd_safe::compress_bound(src.len()));
         self.ctx.compress_to_buffer(src, &mut self.out)?;
@@ -991,31 +1045,28 @@ impl Zstd {
     }
 }
 
-/// Re-encodes every completed chunk a series refers to with whichever of packed and XOR is
-/// smaller, into new pages in the order of the old refs (so pages keep filling in time order,
-/// and truncation frees them as it does the head's), and encodes the series entries with the
-/// new refs, each series read from `head` as it was at the cut ([`SeriesMark`]). Chunks no
-/// series refers to are left out. Each PAGE and SERIES section is written to `w` as soon as
-/// it is complete (at most one of each in memory). Returns the page count.
-fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64> {
+/// Re-encodes the head's completed chunks `refs` (`(ref, max_t)`, sorted by ref, no
+/// duplicates) with whichever of packed and XOR is smaller into PAGE sections numbered from
+/// `first_seq + 1`, written to `w` as each is full. Returns the new ref of each chunk (same
+/// index) and the number of the last page written (`first_seq` when none).
+pub(super) fn pack_chunks(
+    refs: &[(u64, Timestamp)],
+    first_seq: u32,
+    page_size: usize,
+    head: &Head,
+    w: &mut impl Write,
+    z: &mut Zstd,
+    tmp: &Path,
+) -> Result<(Vec<u64>, u32)> {
     use super::chunk_files::{PACKED_REF, chunk_at, encoding};
     use crate::chunk::{Encoding, XorIterator, packed};
     use crate::interface::SampleIterator;
     let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
-    let mut z = Zstd::new().map_err(io)?;
-    // (old ref, max_t), sorted by old ref; then the new ref of each, same index.
-    let mut refs: Vec<(u64, Timestamp)> = Vec::new();
-    for m in &c.series {
-        let d = m.series.data.lock();
-        refs.extend(m.closed(&d)?.iter().map(|x| (x.r, x.max_t)));
-    }
-    refs.sort_unstable();
-    refs.dedup_by_key(|x| x.0);
     // Every page a completed chunk of the cut is in (pages filled since are in too).
     let exported = head.chunk_files.export_pages();
     let mut new_refs = Vec::with_capacity(refs.len());
-    let mut pages: u32 = 0;
-    let (mut page, mut page_max_t) = (Vec::with_capacity(c.page_size), Timestamp::MIN);
+    let mut pages: u32 = first_seq;
+    let (mut page, mut page_max_t) = (Vec::with_capacity(page_size), Timestamp::MIN);
     let (mut samples, mut out) = (Vec::new(), Vec::new());
     let finish =
         |page: &mut Vec<u8>, max_t: Timestamp, pages: &mut u32, w: &mut _, z: &mut Zstd| {
@@ -1026,7 +1077,7 @@ fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64
             page.clear();
             Ok::<_, Error>(())
         };
-    for &(r, max_t) in &refs {
+    for &(r, max_t) in refs {
         let seq = (r >> 32) as u32;
         let off = r & u64::from(u32::MAX) & !PACKED_REF;
         let bytes = exported
@@ -1062,8 +1113,8 @@ fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64
                 other
             }
         };
-        if !page.is_empty() && page.len() + out.len() + 10 > c.page_size {
-            finish(&mut page, page_max_t, &mut pages, w, &mut z)?;
+        if !page.is_empty() && page.len() + out.len() + 10 > page_size {
+            finish(&mut page, page_max_t, &mut pages, w, z)?;
             page_max_t = Timestamp::MIN;
         }
         let seq = u64::from(pages) + 1;
@@ -1077,9 +1128,30 @@ fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64
         page_max_t = page_max_t.max(max_t);
     }
     if !page.is_empty() {
-        finish(&mut page, page_max_t, &mut pages, w, &mut z)?;
+        finish(&mut page, page_max_t, &mut pages, w, z)?;
     }
-    drop((page, exported, samples));
+    Ok((new_refs, pages))
+}
+
+/// Re-encodes every completed chunk a series refers to with whichever of packed and XOR is
+/// smaller, into new pages in the order of the old refs (so pages keep filling in time order,
+/// and truncation frees them as it does the head's), and encodes the series entries with the
+/// new refs, each series read from `head` as it was at the cut ([`SeriesMark`]). Chunks no
+/// series refers to are left out. Each PAGE and SERIES section is written to `w` as soon as
+/// it is complete (at most one of each in memory). Returns the page count.
+fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64> {
+    let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
+    let mut z = Zstd::new().map_err(io)?;
+    // (old ref, max_t), sorted by old ref; then the new ref of each, same index.
+    let mut refs: Vec<(u64, Timestamp)> = Vec::new();
+    for m in &c.series {
+        let d = m.series.data.lock();
+        refs.extend(m.closed(&d)?.iter().map(|x| (x.r, x.max_t)));
+    }
+    refs.sort_unstable();
+    refs.dedup_by_key(|x| x.0);
+    let (new_refs, pages) = pack_chunks(&refs, 0, c.page_size, head, w, &mut z, tmp)?;
+    let mut out = Vec::new();
     let map = |r: u64| {
         refs.binary_search_by_key(&r, |x| x.0)
             .ok()
@@ -1158,7 +1230,19 @@ pub(crate) struct Loaded {
 /// Restores the snapshot at `path` into `head`, an empty head. With `drop_before`, chunks and
 /// samples older than it (already in blocks) are left out, as WAL replay skips them. On an
 /// error the head is partly filled: the caller discards it.
+#[cfg(test)]
 pub(crate) fn load(head: &Head, path: &Path, drop_before: Option<Timestamp>) -> Result<Loaded> {
+    let (meta, mut series) = load_base(head, path)?;
+    finish_load(head, &mut series, drop_before, meta.min_time, meta.max_time);
+    Ok(Loaded {
+        segment: meta.segment,
+        series,
+    })
+}
+
+/// Restores the snapshot at `path` into `head`, an empty head, dropping nothing (deltas may
+/// follow; then [`finish_load`]). Returns its META and the series restored.
+pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Series>>)> {
     let mut r = open_reader(path)?;
     let mut series = Vec::new();
     let meta = visit(&mut r, &mut |s| {
@@ -1170,7 +1254,7 @@ pub(crate) fn load(head: &Head, path: &Path, drop_before: Option<Timestamp>) -> 
             Section::Series(list) => {
                 series.reserve(list.len());
                 for img in list {
-                    series.push(restore(head, img, drop_before).map_err(|e| match e {
+                    series.push(restore(head, img).map_err(|e| match e {
                         Error::Corruption { reason, .. } => Error::corruption(path, 0, reason),
                         other => other,
                     })?);
@@ -1179,23 +1263,41 @@ pub(crate) fn load(head: &Head, path: &Path, drop_before: Option<Timestamp>) -> 
         }
         Ok(())
     })?;
-    let (mut mint, maxt) = (meta.min_time, meta.max_time);
-    if drop_before.is_some_and(|b| mint < b) {
-        mint = series
-            .iter()
-            .map(|s| s.data.lock().min_time())
-            .min()
-            .unwrap_or(i64::MAX);
+    Ok((meta, series))
+}
+
+/// Ends a load of `series` (a snapshot and its deltas): with `drop_before`, chunks and samples
+/// older than it (already in blocks) are left out, as WAL replay skips them; sets the head's
+/// time range from the last file's `[mint, maxt]`.
+pub(crate) fn finish_load(
+    head: &Head,
+    series: &mut [Arc<Series>],
+    drop_before: Option<Timestamp>,
+    mut mint: Timestamp,
+    maxt: Timestamp,
+) {
+    if let Some(b) = drop_before {
+        for s in series.iter() {
+            let mut d = s.data.lock();
+            d.truncate(b);
+            if d.closed.is_empty() && d.open.is_none() {
+                // WAL replay skips every sample below `b`: no newest sample either.
+                d.last = None;
+            }
+        }
+        if mint < b {
+            mint = series
+                .iter()
+                .map(|s| s.data.lock().min_time())
+                .min()
+                .unwrap_or(i64::MAX);
+        }
     }
     head.update_time_range(mint, maxt);
-    Ok(Loaded {
-        segment: meta.segment,
-        series,
-    })
 }
 
 /// Creates one series of a snapshot in `head` with its samples.
-fn restore(head: &Head, img: SeriesImage, drop_before: Option<Timestamp>) -> Result<Arc<Series>> {
+pub(super) fn restore(head: &Head, img: SeriesImage) -> Result<Arc<Series>> {
     let labels = Labels::new(
         img.labels
             .into_iter()
@@ -1224,13 +1326,6 @@ fn restore(head: &Head, img: SeriesImage, drop_before: Option<Timestamp>) -> Res
     d.open = open;
     d.ooo = img.ooo.into();
     d.last = img.last;
-    if let Some(b) = drop_before {
-        d.truncate(b);
-        if d.closed.is_empty() && d.open.is_none() {
-            // WAL replay skips every sample below `b`: no newest sample either.
-            d.last = None;
-        }
-    }
     drop(d);
     Ok(s)
 }
