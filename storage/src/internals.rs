@@ -470,3 +470,12 @@ pub const HEAD_SNAPSHOT_HEADER: [u8; 5] = {
     let m = crate::head::snapshot::MAGIC;
     [m[0], m[1], m[2], m[3], crate::head::snapshot::VERSION]
 };
+
+/// Decodes a head snapshot delta file (`head/snapshot_delta.rs`) and encodes it again: `Ok`
+/// holds the re-encoded bytes (series sections cut again; they round-trip to themselves).
+pub fn head_delta_round_trip(bytes: &[u8]) -> Result<Vec<u8>> {
+    crate::head::snapshot_delta::DeltaImage::decode(bytes).map(|i| i.encode())
+}
+
+/// The magic and version a head snapshot delta file starts with.
+pub const HEAD_DELTA_HEADER: [u8; 5] = crate::head::snapshot_delta::HEADER;

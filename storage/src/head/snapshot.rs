@@ -198,7 +198,7 @@ pub(super) fn put_padded_uvarint(dst: &mut Vec<u8>, v: u64) {
     }
 }
 
-fn page_prefix(seq: u32, max_t: Timestamp, current: bool) -> Vec<u8> {
+pub(super) fn page_prefix(seq: u32, max_t: Timestamp, current: bool) -> Vec<u8> {
     let mut p = Vec::new();
     put_uvarint(&mut p, u64::from(seq));
     put_varint(&mut p, max_t);
@@ -525,7 +525,7 @@ pub(super) fn decode_meta(p: &[u8]) -> Option<Meta> {
 
 /// `zstd(src)`: one frame with its content size (what [`unzstd`] needs).
 #[cfg(any(test, feature = "fuzzing"))]
-fn zstd_frame(src: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(super) fn zstd_frame(src: &[u8]) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(src, ZSTD_LEVEL)
 }
 
