@@ -33,8 +33,8 @@ pub struct ScrapeManager {
     ct_zero_ingestion: std::sync::atomic::AtomicBool,
     /// Body buffers shared by every loop.
     buffers: Arc<BufferPool>,
-    /// Commit slots shared by every loop (`scrape_loop::COMMIT_SLOTS`).
-    commit_slots: Arc<tokio::sync::Semaphore>,
+    /// Commit slots and threads shared by every loop (`committer::CommitSlots`).
+    commit_slots: Arc<super::committer::CommitSlots>,
 }
 
 #[derive(Default)]
@@ -65,8 +65,8 @@ pub(crate) struct PoolShared {
     buffers: Arc<BufferPool>,
     /// The HTTP client the pool's targets share (`client::pool_client`).
     http: Option<reqwest::Client>,
-    /// Commit slots shared by every loop of the manager.
-    commit_slots: Arc<tokio::sync::Semaphore>,
+    /// Commit slots and threads shared by every loop of the manager.
+    commit_slots: Arc<super::committer::CommitSlots>,
     /// The `target_limit` error every loop of the pool reports while the pool is over the limit;
     /// set by each sync. Lock: this mutex (short, read once per scrape).
     forced: Arc<Mutex<Option<String>>>,
@@ -97,7 +97,7 @@ impl ScrapeManager {
             view: RwLock::new(BTreeMap::new()),
             ct_zero_ingestion: Default::default(),
             buffers: Arc::default(),
-            commit_slots: Arc::new(tokio::sync::Semaphore::new(scrape_loop::COMMIT_SLOTS)),
+            commit_slots: Arc::default(),
         })
     }
 

@@ -11,6 +11,7 @@
 pub(crate) mod buffers;
 pub mod cache;
 pub(crate) mod client;
+pub(crate) mod committer;
 pub mod expfmt;
 pub(crate) mod manager;
 pub mod metrics;

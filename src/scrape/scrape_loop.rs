@@ -4,6 +4,7 @@
 use super::Error;
 use super::cache::{AppendOptions, AppendStats, SeriesCache};
 use super::client::TargetClient;
+use super::committer::CommitSlots;
 use super::report::Report;
 use super::target::{Health, Target};
 use crate::config::scrape::ScrapeConfig;
@@ -68,25 +69,27 @@ pub struct LoopParams {
     pub buffers: Arc<super::buffers::BufferPool>,
     /// The pool's HTTP client, when the target can use it (see `TargetClient::new`).
     pub http: Option<reqwest::Client>,
-    /// Bounds the loops committing at once (see [`commit`]); shared by the manager's loops.
-    pub commit_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds the loops committing at once and runs their commits (see [`commit`]); shared by
+    /// the manager's loops.
+    pub commit_slots: Arc<CommitSlots>,
 }
 
-/// Scrapes appending and committing at once, per manager.
-pub const COMMIT_SLOTS: usize = 4;
-
-/// Commits `app`. The caller holds one of the [`COMMIT_SLOTS`] slots from before it filled
-/// `app` until after this returns, so at most that many loops hold a filled appender or commit
-/// at a time:
-/// - a commit may block its thread on the WAL's fsync, and each blocked worker makes tokio
-///   start another thread (`block_in_place`): unbounded, a slow disk turned 400 loops into 400
-///   threads and their allocator heaps (3.9 GB resident);
+/// Commits `app` on one of the manager's commit threads and gives it back (to roll back on an
+/// error). The caller holds one of the [`super::committer::COMMIT_SLOTS`] slots from before it
+/// filled `app` until after this returns, so at most that many loops hold a filled appender or
+/// commit at a time:
+/// - a commit may block its thread on the WAL's fsync: on the runtime's workers, under
+///   `block_in_place`, each blocked worker made tokio start another thread; unbounded, a slow
+///   disk turned 400 loops into 400 threads and their allocator heaps (3.9 GB resident), and
+///   bounded, 20–30 threads took turns as workers, each with its own allocator heap (see
+///   `committer.rs`);
 /// - a filled appender holds its batch (samples, a map of its series): with the slot taken
 ///   only for the commit, 400 targets queued their batches behind four commits (41.5 MiB at
 ///   400 targets × 1,000 series). Loops waiting for a slot hold only their body, and wait
 ///   asynchronously.
-fn commit(app: &mut dyn Appender) -> Result<(), Error> {
-    crate::ingest::blocking(|| app.commit()).map_err(Error::Storage)
+async fn commit(p: &LoopParams, app: Box<dyn Appender>) -> (Box<dyn Appender>, Result<(), Error>) {
+    let (app, r) = p.commit_slots.commit(app).await;
+    (app, r.map_err(Error::Storage))
 }
 
 /// Starts the loop task.
@@ -195,7 +198,7 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         (None, Ok(c)) => c.fetch(&p.buffers).await,
     };
     // Held until this scrape's appends are committed or rolled back (see [`commit`]).
-    let slot = p.commit_slots.acquire().await.ok();
+    let slot = p.commit_slots.acquire().await;
     // Scrape commits reach the WAL without an fsync, as all of Prometheus's do: they survive a
     // crash of the process, and the next synced commit (a remote write, a push) or the
     // segment's close makes them durable against a power cut too. Nobody waits for an
@@ -215,7 +218,11 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         st.report
             .append(app.as_mut(), ts, true, dur.as_secs_f64(), &stats)
     }) {
-        Ok(()) => commit(app.as_mut()),
+        Ok(()) => {
+            let (back, r) = commit(p, app).await;
+            app = back;
+            r
+        }
         Err(e) => Err(e),
     };
     let err = match outcome {
@@ -237,7 +244,11 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
                     )
                 });
             let r = match r {
-                Ok(()) => commit(app.as_mut()),
+                Ok(()) => {
+                    let (back, r) = commit(p, app).await;
+                    app = back;
+                    r
+                }
                 Err(e) => Err(e),
             };
             if let Err(e2) = r {

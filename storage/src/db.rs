@@ -862,7 +862,7 @@ impl Inner {
         let all = self.head.series.all();
         let mut fill = |recs: &mut SeriesRecords<'_>| {
             for s in all.iter().filter(|s| s.logged.load(Ordering::Acquire)) {
-                recs.add(s.id, s.labels.iter())?;
+                recs.add(s.id(), s.labels.iter())?;
             }
             Ok(())
         };

@@ -87,13 +87,13 @@ fn delete(db: &Db, set: &str, re: &str, mint: i64, maxt: i64) {
 fn dump(db: &Db) -> Vec<String> {
     let head = &db.inner.head;
     let mut all = head.series.all();
-    all.sort_by_key(|s| s.id);
+    all.sort_by_key(|s| s.id());
     let mut lines: Vec<String> = all
         .iter()
         .map(|s| {
             format!(
                 "{} {:?} {}",
-                s.id,
+                s.id(),
                 s.labels,
                 data(&s.data.lock(), &head.chunk_files)
             )

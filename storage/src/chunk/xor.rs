@@ -41,11 +41,14 @@ const INITIAL_CAPACITY: usize = 16;
 const CHUNK_PATH: &str = "<xor chunk>";
 
 /// An appendable XOR chunk. Its bytes are self-describing (they start with the sample count).
+///
+/// 64 bytes: the sample count is read from the header bytes rather than kept beside them (an
+/// open chunk sits in every head series; see `head::series`'s `series_fits_its_allocation_class`).
 #[derive(Clone, Debug)]
 pub(crate) struct XorChunk {
-    /// Header + bit stream.
+    /// Header + bit stream; the header always holds the sample count.
     bw: BitWriter,
-    num: u16,
+    /// Last appended timestamp (0 before the first sample).
     t: i64,
     t_delta: u64,
     /// Last value and XOR window (the Gorilla pieces are shared with the histogram chunk in
@@ -69,7 +72,6 @@ impl XorChunk {
         bw.push_byte(0);
         Self {
             bw,
-            num: 0,
             t: 0,
             t_delta: 0,
             xs: XorState::default(),
@@ -96,7 +98,6 @@ impl XorChunk {
         }
         Ok(Self {
             bw: BitWriter::from_parts(buf, free),
-            num: it.total,
             t: it.t,
             t_delta: it.t_delta,
             xs: it.xs,
@@ -106,17 +107,18 @@ impl XorChunk {
     /// Appends a sample. BUG if `t` is not greater than the last appended timestamp or the chunk
     /// already holds [`MAX_SAMPLES`].
     pub(crate) fn append(&mut self, t: Timestamp, v: f64) {
+        let num = self.num();
         assert!(
-            (self.num as usize) < MAX_SAMPLES,
+            (num as usize) < MAX_SAMPLES,
             "BUG: XOR chunk capacity of {MAX_SAMPLES} samples exceeded"
         );
         assert!(
-            self.num == 0 || t > self.t,
+            num == 0 || t > self.t,
             "BUG: XOR chunk append at {t} not after {}",
             self.t
         );
         let vb = v.to_bits();
-        match self.num {
+        match num {
             0 => {
                 self.bw.write_varint(t);
                 self.bw.write_bits(vb, 64);
@@ -136,17 +138,41 @@ impl XorChunk {
             }
         }
         self.t = t;
-        self.num += 1;
-        let n = self.num.to_le_bytes();
+        let n = (num + 1).to_le_bytes();
         if let [a, b, ..] = self.bw.bytes_mut() {
             *a = n[0];
             *b = n[1];
         }
     }
 
+    /// The sample count, from the header.
+    #[inline]
+    fn num(&self) -> u16 {
+        match self.bw.bytes() {
+            [a, b, ..] => u16::from_le_bytes([*a, *b]),
+            _ => 0,
+        }
+    }
+
     /// Number of samples in the chunk.
     pub(crate) fn num_samples(&self) -> usize {
-        self.num as usize
+        usize::from(self.num())
+    }
+
+    /// Timestamp of the first sample, ms (None when empty). Decoded from the bytes: the first
+    /// sample's zig-zag varint time starts byte-aligned after the header.
+    pub(crate) fn first_t(&self) -> Option<Timestamp> {
+        if self.num() == 0 {
+            return None;
+        }
+        let mut it = XorIterator::new(self.bytes());
+        it.next().then(|| it.at().0)
+    }
+
+    /// Timestamp of the last sample, ms (None when empty).
+    #[inline]
+    pub(crate) fn last_t(&self) -> Option<Timestamp> {
+        (self.num() > 0).then_some(self.t)
     }
 
     /// The encoded bytes (complete and decodable at any point between appends).

@@ -109,7 +109,7 @@ impl HeadAppender {
 
     /// The batch index of series `s`, adding it; and its newest pending sample.
     fn batch_index(&mut self, s: &Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
-        match self.pending.get(&s.id) {
+        match self.pending.get(&s.id()) {
             Some(&p) => p,
             None => self.batch_add(s.clone()),
         }
@@ -118,7 +118,7 @@ impl HeadAppender {
     /// Adds `s`, not in the batch yet.
     fn batch_add(&mut self, s: Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
         let idx = self.series.len() as u32;
-        self.pending.insert(s.id, (idx, None));
+        self.pending.insert(s.id(), (idx, None));
         self.series.push(s);
         (idx, None)
     }
@@ -144,7 +144,7 @@ impl HeadAppender {
     /// series they hold).
     fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
         use std::collections::hash_map::Entry;
-        let id = s.id;
+        let id = s.id();
         let (window, files) = (self.head.opts.ooo_window, &self.head.chunk_files);
         // One probe of the batch map per sample: the entry is filled once the sample is in.
         let entry = self.pending.entry(id);
@@ -340,7 +340,7 @@ impl Appender for HeadAppender {
             )));
         }
         let s = self.lookup(hint, labels)?;
-        let id = s.id;
+        let id = s.id();
         let (idx, pending) = self.batch_index(&s);
         if idx >= HIST_FLAG {
             return Err(Error::InvalidArgument(
@@ -387,7 +387,7 @@ impl Appender for HeadAppender {
             return Err(Error::Closed);
         }
         let s = self.lookup(hint, labels)?;
-        let id = s.id;
+        let id = s.id();
         let (idx, pending) = self.batch_index(&s);
         // Window 0: a created timestamp is never out of order. Refusals are not counted as
         // rejected samples (the series having newer data is the usual case).
@@ -420,7 +420,7 @@ impl Appender for HeadAppender {
         }
         let zero = h.ct_zero();
         let s = self.lookup(hint, labels)?;
-        let id = s.id;
+        let id = s.id();
         let (idx, pending) = self.batch_index(&s);
         if idx >= HIST_FLAG {
             return Err(Error::InvalidArgument(
@@ -471,7 +471,7 @@ impl Appender for HeadAppender {
         let series_id = |idx: u32| {
             self.series
                 .get((idx & !HIST_FLAG) as usize)
-                .map_or(0, |s| s.id)
+                .map_or(0, |s| s.id())
         };
         // Start of the float run not yet in `parts`.
         let mut run = 0;
@@ -543,7 +543,7 @@ impl Appender for HeadAppender {
                         let mut labels = Labels::empty();
                         s.labels_into(&mut labels);
                         self.ref_series.push(RefSeries {
-                            series: s.id,
+                            series: s.id(),
                             labels,
                         });
                     }
@@ -642,7 +642,7 @@ impl HeadAppender {
                 let Some(s) = self.series.get(idx as usize) else {
                     continue;
                 };
-                cur = Some((idx, s.id, s.data.lock()));
+                cur = Some((idx, s.id(), s.data.lock()));
             }
             let Some((_, id, d)) = cur.as_mut() else {
                 continue;

@@ -26,7 +26,7 @@ use crate::postings::MemPostings;
 use crate::wal::{RefTombstone, Wal, record};
 use chunk_files::HeadChunkFiles;
 use parking_lot::{Mutex, RwLock};
-use series::{OpenChunk, Series, SeriesData, StripeSeries};
+use series::{OpenChunk, Series, StripeSeries};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -226,13 +226,7 @@ impl Head {
                 "head series refs exhausted (2^32 series created since the WAL started)".into(),
             ));
         }
-        let s = Arc::new(Series {
-            id,
-            labels: labels::SeriesLabels::new(labels),
-            logged: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
-            data: Mutex::new(SeriesData::default()),
-        });
+        let s = Arc::new(Series::new(id, labels::SeriesLabels::new(labels)));
         self.postings.write().add(id as u32, s.labels.iter());
         self.series.insert_ref(s.clone());
         st.insert_hash(hash, s.clone());
@@ -265,7 +259,7 @@ impl Head {
             // no appender can pick the series up.
             let hash = s.hash();
             let mut st = self.series.hash_stripe(hash).write();
-            let mut refs = self.series.ref_stripe(s.id).write();
+            let mut refs = self.series.ref_stripe(s.id()).write();
             // Held by: `removed`, the ref map, the hash map. More means an appender holds it.
             // Checked under the series' lock, where an appender that upgraded a handle looks
             // at `removed`: either its reference is counted here, or it sees the flag.
@@ -277,8 +271,8 @@ impl Head {
                 s.removed.store(true, Ordering::Relaxed);
             }
             st.remove_hash(hash, &s);
-            refs.remove(&s.id);
-            self.postings.write().remove(s.id as u32, s.labels.iter());
+            refs.remove(&s.id());
+            self.postings.write().remove(s.id() as u32, s.labels.iter());
             self.metrics.series_removed.fetch_add(1, Ordering::Relaxed);
         }
         self.min_time.store(mint, Ordering::Release);
@@ -342,11 +336,17 @@ impl Head {
                 self.chunk_files.read_into(c.r, &mut buf)?;
                 collect_kept(&buf, keep, &mut samples)?;
                 if let Some(nc) = encode(&samples) {
-                    d.push_closed(id, nc.min_t, nc.max_t, nc.chunk.bytes(), &self.chunk_files);
+                    d.push_closed(
+                        id,
+                        nc.min_t(),
+                        nc.max_t(),
+                        nc.chunk.bytes(),
+                        &self.chunk_files,
+                    );
                 }
             }
             if let Some(o) = d.open.take() {
-                if o.max_t < mint || o.min_t > maxt {
+                if o.max_t() < mint || o.min_t() > maxt {
                     d.open = Some(o);
                 } else {
                     touched = true;
@@ -410,14 +410,12 @@ fn collect_kept(
 
 /// An open chunk holding `samples` (sorted), None when there are none.
 fn encode(samples: &[(Timestamp, f64)]) -> Option<OpenChunk> {
-    let (first, last) = (samples.first()?, samples.last()?);
+    if samples.is_empty() {
+        return None;
+    }
     let mut chunk = XorChunk::new();
     for &(t, v) in samples {
         chunk.append(t, v);
     }
-    Some(OpenChunk {
-        chunk,
-        min_t: first.0,
-        max_t: last.0,
-    })
+    Some(OpenChunk { chunk })
 }

@@ -44,7 +44,7 @@ impl<H: Deref<Target = Head>> HeadRange<H> {
         let mut sorted = self.sorted.lock();
         let (list, next) = &mut *sorted;
         if let Some((_, s)) = list.get(*next)
-            && s.id == u64::from(id)
+            && s.id() == u64::from(id)
         {
             let s = s.clone();
             *next += 1;
@@ -111,7 +111,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
                 .map(|s| (0, s)),
         );
         sort_by_labels(&mut series, &|s: &Arc<Series>| &s.labels);
-        let ids = series.iter().map(|(_, s)| s.id as u32).collect();
+        let ids = series.iter().map(|(_, s)| s.id() as u32).collect();
         *self.sorted.lock() = (series, 0);
         Ok(ids)
     }
@@ -151,9 +151,9 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             }
         }
         if let Some(o) = &d.open
-            && overlaps(o.min_t, o.max_t, mint, maxt)
+            && overlaps(o.min_t(), o.max_t(), mint, maxt)
         {
-            out.push(o.min_t, o.max_t, o.chunk.bytes());
+            out.push(o.min_t(), o.max_t(), o.chunk.bytes());
         }
         if let Some(h) = &d.hist {
             for c in &h.closed {

@@ -254,7 +254,7 @@ fn apply_runs(
         };
         s.data
             .lock()
-            .apply_run(s.id, samples, range, window, files, |t| {
+            .apply_run(s.id(), samples, range, window, files, |t| {
                 c.samples += 1;
                 c.mint = c.mint.min(t);
                 c.maxt = c.maxt.max(t);
@@ -336,7 +336,7 @@ impl<'h> Applier<'h> {
     fn map_ref(&mut self, r: u64, s: Arc<Series>) -> Result<()> {
         let next = u32::try_from(self.slots.len())
             .map_err(|_| Error::InvalidArgument("WAL replay: more than 2^32 series".into()))?;
-        let slot = *self.ids.entry(s.id).or_insert(next);
+        let slot = *self.ids.entry(s.id()).or_insert(next);
         if slot == next {
             self.slots.push(s);
         }
@@ -347,7 +347,7 @@ impl<'h> Applier<'h> {
     /// Knows the series of a head snapshot (the WAL after it refers to them by id).
     fn seed(&mut self, series: &[Arc<Series>]) -> Result<()> {
         for s in series {
-            self.map_ref(s.id, s.clone())?;
+            self.map_ref(s.id(), s.clone())?;
         }
         Ok(())
     }
@@ -389,7 +389,7 @@ impl<'h> Applier<'h> {
             Record::Tombstones(ts) => {
                 self.flush();
                 for t in ts {
-                    let id = lookup(&self.refs, &self.slots, t.series).map(|s| s.id);
+                    let id = lookup(&self.refs, &self.slots, t.series).map(|s| s.id());
                     if let Some(id) = id {
                         self.head.delete(&[id], t.mint, t.maxt, false)?;
                     }
@@ -656,7 +656,10 @@ pub(crate) mod tests {
                 (c.min_t, c.max_t, b)
             })
             .collect();
-        let open = d.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
+        let open = d
+            .open
+            .as_ref()
+            .map(|o| (o.min_t(), o.max_t(), o.chunk.bytes()));
         let ooo: Vec<_> = d.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
         let hist = d.hist.as_ref().map(|h| {
             let closed: Vec<_> = h
@@ -677,11 +680,11 @@ pub(crate) mod tests {
     /// buffers, the newest sample, histogram chunks; then the head's time range and counts.
     fn dump(head: &Head, out: &ReplayOutcome) -> Vec<String> {
         let mut all = head.series.all();
-        all.sort_by_key(|s| s.id);
+        all.sort_by_key(|s| s.id());
         let files = &head.chunk_files;
         let mut lines: Vec<String> = all
             .iter()
-            .map(|s| format!("{} {:?} {}", s.id, s.labels, data(&s.data.lock(), files)))
+            .map(|s| format!("{} {:?} {}", s.id(), s.labels, data(&s.data.lock(), files)))
             .collect();
         lines.push(format!(
             "time {}..{} series {} samples {} unknown {}",

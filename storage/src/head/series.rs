@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use thin_vec::ThinVec;
 
-/// A series in the head.
+/// A series in the head. 144 bytes, 160 with the `Arc` counts: one of mimalloc's (and
+/// glibc's) size classes (see the test `series_fits_its_allocation_class`).
 pub(crate) struct Series {
     // Immutable after construction.
-    /// Head series ref (also its postings id, below 2^32).
-    pub(crate) id: u64,
+    /// Head series ref (also its postings id): the head hands out refs below 2^32 only, so it
+    /// is kept in 32 bits (see [`Series::id`]).
+    id32: u32,
     /// Sorted label pairs, packed.
     pub(crate) labels: SeriesLabels,
     /// Set once a WAL series record for `id` has been written (maybe not yet synced: a recovery
@@ -34,6 +36,26 @@ pub(crate) struct Series {
 }
 
 impl Series {
+    /// A series with no samples. BUG if `id` does not fit 32 bits (the head refuses to hand
+    /// out such refs, see `Head::get_or_create`).
+    pub(crate) fn new(id: u64, labels: SeriesLabels) -> Self {
+        let id32 = u32::try_from(id)
+            .unwrap_or_else(|_| unreachable!("BUG: head series ref {id} does not fit 32 bits"));
+        Self {
+            id32,
+            labels,
+            logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            data: Mutex::new(SeriesData::default()),
+        }
+    }
+
+    /// Head series ref.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        u64::from(self.id32)
+    }
+
     /// `Labels::stable_hash` of the labels (computed: kept only in the hash stripe's map key,
     /// which saves 8 bytes per series and puts `Series` in a smaller allocation class).
     pub(crate) fn hash(&self) -> u64 {
@@ -63,13 +85,25 @@ pub(crate) struct ClosedChunk {
     pub(crate) r: u64,
 }
 
-/// The chunk being appended to, with its encoder state.
+/// The chunk being appended to, with its encoder state. Its time range is read from the
+/// chunk (the last timestamp is encoder state; the first is decoded from the bytes), not kept
+/// beside it: 16 bytes less in every head series.
 pub(crate) struct OpenChunk {
     pub(crate) chunk: XorChunk,
-    /// First sample's timestamp, ms.
-    pub(crate) min_t: Timestamp,
-    /// Last sample's timestamp, ms.
-    pub(crate) max_t: Timestamp,
+}
+
+impl OpenChunk {
+    /// First sample's timestamp, ms (`i64::MAX` for a chunk without samples, which overlaps
+    /// no range). Decodes the chunk's first sample: not for per-sample paths.
+    pub(crate) fn min_t(&self) -> Timestamp {
+        self.chunk.first_t().unwrap_or(Timestamp::MAX)
+    }
+
+    /// Last sample's timestamp, ms (`i64::MIN` for a chunk without samples).
+    #[inline]
+    pub(crate) fn max_t(&self) -> Timestamp {
+        self.chunk.last_t().unwrap_or(Timestamp::MIN)
+    }
 }
 
 /// What happened to one applied sample.
@@ -96,7 +130,9 @@ pub(crate) enum Applied {
 ///
 /// The two lists are [`ThinVec`]s (one pointer; length and capacity live in the allocation,
 /// and an empty one allocates nothing): 32 bytes less than two `Vec`s, which puts `Series` in
-/// the 192-byte allocation class instead of 224 (see the test `series_fits_its_allocation_class`).
+/// the 192-byte allocation class instead of 224; with the open chunk's time range read from
+/// the chunk and a 32-bit ref, `Series` is in the 160-byte class (see the test
+/// `series_fits_its_allocation_class`).
 #[derive(Default)]
 pub(crate) struct SeriesData {
     /// Completed chunks, bytes on disk; capacity kept exact (most series hold few).
@@ -135,7 +171,7 @@ impl SeriesData {
     /// Newest timestamp of any sample, `i64::MIN` when empty.
     pub(crate) fn max_time(&self) -> Timestamp {
         let a = match (&self.open, self.closed.last()) {
-            (Some(o), _) => o.max_t,
+            (Some(o), _) => o.max_t(),
             (None, Some(c)) => c.max_t,
             (None, None) => i64::MIN,
         };
@@ -148,7 +184,7 @@ impl SeriesData {
     pub(crate) fn min_time(&self) -> Timestamp {
         let a = match (self.closed.first(), &self.open) {
             (Some(c), _) => c.min_t,
-            (None, Some(o)) => o.min_t,
+            (None, Some(o)) => o.min_t(),
             (None, None) => i64::MAX,
         };
         let b = self.ooo.first().map_or(i64::MAX, |s| s.0);
@@ -168,7 +204,7 @@ impl SeriesData {
     pub(crate) fn truncate(&mut self, before: Timestamp) {
         self.closed.retain(|c| c.max_t >= before);
         self.closed.shrink_to_fit();
-        if self.open.as_ref().is_some_and(|o| o.max_t < before) {
+        if self.open.as_ref().is_some_and(|o| o.max_t() < before) {
             self.open = None;
         }
         self.ooo.retain(|x| x.0 >= before);
@@ -190,8 +226,8 @@ impl SeriesData {
             None
         };
         if let Some(o) = &self.open
-            && o.min_t <= t
-            && t <= o.max_t
+            && t <= o.max_t()
+            && o.min_t() <= t
         {
             return at(o.chunk.bytes());
         }
@@ -309,20 +345,19 @@ impl SeriesData {
                 let hist_t = self.hist.as_ref().and_then(|h| h.last_t);
                 let cut = self.open.as_ref().is_some_and(|o| {
                     o.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
-                        || o.min_t.div_euclid(range) != t.div_euclid(range)
+                        // (The chunk's samples share one block range, so its last one stands
+                        // for its first.)
+                        || o.max_t().div_euclid(range) != t.div_euclid(range)
                         // Histograms since this chunk's last sample: the type changed.
-                        || hist_t.is_some_and(|ht| ht > o.max_t)
+                        || hist_t.is_some_and(|ht| ht > o.max_t())
                 });
                 if cut {
                     self.close_open(id, files);
                 }
                 let o = self.open.get_or_insert_with(|| OpenChunk {
                     chunk: XorChunk::new(),
-                    min_t: t,
-                    max_t: t,
                 });
                 o.chunk.append(t, v);
-                o.max_t = t;
                 self.last = Some((t, v.to_bits()));
                 Applied::InOrder
             }
@@ -348,9 +383,10 @@ impl SeriesData {
             if self.hist.is_none()
                 && let Some(o) = self.open.as_mut()
             {
-                // The first timestamp of the next block range (None: there is none).
+                // The first timestamp of the next block range (None: there is none); the
+                // chunk's samples share one block range, so its last one stands for its first.
                 let end = o
-                    .min_t
+                    .max_t()
                     .div_euclid(range)
                     .checked_add(1)
                     .and_then(|b| b.checked_mul(range));
@@ -358,12 +394,11 @@ impl SeriesData {
                 let mut last = self.last;
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
-                    let in_order = t > o.max_t && last.is_none_or(|(lt, _)| t > lt);
+                    let in_order = t > o.max_t() && last.is_none_or(|(lt, _)| t > lt);
                     if room == 0 || !in_order || end.is_some_and(|e| t >= e) {
                         break;
                     }
                     o.chunk.append(t, v);
-                    o.max_t = t;
                     last = Some((t, v.to_bits()));
                     room -= 1;
                     applied(t);
@@ -386,7 +421,7 @@ impl SeriesData {
     /// Writes the open chunk of series `id` to `files` and keeps only its ref.
     pub(crate) fn close_open(&mut self, id: u64, files: &HeadChunkFiles) {
         if let Some(o) = self.open.take() {
-            self.push_closed(id, o.min_t, o.max_t, o.chunk.bytes(), files);
+            self.push_closed(id, o.min_t(), o.max_t(), o.chunk.bytes(), files);
         }
     }
 
@@ -496,7 +531,7 @@ impl Stripe {
 
     /// Removes `s`, whose labels hash to `hash`.
     pub(crate) fn remove_hash(&mut self, hash: u64, s: &Series) {
-        if let Ok(e) = self.by_hash.find_entry(mix(hash), |x| x.id == s.id) {
+        if let Ok(e) = self.by_hash.find_entry(mix(hash), |x| x.id() == s.id()) {
             e.remove();
         }
     }
@@ -517,12 +552,12 @@ pub(crate) struct RefMap {
 impl RefMap {
     /// The series with ref `id`.
     pub(crate) fn get(&self, id: &u64) -> Option<&Arc<Series>> {
-        self.table.find(mix(*id), |s| s.id == *id)
+        self.table.find(mix(*id), |s| s.id() == *id)
     }
 
     /// Inserts `s` (replacing a series with its ref, which the head never holds twice).
     pub(crate) fn insert(&mut self, id: u64, s: Arc<Series>) {
-        match self.table.entry(mix(id), |x| x.id == id, |x| mix(x.id)) {
+        match self.table.entry(mix(id), |x| x.id() == id, |x| mix(x.id())) {
             hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = s,
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(s);
@@ -533,7 +568,7 @@ impl RefMap {
     /// Removes the series with ref `id`.
     pub(crate) fn remove(&mut self, id: &u64) -> Option<Arc<Series>> {
         self.table
-            .find_entry(mix(*id), |s| s.id == *id)
+            .find_entry(mix(*id), |s| s.id() == *id)
             .ok()
             .map(|e| e.remove().0)
     }
@@ -606,7 +641,7 @@ impl StripeSeries {
 
     /// Adds `s` to the ref map (the caller has added it to its hash stripe).
     pub(crate) fn insert_ref(&self, s: Arc<Series>) {
-        self.ref_stripe(s.id).write().insert(s.id, s);
+        self.ref_stripe(s.id()).write().insert(s.id(), s);
     }
 
     /// Every series (a snapshot).
@@ -626,14 +661,48 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn series_fits_its_allocation_class() {
-        // `Arc<Series>` adds 16 bytes of counts: 192 is an allocator size class (mimalloc's
-        // and glibc's), 200 would take the next one (224 in mimalloc). 400,000 scraped series
+        // `Arc<Series>` adds 16 bytes of counts: 160 is an allocator size class (mimalloc's
+        // and glibc's), 168 would take the next one (192 in mimalloc). 400,000 scraped series
         // × 32 bytes = 12 MiB per class step.
         assert!(
-            std::mem::size_of::<Series>() + 16 <= 192,
+            std::mem::size_of::<Series>() + 16 <= 160,
             "Series is {} bytes",
             std::mem::size_of::<Series>()
         );
+    }
+
+    #[test]
+    fn open_chunk_range_is_read_from_the_chunk() {
+        let files = HeadChunkFiles::in_memory();
+        let mut d = SeriesData::default();
+        assert!(d.open.is_none());
+        for t in [1000, 1005, 1010] {
+            assert_eq!(d.apply(1, t, 1.0, 7_200_000, 0, &files), Applied::InOrder);
+        }
+        let o = d.open.as_ref().unwrap();
+        assert_eq!((o.min_t(), o.max_t()), (1000, 1010));
+        assert_eq!((d.min_time(), d.max_time()), (1000, 1010));
+        // A sample in the next block range cuts the chunk: the new one starts there.
+        assert_eq!(
+            d.apply(1, 7_200_000, 2.0, 7_200_000, 0, &files),
+            Applied::InOrder
+        );
+        let o = d.open.as_ref().unwrap();
+        assert_eq!((o.min_t(), o.max_t()), (7_200_000, 7_200_000));
+        assert_eq!(d.closed.len(), 1);
+        assert_eq!((d.closed[0].min_t, d.closed[0].max_t), (1000, 1010));
+        // An empty chunk overlaps nothing.
+        let empty = OpenChunk {
+            chunk: XorChunk::new(),
+        };
+        assert_eq!((empty.min_t(), empty.max_t()), (i64::MAX, i64::MIN));
+    }
+
+    #[test]
+    fn series_ref_round_trips_through_32_bits() {
+        let l = Labels::from_pairs(&[("a", "b")]);
+        let s = Series::new(u64::from(u32::MAX), SeriesLabels::new(&l));
+        assert_eq!(s.id(), u64::from(u32::MAX));
     }
 
     #[test]
@@ -641,13 +710,7 @@ mod tests {
         let st = StripeSeries::default();
         let make = |id: u64| {
             let l = Labels::from_pairs(&[("__name__", "m"), ("i", &id.to_string())]);
-            let s = Arc::new(Series {
-                id,
-                labels: SeriesLabels::new(&l),
-                logged: AtomicBool::new(false),
-                removed: AtomicBool::new(false),
-                data: Mutex::new(SeriesData::default()),
-            });
+            let s = Arc::new(Series::new(id, SeriesLabels::new(&l)));
             (l, s)
         };
         // Enough series that every stripe's tables grow several times.
@@ -660,8 +723,8 @@ mod tests {
         }
         let check = |id: u64, present: bool| {
             let (l, _) = make(id);
-            let by_labels = st.get_by_labels(l.stable_hash(), &l).map(|s| s.id);
-            let by_ref = st.get(id).map(|s| s.id);
+            let by_labels = st.get_by_labels(l.stable_hash(), &l).map(|s| s.id());
+            let by_ref = st.get(id).map(|s| s.id());
             let want = present.then_some(id);
             assert_eq!((by_labels, by_ref), (want, want), "series {id}");
         };
@@ -714,7 +777,7 @@ mod tests {
         assert_eq!(d.num_chunks(), 2);
         assert_eq!((d.closed[0].min_t, d.closed[0].max_t), (990, 995));
         let o = d.open.as_ref().unwrap();
-        assert_eq!((o.min_t, o.max_t), (1000, 1005));
+        assert_eq!((o.min_t(), o.max_t()), (1000, 1005));
         // Truncation drops whole chunks below the cut.
         d.truncate(1000);
         assert!(d.closed.is_empty());

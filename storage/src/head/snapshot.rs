@@ -749,8 +749,8 @@ impl SeriesMark {
                     u32::try_from(b.len()).ok()?,
                     u16::try_from(o.chunk.num_samples()).ok()?,
                     b.last().copied().unwrap_or(0),
-                    o.min_t,
-                    o.max_t,
+                    o.min_t(),
+                    o.max_t(),
                 )
             }
             None => (0, 0, 0, 0, 0),
@@ -795,7 +795,7 @@ impl SeriesMark {
                 let o = d
                     .open
                     .as_ref()
-                    .filter(|o| o.min_t == self.open_min_t)
+                    .filter(|o| o.min_t() == self.open_min_t)
                     .ok_or_else(|| self.changed("the open chunk went away"))?;
                 dst.extend_from_slice(o.chunk.bytes());
             }
@@ -820,7 +820,7 @@ impl SeriesMark {
     pub(super) fn changed(&self, what: &str) -> Error {
         Error::corruption(
             "<head snapshot>",
-            self.series.id,
+            self.series.id(),
             format!("BUG: series changed under a snapshot: {what}"),
         )
     }
@@ -1161,7 +1161,7 @@ fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64
     let mut sections = SeriesSections::default();
     let mut ooo = c.ooo.iter().peekable();
     for (i, m) in c.series.iter().enumerate() {
-        put_series_head(&mut sections.body, m.series.id, m.series.labels.iter());
+        put_series_head(&mut sections.body, m.series.id(), m.series.labels.iter());
         let has_open = {
             let d = m.series.data.lock();
             put_closed(&mut sections.body, m.closed(&d)?, map);
@@ -1305,7 +1305,7 @@ pub(super) fn restore(head: &Head, img: SeriesImage) -> Result<Arc<Series>> {
             .collect(),
     );
     let (s, created) = head.get_or_create(&labels, Some(img.id))?;
-    if !created || s.id != img.id {
+    if !created || s.id() != img.id {
         return Err(Error::corruption(
             "<snapshot>",
             img.id,
@@ -1314,11 +1314,25 @@ pub(super) fn restore(head: &Head, img: SeriesImage) -> Result<Arc<Series>> {
     }
     s.logged.store(true, Ordering::Release);
     let open = match img.open {
-        Some((min_t, max_t, bytes)) => Some(OpenChunk {
-            chunk: XorChunk::from_bytes(&bytes)?,
-            min_t,
-            max_t,
-        }),
+        Some((min_t, max_t, bytes)) => {
+            // The open chunk's time range is read from its bytes; the image's copy must agree.
+            let o = OpenChunk {
+                chunk: XorChunk::from_bytes(&bytes)?,
+            };
+            if (o.min_t(), o.max_t()) != (min_t, max_t) {
+                return Err(Error::corruption(
+                    "<snapshot>",
+                    img.id,
+                    format!(
+                        "open chunk of series {} spans [{}, {}], its entry says [{min_t}, {max_t}]",
+                        img.id,
+                        o.min_t(),
+                        o.max_t()
+                    ),
+                ));
+            }
+            Some(o)
+        }
         None => None,
     };
     let mut d = s.data.lock();

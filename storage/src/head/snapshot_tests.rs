@@ -323,13 +323,11 @@ proptest! {
         for (i, chunks) in series.iter().enumerate() {
             let name = format!("s{i}");
             let labels = [("__name__", name.as_str())];
-            let live = Arc::new(Series {
-                id: i as u64 + 1,
-                labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&labels)),
-                logged: true.into(),
-                removed: false.into(),
-                data: Default::default(),
-            });
+            let live = Arc::new(Series::new(
+                i as u64 + 1,
+                crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&labels)),
+            ));
+            live.logged.store(true, std::sync::atomic::Ordering::Relaxed);
             let mut per = Vec::new();
             let mut d = live.data.lock();
             for samples in chunks {
@@ -404,13 +402,12 @@ fn recomputed_crcs_let_mutations_reach_the_section_decoders() {
 
 /// A logged series `{a="b"}` with id 7 and no samples.
 fn series_a_b() -> Arc<Series> {
-    Arc::new(Series {
-        id: 7,
-        labels: crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
-        logged: true.into(),
-        removed: false.into(),
-        data: Default::default(),
-    })
+    let s = Series::new(
+        7,
+        crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
+    );
+    s.logged.store(true, std::sync::atomic::Ordering::Relaxed);
+    Arc::new(s)
 }
 
 proptest! {
@@ -436,7 +433,7 @@ proptest! {
         let (min_t, max_t) = (samples[0].0, samples[cut - 1].0);
         let mark = {
             let mut d = live.data.lock();
-            d.open = Some(OpenChunk { chunk, min_t, max_t });
+            d.open = Some(OpenChunk { chunk });
             d.last = Some((max_t, samples[cut - 1].1.to_bits()));
             SeriesMark::new(Arc::clone(&live), &d).unwrap()
         };
@@ -445,7 +442,6 @@ proptest! {
         let o = d.open.as_mut().unwrap();
         for &(t, v) in &samples[cut..] {
             o.chunk.append(t, v);
-            o.max_t = t;
         }
         if completed {
             d.close_open(7, &files);
@@ -472,8 +468,6 @@ fn a_series_changed_other_than_by_appends_fails_the_snapshot() {
         let mut d = live.data.lock();
         d.open = Some(OpenChunk {
             chunk: chunk.clone(),
-            min_t: 1000,
-            max_t: 2000,
         });
         SeriesMark::new(Arc::clone(&live), &d).unwrap()
     };
@@ -484,10 +478,6 @@ fn a_series_changed_other_than_by_appends_fails_the_snapshot() {
     // Replaced by another chunk (another first sample).
     let mut other = XorChunk::new();
     other.append(1500, 1.0);
-    d.open = Some(OpenChunk {
-        chunk: other,
-        min_t: 1500,
-        max_t: 1500,
-    });
+    d.open = Some(OpenChunk { chunk: other });
     assert!(mark.open_bytes(&d, &files, &mut Vec::new()).is_err());
 }

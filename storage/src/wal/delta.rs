@@ -50,11 +50,13 @@
 //! and its integer delta after a value that is not an integer was an error.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod pages;
 pub(crate) mod v3;
 
 use super::record::RefSample;
 use crate::encoding::varint::{Decbuf, put_uvarint, put_varint, unzigzag, zigzag};
 use hashbrown::HashTable;
+use pages::Pages;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
@@ -128,8 +130,9 @@ pub(crate) struct SegmentState {
     index: HashTable<u32>,
     /// Hashes `index`'s refs.
     hasher: foldhash::fast::FixedState,
-    /// Series written in the segment, in order of first appearance.
-    slots: Vec<Slot>,
+    /// Series written in the segment, in order of first appearance (in pages: see
+    /// `delta/pages.rs`).
+    slots: Pages<Slot>,
     /// Slot → step, for the slots whose [`Slot::step`] is [`BIG_STEP`].
     big_steps: HashMap<u32, i64, foldhash::fast::FixedState>,
     /// Slot of the segment's previous sample (`NONE` before the first).
@@ -150,7 +153,7 @@ impl Default for SegmentState {
         Self {
             index: HashTable::new(),
             hasher: foldhash::fast::FixedState::default(),
-            slots: Vec::new(),
+            slots: Pages::default(),
             big_steps: HashMap::default(),
             prev: NONE,
             last_t: 0,
@@ -181,8 +184,8 @@ impl SegmentState {
     /// The predicted next ref and its slot (`NONE` when no successor is known).
     #[inline]
     fn predict(&self) -> (u64, u32) {
-        match self.slots.get(self.prev as usize) {
-            Some(p) => match self.slots.get(p.next as usize) {
+        match self.slots.get(self.prev) {
+            Some(p) => match self.slots.get(p.next) {
                 Some(n) => (n.series, p.next),
                 None => (p.series.wrapping_add(1), NONE),
             },
@@ -196,7 +199,7 @@ impl SegmentState {
         let slots = &self.slots;
         let hasher = &self.hasher;
         let found = self.index.find(hasher.hash_one(series), |&i| {
-            slots.get(i as usize).is_some_and(|l| l.series == series)
+            slots.get(i).is_some_and(|l| l.series == series)
         });
         if let Some(&slot) = found {
             return (slot, false);
@@ -212,7 +215,7 @@ impl SegmentState {
         let slots = &self.slots;
         self.index
             .insert_unique(hasher.hash_one(series), slot, |&i| {
-                hasher.hash_one(slots.get(i as usize).map_or(0, |l| l.series))
+                hasher.hash_one(slots.get(i).map_or(0, |l| l.series))
             });
         (slot, true)
     }
@@ -222,7 +225,7 @@ impl SegmentState {
     #[inline]
     fn advance(&mut self, slot: u32, new: bool, t_res: i64) -> (i64, u64) {
         let last_t = self.last_t;
-        let Some(l) = self.slots.get_mut(slot as usize) else {
+        let Some(l) = self.slots.get_mut(slot) else {
             unreachable!("BUG: delta slot {slot} out of range");
         };
         let big = &mut self.big_steps;
@@ -244,7 +247,7 @@ impl SegmentState {
     /// Records `slot` as the successor of the previous sample's series and as the previous one.
     #[inline]
     fn follow(&mut self, slot: u32) {
-        if let Some(p) = self.slots.get_mut(self.prev as usize) {
+        if let Some(p) = self.slots.get_mut(self.prev) {
             p.next = slot;
         }
         self.prev = slot;
@@ -253,7 +256,7 @@ impl SegmentState {
     /// Sets the last value bits of `slot`.
     #[inline]
     fn set_bits(&mut self, slot: u32, bits: u64) {
-        if let Some(l) = self.slots.get_mut(slot as usize) {
+        if let Some(l) = self.slots.get_mut(slot) {
             l.bits = bits;
         }
     }
@@ -284,7 +287,7 @@ impl SegmentState {
             };
             let bits = s.v.to_bits();
             let last_t = self.last_t;
-            let Some(l) = self.slots.get_mut(slot as usize) else {
+            let Some(l) = self.slots.get_mut(slot) else {
                 unreachable!("BUG: delta slot {slot} out of range");
             };
             // As `advance`, with the residual worked out from `s.t`.

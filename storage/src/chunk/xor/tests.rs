@@ -316,3 +316,24 @@ fn decode_both_ways(bytes: &[u8]) -> (Decoded, Decoded) {
     };
     (run(true), run(false))
 }
+
+/// The sample count lives only in the header, and the first and last timestamps are read from
+/// the chunk: a chunk re-opened from its bytes answers as the one that wrote them.
+#[test]
+fn count_and_time_range_come_from_the_chunk() {
+    let check = |samples: &[(i64, f64)]| {
+        let c = encode(samples);
+        let want_range = (samples.first().map(|s| s.0), samples.last().map(|s| s.0));
+        assert_eq!(c.num_samples(), samples.len());
+        assert_eq!((c.first_t(), c.last_t()), want_range);
+        let r = XorChunk::from_bytes(c.bytes()).unwrap();
+        assert_eq!(r.num_samples(), samples.len());
+        assert_eq!((r.first_t(), r.last_t()), want_range);
+    };
+    check(&[]);
+    check(&[(i64::MIN, 1.0)]);
+    check(&[(-5, 1.0), (7, 2.0)]);
+    check(&[(1000, 1.0), (2000, 2.0), (2500, f64::NAN)]);
+    let many: Vec<(i64, f64)> = (0..300).map(|i| (i * 15_000, i as f64)).collect();
+    check(&many);
+}
