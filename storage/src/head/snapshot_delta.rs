@@ -151,7 +151,7 @@ impl Chain {
             .map(|(i, m)| {
                 let had_ooo = ooo.next_if(|k| *k == i).is_some();
                 Mark {
-                    id: m.series.id,
+                    id: m.series.id(),
                     closed: m.closed,
                     open_len: m.open_len.min(!OOO_BIT) | if had_ooo { OOO_BIT } else { 0 },
                     open_samples: m.open_samples,
@@ -496,15 +496,15 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
     // The series by id, each with its mark at the previous link (both walked in id order: a
     // merge, not a search per series).
     let mut order: Vec<u32> = (0..c.series.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| c.series.get(i as usize).map_or(0, |m| m.series.id));
+    order.sort_unstable_by_key(|&i| c.series.get(i as usize).map_or(0, |m| m.series.id()));
     let mut with_prev = Vec::with_capacity(order.len());
     let mut marks = prev.marks.iter().peekable();
     for &i in &order {
         let Some(m) = c.series.get(i as usize) else {
             continue;
         };
-        while marks.next_if(|p| p.id < m.series.id).is_some() {}
-        with_prev.push((i as usize, m, marks.next_if(|p| p.id == m.series.id)));
+        while marks.next_if(|p| p.id < m.series.id()).is_some() {}
+        with_prev.push((i as usize, m, marks.next_if(|p| p.id == m.series.id())));
     }
     drop(order);
     for &(_, m, p) in &with_prev {
@@ -549,8 +549,8 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
             continue; // unchanged since the previous link
         }
         let body = &mut sections.body;
-        put_uvarint(body, m.series.id - last_id);
-        last_id = m.series.id;
+        put_uvarint(body, m.series.id() - last_id);
+        last_id = m.series.id();
         match p {
             Some(_) => body.push(0),
             None => {
@@ -717,11 +717,15 @@ fn apply_entry(
             min_t,
             max_t,
             bytes,
-        } => Some(OpenChunk {
-            chunk: XorChunk::from_bytes(&bytes).map_err(|_| (id, "bad open chunk"))?,
-            min_t,
-            max_t,
-        }),
+        } => {
+            let o = OpenChunk {
+                chunk: XorChunk::from_bytes(&bytes).map_err(|_| (id, "bad open chunk"))?,
+            };
+            if (o.min_t(), o.max_t()) != (min_t, max_t) {
+                return Err((id, "a delta's open chunk does not span what its entry says"));
+            }
+            Some(o)
+        }
         OpenImage::Tail {
             max_t,
             from,
@@ -744,22 +748,20 @@ fn apply_entry(
                 Some(h) => h.copy_from_slice(&samples.to_le_bytes()),
                 None => return Err((id, "a delta's open chunk has no header")),
             }
-            let min_t = o.min_t;
             let chunk = XorChunk::from_bytes(scratch).map_err(|_| (id, "bad open chunk"))?;
-            let (max_t, last) = match max_t {
-                Some(t) => (t, e.last),
+            let last = match max_t {
+                Some(t) if chunk.last_t() != Some(t) => {
+                    return Err((id, "a delta's open chunk does not end where its entry says"));
+                }
+                Some(_) => e.last,
                 None => {
                     let (t, v) = newest(&chunk).ok_or((id, "a delta's open chunk is empty"))?;
-                    (t, Some((t, v.to_bits())))
+                    Some((t, v.to_bits()))
                 }
             };
             d.ooo = e.ooo.into();
             d.last = last;
-            d.open = Some(OpenChunk {
-                chunk,
-                min_t,
-                max_t,
-            });
+            d.open = Some(OpenChunk { chunk });
             return Ok(());
         }
     };
