@@ -575,13 +575,21 @@ pub(super) fn flag(d: &mut Decbuf<'_>) -> Option<bool> {
     }
 }
 
-fn decode_entry(d: &mut Decbuf<'_>) -> Option<SeriesImage> {
-    let id = d.uvarint()?;
+/// An entry's newest in-order sample: `(t, value bits)`.
+pub(super) type Newest = Option<(Timestamp, u64)>;
+
+/// An entry's labels: count, then (name, value) strings.
+pub(super) fn decode_labels(d: &mut Decbuf<'_>) -> Option<Vec<(String, String)>> {
     let n = d.uvarint_len(d.remaining())?;
     let mut labels = Vec::with_capacity(n);
     for _ in 0..n {
         labels.push((d.str()?.to_string(), d.str()?.to_string()));
     }
+    Some(labels)
+}
+
+/// An entry's completed chunks: count, then (min_t, max_t, ref).
+pub(super) fn decode_closed(d: &mut Decbuf<'_>) -> Option<Vec<ClosedChunk>> {
     let n = d.uvarint_len(d.remaining())?;
     let mut closed = Vec::with_capacity(n);
     for _ in 0..n {
@@ -591,13 +599,12 @@ fn decode_entry(d: &mut Decbuf<'_>) -> Option<SeriesImage> {
             r: d.uvarint()?,
         });
     }
-    let open = if flag(d)? {
-        let (min_t, max_t) = (d.varint()?, d.varint()?);
-        let len = d.uvarint_len(d.remaining())?;
-        Some((min_t, max_t, d.bytes(len)?.to_vec()))
-    } else {
-        None
-    };
+    Some(closed)
+}
+
+/// The end of an entry: out-of-order samples (count, then (t, value bits)), then the flagged
+/// newest in-order sample (t, value bits).
+pub(super) fn decode_ooo_last(d: &mut Decbuf<'_>) -> Option<(Vec<(Timestamp, f64)>, Newest)> {
     let n = d.uvarint_len(d.remaining())?;
     let mut ooo = Vec::with_capacity(n);
     for _ in 0..n {
@@ -608,6 +615,21 @@ fn decode_entry(d: &mut Decbuf<'_>) -> Option<SeriesImage> {
     } else {
         None
     };
+    Some((ooo, last))
+}
+
+fn decode_entry(d: &mut Decbuf<'_>) -> Option<SeriesImage> {
+    let id = d.uvarint()?;
+    let labels = decode_labels(d)?;
+    let closed = decode_closed(d)?;
+    let open = if flag(d)? {
+        let (min_t, max_t) = (d.varint()?, d.varint()?);
+        let len = d.uvarint_len(d.remaining())?;
+        Some((min_t, max_t, d.bytes(len)?.to_vec()))
+    } else {
+        None
+    };
+    let (ooo, last) = decode_ooo_last(d)?;
     Some(SeriesImage {
         id,
         labels,

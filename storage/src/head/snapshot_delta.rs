@@ -44,8 +44,9 @@ use super::Head;
 use super::series::{ClosedChunk, OpenChunk, Series};
 use super::snapshot::{
     Captured, HEADER_LEN, KIND_END, KIND_META, KIND_PAGE, KIND_SERIES, Loaded, Reader, SeriesImage,
-    SeriesSections, TMP_SUFFIX, Zstd, decode_page, flag, pack_chunks, put_closed,
-    put_padded_uvarint, put_series_head, put_str, restore, unzstd, write_section,
+    SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels, decode_ooo_last, decode_page,
+    flag, pack_chunks, put_closed, put_padded_uvarint, put_series_head, put_str, restore, unzstd,
+    write_section,
 };
 use crate::chunk::XorChunk;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
@@ -252,25 +253,12 @@ pub(crate) struct DeltaEntry {
 fn decode_entry(d: &mut Decbuf<'_>, last_id: u64) -> Option<DeltaEntry> {
     let id = last_id.checked_add(d.uvarint()?)?;
     let labels = if flag(d)? {
-        let n = d.uvarint_len(d.remaining())?;
-        let mut labels = Vec::with_capacity(n);
-        for _ in 0..n {
-            labels.push((d.str()?.to_string(), d.str()?.to_string()));
-        }
-        Some(labels)
+        Some(decode_labels(d)?)
     } else {
         None
     };
     let closed_before = d.uvarint()?;
-    let n = d.uvarint_len(d.remaining())?;
-    let mut closed = Vec::with_capacity(n);
-    for _ in 0..n {
-        closed.push(ClosedChunk {
-            min_t: d.varint()?,
-            max_t: d.varint()?,
-            r: d.uvarint()?,
-        });
-    }
+    let closed = decode_closed(d)?;
     let open = match d.u8()? {
         OPEN_NONE => OpenImage::None,
         OPEN_WHOLE => {
@@ -311,16 +299,7 @@ fn decode_entry(d: &mut Decbuf<'_>, last_id: u64) -> Option<DeltaEntry> {
             last: None,
         });
     }
-    let n = d.uvarint_len(d.remaining())?;
-    let mut ooo = Vec::with_capacity(n);
-    for _ in 0..n {
-        ooo.push((d.varint()?, f64::from_bits(d.u64_le()?)));
-    }
-    let last = if flag(d)? {
-        Some((d.varint()?, d.u64_le()?))
-    } else {
-        None
-    };
+    let (ooo, last) = decode_ooo_last(d)?;
     Some(DeltaEntry {
         id,
         labels,
