@@ -15,6 +15,62 @@ pub const GO_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
 /// `Inf`/`Infinity` in any case with an optional sign, `NaN` in any case without one. A finite
 /// literal out of `f64` range is `None` (Go's `ErrRange`). NaN comes back as [`GO_NAN_BITS`].
 pub fn parse(s: &str) -> Option<f64> {
+    if let Some(v) = plain_decimal(s.as_bytes()) {
+        return Some(v);
+    }
+    parse_general(s)
+}
+
+/// [`parse`] of bytes: plain decimals without a UTF-8 check; anything else must be UTF-8.
+#[inline]
+pub fn parse_bytes(s: &[u8]) -> Option<f64> {
+    if let Some(v) = plain_decimal(s) {
+        return Some(v);
+    }
+    parse_general(std::str::from_utf8(s).ok()?)
+}
+
+/// 10^0 to 10^22: the powers of ten an `f64` holds exactly.
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `[+-]?digits[.digits]` (either side of the point may be empty, not both) with at most 19
+/// digits whose value `m` is at most 2^53 and at most 22 of them after the point: `±m / 10^k`,
+/// or `None` for anything else (the general parser's case). Exact by Clinger's fast path: `m`
+/// and `10^k` are both exact `f64`s, and one IEEE division rounds correctly, so the result is
+/// the correctly rounded value that Go's `ParseFloat` and Rust's `parse` return (sign of zero
+/// included). Saves the UTF-8 check and the general parser on most sample values (a third of a warm
+/// scrape's append went to parsing values).
+#[inline]
+fn plain_decimal(s: &[u8]) -> Option<f64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    };
+    let (mut m, mut n, mut frac, mut point) = (0u64, 0u32, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' if n < 19 => {
+                m = m * 10 + u64::from(c - b'0');
+                n += 1;
+                frac += usize::from(point);
+            }
+            b'.' if !point => point = true,
+            _ => return None,
+        }
+    }
+    if n == 0 || m > 1 << 53 {
+        return None;
+    }
+    let v = m as f64 / EXACT_POW10.get(frac)?;
+    Some(if neg { -v } else { v })
+}
+
+/// [`parse`] without the plain-decimal fast path.
+fn parse_general(s: &str) -> Option<f64> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     if body.eq_ignore_ascii_case("nan") {
         // Go's `special` takes no sign before NaN.
@@ -216,6 +272,66 @@ pub fn format_g(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn same(a: Option<f64>, b: Option<f64>) -> bool {
+        a.map(f64::to_bits) == b.map(f64::to_bits)
+    }
+
+    #[test]
+    fn plain_decimals_parse_as_the_general_parser_does() {
+        let check = |s: &str, want: Option<f64>| {
+            let got = parse(s);
+            assert!(same(got, want), "{s:?}: expected {want:?}, got {got:?}");
+            assert!(
+                same(got, parse_general(s)),
+                "{s:?}: differs from the general parser"
+            );
+            assert!(
+                same(parse_bytes(s.as_bytes()), got),
+                "{s:?}: parse_bytes differs"
+            );
+        };
+        check("0", Some(0.0));
+        check("-0", Some(-0.0));
+        check("-0.000", Some(-0.0));
+        check("+12", Some(12.0));
+        check("3700.3", Some(3700.3));
+        check("5.", Some(5.0));
+        check(".5", Some(0.5));
+        check("0.1", Some(0.1));
+        check("9007199254740992", Some(9_007_199_254_740_992.0));
+        // Past the fast path's bounds: the general parser's answer.
+        check("9007199254740993", Some(9_007_199_254_740_992.0));
+        check("12345678901234567890", Some(12_345_678_901_234_567_890.0));
+        check("0.00000000000000000000001", Some(1e-23));
+        check("1e3", Some(1000.0));
+        check(".", None);
+        check("-", None);
+        check("", None);
+        check("1.2.3", None);
+        check("--1", None);
+        check("1_000", None);
+        check("0x10", None);
+        check("+Inf", Some(f64::INFINITY));
+        assert!(parse("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_bytes(b"\xff1"), None);
+    }
+
+    proptest::proptest! {
+        /// Any string over the decimal alphabet, and any formatted float, parses as the general
+        /// parser parses it, bit for bit (the plain-decimal fast path changes no answer).
+        #[test]
+        fn fast_path_agrees(
+            s in "[-+]?[0-9]{0,21}(\\.[0-9]{0,24})?",
+            v in proptest::prelude::any::<f64>(),
+            d in 0usize..20,
+        ) {
+            proptest::prop_assert!(same(parse(&s), parse_general(&s)), "{:?}", s);
+            for t in [format!("{v}"), format!("{v:.d$}"), format!("{:.d$}", v / 1e9)] {
+                proptest::prop_assert!(same(parse(&t), parse_general(&t)), "{:?}", t);
+            }
+        }
+    }
 
     #[test]
     fn parses_as_go() {
