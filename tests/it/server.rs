@@ -71,7 +71,19 @@ fn seed(a: &Argus) -> i64 {
 #[test]
 fn query_endpoints_answer_like_prometheus() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Argus::start(dir.path(), &["--web.enable-remote-write-receiver"]);
+    // No self-scrape: the head's label names and values (as Prometheus's) are those of every
+    // series in it, so the default config's `argus` job would add its labels whenever its first
+    // scrape lands before the assertions (it did once in CI).
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg = cfg.path().join("argus.yml");
+    std::fs::write(&cfg, "scrape_configs: []\n").unwrap();
+    let a = Argus::start(
+        dir.path(),
+        &[
+            "--web.enable-remote-write-receiver",
+            &format!("--config.file={}", cfg.display()),
+        ],
+    );
     let base = seed(&a);
 
     // Instant query between samples: the lookback picks the sample before.
