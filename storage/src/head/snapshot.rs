@@ -467,6 +467,28 @@ impl<'p, R: Read> Reader<'p, R> {
         })
     }
 
+    /// Checks the END section read at `off`: its payload `empty`, the (pages, series) counted
+    /// equal to META's, and the last bytes of the file.
+    pub(super) fn check_end(
+        &self,
+        off: u64,
+        empty: bool,
+        counted: (u64, u64),
+        meta: (u64, u64),
+    ) -> Result<()> {
+        if !empty || counted != meta {
+            return Err(Error::corruption(
+                self.path,
+                off,
+                "END section does not match the META counts",
+            ));
+        }
+        if self.off != self.len {
+            return Err(self.corrupt("bytes after the END section"));
+        }
+        Ok(())
+    }
+
     pub(super) fn corrupt(&self, reason: &str) -> Error {
         Error::corruption(self.path, self.off, reason)
     }
@@ -691,12 +713,8 @@ fn visit<R: Read>(r: &mut Reader<'_, R>, f: &mut dyn FnMut(Section) -> Result<()
                 f(Section::Series(list))?;
             }
             KIND_END => {
-                if !p.is_empty() || pages != meta.pages || series != meta.series {
-                    return Err(bad("END section does not match the META counts"));
-                }
-                if r.off != r.len {
-                    return Err(r.corrupt("bytes after the END section"));
-                }
+                let empty = p.is_empty();
+                r.check_end(off, empty, (pages, series), (meta.pages, meta.series))?;
                 return Ok(meta);
             }
             _ => return Err(bad("unknown snapshot section kind")),
@@ -931,13 +949,29 @@ pub(crate) fn take(head: &Head, dir: &Path, prev: Option<&Chain>) -> Result<Opti
 
 /// Opens the snapshot at `path` for reading through its sections.
 pub(super) fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
+    open_framed(path, MAGIC, MIN_VERSION..=VERSION)
+}
+
+/// Opens a file in the snapshot framing that starts with `magic` and a version in `versions`
+/// (snapshots, and the deltas of `snapshot_delta.rs`).
+pub(super) fn open_framed(
+    path: &Path,
+    magic: [u8; 4],
+    versions: std::ops::RangeInclusive<u8>,
+) -> Result<Reader<'_, BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     let len = f
         .metadata()
         .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
         .len();
-    Reader::new(BufReader::with_capacity(1 << 20, f), path, len)
+    Reader::with_magic(
+        BufReader::with_capacity(1 << 20, f),
+        path,
+        len,
+        magic,
+        versions,
+    )
 }
 
 /// Reads the snapshot at `path` through, checking every section's CRC, order and counts (the

@@ -367,12 +367,8 @@ fn visit<R: Read>(
                 f(DeltaSection::Series(list))?;
             }
             KIND_END => {
-                if !p.is_empty() || pages != meta.pages || series != meta.series {
-                    return Err(bad("END section does not match the META counts"));
-                }
-                if r.off != r.len {
-                    return Err(r.corrupt("bytes after the END section"));
-                }
+                let empty = p.is_empty();
+                r.check_end(off, empty, (pages, series), (meta.pages, meta.series))?;
                 return Ok(meta);
             }
             _ => return Err(bad("unknown delta section kind")),
@@ -381,19 +377,7 @@ fn visit<R: Read>(
 }
 
 fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
-        .len();
-    Reader::with_magic(
-        BufReader::with_capacity(1 << 20, f),
-        path,
-        len,
-        MAGIC,
-        VERSION..=VERSION,
-    )
+    super::snapshot::open_framed(path, MAGIC, VERSION..=VERSION)
 }
 
 // ---------------------------------------------------------------------------------------
