@@ -50,6 +50,49 @@ pub trait SampleIterator {
             }
         }
     }
+    /// The newest sample with a timestamp in `[mint, maxt]`; `None` when there is none or an
+    /// error ended the read (see `err()`). For readers that need only the last value at or
+    /// before a time, as an instant query's vector selector does.
+    ///
+    /// Call it on a fresh cursor, instead of `next()`/`seek()`; afterwards only `err()` may be
+    /// called. The default reads forward from `seek(mint)` ([`read_newest`]); the querier's
+    /// cursor answers from the head's open chunk without decoding it, since the chunk's
+    /// encoder holds its last sample.
+    fn newest(&mut self, mint: Timestamp, maxt: Timestamp) -> Option<NewestSample> {
+        read_newest(self, mint, maxt)
+    }
+}
+
+/// The sample [`SampleIterator::newest`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NewestSample {
+    /// A float sample `(t ms, value)`.
+    Float(Timestamp, f64),
+    /// A native-histogram sample.
+    Histogram(Timestamp, FloatHistogram),
+}
+
+/// [`SampleIterator::newest`] by reading forward: `seek(mint)`, then every sample up to `maxt`
+/// (a histogram sample is copied out before the cursor leaves it).
+pub(crate) fn read_newest<I: SampleIterator + ?Sized>(
+    it: &mut I,
+    mint: Timestamp,
+    maxt: Timestamp,
+) -> Option<NewestSample> {
+    let mut found = None;
+    let mut ok = it.seek(mint);
+    while ok {
+        let (t, v) = it.at();
+        if t > maxt {
+            break;
+        }
+        found = Some(match it.at_histogram() {
+            Some(h) => NewestSample::Histogram(t, h.clone()),
+            None => NewestSample::Float(t, v),
+        });
+        ok = it.next();
+    }
+    found
 }
 
 /// A cursor over series sorted by label set, each restricted to the querier's `[mint, maxt]`.
@@ -495,5 +538,35 @@ mod tests {
         assert!(it.next());
         assert!(!it.append_floats(i64::MAX, &mut got));
         assert_eq!(got, [(1, 10.0), (2, 20.0), (4, 40.0), (5, 50.0)]);
+    }
+
+    #[test]
+    fn default_newest_is_the_last_sample_in_range() {
+        let s = [(10, 1.0), (20, 2.0), (30, 3.0)];
+        let check = |mint, maxt, want: Option<NewestSample>| {
+            let mut it = SliceSampleIterator::new(&s);
+            assert_eq!(it.newest(mint, maxt), want, "[{mint}, {maxt}]");
+        };
+        check(i64::MIN, i64::MAX, Some(NewestSample::Float(30, 3.0)));
+        check(15, 29, Some(NewestSample::Float(20, 2.0)));
+        check(20, 20, Some(NewestSample::Float(20, 2.0)));
+        check(21, 29, None);
+        check(31, 40, None);
+        check(0, 9, None);
+
+        let h = FloatHistogram {
+            count: 7.0,
+            ..FloatHistogram::default()
+        };
+        let mixed = |mint, maxt| {
+            Mixed {
+                pos: 0,
+                h: h.clone(),
+            }
+            .newest(mint, maxt)
+        };
+        assert_eq!(mixed(1, 3), Some(NewestSample::Histogram(3, h.clone())));
+        assert_eq!(mixed(1, 4), Some(NewestSample::Float(4, 40.0)));
+        assert_eq!(mixed(1, 2), Some(NewestSample::Float(2, 20.0)));
     }
 }

@@ -55,8 +55,8 @@ pub use histogram::{CounterResetHint, FloatHistogram, SampleValue, Span};
 pub use interface::HeldSeries;
 pub use interface::SeriesHandle;
 pub use interface::{
-    Appendable, Appender, EmptySampleIterator, ErrSeriesSet, Querier, Queryable, SampleIterator,
-    SeriesSet, SliceSampleIterator,
+    Appendable, Appender, EmptySampleIterator, ErrSeriesSet, NewestSample, Querier, Queryable,
+    SampleIterator, SeriesSet, SliceSampleIterator,
 };
 pub use matcher::{MatchType, Matcher, validate_selector};
 pub use model::{

@@ -21,7 +21,7 @@ use argus_storage::Querier;
 use promql_parser::parser::{AtModifier, Expr, Offset};
 use std::time::{Duration, SystemTime};
 
-pub(crate) use selector::{RangeInput, Windows};
+pub(crate) use selector::{RangeInput, Read, Windows};
 
 /// Default resolution of a subquery written without a step (`[10m:]`), ms.
 pub(crate) const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;

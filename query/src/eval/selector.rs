@@ -4,7 +4,9 @@
 use super::{Ctx, Evaluator, offset_ms, unparen};
 use crate::error::{Error, Result};
 use crate::value::Series;
-use argus_storage::{FloatHistogram, Labels, METRIC_NAME, MatchType, Matcher, is_stale_nan};
+use argus_storage::{
+    FloatHistogram, Labels, METRIC_NAME, MatchType, Matcher, NewestSample, is_stale_nan,
+};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
@@ -124,8 +126,10 @@ impl Evaluator<'_> {
         let mint = ref_of(c.start) - self.lookback + 1;
         let maxt = ref_of(c.end);
         let n = c.n();
+        // One step needs only each series' newest sample in the lookback window.
+        let read = if n == 1 { Read::Newest } else { Read::All };
         let mut s = Series::default();
-        self.select_each(vs, mint, maxt, true, &mut |labels, samples, hists| {
+        self.select_each(vs, mint, maxt, true, read, &mut |labels, samples, hists| {
             self.limits.check()?;
             s.reset(labels, false);
             let (mut j, mut k) = (0usize, 0usize);
@@ -215,23 +219,32 @@ impl Evaluator<'_> {
         keep_stale: bool,
     ) -> Result<Vec<(Labels, Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>)>> {
         let mut out = Vec::new();
-        self.select_each(vs, mint, maxt, keep_stale, &mut |l, samples, hists| {
-            self.limits.add(samples.len() + hists.len())?;
-            out.push((l.clone(), samples.to_vec(), hists.to_vec()));
-            Ok(())
-        })?;
+        self.select_each(
+            vs,
+            mint,
+            maxt,
+            keep_stale,
+            Read::All,
+            &mut |l, samples, hists| {
+                self.limits.add(samples.len() + hists.len())?;
+                out.push((l.clone(), samples.to_vec(), hists.to_vec()));
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
     /// Selects the series of `vs` (sorted by labels) and hands each one's samples in
-    /// `[mint, maxt]` to `f`, loading them into one reused buffer that is accounted against
-    /// the sample limit while `f` runs. Series without samples are skipped unless `keep_stale`.
+    /// `[mint, maxt]` (all, or the newest: `read`) to `f`, loading them into one reused buffer
+    /// that is accounted against the sample limit while `f` runs. Series without samples are
+    /// skipped unless `keep_stale`.
     pub(crate) fn select_each(
         &self,
         vs: &VectorSelector,
         mint: i64,
         maxt: i64,
         keep_stale: bool,
+        read: Read,
         f: &mut SeriesSamplesFn<'_>,
     ) -> Result<()> {
         let Some(q) = &self.querier else {
@@ -244,15 +257,25 @@ impl Evaluator<'_> {
         let stats = self
             .stats_selectors
             .contains(&(std::ptr::from_ref(vs) as usize));
+        // The histogram-stats reduction compares each histogram with the one before it.
+        let read = if stats { Read::All } else { read };
         if groups.len() > 1 {
-            return self.select_alternatives(q.as_ref(), &groups, mint, maxt, keep_stale, stats, f);
+            return self.select_alternatives(
+                q.as_ref(),
+                &groups,
+                (mint, maxt),
+                keep_stale,
+                read,
+                stats,
+                f,
+            );
         }
         let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
         for matchers in &groups {
             let mut set = q.select(matchers);
             while set.next() {
                 self.limits.check()?;
-                read_samples(
+                read.samples(
                     &mut *set.samples(),
                     mint,
                     maxt,
@@ -284,9 +307,9 @@ impl Evaluator<'_> {
         &self,
         q: &dyn argus_storage::Querier,
         groups: &[Vec<Matcher>],
-        mint: i64,
-        maxt: i64,
+        (mint, maxt): (i64, i64),
         keep_stale: bool,
+        read: Read,
         stats: bool,
         f: &mut SeriesSamplesFn<'_>,
     ) -> Result<()> {
@@ -303,7 +326,7 @@ impl Evaluator<'_> {
                     continue;
                 }
                 let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
-                read_samples(
+                read.samples(
                     &mut *set.samples(),
                     mint,
                     maxt,
@@ -329,6 +352,62 @@ impl Evaluator<'_> {
         }
         Ok(())
     }
+}
+
+/// Which samples of a series in `[mint, maxt]` a selector reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// Every sample.
+    All,
+    /// Only the newest one: what a vector selector evaluated at a single step uses (the
+    /// sample at or before the step within the lookback window, or none when it is a stale
+    /// marker). [`argus_storage::SampleIterator::newest`] may answer it without decoding.
+    Newest,
+}
+
+impl Read {
+    /// Reads the samples of one series into `buf` (floats) and `hbuf` (histograms), both
+    /// cleared first. A histogram stale marker is stored as a float stale NaN.
+    fn samples(
+        self,
+        it: &mut dyn argus_storage::SampleIterator,
+        mint: i64,
+        maxt: i64,
+        keep_stale: bool,
+        buf: &mut Vec<(i64, f64)>,
+        hbuf: &mut Vec<(i64, FloatHistogram)>,
+    ) -> Result<()> {
+        match self {
+            // Without stale markers "newest" would be the newest non-stale sample, which
+            // `newest` does not find.
+            Read::Newest if keep_stale => read_newest(it, mint, maxt, buf, hbuf),
+            Read::All | Read::Newest => read_samples(it, mint, maxt, keep_stale, buf, hbuf),
+        }
+    }
+}
+
+/// [`read_samples`] with stale markers kept, of only the newest sample in `[mint, maxt]`.
+fn read_newest(
+    it: &mut dyn argus_storage::SampleIterator,
+    mint: i64,
+    maxt: i64,
+    buf: &mut Vec<(i64, f64)>,
+    hbuf: &mut Vec<(i64, FloatHistogram)>,
+) -> Result<()> {
+    buf.clear();
+    hbuf.clear();
+    match it.newest(mint, maxt) {
+        Some(NewestSample::Float(t, v)) => buf.push((t, v)),
+        Some(NewestSample::Histogram(t, h)) if h.is_stale() => {
+            buf.push((t, argus_storage::stale_nan()));
+        }
+        Some(NewestSample::Histogram(t, h)) => hbuf.push((t, h)),
+        None => {}
+    }
+    if let Some(e) = it.err() {
+        return Err(Error::internal(e.to_string()));
+    }
+    Ok(())
 }
 
 /// Reads the samples of one series in `[mint, maxt]` into `buf` (floats) and `hbuf`

@@ -6,7 +6,7 @@
 use super::table::{self, Def, Impl};
 use super::{arg, histogram, hrange, over_time, rate};
 use crate::error::{Error, Result};
-use crate::eval::{Ctx, Evaluator, RangeInput, unparen};
+use crate::eval::{Ctx, Evaluator, RangeInput, Read, unparen};
 use crate::value::{Series, Val};
 use promql_parser::parser::Expr;
 
@@ -100,22 +100,29 @@ fn range_fn_each(
         };
         let mint = spec.window_end(c.start) - spec.range + 1;
         let maxt = spec.window_end(c.end);
-        return ev.select_each(&ms.vs, mint, maxt, false, &mut |labels, points, hists| {
-            o.reset(labels, !keep_name);
-            windows_of(
-                ev,
-                kind,
-                points,
-                hists,
-                &spec,
-                params,
-                c,
-                &mut buf,
-                &mut resets,
-                &mut o,
-                sink,
-            )
-        });
+        return ev.select_each(
+            &ms.vs,
+            mint,
+            maxt,
+            false,
+            Read::All,
+            &mut |labels, points, hists| {
+                o.reset(labels, !keep_name);
+                windows_of(
+                    ev,
+                    kind,
+                    points,
+                    hists,
+                    &spec,
+                    params,
+                    c,
+                    &mut buf,
+                    &mut resets,
+                    &mut o,
+                    sink,
+                )
+            },
+        );
     }
     let ri = ev.range_input(m, c)?;
     let loaded: usize = ri.series.iter().map(|s| s.len()).sum();

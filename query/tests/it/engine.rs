@@ -108,11 +108,55 @@ fn limits_apply() {
 
 mod prop {
     //! Property: evaluating a query as a range query gives, at every step, what the instant
-    //! query gives at that time; and nothing panics on generated queries.
+    //! query gives at that time (over the in-memory storage and over a `Db`, whose instant
+    //! vector selectors read only each series' newest sample); and nothing panics on generated
+    //! queries.
 
     use super::storage;
     use argus_query::{Engine, EngineOptions, Value};
+    use argus_storage::{Appendable, Db, Labels, Options, Queryable, SyncMode, stale_nan};
     use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// The data of [`storage`] in a `Db` head, plus `x{i="3"}`, which goes stale at 10 min and
+    /// comes back at 15 min, and a series with one sample per 2.5 min (the lookback's edges).
+    fn db() -> &'static Db {
+        static DB: OnceLock<(tempfile::TempDir, Db)> = OnceLock::new();
+        &DB.get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let opts = Options {
+                background: false,
+                sync: SyncMode::Buffer,
+                retention_ms: None,
+                ..Options::default()
+            };
+            let db = Db::open(dir.path(), opts).expect("open");
+            let mut app = db.appender();
+            let mut add = |pairs: &[(&str, &str)], t: i64, v: f64| {
+                app.append(None, &Labels::from_pairs(pairs), t, v)
+                    .expect("append");
+            };
+            for k in 0..=120i64 {
+                let t = k * 15_000;
+                for i in 0..3i64 {
+                    let i_s = i.to_string();
+                    add(&[("__name__", "x"), ("i", &i_s)], t, (k * (i + 1)) as f64);
+                }
+                add(&[("__name__", "c")], t, ((k % 7) * 5 + k / 7) as f64);
+                match k {
+                    ..40 | 60.. => add(&[("__name__", "x"), ("i", "3")], t, k as f64),
+                    40 => add(&[("__name__", "x"), ("i", "3")], t, stale_nan()),
+                    _ => {}
+                }
+                if k % 10 == 0 {
+                    add(&[("__name__", "x"), ("i", "4")], t, -(k as f64));
+                }
+            }
+            app.commit().expect("commit");
+            (dir, db)
+        })
+        .1
+    }
 
     fn expr() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
@@ -265,36 +309,56 @@ mod prop {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
         fn range_steps_match_instant_queries(q in expr()) {
-            let db = storage();
-            let e = Engine::new(EngineOptions::default());
-            let (start, end, step) = (120_000, 900_000, 60_000);
-            let Ok(Value::Matrix(m)) = e.range_query(&db, &q, start, end, step) else {
-                return Ok(());
-            };
-            let mut t = start;
-            while t <= end {
-                let Ok(inst) = e.instant_query(&db, &q, t) else {
-                    t += step;
-                    continue;
-                };
-                let want = vector_at(inst);
-                let mut got: Vec<(String, f64)> = m
-                    .iter()
-                    .filter_map(|s| {
-                        s.points.iter().find(|p| p.0 == t).map(|p| (s.labels.to_string(), p.1))
-                    })
-                    .collect();
-                got.sort_by(|a, b| a.0.cmp(&b.0));
-                prop_assert_eq!(got.len(), want.len(), "{} at {}", q, t);
-                for (g, w) in got.iter().zip(&want) {
-                    prop_assert_eq!(&g.0, &w.0);
-                    prop_assert!(
-                        g.1 == w.1 || (g.1.is_nan() && w.1.is_nan()) || (g.1 - w.1).abs() < 1e-9,
-                        "{} at {}: {} vs {}", q, t, g.1, w.1
-                    );
-                }
-                t += step;
-            }
+            steps_match_instants(&storage(), &q, (120_000, 900_000, 60_000))?;
         }
+
+        #[test]
+        fn range_steps_match_instant_queries_on_a_db(q in expr()) {
+            // Steps of 15 s from before the first sample to past the last one's lookback.
+            steps_match_instants(db(), &q, (-30_000, 2_160_000, 15_000))?;
+        }
+    }
+
+    fn steps_match_instants(
+        db: &dyn Queryable,
+        q: &str,
+        (start, end, step): (i64, i64, i64),
+    ) -> Result<(), TestCaseError> {
+        let e = Engine::new(EngineOptions::default());
+        let Ok(Value::Matrix(m)) = e.range_query(db, q, start, end, step) else {
+            return Ok(());
+        };
+        let mut t = start;
+        while t <= end {
+            let Ok(inst) = e.instant_query(db, q, t) else {
+                t += step;
+                continue;
+            };
+            let want = vector_at(inst);
+            let mut got: Vec<(String, f64)> = m
+                .iter()
+                .filter_map(|s| {
+                    s.points
+                        .iter()
+                        .find(|p| p.0 == t)
+                        .map(|p| (s.labels.to_string(), p.1))
+                })
+                .collect();
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            prop_assert_eq!(got.len(), want.len(), "{} at {}", q, t);
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert_eq!(&g.0, &w.0);
+                prop_assert!(
+                    g.1 == w.1 || (g.1.is_nan() && w.1.is_nan()) || (g.1 - w.1).abs() < 1e-9,
+                    "{} at {}: {} vs {}",
+                    q,
+                    t,
+                    g.1,
+                    w.1
+                );
+            }
+            t += step;
+        }
+        Ok(())
     }
 }

@@ -29,6 +29,11 @@ pub(crate) struct ChunkSpan {
     pub(crate) end: usize,
     /// How the chunk's bytes are encoded.
     pub(crate) enc: crate::chunk::Encoding,
+    /// Value bits of the sample at `max_t` when the reader knows them without decoding (the
+    /// head's open chunk: its encoder state); lets [`SampleIterator::newest`] skip the decode.
+    ///
+    /// [`SampleIterator::newest`]: crate::interface::SampleIterator::newest
+    pub(crate) last_v: Option<u64>,
 }
 
 /// One series read from a [`BlockReader`]: labels and copies of its chunks overlapping the
@@ -55,6 +60,15 @@ impl SeriesChunks {
     /// Appends one XOR-encoded chunk.
     pub(crate) fn push(&mut self, min_t: Timestamp, max_t: Timestamp, chunk: &[u8]) {
         self.push_enc(min_t, max_t, crate::chunk::Encoding::Xor, chunk);
+    }
+
+    /// Appends the head's open XOR chunk with its last sample `(max_t, value)`, known from the
+    /// encoder state.
+    pub(crate) fn push_open(&mut self, min_t: Timestamp, last: (Timestamp, f64), chunk: &[u8]) {
+        self.push(min_t, last.0, chunk);
+        if let Some(s) = self.spans.last_mut() {
+            s.last_v = Some(last.1.to_bits());
+        }
     }
 
     /// Appends one chunk in encoding `enc`.
@@ -117,6 +131,7 @@ impl SeriesChunks {
             start,
             end: self.bytes.len(),
             enc,
+            last_v: None,
         });
     }
 

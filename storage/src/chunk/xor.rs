@@ -175,6 +175,13 @@ impl XorChunk {
         (self.num() > 0).then_some(self.t)
     }
 
+    /// The last sample `(t ms, value)` from the encoder state, without decoding (None when
+    /// empty).
+    #[inline]
+    pub(crate) fn last(&self) -> Option<(Timestamp, f64)> {
+        (self.num() > 0).then(|| (self.t, f64::from_bits(self.xs.v)))
+    }
+
     /// The encoded bytes (complete and decodable at any point between appends).
     pub(crate) fn bytes(&self) -> &[u8] {
         self.bw.bytes()

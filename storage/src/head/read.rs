@@ -151,9 +151,12 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
             }
         }
         if let Some(o) = &d.open
-            && overlaps(o.min_t(), o.max_t(), mint, maxt)
+            && let Some(last) = o.chunk.last()
         {
-            out.push(o.min_t(), o.max_t(), o.chunk.bytes());
+            let first = o.min_t();
+            if overlaps(first, last.0, mint, maxt) {
+                out.push_open(first, last, o.chunk.bytes());
+            }
         }
         if let Some(h) = &d.hist {
             for c in &h.closed {

@@ -6,7 +6,7 @@ use crate::block::{BlockReader, ChunkSpan, SeriesChunks};
 use crate::chunk::ChunkIterator;
 use crate::error::{Error, Result};
 use crate::histogram::FloatHistogram;
-use crate::interface::SampleIterator;
+use crate::interface::{NewestSample, SampleIterator, read_newest};
 use crate::model::{Labels, Timestamp};
 use std::sync::Arc;
 
@@ -370,6 +370,56 @@ impl SampleIterator for ChunksIterator<'_> {
         self.err.as_ref()
     }
 
+    /// The newest sample of the last chunk that has one in range: from the span's known last
+    /// value when the whole chunk is in range (the head's open chunk), else by reading that
+    /// chunk forward (merge mode: a binary search of the merged run).
+    fn newest(&mut self, mint: Timestamp, maxt: Timestamp) -> Option<NewestSample> {
+        if self.started || self.done || self.err.is_some() {
+            return read_newest(self, mint, maxt);
+        }
+        self.started = true;
+        self.done = true;
+        let (mint, maxt) = (mint.max(self.mint), maxt.min(self.maxt));
+        if let Some(m) = &self.merged {
+            let s = m.get(m.partition_point(|s| s.0 <= maxt).checked_sub(1)?)?;
+            return (s.0 >= mint).then(|| match &s.2 {
+                Some(h) => NewestSample::Histogram(s.0, (**h).clone()),
+                None => NewestSample::Float(s.0, s.1),
+            });
+        }
+        // Streaming mode: chunks are sorted and disjoint, so the newest sample is in the last
+        // chunk that starts by `maxt` and has a sample in range.
+        for (bytes, span) in self.chunks.iter().rev() {
+            if span.min_t > maxt {
+                continue;
+            }
+            if span.max_t < mint {
+                return None;
+            }
+            if span.max_t <= maxt
+                && let Some(v) = span.last_v
+            {
+                return Some(NewestSample::Float(span.max_t, f64::from_bits(v)));
+            }
+            let it = match self.it.as_mut() {
+                Some(it) => {
+                    it.reset(span.enc, bytes);
+                    it
+                }
+                None => self.it.insert(ChunkIterator::new(span.enc, bytes)),
+            };
+            let found = read_newest(it, mint, maxt);
+            if let Some(e) = it.err() {
+                self.err = Some(chunk_error(e));
+                return None;
+            }
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
     /// Streams whole chunks through their cursors' decode loops (merge mode: copies the
     /// merged run).
     fn append_floats(&mut self, maxt: Timestamp, dst: &mut Vec<(Timestamp, f64)>) -> bool {
@@ -471,10 +521,14 @@ mod tests {
                     model.entry(t).or_insert((t * 10 + i as i64) as f64);
                 }
             }
-            let spans: Vec<(&[u8], ChunkSpan)> = order.iter().map(|&i| {
-                let (b, lo, hi) = &encoded[i];
-                (&b[..], ChunkSpan { min_t: *lo, max_t: *hi, start: 0, end: b.len(), enc: crate::chunk::Encoding::Xor })
-            }).collect();
+            let spans_of = |known: bool| -> Vec<(&[u8], ChunkSpan)> {
+                order.iter().map(|&i| {
+                    let (b, lo, hi) = &encoded[i];
+                    let last_v = known.then(|| ((*hi * 10 + i as i64) as f64).to_bits());
+                    (&b[..], ChunkSpan { min_t: *lo, max_t: *hi, start: 0, end: b.len(), enc: crate::chunk::Encoding::Xor, last_v })
+                }).collect()
+            };
+            let spans = spans_of(false);
             let want: Vec<(i64, f64)> = model.range(mint..=maxt).map(|(&t, &v)| (t, v)).collect();
             let mut it = ChunksIterator::new(spans.clone(), mint, maxt);
             prop_assert_eq!(collect(&mut it), want.clone());
@@ -503,6 +557,20 @@ mod tests {
                 prop_assert_eq!(&got, &after);
             }
             prop_assert!(!it.next() && it.err().is_none());
+            // The newest sample in `[seek, cut]`, with the chunks' last values unknown (read
+            // forward) and known (the head's open chunk), streaming or merged.
+            let newest = want.iter().rev().find(|s| s.0 >= seek && s.0 <= cut).copied();
+            for known in [false, true] {
+                let spans: Vec<(&[u8], ChunkSpan)> = spans_of(known);
+                let mut it = ChunksIterator::new(spans, mint, maxt);
+                let got = match it.newest(seek, cut) {
+                    Some(NewestSample::Float(t, v)) => Some((t, v)),
+                    Some(NewestSample::Histogram(..)) => None,
+                    None => None,
+                };
+                prop_assert_eq!(got, newest, "last values known: {}", known);
+                prop_assert!(it.err().is_none());
+            }
         }
     }
 }

@@ -131,3 +131,116 @@ fn limited_label_reads_are_prefixes_of_the_full_answers() {
     sorted.dedup();
     assert_eq!(sorted.len(), 1000, "values are distinct and sorted");
 }
+
+/// `newest` through the querier (the open chunk's known last sample, a chunk read forward,
+/// the merged run of out-of-order data) answers as a model of every sample written, across
+/// blocks and the head, stale markers, deleted ranges and querier bounds.
+#[test]
+fn newest_sample_matches_a_model() {
+    use crate::interface::{NewestSample, SampleIterator};
+    use crate::model::stale_nan;
+    use std::collections::{BTreeMap, HashMap};
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        background: false,
+        sync: SyncMode::Buffer,
+        block_range_ms: 20_000,
+        out_of_order_window_ms: 86_400_000,
+        retention_ms: None,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let mut model: HashMap<Labels, BTreeMap<i64, f64>> = HashMap::new();
+    let series = |i: usize| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
+    let mut write = |samples: &[(usize, i64, f64)]| {
+        let mut app = db.appender();
+        for &(i, t, v) in samples {
+            app.append(None, &series(i), t, v).unwrap();
+            model.entry(series(i)).or_default().insert(t, v);
+        }
+        app.commit().unwrap();
+    };
+    // Series 0: 400 samples (head chunks of 120 cut, the first ones into blocks); 1: ends in a
+    // stale marker; 2: sparse; 3: out-of-order samples between in-order ones.
+    for k in 0..400i64 {
+        let t = k * 100;
+        let mut batch = vec![(0, t, k as f64 * 1.5)];
+        if k % 2 == 0 {
+            batch.push((1, t, if k == 398 { stale_nan() } else { -(k as f64) }));
+        }
+        if k % 37 == 0 {
+            batch.push((2, t + 7, k as f64));
+        }
+        if k % 10 == 0 {
+            batch.push((3, t, k as f64));
+        }
+        write(&batch);
+        if k == 350 {
+            db.compact().unwrap();
+        }
+    }
+    write(&[(3, 35_050, 1.0), (3, 39_950, 2.0), (3, 12_345, 3.0)]);
+    db.delete_series(&[Matcher::equal("i", "0")], 38_000, 39_500)
+        .unwrap();
+    for m in model.get_mut(&series(0)).into_iter() {
+        m.retain(|&t, _| !(38_000..=39_500).contains(&t));
+    }
+    assert!(db.metrics().blocks >= 1, "some data is in blocks");
+
+    let key = |s: Option<NewestSample>| match s {
+        Some(NewestSample::Float(t, v)) => Some((t, v.to_bits())),
+        Some(NewestSample::Histogram(..)) => panic!("no histograms were written"),
+        None => None,
+    };
+    let bounds = [
+        (i64::MIN, i64::MAX),
+        (10_000, 39_000),
+        (39_901, 39_950),
+        (50_000, 60_000),
+    ];
+    let windows = [
+        (i64::MIN, i64::MAX),
+        (39_701, 40_000),
+        (39_601, 39_900),
+        (37_000, 38_500),
+        (12_000, 12_400),
+        (25_001, 25_099),
+        (0, 0),
+        (-5_000, -1),
+    ];
+    let mut checked = 0;
+    for (qmin, qmax) in bounds {
+        let q = db.querier(qmin, qmax).unwrap();
+        for (mint, maxt) in windows {
+            let mut set = q.select(&[Matcher::equal("__name__", "m")]);
+            let mut seen = 0;
+            while set.next() {
+                seen += 1;
+                let (lo, hi) = (mint.max(qmin), maxt.min(qmax));
+                let want = model
+                    .get(set.labels())
+                    .filter(|_| lo <= hi)
+                    .and_then(|m| m.range(lo..=hi).next_back())
+                    .map(|(&t, v)| (t, v.to_bits()));
+                let mut it = set.samples();
+                let got = key(it.newest(mint, maxt));
+                assert!(it.err().is_none());
+                assert_eq!(
+                    got,
+                    want,
+                    "series {:?}, querier [{qmin}, {qmax}], window [{mint}, {maxt}]",
+                    set.labels()
+                );
+                checked += 1;
+            }
+            assert!(set.err().is_none());
+            let want_series = model
+                .values()
+                .filter(|m| m.range(qmin..=qmax).next().is_some())
+                .count();
+            assert_eq!(seen, want_series, "querier [{qmin}, {qmax}]");
+        }
+    }
+    assert!(checked > 50);
+}

@@ -253,6 +253,9 @@ proptest! {
         let samples: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(&t, &v)| (t, v)).collect();
         let c = encode(&samples);
         prop_assert_eq!(decode(c.bytes()).unwrap(), bits(&samples));
+        // The encoder's last sample is the last one decoded, bit for bit.
+        let last = c.last().map(|(t, v)| (t, v.to_bits()));
+        prop_assert_eq!(last, bits(&samples).last().copied());
         let mut it = c.iter();
         if let Some(&(t, _)) = samples.get(samples.len() / 2) {
             prop_assert!(it.seek(t));
@@ -329,6 +332,9 @@ fn count_and_time_range_come_from_the_chunk() {
         let r = XorChunk::from_bytes(c.bytes()).unwrap();
         assert_eq!(r.num_samples(), samples.len());
         assert_eq!((r.first_t(), r.last_t()), want_range);
+        let last = |c: &XorChunk| c.last().map(|(t, v)| (t, v.to_bits()));
+        assert_eq!(last(&c), bits(samples).last().copied());
+        assert_eq!(last(&r), bits(samples).last().copied());
     };
     check(&[]);
     check(&[(i64::MIN, 1.0)]);
