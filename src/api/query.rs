@@ -100,42 +100,73 @@ async fn evaluate(
     let _guard = CancelOnDrop(cancel.clone());
     let joined = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        run(&engine, &*db, &cancel)
+        let result = run(&engine, &*db, &cancel);
+        let evaluated = started.elapsed();
+        (result.map(|(v, annos)| Answer::new(v, annos)), evaluated)
     })
     .await;
-    let result = match joined {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::query(&e)),
-        Err(e) => Err(ApiError::internal(format!("query evaluation failed: {e}"))),
+    let (result, evaluated) = match joined {
+        Ok((Ok(v), evaluated)) => (Ok(v), evaluated),
+        Ok((Err(e), evaluated)) => (Err(ApiError::query(&e)), evaluated),
+        Err(e) => (
+            Err(ApiError::internal(format!("query evaluation failed: {e}"))),
+            started.elapsed(),
+        ),
     };
     state
         .query_metrics
-        .observe(range, started.elapsed().as_secs_f64(), result.is_ok());
+        .observe(range, evaluated.as_secs_f64(), result.is_ok());
     match result {
-        Ok((v, annos)) => success_response(v, &annos),
+        Ok(answer) => answer.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-/// The success response for `v`. A small result is written at once; a large one (a range query
-/// over 10,000 series answers millions of points, ~100 MB of JSON) is written on a blocking
-/// thread in [`QUERY_DATA_CHUNK`] pieces streamed to the client, so memory stays bounded and
-/// the allocator reuses the same few buffers: building it whole, then copying it into the
-/// envelope, faulted in three times its size, which was more than half of the CPU profile of
-/// such a query (kernel page clearing).
-fn success_response(v: Value, annos: &argus_query::Annotations) -> Response {
-    const HEAD: &str = "{\"status\":\"success\",\"data\":";
-    let json = [(header::CONTENT_TYPE, "application/json")];
-    if body_size_hint(&v) < QUERY_DATA_CHUNK {
-        let mut body = String::with_capacity(QUERY_DATA_CHUNK.min(body_size_hint(&v)));
+/// The start of every success body.
+const HEAD: &str = "{\"status\":\"success\",\"data\":";
+
+/// A query's answer, made on the evaluating thread: a small one is encoded there at once, so
+/// the result's many small allocations (labels) are freed by the thread that made them, which
+/// the allocator does from its local free lists (freed from another thread, each goes through
+/// a cross-thread list and comes back cold); a large one is kept for streaming.
+enum Answer {
+    /// A complete JSON body.
+    Body(String),
+    /// A result of [`QUERY_DATA_CHUNK`] bytes or more, with its annotations.
+    Large(Value, argus_query::Annotations),
+}
+
+impl Answer {
+    fn new(v: Value, annos: argus_query::Annotations) -> Self {
+        let hint = body_size_hint(&v);
+        if hint >= QUERY_DATA_CHUNK {
+            return Answer::Large(v, annos);
+        }
+        let mut body = String::with_capacity(hint);
         body.push_str(HEAD);
         push_query_data(&mut body, &v);
-        super::query_json::push_annotations(&mut body, annos);
+        super::query_json::push_annotations(&mut body, &annos);
         body.push('}');
-        return (json, body).into_response();
+        Answer::Body(body)
     }
+
+    fn into_response(self) -> Response {
+        let json = [(header::CONTENT_TYPE, "application/json")];
+        match self {
+            Answer::Body(body) => (json, body).into_response(),
+            Answer::Large(v, annos) => stream_response(v, annos),
+        }
+    }
+}
+
+/// The success response for a large `v` (a range query over 10,000 series answers millions of
+/// points, ~100 MB of JSON): written on a blocking thread in [`QUERY_DATA_CHUNK`] pieces
+/// streamed to the client, so memory stays bounded and the allocator reuses the same few
+/// buffers: building it whole, then copying it into the envelope, faulted in three times its
+/// size, which was more than half of the CPU profile of such a query (kernel page clearing).
+fn stream_response(v: Value, annos: argus_query::Annotations) -> Response {
+    let json = [(header::CONTENT_TYPE, "application/json")];
     let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(2);
-    let annos = annos.clone();
     tokio::task::spawn_blocking(move || {
         let fresh = || String::with_capacity(QUERY_DATA_CHUNK + QUERY_DATA_CHUNK / 4);
         let mut buf = fresh();
