@@ -137,7 +137,7 @@ fn limited_label_reads_are_prefixes_of_the_full_answers() {
 /// blocks and the head, stale markers, deleted ranges and querier bounds.
 #[test]
 fn newest_sample_matches_a_model() {
-    use crate::interface::{NewestSample, SampleIterator};
+    use crate::interface::NewestSample;
     use crate::model::stale_nan;
     use std::collections::{BTreeMap, HashMap};
 
