@@ -31,10 +31,13 @@ use super::target::Metadata;
 use crate::config::relabel::{self, RelabelConfig};
 use argus_storage::{Appender, Label, Labels, SeriesHandle, SeriesRef, Timestamp, stale_nan};
 use hashbrown::HashTable;
+use order::Order;
 use siphasher::sip128::SipHasher13;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+
+mod order;
 
 /// Per-scrape options that shape samples (immutable for the life of a scrape loop).
 #[derive(Clone, Debug, Default)]
@@ -292,16 +295,20 @@ pub struct SeriesCache {
     /// of them against the head, do not carry an 8-byte slot for it.
     kept: KeptLabels,
     /// Key → position in `entries`: holds positions only, hashed and compared through the
-    /// entries' keys.
+    /// entries' keys. Either holds every entry or is empty: it is let go after a scrape that
+    /// did not need it (every series where `order` said it would be; 10 bytes a series) and
+    /// built again when a lookup or an added series needs it ([`Self::ensure_index`]).
     index: HashTable<Pos>,
+    /// The current scrape looked a key up in `index` or added to it.
+    index_used: bool,
     /// Keys series texts.
     keyer: KeyHasher,
     /// Hashes metadata entries ([`BodyMeta`]).
     hasher: SeriesHashBuilder,
     /// `entries` positions in the order the last successful scrape exposed them.
-    order: Vec<Pos>,
+    order: Order,
     /// The same, being built by the current scrape.
-    next_order: Vec<Pos>,
+    next_order: Order,
     /// Hash of the metadata entries last applied from a text body ([`Self::apply_body_meta`]);
     /// `None` after metadata came another way.
     meta_hash: Option<u64>,
@@ -378,6 +385,7 @@ impl SeriesCache {
         }
         self.iter += 1;
         self.touched = 0;
+        self.index_used = false;
         self.next_order.clear();
         let iter = self.iter;
         let mut st = AppendStats::default();
@@ -406,7 +414,7 @@ impl SeriesCache {
             let mut p = Parser::new(body, format);
             loop {
                 let (len, key) = match self.order.get(self.next_order.len()) {
-                    Some(&i) if hints => entry(&self.entries, i)
+                    Some(i) if hints => entry(&self.entries, i)
                         .map_or((0, Key([0; 2])), |e| (usize::from(e.key_len), e.key)),
                     _ => (0, Key([0; 2])),
                 };
@@ -456,7 +464,10 @@ impl SeriesCache {
                 }
             }
         }
-        std::mem::swap(&mut self.order, &mut self.next_order);
+        self.order.replace_with(&mut self.next_order);
+        if !self.index_used && !self.index.is_empty() {
+            self.index = HashTable::new();
+        }
         // Forget series this scrape lacked (already stale-marked); only when some are.
         if (self.touched as usize) < self.entries.len() {
             self.compact(iter);
@@ -540,18 +551,22 @@ impl SeriesCache {
         reseen: &mut u64,
     ) -> Result<(), Error> {
         let text = p.series();
-        let at_pos = self.order.get(self.next_order.len()).copied();
+        let at_pos = self.order.get(self.next_order.len());
         // The key is not needed when the parser found the expected series (it compared keys).
         let (hit, key) = match at_pos {
             Some(i) if known => (Some(i), None),
             _ => {
                 let key = self.keyer.key(text);
-                let entries = &self.entries;
-                let hit = at_pos.filter(|&i| has_key(entries, i, key)).or_else(|| {
-                    self.index
-                        .find(key.table_hash(), |&i| has_key(entries, i, key))
-                        .copied()
-                });
+                let hit = match at_pos.filter(|&i| has_key(&self.entries, i, key)) {
+                    Some(i) => Some(i),
+                    None => {
+                        self.ensure_index();
+                        let entries = &self.entries;
+                        self.index
+                            .find(key.table_hash(), |&i| has_key(entries, i, key))
+                            .copied()
+                    }
+                };
                 (hit, Some(key))
             }
         };
@@ -593,6 +608,7 @@ impl SeriesCache {
             Some(k) => k,
             None => self.keyer.key(text),
         };
+        self.ensure_index();
         self.entries.push(CacheEntry {
             key,
             sref: None,
@@ -617,6 +633,22 @@ impl SeriesCache {
                 append_entry(slot, p, ts, app, opts, st, &mut self.scratch, fresh)
             }
             None => unreachable!("BUG: entry pushed just above"),
+        }
+    }
+
+    /// Builds the index from the entries if it was let go (see [`Self::index`]); marks it used
+    /// by this scrape.
+    fn ensure_index(&mut self) {
+        self.index_used = true;
+        if self.index.len() == self.entries.len() {
+            return;
+        }
+        let entries = &self.entries;
+        let hash = |&j: &Pos| entry(entries, j).map_or(0, |e| e.key.table_hash());
+        self.index.clear();
+        self.index.reserve(entries.len(), hash);
+        for (i, e) in (0..).zip(entries) {
+            self.index.insert_unique(e.key.table_hash(), i, hash);
         }
     }
 
@@ -659,9 +691,7 @@ impl SeriesCache {
             }
             _ => false,
         });
-        for i in &mut self.order {
-            *i = remap.get(*i as usize).copied().unwrap_or(Pos::MAX);
-        }
+        self.order.remap(&remap);
         if !self.kept.is_empty() {
             self.kept = std::mem::take(&mut self.kept)
                 .into_iter()

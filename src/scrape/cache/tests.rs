@@ -288,6 +288,54 @@ fn reordered_and_churning_bodies_keep_series_straight() {
     assert!(is_stale_nan(series(&s, "b")[0].1.last().unwrap().1));
 }
 
+#[test]
+fn a_steady_target_holds_no_index_or_order_list_and_lookups_still_find_its_series() {
+    let s = MemStorage::new();
+    let mut c = SeriesCache::new();
+    let o = opts();
+    let body = "a 1\nb 1\nc 1\nd 1\n";
+    scrape(&mut c, &s, body, 1000, &o).unwrap();
+    assert_eq!(c.index.len(), 4, "adding series builds the index");
+    // The same series in the same order: every one where the order said, no lookup.
+    let st = scrape(&mut c, &s, body, 2000, &o).unwrap();
+    assert_eq!((st.added, st.stale, st.post_relabel), (0, 0, 4));
+    assert!(c.index.is_empty(), "an index no lookup needed is let go");
+    assert!(!c.order.has_list() && !c.next_order.has_list());
+    assert_eq!(c.next_order.list_capacity(), 0);
+    // Without an index: a reordered body, a duplicate and a new series. The lookups rebuild it.
+    let st = scrape(&mut c, &s, "c 3\na 3\nc 9\ne 3\nb 3\nd 3\n", 3000, &o).unwrap();
+    assert_eq!((st.added, st.rejected, st.stale), (1, 1, 0));
+    assert_eq!(c.index.len(), 5);
+    assert!(c.order.has_list());
+    for (n, want) in [("a", 3.0), ("b", 3.0), ("c", 3.0), ("d", 3.0), ("e", 3.0)] {
+        assert_eq!(series(&s, n)[0].1.last(), Some(&(3000, want)), "{n}");
+    }
+    // The order held the duplicate's position, so this body misses once more; the next one
+    // is where the order says throughout, and the index goes again.
+    scrape(&mut c, &s, "c 4\na 4\ne 4\nb 4\nd 4\n", 4000, &o).unwrap();
+    assert_eq!(c.index.len(), 5);
+    scrape(&mut c, &s, "c 5\na 5\ne 5\nb 5\nd 5\n", 5000, &o).unwrap();
+    assert!(c.index.is_empty());
+    // The last series leaves: stale-marked and compacted away without an index.
+    let st = scrape(&mut c, &s, "c 6\na 6\ne 6\nb 6\n", 6000, &o).unwrap();
+    assert_eq!((st.added, st.stale), (0, 1));
+    assert_eq!(c.len(), 4);
+    assert!(c.index.is_empty());
+    // It comes back: a new entry, and the index is built again with it.
+    let st = scrape(&mut c, &s, "c 7\na 7\ne 7\nb 7\nd 7\n", 7000, &o).unwrap();
+    assert_eq!((st.added, st.stale), (1, 0));
+    assert_eq!(c.index.len(), 5);
+    for (n, want) in [("a", 7.0), ("b", 7.0), ("c", 7.0), ("d", 7.0), ("e", 7.0)] {
+        assert_eq!(series(&s, n)[0].1.last(), Some(&(7000, want)), "{n}");
+    }
+    let d = &series(&s, "d")[0].1;
+    assert_eq!(d.iter().filter(|x| is_stale_nan(x.1)).count(), 1, "{d:?}");
+    assert!(
+        is_stale_nan(d[d.len() - 2].1),
+        "d stale-marked at 6000: {d:?}"
+    );
+}
+
 /// A `Db` whose head cuts a block every second of sample time.
 fn open_db(dir: &std::path::Path) -> argus_storage::Db {
     argus_storage::Db::open(
