@@ -391,6 +391,9 @@ impl SeriesData {
                     .checked_add(1)
                     .and_then(|b| b.checked_mul(range));
                 let mut room = TARGET_SAMPLES_PER_CHUNK.saturating_sub(o.chunk.num_samples());
+                // Room for the rest of the chunk at once: replay gives the slack of the chunks
+                // left open back at its end (`SeriesData::shrink_open`).
+                o.chunk.reserve_samples(room);
                 let mut last = self.last;
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
@@ -415,6 +418,14 @@ impl SeriesData {
                 }
                 rest = tail;
             }
+        }
+    }
+
+    /// Gives back the open chunk buffer's room past its bytes (after [`SeriesData::apply_run`]
+    /// reserved room for a whole chunk).
+    pub(crate) fn shrink_open(&mut self) {
+        if let Some(o) = self.open.as_mut() {
+            o.chunk.shrink_to_fit();
         }
     }
 
