@@ -391,9 +391,13 @@ impl SeriesData {
                     .checked_add(1)
                     .and_then(|b| b.checked_mul(range));
                 let mut room = TARGET_SAMPLES_PER_CHUNK.saturating_sub(o.chunk.num_samples());
-                // Room for the rest of the chunk at once: replay gives the slack of the chunks
-                // left open back at its end (`SeriesData::shrink_open`).
-                o.chunk.reserve_samples(room);
+                // Room for twice the run (at most the rest of the chunk) at once, instead of
+                // growing by a quarter several times per run. Twice the run bounds the slack
+                // this leaves across all series by about one replay batch's bytes (the runs of
+                // a batch add up to it), and replay gives it back at its end
+                // (`SeriesData::shrink_open`).
+                o.chunk
+                    .reserve_samples(rest.len().saturating_mul(2).min(room));
                 let mut last = self.last;
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
