@@ -106,6 +106,11 @@ impl OpenChunk {
     }
 }
 
+/// Runs shorter than this grow an open chunk's buffer as appends do ([`SeriesData::apply_run`]
+/// reserves room only for longer ones: with ~1 sample per series per replay batch, reserving
+/// raised a 400,000-series replay's peak by 12 MiB and saved nothing).
+const MIN_RESERVED_RUN: usize = 8;
+
 /// What happened to one applied sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Applied {
@@ -396,8 +401,10 @@ impl SeriesData {
                 // this leaves across all series by about one replay batch's bytes (the runs of
                 // a batch add up to it), and replay gives it back at its end
                 // (`SeriesData::shrink_open`).
-                o.chunk
-                    .reserve_samples(rest.len().saturating_mul(2).min(room));
+                if rest.len() >= MIN_RESERVED_RUN {
+                    o.chunk
+                        .reserve_samples(rest.len().saturating_mul(2).min(room));
+                }
                 let mut last = self.last;
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
