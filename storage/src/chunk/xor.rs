@@ -37,6 +37,8 @@ pub(crate) const HEADER_LEN: usize = 2;
 pub(crate) const MAX_SAMPLES: usize = u16::MAX as usize;
 /// Initial buffer capacity of a new chunk.
 const INITIAL_CAPACITY: usize = 16;
+/// Samples a chunk holds before [`XorChunk::reserve_samples`] trusts its bytes per sample.
+const RESERVE_AFTER: usize = 8;
 /// Name used in corruption errors for chunk bytes.
 const CHUNK_PATH: &str = "<xor chunk>";
 
@@ -185,6 +187,26 @@ impl XorChunk {
     /// The encoded bytes (complete and decodable at any point between appends).
     pub(crate) fn bytes(&self) -> &[u8] {
         self.bw.bytes()
+    }
+
+    /// Makes room for about `more` samples beyond those written, at the chunk's bytes per
+    /// sample so far, in one allocation (the buffer otherwise grows by a quarter at a time).
+    /// Does nothing before [`RESERVE_AFTER`] samples, when the rate says little. For replay,
+    /// which knows the samples ahead and gives the slack back with [`XorChunk::shrink_to_fit`].
+    pub(crate) fn reserve_samples(&mut self, more: usize) {
+        let (num, len) = (self.num_samples(), self.bw.bytes().len());
+        if num >= RESERVE_AFTER {
+            // (at most MAX_SAMPLES × a few bytes: no overflow)
+            let want = len + (len * more).div_ceil(num) + 8;
+            if want > self.bw.capacity() {
+                self.bw.reserve_total(want);
+            }
+        }
+    }
+
+    /// Gives back the buffer's room past the written bytes.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.bw.shrink_to_fit();
     }
 
     /// Heap bytes of the encoder (its buffer's capacity).

@@ -56,6 +56,18 @@ impl BitWriter {
         self.bytes.reserve_exact(step);
     }
 
+    /// Makes room for at least `cap` bytes in all (written and free), in one allocation.
+    pub(crate) fn reserve_total(&mut self, cap: usize) {
+        if let Some(more) = cap.checked_sub(self.bytes.len()) {
+            self.bytes.reserve_exact(more);
+        }
+    }
+
+    /// Gives back the room past the written bytes.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+
     /// Mutable access to the written bytes (for in-place header updates).
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes

@@ -495,6 +495,9 @@ impl<'h> Applier<'h> {
 
     fn finish(mut self) -> Result<ReplayOutcome> {
         self.flush();
+        for s in &self.slots {
+            s.data.lock().shrink_open();
+        }
         self.head.update_time_range(self.mint, self.maxt);
         Ok(self.out)
     }
@@ -695,6 +698,36 @@ pub(crate) mod tests {
             out.unknown_refs
         ));
         lines
+    }
+
+    /// Runs reserve room for whole chunks (`SeriesData::apply_run`); the chunks a replay leaves
+    /// open give it back, so a replayed head holds no more than the bytes of its open chunks.
+    #[test]
+    fn replay_leaves_open_chunks_without_spare_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = write_wal(dir.path(), 5);
+        for (batch, parallel) in [(BATCH, 2), (BATCH, usize::MAX), (7, usize::MAX)] {
+            let head = Head::new(
+                HeadOptions {
+                    block_range: 120_000,
+                    ooo_window: 0,
+                },
+                None,
+                HeadChunkFiles::in_memory(),
+                i64::MIN,
+            );
+            replay_with(&head, &wal, batch, parallel).unwrap();
+            let mut open = 0;
+            for s in head.series.all() {
+                let d = s.data.lock();
+                if let Some(o) = d.open.as_ref() {
+                    open += 1;
+                    let c = &o.chunk;
+                    assert_eq!(c.heap_bytes(), c.bytes().len(), "series {}", s.id());
+                }
+            }
+            assert!(open > 30, "only {open} open chunks");
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ const BIG_STEP: i32 = i32::MIN;
 /// A series written in the segment: its last sample and the series written after it. 32
 /// bytes: one per series of a segment (400,000 scraped series at 40 bytes were 21 MiB with
 /// the vector's slack).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Slot {
     series: u64,
     t: i64,
@@ -220,10 +220,24 @@ impl SegmentState {
         (slot, true)
     }
 
-    /// Applies sample (`slot`, t = prediction + `t_res`) to the state: returns its t and the
-    /// series' last value bits before it (0 when `new`).
+    /// Applies sample (`slot`, t = prediction + `t_res`, value bits `bits(last bits)`) to the
+    /// state and returns its t and value bits (the series' last value bits before it are 0
+    /// when `new`). `predicted`: `slot` is the previous sample's recorded successor, so the
+    /// link is already in place. One slot lookup for the series, none for the previous one
+    /// when predicted: the decoder runs this for every sample.
     #[inline]
-    fn advance(&mut self, slot: u32, new: bool, t_res: i64) -> (i64, u64) {
+    fn advance(
+        &mut self,
+        slot: u32,
+        new: bool,
+        predicted: bool,
+        t_res: i64,
+        bits: impl FnOnce(u64) -> u64,
+    ) -> (i64, u64) {
+        if !predicted {
+            self.follow(slot);
+        }
+        self.prev = slot;
         let last_t = self.last_t;
         let Some(l) = self.slots.get_mut(slot) else {
             unreachable!("BUG: delta slot {slot} out of range");
@@ -238,10 +252,11 @@ impl SegmentState {
             set_step(l, slot, big, t.wrapping_sub(l.t));
             (t, l.bits)
         };
+        let bits = bits(prev_bits);
         l.t = t;
+        l.bits = bits;
         self.last_t = t;
-        self.follow(slot);
-        (t, prev_bits)
+        (t, bits)
     }
 
     /// Records `slot` as the successor of the previous sample's series and as the previous one.
@@ -251,14 +266,6 @@ impl SegmentState {
             p.next = slot;
         }
         self.prev = slot;
-    }
-
-    /// Sets the last value bits of `slot`.
-    #[inline]
-    fn set_bits(&mut self, slot: u32, bits: u64) {
-        if let Some(l) = self.slots.get_mut(slot) {
-            l.bits = bits;
-        }
     }
 
     /// Appends the body of `samples` (at least one) to `dst` and advances the state. BUG if the
@@ -280,11 +287,19 @@ impl SegmentState {
         for s in samples {
             let (pred, pred_slot) = self.predict();
             put_run(dst, &mut ref_zeros, s.series.wrapping_sub(pred) as i64);
-            let (slot, new) = if s.series == pred && pred_slot != NONE {
+            let predicted = s.series == pred && pred_slot != NONE;
+            let (slot, new) = if predicted {
                 (pred_slot, false)
             } else {
                 self.slot_of(s.series)
             };
+            // (`follow` before the slot's update, as `advance`: it touches only the previous
+            // slot's link, which a predicted sample already has.)
+            if predicted {
+                self.prev = slot;
+            } else {
+                self.follow(slot);
+            }
             let bits = s.v.to_bits();
             let last_t = self.last_t;
             let Some(l) = self.slots.get_mut(slot) else {
@@ -303,7 +318,6 @@ impl SegmentState {
             l.t = s.t;
             l.bits = bits;
             self.last_t = s.t;
-            self.follow(slot);
             put_run(&mut self.col_t, &mut t_zeros, res);
             put_value(&mut self.col_ctl, &mut self.col_val, prev_bits, bits);
         }
@@ -345,16 +359,15 @@ impl SegmentState {
         for ((&r, &t_res), &c) in res.iter().zip(&ts).zip(ctl) {
             let (pred, pred_slot) = self.predict();
             let series = pred.wrapping_add(r as u64);
-            let (slot, new) = if r == 0 && pred_slot != NONE {
+            let predicted = r == 0 && pred_slot != NONE;
+            let (slot, new) = if predicted {
                 (pred_slot, false)
             } else {
                 self.slot_of(series)
             };
-            let (t, prev_bits) = self.advance(slot, new, t_res);
             let (head, rest) = vals.split_at(control_len(c).unwrap_or(0).min(vals.len()));
             vals = rest;
-            let bits = value(c, head, prev_bits);
-            self.set_bits(slot, bits);
+            let (t, bits) = self.advance(slot, new, predicted, t_res, |prev| value(c, head, prev));
             out.push(RefSample {
                 series,
                 t,

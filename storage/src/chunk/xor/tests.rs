@@ -343,3 +343,34 @@ fn count_and_time_range_come_from_the_chunk() {
     let many: Vec<(i64, f64)> = (0..300).map(|i| (i * 15_000, i as f64)).collect();
     check(&many);
 }
+
+/// `reserve_samples` sizes the buffer from the bytes per sample so far (nothing before
+/// `RESERVE_AFTER` samples), appends then fit without growing when the rate holds, and
+/// `shrink_to_fit` gives the rest back; the bytes are those of a chunk never reserved.
+#[test]
+fn reserve_samples_then_shrink_keeps_the_bytes() {
+    let samples: Vec<(i64, f64)> = (0..120).map(|i| (i * 15_000, (i % 7) as f64)).collect();
+    let plain = encode(&samples);
+    let mut c = XorChunk::new();
+    c.reserve_samples(100);
+    assert_eq!(c.heap_bytes(), XorChunk::new().heap_bytes(), "no rate yet");
+    for &(t, v) in &samples[..20] {
+        c.append(t, v);
+    }
+    c.reserve_samples(100);
+    let reserved = c.heap_bytes();
+    assert!(
+        reserved >= plain.bytes().len(),
+        "{reserved} < {}",
+        plain.bytes().len()
+    );
+    for &(t, v) in &samples[20..] {
+        c.append(t, v);
+    }
+    assert_eq!(c.heap_bytes(), reserved, "grew after reserving");
+    c.shrink_to_fit();
+    assert_eq!(c.heap_bytes(), c.bytes().len());
+    assert_eq!(c.bytes(), plain.bytes());
+    c.append(120 * 15_000, 1.0);
+    assert_eq!(c.num_samples(), 121);
+}
