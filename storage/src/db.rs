@@ -100,6 +100,27 @@ pub(crate) fn snapshot_due_by_size(wal_since: u64, min_bytes: u64, last_snapshot
     wal_since >= min_bytes.max(last_snapshot / 4)
 }
 
+/// [`snapshot_due_by_size`] on a head of `series` series: the bound is at least `series ×`
+/// [`SNAPSHOT_WAL_BYTES_PER_SERIES`], which does for deltas what the quarter does for whole
+/// snapshots (a delta's cost follows the series that changed: on a scraped head, all).
+pub(crate) fn snapshot_due_on_head(
+    wal_since: u64,
+    min_bytes: u64,
+    last_snapshot: u64,
+    series: u64,
+) -> bool {
+    let per_series = series.saturating_mul(SNAPSHOT_WAL_BYTES_PER_SERIES);
+    snapshot_due_by_size(wal_since, min_bytes.max(per_series), last_snapshot)
+}
+
+/// WAL bytes per head series that the size trigger waits for at least (see
+/// [`snapshot_due_on_head`]). A delta costs ~0.5–0.7 µs per changed series (walk, open-chunk
+/// tail, zstd) and a scrape writes ~2 B of WAL per sample, so at 32 B a series the deltas cost
+/// about a tenth of what ingesting the samples between them does, when every series changes
+/// (`benches/README.md`, "snapdef"). 400,000 series: a delta every 12.8 MB of WAL (about 80 s
+/// of scraping them every 5 s); 20,000 series (the medium set): 640 KB, under the 4 MiB default.
+pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 32;
+
 /// How often the background thread checks whether a head snapshot is due.
 pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -793,11 +814,13 @@ fn start_background(inner: &Arc<Inner>) {
                     last_snapshot.elapsed().as_millis() >= u128::try_from(ms).unwrap_or(0)
                 });
                 let by_size = inner.opts.head_snapshot_wal_bytes.is_some_and(|b| {
+                    let series = snapshot::head_series(&inner.head);
                     inner.head.wal.lock().as_ref().is_some_and(|w| {
-                        snapshot_due_by_size(
+                        snapshot_due_on_head(
                             w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)),
                             b,
                             inner.snapshot_bytes.load(Ordering::Acquire),
+                            series,
                         )
                     })
                 });
@@ -837,7 +860,7 @@ impl Inner {
         let prev = chain.take().filter(|c| {
             !whole && c.delta_bytes < c.base_bytes * snapshot_delta::MAX_DELTAS_PER_BASE
         });
-        let Some(next) = snapshot::take(&self.head, &self.dir, prev.as_ref())? else {
+        let Some(next) = snapshot::take(&self.head, &self.dir, prev)? else {
             // Native histograms (or no WAL): the size trigger waits for another bound's worth
             // of WAL instead of retrying (and cutting a segment) at every check.
             if let Some(wal) = self.head.wal.lock().as_ref() {
@@ -846,7 +869,6 @@ impl Inner {
             }
             return Ok(false);
         };
-        drop(prev);
         let (segment, delta) = (next.last, next.deltas > 0);
         self.snapshot_segment.store(segment, Ordering::Release);
         self.snapshot_bytes
