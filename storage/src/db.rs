@@ -79,16 +79,16 @@ pub struct Options {
     /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
-    /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
-    /// not by size). 4 MiB bounds the replay after a crash to about 0.1 s on two cores
-    /// (`benches/README.md`, "startup"); it is not the default because each snapshot rewrites
-    /// the whole head: with 4 MiB the 400,000-series scrape-bench spends 57% more CPU per sample
-    /// and peaks at 395 MiB against 319 without snapshots (session 10, "snapmem"). Each snapshot rewrites the whole head, so
-    /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
-    /// (`snapshot_due_by_size`). With either
-    /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
-    /// WAL segments a snapshot covers are deleted (but not those a WAL reader still needs), so
-    /// the snapshot replaces the WAL rather than adding to it.
+    /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
+    /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
+    /// 4 MiB bounds the replay after a crash to about 0.1 s on two cores on the medium set
+    /// (`benches/README.md`, "startup", "snapdef"). After a whole snapshot most are deltas
+    /// (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at most about
+    /// 4× the WAL's on big heads and the per-series bound does the same for deltas
+    /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
+    /// [`Db::close`] and after each head cut, and the WAL segments a whole snapshot covers are
+    /// deleted (but not those a WAL reader still needs), so the snapshot replaces the WAL
+    /// rather than adding to it.
     pub head_snapshot_wal_bytes: Option<u64>,
 }
 
@@ -114,12 +114,14 @@ pub(crate) fn snapshot_due_on_head(
 }
 
 /// WAL bytes per head series that the size trigger waits for at least (see
-/// [`snapshot_due_on_head`]). A delta costs ~0.5–0.7 µs per changed series (walk, open-chunk
-/// tail, zstd) and a scrape writes ~2 B of WAL per sample, so at 32 B a series the deltas cost
-/// about a tenth of what ingesting the samples between them does, when every series changes
-/// (`benches/README.md`, "snapdef"). 400,000 series: a delta every 12.8 MB of WAL (about 80 s
-/// of scraping them every 5 s); 20,000 series (the medium set): 640 KB, under the 4 MiB default.
-pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 32;
+/// [`snapshot_due_on_head`]). On a scraped head every series changes between two deltas, so a
+/// delta costs about the same per series whatever the WAL between them; a scrape writes ~2–3 B
+/// of WAL per sample, so 64 B a series is ~20–30 samples of each series between deltas, and the
+/// replay after a crash stays at most that much WAL. 400,000 series: a delta every 25.6 MB of
+/// WAL (about 2 minutes of scraping them every 5 s; at 32 B, one a minute cost +20 % scrape
+/// CPU in a 60 s window, `benches/README.md` "snapdef"); 20,000 series (the medium set):
+/// 1.28 MB, under the 4 MiB default.
+pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 64;
 
 /// How often the background thread checks whether a head snapshot is due.
 pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);

@@ -797,7 +797,7 @@ fn a_chain_over_more_series_than_stripes_builds_the_head_the_whole_wal_builds() 
 }
 
 #[test]
-fn the_size_trigger_waits_for_32_bytes_of_wal_a_series_on_big_heads() {
+fn the_size_trigger_waits_for_64_bytes_of_wal_a_series_on_big_heads() {
     let mib = 1u64 << 20;
     let check = |wal: u64, last: u64, series: u64, want: bool| {
         assert_eq!(
@@ -806,16 +806,16 @@ fn the_size_trigger_waits_for_32_bytes_of_wal_a_series_on_big_heads() {
             "{wal} B of WAL, last snapshot {last} B, {series} series"
         );
     };
-    // The medium set (20,000 series: 640 KB): the configured 4 MiB, as before.
+    // The medium set (20,000 series: 1.28 MB): the configured 4 MiB, as before.
     check(4 * mib - 1, 0, 20_000, false);
     check(4 * mib, 0, 20_000, true);
     check(4 * mib, 16_000_000, 20_000, true);
-    // 400,000 series: 12.8 MB.
+    // 400,000 series: 25.6 MB.
     check(4 * mib, 4_500_000, 400_000, false);
-    check(12_799_999, 4_500_000, 400_000, false);
-    check(12_800_000, 4_500_000, 400_000, true);
+    check(25_599_999, 4_500_000, 400_000, false);
+    check(25_600_000, 4_500_000, 400_000, true);
     // A quarter of a bigger snapshot still wins, and so does a bigger configured bound.
-    check(12_800_000, 400_000_000, 400_000, false);
+    check(25_600_000, 400_000_000, 400_000, false);
     check(100_000_000, 400_000_000, 400_000, true);
     assert!(!snapshot_due_on_head(64 * mib, 128 * mib, 0, 400_000));
 }
