@@ -115,11 +115,12 @@ pub(crate) fn snapshot_due_on_head(
 
 /// WAL bytes per head series that the size trigger waits for at least (see
 /// [`snapshot_due_on_head`]). On a scraped head every series changes between two deltas, so a
-/// delta costs about the same per series whatever the WAL between them; a scrape writes ~2–3 B
-/// of WAL per sample, so 64 B a series is ~20–30 samples of each series between deltas, and the
-/// replay after a crash stays at most that much WAL. 400,000 series: a delta every 25.6 MB of
-/// WAL (about 2 minutes of scraping them every 5 s; at 32 B, one a minute cost +20 % scrape
-/// CPU in a 60 s window, `benches/README.md` "snapdef"); 20,000 series (the medium set):
+/// delta costs about the same per series whatever the WAL between them; scrape-bench writes
+/// ~1.8 B of WAL per sample, so 64 B a series is ~35 samples of each series between deltas, and
+/// the replay after a crash stays at most that much WAL. 400,000 series: a delta every 25.6 MB of
+/// WAL, about 3 minutes of scraping them every 5 s, ~0.4 CPU s each (~+3 % scrape CPU; at 32 B
+/// one came every ~70 s, and the fresh head's first whole snapshot fell inside scrape-bench's
+/// 60 s window: +20 %, `benches/README.md` "snapdef"); 20,000 series (the medium set):
 /// 1.28 MB, under the 4 MiB default.
 pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 64;
 
