@@ -1,8 +1,9 @@
 //! Writing a head snapshot of a head of `series` × 130 samples (15 s apart: one completed chunk
 //! and an open one of 10 samples per series), each iteration a whole snapshot
 //! (`Db::snapshot_head_whole`: capture under the WAL lock, packing, zstd, fsync, read-back
-//! verify and the series-only checkpoint), or a delta on top of one after one more sample per
-//! series (`Db::snapshot_head` after a whole snapshot and the appends, which are not timed).
+//! verify and the series-only checkpoint), or a delta on top of one after one or five more
+//! samples per series (`Db::snapshot_head` after a whole snapshot and the appends, which are
+//! not timed).
 //!
 //! Run: `cargo bench --profile profiling -p argus-storage --bench snapshot_write -- --quick`
 //! (20,000 series; `ARGUS_SNAPSHOT_SERIES=200000` for the bigger head).
@@ -51,17 +52,23 @@ fn bench(c: &mut Criterion) {
         b.iter(|| db.snapshot_head_whole().expect("snapshot"));
     });
     let mut k = 130u64;
-    g.bench_function(format!("{series}_series_x130_delta_after_1"), |b| {
-        b.iter_batched(
-            || {
-                db.snapshot_head_whole().expect("snapshot");
-                append_round(&db, &labels, &mut refs, k);
-                k += 1;
-            },
-            |()| db.snapshot_head().expect("delta"),
-            BatchSize::PerIteration,
-        );
-    });
+    // 1 sample per series since the last link, and 5 (scrape-bench's every-series-changes case:
+    // a 5 s scrape interval, a delta every ~25 s).
+    for rounds in [1, 5] {
+        g.bench_function(format!("{series}_series_x130_delta_after_{rounds}"), |b| {
+            b.iter_batched(
+                || {
+                    db.snapshot_head_whole().expect("snapshot");
+                    for _ in 0..rounds {
+                        append_round(&db, &labels, &mut refs, k);
+                        k += 1;
+                    }
+                },
+                |()| db.snapshot_head().expect("delta"),
+                BatchSize::PerIteration,
+            );
+        });
+    }
     g.finish();
 }
 

@@ -79,16 +79,16 @@ pub struct Options {
     /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
-    /// one, or a quarter of the last snapshot file's size if that is more (None, the default:
-    /// not by size). 4 MiB bounds the replay after a crash to about 0.1 s on two cores
-    /// (`benches/README.md`, "startup"); it is not the default because each snapshot rewrites
-    /// the whole head: with 4 MiB the 400,000-series scrape-bench spends 57% more CPU per sample
-    /// and peaks at 395 MiB against 319 without snapshots (session 10, "snapmem"). Each snapshot rewrites the whole head, so
-    /// the quarter keeps the snapshot bytes written at most about 4× the WAL bytes on big heads
-    /// (`snapshot_due_by_size`). With either
-    /// trigger set a snapshot is also written at [`Db::close`] and after each head cut, and the
-    /// WAL segments a snapshot covers are deleted (but not those a WAL reader still needs), so
-    /// the snapshot replaces the WAL rather than adding to it.
+    /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
+    /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
+    /// 4 MiB bounds the replay after a crash to about 0.1 s on two cores on the medium set
+    /// (`benches/README.md`, "startup", "snapdef"). After a whole snapshot most are deltas
+    /// (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at most about
+    /// 4× the WAL's on big heads and the per-series bound does the same for deltas
+    /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
+    /// [`Db::close`] and after each head cut, and the WAL segments a whole snapshot covers are
+    /// deleted (but not those a WAL reader still needs), so the snapshot replaces the WAL
+    /// rather than adding to it.
     pub head_snapshot_wal_bytes: Option<u64>,
 }
 
@@ -99,6 +99,30 @@ pub struct Options {
 pub(crate) fn snapshot_due_by_size(wal_since: u64, min_bytes: u64, last_snapshot: u64) -> bool {
     wal_since >= min_bytes.max(last_snapshot / 4)
 }
+
+/// [`snapshot_due_by_size`] on a head of `series` series: the bound is at least `series ×`
+/// [`SNAPSHOT_WAL_BYTES_PER_SERIES`], which does for deltas what the quarter does for whole
+/// snapshots (a delta's cost follows the series that changed: on a scraped head, all).
+pub(crate) fn snapshot_due_on_head(
+    wal_since: u64,
+    min_bytes: u64,
+    last_snapshot: u64,
+    series: u64,
+) -> bool {
+    let per_series = series.saturating_mul(SNAPSHOT_WAL_BYTES_PER_SERIES);
+    snapshot_due_by_size(wal_since, min_bytes.max(per_series), last_snapshot)
+}
+
+/// WAL bytes per head series that the size trigger waits for at least (see
+/// [`snapshot_due_on_head`]). On a scraped head every series changes between two deltas, so a
+/// delta costs about the same per series whatever the WAL between them; scrape-bench writes
+/// ~1.8 B of WAL per sample, so 64 B a series is ~35 samples of each series between deltas, and
+/// the replay after a crash stays at most that much WAL. 400,000 series: a delta every 25.6 MB of
+/// WAL, about 3 minutes of scraping them every 5 s, ~0.4 CPU s each (~+3 % scrape CPU; at 32 B
+/// one came every ~70 s, and the fresh head's first whole snapshot fell inside scrape-bench's
+/// 60 s window: +20 %, `benches/README.md` "snapdef"); 20,000 series (the medium set):
+/// 1.28 MB, under the 4 MiB default.
+pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 64;
 
 /// How often the background thread checks whether a head snapshot is due.
 pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -793,11 +817,13 @@ fn start_background(inner: &Arc<Inner>) {
                     last_snapshot.elapsed().as_millis() >= u128::try_from(ms).unwrap_or(0)
                 });
                 let by_size = inner.opts.head_snapshot_wal_bytes.is_some_and(|b| {
+                    let series = snapshot::head_series(&inner.head);
                     inner.head.wal.lock().as_ref().is_some_and(|w| {
-                        snapshot_due_by_size(
+                        snapshot_due_on_head(
                             w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)),
                             b,
                             inner.snapshot_bytes.load(Ordering::Acquire),
+                            series,
                         )
                     })
                 });
@@ -837,7 +863,7 @@ impl Inner {
         let prev = chain.take().filter(|c| {
             !whole && c.delta_bytes < c.base_bytes * snapshot_delta::MAX_DELTAS_PER_BASE
         });
-        let Some(next) = snapshot::take(&self.head, &self.dir, prev.as_ref())? else {
+        let Some(next) = snapshot::take(&self.head, &self.dir, prev)? else {
             // Native histograms (or no WAL): the size trigger waits for another bound's worth
             // of WAL instead of retrying (and cutting a segment) at every check.
             if let Some(wal) = self.head.wal.lock().as_ref() {
@@ -846,7 +872,6 @@ impl Inner {
             }
             return Ok(false);
         };
-        drop(prev);
         let (segment, delta) = (next.last, next.deltas > 0);
         self.snapshot_segment.store(segment, Ordering::Release);
         self.snapshot_bytes

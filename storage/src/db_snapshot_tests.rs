@@ -745,3 +745,77 @@ fn a_delta_deletes_no_segment_and_a_deletion_or_close_starts_a_whole_snapshot() 
         "after close",
     );
 }
+
+/// More series than the head has ref stripes (128, so several in each and the capture's stripe
+/// order is not id order), some with out-of-order samples, some new in a delta: the deltas walk
+/// the series and the chain's marks by id (`Captured::sort_by_id`), and every delta loads.
+#[test]
+fn a_chain_over_more_series_than_stripes_builds_the_head_the_whole_wal_builds() {
+    let window = 60_000;
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("db");
+    let live = {
+        let db = Db::open(&src, opts(window)).unwrap();
+        let keep_all = db.wal_keep(0);
+        let mut rng = Rng(31);
+        let mut newest = vec![0i64; 1200];
+        rounds(&db, "m", 0..900, &mut newest, 30, &mut rng);
+        db.snapshot_head().unwrap();
+        rounds(&db, "m", 0..900, &mut newest, 3, &mut rng);
+        db.snapshot_head().unwrap();
+        // New series at the head's newest time, and half the old ones completing chunks.
+        let top = newest.iter().copied().max().unwrap();
+        newest[900..1200].fill(top);
+        rounds(&db, "n", 900..1200, &mut newest, 2, &mut rng);
+        rounds(&db, "m", 0..450, &mut newest, 130, &mut rng);
+        db.snapshot_head().unwrap();
+        rounds(&db, "m", 0..900, &mut newest, 1, &mut rng);
+        rounds(&db, "n", 900..1200, &mut newest, 1, &mut rng);
+        db.snapshot_head().unwrap();
+        assert_eq!((snapshots(&src).len(), deltas(&src).len()), (1, 3));
+        // After the last delta: replayed from the WAL.
+        rounds(&db, "m", 0..900, &mut newest, 2, &mut rng);
+        drop(keep_all);
+        let live = dump(&db);
+        drop(db);
+        live
+    };
+    let (_with, got, want) = reopen_with_and_without_snapshot(root.path(), &src, window);
+    assert_eq!(
+        deltas(&root.path().join("a")).len(),
+        3,
+        "a delta did not load"
+    );
+    assert!(
+        want.iter().any(|l| !l.contains("ooo []")),
+        "no out-of-order sample"
+    );
+    assert_same(&want, &got, "chain + WAL vs whole WAL");
+    let n = live.len() - 1;
+    assert_eq!((live.len(), &live[n]), (got.len(), &got[n]));
+    assert_same(&live[..n], &got[..n], "live vs chain + WAL");
+}
+
+#[test]
+fn the_size_trigger_waits_for_64_bytes_of_wal_a_series_on_big_heads() {
+    let mib = 1u64 << 20;
+    let check = |wal: u64, last: u64, series: u64, want: bool| {
+        assert_eq!(
+            snapshot_due_on_head(wal, 4 * mib, last, series),
+            want,
+            "{wal} B of WAL, last snapshot {last} B, {series} series"
+        );
+    };
+    // The medium set (20,000 series: 1.28 MB): the configured 4 MiB, as before.
+    check(4 * mib - 1, 0, 20_000, false);
+    check(4 * mib, 0, 20_000, true);
+    check(4 * mib, 16_000_000, 20_000, true);
+    // 400,000 series: 25.6 MB.
+    check(4 * mib, 4_500_000, 400_000, false);
+    check(25_599_999, 4_500_000, 400_000, false);
+    check(25_600_000, 4_500_000, 400_000, true);
+    // A quarter of a bigger snapshot still wins, and so does a bigger configured bound.
+    check(25_600_000, 400_000_000, 400_000, false);
+    check(100_000_000, 400_000_000, 400_000, true);
+    assert!(!snapshot_due_on_head(64 * mib, 128 * mib, 0, 400_000));
+}

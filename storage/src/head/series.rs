@@ -599,6 +599,11 @@ impl RefMap {
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<Series>> {
         self.table.iter()
     }
+
+    /// How many series.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
 }
 
 /// A stripe's lock on cache lines of its own: appenders on other cores taking neighbouring

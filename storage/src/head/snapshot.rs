@@ -749,9 +749,30 @@ pub(super) struct Captured {
     pub(super) meta: Meta,
     /// Bytes per page of the head's chunk store (packed pages are cut at this size too).
     pub(super) page_size: usize,
+    /// Sorted by id once [`Captured::sort_by_id`] ran (`take` does, after the WAL lock).
     pub(super) series: Vec<SeriesMark>,
-    /// Out-of-order samples of the series that held any: (index in `series`, samples).
-    pub(super) ooo: Vec<(usize, Vec<(Timestamp, f64)>)>,
+    /// Out-of-order samples of the series that held any: (id, samples), sorted as `series`.
+    pub(super) ooo: Vec<(u32, Vec<(Timestamp, f64)>)>,
+}
+
+impl Captured {
+    /// Sorts the series (and out-of-order samples) by id, comparing the ids the marks hold
+    /// (not through each `Arc<Series>`: at 400,000 series that was a cache miss a comparison).
+    /// Whole snapshots are written in id order, and deltas walk the series and the chain's
+    /// marks (sorted by id) side by side.
+    pub(super) fn sort_by_id(&mut self) {
+        self.series.sort_unstable_by_key(|m| m.id);
+        self.ooo.sort_unstable_by_key(|x| x.0);
+    }
+
+    /// The out-of-order samples of series `id` (empty for almost all).
+    pub(super) fn ooo_of(&self, id: u32) -> &[(Timestamp, f64)] {
+        self.ooo
+            .binary_search_by_key(&id, |x| x.0)
+            .ok()
+            .and_then(|k| self.ooo.get(k))
+            .map_or(&[][..], |x| &x.1[..])
+    }
 }
 
 /// Where one series stood at the cut. Until the snapshot is written nothing but appends
@@ -765,6 +786,8 @@ pub(super) struct Captured {
 pub(super) struct SeriesMark {
     /// Id and labels (immutable).
     pub(super) series: Arc<Series>,
+    /// `series`' id (refs are below 2^32), kept here so sorting by it reads no series.
+    pub(super) id: u32,
     /// Completed chunks at the cut.
     pub(super) closed: u32,
     /// Bytes of the open chunk at the cut (0: no open chunk).
@@ -797,6 +820,7 @@ impl SeriesMark {
         };
         let (last_t, last_bits) = d.last.unwrap_or((0, 0));
         Some(Self {
+            id: u32::try_from(series.id()).ok()?,
             series,
             closed: u32::try_from(d.closed.len()).ok()?,
             open_len,
@@ -878,7 +902,7 @@ impl SeriesMark {
 /// With `prev` (the chain of the last snapshot written, see `snapshot_delta.rs`) and no
 /// truncation or deletion since, it writes a delta on top of it instead of a whole snapshot.
 /// Returns the chain the file written ends.
-pub(crate) fn take(head: &Head, dir: &Path, prev: Option<&Chain>) -> Result<Option<Chain>> {
+pub(crate) fn take(head: &Head, dir: &Path, prev: Option<Chain>) -> Result<Option<Chain>> {
     let start = Instant::now();
     // Truncations and deletions are excluded by the caller until the end.
     let rewrites = head.rewrites.load(Ordering::Acquire);
@@ -892,12 +916,17 @@ pub(crate) fn take(head: &Head, dir: &Path, prev: Option<&Chain>) -> Result<Opti
         capture(head, segment)
     };
     let held = start.elapsed();
-    let Some(c) = captured else {
+    let Some(mut c) = captured else {
         tracing::info!("head snapshot skipped: native histograms are not covered");
         return Ok(None);
     };
-    if let Some(prev) = prev.filter(|p| p.rewrites == rewrites) {
-        return super::snapshot_delta::write(head, dir, &c, prev, start, held).map(Some);
+    c.sort_by_id();
+    match prev {
+        Some(prev) if prev.rewrites == rewrites => {
+            return super::snapshot_delta::write(head, dir, &c, prev, start, held).map(Some);
+        }
+        // Its marks are not needed for a whole snapshot.
+        _ => drop(prev),
     }
     let mut meta = c.meta.clone();
     meta.series = c.series.len() as u64;
@@ -1020,27 +1049,45 @@ pub(super) fn wait_applied(head: &Head) -> Result<()> {
     Ok(())
 }
 
-/// Records where each series of the head stands (quiescent: see [`take`]). None when a series
-/// holds histograms.
+/// Series in `head` (the ref stripes' sizes: no copy of the postings).
+pub(crate) fn head_series(head: &Head) -> u64 {
+    let n: usize = head
+        .series
+        .ref_stripes
+        .iter()
+        .map(|st| st.read().len())
+        .sum();
+    n as u64
+}
+
+/// Records where each series of the head stands (quiescent: see [`take`]), in the order of the
+/// head's ref stripes (see [`Captured::sort_by_id`]). None when a series holds histograms.
+///
+/// Walks the ref stripes under their read locks (the order `Head::truncate` takes them in: a
+/// stripe, then a series) instead of collecting every series first: one visit per series (a
+/// cache miss each at 400,000 series), no list of them.
 pub(super) fn capture(head: &Head, segment: u32) -> Option<Captured> {
-    let all = head.series.all();
-    let mut series = Vec::with_capacity(all.len());
+    let n = usize::try_from(head_series(head)).unwrap_or(0);
+    let mut series = Vec::with_capacity(n);
     let mut ooo = Vec::new();
-    for s in all {
-        let d = s.data.lock();
-        if d.hist.is_some() {
-            return None;
+    for st in head.series.ref_stripes.iter() {
+        let st = st.read();
+        for s in st.values() {
+            let d = s.data.lock();
+            if d.hist.is_some() {
+                return None;
+            }
+            // Created by an appender that has not committed: no WAL record mentions it.
+            if !s.logged.load(Ordering::Acquire) && d.is_empty() {
+                continue;
+            }
+            let mark = SeriesMark::new(Arc::clone(s), &d)?;
+            if !d.ooo.is_empty() {
+                ooo.push((mark.id, d.ooo.to_vec()));
+            }
+            drop(d);
+            series.push(mark);
         }
-        // Created by an appender that has not committed: no WAL record mentions it.
-        if !s.logged.load(Ordering::Acquire) && d.is_empty() {
-            continue;
-        }
-        if !d.ooo.is_empty() {
-            ooo.push((series.len(), d.ooo.to_vec()));
-        }
-        let mark = SeriesMark::new(Arc::clone(&s), &d)?;
-        drop(d);
-        series.push(mark);
     }
     Some(Captured {
         meta: Meta {
@@ -1086,8 +1133,13 @@ pub(super) struct Zstd {
 
 impl Zstd {
     pub(super) fn new() -> std::io::Result<Self> {
+        Self::new_with_level(ZSTD_LEVEL)
+    }
+
+    /// A context compressing at `level` (the frames read the same whatever the level).
+    pub(super) fn new_with_level(level: i32) -> std::io::Result<Self> {
         Ok(Self {
-            ctx: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            ctx: zstd::bulk::Compressor::new(level)?,
             out: Vec::new(),
         })
     }
@@ -1216,14 +1268,14 @@ fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64
     };
     let mut sections = SeriesSections::default();
     let mut ooo = c.ooo.iter().peekable();
-    for (i, m) in c.series.iter().enumerate() {
+    for m in &c.series {
         put_series_head(&mut sections.body, m.series.id(), m.series.labels.iter());
         let has_open = {
             let d = m.series.data.lock();
             put_closed(&mut sections.body, m.closed(&d)?, map);
             m.open_bytes(&d, &head.chunk_files, &mut out)?
         };
-        let o = ooo.next_if(|(k, _)| *k == i).map_or(&[][..], |(_, o)| o);
+        let o = ooo.next_if(|(k, _)| *k == m.id).map_or(&[][..], |(_, o)| o);
         put_series_tail(
             &mut sections.body,
             has_open.then_some((m.open_min_t, m.open_max_t, &out[..])),

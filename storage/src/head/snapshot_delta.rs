@@ -44,9 +44,9 @@ use super::Head;
 use super::series::{ClosedChunk, OpenChunk, Series};
 use super::snapshot::{
     Captured, HEADER_LEN, KIND_END, KIND_META, KIND_PAGE, KIND_SERIES, Loaded, Reader, SeriesImage,
-    SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels, decode_ooo_last, decode_page,
-    flag, pack_chunks, put_closed, put_padded_uvarint, put_series_head, put_str, restore, unzstd,
-    write_section,
+    SeriesMark, SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels, decode_ooo_last,
+    decode_page, flag, pack_chunks, put_closed, put_padded_uvarint, put_series_head, put_str,
+    restore, unzstd, write_section,
 };
 use crate::chunk::XorChunk;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
@@ -69,6 +69,10 @@ const VERSION: u8 = 1;
 /// 4.3–4.9 MB delta every ~25 s, so at 2× a whole snapshot came every third time
 /// (`benches/README.md`, "snapinc"). Opening reads at most about 9× the base's bytes.
 pub(crate) const MAX_DELTAS_PER_BASE: u64 = 8;
+/// zstd level of a delta's pages and SERIES sections (whole snapshots use level 3): a delta is
+/// written every few MiB of WAL and read back at most once, so compression time counts more
+/// than its size.
+const DELTA_ZSTD_LEVEL: i32 = 1;
 
 /// Name of the delta covering the segments before `segment`.
 pub(crate) fn delta_name(segment: u32) -> String {
@@ -94,10 +98,11 @@ pub(crate) fn remove_tmp(dir: &Path) -> Result<()> {
     crate::fs::remove_leftovers(dir, DELTA_PREFIX, TMP_SUFFIX, |p| std::fs::remove_file(p))
 }
 
-/// Where a series stood at the last link of a chain.
+/// Where a series stood at the last link of a chain (24 bytes: a chain holds one per series
+/// between snapshots).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mark {
-    id: u64,
+    id: u32,
     closed: u32,
     /// Bytes of the open chunk (0: none), with [`OOO_BIT`] set when the series held
     /// out-of-order samples.
@@ -142,27 +147,36 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    /// The marks of the series of `c`, sorted by id.
+    /// The marks of the series of `c` (sorted by id: [`Captured::sort_by_id`] ran).
     pub(super) fn marks(c: &Captured) -> Vec<Mark> {
         let mut ooo = c.ooo.iter().map(|x| x.0).peekable();
-        let mut marks: Vec<Mark> = c
-            .series
+        c.series
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let had_ooo = ooo.next_if(|k| *k == i).is_some();
+            .map(|m| {
+                let had_ooo = ooo.next_if(|k| *k == m.id).is_some();
                 Mark {
-                    id: m.series.id(),
+                    id: m.id,
                     closed: m.closed,
                     open_len: m.open_len.min(!OOO_BIT) | if had_ooo { OOO_BIT } else { 0 },
                     open_samples: m.open_samples,
                     open_min_t: m.open_min_t,
                 }
             })
-            .collect();
-        marks.sort_unstable_by_key(|m| m.id);
-        marks
+            .collect()
     }
+}
+
+/// Each series of `c` (sorted by id) with its mark among `marks` (sorted by id), if it had one:
+/// a merge of the two lists, no search per series.
+fn with_prev<'a>(
+    c: &'a Captured,
+    marks: &'a [Mark],
+) -> impl Iterator<Item = (&'a SeriesMark, Option<&'a Mark>)> {
+    let mut marks = marks.iter().peekable();
+    c.series.iter().map(move |m| {
+        while marks.next_if(|p| p.id < m.id).is_some() {}
+        (m, marks.next_if(|p| p.id == m.id))
+    })
 }
 
 /// The META section of a delta.
@@ -385,18 +399,21 @@ fn open_reader(path: &Path) -> Result<Reader<'_, BufReader<std::fs::File>>> {
 
 /// Writes the delta of `c` (captured by `snapshot::take`, the series read from `head`) on top
 /// of `prev` into `dir`, and returns the chain it ends.
+///
+/// `prev`'s marks are dropped before the new ones are built (at 400,000 series each list is
+/// ~10 MB).
 pub(super) fn write(
     head: &Head,
     dir: &Path,
     c: &Captured,
-    prev: &Chain,
+    mut prev: Chain,
     start: Instant,
     held: Duration,
 ) -> Result<Chain> {
     let segment = c.meta.segment;
     let path = dir.join(delta_name(segment));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", delta_name(segment)));
-    let res = write_file(&tmp, c, prev, head).and_then(|m| {
+    let res = write_file(&tmp, c, &prev, head).and_then(|m| {
         std::fs::rename(&tmp, &path)
             .map_err(|e| Error::io(format!("cannot rename {}", tmp.display()), e))?;
         crate::fs::fsync_dir(dir)?;
@@ -406,6 +423,7 @@ pub(super) fn write(
         let _ = std::fs::remove_file(&tmp);
     }
     let meta = res?;
+    prev.marks = Vec::new();
     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     tracing::info!(
         delta = %path.display(),
@@ -453,24 +471,10 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
         .and_then(|()| w.write_all(&[VERSION]))
         .and_then(|()| write_section(&mut w, KIND_META, &placeholder))
         .map_err(io)?;
-    let mut z = Zstd::new().map_err(io)?;
+    let mut z = Zstd::new_with_level(DELTA_ZSTD_LEVEL).map_err(io)?;
     // Completed chunks new since the previous link.
     let mut refs: Vec<(u64, Timestamp)> = Vec::new();
-    // The series by id, each with its mark at the previous link (both walked in id order: a
-    // merge, not a search per series).
-    let mut order: Vec<u32> = (0..c.series.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| c.series.get(i as usize).map_or(0, |m| m.series.id()));
-    let mut with_prev = Vec::with_capacity(order.len());
-    let mut marks = prev.marks.iter().peekable();
-    for &i in &order {
-        let Some(m) = c.series.get(i as usize) else {
-            continue;
-        };
-        while marks.next_if(|p| p.id < m.series.id()).is_some() {}
-        with_prev.push((i as usize, m, marks.next_if(|p| p.id == m.series.id())));
-    }
-    drop(order);
-    for &(_, m, p) in &with_prev {
+    for (m, p) in with_prev(c, &prev.marks) {
         let before = p.map_or(0, |p| p.closed);
         if before > m.closed {
             return Err(m.changed("completed chunks went away since the last snapshot"));
@@ -495,13 +499,8 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
     let mut out = Vec::new();
     // Ids are written as the difference to the entry before in the same section.
     let mut last_id = 0;
-    for &(i, m, p) in &with_prev {
-        let o = c
-            .ooo
-            .binary_search_by_key(&i, |x| x.0)
-            .ok()
-            .and_then(|k| c.ooo.get(k))
-            .map_or(&[][..], |x| &x.1[..]);
+    for (m, p) in with_prev(c, &prev.marks) {
+        let o = c.ooo_of(m.id);
         let same_open = p.is_some_and(|p| p.closed == m.closed && p.open_min_t == m.open_min_t);
         if o.is_empty()
             && same_open
@@ -512,8 +511,8 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
             continue; // unchanged since the previous link
         }
         let body = &mut sections.body;
-        put_uvarint(body, m.series.id() - last_id);
-        last_id = m.series.id();
+        put_uvarint(body, u64::from(m.id) - last_id);
+        last_id = u64::from(m.id);
         match p {
             Some(_) => body.push(0),
             None => {

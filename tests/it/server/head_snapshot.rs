@@ -103,9 +103,12 @@ fn write_and_stop(dir: &std::path::Path, args: &[&str]) -> (i64, u64) {
 }
 
 #[test]
-fn by_default_no_snapshot_is_written_and_the_wal_is_kept() {
+fn with_the_size_bound_at_0b_no_snapshot_is_written_and_the_wal_is_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--web.enable-remote-write-receiver"];
+    let args = [
+        "--web.enable-remote-write-receiver",
+        "--storage.tsdb.head-snapshot-wal-size=0B",
+    ];
     let (base, before) = write_and_stop(dir.path(), &args);
     assert!(
         snapshots(dir.path()).is_empty(),
@@ -119,27 +122,31 @@ fn by_default_no_snapshot_is_written_and_the_wal_is_kept() {
     assert_eq!(complete_batches(&b, base), 150);
 }
 
+/// With the default flags (a 4MB size bound since session 12) and with the bound given.
 #[test]
 fn with_a_size_bound_the_snapshot_at_a_stop_replaces_the_wal() {
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
+    let check = |args: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, _) = write_and_stop(dir.path(), args);
+        assert_eq!(
+            snapshots(dir.path()).len(),
+            1,
+            "no snapshot at a clean stop with {args:?}"
+        );
+        // Only the new, empty segment after the snapshot is left (its header).
+        let after = wal_segment_bytes(dir.path());
+        assert!(after < 64, "WAL segments left after the stop: {after} B");
+        let b = Argus::start(dir.path(), args);
+        assert!(
+            b.log().contains("head snapshot loaded"),
+            "the snapshot was not used; log:\n{}",
+            b.log()
+        );
+        assert_eq!(complete_batches(&b, base), 150);
+    };
+    check(&["--web.enable-remote-write-receiver"]);
+    check(&[
         "--web.enable-remote-write-receiver",
         "--storage.tsdb.head-snapshot-wal-size=4MB",
-    ];
-    let (base, _) = write_and_stop(dir.path(), &args);
-    assert_eq!(
-        snapshots(dir.path()).len(),
-        1,
-        "no snapshot at a clean stop"
-    );
-    // Only the new, empty segment after the snapshot is left (its header).
-    let after = wal_segment_bytes(dir.path());
-    assert!(after < 64, "WAL segments left after the stop: {after} B");
-    let b = Argus::start(dir.path(), &args);
-    assert!(
-        b.log().contains("head snapshot loaded"),
-        "the snapshot was not used; log:\n{}",
-        b.log()
-    );
-    assert_eq!(complete_batches(&b, base), 150);
+    ]);
 }
