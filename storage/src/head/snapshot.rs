@@ -420,6 +420,7 @@ pub(super) struct Reader<'p, R> {
 }
 
 impl<'p, R: Read> Reader<'p, R> {
+    #[cfg(any(test, feature = "fuzzing"))]
     fn new(r: R, path: &'p Path, len: u64) -> Result<Self> {
         Self::with_magic(r, path, len, MAGIC, MIN_VERSION..=VERSION)
     }
