@@ -81,10 +81,12 @@ pub struct Options {
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
     /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
-    /// 4 MiB bounds the replay after a crash to about 0.1 s on two cores on the medium set
-    /// (`benches/README.md`, "startup", "snapdef"). After a whole snapshot most are deltas
-    /// (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at most about
-    /// 4× the WAL's on big heads and the per-series bound does the same for deltas
+    /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`], so a fast writer leaves more
+    /// WAL than the bound to replay after a crash: 4.4–10.4 MiB in `replay_vs_prometheus.py`,
+    /// which writes 2 h of the medium set in ~4 s; restart 0.50–0.58× Prometheus's time there
+    /// (`benches/README.md`, "Final figures of session 12"). After a whole snapshot most are
+    /// deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
+    /// most about 4× the WAL's on big heads and the per-series bound does the same for deltas
     /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
     /// [`Db::close`] and after each head cut, and the WAL segments a whole snapshot covers are
     /// deleted (but not those a WAL reader still needs), so the snapshot replaces the WAL
@@ -117,7 +119,7 @@ pub(crate) fn snapshot_due_on_head(
 /// [`snapshot_due_on_head`]). On a scraped head every series changes between two deltas, so a
 /// delta costs about the same per series whatever the WAL between them; scrape-bench writes
 /// ~1.8 B of WAL per sample, so 64 B a series is ~35 samples of each series between deltas, and
-/// the replay after a crash stays at most that much WAL. 400,000 series: a delta every 25.6 MB of
+/// the replay after a crash stays about that much WAL. 400,000 series: a delta every 25.6 MB of
 /// WAL, about 3 minutes of scraping them every 5 s, ~0.4 CPU s each (~+3 % scrape CPU; at 32 B
 /// one came every ~70 s, and the fresh head's first whole snapshot fell inside scrape-bench's
 /// 60 s window: +20 %, `benches/README.md` "snapdef"); 20,000 series (the medium set):
@@ -817,7 +819,7 @@ fn start_background(inner: &Arc<Inner>) {
                     last_snapshot.elapsed().as_millis() >= u128::try_from(ms).unwrap_or(0)
                 });
                 let by_size = inner.opts.head_snapshot_wal_bytes.is_some_and(|b| {
-                    let series = snapshot::head_series(&inner.head);
+                    let series = inner.head.num_series();
                     inner.head.wal.lock().as_ref().is_some_and(|w| {
                         snapshot_due_on_head(
                             w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)),
