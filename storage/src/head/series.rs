@@ -671,6 +671,11 @@ impl StripeSeries {
         self.ref_stripe(s.id()).write().insert(s.id(), s);
     }
 
+    /// How many series (the ref stripes' sizes).
+    pub(crate) fn len(&self) -> usize {
+        self.ref_stripes.iter().map(|st| st.read().len()).sum()
+    }
+
     /// Every series (a snapshot).
     pub(crate) fn all(&self) -> Vec<Arc<Series>> {
         let mut out = Vec::new();

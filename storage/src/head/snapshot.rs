@@ -1050,17 +1050,6 @@ pub(super) fn wait_applied(head: &Head) -> Result<()> {
     Ok(())
 }
 
-/// Series in `head` (the ref stripes' sizes: no copy of the postings).
-pub(crate) fn head_series(head: &Head) -> u64 {
-    let n: usize = head
-        .series
-        .ref_stripes
-        .iter()
-        .map(|st| st.read().len())
-        .sum();
-    n as u64
-}
-
 /// Records where each series of the head stands (quiescent: see [`take`]), in the order of the
 /// head's ref stripes (see [`Captured::sort_by_id`]). None when a series holds histograms.
 ///
@@ -1068,7 +1057,7 @@ pub(crate) fn head_series(head: &Head) -> u64 {
 /// stripe, then a series) instead of collecting every series first: one visit per series (a
 /// cache miss each at 400,000 series), no list of them.
 pub(super) fn capture(head: &Head, segment: u32) -> Option<Captured> {
-    let n = usize::try_from(head_series(head)).unwrap_or(0);
+    let n = usize::try_from(head.num_series()).unwrap_or(0);
     let mut series = Vec::with_capacity(n);
     let mut ooo = Vec::new();
     for st in head.series.ref_stripes.iter() {
