@@ -266,7 +266,7 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
         "storage.tsdb.head-snapshot-interval",
         Kind::Value,
         "0s",
-        "Write a snapshot of the head this often (0s: not by time; see also --storage.tsdb.head-snapshot-wal-size), and one at shutdown. Each replaces the WAL segments it covers, so a restart, also after a crash, loads it and replays only the WAL written since. Off by default.",
+        "Write a snapshot of the head this often (0s: not by time; see also --storage.tsdb.head-snapshot-wal-size), and one at shutdown. Each replaces the WAL segments it covers, so a restart, also after a crash, loads it and replays only the WAL written since. 0s by default: snapshots are then taken by WAL size (--storage.tsdb.head-snapshot-wal-size, 4MB by default).",
     ),
     (
         "storage.tsdb.head-snapshot-wal-size",
