@@ -85,7 +85,10 @@ fn delete(db: &Db, set: &str, re: &str, mint: i64, maxt: i64) {
 
 /// Everything the head holds, series by series, then its time range and series count.
 fn dump(db: &Db) -> Vec<String> {
-    let head = &db.inner.head;
+    dump_head(&db.inner.head)
+}
+
+fn dump_head(head: &Head) -> Vec<String> {
     let mut all = head.series.all();
     all.sort_by_key(|s| s.id());
     let mut lines: Vec<String> = all
@@ -818,4 +821,93 @@ fn the_size_trigger_waits_for_64_bytes_of_wal_a_series_on_big_heads() {
     check(25_600_000, 400_000_000, 400_000, false);
     check(100_000_000, 400_000_000, 400_000, true);
     assert!(!snapshot_due_on_head(64 * mib, 128 * mib, 0, 400_000));
+}
+
+#[test]
+fn a_snapshot_of_many_sections_loads_on_two_threads_into_the_head_a_sequential_load_builds() {
+    // Long, incompressible label values: the entries fill several SERIES sections (cut at
+    // 1 MiB) and several hand-overs each; 250 random samples per series complete chunks over several
+    // pages; some series get out-of-order samples.
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("db");
+    let n = 4000u64;
+    let mut rng = Rng(77);
+    let pad: Vec<String> = (0..n)
+        .map(|_| {
+            (0..40)
+                .map(|_| format!("{:x}", rng.below(1 << 32)))
+                .collect()
+        })
+        .collect();
+    let labels: Vec<Labels> = (0..n)
+        .map(|i| {
+            Labels::from_pairs(&[
+                ("__name__", "m"),
+                ("i", &i.to_string()),
+                ("pad", &pad[i as usize]),
+            ])
+        })
+        .collect();
+    let mut refs = vec![None; n as usize];
+    let live = {
+        let db = Db::open(&src, opts(60_000)).unwrap();
+        for k in 0..250i64 {
+            let mut app = db.appender();
+            for i in 0..n {
+                let t = 1_000 * k
+                    + if k % 50 == 49 && i % 7 == 0 {
+                        -30_500
+                    } else {
+                        0
+                    };
+                let r = &mut refs[i as usize];
+                *r = Some(
+                    app.append(*r, &labels[i as usize], t, rng.below(1 << 20) as f64)
+                        .unwrap(),
+                );
+            }
+            app.commit().unwrap();
+        }
+        db.snapshot_head_whole().unwrap();
+        let live = dump(&db);
+        drop(db);
+        live
+    };
+    let path = snapshot::list(&src).unwrap().pop().unwrap().1;
+    // Count the file's sections after magic and version (kind u8, length u32 LE, payload, CRC
+    // u32; kind 2 is PAGE, 3 SERIES: `head/snapshot.rs`).
+    let bytes = std::fs::read(&path).unwrap();
+    let (mut at, mut kinds) = (5, Vec::new());
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
+        kinds.push(bytes[at]);
+        at += 5 + len + 4;
+    }
+    let count = |k| kinds.iter().filter(|&&x| x == k).count();
+    assert!(
+        count(3) >= 2 && count(2) >= 2,
+        "the snapshot does not hold several sections: {kinds:?}"
+    );
+    let a = root.path().join("a");
+    copy(&src, &a, true);
+    let got = dump(&Db::open(&a, opts(60_000)).unwrap());
+    let head = Head::new(
+        HeadOptions {
+            block_range: opts(60_000).block_range_ms,
+            ooo_window: 60_000,
+        },
+        None,
+        HeadChunkFiles::in_memory(),
+        i64::MIN,
+    );
+    let (meta, mut series) = snapshot::load_base_sequential(&head, &path).unwrap();
+    assert_eq!(series.len() as u64, n);
+    snapshot::finish_load(&head, &mut series, None, meta.min_time, meta.max_time);
+    let want = dump_head(&head);
+    assert!(
+        want.iter().any(|l| !l.contains("ooo []")),
+        "no out-of-order sample"
+    );
+    assert_same(&want, &got, "two-thread load vs sequential load");
+    assert_same(&live, &got, "two-thread load vs the live head");
 }

@@ -263,6 +263,14 @@ impl HeadChunkFiles {
         }
     }
 
+    /// Adds a completed page of a head snapshot or delta, its bytes already shared (see
+    /// [`HeadChunkFiles::import_page`]).
+    pub(crate) fn import_full_page(&self, seq: u32, max_t: Timestamp, bytes: Arc<[u8]>) {
+        let mut cur = self.cur.lock();
+        cur.seq = cur.seq.max(seq);
+        self.full.write().insert(seq, Page { bytes, max_t });
+    }
+
     /// Number of pages (full and being filled).
     #[cfg(test)]
     pub(crate) fn num_pages(&self) -> usize {

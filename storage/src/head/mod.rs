@@ -16,6 +16,7 @@ pub(crate) mod replay;
 pub(crate) mod series;
 pub(crate) mod snapshot;
 pub(crate) mod snapshot_delta;
+mod snapshot_load;
 
 use crate::chunk::XorChunk;
 use crate::error::{Error, Result};
@@ -205,7 +206,22 @@ impl Head {
         labels: &Labels,
         id: Option<u64>,
     ) -> Result<(Arc<Series>, bool)> {
-        let hash = labels.stable_hash();
+        self.get_or_create_hashed(labels, labels.stable_hash(), id)
+    }
+
+    /// [`Head::get_or_create`] with `labels.stable_hash()` computed by the caller (a snapshot
+    /// load hashes on its decoding thread).
+    pub(crate) fn get_or_create_hashed(
+        &self,
+        labels: &Labels,
+        hash: u64,
+        id: Option<u64>,
+    ) -> Result<(Arc<Series>, bool)> {
+        debug_assert_eq!(
+            hash,
+            labels.stable_hash(),
+            "BUG: a label set's hash is stale"
+        );
         if let Some(s) = self.series.get_by_labels(hash, labels) {
             return Ok((s, false));
         }

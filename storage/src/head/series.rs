@@ -551,6 +551,12 @@ impl Stripe {
         self.by_hash.insert_unique(mix(hash), s, |x| mix(x.hash()));
     }
 
+    /// Makes room for `n` series in all.
+    fn reserve(&mut self, n: usize) {
+        self.by_hash
+            .reserve(n.saturating_sub(self.by_hash.len()), |x| mix(x.hash()));
+    }
+
     /// Removes `s`, whose labels hash to `hash`.
     pub(crate) fn remove_hash(&mut self, hash: u64, s: &Series) {
         if let Ok(e) = self.by_hash.find_entry(mix(hash), |x| x.id() == s.id()) {
@@ -585,6 +591,12 @@ impl RefMap {
                 e.insert(s);
             }
         }
+    }
+
+    /// Makes room for `n` series in all.
+    fn reserve(&mut self, n: usize) {
+        self.table
+            .reserve(n.saturating_sub(self.table.len()), |x| mix(x.id()));
     }
 
     /// Removes the series with ref `id`.
@@ -669,6 +681,24 @@ impl StripeSeries {
     /// Adds `s` to the ref map (the caller has added it to its hash stripe).
     pub(crate) fn insert_ref(&self, s: Arc<Series>) {
         self.ref_stripe(s.id()).write().insert(s.id(), s);
+    }
+
+    /// Makes room for about `n` series spread over the stripes, so a load that knows its count
+    /// (a head snapshot) does not grow each stripe's tables step by step (each step rehashes
+    /// the stripe's label sets). Each stripe gets its share plus three standard deviations, which
+    /// stays within the power-of-two table the share alone needs in most cases.
+    pub(crate) fn reserve(&self, n: usize) {
+        let share = n / STRIPES;
+        if share == 0 {
+            return;
+        }
+        let per = share + 3 * share.isqrt();
+        for st in self.ref_stripes.iter() {
+            st.write().reserve(per);
+        }
+        for st in self.hash_stripes.iter() {
+            st.write().reserve(per);
+        }
     }
 
     /// How many series (the ref stripes' sizes).

@@ -48,13 +48,13 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::Head;
-use super::series::{ClosedChunk, OpenChunk, Series};
+use super::series::{ClosedChunk, Series};
 pub(crate) use super::snapshot_delta::Chain;
-use crate::chunk::XorChunk;
+use super::snapshot_load::{Prepare, Prepared, ReadyPage, pipelined, send_in_parts};
 use crate::encoding::crc::crc32_parts;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
-use crate::model::{Label, Labels, Timestamp};
+use crate::model::Timestamp;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1339,8 +1339,48 @@ pub(crate) fn load(head: &Head, path: &Path, drop_before: Option<Timestamp>) -> 
 }
 
 /// Restores the snapshot at `path` into `head`, an empty head, dropping nothing (deltas may
-/// follow; then [`finish_load`]). Returns its META and the series restored.
+/// follow; then [`finish_load`]). Returns its META and the series restored. The file is read
+/// and decoded on a second thread while this one fills the head (`snapshot_load.rs`).
 pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Series>>)> {
+    let mut r = open_reader(path)?;
+    let len = r.len;
+    let mut series = Vec::new();
+    let meta = pipelined(
+        |send| {
+            visit(&mut r, &mut |s| match s {
+                Section::Meta(m) => send(Ready::Meta(m)),
+                Section::Page(p) => send(Ready::Page(p)),
+                Section::Series(list) => send_in_parts(list, |l| Ready::Series(l, path), send),
+            })
+        },
+        |ready| {
+            match ready {
+                Ready::Meta(m) => {
+                    head.raise_next_ref(m.next_ref);
+                    // The count is the file's word: at most one series per 8 bytes of it.
+                    let n = usize::try_from(m.series.min(len / 8)).unwrap_or(0);
+                    head.series.reserve(n);
+                    series.reserve(n);
+                }
+                Ready::Page(_) | Ready::Series(..) => {
+                    unreachable!("BUG: a snapshot section consumed unprepared")
+                }
+                Ready::ReadyPage(p) => p.import(head),
+                Ready::Prepared(list) => {
+                    for p in list {
+                        series.push(p.insert(head).map_err(|e| at_path(path, e))?);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok((meta, series))
+}
+
+/// [`load_base`] on one thread, section by section (what the two-thread load must equal).
+#[cfg(test)]
+pub(crate) fn load_base_sequential(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Series>>)> {
     let mut r = open_reader(path)?;
     let mut series = Vec::new();
     let meta = visit(&mut r, &mut |s| {
@@ -1350,18 +1390,48 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
                 .chunk_files
                 .import_page(p.seq, p.max_t, p.bytes, p.current),
             Section::Series(list) => {
-                series.reserve(list.len());
                 for img in list {
-                    series.push(restore(head, img).map_err(|e| match e {
-                        Error::Corruption { reason, .. } => Error::corruption(path, 0, reason),
-                        other => other,
-                    })?);
+                    series.push(restore(head, img).map_err(|e| at_path(path, e))?);
                 }
             }
         }
         Ok(())
     })?;
     Ok((meta, series))
+}
+
+/// A corruption found in a series entry of the snapshot at `path` (the entry's own errors name
+/// the chunk or `<snapshot>`).
+fn at_path(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Corruption { reason, .. } => Error::corruption(path, 0, reason),
+        other => other,
+    }
+}
+
+/// A snapshot section decoded for [`load_base`], and prepared (`snapshot_load.rs`).
+enum Ready<'p> {
+    Meta(Meta),
+    Page(PageImage),
+    ReadyPage(ReadyPage),
+    /// Part of a SERIES section of the file at the path.
+    Series(Vec<SeriesImage>, &'p Path),
+    Prepared(Vec<Prepared>),
+}
+
+impl Prepare for Ready<'_> {
+    fn prepare(self) -> Result<Self> {
+        Ok(match self {
+            Ready::Page(p) => Ready::ReadyPage(ReadyPage::new(p)),
+            Ready::Series(list, path) => Ready::Prepared(
+                list.into_iter()
+                    .map(Prepared::new)
+                    .collect::<Result<_>>()
+                    .map_err(|e| at_path(path, e))?,
+            ),
+            ready => ready,
+        })
+    }
 }
 
 /// Ends a load of `series` (a snapshot and its deltas): with `drop_before`, chunks and samples
@@ -1396,50 +1466,7 @@ pub(crate) fn finish_load(
 
 /// Creates one series of a snapshot in `head` with its samples.
 pub(super) fn restore(head: &Head, img: SeriesImage) -> Result<Arc<Series>> {
-    let labels = Labels::new(
-        img.labels
-            .into_iter()
-            .map(|(n, v)| Label::new(n, v))
-            .collect(),
-    );
-    let (s, created) = head.get_or_create(&labels, Some(img.id))?;
-    if !created || s.id() != img.id {
-        return Err(Error::corruption(
-            "<snapshot>",
-            img.id,
-            "series listed twice in a head snapshot",
-        ));
-    }
-    s.logged.store(true, Ordering::Release);
-    let open = match img.open {
-        Some((min_t, max_t, bytes)) => {
-            // The open chunk's time range is read from its bytes; the image's copy must agree.
-            let o = OpenChunk {
-                chunk: XorChunk::from_bytes(&bytes)?,
-            };
-            if (o.min_t(), o.max_t()) != (min_t, max_t) {
-                return Err(Error::corruption(
-                    "<snapshot>",
-                    img.id,
-                    format!(
-                        "open chunk of series {} spans [{}, {}], its entry says [{min_t}, {max_t}]",
-                        img.id,
-                        o.min_t(),
-                        o.max_t()
-                    ),
-                ));
-            }
-            Some(o)
-        }
-        None => None,
-    };
-    let mut d = s.data.lock();
-    d.closed = img.closed.into();
-    d.open = open;
-    d.ooo = img.ooo.into();
-    d.last = img.last;
-    drop(d);
-    Ok(s)
+    Prepared::new(img)?.insert(head)
 }
 
 #[cfg(test)]

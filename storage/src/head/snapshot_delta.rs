@@ -48,6 +48,7 @@ use super::snapshot::{
     decode_page, flag, pack_chunks, put_closed, put_padded_uvarint, put_series_head, put_str,
     restore, unzstd, write_section,
 };
+use super::snapshot_load::{Prepare, ReadyPage, pipelined};
 use crate::chunk::XorChunk;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
@@ -624,19 +625,49 @@ pub(crate) fn apply(
         Ok(())
     };
     let mut scratch = Vec::new();
-    let meta = visit(&mut r, &mut check, &mut |s| {
-        match s {
-            DeltaSection::Page(p) => head.chunk_files.import_page(p.seq, p.max_t, p.bytes, false),
-            DeltaSection::Series(list) => {
-                for e in list {
-                    apply_entry(head, e, series, &mut scratch).map_err(|(id, why)| bad(id, why))?;
+    // Read and decoded on a second thread while this one applies (`snapshot_load.rs`).
+    let meta = pipelined(
+        |send| {
+            visit(&mut r, &mut check, &mut |s| {
+                send(match s {
+                    DeltaSection::Page(p) => Ready::Page(p),
+                    DeltaSection::Series(list) => Ready::Series(list),
+                })
+            })
+        },
+        |ready| {
+            match ready {
+                Ready::Page(_) => unreachable!("BUG: a delta page consumed unprepared"),
+                Ready::ReadyPage(p) => p.import(head),
+                Ready::Series(list) => {
+                    for e in list {
+                        apply_entry(head, e, series, &mut scratch)
+                            .map_err(|(id, why)| bad(id, why))?;
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     head.raise_next_ref(meta.next_ref);
     Ok(meta)
+}
+
+/// A delta section decoded for [`apply`].
+enum Ready {
+    Page(super::snapshot::PageImage),
+    ReadyPage(ReadyPage),
+    /// A SERIES section (its entries build on the head's state: applied in order).
+    Series(Vec<DeltaEntry>),
+}
+
+impl Prepare for Ready {
+    fn prepare(self) -> Result<Self> {
+        Ok(match self {
+            Ready::Page(p) => Ready::ReadyPage(ReadyPage::new(p)),
+            ready => ready,
+        })
+    }
 }
 
 fn apply_entry(

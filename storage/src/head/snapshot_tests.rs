@@ -1,9 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use super::*;
+use crate::chunk::XorChunk;
 use crate::head::HeadOptions;
 use crate::head::chunk_files::HeadChunkFiles;
+use crate::head::series::OpenChunk;
 use crate::interface::SampleIterator;
+use crate::model::Labels;
 use proptest::prelude::*;
 
 /// A small snapshot with every kind of field: pages (one being filled), series with closed
