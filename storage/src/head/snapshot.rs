@@ -110,7 +110,8 @@ pub(crate) struct Meta {
     pub(crate) series: u64,
 }
 
-/// A PAGE section.
+/// A PAGE section (tests and the fuzz target; loading reads [`PageFrame`]s).
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PageImage {
     pub(crate) seq: u32,
@@ -133,10 +134,10 @@ pub(crate) struct SeriesImage {
     pub(crate) last: Option<(Timestamp, u64)>,
 }
 
-/// A decoded section.
+/// A decoded section (a page's bytes still as stored).
 pub(crate) enum Section {
     Meta(Meta),
-    Page(PageImage),
+    Page(PageFrame),
     Series(Vec<SeriesImage>),
 }
 
@@ -368,14 +369,20 @@ impl Image {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Image> {
         let mut img = Image::default();
         let mut r = Reader::new(bytes, Path::new("<snapshot>"), bytes.len() as u64)?;
-        img.meta = visit(&mut r, &mut |s| {
-            match s {
-                Section::Meta(_) => {}
-                Section::Page(p) => img.pages.push(p),
-                Section::Series(s) => img.series.extend(s),
-            }
-            Ok(())
-        })?;
+        img.meta =
+            visit(&mut r, &mut |s| {
+                match s {
+                    Section::Meta(_) => {}
+                    Section::Page(p) => {
+                        let off = p.off;
+                        img.pages.push(p.image().ok_or_else(|| {
+                            Error::corruption("<snapshot>", off, "bad PAGE section")
+                        })?);
+                    }
+                    Section::Series(s) => img.series.extend(s),
+                }
+                Ok(())
+            })?;
         Ok(img)
     }
 }
@@ -567,7 +574,69 @@ pub(super) fn unzstd(src: &[u8]) -> Option<Vec<u8>> {
     (n == want).then_some(out)
 }
 
-pub(super) fn decode_page(p: &[u8], version: u8) -> Option<PageImage> {
+/// A PAGE section as read: its header decoded, its bytes as stored (one zstd frame from
+/// version 2 on). Decompressing is left to whichever loading thread has time
+/// (`snapshot_load.rs`).
+pub(crate) struct PageFrame {
+    pub(crate) seq: u32,
+    pub(crate) max_t: Timestamp,
+    /// The page being filled.
+    pub(crate) current: bool,
+    stored: Vec<u8>,
+    version: u8,
+    /// Offset of the section in its file.
+    pub(super) off: u64,
+}
+
+impl PageFrame {
+    /// The page's bytes as they are kept in the head: shared once complete, growable while
+    /// being filled; `None` when they do not decompress.
+    pub(super) fn bytes(self) -> Option<super::snapshot_load::PageBytes> {
+        use super::snapshot_load::PageBytes;
+        Some(match (self.version >= 2, self.current) {
+            (true, true) => PageBytes::Current(unzstd(&self.stored)?),
+            (true, false) => PageBytes::Full(unzstd_shared(&self.stored)?),
+            (false, true) => PageBytes::Current(self.stored),
+            (false, false) => PageBytes::Full(Arc::from(self.stored)),
+        })
+    }
+
+    /// The page as an image (tests and the fuzz target).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn image(self) -> Option<PageImage> {
+        let (seq, max_t, current) = (self.seq, self.max_t, self.current);
+        let bytes = if self.version >= 2 {
+            unzstd(&self.stored)?
+        } else {
+            self.stored
+        };
+        Some(PageImage {
+            seq,
+            max_t,
+            current,
+            bytes,
+        })
+    }
+}
+
+/// Decompresses one zstd frame like [`unzstd`], straight into a shared buffer (no copy from a
+/// `Vec` into an `Arc`).
+fn unzstd_shared(src: &[u8]) -> Option<Arc<[u8]>> {
+    let want = usize::try_from(zstd::zstd_safe::get_frame_content_size(src).ok()??).ok()?;
+    if want > MAX_SECTION_LEN {
+        return None;
+    }
+    let mut out: Arc<[u8]> = std::iter::repeat_n(0u8, want).collect();
+    let dst = Arc::get_mut(&mut out)?;
+    let n = zstd::bulk::Decompressor::new()
+        .ok()?
+        .decompress_to_buffer(src, dst)
+        .ok()?;
+    (n == want).then_some(out)
+}
+
+/// The header of a PAGE section at offset `off` and its stored bytes.
+pub(super) fn decode_page(p: &[u8], version: u8, off: u64) -> Option<PageFrame> {
     let mut d = Decbuf::new(p);
     let seq = u32::try_from(d.uvarint()?).ok()?;
     let max_t = d.varint()?;
@@ -576,17 +645,14 @@ pub(super) fn decode_page(p: &[u8], version: u8) -> Option<PageImage> {
         1 => true,
         _ => return None,
     };
-    let rest = d.bytes(d.remaining())?;
-    let bytes = if version >= 2 {
-        unzstd(rest)?
-    } else {
-        rest.to_vec()
-    };
-    Some(PageImage {
+    let stored = d.bytes(d.remaining())?.to_vec();
+    Some(PageFrame {
         seq,
         max_t,
         current,
-        bytes,
+        stored,
+        version,
+        off,
     })
 }
 
@@ -699,7 +765,7 @@ fn visit<R: Read>(r: &mut Reader<'_, R>, f: &mut dyn FnMut(Section) -> Result<()
         let bad = |reason: &str| Error::corruption(path, off, reason);
         match kind {
             KIND_PAGE => {
-                let page = decode_page(p, version).ok_or_else(|| bad("bad PAGE section"))?;
+                let page = decode_page(p, version, off).ok_or_else(|| bad("bad PAGE section"))?;
                 if series > 0 || current_seen || last_seq.is_some_and(|s| s >= page.seq) {
                     return Err(bad("PAGE section out of order"));
                 }
@@ -1349,7 +1415,7 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
         |send| {
             visit(&mut r, &mut |s| match s {
                 Section::Meta(m) => send(Ready::Meta(m)),
-                Section::Page(p) => send(Ready::Page(p)),
+                Section::Page(p) => send(Ready::Page(p, path)),
                 Section::Series(list) => send_in_parts(list, |l| Ready::Series(l, path), send),
             })
         },
@@ -1362,7 +1428,7 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
                     head.series.reserve(n);
                     series.reserve(n);
                 }
-                Ready::Page(_) | Ready::Series(..) => {
+                Ready::Page(..) | Ready::Series(..) => {
                     unreachable!("BUG: a snapshot section consumed unprepared")
                 }
                 Ready::ReadyPage(p) => p.import(head),
@@ -1386,9 +1452,13 @@ pub(crate) fn load_base_sequential(head: &Head, path: &Path) -> Result<(Meta, Ve
     let meta = visit(&mut r, &mut |s| {
         match s {
             Section::Meta(m) => head.raise_next_ref(m.next_ref),
-            Section::Page(p) => head
-                .chunk_files
-                .import_page(p.seq, p.max_t, p.bytes, p.current),
+            Section::Page(p) => {
+                let p = p
+                    .image()
+                    .ok_or_else(|| Error::corruption(path, 0, "bad PAGE section"))?;
+                head.chunk_files
+                    .import_page(p.seq, p.max_t, p.bytes, p.current)
+            }
             Section::Series(list) => {
                 for img in list {
                     series.push(restore(head, img).map_err(|e| at_path(path, e))?);
@@ -1412,7 +1482,8 @@ fn at_path(path: &Path, e: Error) -> Error {
 /// A snapshot section decoded for [`load_base`], and prepared (`snapshot_load.rs`).
 enum Ready<'p> {
     Meta(Meta),
-    Page(PageImage),
+    /// A PAGE section of the file at the path.
+    Page(PageFrame, &'p Path),
     ReadyPage(ReadyPage),
     /// Part of a SERIES section of the file at the path.
     Series(Vec<SeriesImage>, &'p Path),
@@ -1422,7 +1493,7 @@ enum Ready<'p> {
 impl Prepare for Ready<'_> {
     fn prepare(self) -> Result<Self> {
         Ok(match self {
-            Ready::Page(p) => Ready::ReadyPage(ReadyPage::new(p)),
+            Ready::Page(p, path) => Ready::ReadyPage(ReadyPage::new(p, path)?),
             Ready::Series(list, path) => Ready::Prepared(
                 list.into_iter()
                     .map(Prepared::new)

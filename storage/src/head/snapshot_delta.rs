@@ -43,10 +43,10 @@
 use super::Head;
 use super::series::{ClosedChunk, OpenChunk, Series};
 use super::snapshot::{
-    Captured, HEADER_LEN, KIND_END, KIND_META, KIND_PAGE, KIND_SERIES, Loaded, Reader, SeriesImage,
-    SeriesMark, SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels, decode_ooo_last,
-    decode_page, flag, pack_chunks, put_closed, put_padded_uvarint, put_series_head, put_str,
-    restore, unzstd, write_section,
+    Captured, HEADER_LEN, KIND_END, KIND_META, KIND_PAGE, KIND_SERIES, Loaded, PageFrame, Reader,
+    SeriesImage, SeriesMark, SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels,
+    decode_ooo_last, decode_page, flag, pack_chunks, put_closed, put_padded_uvarint,
+    put_series_head, put_str, restore, unzstd, write_section,
 };
 use super::snapshot_load::{Prepare, ReadyPage, pipelined};
 use crate::chunk::XorChunk;
@@ -342,7 +342,8 @@ fn decode_series(p: &[u8]) -> Option<Vec<DeltaEntry>> {
 
 /// A decoded section of a delta.
 pub(crate) enum DeltaSection {
-    Page(super::snapshot::PageImage),
+    /// A PAGE section, its bytes as stored.
+    Page(PageFrame),
     Series(Vec<DeltaEntry>),
 }
 
@@ -368,7 +369,7 @@ fn visit<R: Read>(
         let bad = |reason: &str| Error::corruption(path, off, reason);
         match kind {
             KIND_PAGE => {
-                let page = decode_page(p, 2).ok_or_else(|| bad("bad PAGE section"))?;
+                let page = decode_page(p, 2, off).ok_or_else(|| bad("bad PAGE section"))?;
                 if series > 0 || page.current || page.seq != last_seq.wrapping_add(1) {
                     return Err(bad("PAGE section out of order"));
                 }
@@ -630,14 +631,14 @@ pub(crate) fn apply(
         |send| {
             visit(&mut r, &mut check, &mut |s| {
                 send(match s {
-                    DeltaSection::Page(p) => Ready::Page(p),
+                    DeltaSection::Page(p) => Ready::Page(p, path),
                     DeltaSection::Series(list) => Ready::Series(list),
                 })
             })
         },
         |ready| {
             match ready {
-                Ready::Page(_) => unreachable!("BUG: a delta page consumed unprepared"),
+                Ready::Page(..) => unreachable!("BUG: a delta page consumed unprepared"),
                 Ready::ReadyPage(p) => p.import(head),
                 Ready::Series(list) => {
                     for e in list {
@@ -654,17 +655,18 @@ pub(crate) fn apply(
 }
 
 /// A delta section decoded for [`apply`].
-enum Ready {
-    Page(super::snapshot::PageImage),
+enum Ready<'p> {
+    /// A PAGE section of the delta at the path.
+    Page(PageFrame, &'p Path),
     ReadyPage(ReadyPage),
     /// A SERIES section (its entries build on the head's state: applied in order).
     Series(Vec<DeltaEntry>),
 }
 
-impl Prepare for Ready {
+impl Prepare for Ready<'_> {
     fn prepare(self) -> Result<Self> {
         Ok(match self {
-            Ready::Page(p) => Ready::ReadyPage(ReadyPage::new(p)),
+            Ready::Page(p, path) => Ready::ReadyPage(ReadyPage::new(p, path)?),
             ready => ready,
         })
     }
@@ -965,7 +967,13 @@ impl DeltaImage {
         let mut img = DeltaImage::default();
         img.meta = visit(&mut r, &mut |_| Ok(()), &mut |s| {
             match s {
-                DeltaSection::Page(p) => img.pages.push(p),
+                DeltaSection::Page(p) => {
+                    let off = p.off;
+                    img.pages.push(
+                        p.image()
+                            .ok_or_else(|| Error::corruption(path, off, "bad PAGE section"))?,
+                    );
+                }
                 DeltaSection::Series(l) => img.entries.extend(l),
             }
             Ok(())

@@ -21,10 +21,11 @@
 
 use super::Head;
 use super::series::{ClosedChunk, OpenChunk, Series};
-use super::snapshot::{PageImage, SeriesImage};
+use super::snapshot::{PageFrame, SeriesImage};
 use crate::chunk::XorChunk;
 use crate::error::{Error, Result};
 use crate::model::{Label, Labels, Timestamp};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -123,18 +124,13 @@ pub(super) enum PageBytes {
 }
 
 impl ReadyPage {
-    /// Converts `p` on the decoding thread (a full page's bytes are copied into their `Arc`
-    /// there, not on the loading thread).
-    pub(super) fn new(p: PageImage) -> Self {
-        Self {
-            seq: p.seq,
-            max_t: p.max_t,
-            bytes: if p.current {
-                PageBytes::Current(p.bytes)
-            } else {
-                PageBytes::Full(Arc::from(p.bytes))
-            },
-        }
+    /// Decompresses `p` of the file at `path` (on either thread).
+    pub(super) fn new(p: PageFrame, path: &Path) -> Result<Self> {
+        let (seq, max_t, off) = (p.seq, p.max_t, p.off);
+        let bytes = p
+            .bytes()
+            .ok_or_else(|| Error::corruption(path, off, "bad PAGE section"))?;
+        Ok(Self { seq, max_t, bytes })
     }
 
     /// Adds the page to `head`'s chunk pages.
