@@ -66,7 +66,10 @@ fn copy_dir(src: &Path, dst: &Path) {
 fn snapshot_bytes(dir: &Path) -> Vec<u8> {
     for e in std::fs::read_dir(dir).expect("read_dir") {
         let e = e.expect("entry");
-        if e.file_name().to_string_lossy().starts_with("head_snapshot.") {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with("head_snapshot.")
+        {
             return std::fs::read(e.path()).expect("read");
         }
     }
