@@ -209,9 +209,22 @@ impl Head {
         self.get_or_create_hashed(labels, labels.stable_hash(), id)
     }
 
+    fn get_or_create_hashed(
+        &self,
+        labels: &Labels,
+        hash: u64,
+        id: Option<u64>,
+    ) -> Result<(Arc<Series>, bool)> {
+        if let Some(s) = self.series.get_by_labels(hash, labels) {
+            return Ok((s, false));
+        }
+        self.create_hashed(labels, hash, id)
+    }
+
     /// [`Head::get_or_create`] with `labels.stable_hash()` computed by the caller (a snapshot
-    /// load hashes on its decoding thread).
-    pub(crate) fn get_or_create_hashed(
+    /// load hashes on its decoding thread) and one lookup, under the stripe's write lock: for
+    /// callers that expect the series to be new.
+    pub(crate) fn create_hashed(
         &self,
         labels: &Labels,
         hash: u64,
@@ -222,9 +235,6 @@ impl Head {
             labels.stable_hash(),
             "BUG: a label set's hash is stale"
         );
-        if let Some(s) = self.series.get_by_labels(hash, labels) {
-            return Ok((s, false));
-        }
         let stripe = self.series.hash_stripe(hash);
         let mut st = stripe.write();
         if let Some(s) = st.get_by_labels(hash, labels) {

@@ -54,11 +54,11 @@ use super::snapshot_load::{Prepare, Prepared, ReadyPage, pipelined, send_in_part
 use crate::encoding::crc::crc32_parts;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
-use crate::model::Timestamp;
+use crate::model::{Labels, Timestamp};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::fs::layout::HEAD_SNAPSHOT_PREFIX as SNAPSHOT_PREFIX;
@@ -1411,12 +1411,20 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
     let mut r = open_reader(path)?;
     let len = r.len;
     let mut series = Vec::new();
+    // Label sets go back to the decoding thread, which allocated them, to be freed.
+    let (spent_tx, spent_rx) = mpsc::channel::<Vec<Labels>>();
+    let r = &mut r;
     let meta = pipelined(
-        |send| {
-            visit(&mut r, &mut |s| match s {
-                Section::Meta(m) => send(Ready::Meta(m)),
-                Section::Page(p) => send(Ready::Page(p, path)),
-                Section::Series(list) => send_in_parts(list, |l| Ready::Series(l, path), send),
+        move |send| {
+            visit(r, &mut |s| {
+                while let Ok(spent) = spent_rx.try_recv() {
+                    drop(spent);
+                }
+                match s {
+                    Section::Meta(m) => send(Ready::Meta(m)),
+                    Section::Page(p) => send(Ready::Page(p, path)),
+                    Section::Series(list) => send_in_parts(list, |l| Ready::Series(l, path), send),
+                }
             })
         },
         |ready| {
@@ -1433,9 +1441,14 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
                 }
                 Ready::ReadyPage(p) => p.import(head),
                 Ready::Prepared(list) => {
+                    let mut spent = Vec::with_capacity(list.len());
                     for p in list {
-                        series.push(p.insert(head).map_err(|e| at_path(path, e))?);
+                        let (s, labels) = p.insert(head).map_err(|e| at_path(path, e))?;
+                        series.push(s);
+                        spent.push(labels);
                     }
+                    // The decoding thread may have finished: then they are freed here.
+                    let _ = spent_tx.send(spent);
                 }
             }
             Ok(())
@@ -1537,7 +1550,7 @@ pub(crate) fn finish_load(
 
 /// Creates one series of a snapshot in `head` with its samples.
 pub(super) fn restore(head: &Head, img: SeriesImage) -> Result<Arc<Series>> {
-    Prepared::new(img)?.insert(head)
+    Ok(Prepared::new(img)?.insert(head)?.0)
 }
 
 #[cfg(test)]

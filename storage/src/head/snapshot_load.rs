@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use thin_vec::ThinVec;
 
 /// Items waiting for the loading thread.
 const IN_FLIGHT: usize = 2;
@@ -149,9 +150,10 @@ pub(super) struct Prepared {
     id: u64,
     labels: Labels,
     hash: u64,
-    closed: Vec<ClosedChunk>,
+    // The lists in the head's own form, allocated here (they stay in the head).
+    closed: ThinVec<ClosedChunk>,
     open: Option<OpenChunk>,
-    ooo: Vec<(Timestamp, f64)>,
+    ooo: ThinVec<(Timestamp, f64)>,
     last: Option<(Timestamp, u64)>,
 }
 
@@ -191,17 +193,19 @@ impl Prepared {
             id: img.id,
             hash: labels.stable_hash(),
             labels,
-            closed: img.closed,
+            closed: img.closed.into(),
             open,
-            ooo: img.ooo,
+            ooo: img.ooo.into(),
             last: img.last,
         })
     }
 
     /// Creates the series in `head` with its samples. A series already in the head (listed
-    /// twice, or its ref taken) is corruption.
-    pub(super) fn insert(self, head: &Head) -> Result<Arc<Series>> {
-        let (s, created) = head.get_or_create_hashed(&self.labels, self.hash, Some(self.id))?;
+    /// twice, or its ref taken) is corruption. Returns the series and the label set it was
+    /// made from: a caller on another thread than the one that prepared it may hand that back
+    /// to be freed there (mimalloc frees on the allocating thread's heap at a lower cost).
+    pub(super) fn insert(self, head: &Head) -> Result<(Arc<Series>, Labels)> {
+        let (s, created) = head.create_hashed(&self.labels, self.hash, Some(self.id))?;
         if !created || s.id() != self.id {
             return Err(Error::corruption(
                 "<snapshot>",
@@ -211,12 +215,12 @@ impl Prepared {
         }
         s.logged.store(true, Ordering::Release);
         let mut d = s.data.lock();
-        d.closed = self.closed.into();
+        d.closed = self.closed;
         d.open = self.open;
-        d.ooo = self.ooo.into();
+        d.ooo = self.ooo;
         d.last = self.last;
         drop(d);
-        Ok(s)
+        Ok((s, self.labels))
     }
 }
 
