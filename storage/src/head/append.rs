@@ -35,6 +35,10 @@ pub(crate) struct HeadAppender {
     parts: Vec<Part>,
     /// Indexes in `series` of the series whose WAL series record a commit writes.
     unlogged: Vec<usize>,
+    /// Indexes in `samples` grouped by series (in `series` order; append order within one),
+    /// and where each series' group starts: apply's scratch.
+    by_series: Vec<u32>,
+    series_starts: Vec<u32>,
     /// Whether a commit applies the WAL's sync policy (false: page cache only, see
     /// [`crate::Appendable::appender_unsynced`]).
     sync: bool,
@@ -72,6 +76,20 @@ const HISTOGRAMS_PER_RECORD: usize = 1 << 12;
 /// Series per WAL record (labels are bounded at ingest, so this stays below the cap too).
 const SERIES_PER_RECORD: usize = 1000;
 
+/// Series one [`touch`] reads and `apply` locks at once: about as many memory misses as a core
+/// keeps in flight.
+pub(crate) const PREFETCH: usize = 16;
+
+/// Reads each of `series`' id and lock word (at most [`PREFETCH`]; more are ignored) with
+/// plain loads, so that their memory misses overlap, where each series' `lock()` (a locked
+/// instruction, which waits for every earlier load) would miss alone. Call it on the next
+/// series to append to or apply into. Returns a sum of what it read, to keep the loads.
+pub(crate) fn touch<'a>(series: impl IntoIterator<Item = &'a Series>) -> usize {
+    series.into_iter().take(PREFETCH).fold(0usize, |sum, s| {
+        sum.wrapping_add(s.id() as usize + usize::from(s.data.is_locked()))
+    })
+}
+
 impl HeadAppender {
     /// A new appender on `head`.
     pub(crate) fn new(head: Arc<Head>) -> Self {
@@ -88,6 +106,8 @@ impl HeadAppender {
             buf_samples: Vec::new(),
             parts: Vec::new(),
             unlogged: Vec::new(),
+            by_series: Vec::new(),
+            series_starts: Vec::new(),
             sync: true,
         }
     }
@@ -619,55 +639,91 @@ impl Drop for Unapplied<'_> {
 impl HeadAppender {
     /// Applies the logged batch to memory. Samples that became invalid since `append` (another
     /// batch committed newer data, or the head was truncated) are dropped and counted.
+    ///
+    /// Series by series (each series' samples in append order), in groups of [`PREFETCH`]: the
+    /// group's locks are taken with `try_lock` and its open chunks read before any sample is
+    /// applied, so that the memory misses into the group's series and chunks overlap instead of
+    /// each series waiting for its own (`benches/README.md`, "ingest3"). `try_lock` never
+    /// blocks, so holding a group's locks cannot deadlock; a series locked elsewhere is applied
+    /// after the group's locks are released.
     fn apply(&mut self) {
+        let (mut order, mut starts) = (
+            std::mem::take(&mut self.by_series),
+            std::mem::take(&mut self.series_starts),
+        );
+        group_by_series(&self.samples, self.series.len(), &mut order, &mut starts);
         let head = &*self.head;
         let _gate = head.apply_gate.read();
         let min_valid = head.min_valid_time();
         let (range, window) = (head.opts.block_range, head.opts.ooo_window);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut n_in, mut n_ooo) = (0u64, 0u64);
-        type Guard<'a> = parking_lot::MutexGuard<'a, super::series::SeriesData>;
-        let mut cur: Option<(u32, u64, Guard<'_>)> = None;
-        for &(idx, t, v) in &self.samples {
-            if t < min_valid && !head.accepts_old(t) {
-                head.metrics
-                    .rejected_out_of_bounds
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let (is_hist, idx) = (idx & HIST_FLAG != 0, idx & !HIST_FLAG);
-            // Keep the series lock across consecutive samples of the same series.
-            if cur.as_ref().is_none_or(|(i, _, _)| *i != idx) {
-                cur = None;
-                let Some(s) = self.series.get(idx as usize) else {
+        let mut apply_series = |idx: usize, id: u64, d: &mut super::series::SeriesData| {
+            let (Some(&a), Some(&b)) = (starts.get(idx), starts.get(idx + 1)) else {
+                return;
+            };
+            for &i in order.get(a as usize..b as usize).unwrap_or_default() {
+                let Some(&(raw, t, v)) = self.samples.get(i as usize) else {
                     continue;
                 };
-                cur = Some((idx, s.id(), s.data.lock()));
-            }
-            let Some((_, id, d)) = cur.as_mut() else {
-                continue;
-            };
-            let applied = if is_hist {
-                match self.hists.get(v.to_bits() as usize) {
-                    Some(h) => d.apply_histogram(t, h, range, window, &head.chunk_files),
-                    None => unreachable!("BUG: histogram entry without its histogram"),
-                }
-            } else {
-                d.apply(*id, t, v, range, window, &head.chunk_files)
-            };
-            match applied {
-                Applied::InOrder => n_in += 1,
-                Applied::OutOfOrder => n_ooo += 1,
-                Applied::Duplicate => continue,
-                other => {
-                    drop(self.reject(other));
+                if t < min_valid && !head.accepts_old(t) {
+                    head.metrics
+                        .rejected_out_of_bounds
+                        .fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                let applied = if raw & HIST_FLAG != 0 {
+                    match self.hists.get(v.to_bits() as usize) {
+                        Some(h) => d.apply_histogram(t, h, range, window, &head.chunk_files),
+                        None => unreachable!("BUG: histogram entry without its histogram"),
+                    }
+                } else {
+                    d.apply(id, t, v, range, window, &head.chunk_files)
+                };
+                match applied {
+                    Applied::InOrder => n_in += 1,
+                    Applied::OutOfOrder => n_ooo += 1,
+                    Applied::Duplicate => continue,
+                    other => {
+                        drop(self.reject(other));
+                        continue;
+                    }
+                }
+                mint = mint.min(t);
+                maxt = maxt.max(t);
             }
-            mint = mint.min(t);
-            maxt = maxt.max(t);
+        };
+        type Guard<'a> = parking_lot::MutexGuard<'a, super::series::SeriesData>;
+        let mut guards: [Option<Guard<'_>>; PREFETCH] = [const { None }; PREFETCH];
+        for (g, group) in self.series.chunks(PREFETCH).enumerate() {
+            let first = g * PREFETCH;
+            let mut sum = touch(group.iter().map(|s| &**s));
+            for (s, guard) in group.iter().zip(guards.iter_mut()) {
+                *guard = s.data.try_lock();
+            }
+            // The open chunk's sample count (its first bytes) and its end, where samples go.
+            for d in guards.iter().flatten() {
+                if let Some(o) = &d.open {
+                    let b = o.chunk.bytes();
+                    let edge = |x: Option<&u8>| x.copied().map_or(0, usize::from);
+                    sum = sum.wrapping_add(edge(b.first()) + edge(b.last()));
+                }
+            }
+            std::hint::black_box(sum);
+            let mut busy = 0u32;
+            for (k, (s, guard)) in group.iter().zip(guards.iter_mut()).enumerate() {
+                match guard.take() {
+                    Some(mut d) => apply_series(first + k, s.id(), &mut d),
+                    None => busy |= 1 << k,
+                }
+            }
+            // Locked elsewhere at the `try_lock`: now that this thread holds no series lock.
+            for (k, s) in group.iter().enumerate() {
+                if busy & (1 << k) != 0 {
+                    apply_series(first + k, s.id(), &mut s.data.lock());
+                }
+            }
         }
-        drop(cur);
         head.update_time_range(mint, maxt);
         head.metrics
             .samples_appended
@@ -675,5 +731,141 @@ impl HeadAppender {
         head.metrics
             .ooo_appended
             .fetch_add(n_ooo, Ordering::Relaxed);
+        self.by_series = order;
+        self.series_starts = starts;
+    }
+}
+
+const _: () = assert!(PREFETCH <= u32::BITS as usize);
+
+/// Groups the indexes of `samples` by series (a counting sort, stable): `order[starts[i] ..
+/// starts[i + 1]]` are series `i`'s, for `i < n_series`.
+fn group_by_series(
+    samples: &[(u32, Timestamp, f64)],
+    n_series: usize,
+    order: &mut Vec<u32>,
+    starts: &mut Vec<u32>,
+) {
+    starts.clear();
+    starts.resize(n_series + 1, 0);
+    for &(raw, _, _) in samples {
+        if let Some(c) = starts.get_mut((raw & !HIST_FLAG) as usize + 1) {
+            *c += 1;
+        }
+    }
+    let mut acc = 0;
+    for c in starts.iter_mut() {
+        acc += *c;
+        *c = acc;
+    }
+    order.clear();
+    order.resize(samples.len(), 0);
+    // `next[i]`: where series `i`'s next sample goes; `starts` shifted by one.
+    for (i, &(raw, _, _)) in samples.iter().enumerate() {
+        let idx = (raw & !HIST_FLAG) as usize;
+        if let Some(at) = starts.get_mut(idx) {
+            if let Some(o) = order.get_mut(*at as usize) {
+                *o = i as u32;
+            }
+            *at += 1;
+        }
+    }
+    // Each `starts[i]` moved to the end of series `i`, which is series `i + 1`'s start.
+    starts.rotate_right(1);
+    if let Some(s0) = starts.first_mut() {
+        *s0 = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::HeadOptions;
+    use crate::head::chunk_files::HeadChunkFiles;
+
+    /// A batch interleaving more series than a group, with one series locked by another thread
+    /// while it commits, applies every series' samples, each in order (as appended one by one).
+    #[test]
+    fn grouped_apply_keeps_each_series_samples_and_waits_for_a_busy_series() {
+        let head = Arc::new(Head::new(
+            HeadOptions {
+                block_range: 7_200_000,
+                ooo_window: 0,
+            },
+            None,
+            HeadChunkFiles::in_memory(),
+            i64::MIN,
+        ));
+        let n = 2 * PREFETCH + 5;
+        let labels = |i: usize| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
+        let mut app = HeadAppender::new(head.clone());
+        let mut refs = Vec::new();
+        for i in 0..n {
+            refs.push(app.append(None, &labels(i), 0, 0.0).unwrap());
+        }
+        app.commit().unwrap();
+        // Interleaved: round t appends to every series, series i gets i % 4 more at the end.
+        for t in 1..=5 {
+            for (i, r) in refs.iter().enumerate() {
+                app.append_ref(*r, t, (t * 100 + i as i64) as f64).unwrap();
+            }
+        }
+        for (i, r) in refs.iter().enumerate() {
+            for t in 6..6 + (i % 4) as i64 {
+                app.append_ref(*r, t, (t * 100 + i as i64) as f64).unwrap();
+            }
+        }
+        let busy = head.series.get(refs[PREFETCH + 3].0).unwrap();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let d = busy.data.lock();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(d);
+        });
+        locked_rx.recv().unwrap();
+        app.commit().unwrap();
+        holder.join().unwrap();
+        for (i, r) in refs.iter().enumerate() {
+            let s = head.series.get(r.0).unwrap();
+            let d = s.data.lock();
+            let last_t = 5 + (i % 4) as i64;
+            let o = d.open.as_ref().unwrap();
+            assert_eq!(
+                (o.chunk.num_samples(), o.min_t(), o.max_t()),
+                (last_t as usize + 1, 0, last_t),
+                "series {i}"
+            );
+            let want = (last_t * 100 + i as i64) as f64;
+            assert_eq!(d.last, Some((last_t, want.to_bits())), "series {i}");
+        }
+        assert!(!head.series.all().iter().any(|s| s.data.is_locked()));
+    }
+
+    #[test]
+    fn group_by_series_is_a_stable_counting_sort() {
+        let check = |series: &[u32], n: usize| {
+            let samples: Vec<(u32, Timestamp, f64)> = series
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (s, i as i64, 0.0))
+                .collect();
+            let (mut order, mut starts) = (vec![7], vec![9, 9]);
+            group_by_series(&samples, n, &mut order, &mut starts);
+            let mut want: Vec<u32> = (0..series.len() as u32).collect();
+            want.sort_by_key(|&i| series[i as usize] & !HIST_FLAG);
+            assert_eq!(order, want, "{series:?}");
+            for i in 0..n {
+                let got: Vec<u32> = order[starts[i] as usize..starts[i + 1] as usize].to_vec();
+                let want: Vec<u32> = (0..series.len() as u32)
+                    .filter(|&j| series[j as usize] & !HIST_FLAG == i as u32)
+                    .collect();
+                assert_eq!(got, want, "series {i} of {series:?}");
+            }
+        };
+        check(&[], 0);
+        check(&[], 3);
+        check(&[0, 1, 2], 3);
+        check(&[2, 0, 1, 0, HIST_FLAG | 2, 1], 4);
     }
 }
