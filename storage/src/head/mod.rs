@@ -16,6 +16,7 @@ pub(crate) mod replay;
 pub(crate) mod series;
 pub(crate) mod snapshot;
 pub(crate) mod snapshot_delta;
+pub(crate) mod symbols;
 
 use crate::chunk::XorChunk;
 use crate::error::{Error, Result};
