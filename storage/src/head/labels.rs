@@ -17,10 +17,9 @@
 //!
 //! Every length byte is below 0x80, so the whole is valid UTF-8 and a `str`: names and values
 //! are sliced out of it without a UTF-8 check. Names that every scraped series carries
-//! ([`WELL_KNOWN`]) take one byte instead of their text, and their values, which many series
-//! repeat (a metric's name, a target's `instance` and `job`), are ids in the process-wide
-//! [`super::symbols`] table (1–3 bytes instead of their text; in the text when the table is
-//! full). This is an in-memory layout only: the WAL, snapshots and blocks write the values.
+//! ([`WELL_KNOWN`]) take one byte instead of their text, and the values of `__name__` and `job`,
+//! which many series repeat, are ids in the process-wide [`super::symbols`] table (1–3 bytes
+//! instead of their text; the text when the table is full; see [`INTERNED`]). This is an in-memory layout only: the WAL, snapshots and blocks write the values.
 
 use super::symbols::symbols;
 use crate::model::{Label, Labels};
@@ -30,6 +29,13 @@ use std::fmt;
 /// Names coded as one byte (their index, or this table's size plus their index when the value
 /// is a symbol id); other names' lengths are offset by twice this table's size.
 const WELL_KNOWN: [&str; 3] = ["__name__", "instance", "job"];
+
+/// Which [`WELL_KNOWN`] names have their values interned: a metric's name and a job are shared
+/// by many series and take few values. `instance` is not: its values are as many as the targets
+/// (or, pushed, the senders), and an id read through the table for each of them made selecting
+/// 100,000 head series with 100,000 instances ~35 % slower (`head_select`, benches/README.md
+/// "scrapemem3").
+const INTERNED: [bool; 3] = [true, false, true];
 
 /// Payload bits per length byte.
 const LEN_BITS: u32 = 6;
@@ -62,7 +68,7 @@ impl SeriesLabels {
         for (n, v) in pairs {
             match WELL_KNOWN.iter().position(|w| *w == n) {
                 Some(i) => {
-                    if let Some(id) = intern(v) {
+                    if let Some(id) = INTERNED[i].then(|| intern(v)).flatten() {
                         put_len(&mut s, WELL_KNOWN.len() + i);
                         put_len(&mut s, id as usize);
                         continue;
@@ -159,6 +165,23 @@ impl<'a> Pairs<'a> {
         bug()
     }
 
+    /// Steps over the next pair without reading a symbol's value; false at the end.
+    fn skip_pair(&mut self) -> bool {
+        if self.rest.is_empty() {
+            return false;
+        }
+        let code = self.len();
+        if code >= 2 * WELL_KNOWN.len() {
+            self.take(code - 2 * WELL_KNOWN.len());
+        } else if code >= WELL_KNOWN.len() {
+            self.len();
+            return true;
+        }
+        let vlen = self.len();
+        self.take(vlen);
+        true
+    }
+
     /// Takes `n` bytes from the front of `rest`.
     fn take(&mut self, n: usize) -> &'a str {
         match (self.rest.get(..n), self.rest.get(n..)) {
@@ -216,7 +239,7 @@ impl SeriesLabels {
     fn pair_start(&self, at: usize) -> usize {
         let mut pairs = self.iter();
         let mut start = 0;
-        while pairs.next().is_some() {
+        while pairs.skip_pair() {
             let end = self.0.len() - pairs.rest.len();
             if end > at {
                 return start;
@@ -401,7 +424,7 @@ mod tests {
         };
         check(
             &[("__name__", "up"), ("instance", "a:1"), ("job", "node")],
-            3 + id_len("up") + id_len("a:1") + id_len("node"),
+            3 + id_len("up") + (1 + 3) + id_len("node"),
         );
         // Lengths below 64 take one byte.
         check(
