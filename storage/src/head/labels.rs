@@ -19,7 +19,8 @@
 //! are sliced out of it without a UTF-8 check. Names that every scraped series carries
 //! ([`WELL_KNOWN`]) take one byte instead of their text, and the values of `__name__` and `job`,
 //! which many series repeat, are ids in the process-wide [`super::symbols`] table (1–3 bytes
-//! instead of their text; the text when the table is full; see [`INTERNED`]). This is an in-memory layout only: the WAL, snapshots and blocks write the values.
+//! instead of their text; the text when the table is full; see [`INTERNED`]). This is an
+//! in-memory layout only: the WAL, snapshots and blocks write the values.
 
 use super::symbols::symbols;
 use crate::model::{Label, Labels};
