@@ -8,22 +8,35 @@
 //! Layout, pair after pair in name order:
 //!
 //! ```text
-//! pair   := name value
-//! name   := len6(WELL_KNOWN.len() + byte length) bytes | len6(index into WELL_KNOWN)
+//! pair   := name value | symbol
+//! name   := len6(2 * WELL_KNOWN.len() + byte length) bytes | len6(index into WELL_KNOWN)
 //! value  := len6(byte length) bytes
+//! symbol := len6(WELL_KNOWN.len() + index into WELL_KNOWN) len6(id in the symbol table)
 //! len6   := little-endian groups of 6 bits, one byte each: bit 6 set = more bytes follow
 //! ```
 //!
 //! Every length byte is below 0x80, so the whole is valid UTF-8 and a `str`: names and values
 //! are sliced out of it without a UTF-8 check. Names that every scraped series carries
-//! ([`WELL_KNOWN`]) take one byte instead of their text.
+//! ([`WELL_KNOWN`]) take one byte instead of their text, and the values of `__name__` and `job`,
+//! which many series repeat, are ids in the process-wide [`super::symbols`] table (1–3 bytes
+//! instead of their text; the text when the table is full; see [`INTERNED`]). This is an
+//! in-memory layout only: the WAL, snapshots and blocks write the values.
 
+use super::symbols::symbols;
 use crate::model::{Label, Labels};
 use std::cmp::Ordering;
 use std::fmt;
 
-/// Names coded as one byte (their index); other names' lengths are offset by this table's size.
+/// Names coded as one byte (their index, or this table's size plus their index when the value
+/// is a symbol id); other names' lengths are offset by twice this table's size.
 const WELL_KNOWN: [&str; 3] = ["__name__", "instance", "job"];
+
+/// Which [`WELL_KNOWN`] names have their values interned: a metric's name and a job are shared
+/// by many series and take few values. `instance` is not: its values are as many as the targets
+/// (or, pushed, the senders), and an id read through the table for each of them made selecting
+/// 100,000 head series with 100,000 instances ~35 % slower (`head_select`, benches/README.md
+/// "scrapemem3").
+const INTERNED: [bool; 3] = [true, false, true];
 
 /// Payload bits per length byte.
 const LEN_BITS: u32 = 6;
@@ -42,13 +55,29 @@ impl SeriesLabels {
 
     /// Packs pairs given in name order.
     pub(crate) fn from_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        Self::pack(pairs, |v| symbols().intern(v))
+    }
+
+    /// Packs pairs given in name order, with the values of [`WELL_KNOWN`] names as the ids
+    /// `intern` gives (ids of the process-wide table; `None` keeps the value's text).
+    fn pack<'a>(
+        pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+        intern: impl Fn(&str) -> Option<u32>,
+    ) -> Self {
         let size: usize = pairs.clone().map(|(n, v)| n.len() + v.len() + 2).sum();
         let mut s = String::with_capacity(size);
         for (n, v) in pairs {
             match WELL_KNOWN.iter().position(|w| *w == n) {
-                Some(i) => put_len(&mut s, i),
+                Some(i) => {
+                    if let Some(id) = INTERNED[i].then(|| intern(v)).flatten() {
+                        put_len(&mut s, WELL_KNOWN.len() + i);
+                        put_len(&mut s, id as usize);
+                        continue;
+                    }
+                    put_len(&mut s, i);
+                }
                 None => {
-                    put_len(&mut s, WELL_KNOWN.len() + n.len());
+                    put_len(&mut s, 2 * WELL_KNOWN.len() + n.len());
                     s.push_str(n);
                 }
             }
@@ -63,7 +92,7 @@ impl SeriesLabels {
         Pairs { rest: &self.0 }
     }
 
-    /// Heap bytes of the packed string.
+    /// Heap bytes of the packed string (not counting the shared symbol table).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.len()
     }
@@ -137,6 +166,23 @@ impl<'a> Pairs<'a> {
         bug()
     }
 
+    /// Steps over the next pair without reading a symbol's value; false at the end.
+    fn skip_pair(&mut self) -> bool {
+        if self.rest.is_empty() {
+            return false;
+        }
+        let code = self.len();
+        if code >= 2 * WELL_KNOWN.len() {
+            self.take(code - 2 * WELL_KNOWN.len());
+        } else if code >= WELL_KNOWN.len() {
+            self.len();
+            return true;
+        }
+        let vlen = self.len();
+        self.take(vlen);
+        true
+    }
+
     /// Takes `n` bytes from the front of `rest`.
     fn take(&mut self, n: usize) -> &'a str {
         match (self.rest.get(..n), self.rest.get(n..)) {
@@ -164,7 +210,13 @@ impl<'a> Iterator for Pairs<'a> {
         let code = self.len();
         let name = match WELL_KNOWN.get(code) {
             Some(w) => w,
-            None => self.take(code - WELL_KNOWN.len()),
+            None => match WELL_KNOWN.get(code - WELL_KNOWN.len()) {
+                Some(w) => {
+                    let id = u32::try_from(self.len()).unwrap_or_else(|_| bug());
+                    return Some((w, symbols().get(id).unwrap_or_else(|| bug())));
+                }
+                None => self.take(code - 2 * WELL_KNOWN.len()),
+            },
         };
         let vlen = self.len();
         Some((name, self.take(vlen)))
@@ -188,7 +240,7 @@ impl SeriesLabels {
     fn pair_start(&self, at: usize) -> usize {
         let mut pairs = self.iter();
         let mut start = 0;
-        while pairs.next().is_some() {
+        while pairs.skip_pair() {
             let end = self.0.len() - pairs.rest.len();
             if end > at {
                 return start;
@@ -365,11 +417,17 @@ mod tests {
             assert_eq!(out, l);
         };
         check(&[], 0);
-        // Well-known names take one byte; lengths below 64 one byte.
+        // Well-known names take one byte and their values are symbol ids, one byte per 6 bits.
+        let id_len = |v: &str| match symbols().intern(v).unwrap_or(u32::MAX) {
+            0..64 => 1,
+            64..4096 => 2,
+            _ => 3,
+        };
         check(
             &[("__name__", "up"), ("instance", "a:1"), ("job", "node")],
-            15,
+            3 + id_len("up") + (1 + 3) + id_len("node"),
         );
+        // Lengths below 64 take one byte.
         check(
             &[("cpu", "0"), ("mode", "idle")],
             1 + 3 + 1 + 1 + 1 + 4 + 1 + 4,
@@ -382,6 +440,44 @@ mod tests {
         );
         let long_name = "n".repeat(61);
         check(&[(long_name.as_str(), "x")], 2 + 61 + 1 + 1);
+    }
+
+    /// With the values of well-known names kept as text (a full symbol table), and mixed with
+    /// sets whose values are ids: the same pairs, the same order.
+    #[test]
+    fn well_known_values_as_text_read_and_compare_like_ids() {
+        let sets = [
+            labels(&[("__name__", "up"), ("instance", "a:1"), ("job", "node")]),
+            labels(&[("__name__", "up"), ("code", "200"), ("job", "node")]),
+            labels(&[("__name__", "upx"), ("instance", "a:1")]),
+            labels(&[("a", "b"), ("job", "j\u{e9}")]),
+        ];
+        let pairs = |l: &Labels| -> Vec<(String, String)> {
+            l.iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect()
+        };
+        let text: Vec<SeriesLabels> = sets
+            .iter()
+            .map(|l| {
+                let p = pairs(l);
+                SeriesLabels::pack(p.iter().map(|(n, v)| (n.as_str(), v.as_str())), |_| None)
+            })
+            .collect();
+        let ids: Vec<SeriesLabels> = sets.iter().map(SeriesLabels::new).collect();
+        assert_eq!(text[0].heap_bytes(), (2 + 2) + (2 + 3) + (2 + 4));
+        for (i, l) in sets.iter().enumerate() {
+            let mut out = Labels::empty();
+            text[i].to_labels(&mut out);
+            assert_eq!(&out, l);
+            assert!(text[i].eq_labels(l));
+            assert_eq!(text[i].stable_hash(), l.stable_hash());
+            for (j, m) in sets.iter().enumerate() {
+                assert_eq!(text[i].cmp(&ids[j]), l.cmp(m), "{l:?} vs {m:?}");
+                assert_eq!(ids[i].cmp(&text[j]), l.cmp(m), "{l:?} vs {m:?}");
+                assert_eq!(text[i].cmp(&text[j]), l.cmp(m), "{l:?} vs {m:?}");
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub(crate) mod series;
 pub(crate) mod snapshot;
 pub(crate) mod snapshot_delta;
 mod snapshot_load;
+pub(crate) mod symbols;
 
 use crate::chunk::XorChunk;
 use crate::error::{Error, Result};
