@@ -819,3 +819,64 @@ fn the_size_trigger_waits_for_64_bytes_of_wal_a_series_on_big_heads() {
     check(100_000_000, 400_000_000, 400_000, true);
     assert!(!snapshot_due_on_head(64 * mib, 128 * mib, 0, 400_000));
 }
+
+/// The size trigger fires when the WAL crosses the bound, not at the next periodic check: with
+/// the check an hour apart, a snapshot (whole, then deltas) follows each bound's worth of WAL.
+#[test]
+fn the_size_trigger_fires_when_the_wal_crosses_the_bound_not_at_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 64 << 10;
+    let db = Db::open(
+        dir.path(),
+        Options {
+            head_snapshot_interval_ms: None,
+            head_snapshot_wal_bytes: Some(bound),
+            ..opts(0)
+        },
+    )
+    .unwrap();
+    start_background_every(&db.inner, Duration::from_secs(3600));
+    let links = |dir: &Path| snapshots(dir).len() + deltas(dir).len();
+    let wal_since = |db: &Db| {
+        let seg = db.inner.snapshot_segment.load(Ordering::Acquire);
+        db.inner.head.wal.lock().as_ref().unwrap().bytes_since(seg)
+    };
+    // Waits (polling, up to a minute: the wake runs on the background thread) until `want`
+    // links exist; a missing wake leaves them missing for the hour.
+    let wait_links = |want: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while links(dir.path()) < want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            links(dir.path()) >= want,
+            "want {want} snapshot links after {} B of WAL (bound {bound}), got {:?} + deltas {:?}",
+            wal_since(&db),
+            snapshots(dir.path()),
+            deltas(dir.path())
+        );
+        // The thread writes a link, records it and arms the wake under the compaction lock.
+        drop(db.inner.compact_lock.lock());
+    };
+    let mut newest = vec![0; 200];
+    let mut rng = Rng(11);
+    // Under the bound: nothing.
+    rounds(&db, "a", 0..200, &mut newest, 2, &mut rng);
+    assert!(wal_since(&db) < bound, "{} B", wal_since(&db));
+    assert_eq!(links(dir.path()), 0);
+    // Past it, a whole snapshot; a bound more, a delta on it.
+    for want in 1..=3 {
+        while wal_since(&db) < bound {
+            rounds(&db, "a", 0..200, &mut newest, 1, &mut rng);
+        }
+        wait_links(want);
+        assert_eq!(snapshots(dir.path()).len(), 1);
+        assert_eq!(deltas(dir.path()).len(), want - 1);
+    }
+    let live = dump(&db);
+    // Close stops the thread (it no longer waits for the sender to go: the WAL holds a clone).
+    db.close().unwrap();
+    drop(db);
+    let got = dump(&Db::open(dir.path(), opts(0)).unwrap());
+    assert_same(&live, &got, "live vs reopened");
+}

@@ -211,6 +211,12 @@ impl GroupSync {
         }
     }
 
+    /// Sequence number of the newest batch written: a [`SyncTicket`] for it, waited on without
+    /// the WAL's lock as a committer's is, syncs every batch written so far.
+    pub(crate) fn written_seq(&self) -> u64 {
+        self.state.lock().written
+    }
+
     /// Waits until batch `seq` is complete, syncing when no one else is.
     fn wait(&self, seq: u64) -> Result<()> {
         let mut st = self.state.lock();

@@ -8,6 +8,7 @@ pub(crate) mod group_sync;
 pub(crate) mod record;
 pub(crate) mod record_histogram;
 pub(crate) mod segment;
+pub(crate) mod wake;
 pub(crate) mod watch;
 
 use crate::error::{Error, Result};
@@ -111,6 +112,10 @@ pub(crate) struct Wal {
     compressor: compress::Compressor,
     /// Sync counters.
     metrics: std::sync::Arc<WalMetrics>,
+    /// Bytes of batches written since open, all segments (headers not counted).
+    written: u64,
+    /// Told of `written` after each batch (the head snapshot's size trigger), if set.
+    growth: Option<Arc<wake::GrowthWake>>,
 }
 
 impl Wal {
@@ -178,6 +183,8 @@ impl Wal {
             metrics,
             scratch: Vec::new(),
             compressor: compress::Compressor::new(),
+            written: 0,
+            growth: None,
         })
     }
 
@@ -386,6 +393,10 @@ impl Wal {
             )));
         }
         self.cur_size += len;
+        self.written += len;
+        if let Some(g) = &self.growth {
+            g.grew(self.written);
+        }
         let need = sync && self.opts.sync != SyncMode::Buffer;
         let seq = self.group.wrote(self.end_written(), need);
         if !need {
@@ -496,6 +507,32 @@ impl Wal {
         self.recover()?;
         self.next_segment(true)?;
         Ok(self.cur_index)
+    }
+
+    /// A ticket for every batch written so far, whatever each asked for: waiting on it after
+    /// releasing the WAL's lock syncs them as a committer's wait does (none under `Buffer`).
+    /// A head snapshot waits on it before it takes the lock to cut the segment, so the sync
+    /// under the lock covers only the batches written in between.
+    pub(crate) fn sync_all_ticket(&self) -> SyncTicket {
+        if self.opts.sync == SyncMode::Buffer {
+            return SyncTicket::none();
+        }
+        SyncTicket::new(Some(self.group.clone()), self.group.written_seq())
+    }
+
+    /// Bytes of batches written since open (all segments, headers not counted).
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Sets the mark told of [`Wal::written`] after each batch (see `wake.rs`).
+    pub(crate) fn set_growth_wake(&mut self, g: Arc<wake::GrowthWake>) {
+        self.growth = Some(g);
+    }
+
+    /// The mark set with [`Wal::set_growth_wake`].
+    pub(crate) fn growth_wake(&self) -> Option<&wake::GrowthWake> {
+        self.growth.as_deref()
     }
 
     /// The sync counters, for metrics.
