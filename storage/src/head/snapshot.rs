@@ -943,8 +943,8 @@ pub(crate) fn take(head: &Head, dir: &Path, prev: Option<Chain>) -> Result<Optio
     // a sync: at 400,000 series the segment held up to ~25 MB of them), so the sync of the
     // segment cut under the lock covers only those written in between. A failure here is the
     // cut's to report (it recovers the WAL first).
-    let presync = head.wal.lock().as_ref().map(|w| w.sync_all_ticket());
-    if let Some(Err(e)) = presync.map(|t| t.wait()) {
+    let syncer = head.wal.lock().as_ref().and_then(|w| w.syncer());
+    if let Some(Err(e)) = syncer.map(|g| g.sync_ahead()) {
         tracing::debug!("head snapshot: WAL sync before the cut failed: {e}");
     }
     let locked = Instant::now();

@@ -509,15 +509,10 @@ impl Wal {
         Ok(self.cur_index)
     }
 
-    /// A ticket for every batch written so far, whatever each asked for: waiting on it after
-    /// releasing the WAL's lock syncs them as a committer's wait does (none under `Buffer`).
-    /// A head snapshot waits on it before it takes the lock to cut the segment, so the sync
-    /// under the lock covers only the batches written in between.
-    pub(crate) fn sync_all_ticket(&self) -> SyncTicket {
-        if self.opts.sync == SyncMode::Buffer {
-            return SyncTicket::none();
-        }
-        SyncTicket::new(Some(self.group.clone()), self.group.written_seq())
+    /// The syncer, for [`GroupSync::sync_ahead`] without the WAL's lock (None under `Buffer`,
+    /// whose segment cuts do not sync).
+    pub(crate) fn syncer(&self) -> Option<Arc<GroupSync>> {
+        (self.opts.sync != SyncMode::Buffer).then(|| self.group.clone())
     }
 
     /// Bytes of batches written since open (all segments, headers not counted).
