@@ -82,12 +82,10 @@ pub struct Options {
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
     /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
-    /// The WAL's writer wakes the background thread as soon as the WAL crosses the bound
-    /// (`wal/wake.rs`; also checked every [`SNAPSHOT_CHECK_INTERVAL`]), so a crash leaves at
-    /// most about the bound plus what was written while the last snapshot was taken (up to
-    /// session 12 only the check started one: a fast writer left 4.4–10.4 MiB over a 4 MiB
-    /// bound in `replay_vs_prometheus.py`; `benches/README.md`, "snapwrite"). After a whole
-    /// snapshot most are
+    /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`], so a fast writer leaves more
+    /// WAL than the bound to replay after a crash: 4.4–10.4 MiB in `replay_vs_prometheus.py`,
+    /// which writes 2 h of the medium set in ~4 s; restart 0.50–0.58× Prometheus's time there
+    /// (`benches/README.md`, "Final figures of session 12"). After a whole snapshot most are
     /// deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
     /// most about 4× the WAL's on big heads and the per-series bound does the same for deltas
     /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
@@ -140,8 +138,7 @@ pub(crate) fn snapshot_bound(min_bytes: u64, last_snapshot: u64, series: u64) ->
 /// 1.28 MB, under the 4 MiB default.
 pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 64;
 
-/// How often the background thread checks whether a head snapshot is due by time, and by size
-/// as a backstop (the WAL's writer wakes it once the size bound is crossed).
+/// How often the background thread checks whether a head snapshot is due.
 pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Default for Options {
@@ -918,7 +915,7 @@ impl Inner {
     /// `compact_lock`.
     ///
     /// Unless `whole`, it writes a delta on top of the chain written so far while the chain's
-    /// deltas are smaller than its base (`head/snapshot_delta.rs`); a delta deletes no WAL
+    /// deltas are smaller than 8× its base (`head/snapshot_delta.rs`); a delta deletes no WAL
     /// segment.
     fn snapshot_head(&self, whole: bool) -> Result<bool> {
         let mut chain = self.snapshot_chain.lock();

@@ -759,8 +759,7 @@ fn a_chain_over_more_series_than_stripes_builds_the_head_the_whole_wal_builds() 
         let keep_all = db.wal_keep(0);
         let mut rng = Rng(31);
         let mut newest = vec![0i64; 1200];
-        // A base bigger than the three deltas (a chain takes deltas while they are smaller).
-        rounds(&db, "m", 0..900, &mut newest, 600, &mut rng);
+        rounds(&db, "m", 0..900, &mut newest, 30, &mut rng);
         db.snapshot_head().unwrap();
         rounds(&db, "m", 0..900, &mut newest, 3, &mut rng);
         db.snapshot_head().unwrap();
@@ -837,47 +836,42 @@ fn the_size_trigger_fires_when_the_wal_crosses_the_bound_not_at_the_next_check()
     )
     .unwrap();
     start_background_every(&db.inner, Duration::from_secs(3600));
-    // The newest link's segment (0: none).
-    let newest_link = |dir: &Path| {
-        let (s, d) = (snapshots(dir), deltas(dir));
-        s.into_iter().chain(d).max().unwrap_or(0)
-    };
+    let links = |dir: &Path| snapshots(dir).len() + deltas(dir).len();
     let wal_since = |db: &Db| {
         let seg = db.inner.snapshot_segment.load(Ordering::Acquire);
         db.inner.head.wal.lock().as_ref().unwrap().bytes_since(seg)
     };
-    // Waits (polling, up to a minute: the wake runs on the background thread) until a link
-    // newer than `after` exists; a missing wake leaves it missing for the hour.
-    let wait_link = |after: u32| {
+    // Waits (polling, up to a minute: the wake runs on the background thread) until `want`
+    // links exist; a missing wake leaves them missing for the hour.
+    let wait_links = |want: usize| {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while newest_link(dir.path()) <= after && std::time::Instant::now() < deadline {
+        while links(dir.path()) < want && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(
-            newest_link(dir.path()) > after,
-            "want a link after segment {after} after {} B of WAL (bound {bound}), got {:?} + deltas {:?}",
+            links(dir.path()) >= want,
+            "want {want} snapshot links after {} B of WAL (bound {bound}), got {:?} + deltas {:?}",
             wal_since(&db),
             snapshots(dir.path()),
             deltas(dir.path())
         );
         // The thread writes a link, records it and arms the wake under the compaction lock.
         drop(db.inner.compact_lock.lock());
-        newest_link(dir.path())
     };
     let mut newest = vec![0; 200];
     let mut rng = Rng(11);
     // Under the bound: nothing.
     rounds(&db, "a", 0..200, &mut newest, 2, &mut rng);
     assert!(wal_since(&db) < bound, "{} B", wal_since(&db));
-    assert_eq!(newest_link(dir.path()), 0);
-    // Past it, a snapshot (whole, then a delta or whole per the chain rule), three times.
-    let mut link = 0;
-    for _ in 0..3 {
+    assert_eq!(links(dir.path()), 0);
+    // Past it, a whole snapshot; a bound more, a delta on it.
+    for want in 1..=3 {
         while wal_since(&db) < bound {
             rounds(&db, "a", 0..200, &mut newest, 1, &mut rng);
         }
-        link = wait_link(link);
+        wait_links(want);
         assert_eq!(snapshots(dir.path()).len(), 1);
+        assert_eq!(deltas(dir.path()).len(), want - 1);
     }
     let live = dump(&db);
     // Close stops the thread (it no longer waits for the sender to go: the WAL holds a clone).

@@ -30,7 +30,7 @@
 //! series' own. A series absent from the delta is as it was at the previous link.
 //!
 //! **When.** A delta is written instead of a whole snapshot while the deltas of the chain are
-//! smaller than its base ([`MAX_DELTAS_PER_BASE`]) and neither a truncation nor a deletion changed the head since the
+//! smaller than 8× its base ([`MAX_DELTAS_PER_BASE`]) and neither a truncation nor a deletion changed the head since the
 //! base (`Head::rewrites`); a database always starts a new chain with a whole snapshot after
 //! opening and at a clean close.
 //!
@@ -62,18 +62,13 @@ pub(crate) use crate::fs::layout::HEAD_DELTA_PREFIX as DELTA_PREFIX;
 const MAGIC: [u8; 4] = *b"ASND";
 /// Format version.
 const VERSION: u8 = 1;
-/// A chain takes deltas while their total size is below this many times its base's, so
-/// opening reads at most about twice the base's bytes (the base is a snapshot of a younger,
-/// smaller head: at most about twice what a whole snapshot taken instead would be). At 8 (up to
-/// session 12) a chain read ~9× its base: on the medium set, written in 4 s, a 4.4 MB base and
-/// three 5.8–7.1 MB deltas loaded in 170–179 ms where a whole snapshot of the same head loads in
-/// ~80 ms (`benches/README.md`, "snapwrite"). A whole snapshot costs about the same per series
-/// whatever its size (labels, the walk) and a delta is cheaper; a young head's base is small
-/// while every scrape changes every series, so whole snapshots come more often early in a head's
-/// life (on scrape-bench's 400,000 series: every second or third link at first) and rarely once
-/// the head holds more than a few deltas' worth of samples (deltas are bounded by the size
-/// trigger, the head grows).
-pub(crate) const MAX_DELTAS_PER_BASE: u64 = 1;
+/// A chain takes deltas while their total size is below this many times its base's. A whole
+/// snapshot costs about the same per series whatever its size (labels, the walk), a delta is
+/// ~10× cheaper, and a young head's base (labels, a sample or two per series) is small while
+/// every scrape changes every series: on scrape-bench's 400,000 series a 4.5 MB base took a
+/// 4.3–4.9 MB delta every ~25 s, so at 2× a whole snapshot came every third time
+/// (`benches/README.md`, "snapinc"). Opening reads at most about 9× the base's bytes.
+pub(crate) const MAX_DELTAS_PER_BASE: u64 = 8;
 /// zstd level of a delta's pages and SERIES sections (whole snapshots use level 3): a delta is
 /// written every few MiB of WAL and read back at most once, so compression time counts more
 /// than its size.
