@@ -20,7 +20,6 @@ use crate::matcher::Matcher;
 use crate::model::{METRIC_NAME, Timestamp};
 use crate::querier::{DbQuerier, select};
 use crate::wal::checkpoint::SeriesRecords;
-use crate::wal::wake::GrowthWake;
 use crate::wal::watch::{Keepers, WalKeep, WalPosition, WalWatchMetrics, WalWatcher};
 use crate::wal::{SyncMode, Wal, WalOptions};
 use parking_lot::{Mutex, RwLock};
@@ -95,21 +94,15 @@ pub struct Options {
     pub head_snapshot_wal_bytes: Option<u64>,
 }
 
-/// The WAL bytes since the last snapshot at which the size trigger of head snapshots is due,
-/// when the last snapshot's file has `last_snapshot` bytes (0: none) and the configured bound
-/// is `min_bytes` ([`Options::head_snapshot_wal_bytes`]): `max(min_bytes, last_snapshot / 4)`,
-/// so writing snapshots costs at most about 4× the WAL's own bytes however big the head.
-fn size_bound(min_bytes: u64, last_snapshot: u64) -> u64 {
-    min_bytes.max(last_snapshot / 4)
-}
-
-/// Whether `wal_since` bytes reach [`size_bound`] (the per-series bound aside).
-#[cfg(test)]
+/// Whether the size trigger of head snapshots is due: `wal_since` bytes of WAL were written
+/// since the last snapshot, whose file has `last_snapshot` bytes (0: none), and the bound is
+/// `min_bytes` ([`Options::head_snapshot_wal_bytes`]). Due at `max(min_bytes, last_snapshot /
+/// 4)`, so writing snapshots costs at most about 4× the WAL's own bytes however big the head.
 pub(crate) fn snapshot_due_by_size(wal_since: u64, min_bytes: u64, last_snapshot: u64) -> bool {
-    wal_since >= size_bound(min_bytes, last_snapshot)
+    wal_since >= min_bytes.max(last_snapshot / 4)
 }
 
-/// [`size_bound`] reached on a head of `series` series: the bound is at least `series ×`
+/// [`snapshot_due_by_size`] on a head of `series` series: the bound is at least `series ×`
 /// [`SNAPSHOT_WAL_BYTES_PER_SERIES`], which does for deltas what the quarter does for whole
 /// snapshots (a delta's cost follows the series that changed: on a scraped head, all).
 pub(crate) fn snapshot_due_on_head(
@@ -118,13 +111,8 @@ pub(crate) fn snapshot_due_on_head(
     last_snapshot: u64,
     series: u64,
 ) -> bool {
-    wal_since >= snapshot_bound(min_bytes, last_snapshot, series)
-}
-
-/// The WAL bytes since the last snapshot at which [`snapshot_due_on_head`] is due.
-pub(crate) fn snapshot_bound(min_bytes: u64, last_snapshot: u64, series: u64) -> u64 {
     let per_series = series.saturating_mul(SNAPSHOT_WAL_BYTES_PER_SERIES);
-    size_bound(min_bytes.max(per_series), last_snapshot)
+    snapshot_due_by_size(wal_since, min_bytes.max(per_series), last_snapshot)
 }
 
 /// WAL bytes per head series that the size trigger waits for at least (see
@@ -223,7 +211,7 @@ pub struct Db {
 }
 
 struct Background {
-    stop: mpsc::Sender<Wake>,
+    stop: mpsc::Sender<()>,
     handle: std::thread::JoinHandle<()>,
 }
 
@@ -409,7 +397,7 @@ impl Db {
     pub fn close(&self) -> Result<()> {
         let bg = self.inner.bg.lock().take();
         if let Some(bg) = bg {
-            let _ = bg.stop.send(Wake::Stop);
+            drop(bg.stop);
             if bg.handle.join().is_err() {
                 tracing::warn!("background compaction thread panicked");
             }
@@ -809,44 +797,17 @@ fn link_tree(src: &Path, dst: &Path) -> Result<()> {
     crate::fs::fsync_dir(dst)
 }
 
-/// What wakes the background thread besides its tick.
-enum Wake {
-    /// The WAL crossed the head snapshot's size bound (see `wal/wake.rs`).
-    WalGrew,
-    /// `Db::close`: stop.
-    Stop,
-}
-
 fn start_background(inner: &Arc<Inner>) {
-    start_background_every(inner, BACKGROUND_INTERVAL.min(SNAPSHOT_CHECK_INTERVAL));
-}
-
-/// [`start_background`] with the periodic checks every `tick` (tests: a tick too long to
-/// matter, so that only the WAL's growth wake can start a snapshot).
-fn start_background_every(inner: &Arc<Inner>, tick: Duration) {
-    // `Wake::Stop` (`Db::close`), dropping every sender or the last `Inner` stops the loop
-    // (the WAL's wake holds a clone of `stop` as long as the head lives).
-    let (stop, rx) = mpsc::channel::<Wake>();
-    if inner.opts.head_snapshot_wal_bytes.is_some()
-        && let Some(wal) = inner.head.wal.lock().as_mut()
-    {
-        let tx = stop.clone();
-        wal.set_growth_wake(Arc::new(GrowthWake::new(Box::new(move || {
-            let _ = tx.send(Wake::WalGrew);
-        }))));
-    }
-    inner.snapshot_size_due(true);
+    let (stop, rx) = mpsc::channel::<()>();
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let handle = std::thread::Builder::new()
         .name("argus-tsdb-compact".into())
         .spawn(move || {
             let mut last_snapshot = std::time::Instant::now();
             let mut last_compact = std::time::Instant::now();
-            loop {
-                match rx.recv_timeout(tick) {
-                    Ok(Wake::WalGrew) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
+            let tick = BACKGROUND_INTERVAL.min(SNAPSHOT_CHECK_INTERVAL);
+            // Any message or a disconnected sender stops the loop.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(tick) {
                 let Some(inner) = weak.upgrade() else { return };
                 if last_compact.elapsed() >= BACKGROUND_INTERVAL {
                     last_compact = std::time::Instant::now();
@@ -857,19 +818,24 @@ fn start_background_every(inner: &Arc<Inner>, tick: Duration) {
                 let by_time = inner.opts.head_snapshot_interval_ms.is_some_and(|ms| {
                     last_snapshot.elapsed().as_millis() >= u128::try_from(ms).unwrap_or(0)
                 });
-                let by_size = inner.snapshot_size_due(false);
+                let by_size = inner.opts.head_snapshot_wal_bytes.is_some_and(|b| {
+                    let series = inner.head.num_series();
+                    inner.head.wal.lock().as_ref().is_some_and(|w| {
+                        snapshot_due_on_head(
+                            w.bytes_since(inner.snapshot_segment.load(Ordering::Acquire)),
+                            b,
+                            inner.snapshot_bytes.load(Ordering::Acquire),
+                            series,
+                        )
+                    })
+                });
                 if by_time || by_size {
                     last_snapshot = std::time::Instant::now();
                     let _g = inner.compact_lock.lock();
-                    if inner.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    match inner.snapshot_head(false) {
-                        // Arms the wake for the WAL written from the snapshot's cut on (it
-                        // fires at the next batch if that is already past the bound).
-                        Ok(_) => _ = inner.snapshot_size_due(true),
-                        // Retried at the next tick, not at every batch.
-                        Err(e) => tracing::warn!("cannot write a head snapshot: {e}"),
+                    if !inner.closed.load(Ordering::Acquire)
+                        && let Err(e) = inner.snapshot_head(false)
+                    {
+                        tracing::warn!("cannot write a head snapshot: {e}");
                     }
                 }
             }
@@ -881,30 +847,6 @@ fn start_background_every(inner: &Arc<Inner>, tick: Duration) {
 }
 
 impl Inner {
-    /// Whether the head snapshot's size trigger is due (never without a size bound). When it
-    /// is not (or `arm_only`), arms the WAL's growth wake for the bytes still missing, so the
-    /// background thread wakes once they are written.
-    fn snapshot_size_due(&self, arm_only: bool) -> bool {
-        let Some(min_bytes) = self.opts.head_snapshot_wal_bytes else {
-            return false;
-        };
-        let (series, last) = (
-            self.head.num_series(),
-            self.snapshot_bytes.load(Ordering::Acquire),
-        );
-        let wal = self.head.wal.lock();
-        let Some(w) = wal.as_ref() else { return false };
-        let since = w.bytes_since(self.snapshot_segment.load(Ordering::Acquire));
-        if !arm_only && snapshot_due_on_head(since, min_bytes, last, series) {
-            return true;
-        }
-        let bound = snapshot_bound(min_bytes, last, series);
-        if let Some(g) = w.growth_wake() {
-            g.arm(w.written().saturating_add(bound.saturating_sub(since)));
-        }
-        false
-    }
-
     /// Whether head snapshots are written (either trigger set).
     fn snapshots_on(&self) -> bool {
         self.opts.head_snapshot_interval_ms.is_some() || self.opts.head_snapshot_wal_bytes.is_some()

@@ -8,7 +8,6 @@ pub(crate) mod group_sync;
 pub(crate) mod record;
 pub(crate) mod record_histogram;
 pub(crate) mod segment;
-pub(crate) mod wake;
 pub(crate) mod watch;
 
 use crate::error::{Error, Result};
@@ -112,10 +111,6 @@ pub(crate) struct Wal {
     compressor: compress::Compressor,
     /// Sync counters.
     metrics: std::sync::Arc<WalMetrics>,
-    /// Bytes of batches written since open, all segments (headers not counted).
-    written: u64,
-    /// Told of `written` after each batch (the head snapshot's size trigger), if set.
-    growth: Option<Arc<wake::GrowthWake>>,
 }
 
 impl Wal {
@@ -183,8 +178,6 @@ impl Wal {
             metrics,
             scratch: Vec::new(),
             compressor: compress::Compressor::new(),
-            written: 0,
-            growth: None,
         })
     }
 
@@ -393,10 +386,6 @@ impl Wal {
             )));
         }
         self.cur_size += len;
-        self.written += len;
-        if let Some(g) = &self.growth {
-            g.grew(self.written);
-        }
         let need = sync && self.opts.sync != SyncMode::Buffer;
         let seq = self.group.wrote(self.end_written(), need);
         if !need {
@@ -513,21 +502,6 @@ impl Wal {
     /// whose segment cuts do not sync).
     pub(crate) fn syncer(&self) -> Option<Arc<GroupSync>> {
         (self.opts.sync != SyncMode::Buffer).then(|| self.group.clone())
-    }
-
-    /// Bytes of batches written since open (all segments, headers not counted).
-    pub(crate) fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// Sets the mark told of [`Wal::written`] after each batch (see `wake.rs`).
-    pub(crate) fn set_growth_wake(&mut self, g: Arc<wake::GrowthWake>) {
-        self.growth = Some(g);
-    }
-
-    /// The mark set with [`Wal::set_growth_wake`].
-    pub(crate) fn growth_wake(&self) -> Option<&wake::GrowthWake> {
-        self.growth.as_deref()
     }
 
     /// The sync counters, for metrics.
