@@ -56,7 +56,7 @@ use crate::model::Timestamp;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub(crate) use crate::fs::layout::HEAD_DELTA_PREFIX as DELTA_PREFIX;
 /// First bytes of a delta file.
@@ -410,7 +410,7 @@ pub(super) fn write(
     c: &Captured,
     mut prev: Chain,
     start: Instant,
-    held: Duration,
+    hold: super::snapshot::Hold,
 ) -> Result<Chain> {
     let segment = c.meta.segment;
     let path = dir.join(delta_name(segment));
@@ -427,11 +427,16 @@ pub(super) fn write(
     let meta = res?;
     prev.marks = Vec::new();
     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let ms = hold.ms();
     tracing::info!(
         delta = %path.display(),
         series = meta.series,
         bytes,
-        wal_lock_ms = held.as_secs_f64() * 1e3,
+        wal_lock_ms = ms[0],
+        presync_ms = ms[1],
+        cut_ms = ms[2],
+        apply_wait_ms = ms[3],
+        capture_ms = ms[4],
         total_ms = start.elapsed().as_secs_f64() * 1e3,
         "head snapshot delta written"
     );

@@ -211,6 +211,29 @@ impl GroupSync {
         }
     }
 
+    /// Syncs every batch written so far, also those that asked for no sync, without the WAL's
+    /// lock (a head snapshot calls it before it takes the lock to cut the segment, so that the
+    /// cut's own sync covers only the batches written in between). Waits for a running sync
+    /// first; as a committer's wait, it publishes only what its sync covered. Fails at once
+    /// when poisoned.
+    pub(crate) fn sync_ahead(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        loop {
+            if let Some(f) = &st.failed {
+                return Err(f.error());
+            }
+            if !st.syncing {
+                break;
+            }
+            self.cond.wait(&mut st);
+        }
+        self.sync_once(&mut st);
+        match &st.failed {
+            Some(f) => Err(f.error()),
+            None => Ok(()),
+        }
+    }
+
     /// Waits until batch `seq` is complete, syncing when no one else is.
     fn wait(&self, seq: u64) -> Result<()> {
         let mut st = self.state.lock();

@@ -498,6 +498,12 @@ impl Wal {
         Ok(self.cur_index)
     }
 
+    /// The syncer, for [`GroupSync::sync_ahead`] without the WAL's lock (None under `Buffer`,
+    /// whose segment cuts do not sync).
+    pub(crate) fn syncer(&self) -> Option<Arc<GroupSync>> {
+        (self.opts.sync != SyncMode::Buffer).then(|| self.group.clone())
+    }
+
     /// The sync counters, for metrics.
     pub(crate) fn metrics(&self) -> std::sync::Arc<WalMetrics> {
         self.metrics.clone()

@@ -842,3 +842,43 @@ fn log_batch_of_samples_writes_the_bytes_of_their_records() {
     assert!(sa == sb, "segments differ");
     assert_eq!(replay_all(&wb).0, recs);
 }
+
+#[test]
+fn sync_ahead_syncs_unsynced_batches_without_the_wal_and_fails_when_poisoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let mut w = Wal::open_with(
+        dir.path(),
+        opts(1 << 20, SyncMode::Data),
+        faulty_opener(faults.clone()),
+    )
+    .unwrap();
+    let at_open = faults.lock().syncs;
+    for r in workload(5) {
+        w.log_with(&[&enc(&r)], false).unwrap();
+    }
+    assert_eq!(faults.lock().syncs, at_open, "unsynced batches synced");
+    // The syncer is shared: used with the WAL borrowed by no one, as a snapshot does.
+    let g = w.syncer().unwrap();
+    g.sync_ahead().unwrap();
+    assert_eq!(faults.lock().syncs, at_open + 1);
+    faults.lock().fail_sync = true;
+    assert!(matches!(
+        g.sync_ahead(),
+        Err(crate::error::Error::Io { .. })
+    ));
+    faults.lock().fail_sync = false;
+    // The next write recovers; what was synced before replays.
+    w.log(&[&enc(&workload(6)[5])]).unwrap();
+    drop(w);
+    let w = Wal::open(dir.path(), opts(1 << 20, SyncMode::Data)).unwrap();
+    assert_eq!(replay_all(&w).0, workload(6));
+    // Buffer does not sync at all, so there is nothing to sync ahead.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        Wal::open(dir.path(), opts(1 << 20, SyncMode::Buffer))
+            .unwrap()
+            .syncer()
+            .is_none()
+    );
+}
