@@ -440,6 +440,13 @@ mod tests {
         );
         let long_name = "n".repeat(61);
         check(&[(long_name.as_str(), "x")], 2 + 61 + 1 + 1);
+        // A metric name longer than the symbol table takes stays text: one byte of name code,
+        // two of length.
+        let long_metric = "m".repeat(super::super::symbols::MAX_SYMBOL_LEN + 1);
+        check(
+            &[("__name__", long_metric.as_str()), ("job", "node")],
+            1 + 2 + long_metric.len() + 1 + id_len("node"),
+        );
     }
 
     /// With the values of well-known names kept as text (a full symbol table), and mixed with

@@ -7,10 +7,12 @@
 //!
 //! The table only grows: an interned value is never freed, so its `&'static str` can be handed
 //! to every reader without a lock or a guard (a lookup by id is two acquire loads). That is
-//! bounded by [`MAX_SYMBOLS`]: once full, new values are kept in the series that use them, as
-//! before, while the values already here stay interned. Churn in these values (new metric
-//! names, renamed jobs) therefore costs at most the table's size, ~4 MiB, over the process
-//! lifetime.
+//! bounded by [`MAX_SYMBOLS`] values of at most [`MAX_SYMBOL_LEN`] bytes: longer values are
+//! never interned, and once the table is full new values are kept in the series that use them,
+//! as before, while the values already here stay interned. Churn in these values (new metric
+//! names, renamed jobs, or a client sending made-up names) therefore costs at most the table's
+//! size over the process lifetime: 65,536 × 128 B of text plus ~40 B of map and slot per value,
+//! at most ~11 MiB, ~4 MiB for names of typical length.
 //!
 //! The table is one per process, not one per head: [`SeriesLabels`] reads it without a handle
 //! (a handle in each series would cost the bytes this saves). An id means the same value in
@@ -32,6 +34,9 @@ const PAGES: usize = 64;
 /// Values the process-wide table holds at most (65,536: ids take at most 3 bytes in
 /// `SeriesLabels`' 6-bit groups).
 pub(crate) const MAX_SYMBOLS: usize = PAGE * PAGES;
+/// Longest value interned (bytes); a longer one stays text in its series, so what the table
+/// pins for the process lifetime is bounded whatever clients send.
+pub(crate) const MAX_SYMBOL_LEN: usize = 128;
 
 /// An append-only table of interned strings, by id and by value.
 pub(crate) struct Symbols {
@@ -68,8 +73,12 @@ impl Symbols {
         }
     }
 
-    /// The id of `value`, interning it if new; `None` when it is new and the table is full.
+    /// The id of `value`, interning it if new; `None` when it is new and the table is full, or
+    /// when it is longer than [`MAX_SYMBOL_LEN`].
     pub(crate) fn intern(&self, value: &str) -> Option<u32> {
+        if value.len() > MAX_SYMBOL_LEN {
+            return None;
+        }
         if let Some(&id) = self.ids.read().get(value) {
             return Some(id);
         }
@@ -145,6 +154,17 @@ mod tests {
         assert_eq!(t.intern("a"), Some(0));
         assert_eq!(t.get(1), Some("b"));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn values_longer_than_the_bound_are_not_interned() {
+        let t = Symbols::new(4);
+        let at = "n".repeat(MAX_SYMBOL_LEN);
+        let over = "n".repeat(MAX_SYMBOL_LEN + 1);
+        assert_eq!(t.intern(&over), None);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.intern(&at), Some(0));
+        assert_eq!(t.get(0), Some(at.as_str()));
     }
 
     #[test]
