@@ -82,9 +82,10 @@ pub struct Options {
     /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
     /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
     /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`], so a fast writer leaves more
-    /// WAL than the bound to replay after a crash: 4.4–10.4 MiB in `replay_vs_prometheus.py`,
-    /// which writes 2 h of the medium set in ~4 s; restart 0.50–0.58× Prometheus's time there
-    /// (`benches/README.md`, "Final figures of session 12"). After a whole snapshot most are
+    /// WAL than the bound to replay after a crash: 0.3–10.9 MiB in `replay_vs_prometheus.py`,
+    /// which writes 2 h of the medium set in ~4 s; restart 0.13× Prometheus's time there when
+    /// the check ran after the burst, 0.64× when the kill came right after it
+    /// (`benches/README.md`, "Final figures of session 13"). After a whole snapshot most are
     /// deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
     /// most about 4× the WAL's on big heads and the per-series bound does the same for deltas
     /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
