@@ -192,15 +192,7 @@ impl GroupSync {
     /// call under the WAL's lock). Waits for a running sync first. Fails at once when poisoned.
     pub(crate) fn sync_now(&self) -> Result<()> {
         let mut st = self.state.lock();
-        loop {
-            if let Some(f) = &st.failed {
-                return Err(f.error());
-            }
-            if !st.syncing {
-                break;
-            }
-            self.cond.wait(&mut st);
-        }
+        self.wait_for_no_sync(&mut st)?;
         let target = st.written;
         self.sync_once(&mut st);
         match &st.failed {
@@ -218,15 +210,7 @@ impl GroupSync {
     /// when poisoned.
     pub(crate) fn sync_ahead(&self) -> Result<()> {
         let mut st = self.state.lock();
-        loop {
-            if let Some(f) = &st.failed {
-                return Err(f.error());
-            }
-            if !st.syncing {
-                break;
-            }
-            self.cond.wait(&mut st);
-        }
+        self.wait_for_no_sync(&mut st)?;
         self.sync_once(&mut st);
         match &st.failed {
             Some(f) => Err(f.error()),
@@ -257,6 +241,20 @@ impl GroupSync {
 
     /// As the syncer: syncs the current segment without the lock and publishes the result.
     /// Requires `!st.syncing`.
+    /// Waits until no sync is running; fails at once when poisoned (also when it becomes so
+    /// while waiting).
+    fn wait_for_no_sync(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+        loop {
+            if let Some(f) = &st.failed {
+                return Err(f.error());
+            }
+            if !st.syncing {
+                return Ok(());
+            }
+            self.cond.wait(st);
+        }
+    }
+
     fn sync_once(&self, st: &mut MutexGuard<'_, State>) {
         st.syncing = true;
         let (file, target, end, epoch) = (st.file.clone(), st.written, st.written_end, st.epoch);
