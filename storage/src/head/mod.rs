@@ -207,15 +207,7 @@ impl Head {
         labels: &Labels,
         id: Option<u64>,
     ) -> Result<(Arc<Series>, bool)> {
-        self.get_or_create_hashed(labels, labels.stable_hash(), id)
-    }
-
-    fn get_or_create_hashed(
-        &self,
-        labels: &Labels,
-        hash: u64,
-        id: Option<u64>,
-    ) -> Result<(Arc<Series>, bool)> {
+        let hash = labels.stable_hash();
         if let Some(s) = self.series.get_by_labels(hash, labels) {
             return Ok((s, false));
         }

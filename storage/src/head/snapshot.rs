@@ -1471,9 +1471,7 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
     let meta = pipelined(
         move |send| {
             visit(r, &mut |s| {
-                while let Ok(spent) = spent_rx.try_recv() {
-                    drop(spent);
-                }
+                spent_rx.try_iter().for_each(drop);
                 match s {
                     Section::Meta(m) => send(Ready::Meta(m)),
                     Section::Page(p) => send(Ready::Page(p, path)),
