@@ -471,6 +471,99 @@ pub const HEAD_SNAPSHOT_HEADER: [u8; 5] = {
     [m[0], m[1], m[2], m[3], crate::head::snapshot::VERSION]
 };
 
+/// Loads the head snapshot file at `path` into an empty head as a restart does (two threads:
+/// `head/snapshot_load.rs`), and again into a second head on one thread, section by section.
+/// Panics if one load fails where the other succeeds, or if the two heads differ (fuzzing's
+/// oracle). Returns the number of series restored.
+pub fn head_snapshot_load(path: &Path) -> Result<usize> {
+    use crate::head::snapshot;
+    let (a, b) = (fuzz_head(), fuzz_head());
+    let two = snapshot::load_base(&a, path);
+    let one = snapshot::load_base_sequential(&b, path);
+    let (two, one) = match (two, one) {
+        (Ok(two), Ok(one)) => (two, one),
+        (Err(e), Err(_)) => return Err(e),
+        (two, one) => panic!(
+            "the two-thread load gave {:?}, the sequential load {:?}",
+            two.map(|(_, s)| s.len()),
+            one.map(|(_, s)| s.len())
+        ),
+    };
+    let [two, one] = [(&a, two), (&b, one)].map(|(head, (meta, mut series))| {
+        snapshot::finish_load(head, &mut series, None, meta.min_time, meta.max_time);
+        (meta.segment, meta.next_ref, fingerprint(head, &series))
+    });
+    assert_eq!(
+        two, one,
+        "the two-thread load and the sequential load differ"
+    );
+    Ok(two.2.len() - 1)
+}
+
+/// Applies the head snapshot delta file at `path` to an empty head whose chain ends at segment
+/// `prev` with `pages` pages, as a restart applies a chain's deltas. Returns the number of
+/// series the head then holds.
+pub fn head_delta_apply(path: &Path, prev: u32, pages: u32) -> Result<usize> {
+    let head = fuzz_head();
+    let mut series = Vec::new();
+    crate::head::snapshot_delta::apply(&head, path, prev, pages, &mut series)?;
+    Ok(series.len())
+}
+
+fn fuzz_head() -> crate::head::Head {
+    let opts = crate::head::HeadOptions {
+        block_range: 2 * 3_600_000,
+        ooo_window: 3_600_000,
+    };
+    crate::head::Head::new(
+        opts,
+        None,
+        crate::head::chunk_files::HeadChunkFiles::in_memory(),
+        i64::MIN,
+    )
+}
+
+/// What a loaded head holds, series by series (labels, chunk time ranges and bytes, the
+/// out-of-order buffer), then its time range and series count.
+fn fingerprint(
+    head: &crate::head::Head,
+    series: &[std::sync::Arc<crate::head::series::Series>],
+) -> Vec<String> {
+    let mut lines: Vec<String> = series
+        .iter()
+        .map(|s| {
+            let d = s.data.lock();
+            let closed: Vec<_> = d
+                .closed
+                .iter()
+                .map(|c| {
+                    let mut b = Vec::new();
+                    let read = head.chunk_files.read_into(c.r, &mut b).is_ok();
+                    (c.min_t, c.max_t, read, b)
+                })
+                .collect();
+            let open = d
+                .open
+                .as_ref()
+                .map(|o| (o.min_t(), o.max_t(), o.chunk.bytes().to_vec()));
+            let ooo: Vec<_> = d.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
+            format!(
+                "{} {:?} {closed:?} {open:?} {ooo:?} {}",
+                s.id(),
+                s.labels,
+                d.hist.is_some()
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "time {}..{} series {}",
+        head.min_time(),
+        head.max_time(),
+        head.num_series()
+    ));
+    lines
+}
+
 /// Decodes a head snapshot delta file (`head/snapshot_delta.rs`) and encodes it again: `Ok`
 /// holds the re-encoded bytes (series sections cut again; they round-trip to themselves).
 pub fn head_delta_round_trip(bytes: &[u8]) -> Result<Vec<u8>> {

@@ -91,7 +91,7 @@ impl HeadChunkFiles {
     }
 
     /// A store with the default page size.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn in_memory() -> Self {
         Self::with_page_size(DEFAULT_SEGMENT_SIZE)
     }

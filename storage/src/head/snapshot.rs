@@ -1510,7 +1510,7 @@ pub(crate) fn load_base(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Serie
 }
 
 /// [`load_base`] on one thread, section by section (what the two-thread load must equal).
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn load_base_sequential(head: &Head, path: &Path) -> Result<(Meta, Vec<Arc<Series>>)> {
     let mut r = open_reader(path)?;
     let mut series = Vec::new();
