@@ -23,7 +23,7 @@ use super::series::{Applied, Series, SeriesData, U64Map};
 use crate::error::{Error, Result};
 use crate::wal::{Item, Record, RefSample, Wal};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 /// Messages in flight between the decoding and the applying thread.
@@ -210,6 +210,10 @@ impl RefSlots {
     }
 }
 
+/// Runs a thread of [`Applier::flush`] takes at a time: a multiple of [`PREFETCH`], small
+/// enough that the threads end within a few runs of each other.
+const SHARE: usize = 16 * PREFETCH;
+
 /// Samples applied and their time range.
 struct Counts {
     samples: u64,
@@ -224,6 +228,14 @@ impl Default for Counts {
             mint: i64::MAX,
             maxt: i64::MIN,
         }
+    }
+}
+
+impl Counts {
+    fn add(&mut self, o: Counts) {
+        self.samples += o.samples;
+        self.mint = self.mint.min(o.mint);
+        self.maxt = self.maxt.max(o.maxt);
     }
 }
 
@@ -320,8 +332,9 @@ struct Applier<'h> {
     slots: Vec<Arc<Series>>,
     /// Float samples not yet applied, in WAL order (at most `batch`).
     pending: Vec<Pending>,
-    /// Grouping scratch, reused by every flush: per slot a count, then a write cursor (all zero
-    /// between flushes); the slots seen, in order of first sample; the runs; the grouped samples.
+    /// Grouping scratch, reused by every flush: per slot the samples in `pending` (counted as
+    /// they arrive), then a write cursor (all zero between flushes); the slots in `pending`, in
+    /// order of first sample; the runs; the grouped samples.
     cursor: Vec<u32>,
     seen: Vec<u32>,
     runs: Vec<Run>,
@@ -377,6 +390,7 @@ impl<'h> Applier<'h> {
         let slot = *self.ids.entry(s.id()).or_insert(next);
         if slot == next {
             self.slots.push(s);
+            self.cursor.push(0);
         }
         self.refs.insert(r, slot, self.slots.len());
         Ok(())
@@ -446,6 +460,12 @@ impl<'h> Applier<'h> {
                 self.out.unknown_refs += 1;
                 continue;
             };
+            // Counted here, so grouping reads the buffer once.
+            let c = &mut self.cursor[slot as usize];
+            if *c == 0 {
+                self.seen.push(slot);
+            }
+            *c += 1;
             self.pending.push(Pending {
                 slot,
                 t: rs.t,
@@ -458,57 +478,55 @@ impl<'h> Applier<'h> {
     }
 
     /// Applies the buffer series by series, each series' samples in WAL order. A large buffer
-    /// is split at a series boundary and its halves applied on two threads (series are
-    /// independent; the decoding thread is then mostly waiting for this one).
+    /// is applied on two threads (series are independent; the decoding thread is then mostly
+    /// waiting for this one), which take up to [`SHARE`] runs at a time until none is left, so
+    /// neither waits for the other at the end while it has work (a split into halves left one
+    /// waiting for the slower half).
     fn flush(&mut self) {
         self.group();
-        let total = self.grouped.len();
-        let split = if total >= self.parallel_min {
-            // The first run that starts in the second half.
-            self.runs
-                .partition_point(|r| (r.start as usize) < total / 2)
-        } else {
-            self.runs.len()
-        };
-        let (a, b) = self.runs.split_at(split);
         let (head, slots, grouped) = (self.head, self.slots.as_slice(), self.grouped.as_slice());
+        let runs = self.runs.as_slice();
         // Replay accepts what the live head accepted: the OOO window applies, and a sample
         // rejected at commit time is rejected the same way here.
         let (range, window) = (self.range, self.window.max(0));
-        let (x, y) = if b.is_empty() {
-            let x = apply_runs(head, slots, a, grouped, range, window);
-            (x, Counts::default())
-        } else {
+        let c = if grouped.len() >= self.parallel_min {
+            // At least 8 shares, so that a flush of few series is shared too.
+            let share = SHARE.min(runs.len().div_ceil(8)).max(1);
+            let next = AtomicUsize::new(0);
+            let work = || {
+                let mut c = Counts::default();
+                loop {
+                    let i = next.fetch_add(share, Ordering::Relaxed);
+                    match runs.get(i..(i + share).min(runs.len())) {
+                        Some(part) if !part.is_empty() => {
+                            c.add(apply_runs(head, slots, part, grouped, range, window));
+                        }
+                        _ => break c,
+                    }
+                }
+            };
             std::thread::scope(|scope| {
-                let other = scope.spawn(|| apply_runs(head, slots, b, grouped, range, window));
-                let x = apply_runs(head, slots, a, grouped, range, window);
+                let other = scope.spawn(work);
+                let mut x = work();
                 match other.join() {
-                    Ok(y) => (x, y),
+                    Ok(y) => x.add(y),
                     Err(p) => std::panic::resume_unwind(p),
                 }
+                x
             })
+        } else {
+            apply_runs(head, slots, runs, grouped, range, window)
         };
-        for c in [x, y] {
-            self.out.samples += c.samples;
-            self.mint = self.mint.min(c.mint);
-            self.maxt = self.maxt.max(c.maxt);
-        }
+        self.out.samples += c.samples;
+        self.mint = self.mint.min(c.mint);
+        self.maxt = self.maxt.max(c.maxt);
         self.pending.clear();
     }
 
     /// Moves `pending` into `grouped`, one run per series, each in WAL order (a stable
     /// counting sort; runs in the order of the series' first sample).
     fn group(&mut self) {
-        self.cursor.resize(self.slots.len(), 0);
-        self.seen.clear();
         self.runs.clear();
-        for p in &self.pending {
-            let c = &mut self.cursor[p.slot as usize];
-            if *c == 0 {
-                self.seen.push(p.slot);
-            }
-            *c += 1;
-        }
         let mut start = 0u32;
         for &slot in &self.seen {
             let c = &mut self.cursor[slot as usize];
@@ -529,6 +547,7 @@ impl<'h> Applier<'h> {
         for &slot in &self.seen {
             self.cursor[slot as usize] = 0;
         }
+        self.seen.clear();
     }
 
     fn finish(mut self) -> Result<ReplayOutcome> {
