@@ -842,6 +842,69 @@ pub(crate) mod tests {
         lines
     }
 
+    /// Two threads working on one [`Job`] from either end apply every run exactly once: the
+    /// head equals the one a single thread's `apply_runs` over all runs builds.
+    #[test]
+    fn two_threads_sharing_a_job_from_either_end_apply_every_run_once() {
+        let new_head = || {
+            Head::new(
+                HeadOptions {
+                    block_range: 7_200_000,
+                    ooo_window: 0,
+                },
+                None,
+                HeadChunkFiles::in_memory(),
+                i64::MIN,
+            )
+        };
+        let labels = |i: u64| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
+        let build = |head: &Head, shared: bool| {
+            let slots: Vec<Arc<Series>> = (0..1000)
+                .map(|i| head.get_or_create(&labels(i), None).unwrap().0)
+                .collect();
+            let (mut runs, mut grouped) = (Vec::new(), Vec::new());
+            for (slot, len) in (0..1000u32).map(|i| (i, i % 7 + 1)) {
+                let start = grouped.len() as u32;
+                grouped.extend((0..len).map(|k| (i64::from(k) * 1000, f64::from(slot * 100 + k))));
+                runs.push(Run { slot, start, len });
+            }
+            let want = grouped.len() as u64;
+            let c = if shared {
+                let n = runs.len();
+                let job = Job {
+                    slots,
+                    runs,
+                    grouped,
+                    left: parking_lot::Mutex::new((0, n)),
+                    share: 5,
+                    range: 7_200_000,
+                    window: 0,
+                };
+                std::thread::scope(|scope| {
+                    let other = scope.spawn(|| job.work(head, true));
+                    let mut c = job.work(head, false);
+                    c.add(other.join().unwrap());
+                    c
+                })
+            } else {
+                apply_runs(head, &slots, &runs, &grouped, 7_200_000, 0)
+            };
+            assert_eq!(c.samples, want);
+            assert_eq!((c.mint, c.maxt), (0, 6000));
+        };
+        let (one, two) = (new_head(), new_head());
+        build(&one, false);
+        build(&two, true);
+        let (want, got) = (
+            dump(&one, &ReplayOutcome::default()),
+            dump(&two, &ReplayOutcome::default()),
+        );
+        assert_eq!(want.len(), got.len());
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(w, g);
+        }
+    }
+
     /// Runs reserve room for whole chunks (`SeriesData::apply_run`); the chunks a replay leaves
     /// open give it back, so a replayed head holds no more than the bytes of its open chunks.
     #[test]
