@@ -1,10 +1,12 @@
 //! Rebuilds the head from the WAL: series records create series under their logged refs,
 //! samples are applied as commits apply them, tombstones delete.
 //!
-//! Two threads: the caller's reads, decompresses and decodes records (`Wal::replay_items`), a
-//! scoped one applies them. Samples cross in chunks of about [`CHUNK`] (buffers that go back to
-//! the decoding thread for reuse, so nothing is allocated per record); at most [`QUEUE`]
-//! messages wait between the two, so memory stays bounded whatever the WAL's size.
+//! Three threads: the caller's reads, decompresses and decodes records (`Wal::replay_items`), a
+//! scoped one applies them, and a helper applies about half of each large batch with it
+//! (shares of runs taken from either end of the batch, so neither waits for the other).
+//! Samples cross in chunks of about [`CHUNK`] (buffers that go back to the decoding thread for
+//! reuse, so nothing is allocated per record); at most [`QUEUE`] messages wait between the
+//! decoding and the applying thread, so memory stays bounded whatever the WAL's size.
 //!
 //! Float samples are applied by series, not in WAL order: the applier buffers up to [`BATCH`] of
 //! them, groups the buffer by series (a counting sort, stable, so each series keeps its WAL
