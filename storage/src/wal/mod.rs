@@ -695,12 +695,11 @@ impl Wal {
     }
 
     /// Flushes and syncs the current segment (whatever the policy), so that every batch
-    /// written so far is durable; waits for a sync in progress first. Trims the segment's
-    /// preallocated zero tail first (the close paths call it: a closed WAL's files hold only
-    /// what was written; a later batch preallocates again).
+    /// written so far is durable; waits for a sync in progress first. The segment keeps its
+    /// preallocated zero tail (the next open trims it; a close with head snapshots on cuts
+    /// the segment first, which trims it).
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.recover()?;
-        self.trim()?;
         self.group.sync_now()
     }
 }
