@@ -521,7 +521,6 @@ pub async fn run(flags: Flags) -> Result<(), ServerError> {
         reload_tx,
         quit: quit.clone(),
         remote_write_limits: flags.remote_write_limits,
-        rw_scratch: Default::default(),
         rw_cache: Arc::new(crate::ingest::series_cache::SeriesCache::new(
             flags.remote_write_limits,
         )),

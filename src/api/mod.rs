@@ -141,8 +141,6 @@ pub struct AppState {
     pub remote_write_limits: crate::ingest::remote_write::LabelLimits,
     /// Remote write 1.0's series cache (refs of `db`; validated under `remote_write_limits`).
     pub rw_cache: Arc<crate::ingest::series_cache::SeriesCache>,
-    /// Remote write's reusable decoders and appenders of `db` (`ingest::write_scratch`).
-    pub rw_scratch: crate::ingest::write_scratch::ScratchPool,
     /// The Alertmanager notifier (None: `/api/v1/alertmanagers` lists none).
     pub notifier: Option<Arc<crate::notifier::Notifier>>,
     /// The rule manager (None: no rules, `/api/v1/rules` and `/api/v1/alerts` answer empty).

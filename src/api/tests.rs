@@ -87,7 +87,6 @@ fn fixture(admin: bool) -> Fixture {
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),
-        rw_scratch: Default::default(),
         rw_cache: Arc::new(crate::ingest::series_cache::SeriesCache::new(
             Default::default(),
         )),
@@ -374,58 +373,6 @@ fn write_req(body: Vec<u8>) -> HttpRequest<Body> {
         .header("content-encoding", "snappy")
         .body(Body::from(body))
         .unwrap()
-}
-
-/// Requests reuse one decoder and appender (`ingest::write_scratch`): each stores exactly its
-/// own samples, also after a request with rejections and one that failed to decode.
-#[tokio::test]
-async fn remote_write_requests_reuse_their_scratch_without_mixing_batches() {
-    let f = fixture(false);
-    let now = crate::util::time::now_ms();
-    let ts = |name: &str, t: i64, v: f64| TimeSeries {
-        labels: vec![PLabel {
-            name: "__name__".into(),
-            value: name.into(),
-        }],
-        samples: vec![Sample {
-            value: v,
-            timestamp: t,
-        }],
-        exemplars: vec![],
-        histograms: vec![],
-    };
-    let send = |series: Vec<TimeSeries>| {
-        write_req(encode(&WriteRequest {
-            timeseries: series,
-            metadata: vec![],
-        }))
-    };
-    let (code, _) = call(&f.app, send(vec![ts("s1", now, 1.0), ts("s2", now, 2.0)])).await;
-    assert_eq!(code, 204);
-    // An out-of-order sample: 400, the rest kept.
-    let (code, _) = call(
-        &f.app,
-        send(vec![ts("s1", now - 1, 9.0), ts("s3", now, 3.0)]),
-    )
-    .await;
-    assert_eq!(code, 400);
-    let (code, _) = call(&f.app, write_req(b"\x05garbage".to_vec())).await;
-    assert_eq!(code, 400);
-    let (code, _) = call(&f.app, send(vec![ts("s1", now + 1, 4.0)])).await;
-    assert_eq!(code, 204);
-    let got: Vec<(String, Vec<(i64, f64)>)> = f
-        .storage
-        .dump()
-        .into_iter()
-        .filter_map(|(l, s)| Some((l.metric_name()?.to_string(), s)))
-        .filter(|(n, _)| n.starts_with('s'))
-        .collect();
-    let want = vec![
-        ("s1".to_string(), vec![(now, 1.0), (now + 1, 4.0)]),
-        ("s2".to_string(), vec![(now, 2.0)]),
-        ("s3".to_string(), vec![(now, 3.0)]),
-    ];
-    assert_eq!(got, want);
 }
 
 #[tokio::test]

@@ -6,11 +6,10 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps, append_body,
-    append_request_with_starts,
+    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
+    append_body, append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
-use crate::ingest::write_scratch::Scratch;
 use crate::util::time::now_ms;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -114,9 +113,6 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
     let joined = tokio::task::spawn_blocking(move || {
         // Held until the append is done, also when the client goes away meanwhile.
         let _permit = permit;
-        // Returned to the pool only after a successful commit (dropped on every error path).
-        let mut scratch = st.rw_scratch.take(|| st.db.appender());
-        let Scratch { dec, app } = &mut scratch;
         let mut wr = WriteRequest::default();
         let mut converted = None;
         let mut starts = StartTimestamps {
@@ -125,8 +121,9 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
         };
         if v2 {
             let mut req = crate::ingest::prompb_v2::Request::default();
+            let mut dec = Decoder::new();
             if let Err(e) =
-                remote_write_v2::decode_into(dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
+                remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
             {
                 return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
             }
@@ -136,6 +133,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 &mut starts,
             ));
         }
+        let mut app = st.db.appender();
         let appended = if v2 {
             st.metadata.record(&wr.metadata);
             let limits = st.remote_write_limits;
@@ -143,7 +141,8 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 .map_err(Into::into)
         } else {
             // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
-            append_body(dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
+            let mut dec = Decoder::new();
+            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
                 st.metadata.record(&done.metadata);
                 wr.metadata = done.metadata;
                 done.outcome
@@ -180,7 +179,6 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
             &outcome.rejected,
             wr.metadata.len() as u64,
         );
-        st.rw_scratch.give(scratch, outcome.samples_received);
         let resp = match outcome.error_text() {
             Some(msg) => text(StatusCode::BAD_REQUEST, msg),
             None => StatusCode::NO_CONTENT.into_response(),

@@ -13,7 +13,6 @@ pub mod remote_write;
 pub mod remote_write_histogram;
 pub mod remote_write_scan;
 pub mod series_cache;
-pub mod write_scratch;
 
 /// Runs `f`, which may block on disk (a WAL commit's fdatasync), without stalling the async
 /// worker that calls it: on the multi-threaded runtime the worker's other tasks move to another

@@ -77,11 +77,6 @@ impl Decoder {
             .map_err(|e| DecodeError::Protobuf(e.to_string()))
     }
 
-    /// Bytes the decompression buffer holds allocated (kept between requests).
-    pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity()
-    }
-
     /// Decompresses `body` (snappy block format) into the decoder's buffer, allocating at most
     /// `limit` bytes. Used by both protocol versions.
     pub fn decompress(&mut self, body: &[u8], limit: usize) -> Result<&[u8], DecodeError> {

@@ -52,7 +52,6 @@ fn fixture() -> Fixture {
         reload_tx,
         quit: Arc::new(Notify::new()),
         remote_write_limits: Default::default(),
-        rw_scratch: Default::default(),
         rw_cache: Arc::new(crate::ingest::series_cache::SeriesCache::new(
             Default::default(),
         )),
