@@ -92,6 +92,9 @@ pub(crate) struct Wal {
     cur_file: Arc<dyn SegmentFile>,
     /// Bytes written to the current segment (header included), synced or not.
     cur_size: u64,
+    /// Length of the current segment file: `cur_size` plus the zero bytes written ahead of the
+    /// batches (see [`PREALLOC`]); trimmed back to `cur_size` when the segment is finished.
+    cur_len: u64,
     /// Set by a failed write: the current segment may end in a torn batch. The next call (or a
     /// failed sync, which poisons `group`) truncates it back to the end of the last complete
     /// batch and starts a new segment (see [`Wal::recover`]).
@@ -171,6 +174,7 @@ impl Wal {
             cur_index: next,
             cur_file: file,
             cur_size: size,
+            cur_len: size,
             broken: false,
             lost: false,
             group: Arc::new(group),
@@ -386,12 +390,56 @@ impl Wal {
             )));
         }
         self.cur_size += len;
+        self.preallocate();
         let need = sync && self.opts.sync != SyncMode::Buffer;
         let seq = self.group.wrote(self.end_written(), need);
         if !need {
             group_sync::healthy(&self.metrics);
         }
         Ok(SyncTicket::new(need.then(|| self.group.clone()), seq))
+    }
+
+    /// Writes zeros ahead of the batches (unless `Buffer`, whose batches are not synced) once
+    /// fewer than half of [`PREALLOC`] bytes are left: the sync that follows flushes them and
+    /// the new file size once, and the syncs of the batches that overwrite them write data
+    /// only. Never past the segment size (plus a batch). A failed zero write (a full disk)
+    /// only costs that saving: batches are appended as before.
+    fn preallocate(&mut self) {
+        if self.opts.sync == SyncMode::Buffer || self.cur_len >= self.cur_size + PREALLOC / 2 {
+            return;
+        }
+        let from = self.cur_len.max(self.cur_size);
+        let to = (self.cur_size + PREALLOC).min(self.opts.segment_size.max(self.cur_size));
+        if to <= from {
+            return;
+        }
+        match self.cur_file.zero_fill(from, to - from) {
+            Ok(()) => self.cur_len = to,
+            Err(e) => {
+                tracing::debug!(
+                    segment = self.cur_index,
+                    "cannot preallocate WAL space: {e}"
+                );
+                self.cur_len = from;
+            }
+        }
+    }
+
+    /// Truncates the current segment's preallocated zero tail (see [`Wal::preallocate`]), so a
+    /// finished segment is as long as what was written to it.
+    fn trim(&mut self) -> Result<()> {
+        if self.cur_len <= self.cur_size {
+            return Ok(());
+        }
+        if let Err(e) = self.cur_file.set_len(self.cur_size) {
+            let path = self.segment_path();
+            return Err(self.fail(Error::io(
+                format!("cannot trim WAL segment {}", path.display()),
+                e,
+            )));
+        }
+        self.cur_len = self.cur_size;
+        Ok(())
     }
 
     /// The end of the last batch written, synced or not.
@@ -425,6 +473,7 @@ impl Wal {
         let (size, lost) = self.group.begin_recovery("a later write or sync failed");
         self.lost |= lost;
         self.cur_size = size;
+        self.cur_len = size;
         let sync = self.opts.sync != SyncMode::Buffer;
         let r = self.cur_file.set_len(size).and_then(|()| {
             if sync {
@@ -515,6 +564,7 @@ impl Wal {
     /// is full) keeps the current segment; the half-created next one is removed so that a later
     /// attempt can create it again.
     fn next_segment(&mut self, sync_old: bool) -> Result<()> {
+        self.trim()?;
         if sync_old && self.opts.sync != SyncMode::Buffer {
             self.group.sync_now()?;
         }
@@ -524,6 +574,7 @@ impl Wal {
                 let file: Arc<dyn SegmentFile> = Arc::from(file);
                 self.cur_file = file.clone();
                 self.cur_size = size;
+                self.cur_len = size;
                 self.cur_index = next;
                 self.group
                     .switch_file(file, self.segment_path(), self.end_written());
@@ -644,12 +695,22 @@ impl Wal {
     }
 
     /// Flushes and syncs the current segment (whatever the policy), so that every batch
-    /// written so far is durable; waits for a sync in progress first.
+    /// written so far is durable; waits for a sync in progress first. The segment keeps its
+    /// preallocated zero tail (the next open trims it; a close with head snapshots on cuts
+    /// the segment first, which trims it).
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.recover()?;
         self.group.sync_now()
     }
 }
+
+/// Zero bytes a segment keeps written ahead of its batches (see [`Wal::preallocate`]). On this
+/// ext4 (no journal) an `fdatasync` after a write inside the file's length took 0.08–0.09 ms
+/// (median), one after an append that grew it 0.17–0.20 ms, and one inside `fallocate`d space
+/// 0.16–0.17 ms (unwritten extents are converted at the sync, also metadata): so the space is
+/// written with zeros, not `fallocate`d. The zeros are a crash's leftover only in the newest
+/// segment: `repair` truncates such a tail at open without counting it as corruption.
+const PREALLOC: u64 = 1 << 20;
 
 /// One record of a batch for [`Wal::log_batch`].
 #[derive(Clone, Copy, Debug)]
@@ -703,7 +764,9 @@ fn create_segment(
 }
 
 /// Validates `segs` in order; at the first torn or corrupt frame truncates that segment there
-/// and deletes every later segment. Returns the bytes dropped.
+/// and deletes every later segment. Returns the bytes dropped. The newest segment's
+/// preallocated zero tail (all zero bytes from the end of its last valid frame) is truncated
+/// too, but is not a corruption: no warning, not counted.
 fn repair(segs: &[(u32, PathBuf)]) -> Result<u64> {
     let mut buf = Vec::new();
     for (n, (_, path)) in segs.iter().enumerate() {
@@ -718,8 +781,30 @@ fn repair(segs: &[(u32, PathBuf)]) -> Result<u64> {
         let size = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?
             .len();
-        let mut dropped = size.saturating_sub(valid);
         let later = segs.get(n + 1..).unwrap_or(&[]);
+        // The newest segment's preallocated space that no batch reached (a crash or kill left
+        // it; see `Wal::preallocate`): nothing was lost, so it is trimmed without a warning.
+        // Zeros after a frame's first byte are a torn frame (the tail is not all zero).
+        let zeros = later.is_empty()
+            && valid >= SEGMENT_HEADER_LEN as u64
+            && segment::zero_tail(path, valid)
+                .map_err(|e| Error::io(format!("cannot read WAL segment {}", path.display()), e))?;
+        if zeros {
+            tracing::debug!(
+                segment = %path.display(),
+                offset = valid,
+                "trimming the preallocated zero tail of the newest WAL segment"
+            );
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(format!("cannot open WAL segment {}", path.display()), e))?;
+            f.set_len(valid).and_then(|()| f.sync_all()).map_err(|e| {
+                Error::io(format!("cannot truncate WAL segment {}", path.display()), e)
+            })?;
+            return Ok(0);
+        }
+        let mut dropped = size.saturating_sub(valid);
         tracing::warn!(
             segment = %path.display(),
             offset = valid,

@@ -403,8 +403,17 @@ pub trait SegmentFile: Send + Sync {
     /// `fsync`. May run while another thread writes.
     fn sync_all(&self) -> io::Result<()>;
     /// `ftruncate` to `len` bytes: drops the torn tail of a failed write before the WAL moves
-    /// on to a new segment (shrinking needs no free space).
+    /// on to a new segment (shrinking needs no free space), and the preallocated zero tail
+    /// when a segment is finished.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Writes `len` zero bytes at `offset` (`pwrite`; the position [`SegmentFile::write_all`]
+    /// appends at does not move): the WAL preallocates the space its next batches overwrite,
+    /// so that their `fdatasync` need not also write the inode for a new file size. The
+    /// default does nothing (test files, which model syncs themselves).
+    fn zero_fill(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 impl SegmentFile for std::fs::File {
@@ -419,6 +428,35 @@ impl SegmentFile for std::fs::File {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         std::fs::File::set_len(self, len)
+    }
+    fn zero_fill(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let (mut at, end) = (offset, offset + len);
+        while at < end {
+            let n = (end - at).min(ZEROS.len() as u64) as usize;
+            self.write_all_at(ZEROS.get(..n).unwrap_or(&[]), at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// True when the bytes of `path` from `from` to its end are all zero (a preallocated tail that
+/// no batch reached; see [`SegmentFile::zero_fill`]). An empty tail is all zero.
+pub(crate) fn zero_tail(path: &Path, from: u64) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf.get(..n).is_some_and(|b| b.iter().any(|&x| x != 0)) {
+            return Ok(false);
+        }
     }
 }
 

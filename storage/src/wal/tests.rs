@@ -882,3 +882,101 @@ fn sync_ahead_syncs_unsynced_batches_without_the_wal_and_fails_when_poisoned() {
             .is_none()
     );
 }
+
+/// Length of the file at `p`.
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().len()
+}
+
+/// The WAL as a kill leaves it: batches acknowledged, the newest segment longer than what was
+/// written (zeros ahead of the batches), no trim. Returns the records and the segment's path.
+fn killed_with_zero_tail(dir: &Path) -> (Vec<Record>, PathBuf) {
+    let recs = workload(40);
+    let mut w = Wal::open(dir, WalOptions::default()).unwrap();
+    for r in &recs {
+        w.log(&[&enc(r)]).unwrap();
+    }
+    let path = w.segment_path();
+    assert!(
+        file_len(&path) >= w.cur_size + PREALLOC / 2,
+        "BUG: no zeros written ahead: file {} bytes, {} written",
+        file_len(&path),
+        w.cur_size
+    );
+    drop(w); // no `sync`: nothing trims the tail, as after `kill -9`
+    (recs, path)
+}
+
+#[test]
+fn a_preallocated_zero_tail_replays_as_the_end_of_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (recs, path) = killed_with_zero_tail(dir.path());
+    let whole = std::fs::read(&path).unwrap();
+    let mut r = SegmentReader::new(&whole, &path);
+    while r.next() {}
+    let written = r.valid_len() as u64;
+    assert!(whole[written as usize..].iter().all(|&b| b == 0));
+    let w = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (got, stats) = replay_all(&w);
+    assert_eq!(got, recs);
+    assert_eq!(stats.truncated_bytes, 0, "a zero tail is not a corruption");
+    assert_eq!(file_len(&path), written, "the zero tail is trimmed at open");
+}
+
+#[test]
+fn a_torn_record_before_the_zero_tail_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (recs, path) = killed_with_zero_tail(dir.path());
+    let whole = std::fs::read(&path).unwrap();
+    let mut r = SegmentReader::new(&whole, &path);
+    let mut last = 0;
+    while r.next() {
+        last = r.record_offset();
+    }
+    let written = r.valid_len();
+    // The last frame's header made it to the disk, its payload did not (still zeros).
+    let mut torn = whole[..written].to_vec();
+    torn.truncate(last + segment::FRAME_HEADER_LEN);
+    torn.resize(whole.len(), 0);
+    std::fs::write(&path, &torn).unwrap();
+    let w = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (got, stats) = replay_all(&w);
+    assert_eq!(got, recs[..recs.len() - 1]);
+    assert_eq!(stats.truncated_bytes, (whole.len() - last) as u64);
+    assert_eq!(file_len(&path), last as u64);
+}
+
+#[test]
+fn finished_segments_hold_only_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = workload(200);
+    let mut w = Wal::open(dir.path(), opts(1024, SyncMode::Data)).unwrap();
+    for r in &recs {
+        w.log(&[&enc(r)]).unwrap();
+    }
+    let cur = w.segment_path();
+    assert!(
+        file_len(&cur) > w.cur_size,
+        "zeros ahead in the current segment"
+    );
+    let written = w.cur_size;
+    w.cut_segment().unwrap();
+    assert_eq!(file_len(&cur), written, "a finished segment is trimmed");
+    let segs = segment::list_segments(dir.path()).unwrap();
+    assert!(segs.len() > 3, "small segments rotate: {}", segs.len());
+    for (_, p) in &segs {
+        let whole = std::fs::read(p).unwrap();
+        let mut r = SegmentReader::new(&whole, p);
+        while r.next() {}
+        assert_eq!(
+            (r.valid_len(), r.err().is_none()),
+            (whole.len(), true),
+            "{p:?}"
+        );
+    }
+    // `Buffer` never syncs a batch, so nothing is written ahead.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(dir.path(), opts(1 << 20, SyncMode::Buffer)).unwrap();
+    w.log(&[&enc(&recs[0])]).unwrap();
+    assert_eq!(file_len(&w.segment_path()), w.cur_size);
+}
