@@ -189,6 +189,13 @@ impl XorChunk {
         self.bw.bytes()
     }
 
+    /// Unused low bits of the last byte of [`XorChunk::bytes`], `0..=7`: later appends fill
+    /// them and change none of the other bits before the header's count. Read from the chunk
+    /// itself, not its buffer.
+    pub(crate) fn free_bits(&self) -> u32 {
+        self.bw.free_bits()
+    }
+
     /// Makes room for about `more` samples beyond those written, at the chunk's bytes per
     /// sample so far, in one allocation (the buffer otherwise grows by a quarter at a time).
     /// Does nothing before [`RESERVE_AFTER`] samples, when the rate says little. For replay,

@@ -74,7 +74,6 @@ impl BitWriter {
     }
 
     /// Free low bits in the last byte.
-    #[cfg(test)]
     pub(crate) fn free_bits(&self) -> u32 {
         self.free
     }

@@ -847,9 +847,11 @@ impl Captured {
 /// an append only adds: a completed chunk after the first `closed` ones (which stay as they
 /// are), samples at the end of the open chunk, or the open chunk itself completed as chunk
 /// number `closed`. An XOR chunk's bytes at `open_samples` samples are its later bytes cut to
-/// `open_len`, with that count in the header and `open_last_byte` as the last byte (later
-/// samples' bits are ORed into it). So these words rebuild the series as it was at the cut,
-/// without a copy of its chunks under the lock ([`SeriesMark::open_bytes`]).
+/// `open_len`, with that count in the header and the last byte's `open_free` low bits cleared
+/// (later samples' bits are ORed into them). So these words rebuild the series as it was at the
+/// cut, without a copy of its chunks under the lock ([`SeriesMark::open_bytes`]), and reading
+/// only the start of the open chunk's buffer (header and first sample, one cache line), not
+/// its end.
 pub(super) struct SeriesMark {
     /// Id and labels (immutable).
     pub(super) series: Arc<Series>,
@@ -860,7 +862,8 @@ pub(super) struct SeriesMark {
     /// Bytes of the open chunk at the cut (0: no open chunk).
     pub(super) open_len: u32,
     pub(super) open_samples: u16,
-    open_last_byte: u8,
+    /// Free low bits of the open chunk's last byte at the cut (`0..=7`).
+    open_free: u8,
     /// Whether `last_t`/`last_bits` hold the newest sample.
     pub(super) has_last: bool,
     pub(super) open_min_t: Timestamp,
@@ -872,13 +875,13 @@ pub(super) struct SeriesMark {
 impl SeriesMark {
     /// Records where `d` stands.
     fn new(series: Arc<Series>, d: &super::series::SeriesData) -> Option<Self> {
-        let (open_len, open_samples, open_last_byte, open_min_t, open_max_t) = match &d.open {
+        let (open_len, open_samples, open_free, open_min_t, open_max_t) = match &d.open {
             Some(o) => {
                 let b = o.chunk.bytes();
                 (
                     u32::try_from(b.len()).ok()?,
                     u16::try_from(o.chunk.num_samples()).ok()?,
-                    b.last().copied().unwrap_or(0),
+                    u8::try_from(o.chunk.free_bits()).ok().filter(|f| *f < 8)?,
                     o.min_t(),
                     o.max_t(),
                 )
@@ -892,7 +895,7 @@ impl SeriesMark {
             closed: u32::try_from(d.closed.len()).ok()?,
             open_len,
             open_samples,
-            open_last_byte,
+            open_free,
             has_last: d.last.is_some(),
             open_min_t,
             open_max_t,
@@ -939,7 +942,7 @@ impl SeriesMark {
         }
         dst.truncate(len);
         if let Some(b) = dst.last_mut() {
-            *b = self.open_last_byte;
+            *b &= 0xffu8 << self.open_free;
         }
         match dst.get_mut(..crate::chunk::xor::HEADER_LEN) {
             Some(h) => h.copy_from_slice(&self.open_samples.to_le_bytes()),
