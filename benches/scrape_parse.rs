@@ -2,7 +2,8 @@
 //! on a real node_exporter body and on generated 10k-series bodies (text and OpenMetrics); and
 //! the per-scrape cost of the append path with a warm series cache versus a cold one (into an
 //! appender that stores nothing), and with a warm cache into a real head (`warm_cache_head`:
-//! handles, WAL record, commit).
+//! handles, WAL record, commit; with a new appender per scrape, and with one kept across
+//! scrapes, `warm_cache_head_kept_appender`).
 //!
 //! Run: `cargo bench -p argus --bench scrape_parse`.
 
@@ -255,6 +256,19 @@ fn bench_append(c: &mut Criterion) {
             b.iter(|| {
                 ts += 15_000;
                 scrape(&mut cache, ts)
+            })
+        });
+        // The same with one appender kept from scrape to scrape, as `scrape_loop` does since
+        // session 14 (`CommitSlots::appender`): its batch map and WAL buffers keep their size.
+        let mut kept = db.appender_unsynced();
+        g.bench_function("warm_cache_head_kept_appender", |b| {
+            b.iter(|| {
+                ts += 15_000;
+                let st = cache
+                    .append_body(black_box(&body), format, ts, kept.as_mut(), &opts)
+                    .expect("scrape");
+                kept.commit().expect("commit");
+                st
             })
         });
         g.finish();

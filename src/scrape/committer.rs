@@ -9,8 +9,13 @@
 //! the worker role, and each of them allocated head series, labels and chunk buffers in its own
 //! allocator heap (mimalloc keeps partly used pages per thread and size class). With the
 //! commits on their own threads, the workers stay the runtime's own few threads.
+//!
+//! The slots also keep the appenders their commits gave back ([`CommitSlots::appender`],
+//! [`CommitSlots::put_back`]): a head appender keeps its batch map and WAL buffers across
+//! commits, where one made per scrape grew them from empty every time (the map's rehashes alone
+//! were ~3 % of the CPU of 400 targets × 1,000 series, benches/README.md "scrape4").
 
-use argus_storage::{Appender, Error as StorageError};
+use argus_storage::{Appendable, Appender, Error as StorageError};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -20,6 +25,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 pub const COMMIT_SLOTS: usize = 4;
 /// Threads that run the commits: one per slot, so a slot's commit never waits for a thread.
 pub const COMMIT_THREADS: usize = COMMIT_SLOTS;
+/// Appenders of scrapes with more samples than this are dropped rather than kept for the next
+/// scrape, so that one large target does not leave batch buffers of its size behind.
+pub const MAX_KEPT_SAMPLES: u64 = 100_000;
 
 /// An appender and the answer to send once it is committed.
 type Job = (
@@ -34,7 +42,14 @@ pub struct CommitSlots {
     slots: Arc<Semaphore>,
     /// Jobs for the commit threads; the threads end when this is dropped.
     jobs: mpsc::Sender<Job>,
+    /// Appenders given back after a commit or rollback, empty, each with the storage it appends
+    /// to (only an appender of the same storage is handed out again). At most
+    /// [`COMMIT_SLOTS`]: only a slot holder takes or gives one back.
+    idle: Mutex<Vec<Kept>>,
 }
+
+/// An appender kept for the next scrape, and the storage it appends to.
+type Kept = (Arc<dyn Appendable>, Box<dyn Appender>);
 
 impl std::fmt::Debug for CommitSlots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +95,35 @@ impl CommitSlots {
         Self {
             slots: Arc::new(Semaphore::new(COMMIT_SLOTS)),
             jobs: tx,
+            idle: Mutex::new(Vec::with_capacity(COMMIT_SLOTS)),
+        }
+    }
+
+    /// An empty appender to `storage`: one given back by [`CommitSlots::put_back`] when there
+    /// is one, else `storage.appender_unsynced()` (scrape commits are not synced; see
+    /// `scrape_loop::scrape_once`). For slot holders.
+    pub fn appender(&self, storage: &Arc<dyn Appendable>) -> Box<dyn Appender> {
+        let mut idle = self.idle.lock();
+        match idle.iter().rposition(|(s, _)| Arc::ptr_eq(s, storage)) {
+            Some(i) => idle.swap_remove(i).1,
+            None => {
+                drop(idle);
+                storage.appender_unsynced()
+            }
+        }
+    }
+
+    /// Keeps `app`, an appender to `storage` from [`CommitSlots::appender`] that has just
+    /// committed or rolled back (so it holds no batch), for the next scrape; it is dropped
+    /// instead when `samples` (what its batch held) is over [`MAX_KEPT_SAMPLES`] or
+    /// [`COMMIT_SLOTS`] are kept already.
+    pub fn put_back(&self, storage: &Arc<dyn Appendable>, app: Box<dyn Appender>, samples: u64) {
+        if samples > MAX_KEPT_SAMPLES {
+            return;
+        }
+        let mut idle = self.idle.lock();
+        if idle.len() < COMMIT_SLOTS {
+            idle.push((Arc::clone(storage), app));
         }
     }
 
@@ -178,5 +222,92 @@ mod tests {
         assert!(more.is_err(), "a fifth slot while four are held");
         held.pop();
         assert!(slots.acquire().await.is_some());
+    }
+
+    /// Hands out `Counting` appenders and keeps each one's commit counter.
+    #[derive(Default)]
+    struct Maker {
+        made: Mutex<Vec<Arc<AtomicUsize>>>,
+        synced: AtomicUsize,
+    }
+
+    impl Maker {
+        fn counting(&self) -> Box<dyn Appender> {
+            let commits = Arc::new(AtomicUsize::new(0));
+            self.made.lock().push(Arc::clone(&commits));
+            Box::new(Counting {
+                commits,
+                threads: Arc::default(),
+            })
+        }
+        /// Commits of each appender made so far, in the order they were made.
+        fn commits(&self) -> Vec<usize> {
+            self.made
+                .lock()
+                .iter()
+                .map(|c| c.load(Ordering::SeqCst))
+                .collect()
+        }
+    }
+
+    impl Appendable for Maker {
+        fn appender(&self) -> Box<dyn Appender> {
+            self.synced.fetch_add(1, Ordering::SeqCst);
+            self.counting()
+        }
+        fn appender_unsynced(&self) -> Box<dyn Appender> {
+            self.counting()
+        }
+    }
+
+    #[test]
+    fn appenders_given_back_are_handed_out_again_for_their_storage_only() {
+        let slots = CommitSlots::new();
+        let maker = Arc::new(Maker::default());
+        let one: Arc<dyn Appendable> = maker.clone();
+        let other_maker = Arc::new(Maker::default());
+        let other: Arc<dyn Appendable> = other_maker.clone();
+
+        // Nothing kept yet: a new unsynced appender.
+        let mut a = slots.appender(&one);
+        a.commit().unwrap();
+        slots.put_back(&one, a, 1_000);
+        assert_eq!(maker.commits(), vec![1]);
+        assert_eq!(maker.synced.load(Ordering::SeqCst), 0);
+
+        // The kept one comes back for its storage; another storage gets its own.
+        let mut b = slots.appender(&other);
+        b.commit().unwrap();
+        assert_eq!(other_maker.commits(), vec![1]);
+        let mut a = slots.appender(&one);
+        a.commit().unwrap();
+        assert_eq!(maker.commits(), vec![2], "the kept appender, not a new one");
+        slots.put_back(&other, b, 1_000);
+
+        // An appender whose batch held more than the bound is not kept.
+        slots.put_back(&one, a, MAX_KEPT_SAMPLES + 1);
+        let mut a = slots.appender(&one);
+        a.commit().unwrap();
+        assert_eq!(maker.commits(), vec![2, 1]);
+        drop(a);
+
+        // At most one per slot is kept.
+        let taken: Vec<_> = (0..COMMIT_SLOTS + 1)
+            .map(|_| slots.appender(&one))
+            .collect();
+        assert_eq!(maker.commits().len(), 3 + COMMIT_SLOTS);
+        for a in taken {
+            slots.put_back(&one, a, 0);
+        }
+        let before = maker.commits().len();
+        let again: Vec<_> = (0..COMMIT_SLOTS + 1)
+            .map(|_| slots.appender(&one))
+            .collect();
+        // `other`'s kept appender took one of the places: COMMIT_SLOTS - 1 of `one`'s were kept.
+        assert_eq!(maker.commits().len(), before + 2);
+        drop(again);
+        let mut b = slots.appender(&other);
+        b.commit().unwrap();
+        assert_eq!(other_maker.commits(), vec![2]);
     }
 }

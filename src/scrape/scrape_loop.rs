@@ -203,7 +203,9 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
     // crash of the process, and the next synced commit (a remote write, a push) or the
     // segment's close makes them durable against a power cut too. Nobody waits for an
     // acknowledgement of a scrape, and 400 targets would otherwise ask for an fsync each.
-    let mut app = p.appendable.appender_unsynced();
+    // The appender is one an earlier scrape of the manager gave back, when there is one (see
+    // `CommitSlots::appender`).
+    let mut app = p.commit_slots.appender(&p.appendable);
     let mut buf = Vec::new();
     let result = fetched
         .and_then(|f| f.into_body(&p.buffers))
@@ -214,7 +216,9 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         });
     p.buffers.put(buf);
     let dur = started.elapsed();
+    let mut scraped = 0;
     let outcome = match result.and_then(|stats| {
+        scraped = stats.scraped;
         st.report
             .append(app.as_mut(), ts, true, dur.as_secs_f64(), &stats)
     }) {
@@ -226,7 +230,11 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         Err(e) => Err(e),
     };
     let err = match outcome {
-        Ok(()) => None,
+        Ok(()) => {
+            // Committed: the appender holds no batch.
+            p.commit_slots.put_back(&p.appendable, app, scraped);
+            None
+        }
         Err(e) => {
             app.rollback();
             p.metrics.scrape_failed(&e);
