@@ -2,7 +2,7 @@
 
 use super::Head;
 use super::histogram::PENDING_HISTOGRAM_BITS;
-use super::series::{Applied, Series, U64Map};
+use super::series::{Applied, Series, SeriesData, U64Map};
 use crate::error::{Error, Result};
 use crate::histogram::FloatHistogram;
 use crate::interface::{Appender, HeldSeries, SeriesHandle};
@@ -88,6 +88,47 @@ pub(crate) fn touch<'a>(series: impl IntoIterator<Item = &'a Series>) -> usize {
     series.into_iter().take(PREFETCH).fold(0usize, |sum, s| {
         sum.wrapping_add(s.id() as usize + usize::from(s.data.is_locked()))
     })
+}
+
+/// Calls `apply(k, &group[k], data)` for each of `group` (at most [`PREFETCH`]) under the lock
+/// of its series (`series`), so that the group's memory misses overlap instead of each series
+/// waiting for its own: the group's series are read with plain loads ([`touch`]), locked with
+/// `try_lock`, and their open chunks' first and last bytes read (sample count and where samples
+/// go) before anything is applied. `try_lock` never blocks, so holding a group's locks cannot
+/// deadlock; a series locked elsewhere is applied after the group's locks are released, in
+/// order with the others otherwise (`benches/README.md`, "ingest3" and "startup3").
+pub(crate) fn apply_group<'s, T>(
+    group: &'s [T],
+    series: impl Fn(&'s T) -> &'s Series,
+    mut apply: impl FnMut(usize, &'s T, &mut SeriesData),
+) {
+    type Guard<'a> = parking_lot::MutexGuard<'a, SeriesData>;
+    let group = group.get(..PREFETCH).unwrap_or(group);
+    let mut guards: [Option<Guard<'s>>; PREFETCH] = [const { None }; PREFETCH];
+    let mut sum = touch(group.iter().map(&series));
+    for (x, g) in group.iter().zip(guards.iter_mut()) {
+        *g = series(x).data.try_lock();
+    }
+    for d in guards.iter().flatten() {
+        if let Some(o) = &d.open {
+            let b = o.chunk.bytes();
+            let edge = |x: Option<&u8>| x.copied().map_or(0, usize::from);
+            sum = sum.wrapping_add(edge(b.first()) + edge(b.last()));
+        }
+    }
+    std::hint::black_box(sum);
+    let mut busy = 0u32;
+    for (k, (x, g)) in group.iter().zip(guards.iter_mut()).enumerate() {
+        match g.take() {
+            Some(mut d) => apply(k, x, &mut d),
+            None => busy |= 1 << k,
+        }
+    }
+    for (k, x) in group.iter().enumerate() {
+        if busy & (1 << k) != 0 {
+            apply(k, x, &mut series(x).data.lock());
+        }
+    }
 }
 
 impl HeadAppender {
@@ -658,7 +699,7 @@ impl HeadAppender {
         let (range, window) = (head.opts.block_range, head.opts.ooo_window);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut n_in, mut n_ooo) = (0u64, 0u64);
-        let mut apply_series = |idx: usize, id: u64, d: &mut super::series::SeriesData| {
+        let mut apply_series = |idx: usize, id: u64, d: &mut SeriesData| {
             let (Some(&a), Some(&b)) = (starts.get(idx), starts.get(idx + 1)) else {
                 return;
             };
@@ -693,36 +734,13 @@ impl HeadAppender {
                 maxt = maxt.max(t);
             }
         };
-        type Guard<'a> = parking_lot::MutexGuard<'a, super::series::SeriesData>;
-        let mut guards: [Option<Guard<'_>>; PREFETCH] = [const { None }; PREFETCH];
         for (g, group) in self.series.chunks(PREFETCH).enumerate() {
             let first = g * PREFETCH;
-            let mut sum = touch(group.iter().map(|s| &**s));
-            for (s, guard) in group.iter().zip(guards.iter_mut()) {
-                *guard = s.data.try_lock();
-            }
-            // The open chunk's sample count (its first bytes) and its end, where samples go.
-            for d in guards.iter().flatten() {
-                if let Some(o) = &d.open {
-                    let b = o.chunk.bytes();
-                    let edge = |x: Option<&u8>| x.copied().map_or(0, usize::from);
-                    sum = sum.wrapping_add(edge(b.first()) + edge(b.last()));
-                }
-            }
-            std::hint::black_box(sum);
-            let mut busy = 0u32;
-            for (k, (s, guard)) in group.iter().zip(guards.iter_mut()).enumerate() {
-                match guard.take() {
-                    Some(mut d) => apply_series(first + k, s.id(), &mut d),
-                    None => busy |= 1 << k,
-                }
-            }
-            // Locked elsewhere at the `try_lock`: now that this thread holds no series lock.
-            for (k, s) in group.iter().enumerate() {
-                if busy & (1 << k) != 0 {
-                    apply_series(first + k, s.id(), &mut s.data.lock());
-                }
-            }
+            apply_group(
+                group,
+                |s| &**s,
+                |k, s, d| apply_series(first + k, s.id(), d),
+            );
         }
         head.update_time_range(mint, maxt);
         head.metrics

@@ -20,7 +20,7 @@
 //! first apply the buffer, so each series sees its floats, histograms and deletions in WAL order.
 
 use super::Head;
-use super::append::{PREFETCH, touch};
+use super::append::{PREFETCH, apply_group};
 use super::series::{Applied, Series, SeriesData, U64Map};
 use crate::error::{Error, Result};
 use crate::wal::{Item, Record, RefSample, Wal};
@@ -324,11 +324,10 @@ struct Run {
     len: u32,
 }
 
-/// Applies `runs` of `grouped` with one lock per series. Runs go in groups of [`PREFETCH`]:
-/// the group's series are read with plain loads first ([`touch`]), then locked, then their open
-/// chunks' ends read, so the memory misses of a group overlap instead of each run's lock and
-/// chunk missing alone (a replay batch holds ~13 samples per series of a medium set: the misses
-/// of a run cost as much as its appends).
+/// Applies `runs` of `grouped` with one lock per series. Runs go in groups of [`PREFETCH`]
+/// through [`apply_group`], so the memory misses of a group overlap instead of each run's lock
+/// and chunk missing alone (a replay batch holds ~13 samples per series of a medium set: the
+/// misses of a run cost as much as its appends).
 fn apply_runs(
     head: &Head,
     slots: &[Arc<Series>],
@@ -337,7 +336,6 @@ fn apply_runs(
     range: i64,
     window: i64,
 ) -> Counts {
-    type Guard<'a> = parking_lot::MutexGuard<'a, SeriesData>;
     let files = &head.chunk_files;
     let mut c = Counts::default();
     let series = |r: &Run| {
@@ -357,35 +355,8 @@ fn apply_runs(
             c.maxt = c.maxt.max(t);
         });
     };
-    let mut guards: [Option<Guard<'_>>; PREFETCH] = [const { None }; PREFETCH];
     for group in runs.chunks(PREFETCH) {
-        let mut sum = touch(group.iter().map(series));
-        for (r, g) in group.iter().zip(guards.iter_mut()) {
-            *g = series(r).data.try_lock();
-        }
-        for d in guards.iter().flatten() {
-            if let Some(o) = &d.open {
-                let b = o.chunk.bytes();
-                let edge = |x: Option<&u8>| x.copied().map_or(0, usize::from);
-                sum = sum.wrapping_add(edge(b.first()) + edge(b.last()));
-            }
-        }
-        std::hint::black_box(sum);
-        // A series is in one run of one thread's runs, so no try_lock fails but for a bug
-        // elsewhere; a failed one is applied after the group, with no lock held.
-        let mut busy = 0u32;
-        for (k, (r, g)) in group.iter().zip(guards.iter_mut()).enumerate() {
-            match g.take() {
-                Some(mut d) => apply(r, series(r).id(), &mut d),
-                None => busy |= 1 << k,
-            }
-        }
-        for (k, r) in group.iter().enumerate() {
-            if busy & (1 << k) != 0 {
-                let s = series(r);
-                apply(r, s.id(), &mut s.data.lock());
-            }
-        }
+        apply_group(group, series, |_, r, d| apply(r, series(r).id(), d));
     }
     c
 }
