@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use super::*;
-use crate::head::replay::tests::data;
 use crate::matcher::MatchType;
 use crate::model::Labels;
 use std::sync::Barrier;
@@ -85,30 +84,7 @@ fn delete(db: &Db, set: &str, re: &str, mint: i64, maxt: i64) {
 
 /// Everything the head holds, series by series, then its time range and series count.
 fn dump(db: &Db) -> Vec<String> {
-    dump_head(&db.inner.head)
-}
-
-fn dump_head(head: &Head) -> Vec<String> {
-    let mut all = head.series.all();
-    all.sort_by_key(|s| s.id());
-    let mut lines: Vec<String> = all
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {:?} {}",
-                s.id(),
-                s.labels,
-                data(&s.data.lock(), &head.chunk_files)
-            )
-        })
-        .collect();
-    lines.push(format!(
-        "time {}..{} series {}",
-        head.min_time(),
-        head.max_time(),
-        head.num_series()
-    ));
-    lines
+    db.inner.head.dump()
 }
 
 fn assert_same(want: &[String], got: &[String], what: &str) {
@@ -903,7 +879,7 @@ fn a_snapshot_of_many_sections_loads_on_two_threads_into_the_head_a_sequential_l
     let (meta, mut series) = snapshot::load_base_sequential(&head, &path).unwrap();
     assert_eq!(series.len() as u64, n);
     snapshot::finish_load(&head, &mut series, None, meta.min_time, meta.max_time);
-    let want = dump_head(&head);
+    let want = head.dump();
     assert!(
         want.iter().any(|l| !l.contains("ooo []")),
         "no out-of-order sample"

@@ -200,6 +200,29 @@ impl Head {
         self.series.len() as u64
     }
 
+    /// Everything the head holds, series by series in id order (id, labels,
+    /// [`series::SeriesData::dump`]), then its time range and series count: what tests and
+    /// fuzz targets compare heads by.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn dump(&self) -> Vec<String> {
+        let mut all = self.series.all();
+        all.sort_by_key(|s| s.id());
+        let mut lines: Vec<String> = all
+            .iter()
+            .map(|s| {
+                let d = s.data.lock().dump(&self.chunk_files);
+                format!("{} {:?} {d}", s.id(), s.labels)
+            })
+            .collect();
+        lines.push(format!(
+            "time {}..{} series {}",
+            self.min_time(),
+            self.max_time(),
+            self.num_series()
+        ));
+        lines
+    }
+
     /// The series with `labels`, created when missing. `id` forces the ref (WAL replay).
     /// Returns the series and whether it was created.
     pub(crate) fn get_or_create(

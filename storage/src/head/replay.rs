@@ -762,55 +762,12 @@ pub(crate) mod tests {
         wal
     }
 
-    /// Everything a series holds: chunk bytes and time ranges, out-of-order buffer, the newest
-    /// sample, histogram chunks.
-    pub(crate) fn data(d: &SeriesData, files: &HeadChunkFiles) -> String {
-        let closed: Vec<_> = d
-            .closed
-            .iter()
-            .map(|c| {
-                let mut b = Vec::new();
-                files.read_into(c.r, &mut b).unwrap();
-                (c.min_t, c.max_t, b)
-            })
-            .collect();
-        let open = d
-            .open
-            .as_ref()
-            .map(|o| (o.min_t(), o.max_t(), o.chunk.bytes()));
-        let ooo: Vec<_> = d.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
-        let hist = d.hist.as_ref().map(|h| {
-            let closed: Vec<_> = h
-                .closed
-                .iter()
-                .map(|c| (c.min_t, c.max_t, &c.bytes))
-                .collect();
-            let open = h.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
-            format!("{closed:?} {open:?} {:?} {:?}", h.last_t, h.ooo)
-        });
-        format!(
-            "closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
-            d.last
-        )
-    }
-
-    /// Everything the head holds, series by series: chunk bytes and time ranges, out-of-order
-    /// buffers, the newest sample, histogram chunks; then the head's time range and counts.
+    /// Everything the head holds ([`Head::dump`]), then what the replay counted.
     fn dump(head: &Head, out: &ReplayOutcome) -> Vec<String> {
-        let mut all = head.series.all();
-        all.sort_by_key(|s| s.id());
-        let files = &head.chunk_files;
-        let mut lines: Vec<String> = all
-            .iter()
-            .map(|s| format!("{} {:?} {}", s.id(), s.labels, data(&s.data.lock(), files)))
-            .collect();
+        let mut lines = head.dump();
         lines.push(format!(
-            "time {}..{} series {} samples {} unknown {}",
-            head.min_time(),
-            head.max_time(),
-            head.num_series(),
-            out.samples,
-            out.unknown_refs
+            "samples {} unknown {}",
+            out.samples, out.unknown_refs
         ));
         lines
     }
@@ -1010,7 +967,7 @@ pub(crate) mod tests {
                     .map(|s| s.0)
                     .collect();
                 assert_eq!(got, want, "seed {seed} round {round}: applied");
-                assert_eq!(data(&a, &fa), data(&b, &fb), "seed {seed} round {round}");
+                assert_eq!(a.dump(&fa), b.dump(&fb), "seed {seed} round {round}");
                 kept += got.len();
             }
             assert!(kept > 1000, "seed {seed}: only {kept} samples applied");

@@ -716,6 +716,42 @@ impl StripeSeries {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+impl SeriesData {
+    /// Everything the series holds: chunk time ranges and bytes (or why a completed chunk's
+    /// bytes cannot be read), out-of-order buffer, the newest sample, histogram chunks. What
+    /// tests and fuzz targets compare heads by ([`super::Head::dump`]).
+    pub(crate) fn dump(&self, files: &HeadChunkFiles) -> String {
+        let closed: Vec<_> = self
+            .closed
+            .iter()
+            .map(|c| {
+                let mut b = Vec::new();
+                let read = files.read_into(c.r, &mut b).map(|()| b);
+                (c.min_t, c.max_t, read.map_err(|e| e.to_string()))
+            })
+            .collect();
+        let open = self
+            .open
+            .as_ref()
+            .map(|o| (o.min_t(), o.max_t(), o.chunk.bytes()));
+        let ooo: Vec<_> = self.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
+        let hist = self.hist.as_ref().map(|h| {
+            let closed: Vec<_> = h
+                .closed
+                .iter()
+                .map(|c| (c.min_t, c.max_t, &c.bytes))
+                .collect();
+            let open = h.open.as_ref().map(|o| (o.min_t, o.max_t, o.chunk.bytes()));
+            format!("{closed:?} {open:?} {:?} {:?}", h.last_t, h.ooo)
+        });
+        format!(
+            "closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
+            self.last
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
