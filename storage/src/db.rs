@@ -580,7 +580,11 @@ impl Db {
 
     /// A reader following the WAL from `start` (see [`WalWatcher`]); it never blocks appends.
     pub fn wal_watcher(&self, start: WalPosition) -> Result<WalWatcher> {
-        WalWatcher::new(&self.inner.dir.join(WAL_DIR), start)
+        let dir = self.inner.dir.join(WAL_DIR);
+        match self.inner.head.wal.lock().as_ref() {
+            Some(wal) => WalWatcher::following(&dir, start, wal.group()),
+            None => WalWatcher::new(&dir, start),
+        }
     }
 
     /// The position just after the last record written to the WAL.

@@ -178,6 +178,14 @@ impl GroupSync {
         st.written
     }
 
+    /// The end of the last batch written, synced or not: where a WAL reader's reading stops
+    /// (past it the current segment holds the zeros written ahead, see `Wal::preallocate`).
+    /// Set after the write succeeded, and to the new segment's first frame only once the old
+    /// segment is trimmed and synced.
+    pub(crate) fn written_end(&self) -> WalPosition {
+        self.state.lock().written_end
+    }
+
     /// The end of the last complete batch (see [`super::Wal::end_position`]).
     pub(crate) fn done_end(&self) -> WalPosition {
         self.state.lock().done_end

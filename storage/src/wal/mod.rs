@@ -510,6 +510,12 @@ impl Wal {
         std::mem::take(&mut self.lost)
     }
 
+    /// The WAL's sync coordination, whose [`GroupSync::written_end`] caps what a
+    /// [`watch::WalWatcher`] reads of the segment being written.
+    pub(crate) fn group(&self) -> Arc<GroupSync> {
+        self.group.clone()
+    }
+
     /// The position after the last complete record: synced per the policy (for WAL readers
     /// starting at the end; a batch still waiting for its sync is not included).
     pub(crate) fn end_position(&self) -> watch::WalPosition {

@@ -7,7 +7,10 @@
 //! samples that follow. It reads files with ordinary `read(2)` calls and never takes the WAL's
 //! lock: a frame that is still being written looks like a torn tail and is read again on the
 //! next call. Memory is bounded by the read chunk ([`READ_CHUNK`], or one record when a record
-//! is larger), whatever the backlog.
+//! is larger), whatever the backlog. A watcher of a live WAL ([`WalWatcher::following`]) reads
+//! the segment being written only up to the end of the last batch written
+//! ([`GroupSync::written_end`]), not into the zeros the writer keeps written ahead of its
+//! batches (up to 1 MiB, `Wal::preallocate`), so a caught-up reader's poll reads nothing.
 //!
 //! Segments a reader still needs are kept by [`WalKeep`] handles: before a checkpoint deletes
 //! segments, the database asks [`Keepers::first_needed`] for the lowest segment any handle
@@ -20,6 +23,7 @@
 
 use super::checkpoint;
 use super::compress::Decompressor;
+use super::group_sync::GroupSync;
 use super::record::{self, Record};
 use super::segment::{self, SEGMENT_HEADER_LEN, SegmentReader};
 use crate::error::{Error, Result};
@@ -230,6 +234,11 @@ pub struct WalWatcher {
     checkpoint_seen: Option<u32>,
     /// Decompresses records (segment format 2).
     dec: Decompressor,
+    /// The live WAL's writer, whose written end caps reads of the segment being written.
+    writer: Option<Arc<GroupSync>>,
+    /// File bytes read so far (segment headers included), for tests of what a poll costs.
+    #[cfg(test)]
+    bytes_read: u64,
 }
 
 impl WalWatcher {
@@ -253,6 +262,9 @@ impl WalWatcher {
             skipped: 0,
             checkpoint_seen: None,
             dec: Decompressor::default(),
+            writer: None,
+            #[cfg(test)]
+            bytes_read: 0,
         };
         let first = w.load_checkpoint()?;
         let segs = segment::list_segments(dir)?;
@@ -273,6 +285,29 @@ impl WalWatcher {
             w.returned = w.start;
         }
         Ok(w)
+    }
+
+    /// A watcher of the live WAL in `dir` written by the WAL whose sync coordination is
+    /// `writer`: it never reads past the end of the last batch written (see the module docs).
+    pub(crate) fn following(
+        dir: &Path,
+        start: WalPosition,
+        writer: Arc<GroupSync>,
+    ) -> Result<WalWatcher> {
+        let mut w = Self::new(dir, start)?;
+        w.writer = Some(writer);
+        Ok(w)
+    }
+
+    /// The readable length of the current segment, whose file is `file_len` bytes long: up to
+    /// the writer's written end `end` when it is writing this segment. Read the end before the
+    /// file's length: within a segment the file only grows past a published end (the trim at a
+    /// segment's finish stops at the last batch, and the end moves on only after it).
+    fn readable(&self, end: Option<WalPosition>, file_len: u64) -> u64 {
+        match end {
+            Some(e) if e.segment == self.pos.segment => file_len.min(e.offset),
+            _ => file_len,
+        }
     }
 
     /// Queues the latest checkpoint's files for reading; returns the first segment after it.
@@ -345,6 +380,7 @@ impl WalWatcher {
     /// Reads more of the current segment into `ready`. `false` when nothing new is there yet.
     fn read_segment(&mut self) -> Result<bool> {
         let path = self.dir.join(segment::segment_name(self.pos.segment));
+        let end = self.writer.as_ref().map(|g| g.written_end());
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.segment_gone(),
@@ -354,6 +390,7 @@ impl WalWatcher {
             .metadata()
             .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
             .len();
+        let len = self.readable(end, len);
         let got = self.fill(&mut file, &path, len, READ_CHUNK)?;
         let (frames, stop) = self.decode_buf(&path)?;
         if frames > 0 {
@@ -373,7 +410,8 @@ impl WalWatcher {
         if !self.has_later_segment()? {
             return Ok(false);
         }
-        let len2 = std::fs::metadata(&path).map_or(len, |m| m.len());
+        let end2 = self.writer.as_ref().map(|g| g.written_end());
+        let len2 = self.readable(end2, std::fs::metadata(&path).map_or(len, |m| m.len()));
         if len2 != len {
             return Ok(true);
         }
@@ -409,7 +447,7 @@ impl WalWatcher {
         if self.pos.offset < SEGMENT_HEADER_LEN as u64 {
             self.pos.offset = SEGMENT_HEADER_LEN as u64;
         }
-        if len < SEGMENT_HEADER_LEN as u64 {
+        if len < SEGMENT_HEADER_LEN as u64 || self.pos.offset >= len {
             return Ok(0);
         }
         // Check the file's own header once per segment.
@@ -430,6 +468,10 @@ impl WalWatcher {
         self.buf.resize(start + n, 0);
         let got = read_full(file, self.buf.get_mut(start..).unwrap_or_default()).map_err(io)?;
         self.buf.truncate(start + got);
+        #[cfg(test)]
+        {
+            self.bytes_read += (SEGMENT_HEADER_LEN + got) as u64;
+        }
         Ok(got)
     }
 

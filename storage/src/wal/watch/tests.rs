@@ -428,3 +428,86 @@ fn resumes_mid_segment_with_exact_values_of_delta_encoded_samples() {
     assert_eq!(first, want[..first.len()]);
     assert_eq!(rest, want[first.len()..], "values after the resume point");
 }
+
+fn open_synced(dir: &Path, segment_size: u64) -> Wal {
+    Wal::open(
+        dir,
+        WalOptions {
+            segment_size,
+            sync: SyncMode::Data,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_caught_up_watcher_of_a_live_wal_reads_none_of_the_zero_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open_synced(dir.path(), 8 << 20);
+    wal.log(&[&series_rec(&[1, 2])]).unwrap();
+    for t in 0..50 {
+        wal.log(&[&samples_rec(&[(1, t), (2, t)])]).unwrap();
+    }
+    let end = wal.end_position();
+    let path = dir.path().join(segment::segment_name(end.segment));
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        file_len > end.offset + 4096,
+        "the writer keeps zeros ahead: file {file_len} B, written {} B",
+        end.offset
+    );
+
+    let mut w = WalWatcher::following(dir.path(), WalPosition::default(), wal.group()).unwrap();
+    let mut known = Vec::new();
+    let (series, samples) = drain_known(&mut w, &mut known);
+    assert_eq!(series, vec![1, 2]);
+    assert_eq!(samples.len(), 100);
+    assert_eq!(w.position(), end);
+    assert!(w.bytes_read <= end.offset + 2 * SEGMENT_HEADER_LEN as u64);
+
+    // Caught up: polls read nothing, although the file is longer than what was written.
+    let polled = w.bytes_read;
+    for _ in 0..5 {
+        assert_eq!(w.next_entry().unwrap(), None);
+    }
+    assert_eq!(w.bytes_read, polled);
+
+    // New batches are read, and only them (plus the segment header checked per read).
+    wal.log(&[&samples_rec(&[(1, 50), (2, 50)])]).unwrap();
+    let grown = wal.end_position().offset - end.offset;
+    let (_, samples) = drain_known(&mut w, &mut known);
+    assert_eq!(samples, vec![(1, 50), (2, 50)]);
+    assert!(w.bytes_read - polled <= grown + 2 * SEGMENT_HEADER_LEN as u64);
+
+    // A watcher without the writer's end reads the zeros as a torn tail on every poll.
+    let mut blind = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    assert_eq!(drain(&mut blind).1.len(), 102);
+    let polled = blind.bytes_read;
+    assert_eq!(blind.next_entry().unwrap(), None);
+    assert!(blind.bytes_read - polled > 4096);
+}
+
+#[test]
+fn a_watcher_of_a_live_wal_follows_a_preallocating_writer_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open_synced(dir.path(), 2048);
+    let mut w = WalWatcher::following(dir.path(), WalPosition::default(), wal.group()).unwrap();
+    let (mut want, mut got, mut known) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..40u64 {
+        wal.log(&[&series_rec(&[round]), &samples_rec(&[(round, 1)])])
+            .unwrap();
+        want.push((round, 1));
+        for r in 0..=round {
+            wal.log(&[&samples_rec(&[(r, round as i64 + 2)])]).unwrap();
+            want.push((r, round as i64 + 2));
+        }
+        if round % 3 == 0 {
+            got.extend(drain_known(&mut w, &mut known).1);
+        }
+    }
+    got.extend(drain_known(&mut w, &mut known).1);
+    assert!(segment::list_segments(dir.path()).unwrap().len() > 3);
+    assert_eq!(got, want);
+    assert_eq!(w.position(), wal.end_position());
+    assert_eq!(w.skipped_segments(), 0);
+}
