@@ -531,3 +531,46 @@ pub fn head_delta_round_trip(bytes: &[u8]) -> Result<Vec<u8>> {
 
 /// The magic and version a head snapshot delta file starts with.
 pub const HEAD_DELTA_HEADER: [u8; 5] = crate::head::snapshot_delta::HEADER;
+
+/// A head of `series` series with `samples` in-order samples each (15 s apart, one commit per
+/// round of samples), for timing a head snapshot's capture (`benches/snapshot_capture.rs`).
+pub struct CaptureHead(std::sync::Arc<crate::head::Head>);
+
+impl CaptureHead {
+    /// Builds the head (no WAL: every series is marked as logged, as a WAL would have).
+    pub fn new(series: usize, samples: usize) -> Result<Self> {
+        use crate::Appender;
+        let head = std::sync::Arc::new(fuzz_head());
+        let mut app = crate::head::append::HeadAppender::new(head.clone());
+        let mut refs = Vec::with_capacity(series);
+        for i in 0..series {
+            let l = Labels::from_pairs(&[
+                ("__name__", "capture_bench"),
+                ("job", "bench"),
+                ("i", &i.to_string()),
+            ]);
+            refs.push(app.append(None, &l, 0, 0.0)?);
+            if i % 10_000 == 9_999 {
+                app.commit()?;
+            }
+        }
+        app.commit()?;
+        for k in 1..samples {
+            let t = 15_000 * k as i64;
+            for r in &refs {
+                app.append_ref(*r, t, k as f64)?;
+            }
+            app.commit()?;
+        }
+        for s in head.series.all() {
+            s.logged.store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(Self(head))
+    }
+
+    /// Captures where every series stands, as a snapshot does under the WAL's lock; returns
+    /// how many series were marked.
+    pub fn capture(&self) -> usize {
+        crate::head::snapshot::capture(&self.0, 0).map_or(0, |c| c.num_series())
+    }
+}

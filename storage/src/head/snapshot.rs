@@ -48,6 +48,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::Head;
+use super::append;
 use super::series::{ClosedChunk, Series};
 pub(crate) use super::snapshot_delta::Chain;
 use super::snapshot_load::{Prepare, Prepared, ReadyPage, pipelined, send_in_parts};
@@ -177,7 +178,7 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
 
 /// What a snapshot recorded while holding the WAL's lock: where each series stood, in a few
 /// words (its chunks are read afterwards, see [`SeriesMark`]).
-pub(super) struct Captured {
+pub(crate) struct Captured {
     pub(super) meta: Meta,
     /// Bytes per page of the head's chunk store (packed pages are cut at this size too).
     pub(super) page_size: usize,
@@ -188,6 +189,12 @@ pub(super) struct Captured {
 }
 
 impl Captured {
+    /// Series marked.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
     /// Sorts the series (and out-of-order samples) by id, comparing the ids the marks hold
     /// (not through each `Arc<Series>`: at 400,000 series that was a cache miss a comparison).
     /// Whole snapshots are written in id order, and deltas walk the series and the chain's
@@ -542,29 +549,54 @@ pub(super) fn wait_applied(head: &Head) -> Result<()> {
 /// head's ref stripes (see [`Captured::sort_by_id`]). None when a series holds histograms.
 ///
 /// Walks the ref stripes under their read locks (the order `Head::truncate` takes them in: a
-/// stripe, then a series) instead of collecting every series first: one visit per series (a
-/// cache miss each at 400,000 series), no list of them.
-pub(super) fn capture(head: &Head, segment: u32) -> Option<Captured> {
+/// stripe, then a series) instead of collecting every series first: one visit per series, no
+/// list of them. The series of a stripe are visited in groups of [`append::PREFETCH`] through
+/// [`append::apply_group`], so that their memory misses (series, lock, open chunk: a few per
+/// series once the head outgrows the caches, as at 400,000 series) overlap instead of each
+/// series waiting for its own.
+pub(crate) fn capture(head: &Head, segment: u32) -> Option<Captured> {
     let n = usize::try_from(head.num_series()).unwrap_or(0);
     let mut series = Vec::with_capacity(n);
     let mut ooo = Vec::new();
+    let mut ok = true;
     for st in head.series.ref_stripes.iter() {
         let st = st.read();
-        for s in st.values() {
-            let d = s.data.lock();
-            if d.hist.is_some() {
+        let mut it = st.values();
+        let mut group: Vec<&Arc<Series>> = Vec::with_capacity(append::PREFETCH);
+        loop {
+            group.clear();
+            group.extend(it.by_ref().take(append::PREFETCH));
+            if group.is_empty() {
+                break;
+            }
+            append::apply_group(
+                &group,
+                |s| &***s,
+                |_, s, d| {
+                    if !ok {
+                        return;
+                    }
+                    if d.hist.is_some() {
+                        ok = false;
+                        return;
+                    }
+                    // Created by an appender that has not committed: no WAL record mentions it.
+                    if !s.logged.load(Ordering::Acquire) && d.is_empty() {
+                        return;
+                    }
+                    let Some(mark) = SeriesMark::new(Arc::clone(s), d) else {
+                        ok = false;
+                        return;
+                    };
+                    if !d.ooo.is_empty() {
+                        ooo.push((mark.id, d.ooo.to_vec()));
+                    }
+                    series.push(mark);
+                },
+            );
+            if !ok {
                 return None;
             }
-            // Created by an appender that has not committed: no WAL record mentions it.
-            if !s.logged.load(Ordering::Acquire) && d.is_empty() {
-                continue;
-            }
-            let mark = SeriesMark::new(Arc::clone(s), &d)?;
-            if !d.ooo.is_empty() {
-                ooo.push((mark.id, d.ooo.to_vec()));
-            }
-            drop(d);
-            series.push(mark);
         }
     }
     Some(Captured {

@@ -484,3 +484,61 @@ fn a_series_changed_other_than_by_appends_fails_the_snapshot() {
     d.open = Some(OpenChunk { chunk: other });
     assert!(mark.open_bytes(&d, &files, &mut Vec::new()).is_err());
 }
+
+/// The capture visits the series of a stripe in groups (`append::apply_group`): every series
+/// with samples is marked once as it stands, a series locked by another thread is marked once
+/// its lock is released, and a series an appender created but has not committed is left out.
+#[test]
+fn the_grouped_capture_marks_every_committed_series_once_and_waits_for_a_busy_one() {
+    use crate::Appender;
+    use crate::head::append::{HeadAppender, PREFETCH};
+    let head = Arc::new(Head::new(
+        HeadOptions {
+            block_range: 1 << 40,
+            ooo_window: 0,
+        },
+        None,
+        HeadChunkFiles::in_memory(),
+        i64::MIN,
+    ));
+    let n = 40 * PREFETCH + 5;
+    let labels = |i: usize| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
+    let mut app = HeadAppender::new(head.clone());
+    let mut refs = Vec::new();
+    for i in 0..n {
+        let r = app.append(None, &labels(i), 0, 0.0).unwrap();
+        for t in 1..=(i % 5) as i64 {
+            app.append_ref(r, t, t as f64).unwrap();
+        }
+        refs.push(r);
+    }
+    app.commit().unwrap();
+    let mut uncommitted = HeadAppender::new(head.clone());
+    uncommitted.append(None, &labels(n), 0, 0.0).unwrap();
+    assert_eq!(head.num_series(), n as u64 + 1);
+
+    let busy = head.series.get(refs[PREFETCH + 3].0).unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let d = busy.data.lock();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(d);
+    });
+    locked_rx.recv().unwrap();
+    let mut c = super::capture(&head, 3).unwrap();
+    holder.join().unwrap();
+    c.sort_by_id();
+    let ids: Vec<u64> = c.series.iter().map(|m| u64::from(m.id)).collect();
+    let want: Vec<u64> = refs.iter().map(|r| r.0).collect();
+    assert_eq!(ids, want);
+    for (i, m) in c.series.iter().enumerate() {
+        assert_eq!(m.series.id(), u64::from(m.id));
+        assert_eq!((m.closed, usize::from(m.open_samples)), (0, i % 5 + 1));
+        assert_eq!((m.open_min_t, m.open_max_t), (0, (i % 5) as i64));
+        assert!(m.has_last);
+        assert_eq!(m.last_t, (i % 5) as i64);
+    }
+    assert_eq!(c.meta.segment, 3);
+    drop(uncommitted);
+}
