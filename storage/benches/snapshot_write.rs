@@ -1,7 +1,8 @@
 //! Writing a head snapshot of a head of `series` × 130 samples (15 s apart: one completed chunk
 //! and an open one of 10 samples per series), each iteration a whole snapshot
 //! (`Db::snapshot_head_whole`: capture under the WAL lock, packing, zstd, fsync, read-back
-//! verify and the series-only checkpoint), or a delta on top of one after one or five more
+//! verify and the series-only checkpoint; `_fast`: as the size trigger writes it, completed
+//! chunks copied rather than re-encoded packed), or a delta on top of one after one or five more
 //! samples per series (`Db::snapshot_head` after a whole snapshot and the appends, which are
 //! not timed).
 //!
@@ -50,6 +51,10 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(series));
     g.bench_function(format!("{series}_series_x130"), |b| {
         b.iter(|| db.snapshot_head_whole().expect("snapshot"));
+    });
+    // As the size trigger writes them: completed chunks copied, not re-encoded packed.
+    g.bench_function(format!("{series}_series_x130_fast"), |b| {
+        b.iter(|| db.snapshot_head_with(true, false).expect("snapshot"));
     });
     let mut k = 130u64;
     // 1 sample per series since the last link, and 5 (scrape-bench's every-series-changes case:

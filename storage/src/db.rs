@@ -81,12 +81,10 @@ pub struct Options {
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
     /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
-    /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`], so a fast writer leaves more
-    /// WAL than the bound to replay after a crash: 0.3–10.9 MiB in `replay_vs_prometheus.py`,
-    /// which writes 2 h of the medium set in ~4 s; restart 0.13× Prometheus's time there when
-    /// the check ran after the burst, 0.64× when the kill came right after it
-    /// (`benches/README.md`, "Final figures of session 13"). After a whole snapshot most are
-    /// deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
+    /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`] (250 ms), so a fast writer
+    /// leaves little more WAL than the bound to replay after a crash, and its snapshots are
+    /// fast ones ([`Db::snapshot_head_fast`]). Until the chain's deltas outgrow its base they
+    /// are deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
     /// most about 4× the WAL's on big heads and the per-series bound does the same for deltas
     /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
     /// [`Db::close`] and after each head cut, and the WAL segments a whole snapshot covers are
@@ -128,7 +126,18 @@ pub(crate) fn snapshot_due_on_head(
 pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 64;
 
 /// How often the background thread checks whether a head snapshot is due.
-pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+///
+/// 250 ms since session 15 (5 s before): `replay_vs_prometheus.py` writes 2 h of the medium set
+/// (20.1 MiB of WAL) in ~2 s and kills the server right after (`--settle 0`). With a 5 s check
+/// the kill found 0.3–20.1 MiB of WAL past the last snapshot, depending on where the check
+/// fell, and a restart took 0.41–0.75× Prometheus's time (0.37–0.55 CPU s). With 250 ms checks
+/// it finds the snapshots taken during the burst, and about one bound of WAL after them (0.21
+/// CPU s against Prometheus's 1.01). The snapshots the size trigger takes are fast ones
+/// ([`Db::snapshot_head_fast`]: no re-encoding of completed chunks, most of a whole snapshot's
+/// CPU), so that the snapshots now taken during a burst cost `measure`'s ingest no more CPU
+/// than the one packed snapshot the 5 s check used to take in it. A check reads the WAL's
+/// length under its lock (no I/O when the last snapshot's segment is the current one).
+pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Default for Options {
     fn default() -> Self {
@@ -409,7 +418,7 @@ impl Db {
         }
         // A whole snapshot: the WAL it covers is deleted and the next open loads one file.
         if self.inner.snapshots_on()
-            && let Err(e) = self.inner.snapshot_head(true)
+            && let Err(e) = self.inner.snapshot_head(true, true)
         {
             tracing::warn!("cannot write a head snapshot at close: {e}");
         }
@@ -445,11 +454,25 @@ impl Db {
     }
 
     fn snapshot_head_as(&self, whole: bool) -> Result<()> {
+        self.snapshot_head_with(whole, true)
+    }
+
+    /// Writes a snapshot of the head now as the size trigger does ([`SNAPSHOT_CHECK_INTERVAL`]):
+    /// like [`Db::snapshot_head`], but completed chunks are copied as they are, not re-encoded
+    /// in the packed encoding, and compressed at zstd level 1 (a fraction of the CPU, more
+    /// bytes on disk until the next packed snapshot).
+    pub fn snapshot_head_fast(&self) -> Result<()> {
+        self.snapshot_head_with(false, false)
+    }
+
+    /// Writes a snapshot of the head now: a whole one if `whole` (else a delta when the chain
+    /// takes one), packed if `pack` (else fast, see [`Db::snapshot_head_fast`]).
+    pub fn snapshot_head_with(&self, whole: bool, pack: bool) -> Result<()> {
         let _g = self.inner.compact_lock.lock();
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.inner.snapshot_head(whole).map(drop)
+        self.inner.snapshot_head(whole, pack).map(drop)
     }
 
     /// Cuts the head's old range into blocks, compacts and applies retention now.
@@ -838,7 +861,7 @@ fn start_background(inner: &Arc<Inner>) {
                     last_snapshot = std::time::Instant::now();
                     let _g = inner.compact_lock.lock();
                     if !inner.closed.load(Ordering::Acquire)
-                        && let Err(e) = inner.snapshot_head(false)
+                        && let Err(e) = inner.snapshot_head(false, by_time)
                     {
                         tracing::warn!("cannot write a head snapshot: {e}");
                     }
@@ -859,18 +882,19 @@ impl Inner {
 
     /// Writes a head snapshot, then deletes the WAL segments it covers that no WAL reader
     /// needs. False when none was written (native histograms, no WAL). The caller holds
-    /// `compact_lock`.
+    /// `compact_lock`. Unless `pack`, a fast snapshot: completed chunks are copied as they are
+    /// rather than re-encoded in the packed encoding (see [`SNAPSHOT_CHECK_INTERVAL`]).
     ///
     /// Unless `whole`, it writes a delta on top of the chain written so far while the chain's
-    /// deltas are smaller than 8× its base (`head/snapshot_delta.rs`); a delta deletes no WAL
+    /// deltas are smaller than its base (`head/snapshot_delta.rs`); a delta deletes no WAL
     /// segment.
-    fn snapshot_head(&self, whole: bool) -> Result<bool> {
+    fn snapshot_head(&self, whole: bool, pack: bool) -> Result<bool> {
         let mut chain = self.snapshot_chain.lock();
         // On an error or without a snapshot the next one starts a new chain.
         let prev = chain.take().filter(|c| {
             !whole && c.delta_bytes < c.base_bytes * snapshot_delta::MAX_DELTAS_PER_BASE
         });
-        let Some(next) = snapshot::take(&self.head, &self.dir, prev)? else {
+        let Some(next) = snapshot::take(&self.head, &self.dir, prev, pack)? else {
             // Native histograms (or no WAL): the size trigger waits for another bound's worth
             // of WAL instead of retrying (and cutting a segment) at every check.
             if let Some(wal) = self.head.wal.lock().as_ref() {

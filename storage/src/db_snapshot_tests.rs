@@ -738,7 +738,8 @@ fn a_chain_over_more_series_than_stripes_builds_the_head_the_whole_wal_builds() 
         let keep_all = db.wal_keep(0);
         let mut rng = Rng(31);
         let mut newest = vec![0i64; 1200];
-        rounds(&db, "m", 0..900, &mut newest, 30, &mut rng);
+        // A base big enough that the three deltas stay below it (`MAX_DELTAS_PER_BASE`).
+        rounds(&db, "m", 0..900, &mut newest, 400, &mut rng);
         db.snapshot_head().unwrap();
         rounds(&db, "m", 0..900, &mut newest, 3, &mut rng);
         db.snapshot_head().unwrap();
@@ -886,4 +887,60 @@ fn a_snapshot_of_many_sections_loads_on_two_threads_into_the_head_a_sequential_l
     );
     assert_same(&want, &got, "two-thread load vs sequential load");
     assert_same(&live, &got, "two-thread load vs the live head");
+}
+
+/// The size trigger, checked every [`SNAPSHOT_CHECK_INTERVAL`] by the background thread, takes
+/// snapshots while a burst of writes is still going on, and they are fast ones: their completed
+/// chunks are stored as XOR, not re-encoded packed. A crash during the burst opens from them to
+/// the head the whole WAL builds. (The writes go on until the first snapshot appears; the test
+/// fails after 60 s without one rather than hang.)
+#[test]
+fn the_size_trigger_takes_fast_snapshots_during_a_burst() {
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("db");
+    let mut o = opts(0);
+    o.background = true;
+    o.head_snapshot_interval_ms = None;
+    o.head_snapshot_wal_bytes = Some(64 << 10);
+    let db = Db::open(&src, o).unwrap();
+    // Keeps the WAL a whole snapshot covers, for the reopen without snapshots.
+    let keep_all = db.wal_keep(0);
+    let mut rng = Rng(5);
+    let mut newest = vec![0i64; 300];
+    let start = std::time::Instant::now();
+    let mut written = 0;
+    while snapshots(&src).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no snapshot after 60 s of writes"
+        );
+        // 130 rounds: every series completes a chunk before the first snapshot can be due.
+        written += rounds(&db, "m", 0..300, &mut newest, 130, &mut rng);
+    }
+    rounds(&db, "m", 0..300, &mut newest, 3, &mut rng);
+    // No snapshot starts or is under way while the directory is read (the background thread
+    // takes this lock for each).
+    let quiet = db.inner.compact_lock.lock();
+    let live = dump(&db);
+    let (_, path) = snapshot::list(&src).unwrap().pop().unwrap();
+    assert!(written > 0);
+    let img = snapshot::Image::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let closed: Vec<u64> = img
+        .series
+        .iter()
+        .flat_map(|s| s.closed.iter().map(|c| c.r))
+        .collect();
+    assert!(!closed.is_empty(), "no completed chunk in the snapshot");
+    assert!(
+        closed
+            .iter()
+            .all(|r| crate::head::chunk_files::encoding(*r) == crate::chunk::Encoding::Xor),
+        "a fast snapshot re-encoded a chunk"
+    );
+    let (_with, got, want) = reopen_with_and_without_snapshot(root.path(), &src, 0);
+    drop(quiet);
+    drop(keep_all);
+    drop(db);
+    assert_same(&want, &got, "snapshot + WAL vs whole WAL");
+    assert_same(&live, &got, "live vs snapshot + WAL");
 }

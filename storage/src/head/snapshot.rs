@@ -186,6 +186,9 @@ pub(crate) struct Captured {
     pub(super) series: Vec<SeriesMark>,
     /// Out-of-order samples of the series that held any: (id, samples), sorted as `series`.
     pub(super) ooo: Vec<(u32, Vec<(Timestamp, f64)>)>,
+    /// Re-encode completed XOR chunks in the packed encoding where smaller (false: copy them
+    /// as they are, a fast snapshot).
+    pub(super) pack: bool,
 }
 
 impl Captured {
@@ -376,7 +379,12 @@ impl Hold {
 /// With `prev` (the chain of the last snapshot written, see `snapshot_delta.rs`) and no
 /// truncation or deletion since, it writes a delta on top of it instead of a whole snapshot.
 /// Returns the chain the file written ends.
-pub(crate) fn take(head: &Head, dir: &Path, prev: Option<Chain>) -> Result<Option<Chain>> {
+pub(crate) fn take(
+    head: &Head,
+    dir: &Path,
+    prev: Option<Chain>,
+    pack: bool,
+) -> Result<Option<Chain>> {
     let start = Instant::now();
     // Truncations and deletions are excluded by the caller until the end.
     let rewrites = head.rewrites.load(Ordering::Acquire);
@@ -412,6 +420,7 @@ pub(crate) fn take(head: &Head, dir: &Path, prev: Option<Chain>) -> Result<Optio
         return Ok(None);
     };
     c.sort_by_id();
+    c.pack = pack;
     match prev {
         Some(prev) if prev.rewrites == rewrites => {
             return super::snapshot_delta::write(head, dir, &c, prev, start, hold).map(Some);
@@ -611,6 +620,7 @@ pub(crate) fn capture(head: &Head, segment: u32) -> Option<Captured> {
         page_size: head.chunk_files.page_size(),
         series,
         ooo,
+        pack: true,
     })
 }
 
@@ -664,18 +674,20 @@ impl Zstd {
 }
 
 /// Re-encodes the head's completed chunks `refs` (`(ref, max_t)`, sorted by ref, no
-/// duplicates) with whichever of packed and XOR is smaller into PAGE sections numbered from
-/// `first_seq + 1`, written to `w` as each is full. Returns the new ref of each chunk (same
+/// duplicates) with whichever of packed and XOR is smaller (XOR as they are unless `c.pack`)
+/// into PAGE sections of `c.page_size` numbered from `first_seq + 1`, written to `w` as each
+/// is full. Returns the new ref of each chunk (same
 /// index) and the number of the last page written (`first_seq` when none).
 pub(super) fn pack_chunks(
     refs: &[(u64, Timestamp)],
     first_seq: u32,
-    page_size: usize,
+    c: &Captured,
     head: &Head,
     w: &mut impl Write,
     z: &mut Zstd,
     tmp: &Path,
 ) -> Result<(Vec<u64>, u32)> {
+    let (page_size, pack) = (c.page_size, c.pack);
     use super::chunk_files::{PACKED_REF, chunk_at, encoding};
     use crate::chunk::{Encoding, XorIterator, packed};
     use crate::interface::SampleIterator;
@@ -708,7 +720,7 @@ pub(super) fn pack_chunks(
             })?;
         out.clear();
         let enc = match encoding(r) {
-            Encoding::Xor => {
+            Encoding::Xor if pack => {
                 samples.clear();
                 let mut it = XorIterator::new(bytes);
                 while it.next() {
@@ -759,7 +771,12 @@ pub(super) fn pack_chunks(
 /// it is complete (at most one of each in memory). Returns the page count.
 fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64> {
     let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
-    let mut z = Zstd::new().map_err(io)?;
+    let mut z = if c.pack {
+        Zstd::new()
+    } else {
+        Zstd::new_with_level(1)
+    }
+    .map_err(io)?;
     // (old ref, max_t), sorted by old ref; then the new ref of each, same index.
     let mut refs: Vec<(u64, Timestamp)> = Vec::new();
     for m in &c.series {
@@ -768,7 +785,7 @@ fn pack(c: &Captured, head: &Head, w: &mut impl Write, tmp: &Path) -> Result<u64
     }
     refs.sort_unstable();
     refs.dedup_by_key(|x| x.0);
-    let (new_refs, pages) = pack_chunks(&refs, 0, c.page_size, head, w, &mut z, tmp)?;
+    let (new_refs, pages) = pack_chunks(&refs, 0, c, head, w, &mut z, tmp)?;
     let mut out = Vec::new();
     let map = |r: u64| {
         refs.binary_search_by_key(&r, |x| x.0)

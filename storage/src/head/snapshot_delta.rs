@@ -30,7 +30,7 @@
 //! series' own. A series absent from the delta is as it was at the previous link.
 //!
 //! **When.** A delta is written instead of a whole snapshot while the deltas of the chain are
-//! smaller than 8× its base ([`MAX_DELTAS_PER_BASE`]) and neither a truncation nor a deletion changed the head since the
+//! smaller than its base ([`MAX_DELTAS_PER_BASE`]) and neither a truncation nor a deletion changed the head since the
 //! base (`Head::rewrites`); a database always starts a new chain with a whole snapshot after
 //! opening and at a clean close.
 //!
@@ -63,13 +63,20 @@ pub(crate) use crate::fs::layout::HEAD_DELTA_PREFIX as DELTA_PREFIX;
 const MAGIC: [u8; 4] = *b"ASND";
 /// Format version.
 const VERSION: u8 = 1;
-/// A chain takes deltas while their total size is below this many times its base's. A whole
-/// snapshot costs about the same per series whatever its size (labels, the walk), a delta is
-/// ~10× cheaper, and a young head's base (labels, a sample or two per series) is small while
-/// every scrape changes every series: on scrape-bench's 400,000 series a 4.5 MB base took a
-/// 4.3–4.9 MB delta every ~25 s, so at 2× a whole snapshot came every third time
-/// (`benches/README.md`, "snapinc"). Opening reads at most about 9× the base's bytes.
-pub(crate) const MAX_DELTAS_PER_BASE: u64 = 8;
+/// A chain takes deltas while their total size is below this many times its base's.
+///
+/// 1 since session 15 (8 before): a chain loads slower than a whole snapshot of its bytes
+/// (74 against 44–48 ms in session 14), and a burst of writes (2 h of the medium set in ~2 s)
+/// made chains of a base and three ~9 MB deltas, each rewriting every open chunk. Killed right
+/// after such a burst, a restart needed 0.29 CPU s with the 8× cap and 0.21 with 1×, against
+/// Prometheus's 1.01–1.09 (`benches/README.md`, "lead (2026-12-07 session 15)"). What a whole
+/// snapshot more often costs stays bounded by the size trigger's quarter rule (bytes of whole
+/// snapshots at most about 4× the WAL's, [`crate::db`]), and the size trigger's snapshots no
+/// longer re-encode completed chunks (`Db::snapshot_head_fast`), which was most of a whole
+/// snapshot's CPU. A whole snapshot deletes the WAL it covers, where a delta keeps it: on
+/// scrape-bench's 400,000 series the WAL under an 8× chain doubled the data dir (89 against 50
+/// MiB after 5 minutes, session 14). Opening reads at most about 2× the base's bytes.
+pub(crate) const MAX_DELTAS_PER_BASE: u64 = 1;
 /// zstd level of a delta's pages and SERIES sections (whole snapshots use level 3): a delta is
 /// written every few MiB of WAL and read back at most once, so compression time counts more
 /// than its size.
@@ -494,8 +501,7 @@ fn write_file(tmp: &Path, c: &Captured, prev: &Chain, head: &Head) -> Result<Del
     }
     refs.sort_unstable();
     refs.dedup_by_key(|x| x.0);
-    let (new_refs, last_page) =
-        pack_chunks(&refs, prev.pages, c.page_size, head, &mut w, &mut z, tmp)?;
+    let (new_refs, last_page) = pack_chunks(&refs, prev.pages, c, head, &mut w, &mut z, tmp)?;
     let map = |r: u64| {
         refs.binary_search_by_key(&r, |x| x.0)
             .ok()

@@ -307,10 +307,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     /// A snapshot's packed chunks, loaded into a head, read back as the same samples as the XOR
-    /// chunks they were made from: raw (queries, in their encoding) and as XOR (deletions).
+    /// chunks they were made from: raw (queries, in their encoding) and as XOR (deletions). A
+    /// fast snapshot (`pack` false, `Db::snapshot_head_fast`) keeps every chunk as XOR.
     #[test]
     fn packed_pages_read_back_equal_to_the_xor_pages(
         series in prop::collection::vec(prop::collection::vec(arb_chunk(), 1..4), 1..12),
+        pack in any::<bool>(),
     ) {
         let opts = HeadOptions { block_range: 1 << 40, ooo_window: 0 };
         let src = Head::new(opts.clone(), None, HeadChunkFiles::in_memory(), i64::MIN);
@@ -319,6 +321,7 @@ proptest! {
             page_size: 1 << 20,
             series: Vec::new(),
             ooo: Vec::new(),
+            pack,
         };
         let mut want = Vec::new();
         let mut xor_bytes = 0;
@@ -373,6 +376,7 @@ proptest! {
                 let mut raw = Vec::new();
                 head.chunk_files.read_raw_into(cc.r, &mut raw).unwrap();
                 let enc = crate::head::chunk_files::encoding(cc.r);
+                prop_assert!(pack || enc == crate::chunk::Encoding::Xor, "{enc:?} in a fast snapshot");
                 prop_assert_eq!(&samples_of(enc, &raw), w);
                 let mut xor = Vec::new();
                 head.chunk_files.read_into(cc.r, &mut xor).unwrap();

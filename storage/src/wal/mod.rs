@@ -651,6 +651,15 @@ impl Wal {
     /// current one as written so far): the WAL a replay after a snapshot covering the segments
     /// before `from` would read.
     pub(crate) fn bytes_since(&self, from: u32) -> u64 {
+        // The usual case (a snapshot cuts a segment and starts from it): no listing of the
+        // directory under the WAL's lock, four times a second (`db::SNAPSHOT_CHECK_INTERVAL`).
+        if from >= self.cur_index {
+            return if from == self.cur_index {
+                self.cur_size
+            } else {
+                0
+            };
+        }
         let closed: u64 = segment::list_segments(&self.dir)
             .unwrap_or_default()
             .into_iter()
