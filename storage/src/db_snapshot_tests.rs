@@ -944,3 +944,115 @@ fn the_size_trigger_takes_fast_snapshots_during_a_burst() {
     assert_same(&want, &got, "snapshot + WAL vs whole WAL");
     assert_same(&live, &got, "live vs snapshot + WAL");
 }
+
+/// With the background thread on, a chain with a delta is replaced by one whole snapshot once
+/// the WAL stops growing for [`QUIET_CHECKS`] checks (the size trigger's bound is too big to
+/// fire here, the time trigger too long): the deltas and the WAL segments the whole snapshot
+/// covers are gone, and a crash after it opens to the same head.
+#[test]
+fn a_pause_in_writes_replaces_a_chain_with_deltas_by_a_whole_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            background: true,
+            head_snapshot_wal_bytes: Some(1 << 40),
+            ..opts(0)
+        },
+    )
+    .unwrap();
+    let mut rng = Rng(31);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..20, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    rounds(&db, "a", 0..20, &mut newest, 100, &mut rng);
+    db.snapshot_head().unwrap();
+    let [d] = deltas(dir.path())[..] else {
+        panic!("one delta expected")
+    };
+    rounds(&db, "a", 0..20, &mut newest, 10, &mut rng);
+    let live = dump(&db);
+    // The background thread's own pace: wait for the whole snapshot (a deadline only so that a
+    // broken trigger fails instead of hanging; it is ~1 s past the last write).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !deltas(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        deltas(dir.path()).is_empty(),
+        "the chain's delta is still there"
+    );
+    let [n] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    assert!(
+        n > d,
+        "the whole snapshot {n} covers less than the delta {d}"
+    );
+    assert_eq!(wal_files(dir.path()).0.first(), Some(&n));
+    // A crash now: the head comes back from the whole snapshot alone.
+    drop(db);
+    let db = Db::open(dir.path(), opts(0)).unwrap();
+    let n = live.len() - 1;
+    assert_same(
+        &live[..n],
+        &dump(&db)[..n],
+        "after the pause's whole snapshot",
+    );
+}
+
+#[test]
+fn a_pause_is_told_once_after_the_wal_end_stays_put_for_the_quiet_checks() {
+    let at = |segment, offset| Some(WalPosition { segment, offset });
+    let mut q = Quiet::default();
+    let mut check = |end, want: bool, what: &str| assert_eq!(q.ended(end), want, "{what}");
+    check(None, false, "no WAL yet");
+    check(at(0, 10), false, "grew");
+    for i in 1..QUIET_CHECKS {
+        check(at(0, 10), false, &format!("{i} still"));
+    }
+    check(at(0, 10), true, "the pause");
+    check(at(0, 10), false, "told once");
+    check(at(1, 8), false, "a cut moves the end");
+    for i in 1..QUIET_CHECKS {
+        check(at(1, 8), false, &format!("{i} still after the cut"));
+    }
+    check(at(1, 8), true, "the next pause");
+    check(at(1, 9), false, "grew again");
+}
+
+/// A fast whole snapshot (chunks not packed) is replaced by a packed one once writes pause,
+/// and only once: the next pause finds nothing to replace.
+#[test]
+fn a_pause_after_a_fast_snapshot_replaces_it_by_a_packed_one_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            background: true,
+            head_snapshot_wal_bytes: Some(1 << 40),
+            ..opts(0)
+        },
+    )
+    .unwrap();
+    let mut rng = Rng(41);
+    let mut newest = vec![0i64; 200];
+    rounds(&db, "a", 0..20, &mut newest, 130, &mut rng);
+    db.snapshot_head_with(true, false).unwrap();
+    let [fast] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    rounds(&db, "a", 0..20, &mut newest, 5, &mut rng);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while snapshots(dir.path()) == [fast] && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let [packed] = snapshots(dir.path())[..] else {
+        panic!("one snapshot expected")
+    };
+    assert!(packed > fast, "the fast snapshot {fast} was not replaced");
+    assert!(!db.inner.snapshot_fast.load(Ordering::Acquire));
+    // Another pause (no write since): nothing left to replace.
+    std::thread::sleep(SNAPSHOT_CHECK_INTERVAL * (2 * QUIET_CHECKS + 2));
+    assert_eq!(snapshots(dir.path()), [packed]);
+}

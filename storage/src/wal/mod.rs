@@ -443,7 +443,7 @@ impl Wal {
     }
 
     /// The end of the last batch written, synced or not.
-    fn end_written(&self) -> watch::WalPosition {
+    pub(crate) fn end_written(&self) -> watch::WalPosition {
         watch::WalPosition {
             segment: self.cur_index,
             offset: self.cur_size,
