@@ -6,14 +6,16 @@
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
-    append_body, append_request_with_starts,
+    IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps, append_body,
+    append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
 use crate::util::time::now_ms;
+use argus_storage::Appendable;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// Prometheus's answer when the receiver is off.
 pub const REMOTE_WRITE_DISABLED: &str =
@@ -113,6 +115,10 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
     let joined = tokio::task::spawn_blocking(move || {
         // Held until the append is done, also when the client goes away meanwhile.
         let _permit = permit;
+        // This thread's decoder and appender, reused (`ingest::scratch`); given back only
+        // after a commit, so an error path drops them.
+        let mut scratch = crate::ingest::scratch::take();
+        let storage: Arc<dyn Appendable> = st.db.clone();
         let mut wr = WriteRequest::default();
         let mut converted = None;
         let mut starts = StartTimestamps {
@@ -121,10 +127,12 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
         };
         if v2 {
             let mut req = crate::ingest::prompb_v2::Request::default();
-            let mut dec = Decoder::new();
-            if let Err(e) =
-                remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
-            {
+            if let Err(e) = remote_write_v2::decode_into(
+                &mut scratch.decoder,
+                &body,
+                MAX_DECOMPRESSED_BYTES,
+                &mut req,
+            ) {
                 return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
             }
             converted = Some(remote_write_v2::to_v1_with_starts(
@@ -133,7 +141,7 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 &mut starts,
             ));
         }
-        let mut app = st.db.appender();
+        let mut app = scratch.appender(&storage);
         let appended = if v2 {
             st.metadata.record(&wr.metadata);
             let limits = st.remote_write_limits;
@@ -141,8 +149,14 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 .map_err(Into::into)
         } else {
             // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
-            let mut dec = Decoder::new();
-            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
+            append_body(
+                &mut scratch.decoder,
+                &st.rw_cache,
+                &body,
+                app.as_mut(),
+                now_ms(),
+            )
+            .map(|done| {
                 st.metadata.record(&done.metadata);
                 wr.metadata = done.metadata;
                 done.outcome
@@ -173,6 +187,12 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
                 format!("cannot commit: {e}"),
             );
         }
+        let batch = outcome.samples_written + outcome.histograms_written;
+        scratch.put_back(
+            &storage,
+            Some(app),
+            usize::try_from(batch).unwrap_or(usize::MAX),
+        );
         st.rw_metrics.record(
             outcome.samples_received,
             outcome.samples_written + outcome.histograms_written,

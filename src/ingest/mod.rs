@@ -12,6 +12,7 @@ pub mod prompb_v2;
 pub mod remote_write;
 pub mod remote_write_histogram;
 pub mod remote_write_scan;
+pub mod scratch;
 pub mod series_cache;
 
 /// Runs `f`, which may block on disk (a WAL commit's fdatasync), without stalling the async
