@@ -12,7 +12,8 @@
 //! more than [`MAX_KEPT_SAMPLES`], is dropped rather than kept, so one huge request does not pin
 //! its memory; a thread keeps at most one. The kept appender holds its storage's head (not the
 //! storage itself, which is referenced weakly): a thread that serves a request of another storage
-//! drops it, and a blocking-pool thread that stays idle ends (tokio: after 10 s), dropping it.
+//! drops it. The receivers run on [`super::write_threads`], which hands each request to the most
+//! recently idle thread, so only as many threads keep a scratch as requests run at once.
 
 use super::remote_write::Decoder;
 use argus_storage::{Appendable, Appender};
