@@ -13,7 +13,8 @@
 //! its memory; a thread keeps at most one. The kept appender holds its storage's head (not the
 //! storage itself, which is referenced weakly): a thread that serves a request of another storage
 //! drops it. The receivers run on [`super::write_threads`], which hands each request to the most
-//! recently idle thread, so only as many threads keep a scratch as requests run at once.
+//! recently idle thread, so only as many threads keep a scratch as requests run at once, and a
+//! thread idle for [`super::write_threads::RELEASE_AFTER`] drops its scratch ([`release`]).
 
 use super::remote_write::Decoder;
 use argus_storage::{Appendable, Appender};
@@ -46,6 +47,11 @@ pub fn take() -> WriteScratch {
         .ok()
         .flatten()
         .unwrap_or_default()
+}
+
+/// Drops this thread's scratch, if it keeps one (an idle write thread gives its memory back).
+pub fn release() {
+    let _ = SCRATCH.try_with(|s| s.borrow_mut().take());
 }
 
 impl WriteScratch {
@@ -139,6 +145,11 @@ mod tests {
                 !take().keeps_appender(),
                 "a batch over the bound is not kept"
             );
+
+            // Released: the next take starts empty.
+            take().put_back(&storage, None, 0);
+            release();
+            assert_eq!(take().decoder.retained_bytes(), 0);
 
             // A decoder grown past the bound is replaced by an empty one.
             let mut s = WriteScratch::default();

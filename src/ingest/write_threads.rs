@@ -6,8 +6,8 @@
 //! run) ended up keeping a scratch: +9 to +17 MiB of peak RSS (`benches/README.md`, "ingest5").
 //! Here a request goes to the thread that finished last, so only as many threads keep one as
 //! requests run at once. At most [`MAX_THREADS`] are started; they live as long as the process
-//! and wait idle on their own channel. When none is idle and none may be started, a request
-//! runs on tokio's blocking pool as before.
+//! and wait idle on their own channel, dropping their scratch after [`RELEASE_AFTER`]. When
+//! none is idle and none may be started, a request runs on tokio's blocking pool as before.
 
 use parking_lot::Mutex;
 use std::sync::mpsc;
@@ -15,6 +15,10 @@ use std::sync::mpsc;
 /// Most write threads started (the handler's `append_slots` bounds the requests running at
 /// once to 4 per core, at least 8).
 pub const MAX_THREADS: usize = 16;
+
+/// A thread idle this long drops its scratch ([`super::scratch::release`]), so the memory of
+/// a burst's buffers is not kept once the burst is over.
+pub const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A job: runs, and returns what delivers its result (called once its thread is idle again).
 type Job = Box<dyn FnOnce() -> Deliver + Send>;
@@ -109,7 +113,14 @@ impl Pool {
         let spawned = std::thread::Builder::new()
             .name("argus-write".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
+                let next = || match rx.recv_timeout(RELEASE_AFTER) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        super::scratch::release();
+                        rx.recv().ok()
+                    }
+                    r => r.ok(),
+                };
+                while let Some(job) = next() {
                     let deliver = job();
                     self.idle.lock().0.push(back.clone());
                     deliver();
