@@ -2,8 +2,9 @@
 //! idle thread first.
 //!
 //! Each keeps its [`super::scratch`] (decoder and appender) between requests. tokio's blocking
-//! pool wakes its idle threads in turn, so with it every thread of the pool (17 in a `measure`
-//! run) ended up keeping a scratch: +9 to +17 MiB of peak RSS (`benches/README.md`, "ingest5").
+//! pool wakes its idle threads in turn, so with it every thread of the pool (about 10 during an
+//! ingest) ended up keeping a scratch: +2 to +17 MiB of peak RSS (`benches/README.md`,
+//! "ingest5").
 //! Here a request goes to the thread that finished last, so only as many threads keep one as
 //! requests run at once. At most [`MAX_THREADS`] are started; they live as long as the process
 //! and wait idle on their own channel, dropping their scratch after [`RELEASE_AFTER`]. When
