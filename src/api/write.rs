@@ -1,19 +1,21 @@
 //! `POST /api/v1/write`: the Remote Write 1.0 receiver's HTTP edge (status codes as
 //! Prometheus's `write_handler.go`: 204, 400, 413, 415, 500). Decoding and appending run on
-//! `spawn_blocking`, at most [`append_slots`] at once; 204 is sent only after the commit
-//! returned.
+//! the write threads (`ingest::write_threads`), at most [`append_slots`] at once; 204 is sent
+//! only after the commit returned.
 
 use super::SharedState;
 use crate::ingest::prompb::WriteRequest;
 use crate::ingest::remote_write::{
-    Decoder, IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps,
-    append_body, append_request_with_starts,
+    IngestError, MAX_COMPRESSED_BYTES, MAX_DECOMPRESSED_BYTES, StartTimestamps, append_body,
+    append_request_with_starts,
 };
 use crate::ingest::remote_write_v2;
 use crate::util::time::now_ms;
+use argus_storage::Appendable;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// Prometheus's answer when the receiver is off.
 pub const REMOTE_WRITE_DISABLED: &str =
@@ -75,7 +77,7 @@ fn with_v2_headers(mut resp: Response, samples: u64, histograms: u64) -> Respons
     resp
 }
 
-/// Decodes and appends running at once. Each holds a blocking-pool thread and its decompressed
+/// Decodes and appends running at once. Each holds a write thread and its decompressed
 /// body (up to [`MAX_DECOMPRESSED_BYTES`]) while it waits for the WAL's sync, so senders
 /// bursting faster than the disk would otherwise grow threads and memory without bound (the
 /// soak in `benches/README.md` reached 416 threads). Requests beyond it wait as async tasks
@@ -110,86 +112,105 @@ pub async fn remote_write(State(state): State<SharedState>, req: Request) -> Res
         return text(StatusCode::INTERNAL_SERVER_ERROR, "write slots closed");
     };
     let st = state.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        // Held until the append is done, also when the client goes away meanwhile.
-        let _permit = permit;
-        let mut wr = WriteRequest::default();
-        let mut converted = None;
-        let mut starts = StartTimestamps {
-            enabled: st.ct_zero_ingestion,
-            floats: Vec::new(),
-        };
-        if v2 {
-            let mut req = crate::ingest::prompb_v2::Request::default();
-            let mut dec = Decoder::new();
-            if let Err(e) =
-                remote_write_v2::decode_into(&mut dec, &body, MAX_DECOMPRESSED_BYTES, &mut req)
-            {
-                return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
-            }
-            converted = Some(remote_write_v2::to_v1_with_starts(
-                &req,
-                &mut wr,
-                &mut starts,
-            ));
-        }
-        let mut app = st.db.appender();
-        let appended = if v2 {
-            st.metadata.record(&wr.metadata);
-            let limits = st.remote_write_limits;
-            append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts)
-                .map_err(Into::into)
-        } else {
-            // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
-            let mut dec = Decoder::new();
-            append_body(&mut dec, &st.rw_cache, &body, app.as_mut(), now_ms()).map(|done| {
-                st.metadata.record(&done.metadata);
-                wr.metadata = done.metadata;
-                done.outcome
-            })
-        };
-        let outcome = match appended {
-            Ok(mut o) => {
-                if let Some(c) = converted.take() {
-                    remote_write_v2::merge_outcome(&mut o, c);
+    let joined = crate::ingest::write_threads::pool()
+        .run(move || {
+            // Held until the append is done, also when the client goes away meanwhile.
+            let _permit = permit;
+            // This thread's decoder and appender, reused (`ingest::scratch`); given back only
+            // after a commit, so an error path drops them.
+            let mut scratch = crate::ingest::scratch::take();
+            let storage: Arc<dyn Appendable> = st.db.clone();
+            let mut wr = WriteRequest::default();
+            let mut converted = None;
+            let mut starts = StartTimestamps {
+                enabled: st.ct_zero_ingestion,
+                floats: Vec::new(),
+            };
+            if v2 {
+                let mut req = crate::ingest::prompb_v2::Request::default();
+                if let Err(e) = remote_write_v2::decode_into(
+                    &mut scratch.decoder,
+                    &body,
+                    MAX_DECOMPRESSED_BYTES,
+                    &mut req,
+                ) {
+                    return with_v2_headers(text(StatusCode::BAD_REQUEST, e.to_string()), 0, 0);
                 }
-                o
+                converted = Some(remote_write_v2::to_v1_with_starts(
+                    &req,
+                    &mut wr,
+                    &mut starts,
+                ));
             }
-            Err(IngestError::Decode(e)) => {
-                app.rollback();
-                return text(StatusCode::BAD_REQUEST, e.to_string());
-            }
-            Err(IngestError::Storage(e)) => {
-                app.rollback();
+            let mut app = scratch.appender(&storage);
+            let appended = if v2 {
+                st.metadata.record(&wr.metadata);
+                let limits = st.remote_write_limits;
+                append_request_with_starts(app.as_mut(), &mut wr, now_ms(), &limits, &starts)
+                    .map_err(Into::into)
+            } else {
+                // 1.0: read in place, known series appended by handle (`ingest::series_cache`).
+                append_body(
+                    &mut scratch.decoder,
+                    &st.rw_cache,
+                    &body,
+                    app.as_mut(),
+                    now_ms(),
+                )
+                .map(|done| {
+                    st.metadata.record(&done.metadata);
+                    wr.metadata = done.metadata;
+                    done.outcome
+                })
+            };
+            let outcome = match appended {
+                Ok(mut o) => {
+                    if let Some(c) = converted.take() {
+                        remote_write_v2::merge_outcome(&mut o, c);
+                    }
+                    o
+                }
+                Err(IngestError::Decode(e)) => {
+                    app.rollback();
+                    return text(StatusCode::BAD_REQUEST, e.to_string());
+                }
+                Err(IngestError::Storage(e)) => {
+                    app.rollback();
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot append: {e}"),
+                    );
+                }
+            };
+            if let Err(e) = app.commit() {
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot append: {e}"),
+                    format!("cannot commit: {e}"),
                 );
             }
-        };
-        if let Err(e) = app.commit() {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot commit: {e}"),
+            let batch = outcome.samples_written + outcome.histograms_written;
+            scratch.put_back(
+                &storage,
+                Some(app),
+                usize::try_from(batch).unwrap_or(usize::MAX),
             );
-        }
-        st.rw_metrics.record(
-            outcome.samples_received,
-            outcome.samples_written + outcome.histograms_written,
-            &outcome.rejected,
-            wr.metadata.len() as u64,
-        );
-        let resp = match outcome.error_text() {
-            Some(msg) => text(StatusCode::BAD_REQUEST, msg),
-            None => StatusCode::NO_CONTENT.into_response(),
-        };
-        if v2 {
-            with_v2_headers(resp, outcome.samples_written, outcome.histograms_written)
-        } else {
-            resp
-        }
-    })
-    .await;
+            st.rw_metrics.record(
+                outcome.samples_received,
+                outcome.samples_written + outcome.histograms_written,
+                &outcome.rejected,
+                wr.metadata.len() as u64,
+            );
+            let resp = match outcome.error_text() {
+                Some(msg) => text(StatusCode::BAD_REQUEST, msg),
+                None => StatusCode::NO_CONTENT.into_response(),
+            };
+            if v2 {
+                with_v2_headers(resp, outcome.samples_written, outcome.histograms_written)
+            } else {
+                resp
+            }
+        })
+        .await;
     joined.unwrap_or_else(|e| {
         text(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,7 +12,9 @@ pub mod prompb_v2;
 pub mod remote_write;
 pub mod remote_write_histogram;
 pub mod remote_write_scan;
+pub mod scratch;
 pub mod series_cache;
+pub mod write_threads;
 
 /// Runs `f`, which may block on disk (a WAL commit's fdatasync), without stalling the async
 /// worker that calls it: on the multi-threaded runtime the worker's other tasks move to another

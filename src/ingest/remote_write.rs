@@ -63,6 +63,18 @@ impl Decoder {
         Self::default()
     }
 
+    /// Bytes its buffers hold allocated (capacities, not lengths): what keeping it costs.
+    pub fn retained_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let scan = &self.scan;
+        self.buf.capacity()
+            + scan.series.capacity() * size_of::<super::remote_write_scan::ScannedSeries>()
+            + scan.samples.capacity() * size_of::<super::prompb::Sample>()
+            + scan.metadata.capacity() * size_of::<std::ops::Range<usize>>()
+            + self.handles.capacity() * size_of::<Option<HeldSeries>>()
+            + self.lookups.retained_bytes()
+    }
+
     /// Decompresses `body` (snappy block format) and decodes it into `req` (cleared first).
     /// Allocates at most `limit` bytes for the decompressed body.
     pub fn decode_into(

@@ -133,6 +133,14 @@ pub struct Lookups {
     order: Vec<u32>,
 }
 
+impl Lookups {
+    /// Bytes its buffers hold allocated.
+    pub fn retained_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<Key>()
+            + self.order.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 /// Label bytes → series handle, for one storage and one set of label bounds.
 pub struct SeriesCache {
     // Immutable after construction.
