@@ -540,7 +540,7 @@ impl<'h> Applier<'h> {
         // rejected at commit time is rejected the same way here.
         let (range, window) = (self.range, self.window.max(0));
         let c = match &self.helper {
-            Some(h) if self.grouped.len() >= self.parallel_min => {
+            Some(h) if self.pending.len() >= self.parallel_min => {
                 // At least 8 shares, so that a flush of few series is shared too.
                 let n = self.runs.len();
                 let share = SHARE.min(n.div_ceil(8)).max(1);
@@ -595,8 +595,11 @@ impl<'h> Applier<'h> {
             });
             (start, *c) = (start + *c, start);
         }
-        self.grouped.clear();
-        self.grouped.resize(self.pending.len(), (0, 0.0));
+        // Every slot below `pending.len()` is written next: grown (zeroed) only when too short,
+        // not cleared and zeroed again by every flush (4 MiB each).
+        if self.grouped.len() < self.pending.len() {
+            self.grouped.resize(self.pending.len(), (0, 0.0));
+        }
         for p in &self.pending {
             let c = &mut self.cursor[p.slot as usize];
             self.grouped[*c as usize] = (p.t, p.v);

@@ -388,13 +388,8 @@ impl SeriesData {
             if self.hist.is_none()
                 && let Some(o) = self.open.as_mut()
             {
-                // The first timestamp of the next block range (None: there is none); the
-                // chunk's samples share one block range, so its last one stands for its first.
-                let end = o
-                    .max_t()
-                    .div_euclid(range)
-                    .checked_add(1)
-                    .and_then(|b| b.checked_mul(range));
+                // The chunk's samples share one block range, so its last one stands for its first.
+                let mut end = block_end(o.max_t(), range);
                 let mut room = TARGET_SAMPLES_PER_CHUNK.saturating_sub(o.chunk.num_samples());
                 // Room for twice the run (at most the rest of the chunk) at once, instead of
                 // growing by a quarter several times per run. Twice the run bounds the slack
@@ -409,8 +404,18 @@ impl SeriesData {
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
                     let in_order = t > o.max_t() && last.is_none_or(|(lt, _)| t > lt);
-                    if room == 0 || !in_order || end.is_some_and(|e| t >= e) {
+                    if !in_order {
                         break;
+                    }
+                    if room == 0 || end.is_some_and(|e| t >= e) {
+                        // The cut `apply` makes here (the chunk is full or `t` is in a later
+                        // block range), keeping the buffer for the next chunk: it is about
+                        // as large as this one, so replay writes it without reallocating.
+                        // The chunk is never left empty: `t` goes in at once.
+                        close_into(&mut self.closed, id, o, files);
+                        o.chunk.clear();
+                        room = TARGET_SAMPLES_PER_CHUNK;
+                        end = block_end(t, range);
                     }
                     o.chunk.append(t, v);
                     last = Some((t, v.to_bits()));
@@ -447,7 +452,8 @@ impl SeriesData {
         }
     }
 
-    /// Writes completed chunk bytes of series `id` to `files` and appends its record.
+    /// Writes completed chunk bytes of series `id` to `files` and appends its record
+    /// ([`close_into`] for the open chunk).
     pub(crate) fn push_closed(
         &mut self,
         id: u64,
@@ -469,6 +475,23 @@ impl SeriesData {
             + thin_bytes(&self.ooo)
             + self.hist.as_ref().map_or(0, |h| h.heap_bytes())
     }
+}
+
+/// The first timestamp of the block range after the one holding `t` (None: there is none).
+fn block_end(t: Timestamp, range: i64) -> Option<Timestamp> {
+    t.div_euclid(range)
+        .checked_add(1)
+        .and_then(|b| b.checked_mul(range))
+}
+
+/// [`SeriesData::push_closed`] of open chunk `o` of series `id`, for a caller that holds `o`
+/// (borrowed from the same series' data).
+fn close_into(closed: &mut ThinVec<ClosedChunk>, id: u64, o: &OpenChunk, files: &HeadChunkFiles) {
+    let (min_t, max_t) = (o.min_t(), o.max_t());
+    let r = files.write(id, min_t, max_t, o.chunk.bytes());
+    // Grow one at a time: most series hold few chunks.
+    closed.reserve_exact(1);
+    closed.push(ClosedChunk { min_t, max_t, r });
 }
 
 /// Heap bytes of a [`ThinVec`]: its elements' capacity and, once it allocated, the length and
