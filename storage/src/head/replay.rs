@@ -919,6 +919,38 @@ pub(crate) mod tests {
         check(4, 600_000, 3_000);
     }
 
+    /// A chunk cut in a run of at least `MIN_RESERVED_RUN` samples hands its buffer to the
+    /// series' next chunk; in shorter runs (many series, about one sample each per batch) the
+    /// next chunk starts small, so the room kept is bounded by the batch, not the series.
+    #[test]
+    fn only_long_runs_keep_a_cut_chunks_buffer() {
+        let files = HeadChunkFiles::in_memory();
+        let samples: Vec<(i64, f64)> = (0..130).map(|i| (i * 15_000, (i * i) as f64)).collect();
+        let open_bytes = |run: usize| {
+            let mut d = SeriesData::default();
+            for part in samples.chunks(run) {
+                d.apply_run(1, part, 7_200_000, 0, &files, |_| {});
+            }
+            assert_eq!(d.closed.len(), 1, "run {run}");
+            let o = d.open.as_ref().unwrap();
+            assert_eq!(o.chunk.num_samples(), 10, "run {run}");
+            (o.chunk.heap_bytes(), o.chunk.bytes().len())
+        };
+        // The first chunk's bytes: the buffer the next chunk gets when it is kept.
+        let mut first = crate::chunk::XorChunk::new();
+        for &(t, v) in &samples[..120] {
+            first.append(t, v);
+        }
+        let (kept, used) = open_bytes(10);
+        assert!(
+            kept >= first.bytes().len() && used * 4 < kept,
+            "run of 10: {kept} bytes for {used}, first chunk {}",
+            first.bytes().len()
+        );
+        let (grown, used) = open_bytes(1);
+        assert!(grown < 2 * used, "run of 1: {grown} bytes for {used}");
+    }
+
     #[test]
     fn apply_run_applies_as_apply_one_by_one() {
         let range = 120_000;

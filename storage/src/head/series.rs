@@ -411,7 +411,16 @@ impl SeriesData {
                         // The cut `apply` makes here (the chunk is full or `t` is in a later
                         // block range), keeping the buffer for the next chunk: it is about
                         // as large as this one, so replay writes it without reallocating.
-                        // The chunk is never left empty: `t` goes in at once.
+                        // Only in a run of at least `MIN_RESERVED_RUN` samples, so the room
+                        // kept and not yet written is bounded whatever the number of series:
+                        // at most `BATCH / MIN_RESERVED_RUN` series have such runs in a replay
+                        // batch (with ~1 sample a series per batch, 400,000 series kept
+                        // 180 MiB of chunk-sized buffers holding a few samples each). Shorter
+                        // runs cut one by one, below. The chunk is never left empty: `t` goes
+                        // in at once.
+                        if samples.len() < MIN_RESERVED_RUN {
+                            break;
+                        }
                         close_into(&mut self.closed, id, o, files);
                         o.chunk.clear();
                         room = TARGET_SAMPLES_PER_CHUNK;
