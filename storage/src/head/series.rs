@@ -421,7 +421,8 @@ impl SeriesData {
                         if samples.len() < MIN_RESERVED_RUN {
                             break;
                         }
-                        close_into(&mut self.closed, id, o, files);
+                        let (min_t, max_t) = (o.min_t(), o.max_t());
+                        push_closed_to(&mut self.closed, id, min_t, max_t, o.chunk.bytes(), files);
                         o.chunk.clear();
                         room = TARGET_SAMPLES_PER_CHUNK;
                         end = block_end(t, range);
@@ -461,8 +462,7 @@ impl SeriesData {
         }
     }
 
-    /// Writes completed chunk bytes of series `id` to `files` and appends its record
-    /// ([`close_into`] for the open chunk).
+    /// Writes completed chunk bytes of series `id` to `files` and appends its record.
     pub(crate) fn push_closed(
         &mut self,
         id: u64,
@@ -471,10 +471,7 @@ impl SeriesData {
         bytes: &[u8],
         files: &HeadChunkFiles,
     ) {
-        let r = files.write(id, min_t, max_t, bytes);
-        // Grow one at a time: most series hold few chunks.
-        self.closed.reserve_exact(1);
-        self.closed.push(ClosedChunk { min_t, max_t, r });
+        push_closed_to(&mut self.closed, id, min_t, max_t, bytes, files);
     }
 
     /// Heap bytes of the samples: chunk records and the open chunk's buffer (capacities).
@@ -493,11 +490,17 @@ fn block_end(t: Timestamp, range: i64) -> Option<Timestamp> {
         .and_then(|b| b.checked_mul(range))
 }
 
-/// [`SeriesData::push_closed`] of open chunk `o` of series `id`, for a caller that holds `o`
-/// (borrowed from the same series' data).
-fn close_into(closed: &mut ThinVec<ClosedChunk>, id: u64, o: &OpenChunk, files: &HeadChunkFiles) {
-    let (min_t, max_t) = (o.min_t(), o.max_t());
-    let r = files.write(id, min_t, max_t, o.chunk.bytes());
+/// [`SeriesData::push_closed`] into `closed`, for a caller that holds a borrow of another
+/// field of the same series' data (its open chunk).
+fn push_closed_to(
+    closed: &mut ThinVec<ClosedChunk>,
+    id: u64,
+    min_t: Timestamp,
+    max_t: Timestamp,
+    bytes: &[u8],
+    files: &HeadChunkFiles,
+) {
+    let r = files.write(id, min_t, max_t, bytes);
     // Grow one at a time: most series hold few chunks.
     closed.reserve_exact(1);
     closed.push(ClosedChunk { min_t, max_t, r });
