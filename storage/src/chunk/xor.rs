@@ -80,6 +80,18 @@ impl XorChunk {
         }
     }
 
+    /// Empties the chunk as [`XorChunk::new`] makes it, keeping its buffer: replay cuts a
+    /// series' chunks back to back, and the next chunk of a series is about as large as the
+    /// one before, so it is written without growing (or allocating) a buffer.
+    pub(crate) fn clear(&mut self) {
+        self.bw.clear();
+        self.bw.push_byte(0);
+        self.bw.push_byte(0);
+        self.t = 0;
+        self.t_delta = 0;
+        self.xs = XorState::default();
+    }
+
     /// Re-opens encoded chunk bytes for appending (e.g. a head chunk read back from disk).
     /// Decodes the whole chunk once to recover the encoder state.
     pub(crate) fn from_bytes(bytes: &[u8]) -> crate::error::Result<Self> {

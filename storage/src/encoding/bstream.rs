@@ -68,6 +68,12 @@ impl BitWriter {
         self.bytes.shrink_to_fit();
     }
 
+    /// Empties the writer, keeping its buffer.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.free = 0;
+    }
+
     /// Mutable access to the written bytes (for in-place header updates).
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes

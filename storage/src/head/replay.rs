@@ -540,7 +540,7 @@ impl<'h> Applier<'h> {
         // rejected at commit time is rejected the same way here.
         let (range, window) = (self.range, self.window.max(0));
         let c = match &self.helper {
-            Some(h) if self.grouped.len() >= self.parallel_min => {
+            Some(h) if self.pending.len() >= self.parallel_min => {
                 // At least 8 shares, so that a flush of few series is shared too.
                 let n = self.runs.len();
                 let share = SHARE.min(n.div_ceil(8)).max(1);
@@ -595,8 +595,11 @@ impl<'h> Applier<'h> {
             });
             (start, *c) = (start + *c, start);
         }
-        self.grouped.clear();
-        self.grouped.resize(self.pending.len(), (0, 0.0));
+        // Every slot below `pending.len()` is written next: grown (zeroed) only when too short,
+        // not cleared and zeroed again by every flush (4 MiB each).
+        if self.grouped.len() < self.pending.len() {
+            self.grouped.resize(self.pending.len(), (0, 0.0));
+        }
         for p in &self.pending {
             let c = &mut self.cursor[p.slot as usize];
             self.grouped[*c as usize] = (p.t, p.v);
@@ -914,6 +917,38 @@ pub(crate) mod tests {
         check(2, 30_000, i64::MIN);
         check(3, 0, 3_000);
         check(4, 600_000, 3_000);
+    }
+
+    /// A chunk cut in a run of at least `MIN_RESERVED_RUN` samples hands its buffer to the
+    /// series' next chunk; in shorter runs (many series, about one sample each per batch) the
+    /// next chunk starts small, so the room kept is bounded by the batch, not the series.
+    #[test]
+    fn only_long_runs_keep_a_cut_chunks_buffer() {
+        let files = HeadChunkFiles::in_memory();
+        let samples: Vec<(i64, f64)> = (0..130).map(|i| (i * 15_000, (i * i) as f64)).collect();
+        let open_bytes = |run: usize| {
+            let mut d = SeriesData::default();
+            for part in samples.chunks(run) {
+                d.apply_run(1, part, 7_200_000, 0, &files, |_| {});
+            }
+            assert_eq!(d.closed.len(), 1, "run {run}");
+            let o = d.open.as_ref().unwrap();
+            assert_eq!(o.chunk.num_samples(), 10, "run {run}");
+            (o.chunk.heap_bytes(), o.chunk.bytes().len())
+        };
+        // The first chunk's bytes: the buffer the next chunk gets when it is kept.
+        let mut first = crate::chunk::XorChunk::new();
+        for &(t, v) in &samples[..120] {
+            first.append(t, v);
+        }
+        let (kept, used) = open_bytes(10);
+        assert!(
+            kept >= first.bytes().len() && used * 4 < kept,
+            "run of 10: {kept} bytes for {used}, first chunk {}",
+            first.bytes().len()
+        );
+        let (grown, used) = open_bytes(1);
+        assert!(grown < 2 * used, "run of 1: {grown} bytes for {used}");
     }
 
     #[test]

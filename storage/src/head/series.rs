@@ -388,13 +388,8 @@ impl SeriesData {
             if self.hist.is_none()
                 && let Some(o) = self.open.as_mut()
             {
-                // The first timestamp of the next block range (None: there is none); the
-                // chunk's samples share one block range, so its last one stands for its first.
-                let end = o
-                    .max_t()
-                    .div_euclid(range)
-                    .checked_add(1)
-                    .and_then(|b| b.checked_mul(range));
+                // The chunk's samples share one block range, so its last one stands for its first.
+                let mut end = block_end(o.max_t(), range);
                 let mut room = TARGET_SAMPLES_PER_CHUNK.saturating_sub(o.chunk.num_samples());
                 // Room for twice the run (at most the rest of the chunk) at once, instead of
                 // growing by a quarter several times per run. Twice the run bounds the slack
@@ -409,8 +404,28 @@ impl SeriesData {
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
                     let in_order = t > o.max_t() && last.is_none_or(|(lt, _)| t > lt);
-                    if room == 0 || !in_order || end.is_some_and(|e| t >= e) {
+                    if !in_order {
                         break;
+                    }
+                    if room == 0 || end.is_some_and(|e| t >= e) {
+                        // The cut `apply` makes here (the chunk is full or `t` is in a later
+                        // block range), keeping the buffer for the next chunk: it is about
+                        // as large as this one, so replay writes it without reallocating.
+                        // Only in a run of at least `MIN_RESERVED_RUN` samples, so the room
+                        // kept and not yet written is bounded whatever the number of series:
+                        // at most `BATCH / MIN_RESERVED_RUN` series have such runs in a replay
+                        // batch (with ~1 sample a series per batch, 400,000 series kept
+                        // 180 MiB of chunk-sized buffers holding a few samples each). Shorter
+                        // runs cut one by one, below. The chunk is never left empty: `t` goes
+                        // in at once.
+                        if samples.len() < MIN_RESERVED_RUN {
+                            break;
+                        }
+                        let (min_t, max_t) = (o.min_t(), o.max_t());
+                        push_closed_to(&mut self.closed, id, min_t, max_t, o.chunk.bytes(), files);
+                        o.chunk.clear();
+                        room = TARGET_SAMPLES_PER_CHUNK;
+                        end = block_end(t, range);
                     }
                     o.chunk.append(t, v);
                     last = Some((t, v.to_bits()));
@@ -456,10 +471,7 @@ impl SeriesData {
         bytes: &[u8],
         files: &HeadChunkFiles,
     ) {
-        let r = files.write(id, min_t, max_t, bytes);
-        // Grow one at a time: most series hold few chunks.
-        self.closed.reserve_exact(1);
-        self.closed.push(ClosedChunk { min_t, max_t, r });
+        push_closed_to(&mut self.closed, id, min_t, max_t, bytes, files);
     }
 
     /// Heap bytes of the samples: chunk records and the open chunk's buffer (capacities).
@@ -469,6 +481,29 @@ impl SeriesData {
             + thin_bytes(&self.ooo)
             + self.hist.as_ref().map_or(0, |h| h.heap_bytes())
     }
+}
+
+/// The first timestamp of the block range after the one holding `t` (None: there is none).
+fn block_end(t: Timestamp, range: i64) -> Option<Timestamp> {
+    t.div_euclid(range)
+        .checked_add(1)
+        .and_then(|b| b.checked_mul(range))
+}
+
+/// [`SeriesData::push_closed`] into `closed`, for a caller that holds a borrow of another
+/// field of the same series' data (its open chunk).
+fn push_closed_to(
+    closed: &mut ThinVec<ClosedChunk>,
+    id: u64,
+    min_t: Timestamp,
+    max_t: Timestamp,
+    bytes: &[u8],
+    files: &HeadChunkFiles,
+) {
+    let r = files.write(id, min_t, max_t, bytes);
+    // Grow one at a time: most series hold few chunks.
+    closed.reserve_exact(1);
+    closed.push(ClosedChunk { min_t, max_t, r });
 }
 
 /// Heap bytes of a [`ThinVec`]: its elements' capacity and, once it allocated, the length and

@@ -374,3 +374,31 @@ fn reserve_samples_then_shrink_keeps_the_bytes() {
     c.append(120 * 15_000, 1.0);
     assert_eq!(c.num_samples(), 121);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// A cleared chunk (replay's cut that keeps the buffer) writes the bytes a new chunk
+    /// writes, whatever the chunk held before, and keeps its buffer's capacity.
+    #[test]
+    fn a_cleared_chunk_writes_what_a_new_one_writes(
+        before in timestamps(),
+        after in timestamps(),
+        vals in proptest::collection::vec(value(), 301),
+    ) {
+        let first: Vec<(i64, f64)> = before.iter().zip(&vals).map(|(&t, &v)| (t, v)).collect();
+        let next: Vec<(i64, f64)> = after.iter().zip(vals.iter().rev()).map(|(&t, &v)| (t, v)).collect();
+        let mut c = encode(&first);
+        let cap = c.heap_bytes();
+        c.clear();
+        prop_assert_eq!(c.heap_bytes(), cap);
+        let empty = XorChunk::new();
+        prop_assert_eq!(c.bytes(), empty.bytes());
+        prop_assert_eq!((c.num_samples(), c.last_t(), c.first_t()), (0, None, None));
+        for &(t, v) in &next {
+            c.append(t, v);
+        }
+        let fresh = encode(&next);
+        prop_assert_eq!(c.bytes(), fresh.bytes());
+        prop_assert_eq!(decode(c.bytes()).unwrap(), bits(&next));
+    }
+}
