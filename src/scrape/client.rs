@@ -530,7 +530,9 @@ mod tests {
     async fn scrape_three_times(cfg: &ScrapeConfig, addr: &str) {
         let shared = pool_clients(cfg);
         assert!(shared.reqwest.is_some(), "the pool's reqwest client builds");
-        let client = TargetClient::new(cfg, &target(cfg, addr), &shared).await.unwrap();
+        let client = TargetClient::new(cfg, &target(cfg, addr), &shared)
+            .await
+            .unwrap();
         let buffers = BufferPool::default();
         for _ in 0..3 {
             let fetched = client.fetch(&buffers).await.unwrap();
@@ -566,15 +568,19 @@ mod tests {
             scrape_three_times(&cfg, &addr).await;
         }
         // Without following redirects, the redirect is the answer.
-        let cfg: ScrapeConfig =
-            serde_yaml_ng::from_str("job_name: j\nmetrics_path: /redirect\nfollow_redirects: false\n")
-                .unwrap();
+        let cfg: ScrapeConfig = serde_yaml_ng::from_str(
+            "job_name: j\nmetrics_path: /redirect\nfollow_redirects: false\n",
+        )
+        .unwrap();
         let shared = pool_clients(&cfg);
         let client = TargetClient::new(&cfg, &target(&cfg, &addr), &shared)
             .await
             .unwrap();
         let err = client.fetch(&BufferPool::default()).await.unwrap_err();
-        assert!(matches!(&err, Error::Status(s) if s == "302 Found"), "{err}");
+        assert!(
+            matches!(&err, Error::Status(s) if s == "302 Found"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -586,8 +592,16 @@ mod tests {
         check("job_name: j\n", "http://h:9100/metrics", true);
         check("job_name: j\n", "HTTP://h:9100/metrics", true);
         check("job_name: j\n", "https://h:9100/metrics", false);
-        check("job_name: j\nproxy_url: http://p:3128\n", "http://h/m", false);
-        check("job_name: j\nproxy_from_environment: true\n", "http://h/m", false);
+        check(
+            "job_name: j\nproxy_url: http://p:3128\n",
+            "http://h/m",
+            false,
+        );
+        check(
+            "job_name: j\nproxy_from_environment: true\n",
+            "http://h/m",
+            false,
+        );
         check(
             "job_name: j\ntls_config: {server_name: example}\n",
             "http://h/m",
@@ -618,7 +632,9 @@ mod tests {
             serde_yaml_ng::from_str("job_name: j\nscheme: https\n").unwrap();
         cfg.tls_config.ca = Some(other_ca);
         let shared = pool_clients(&cfg);
-        let client = TargetClient::new(&cfg, &target(&cfg, &addr), &shared).await.unwrap();
+        let client = TargetClient::new(&cfg, &target(&cfg, &addr), &shared)
+            .await
+            .unwrap();
         let err = client.fetch(&BufferPool::default()).await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::Http { .. }), "{msg}");
