@@ -7,12 +7,13 @@
 //! decompress; [`Fetched::into_body`] does, as Prometheus's `readResponse` does: gzip when the
 //! response says `Content-Encoding: gzip`, the bytes as they are otherwise.
 //!
-//! Plain `http` targets reached without a proxy are fetched with hyper's own client
+//! Plain `http` targets reached without a proxy are fetched with hyper-util's legacy client
 //! ([`PlainClient`]) and a read buffer of at most [`PLAIN_READ_BUF`] bytes: each target keeps
-//! one idle connection between scrapes (a connection per scrape costs 7–24 % more CPU), and
-//! reqwest's connections keep a read buffer that grows with the bodies (16 KiB at
-//! scrape-bench's 15.5 kB gzip body) for as long as they are idle. Everything else (`https`,
-//! proxies, `server_name`, and any redirect a plain target answers with) goes through reqwest.
+//! one idle connection between scrapes (a connection per scrape cost 7–24 % more CPU), and
+//! reqwest, which has no buffer option, keeps a read buffer grown to the bodies (~16 KiB at
+//! scrape-bench's 15.5 kB gzip body) on each idle connection. Everything else goes through
+//! reqwest: `https`, proxies, `server_name`, a redirect a plain target answers with (sent
+//! again through reqwest, which follows it) and a response head over [`PLAIN_READ_BUF`].
 
 use super::Error;
 use super::buffers::BufferPool;
@@ -24,7 +25,7 @@ use crate::util::http_client::{Auth, builder};
 pub(crate) use crate::util::http_client::{error_chain, install_crypto_provider};
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap, USER_AGENT,
@@ -98,6 +99,10 @@ pub fn pool_clients(cfg: &ScrapeConfig) -> PoolClients {
     // As reqwest's connector.
     connector.set_nodelay(true);
     let plain = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        // As reqwest's: an idle connection is closed after the pool's idle timeout (90 s) even
+        // when its target is gone and no checkout looks at it again.
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(1)
         .http1_max_buf_size(PLAIN_READ_BUF)
         .build(connector);
