@@ -63,8 +63,8 @@ pub(crate) struct PoolShared {
     ct_zero_ingestion: bool,
     /// Body buffers shared by every loop of the manager.
     buffers: Arc<BufferPool>,
-    /// The HTTP client the pool's targets share (`client::pool_client`).
-    http: Option<reqwest::Client>,
+    /// The HTTP clients the pool's targets share.
+    http: super::client::PoolClients,
     /// Commit slots and threads shared by every loop of the manager.
     commit_slots: Arc<super::committer::CommitSlots>,
     /// The `target_limit` error every loop of the pool reports while the pool is over the limit;
@@ -205,7 +205,7 @@ impl ScrapeManager {
                 .ct_zero_ingestion
                 .load(std::sync::atomic::Ordering::Relaxed),
             buffers: self.buffers.clone(),
-            http: super::client::pool_client(&cfg),
+            http: super::client::pool_clients(&cfg),
             commit_slots: self.commit_slots.clone(),
             forced: Arc::default(),
             inner: Mutex::new(PoolInner::default()),

@@ -67,8 +67,8 @@ pub struct LoopParams {
     pub metrics: Arc<super::metrics::ScrapeMetrics>,
     /// Body buffers shared by the manager's loops.
     pub buffers: Arc<super::buffers::BufferPool>,
-    /// The pool's HTTP client, when the target can use it (see `TargetClient::new`).
-    pub http: Option<reqwest::Client>,
+    /// The pool's HTTP clients (see `TargetClient::new`).
+    pub http: super::client::PoolClients,
     /// Bounds the loops committing at once and runs their commits (see [`commit`]); shared by
     /// the manager's loops.
     pub commit_slots: Arc<CommitSlots>,
@@ -117,7 +117,7 @@ struct State {
 
 async fn run(p: LoopParams, mut stop: watch::Receiver<Option<StopMode>>) {
     let t = p.target.clone();
-    let client = TargetClient::new(&p.cfg, &t, p.http.as_ref())
+    let client = TargetClient::new(&p.cfg, &t, &p.http)
         .await
         .map_err(|e| e.to_string());
     let mut st = State {

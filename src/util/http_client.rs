@@ -369,8 +369,8 @@ impl Auth {
 }
 
 /// An answer's `Content-Type` (empty when absent or not text).
-pub fn content_type(resp: &reqwest::Response) -> String {
-    resp.headers()
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")

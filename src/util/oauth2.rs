@@ -162,7 +162,7 @@ impl TokenSource {
             |e: reqwest::Error| Error::OAuth2(format!("cannot fetch token: {}", error_chain(&e)));
         let mut resp = req.send().await.map_err(fail)?;
         let status = resp.status();
-        let ct = super::http_client::content_type(&resp);
+        let ct = super::http_client::content_type(resp.headers());
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(fail)? {
             let room = MAX_TOKEN_BODY.saturating_sub(body.len());
