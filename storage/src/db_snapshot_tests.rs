@@ -945,6 +945,17 @@ fn the_size_trigger_takes_fast_snapshots_during_a_burst() {
     assert_same(&live, &got, "live vs snapshot + WAL");
 }
 
+/// A database with the background thread on whose only snapshot trigger that can fire is a
+/// pause in writes (`Quiet`): the size bound is 1 TiB and the time trigger 15 minutes.
+fn open_paused(dir: &Path) -> Db {
+    let o = Options {
+        background: true,
+        head_snapshot_wal_bytes: Some(1 << 40),
+        ..opts(0)
+    };
+    Db::open(dir, o).unwrap()
+}
+
 /// With the background thread on, a chain with a delta is replaced by one whole snapshot once
 /// the WAL stops growing for [`QUIET_CHECKS`] checks (the size trigger's bound is too big to
 /// fire here, the time trigger too long): the deltas and the WAL segments the whole snapshot
@@ -952,15 +963,7 @@ fn the_size_trigger_takes_fast_snapshots_during_a_burst() {
 #[test]
 fn a_pause_in_writes_replaces_a_chain_with_deltas_by_a_whole_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(
-        dir.path(),
-        Options {
-            background: true,
-            head_snapshot_wal_bytes: Some(1 << 40),
-            ..opts(0)
-        },
-    )
-    .unwrap();
+    let db = open_paused(dir.path());
     let mut rng = Rng(31);
     let mut newest = vec![0i64; 200];
     rounds(&db, "a", 0..20, &mut newest, 100, &mut rng);
@@ -1026,15 +1029,7 @@ fn a_pause_is_told_once_after_the_wal_end_stays_put_for_the_quiet_checks() {
 #[test]
 fn a_pause_after_a_fast_snapshot_replaces_it_by_a_packed_one_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(
-        dir.path(),
-        Options {
-            background: true,
-            head_snapshot_wal_bytes: Some(1 << 40),
-            ..opts(0)
-        },
-    )
-    .unwrap();
+    let db = open_paused(dir.path());
     let mut rng = Rng(41);
     let mut newest = vec![0i64; 200];
     rounds(&db, "a", 0..20, &mut newest, 130, &mut rng);

@@ -84,15 +84,13 @@ fn drain_known(w: &mut WalWatcher, known: &mut Vec<u64>) -> (Vec<u64>, Vec<(u64,
     (series, samples)
 }
 
-#[test]
-fn follows_the_writer_across_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut wal = open(dir.path(), 300);
-    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+/// Writes `rounds` rounds of series and samples to `wal` (in `dir`), draining `w` every third
+/// round, and checks that `w` returned every sample in order across more than 3 segments.
+fn follow_across_segments(dir: &Path, wal: &mut Wal, w: &mut WalWatcher, rounds: u64) {
     let mut want = Vec::new();
     let mut got = Vec::new();
     let mut known = Vec::new();
-    for round in 0..20u64 {
+    for round in 0..rounds {
         wal.log(&[&series_rec(&[round]), &samples_rec(&[(round, 1)])])
             .unwrap();
         want.push((round, 1));
@@ -101,14 +99,22 @@ fn follows_the_writer_across_segments() {
             want.push((r, round as i64 + 2));
         }
         if round % 3 == 0 {
-            got.extend(drain_known(&mut w, &mut known).1);
+            got.extend(drain_known(w, &mut known).1);
         }
     }
-    got.extend(drain_known(&mut w, &mut known).1);
-    assert!(segment::list_segments(dir.path()).unwrap().len() > 3);
+    got.extend(drain_known(w, &mut known).1);
+    assert!(segment::list_segments(dir).unwrap().len() > 3);
     assert_eq!(got, want);
     assert_eq!(w.position(), wal.end_position());
     assert_eq!(w.skipped_segments(), 0);
+}
+
+#[test]
+fn follows_the_writer_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = open(dir.path(), 300);
+    let mut w = WalWatcher::new(dir.path(), WalPosition::default()).unwrap();
+    follow_across_segments(dir.path(), &mut wal, &mut w, 20);
 }
 
 #[test]
@@ -492,22 +498,5 @@ fn a_watcher_of_a_live_wal_follows_a_preallocating_writer_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     let mut wal = open_synced(dir.path(), 2048);
     let mut w = WalWatcher::following(dir.path(), WalPosition::default(), wal.group()).unwrap();
-    let (mut want, mut got, mut known) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..40u64 {
-        wal.log(&[&series_rec(&[round]), &samples_rec(&[(round, 1)])])
-            .unwrap();
-        want.push((round, 1));
-        for r in 0..=round {
-            wal.log(&[&samples_rec(&[(r, round as i64 + 2)])]).unwrap();
-            want.push((r, round as i64 + 2));
-        }
-        if round % 3 == 0 {
-            got.extend(drain_known(&mut w, &mut known).1);
-        }
-    }
-    got.extend(drain_known(&mut w, &mut known).1);
-    assert!(segment::list_segments(dir.path()).unwrap().len() > 3);
-    assert_eq!(got, want);
-    assert_eq!(w.position(), wal.end_position());
-    assert_eq!(w.skipped_segments(), 0);
+    follow_across_segments(dir.path(), &mut wal, &mut w, 40);
 }
