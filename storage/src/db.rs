@@ -83,7 +83,7 @@ pub struct Options {
     /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
     /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`] (250 ms), so a fast writer
     /// leaves little more WAL than the bound to replay after a crash, and its snapshots are
-    /// fast ones ([`Db::snapshot_head_fast`]). Until the chain's deltas outgrow its base they
+    /// fast ones ([`Db::snapshot_head_with`]). Until the chain's deltas outgrow its base they
     /// are deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
     /// most about 4× the WAL's on big heads and the per-series bound does the same for deltas
     /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
@@ -133,7 +133,7 @@ pub(crate) const SNAPSHOT_WAL_BYTES_PER_SERIES: u64 = 64;
 /// fell, and a restart took 0.41–0.75× Prometheus's time (0.37–0.55 CPU s). With 250 ms checks
 /// it finds the snapshots taken during the burst, and about one bound of WAL after them (0.21
 /// CPU s against Prometheus's 1.01). The snapshots the size trigger takes are fast ones
-/// ([`Db::snapshot_head_fast`]: no re-encoding of completed chunks, most of a whole snapshot's
+/// ([`Db::snapshot_head_with`]: no re-encoding of completed chunks, most of a whole snapshot's
 /// CPU), so that the snapshots now taken during a burst cost `measure`'s ingest no more CPU
 /// than the one packed snapshot the 5 s check used to take in it. A check reads the WAL's
 /// length under its lock (no I/O when the last snapshot's segment is the current one).
@@ -246,7 +246,7 @@ struct Inner {
     /// The head snapshot chain written since opening (None: the next snapshot is a whole
     /// one). Used under `compact_lock`.
     snapshot_chain: Mutex<Option<snapshot::Chain>>,
-    /// The chain holds a fast link (`Db::snapshot_head_fast`: chunks not packed), which a
+    /// The chain holds a fast link (`Db::snapshot_head_with` unpacked: chunks as XOR), which a
     /// pause in writes replaces by a packed whole snapshot ([`Quiet`]).
     snapshot_fast: AtomicBool,
     /// Blocks sorted by min time; replaced as a whole under the write lock.
@@ -448,29 +448,20 @@ impl Db {
     /// snapshot; the next open replays only the WAL written after it. Does nothing while the
     /// head holds native histograms (not covered: the WAL is replayed).
     pub fn snapshot_head(&self) -> Result<()> {
-        self.snapshot_head_as(false)
+        self.snapshot_head_with(false, true)
     }
 
     /// Writes a whole snapshot of the head now (never a delta), as at [`Db::close`]: the WAL
     /// segments it covers are deleted (those a WAL reader still needs aside).
     pub fn snapshot_head_whole(&self) -> Result<()> {
-        self.snapshot_head_as(true)
-    }
-
-    fn snapshot_head_as(&self, whole: bool) -> Result<()> {
-        self.snapshot_head_with(whole, true)
-    }
-
-    /// Writes a snapshot of the head now as the size trigger does ([`SNAPSHOT_CHECK_INTERVAL`]):
-    /// like [`Db::snapshot_head`], but completed chunks are copied as they are, not re-encoded
-    /// in the packed encoding, and compressed at zstd level 1 (a fraction of the CPU, more
-    /// bytes on disk until the next packed snapshot).
-    pub fn snapshot_head_fast(&self) -> Result<()> {
-        self.snapshot_head_with(false, false)
+        self.snapshot_head_with(true, true)
     }
 
     /// Writes a snapshot of the head now: a whole one if `whole` (else a delta when the chain
-    /// takes one), packed if `pack` (else fast, see [`Db::snapshot_head_fast`]).
+    /// takes one). Unless `pack`, a fast one, as the size trigger writes
+    /// ([`SNAPSHOT_CHECK_INTERVAL`]): completed chunks are copied as they are, not re-encoded in
+    /// the packed encoding, and compressed at zstd level 1 (about a third of the CPU, more bytes
+    /// on disk until the next packed snapshot).
     pub fn snapshot_head_with(&self, whole: bool, pack: bool) -> Result<()> {
         let _g = self.inner.compact_lock.lock();
         if self.inner.closed.load(Ordering::Acquire) {
@@ -838,8 +829,9 @@ const QUIET_CHECKS: u32 = 4;
 /// chain: one file to load instead of a base and deltas, the WAL segments it covers deleted
 /// (deltas keep them), and the chunks packed (fast links copy them as XOR). So a burst of
 /// writes (a remote-write backlog, a restart's catch-up) leaves, a second after it ends, what
-/// the 5 s check used to leave: on `measure`, 8.4 MiB on disk where the burst's fast snapshot,
-/// its delta and the WAL under it took 18.9 MiB. One pause writes at most one. A steady scrape
+/// the 5 s check used to leave: on `measure`, 9.0 MiB on disk while running (session 14's
+/// binary 9.0–10.1) where the burst's fast snapshot, its delta and the WAL under it took
+/// 18.9 MiB. One pause writes at most one. A steady scrape
 /// whose WAL grows every second never pauses and is left to the size trigger. (From session
 /// 14's `snapcap` branch, `benches/README.md` "snapcap".)
 #[derive(Debug, Default)]
@@ -969,12 +961,9 @@ impl Inner {
         drop(chain);
         if delta {
             self.snapshot_fast.fetch_or(!pack, Ordering::AcqRel);
-        } else {
-            self.snapshot_fast.store(!pack, Ordering::Release);
-        }
-        if delta {
             return Ok(true);
         }
+        self.snapshot_fast.store(!pack, Ordering::Release);
         // Series logged so far (a superset of those in the covered segments) for the
         // checkpoint that replaces the deleted segments, encoded from the head's own label
         // sets as the checkpoint is written (no owned copy of every series' labels).

@@ -69,18 +69,17 @@ impl XorChunk {
     pub(crate) fn new() -> Self {
         // Room for the header and a first sample (6-byte varint time, raw value); the buffer
         // then grows in small steps (see `BitWriter`), so head chunks carry little slack.
-        let mut bw = BitWriter::with_capacity(INITIAL_CAPACITY);
-        bw.push_byte(0);
-        bw.push_byte(0);
-        Self {
-            bw,
+        let mut c = Self {
+            bw: BitWriter::with_capacity(INITIAL_CAPACITY),
             t: 0,
             t_delta: 0,
             xs: XorState::default(),
-        }
+        };
+        c.clear();
+        c
     }
 
-    /// Empties the chunk as [`XorChunk::new`] makes it, keeping its buffer: replay cuts a
+    /// Empties the chunk (an empty chunk is its 2-byte header), keeping its buffer: replay cuts a
     /// series' chunks back to back, and the next chunk of a series is about as large as the
     /// one before, so it is written without growing (or allocating) a buffer.
     pub(crate) fn clear(&mut self) {

@@ -72,7 +72,7 @@ const VERSION: u8 = 1;
 /// Prometheus's 1.01–1.09 (`benches/README.md`, "lead (2026-12-07 session 15)"). What a whole
 /// snapshot more often costs stays bounded by the size trigger's quarter rule (bytes of whole
 /// snapshots at most about 4× the WAL's, [`crate::db`]), and the size trigger's snapshots no
-/// longer re-encode completed chunks (`Db::snapshot_head_fast`), which was most of a whole
+/// longer re-encode completed chunks (`Db::snapshot_head_with` unpacked), which was most of a whole
 /// snapshot's CPU. A whole snapshot deletes the WAL it covers, where a delta keeps it: on
 /// scrape-bench's 400,000 series the WAL under an 8× chain doubled the data dir (89 against 50
 /// MiB after 5 minutes, session 14). Opening reads at most about 2× the base's bytes.

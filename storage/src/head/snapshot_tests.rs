@@ -308,7 +308,7 @@ proptest! {
 
     /// A snapshot's packed chunks, loaded into a head, read back as the same samples as the XOR
     /// chunks they were made from: raw (queries, in their encoding) and as XOR (deletions). A
-    /// fast snapshot (`pack` false, `Db::snapshot_head_fast`) keeps every chunk as XOR.
+    /// fast snapshot (`pack` false, `Db::snapshot_head_with`) keeps every chunk as XOR.
     #[test]
     fn packed_pages_read_back_equal_to_the_xor_pages(
         series in prop::collection::vec(prop::collection::vec(arb_chunk(), 1..4), 1..12),
