@@ -2,7 +2,9 @@
 //! 2 h: the harness's medium set at 20,000 series) in a whole snapshot, and the same with 60
 //! more samples per series in the WAL after it (the tail a restart replays). Each iteration
 //! opens a fresh copy of the crashed directory (the copy is not timed); the floor is a
-//! `memcpy` of the snapshot file's bytes.
+//! `memcpy` of the snapshot file's bytes. `chain` holds the same 480 samples per series as a
+//! whole snapshot after 360 and a delta after the other 120 (what a kill during a burst of
+//! writes finds), to compare a chain's load with a whole snapshot's of the same head.
 //!
 //! Run: `cargo bench --profile profiling -p argus-storage --bench snapshot_load -- --quick`
 //! (`ARGUS_SNAPSHOT_SERIES=200000` for a bigger head).
@@ -36,15 +38,27 @@ fn append_round(db: &Db, labels: &[Labels], refs: &mut [Option<SeriesRef>], k: u
     }
 }
 
-/// A crashed directory: `rounds` samples per series in a whole snapshot, then `tail` more in
+/// A crashed directory: `rounds` samples per series in a whole snapshot (the first `base` of
+/// them, when given, in a whole snapshot and the rest in a delta on it), then `tail` more in
 /// the WAL; the Db is dropped without `close` (which would write another snapshot).
-fn crashed(dir: &Path, labels: &[Labels], rounds: u64, tail: u64) {
+fn crashed(dir: &Path, labels: &[Labels], base: Option<u64>, rounds: u64, tail: u64) {
     let db = Db::open(dir, opts()).expect("open");
     let mut refs = vec![None; labels.len()];
-    for k in 0..rounds {
+    for k in 0..base.unwrap_or(rounds) {
         append_round(&db, labels, &mut refs, k);
     }
     db.snapshot_head_whole().expect("snapshot");
+    if let Some(b) = base {
+        for k in b..rounds {
+            append_round(&db, labels, &mut refs, k);
+        }
+        db.snapshot_head().expect("delta");
+        let delta = std::fs::read_dir(dir).expect("read_dir").any(|e| {
+            let e = e.expect("entry");
+            e.file_name().to_string_lossy().starts_with("head_delta.")
+        });
+        assert!(delta, "the chain case wrote no delta");
+    }
     for k in rounds..rounds + tail {
         append_round(&db, labels, &mut refs, k);
     }
@@ -82,9 +96,13 @@ fn bench(c: &mut Criterion) {
     let root = tempfile::tempdir().expect("tempdir");
     let mut g = c.benchmark_group("snapshot_load");
     g.sample_size(10);
-    for (name, tail) in [("whole", 0), ("whole_plus_wal_60", 60)] {
+    for (name, base, tail) in [
+        ("whole", None, 0),
+        ("whole_plus_wal_60", None, 60),
+        ("chain", Some(360), 0),
+    ] {
         let src = root.path().join(name);
-        crashed(&src, &labels, 480, tail);
+        crashed(&src, &labels, base, 480, tail);
         let bytes = snapshot_bytes(&src);
         g.throughput(Throughput::Bytes(bytes.len() as u64));
         if tail == 0 {

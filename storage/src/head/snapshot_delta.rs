@@ -46,9 +46,9 @@ use super::snapshot::{
     Captured, HEADER_LEN, KIND_END, KIND_META, KIND_PAGE, KIND_SERIES, Loaded, PageFrame, Reader,
     SeriesImage, SeriesMark, SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels,
     decode_ooo_last, decode_page, flag, pack_chunks, put_closed, put_padded_uvarint,
-    put_series_head, put_str, restore, unzstd, write_section,
+    put_series_head, put_str, unzstd, write_section,
 };
-use super::snapshot_load::{Prepare, ReadyPage, pipelined};
+use super::snapshot_load::{Prepare, Prepared, ReadyPage, pipelined, send_in_parts};
 use crate::chunk::XorChunk;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
@@ -57,6 +57,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use thin_vec::ThinVec;
 
 pub(crate) use crate::fs::layout::HEAD_DELTA_PREFIX as DELTA_PREFIX;
 /// First bytes of a delta file.
@@ -637,21 +638,25 @@ pub(crate) fn apply(
         Ok(())
     };
     let mut scratch = Vec::new();
-    // Read and decoded on a second thread while this one applies (`snapshot_load.rs`).
+    // Read and decoded on a second thread while this one applies (`snapshot_load.rs`); entries
+    // are handed over in parts, and prepared (new series' label sets, whole open chunks' encoder
+    // states) on whichever thread has time.
     let meta = pipelined(
         |send| {
-            visit(&mut r, &mut check, &mut |s| {
-                send(match s {
-                    DeltaSection::Page(p) => Ready::Page(p, path),
-                    DeltaSection::Series(list) => Ready::Series(list),
-                })
+            visit(&mut r, &mut check, &mut |s| match s {
+                DeltaSection::Page(p) => send(Ready::Page(p, path)),
+                DeltaSection::Series(list) => {
+                    send_in_parts(list, |part| Ready::Series(part, path), send)
+                }
             })
         },
         |ready| {
             match ready {
-                Ready::Page(..) => unreachable!("BUG: a delta page consumed unprepared"),
+                Ready::Page(..) | Ready::Series(..) => {
+                    unreachable!("BUG: a delta item consumed unprepared")
+                }
                 Ready::ReadyPage(p) => p.import(head),
-                Ready::Series(list) => {
+                Ready::Entries(list) => {
                     for e in list {
                         apply_entry(head, e, series, &mut scratch)
                             .map_err(|(id, why)| bad(id, why))?;
@@ -670,37 +675,121 @@ enum Ready<'p> {
     /// A PAGE section of the delta at the path.
     Page(PageFrame, &'p Path),
     ReadyPage(ReadyPage),
-    /// A SERIES section (its entries build on the head's state: applied in order).
-    Series(Vec<DeltaEntry>),
+    /// Entries of a SERIES section of the delta at the path (they build on the head's state:
+    /// applied in order).
+    Series(Vec<DeltaEntry>, &'p Path),
+    Entries(Vec<PreparedEntry>),
 }
 
 impl Prepare for Ready<'_> {
     fn prepare(self) -> Result<Self> {
         Ok(match self {
             Ready::Page(p, path) => Ready::ReadyPage(ReadyPage::new(p, path)?),
+            Ready::Series(list, path) => Ready::Entries(
+                list.into_iter()
+                    .map(|e| {
+                        PreparedEntry::new(e)
+                            .map_err(|(id, why)| Error::corruption(path, id, why.to_string()))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
             ready => ready,
+        })
+    }
+}
+
+/// A delta entry made ready as far as it can be without the head: a new series' label set
+/// and its hash, a whole open chunk's encoder state (checked against the entry), the lists in
+/// the head's own form.
+struct PreparedEntry {
+    id: u64,
+    new: Option<Prepared>,
+    closed_before: u64,
+    closed: ThinVec<ClosedChunk>,
+    open: PreparedOpen,
+    ooo: ThinVec<(Timestamp, f64)>,
+    last: Option<(Timestamp, u64)>,
+}
+
+/// The open chunk of a [`PreparedEntry`].
+enum PreparedOpen {
+    None,
+    Whole(OpenChunk),
+    /// As in [`OpenImage::Tail`]: it grows the head's open chunk.
+    Tail {
+        max_t: Option<Timestamp>,
+        from: usize,
+        samples: u16,
+        bytes: Vec<u8>,
+    },
+}
+
+impl PreparedEntry {
+    /// Prepares `e` (on any thread).
+    fn new(e: DeltaEntry) -> std::result::Result<Self, (u64, &'static str)> {
+        let id = e.id;
+        let new = match e.labels {
+            Some(labels) => Some(
+                Prepared::new(SeriesImage {
+                    id,
+                    labels,
+                    ..SeriesImage::default()
+                })
+                .map_err(|_| (id, "bad new series"))?,
+            ),
+            None => None,
+        };
+        let open = match e.open {
+            OpenImage::None => PreparedOpen::None,
+            OpenImage::Whole {
+                min_t,
+                max_t,
+                bytes,
+            } => {
+                let o = OpenChunk {
+                    chunk: XorChunk::from_bytes(&bytes).map_err(|_| (id, "bad open chunk"))?,
+                };
+                if (o.min_t(), o.max_t()) != (min_t, max_t) {
+                    return Err((id, "a delta's open chunk does not span what its entry says"));
+                }
+                PreparedOpen::Whole(o)
+            }
+            OpenImage::Tail {
+                max_t,
+                from,
+                samples,
+                bytes,
+            } => PreparedOpen::Tail {
+                max_t,
+                from,
+                samples,
+                bytes,
+            },
+        };
+        Ok(Self {
+            id,
+            new,
+            closed_before: e.closed_before,
+            closed: e.closed.into(),
+            open,
+            ooo: e.ooo.into(),
+            last: e.last,
         })
     }
 }
 
 fn apply_entry(
     head: &Head,
-    e: DeltaEntry,
+    e: PreparedEntry,
     series: &mut Vec<Arc<Series>>,
     scratch: &mut Vec<u8>,
 ) -> std::result::Result<(), (u64, &'static str)> {
     let id = e.id;
-    let s = match e.labels {
-        Some(labels) => {
-            let s = restore(
-                head,
-                SeriesImage {
-                    id,
-                    labels,
-                    ..SeriesImage::default()
-                },
-            )
-            .map_err(|_| (id, "a new series of a delta is already in the head"))?;
+    let s = match e.new {
+        Some(p) => {
+            let (s, _) = p
+                .insert(head)
+                .map_err(|_| (id, "a new series of a delta is already in the head"))?;
             series.push(Arc::clone(&s));
             s
         }
@@ -716,23 +805,15 @@ fn apply_entry(
             "a delta's completed chunks do not follow the series' own",
         ));
     }
-    d.closed.extend(e.closed);
+    if d.closed.is_empty() {
+        d.closed = e.closed;
+    } else {
+        d.closed.extend(e.closed);
+    }
     d.open = match e.open {
-        OpenImage::None => None,
-        OpenImage::Whole {
-            min_t,
-            max_t,
-            bytes,
-        } => {
-            let o = OpenChunk {
-                chunk: XorChunk::from_bytes(&bytes).map_err(|_| (id, "bad open chunk"))?,
-            };
-            if (o.min_t(), o.max_t()) != (min_t, max_t) {
-                return Err((id, "a delta's open chunk does not span what its entry says"));
-            }
-            Some(o)
-        }
-        OpenImage::Tail {
+        PreparedOpen::None => None,
+        PreparedOpen::Whole(o) => Some(o),
+        PreparedOpen::Tail {
             max_t,
             from,
             samples,
@@ -765,13 +846,13 @@ fn apply_entry(
                     Some((t, v.to_bits()))
                 }
             };
-            d.ooo = e.ooo.into();
+            d.ooo = e.ooo;
             d.last = last;
             d.open = Some(OpenChunk { chunk });
             return Ok(());
         }
     };
-    d.ooo = e.ooo.into();
+    d.ooo = e.ooo;
     d.last = e.last;
     Ok(())
 }
@@ -1122,6 +1203,85 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A delta of `n` new series (ids 1..=n), each with a whole open chunk of three samples
+    /// ending at `1_000 + id`; the entry of `bad` (if any) says its chunk ends a ms later.
+    fn new_series_delta(n: u64, bad: Option<u64>) -> Vec<u8> {
+        let entries = (1..=n)
+            .map(|id| {
+                let mut c = XorChunk::new();
+                let end = 1_000 + id as i64;
+                for t in end - 2..=end {
+                    c.append(t, t as f64);
+                }
+                DeltaEntry {
+                    id,
+                    labels: Some(vec![("s".into(), id.to_string())]),
+                    open: OpenImage::Whole {
+                        min_t: end - 2,
+                        max_t: end + i64::from(bad == Some(id)),
+                        bytes: c.bytes().to_vec(),
+                    },
+                    last: Some((end, (end as f64).to_bits())),
+                    ..DeltaEntry::default()
+                }
+            })
+            .collect();
+        DeltaImage {
+            meta: DeltaMeta {
+                next_ref: n + 1,
+                series: n,
+                ..DeltaMeta::default()
+            },
+            entries,
+            ..DeltaImage::default()
+        }
+        .encode()
+    }
+
+    #[test]
+    fn entries_are_applied_in_parts_and_the_first_bad_one_fails_the_delta() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(delta_name(1));
+        let head = || {
+            Head::new(
+                crate::head::HeadOptions {
+                    block_range: 7_200_000,
+                    ooo_window: 0,
+                },
+                None,
+                crate::head::chunk_files::HeadChunkFiles::in_memory(),
+                i64::MIN,
+            )
+        };
+        // 1,300 series: three parts of at most SERIES_PER_ITEM, prepared on either thread.
+        let n = 1_300;
+        assert!(n as usize > 2 * super::super::snapshot_load::SERIES_PER_ITEM);
+        std::fs::write(&path, new_series_delta(n, None)).expect("write");
+        let h = head();
+        let mut series = Vec::new();
+        apply(&h, &path, 0, 0, &mut series).expect("the delta applies");
+        assert_eq!(series.len(), n as usize);
+        for (k, s) in series.iter().enumerate() {
+            let id = k as u64 + 1;
+            assert_eq!(s.id(), id);
+            let d = s.data.lock();
+            let end = 1_000 + id as i64;
+            assert_eq!(d.open.as_ref().map(OpenChunk::max_t), Some(end));
+            assert_eq!(d.last, Some((end, (end as f64).to_bits())));
+        }
+        // An entry of the last part whose chunk does not span what it says fails the delta,
+        // naming the file and the series.
+        std::fs::write(&path, new_series_delta(n, Some(1_100))).expect("write");
+        let err =
+            apply(&head(), &path, 0, 0, &mut Vec::new()).expect_err("a bad entry fails the delta");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Corruption { .. }), "{msg}");
+        assert!(
+            msg.contains("does not span") && msg.contains("1100"),
+            "{msg}"
+        );
     }
 
     #[test]
