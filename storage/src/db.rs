@@ -76,17 +76,17 @@ pub struct Options {
     pub write_blocks: bool,
     /// Write a snapshot of the head this often, ms (None = not by time), so that opening after
     /// a crash replays only the WAL written since (see `head/snapshot.rs`). Checked by the
-    /// background thread every [`SNAPSHOT_CHECK_INTERVAL`].
+    /// background thread every `SNAPSHOT_CHECK_INTERVAL` (250 ms).
     pub head_snapshot_interval_ms: Option<i64>,
     /// Write a snapshot of the head once this many bytes of WAL were written since the last
     /// one, or a quarter of the last snapshot file's size, or 64 B per head series, whichever
     /// is most (None, the library's default: not by size; the server's flag defaults to 4 MiB).
-    /// The trigger is checked every [`SNAPSHOT_CHECK_INTERVAL`] (250 ms), so a fast writer
+    /// The trigger is checked every `SNAPSHOT_CHECK_INTERVAL` (250 ms), so a fast writer
     /// leaves little more WAL than the bound to replay after a crash, and its snapshots are
     /// fast ones ([`Db::snapshot_head_with`]). Until the chain's deltas outgrow its base they
     /// are deltas (`head/snapshot_delta.rs`); the quarter keeps the bytes of whole snapshots at
     /// most about 4× the WAL's on big heads and the per-series bound does the same for deltas
-    /// ([`snapshot_due_on_head`]). With either trigger set a snapshot is also written at
+    /// (`snapshot_due_on_head`). With either trigger set a snapshot is also written at
     /// [`Db::close`] and after each head cut, and the WAL segments a whole snapshot covers are
     /// deleted (but not those a WAL reader still needs), so the snapshot replaces the WAL
     /// rather than adding to it.
@@ -459,7 +459,7 @@ impl Db {
 
     /// Writes a snapshot of the head now: a whole one if `whole` (else a delta when the chain
     /// takes one). Unless `pack`, a fast one, as the size trigger writes
-    /// ([`SNAPSHOT_CHECK_INTERVAL`]): completed chunks are copied as they are, not re-encoded in
+    /// (`SNAPSHOT_CHECK_INTERVAL`, 250 ms): completed chunks are copied as they are, not re-encoded in
     /// the packed encoding, and compressed at zstd level 1 (about a third of the CPU, more bytes
     /// on disk until the next packed snapshot).
     pub fn snapshot_head_with(&self, whole: bool, pack: bool) -> Result<()> {

@@ -55,7 +55,7 @@ pub trait SampleIterator {
     /// before a time, as an instant query's vector selector does.
     ///
     /// Call it on a fresh cursor, instead of `next()`/`seek()`; afterwards only `err()` may be
-    /// called. The default reads forward from `seek(mint)` ([`read_newest`]); the querier's
+    /// called. The default reads forward from `seek(mint)` (`read_newest`); the querier's
     /// cursor answers from the head's open chunk without decoding it, since the chunk's
     /// encoder holds its last sample.
     fn newest(&mut self, mint: Timestamp, maxt: Timestamp) -> Option<NewestSample> {
