@@ -1018,7 +1018,6 @@ pub(crate) fn finish_load(
 }
 
 /// Creates one series of a snapshot in `head` with its samples.
-#[cfg(any(test, feature = "fuzzing"))]
 pub(super) fn restore(head: &Head, img: SeriesImage) -> Result<Arc<Series>> {
     Ok(Prepared::new(img)?.insert(head)?.0)
 }

@@ -46,9 +46,9 @@ use super::snapshot::{
     Captured, HEADER_LEN, KIND_END, KIND_META, KIND_PAGE, KIND_SERIES, Loaded, PageFrame, Reader,
     SeriesImage, SeriesMark, SeriesSections, TMP_SUFFIX, Zstd, decode_closed, decode_labels,
     decode_ooo_last, decode_page, flag, pack_chunks, put_closed, put_padded_uvarint,
-    put_series_head, put_str, unzstd, write_section,
+    put_series_head, put_str, restore, unzstd, write_section,
 };
-use super::snapshot_load::{Prepare, Prepared, ReadyPage, pipelined, send_in_parts};
+use super::snapshot_load::{Prepare, ReadyPage, pipelined};
 use crate::chunk::XorChunk;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
@@ -57,7 +57,6 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use thin_vec::ThinVec;
 
 pub(crate) use crate::fs::layout::HEAD_DELTA_PREFIX as DELTA_PREFIX;
 /// First bytes of a delta file.
@@ -638,25 +637,21 @@ pub(crate) fn apply(
         Ok(())
     };
     let mut scratch = Vec::new();
-    // Read and decoded on a second thread while this one applies (`snapshot_load.rs`); entries
-    // are handed over in parts, and prepared (new series' label sets, whole open chunks' encoder
-    // states) on whichever thread has time.
+    // Read and decoded on a second thread while this one applies (`snapshot_load.rs`).
     let meta = pipelined(
         |send| {
-            visit(&mut r, &mut check, &mut |s| match s {
-                DeltaSection::Page(p) => send(Ready::Page(p, path)),
-                DeltaSection::Series(list) => {
-                    send_in_parts(list, |part| Ready::Series(part, path), send)
-                }
+            visit(&mut r, &mut check, &mut |s| {
+                send(match s {
+                    DeltaSection::Page(p) => Ready::Page(p, path),
+                    DeltaSection::Series(list) => Ready::Series(list),
+                })
             })
         },
         |ready| {
             match ready {
-                Ready::Page(..) | Ready::Series(..) => {
-                    unreachable!("BUG: a delta item consumed unprepared")
-                }
+                Ready::Page(..) => unreachable!("BUG: a delta page consumed unprepared"),
                 Ready::ReadyPage(p) => p.import(head),
-                Ready::Entries(list) => {
+                Ready::Series(list) => {
                     for e in list {
                         apply_entry(head, e, series, &mut scratch)
                             .map_err(|(id, why)| bad(id, why))?;
@@ -675,121 +670,37 @@ enum Ready<'p> {
     /// A PAGE section of the delta at the path.
     Page(PageFrame, &'p Path),
     ReadyPage(ReadyPage),
-    /// Entries of a SERIES section of the delta at the path (they build on the head's state:
-    /// applied in order).
-    Series(Vec<DeltaEntry>, &'p Path),
-    Entries(Vec<PreparedEntry>),
+    /// A SERIES section (its entries build on the head's state: applied in order).
+    Series(Vec<DeltaEntry>),
 }
 
 impl Prepare for Ready<'_> {
     fn prepare(self) -> Result<Self> {
         Ok(match self {
             Ready::Page(p, path) => Ready::ReadyPage(ReadyPage::new(p, path)?),
-            Ready::Series(list, path) => Ready::Entries(
-                list.into_iter()
-                    .map(|e| {
-                        PreparedEntry::new(e)
-                            .map_err(|(id, why)| Error::corruption(path, id, why.to_string()))
-                    })
-                    .collect::<Result<_>>()?,
-            ),
             ready => ready,
-        })
-    }
-}
-
-/// A delta entry made ready as far as it can be without the head: a new series' label set
-/// and its hash, a whole open chunk's encoder state (checked against the entry), the lists in
-/// the head's own form.
-struct PreparedEntry {
-    id: u64,
-    new: Option<Prepared>,
-    closed_before: u64,
-    closed: ThinVec<ClosedChunk>,
-    open: PreparedOpen,
-    ooo: ThinVec<(Timestamp, f64)>,
-    last: Option<(Timestamp, u64)>,
-}
-
-/// The open chunk of a [`PreparedEntry`].
-enum PreparedOpen {
-    None,
-    Whole(OpenChunk),
-    /// As in [`OpenImage::Tail`]: it grows the head's open chunk.
-    Tail {
-        max_t: Option<Timestamp>,
-        from: usize,
-        samples: u16,
-        bytes: Vec<u8>,
-    },
-}
-
-impl PreparedEntry {
-    /// Prepares `e` (on any thread).
-    fn new(e: DeltaEntry) -> std::result::Result<Self, (u64, &'static str)> {
-        let id = e.id;
-        let new = match e.labels {
-            Some(labels) => Some(
-                Prepared::new(SeriesImage {
-                    id,
-                    labels,
-                    ..SeriesImage::default()
-                })
-                .map_err(|_| (id, "bad new series"))?,
-            ),
-            None => None,
-        };
-        let open = match e.open {
-            OpenImage::None => PreparedOpen::None,
-            OpenImage::Whole {
-                min_t,
-                max_t,
-                bytes,
-            } => {
-                let o = OpenChunk {
-                    chunk: XorChunk::from_bytes(&bytes).map_err(|_| (id, "bad open chunk"))?,
-                };
-                if (o.min_t(), o.max_t()) != (min_t, max_t) {
-                    return Err((id, "a delta's open chunk does not span what its entry says"));
-                }
-                PreparedOpen::Whole(o)
-            }
-            OpenImage::Tail {
-                max_t,
-                from,
-                samples,
-                bytes,
-            } => PreparedOpen::Tail {
-                max_t,
-                from,
-                samples,
-                bytes,
-            },
-        };
-        Ok(Self {
-            id,
-            new,
-            closed_before: e.closed_before,
-            closed: e.closed.into(),
-            open,
-            ooo: e.ooo.into(),
-            last: e.last,
         })
     }
 }
 
 fn apply_entry(
     head: &Head,
-    e: PreparedEntry,
+    e: DeltaEntry,
     series: &mut Vec<Arc<Series>>,
     scratch: &mut Vec<u8>,
 ) -> std::result::Result<(), (u64, &'static str)> {
     let id = e.id;
-    let s = match e.new {
-        Some(p) => {
-            let (s, _) = p
-                .insert(head)
-                .map_err(|_| (id, "a new series of a delta is already in the head"))?;
+    let s = match e.labels {
+        Some(labels) => {
+            let s = restore(
+                head,
+                SeriesImage {
+                    id,
+                    labels,
+                    ..SeriesImage::default()
+                },
+            )
+            .map_err(|_| (id, "a new series of a delta is already in the head"))?;
             series.push(Arc::clone(&s));
             s
         }
@@ -805,15 +716,23 @@ fn apply_entry(
             "a delta's completed chunks do not follow the series' own",
         ));
     }
-    if d.closed.is_empty() {
-        d.closed = e.closed;
-    } else {
-        d.closed.extend(e.closed);
-    }
+    d.closed.extend(e.closed);
     d.open = match e.open {
-        PreparedOpen::None => None,
-        PreparedOpen::Whole(o) => Some(o),
-        PreparedOpen::Tail {
+        OpenImage::None => None,
+        OpenImage::Whole {
+            min_t,
+            max_t,
+            bytes,
+        } => {
+            let o = OpenChunk {
+                chunk: XorChunk::from_bytes(&bytes).map_err(|_| (id, "bad open chunk"))?,
+            };
+            if (o.min_t(), o.max_t()) != (min_t, max_t) {
+                return Err((id, "a delta's open chunk does not span what its entry says"));
+            }
+            Some(o)
+        }
+        OpenImage::Tail {
             max_t,
             from,
             samples,
@@ -846,13 +765,13 @@ fn apply_entry(
                     Some((t, v.to_bits()))
                 }
             };
-            d.ooo = e.ooo;
+            d.ooo = e.ooo.into();
             d.last = last;
             d.open = Some(OpenChunk { chunk });
             return Ok(());
         }
     };
-    d.ooo = e.ooo;
+    d.ooo = e.ooo.into();
     d.last = e.last;
     Ok(())
 }
@@ -1241,7 +1160,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_applied_in_parts_and_the_first_bad_one_fails_the_delta() {
+    fn every_entry_is_applied_and_a_bad_one_fails_the_delta() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(delta_name(1));
         let head = || {
@@ -1255,9 +1174,7 @@ mod tests {
                 i64::MIN,
             )
         };
-        // 1,300 series: three parts of at most SERIES_PER_ITEM, prepared on either thread.
         let n = 1_300;
-        assert!(n as usize > 2 * super::super::snapshot_load::SERIES_PER_ITEM);
         std::fs::write(&path, new_series_delta(n, None)).expect("write");
         let h = head();
         let mut series = Vec::new();
@@ -1271,8 +1188,7 @@ mod tests {
             assert_eq!(d.open.as_ref().map(OpenChunk::max_t), Some(end));
             assert_eq!(d.last, Some((end, (end as f64).to_bits())));
         }
-        // An entry of the last part whose chunk does not span what it says fails the delta,
-        // naming the file and the series.
+        // An entry whose chunk does not span what it says fails the delta, naming the series.
         std::fs::write(&path, new_series_delta(n, Some(1_100))).expect("write");
         let err =
             apply(&head(), &path, 0, 0, &mut Vec::new()).expect_err("a bad entry fails the delta");
