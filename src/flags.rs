@@ -1,6 +1,6 @@
 //! Prometheus-style command-line flags: `--name=value`, `--name value`, boolean `--name`,
 //! `--name=false` and `--no-name`. Two stages: [`parse`] collects raw strings, then
-//! [`Flags::from_raw`] validates them once into typed options.
+//! `Flags::from_raw` validates them once into typed options.
 
 use crate::config::parse_duration;
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ pub enum Command {
     Run(Box<Flags>),
     /// Print this text to stdout and exit 0 (`--help`, `--version`).
     Print(String),
-    /// A promtool-style command: `check config|rules`, `test rules` (argv[1] is `check`/`test`).
+    /// A promtool-style command: `check config|rules`, `test rules` (`argv[1]` is `check`/`test`).
     Tool(crate::rules::cli::ToolCommand),
 }
 

@@ -1,5 +1,5 @@
 //! `/api/v1/targets`, `/api/v1/targets/metadata` and `/api/v1/metadata`, in Prometheus's JSON
-//! shapes. The server helper merges [`ScrapeManager::router`] into the main router.
+//! shapes. The server helper merges `ScrapeManager::router` into the main router.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::error::ApiError;

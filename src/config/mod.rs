@@ -1,7 +1,7 @@
 //! Prometheus-format YAML configuration.
 //!
 //! Loading is two-stage: serde (`deny_unknown_fields`, so a misspelt field is an error naming the
-//! field and its line) and then [`Config::validate`], run once per load.
+//! field and its line) and then `Config::validate`, run once per load.
 
 pub(crate) mod alerting;
 mod defaults;

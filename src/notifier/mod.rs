@@ -3,7 +3,7 @@
 //!
 //! Pipeline (`../shared/conformance/alertmanager/API.md` §1): global external labels are added
 //! where an alert lacks them → `alerting.alert_relabel_configs` → for each `alertmanagers:` entry
-//! (an [`set::AmSet`]) its own `alert_relabel_configs`, then the alert, encoded once as JSON, is
+//! (an `set::AmSet`) its own `alert_relabel_configs`, then the alert, encoded once as JSON, is
 //! appended to the bounded queue of each Alertmanager of the set. Each Alertmanager has its own
 //! sender task POSTing batches of up to `batch_size` alerts to `.../api/v2/alerts`; a failed
 //! batch is counted and dropped (no retry).

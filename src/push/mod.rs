@@ -1,7 +1,7 @@
 //! Pushgateway-compatible push ingest.
 //!
 //! [`PushService`] keeps pushed groups (crash-safe, one file per group), serves the Pushgateway
-//! HTTP API ([`PushService::router`]) and, in [`PushService::run`], appends every group's samples
+//! HTTP API (`PushService::router`) and, in [`PushService::run`], appends every group's samples
 //! to storage each interval, labelled as a Pushgateway scraped with `honor_labels: true` would
 //! be, with stale markers for series that disappear (delete, replace, TTL expiry).
 //!

@@ -5,7 +5,7 @@
 //! write. Each queue runs a task ([`run`]) that takes a snapshot every `send_interval` (and at
 //! start):
 //! - 1.0 queues send it as `WriteRequest.metadata` in requests of at most
-//!   `max_samples_per_send` entries, through the queue's [`Link`] (same client, retries and
+//!   `max_samples_per_send` entries, through the queue's `Link` (same client, retries and
 //!   counters as samples);
 //! - 2.0 has no metadata-only message: the snapshot becomes the queue's [`Families`], and each
 //!   series of a request carries its family's metadata (`TimeSeries.metadata`). A series whose
