@@ -3,8 +3,11 @@
 //! more samples per series in the WAL after it (the tail a restart replays). Each iteration
 //! opens a fresh copy of the crashed directory (the copy is not timed); the floor is a
 //! `memcpy` of the snapshot file's bytes. `chain` holds the same 480 samples per series as a
-//! whole snapshot after 360 and a delta after the other 120 (what a kill during a burst of
-//! writes finds), to compare a chain's load with a whole snapshot's of the same head.
+//! whole snapshot after 360 and a delta after the other 120, to compare a chain's load with a
+//! whole snapshot's of the same head; in `chain_tail` the delta after 440 holds the next 30
+//! samples, which grow each series' open chunk (what a kill during a burst of writes finds: the
+//! size trigger's links are a fraction of a second apart; the head cuts chunks at 2 h block
+//! boundaries, which for `START` falls at sample 427).
 //!
 //! Run: `cargo bench --profile profiling -p argus-storage --bench snapshot_load -- --quick`
 //! (`ARGUS_SNAPSHOT_SERIES=200000` for a bigger head).
@@ -96,23 +99,24 @@ fn bench(c: &mut Criterion) {
     let root = tempfile::tempdir().expect("tempdir");
     let mut g = c.benchmark_group("snapshot_load");
     g.sample_size(10);
-    for (name, base, tail) in [
-        ("whole", None, 0),
-        ("whole_plus_wal_60", None, 60),
-        ("chain", Some(360), 0),
+    for (name, base, rounds, tail) in [
+        ("x480_whole", None, 480, 0),
+        ("x480_whole_plus_wal_60", None, 480, 60),
+        ("x480_chain", Some(360), 480, 0),
+        ("x470_chain_tail", Some(440), 470, 0),
     ] {
         let src = root.path().join(name);
-        crashed(&src, &labels, base, 480, tail);
+        crashed(&src, &labels, base, rounds, tail);
         let bytes = snapshot_bytes(&src);
         g.throughput(Throughput::Bytes(bytes.len() as u64));
-        if tail == 0 {
+        if name == "x480_whole" {
             g.bench_function(format!("{series}_series_x480_memcpy_floor"), |b| {
                 let mut dst = vec![0u8; bytes.len()];
                 b.iter(|| dst.copy_from_slice(std::hint::black_box(&bytes)));
             });
         }
         let to = root.path().join("copy");
-        g.bench_function(format!("{series}_series_x480_{name}"), |b| {
+        g.bench_function(format!("{series}_series_{name}"), |b| {
             b.iter_batched(
                 || {
                     // The copy the last iteration opened (its Db is dropped by now).

@@ -96,6 +96,40 @@ impl XorChunk {
     pub(crate) fn from_bytes(bytes: &[u8]) -> crate::error::Result<Self> {
         let mut it = XorIterator::new(bytes);
         while it.next() {}
+        Self::reopened(bytes, it)
+    }
+
+    /// [`XorChunk::from_bytes`] of `bytes` that start with this chunk's samples (this chunk's
+    /// bits, then more samples, the header counting them all: a head snapshot delta's grown
+    /// open chunk): decodes only the samples after this chunk's, from its encoder state. Bytes
+    /// that do not start with this chunk's bits, or count fewer samples, are decoded whole.
+    pub(crate) fn reopen_grown(&self, bytes: &[u8]) -> crate::error::Result<Self> {
+        let num = self.num();
+        let own = self.bw.bytes();
+        // Bits of this chunk, header included; `whole` bytes of them, then `part` bits.
+        let bits = own.len() * 8 - self.bw.free_bits() as usize;
+        let (whole, part) = (bits / 8, bits % 8);
+        let mask = !(0xffu8 >> part);
+        let total = match bytes {
+            [a, b, ..] => u16::from_le_bytes([*a, *b]),
+            _ => 0,
+        };
+        let starts_with_own = num >= 2
+            && total >= num
+            && bytes.get(HEADER_LEN..whole) == own.get(HEADER_LEN..whole)
+            && (part == 0
+                || matches!((bytes.get(whole), own.get(whole)), (Some(a), Some(b)) if (a ^ b) & mask == 0));
+        if !starts_with_own {
+            return Self::from_bytes(bytes);
+        }
+        let mut it = XorIterator::new(bytes);
+        it.resume_at(bits - HEADER_LEN * 8, num, self.t, self.t_delta, self.xs);
+        while it.next() {}
+        Self::reopened(bytes, it)
+    }
+
+    /// The chunk of `bytes`, read to its end by `it`, open for appending.
+    fn reopened(bytes: &[u8], mut it: XorIterator<'_>) -> crate::error::Result<Self> {
         if let Some(e) = it.err.take() {
             return Err(e);
         }
@@ -294,6 +328,19 @@ impl<'a> XorIterator<'a> {
                 ));
             }
         }
+    }
+
+    /// Moves a fresh cursor past its first `read` samples, which end `bit` bits into the
+    /// stream, with the decoder state they leave (the encoder state of a chunk of them).
+    fn resume_at(&mut self, bit: usize, read: u16, t: i64, t_delta: u64, xs: XorState) {
+        if self.err.is_some() {
+            return;
+        }
+        self.br.skip(bit);
+        self.read = read;
+        self.t = t;
+        self.t_delta = t_delta;
+        self.xs = xs;
     }
 
     /// Samples announced by the header.

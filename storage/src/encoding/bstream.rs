@@ -216,6 +216,21 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// Skips the next `bits` bits (to the end of the input if it holds fewer).
+    pub(crate) fn skip(&mut self, bits: usize) {
+        let buffered = self.nbits as usize;
+        if bits < buffered {
+            self.consume(bits as u32);
+            return;
+        }
+        let rest = bits - buffered;
+        self.acc = 0;
+        self.nbits = 0;
+        self.pos = (self.pos + rest / 8).min(self.buf.len());
+        // The remaining 0..=7 bits (none left to read at the end: `read_bits` is None there).
+        let _ = self.read_bits((rest % 8) as u32);
+    }
+
     /// Byte offset of the next unread bit (for error messages).
     pub(crate) fn byte_offset(&self) -> usize {
         self.pos - (self.nbits as usize).div_ceil(8)

@@ -754,14 +754,19 @@ fn apply_entry(
                 Some(h) => h.copy_from_slice(&samples.to_le_bytes()),
                 None => return Err((id, "a delta's open chunk has no header")),
             }
-            let chunk = XorChunk::from_bytes(scratch).map_err(|_| (id, "bad open chunk"))?;
+            // Decoded from the old chunk's encoder state on: only the delta's samples.
+            let chunk = o
+                .chunk
+                .reopen_grown(scratch)
+                .map_err(|_| (id, "bad open chunk"))?;
             let last = match max_t {
                 Some(t) if chunk.last_t() != Some(t) => {
                     return Err((id, "a delta's open chunk does not end where its entry says"));
                 }
                 Some(_) => e.last,
                 None => {
-                    let (t, v) = newest(&chunk).ok_or((id, "a delta's open chunk is empty"))?;
+                    // The encoder state read from the bytes ends at the chunk's newest sample.
+                    let (t, v) = chunk.last().ok_or((id, "a delta's open chunk is empty"))?;
                     Some((t, v.to_bits()))
                 }
             };
@@ -774,17 +779,6 @@ fn apply_entry(
     d.ooo = e.ooo.into();
     d.last = e.last;
     Ok(())
-}
-
-/// The newest sample of `c`.
-fn newest(c: &XorChunk) -> Option<(Timestamp, f64)> {
-    use crate::interface::SampleIterator;
-    let mut it = crate::chunk::XorIterator::new(c.bytes());
-    let mut at = None;
-    while it.next() {
-        at = Some(it.at());
-    }
-    at
 }
 
 /// What [`load_chain`] did.

@@ -402,3 +402,68 @@ proptest! {
         prop_assert_eq!(decode(c.bytes()).unwrap(), bits(&next));
     }
 }
+
+/// `reopen_grown`'s answer is `from_bytes`'s: the encoder state, the bytes, and what the
+/// next append writes.
+fn same_reopened(a: &XorChunk, b: &XorChunk) -> std::result::Result<(), TestCaseError> {
+    prop_assert_eq!(a.bytes(), b.bytes());
+    prop_assert_eq!(
+        (a.t, a.t_delta, a.free_bits()),
+        (b.t, b.t_delta, b.free_bits())
+    );
+    prop_assert_eq!(
+        (a.xs.v, a.xs.leading, a.xs.trailing),
+        (b.xs.v, b.xs.leading, b.xs.trailing)
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// A chunk grown from a shorter one (a head snapshot delta's open chunk) reopens from the
+    /// shorter one's state as `from_bytes` reopens it from the start; bytes that do not start
+    /// with the shorter chunk's bits, and cut bytes, are read as `from_bytes` reads them.
+    #[test]
+    fn a_grown_chunk_reopens_from_the_shorter_ones_state(
+        ts in timestamps(),
+        vals in proptest::collection::vec(value(), 301),
+        split in 0.0f64..1.0,
+        flip in any::<usize>(),
+        cut in any::<usize>(),
+    ) {
+        let samples: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(&t, &v)| (t, v)).collect();
+        let k = ((samples.len() as f64 * split) as usize).min(samples.len());
+        let short = encode(&samples[..k]);
+        let grown = encode(&samples);
+        let whole = XorChunk::from_bytes(grown.bytes()).unwrap();
+        let mut after = short.reopen_grown(grown.bytes()).unwrap();
+        same_reopened(&after, &whole)?;
+        if let Some(&(t, _)) = samples.last() {
+            let mut whole = whole;
+            if t < i64::MAX {
+                after.append(t + 1, 0.5);
+                whole.append(t + 1, 0.5);
+                prop_assert_eq!(after.bytes(), whole.bytes());
+            }
+        }
+        // A bit flipped past the header: where it falls in the shorter chunk's bits, the
+        // bytes are read whole; either way the answer is `from_bytes`'s.
+        let mut other = grown.bytes().to_vec();
+        if other.len() > HEADER_LEN {
+            let i = HEADER_LEN + flip % (other.len() - HEADER_LEN);
+            other[i] ^= 1 << (flip % 8);
+            match (short.reopen_grown(&other), XorChunk::from_bytes(&other)) {
+                (Ok(a), Ok(b)) => same_reopened(&a, &b)?,
+                (Err(_), Err(_)) => {}
+                (a, b) => prop_assert!(false, "flip at {}: {:?} against {:?}", i, a.is_ok(), b.is_ok()),
+            }
+        }
+        // Cut bytes (the header still counting every sample) fail as `from_bytes` fails.
+        let cut = cut % (grown.bytes().len() + 1);
+        let cut_bytes = &grown.bytes()[..cut];
+        prop_assert_eq!(
+            short.reopen_grown(cut_bytes).is_ok(),
+            XorChunk::from_bytes(cut_bytes).is_ok()
+        );
+    }
+}
