@@ -855,7 +855,7 @@ mod tests {
                 "series {i}"
             );
             let want = (last_t * 100 + i as i64) as f64;
-            assert_eq!(d.last, Some((last_t, want.to_bits())), "series {i}");
+            assert_eq!(d.last(), Some((last_t, want.to_bits())), "series {i}");
         }
         assert!(!head.series.all().iter().any(|s| s.data.is_locked()));
     }

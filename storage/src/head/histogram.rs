@@ -329,7 +329,7 @@ pub(crate) const PENDING_HISTOGRAM_BITS: u64 = 0x7ff4_8157_0000_0001;
 impl SeriesData {
     /// Timestamp of the newest sample of either kind.
     pub(crate) fn newest(&self) -> Option<Timestamp> {
-        let f = self.last.map(|l| l.0);
+        let f = self.last().map(|l| l.0);
         let h = self.hist.as_ref().and_then(|h| h.last_t);
         f.max(h)
     }
@@ -407,7 +407,7 @@ impl SeriesData {
             return verdict;
         }
         // A float sample since the open histogram chunk's last one: the type changed, cut.
-        let float_newer = self.last.is_some_and(|(lt, _)| {
+        let float_newer = self.last().is_some_and(|(lt, _)| {
             self.hist
                 .as_ref()
                 .and_then(|d| d.open.as_ref())
@@ -425,7 +425,7 @@ impl SeriesData {
     /// as for a float-only series). A float after histograms cuts the float chunk.
     pub(crate) fn float_vs_histograms(&self, t: Timestamp, window: i64) -> Option<Applied> {
         let ht = self.hist.as_ref()?.last_t?;
-        if self.last.is_some_and(|(lt, _)| lt > ht) {
+        if self.last().is_some_and(|(lt, _)| lt > ht) {
             return None;
         }
         if t == ht {

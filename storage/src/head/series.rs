@@ -138,7 +138,6 @@ pub(crate) enum Applied {
 /// the 192-byte allocation class instead of 224; with the open chunk's time range read from
 /// the chunk and a 32-bit ref, `Series` is in the 160-byte class (see the test
 /// `series_fits_its_allocation_class`).
-#[derive(Default)]
 pub(crate) struct SeriesData {
     /// Completed chunks, bytes on disk; capacity kept exact (most series hold few).
     pub(crate) closed: ThinVec<ClosedChunk>,
@@ -146,22 +145,58 @@ pub(crate) struct SeriesData {
     pub(crate) open: Option<OpenChunk>,
     /// Out-of-order samples, sorted by time, unique timestamps (empty for almost every series).
     pub(crate) ooo: ThinVec<(Timestamp, f64)>,
-    /// Newest in-order sample `(t, value bits)`; kept when its chunk is truncated away.
-    pub(crate) last: Option<(Timestamp, u64)>,
+    /// Newest in-order sample's timestamp, ms, [`NO_LAST`] when there is none; kept when its
+    /// chunk is truncated away. With `last_v`, an `Option<(Timestamp, u64)>` without its
+    /// 8-byte tag (read and written through [`SeriesData::last`] and
+    /// [`SeriesData::set_last`]).
+    last_t: Timestamp,
+    /// Newest in-order sample's value bits (0 when there is none).
+    last_v: u64,
     /// Native-histogram samples, if the series ever had any.
     pub(crate) hist: Option<Box<super::histogram::HistData>>,
 }
 
+/// [`SeriesData`]'s `last_t` when the series has no newest in-order sample. No sample is ever
+/// stored at this timestamp: [`SeriesData::apply`] rejects it as out of bounds (it is 292
+/// million years before 1970, and every other `i64` is a timestamp a sample may carry).
+pub(crate) const NO_LAST: Timestamp = Timestamp::MIN;
+
+impl Default for SeriesData {
+    fn default() -> Self {
+        Self {
+            closed: ThinVec::new(),
+            open: None,
+            ooo: ThinVec::new(),
+            last_t: NO_LAST,
+            last_v: 0,
+            hist: None,
+        }
+    }
+}
+
 impl SeriesData {
+    /// Newest in-order sample `(t, value bits)`, if any.
+    #[inline]
+    pub(crate) fn last(&self) -> Option<(Timestamp, u64)> {
+        (self.last_t != NO_LAST).then_some((self.last_t, self.last_v))
+    }
+
+    /// Sets the newest in-order sample (a sample at [`NO_LAST`], which the head never stores,
+    /// reads back as none).
+    #[inline]
+    pub(crate) fn set_last(&mut self, last: Option<(Timestamp, u64)>) {
+        (self.last_t, self.last_v) = last.unwrap_or((NO_LAST, 0));
+    }
+
     /// Recomputes `last` from the chunks (after samples were deleted).
     pub(crate) fn recompute_last(&mut self, files: &HeadChunkFiles) -> Result<()> {
-        self.last = None;
+        self.set_last(None);
         if let Some(o) = &self.open {
-            self.last = last_sample(o.chunk.bytes())?;
+            self.set_last(last_sample(o.chunk.bytes())?);
         } else if let Some(c) = self.closed.last() {
             let mut buf = Vec::new();
             files.read_into(c.r, &mut buf)?;
-            self.last = last_sample(&buf)?;
+            self.set_last(last_sample(&buf)?);
         }
         Ok(())
     }
@@ -258,13 +293,16 @@ impl SeriesData {
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
+        if t == NO_LAST {
+            return Applied::RejectOutOfBounds;
+        }
         if let Some(v) = self.float_vs_histograms(t, window) {
             return v;
         }
         if pending.is_some_and(|p| p.1 == super::histogram::PENDING_HISTOGRAM_BITS && p.0 == t) {
             return Applied::RejectDuplicate;
         }
-        let last = match (self.last, pending) {
+        let last = match (self.last(), pending) {
             (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
@@ -307,10 +345,13 @@ impl SeriesData {
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
+        if t == NO_LAST {
+            return Applied::RejectOutOfBounds;
+        }
         if let Some(v) = self.float_vs_histograms(t, window) {
             return v;
         }
-        match self.last {
+        match self.last() {
             Some((lt, lb)) if t == lt => {
                 if lb == v.to_bits() {
                     Applied::Duplicate
@@ -363,7 +404,7 @@ impl SeriesData {
                     chunk: XorChunk::new(),
                 });
                 o.chunk.append(t, v);
-                self.last = Some((t, v.to_bits()));
+                (self.last_t, self.last_v) = (t, v.to_bits());
                 Applied::InOrder
             }
         }
@@ -400,10 +441,11 @@ impl SeriesData {
                     o.chunk
                         .reserve_samples(rest.len().saturating_mul(2).min(room));
                 }
-                let mut last = self.last;
+                // (`NO_LAST` is below every sample this takes: a sample at it goes to `apply`.)
+                let (mut last_t, mut last_v) = (self.last_t, self.last_v);
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
-                    let in_order = t > o.max_t() && last.is_none_or(|(lt, _)| t > lt);
+                    let in_order = t > o.max_t() && t > last_t;
                     if !in_order {
                         break;
                     }
@@ -428,12 +470,12 @@ impl SeriesData {
                         end = block_end(t, range);
                     }
                     o.chunk.append(t, v);
-                    last = Some((t, v.to_bits()));
+                    (last_t, last_v) = (t, v.to_bits());
                     room -= 1;
                     applied(t);
                     rest = tail;
                 }
-                self.last = last;
+                (self.last_t, self.last_v) = (last_t, last_v);
             }
             // Anything else (a cut, out of order, duplicates, histograms): one by one.
             if let [(t, v), tail @ ..] = rest {
@@ -782,7 +824,7 @@ impl SeriesData {
         });
         format!(
             "closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
-            self.last
+            self.last()
         )
     }
 }
@@ -829,6 +871,39 @@ mod tests {
             chunk: XorChunk::new(),
         };
         assert_eq!((empty.min_t(), empty.max_t()), (i64::MAX, i64::MIN));
+    }
+
+    #[test]
+    fn no_sample_is_stored_at_the_no_last_timestamp() {
+        let files = HeadChunkFiles::in_memory();
+        let mut d = SeriesData::default();
+        assert_eq!(d.last(), None);
+        let check = |d: &mut SeriesData, window: i64| {
+            let want = Applied::RejectOutOfBounds;
+            assert_eq!(d.check(None, NO_LAST, 1.0, window, &files), want);
+            assert_eq!(d.apply(1, NO_LAST, 1.0, 1000, window, &files), want);
+        };
+        check(&mut d, 0);
+        check(&mut d, i64::MAX);
+        assert!(d.is_empty());
+        // The timestamp after it is an ordinary one.
+        let first = NO_LAST + 1;
+        assert_eq!(d.apply(1, first, 1.0, 1000, 0, &files), Applied::InOrder);
+        assert_eq!(d.last(), Some((first, 1f64.to_bits())));
+        check(&mut d, 0);
+        check(&mut d, i64::MAX);
+        // Replay's runs leave it out too.
+        let mut applied = Vec::new();
+        let run = [
+            (NO_LAST, 5.0),
+            (first + 1, 2.0),
+            (NO_LAST, 5.0),
+            (first + 2, 3.0),
+        ];
+        d.apply_run(1, &run, 1000, i64::MAX, &files, |t| applied.push(t));
+        assert_eq!(applied, vec![first + 1, first + 2]);
+        assert_eq!(d.last(), Some((first + 2, 3f64.to_bits())));
+        assert!(d.ooo.is_empty());
     }
 
     #[test]
@@ -917,7 +992,7 @@ mod tests {
         assert_eq!((d.min_time(), d.max_time()), (1000, 1005));
         d.truncate(2000);
         assert!(d.is_empty());
-        assert_eq!(d.last, Some((1005, 0f64.to_bits())));
+        assert_eq!(d.last(), Some((1005, 0f64.to_bits())));
     }
 
     #[test]

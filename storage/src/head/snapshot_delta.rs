@@ -766,13 +766,13 @@ fn apply_entry(
                 }
             };
             d.ooo = e.ooo.into();
-            d.last = last;
+            d.set_last(last);
             d.open = Some(OpenChunk { chunk });
             return Ok(());
         }
     };
     d.ooo = e.ooo.into();
-    d.last = e.last;
+    d.set_last(e.last);
     Ok(())
 }
 

@@ -218,7 +218,7 @@ impl Prepared {
         d.closed = self.closed;
         d.open = self.open;
         d.ooo = self.ooo;
-        d.last = self.last;
+        d.set_last(self.last);
         drop(d);
         Ok((s, self.labels))
     }

@@ -441,7 +441,7 @@ proptest! {
         let mark = {
             let mut d = live.data.lock();
             d.open = Some(OpenChunk { chunk });
-            d.last = Some((max_t, samples[cut - 1].1.to_bits()));
+            d.set_last(Some((max_t, samples[cut - 1].1.to_bits())));
             SeriesMark::new(Arc::clone(&live), &d).unwrap()
         };
         // Appends after the cut.
