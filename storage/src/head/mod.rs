@@ -365,7 +365,7 @@ impl Head {
                 continue;
             };
             let mut d = s.data.lock();
-            d.ooo.retain(|x| keep(x.0));
+            d.retain_ooo(keep);
             let mut touched = false;
             let old = std::mem::take(&mut d.closed);
             for c in old {
@@ -398,7 +398,7 @@ impl Head {
                 }
             }
             d.closed.shrink_to_fit();
-            if let Some(h) = d.hist.as_mut() {
+            if let Some(h) = d.hist_mut() {
                 h.delete(mint, maxt)?;
             }
             if touched {

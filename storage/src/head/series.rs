@@ -1,6 +1,7 @@
 //! One in-memory series (`Series`) and the striped maps that find it by ref or by labels.
 
 use super::chunk_files::HeadChunkFiles;
+use super::histogram::HistData;
 use super::labels::SeriesLabels;
 use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::error::Result;
@@ -143,8 +144,9 @@ pub(crate) struct SeriesData {
     pub(crate) closed: ThinVec<ClosedChunk>,
     /// The newest chunk, open for appends (None after truncation or deletion emptied it).
     pub(crate) open: Option<OpenChunk>,
-    /// Out-of-order samples, sorted by time, unique timestamps (empty for almost every series).
-    pub(crate) ooo: ThinVec<(Timestamp, f64)>,
+    /// Out-of-order samples and histograms, which almost no series has: one pointer, not two
+    /// (read through [`SeriesData::ooo`] and [`SeriesData::hist`]). `None` when both are empty.
+    rare: Option<Box<Rare>>,
     /// Newest in-order sample's timestamp, ms, [`NO_LAST`] when there is none; kept when its
     /// chunk is truncated away. With `last_v`, an `Option<(Timestamp, u64)>` without its
     /// 8-byte tag (read and written through [`SeriesData::last`] and
@@ -152,8 +154,16 @@ pub(crate) struct SeriesData {
     last_t: Timestamp,
     /// Newest in-order sample's value bits (0 when there is none).
     last_v: u64,
+}
+
+/// The parts of a series' data that almost no series has, boxed together (see
+/// [`SeriesData`]'s `rare`).
+#[derive(Default)]
+struct Rare {
+    /// Out-of-order samples, sorted by time, unique timestamps.
+    ooo: ThinVec<(Timestamp, f64)>,
     /// Native-histogram samples, if the series ever had any.
-    pub(crate) hist: Option<Box<super::histogram::HistData>>,
+    hist: Option<Box<HistData>>,
 }
 
 /// [`SeriesData`]'s `last_t` when the series has no newest in-order sample. No sample is ever
@@ -166,10 +176,9 @@ impl Default for SeriesData {
         Self {
             closed: ThinVec::new(),
             open: None,
-            ooo: ThinVec::new(),
+            rare: None,
             last_t: NO_LAST,
             last_v: 0,
-            hist: None,
         }
     }
 }
@@ -186,6 +195,60 @@ impl SeriesData {
     #[inline]
     pub(crate) fn set_last(&mut self, last: Option<(Timestamp, u64)>) {
         (self.last_t, self.last_v) = last.unwrap_or((NO_LAST, 0));
+    }
+
+    /// Out-of-order samples, sorted by time, unique timestamps (empty for almost every series).
+    #[inline]
+    pub(crate) fn ooo(&self) -> &[(Timestamp, f64)] {
+        self.rare.as_ref().map_or(&[], |r| &r.ooo)
+    }
+
+    /// Replaces the out-of-order samples (sorted by time, unique timestamps).
+    pub(crate) fn set_ooo(&mut self, ooo: ThinVec<(Timestamp, f64)>) {
+        if ooo.is_empty() && self.rare.is_none() {
+            return;
+        }
+        self.rare_mut().ooo = ooo;
+        self.drop_empty_rare();
+    }
+
+    /// Keeps the out-of-order samples whose timestamps `keep` accepts.
+    pub(crate) fn retain_ooo(&mut self, mut keep: impl FnMut(Timestamp) -> bool) {
+        if let Some(r) = self.rare.as_mut() {
+            r.ooo.retain(|x| keep(x.0));
+            self.drop_empty_rare();
+        }
+    }
+
+    /// Native-histogram samples, if the series ever had any.
+    #[inline]
+    pub(crate) fn hist(&self) -> Option<&HistData> {
+        self.rare.as_ref()?.hist.as_deref()
+    }
+
+    /// [`SeriesData::hist`], mutable.
+    pub(crate) fn hist_mut(&mut self) -> Option<&mut HistData> {
+        self.rare.as_mut()?.hist.as_deref_mut()
+    }
+
+    /// The histogram samples, created empty if the series had none.
+    pub(crate) fn hist_or_default(&mut self) -> &mut HistData {
+        self.rare_mut().hist.get_or_insert_with(Box::default)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Gives back the box of rare parts once they are all empty.
+    fn drop_empty_rare(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.ooo.is_empty() && r.hist.is_none())
+        {
+            self.rare = None;
+        }
     }
 
     /// Recomputes `last` from the chunks (after samples were deleted).
@@ -205,7 +268,7 @@ impl SeriesData {
     pub(crate) fn num_chunks(&self) -> usize {
         self.closed.len()
             + usize::from(self.open.is_some())
-            + self.hist.as_ref().map_or(0, |h| h.num_chunks())
+            + self.hist().map_or(0, |h| h.num_chunks())
     }
 
     /// Newest timestamp of any sample, `i64::MIN` when empty.
@@ -215,8 +278,8 @@ impl SeriesData {
             (None, Some(c)) => c.max_t,
             (None, None) => i64::MIN,
         };
-        let b = self.ooo.last().map_or(i64::MIN, |s| s.0);
-        let h = self.hist.as_ref().map_or(i64::MIN, |h| h.max_time());
+        let b = self.ooo().last().map_or(i64::MIN, |s| s.0);
+        let h = self.hist().map_or(i64::MIN, |h| h.max_time());
         a.max(b).max(h)
     }
 
@@ -227,8 +290,8 @@ impl SeriesData {
             (None, Some(o)) => o.min_t(),
             (None, None) => i64::MAX,
         };
-        let b = self.ooo.first().map_or(i64::MAX, |s| s.0);
-        let h = self.hist.as_ref().map_or(i64::MAX, |h| h.min_time());
+        let b = self.ooo().first().map_or(i64::MAX, |s| s.0);
+        let h = self.hist().map_or(i64::MAX, |h| h.min_time());
         a.min(b).min(h)
     }
 
@@ -236,8 +299,8 @@ impl SeriesData {
     pub(crate) fn is_empty(&self) -> bool {
         self.closed.is_empty()
             && self.open.is_none()
-            && self.ooo.is_empty()
-            && self.hist.as_ref().is_none_or(|h| h.is_empty())
+            && self.ooo().is_empty()
+            && self.hist().is_none_or(|h| h.is_empty())
     }
 
     /// Drops chunks and out-of-order samples entirely older than `before`.
@@ -247,16 +310,17 @@ impl SeriesData {
         if self.open.as_ref().is_some_and(|o| o.max_t() < before) {
             self.open = None;
         }
-        self.ooo.retain(|x| x.0 >= before);
-        if let Some(h) = self.hist.as_mut() {
+        self.retain_ooo(|t| t >= before);
+        if let Some(h) = self.hist_mut() {
             h.truncate(before);
         }
     }
 
     /// Value bits at `t` if a sample exists there (in-order chunks or OOO buffer).
     pub(crate) fn value_at(&self, t: Timestamp, files: &HeadChunkFiles) -> Option<u64> {
-        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.0) {
-            return self.ooo.get(i).map(|s| s.1.to_bits());
+        let ooo = self.ooo();
+        if let Ok(i) = ooo.binary_search_by_key(&t, |s| s.0) {
+            return ooo.get(i).map(|s| s.1.to_bits());
         }
         let at = |bytes: &[u8]| {
             let mut it = XorIterator::new(bytes);
@@ -319,7 +383,7 @@ impl SeriesData {
                     Applied::RejectOutOfOrder
                 } else if t < lt.saturating_sub(window) {
                     Applied::RejectTooOld
-                } else if self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+                } else if self.hist().is_some_and(|h| h.has_sample_at(t)) {
                     // A histogram holds that timestamp.
                     Applied::RejectDuplicate
                 } else {
@@ -366,13 +430,13 @@ impl SeriesData {
                 if t < lt.saturating_sub(window) {
                     return Applied::RejectTooOld;
                 }
-                match self.ooo.binary_search_by_key(&t, |s| s.0) {
-                    Ok(i) => match self.ooo.get(i) {
+                match self.ooo().binary_search_by_key(&t, |s| s.0) {
+                    Ok(i) => match self.ooo().get(i) {
                         Some(s) if s.1.to_bits() == v.to_bits() => Applied::Duplicate,
                         _ => Applied::RejectDuplicate,
                     },
                     Err(i) => {
-                        if self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+                        if self.hist().is_some_and(|h| h.has_sample_at(t)) {
                             return Applied::RejectDuplicate;
                         }
                         if let Some(b) = self.value_at(t, files) {
@@ -382,13 +446,13 @@ impl SeriesData {
                                 Applied::RejectDuplicate
                             };
                         }
-                        self.ooo.insert(i, (t, v));
+                        self.rare_mut().ooo.insert(i, (t, v));
                         Applied::OutOfOrder
                     }
                 }
             }
             _ => {
-                let hist_t = self.hist.as_ref().and_then(|h| h.last_t);
+                let hist_t = self.hist().and_then(|h| h.last_t);
                 let cut = self.open.as_ref().is_some_and(|o| {
                     o.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
                         // (The chunk's samples share one block range, so its last one stands
@@ -426,7 +490,7 @@ impl SeriesData {
     ) {
         let mut rest = samples;
         while !rest.is_empty() {
-            if self.hist.is_none()
+            if self.hist().is_none()
                 && let Some(o) = self.open.as_mut()
             {
                 // The chunk's samples share one block range, so its last one stands for its first.
@@ -520,8 +584,11 @@ impl SeriesData {
     pub(crate) fn heap_bytes(&self) -> usize {
         thin_bytes(&self.closed)
             + self.open.as_ref().map_or(0, |o| o.chunk.heap_bytes())
-            + thin_bytes(&self.ooo)
-            + self.hist.as_ref().map_or(0, |h| h.heap_bytes())
+            + self
+                .rare
+                .as_ref()
+                .map_or(0, |r| std::mem::size_of::<Rare>() + thin_bytes(&r.ooo))
+            + self.hist().map_or(0, |h| h.heap_bytes())
     }
 }
 
@@ -812,8 +879,8 @@ impl SeriesData {
             .open
             .as_ref()
             .map(|o| (o.min_t(), o.max_t(), o.chunk.bytes()));
-        let ooo: Vec<_> = self.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
-        let hist = self.hist.as_ref().map(|h| {
+        let ooo: Vec<_> = self.ooo().iter().map(|(t, v)| (t, v.to_bits())).collect();
+        let hist = self.hist().map(|h| {
             let closed: Vec<_> = h
                 .closed
                 .iter()
@@ -903,7 +970,7 @@ mod tests {
         d.apply_run(1, &run, 1000, i64::MAX, &files, |t| applied.push(t));
         assert_eq!(applied, vec![first + 1, first + 2]);
         assert_eq!(d.last(), Some((first + 2, 3f64.to_bits())));
-        assert!(d.ooo.is_empty());
+        assert!(d.ooo().is_empty());
     }
 
     #[test]
@@ -1017,7 +1084,7 @@ mod tests {
         check(&mut d, 150, 1.5, 50, Applied::Duplicate);
         check(&mut d, 150, 2.5, 50, Applied::RejectDuplicate);
         check(&mut d, 160, 1.6, 50, Applied::OutOfOrder);
-        assert_eq!(d.ooo, vec![(150, 1.5), (160, 1.6)]);
+        assert_eq!(d.ooo(), [(150, 1.5), (160, 1.6)]);
         assert_eq!((d.min_time(), d.max_time()), (100, 200));
         // Pending samples of the caller's batch count as the newest.
         assert_eq!(

@@ -585,7 +585,7 @@ pub(crate) fn capture(head: &Head, segment: u32) -> Option<Captured> {
                     if !ok {
                         return;
                     }
-                    if d.hist.is_some() {
+                    if d.hist().is_some() {
                         ok = false;
                         return;
                     }
@@ -597,8 +597,8 @@ pub(crate) fn capture(head: &Head, segment: u32) -> Option<Captured> {
                         ok = false;
                         return;
                     };
-                    if !d.ooo.is_empty() {
-                        ooo.push((mark.id, d.ooo.to_vec()));
+                    if !d.ooo().is_empty() {
+                        ooo.push((mark.id, d.ooo().to_vec()));
                     }
                     series.push(mark);
                 },

@@ -765,13 +765,13 @@ fn apply_entry(
                     Some((t, v.to_bits()))
                 }
             };
-            d.ooo = e.ooo.into();
+            d.set_ooo(e.ooo.into());
             d.set_last(last);
             d.open = Some(OpenChunk { chunk });
             return Ok(());
         }
     };
-    d.ooo = e.ooo.into();
+    d.set_ooo(e.ooo.into());
     d.set_last(e.last);
     Ok(())
 }

@@ -217,7 +217,7 @@ impl Prepared {
         let mut d = s.data.lock();
         d.closed = self.closed;
         d.open = self.open;
-        d.ooo = self.ooo;
+        d.set_ooo(self.ooo);
         d.set_last(self.last);
         drop(d);
         Ok((s, self.labels))
