@@ -14,6 +14,7 @@ pub(crate) mod labels;
 pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
+mod series_lock;
 pub(crate) mod snapshot;
 pub(crate) mod snapshot_delta;
 mod snapshot_load;
@@ -310,7 +311,7 @@ impl Head {
                 if Arc::strong_count(&s) > 3 || !d.is_empty() {
                     continue;
                 }
-                s.removed.store(true, Ordering::Relaxed);
+                s.removed().store(true, Ordering::Relaxed);
             }
             st.remove_hash(hash, &s);
             refs.remove(&s.id());

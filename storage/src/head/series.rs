@@ -3,37 +3,38 @@
 use super::chunk_files::HeadChunkFiles;
 use super::histogram::HistData;
 use super::labels::SeriesLabels;
+use super::series_lock::{SeriesMutex, new_mutex, raw};
 use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::error::Result;
 use crate::interface::SampleIterator;
 use crate::model::{Labels, Timestamp};
 use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use thin_vec::ThinVec;
 
-/// A series in the head. 144 bytes, 160 with the `Arc` counts: one of mimalloc's (and
+/// A series in the head. 112 bytes, 128 with the `Arc` counts: one of mimalloc's (and
 /// glibc's) size classes (see the test `series_fits_its_allocation_class`).
+///
+/// Its ref and two flags live in the word of its lock (`head::series_lock`), read through
+/// [`Series::id`], [`Series::logged`] and [`Series::removed`]:
+/// - ref, immutable after construction: the head series ref (also its postings id); the head
+///   hands out refs below 2^32 only, so it is kept in 32 bits.
+/// - `logged`: set once a WAL series record for `id` has been written (maybe not yet synced: a
+///   recovery that drops the batch makes the next commit clear every series' flag). Guarded by
+///   the head's WAL mutex for check-and-set; read lock-free.
+/// - `removed`: set when the head drops the series (it is out of the maps, and appends through
+///   a [`crate::SeriesHandle`] must not land in it). Read and written only while holding
+///   `data`'s lock, so that the drop's check of the reference count and an appender's upgrade
+///   of a handle are ordered (see `Head::truncate`).
 pub(crate) struct Series {
     // Immutable after construction.
-    /// Head series ref (also its postings id): the head hands out refs below 2^32 only, so it
-    /// is kept in 32 bits (see [`Series::id`]).
-    id32: u32,
     /// Sorted label pairs, packed.
     pub(crate) labels: SeriesLabels,
-    /// Set once a WAL series record for `id` has been written (maybe not yet synced: a recovery
-    /// that drops the batch makes the next commit clear every series' flag). Guarded by the
-    /// head's WAL mutex for check-and-set; read lock-free.
-    pub(crate) logged: AtomicBool,
-    /// Set when the head drops the series (it is out of the maps, and appends through a
-    /// [`crate::SeriesHandle`] must not land in it). Read and written only while holding
-    /// `data`'s lock, so that the drop's check of the reference count and an appender's
-    /// upgrade of a handle are ordered (see `Head::truncate`).
-    pub(crate) removed: AtomicBool,
-    /// Samples; guarded by its own mutex.
-    pub(crate) data: Mutex<SeriesData>,
+    /// Samples; guarded by its own mutex, whose word also holds the ref and the flags.
+    pub(crate) data: SeriesMutex<SeriesData>,
 }
 
 impl Series {
@@ -43,18 +44,27 @@ impl Series {
         let id32 = u32::try_from(id)
             .unwrap_or_else(|_| unreachable!("BUG: head series ref {id} does not fit 32 bits"));
         Self {
-            id32,
             labels,
-            logged: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
-            data: Mutex::new(SeriesData::default()),
+            data: new_mutex(id32, SeriesData::default()),
         }
     }
 
     /// Head series ref.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
-        u64::from(self.id32)
+        u64::from(raw(&self.data).id32())
+    }
+
+    /// Whether a WAL series record was written (see [`Series`]).
+    #[inline]
+    pub(crate) fn logged(&self) -> &AtomicBool {
+        raw(&self.data).logged()
+    }
+
+    /// Whether the head dropped the series (see [`Series`]); only while holding `data`'s lock.
+    #[inline]
+    pub(crate) fn removed(&self) -> &AtomicBool {
+        raw(&self.data).removed()
     }
 
     /// `Labels::stable_hash` of the labels (computed: kept only in the hash stripe's map key,
@@ -903,13 +913,20 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn series_fits_its_allocation_class() {
-        // `Arc<Series>` adds 16 bytes of counts: 160 is an allocator size class (mimalloc's
-        // and glibc's), 168 would take the next one (192 in mimalloc). 400,000 scraped series
-        // × 32 bytes = 12 MiB per class step.
+        // `Arc<Series>` adds 16 bytes of counts: 128 is an allocator size class (mimalloc's
+        // and glibc's), 136 would take the next one (160 in mimalloc). 400,000 scraped series
+        // × 32 bytes = 12 MiB per class step. Today: `Series` 112 = lock word (lock byte, ref,
+        // flags) 8 + labels 16 + `SeriesData` 88 (closed 8, open chunk 56, rare box 8, newest
+        // sample 16); it was 144 (`SeriesData` 112, `XorChunk` 64).
+        use std::mem::size_of;
         assert!(
-            std::mem::size_of::<Series>() + 16 <= 160,
+            size_of::<Series>() + 16 <= 128,
             "Series is {} bytes",
-            std::mem::size_of::<Series>()
+            size_of::<Series>()
+        );
+        assert_eq!(
+            (size_of::<SeriesData>(), size_of::<Option<OpenChunk>>()),
+            (88, 56)
         );
     }
 

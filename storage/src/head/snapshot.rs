@@ -590,7 +590,7 @@ pub(crate) fn capture(head: &Head, segment: u32) -> Option<Captured> {
                         return;
                     }
                     // Created by an appender that has not committed: no WAL record mentions it.
-                    if !s.logged.load(Ordering::Acquire) && d.is_empty() {
+                    if !s.logged().load(Ordering::Acquire) && d.is_empty() {
                         return;
                     }
                     let Some(mark) = SeriesMark::new(Arc::clone(s), d) else {

@@ -213,7 +213,7 @@ impl Prepared {
                 "series listed twice in a head snapshot",
             ));
         }
-        s.logged.store(true, Ordering::Release);
+        s.logged().store(true, Ordering::Release);
         let mut d = s.data.lock();
         d.closed = self.closed;
         d.open = self.open;
