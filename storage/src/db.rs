@@ -969,7 +969,7 @@ impl Inner {
         // sets as the checkpoint is written (no owned copy of every series' labels).
         let all = self.head.series.all();
         let mut fill = |recs: &mut SeriesRecords<'_>| {
-            for s in all.iter().filter(|s| s.logged.load(Ordering::Acquire)) {
+            for s in all.iter().filter(|s| s.logged().load(Ordering::Acquire)) {
                 recs.add(s.id(), s.labels.iter())?;
             }
             Ok(())

@@ -563,7 +563,7 @@ impl CaptureHead {
             app.commit()?;
         }
         for s in head.series.all() {
-            s.logged.store(true, std::sync::atomic::Ordering::Release);
+            s.logged().store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(Self(head))
     }

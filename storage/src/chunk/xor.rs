@@ -25,8 +25,8 @@
 //! marker, ±0, ±Inf, subnormals) round-trips exactly.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crate::encoding::bstream::XorState;
-use crate::encoding::{BitReader, BitWriter};
+use crate::encoding::BitReader;
+use crate::encoding::bstream::{BitWriterMut, XorState};
 use crate::error::Error;
 use crate::interface::SampleIterator;
 use crate::model::Timestamp;
@@ -44,18 +44,26 @@ const CHUNK_PATH: &str = "<xor chunk>";
 
 /// An appendable XOR chunk. Its bytes are self-describing (they start with the sample count).
 ///
-/// 64 bytes: the sample count is read from the header bytes rather than kept beside them (an
-/// open chunk sits in every head series; see `head::series`'s `series_fits_its_allocation_class`).
+/// 56 bytes: the sample count is read from the header bytes rather than kept beside them, and
+/// the bit writer's free-bit count and the XOR window share one word with each other instead
+/// of a [`crate::encoding::BitWriter`] and an [`XorState`] padded to 8 bytes each (an open
+/// chunk sits in every head series; see `head::series`'s `series_fits_its_allocation_class`).
 #[derive(Clone, Debug)]
 pub(crate) struct XorChunk {
     /// Header + bit stream; the header always holds the sample count.
-    bw: BitWriter,
+    bytes: Vec<u8>,
     /// Last appended timestamp (0 before the first sample).
     t: i64,
     t_delta: u64,
-    /// Last value and XOR window (the Gorilla pieces are shared with the histogram chunk in
-    /// `encoding::bstream`).
-    xs: XorState,
+    /// Bits of the last value (the Gorilla pieces are shared with the histogram chunk in
+    /// `encoding::bstream`: this, `leading` and `trailing` are an [`XorState`]).
+    v: u64,
+    /// The XOR window's leading zero bits, `0xff` before any window.
+    leading: u8,
+    /// The XOR window's trailing zero bits.
+    trailing: u8,
+    /// Free (not yet written) low bits in the last byte of `bytes`, `0..=7`.
+    free: u8,
 }
 
 impl Default for XorChunk {
@@ -69,11 +77,15 @@ impl XorChunk {
     pub(crate) fn new() -> Self {
         // Room for the header and a first sample (6-byte varint time, raw value); the buffer
         // then grows in small steps (see `BitWriter`), so head chunks carry little slack.
+        let xs = XorState::default();
         let mut c = Self {
-            bw: BitWriter::with_capacity(INITIAL_CAPACITY),
+            bytes: Vec::with_capacity(INITIAL_CAPACITY),
             t: 0,
             t_delta: 0,
-            xs: XorState::default(),
+            v: xs.v,
+            leading: xs.leading,
+            trailing: xs.trailing,
+            free: 0,
         };
         c.clear();
         c
@@ -83,12 +95,29 @@ impl XorChunk {
     /// series' chunks back to back, and the next chunk of a series is about as large as the
     /// one before, so it is written without growing (or allocating) a buffer.
     pub(crate) fn clear(&mut self) {
-        self.bw.clear();
-        self.bw.push_byte(0);
-        self.bw.push_byte(0);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&[0, 0]);
+        self.free = 0;
         self.t = 0;
         self.t_delta = 0;
-        self.xs = XorState::default();
+        self.set_xor_state(XorState::default());
+    }
+
+    /// The XOR state kept in the chunk's fields.
+    #[inline(always)]
+    fn xor_state(&self) -> XorState {
+        XorState {
+            v: self.v,
+            leading: self.leading,
+            trailing: self.trailing,
+        }
+    }
+
+    #[inline(always)]
+    fn set_xor_state(&mut self, xs: XorState) {
+        self.v = xs.v;
+        self.leading = xs.leading;
+        self.trailing = xs.trailing;
     }
 
     /// Re-opens encoded chunk bytes for appending (e.g. a head chunk read back from disk).
@@ -135,7 +164,7 @@ impl XorChunk {
         }
         let consumed_bits = HEADER_LEN * 8 + it.bits_read();
         let len = consumed_bits.div_ceil(8);
-        let free = (len * 8 - consumed_bits) as u32;
+        let free = (len * 8 - consumed_bits) as u8;
         let mut buf = bytes.get(..len).unwrap_or(bytes).to_vec();
         // Clear stray padding bits so later writes OR into zeros.
         if free > 0
@@ -144,10 +173,13 @@ impl XorChunk {
             *last &= !((1u8 << free) - 1);
         }
         Ok(Self {
-            bw: BitWriter::from_parts(buf, free),
+            bytes: buf,
             t: it.t,
             t_delta: it.t_delta,
-            xs: it.xs,
+            v: it.xs.v,
+            leading: it.xs.leading,
+            trailing: it.xs.trailing,
+            free,
         })
     }
 
@@ -165,28 +197,31 @@ impl XorChunk {
             self.t
         );
         let vb = v.to_bits();
+        let mut xs = self.xor_state();
+        let mut bw = BitWriterMut::new(&mut self.bytes, &mut self.free);
         match num {
             0 => {
-                self.bw.write_varint(t);
-                self.bw.write_bits(vb, 64);
-                self.xs.v = vb;
+                bw.write_varint(t);
+                bw.write_bits(vb, 64);
+                xs.v = vb;
             }
             1 => {
                 let d = (t as u64).wrapping_sub(self.t as u64);
-                self.bw.write_uvarint(d);
+                bw.write_uvarint(d);
                 self.t_delta = d;
-                self.bw.write_xor(&mut self.xs, vb);
+                bw.write_xor(&mut xs, vb);
             }
             _ => {
                 let d = (t as u64).wrapping_sub(self.t as u64);
-                self.bw.write_dod(d.wrapping_sub(self.t_delta) as i64);
+                bw.write_dod(d.wrapping_sub(self.t_delta) as i64);
                 self.t_delta = d;
-                self.bw.write_xor(&mut self.xs, vb);
+                bw.write_xor(&mut xs, vb);
             }
         }
+        self.set_xor_state(xs);
         self.t = t;
         let n = (num + 1).to_le_bytes();
-        if let [a, b, ..] = self.bw.bytes_mut() {
+        if let [a, b, ..] = self.bytes.as_mut_slice() {
             *a = n[0];
             *b = n[1];
         }
@@ -195,7 +230,7 @@ impl XorChunk {
     /// The sample count, from the header.
     #[inline]
     fn num(&self) -> u16 {
-        match self.bw.bytes() {
+        match self.bytes.as_slice() {
             [a, b, ..] => u16::from_le_bytes([*a, *b]),
             _ => 0,
         }
@@ -226,19 +261,19 @@ impl XorChunk {
     /// empty).
     #[inline]
     pub(crate) fn last(&self) -> Option<(Timestamp, f64)> {
-        (self.num() > 0).then(|| (self.t, f64::from_bits(self.xs.v)))
+        (self.num() > 0).then(|| (self.t, f64::from_bits(self.v)))
     }
 
     /// The encoded bytes (complete and decodable at any point between appends).
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.bw.bytes()
+        &self.bytes
     }
 
     /// Unused low bits of the last byte of [`XorChunk::bytes`], `0..=7`: later appends fill
     /// them and change none of the other bits before the header's count. Read from the chunk
     /// itself, not its buffer.
     pub(crate) fn free_bits(&self) -> u32 {
-        self.bw.free_bits()
+        u32::from(self.free)
     }
 
     /// Makes room for about `more` samples beyond those written, at the chunk's bytes per
@@ -246,24 +281,24 @@ impl XorChunk {
     /// Does nothing before [`RESERVE_AFTER`] samples, when the rate says little. For replay,
     /// which knows the samples ahead and gives the slack back with [`XorChunk::shrink_to_fit`].
     pub(crate) fn reserve_samples(&mut self, more: usize) {
-        let (num, len) = (self.num_samples(), self.bw.bytes().len());
+        let (num, len) = (self.num_samples(), self.bytes.len());
         if num >= RESERVE_AFTER {
             // (at most MAX_SAMPLES × a few bytes: no overflow)
             let want = len + (len * more).div_ceil(num) + 8;
-            if want > self.bw.capacity() {
-                self.bw.reserve_total(want);
+            if want > self.bytes.capacity() {
+                self.bytes.reserve_exact(want - len);
             }
         }
     }
 
     /// Gives back the buffer's room past the written bytes.
     pub(crate) fn shrink_to_fit(&mut self) {
-        self.bw.shrink_to_fit();
+        self.bytes.shrink_to_fit();
     }
 
     /// Heap bytes of the encoder (its buffer's capacity).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.bw.capacity()
+        self.bytes.capacity()
     }
 
     /// A cursor over the chunk's samples.

@@ -10,11 +10,15 @@
 /// The buffer grows by a quarter of its length (at least [`MIN_GROWTH`] bytes) rather than
 /// doubling: head chunks live in memory for hours, so slack costs more than the extra copies
 /// of buffers this small.
+///
+/// The writing itself is [`BitWriterMut`]'s, a view of the buffer and the free-bit count that
+/// may live apart: the XOR chunk keeps its count in a byte beside its other small fields, which
+/// makes it 8 bytes smaller (every head series holds one).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BitWriter {
     bytes: Vec<u8>,
     /// Free (not yet written) low bits in the last byte, `0..=7`; 0 = byte-aligned.
-    free: u32,
+    free: u8,
 }
 
 impl BitWriter {
@@ -26,10 +30,10 @@ impl BitWriter {
         }
     }
 
-    /// Resumes writing after `bytes`, whose last byte has `free` unused low bits.
-    pub(crate) fn from_parts(bytes: Vec<u8>, free: u32) -> Self {
-        assert!(free < 8, "BUG: free bits {free} not in 0..8");
-        Self { bytes, free }
+    /// The writing view of this writer.
+    #[inline(always)]
+    pub(crate) fn as_mut(&mut self) -> BitWriterMut<'_> {
+        BitWriterMut::new(&mut self.bytes, &mut self.free)
     }
 
     /// Everything written so far.
@@ -40,6 +44,74 @@ impl BitWriter {
     /// Allocated bytes of the buffer.
     pub(crate) fn capacity(&self) -> usize {
         self.bytes.capacity()
+    }
+
+    /// Mutable access to the written bytes (for in-place header updates).
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Free low bits in the last byte.
+    #[cfg(test)]
+    pub(crate) fn free_bits(&self) -> u32 {
+        u32::from(self.free)
+    }
+
+    /// [`BitWriterMut::write_bit`].
+    #[inline]
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        self.as_mut().write_bit(bit);
+    }
+
+    /// [`BitWriterMut::push_byte`].
+    #[inline]
+    pub(crate) fn push_byte(&mut self, b: u8) {
+        self.as_mut().push_byte(b);
+    }
+
+    /// [`BitWriterMut::write_bits`].
+    #[inline]
+    pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
+        self.as_mut().write_bits(v, n);
+    }
+
+    /// [`BitWriterMut::write_uvarint`].
+    pub(crate) fn write_uvarint(&mut self, v: u64) {
+        self.as_mut().write_uvarint(v);
+    }
+
+    /// [`BitWriterMut::write_varint`].
+    pub(crate) fn write_varint(&mut self, v: i64) {
+        self.as_mut().write_varint(v);
+    }
+
+    /// [`BitWriterMut::write_dod`].
+    #[inline]
+    pub(crate) fn write_dod(&mut self, dod: i64) {
+        self.as_mut().write_dod(dod);
+    }
+
+    /// [`BitWriterMut::write_xor`].
+    #[inline]
+    pub(crate) fn write_xor(&mut self, st: &mut XorState, vb: u64) {
+        self.as_mut().write_xor(st, vb);
+    }
+}
+
+/// Appends bits to a byte vector whose last byte has `free` unused low bits (zero), `0..=7`.
+/// Borrowed from a [`BitWriter`] or from a struct that keeps the two apart
+/// (`chunk::XorChunk`).
+pub(crate) struct BitWriterMut<'a> {
+    bytes: &'a mut Vec<u8>,
+    free: &'a mut u8,
+}
+
+impl<'a> BitWriterMut<'a> {
+    /// A writer appending to `bytes`, whose last byte has `free` unused low bits.
+    #[inline(always)]
+    pub(crate) fn new(bytes: &'a mut Vec<u8>, free: &'a mut u8) -> Self {
+        debug_assert!(*free < 8, "BUG: free bits {free} not in 0..8");
+        Self { bytes, free }
     }
 
     /// Makes room for `n` more bytes.
@@ -56,45 +128,17 @@ impl BitWriter {
         self.bytes.reserve_exact(step);
     }
 
-    /// Makes room for at least `cap` bytes in all (written and free), in one allocation.
-    pub(crate) fn reserve_total(&mut self, cap: usize) {
-        if let Some(more) = cap.checked_sub(self.bytes.len()) {
-            self.bytes.reserve_exact(more);
-        }
-    }
-
-    /// Gives back the room past the written bytes.
-    pub(crate) fn shrink_to_fit(&mut self) {
-        self.bytes.shrink_to_fit();
-    }
-
-    /// Empties the writer, keeping its buffer.
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.free = 0;
-    }
-
-    /// Mutable access to the written bytes (for in-place header updates).
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
-    }
-
-    /// Free low bits in the last byte.
-    pub(crate) fn free_bits(&self) -> u32 {
-        self.free
-    }
-
     /// Appends one bit.
     #[inline]
     pub(crate) fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
+        if *self.free == 0 {
             self.reserve(1);
             self.bytes.push(0);
-            self.free = 8;
+            *self.free = 8;
         }
-        self.free -= 1;
+        *self.free -= 1;
         if bit && let Some(last) = self.bytes.last_mut() {
-            *last |= 1 << self.free;
+            *last |= 1 << *self.free;
         }
     }
 
@@ -102,14 +146,14 @@ impl BitWriter {
     #[inline]
     pub(crate) fn push_byte(&mut self, b: u8) {
         self.reserve(1);
-        if self.free == 0 {
+        if *self.free == 0 {
             self.bytes.push(b);
             return;
         }
         if let Some(last) = self.bytes.last_mut() {
-            *last |= b >> (8 - self.free);
+            *last |= b >> (8 - *self.free);
         }
-        self.bytes.push(b << self.free);
+        self.bytes.push(b << *self.free);
     }
 
     /// Appends the low `n` bits of `v`, high bit first. `n <= 64`.
@@ -117,7 +161,7 @@ impl BitWriter {
     /// Up to 56 bits go in with one 8-byte store: the partial last byte and the new bits are
     /// built as one big-endian word, which replaces the last byte, and the vector is cut back
     /// to the bytes used. Only when the buffer has no room for that word (or for longer
-    /// writes) are the bits written byte by byte ([`BitWriter::write_bits_bytewise`]), so the
+    /// writes) are the bits written byte by byte ([`BitWriterMut::write_bits_bytewise`]), so the
     /// buffer grows exactly as before.
     #[inline]
     pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
@@ -128,7 +172,7 @@ impl BitWriter {
         let len = self.bytes.len();
         // The partial last byte: its start, its used (high) bits and its value.
         let (start, used, carry) = match self.bytes.last() {
-            Some(&b) if self.free > 0 => (len - 1, 8 - self.free, b),
+            Some(&b) if *self.free > 0 => (len - 1, 8 - u32::from(*self.free), b),
             _ => (len, 0, 0),
         };
         if n > 56 || self.bytes.capacity() - start < 8 {
@@ -144,22 +188,22 @@ impl BitWriter {
         self.bytes.extend_from_slice(&word);
         let nbytes = total.div_ceil(8);
         self.bytes.truncate(start + nbytes as usize);
-        self.free = nbytes * 8 - total;
+        *self.free = (nbytes * 8 - total) as u8;
     }
 
-    /// [`BitWriter::write_bits`] a byte at a time.
+    /// [`BitWriterMut::write_bits`] a byte at a time.
     #[inline(never)]
     fn write_bits_bytewise(&mut self, v: u64, n: u32) {
         self.reserve(n.div_ceil(8) as usize);
         let mut v = v << (64 - n);
         let mut n = n;
         // Fill the partial last byte first.
-        if self.free > 0 {
-            let take = self.free.min(n);
+        if *self.free > 0 {
+            let take = u32::from(*self.free).min(n);
             let top = (v >> (64 - take)) as u8;
-            self.free -= take;
+            *self.free -= take as u8;
             if let Some(last) = self.bytes.last_mut() {
-                *last |= top << self.free;
+                *last |= top << *self.free;
             }
             v = if take == 64 { 0 } else { v << take };
             n -= take;
@@ -171,7 +215,7 @@ impl BitWriter {
         }
         if n > 0 {
             self.bytes.push((v >> 56) as u8);
-            self.free = 8 - n;
+            *self.free = (8 - n) as u8;
         }
     }
 
@@ -444,7 +488,7 @@ impl XorState {
     }
 }
 
-impl BitWriter {
+impl BitWriterMut<'_> {
     /// Writes a timestamp delta of delta: `'0'` for 0, `'10'`/`'110'`/`'1110'` and 14/17/20
     /// bits, or `'1111'` and 64 bits (the XOR chunk's and the histogram chunk's timestamps).
     #[inline(always)]
@@ -498,7 +542,7 @@ impl BitWriter {
 }
 
 impl BitReader<'_> {
-    /// A delta of delta written by [`BitWriter::write_dod`].
+    /// A delta of delta written by [`BitWriterMut::write_dod`].
     #[inline(always)]
     pub(crate) fn read_dod(&mut self) -> Option<i64> {
         let nbits = match self.read_ones(4)? {
@@ -517,7 +561,7 @@ impl BitReader<'_> {
         })
     }
 
-    /// A value written by [`BitWriter::write_xor`] into `st.v`. `None` on truncated or
+    /// A value written by [`BitWriterMut::write_xor`] into `st.v`. `None` on truncated or
     /// invalid bits (a window wider than 64 bits, or reused before one was set).
     #[inline(always)]
     pub(crate) fn read_xor(&mut self, st: &mut XorState) -> Option<()> {

@@ -1,4 +1,5 @@
-//! Read-only memory maps of immutable files. The only module of the crate with `unsafe`.
+//! Read-only memory maps of immutable files. One of the two modules of the crate with `unsafe`
+//! (the other is `head::series_lock`, a raw mutex that delegates to `parking_lot`'s).
 //!
 //! Invariants that make mapping sound: block files are written into `<id>.tmp/`, fsynced and
 //! renamed, and never modified or truncated afterwards; a block directory is removed only when

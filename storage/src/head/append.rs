@@ -102,7 +102,7 @@ pub(crate) fn apply_group<'s, T>(
     series: impl Fn(&'s T) -> &'s Series,
     mut apply: impl FnMut(usize, &'s T, &mut SeriesData),
 ) {
-    type Guard<'a> = parking_lot::MutexGuard<'a, SeriesData>;
+    type Guard<'a> = super::series_lock::SeriesGuard<'a, SeriesData>;
     let group = group.get(..PREFETCH).unwrap_or(group);
     let mut guards: [Option<Guard<'s>>; PREFETCH] = [const { None }; PREFETCH];
     let mut sum = touch(group.iter().map(&series));
@@ -216,7 +216,7 @@ impl HeadAppender {
         let verdict = {
             let d = s.data.lock();
             // A series in the batch is held by it, so only a new one can have been dropped.
-            if matches!(entry, Entry::Vacant(_)) && s.removed.load(Ordering::Relaxed) {
+            if matches!(entry, Entry::Vacant(_)) && s.removed().load(Ordering::Relaxed) {
                 return Ok(None);
             }
             d.check(pending, t, v, window, files)
@@ -593,13 +593,13 @@ impl Appender for HeadAppender {
                 }
                 if wal.take_lost() {
                     for s in head.series.all() {
-                        s.logged.store(false, Ordering::Release);
+                        s.logged().store(false, Ordering::Release);
                     }
                 }
                 self.ref_series.clear();
                 self.unlogged.clear();
                 for (i, s) in self.series.iter().enumerate() {
-                    if !s.logged.load(Ordering::Acquire) {
+                    if !s.logged().load(Ordering::Acquire) {
                         self.unlogged.push(i);
                         let mut labels = Labels::empty();
                         s.labels_into(&mut labels);
@@ -641,7 +641,7 @@ impl Appender for HeadAppender {
                 // would make other cores re-read them.
                 for &i in &self.unlogged {
                     if let Some(s) = self.series.get(i) {
-                        s.logged.store(true, Ordering::Release);
+                        s.logged().store(true, Ordering::Release);
                     }
                 }
                 Some(ticket)
@@ -855,7 +855,7 @@ mod tests {
                 "series {i}"
             );
             let want = (last_t * 100 + i as i64) as f64;
-            assert_eq!(d.last, Some((last_t, want.to_bits())), "series {i}");
+            assert_eq!(d.last(), Some((last_t, want.to_bits())), "series {i}");
         }
         assert!(!head.series.all().iter().any(|s| s.data.is_locked()));
     }

@@ -329,8 +329,8 @@ pub(crate) const PENDING_HISTOGRAM_BITS: u64 = 0x7ff4_8157_0000_0001;
 impl SeriesData {
     /// Timestamp of the newest sample of either kind.
     pub(crate) fn newest(&self) -> Option<Timestamp> {
-        let f = self.last.map(|l| l.0);
-        let h = self.hist.as_ref().and_then(|h| h.last_t);
+        let f = self.last().map(|l| l.0);
+        let h = self.hist().and_then(|h| h.last_t);
         f.max(h)
     }
 
@@ -362,7 +362,7 @@ impl SeriesData {
                 if t < n.saturating_sub(window) {
                     return Applied::RejectTooOld;
                 }
-                match self.hist.as_ref().and_then(|hd| hd.at(t)) {
+                match self.hist().and_then(|hd| hd.at(t)) {
                     Some(old) if crate::histogram::ops::equals(&old, h) => Applied::Duplicate,
                     Some(_) => Applied::RejectDuplicate,
                     None if self.value_at(t, files).is_some() => Applied::RejectDuplicate,
@@ -374,7 +374,7 @@ impl SeriesData {
     }
 
     fn histogram_equals_last(&self, t: Timestamp, h: &FloatHistogram) -> bool {
-        let Some(hd) = self.hist.as_ref() else {
+        let Some(hd) = self.hist() else {
             return false;
         };
         match &hd.open {
@@ -398,7 +398,7 @@ impl SeriesData {
     ) -> Applied {
         let verdict = self.check_histogram(None, t, h, window, files);
         if verdict == Applied::OutOfOrder {
-            let hd = self.hist.get_or_insert_with(Box::default);
+            let hd = self.hist_or_default();
             let i = hd.ooo.partition_point(|x| x.0 < t);
             hd.ooo.insert(i, (t, h.clone()));
             return verdict;
@@ -407,13 +407,12 @@ impl SeriesData {
             return verdict;
         }
         // A float sample since the open histogram chunk's last one: the type changed, cut.
-        let float_newer = self.last.is_some_and(|(lt, _)| {
-            self.hist
-                .as_ref()
+        let float_newer = self.last().is_some_and(|(lt, _)| {
+            self.hist()
                 .and_then(|d| d.open.as_ref())
                 .is_some_and(|o| lt > o.max_t)
         });
-        let hd = self.hist.get_or_insert_with(Box::default);
+        let hd = self.hist_or_default();
         if float_newer {
             hd.close_open();
         }
@@ -424,8 +423,8 @@ impl SeriesData {
     /// Float appends: the verdict imposed by newer histogram samples, if any (`None`: decide
     /// as for a float-only series). A float after histograms cuts the float chunk.
     pub(crate) fn float_vs_histograms(&self, t: Timestamp, window: i64) -> Option<Applied> {
-        let ht = self.hist.as_ref()?.last_t?;
-        if self.last.is_some_and(|(lt, _)| lt > ht) {
+        let ht = self.hist()?.last_t?;
+        if self.last().is_some_and(|(lt, _)| lt > ht) {
             return None;
         }
         if t == ht {
@@ -434,7 +433,7 @@ impl SeriesData {
             Some(Applied::RejectOutOfOrder)
         } else if t < ht.saturating_sub(window) {
             Some(Applied::RejectTooOld)
-        } else if t < ht && self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+        } else if t < ht && self.hist().is_some_and(|h| h.has_sample_at(t)) {
             // An older histogram holds that timestamp.
             Some(Applied::RejectDuplicate)
         } else {

@@ -14,6 +14,7 @@ pub(crate) mod labels;
 pub(crate) mod read;
 pub(crate) mod replay;
 pub(crate) mod series;
+mod series_lock;
 pub(crate) mod snapshot;
 pub(crate) mod snapshot_delta;
 mod snapshot_load;
@@ -310,7 +311,7 @@ impl Head {
                 if Arc::strong_count(&s) > 3 || !d.is_empty() {
                     continue;
                 }
-                s.removed.store(true, Ordering::Relaxed);
+                s.removed().store(true, Ordering::Relaxed);
             }
             st.remove_hash(hash, &s);
             refs.remove(&s.id());
@@ -365,7 +366,7 @@ impl Head {
                 continue;
             };
             let mut d = s.data.lock();
-            d.ooo.retain(|x| keep(x.0));
+            d.retain_ooo(keep);
             let mut touched = false;
             let old = std::mem::take(&mut d.closed);
             for c in old {
@@ -398,7 +399,7 @@ impl Head {
                 }
             }
             d.closed.shrink_to_fit();
-            if let Some(h) = d.hist.as_mut() {
+            if let Some(h) = d.hist_mut() {
                 h.delete(mint, maxt)?;
             }
             if touched {

@@ -158,7 +158,7 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
                 out.push_open(first, last, o.chunk.bytes());
             }
         }
-        if let Some(h) = &d.hist {
+        if let Some(h) = d.hist() {
             for c in &h.closed {
                 if overlaps(c.min_t, c.max_t, mint, maxt) {
                     out.push_enc(c.min_t, c.max_t, Encoding::Histogram, &c.bytes);
@@ -173,12 +173,13 @@ impl<H: Deref<Target = Head> + Send + Sync> BlockReader for HeadRange<H> {
                 out.push_enc(a, b, Encoding::Histogram, bytes)
             });
         }
-        let lo = d.ooo.partition_point(|x| x.0 < mint);
-        let hi = d.ooo.partition_point(|x| x.0 <= maxt);
+        let ooo = d.ooo();
+        let lo = ooo.partition_point(|x| x.0 < mint);
+        let hi = ooo.partition_point(|x| x.0 <= maxt);
         if let (Some(ooo), Some(first), Some(last)) = (
-            d.ooo.get(lo..hi),
-            d.ooo.get(lo),
-            hi.checked_sub(1).and_then(|i| d.ooo.get(i)),
+            ooo.get(lo..hi),
+            ooo.get(lo),
+            hi.checked_sub(1).and_then(|i| ooo.get(i)),
         ) {
             let mut c = XorChunk::new();
             for &(t, v) in ooo {

@@ -461,7 +461,7 @@ impl<'h> Applier<'h> {
             Record::Series(series) => {
                 for rs in series {
                     let (s, _) = self.head.get_or_create(&rs.labels, Some(rs.series))?;
-                    s.logged.store(true, Ordering::Release);
+                    s.logged().store(true, Ordering::Release);
                     self.map_ref(rs.series, s)?;
                 }
             }

@@ -1,38 +1,40 @@
 //! One in-memory series (`Series`) and the striped maps that find it by ref or by labels.
 
 use super::chunk_files::HeadChunkFiles;
+use super::histogram::HistData;
 use super::labels::SeriesLabels;
+use super::series_lock::{SeriesMutex, new_mutex, raw};
 use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::error::Result;
 use crate::interface::SampleIterator;
 use crate::model::{Labels, Timestamp};
 use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use thin_vec::ThinVec;
 
-/// A series in the head. 144 bytes, 160 with the `Arc` counts: one of mimalloc's (and
+/// A series in the head. 112 bytes, 128 with the `Arc` counts: one of mimalloc's (and
 /// glibc's) size classes (see the test `series_fits_its_allocation_class`).
+///
+/// Its ref and two flags live in the word of its lock (`head::series_lock`), read through
+/// [`Series::id`], [`Series::logged`] and [`Series::removed`]:
+/// - ref, immutable after construction: the head series ref (also its postings id); the head
+///   hands out refs below 2^32 only, so it is kept in 32 bits.
+/// - `logged`: set once a WAL series record for `id` has been written (maybe not yet synced: a
+///   recovery that drops the batch makes the next commit clear every series' flag). Guarded by
+///   the head's WAL mutex for check-and-set; read lock-free.
+/// - `removed`: set when the head drops the series (it is out of the maps, and appends through
+///   a [`crate::SeriesHandle`] must not land in it). Read and written only while holding
+///   `data`'s lock, so that the drop's check of the reference count and an appender's upgrade
+///   of a handle are ordered (see `Head::truncate`).
 pub(crate) struct Series {
     // Immutable after construction.
-    /// Head series ref (also its postings id): the head hands out refs below 2^32 only, so it
-    /// is kept in 32 bits (see [`Series::id`]).
-    id32: u32,
     /// Sorted label pairs, packed.
     pub(crate) labels: SeriesLabels,
-    /// Set once a WAL series record for `id` has been written (maybe not yet synced: a recovery
-    /// that drops the batch makes the next commit clear every series' flag). Guarded by the
-    /// head's WAL mutex for check-and-set; read lock-free.
-    pub(crate) logged: AtomicBool,
-    /// Set when the head drops the series (it is out of the maps, and appends through a
-    /// [`crate::SeriesHandle`] must not land in it). Read and written only while holding
-    /// `data`'s lock, so that the drop's check of the reference count and an appender's
-    /// upgrade of a handle are ordered (see `Head::truncate`).
-    pub(crate) removed: AtomicBool,
-    /// Samples; guarded by its own mutex.
-    pub(crate) data: Mutex<SeriesData>,
+    /// Samples; guarded by its own mutex, whose word also holds the ref and the flags.
+    pub(crate) data: SeriesMutex<SeriesData>,
 }
 
 impl Series {
@@ -42,18 +44,27 @@ impl Series {
         let id32 = u32::try_from(id)
             .unwrap_or_else(|_| unreachable!("BUG: head series ref {id} does not fit 32 bits"));
         Self {
-            id32,
             labels,
-            logged: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
-            data: Mutex::new(SeriesData::default()),
+            data: new_mutex(id32, SeriesData::default()),
         }
     }
 
     /// Head series ref.
     #[inline]
     pub(crate) fn id(&self) -> u64 {
-        u64::from(self.id32)
+        u64::from(raw(&self.data).id32())
+    }
+
+    /// Whether a WAL series record was written (see [`Series`]).
+    #[inline]
+    pub(crate) fn logged(&self) -> &AtomicBool {
+        raw(&self.data).logged()
+    }
+
+    /// Whether the head dropped the series (see [`Series`]); only while holding `data`'s lock.
+    #[inline]
+    pub(crate) fn removed(&self) -> &AtomicBool {
+        raw(&self.data).removed()
     }
 
     /// `Labels::stable_hash` of the labels (computed: kept only in the hash stripe's map key,
@@ -138,30 +149,127 @@ pub(crate) enum Applied {
 /// the 192-byte allocation class instead of 224; with the open chunk's time range read from
 /// the chunk and a 32-bit ref, `Series` is in the 160-byte class (see the test
 /// `series_fits_its_allocation_class`).
-#[derive(Default)]
 pub(crate) struct SeriesData {
     /// Completed chunks, bytes on disk; capacity kept exact (most series hold few).
     pub(crate) closed: ThinVec<ClosedChunk>,
     /// The newest chunk, open for appends (None after truncation or deletion emptied it).
     pub(crate) open: Option<OpenChunk>,
-    /// Out-of-order samples, sorted by time, unique timestamps (empty for almost every series).
-    pub(crate) ooo: ThinVec<(Timestamp, f64)>,
-    /// Newest in-order sample `(t, value bits)`; kept when its chunk is truncated away.
-    pub(crate) last: Option<(Timestamp, u64)>,
+    /// Out-of-order samples and histograms, which almost no series has: one pointer, not two
+    /// (read through [`SeriesData::ooo`] and [`SeriesData::hist`]). `None` when both are empty.
+    rare: Option<Box<Rare>>,
+    /// Newest in-order sample's timestamp, ms, [`NO_LAST`] when there is none; kept when its
+    /// chunk is truncated away. With `last_v`, an `Option<(Timestamp, u64)>` without its
+    /// 8-byte tag (read and written through [`SeriesData::last`] and
+    /// [`SeriesData::set_last`]).
+    last_t: Timestamp,
+    /// Newest in-order sample's value bits (0 when there is none).
+    last_v: u64,
+}
+
+/// The parts of a series' data that almost no series has, boxed together (see
+/// [`SeriesData`]'s `rare`).
+#[derive(Default)]
+struct Rare {
+    /// Out-of-order samples, sorted by time, unique timestamps.
+    ooo: ThinVec<(Timestamp, f64)>,
     /// Native-histogram samples, if the series ever had any.
-    pub(crate) hist: Option<Box<super::histogram::HistData>>,
+    hist: Option<Box<HistData>>,
+}
+
+/// [`SeriesData`]'s `last_t` when the series has no newest in-order sample. No sample is ever
+/// stored at this timestamp: [`SeriesData::apply`] rejects it as out of bounds (it is 292
+/// million years before 1970, and every other `i64` is a timestamp a sample may carry).
+pub(crate) const NO_LAST: Timestamp = Timestamp::MIN;
+
+impl Default for SeriesData {
+    fn default() -> Self {
+        Self {
+            closed: ThinVec::new(),
+            open: None,
+            rare: None,
+            last_t: NO_LAST,
+            last_v: 0,
+        }
+    }
 }
 
 impl SeriesData {
+    /// Newest in-order sample `(t, value bits)`, if any.
+    #[inline]
+    pub(crate) fn last(&self) -> Option<(Timestamp, u64)> {
+        (self.last_t != NO_LAST).then_some((self.last_t, self.last_v))
+    }
+
+    /// Sets the newest in-order sample (a sample at [`NO_LAST`], which the head never stores,
+    /// reads back as none).
+    #[inline]
+    pub(crate) fn set_last(&mut self, last: Option<(Timestamp, u64)>) {
+        (self.last_t, self.last_v) = last.unwrap_or((NO_LAST, 0));
+    }
+
+    /// Out-of-order samples, sorted by time, unique timestamps (empty for almost every series).
+    #[inline]
+    pub(crate) fn ooo(&self) -> &[(Timestamp, f64)] {
+        self.rare.as_ref().map_or(&[], |r| &r.ooo)
+    }
+
+    /// Replaces the out-of-order samples (sorted by time, unique timestamps).
+    pub(crate) fn set_ooo(&mut self, ooo: ThinVec<(Timestamp, f64)>) {
+        if ooo.is_empty() && self.rare.is_none() {
+            return;
+        }
+        self.rare_mut().ooo = ooo;
+        self.drop_empty_rare();
+    }
+
+    /// Keeps the out-of-order samples whose timestamps `keep` accepts.
+    pub(crate) fn retain_ooo(&mut self, mut keep: impl FnMut(Timestamp) -> bool) {
+        if let Some(r) = self.rare.as_mut() {
+            r.ooo.retain(|x| keep(x.0));
+            self.drop_empty_rare();
+        }
+    }
+
+    /// Native-histogram samples, if the series ever had any.
+    #[inline]
+    pub(crate) fn hist(&self) -> Option<&HistData> {
+        self.rare.as_ref()?.hist.as_deref()
+    }
+
+    /// [`SeriesData::hist`], mutable.
+    pub(crate) fn hist_mut(&mut self) -> Option<&mut HistData> {
+        self.rare.as_mut()?.hist.as_deref_mut()
+    }
+
+    /// The histogram samples, created empty if the series had none.
+    pub(crate) fn hist_or_default(&mut self) -> &mut HistData {
+        self.rare_mut().hist.get_or_insert_with(Box::default)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Gives back the box of rare parts once they are all empty.
+    fn drop_empty_rare(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.ooo.is_empty() && r.hist.is_none())
+        {
+            self.rare = None;
+        }
+    }
+
     /// Recomputes `last` from the chunks (after samples were deleted).
     pub(crate) fn recompute_last(&mut self, files: &HeadChunkFiles) -> Result<()> {
-        self.last = None;
+        self.set_last(None);
         if let Some(o) = &self.open {
-            self.last = last_sample(o.chunk.bytes())?;
+            self.set_last(last_sample(o.chunk.bytes())?);
         } else if let Some(c) = self.closed.last() {
             let mut buf = Vec::new();
             files.read_into(c.r, &mut buf)?;
-            self.last = last_sample(&buf)?;
+            self.set_last(last_sample(&buf)?);
         }
         Ok(())
     }
@@ -170,7 +278,7 @@ impl SeriesData {
     pub(crate) fn num_chunks(&self) -> usize {
         self.closed.len()
             + usize::from(self.open.is_some())
-            + self.hist.as_ref().map_or(0, |h| h.num_chunks())
+            + self.hist().map_or(0, |h| h.num_chunks())
     }
 
     /// Newest timestamp of any sample, `i64::MIN` when empty.
@@ -180,8 +288,8 @@ impl SeriesData {
             (None, Some(c)) => c.max_t,
             (None, None) => i64::MIN,
         };
-        let b = self.ooo.last().map_or(i64::MIN, |s| s.0);
-        let h = self.hist.as_ref().map_or(i64::MIN, |h| h.max_time());
+        let b = self.ooo().last().map_or(i64::MIN, |s| s.0);
+        let h = self.hist().map_or(i64::MIN, |h| h.max_time());
         a.max(b).max(h)
     }
 
@@ -192,8 +300,8 @@ impl SeriesData {
             (None, Some(o)) => o.min_t(),
             (None, None) => i64::MAX,
         };
-        let b = self.ooo.first().map_or(i64::MAX, |s| s.0);
-        let h = self.hist.as_ref().map_or(i64::MAX, |h| h.min_time());
+        let b = self.ooo().first().map_or(i64::MAX, |s| s.0);
+        let h = self.hist().map_or(i64::MAX, |h| h.min_time());
         a.min(b).min(h)
     }
 
@@ -201,8 +309,8 @@ impl SeriesData {
     pub(crate) fn is_empty(&self) -> bool {
         self.closed.is_empty()
             && self.open.is_none()
-            && self.ooo.is_empty()
-            && self.hist.as_ref().is_none_or(|h| h.is_empty())
+            && self.ooo().is_empty()
+            && self.hist().is_none_or(|h| h.is_empty())
     }
 
     /// Drops chunks and out-of-order samples entirely older than `before`.
@@ -212,16 +320,17 @@ impl SeriesData {
         if self.open.as_ref().is_some_and(|o| o.max_t() < before) {
             self.open = None;
         }
-        self.ooo.retain(|x| x.0 >= before);
-        if let Some(h) = self.hist.as_mut() {
+        self.retain_ooo(|t| t >= before);
+        if let Some(h) = self.hist_mut() {
             h.truncate(before);
         }
     }
 
     /// Value bits at `t` if a sample exists there (in-order chunks or OOO buffer).
     pub(crate) fn value_at(&self, t: Timestamp, files: &HeadChunkFiles) -> Option<u64> {
-        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.0) {
-            return self.ooo.get(i).map(|s| s.1.to_bits());
+        let ooo = self.ooo();
+        if let Ok(i) = ooo.binary_search_by_key(&t, |s| s.0) {
+            return ooo.get(i).map(|s| s.1.to_bits());
         }
         let at = |bytes: &[u8]| {
             let mut it = XorIterator::new(bytes);
@@ -258,13 +367,16 @@ impl SeriesData {
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
+        if t == NO_LAST {
+            return Applied::RejectOutOfBounds;
+        }
         if let Some(v) = self.float_vs_histograms(t, window) {
             return v;
         }
         if pending.is_some_and(|p| p.1 == super::histogram::PENDING_HISTOGRAM_BITS && p.0 == t) {
             return Applied::RejectDuplicate;
         }
-        let last = match (self.last, pending) {
+        let last = match (self.last(), pending) {
             (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
@@ -281,7 +393,7 @@ impl SeriesData {
                     Applied::RejectOutOfOrder
                 } else if t < lt.saturating_sub(window) {
                     Applied::RejectTooOld
-                } else if self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+                } else if self.hist().is_some_and(|h| h.has_sample_at(t)) {
                     // A histogram holds that timestamp.
                     Applied::RejectDuplicate
                 } else {
@@ -307,10 +419,13 @@ impl SeriesData {
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
+        if t == NO_LAST {
+            return Applied::RejectOutOfBounds;
+        }
         if let Some(v) = self.float_vs_histograms(t, window) {
             return v;
         }
-        match self.last {
+        match self.last() {
             Some((lt, lb)) if t == lt => {
                 if lb == v.to_bits() {
                     Applied::Duplicate
@@ -325,13 +440,13 @@ impl SeriesData {
                 if t < lt.saturating_sub(window) {
                     return Applied::RejectTooOld;
                 }
-                match self.ooo.binary_search_by_key(&t, |s| s.0) {
-                    Ok(i) => match self.ooo.get(i) {
+                match self.ooo().binary_search_by_key(&t, |s| s.0) {
+                    Ok(i) => match self.ooo().get(i) {
                         Some(s) if s.1.to_bits() == v.to_bits() => Applied::Duplicate,
                         _ => Applied::RejectDuplicate,
                     },
                     Err(i) => {
-                        if self.hist.as_ref().is_some_and(|h| h.has_sample_at(t)) {
+                        if self.hist().is_some_and(|h| h.has_sample_at(t)) {
                             return Applied::RejectDuplicate;
                         }
                         if let Some(b) = self.value_at(t, files) {
@@ -341,13 +456,13 @@ impl SeriesData {
                                 Applied::RejectDuplicate
                             };
                         }
-                        self.ooo.insert(i, (t, v));
+                        self.rare_mut().ooo.insert(i, (t, v));
                         Applied::OutOfOrder
                     }
                 }
             }
             _ => {
-                let hist_t = self.hist.as_ref().and_then(|h| h.last_t);
+                let hist_t = self.hist().and_then(|h| h.last_t);
                 let cut = self.open.as_ref().is_some_and(|o| {
                     o.chunk.num_samples() >= TARGET_SAMPLES_PER_CHUNK
                         // (The chunk's samples share one block range, so its last one stands
@@ -363,7 +478,7 @@ impl SeriesData {
                     chunk: XorChunk::new(),
                 });
                 o.chunk.append(t, v);
-                self.last = Some((t, v.to_bits()));
+                (self.last_t, self.last_v) = (t, v.to_bits());
                 Applied::InOrder
             }
         }
@@ -385,7 +500,7 @@ impl SeriesData {
     ) {
         let mut rest = samples;
         while !rest.is_empty() {
-            if self.hist.is_none()
+            if self.hist().is_none()
                 && let Some(o) = self.open.as_mut()
             {
                 // The chunk's samples share one block range, so its last one stands for its first.
@@ -400,10 +515,11 @@ impl SeriesData {
                     o.chunk
                         .reserve_samples(rest.len().saturating_mul(2).min(room));
                 }
-                let mut last = self.last;
+                // (`NO_LAST` is below every sample this takes: a sample at it goes to `apply`.)
+                let (mut last_t, mut last_v) = (self.last_t, self.last_v);
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
-                    let in_order = t > o.max_t() && last.is_none_or(|(lt, _)| t > lt);
+                    let in_order = t > o.max_t() && t > last_t;
                     if !in_order {
                         break;
                     }
@@ -428,12 +544,12 @@ impl SeriesData {
                         end = block_end(t, range);
                     }
                     o.chunk.append(t, v);
-                    last = Some((t, v.to_bits()));
+                    (last_t, last_v) = (t, v.to_bits());
                     room -= 1;
                     applied(t);
                     rest = tail;
                 }
-                self.last = last;
+                (self.last_t, self.last_v) = (last_t, last_v);
             }
             // Anything else (a cut, out of order, duplicates, histograms): one by one.
             if let [(t, v), tail @ ..] = rest {
@@ -478,8 +594,11 @@ impl SeriesData {
     pub(crate) fn heap_bytes(&self) -> usize {
         thin_bytes(&self.closed)
             + self.open.as_ref().map_or(0, |o| o.chunk.heap_bytes())
-            + thin_bytes(&self.ooo)
-            + self.hist.as_ref().map_or(0, |h| h.heap_bytes())
+            + self
+                .rare
+                .as_ref()
+                .map_or(0, |r| std::mem::size_of::<Rare>() + thin_bytes(&r.ooo))
+            + self.hist().map_or(0, |h| h.heap_bytes())
     }
 }
 
@@ -770,8 +889,8 @@ impl SeriesData {
             .open
             .as_ref()
             .map(|o| (o.min_t(), o.max_t(), o.chunk.bytes()));
-        let ooo: Vec<_> = self.ooo.iter().map(|(t, v)| (t, v.to_bits())).collect();
-        let hist = self.hist.as_ref().map(|h| {
+        let ooo: Vec<_> = self.ooo().iter().map(|(t, v)| (t, v.to_bits())).collect();
+        let hist = self.hist().map(|h| {
             let closed: Vec<_> = h
                 .closed
                 .iter()
@@ -782,7 +901,7 @@ impl SeriesData {
         });
         format!(
             "closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
-            self.last
+            self.last()
         )
     }
 }
@@ -794,13 +913,20 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn series_fits_its_allocation_class() {
-        // `Arc<Series>` adds 16 bytes of counts: 160 is an allocator size class (mimalloc's
-        // and glibc's), 168 would take the next one (192 in mimalloc). 400,000 scraped series
-        // × 32 bytes = 12 MiB per class step.
+        // `Arc<Series>` adds 16 bytes of counts: 128 is an allocator size class (mimalloc's
+        // and glibc's), 136 would take the next one (160 in mimalloc). 400,000 scraped series
+        // × 32 bytes = 12 MiB per class step. Today: `Series` 112 = lock word (lock byte, ref,
+        // flags) 8 + labels 16 + `SeriesData` 88 (closed 8, open chunk 56, rare box 8, newest
+        // sample 16); it was 144 (`SeriesData` 112, `XorChunk` 64).
+        use std::mem::size_of;
         assert!(
-            std::mem::size_of::<Series>() + 16 <= 160,
+            size_of::<Series>() + 16 <= 128,
             "Series is {} bytes",
-            std::mem::size_of::<Series>()
+            size_of::<Series>()
+        );
+        assert_eq!(
+            (size_of::<SeriesData>(), size_of::<Option<OpenChunk>>()),
+            (88, 56)
         );
     }
 
@@ -829,6 +955,39 @@ mod tests {
             chunk: XorChunk::new(),
         };
         assert_eq!((empty.min_t(), empty.max_t()), (i64::MAX, i64::MIN));
+    }
+
+    #[test]
+    fn no_sample_is_stored_at_the_no_last_timestamp() {
+        let files = HeadChunkFiles::in_memory();
+        let mut d = SeriesData::default();
+        assert_eq!(d.last(), None);
+        let check = |d: &mut SeriesData, window: i64| {
+            let want = Applied::RejectOutOfBounds;
+            assert_eq!(d.check(None, NO_LAST, 1.0, window, &files), want);
+            assert_eq!(d.apply(1, NO_LAST, 1.0, 1000, window, &files), want);
+        };
+        check(&mut d, 0);
+        check(&mut d, i64::MAX);
+        assert!(d.is_empty());
+        // The timestamp after it is an ordinary one.
+        let first = NO_LAST + 1;
+        assert_eq!(d.apply(1, first, 1.0, 1000, 0, &files), Applied::InOrder);
+        assert_eq!(d.last(), Some((first, 1f64.to_bits())));
+        check(&mut d, 0);
+        check(&mut d, i64::MAX);
+        // Replay's runs leave it out too.
+        let mut applied = Vec::new();
+        let run = [
+            (NO_LAST, 5.0),
+            (first + 1, 2.0),
+            (NO_LAST, 5.0),
+            (first + 2, 3.0),
+        ];
+        d.apply_run(1, &run, 1000, i64::MAX, &files, |t| applied.push(t));
+        assert_eq!(applied, vec![first + 1, first + 2]);
+        assert_eq!(d.last(), Some((first + 2, 3f64.to_bits())));
+        assert!(d.ooo().is_empty());
     }
 
     #[test]
@@ -917,7 +1076,7 @@ mod tests {
         assert_eq!((d.min_time(), d.max_time()), (1000, 1005));
         d.truncate(2000);
         assert!(d.is_empty());
-        assert_eq!(d.last, Some((1005, 0f64.to_bits())));
+        assert_eq!(d.last(), Some((1005, 0f64.to_bits())));
     }
 
     #[test]
@@ -942,7 +1101,7 @@ mod tests {
         check(&mut d, 150, 1.5, 50, Applied::Duplicate);
         check(&mut d, 150, 2.5, 50, Applied::RejectDuplicate);
         check(&mut d, 160, 1.6, 50, Applied::OutOfOrder);
-        assert_eq!(d.ooo, vec![(150, 1.5), (160, 1.6)]);
+        assert_eq!(d.ooo(), [(150, 1.5), (160, 1.6)]);
         assert_eq!((d.min_time(), d.max_time()), (100, 200));
         // Pending samples of the caller's batch count as the newest.
         assert_eq!(

@@ -263,7 +263,7 @@ impl SeriesMark {
             }
             None => (0, 0, 0, 0, 0),
         };
-        let (last_t, last_bits) = d.last.unwrap_or((0, 0));
+        let (last_t, last_bits) = d.last().unwrap_or((0, 0));
         Some(Self {
             id: u32::try_from(series.id()).ok()?,
             series,
@@ -271,7 +271,7 @@ impl SeriesMark {
             open_len,
             open_samples,
             open_free,
-            has_last: d.last.is_some(),
+            has_last: d.last().is_some(),
             open_min_t,
             open_max_t,
             last_t,
@@ -585,20 +585,20 @@ pub(crate) fn capture(head: &Head, segment: u32) -> Option<Captured> {
                     if !ok {
                         return;
                     }
-                    if d.hist.is_some() {
+                    if d.hist().is_some() {
                         ok = false;
                         return;
                     }
                     // Created by an appender that has not committed: no WAL record mentions it.
-                    if !s.logged.load(Ordering::Acquire) && d.is_empty() {
+                    if !s.logged().load(Ordering::Acquire) && d.is_empty() {
                         return;
                     }
                     let Some(mark) = SeriesMark::new(Arc::clone(s), d) else {
                         ok = false;
                         return;
                     };
-                    if !d.ooo.is_empty() {
-                        ooo.push((mark.id, d.ooo.to_vec()));
+                    if !d.ooo().is_empty() {
+                        ooo.push((mark.id, d.ooo().to_vec()));
                     }
                     series.push(mark);
                 },
@@ -1003,7 +1003,7 @@ pub(crate) fn finish_load(
             d.truncate(b);
             if d.closed.is_empty() && d.open.is_none() {
                 // WAL replay skips every sample below `b`: no newest sample either.
-                d.last = None;
+                d.set_last(None);
             }
         }
         if mint < b {

@@ -770,14 +770,14 @@ fn apply_entry(
                     Some((t, v.to_bits()))
                 }
             };
-            d.ooo = e.ooo.into();
-            d.last = last;
+            d.set_ooo(e.ooo.into());
+            d.set_last(last);
             d.open = Some(OpenChunk { chunk });
             return Ok(());
         }
     };
-    d.ooo = e.ooo.into();
-    d.last = e.last;
+    d.set_ooo(e.ooo.into());
+    d.set_last(e.last);
     Ok(())
 }
 

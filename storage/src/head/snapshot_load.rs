@@ -213,12 +213,12 @@ impl Prepared {
                 "series listed twice in a head snapshot",
             ));
         }
-        s.logged.store(true, Ordering::Release);
+        s.logged().store(true, Ordering::Release);
         let mut d = s.data.lock();
         d.closed = self.closed;
         d.open = self.open;
-        d.ooo = self.ooo;
-        d.last = self.last;
+        d.set_ooo(self.ooo);
+        d.set_last(self.last);
         drop(d);
         Ok((s, self.labels))
     }

@@ -333,7 +333,7 @@ proptest! {
                 i as u64 + 1,
                 crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&labels)),
             ));
-            live.logged.store(true, std::sync::atomic::Ordering::Relaxed);
+            live.logged().store(true, std::sync::atomic::Ordering::Relaxed);
             let mut per = Vec::new();
             let mut d = live.data.lock();
             for samples in chunks {
@@ -413,7 +413,7 @@ fn series_a_b() -> Arc<Series> {
         7,
         crate::head::labels::SeriesLabels::new(&Labels::from_pairs(&[("a", "b")])),
     );
-    s.logged.store(true, std::sync::atomic::Ordering::Relaxed);
+    s.logged().store(true, std::sync::atomic::Ordering::Relaxed);
     Arc::new(s)
 }
 
@@ -441,7 +441,7 @@ proptest! {
         let mark = {
             let mut d = live.data.lock();
             d.open = Some(OpenChunk { chunk });
-            d.last = Some((max_t, samples[cut - 1].1.to_bits()));
+            d.set_last(Some((max_t, samples[cut - 1].1.to_bits())));
             SeriesMark::new(Arc::clone(&live), &d).unwrap()
         };
         // Appends after the cut.

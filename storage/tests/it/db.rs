@@ -121,6 +121,34 @@ fn seek_on_series_samples() {
     assert!(!it.seek(5000));
 }
 
+/// `i64::MIN` marks "no newest sample" in a head series (it keeps `SeriesData` in a smaller
+/// allocation class), so no sample is stored there: a float at it is out of bounds, in a new
+/// series, in one with samples, and with the out-of-order window open.
+#[test]
+fn a_float_at_i64_min_is_out_of_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let l = lbl(&[("__name__", "x")]);
+    let other = lbl(&[("__name__", "y")]);
+    let mut app = db.appender();
+    assert!(matches!(
+        app.append(None, &l, i64::MIN, 1.0),
+        Err(Error::OutOfBounds)
+    ));
+    // The timestamp after it is an ordinary one.
+    app.append(None, &other, i64::MIN + 1, 2.0).unwrap();
+    let r = app.append(None, &l, 10_000, 1.0).unwrap();
+    assert!(matches!(
+        app.append(Some(r), &l, i64::MIN, 1.0),
+        Err(Error::OutOfBounds)
+    ));
+    app.commit().unwrap();
+    let mm = db.metrics();
+    let get = |k: &str| mm.samples_rejected.iter().find(|(n, _)| n == k).unwrap().1;
+    assert_eq!(get("out_of_bounds"), 2);
+    assert_eq!(mm.samples_appended, 2);
+}
+
 #[test]
 fn rejections_are_typed_and_counted() {
     let dir = tempfile::tempdir().unwrap();
