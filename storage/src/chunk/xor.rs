@@ -134,9 +134,9 @@ impl XorChunk {
     /// that do not start with this chunk's bits, or count fewer samples, are decoded whole.
     pub(crate) fn reopen_grown(&self, bytes: &[u8]) -> crate::error::Result<Self> {
         let num = self.num();
-        let own = self.bw.bytes();
+        let own = &self.bytes;
         // Bits of this chunk, header included; `whole` bytes of them, then `part` bits.
-        let bits = own.len() * 8 - self.bw.free_bits() as usize;
+        let bits = own.len() * 8 - usize::from(self.free);
         let (whole, part) = (bits / 8, bits % 8);
         let mask = !(0xffu8 >> part);
         let total = match bytes {
@@ -152,7 +152,13 @@ impl XorChunk {
             return Self::from_bytes(bytes);
         }
         let mut it = XorIterator::new(bytes);
-        it.resume_at(bits - HEADER_LEN * 8, num, self.t, self.t_delta, self.xs);
+        it.resume_at(
+            bits - HEADER_LEN * 8,
+            num,
+            self.t,
+            self.t_delta,
+            self.xor_state(),
+        );
         while it.next() {}
         Self::reopened(bytes, it)
     }

@@ -411,10 +411,7 @@ fn same_reopened(a: &XorChunk, b: &XorChunk) -> std::result::Result<(), TestCase
         (a.t, a.t_delta, a.free_bits()),
         (b.t, b.t_delta, b.free_bits())
     );
-    prop_assert_eq!(
-        (a.xs.v, a.xs.leading, a.xs.trailing),
-        (b.xs.v, b.xs.leading, b.xs.trailing)
-    );
+    prop_assert_eq!((a.v, a.leading, a.trailing), (b.v, b.leading, b.trailing));
     Ok(())
 }
 
