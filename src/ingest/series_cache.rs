@@ -253,14 +253,20 @@ impl SeriesCache {
                 continue;
             };
             let s = shard.read();
-            // In groups of `TOUCH`: probe and touch each series (plain loads, whose misses
+            // In groups of `TOUCH`: probe and touch the group's series (plain loads, whose misses
             // overlap), then hold them (a locked instruction each, now on cached lines).
             for group in idx.chunks(TOUCH) {
                 let mut found: [Option<&SeriesHandle>; TOUCH] = [None; TOUCH];
                 let mut sum = 0usize;
+                // Probe all first, then touch all: each probe is a chain of two misses (control
+                // bytes, entry) and the touch a third, so the probes overlap each other as far as
+                // the core's window reaches, and the touches (one independent load each) all of
+                // them.
                 for (&i, f) in group.iter().zip(found.iter_mut()) {
                     *f = ks.get(i as usize).and_then(|&k| s.cur.handle(k));
-                    sum = sum.wrapping_add(f.map_or(0, SeriesHandle::touch));
+                }
+                for f in found.iter().flatten() {
+                    sum = sum.wrapping_add(f.touch());
                 }
                 std::hint::black_box(sum);
                 for (&i, f) in group.iter().zip(found) {

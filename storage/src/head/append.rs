@@ -76,21 +76,26 @@ const HISTOGRAMS_PER_RECORD: usize = 1 << 12;
 /// Series per WAL record (labels are bounded at ingest, so this stays below the cap too).
 const SERIES_PER_RECORD: usize = 1000;
 
-/// Series one [`touch`] reads and `apply` locks at once: about as many memory misses as a core
-/// keeps in flight.
+/// Series replay and the snapshot capture lock at once through [`apply_group`]: about as many
+/// memory misses as a core keeps in flight.
 pub(crate) const PREFETCH: usize = 16;
+/// Series [`HeadAppender::commit`]'s apply locks at once: the most [`apply_group`] takes. A
+/// commit's series were last touched before its WAL sync, so their lines and open chunks'
+/// tails miss again; 32 at a time took about 6 % less server CPU than 16 in three loaded A/B
+/// sets of `measure`'s ingest (`benches/README.md`, "ingest6").
+pub(crate) const APPLY_GROUP: usize = 32;
 
-/// Reads each of `series`' id and lock word (at most [`PREFETCH`]; more are ignored) with
+/// Reads each of `series`' id and lock word (at most [`APPLY_GROUP`]; more are ignored) with
 /// plain loads, so that their memory misses overlap, where each series' `lock()` (a locked
 /// instruction, which waits for every earlier load) would miss alone. Call it on the next
 /// series to append to or apply into. Returns a sum of what it read, to keep the loads.
 pub(crate) fn touch<'a>(series: impl IntoIterator<Item = &'a Series>) -> usize {
-    series.into_iter().take(PREFETCH).fold(0usize, |sum, s| {
+    series.into_iter().take(APPLY_GROUP).fold(0usize, |sum, s| {
         sum.wrapping_add(s.id() as usize + usize::from(s.data.is_locked()))
     })
 }
 
-/// Calls `apply(k, &group[k], data)` for each of `group` (at most [`PREFETCH`]) under the lock
+/// Calls `apply(k, &group[k], data)` for each of `group` (at most [`APPLY_GROUP`]) under the lock
 /// of its series (`series`), so that the group's memory misses overlap instead of each series
 /// waiting for its own: the group's series are read with plain loads ([`touch`]), locked with
 /// `try_lock`, and their open chunks' first and last bytes read (sample count and where samples
@@ -103,8 +108,8 @@ pub(crate) fn apply_group<'s, T>(
     mut apply: impl FnMut(usize, &'s T, &mut SeriesData),
 ) {
     type Guard<'a> = super::series_lock::SeriesGuard<'a, SeriesData>;
-    let group = group.get(..PREFETCH).unwrap_or(group);
-    let mut guards: [Option<Guard<'s>>; PREFETCH] = [const { None }; PREFETCH];
+    let group = group.get(..APPLY_GROUP).unwrap_or(group);
+    let mut guards: [Option<Guard<'s>>; APPLY_GROUP] = [const { None }; APPLY_GROUP];
     let mut sum = touch(group.iter().map(&series));
     for (x, g) in group.iter().zip(guards.iter_mut()) {
         *g = series(x).data.try_lock();
@@ -681,7 +686,7 @@ impl HeadAppender {
     /// Applies the logged batch to memory. Samples that became invalid since `append` (another
     /// batch committed newer data, or the head was truncated) are dropped and counted.
     ///
-    /// Series by series (each series' samples in append order), in groups of [`PREFETCH`]: the
+    /// Series by series (each series' samples in append order), in groups of [`APPLY_GROUP`]: the
     /// group's locks are taken with `try_lock` and its open chunks read before any sample is
     /// applied, so that the memory misses into the group's series and chunks overlap instead of
     /// each series waiting for its own (`benches/README.md`, "ingest3"). `try_lock` never
@@ -734,8 +739,8 @@ impl HeadAppender {
                 maxt = maxt.max(t);
             }
         };
-        for (g, group) in self.series.chunks(PREFETCH).enumerate() {
-            let first = g * PREFETCH;
+        for (g, group) in self.series.chunks(APPLY_GROUP).enumerate() {
+            let first = g * APPLY_GROUP;
             apply_group(
                 group,
                 |s| &**s,
@@ -754,7 +759,7 @@ impl HeadAppender {
     }
 }
 
-const _: () = assert!(PREFETCH <= u32::BITS as usize);
+const _: () = assert!(PREFETCH <= APPLY_GROUP && APPLY_GROUP <= u32::BITS as usize);
 
 /// Groups the indexes of `samples` by series (a counting sort, stable): `order[starts[i] ..
 /// starts[i + 1]]` are series `i`'s, for `i < n_series`.
@@ -814,7 +819,7 @@ mod tests {
             HeadChunkFiles::in_memory(),
             i64::MIN,
         ));
-        let n = 2 * PREFETCH + 5;
+        let n = 2 * APPLY_GROUP + 5;
         let labels = |i: usize| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
         let mut app = HeadAppender::new(head.clone());
         let mut refs = Vec::new();
@@ -833,7 +838,7 @@ mod tests {
                 app.append_ref(*r, t, (t * 100 + i as i64) as f64).unwrap();
             }
         }
-        let busy = head.series.get(refs[PREFETCH + 3].0).unwrap();
+        let busy = head.series.get(refs[APPLY_GROUP + 3].0).unwrap();
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
             let d = busy.data.lock();
