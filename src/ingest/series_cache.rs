@@ -33,7 +33,7 @@ use parking_lot::RwLock;
 use siphasher::sip128::SipHasher13;
 use std::hash::BuildHasher;
 
-/// Bytes (accounted as [`ENTRY_COST`] per series) one generation of all shards may hold:
+/// Bytes (accounted as `ENTRY_COST` per series) one generation of all shards may hold:
 /// ~500,000 series; twice that across both generations.
 pub const MAX_BYTES: usize = 48 << 20;
 /// Accounting cost of an entry: the entry, its table slot and slack, and (for a series the

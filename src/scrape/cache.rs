@@ -6,7 +6,7 @@
 //! remembers which series the previous successful scrape had, to write staleness markers for
 //! those that disappeared, as Prometheus's `scrapeCache` does.
 //!
-//! **Keys.** An entry is keyed by [`Key`], the 128-bit SipHash-1-3 of the series text under a
+//! **Keys.** An entry is keyed by `Key`, the 128-bit SipHash-1-3 of the series text under a
 //! secret key drawn at random per cache; the text itself is not kept (it was ~50 bytes a
 //! series, 20 MiB at 400 targets × 1,000 series). Two different texts share a key only by a
 //! collision of a keyed PRF: for `n` cached series and `q` lookups the chance that any lookup

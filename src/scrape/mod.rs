@@ -1,11 +1,11 @@
 //! Pull scraper: exposition parsers, scrape loops, relabeling, target API.
 //!
 //! [`ScrapeManager`] owns one scrape pool per job. A pool turns target groups from its
-//! discoverers (static, file, Kubernetes) into [`target::Target`]s through target relabeling and
-//! runs one tokio task per target ([`scrape_loop`]). Each loop fetches the body
-//! ([`client`]), parses it with the zero-copy [`expfmt`] cursor, maps series text to storage refs
+//! discoverers (static, file, Kubernetes) into `target::Target`s through target relabeling and
+//! runs one tokio task per target (`scrape_loop`). Each loop fetches the body
+//! (`client`), parses it with the zero-copy [`expfmt`] cursor, maps series text to storage refs
 //! through its [`cache::SeriesCache`], appends samples, staleness markers and the `up`/`scrape_*`
-//! series ([`report`]) through `argus_storage::Appender`, and records health for
+//! series (`report`) through `argus_storage::Appender`, and records health for
 //! `/api/v1/targets` (served by `api::targets`).
 
 pub(crate) mod buffers;
