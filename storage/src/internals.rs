@@ -511,16 +511,7 @@ pub fn head_delta_apply(path: &Path, prev: u32, pages: u32) -> Result<usize> {
 }
 
 fn fuzz_head() -> crate::head::Head {
-    let opts = crate::head::HeadOptions {
-        block_range: 2 * 3_600_000,
-        ooo_window: 3_600_000,
-    };
-    crate::head::Head::new(
-        opts,
-        None,
-        crate::head::chunk_files::HeadChunkFiles::in_memory(),
-        i64::MIN,
-    )
+    crate::head::Head::in_memory(2 * 3_600_000, 3_600_000)
 }
 
 /// Decodes a head snapshot delta file (`head/snapshot_delta.rs`) and encodes it again: `Ok`

@@ -803,22 +803,12 @@ fn group_by_series(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::HeadOptions;
-    use crate::head::chunk_files::HeadChunkFiles;
 
     /// A batch interleaving more series than a group, with one series locked by another thread
     /// while it commits, applies every series' samples, each in order (as appended one by one).
     #[test]
     fn grouped_apply_keeps_each_series_samples_and_waits_for_a_busy_series() {
-        let head = Arc::new(Head::new(
-            HeadOptions {
-                block_range: 7_200_000,
-                ooo_window: 0,
-            },
-            None,
-            HeadChunkFiles::in_memory(),
-            i64::MIN,
-        ));
+        let head = Arc::new(Head::in_memory(7_200_000, 0));
         let n = 2 * APPLY_GROUP + 5;
         let labels = |i: usize| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
         let mut app = HeadAppender::new(head.clone());
@@ -838,15 +828,7 @@ mod tests {
                 app.append_ref(*r, t, (t * 100 + i as i64) as f64).unwrap();
             }
         }
-        let busy = head.series.get(refs[APPLY_GROUP + 3].0).unwrap();
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-        let holder = std::thread::spawn(move || {
-            let d = busy.data.lock();
-            locked_tx.send(()).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            drop(d);
-        });
-        locked_rx.recv().unwrap();
+        let holder = crate::head::hold_busy(head.series.get(refs[APPLY_GROUP + 3].0).unwrap());
         app.commit().unwrap();
         holder.join().unwrap();
         for (i, r) in refs.iter().enumerate() {

@@ -121,6 +121,21 @@ impl Head {
         }
     }
 
+    /// An empty head without a WAL, its chunks in memory, accepting any timestamp (tests,
+    /// benches and fuzz targets).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn in_memory(block_range: i64, ooo_window: i64) -> Head {
+        Head::new(
+            HeadOptions {
+                block_range,
+                ooo_window,
+            },
+            None,
+            HeadChunkFiles::in_memory(),
+            i64::MIN,
+        )
+    }
+
     /// The next series ref to hand out (for head snapshots).
     pub(crate) fn next_ref(&self) -> u64 {
         self.next_ref.load(Ordering::Acquire)
@@ -461,4 +476,19 @@ fn encode(samples: &[(Timestamp, f64)]) -> Option<OpenChunk> {
         chunk.append(t, v);
     }
     Some(OpenChunk { chunk })
+}
+
+/// Locks `series`' data on another thread and returns once it holds the lock, which it
+/// releases 50 ms later (tests of code that must wait for a busy series).
+#[cfg(test)]
+pub(crate) fn hold_busy(series: std::sync::Arc<Series>) -> std::thread::JoinHandle<()> {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let d = series.data.lock();
+        let _ = locked_tx.send(());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(d);
+    });
+    let _ = locked_rx.recv();
+    holder
 }

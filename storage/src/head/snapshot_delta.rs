@@ -1157,17 +1157,7 @@ mod tests {
     fn every_entry_is_applied_and_a_bad_one_fails_the_delta() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(delta_name(1));
-        let head = || {
-            Head::new(
-                crate::head::HeadOptions {
-                    block_range: 7_200_000,
-                    ooo_window: 0,
-                },
-                None,
-                crate::head::chunk_files::HeadChunkFiles::in_memory(),
-                i64::MIN,
-            )
-        };
+        let head = || Head::in_memory(7_200_000, 0);
         let n = 1_300;
         std::fs::write(&path, new_series_delta(n, None)).expect("write");
         let h = head();

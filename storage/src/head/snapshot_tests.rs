@@ -496,15 +496,7 @@ fn a_series_changed_other_than_by_appends_fails_the_snapshot() {
 fn the_grouped_capture_marks_every_committed_series_once_and_waits_for_a_busy_one() {
     use crate::Appender;
     use crate::head::append::{HeadAppender, PREFETCH};
-    let head = Arc::new(Head::new(
-        HeadOptions {
-            block_range: 1 << 40,
-            ooo_window: 0,
-        },
-        None,
-        HeadChunkFiles::in_memory(),
-        i64::MIN,
-    ));
+    let head = Arc::new(Head::in_memory(1 << 40, 0));
     let n = 40 * PREFETCH + 5;
     let labels = |i: usize| Labels::from_pairs(&[("__name__", "m"), ("i", &i.to_string())]);
     let mut app = HeadAppender::new(head.clone());
@@ -521,15 +513,7 @@ fn the_grouped_capture_marks_every_committed_series_once_and_waits_for_a_busy_on
     uncommitted.append(None, &labels(n), 0, 0.0).unwrap();
     assert_eq!(head.num_series(), n as u64 + 1);
 
-    let busy = head.series.get(refs[PREFETCH + 3].0).unwrap();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let d = busy.data.lock();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        drop(d);
-    });
-    locked_rx.recv().unwrap();
+    let holder = crate::head::hold_busy(head.series.get(refs[PREFETCH + 3].0).unwrap());
     let mut c = super::capture(&head, 3).unwrap();
     holder.join().unwrap();
     c.sort_by_id();
