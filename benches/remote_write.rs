@@ -12,6 +12,8 @@
 //! cache when it is appended again. Only decoding, appending and committing are timed, not
 //! building the next body.
 
+mod common;
+
 use argus::ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::{
     Decoder, LabelLimits, MAX_DECOMPRESSED_BYTES, append_body, append_request, encode,
@@ -19,9 +21,9 @@ use argus::ingest::remote_write::{
 use argus::ingest::series_cache::SeriesCache;
 use argus_storage::testing::MemStorage;
 use argus_storage::{Appendable, Db, Options, SyncMode};
+use common::{DB_SERIES, bench_rounds};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 const SERIES: usize = 400;
 const SAMPLES: usize = 5;
@@ -91,52 +93,6 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// Series of the `db/*` benches: the harness data set's label shape (job, instance,
-/// namespace, pod, and method/code on some).
-const DB_SERIES: usize = 2000;
-
-/// Request `part` of round `round`: series `part * DB_SERIES ..` of a larger set.
-fn db_request(round: i64, part: usize) -> Vec<u8> {
-    let label = |n: &str, v: String| Label {
-        name: n.into(),
-        value: v,
-    };
-    let timeseries = (part * DB_SERIES..(part + 1) * DB_SERIES)
-        .map(|i| {
-            let pod = i / 50;
-            // Unique within a pod: the name.
-            let mut labels = vec![label("__name__", format!("app_metric_{}_total", i % 50))];
-            if i % 3 == 0 {
-                labels.push(label("code", ["200", "404", "500"][i % 7 % 3].into()));
-            }
-            labels.extend([
-                label("instance", format!("10.1.{}.{}:8080", pod / 200, pod % 200)),
-                label("job", "api-server".into()),
-            ]);
-            if i % 3 == 0 {
-                labels.push(label("method", ["GET", "POST"][i % 2].into()));
-            }
-            labels.extend([
-                label("namespace", "prod".into()),
-                label("pod", format!("api-server-{pod:05}")),
-            ]);
-            TimeSeries {
-                labels,
-                samples: vec![Sample {
-                    value: (round * 17 + i as i64) as f64,
-                    timestamp: 1_700_000_000_000 + round * 15_000,
-                }],
-                exemplars: vec![],
-                histograms: vec![],
-            }
-        })
-        .collect();
-    encode(&WriteRequest {
-        timeseries,
-        metadata: vec![],
-    })
-}
-
 /// `append_body`, then commit, into a `Db`: requests of [`DB_SERIES`] series each, cycling
 /// through `parts` such requests per round (so a series' memory was last touched `parts - 1`
 /// requests before: with 10, 20,000 series, far more than a core's cache, as in the harness's
@@ -172,31 +128,12 @@ fn bench_db(c: &mut Criterion) {
             app.commit().expect("commit");
             assert_eq!(written, DB_SERIES as u64);
         };
-        // Warm: every series known (created, logged to the WAL, cached).
-        for part in 0..parts {
-            run(&db_request(0, part), 1_700_000_000_000);
-        }
         let name = match (prost_path, parts) {
             (true, _) => "prost_path".to_string(),
             (false, 1) => "append_body".to_string(),
             (false, n) => format!("append_body_of_{}_series", n * DB_SERIES),
         };
-        let mut sent = parts;
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let (round, part) = ((sent / parts) as i64, sent % parts);
-                    sent += 1;
-                    let body = db_request(round, part);
-                    let now = 1_700_000_000_000 + round * 15_000;
-                    let t0 = Instant::now();
-                    run(&body, now);
-                    spent += t0.elapsed();
-                }
-                spent
-            })
-        });
+        bench_rounds(&mut g, &name, parts, &mut run);
     }
     g.finish();
 }
