@@ -1,5 +1,7 @@
 //! Fuzz the Gorilla XOR chunk decoder: arbitrary bytes must never panic or hang, and
-//! decode(encode(samples)) must reproduce every timestamp and value bit pattern.
+//! decode(encode(samples)) must reproduce every timestamp and value bit pattern. Re-opening
+//! bytes from a shorter chunk's state (`reopen_grown`, a head delta's grown open chunk) must
+//! give what re-opening them from the start gives, for arbitrary and for grown bytes.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -34,6 +36,15 @@ fuzz_target!(|input: Input| match input {
         it.reset(&bytes);
         if it.seek(seek) {
             assert!(it.at().0 >= seek);
+        }
+        // Re-opened from the state of a chunk of the first `seek`-th bytes (when they are one):
+        // the answer of a re-open from the start.
+        let cut = usize::try_from(seek.unsigned_abs() % (bytes.len() as u64 + 1)).unwrap_or(0);
+        if let Ok(short) = XorChunk::from_bytes(&bytes[..cut]) {
+            match (short.reopen_grown(&bytes), XorChunk::from_bytes(&bytes)) {
+                (Ok(a), Ok(b)) => assert_eq!(a.bytes(), b.bytes()),
+                (a, b) => assert_eq!(a.is_ok(), b.is_ok(), "reopen_grown against from_bytes"),
+            }
         }
         // The packed codec must reject or decode the same bytes without panicking.
         let mut packed = Vec::new();
@@ -86,6 +97,13 @@ fuzz_target!(|input: Input| match input {
         assert_eq!(got, samples);
         let resumed = XorChunk::from_bytes(c.bytes()).expect("own encoding re-opens");
         assert_eq!(resumed.bytes(), c.bytes());
+        // Grown from its first half: re-opened from the half's state, the same chunk.
+        let mut half = XorChunk::new();
+        for &(t, v) in &samples[..samples.len() / 2] {
+            half.append(t, f64::from_bits(v));
+        }
+        let grown = half.reopen_grown(c.bytes()).expect("own encoding re-opens");
+        assert_eq!(grown.bytes(), c.bytes());
         // Same samples through the best encoding (packed unless XOR is smaller).
         let with_f64: Vec<(i64, f64)> = samples
             .iter()

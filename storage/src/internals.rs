@@ -39,6 +39,11 @@ impl XorChunk {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         chunk::XorChunk::from_bytes(bytes).map(Self)
     }
+    /// Re-opens `bytes` that may extend this chunk, decoding from this chunk's state on when
+    /// they start with its bits (a head snapshot delta's grown open chunk).
+    pub fn reopen_grown(&self, bytes: &[u8]) -> Result<Self> {
+        self.0.reopen_grown(bytes).map(Self)
+    }
 }
 
 /// Cursor over XOR chunk bytes.
