@@ -409,6 +409,7 @@ impl Fetched<'_> {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
