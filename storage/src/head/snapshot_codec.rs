@@ -562,6 +562,12 @@ pub(in crate::head) fn decode_ooo_last(
     for _ in 0..n {
         ooo.push((d.varint()?, f64::from_bits(d.u64_le()?)));
     }
+    // The head keeps them sorted by time with unique timestamps, and reads rely on it (a read
+    // encodes them into a chunk, which takes only increasing times): bytes that break it are
+    // corrupt, whatever their CRC says.
+    if !ooo.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
+        return None;
+    }
     let last = if flag(d)? {
         Some((d.varint()?, d.u64_le()?))
     } else {

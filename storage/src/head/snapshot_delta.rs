@@ -1047,7 +1047,10 @@ mod tests {
                     ooo: if implied {
                         Vec::new()
                     } else {
+                        // Sorted by time, unique timestamps, as the head keeps them.
                         ooo.into_iter()
+                            .collect::<std::collections::BTreeMap<_, _>>()
+                            .into_iter()
                             .map(|(t, b)| (t, f64::from_bits(b)))
                             .collect()
                     },

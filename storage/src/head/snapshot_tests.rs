@@ -207,7 +207,10 @@ fn arb_series() -> impl Strategy<Value = SeriesImage> {
                 .map(|(min_t, max_t, r)| ClosedChunk { min_t, max_t, r })
                 .collect(),
             open,
+            // Sorted by time, unique timestamps, as the head keeps them.
             ooo: ooo
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
                 .into_iter()
                 .map(|(t, b)| (t, f64::from_bits(b)))
                 .collect(),
@@ -389,6 +392,26 @@ proptest! {
 
 /// With CRCs recomputed (the fuzz target's step), a mutated payload reaches its decoder: the
 /// error names the section, not the checksum.
+/// Out-of-order samples not sorted by time, or two at one time, are corrupt (a read encodes
+/// them into a chunk, which takes only increasing times: found by the `head_chain_restart`
+/// fuzz target as a panic in a query after a restart).
+#[test]
+fn out_of_order_samples_not_strictly_increasing_are_rejected() {
+    for ooo in [
+        vec![(960, 1.0), (950, 2.0)],
+        vec![(950, 1.0), (950, 1.0)],
+        vec![(900, 1.0), (960, 2.0), (930, 3.0)],
+    ] {
+        let mut img = sample_image();
+        img.series[0].ooo = ooo.clone();
+        let err = Image::decode(&img.encode()).unwrap_err();
+        assert!(matches!(err, Error::Corruption { .. }), "{ooo:?}: {err}");
+    }
+    let mut img = sample_image();
+    img.series[0].ooo = vec![(900, 1.0), (930, 3.0), (960, 2.0)];
+    assert!(Image::decode(&img.encode()).is_ok());
+}
+
 #[test]
 fn recomputed_crcs_let_mutations_reach_the_section_decoders() {
     let mut b = sample_image().encode_version(1);
