@@ -94,7 +94,10 @@ fn fixture() -> &'static (tempfile::TempDir, Vec<PathBuf>) {
             })
             .collect();
         files.sort();
-        assert!(files.len() >= 2, "fixture: a snapshot and deltas, got {files:?}");
+        assert!(
+            files.len() >= 2,
+            "fixture: a snapshot and deltas, got {files:?}"
+        );
         (crashed, files)
     })
 }
