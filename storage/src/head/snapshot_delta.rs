@@ -48,7 +48,7 @@ use super::snapshot::{
     decode_ooo_last, decode_page, flag, pack_chunks, put_closed, put_padded_uvarint,
     put_series_head, put_str, restore, unzstd, write_section,
 };
-use super::snapshot_load::{Prepare, ReadyPage, pipelined};
+use super::snapshot_load::{Prepare, ReadyPage, newest_covers, pipelined};
 use crate::chunk::XorChunk;
 use crate::encoding::{Decbuf, put_uvarint, put_varint};
 use crate::error::{Error, Result};
@@ -770,12 +770,19 @@ fn apply_entry(
                     Some((t, v.to_bits()))
                 }
             };
+            let open = OpenChunk { chunk };
+            if !newest_covers(Some(&open), last) {
+                return Err((id, "a delta's newest sample is before its open chunk's end"));
+            }
             d.set_ooo(e.ooo.into());
             d.set_last(last);
-            d.open = Some(OpenChunk { chunk });
+            d.open = Some(open);
             return Ok(());
         }
     };
+    if !newest_covers(d.open.as_ref(), e.last) {
+        return Err((id, "a delta's newest sample is before its open chunk's end"));
+    }
     d.set_ooo(e.ooo.into());
     d.set_last(e.last);
     Ok(())
@@ -1185,6 +1192,48 @@ mod tests {
             msg.contains("does not span") && msg.contains("1100"),
             "{msg}"
         );
+    }
+
+    /// An entry whose newest sample is before its open chunk's end (or missing) fails the
+    /// delta: the next append would hand the chunk a time it already holds.
+    #[test]
+    fn a_newest_sample_before_the_open_chunks_end_fails_the_delta() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(delta_name(1));
+        let mut c = XorChunk::new();
+        for t in 998..=1_000 {
+            c.append(t, t as f64);
+        }
+        for (last, ok) in [(Some(1_000), true), (Some(999), false), (None, false)] {
+            let img = DeltaImage {
+                meta: DeltaMeta {
+                    next_ref: 2,
+                    series: 1,
+                    ..DeltaMeta::default()
+                },
+                entries: vec![DeltaEntry {
+                    id: 1,
+                    labels: Some(vec![("s".into(), "1".into())]),
+                    open: OpenImage::Whole {
+                        min_t: 998,
+                        max_t: 1_000,
+                        bytes: c.bytes().to_vec(),
+                    },
+                    last: last.map(|t: i64| (t, (t as f64).to_bits())),
+                    ..DeltaEntry::default()
+                }],
+                ..DeltaImage::default()
+            };
+            std::fs::write(&path, img.encode()).expect("write");
+            let res = apply(&Head::in_memory(7_200_000, 0), &path, 0, 0, &mut Vec::new());
+            match res {
+                Ok(_) => assert!(ok, "{last:?} applied"),
+                Err(e) => {
+                    assert!(!ok, "{last:?}: {e}");
+                    assert!(e.to_string().contains("before its open chunk's end"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -157,6 +157,17 @@ pub(super) struct Prepared {
     last: Option<(Timestamp, u64)>,
 }
 
+/// Whether `last`, a series' newest in-order sample, is at or after the last sample of its open
+/// chunk `open`, as the head keeps them: an in-order append goes to the open chunk when it is
+/// after `last`, so a chunk ending later would be handed a time it already holds (a BUG panic
+/// in the chunk's encoder). A snapshot that breaks this is corrupt, whatever its CRCs say.
+pub(super) fn newest_covers(open: Option<&OpenChunk>, last: Option<(Timestamp, u64)>) -> bool {
+    match open.and_then(|o| o.chunk.last_t()) {
+        None => true,
+        Some(t) => last.is_some_and(|(lt, _)| lt >= t),
+    }
+}
+
 impl Prepared {
     /// Prepares `img` (on any thread).
     pub(super) fn new(img: SeriesImage) -> Result<Self> {
@@ -189,6 +200,16 @@ impl Prepared {
             }
             None => None,
         };
+        if !newest_covers(open.as_ref(), img.last) {
+            return Err(Error::corruption(
+                "<snapshot>",
+                img.id,
+                format!(
+                    "the newest sample of series {} is before its open chunk's end",
+                    img.id
+                ),
+            ));
+        }
         Ok(Self {
             id: img.id,
             hash: labels.stable_hash(),

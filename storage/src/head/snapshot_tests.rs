@@ -186,6 +186,37 @@ fn a_loaded_snapshot_restores_series_chunks_and_refs() {
     assert!(err.to_string().contains("listed twice"), "{err}");
 }
 
+/// A series whose newest sample is before its open chunk's last one (or missing) would hand
+/// the chunk a time it already holds at the next append: the load fails instead.
+#[test]
+fn a_newest_sample_before_the_open_chunks_end_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(snapshot_name(7));
+    let opts = HeadOptions {
+        block_range: 1 << 40,
+        ooo_window: 100,
+    };
+    // The sample image's open chunk spans [1000, 1004].
+    for (last, ok) in [
+        (Some(1004), true),
+        (Some(1010), true),
+        (Some(1003), false),
+        (None, false),
+    ] {
+        let mut img = sample_image();
+        img.series[0].last = last.map(|t| (t, 4f64.to_bits()));
+        std::fs::write(&path, img.encode()).unwrap();
+        let head = Head::new(opts.clone(), None, HeadChunkFiles::in_memory(), i64::MIN);
+        match load(&head, &path, None) {
+            Ok(_) => assert!(ok, "{last:?} loaded"),
+            Err(e) => {
+                assert!(!ok, "{last:?}: {e}");
+                assert!(e.to_string().contains("before its open chunk's end"), "{e}");
+            }
+        }
+    }
+}
+
 fn arb_series() -> impl Strategy<Value = SeriesImage> {
     (
         any::<u64>(),
