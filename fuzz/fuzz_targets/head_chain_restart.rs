@@ -8,8 +8,8 @@
 //! base, so grown open chunks are re-opened from the base's encoder state.
 //!
 //! The open must succeed (a snapshot or delta that fails to load is ignored and the WAL
-//! replayed), every series must be readable, and the head must take an append and commit:
-//! never a panic.
+//! replayed), every series must be readable, and the head must take appends inside and after
+//! the data's time range and commit them: never a panic.
 #![no_main]
 
 use argus_storage::internals::head_snapshot_fix_crcs;
@@ -156,9 +156,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let mut app = db.appender();
-    for i in 0..30 {
-        let _ = app.append(None, &labels("a", i), 1 << 40, 1.0);
+    // Appends inside the data's time range (in order, out of order or duplicate, by series) and
+    // far after it.
+    let near = 100_000 + i64::from(u16::from_le_bytes([hi, lo])) * 4;
+    for t in [near, 1 << 40] {
+        let mut app = db.appender();
+        for i in 0..30 {
+            let _ = app.append(None, &labels("a", i), t + i as i64 * 1000, 1.0);
+        }
+        app.commit().expect("commit after the restart");
     }
-    app.commit().expect("commit after the restart");
 });
