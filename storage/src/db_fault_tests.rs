@@ -216,3 +216,77 @@ fn failed_block_write_leaves_no_tmp_and_keeps_data_and_retention() {
     assert_eq!(times(&db, 15_000, 20_000), want);
     assert_eq!(tmp_entries(dir.path()), Vec::<std::path::PathBuf>::new());
 }
+
+/// A head chunk whose samples decode out of time order (bytes that pass every check but the
+/// encoders' order rule: corrupt, or written by a bug) makes compaction, a deletion and a
+/// packed snapshot fail with a corruption error, never a panic; the other series are untouched.
+#[test]
+fn chunks_decoding_out_of_time_order_are_corruption_not_a_panic() {
+    use crate::chunk::XorChunk;
+    use crate::head::series::OpenChunk;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        background: false,
+        block_range_ms: 120_000,
+        head_snapshot_interval_ms: Some(15 * 60 * 1000),
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let bad = Labels::from_pairs(&[("__name__", "m"), ("s", "bad")]);
+    let good = Labels::from_pairs(&[("__name__", "m"), ("s", "0")]);
+    let mut app = db.appender();
+    let id = app.append(None, &bad, 8000, 1.0).unwrap().0;
+    for t in [1000, 60_000, 200_000] {
+        app.append(None, &good, t, 1.0).unwrap();
+    }
+    app.commit().unwrap();
+    let unordered = |times: [i64; 4]| {
+        let mut c = XorChunk::new();
+        for t in times {
+            c.append_unordered(t, t as f64);
+        }
+        c
+    };
+    let (c, open) = (
+        unordered([1000, 3000, 2000, 4000]),
+        unordered([5000, 7000, 6000, 8000]),
+    );
+    {
+        let head = &db.inner.head;
+        let s = head.series.get(id).unwrap();
+        let mut d = s.data.lock();
+        // A completed chunk with those bytes in the head's chunk files, and the open one.
+        let r = head.chunk_files.write(id, 1000, 4000, c.bytes());
+        d.closed.push(crate::head::series::ClosedChunk {
+            min_t: 1000,
+            max_t: 4000,
+            r,
+        });
+        d.open = Some(OpenChunk {
+            chunk: XorChunk::from_bytes(open.bytes()).unwrap(),
+        });
+    }
+    let is_corruption = |r: Result<()>, what: &str| match r {
+        Err(Error::Corruption { .. }) => {}
+        other => panic!("{what}: want a corruption error, got {other:?}"),
+    };
+    let m = [Matcher::new(MatchType::Equal, "s", "bad").unwrap()];
+    is_corruption(
+        db.delete_series(&m, 2500, 2600),
+        "deletion of a completed chunk's samples",
+    );
+    is_corruption(
+        db.delete_series(&m, 6500, 6600),
+        "deletion of the open chunk's samples",
+    );
+    {
+        // The failed deletions kept the series' chunks as they were.
+        let s = db.inner.head.series.get(id).unwrap();
+        let d = s.data.lock();
+        assert_eq!(d.closed.len(), 1);
+        assert_eq!(d.open.as_ref().unwrap().chunk.bytes(), open.bytes());
+    }
+    is_corruption(db.snapshot_head_whole(), "packed snapshot");
+    is_corruption(db.compact(), "compaction");
+    assert_eq!(times(&db, 0, 300_000), vec![1000, 60_000, 200_000]);
+}

@@ -205,6 +205,13 @@ impl BlockReader for Block {
             while it.next() {
                 let (t, v) = it.at();
                 if !tombstones::is_deleted(deleted, t) {
+                    if c.num_samples() > 0 && t <= hi {
+                        return Err(Error::corruption(
+                            &self.dir,
+                            m.chunk_ref,
+                            "samples out of time order",
+                        ));
+                    }
                     c.append(t, v);
                     lo = lo.min(t);
                     hi = hi.max(t);

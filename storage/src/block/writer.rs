@@ -106,10 +106,21 @@ fn write_into(
             buf.clear();
             Ok(())
         };
+        // The series' previous sample time: a source chunk whose samples decode out of time
+        // order is corrupt (the chunk encoders take only increasing times).
+        let mut prev = None;
         while it.next() {
             stats.num_samples += 1;
+            let t = it.at().0;
+            if let Some(p) = prev.filter(|&p| t <= p) {
+                return Err(Error::corruption(
+                    tmp,
+                    0,
+                    format!("a source chunk's samples are out of time order ({t} after {p})"),
+                ));
+            }
+            prev = Some(t);
             if let Some(h) = it.at_histogram() {
-                let t = it.at().0;
                 if !sample_buf.is_empty() {
                     flush(&mut sample_buf, &mut None, &mut enc_buf)?;
                 }

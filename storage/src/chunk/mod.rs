@@ -23,6 +23,13 @@ pub(crate) const TARGET_SAMPLES_PER_CHUNK: usize = 120;
 /// than it needs per series and block.
 pub(crate) const BLOCK_SAMPLES_PER_CHUNK: usize = 480;
 
+/// Whether `samples`' times are strictly increasing, as every chunk encoder requires. Samples
+/// decoded from a corrupt chunk (bytes that pass its CRC) may not be: whoever re-encodes decoded
+/// samples checks this first and reports corruption rather than hitting the encoder's BUG check.
+pub(crate) fn increasing(samples: &[(Timestamp, f64)]) -> bool {
+    samples.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0))
+}
+
 /// The encoding byte stored with every chunk on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

@@ -161,7 +161,7 @@ pub(crate) fn encode_into(samples: &[(Timestamp, f64)], dst: &mut Vec<u8>) {
         samples.len()
     );
     assert!(
-        samples.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)),
+        super::increasing(samples),
         "BUG: packed chunk timestamps not strictly increasing"
     );
     let mut bw = BitWriter::with_capacity(16 + samples.len() * 2);

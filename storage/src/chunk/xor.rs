@@ -194,13 +194,26 @@ impl XorChunk {
     pub(crate) fn append(&mut self, t: Timestamp, v: f64) {
         let num = self.num();
         assert!(
-            (num as usize) < MAX_SAMPLES,
-            "BUG: XOR chunk capacity of {MAX_SAMPLES} samples exceeded"
-        );
-        assert!(
             num == 0 || t > self.t,
             "BUG: XOR chunk append at {t} not after {}",
             self.t
+        );
+        self.append_any(num, t, v);
+    }
+
+    /// [`XorChunk::append`] without the order check: the bytes of a corrupt chunk, whose
+    /// samples decode out of time order (tests of what reads such a chunk).
+    #[cfg(test)]
+    pub(crate) fn append_unordered(&mut self, t: Timestamp, v: f64) {
+        self.append_any(self.num(), t, v);
+    }
+
+    /// Appends a sample to a chunk of `num` samples.
+    #[inline]
+    fn append_any(&mut self, num: u16, t: Timestamp, v: f64) {
+        assert!(
+            (num as usize) < MAX_SAMPLES,
+            "BUG: XOR chunk capacity of {MAX_SAMPLES} samples exceeded"
         );
         let vb = v.to_bits();
         let mut xs = self.xor_state();

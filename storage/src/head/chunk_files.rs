@@ -162,6 +162,9 @@ impl HeadChunkFiles {
         let mut c = XorChunk::new();
         while it.next() {
             let (t, v) = it.at();
+            if c.last_t().is_some_and(|l| t <= l) {
+                return Err(corrupt(r, "packed head chunk samples out of time order"));
+            }
             c.append(t, v);
         }
         if let Some(e) = it.err() {

@@ -383,16 +383,23 @@ impl Head {
             let mut d = s.data.lock();
             d.retain_ooo(keep);
             let mut touched = false;
+            // A chunk that cannot be read or decoded is kept as it is (with every chunk after
+            // it), and the error returned: a failed deletion loses no sample.
             let old = std::mem::take(&mut d.closed);
+            let mut failed = None;
             for c in old {
-                if c.max_t < mint || c.min_t > maxt {
+                if failed.is_some() || c.max_t < mint || c.min_t > maxt {
                     d.closed.push(c);
                     continue;
                 }
-                touched = true;
                 buf.clear();
-                self.chunk_files.read_into(c.r, &mut buf)?;
-                collect_kept(&buf, keep, &mut samples)?;
+                let read = self.chunk_files.read_into(c.r, &mut buf);
+                if let Err(e) = read.and_then(|()| collect_kept(&buf, keep, &mut samples)) {
+                    d.closed.push(c);
+                    failed = Some(e);
+                    continue;
+                }
+                touched = true;
                 if let Some(nc) = encode(&samples) {
                     d.push_closed(
                         id,
@@ -403,15 +410,17 @@ impl Head {
                     );
                 }
             }
-            if let Some(o) = d.open.take() {
-                if o.max_t() < mint || o.min_t() > maxt {
-                    d.open = Some(o);
-                } else {
-                    touched = true;
-                    collect_kept(o.chunk.bytes(), keep, &mut samples)?;
-                    // Stays open: appends continue into the re-encoded chunk.
-                    d.open = encode(&samples);
-                }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if let Some(o) = &d.open
+                && o.max_t() >= mint
+                && o.min_t() <= maxt
+            {
+                collect_kept(o.chunk.bytes(), keep, &mut samples)?;
+                touched = true;
+                // Stays open: appends continue into the re-encoded chunk.
+                d.open = encode(&samples);
             }
             d.closed.shrink_to_fit();
             if let Some(h) = d.hist_mut() {
@@ -463,7 +472,15 @@ fn collect_kept(
             out.push((t, v));
         }
     }
-    it.take_err().map_or(Ok(()), Err)
+    it.take_err().map_or(Ok(()), Err)?;
+    if !crate::chunk::increasing(out) {
+        return Err(Error::corruption(
+            "<head chunks>",
+            0,
+            "samples out of time order",
+        ));
+    }
+    Ok(())
 }
 
 /// An open chunk holding `samples` (sorted), None when there are none.

@@ -729,6 +729,13 @@ pub(super) fn pack_chunks(
                 if let Some(e) = it.err() {
                     return Err(Error::corruption("<head chunks>", r, e.to_string()));
                 }
+                if !crate::chunk::increasing(&samples) {
+                    return Err(Error::corruption(
+                        "<head chunks>",
+                        r,
+                        "samples out of time order",
+                    ));
+                }
                 packed::encode_into(&samples, &mut out);
                 if out.len() < bytes.len() {
                     Encoding::Packed

@@ -565,7 +565,7 @@ pub(in crate::head) fn decode_ooo_last(
     // The head keeps them sorted by time with unique timestamps, and reads rely on it (a read
     // encodes them into a chunk, which takes only increasing times): bytes that break it are
     // corrupt, whatever their CRC says.
-    if !ooo.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
+    if !crate::chunk::increasing(&ooo) {
         return None;
     }
     let last = if flag(d)? {
