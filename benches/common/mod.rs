@@ -98,7 +98,9 @@ pub fn thread_cpu() -> Duration {
 }
 
 /// Benches `step` as `name` in `g` in thread CPU time ([`thread_cpu`]): a batch of iterations
-/// between two readings, so the reading's own cost is spread over them.
+/// between two readings, so the reading's own cost is spread over them. The kernel updates
+/// the reading at scheduler ticks, so samples must be long: run with `--sample-size 10
+/// --measurement-time 8` (short samples read as zero and criterion refuses them).
 #[allow(
     dead_code,
     reason = "not every bench that includes this module uses it"
