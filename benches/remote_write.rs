@@ -18,10 +18,11 @@ use argus::ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use argus::ingest::remote_write::{
     Decoder, LabelLimits, MAX_DECOMPRESSED_BYTES, append_body, append_request, encode,
 };
-use argus::ingest::series_cache::SeriesCache;
+use argus::ingest::remote_write_scan::Scan;
+use argus::ingest::series_cache::{Lookups, SeriesCache};
 use argus_storage::testing::MemStorage;
 use argus_storage::{Appendable, Db, Options, SyncMode};
-use common::{DB_SERIES, bench_rounds};
+use common::{DB_SERIES, bench_cpu, bench_rounds, db_request};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -93,6 +94,70 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// The receiver's per-series steps on their own, over live remote write's requests (one
+/// sample for each of 2,000 series, cycling through 20,000 known series as `measure` sends
+/// them; the bodies decompressed beforehand): `scan` is [`Scan::scan`] of a request,
+/// `get_all_20000` the series cache's keyed hash and probe of its 2,000 label byte strings
+/// and the holding of their series ([`SeriesCache::get_all`]). Timed in thread CPU time
+/// ([`common::thread_cpu`]), as the machine these run on is shared.
+fn bench_lookup(c: &mut Criterion) {
+    const PARTS: usize = 10;
+    let mut g = c.benchmark_group("remote_write/lookup");
+    g.throughput(Throughput::Elements(DB_SERIES as u64));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options {
+        background: false,
+        sync: SyncMode::Buffer,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).expect("open");
+    let cache = SeriesCache::new(LabelLimits::default());
+    let mut dec = Decoder::new();
+    for part in 0..PARTS {
+        let mut app = db.appender();
+        append_body(
+            &mut dec,
+            &cache,
+            &db_request(0, part),
+            app.as_mut(),
+            1_700_000_000_000,
+        )
+        .expect("append");
+        app.commit().expect("commit");
+    }
+    let raw: Vec<Vec<u8>> = (0..PARTS)
+        .map(|p| {
+            snap::raw::Decoder::new()
+                .decompress_vec(&db_request(1, p))
+                .expect("snappy")
+        })
+        .collect();
+    let mut scan = Scan::default();
+    let mut i = 0;
+    bench_cpu(&mut g, "scan", || {
+        assert!(scan.scan(black_box(&raw[i % PARTS])));
+        i += 1;
+    });
+    let scans: Vec<Scan> = raw
+        .iter()
+        .map(|r| {
+            let mut s = Scan::default();
+            assert!(s.scan(r));
+            s
+        })
+        .collect();
+    let (mut lookups, mut out) = (Lookups::default(), Vec::new());
+    bench_cpu(&mut g, "get_all_20000", || {
+        let p = i % PARTS;
+        i += 1;
+        let keys = scans[p].series.iter().map(|s| &raw[p][s.labels.clone()]);
+        cache.get_all(keys, &mut lookups, &mut out);
+        assert!(out.iter().all(Option::is_some));
+        out.clear();
+    });
+    g.finish();
+}
+
 /// `append_body`, then commit, into a `Db`: requests of [`DB_SERIES`] series each, cycling
 /// through `parts` such requests per round (so a series' memory was last touched `parts - 1`
 /// requests before: with 10, 20,000 series, far more than a core's cache, as in the harness's
@@ -138,5 +203,5 @@ fn bench_db(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, bench_db);
+criterion_group!(benches, bench, bench_lookup, bench_db);
 criterion_main!(benches);

@@ -83,3 +83,36 @@ pub fn bench_rounds(
         })
     });
 }
+
+/// CPU time this thread has run (`/proc/thread-self/schedstat`'s first field), for benches
+/// on a machine shared with other work: time spent waiting for a core is not counted, as it
+/// is in wall time.
+#[allow(
+    dead_code,
+    reason = "not every bench that includes this module uses it"
+)]
+pub fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns = stat.split_whitespace().next().and_then(|f| f.parse().ok());
+    Duration::from_nanos(ns.expect("schedstat's run time"))
+}
+
+/// Benches `step` as `name` in `g` in thread CPU time ([`thread_cpu`]): a batch of iterations
+/// between two readings, so the reading's own cost is spread over them. The kernel updates
+/// the reading at scheduler ticks, so samples must be long: run with `--sample-size 10
+/// --measurement-time 8` (short samples read as zero and criterion refuses them).
+#[allow(
+    dead_code,
+    reason = "not every bench that includes this module uses it"
+)]
+pub fn bench_cpu(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut step: impl FnMut()) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let t0 = thread_cpu();
+            for _ in 0..iters {
+                step();
+            }
+            thread_cpu().saturating_sub(t0)
+        })
+    });
+}
