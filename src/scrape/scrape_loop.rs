@@ -88,7 +88,8 @@ pub struct LoopParams {
 ///   400 targets × 1,000 series). Loops waiting for a slot hold only their body, and wait
 ///   asynchronously.
 async fn commit(p: &LoopParams, app: Box<dyn Appender>) -> (Box<dyn Appender>, Result<(), Error>) {
-    let (app, r) = p.commit_slots.commit(app).await;
+    // The target's commits all run on one thread (see `committer`).
+    let (app, r) = p.commit_slots.commit(app, p.target.hash()).await;
     (app, r.map_err(Error::Storage))
 }
 
