@@ -10,6 +10,9 @@
 //! for the mutex (~3 % of the scrape CPU of 400 targets were these waits and wakes, benches/README.md
 //! "scrape6"). A target's commits on one thread also grow its series' chunk buffers in that
 //! thread's allocator heap only (scrapemem5's one-thread finding, kept with four threads).
+//! Each thread has its own slot too, taken by the loops whose commits it runs: a commit that
+//! takes long (a slow disk under the WAL) holds up only its thread's quarter of the targets,
+//! not every slot with loops queued behind it.
 //!
 //! Commits used to run under `tokio::task::block_in_place`, which hands the blocked worker's
 //! queue to another thread each time: 400 targets every 5 s kept 20–30 threads cycling through
@@ -32,6 +35,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 pub const COMMIT_SLOTS: usize = 4;
 /// Threads that run the commits: one per slot, so a slot's commit never waits for a thread.
 pub const COMMIT_THREADS: usize = COMMIT_SLOTS;
+const _: () = assert!(
+    COMMIT_SLOTS.is_multiple_of(COMMIT_THREADS),
+    "BUG: each commit thread has the same number of slots"
+);
 /// Appenders of scrapes with more samples than this are dropped rather than kept for the next
 /// scrape, so that one large target does not leave batch buffers of its size behind.
 pub const MAX_KEPT_SAMPLES: u64 = 100_000;
@@ -45,8 +52,10 @@ type Job = (
 /// Commit slots and the commit threads, shared by a manager's loops.
 pub struct CommitSlots {
     // Immutable after construction.
-    /// Bounds the loops holding a filled appender.
-    slots: Arc<Semaphore>,
+    /// Bound the loops holding a filled appender: one semaphore per commit thread (`jobs`,
+    /// same index) with its share of [`COMMIT_SLOTS`], or one with all of them when no thread
+    /// could be started.
+    slots: Vec<Arc<Semaphore>>,
     /// One queue per running commit thread; a thread ends when its sender is dropped. Empty
     /// when no thread could be started.
     jobs: Vec<mpsc::Sender<Job>>,
@@ -62,7 +71,14 @@ type Kept = (Arc<dyn Appendable>, Box<dyn Appender>);
 impl std::fmt::Debug for CommitSlots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CommitSlots")
-            .field("available", &self.slots.available_permits())
+            .field(
+                "available",
+                &self
+                    .slots
+                    .iter()
+                    .map(|s| s.available_permits())
+                    .sum::<usize>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -98,8 +114,15 @@ impl CommitSlots {
                 }
             }
         }
+        let slots = if jobs.is_empty() {
+            vec![Arc::new(Semaphore::new(COMMIT_SLOTS))]
+        } else {
+            (0..jobs.len())
+                .map(|_| Arc::new(Semaphore::new(COMMIT_SLOTS / COMMIT_THREADS)))
+                .collect()
+        };
         Self {
-            slots: Arc::new(Semaphore::new(COMMIT_SLOTS)),
+            slots,
             jobs,
             idle: Mutex::new(Vec::with_capacity(COMMIT_SLOTS)),
         }
@@ -133,9 +156,11 @@ impl CommitSlots {
         }
     }
 
-    /// Waits for a free slot; it is held until the permit is dropped.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).acquire_owned().await.ok()
+    /// Waits for a free slot of `key`'s commit thread (the key later given to
+    /// [`CommitSlots::commit`]); it is held until the permit is dropped.
+    pub async fn acquire(&self, key: u64) -> Option<OwnedSemaphorePermit> {
+        let slots = self.slots.get(index(key, self.slots.len())?)?;
+        Arc::clone(slots).acquire_owned().await.ok()
     }
 
     /// Commits `app` on the commit thread of `key` (the same thread for the same key, so a
@@ -165,10 +190,13 @@ impl CommitSlots {
 
     /// The queue of `key`'s commit thread.
     fn thread_of(&self, key: u64) -> Option<&mpsc::Sender<Job>> {
-        let n = u64::try_from(self.jobs.len()).ok()?;
-        let i = usize::try_from(key.checked_rem(n)?).ok()?;
-        self.jobs.get(i)
+        self.jobs.get(index(key, self.jobs.len())?)
     }
+}
+
+/// `key`'s place among `n` threads or slots; `None` when `n` is 0.
+fn index(key: u64, n: usize) -> Option<usize> {
+    usize::try_from(key.checked_rem(u64::try_from(n).ok()?)?).ok()
 }
 
 #[cfg(test)]
@@ -233,7 +261,7 @@ mod tests {
         let commits = Arc::new(AtomicUsize::new(0));
         let threads = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..10 {
-            let permit = slots.acquire().await.unwrap();
+            let permit = slots.acquire(7).await.unwrap();
             let app = Box::new(Counting {
                 commits: Arc::clone(&commits),
                 threads: Arc::clone(&threads),
@@ -267,7 +295,7 @@ mod tests {
                 let ids = Arc::clone(&ids);
                 tasks.push(tokio::spawn(async move {
                     for _ in 0..10 {
-                        let permit = slots.acquire().await.unwrap();
+                        let permit = slots.acquire(key).await.unwrap();
                         let (_app, r) = slots.commit(Box::new(Where(Arc::clone(&ids))), key).await;
                         assert!(r.is_ok());
                         drop(permit);
@@ -304,14 +332,24 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn slots_bound_the_loops_holding_an_appender() {
         let slots = CommitSlots::new();
-        let mut held = Vec::new();
-        for _ in 0..COMMIT_SLOTS {
-            held.push(slots.acquire().await.unwrap());
+        let keys = u64::try_from(COMMIT_THREADS).unwrap();
+        let now = |key| tokio::time::timeout(std::time::Duration::ZERO, slots.acquire(key));
+        // A thread's slot held (its commit slow) holds up its keys only.
+        let first = slots.acquire(0).await.unwrap();
+        assert!(now(keys).await.is_err(), "key {keys} shares key 0's thread");
+        let mut held = vec![first];
+        for key in 1..keys {
+            held.push(now(key).await.expect("another thread's slot").unwrap());
         }
-        let more = tokio::time::timeout(std::time::Duration::ZERO, slots.acquire()).await;
-        assert!(more.is_err(), "a fifth slot while four are held");
+        for key in 0..2 * keys {
+            assert!(
+                now(key).await.is_err(),
+                "a fifth slot while four are held (key {key})"
+            );
+        }
+        assert_eq!(held.len(), COMMIT_SLOTS);
         held.pop();
-        assert!(slots.acquire().await.is_some());
+        assert!(now(2 * keys - 1).await.is_ok());
     }
 
     /// Hands out `Counting` appenders and keeps each one's commit counter.

@@ -199,7 +199,8 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         (None, Ok(c)) => c.fetch(&p.buffers).await,
     };
     // Held until this scrape's appends are committed or rolled back (see [`commit`]).
-    let slot = p.commit_slots.acquire().await;
+    // The slot of the thread that runs this target's commits (see [`commit`]).
+    let slot = p.commit_slots.acquire(p.target.hash()).await;
     // Scrape commits reach the WAL without an fsync, as all of Prometheus's do: they survive a
     // crash of the process, and the next synced commit (a remote write, a push) or the
     // segment's close makes them durable against a power cut too. Nobody waits for an
