@@ -21,9 +21,7 @@ pub fn gunzip(src: &[u8], limit: u64, dst: &mut Vec<u8>) -> Result<(), GunzipErr
         let hint = u64::from(u32::from_le_bytes([a, b, c, d])).min(limit);
         dst.reserve(usize::try_from(hint).unwrap_or(0));
     }
-    // The `bufread` decoder reads `src` in place; the `read` one would copy it through a
-    // 32 KiB buffer of its own, allocated and zeroed per body.
-    let mut r = flate2::bufread::MultiGzDecoder::new(src).take(limit.saturating_add(1));
+    let mut r = flate2::read::MultiGzDecoder::new(src).take(limit.saturating_add(1));
     r.read_to_end(dst)
         .map_err(|e| GunzipError::Invalid(e.to_string()))?;
     if dst.len() as u64 > limit {
