@@ -325,5 +325,59 @@ fn bench_inflate(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_parse, bench_append, bench_inflate);
+/// `util::gzip::gunzip` as a scrape calls it (`client::Fetched::into_body`): a gzip body
+/// (flate2's default level, as exporters send) into a reused buffer, bounded. Throughput in
+/// decompressed bytes; `memcpy` of the same bytes is the floor.
+fn bench_gunzip(c: &mut Criterion) {
+    use std::io::Write;
+    for (name, body) in [
+        ("node_exporter", node_body()),
+        ("gen10k_text", generated(false)),
+    ] {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&body).expect("gzip");
+        let gz = enc.finish().expect("gzip");
+        let mut g = c.benchmark_group(format!("gunzip/{name}"));
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        let mut out = Vec::new();
+        g.bench_function("gunzip", |b| {
+            b.iter(|| {
+                argus::util::gzip::gunzip(black_box(&gz), 512 << 20, &mut out).expect("gunzip");
+                assert_eq!(out.len(), body.len());
+                black_box(out.len())
+            })
+        });
+        // Tried in session 17 (scrape6) and not kept: flate2's `bufread` decoder on the slice,
+        // without the `read` decoder's 32 KiB copy buffer; within the noise of `gunzip` here.
+        g.bench_function("flate2_bufread_decoder", |b| {
+            b.iter(|| {
+                use std::io::Read;
+                out.clear();
+                out.reserve(body.len());
+                let mut r =
+                    flate2::bufread::MultiGzDecoder::new(black_box(&gz[..])).take(512 << 20);
+                r.read_to_end(&mut out).expect("gunzip");
+                assert_eq!(out.len(), body.len());
+                black_box(out.len())
+            })
+        });
+        let mut copy = Vec::with_capacity(body.len());
+        g.bench_function("memcpy", |b| {
+            b.iter(|| {
+                copy.clear();
+                copy.extend_from_slice(black_box(&body));
+                black_box(copy.len())
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    bench_parse,
+    bench_append,
+    bench_inflate,
+    bench_gunzip
+);
 criterion_main!(benches);

@@ -28,7 +28,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::StatusCode;
 use reqwest::header::{
-    ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap, USER_AGENT,
+    ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap, HeaderValue, USER_AGENT,
 };
 use std::pin::Pin;
 use std::time::Duration;
@@ -47,11 +47,15 @@ pub struct TargetClient {
     url: String,
     /// `url` parsed once (reqwest would parse the string again at every scrape).
     parsed: Option<reqwest::Url>,
-    accept: String,
+    /// `parsed` as hyper's URI, when `plain` serves the target and it sends no credentials:
+    /// its requests are then built from this and [`TargetClient::headers`] alone.
+    plain_uri: Option<hyper::Uri>,
+    /// The headers of every request but the credentials, built once (see
+    /// [`scrape_headers`]).
+    headers: HeaderMap,
     timeout: Duration,
     body_limit: u64,
     fallback: Option<Format>,
-    compression: bool,
     auth: Auth,
 }
 
@@ -133,6 +137,30 @@ fn head_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The headers of a scrape request without its credentials: `Accept`, Argus's `User-Agent`,
+/// `X-Prometheus-Scrape-Timeout-Seconds` and `Accept-Encoding` (`gzip` when `compression`).
+fn scrape_headers(accept: &str, timeout: Duration, compression: bool) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(4);
+    // A validated `scrape_protocols` list joins to a valid value; were it not, the header
+    // would be left out and the target answer in its default format.
+    if let Ok(v) = HeaderValue::try_from(accept) {
+        h.insert(ACCEPT, v);
+    }
+    h.insert(
+        USER_AGENT,
+        HeaderValue::from_static(crate::util::http_client::USER_AGENT),
+    );
+    // A number's digits and point are always a valid value.
+    if let Ok(v) = HeaderValue::try_from(format!("{}", timeout.as_secs_f64())) {
+        h.insert("x-prometheus-scrape-timeout-seconds", v);
+    }
+    h.insert(
+        ACCEPT_ENCODING,
+        HeaderValue::from_static(if compression { "gzip" } else { "identity" }),
+    );
+    h
+}
+
 /// A response of either client.
 enum Response {
     Reqwest(reqwest::Response),
@@ -200,13 +228,20 @@ impl TargetClient {
                 Format::Text
             }
         });
+        let parsed = reqwest::Url::parse(&url).ok();
+        // As `http::Request::try_from(reqwest::Request)` makes it.
+        let plain_uri = match (&plain, &auth, &parsed) {
+            (Some(_), Auth::None, Some(u)) => hyper::Uri::try_from(u.as_str()).ok(),
+            _ => None,
+        };
         Ok(Self {
             client,
             plain,
             follow_redirects: cfg.follow_redirects,
-            parsed: reqwest::Url::parse(&url).ok(),
+            parsed,
+            plain_uri,
+            headers: scrape_headers(&cfg.accept_header(), target.timeout, cfg.enable_compression),
             url,
-            accept: cfg.accept_header(),
             timeout: target.timeout,
             body_limit: if cfg.body_size_limit.0 == 0 {
                 MAX_BODY_BYTES
@@ -214,7 +249,6 @@ impl TargetClient {
                 cfg.body_size_limit.0
             },
             fallback,
-            compression: cfg.enable_compression,
             auth,
         })
     }
@@ -263,17 +297,7 @@ impl TargetClient {
             // Unparsable: reqwest reports why.
             None => self.client.get(&self.url),
         };
-        let req = req
-            .header(ACCEPT, &self.accept)
-            .header(USER_AGENT, concat!("Argus/", env!("CARGO_PKG_VERSION")))
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                format!("{}", self.timeout.as_secs_f64()),
-            )
-            .header(
-                ACCEPT_ENCODING,
-                if self.compression { "gzip" } else { "identity" },
-            );
+        let req = req.headers(self.headers.clone());
         self.auth.apply(req).await.map_err(|e| Error::Http {
             url: self.url.clone(),
             msg: e.to_string(),
@@ -286,16 +310,28 @@ impl TargetClient {
             url: self.url.clone(),
             msg,
         };
-        let req = self.request().await?;
         let Some(plain) = &self.plain else {
+            let req = self.request().await?;
             return Ok(Response::Reqwest(
                 req.send().await.map_err(|e| err(error_chain(&e)))?,
             ));
         };
-        let req = req
-            .build()
-            .and_then(hyper::Request::try_from)
-            .map_err(|e| err(error_chain(&e)))?;
+        let req = match &self.plain_uri {
+            // No credentials: the same request as the conversion below, without building a
+            // reqwest request (its URL copy, header parsing and conversion) at every scrape.
+            Some(uri) => {
+                let mut req = hyper::Request::new(reqwest::Body::default());
+                *req.uri_mut() = uri.clone();
+                *req.headers_mut() = self.headers.clone();
+                req
+            }
+            None => self
+                .request()
+                .await?
+                .build()
+                .and_then(hyper::Request::try_from)
+                .map_err(|e| err(error_chain(&e)))?,
+        };
         match plain.request(req).await {
             Ok(resp) if !(resp.status().is_redirection() && self.follow_redirects) => {
                 return Ok(Response::Plain(resp));
@@ -430,6 +466,8 @@ mod tests {
     struct Counts {
         accepted: AtomicUsize,
         closed: AtomicUsize,
+        /// The heads of the requests answered, in order.
+        heads: parking_lot::Mutex<Vec<String>>,
     }
 
     /// The answer to a request: `GET /redirect` is sent to `/metrics`, `GET /big-head` gets
@@ -466,6 +504,10 @@ mod tests {
             buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
             while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head: Vec<u8> = buf.drain(..end + 4).collect();
+                counts
+                    .heads
+                    .lock()
+                    .push(String::from_utf8_lossy(&head).into_owned());
                 s.write_all(respond(&head).as_bytes()).await.unwrap();
             }
         }
@@ -561,6 +603,83 @@ mod tests {
         scrape_three_times(&cfg, &addr).await;
         assert_eq!(counts.accepted.load(SeqCst), 1);
         assert_eq!(counts.closed.load(SeqCst), 0);
+    }
+
+    /// A plain target without credentials gets a request built from the target's own URI and
+    /// headers; it must be the request the other paths send (reqwest's, converted for the
+    /// plain client, or sent by reqwest itself), credentials aside.
+    #[tokio::test]
+    async fn the_request_without_credentials_is_the_one_reqwest_builds() {
+        let counts = Arc::new(Counts::default());
+        let addr = serve(None, counts.clone()).await;
+        let heads = |yaml: &str| {
+            let cfg: ScrapeConfig = serde_yaml_ng::from_str(yaml).unwrap();
+            let counts = counts.clone();
+            let addr = addr.clone();
+            async move {
+                counts.heads.lock().clear();
+                scrape_three_times(&cfg, &addr).await;
+                std::mem::take(&mut *counts.heads.lock())
+            }
+        };
+        // Without credentials: the prebuilt request.
+        let plain = heads("job_name: j\nscrape_timeout: 7s\n").await;
+        let client = {
+            let cfg: ScrapeConfig = serde_yaml_ng::from_str("job_name: j\n").unwrap();
+            TargetClient::new(&cfg, &target(&cfg, &addr), &pool_clients(&cfg))
+                .await
+                .unwrap()
+        };
+        assert!(client.plain_uri.is_some(), "served by the prebuilt request");
+        // With credentials: reqwest's request, converted.
+        let basic =
+            heads("job_name: j\nscrape_timeout: 7s\nbasic_auth: {username: u, password: p}\n")
+                .await;
+        // A redirect: sent again and followed by reqwest.
+        let redirected = heads("job_name: j\nscrape_timeout: 7s\nmetrics_path: /redirect\n").await;
+        let want = |path: &str| {
+            format!(
+                "GET {path} HTTP/1.1\r\naccept: {}\r\nuser-agent: {}\r\n\
+                 x-prometheus-scrape-timeout-seconds: 7\r\naccept-encoding: gzip\r\n\
+                 host: {addr}\r\n\r\n",
+                serde_yaml_ng::from_str::<ScrapeConfig>("job_name: j\n")
+                    .unwrap()
+                    .accept_header(),
+                crate::util::http_client::USER_AGENT,
+            )
+        };
+        assert_eq!(plain, vec![want("/metrics"); 3]);
+        let without_auth: Vec<String> = basic
+            .iter()
+            .map(|h| {
+                h.split_inclusive("\r\n")
+                    .filter(|l| !l.starts_with("authorization: Basic "))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(without_auth, vec![want("/metrics"); 3], "{basic:?}");
+        assert!(
+            basic
+                .iter()
+                .all(|h| h.contains("authorization: Basic dTpw\r\n"))
+        );
+        // Each scrape: the plain client's request, reqwest's, and reqwest's redirected one.
+        assert_eq!(redirected.len(), 9, "{redirected:?}");
+        for (i, h) in redirected.iter().enumerate() {
+            let path = if i % 3 == 2 { "/metrics" } else { "/redirect" };
+            // reqwest adds `Referer` to the request it redirects.
+            let mut lines: Vec<&str> = h
+                .split_inclusive("\r\n")
+                .filter(|l| !l.starts_with("referer: "))
+                .collect();
+            let mut want_lines: Vec<String> = want(path)
+                .split_inclusive("\r\n")
+                .map(str::to_owned)
+                .collect();
+            lines.sort_unstable();
+            want_lines.sort_unstable();
+            assert_eq!(lines, want_lines, "request {i}");
+        }
     }
 
     #[tokio::test]

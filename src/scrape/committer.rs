@@ -4,6 +4,16 @@
 //! [`COMMIT_THREADS`] threads to commit, awaiting the answer; so at most [`COMMIT_SLOTS`] loops
 //! hold a filled appender or commit at a time (see `scrape_loop::commit`).
 //!
+//! Each thread has its own queue, and a loop always hands its commits to the same thread (by a
+//! key, the target's hash): the threads used to share one queue behind a mutex, and a job woke
+//! the thread waiting on the queue and then, at that thread's unlock, the next thread waiting
+//! for the mutex (~3 % of the scrape CPU of 400 targets were these waits and wakes, benches/README.md
+//! "scrape6"). A target's commits on one thread also grow its series' chunk buffers in that
+//! thread's allocator heap only (scrapemem5's one-thread finding, kept with four threads).
+//! Each thread has its own slot too, taken by the loops whose commits it runs: a commit that
+//! takes long (a slow disk under the WAL) holds up only its thread's quarter of the targets,
+//! not every slot with loops queued behind it.
+//!
 //! Commits used to run under `tokio::task::block_in_place`, which hands the blocked worker's
 //! queue to another thread each time: 400 targets every 5 s kept 20–30 threads cycling through
 //! the worker role, and each of them allocated head series, labels and chunk buffers in its own
@@ -25,6 +35,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 pub const COMMIT_SLOTS: usize = 4;
 /// Threads that run the commits: one per slot, so a slot's commit never waits for a thread.
 pub const COMMIT_THREADS: usize = COMMIT_SLOTS;
+const _: () = assert!(
+    COMMIT_SLOTS.is_multiple_of(COMMIT_THREADS),
+    "BUG: each commit thread has the same number of slots"
+);
 /// Appenders of scrapes with more samples than this are dropped rather than kept for the next
 /// scrape, so that one large target does not leave batch buffers of its size behind.
 pub const MAX_KEPT_SAMPLES: u64 = 100_000;
@@ -38,10 +52,13 @@ type Job = (
 /// Commit slots and the commit threads, shared by a manager's loops.
 pub struct CommitSlots {
     // Immutable after construction.
-    /// Bounds the loops holding a filled appender.
-    slots: Arc<Semaphore>,
-    /// Jobs for the commit threads; the threads end when this is dropped.
-    jobs: mpsc::Sender<Job>,
+    /// Bound the loops holding a filled appender: one semaphore per commit thread (`jobs`,
+    /// same index) with its share of [`COMMIT_SLOTS`], or one with all of them when no thread
+    /// could be started.
+    slots: Vec<Arc<Semaphore>>,
+    /// One queue per running commit thread; a thread ends when its sender is dropped. Empty
+    /// when no thread could be started.
+    jobs: Vec<mpsc::Sender<Job>>,
     /// Appenders given back after a commit or rollback, empty, each with the storage it appends
     /// to (only an appender of the same storage is handed out again). At most
     /// [`COMMIT_SLOTS`]: only a slot holder takes or gives one back.
@@ -54,7 +71,14 @@ type Kept = (Arc<dyn Appendable>, Box<dyn Appender>);
 impl std::fmt::Debug for CommitSlots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CommitSlots")
-            .field("available", &self.slots.available_permits())
+            .field(
+                "available",
+                &self
+                    .slots
+                    .iter()
+                    .map(|s| s.available_permits())
+                    .sum::<usize>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -70,31 +94,36 @@ impl CommitSlots {
     /// that cannot be started leaves the others to do the work; with none, commits run on the
     /// caller's thread (see [`CommitSlots::commit`]).
     pub fn new() -> Self {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let mut jobs = Vec::with_capacity(COMMIT_THREADS);
         for i in 0..COMMIT_THREADS {
-            let rx = Arc::clone(&rx);
+            let (tx, rx) = mpsc::channel::<Job>();
             let spawned = std::thread::Builder::new()
                 .name("argus-scrape-commit".into())
                 .spawn(move || {
-                    loop {
-                        // The lock is held only while waiting for a job, never during a commit.
-                        let job = rx.lock().recv();
-                        let Ok((mut app, answer)) = job else {
-                            return;
-                        };
+                    // Ends when the sender is dropped.
+                    while let Ok((mut app, answer)) = rx.recv() {
                         let r = app.commit();
                         // The loop may be gone (shutdown); the appender is dropped then.
                         let _ = answer.send((app, r));
                     }
                 });
-            if let Err(e) = spawned {
-                tracing::warn!(thread = i, error = %e, "cannot start a scrape commit thread");
+            match spawned {
+                Ok(_) => jobs.push(tx),
+                Err(e) => {
+                    tracing::warn!(thread = i, error = %e, "cannot start a scrape commit thread");
+                }
             }
         }
+        let slots = if jobs.is_empty() {
+            vec![Arc::new(Semaphore::new(COMMIT_SLOTS))]
+        } else {
+            (0..jobs.len())
+                .map(|_| Arc::new(Semaphore::new(COMMIT_SLOTS / COMMIT_THREADS)))
+                .collect()
+        };
         Self {
-            slots: Arc::new(Semaphore::new(COMMIT_SLOTS)),
-            jobs: tx,
+            slots,
+            jobs,
             idle: Mutex::new(Vec::with_capacity(COMMIT_SLOTS)),
         }
     }
@@ -127,30 +156,47 @@ impl CommitSlots {
         }
     }
 
-    /// Waits for a free slot; it is held until the permit is dropped.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).acquire_owned().await.ok()
+    /// Waits for a free slot of `key`'s commit thread (the key later given to
+    /// [`CommitSlots::commit`]); it is held until the permit is dropped.
+    pub async fn acquire(&self, key: u64) -> Option<OwnedSemaphorePermit> {
+        let slots = self.slots.get(index(key, self.slots.len())?)?;
+        Arc::clone(slots).acquire_owned().await.ok()
     }
 
-    /// Commits `app` on a commit thread and gives it back with the result. Without commit
-    /// threads (none could be started) it commits on this thread, under
-    /// `ingest::blocking`.
+    /// Commits `app` on the commit thread of `key` (the same thread for the same key, so a
+    /// loop passes its target's hash) and gives it back with the result. Without commit
+    /// threads (none could be started) it commits on this thread, under `ingest::blocking`.
     pub async fn commit(
         &self,
         app: Box<dyn Appender>,
+        key: u64,
     ) -> (Box<dyn Appender>, Result<(), StorageError>) {
-        let (tx, rx) = oneshot::channel();
-        let mut app = match self.jobs.send((app, tx)) {
-            Ok(()) => match rx.await {
-                Ok(done) => return done,
-                // Unreachable while a thread is alive: it answers every job it takes.
-                Err(_) => unreachable!("BUG: a scrape commit thread dropped a job"),
-            },
-            Err(mpsc::SendError((app, _))) => app,
-        };
+        let mut app = app;
+        if let Some(jobs) = self.thread_of(key) {
+            let (tx, rx) = oneshot::channel();
+            match jobs.send((app, tx)) {
+                Ok(()) => match rx.await {
+                    Ok(done) => return done,
+                    // Unreachable while the thread is alive: it answers every job it takes.
+                    Err(_) => unreachable!("BUG: a scrape commit thread dropped a job"),
+                },
+                // The thread is gone (it panicked in a commit): commit here.
+                Err(mpsc::SendError((back, _))) => app = back,
+            }
+        }
         let r = crate::ingest::blocking(|| app.commit());
         (app, r)
     }
+
+    /// The queue of `key`'s commit thread.
+    fn thread_of(&self, key: u64) -> Option<&mpsc::Sender<Job>> {
+        self.jobs.get(index(key, self.jobs.len())?)
+    }
+}
+
+/// `key`'s place among `n` threads or slots; `None` when `n` is 0.
+fn index(key: u64, n: usize) -> Option<usize> {
+    usize::try_from(key.checked_rem(u64::try_from(n).ok()?)?).ok()
 }
 
 #[cfg(test)]
@@ -164,6 +210,28 @@ mod tests {
     struct Counting {
         commits: Arc<AtomicUsize>,
         threads: Arc<Mutex<Vec<String>>>,
+    }
+
+    /// Records the id of the thread each commit ran on.
+    struct Where(Arc<Mutex<Vec<std::thread::ThreadId>>>);
+
+    impl Appender for Where {
+        fn append(
+            &mut self,
+            _series: Option<SeriesRef>,
+            _labels: &Labels,
+            _t: Timestamp,
+            _v: f64,
+        ) -> Result<SeriesRef, StorageError> {
+            Ok(SeriesRef(1))
+        }
+
+        fn commit(&mut self) -> Result<(), StorageError> {
+            self.0.lock().push(std::thread::current().id());
+            Ok(())
+        }
+
+        fn rollback(&mut self) {}
     }
 
     impl Appender for Counting {
@@ -193,12 +261,12 @@ mod tests {
         let commits = Arc::new(AtomicUsize::new(0));
         let threads = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..10 {
-            let permit = slots.acquire().await.unwrap();
+            let permit = slots.acquire(7).await.unwrap();
             let app = Box::new(Counting {
                 commits: Arc::clone(&commits),
                 threads: Arc::clone(&threads),
             });
-            let (_app, r) = slots.commit(app).await;
+            let (_app, r) = slots.commit(app, 7).await;
             assert!(r.is_ok());
             drop(permit);
         }
@@ -211,17 +279,77 @@ mod tests {
         );
     }
 
+    /// Concurrent commits of one key all run on one thread; the keys `0..COMMIT_THREADS` use
+    /// every thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_keys_commits_always_run_on_its_own_thread() {
+        let slots = Arc::new(CommitSlots::new());
+        let keys = u64::try_from(COMMIT_THREADS).unwrap();
+        let mut tasks = Vec::new();
+        let mut seen = Vec::new();
+        for key in 0..2 * keys {
+            let ids = Arc::new(Mutex::new(Vec::new()));
+            seen.push((key, Arc::clone(&ids)));
+            for _ in 0..4 {
+                let slots = Arc::clone(&slots);
+                let ids = Arc::clone(&ids);
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..10 {
+                        let permit = slots.acquire(key).await.unwrap();
+                        let (_app, r) = slots.commit(Box::new(Where(Arc::clone(&ids))), key).await;
+                        assert!(r.is_ok());
+                        drop(permit);
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut thread_of = std::collections::HashMap::new();
+        for (key, ids) in &seen {
+            let ids = ids.lock();
+            assert_eq!(ids.len(), 40, "key {key}");
+            assert!(
+                ids.iter().all(|id| *id == ids[0]),
+                "key {key} ran on {ids:?}"
+            );
+            assert_ne!(ids[0], std::thread::current().id());
+            thread_of.insert(*key, ids[0]);
+        }
+        let distinct: std::collections::HashSet<_> = (0..keys).map(|k| thread_of[&k]).collect();
+        assert_eq!(distinct.len(), COMMIT_THREADS, "{thread_of:?}");
+        for k in 0..keys {
+            assert_eq!(
+                thread_of[&k],
+                thread_of[&(k + keys)],
+                "key {k} and {}",
+                k + keys
+            );
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn slots_bound_the_loops_holding_an_appender() {
         let slots = CommitSlots::new();
-        let mut held = Vec::new();
-        for _ in 0..COMMIT_SLOTS {
-            held.push(slots.acquire().await.unwrap());
+        let keys = u64::try_from(COMMIT_THREADS).unwrap();
+        let now = |key| tokio::time::timeout(std::time::Duration::ZERO, slots.acquire(key));
+        // A thread's slot held (its commit slow) holds up its keys only.
+        let first = slots.acquire(0).await.unwrap();
+        assert!(now(keys).await.is_err(), "key {keys} shares key 0's thread");
+        let mut held = vec![first];
+        for key in 1..keys {
+            held.push(now(key).await.expect("another thread's slot").unwrap());
         }
-        let more = tokio::time::timeout(std::time::Duration::ZERO, slots.acquire()).await;
-        assert!(more.is_err(), "a fifth slot while four are held");
+        for key in 0..2 * keys {
+            assert!(
+                now(key).await.is_err(),
+                "a fifth slot while four are held (key {key})"
+            );
+        }
+        assert_eq!(held.len(), COMMIT_SLOTS);
         held.pop();
-        assert!(slots.acquire().await.is_some());
+        assert!(now(2 * keys - 1).await.is_ok());
     }
 
     /// Hands out `Counting` appenders and keeps each one's commit counter.

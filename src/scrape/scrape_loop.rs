@@ -88,7 +88,8 @@ pub struct LoopParams {
 ///   400 targets × 1,000 series). Loops waiting for a slot hold only their body, and wait
 ///   asynchronously.
 async fn commit(p: &LoopParams, app: Box<dyn Appender>) -> (Box<dyn Appender>, Result<(), Error>) {
-    let (app, r) = p.commit_slots.commit(app).await;
+    // The target's commits all run on one thread (see `committer`).
+    let (app, r) = p.commit_slots.commit(app, p.target.hash()).await;
     (app, r.map_err(Error::Storage))
 }
 
@@ -198,7 +199,8 @@ async fn scrape_once(p: &LoopParams, st: &mut State) {
         (None, Ok(c)) => c.fetch(&p.buffers).await,
     };
     // Held until this scrape's appends are committed or rolled back (see [`commit`]).
-    let slot = p.commit_slots.acquire().await;
+    // The slot of the thread that runs this target's commits (see [`commit`]).
+    let slot = p.commit_slots.acquire(p.target.hash()).await;
     // Scrape commits reach the WAL without an fsync, as all of Prometheus's do: they survive a
     // crash of the process, and the next synced commit (a remote write, a push) or the
     // segment's close makes them durable against a power cut too. Nobody waits for an
