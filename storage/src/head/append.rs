@@ -953,3 +953,7 @@ mod tests {
         check(&[2, 0, 1, 0, HIST_FLAG | 2, 1], 4);
     }
 }
+
+#[cfg(test)]
+#[path = "append_tests.rs"]
+mod unlocked_tests;
