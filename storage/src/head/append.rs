@@ -207,7 +207,14 @@ impl HeadAppender {
     /// Appends a float sample to `s` (found by labels, ref or handle): checks it against the
     /// series' committed data and this batch's pending sample. `Ok(None)` when the head has
     /// dropped `s` (only a series reached through a handle can be: the maps hand out only
-    /// series they hold).
+    /// series they hold) and this sees it here.
+    ///
+    /// The common case takes no lock: no pending sample and `t` newer than the series' newest
+    /// ([`Series::in_order_unlocked`], the verdict `check` would give). It does not look at
+    /// the removed flag (whose lock-free read could miss a concurrent drop: the drop's mark and
+    /// the upgrade of a handle are a store-then-load pair on each side); the commit does, once
+    /// for the batch, after a fence ([`HeadAppender::rehome_removed`]). A locked instruction per
+    /// sample was about 10 % of remote-write ingest's CPU (`benches/README.md`, "ingest6").
     fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
         use std::collections::hash_map::Entry;
         let id = s.id();
@@ -218,13 +225,15 @@ impl HeadAppender {
             Entry::Occupied(o) => o.get().1,
             Entry::Vacant(_) => None,
         };
-        let verdict = {
+        let verdict = if pending.is_none() && s.in_order_unlocked(t) {
+            Applied::InOrder
+        } else {
             let d = s.data.lock();
             // A series in the batch is held by it, so only a new one can have been dropped.
             if matches!(entry, Entry::Vacant(_)) && s.removed().load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            d.check(pending, t, v, window, files)
+            d.check(s.lock_word(), pending, t, v, window, files)
         };
         // `Some(newest)`: accepted, and the batch's newest in-order sample becomes `newest`.
         let accepted = match verdict {
@@ -414,10 +423,14 @@ impl Appender for HeadAppender {
             ));
         }
         let window = self.head.opts.ooo_window;
-        let verdict = s
-            .data
-            .lock()
-            .check_histogram(pending, t, h, window, &self.head.chunk_files);
+        let verdict = s.data.lock().check_histogram(
+            s.lock_word(),
+            pending,
+            t,
+            h,
+            window,
+            &self.head.chunk_files,
+        );
         match verdict {
             Applied::InOrder => {
                 if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
@@ -457,10 +470,10 @@ impl Appender for HeadAppender {
         let (idx, pending) = self.batch_index(&s);
         // Window 0: a created timestamp is never out of order. Refusals are not counted as
         // rejected samples (the series having newer data is the usual case).
-        let verdict = s
-            .data
-            .lock()
-            .check(pending, ct, 0.0, 0, &self.head.chunk_files);
+        let verdict =
+            s.data
+                .lock()
+                .check(s.lock_word(), pending, ct, 0.0, 0, &self.head.chunk_files);
         match verdict {
             Applied::InOrder if ct >= self.head.appendable_min_valid_time() => {
                 self.pending.insert(id, (idx, Some((ct, 0f64.to_bits()))));
@@ -493,11 +506,14 @@ impl Appender for HeadAppender {
                 "too many series in one batch".into(),
             ));
         }
-        match s
-            .data
-            .lock()
-            .check_histogram(pending, ct, &zero, 0, &self.head.chunk_files)
-        {
+        match s.data.lock().check_histogram(
+            s.lock_word(),
+            pending,
+            ct,
+            &zero,
+            0,
+            &self.head.chunk_files,
+        ) {
             Applied::InOrder if ct >= self.head.appendable_min_valid_time() => {}
             Applied::Duplicate => return Ok(SeriesRef(id)),
             _ => return Err(Error::OutOfOrder),
@@ -524,6 +540,10 @@ impl Appender for HeadAppender {
         if self.head.closed.load(Ordering::Acquire) {
             self.clear();
             return Err(Error::Closed);
+        }
+        if let Err(e) = self.rehome_removed() {
+            self.clear();
+            return Err(e);
         }
         // Consecutive float samples become samples records and consecutive histogram samples
         // histogram records, in append order, so replay applies them in the order `apply`
@@ -683,6 +703,64 @@ impl Drop for Unapplied<'_> {
 }
 
 impl HeadAppender {
+    /// Moves the batch's samples off series the head dropped after they joined the batch
+    /// (before the WAL sees them), to the head's series of the same labels (created if none).
+    ///
+    /// [`HeadAppender::append_float`]'s lock-free path adds a series without reading its removed
+    /// flag under its lock. The head's drop (`Head::truncate`) marks the series, then (after a
+    /// `SeqCst` fence) reads its reference count; an appender took its reference (a handle's
+    /// upgrade, an atomic write to the count) before adding it, and this fence comes after.
+    /// With a `SeqCst` fence on both sides, at least one sees the other: either the drop sees
+    /// the batch's reference and keeps the series (clearing its mark, under the series' lock),
+    /// or the load below sees the mark. A mark seen without the lock may be such a passing one,
+    /// so it is read again under the lock, where the drop's verdict is final. A series the
+    /// batch keeps cannot be dropped later: its reference stays counted until the apply.
+    ///
+    /// The samples keep their verdicts: the apply checks them again under the new series'
+    /// lock and drops and counts what does not fit, as for two batches racing. Before this
+    /// path existed the append itself returned `Ok(None)` for such a series (its caller then
+    /// appended by labels); now the sample lands in the series of its labels either way.
+    fn rehome_removed(&mut self) -> Result<()> {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        for i in 0..self.series.len() {
+            let Some(s) = self.series.get(i) else {
+                break;
+            };
+            if !s.removed().load(Ordering::Relaxed) {
+                continue;
+            }
+            let dropped = {
+                let _d = s.data.lock();
+                s.removed().load(Ordering::Relaxed)
+            };
+            if !dropped {
+                continue;
+            }
+            let mut labels = Labels::empty();
+            s.labels_into(&mut labels);
+            let (n, _) = self.head.get_or_create(&labels, None)?;
+            let i32 = i as u32;
+            match self.pending.get(&n.id()) {
+                // Already in the batch (appended by labels since): its samples join that
+                // index; the dropped series stays behind without samples.
+                Some(&(j, _)) => {
+                    for x in &mut self.samples {
+                        if x.0 & !HIST_FLAG == i32 {
+                            x.0 = (x.0 & HIST_FLAG) | j;
+                        }
+                    }
+                }
+                None => {
+                    self.pending.insert(n.id(), (i32, None));
+                    if let Some(slot) = self.series.get_mut(i) {
+                        *slot = n;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the logged batch to memory. Samples that became invalid since `append` (another
     /// batch committed newer data, or the head was truncated) are dropped and counted.
     ///
@@ -704,7 +782,8 @@ impl HeadAppender {
         let (range, window) = (head.opts.block_range, head.opts.ooo_window);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut n_in, mut n_ooo) = (0u64, 0u64);
-        let mut apply_series = |idx: usize, id: u64, d: &mut SeriesData| {
+        let mut apply_series = |idx: usize, s: &Series, d: &mut SeriesData| {
+            let lw = s.lock_word();
             let (Some(&a), Some(&b)) = (starts.get(idx), starts.get(idx + 1)) else {
                 return;
             };
@@ -720,11 +799,11 @@ impl HeadAppender {
                 }
                 let applied = if raw & HIST_FLAG != 0 {
                     match self.hists.get(v.to_bits() as usize) {
-                        Some(h) => d.apply_histogram(t, h, range, window, &head.chunk_files),
+                        Some(h) => d.apply_histogram(lw, t, h, range, window, &head.chunk_files),
                         None => unreachable!("BUG: histogram entry without its histogram"),
                     }
                 } else {
-                    d.apply(id, t, v, range, window, &head.chunk_files)
+                    d.apply(lw, t, v, range, window, &head.chunk_files)
                 };
                 match applied {
                     Applied::InOrder => n_in += 1,
@@ -741,11 +820,7 @@ impl HeadAppender {
         };
         for (g, group) in self.series.chunks(APPLY_GROUP).enumerate() {
             let first = g * APPLY_GROUP;
-            apply_group(
-                group,
-                |s| &**s,
-                |k, s, d| apply_series(first + k, s.id(), d),
-            );
+            apply_group(group, |s| &**s, |k, s, d| apply_series(first + k, s, d));
         }
         head.update_time_range(mint, maxt);
         head.metrics
@@ -842,7 +917,11 @@ mod tests {
                 "series {i}"
             );
             let want = (last_t * 100 + i as i64) as f64;
-            assert_eq!(d.last(), Some((last_t, want.to_bits())), "series {i}");
+            assert_eq!(
+                d.last(s.lock_word()),
+                Some((last_t, want.to_bits())),
+                "series {i}"
+            );
         }
         assert!(!head.series.all().iter().any(|s| s.data.is_locked()));
     }
@@ -874,3 +953,7 @@ mod tests {
         check(&[2, 0, 1, 0, HIST_FLAG | 2, 1], 4);
     }
 }
+
+#[cfg(test)]
+#[path = "append_tests.rs"]
+mod unlocked_tests;

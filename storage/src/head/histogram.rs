@@ -10,6 +10,7 @@
 
 use super::chunk_files::HeadChunkFiles;
 use super::series::{Applied, SeriesData};
+use super::series_lock::SeriesRawMutex;
 use crate::chunk::histogram::{CutChunk, HistogramChunk};
 use crate::chunk::{HistogramIterator, TARGET_SAMPLES_PER_CHUNK};
 use crate::error::Result;
@@ -327,9 +328,10 @@ fn same_sample(a: &FloatHistogram, b: &FloatHistogram) -> bool {
 pub(crate) const PENDING_HISTOGRAM_BITS: u64 = 0x7ff4_8157_0000_0001;
 
 impl SeriesData {
-    /// Timestamp of the newest sample of either kind.
-    pub(crate) fn newest(&self) -> Option<Timestamp> {
-        let f = self.last().map(|l| l.0);
+    /// Timestamp of the newest sample of either kind (`lw`: the lock word, see
+    /// [`SeriesData::last`]).
+    pub(crate) fn newest(&self, lw: &SeriesRawMutex) -> Option<Timestamp> {
+        let f = self.last(lw).map(|l| l.0);
         let h = self.hist().and_then(|h| h.last_t);
         f.max(h)
     }
@@ -340,13 +342,14 @@ impl SeriesData {
     /// at `t` makes a histogram there a duplicate).
     pub(crate) fn check_histogram(
         &self,
+        lw: &SeriesRawMutex,
         pending: Option<(Timestamp, u64)>,
         t: Timestamp,
         h: &FloatHistogram,
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
-        let newest = self.newest().max(pending.map(|p| p.0));
+        let newest = self.newest(lw).max(pending.map(|p| p.0));
         match newest {
             Some(n) if t == n => {
                 if pending.is_none_or(|p| p.0 != t) && self.histogram_equals_last(t, h) {
@@ -390,15 +393,16 @@ impl SeriesData {
     /// `window` the out-of-order window.
     pub(crate) fn apply_histogram(
         &mut self,
+        lw: &SeriesRawMutex,
         t: Timestamp,
         h: &FloatHistogram,
         range: i64,
         window: i64,
         files: &HeadChunkFiles,
     ) -> Applied {
-        let verdict = self.check_histogram(None, t, h, window, files);
+        let verdict = self.check_histogram(lw, None, t, h, window, files);
         if verdict == Applied::OutOfOrder {
-            let hd = self.hist_or_default();
+            let hd = self.hist_or_default(lw);
             let i = hd.ooo.partition_point(|x| x.0 < t);
             hd.ooo.insert(i, (t, h.clone()));
             return verdict;
@@ -407,12 +411,12 @@ impl SeriesData {
             return verdict;
         }
         // A float sample since the open histogram chunk's last one: the type changed, cut.
-        let float_newer = self.last().is_some_and(|(lt, _)| {
+        let float_newer = self.last(lw).is_some_and(|(lt, _)| {
             self.hist()
                 .and_then(|d| d.open.as_ref())
                 .is_some_and(|o| lt > o.max_t)
         });
-        let hd = self.hist_or_default();
+        let hd = self.hist_or_default(lw);
         if float_newer {
             hd.close_open();
         }
@@ -422,9 +426,14 @@ impl SeriesData {
 
     /// Float appends: the verdict imposed by newer histogram samples, if any (`None`: decide
     /// as for a float-only series). A float after histograms cuts the float chunk.
-    pub(crate) fn float_vs_histograms(&self, t: Timestamp, window: i64) -> Option<Applied> {
+    pub(crate) fn float_vs_histograms(
+        &self,
+        lw: &SeriesRawMutex,
+        t: Timestamp,
+        window: i64,
+    ) -> Option<Applied> {
         let ht = self.hist()?.last_t?;
-        if self.last().is_some_and(|(lt, _)| lt > ht) {
+        if self.last(lw).is_some_and(|(lt, _)| lt > ht) {
             return None;
         }
         if t == ht {

@@ -226,7 +226,7 @@ impl Head {
         let mut lines: Vec<String> = all
             .iter()
             .map(|s| {
-                let d = s.data.lock().dump(&self.chunk_files);
+                let d = s.data.lock().dump(s.lock_word(), &self.chunk_files);
                 format!("{} {:?} {d}", s.id(), s.labels)
             })
             .collect();
@@ -320,13 +320,19 @@ impl Head {
             let mut refs = self.series.ref_stripe(s.id()).write();
             // Held by: `removed`, the ref map, the hash map. More means an appender holds it.
             // Checked under the series' lock, where an appender that upgraded a handle looks
-            // at `removed`: either its reference is counted here, or it sees the flag.
+            // at `removed`: either its reference is counted here, or it sees the flag. A
+            // commit whose append took the lock-free path reads the flag after a `SeqCst`
+            // fence instead (`HeadAppender::rehome_removed`): so mark first, fence, then
+            // read the count, and clear the mark if the series stays (all under the lock,
+            // so locked readers never see a passing mark).
             {
                 let d = s.data.lock();
+                s.removed().store(true, Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::SeqCst);
                 if Arc::strong_count(&s) > 3 || !d.is_empty() {
+                    s.removed().store(false, Ordering::Relaxed);
                     continue;
                 }
-                s.removed().store(true, Ordering::Relaxed);
             }
             st.remove_hash(hash, &s);
             refs.remove(&s.id());
@@ -427,7 +433,7 @@ impl Head {
                 h.delete(mint, maxt)?;
             }
             if touched {
-                d.recompute_last(&self.chunk_files)?;
+                d.recompute_last(s.lock_word(), &self.chunk_files)?;
             }
         }
         Ok(())

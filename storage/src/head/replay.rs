@@ -22,6 +22,7 @@
 use super::Head;
 use super::append::{PREFETCH, apply_group};
 use super::series::{Applied, Series, SeriesData, U64Map};
+use super::series_lock::SeriesRawMutex;
 use crate::error::{Error, Result};
 use crate::wal::{Item, Record, RefSample, Wal};
 use std::sync::Arc;
@@ -344,19 +345,19 @@ fn apply_runs(
         };
         &**s
     };
-    let mut apply = |r: &Run, id: u64, d: &mut SeriesData| {
+    let mut apply = |r: &Run, lw: &SeriesRawMutex, d: &mut SeriesData| {
         let (start, len) = (r.start as usize, r.len as usize);
         let Some(samples) = grouped.get(start..start + len) else {
             unreachable!("BUG: a replay run outside the grouped buffer");
         };
-        d.apply_run(id, samples, range, window, files, |t| {
+        d.apply_run(lw, samples, range, window, files, |t| {
             c.samples += 1;
             c.mint = c.mint.min(t);
             c.maxt = c.maxt.max(t);
         });
     };
     for group in runs.chunks(PREFETCH) {
-        apply_group(group, series, |_, r, d| apply(r, series(r).id(), d));
+        apply_group(group, series, |_, r, d| apply(r, series(r).lock_word(), d));
     }
     c
 }
@@ -479,9 +480,14 @@ impl<'h> Applier<'h> {
                         continue;
                     };
                     if matches!(
-                        s.data
-                            .lock()
-                            .apply_histogram(rh.t, &rh.h, range, window, files),
+                        s.data.lock().apply_histogram(
+                            s.lock_word(),
+                            rh.t,
+                            &rh.h,
+                            range,
+                            window,
+                            files
+                        ),
                         Applied::InOrder | Applied::OutOfOrder
                     ) {
                         self.out.samples += 1;
@@ -927,9 +933,9 @@ pub(crate) mod tests {
         let files = HeadChunkFiles::in_memory();
         let samples: Vec<(i64, f64)> = (0..130).map(|i| (i * 15_000, (i * i) as f64)).collect();
         let open_bytes = |run: usize| {
-            let mut d = SeriesData::default();
+            let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
             for part in samples.chunks(run) {
-                d.apply_run(1, part, 7_200_000, 0, &files, |_| {});
+                d.apply_run(&lw, part, 7_200_000, 0, &files, |_| {});
             }
             assert_eq!(d.closed.len(), 1, "run {run}");
             let o = d.open.as_ref().unwrap();
@@ -959,6 +965,7 @@ pub(crate) mod tests {
             let window = [0, 30_000, 600_000][(seed % 3) as usize];
             let (fa, fb) = (HeadChunkFiles::in_memory(), HeadChunkFiles::in_memory());
             let (mut a, mut b) = (SeriesData::default(), SeriesData::default());
+            let (la, lb) = (SeriesRawMutex::new(1), SeriesRawMutex::new(1));
             // Negative times too: block ranges are floored.
             let mut t = rng.below(400_000) as i64 - 200_000;
             let mut kept = 0;
@@ -966,8 +973,8 @@ pub(crate) mod tests {
                 if round % 9 == 4 {
                     let ht = t + 1 + rng.below(3) as i64 * 1000 - 1000;
                     let h = hist(rng.below(50) as f64);
-                    let x = a.apply_histogram(ht, &h, range, window, &fa);
-                    let y = b.apply_histogram(ht, &h, range, window, &fb);
+                    let x = a.apply_histogram(&la, ht, &h, range, window, &fa);
+                    let y = b.apply_histogram(&lb, ht, &h, range, window, &fb);
                     assert_eq!(x, y, "seed {seed} round {round}: histogram");
                     t = t.max(ht);
                 }
@@ -990,19 +997,23 @@ pub(crate) mod tests {
                     })
                     .collect();
                 let mut got = Vec::new();
-                a.apply_run(1, &run, range, window, &fa, |t| got.push(t));
+                a.apply_run(&la, &run, range, window, &fa, |t| got.push(t));
                 let want: Vec<i64> = run
                     .iter()
                     .filter(|&&(t, v)| {
                         matches!(
-                            b.apply(1, t, v, range, window, &fb),
+                            b.apply(&lb, t, v, range, window, &fb),
                             Applied::InOrder | Applied::OutOfOrder
                         )
                     })
                     .map(|s| s.0)
                     .collect();
                 assert_eq!(got, want, "seed {seed} round {round}: applied");
-                assert_eq!(a.dump(&fa), b.dump(&fb), "seed {seed} round {round}");
+                assert_eq!(
+                    a.dump(&la, &fa),
+                    b.dump(&lb, &fb),
+                    "seed {seed} round {round}"
+                );
                 kept += got.len();
             }
             assert!(kept > 1000, "seed {seed}: only {kept} samples applied");

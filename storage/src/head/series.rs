@@ -3,7 +3,7 @@
 use super::chunk_files::HeadChunkFiles;
 use super::histogram::HistData;
 use super::labels::SeriesLabels;
-use super::series_lock::{SeriesMutex, new_mutex, raw};
+use super::series_lock::{SeriesMutex, SeriesRawMutex, new_mutex, raw};
 use crate::chunk::{TARGET_SAMPLES_PER_CHUNK, XorChunk, XorIterator};
 use crate::error::Result;
 use crate::interface::SampleIterator;
@@ -12,23 +12,27 @@ use hashbrown::HashTable;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use thin_vec::ThinVec;
 
 /// A series in the head. 112 bytes, 128 with the `Arc` counts: one of mimalloc's (and
 /// glibc's) size classes (see the test `series_fits_its_allocation_class`).
 ///
-/// Its ref and two flags live in the word of its lock (`head::series_lock`), read through
-/// [`Series::id`], [`Series::logged`] and [`Series::removed`]:
+/// Its ref, flags and newest in-order timestamp live beside its lock (`head::series_lock`,
+/// [`Series::lock_word`]), read through [`Series::id`], [`Series::logged`],
+/// [`Series::removed`] and [`Series::in_order_unlocked`]:
 /// - ref, immutable after construction: the head series ref (also its postings id); the head
 ///   hands out refs below 2^32 only, so it is kept in 32 bits.
 /// - `logged`: set once a WAL series record for `id` has been written (maybe not yet synced: a
 ///   recovery that drops the batch makes the next commit clear every series' flag). Guarded by
 ///   the head's WAL mutex for check-and-set; read lock-free.
 /// - `removed`: set when the head drops the series (it is out of the maps, and appends through
-///   a [`crate::SeriesHandle`] must not land in it). Read and written only while holding
-///   `data`'s lock, so that the drop's check of the reference count and an appender's upgrade
-///   of a handle are ordered (see `Head::truncate`).
+///   a [`crate::SeriesHandle`] must not land in it). Written only while holding `data`'s lock.
+///   Read under the lock, so that the drop's check of the reference count and an appender's
+///   upgrade of a handle are ordered; or, by a commit, without it after a `SeqCst` fence that
+///   pairs with the one in `Head::truncate` (see `HeadAppender::rehome_removed`).
+/// - the newest in-order float timestamp and whether the series ever held histograms: see
+///   [`Series::in_order_unlocked`].
 pub(crate) struct Series {
     // Immutable after construction.
     /// Sorted label pairs, packed.
@@ -61,10 +65,42 @@ impl Series {
         raw(&self.data).logged()
     }
 
-    /// Whether the head dropped the series (see [`Series`]); only while holding `data`'s lock.
+    /// Whether the head dropped the series (see [`Series`] for who may read it how).
     #[inline]
     pub(crate) fn removed(&self) -> &AtomicBool {
         raw(&self.data).removed()
+    }
+
+    /// The word beside the lock: ref, flags, newest in-order timestamp. The argument of the
+    /// [`SeriesData`] methods that read or write the newest sample.
+    #[inline]
+    pub(crate) fn lock_word(&self) -> &SeriesRawMutex {
+        raw(&self.data)
+    }
+
+    /// True when a float sample at `t` is in order for this series, decided without its lock:
+    /// `t` is newer than the newest in-order float sample and the series never held
+    /// histograms. Then [`SeriesData::check`] with no pending sample returns
+    /// [`Applied::InOrder`] (whatever the out-of-order buffer holds: it is older than the
+    /// newest sample). False says nothing: ask `check` under the lock.
+    ///
+    /// Why the answer is one `check` could give: both words are written only under the lock.
+    /// The timestamp is loaded first, with `Acquire`, pairing with the `Release` store of the
+    /// locked section that wrote it; the histogram flag is set (never cleared) under the lock.
+    /// If a section that added histograms came before that writer in the lock's order, the
+    /// flag store happens before the load of the flag, which then reads true. So a false flag
+    /// means the state just after that writer's section had the timestamp read and no
+    /// histograms, and `check(None, t)` in that state is `InOrder` iff `t` is newer. That state
+    /// may be older than the newest one (a concurrent commit may have applied newer samples
+    /// since), which is the same as today's locked check running just before that commit: the
+    /// commit's apply checks again under the lock ([`SeriesData::apply`]) and drops and counts
+    /// what became invalid, as for two batches racing. A sample a client saw acknowledged was
+    /// applied (its `Release` store) before the client's next request reached any appender
+    /// (through the kernel), so its timestamp is seen (write→read coherence).
+    #[inline]
+    pub(crate) fn in_order_unlocked(&self, t: Timestamp) -> bool {
+        let w = self.lock_word();
+        t > w.last_t().load(Ordering::Acquire) && !w.hist().load(Ordering::Relaxed)
     }
 
     /// `Labels::stable_hash` of the labels (computed: kept only in the hash stripe's map key,
@@ -157,12 +193,12 @@ pub(crate) struct SeriesData {
     /// Out-of-order samples and histograms, which almost no series has: one pointer, not two
     /// (read through [`SeriesData::ooo`] and [`SeriesData::hist`]). `None` when both are empty.
     rare: Option<Box<Rare>>,
-    /// Newest in-order sample's timestamp, ms, [`NO_LAST`] when there is none; kept when its
-    /// chunk is truncated away. With `last_v`, an `Option<(Timestamp, u64)>` without its
-    /// 8-byte tag (read and written through [`SeriesData::last`] and
-    /// [`SeriesData::set_last`]).
-    last_t: Timestamp,
-    /// Newest in-order sample's value bits (0 when there is none).
+    /// Newest in-order sample's value bits (0 when there is none). Its timestamp, ms
+    /// ([`NO_LAST`] when there is none; kept when its chunk is truncated away), lives beside
+    /// the series' lock, where appenders read it without the lock
+    /// ([`Series::in_order_unlocked`]). The pair is an `Option<(Timestamp, u64)>` without its
+    /// 8-byte tag, read and written through [`SeriesData::last`] and [`SeriesData::set_last`]
+    /// (given the lock word).
     last_v: u64,
 }
 
@@ -176,7 +212,7 @@ struct Rare {
     hist: Option<Box<HistData>>,
 }
 
-/// [`SeriesData`]'s `last_t` when the series has no newest in-order sample. No sample is ever
+/// The newest in-order timestamp ([`Series::lock_word`]) when the series has no newest in-order sample. No sample is ever
 /// stored at this timestamp: [`SeriesData::apply`] rejects it as out of bounds (it is 292
 /// million years before 1970, and every other `i64` is a timestamp a sample may carry).
 pub(crate) const NO_LAST: Timestamp = Timestamp::MIN;
@@ -187,24 +223,29 @@ impl Default for SeriesData {
             closed: ThinVec::new(),
             open: None,
             rare: None,
-            last_t: NO_LAST,
             last_v: 0,
         }
     }
 }
 
 impl SeriesData {
-    /// Newest in-order sample `(t, value bits)`, if any.
+    /// Newest in-order sample `(t, value bits)`, if any; `lw` is the series' lock word
+    /// ([`Series::lock_word`]), held locked.
     #[inline]
-    pub(crate) fn last(&self) -> Option<(Timestamp, u64)> {
-        (self.last_t != NO_LAST).then_some((self.last_t, self.last_v))
+    pub(crate) fn last(&self, lw: &SeriesRawMutex) -> Option<(Timestamp, u64)> {
+        // (Only lock holders write it: the lock orders this load after their stores.)
+        let t = lw.last_t().load(Ordering::Relaxed);
+        (t != NO_LAST).then_some((t, self.last_v))
     }
 
     /// Sets the newest in-order sample (a sample at [`NO_LAST`], which the head never stores,
-    /// reads back as none).
+    /// reads back as none); `lw` as for [`SeriesData::last`]. The only writer of the
+    /// timestamp, with `Release` for [`Series::in_order_unlocked`].
     #[inline]
-    pub(crate) fn set_last(&mut self, last: Option<(Timestamp, u64)>) {
-        (self.last_t, self.last_v) = last.unwrap_or((NO_LAST, 0));
+    pub(crate) fn set_last(&mut self, lw: &SeriesRawMutex, last: Option<(Timestamp, u64)>) {
+        let (t, v) = last.unwrap_or((NO_LAST, 0));
+        lw.last_t().store(t, Ordering::Release);
+        self.last_v = v;
     }
 
     /// Out-of-order samples, sorted by time, unique timestamps (empty for almost every series).
@@ -241,8 +282,10 @@ impl SeriesData {
         self.rare.as_mut()?.hist.as_deref_mut()
     }
 
-    /// The histogram samples, created empty if the series had none.
-    pub(crate) fn hist_or_default(&mut self) -> &mut HistData {
+    /// The histogram samples, created empty if the series had none; sets the lock word's
+    /// histogram flag (`lw`, see [`Series::in_order_unlocked`]), which nothing clears.
+    pub(crate) fn hist_or_default(&mut self, lw: &SeriesRawMutex) -> &mut HistData {
+        lw.hist().store(true, Ordering::Relaxed);
         self.rare_mut().hist.get_or_insert_with(Box::default)
     }
 
@@ -262,14 +305,18 @@ impl SeriesData {
     }
 
     /// Recomputes `last` from the chunks (after samples were deleted).
-    pub(crate) fn recompute_last(&mut self, files: &HeadChunkFiles) -> Result<()> {
-        self.set_last(None);
+    pub(crate) fn recompute_last(
+        &mut self,
+        lw: &SeriesRawMutex,
+        files: &HeadChunkFiles,
+    ) -> Result<()> {
+        self.set_last(lw, None);
         if let Some(o) = &self.open {
-            self.set_last(last_sample(o.chunk.bytes())?);
+            self.set_last(lw, last_sample(o.chunk.bytes())?);
         } else if let Some(c) = self.closed.last() {
             let mut buf = Vec::new();
             files.read_into(c.r, &mut buf)?;
-            self.set_last(last_sample(&buf)?);
+            self.set_last(lw, last_sample(&buf)?);
         }
         Ok(())
     }
@@ -358,9 +405,10 @@ impl SeriesData {
 
     /// Checks a sample against the committed data without changing anything: the `Applied`
     /// that [`SeriesData::apply`] would return now, given `pending`, the newest sample appended
-    /// but not yet committed by the caller's batch.
+    /// but not yet committed by the caller's batch. `lw` as for [`SeriesData::last`].
     pub(crate) fn check(
         &self,
+        lw: &SeriesRawMutex,
         pending: Option<(Timestamp, u64)>,
         t: Timestamp,
         v: f64,
@@ -370,13 +418,13 @@ impl SeriesData {
         if t == NO_LAST {
             return Applied::RejectOutOfBounds;
         }
-        if let Some(v) = self.float_vs_histograms(t, window) {
+        if let Some(v) = self.float_vs_histograms(lw, t, window) {
             return v;
         }
         if pending.is_some_and(|p| p.1 == super::histogram::PENDING_HISTOGRAM_BITS && p.0 == t) {
             return Applied::RejectDuplicate;
         }
-        let last = match (self.last(), pending) {
+        let last = match (self.last(lw), pending) {
             (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
@@ -408,11 +456,12 @@ impl SeriesData {
         }
     }
 
-    /// Applies one sample of series `id`. `range` is the block range used to cut chunks at
-    /// block boundaries; `window` the out-of-order window. A cut chunk goes to `files`.
+    /// Applies one sample of the series whose lock word is `lw` (held locked: see
+    /// [`SeriesData::last`]). `range` is the block range used to cut chunks at block
+    /// boundaries; `window` the out-of-order window. A cut chunk goes to `files`.
     pub(crate) fn apply(
         &mut self,
-        id: u64,
+        lw: &SeriesRawMutex,
         t: Timestamp,
         v: f64,
         range: i64,
@@ -422,10 +471,10 @@ impl SeriesData {
         if t == NO_LAST {
             return Applied::RejectOutOfBounds;
         }
-        if let Some(v) = self.float_vs_histograms(t, window) {
+        if let Some(v) = self.float_vs_histograms(lw, t, window) {
             return v;
         }
-        match self.last() {
+        match self.last(lw) {
             Some((lt, lb)) if t == lt => {
                 if lb == v.to_bits() {
                     Applied::Duplicate
@@ -472,32 +521,34 @@ impl SeriesData {
                         || hist_t.is_some_and(|ht| ht > o.max_t())
                 });
                 if cut {
-                    self.close_open(id, files);
+                    self.close_open(u64::from(lw.id32()), files);
                 }
                 let o = self.open.get_or_insert_with(|| OpenChunk {
                     chunk: XorChunk::new(),
                 });
                 o.chunk.append(t, v);
-                (self.last_t, self.last_v) = (t, v.to_bits());
+                self.set_last(lw, Some((t, v.to_bits())));
                 Applied::InOrder
             }
         }
     }
 
-    /// Applies `samples` of series `id` in order, exactly as [`SeriesData::apply`] applied to
+    /// Applies `samples` of the series of lock word `lw` in order (see [`SeriesData::apply`]),
+    /// exactly as [`SeriesData::apply`] applied to
     /// each in turn, calling `applied(t)` for each sample that returns `InOrder` or
     /// `OutOfOrder`. For replay's runs of one series: in-order samples that stay in the open
     /// chunk (no histograms, its block range, room left) are appended with the block range's
     /// end computed once per chunk rather than two divisions per sample.
     pub(crate) fn apply_run(
         &mut self,
-        id: u64,
+        lw: &SeriesRawMutex,
         samples: &[(Timestamp, f64)],
         range: i64,
         window: i64,
         files: &HeadChunkFiles,
         mut applied: impl FnMut(Timestamp),
     ) {
+        let id = u64::from(lw.id32());
         let mut rest = samples;
         while !rest.is_empty() {
             if self.hist().is_none()
@@ -516,7 +567,7 @@ impl SeriesData {
                         .reserve_samples(rest.len().saturating_mul(2).min(room));
                 }
                 // (`NO_LAST` is below every sample this takes: a sample at it goes to `apply`.)
-                let (mut last_t, mut last_v) = (self.last_t, self.last_v);
+                let (mut last_t, mut last_v) = (lw.last_t().load(Ordering::Relaxed), self.last_v);
                 while let [(t, v), tail @ ..] = rest {
                     let (t, v) = (*t, *v);
                     let in_order = t > o.max_t() && t > last_t;
@@ -549,12 +600,13 @@ impl SeriesData {
                     applied(t);
                     rest = tail;
                 }
-                (self.last_t, self.last_v) = (last_t, last_v);
+                lw.last_t().store(last_t, Ordering::Release);
+                self.last_v = last_v;
             }
             // Anything else (a cut, out of order, duplicates, histograms): one by one.
             if let [(t, v), tail @ ..] = rest {
                 if let Applied::InOrder | Applied::OutOfOrder =
-                    self.apply(id, *t, *v, range, window, files)
+                    self.apply(lw, *t, *v, range, window, files)
                 {
                     applied(*t);
                 }
@@ -875,7 +927,7 @@ impl SeriesData {
     /// Everything the series holds: chunk time ranges and bytes (or why a completed chunk's
     /// bytes cannot be read), out-of-order buffer, the newest sample, histogram chunks. What
     /// tests and fuzz targets compare heads by ([`super::Head::dump`]).
-    pub(crate) fn dump(&self, files: &HeadChunkFiles) -> String {
+    pub(crate) fn dump(&self, lw: &SeriesRawMutex, files: &HeadChunkFiles) -> String {
         let closed: Vec<_> = self
             .closed
             .iter()
@@ -901,7 +953,7 @@ impl SeriesData {
         });
         format!(
             "closed {closed:?} open {open:?} ooo {ooo:?} last {:?} hist {hist:?}",
-            self.last()
+            self.last(lw)
         )
     }
 }
@@ -915,9 +967,9 @@ mod tests {
     fn series_fits_its_allocation_class() {
         // `Arc<Series>` adds 16 bytes of counts: 128 is an allocator size class (mimalloc's
         // and glibc's), 136 would take the next one (160 in mimalloc). 400,000 scraped series
-        // × 32 bytes = 12 MiB per class step. Today: `Series` 112 = lock word (lock byte, ref,
-        // flags) 8 + labels 16 + `SeriesData` 88 (closed 8, open chunk 56, rare box 8, newest
-        // sample 16); it was 144 (`SeriesData` 112, `XorChunk` 64).
+        // × 32 bytes = 12 MiB per class step. Today: `Series` 112 = lock words 16 (lock byte,
+        // flags, ref; newest timestamp) + labels 16 + `SeriesData` 80 (closed 8, open chunk 56,
+        // rare box 8, newest sample's value 8); it was 144 (`SeriesData` 112, `XorChunk` 64).
         use std::mem::size_of;
         assert!(
             size_of::<Series>() + 16 <= 128,
@@ -926,24 +978,24 @@ mod tests {
         );
         assert_eq!(
             (size_of::<SeriesData>(), size_of::<Option<OpenChunk>>()),
-            (88, 56)
+            (80, 56)
         );
     }
 
     #[test]
     fn open_chunk_range_is_read_from_the_chunk() {
         let files = HeadChunkFiles::in_memory();
-        let mut d = SeriesData::default();
+        let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
         assert!(d.open.is_none());
         for t in [1000, 1005, 1010] {
-            assert_eq!(d.apply(1, t, 1.0, 7_200_000, 0, &files), Applied::InOrder);
+            assert_eq!(d.apply(&lw, t, 1.0, 7_200_000, 0, &files), Applied::InOrder);
         }
         let o = d.open.as_ref().unwrap();
         assert_eq!((o.min_t(), o.max_t()), (1000, 1010));
         assert_eq!((d.min_time(), d.max_time()), (1000, 1010));
         // A sample in the next block range cuts the chunk: the new one starts there.
         assert_eq!(
-            d.apply(1, 7_200_000, 2.0, 7_200_000, 0, &files),
+            d.apply(&lw, 7_200_000, 2.0, 7_200_000, 0, &files),
             Applied::InOrder
         );
         let o = d.open.as_ref().unwrap();
@@ -960,20 +1012,20 @@ mod tests {
     #[test]
     fn no_sample_is_stored_at_the_no_last_timestamp() {
         let files = HeadChunkFiles::in_memory();
-        let mut d = SeriesData::default();
-        assert_eq!(d.last(), None);
+        let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
+        assert_eq!(d.last(&lw), None);
         let check = |d: &mut SeriesData, window: i64| {
             let want = Applied::RejectOutOfBounds;
-            assert_eq!(d.check(None, NO_LAST, 1.0, window, &files), want);
-            assert_eq!(d.apply(1, NO_LAST, 1.0, 1000, window, &files), want);
+            assert_eq!(d.check(&lw, None, NO_LAST, 1.0, window, &files), want);
+            assert_eq!(d.apply(&lw, NO_LAST, 1.0, 1000, window, &files), want);
         };
         check(&mut d, 0);
         check(&mut d, i64::MAX);
         assert!(d.is_empty());
         // The timestamp after it is an ordinary one.
         let first = NO_LAST + 1;
-        assert_eq!(d.apply(1, first, 1.0, 1000, 0, &files), Applied::InOrder);
-        assert_eq!(d.last(), Some((first, 1f64.to_bits())));
+        assert_eq!(d.apply(&lw, first, 1.0, 1000, 0, &files), Applied::InOrder);
+        assert_eq!(d.last(&lw), Some((first, 1f64.to_bits())));
         check(&mut d, 0);
         check(&mut d, i64::MAX);
         // Replay's runs leave it out too.
@@ -984,9 +1036,9 @@ mod tests {
             (NO_LAST, 5.0),
             (first + 2, 3.0),
         ];
-        d.apply_run(1, &run, 1000, i64::MAX, &files, |t| applied.push(t));
+        d.apply_run(&lw, &run, 1000, i64::MAX, &files, |t| applied.push(t));
         assert_eq!(applied, vec![first + 1, first + 2]);
-        assert_eq!(d.last(), Some((first + 2, 3f64.to_bits())));
+        assert_eq!(d.last(&lw), Some((first + 2, 3f64.to_bits())));
         assert!(d.ooo().is_empty());
     }
 
@@ -1042,9 +1094,9 @@ mod tests {
     #[test]
     fn chunks_cut_at_target_size_and_range_boundaries() {
         let files = HeadChunkFiles::in_memory();
-        let mut d = SeriesData::default();
+        let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
         for t in 0..300 {
-            assert_eq!(d.apply(1, t, t as f64, 1000, 0, &files), Applied::InOrder);
+            assert_eq!(d.apply(&lw, t, t as f64, 1000, 0, &files), Applied::InOrder);
         }
         let ranges: Vec<_> = d.closed.iter().map(|c| (c.min_t, c.max_t)).collect();
         assert_eq!(ranges, vec![(0, 119), (120, 239)]);
@@ -1062,9 +1114,9 @@ mod tests {
         assert_eq!(d.value_at(130, &files), Some(130f64.to_bits()));
         assert_eq!(d.value_at(250, &files), Some(250f64.to_bits()));
         // Crossing t=1000 cuts even though the open chunk is small.
-        let mut d = SeriesData::default();
+        let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
         for t in [990, 995, 1000, 1005] {
-            d.apply(1, t, 0.0, 1000, 0, &files);
+            d.apply(&lw, t, 0.0, 1000, 0, &files);
         }
         assert_eq!(d.num_chunks(), 2);
         assert_eq!((d.closed[0].min_t, d.closed[0].max_t), (990, 995));
@@ -1076,17 +1128,21 @@ mod tests {
         assert_eq!((d.min_time(), d.max_time()), (1000, 1005));
         d.truncate(2000);
         assert!(d.is_empty());
-        assert_eq!(d.last(), Some((1005, 0f64.to_bits())));
+        assert_eq!(d.last(&lw), Some((1005, 0f64.to_bits())));
     }
 
     #[test]
     fn out_of_order_and_rejections() {
         let files = HeadChunkFiles::in_memory();
-        let mut d = SeriesData::default();
+        let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
         let check = |d: &mut SeriesData, t: i64, v: f64, window: i64, want: Applied| {
-            assert_eq!(d.check(None, t, v, window, &files), want, "check t={t}");
             assert_eq!(
-                d.apply(1, t, v, 10_000, window, &files),
+                d.check(&lw, None, t, v, window, &files),
+                want,
+                "check t={t}"
+            );
+            assert_eq!(
+                d.apply(&lw, t, v, 10_000, window, &files),
                 want,
                 "apply t={t}"
             );
@@ -1105,7 +1161,7 @@ mod tests {
         assert_eq!((d.min_time(), d.max_time()), (100, 200));
         // Pending samples of the caller's batch count as the newest.
         assert_eq!(
-            d.check(Some((300, 0)), 250, 0.0, 0, &files),
+            d.check(&lw, Some((300, 0)), 250, 0.0, 0, &files),
             Applied::RejectOutOfOrder
         );
     }
@@ -1113,19 +1169,22 @@ mod tests {
     #[test]
     fn duplicates_in_closed_chunks_are_found() {
         let files = HeadChunkFiles::in_memory();
-        let mut d = SeriesData::default();
+        let (lw, mut d) = (SeriesRawMutex::new(1), SeriesData::default());
         for t in 0..200 {
-            d.apply(1, t * 10, t as f64, 1 << 40, 0, &files);
+            d.apply(&lw, t * 10, t as f64, 1 << 40, 0, &files);
         }
         assert_eq!(d.closed.len(), 1);
         // t=500 is in the closed chunk: same value is a duplicate, another is rejected.
-        assert_eq!(d.check(None, 500, 50.0, 5000, &files), Applied::Duplicate);
         assert_eq!(
-            d.apply(1, 500, 51.0, 1 << 40, 5000, &files),
+            d.check(&lw, None, 500, 50.0, 5000, &files),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            d.apply(&lw, 500, 51.0, 1 << 40, 5000, &files),
             Applied::RejectDuplicate
         );
         assert_eq!(
-            d.apply(1, 505, 1.0, 1 << 40, 5000, &files),
+            d.apply(&lw, 505, 1.0, 1 << 40, 5000, &files),
             Applied::OutOfOrder
         );
     }

@@ -1,18 +1,22 @@
-//! The lock of a head series, which also carries the series' 32-bit ref and its two flags.
+//! The lock of a head series, which also carries the series' 32-bit ref, its three flags and
+//! its newest in-order timestamp.
 //!
 //! `parking_lot::Mutex<SeriesData>` pads its one-byte lock to 8 bytes before the data; the ref
 //! and the flags sat in 8 bytes of their own before it. Here they share the lock's word, which
 //! puts `Series` (with `Arc`'s counts) in mimalloc's 128-byte class instead of the 160-byte one
-//! (see `series_fits_its_allocation_class` in `head::series`).
+//! (see `series_fits_its_allocation_class` in `head::series`). The newest timestamp follows in
+//! the next word (moved out of `SeriesData`, so the size is unchanged): an appender reads it
+//! without taking the lock (`SeriesData::check_unlocked`).
 //!
 //! The one `unsafe` of the head: [`lock_api::RawMutex`] is an unsafe trait, and
 //! [`SeriesRawMutex`]'s impl of it only delegates to `parking_lot::RawMutex`. Reading the ref
 //! and the flags goes through `lock_api::Mutex::raw`, also unsafe (see [`raw`]).
 
 use lock_api::RawMutex as _;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
-/// `parking_lot`'s raw mutex with a series' ref and flags beside it: 8 bytes.
+/// `parking_lot`'s raw mutex with a series' ref, flags and newest in-order timestamp beside
+/// it: 16 bytes.
 pub(crate) struct SeriesRawMutex {
     /// The lock itself; the other fields take no part in locking.
     lock: parking_lot::RawMutex,
@@ -20,19 +24,42 @@ pub(crate) struct SeriesRawMutex {
     logged: AtomicBool,
     /// See `Series::removed`.
     removed: AtomicBool,
+    /// Set (under the lock, never cleared) when the series' data first holds histograms: see
+    /// `SeriesData::hist_or_default`.
+    hist: AtomicBool,
     /// Head series ref, immutable (see `Series::id`).
     id32: u32,
+    /// The newest in-order float sample's timestamp (`head::series::NO_LAST` when none),
+    /// written only while holding the lock (`SeriesData::set_last` and the appends), with
+    /// `Release`; read under the lock, or without it by `SeriesData::check_unlocked`.
+    last_t: AtomicI64,
 }
 
 impl SeriesRawMutex {
-    /// An unlocked mutex of series `id32`, flags clear.
-    const fn new(id32: u32) -> Self {
+    /// An unlocked mutex of series `id32`, flags clear, no newest timestamp (`last_t` is
+    /// `i64::MIN`, `head::series::NO_LAST`). Outside a mutex, a stand-in for a series' lock
+    /// word in tests of `SeriesData`.
+    pub(crate) const fn new(id32: u32) -> Self {
         Self {
             lock: parking_lot::RawMutex::INIT,
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            hist: AtomicBool::new(false),
             id32,
+            last_t: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Whether the series ever held histograms (see the field).
+    #[inline]
+    pub(crate) fn hist(&self) -> &AtomicBool {
+        &self.hist
+    }
+
+    /// The newest in-order float timestamp (see the field).
+    #[inline]
+    pub(crate) fn last_t(&self) -> &AtomicI64 {
+        &self.last_t
     }
 
     /// Head series ref.
@@ -120,7 +147,7 @@ mod tests {
 
     #[test]
     fn ref_and_flags_share_the_lock_word_and_survive_locking() {
-        assert_eq!(std::mem::size_of::<SeriesRawMutex>(), 8);
+        assert_eq!(std::mem::size_of::<SeriesRawMutex>(), 16);
         let m = new_mutex(u32::MAX, 7u64);
         let r = raw(&m);
         assert_eq!(r.id32(), u32::MAX);

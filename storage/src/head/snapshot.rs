@@ -263,7 +263,8 @@ impl SeriesMark {
             }
             None => (0, 0, 0, 0, 0),
         };
-        let (last_t, last_bits) = d.last().unwrap_or((0, 0));
+        let last = d.last(series.lock_word());
+        let (last_t, last_bits) = last.unwrap_or((0, 0));
         Some(Self {
             id: u32::try_from(series.id()).ok()?,
             series,
@@ -271,7 +272,7 @@ impl SeriesMark {
             open_len,
             open_samples,
             open_free,
-            has_last: d.last().is_some(),
+            has_last: last.is_some(),
             open_min_t,
             open_max_t,
             last_t,
@@ -1010,7 +1011,7 @@ pub(crate) fn finish_load(
             d.truncate(b);
             if d.closed.is_empty() && d.open.is_none() {
                 // WAL replay skips every sample below `b`: no newest sample either.
-                d.set_last(None);
+                d.set_last(s.lock_word(), None);
             }
         }
         if mint < b {

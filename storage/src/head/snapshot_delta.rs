@@ -775,7 +775,7 @@ fn apply_entry(
                 return Err((id, "a delta's newest sample is before its open chunk's end"));
             }
             d.set_ooo(e.ooo.into());
-            d.set_last(last);
+            d.set_last(s.lock_word(), last);
             d.open = Some(open);
             return Ok(());
         }
@@ -784,7 +784,7 @@ fn apply_entry(
         return Err((id, "a delta's newest sample is before its open chunk's end"));
     }
     d.set_ooo(e.ooo.into());
-    d.set_last(e.last);
+    d.set_last(s.lock_word(), e.last);
     Ok(())
 }
 
@@ -1180,7 +1180,7 @@ mod tests {
             let d = s.data.lock();
             let end = 1_000 + id as i64;
             assert_eq!(d.open.as_ref().map(OpenChunk::max_t), Some(end));
-            assert_eq!(d.last(), Some((end, (end as f64).to_bits())));
+            assert_eq!(d.last(s.lock_word()), Some((end, (end as f64).to_bits())));
         }
         // An entry whose chunk does not span what it says fails the delta, naming the series.
         std::fs::write(&path, new_series_delta(n, Some(1_100))).expect("write");

@@ -239,7 +239,7 @@ impl Prepared {
         d.closed = self.closed;
         d.open = self.open;
         d.set_ooo(self.ooo);
-        d.set_last(self.last);
+        d.set_last(s.lock_word(), self.last);
         drop(d);
         Ok((s, self.labels))
     }

@@ -172,7 +172,7 @@ fn a_loaded_snapshot_restores_series_chunks_and_refs() {
         c.bytes().to_vec()
     };
     assert_eq!(
-        d.apply(1, 1005, 5.0, 1 << 40, 100, &head.chunk_files),
+        d.apply(s.lock_word(), 1005, 5.0, 1 << 40, 100, &head.chunk_files),
         crate::head::series::Applied::InOrder
     );
     assert_eq!(d.open.as_ref().unwrap().chunk.bytes(), want);
@@ -495,7 +495,7 @@ proptest! {
         let mark = {
             let mut d = live.data.lock();
             d.open = Some(OpenChunk { chunk });
-            d.set_last(Some((max_t, samples[cut - 1].1.to_bits())));
+            d.set_last(live.lock_word(), Some((max_t, samples[cut - 1].1.to_bits())));
             SeriesMark::new(Arc::clone(&live), &d).unwrap()
         };
         // Appends after the cut.
