@@ -1038,8 +1038,14 @@ fn a_pause_after_a_fast_snapshot_replaces_it_by_a_packed_one_once() {
         panic!("one snapshot expected")
     };
     rounds(&db, "a", 0..20, &mut newest, 5, &mut rng);
+    // The background thread renames the packed snapshot into place, then removes the fast one
+    // and clears the flag: wait for all three (the test once read the flag in between).
+    let replaced = || {
+        matches!(snapshots(dir.path())[..], [s] if s != fast)
+            && !db.inner.snapshot_fast.load(Ordering::Acquire)
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while snapshots(dir.path()) == [fast] && std::time::Instant::now() < deadline {
+    while !replaced() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let [packed] = snapshots(dir.path())[..] else {
