@@ -42,6 +42,9 @@ pub(crate) struct HeadAppender {
     /// Whether a commit applies the WAL's sync policy (false: page cache only, see
     /// [`crate::Appendable::appender_unsynced`]).
     sync: bool,
+    /// A sample of the batch took [`HeadAppender::append_float`]'s lock-free path, so the
+    /// commit walks the batch for series dropped meanwhile ([`HeadAppender::rehome_removed`]).
+    unlocked: bool,
 }
 
 /// Samples per WAL record: at most 28 bytes each, so a record stays far below the 64 MiB cap.
@@ -155,6 +158,7 @@ impl HeadAppender {
             by_series: Vec::new(),
             series_starts: Vec::new(),
             sync: true,
+            unlocked: false,
         }
     }
 
@@ -167,6 +171,7 @@ impl HeadAppender {
     }
 
     fn clear(&mut self) {
+        self.unlocked = false;
         self.series.clear();
         self.pending.clear();
         self.samples.clear();
@@ -215,7 +220,18 @@ impl HeadAppender {
     /// the upgrade of a handle are a store-then-load pair on each side); the commit does, once
     /// for the batch, after a fence ([`HeadAppender::rehome_removed`]). A locked instruction per
     /// sample was about 10 % of remote-write ingest's CPU (`benches/README.md`, "ingest6").
-    fn append_float(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<Option<SeriesRef>> {
+    ///
+    /// `lock_free`: whether the common case may skip the lock. Scrapes (by handle) do not: their
+    /// commits run on other threads than their appends, where the commit's walk of the batch
+    /// (one memory miss per series) cost more than the lock saved (`benches/README.md`, "lead
+    /// (2026-12-07 session 17)").
+    fn append_float(
+        &mut self,
+        s: Arc<Series>,
+        t: Timestamp,
+        v: f64,
+        lock_free: bool,
+    ) -> Result<Option<SeriesRef>> {
         use std::collections::hash_map::Entry;
         let id = s.id();
         let (window, files) = (self.head.opts.ooo_window, &self.head.chunk_files);
@@ -225,7 +241,8 @@ impl HeadAppender {
             Entry::Occupied(o) => o.get().1,
             Entry::Vacant(_) => None,
         };
-        let verdict = if pending.is_none() && s.in_order_unlocked(t) {
+        let verdict = if lock_free && pending.is_none() && s.in_order_unlocked(t) {
+            self.unlocked = true;
             Applied::InOrder
         } else {
             let d = s.data.lock();
@@ -282,7 +299,7 @@ impl HeadAppender {
     /// [`HeadAppender::append_float`] for a series the head's maps handed out (never dropped
     /// while held).
     fn append_found(&mut self, s: Arc<Series>, t: Timestamp, v: f64) -> Result<SeriesRef> {
-        match self.append_float(s, t, v)? {
+        match self.append_float(s, t, v, true)? {
             Some(r) => Ok(r),
             None => unreachable!("BUG: a series held from the head's maps was dropped"),
         }
@@ -372,7 +389,7 @@ impl Appender for HeadAppender {
         // No map, no lock but the series' own: the handle points at the series. A dropped
         // series does not upgrade, or (dropped meanwhile) is seen as removed under its lock.
         match series.series.upgrade() {
-            Some(s) => self.append_float(s, t, v),
+            Some(s) => self.append_float(s, t, v, false),
             None => Ok(None),
         }
     }
@@ -389,7 +406,7 @@ impl Appender for HeadAppender {
         // As `append_handle`, with the upgrade done by `hold`: a series dropped since is seen
         // as removed under its lock (`append_float`).
         match series.series {
-            Some(s) => self.append_float(s, t, v),
+            Some(s) => self.append_float(s, t, v, true),
             None => self.append_ref(series.series_ref(), t, v),
         }
     }
@@ -721,6 +738,10 @@ impl HeadAppender {
     /// path existed the append itself returned `Ok(None)` for such a series (its caller then
     /// appended by labels); now the sample lands in the series of its labels either way.
     fn rehome_removed(&mut self) -> Result<()> {
+        if !self.unlocked {
+            // Every sample was checked under its series' lock, where a drop is seen.
+            return Ok(());
+        }
         std::sync::atomic::fence(Ordering::SeqCst);
         for i in 0..self.series.len() {
             let Some(s) = self.series.get(i) else {

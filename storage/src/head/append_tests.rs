@@ -190,9 +190,12 @@ fn appends_answer_as_the_locked_check() {
                 s.data
                     .lock()
                     .check(s.lock_word(), None, at, v, window, &head.chunk_files);
-            let got = match step % 3 {
+            let got = match step % 4 {
                 0 => app.append(None, &l, at, v).map(|_| ()),
                 1 => app.append_ref(r, at, v).map(|x| assert_eq!(x, Some(r))),
+                2 => app
+                    .append_held(handle.hold().unwrap(), at, v)
+                    .map(|x| assert_eq!(x, Some(r))),
                 _ => app
                     .append_handle(&handle, at, v)
                     .map(|x| assert_eq!(x, Some(r))),
@@ -245,7 +248,8 @@ fn racing_appenders_store_each_timestamp_once() {
                 let handle = app.handle(r);
                 let mut refused = Vec::new();
                 for t in 1..=N {
-                    match app.append_handle(&handle, t, value(who, t)) {
+                    // Held: the lock-free path, as remote write appends.
+                    match app.append_held(handle.hold().unwrap(), t, value(who, t)) {
                         Ok(x) => assert_eq!(x, Some(r)),
                         Err(e) => refused.push((t, error_name(&e))),
                     }
@@ -317,7 +321,10 @@ fn a_series_dropped_between_append_and_commit_keeps_its_samples() {
         app.commit().unwrap();
         let handle = app.handle(r);
         let old = head.series.get(r.0).unwrap();
-        assert_eq!(app.append_handle(&handle, 20, 2.0).unwrap(), Some(r));
+        // Held, as remote write appends (a scrape's `append_handle` checks under the lock,
+        // where the drop is seen, so the race cannot leave it a dropped series).
+        let held = handle.hold().unwrap();
+        assert_eq!(app.append_held(held, 20, 2.0).unwrap(), Some(r));
         drop_series(&head, &old);
         assert!(head.series.get(r.0).is_none());
         if also_by_labels {
