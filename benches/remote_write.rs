@@ -94,6 +94,16 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// A database in `dir` without background work, its WAL written to the page cache only.
+fn open_buffered(dir: &std::path::Path) -> Db {
+    let opts = Options {
+        background: false,
+        sync: SyncMode::Buffer,
+        ..Options::default()
+    };
+    Db::open(dir, opts).expect("open")
+}
+
 /// The receiver's per-series steps on their own, over live remote write's requests (one
 /// sample for each of 2,000 series, cycling through 20,000 known series as `measure` sends
 /// them; the bodies decompressed beforehand): `scan` is [`Scan::scan`] of a request,
@@ -105,12 +115,7 @@ fn bench_lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("remote_write/lookup");
     g.throughput(Throughput::Elements(DB_SERIES as u64));
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = Options {
-        background: false,
-        sync: SyncMode::Buffer,
-        ..Options::default()
-    };
-    let db = Db::open(dir.path(), opts).expect("open");
+    let db = open_buffered(dir.path());
     let cache = SeriesCache::new(LabelLimits::default());
     let mut dec = Decoder::new();
     for part in 0..PARTS {
@@ -167,12 +172,7 @@ fn bench_db(c: &mut Criterion) {
     g.throughput(Throughput::Elements(DB_SERIES as u64));
     for (prost_path, parts) in [(false, 1), (true, 1), (false, 10)] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = Options {
-            background: false,
-            sync: SyncMode::Buffer,
-            ..Options::default()
-        };
-        let db = Db::open(dir.path(), opts).expect("open");
+        let db = open_buffered(dir.path());
         let cache = SeriesCache::new(LabelLimits::default());
         let mut dec = Decoder::new();
         let mut req = WriteRequest::default();

@@ -1160,4 +1160,4 @@ fn check_label_limits(lset: &Labels, o: &AppendOptions) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -110,20 +110,7 @@ mod tests {
     use argus_storage::testing::{MemStorage, dump_floats as dump};
     use argus_storage::{Appendable, SeriesRef};
 
-    /// A `Db` whose head cuts a block every second of sample time.
-    fn open_db(dir: &std::path::Path) -> argus_storage::Db {
-        argus_storage::Db::open(
-            dir,
-            argus_storage::Options {
-                block_range_ms: 1000,
-                background: false,
-                sync: argus_storage::SyncMode::Buffer,
-                retention_ms: None,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    }
+    use crate::scrape::cache::tests::open_db;
 
     fn report_into(r: &mut Report, s: &dyn Appendable, ts: Timestamp, stale: bool) {
         let mut app = s.appender();

@@ -336,8 +336,8 @@ fn a_steady_target_holds_no_index_or_order_list_and_lookups_still_find_its_serie
     );
 }
 
-/// A `Db` whose head cuts a block every second of sample time.
-fn open_db(dir: &std::path::Path) -> argus_storage::Db {
+/// A `Db` whose head cuts a block every second of sample time (also `report`'s tests).
+pub(in crate::scrape) fn open_db(dir: &std::path::Path) -> argus_storage::Db {
     argus_storage::Db::open(
         dir,
         argus_storage::Options {
