@@ -206,16 +206,10 @@ mod tests {
     use argus_storage::{Labels, SeriesRef, Timestamp};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Counts commits and records the thread each ran on.
-    struct Counting {
-        commits: Arc<AtomicUsize>,
-        threads: Arc<Mutex<Vec<String>>>,
-    }
+    /// Records the thread each commit ran on (their number is the number of commits).
+    struct Recording(Arc<Mutex<Vec<std::thread::Thread>>>);
 
-    /// Records the id of the thread each commit ran on.
-    struct Where(Arc<Mutex<Vec<std::thread::ThreadId>>>);
-
-    impl Appender for Where {
+    impl Appender for Recording {
         fn append(
             &mut self,
             _series: Option<SeriesRef>,
@@ -227,28 +221,7 @@ mod tests {
         }
 
         fn commit(&mut self) -> Result<(), StorageError> {
-            self.0.lock().push(std::thread::current().id());
-            Ok(())
-        }
-
-        fn rollback(&mut self) {}
-    }
-
-    impl Appender for Counting {
-        fn append(
-            &mut self,
-            _series: Option<SeriesRef>,
-            _labels: &Labels,
-            _t: Timestamp,
-            _v: f64,
-        ) -> Result<SeriesRef, StorageError> {
-            Ok(SeriesRef(1))
-        }
-
-        fn commit(&mut self) -> Result<(), StorageError> {
-            self.commits.fetch_add(1, Ordering::SeqCst);
-            let name = std::thread::current().name().unwrap_or("").to_owned();
-            self.threads.lock().push(name);
+            self.0.lock().push(std::thread::current());
             Ok(())
         }
 
@@ -258,23 +231,20 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn commits_run_on_the_commit_threads_and_return_the_appender() {
         let slots = CommitSlots::new();
-        let commits = Arc::new(AtomicUsize::new(0));
         let threads = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..10 {
             let permit = slots.acquire(7).await.unwrap();
-            let app = Box::new(Counting {
-                commits: Arc::clone(&commits),
-                threads: Arc::clone(&threads),
-            });
+            let app = Box::new(Recording(Arc::clone(&threads)));
             let (_app, r) = slots.commit(app, 7).await;
             assert!(r.is_ok());
             drop(permit);
         }
-        assert_eq!(commits.load(Ordering::SeqCst), 10);
         let threads = threads.lock();
         assert_eq!(threads.len(), 10);
         assert!(
-            threads.iter().all(|t| t == "argus-scrape-commit"),
+            threads
+                .iter()
+                .all(|t| t.name() == Some("argus-scrape-commit")),
             "ran on {threads:?}"
         );
     }
@@ -296,7 +266,9 @@ mod tests {
                 tasks.push(tokio::spawn(async move {
                     for _ in 0..10 {
                         let permit = slots.acquire(key).await.unwrap();
-                        let (_app, r) = slots.commit(Box::new(Where(Arc::clone(&ids))), key).await;
+                        let (_app, r) = slots
+                            .commit(Box::new(Recording(Arc::clone(&ids))), key)
+                            .await;
                         assert!(r.is_ok());
                         drop(permit);
                     }
@@ -308,7 +280,7 @@ mod tests {
         }
         let mut thread_of = std::collections::HashMap::new();
         for (key, ids) in &seen {
-            let ids = ids.lock();
+            let ids: Vec<_> = ids.lock().iter().map(std::thread::Thread::id).collect();
             assert_eq!(ids.len(), 40, "key {key}");
             assert!(
                 ids.iter().all(|id| *id == ids[0]),
@@ -352,29 +324,22 @@ mod tests {
         assert!(now(2 * keys - 1).await.is_ok());
     }
 
-    /// Hands out `Counting` appenders and keeps each one's commit counter.
+    /// Hands out `Recording` appenders and keeps each one's record.
     #[derive(Default)]
     struct Maker {
-        made: Mutex<Vec<Arc<AtomicUsize>>>,
+        made: Mutex<Vec<Arc<Mutex<Vec<std::thread::Thread>>>>>,
         synced: AtomicUsize,
     }
 
     impl Maker {
         fn counting(&self) -> Box<dyn Appender> {
-            let commits = Arc::new(AtomicUsize::new(0));
+            let commits = Arc::default();
             self.made.lock().push(Arc::clone(&commits));
-            Box::new(Counting {
-                commits,
-                threads: Arc::default(),
-            })
+            Box::new(Recording(commits))
         }
         /// Commits of each appender made so far, in the order they were made.
         fn commits(&self) -> Vec<usize> {
-            self.made
-                .lock()
-                .iter()
-                .map(|c| c.load(Ordering::SeqCst))
-                .collect()
+            self.made.lock().iter().map(|c| c.lock().len()).collect()
         }
     }
 

@@ -6,6 +6,7 @@
 use super::*;
 use crate::matcher::MatchType;
 use crate::model::Labels;
+use crate::test_rng::Rng;
 use std::sync::Barrier;
 use std::sync::atomic::AtomicUsize;
 
@@ -20,17 +21,6 @@ fn opts(window: i64) -> Options {
         sync: SyncMode::Buffer,
         head_snapshot_interval_ms: Some(15 * 60 * 1000),
         ..Options::default()
-    }
-}
-
-/// xorshift64: a fixed seed gives the same workload on every run.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

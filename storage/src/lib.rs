@@ -41,6 +41,8 @@ mod matcher;
 mod model;
 mod postings;
 mod querier;
+#[cfg(test)]
+mod test_rng;
 mod wal;
 
 #[cfg(any(test, feature = "testing"))]

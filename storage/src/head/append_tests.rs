@@ -7,18 +7,8 @@ use super::*;
 use crate::chunk::XorIterator;
 use crate::histogram::{FloatHistogram, Span};
 use crate::interface::SampleIterator;
+use crate::test_rng::Rng;
 use std::sync::atomic::Ordering::Relaxed;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn hist(count: f64) -> FloatHistogram {
     FloatHistogram {

@@ -638,19 +638,7 @@ pub(crate) mod tests {
     use crate::wal::record::{self, RefHistogram};
     use crate::wal::{RefSeries, RefTombstone, SyncMode, WalOptions};
 
-    /// xorshift64: a fixed seed gives the same WAL on every run.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn hist(count: f64) -> FloatHistogram {
         FloatHistogram {
