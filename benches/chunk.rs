@@ -2,7 +2,11 @@
 //! counter and gauge data and on random floats, each beside a `memcpy` of the same bytes (the
 //! physical floor). Also prints bytes/sample per data set.
 //!
-//! Run: `cargo bench -p argus --bench chunk -- --quick`.
+//! Run: `cargo bench -p argus --bench chunk -- --quick`. The `chunk_cpu/*` groups decode all
+//! 500 chunks of a data set per iteration in thread CPU time (`common::bench_cpu`), for A/Bs on
+//! a loaded machine: `-- chunk_cpu --sample-size 10 --measurement-time 8`.
+
+mod common;
 
 use argus_storage::SampleIterator;
 use argus_storage::internals::{XorChunk, XorIterator, chunk_decode_into, chunk_encode_best};
@@ -142,6 +146,28 @@ fn bench(c: &mut Criterion) {
                 dst[..src.len()].copy_from_slice(src);
                 black_box(&dst);
             })
+        });
+        g.finish();
+        let mut g = c.benchmark_group(format!("chunk_cpu/{kind}"));
+        g.throughput(Throughput::Elements((SAMPLES * SERIES) as u64));
+        let mut it = XorIterator::new(chunks[0].bytes());
+        common::bench_cpu(&mut g, "xor_decode", || {
+            let mut sum = 0.0;
+            for c in &chunks {
+                it.reset(black_box(c.bytes()));
+                while it.next() {
+                    sum += it.at().1;
+                }
+            }
+            black_box(sum);
+        });
+        let mut out = Vec::with_capacity(SAMPLES);
+        common::bench_cpu(&mut g, "best_decode", || {
+            for (enc, bytes) in &best {
+                out.clear();
+                chunk_decode_into(*enc, &mut out, black_box(bytes)).expect("decodes");
+                black_box(out.len());
+            }
         });
         g.finish();
     }

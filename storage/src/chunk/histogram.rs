@@ -697,12 +697,7 @@ impl<'a> HistogramIterator<'a> {
                 let dod = self.br.read_dod()?;
                 self.t_delta = self.t_delta.wrapping_add(dod as u64);
             }
-            let t = (self.t as u64).wrapping_add(self.t_delta) as i64;
-            // Times strictly increase in a chunk (readers that re-encode rely on it).
-            if t <= self.t {
-                return None;
-            }
-            self.t = t;
+            self.t = (self.t as u64).wrapping_add(self.t_delta) as i64;
             self.br.read_xor(&mut self.sum)?;
             if self.float {
                 for st in &mut self.floats {

@@ -164,12 +164,6 @@ pub(crate) fn encode_into(samples: &[(Timestamp, f64)], dst: &mut Vec<u8>) {
         super::increasing(samples),
         "BUG: packed chunk timestamps not strictly increasing"
     );
-    write(samples, dst);
-}
-
-/// [`encode_into`] without its checks: tests write chunks whose times do not increase through
-/// it, to see the decoder refuse them.
-fn write(samples: &[(Timestamp, f64)], dst: &mut Vec<u8>) {
     let mut bw = BitWriter::with_capacity(16 + samples.len() * 2);
     for b in (samples.len() as u16).to_le_bytes() {
         bw.push_byte(b);
@@ -293,30 +287,18 @@ fn decode_inner(dst: &mut Vec<(Timestamp, f64)>, bytes: &[u8]) -> Option<()> {
     let start = dst.len();
     // Width-0 groups need only 6 bits per 16 samples, so the u16 count bounds this.
     dst.reserve(n);
-    // Times strictly increase in a chunk; every reader that re-encodes what it decodes relies
-    // on it, so a chunk whose times do not is corrupt.
     let mut t = br.read_varint()?;
     dst.push((t, 0.0));
     if n >= 2 {
         let mut d = br.read_uvarint()?;
-        let next = (t as u64).wrapping_add(d) as i64;
-        if next <= t {
-            return None;
-        }
-        t = next;
+        t = (t as u64).wrapping_add(d) as i64;
         dst.push((t, 0.0));
         if n >= 3 {
-            let mut increasing = true;
             unpack_groups(&mut br, n - 2, |x| {
                 d = d.wrapping_add(unzigzag(x) as u64);
-                let next = (t as u64).wrapping_add(d) as i64;
-                increasing &= next > t;
-                t = next;
+                t = (t as u64).wrapping_add(d) as i64;
                 dst.push((t, 0.0));
             })?;
-            if !increasing {
-                return None;
-            }
         }
     }
     let out = dst.get_mut(start..)?;

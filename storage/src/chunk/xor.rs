@@ -417,23 +417,6 @@ impl<'a> XorIterator<'a> {
         false
     }
 
-    /// A timestamp not after the one before: a chunk's times strictly increase, and every
-    /// reader that re-encodes what it decodes (compaction, snapshots, deletions) relies on it.
-    #[cold]
-    #[inline(never)]
-    fn fail_order(&mut self) -> bool {
-        let offset = (HEADER_LEN + self.br.byte_offset()) as u64;
-        self.err = Some(Error::corruption(
-            CHUNK_PATH,
-            offset,
-            format!(
-                "timestamp of sample {} not after the one before it ({})",
-                self.read, self.t
-            ),
-        ));
-        false
-    }
-
     #[inline]
     fn bits(&mut self, n: u32) -> Option<u64> {
         self.br.read_bits(n)
@@ -516,15 +499,8 @@ impl XorIterator<'_> {
             xs.v ^= x.checked_shl(u32::from(xs.trailing)).unwrap_or(0);
             ok && used <= avail && used < 64
         };
-        let t_delta = self.t_delta.wrapping_add(dod as u64);
-        let t = (self.t as u64).wrapping_add(t_delta) as i64;
-        if t <= self.t {
-            // At the offset the general path fails at: after the delta of delta.
-            self.br.consume(dod_bits);
-            return Some(self.fail_order());
-        }
-        self.t_delta = t_delta;
-        self.t = t;
+        self.t_delta = self.t_delta.wrapping_add(dod as u64);
+        self.t = (self.t as u64).wrapping_add(self.t_delta) as i64;
         if fits {
             self.br.consume(used);
             self.xs = xs;
@@ -560,12 +536,8 @@ impl XorIterator<'_> {
                 let Some(d) = self.uvarint() else {
                     return self.fail("timestamp delta");
                 };
-                let t = (self.t as u64).wrapping_add(d) as i64;
-                if t <= self.t {
-                    return self.fail_order();
-                }
                 self.t_delta = d;
-                self.t = t;
+                self.t = (self.t as u64).wrapping_add(d) as i64;
                 if self.br.read_xor(&mut self.xs).is_none() {
                     return self.fail("value");
                 }
@@ -574,13 +546,8 @@ impl XorIterator<'_> {
                 let Some(dod) = self.br.read_dod() else {
                     return self.fail("timestamp delta of delta");
                 };
-                let t_delta = self.t_delta.wrapping_add(dod as u64);
-                let t = (self.t as u64).wrapping_add(t_delta) as i64;
-                if t <= self.t {
-                    return self.fail_order();
-                }
-                self.t_delta = t_delta;
-                self.t = t;
+                self.t_delta = self.t_delta.wrapping_add(dod as u64);
+                self.t = (self.t as u64).wrapping_add(self.t_delta) as i64;
                 if self.br.read_xor(&mut self.xs).is_none() {
                     return self.fail("value");
                 }

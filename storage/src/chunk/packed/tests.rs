@@ -189,35 +189,6 @@ fn small_and_irregular_chunks() {
     check(&[(0, 1.0), (15_000, 1.0), (45_000, 1.0), (60_000, 0.0)]); // missed scrape, reset
 }
 
-/// A chunk whose times do not strictly increase is corrupt, whichever sample repeats or goes
-/// back (the second's delta, a later delta of delta, one that wraps past `i64::MAX`), and the
-/// decode leaves `dst` as it was.
-#[test]
-fn times_not_increasing_are_corruption() {
-    let ok = scrape_times(10);
-    let cases: [Vec<i64>; 5] = [
-        vec![ok[0], ok[0], ok[2]],
-        [&ok[..5], &[ok[4]], &ok[6..]].concat(),
-        [&ok[..5], &[ok[2]], &ok[6..]].concat(),
-        vec![ok[0], ok[1], ok[1] - 1],
-        vec![i64::MAX - 10, i64::MAX - 5, i64::MAX, i64::MIN + 2],
-    ];
-    for ts in cases {
-        let s: Vec<(i64, f64)> = ts.iter().map(|&t| (t, 1.5)).collect();
-        let mut b = Vec::new();
-        write(&s, &mut b);
-        let mut out = vec![(1, 2.0)];
-        let err = decode_into(&mut out, &b).unwrap_err();
-        assert!(matches!(err, Error::Corruption { .. }), "{ts:?}: {err}");
-        assert_eq!(out, vec![(1, 2.0)], "{ts:?}");
-    }
-    // The same writer with increasing times decodes.
-    let s: Vec<(i64, f64)> = ok.iter().map(|&t| (t, 1.5)).collect();
-    let mut b = Vec::new();
-    write(&s, &mut b);
-    assert_eq!(decoded(&b), bits(&s));
-}
-
 #[test]
 fn corruption_is_an_error() {
     let ts = scrape_times(120);
@@ -297,7 +268,6 @@ proptest! {
         let mut out = Vec::new();
         let _ = decode_into(&mut out, &bytes);
         prop_assert!(out.len() <= usize::from(u16::MAX));
-        prop_assert!(crate::chunk::increasing(&out), "decoded times not increasing");
     }
 
     /// `append_floats` from any sample up to any `maxt` yields what `at`/`next` yield, stops
