@@ -35,11 +35,8 @@ use crate::model::Timestamp;
 pub(crate) const HEADER_LEN: usize = 2;
 /// Most samples one chunk can hold (the count is a u16).
 pub(crate) const MAX_SAMPLES: usize = u16::MAX as usize;
-/// Initial buffer capacity of a new chunk: the header, a first sample (6-byte varint time at
-/// today's milliseconds, 8-byte value) and a second one's usual 2–10 bytes. 16 (the first
-/// sample alone) moved every chunk to a 32 B block at its second sample; a chunk of two samples
-/// or more holds 32 B or more either way, so starting there costs no memory.
-const INITIAL_CAPACITY: usize = 32;
+/// Initial buffer capacity of a new chunk.
+const INITIAL_CAPACITY: usize = 16;
 /// Samples a chunk holds before [`XorChunk::reserve_samples`] trusts its bytes per sample.
 const RESERVE_AFTER: usize = 8;
 /// Name used in corruption errors for chunk bytes.
@@ -78,8 +75,8 @@ impl Default for XorChunk {
 impl XorChunk {
     /// An empty chunk.
     pub(crate) fn new() -> Self {
-        // Room for the header and two samples (`INITIAL_CAPACITY`); the buffer then grows in
-        // small steps (see `BitWriter`), so head chunks carry little slack.
+        // Room for the header and a first sample (6-byte varint time, raw value); the buffer
+        // then grows in small steps (see `BitWriter`), so head chunks carry little slack.
         let xs = XorState::default();
         let mut c = Self {
             bytes: Vec::with_capacity(INITIAL_CAPACITY),

@@ -7,8 +7,8 @@
 
 /// Appends bits to a byte vector. Unused low bits of the last byte are zero.
 ///
-/// The buffer grows by a quarter of its length (at least [`MIN_GROWTH`] bytes), rounded up to
-/// mimalloc's next block size ([`size_class`]), rather than doubling: head chunks live in memory for hours, so slack costs more than the extra copies
+/// The buffer grows by a quarter of its length (at least [`MIN_GROWTH`] bytes) rather than
+/// doubling: head chunks live in memory for hours, so slack costs more than the extra copies
 /// of buffers this small.
 ///
 /// The writing itself is [`BitWriterMut`]'s, a view of the buffer and the free-bit count that
@@ -124,10 +124,8 @@ impl<'a> BitWriterMut<'a> {
 
     #[cold]
     fn grow(&mut self, n: usize) {
-        let len = self.bytes.len();
-        let step = (len / 4).max(MIN_GROWTH).max(n);
-        // (a buffer's length is far below usize::MAX / 2: no overflow)
-        self.bytes.reserve_exact(size_class(len + step) - len);
+        let step = (self.bytes.len() / 4).max(MIN_GROWTH).max(n);
+        self.bytes.reserve_exact(step);
     }
 
     /// Appends one bit.
@@ -238,24 +236,6 @@ impl<'a> BitWriterMut<'a> {
 
 /// Smallest growth step of a [`BitWriter`]'s buffer, bytes.
 const MIN_GROWTH: usize = 16;
-
-/// The smallest of mimalloc's block sizes (its bins) that holds `n` bytes: multiples of 8 up to
-/// 64 B, then four sizes per doubling (80, 96, 112, 128, 160, 192, 224, 256, 320, …; `mi_bin`
-/// in mimalloc's `page-queue.c`). A buffer that grows to one of these uses the whole block
-/// mimalloc gives it: asked for 100 B, it gives a 112 B block, and a buffer that believes it
-/// has 100 moves to a new block 12 bytes early. The steps above 64 B are a quarter or less of
-/// the size, as [`BitWriterMut`]'s growth is, so rounding up to them skips no more than one.
-/// Other allocators (the `system-alloc` build) round differently; this only decides the size
-/// asked for.
-pub(crate) fn size_class(n: usize) -> usize {
-    if n <= 64 {
-        return n.next_multiple_of(8).max(8);
-    }
-    // Words less one; its top bit and the two below it pick the size.
-    let w = n.div_ceil(8) - 1;
-    let low = (usize::BITS - 1 - w.leading_zeros()) - 2;
-    ((w | ((1 << low) - 1)) + 1) * 8
-}
 
 /// Reads bits from untrusted bytes, high bit first.
 #[derive(Clone, Debug, Default)]
@@ -640,45 +620,6 @@ mod tests {
         assert_eq!(r.read_ones(4), Some(0));
         assert_eq!(r.read_ones(2), Some(2), "near the end: slow path");
         assert_eq!(r.read_ones(2), Some(0), "padding zeros");
-    }
-
-    #[test]
-    fn size_classes_are_mimallocs_bins() {
-        // mimalloc's small bins (8-byte words): exact up to 8 words, then four per doubling.
-        let bins = [
-            8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448,
-            512, 640, 768, 896, 1024, 1280,
-        ];
-        let mut want = bins.iter().copied();
-        let mut bin = want.next().unwrap();
-        for n in 0..=1280 {
-            if n > bin {
-                bin = want.next().unwrap();
-            }
-            assert_eq!(size_class(n), bin, "size {n}");
-        }
-        assert_eq!(size_class(4097), 5120);
-    }
-
-    #[test]
-    fn growth_fills_whole_size_classes() {
-        // Every capacity the writer grows to is a bin's size, and each step is at least a
-        // quarter of the length (or `MIN_GROWTH`), as before the rounding.
-        let mut w = BitWriter::with_capacity(32);
-        let mut caps = vec![w.capacity()];
-        for i in 0..4000u64 {
-            w.write_bits(i, 13);
-            if w.capacity() != *caps.last().unwrap() {
-                let (old, new) = (*caps.last().unwrap(), w.capacity());
-                assert_eq!(size_class(new), new, "capacity {new} is not a bin");
-                assert!(
-                    new >= old + (old / 4).max(MIN_GROWTH).min(new),
-                    "{old} -> {new}"
-                );
-                caps.push(new);
-            }
-        }
-        assert_eq!(&caps[..10], [32, 48, 64, 80, 112, 160, 224, 320, 448, 640]);
     }
 
     proptest! {
