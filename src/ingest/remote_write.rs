@@ -1006,6 +1006,80 @@ mod tests {
         assert_eq!(dump_db(&fast).len(), 2);
     }
 
+    /// A series repeated in one request (several entries with its labels, among 300 others,
+    /// first request and cached) is checked against the request's own earlier samples: a
+    /// repeat of a sample is accepted once, another value at its time is a duplicate, an older
+    /// time out of order; the fast path answers as the prost path and stores each accepted
+    /// sample once.
+    #[test]
+    fn a_series_repeated_in_one_request_is_checked_against_its_earlier_samples() {
+        let now = 1_700_000_000_000i64;
+        let rep = [("__name__", "rep"), ("job", "x")];
+        let other = |i: usize, dt: i64| {
+            let v = i.to_string();
+            series(
+                &[("__name__", "o"), ("i", &v)],
+                &[(now - 5000 + dt, i as f64)],
+            )
+        };
+        let request = |dt: i64| {
+            let mut ts: Vec<TimeSeries> = (0..150).map(|i| other(i, dt)).collect();
+            ts.push(series(
+                &rep,
+                &[(now - 3000 + dt, 1.0), (now - 2000 + dt, 2.0)],
+            ));
+            ts.extend((150..300).map(|i| other(i, dt)));
+            // The same sample, another value at its time, an older one, then a newer one.
+            ts.push(series(&rep, &[(now - 2000 + dt, 2.0)]));
+            ts.push(series(
+                &rep,
+                &[(now - 2000 + dt, 7.0), (now - 2500 + dt, 3.0)],
+            ));
+            ts.push(series(&rep, &[(now - 1000 + dt, 4.0)]));
+            ts
+        };
+        let (fast_dir, slow_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (fast, slow) = (open_db(fast_dir.path()), open_db(slow_dir.path()));
+        let cache = SeriesCache::new(LabelLimits::default());
+        let mut dec = Decoder::new();
+        for (i, dt) in [0, 10_000].into_iter().enumerate() {
+            let mut req = WriteRequest {
+                timeseries: request(dt),
+                metadata: Vec::new(),
+            };
+            let body = encode(&req);
+            let mut app = fast.appender();
+            let got = append_body(&mut dec, &cache, &body, app.as_mut(), now).unwrap();
+            app.commit().unwrap();
+            let mut app = slow.appender();
+            let want = append_request(app.as_mut(), &mut req, now).unwrap();
+            app.commit().unwrap();
+            assert_eq!(got.outcome, want, "request {i}");
+            let o = &got.outcome;
+            assert_eq!(
+                (o.samples_received, o.samples_written),
+                (306, 304),
+                "request {i}: {o:?}"
+            );
+            let dups = o.rejected.iter().find(|r| r.0 == Reason::Duplicate);
+            assert_eq!(dups, Some(&(Reason::Duplicate, 1)), "request {i}: {o:?}");
+            let ooo = o.rejected.iter().find(|r| r.0 == Reason::OutOfOrder);
+            assert_eq!(ooo, Some(&(Reason::OutOfOrder, 1)), "request {i}: {o:?}");
+            let dump = dump_db(&fast);
+            assert_eq!(dump, dump_db(&slow), "request {i}");
+            let stored = dump.iter().find(|(l, _)| l.contains("rep")).unwrap();
+            let mut want_rep = Vec::new();
+            for d in [0, 10_000].into_iter().take(i + 1) {
+                want_rep.extend([
+                    (now - 3000 + d, 1f64.to_bits()),
+                    (now - 2000 + d, 2f64.to_bits()),
+                    (now - 1000 + d, 4f64.to_bits()),
+                ]);
+            }
+            assert_eq!(stored.1, want_rep, "request {i}");
+        }
+    }
+
     /// Bodies the scan leaves to prost (histograms, labels split by samples) and malformed ones
     /// get the prost path's answers.
     #[test]

@@ -17,8 +17,9 @@ pub(crate) struct HeadAppender {
     head: Arc<Head>,
     /// Distinct series of the batch (held so truncation cannot drop them meanwhile).
     series: Vec<Arc<Series>>,
-    /// Series ref → (index in `series`, newest pending sample `(t, bits)` if in order).
-    pending: U64Map<(u32, Option<(Timestamp, u64)>)>,
+    /// Series ref → index in `series`, and each one's newest pending sample `(t, bits)` if in
+    /// order.
+    batch: BatchIndex,
     /// `(index in series, t, v)` in append order. An index with [`HIST_FLAG`] set is a
     /// histogram sample: `v`'s bits are its index in `hists`.
     samples: Vec<(u32, Timestamp, f64)>,
@@ -78,6 +79,151 @@ const HISTOGRAMS_PER_RECORD: usize = 1 << 12;
 
 /// Series per WAL record (labels are bounded at ingest, so this stays below the cap too).
 const SERIES_PER_RECORD: usize = 1000;
+
+/// Series ref → index of the series in a batch, with the batch's newest pending in-order sample
+/// of each.
+///
+/// A direct-mapped table on the ref's low bits, not a hash map: the head hands out refs densely
+/// and a request's or a target's series were mostly created together, so a batch's refs land
+/// in nearby 4-byte slots. The hash map's 40-byte buckets, one scattered line per series, took
+/// most of [`HeadAppender::append_float`]'s time in their stores (`benches/README.md`,
+/// "ingest7" and "ingest8"). A ref whose slot holds another ref goes to `spill`.
+///
+/// Invariant: a ref is in the batch iff its slot's entry has that ref, or its slot is not empty
+/// and `spill` maps it. So an empty slot answers "not in the batch" alone.
+#[derive(Default)]
+struct BatchIndex {
+    /// Slot `ref & (len - 1)` → 1 + index in `entries` of a ref with that slot; 0: none. Empty,
+    /// or a power of two long, at least twice `entries` unless [`BatchIndex::MAX_SLOTS`] long.
+    slots: Vec<u32>,
+    /// By batch index: the series ref and its newest pending in-order sample `(t, bits)`.
+    entries: Vec<(u64, Option<(Timestamp, u64)>)>,
+    /// Refs whose slot is taken by another ref, and refs aliased to an entry
+    /// ([`BatchIndex::alias`]).
+    spill: U64Map<u32>,
+}
+
+impl BatchIndex {
+    const MIN_SLOTS: usize = 256;
+    /// 4 MiB of slots; larger batches spill.
+    const MAX_SLOTS: usize = 1 << 20;
+
+    #[inline]
+    fn slot(&self, id: u64) -> usize {
+        (id as usize) & self.slots.len().wrapping_sub(1)
+    }
+
+    /// The batch index of series ref `id`.
+    #[inline]
+    fn find(&self, id: u64) -> Option<u32> {
+        let v = *self.slots.get(self.slot(id))?;
+        if v == 0 {
+            return None;
+        }
+        match self.entries.get(v as usize - 1) {
+            Some(&(e, _)) if e == id => Some(v - 1),
+            _ => self.spill.get(&id).copied(),
+        }
+    }
+
+    /// The newest pending in-order sample of batch index `idx`.
+    #[inline]
+    fn newest(&self, idx: u32) -> Option<(Timestamp, u64)> {
+        self.entries.get(idx as usize).and_then(|e| e.1)
+    }
+
+    fn set_newest(&mut self, idx: u32, newest: Option<(Timestamp, u64)>) {
+        if let Some(e) = self.entries.get_mut(idx as usize) {
+            e.1 = newest;
+        }
+    }
+
+    /// Adds `id`, which [`BatchIndex::find`] does not know, as the next batch index.
+    fn add(&mut self, id: u64, newest: Option<(Timestamp, u64)>) -> u32 {
+        let idx = self.entries.len() as u32;
+        self.entries.push((id, newest));
+        if self.entries.len() * 2 > self.slots.len() && self.slots.len() < Self::MAX_SLOTS {
+            self.rebuild(self.entries.len() * 2);
+        } else {
+            self.place(id, idx);
+        }
+        idx
+    }
+
+    fn place(&mut self, id: u64, idx: u32) {
+        let k = self.slot(id);
+        match self.slots.get_mut(k) {
+            Some(v) if *v == 0 => *v = idx + 1,
+            _ => {
+                self.spill.insert(id, idx);
+            }
+        }
+    }
+
+    /// Makes `id` (not in the batch) find batch index `idx` too (a series re-homed at commit).
+    fn alias(&mut self, id: u64, idx: u32) {
+        let k = self.slot(id);
+        if let Some(v) = self.slots.get_mut(k)
+            && *v == 0
+        {
+            *v = idx + 1;
+        }
+        self.spill.insert(id, idx);
+    }
+
+    /// Room for `series` more entries without a rebuild.
+    fn reserve(&mut self, series: usize) {
+        self.entries.reserve(series);
+        let want = self.entries.len().saturating_add(series).saturating_mul(2);
+        if want > self.slots.len() && self.slots.len() < Self::MAX_SLOTS {
+            self.rebuild(want);
+        }
+    }
+
+    /// Re-places every entry and alias in a table of at least `want` slots.
+    fn rebuild(&mut self, want: usize) {
+        let entries = &self.entries;
+        let aliases: Vec<(u64, u32)> = self
+            .spill
+            .iter()
+            .filter(|&(&k, &v)| entries.get(v as usize).is_none_or(|e| e.0 != k))
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        let len = want
+            .next_power_of_two()
+            .clamp(Self::MIN_SLOTS, Self::MAX_SLOTS);
+        self.slots.clear();
+        self.slots.resize(len, 0);
+        self.spill.clear();
+        for i in 0..self.entries.len() {
+            if let Some(&(id, _)) = self.entries.get(i) {
+                self.place(id, i as u32);
+            }
+        }
+        for (k, v) in aliases {
+            self.alias(k, v);
+        }
+    }
+
+    /// Empties the batch (the table keeps its size): clears only the slots its refs used.
+    fn clear(&mut self) {
+        let mask = self.slots.len().wrapping_sub(1);
+        for &(id, _) in &self.entries {
+            if let Some(v) = self.slots.get_mut(id as usize & mask) {
+                *v = 0;
+            }
+        }
+        if !self.spill.is_empty() {
+            for &id in self.spill.keys() {
+                if let Some(v) = self.slots.get_mut(id as usize & mask) {
+                    *v = 0;
+                }
+            }
+            self.spill.clear();
+        }
+        self.entries.clear();
+    }
+}
 
 /// Series replay and the snapshot capture lock at once through [`apply_group`]: about as many
 /// memory misses as a core keeps in flight.
@@ -145,7 +291,7 @@ impl HeadAppender {
         Self {
             head,
             series: Vec::new(),
-            pending: U64Map::default(),
+            batch: BatchIndex::default(),
             samples: Vec::new(),
             hists: Vec::new(),
             ref_hists: Vec::new(),
@@ -173,25 +319,21 @@ impl HeadAppender {
     fn clear(&mut self) {
         self.unlocked = false;
         self.series.clear();
-        self.pending.clear();
+        self.batch.clear();
         self.samples.clear();
         self.hists.clear();
     }
 
     /// The batch index of series `s`, adding it; and its newest pending sample.
     fn batch_index(&mut self, s: &Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
-        match self.pending.get(&s.id()) {
-            Some(&p) => p,
-            None => self.batch_add(s.clone()),
+        match self.batch.find(s.id()) {
+            Some(i) => (i, self.batch.newest(i)),
+            None => {
+                let idx = self.batch.add(s.id(), None);
+                self.series.push(s.clone());
+                (idx, None)
+            }
         }
-    }
-
-    /// Adds `s`, not in the batch yet.
-    fn batch_add(&mut self, s: Arc<Series>) -> (u32, Option<(Timestamp, u64)>) {
-        let idx = self.series.len() as u32;
-        self.pending.insert(s.id(), (idx, None));
-        self.series.push(s);
-        (idx, None)
     }
 
     fn reject(&self, a: Applied) -> Error {
@@ -232,22 +374,17 @@ impl HeadAppender {
         v: f64,
         lock_free: bool,
     ) -> Result<Option<SeriesRef>> {
-        use std::collections::hash_map::Entry;
         let id = s.id();
         let (window, files) = (self.head.opts.ooo_window, &self.head.chunk_files);
-        // One probe of the batch map per sample: the entry is filled once the sample is in.
-        let entry = self.pending.entry(id);
-        let pending = match &entry {
-            Entry::Occupied(o) => o.get().1,
-            Entry::Vacant(_) => None,
-        };
+        let found = self.batch.find(id);
+        let pending = found.and_then(|i| self.batch.newest(i));
         let verdict = if lock_free && pending.is_none() && s.in_order_unlocked(t) {
             self.unlocked = true;
             Applied::InOrder
         } else {
             let d = s.data.lock();
             // A series in the batch is held by it, so only a new one can have been dropped.
-            if matches!(entry, Entry::Vacant(_)) && s.removed().load(Ordering::Relaxed) {
+            if found.is_none() && s.removed().load(Ordering::Relaxed) {
                 return Ok(None);
             }
             d.check(s.lock_word(), pending, t, v, window, files)
@@ -279,17 +416,16 @@ impl HeadAppender {
             Ok(n) => n,
             Err(a) => return Err(self.reject(a)),
         };
-        let idx = match entry {
-            Entry::Occupied(mut o) => {
-                o.get_mut().1 = newest;
-                o.get().0
+        let idx = match found {
+            Some(i) => {
+                self.batch.set_newest(i, newest);
+                i
             }
-            Entry::Vacant(e) => {
+            None => {
                 // The batch keeps `s` (no second reference count round trip per sample).
-                let idx = self.series.len() as u32;
-                e.insert((idx, newest));
+                let i = self.batch.add(id, newest);
                 self.series.push(s);
-                idx
+                i
             }
         };
         self.samples.push((idx, t, v));
@@ -453,8 +589,8 @@ impl Appender for HeadAppender {
                 if t < self.head.appendable_min_valid_time() && !self.head.accepts_old(t) {
                     return Err(self.reject(Applied::RejectOutOfBounds));
                 }
-                self.pending
-                    .insert(id, (idx, Some((t, PENDING_HISTOGRAM_BITS))));
+                self.batch
+                    .set_newest(idx, Some((t, PENDING_HISTOGRAM_BITS)));
             }
             // As for floats: older samples within the out-of-order window.
             Applied::OutOfOrder => {
@@ -493,7 +629,7 @@ impl Appender for HeadAppender {
                 .check(s.lock_word(), pending, ct, 0.0, 0, &self.head.chunk_files);
         match verdict {
             Applied::InOrder if ct >= self.head.appendable_min_valid_time() => {
-                self.pending.insert(id, (idx, Some((ct, 0f64.to_bits()))));
+                self.batch.set_newest(idx, Some((ct, 0f64.to_bits())));
                 self.samples.push((idx, ct, 0.0));
                 Ok(SeriesRef(id))
             }
@@ -535,8 +671,8 @@ impl Appender for HeadAppender {
             Applied::Duplicate => return Ok(SeriesRef(id)),
             _ => return Err(Error::OutOfOrder),
         }
-        self.pending
-            .insert(id, (idx, Some((ct, PENDING_HISTOGRAM_BITS))));
+        self.batch
+            .set_newest(idx, Some((ct, PENDING_HISTOGRAM_BITS)));
         let hi = self.hists.len() as u64;
         self.hists.push(zero);
         self.samples.push((idx | HIST_FLAG, ct, f64::from_bits(hi)));
@@ -544,7 +680,7 @@ impl Appender for HeadAppender {
     }
 
     fn reserve(&mut self, series: usize, samples: usize) {
-        self.pending.reserve(series);
+        self.batch.reserve(series);
         self.series.reserve(series);
         self.samples.reserve(samples);
     }
@@ -761,10 +897,10 @@ impl HeadAppender {
             s.labels_into(&mut labels);
             let (n, _) = self.head.get_or_create(&labels, None)?;
             let i32 = i as u32;
-            match self.pending.get(&n.id()) {
+            match self.batch.find(n.id()) {
                 // Already in the batch (appended by labels since): its samples join that
                 // index; the dropped series stays behind without samples.
-                Some(&(j, _)) => {
+                Some(j) => {
                     for x in &mut self.samples {
                         if x.0 & !HIST_FLAG == i32 {
                             x.0 = (x.0 & HIST_FLAG) | j;
@@ -772,7 +908,7 @@ impl HeadAppender {
                     }
                 }
                 None => {
-                    self.pending.insert(n.id(), (i32, None));
+                    self.batch.alias(n.id(), i32);
                     if let Some(slot) = self.series.get_mut(i) {
                         *slot = n;
                     }
@@ -945,6 +1081,68 @@ mod tests {
             );
         }
         assert!(!head.series.all().iter().any(|s| s.data.is_locked()));
+    }
+
+    /// The batch index finds what a map from ref to index finds, whatever the refs (dense,
+    /// sharing slots, huge), through growth, aliases and clears, and a cleared index is empty.
+    #[test]
+    fn batch_index_finds_what_a_map_finds() {
+        use std::collections::HashMap;
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut b = BatchIndex::default();
+        for round in 0..300u64 {
+            // Ref → index, and by index the newest sample (aliases share their index's).
+            let mut model: HashMap<u64, u32> = HashMap::new();
+            let mut newest_of: Vec<Option<(Timestamp, u64)>> = Vec::new();
+            let base = rng.below(1 << 20);
+            // Dense refs, refs one table apart (all on one slot), or any u64.
+            let kind = round % 3;
+            let gen_id = |rng: &mut crate::test_rng::Rng| match kind {
+                0 => base + rng.below(3000),
+                1 => base + (rng.below(40) << 12),
+                _ => rng.next() | u64::from(rng.below(2) == 0) << 63,
+            };
+            if rng.below(2) == 0 {
+                b.reserve(rng.below(5000) as usize);
+            }
+            let ops = rng.below(4000);
+            for _ in 0..ops {
+                let id = gen_id(&mut rng);
+                let got = b.find(id);
+                assert_eq!(got, model.get(&id).copied(), "round {round} ref {id}");
+                let newest = (rng.below(4) != 0).then(|| (rng.next() as i64, rng.next()));
+                match (got, rng.below(8)) {
+                    (Some(i), _) => {
+                        assert_eq!(b.newest(i), newest_of[i as usize], "round {round} ref {id}");
+                        b.set_newest(i, newest);
+                        newest_of[i as usize] = newest;
+                    }
+                    (None, 0) if !newest_of.is_empty() => {
+                        let i = rng.below(newest_of.len() as u64) as u32;
+                        b.alias(id, i);
+                        model.insert(id, i);
+                    }
+                    (None, _) => {
+                        assert_eq!(b.add(id, newest), newest_of.len() as u32);
+                        model.insert(id, newest_of.len() as u32);
+                        newest_of.push(newest);
+                    }
+                }
+            }
+            for (&id, &i) in &model {
+                assert_eq!(b.find(id), Some(i), "round {round} ref {id}");
+                assert_eq!(b.newest(i), newest_of[i as usize], "round {round} ref {id}");
+            }
+            b.clear();
+            for &id in model.keys() {
+                assert_eq!(b.find(id), None, "round {round} ref {id} after clear");
+            }
+            assert!(
+                b.slots.iter().all(|&v| v == 0),
+                "round {round}: slots left set"
+            );
+            assert!(b.spill.is_empty() && b.entries.is_empty());
+        }
     }
 
     #[test]

@@ -366,3 +366,98 @@ fn truncation_keeps_a_series_a_batch_holds() {
     assert!(head.series.get(r.0).is_none());
     assert_eq!(app.append_handle(&handle, 7_000, 3.0).unwrap(), None);
 }
+
+/// Series repeating in one batch get the verdicts of the rules, against the batch's pending
+/// sample, whether the batch index finds them in their slot or in its spill map (refs one
+/// table apart), by ref, by handle or by labels: a float repeating the pending sample is accepted
+/// once (a histogram is not), another value at its time is a duplicate, an older time out of order (or accepted in
+/// the window), a float older than a pending histogram out of order; and the commit stores
+/// exactly the accepted floats.
+#[test]
+fn repeats_in_one_batch_are_checked_against_the_pending_sample() {
+    for window in [0, 1000] {
+        let head = Arc::new(Head::in_memory(7_200_000, window));
+        let n = 3000;
+        let name = |i: usize| format!("m{i}");
+        let mut app = HeadAppender::new(head.clone());
+        let mut refs = Vec::new();
+        for i in 0..n {
+            refs.push(app.append(None, &labels(&name(i)), 10, 0.0).unwrap());
+        }
+        app.commit().unwrap();
+        // Every 256th ref (one slot of a small table, then of larger ones) and a dense run.
+        let mut chosen: Vec<usize> = (0..n).step_by(256).collect();
+        chosen.extend(1000..1040);
+        let hist_series: Vec<usize> = chosen.iter().copied().filter(|i| i % 3 == 0).collect();
+        let res = |r: Result<SeriesRef>| r.map(|_| ()).map_err(|e| error_name(&e));
+        let mut got: Vec<(usize, usize, std::result::Result<(), &str>)> = Vec::new();
+        for round in 0..9 {
+            for &i in &chosen {
+                let (r, l) = (refs[i], labels(&name(i)));
+                let v = i as f64;
+                let float = |app: &mut HeadAppender, t: Timestamp, v: f64| match i % 4 {
+                    0 => app.append_ref(r, t, v).map(Option::unwrap),
+                    1 => {
+                        let h = app.handle(r);
+                        app.append_handle(&h, t, v).map(Option::unwrap)
+                    }
+                    _ => app.append(None, &l, t, v),
+                };
+                let out = if hist_series.contains(&i) {
+                    let h = |c: f64| hist(c + v);
+                    match round {
+                        0 | 1 => app.append_histogram(None, &l, 100, &h(1.0)),
+                        2 => app.append_histogram(None, &l, 100, &h(2.0)),
+                        3 => app.append_histogram(None, &l, 50, &h(1.0)),
+                        4 => app.append_histogram(None, &l, 200, &h(3.0)),
+                        5 => float(&mut app, 150, v),
+                        6 => float(&mut app, 200, v),
+                        _ => app.append_histogram(None, &l, 300 + round as i64, &h(4.0)),
+                    }
+                } else {
+                    match round {
+                        0 | 1 => float(&mut app, 100, v),
+                        2 => float(&mut app, 100, v + 0.5),
+                        3 | 4 => float(&mut app, 50, v),
+                        5 => float(&mut app, 200, v),
+                        6 => float(&mut app, 150, v),
+                        _ => float(&mut app, 300 + round as i64, v),
+                    }
+                };
+                got.push((round, i, res(out)));
+            }
+        }
+        let want = |hist: bool, round: usize| -> std::result::Result<(), &str> {
+            match (hist, round) {
+                // A histogram at its pending one's time is a duplicate whatever its buckets
+                // (the batch keeps no pending histogram to compare with).
+                (true, 1) | (_, 2) => Err("duplicate"),
+                (_, 3) | (false, 4) if window == 0 => Err("out of order"),
+                (true, 5) | (false, 6) if window == 0 => Err("out of order"),
+                (true, 6) => Err("duplicate"),
+                _ => Ok(()),
+            }
+        };
+        let wrong: Vec<_> = got
+            .iter()
+            .filter(|&&(round, i, r)| r != want(hist_series.contains(&i), round))
+            .map(|&(round, i, r)| (round, i, hist_series.contains(&i), r))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "window {window}: (round, series, hist, got) {wrong:?}"
+        );
+        app.commit().unwrap();
+        for &i in chosen.iter().filter(|i| !hist_series.contains(i)) {
+            let (_, floats) = stored(&head, &labels(&name(i)));
+            let v = (i as f64).to_bits();
+            let mut want = vec![(10, 0f64.to_bits()), (100, v), (200, v)];
+            want.extend((7..9).map(|r| (300 + r, v)));
+            if window > 0 {
+                // The out-of-order buffer, after the chunks.
+                want.extend([(50, v), (150, v)]);
+            }
+            assert_eq!(floats, want, "window {window} series {i}");
+        }
+    }
+}
