@@ -57,6 +57,10 @@ pub fn db_request(round: i64, part: usize) -> Vec<u8> {
 /// `parts` × [`DB_SERIES`] series, each request one round later than the one before; the
 /// first round is sent untimed, so every series is known. Only `run` is timed, not building
 /// the next body.
+#[allow(
+    dead_code,
+    reason = "not every bench that includes this module uses it"
+)]
 pub fn bench_rounds(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
