@@ -22,7 +22,7 @@ thread_local! {
 /// first), at most `limit` bytes: a bomb stops at `limit + 1` bytes read.
 ///
 /// A body of one member whose trailer's size is within the limit is inflated in one call of
-/// libdeflate into a buffer of that size ([`whole`], 0.6–0.7× flate2's streaming time on scrape
+/// libdeflate into a buffer of that size (`whole`, 0.6–0.7× flate2's streaming time on scrape
 /// bodies); everything else (several members, a size that lies, invalid input, an empty body)
 /// goes through flate2's streaming reader, which gives the result and the error messages.
 pub fn gunzip(src: &[u8], limit: u64, dst: &mut Vec<u8>) -> Result<(), GunzipError> {
