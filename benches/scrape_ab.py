@@ -15,7 +15,9 @@ and measures --windows windows of --window seconds: each binary's CPU (/proc, by
 too) and the samples it scraped (`sum_over_time(scrape_samples_scraped[W])` from its own API),
 giving CPU s per 1M samples per binary and window, each one's ratio to the first binary, and the
 median of the ratios. The order of the binaries in the command line does not matter: they start
-a second apart and run the same windows.
+a second apart and run the same windows. At 400 targets, at most three binaries: the harness's
+nginx has connections for ~4 × 400 (its listening sockets count), and past that it closes idle
+keep-alive connections under the scrapers (the script refuses such a run).
 
 Usage (from the repository root):
   python3 benches/scrape_ab.py --bin new=target/profiling/argus --bin old=/tmp/argus-old \\
@@ -125,6 +127,14 @@ def main():
             if serve.poll() is not None or time.time() > end:
                 raise SystemExit("harness --serve-only did not start; see " + serve_log.name)
             time.sleep(0.5)
+        # nginx counts its listening sockets (one per target) among its connections; past its
+        # limit it closes idle keep-alive connections, which the scrapers then see as closed
+        # by the target: that is another benchmark. So at most (limit / targets) - 1 binaries.
+        with open(os.path.join(a.workdir, "nginx", "nginx.conf")) as f:
+            m = re.search(r"worker_connections\s+(\d+)", f.read())
+        if m and a.targets * (len(bins) + 1) > int(m.group(1)):
+            raise SystemExit(f"{len(bins)} binaries x {a.targets} targets need more connections than "
+                             f"nginx's {m.group(1)}: use at most {int(m.group(1)) // a.targets - 1}")
         for name, path in bins:
             port = free_port()
             data = os.path.join(a.workdir, name, "data")
