@@ -179,6 +179,11 @@ def main():
                 s = query(port, f"sum(sum_over_time(scrape_samples_scraped[{wnd}s]))", row["t_b"])
                 sv = row["servers"][n]
                 sv["samples"] = s
+                # Failed scrapes cost CPU and store staleness markers: a binary with them is
+                # measuring something else.
+                sv["scrapes"] = query(port, f"sum(count_over_time(up[{wnd}s]))", row["t_b"])
+                ok = query(port, f"sum(sum_over_time(up[{wnd}s]))", row["t_b"])
+                sv["failed"] = (sv["scrapes"] or 0) - (ok or 0)
                 sv["cpu_per_1m"] = sv["cpu_s"] / (s / 1e6) if s else None
     finally:
         for _, p, _ in procs:
@@ -225,6 +230,12 @@ def main():
     print("| **median** | | " + " | ".join(f"**{statistics.median(per[n]):.3f}**" if per[n] else "-" for n in names)
           + " | " + " | ".join(f"**{statistics.median(ratios[n]):.3f}**" if ratios[n] else "-" for n in names[1:])
           + " |")
+    print()
+    for n in names:
+        scrapes = sum(row["servers"][n].get("scrapes") or 0 for row in rows)
+        failed = sum(row["servers"][n].get("failed") or 0 for row in rows)
+        print(f"- {n}: {scrapes:,.0f} scrapes in the windows"
+              + (f", **{failed:,.0f} failed**: its CPU figures measure something else" if failed else ", none failed"))
     print()
     print("CPU s per 1M by thread group, summed over the windows:")
     for n in names:
