@@ -39,27 +39,14 @@ import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, HERE)
+from thread_cpu import sample  # noqa: E402  (the per-thread-group reading, shared)
 
 
-def cpu_of(stat_path):
-    """user + system CPU seconds from a /proc/.../stat file."""
-    with open(stat_path) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TCK
-
-
-def groups(pid):
-    """{thread group: CPU s} of pid (thread names without trailing digits)."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                g = re.sub(r"[-_ ]*\d+$", "", f.read().strip())
-            out[g] = out.get(g, 0.0) + cpu_of(f"/proc/{pid}/task/{tid}/stat")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            pass
-    return out
+def reading(pid):
+    """(process CPU s, {thread group: CPU s}) of pid."""
+    cpu, _, total = sample(pid)
+    return total, cpu
 
 
 def free_port():
@@ -156,11 +143,11 @@ def main():
         time.sleep(a.warmup)
         rows = []
         t_a = time.time()
-        cpu_a = {n: (cpu_of(f"/proc/{p.pid}/stat"), groups(p.pid)) for n, p, _ in procs}
+        cpu_a = {n: reading(p.pid) for n, p, _ in procs}
         for w in range(a.windows):
             time.sleep(max(0.0, t_a + a.window - time.time()))
             t_b = time.time()
-            cpu_b = {n: (cpu_of(f"/proc/{p.pid}/stat"), groups(p.pid)) for n, p, _ in procs}
+            cpu_b = {n: reading(p.pid) for n, p, _ in procs}
             load = open("/proc/loadavg").read().split()[0]
             row = {"window": w + 1, "t_a": t_a, "t_b": t_b, "load": float(load), "servers": {}}
             for n, p, port in procs:
